@@ -1,0 +1,61 @@
+"""roost: an ML platform from first model to production fleet.
+
+The public API is lazy: `import roost` imports no heavy library; each name loads its module on first use.
+"""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+__version__ = "0.1.0"
+
+# public name -> "module:attribute"
+_API = {
+    # workspace
+    "init": "roost.workspace:init",
+    "use_workspace": "roost.workspace:use",
+    # tracking + registry
+    "start_run": "roost.registry.api:start_run",
+    "active_run": "roost.registry.api:active_run",
+    "log_param": "roost.registry.api:log_param",
+    "log_params": "roost.registry.api:log_params",
+    "log_metric": "roost.registry.api:log_metric",
+    "log_metrics": "roost.registry.api:log_metrics",
+    "log_artifact": "roost.registry.api:log_artifact",
+    "set_tag": "roost.registry.api:set_tag",
+    "search_runs": "roost.registry.api:search_runs",
+    "get_run": "roost.registry.api:get_run",
+    "delete_run": "roost.registry.api:delete_run",
+    "list_experiments": "roost.registry.api:list_experiments",
+    "register_model": "roost.registry.api:register_model",
+    "set_alias": "roost.registry.api:set_alias",
+    "resolve_model": "roost.registry.api:resolve_model",
+    "list_models": "roost.registry.api:list_models",
+    "list_versions": "roost.registry.api:list_versions",
+    # training / models
+    "train": "roost.train.api:train",
+    "load_model": "roost.modelpkg:load_model",
+    "log_model": "roost.modelpkg.log:log_model",
+    # errors
+    "RoostError": "roost.errors:RoostError",
+}
+
+_SUBMODULES = {"features", "datasets", "train", "serve", "tune", "pipeline", "monitor", "responsible", "ann",
+               "registry", "modelpkg", "notebook", "ui"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        mod, attr = _API[name].split(":")
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    if name in _SUBMODULES:
+        value = importlib.import_module(f"roost.{name}")
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'roost' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API) | _SUBMODULES)

@@ -1,0 +1,140 @@
+"""Workspace discovery: roost.yaml + .roost/, settings with ROOST_* environment overrides."""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roost.errors import RoostError
+
+CONFIG_NAME = "roost.yaml"
+STATE_DIR = ".roost"
+
+DEFAULT_CONFIG = """\
+# roost workspace. Paths are relative to this file; ROOST_STORE_URL / ROOST_ARTIFACTS override.
+project: {project}
+store_url: sqlite:///.roost/roost.db
+artifacts: .roost/artifacts
+online_store: sqlite:///.roost/online.db
+"""
+
+
+@dataclass
+class Workspace:
+    """A roost workspace: its root folder and resolved settings."""
+
+    root: Path
+    project: str = "default"
+    store_url: str = ""
+    artifacts: str = ""
+    online_store: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def state_dir(self) -> Path:
+        """The .roost folder of this workspace."""
+        return self.root / STATE_DIR
+
+    @property
+    def config_path(self) -> Path:
+        """The roost.yaml of this workspace."""
+        return self.root / CONFIG_NAME
+
+
+def _resolve_url(value: str, root: Path) -> str:
+    """Make sqlite/file URLs and bare paths relative to the workspace root absolute."""
+    if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
+        rel = value[len("sqlite:///"):]
+        if rel and rel != ":memory:" and not Path(rel).is_absolute():
+            return "sqlite:///" + str((root / rel).resolve())
+        return value
+    if "://" not in value:
+        p = Path(value)
+        return str(p if p.is_absolute() else (root / p).resolve())
+    return value
+
+
+def find_root(start: Path | None = None) -> Path | None:
+    """Walk up from `start` (default cwd) to the first folder holding roost.yaml."""
+    here = (start or Path.cwd()).resolve()
+    for d in (here, *here.parents):
+        if (d / CONFIG_NAME).is_file():
+            return d
+    return None
+
+
+def load(start: Path | None = None, store_url: str | None = None, artifacts: str | None = None) -> Workspace:
+    """Find and load the workspace; explicit arguments beat ROOST_* variables beat roost.yaml."""
+    import yaml
+
+    env_root = os.environ.get("ROOST_WORKSPACE")
+    root = Path(env_root).resolve() if env_root else find_root(start)
+    if root is None:
+        raise RoostError(
+            f"no roost workspace found in {Path(start or Path.cwd()).resolve()} or any parent folder",
+            hint="run `roost init` here (or `roost init DIR`) to create one",
+        )
+    cfg_path = root / CONFIG_NAME
+    try:
+        data = yaml.safe_load(cfg_path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise RoostError(f"{cfg_path} is not valid YAML: {exc}", hint="fix the file or re-run `roost init`")
+    if not isinstance(data, dict):
+        raise RoostError(f"{cfg_path} must be a mapping of settings", hint="re-run `roost init` to rewrite it")
+    known = {"project", "store_url", "artifacts", "online_store"}
+    su = store_url or os.environ.get("ROOST_STORE_URL") or data.get("store_url") or "sqlite:///.roost/roost.db"
+    ar = artifacts or os.environ.get("ROOST_ARTIFACTS") or data.get("artifacts") or ".roost/artifacts"
+    on = os.environ.get("ROOST_ONLINE_STORE") or data.get("online_store") or "sqlite:///.roost/online.db"
+    return Workspace(
+        root=root,
+        project=str(data.get("project", root.name)),
+        store_url=_resolve_url(str(su), root),
+        artifacts=_resolve_url(str(ar), root),
+        online_store=_resolve_url(str(on), root),
+        extra={k: v for k, v in data.items() if k not in known},
+    )
+
+
+def init(directory: Path | str | None = None) -> Workspace:
+    """Create (or re-open, idempotently) a workspace in `directory` and migrate its store."""
+    root = Path(directory or Path.cwd()).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    cfg = root / CONFIG_NAME
+    if not cfg.exists():
+        cfg.write_text(DEFAULT_CONFIG.format(project=root.name))
+    (root / STATE_DIR).mkdir(exist_ok=True)
+    gi = root / STATE_DIR / ".gitignore"
+    if not gi.exists():
+        gi.write_text("*\n")
+    ws = load(root)
+    if ws.artifacts.startswith("/"):
+        Path(ws.artifacts).mkdir(parents=True, exist_ok=True)
+    from roost.registry.store import open_store
+
+    open_store(ws.store_url, create=True)
+    return ws
+
+
+_current: Workspace | None = None
+
+
+def current() -> Workspace:
+    """The workspace for this process (found once from the cwd, or set by `use`)."""
+    global _current
+    if _current is None:
+        _current = load()
+    return _current
+
+
+def use(ws: Workspace | str | Path | None) -> Workspace | None:
+    """Set (or with None, forget) the process's current workspace; returns it."""
+    global _current
+    if ws is None or isinstance(ws, Workspace):
+        _current = ws
+    else:
+        _current = load(Path(ws))
+    from roost.registry import store as _store
+
+    _store.reset_default()
+    return _current
