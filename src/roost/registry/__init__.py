@@ -1,0 +1,1 @@
+"""Model repository: experiments, runs, params, metrics, tags, artifacts, registered models and aliases."""

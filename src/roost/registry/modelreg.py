@@ -1,0 +1,202 @@
+"""Registered models, versions and aliases (`churn@prod`, `churn/3`) on a Store."""
+from __future__ import annotations
+
+import getpass
+import json
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import delete, func, select
+
+from roost import artifacts
+from roost.errors import NotFoundError, RoostError, closest
+from roost.registry.models import Alias, AliasHistory, ModelVersion, RegisteredModel
+from roost.registry.store import Store, aware, utcnow
+
+_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+
+
+@dataclass
+class ModelVersionInfo:
+    """One model version: where its package is and what produced it."""
+
+    name: str
+    version: int
+    run_id: str | None
+    source: str
+    created_at: datetime | None
+    aliases: list[str] = field(default_factory=list)
+    signature: dict | None = None
+    meta: dict | None = None
+    local_path: Path | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return {"name": self.name, "version": self.version, "run_id": self.run_id, "source": self.source,
+                "created_at": self.created_at, "aliases": self.aliases, "signature": self.signature,
+                "meta": self.meta, "local_path": str(self.local_path) if self.local_path else None}
+
+
+def _check_name(name: str, what: str) -> None:
+    if not _NAME.match(name or ""):
+        raise RoostError(f"invalid {what} {name!r}", hint="use letters, digits, '_', '-' or '.'")
+
+
+def _read_package_files(local: Path) -> tuple[dict | None, dict | None]:
+    sig = meta = None
+    if (local / "signature.json").is_file():
+        sig = json.loads((local / "signature.json").read_text())
+    if (local / "roost-model.yaml").is_file():
+        import yaml
+
+        meta = yaml.safe_load((local / "roost-model.yaml").read_text())
+    return sig, meta
+
+
+def register(store: Store, name: str, source: str, run_id: str | None) -> ModelVersionInfo:
+    """Create the next version of model `name` pointing at the package at `source`."""
+    _check_name(name, "model name")
+    sig = meta = None
+    if artifacts.is_local(source):
+        local = artifacts.local_path(source)
+        if not local.exists():
+            raise NotFoundError(f"no model package at {local}",
+                                hint="pass the artifact path the model was logged under, e.g. path='model'")
+        sig, meta = _read_package_files(local)
+    with store.write() as s:
+        if s.get(RegisteredModel, name) is None:
+            s.add(RegisteredModel(name=name, created_at=utcnow()))
+            s.flush()
+        nxt = (s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name)) or 0) + 1
+        s.add(ModelVersion(name=name, version=nxt, run_id=run_id, source=source, signature=sig, meta=meta,
+                           created_at=utcnow()))
+    return get_version(store, name, nxt)
+
+
+def set_alias(store: Store, name: str, version: int, alias: str) -> None:
+    """Point `name@alias` at `version`, recording the move in the alias history."""
+    _check_name(alias, "alias")
+    if alias.isdigit():
+        raise RoostError(f"alias {alias!r} is a number", hint="aliases are names like prod or staging")
+    get_version(store, name, int(version))  # raises when missing
+    with store.write() as s:
+        cur = s.get(Alias, (name, alias))
+        prev = cur.version if cur else None
+        s.merge(Alias(name=name, alias=alias, version=int(version)))
+        s.add(AliasHistory(name=name, alias=alias, version=int(version), previous_version=prev,
+                           changed_at=utcnow(), user=_user()))
+
+
+def delete_alias(store: Store, name: str, alias: str) -> None:
+    """Remove `name@alias`."""
+    with store.write() as s:
+        cur = s.get(Alias, (name, alias))
+        if cur is None:
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}")
+        s.execute(delete(Alias).where(Alias.name == name, Alias.alias == alias))
+        s.add(AliasHistory(name=name, alias=alias, version=None, previous_version=cur.version,
+                           changed_at=utcnow(), user=_user()))
+
+
+def _user() -> str | None:
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return None
+
+
+def _model_names(store: Store) -> list[str]:
+    with store.read() as s:
+        return list(s.scalars(select(RegisteredModel.name)))
+
+
+def get_version(store: Store, name: str, version: int) -> ModelVersionInfo:
+    """One version of a model."""
+    with store.read() as s:
+        mv = s.get(ModelVersion, (name, int(version)))
+        if mv is None:
+            if s.get(RegisteredModel, name) is None:
+                near = closest(name, _model_names(store))
+                raise NotFoundError(f"model {name!r} not found",
+                                    hint=f"did you mean {near!r}?" if near else "see `roost models list`")
+            raise NotFoundError(f"model {name!r} has no version {version}",
+                                hint=f"see `roost models versions {name}`")
+        aliases = list(s.scalars(select(Alias.alias).where(Alias.name == name, Alias.version == mv.version)))
+        return ModelVersionInfo(mv.name, mv.version, mv.run_id, mv.source, aware(mv.created_at), sorted(aliases),
+                                mv.signature, mv.meta)
+
+
+def list_models(store: Store) -> list[dict]:
+    """Registered models with their latest version and aliases."""
+    with store.read() as s:
+        latest = dict(s.execute(select(ModelVersion.name, func.max(ModelVersion.version))
+                                .group_by(ModelVersion.name)).all())
+        aliases: dict[str, dict[str, int]] = {}
+        for a in s.scalars(select(Alias)):
+            aliases.setdefault(a.name, {})[a.alias] = a.version
+        return [{"name": m.name, "latest_version": latest.get(m.name), "aliases": aliases.get(m.name, {}),
+                 "created_at": aware(m.created_at)}
+                for m in s.scalars(select(RegisteredModel).order_by(RegisteredModel.name))]
+
+
+def list_versions(store: Store, name: str) -> list[ModelVersionInfo]:
+    """All versions of a model, oldest first."""
+    with store.read() as s:
+        if s.get(RegisteredModel, name) is None:
+            near = closest(name, _model_names(store))
+            raise NotFoundError(f"model {name!r} not found",
+                                hint=f"did you mean {near!r}?" if near else "see `roost models list`")
+        versions = [v.version for v in s.scalars(select(ModelVersion).where(ModelVersion.name == name)
+                                                 .order_by(ModelVersion.version))]
+    return [get_version(store, name, v) for v in versions]
+
+
+def alias_history(store: Store, name: str) -> list[dict]:
+    """Every alias move of a model, oldest first."""
+    with store.read() as s:
+        return [{"alias": h.alias, "version": h.version, "previous_version": h.previous_version,
+                 "changed_at": aware(h.changed_at), "user": h.user}
+                for h in s.scalars(select(AliasHistory).where(AliasHistory.name == name).order_by(AliasHistory.id))]
+
+
+def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
+    """Split 'name@alias' / 'name/3' / 'name' into (name, alias, version)."""
+    if "@" in uri:
+        name, alias = uri.split("@", 1)
+        return name, alias, None
+    if "/" in uri:
+        name, ver = uri.rsplit("/", 1)
+        if not ver.isdigit():
+            raise RoostError(f"bad model reference {uri!r}", hint="use name@alias, name/VERSION or name")
+        return name, None, int(ver)
+    return uri, None, None
+
+
+def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVersionInfo:
+    """Resolve 'name@alias' | 'name/3' | 'name' (latest) to a version with a local package path."""
+    name, alias, version = parse_uri(uri)
+    if alias is not None:
+        with store.read() as s:
+            a = s.get(Alias, (name, alias))
+            if a is None:
+                known = list(s.scalars(select(Alias.alias).where(Alias.name == name)))
+        if a is None:
+            if name not in _model_names(store):
+                get_version(store, name, 1)  # raises model-not-found with a suggestion
+            near = closest(alias, known)
+            raise NotFoundError(f"model {name!r} has no alias {alias!r}",
+                                hint=(f"did you mean {name}@{near}? " if near else "")
+                                + f"set one with `roost models alias {name} VERSION {alias}`")
+        version = a.version
+    if version is None:
+        vs = list_versions(store, name)
+        if not vs:
+            raise NotFoundError(f"model {name!r} has no versions")
+        version = vs[-1].version
+    info = get_version(store, name, version)
+    cache = (cache_root or Path(".roost/cache")) / "models" / name / str(info.version)
+    info.local_path = artifacts.fetch(info.source, cache)
+    return info

@@ -1,0 +1,305 @@
+"""The run filter language, parsed into SQLAlchemy expressions (never string-built SQL).
+
+    params.lr = 0.01 AND (metrics.auc >= 0.9 OR tags.team = 'ads') AND NOT status = 'FAILED'
+
+Operators: = != < <= > >= LIKE, NOT LIKE, IN (...), NOT IN (...); AND binds tighter than OR; NOT tightest.
+Attributes: status, name, start_time, end_time, experiment, run_id, user, git_commit, parent_run_id.
+`metrics.X` is the latest value of metric X. Errors quote the offending token and its position.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy.orm import aliased
+
+from roost.errors import RoostError, closest
+from roost.registry.models import Experiment, LatestMetric, Param, Run, Tag
+
+ATTRIBUTES = {
+    "status": Run.status, "name": Run.name, "start_time": Run.start_time, "end_time": Run.end_time,
+    "run_id": Run.id, "user": Run.user, "git_commit": Run.git_commit, "parent_run_id": Run.parent_run_id,
+    "experiment": Experiment.name,
+}
+OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
+KEYWORDS = {"AND", "OR", "NOT", "IN", "LIKE", "TRUE", "FALSE", "ASC", "DESC"}
+
+_TOKEN = re.compile(r"""
+    (?P<ws>\s+)
+  | (?P<num>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
+  | (?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
+  | (?P<ident>(?:[A-Za-z_][\w\-]*|`[^`]+`)(?:\.(?:[A-Za-z_0-9][\w\-./]*|`[^`]+`))?)
+  | (?P<op><=|>=|!=|<>|=|<|>)
+  | (?P<lp>\()
+  | (?P<rp>\))
+  | (?P<comma>,)
+""", re.VERBOSE)
+
+
+@dataclass
+class Tok:
+    kind: str
+    text: str
+    pos: int
+    value: Any = None
+
+
+class FilterError(RoostError):
+    """A malformed filter expression."""
+
+
+def _err(src: str, tok: Tok | None, what: str) -> FilterError:
+    pos = len(src) if tok is None else tok.pos
+    shown = "end of input" if tok is None else repr(tok.text)
+    return FilterError(f"malformed filter at position {pos + 1}: {what} (got {shown})\n  {src}\n  {' ' * pos}^",
+                       hint="example: params.lr = 0.01 AND metrics.auc >= 0.9 AND NOT status = 'FAILED'")
+
+
+def tokenize(src: str) -> list[Tok]:
+    """Split a filter into tokens; an unknown character is an error naming its position."""
+    out, i = [], 0
+    while i < len(src):
+        m = _TOKEN.match(src, i)
+        if not m:
+            raise _err(src, Tok("?", src[i], i), "unexpected character")
+        kind = m.lastgroup
+        text = m.group()
+        if kind != "ws":
+            tok = Tok(kind, text, i)
+            if kind == "num":
+                tok.value = float(text) if any(c in text for c in ".eE") else int(text)
+            elif kind == "str":
+                q = text[0]
+                tok.value = text[1:-1].replace(q + q, q).replace("\\" + q, q)
+            elif kind == "ident" and text.upper() in KEYWORDS:
+                tok.kind, tok.value = "kw", text.upper()
+            out.append(tok)
+        i = m.end()
+    return out
+
+
+class _Parser:
+    def __init__(self, src: str) -> None:
+        self.src, self.toks, self.i = src, tokenize(src), 0
+
+    def peek(self) -> Tok | None:
+        return self.toks[self.i] if self.i < len(self.toks) else None
+
+    def take(self) -> Tok | None:
+        t = self.peek()
+        self.i += 1
+        return t
+
+    def is_kw(self, word: str) -> bool:
+        t = self.peek()
+        return t is not None and t.kind == "kw" and t.value == word
+
+    def parse(self):  # noqa: ANN201
+        e = self.or_expr()
+        if self.peek() is not None:
+            raise _err(self.src, self.peek(), "expected AND, OR or the end of the filter")
+        return e
+
+    def or_expr(self):  # noqa: ANN201
+        parts = [self.and_expr()]
+        while self.is_kw("OR"):
+            self.take()
+            parts.append(self.and_expr())
+        return parts[0] if len(parts) == 1 else or_(*parts)
+
+    def and_expr(self):  # noqa: ANN201
+        parts = [self.not_expr()]
+        while self.is_kw("AND"):
+            self.take()
+            parts.append(self.not_expr())
+        return parts[0] if len(parts) == 1 else and_(*parts)
+
+    def not_expr(self):  # noqa: ANN201
+        if self.is_kw("NOT"):
+            self.take()
+            return not_(self.not_expr())
+        t = self.peek()
+        if t is not None and t.kind == "lp":
+            self.take()
+            e = self.or_expr()
+            close = self.take()
+            if close is None or close.kind != "rp":
+                raise _err(self.src, close, "expected ')'")
+            return e
+        return self.comparison()
+
+    def literal(self) -> Tok:
+        t = self.take()
+        if t is None or not (t.kind in ("num", "str") or (t.kind == "kw" and t.value in ("TRUE", "FALSE"))):
+            raise _err(self.src, t, "expected a value (number, 'string', true or false)")
+        if t.kind == "kw":
+            t.value = t.value == "TRUE"
+        return t
+
+    def comparison(self):  # noqa: ANN201
+        ident = self.take()
+        if ident is None or ident.kind != "ident":
+            raise _err(self.src, ident, "expected a field such as params.X, metrics.X, tags.X or status")
+        negate = False
+        if self.is_kw("NOT"):
+            self.take()
+            negate = True
+            if not (self.is_kw("IN") or self.is_kw("LIKE")):
+                raise _err(self.src, self.peek(), "expected IN or LIKE after NOT")
+        t = self.take()
+        if t is None:
+            raise _err(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
+        if t.kind == "kw" and t.value == "IN":
+            lp = self.take()
+            if lp is None or lp.kind != "lp":
+                raise _err(self.src, lp, "expected '(' after IN")
+            vals = [self.literal()]
+            while self.peek() is not None and self.peek().kind == "comma":
+                self.take()
+                vals.append(self.literal())
+            rp = self.take()
+            if rp is None or rp.kind != "rp":
+                raise _err(self.src, rp, "expected ',' or ')' in the IN list")
+            e = _condition(self.src, ident, "IN", vals)
+        elif t.kind == "kw" and t.value == "LIKE":
+            v = self.literal()
+            if not isinstance(v.value, str):
+                raise _err(self.src, v, "LIKE needs a 'string' pattern")
+            e = _condition(self.src, ident, "LIKE", [v])
+        elif t.kind == "op":
+            e = _condition(self.src, ident, "!=" if t.text == "<>" else t.text, [self.literal()])
+        else:
+            raise _err(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
+        return not_(e) if negate else e
+
+
+def _cmp(col, op: str, vals: list[Any]):  # noqa: ANN001, ANN202
+    if op == "IN":
+        return col.in_(vals)
+    if op == "LIKE":
+        return col.like(vals[0])
+    return {"=": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__,
+            ">": col.__gt__, ">=": col.__ge__}[op](vals[0])
+
+
+def _time_value(src: str, tok: Tok) -> datetime:
+    v = tok.value
+    if isinstance(v, bool):
+        raise _err(src, tok, "a time needs an ISO date or a unix timestamp")
+    if isinstance(v, (int, float)):
+        return datetime.fromtimestamp(v / 1000 if v > 1e11 else v, tz=timezone.utc).replace(tzinfo=None)
+    try:
+        dt = datetime.fromisoformat(v)
+    except ValueError:
+        raise _err(src, tok, "a time needs an ISO date like '2026-11-25T10:00'") from None
+    return (dt.astimezone(timezone.utc) if dt.tzinfo else dt).replace(tzinfo=None)
+
+
+def _condition(src: str, ident: Tok, op: str, vals: list[Tok]):  # noqa: ANN202
+    """Translate `ident op values` into a SQLAlchemy boolean expression."""
+    name = ident.text
+    if "." in name and name.split(".", 1)[0].lower() in ("params", "param", "metrics", "metric", "tags", "tag",
+                                                         "attributes", "attribute", "attr"):
+        scope, key = name.split(".", 1)
+        scope = scope.lower().rstrip("s")
+        key = key.strip("`")
+    else:
+        scope, key = "attribute", name.strip("`")
+    raw = [v.value for v in vals]
+    if scope in ("attribute", "attr"):
+        col = ATTRIBUTES.get(key)
+        if col is None:
+            near = closest(key, list(ATTRIBUTES))
+            raise FilterError(f"unknown field {name!r} at position {ident.pos + 1}",
+                              hint=(f"did you mean {near!r}? " if near else "")
+                              + "use params.X, metrics.X, tags.X or one of " + ", ".join(ATTRIBUTES))
+        if key in ("start_time", "end_time"):
+            return _cmp(col, op, [_time_value(src, v) for v in vals])
+        if any(not isinstance(x, str) for x in raw):
+            raise _err(src, next(v for v in vals if not isinstance(v.value, str)), f"{key} compares with a 'string'")
+        if key == "experiment":
+            return Run.experiment_id.in_(select(Experiment.id).where(_cmp(Experiment.name, op, raw)))
+        return _cmp(col, op, raw)
+    if scope == "metric":
+        bad = [v for v in vals if isinstance(v.value, (str, bool))]
+        if bad:
+            raise _err(src, bad[0], f"metrics are numbers; compare metrics.{key} with a number")
+        if op == "LIKE":
+            raise _err(src, vals[0], "LIKE works on strings, not on metrics")
+        m = aliased(LatestMetric)
+        return exists(select(m.run_id).where(m.run_id == Run.id, m.key == key, _cmp(m.value, op, raw)))
+    if scope == "param":
+        p = aliased(Param)
+        nums = [isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw]
+        bools = [isinstance(x, bool) for x in raw]
+        if all(nums) and op != "LIKE":
+            cond = _cmp(p.num, op, [float(x) for x in raw])
+            cond = and_(p.type.in_(("int", "float")), cond)
+        elif all(bools):
+            cond = and_(p.type == "bool", _cmp(p.value, op, ["true" if x else "false" for x in raw]))
+        elif any(nums) and op != "LIKE":
+            raise _err(src, vals[0], "an IN list mixes numbers and strings")
+        else:
+            cond = _cmp(p.value, op, [str(x) for x in raw])
+        return exists(select(p.run_id).where(p.run_id == Run.id, p.key == key, cond))
+    # tags
+    if any(not isinstance(x, str) for x in raw):
+        raise _err(src, next(v for v in vals if not isinstance(v.value, str)), "tags are strings; quote the value")
+    t = aliased(Tag)
+    return exists(select(t.run_id).where(t.run_id == Run.id, t.key == key, _cmp(t.value, op, raw)))
+
+
+def compile_filter(src: str):  # noqa: ANN201
+    """Parse a filter string into a SQLAlchemy WHERE clause over Run."""
+    return _Parser(src).parse()
+
+
+def apply_order(q, order_by: str | list[str] | None):  # noqa: ANN001, ANN201
+    """Add ORDER BY terms such as 'metrics.auc DESC, start_time' to a select(Run); newest first by default."""
+    terms: list[str] = []
+    if isinstance(order_by, str):
+        terms = [t for t in order_by.split(",") if t.strip()]
+    elif order_by:
+        terms = list(order_by)
+    for term in terms:
+        toks = tokenize(term.strip())
+        if not toks or toks[0].kind != "ident" or len(toks) > 2 or (
+                len(toks) == 2 and not (toks[1].kind == "kw" and toks[1].value in ("ASC", "DESC"))):
+            raise FilterError(f"malformed order-by term {term.strip()!r}",
+                              hint="use FIELD [ASC|DESC], e.g. 'metrics.auc DESC, start_time'")
+        desc = len(toks) == 2 and toks[1].value == "DESC"
+        name = toks[0].text
+        scope, _, key = name.partition(".")
+        scope = scope.lower().rstrip("s")
+        key = key.strip("`")
+        if scope == "metric" and key:
+            m = aliased(LatestMetric)
+            q = q.outerjoin(m, and_(m.run_id == Run.id, m.key == key))
+            col = m.value
+        elif scope == "param" and key:
+            p = aliased(Param)
+            q = q.outerjoin(p, and_(p.run_id == Run.id, p.key == key))
+            col = p.num  # numeric params sort numerically; others fall back to text below
+            q = q.order_by(col.is_(None), col.desc() if desc else col.asc())
+            col = p.value
+        elif scope == "tag" and key:
+            t = aliased(Tag)
+            q = q.outerjoin(t, and_(t.run_id == Run.id, t.key == key))
+            col = t.value
+        else:
+            key = name.strip("`")
+            if key not in ATTRIBUTES:
+                near = closest(key, list(ATTRIBUTES))
+                raise FilterError(f"unknown order-by field {name!r}",
+                                  hint=f"did you mean {near!r}?" if near else "use metrics.X, params.X, tags.X")
+            if key == "experiment":
+                e = aliased(Experiment)
+                q = q.outerjoin(e, e.id == Run.experiment_id)
+                col = e.name
+            else:
+                col = ATTRIBUTES[key]
+        q = q.order_by(col.is_(None), col.desc() if desc else col.asc())
+    return q.order_by(Run.start_time.desc(), Run.id)
