@@ -163,24 +163,24 @@ class _Parser:
             rp = self.take()
             if rp is None or rp.kind != "rp":
                 raise _err(self.src, rp, "expected ',' or ')' in the IN list")
-            e = _condition(self.src, ident, "IN", vals)
+            e = _condition(self.src, ident, "IN", vals, negate)
         elif t.kind == "kw" and t.value == "LIKE":
             v = self.literal()
             if not isinstance(v.value, str):
                 raise _err(self.src, v, "LIKE needs a 'string' pattern")
-            e = _condition(self.src, ident, "LIKE", [v])
+            e = _condition(self.src, ident, "LIKE", [v], negate)
         elif t.kind == "op":
             e = _condition(self.src, ident, "!=" if t.text == "<>" else t.text, [self.literal()])
         else:
             raise _err(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
-        return not_(e) if negate else e
+        return e
 
 
-def _cmp(col, op: str, vals: list[Any]):  # noqa: ANN001, ANN202
+def _cmp(col, op: str, vals: list[Any], negate: bool = False):  # noqa: ANN001, ANN202
     if op == "IN":
-        return col.in_(vals)
+        return col.not_in(vals) if negate else col.in_(vals)
     if op == "LIKE":
-        return col.like(vals[0])
+        return col.not_like(vals[0]) if negate else col.like(vals[0])
     return {"=": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__,
             ">": col.__gt__, ">=": col.__ge__}[op](vals[0])
 
@@ -198,8 +198,14 @@ def _time_value(src: str, tok: Tok) -> datetime:
     return (dt.astimezone(timezone.utc) if dt.tzinfo else dt).replace(tzinfo=None)
 
 
-def _condition(src: str, ident: Tok, op: str, vals: list[Tok]):  # noqa: ANN202
-    """Translate `ident op values` into a SQLAlchemy boolean expression."""
+def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = False):  # noqa: ANN202
+    """Translate `ident [NOT] op values` into a SQLAlchemy boolean expression.
+
+    `x NOT IN (...)` / `x NOT LIKE p` / `x != v` match runs that have field x with another value (like MLflow);
+    a leading `NOT (...)` is plain boolean negation and also matches runs without x.
+    """
+    def cmp(col, op_: str, values: list[Any]):  # noqa: ANN001, ANN202
+        return _cmp(col, op_, values, negate)
     name = ident.text
     if "." in name and name.split(".", 1)[0].lower() in ("params", "param", "metrics", "metric", "tags", "tag",
                                                          "attributes", "attribute", "attr"):
@@ -217,12 +223,12 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok]):  # noqa: ANN202
                               hint=(f"did you mean {near!r}? " if near else "")
                               + "use params.X, metrics.X, tags.X or one of " + ", ".join(ATTRIBUTES))
         if key in ("start_time", "end_time"):
-            return _cmp(col, op, [_time_value(src, v) for v in vals])
+            return cmp(col, op, [_time_value(src, v) for v in vals])
         if any(not isinstance(x, str) for x in raw):
             raise _err(src, next(v for v in vals if not isinstance(v.value, str)), f"{key} compares with a 'string'")
         if key == "experiment":
-            return Run.experiment_id.in_(select(Experiment.id).where(_cmp(Experiment.name, op, raw)))
-        return _cmp(col, op, raw)
+            return Run.experiment_id.in_(select(Experiment.id).where(cmp(Experiment.name, op, raw)))
+        return cmp(col, op, raw)
     if scope == "metric":
         bad = [v for v in vals if isinstance(v.value, (str, bool))]
         if bad:
@@ -230,26 +236,26 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok]):  # noqa: ANN202
         if op == "LIKE":
             raise _err(src, vals[0], "LIKE works on strings, not on metrics")
         m = aliased(LatestMetric)
-        return exists(select(m.run_id).where(m.run_id == Run.id, m.key == key, _cmp(m.value, op, raw)))
+        return exists(select(m.run_id).where(m.run_id == Run.id, m.key == key, cmp(m.value, op, raw)))
     if scope == "param":
         p = aliased(Param)
         nums = [isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw]
         bools = [isinstance(x, bool) for x in raw]
         if all(nums) and op != "LIKE":
-            cond = _cmp(p.num, op, [float(x) for x in raw])
+            cond = cmp(p.num, op, [float(x) for x in raw])
             cond = and_(p.type.in_(("int", "float")), cond)
         elif all(bools):
-            cond = and_(p.type == "bool", _cmp(p.value, op, ["true" if x else "false" for x in raw]))
+            cond = and_(p.type == "bool", cmp(p.value, op, ["true" if x else "false" for x in raw]))
         elif any(nums) and op != "LIKE":
             raise _err(src, vals[0], "an IN list mixes numbers and strings")
         else:
-            cond = _cmp(p.value, op, [str(x) for x in raw])
+            cond = cmp(p.value, op, [str(x) for x in raw])
         return exists(select(p.run_id).where(p.run_id == Run.id, p.key == key, cond))
     # tags
     if any(not isinstance(x, str) for x in raw):
         raise _err(src, next(v for v in vals if not isinstance(v.value, str)), "tags are strings; quote the value")
     t = aliased(Tag)
-    return exists(select(t.run_id).where(t.run_id == Run.id, t.key == key, _cmp(t.value, op, raw)))
+    return exists(select(t.run_id).where(t.run_id == Run.id, t.key == key, cmp(t.value, op, raw)))
 
 
 def compile_filter(src: str):  # noqa: ANN201

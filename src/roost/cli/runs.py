@@ -1,0 +1,170 @@
+"""`roost runs|experiments|models ...`: query the model repository."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+runs_app = typer.Typer(help="Runs: list, show, delete.", no_args_is_help=True)
+exp_app = typer.Typer(help="Experiments.", no_args_is_help=True)
+models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the runs, experiments and models groups."""
+    app.add_typer(runs_app, name="runs")
+    app.add_typer(exp_app, name="experiments")
+    app.add_typer(models_app, name="models")
+
+
+def _short(run_id: str | None) -> str:
+    return (run_id or "")[:8]
+
+
+@runs_app.command("list")
+def runs_list(
+    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="experiment name"),
+    filter: Optional[str] = typer.Option(None, "--filter", "-f", help="e.g. \"metrics.auc >= 0.9 AND params.lr < 0.1\""),
+    order_by: Optional[str] = typer.Option(None, "--order-by", "-o", help="e.g. \"metrics.auc DESC\""),
+    limit: int = typer.Option(50, "--limit", "-n"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """List runs matching a filter."""
+    from roost.cli.output import print_json, print_table
+    from roost.registry import api
+
+    runs = api.search_runs(filter=filter, experiment=experiment, order_by=order_by, limit=limit)
+    if as_json:
+        print_json(runs)
+        return
+    mkeys = sorted({k for r in runs for k in r["metrics"]})[:6]
+    pkeys = sorted({k for r in runs for k in r["params"]})[:6]
+    rows = [[_short(r["run_id"]), r["experiment"], r["name"], r["status"],
+             r["start_time"].strftime("%Y-%m-%d %H:%M:%S") if r["start_time"] else "",
+             *[r["params"].get(k) for k in pkeys], *[r["metrics"].get(k) for k in mkeys]] for r in runs]
+    print_table(f"{len(runs)} run(s)", ["run", "experiment", "name", "status", "started",
+                                       *[f"params.{k}" for k in pkeys], *[f"metrics.{k}" for k in mkeys]], rows)
+
+
+@runs_app.command("show")
+def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show one run: attributes, params, metrics, tags, artifacts."""
+    from roost import artifacts
+    from roost.cli.output import print_json, print_table
+    from roost.registry import api
+
+    r = api.get_run(run_id)
+    files = artifacts.list_files(r["artifact_uri"])
+    if as_json:
+        print_json({**r, "artifacts": files})
+        return
+    attrs = ["run_id", "name", "experiment", "status", "start_time", "end_time", "user", "git_commit", "git_dirty",
+             "source", "parent_run_id", "artifact_uri"]
+    print_table(f"run {r['run_id']}", ["field", "value"], [[a, r[a]] for a in attrs])
+    if r["params"]:
+        print_table("params", ["key", "value"], sorted(r["params"].items()))
+    if r["metrics"]:
+        print_table("metrics (latest)", ["key", "value"], sorted(r["metrics"].items()))
+    if r["tags"]:
+        print_table("tags", ["key", "value"], sorted(r["tags"].items()))
+    if files:
+        print_table("artifacts", ["path", "bytes"], [[f["path"], f["size"]] for f in files])
+
+
+@runs_app.command("delete")
+def runs_delete(run_id: str) -> None:
+    """Delete a run and everything logged to it."""
+    from roost.cli.output import echo
+    from roost.registry import api
+
+    full = api.get_run(run_id)["run_id"]
+    api.delete_run(full)
+    echo(f"deleted run {full}")
+
+
+@exp_app.command("list")
+def experiments_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List experiments with their run counts."""
+    from roost.cli.output import print_json, print_table
+    from roost.registry import api
+
+    exps = api.list_experiments()
+    if as_json:
+        print_json(exps)
+        return
+    print_table("experiments", ["id", "name", "runs", "created"], [[e["id"], e["name"], e["runs"], e["created_at"]]
+                                                                    for e in exps])
+
+
+@models_app.command("list")
+def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
+    """List registered models with their latest version and aliases."""
+    from roost.cli.output import print_json, print_table
+    from roost.registry import api
+
+    ms = api.list_models()
+    if as_json:
+        print_json(ms)
+        return
+    print_table("models", ["name", "latest", "aliases"],
+                [[m["name"], m["latest_version"], ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items()))]
+                 for m in ms])
+
+
+@models_app.command("versions")
+def models_versions(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """List the versions of a model."""
+    from roost.cli.output import print_json, print_table
+    from roost.registry import api
+
+    vs = api.list_versions(name)
+    if as_json:
+        print_json([v.to_dict() for v in vs])
+        return
+    mkeys = sorted({k for v in vs for k in ((v.meta or {}).get("metrics") or {})})[:5]
+    print_table(f"{name}: {len(vs)} version(s)", ["version", "aliases", "run", "created", *mkeys],
+                [[v.version, ", ".join(v.aliases), _short(v.run_id), v.created_at,
+                  *[((v.meta or {}).get("metrics") or {}).get(k) for k in mkeys]] for v in vs])
+
+
+@models_app.command("alias")
+def models_alias(name: str, version: int, alias: str,
+                 delete: bool = typer.Option(False, "--delete", help="remove the alias instead")) -> None:
+    """Point NAME@ALIAS at VERSION (recorded in the alias history)."""
+    from roost.cli.output import echo
+    from roost.registry import api, modelreg
+    from roost.registry.store import default_store
+
+    if delete:
+        modelreg.delete_alias(default_store(), name, alias)
+        echo(f"removed {name}@{alias}")
+        return
+    api.set_alias(name, version, alias)
+    echo(f"{name}@{alias} → version {version}")
+
+
+@models_app.command("show")
+def models_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Show a model version: NAME@ALIAS, NAME/VERSION or NAME (latest)."""
+    from roost.cli.output import print_json, print_table
+    from roost.registry import api, modelreg
+    from roost.registry.store import default_store
+
+    v = api.resolve_model(ref)
+    hist = modelreg.alias_history(default_store(), v.name)
+    if as_json:
+        print_json({**v.to_dict(), "alias_history": hist})
+        return
+    meta = v.meta or {}
+    rows = [["name", v.name], ["version", v.version], ["aliases", ", ".join(v.aliases)], ["run", v.run_id],
+            ["source", v.source], ["local path", v.local_path], ["created", v.created_at]]
+    for k in ("framework", "model_type", "task", "label", "parity_max_abs_diff"):
+        if k in meta:
+            rows.append([k, meta[k]])
+    print_table(f"{v.name}/{v.version}", ["field", "value"], rows)
+    if meta.get("metrics"):
+        print_table("metrics", ["key", "value"], sorted(meta["metrics"].items()))
+    if v.signature:
+        print_table("signature", ["io", "name", "dtype", "shape"],
+                    [[io, t["name"], t.get("dtype"), t.get("shape")] for io in ("inputs", "outputs")
+                     for t in v.signature.get(io, [])])

@@ -1,0 +1,22 @@
+"""`roost init`: create or re-open a workspace."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add `init` to the CLI."""
+
+    @app.command("init")
+    def init_cmd(directory: Optional[Path] = typer.Argument(None, help="folder (default: current)")) -> None:
+        """Create roost.yaml and .roost/ (SQLite store in WAL mode, artifact root); safe to run twice."""
+        from roost import workspace
+        from roost.cli.output import echo
+
+        ws = workspace.init(directory)
+        echo(f"[green]workspace ready[/] at {ws.root}")
+        echo(f"  store     {ws.store_url}")
+        echo(f"  artifacts {ws.artifacts}")

@@ -1,0 +1,64 @@
+import json
+
+import roost
+
+
+def _seed():
+    ids = []
+    for i, (lr, auc) in enumerate([(0.1, 0.7), (0.01, 0.95), (0.001, 0.91)]):
+        with roost.start_run(experiment="churn", name=f"r{i}", params={"lr": lr}) as run:
+            run.log_metric("auc", auc)
+            d = run.artifact_dir / "model"
+            d.mkdir()
+            (d / "model.onnx").write_bytes(b"x")
+            (d / "roost-model.yaml").write_text("framework: torch\nmetrics: {auc: %s}\n" % auc)
+            ids.append(run.id)
+    return ids
+
+
+def test_runs_list_filter_order_json(ws, cli):
+    _seed()
+    code, out, _ = cli("runs", "list", "--filter", "metrics.auc > 0.9", "--order-by", "metrics.auc DESC", "--json")
+    assert code == 0
+    data = json.loads(out)
+    assert [r["name"] for r in data] == ["r1", "r2"]
+    code, out, _ = cli("runs", "list", "--experiment", "churn")
+    assert code == 0 and "3 run(s)" in out
+
+
+def test_runs_show_delete_and_experiments(ws, cli):
+    ids = _seed()
+    code, out, _ = cli("runs", "show", ids[0][:8], "--json")
+    shown = json.loads(out)
+    assert code == 0 and shown["run_id"] == ids[0] and shown["params"] == {"lr": 0.1}
+    assert [a["path"] for a in shown["artifacts"]] == ["model/model.onnx", "model/roost-model.yaml"]
+    code, out, _ = cli("experiments", "list", "--json")
+    assert {e["name"]: e["runs"] for e in json.loads(out)} == {"churn": 3}
+    assert cli("runs", "delete", ids[0])[0] == 0
+    assert len(roost.search_runs()) == 2
+
+
+def test_models_alias_versions_show(ws, cli):
+    ids = _seed()
+    for rid in ids:
+        roost.register_model(rid, "churn", "model")
+    assert cli("models", "alias", "churn", "2", "prod")[0] == 0
+    code, out, _ = cli("models", "show", "churn@prod", "--json")
+    d = json.loads(out)
+    assert code == 0 and d["version"] == 2 and d["run_id"] == ids[1] and d["meta"]["metrics"]["auc"] == 0.95
+    code, out, _ = cli("models", "versions", "churn", "--json")
+    assert [v["version"] for v in json.loads(out)] == [1, 2, 3]
+    code, out, _ = cli("models", "list", "--json")
+    assert json.loads(out)[0]["aliases"] == {"prod": 2}
+
+
+def test_user_errors_exit_2_with_hint(ws):
+    import subprocess
+    import sys
+
+    r = subprocess.run([sys.executable, "-m", "roost.cli.main", "runs", "list", "--filter", "metrics.auc >"],
+                       capture_output=True, text=True, cwd=ws.root)
+    assert r.returncode == 2 and "position 14" in r.stderr and "hint:" in r.stderr and "Traceback" not in r.stderr
+    r = subprocess.run([sys.executable, "-m", "roost.cli.main", "models", "show", "nope@prod"],
+                       capture_output=True, text=True, cwd=ws.root)
+    assert r.returncode == 2 and "not found" in r.stderr

@@ -1,0 +1,97 @@
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from roost import workspace
+from roost.errors import RoostError
+
+
+def test_init_writes_config_and_store_in_wal(tmp_path):
+    ws = workspace.init(tmp_path / "w")
+    assert (tmp_path / "w" / "roost.yaml").is_file()
+    assert (tmp_path / "w" / ".roost").is_dir()
+    assert ws.store_url == "sqlite:///" + str((tmp_path / "w" / ".roost" / "roost.db").resolve())
+    import sqlite3
+
+    con = sqlite3.connect(tmp_path / "w" / ".roost" / "roost.db")
+    assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+    tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
+    assert {"runs", "params", "metrics", "latest_metrics", "tags", "experiments", "registered_models",
+            "model_versions", "model_aliases", "model_alias_history", "alembic_version"} <= tables
+
+
+def test_init_is_idempotent_and_keeps_data(tmp_path, monkeypatch):
+    root = tmp_path / "w"
+    workspace.init(root)
+    monkeypatch.chdir(root)
+    workspace.use(root)
+    import roost
+
+    with roost.start_run(name="keep") as r:
+        r.log_metric("m", 1.0)
+    cfg_before = (root / "roost.yaml").read_text()
+    workspace.use(None)
+    workspace.init(root)
+    workspace.use(root)
+    assert (root / "roost.yaml").read_text() == cfg_before
+    assert [x["name"] for x in roost.search_runs()] == ["keep"]
+    workspace.use(None)
+
+
+def test_discovery_walks_up_and_env_overrides(tmp_path, monkeypatch):
+    root = tmp_path / "w"
+    workspace.init(root)
+    deep = root / "a" / "b"
+    deep.mkdir(parents=True)
+    assert workspace.load(deep).root == root.resolve()
+    monkeypatch.setenv("ROOST_STORE_URL", "sqlite:////tmp/elsewhere.db")
+    monkeypatch.setenv("ROOST_ARTIFACTS", "memory://arts")
+    ws = workspace.load(deep)
+    assert ws.store_url == "sqlite:////tmp/elsewhere.db"
+    assert ws.artifacts == "memory://arts"
+    assert workspace.load(deep, store_url="sqlite:////tmp/flag.db").store_url == "sqlite:////tmp/flag.db"
+
+
+def test_outside_workspace_says_run_init(tmp_path, monkeypatch):
+    monkeypatch.delenv("ROOST_WORKSPACE", raising=False)
+    with pytest.raises(RoostError) as e:
+        workspace.load(tmp_path)
+    assert "roost init" in e.value.hint
+    r = subprocess.run([sys.executable, "-m", "roost.cli.main", "runs", "list"], cwd=tmp_path,
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    assert "roost init" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_import_roost_stays_light():
+    code = ("import sys, roost; roost.__version__; "
+            "heavy = [m for m in ('torch', 'duckdb', 'onnxruntime', 'pandas', 'sqlalchemy', 'lightgbm') "
+            "if m in sys.modules]; print(','.join(heavy))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_cli_help_does_not_import_heavy_libraries():
+    code = ("import sys\nfrom roost.cli.main import build_app\nbuild_app()\n"
+            "print(','.join(m for m in ('torch','duckdb','onnxruntime','pandas','lightgbm','sklearn') "
+            "if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
+    assert out == ""
+
+
+def test_migration_from_empty_matches_models(tmp_path):
+    """Alembic's compare of the migrated schema with the ORM metadata finds no difference."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+
+    from roost.registry.engine import make_engine, migrate
+    from roost.registry.models import Base
+
+    eng = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
+    migrate(eng)
+    with eng.connect() as conn:
+        diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
+    assert diff == []
+    Path(tmp_path / "m.db").unlink()
