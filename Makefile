@@ -1,0 +1,50 @@
+# roost — `make demo` and `make test` work on a fresh machine with only Python 3.11+.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.roost-installed
+# System packages the tests use (real servers and a real browser); installed with apt-get when missing.
+SYSPKGS := redis-server:redis-server postgresql:/usr/lib/postgresql chromium:chromium wrk:wrk
+
+.PHONY: demo test test-fast bench venv sysdeps clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	# CPU build of PyTorch from the local wheel first, so nothing pulls a CUDA build.
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q -e '.[dev]'
+	@touch $(STAMP)
+
+sysdeps:
+	@missing=""; for spec in $(SYSPKGS); do pkg=$${spec%%:*}; probe=$${spec#*:}; \
+	  if ! command -v $$probe >/dev/null 2>&1 && ! test -e $$probe; then missing="$$missing $$pkg"; fi; done; \
+	if [ -n "$$missing" ]; then \
+	  if command -v apt-get >/dev/null 2>&1 && [ "$$(id -u)" = 0 ]; then \
+	    echo "installing system packages:$$missing"; \
+	    (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null) \
+	      || echo "warning: apt-get could not install$$missing; tests that need them will say so"; \
+	  else echo "warning: missing$$missing and no root apt-get; tests that need them will say so"; fi; \
+	fi
+
+demo: $(STAMP)
+	$(PY) examples/demo.py
+
+# The whole suite, slow/services/browser tests included (CI runs exactly this).
+test: $(STAMP) sysdeps
+	$(VENV)/bin/pytest -q -m "" -p no:cacheprovider
+
+test-fast: $(STAMP)
+	$(VENV)/bin/pytest -q -m "not slow and not services and not browser" -p no:cacheprovider
+
+# Benchmarks: each peer in its own venv under .bench/ (they conflict with each other).
+bench: $(STAMP) sysdeps
+	@for f in bench/startup.py bench/registry.py bench/quality.py bench/features.py bench/serving.py; do \
+	  if [ -f $$f ]; then echo "== $$f"; $(PY) $$f || exit 1; fi; done
+
+clean:
+	rm -rf $(VENV) .bench demo-workspace
