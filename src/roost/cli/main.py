@@ -16,6 +16,9 @@ MODULES = [
     "roost.cli.train",
     "roost.cli.features",
     "roost.cli.serve",
+    "roost.cli.ui",
+    "roost.cli.tune",
+    "roost.cli.models_import",
 ]
 
 
