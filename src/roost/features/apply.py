@@ -1,0 +1,138 @@
+"""`apply`: validate the workspace's feature definitions and register them, reporting what was added/changed/removed."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roost.errors import ConfigError, RoostError
+from roost.features import repo
+
+log = logging.getLogger(__name__)
+KIND_ORDER = ("entity", "source", "view")
+
+
+@dataclass
+class Diff:
+    """What `apply` changed, per kind: names added, changed (with the settings that changed) and removed."""
+
+    added: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KIND_ORDER})
+    changed: dict[str, dict[str, list[str]]] = field(default_factory=lambda: {k: {} for k in KIND_ORDER})
+    removed: dict[str, list[str]] = field(default_factory=lambda: {k: [] for k in KIND_ORDER})
+
+    @property
+    def empty(self) -> bool:
+        """True when nothing changed."""
+        return not any(self.added[k] or self.changed[k] or self.removed[k] for k in KIND_ORDER)
+
+    def lines(self) -> list[str]:
+        """Human-readable lines: '+ view user_stats', '~ view user_stats (fields, ttl_seconds)', '- source old'."""
+        out = []
+        for k in KIND_ORDER:
+            out += [f"+ {k} {n}" for n in self.added[k]]
+            out += [f"~ {k} {n} ({', '.join(c)})" for n, c in self.changed[k].items()]
+            out += [f"- {k} {n}" for n in self.removed[k]]
+        return out
+
+    def as_dict(self) -> dict:
+        """JSON-ready form."""
+        return {"added": self.added, "changed": self.changed, "removed": self.removed}
+
+
+def _relativize(specs: dict[str, dict[str, dict]], root: Path) -> None:
+    """Store Python transformation files relative to the workspace root, so the repository is portable."""
+    for spec in specs["view"].values():
+        tr = spec.get("transform") or {}
+        if tr.get("kind") == "python" and "file" in tr:
+            p = Path(tr["file"]).resolve()
+            try:
+                tr["file"] = str(p.relative_to(root.resolve()))
+            except ValueError:
+                tr["file"] = str(p)
+
+
+def validate(specs: dict[str, dict[str, dict]], root: Path) -> None:
+    """Check every source can be read with tz-aware times and every view's SQL binds against its source."""
+    from roost.features.sources import connect, run, source_columns, time_expr, view_rows
+
+    con = connect(root)
+    try:
+        for name, src in specs["source"].items():
+            cols = source_columns(con, src, root)
+            for col in (src.get("event_time"), src.get("created_time")):
+                if col:
+                    time_expr(src, col, cols)
+        for name, view in specs["view"].items():
+            src = specs["source"][view["source"]]
+            if view.get("ttl_seconds") is not None and not src.get("event_time"):
+                raise ConfigError(f"view {name!r} has a ttl but source {src['name']!r} has no event time",
+                                  hint="static sources (event_time=None) are valid forever: drop the ttl")
+            run(con, "DESCRIBE " + view_rows(con, view, src, root, limit=5), f"view {name!r}").fetchall()
+    finally:
+        con.close()
+
+
+def diff_specs(new: dict[str, dict[str, dict]], old: dict[str, dict[str, dict]]) -> Diff:
+    """Compare desired specs with registered ones."""
+    d = Diff()
+    for k in KIND_ORDER:
+        for name, spec in new[k].items():
+            if name not in old[k]:
+                d.added[k].append(name)
+            elif old[k][name] != spec:
+                d.changed[k][name] = sorted(key for key in set(spec) | set(old[k][name])
+                                            if spec.get(key) != old[k][name].get(key))
+        d.removed[k] = sorted(set(old[k]) - set(new[k]))
+    return d
+
+
+def registered() -> dict[str, dict[str, dict]]:
+    """All registered definitions by kind and name."""
+    return {k: repo.list_all(k) for k in KIND_ORDER}
+
+
+def apply(folder: str | Path | None = None, dry_run: bool = False) -> Diff:
+    """Load `features/*.py`, validate, and register the definitions (removing ones no longer declared)."""
+    from roost import workspace
+    from roost.features.loader import load_definitions
+
+    ws = workspace.current()
+    specs = load_definitions(ws.root, folder).specs()
+    _relativize(specs, ws.root)
+    validate(specs, ws.root)
+    d = diff_specs(specs, registered())
+    if dry_run or d.empty:
+        return d
+    for k in KIND_ORDER:
+        for name in d.added[k] + list(d.changed[k]):
+            repo.put(k, name, specs[k][name])
+    stale = d.removed["view"] + list(d.changed["view"])
+    for name in stale:
+        repo.delete("watermark", name)
+    if stale:
+        _drop_online(stale, ws.online_store)
+    for k in reversed(KIND_ORDER):
+        for name in d.removed[k]:
+            repo.delete(k, name)
+    log.info("features apply: %s", "; ".join(d.lines()))
+    return d
+
+
+def _drop_online(views: list[str], url: str) -> None:
+    """Forget online values of removed or changed views (the next materialisation reloads them)."""
+    from roost.features.online import open_online_store
+
+    try:
+        store = open_online_store(url)
+    except RoostError as exc:
+        log.warning("could not open the online store to drop %s: %s", views, exc)
+        return
+    for v in views:
+        store.drop_view(v)
+
+
+def list_definitions() -> dict[str, dict[str, dict]]:
+    """Registered entities, sources and views, plus each view's materialisation watermark."""
+    out = registered()
+    out["watermark"] = repo.list_all("watermark")
+    return out

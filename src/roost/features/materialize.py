@@ -1,0 +1,141 @@
+"""Materialisation: load each view's latest row per entity into the online store, incrementally from a watermark."""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+from roost.errors import NotFoundError, RoostError, closest
+from roost.features import repo
+from roost.features.definitions import arrow_type
+from roost.features.sources import connect, q, run, view_rows
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class MaterializeResult:
+    """What one view's materialisation did."""
+
+    view: str
+    start: datetime | None
+    end: datetime
+    rows: int
+    written: int
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return {"view": self.view, "start": None if self.start is None else self.start.isoformat(),
+                "end": self.end.isoformat(), "rows": self.rows, "written": self.written}
+
+
+def aware(t: datetime | str | None, what: str) -> datetime | None:
+    """Parse/check a tz-aware time (ISO 8601 with offset or 'Z'); naive times are an error."""
+    if t is None:
+        return None
+    if isinstance(t, str):
+        try:
+            t = datetime.fromisoformat(t.strip().replace("Z", "+00:00").replace("z", "+00:00"))
+        except ValueError:
+            raise RoostError(f"{what} {t!r} is not an ISO 8601 time",
+                             hint="e.g. 2024-01-31T00:00:00Z or 2024-01-31T00:00:00+01:00") from None
+    if not isinstance(t, datetime):
+        raise RoostError(f"{what} must be a datetime, got {type(t).__name__}")
+    if t.tzinfo is None or t.tzinfo.utcoffset(t) is None:
+        raise RoostError(f"{what} {t.isoformat()} is timezone-naive (a naive/aware mix is an error)",
+                         hint="give an offset, e.g. 2024-01-31T00:00:00Z, or datetime(..., tzinfo=timezone.utc)")
+    return t.astimezone(timezone.utc)
+
+
+def latest_sql(rows_sql: str, keys: list[str], fields: dict[str, str]) -> str:
+    """The latest row per entity: greatest (event time, created time, source order)."""
+    part = ", ".join(q(k) for k in keys)
+    cols = [q(k) for k in keys] + [q(f) for f in fields]
+    cols += ["CASE WHEN isinf(__et) THEN NULL ELSE epoch_us(__et) END AS __et",
+             "CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __ct"]
+    return (f"SELECT {', '.join(cols)} FROM ({rows_sql}) "
+            f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY __et DESC, __ct DESC, __rn DESC) = 1")
+
+
+def _window(spec: dict, src: dict, wm: datetime | None, start: datetime | None,
+            end: datetime) -> tuple[datetime | None, datetime | None]:
+    """The event-time window to load and the expiry cutoff (end - ttl) for a view."""
+    if not src.get("event_time"):
+        return None, None
+    ttl = spec.get("ttl_seconds")
+    cutoff = end - timedelta(seconds=float(ttl)) if ttl is not None else None
+    s = start if start is not None else wm
+    if s is None or (cutoff is not None and s < cutoff):
+        s = cutoff
+    return s, cutoff
+
+
+def materialize(start: datetime | str | None = None, end: datetime | str | None = None,
+                views: list[str] | None = None, online_store: str | None = None) -> list[MaterializeResult]:
+    """Load the latest value per entity of each view (event time in [start, end]) into the online store.
+
+    Without `start`, each view continues from its watermark (the previous run's end), or from end - ttl the first
+    time. Rows older than end - ttl are expired. All views are written in one atomic step; on any error the online
+    store keeps its previous values and no watermark moves.
+    """
+    import pyarrow as pa
+
+    from roost import workspace
+    from roost.features.online import ViewData, open_online_store
+
+    ws = workspace.current()
+    url = online_store or ws.online_store
+    start_t = aware(start, "start")
+    end_t = aware(end, "end") or datetime.now(timezone.utc)
+    if start_t is not None and start_t > end_t:
+        raise RoostError(f"start {start_t.isoformat()} is after end {end_t.isoformat()}")
+    specs = repo.list_all("view")
+    sources = repo.list_all("source")
+    names = list(specs) if not views else list(views)
+    for n in names:
+        if n not in specs:
+            near = closest(n, list(specs))
+            raise NotFoundError(f"feature view {n!r} is not registered",
+                                hint=f"did you mean {near!r}?" if near else "run `roost features apply` first")
+    if not names:
+        raise RoostError("no feature views are registered", hint="run `roost features apply` first")
+    store = open_online_store(url)
+    con = connect(ws.root)
+    datas, results = [], []
+    try:
+        for n in names:
+            spec, src = specs[n], sources[specs[n]["source"]]
+            wm_spec = repo.get("watermark", n) or {}
+            wm = None
+            if wm_spec.get("online_store") == url and store.has_view(n):
+                wm = aware(wm_spec.get("watermark"), f"watermark of {n!r}")
+            if wm is not None and end_t < wm and start_t is None:
+                raise RoostError(f"end {end_t.isoformat()} is before view {n!r}'s watermark {wm.isoformat()}",
+                                 hint="the online store already holds later values; pass --start to backfill")
+            s, cutoff = _window(spec, src, wm, start_t, end_t)
+            static = not src.get("event_time")
+            rows = view_rows(con, spec, src, ws.root, start=s, end=None if static else end_t)
+            tbl = run(con, latest_sql(rows, list(spec["join_keys"]), spec["fields"]), f"materialize {n!r}")
+            tbl = tbl.to_arrow_table()
+            cols = {k: tbl.column(k) for k in tbl.column_names}
+            for f, dt in spec["fields"].items():
+                cols[f] = cols[f].cast(arrow_type(dt))
+            tbl = pa.table(cols)
+            expire = None if cutoff is None else int(cutoff.timestamp() * 1_000_000)
+            datas.append(ViewData(n, spec["join_keys"], spec["fields"], tbl, expire))
+            results.append(MaterializeResult(n, s, end_t, tbl.num_rows, 0))
+    finally:
+        con.close()
+    written = store.write(datas)
+    for r in results:
+        r.written = written.get(r.view, 0)
+        old = repo.get("watermark", r.view) or {}
+        prev = aware(old.get("watermark"), "watermark") if old.get("online_store") == url else None
+        mark = max(end_t, prev) if prev is not None else end_t
+        repo.put("watermark", r.view, {"watermark": mark.isoformat(), "online_store": url, "rows": r.rows,
+                                       "start": None if r.start is None else r.start.isoformat(),
+                                       "end": end_t.isoformat(),
+                                       "updated_at": datetime.now(timezone.utc).isoformat()})
+        log.info("materialized %s: %d entities (%d written) up to %s", r.view, r.rows, r.written, end_t)
+    return results

@@ -1,0 +1,130 @@
+"""Training sets: a point-in-time correct join of entity rows with feature views, through DuckDB ASOF joins."""
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Any
+
+from roost.errors import RoostError, closest
+from roost.features.definitions import DTYPES, arrow_type
+from roost.features.refs import Selection, resolve
+from roost.features.sources import connect, q, run, view_rows
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    import pyarrow as pa
+
+log = logging.getLogger(__name__)
+
+# the entity side of the ASOF comparison: (t, +inf, max) is >= every feature row with event time <= t
+ENTITY_ORDER = "struct_pack(a := {t}, b := 'infinity'::TIMESTAMPTZ, c := 9223372036854775807::BIGINT)"
+FEATURE_ORDER = "struct_pack(a := __et, b := __ct, c := __rn::BIGINT)"
+
+
+def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
+    """Accept a pandas DataFrame or an Arrow table; return an Arrow table."""
+    import pyarrow as pa
+
+    if isinstance(df, pa.Table):
+        return df
+    try:
+        import pandas as pd
+
+        if isinstance(df, pd.DataFrame):
+            return pa.Table.from_pandas(df, preserve_index=False)
+    except (pa.ArrowException, ValueError, TypeError) as exc:
+        raise RoostError(f"{what} cannot be converted to Arrow: {exc}") from exc
+    raise RoostError(f"{what} must be a pandas DataFrame or a pyarrow Table, got {type(df).__name__}")
+
+
+def check_time_column(tbl: pa.Table, col: str, what: str = "entity frame") -> None:
+    """Raise unless `col` exists and holds tz-aware timestamps."""
+    import pyarrow as pa
+
+    if col not in tbl.column_names:
+        near = closest(col, tbl.column_names)
+        raise RoostError(f"{what} has no event-time column {col!r}",
+                         hint=(f"did you mean {near!r}? pass event_time={near!r}; " if near else "")
+                         + f"columns: {', '.join(tbl.column_names)}")
+    typ = tbl.schema.field(col).type
+    if not pa.types.is_timestamp(typ):
+        raise RoostError(f"{what}: event-time column {col!r} has type {typ}, not a timestamp",
+                         hint="convert it, e.g. pd.to_datetime(df[col], utc=True)")
+    if typ.tz is None:
+        raise RoostError(f"{what}: event-time column {col!r} is timezone-naive while feature times are tz-aware "
+                         "(a naive/aware mix is an error)",
+                         hint=f"localise it: df[{col!r}] = df[{col!r}].dt.tz_localize('UTC')")
+
+
+def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: str) -> str:
+    """SQL joining the registered relation `entities` (with __rid) to each selected view as of `time_col`."""
+    t = f"CAST({q(time_col)} AS TIMESTAMPTZ)"
+    ent_cols = ["__rid", f"{t} AS __t",
+                f"CASE WHEN {q(time_col)} IS NULL THEN NULL ELSE {ENTITY_ORDER.format(t=t)} END AS __o"]
+    joins: list[str] = []
+    outs: list[str] = []
+    for i, vs in enumerate(sel.views):
+        v = f"__v{i}"
+        on = []
+        for j, (k, dtype) in enumerate(vs.keys.items()):
+            ent_cols.append(f"CAST({q(k)} AS {DTYPES[dtype][0]}) AS __k{i}_{j}")
+            on.append(f"__e.__k{i}_{j} = {v}.{q(k)}")
+        rows = view_rows(con, vs.spec, vs.source, root)
+        cols = ", ".join([q(k) for k in vs.keys] + [q(f) for f in vs.fields] + ["__et", f"{FEATURE_ORDER} AS __o"])
+        joins.append(f"ASOF LEFT JOIN (SELECT {cols} FROM ({rows})) AS {v} "
+                     f"ON {' AND '.join(on)} AND __e.__o >= {v}.__o")
+        ttl = vs.spec.get("ttl_seconds")
+        static = not vs.source.get("event_time")
+        for f, out in zip(vs.fields, vs.outputs):
+            if ttl is None or static:
+                outs.append(f"{v}.{q(f)} AS {q(out)}")
+            else:
+                us = int(round(float(ttl) * 1_000_000))
+                outs.append(f"CASE WHEN {v}.__et >= __e.__t - to_microseconds({us}) THEN {v}.{q(f)} END AS {q(out)}")
+    return (f"SELECT __e.__rid, {', '.join(outs)} FROM (SELECT {', '.join(ent_cols)} FROM {entities}) AS __e "
+            + " ".join(joins) + " ORDER BY __e.__rid")
+
+
+def training_set(entity_df: Any, features: list[str] | str, *, event_time: str = "event_time",
+                 full_names: bool = False, output: str | None = None) -> Any:
+    """Join each entity row with the feature values as of its event time (point-in-time correct, TTL-bounded).
+
+    Returns the entity rows in their order, unchanged, plus one column per feature (null where no row matched);
+    as pandas for a pandas input, Arrow for an Arrow input, or as `output` ('pandas' | 'arrow') says.
+    """
+    import pyarrow as pa
+
+    from roost import workspace
+
+    kind = output or ("arrow" if isinstance(entity_df, pa.Table) else "pandas")
+    if kind not in ("pandas", "arrow"):
+        raise RoostError(f"output must be 'pandas' or 'arrow', got {output!r}")
+    root = workspace.current().root
+    sel = resolve(features, full_names=full_names)
+    tbl = as_arrow(entity_df)
+    check_time_column(tbl, event_time)
+    missing = [k for k in sel.join_keys if k not in tbl.column_names]
+    if missing:
+        raise RoostError(f"entity frame lacks join key column(s) {missing} needed by "
+                         f"{', '.join(v.name for v in sel.views)}",
+                         hint=f"entity frame columns: {', '.join(tbl.column_names)}")
+    clash = sorted(set(sel.dtypes) & set(tbl.column_names))
+    if clash:
+        raise RoostError(f"feature column(s) {clash} already exist in the entity frame",
+                         hint="rename those entity columns, or pass full_names=True for 'view__field' names")
+    ent = tbl.select(list(dict.fromkeys([*sel.join_keys, event_time])))
+    ent = ent.append_column("__rid", pa.array(range(tbl.num_rows), pa.int64()))
+    con = connect(root)
+    try:
+        con.register("__entities", ent)
+        sql = pit_join_sql(sel, con, root, "__entities", event_time)
+        log.debug("training_set SQL: %s", sql)
+        res = run(con, sql, "point-in-time join").to_arrow_table()
+    finally:
+        con.close()
+    if res.num_rows != tbl.num_rows:  # the join is one row per entity row by construction
+        raise RuntimeError(f"point-in-time join returned {res.num_rows} rows for {tbl.num_rows} entity rows")
+    out = tbl
+    for name, dtype in sel.dtypes.items():
+        out = out.append_column(name, res.column(name).cast(arrow_type(dtype)))
+    return out if kind == "arrow" else out.to_pandas()

@@ -1,0 +1,81 @@
+"""The online store interface: atomic upserts of the latest row per entity, and prepared batched reads."""
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+MIN_I64 = -(2**63)
+
+
+@dataclass
+class ViewData:
+    """One view's rows to upsert: join keys, fields, __et/__ct (UTC microseconds, null = -infinity)."""
+
+    name: str
+    keys: dict[str, str]
+    fields: dict[str, str]
+    table: pa.Table
+    expire_before: int | None = None
+
+    def columns(self) -> list[list]:
+        """Python value lists in order keys, fields, __et, __ct (timestamps as int microseconds)."""
+        import pyarrow as pa
+
+        out = []
+        for name in [*self.keys, *self.fields, "__et", "__ct"]:
+            col = self.table.column(name)
+            if pa.types.is_timestamp(col.type):
+                col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+            out.append(col.to_pylist())
+        return out
+
+
+class ViewReader(ABC):
+    """Reads the stored values of some fields of one view for a batch of entities."""
+
+    @abstractmethod
+    def read(self, key_cols: list[list]) -> list[list]:
+        """Given one list per join key (rows aligned), return one list per field (None where absent)."""
+
+
+class OnlineStore(ABC):
+    """One row per entity per view: the values as of the last materialisation."""
+
+    url: str
+
+    @abstractmethod
+    def write(self, views: list[ViewData]) -> dict[str, int]:
+        """Upsert rows whose (event, created) time is not older than the stored one, then drop rows with event
+        time before `expire_before`; all views in one atomic step. Returns rows written per view."""
+
+    @abstractmethod
+    def reader(self, view: str, keys: dict[str, str], fields: dict[str, str], with_time: bool = False) -> ViewReader:
+        """A reader for `fields` of `view` (plus its event time in microseconds last when `with_time`)."""
+
+    @abstractmethod
+    def has_view(self, view: str) -> bool:
+        """True when the view has been materialised into this store."""
+
+    @abstractmethod
+    def drop_view(self, view: str) -> None:
+        """Forget every stored value of a view."""
+
+    def close(self) -> None:
+        """Release connections."""
+
+
+def decode(value: Any, dtype: str) -> Any:
+    """A stored value back as the Python value of its dtype (bool from 0/1; timestamps stay microseconds)."""
+    if value is None:
+        return None
+    if dtype == "bool":
+        return bool(int(value))
+    if dtype in ("int64", "int32", "timestamp"):
+        return int(value)
+    if dtype in ("float64", "float32"):
+        return float(value)
+    return value if isinstance(value, str) else (value.decode() if isinstance(value, bytes) else str(value))

@@ -1,0 +1,169 @@
+"""Redis online store: one hash per entity (fields 'view:field'), a sorted-set index per view, MULTI/EXEC writes."""
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from roost.errors import RoostError
+from roost.features.online.base import MIN_I64, OnlineStore, ViewData, ViewReader, decode
+
+SCAN = 5000
+
+
+def _enc(value: Any, dtype: str) -> str:
+    """Encode a value as the string Redis stores (floats with repr, so they round-trip exactly)."""
+    if dtype == "bool":
+        return "1" if value else "0"
+    if dtype in ("float64", "float32"):
+        return repr(float(value))
+    return str(value)
+
+
+class RedisOnlineStore(OnlineStore):
+    """Online store in Redis: hash `<prefix>:<keys>:<values>` holds each view's fields of one entity."""
+
+    def __init__(self, url: str, prefix: str = "roost") -> None:
+        try:
+            import redis
+        except ImportError as exc:
+            raise RoostError("the Redis online store needs the redis package",
+                             hint="pip install 'roost[redis]' (or pip install redis)") from exc
+        self.url = url
+        self.prefix = prefix
+        self.r = redis.Redis.from_url(url)
+        try:
+            self.r.ping()
+        except redis.RedisError as exc:
+            raise RoostError(f"cannot reach the Redis online store at {url}: {exc}",
+                             hint="start redis-server, or set online_store in roost.yaml") from exc
+
+    def hkey(self, keys: list[str], values: tuple) -> str:
+        """The hash key of one entity."""
+        return f"{self.prefix}:{','.join(keys)}:" + "|".join(str(v) for v in values)
+
+    def _idx(self, view: str) -> str:
+        return f"{self.prefix}:__idx:{view}"
+
+    def _meta(self) -> str:
+        return f"{self.prefix}:__views"
+
+    def write(self, views: list[ViewData]) -> dict[str, int]:
+        """Read stored times, then queue all upserts and expiries in one MULTI/EXEC transaction."""
+        pipe = self.r.pipeline(transaction=True)
+        written: dict[str, int] = {}
+        for v in views:
+            keys = list(v.keys)
+            schema = json.dumps({"keys": v.keys, "fields": v.fields}, sort_keys=True)
+            old = self.r.hget(self._meta(), v.name)
+            if old is not None and old.decode() != schema:
+                self._queue_drop(pipe, v.name)
+            cols = v.columns()
+            nk, nf = len(keys), len(v.fields)
+            ids = list(zip(*cols[:nk]))
+            hkeys = [self.hkey(keys, t) for t in ids]
+            stored = self._stored_times(v.name, hkeys) if old is not None and old.decode() == schema else {}
+            fnames = list(v.fields.items())
+            n = 0
+            fresh: dict[str, int] = {}
+            for i, hk in enumerate(hkeys):
+                et, ct = cols[nk + nf][i], cols[nk + nf + 1][i]
+                new_t = (MIN_I64 if et is None else et, MIN_I64 if ct is None else ct)
+                if hk in stored and new_t < stored[hk]:
+                    continue
+                mapping = {f"{v.name}:__et": str(new_t[0]), f"{v.name}:__ct": str(new_t[1])}
+                nulls = []
+                for j, (f, dt) in enumerate(fnames):
+                    val = cols[nk + j][i]
+                    if val is None:
+                        nulls.append(f"{v.name}:{f}")
+                    else:
+                        mapping[f"{v.name}:{f}"] = _enc(val, dt)
+                pipe.hset(hk, mapping=mapping)
+                if nulls:
+                    pipe.hdel(hk, *nulls)
+                pipe.zadd(self._idx(v.name), {hk: float("-inf") if et is None else float(et)})
+                fresh[hk] = MIN_I64 if et is None else et
+                n += 1
+            written[v.name] = n
+            if v.expire_before is not None:
+                fields = [f"{v.name}:{f}" for f in [*v.fields, "__et", "__ct"]]
+                for raw in self.r.zrangebyscore(self._idx(v.name), "-inf", f"({v.expire_before}"):
+                    hk = raw.decode()
+                    if fresh.get(hk, MIN_I64) < v.expire_before:  # not refreshed by this run
+                        pipe.hdel(hk, *fields)
+                pipe.zremrangebyscore(self._idx(v.name), "-inf", f"({v.expire_before}")
+            pipe.hset(self._meta(), v.name, schema)
+        pipe.execute()
+        return written
+
+    def _stored_times(self, view: str, hkeys: list[str]) -> dict[str, tuple[int, int]]:
+        """(event, created) microseconds already stored for these entities."""
+        out: dict[str, tuple[int, int]] = {}
+        for lo in range(0, len(hkeys), SCAN):
+            part = hkeys[lo:lo + SCAN]
+            pipe = self.r.pipeline(transaction=False)
+            for hk in part:
+                pipe.hmget(hk, f"{view}:__et", f"{view}:__ct")
+            for hk, (et, ct) in zip(part, pipe.execute()):
+                if et is not None:
+                    out[hk] = (int(et), int(ct) if ct is not None else MIN_I64)
+        return out
+
+    def _queue_drop(self, pipe: Any, view: str) -> None:
+        """Queue deletion of every field of `view` on every entity that has it."""
+        old = self.r.hget(self._meta(), view)
+        fields = [f"{view}:__et", f"{view}:__ct"]
+        if old is not None:
+            fields += [f"{view}:{f}" for f in json.loads(old)["fields"]]
+        for hk in self.r.zrange(self._idx(view), 0, -1):
+            pipe.hdel(hk, *fields)
+        pipe.delete(self._idx(view))
+        pipe.hdel(self._meta(), view)
+
+    def reader(self, view: str, keys: dict[str, str], fields: dict[str, str], with_time: bool = False) -> ViewReader:
+        """A pipelined HMGET reader for `fields` of `view`."""
+        raw = self.r.hget(self._meta(), view)
+        if raw is None:
+            raise RoostError(f"view {view!r} has not been materialised into {self.url}",
+                             hint="run `roost features materialize`")
+        schema = json.loads(raw)
+        if any(f not in schema["fields"] for f in fields) or list(schema["keys"]) != list(keys):
+            raise RoostError(f"online store {self.url} holds an older definition of view {view!r}",
+                             hint="run `roost features materialize` after `roost features apply`")
+        dtypes = list(fields.values()) + (["int64"] if with_time else [])
+        names = [f"{view}:{f}" for f in fields] + ([f"{view}:__et"] if with_time else [])
+        return _RedisReader(self, list(keys), names, dtypes)
+
+    def has_view(self, view: str) -> bool:
+        """True when the view has been materialised here."""
+        return bool(self.r.hexists(self._meta(), view))
+
+    def drop_view(self, view: str) -> None:
+        """Delete the view's fields from every entity hash, atomically."""
+        pipe = self.r.pipeline(transaction=True)
+        self._queue_drop(pipe, view)
+        pipe.execute()
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self.r.close()
+
+
+class _RedisReader(ViewReader):
+    """HMGET per entity, all in one pipeline round trip."""
+
+    def __init__(self, store: RedisOnlineStore, keys: list[str], names: list[str], dtypes: list[str]) -> None:
+        self.store, self.keys, self.names, self.dtypes = store, keys, names, dtypes
+
+    def read(self, key_cols: list[list]) -> list[list]:
+        """One list per field aligned with the requested keys (None where absent)."""
+        st = self.store
+        ids = list(zip(*key_cols))
+        if len(ids) == 1:
+            rows = [st.r.hmget(st.hkey(self.keys, ids[0]), self.names)]
+        else:
+            pipe = st.r.pipeline(transaction=False)
+            for t in ids:
+                pipe.hmget(st.hkey(self.keys, t), self.names)
+            rows = pipe.execute()
+        return [[decode(r[i], dt) for r in rows] for i, dt in enumerate(self.dtypes)]

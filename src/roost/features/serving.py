@@ -1,0 +1,138 @@
+"""Online reads: `online()` for people and notebooks, `OnlineFetcher` for the serving hot path."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+from roost.errors import RoostError
+from roost.features.refs import resolve
+
+_NP = {"int64": np.int64, "int32": np.int32, "float64": np.float64, "float32": np.float32, "bool": np.bool_}
+
+
+def to_numpy(values: list, dtype: str) -> np.ndarray:
+    """Stored values as numpy, like Arrow's to_numpy: ints with nulls become float64 NaN, bools with nulls object."""
+    if dtype in ("float64", "float32"):
+        return np.array(values, dtype=_NP[dtype])
+    has_null = None in values
+    if dtype in ("int64", "int32"):
+        return np.array(values, dtype=np.float64 if has_null else _NP[dtype])
+    if dtype == "bool":
+        return np.array([None if v is None else bool(v) for v in values] if has_null else values,
+                        dtype=object if has_null else np.bool_)
+    if dtype == "timestamp":
+        return np.array([-(2**63) if v is None else v for v in values], dtype=np.int64).astype("datetime64[us]")
+    return np.array(values, dtype=object)
+
+
+def to_arrow(values: list, dtype: str) -> Any:
+    """Stored values as an Arrow array of the field's type."""
+    import pyarrow as pa
+
+    from roost.features.definitions import arrow_type
+
+    if dtype == "bool":
+        values = [None if v is None else bool(v) for v in values]
+    if dtype == "timestamp":
+        return pa.array(values, pa.int64()).cast(arrow_type(dtype))
+    return pa.array(values, arrow_type(dtype))
+
+
+def key_list(values: Any, dtype: str, key: str) -> list:
+    """Entity ids as a Python list of the key's type (ints for int keys, str for string keys)."""
+    if isinstance(values, (str, bytes, int, np.integer)):
+        values = [values]
+    try:
+        if dtype in ("int64", "int32"):
+            arr = np.asarray(values)
+            if arr.dtype.kind in "iu":
+                return arr.astype(np.int64).tolist()
+            return [int(v) for v in values]
+        return [v if isinstance(v, str) else str(v) for v in (values.tolist() if hasattr(values, "tolist")
+                                                              else values)]
+    except (TypeError, ValueError) as exc:
+        raise RoostError(f"entity key {key!r} needs {dtype} values: {exc}") from None
+
+
+class OnlineFetcher:
+    """Fetch the online values of fixed feature refs for batches of entity ids (prepared once, reused per call)."""
+
+    def __init__(self, feature_refs: Sequence[str], entity_keys: Sequence[str], *, full_names: bool = False,
+                 online_store: str | None = None) -> None:
+        from roost.features.online import open_online_store
+
+        self.selection = resolve(list(feature_refs), full_names=full_names)
+        self.entity_keys = list(entity_keys)
+        missing = [k for k in self.selection.join_keys if k not in self.entity_keys]
+        if missing:
+            raise RoostError(f"features {list(feature_refs)} need entity key(s) {missing}, not given",
+                             hint=f"pass entity_keys including {list(self.selection.join_keys)}")
+        self.store = open_online_store(online_store)
+        self._plan = []
+        for vs in self.selection.views:
+            fields = {f: vs.spec["fields"][f] for f in vs.fields}
+            reader = self.store.reader(vs.name, vs.keys, fields)
+            self._plan.append((reader, list(vs.keys.items()), list(zip(vs.outputs, fields.values()))))
+
+    @property
+    def dtypes(self) -> dict[str, str]:
+        """Output name -> dtype name of every fetched feature."""
+        return dict(self.selection.dtypes)
+
+    @property
+    def feature_refs(self) -> list[str]:
+        """The resolved 'view:field' refs in output order."""
+        return list(self.selection.refs)
+
+    def _keys(self, entity_ids: dict[str, Any]) -> dict[str, list]:
+        out: dict[str, list] = {}
+        n = None
+        for k, dtype in self.selection.join_keys.items():
+            if k not in entity_ids:
+                raise RoostError(f"entity ids lack key {k!r}", hint=f"pass {list(self.selection.join_keys)}")
+            out[k] = key_list(entity_ids[k], dtype, k)
+            if n is not None and len(out[k]) != n:
+                raise RoostError("entity key arrays differ in length", hint="pass one value per row for every key")
+            n = len(out[k])
+        return out
+
+    def fetch_lists(self, entity_ids: dict[str, Any]) -> dict[str, list]:
+        """Raw stored values per output name (Python lists aligned with the ids; None where missing)."""
+        keys = self._keys(entity_ids)
+        out: dict[str, list] = {}
+        for reader, vkeys, outs in self._plan:
+            cols = reader.read([keys[k] for k, _ in vkeys])
+            for (name, _), col in zip(outs, cols):
+                out[name] = col
+        return out
+
+    def fetch(self, entity_ids: dict[str, Any]) -> dict[str, np.ndarray]:
+        """Feature arrays per output name, aligned with the ids (NaN/None where an entity has no value)."""
+        keys = self._keys(entity_ids)
+        out: dict[str, np.ndarray] = {}
+        for reader, vkeys, outs in self._plan:
+            cols = reader.read([keys[k] for k, _ in vkeys])
+            for (name, dtype), col in zip(outs, cols):
+                out[name] = to_numpy(col, dtype)
+        return out
+
+
+def online(features: Sequence[str] | str, entities: dict[str, Any], *, full_names: bool = False,
+           output: str = "pandas", online_store: str | None = None) -> Any:
+    """Read the latest materialised feature values for the given entity ids: join keys plus one column per feature."""
+    import pyarrow as pa
+
+    from roost.features.definitions import arrow_type
+
+    if output not in ("pandas", "arrow"):
+        raise RoostError(f"output must be 'pandas' or 'arrow', got {output!r}")
+    refs = [features] if isinstance(features, str) else list(features)
+    fetcher = OnlineFetcher(refs, list(entities), full_names=full_names, online_store=online_store)
+    keys = fetcher._keys(entities)
+    raw = fetcher.fetch_lists(keys)
+    cols = {k: pa.array(v, arrow_type(fetcher.selection.join_keys[k])) for k, v in keys.items()}
+    for name, dtype in fetcher.dtypes.items():
+        cols[name] = to_arrow(raw[name], dtype)
+    tbl = pa.table(cols)
+    return tbl if output == "arrow" else tbl.to_pandas()
