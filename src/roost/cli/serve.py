@@ -1,0 +1,60 @@
+"""`roost serve MODEL [MODEL ...]`: run the serving fleet (KServe V2 + TF-Serving REST) on one port."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `serve` command."""
+    app.command("serve", no_args_is_help=True)(serve)
+
+
+def serve(
+    models: Optional[List[str]] = typer.Argument(
+        None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"),
+    replicas: int = typer.Option(1, "--replicas", "-r", help="worker processes behind the port"),
+    port: int = typer.Option(8080, "--port", "-p"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
+    max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per worker (0: cores/replicas)"),
+    log_requests: float = typer.Option(0.0, "--log-requests", help="fraction of requests logged to Parquet (0..1)"),
+    log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
+    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="largest request body accepted (413 above)"),
+    token: Optional[str] = typer.Option(None, "--token", envvar="ROOST_SERVE_TOKEN",
+                                        help="require Authorization: Bearer TOKEN (health checks stay open)"),
+    poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
+    grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),
+    alert_rules: Optional[Path] = typer.Option(None, "--alert-rules",
+                                               help="write Prometheus alerting rules to this YAML file"),
+    alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
+    alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
+) -> None:
+    """Serve models over HTTP: KServe V2 (/v2/...), TF-Serving REST (/v1/...), /metrics, /openapi.json."""
+    import logging
+    import os
+
+    from roost import workspace
+    from roost.cli.output import echo
+
+    if alert_rules is not None:
+        from roost.serve.metrics import write_alert_rules
+
+        write_alert_rules(str(alert_rules), error_rate=alert_error_rate, p99_seconds=alert_p99_ms / 1000.0)
+        echo(f"wrote Prometheus alerting rules to {alert_rules}")
+        if not models:
+            return
+    from roost.serve.config import ServeConfig
+    from roost.serve.fleet import serve as run_fleet
+
+    root = os.environ.get("ROOST_WORKSPACE") or workspace.find_root()
+    cfg = ServeConfig(models=list(models or []), host=host, port=port, replicas=replicas, max_batch=max_batch,
+                      threads=threads, log_requests=log_requests, log_dir=str(log_dir) if log_dir else None,
+                      max_body_mb=max_body_mb, token=token, poll_s=poll, grace_s=grace,
+                      workspace=str(root) if root else None)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
+    code = run_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
+    if code:
+        raise typer.Exit(code)

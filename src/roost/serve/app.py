@@ -1,0 +1,270 @@
+"""The serving ASGI app: a small router over the V2 and TF-Serving protocols, admin, metrics and OpenAPI."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import sys
+import time
+import zlib
+from typing import Any, Awaitable, Callable
+from urllib.parse import parse_qs
+
+import numpy as np
+import orjson
+
+from roost.serve import features
+from roost.serve.batcher import BatcherClosed
+from roost.serve.codec import HTTPError, check_inputs
+from roost.serve.loader import LoadedModel
+from roost.serve.metrics import Metrics
+from roost.serve.protocols import tfserving, v2
+from roost.serve.repository import Repository
+
+log = logging.getLogger(__name__)
+
+JSON = b"application/json"
+Reply = tuple[int, bytes, bytes, list]
+PUBLIC = {"/v2/health/live", "/v2/health/ready"}
+
+
+def _json(obj: Any, status: int = 200) -> Reply:
+    """A JSON reply."""
+    return status, orjson.dumps(obj, option=orjson.OPT_SERIALIZE_NUMPY), JSON, []
+
+
+class ServeApp:
+    """ASGI callable serving the models of a Repository."""
+
+    def __init__(self, repo: Repository, metrics: Metrics | None = None, reqlog: Any = None,
+                 fetcher: features.FeatureFetcher | None = None, max_body: int = 64 << 20,
+                 token: str | None = None, watch_interval: float = 2.0,
+                 on_startup: Callable[[], None] | None = None,
+                 on_reload: Callable[[], None] | None = None) -> None:
+        self.repo = repo
+        self.metrics = metrics
+        self.reqlog = reqlog
+        self.fetcher = fetcher
+        self.max_body = max_body
+        self.auth = f"Bearer {token}".encode() if token else None
+        self.watch_interval = watch_interval
+        self.on_startup = on_startup
+        self.on_reload = on_reload
+        self.ready = True
+        self._tasks: list[asyncio.Task] = []
+        self._openapi: bytes | None = None
+        self._static: dict[str, tuple[str, Callable[..., Awaitable[Reply]]]] = {
+            "/v2/health/live": ("GET", self._live), "/v2/health/ready": ("GET", self._ready),
+            "/v2": ("GET", self._server_meta), "/metrics": ("GET", self._metrics),
+            "/openapi.json": ("GET", self._openapi_doc), "/admin/reload": ("POST", self._reload),
+            "/admin/status": ("GET", self._status),
+        }
+
+    # ---- model access used by the protocol modules -------------------------------------------------------
+    def lookup(self, name: str, version: str | None) -> LoadedModel:
+        """The model serving `name` (optionally exactly `version`), or a 404 naming what is served."""
+        model = self.repo.get(name)
+        if model is None:
+            served = ", ".join(repr(n) for n in self.repo.names)
+            raise HTTPError(404, f"model {name!r} is not served here; served models: {served}")
+        if version is not None and version != model.version:
+            raise HTTPError(404, f"model {name!r} version {version!r} is not loaded; version {model.version} is")
+        return model
+
+    async def predict(self, model: LoadedModel, arrays: dict[str, np.ndarray], protocol: str) -> dict[str, np.ndarray]:
+        """Fill online features if needed, validate, queue on the model's batcher and return its outputs."""
+        t0 = time.perf_counter()
+        if features.needs_features(model.package, arrays):
+            await features.fill(model.package, arrays, self.fetcher)
+        rows = check_inputs(arrays, model.package)
+        try:
+            fut = model.batcher.submit(arrays, rows)
+        except BatcherClosed:
+            raise HTTPError(503, f"model {model.name} version {model.version} was just replaced; retry") from None
+        try:
+            outputs = await fut
+        except Exception as exc:  # noqa: BLE001 - the graph rejected values that passed the signature checks
+            raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
+        if self.reqlog is not None:
+            self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0)
+        return outputs
+
+    # ---- ASGI --------------------------------------------------------------------------------------------
+    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """ASGI entry point."""
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+        """Start the alias watcher on startup; stop batchers and flush the request log on shutdown."""
+        while True:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup":
+                self.start_background()
+                if self.on_startup is not None:
+                    self.on_startup()
+                await send({"type": "lifespan.startup.complete"})
+            elif msg["type"] == "lifespan.shutdown":
+                self.ready = False
+                await self.aclose()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+    def start_background(self) -> None:
+        """Start the registry alias watcher (when some model follows an alias)."""
+        self._tasks.append(asyncio.get_running_loop().create_task(self.repo.watch(self.watch_interval)))
+
+    async def aclose(self) -> None:
+        """Stop background tasks, batchers and the request logger."""
+        for t in self._tasks:
+            t.cancel()
+        self.repo.close()
+        if self.reqlog is not None:
+            await asyncio.get_running_loop().run_in_executor(None, self.reqlog.close)
+
+    async def _read_body(self, scope: dict, receive: Callable, headers: dict[bytes, bytes]) -> bytes:
+        """The request body, refused with 413 past max_body (also after decompression)."""
+        cl = headers.get(b"content-length")
+        if cl is not None and cl.isdigit() and int(cl) > self.max_body:
+            raise HTTPError(413, f"request body is {int(cl)} bytes; the limit is {self.max_body} (--max-body-mb)")
+        msg = await receive()
+        body = msg.get("body", b"")
+        if msg.get("more_body"):
+            chunks, size = [body], len(body)
+            while msg.get("more_body"):
+                msg = await receive()
+                if msg["type"] == "http.disconnect":
+                    raise HTTPError(400, "client disconnected before sending the whole body")
+                chunk = msg.get("body", b"")
+                size += len(chunk)
+                if size > self.max_body:
+                    raise HTTPError(413, f"request body exceeds the limit of {self.max_body} bytes (--max-body-mb)")
+                chunks.append(chunk)
+            body = b"".join(chunks)
+        enc = headers.get(b"content-encoding")
+        if enc and enc not in (b"identity",):
+            body = self._decompress(body, enc)
+        return body
+
+    def _decompress(self, body: bytes, enc: bytes) -> bytes:
+        """Undo gzip/deflate request compression, bounded by max_body."""
+        wbits = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}.get(enc.strip().lower())
+        if wbits is None:
+            raise HTTPError(415, f"unsupported Content-Encoding {enc.decode(errors='replace')!r}; use gzip or deflate")
+        d = zlib.decompressobj(wbits)
+        try:
+            out = d.decompress(body, self.max_body + 1)
+        except zlib.error as exc:
+            raise HTTPError(400, f"body is not valid {enc.decode()} data: {exc}") from None
+        if len(out) > self.max_body:
+            raise HTTPError(413, f"decompressed body exceeds the limit of {self.max_body} bytes")
+        return out
+
+    async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+        """Route one HTTP request; every failure becomes a JSON error reply, never a dead worker."""
+        t0 = time.perf_counter()
+        path: str = scope["path"]
+        label = ["", "meta"]
+        extra: list = []
+        try:
+            headers = dict(scope["headers"])
+            if self.auth is not None and path not in PUBLIC and headers.get(b"authorization") != self.auth:
+                raise HTTPError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+            status, body, ctype, extra = await self._route(scope, receive, headers, label)
+        except HTTPError as exc:
+            status, body, ctype = exc.status, orjson.dumps({"error": exc.message}), JSON
+        except Exception as exc:  # noqa: BLE001 - a bug answers 500 but never kills the worker
+            log.exception("internal error on %s %s", scope.get("method"), path)
+            status, body, ctype = 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}: {exc}"}), JSON
+        await send({"type": "http.response.start", "status": status,
+                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
+        await send({"type": "http.response.body", "body": body})
+        if self.metrics is not None:
+            self.metrics.observe(label[0], label[1], status, time.perf_counter() - t0)
+
+    async def _route(self, scope: dict, receive: Callable, headers: dict[bytes, bytes], label: list) -> Reply:
+        """Dispatch on the path; `label` gets [model, protocol] for metrics."""
+        path: str = scope["path"]
+        method: str = scope["method"]
+        if path.startswith("/v2/models/"):
+            name, version, action = v2.route(self, method, path[11:])
+            if action == "infer":
+                if self.repo.get(name) is not None:
+                    label[0] = name
+                label[1] = "v2"
+                body = await self._read_body(scope, receive, headers)
+                return await v2.infer(self, name, version, body, headers)
+            model = self.lookup(name, version)
+            if action == "ready":
+                return _json({"name": name, "ready": True})
+            return _json(v2.model_metadata(model))
+        if path.startswith("/v1/models/"):
+            name, version, lbl, action = tfserving.route(method, path[11:])
+            if action == "predict":
+                if self.repo.get(name) is not None:
+                    label[0] = name
+                label[1] = "tfserving"
+                body = await self._read_body(scope, receive, headers)
+                return await tfserving.predict(self, name, version, lbl, body)
+            model = self.lookup(name, version)
+            return _json(tfserving.metadata(model) if action == "metadata" else tfserving.status(model))
+        entry = self._static.get(path.rstrip("/") or "/")
+        if entry is None:
+            raise HTTPError(404, f"no route {path}; see GET /openapi.json for the API")
+        want, handler = entry
+        if method != want:
+            raise HTTPError(405, f"{method} is not allowed on {path}; use {want}")
+        return await handler(scope, receive, headers)
+
+    # ---- fixed endpoints --------------------------------------------------------------------------------
+    async def _live(self, *_: Any) -> Reply:
+        """GET /v2/health/live."""
+        return _json({"live": True})
+
+    async def _ready(self, *_: Any) -> Reply:
+        """GET /v2/health/ready: 200 while every model is loaded and the worker is not draining."""
+        ok = self.ready and all(s.current.batcher.alive for s in self.repo.slots.values())
+        return _json({"ready": ok}, 200 if ok else 503)
+
+    async def _server_meta(self, *_: Any) -> Reply:
+        """GET /v2: server metadata."""
+        from roost import __version__
+
+        return _json({"name": "roost", "version": __version__, "extensions": ["binary_tensor_data"]})
+
+    async def _metrics(self, *_: Any) -> Reply:
+        """GET /metrics: Prometheus text format."""
+        if self.metrics is None:
+            raise HTTPError(404, "metrics are disabled")
+        body, ctype = self.metrics.exposition()
+        return 200, body, ctype.encode(), []
+
+    async def _openapi_doc(self, *_: Any) -> Reply:
+        """GET /openapi.json: the OpenAPI 3 document of this server and its models."""
+        if self._openapi is None:
+            from roost.serve.openapi import build
+
+            self._openapi = orjson.dumps(build(self.repo))
+        return 200, self._openapi, JSON, []
+
+    async def _reload(self, scope: dict, receive: Callable, headers: dict[bytes, bytes]) -> Reply:
+        """POST /admin/reload[?model=NAME&force=1]: re-resolve and hot-swap; the fleet's other workers follow."""
+        await self._read_body(scope, receive, headers)
+        qs = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+        names = qs.get("model") or None
+        for n in names or []:
+            self.lookup(n, None)
+        force = (qs.get("force") or ["0"])[0].lower() in ("1", "true", "yes")
+        result = await self.repo.reload(names, force=force)
+        self._openapi = None
+        if self.on_reload is not None:
+            self.on_reload()
+        return _json({"pid": os.getpid(), "models": result})
+
+    async def _status(self, *_: Any) -> Reply:
+        """GET /admin/status: this worker's pid, loaded models and whether torch was ever imported."""
+        models = [{**s.current.describe(), "last_error": s.last_error} for s in self.repo.slots.values()]
+        return _json({"pid": os.getpid(), "models": models, "torch_imported": "torch" in sys.modules})

@@ -1,0 +1,161 @@
+"""Request values → numpy arrays checked against the signature, with errors that name the input and the problem."""
+from __future__ import annotations
+
+import struct
+from typing import Any
+
+import numpy as np
+
+from roost.serve.signature import MISSING, Package, TensorSpec
+
+
+class HTTPError(Exception):
+    """A request problem answered with `status` and a KServe-style {"error": message} body."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def bad(message: str) -> HTTPError:
+    """A 400 Bad Request error."""
+    return HTTPError(400, message)
+
+
+def _kind_name(kind: str) -> str:
+    """A human word for a numpy dtype kind."""
+    return {"U": "strings", "S": "strings", "b": "booleans", "f": "floats", "i": "integers", "u": "integers",
+            "O": "mixed values"}.get(kind, kind)
+
+
+def _slow_column(values: Any, spec: TensorSpec) -> np.ndarray:
+    """Element-by-element conversion for lists with nulls or mixed types (flat lists only)."""
+    if not isinstance(values, list) or any(isinstance(v, list) for v in values):
+        raise bad(f"input {spec.name!r}: nested or ragged values with nulls are not supported; send a flat list")
+    missing = MISSING.get(spec.dtype)
+    out: list[Any] = []
+    for i, v in enumerate(values):
+        if v is None:
+            if missing is None:
+                raise bad(f"input {spec.name!r} ({spec.dtype}): value {i} is null, which {spec.dtype} cannot hold")
+            out.append(missing)
+        elif spec.dtype == "string":
+            if not isinstance(v, str):
+                raise bad(f"input {spec.name!r} expects strings but value {i} is {type(v).__name__} {v!r:.40}")
+            out.append(v)
+        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise bad(f"input {spec.name!r} expects {spec.dtype} numbers but value {i} is {type(v).__name__} {v!r:.40}")
+        else:
+            out.append(v)
+    if spec.dtype == "string":
+        arr = np.empty(len(out), dtype=object)
+        arr[:] = out
+        return arr
+    return _numeric(np.asarray(out), spec)
+
+
+def _numeric(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Cast an inferred numeric array to the spec dtype, refusing lossy or wrong-kind casts."""
+    kind = arr.dtype.kind
+    target = spec.np_dtype
+    if spec.dtype == "bool":
+        if kind != "b":
+            raise bad(f"input {spec.name!r} expects booleans (true/false) but got {_kind_name(kind)}")
+        return arr
+    if kind not in "fiu":
+        raise bad(f"input {spec.name!r} expects {spec.dtype} numbers but got {_kind_name(kind)}")
+    if target.kind == "i" and kind == "f":
+        if not np.all(np.isfinite(arr)) or not np.all(arr == np.round(arr)):
+            raise bad(f"input {spec.name!r} expects integers ({spec.dtype}) but got non-integral numbers")
+    if target.kind == "i" and arr.size:
+        info = np.iinfo(target)
+        if arr.min() < info.min or arr.max() > info.max:
+            raise bad(f"input {spec.name!r}: values out of range for {spec.dtype}")
+    return arr.astype(target, copy=False)
+
+
+def column(values: Any, spec: TensorSpec) -> np.ndarray:
+    """Convert JSON values (a list, possibly nested) for input `spec` to an array of its dtype."""
+    if not isinstance(values, list):
+        values = [values]
+    try:
+        arr = np.asarray(values)
+    except (ValueError, TypeError, OverflowError):
+        raise bad(f"input {spec.name!r}: values are ragged or not all numbers/strings; "
+                  f"send a (nested) list of {spec.dtype} values") from None
+    kind = arr.dtype.kind
+    if kind == "O":
+        return _slow_column(values, spec)
+    if spec.dtype == "string":
+        if kind != "U":
+            if arr.size == 0:
+                return np.empty(arr.shape, dtype=object)
+            raise bad(f"input {spec.name!r} expects strings but got {_kind_name(kind)}")
+        return arr.astype(object)
+    return _numeric(arr, spec)
+
+
+def check_shape(arr: np.ndarray, spec: TensorSpec) -> None:
+    """Raise 400 unless `arr` has the signature's rank and fixed dimensions."""
+    if arr.ndim != len(spec.shape):
+        raise bad(f"input {spec.name!r} has shape {list(arr.shape)} but the model expects {list(spec.shape)} "
+                  f"(-1 = any size)")
+    for got, want in zip(arr.shape, spec.shape):
+        if want >= 0 and got != want:
+            raise bad(f"input {spec.name!r} has shape {list(arr.shape)} but the model expects {list(spec.shape)}")
+
+
+def check_inputs(arrays: dict[str, np.ndarray], pkg: Package, allowed_extra: set[str] | None = None) -> int:
+    """Check names, shapes and one common batch size for a full input set; returns the batch size."""
+    missing = [s.name for s in pkg.inputs if s.name not in arrays]
+    if missing:
+        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
+        raise bad(f"missing input {shown}; the model needs {len(pkg.inputs)} inputs: see GET /v2/models/<name>")
+    extra = [k for k in arrays if pkg.input(k) is None and k not in (allowed_extra or set())]
+    if extra:
+        raise bad(f"unknown input {extra[0]!r}; the model's inputs are "
+                  f"{', '.join(repr(s.name) for s in pkg.inputs[:8])}{' ...' if len(pkg.inputs) > 8 else ''}")
+    n = -1
+    for spec in pkg.inputs:
+        arr = arrays[spec.name]
+        check_shape(arr, spec)
+        if n < 0:
+            n = arr.shape[0]
+        elif arr.shape[0] != n:
+            raise bad(f"inputs disagree on the batch size: {pkg.inputs[0].name!r} has {n} rows, "
+                      f"{spec.name!r} has {arr.shape[0]}")
+    if n == 0:
+        raise bad("the request has 0 rows")
+    return n
+
+
+def decode_bytes(buf: bytes | memoryview, count: int, name: str) -> np.ndarray:
+    """Decode V2 binary BYTES data (4-byte little-endian length + bytes, repeated) into an object array of str."""
+    out = np.empty(count, dtype=object)
+    off, size = 0, len(buf)
+    for i in range(count):
+        if off + 4 > size:
+            raise bad(f"input {name!r}: binary BYTES data ends after {i} of {count} elements")
+        (ln,) = struct.unpack_from("<I", buf, off)
+        off += 4
+        if off + ln > size:
+            raise bad(f"input {name!r}: binary BYTES element {i} claims {ln} bytes past the end of the data")
+        try:
+            out[i] = bytes(buf[off:off + ln]).decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad(f"input {name!r}: BYTES element {i} is not UTF-8 text") from None
+        off += ln
+    if off != size:
+        raise bad(f"input {name!r}: {size - off} extra bytes after {count} BYTES elements")
+    return out
+
+
+def encode_bytes(arr: np.ndarray) -> bytes:
+    """Encode an array of strings/bytes as V2 binary BYTES data."""
+    parts = []
+    for v in arr.reshape(-1):
+        b = v if isinstance(v, bytes) else str(v).encode("utf-8")
+        parts.append(struct.pack("<I", len(b)))
+        parts.append(b)
+    return b"".join(parts)

@@ -1,0 +1,76 @@
+"""Settings of a serving fleet, passed from the supervising parent to its workers as JSON."""
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+from roost.errors import RoostError
+
+CONFIG_ENV = "ROOST_SERVE_CONFIG"
+
+
+@dataclass
+class ServeConfig:
+    """What `roost serve` was asked to do."""
+
+    models: list[str] = field(default_factory=list)
+    host: str = "127.0.0.1"
+    port: int = 8080
+    replicas: int = 1
+    max_batch: int = 64
+    threads: int = 0  # intra-op threads per worker; 0 = cores / replicas (at least 1)
+    log_requests: float = 0.0
+    log_dir: str | None = None
+    max_body_mb: float = 64.0
+    token: str | None = None
+    poll_s: float = 2.0
+    grace_s: float = 30.0
+    workspace: str | None = None
+
+    def check(self) -> None:
+        """Raise RoostError on impossible settings."""
+        if not self.models:
+            raise RoostError("no model to serve", hint="roost serve NAME@ALIAS | NAME/VERSION | PATH [...]")
+        if self.replicas < 1:
+            raise RoostError(f"--replicas must be at least 1, got {self.replicas}")
+        if self.max_batch < 1:
+            raise RoostError(f"--max-batch must be at least 1, got {self.max_batch}")
+        if not 0.0 <= self.log_requests <= 1.0:
+            raise RoostError(f"--log-requests is a sampling rate in 0..1, got {self.log_requests}")
+        if not 0 <= self.port < 65536:
+            raise RoostError(f"--port must be in 0..65535, got {self.port}")
+        if self.max_body_mb <= 0:
+            raise RoostError("--max-body-mb must be positive")
+
+    @property
+    def max_body(self) -> int:
+        """The body size limit in bytes."""
+        return int(self.max_body_mb * (1 << 20))
+
+    def intra_op_threads(self) -> int:
+        """ONNX Runtime intra-op threads per worker: explicit, or the cores shared out among replicas."""
+        if self.threads > 0:
+            return self.threads
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        return max(1, cores // max(1, self.replicas))
+
+    def request_log_dir(self) -> Path | None:
+        """Where sampled request logs go: --log-dir, else <workspace>/.roost/request_logs, else None."""
+        if self.log_requests <= 0:
+            return None
+        if self.log_dir:
+            return Path(self.log_dir).expanduser().resolve()
+        if self.workspace:
+            return Path(self.workspace) / ".roost" / "request_logs"
+        raise RoostError("--log-requests needs a place to write", hint="pass --log-dir DIR or run inside a workspace")
+
+    def to_json(self) -> str:
+        """Serialise for the worker processes."""
+        return json.dumps(asdict(self))
+
+    @classmethod
+    def from_json(cls, text: str) -> "ServeConfig":
+        """Read the settings a parent passed."""
+        return cls(**json.loads(text))

@@ -1,0 +1,176 @@
+"""Model specs (path, name@alias, name/3, NAME=SPEC) → resolved packages → warmed-up ONNX Runtime sessions."""
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from roost.errors import RoostError
+from roost.serve.batcher import Batcher
+from roost.serve.signature import Package, read_package
+
+log = logging.getLogger(__name__)
+
+_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+_VERSIONED = re.compile(r"^[A-Za-z0-9][\w.\-]*/\d+$")
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """What the user asked to serve: the served name and where its package comes from."""
+
+    name: str
+    source: str
+    kind: str  # "path" | "alias" | "version" | "latest"
+
+    @property
+    def watches_alias(self) -> bool:
+        """Whether the served version follows a registry alias (polled)."""
+        return self.kind == "alias"
+
+
+def parse_spec(spec: str) -> ModelSpec:
+    """Parse a MODEL argument: `name@alias`, `name/3`, a package path, or `NAME=any of those`."""
+    served: str | None = None
+    if "=" in spec and _NAME.match(spec.split("=", 1)[0]):
+        served, spec = spec.split("=", 1)
+    if "@" in spec and not Path(spec).exists():
+        name = spec.split("@", 1)[0]
+        kind = "alias"
+    elif _VERSIONED.match(spec) and not Path(spec).exists():
+        name = spec.rsplit("/", 1)[0]
+        kind = "version"
+    elif Path(spec).expanduser().exists() or "/" in spec or spec.startswith("."):
+        p = Path(spec).expanduser().resolve()
+        name = p.name if p.name != "model" else (p.parent.name or "model")
+        kind = "path"
+    else:
+        name, kind = spec, "latest"
+    name = served or name
+    if not _NAME.match(name):
+        raise RoostError(f"cannot serve a model named {name!r}", hint="rename it with NAME=SPEC, e.g. churn=./model")
+    return ModelSpec(name=name, source=spec, kind=kind)
+
+
+@dataclass
+class Resolved:
+    """A spec resolved to one concrete package on disk."""
+
+    spec: ModelSpec
+    version: str
+    package: Package
+
+
+def resolve(spec: ModelSpec, previous: Resolved | None = None) -> Resolved:
+    """Find the package a spec points at now (registry lookup for names); reads signature and metadata."""
+    if spec.kind == "path":
+        pkg = read_package(spec.source)
+        version = "1"
+        if previous is not None:
+            old = int(previous.version) if previous.version.isdigit() else 1
+            version = previous.version if previous.package.fingerprint == pkg.fingerprint else str(old + 1)
+        return Resolved(spec, version, pkg)
+    try:
+        from roost.registry.api import resolve_model
+    except ModuleNotFoundError as exc:  # pragma: no cover - registry always ships with roost
+        raise RoostError(f"cannot resolve {spec.source!r}: the model registry is unavailable ({exc})") from None
+    mv = resolve_model(spec.source)
+    if mv.local_path is None:
+        raise RoostError(f"{spec.source!r} resolved to version {mv.version} but it has no local package")
+    return Resolved(spec, str(mv.version), read_package(mv.local_path))
+
+
+def current_version(spec: ModelSpec) -> str | None:
+    """The registry version an alias points at now (None for non-registry specs)."""
+    if spec.kind not in ("alias", "latest"):
+        return None
+    from roost.registry.api import resolve_model
+
+    return str(resolve_model(spec.source).version)
+
+
+def _dummy(pkg: Package, rows: int) -> dict[str, np.ndarray]:
+    """Warm-up inputs: zeros / empty strings of the signature shapes."""
+    out: dict[str, np.ndarray] = {}
+    for s in pkg.inputs:
+        shape = (rows, *[d if d > 0 else 1 for d in s.shape[1:]])
+        if s.dtype == "string":
+            arr = np.empty(shape, dtype=object)
+            arr.fill("")
+            out[s.name] = arr
+        else:
+            out[s.name] = np.zeros(shape, dtype=s.np_dtype)
+    return out
+
+
+class LoadedModel:
+    """One model version in memory: an ONNX Runtime session behind its own batcher thread."""
+
+    def __init__(self, resolved: Resolved, threads: int = 1, max_batch: int = 64,
+                 on_batch: Callable[[str, int, int], None] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.name = resolved.spec.name
+        self.version = resolved.version
+        self.resolved = resolved
+        self.package = resolved.package
+        so = ort.SessionOptions()
+        so.intra_op_num_threads = max(1, threads)
+        so.inter_op_num_threads = 1
+        so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        so.log_severity_level = 3
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+        try:
+            self.session = ort.InferenceSession(str(self.package.onnx_path), so, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
+            raise RoostError(f"onnxruntime cannot load {self.package.onnx_path}: {exc}") from None
+        self._check_graph()
+        self.output_names = [o.name for o in self.package.outputs]
+        cb = (lambda rows, reqs: on_batch(self.name, rows, reqs)) if on_batch else None
+        self.batcher = Batcher(self.run, max_rows=max_batch, name=self.name, on_batch=cb)
+
+    def _check_graph(self) -> None:
+        """Refuse a package whose signature.json disagrees with the ONNX graph's inputs/outputs."""
+        graph_in = {i.name for i in self.session.get_inputs()}
+        graph_out = {o.name for o in self.session.get_outputs()}
+        sig_in = {s.name for s in self.package.inputs}
+        missing = sorted(graph_in - sig_in) + sorted(s.name for s in self.package.outputs if s.name not in graph_out)
+        extra = sorted(sig_in - graph_in)
+        if missing or extra:
+            raise RoostError(f"{self.package.path}: signature.json and model.onnx disagree "
+                             f"(not in signature: {missing}, not in graph: {extra})",
+                             hint="re-export the package so both come from the same model")
+
+    def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Run the graph on full input arrays (called from the batcher thread)."""
+        outs = self.session.run(self.output_names, inputs)
+        return dict(zip(self.output_names, outs))
+
+    def warm_up(self, max_batch: int = 64) -> None:
+        """Run dummy batches so the first real request does not pay for lazy initialisation."""
+        for rows in sorted({1, max(1, min(max_batch, 64))}):
+            self.run(_dummy(self.package, rows))
+
+    def describe(self) -> dict[str, Any]:
+        """Name, version, source and path of this loaded model."""
+        return {"name": self.name, "version": self.version, "source": self.resolved.spec.source,
+                "path": str(self.package.path), "fingerprint": self.package.fingerprint}
+
+    def close(self) -> None:
+        """Stop the batcher after its queued requests ran."""
+        self.batcher.close()
+
+
+def load(resolved: Resolved, threads: int = 1, max_batch: int = 64,
+         on_batch: Callable[[str, int, int], None] | None = None) -> LoadedModel:
+    """Create the session, check it against the signature and warm it up."""
+    model = LoadedModel(resolved, threads=threads, max_batch=max_batch, on_batch=on_batch)
+    try:
+        model.warm_up(max_batch)
+    except Exception as exc:  # noqa: BLE001 - a model may reject all-zero rows and still serve real ones
+        log.warning("model %s version %s fails on a zero warm-up batch: %s", model.name, model.version, exc)
+    return model

@@ -1,0 +1,127 @@
+"""Prometheus metrics of the serving fleet (aggregated across worker processes) and its alerting rules."""
+from __future__ import annotations
+
+import os
+from typing import Any
+
+LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
+REQ_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+class Metrics:
+    """The serving metrics; in a fleet (PROMETHEUS_MULTIPROC_DIR set) every worker's values are summed."""
+
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.multiproc_dir = os.environ.get(MULTIPROC_ENV)
+        self.registry = CollectorRegistry()
+        reg: Any = None if self.multiproc_dir else self.registry
+        self.requests = Counter("roost_requests_total", "Requests answered, by model, protocol and HTTP status",
+                                ["model", "protocol", "code"], registry=reg)
+        self.latency = Histogram("roost_request_latency_seconds", "Request latency inside the server",
+                                 ["model", "protocol"], buckets=LATENCY_BUCKETS, registry=reg)
+        self.errors = Counter("roost_errors_total", "Error responses by model and HTTP status", ["model", "code"],
+                              registry=reg)
+        self.batch_rows = Histogram("roost_batch_rows", "Rows per model run (dynamic batches)", ["model"],
+                                    buckets=ROW_BUCKETS, registry=reg)
+        self.batch_requests = Histogram("roost_batch_requests", "Requests merged into one model run", ["model"],
+                                        buckets=REQ_BUCKETS, registry=reg)
+        self.version_loaded = Gauge("roost_model_version_loaded", "1 for each model version a worker serves",
+                                    ["model", "version"], multiprocess_mode="livemax", registry=reg)
+        self.swaps = Counter("roost_model_swaps_total", "Hot swaps to a new model version", ["model"], registry=reg)
+        self.inflight = Gauge("roost_inflight_requests", "Requests being handled now", multiprocess_mode="livesum",
+                              registry=reg)
+        self.logged_rows = Counter("roost_request_log_rows_total", "Rows written to the request log", ["model"],
+                                   registry=reg)
+        self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash",
+                                       registry=reg)
+        self._req: dict[tuple[str, str, str], Any] = {}
+        self._lat: dict[tuple[str, str], Any] = {}
+        self._batch: dict[str, tuple[Any, Any]] = {}
+
+    def observe(self, model: str, protocol: str, status: int, seconds: float) -> None:
+        """Count one answered request and its latency."""
+        code = str(status)
+        key = (model, protocol, code)
+        c = self._req.get(key)
+        if c is None:
+            c = self._req[key] = self.requests.labels(model, protocol, code)
+        c.inc()
+        lk = (model, protocol)
+        h = self._lat.get(lk)
+        if h is None:
+            h = self._lat[lk] = self.latency.labels(model, protocol)
+        h.observe(seconds)
+        if status >= 400:
+            self.errors.labels(model, code).inc()
+
+    def batch(self, model: str, rows: int, requests: int) -> None:
+        """Record one model run of `rows` rows merged from `requests` requests."""
+        pair = self._batch.get(model)
+        if pair is None:
+            pair = self._batch[model] = (self.batch_rows.labels(model), self.batch_requests.labels(model))
+        pair[0].observe(rows)
+        pair[1].observe(requests)
+
+    def loaded(self, model: str, version: str, old_version: str | None = None) -> None:
+        """Mark `version` of `model` as served (and the version it replaced as not served)."""
+        if old_version is not None and old_version != version:
+            self.version_loaded.labels(model, old_version).set(0)
+            self.swaps.labels(model).inc()
+        self.version_loaded.labels(model, version).set(1)
+
+    def exposition(self) -> tuple[bytes, str]:
+        """The text exposition format of all metrics (all workers' when in a fleet)."""
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+        if self.multiproc_dir:
+            from prometheus_client.multiprocess import MultiProcessCollector
+
+            reg = CollectorRegistry()
+            MultiProcessCollector(reg, path=self.multiproc_dir)
+            return generate_latest(reg), CONTENT_TYPE_LATEST
+        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+def alert_rules(error_rate: float = 0.01, p99_seconds: float = 0.1, window: str = "5m") -> dict[str, Any]:
+    """Prometheus alerting rules for a roost fleet: server error rate, p99 latency, crash loops, no model."""
+    def ratio(codes: str) -> str:
+        return (f'sum by (model) (rate(roost_requests_total{{code=~"{codes}"}}[{window}]))'
+                f" / clamp_min(sum by (model) (rate(roost_requests_total[{window}])), 1e-9)")
+
+    return {"groups": [{"name": "roost-serving", "rules": [
+        {"alert": "RoostHighErrorRate", "expr": f"{ratio('5..')} > {error_rate}", "for": "5m",
+         "labels": {"severity": "critical"},
+         "annotations": {"summary": "roost model {{ $labels.model }}: more than "
+                                    f"{error_rate:.0%} of requests fail with a server error",
+                         "description": "5xx ratio over " + window + " is {{ $value | humanizePercentage }}."}},
+        {"alert": "RoostHighClientErrorRate", "expr": f"{ratio('4..')} > 0.2", "for": "10m",
+         "labels": {"severity": "warning"},
+         "annotations": {"summary": "roost model {{ $labels.model }}: over 20% of requests are rejected (4xx)",
+                         "description": "a client may send the wrong features; 4xx ratio is "
+                                        "{{ $value | humanizePercentage }}."}},
+        {"alert": "RoostHighP99Latency",
+         "expr": f"histogram_quantile(0.99, sum by (le, model) (rate(roost_request_latency_seconds_bucket[{window}])))"
+                 f" > {p99_seconds}",
+         "for": "5m", "labels": {"severity": "warning"},
+         "annotations": {"summary": "roost model {{ $labels.model }}: p99 latency above "
+                                    f"{p99_seconds * 1000:g} ms",
+                         "description": "p99 over " + window + " is {{ $value | humanizeDuration }}."}},
+        {"alert": "RoostWorkerCrashLoop", "expr": "increase(roost_worker_restarts_total[10m]) > 3",
+         "labels": {"severity": "critical"},
+         "annotations": {"summary": "roost serving workers keep crashing ({{ $value }} restarts in 10 min)"}},
+        {"alert": "RoostNoModelLoaded", "expr": "max(roost_model_version_loaded) < 1", "for": "2m",
+         "labels": {"severity": "critical"},
+         "annotations": {"summary": "a roost fleet serves no model version"}},
+    ]}]}
+
+
+def write_alert_rules(path: str, error_rate: float = 0.01, p99_seconds: float = 0.1) -> None:
+    """Write the alerting rules as a Prometheus rules YAML file."""
+    import yaml
+
+    with open(path, "w") as fh:
+        yaml.safe_dump(alert_rules(error_rate, p99_seconds), fh, sort_keys=False, width=200)

@@ -1,0 +1,148 @@
+"""TensorFlow Serving REST API: :predict in row ("instances") and columnar ("inputs") format, model status."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from roost.serve.codec import HTTPError, bad, column
+from roost.serve.features import entity_spec
+
+if TYPE_CHECKING:
+    from roost.serve.app import ServeApp
+    from roost.serve.loader import LoadedModel
+
+JSON = b"application/json"
+Reply = tuple[int, bytes, bytes, list]
+
+
+def status(model: LoadedModel) -> dict[str, Any]:
+    """GET /v1/models/{name}: the TF-Serving model status document."""
+    return {"model_version_status": [{"version": model.version, "state": "AVAILABLE",
+                                      "status": {"error_code": "OK", "error_message": ""}}]}
+
+
+def metadata(model: LoadedModel) -> dict[str, Any]:
+    """GET /v1/models/{name}/metadata: model spec plus a signature_def built from signature.json."""
+    def tensors(specs: list) -> dict[str, Any]:
+        return {s.name: {"dtype": s.dtype, "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]},
+                         "name": s.name} for s in specs}
+
+    pkg = model.package
+    return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
+            "metadata": {"signature_def": {"signature_def": {"serving_default": {
+                "inputs": tensors(pkg.inputs), "outputs": tensors(pkg.outputs), "method_name": "predict"}}}}}
+
+
+def _convert(model: LoadedModel, columns: dict[str, Any]) -> dict[str, np.ndarray]:
+    """Columns of JSON values → arrays of the signature dtypes (entity ids allowed when the model has them)."""
+    arrays = {}
+    pkg = model.package
+    for name, values in columns.items():
+        spec = pkg.input(name)
+        if spec is None:
+            if name not in pkg.entities:
+                names = ", ".join(repr(s.name) for s in pkg.inputs[:8])
+                raise bad(f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(pkg.inputs) > 8 else ''}")
+            spec = entity_spec(name, values)
+        arrays[name] = column(values, spec)
+    return arrays
+
+
+def _rows_to_columns(model: LoadedModel, rows: list) -> dict[str, list]:
+    """The "instances" row format → one list per input."""
+    if not rows:
+        raise bad("'instances' is empty")
+    first = rows[0]
+    if not isinstance(first, dict):
+        if len(model.package.inputs) == 1:
+            return {model.package.inputs[0].name: rows}
+        raise bad(f"each instance must be an object {{input: value}}: the model has {len(model.package.inputs)} inputs")
+    keys = list(first)
+    for i, row in enumerate(rows):
+        if not isinstance(row, dict):
+            raise bad(f"instance {i} is not an object like instance 0")
+        if len(row) != len(keys) or any(k not in row for k in keys):
+            diff = sorted(set(keys) ^ set(row))
+            raise bad(f"instance {i} has different inputs than instance 0 (differ in {', '.join(map(repr, diff[:5]))})")
+    return {k: [row[k] for row in rows] for k in keys}
+
+
+def _parse(model: LoadedModel, body: bytes) -> tuple[bool, dict[str, np.ndarray]]:
+    """Parse a :predict body; returns (row format?, input arrays)."""
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(req, dict):
+        raise bad("request body must be a JSON object with 'instances' or 'inputs'")
+    sig = req.get("signature_name")
+    if sig not in (None, "", "serving_default"):
+        raise bad(f"unknown signature_name {sig!r}; this model has only 'serving_default'")
+    if ("instances" in req) == ("inputs" in req):
+        raise bad("send exactly one of 'instances' (row format) or 'inputs' (columnar format)")
+    if "instances" in req:
+        rows = req["instances"]
+        if not isinstance(rows, list):
+            raise bad("'instances' must be a list of rows")
+        return True, _convert(model, _rows_to_columns(model, rows))
+    cols = req["inputs"]
+    if not isinstance(cols, dict):
+        if len(model.package.inputs) != 1:
+            raise bad(f"'inputs' must be an object {{input: [values]}}: the model has {len(model.package.inputs)} inputs")
+        cols = {model.package.inputs[0].name: cols}
+    return False, _convert(model, cols)
+
+
+def encode(model: LoadedModel, outputs: dict[str, np.ndarray], row_format: bool) -> bytes:
+    """Row format → {"predictions": [...]}; columnar → {"outputs": ...} (one output: bare values)."""
+    names = [s.name for s in model.package.outputs]
+    opt = orjson.OPT_SERIALIZE_NUMPY
+    if len(names) == 1:
+        arr = np.ascontiguousarray(outputs[names[0]])
+        return orjson.dumps({"predictions" if row_format else "outputs": arr}, option=opt)
+    if not row_format:
+        return orjson.dumps({"outputs": {n: np.ascontiguousarray(outputs[n]) for n in names}}, option=opt)
+    lists = [outputs[n].tolist() for n in names]
+    return orjson.dumps({"predictions": [dict(zip(names, vals)) for vals in zip(*lists)]})
+
+
+async def predict(app: ServeApp, name: str, version: str | None, label: str | None, body: bytes) -> Reply:
+    """POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict."""
+    model = app.lookup(name, version)
+    spec = model.resolved.spec
+    if label is not None and not (spec.kind == "alias" and spec.source.split("@", 1)[1] == label):
+        raise HTTPError(404, f"model {name!r} is not served under label {label!r}; "
+                             f"it is served from {spec.source!r}")
+    row_format, arrays = _parse(model, body)
+    outputs = await app.predict(model, arrays, "tfserving")
+    return 200, encode(model, outputs, row_format), JSON, []
+
+
+def route(method: str, rest: str) -> tuple[str, str | None, str | None, str]:
+    """Split the part after /v1/models/ into (model, version, label, action: '' | 'predict' | 'metadata')."""
+    action = ""
+    if ":" in rest:
+        rest, verb = rest.rsplit(":", 1)
+        if verb != "predict":
+            raise HTTPError(404 if verb not in ("classify", "regress") else 400,
+                            f"':{verb}' is not supported; use ':predict'")
+        action = "predict"
+    parts = rest.split("/")
+    name, version, label = parts[0], None, None
+    tail = parts[1:]
+    if len(tail) >= 2 and tail[0] in ("versions", "labels"):
+        if tail[0] == "versions":
+            version = tail[1]
+        else:
+            label = tail[1]
+        tail = tail[2:]
+    if tail == ["metadata"] and not action:
+        action = "metadata"
+    elif tail:
+        raise HTTPError(404, f"no route /v1/models/{rest}; use /v1/models/NAME[/versions/V]:predict")
+    want = "POST" if action == "predict" else "GET"
+    if method != want:
+        raise HTTPError(405, f"{method} is not allowed here; use {want}")
+    return name, version, label, action

@@ -1,0 +1,193 @@
+"""KServe V2 / Open Inference Protocol over HTTP: JSON tensors and the binary tensor data extension."""
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import orjson
+
+from roost.serve.codec import HTTPError, bad, column, decode_bytes, encode_bytes
+from roost.serve.features import entity_spec
+from roost.serve.signature import NUMPY_TO_V2, V2_TO_DTYPE, TensorSpec
+
+if TYPE_CHECKING:
+    from roost.serve.app import ServeApp
+    from roost.serve.loader import LoadedModel
+
+JSON = b"application/json"
+OCTET = b"application/octet-stream"
+Reply = tuple[int, bytes, bytes, list]
+
+
+def model_metadata(model: LoadedModel) -> dict[str, Any]:
+    """The V2 model metadata document."""
+    pkg = model.package
+    return {"name": model.name, "versions": [model.version], "platform": "onnxruntime_onnx",
+            "inputs": [s.to_v2() for s in pkg.inputs], "outputs": [s.to_v2() for s in pkg.outputs],
+            "parameters": {"task": pkg.task, "classes": pkg.classes, "feature_refs": pkg.feature_refs,
+                           "entities": pkg.entities}}
+
+
+def _shape(value: Any, name: str) -> list[int]:
+    """Check a V2 'shape' field: a list of non-negative ints."""
+    if not isinstance(value, list) or not all(type(d) is int and d >= 0 for d in value):
+        raise bad(f"input {name!r}: 'shape' must be a list of non-negative integers, got {value!r:.60}")
+    return value
+
+
+def _spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> TensorSpec:
+    """The signature spec of a request input, an entity-id spec, or a 400 naming the unknown input."""
+    spec = model.package.input(name)
+    if spec is not None:
+        if datatype != spec.v2_datatype:
+            raise bad(f"input {name!r} has datatype {datatype} but the model expects {spec.v2_datatype}")
+        return spec
+    if name in model.package.entities:
+        if datatype in V2_TO_DTYPE:
+            return TensorSpec(name, V2_TO_DTYPE[datatype], (-1,))
+        return entity_spec(name, data)
+    names = ", ".join(repr(s.name) for s in model.package.inputs[:8])
+    raise bad(f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(model.package.inputs) > 8 else ''}")
+
+
+def _binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray:
+    """Decode one binary-encoded input tensor."""
+    if spec.dtype == "string":
+        return decode_bytes(chunk, count, spec.name)
+    dt = spec.np_dtype.newbyteorder("<")
+    if len(chunk) != count * dt.itemsize:
+        raise bad(f"input {spec.name!r}: binary_data_size is {len(chunk)} bytes but shape needs "
+                  f"{count} x {dt.itemsize} = {count * dt.itemsize}")
+    return np.frombuffer(chunk, dtype=dt)
+
+
+def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) -> tuple[dict, dict[str, np.ndarray]]:
+    """Parse a V2 inference request (JSON, optionally followed by binary tensors) into input arrays."""
+    binary: memoryview | None = None
+    if header_len is not None:
+        try:
+            n = int(header_len)
+        except ValueError:
+            raise bad("Inference-Header-Content-Length must be an integer") from None
+        if n < 0 or n > len(body):
+            raise bad(f"Inference-Header-Content-Length is {n} but the body has {len(body)} bytes")
+        binary = memoryview(body)[n:]
+        body = body[:n]
+    try:
+        req = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise bad(f"request body is not valid JSON: {exc}") from None
+    if not isinstance(req, dict):
+        raise bad("request body must be a JSON object with an 'inputs' list")
+    inputs = req.get("inputs")
+    if not isinstance(inputs, list) or not inputs:
+        raise bad("request needs a non-empty 'inputs' list of {name, datatype, shape, data}")
+    arrays: dict[str, np.ndarray] = {}
+    offset = 0
+    for i, inp in enumerate(inputs):
+        if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
+            raise bad(f"inputs[{i}] must be an object with a string 'name'")
+        name = inp["name"]
+        if name in arrays:
+            raise bad(f"input {name!r} appears twice")
+        datatype = inp.get("datatype")
+        if not isinstance(datatype, str):
+            raise bad(f"input {name!r} needs a string 'datatype' such as FP32 or BYTES")
+        shape = _shape(inp.get("shape"), name)
+        spec = _spec_for(model, name, datatype, inp.get("data"))
+        count = int(np.prod(shape)) if shape else 1
+        params = inp.get("parameters")
+        size = params.get("binary_data_size") if isinstance(params, dict) else None
+        if size is not None:
+            if type(size) is not int or size < 0:
+                raise bad(f"input {name!r}: binary_data_size must be a non-negative integer")
+            if binary is None or offset + size > len(binary):
+                raise bad(f"input {name!r}: binary_data_size {size} but the binary part of the body is "
+                          f"{0 if binary is None else len(binary) - offset} bytes "
+                          "(is the Inference-Header-Content-Length header set?)")
+            arr = _binary_input(spec, binary[offset:offset + size], count)
+            offset += size
+        else:
+            if "data" not in inp:
+                raise bad(f"input {name!r} has neither 'data' nor parameters.binary_data_size")
+            arr = column(inp["data"], spec)
+            if arr.size != count:
+                raise bad(f"input {name!r}: shape {shape} needs {count} values but 'data' has {arr.size}")
+        arrays[name] = arr.reshape(shape)
+    if binary is not None and offset != len(binary):
+        raise bad(f"{len(binary) - offset} bytes of binary data are not claimed by any input's binary_data_size")
+    return req, arrays
+
+
+def _requested(req: dict, model: LoadedModel) -> list[tuple[str, bool]]:
+    """(output name, as binary) for each output the request asked for (all outputs by default)."""
+    params = req.get("parameters")
+    default_bin = bool(params.get("binary_data_output")) if isinstance(params, dict) else False
+    outs = req.get("outputs")
+    known = [s.name for s in model.package.outputs]
+    if outs is None:
+        return [(n, default_bin) for n in known]
+    if not isinstance(outs, list):
+        raise bad("'outputs' must be a list of {name, parameters}")
+    chosen = []
+    for o in outs:
+        if not isinstance(o, dict) or not isinstance(o.get("name"), str):
+            raise bad("each entry of 'outputs' needs a string 'name'")
+        if o["name"] not in known:
+            raise bad(f"unknown output {o['name']!r}; the model's outputs are {', '.join(map(repr, known))}")
+        p = o.get("parameters")
+        chosen.append((o["name"], bool(p.get("binary_data", default_bin)) if isinstance(p, dict) else default_bin))
+    return chosen
+
+
+def encode_response(req: dict, model: LoadedModel, outputs: dict[str, np.ndarray],
+                    wanted: list[tuple[str, bool]]) -> Reply:
+    """Build the V2 response: JSON only, or JSON header + binary tensors."""
+    entries, blobs = [], []
+    for name, as_binary in wanted:
+        arr = outputs[name]
+        dtype = NUMPY_TO_V2.get(arr.dtype.name, "BYTES")
+        entry: dict[str, Any] = {"name": name, "datatype": dtype, "shape": list(arr.shape)}
+        if as_binary:
+            raw = encode_bytes(arr) if dtype == "BYTES" else np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
+            entry["parameters"] = {"binary_data_size": len(raw)}
+            blobs.append(raw)
+        elif dtype == "BYTES":
+            entry["data"] = [v.decode() if isinstance(v, bytes) else str(v) for v in arr.reshape(-1)]
+        else:
+            entry["data"] = np.ascontiguousarray(arr).reshape(-1)
+        entries.append(entry)
+    resp: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": entries}
+    rid = req.get("id")
+    if isinstance(rid, str):
+        resp["id"] = rid
+    head = orjson.dumps(resp, option=orjson.OPT_SERIALIZE_NUMPY)
+    if not blobs:
+        return 200, head, JSON, []
+    return 200, head + b"".join(blobs), OCTET, [(b"inference-header-content-length", str(len(head)).encode())]
+
+
+async def infer(app: ServeApp, name: str, version: str | None, body: bytes, headers: dict[bytes, bytes]) -> Reply:
+    """POST /v2/models/{name}[/versions/{v}]/infer."""
+    model = app.lookup(name, version)
+    req, arrays = decode_request(model, body, headers.get(b"inference-header-content-length"))
+    wanted = _requested(req, model)
+    outputs = await app.predict(model, arrays, "v2")
+    return encode_response(req, model, outputs, wanted)
+
+
+def route(app: ServeApp, method: str, rest: str) -> tuple[str, str | None, str]:
+    """Split the part after /v2/models/ into (model, version, action: '' | 'ready' | 'infer')."""
+    parts = rest.split("/")
+    name, version, action = parts[0], None, ""
+    tail = parts[1:]
+    if len(tail) >= 2 and tail[0] == "versions":
+        version, tail = tail[1], tail[2:]
+    if len(tail) == 1 and tail[0] in ("ready", "infer"):
+        action = tail[0]
+    elif tail:
+        raise HTTPError(404, f"no route /v2/models/{rest}; use /v2/models/NAME[/versions/V][/ready|/infer]")
+    want = "POST" if action == "infer" else "GET"
+    if method != want:
+        raise HTTPError(405, f"{method} is not allowed here; use {want}")
+    return name, version, action

@@ -1,0 +1,127 @@
+"""The models a worker serves, by name; hot swap on reload or when a watched registry alias moves."""
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from roost.serve.loader import LoadedModel, ModelSpec, Resolved, current_version, load, resolve
+from roost.serve.metrics import Metrics
+
+log = logging.getLogger(__name__)
+
+# how long a replaced model keeps taking requests that were validated against it before the swap
+RETIRE_AFTER_S = 5.0
+
+
+class ModelSlot:
+    """One served name: the model version taking traffic now, swapped atomically on reload."""
+
+    def __init__(self, spec: ModelSpec, model: LoadedModel) -> None:
+        self.spec = spec
+        self.current = model
+        self.lock: asyncio.Lock | None = None
+        self.last_error: str | None = None
+
+
+class Repository:
+    """Loads the served models, answers lookups by name and swaps in new versions without dropping requests."""
+
+    def __init__(self, specs: list[ModelSpec], threads: int = 1, max_batch: int = 64,
+                 metrics: Metrics | None = None) -> None:
+        names = [s.name for s in specs]
+        dupes = sorted({n for n in names if names.count(n) > 1})
+        if dupes:
+            from roost.errors import RoostError
+
+            raise RoostError(f"two models would be served as {dupes[0]!r}",
+                             hint="give one another name with NAME=SPEC, e.g. churn_v2=churn/2")
+        self.specs = specs
+        self.threads = threads
+        self.max_batch = max_batch
+        self.metrics = metrics
+        self.slots: dict[str, ModelSlot] = {}
+
+    def _load(self, resolved: Resolved) -> LoadedModel:
+        """Load and warm up one resolved package."""
+        on_batch = self.metrics.batch if self.metrics is not None else None
+        return load(resolved, threads=self.threads, max_batch=self.max_batch, on_batch=on_batch)
+
+    def load_all(self) -> None:
+        """Resolve and load every model (blocking; done before the worker takes traffic)."""
+        for spec in self.specs:
+            model = self._load(resolve(spec))
+            self.slots[spec.name] = ModelSlot(spec, model)
+            if self.metrics is not None:
+                self.metrics.loaded(spec.name, model.version)
+            log.info("loaded %s version %s from %s", spec.name, model.version, model.package.path)
+
+    def get(self, name: str) -> LoadedModel | None:
+        """The model serving `name` now, or None."""
+        slot = self.slots.get(name)
+        return slot.current if slot is not None else None
+
+    @property
+    def names(self) -> list[str]:
+        """Served model names, in the order given."""
+        return list(self.slots)
+
+    async def reload(self, names: list[str] | None = None, force: bool = False) -> list[dict[str, Any]]:
+        """Re-resolve models and swap in the ones whose version or package changed; returns what happened."""
+        out = []
+        for name in names or self.names:
+            slot = self.slots.get(name)
+            if slot is None:
+                out.append({"name": name, "error": f"model {name!r} is not served"})
+                continue
+            out.append(await self._reload_slot(slot, force))
+        return out
+
+    async def _reload_slot(self, slot: ModelSlot, force: bool) -> dict[str, Any]:
+        """Load the new version beside the old one, warm it up, then switch traffic to it."""
+        if slot.lock is None:
+            slot.lock = asyncio.Lock()
+        async with slot.lock:
+            loop = asyncio.get_running_loop()
+            old = slot.current
+            report: dict[str, Any] = {"name": slot.spec.name, "old_version": old.version}
+            try:
+                resolved = await loop.run_in_executor(None, resolve, slot.spec, old.resolved)
+                same = (resolved.version == old.version
+                        and resolved.package.fingerprint == old.package.fingerprint)
+                if same and not force:
+                    return {**report, "version": old.version, "swapped": False}
+                new = await loop.run_in_executor(None, self._load, resolved)
+            except Exception as exc:  # noqa: BLE001 - keep serving the old version
+                slot.last_error = str(exc)
+                log.error("reload of %s failed, still serving version %s: %s", slot.spec.name, old.version, exc)
+                return {**report, "version": old.version, "swapped": False, "error": str(exc)}
+            slot.current = new
+            slot.last_error = None
+            loop.call_later(RETIRE_AFTER_S, old.close)
+            if self.metrics is not None:
+                self.metrics.loaded(slot.spec.name, new.version, old.version)
+            log.info("swapped %s: version %s -> %s", slot.spec.name, old.version, new.version)
+            return {**report, "version": new.version, "swapped": True}
+
+    async def watch(self, interval: float = 2.0) -> None:
+        """Poll the registry for every name@alias model and hot-swap when the alias moves (runs forever)."""
+        watched = [s for s in self.slots.values() if s.spec.watches_alias]
+        if not watched:
+            return
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            for slot in watched:
+                try:
+                    version = await loop.run_in_executor(None, current_version, slot.spec)
+                except Exception as exc:  # noqa: BLE001 - a registry hiccup must not stop the watcher
+                    log.warning("cannot poll %s: %s", slot.spec.source, exc)
+                    continue
+                if version is not None and version != slot.current.version:
+                    await self._reload_slot(slot, force=False)
+
+    def close(self) -> None:
+        """Stop every batcher (queued requests still run)."""
+        for slot in self.slots.values():
+            slot.current.close()

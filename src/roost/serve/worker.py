@@ -1,0 +1,104 @@
+"""A serving worker: loads the models, then serves the socket its supervising parent shares (uvicorn)."""
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import sys
+from typing import Any, Callable
+
+from roost.serve.app import ServeApp
+from roost.serve.config import CONFIG_ENV, ServeConfig
+from roost.serve.loader import parse_spec
+from roost.serve.metrics import Metrics
+from roost.serve.repository import Repository
+
+log = logging.getLogger(__name__)
+
+FD_ENV = "ROOST_SERVE_FD"
+STATUS_FD_ENV = "ROOST_SERVE_STATUS_FD"
+EXIT_LOAD_FAILED = 3
+
+
+def build_app(cfg: ServeConfig, metrics: Metrics | None = None, fetcher: Any = None,
+              on_startup: Callable[[], None] | None = None, on_reload: Callable[[], None] | None = None) -> ServeApp:
+    """Load every model of `cfg` and wrap them in the ASGI app (blocking)."""
+    from roost.serve.features import default_fetcher
+
+    repo = Repository([parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads(),
+                      max_batch=cfg.max_batch, metrics=metrics)
+    repo.load_all()
+    reqlog = None
+    log_dir = cfg.request_log_dir()
+    if log_dir is not None:
+        from roost.serve.reqlog import RequestLogger
+
+        reqlog = RequestLogger(log_dir, cfg.log_requests, metrics=metrics)
+    if fetcher is None and any(s.current.package.feature_refs for s in repo.slots.values()):
+        fetcher = default_fetcher()
+    return ServeApp(repo, metrics=metrics, reqlog=reqlog, fetcher=fetcher, max_body=cfg.max_body, token=cfg.token,
+                    watch_interval=cfg.poll_s, on_startup=on_startup, on_reload=on_reload)
+
+
+def create_app(models: list[str], **settings: Any) -> ServeApp:
+    """An in-process ASGI app serving `models` (for embedding and tests; `roost serve` runs a fleet)."""
+    cfg = ServeConfig(models=list(models), **settings)
+    cfg.check()
+    return build_app(cfg, Metrics())
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to SIGTERM this worker when its parent dies, so no orphan keeps the port."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
+
+
+def main() -> None:
+    """Worker entry point (`python -m roost.serve.worker`, started by the fleet supervisor)."""
+    import uvicorn
+
+    from roost.errors import RoostError
+
+    _die_with_parent()
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the event loop handles it
+    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s")
+    cfg = ServeConfig.from_json(os.environ[CONFIG_ENV])
+    sock = socket.socket(fileno=int(os.environ[FD_ENV]))
+    status_fd = int(os.environ.get(STATUS_FD_ENV, "-1"))
+    parent = os.getppid()
+    holder: dict[str, ServeApp] = {}
+
+    def on_startup() -> None:
+        loop = asyncio.get_running_loop()
+        loop.add_signal_handler(signal.SIGHUP, lambda: loop.create_task(holder["app"].repo.reload()))
+        if status_fd >= 0:
+            os.write(status_fd, f"ready {os.getpid()}\n".encode())
+
+    def on_reload() -> None:
+        if status_fd >= 0:
+            os.kill(parent, signal.SIGUSR1)  # the supervisor tells every worker to reload
+
+    try:
+        holder["app"] = build_app(cfg, Metrics(), on_startup=on_startup, on_reload=on_reload)
+    except RoostError as exc:
+        log.error("cannot start: %s", exc)
+        sys.exit(EXIT_LOAD_FAILED)
+    config = uvicorn.Config(holder["app"], lifespan="on", access_log=False, log_level="warning",
+                            timeout_graceful_shutdown=int(cfg.grace_s), server_header=False, backlog=2048,
+                            timeout_keep_alive=30)
+    server = uvicorn.Server(config)
+    # uvicorn re-raises the signal that stopped it after draining: make that a clean exit
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
+    server.run(sockets=[sock])
+
+
+if __name__ == "__main__":
+    main()
