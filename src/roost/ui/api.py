@@ -1,0 +1,105 @@
+"""The JSON API under /api/ that the pages use (errors: 400/404 with {"error", "hint"})."""
+from __future__ import annotations
+
+from typing import Any, Awaitable, Callable
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from roost.errors import NotFoundError, RoostError
+
+Handler = Callable[[Request], Awaitable[Any]]
+
+
+def json_response(payload: Any, status_code: int = 200) -> Response:
+    """A JSON response (datetimes as ISO strings, non-finite floats as null)."""
+    from roost.ui.app import dumps
+
+    return Response(dumps(payload), status_code=status_code, media_type="application/json")
+
+
+def endpoint(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler returning a payload: RoostError → 400 (404 for not found) with message and hint."""
+    async def wrapped(request: Request) -> Response:
+        try:
+            out = await fn(request)
+        except NotFoundError as exc:
+            return json_response({"error": exc.message, "hint": exc.hint}, 404)
+        except RoostError as exc:
+            return json_response({"error": exc.message, "hint": exc.hint}, 400)
+        return out if isinstance(out, Response) else json_response(out)
+
+    return wrapped
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RoostError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def routes(ui: Any) -> list[Route]:
+    """The /api routes bound to the UI state."""
+    from roost import artifacts
+    from roost.registry import api as reg
+    from roost.ui import data
+
+    async def experiments(request: Request) -> Any:
+        return reg.list_experiments()
+
+    async def runs(request: Request) -> Any:
+        qp = request.query_params
+        exps = [e for e in qp.getlist("experiment") if e] or None
+        pg = data.runs_page(qp.get("q") or qp.get("filter") or None, exps, qp.get("order") or None,
+                            _int(request, "page", 1), _int(request, "per_page", 50))
+        return {"total": pg.total, "page": pg.page, "per_page": pg.per_page, "pages": pg.pages,
+                "param_keys": pg.param_keys, "metric_keys": pg.metric_keys, "runs": pg.runs}
+
+    async def run(request: Request) -> Any:
+        return reg.get_run(request.path_params["run_id"])
+
+    async def metrics(request: Request) -> Any:
+        r = reg.get_run(request.path_params["run_id"])
+        series = data.metric_series(r["run_id"], max(2, min(_int(request, "max_points", 2000), 100_000)))
+        key = request.query_params.get("key")
+        if key is not None:
+            if key not in series:
+                raise NotFoundError(f"run {r['run_id'][:8]} has no metric {key!r}",
+                                    hint="metrics: " + (", ".join(series) or "none"))
+            series = {key: series[key]}
+        return {"run_id": r["run_id"], "name": r["name"], "metrics": series}
+
+    async def run_artifacts(request: Request) -> Any:
+        r = reg.get_run(request.path_params["run_id"])
+        return {"run_id": r["run_id"], "artifact_uri": r["artifact_uri"],
+                "files": artifacts.list_files(r["artifact_uri"])}
+
+    async def compare(request: Request) -> Any:
+        ids = [i for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
+        if not 2 <= len(ids) <= 10:
+            raise RoostError(f"compare takes 2 to 10 runs (got {len(ids)})", hint="?runs=ID1,ID2")
+        rs = [reg.get_run(i) for i in ids]
+        return {"runs": rs, "params": data.diff_rows(rs, "params"), "metrics": data.diff_rows(rs, "metrics")}
+
+    async def models(request: Request) -> Any:
+        return reg.list_models()
+
+    async def model(request: Request) -> Any:
+        view = data.model_view(request.path_params["name"])
+        for v in view["versions"]:
+            v["run"] = None if v["run"] is None else {k: v["run"][k] for k in ("run_id", "name", "experiment")}
+        return view
+
+    async def feature_views(request: Request) -> Any:
+        return data.feature_views()
+
+    return [Route("/api/experiments", endpoint(experiments)), Route("/api/runs", endpoint(runs)),
+            Route("/api/runs/{run_id}", endpoint(run)), Route("/api/runs/{run_id}/metrics", endpoint(metrics)),
+            Route("/api/runs/{run_id}/artifacts", endpoint(run_artifacts)),
+            Route("/api/compare", endpoint(compare)), Route("/api/models", endpoint(models)),
+            Route("/api/models/{name}", endpoint(model)), Route("/api/feature-views", endpoint(feature_views))]

@@ -1,0 +1,168 @@
+"""The UI's ASGI app: routes, templates, middleware and the TensorBoard manager's lifetime."""
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import math
+import re
+from datetime import datetime
+from pathlib import Path
+from typing import Any, AsyncIterator
+from urllib.parse import urlencode
+
+from jinja2 import Environment, FileSystemLoader, select_autoescape
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.middleware.trustedhost import TrustedHostMiddleware
+from starlette.requests import Request
+from starlette.responses import HTMLResponse
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from roost.errors import RoostError
+from roost.ui.security import SameOriginPosts, SecurityHeaders, TokenAuth
+from roost.ui.tensorboard import DEFAULT_IDLE_S, TensorBoardManager
+
+HERE = Path(__file__).parent
+LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+_TOKEN_OK = re.compile(r"^[A-Za-z0-9._~\-]{8,256}$")
+
+
+def fmt_value(v: Any) -> str:
+    """A param/metric value for a table cell: floats shortened, None blank."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, float):
+        if not math.isfinite(v):
+            return str(v)
+        return f"{v:.6g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.4e}"
+    return str(v)
+
+
+def fmt_time(v: Any) -> str:
+    """A timestamp as 'YYYY-MM-DD HH:MM:SS' UTC."""
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M:%S")
+    return "" if v is None else str(v)
+
+
+def fmt_size(n: int | None) -> str:
+    """Bytes, human-sized."""
+    if n is None:
+        return ""
+    for unit in ("B", "KB", "MB", "GB"):
+        if n < 1024 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1024
+    return str(n)
+
+
+def duration(run: dict) -> str:
+    """A run's wall time (or empty while it runs)."""
+    if not run.get("end_time") or not run.get("start_time"):
+        return ""
+    s = (run["end_time"] - run["start_time"]).total_seconds()
+    return f"{s:.1f} s" if s < 120 else f"{s / 60:.1f} min"
+
+
+def make_env() -> Environment:
+    """The Jinja environment: autoescaping on for every template, UI filters registered."""
+    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(default=True),
+                      trim_blocks=True, lstrip_blocks=True)
+    env.filters.update(value=fmt_value, time=fmt_time, size=fmt_size, duration=duration)
+    env.globals["urlencode"] = lambda pairs: urlencode(pairs, doseq=True)
+    return env
+
+
+class UI:
+    """Per-app state: the template environment, the TensorBoard manager and options."""
+
+    def __init__(self, tb: TensorBoardManager, token: str | None) -> None:
+        self.env = make_env()
+        self.tb = tb
+        self.token = token
+
+    def render(self, request: Request, template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
+        """Render a template into an HTML response."""
+        from roost.ui import data
+
+        try:
+            has_features = bool(data.feature_views())
+        except Exception:  # noqa: BLE001 - the nav must render even if the store cannot answer
+            has_features = False
+        html = self.env.get_template(template).render(request=request, path=request.url.path,
+                                                   has_features=has_features, **ctx)
+        return HTMLResponse(html, status_code=status_code)
+
+    def error(self, request: Request, exc: RoostError, status_code: int = 400) -> HTMLResponse:
+        """An error page that shows a RoostError's message and hint."""
+        return self.render(request, "error.html", status_code=status_code, message=exc.message, hint=exc.hint)
+
+
+def json_default(o: Any) -> Any:
+    """JSON for datetimes, paths and other stragglers."""
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def clean(o: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) with None, recursively."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [clean(v) for v in o]
+    return o
+
+
+def dumps(o: Any) -> str:
+    """Serialize API payloads."""
+    return json.dumps(clean(o), default=json_default, allow_nan=False)
+
+
+def create_app(token: str | None = None, allowed_hosts: list[str] | None = None,
+               tb_idle_s: float = DEFAULT_IDLE_S, tb_command: list[str] | None = None,
+               tb_log_dir: Path | None = None) -> Starlette:
+    """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list)."""
+    from roost.ui import api, artifacts_view, pages, tbroutes
+
+    if token is not None and not _TOKEN_OK.match(token):
+        raise RoostError("the UI token must be 8-256 characters of letters, digits, '.', '_', '~' or '-'",
+                         hint="e.g. roost ui --token $(python -c 'import secrets; print(secrets.token_urlsafe())')")
+    ui = UI(TensorBoardManager(idle_s=tb_idle_s, log_dir=tb_log_dir, command=tb_command), token)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        import httpx
+
+        app.state.http = httpx.AsyncClient(timeout=httpx.Timeout(60.0, connect=5.0))
+        reaper = asyncio.create_task(_reap(ui.tb))
+        try:
+            yield
+        finally:
+            reaper.cancel()
+            await app.state.http.aclose()
+            ui.tb.stop_all()
+
+    routes = [*pages.routes(ui), *artifacts_view.routes(ui), *api.routes(ui), *tbroutes.routes(ui),
+              Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static")]
+    middleware = [Middleware(SecurityHeaders), Middleware(TokenAuth, token=token), Middleware(SameOriginPosts)]
+    if allowed_hosts:
+        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+    app.state.ui = ui
+    return app
+
+
+async def _reap(tb: TensorBoardManager) -> None:
+    """Every 30 s, stop TensorBoards that nobody used for tb.idle_s."""
+    while True:
+        await asyncio.sleep(min(30.0, max(1.0, tb.idle_s / 2)))
+        tb.reap_idle()

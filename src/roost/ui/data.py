@@ -1,0 +1,153 @@
+"""Read-side queries the UI needs beyond the public API: counted, paged run tables and side-by-side views."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import func, select
+
+from roost.errors import NotFoundError, closest
+from roost.registry.models import Experiment, LatestMetric, Metric, Param, Run
+from roost.registry.store import Store, default_store
+
+MAX_KEY_COLUMNS = 30
+MAX_PER_PAGE = 500
+
+
+@dataclass
+class RunsPage:
+    """One page of the runs table: the runs, the total count and the param/metric columns."""
+
+    runs: list[dict]
+    total: int
+    page: int
+    per_page: int
+    param_keys: list[str] = field(default_factory=list)
+    metric_keys: list[str] = field(default_factory=list)
+
+    @property
+    def pages(self) -> int:
+        """Number of pages (at least 1)."""
+        return max(1, math.ceil(self.total / self.per_page))
+
+
+def _experiment_ids(store: Store, names: list[str]) -> list[int]:
+    """Ids of the named experiments; an unknown name is a NotFoundError with a suggestion."""
+    with store.read() as s:
+        known = dict(s.execute(select(Experiment.name, Experiment.id)).all())
+    out = []
+    for n in names:
+        if n not in known:
+            near = closest(n, list(known))
+            raise NotFoundError(f"experiment {n!r} not found",
+                                hint=f"did you mean {near!r}?" if near else "see the experiments page")
+        out.append(known[n])
+    return out
+
+
+def count_runs(filter: str | None = None, experiments: list[str] | None = None, store: Store | None = None) -> int:
+    """How many runs match a filter (one COUNT query, no rows loaded)."""
+    from roost.registry import query
+
+    st = store or default_store()
+    q = select(func.count()).select_from(Run)
+    if experiments:
+        q = q.where(Run.experiment_id.in_(_experiment_ids(st, experiments)))
+    if filter and filter.strip():
+        q = q.where(query.compile_filter(filter))
+    with st.read() as s:
+        return int(s.scalar(q) or 0)
+
+
+def column_keys(experiments: list[str] | None = None, store: Store | None = None) -> tuple[list[str], list[str]]:
+    """Distinct param and metric keys of the runs in scope (capped), for the table's columns."""
+    st = store or default_store()
+    pq = select(Param.key).distinct()
+    mq = select(LatestMetric.key).distinct()
+    if experiments:
+        ids = select(Run.id).where(Run.experiment_id.in_(_experiment_ids(st, experiments)))
+        pq, mq = pq.where(Param.run_id.in_(ids)), mq.where(LatestMetric.run_id.in_(ids))
+    with st.read() as s:
+        pkeys = sorted(s.scalars(pq.order_by(Param.key).limit(MAX_KEY_COLUMNS)))
+        mkeys = sorted(s.scalars(mq.order_by(LatestMetric.key).limit(MAX_KEY_COLUMNS)))
+    return pkeys, mkeys
+
+
+def runs_page(filter: str | None = None, experiments: list[str] | None = None, order_by: str | None = None,
+              page: int = 1, per_page: int = 50, store: Store | None = None) -> RunsPage:
+    """One page of matching runs, paged in SQL, with the total count and the column keys."""
+    st = store or default_store()
+    per_page = max(1, min(int(per_page), MAX_PER_PAGE))
+    total = count_runs(filter, experiments, st)
+    pages = max(1, math.ceil(total / per_page))
+    page = max(1, min(int(page), pages))
+    runs = st.search_runs(filter, experiments or None, order_by, limit=per_page, offset=(page - 1) * per_page)
+    pkeys, mkeys = column_keys(experiments, st)
+    return RunsPage(runs, total, page, per_page, pkeys, mkeys)
+
+
+def metric_series(run_id: str, max_points: int = 2000, store: Store | None = None) -> dict[str, dict[str, list]]:
+    """Every metric of a run as {key: {"steps": [...], "values": [...]}}, evenly thinned to max_points."""
+    st = store or default_store()
+    with st.read() as s:
+        rows = s.execute(select(Metric.key, Metric.step, Metric.value).where(Metric.run_id == run_id)
+                         .order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)).all()
+    out: dict[str, dict[str, list]] = {}
+    for key, step, value in rows:
+        d = out.setdefault(key, {"steps": [], "values": []})
+        d["steps"].append(step)
+        d["values"].append(value if math.isfinite(value) else None)
+    for d in out.values():
+        n = len(d["steps"])
+        if n > max_points > 1:
+            idx = sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})
+            d["steps"] = [d["steps"][i] for i in idx]
+            d["values"] = [d["values"][i] for i in idx]
+    return out
+
+
+def diff_rows(runs: list[dict], section: str) -> list[dict[str, Any]]:
+    """Rows of one section (params/metrics/tags) across runs: key, per-run values, and whether they differ."""
+    keys = sorted({k for r in runs for k in r[section]})
+    rows = []
+    for k in keys:
+        vals = [r[section].get(k) for r in runs]
+        shown = [repr(v) if isinstance(v, float) else v for v in vals]
+        rows.append({"key": k, "values": vals, "differs": len({str(v) for v in shown}) > 1})
+    return rows
+
+
+def runs_by_ids(ids: list[str], store: Store | None = None) -> dict[str, dict]:
+    """Full run dicts for the given (full) ids, keyed by id; unknown ids are left out."""
+    st = store or default_store()
+    ids = [i for i in dict.fromkeys(ids) if i]
+    if not ids:
+        return {}
+    with st.read() as s:
+        rows = list(s.scalars(select(Run).where(Run.id.in_(ids))))
+        return {d["run_id"]: d for d in st._run_dicts(s, rows)}
+
+
+def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
+    """A model's versions with aliases, producing runs and metrics side by side, plus its alias history."""
+    from roost.registry import modelreg
+
+    st = store or default_store()
+    versions = [v.to_dict() for v in modelreg.list_versions(st, name)]
+    runs = runs_by_ids([v["run_id"] for v in versions if v["run_id"]], st)
+    for v in versions:
+        run = runs.get(v["run_id"] or "")
+        v["run"] = run
+        meta_metrics = (v.get("meta") or {}).get("metrics") or {}
+        v["metrics"] = {k: x for k, x in meta_metrics.items() if isinstance(x, (int, float))} or \
+            (dict(run["metrics"]) if run else {})
+    mkeys = sorted({k for v in versions for k in v["metrics"]})
+    return {"name": name, "versions": versions, "metric_keys": mkeys,
+            "alias_history": modelreg.alias_history(st, name)}
+
+
+def feature_views(store: Store | None = None) -> dict[str, dict]:
+    """Feature view specs registered by the feature store ({} when there are none)."""
+    st = store or default_store()
+    return st.list_objects("feature_view")

@@ -1,0 +1,151 @@
+"""HTML pages: experiments, runs table, run, compare, models, feature views."""
+from __future__ import annotations
+
+import re
+from typing import Any, Callable
+from urllib.parse import urlencode
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from roost.errors import NotFoundError, RoostError
+
+CONFIG_NAMES = ("config.yaml", "config.yml", "config.json", "roost.yaml", "train.yaml", "params.yaml",
+                "config.toml")
+CONFIG_MAX_BYTES = 64 * 1024
+MAX_COMPARE = 10
+_PLAIN_KEY = re.compile(r"^[A-Za-z_0-9][\w\-./]*$")
+
+
+def field_name(scope: str, key: str) -> str:
+    """The filter-language name of a param/metric/tag column (backquoted when needed)."""
+    return f"{scope}.{key}" if _PLAIN_KEY.match(key) else f"{scope}.`{key}`"
+
+
+def sort_link(current: str, fld: str, first: str = "ASC") -> tuple[str, str]:
+    """(order to apply on click, arrow shown now) for a sortable column header."""
+    cur = (current or "").strip()
+    if cur == f"{fld} ASC" or cur == fld:
+        return f"{fld} DESC", "▲"
+    if cur == f"{fld} DESC":
+        return f"{fld} ASC", "▼"
+    return f"{fld} {first}", ""
+
+
+def query_builder(request: Request) -> Callable[..., str]:
+    """A template helper: the current query string with some params replaced (None drops one)."""
+    base = [(k, v) for k, v in request.query_params.multi_items()]
+
+    def qs(**over: Any) -> str:
+        keep = [(k, v) for k, v in base if k not in over]
+        keep += [(k, v) for k, v in over.items() if v is not None and v != ""]
+        return "?" + urlencode(keep)
+
+    return qs
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    try:
+        return int(request.query_params.get(name, default))
+    except ValueError:
+        return default
+
+
+def routes(ui: Any) -> list[Route]:
+    """The page routes bound to the UI state."""
+    from roost.registry import api as reg
+    from roost.ui import data
+
+    async def experiments(request: Request) -> Response:
+        return ui.render(request, "experiments.html", experiments=reg.list_experiments())
+
+    async def runs(request: Request) -> Response:
+        qp = request.query_params
+        q = qp.get("q", "")
+        exps = [e for e in qp.getlist("experiment") if e]
+        order = qp.get("order", "")
+        try:
+            pg = data.runs_page(q or None, exps or None, order or None, _int(request, "page", 1),
+                                _int(request, "per_page", 50))
+            error, status = None, 200
+        except RoostError as exc:
+            pg, error, status = data.RunsPage([], 0, 1, 50), exc, 400
+        return ui.render(request, "runs.html", status_code=status, page=pg, q=q, experiments=exps, order=order,
+                         error=error, all_experiments=[e["name"] for e in reg.list_experiments()],
+                         qs=query_builder(request), sort_link=sort_link, field_name=field_name)
+
+    async def run(request: Request) -> Response:
+        from roost import artifacts
+        from roost.ui.tensorboard import run_logdir
+
+        try:
+            r = reg.get_run(request.path_params["run_id"])
+        except NotFoundError as exc:
+            return ui.error(request, exc, 404)
+        try:
+            files = artifacts.list_files(r["artifact_uri"])
+            files_error = None
+        except Exception as exc:  # noqa: BLE001 - an unreachable artifact store must not break the page
+            files, files_error = [], str(exc)
+        return ui.render(request, "run.html", run=r, files=files, files_error=files_error,
+                         config=_config(r, files), has_tb=run_logdir(r) is not None,
+                         children=reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50))
+
+    async def compare(request: Request) -> Response:
+        ids = [i for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
+        ids = list(dict.fromkeys(i.strip() for i in ids))
+        if not 2 <= len(ids) <= MAX_COMPARE:
+            return ui.error(request, RoostError(f"select 2 to {MAX_COMPARE} runs to compare (got {len(ids)})",
+                                                hint="tick runs in the runs table, then press Compare"))
+        try:
+            rs = [reg.get_run(i) for i in ids]
+        except NotFoundError as exc:
+            return ui.error(request, exc, 404)
+        only_diff = request.query_params.get("diff") == "1"
+        params = data.diff_rows(rs, "params")
+        metrics = data.diff_rows(rs, "metrics")
+        if only_diff:
+            params = [p for p in params if p["differs"]]
+        from roost.ui.tensorboard import run_logdir
+
+        return ui.render(request, "compare.html", runs=rs, params=params, metrics=metrics, only_diff=only_diff,
+                         qs=query_builder(request), tb_runs=[r for r in rs if run_logdir(r) is not None],
+                         chart_runs=[{"id": r["run_id"], "name": r["name"] or r["run_id"][:8]} for r in rs])
+
+    async def models(request: Request) -> Response:
+        return ui.render(request, "models.html", models=reg.list_models())
+
+    async def model(request: Request) -> Response:
+        try:
+            view = data.model_view(request.path_params["name"])
+        except NotFoundError as exc:
+            return ui.error(request, exc, 404)
+        return ui.render(request, "model.html", **view)
+
+    async def features(request: Request) -> Response:
+        import json
+
+        views = data.feature_views()
+        shown = {n: {"spec": s, "json": json.dumps(s, indent=2, default=str, sort_keys=True)}
+                 for n, s in views.items()}
+        return ui.render(request, "features.html", views=shown)
+
+    return [Route("/", experiments), Route("/experiments", experiments), Route("/runs", runs),
+            Route("/runs/{run_id}", run), Route("/compare", compare), Route("/models", models),
+            Route("/models/{name}", model), Route("/features", features)]
+
+
+def _config(run: dict, files: list[dict]) -> dict | None:
+    """The config file logged with a run (first known name, shallowest first), as {path, text}."""
+    from roost.ui.artifacts_view import read_artifact
+
+    by_depth = sorted(files, key=lambda f: (f["path"].count("/"), f["path"]))
+    for f in by_depth:
+        if f["path"].rsplit("/", 1)[-1] in CONFIG_NAMES and (f["size"] or 0) <= CONFIG_MAX_BYTES:
+            try:
+                text = read_artifact(run, f["path"]).decode("utf-8", errors="replace")
+            except (RoostError, OSError):
+                continue
+            return {"path": f["path"], "text": text}
+    return None

@@ -1,0 +1,107 @@
+"""Routes that launch TensorBoard for runs and proxy it under /tb/<key>/ (so the token and --host cover it)."""
+from __future__ import annotations
+
+import json
+from typing import Any
+from urllib.parse import parse_qsl
+
+from starlette.background import BackgroundTask
+from starlette.concurrency import run_in_threadpool
+from starlette.requests import Request
+from starlette.responses import RedirectResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+from roost.errors import NotFoundError, RoostError
+
+HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
+              "transfer-encoding", "upgrade", "host", "content-length", "cookie", "authorization"}
+
+
+async def _run_ids(request: Request) -> list[str]:
+    """Run ids from a JSON body {"runs": [...]}, a form body runs=..., or the query string."""
+    body = await request.body()
+    ids: list[str] = []
+    if request.headers.get("content-type", "").startswith("application/json") and body:
+        try:
+            got = json.loads(body).get("runs", [])
+        except (ValueError, AttributeError):
+            raise RoostError("the body must be JSON like {\"runs\": [\"ID\", ...]}") from None
+        ids = [str(x) for x in (got if isinstance(got, list) else [got])]
+    else:
+        ids = [v for k, v in parse_qsl(body.decode("latin-1")) if k == "runs"]
+    ids += request.query_params.getlist("runs")
+    ids = list(dict.fromkeys(i.strip() for v in ids for i in v.split(",") if i.strip()))
+    if not 1 <= len(ids) <= 10:
+        raise RoostError(f"TensorBoard takes 1 to 10 runs (got {len(ids)})", hint="pick runs on the compare page")
+    return ids
+
+
+def routes(ui: Any) -> list[Route]:
+    """TensorBoard launch, listing, stop and proxy routes."""
+    from roost.registry import api as reg
+    from roost.ui.api import json_response
+    from roost.ui.tensorboard import spec_for
+
+    async def launch(request: Request) -> Any:
+        runs = [reg.get_run(i) for i in await _run_ids(request)]
+        board = ui.tb.ensure(spec_for(runs))
+        await run_in_threadpool(ui.tb.wait_ready, board)
+        return board
+
+    async def launch_page(request: Request) -> Response:
+        try:
+            board = await launch(request)
+        except NotFoundError as exc:
+            return ui.error(request, exc, 404)
+        except RoostError as exc:
+            return ui.error(request, exc, 400)
+        return RedirectResponse(board.prefix + "/", status_code=303)
+
+    async def launch_api(request: Request) -> Response:
+        try:
+            board = await launch(request)
+        except NotFoundError as exc:
+            return json_response({"error": exc.message, "hint": exc.hint}, 404)
+        except RoostError as exc:
+            return json_response({"error": exc.message, "hint": exc.hint}, 400)
+        return json_response({"key": board.key, "path": board.prefix + "/", "port": board.port,
+                              "runs": [n for n, _ in board.spec]})
+
+    async def listing(request: Request) -> Response:
+        return json_response(ui.tb.listing())
+
+    async def stop(request: Request) -> Response:
+        key = request.path_params["key"]
+        if ui.tb.get(key) is None:
+            return json_response({"error": f"no TensorBoard {key!r} is running"}, 404)
+        ui.tb.stop(key)
+        return json_response({"stopped": key})
+
+    async def proxy(request: Request) -> Response:
+        key = request.path_params["key"]
+        board = ui.tb.get(key)
+        if board is None:
+            return ui.error(request, RoostError("this TensorBoard is not running (stopped when idle?)",
+                                                hint="launch it again from the run or compare page"), 404)
+        if "path" not in request.path_params:
+            return RedirectResponse(board.prefix + "/", status_code=307)
+        client = request.app.state.http
+        url = f"http://127.0.0.1:{board.port}{board.prefix}/{request.path_params['path']}"
+        headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
+        req = client.build_request(request.method, url, params=request.url.query or None, headers=headers,
+                                   content=await request.body())
+        import httpx
+
+        try:
+            resp = await client.send(req, stream=True)
+        except httpx.HTTPError as exc:
+            return Response(f"TensorBoard did not answer: {exc}", status_code=502, media_type="text/plain")
+        out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP | {"set-cookie"}}
+        return StreamingResponse(resp.aiter_raw(), status_code=resp.status_code, headers=out_headers,
+                                 background=BackgroundTask(resp.aclose))
+
+    methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"]
+    return [Route("/tensorboard", launch_page, methods=["POST"]),
+            Route("/api/tensorboard", launch_api, methods=["POST"]), Route("/api/tensorboard", listing),
+            Route("/api/tensorboard/{key}", stop, methods=["DELETE"]),
+            Route("/tb/{key}", proxy, methods=methods), Route("/tb/{key}/{path:path}", proxy, methods=methods)]

@@ -1,0 +1,206 @@
+"""TensorBoard processes for runs: one per set of log dirs, on a free loopback port, reused, stopped when idle."""
+from __future__ import annotations
+
+import atexit
+import hashlib
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from roost.errors import RoostError
+
+log = logging.getLogger(__name__)
+
+TB_SUBDIR = "tensorboard"
+DEFAULT_IDLE_S = 30 * 60.0
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` right now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def logdir_name(run: dict) -> str:
+    """A TensorBoard-safe, unique display name for a run: its name (sanitised) and short id."""
+    base = re.sub(r"[^\w.\-]", "_", run.get("name") or "run")[:40]
+    return f"{base}-{run['run_id'][:8]}"
+
+
+def run_logdir(run: dict) -> Path | None:
+    """The run's TensorBoard event folder (artifacts/tensorboard), or None when it has none or is remote."""
+    from roost import artifacts
+
+    if not artifacts.is_local(run["artifact_uri"]):
+        return None
+    d = artifacts.local_path(artifacts.safe_join(run["artifact_uri"], TB_SUBDIR))
+    return d if d.is_dir() else None
+
+
+def spec_for(runs: list[dict]) -> list[tuple[str, str]]:
+    """(name, dir) pairs for the runs that have TensorBoard logs; an error when none has."""
+    pairs = [(logdir_name(r), str(d)) for r in runs if (d := run_logdir(r)) is not None]
+    if not pairs:
+        raise RoostError("no TensorBoard logs for " + ("this run" if len(runs) == 1 else "these runs"),
+                         hint=f"training writes event files under the run's artifacts in {TB_SUBDIR}/")
+    for _, d in pairs:
+        if "," in d:
+            raise RoostError(f"TensorBoard cannot take a log dir with a comma: {d}", hint="move the workspace")
+    return sorted(pairs)
+
+
+@dataclass
+class Board:
+    """A running TensorBoard: its key (the URL prefix), port, process and last use."""
+
+    key: str
+    port: int
+    proc: subprocess.Popen
+    spec: list[tuple[str, str]]
+    log_path: Path | None = None
+    last_used: float = field(default_factory=time.monotonic)
+
+    @property
+    def prefix(self) -> str:
+        """The path prefix it serves under (the UI proxies /tb/<key>/ to it)."""
+        return f"/tb/{self.key}"
+
+    @property
+    def url(self) -> str:
+        """Its address on loopback."""
+        return f"http://127.0.0.1:{self.port}{self.prefix}/"
+
+    def alive(self) -> bool:
+        """True while the process runs."""
+        return self.proc.poll() is None
+
+
+class TensorBoardManager:
+    """Starts, reuses and stops TensorBoard processes (thread-safe)."""
+
+    def __init__(self, idle_s: float = DEFAULT_IDLE_S, log_dir: Path | None = None,
+                 command: list[str] | None = None) -> None:
+        self.idle_s = idle_s
+        self.log_dir = log_dir
+        self.command = command or [sys.executable, "-m", "tensorboard.main"]
+        self.boards: dict[str, Board] = {}
+        self._lock = threading.Lock()
+        atexit.register(self.stop_all)
+
+    @staticmethod
+    def key_for(spec: list[tuple[str, str]]) -> str:
+        """A stable short key for a set of (name, dir) pairs."""
+        return hashlib.sha256(repr(sorted(spec)).encode()).hexdigest()[:12]
+
+    def ensure(self, spec: list[tuple[str, str]]) -> Board:
+        """The live board for `spec`, started on a free port when none runs."""
+        key = self.key_for(spec)
+        with self._lock:
+            b = self.boards.get(key)
+            if b is not None and b.alive():
+                b.last_used = time.monotonic()
+                return b
+            port = free_port()
+            logspec = ",".join(f"{n}:{d}" for n, d in spec)
+            args = [*self.command, "--logdir_spec", logspec, "--host", "127.0.0.1", "--port", str(port),
+                    "--path_prefix", f"/tb/{key}"]
+            out, log_path = subprocess.DEVNULL, None
+            if self.log_dir is not None:
+                self.log_dir.mkdir(parents=True, exist_ok=True)
+                log_path = self.log_dir / f"tensorboard-{key}.log"
+                out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+            try:
+                proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                        start_new_session=True)
+            finally:
+                if out is not subprocess.DEVNULL:
+                    out.close()
+            log.info("started TensorBoard %s on port %d (pid %d)", key, port, proc.pid)
+            b = Board(key, port, proc, spec, log_path)
+            self.boards[key] = b
+            return b
+
+    def get(self, key: str) -> Board | None:
+        """The live board with this key (marked used), or None."""
+        b = self.boards.get(key)
+        if b is None or not b.alive():
+            return None
+        b.last_used = time.monotonic()
+        return b
+
+    def wait_ready(self, board: Board, timeout: float = 90.0) -> None:
+        """Block until the board answers HTTP; an error (with its log tail) if it dies or times out."""
+        import httpx
+
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if not board.alive():
+                raise RoostError(f"TensorBoard exited with code {board.proc.returncode}",
+                                 hint=self._log_tail(board) or "run tensorboard by hand to see why")
+            try:
+                if httpx.get(board.url, timeout=2.0).status_code < 500:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+        raise RoostError(f"TensorBoard did not answer within {timeout:.0f} s", hint=self._log_tail(board))
+
+    @staticmethod
+    def _log_tail(board: Board) -> str:
+        if board.log_path is None or not board.log_path.exists():
+            return ""
+        return board.log_path.read_text(errors="replace")[-800:]
+
+    def stop(self, key: str) -> None:
+        """Stop one board (its whole process group)."""
+        with self._lock:
+            b = self.boards.pop(key, None)
+        if b is not None:
+            _kill_group(b.proc)
+
+    def reap_idle(self, now: float | None = None) -> list[str]:
+        """Stop boards unused for longer than idle_s (and forget dead ones); returns the stopped keys."""
+        now = time.monotonic() if now is None else now
+        stale = [k for k, b in list(self.boards.items()) if not b.alive() or now - b.last_used > self.idle_s]
+        for k in stale:
+            self.stop(k)
+        return stale
+
+    def stop_all(self) -> None:
+        """Stop every board (UI exit)."""
+        for k in list(self.boards):
+            self.stop(k)
+
+    def listing(self) -> list[dict]:
+        """Running boards as JSON-friendly dicts."""
+        now = time.monotonic()
+        return [{"key": b.key, "port": b.port, "path": b.prefix + "/", "runs": [n for n, _ in b.spec],
+                 "idle_s": round(now - b.last_used, 1), "pid": b.proc.pid}
+                for b in self.boards.values() if b.alive()]
+
+
+def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+    """SIGTERM the process group, then SIGKILL it if it lingers."""
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except (ProcessLookupError, PermissionError):
+        return
+    try:
+        proc.wait(grace)
+    except subprocess.TimeoutExpired:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        proc.wait(grace)
