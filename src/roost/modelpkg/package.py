@@ -1,0 +1,88 @@
+"""Read and write the files of a model package: signature.json and roost-model.yaml (spec: docs/model-package.md)."""
+from __future__ import annotations
+
+import json
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any
+
+from roost.errors import RoostError
+
+FORMAT_VERSION = 1
+SIGNATURE = "signature.json"
+META = "roost-model.yaml"
+MODEL = "model.onnx"
+DTYPES = ("float32", "float64", "int64", "int32", "bool", "string")
+TASKS = ("binary", "multiclass", "regression")
+
+
+def _plain(obj: Any) -> Any:
+    """JSON round-trip: tuples → lists, numpy scalars → Python, unknown objects → str."""
+    def default(o: Any) -> Any:
+        if hasattr(o, "item"):
+            return o.item()
+        if hasattr(o, "tolist"):
+            return o.tolist()
+        return str(o)
+
+    return json.loads(json.dumps(obj, default=default))
+
+
+def validate_signature(sig: dict[str, Any]) -> None:
+    """Raise ValueError if a signature does not follow the spec."""
+    if sig.get("task") not in TASKS:
+        raise ValueError(f"signature.task must be one of {TASKS}, got {sig.get('task')!r}")
+    for part in ("inputs", "outputs"):
+        items = sig.get(part)
+        if not isinstance(items, list) or not items:
+            raise ValueError(f"signature.{part} must be a non-empty list")
+        for it in items:
+            if not isinstance(it, dict) or "name" not in it or it.get("dtype") not in DTYPES:
+                raise ValueError(f"signature.{part}: bad entry {it!r} (dtype must be one of {DTYPES})")
+
+
+def write_package(directory: str | Path, signature: dict[str, Any], meta: dict[str, Any],
+                  model_bytes: bytes | None = None) -> Path:
+    """Write signature.json and roost-model.yaml (and model.onnx if given) into `directory`."""
+    import yaml
+
+    d = Path(directory)
+    d.mkdir(parents=True, exist_ok=True)
+    validate_signature(signature)
+    if model_bytes is not None:
+        (d / MODEL).write_bytes(model_bytes)
+    if not (d / MODEL).is_file():
+        raise ValueError(f"{d / MODEL} is missing; export the model first")
+    (d / SIGNATURE).write_text(json.dumps(_plain(signature), indent=2) + "\n")
+    full = {
+        "format_version": FORMAT_VERSION, "framework": "onnx", "model_type": None,
+        "task": signature["task"], "classes": signature.get("classes", []), "label": signature.get("label"),
+        "features": [i["name"] for i in signature["inputs"]], "feature_refs": [], "entities": [],
+        "run_id": None, "metrics": {}, "parity_max_abs_diff": None,
+        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+    }
+    full.update({k: v for k, v in meta.items() if v is not None or k not in full})
+    (d / META).write_text(yaml.safe_dump(_plain(full), sort_keys=False))
+    return d
+
+
+def _root(path: str | Path) -> Path:
+    """The package folder for a folder or a model.onnx path."""
+    p = Path(path)
+    return p.parent if p.is_file() and p.suffix == ".onnx" else p
+
+
+def read_signature(path: str | Path) -> dict[str, Any]:
+    """signature.json of a package."""
+    f = _root(path) / SIGNATURE
+    if not f.is_file():
+        raise RoostError(f"{f} not found: not a roost model package", hint="point at the folder holding model.onnx")
+    return json.loads(f.read_text())
+
+
+def read_meta(path: str | Path) -> dict[str, Any]:
+    """roost-model.yaml of a package ({} when absent)."""
+    import yaml
+
+    f = _root(path) / META
+    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}

@@ -1,0 +1,101 @@
+"""Predictor: runs a model package with ONNX Runtime (no torch), validating inputs against signature.json."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from roost.errors import RoostError
+from roost.modelpkg.convert import NUMPY_DTYPES, to_input
+from roost.modelpkg.package import MODEL, _root, read_meta, read_signature
+
+PRIMARY = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
+
+
+class Predictor:
+    """A loaded model package: `run(dict of arrays)` and `predict(DataFrame)`."""
+
+    def __init__(self, path: str | Path, model_file: str = MODEL, signature: dict[str, Any] | None = None) -> None:
+        import onnxruntime as ort
+
+        self.path = _root(path)
+        self.signature = signature or read_signature(self.path)
+        self.meta = read_meta(self.path)
+        f = self.path / model_file
+        if not f.is_file():
+            raise RoostError(f"{f} not found", hint="the package folder must contain model.onnx")
+        opts = ort.SessionOptions()
+        opts.log_severity_level = 3
+        self.session = ort.InferenceSession(str(f), sess_options=opts, providers=["CPUExecutionProvider"])
+        self.inputs = [i["name"] for i in self.signature["inputs"]]
+        self.dtypes = {i["name"]: i["dtype"] for i in self.signature["inputs"]}
+        self.outputs = [o["name"] for o in self.signature["outputs"]]
+
+    @property
+    def task(self) -> str:
+        """binary, multiclass or regression."""
+        return str(self.signature["task"])
+
+    @property
+    def classes(self) -> list[Any]:
+        """Class labels in output order (classifiers)."""
+        return list(self.signature.get("classes", []))
+
+    def _cast(self, name: str, value: Any) -> np.ndarray:
+        """Cast one input to its signature dtype, 1-D."""
+        dtype = self.dtypes[name]
+        arr = np.asarray(value, dtype=object if dtype == "string" else None)
+        if arr.ndim == 0:
+            arr = arr.reshape(1)
+        if arr.ndim == 2 and arr.shape[1] == 1:
+            arr = arr[:, 0]
+        if arr.ndim != 1:
+            raise RoostError(f"input {name!r} must be 1-D, got shape {list(arr.shape)}",
+                             hint="send one value per row")
+        if dtype == "string":
+            return to_input(arr, "string")
+        if arr.dtype == NUMPY_DTYPES[dtype]:
+            return arr
+        try:
+            return to_input(arr, dtype)
+        except (TypeError, ValueError) as exc:
+            raise RoostError(f"input {name!r} cannot be read as {dtype}: {exc}", hint="check the column's values")
+
+    def run(self, inputs: Mapping[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
+        """Validate and cast `inputs` (one array per signature input), run the graph, return named outputs."""
+        missing = [n for n in self.inputs if n not in inputs]
+        if missing:
+            raise RoostError(f"missing input(s) {missing}", hint=f"the model expects {self.inputs}")
+        feed = {n: self._cast(n, inputs[n]) for n in self.inputs}
+        sizes = {len(v) for v in feed.values()}
+        if len(sizes) > 1:
+            raise RoostError(f"inputs have different lengths {sorted(sizes)}", hint="send the same number of rows")
+        names = outputs or self.outputs
+        return dict(zip(names, self.session.run(names, feed)))
+
+    def predict(self, df: Any) -> np.ndarray:
+        """1-D scores (binary probability, regression value) or 2-D class probabilities (multiclass)."""
+        cols = {n: df[n] for n in self.inputs if n in df}
+        if len(cols) < len(self.inputs):
+            missing = [n for n in self.inputs if n not in df]
+            raise RoostError(f"missing input column(s) {missing}", hint=f"the model expects {self.inputs}")
+        return self.run(cols, [PRIMARY[self.task]])[PRIMARY[self.task]]
+
+    def tower(self, which: str) -> "Predictor":
+        """The user or item tower of a two-tower package as a Predictor (output `embedding`)."""
+        towers = self.signature.get("towers") or {}
+        if which not in towers:
+            raise RoostError(f"this model has no {which!r} tower", hint=f"towers: {sorted(towers) or 'none'}")
+        t = towers[which]
+        sig = {"task": self.task, "outputs": t["outputs"],
+               "inputs": [i for i in self.signature["inputs"] if i["name"] in set(t["inputs"])]}
+        return Predictor(self.path, model_file=t["file"], signature=sig)
+
+    def embed(self, df: Any, which: str = "item") -> np.ndarray:
+        """Tower embeddings [N, D] for the rows of `df` (two-tower packages)."""
+        t = self.tower(which)
+        return t.run({n: df[n] for n in t.inputs}, ["embedding"])["embedding"]
+
+    def __repr__(self) -> str:
+        return f"Predictor({str(self.path)!r}, task={self.task!r}, inputs={len(self.inputs)})"
