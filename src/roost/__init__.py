@@ -35,7 +35,7 @@ _API = {
     # training / models
     "train": "roost.train.api:train",
     "load_model": "roost.modelpkg:load_model",
-    "log_model": "roost.modelpkg.log:log_model",
+    "log_model": "roost.byom.log:log_model",
     # errors
     "RoostError": "roost.errors:RoostError",
 }

@@ -275,10 +275,12 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
     st = default_store()
     if run_id is None:
         p = Path(path).resolve()
-        return modelreg.register(st, name, "file://" + str(p), None)
-    run = st.get_run(run_id)
-    source = artifacts.safe_join(run["artifact_uri"], path)
-    return modelreg.register(st, name, source, run["run_id"])
+        v = modelreg.register(st, name, "file://" + str(p), None)
+    else:
+        run = st.get_run(run_id)
+        source = artifacts.safe_join(run["artifact_uri"], path)
+        v = modelreg.register(st, name, source, run["run_id"])
+    return resolve_model(f"{v.name}/{v.version}")
 
 
 def set_alias(name: str, version: int, alias: str) -> None:

@@ -1,0 +1,128 @@
+"""ONNX graph surgery shared by the converters: raw 1-D column inputs in, spec-named outputs out."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+ONNX_DTYPE = {"float32": 1, "int64": 7, "string": 8, "float64": 11, "int32": 6, "bool": 9}
+ELEM_NAME = {v: k for k, v in ONNX_DTYPE.items()}
+
+
+def _opset(model: Any) -> int:
+    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=13)
+
+
+def columns_to_matrix(model: Any, columns: Sequence[str], matrix_input: str | None = None) -> Any:
+    """Replace a model's single [N, F] input with one 1-D float32 input per column (Unsqueeze + Concat)."""
+    from onnx import TensorProto, helper
+
+    ensure_default_opset(model)
+    g = model.graph
+    target = next(i for i in g.input if matrix_input in (None, i.name))
+    elem, target_name = target.type.tensor_type.elem_type, target.name
+    g.input.remove(target)
+    nodes, names = [], []
+    axes = "roost_shape_col"  # Reshape to [-1, 1] (valid in every opset, unlike Unsqueeze's axes input)
+    g.initializer.append(helper.make_tensor(axes, TensorProto.INT64, [2], [-1, 1]))
+    for c in columns:
+        g.input.append(helper.make_tensor_value_info(c, TensorProto.FLOAT, [None]))
+        nodes.append(helper.make_node("Reshape", [c, axes], [f"roost_col{len(names)}"], name=f"roost_col_{len(names)}"))
+        names.append(f"roost_col{len(names)}")
+    concat_out = target_name if elem == TensorProto.FLOAT else target_name + "__f32"
+    nodes.append(helper.make_node("Concat", names, [concat_out], axis=1, name="roost_concat"))
+    if elem != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", [concat_out], [target_name], to=elem, name="roost_cast_in"))
+    _prepend(g, nodes)
+    return model
+
+
+def columns_2d_to_1d(model: Any, columns: Sequence[str] | None = None) -> Any:
+    """Make every [N, 1] input of a per-column model a 1-D input, named like the raw column (in order)."""
+    from onnx import TensorProto, helper
+
+    ensure_default_opset(model)
+    g = model.graph
+    axes = "roost_shape_col"
+    g.initializer.append(helper.make_tensor(axes, TensorProto.INT64, [2], [-1, 1]))
+    nodes = []
+    init = {x.name for x in g.initializer}
+    real = [(i.name, i.type.tensor_type.elem_type) for i in g.input if i.name not in init]
+    kept = [i for i in g.input if i.name in init]
+    new_inputs = []
+    for k, (old, elem) in enumerate(real):
+        inner = old + "__2d"
+        new_name = columns[k] if columns else old
+        for n in g.node:
+            for j, x in enumerate(n.input):
+                if x == old:
+                    n.input[j] = inner
+        new_inputs.append(helper.make_tensor_value_info(new_name, elem, [None]))
+        nodes.append(helper.make_node("Reshape", [new_name, axes], [inner], name=f"roost_col_{k}"))
+    del g.input[:]
+    g.input.extend(new_inputs + kept)
+    _prepend(g, nodes)
+    return model
+
+
+def ensure_default_opset(model: Any, version: int = 15) -> None:
+    """Add an import of the default ONNX domain when a graph (e.g. XGBoost's) has only ai.onnx.ml ops."""
+    from onnx import helper
+
+    if not any(o.domain in ("", "ai.onnx") for o in model.opset_import):
+        model.opset_import.append(helper.make_opsetid("", version))
+
+
+def _prepend(g: Any, nodes: list) -> None:
+    old = list(g.node)
+    del g.node[:]
+    g.node.extend(nodes + old)
+
+
+def spec_outputs(model: Any, task: str, source: str) -> Any:
+    """Expose the spec's outputs (probability / probabilities / prediction) computed from output `source`."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    nodes = []
+    src = source
+    src_elem = next((o.type.tensor_type.elem_type for o in g.output if o.name == source), TensorProto.FLOAT)
+    if src_elem != TensorProto.FLOAT:
+        nodes.append(helper.make_node("Cast", [source], ["roost_src_f32"], to=TensorProto.FLOAT))
+        src = "roost_src_f32"
+    if task == "binary":
+        g.initializer.append(helper.make_tensor("roost_idx1", TensorProto.INT64, [], [1]))
+        nodes.append(helper.make_node("Gather", [src, "roost_idx1"], ["probability"], axis=1))
+        outs = [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None])]
+    elif task == "multiclass":
+        nodes.append(helper.make_node("Identity", [src], ["probabilities"]))
+        outs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, None])]
+    else:
+        g.initializer.append(helper.make_tensor("roost_flat", TensorProto.INT64, [1], [-1]))
+        nodes.append(helper.make_node("Reshape", [src, "roost_flat"], ["prediction"]))
+        outs = [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None])]
+    g.node.extend(nodes)
+    del g.output[:]
+    g.output.extend(outs)
+    return model
+
+
+def finalize(model: Any) -> bytes:
+    """Check the model (full shape inference off: ML-domain ops) and serialise it."""
+    import onnx
+
+    onnx.checker.check_model(model)
+    return model.SerializeToString()
+
+
+def io_signature(model_bytes: bytes) -> tuple[list[dict], list[dict]]:
+    """Signature entries (name, dtype, shape) of an ONNX model's inputs and outputs."""
+    import onnx
+
+    m = onnx.load_from_string(model_bytes)
+    init = {i.name for i in m.graph.initializer}
+
+    def entry(v: Any) -> dict:
+        tt = v.type.tensor_type
+        shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim] if tt.HasField("shape") else [-1]
+        return {"name": v.name, "dtype": ELEM_NAME.get(tt.elem_type, "float32"), "shape": shape or [-1]}
+
+    return [entry(i) for i in m.graph.input if i.name not in init], [entry(o) for o in m.graph.output]

@@ -1,0 +1,50 @@
+"""`roost models import PATH --name N`: bring a model file from any framework into the repository."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+
+def register(app: typer.Typer) -> None:
+    """Add `models import` to the models group."""
+    from roost.cli.runs import models_app
+
+    @models_app.command("import")
+    def models_import(
+        path: Path = typer.Argument(..., help=".onnx, .pkl/.joblib, LightGBM .txt, XGBoost .json/.ubj, .pt/.pt2"),
+        name: str = typer.Option(..., "--name", "-n", help="registered model name"),
+        sample: Optional[str] = typer.Option(None, "--sample", help="rows to check parity on (path or sklearn:…)"),
+        label: Optional[str] = typer.Option(None, "--label", help="column of the sample to drop (the target)"),
+        task: Optional[str] = typer.Option(None, "--task", help="binary | multiclass | regression (torch/onnx)"),
+        trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickle (runs its code)"),
+        allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="keep a model whose ONNX parity > 1e-4"),
+        rows: int = typer.Option(200, "--rows", help="sample rows used for the parity check"),
+    ) -> None:
+        """Convert a model file to a roost package, check parity on a sample, register a new version."""
+        from roost.byom.log import load_model_file, log_model
+        from roost.cli.output import print_table
+        from roost.errors import RoostError
+
+        if task is not None and task not in ("binary", "multiclass", "regression"):
+            raise RoostError(f"unknown task {task!r}", hint="one of binary, multiclass, regression")
+        model = load_model_file(path, trust_pickle=trust_pickle)
+        df = None
+        if sample is not None:
+            from roost.datasets import load
+
+            df = load(sample)
+            for col in [label, "target"] if label else ["target"]:
+                if col in df.columns and (label or col not in getattr(model, "feature_names_in_", [])):
+                    df = df.drop(columns=[col])
+            df = df.head(rows)
+        elif not isinstance(model, (bytes, bytearray)):
+            raise RoostError("a --sample is required to convert this model and check its parity",
+                             hint="pass a Parquet/CSV file with the model's input columns")
+        v = log_model(model, name=name, sample_input=df, task=task, allow_mismatch=allow_mismatch)
+        meta = v.meta or {}
+        print_table(f"registered {v.name}/{v.version}", ["field", "value"], [
+            ["framework", meta.get("framework")], ["model", meta.get("model_type")], ["task", meta.get("task")],
+            ["inputs", len(meta.get("features") or [])],
+            ["parity max |diff|", meta.get("parity_max_abs_diff")], ["run", v.run_id]])
