@@ -19,6 +19,10 @@ MODULES = [
     "roost.cli.ui",
     "roost.cli.tune",
     "roost.cli.models_import",
+    "roost.cli.ann",
+    "roost.cli.monitor",
+    "roost.cli.pipeline",
+    "roost.cli.notebook",
 ]
 
 
