@@ -1,0 +1,83 @@
+"""TensorBoard launching: one process per set of runs, reused, proxied, stopped when idle or at UI exit.
+
+These use a stand-in `tensorboard` (same flags, tiny HTTP server) to stay fast; the browser test runs the real one.
+"""
+from __future__ import annotations
+
+import time
+
+import roost
+from starlette.testclient import TestClient
+
+from roost.ui import create_app
+from roost.ui.tensorboard import TensorBoardManager, logdir_name, spec_for
+
+
+def test_spec_names_are_safe_and_only_runs_with_logs(populated):
+    a, b, c = (roost.get_run(populated[k]) for k in "abc")
+    spec = spec_for([a, b, c])
+    assert len(spec) == 2  # c has no tensorboard/ folder
+    name = logdir_name(a)
+    assert name == f"_script_alert_1___script_-{a['run_id'][:8]}"
+    assert all(":" not in n and "," not in n for n, _ in spec)
+    assert dict(spec)[name].endswith("/artifacts/tensorboard")
+
+
+def test_manager_reuses_then_stops_idle_and_all(populated, fake_tb_command, tmp_path):
+    a, b = roost.get_run(populated["a"]), roost.get_run(populated["b"])
+    tb = TensorBoardManager(idle_s=60, log_dir=tmp_path / "tblogs", command=fake_tb_command)
+    one = tb.ensure(spec_for([a]))
+    tb.wait_ready(one, timeout=30)
+    assert tb.ensure(spec_for([a])) is one  # reused: same process, same port
+    both = tb.ensure(spec_for([a, b]))
+    assert both.key != one.key and both.port != one.port
+    tb.wait_ready(both, timeout=30)
+    assert {x["key"] for x in tb.listing()} == {one.key, both.key}
+    one.last_used -= 120  # idle for two minutes
+    assert tb.reap_idle() == [one.key]
+    assert one.proc.poll() is not None and both.alive()
+    tb.stop_all()
+    assert both.proc.poll() is not None and tb.listing() == []
+
+
+def test_dead_board_is_restarted(populated, fake_tb_command):
+    tb = TensorBoardManager(command=fake_tb_command)
+    spec = spec_for([roost.get_run(populated["a"])])
+    first = tb.ensure(spec)
+    first.proc.kill()
+    first.proc.wait()
+    second = tb.ensure(spec)
+    assert second is not first and second.alive()
+    tb.stop_all()
+
+
+def test_launch_from_ui_proxies_and_stops_at_exit(populated, fake_tb_command):
+    app = create_app(tb_command=fake_tb_command)
+    with TestClient(app, follow_redirects=False) as c:
+        r = c.post("/tensorboard", data={"runs": [populated["a"], populated["b"]]})
+        assert r.status_code == 303
+        where = r.headers["location"]
+        assert where.startswith("/tb/") and where.endswith("/")
+        page = c.get(where + "data/runs")
+        assert page.status_code == 200
+        assert f"wide-{populated['b'][:8]}:" in page.text and f"path={where}data/runs" in page.text
+        again = c.post("/api/tensorboard", json={"runs": [populated["b"], populated["a"]]}).json()
+        assert again["path"] == where  # same runs → the same TensorBoard
+        listed = c.get("/api/tensorboard").json()
+        assert len(listed) == 1
+        board = app.state.ui.tb.boards[listed[0]["key"]]
+        assert c.get(where.rstrip("/")).status_code == 307
+    deadline = time.monotonic() + 10
+    while board.proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert board.proc.poll() is not None  # stopped with the UI
+
+
+def test_launch_errors(client, populated):
+    r = client.post("/api/tensorboard", json={"runs": [populated["c"]]})
+    assert r.status_code == 400 and "no TensorBoard logs" in r.json()["error"]
+    assert client.post("/api/tensorboard", json={"runs": []}).status_code == 400
+    assert client.post("/api/tensorboard", json={"runs": ["ffff0000"]}).status_code == 404
+    assert client.get("/tb/000000000000/").status_code == 404
+    page = client.post("/tensorboard", data={"runs": populated["c"]})
+    assert page.status_code == 400 and "tensorboard/" in page.text
