@@ -17,7 +17,7 @@ _API = {
     "apply": "roost.features.apply:apply",
     "list_definitions": "roost.features.apply:list_definitions",
     "materialize": "roost.features.materialize:materialize",
-    "open_online_store": "roost.features.online:open_online_store",
+    "open_online_store": "roost.features.online_stores:open_online_store",
 }
 
 __all__ = sorted(_API)

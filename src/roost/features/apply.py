@@ -120,7 +120,7 @@ def apply(folder: str | Path | None = None, dry_run: bool = False) -> Diff:
 
 def _drop_online(views: list[str], url: str) -> None:
     """Forget online values of removed or changed views (the next materialisation reloads them)."""
-    from roost.features.online import open_online_store
+    from roost.features.online_stores import open_online_store
 
     try:
         store = open_online_store(url)

@@ -82,7 +82,7 @@ def materialize(start: datetime | str | None = None, end: datetime | str | None 
     import pyarrow as pa
 
     from roost import workspace
-    from roost.features.online import ViewData, open_online_store
+    from roost.features.online_stores import ViewData, open_online_store
 
     ws = workspace.current()
     url = online_store or ws.online_store

@@ -72,8 +72,11 @@ def resolve(features: list[str] | tuple[str, ...] | str, full_names: bool = Fals
         vname, fname = ref.split(":")
         spec = views.get(vname)
         if spec is None:
-            all_refs = [f"{v}:{f}" for v, s in views.items() for f in s["fields"]]
-            near = closest(ref, all_refs) or closest(vname, list(views))
+            near = closest(vname, list(views))
+            if near and fname != "*":
+                near = f"{near}:{fname}" if fname in views[near]["fields"] else near
+            elif not near:
+                near = closest(ref, [f"{v}:{f}" for v, s in views.items() for f in s["fields"]])
             raise NotFoundError(f"feature view {vname!r} (in {ref!r}) is not registered",
                                 hint=(f"did you mean {near!r}? " if near else "")
                                 + "run `roost features apply` after adding definitions; `roost features list` "

@@ -60,7 +60,7 @@ class OnlineFetcher:
 
     def __init__(self, feature_refs: Sequence[str], entity_keys: Sequence[str], *, full_names: bool = False,
                  online_store: str | None = None) -> None:
-        from roost.features.online import open_online_store
+        from roost.features.online_stores import open_online_store
 
         self.selection = resolve(list(feature_refs), full_names=full_names)
         self.entity_keys = list(entity_keys)

@@ -153,7 +153,11 @@ def view_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path,
                              "and has no transformation",
                              hint=(f"did you mean {near!r}? " if near else "") + "add transform={"
                                   f"{f!r}: '<SQL expression>'}} or rename the field")
-        sel.append(f"CAST({expr} AS {DTYPES[t][0]}) AS {q(f)}")
+        typ = DTYPES[t][0]
+        if t in ("float64", "float32"):  # NaN means missing, as in every online store
+            sel.append(f"nullif(CAST({expr} AS {typ}), 'NaN'::{typ}) AS {q(f)}")
+        else:
+            sel.append(f"CAST({expr} AS {typ}) AS {q(f)}")
     sql = f"SELECT {', '.join(sel)} FROM {from_sql}"
     if where:
         sql += " WHERE " + " AND ".join(where)

@@ -4,7 +4,7 @@ from __future__ import annotations
 import threading
 
 from roost.errors import ConfigError
-from roost.features.online.base import OnlineStore, ViewData, ViewReader
+from roost.features.online_stores.base import OnlineStore, ViewData, ViewReader
 
 __all__ = ["OnlineStore", "ViewData", "ViewReader", "open_online_store", "reset_online_stores"]
 
@@ -22,11 +22,11 @@ def open_online_store(url: str | None = None) -> OnlineStore:
         st = _stores.get(url)
         if st is None:
             if url.startswith("sqlite:///") or url == ":memory:":
-                from roost.features.online.sqlite import SQLiteOnlineStore
+                from roost.features.online_stores.sqlite import SQLiteOnlineStore
 
                 st = SQLiteOnlineStore(url)
             elif url.startswith(("redis://", "rediss://", "unix://")):
-                from roost.features.online.redis import RedisOnlineStore
+                from roost.features.online_stores.redis import RedisOnlineStore
 
                 st = RedisOnlineStore(url)
             else:

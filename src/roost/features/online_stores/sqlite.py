@@ -8,7 +8,7 @@ from pathlib import Path
 
 from roost.errors import RoostError
 from roost.features.definitions import DTYPES
-from roost.features.online.base import MIN_I64, OnlineStore, ViewData, ViewReader
+from roost.features.online_stores.base import MIN_I64, OnlineStore, ViewData, ViewReader
 from roost.features.sources import q
 
 META = "__roost_views"

@@ -5,7 +5,7 @@ import json
 from typing import Any
 
 from roost.errors import RoostError
-from roost.features.online.base import MIN_I64, OnlineStore, ViewData, ViewReader, decode
+from roost.features.online_stores.base import MIN_I64, OnlineStore, ViewData, ViewReader, decode
 
 SCAN = 5000
 
@@ -53,7 +53,7 @@ class RedisOnlineStore(OnlineStore):
         written: dict[str, int] = {}
         for v in views:
             keys = list(v.keys)
-            schema = json.dumps({"keys": v.keys, "fields": v.fields}, sort_keys=True)
+            schema = json.dumps({"keys": v.keys, "fields": v.fields})
             old = self.r.hget(self._meta(), v.name)
             if old is not None and old.decode() != schema:
                 self._queue_drop(pipe, v.name)

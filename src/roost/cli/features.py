@@ -1,0 +1,124 @@
+"""`roost features apply|list|materialize|get`: the feature store from the command line."""
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+features_app = typer.Typer(help="Feature store: apply definitions, materialise, read online values.",
+                           no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `features` group."""
+    app.add_typer(features_app, name="features")
+
+
+@features_app.command("apply")
+def apply_cmd(
+    folder: Optional[str] = typer.Option(None, "--dir", help="definitions folder (default: <workspace>/features)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the diff without registering"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Validate feature definitions and register them; prints what was added, changed and removed."""
+    from roost.cli.output import echo, print_json
+    from roost.features.apply import apply
+
+    d = apply(folder, dry_run=dry_run)
+    if as_json:
+        print_json({**d.as_dict(), "dry_run": dry_run})
+        return
+    if d.empty:
+        echo("no changes: the registered definitions match the files")
+        return
+    colors = {"+": "green", "~": "yellow", "-": "red"}
+    for line in d.lines():
+        c = colors[line[0]]
+        echo(f"[{c}]{line}[/]")
+    if dry_run:
+        echo("(dry run: nothing registered)")
+
+
+@features_app.command("list")
+def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
+    """List registered entities, sources and feature views with their watermarks."""
+    from roost.cli.output import print_json, print_table
+    from roost.features.apply import list_definitions
+
+    defs = list_definitions()
+    if as_json:
+        print_json(defs)
+        return
+    print_table("entities", ["entity", "join keys"],
+                [[n, ", ".join(f"{k}: {t}" for k, t in s["join_keys"].items())] for n, s in defs["entity"].items()])
+    print_table("sources", ["source", "path / sql", "event time", "created time"],
+                [[n, s.get("path") or s.get("sql"), s.get("event_time") or "(static)", s.get("created_time") or ""]
+                 for n, s in defs["source"].items()])
+    rows = []
+    for n, s in defs["view"].items():
+        tr = (s.get("transform") or {}).get("kind", "")
+        wm = (defs["watermark"].get(n) or {}).get("watermark", "")
+        rows.append([n, ", ".join(s["entities"]), ", ".join(f"{f}: {t}" for f, t in s["fields"].items()),
+                     "" if s.get("ttl_seconds") is None else _ttl(s["ttl_seconds"]), tr, wm])
+    print_table("feature views", ["view", "entities", "fields", "ttl", "transform", "materialized up to"], rows)
+
+
+def _ttl(seconds: float) -> str:
+    from datetime import timedelta
+
+    return str(timedelta(seconds=seconds))
+
+
+@features_app.command("materialize")
+def materialize_cmd(
+    start: Optional[str] = typer.Option(None, "--start", help="ISO time with offset (default: each view's watermark)"),
+    end: Optional[str] = typer.Option(None, "--end", help="ISO time with offset (default: now)"),
+    view: Optional[list[str]] = typer.Option(None, "--view", "-v", help="only these views (repeatable)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Load the latest feature values into the online store, incrementally from the last watermark."""
+    from rich.console import Console
+
+    from roost.cli.output import print_json, print_table
+    from roost.features.materialize import materialize
+
+    if as_json:
+        res = materialize(start=start, end=end, views=view or None)
+        print_json([r.as_dict() for r in res])
+        return
+    with Console(stderr=True).status("materializing..."):
+        res = materialize(start=start, end=end, views=view or None)
+    print_table("materialized", ["view", "from", "to", "entities", "written"],
+                [[r.view, "" if r.start is None else r.start.isoformat(), r.end.isoformat(), r.rows, r.written]
+                 for r in res])
+
+
+def _parse_entities(specs: list[str]) -> dict[str, list[str]]:
+    from roost.errors import RoostError
+
+    out: dict[str, list[str]] = {}
+    for s in specs:
+        if "=" not in s:
+            raise RoostError(f"--entity {s!r} is not KEY=V1,V2,...", hint="e.g. --entity user_id=1,2,3")
+        k, v = s.split("=", 1)
+        out[k.strip()] = [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+@features_app.command("get")
+def get_cmd(
+    view: str = typer.Option(..., "--view", help="feature view name, or view:field"),
+    entity: list[str] = typer.Option(..., "--entity", "-e", help="KEY=V1,V2,... (repeat for composite keys)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Read online feature values of some entities."""
+    from roost.cli.output import print_json, print_table
+    from roost.features.serving import online
+
+    ref = view if ":" in view else f"{view}:*"
+    tbl = online([ref], _parse_entities(entity), output="arrow")
+    rows = tbl.to_pylist()
+    if as_json:
+        print_json(rows)
+        return
+    print_table(f"{view} ({len(rows)} entities)", tbl.column_names, [list(r.values()) for r in rows])

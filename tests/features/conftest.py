@@ -1,0 +1,87 @@
+"""Fixtures for feature-store tests: workspaces with definitions, a real redis-server on a free loopback port."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for `fs_helpers` (importlib import mode)
+
+@pytest.fixture
+def fws(ws):
+    """A workspace (current, cwd) with an empty features/ folder and a data/ folder; online stores reset after."""
+    from roost.features.online_stores import reset_online_stores
+
+    (ws.root / "features").mkdir()
+    (ws.root / "data").mkdir()
+    yield ws
+    reset_online_stores()
+
+
+@pytest.fixture(scope="module")
+def module_ws(tmp_path_factory):
+    """A workspace shared by a module's tests (for property tests: definitions applied once)."""
+    from roost import workspace
+    from roost.features.online_stores import reset_online_stores
+
+    saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("ROOST_")}
+    root = tmp_path_factory.mktemp("fsws") / "ws"
+    w = workspace.init(root)
+    (root / "features").mkdir()
+    (root / "data").mkdir()
+    yield w
+    reset_online_stores()
+    workspace.use(None)
+    os.environ.update(saved)
+
+
+@pytest.fixture
+def use_module_ws(module_ws):
+    """Make the module workspace current for one test."""
+    from roost import workspace
+
+    workspace.use(module_ws)
+    yield module_ws
+    workspace.use(None)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory):
+    """Start a real redis-server on a free loopback port; yields its URL."""
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
+    pytest.importorskip("redis", reason="the redis Python package is not installed (pip install redis)")
+    d = tmp_path_factory.mktemp("redis")
+    port = _free_port()
+    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+                             "--dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+    import redis
+
+    r = redis.Redis(port=port)
+    for _ in range(100):
+        try:
+            if r.ping():
+                break
+        except redis.ConnectionError:
+            time.sleep(0.05)
+    else:
+        proc.kill()
+        pytest.fail("redis-server did not answer PING within 5 s")
+    yield f"redis://127.0.0.1:{port}/0"
+    r.close()
+    proc.terminate()
+    proc.wait(timeout=10)
