@@ -253,11 +253,14 @@ class ServeApp:
     async def _reload(self, scope: dict, receive: Callable, headers: dict[bytes, bytes]) -> Reply:
         """POST /admin/reload[?model=NAME&force=1]: re-resolve and hot-swap; the fleet's other workers follow."""
         await self._read_body(scope, receive, headers)
-        qs = parse_qs(scope.get("query_string", b"").decode(errors="replace"))
+        qs = parse_qs(scope.get("query_string", b"").decode(errors="replace"), keep_blank_values=True)
         names = qs.get("model") or None
         for n in names or []:
             self.lookup(n, None)
-        force = (qs.get("force") or ["0"])[0].lower() in ("1", "true", "yes")
+        flag = (qs.get("force") or ["0"])[-1].lower()
+        if flag not in ("0", "1", "true", "false"):
+            raise HTTPError(400, f"force must be 0 or 1, got {flag[:20]!r}")
+        force = flag in ("1", "true")
         result = await self.repo.reload(names, force=force)
         self._openapi = None
         if self.on_reload is not None:

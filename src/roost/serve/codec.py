@@ -44,6 +44,10 @@ def _slow_column(values: Any, spec: TensorSpec) -> np.ndarray:
             if not isinstance(v, str):
                 raise bad(f"input {spec.name!r} expects strings but value {i} is {type(v).__name__} {v!r:.40}")
             out.append(v)
+        elif spec.dtype == "bool":
+            if type(v) is not bool:
+                raise bad(f"input {spec.name!r} expects booleans but value {i} is {type(v).__name__} {v!r:.40}")
+            out.append(v)
         elif isinstance(v, bool) or not isinstance(v, (int, float)):
             raise bad(f"input {spec.name!r} expects {spec.dtype} numbers but value {i} is {type(v).__name__} {v!r:.40}")
         else:
@@ -70,7 +74,8 @@ def _numeric(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
             raise bad(f"input {spec.name!r} expects integers ({spec.dtype}) but got non-integral numbers")
     if target.kind == "i" and arr.size:
         info = np.iinfo(target)
-        if arr.min() < info.min or arr.max() > info.max:
+        lo, hi = (float(info.min), -float(info.min)) if kind == "f" else (info.min, info.max + 1)
+        if arr.min() < lo or arr.max() >= hi:
             raise bad(f"input {spec.name!r}: values out of range for {spec.dtype}")
     return arr.astype(target, copy=False)
 
@@ -92,6 +97,10 @@ def column(values: Any, spec: TensorSpec) -> np.ndarray:
             if arr.size == 0:
                 return np.empty(arr.shape, dtype=object)
             raise bad(f"input {spec.name!r} expects strings but got {_kind_name(kind)}")
+        if arr.ndim == 1:  # numpy turns ["a", 1] into ["a", "1"]: insist on real strings
+            for i, v in enumerate(values):
+                if type(v) is not str:
+                    raise bad(f"input {spec.name!r} expects strings but value {i} is {type(v).__name__} {v!r:.40}")
         return arr.astype(object)
     return _numeric(arr, spec)
 

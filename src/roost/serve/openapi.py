@@ -20,9 +20,9 @@ def _ok(schema: str, desc: str = "OK", extra: dict[str, Any] | None = None) -> d
     return {"description": desc, "content": content}
 
 
-def _params(version: bool) -> list[dict[str, Any]]:
-    """The model_name (and model_version) path parameters."""
-    out = [{"name": "model_name", "in": "path", "required": True, "schema": {"type": "string"}}]
+def _params(version: bool, names: list[str]) -> list[dict[str, Any]]:
+    """The model_name (one of the served names) and model_version path parameters."""
+    out = [{"name": "model_name", "in": "path", "required": True, "schema": {"type": "string", "enum": names}}]
     if version:
         out.append({"name": "model_version", "in": "path", "required": True, "schema": {"type": "string"}})
     return out
@@ -94,6 +94,7 @@ def build(repo: Repository) -> dict[str, Any]:
     inputs = sorted({s.name for slot in repo.slots.values() for s in slot.current.package.inputs}
                     | {e for slot in repo.slots.values() for e in slot.current.package.entities})
     outputs = sorted({s.name for slot in repo.slots.values() for s in slot.current.package.outputs})
+    names = repo.names
     binary = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     infer_ok = _ok("InferenceResponse", "Outputs (binary tensors follow the JSON when requested)", binary)
     status = {"description": "OK", "content": {"application/json": {"schema": {"$ref": REF + "Status"}}}}
@@ -101,21 +102,21 @@ def build(repo: Repository) -> dict[str, Any]:
         "/v2/health/live": _get("Server is live", status, errors=()),
         "/v2/health/ready": _get("Server is ready", status, errors=(503,)),
         "/v2": _get("Server metadata", status, errors=()),
-        "/v2/models/{model_name}": _get("Model metadata", _ok("ModelMetadata"), _params(False)),
-        "/v2/models/{model_name}/ready": _get("Model ready", status, _params(False)),
-        "/v2/models/{model_name}/versions/{model_version}": _get("Model metadata", _ok("ModelMetadata"), _params(True)),
-        "/v2/models/{model_name}/versions/{model_version}/ready": _get("Model version ready", status, _params(True)),
-        "/v2/models/{model_name}/infer": _post("Inference (KServe V2)", "InferenceRequest", infer_ok, _params(False)),
+        "/v2/models/{model_name}": _get("Model metadata", _ok("ModelMetadata"), _params(False, names)),
+        "/v2/models/{model_name}/ready": _get("Model ready", status, _params(False, names)),
+        "/v2/models/{model_name}/versions/{model_version}": _get("Model metadata", _ok("ModelMetadata"), _params(True, names)),
+        "/v2/models/{model_name}/versions/{model_version}/ready": _get("Model version ready", status, _params(True, names)),
+        "/v2/models/{model_name}/infer": _post("Inference (KServe V2)", "InferenceRequest", infer_ok, _params(False, names)),
         "/v2/models/{model_name}/versions/{model_version}/infer": _post(
-            "Inference on a version (KServe V2)", "InferenceRequest", infer_ok, _params(True)),
-        "/v1/models/{model_name}": _get("Model status (TF-Serving)", _ok("ModelStatus"), _params(False)),
+            "Inference on a version (KServe V2)", "InferenceRequest", infer_ok, _params(True, names)),
+        "/v1/models/{model_name}": _get("Model status (TF-Serving)", _ok("ModelStatus"), _params(False, names)),
         "/v1/models/{model_name}/versions/{model_version}": _get(
-            "Model version status (TF-Serving)", _ok("ModelStatus"), _params(True)),
-        "/v1/models/{model_name}/metadata": _get("Model metadata (TF-Serving)", status, _params(False)),
+            "Model version status (TF-Serving)", _ok("ModelStatus"), _params(True, names)),
+        "/v1/models/{model_name}/metadata": _get("Model metadata (TF-Serving)", status, _params(False, names)),
         "/v1/models/{model_name}:predict": _post("Predict (TF-Serving REST)", "PredictRequest",
-                                                 _ok("PredictResponse"), _params(False)),
+                                                 _ok("PredictResponse"), _params(False, names)),
         "/v1/models/{model_name}/versions/{model_version}:predict": _post(
-            "Predict on a version (TF-Serving REST)", "PredictRequest", _ok("PredictResponse"), _params(True)),
+            "Predict on a version (TF-Serving REST)", "PredictRequest", _ok("PredictResponse"), _params(True, names)),
         "/metrics": _get("Prometheus metrics", {"description": "Text exposition format", "content": {
             "text/plain": {"schema": {"type": "string"}}}}, errors=(404,)),
         "/admin/status": _get("This worker's models", status, errors=()),
@@ -123,8 +124,9 @@ def build(repo: Repository) -> dict[str, Any]:
                                    "parameters": [{"name": "model", "in": "query", "required": False,
                                                    "schema": {"type": "string"}},
                                                   {"name": "force", "in": "query", "required": False,
-                                                   "schema": {"type": "string", "enum": ["0", "1"]}}],
-                                   "responses": {"200": status, "404": _err(_REASONS[404])}}},
+                                                   "schema": {"type": "string", "enum": ["0", "1", "true", "false"]}}],
+                                   "responses": {"200": status, "400": _err(_REASONS[400]),
+                                                 "404": _err(_REASONS[404])}}},
     }
     for ops in paths.values():
         for op in ops.values():
