@@ -32,6 +32,7 @@ def make_engine(url: str) -> Engine:
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.execute("PRAGMA busy_timeout=60000")
+            cur.execute("PRAGMA case_sensitive_like=ON")  # LIKE behaves as on PostgreSQL
             cur.close()
 
         @event.listens_for(engine, "begin")
@@ -39,13 +40,21 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("roost_write") else "BEGIN")
 
         return engine
-    if url.startswith("postgresql://"):
-        url = "postgresql+psycopg://" + url[len("postgresql://"):]
+    if url.startswith("postgresql://") or url.startswith("postgres://"):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]
+    args = {"connect_timeout": 5, "options": "-c timezone=utc"} if url.startswith("postgresql") else {}
     try:
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10)
+        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
     except Exception as exc:  # noqa: BLE001 - e.g. missing driver
-        raise RoostError(f"cannot open store {url!r}: {exc}",
+        raise RoostError(f"cannot open store {redact(url)}: {exc}",
                          hint="for PostgreSQL install roost[postgres] (psycopg)") from exc
+
+
+def redact(url: str) -> str:
+    """The URL with any password replaced by ***."""
+    import re
+
+    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
 
 
 def _retrying(fn, attempts: int = 20):  # noqa: ANN001, ANN202
@@ -91,7 +100,13 @@ def read_session(engine: Engine) -> Iterator[Session]:
 
 def current_revision(engine: Engine) -> str | None:
     """The Alembic revision stored in the database, or None when the schema is absent."""
-    with engine.connect() as conn:
+    try:
+        conn_cm = engine.connect()
+    except OperationalError as exc:
+        raise RoostError(f"cannot connect to the store {redact(str(engine.url.render_as_string(False)))}: "
+                         f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+                         hint="check the server is running and the URL (host, port, user, database)") from None
+    with conn_cm as conn:
         try:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
         except Exception:  # noqa: BLE001 - table absent
