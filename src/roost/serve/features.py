@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from roost.serve.codec import HTTPError, bad, column
-from roost.serve.signature import Package, TensorSpec
+from roost.errors import RoostError
+from roost.serve.codec import HTTPError, bad
+from roost.serve.signature import MISSING, Package, TensorSpec
 
 log = logging.getLogger(__name__)
 
@@ -22,20 +24,49 @@ class FeatureFetcher(Protocol):
         ...
 
 
+class StoreFetcher:
+    """FeatureFetcher over roost's online store (roost.features.OnlineFetcher, prepared once per ref set)."""
+
+    def __init__(self, online_store: str | None = None) -> None:
+        self.online_store = online_store
+        self._prepared: dict[tuple, object] = {}
+        self._lock = threading.Lock()
+
+    def fetch(self, refs: list[str], entities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        """Latest materialised values of `refs` for the entity ids, keyed by field name."""
+        from roost.features.serving import OnlineFetcher
+
+        key = (tuple(refs), tuple(sorted(entities)))
+        with self._lock:
+            fetcher = self._prepared.get(key)
+            if fetcher is None:
+                fetcher = self._prepared[key] = OnlineFetcher(refs, list(entities), online_store=self.online_store)
+        return fetcher.fetch(entities)  # type: ignore[attr-defined]
+
+
 def default_fetcher() -> FeatureFetcher | None:
     """The workspace's online store as a fetcher, or None when the feature store is not available."""
     try:
-        from roost.features import online  # type: ignore[attr-defined]
+        import roost.features.serving  # noqa: F401
     except ImportError:
         return None
-    make = getattr(online, "serving_fetcher", None)
-    if make is None:
-        return None
-    try:
-        return make()
-    except Exception as exc:  # noqa: BLE001 - no store configured: serve without the hook
-        log.warning("online feature store unavailable: %s", exc)
-        return None
+    return StoreFetcher()
+
+
+def _coerce(value: object, spec: TensorSpec) -> np.ndarray:
+    """A fetched feature column as the model input dtype; missing values follow the training convention."""
+    arr = np.asarray(value)
+    if spec.dtype == "string":
+        out = np.empty(arr.shape, dtype=object)
+        out[:] = ["" if v is None else str(v) for v in arr.reshape(-1).tolist()]
+        return out
+    if spec.dtype == "bool":
+        return np.array([bool(v) if v is not None else False for v in arr.reshape(-1).tolist()], dtype=bool)
+    if arr.dtype == object:
+        arr = np.array([np.nan if v is None else v for v in arr.reshape(-1).tolist()], dtype=np.float64)
+    if spec.np_dtype.kind == "i" and arr.dtype.kind == "f":
+        arr = np.where(np.isnan(arr), MISSING[spec.dtype], arr)
+    return arr.astype(spec.np_dtype)
 
 
 def needs_features(pkg: Package, arrays: dict[str, np.ndarray]) -> bool:
@@ -59,6 +90,9 @@ async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetc
     missing = [e for e in pkg.entities if e not in arrays]
     if missing:
         raise bad(f"entity id input {missing[0]!r} is missing; the model's entities are {pkg.entities}")
+    for e in pkg.entities:
+        if arrays[e].ndim != 1 or len(arrays[e]) == 0:
+            raise bad(f"entity id input {e!r} must be a non-empty 1-D list, got shape {list(arrays[e].shape)}")
     model_inputs = {s.name for s in pkg.inputs}
     entities = {e: arrays[e] if e in model_inputs else arrays.pop(e) for e in pkg.entities}
     loop = asyncio.get_running_loop()
@@ -66,6 +100,8 @@ async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetc
         fetched = await loop.run_in_executor(None, fetcher.fetch, pkg.feature_refs, entities)
     except HTTPError:
         raise
+    except RoostError as exc:  # e.g. ids of the wrong type for the entity key
+        raise bad(f"online features: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - store errors are reported, the worker lives on
         raise HTTPError(503, f"online feature store read failed: {exc}") from None
     for spec in pkg.inputs:
@@ -73,5 +109,7 @@ async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetc
             continue
         if spec.name not in fetched:
             raise HTTPError(503, f"the online feature store returned no {spec.name!r}")
-        value = fetched[spec.name]
-        arrays[spec.name] = column(value.tolist() if isinstance(value, np.ndarray) else list(value), spec)
+        try:
+            arrays[spec.name] = _coerce(fetched[spec.name], spec)
+        except (TypeError, ValueError) as exc:
+            raise HTTPError(503, f"feature {spec.name!r} from the online store is not {spec.dtype}: {exc}") from None
