@@ -74,8 +74,7 @@ class LightGBMModel(Estimator):
         lgb_cbs = [_Relay(callbacks, info, p["log_every"], p["n_estimators"])]
         if X_val is not None and y_val is not None and len(X_val):
             yv = encode_labels(y_val, self.task_, self.classes_ or None)[0]
-            fit_kw["eval_set"] = [(self.matrix(X), yt), (self.matrix(X_val), yv)]
-            fit_kw["eval_names"] = ["train", "val"]
+            fit_kw.update(eval_X=(self.matrix(X_val),), eval_y=(yv,), eval_names=["val"])
             lgb_cbs.append(lgb.early_stopping(p["early_stopping_rounds"], first_metric_only=True, verbose=False))
         self.model_.fit(self.matrix(X), yt, callbacks=lgb_cbs, **fit_kw)
         self.model_._Booster = float32_thresholds(self.model_.booster_)
@@ -193,7 +192,7 @@ class _Relay:
         it = env.iteration + 1
         logs = {}
         for data, metric, value, _ in env.evaluation_result_list:
-            prefix = "train" if data == "train" else "val"
+            prefix = "val" if data == "val" else "train"
             key = "loss" if metric in ("binary_logloss", "multi_logloss", "l2") else metric
             logs.setdefault(f"{prefix}_{key}", float(value))
         self.info.epoch = self.info.step = it

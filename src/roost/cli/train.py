@@ -1,0 +1,78 @@
+"""`roost train CONFIG.yaml` and `roost tensorboard RUN_ID`."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+
+def train(
+    config: Optional[Path] = typer.Argument(None, help="Training config (YAML); omit with --resume."),
+    set_: List[str] = typer.Option([], "--set", "-s", help="Override a config value: a.b=value (repeatable)."),
+    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint."),
+    tensorboard: bool = typer.Option(False, "--tensorboard", help="Start TensorBoard on the run's logs; print URL."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Train a model from a config; record the run, its metrics and the model package."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.errors import RoostError
+    from roost.train.api import Interrupted
+    from roost.train.api import train as run_train
+
+    if config is None and not resume:
+        raise RoostError("no config given", hint="roost train CONFIG.yaml, or roost train --resume RUN_ID")
+    try:
+        res = run_train(config, overrides=set_, resume=resume, tensorboard=tensorboard,
+                        progress=not quiet and not as_json,
+                        announce=lambda url: print(f"TensorBoard: {url}", flush=True))
+    except Interrupted as exc:
+        sys.stderr.write(f"interrupted: run {exc.run_id} marked KILLED; last checkpoint kept\n"
+                         f"continue with: roost train --resume {exc.run_id}\n")
+        raise typer.Exit(130)
+    if as_json:
+        print_json({"run_id": res.run_id, "task": res.task, "model_type": res.model_type, "metrics": res.metrics,
+                    "package": str(res.package_path), "model": res.model_name, "version": res.version,
+                    "tensorboard_url": res.tensorboard_url})
+    else:
+        rows = [(k, v) for k, v in res.metrics.items() if k.startswith("test_")]
+        print_table(f"{res.model_type} · {res.task} · run {res.run_id}", ["metric", "value"], rows)
+        echo(f"[dim]package:[/] {res.package_path}")
+        if res.version is not None:
+            echo(f"[dim]registered:[/] {res.model_name}/{res.version}")
+    if res.tensorboard_process is not None:
+        _serve_until_ctrl_c(res.tensorboard_process, res.tensorboard_url or "")
+
+
+def _serve_until_ctrl_c(proc: object, url: str) -> None:
+    """Keep TensorBoard running until Ctrl-C, then stop it."""
+    from roost.cli.output import echo
+    from roost.train.tensorboard import stop
+
+    echo(f"TensorBoard: {url}  [dim](Ctrl-C to stop)[/]")
+    try:
+        proc.wait()  # type: ignore[attr-defined]
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(proc)  # type: ignore[arg-type]
+
+
+def tensorboard(
+    run_id: str = typer.Argument(..., help="Run whose TensorBoard logs to show."),
+    port: Optional[int] = typer.Option(None, "--port", help="Port [default: a free one]."),
+) -> None:
+    """Start TensorBoard on a run's event files, print its URL, serve until Ctrl-C."""
+    from roost.train.tensorboard import run_logdir, start
+
+    proc, url = start(run_logdir(run_id), port=port)
+    print(url, flush=True)
+    _serve_until_ctrl_c(proc, url)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` and `tensorboard` to the CLI."""
+    app.command("train")(train)
+    app.command("tensorboard")(tensorboard)

@@ -1,0 +1,245 @@
+"""`roost.train(config)`: load data, fit, evaluate, export the model package, record everything as a run."""
+from __future__ import annotations
+
+import logging
+import shutil
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+from roost.errors import RoostError
+from roost.train.config import TrainConfig, flatten, load_config
+
+log = logging.getLogger(__name__)
+CHECKPOINTS = "checkpoints"
+PACKAGE = "model"
+RESOLVED = "config.resolved.yaml"
+PARITY_ROWS = 1000
+
+
+@dataclass
+class TrainResult:
+    """What a training run produced."""
+
+    run_id: str
+    metrics: dict[str, float]
+    package_path: Path
+    version: int | None = None
+    model_name: str | None = None
+    task: str = ""
+    model_type: str = ""
+    tensorboard_url: str | None = None
+    tensorboard_process: Any = field(default=None, repr=False)
+
+
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during training: the run is marked KILLED and its last checkpoint kept."""
+
+    def __init__(self, run_id: str) -> None:
+        super().__init__(run_id)
+        self.run_id = run_id
+
+
+def resolved_params(cfg: TrainConfig, model: Any) -> dict[str, Any]:
+    """Every setting of the run, defaults included: the config plus the model's full parameter set."""
+    d = cfg.model_dump(by_alias=True)
+    params = model.get_params()
+    loop = set(d["trainer"]) if model.framework == "torch" else set()
+    d["model"]["params"] = {k: v for k, v in params.items() if k != "task" and k not in loop}
+    if loop:
+        d["trainer"] = {k: params[k] for k in d["trainer"] if k in params}
+    else:
+        d.pop("trainer")
+    return d
+
+
+def build_model(cfg: TrainConfig, task: str) -> Any:
+    """The estimator for the config: model params, with trainer settings folded in for torch models."""
+    from roost.errors import ConfigError
+    from roost.train.models import check_task, make_model
+
+    params = dict(cfg.model.params)
+    tr = {k: v for k, v in cfg.trainer.model_dump().items() if v is not None}
+    if cfg.model.type == "lightgbm":
+        extra = sorted(k for k in tr if k != "seed")
+        if extra:
+            raise ConfigError(f"trainer.{extra[0]}: does not apply to lightgbm",
+                              hint="set model.params (n_estimators, learning_rate, num_leaves, ...) instead")
+        params.setdefault("seed", tr.get("seed", 0))
+    else:
+        for k, v in tr.items():
+            if k in params and params[k] != v:
+                raise ConfigError(f"trainer.{k} and model.params.{k} disagree", hint="set it in one place")
+            params[k] = v
+    model = make_model(cfg.model.type, task, **params)
+    check_task(model, task)
+    validate = getattr(model, "_validate", None)
+    if validate:
+        validate()
+    return model
+
+
+def _write_yaml(path: Path, data: Any) -> Path:
+    """Write YAML (block style, key order kept)."""
+    import yaml
+
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(raw resolved config, checkpoint, full run id) of a run to continue."""
+    import yaml
+
+    from roost import artifacts
+    from roost.registry.api import get_run
+
+    run = get_run(run_id)
+    if not artifacts.is_local(run["artifact_uri"]):
+        raise RoostError(f"run {run['run_id']} keeps its artifacts remotely", hint="resume needs a local checkpoint")
+    root = artifacts.local_path(run["artifact_uri"])
+    ck, conf = root / CHECKPOINTS / "last.pt", root / RESOLVED
+    if not ck.is_file() or not conf.is_file():
+        raise RoostError(f"run {run['run_id']} has no checkpoint to resume from",
+                         hint="only torch runs that finished at least one epoch can be resumed")
+    from roost.train.trainer import load_checkpoint
+
+    raw = yaml.safe_load(conf.read_text())
+    raw.pop("trainer", None) if raw.get("model", {}).get("type") == "lightgbm" else None
+    return raw, load_checkpoint(ck), run["run_id"]
+
+
+def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
+          resume: str | None = None, tensorboard: bool = False, progress: bool | None = None,
+          announce: Callable[[str], None] | None = None) -> TrainResult:
+    """Train from a config (file or dict) and record the run; `resume` continues a killed run from its checkpoint.
+
+    `progress` shows a Rich bar (default: when stderr is a terminal); `announce` receives the TensorBoard URL.
+    """
+    from roost.train.data import check_label, load_frame, split
+
+    ckpt = None
+    if resume:
+        raw, ckpt, resume = _resume_state(resume)
+        cfg = load_config(raw, overrides)
+        config_file = None
+    else:
+        if config is None:
+            raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
+        cfg = load_config(config, overrides)
+        config_file = Path(config) if not isinstance(config, dict) else None
+    df = load_frame(cfg)
+    task = check_label(df, cfg.label, cfg.task)
+    if ckpt is not None:
+        task = ckpt["task"]
+    model = build_model(cfg, task)
+    train_df, val_df, test_df = split(df, cfg.split)
+    spec = _spec(cfg, train_df)
+    from roost.datasets import fingerprint
+
+    fp = fingerprint(df)
+    params = flatten(resolved_params(cfg, model))
+    params.update({"data.fingerprint": fp, "data.rows": len(df), "data.train_rows": len(train_df),
+                   "data.val_rows": len(val_df), "data.test_rows": len(test_df), "task.resolved": task})
+    show = bool(progress) if progress is not None else sys.stderr.isatty()
+    return _run(cfg, model, task, spec, (train_df, val_df, test_df), params, config_file, ckpt, resume,
+                tensorboard, show, announce)
+
+
+def _spec(cfg: TrainConfig, train_df: Any) -> Any:
+    """The feature spec, fitted on the training rows only."""
+    from roost.train.preprocess import infer_spec
+
+    f = cfg.features
+    exclude = list(f.exclude)
+    if cfg.split.column and (f.include is None or cfg.split.column not in f.include):
+        exclude.append(cfg.split.column)
+    return infer_spec(train_df, label=cfg.label, include=f.include, exclude=exclude, kinds=dict(f.kinds),
+                      max_vocab=f.max_vocab, min_count=f.min_count)
+
+
+def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, Any, Any], params: dict[str, Any],
+         config_file: Path | None, ckpt: dict[str, Any] | None, resumed_from: str | None, tensorboard: bool,
+         progress: bool, announce: Callable[[str], None] | None) -> TrainResult:
+    """Fit inside a run: callbacks, evaluation, package, registration."""
+    from roost.registry.api import register_model, start_run
+    from roost.train import metrics as M
+    from roost.train.callbacks import Progress, RunLogger
+    from roost.train.preprocess import encode_labels
+    from roost.train.tensorboard import TB_SUBDIR
+    from roost.train.tensorboard import start as start_tb
+
+    train_df, val_df, test_df = parts
+    label = cfg.label
+    tags = {"roost.model_type": model.model_type, "roost.task": task, "roost.framework": model.framework,
+            "roost.kind": "train"}
+    if resumed_from:
+        tags["roost.resumed_from"] = resumed_from
+    tb_proc = tb_url = None
+    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags) as run:
+        cbs: list[Any] = []
+        try:
+            art = run.artifact_dir
+            if config_file is not None:
+                run.log_artifact(config_file, "config.yaml")
+            else:
+                _write_yaml(art / "config.yaml", cfg.model_dump(by_alias=True, exclude_defaults=True))
+            _write_yaml(art / RESOLVED, resolved_params(cfg, model))
+            every = int(model.params.get("log_every", 50))
+            cbs.append(RunLogger(run, every))
+            if model.framework == "torch":
+                from roost.train.callbacks import TensorBoard
+
+                cbs.append(TensorBoard(art / TB_SUBDIR, every))
+            if tensorboard:
+                tb_proc, tb_url = start_tb(art / TB_SUBDIR)
+                run.set_tag("roost.tensorboard_url", tb_url)
+                log.info("TensorBoard at %s", tb_url)
+                if announce is not None:
+                    announce(tb_url)
+            if progress:
+                cbs.append(Progress(primary=M.PRIMARY[task][0]))
+            X, Xv = train_df.drop(columns=[label]), val_df.drop(columns=[label])
+            model.fit(X, train_df[label], Xv, val_df[label], spec=spec, callbacks=cbs,
+                      checkpoint_dir=art / CHECKPOINTS if model.framework == "torch" else None, resume=ckpt)
+            y_test = encode_labels(test_df[label], task, model.classes_ or None)[0]
+            y_val = encode_labels(val_df[label], task, model.classes_ or None)[0]
+            metrics = {f"test_{k}": v for k, v in M.compute(task, y_test, model.predict(test_df)).items()}
+            metrics.update({f"val_{k}": v for k, v in M.compute(task, y_val, model.predict(val_df)).items()})
+            run.log_metrics({k: v for k, v in metrics.items() if v == v})
+            run.set_tag("roost.best_epoch", getattr(getattr(model, "state_", None), "best_epoch", ""))
+            pkg = _package(model, run, art, test_df, label, metrics, cfg)
+            version = None
+            if cfg.register_as:
+                mv = register_model(run.id, cfg.register_as, PACKAGE)
+                version = int(mv.version)
+                run.set_tag("roost.registered", f"{mv.name}/{mv.version}")
+        except KeyboardInterrupt:
+            for cb in cbs:
+                getattr(cb, "close", lambda: None)()
+            run.end("KILLED")
+            raise Interrupted(run.id) from None
+        except BaseException:
+            for cb in cbs:
+                getattr(cb, "close", lambda: None)()
+            raise
+    return TrainResult(run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc)
+
+
+def _package(model: Any, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float],
+             cfg: TrainConfig) -> Path:
+    """Export the model package into the run's artifacts (`model/`)."""
+    sample = test_df.drop(columns=[label]).head(PARITY_ROWS)
+    pkg = art / PACKAGE
+    if pkg.exists():
+        shutil.rmtree(pkg)
+    with tempfile.TemporaryDirectory(prefix="roost-pkg-") as tmp:
+        out = model.save_package(Path(tmp) / PACKAGE, sample, label=label, run_id=run.id, metrics=metrics,
+                                 extra_meta={"data_source": cfg.data.source})
+        run.log_artifacts(out, PACKAGE)
+    from roost.modelpkg import read_meta
+
+    run.log_metric("parity_max_abs_diff", float(read_meta(pkg).get("parity_max_abs_diff") or 0.0))
+    return pkg

@@ -1,0 +1,75 @@
+"""Start TensorBoard on a run's event folder and wait until it answers."""
+from __future__ import annotations
+
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+from roost.errors import RoostError
+
+TB_SUBDIR = "tensorboard"  # the UI looks for events in the same place (roost.ui.tensorboard)
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """A TCP port that is free on `host` now."""
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return int(s.getsockname()[1])
+
+
+def run_logdir(run_id: str) -> Path:
+    """The TensorBoard event folder of a run (an error when the run has none)."""
+    from roost import artifacts
+    from roost.registry.api import get_run
+
+    run = get_run(run_id)
+    if not artifacts.is_local(run["artifact_uri"]):
+        raise RoostError(f"run {run['run_id']} keeps its artifacts remotely", hint="TensorBoard needs a local folder")
+    d = artifacts.local_path(run["artifact_uri"]) / TB_SUBDIR
+    if not d.is_dir():
+        raise RoostError(f"run {run['run_id']} has no TensorBoard logs", hint="runs of torch models write them")
+    return d
+
+
+def start(logdir: Path | str, port: int | None = None, host: str = "127.0.0.1",
+          timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
+    """Start `tensorboard --logdir D --host H --port P`, wait for HTTP 200; returns (process, URL)."""
+    import httpx
+
+    port = port or free_port(host)
+    Path(logdir).mkdir(parents=True, exist_ok=True)
+    errlog = tempfile.TemporaryFile()
+    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host,
+                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=errlog,
+                            stdin=subprocess.DEVNULL, start_new_session=True)
+    errlog.close()  # the child holds its own handle
+    url = f"http://{host}:{port}/"
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RoostError(f"TensorBoard exited with code {proc.returncode}",
+                             hint=f"run `tensorboard --logdir {logdir}` by hand to see why")
+        try:
+            if httpx.get(url, timeout=2.0).status_code == 200:
+                return proc, url
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.25)
+    stop(proc)
+    raise RoostError(f"TensorBoard did not answer within {timeout:.0f} s", hint="run it by hand to see why")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    """Stop a TensorBoard started by `start` (its process group)."""
+    import os
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(10)
+        except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
+            proc.kill()
