@@ -36,15 +36,13 @@ class TensorSpec:
     dtype: str
     shape: tuple[int, ...]
 
-    @property
-    def np_dtype(self) -> np.dtype:
-        """The numpy dtype arrays of this tensor have."""
-        return DTYPES[self.dtype][0]
+    np_dtype: np.dtype = field(init=False, repr=False, compare=False)
+    v2_datatype: str = field(init=False, repr=False, compare=False)
 
-    @property
-    def v2_datatype(self) -> str:
-        """The KServe V2 datatype name (FP32, BYTES, ...)."""
-        return DTYPES[self.dtype][1]
+    def __post_init__(self) -> None:
+        """Cache the numpy dtype and the KServe V2 datatype name (FP32, BYTES, ...)."""
+        object.__setattr__(self, "np_dtype", DTYPES[self.dtype][0])
+        object.__setattr__(self, "v2_datatype", DTYPES[self.dtype][1])
 
     def to_v2(self) -> dict[str, Any]:
         """The V2 metadata entry {name, datatype, shape}."""
@@ -80,10 +78,10 @@ class Package:
 
     def input(self, name: str) -> TensorSpec | None:
         """The input spec called `name`, or None."""
-        for spec in self.inputs:
-            if spec.name == name:
-                return spec
-        return None
+        by_name = self.__dict__.get("_by_name")
+        if by_name is None:
+            by_name = self.__dict__["_by_name"] = {s.name: s for s in self.inputs}
+        return by_name.get(name)
 
 
 def _tensor(entry: Any, where: str) -> TensorSpec:

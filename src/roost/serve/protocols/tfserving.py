@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from roost.serve.codec import HTTPError, bad, column
+from roost.serve.codec import HTTPError, bad, columns
 from roost.serve.features import entity_spec
 
 if TYPE_CHECKING:
@@ -35,19 +35,19 @@ def metadata(model: LoadedModel) -> dict[str, Any]:
                 "inputs": tensors(pkg.inputs), "outputs": tensors(pkg.outputs), "method_name": "predict"}}}}}
 
 
-def _convert(model: LoadedModel, columns: dict[str, Any]) -> dict[str, np.ndarray]:
+def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
     """Columns of JSON values → arrays of the signature dtypes (entity ids allowed when the model has them)."""
-    arrays = {}
     pkg = model.package
-    for name, values in columns.items():
+    items = []
+    for name, values in cols.items():
         spec = pkg.input(name)
         if spec is None:
             if name not in pkg.entities:
                 names = ", ".join(repr(s.name) for s in pkg.inputs[:8])
                 raise bad(f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(pkg.inputs) > 8 else ''}")
             spec = entity_spec(name, values)
-        arrays[name] = column(values, spec)
-    return arrays
+        items.append((spec, values))
+    return dict(zip(cols, columns(items)))
 
 
 def _rows_to_columns(model: LoadedModel, rows: list) -> dict[str, list]:

@@ -1,12 +1,13 @@
 """KServe V2 / Open Inference Protocol over HTTP: JSON tensors and the binary tensor data extension."""
 from __future__ import annotations
 
+import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
-from roost.serve.codec import HTTPError, bad, column, decode_bytes, encode_bytes
+from roost.serve.codec import HTTPError, bad, columns, decode_bytes, encode_bytes
 from roost.serve.features import entity_spec
 from roost.serve.signature import NUMPY_TO_V2, V2_TO_DTYPE, TensorSpec
 
@@ -30,7 +31,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
 
 def _shape(value: Any, name: str) -> list[int]:
     """Check a V2 'shape' field: a list of non-negative ints."""
-    if not isinstance(value, list) or not all(type(d) is int and d >= 0 for d in value):
+    if value.__class__ is not list or not all(d.__class__ is int and d >= 0 for d in value):
         raise bad(f"input {name!r}: 'shape' must be a list of non-negative integers, got {value!r:.60}")
     return value
 
@@ -83,19 +84,22 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
     if not isinstance(inputs, list) or not inputs:
         raise bad("request needs a non-empty 'inputs' list of {name, datatype, shape, data}")
     arrays: dict[str, np.ndarray] = {}
+    pending: list[tuple[str, list[int], int, TensorSpec, Any]] = []  # JSON inputs, converted together below
     offset = 0
+    seen: set[str] = set()
     for i, inp in enumerate(inputs):
         if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
             raise bad(f"inputs[{i}] must be an object with a string 'name'")
         name = inp["name"]
-        if name in arrays:
+        if name in seen:
             raise bad(f"input {name!r} appears twice")
+        seen.add(name)
         datatype = inp.get("datatype")
         if not isinstance(datatype, str):
             raise bad(f"input {name!r} needs a string 'datatype' such as FP32 or BYTES")
         shape = _shape(inp.get("shape"), name)
         spec = _spec_for(model, name, datatype, inp.get("data"))
-        count = int(np.prod(shape)) if shape else 1
+        count = math.prod(shape)
         params = inp.get("parameters")
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
@@ -105,17 +109,18 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
                 raise bad(f"input {name!r}: binary_data_size {size} but the binary part of the body is "
                           f"{0 if binary is None else len(binary) - offset} bytes "
                           "(is the Inference-Header-Content-Length header set?)")
-            arr = _binary_input(spec, binary[offset:offset + size], count)
+            arrays[name] = _binary_input(spec, binary[offset:offset + size], count).reshape(shape)
             offset += size
         else:
             if "data" not in inp:
                 raise bad(f"input {name!r} has neither 'data' nor parameters.binary_data_size")
-            arr = column(inp["data"], spec)
-            if arr.size != count:
-                raise bad(f"input {name!r}: shape {shape} needs {count} values but 'data' has {arr.size}")
-        arrays[name] = arr.reshape(shape)
+            pending.append((name, shape, count, spec, inp["data"]))
     if binary is not None and offset != len(binary):
         raise bad(f"{len(binary) - offset} bytes of binary data are not claimed by any input's binary_data_size")
+    for (name, shape, count, _, _), arr in zip(pending, columns([(p[3], p[4]) for p in pending])):
+        if arr.size != count:
+            raise bad(f"input {name!r}: shape {shape} needs {count} values but 'data' has {arr.size}")
+        arrays[name] = arr.reshape(shape)
     return req, arrays
 
 
