@@ -56,6 +56,23 @@ def _read_package_files(local: Path) -> tuple[dict | None, dict | None]:
     return sig, meta
 
 
+def _read_remote_package_files(source: str) -> tuple[dict | None, dict | None]:
+    """signature.json and roost-model.yaml of a package on a remote filesystem (fsspec)."""
+    import fsspec
+    import yaml
+
+    fs, root = fsspec.core.url_to_fs(source)
+    if not fs.exists(root):
+        raise NotFoundError(f"no model package at {source}",
+                            hint="pass the artifact path the model was logged under, e.g. path='model'")
+    sig = meta = None
+    if fs.exists(root.rstrip("/") + "/signature.json"):
+        sig = json.loads(fs.cat(root.rstrip("/") + "/signature.json"))
+    if fs.exists(root.rstrip("/") + "/roost-model.yaml"):
+        meta = yaml.safe_load(fs.cat(root.rstrip("/") + "/roost-model.yaml"))
+    return sig, meta
+
+
 def register(store: Store, name: str, source: str, run_id: str | None) -> ModelVersionInfo:
     """Create the next version of model `name` pointing at the package at `source`."""
     _check_name(name, "model name")
@@ -66,6 +83,8 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
             raise NotFoundError(f"no model package at {local}",
                                 hint="pass the artifact path the model was logged under, e.g. path='model'")
         sig, meta = _read_package_files(local)
+    else:
+        sig, meta = _read_remote_package_files(source)
     with store.write() as s:
         if s.get(RegisteredModel, name) is None:
             s.add(RegisteredModel(name=name, created_at=utcnow()))
