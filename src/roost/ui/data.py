@@ -8,8 +8,8 @@ from typing import Any
 from sqlalchemy import func, select
 
 from roost.errors import NotFoundError, closest
-from roost.registry.models import Experiment, LatestMetric, Metric, Param, Run
-from roost.registry.store import Store, default_store
+from roost.registry.models import Experiment, LatestMetric, Metric, Param, Run, Tag
+from roost.registry.store import Store, aware, decode_param, default_store
 
 MAX_KEY_COLUMNS = 30
 MAX_PER_PAGE = 500
@@ -60,29 +60,77 @@ def count_runs(filter: str | None = None, experiments: list[str] | None = None, 
         return int(s.scalar(q) or 0)
 
 
+def _distinct_keys(conn, table) -> list[str]:  # noqa: ANN001
+    """Distinct values of table.key by an index skip-scan (one probe per key, not one per row)."""
+    k = table.c.key
+    seed = select(func.min(k).label("key")).cte("keys", recursive=True)
+    step = select(select(func.min(k)).where(k > seed.c.key).scalar_subquery()).where(seed.c.key.is_not(None))
+    cte = seed.union_all(step)
+    return [x for x in conn.execute(select(cte.c.key)).scalars() if x is not None]
+
+
 def column_keys(experiments: list[str] | None = None, store: Store | None = None) -> tuple[list[str], list[str]]:
     """Distinct param and metric keys of the runs in scope (capped), for the table's columns."""
     st = store or default_store()
-    pq = select(Param.key).distinct()
-    mq = select(LatestMetric.key).distinct()
-    if experiments:
-        ids = select(Run.id).where(Run.experiment_id.in_(_experiment_ids(st, experiments)))
-        pq, mq = pq.where(Param.run_id.in_(ids)), mq.where(LatestMetric.run_id.in_(ids))
-    with st.read() as s:
-        pkeys = sorted(s.scalars(pq.order_by(Param.key).limit(MAX_KEY_COLUMNS)))
-        mkeys = sorted(s.scalars(mq.order_by(LatestMetric.key).limit(MAX_KEY_COLUMNS)))
-    return pkeys, mkeys
+    eids = _experiment_ids(st, experiments) if experiments else None
+    out = []
+    with st.engine.connect() as conn:
+        for model in (Param, LatestMetric):
+            t = model.__table__
+            keys = _distinct_keys(conn, t)
+            if eids is not None:
+                runs = Run.__table__
+                keys = [k for k in keys if conn.execute(
+                    select(t.c.run_id).join(runs, runs.c.id == t.c.run_id)
+                    .where(t.c.key == k, runs.c.experiment_id.in_(eids)).limit(1)).first() is not None]
+            out.append(sorted(keys)[:MAX_KEY_COLUMNS])
+    return out[0], out[1]
+
+
+def _page_dicts(conn, q) -> list[dict]:  # noqa: ANN001
+    """Run dicts (the shape of roost.search_runs) for a Core select over runs, in three IN-queries."""
+    rows = conn.execute(q).mappings().all()
+    exp_names = dict(conn.execute(select(Experiment.__table__.c.id, Experiment.__table__.c.name)).all())
+    out: dict[str, dict] = {}
+    for r in rows:
+        out[r["id"]] = {
+            "run_id": r["id"], "name": r["name"], "experiment": exp_names.get(r["experiment_id"]),
+            "experiment_id": r["experiment_id"], "status": r["status"], "start_time": aware(r["start_time"]),
+            "end_time": aware(r["end_time"]), "user": r["user"], "git_commit": r["git_commit"],
+            "git_dirty": r["git_dirty"], "source": r["source"], "parent_run_id": r["parent_run_id"],
+            "artifact_uri": r["artifact_uri"], "params": {}, "metrics": {}, "tags": {}}
+    if out:
+        ids = list(out)
+        p, m, t = Param.__table__, LatestMetric.__table__, Tag.__table__
+        for rid, k, v, typ in conn.execute(select(p.c.run_id, p.c.key, p.c.value, p.c.type).where(p.c.run_id.in_(ids))):
+            out[rid]["params"][k] = decode_param(v, typ)
+        for rid, k, v in conn.execute(select(m.c.run_id, m.c.key, m.c.value).where(m.c.run_id.in_(ids))):
+            out[rid]["metrics"][k] = v
+        for rid, k, v in conn.execute(select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(ids))):
+            out[rid]["tags"][k] = v
+    return list(out.values())
 
 
 def runs_page(filter: str | None = None, experiments: list[str] | None = None, order_by: str | None = None,
               page: int = 1, per_page: int = 50, store: Store | None = None) -> RunsPage:
     """One page of matching runs, paged in SQL, with the total count and the column keys."""
+    from roost.registry import query
+
     st = store or default_store()
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
-    total = count_runs(filter, experiments, st)
-    pages = max(1, math.ceil(total / per_page))
-    page = max(1, min(int(page), pages))
-    runs = st.search_runs(filter, experiments or None, order_by, limit=per_page, offset=(page - 1) * per_page)
+    where = query.compile_filter(filter) if filter and filter.strip() else None
+    eids = _experiment_ids(st, experiments) if experiments else None
+    runs_t = Run.__table__
+    count_q = select(func.count()).select_from(runs_t)
+    page_q = select(*runs_t.c)
+    for cond in ([runs_t.c.experiment_id.in_(eids)] if eids else []) + ([where] if where is not None else []):
+        count_q, page_q = count_q.where(cond), page_q.where(cond)
+    page_q = query.apply_order(page_q, order_by)
+    with st.engine.connect() as conn:
+        total = int(conn.execute(count_q).scalar() or 0)
+        pages = max(1, math.ceil(total / per_page))
+        page = max(1, min(int(page), pages))
+        runs = _page_dicts(conn, page_q.limit(per_page).offset((page - 1) * per_page))
     pkeys, mkeys = column_keys(experiments, st)
     return RunsPage(runs, total, page, per_page, pkeys, mkeys)
 
