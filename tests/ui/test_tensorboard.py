@@ -81,3 +81,16 @@ def test_launch_errors(client, populated):
     assert client.get("/tb/000000000000/").status_code == 404
     page = client.post("/tensorboard", data={"runs": populated["c"]})
     assert page.status_code == 400 and "tensorboard/" in page.text
+
+
+def test_ui_stops_idle_tensorboard_by_itself(populated, fake_tb_command):
+    app = create_app(tb_command=fake_tb_command, tb_idle_s=1.0)
+    with TestClient(app, follow_redirects=False) as c:
+        path = c.post("/api/tensorboard", json={"runs": [populated["a"]]}).json()["path"]
+        board = app.state.ui.tb.boards[path.split("/")[2]]
+        deadline = time.monotonic() + 20
+        while board.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert board.proc.poll() is not None  # the reaper stopped it, the UI still runs
+        assert c.get("/api/tensorboard").json() == []
+        assert c.get(path).status_code == 404

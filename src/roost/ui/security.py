@@ -75,8 +75,7 @@ class SameOriginPosts:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS") \
-                and not scope["path"].startswith("/tb/"):
+        if scope["type"] == "http" and scope["method"] not in ("GET", "HEAD", "OPTIONS"):
             h = _headers(scope)
             origin = h.get("origin")
             if origin and origin != "null" and origin.split("://", 1)[-1] != h.get("host", ""):
