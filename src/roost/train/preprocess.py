@@ -149,6 +149,9 @@ def infer_spec(df: pd.DataFrame, label: str | None = None, include: list[str] | 
             continue
         s = df[name]
         kind = kinds.get(name) or default_kind(name, s)
+        if kind == "hash" and name not in kinds and include is None and len(s) >= 100 and s.nunique() > 0.9 * len(s):
+            log.info("skipping column %s: a row identifier (%d distinct values in %d rows)", name, s.nunique(), len(s))
+            continue
         if kind is None:
             if include is not None:
                 raise ConfigError(f"features: column {name!r} has unsupported dtype {s.dtype}",
