@@ -75,6 +75,7 @@ def populated(ws, tmp_path: Path) -> dict:
     files = tmp_path / "files"
     files.mkdir()
     (files / "config.yaml").write_text("model: mlp\nlr: 0.01\nnote: <b>not bold</b>\n")
+    (files / "config.resolved.yaml").write_text("model: mlp\nlr: 0.01\nepochs: 10\n")
     (files / "notes.txt").write_text("hello <script>alert(3)</script>\n")
     (files / "plot.png").write_bytes(png_bytes())
     (files / "report.ipynb").write_text(json.dumps(NOTEBOOK))
@@ -85,7 +86,7 @@ def populated(ws, tmp_path: Path) -> dict:
         for i in range(12):
             r.log_metrics({"loss": 1.0 / (i + 1), "auc": 0.6 + i * 0.02}, step=i)
         r.set_tags({"team": "<i>ads</i>"})
-        for f in ("config.yaml", "notes.txt", "plot.png", "report.ipynb", "blob.bin", "page.html"):
+        for f in ("config.resolved.yaml", "config.yaml", "notes.txt", "plot.png", "report.ipynb", "blob.bin", "page.html"):
             r.log_artifact(files / f)
         write_tb_events(r.artifact_dir / "tensorboard")
         out["a"] = r.id

@@ -11,8 +11,8 @@ from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
 
-CONFIG_NAMES = ("config.yaml", "config.yml", "config.json", "roost.yaml", "train.yaml", "params.yaml",
-                "config.toml")
+CONFIG_NAMES = ("config.yaml", "config.resolved.yaml", "config.yml", "config.json", "roost.yaml", "train.yaml",
+                "params.yaml", "config.toml")  # roost train writes config.yaml and config.resolved.yaml
 CONFIG_MAX_BYTES = 64 * 1024
 MAX_COMPARE = 10
 _PLAIN_KEY = re.compile(r"^[A-Za-z_0-9][\w\-./]*$")
@@ -136,16 +136,21 @@ def routes(ui: Any) -> list[Route]:
             Route("/models/{name}", model), Route("/features", features)]
 
 
-def _config(run: dict, files: list[dict]) -> dict | None:
-    """The config file logged with a run (first known name, shallowest first), as {path, text}."""
+def _config(run: dict, files: list[dict], most: int = 2) -> list[dict]:
+    """The config files logged with a run (known names, shallowest first, at most `most`), as {path, text}."""
     from roost.ui.artifacts_view import read_artifact
 
-    by_depth = sorted(files, key=lambda f: (f["path"].count("/"), f["path"]))
-    for f in by_depth:
-        if f["path"].rsplit("/", 1)[-1] in CONFIG_NAMES and (f["size"] or 0) <= CONFIG_MAX_BYTES:
-            try:
-                text = read_artifact(run, f["path"]).decode("utf-8", errors="replace")
-            except (RoostError, OSError):
-                continue
-            return {"path": f["path"], "text": text}
-    return None
+    def rank(f: dict) -> tuple:
+        return f["path"].count("/"), CONFIG_NAMES.index(f["path"].rsplit("/", 1)[-1]), f["path"]
+
+    found = []
+    for f in sorted((f for f in files if f["path"].rsplit("/", 1)[-1] in CONFIG_NAMES), key=rank):
+        if (f["size"] or 0) > CONFIG_MAX_BYTES:
+            continue
+        try:
+            found.append({"path": f["path"], "text": read_artifact(run, f["path"]).decode("utf-8", errors="replace")})
+        except (RoostError, OSError):
+            continue
+        if len(found) == most:
+            break
+    return found
