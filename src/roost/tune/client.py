@@ -1,0 +1,171 @@
+"""`roost.tune.Client`: a small blocking client of the ask/tell service, safe to retry across service restarts.
+
+Asks carry the client's id, so retrying an ask whose answer was lost returns the same trial; a retried tell that
+meets 409 with the value it was sending counts as done.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
+
+
+@dataclass
+class Trial:
+    """A leased trial: its study, number and params."""
+
+    study: str
+    number: int
+    params: dict[str, Any]
+    lease_expires: float | None = None
+    attempts: int = 1
+    raw: dict = field(default_factory=dict, repr=False)
+
+
+class ServiceConflict(ConflictError):
+    """409 from the service; `stored` is the outcome already recorded."""
+
+    def __init__(self, message: str, stored: dict | None, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.stored = stored or {}
+
+
+class Client:
+    """Blocking HTTP client of `roost tune serve`."""
+
+    def __init__(self, url: str = "http://127.0.0.1:8765", client_id: str | None = None, token: str | None = None,
+                 timeout: float = 60.0, retries: int = 8) -> None:
+        import httpx
+
+        self.url = url.rstrip("/")
+        self.client_id = client_id or uuid.uuid4().hex
+        self.retries = retries
+        headers = {"content-type": "application/json"}
+        if token:
+            headers["authorization"] = f"Bearer {token}"
+        self._http = httpx.Client(base_url=self.url, timeout=timeout, headers=headers)
+
+    def close(self) -> None:
+        """Close the connection pool."""
+        self._http.close()
+
+    def __enter__(self) -> "Client":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
+        """One request, retried on connection errors and 5xx with backoff; maps 4xx to roost errors."""
+        import httpx
+
+        data = None if body is None else json.dumps(body)  # NaN is sent as NaN, the service records a failure
+        delay = 0.1
+        for attempt in range(self.retries + 1):
+            try:
+                r = self._http.request(method, path, content=data)
+            except httpx.TransportError:
+                if attempt == self.retries:
+                    raise RoostError(f"cannot reach the tuning service at {self.url}",
+                                     hint="start it with `roost tune serve`") from None
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if r.status_code >= 500 and attempt < self.retries:
+                time.sleep(delay)
+                delay = min(delay * 2, 2.0)
+                continue
+            if r.status_code < 400:
+                return r.json()
+            try:
+                err = r.json()
+            except ValueError:
+                err = {"error": r.text}
+            msg, hint = err.get("error", r.text), err.get("hint")
+            if r.status_code == 404:
+                raise NotFoundError(msg, hint)
+            if r.status_code == 409:
+                raise ServiceConflict(msg, err.get("stored"), hint)
+            if r.status_code == 422:
+                raise ConfigError(msg, hint)
+            raise RoostError(f"tuning service: {r.status_code} {msg}", hint)
+        raise AssertionError("unreachable")
+
+    # -- API --------------------------------------------------------------------------------------------
+    def create_study(self, space: dict, direction: str = "minimize", objective: str = "value",
+                     sampler: str = "auto", prune: str | None = None, max_trials: int | None = None,
+                     seed: int | None = None, lease_s: float | None = None, name: str | None = None) -> str:
+        """Create a study; returns its id."""
+        body: dict[str, Any] = {"space": space, "direction": direction, "objective": objective, "sampler": sampler}
+        for k, v in (("prune", prune), ("max_trials", max_trials), ("seed", seed), ("lease_s", lease_s),
+                     ("name", name)):
+            if v is not None:
+                body[k] = v
+        return self._call("POST", "/studies", body)["id"]
+
+    def study(self, study: str) -> dict:
+        """The study with counts, best trial and history."""
+        return self._call("GET", f"/studies/{study}")
+
+    def ask(self, study: str, lease_s: float | None = None, wait: bool = True) -> Trial | None:
+        """Lease a trial; None when the study is done (with wait, sleeps while others hold the last trials)."""
+        while True:
+            body: dict[str, Any] = {"client_id": self.client_id}
+            if lease_s is not None:
+                body["lease_s"] = lease_s
+            r = self._call("POST", f"/studies/{study}/ask", body)
+            t = r.get("trial")
+            if t is not None:
+                return Trial(study, t["number"], t["params"], t.get("lease_expires"), t.get("attempts", 1), t)
+            if r.get("done") or not wait:
+                return None
+            time.sleep(min(max(r.get("retry_after") or 1.0, 0.05), 5.0))
+
+    def tell(self, study: str, number: int, value: float | None = None, state: str = "complete",
+             reason: str | None = None) -> dict:
+        """Finish a trial; a 409 repeating our own outcome (a retried tell) counts as success."""
+        body: dict[str, Any] = {"value": value, "state": state, "client_id": self.client_id}
+        if reason:
+            body["reason"] = reason
+        try:
+            return self._call("POST", f"/studies/{study}/trials/{number}/tell", body)
+        except ServiceConflict as exc:
+            st = exc.stored
+            nonfinite = state == "complete" and value is not None and not math.isfinite(value)
+            expected = "FAIL" if nonfinite else state.upper()
+            if st.get("state") == expected and (expected != "COMPLETE" or st.get("value") == value):
+                return st
+            raise
+
+    def report(self, study: str, number: int, step: int, value: float) -> bool:
+        """Send an intermediate value; True when the trial should be pruned."""
+        body = {"step": step, "value": value, "client_id": self.client_id}
+        return bool(self._call("POST", f"/studies/{study}/trials/{number}/report", body)["prune"])
+
+    def add_trial(self, study: str, params: dict, value: float | None = None) -> dict:
+        """Enqueue a point (or record a known result with `value`)."""
+        body: dict[str, Any] = {"params": params}
+        if value is not None:
+            body["value"] = value
+        return self._call("POST", f"/studies/{study}/trials", body)
+
+    def optimize(self, study: str, fn: Callable[[dict], float], n_trials: int | None = None) -> int:
+        """Ask/evaluate/tell until the study is done (or n_trials here); an exception fails that trial."""
+        n = 0
+        while n_trials is None or n < n_trials:
+            t = self.ask(study)
+            if t is None:
+                break
+            try:
+                value = float(fn(t.params))
+            except Exception as exc:  # noqa: BLE001 - a failing evaluation fails the trial, not the loop
+                self.tell(study, t.number, state="fail", reason=f"{type(exc).__name__}: {exc}")
+            else:
+                self.tell(study, t.number, value)
+            n += 1
+        return n

@@ -1,0 +1,358 @@
+"""Studies and trials persisted in the repository store, with leased ask/tell/report that is safe across processes.
+
+Persistence — why roost's object table and not Optuna's RDB storage:
+* one record per study (`tune.study`/<id>) and one per trial (`tune.trial`/<id>/<number>) in the repository's
+  `objects` table, so studies live in the workspace database next to the runs, survive restarts, and need no
+  second schema or migration;
+* every state change (ask, tell, report, lease renewal) is ONE write transaction that first locks the study row
+  (BEGIN IMMEDIATE on SQLite, SELECT ... FOR UPDATE on PostgreSQL). Leases, client ids and the trial counter are
+  fields of the same records, so "is this trial free?" and "hand it out" can never interleave between clients,
+  threads, worker processes or two service processes — Optuna's storage has no compare-and-set for leases;
+* Optuna still chooses every point: bridge.py rebuilds an in-memory Optuna study from these records for each
+  decision, so its samplers and pruners see exactly the persisted history.
+
+A trial is WAITING (added, not yet handed out), RUNNING (leased to a client until `lease_expires`), or finished:
+COMPLETE, PRUNED or FAIL. A RUNNING trial whose lease expired is handed to the next asker with the same params.
+Ask is idempotent per client id: a client holding a running trial gets that trial back (its lease renewed).
+A tell is accepted once, from whoever holds or held the lease (the params are the same); a second tell conflicts.
+"""
+from __future__ import annotations
+
+import math
+import random
+import threading
+import time
+import uuid
+from typing import Any, Callable
+
+from sqlalchemy import insert, select, update
+
+from roost.errors import ConfigError, ConflictError, NotFoundError
+from roost.registry.models import StoredObject
+from roost.registry.store import Store, default_store, utcnow
+from roost.tune import samplers as S
+from roost.tune.space import Space, point_key
+
+STUDY, TRIAL = "tune.study", "tune.trial"
+DEFAULT_LEASE_S = 600.0
+FINISHED = ("COMPLETE", "PRUNED", "FAIL")
+DIRECTIONS = ("minimize", "maximize")
+
+
+class TellConflict(ConflictError):
+    """A tell or report for a trial that is already finished; `stored` holds what was recorded."""
+
+    def __init__(self, message: str, stored: dict, hint: str | None = None) -> None:
+        super().__init__(message, hint)
+        self.stored = stored
+
+
+def _number(value: Any, what: str) -> float:
+    """`value` as a float (NaN/inf allowed; the strings 'nan'/'inf' too), else a ConfigError naming `what`."""
+    if isinstance(value, bool) or value is None:
+        raise ConfigError(f"{what}: {value!r} is not a number")
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            raise ConfigError(f"{what}: {value!r} is not a number") from None
+    if not isinstance(value, (int, float)):
+        raise ConfigError(f"{what}: {value!r} is not a number")
+    return float(value)
+
+
+def public(t: dict) -> dict:
+    """A trial record as shown to clients."""
+    keys = ("number", "state", "params", "value", "intermediate", "client_id", "lease_expires", "attempts",
+            "reason", "attrs", "started", "finished")
+    return {k: t.get(k) for k in keys}
+
+
+class Engine:
+    """Ask/tell/report over one repository store; one instance per process is enough (it caches samplers)."""
+
+    def __init__(self, store: Store | None = None, clock: Callable[[], float] = time.time) -> None:
+        self.store = store or default_store()
+        self.clock = clock
+        self._cache: dict[str, dict[str, Any]] = {}
+        self._cache_lock = threading.Lock()
+
+    # -- records ----------------------------------------------------------------------------------------
+    @staticmethod
+    def _put(s: Any, kind: str, name: str, spec: dict, new: bool = False) -> None:
+        """Insert or update one object row inside the caller's transaction."""
+        t = StoredObject.__table__
+        if not new:
+            res = s.execute(update(t).where(t.c.kind == kind, t.c.name == name).values(spec=spec,
+                                                                                       updated_at=utcnow()))
+            if res.rowcount:
+                return
+        s.execute(insert(t).values(kind=kind, name=name, spec=spec, updated_at=utcnow()))
+
+    @staticmethod
+    def _trial_name(sid: str, number: int) -> str:
+        return f"{sid}/{number:07d}"
+
+    def _lock_study(self, s: Any, sid: str, lock: bool = True) -> dict:
+        """Load and lock a study row (the serialisation point of every change to that study)."""
+        t = StoredObject.__table__
+        q = select(t.c.spec).where(t.c.kind == STUDY, t.c.name == sid)
+        row = s.execute(q.with_for_update() if lock else q).first()
+        if row is None:
+            raise NotFoundError(f"study {sid!r} not found", hint="list studies with GET /studies")
+        return row[0]
+
+    def _load_trials(self, s: Any, sid: str) -> list[dict]:
+        """Every trial record of a study, by number."""
+        t = StoredObject.__table__
+        rows = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name >= f"{sid}/",
+                                                t.c.name < f"{sid}0")).all()
+        return sorted((r[0] for r in rows), key=lambda x: x["number"])
+
+    def _space(self, study: dict) -> Space:
+        """The parsed space of a study (cached per process)."""
+        return self._entry(study)["space"]
+
+    def _entry(self, study: dict) -> dict[str, Any]:
+        """Per-process cache for a study: parsed space, sampler, pruner, grid order."""
+        with self._cache_lock:
+            e = self._cache.get(study["id"])
+            if e is None:
+                e = self._cache[study["id"]] = {"space": Space.parse(study["space"])}
+            return e
+
+    # -- studies ----------------------------------------------------------------------------------------
+    def create_study(self, space: dict | Space, direction: str = "minimize", objective: str = "value",
+                     sampler: str = "auto", pruner: str | None = None, seed: int | None = None,
+                     max_trials: int | None = None, lease_s: float = DEFAULT_LEASE_S, name: str | None = None,
+                     attrs: dict | None = None) -> dict:
+        """Create a study; `auto` resolves to a concrete sampler now, from the space and `max_trials`."""
+        sp = Space.parse(space)
+        S.check_choice("direction", direction, DIRECTIONS)
+        S.make_pruner(pruner)  # validates the name
+        if max_trials is not None and (not isinstance(max_trials, int) or max_trials < 1):
+            raise ConfigError(f"max_trials: must be a positive integer, got {max_trials!r}")
+        if not (isinstance(lease_s, (int, float)) and lease_s > 0):
+            raise ConfigError(f"lease_s: must be a positive number of seconds, got {lease_s!r}")
+        used = S.resolve(sampler, sp, max_trials)
+        reason = S.choose(sp, max_trials)[1] if sampler == "auto" else "requested"
+        sid = uuid.uuid4().hex[:12]
+        study = {"id": sid, "name": name or sid, "space": sp.to_spec(), "direction": direction,
+                 "objective": objective, "sampler": sampler, "sampler_used": used, "sampler_reason": reason,
+                 "pruner": pruner if pruner and pruner != "none" else None,
+                 "seed": int(seed) if seed is not None else random.randrange(2**31), "max_trials": max_trials,
+                 "lease_s": float(lease_s), "created": self.clock(), "next_number": 0, "attrs": attrs or {}}
+        with self.store.write() as s:
+            self._put(s, STUDY, sid, study, new=True)
+        return study
+
+    def list_studies(self) -> list[dict]:
+        """Every study record."""
+        return list(self.store.list_objects(STUDY).values())
+
+    def study(self, sid: str) -> dict:
+        """A study with its trials, counts per state and best trial."""
+        with self.store.read() as s:
+            study = self._lock_study(s, sid, lock=False)
+            trials = self._load_trials(s, sid)
+        counts = {k: 0 for k in ("WAITING", "RUNNING", *FINISHED)}
+        for t in trials:
+            counts[t["state"]] += 1
+        best = self._best(study, trials)
+        return {**study, "counts": counts, "best_trial": public(best) if best else None,
+                "trials": [public(t) for t in trials]}
+
+    @staticmethod
+    def _best(study: dict, trials: list[dict]) -> dict | None:
+        """The complete trial with the best finite value (earliest on ties)."""
+        done = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None
+                and math.isfinite(t["value"])]
+        if not done:
+            return None
+        sign = 1.0 if study["direction"] == "minimize" else -1.0
+        return min(done, key=lambda t: (sign * t["value"], t["number"]))
+
+    # -- ask --------------------------------------------------------------------------------------------
+    def ask(self, sid: str, client_id: str | None = None, lease_s: float | None = None) -> dict:
+        """Lease a trial: the client's own running one, an expired or waiting one, or a newly sampled one."""
+        now = self.clock()
+        with self.store.write() as s:
+            study = self._lock_study(s, sid)
+            trials = self._load_trials(s, sid)
+            lease = float(lease_s or study["lease_s"])
+            running = [t for t in trials if t["state"] == "RUNNING"]
+            pick = None
+            if client_id is not None:
+                pick = next((t for t in running if t.get("client_id") == client_id), None)
+            if pick is None:
+                free = [t for t in trials if t["state"] == "WAITING"]
+                free += sorted((t for t in running if t["lease_expires"] <= now), key=lambda t: t["lease_expires"])
+                if free:
+                    pick = free[0]
+                    pick["attempts"] = pick.get("attempts", 0) + 1
+                    pick["started"] = pick.get("started") or now
+            if pick is not None:
+                pick.update(state="RUNNING", client_id=client_id, lease_expires=now + lease)
+                self._put(s, TRIAL, self._trial_name(sid, pick["number"]), pick)
+                return {"trial": public(pick), "done": False, "retry_after": None, "reason": None}
+            why = self._exhausted(study, trials)
+            if why is None:
+                params, sys_attrs = self._sample(study, trials)
+                if params is None:
+                    why = "the grid is exhausted: every point has been handed out"
+            if why is not None:
+                pending = [t["lease_expires"] - now for t in running]
+                return {"trial": None, "done": not pending, "reason": why,
+                        "retry_after": max(0.0, min(pending)) if pending else None}
+            number = study["next_number"]
+            study["next_number"] = number + 1
+            t = {"number": number, "state": "RUNNING", "params": params, "value": None, "intermediate": {},
+                 "system_attrs": sys_attrs, "attrs": {}, "client_id": client_id, "lease_expires": now + lease,
+                 "attempts": 1, "reason": None, "started": now, "finished": None}
+            self._put(s, TRIAL, self._trial_name(sid, number), t, new=True)
+            self._put(s, STUDY, sid, study)
+            return {"trial": public(t), "done": False, "retry_after": None, "reason": None}
+
+    @staticmethod
+    def _exhausted(study: dict, trials: list[dict]) -> str | None:
+        """Why no new trial may be sampled (budget used), or None."""
+        if study.get("max_trials") is not None and len(trials) >= study["max_trials"]:
+            return f"the budget of {study['max_trials']} trials is used"
+        return None
+
+    def _sample(self, study: dict, trials: list[dict]) -> tuple[dict | None, dict]:
+        """The next point from the study's sampler (grid: the first unvisited point in a seeded order)."""
+        e = self._entry(study)
+        space: Space = e["space"]
+        if study["sampler_used"] == "grid":
+            if "grid" not in e:
+                pts = space.grid()
+                random.Random(study["seed"]).shuffle(pts)
+                e["grid"] = pts
+            seen = {point_key(t["params"]) for t in trials}
+            nxt = next((p for p in e["grid"] if point_key(p) not in seen), None)
+            return nxt, {}
+        from roost.tune import bridge
+
+        with self._cache_lock:
+            if "sampler" not in e:
+                # the first process to sample uses the study seed; later ones (restarts, workers) derive one
+                n = study["next_number"]
+                seed = study["seed"] if n == 0 else (study["seed"] * 1_000_003 + n * 7919 + len(self._cache)) % 2**31
+                e["sampler"] = S.make_sampler(study["sampler_used"], space, seed)
+                e["pruner"] = S.make_pruner(study.get("pruner"))
+        return bridge.sample(study, space, trials, e["sampler"], e["pruner"])
+
+    # -- add / tell / report ----------------------------------------------------------------------------
+    def add_trial(self, sid: str, params: dict, value: Any = None, attrs: dict | None = None) -> dict:
+        """Add a point: with a value it is recorded as complete (warm start), without it waits to be asked."""
+        now = self.clock()
+        with self.store.write() as s:
+            study = self._lock_study(s, sid)
+            point = self._space(study).validate(params)
+            number = study["next_number"]
+            study["next_number"] = number + 1
+            t = {"number": number, "state": "WAITING", "params": point, "value": None, "intermediate": {},
+                 "system_attrs": {}, "attrs": attrs or {}, "client_id": None, "lease_expires": None,
+                 "attempts": 0, "reason": None, "started": None, "finished": None}
+            if value is not None:
+                self._finish(t, "complete", _number(value, "value"), None, now)
+            self._put(s, TRIAL, self._trial_name(sid, number), t, new=True)
+            self._put(s, STUDY, sid, study)
+            return public(t)
+
+    def _get_trial(self, s: Any, sid: str, number: int) -> dict:
+        """One trial record (NotFoundError when absent)."""
+        t = StoredObject.__table__
+        row = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name == self._trial_name(sid, number))
+                        ).first() if isinstance(number, int) and number >= 0 else None
+        if row is None:
+            raise NotFoundError(f"study {sid!r} has no trial {number!r}", hint="ask for a trial first")
+        return row[0]
+
+    @staticmethod
+    def _finish(t: dict, state: str, value: float | None, reason: str | None, now: float) -> None:
+        """Record a final state; a NaN or infinite objective becomes a failure, never a best."""
+        state = state.lower()
+        if state == "complete":
+            if value is None:
+                raise ConfigError("value: a complete trial needs a value", hint="or tell state 'fail'")
+            if not math.isfinite(value):
+                state, reason, value = "fail", f"objective is {value}", None
+        elif value is not None and not math.isfinite(value):
+            value = None
+        t.update(state=state.upper(), value=value, reason=reason, finished=now, lease_expires=None)
+
+    def tell(self, sid: str, number: int, value: Any = None, state: str = "complete", reason: str | None = None,
+             attrs: dict | None = None) -> dict:
+        """Finish a running trial with a value (complete) or as failed/pruned; a second tell conflicts."""
+        state = str(state or "complete").lower()
+        S.check_choice("state", state, ("complete", "fail", "pruned"))
+        val = None if value is None else _number(value, "value")
+        now = self.clock()
+        with self.store.write() as s:
+            self._lock_study(s, sid)
+            t = self._get_trial(s, sid, number)
+            self._check_running(sid, t, "told")
+            if state == "pruned" and val is None:
+                inter = t.get("intermediate") or {}
+                val = inter[max(inter, key=int)] if inter else None
+            self._finish(t, state, val, reason, now)
+            t["attrs"] = {**(t.get("attrs") or {}), **(attrs or {})}
+            self._put(s, TRIAL, self._trial_name(sid, number), t)
+            return public(t)
+
+    @staticmethod
+    def _check_running(sid: str, t: dict, verb: str) -> None:
+        """Raise a conflict (with the stored outcome) unless the trial is running."""
+        if t["state"] in FINISHED:
+            raise TellConflict(f"trial {t['number']} of study {sid} was already {verb}: {t['state'].lower()}"
+                               + (f" with value {t['value']!r}" if t["value"] is not None else ""),
+                               stored={"number": t["number"], "state": t["state"], "value": t["value"],
+                                       "reason": t.get("reason")},
+                               hint="each trial is told once; ask for a new trial")
+        if t["state"] != "RUNNING":
+            raise TellConflict(f"trial {t['number']} of study {sid} has not been handed out yet",
+                               stored={"number": t["number"], "state": t["state"], "value": None},
+                               hint="ask for it first")
+
+    def report(self, sid: str, number: int, step: Any, value: Any, client_id: str | None = None) -> dict:
+        """Record an intermediate value (renews the lease); returns the pruner's decision."""
+        if isinstance(step, bool) or not isinstance(step, int) or step < 0:
+            raise ConfigError(f"step: must be a non-negative integer, got {step!r}")
+        val = _number(value, "value")
+        now = self.clock()
+        with self.store.write() as s:
+            study = self._lock_study(s, sid)
+            t = self._get_trial(s, sid, number)
+            self._check_running(sid, t, "told")
+            t.setdefault("intermediate", {})[str(step)] = val if math.isfinite(val) else None
+            t["lease_expires"] = max(t.get("lease_expires") or 0.0, now + float(study["lease_s"]))
+            prune = not math.isfinite(val)
+            if study.get("pruner") and not prune:
+                from roost.tune import bridge
+
+                trials = self._load_trials(s, sid)
+                trials[number] = t
+                e = self._entry(study)
+                with self._cache_lock:
+                    if e.get("pruner") is None:
+                        e["pruner"] = S.make_pruner(study["pruner"])
+                prune, sys_attrs = bridge.should_prune(study, e["space"], trials, number, e["pruner"])
+                t["system_attrs"] = {**(t.get("system_attrs") or {}), **sys_attrs}
+            self._put(s, TRIAL, self._trial_name(sid, number), t)
+            return {"prune": bool(prune), "number": number, "step": step}
+
+    def abandon(self, sid: str, client_ids: list[str], reason: str = "interrupted") -> int:
+        """Fail the running trials held by these clients (a stopped tuning job); returns how many."""
+        now = self.clock()
+        n = 0
+        with self.store.write() as s:
+            self._lock_study(s, sid)
+            for t in self._load_trials(s, sid):
+                if t["state"] == "RUNNING" and t.get("client_id") in client_ids:
+                    self._finish(t, "fail", None, reason, now)
+                    self._put(s, TRIAL, self._trial_name(sid, t["number"]), t)
+                    n += 1
+        return n
+
