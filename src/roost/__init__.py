@@ -36,6 +36,10 @@ _API = {
     "train": "roost.train.api:train",
     "load_model": "roost.modelpkg:load_model",
     "log_model": "roost.byom.log:log_model",
+    # pipelines
+    "task": "roost.pipeline.dsl:task",
+    "Pipeline": "roost.pipeline.dsl:Pipeline",
+    "run_pipeline": "roost.pipeline.runner:run_pipeline",
     # errors
     "RoostError": "roost.errors:RoostError",
 }

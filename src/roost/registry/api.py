@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 FLUSH_INTERVAL_S = 1.0
 FLUSH_MAX_POINTS = 5000
-STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED")
+STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "SKIPPED")
 _active: list["Run"] = []
 _live: "weakref.WeakSet[Run]" = weakref.WeakSet()
 

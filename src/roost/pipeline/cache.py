@@ -1,0 +1,70 @@
+"""Task output cache keyed by (task code hash, inputs hash), stored as files under the workspace."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import pickle
+from pathlib import Path
+from typing import Any
+
+_MISS = object()
+
+
+def _canon(value: Any) -> bytes:
+    """A stable byte encoding of task inputs (JSON when possible, else pickle)."""
+    try:
+        return json.dumps(value, sort_keys=True, default=_default).encode()
+    except (TypeError, ValueError):
+        return pickle.dumps(value, protocol=4)
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Path):
+        return {"__path__": str(o), "mtime": o.stat().st_mtime_ns if o.exists() else None}
+    if hasattr(o, "tolist"):
+        return o.tolist()
+    raise TypeError(type(o).__name__)
+
+
+def cache_key(task_name: str, code_hash: str, inputs: dict[str, Any]) -> str:
+    """The cache key of one task execution."""
+    h = hashlib.sha256()
+    h.update(task_name.encode() + b"\0" + code_hash.encode() + b"\0")
+    h.update(_canon(inputs))
+    return h.hexdigest()[:32]
+
+
+class TaskCache:
+    """Outputs on disk (pickle), one file per key, written atomically."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+
+    def get(self, key: str) -> Any:
+        """The cached output, or the _MISS sentinel."""
+        f = self.root / f"{key}.pkl"
+        if not f.is_file():
+            return _MISS
+        try:
+            with open(f, "rb") as fh:
+                return pickle.load(fh)
+        except Exception:  # noqa: BLE001 - a corrupt entry is a miss
+            return _MISS
+
+    def put(self, key: str, value: Any) -> bool:
+        """Store an output; returns False when it cannot be pickled (then it is just not cached)."""
+        self.root.mkdir(parents=True, exist_ok=True)
+        try:
+            data = pickle.dumps(value, protocol=4)
+        except Exception:  # noqa: BLE001
+            return False
+        tmp = self.root / f".{key}.{os.getpid()}.tmp"
+        tmp.write_bytes(data)
+        tmp.replace(self.root / f"{key}.pkl")
+        return True
+
+
+def is_miss(value: Any) -> bool:
+    """True for the cache-miss sentinel."""
+    return value is _MISS

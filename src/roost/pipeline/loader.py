@@ -1,0 +1,118 @@
+"""Load a pipeline from a Python file (a module-level `roost.Pipeline`) or a YAML file of built-in tasks."""
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import re
+import sys
+from pathlib import Path
+from typing import Any
+
+from roost.errors import ConfigError, RoostError, closest
+from roost.pipeline.dsl import Param, Pipeline, Ref
+
+_REF = re.compile(r"^\$\{\s*(tasks|params)\.([\w-]+)(?:\.([\w-]+))?\s*\}$")
+
+
+def load_pipeline(path: str | Path) -> Pipeline:
+    """The pipeline defined in `path` (.py or .yaml/.yml)."""
+    p = Path(path)
+    if not p.is_file():
+        raise RoostError(f"pipeline file {p} not found", hint="pass a .py defining a roost.Pipeline or a .yaml")
+    if p.suffix in (".yaml", ".yml"):
+        return _from_yaml(p)
+    if p.suffix != ".py":
+        raise RoostError(f"unknown pipeline file type {p.suffix!r}", hint="use a .py or .yaml file")
+    modname = "roost_pipeline_" + hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:10]
+    spec = importlib.util.spec_from_file_location(modname, p)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules[modname] = mod  # so inspect.getsource finds task code (cache keys)
+    sys.path.insert(0, str(p.parent.resolve()))
+    try:
+        spec.loader.exec_module(mod)
+    finally:
+        sys.path.pop(0)
+    found = [v for v in vars(mod).values() if isinstance(v, Pipeline)]
+    if not found and callable(getattr(mod, "pipeline", None)):
+        found = [mod.pipeline()]
+    if len(found) != 1:
+        raise RoostError(f"{p} defines {len(found)} pipelines", hint="define exactly one module-level roost.Pipeline")
+    return found[0]
+
+
+def _value(v: Any, where: str, names: set[str]) -> Any:
+    if isinstance(v, str):
+        m = _REF.match(v)
+        if m:
+            kind, name, key = m.groups()
+            if kind == "params":
+                return Param(name)
+            if name not in names:
+                near = closest(name, names)
+                raise ConfigError(f"{where}: reference to unknown task {name!r}",
+                                  hint=f"did you mean {near!r}?" if near else f"tasks: {', '.join(sorted(names))}")
+            return Ref(name, key)
+        if "${" in v:
+            raise ConfigError(f"{where}: malformed reference {v!r}", hint="use ${tasks.NAME}, ${tasks.NAME.key} "
+                                                                          "or ${params.NAME} as the whole value")
+    if isinstance(v, dict):
+        return {k: _value(x, where, names) for k, x in v.items()}
+    if isinstance(v, list):
+        return [_value(x, where, names) for x in v]
+    return v
+
+
+def _from_yaml(path: Path) -> Pipeline:
+    import yaml
+
+    from roost.pipeline.builtins import BUILTINS
+
+    try:
+        doc = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    tasks = doc.get("tasks")
+    if not isinstance(tasks, dict) or not tasks:
+        raise ConfigError(f"{path}: `tasks` must be a mapping of task name -> {{uses, with, needs}}")
+    p = Pipeline(str(doc.get("name") or path.stem), params=doc.get("params") or {})
+    names = set(tasks)
+    for name, spec in tasks.items():
+        spec = spec or {}
+        extra = set(spec) - {"uses", "with", "needs", "retries", "retry_delay", "cache"}
+        if extra:
+            raise ConfigError(f"tasks.{name}: unknown field(s) {sorted(extra)}",
+                              hint="allowed: uses, with, needs, retries, retry_delay, cache")
+        uses = spec.get("uses")
+        if uses not in BUILTINS:
+            near = closest(str(uses), BUILTINS)
+            raise ConfigError(f"tasks.{name}.uses: unknown built-in task {uses!r}",
+                              hint=(f"did you mean {near!r}? " if near else "") + f"built-ins: {', '.join(BUILTINS)}")
+        inputs = {}
+        for k, v in (spec.get("with") or {}).items():
+            val = _value(v, f"tasks.{name}.with.{k}", names)
+            if isinstance(val, (dict, list)) and _has_ref(val):
+                raise ConfigError(f"tasks.{name}.with.{k}: references must be whole values, not nested",
+                                  hint="pass ${tasks.X} directly as the input")
+            inputs[k] = val
+        from roost.pipeline.dsl import Task
+
+        base = BUILTINS[uses]
+        t = Task(base.fn, name=uses, retries=int(spec.get("retries", 0)),
+                 retry_delay=float(spec.get("retry_delay", 1.0)), cache=bool(spec.get("cache", True)))
+        needs = spec.get("needs") or []
+        for n in needs:
+            if n not in names:
+                raise ConfigError(f"tasks.{name}.needs: unknown task {n!r}", hint=f"tasks: {', '.join(sorted(names))}")
+        p.add(t, after=list(needs), node_name=name, **inputs)
+    p.validate()
+    return p
+
+
+def _has_ref(v: Any) -> bool:
+    if isinstance(v, (Ref, Param)):
+        return True
+    if isinstance(v, dict):
+        return any(_has_ref(x) for x in v.values())
+    if isinstance(v, list):
+        return any(_has_ref(x) for x in v)
+    return False
