@@ -30,16 +30,23 @@ def train(config: Any, overrides: list | None = None, register: str | None = Non
             "package": str(res.package_path)}
 
 
-@task(name="evaluate")
-def evaluate(model: str, data: str, label: str) -> dict:
-    """Score a registered model (or the `train` output's model/version) on a table; binary/regression metrics."""
+def _ref(model: Any) -> str:
+    """A model reference from a string or a train/evaluate output dict."""
+    if isinstance(model, dict):
+        if not model.get("model") or model.get("version") is None:
+            raise RoostError("the upstream task registered no model", hint="give the train task `register: NAME`")
+        return f"{model['model']}/{model['version']}"
+    return str(model)
+
+
+def _score(ref: str, data: str, label: str) -> dict:
     import numpy as np
 
     import roost
     from roost.datasets import load
     from roost.train import metrics as M
 
-    pred = roost.load_model(model)
+    pred = roost.load_model(ref)
     df = load(data)
     if label not in df.columns:
         raise RoostError(f"label {label!r} not in {data}", hint=f"columns: {', '.join(map(str, df.columns))}")
@@ -47,31 +54,44 @@ def evaluate(model: str, data: str, label: str) -> dict:
     p = pred.predict(df)
     out = M.binary_metrics(y, p) if pred.task == "binary" else (
         M.multiclass_metrics(y, p) if pred.task == "multiclass" else M.regression_metrics(y, p))
-    return {"model": model, "metrics": {k: float(v) for k, v in out.items() if np.isscalar(v)}}
+    return {k: float(v) for k, v in out.items() if np.isscalar(v)}
+
+
+@task(name="evaluate")
+def evaluate(model: Any, data: str, label: str) -> dict:
+    """Score a model (`name@alias`, `name/3`, or a train output) on a labelled table."""
+    ref = _ref(model)
+    name, _, ver = ref.partition("/")
+    return {"model": name if ver.isdigit() else model, "version": int(ver) if ver.isdigit() else None,
+            "data": data, "label": label, "metrics": _score(ref, data, label)}
 
 
 @task(name="compare")
 def compare(challenger: dict, champion: str | None, metric: str, margin: float = 0.0,
             higher_is_better: bool = True) -> dict:
-    """Champion/challenger gate: promote when the challenger beats the champion's metric by `margin`."""
-    import roost
-
+    """Champion/challenger gate: the challenger must beat the champion by `margin` on the same evaluation data."""
     ch = float(challenger["metrics"][metric])
-    champ_value = None
+    champ_value, champ_version = None, None
     if champion:
+        import roost
+
         try:
             v = roost.resolve_model(champion)
-            champ_value = ((v.meta or {}).get("metrics") or {}).get(metric)
-            if champ_value is None and v.run_id:
-                champ_value = roost.get_run(v.run_id)["metrics"].get(metric)
+            champ_version = v.version
         except RoostError:
-            champ_value = None  # no champion yet: the challenger wins
+            v = None  # no champion yet: the challenger wins
+        if v is not None:
+            if challenger.get("data"):
+                champ_value = _score(f"{v.name}/{v.version}", challenger["data"], challenger["label"])[metric]
+            else:
+                champ_value = ((v.meta or {}).get("metrics") or {}).get(metric)
     if champ_value is None:
         ok = True
     else:
         ok = ch >= champ_value + margin if higher_is_better else ch <= champ_value - margin
-    return {"promote": bool(ok), "metric": metric, "challenger": ch, "champion": champ_value, "margin": margin,
-            "model": challenger.get("model"), "version": challenger.get("version")}
+    return {"promote": bool(ok), "metric": metric, "challenger": ch, "champion": champ_value,
+            "champion_version": champ_version, "margin": margin, "model": challenger.get("model"),
+            "version": challenger.get("version")}
 
 
 @task(name="register")
