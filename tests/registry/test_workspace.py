@@ -95,3 +95,29 @@ def test_migration_from_empty_matches_models(tmp_path):
         diff = compare_metadata(MigrationContext.configure(conn), Base.metadata)
     assert diff == []
     Path(tmp_path / "m.db").unlink()
+
+
+def test_upgrade_from_first_revision_keeps_data(tmp_path):
+    """A store created at revision 0001 is upgraded in place by opening it; its runs survive."""
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    from roost.registry.engine import HEAD_REVISION, MIGRATIONS_DIR, current_revision, make_engine
+    from roost.registry.store import Store, reset_default
+
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    eng = make_engine(url)
+    cfg = Config()
+    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    with eng.connect() as conn:
+        cfg.attributes["connection"] = conn
+        command.upgrade(cfg, "0001_initial")
+        conn.execute(text("INSERT INTO experiments (name, created_at) VALUES ('old', '2026-01-01 00:00:00')"))
+        conn.commit()
+    assert current_revision(eng) == "0001_initial"
+    reset_default()
+    st = Store(url)
+    st.ensure_schema()
+    assert current_revision(st.engine) == HEAD_REVISION
+    assert [e["name"] for e in st.list_experiments()] == ["old"]

@@ -13,7 +13,7 @@ from sqlalchemy.orm import Session
 from roost.errors import RoostError
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0001_initial"
+HEAD_REVISION = "0002_runs_experiment_start"
 
 
 def make_engine(url: str) -> Engine:

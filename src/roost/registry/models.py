@@ -33,6 +33,7 @@ class Run(Base):
     source: Mapped[str | None] = mapped_column(Text)
     parent_run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
+    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
 
 
 class Param(Base):
