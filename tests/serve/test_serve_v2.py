@@ -179,3 +179,11 @@ def test_batching_equals_one_by_one(server, pkgs, bc_data):
         conc = list(pool.map(one, range(n)))
     np.testing.assert_allclose(conc, seq, rtol=1e-6, atol=1e-6)
     np.testing.assert_allclose(seq, reference(pkgs["bc"], cols, X[:n]), rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("inputs", [[5], ["x"], [None], [[1, 2, 3, 4]], [{"name": ["a"], "datatype": "FP32", "shape": [1],
+                                                                         "data": [1]}]])
+def test_malformed_input_entries_are_400(server, inputs):
+    with server.client() as c:
+        r = c.post("/v2/models/bc/infer", json={"inputs": inputs})
+        assert r.status_code == 400 and "inputs[0]" in r.json()["error"], r.text

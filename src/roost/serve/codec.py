@@ -135,25 +135,28 @@ def check_shape(arr: np.ndarray, spec: TensorSpec) -> None:
             raise bad(f"input {spec.name!r} has shape {list(arr.shape)} but the model expects {list(spec.shape)}")
 
 
-def check_inputs(arrays: dict[str, np.ndarray], pkg: Package, allowed_extra: set[str] | None = None) -> int:
+def check_inputs(arrays: dict[str, np.ndarray], pkg: Package) -> int:
     """Check names, shapes and one common batch size for a full input set; returns the batch size."""
-    missing = [s.name for s in pkg.inputs if s.name not in arrays]
-    if missing:
-        shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more" if len(missing) > 5 else "")
-        raise bad(f"missing input {shown}; the model needs {len(pkg.inputs)} inputs: see GET /v2/models/<name>")
-    extra = [k for k in arrays if pkg.input(k) is None and k not in (allowed_extra or set())]
-    if extra:
+    n = -1
+    first = pkg.inputs[0].name
+    for spec in pkg.inputs:
+        arr = arrays.get(spec.name)
+        if arr is None:
+            missing = [s.name for s in pkg.inputs if s.name not in arrays]
+            shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more"
+                                                               if len(missing) > 5 else "")
+            raise bad(f"missing input {shown}; the model needs {len(pkg.inputs)} inputs: see GET /v2/models/<name>")
+        shape = arr.shape
+        if len(shape) != len(spec.shape) or any(w >= 0 and g != w for g, w in zip(shape, spec.shape)):
+            check_shape(arr, spec)
+        if n < 0:
+            n = shape[0]
+        elif shape[0] != n:
+            raise bad(f"inputs disagree on the batch size: {first!r} has {n} rows, {spec.name!r} has {shape[0]}")
+    if len(arrays) != len(pkg.inputs):
+        extra = [k for k in arrays if pkg.input(k) is None]
         raise bad(f"unknown input {extra[0]!r}; the model's inputs are "
                   f"{', '.join(repr(s.name) for s in pkg.inputs[:8])}{' ...' if len(pkg.inputs) > 8 else ''}")
-    n = -1
-    for spec in pkg.inputs:
-        arr = arrays[spec.name]
-        check_shape(arr, spec)
-        if n < 0:
-            n = arr.shape[0]
-        elif arr.shape[0] != n:
-            raise bad(f"inputs disagree on the batch size: {pkg.inputs[0].name!r} has {n} rows, "
-                      f"{spec.name!r} has {arr.shape[0]}")
     if n == 0:
         raise bad("the request has 0 rows")
     return n

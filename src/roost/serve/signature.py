@@ -76,12 +76,17 @@ class Package:
         """Join keys that identify a row in the online store (with feature_refs)."""
         return list(self.meta.get("entities") or [])
 
-    def input(self, name: str) -> TensorSpec | None:
-        """The input spec called `name`, or None."""
+    @property
+    def input_map(self) -> dict[str, TensorSpec]:
+        """Input specs by name."""
         by_name = self.__dict__.get("_by_name")
         if by_name is None:
             by_name = self.__dict__["_by_name"] = {s.name: s for s in self.inputs}
-        return by_name.get(name)
+        return by_name
+
+    def input(self, name: str) -> TensorSpec | None:
+        """The input spec called `name`, or None."""
+        return self.input_map.get(name)
 
 
 def _tensor(entry: Any, where: str) -> TensorSpec:

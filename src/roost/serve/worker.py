@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 FD_ENV = "ROOST_SERVE_FD"
 STATUS_FD_ENV = "ROOST_SERVE_STATUS_FD"
 EXIT_LOAD_FAILED = 3
+SWITCH_INTERVAL_S = 0.0002
 
 
 def build_app(cfg: ServeConfig, metrics: Metrics | None = None, fetcher: Any = None,
@@ -66,6 +67,9 @@ def main() -> None:
     from roost.errors import RoostError
 
     _die_with_parent()
+    # the model thread needs the GIL back after each run; the default 5 ms switch interval would make it wait
+    # that long whenever the event loop is busy parsing other requests
+    sys.setswitchinterval(float(os.environ.get("ROOST_SERVE_SWITCH_INTERVAL", SWITCH_INTERVAL_S)))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the event loop handles it
     logging.basicConfig(level=logging.INFO, stream=sys.stderr,
                         format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s")

@@ -87,7 +87,19 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
     pending: list[tuple[str, list[int], int, TensorSpec, Any]] = []  # JSON inputs, converted together below
     offset = 0
     seen: set[str] = set()
+    by_name = model.package.input_map
     for i, inp in enumerate(inputs):
+        # fast path: {"name", "datatype", "shape": [n], "data"} for a 1-D signature input, nothing else
+        name = inp.get("name") if inp.__class__ is dict else None
+        if name.__class__ is str and len(inp) == 4:
+            spec = by_name.get(name)  # type: ignore[arg-type]
+            shape = inp.get("shape")
+            if (spec is not None and inp.get("datatype") == spec.v2_datatype and shape.__class__ is list
+                    and len(shape) == 1 and len(spec.shape) == 1 and shape[0].__class__ is int and shape[0] >= 0
+                    and "data" in inp and spec.name not in seen):
+                seen.add(spec.name)
+                pending.append((spec.name, shape, shape[0], spec, inp["data"]))
+                continue
         if not isinstance(inp, dict) or not isinstance(inp.get("name"), str):
             raise bad(f"inputs[{i}] must be an object with a string 'name'")
         name = inp["name"]
@@ -120,7 +132,7 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
     for (name, shape, count, _, _), arr in zip(pending, columns([(p[3], p[4]) for p in pending])):
         if arr.size != count:
             raise bad(f"input {name!r}: shape {shape} needs {count} values but 'data' has {arr.size}")
-        arrays[name] = arr.reshape(shape)
+        arrays[name] = arr if arr.ndim == 1 and len(shape) == 1 else arr.reshape(shape)
     return req, arrays
 
 

@@ -1,0 +1,292 @@
+"""Serving benchmark: roost vs MLServer 1.7.1 vs `mlflow models serve` on the same model, same load generator.
+
+One scikit-learn pipeline (StandardScaler + LogisticRegression on breast_cancer, 30 features) is served as
+  - roost:    its ONNX export (one graph input per column), `python -m roost.serve PKG`, KServe V2 JSON;
+  - MLServer: the joblib pickle with mlserver-sklearn (parallel_workers 0), KServe V2 JSON, output predict_proba;
+  - MLflow:   `mlflow models serve` of mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba"), dataframe_split.
+Each server runs one process. wrk (loopback, bounded -d) drives concurrency 1 and 16 with 1-row and 64-row
+requests; every server's answers are first checked against scikit-learn's predict_proba.
+
+Peers live in their own venvs: .bench/mlserver (pip install mlserver==1.7.1 mlserver-sklearn) and .bench/mlflow
+(pip install mlflow==3.17.2). Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+PEER_PY = {"mlserver": ROOT / ".bench" / "mlserver" / "bin", "mlflow": ROOT / ".bench" / "mlflow" / "bin"}
+LUA = """wrk.method = "POST"
+wrk.headers["Content-Type"] = "application/json"
+local f = io.open(os.getenv("ROOST_BENCH_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
+"""
+
+
+def free_port() -> int:
+    """A free loopback port."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def train(work: Path) -> tuple[object, np.ndarray, list[str]]:
+    """Fit the pipeline, write model.joblib, the roost package and the MLServer/MLflow model folders."""
+    import joblib
+    import onnx
+    from onnx import TensorProto, helper
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+    from sklearn.datasets import load_breast_cancer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    d = load_breast_cancer()
+    X = d.data.astype(np.float32)
+    cols = [re.sub(r"[^0-9a-zA-Z]+", "_", n).strip("_") for n in d.feature_names]
+    pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, d.target)
+    joblib.dump(pipe, work / "model.joblib")
+    # roost: ONNX with one 1-D input per column, output probability = P(class 1)
+    m = convert_sklearn(pipe, initial_types=[("X", FloatTensorType([None, 30]))],
+                        options={id(pipe.steps[-1][1]): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    g = m.graph
+    g.input.remove([i for i in g.input if i.name == "X"][0])
+    g.initializer.extend([helper.make_tensor("ax1", TensorProto.INT64, [1], [1]),
+                          helper.make_tensor("one", TensorProto.INT64, [], [1])])
+    pre = [helper.make_node("Unsqueeze", [c, "ax1"], [c + "_2d"]) for c in cols]
+    pre.append(helper.make_node("Concat", [c + "_2d" for c in cols], ["X"], axis=1))
+    for n in reversed(pre):
+        g.node.insert(0, n)
+    g.input.extend([helper.make_tensor_value_info(c, TensorProto.FLOAT, ["N"]) for c in cols])
+    g.node.append(helper.make_node("Gather", ["probabilities", "one"], ["probability"], axis=1))
+    del g.output[:]
+    g.output.append(helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N"]))
+    pkg = work / "roost" / "bc"
+    pkg.mkdir(parents=True)
+    onnx.save(m, str(pkg / "model.onnx"))
+    (pkg / "signature.json").write_text(json.dumps({
+        "task": "binary", "classes": [0, 1], "label": "target",
+        "inputs": [{"name": c, "dtype": "float32", "shape": [-1]} for c in cols],
+        "outputs": [{"name": "probability", "dtype": "float32", "shape": [-1]}]}))
+    (pkg / "roost-model.yaml").write_text(f"format_version: 1\nframework: sklearn\nmodel_type: logreg\ntask: binary\n"
+                                          f"classes: [0, 1]\nfeatures: {json.dumps(cols)}\nfeature_refs: []\n")
+    ms = work / "mlserver" / "bc"
+    ms.mkdir(parents=True)
+    (ms / "model-settings.json").write_text(json.dumps({
+        "name": "bc", "implementation": "mlserver_sklearn.SKLearnModel",
+        "parameters": {"uri": str(work / "model.joblib")}}))
+    subprocess.run([str(PEER_PY["mlflow"] / "python"), "-c",
+                    "import sys, joblib, mlflow.sklearn; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), "
+                    "sys.argv[2], pyfunc_predict_fn='predict_proba')", str(work / "model.joblib"),
+                    str(work / "mlflow")], check=True, capture_output=True)
+    return pipe, X, cols
+
+
+class Peer:
+    """One server under test: how to start it, what to send, how to read P(class 1) back."""
+
+    def __init__(self, name: str, work: Path, cols: list[str], replicas: int) -> None:
+        self.name, self.work, self.cols, self.replicas = name, work, cols, replicas
+        self.port = free_port()
+        self.proc: subprocess.Popen | None = None
+
+    def command(self) -> tuple[list[str], dict[str, str]]:
+        """The server command line and extra environment."""
+        if self.name == "roost":
+            return ([sys.executable, "-m", "roost.serve", str(self.work / "roost" / "bc"), "--port", str(self.port),
+                     "--replicas", str(self.replicas)], {"PYTHONPATH": str(ROOT / "src")})
+        if self.name == "mlserver":
+            (self.work / "mlserver" / "settings.json").write_text(json.dumps({
+                "parallel_workers": 0, "http_port": self.port, "grpc_port": free_port(),
+                "metrics_port": free_port(), "host": "127.0.0.1", "debug": False}))
+            return [str(PEER_PY["mlserver"] / "mlserver"), "start", str(self.work / "mlserver")], self._path("mlserver")
+        return ([str(PEER_PY["mlflow"] / "mlflow"), "models", "serve", "-m", str(self.work / "mlflow"), "-h",
+                 "127.0.0.1", "-p", str(self.port), "--env-manager", "local", "-w", str(self.replicas)],
+                self._path("mlflow"))
+
+    @staticmethod
+    def _path(peer: str) -> dict[str, str]:
+        """PATH with the peer's venv first (mlflow runs `uvicorn` from PATH)."""
+        return {"PATH": f"{PEER_PY[peer]}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(PEER_PY[peer].parent)}
+
+    @property
+    def url(self) -> str:
+        """The inference URL."""
+        return {"roost": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
+                "mlserver": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
+                "mlflow": f"http://127.0.0.1:{self.port}/invocations"}[self.name]
+
+    def body(self, X: np.ndarray) -> dict:
+        """The request body for the rows X."""
+        if self.name == "roost":
+            return {"inputs": [{"name": c, "datatype": "FP32", "shape": [len(X)], "data": X[:, i].tolist()}
+                               for i, c in enumerate(self.cols)]}
+        if self.name == "mlserver":
+            return {"inputs": [{"name": "predict", "datatype": "FP32", "shape": list(X.shape),
+                                "data": X.reshape(-1).tolist()}], "outputs": [{"name": "predict_proba"}]}
+        return {"dataframe_split": {"columns": self.cols, "data": X.tolist()}}
+
+    def positive_proba(self, reply: dict) -> np.ndarray:
+        """P(class 1) from a reply."""
+        if self.name == "roost":
+            return np.array(reply["outputs"][0]["data"])
+        if self.name == "mlserver":
+            out = reply["outputs"][0]
+            return np.array(out["data"]).reshape(out["shape"])[:, 1]
+        return np.array(reply["predictions"])[:, 1]
+
+    def start(self, log: Path) -> None:
+        """Start the server and wait until it answers a real request."""
+        cmd, env = self.command()
+        self._log = open(log, "wb")
+        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
+                                     start_new_session=True, cwd=self.work)
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"{self.name} exited:\n{log.read_text()[-3000:]}")
+            try:
+                if httpx.post(self.url, json=self.body(np.zeros((1, 30), np.float32)), timeout=5).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.3)
+        raise TimeoutError(f"{self.name} did not start:\n{log.read_text()[-3000:]}")
+
+    def stop(self) -> None:
+        """Stop the server's process group."""
+        if self.proc is None:
+            return
+        for sig in (signal.SIGTERM, signal.SIGKILL):
+            try:
+                os.killpg(self.proc.pid, sig)
+                self.proc.wait(timeout=15)
+                break
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                continue
+        self._log.close()
+
+
+def _ms(text: str) -> float:
+    """'405.00us' / '1.2ms' / '1.1s' -> milliseconds."""
+    m = re.match(r"([\d.]+)(us|ms|s)", text)
+    assert m, text
+    return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
+
+
+def session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) used so far by every process of session `sid` (a server and its workers)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == sid:  # fields[3] = session id (6th field of /proc/PID/stat)
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
+def wrk(url: str, body_file: Path, lua: Path, conns: int, seconds: int, sid: int | None = None) -> dict[str, float]:
+    """Run wrk with one thread; req/s, p50/p99 (ms), non-2xx + socket errors, server CPU ms per request."""
+    cpu0 = session_cpu(sid) if sid else 0.0
+    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+                         env={**os.environ, "ROOST_BENCH_BODY": str(body_file)}, capture_output=True, text=True,
+                         check=True, timeout=seconds + 60).stdout
+    cpu = session_cpu(sid) - cpu0 if sid else float("nan")
+    pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
+    bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
+    errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
+    n = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": _ms(pct["50"]),
+            "p99": _ms(pct["99"]), "cpu_ms": 1000.0 * cpu / max(n, 1),
+            "errors": (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)}
+
+
+def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
+    """Per-metric median over repeated runs (errors are summed)."""
+    out = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
+    out["errors"] = float(sum(r["errors"] for r in runs))
+    return out
+
+
+def main() -> None:
+    """Train, check every server against scikit-learn, load them in turns with wrk, print medians and ratios."""
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
+    ap.add_argument("--warmup", type=int, default=1, help="seconds of wrk before each measured run")
+    ap.add_argument("--repeats", type=int, default=3, help="measured runs per case and server (median is kept)")
+    ap.add_argument("--only", default="roost,mlserver,mlflow", help="comma-separated peers")
+    ap.add_argument("--replicas", type=int, default=1, help="server processes for every peer")
+    args = ap.parse_args()
+    names = args.only.split(",")
+    work = Path(tempfile.mkdtemp(prefix="roost-bench-serving-"))
+    lua = work / "post.lua"
+    lua.write_text(LUA)
+    pipe, X, cols = train(work)
+    expect = pipe.predict_proba(X[:64])[:, 1]
+    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; {args.repeats} x {args.duration}s per case "
+          "and server, servers measured in turns, 1 wrk thread, medians reported", flush=True)
+    peers = [Peer(n, work, cols, args.replicas) for n in names]
+    runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    try:
+        for peer in peers:
+            peer.start(work / f"{peer.name}.log")
+            reply = httpx.post(peer.url, json=peer.body(X[:64]), timeout=30).json()
+            diff = float(np.abs(peer.positive_proba(reply) - expect).max())
+            print(f"{peer.name}: answers match scikit-learn predict_proba (max abs diff {diff:.1e})", flush=True)
+            assert diff < 1e-5, f"{peer.name} answers differ from scikit-learn by {diff}"
+            for rows in (1, 64):
+                (work / f"{peer.name}-{rows}.json").write_text(json.dumps(peer.body(X[:rows])))
+        for rep in range(args.repeats):
+            for rows in (1, 64):
+                for conns in (1, 16):
+                    order = peers[rep % len(peers):] + peers[:rep % len(peers)]
+                    for peer in order:
+                        body = work / f"{peer.name}-{rows}.json"
+                        wrk(peer.url, body, lua, conns, args.warmup)
+                        r = wrk(peer.url, body, lua, conns, args.duration, sid=peer.proc.pid)
+                        runs.setdefault((peer.name, conns, rows), []).append(r)
+                        print(f"  run {rep + 1}: {peer.name:8s} c={conns:<2d} rows={rows:<2d} {r['rps']:8.0f} req/s"
+                              f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
+                              f"  errors {r['errors']:.0f}", flush=True)
+    finally:
+        for peer in peers:
+            peer.stop()
+    res = {k: median_of(v) for k, v in runs.items()}
+    print("\n| server | conc | rows | req/s | p50 ms | p99 ms | server CPU ms/req | errors |")
+    print("|---|---|---|---|---|---|---|---|")
+    for (name, conns, rows), r in sorted(res.items(), key=lambda kv: (kv[0][2], kv[0][1], names.index(kv[0][0]))):
+        print(f"| {name} | {conns} | {rows} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
+              f"{r['cpu_ms']:.3f} | {r['errors']:.0f} |")
+    ratios = []
+    for other in [n for n in names if n != "roost"]:
+        for conns in (1, 16):
+            for rows in (1, 64):
+                if ("roost", conns, rows) in res and (other, conns, rows) in res:
+                    q = res[("roost", conns, rows)]["rps"] / res[(other, conns, rows)]["rps"]
+                    c = res[(other, conns, rows)]["cpu_ms"] / res[("roost", conns, rows)]["cpu_ms"]
+                    print(f"roost/{other} c={conns} rows={rows}: {q:.2f}x req/s, {c:.2f}x less CPU per request")
+                    if conns == 16:
+                        ratios.append(q)
+    if ("roost", 1, 1) in res:
+        print(f"roost p50 at c=1, 1 row: {res[('roost', 1, 1)]['p50']:.3f} ms")
+    print(f"ratio: {min(ratios):.2f}" if ratios else "ratio: n/a")
+
+
+if __name__ == "__main__":
+    main()
