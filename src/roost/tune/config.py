@@ -93,6 +93,8 @@ def load(path: str | Path | dict) -> TuneSpec:
         experiment = str(opts.get("experiment", raw.get("experiment", "default")))
         objective = TrainObjective(config=raw, metric=metric, keys=keys)
     direction = str(opts.get("direction") or direction_for(metric))
+    if isinstance(objective, TrainObjective):
+        objective.direction = direction
     return TuneSpec(objective, space.to_spec(), metric, direction, experiment, opts.get("name"),
                     str(opts.get("sampler", "auto")), opts.get("prune"), opts.get("seed"), register, opts)
 

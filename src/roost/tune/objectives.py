@@ -70,19 +70,28 @@ def _leaves(d: dict, prefix: str = "") -> list[str]:
     return out
 
 
-class PruneCallback:
-    """A trainer callback: reports each epoch's validation loss; raises Pruned when the pruner says so."""
+def _intermediate(logs: dict[str, float], metric: str, direction: str) -> float | None:
+    """The per-epoch value to report: the objective's own metric, else val_loss (negated when maximizing)."""
+    if logs.get(metric) is not None:
+        return float(logs[metric])
+    if logs.get("val_loss") is not None:
+        return float(logs["val_loss"]) * (-1.0 if direction == "maximize" else 1.0)
+    return None
 
-    def __init__(self, ctx: Any, key: str = "val_loss") -> None:
-        self.ctx, self.key = ctx, key
+
+class PruneCallback:
+    """A trainer callback: reports each epoch's validation metric; raises Pruned when the pruner says so."""
+
+    def __init__(self, ctx: Any, metric: str, direction: str) -> None:
+        self.ctx, self.metric, self.direction = ctx, metric, direction
 
     def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
         """Report and maybe stop."""
         from roost.tune.runner import Pruned
 
-        v = logs.get(self.key)
+        v = _intermediate(logs, self.metric, self.direction)
         if v is not None and self.ctx.engine.report(self.ctx.study_id, self.ctx.number, int(state.epoch),
-                                                    float(v))["prune"]:
+                                                    v)["prune"]:
             raise Pruned(f"pruned at epoch {state.epoch}")
 
 
@@ -91,15 +100,16 @@ class TrainObjective:
     """Train `config` with the trial's params as `--set` overrides; the trial's value is `metric` of the result.
 
     Picklable, so `--parallel` worker processes can run it. Each trial is the training run itself, made a child
-    of the tuning run. Pruning needs a per-epoch hook in `roost.train.train` (a `callbacks=` argument); when the
-    installed train has none, the epochs' `val_loss` is still reported after the run, so later trials are judged
-    against it, but a running trial cannot be stopped early.
+    of the tuning run. Intermediate values are the objective metric per epoch (or val_loss, sign-adjusted).
+    Pruning needs a per-epoch hook in `roost.train.train` (a `callbacks=` argument); when the installed train has
+    none, the epochs are reported after the run, so later trials are judged against them, but a running trial
+    cannot be stopped early.
     """
 
     config: dict
     metric: str
+    direction: str = "minimize"
     keys: dict[str, str] = field(default_factory=dict)
-    intermediate: str = "val_loss"
     owns_run = True
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
@@ -118,7 +128,7 @@ class TrainObjective:
         if "tags" in sig:
             kw["tags"] = ctx.tags
         if "callbacks" in sig:
-            kw["callbacks"] = [PruneCallback(ctx, self.intermediate)]
+            kw["callbacks"] = [PruneCallback(ctx, self.metric, self.direction)]
         cfg = {**self.config, "experiment": ctx.experiment, "name": f"trial-{ctx.number}"}
         res = train(cfg, overrides=self.overrides(ctx.params), **kw)
         ctx.run_id = res.run_id
@@ -126,9 +136,17 @@ class TrainObjective:
         if "parent_run_id" not in sig:
             st.update_run(res.run_id, parent_run_id=ctx.parent_run_id)
         st.log_batch(res.run_id, tags={**ctx.tags, "roost.tune.package": str(res.package_path)})
-        if "callbacks" not in sig:
-            for h in st.metric_history(res.run_id, self.intermediate):
-                ctx.engine.report(ctx.study_id, ctx.number, int(h["step"]), float(h["value"]))
+        if "callbacks" not in sig:  # report the epochs afterwards: later trials are judged against them
+            epochs: dict[int, dict[str, float]] = {}
+            for h in st.metric_history(res.run_id):
+                if h["key"] in (self.metric, "val_loss"):
+                    epochs.setdefault(int(h["step"]), {})[h["key"]] = h["value"]
+            for step, logs in sorted(epochs.items()):
+                if "val_loss" not in logs:  # not an epoch: the final evaluation is logged at the next step
+                    continue
+                v = _intermediate(logs, self.metric, self.direction)
+                if v is not None:
+                    ctx.engine.report(ctx.study_id, ctx.number, step, v)
         if self.metric not in res.metrics:
             raise ConfigError(f"tune.metric: training produced no {self.metric!r}",
                               hint="one of " + ", ".join(sorted(res.metrics)))

@@ -200,7 +200,7 @@ def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *
     """Tune `objective` over `space` for `n_trials` (P processes when parallel > 1); Ctrl-C keeps finished trials.
 
     Every trial is a child run of one parent run; the parent records the best value, params, run and the
-    best-so-far curve (`best_value` by trial number). `finish` runs on the result before the parent run ends.
+    best-so-far curve (`best_so_far` by finished trial). `finish` runs on the result before the parent run ends.
     """
     import contextlib
 
@@ -257,7 +257,7 @@ def _summarise(engine: Engine, sid: str, parent: Any, sampler: str, interrupted:
                 best = t["value"]
             curve.append(best)
     for i, v in enumerate(curve):
-        parent.log_metric("best_value", v, step=i + 1)
+        parent.log_metric("best_so_far", v, step=i + 1)
     b = st["best_trial"]
     if b is not None:
         parent.log_metric(f"best_{st['objective']}", b["value"])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import difflib
 import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Iterable
 
@@ -40,6 +41,14 @@ def _label(v: Any) -> Any:
     import json
 
     return json.dumps(v) if isinstance(v, list) else v
+
+
+_EXP = re.compile(r"^[-+]?(\d+\.?\d*|\.\d+)[eE][-+]?\d+$")
+
+
+def _yaml_number(v: Any) -> Any:
+    """'1e-3' → 0.001: PyYAML (YAML 1.1) reads exponent numbers without a dot as strings."""
+    return float(v) if isinstance(v, str) and _EXP.match(v.strip()) else v
 
 
 def _number(v: Any) -> bool:
@@ -131,8 +140,9 @@ def _parse_param(name: str, spec: Any, earlier: dict[str, Param]) -> Param:
     raw_kind = kinds[0]
     kind = ALIASES.get(raw_kind, raw_kind)
     arg = spec[raw_kind]
+    arg = [_yaml_number(v) for v in arg] if isinstance(arg, list) else arg
     log = bool(spec.get("log", False)) or raw_kind in ("loguniform", "logint")
-    step = spec.get("step")
+    step = _yaml_number(spec.get("step"))
     when = _parse_when(name, spec.get("when") or {}, earlier)
     if kind == "choice":
         if not isinstance(arg, list) or not arg:
@@ -144,7 +154,7 @@ def _parse_param(name: str, spec: Any, earlier: dict[str, Param]) -> Param:
             raise SpaceError(name, "choice values must be distinct")
         return Param(name, "choice", choices=tuple(arg), when=when)
     if not (isinstance(arg, list) and len(arg) == 2 and all(_number(v) for v in arg)):
-        raise SpaceError(name, f"{raw_kind} needs [low, high], got {arg!r}")
+        raise SpaceError(name, f"{raw_kind} needs two numbers, low and high, got {arg!r}")
     low, high = arg
     if kind == "int":
         if low != int(low) or high != int(high):

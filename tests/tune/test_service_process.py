@@ -1,0 +1,147 @@
+"""The service as real processes: a SIGKILL and restart mid-study loses nothing; 8 concurrent clients on two
+service processes (one of them killed and restarted meanwhile) never receive the same trial."""
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from roost.tune.client import Client
+
+SPACE = {"x": {"uniform": [-5.0, 10.0]}, "y": {"uniform": [0.0, 15.0]}, "k": {"choice": ["a", "b", "c"]}}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class Server:
+    """`roost tune serve` in its own process group."""
+
+    def __init__(self, root: Path, port: int | None = None) -> None:
+        self.root, self.port = root, port or _free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> "Server":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        env["ROOST_WORKSPACE"] = str(self.root)
+        log = open(self.root / f"serve-{self.port}.log", "ab")
+        self.proc = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "tune", "serve", "--port",
+                                      str(self.port)], cwd=self.root, env=env, stdout=log, stderr=log,
+                                     start_new_session=True)
+        deadline = time.time() + 90
+        while time.time() < deadline:
+            assert self.proc.poll() is None, (self.root / f"serve-{self.port}.log").read_text()
+            try:
+                if httpx.get(self.url + "/health", timeout=1).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                time.sleep(0.1)
+        raise AssertionError("the tuning service did not start")
+
+    def kill(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture
+def servers(ws):
+    started: list[Server] = []
+
+    def make(port: int | None = None) -> Server:
+        s = Server(ws.root, port).start()
+        started.append(s)
+        return s
+
+    yield make
+    for s in started:
+        s.kill()
+
+
+def test_restart_mid_study_loses_nothing(servers) -> None:
+    srv = servers()
+    cs = [Client(srv.url, client_id=f"c{i}") for i in range(5)]
+    sid = cs[0].create_study(SPACE, sampler="tpe", seed=5, max_trials=8, prune="median", lease_s=300)
+    held = {}
+    for i, c in enumerate(cs):
+        t = c.ask(sid)
+        held[t.number] = t
+        if i < 3:
+            c.tell(sid, t.number, float(i))
+    a, b = cs[4], cs[3]  # the holders of the two running trials
+    assert not a.report(sid, 4, 1, 0.5)
+    before = a.study(sid)
+    srv.kill()
+    srv2 = servers(srv.port)
+    after = Client(srv2.url).study(sid)
+    assert after == before
+    assert [t["state"] for t in after["trials"]] == ["COMPLETE"] * 3 + ["RUNNING"] * 2
+    assert after["trials"][4]["intermediate"] == {"1": 0.5}
+    again = a.ask(sid)  # idempotent per client across the restart
+    assert again.number == 4 and again.params == held[4].params
+    a.tell(sid, 4, -1.0)
+    b.tell(sid, 3, 3.0)
+    rest = []
+    while (t := b.ask(sid)) is not None:
+        rest.append(t.number)
+        b.tell(sid, t.number, 10.0 + t.number)
+    assert rest == [5, 6, 7]
+    final = b.study(sid)
+    assert final["counts"]["COMPLETE"] == 8 and final["best_trial"]["number"] == 4
+    assert [t["params"] for t in final["trials"][:5]] == [t["params"] for t in before["trials"]]
+
+
+def test_eight_concurrent_clients_never_share_a_trial(servers) -> None:
+    one, two = servers(), servers()
+    n_trials = 48
+    sid = Client(one.url).create_study(SPACE, sampler="random", max_trials=n_trials, lease_s=600)
+    got: dict[str, list[int]] = {}
+    told: dict[int, float] = {}
+    errors: list[BaseException] = []
+    lock = threading.Lock()
+    start = threading.Barrier(8)
+
+    def worker(i: int) -> None:
+        try:
+            c = Client((one if i < 4 else two).url, client_id=f"c{i}", retries=60)
+            mine = got.setdefault(c.client_id, [])
+            start.wait()
+            while (t := c.ask(sid)) is not None:
+                mine.append(t.number)
+                v = t.params["x"] + t.params["y"]
+                c.tell(sid, t.number, v)
+                with lock:
+                    told[t.number] = v
+        except BaseException as exc:  # noqa: BLE001
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(8)]
+    for th in threads:
+        th.start()
+    while len(told) < n_trials // 3:
+        time.sleep(0.05)
+    one.kill()  # clients of `one` retry until it is back; clients of `two` carry on meanwhile
+    assert len(told) < n_trials
+    servers(one.port)
+    for th in threads:
+        th.join(timeout=300)
+    assert not errors, errors
+    numbers = [n for v in got.values() for n in v]
+    assert sorted(numbers) == list(range(n_trials))  # each trial handed to exactly one client, none lost
+    assert all(got[f"c{i}"] for i in range(4, 8))
+    st = Client(two.url).study(sid)
+    assert st["counts"]["COMPLETE"] == n_trials
+    assert {t["number"]: t["value"] for t in st["trials"]} == told
+    assert {t["client_id"] for t in st["trials"]} <= set(got)
