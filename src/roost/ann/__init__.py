@@ -1,0 +1,35 @@
+"""Embeddings and nearest-neighbour search: build, version, query and serve vector indexes."""
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_API = {
+    "Index": "roost.ann.index:Index",
+    "SearchResult": "roost.ann.index:SearchResult",
+    "brute_force": "roost.ann.brute:search",
+    "recall": "roost.ann.brute:recall",
+    "tune": "roost.ann.tune:tune",
+    "embed": "roost.ann.embed:embed",
+    "read_embeddings": "roost.ann.embed:read_embeddings",
+    "build_index": "roost.ann.repo:build_index",
+    "update_index": "roost.ann.repo:update_index",
+    "load_index": "roost.ann.repo:load_index",
+    "list_indexes": "roost.ann.repo:list_indexes",
+    "list_versions": "roost.ann.repo:list_versions",
+    "resolve_index": "roost.ann.repo:resolve",
+    "set_alias": "roost.ann.repo:set_alias",
+}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _API:
+        mod, attr = _API[name].split(":")
+        value = getattr(importlib.import_module(mod), attr)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'roost.ann' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_API))

@@ -1,0 +1,54 @@
+"""Input checks shared by the Python API and HTTP routes: vector shape, finiteness, k."""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from roost.errors import RoostError
+
+MAX_K = 10_000
+
+
+def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True) -> np.ndarray:
+    """Vectors as a float32 [n, dim] matrix; errors name the offending row and both dimensions."""
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
+        x = values
+    else:
+        rows = values if isinstance(values, (list, tuple)) else None
+        if rows is not None and rows and isinstance(rows[0], (list, tuple, np.ndarray)):
+            for i, r in enumerate(rows):
+                if not isinstance(r, (list, tuple, np.ndarray)) or len(r) != dim:
+                    got = len(r) if isinstance(r, (list, tuple, np.ndarray)) else type(r).__name__
+                    raise RoostError(f"{what} {i} has {got} dimensions, the index has {dim}",
+                                     hint=f"send {dim} numbers per {what}")
+        try:
+            x = np.asarray(values, dtype=np.float32)
+        except (TypeError, ValueError):
+            raise RoostError(f"{what}s must be numbers", hint=f"send a list of {dim} numbers per {what}") from None
+    if x.ndim == 1:
+        x = x.reshape(1, -1) if x.size else x.reshape(0, dim)
+    if x.ndim != 2:
+        raise RoostError(f"{what}s must be a list of lists, got shape {list(x.shape)}")
+    if x.shape[1] != dim:
+        raise RoostError(f"{what} has {x.shape[1]} dimensions, the index has {dim}",
+                         hint=f"send {dim} numbers per {what} (was the index built from another model?)")
+    x = np.ascontiguousarray(x, dtype=np.float32)
+    finite = np.isfinite(x).all(axis=1)
+    if not finite.all():
+        i = int(np.flatnonzero(~finite)[0])
+        bad = "NaN" if np.isnan(x[i]).any() else "infinity"
+        raise RoostError(f"{what} {i} contains {bad}", hint="send finite numbers only")
+    if not zero_ok:
+        zero = ~np.any(x != 0, axis=1)
+        if zero.any():
+            raise RoostError(f"{what} {int(np.flatnonzero(zero)[0])} is all zeros: cosine similarity is undefined",
+                             hint="drop it, or build the index with --metric ip or l2")
+    return x
+
+
+def check_k(k: Any) -> int:
+    """k as a positive int no larger than MAX_K."""
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > MAX_K:
+        raise RoostError(f"k must be an integer between 1 and {MAX_K}, got {k!r}", hint="e.g. k=10")
+    return int(k)

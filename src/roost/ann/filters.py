@@ -1,0 +1,106 @@
+"""Attribute filters: a small JSON language compiled to a boolean mask over index slots."""
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+import numpy as np
+
+from roost.errors import RoostError, closest
+
+OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "exists")
+HELP = ('{"category": "books"}, {"category": ["books", "games"]}, {"price": {"lt": 20, "gte": 5}}, '
+        'operators: ' + ", ".join(OPS))
+
+
+def _numeric(col: np.ndarray) -> bool:
+    return col.dtype.kind in "biuf"
+
+
+def _check_scalar(name: str, col: np.ndarray, value: Any, op: str) -> Any:
+    """The comparison value, checked against the column's kind."""
+    if isinstance(value, (list, dict)):
+        raise RoostError(f"filter {name!r}: {op!r} takes a single value, got {type(value).__name__}", hint=HELP)
+    if _numeric(col):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            if op in ("eq", "ne") and (value is None or isinstance(value, str)):
+                return value
+            raise RoostError(f"filter {name!r}: attribute is numeric, got {value!r}",
+                             hint=f"compare {name} with a number")
+    elif op in ("lt", "lte", "gt", "gte") and not isinstance(value, str):
+        raise RoostError(f"filter {name!r}: attribute holds text, cannot compare with {value!r} using {op!r}",
+                         hint=f"use a string value, or eq/in for {name}")
+    return value
+
+
+def _in(col: np.ndarray, values: Any, name: str) -> np.ndarray:
+    if not isinstance(values, (list, tuple)):
+        raise RoostError(f"filter {name!r}: 'in' needs a list, got {values!r}", hint=HELP)
+    if not values:
+        return np.zeros(len(col), bool)
+    if _numeric(col):
+        nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
+        return np.isin(col, np.asarray(nums, dtype=col.dtype if col.dtype.kind == "f" else np.float64))
+    wanted = set(values)
+    return np.fromiter((v in wanted for v in col), bool, len(col))
+
+
+def _cmp(col: np.ndarray, op: str, v: Any, name: str) -> np.ndarray:
+    """Elementwise comparison of a column with one operator."""
+    if op == "in":
+        return _in(col, v, name)
+    if op == "nin":
+        return ~_in(col, v, name) & _present(col)
+    if op == "exists":
+        return _present(col) if v else ~_present(col)
+    v = _check_scalar(name, col, v, op)
+    if _numeric(col) and (v is None or isinstance(v, str)):
+        return np.zeros(len(col), bool) if op == "eq" else np.ones(len(col), bool)
+    if op == "eq":
+        return np.asarray(col == v, bool)
+    if op == "ne":
+        return np.asarray(col != v, bool) & _present(col)
+    if not _numeric(col):
+        ok = _present(col)
+        out = np.zeros(len(col), bool)
+        sub = col[ok].astype(str)
+        out[ok] = {"lt": sub < v, "lte": sub <= v, "gt": sub > v, "gte": sub >= v}[op]
+        return out
+    with np.errstate(invalid="ignore"):
+        return {"lt": col < v, "lte": col <= v, "gt": col > v, "gte": col >= v}[op]
+
+
+def _present(col: np.ndarray) -> np.ndarray:
+    if col.dtype.kind == "f":
+        return ~np.isnan(col)
+    if _numeric(col):
+        return np.ones(len(col), bool)
+    return np.fromiter((v is not None and v == v for v in col), bool, len(col))
+
+
+def evaluate(flt: Mapping[str, Any] | None, columns: Mapping[str, np.ndarray], n: int) -> np.ndarray | None:
+    """A boolean mask of length n (slots whose attributes match every clause), or None for no filter."""
+    if flt is None or (isinstance(flt, Mapping) and not flt):
+        return None
+    if not isinstance(flt, Mapping):
+        raise RoostError(f"filter must be an object, got {type(flt).__name__}", hint=HELP)
+    mask = np.ones(n, bool)
+    for name, cond in flt.items():
+        if name not in columns:
+            near = closest(str(name), list(columns))
+            raise RoostError(f"filter on unknown attribute {name!r}",
+                             hint=(f"did you mean {near!r}? " if near else "")
+                             + f"attributes: {sorted(columns) or 'none (build the index with --attributes)'}")
+        col = columns[name][:n]
+        if isinstance(cond, Mapping):
+            if not cond:
+                raise RoostError(f"filter {name!r}: empty condition", hint=HELP)
+            for op, v in cond.items():
+                key = op[1:] if isinstance(op, str) and op.startswith("$") else op
+                if key not in OPS:
+                    raise RoostError(f"filter {name!r}: unknown operator {op!r}", hint="operators: " + ", ".join(OPS))
+                mask &= _cmp(col, key, v, name)
+        elif isinstance(cond, (list, tuple)):
+            mask &= _in(col, cond, name)
+        else:
+            mask &= _cmp(col, "eq", cond, name)
+    return mask

@@ -1,0 +1,345 @@
+"""Index: vectors under stable external ids, attribute filters, upsert/delete, exact fallback, save/load."""
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections import OrderedDict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from roost.ann import brute, filters
+from roost.ann.backends import KINDS, make_backend
+from roost.ann.checks import as_matrix, check_k
+from roost.ann.items import Items
+from roost.errors import RoostError
+
+FORMAT = 1
+DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100}
+
+
+class RWLock:
+    """Many readers or one writer."""
+
+    def __init__(self) -> None:
+        self._cond = threading.Condition()
+        self._readers = 0
+        self._writer = False
+
+    def read(self) -> "_Guard":
+        """Context manager holding a read lock."""
+        return _Guard(self, False)
+
+    def write(self) -> "_Guard":
+        """Context manager holding the write lock."""
+        return _Guard(self, True)
+
+
+class _Guard:
+    def __init__(self, lock: RWLock, write: bool) -> None:
+        self.lock, self.write = lock, write
+
+    def __enter__(self) -> None:
+        c = self.lock._cond
+        with c:
+            if self.write:
+                while self.lock._writer or self.lock._readers:
+                    c.wait()
+                self.lock._writer = True
+            else:
+                while self.lock._writer:
+                    c.wait()
+                self.lock._readers += 1
+
+    def __exit__(self, *exc: Any) -> None:
+        c = self.lock._cond
+        with c:
+            if self.write:
+                self.lock._writer = False
+            else:
+                self.lock._readers -= 1
+            c.notify_all()
+
+
+class Selection:
+    """The slots a search may return (alive and matching a filter), in the forms each backend takes."""
+
+    def __init__(self, mask: np.ndarray) -> None:
+        self.mask = mask
+        self.count = int(mask.sum())
+        self._slots: np.ndarray | None = None
+        self._callable: Any = None
+        self._faiss: Any = None
+        self.vectors: np.ndarray | None = None
+
+    @property
+    def slots(self) -> np.ndarray:
+        """Allowed slot numbers, ascending."""
+        if self._slots is None:
+            self._slots = np.flatnonzero(self.mask)
+        return self._slots
+
+    def as_callable(self) -> Any:
+        """label -> bool (hnswlib's filter)."""
+        if self._callable is None:
+            self._callable = self.mask.tolist().__getitem__
+        return self._callable
+
+    def as_faiss(self) -> Any:
+        """A FAISS IDSelectorBitmap (kept alive with its bits)."""
+        if self._faiss is None:
+            import faiss
+
+            bits = np.packbits(self.mask, bitorder="little")
+            self._faiss = (bits, faiss.IDSelectorBitmap(len(self.mask), faiss.swig_ptr(bits)))
+        return self._faiss[1]
+
+
+@dataclass
+class SearchResult:
+    """Per query: external ids and scores, best first (higher score is closer)."""
+
+    ids: list[np.ndarray]
+    scores: list[np.ndarray]
+
+    def to_list(self) -> list[list[dict[str, Any]]]:
+        """JSON-ready: one list of {id, score} per query."""
+        return [[{"id": i, "score": s} for i, s in zip(ids.tolist(), sc.tolist())]
+                for ids, sc in zip(self.ids, self.scores)]
+
+
+class Index:
+    """A vector index with external ids and attributes; thread-safe (searches share, mutations exclusive)."""
+
+    def __init__(self, dim: int, metric: str = "cosine", kind: str = "hnsw", library: str | None = None,
+                 threads: int = 0, exact_limit: int = 20_000, **params: Any) -> None:
+        if metric not in brute.METRICS:
+            raise RoostError(f"unknown metric {metric!r}", hint="one of " + ", ".join(brute.METRICS))
+        if kind not in KINDS:
+            raise RoostError(f"unknown index kind {kind!r}", hint="one of " + ", ".join(KINDS))
+        if int(dim) < 1:
+            raise RoostError(f"dimension must be at least 1, got {dim}")
+        unknown = sorted(set(params) - set(DEFAULTS))
+        if unknown:
+            raise RoostError(f"unknown index parameter(s) {unknown}", hint="known: " + ", ".join(DEFAULTS))
+        self.dim, self.metric, self.kind = int(dim), metric, kind
+        self.params = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
+        self.threads, self.exact_limit = threads, exact_limit
+        self.backend = make_backend(kind, library, self.dim, metric, self.params)
+        self.library = self.backend.library
+        self.items = Items()
+        self.meta: dict[str, Any] = {}
+        self.generation = 0
+        self._lock = RWLock()
+        self._cache: OrderedDict[tuple, Selection] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def __len__(self) -> int:
+        return self.items.n_alive
+
+    @property
+    def attribute_names(self) -> list[str]:
+        """Names of the attributes items carry."""
+        return list(self.items.attrs)
+
+    def info(self) -> dict[str, Any]:
+        """Size, shape and settings, JSON-ready."""
+        return {"count": len(self), "dim": self.dim, "metric": self.metric, "kind": self.kind,
+                "library": self.library, "params": dict(self.params), "id_type": self.items.id_kind,
+                "attributes": self.attribute_names, "deleted_slots": self.items.n - self.items.n_alive,
+                **{k: v for k, v in self.meta.items() if k in ("name", "version", "recall_at_10", "id_column")}}
+
+    # -- mutations ---------------------------------------------------------------------------------------
+    def _prepare(self, vectors: Any) -> np.ndarray:
+        x = as_matrix(vectors, self.dim, what="vector", zero_ok=self.metric != "cosine")
+        return brute.normalize(x) if self.metric == "cosine" else x
+
+    def upsert(self, ids: Sequence[Any] | np.ndarray, vectors: Any,
+               attributes: Mapping[str, Sequence[Any]] | None = None, chunk: int = 0) -> int:
+        """Insert items or replace them (vector and attributes) by id; returns how many were written."""
+        x = self._prepare(vectors)
+        keys = self.items.coerce(ids)
+        if len(keys) != len(x):
+            raise RoostError(f"{len(keys)} ids for {len(x)} vectors", hint="send one id per vector")
+        if not keys:
+            return 0
+        with self._lock.write():
+            new, old = self.items.allocate(keys)
+            try:
+                self.items.set_attributes(new, attributes)
+            except RoostError:
+                self.items.kill(new)
+                raise
+            if len(old) and self.backend.native_delete:
+                self.backend.remove(old)
+            step = chunk or len(new)
+            for i in range(0, len(new), step):
+                self.backend.add(new[i:i + step], x[i:i + step], self.threads)
+            self._mutated()
+        return len(keys)
+
+    def delete(self, ids: Sequence[Any]) -> list[Any]:
+        """Remove items by id; returns the ids that were not in the index."""
+        keys = self.items.coerce(ids)
+        with self._lock.write():
+            slots = self.items.lookup(keys)
+            found = slots[slots >= 0]
+            self.items.kill(found)
+            if len(found) and self.backend.native_delete:
+                self.backend.remove(found)
+            self._mutated()
+        return [k for k, s in zip(keys, slots.tolist()) if s < 0]
+
+    def _mutated(self) -> None:
+        self.generation += 1
+        with self._cache_lock:
+            self._cache.clear()
+
+    # -- search ------------------------------------------------------------------------------------------
+    def _selection(self, flt: Mapping[str, Any] | None) -> Selection | None:
+        """Allowed slots for a filter (None: all alive slots, when the backend hides dead ones itself)."""
+        if not flt and (self.backend.native_delete or self.items.n_alive == self.items.n):
+            return None
+        key = (json.dumps(flt, sort_keys=True, default=str) if flt else "", self.generation)
+        with self._cache_lock:
+            sel = self._cache.get(key)
+            if sel is not None:
+                self._cache.move_to_end(key)
+                return sel
+        n = self.items.n
+        mask = filters.evaluate(flt, self.items.columns(), n)
+        alive = self.items.alive[:n]
+        sel = Selection(alive.copy() if mask is None else (mask & alive))
+        with self._cache_lock:
+            self._cache[key] = sel
+            while len(self._cache) > 64:
+                self._cache.popitem(last=False)
+        return sel
+
+    def _exact(self, q: np.ndarray, k: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k over the allowed slots (or all alive ones)."""
+        slots = sel.slots if sel is not None else np.flatnonzero(self.items.alive[:self.items.n])
+        vecs = sel.vectors if sel is not None else None
+        if vecs is None:
+            vecs = self.backend.vectors(slots)
+            if sel is not None:
+                sel.vectors = vecs
+        idx, val = brute.search(vecs, q, k, "l2" if self.metric == "l2" else "ip")
+        return slots[idx], val
+
+    def search(self, queries: Any, k: int = 10, filter: Mapping[str, Any] | None = None,
+               ef: int | None = None, exclude: Sequence[Any] | None = None) -> SearchResult:
+        """The k nearest items to each query vector that match `filter` (fewer when fewer exist)."""
+        k = check_k(k)
+        q = self._prepare(queries)
+        with self._lock.read():
+            return self._search(q, k, filter, ef, exclude)
+
+    def _search(self, q: np.ndarray, k: int, flt: Mapping[str, Any] | None, ef: int | None,
+                exclude: Sequence[Any] | None) -> SearchResult:
+        sel = self._selection(flt)
+        ex = self.items.lookup(self.items.coerce(exclude)) if exclude else np.zeros(0, np.int64)
+        ex = ex[ex >= 0]
+        allowed = self.items.n_alive if sel is None else sel.count
+        kk = min(k + len(ex), allowed)
+        if kk == 0 or len(q) == 0:
+            return SearchResult([np.zeros(0, self.items.ids.dtype)] * len(q), [np.zeros(0, np.float32)] * len(q))
+        knob = int(ef or self.params.get(self.backend.knob, 0) or 0)
+        if sel is not None and sel.count <= self.exact_limit or self.kind == "flat" and sel is not None:
+            labels, sc = self._exact(q, kk, sel)
+        else:
+            try:
+                labels, sc = self.backend.search(q, kk, knob, sel, self.threads)
+            except RuntimeError:  # hnswlib: fewer than k reachable in the graph
+                labels, sc = self._exact(q, kk, sel)
+        return self._finish(labels, sc, k, ex, sel)
+
+    def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray,
+                sel: Selection | None) -> SearchResult:
+        """Map slots to ids, dropping empty, dead, excluded and (defensively) non-matching slots."""
+        ok = (labels >= 0) & (labels < self.items.n)
+        safe = np.where(ok, labels, 0)
+        ok &= self.items.alive[safe] if sel is None else sel.mask[safe]
+        if len(ex):
+            ok &= ~np.isin(safe, ex)
+        ids_all = self.items.ids[safe]
+        if ok.all() and labels.shape[1] == k:
+            return SearchResult(list(ids_all), list(sc.astype(np.float32, copy=False)))
+        ids, scores = [], []
+        for row_ok, row_ids, row_sc in zip(ok, ids_all, sc):
+            ids.append(row_ids[row_ok][:k])
+            scores.append(row_sc[row_ok][:k].astype(np.float32, copy=False))
+        return SearchResult(ids, scores)
+
+    def search_ids(self, ids: Sequence[Any], k: int = 10, filter: Mapping[str, Any] | None = None,
+                   ef: int | None = None, lenient: bool = False) -> SearchResult:
+        """The k nearest other items to each stored item (the item itself left out)."""
+        k = check_k(k)
+        with self._lock.read():
+            keys = self.items.coerce(ids, lenient=lenient)
+            slots = self.items.lookup(keys)
+            if (slots < 0).any():
+                from roost.errors import NotFoundError
+
+                missing = [key for key, s in zip(keys, slots.tolist()) if s < 0]
+                raise NotFoundError(f"id(s) {missing[:5]} not in the index", hint="query by vector instead")
+            q = self.backend.vectors(slots)
+            out = [self._search(q[i:i + 1], k, filter, ef, [key]) for i, key in enumerate(keys)]
+        return SearchResult([r.ids[0] for r in out], [r.scores[0] for r in out])
+
+    def get(self, ids: Sequence[Any]) -> dict[str, Any]:
+        """Stored vectors (normalised for cosine) and attributes of items, by id (missing ids: NotFoundError)."""
+        with self._lock.read():
+            keys = self.items.coerce(ids)
+            slots = self.items.lookup(keys)
+            if (slots < 0).any():
+                from roost.errors import NotFoundError
+
+                raise NotFoundError(f"id(s) {[k for k, s in zip(keys, slots) if s < 0][:5]} not in the index")
+            return {"ids": keys, "vectors": self.backend.vectors(slots),
+                    "attributes": {n: c[slots] for n, c in self.items.attrs.items()}}
+
+    def attributes_of(self, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
+        """Attribute columns for ids known to be present (search results)."""
+        with self._lock.read():
+            slots = self.items.lookup(list(ids.tolist()))
+            return {n: self.items.attrs[n][np.maximum(slots, 0)] for n in names}
+
+    # -- persistence -------------------------------------------------------------------------------------
+    def save(self, directory: str | Path) -> Path:
+        """Write index.json, items.parquet and the backend's file into `directory`."""
+        d = Path(directory)
+        d.mkdir(parents=True, exist_ok=True)
+        with self._lock.read():
+            vec_file = self.backend.save(d)
+            self.items.save(d / "items.parquet")
+            doc = {"format": FORMAT, "dim": self.dim, "metric": self.metric, "kind": self.kind,
+                   "library": self.library, "params": self.params, "id_type": self.items.id_kind,
+                   "count": len(self), "slots": self.items.n, "vectors_file": vec_file,
+                   "saved_at": time.time(), "meta": self.meta}
+        (d / "index.json").write_text(json.dumps(doc, indent=2, default=str))
+        return d
+
+    @classmethod
+    def load(cls, directory: str | Path, threads: int = 0) -> "Index":
+        """Read an index written by save."""
+        d = Path(directory)
+        f = d / "index.json"
+        if not f.is_file():
+            raise RoostError(f"{d} is not a roost index", hint="it must contain index.json")
+        doc = json.loads(f.read_text())
+        if doc.get("format") != FORMAT:
+            raise RoostError(f"index format {doc.get('format')} is not supported", hint="rebuild the index")
+        idx = cls(doc["dim"], doc["metric"], doc["kind"], doc["library"], threads=threads,
+                  **{k: v for k, v in doc["params"].items() if k in DEFAULTS})
+        idx.params.update(doc["params"])
+        idx.items.load(d / "items.parquet", doc["id_type"])
+        idx.backend.load(d, max(idx.items.n, 16))
+        idx.meta = doc.get("meta") or {}
+        return idx
+
+
+__all__ = ["Index", "SearchResult", "Selection", "RWLock", "DEFAULTS", "time"]

@@ -1,0 +1,194 @@
+"""The item table of an index: external id, liveness and attributes per slot (the backend's label)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Mapping, Sequence
+
+import numpy as np
+
+from roost.errors import RoostError
+
+
+def _kind_of(values: Sequence[Any] | np.ndarray) -> str:
+    """'int' when every id is an integer, 'str' when every id is a string; else an error."""
+    arr = values if isinstance(values, np.ndarray) else None
+    if arr is not None and arr.dtype.kind in "iu":
+        return "int"
+    if arr is not None and arr.dtype.kind == "U":
+        return "str"
+    seq = list(values)
+    if all(isinstance(v, (int, np.integer)) and not isinstance(v, bool) for v in seq):
+        return "int"
+    if all(isinstance(v, str) for v in seq):
+        return "str"
+    bad = next(v for v in seq if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool))
+    raise RoostError(f"ids must be all integers or all strings, found {bad!r}",
+                     hint="use one id type per index (e.g. the item_id column)")
+
+
+def _column(values: Sequence[Any] | np.ndarray, name: str, like: np.ndarray | None = None) -> np.ndarray:
+    """Attribute values as a numeric (int64/float64/bool) or object (text) array, checked against `like`."""
+    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+    if arr.dtype.kind == "M" or arr.dtype.kind == "m":
+        arr = arr.astype(str).astype(object)
+    if arr.dtype.kind == "U":
+        arr = arr.astype(object)
+    if arr.dtype.kind == "O":
+        seq = arr.tolist()
+        num = [v for v in seq if v is not None and not (isinstance(v, float) and v != v)]
+        if num and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in num):
+            arr = np.array([np.nan if v is None else v for v in seq], dtype=np.float64)
+        elif num and all(isinstance(v, bool) for v in num) and len(num) == len(seq):
+            arr = np.array(seq, dtype=bool)
+        elif all(isinstance(v, str) for v in num):
+            arr = np.array([v if isinstance(v, str) else None for v in seq], dtype=object)
+        else:
+            bad = next(v for v in num if not isinstance(v, str))
+            raise RoostError(f"attribute {name!r} mixes text and other values ({bad!r})",
+                             hint="give each attribute one type: numbers or strings")
+    if like is not None and (like.dtype.kind == "O") != (arr.dtype.kind == "O") and len(arr):
+        want = "text" if like.dtype.kind == "O" else "numbers"
+        raise RoostError(f"attribute {name!r} holds {want}, got {arr[:1].tolist()[0]!r}",
+                         hint=f"send {want} for {name}")
+    return arr
+
+
+def _empty_like(arr: np.ndarray, n: int) -> np.ndarray:
+    if arr.dtype.kind == "O":
+        return np.full(n, None, dtype=object)
+    if arr.dtype.kind == "b":
+        return np.zeros(n, bool)
+    return np.full(n, np.nan)
+
+
+class Items:
+    """Slots 0..n-1 with their external id, alive flag and attribute values; ids map back to slots."""
+
+    def __init__(self) -> None:
+        self.n = 0
+        self.n_alive = 0
+        self.id_kind: str | None = None
+        self.ids: np.ndarray = np.zeros(0, np.int64)
+        self.alive = np.zeros(0, bool)
+        self.attrs: dict[str, np.ndarray] = {}
+        self.slot_of: dict[Any, int] = {}
+
+    def coerce(self, ids: Sequence[Any] | np.ndarray, lenient: bool = False) -> list[Any]:
+        """Ids as python values of the index's id type (lenient: '42' is read as 42 for integer ids)."""
+        if isinstance(ids, (str, int, np.integer)):
+            ids = [ids]
+        if len(ids) == 0:
+            return []
+        if lenient and self.id_kind == "int":
+            try:
+                return [int(v) for v in ids]
+            except (TypeError, ValueError):
+                raise RoostError(f"index ids are integers, got {list(ids)[:3]!r}", hint="pass integer ids") from None
+        kind = _kind_of(ids)
+        if self.id_kind is not None and kind != self.id_kind:
+            want = "integers" if self.id_kind == "int" else "strings"
+            raise RoostError(f"index ids are {want}, got {list(ids)[:1][0]!r}", hint=f"send ids as {want}")
+        return [int(v) for v in ids] if kind == "int" else [str(v) for v in ids]
+
+    def _grow(self, n: int) -> None:
+        cap = len(self.alive)
+        if n <= cap:
+            return
+        new = max(n, 2 * cap, 1024)
+        ids = np.zeros(new, np.int64) if self.id_kind == "int" else np.full(new, None, dtype=object)
+        ids[:self.n] = self.ids[:self.n]
+        self.ids = ids
+        self.alive = np.concatenate([self.alive, np.zeros(new - cap, bool)])
+        self.attrs = {k: np.concatenate([v, _empty_like(v, new - len(v))]) for k, v in self.attrs.items()}
+
+    def allocate(self, ids: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+        """New slots for `ids` (coerced) and the old slots they replace."""
+        if len(set(ids)) != len(ids):
+            seen: set = set()
+            dup = next(v for v in ids if v in seen or seen.add(v))
+            raise RoostError(f"id {dup!r} appears twice in one batch", hint="deduplicate the items first")
+        if self.id_kind is None and ids:
+            self.id_kind = _kind_of(ids)
+            self.ids = np.zeros(len(self.alive), np.int64) if self.id_kind == "int" else np.full(
+                len(self.alive), None, dtype=object)
+        old = np.array([self.slot_of[v] for v in ids if v in self.slot_of], np.int64)
+        self.kill(old)
+        new = np.arange(self.n, self.n + len(ids), dtype=np.int64)
+        self._grow(self.n + len(ids))
+        self.ids[self.n:self.n + len(ids)] = ids
+        self.alive[new] = True
+        self.n += len(ids)
+        self.n_alive += len(ids)
+        self.slot_of.update(zip(ids, new.tolist()))
+        return new, old
+
+    def set_attributes(self, slots: np.ndarray, attributes: Mapping[str, Any] | None) -> None:
+        """Attribute values of freshly allocated slots (columns not given stay missing)."""
+        for name, values in (attributes or {}).items():
+            if len(values) != len(slots):
+                raise RoostError(f"attribute {name!r} has {len(values)} values for {len(slots)} items",
+                                 hint="send one value per item")
+            col = _column(values, str(name), self.attrs.get(name))
+            cur = self.attrs.get(name)
+            if cur is None:
+                cur = _empty_like(col, len(self.alive))
+            if cur.dtype.kind == "i" and col.dtype.kind != "i" or cur.dtype.kind == "b" and col.dtype.kind != "b":
+                cur = cur.astype(np.float64)
+            elif cur.dtype.kind == "f" and col.dtype.kind in "ib":
+                col = col.astype(np.float64)
+            cur[slots] = col
+            self.attrs[str(name)] = cur
+        for name, cur in self.attrs.items():
+            if attributes is None or name not in attributes:
+                if cur.dtype.kind in "ib":
+                    cur = self.attrs[name] = cur.astype(np.float64)
+                cur[slots] = None if cur.dtype.kind == "O" else np.nan
+
+    def kill(self, slots: np.ndarray) -> None:
+        """Mark slots dead and forget their ids."""
+        slots = slots[self.alive[slots]] if len(slots) else slots
+        for s in slots.tolist():
+            self.slot_of.pop(self.ids[s].item() if self.id_kind == "int" else self.ids[s], None)
+        self.alive[slots] = False
+        self.n_alive -= len(slots)
+
+    def lookup(self, ids: list[Any]) -> np.ndarray:
+        """Slots of ids (-1 where unknown or deleted)."""
+        return np.array([self.slot_of.get(v, -1) for v in ids], np.int64)
+
+    def columns(self) -> dict[str, np.ndarray]:
+        """Attribute columns over the used slots."""
+        return {k: v[:self.n] for k, v in self.attrs.items()}
+
+    def save(self, path: Path) -> None:
+        """Write slots, ids, alive flags and attributes as Parquet."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        n = self.n
+        cols = {"_slot": pa.array(np.arange(n, dtype=np.int64)), "_alive": pa.array(self.alive[:n]),
+                "_id": pa.array(self.ids[:n].tolist() if self.id_kind != "int" else self.ids[:n],
+                                type=pa.string() if self.id_kind != "int" else pa.int64())}
+        for k, v in self.attrs.items():
+            cols[k] = pa.array(v[:n].tolist() if v.dtype.kind == "O" else v[:n],
+                               type=pa.string() if v.dtype.kind == "O" else None)
+        pq.write_table(pa.table(cols), path)
+
+    def load(self, path: Path, id_kind: str | None) -> None:
+        """Read what save wrote."""
+        import pyarrow.parquet as pq
+
+        t = pq.read_table(path)
+        self.id_kind = id_kind
+        self.n = t.num_rows
+        self.alive = t.column("_alive").to_numpy(zero_copy_only=False).astype(bool)
+        raw = t.column("_id").to_numpy(zero_copy_only=False)
+        self.ids = raw.astype(np.int64) if id_kind == "int" else raw.astype(object)
+        self.attrs = {}
+        for name in t.column_names:
+            if not name.startswith("_"):
+                self.attrs[name] = _column(t.column(name).to_numpy(zero_copy_only=False), name)
+        live = np.flatnonzero(self.alive)
+        self.n_alive = len(live)
+        keys = self.ids[live].tolist()
+        self.slot_of = dict(zip(keys, live.tolist()))
