@@ -6,6 +6,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
 from roost.features.definitions import DTYPES, arrow_type
+from roost.features.order import order_key
 from roost.features.refs import Selection, resolve
 from roost.features.sources import connect, q, run, view_rows
 
@@ -16,9 +17,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-# the entity side of the ASOF comparison: (t, +inf, max) is >= every feature row with event time <= t
-ENTITY_ORDER = "struct_pack(a := {t}, b := 'infinity'::TIMESTAMPTZ, c := 9223372036854775807::BIGINT)"
-FEATURE_ORDER = "struct_pack(a := __et, b := __ct, c := __rn::BIGINT)"
 
 
 def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
@@ -59,8 +57,7 @@ def check_time_column(tbl: pa.Table, col: str, what: str = "entity frame") -> No
 def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: str) -> str:
     """SQL joining the registered relation `entities` (with __rid) to each selected view as of `time_col`."""
     t = f"CAST({q(time_col)} AS TIMESTAMPTZ)"
-    ent_cols = ["__rid", f"{t} AS __t",
-                f"CASE WHEN {q(time_col)} IS NULL THEN NULL ELSE {ENTITY_ORDER.format(t=t)} END AS __o"]
+    ent_cols = ["__rid", f"{t} AS __t"]
     joins: list[str] = []
     outs: list[str] = []
     for i, vs in enumerate(sel.views):
@@ -70,9 +67,11 @@ def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: 
             ent_cols.append(f"CAST({q(k)} AS {DTYPES[dtype][0]}) AS __k{i}_{j}")
             on.append(f"__e.__k{i}_{j} = {v}.{q(k)}")
         rows = view_rows(con, vs.spec, vs.source, root)
-        cols = ", ".join([q(k) for k in vs.keys] + [q(f) for f in vs.fields] + ["__et", f"{FEATURE_ORDER} AS __o"])
+        key = order_key(con, rows, static=not vs.source.get("event_time"))
+        ent_cols.append(f"{key.entity.format(t=t)} AS __o{i}")
+        cols = ", ".join([q(k) for k in vs.keys] + [q(f) for f in vs.fields] + ["__et", f"{key.feature} AS __o"])
         joins.append(f"ASOF LEFT JOIN (SELECT {cols} FROM ({rows})) AS {v} "
-                     f"ON {' AND '.join(on)} AND __e.__o >= {v}.__o")
+                     f"ON {' AND '.join(on)} AND __e.__o{i} >= {v}.__o")
         ttl = vs.spec.get("ttl_seconds")
         static = not vs.source.get("event_time")
         for f, out in zip(vs.fields, vs.outputs):
