@@ -19,7 +19,7 @@ def serve(
     port: int = typer.Option(8080, "--port", "-p"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
     max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
-    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per worker (0: cores/replicas)"),
+    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"),
     log_requests: float = typer.Option(0.0, "--log-requests", help="fraction of requests logged to Parquet (0..1)"),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
     max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="largest request body accepted (413 above)"),

@@ -52,7 +52,7 @@ class ServeApp:
         self.on_reload = on_reload
         self.ready = True
         self._tasks: list[asyncio.Task] = []
-        self._openapi: bytes | None = None
+        self._openapi: tuple[int, bytes] | None = None
         self._static: dict[str, tuple[str, Callable[..., Awaitable[Reply]]]] = {
             "/v2/health/live": ("GET", self._live), "/v2/health/ready": ("GET", self._ready),
             "/v2": ("GET", self._server_meta), "/metrics": ("GET", self._metrics),
@@ -244,11 +244,11 @@ class ServeApp:
 
     async def _openapi_doc(self, *_: Any) -> Reply:
         """GET /openapi.json: the OpenAPI 3 document of this server and its models."""
-        if self._openapi is None:
+        if self._openapi is None or self._openapi[0] != self.repo.generation:
             from roost.serve.openapi import build
 
-            self._openapi = orjson.dumps(build(self.repo))
-        return 200, self._openapi, JSON, []
+            self._openapi = (self.repo.generation, orjson.dumps(build(self.repo)))
+        return 200, self._openapi[1], JSON, []
 
     async def _reload(self, scope: dict, receive: Callable, headers: dict[bytes, bytes]) -> Reply:
         """POST /admin/reload[?model=NAME&force=1]: re-resolve and hot-swap; the fleet's other workers follow."""
@@ -262,7 +262,6 @@ class ServeApp:
             raise HTTPError(400, f"force must be 0 or 1, got {flag[:20]!r}")
         force = flag in ("1", "true")
         result = await self.repo.reload(names, force=force)
-        self._openapi = None
         if self.on_reload is not None:
             self.on_reload()
         return _json({"pid": os.getpid(), "models": result})

@@ -9,6 +9,7 @@ from pathlib import Path
 from roost.errors import RoostError
 
 CONFIG_ENV = "ROOST_SERVE_CONFIG"
+SMALL_MODEL_BYTES = 8 << 20
 
 
 @dataclass
@@ -20,7 +21,7 @@ class ServeConfig:
     port: int = 8080
     replicas: int = 1
     max_batch: int = 64
-    threads: int = 0  # intra-op threads per worker; 0 = cores / replicas (at least 1)
+    threads: int = 0  # intra-op threads per worker; 0 = auto (1 for models < 8 MB, else cores / replicas)
     log_requests: float = 0.0
     log_dir: str | None = None
     max_body_mb: float = 64.0
@@ -49,10 +50,13 @@ class ServeConfig:
         """The body size limit in bytes."""
         return int(self.max_body_mb * (1 << 20))
 
-    def intra_op_threads(self) -> int:
-        """ONNX Runtime intra-op threads per worker: explicit, or the cores shared out among replicas."""
+    def intra_op_threads(self, model_bytes: int | None = None) -> int:
+        """ONNX Runtime intra-op threads per worker: explicit; else 1 for small models (thread-pool handoffs cost
+        more than they save on tabular graphs), else the cores shared out among replicas."""
         if self.threads > 0:
             return self.threads
+        if model_bytes is not None and model_bytes < SMALL_MODEL_BYTES:
+            return 1
         cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
         return max(1, cores // max(1, self.replicas))
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
+from typing import Any, Callable
 
 from roost.serve.loader import LoadedModel, ModelSpec, Resolved, current_version, load, resolve
 from roost.serve.metrics import Metrics
@@ -27,7 +27,7 @@ class ModelSlot:
 class Repository:
     """Loads the served models, answers lookups by name and swaps in new versions without dropping requests."""
 
-    def __init__(self, specs: list[ModelSpec], threads: int = 1, max_batch: int = 64,
+    def __init__(self, specs: list[ModelSpec], threads: int | Callable[[int], int] = 1, max_batch: int = 64,
                  metrics: Metrics | None = None) -> None:
         names = [s.name for s in specs]
         dupes = sorted({n for n in names if names.count(n) > 1})
@@ -41,11 +41,15 @@ class Repository:
         self.max_batch = max_batch
         self.metrics = metrics
         self.slots: dict[str, ModelSlot] = {}
+        self.generation = 0  # bumped on every swap (cached documents built from the models go stale)
 
     def _load(self, resolved: Resolved) -> LoadedModel:
         """Load and warm up one resolved package."""
         on_batch = self.metrics.batch if self.metrics is not None else None
-        return load(resolved, threads=self.threads, max_batch=self.max_batch, on_batch=on_batch)
+        threads = self.threads
+        if callable(threads):
+            threads = threads(resolved.package.onnx_path.stat().st_size)
+        return load(resolved, threads=threads, max_batch=self.max_batch, on_batch=on_batch)
 
     def load_all(self) -> None:
         """Resolve and load every model (blocking; done before the worker takes traffic)."""
@@ -98,6 +102,7 @@ class Repository:
                 return {**report, "version": old.version, "swapped": False, "error": str(exc)}
             slot.current = new
             slot.last_error = None
+            self.generation += 1
             loop.call_later(RETIRE_AFTER_S, old.close)
             if self.metrics is not None:
                 self.metrics.loaded(slot.spec.name, new.version, old.version)

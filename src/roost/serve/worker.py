@@ -28,7 +28,7 @@ def build_app(cfg: ServeConfig, metrics: Metrics | None = None, fetcher: Any = N
     """Load every model of `cfg` and wrap them in the ASGI app (blocking)."""
     from roost.serve.features import default_fetcher
 
-    repo = Repository([parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads(),
+    repo = Repository([parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads,
                       max_batch=cfg.max_batch, metrics=metrics)
     repo.load_all()
     reqlog = None
