@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import logging
 import threading
 import time
 from collections import OrderedDict
@@ -17,8 +18,10 @@ from roost.ann.checks import as_matrix, check_k
 from roost.ann.items import Items
 from roost.errors import RoostError
 
+log = logging.getLogger(__name__)
 FORMAT = 1
-DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100}
+DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100,
+            "ip_max_norm": 0.0}
 
 
 class RWLock:
@@ -128,7 +131,9 @@ class Index:
         self.dim, self.metric, self.kind = int(dim), metric, kind
         self.params = {**DEFAULTS, **{k: v for k, v in params.items() if v is not None}}
         self.threads, self.exact_limit = threads, exact_limit
-        self.backend = make_backend(kind, library, self.dim, metric, self.params)
+        # inner product on a graph: store [x, sqrt(R² - |x|²)] and search [q, 0] by L2 (same order as <q, x>)
+        self.mips = metric == "ip" and kind == "hnsw"
+        self.backend = make_backend(kind, library, self.dim + self.mips, "l2" if self.mips else metric, self.params)
         self.library = self.backend.library
         self.items = Items()
         self.meta: dict[str, Any] = {}
@@ -157,11 +162,30 @@ class Index:
         x = as_matrix(vectors, self.dim, what="vector", zero_ok=self.metric != "cosine")
         return brute.normalize(x) if self.metric == "cosine" else x
 
+    def _augment(self, x: np.ndarray) -> np.ndarray:
+        """Items for the backend (MIPS: one extra coordinate that equalises norms)."""
+        if not self.mips:
+            return x
+        sq = (x.astype(np.float64) ** 2).sum(1)
+        r2 = float(self.params["ip_max_norm"]) ** 2
+        if (sq > r2 * (1 + 1e-6)).any():
+            log.warning("inner-product index: %d vector(s) longer than the build's largest (%.4g); their scores "
+                        "are approximate until the index is rebuilt", int((sq > r2).sum()), r2 ** 0.5)
+        extra = np.sqrt(np.maximum(r2 - sq, 0.0)).astype(np.float32)
+        return np.hstack([x, extra[:, None]])
+
+    def _stored(self, slots: np.ndarray) -> np.ndarray:
+        """Stored vectors of slots, as the user sees them (normalised for cosine)."""
+        v = self.backend.vectors(slots)
+        return v[:, :self.dim] if self.mips else v
+
     def upsert(self, ids: Sequence[Any] | np.ndarray, vectors: Any,
                attributes: Mapping[str, Sequence[Any]] | None = None, chunk: int = 0) -> int:
         """Insert items or replace them (vector and attributes) by id; returns how many were written."""
         x = self._prepare(vectors)
         keys = self.items.coerce(ids)
+        if self.mips and not self.params["ip_max_norm"] and len(x):  # the first batch fixes the norm bound
+            self.params["ip_max_norm"] = float(np.sqrt((x.astype(np.float64) ** 2).sum(1).max()))
         if len(keys) != len(x):
             raise RoostError(f"{len(keys)} ids for {len(x)} vectors", hint="send one id per vector")
         if not keys:
@@ -177,7 +201,7 @@ class Index:
                 self.backend.remove(old)
             step = chunk or len(new)
             for i in range(0, len(new), step):
-                self.backend.add(new[i:i + step], x[i:i + step], self.threads)
+                self.backend.add(new[i:i + step], self._augment(x[i:i + step]), self.threads)
             self._mutated()
         return len(keys)
 
@@ -224,7 +248,7 @@ class Index:
         slots = sel.slots if sel is not None else np.flatnonzero(self.items.alive[:self.items.n])
         vecs = sel.vectors if sel is not None else None
         if vecs is None:
-            vecs = self.backend.vectors(slots)
+            vecs = self._stored(slots)
             if sel is not None:
                 sel.vectors = vecs
         idx, val = brute.search(vecs, q, k, "l2" if self.metric == "l2" else "ip")
@@ -252,10 +276,18 @@ class Index:
             labels, sc = self._exact(q, kk, sel)
         else:
             try:
-                labels, sc = self.backend.search(q, kk, knob, sel, self.threads)
+                labels, sc = self._backend_search(q, kk, knob, sel)
             except RuntimeError:  # hnswlib: fewer than k reachable in the graph
                 labels, sc = self._exact(q, kk, sel)
         return self._finish(labels, sc, k, ex, sel)
+
+    def _backend_search(self, q: np.ndarray, k: int, knob: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
+        if not self.mips:
+            return self.backend.search(q, k, knob, sel, self.threads)
+        labels, neg_d = self.backend.search(np.hstack([q, np.zeros((len(q), 1), np.float32)]), k, knob, sel,
+                                            self.threads)
+        qn = (q.astype(np.float64) ** 2).sum(1, keepdims=True)
+        return labels, ((qn + float(self.params["ip_max_norm"]) ** 2 + neg_d) / 2).astype(np.float32)
 
     def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray,
                 sel: Selection | None) -> SearchResult:
@@ -286,7 +318,7 @@ class Index:
 
                 missing = [key for key, s in zip(keys, slots.tolist()) if s < 0]
                 raise NotFoundError(f"id(s) {missing[:5]} not in the index", hint="query by vector instead")
-            q = self.backend.vectors(slots)
+            q = self._stored(slots)
             out = [self._search(q[i:i + 1], k, filter, ef, [key]) for i, key in enumerate(keys)]
         return SearchResult([r.ids[0] for r in out], [r.scores[0] for r in out])
 
@@ -299,7 +331,7 @@ class Index:
                 from roost.errors import NotFoundError
 
                 raise NotFoundError(f"id(s) {[k for k, s in zip(keys, slots) if s < 0][:5]} not in the index")
-            return {"ids": keys, "vectors": self.backend.vectors(slots),
+            return {"ids": keys, "vectors": self._stored(slots),
                     "attributes": {n: c[slots] for n, c in self.items.attrs.items()}}
 
     def attributes_of(self, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:

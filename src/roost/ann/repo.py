@@ -80,8 +80,13 @@ def _commit(name: str, index: Index, info: dict[str, Any], params: dict[str, Any
 def build_index(name: str, embeddings: str | Path | Embeddings | Any, metric: str = "cosine", kind: str = "hnsw",
                 library: str | None = None, id_column: str | None = None, vector_column: str | None = None,
                 attributes: Sequence[str] | None = None, target_recall: float = 0.95,
-                params: dict[str, Any] | None = None, progress: Progress | None = None) -> dict[str, Any]:
-    """Build an index from embeddings, tune its search effort, store it as the next version of `name`."""
+                params: dict[str, Any] | None = None, progress: Progress | None = None,
+                tune_queries: str | Path | np.ndarray | None = None) -> dict[str, Any]:
+    """Build an index from embeddings, tune its search effort, store it as the next version of `name`.
+
+    `tune_queries` (vectors, or an embeddings file such as user-tower output) are what the effort is tuned on;
+    without them the index's own items are the queries.
+    """
     from roost.ann.tune import tune
 
     check_name(name)
@@ -94,11 +99,19 @@ def build_index(name: str, embeddings: str | Path | Embeddings | Any, metric: st
     snapshot = min(Path(src).stat().st_mtime, started) if src and Path(src).exists() else started
     if emb.vectors.shape[1] == 0:
         raise RoostError("the embeddings have no rows and no dimension", hint="pass a non-empty embeddings file")
-    index = Index(emb.vectors.shape[1], metric, kind, library, **(params or {}))
+    params = dict(params or {})
+    if metric == "ip" and len(emb.vectors) and not params.get("ip_max_norm"):
+        params["ip_max_norm"] = float(np.sqrt((emb.vectors.astype(np.float64) ** 2).sum(1).max()))
+    index = Index(emb.vectors.shape[1], metric, kind, library, **params)
     t0 = time.perf_counter()
     _fill(index, emb, progress)
     build_s = time.perf_counter() - t0
-    tuned = tune(index, target_recall, vectors=emb.vectors, ids=emb.ids) if len(emb.ids) else {"recall_at_k": 1.0}
+    queries = None
+    if tune_queries is not None:
+        queries = tune_queries if isinstance(tune_queries, np.ndarray) else read_embeddings(
+            tune_queries, attributes=[]).vectors
+    tuned = (tune(index, target_recall, vectors=emb.vectors, ids=emb.ids, queries=queries) if len(emb.ids)
+             else {"recall_at_k": 1.0})
     index.meta = {"id_column": emb.id_column, "source": src, "model": emb.meta.get("model"),
                   "snapshot_time": snapshot, "tuning": tuned}
     run_params = {"metric": metric, "kind": kind, "library": index.library, "dim": index.dim,

@@ -25,11 +25,13 @@ def measure(index: Any, queries: np.ndarray, truth: list[np.ndarray], k: int, kn
 
 
 def tune(index: Any, target: float = 0.95, k: int = 10, sample: int = 200, seed: int = 0,
-         vectors: np.ndarray | None = None, ids: np.ndarray | None = None) -> dict[str, Any]:
+         vectors: np.ndarray | None = None, ids: np.ndarray | None = None,
+         queries: np.ndarray | None = None) -> dict[str, Any]:
     """Set index.params[knob] to the smallest value reaching `target` recall@k; returns what was measured.
 
-    Queries are `sample` stored items (each left out of its own answers); the truth is brute force over all
-    live items. Pass `vectors`/`ids` (the built rows) to avoid reading the vectors back from the backend.
+    Queries are up to `sample` rows of `queries` (e.g. user-tower embeddings: tune on what will be asked),
+    else stored items, each left out of its own answers. The truth is brute force over all live items.
+    Pass `vectors`/`ids` (the built rows) to avoid reading the vectors back from the backend.
     """
     knob = index.backend.knob
     n = len(index)
@@ -42,13 +44,28 @@ def tune(index: Any, target: float = 0.95, k: int = 10, sample: int = 200, seed:
     elif index.metric == "cosine":
         vectors = brute.normalize(vectors)
     rng = np.random.default_rng(seed)
-    pick = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
-    queries = vectors[pick]
-    kk = min(k, n - 1)
-    top, _ = brute.search(vectors, queries, kk + 1, "l2" if index.metric == "l2" else "ip")
-    truth = [[x for x in row.tolist() if x != p][:kk] for row, p in zip(top, pick)]
-    truth_ids = [ids[np.asarray(t, np.int64)].tolist() for t in truth]
-    self_ids = ids[pick].tolist()
+    metric = "l2" if index.metric == "l2" else "ip"
+    if queries is not None and len(queries):
+        from roost.ann.checks import as_matrix
+
+        q = as_matrix(queries, index.dim, "tuning query")
+        q = q[rng.choice(len(q), size=min(sample, len(q)), replace=False)]
+        q = brute.normalize(q) if index.metric == "cosine" else q
+        kk = min(k, n)
+        top, _ = brute.search(vectors, q, kk, metric)
+        truth_ids = [ids[row].tolist() for row in top]
+        self_ids = None
+        source = "queries"
+    else:
+        pick = rng.choice(len(vectors), size=min(sample, len(vectors)), replace=False)
+        q = vectors[pick]
+        kk = min(k, n - 1)
+        top, _ = brute.search(vectors, q, kk + 1, metric)
+        truth = [[x for x in row.tolist() if x != p][:kk] for row, p in zip(top, pick)]
+        truth_ids = [ids[np.asarray(t, np.int64)].tolist() for t in truth]
+        self_ids = ids[pick].tolist()
+        source = "items"
+    queries = q
     tried: dict[int, float] = {}
     chosen = None
     for v in index.backend.tune_values(kk):
@@ -62,4 +79,4 @@ def tune(index: Any, target: float = 0.95, k: int = 10, sample: int = 200, seed:
         log.warning("recall@%d target %.2f not reached (best %.3f at %s=%d)", kk, target, tried[chosen], knob, chosen)
     index.params[knob] = int(chosen)
     return {"recall_at_k": tried[chosen], "k": kk, "knob": knob, "value": int(chosen), "target": target,
-            "queries": len(pick), "tried": tried}
+            "queries": len(queries), "query_source": source, "tried": tried}
