@@ -44,7 +44,7 @@ _API = {
     "RoostError": "roost.errors:RoostError",
 }
 
-_SUBMODULES = {"features", "datasets", "train", "serve", "tune", "pipeline", "monitor", "responsible", "ann",
+_SUBMODULES = {"workspace", "artifacts", "errors", "byom", "features", "datasets", "train", "serve", "tune", "pipeline", "monitor", "responsible", "ann",
                "registry", "modelpkg", "notebook", "ui"}
 
 

@@ -2,9 +2,14 @@
 from __future__ import annotations
 
 import importlib
+import os
 import sys
 
-import typer
+# Plain (click-style) help: Typer's Rich help formatter costs ~250 ms of imports on every `roost --help`.
+# Command output still uses Rich tables and colours.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
+import typer  # noqa: E402
 
 from roost.errors import RoostError
 

@@ -31,17 +31,22 @@ _live: "weakref.WeakSet[Run]" = weakref.WeakSet()
 
 
 def _git_info(cwd: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout holding `cwd`, or (None, None)."""
+    """(commit, dirty) of the git checkout holding `cwd`, or (None, None); one `git status` process."""
     try:
-        commit = subprocess.run(["git", "rev-parse", "HEAD"], cwd=cwd, capture_output=True, text=True,
-                                timeout=5).stdout.strip() or None
-        if commit is None:
-            return None, None
-        dirty = bool(subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=cwd,
-                                    capture_output=True, text=True, timeout=5).stdout.strip())
-        return commit, dirty
+        out = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd=cwd,
+                             capture_output=True, text=True, timeout=5)
     except (OSError, subprocess.SubprocessError):
         return None, None
+    if out.returncode != 0:
+        return None, None
+    commit, dirty = None, False
+    for line in out.stdout.splitlines():
+        if line.startswith("# branch.oid "):
+            oid = line.split()[2]
+            commit = None if oid == "(initial)" else oid
+        elif line and not line.startswith("#"):
+            dirty = True
+    return (commit, dirty) if commit else (None, None)
 
 
 class Run:
@@ -57,8 +62,7 @@ class Run:
         self._lock = threading.Lock()
         self._ended = False
         self._stop = threading.Event()
-        self._flusher = threading.Thread(target=self._flush_loop, name=f"roost-flush-{self.id[:8]}", daemon=True)
-        self._flusher.start()
+        self._flusher: threading.Thread | None = None  # started with the first metric point
         _live.add(self)
 
     # -- context manager ---------------------------------------------------------------------------------
@@ -125,6 +129,10 @@ class Run:
         with self._lock:
             self._buf.extend(points)
             full = len(self._buf) >= FLUSH_MAX_POINTS
+            if self._flusher is None:
+                self._flusher = threading.Thread(target=self._flush_loop, name=f"roost-flush-{self.id[:8]}",
+                                                 daemon=True)
+                self._flusher.start()
         if full:
             self.flush()
 

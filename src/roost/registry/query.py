@@ -8,6 +8,7 @@ Attributes: status, name, start_time, end_time, experiment, run_id, user, git_co
 """
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -258,8 +259,9 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
     return exists(select(t.run_id).where(t.run_id == Run.id, t.key == key, cmp(t.value, op, raw)))
 
 
+@functools.lru_cache(maxsize=256)
 def compile_filter(src: str):  # noqa: ANN201
-    """Parse a filter string into a SQLAlchemy WHERE clause over Run."""
+    """Parse a filter string into a SQLAlchemy WHERE clause over Run (cached: SQLAlchemy reuses its compiled SQL)."""
     return _Parser(src).parse()
 
 
