@@ -7,7 +7,7 @@ import warnings
 import pytest
 
 with warnings.catch_warnings():  # starlette warns about httpx at import
-    warnings.simplefilter("ignore", DeprecationWarning)
+    warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
 from roost.tune.engine import Engine

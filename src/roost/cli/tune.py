@@ -44,7 +44,8 @@ def trials_table(study: dict, limit: int = 25) -> Any:
     best = study.get("best_trial")
     c = study["counts"]
     t = Table(title=f"study {study['id']} · {study['sampler_used']} · {study['direction']} {study['objective']}",
-              caption=f"{c['COMPLETE']} complete · {c['PRUNED']} pruned · {c['FAIL']} failed · {c['RUNNING']} running"
+              caption=f"{c['COMPLETE']} complete · {c['PRUNED']} pruned · {c['FAIL']} failed · "
+                      f"{c['RUNNING']} running"
               + (f" · best {_fmt(best['value'])} (#{best['number']})" if best else ""))
     for col in ("#", "state", "value", *names, "steps"):
         t.add_column(col, overflow="fold")

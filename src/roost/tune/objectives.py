@@ -1,4 +1,12 @@
-"""Objectives: a training config tuned through `roost.train`, a `module:function` import, and test functions."""
+"""Objectives: a training config tuned through `roost.train`, a `module:function` import, and test functions.
+
+TrainObjective is picklable, so `--parallel` worker processes can run it. Each trial IS the training run, made a
+child of the tuning run. Intermediate values are the objective metric per epoch (or val_loss, sign-adjusted).
+Stopping a trial early needs a per-epoch hook in `roost.train.train` (a `callbacks=` argument); while the
+installed train has none, the epochs are reported after the run — later trials are judged against them, but a
+running training cannot be stopped. `parent_run_id=`/`tags=` are used likewise when train accepts them; until
+then the run is re-parented right after it ends.
+"""
 from __future__ import annotations
 
 import importlib
@@ -41,11 +49,7 @@ def load_callable(spec: str) -> Callable[..., Any]:
 
 
 def override_key(name: str, config: dict) -> str:
-    """The `--set` key for a search param: dotted names as given; a bare name found in the config or trainer.
-
-    `lr` → `trainer.lr` (a trainer setting), `hidden` → `model.params.hidden` (anything else), unless the
-    config already holds exactly one leaf of that name somewhere, which wins.
-    """
+    """The `--set` key of a search param: as given if dotted, else its one config leaf, trainer.X or model.params.X."""
     if "." in name or name in config:
         return name
     found = [p for p in _leaves(config) if p.rsplit(".", 1)[-1] == name]
@@ -97,14 +101,7 @@ class PruneCallback:
 
 @dataclass
 class TrainObjective:
-    """Train `config` with the trial's params as `--set` overrides; the trial's value is `metric` of the result.
-
-    Picklable, so `--parallel` worker processes can run it. Each trial is the training run itself, made a child
-    of the tuning run. Intermediate values are the objective metric per epoch (or val_loss, sign-adjusted).
-    Pruning needs a per-epoch hook in `roost.train.train` (a `callbacks=` argument); when the installed train has
-    none, the epochs are reported after the run, so later trials are judged against them, but a running trial
-    cannot be stopped early.
-    """
+    """Train `config` with a trial's params as overrides; the trial's value is `metric` of the training run."""
 
     config: dict
     metric: str

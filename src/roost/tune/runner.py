@@ -1,4 +1,10 @@
-"""Run a tuning job: a parent run, trials as child runs, P worker processes over one persisted study, Ctrl-C safe."""
+"""Run a tuning job: a parent run, trials as child runs, P worker processes over one persisted study, Ctrl-C safe.
+
+The parent run records the sampler used (and why), the best value, trial and run, the counts per state and the
+best-so-far curve (`best_so_far`, step = number of finished trials). `finish` runs on the result before the
+parent run ends (the CLI registers the best model there). On Ctrl-C, workers tell their running trial as failed
+("interrupted"), finished trials stay, and the parent ends KILLED.
+"""
 from __future__ import annotations
 
 import logging
@@ -159,7 +165,13 @@ def _run_workers(ws: Any, sid: str, objective: Any, clients: list[str], parent_r
                  metric: str, engine: Engine) -> None:
     """Run one spawned process per client id; a worker that dies has its running trial failed."""
     import multiprocessing as mp
+    import pickle
 
+    try:
+        pickle.dumps(objective)
+    except Exception as exc:  # noqa: BLE001 - lambdas, closures, objects holding locks
+        raise RoostError(f"--parallel needs an objective that worker processes can import: {exc}",
+                         hint="use a module-level function (tune.objective: module:function)") from None
     ctx = mp.get_context("spawn")
     procs = {c: ctx.Process(target=_worker_main, args=(ws, sid, objective, c, parent_run_id, experiment, metric),
                             name=f"roost-tune-{c}", daemon=False) for c in clients}
@@ -197,11 +209,7 @@ def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *
          experiment: str = "tune", name: str | None = None, seed: int | None = None,
          display: Callable[[Engine, str], ContextManager] | None = None,
          finish: Callable[[TuneResult], None] | None = None) -> TuneResult:
-    """Tune `objective` over `space` for `n_trials` (P processes when parallel > 1); Ctrl-C keeps finished trials.
-
-    Every trial is a child run of one parent run; the parent records the best value, params, run and the
-    best-so-far curve (`best_so_far` by finished trial). `finish` runs on the result before the parent run ends.
-    """
+    """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials."""
     import contextlib
 
     from roost import workspace

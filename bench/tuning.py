@@ -1,0 +1,159 @@
+"""Tuning bench: roost's default sampler vs Optuna TPE and GP on Branin and Hartmann-6, plus a real tuning.
+
+(a) median simple regret (best found − global minimum) over 10 seeds: Branin with 30 trials, Hartmann-6 with 60.
+    roost runs through its own persisted ask/tell engine (a temporary workspace, one study per seed, `sampler:
+    auto`); the peers are Optuna's `TPESampler(seed)` (Optuna's default) and `GPSampler(seed)` in-process.
+(b) `roost.tune` of the engagement click model (MLP on the generated engagement log, 20 trials, val ROC AUC),
+    with the best-so-far curve, against the untuned default config.
+
+Prints every figure; last line `ratio: X` = max over the two problems of roost median regret / Optuna GP median
+regret (target ≤ 1: roost's default is at least as good as Optuna's GP on both).
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import machine  # noqa: E402
+
+PROBLEMS = {"branin": 30, "hartmann6": 60}
+
+
+def _problem(name: str) -> tuple[dict, object, float]:
+    """(space, f(params) -> value, global minimum)."""
+    from roost.tune import objectives as O
+
+    if name == "branin":
+        return O.BRANIN_SPACE, lambda p: O.branin_xy(p["x"], p["y"]), O.BRANIN_MIN
+    return O.HARTMANN6_SPACE, lambda p: O.hartmann6_x([p[f"x{i}"] for i in range(6)]), O.HARTMANN6_MIN
+
+
+def roost_regret(name: str, seed: int, n: int) -> tuple[float, str]:
+    """Regret of roost's default (`auto`) through the engine and store; also the sampler auto chose."""
+    from roost.tune.engine import Engine
+
+    space, f, fmin = _problem(name)
+    eng = Engine()
+    st = eng.create_study(space, sampler="auto", seed=seed, max_trials=n)
+    best = math.inf
+    while (t := eng.ask(st["id"], client_id="bench")["trial"]) is not None:
+        v = f(t["params"])
+        best = min(best, v)
+        eng.tell(st["id"], t["number"], v)
+    return best - fmin, st["sampler_used"]
+
+
+def optuna_regret(name: str, seed: int, n: int, kind: str) -> float:
+    """Regret of an Optuna sampler with default settings."""
+    import optuna
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    space, f, fmin = _problem(name)
+    sampler = optuna.samplers.TPESampler(seed=seed) if kind == "tpe" else optuna.samplers.GPSampler(seed=seed)
+    study = optuna.create_study(sampler=sampler)
+    study.optimize(lambda t: f({k: t.suggest_float(k, *v["uniform"]) for k, v in space.items()}), n)
+    return study.best_value - fmin
+
+
+def regret_table(seeds: int) -> dict[str, dict[str, float]]:
+    """Median regrets per problem and method."""
+    out: dict[str, dict[str, float]] = {}
+    for name, n in PROBLEMS.items():
+        regs: dict[str, list[float]] = {"roost": [], "optuna-tpe": [], "optuna-gp": []}
+        secs = dict.fromkeys(regs, 0.0)
+        chosen = set()
+        for seed in range(seeds):
+            t = time.perf_counter()
+            r, used = roost_regret(name, seed, n)
+            secs["roost"] += time.perf_counter() - t
+            regs["roost"].append(r)
+            chosen.add(used)
+            for kind in ("tpe", "gp"):
+                t = time.perf_counter()
+                regs[f"optuna-{kind}"].append(optuna_regret(name, seed, n, kind))
+                secs[f"optuna-{kind}"] += time.perf_counter() - t
+            print(f"  {name} seed {seed}: " + "  ".join(f"{k} {v[-1]:.3g}" for k, v in regs.items()),
+                  file=sys.stderr, flush=True)
+        out[name] = {k: statistics.median(v) for k, v in regs.items()}
+        print(f"{name} ({n} trials, {seeds} seeds) median regret: " + "   ".join(
+            f"{k} {out[name][k]:.4g} ({secs[k] / seeds:.1f} s/run)" for k in regs)
+              + f"   [roost auto chose {', '.join(sorted(chosen))}]", flush=True)
+        wins = sum(a <= b for a, b in zip(regs["roost"], regs["optuna-gp"]))
+        print(f"  roost <= optuna-gp on {wins}/{seeds} seeds; roost <= optuna-tpe on "
+              f"{sum(a <= b for a, b in zip(regs['roost'], regs['optuna-tpe']))}/{seeds}", flush=True)
+    return out
+
+
+ENGAGEMENT = {
+    "data": "engagement:40000", "label": "clicked", "model": "mlp", "experiment": "bench-tune",
+    "features": {"exclude": ["impression_id", "label_time"]},
+    "split": {"method": "time", "column": "event_time"},
+    "trainer": {"epochs": 6},
+}
+ENGAGEMENT_SPACE = {
+    "lr": {"loguniform": [1e-4, 3e-2]},
+    "weight_decay": {"loguniform": [1e-6, 1e-2]},
+    "hidden": {"choice": [[64], [128, 64], [256, 128]]},
+    "dropout": {"uniform": [0.0, 0.5]},
+    "batch_size": {"choice": [256, 512, 1024]},
+}
+
+
+def engagement(trials: int) -> None:
+    """Tune the engagement model; print the best-so-far curve and the untuned baseline."""
+    import roost
+    from roost.tune.objectives import TrainObjective, override_key
+    from roost.tune.runner import tune
+
+    t = time.perf_counter()
+    base = roost.train(ENGAGEMENT, progress=False).metrics["val_roc_auc"]
+    base_s = time.perf_counter() - t
+    keys = {k: override_key(k, ENGAGEMENT) for k in ENGAGEMENT_SPACE}
+    obj = TrainObjective(config=ENGAGEMENT, metric="val_roc_auc", direction="maximize", keys=keys)
+    t = time.perf_counter()
+    res = tune(obj, ENGAGEMENT_SPACE, trials, direction="maximize", metric="val_roc_auc", experiment="bench-tune",
+               prune="median", seed=0)
+    secs = time.perf_counter() - t
+    curve, best = [], -math.inf
+    for tr in sorted(res.trials, key=lambda x: x["number"]):
+        if tr["state"] == "COMPLETE":
+            best = max(best, tr["value"])
+        curve.append(best)
+    states = [tr["state"] for tr in res.trials]
+    print(f"engagement MLP, {trials} trials ({res.sampler}, median pruning): {secs:.0f} s "
+          f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed)")
+    print("  best-so-far val ROC AUC by trial: " + " ".join("-" if v == -math.inf else f"{v:.4f}" for v in curve))
+    print(f"  untuned default config: val ROC AUC {base:.4f} ({base_s:.0f} s); tuned best {res.best_value:.4f} "
+          f"(+{res.best_value - base:.4f}) with {res.best_params}")
+
+
+def main() -> None:
+    """Run both parts in one process tree; print `ratio:` last."""
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seeds", type=int, default=10)
+    ap.add_argument("--trials", type=int, default=20, help="engagement tuning trials")
+    ap.add_argument("--skip-engagement", action="store_true")
+    args = ap.parse_args()
+    from roost import workspace
+
+    print(f"# tuning bench — {machine()}")
+    with tempfile.TemporaryDirectory(prefix="roost-bench-tune-") as tmp:
+        workspace.use(workspace.init(Path(tmp) / "ws"))
+        table = regret_table(args.seeds)
+        if not args.skip_engagement:
+            engagement(args.trials)
+        workspace.use(None)
+    ratios = {n: (v["roost"] / v["optuna-gp"] if v["optuna-gp"] > 0 else 1.0) for n, v in table.items()}
+    print("roost / optuna-gp median regret: " + ", ".join(f"{n} {r:.2f}" for n, r in ratios.items()))
+    print(f"ratio: {max(ratios.values()):.2f}")
+
+
+if __name__ == "__main__":
+    main()
