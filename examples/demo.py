@@ -56,7 +56,13 @@ def main() -> int:
     for name, path in files.items():
         console.print(f"  {name:12s} {path.relative_to(WS)}")
 
-    step("3. train with prescribed defaults, register engagement, alias staging")
+    sys.path.insert(0, str(ROOT / "examples"))
+    import demo_steps
+
+    step("3. feature store: point-in-time training set vs a naive latest-value join")
+    demo_steps.feature_store_leak(WS)
+
+    step("4. train with prescribed defaults, register engagement, alias staging")
     from roost.train.api import train
 
     res = train({"data": "data/train.parquet", "label": "clicked", "experiment": "engagement",
@@ -70,6 +76,12 @@ def main() -> int:
 
     sample = pd.read_parquet(WS / "data" / "train.parquet").tail(5)
     console.print(f"roost.load_model('engagement@staging').predict(5 rows) -> {model.predict(sample).round(4)}")
+
+    step("5. pipeline: materialise → train → evaluate → gate → promote engagement@prod")
+    demo_steps.pipeline(WS)
+
+    step("6. serve engagement@prod (KServe V2 + TF-Serving REST), one request, metrics")
+    demo_steps.serve(WS)
 
     step("where to look")
     console.print(f"  cd {WS}")
