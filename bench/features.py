@@ -24,7 +24,6 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 FEAST_PY = ROOT / ".bench" / "feast" / "bin" / "python"
 FIELDS = {"f0": "float64", "f1": "float64", "f2": "int64", "f3": "int64", "f4": "float64"}
-TTL_DAYS = 2
 DAYS = 30
 START = "2024-01-01 00:00:00+00"
 
@@ -113,7 +112,8 @@ def generate(work: Path, entity_rows: int, feature_rows: int, entities: int, see
     return feats, ents
 
 
-def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int) -> dict:
+def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int,
+               ttl_days: float) -> dict:
     """Time roost's training_set, materialize and OnlineFetcher reads; raw SQLite reads as the baseline."""
     import pyarrow.parquet as pq
 
@@ -128,7 +128,7 @@ def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, rep
         from roost.features import Entity, FeatureView, Source
         user = Entity("user", {{"user_id": "int64"}})
         src = Source("bench_src", path={str(feats)!r}, event_time="event_timestamp", created_time="created")
-        stats = FeatureView("stats", user, src, fields={FIELDS!r}, ttl=timedelta(days={TTL_DAYS}))
+        stats = FeatureView("stats", user, src, fields={FIELDS!r}, ttl=timedelta(days={ttl_days}))
     """))
     apply()
     refs = [f"stats:{f}" for f in FIELDS]
@@ -208,7 +208,8 @@ def _time_calls(fn, arrays: list, reps: int) -> float:
     return statistics.median(times) * 1e6
 
 
-def feast_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int) -> dict:
+def feast_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int,
+               ttl_days: float) -> dict:
     """Run the Feast worker in Feast's own venv on the same files; returns its figures."""
     d = work / "feast"
     d.mkdir(exist_ok=True)
@@ -216,7 +217,7 @@ def feast_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, rep
     script.write_text(FEAST_WORKER)
     arg = work / "feast_args.json"
     arg.write_text(json.dumps({"dir": str(d), "features": str(feats), "entities": str(ents), "fields": FIELDS,
-                      "ttl_days": TTL_DAYS, "end": end, "batches": batches, "reps1": reps1, "reps100": reps100}))
+                      "ttl_days": ttl_days, "end": end, "batches": batches, "reps1": reps1, "reps100": reps100}))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "PYTHONPATH"))}
     env["FEAST_USAGE"] = "False"
     p = subprocess.run([str(FEAST_PY), str(script), str(arg)], capture_output=True, text=True, env=env, cwd=d)
@@ -234,6 +235,7 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=100_000, help="distinct ids (= entities materialised)")
     ap.add_argument("--reps1", type=int, default=2000)
     ap.add_argument("--reps100", type=int, default=500)
+    ap.add_argument("--ttl-days", type=float, default=2.0, help="feature view TTL")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-feast", action="store_true")
     ap.add_argument("--work-dir", default=None)
@@ -245,11 +247,11 @@ def main() -> None:
     t = time.perf_counter()
     feats, ents = generate(work, a.entity_rows, a.feature_rows, a.entities, a.seed)
     print(f"data: {a.entity_rows:,} entity rows x {a.feature_rows:,} feature rows, {a.entities:,} ids, "
-          f"ttl {TTL_DAYS} d ({time.perf_counter() - t:.1f} s to generate) in {work}", flush=True)
+          f"ttl {a.ttl_days:g} d ({time.perf_counter() - t:.1f} s to generate) in {work}", flush=True)
     end = "2024-01-31T00:00:00+00:00"
     rng = random.Random(a.seed)
     batches = {str(n): [[rng.randrange(a.entities) for _ in range(n)] for _ in range(200)] for n in (1, 100)}
-    r = roost_side(work, feats, ents, end, batches, a.reps1, a.reps100)
+    r = roost_side(work, feats, ents, end, batches, a.reps1, a.reps100, a.ttl_days)
     print(f"roost  PIT join: {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), {r['pit_rows']:,} rows out ({r['pit_matched']:,} matched, "
           f"f0 sum {r['pit_f0_sum']:.3f})", flush=True)
     print(f"roost  materialize: {r['mat_s']:.2f} s (cpu {r['mat_cpu']:.2f} s) for {r['mat_entities']:,} entities")
@@ -260,7 +262,7 @@ def main() -> None:
         print("feast: skipped" + ("" if a.skip_feast else f" ({FEAST_PY} not found)"))
         print(f"ratio: {r['read1_us'] / r['raw1_us']:.2f}")
         return
-    f = feast_side(work, feats, ents, end, batches, a.reps1, a.reps100)
+    f = feast_side(work, feats, ents, end, batches, a.reps1, a.reps100, a.ttl_days)
     dropped = a.entity_rows - f["pit_rows"]
     print(f"feast  PIT join: {f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s), {f['pit_rows']:,} rows out ({f['pit_matched']:,} matched, "
           f"f0 sum {f['pit_f0_sum']:.3f}); {dropped:,} entity rows dropped", flush=True)
