@@ -1,0 +1,103 @@
+"""`roost notebook` (JupyterLab with the roost kernel) and `roost nb run|diff` (papermill runs, notebook diffs)."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import List, Optional
+
+import typer
+
+nb_app = typer.Typer(help="Notebooks: run with parameters as a recorded run, diff cell by cell.",
+                     no_args_is_help=True)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `notebook` command and the `nb` group."""
+    app.command("notebook")(notebook)
+    app.add_typer(nb_app, name="nb")
+
+
+def notebook(
+    port: Optional[int] = typer.Option(None, "--port", help="port to listen on (default 8888, or a free one)"),
+    directory: Optional[Path] = typer.Option(None, "--dir", help="folder JupyterLab shows (default: the cwd)"),
+) -> None:
+    """Start JupyterLab on 127.0.0.1 with a token and the roost kernel; prints the URL once it answers."""
+    import logging
+
+    from roost.cli.output import echo
+    from roost.notebook.server import launch
+
+    logging.getLogger("roost.notebook.server").setLevel(logging.ERROR)  # the port move is printed below instead
+    srv = launch(port=port, directory=directory)
+    if port is not None and srv.port != port:
+        echo(f"[yellow]port {port} is in use; listening on {srv.port} instead[/]")
+    echo(f"JupyterLab for {srv.directory} ready in {srv.ready_s:.1f} s (kernel 'roost', Ctrl-C stops it)")
+    echo(srv.url)
+    sys.stdout.flush()  # the URL must reach a pipe (a test, `| tee`) while the server runs
+    try:
+        code = srv.process.wait()
+    except KeyboardInterrupt:
+        srv.stop()
+        return
+    if code:
+        echo(f"[red]JupyterLab exited with code {code}[/]; log: {srv.log_path}")
+        raise typer.Exit(1)
+
+
+@nb_app.command("run")
+def run_cmd(
+    notebook: Path = typer.Argument(..., help="the notebook to execute (.ipynb)"),
+    param: Optional[List[str]] = typer.Option(None, "-p", "--param", help="key=value (JSON values: 3, 0.1, true, "
+                                                                        "[1,2]; anything else is a string)"),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the executed notebook here"),
+    experiment: str = typer.Option("notebooks", "--experiment", "-e", help="experiment of the run"),
+    timeout: Optional[float] = typer.Option(None, "--timeout", help="seconds a cell may run (default: no limit)"),
+    as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+) -> None:
+    """Execute a notebook with papermill as a run: params, executed notebook artifact, metrics it logs."""
+    from roost.cli.output import echo, print_json
+    from roost.notebook.runner import parse_params, run_notebook
+
+    res = run_notebook(notebook, parse_params(param or []), out, experiment=experiment, timeout=timeout)
+    if as_json:
+        print_json(res)
+        return
+    echo(f"[green]FINISHED[/] run {res['run_id']}  executed notebook: {res['output']}")
+
+
+@nb_app.command("diff")
+def diff_cmd(
+    a: Path = typer.Argument(..., help="notebook A (.ipynb)"),
+    b: Path = typer.Argument(..., help="notebook B (.ipynb)"),
+    html: Optional[Path] = typer.Option(None, "--html", help="write a standalone side-by-side HTML page here"),
+    log_to: Optional[str] = typer.Option(None, "--log-to", help="log the HTML page as an artifact of this run"),
+    as_json: bool = typer.Option(False, "--json", help="print the changed cells as JSON"),
+) -> None:
+    """Cell-level diff of sources and outputs (text, images); execution counts and metadata ignored."""
+    import tempfile
+
+    from roost.cli.output import echo, print_json
+    from roost.notebook.diff import diff
+
+    d = diff(a, b)
+    page = None
+    if html is not None or log_to:
+        page = html or Path(tempfile.mkdtemp(prefix="roost-nbdiff-")) / f"{a.stem}-vs-{b.stem}.html"
+        page.parent.mkdir(parents=True, exist_ok=True)
+        page.write_text(d.to_html(), encoding="utf-8")
+    if log_to:
+        from roost import artifacts
+        from roost.registry.api import get_run
+
+        run = get_run(log_to)  # the run stays as it is: only a file is added to its artifacts
+        artifacts.put(page, artifacts.safe_join(run["artifact_uri"], f"diffs/{page.name}"))  # type: ignore[union-attr]
+    if as_json:
+        print_json({**d.to_dict(), "html": str(page) if page else None})
+        return
+    from rich.console import Console
+
+    Console(highlight=False, soft_wrap=True).print(d)
+    if html is not None:
+        echo(f"side-by-side HTML: {html}")
+    if log_to:
+        echo(f"logged to run {log_to} as diffs/{page.name}")  # type: ignore[union-attr]
