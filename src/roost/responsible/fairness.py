@@ -1,0 +1,206 @@
+"""Group fairness of a binary classifier: per-group rates and disparities, as fairlearn's MetricFrame computes them.
+
+Per group: count, selection rate, TPR, FPR, precision (an undefined rate is 0, as fairlearn and scikit-learn
+report it; a warning says so), ROC-AUC (NaN for a group with one class). Disparities between groups:
+demographic-parity difference and ratio, equalised-odds difference (max of TPR and FPR differences) and ratio.
+With several sensitive columns each column is reported alone and their intersection too (empty intersections are
+listed with count 0). Everything is vectorised over groups (roost.responsible.groups).
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from typing import Any, Sequence
+
+import numpy as np
+
+from roost.errors import RoostError
+from roost.responsible import groups as G
+
+log = logging.getLogger(__name__)
+MIN_GROUP = 30
+METRICS = ("count", "selection_rate", "tpr", "fpr", "precision", "roc_auc")
+
+
+def _ratio(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a / b, 0 where b is 0 (scikit-learn's zero_division=0 and confusion-matrix normalisation)."""
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(b > 0, a / np.where(b > 0, b, 1), 0.0)
+
+
+@dataclass
+class GroupTable:
+    """Metrics of every group of one sensitive column (or an intersection of several)."""
+
+    columns: list[str]
+    groups: list[tuple[str, ...]]
+    metrics: dict[str, np.ndarray]
+    has_label: bool
+
+    def frame(self) -> Any:
+        """The table as a pandas DataFrame indexed by group (a MultiIndex for intersections)."""
+        import pandas as pd
+
+        if len(self.columns) == 1:
+            idx = pd.Index([g[0] for g in self.groups], name=self.columns[0])
+        else:
+            idx = pd.MultiIndex.from_tuples(self.groups, names=self.columns)
+        return pd.DataFrame({k: v for k, v in self.metrics.items()}, index=idx)
+
+    def _present(self, key: str) -> np.ndarray:
+        """Values of `key` over non-empty groups."""
+        return self.metrics[key][self.metrics["count"] > 0]
+
+    def _diff(self, key: str) -> float:
+        v = self._present(key)
+        v = v[~np.isnan(v)]
+        return float(v.max() - v.min()) if v.size else float("nan")
+
+    def _ratio(self, key: str) -> float:
+        v = self._present(key)
+        v = v[~np.isnan(v)]
+        return float(v.min() / v.max()) if v.size and v.max() > 0 else float("nan")
+
+    def disparities(self) -> dict[str, float]:
+        """Between-group differences and ratios (fairlearn's `between_groups` method)."""
+        out = {"demographic_parity_difference": self._diff("selection_rate"),
+               "demographic_parity_ratio": self._ratio("selection_rate")}
+        if self.has_label:
+            out["equalized_odds_difference"] = max(self._diff("tpr"), self._diff("fpr"))
+            out["equalized_odds_ratio"] = min(self._ratio("tpr"), self._ratio("fpr"))
+        return out
+
+
+@dataclass
+class FairnessReport:
+    """Group tables (each sensitive column, and their intersection), overall metrics and warnings."""
+
+    sensitive: list[str]
+    tables: list[GroupTable]
+    overall: dict[str, float]
+    threshold: float
+    warnings: list[str] = field(default_factory=list)
+    source: str = ""
+
+    def table(self, columns: str | Sequence[str] | None = None) -> GroupTable:
+        """The table of one column, or of the intersection (default: all sensitive columns)."""
+        want = [columns] if isinstance(columns, str) else list(columns or self.sensitive)
+        for t in self.tables:
+            if t.columns == want:
+                return t
+        raise KeyError(want)
+
+    @property
+    def by_group(self) -> Any:
+        """The table of all sensitive columns together, as a DataFrame."""
+        return self.table().frame()
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-able form."""
+        def clean(v: Any) -> Any:
+            v = float(v)
+            return None if np.isnan(v) else v
+
+        return {"kind": "fairness", "sensitive": self.sensitive, "threshold": self.threshold, "source": self.source,
+                "overall": {k: clean(v) for k, v in self.overall.items()}, "warnings": self.warnings,
+                "tables": [{"columns": t.columns, "disparities": {k: clean(v) for k, v in t.disparities().items()},
+                            "groups": [{"group": list(g), **{k: clean(t.metrics[k][i]) for k in t.metrics}}
+                                       for i, g in enumerate(t.groups)]} for t in self.tables]}
+
+
+def _table(g: G.Groups, y: np.ndarray | None, yhat: np.ndarray, score: np.ndarray | None) -> GroupTable:
+    """All metrics for one grouping."""
+    n = G.counts(g)
+    sel = G.sums(g, yhat)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m: dict[str, np.ndarray] = {"count": n.astype(np.float64), "selection_rate": np.where(n > 0, sel / n, np.nan)}
+    if y is not None:
+        tn, fp, fn, tp = G.confusion(g, y, yhat)
+        empty = n == 0
+        m["tpr"] = np.where(empty, np.nan, _ratio(tp, tp + fn))
+        m["fpr"] = np.where(empty, np.nan, _ratio(fp, fp + tn))
+        m["precision"] = np.where(empty, np.nan, _ratio(tp, tp + fp))
+        m["positives"] = (tp + fn).astype(np.float64)
+        m["roc_auc"] = G.roc_auc(g, y, score) if score is not None else np.full(g.n_groups, np.nan)
+    return GroupTable(list(g.columns), g.labels(), m, y is not None)
+
+
+def _warnings(t: GroupTable, min_group: int) -> list[str]:
+    """Plain-language warnings for small, empty and one-class groups of a table."""
+    out = []
+    name = " × ".join(t.columns)
+    n = t.metrics["count"]
+    present = int((n > 0).sum())
+    if present <= 1:
+        out.append(f"{name}: only one group present, so every disparity is trivially 0 (nothing to compare)")
+    for i, grp in enumerate(t.groups):
+        label = "/".join(grp)
+        if n[i] == 0:
+            out.append(f"{name}={label}: no rows (empty intersection), metrics undefined")
+        elif n[i] < min_group:
+            out.append(f"{name}={label}: only {int(n[i])} rows (< {min_group}); its rates are unreliable "
+                       f"(±{1 / np.sqrt(n[i]):.2f})")
+        if t.has_label and n[i] > 0:
+            pos = t.metrics["positives"][i]
+            if pos == 0 or pos == n[i]:
+                which = "positive" if pos == 0 else "negative"
+                rate = "TPR" if pos == 0 else "FPR"
+                out.append(f"{name}={label}: no {which} labels: {rate} reported as 0 (undefined, as fairlearn "
+                           "reports it) and ROC-AUC undefined")
+    return out
+
+
+def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
+    """0/1 int array from a label column (1 = `pos_label`, or the larger of two values)."""
+    import pandas as pd
+
+    s = pd.Series(y)
+    if s.isna().any():
+        raise RoostError(f"the label has {int(s.isna().sum())} missing values", hint="drop unlabelled rows first")
+    if pos_label is not None:
+        return (s.astype(str) == str(pos_label)).to_numpy().astype(np.int64)
+    vals = sorted(s.unique().tolist(), key=str)
+    if set(vals) <= {0, 1, True, False}:
+        return s.astype(np.int64).to_numpy()
+    if len(vals) == 2:
+        return (s == vals[1]).to_numpy().astype(np.int64)
+    raise RoostError(f"fairness metrics need a binary label; this one has {len(vals)} values",
+                     hint="pass --pos-label VALUE to treat one value as the positive class")
+
+
+def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_score: Any = None,
+                  threshold: float = 0.5, min_group: int = MIN_GROUP, pos_label: Any = None) -> FairnessReport:
+    """Fairness report from sensitive feature(s) (DataFrame/Series), labels, and scores or 0/1 predictions."""
+    import pandas as pd
+
+    sf = sensitive.to_frame() if isinstance(sensitive, pd.Series) else pd.DataFrame(sensitive)
+    sf.columns = [str(c) for c in sf.columns]
+    if sf.shape[1] == 0:
+        raise RoostError("no sensitive column given", hint="pass --sensitive COLUMN")
+    score = None if y_score is None else np.asarray(y_score, dtype=np.float64).reshape(-1)
+    if y_pred is None:
+        if score is None:
+            raise RoostError("fairness needs predictions or scores", hint="pass a model or a score column")
+        yhat = (score >= threshold).astype(np.int64)
+    else:
+        yhat = _binary_labels(y_pred, pos_label)
+    y = None if y_true is None else _binary_labels(y_true, pos_label)
+    if len(sf) != yhat.size or (y is not None and y.size != yhat.size):
+        raise RoostError("sensitive features, labels and predictions have different lengths")
+    names = list(sf.columns)
+    groupings = [[c] for c in names] + ([names] if len(names) > 1 else [])
+    tables = [_table(G.make_groups(sf, cols), y, yhat, score) for cols in groupings]
+    overall: dict[str, float] = {"count": float(yhat.size), "selection_rate": float(yhat.mean()) if yhat.size else
+                                 float("nan")}
+    if y is not None:
+        from roost.train.metrics import roc_auc
+
+        tp, fp = float(((y == 1) & (yhat == 1)).sum()), float(((y == 0) & (yhat == 1)).sum())
+        pos, neg = float(y.sum()), float(y.size - y.sum())
+        overall.update(tpr=tp / pos if pos else 0.0, fpr=fp / neg if neg else 0.0,
+                       precision=tp / (tp + fp) if tp + fp else 0.0,
+                       roc_auc=roc_auc(y, score) if score is not None else float("nan"))
+    warn = [w for t in tables for w in _warnings(t, min_group)]
+    if y is None:
+        warn.insert(0, "no label given: only selection rates and demographic parity are computed")
+    return FairnessReport(names, tables, overall, float(threshold), warn)
