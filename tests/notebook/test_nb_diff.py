@@ -94,3 +94,24 @@ def test_views_escape_content_and_embed_images_only_as_data():
     text = con.export_text()
     assert "-s = '<script>alert(1)</script>'" in text and "+red & more" in text and "\x1b" not in text
     assert "[image/png" in text and "2 changed cells (source: 1, outputs: 2); 0 unchanged" in text
+
+
+def test_logged_html_page_opens_in_the_ui_artifact_viewer(ws, cli, tmp_path):
+    import json
+
+    import roost
+    from starlette.testclient import TestClient
+
+    from roost.ui.app import create_app
+
+    a, b = base(), base()
+    b["cells"][3]["outputs"][0]["data"]["text/plain"] = "<3>"
+    for name, n in (("a", a), ("b", b)):
+        (tmp_path / f"{name}.ipynb").write_text(json.dumps(n))
+    with roost.start_run(experiment="notebooks") as run:
+        pass
+    rc, out, err = cli("nb", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), "--log-to", run.id)
+    assert rc == 0, err
+    r = TestClient(create_app()).get(f"/runs/{run.id}/artifacts/view", params={"path": "diffs/a-vs-b.html"})
+    assert r.status_code == 200
+    assert "&lt;!doctype html&gt;" in r.text and "&amp;lt;3&amp;gt;" in r.text  # shown as escaped page source

@@ -43,11 +43,15 @@ def test_run_records_params_artifact_metric_and_diff_shows_only_changed_cells(ws
     assert "score &lt;b&gt; 10" in page and "score <b>" not in page
     assert "<script" not in page and "Content-Security-Policy" in page
 
-    rc, out, _ = cli("nb", "diff", str(r1["output"]), str(r2["output"]), "--html", str(tmp_path / "d.html"))
+    rc, out, _ = cli("nb", "diff", str(r1["output"]), str(r2["output"]), "--html", str(tmp_path / "d.html"),
+                     "--log-to", r2["run_id"])
     assert rc == 0
     assert "cell 3: source" in out and "cell 4: outputs" in out and "cell 6: outputs" in out
     assert "cell 7" not in out and "-x = 1" in out and "+x = 2" in out
     assert (tmp_path / "d.html").read_text() == page
+    run2 = roost.get_run(r2["run_id"])
+    assert (Path(run2["artifact_uri"].removeprefix("file://")) / "diffs" / "d.html").read_text() == page
+    assert run2["status"] == "FINISHED"  # logging the page leaves the run as it was
 
 
 def test_failing_notebook_marks_run_failed_and_logs_partial_notebook(ws, cli, tmp_path):

@@ -56,8 +56,10 @@ def run_cmd(
 ) -> None:
     """Execute a notebook with papermill as a run: params, executed notebook artifact, metrics it logs."""
     from roost.cli.output import echo, print_json
+    from roost.notebook._lab import skip_iri_checker
     from roost.notebook.runner import parse_params, run_notebook
 
+    skip_iri_checker()  # this CLI process only: ~1 s less importing nbformat/papermill
     res = run_notebook(notebook, parse_params(param or []), out, experiment=experiment, timeout=timeout)
     if as_json:
         print_json(res)
