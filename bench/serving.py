@@ -239,7 +239,9 @@ def main() -> None:
     lua.write_text(LUA)
     pipe, X, cols = train(work)
     expect = pipe.predict_proba(X[:64])[:, 1]
-    print(f"machine: {os.cpu_count()} cpus, load {os.getloadavg()[0]:.1f}; {args.repeats} x {args.duration}s per case "
+    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")), "?") if Path("/proc/cpuinfo").exists() else "?"
+    print(f"machine: {os.cpu_count()} x {cpu}, load {os.getloadavg()[0]:.1f}; {args.repeats} x {args.duration}s per case "
           "and server, servers measured in turns, 1 wrk thread, medians reported", flush=True)
     peers = [Peer(n, work, cols, args.replicas) for n in names]
     runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
