@@ -113,10 +113,42 @@ def test_notebook_cli_url_token_busy_port_and_roost_kernel(ws, busy_port):
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         try:
-            proc.wait(15)
+            proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
+    # the CLI stopped its server (own session) on SIGTERM: the port no longer answers
+    assert proc.returncode == 0
+    assert _wait_gone(f"{base}/api/status?token={token}")
+
+
+def _wait_gone(url: str, timeout: float = 30.0) -> bool:
+    """True once nothing answers at `url` (polled: shutting down takes the server a moment)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            OPENER.open(url, timeout=2).close()
+        except (urllib.error.URLError, OSError):
+            return True
+        time.sleep(0.2)
+    return False
+
+
+def test_server_stops_when_its_launcher_dies(ws):
+    """A process that calls launch() and dies without stop() (SIGKILL) takes its server with it."""
+    code = ("import os, sys; from roost.notebook import launch; s = launch(); "
+            "print(s.status_url, s.process.pid, flush=True); os.kill(os.getpid(), 9)")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "JUPYTER"))}
+    res = subprocess.run([sys.executable, "-c", code], cwd=ws.root, env=env, capture_output=True, text=True,
+                         timeout=120)
+    url, pid = res.stdout.split()
+    try:
+        assert _wait_gone(url), "server outlived its launcher"
+    finally:
+        try:
+            os.killpg(int(pid), signal.SIGKILL)
+        except ProcessLookupError:
+            pass
 
 
 def test_launch_needs_a_workspace(tmp_path, monkeypatch):

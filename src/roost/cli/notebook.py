@@ -23,6 +23,7 @@ def notebook(
 ) -> None:
     """Start JupyterLab on 127.0.0.1 with a token and the roost kernel; prints the URL once it answers."""
     import logging
+    import signal
 
     from roost.cli.output import echo
     from roost.notebook.server import launch
@@ -34,11 +35,18 @@ def notebook(
     echo(f"JupyterLab for {srv.directory} ready in {srv.ready_s:.1f} s (kernel 'roost', Ctrl-C stops it)")
     echo(srv.url)
     sys.stdout.flush()  # the URL must reach a pipe (a test, `| tee`) while the server runs
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt  # Ctrl-C, SIGTERM and SIGHUP all stop the server
+
+    for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _term)
     try:
         code = srv.process.wait()
     except KeyboardInterrupt:
-        srv.stop()
         return
+    finally:
+        srv.stop()
     if code:
         echo(f"[red]JupyterLab exited with code {code}[/]; log: {srv.log_path}")
         raise typer.Exit(1)

@@ -30,10 +30,10 @@ def kernel_argv() -> list[str]:
             f"--IPKernelApp.exec_lines={STARTUP}"]
 
 
-def kernel_spec_dict(ws: Any, run_id: str | None = None) -> dict[str, Any]:
-    """The kernel.json content of the roost kernel for workspace `ws`."""
+def kernel_spec_dict(ws: Any, env: dict[str, str]) -> dict[str, Any]:
+    """The kernel.json content of the roost kernel for workspace `ws`, with `env` added to the kernel's."""
     return {"argv": kernel_argv(), "display_name": f"Python (roost: {ws.project})", "language": "python",
-            "env": kernel_env(ws, run_id),
+            "env": env,
             "metadata": {"debugger": True, "supported_encryption": ["curve"]}}
 
 
@@ -42,7 +42,8 @@ def write_kernelspec(ws: Any) -> Path:
     base = ws.state_dir / "jupyter"
     kdir = base / "kernels" / KERNEL_NAME
     kdir.mkdir(parents=True, exist_ok=True)
-    text = json.dumps(kernel_spec_dict(ws), indent=1)
+    # on disk only the workspace folder: a store URL may hold a password (the server's env carries it)
+    text = json.dumps(kernel_spec_dict(ws, {"ROOST_WORKSPACE": str(ws.root)}), indent=1)
     path = kdir / "kernel.json"
     if not path.exists() or path.read_text() != text:
         path.write_text(text)
@@ -54,7 +55,7 @@ def kernel_manager_class(ws: Any, run_id: str | None) -> type:
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
-    spec = KernelSpec(resource_dir="", **kernel_spec_dict(ws, run_id))
+    spec = KernelSpec(resource_dir="", **kernel_spec_dict(ws, kernel_env(ws, run_id)))
     encryption = "disabled"
     try:
         import zmq

@@ -9,12 +9,12 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError, closest
+from roost.notebook.diff import ERROR_MARKER_TAG
 
 log = logging.getLogger(__name__)
 
 PARAMS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
-ERROR_MARKER_TAG = "papermill-error-cell-tag"
 TAG_HOWTO = ("tag the cell that sets the defaults: in JupyterLab select it, open the property inspector (gear "
              "icon, right sidebar) and add the tag `parameters`; or add \"tags\": [\"parameters\"] to that "
              "cell's \"metadata\" in the .ipynb file")

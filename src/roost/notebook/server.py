@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.errors import RoostError
+from roost.notebook._lab import PARENT_ENV
 from roost.notebook.kernel import KERNEL_NAME, RUN_ID_ENV, kernel_env, write_kernelspec
 
 log = logging.getLogger(__name__)
@@ -141,7 +142,7 @@ def _command(port: int, root: Path) -> list[str]:
 
 def launch(port: int | None = None, directory: str | Path | None = None, wait: bool = True,
            timeout: float = 60.0) -> NotebookServer:
-    """Start JupyterLab on 127.0.0.1 with a fresh token and the roost kernel; by default wait until it answers."""
+    """Start JupyterLab on 127.0.0.1 with a fresh token and the roost kernel (it stops when this process exits)."""
     from roost import workspace
 
     ws = workspace.current()
@@ -151,6 +152,7 @@ def launch(port: int | None = None, directory: str | Path | None = None, wait: b
     jdir = write_kernelspec(ws)
     token = secrets.token_hex(24)
     env = {**os.environ, **kernel_env(ws), "JUPYTER_TOKEN": token,  # token via env: not visible in `ps`
+           PARENT_ENV: str(os.getpid()),  # the server stops when this process is gone
            "JUPYTER_PATH": os.pathsep.join(p for p in (str(jdir), os.environ.get("JUPYTER_PATH", "")) if p)}
     env.pop(RUN_ID_ENV, None)
     for attempt in range(3):
