@@ -235,7 +235,7 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=100_000, help="distinct ids (= entities materialised)")
     ap.add_argument("--reps1", type=int, default=2000)
     ap.add_argument("--reps100", type=int, default=500)
-    ap.add_argument("--ttl-days", type=float, default=2.0, help="feature view TTL")
+    ap.add_argument("--ttl-days", type=float, default=7.0, help="feature view TTL (Feast cost grows with it)")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-feast", action="store_true")
     ap.add_argument("--work-dir", default=None)

@@ -39,7 +39,10 @@ class RedisOnlineStore(OnlineStore):
 
     def hkey(self, keys: list[str], values: tuple) -> str:
         """The hash key of one entity."""
-        return f"{self.prefix}:{','.join(keys)}:" + "|".join(str(v) for v in values)
+        if len(values) == 1:
+            return f"{self.prefix}:{keys[0]}:{values[0]}"
+        esc = (str(v).replace("\\", "\\\\").replace("|", "\\|") for v in values)  # "a|b","c" != "a","b|c"
+        return f"{self.prefix}:{','.join(keys)}:" + "|".join(esc)
 
     def _idx(self, view: str) -> str:
         return f"{self.prefix}:__idx:{view}"
