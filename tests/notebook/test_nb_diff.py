@@ -4,6 +4,8 @@ from __future__ import annotations
 import copy
 import re
 
+import pytest
+
 from roost.notebook import diff
 
 PNG_A = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAIAAACQd1PeAAAADElEQVR4nGP4z8AAAAMBAQDJ/pLvAAAAAElFTkSuQmCC"
@@ -96,6 +98,7 @@ def test_views_escape_content_and_embed_images_only_as_data():
     assert "[image/png" in text and "2 changed cells (source: 1, outputs: 2); 0 unchanged" in text
 
 
+@pytest.mark.filterwarnings("ignore:Using `httpx` with")
 def test_logged_html_page_opens_in_the_ui_artifact_viewer(ws, cli, tmp_path):
     import json
 

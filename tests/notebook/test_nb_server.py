@@ -169,3 +169,10 @@ def test_choose_port_moves_off_a_busy_port(busy_port, caplog):
     got = choose_port(busy_port)
     assert got != busy_port and port_free(got)
     assert f"port {busy_port} is in use" in caplog.text
+
+
+def test_cli_module_imports_nothing_heavy():
+    probe = ("import sys, roost.cli.notebook, roost.notebook; heavy = [m for m in ('papermill', 'nbformat', "
+             "'jupyter_client', 'jupyterlab', 'IPython', 'sqlalchemy', 'rich') if m in sys.modules]; print(heavy)")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == "[]", out.stderr

@@ -33,8 +33,7 @@ def kernel_argv() -> list[str]:
 def kernel_spec_dict(ws: Any, env: dict[str, str]) -> dict[str, Any]:
     """The kernel.json content of the roost kernel for workspace `ws`, with `env` added to the kernel's."""
     return {"argv": kernel_argv(), "display_name": f"Python (roost: {ws.project})", "language": "python",
-            "env": env,
-            "metadata": {"debugger": True, "supported_encryption": ["curve"]}}
+            "env": env, "metadata": {"debugger": True, "supported_encryption": ["curve"]}}
 
 
 def write_kernelspec(ws: Any) -> Path:
