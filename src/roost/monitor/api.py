@@ -85,3 +85,42 @@ def write_run_reference(directory: str | Path, train_df: Any, eval_df: Any = Non
         written.append(d / name)
     log.info("monitoring reference written: %s", ", ".join(p.name for p in written))
     return written
+
+
+def log_report(report: Any, model: str | None = None, experiment: str = "monitoring",
+               html: str | None = None) -> str:
+    """Record a drift report as a run (tags, metrics, drift.json/drift.html artifacts) so the UI lists it."""
+    import json
+    import tempfile
+
+    from roost.registry.api import start_run
+
+    tags = {"roost.kind": "monitor", "roost.monitor.verdict": "drift" if report.dataset_drift else "ok",
+            "roost.monitor.reference": report.reference, "roost.monitor.current": report.current}
+    if model:
+        tags["roost.monitor.model"] = model
+    with start_run(experiment=experiment, name=f"drift {model or ''}".strip(), tags=tags) as run:
+        run.log_metrics({"drift_share": report.share, "features_drifted": float(report.n_drifted),
+                         "dataset_drift": float(report.dataset_drift), "rows_current": float(report.rows_cur)})
+        with tempfile.TemporaryDirectory(prefix="roost-monitor-") as tmp:
+            j = Path(tmp) / "drift.json"
+            j.write_text(json.dumps(report.to_dict(bins=True), default=str))
+            run.log_artifact(j, "drift.json")
+            if html is not None:
+                h = Path(tmp) / "drift.html"
+                h.write_text(html, encoding="utf-8")
+                run.log_artifact(h, "drift.html")
+    return run.id
+
+
+def latest_drift(model: str) -> dict | None:
+    """The newest logged drift result for a model name ({'run_id', 'verdict', 'share', 'when'}), or None."""
+    from roost.registry.api import search_runs
+
+    runs = search_runs(f"tags.roost.monitor.model = '{model}'", order_by="start_time DESC", limit=1)
+    if not runs:
+        return None
+    r = runs[0]
+    return {"run_id": r["run_id"], "verdict": r["tags"].get("roost.monitor.verdict"),
+            "share": r["metrics"].get("drift_share"), "when": r.get("start_time"),
+            "reference": r["tags"].get("roost.monitor.reference"), "current": r["tags"].get("roost.monitor.current")}

@@ -97,8 +97,8 @@ def feature_chart(f: Any) -> str:
     return svg.bars([str(b["values"][i]) for i in order], [[ref[i] for i in order], [cur[i] for i in order]], title)
 
 
-def drift_html(report: Any) -> str:
-    """The drift report as a page: verdict, per-feature table, distribution charts (drifted first)."""
+def drift_html(report: Any, full: bool = True) -> str:
+    """The drift report as a page (or a fragment): verdict, per-feature table, distribution charts."""
     level = "bad" if report.dataset_drift else ("warn" if report.n_drifted else "good")
     cols = ["feature", "kind", "status", "method", "score", "threshold", "PSI", "KS", "KS p", "Wasserstein (σ)",
             "JS", "χ² p", "missing ref → cur", "notes"]
@@ -116,4 +116,77 @@ def drift_html(report: Any) -> str:
               f'<code>{escape(report.current)}</code> ({report.rows_cur:,} rows)</p>'
             + notes(report.notes) + "<h2>Features</h2>" + table(cols, rows, flags)
             + f"<h2>Distributions</h2><p>{svg.legend()}</p><div class=\"charts\">{charts}</div>")
+    if not full:
+        return body
     return page("Data drift", body, f"created {report.created_at}" + (" · approximate" if report.approximate else ""))
+
+
+def analysis_html(an: Any, full: bool = True) -> str:
+    """A model analysis as a page (or a fragment): metrics, calibration, scores, confusion matrix, slices."""
+    body = [f"<p>{an.rows:,} labelled predictions · label <code>{escape(an.label)}</code> · score "
+            f"<code>{escape(an.score)}</code>" + (f" · {escape(an.source)}" if an.source else "") + "</p>",
+            notes(an.notes), "<h2>Overall</h2>", table(["metric", "value"], [[k, v] for k, v in an.overall.items()])]
+    charts = []
+    if an.calibration:
+        xs = [c["mean_score"] for c in an.calibration]
+        ys = [c["label_rate"] for c in an.calibration]
+        charts.append(svg.lines([xs], [ys], "Calibration (reliability curve)", ["model"], diagonal=True,
+                                x_label="mean predicted probability", y_label="observed rate"))
+    if an.scores:
+        s = an.scores
+        names = [k for k in s if k != "edges"]
+        charts.append(svg.histogram(s["edges"], [_shares(s[k]) for k in names], "Score distribution by label"
+                                    if an.task == "binary" else "Predictions and labels",
+                                    colors=(svg.CUR, svg.REF)))
+        charts.append(f'<p>{svg.legend(names, (svg.CUR, svg.REF))}</p>')
+    body.append('<div class="charts">' + "".join(f'<div class="chart">{c}</div>' for c in charts) + "</div>")
+    if an.confusion:
+        c = an.confusion
+        body += [f"<h2>Confusion matrix (threshold {c['threshold']:g})</h2>",
+                 table(["", "predicted 0", "predicted 1"], [["label 0", c["tn"], c["fp"]],
+                                                            ["label 1", c["fn"], c["tp"]]])]
+    body.append("<h2>Metrics by slice</h2>")
+    for feat, rows in an.slices.items():
+        if not rows:
+            continue
+        keys = [k for k in rows[0] if k != "slice"]
+        body += [f"<h3>{escape(feat)}</h3>", table(["slice", *keys], [[r["slice"], *[r[k] for k in keys]]
+                                                                      for r in rows])]
+    html = "".join(body)
+    return page("Model analysis", html, f"{an.task} model") if full else html
+
+
+def fairness_html(fr: Any, full: bool = True) -> str:
+    """A fairness report as a page (or a fragment): disparities and per-group metrics for each grouping."""
+    body = [f"<p>sensitive: <code>{escape(', '.join(fr.sensitive))}</code> · threshold {fr.threshold:g}"
+            + (f" · {escape(fr.source)}" if fr.source else "") + "</p>"]
+    if fr.warnings:
+        body.append(banner(f"{len(fr.warnings)} warning(s)", "warn") + notes(fr.warnings))
+    for t in fr.tables:
+        d = t.disparities()
+        body.append(f"<h2>{escape(' × '.join(t.columns))}</h2>")
+        body.append(table(["disparity", "value"], [[k.replace("_", " "), v] for k, v in d.items()]))
+        keys = [k for k in t.metrics if k != "positives"]
+        rows = [[" / ".join(g), *[t.metrics[k][i] for k in keys]] for i, g in enumerate(t.groups)]
+        small = [[False, t.metrics["count"][i] < 30] + [False] * (len(keys) - 1) for i in range(len(t.groups))]
+        body.append(table(["group", *keys], rows, small))
+        body.append(svg.bars([" / ".join(g) for g in t.groups],
+                             [[v if v == v else 0 for v in t.metrics["selection_rate"]]],
+                             f"selection rate by {' × '.join(t.columns)}", y_label="rate"))
+    html = "".join(body)
+    return page("Fairness", html) if full else html
+
+
+def explanation_html(exp: Any, full: bool = True, rows: int = 5) -> str:
+    """Global importance (bars) and the top attributions of the first rows."""
+    imp = exp.importance()
+    body = [f"<p>{escape(exp.method)} · attributions in <b>{escape(exp.space)}</b> units · {len(exp.values):,} "
+            "rows explained</p>", notes(exp.notes),
+            svg.bars([f for f, _ in imp], [[v for _, v in imp]], "global importance (mean |attribution|)",
+                     colors=(svg.REF,), y_label="mean |φ|"),
+            table(["feature", "mean |attribution|"], [[f, v] for f, v in imp])]
+    for i in range(min(rows, len(exp.values))):
+        body.append(f"<h3>row {i}: base {fmt(float(exp.base[i]))} → output {fmt(float(exp.output[i]))}</h3>")
+        body.append(table(["feature", "value", "attribution"], [[f, v, a] for f, v, a in exp.row(i, top=8)]))
+    html = "".join(body)
+    return page("Explanations", html) if full else html

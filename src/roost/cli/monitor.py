@@ -1,0 +1,317 @@
+"""`roost monitor` (profile, drift, check, analyze) and `roost fairness`, `roost explain`, `roost card`."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+
+from roost.errors import RoostError
+
+REF_HELP = "Reference: data file/glob/data set, profile .json, run id, or model (name@alias, name/3)."
+CUR_HELP = "Current: data file/glob/data set, or a serving request-log folder (Parquet under YYYY-MM-DD/)."
+
+
+def _status(message: str) -> Any:
+    """A spinner on stderr (stdout stays clean for --json)."""
+    from rich.console import Console
+
+    return Console(stderr=True).status(message)
+
+
+def _split(values: Optional[List[str]]) -> list[str]:
+    """Repeatable and comma-separated options as one list."""
+    return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
+
+
+def _load(spec: str) -> Any:
+    """Rows of a data source (files, data sets, request-log folders)."""
+    from roost.monitor.sources import load_source
+
+    src = load_source(spec)
+    if src.frame is None:
+        raise RoostError(f"{spec} is a profile, not rows", hint="pass a data file")
+    return src.frame
+
+
+def profile(
+    data: str = typer.Argument(..., help="Data: file/glob, data set (engagement:ROWS), or request-log folder."),
+    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the profile JSON here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the column summary as JSON."),
+) -> None:
+    """Profile every column: counts, missing, min/max/mean/std, quantiles, histogram, top values, cardinality."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.profile import profile_frame
+
+    with _status(f"profiling {data} ..."):
+        prof = profile_frame(_load(data), source=data)
+        if out is not None:
+            prof.save(out)
+    rows = prof.summary()
+    if as_json:
+        print_json({"rows": prof.rows, "out": str(out) if out else None, "columns": rows})
+        return
+    print_table(f"{data}: {prof.rows:,} rows", list(rows[0]) if rows else [], [list(r.values()) for r in rows])
+    if out is not None:
+        echo(f"[dim]profile written to[/] {out}")
+
+
+def _drift(reference: str, current: str, model: Optional[str], since: Optional[str], until: Optional[str],
+           features: Optional[List[str]], method: str, threshold: Optional[float], drift_share: float) -> Any:
+    """Compute a drift report from CLI options."""
+    from roost.monitor.api import drift
+
+    thresholds = {} if threshold is None else {m: threshold for m in ("ks", "chi2", "wasserstein", "js", "psi")}
+    with _status("computing drift ..."):
+        return drift(reference, current, features=_split(features) or None, method=method, thresholds=thresholds,
+                     drift_share=drift_share, model=model, since=since, until=until)
+
+
+def _emit(report: Any, html: Optional[Path], prom: Optional[Path], log: bool, model: Optional[str]) -> None:
+    """Write the optional outputs of a drift report."""
+    from roost.monitor import alerts
+    from roost.monitor.report import drift_html, write
+
+    page = drift_html(report) if html is not None or log else None
+    if html is not None:
+        write(page, html)  # type: ignore[arg-type]
+    if prom is not None:
+        alerts.write_prom(report, prom, model or "")
+    if log:
+        from roost.monitor.api import log_report
+
+        report.notes.append(f"logged as run {log_report(report, model, html=page)[:8]}")
+
+
+_OPTS: dict[str, Any] = dict(
+    reference=typer.Option(..., "--reference", "-r", help=REF_HELP),
+    current=typer.Option(..., "--current", "-c", help=CUR_HELP),
+    model=typer.Option(None, "--model", help="Model folder inside a request-log directory."),
+    since=typer.Option(None, "--since", help="Request logs from this UTC time (e.g. 2024-01-08)."),
+    until=typer.Option(None, "--until", help="Request logs before this UTC time."),
+    features=typer.Option(None, "--features", "-f", help="Features to compare (repeat or comma-separate)."),
+    method=typer.Option("auto", "--method", help="auto (Evidently's choice), ks, wasserstein, psi, js, chi2."),
+    threshold=typer.Option(None, "--threshold", help="Threshold for the method [default: the method's]."),
+    drift_share=typer.Option(0.5, "--drift-share", min=0.0, max=1.0, help="Share of drifted features that "
+                             "makes the dataset drifted."),
+    html=typer.Option(None, "--html", help="Write the HTML report here."),
+    prom=typer.Option(None, "--prom", help="Write Prometheus gauges here (node_exporter textfile collector)."),
+    log=typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; seen in the UI)."),
+    as_json=typer.Option(False, "--json", help="Print the report as JSON."),
+)
+
+
+def drift_cmd(reference: str = _OPTS["reference"], current: str = _OPTS["current"],
+              model: Optional[str] = _OPTS["model"], since: Optional[str] = _OPTS["since"],
+              until: Optional[str] = _OPTS["until"], features: Optional[List[str]] = _OPTS["features"],
+              method: str = _OPTS["method"], threshold: Optional[float] = _OPTS["threshold"],
+              drift_share: float = _OPTS["drift_share"], html: Optional[Path] = _OPTS["html"],
+              prom: Optional[Path] = _OPTS["prom"], log: bool = _OPTS["log"], as_json: bool = _OPTS["as_json"]
+              ) -> None:
+    """Per-feature drift (PSI, KS, chi², Jensen–Shannon, Wasserstein) with thresholds and a verdict."""
+    from roost.cli.output import echo, print_json, print_table
+
+    rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
+    _emit(rep, html, prom, log, model)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    rows = [(f.feature, f.kind, f.status, f.method, f.score, f.threshold, f.stats.get("psi"),
+             f.stats.get("ks_pvalue"), f.stats.get("js"), "; ".join(f.notes)) for f in rep.features]
+    print_table(f"{rep.reference} → {rep.current}", ["feature", "kind", "status", "method", "score", "threshold",
+                                                      "PSI", "KS p", "JS", "notes"], rows)
+    for n in rep.notes:
+        echo(f"[dim]note:[/] {n}")
+    echo(("[bold red]" if rep.dataset_drift else "[bold green]") + rep.verdict + "[/]")
+    if html is not None:
+        echo(f"[dim]report:[/] {html}")
+
+
+def check(reference: str = _OPTS["reference"], current: str = _OPTS["current"],
+          model: Optional[str] = _OPTS["model"], since: Optional[str] = _OPTS["since"],
+          until: Optional[str] = _OPTS["until"], features: Optional[List[str]] = _OPTS["features"],
+          method: str = _OPTS["method"], threshold: Optional[float] = _OPTS["threshold"],
+          drift_share: float = _OPTS["drift_share"], html: Optional[Path] = _OPTS["html"],
+          prom: Optional[Path] = _OPTS["prom"], log: bool = _OPTS["log"], as_json: bool = _OPTS["as_json"]) -> None:
+    """Exit 1 when the dataset drifted, 0 when not (2 on bad input): for cron, CI and alerting."""
+    from roost.cli.output import echo, print_json
+    from roost.monitor.alerts import exit_code
+
+    rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
+    _emit(rep, html, prom, log, model)
+    if as_json:
+        print_json({"verdict": rep.verdict, "dataset_drift": rep.dataset_drift, "share": rep.share,
+                    "drifted": [f.feature for f in rep.tested if f.drifted]})
+    else:
+        echo(rep.verdict)
+    raise typer.Exit(exit_code(rep))
+
+
+def analyze(
+    run: Optional[str] = typer.Option(None, "--run", help="A run: analyse its stored evaluation set."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="A model to score --data with."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Labelled data, or request logs with --labels."),
+    labels: Optional[str] = typer.Option(None, "--labels", help="Delayed labels to join to request logs."),
+    on: Optional[List[str]] = typer.Option(None, "--on", help="Join columns for --labels [_request_id,_row]."),
+    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
+    score: Optional[str] = typer.Option(None, "--score", help="Score column [pred_probability/pred_prediction]."),
+    slices: Optional[List[str]] = typer.Option(None, "--slice", help="Features to slice by [the first 12]."),
+    bins: int = typer.Option(5, "--bins", min=2, help="Quantile bins for numeric slices."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold (binary)."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
+) -> None:
+    """Model analysis: metrics by slice, calibration curve, score distribution, confusion matrix."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.analysis import analyze as run_analysis
+    from roost.monitor.report import analysis_html, write
+
+    with _status("analysing ..."):
+        frame, source, label = _analysis_frame(run, model, data, labels, _split(on) or ["_request_id", "_row"],
+                                               label)
+        an = run_analysis(frame, label, score, features=_split(slices) or None, bins=bins, threshold=threshold,
+                          source=source)
+    if html is not None:
+        write(analysis_html(an), html)
+    if as_json:
+        print_json(an.to_dict())
+        return
+    print_table(f"{an.task} model · {an.rows:,} rows · {source}", ["metric", "value"], list(an.overall.items()))
+    for feat, rows in list(an.slices.items())[:4]:
+        keys = [k for k in rows[0] if k != "slice"] if rows else []
+        print_table(f"by {feat}", ["slice", *keys], [[r["slice"], *[r[k] for k in keys]] for r in rows])
+    for n in an.notes:
+        echo(f"[dim]note:[/] {n}")
+    if html is not None:
+        echo(f"[dim]report:[/] {html}")
+
+
+def _analysis_frame(run: Optional[str], model: Optional[str], data: Optional[str], labels: Optional[str],
+                    on: list[str], label: Optional[str]) -> tuple[Any, str, str]:
+    """(labelled frame with scores, source name, label column) from the analyze options."""
+    from roost.monitor.analysis import join_labels
+    from roost.monitor.sources import from_run
+
+    if run is not None and data is None:
+        src = from_run(run, want="evaluation")
+        return src.frame, src.name, label or src.label or ""
+    if data is None:
+        raise RoostError("nothing to analyse", hint="pass --run RUN, or --model M --data D, or --data LOGS "
+                         "--labels LABELS")
+    frame = _load(data)
+    if labels is not None:
+        frame = join_labels(frame, _load(labels), on)
+    if model is not None:
+        from roost.modelpkg import load_model
+
+        pred = load_model(model)
+        out = "probability" if pred.task == "binary" else "prediction"
+        if pred.task != "multiclass":
+            frame = frame.copy()
+            frame[f"pred_{out}"] = pred.predict(frame)
+        label = label or pred.signature.get("label")
+    if not label:
+        raise RoostError("which column is the label?", hint="pass --label COLUMN")
+    return frame, data, label
+
+
+def fairness_cmd(
+    sensitive: List[str] = typer.Option(..., "--sensitive", "-s", help="Sensitive column(s); several = "
+                                        "each alone and their intersection."),
+    run: Optional[str] = typer.Option(None, "--run", help="A run: its model, and its evaluation set by default."),
+    model: Optional[str] = typer.Option(None, "--model", "-m", help="A model package or name@alias."),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data with the sensitive columns (and label)."),
+    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
+    score: Optional[str] = typer.Option(None, "--score", help="Use this score column instead of a model."),
+    threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold on the score."),
+    pos_label: Optional[str] = typer.Option(None, "--pos-label", help="The positive label value."),
+    min_group: int = typer.Option(30, "--min-group", help="Warn about groups smaller than this."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Group fairness: per-group rates, demographic parity, equalised odds, intersectional groups."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.report import fairness_html, write
+    from roost.responsible.api import fairness
+
+    with _status("computing group metrics ..."):
+        rep = fairness(data, _split(sensitive), label=label, model=model, run=run, score=score,
+                       threshold=threshold, pos_label=pos_label, min_group=min_group)
+    if html is not None:
+        write(fairness_html(rep), html)
+    if as_json:
+        print_json(rep.to_dict())
+        return
+    for t in rep.tables:
+        keys = [k for k in t.metrics if k != "positives"]
+        print_table(" × ".join(t.columns), ["group", *keys],
+                    [[" / ".join(g), *[t.metrics[k][i] for k in keys]] for i, g in enumerate(t.groups)])
+        echo("  " + ", ".join(f"{k.replace('_', ' ')} [bold]{v:.4g}[/]" for k, v in t.disparities().items()))
+    for w in rep.warnings:
+        echo(f"[yellow]warning:[/] {w}")
+
+
+def explain_cmd(
+    model: str = typer.Argument(..., help="Model package folder, name@alias or name/VERSION."),
+    data: str = typer.Option(..., "--data", "-d", help="Rows to explain (the model's input columns)."),
+    rows: int = typer.Option(100, "--rows", "-n", min=1, help="Explain the first N rows."),
+    method: str = typer.Option("auto", "--method", help="auto, tree, linear, ig or permutation."),
+    background: int = typer.Option(50, "--background", min=1, help="Background rows (SHAP, IG baseline)."),
+    row: Optional[int] = typer.Option(None, "--row", help="Show the attributions of this row."),
+    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here."),
+    as_json: bool = typer.Option(False, "--json", help="Print importance and rows as JSON."),
+) -> None:
+    """Feature attributions: TreeSHAP, linear SHAP, Integrated Gradients or permutation SHAP."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.report import explanation_html, write
+    from roost.responsible.explain import explain
+
+    with _status("explaining ..."):
+        exp = explain(model, _load(data), rows=rows, background=background, method=method)
+    if html is not None:
+        write(explanation_html(exp), html)
+    if as_json:
+        print_json(exp.to_dict())
+        return
+    print_table(f"{exp.method} · {exp.space}", ["feature", "mean |attribution|"], exp.importance())
+    if row is not None:
+        if not 0 <= row < len(exp.values):
+            raise RoostError(f"--row {row} is outside the {len(exp.values)} explained rows", hint="pass --rows")
+        print_table(f"row {row}: base {exp.base[row]:.4g} → {exp.output[row]:.4g}", ["feature", "value",
+                    "attribution"], exp.row(row))
+    for n in exp.notes:
+        echo(f"[dim]note:[/] {n}")
+
+
+def card_cmd(
+    model: str = typer.Argument(..., help="Registered model: name@alias, name/VERSION or name."),
+    out: Path = typer.Option(..., "--out", "-o", help="card.html or card.md"),
+    data: Optional[str] = typer.Option(None, "--data", "-d", help="Labelled evaluation data [the run's]."),
+    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
+    sensitive: Optional[List[str]] = typer.Option(None, "--sensitive", "-s", help="Sensitive column(s)."),
+    current: Optional[str] = typer.Option(None, "--current", "-c", help="Current data or logs for drift status."),
+) -> None:
+    """Write a model card: intended use, data, metrics, slices, fairness, explanations, drift, lineage."""
+    from roost.cli.output import echo
+    from roost.responsible.card import build_card, write_card
+
+    with _status(f"assembling the card of {model} ..."):
+        card = build_card(model, data=_load(data) if data else None, label=label, sensitive=_split(sensitive),
+                          current=current)
+        path = write_card(card, out)
+    echo(f"model card written to {path}")
+    for m in card.missing:
+        echo(f"[yellow]not recorded:[/] {m}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `monitor` (profile, drift, check, analyze), `fairness`, `explain` and `card` to the CLI."""
+    group = typer.Typer(name="monitor", help="Profiles, drift, alerts and model analysis.", no_args_is_help=True)
+    group.command("profile")(profile)
+    group.command("drift")(drift_cmd)
+    group.command("check")(check)
+    group.command("analyze")(analyze)
+    app.add_typer(group, name="monitor")
+    app.command("fairness")(fairness_cmd)
+    app.command("explain")(explain_cmd)
+    app.command("card")(card_cmd)

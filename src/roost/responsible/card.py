@@ -1,0 +1,251 @@
+"""Model cards assembled from the repository: intended use, data, metrics, slices, fairness, explanations, drift,
+lineage. Every section says where its content came from, or what to record for it to appear.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from html import escape
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger(__name__)
+USE_KEYS = ("intended_use", "description", "roost.intended_use", "roost.description")
+
+
+@dataclass
+class Card:
+    """The assembled content of a model card."""
+
+    title: str
+    sections: dict[str, Any] = field(default_factory=dict)
+    missing: list[str] = field(default_factory=list)
+    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+
+def _first(keys: tuple[str, ...], *dicts: dict) -> str | None:
+    """The first value of any key in any dict."""
+    for d in dicts:
+        for k in keys:
+            if d and d.get(k):
+                return str(d[k])
+    return None
+
+
+def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: list[str] | None = None,
+               current: Any = None, explain_rows: int = 100) -> Card:
+    """Collect a model card for a registered model (`name@alias`, `name/3`)."""
+    from roost.monitor.sources import PROFILE, run_dir
+    from roost.registry.api import get_run, resolve_model
+
+    mv = resolve_model(ref)
+    meta, sig = mv.meta or {}, mv.signature or {}
+    run = get_run(mv.run_id) if mv.run_id else None
+    params, tags = (run or {}).get("params", {}), (run or {}).get("tags", {})
+    card = Card(f"Model card: {mv.name} v{mv.version}" + (f" ({', '.join('@' + a for a in mv.aliases)})"
+                                                        if mv.aliases else ""))
+    s = card.sections
+    use = _first(USE_KEYS, meta, tags)
+    s["Intended use"] = use or None
+    if not use:
+        card.missing.append("intended use: set `intended_use` in roost-model.yaml or tag the run "
+                            "`roost.intended_use`")
+    s["Model"] = {"framework": meta.get("framework"), "model type": meta.get("model_type"), "task": sig.get("task"),
+                  "classes": sig.get("classes"), "label": sig.get("label") or meta.get("label"),
+                  "inputs": ", ".join(f"{i['name']} ({i['dtype']})" for i in sig.get("inputs", [])),
+                  "outputs": ", ".join(o["name"] for o in sig.get("outputs", []))}
+    root = run_dir(run) if run else None
+    data_sec: dict[str, Any] = {"source": meta.get("data_source") or params.get("data.source"),
+                                "fingerprint": params.get("data.fingerprint"), "rows": params.get("data.rows"),
+                                "train / val / test rows": "/".join(str(params.get(f"data.{k}_rows", "?"))
+                                                                    for k in ("train", "val", "test"))}
+    if root is not None and (root / PROFILE).is_file():
+        from roost.monitor.profile import Profile
+
+        data_sec["profile"] = Profile.load(root / PROFILE).summary()
+    else:
+        card.missing.append("training data profile: the run stored no profile.json")
+    s["Data"] = data_sec
+    s["Metrics"] = {k: v for k, v in sorted((run or {}).get("metrics", {}).items())} or meta.get("metrics")
+    label = label or sig.get("label") or meta.get("label")
+    frame = _evaluation(mv, root, data, label, card)
+    if frame is not None and label in frame.columns:
+        _analysis_sections(card, frame, label, sensitive or _sensitive_from(tags), mv)
+    if frame is not None:
+        try:
+            from roost.responsible.explain import explain
+
+            s["Explanations"] = explain(mv.local_path, frame, rows=explain_rows)
+        except Exception as exc:  # noqa: BLE001 - a card shows what it can
+            card.missing.append(f"explanations: {exc}")
+    s["Drift"] = _drift(mv, current, card)
+    s["Lineage"] = {"model version": f"{mv.name}/{mv.version}", "run": mv.run_id,
+                    "experiment": (run or {}).get("experiment"), "git commit": (run or {}).get("git_commit"),
+                    "uncommitted changes": (run or {}).get("git_dirty"), "command": (run or {}).get("source"),
+                    "data fingerprint": params.get("data.fingerprint"), "feature views": meta.get("feature_refs"),
+                    "entities": meta.get("entities"), "package": mv.source, "created": str(mv.created_at),
+                    "ONNX parity (max |native − ONNX|)": meta.get("parity_max_abs_diff")}
+    return card
+
+
+def _sensitive_from(tags: dict[str, str]) -> list[str]:
+    """Sensitive columns recorded on the run (tag `roost.sensitive`, comma-separated)."""
+    v = tags.get("roost.sensitive")
+    return [c.strip() for c in v.split(",") if c.strip()] if v else []
+
+
+def _evaluation(mv: Any, root: Path | None, data: Any, label: str | None, card: Card) -> Any:
+    """Labelled rows with `pred_<output>`: given data (scored now) or the run's evaluation.parquet."""
+    import pandas as pd
+
+    from roost.monitor.sources import EVALUATION
+
+    if data is not None:
+        from roost.modelpkg import load
+
+        pred = load(mv.local_path)
+        frame = data.copy()
+        if pred.task != "multiclass":
+            frame[f"pred_{'probability' if pred.task == 'binary' else 'prediction'}"] = pred.predict(frame)
+        return frame
+    if root is not None and (root / EVALUATION).is_file():
+        return pd.read_parquet(root / EVALUATION)
+    card.missing.append("evaluation set: the run stored no evaluation.parquet and no --data was given "
+                        "(slices, fairness and explanations need it)")
+    return None
+
+
+def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str], mv: Any) -> None:
+    """Slices (and fairness when sensitive columns are known) from labelled predictions."""
+    from roost.monitor.analysis import analyze
+
+    score = next((c for c in ("pred_probability", "pred_prediction") if c in frame.columns), None)
+    if score is None:
+        card.missing.append("slices: no binary/regression score to analyse")
+        return
+    feats = [c for c in sensitive if c in frame.columns] + [
+        i["name"] for i in (mv.signature or {}).get("inputs", []) if i["name"] in frame.columns][:6]
+    card.sections["Slices"] = analyze(frame, label, score, features=list(dict.fromkeys(feats)),
+                                      source="evaluation set")
+    if not sensitive:
+        card.missing.append("fairness: no sensitive column given (--sensitive, or tag the run `roost.sensitive`)")
+        return
+    absent = [c for c in sensitive if c not in frame.columns]
+    if absent:
+        card.missing.append(f"fairness: sensitive column(s) {absent} are not in the evaluation data")
+        sensitive = [c for c in sensitive if c in frame.columns]
+    if sensitive and score == "pred_probability":
+        from roost.responsible.fairness import group_metrics
+
+        card.sections["Fairness"] = group_metrics(frame[sensitive], y_true=frame[label], y_score=frame[score])
+
+
+def _drift(mv: Any, current: Any, card: Card) -> Any:
+    """A drift report against `current`, else the newest logged drift result for this model, else None."""
+    if current is not None:
+        from roost.monitor.api import drift
+
+        try:
+            return drift(f"{mv.name}/{mv.version}", current)
+        except Exception as exc:  # noqa: BLE001
+            card.missing.append(f"drift: {exc}")
+            return None
+    from roost.monitor.api import latest_drift
+
+    found = latest_drift(mv.name)
+    if found is None:
+        card.missing.append("drift status: never checked (run `roost monitor drift --reference MODEL --current "
+                            "LOGS --log`)")
+    return found
+
+
+def _kv_rows(d: dict[str, Any]) -> list[list[Any]]:
+    """Key/value rows, skipping empty values and nested tables."""
+    return [[k, v if not isinstance(v, (list, dict)) else str(v)] for k, v in d.items()
+            if v not in (None, "", [], {}) and k != "profile"]
+
+
+def card_html(card: Card) -> str:
+    """The card as a self-contained HTML page."""
+    from roost.monitor import report as R
+
+    s = card.sections
+    out = []
+    for name, sec in s.items():
+        out.append(f"<h2>{escape(name)}</h2>")
+        if sec is None:
+            out.append('<p class="muted">not recorded</p>')
+        elif isinstance(sec, str):
+            out.append(f"<p>{escape(sec)}</p>")
+        elif isinstance(sec, dict) and name != "Drift":
+            out.append(R.table(["", "value"], _kv_rows(sec)))
+            if sec.get("profile"):
+                rows = sec["profile"]
+                out.append(R.table(list(rows[0]), [list(r.values()) for r in rows]))
+        elif name == "Slices":
+            out.append(R.analysis_html(sec, full=False))
+        elif name == "Fairness":
+            out.append(R.fairness_html(sec, full=False))
+        elif name == "Explanations":
+            out.append(R.explanation_html(sec, full=False))
+        elif name == "Drift":
+            out.append(R.drift_html(sec, full=False) if hasattr(sec, "features") else
+                       R.table(["", "value"], _kv_rows(sec)))
+    if card.missing:
+        out.insert(0, R.banner("Not recorded for this model", "warn") + R.notes(card.missing))
+    return R.page(card.title, "".join(out), f"created {card.created_at}")
+
+
+def card_markdown(card: Card) -> str:
+    """The card as Markdown (tables for every section)."""
+    def md_table(cols: list[str], rows: list[list[Any]]) -> str:
+        from roost.monitor.report import fmt
+
+        esc = [[str(fmt(v)).replace("|", "\\|") for v in r] for r in rows]
+        return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
+                         ["| " + " | ".join(r) + " |" for r in esc]) + "\n"
+
+    out = [f"# {card.title}\n", f"_created {card.created_at}_\n"]
+    if card.missing:
+        out.append("> **Not recorded:**\n" + "".join(f"> - {m}\n" for m in card.missing))
+    for name, sec in card.sections.items():
+        out.append(f"\n## {name}\n")
+        if sec is None:
+            out.append("_not recorded_\n")
+        elif isinstance(sec, str):
+            out.append(sec + "\n")
+        elif isinstance(sec, dict):
+            out.append(md_table(["", "value"], _kv_rows(sec)))
+            if sec.get("profile"):
+                rows = sec["profile"]
+                out.append("\n" + md_table(list(rows[0]), [list(r.values()) for r in rows]))
+        elif name == "Slices":
+            out.append(md_table(["metric", "value"], [[k, v] for k, v in sec.overall.items()]))
+            for feat, rows in list(sec.slices.items())[:6]:
+                keys = [k for k in rows[0] if k != "slice"] if rows else []
+                out.append(f"\n**{feat}**\n\n" + md_table(["slice", *keys], [[r["slice"], *[r[k] for k in keys]]
+                                                                          for r in rows]))
+        elif name == "Fairness":
+            for t in sec.tables:
+                keys = [k for k in t.metrics if k != "positives"]
+                out.append(f"\n**{' × '.join(t.columns)}**: " + ", ".join(
+                    f"{k.replace('_', ' ')} {v:.4g}" for k, v in t.disparities().items()) + "\n\n")
+                out.append(md_table(["group", *keys], [[" / ".join(g), *[t.metrics[k][i] for k in keys]]
+                                                       for i, g in enumerate(t.groups)]))
+            out += [f"- {w}\n" for w in sec.warnings]
+        elif name == "Explanations":
+            out.append(f"{sec.method}, {sec.space}\n\n" + md_table(["feature", "mean |attribution|"],
+                                                                  [[f, v] for f, v in sec.importance()]))
+        elif name == "Drift":
+            out.append(sec.verdict + "\n")
+    return "".join(out)
+
+
+def write_card(card: Card, path: str | Path) -> Path:
+    """Write the card as HTML (.html) or Markdown (.md)."""
+    p = Path(path)
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_text(card_markdown(card) if p.suffix.lower() in (".md", ".markdown") else card_html(card),
+                 encoding="utf-8")
+    return p
