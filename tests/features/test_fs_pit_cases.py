@@ -82,3 +82,27 @@ def test_ttl_edges_and_unmatched_rows(cases_ws):
     assert out.column("raw__v").to_pylist() == [None, 13, 13, None, None, None, 21, 21]  # no ttl
     # static: every row is valid at any time; among a key's rows the greatest created time, then source order
     assert out.column("static__v").to_pylist() == [12, 12, 12, None, None, None, 21, 21]
+
+
+def test_nanosecond_times_never_look_ahead(fws):
+    """Times are compared at microsecond resolution, floored on both sides (DuckDB's cast would round up)."""
+    from roost.features import apply, training_set
+
+    ns = pa.timestamp("ns", tz="UTC")
+    hour = 1_704_070_800_000_000_000  # 2024-01-01T01:00:00Z in ns
+    pq.write_table(pa.table({"k": pa.array([1, 1], pa.int64()), "et": pa.array([hour - 3_600 * 10**9, hour], ns),
+                             "et_naive": pa.array([hour - 3_600 * 10**9, hour], pa.timestamp("ns")),
+                             "v": pa.array([1, 2], pa.int64())}), fws.root / "data" / "ns.parquet")
+    write_defs(fws.root, """
+e = Entity("e", {"k": "int64"})
+aware = FeatureView("aware", e, Source("ns", path="data/ns.parquet", event_time="et"), fields={"v": "int64"})
+naive = FeatureView("naive", e, Source("ns_naive", path="data/ns.parquet", event_time="et_naive",
+                    timezone="UTC"), fields={"v": "int64"})
+""")
+    apply()
+    t = pa.array([hour - 1, hour, hour + 999, hour + 1000], ns)
+    ents = pa.table({"k": pa.array([1] * 4, pa.int64()), "event_time": t})
+    out = training_set(ents, ["aware:v", "naive:v"], full_names=True, output="arrow")
+    assert out.column("event_time").equals(ents.column("event_time"))  # returned as given
+    assert out.column("aware__v").to_pylist() == [1, 2, 2, 2]
+    assert out.column("naive__v").to_pylist() == [1, 2, 2, 2]

@@ -54,6 +54,17 @@ def check_time_column(tbl: pa.Table, col: str, what: str = "entity frame") -> No
                          hint=f"localise it: df[{col!r}] = df[{col!r}].dt.tz_localize('UTC')")
 
 
+def micros(col: Any) -> Any:
+    """Timestamps floored to microseconds (the resolution times are compared at; DuckDB would round ns)."""
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    typ = col.type
+    if typ.unit == "ns":
+        col = pc.floor_temporal(col, unit="microsecond").cast(pa.timestamp("us", tz=typ.tz))
+    return col
+
+
 def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: str) -> str:
     """SQL joining the registered relation `entities` (with __rid) to each selected view as of `time_col`."""
     t = f"CAST({q(time_col)} AS TIMESTAMPTZ)"
@@ -112,6 +123,7 @@ def training_set(entity_df: Any, features: list[str] | str, *, event_time: str =
         raise RoostError(f"feature column(s) {clash} already exist in the entity frame",
                          hint="rename those entity columns, or pass full_names=True for 'view__field' names")
     ent = tbl.select(list(dict.fromkeys([*sel.join_keys, event_time])))
+    ent = ent.set_column(ent.column_names.index(event_time), event_time, micros(ent.column(event_time)))
     ent = ent.append_column("__rid", pa.array(range(tbl.num_rows), pa.int64()))
     con = connect(root)
     try:

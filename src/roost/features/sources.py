@@ -95,12 +95,15 @@ def time_expr(src: dict, col: str, cols: dict[str, str]) -> str:
         near = closest(col, list(cols))
         raise RoostError(f"source {src['name']!r} has no time column {col!r}",
                          hint=(f"did you mean {near!r}? " if near else "") + f"columns: {', '.join(cols)}")
-    typ = cols[col]
-    if typ in _AWARE:
-        return f"__src.{q(col)}"
+    typ, c = cols[col], f"__src.{q(col)}"
+    ns = "_NS" in typ
+    if typ in _AWARE or "WITH TIME ZONE" in typ or typ.startswith("TIMESTAMPTZ"):  # compared at microseconds, floored
+        return f"date_trunc('microseconds', {c})" if ns else c
     if typ in _NAIVE or typ.startswith("TIMESTAMP"):
         if src.get("timezone"):
-            return f"timezone({lit(src['timezone'])}, __src.{q(col)}::TIMESTAMP)"
+            if ns:
+                return f"date_trunc('microseconds', timezone({lit(src['timezone'])}, {c}))"
+            return f"timezone({lit(src['timezone'])}, {c}::TIMESTAMP)"
         raise RoostError(f"source {src['name']!r}: column {col!r} is a timezone-naive {typ}; roost compares "
                          "tz-aware times only (a naive/aware mix is an error)",
                          hint="store tz-aware timestamps, or declare Source(..., timezone='UTC') to localise them")
