@@ -252,7 +252,8 @@ def main() -> None:
     rng = random.Random(a.seed)
     batches = {str(n): [[rng.randrange(a.entities) for _ in range(n)] for _ in range(200)] for n in (1, 100)}
     r = roost_side(work, feats, ents, end, batches, a.reps1, a.reps100, a.ttl_days)
-    print(f"roost  PIT join: {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), {r['pit_rows']:,} rows out ({r['pit_matched']:,} matched, "
+    print(f"roost  PIT join: {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), {r['pit_rows']:,} rows out "
+          f"({r['pit_matched']:,} matched, "
           f"f0 sum {r['pit_f0_sum']:.3f})", flush=True)
     print(f"roost  materialize: {r['mat_s']:.2f} s (cpu {r['mat_cpu']:.2f} s) for {r['mat_entities']:,} entities")
     for n in (1, 100):
@@ -264,7 +265,8 @@ def main() -> None:
         return
     f = feast_side(work, feats, ents, end, batches, a.reps1, a.reps100, a.ttl_days)
     dropped = a.entity_rows - f["pit_rows"]
-    print(f"feast  PIT join: {f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s), {f['pit_rows']:,} rows out ({f['pit_matched']:,} matched, "
+    print(f"feast  PIT join: {f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s), {f['pit_rows']:,} rows out "
+          f"({f['pit_matched']:,} matched, "
           f"f0 sum {f['pit_f0_sum']:.3f}); {dropped:,} entity rows dropped", flush=True)
     print(f"feast  materialize: {f['mat_s']:.2f} s (cpu {f['mat_cpu']:.2f} s)")
     for n in (1, 100):

@@ -131,12 +131,11 @@ def function_ref(fn: Callable) -> dict:
 
 @dataclass
 class FeatureView:
-    """A named group of typed fields about one or more entities, from a source, valid for `ttl` after event time.
+    """Typed fields about one or more entities, read from a source, valid for `ttl` after their event time."""
 
-    `transform` is optional: a dict {field: DuckDB SQL expression over source columns}, or a vectorised, row-wise
-    Python function `fn(pandas.DataFrame of source rows) -> DataFrame of fields`. It runs on the same source rows
-    for training sets and for materialisation, so offline and online values are computed by the same code.
-    """
+    # `transform`: {field: DuckDB SQL expression over source columns}, or a vectorised row-wise Python function
+    # fn(pandas.DataFrame of source rows) -> DataFrame/dict of fields. It runs on the source rows for training sets
+    # and for materialisation alike, so offline and online values come from the same code.
 
     name: str
     entities: list[Entity] | Entity

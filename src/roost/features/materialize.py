@@ -73,12 +73,9 @@ def _window(spec: dict, src: dict, wm: datetime | None, start: datetime | None,
 
 def materialize(start: datetime | str | None = None, end: datetime | str | None = None,
                 views: list[str] | None = None, online_store: str | None = None) -> list[MaterializeResult]:
-    """Load the latest value per entity of each view (event time in [start, end]) into the online store.
-
-    Without `start`, each view continues from its watermark (the previous run's end), or from end - ttl the first
-    time. Rows older than end - ttl are expired. All views are written in one atomic step; on any error the online
-    store keeps its previous values and no watermark moves.
-    """
+    """Load each view's latest value per entity (event time in [start, end]) into the online store, atomically."""
+    # Without `start`, a view continues from its watermark (the previous end), the first time from end - ttl.
+    # Rows older than end - ttl are expired. On any error the store keeps its values and no watermark moves.
     import pyarrow as pa
 
     from roost import workspace

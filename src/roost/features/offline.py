@@ -97,11 +97,8 @@ def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: 
 
 def training_set(entity_df: Any, features: list[str] | str, *, event_time: str = "event_time",
                  full_names: bool = False, output: str | None = None) -> Any:
-    """Join each entity row with the feature values as of its event time (point-in-time correct, TTL-bounded).
-
-    Returns the entity rows in their order, unchanged, plus one column per feature (null where no row matched);
-    as pandas for a pandas input, Arrow for an Arrow input, or as `output` ('pandas' | 'arrow') says.
-    """
+    """The entity rows, unchanged and in order, plus each feature's value as of the row's time (null if none)."""
+    # pandas in -> pandas out, Arrow in -> Arrow out, unless output='pandas'|'arrow'; semantics: docs/features.md
     import pyarrow as pa
 
     from roost import workspace

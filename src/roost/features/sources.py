@@ -1,4 +1,4 @@
-"""Sources and views as DuckDB relations: one function builds the rows of a view for training sets and materialisation."""
+"""Sources and views as DuckDB relations: one function builds a view's rows for training sets and materialisation."""
 from __future__ import annotations
 
 import glob
