@@ -160,17 +160,19 @@ class MLPModel(TorchModel):
         return Network(spec, MLP(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"]))
 
 
-class WideDeepModel(MLPModel):
-    """Wide (linear on one-hot + numeric) plus deep (MLP on embeddings)."""
+class WideDeepModel(TorchModel):
+    """Wide (linear on one-hot + numeric, all columns) plus deep (MLP on embeddings of columns with at most
+    `deep_max_card` values; null = all)."""
 
     model_type = "wide_deep"
+    NET = {"hidden": [256, 128], "dropout": 0.1, "emb_cap": 16, "deep_max_card": 1000}
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → wide + deep."""
         from roost.train.nn import Network, WideDeep
 
         p = self.params
-        return Network(spec, WideDeep(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"]))
+        return Network(spec, WideDeep(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"], p["deep_max_card"]))
 
 
 class DCNModel(TorchModel):

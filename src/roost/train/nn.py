@@ -16,7 +16,11 @@ def emb_dim(cardinality: int, cap: int = 16) -> int:
 
 
 class Preprocess(nn.Module):
-    """Raw columns → (normalised numeric matrix [N, F], list of int64 indices [N]); numeric NaN → mean."""
+    """Raw columns → (normalised numeric matrix [N, F], list of int64 indices [N]).
+
+    Numeric: NaN → training mean, clipped to the training range (a time split must not extrapolate), then
+    (x − mean) / std. Categorical indices pass through (0 = unknown); hashed ids → id mod buckets.
+    """
 
     def __init__(self, spec: FeatureSpec) -> None:
         super().__init__()
@@ -24,6 +28,8 @@ class Preprocess(nn.Module):
         num = spec.numeric
         self.register_buffer("mean", torch.tensor([c.mean for c in num], dtype=torch.float32))
         self.register_buffer("std", torch.tensor([c.std for c in num], dtype=torch.float32))
+        self.register_buffer("lo", torch.tensor([c.lo for c in num], dtype=torch.float32))
+        self.register_buffer("hi", torch.tensor([c.hi for c in num], dtype=torch.float32))
         self.cards = [c.cardinality for c in spec.sparse]
         self.hash_buckets = [c.buckets if c.kind == "hash" else 0 for c in spec.sparse]
 
@@ -34,6 +40,7 @@ class Preprocess(nn.Module):
         if nums:
             x = torch.stack(nums, dim=1)
             x = torch.where(torch.isnan(x), self.mean, x)
+            x = torch.minimum(torch.maximum(x, self.lo), self.hi)
             x = (x - self.mean) / self.std
         else:
             x = cols[0].new_zeros((cols[0].shape[0], 0), dtype=torch.float32)
@@ -44,18 +51,20 @@ class Preprocess(nn.Module):
 
 
 class Embeddings(nn.Module):
-    """One embedding table per sparse column, concatenated with the numeric matrix."""
+    """One embedding table per sparse column (up to `max_card` values), concatenated with the numeric matrix."""
 
-    def __init__(self, spec: FeatureSpec, cap: int = 16) -> None:
+    def __init__(self, spec: FeatureSpec, cap: int = 16, max_card: int | None = None) -> None:
         super().__init__()
-        self.tables = nn.ModuleList(nn.Embedding(c.cardinality, emb_dim(c.cardinality, cap)) for c in spec.sparse)
+        self.keep = [k for k, c in enumerate(spec.sparse) if max_card is None or c.cardinality <= max_card]
+        cards = [spec.sparse[k].cardinality for k in self.keep]
+        self.tables = nn.ModuleList(nn.Embedding(n, emb_dim(n, cap)) for n in cards)
         for t in self.tables:
             nn.init.normal_(t.weight, std=0.05)
         self.out_dim = len(spec.numeric) + sum(t.embedding_dim for t in self.tables)
 
     def forward(self, x: Tensor, idx: list[Tensor]) -> Tensor:
         """Concatenate numeric features and embeddings → [N, out_dim]."""
-        return torch.cat([x, *[t(i) for t, i in zip(self.tables, idx)]], dim=1)
+        return torch.cat([x, *[t(idx[k]) for t, k in zip(self.tables, self.keep)]], dim=1)
 
 
 def mlp(d_in: int, hidden: Sequence[int], dropout: float) -> tuple[nn.Sequential, int]:
@@ -91,9 +100,9 @@ class MLP(nn.Module):
     """Embeddings + numeric features → fully connected layers."""
 
     def __init__(self, spec: FeatureSpec, n_out: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.1,
-                 emb_cap: int = 16) -> None:
+                 emb_cap: int = 16, max_card: int | None = None) -> None:
         super().__init__()
-        self.emb = Embeddings(spec, emb_cap)
+        self.emb = Embeddings(spec, emb_cap, max_card)
         self.body, d = mlp(self.emb.out_dim, hidden, dropout)
         self.head = nn.Linear(d, n_out)
 
@@ -103,13 +112,14 @@ class MLP(nn.Module):
 
 
 class WideDeep(nn.Module):
-    """Wide (linear over one-hot/numeric) + deep (MLP over embeddings), logits summed."""
+    """Wide (linear over one-hot/numeric: memorises ids) + deep (MLP over embeddings of columns with at most
+    `deep_max_card` values: generalises), logits summed."""
 
     def __init__(self, spec: FeatureSpec, n_out: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.1,
-                 emb_cap: int = 16) -> None:
+                 emb_cap: int = 16, deep_max_card: int | None = 1000) -> None:
         super().__init__()
         self.wide = Linear(spec, n_out)
-        self.deep = MLP(spec, n_out, hidden, dropout, emb_cap)
+        self.deep = MLP(spec, n_out, hidden, dropout, emb_cap, deep_max_card)
 
     def forward(self, x: Tensor, idx: list[Tensor]) -> Tensor:
         """Logits [N, K]."""
@@ -134,9 +144,9 @@ class DCN(nn.Module):
     """Deep & Cross Network v2 (stacked): cross layers, then an MLP, then the head."""
 
     def __init__(self, spec: FeatureSpec, n_out: int, cross_layers: int = 3, hidden: Sequence[int] = (256, 128),
-                 dropout: float = 0.1, emb_cap: int = 16) -> None:
+                 dropout: float = 0.1, emb_cap: int = 16, max_card: int | None = None) -> None:
         super().__init__()
-        self.emb = Embeddings(spec, emb_cap)
+        self.emb = Embeddings(spec, emb_cap, max_card)
         d = self.emb.out_dim
         self.cross = nn.ModuleList(CrossLayerV2(d) for _ in range(cross_layers))
         self.body, d_out = mlp(d, hidden, dropout)

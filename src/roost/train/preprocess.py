@@ -33,6 +33,8 @@ class ColumnSpec:
     kind: Kind
     mean: float = 0.0
     std: float = 1.0
+    lo: float = float("-inf")  # training range: numeric inputs are clipped to it (no extrapolation)
+    hi: float = float("inf")
     vocab: list[str] = field(default_factory=list)  # index i + 1; 0 is out-of-vocabulary
     buckets: int = 0
 
@@ -172,7 +174,8 @@ def fit_column(name: str, s: pd.Series, kind: str, max_vocab: int = 10_000, min_
         finite = v[np.isfinite(v)]
         mean = float(finite.mean()) if finite.size else 0.0
         std = float(finite.std()) if finite.size else 1.0
-        return ColumnSpec(name, "numeric", mean=mean, std=std if std > 1e-12 else 1.0)
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 0.0)
+        return ColumnSpec(name, "numeric", mean=mean, std=std if std > 1e-12 else 1.0, lo=lo, hi=hi)
     if kind == "categorical":
         counts = pd.Series(to_strings(s)).value_counts(sort=False)
         counts = counts[counts.index != ""]

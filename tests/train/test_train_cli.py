@@ -1,0 +1,92 @@
+"""`roost train` / `roost tensorboard` from the command line (in-process and as a real process for Ctrl-C)."""
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+from train_helpers import mixed_frame
+
+ROOST = [sys.executable, "-m", "roost.cli.main"]
+
+
+@pytest.fixture
+def cfg_file(tmp_path: Path) -> Path:
+    data = tmp_path / "mixed.parquet"
+    mixed_frame(400).to_parquet(data)
+    p = tmp_path / "train.yaml"
+    p.write_text(yaml.safe_dump({"data": "mixed.parquet", "label": "clicked", "model": "logreg",
+                                 "features": {"exclude": ["kind", "score"]}, "trainer": {"epochs": 2}}))
+    return p
+
+
+def test_cli_train_json(ws, cli, cfg_file: Path) -> None:
+    code, out, _ = cli("train", str(cfg_file), "--set", "trainer.lr=0.05", "--set", "register=clicks", "--json")
+    assert code == 0, out
+    res = json.loads(out)
+    assert res["model_type"] == "logreg" and res["version"] == 1 and 0 <= res["metrics"]["test_roc_auc"] <= 1
+    import roost
+
+    assert roost.get_run(res["run_id"])["params"]["trainer.lr"] == 0.05
+
+
+def test_cli_errors_are_one_line_with_hint(ws, cli, cfg_file: Path) -> None:
+    code, _, err = cli("train", str(cfg_file), "--set", "label=clikced")
+    assert code == 2 and "label column 'clikced' not in the data" in err and "did you mean 'clicked'" in err
+    code, _, err = cli("train", str(cfg_file), "--set", "model.type=gbdt")
+    assert code == 2 and "model.type" in err and "allowed: logreg" in err
+    code, _, err = cli("train", str(cfg_file), "--set", "trainer")
+    assert code == 2 and "KEY=VALUE" in err
+    import roost
+
+    assert roost.search_runs() == []
+
+
+@pytest.mark.slow
+def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
+    """A real SIGINT: exit 130, run KILLED with its checkpoint, then --resume finishes a new run."""
+    env = {**os.environ, "ROOST_WORKSPACE": str(ws.root), "ROOST_TORCH_THREADS": "1"}
+    args = [*ROOST, "train", str(cfg_file), "--set", "trainer.epochs=400", "--set", "trainer.patience=400",
+            "--quiet"]
+    proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    art = ws.root / ".roost" / "artifacts"
+    deadline = time.monotonic() + 180
+    while not list(art.glob("*/*/artifacts/checkpoints/last.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    import roost
+
+    [run] = roost.search_runs()
+    assert run["status"] == "KILLED" and f"roost train --resume {run['run_id']}" in err
+    res = subprocess.run([*ROOST, "train", "--resume", run["run_id"], "--set", "trainer.epochs=3", "--json"],
+                         env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr
+    new = roost.get_run(json.loads(res.stdout)["run_id"])
+    assert new["status"] == "FINISHED" and new["tags"]["roost.resumed_from"] == run["run_id"]
+
+
+@pytest.mark.slow
+def test_tensorboard_serves_run_logs(ws, cfg_file: Path) -> None:
+    import httpx
+
+    import roost
+    from roost.train.tensorboard import run_logdir, start, stop
+
+    res = roost.train(cfg_file, progress=False)
+    proc, url = start(run_logdir(res.run_id))
+    try:
+        assert url.startswith("http://127.0.0.1:")
+        runs = httpx.get(url + "data/runs", timeout=10).json()
+        assert runs == ["."] or runs  # the event file's folder is listed
+    finally:
+        stop(proc)
+    assert proc.poll() is not None
