@@ -48,11 +48,16 @@ def test_imported_models_served_equal_native(ws, fitted, tmp_path):
                 outs = {o["name"]: o for o in r.json()["outputs"]}
                 got = np.asarray(outs["probability"]["data"], dtype=np.float64)
                 np.testing.assert_allclose(got, native(held), atol=1e-5, err_msg=name)
+                labels = np.asarray(outs["label"]["data"])
+                assert outs["label"]["datatype"] == "INT64"
+                np.testing.assert_array_equal(labels, (native(held) >= 0.5).astype(int), err_msg=name)
+                if name not in ("torch_mlp", "raw_onnx"):
+                    np.testing.assert_array_equal(labels, model.predict(held), err_msg=name)
                 rows = held.head(3).to_dict(orient="records")
                 r = c.post(f"/v1/models/{served}:predict", json={"instances": rows})
                 assert r.status_code == 200, (name, r.text)
                 preds = r.json()["predictions"]
-                first = preds[0]["probability"] if isinstance(preds[0], dict) else preds[0]
-                assert abs(float(np.ravel(first)[0]) - float(native(held.head(1))[0])) < 1e-5
+                assert abs(preds[0]["probability"] - float(native(held.head(1))[0])) < 1e-5
+                assert preds[0]["label"] == int(native(held.head(1))[0] >= 0.5)
     finally:
         srv.stop()

@@ -124,7 +124,8 @@ def test_request_log_parquet(pkgs, bc_data, tmp_path):
     assert t["_protocol"].to_pylist() == ["tfserving"] + ["v2"] * 5
     assert t["_model"].to_pylist() == ["bc"] * 6 and t["_version"].to_pylist() == ["1"] * 6
     np.testing.assert_allclose(t["pred_probability"].to_numpy()[1:], a, rtol=1e-6)
-    assert t["pred_probability"][0].as_py() == pytest.approx(b.json()["predictions"][0], rel=1e-6)
+    assert t["pred_probability"][0].as_py() == pytest.approx(b.json()["predictions"][0]["probability"], rel=1e-6)
+    assert t["pred_label"][0].as_py() == b.json()["predictions"][0]["label"]
     np.testing.assert_array_equal(t[cols[0]].to_numpy()[1:], X[:5, 0])
     iris = pads.dataset([str(f) for f in files if "/iris/" in str(f)]).to_table()
     assert iris.num_rows == 1 and len(iris["pred_probabilities"][0].as_py()) == 3

@@ -17,7 +17,10 @@ def test_instances_row_format(server, pkgs, bc_data):
     with server.client() as c:
         r = c.post("/v1/models/bc:predict", json={"instances": rows})
         assert r.status_code == 200, r.text
-        np.testing.assert_allclose(r.json()["predictions"], reference(pkgs["bc"], cols, X[:20]), rtol=1e-6, atol=1e-7)
+        preds = r.json()["predictions"]
+        ref = reference(pkgs["bc"], cols, X[:20])
+        np.testing.assert_allclose([p["probability"] for p in preds], ref, rtol=1e-6, atol=1e-7)
+        assert [p["label"] for p in preds] == [int(v >= 0.5) for v in ref]  # class labels next to probabilities
         r2 = c.post("/v1/models/bc/versions/1:predict", json={"signature_name": "serving_default", "instances": rows})
         assert r2.json() == r.json()
 
@@ -27,11 +30,13 @@ def test_inputs_columnar_format(server, pkgs, bc_data):
     with server.client() as c:
         r = c.post("/v1/models/bc:predict", json={"inputs": {c_: X[:9, i].tolist() for i, c_ in enumerate(cols)}})
         assert r.status_code == 200, r.text
-        np.testing.assert_allclose(r.json()["outputs"], reference(pkgs["bc"], cols, X[:9]), rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(r.json()["outputs"]["probability"], reference(pkgs["bc"], cols, X[:9]),
+                                   rtol=1e-6, atol=1e-7)
         r = c.post("/v1/models/iris:predict", json={"inputs": {"sepal_length": [5.1, 6.7], "sepal_width": [3.5, 3.0],
                                                                "petal_length": [1.4, 5.2], "petal_width": [0.2, 2.3]}})
-        p = np.array(r.json()["outputs"])
+        p = np.array(r.json()["outputs"]["probabilities"])
         assert p.shape == (2, 3) and list(p.argmax(axis=1)) == [0, 2]
+        assert r.json()["outputs"]["label"] == [0, 2]
 
 
 def test_strings_and_missing_values(server):

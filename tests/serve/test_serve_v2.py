@@ -61,7 +61,7 @@ def test_tritonclient_health_and_metadata(triton):
     assert not triton.is_model_ready("nope")
     meta = triton.get_model_metadata("iris")
     assert meta["name"] == "iris" and meta["versions"] == ["1"]
-    assert [o["shape"] for o in meta["outputs"]] == [[-1, 3]]
+    assert [(o["name"], o["shape"]) for o in meta["outputs"]] == [("probabilities", [-1, 3]), ("label", [-1])]
     assert {i["datatype"] for i in meta["inputs"]} == {"FP32"}
     assert "binary_tensor_data" in triton.get_server_metadata()["extensions"]
 

@@ -14,7 +14,7 @@ def materialize(start: str | None = None, end: str | None = None) -> dict:
     from roost.features import materialize as mat
 
     res = mat(start=start, end=end)
-    return res if isinstance(res, dict) else {"result": str(res)}
+    return {"views": [r.as_dict() if hasattr(r, "as_dict") else str(r) for r in res]}
 
 
 @task(name="train")

@@ -129,7 +129,10 @@ class LoadedModel:
         except Exception as exc:  # noqa: BLE001 - onnxruntime raises its own exception types
             raise RoostError(f"onnxruntime cannot load {self.package.onnx_path}: {exc}") from None
         self._check_graph()
-        self.output_names = [o.name for o in self.package.outputs]
+        self.output_names = [o.name for o in self.package.outputs if o.name not in self.package.derived]
+        self._classes = np.asarray(self.package.classes if self.package.classes else [],
+                                   dtype=object if any(isinstance(c, str) for c in self.package.classes or [])
+                                   else None)
         cb = (lambda rows, reqs: on_batch(self.name, rows, reqs)) if on_batch else None
         self.batcher = Batcher(self.run, max_rows=max_batch, name=self.name, on_batch=cb)
 
@@ -138,7 +141,8 @@ class LoadedModel:
         graph_in = {i.name for i in self.session.get_inputs()}
         graph_out = {o.name for o in self.session.get_outputs()}
         sig_in = {s.name for s in self.package.inputs}
-        missing = sorted(graph_in - sig_in) + sorted(s.name for s in self.package.outputs if s.name not in graph_out)
+        missing = sorted(graph_in - sig_in) + sorted(s.name for s in self.package.outputs
+                                                     if s.name not in graph_out and s.name not in self.package.derived)
         extra = sorted(sig_in - graph_in)
         if missing or extra:
             raise RoostError(f"{self.package.path}: signature.json and model.onnx disagree "
@@ -147,8 +151,18 @@ class LoadedModel:
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph on full input arrays (called from the batcher thread)."""
-        outs = self.session.run(self.output_names, inputs)
-        return dict(zip(self.output_names, outs))
+        outs = dict(zip(self.output_names, self.session.run(self.output_names, inputs)))
+        if self.package.derived:
+            outs["label"] = self._labels(outs)
+        return outs
+
+    def _labels(self, outs: dict[str, np.ndarray]) -> np.ndarray:
+        """Class labels from the probabilities: P(positive) ≥ 0.5 for binary, argmax for multiclass."""
+        if "probability" in outs:
+            idx = (np.asarray(outs["probability"]).reshape(-1) >= 0.5).astype(np.int64)
+        else:
+            idx = np.asarray(outs["probabilities"]).argmax(axis=1)
+        return self._classes[idx]
 
     def warm_up(self, max_batch: int = 64) -> None:
         """Run dummy batches so the first real request does not pay for lazy initialisation."""

@@ -60,6 +60,7 @@ class Package:
     classes: list[Any] | None
     meta: dict[str, Any] = field(default_factory=dict)
     fingerprint: str = ""
+    derived: tuple[str, ...] = ()  # outputs computed by the server, not the graph (e.g. class `label`)
 
     @property
     def onnx_path(self) -> Path:
@@ -145,6 +146,14 @@ def read_package(path: str | Path) -> Package:
     outputs = [_tensor(e, where) for e in sig["outputs"]]
     if not inputs or not outputs:
         raise RoostError(f"{where} declares no inputs or no outputs")
-    return Package(path=root, task=str(sig.get("task") or meta.get("task") or "unknown"), inputs=inputs,
-                   outputs=outputs, classes=sig.get("classes", meta.get("classes")), meta=meta,
-                   fingerprint=fingerprint(root))
+    task = str(sig.get("task") or meta.get("task") or "unknown")
+    classes = sig.get("classes", meta.get("classes"))
+    derived: tuple[str, ...] = ()
+    names = {o.name for o in outputs}
+    if classes and ((task == "binary" and "probability" in names) or (task == "multiclass" and "probabilities"
+                                                                     in names)) and "label" not in names:
+        ints = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
+        outputs.append(TensorSpec("label", "int64" if ints else "string", (-1,)))
+        derived = ("label",)
+    return Package(path=root, task=task, inputs=inputs, outputs=outputs, classes=classes, meta=meta,
+                   fingerprint=fingerprint(root), derived=derived)
