@@ -54,11 +54,12 @@ def build_app() -> typer.Typer:
 def print_error(exc: RoostError) -> None:
     """Print a user error as one red line plus a hint."""
     from rich.console import Console
+    from rich.markup import escape
 
     err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] {exc.message}", markup=True)
+    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
     if exc.hint:
-        err.print(f"[yellow]hint:[/] {exc.hint}", markup=True)
+        err.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True)
 
 
 def main(argv: list[str] | None = None) -> None:
