@@ -9,6 +9,7 @@ from roost.errors import RoostError
 from roost.responsible.explain import explain
 
 
+@pytest.mark.filterwarnings("ignore:LightGBM binary classifier")
 def test_tree_shap_equals_shap_tree_explainer(packages, eng: pd.DataFrame) -> None:
     import lightgbm as lgb
     import shap

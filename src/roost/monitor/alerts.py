@@ -58,7 +58,8 @@ def prometheus_text(report: Any, model: str = "") -> str:
     """The report's gauges in the Prometheus text exposition format."""
     lines: list[str] = []
     seen: set[str] = set()
-    for name, labels, value in samples(report, model):
+    order = list(GAUGES)
+    for name, labels, value in sorted(samples(report, model), key=lambda s: order.index(s[0])):
         if name not in seen:
             seen.add(name)
             lines += [f"# HELP {name} {GAUGES[name]}", f"# TYPE {name} gauge"]

@@ -83,7 +83,7 @@ def from_run(run_id: str, want: str = "reference") -> Source:
     run = get_run(run_id)
     root = run_dir(run)
     src = Source(f"run {run['run_id'][:8]}", run=run, signature=_signature(root / PACKAGE))
-    files = [want_file for want_file in ((REFERENCE, PROFILE) if want == "reference" else (EVALUATION,))]
+    files = [REFERENCE, PROFILE] if want == "reference" else [EVALUATION]
     for name in files:
         f = root / name
         if not f.is_file():
@@ -132,8 +132,8 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
     p = Path(path)
     if model and (p / model).is_dir():
         p = p / model
-    lo = pd.Timestamp(since, tz="UTC") if since is not None else None
-    hi = pd.Timestamp(until, tz="UTC") if until is not None else None
+    lo = _utc(since)
+    hi = _utc(until)
     if any(ch in str(path) for ch in "*?["):
         files = sorted(glob.glob(str(path), recursive=True))
     else:
@@ -167,6 +167,16 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
         raise RoostError(f"the request logs under {path} hold no rows in the time range",
                          hint="widen --since/--until")
     return df
+
+
+def _utc(t: Any) -> Any:
+    """A UTC pandas Timestamp (naive times are taken as UTC), or None."""
+    import pandas as pd
+
+    if t is None:
+        return None
+    ts = pd.Timestamp(t)
+    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
 def load_source(spec: str, want: str = "reference", model: str | None = None, since: Any = None,

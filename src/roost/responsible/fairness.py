@@ -169,8 +169,13 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
 
 
 def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_score: Any = None,
-                  threshold: float = 0.5, min_group: int = MIN_GROUP, pos_label: Any = None) -> FairnessReport:
-    """Fairness report from sensitive feature(s) (DataFrame/Series), labels, and scores or 0/1 predictions."""
+                  threshold: float = 0.5, min_group: int = MIN_GROUP, pos_label: Any = None,
+                  marginals: bool = True) -> FairnessReport:
+    """Fairness report from sensitive feature(s) (DataFrame/Series), labels, and scores or 0/1 predictions.
+
+    With several sensitive columns the report has one table per column (unless `marginals` is False) and one for
+    their intersection.
+    """
     import pandas as pd
 
     sf = sensitive.to_frame() if isinstance(sensitive, pd.Series) else pd.DataFrame(sensitive)
@@ -188,7 +193,7 @@ def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_scor
     if len(sf) != yhat.size or (y is not None and y.size != yhat.size):
         raise RoostError("sensitive features, labels and predictions have different lengths")
     names = list(sf.columns)
-    groupings = [[c] for c in names] + ([names] if len(names) > 1 else [])
+    groupings = ([[c] for c in names] if marginals or len(names) == 1 else []) + ([names] if len(names) > 1 else [])
     tables = [_table(G.make_groups(sf, cols), y, yhat, score) for cols in groupings]
     overall: dict[str, float] = {"count": float(yhat.size), "selection_rate": float(yhat.mean()) if yhat.size else
                                  float("nan")}
