@@ -21,8 +21,13 @@ from pathlib import Path
 from typing import Any
 
 TORCH_MODELS = ["logreg", "mlp", "wide_deep", "dcn", "two_tower"]
-GRID = {"num_leaves": [15, 63, 255], "learning_rate": [0.05, 0.1], "min_child_samples": [20, 200]}
+GRID = {"num_leaves": [7, 15, 31, 63, 127], "learning_rate": [0.03, 0.1], "min_child_samples": [20, 200]}
 METRICS = ["roc_auc", "pr_auc", "rce", "log_loss", "ece"]
+TOWERS = {"type": "two_tower", "params": {  # engagement columns: who sees the impression / what is shown
+    "user_features": ["user_id", "country", "device", "age_group", "gender", "clicks_7d", "sessions_7d",
+                      "avg_session_min", "account_age_days"],
+    "item_features": ["item_id", "category", "price", "quality_score", "popularity_7d", "item_clicks_7d",
+                      "item_ctr_7d"]}}
 
 
 def datasets(tmp: Path, engagement_rows: int) -> dict[str, dict[str, Any]]:
@@ -35,7 +40,7 @@ def datasets(tmp: Path, engagement_rows: int) -> dict[str, dict[str, Any]]:
         "breast_cancer": {"data": "sklearn:breast_cancer", "label": "target",
                           "split": {"method": "random", "seed": 0}},
         "engagement": {"data": f"engagement:{engagement_rows}:0", "label": "clicked",
-                       "split": {"method": "time", "column": "event_time"}},
+                       "split": {"method": "time", "column": "event_time"}},  # last 20% of the log is the test
         # train Jan-Oct, test Nov-Dec (local midnight of Nov 1 is 04:00 UTC)
         "flights": {"data": str(flights), "label": "delayed", "features": FEATURES,
                     "split": {"method": "time", "column": "sched_dep_time", "test_start": "2013-11-01T04:00:00Z"}},
@@ -82,7 +87,6 @@ def main(argv: list[str] | None = None) -> int:
         args.engagement_rows, args.no_grid = 50_000, True
     logging.basicConfig(level=logging.WARNING)
     import roost.workspace as ws
-    from roost.cli.output import print_table
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-quality-") as d:
@@ -93,7 +97,8 @@ def main(argv: list[str] | None = None) -> int:
             cfg = configs[name]
             print(f"== {name}", file=sys.stderr, flush=True)
             plan: list[tuple[str, Any]] = [("default (no model named)", None)]
-            plan += [(m, m) for m in args.models.split(",") if m and not (m == "two_tower" and name != "engagement")]
+            plan += [(m, TOWERS if m == "two_tower" else m) for m in args.models.split(",")
+                     if m and not (m == "two_tower" and name != "engagement")]
             plan.append(("lightgbm (defaults)", "lightgbm"))
             for label, model in plan:
                 r = run(cfg, model)
@@ -104,10 +109,12 @@ def main(argv: list[str] | None = None) -> int:
                 best, params = grid(cfg)
                 rows.append({"dataset": name, "name": f"lightgbm (grid: {params})", **best})
         ws.use(None)
-    print_table("model quality on the test split (untuned torch defaults vs LightGBM)",
-                ["dataset", "model", *[f"test {m}" for m in METRICS], "seconds"],
-                [(r["dataset"], r["name"], *[r.get(f"test_{m}") for m in METRICS], round(r["seconds"], 1))
-                 for r in rows])
+    print("| dataset | model | " + " | ".join(f"test {m}" for m in METRICS) + " | val roc_auc | seconds |")
+    print("|---|---|" + "---|" * (len(METRICS) + 2))
+    for r in rows:
+        cells = [f"{r.get('test_' + m, float('nan')):.4f}" for m in METRICS]
+        print(f"| {r['dataset']} | {r['name']} | " + " | ".join(cells)
+              + f" | {r.get('val_roc_auc', float('nan')):.4f} | {r['seconds']:.0f} |")
     ratios = []
     for name in args.datasets.split(","):
         part = [r for r in rows if r["dataset"] == name]

@@ -36,7 +36,7 @@ def test_train_records_everything(ws, data_file, tmp_path) -> None:
     assert run["status"] == "FINISHED"
     p = run["params"]
     assert p["model.params.hidden"] == "[16]" and p["trainer.lr"] == 0.01
-    assert p["trainer.batch_size"] == 512 and p["model.params.dropout"] == 0.1  # defaults recorded too
+    assert p["trainer.batch_size"] == 32 and p["model.params.dropout"] == 0.1  # defaults recorded (auto resolved)
     assert len(p["data.fingerprint"]) == 64
     hist = roost.registry.api.metric_history(res.run_id, "val_loss")
     assert [h["step"] for h in hist] == [1, 2, 3]

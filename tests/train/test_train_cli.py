@@ -52,7 +52,7 @@ def test_cli_errors_are_one_line_with_hint(ws, cli, cfg_file: Path) -> None:
 @pytest.mark.slow
 def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
     """A real SIGINT: exit 130, run KILLED with its checkpoint, then --resume finishes a new run."""
-    env = {**os.environ, "ROOST_WORKSPACE": str(ws.root), "ROOST_TORCH_THREADS": "1"}
+    env = {**os.environ, "ROOST_WORKSPACE": str(ws.root), "ROOST_TRAIN_THREADS": "1"}
     args = [*ROOST, "train", str(cfg_file), "--set", "trainer.epochs=400", "--set", "trainer.patience=400",
             "--quiet"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

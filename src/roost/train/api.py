@@ -55,8 +55,11 @@ def resolved_params(cfg: TrainConfig, model: Any) -> dict[str, Any]:
     return d
 
 
-def build_model(cfg: TrainConfig, task: str) -> Any:
-    """The estimator for the config: model params, with trainer settings folded in for torch models."""
+def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Any:
+    """The estimator for the config: model params, with trainer settings folded in for torch models.
+
+    With `n_train`, an `auto` batch size is resolved to its number (so the run records what was used).
+    """
     from roost.errors import ConfigError
     from roost.train.models import check_task, make_model
 
@@ -74,6 +77,10 @@ def build_model(cfg: TrainConfig, task: str) -> Any:
                 raise ConfigError(f"trainer.{k} and model.params.{k} disagree", hint="set it in one place")
             params[k] = v
     model = make_model(cfg.model.type, task, **params)
+    if n_train is not None and model.params.get("batch_size") == "auto":
+        from roost.train.base import auto_batch_size
+
+        model.params["batch_size"] = auto_batch_size(n_train)
     check_task(model, task)
     validate = getattr(model, "_validate", None)
     if validate:
@@ -134,8 +141,9 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
     task = check_label(df, cfg.label, cfg.task)
     if ckpt is not None:
         task = ckpt["task"]
-    model = build_model(cfg, task)
+    build_model(cfg, task)  # config errors first, before any data work
     train_df, val_df, test_df = split(df, cfg.split)
+    model = build_model(cfg, task, len(train_df))
     spec = _spec(cfg, train_df)
     from roost.datasets import fingerprint
 

@@ -53,7 +53,7 @@ class ModelConfig(_Strict):
 class TrainerConfig(_Strict):
     """Loop settings for torch models; unset values take the model's prescribed defaults."""
 
-    batch_size: int | None = Field(default=None, gt=0)
+    batch_size: int | Literal["auto"] | None = Field(default=None, description="rows per step; auto by data size")
     lr: float | None = Field(default=None, gt=0)
     weight_decay: float | None = Field(default=None, ge=0)
     epochs: int | None = Field(default=None, gt=0)
@@ -61,6 +61,13 @@ class TrainerConfig(_Strict):
     min_delta: float | None = Field(default=None, ge=0)
     seed: int = 0
     log_every: int | None = Field(default=None, gt=0)
+
+    @field_validator("batch_size")
+    @classmethod
+    def _positive(cls, v: Any) -> Any:
+        if isinstance(v, int) and v <= 0:
+            raise ValueError(f"must be a positive number of rows or auto, got {v}; e.g. batch_size: 1024")
+        return v
 
 
 class SplitConfig(_Strict):

@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from roost.train.base import Estimator, LoopInfo, check_range
+from roost.train.base import Estimator, LoopInfo, check_range, default_threads
 from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
 
 log = logging.getLogger(__name__)
@@ -62,8 +62,7 @@ class LightGBMModel(Estimator):
                   min_child_samples=p["min_child_samples"], subsample=p["subsample"],
                   subsample_freq=1 if p["subsample"] < 1 else 0, colsample_bytree=p["colsample_bytree"],
                   reg_lambda=p["reg_lambda"], random_state=p["seed"], verbose=-1)
-        if p["n_jobs"] is not None:
-            kw["n_jobs"] = p["n_jobs"]
+        kw["n_jobs"] = p["n_jobs"] if p["n_jobs"] is not None else default_threads()
         cls = lgb.LGBMRegressor if self.task_ == "regression" else lgb.LGBMClassifier
         self.model_ = cls(**kw)
         cat = [i for i, c in enumerate(self.spec_.columns) if c.kind == "categorical"]

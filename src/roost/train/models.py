@@ -17,7 +17,7 @@ from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer
 log = logging.getLogger(__name__)
 
 MODEL_TYPES = ("logreg", "mlp", "wide_deep", "dcn", "two_tower", "lightgbm")
-DEFAULT_MODEL = "dcn"
+DEFAULT_MODEL = "wide_deep"  # chosen by bench/quality.py (see docs/training.md)
 
 
 def _trainer_defaults() -> dict[str, Any]:
@@ -39,7 +39,8 @@ class TorchModel(Estimator):
     def _validate(self) -> None:
         """Check parameter ranges (raises ConfigError naming the parameter)."""
         p = self.params
-        check_range("batch_size", p["batch_size"], 1, 1 << 20, integer=True)
+        if p["batch_size"] != "auto":
+            check_range("batch_size", p["batch_size"], 1, 1 << 20, integer=True)
         check_range("lr", p["lr"], 1e-7, 10.0)
         check_range("weight_decay", p["weight_decay"], 0.0, 10.0)
         check_range("epochs", p["epochs"], 1, 100_000, integer=True)
@@ -137,7 +138,7 @@ class LogReg(TorchModel):
     """Logistic (binary), softmax (multiclass) or linear (regression) regression: a one-layer net."""
 
     model_type = "logreg"
-    TRAINER = {"lr": 1e-2, "weight_decay": 1e-4, "batch_size": 256, "epochs": 50, "patience": 5}
+    TRAINER = {"lr": 1e-2, "epochs": 50, "patience": 5}
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → Linear."""

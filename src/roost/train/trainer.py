@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from roost.train import metrics as M
-from roost.train.base import TrainerParams
+from roost.train.base import TrainerParams, auto_batch_size, default_threads
 
 log = logging.getLogger(__name__)
 
@@ -98,17 +98,6 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     return torch.load(str(path), map_location="cpu", weights_only=False)
 
 
-def torch_threads() -> int:
-    """Intra-op threads for training: ROOST_TORCH_THREADS, else half the cores (at most 8).
-
-    Measured here: on a busy 2-core machine two OpenMP threads made each step ~14x slower than one.
-    """
-    env = os.environ.get("ROOST_TORCH_THREADS")
-    if env and env.isdigit() and int(env) > 0:
-        return int(env)
-    return max(1, min(8, (os.cpu_count() or 2) // 2))
-
-
 def fit_network(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarray],
                 val: tuple[Sequence[np.ndarray], np.ndarray] | None, params: TrainerParams,
                 callbacks: Sequence[Any] = (), checkpoint_dir: Path | None = None,
@@ -116,7 +105,7 @@ def fit_network(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np
                 extra: dict[str, Any] | None = None) -> LoopState:
     """Train `net` (raw columns → [N, K]); restores the best-validation weights; returns the loop state."""
     threads = torch.get_num_threads()
-    torch.set_num_threads(torch_threads())
+    torch.set_num_threads(default_threads())
     try:
         return _fit(net, task, train, val, params, callbacks, checkpoint_dir, resume, y_scale, extra)
     finally:
@@ -140,7 +129,8 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
     opt = torch.optim.AdamW(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     lf = loss_fn(task)
     n = len(y_tr)
-    bs = max(1, min(params.batch_size, n))
+    bs = auto_batch_size(n) if params.batch_size == "auto" else int(params.batch_size)
+    bs = max(1, min(bs, n))
     state = LoopState(epochs=params.epochs, steps_per_epoch=math.ceil(n / bs))
     best_state = copy.deepcopy(net.state_dict())
     if resume is not None:
