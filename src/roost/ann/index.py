@@ -16,55 +16,13 @@ from roost.ann import brute, filters
 from roost.ann.backends import KINDS, make_backend
 from roost.ann.checks import as_matrix, check_k
 from roost.ann.items import Items
+from roost.ann.locks import RWLock
 from roost.errors import RoostError
 
 log = logging.getLogger(__name__)
 FORMAT = 1
 DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100,
             "ip_max_norm": 0.0}
-
-
-class RWLock:
-    """Many readers or one writer."""
-
-    def __init__(self) -> None:
-        self._cond = threading.Condition()
-        self._readers = 0
-        self._writer = False
-
-    def read(self) -> "_Guard":
-        """Context manager holding a read lock."""
-        return _Guard(self, False)
-
-    def write(self) -> "_Guard":
-        """Context manager holding the write lock."""
-        return _Guard(self, True)
-
-
-class _Guard:
-    def __init__(self, lock: RWLock, write: bool) -> None:
-        self.lock, self.write = lock, write
-
-    def __enter__(self) -> None:
-        c = self.lock._cond
-        with c:
-            if self.write:
-                while self.lock._writer or self.lock._readers:
-                    c.wait()
-                self.lock._writer = True
-            else:
-                while self.lock._writer:
-                    c.wait()
-                self.lock._readers += 1
-
-    def __exit__(self, *exc: Any) -> None:
-        c = self.lock._cond
-        with c:
-            if self.write:
-                self.lock._writer = False
-            else:
-                self.lock._readers -= 1
-            c.notify_all()
 
 
 class Selection:
@@ -264,21 +222,28 @@ class Index:
 
     def _search(self, q: np.ndarray, k: int, flt: Mapping[str, Any] | None, ef: int | None,
                 exclude: Sequence[Any] | None) -> SearchResult:
+        if self.items.n_alive == 0 or len(q) == 0:
+            return SearchResult([np.zeros(0, self.items.ids.dtype)] * len(q), [np.zeros(0, np.float32)] * len(q))
         sel = self._selection(flt)
         ex = self.items.lookup(self.items.coerce(exclude)) if exclude else np.zeros(0, np.int64)
         ex = ex[ex >= 0]
         allowed = self.items.n_alive if sel is None else sel.count
         kk = min(k + len(ex), allowed)
-        if kk == 0 or len(q) == 0:
+        if kk == 0:
             return SearchResult([np.zeros(0, self.items.ids.dtype)] * len(q), [np.zeros(0, np.float32)] * len(q))
         knob = int(ef or self.params.get(self.backend.knob, 0) or 0)
-        if sel is not None and sel.count <= self.exact_limit or self.kind == "flat" and sel is not None:
+        if sel is not None and (sel.count <= self.exact_limit or self.kind == "flat"):
             labels, sc = self._exact(q, kk, sel)
         else:
             try:
                 labels, sc = self._backend_search(q, kk, knob, sel)
             except RuntimeError:  # hnswlib: fewer than k reachable in the graph
                 labels, sc = self._exact(q, kk, sel)
+            else:  # a graph or list search that came back short (selective filter, deletes): exact for those rows
+                short = self._valid(labels, ex, sel).sum(1) < min(k, allowed - len(ex))
+                if short.any():
+                    labels, sc = labels.copy(), sc.copy()
+                    labels[short], sc[short] = self._exact(q[short], kk, sel)
         return self._finish(labels, sc, k, ex, sel)
 
     def _backend_search(self, q: np.ndarray, k: int, knob: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
@@ -289,15 +254,20 @@ class Index:
         qn = (q.astype(np.float64) ** 2).sum(1, keepdims=True)
         return labels, ((qn + float(self.params["ip_max_norm"]) ** 2 + neg_d) / 2).astype(np.float32)
 
-    def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray,
-                sel: Selection | None) -> SearchResult:
-        """Map slots to ids, dropping empty, dead, excluded and (defensively) non-matching slots."""
+    def _valid(self, labels: np.ndarray, ex: np.ndarray, sel: Selection | None) -> np.ndarray:
+        """Which result slots are real, alive, allowed and not excluded."""
         ok = (labels >= 0) & (labels < self.items.n)
         safe = np.where(ok, labels, 0)
         ok &= self.items.alive[safe] if sel is None else sel.mask[safe]
         if len(ex):
             ok &= ~np.isin(safe, ex)
-        ids_all = self.items.ids[safe]
+        return ok
+
+    def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray,
+                sel: Selection | None) -> SearchResult:
+        """Map slots to ids, dropping empty, dead, excluded and (defensively) non-matching slots."""
+        ok = self._valid(labels, ex, sel)
+        ids_all = self.items.ids[np.where(ok, labels, 0)]
         if ok.all() and labels.shape[1] == k:
             return SearchResult(list(ids_all), list(sc.astype(np.float32, copy=False)))
         ids, scores = [], []

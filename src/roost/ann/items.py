@@ -21,7 +21,8 @@ def _kind_of(values: Sequence[Any] | np.ndarray) -> str:
         return "int"
     if all(isinstance(v, str) for v in seq):
         return "str"
-    bad = next(v for v in seq if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool))
+    bad = next((v for v in seq if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool)),
+               next((v for v in seq if isinstance(v, str) != isinstance(seq[0], str)), seq[0]))
     raise RoostError(f"ids must be all integers or all strings, found {bad!r}",
                      hint="use one id type per index (e.g. the item_id column)")
 
