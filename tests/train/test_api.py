@@ -1,6 +1,11 @@
 """roost.train end to end: recorded run, package, registry, bad input, Ctrl-C and resume."""
 from __future__ import annotations
 
+import json
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -52,6 +57,15 @@ def test_train_records_everything(ws, data_file, tmp_path) -> None:
     out = pred.predict(test)
     assert out.shape == (50,) and np.all((out >= 0) & (out <= 1))
     assert pred.meta["run_id"] == res.run_id and pred.meta["parity_max_abs_diff"] <= 1e-5
+    # the registered package serves from a fresh process without torch
+    code = ("import sys, roost, pandas as pd; p = roost.load_model('clicks/1'); "
+            "print(p.predict(pd.read_parquet(sys.argv[1]))[:3].tolist()); assert 'torch' not in sys.modules")
+    test.to_parquet(tmp_path / "rows.parquet")
+    env = {**os.environ, "ROOST_WORKSPACE": str(ws.root)}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.parquet")], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    np.testing.assert_allclose(json.loads(done.stdout), out[:3], atol=1e-6)
 
 
 def test_time_split_and_lightgbm(ws, data_file) -> None:

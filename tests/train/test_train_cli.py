@@ -75,18 +75,24 @@ def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
 
 
 @pytest.mark.slow
-def test_tensorboard_serves_run_logs(ws, cfg_file: Path) -> None:
+def test_tensorboard_during_training_and_later(ws, cfg_file: Path) -> None:
+    """--tensorboard announces a URL that answers 200 while the run trains; `roost tensorboard RUN` works later."""
     import httpx
 
     import roost
     from roost.train.tensorboard import run_logdir, start, stop
 
-    res = roost.train(cfg_file, progress=False)
+    urls: list[str] = []
+    res = roost.train(cfg_file, tensorboard=True, announce=urls.append, progress=False)
+    try:
+        assert urls == [res.tensorboard_url] and httpx.get(urls[0], timeout=10).status_code == 200
+    finally:
+        stop(res.tensorboard_process)
     proc, url = start(run_logdir(res.run_id))
     try:
-        assert url.startswith("http://127.0.0.1:")
-        runs = httpx.get(url + "data/runs", timeout=10).json()
-        assert runs == ["."] or runs  # the event file's folder is listed
+        assert httpx.get(url, timeout=10).status_code == 200
+        tags = httpx.get(url + "data/plugin/scalars/tags", timeout=10).json()
+        assert any("epoch/val_loss" in t for run in tags.values() for t in run)
     finally:
         stop(proc)
     assert proc.poll() is not None
