@@ -182,11 +182,10 @@ def _feature(name: str, ref: Any, cur: Any) -> FeatureDrift:
     fd = FeatureDrift(name, kind, "ok")
     n_r, n_c = len(ref), len(cur)
     if kind == "numeric":
+        xr = _numbers(ref)
         try:
-            xr, xc = _numbers(ref), _numbers(cur)
+            xc = _numbers(cur)
         except (TypeError, ValueError):
-            xr, xc = _numbers(ref), None
-        if xc is None:
             fd.notes.append(f"current values are not numbers ({cur.dtype}); compared as categories")
             fd.kind = kind = "categorical"
     if kind == "numeric":

@@ -188,7 +188,7 @@ def load_source(spec: str, want: str = "reference", model: str | None = None, si
     p = Path(s)
     if p.is_file() and p.suffix == ".json":
         return Source(s, profile=Profile.load(p))
-    if p.exists() and looks_like_logs(p) or (p.is_dir() and model and (p / model).is_dir()):
+    if (p.exists() and looks_like_logs(p)) or (p.is_dir() and model and (p / model).is_dir()):
         return Source(f"request logs {s}", frame=read_request_logs(p, model, since, until), is_logs=True)
     if p.exists() or any(ch in s for ch in "*?["):
         from roost.datasets import load

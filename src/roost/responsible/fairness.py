@@ -108,20 +108,37 @@ class FairnessReport:
                                        for i, g in enumerate(t.groups)]} for t in self.tables]}
 
 
-def _table(g: G.Groups, y: np.ndarray | None, yhat: np.ndarray, score: np.ndarray | None) -> GroupTable:
-    """All metrics for one grouping."""
-    n = G.counts(g)
-    sel = G.sums(g, yhat)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        m: dict[str, np.ndarray] = {"count": n.astype(np.float64), "selection_rate": np.where(n > 0, sel / n, np.nan)}
-    if y is not None:
+def _table(g: G.Groups, y: np.ndarray | None, yhat: np.ndarray, score: np.ndarray | None,
+           overall: dict[str, float] | None = None) -> GroupTable:
+    """All metrics for one grouping from one confusion bincount and one ROC-AUC pass (overall totals too)."""
+    if y is None:
+        cells = np.bincount(g.codes * 2 + yhat, minlength=g.n_groups * 2).reshape(g.n_groups, 2)
+        n, sel = cells.sum(axis=1), cells[:, 1]
+    else:
         tn, fp, fn, tp = G.confusion(g, y, yhat)
-        empty = n == 0
+        n, sel = tn + fp + fn + tp, fp + tp
+    empty = n == 0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        m: dict[str, np.ndarray] = {"count": n.astype(np.float64), "selection_rate": np.where(empty, np.nan, sel / n)}
+    if overall is not None:
+        total = float(n.sum())
+        overall.update(count=total, selection_rate=float(sel.sum()) / total if total else float("nan"))
+    if y is not None:
         m["tpr"] = np.where(empty, np.nan, _ratio(tp, tp + fn))
         m["fpr"] = np.where(empty, np.nan, _ratio(fp, fp + tn))
         m["precision"] = np.where(empty, np.nan, _ratio(tp, tp + fp))
         m["positives"] = (tp + fn).astype(np.float64)
-        m["roc_auc"] = G.roc_auc(g, y, score) if score is not None else np.full(g.n_groups, np.nan)
+        if overall is not None:
+            T = [float(v.sum()) for v in (tn, fp, fn, tp)]
+            overall.update(tpr=T[3] / (T[3] + T[2]) if T[3] + T[2] else 0.0,
+                           fpr=T[1] / (T[1] + T[0]) if T[1] + T[0] else 0.0,
+                           precision=T[3] / (T[3] + T[1]) if T[3] + T[1] else 0.0, roc_auc=float("nan"))
+        if score is None:
+            m["roc_auc"] = np.full(g.n_groups, np.nan)
+        elif overall is not None:
+            m["roc_auc"], overall["roc_auc"] = G.roc_auc(g, y, score, overall=True)
+        else:
+            m["roc_auc"] = G.roc_auc(g, y, score)
     return GroupTable(list(g.columns), g.labels(), m, y is not None)
 
 
@@ -154,6 +171,9 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
     """0/1 int array from a label column (1 = `pos_label`, or the larger of two values)."""
     import pandas as pd
 
+    if isinstance(y, np.ndarray) and y.dtype.kind in "biu" and pos_label is None and y.size:
+        if y.min() >= 0 and y.max() <= 1:  # fast path: already 0/1
+            return y.astype(np.int64, copy=False)
     s = pd.Series(y)
     if s.isna().any():
         raise RoostError(f"the label has {int(s.isna().sum())} missing values", hint="drop unlabelled rows first")
@@ -186,25 +206,18 @@ def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_scor
     if y_pred is None:
         if score is None:
             raise RoostError("fairness needs predictions or scores", hint="pass a model or a score column")
-        yhat = (score >= threshold).astype(np.int64)
+        yhat = (score >= threshold).astype(np.int8)
     else:
-        yhat = _binary_labels(y_pred, pos_label)
-    y = None if y_true is None else _binary_labels(y_true, pos_label)
+        yhat = _binary_labels(y_pred, pos_label).astype(np.int8)
+    y = None if y_true is None else _binary_labels(y_true, pos_label).astype(np.int8)
     if len(sf) != yhat.size or (y is not None and y.size != yhat.size):
         raise RoostError("sensitive features, labels and predictions have different lengths")
     names = list(sf.columns)
     groupings = ([[c] for c in names] if marginals or len(names) == 1 else []) + ([names] if len(names) > 1 else [])
-    tables = [_table(G.make_groups(sf, cols), y, yhat, score) for cols in groupings]
-    overall: dict[str, float] = {"count": float(yhat.size), "selection_rate": float(yhat.mean()) if yhat.size else
-                                 float("nan")}
-    if y is not None:
-        from roost.train.metrics import roc_auc
-
-        tp, fp = float(((y == 1) & (yhat == 1)).sum()), float(((y == 0) & (yhat == 1)).sum())
-        pos, neg = float(y.sum()), float(y.size - y.sum())
-        overall.update(tpr=tp / pos if pos else 0.0, fpr=fp / neg if neg else 0.0,
-                       precision=tp / (tp + fp) if tp + fp else 0.0,
-                       roc_auc=roc_auc(y, score) if score is not None else float("nan"))
+    facts = G.factorize_columns(sf, names)
+    overall: dict[str, float] = {}
+    tables = [_table(G.combine(cols, facts), y, yhat, score, overall if k == 0 else None)
+              for k, cols in enumerate(groupings)]
     warn = [w for t in tables for w in _warnings(t, min_group)]
     if y is None:
         warn.insert(0, "no label given: only selection rates and demographic parity are computed")

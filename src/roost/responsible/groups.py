@@ -47,15 +47,25 @@ def _factorize(s: Any) -> tuple[np.ndarray, list[str]]:
     return codes, levels
 
 
-def make_groups(df: Any, columns: Sequence[str]) -> Groups:
-    """Group codes for the intersection of `columns` of a DataFrame."""
-    codes = np.zeros(len(df), dtype=np.int64)
+def factorize_columns(df: Any, columns: Sequence[str]) -> dict[str, tuple[np.ndarray, list[str]]]:
+    """{column: (codes, levels)} for each column, factorized once."""
+    return {c: _factorize(df[c]) for c in columns}
+
+
+def combine(columns: Sequence[str], facts: dict[str, tuple[np.ndarray, list[str]]]) -> Groups:
+    """The intersection of already factorized columns."""
+    codes = np.zeros(len(facts[columns[0]][0]), dtype=np.int64) if columns else np.zeros(0, dtype=np.int64)
     levels: list[list[str]] = []
     for c in columns:
-        cc, lv = _factorize(df[c])
-        codes = codes * len(lv) + cc
+        cc, lv = facts[c]
+        codes = cc.copy() if not levels else codes * len(lv) + cc
         levels.append(lv)
     return Groups(list(columns), codes, levels)
+
+
+def make_groups(df: Any, columns: Sequence[str]) -> Groups:
+    """Group codes for the intersection of `columns` of a DataFrame."""
+    return combine(columns, factorize_columns(df, columns))
 
 
 def counts(g: Groups, mask: np.ndarray | None = None) -> np.ndarray:
@@ -67,7 +77,9 @@ def counts(g: Groups, mask: np.ndarray | None = None) -> np.ndarray:
 
 def confusion(g: Groups, y: np.ndarray, yhat: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """(tn, fp, fn, tp) per group for 0/1 labels and 0/1 predictions, in one bincount."""
-    cell = g.codes * 4 + (y.astype(np.int64) << 1) + yhat.astype(np.int64)
+    cell = g.codes * 4
+    np.add(cell, np.asarray(y, dtype=np.int8) << 1, out=cell)
+    np.add(cell, np.asarray(yhat, dtype=np.int8), out=cell)
     m = np.bincount(cell, minlength=g.n_groups * 4).reshape(g.n_groups, 4)
     return m[:, 0], m[:, 1], m[:, 2], m[:, 3]
 
@@ -77,36 +89,66 @@ def sums(g: Groups, values: np.ndarray) -> np.ndarray:
     return np.bincount(g.codes, weights=np.asarray(values, dtype=np.float64), minlength=g.n_groups)
 
 
-def roc_auc(g: Groups, y: np.ndarray, score: np.ndarray) -> np.ndarray:
-    """ROC-AUC per group (NaN for a group with one class or no rows)."""
+def _rank_sum_positives(ys: np.ndarray, ss: np.ndarray, group_of: Any, start: np.ndarray, G: int,
+                        tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(sum of tie-averaged 1-based ranks of the positives, positives) per group, for rows sorted by score
+    inside contiguous groups; `tied[k]` says row k+1 has the same score (and group) as row k."""
+    pidx = np.flatnonzero(ys)
+    pg = group_of(pidx)
+    pos = np.bincount(pg, minlength=G).astype(np.float64)
+    r = np.bincount(pg, weights=(pidx - start[pg] + 1).astype(np.float64), minlength=G).astype(np.float64)
+    t = np.flatnonzero(tied)
+    if t.size:  # ties: positives in a run of equal scores get the run's average rank instead of their own
+        run_start = np.r_[True, t[1:] != t[:-1] + 1]
+        a = t[run_start]  # first row of each tied run
+        b = np.r_[t[np.flatnonzero(run_start)[1:] - 1], t[-1]] + 1  # last row of each tied run
+        members = np.concatenate([t, b])  # every row of every tied run (runs never overlap)
+        run_of = np.searchsorted(a, members, side="right") - 1
+        is_pos = ys[members].astype(np.float64)
+        avg = (a + b) / 2.0
+        corr = np.bincount(run_of, weights=is_pos * (avg[run_of] - members), minlength=a.size)
+        r += np.bincount(group_of(a), weights=corr, minlength=G)
+    return r, pos
+
+
+def roc_auc(g: Groups, y: np.ndarray, score: np.ndarray, overall: bool = False) -> Any:
+    """ROC-AUC per group (NaN for a group with one class or no rows); with `overall`, (per group, overall AUC)."""
     n = y.size
     G = g.n_groups
     if n == 0:
-        return np.full(G, np.nan)
-    order = np.argsort(score)  # ties get averaged ranks below, so their order does not matter
-    code_dtype = np.int16 if G < 32_767 else np.int64  # small ints sort by radix
-    by_group = np.argsort(g.codes[order].astype(code_dtype), kind="stable")
-    order = order[by_group]
-    c = g.codes[order]
-    s = np.asarray(score, dtype=np.float64)[order]
-    yy = np.asarray(y, dtype=np.float64)[order]
-    size = np.bincount(c, minlength=G)
-    start = np.concatenate([[0], np.cumsum(size)[:-1]])
-    new_run = np.empty(n, dtype=bool)
-    new_run[0] = True
-    np.not_equal(s[1:], s[:-1], out=new_run[1:])
-    new_run[1:] |= c[1:] != c[:-1]
-    first = np.flatnonzero(new_run)
-    last = np.r_[first[1:] - 1, n - 1]
-    run_rank = (first + last) / 2.0 - start[c[first]] + 1.0  # average 1-based rank of each tie run in its group
-    rank = np.repeat(run_rank, last - first + 1)
-    pos = np.bincount(c, weights=yy, minlength=G)
+        return (np.full(G, np.nan), float("nan")) if overall else np.full(G, np.nan)
+    order = np.argsort(score)  # ties get averaged ranks, so their order does not matter
+    code_dtype = np.int16 if G < 32_767 else np.int64  # small ints: smaller gathers, radix sort
+    cs = g.codes.astype(code_dtype)[order]
+    ss = np.asarray(score, dtype=np.float64)[order]
+    ys = np.asarray(y, dtype=np.int8)[order]
+    del order
+    by_group = np.argsort(cs, kind="stable")  # score order kept inside each group
+    size = np.bincount(cs, minlength=G)
+    ends = np.cumsum(size)
+    start = ends - size
+    yy, s2 = ys[by_group], ss[by_group]
+    del by_group
+    tied = s2[1:] == s2[:-1]
+    tied[ends[:-1][(ends[:-1] > 0) & (ends[:-1] < n)] - 1] = False  # no run across a group boundary
+
+    def group_of(i: np.ndarray) -> np.ndarray:
+        return np.searchsorted(ends, i, side="right")
+
+    r_pos, pos = _rank_sum_positives(yy, s2, group_of, start, G, tied)
     neg = size - pos
-    r_pos = np.bincount(c, weights=rank * yy, minlength=G)
     with np.errstate(invalid="ignore", divide="ignore"):
         auc = (r_pos - pos * (pos + 1) / 2.0) / (pos * neg)
     auc[(pos == 0) | (neg == 0)] = np.nan
-    return auc
+    if not overall:
+        return auc
+    zero = np.zeros(1, dtype=np.int64)
+    r_all, p_all = _rank_sum_positives(ys, ss, lambda i: np.zeros(i.shape, dtype=np.int64), zero, 1,
+                                       ss[1:] == ss[:-1])
+    p, q = float(p_all[0]), float(n - p_all[0])
+    if p == 0 or q == 0:
+        return auc, float("nan")
+    return auc, (float(r_all[0]) - p * (p + 1) / 2.0) / (p * q)
 
 
 def log_loss(g: Groups, y: np.ndarray, p: np.ndarray, eps: float = 1e-15) -> np.ndarray:
