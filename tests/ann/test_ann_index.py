@@ -21,7 +21,7 @@ def _data(n: int, d: int, seed: int = 0, nq: int = 100) -> tuple[np.ndarray, np.
 @pytest.mark.parametrize("library", ["hnswlib", "faiss"])
 def test_recall_at_10_on_100k_random_vectors(library: str, helpers) -> None:
     """Effort tuned on 200 queries to 0.97; 500 other queries must reach recall@10 ≥ 0.95 vs brute force."""
-    from roost.ann.tune import tune
+    from roost.ann.tuning import tune
 
     x, q = _data(100_000, 64, nq=700)
     index = Index(64, "cosine", "hnsw", library)

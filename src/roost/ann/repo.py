@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from roost.ann.embed import Embeddings, read_embeddings
+from roost.ann.embeddings import Embeddings, read_embeddings
 from roost.ann.index import Index
 from roost.errors import NotFoundError, RoostError, closest
 
@@ -87,7 +87,7 @@ def build_index(name: str, embeddings: str | Path | Embeddings | Any, metric: st
     `tune_queries` (vectors, or an embeddings file such as user-tower output) are what the effort is tuned on;
     without them the index's own items are the queries.
     """
-    from roost.ann.tune import tune
+    from roost.ann.tuning import tune
 
     check_name(name)
     if not 0 < target_recall <= 1:
