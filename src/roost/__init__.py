@@ -4,8 +4,7 @@ The public API is lazy: `import roost` imports no heavy library; each name loads
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from roost._lazy import lazy_api
 
 __version__ = "0.1.0"
 
@@ -48,18 +47,4 @@ _SUBMODULES = {"workspace", "artifacts", "errors", "byom", "features", "datasets
                "registry", "modelpkg", "notebook", "ui"}
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    if name in _SUBMODULES:
-        value = importlib.import_module(f"roost.{name}")
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API) | _SUBMODULES)
+__getattr__, __dir__ = lazy_api(__name__, _API, _SUBMODULES)

@@ -4,8 +4,8 @@ Importing this package imports no heavy library; each name loads its module on f
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from roost._lazy import lazy_api
 
 _API = {
     "load": "roost.datasets.loaders:load",
@@ -20,14 +20,4 @@ _API = {
 __all__ = sorted(_API)
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost.datasets' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)

@@ -5,8 +5,8 @@ Importing this package is cheap: Optuna, Starlette and httpx load on first use.
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+
+from roost._lazy import lazy_api
 
 _API = {
     "Client": "roost.tune.client:Client",
@@ -22,14 +22,4 @@ _API = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost.tune' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)
