@@ -81,6 +81,24 @@ def test_time_split_and_lightgbm(ws, data_file) -> None:
     assert run["params"]["model.params.num_leaves"] == 31
 
 
+@pytest.mark.parametrize(("label", "keys"), [("kind", {"test_macro_f1", "test_accuracy", "test_log_loss"}),
+                                             ("score", {"test_rmse", "test_mae", "test_r2"})])
+def test_multiclass_and_regression_runs(ws, data_file, label, keys) -> None:
+    others = [c for c in ("clicked", "kind", "score") if c != label]
+    res = roost.train(_cfg(data_file, label=label, model="logreg", features={"exclude": others},
+                           trainer={"epochs": 40, "lr": 0.05}))
+    assert keys <= set(res.metrics)
+    pred = roost.load_model(res.package_path)
+    test = mixed_frame(30, seed=3)
+    out = pred.predict(test)
+    if label == "kind":
+        assert res.task == "multiclass" and pred.classes == ["high", "low", "mid"] and out.shape == (30, 3)
+        np.testing.assert_allclose(out.sum(1), 1.0, atol=1e-5)
+    else:
+        assert res.task == "regression" and out.shape == (30,)
+        assert res.metrics["test_r2"] > 0.8
+
+
 @pytest.mark.parametrize(("change", "err", "match"), [
     ({"label": "clickd"}, RoostError, "available columns: x1, x2"),
     ({"model": "transformer"}, ConfigError, "model.type"),
