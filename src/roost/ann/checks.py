@@ -1,6 +1,7 @@
 """Input checks shared by the Python API and HTTP routes: vector shape, finiteness, k."""
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import numpy as np
@@ -34,6 +35,9 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
         raise RoostError(f"{what} has {x.shape[1]} dimensions, the index has {dim}",
                          hint=f"send {dim} numbers per {what} (was the index built from another model?)")
     x = np.ascontiguousarray(x, dtype=np.float32)
+    total = float(np.einsum("ij,ij->", x, x)) if x.size else 0.0
+    if math.isfinite(total) and (zero_ok or total > 0 and len(x) == 1):
+        return x  # every value finite (a NaN or inf would make the sum so); one non-zero vector
     finite = np.isfinite(x).all(axis=1)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
@@ -49,6 +53,8 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
 
 def check_k(k: Any) -> int:
     """k as a positive int no larger than MAX_K."""
+    if type(k) is int and 0 < k <= MAX_K:
+        return k
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > MAX_K:
         raise RoostError(f"k must be an integer between 1 and {MAX_K}, got {k!r}", hint="e.g. k=10")
     return int(k)

@@ -117,8 +117,14 @@ class Index:
 
     # -- mutations ---------------------------------------------------------------------------------------
     def _prepare(self, vectors: Any) -> np.ndarray:
+        """Validated float32 [n, dim] vectors, unit length for cosine."""
         x = as_matrix(vectors, self.dim, what="vector", zero_ok=self.metric != "cosine")
-        return brute.normalize(x) if self.metric == "cosine" else x
+        if self.metric != "cosine":
+            return x
+        norms = np.sqrt(np.einsum("ij,ij->i", x, x))
+        if not (norms > 0).all() or not np.isfinite(norms).all():  # float32 under/overflow: norms in float64
+            norms = np.sqrt(np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64)))
+        return (x / norms[:, None]).astype(np.float32, copy=False)
 
     def _augment(self, x: np.ndarray) -> np.ndarray:
         """Items for the backend (MIPS: one extra coordinate that equalises norms)."""
@@ -240,10 +246,13 @@ class Index:
             except RuntimeError:  # hnswlib: fewer than k reachable in the graph
                 labels, sc = self._exact(q, kk, sel)
             else:  # a graph or list search that came back short (selective filter, deletes): exact for those rows
-                short = self._valid(labels, ex, sel).sum(1) < min(k, allowed - len(ex))
+                ok = self._valid(labels, ex, sel)
+                short = ok.sum(1) < min(k, allowed - len(ex))
                 if short.any():
                     labels, sc = labels.copy(), sc.copy()
                     labels[short], sc[short] = self._exact(q[short], kk, sel)
+                    ok = None
+                return self._finish(labels, sc, k, ex, sel, ok)
         return self._finish(labels, sc, k, ex, sel)
 
     def _backend_search(self, q: np.ndarray, k: int, knob: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
@@ -256,6 +265,8 @@ class Index:
 
     def _valid(self, labels: np.ndarray, ex: np.ndarray, sel: Selection | None) -> np.ndarray:
         """Which result slots are real, alive, allowed and not excluded."""
+        if sel is None and not len(ex) and labels.size and labels.min() >= 0:
+            return self.items.alive[labels]  # slots < n always: the backends only know allocated slots
         ok = (labels >= 0) & (labels < self.items.n)
         safe = np.where(ok, labels, 0)
         ok &= self.items.alive[safe] if sel is None else sel.mask[safe]
@@ -263,12 +274,14 @@ class Index:
             ok &= ~np.isin(safe, ex)
         return ok
 
-    def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray,
-                sel: Selection | None) -> SearchResult:
+    def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray, sel: Selection | None,
+                ok: np.ndarray | None = None) -> SearchResult:
         """Map slots to ids, dropping empty, dead, excluded and (defensively) non-matching slots."""
-        ok = self._valid(labels, ex, sel)
-        ids_all = self.items.ids[np.where(ok, labels, 0)]
-        if ok.all() and labels.shape[1] == k:
+        if ok is None:
+            ok = self._valid(labels, ex, sel)
+        full = bool(ok.all())
+        ids_all = self.items.ids[labels if full else np.where(ok, labels, 0)]
+        if full and labels.shape[1] == k:
             return SearchResult(list(ids_all), list(sc.astype(np.float32, copy=False)))
         ids, scores = [], []
         for row_ok, row_ids, row_sc in zip(ok, ids_all, sc):

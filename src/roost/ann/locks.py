@@ -46,6 +46,8 @@ class _Guard:
         with lk._cond:
             if self.write:
                 lk._writer = False
+                lk._cond.notify_all()
             else:
                 lk._readers -= 1
-            lk._cond.notify_all()
+                if not lk._readers and lk._waiting:
+                    lk._cond.notify_all()
