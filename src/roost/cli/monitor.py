@@ -290,6 +290,7 @@ def card_cmd(
     label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
     sensitive: Optional[List[str]] = typer.Option(None, "--sensitive", "-s", help="Sensitive column(s)."),
     current: Optional[str] = typer.Option(None, "--current", "-c", help="Current data or logs for drift status."),
+    threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold the model is used at."),
 ) -> None:
     """Write a model card: intended use, data, metrics, slices, fairness, explanations, drift, lineage."""
     from roost.cli.output import echo
@@ -297,7 +298,7 @@ def card_cmd(
 
     with _status(f"assembling the card of {model} ..."):
         card = build_card(model, data=_load(data) if data else None, label=label, sensitive=_split(sensitive),
-                          current=current)
+                          current=current, threshold=threshold)
         path = write_card(card, out)
     echo(f"model card written to {path}")
     for m in card.missing:

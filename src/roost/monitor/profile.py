@@ -280,13 +280,23 @@ class Profile:
         rows = []
         for c in self.columns.values():
             q = c.quantiles((0.5,))[0] if c.kind != "categorical" else None
+            mean = c.mean if c.count and c.kind != "categorical" else None
+            lo, hi = c.min, c.max
+            if c.kind == "datetime":  # epoch seconds back to timestamps
+                lo, mean, hi, q = (_iso(v) for v in (lo, mean, hi, q))
             rows.append({"column": c.name, "kind": c.kind, "count": c.count,
-                         "missing": c.missing / c.rows if c.rows else 0.0,
-                         "min": c.min, "mean": c.mean if c.count and c.kind != "categorical" else None,
-                         "max": c.max, "std": None if c.kind == "categorical" or c.count < 2 else c.std,
+                         "missing": c.missing / c.rows if c.rows else 0.0, "min": lo, "mean": mean, "max": hi,
+                         "std": None if c.kind == "categorical" or c.count < 2 else c.std,
                          "p50": q, "distinct": round(c.cardinality),
                          "top": ", ".join(f"{k} ({v})" for k, v in c.top(3))})
         return rows
+
+
+def _iso(v: float | None) -> str | None:
+    """Epoch seconds as an ISO UTC timestamp (None and NaN stay None)."""
+    if v is None or v != v:
+        return None
+    return datetime.fromtimestamp(v, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _json_default(o: Any) -> Any:

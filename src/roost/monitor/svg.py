@@ -50,7 +50,7 @@ def bars(labels: Sequence[str], series: Sequence[Sequence[float]], title: str, c
     """Grouped bars (one group per label, one bar per series)."""
     labels = list(labels)[:max_bars]
     series = [list(s)[:max_bars] for s in series]
-    y_max = max([max(s, default=0) for s in series] + [1e-12])
+    y_max = max([max(s, default=0) for s in series] + [0.0]) or 1.0
     y0, y1 = H - PAD_B, PAD_T
     n = max(len(labels), 1)
     gw = (W - PAD_L - PAD_R) / n
@@ -64,16 +64,18 @@ def bars(labels: Sequence[str], series: Sequence[Sequence[float]], title: str, c
             out.append(f'<rect x="{x:.1f}" y="{y0 - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
                        f'fill="{colors[j % len(colors)]}" opacity=".8"><title>{escape(str(lab))}: {_fmt(v)}'
                        f'</title></rect>')
-        if n <= 12 or i % math.ceil(n / 12) == 0:
+        step = math.ceil(n / 12)
+        if i % step == 0:
+            chars = max(3, int(gw * step / 6))  # ~6 px per character at 10 px
             out.append(f'<text x="{PAD_L + (i + 0.5) * gw:.1f}" y="{y0 + 12}" text-anchor="middle">'
-                       f'{escape(str(lab)[:10])}</text>')
+                       f'{escape(str(lab)[:chars])}</text>')
     return _frame("".join(out), title, y_max, y_label)
 
 
 def histogram(edges: Sequence[float], series: Sequence[Sequence[float]], title: str,
               colors: Sequence[str] = (REF, CUR), y_label: str = "share") -> str:
     """Overlaid histograms on shared bin edges (translucent bars)."""
-    y_max = max([max(s, default=0) for s in series] + [1e-12])
+    y_max = max([max(s, default=0) for s in series] + [0.0]) or 1.0
     y0, y1 = H - PAD_B, PAD_T
     lo, hi = float(edges[0]), float(edges[-1])
     span = (hi - lo) or 1.0

@@ -34,8 +34,9 @@ def _first(keys: tuple[str, ...], *dicts: dict) -> str | None:
 
 
 def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: list[str] | None = None,
-               current: Any = None, explain_rows: int = 100) -> Card:
-    """Collect a model card for a registered model (`name@alias`, `name/3`)."""
+               current: Any = None, explain_rows: int = 100, threshold: float | None = None) -> Card:
+    """Collect a model card for a registered model (`name@alias`, `name/3`); `threshold`: the decision threshold
+    the model is used at (default: `threshold` in roost-model.yaml, else 0.5)."""
     from roost.monitor.sources import PROFILE, run_dir
     from roost.registry.api import get_run, resolve_model
 
@@ -57,9 +58,10 @@ def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: 
                   "outputs": ", ".join(o["name"] for o in sig.get("outputs", []))}
     root = run_dir(run) if run else None
     data_sec: dict[str, Any] = {"source": meta.get("data_source") or params.get("data.source"),
-                                "fingerprint": params.get("data.fingerprint"), "rows": params.get("data.rows"),
-                                "train / val / test rows": "/".join(str(params.get(f"data.{k}_rows", "?"))
-                                                                    for k in ("train", "val", "test"))}
+                                "fingerprint": params.get("data.fingerprint"), "rows": params.get("data.rows")}
+    if any(f"data.{k}_rows" in params for k in ("train", "val", "test")):
+        data_sec["train / val / test rows"] = " / ".join(str(params.get(f"data.{k}_rows", "?"))
+                                                         for k in ("train", "val", "test"))
     if root is not None and (root / PROFILE).is_file():
         from roost.monitor.profile import Profile
 
@@ -71,7 +73,8 @@ def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: 
     label = label or sig.get("label") or meta.get("label")
     frame = _evaluation(mv, root, data, label, card)
     if frame is not None and label in frame.columns:
-        _analysis_sections(card, frame, label, sensitive or _sensitive_from(tags), mv)
+        thr = float(threshold if threshold is not None else meta.get("threshold", 0.5))
+        _analysis_sections(card, frame, label, sensitive or _sensitive_from(tags), mv, thr)
     if frame is not None:
         try:
             from roost.responsible.explain import explain
@@ -116,7 +119,7 @@ def _evaluation(mv: Any, root: Path | None, data: Any, label: str | None, card: 
     return None
 
 
-def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str], mv: Any) -> None:
+def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str], mv: Any, thr: float) -> None:
     """Slices (and fairness when sensitive columns are known) from labelled predictions."""
     from roost.monitor.analysis import analyze
 
@@ -127,7 +130,7 @@ def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str],
     feats = [c for c in sensitive if c in frame.columns] + [
         i["name"] for i in (mv.signature or {}).get("inputs", []) if i["name"] in frame.columns][:6]
     card.sections["Slices"] = analyze(frame, label, score, features=list(dict.fromkeys(feats)),
-                                      source="evaluation set")
+                                      threshold=thr, source="evaluation set")
     if not sensitive:
         card.missing.append("fairness: no sensitive column given (--sensitive, or tag the run `roost.sensitive`)")
         return
@@ -138,7 +141,8 @@ def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str],
     if sensitive and score == "pred_probability":
         from roost.responsible.fairness import group_metrics
 
-        card.sections["Fairness"] = group_metrics(frame[sensitive], y_true=frame[label], y_score=frame[score])
+        card.sections["Fairness"] = group_metrics(frame[sensitive], y_true=frame[label], y_score=frame[score],
+                                                  threshold=thr)
 
 
 def _drift(mv: Any, current: Any, card: Card) -> Any:
@@ -166,6 +170,13 @@ def _kv_rows(d: dict[str, Any]) -> list[list[Any]]:
             if v not in (None, "", [], {}) and k != "profile"]
 
 
+def _demote(html: str) -> str:
+    """Headings of an embedded report one level down (its h2 become h3 under the card's section)."""
+    for a, b in (("h3", "h4"), ("h2", "h3")):
+        html = html.replace(f"<{a}>", f"<{b}>").replace(f"</{a}>", f"</{b}>")
+    return html
+
+
 def card_html(card: Card) -> str:
     """The card as a self-contained HTML page."""
     from roost.monitor import report as R
@@ -184,13 +195,13 @@ def card_html(card: Card) -> str:
                 rows = sec["profile"]
                 out.append(R.table(list(rows[0]), [list(r.values()) for r in rows]))
         elif name == "Slices":
-            out.append(R.analysis_html(sec, full=False))
+            out.append(_demote(R.analysis_html(sec, full=False)))
         elif name == "Fairness":
-            out.append(R.fairness_html(sec, full=False))
+            out.append(_demote(R.fairness_html(sec, full=False)))
         elif name == "Explanations":
-            out.append(R.explanation_html(sec, full=False))
+            out.append(_demote(R.explanation_html(sec, full=False)))
         elif name == "Drift":
-            out.append(R.drift_html(sec, full=False) if hasattr(sec, "features") else
+            out.append(_demote(R.drift_html(sec, full=False)) if hasattr(sec, "features") else
                        R.table(["", "value"], _kv_rows(sec)))
     if card.missing:
         out.insert(0, R.banner("Not recorded for this model", "warn") + R.notes(card.missing))

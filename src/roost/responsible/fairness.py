@@ -219,6 +219,11 @@ def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_scor
     tables = [_table(G.combine(cols, facts), y, yhat, score, overall if k == 0 else None)
               for k, cols in enumerate(groupings)]
     warn = [w for t in tables for w in _warnings(t, min_group)]
+    sel = overall.get("selection_rate", float("nan"))
+    if sel in (0.0, 1.0) and y_pred is None and score is not None and score.size:
+        warn.insert(0, f"{'no row' if sel == 0 else 'every row'} is selected at threshold {threshold:g} (scores "
+                       f"{score.min():.3g}–{score.max():.3g}): selection rates and error rates carry no information; "
+                       "pass the threshold the model is used at")
     if y is None:
         warn.insert(0, "no label given: only selection rates and demographic parity are computed")
     return FairnessReport(names, tables, overall, float(threshold), warn)
