@@ -137,6 +137,7 @@ def make_data(rows: int, d: Path) -> dict:
     rng = np.random.default_rng(0)
 
     def table(shifted: bool) -> pd.DataFrame:
+        """One drift table (the current one with shifted columns)."""
         cols = {}
         for i in range(NUM):
             s = 0.15 * (i % 3) if shifted and i < 6 else 0.0  # 4 numeric columns shifted
@@ -182,6 +183,7 @@ def line(name: str, r: dict) -> str:
 
 
 def main() -> None:
+    """Run both benchmarks and print figures, agreement checks and ratios."""
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--rows", type=int, default=1_000_000)
     args = ap.parse_args()

@@ -18,17 +18,21 @@ def files(tmp_path, eng: pd.DataFrame, lgbm_pkg):
     return tmp_path
 
 
-def test_profile_and_drift_and_check(cli, files) -> None:
+def test_profile_and_drift_and_check(cli, ws, files) -> None:
     code, out, _ = cli("monitor", "profile", str(files / "early.parquet"), "--out", str(files / "p.json"), "--json")
     assert code == 0 and json.loads(out)["rows"] > 0 and (files / "p.json").is_file()
     args = ["-r", str(files / "early.parquet"), "-c", str(files / "late.parquet"), "-f", ",".join(FEATURES)]
     code, out, _ = cli("monitor", "drift", *args, "--html", str(files / "d.html"), "--prom", str(files / "d.prom"),
-                       "--json")
+                       "--json", "--log", "--model", "eng")
     rep = json.loads(out)
     assert code == 0 and rep["kind"] == "drift" and {f["feature"] for f in rep["features"]} == set(FEATURES)
     assert "clicks_7d" in {f["feature"] for f in rep["features"] if f["drifted"]}
     assert (files / "d.html").read_text().count("<svg") >= len(FEATURES)
     assert "roost_drift_feature_drifted" in (files / "d.prom").read_text()
+    import roost
+
+    logged = roost.search_runs(experiment="monitoring")
+    assert len(logged) == 1 and logged[0]["tags"]["roost.monitor.model"] == "eng"
     code, out, _ = cli("monitor", "check", *args, "--drift-share", "0.05")
     assert code == 1 and out.startswith("DRIFT")
     code, out, _ = cli("monitor", "check", "-r", str(files / "early.parquet"), "-c", str(files / "early.parquet"))

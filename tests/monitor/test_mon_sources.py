@@ -30,6 +30,10 @@ def test_request_logs_are_read_back(served) -> None:
     assert np.allclose(np.sort(df["price"].to_numpy()), np.sort(late["price"].to_numpy(np.float32)))
     same = read_request_logs(logs, model="eng")
     assert len(same) == len(df)
+    from roost.monitor.sources import load_source
+
+    by_glob = load_source(str(logs / "eng" / "*" / "*.parquet"))
+    assert by_glob.is_logs and len(by_glob.frame) == len(df)
     with pytest.raises(RoostError, match="no rows in the time range"):
         read_request_logs(logs, since=pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1))
     with pytest.raises(RoostError, match="no request log files"):

@@ -27,6 +27,7 @@ def _esc(v: str) -> str:
 
 
 def _labels(d: dict[str, str]) -> str:
+    """Labels in the exposition format."""
     return "{" + ",".join(f'{k}="{_esc(v)}"' for k, v in d.items()) + "}" if d else ""
 
 

@@ -190,6 +190,8 @@ def load_source(spec: str, want: str = "reference", model: str | None = None, si
         return Source(s, profile=Profile.load(p))
     if (p.exists() and looks_like_logs(p)) or (p.is_dir() and model and (p / model).is_dir()):
         return Source(f"request logs {s}", frame=read_request_logs(p, model, since, until), is_logs=True)
+    if any(ch in s for ch in "*?[") and any(_DATE_DIR.match(Path(f).parent.name) for f in glob.glob(s, recursive=True)):
+        return Source(f"request logs {s}", frame=read_request_logs(s, None, since, until), is_logs=True)
     if p.exists() or any(ch in s for ch in "*?["):
         from roost.datasets import load
 

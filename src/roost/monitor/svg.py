@@ -87,8 +87,9 @@ def histogram(edges: Sequence[float], series: Sequence[Sequence[float]], title: 
     for j, s in enumerate(series):
         for i, v in enumerate(s):
             h = (y0 - y1) * v / y_max
-            out.append(f'<rect x="{sx(edges[i]):.1f}" y="{y0 - h:.1f}" width="{max(sx(edges[i + 1]) - sx(edges[i]), 0.5):.1f}"'
-                       f' height="{h:.1f}" fill="{colors[j % len(colors)]}" opacity=".5"><title>'
+            width = max(sx(edges[i + 1]) - sx(edges[i]), 0.5)
+            out.append(f'<rect x="{sx(edges[i]):.1f}" y="{y0 - h:.1f}" width="{width:.1f}" height="{h:.1f}"'
+                       f' fill="{colors[j % len(colors)]}" opacity=".5"><title>'
                        f'[{_fmt(edges[i])}, {_fmt(edges[i + 1])}): {_fmt(v)}</title></rect>')
     for v in (lo, (lo + hi) / 2, hi):
         out.append(f'<text x="{sx(v):.1f}" y="{y0 + 12}" text-anchor="middle">{_fmt(v)}</text>')

@@ -52,11 +52,13 @@ class GroupTable:
         return self.metrics[key][self.metrics["count"] > 0]
 
     def _diff(self, key: str) -> float:
+        """max − min of a metric over non-empty groups."""
         v = self._present(key)
         v = v[~np.isnan(v)]
         return float(v.max() - v.min()) if v.size else float("nan")
 
     def _ratio(self, key: str) -> float:
+        """min / max of a metric over non-empty groups (NaN when the max is 0)."""
         v = self._present(key)
         v = v[~np.isnan(v)]
         return float(v.min() / v.max()) if v.size and v.max() > 0 else float("nan")
