@@ -83,14 +83,26 @@ def main() -> int:
     step("6. serve engagement@prod (KServe V2 + TF-Serving REST), one request, metrics")
     demo_steps.serve(WS)
 
+    step("7. monitoring + responsible ML: drift of a later slice, fairness by gender")
+    import pandas as pd
+
+    from roost.monitor.demo import engagement_demo
+
+    engagement_demo(model="engagement@prod", out_dir=WS / "reports", console=console,
+                    data=pd.read_parquet(WS / "data" / "train.parquet"))
+    console.print(f"reports: {WS / 'reports'}")
+
     step("where to look")
     console.print(f"  cd {WS}")
     console.print("  roost runs list --order-by 'metrics.test_roc_auc DESC'")
     console.print(f"  roost runs show {res.run_id[:8]}")
-    console.print("  roost models show engagement@staging")
+    console.print("  roost models show engagement@prod             # promoted by the pipeline")
+    console.print("  roost pipeline show $(roost runs list -f \"tags.roost.kind = 'pipeline'\" --json | "
+                  "python -c 'import json,sys; print(json.load(sys.stdin)[0][\"run_id\"])')")
     console.print(f"  roost tensorboard {res.run_id[:8]}        # TensorBoard on the run")
     console.print("  roost ui                                  # the repository in a browser")
-    console.print("  roost serve engagement@staging --port 8080 # KServe V2 + TF-Serving REST")
+    console.print("  roost serve engagement@prod --port 8080    # KServe V2 + TF-Serving REST")
+    console.print(f"  open {WS / 'reports' / 'drift.html'} and fairness.html")
     console.print(f"[green]demo finished in {time.time() - t0:.0f} s[/]")
     return 0
 
