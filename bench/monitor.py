@@ -44,7 +44,7 @@ def peak_mb():
 '''
 
 ROOST_DRIFT = PROLOGUE + r'''
-from roost.monitor.drift import compare
+from roost.monitor.drift_report import compare
 from roost.monitor.report import drift_html
 ref, cur = pd.read_parquet(spec["ref"]), pd.read_parquet(spec["cur"])
 compare(ref.head(2000), cur.head(2000)); drift_html(compare(ref.head(2000), cur.head(2000)))  # imports, warm-up
@@ -88,7 +88,7 @@ print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_m
 
 ROOST_FAIR = PROLOGUE + r'''
 import numpy as np
-from roost.responsible.fairness import group_metrics
+from roost.responsible.group_fairness import group_metrics
 df = pd.read_parquet(spec["fair"])
 group_metrics(df[["sex", "age"]].head(1000), y_true=df.y.head(1000), y_score=df.score.head(1000))  # warm-up
 base = rss_mb(); t0, w0 = time.process_time(), time.perf_counter()

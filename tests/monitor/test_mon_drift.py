@@ -8,7 +8,7 @@ import pytest
 from roost.errors import RoostError
 from roost.monitor import alerts
 from roost.monitor.api import drift
-from roost.monitor.drift import choose_method, compare
+from roost.monitor.drift_report import choose_method, compare
 from roost.monitor.profile import profile_frame
 from roost.monitor.report import drift_html
 

@@ -10,7 +10,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from roost.monitor import stats as S
-from roost.monitor.drift import compare
+from roost.monitor.drift_report import compare
 
 
 @st.composite

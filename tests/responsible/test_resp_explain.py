@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from roost.errors import RoostError
-from roost.responsible.explain import explain
+from roost.responsible.attributions import explain
 
 
 @pytest.mark.filterwarnings("ignore:LightGBM binary classifier")

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from roost.errors import RoostError
-from roost.responsible.fairness import group_metrics
+from roost.responsible.group_fairness import group_metrics
 
 fl = pytest.importorskip("fairlearn.metrics")
 

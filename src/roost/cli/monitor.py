@@ -264,7 +264,7 @@ def explain_cmd(
     """Feature attributions: TreeSHAP, linear SHAP, Integrated Gradients or permutation SHAP."""
     from roost.cli.output import echo, print_json, print_table
     from roost.monitor.report import explanation_html, write
-    from roost.responsible.explain import explain
+    from roost.responsible.attributions import explain
 
     with _status("explaining ..."):
         exp = explain(model, _load(data), rows=rows, background=background, method=method)

@@ -4,8 +4,7 @@ Importing this package imports no heavy library; each name loads its module on f
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from roost._lazy import lazy_api
 
 _API = {
     "Profile": "roost.monitor.profile:Profile",
@@ -13,8 +12,8 @@ _API = {
     "profile_frame": "roost.monitor.profile:profile_frame",
     "merge_profiles": "roost.monitor.profile:merge_profiles",
     "drift": "roost.monitor.api:drift",
-    "compare": "roost.monitor.drift:compare",
-    "DriftReport": "roost.monitor.drift:DriftReport",
+    "compare": "roost.monitor.drift_report:compare",
+    "DriftReport": "roost.monitor.drift_report:DriftReport",
     "write_run_reference": "roost.monitor.api:write_run_reference",
     "read_request_logs": "roost.monitor.sources:read_request_logs",
     "analyze": "roost.monitor.analysis:analyze",
@@ -27,15 +26,4 @@ _API = {
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost.monitor' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)

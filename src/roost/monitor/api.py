@@ -5,7 +5,7 @@ import logging
 from pathlib import Path
 from typing import Any, Callable
 
-from roost.monitor.drift import DRIFT_SHARE, DriftReport, compare
+from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, compare
 from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, load_source
 
 log = logging.getLogger(__name__)

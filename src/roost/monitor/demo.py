@@ -46,9 +46,9 @@ def engagement_demo(rows: int = 60_000, seed: int = 0, model: str | None = None,
     from rich.console import Console
     from rich.table import Table
 
-    from roost.monitor.drift import compare
+    from roost.monitor.drift_report import compare
     from roost.monitor.report import drift_html, fairness_html, write
-    from roost.responsible.fairness import group_metrics
+    from roost.responsible.group_fairness import group_metrics
 
     con = console or Console()
     if data is None:

@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from roost.monitor import stats as S
-from roost.monitor.drift import DRIFT_SHARE, DriftReport, FeatureDrift, _untestable, decide
+from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, FeatureDrift, _untestable, decide
 from roost.monitor.profile import ColumnProfile, Profile, profile_frame
 from roost.monitor.sketch import LogSketch
 

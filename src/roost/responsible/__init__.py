@@ -4,30 +4,18 @@ Importing this package imports no heavy library; each name loads its module on f
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from roost._lazy import lazy_api
 
 _API = {
-    "group_metrics": "roost.responsible.fairness:group_metrics",
-    "FairnessReport": "roost.responsible.fairness:FairnessReport",
+    "group_metrics": "roost.responsible.group_fairness:group_metrics",
+    "FairnessReport": "roost.responsible.group_fairness:FairnessReport",
     "fairness": "roost.responsible.api:fairness",
-    "explain": "roost.responsible.explain:explain",
-    "Explanation": "roost.responsible.explain:Explanation",
+    "explain": "roost.responsible.attributions:explain",
+    "Explanation": "roost.responsible.attributions:Explanation",
     "build_card": "roost.responsible.card:build_card",
     "write_card": "roost.responsible.card:write_card",
 }
 
 __all__ = sorted(_API)
 
-
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost.responsible' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)

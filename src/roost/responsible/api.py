@@ -1,4 +1,4 @@
-"""`roost.responsible.fairness`: group fairness of a model (or of stored scores) on a table."""
+"""`roost.responsible.group_fairness`: group fairness of a model (or of stored scores) on a table."""
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -27,7 +27,7 @@ def fairness(data: Any = None, sensitive: str | Sequence[str] = (), label: str |
              min_group: int = 30) -> Any:
     """A FairnessReport for `model` (or run R's model, or a `score` column) on `data` with `sensitive` column(s)."""
     from roost.modelpkg import load_model
-    from roost.responsible.fairness import group_metrics
+    from roost.responsible.group_fairness import group_metrics
 
     cols = [sensitive] if isinstance(sensitive, str) else list(sensitive)
     frame, name = _frame(data)

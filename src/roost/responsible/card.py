@@ -77,7 +77,7 @@ def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: 
         _analysis_sections(card, frame, label, sensitive or _sensitive_from(tags), mv, thr)
     if frame is not None:
         try:
-            from roost.responsible.explain import explain
+            from roost.responsible.attributions import explain
 
             s["Explanations"] = explain(mv.local_path, frame, rows=explain_rows)
         except Exception as exc:  # noqa: BLE001 - a card shows what it can
@@ -139,7 +139,7 @@ def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str],
         card.missing.append(f"fairness: sensitive column(s) {absent} are not in the evaluation data")
         sensitive = [c for c in sensitive if c in frame.columns]
     if sensitive and score == "pred_probability":
-        from roost.responsible.fairness import group_metrics
+        from roost.responsible.group_fairness import group_metrics
 
         card.sections["Fairness"] = group_metrics(frame[sensitive], y_true=frame[label], y_score=frame[score],
                                                   threshold=thr)
