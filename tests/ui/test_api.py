@@ -58,7 +58,12 @@ def test_download_and_viewers(client, populated):
     raw = client.get(f"/runs/{a}/artifacts/raw", params={"path": "plot.png"})
     assert raw.headers["content-type"] == "image/png" and raw.content.startswith(b"\x89PNG")
     html_file = client.get(f"/runs/{a}/artifacts/raw", params={"path": "page.html"})
-    assert html_file.headers["content-type"].startswith("text/plain")  # never served as a live page
+    # HTML reports render, but inside a CSP sandbox without scripts: the <script> in page.html cannot run
+    assert html_file.headers["content-type"].startswith("text/html")
+    csp = html_file.headers["content-security-policy"]
+    assert csp.startswith("sandbox;") and "allow-scripts" not in csp and "default-src 'none'" in csp
+    dl = client.get(f"/runs/{a}/artifacts/download", params={"path": "page.html"})
+    assert dl.headers["content-type"].startswith("text/plain")
     assert "sandbox" in html_file.headers["content-security-policy"]
     nb = client.get(f"/runs/{a}/artifacts/view", params={"path": "report.ipynb"}).text
     assert "# Title &lt;img src=x onerror=alert(1)&gt;" in nb and "print(&#39;hi&#39;)" in nb

@@ -125,7 +125,15 @@ def routes(ui: Any) -> list[Route]:
                    "content-security-policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'"}
         media = media or mimetypes.guess_type(name)[0] or "application/octet-stream"
         if media.startswith("text/html") or media == "application/xhtml+xml":
-            media = "text/plain"
+            if inline and suffix in (".html", ".htm"):
+                # reports (drift, fairness, notebook diffs) render as pages; the CSP sandbox (no allow-scripts,
+                # default-src 'none') keeps any script inside them dead and blocks every external load
+                media, disp = "text/html; charset=utf-8", "inline"
+                headers["content-disposition"] = f"inline; filename*=UTF-8''{quote(name)}"
+                headers["content-security-policy"] += "; img-src data:"
+                headers["x-content-type-options"] = "nosniff"
+            else:
+                media = "text/plain"
         p = resolve_local(run, rel)
         if p is not None:
             return FileResponse(p, media_type=media, headers=headers, content_disposition_type=disp)
