@@ -82,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-grid", action="store_true", help="skip the LightGBM grid")
     ap.add_argument("--quick", action="store_true", help="50k engagement rows, no grid")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--seeds", type=int, default=1, help="run the default model with trainer seeds 0..N-1")
     args = ap.parse_args(argv)
     if args.quick:
         args.engagement_rows, args.no_grid = 50_000, True
@@ -96,13 +97,17 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.datasets.split(","):
             cfg = configs[name]
             print(f"== {name}", file=sys.stderr, flush=True)
-            plan: list[tuple[str, Any]] = [("default (no model named)", None)]
+            plan: list[tuple[str, Any]] = [("default (auto: logreg | wide_deep by val)", None)]
             plan += [(m, TOWERS if m == "two_tower" else m) for m in args.models.split(",")
                      if m and not (m == "two_tower" and name != "engagement")]
             plan.append(("lightgbm (defaults)", "lightgbm"))
             for label, model in plan:
                 r = run(cfg, model)
                 rows.append({"dataset": name, "name": label, **r})
+                if model is None:
+                    for seed in range(1, args.seeds):
+                        rs = run(cfg, None, [f"trainer.seed={seed}"])
+                        rows.append({"dataset": name, "name": f"default, trainer.seed={seed}", **rs})
                 print(f"  {label}: test_roc_auc {r['test_roc_auc']:.4f} ({r['seconds']:.0f} s)", file=sys.stderr,
                       flush=True)
             if not args.no_grid:
@@ -129,7 +134,7 @@ def main(argv: list[str] | None = None) -> int:
         dgap = lgb["test_roc_auc"] - default["test_roc_auc"]
         print(f"{name}: best torch {best['name']} {best['test_roc_auc']:.4f} vs {lgb['name']} "
               f"{lgb['test_roc_auc']:.4f}: gap {gap:+.4f} ({'ok' if gap <= 0.005 else 'MISS'} ≤ 0.005); "
-              f"roost default ({default['model']}) gap {dgap:+.4f} ({'ok' if dgap <= 0.005 else 'MISS'})")
+              f"roost default (auto picked {default['model']}) gap {dgap:+.4f} ({'ok' if dgap <= 0.005 else 'MISS'})")
         ratios.append(best["test_roc_auc"] / lgb["test_roc_auc"])
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))

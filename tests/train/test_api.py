@@ -81,6 +81,21 @@ def test_time_split_and_lightgbm(ws, data_file) -> None:
     assert run["params"]["model.params.num_leaves"] == 31
 
 
+def test_auto_keeps_the_better_candidate(ws, data_file) -> None:
+    res = roost.train(_cfg(data_file, model=None, register="auto-clicks"))  # no model named: auto
+    assert set(res.candidates) == {"logreg", "wide_deep"}
+    best = max(res.candidates, key=lambda m: res.candidates[m]["val_roc_auc"])
+    assert res.model_type == best and res.metrics == res.candidates[best]
+    parent = roost.get_run(res.run_id)
+    assert parent["tags"]["roost.auto.selected"] == best and parent["params"]["model.type"] == "auto"
+    children = [r for r in roost.search_runs() if r["parent_run_id"] == res.run_id]
+    assert sorted(r["name"] for r in children) == ["auto:logreg", "auto:wide_deep"]
+    assert all(r["status"] == "FINISHED" for r in children)
+    assert roost.load_model("auto-clicks/1").meta["model_type"] == best
+    with pytest.raises(ConfigError, match="candidates"):
+        roost.train(_cfg(data_file, model={"type": "auto", "params": {"candidates": ["two_tower"]}}))
+
+
 @pytest.mark.parametrize(("label", "keys"), [("kind", {"test_macro_f1", "test_accuracy", "test_log_loss"}),
                                              ("score", {"test_rmse", "test_mae", "test_r2"})])
 def test_multiclass_and_regression_runs(ws, data_file, label, keys) -> None:

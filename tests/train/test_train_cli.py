@@ -41,7 +41,7 @@ def test_cli_errors_are_one_line_with_hint(ws, cli, cfg_file: Path) -> None:
     code, _, err = cli("train", str(cfg_file), "--set", "label=clikced")
     assert code == 2 and "label column 'clikced' not in the data" in err and "did you mean 'clicked'" in err
     code, _, err = cli("train", str(cfg_file), "--set", "model.type=gbdt")
-    assert code == 2 and "model.type" in err and "allowed: logreg" in err
+    assert code == 2 and "model.type" in err and "allowed: auto, logreg" in err
     code, _, err = cli("train", str(cfg_file), "--set", "trainer")
     assert code == 2 and "KEY=VALUE" in err
     import roost

@@ -32,6 +32,7 @@ class TrainResult:
     model_type: str = ""
     tensorboard_url: str | None = None
     tensorboard_process: Any = field(default=None, repr=False)
+    candidates: dict[str, dict[str, float]] | None = None  # model: auto — each candidate's val/test metrics
 
 
 class Interrupted(KeyboardInterrupt):
@@ -108,6 +109,13 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         raise RoostError(f"run {run['run_id']} keeps its artifacts remotely", hint="resume needs a local checkpoint")
     root = artifacts.local_path(run["artifact_uri"])
     ck, conf = root / CHECKPOINTS / "last.pt", root / RESOLVED
+    if run["tags"].get("roost.model_type") == "auto":
+        from roost.registry.api import search_runs
+
+        kids = [r for r in search_runs() if r.get("parent_run_id") == run["run_id"] and r["status"] != "FINISHED"]
+        raise RoostError(f"run {run['run_id']} is an auto run; its candidates train as child runs",
+                         hint=(f"resume the interrupted candidate: roost train --resume {kids[0]['run_id']}"
+                               if kids else "no candidate run was interrupted; start a new run"))
     if not ck.is_file() or not conf.is_file():
         raise RoostError(f"run {run['run_id']} has no checkpoint to resume from",
                          hint="only torch runs that finished at least one epoch can be resumed")
@@ -141,19 +149,38 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
     task = check_label(df, cfg.label, cfg.task)
     if ckpt is not None:
         task = ckpt["task"]
-    build_model(cfg, task)  # config errors first, before any data work
+    if cfg.model.type == "auto":
+        from roost.train.auto import candidates
+
+        for cand in candidates(cfg):  # config errors before any run starts
+            build_model(auto_config(cfg, cand), task)
+    else:
+        build_model(cfg, task)  # config errors before any run starts
     train_df, val_df, test_df = split(df, cfg.split)
-    model = build_model(cfg, task, len(train_df))
     spec = _spec(cfg, train_df)
     from roost.datasets import fingerprint
 
-    fp = fingerprint(df)
-    params = flatten(resolved_params(cfg, model))
-    params.update({"data.fingerprint": fp, "data.rows": len(df), "data.train_rows": len(train_df),
-                   "data.val_rows": len(val_df), "data.test_rows": len(test_df), "task.resolved": task})
+    data = {"data.fingerprint": fingerprint(df), "data.rows": len(df), "data.train_rows": len(train_df),
+            "data.val_rows": len(val_df), "data.test_rows": len(test_df), "task.resolved": task}
     show = bool(progress) if progress is not None else sys.stderr.isatty()
-    return _run(cfg, model, task, spec, (train_df, val_df, test_df), params, config_file, ckpt, resume,
-                tensorboard, show, announce)
+    parts = (train_df, val_df, test_df)
+    if cfg.model.type == "auto":
+        from roost.train.auto import train_auto
+
+        return train_auto(cfg, task, spec, parts, data, config_file, show, tensorboard, announce)
+    model = build_model(cfg, task, len(train_df))
+    params = {**flatten(resolved_params(cfg, model)), **data}
+    return _run(cfg, model, task, spec, parts, params, config_file=config_file, ckpt=ckpt, resumed_from=resume,
+                tensorboard=tensorboard, progress=show, announce=announce)
+
+
+def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
+    """The config of one `auto` candidate: its model type with default params, nothing registered."""
+    from roost.train.config import ModelConfig
+
+    return cfg.model_copy(deep=True, update={
+        "model": ModelConfig(type=model_type), "register_as": None,
+        "name": f"{cfg.name or 'auto'}:{model_type}"})
 
 
 def _spec(cfg: TrainConfig, train_df: Any) -> Any:
@@ -168,16 +195,16 @@ def _spec(cfg: TrainConfig, train_df: Any) -> Any:
                       max_vocab=f.max_vocab, min_count=f.min_count)
 
 
-def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, Any, Any], params: dict[str, Any],
-         config_file: Path | None, ckpt: dict[str, Any] | None, resumed_from: str | None, tensorboard: bool,
-         progress: bool, announce: Callable[[str], None] | None) -> TrainResult:
+def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, Any, Any], params: dict[str, Any], *,
+         config_file: Path | None = None, ckpt: dict[str, Any] | None = None, resumed_from: str | None = None,
+         tensorboard: bool = False, progress: bool = False, announce: Callable[[str], None] | None = None,
+         tb_dir: Path | None = None, parent_run_id: str | None = None) -> TrainResult:
     """Fit inside a run: callbacks, evaluation, package, registration."""
     from roost.registry.api import register_model, start_run
     from roost.train import metrics as M
     from roost.train.callbacks import Progress, RunLogger
     from roost.train.preprocess import encode_labels
     from roost.train.tensorboard import TB_SUBDIR
-    from roost.train.tensorboard import start as start_tb
 
     train_df, val_df, test_df = parts
     label = cfg.label
@@ -186,7 +213,8 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
     if resumed_from:
         tags["roost.resumed_from"] = resumed_from
     tb_proc = tb_url = None
-    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags) as run:
+    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags,
+                   parent_run_id=parent_run_id) as run:
         cbs: list[Any] = []
         try:
             art = run.artifact_dir
@@ -200,13 +228,9 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
             if model.framework == "torch":
                 from roost.train.callbacks import TensorBoard
 
-                cbs.append(TensorBoard(art / TB_SUBDIR, every))
+                cbs.append(TensorBoard(tb_dir or art / TB_SUBDIR, every))
             if tensorboard:
-                tb_proc, tb_url = start_tb(art / TB_SUBDIR)
-                run.set_tag("roost.tensorboard_url", tb_url)
-                log.info("TensorBoard at %s", tb_url)
-                if announce is not None:
-                    announce(tb_url)
+                tb_proc, tb_url = start_tensorboard(run, art / TB_SUBDIR, announce)
             if progress:
                 cbs.append(Progress(primary=M.PRIMARY[task][0]))
             X, Xv = train_df.drop(columns=[label]), val_df.drop(columns=[label])
@@ -234,6 +258,18 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
                 getattr(cb, "close", lambda: None)()
             raise
     return TrainResult(run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc)
+
+
+def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | None) -> tuple[Any, str]:
+    """Start TensorBoard on `logdir`, tag the run with its URL and announce it."""
+    from roost.train.tensorboard import start
+
+    proc, url = start(logdir)
+    run.set_tag("roost.tensorboard_url", url)
+    log.info("TensorBoard at %s", url)
+    if announce is not None:
+        announce(url)
+    return proc, url
 
 
 def _package(model: Any, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float],

@@ -16,8 +16,9 @@ from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer
 
 log = logging.getLogger(__name__)
 
-MODEL_TYPES = ("logreg", "mlp", "wide_deep", "dcn", "two_tower", "lightgbm")
-DEFAULT_MODEL = "wide_deep"  # chosen by bench/quality.py (see docs/training.md)
+MODEL_TYPES = ("auto", "logreg", "mlp", "wide_deep", "dcn", "two_tower", "lightgbm")
+DEFAULT_MODEL = "auto"  # logreg and wide_deep, the better on validation is kept (bench/quality.py, docs/training.md)
+AUTO_CANDIDATES = ("logreg", "wide_deep")
 
 
 def _trainer_defaults() -> dict[str, Any]:
