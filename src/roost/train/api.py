@@ -272,6 +272,16 @@ def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | 
     return proc, url
 
 
+def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
+    """feature_refs + entity join keys for a model trained from the feature store (serving fetches them online)."""
+    if cfg.data.entities is None:
+        return {}
+    from roost.features.refs import resolve
+
+    sel = resolve(list(cfg.data.features or []))
+    return {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
+
+
 def _package(model: Any, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float],
              cfg: TrainConfig) -> Path:
     """Export the model package into the run's artifacts (`model/`)."""
@@ -281,7 +291,7 @@ def _package(model: Any, run: Any, art: Path, test_df: Any, label: str, metrics:
         shutil.rmtree(pkg)
     with tempfile.TemporaryDirectory(prefix="roost-pkg-") as tmp:
         out = model.save_package(Path(tmp) / PACKAGE, sample, label=label, run_id=run.id, metrics=metrics,
-                                 extra_meta={"data_source": cfg.data.source})
+                                 extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)})
         run.log_artifacts(out, PACKAGE)
     from roost.modelpkg import read_meta
 

@@ -18,10 +18,27 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    """Where the rows come from (any `roost.datasets.load` source) and an optional row sample."""
+    """Where the rows come from: any `roost.datasets.load` source, or an entity table joined point-in-time with
+    feature-store features (`entities:` + `features:`); an optional row sample."""
 
-    source: str
+    source: str | None = None
+    entities: str | None = Field(default=None, description="entity rows (a roost.datasets source) for the feature store")
+    features: list[str] | None = Field(default=None, description="feature refs, e.g. ['user_stats:*']")
+    event_time: str = "event_time"
     sample: int | None = Field(default=None, gt=0, description="randomly keep this many rows (seeded)")
+
+    @model_validator(mode="after")
+    def _one_source(self) -> "DataConfig":
+        if (self.source is None) == (self.entities is None):
+            raise ValueError("give either data.source or data.entities + data.features")
+        if self.entities is not None and not self.features:
+            raise ValueError("data.entities needs data.features (feature refs like 'user_stats:*')")
+        return self
+
+    @property
+    def description(self) -> str:
+        """A one-line description of where the rows come from."""
+        return self.source if self.source is not None else f"{self.entities} + {', '.join(self.features or [])}"
 
 
 class FeaturesConfig(_Strict):
@@ -221,10 +238,12 @@ def load_config(config: str | Path | dict[str, Any], overrides: list[str] | tupl
         cfg = TrainConfig.model_validate(raw)
     except ValidationError as exc:
         raise _format(exc) from None
-    if path is not None and ":" not in cfg.data.source.split("/")[0]:
-        cand = (path.parent / cfg.data.source)
-        if not Path(cfg.data.source).is_absolute() and cand.exists():
-            cfg.data.source = str(cand.resolve())
+    for attr in ("source", "entities"):
+        value = getattr(cfg.data, attr)
+        if path is not None and value is not None and ":" not in value.split("/")[0]:
+            cand = path.parent / value
+            if not Path(value).is_absolute() and cand.exists():
+                setattr(cfg.data, attr, str(cand.resolve()))
     return cfg
 
 

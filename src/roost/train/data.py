@@ -18,15 +18,20 @@ def load_frame(cfg: TrainConfig) -> pd.DataFrame:
     """Load `cfg.data.source` through roost.datasets, optionally sampled; errors on an empty table."""
     from roost.datasets import load
 
+    where = cfg.data.source if cfg.data.source is not None else cfg.data.entities
     try:
-        df = load(cfg.data.source)
+        df = load(where)
     except RoostError:
         raise
     except (ValueError, OSError) as exc:  # unreadable files: pandas/pyarrow errors
-        raise RoostError(f"cannot read {cfg.data.source!r}: {str(exc).splitlines()[0] if str(exc) else exc}",
+        raise RoostError(f"cannot read {where!r}: {str(exc).splitlines()[0] if str(exc) else exc}",
                          hint="check the file is a non-empty Parquet or CSV table") from None
     if df is None or len(df) == 0 or len(df.columns) == 0:
-        raise RoostError(f"data source {cfg.data.source!r} has no rows", hint="point `data:` at a non-empty table")
+        raise RoostError(f"data source {where!r} has no rows", hint="point `data:` at a non-empty table")
+    if cfg.data.entities is not None:  # the same point-in-time join serving's online features match
+        from roost.features import training_set
+
+        df = training_set(df, list(cfg.data.features or []), event_time=cfg.data.event_time)
     if cfg.data.sample and cfg.data.sample < len(df):
         df = df.sample(n=cfg.data.sample, random_state=cfg.split.seed).sort_index()
     return df.reset_index(drop=True)
