@@ -25,6 +25,11 @@ DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprob
             "ip_max_norm": 0.0}
 
 
+def _plain(keys: np.ndarray | list[Any]) -> list[Any]:
+    """Coerced ids as a list of Python values."""
+    return keys.tolist() if isinstance(keys, np.ndarray) else list(keys)
+
+
 class Selection:
     """The slots a search may return (alive and matching a filter), in the forms each backend takes."""
 
@@ -152,7 +157,7 @@ class Index:
             self.params["ip_max_norm"] = float(np.sqrt((x.astype(np.float64) ** 2).sum(1).max()))
         if len(keys) != len(x):
             raise RoostError(f"{len(keys)} ids for {len(x)} vectors", hint="send one id per vector")
-        if not keys:
+        if not len(keys):
             return 0
         with self._lock.write():
             new, old = self.items.allocate(keys)
@@ -179,7 +184,7 @@ class Index:
             if len(found) and self.backend.native_delete:
                 self.backend.remove(found)
             self._mutated()
-        return [k for k, s in zip(keys, slots.tolist()) if s < 0]
+        return [k for k, s in zip(_plain(keys), slots.tolist()) if s < 0]
 
     def _mutated(self) -> None:
         self.generation += 1
@@ -299,10 +304,10 @@ class Index:
             if (slots < 0).any():
                 from roost.errors import NotFoundError
 
-                missing = [key for key, s in zip(keys, slots.tolist()) if s < 0]
+                missing = [key for key, s in zip(_plain(keys), slots.tolist()) if s < 0]
                 raise NotFoundError(f"id(s) {missing[:5]} not in the index", hint="query by vector instead")
             q = self._stored(slots)
-            out = [self._search(q[i:i + 1], k, filter, ef, [key]) for i, key in enumerate(keys)]
+            out = [self._search(q[i:i + 1], k, filter, ef, [key]) for i, key in enumerate(_plain(keys))]
         return SearchResult([r.ids[0] for r in out], [r.scores[0] for r in out])
 
     def get(self, ids: Sequence[Any]) -> dict[str, Any]:
@@ -313,8 +318,8 @@ class Index:
             if (slots < 0).any():
                 from roost.errors import NotFoundError
 
-                raise NotFoundError(f"id(s) {[k for k, s in zip(keys, slots) if s < 0][:5]} not in the index")
-            return {"ids": keys, "vectors": self._stored(slots),
+                raise NotFoundError(f"id(s) {[k for k, s in zip(_plain(keys), slots) if s < 0][:5]} not in the index")
+            return {"ids": _plain(keys), "vectors": self._stored(slots),
                     "attributes": {n: c[slots] for n, c in self.items.attrs.items()}}
 
     def attributes_of(self, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:

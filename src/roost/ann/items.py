@@ -6,6 +6,7 @@ from typing import Any, Mapping, Sequence
 
 import numpy as np
 
+from roost.ann.idmap import IntIdMap, StrIdMap
 from roost.errors import RoostError
 
 
@@ -72,24 +73,29 @@ class Items:
         self.ids: np.ndarray = np.zeros(0, np.int64)
         self.alive = np.zeros(0, bool)
         self.attrs: dict[str, np.ndarray] = {}
-        self.slot_of: dict[Any, int] = {}
+        self.slot_of: IntIdMap | StrIdMap = StrIdMap()
 
-    def coerce(self, ids: Sequence[Any] | np.ndarray, lenient: bool = False) -> list[Any]:
-        """Ids as python values of the index's id type (lenient: '42' is read as 42 for integer ids)."""
+    def coerce(self, ids: Sequence[Any] | np.ndarray, lenient: bool = False) -> np.ndarray | list[str]:
+        """Ids of the index's id type: an int64 array or a list of str (lenient: '42' is read as 42)."""
         if isinstance(ids, (str, int, np.integer)):
             ids = [ids]
         if len(ids) == 0:
-            return []
+            return np.zeros(0, np.int64) if self.id_kind == "int" else []
         if lenient and self.id_kind == "int":
             try:
-                return [int(v) for v in ids]
-            except (TypeError, ValueError):
+                return np.array([int(v) for v in ids], np.int64)
+            except (TypeError, ValueError, OverflowError):
                 raise RoostError(f"index ids are integers, got {list(ids)[:3]!r}", hint="pass integer ids") from None
         kind = _kind_of(ids)
         if self.id_kind is not None and kind != self.id_kind:
             want = "integers" if self.id_kind == "int" else "strings"
             raise RoostError(f"index ids are {want}, got {list(ids)[:1][0]!r}", hint=f"send ids as {want}")
-        return [int(v) for v in ids] if kind == "int" else [str(v) for v in ids]
+        if kind == "str":
+            return [str(v) for v in ids]
+        try:
+            return np.asarray(ids, dtype=np.int64)
+        except OverflowError:
+            raise RoostError("an id does not fit in 64 bits", hint="use string ids for very large numbers") from None
 
     def _grow(self, n: int) -> None:
         cap = len(self.alive)
@@ -102,17 +108,23 @@ class Items:
         self.alive = np.concatenate([self.alive, np.zeros(new - cap, bool)])
         self.attrs = {k: np.concatenate([v, _empty_like(v, new - len(v))]) for k, v in self.attrs.items()}
 
-    def allocate(self, ids: list[Any]) -> tuple[np.ndarray, np.ndarray]:
+    def allocate(self, ids: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
         """New slots for `ids` (coerced) and the old slots they replace."""
-        if len(set(ids)) != len(ids):
+        if isinstance(ids, np.ndarray):
+            uniq, counts = np.unique(ids, return_counts=True)
+            dups = uniq[counts > 1]
+        else:
             seen: set = set()
-            dup = next(v for v in ids if v in seen or seen.add(v))
-            raise RoostError(f"id {dup!r} appears twice in one batch", hint="deduplicate the items first")
-        if self.id_kind is None and ids:
+            dups = [v for v in ids if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
+        if len(dups):
+            raise RoostError(f"id {dups[0]!r} appears twice in one batch", hint="deduplicate the items first")
+        if self.id_kind is None and len(ids):
             self.id_kind = _kind_of(ids)
             self.ids = np.zeros(len(self.alive), np.int64) if self.id_kind == "int" else np.full(
                 len(self.alive), None, dtype=object)
-        old = np.array([self.slot_of[v] for v in ids if v in self.slot_of], np.int64)
+            self.slot_of = IntIdMap() if self.id_kind == "int" else StrIdMap()
+        old = self.slot_of.get(ids)
+        old = old[old >= 0]
         self.kill(old)
         new = np.arange(self.n, self.n + len(ids), dtype=np.int64)
         self._grow(self.n + len(ids))
@@ -120,7 +132,7 @@ class Items:
         self.alive[new] = True
         self.n += len(ids)
         self.n_alive += len(ids)
-        self.slot_of.update(zip(ids, new.tolist()))
+        self.slot_of.set(ids, new)
         return new, old
 
     def set_attributes(self, slots: np.ndarray, attributes: Mapping[str, Any] | None) -> None:
@@ -148,14 +160,15 @@ class Items:
     def kill(self, slots: np.ndarray) -> None:
         """Mark slots dead and forget their ids."""
         slots = slots[self.alive[slots]] if len(slots) else slots
-        for s in slots.tolist():
-            self.slot_of.pop(self.ids[s].item() if self.id_kind == "int" else self.ids[s], None)
+        if len(slots):
+            gone = self.ids[slots]
+            self.slot_of.remove(gone if self.id_kind == "int" else gone.tolist())
         self.alive[slots] = False
         self.n_alive -= len(slots)
 
-    def lookup(self, ids: list[Any]) -> np.ndarray:
-        """Slots of ids (-1 where unknown or deleted)."""
-        return np.array([self.slot_of.get(v, -1) for v in ids], np.int64)
+    def lookup(self, ids: np.ndarray | list[str]) -> np.ndarray:
+        """Slots of coerced ids (-1 where unknown or deleted)."""
+        return self.slot_of.get(ids)
 
     def columns(self) -> dict[str, np.ndarray]:
         """Attribute columns over the used slots."""
@@ -191,5 +204,5 @@ class Items:
                 self.attrs[name] = _column(t.column(name).to_numpy(zero_copy_only=False), name)
         live = np.flatnonzero(self.alive)
         self.n_alive = len(live)
-        keys = self.ids[live].tolist()
-        self.slot_of = dict(zip(keys, live.tolist()))
+        self.slot_of = IntIdMap() if id_kind == "int" else StrIdMap()
+        self.slot_of.set(self.ids[live] if id_kind == "int" else self.ids[live].tolist(), live)

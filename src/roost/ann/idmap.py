@@ -1,0 +1,94 @@
+"""External id → slot maps: integer ids in sorted numpy arrays (16 bytes an item), string ids in a dict."""
+from __future__ import annotations
+
+from typing import Any, Sequence
+
+import numpy as np
+
+
+class IntIdMap:
+    """int64 id → slot: a sorted base plus a small dict of recent changes, merged once the dict grows."""
+
+    def __init__(self) -> None:
+        self.keys = np.zeros(0, np.int64)
+        self.vals = np.zeros(0, np.int64)
+        self.delta: dict[int, int] = {}  # id -> slot, or -1 when removed since the last merge
+
+    def get(self, ids: np.ndarray) -> np.ndarray:
+        """Slots of ids (-1 when absent)."""
+        ids = np.asarray(ids, np.int64)
+        out = np.full(len(ids), -1, np.int64)
+        if len(self.keys) and len(ids):
+            pos = np.minimum(np.searchsorted(self.keys, ids), len(self.keys) - 1)
+            hit = self.keys[pos] == ids
+            out[hit] = self.vals[pos[hit]]
+        if self.delta and len(ids):
+            if len(ids) <= 64:
+                for i, v in enumerate(ids.tolist()):
+                    s = self.delta.get(v)
+                    if s is not None:
+                        out[i] = s
+            else:
+                dk = np.fromiter(self.delta.keys(), np.int64, len(self.delta))
+                dv = np.fromiter(self.delta.values(), np.int64, len(self.delta))
+                order = np.argsort(dk)
+                dk, dv = dk[order], dv[order]
+                pos = np.minimum(np.searchsorted(dk, ids), len(dk) - 1)
+                hit = dk[pos] == ids
+                out[hit] = dv[pos[hit]]
+        return out
+
+    def set(self, ids: np.ndarray, slots: np.ndarray) -> None:
+        """Map ids to slots (replacing earlier mappings)."""
+        if len(ids) > 4096 and len(ids) >= len(self.delta):
+            self._merge(np.asarray(ids, np.int64), np.asarray(slots, np.int64))
+        else:
+            self.delta.update(zip(np.asarray(ids).tolist(), np.asarray(slots).tolist()))
+            self._maybe_merge()
+
+    def remove(self, ids: np.ndarray) -> None:
+        """Forget ids."""
+        if len(ids) > 4096:
+            self._merge(np.asarray(ids, np.int64), np.full(len(ids), -1, np.int64))
+        else:
+            self.delta.update(dict.fromkeys(np.asarray(ids).tolist(), -1))
+            self._maybe_merge()
+
+    def _maybe_merge(self) -> None:
+        if len(self.delta) > max(4096, len(self.keys) // 16):
+            self._merge(np.zeros(0, np.int64), np.zeros(0, np.int64))
+
+    def _merge(self, ids: np.ndarray, slots: np.ndarray) -> None:
+        """Fold the delta and (ids, slots) into the sorted base; -1 slots delete."""
+        dk = np.fromiter(self.delta.keys(), np.int64, len(self.delta))
+        dv = np.fromiter(self.delta.values(), np.int64, len(self.delta))
+        keys = np.concatenate([self.keys, dk, ids])
+        vals = np.concatenate([self.vals, dv, slots])
+        # the last write per key wins: stable sort by key, keep each key's last entry
+        order = np.argsort(keys, kind="stable")
+        keys, vals = keys[order], vals[order]
+        last = np.ones(len(keys), bool)
+        last[:-1] = keys[1:] != keys[:-1]
+        keep = last & (vals >= 0)
+        self.keys, self.vals = keys[keep], vals[keep]
+        self.delta = {}
+
+
+class StrIdMap:
+    """str id → slot in a dict."""
+
+    def __init__(self) -> None:
+        self.d: dict[str, int] = {}
+
+    def get(self, ids: Sequence[Any]) -> np.ndarray:
+        """Slots of ids (-1 when absent)."""
+        return np.fromiter((self.d.get(v, -1) for v in ids), np.int64, len(ids))
+
+    def set(self, ids: Sequence[Any], slots: np.ndarray) -> None:
+        """Map ids to slots."""
+        self.d.update(zip(ids, np.asarray(slots).tolist()))
+
+    def remove(self, ids: Sequence[Any]) -> None:
+        """Forget ids."""
+        for v in ids:
+            self.d.pop(v, None)
