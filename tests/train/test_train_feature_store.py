@@ -70,3 +70,21 @@ def test_data_config_needs_one_source(ws):
         roost.train({"data": {"source": "a.parquet", "entities": "e.parquet", "features": ["v:x"]}, "label": "y"},
                     progress=False)
     assert "either data.source or data.entities" in e.value.message
+
+
+def test_training_stores_a_monitoring_reference(ws):
+    """Every run keeps profile.json, reference.parquet and evaluation.parquet; drift against the run works."""
+    from roost import artifacts
+    from roost.datasets import load
+
+    res = roost.train({"data": "sklearn:breast_cancer", "label": "target", "model": "logreg",
+                       "trainer": {"epochs": 2}}, progress=False)
+    files = {f["path"] for f in artifacts.list_files(roost.get_run(res.run_id)["artifact_uri"])}
+    assert {"profile.json", "reference.parquet", "evaluation.parquet"} <= files
+    df = load("sklearn:breast_cancer")
+    shifted = df.assign(**{"mean radius": df["mean radius"] * 1.5})
+    from roost.monitor import drift
+
+    rep = drift(res.run_id, shifted)
+    flagged = {f.feature for f in rep.features if f.drifted}
+    assert "mean radius" in flagged and "mean texture" not in flagged

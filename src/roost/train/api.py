@@ -243,6 +243,7 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
             run.log_metrics({k: v for k, v in metrics.items() if v == v})
             run.set_tag("roost.best_epoch", getattr(getattr(model, "state_", None), "best_epoch", ""))
             pkg = _package(model, run, art, test_df, label, metrics, cfg)
+            _monitor_reference(art, model, task, train_df, test_df, label)
             version = None
             if cfg.register_as:
                 mv = register_model(run.id, cfg.register_as, PACKAGE)
@@ -270,6 +271,19 @@ def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | 
     if announce is not None:
         announce(url)
     return proc, url
+
+
+def _monitor_reference(art: Path, model: Any, task: str, train_df: Any, test_df: Any, label: str) -> None:
+    """Store the training profile, a reference sample and the scored evaluation set with the run (for drift)."""
+    try:
+        from roost.monitor import write_run_reference
+
+        write_run_reference(art, train_df, test_df, label=label, predict=model.predict,
+                            output={"binary": "probability", "regression": "prediction"}.get(task, "probabilities"))
+    except Exception as exc:  # noqa: BLE001 - monitoring data must never fail a finished training
+        import logging
+
+        logging.getLogger(__name__).warning("could not write the monitoring reference: %s", exc)
 
 
 def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
