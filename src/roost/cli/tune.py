@@ -71,12 +71,16 @@ def _live(engine: Any, sid: str) -> Any:
 def run_cmd(
     config: str = typer.Argument(..., help="training config with a search: block"),
     trials: int = typer.Option(20, "--trials", "-n", help="number of trials"),
-    parallel: int = typer.Option(1, "--parallel", "-p", help="worker processes"),
+    parallel: Optional[int] = typer.Option(None, "--parallel", "-p",
+                                           help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="auto | grid | random | tpe | gp"),
     prune: Optional[str] = typer.Option(None, "--prune", help="none | median | hyperband"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     register_as: Optional[str] = typer.Option(None, "--register", help="register the best model under this name"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    backend: str = typer.Option("local", "--backend", help="local (worker processes) | ray (one Ray task a trial)"),
+    ray_address: Optional[str] = typer.Option(None, "--ray-address",
+                                              help="Ray cluster HOST:PORT (default: RAY_ADDRESS or a local Ray)"),
 ) -> None:
     """Tune a training config: each trial is a child run of one tuning run; Ctrl-C keeps finished trials."""
     from roost.cli.output import echo, print_json
@@ -93,7 +97,7 @@ def run_cmd(
     res = tune(spec.objective, spec.space, trials, parallel=parallel, sampler=sampler or spec.sampler,
                prune=prune or spec.prune, direction=spec.direction, metric=spec.metric,
                experiment=spec.experiment, name=spec.name, seed=seed if seed is not None else spec.seed,
-               display=None if as_json else _live, finish=finish)
+               display=None if as_json else _live, finish=finish, backend=backend, ray_address=ray_address)
     done = [t for t in res.trials if t["state"] in ("COMPLETE", "PRUNED", "FAIL")]
     if as_json:
         print_json({"study_id": res.study_id, "parent_run_id": res.parent_run_id, "sampler": res.sampler,

@@ -204,12 +204,17 @@ def _run_workers(ws: Any, sid: str, objective: Any, clients: list[str], parent_r
         raise
 
 
-def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *, parallel: int = 1,
+def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *, parallel: int | None = None,
          sampler: str = "auto", prune: str | None = None, direction: str = "minimize", metric: str = "value",
          experiment: str = "tune", name: str | None = None, seed: int | None = None,
          display: Callable[[Engine, str], ContextManager] | None = None,
-         finish: Callable[[TuneResult], None] | None = None) -> TuneResult:
-    """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials."""
+         finish: Callable[[TuneResult], None] | None = None, backend: str = "local",
+         ray_address: str | None = None) -> TuneResult:
+    """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials.
+
+    `backend="ray"` runs each trial as a Ray task (at `ray_address`); `parallel` defaults to 1 locally and to the
+    cluster's CPUs on Ray.
+    """
     import contextlib
 
     from roost import workspace
@@ -217,13 +222,24 @@ def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *
 
     if not isinstance(n_trials, int) or n_trials < 1:
         raise RoostError(f"--trials must be a positive integer, got {n_trials!r}")
+    if backend not in ("local", "ray"):
+        raise RoostError(f"--backend must be local or ray, got {backend!r}", hint="e.g. --backend ray")
+    ray_backend = None
+    if backend == "ray":
+        from roost.tune.ray_backend import RayBackend
+
+        ray_backend = RayBackend(ray_address)
+        parallel = ray_backend.slots() if parallel is None else parallel
+    parallel = 1 if parallel is None else parallel
     if not isinstance(parallel, int) or parallel < 1:
+        if ray_backend is not None:
+            ray_backend.close()
         raise RoostError(f"--parallel must be a positive integer, got {parallel!r}")
     engine = Engine()
     parent = start_run(experiment=experiment, name=name or "tune",
                        params={"tune.n_trials": n_trials, "tune.parallel": parallel, "tune.sampler": sampler,
                                "tune.prune": prune or "none", "tune.metric": metric, "tune.direction": direction},
-                       tags={"roost.kind": "tune"})
+                       tags={"roost.kind": "tune", "roost.tune.backend": backend})
     interrupted = False
     try:
         study = engine.create_study(space, direction=direction, objective=metric, sampler=sampler, pruner=prune,
@@ -236,7 +252,10 @@ def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *
         cm = display(engine, sid) if display is not None else contextlib.nullcontext()
         try:
             with cm:
-                if parallel == 1:
+                if ray_backend is not None:
+                    ray_backend.run(workspace.current(), sid, objective, clients, parent.id, experiment, metric,
+                                    engine, RUNNER_LEASE_S)
+                elif parallel == 1:
                     work(sid, objective, clients[0], parent.id, experiment, metric, engine)
                 else:
                     _run_workers(workspace.current(), sid, objective, clients, parent.id, experiment, metric,
@@ -250,6 +269,9 @@ def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *
     except BaseException:
         parent.end("KILLED" if interrupted else "FAILED")
         raise
+    finally:
+        if ray_backend is not None:
+            ray_backend.close()
     parent.end("KILLED" if interrupted else "FINISHED")
     return result
 

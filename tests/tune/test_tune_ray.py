@@ -1,0 +1,174 @@
+"""`roost tune --backend ray`: trials run as tasks on a real local Ray head and land in the same repository."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+import yaml
+
+import roost
+
+needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
+                               reason="ray is not installed (pip install 'roost[ray]')")
+
+OBJECTIVE = '''
+import os, socket
+
+def quad(ctx):
+    ctx.run.set_tag("test.pid", str(os.getpid()))
+    ctx.run.set_tag("test.ws", os.environ.get("ROOST_WORKSPACE", ""))
+    p = ctx.params
+    ctx.report((p["x"] - 1) ** 2 + 1.0, 1)
+    return (p["x"] - 1) ** 2 + (0.5 if p["kind"] == "b" else 0.0)
+'''
+SEARCH = {"x": {"uniform": [-2, 3]}, "kind": ["a", "b"]}
+N = 6
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def ray_head():
+    """A real `ray start --head` on free loopback ports (2 CPUs); its process group is stopped afterwards."""
+    ray_bin = Path(sys.executable).parent / "ray"
+    if not ray_bin.exists():
+        pytest.skip(f"no ray CLI next to {sys.executable}")
+    tmp = tempfile.mkdtemp(prefix="rr-", dir="/tmp")  # short: Ray's unix socket paths must stay < 108 chars
+    port = _free_port()
+    cmd = [str(ray_bin), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
+           "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", tmp,
+           "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
+           "--metrics-export-port", str(_free_port()), "--min-worker-port", "0", "--max-worker-port", "0"]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
+    # `ray start` daemonises gcs_server/raylet/workers into its own session: killing that group stops exactly
+    # this head (`ray stop --force` would stop every Ray process on the machine, other users' included)
+    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
+                         start_new_session=True)
+    try:
+        out, _ = p.communicate(timeout=180)
+        if p.returncode != 0:
+            pytest.fail(f"ray start failed ({p.returncode}):\n{out[-3000:]}")
+        yield f"127.0.0.1:{port}"
+    finally:
+        _stop_group(p.pid)
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _stop_group(pgid: int) -> None:
+    """TERM the head's process group, KILL what is left after a grace period."""
+    try:
+        os.killpg(pgid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
+    for _ in range(50):
+        time.sleep(0.1)
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+@pytest.fixture
+def objectives(ws, monkeypatch):
+    (ws.root / "rayobj.py").write_text(OBJECTIVE)
+    monkeypatch.syspath_prepend(str(ws.root))
+    return ws
+
+
+def _tune(cli, ws, name: str, *extra: str) -> dict:
+    path = ws.root / f"{name}.yaml"
+    path.write_text(yaml.safe_dump({"search": SEARCH, "tune": {"objective": "rayobj:quad", "sampler": "random",
+                                                               "seed": 7, "experiment": name}}))
+    code, out, err = cli("tune", str(path), "--trials", str(N), "--json", *extra)
+    assert code == 0, err
+    return json.loads(out)
+
+
+def _children(experiment: str, parent: str) -> list[dict]:
+    return sorted((r for r in roost.search_runs(experiment=experiment, limit=None) if r["parent_run_id"] == parent),
+                  key=lambda r: int(r["tags"]["roost.tune.trial"]))
+
+
+def _shape(run: dict) -> tuple:
+    """What must match between backends: param, metric and tag names (where a trial ran aside), status."""
+    tags = {k for k in run["tags"] if not k.startswith(("roost.tune.host", "roost.tune.pid", "roost.tune.ray_"))}
+    return run["status"], sorted(run["params"]), sorted(run["metrics"]), sorted(tags - {"roost.tune.backend"})
+
+
+@pytest.mark.slow
+@pytest.mark.services
+@needs_ray
+def test_trials_run_as_ray_tasks_with_the_local_records(objectives, cli, ray_head) -> None:
+    import ray
+
+    res = _tune(cli, objectives, "onray", "--backend", "ray", "--ray-address", ray_head)
+    assert not ray.is_initialized()  # the CLI disconnected after the job
+    kids = _children("onray", res["parent_run_id"])
+    assert [int(r["tags"]["roost.tune.trial"]) for r in kids] == list(range(N))
+    # every trial ran in a Ray worker process: not this one, on the head's node, the objective saw the workspace
+    pids = {r["tags"]["test.pid"] for r in kids}
+    assert str(os.getpid()) not in pids and all(r["tags"]["roost.tune.pid"] == r["tags"]["test.pid"] for r in kids)
+    assert 1 <= len(pids) <= 2  # the head has 2 CPUs: at most 2 worker processes
+    assert all(r["tags"]["test.ws"] == str(objectives.root) for r in kids)
+    nodes = {r["tags"]["roost.tune.ray_node"] for r in kids}
+    assert len(nodes) == 1 and len(nodes.pop()) == 56  # a Ray node id (hex)
+    parent = roost.get_run(res["parent_run_id"])
+    assert parent["status"] == "FINISHED" and parent["tags"]["roost.tune.backend"] == "ray"
+    assert parent["params"]["tune.parallel"] == 2  # the cluster's CPUs
+    # the best trial is the argmin of the recorded values, on the study, the result and the parent run
+    st = roost.tune.Engine().study(res["study_id"])
+    assert st["counts"]["COMPLETE"] == N and len({t["client_id"] for t in st["trials"]}) <= 2
+    best = min(kids, key=lambda r: r["metrics"]["value"])
+    assert res["best"]["attrs"]["run_id"] == best["run_id"] == parent["tags"]["roost.tune.best_run_id"]
+    assert res["best"]["value"] == best["metrics"]["value"] == parent["metrics"]["best_value"]
+    for r in kids:  # each run's params and value are its trial's
+        t = st["trials"][int(r["tags"]["roost.tune.trial"])]
+        assert r["params"]["x"] == pytest.approx(t["params"]["x"]) and r["params"]["kind"] == t["params"]["kind"]
+        bonus = 0.5 if t["params"]["kind"] == "b" else 0.0
+        assert r["metrics"]["value"] == t["value"]
+        assert list(t["intermediate"].values()) == [pytest.approx(t["value"] - bonus + 1.0)]  # reported via Engine
+    # same shape as a local run of the same config
+    local = _tune(cli, objectives, "local")
+    lkids = _children("local", local["parent_run_id"])
+    assert [_shape(r) for r in lkids] == [_shape(r) for r in kids]
+    lparent = roost.get_run(local["parent_run_id"])
+    assert _shape(lparent) == _shape(parent) and lparent["tags"]["roost.tune.backend"] == "local"
+    assert all(r["tags"]["test.pid"] == str(os.getpid()) for r in lkids)  # local, parallel 1: this process
+
+
+@needs_ray
+def test_a_missing_ray_head_is_a_user_error(objectives, cli) -> None:
+    path = objectives.root / "t.yaml"
+    path.write_text(yaml.safe_dump({"search": SEARCH, "tune": {"objective": "rayobj:quad"}}))
+    code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "ray", "--ray-address",
+                       f"127.0.0.1:{_free_port()}")
+    assert code == 2 and "Ray" in err
+    code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "dask")
+    assert code == 2 and "--backend" in err
+
+
+def test_without_ray_the_error_says_how_to_install(objectives, cli, monkeypatch) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # what `import ray` meets when ray is not installed
+    path = objectives.root / "t.yaml"
+    path.write_text(yaml.safe_dump({"search": SEARCH, "tune": {"objective": "rayobj:quad"}}))
+    code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "ray")
+    assert code == 2 and "pip install 'roost[ray]'" in err
+    assert roost.search_runs(limit=None) == []  # refused before a tuning run was started
