@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
+from typing import List, Optional, Tuple
 
 import typer
 
@@ -31,6 +31,9 @@ def serve(
                                                help="write Prometheus alerting rules to this YAML file"),
     alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
     alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
+    export: Optional[Tuple[str, Path]] = typer.Option(
+        None, "--export", metavar="FORMAT OUT",
+        help="write a deployment bundle instead of serving: `--export kserve OUT/` (see docs/kserve.md)"),
 ) -> None:
     """Serve models over HTTP: KServe V2 (/v2/...), TF-Serving REST (/v1/...), /metrics, /openapi.json."""
     import logging
@@ -39,6 +42,18 @@ def serve(
     from roost import workspace
     from roost.cli.output import echo
 
+    if export is not None:
+        from roost.serve.export import export as write_export
+
+        if len(models or []) != 1:
+            from roost.errors import RoostError
+
+            raise RoostError("--export takes exactly one model", hint="roost serve MODEL --export kserve OUT/")
+        ex = write_export(models[0], export[0], export[1], replicas=replicas)  # type: ignore[index]
+        for note in ex.notes:
+            echo(note)
+        echo(f"wrote {ex.out}: inferenceservice.yaml ({ex.k8s_name}), Dockerfile ({ex.image}), model/, README.md")
+        return
     if alert_rules is not None:
         from roost.serve.metrics import write_alert_rules
 
