@@ -247,7 +247,7 @@ class Index:
             labels, sc = self._exact(q, kk, sel)
         else:
             try:
-                labels, sc = self._backend_search(q, kk, knob, sel)
+                labels, sc = self._backend_search(q, *self._plan(kk, knob, sel))
             except RuntimeError:  # hnswlib: fewer than k reachable in the graph
                 labels, sc = self._exact(q, kk, sel)
             else:  # a graph or list search that came back short (selective filter, deletes): exact for those rows
@@ -259,6 +259,16 @@ class Index:
                     ok = None
                 return self._finish(labels, sc, k, ex, sel, ok)
         return self._finish(labels, sc, k, ex, sel)
+
+    def _plan(self, kk: int, knob: int, sel: Selection | None) -> tuple[int, int, Selection | None]:
+        """(k, effort, selection) for the backend. hnswlib filters through a Python callback per visited node, so a
+        filter matching enough items is served by fetching more unfiltered neighbours and filtering them here."""
+        if sel is None or self.library != "hnswlib":
+            return kk, knob, sel
+        want = int(np.ceil(2 * kk * self.items.n_alive / max(sel.count, 1))) + 10
+        if want <= max(knob, 256) and want <= self.items.n_alive:
+            return want, knob, None
+        return kk, knob, sel
 
     def _backend_search(self, q: np.ndarray, k: int, knob: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
         if not self.mips:

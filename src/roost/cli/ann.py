@@ -41,7 +41,7 @@ def embed(
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Compute embeddings with a two-tower model's item (or user) tower, in batches."""
-    from roost.ann.embed import embed as run_embed
+    from roost.ann.embeddings import embed as run_embed
     from roost.cli.output import echo, print_json
 
     with _progress(f"embedding ({which} tower)", not quiet and not as_json) as cb:
@@ -75,9 +75,14 @@ def build(
     as_json: bool = typer.Option(False, "--json", help="print the version record as JSON"),
 ) -> None:
     """Build an index from embeddings and store it as a new version in the repository."""
-    from roost.ann.repo import build_index, set_alias
+    from roost.ann.repo import build_index, check_name, set_alias
     from roost.cli.output import echo, print_json
 
+    check_name(name)
+    if not embeddings.exists():
+        from roost.errors import NotFoundError
+
+        raise NotFoundError(f"embeddings file {embeddings} not found", hint="create one with `roost embed`")
     params = {k: v for k, v in {"M": m, "ef_construction": ef_construction, "nlist": nlist}.items() if v is not None}
     with _progress(f"building {name}", not quiet and not as_json) as cb:
         rec = build_index(name, embeddings, metric=metric, kind=kind, library=library, id_column=id_column,
@@ -169,7 +174,7 @@ def versions(name: str = typer.Argument(...), as_json: bool = typer.Option(False
         return
     print_table(f"{name} versions", ["version", "created", "count", "kind", "recall@10", "aliases", "run"],
                 [(r["version"], dt.datetime.fromtimestamp(r["created_at"]).isoformat(timespec="seconds"), r["count"],
-                  f"{r['kind']} ({r['library']})", r.get("recall_at_10"), ", ".join(r["aliases"]), r["run_id"])
+                  f"{r['kind']} ({r['library']})", r.get("recall_at_10"), ", ".join(r["aliases"]), r["run_id"][:12])
                  for r in rows])
 
 
