@@ -30,6 +30,11 @@ def quad(ctx):
     p = ctx.params
     ctx.report((p["x"] - 1) ** 2 + 1.0, 1)
     return (p["x"] - 1) ** 2 + (0.5 if p["kind"] == "b" else 0.0)
+
+def slow(ctx):
+    import time
+    time.sleep(1.0)
+    return ctx.params["x"]
 '''
 SEARCH = {"x": {"uniform": [-2, 3]}, "kind": ["a", "b"]}
 N = 6
@@ -152,6 +157,38 @@ def test_trials_run_as_ray_tasks_with_the_local_records(objectives, cli, ray_hea
     lparent = roost.get_run(local["parent_run_id"])
     assert _shape(lparent) == _shape(parent) and lparent["tags"]["roost.tune.backend"] == "local"
     assert all(r["tags"]["test.pid"] == str(os.getpid()) for r in lkids)  # local, parallel 1: this process
+
+
+@pytest.mark.slow
+@pytest.mark.services
+@needs_ray
+def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_head) -> None:
+    path = objectives.root / "slow.yaml"
+    path.write_text(yaml.safe_dump({"search": {"x": {"uniform": [0, 1]}},
+                                    "tune": {"objective": "rayobj:slow", "sampler": "random"}}))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
+    env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
+    p = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "tune", str(path), "--trials", "200", "--json",
+                          "--backend", "ray", "--ray-address", ray_head], cwd=objectives.root, env=env,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    eng = roost.tune.Engine()
+    deadline = time.time() + 120
+    while time.time() < deadline and p.poll() is None:
+        studies = eng.list_studies()
+        if studies and eng.study(studies[0]["id"])["counts"]["COMPLETE"] >= 3:
+            break
+        time.sleep(0.2)
+    os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C; Ray's workers are not in this group
+    out, err = p.communicate(timeout=120)
+    assert p.returncode == 130, err
+    res = json.loads(out)
+    st = eng.study(res["study_id"])
+    assert st["counts"]["COMPLETE"] >= 3 and st["counts"]["RUNNING"] == 0 and len(st["trials"]) < 200
+    failed = [t for t in st["trials"] if t["state"] == "FAIL"]
+    assert failed and all(t["reason"] == "interrupted" for t in failed)  # the tasks that were running
+    assert roost.get_run(res["parent_run_id"])["status"] == "KILLED"
+    runs = {r["run_id"]: r for r in roost.search_runs(experiment="tune", limit=None)}
+    assert all(runs[t["attrs"]["run_id"]]["status"] == "KILLED" for t in failed if t["attrs"].get("run_id"))
 
 
 @needs_ray
