@@ -98,3 +98,27 @@ def test_sigkill_mid_logging_leaves_a_consistent_store(ws):
         r.log_metric("ok", 1.0)
     assert roost.get_run(r.id)["metrics"] == {"ok": 1.0}
     assert Path(db).exists()
+
+
+REGISTER = r"""
+import sys, roost
+from roost import workspace
+workspace.use(sys.argv[1])
+for i in range(5):
+    with roost.start_run(experiment=f"race-{i}") as run:
+        d = run.artifact_dir / "model"
+        d.mkdir()
+        (d / "model.onnx").write_bytes(b"x")
+    roost.register_model(run.id, "raced", "model")
+"""
+
+
+def test_concurrent_experiment_creation_and_registration(ws):
+    """8 processes create the same experiments and register versions of one model at once: versions 1..40."""
+    procs = [subprocess.Popen([sys.executable, "-c", REGISTER, str(ws.root)]) for _ in range(8)]
+    assert [p.wait(timeout=300) for p in procs] == [0] * 8
+    import roost
+
+    assert [v.version for v in roost.list_versions("raced")] == list(range(1, 41))
+    assert sorted(e["name"] for e in roost.list_experiments() if e["name"].startswith("race-")) == \
+        [f"race-{i}" for i in range(5)]

@@ -4,12 +4,14 @@ from __future__ import annotations
 import getpass
 import json
 import re
+import time
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError, closest
@@ -85,14 +87,21 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
         sig, meta = _read_package_files(local)
     else:
         sig, meta = _read_remote_package_files(source)
-    with store.write() as s:
-        if s.get(RegisteredModel, name) is None:
-            s.add(RegisteredModel(name=name, created_at=utcnow()))
-            s.flush()
-        nxt = (s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name)) or 0) + 1
-        s.add(ModelVersion(name=name, version=nxt, run_id=run_id, source=source, signature=sig, meta=meta,
-                           created_at=utcnow()))
-    return get_version(store, name, nxt)
+    for attempt in range(20):  # concurrent registrations: the loser of a version-number race retries
+        try:
+            with store.write() as s:
+                if s.get(RegisteredModel, name) is None:
+                    s.add(RegisteredModel(name=name, created_at=utcnow()))
+                    s.flush()
+                nxt = (s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name)) or 0) + 1
+                s.add(ModelVersion(name=name, version=nxt, run_id=run_id, source=source, signature=sig, meta=meta,
+                                   created_at=utcnow()))
+            return get_version(store, name, nxt)
+        except IntegrityError:
+            if attempt == 19:
+                raise
+            time.sleep(0.01 * (attempt + 1))
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def set_alias(store: Store, name: str, version: int, alias: str) -> None:

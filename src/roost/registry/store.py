@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import delete, func, select
+from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
@@ -84,14 +85,18 @@ class Store:
             eid = s.scalar(select(Experiment.id).where(Experiment.name == name))
         if eid is not None:
             return eid
-        with self.write() as s:
-            eid = s.scalar(select(Experiment.id).where(Experiment.name == name))
-            if eid is None:
-                e = Experiment(name=name, created_at=utcnow())
-                s.add(e)
-                s.flush()
-                eid = e.id
-            return eid
+        try:
+            with self.write() as s:
+                eid = s.scalar(select(Experiment.id).where(Experiment.name == name))
+                if eid is None:
+                    e = Experiment(name=name, created_at=utcnow())
+                    s.add(e)
+                    s.flush()
+                    eid = e.id
+                return eid
+        except IntegrityError:  # another process created it first (PostgreSQL has no BEGIN IMMEDIATE)
+            with self.read() as s:
+                return s.scalar(select(Experiment.id).where(Experiment.name == name))
 
     def list_experiments(self) -> list[dict]:
         """Every experiment with its run count."""
