@@ -88,3 +88,29 @@ def test_training_stores_a_monitoring_reference(ws):
     rep = drift(res.run_id, shifted)
     flagged = {f.feature for f in rep.features if f.drifted}
     assert "mean radius" in flagged and "mean texture" not in flagged
+
+
+def test_train_hooks_parent_tags_and_epoch_callbacks(ws):
+    """The hooks tuning uses: a parent run, extra tags, and per-epoch callbacks that can stop training."""
+
+    class Stop(Exception):
+        pass
+
+    seen = []
+
+    class Cb:
+        def on_epoch_end(self, state, logs):
+            seen.append(dict(logs))
+            if len(seen) == 2:
+                raise Stop
+
+    with roost.start_run(name="tuning") as parent:
+        pass
+    res = roost.train({"data": "sklearn:breast_cancer", "label": "target", "model": "mlp",
+                       "trainer": {"epochs": 3}}, progress=False, parent_run_id=parent.id, tags={"trial": 7})
+    r = roost.get_run(res.run_id)
+    assert r["parent_run_id"] == parent.id and r["tags"]["trial"] == "7"
+    with pytest.raises(Stop):
+        roost.train({"data": "sklearn:breast_cancer", "label": "target", "model": "mlp",
+                     "trainer": {"epochs": 5}}, progress=False, callbacks=[Cb()])
+    assert len(seen) == 2 and all("val_loss" in s for s in seen)

@@ -128,10 +128,13 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
 
 def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
           resume: str | None = None, tensorboard: bool = False, progress: bool | None = None,
-          announce: Callable[[str], None] | None = None) -> TrainResult:
+          announce: Callable[[str], None] | None = None, parent_run_id: str | None = None,
+          tags: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
     """Train from a config (file or dict) and record the run; `resume` continues a killed run from its checkpoint.
 
     `progress` shows a Rich bar (default: when stderr is a terminal); `announce` receives the TensorBoard URL.
+    `parent_run_id`/`tags` place the run (e.g. under a tuning run); `callbacks` get the trainer's
+    `on_epoch_end(state, logs)` calls (torch models), so a tuner can prune a trial mid-training.
     """
     from roost.train.data import check_label, load_frame, split
 
@@ -167,11 +170,13 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
     if cfg.model.type == "auto":
         from roost.train.auto import train_auto
 
-        return train_auto(cfg, task, spec, parts, data, config_file, show, tensorboard, announce)
+        return train_auto(cfg, task, spec, parts, data, config_file, show, tensorboard, announce,
+                          parent_run_id=parent_run_id, extra_tags=tags)
     model = build_model(cfg, task, len(train_df))
     params = {**flatten(resolved_params(cfg, model)), **data}
     return _run(cfg, model, task, spec, parts, params, config_file=config_file, ckpt=ckpt, resumed_from=resume,
-                tensorboard=tensorboard, progress=show, announce=announce)
+                tensorboard=tensorboard, progress=show, announce=announce, parent_run_id=parent_run_id,
+                extra_tags=tags, extra_callbacks=callbacks)
 
 
 def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
@@ -198,7 +203,8 @@ def _spec(cfg: TrainConfig, train_df: Any) -> Any:
 def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, Any, Any], params: dict[str, Any], *,
          config_file: Path | None = None, ckpt: dict[str, Any] | None = None, resumed_from: str | None = None,
          tensorboard: bool = False, progress: bool = False, announce: Callable[[str], None] | None = None,
-         tb_dir: Path | None = None, parent_run_id: str | None = None) -> TrainResult:
+         tb_dir: Path | None = None, parent_run_id: str | None = None, extra_tags: dict[str, Any] | None = None,
+         extra_callbacks: list[Any] | None = None) -> TrainResult:
     """Fit inside a run: callbacks, evaluation, package, registration."""
     from roost.registry.api import register_model, start_run
     from roost.train import metrics as M
@@ -212,6 +218,7 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
             "roost.kind": "train"}
     if resumed_from:
         tags["roost.resumed_from"] = resumed_from
+    tags.update({str(k): str(v) for k, v in (extra_tags or {}).items()})
     tb_proc = tb_url = None
     with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags,
                    parent_run_id=parent_run_id) as run:
@@ -225,6 +232,7 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
             _write_yaml(art / RESOLVED, resolved_params(cfg, model))
             every = int(model.params.get("log_every", 50))
             cbs.append(RunLogger(run, every))
+            cbs.extend(extra_callbacks or [])
             if model.framework == "torch":
                 from roost.train.callbacks import TensorBoard
 

@@ -42,7 +42,8 @@ def better(task: str, a: dict[str, float], b: dict[str, float]) -> bool:
 
 def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, Any], data: dict[str, Any],
                config_file: Path | None, progress: bool, tensorboard: bool,
-               announce: Callable[[str], None] | None) -> TrainResult:
+               announce: Callable[[str], None] | None, parent_run_id: str | None = None,
+               extra_tags: dict[str, Any] | None = None) -> TrainResult:
     """One parent run; each candidate trains as its child run; the parent keeps the winner's package."""
     from roost.registry.api import register_model, start_run
     from roost.train.metrics import PRIMARY
@@ -54,7 +55,9 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
     params.pop("model.params", None)
     tags = {"roost.model_type": "auto", "roost.task": task, "roost.kind": "train"}
     tb_proc = tb_url = None
-    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags) as parent:
+    tags = {**tags, **{str(k): str(v) for k, v in (extra_tags or {}).items()}}
+    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags,
+                   parent_run_id=parent_run_id) as parent:
         try:
             art = parent.artifact_dir
             if config_file is not None:
