@@ -5,8 +5,7 @@
 """
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from roost._lazy import lazy_api
 
 _API = {
     "ServeConfig": "roost.serve.config:ServeConfig",
@@ -18,13 +17,6 @@ _API = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost.serve' has no attribute {name!r}")
-
+__getattr__, __dir__ = lazy_api(__name__, _API)
 
 __all__ = list(_API)
