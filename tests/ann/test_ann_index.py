@@ -163,8 +163,9 @@ def test_save_load_round_trip(kind: str, library: str, tmp_path) -> None:
     assert loaded.search(x[:1] * 3, 1).ids[0].tolist() == ["new"]
 
 
-def test_bad_input_is_refused_with_clear_messages() -> None:
-    index = Index(4, "cosine")
+@pytest.mark.parametrize(("kind", "library"), BACKENDS)
+def test_bad_input_is_refused_with_clear_messages(kind: str, library: str) -> None:
+    index = Index(4, "cosine", kind, library)
     with pytest.raises(RoostError, match="has 3 dimensions, the index has 4"):
         index.upsert([1], [[1, 2, 3]])
     with pytest.raises(RoostError, match="vector 1 has 5 dimensions, the index has 4"):
@@ -192,7 +193,13 @@ def test_bad_input_is_refused_with_clear_messages() -> None:
         index.search([[1, 2, 3, 4]], filter={"cta": "a"})
     with pytest.raises(RoostError, match="unknown operator"):
         index.search([[1, 2, 3, 4]], filter={"cat": {"like": "a"}})
-    assert len(index) == 2  # failed upserts left nothing behind
+    with pytest.raises(RoostError, match="'cat' holds text"):
+        index.upsert([1], np.ones((1, 4)) * 2, {"cat": [7]})  # a failed replacement keeps the item
+    with pytest.raises(RoostError, match="3 values for 1 items"):
+        index.upsert([2], np.ones((1, 4)), {"cat": ["a", "b", "c"]})
+    assert len(index) == 2 and index.get([1])["attributes"]["cat"].tolist() == ["a"]
+    index.upsert([1, 3], np.ones((2, 4)) * 3, {"cat": ["c", "d"]})  # the index still takes writes
+    assert sorted(index.search([[1, 1, 1, 1]], 10).ids[0].tolist()) == [1, 2, 3]
     for bad in ({"metric": "hamming"}, {"kind": "lsh"}, {"library": "annoy"}, {"kind": "ivf", "library": "hnswlib"}):
         with pytest.raises(RoostError):
             Index(4, **bad)

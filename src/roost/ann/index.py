@@ -160,12 +160,9 @@ class Index:
         if not len(keys):
             return 0
         with self._lock.write():
+            cols = self.items.check_attributes(attributes, len(keys))  # refuse bad input before changing anything
             new, old = self.items.allocate(keys)
-            try:
-                self.items.set_attributes(new, attributes)
-            except RoostError:
-                self.items.kill(new)
-                raise
+            self.items.set_attributes(new, cols)
             if len(old) and self.backend.native_delete:
                 self.backend.remove(old)
             step = chunk or len(new)

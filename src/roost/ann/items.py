@@ -135,13 +135,21 @@ class Items:
         self.slot_of.set(ids, new)
         return new, old
 
-    def set_attributes(self, slots: np.ndarray, attributes: Mapping[str, Any] | None) -> None:
-        """Attribute values of freshly allocated slots (columns not given stay missing)."""
+    def check_attributes(self, attributes: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
+        """Attribute columns for n new items, validated against the existing columns (nothing is changed)."""
+        out: dict[str, np.ndarray] = {}
         for name, values in (attributes or {}).items():
-            if len(values) != len(slots):
-                raise RoostError(f"attribute {name!r} has {len(values)} values for {len(slots)} items",
+            if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
+                raise RoostError(f"attribute {name!r} must be a list with one value per item")
+            if len(values) != n:
+                raise RoostError(f"attribute {name!r} has {len(values)} values for {n} items",
                                  hint="send one value per item")
-            col = _column(values, str(name), self.attrs.get(name))
+            out[str(name)] = _column(values, str(name), self.attrs.get(str(name)))
+        return out
+
+    def set_attributes(self, slots: np.ndarray, cols: Mapping[str, np.ndarray]) -> None:
+        """Attribute values of freshly allocated slots from checked columns (columns not given stay missing)."""
+        for name, col in cols.items():
             cur = self.attrs.get(name)
             if cur is None:
                 cur = _empty_like(col, len(self.alive))
@@ -150,9 +158,9 @@ class Items:
             elif cur.dtype.kind == "f" and col.dtype.kind in "ib":
                 col = col.astype(np.float64)
             cur[slots] = col
-            self.attrs[str(name)] = cur
+            self.attrs[name] = cur
         for name, cur in self.attrs.items():
-            if attributes is None or name not in attributes:
+            if name not in cols:
                 if cur.dtype.kind in "ib":
                     cur = self.attrs[name] = cur.astype(np.float64)
                 cur[slots] = None if cur.dtype.kind == "O" else np.nan
