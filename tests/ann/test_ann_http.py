@@ -59,7 +59,8 @@ def test_filters_upsert_delete(served) -> None:
     r = client.post("/v1/indexes/items/search", json={"vectors": q, "k": 20, "filter": {"cat": ["a", "b"]}}).json()
     assert all(cat[h["id"]] in ("a", "b") for hits in r["results"] for h in hits)
     new = (np.ones(D) * 0.5).tolist()
-    r = client.post("/v1/indexes/items/upsert", json={"items": [{"id": 5000, "vector": new, "attributes": {"cat": "z"}}]})
+    item = {"id": 5000, "vector": new, "attributes": {"cat": "z"}}
+    r = client.post("/v1/indexes/items/upsert", json={"items": [item]})
     assert r.status_code == 200 and r.json()["count"] == 2001
     r = client.post("/v1/indexes/items/search", json={"vector": new, "k": 1, "filter": {"cat": "z"}}).json()
     assert r["results"][0][0]["id"] == 5000 and r["results"][0][0]["score"] == pytest.approx(1.0, abs=1e-5)
@@ -67,7 +68,8 @@ def test_filters_upsert_delete(served) -> None:
     assert r.json()["count"] == 2001  # replaced, not added
     r = client.post("/v1/indexes/items/delete", json={"ids": [5000, 0, 777777]}).json()
     assert r == {"index": "items", "deleted": 2, "missing": [777777], "count": 1999}
-    for body in ({"vector": new, "k": 50}, {"vector": x[0].tolist(), "k": 50}, {"vector": new, "k": 5, "filter": {"cat": "z"}}):
+    for body in ({"vector": new, "k": 50}, {"vector": x[0].tolist(), "k": 50},
+                 {"vector": new, "k": 5, "filter": {"cat": "z"}}):
         hits = client.post("/v1/indexes/items/search", json=body).json()["results"][0]
         assert not {h["id"] for h in hits} & {0, 5000}
     assert client.post("/v1/indexes/items/search", json={"vector": new, "k": 5, "filter": {"cat": "z"}}).json()[
@@ -109,7 +111,8 @@ def test_bad_bodies_and_unknown_index(served) -> None:
     assert r.status_code == 413
     r = client.post("/v1/recommend/items", json={"user": {}})
     assert r.status_code == 404 and "no recommender" in r.json()["error"]
-    assert client.post("/v1/indexes/items/upsert", json={"ids": [1, "x"], "vectors": [[0.1] * D] * 2}).status_code == 400
+    mixed = {"ids": [1, "x"], "vectors": [[0.1] * D] * 2}
+    assert client.post("/v1/indexes/items/upsert", json=mixed).status_code == 400
 
 
 def test_token(served) -> None:

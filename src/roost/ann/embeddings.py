@@ -50,7 +50,8 @@ def embed(model: Any, items: str | Path | Any, out: str | Path, which: str = "it
             raise NotFoundError(f"items file {p} not found", hint="pass a Parquet file of item rows")
         pf = pq.ParquetFile(p)
         names, total = pf.schema_arrow.names, pf.metadata.num_rows
-        batches = lambda: pf.iter_batches(batch_size=batch_size, columns=[c for c in wanted if c in names])  # noqa: E731
+        cols = [c for c in wanted if c in names]
+        batches = lambda: pf.iter_batches(batch_size=batch_size, columns=cols)  # noqa: E731
     else:
         table = pa.Table.from_pandas(items, preserve_index=False)
         names, total = table.column_names, table.num_rows
@@ -148,7 +149,8 @@ def read_embeddings(source: str | Path | Any, id_column: str | None = None, vect
         lists = [n for n in names if pa.types.is_list(table.schema.field(n).type)
                  or pa.types.is_fixed_size_list(table.schema.field(n).type)]
         if len(lists) != 1:
-            raise RoostError("cannot tell which column holds the vectors", hint=f"pass --vector-column (one of {names})")
+            raise RoostError("cannot tell which column holds the vectors",
+                             hint=f"pass --vector-column (one of {names})")
         vcol = lists[0]
     if vcol not in names:
         raise RoostError(f"no vector column {vcol!r}", hint=f"columns: {names}")

@@ -131,7 +131,7 @@ class AnnState:
 
 def open_indexes(refs: Sequence[str], recommend: Mapping[str, tuple[str, str | None]] | None = None,
                  poll_s: float = 0.0, threads: int = 0, candidates: int = 100) -> AnnState:
-    """Load indexes ('name', 'name@alias', 'name/3', NAME=ref or a folder) and recommenders {index: (user model, ranker)}."""
+    """Load indexes (name, name@alias, name/3, LABEL=ref, folder) and recommenders {index: (user model, ranker)}."""
     from roost.ann.recommend import Recommender
 
     slots: dict[str, IndexSlot] = {}

@@ -30,7 +30,7 @@ def _csv(value: Optional[str]) -> Optional[list[str]]:
 
 
 def embed(
-    model: str = typer.Option(..., "--model", "-m", help="two-tower model: name@alias, name/VERSION or a package folder"),
+    model: str = typer.Option(..., "--model", "-m", help="two-tower model: name@alias, name/VERSION or a folder"),
     items: Path = typer.Option(..., "--items", help="Parquet file with one row per item (or user)"),
     out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (id, kept columns, embedding)"),
     which: str = typer.Option("item", "--which", help="tower to run: item or user"),
