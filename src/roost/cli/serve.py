@@ -31,6 +31,10 @@ def serve(
                                                help="write Prometheus alerting rules to this YAML file"),
     alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
     alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
+    index: Optional[List[str]] = typer.Option(None, "--index", help="also serve a vector index (NAME, NAME@alias, "
+                                              "NAME/3): POST /v1/indexes/NAME/search"),
+    recommend: Optional[List[str]] = typer.Option(None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]",
+                                                  help="two-stage endpoint POST /v1/recommend/INDEX"),
     export: Optional[Tuple[str, Path]] = typer.Option(
         None, "--export", metavar="FORMAT OUT",
         help="write a deployment bundle instead of serving: `--export kserve OUT/` (see docs/kserve.md)"),
@@ -68,8 +72,26 @@ def serve(
     cfg = ServeConfig(models=list(models or []), host=host, port=port, replicas=replicas, max_batch=max_batch,
                       threads=threads, log_requests=log_requests, log_dir=str(log_dir) if log_dir else None,
                       max_body_mb=max_body_mb, token=token, poll_s=poll, grace_s=grace,
-                      workspace=str(root) if root else None)
+                      workspace=str(root) if root else None, indexes=list(index or []),
+                      recommend=_recommend_map(recommend))
     logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
     code = run_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
     if code:
         raise typer.Exit(code)
+
+
+def _recommend_map(items: list[str] | None) -> dict[str, list]:
+    """`INDEX=USER_MODEL[,RANKER]` options as {index: [user model, ranker or None]}."""
+    from roost.errors import RoostError
+
+    out: dict[str, list] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise RoostError(f"--recommend {item!r}: expected INDEX=USER_MODEL[,RANKER]",
+                             hint="e.g. --recommend items=two_tower@prod,ranker@prod")
+        idx, models = item.split("=", 1)
+        parts = [m for m in models.split(",") if m]
+        if not parts or len(parts) > 2:
+            raise RoostError(f"--recommend {item!r}: give a user-tower model and optionally a ranker")
+        out[idx] = [parts[0], parts[1] if len(parts) > 1 else None]
+    return out

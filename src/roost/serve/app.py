@@ -122,6 +122,8 @@ class ServeApp:
         for t in self._tasks:
             t.cancel()
         self.repo.close()
+        for close in getattr(self, "_mount_closers", ()):
+            close()
         if self.reqlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.reqlog.close)
 
@@ -163,8 +165,18 @@ class ServeApp:
             raise HTTPError(413, f"decompressed body exceeds the limit of {self.max_body} bytes")
         return out
 
+    def mount(self, prefixes: tuple[str, ...], app: Callable, close: Callable[[], None] | None = None) -> None:
+        """Hand requests under `prefixes` to another ASGI app (e.g. the vector-index routes)."""
+        self._mounts = [*getattr(self, "_mounts", []), (prefixes, app)]
+        if close is not None:
+            self._mount_closers = [*getattr(self, "_mount_closers", []), close]
+
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Route one HTTP request; every failure becomes a JSON error reply, never a dead worker."""
+        for prefixes, sub in getattr(self, "_mounts", ()):
+            if scope["path"].startswith(prefixes):
+                await sub(scope, receive, send)
+                return
         t0 = time.perf_counter()
         path: str = scope["path"]
         label = ["", "meta"]

@@ -29,11 +29,14 @@ class ServeConfig:
     poll_s: float = 2.0
     grace_s: float = 30.0
     workspace: str | None = None
+    indexes: list[str] = field(default_factory=list)  # vector indexes served next to the models (/v1/indexes)
+    recommend: dict[str, list] = field(default_factory=dict)  # index -> [user-tower model, ranker or None]
 
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
         if not self.models:
-            raise RoostError("no model to serve", hint="roost serve NAME@ALIAS | NAME/VERSION | PATH [...]")
+            raise RoostError("no model to serve", hint="roost serve NAME@ALIAS | NAME/VERSION | PATH [...] "
+                                                       "(vector indexes alone: roost index serve NAME)")
         if self.replicas < 1:
             raise RoostError(f"--replicas must be at least 1, got {self.replicas}")
         if self.max_batch < 1:

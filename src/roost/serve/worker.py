@@ -39,8 +39,17 @@ def build_app(cfg: ServeConfig, metrics: Metrics | None = None, fetcher: Any = N
         reqlog = RequestLogger(log_dir, cfg.log_requests, metrics=metrics)
     if fetcher is None and any(s.current.package.feature_refs for s in repo.slots.values()):
         fetcher = default_fetcher()
-    return ServeApp(repo, metrics=metrics, reqlog=reqlog, fetcher=fetcher, max_body=cfg.max_body, token=cfg.token,
-                    watch_interval=cfg.poll_s, on_startup=on_startup, on_reload=on_reload)
+    app = ServeApp(repo, metrics=metrics, reqlog=reqlog, fetcher=fetcher, max_body=cfg.max_body, token=cfg.token,
+                   watch_interval=cfg.poll_s, on_startup=on_startup, on_reload=on_reload)
+    if cfg.indexes:  # vector indexes next to the models: /v1/indexes/..., /v1/recommend/...
+        from roost.ann import http as ann_http
+        from roost.ann.serving import open_indexes
+
+        ann = open_indexes(cfg.indexes, recommend={k: (v[0], v[1] if len(v) > 1 else None)
+                                                   for k, v in cfg.recommend.items()}, poll_s=cfg.poll_s)
+        app.mount(("/v1/indexes", "/v1/recommend"), ann_http.app(ann, token=cfg.token, max_body=cfg.max_body),
+                  ann.close)
+    return app
 
 
 def create_app(models: list[str], **settings: Any) -> ServeApp:
