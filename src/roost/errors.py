@@ -34,3 +34,10 @@ def closest(name: str, candidates: list[str] | tuple[str, ...] | set[str]) -> st
 
     found = difflib.get_close_matches(name, list(candidates), n=1, cutoff=0.5)
     return found[0] if found else None
+
+
+def redact_url(url: str) -> str:
+    """The URL with any password replaced by *** (for error messages and logs)."""
+    import re
+
+    return re.sub(r"(://[^:/@]*:)[^@]*@", r"\1***@", url)

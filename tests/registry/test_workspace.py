@@ -121,3 +121,14 @@ def test_upgrade_from_first_revision_keeps_data(tmp_path):
     st.ensure_schema()
     assert current_revision(st.engine) == HEAD_REVISION
     assert [e["name"] for e in st.list_experiments()] == ["old"]
+
+
+@pytest.mark.parametrize("url", ["postgresql://u:s3cret@127.0.0.1:1/db", "redis://:s3cret@127.0.0.1:1/0"])
+def test_unreachable_store_urls_fail_fast_without_the_password(url):
+    """An unreachable PostgreSQL repository or Redis online store: an error naming the URL, password redacted."""
+    from roost.features import open_online_store
+    from roost.registry.store import open_store
+
+    with pytest.raises(RoostError) as e:
+        (open_online_store if url.startswith("redis") else open_store)(url)
+    assert "127.0.0.1:1" in e.value.message and "s3cret" not in e.value.message and "***" in e.value.message

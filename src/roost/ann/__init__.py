@@ -1,8 +1,7 @@
 """Embeddings and nearest-neighbour search: build, version, query and serve vector indexes."""
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from roost._lazy import lazy_api
 
 _API = {
     "Index": "roost.ann.index:Index",
@@ -22,14 +21,4 @@ _API = {
 }
 
 
-def __getattr__(name: str) -> Any:
-    if name in _API:
-        mod, attr = _API[name].split(":")
-        value = getattr(importlib.import_module(mod), attr)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'roost.ann' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_API))
+__getattr__, __dir__ = lazy_api(__name__, _API)

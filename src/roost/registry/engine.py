@@ -52,9 +52,9 @@ def make_engine(url: str) -> Engine:
 
 def redact(url: str) -> str:
     """The URL with any password replaced by ***."""
-    import re
+    from roost.errors import redact_url
 
-    return re.sub(r"(://[^:/@]+:)[^@]*@", r"\1***@", url)
+    return redact_url(url)
 
 
 def _retrying(fn, attempts: int = 20):  # noqa: ANN001, ANN202

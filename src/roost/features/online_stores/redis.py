@@ -30,11 +30,13 @@ class RedisOnlineStore(OnlineStore):
                              hint="pip install 'roost[redis]' (or pip install redis)") from exc
         self.url = url
         self.prefix = prefix
-        self.r = redis.Redis.from_url(url)
+        self.r = redis.Redis.from_url(url, socket_connect_timeout=5)
         try:
             self.r.ping()
         except redis.RedisError as exc:
-            raise RoostError(f"cannot reach the Redis online store at {url}: {exc}",
+            from roost.errors import redact_url
+
+            raise RoostError(f"cannot reach the Redis online store at {redact_url(url)}: {exc}",
                              hint="start redis-server, or set online_store in roost.yaml") from exc
 
     def hkey(self, keys: list[str], values: tuple) -> str:
