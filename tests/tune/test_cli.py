@@ -29,6 +29,18 @@ def quad(ctx):
 def slow(ctx):
     time.sleep(0.4)
     return ctx.params["x"]
+
+def rendezvous(ctx):
+    """Wait (up to 60 s) until trials from two different worker processes have started: proves parallelism
+    without depending on who is scheduled first."""
+    import os, pathlib
+    d = pathlib.Path(__file__).parent / "pids"
+    d.mkdir(exist_ok=True)
+    (d / str(os.getpid())).touch()
+    deadline = time.time() + 60
+    while len(list(d.iterdir())) < 2 and time.time() < deadline:
+        time.sleep(0.05)
+    return (ctx.params["x"] - 1) ** 2
 '''
 
 
@@ -83,7 +95,7 @@ def test_conditional_grid_through_the_cli_covers_the_product_once(objectives, cl
 
 
 def test_parallel_workers_share_one_study(objectives, cli) -> None:
-    cfg = _config(objectives, "p.yaml", {"x": {"uniform": [-2, 3]}}, sampler="tpe")
+    cfg = _config(objectives, "p.yaml", {"x": {"uniform": [-2, 3]}}, sampler="tpe", objective="tobj:rendezvous")
     code, out, err = cli("tune", cfg, "--trials", "8", "--parallel", "2", "--json")
     assert code == 0, err
     st = roost.tune.Engine().study(json.loads(out)["study_id"])
