@@ -139,13 +139,11 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     task = _classifier_task(len(final.classes_)) if clf else "regression"
     onx = graph.columns_2d_to_1d(onx, cols) if per_column else graph.columns_to_matrix(onx, cols)
     onx = graph.spec_outputs(onx, task, _pick_output(onx, "probabilities" if clf else "variable"))
-    typed = {c: df[c] for c in cols}
     native = _native_scores(task, getattr(model, "predict_proba", None), model.predict)
 
     def run_native(d: Any) -> np.ndarray:
         return native(d[cols] if per_column or hasattr(model, "feature_names_in_") else d[cols].to_numpy())
 
-    del typed
     return Converted(graph.finalize(onx), task, "sklearn", type(final).__name__, cols, run_native,
                      [_py(c) for c in getattr(final, "classes_", [])])
 

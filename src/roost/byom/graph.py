@@ -7,10 +7,6 @@ ONNX_DTYPE = {"float32": 1, "int64": 7, "string": 8, "float64": 11, "int32": 6, 
 ELEM_NAME = {v: k for k, v in ONNX_DTYPE.items()}
 
 
-def _opset(model: Any) -> int:
-    return max((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")), default=13)
-
-
 def columns_to_matrix(model: Any, columns: Sequence[str], matrix_input: str | None = None) -> Any:
     """Replace a model's single [N, F] input with one 1-D float32 input per column (Unsqueeze + Concat)."""
     from onnx import TensorProto, helper

@@ -5,7 +5,6 @@ import atexit
 import getpass
 import logging
 import math
-import os
 import subprocess
 import sys
 import threading
@@ -337,5 +336,4 @@ def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[dict]:
 
 __all__ = ["Run", "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics",
            "log_artifact", "set_tag", "search_runs", "get_run", "delete_run", "list_experiments",
-           "register_model", "set_alias", "resolve_model", "list_models", "list_versions", "metric_history",
-           "os"]
+           "register_model", "set_alias", "resolve_model", "list_models", "list_versions", "metric_history"]

@@ -10,7 +10,7 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
-from roost.errors import RoostError
+from roost.errors import RoostError, redact_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0002_runs_experiment_start"
@@ -46,15 +46,9 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
     except Exception as exc:  # noqa: BLE001 - e.g. missing driver
-        raise RoostError(f"cannot open store {redact(url)}: {exc}",
+        raise RoostError(f"cannot open store {redact_url(url)}: {exc}",
                          hint="for PostgreSQL install roost[postgres] (psycopg)") from exc
 
-
-def redact(url: str) -> str:
-    """The URL with any password replaced by ***."""
-    from roost.errors import redact_url
-
-    return redact_url(url)
 
 
 def _retrying(fn, attempts: int = 20):  # noqa: ANN001, ANN202
@@ -103,7 +97,7 @@ def current_revision(engine: Engine) -> str | None:
     try:
         conn_cm = engine.connect()
     except OperationalError as exc:
-        raise RoostError(f"cannot connect to the store {redact(str(engine.url.render_as_string(False)))}: "
+        raise RoostError(f"cannot connect to the store {redact_url(str(engine.url.render_as_string(False)))}: "
                          f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
                          hint="check the server is running and the URL (host, port, user, database)") from None
     with conn_cm as conn:

@@ -50,6 +50,8 @@ class ServeApp:
         self.watch_interval = watch_interval
         self.on_startup = on_startup
         self.on_reload = on_reload
+        self._mounts: list[tuple[tuple[str, ...], Callable]] = []  # (path prefixes, ASGI app), see mount()
+        self._mount_closers: list[Callable[[], None]] = []
         self.ready = True
         self._tasks: list[asyncio.Task] = []
         self._openapi: tuple[int, bytes] | None = None
@@ -122,7 +124,7 @@ class ServeApp:
         for t in self._tasks:
             t.cancel()
         self.repo.close()
-        for close in getattr(self, "_mount_closers", ()):
+        for close in self._mount_closers:
             close()
         if self.reqlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.reqlog.close)
@@ -167,13 +169,13 @@ class ServeApp:
 
     def mount(self, prefixes: tuple[str, ...], app: Callable, close: Callable[[], None] | None = None) -> None:
         """Hand requests under `prefixes` to another ASGI app (e.g. the vector-index routes)."""
-        self._mounts = [*getattr(self, "_mounts", []), (prefixes, app)]
+        self._mounts.append((prefixes, app))
         if close is not None:
-            self._mount_closers = [*getattr(self, "_mount_closers", []), close]
+            self._mount_closers.append(close)
 
     async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
         """Route one HTTP request; every failure becomes a JSON error reply, never a dead worker."""
-        for prefixes, sub in getattr(self, "_mounts", ()):
+        for prefixes, sub in self._mounts:
             if scope["path"].startswith(prefixes):
                 await sub(scope, receive, send)
                 return

@@ -1,7 +1,6 @@
 """Artifact download and viewers (text, images, notebooks), confined to the run's artifact root."""
 from __future__ import annotations
 
-import base64
 import json
 import mimetypes
 import re
@@ -139,19 +138,16 @@ def routes(ui: Any) -> list[Route]:
             return FileResponse(p, media_type=media, headers=headers, content_disposition_type=disp)
         return Response(read_artifact(run, rel), media_type=media, headers=headers)
 
-    async def download(request: Request) -> Response:
-        try:
-            run, rel = _run_and_path(request)
-            return _send(run, rel, inline=False)
-        except RoostError as exc:
-            return _fail(request, exc)
+    def _sender(inline: bool):  # noqa: ANN202 - the download (attachment) and raw (inline) routes
+        async def send(request: Request) -> Response:
+            try:
+                run, rel = _run_and_path(request)
+                return _send(run, rel, inline=inline)
+            except RoostError as exc:
+                return _fail(request, exc)
+        return send
 
-    async def raw(request: Request) -> Response:
-        try:
-            run, rel = _run_and_path(request)
-            return _send(run, rel, inline=True)
-        except RoostError as exc:
-            return _fail(request, exc)
+    download, raw = _sender(inline=False), _sender(inline=True)
 
     async def view(request: Request) -> Response:
         try:

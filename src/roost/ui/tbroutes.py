@@ -39,7 +39,7 @@ async def _run_ids(request: Request) -> list[str]:
 def routes(ui: Any) -> list[Route]:
     """TensorBoard launch, listing, stop and proxy routes."""
     from roost.registry import api as reg
-    from roost.ui.api import json_response
+    from roost.ui.api import endpoint, json_response
     from roost.ui.tensorboard import spec_for
 
     async def launch(request: Request) -> Any:
@@ -57,15 +57,10 @@ def routes(ui: Any) -> list[Route]:
             return ui.error(request, exc, 400)
         return RedirectResponse(board.prefix + "/", status_code=303)
 
-    async def launch_api(request: Request) -> Response:
-        try:
-            board = await launch(request)
-        except NotFoundError as exc:
-            return json_response({"error": exc.message, "hint": exc.hint}, 404)
-        except RoostError as exc:
-            return json_response({"error": exc.message, "hint": exc.hint}, 400)
-        return json_response({"key": board.key, "path": board.prefix + "/", "port": board.port,
-                              "runs": [n for n, _ in board.spec]})
+    @endpoint  # RoostError → 400, NotFoundError → 404, like every /api/ route
+    async def launch_api(request: Request) -> dict[str, Any]:
+        board = await launch(request)
+        return {"key": board.key, "path": board.prefix + "/", "port": board.port, "runs": [n for n, _ in board.spec]}
 
     async def listing(request: Request) -> Response:
         return json_response(ui.tb.listing())
