@@ -140,7 +140,9 @@ def test_eight_concurrent_clients_never_share_a_trial(servers) -> None:
     assert not errors, errors
     numbers = [n for v in got.values() for n in v]
     assert sorted(numbers) == list(range(n_trials))  # each trial handed to exactly one client, none lost
-    assert all(got[f"c{i}"] for i in range(4, 8))
+    # both servers handed out trials (which client of a server wins a race is the scheduler's business: on a
+    # busy 2-core CI box one client can back off on a locked database until the study is done)
+    assert any(got[f"c{i}"] for i in range(4)) and any(got[f"c{i}"] for i in range(4, 8))
     st = Client(two.url).study(sid)
     assert st["counts"]["COMPLETE"] == n_trials
     assert {t["number"]: t["value"] for t in st["trials"]} == told
