@@ -1,22 +1,36 @@
-"""Scale-out figures: repository write throughput SQLite vs PostgreSQL with 1/4/16 writer processes
-(online reads SQLite vs Redis and DDP epoch time are added by their sections below).
+"""Scale-out figures, one section per question (pick with --sections; the default runs them all, in order):
 
-Each writer process opens the store, starts 4 runs and logs 500 steps × 4 metrics per run (buffered, as
-training does), so rows/s counts durable metric rows in the database.
+  registry  repository write throughput SQLite vs PostgreSQL with 1/4/16 writer processes. Each writer process
+            opens the store, starts 4 runs and logs 500 steps x 4 metrics per run (buffered, as training does), so
+            rows/s counts durable metric rows in the database.
+  online    online feature reads SQLite vs Redis, 1 and 100 entities per request, through roost's own feature
+            store (one entity, one feature view of 5 fields on generated data, materialised into both stores and
+            read with OnlineFetcher, the serving hot path; plain redis-py pipelined HMGETs as the client's
+            floor). Calls alternate between the stores in rounds so that load from other jobs hits all alike.
+
+A section is a function `name(args) -> float` that prints its table and returns its headline ratio; SECTIONS lists
+them in order, so a new one is a function plus one entry. `ratio: X` (the last section's) is printed last.
+
+    .venv/bin/python bench/scale.py [--sections registry,online] [--entities 100000] [--reps1 5000]
 """
 from __future__ import annotations
 
+import argparse
 import os
 import platform
+import statistics
 import subprocess
 import sys
 import tempfile
+import textwrap
 import time
 from pathlib import Path
+from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import create_database, postgres  # noqa: E402
+from _servers import create_database, postgres, redis  # noqa: E402
 
+# --------------------------------------------------------------------------------------------- registry section
 WRITER = r"""
 import sys, roost
 from roost import workspace
@@ -50,8 +64,8 @@ def writers(n: int, root: Path) -> float:
     return time.perf_counter() - t0
 
 
-def main() -> None:
-    print(f"machine: {platform.node()} {os.cpu_count()} cpu, python {platform.python_version()}")
+def registry(args: argparse.Namespace) -> float:
+    """Metric rows/s for 1/4/16 writer processes on SQLite and PostgreSQL; returns PG/SQLite at 16 writers."""
     print("registry write throughput (metric rows/s, higher is better)")
     print(f"{'writers':>8} {'sqlite':>12} {'postgresql':>12} {'pg/sqlite':>10}")
     last = 1.0
@@ -61,8 +75,160 @@ def main() -> None:
             pg = writers(n, _ws(create_database(base, f"scale_{i}")))
             rs, rp = n * ROWS_PER_WRITER / sq, n * ROWS_PER_WRITER / pg
             last = rp / rs
-            print(f"{n:>8} {rs:>12,.0f} {rp:>12,.0f} {last:>10.2f}")
+            print(f"{n:>8} {rs:>12,.0f} {rp:>12,.0f} {last:>10.2f}", flush=True)
     os.environ.pop("ROOST_STORE_URL", None)
+    return last
+
+
+# ----------------------------------------------------------------------------------------------- online section
+FIELDS = {"f0": "float64", "f1": "float64", "f2": "int64", "f3": "int64", "f4": "float64"}
+END = "2024-01-03T00:00:00+00:00"
+
+
+def _feature_workspace(entities: int, seed: int) -> Path:
+    """A fresh workspace with 2 rows per entity over one day in data/stats.parquet and a view `stats` applied."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    from roost import workspace
+    from roost.features import apply
+
+    for k in ("ROOST_STORE_URL", "ROOST_ONLINE_STORE"):
+        os.environ.pop(k, None)
+    ws = workspace.init(Path(tempfile.mkdtemp(prefix="roost-scale-online-")) / "ws")
+    workspace.use(ws)
+    rng = np.random.default_rng(seed)
+    n = 2 * entities
+    t0 = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
+    et = t0 + rng.integers(0, 86_400, n) * 1_000_000
+    (ws.root / "data").mkdir(exist_ok=True)
+    pq.write_table(pa.table({
+        "user_id": pa.array(np.concatenate([np.arange(entities), rng.integers(0, entities, entities)]), pa.int64()),
+        "event_time": pa.array(et, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+        "f0": rng.random(n), "f1": rng.random(n) * 100, "f2": pa.array(rng.integers(0, 1000, n), pa.int64()),
+        "f3": pa.array(rng.integers(0, 10, n), pa.int64()), "f4": rng.random(n),
+    }), ws.root / "data" / "stats.parquet")
+    (ws.root / "features").mkdir(exist_ok=True)
+    (ws.root / "features" / "scale.py").write_text(textwrap.dedent(f"""
+        from datetime import timedelta
+        from roost.features import Entity, FeatureView, Source
+        user = Entity("user", {{"user_id": "int64"}})
+        src = Source("scale_src", path="data/stats.parquet", event_time="event_time")
+        stats = FeatureView("stats", user, src, fields={FIELDS!r}, ttl=timedelta(days=7))
+    """))
+    apply()
+    return ws.root
+
+
+def _pct(times: list[float], q: float) -> float:
+    s = sorted(times)
+    return s[min(len(s) - 1, int(q * len(s)))]
+
+
+def _raw_redis(store) -> Callable:  # noqa: ANN001
+    """Baseline: the same HMGETs in one redis-py pipeline, bytes not decoded (what the Redis client alone costs)."""
+    names = [f"stats:{f}" for f in FIELDS]
+    r, prefix = store.r, store.prefix
+
+    def read(ids) -> list:  # noqa: ANN001
+        pipe = r.pipeline(transaction=False)
+        for i in ids.tolist():
+            pipe.hmget(f"{prefix}:user_id:{i}", names)
+        return pipe.execute()
+
+    return read
+
+
+def online(args: argparse.Namespace) -> float:
+    """Per-call latency and calls/s of OnlineFetcher on SQLite and Redis; returns Redis/SQLite median at 100."""
+    import random
+
+    import numpy as np
+
+    from roost.features import OnlineFetcher, materialize
+    from roost.features.online_stores import reset_online_stores
+
+    refs = [f"stats:{f}" for f in FIELDS]
+    t = time.perf_counter()
+    _feature_workspace(args.entities, args.seed)
+    print(f"online feature reads: {args.entities:,} entities x {len(FIELDS)} fields, OnlineFetcher.fetch, "
+          f"one client thread ({time.perf_counter() - t:.1f} s to generate)", flush=True)
+    rng = random.Random(args.seed)
+    batches = {n: [np.array([rng.randrange(args.entities) for _ in range(n)], dtype=np.int64) for _ in range(500)]
+               for n in (1, 100)}
+    last = 1.0
+    with redis() as redis_url:
+        fetchers: dict[str, OnlineFetcher] = {}
+        for name, url in (("sqlite", None), ("redis", redis_url)):
+            t = time.perf_counter()
+            res = materialize(end=END, online_store=url)
+            print(f"  materialise into {name}: {res[0].rows:,} entities in {time.perf_counter() - t:.2f} s",
+                  flush=True)
+            fetchers[name] = OnlineFetcher(refs, ["user_id"], online_store=url)
+        for arr in batches[100][:3]:  # both stores hold the same values
+            a, b = (fetchers[k].fetch({"user_id": arr}) for k in ("sqlite", "redis"))
+            assert all(np.array_equal(a[f], b[f]) for f in FIELDS), "SQLite and Redis disagree"
+        calls: dict[str, Callable] = {k: (lambda arr, f=f: f.fetch({"user_id": arr})) for k, f in fetchers.items()}
+        calls["redis-py"] = _raw_redis(fetchers["redis"].store)
+        assert all(v is not None for v in calls["redis-py"](batches[1][0])[0]), "raw keys do not match roost's"
+        print(f"{'entities':>8} {'store':>8} {'median µs':>10} {'p99 µs':>9} {'calls/s':>9} {'entities/s':>11} "
+              f"{'redis/sqlite (median)':>22}")
+        for n, reps in ((1, args.reps1), (100, args.reps100)):
+            times: dict[str, list[float]] = {k: [] for k in calls}
+            wall: dict[str, float] = dict.fromkeys(calls, 0.0)
+            for fn in calls.values():  # warm-up
+                for arr in batches[n][:50]:
+                    fn(arr)
+            rounds = 10
+            for r in range(rounds):  # alternate the stores so background load hits both alike
+                for name, fn in calls.items():
+                    per = times[name]
+                    w0 = time.perf_counter()
+                    for k in range(r * reps // rounds, (r + 1) * reps // rounds):
+                        arr = batches[n][k % len(batches[n])]
+                        t = time.perf_counter()
+                        fn(arr)
+                        per.append(time.perf_counter() - t)
+                    wall[name] += time.perf_counter() - w0
+            med = {k: statistics.median(v) * 1e6 for k, v in times.items()}
+            last = med["redis"] / med["sqlite"]
+            for name in calls:
+                cps = len(times[name]) / wall[name]
+                ratio = f"{last:>22.2f}" if name == "redis" else ""
+                print(f"{n:>8} {name:>8} {med[name]:>10.1f} {_pct(times[name], 0.99) * 1e6:>9.1f} {cps:>9,.0f} "
+                      f"{cps * n:>11,.0f} {ratio}".rstrip(), flush=True)
+        reset_online_stores()
+    from roost import workspace
+
+    workspace.use(None)
+    return last
+
+
+# ------------------------------------------------------------------------------------------------------- driver
+SECTIONS: dict[str, Callable[[argparse.Namespace], float]] = {"registry": registry, "online": online}
+
+
+def main() -> None:
+    """Run the chosen sections in order; print `ratio: X` (the last section's headline ratio) last."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--sections", default=",".join(SECTIONS), help=f"comma-separated subset of {list(SECTIONS)}")
+    ap.add_argument("--entities", type=int, default=100_000, help="online: entities materialised")
+    ap.add_argument("--reps1", type=int, default=5000, help="online: timed calls per store, 1 entity")
+    ap.add_argument("--reps100", type=int, default=2000, help="online: timed calls per store, 100 entities")
+    ap.add_argument("--seed", type=int, default=0)
+    args = ap.parse_args()
+    chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in chosen if s not in SECTIONS]
+    if unknown or not chosen:
+        ap.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
+    print(f"machine: {platform.node()} {os.cpu_count()} cpu, python {platform.python_version()}, "
+          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    last = 1.0
+    for name in chosen:
+        print(f"\n== {name}", flush=True)
+        last = SECTIONS[name](args)
+        print(f"{name} ratio: {last:.2f}", flush=True)
     print(f"ratio: {last:.2f}")
 
 
