@@ -32,6 +32,7 @@ class TrainResult:
     model_type: str = ""
     tensorboard_url: str | None = None
     tensorboard_process: Any = field(default=None, repr=False)
+    tensorboard_pid: int | None = None  # set instead of the process when rank 0 of `nproc` workers started it
     candidates: dict[str, dict[str, float]] | None = None  # model: auto — each candidate's val/test metrics
 
 
@@ -129,15 +130,32 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
 def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
           resume: str | None = None, tensorboard: bool = False, progress: bool | None = None,
           announce: Callable[[str], None] | None = None, parent_run_id: str | None = None,
-          tags: dict[str, Any] | None = None, callbacks: list[Any] | None = None) -> TrainResult:
+          tags: dict[str, Any] | None = None, callbacks: list[Any] | None = None,
+          nproc: int = 1) -> TrainResult:
     """Train from a config (file or dict) and record the run; `resume` continues a killed run from its checkpoint.
 
     `progress` shows a Rich bar (default: when stderr is a terminal); `announce` receives the TensorBoard URL.
     `parent_run_id`/`tags` place the run (e.g. under a tuning run); `callbacks` get the trainer's
     `on_epoch_end(state, logs)` calls (torch models), so a tuner can prune a trial mid-training.
+    `nproc` > 1 trains data-parallel in that many processes (see roost.train.distributed); under a launcher
+    such as torchrun, ranks other than 0 return None.
     """
+    from roost.train import distributed as D
     from roost.train.data import check_label, load_frame, split
 
+    nproc = D.check_nproc(nproc)
+    if nproc > 1 and not D.launched():
+        if config is None and not resume:
+            raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
+        # config errors surface here, before any worker starts
+        kind = load_config(_resume_state(resume)[0] if resume else config, overrides).model.type
+        if kind != "lightgbm":
+            res = D.launch(nproc, dict(config=config, overrides=list(overrides), resume=resume,
+                                       tensorboard=tensorboard, progress=progress, parent_run_id=parent_run_id,
+                                       tags=tags, callbacks=callbacks, announce=_print_url if announce else None))
+            return _attach_tensorboard(res)
+        log.warning("lightgbm trains with its own threads (model.params.n_jobs); --nproc %d ignored", nproc)
+    ctx = D.setup()
     ckpt = None
     if resume:
         raw, ckpt, resume = _resume_state(resume)
@@ -161,6 +179,10 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
         build_model(cfg, task)  # config errors before any run starts
     train_df, val_df, test_df = split(df, cfg.split)
     spec = _spec(cfg, train_df)
+    if not ctx.leader:
+        return _follow(cfg, task, spec, (train_df, val_df, test_df), ckpt)  # type: ignore[return-value]
+    if ctx.active:
+        tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
     from roost.datasets import fingerprint
 
     data = {"data.fingerprint": fingerprint(df), "data.rows": len(df), "data.train_rows": len(train_df),
@@ -177,6 +199,40 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
     return _run(cfg, model, task, spec, parts, params, config_file=config_file, ckpt=ckpt, resumed_from=resume,
                 tensorboard=tensorboard, progress=show, announce=announce, parent_run_id=parent_run_id,
                 extra_tags=tags, extra_callbacks=callbacks)
+
+
+def _print_url(url: str) -> None:
+    """Announce TensorBoard from a training worker (the caller's own callback stays in its process)."""
+    print(f"TensorBoard: {url}", flush=True)
+
+
+def _attach_tensorboard(res: TrainResult) -> TrainResult:
+    """Give the parent a handle on the TensorBoard that rank 0 started (by pid)."""
+    if res.tensorboard_pid is not None and res.tensorboard_process is None:
+        from roost.train.tensorboard import attach
+
+        res.tensorboard_process = attach(res.tensorboard_pid)
+    return res
+
+
+def _follow(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, Any], ckpt: dict[str, Any] | None) -> None:
+    """Ranks other than 0: fit the same torch models in the same order, stepping in lockstep with rank 0.
+
+    Nothing is logged, checkpointed or exported here; LightGBM candidates are rank 0's alone.
+    """
+    train_df, val_df, _ = parts
+    label = cfg.label
+    if cfg.model.type == "auto":
+        from roost.train.auto import candidates
+
+        configs = [auto_config(cfg, c) for c in candidates(cfg)]
+    else:
+        configs = [cfg]
+    X, Xv = train_df.drop(columns=[label]), val_df.drop(columns=[label])
+    for sub in configs:
+        model = build_model(sub, task, len(train_df))
+        if model.framework == "torch":
+            model.fit(X, train_df[label], Xv, val_df[label], spec=spec, resume=ckpt)
 
 
 def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:

@@ -70,7 +70,8 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
                 sub = auto_config(cfg, cand)
                 model = build_model(sub, task, len(parts[0]))
                 res = _run(sub, model, task, spec, parts, {**flatten(resolved_params(sub, model)), **data},
-                           progress=progress, tb_dir=art / TB_SUBDIR / cand, parent_run_id=parent.id)
+                           progress=progress, tb_dir=art / TB_SUBDIR / cand, parent_run_id=parent.id,
+                           extra_tags={k: v for k, v in tags.items() if k.startswith("roost.distributed.")})
                 results.append(res)
                 parent.log_metrics({f"{cand}.{k}": v for k, v in res.metrics.items() if v == v})
                 log.info("auto: %s val_%s %.5f", cand, primary, res.metrics.get(f"val_{primary}", float("nan")))

@@ -73,3 +73,47 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait(10)
         except (ProcessLookupError, PermissionError, subprocess.TimeoutExpired):
             proc.kill()
+
+
+class _Attached:
+    """A TensorBoard this process did not start (a training worker did): enough of Popen for `stop` and waiting."""
+
+    def __init__(self, pid: int) -> None:
+        import psutil
+
+        self.pid = pid
+        self._p = psutil.Process(pid)
+        self.returncode: int | None = None
+
+    def poll(self) -> int | None:
+        """None while running, else an exit code (0 when it was not ours to know)."""
+        if self.returncode is None and not self._p.is_running():
+            self.returncode = 0
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        """Block until it exits."""
+        import psutil
+
+        try:
+            self._p.wait(timeout)
+        except psutil.NoSuchProcess:
+            pass
+        except psutil.TimeoutExpired as exc:
+            raise subprocess.TimeoutExpired("tensorboard", timeout or 0) from exc
+        self.returncode = 0
+        return 0
+
+    def kill(self) -> None:
+        """SIGKILL."""
+        import psutil
+
+        try:
+            self._p.kill()
+        except psutil.NoSuchProcess:
+            pass
+
+
+def attach(pid: int) -> "_Attached":
+    """A handle on a TensorBoard started by another process of this user (e.g. rank 0 of `--nproc`)."""
+    return _Attached(pid)

@@ -46,10 +46,10 @@ class LoopState:
     history: list[dict[str, float]] = field(default_factory=list)
 
 
-def loss_fn(task: str) -> nn.Module:
+def loss_fn(task: str, reduction: str = "mean") -> nn.Module:
     """BCE-with-logits, cross-entropy or MSE (on the standardised target)."""
-    return {"binary": nn.BCEWithLogitsLoss(), "multiclass": nn.CrossEntropyLoss(),
-            "regression": nn.MSELoss()}[task]
+    return {"binary": nn.BCEWithLogitsLoss(reduction=reduction), "multiclass": nn.CrossEntropyLoss(reduction=reduction),
+            "regression": nn.MSELoss(reduction=reduction)}[task]
 
 
 def _target(task: str, y: np.ndarray) -> torch.Tensor:
@@ -73,7 +73,7 @@ def evaluate(net: nn.Module, task: str, cols: Sequence[torch.Tensor], y: torch.T
             z = net([c[s:s + batch] for c in cols])
             total += float(lf(_z(task, z), y[s:s + batch])) * len(z)
             outs.append(z)
-    return total / max(len(y), 1), torch.cat(outs).numpy()
+    return total / max(len(y), 1), torch.cat(outs).cpu().numpy()
 
 
 def val_metrics(task: str, y: np.ndarray, raw: np.ndarray) -> dict[str, float]:
@@ -116,18 +116,25 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
          val: tuple[Sequence[np.ndarray], np.ndarray] | None, params: TrainerParams, callbacks: Sequence[Any],
          checkpoint_dir: Path | None, resume: dict[str, Any] | None, y_scale: tuple[float, float],
          extra: dict[str, Any] | None) -> LoopState:
-    """The loop itself (see fit_network)."""
+    """The loop itself (see fit_network). In a process group each rank steps on its share of every batch."""
+    from roost.train import distributed as D
+
+    ctx = D.context()
+    dev = torch.device(ctx.device)
     torch.manual_seed(params.seed)
-    cols = [torch.from_numpy(np.ascontiguousarray(c)) for c in train[0]]
+    net.to(dev)
+    cols = [torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in train[0]]
     y_mean, y_std = y_scale
-    y_tr = _target(task, train[1] if task != "regression" else (train[1] - y_mean) / y_std)
-    if val is not None and len(val[1]):
-        vcols = [torch.from_numpy(np.ascontiguousarray(c)) for c in val[0]]
-        y_va = _target(task, val[1] if task != "regression" else (val[1] - y_mean) / y_std)
+    y_tr = _target(task, train[1] if task != "regression" else (train[1] - y_mean) / y_std).to(dev)
+    if val is not None and len(val[1]) and ctx.leader:
+        vcols = [torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in val[0]]
+        y_va = _target(task, val[1] if task != "regression" else (val[1] - y_mean) / y_std).to(dev)
     else:
         vcols, y_va = None, None
+    has_val = val is not None and len(val[1]) > 0
     opt = torch.optim.AdamW(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
     lf = loss_fn(task)
+    lf_sum = loss_fn(task, "sum")
     n = len(y_tr)
     bs = auto_batch_size(n) if params.batch_size == "auto" else int(params.batch_size)
     bs = max(1, min(bs, n))
@@ -142,6 +149,7 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
         _call(cb, "on_train_begin", state)
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
+    step_net = D.wrap(net, ctx)
     while state.epoch < params.epochs and not state.stopped_early:
         g = torch.Generator().manual_seed(params.seed * 100_003 + state.epoch)
         torch.manual_seed(params.seed * 100_003 + state.epoch)
@@ -149,27 +157,40 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
         net.train()
         run_loss, seen = 0.0, 0
         for s in range(0, n, bs):
-            idx = perm[s:s + bs]
-            z = net([c[idx] for c in cols])
-            loss = lf(_z(task, z), y_tr[idx])
+            idx = perm[s:s + bs].to(dev)
+            if ctx.active:  # this rank's share; summed loss × world / batch: the averaged gradient is the batch's
+                mine = idx[ctx.rank::ctx.world]
+                z = step_net([c[mine] for c in cols])
+                total = lf_sum(_z(task, z), y_tr[mine])
+                loss = total * (ctx.world / len(idx))
+                run_loss += float(total.detach())
+                lv = float(total.detach()) / max(len(mine), 1)
+                seen += len(mine)
+            else:
+                z = step_net([c[idx] for c in cols])
+                loss = lf(_z(task, z), y_tr[idx])
+                lv = float(loss.detach())
+                run_loss += lv * len(idx)
+                seen += len(idx)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            lv = float(loss.detach())
-            run_loss += lv * len(idx)
-            seen += len(idx)
             state.step += 1
             for cb in callbacks:
                 _call(cb, "on_step", state, lv)
         state.epoch += 1
+        run_loss, seen = D.all_sum(ctx, run_loss, seen)
         logs = {"train_loss": run_loss / max(seen, 1)}
-        if vcols is not None:
-            vloss, raw = evaluate(net, task, vcols, y_va)
-            logs["val_loss"] = vloss
-            if task == "regression":
-                raw = raw * y_std + y_mean
-            yv = val[1]
-            logs.update({f"val_{k}": v for k, v in val_metrics(task, yv, raw).items() if np.isfinite(v)})
+        if has_val:
+            vloss = math.nan
+            if vcols is not None:  # rank 0 evaluates; the others follow its early-stopping decision
+                vloss, raw = evaluate(net, task, vcols, y_va)
+                logs["val_loss"] = vloss
+                if task == "regression":
+                    raw = raw * y_std + y_mean
+                yv = val[1]
+                logs.update({f"val_{k}": v for k, v in val_metrics(task, yv, raw).items() if np.isfinite(v)})
+            vloss = D.broadcast_float(ctx, vloss)
             if vloss < state.best_loss - params.min_delta:
                 state.best_loss, state.best_epoch, state.bad_epochs = vloss, state.epoch, 0
                 best_state = copy.deepcopy(net.state_dict())
@@ -190,6 +211,7 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
         for cb in callbacks:
             _call(cb, "on_epoch_end", state, logs)
     net.load_state_dict(best_state)
+    net.to("cpu")
     net.eval()
     for cb in callbacks:
         _call(cb, "on_train_end", state)
