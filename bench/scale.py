@@ -7,11 +7,14 @@
             store (one entity, one feature view of 5 fields on generated data, materialised into both stores and
             read with OnlineFetcher, the serving hot path; plain redis-py pipelined HMGETs as the client's
             floor). Calls alternate between the stores in rounds so that load from other jobs hits all alike.
+  ddp       `roost train --nproc 2` vs one process on CPU: median seconds per epoch (gaps between val_loss points,
+            so start-up and export are left out) of an MLP on roost's engagement table; one process is shown with
+            the default threads and with every core, so the comparison at equal cores is visible.
 
 A section is a function `name(args) -> float` that prints its table and returns its headline ratio; SECTIONS lists
 them in order, so a new one is a function plus one entry. `ratio: X` (the last section's) is printed last.
 
-    .venv/bin/python bench/scale.py [--sections registry,online] [--entities 100000] [--reps1 5000]
+    .venv/bin/python bench/scale.py [--sections registry,online,ddp] [--entities 100000] [--reps1 5000]
 """
 from __future__ import annotations
 
@@ -206,7 +209,58 @@ def online(args: argparse.Namespace) -> float:
 
 
 # ------------------------------------------------------------------------------------------------------- driver
-SECTIONS: dict[str, Callable[[argparse.Namespace], float]] = {"registry": registry, "online": online}
+def _epoch_seconds(run_id: str) -> float:
+    """Median seconds between consecutive epochs (val_loss points), so start-up and export are left out."""
+    import statistics
+
+    import roost
+
+    ts = sorted(h["timestamp"] for h in roost.registry.api.metric_history(run_id, "val_loss"))
+    gaps = [b - a for a, b in zip(ts, ts[1:])]
+    return statistics.median(gaps) if gaps else float("nan")
+
+
+def ddp(args: argparse.Namespace) -> float:
+    """`roost train --nproc 2` vs one process: seconds per epoch of an MLP on the engagement table (CPU, gloo)."""
+    import roost
+    from roost import workspace
+    from roost.datasets.engagement import make_engagement_flat
+
+    root = _ws(None)
+    workspace.use(root)
+    data = root / "engagement.parquet"
+    df = make_engagement_flat(args.ddp_rows, seed=args.seed)
+    df.drop(columns=["impression_id", "event_time", "label_time"]).to_parquet(data)
+    cfg = {"data": str(data), "label": "clicked", "model": {"type": "mlp", "params": {"hidden": [256, 128]}},
+           "trainer": {"epochs": args.ddp_epochs, "patience": args.ddp_epochs, "batch_size": 1024}}
+    cores = os.cpu_count() or 1
+    print(f"DDP epoch time: MLP 256-128 on {len(df):,} engagement rows, batch 1024, {args.ddp_epochs} epochs, "
+          f"median seconds/epoch (lower is better)")
+    print(f"{'setup':<34} {'s/epoch':>9} {'test_roc_auc':>13}")
+    rows = []
+    for label, nproc, threads in (("1 process, default threads", 1, None),
+                                  (f"1 process, {cores} threads", 1, cores),
+                                  (f"2 processes (gloo), {max(1, cores // 2)} thread each", 2, None)):
+        old = os.environ.pop("ROOST_TRAIN_THREADS", None)
+        if threads:
+            os.environ["ROOST_TRAIN_THREADS"] = str(threads)
+        try:
+            res = roost.train(cfg, nproc=nproc, progress=False)
+        finally:
+            os.environ.pop("ROOST_TRAIN_THREADS", None)
+            if old is not None:
+                os.environ["ROOST_TRAIN_THREADS"] = old
+        sec = _epoch_seconds(res.run_id)
+        rows.append(sec)
+        print(f"{label:<34} {sec:>9.2f} {res.metrics['test_roc_auc']:>13.4f}", flush=True)
+    workspace.use(None)
+    ratio = rows[0] / rows[2]
+    print(f"speed-up of 2 processes over 1 (default threads): {ratio:.2f}x; over 1 process using every core: "
+          f"{rows[1] / rows[2]:.2f}x")
+    return ratio
+
+
+SECTIONS: dict[str, Callable[[argparse.Namespace], float]] = {"registry": registry, "online": online, "ddp": ddp}
 
 
 def main() -> None:
@@ -216,6 +270,8 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=100_000, help="online: entities materialised")
     ap.add_argument("--reps1", type=int, default=5000, help="online: timed calls per store, 1 entity")
     ap.add_argument("--reps100", type=int, default=2000, help="online: timed calls per store, 100 entities")
+    ap.add_argument("--ddp-rows", type=int, default=200_000, help="ddp: engagement rows to train on")
+    ap.add_argument("--ddp-epochs", type=int, default=4, help="ddp: epochs per setup (no early stop)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
