@@ -91,3 +91,21 @@ ALL_REFS = ["activity:*", "derived:*", "pyview:*", "profile:*"]
 def entity_rows_at(t: datetime, user_ids: list[int]) -> pa.Table:
     """One entity row per user at time t."""
     return pa.table({"user_id": pa.array(user_ids, pa.int64()), "event_time": pa.array([t] * len(user_ids), TS)})
+
+
+# point-in-time join engines the PIT tests run: name -> settings of roost.features.pit / roost.features.order
+ENGINES = {
+    "sort-search": {},  # the default: packed int64 sort, integer keys offset, two passes over file sources
+    "argsort-dense-keys": {"SORT": "argsort", "INT_KEY_BITS": -1},  # argsort tier, keys numbered through a join
+    "fallback-sql": {"KEY_BITS": 0},  # no exact int64 key fits: the view falls back to the ASOF SQL
+    "sql-packed": {"ENGINE": "sql"},  # the ASOF SQL with the packed BIGINT ordering key
+    "sql-struct": {"ENGINE": "sql", "PACK": False},  # the ASOF SQL with the struct ordering key
+}
+
+
+def use_engine(monkeypatch, name: str) -> None:
+    """Switch the point-in-time join to one of ENGINES for this test."""
+    from roost.features import order, pit
+
+    for attr, value in ENGINES[name].items():
+        monkeypatch.setattr(order if attr == "PACK" else pit, attr, value)

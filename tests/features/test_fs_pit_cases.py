@@ -1,4 +1,4 @@
-"""Point-in-time join edge cases, spelled out (both ordering keys): ties, TTL edges, nulls, static views."""
+"""Point-in-time join edge cases, spelled out (every engine): ties, TTL edges, nulls, static views."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -7,7 +7,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from fs_helpers import write_defs
+from fs_helpers import ENGINES, use_engine, write_defs
 
 T = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
 M = timedelta(minutes=1)
@@ -38,12 +38,12 @@ ROWS = [
 ]
 
 
-@pytest.fixture(params=[True, False], ids=["packed-key", "struct-key"])
+@pytest.fixture(params=list(ENGINES))
 def cases_ws(fws, request, monkeypatch):
-    """The cases registered, with packed or struct ordering keys."""
-    from roost.features import apply, order
+    """The cases registered, joined by one of the engines."""
+    from roost.features import apply
 
-    monkeypatch.setattr(order, "PACK", request.param)
+    use_engine(monkeypatch, request.param)
     tbl = pa.table({
         "k": pa.array([r[0] for r in ROWS], pa.int64()),
         "et": pa.array([T + r[1] * M for r in ROWS], TS),
