@@ -135,15 +135,16 @@ def training_set(entity_df: Any, features: list[str] | str, *, event_time: str =
         con.register("__entities", ent)
         rest = list(sel.views)
         if pit.ENGINE != "sql":
-            ents = pit.Entities(con, "__entities", ent.column(event_time))
             rest = []
-            for vs in sel.views:
-                got = pit.join_view(ents, vs, root)
-                if got is None:
-                    log.debug("view %s: packed key does not fit, ASOF SQL instead", vs.name)
-                    rest.append(vs)
-                else:
-                    cols.update(got)
+            with pit.no_hugepages():
+                ents = pit.Entities(con, "__entities", ent.column(event_time))
+                for vs in sel.views:
+                    got = pit.join_view(ents, vs, root)
+                    if got is None:
+                        log.debug("view %s: packed key does not fit, ASOF SQL instead", vs.name)
+                        rest.append(vs)
+                    else:
+                        cols.update(got)
         if rest:
             sql = pit_join_sql(Selection(rest, {}, []), con, root, "__entities", event_time)
             log.debug("training_set SQL: %s", sql)

@@ -14,12 +14,14 @@ is offset by the entity rows' smallest key; other keys are numbered through a jo
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 from roost.features.definitions import DTYPES
 from roost.features.sources import q, run, view_rows
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
     from pathlib import Path
 
     import numpy as np
@@ -81,7 +83,7 @@ class Codes:
                 hi = lo - 1 if mm["min"] is None else mm["max"]
                 self.n = hi - lo + 1
                 self.entity = np.where(_valid(col), col.fill_null(lo).to_numpy().astype(np.int64) - lo, -1)
-                self.expr = f"CAST(__v.{q(k)} AS BIGINT) - ({lo})"
+                self.expr = f"CAST(CAST(__v.{q(k)} AS BIGINT) - ({lo}) AS {_int_type(self.n)})"
                 self.join = ""
                 self.where = [f"__v.{q(k)} BETWEEN {lo} AND {hi}"]
                 self.ordered = True  # no join: DuckDB keeps source order, so positions are the tie-break order
@@ -96,10 +98,32 @@ class Codes:
         self.entity = np.full(ents.n, -1, dtype=np.int64)
         self.entity[np.asarray(got["__rid"])] = np.asarray(got["__code"])
         self.n = int(self.entity.max(initial=-1)) + 1
-        self.expr = f"{name}.__code"
+        self.expr = f"CAST({name}.__code AS {_int_type(self.n)})"
         self.join = f" JOIN {name} ON " + " AND ".join(f"__v.{q(k)} = {name}.__k{j}" for j, k in enumerate(keys))
         self.where = []
         self.ordered = False  # a join need not keep source order: the row number comes along
+
+
+def _int_type(n: int) -> str:
+    """The SQL type of codes 0..n-1 (INTEGER halves what pass 1 carries)."""
+    return "INTEGER" if n <= 2**31 else "BIGINT"
+
+
+@contextmanager
+def no_hugepages() -> Iterator[None]:
+    """NumPy asks for transparent huge pages on arrays of 4 MB or more; with the common THP `defrag=madvise`
+    that means compaction on first touch, which here costs more than the whole sort (80 MB: 0.13 s instead of
+    0.03 s). The join's big arrays live for a fraction of a second, so it asks for ordinary pages meanwhile."""
+    try:
+        from numpy._core.multiarray import _set_madvise_hugepage
+    except ImportError:  # a NumPy without the switch: nothing to do
+        yield
+        return
+    before = _set_madvise_hugepage(False)
+    try:
+        yield
+    finally:
+        _set_madvise_hugepage(before)
 
 
 def _valid(arr: pa.Array) -> np.ndarray:
@@ -113,10 +137,11 @@ def _valid(arr: pa.Array) -> np.ndarray:
 def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] | None:
     """Output column -> values (one per entity row) for one view, or None when no exact int64 key fits.
 
-    Pass 1 reads (code, event time, created time; the row number unless rows come in source order) of the rows
-    that can matter and finds each entity row's winner; pass 2 reads the fields of the winners only, which is
-    cheaper than carrying every field of every row. A source that could give other rows or another order when
-    read again (SQL, or a Python transformation, which would also run twice) is read once, fields included.
+    Pass 1 reads (code, event time; the row number unless rows come in source order) of the rows that can
+    matter and finds each entity row's match; pass 2 reads the fields (and created times, for ties) of the
+    matched rows only, which is cheaper than carrying every field of every row. A source that could give other
+    rows or another order when read again (SQL, or a Python transformation, which would also run twice) is read
+    once, everything included.
     """
     import numpy as np
     import pyarrow as pa
@@ -135,17 +160,17 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
         if ttl is not None:
             where.append(f"__et >= make_timestamptz({int(t_ok.min()) - ttl})")
     has_ct = bool(vs.source.get("created_time"))
-    two_pass = not vs.source.get("sql") and (vs.spec.get("transform") or {}).get("kind") != "python"
+    once = bool(vs.source.get("sql")) or (vs.spec.get("transform") or {}).get("kind") == "python"
     cols = [f"{codes.expr} AS __code", "CASE WHEN isinf(__et) THEN NULL ELSE epoch_us(__et) END AS __e"]
     if not codes.ordered:
         cols.append("__rn::BIGINT AS __rn")
+    late = [f"__v.{q(f)} AS {q(f)}" for f in vs.fields]
     if has_ct:  # -infinity (no created time) becomes NULL: the oldest
-        cols.append("CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __c")
-    fields = [f"__v.{q(f)} AS {q(f)}" for f in vs.fields]
+        late.insert(0, "CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __c")
     from_sql = f"({view_rows(ents.con, vs.spec, vs.source, root)}) AS __v{codes.join}"
     where_sql = " WHERE " + " AND ".join(where) if where else ""
     what = f"point-in-time join of view {vs.name!r}"
-    feats = run(ents.con, f"SELECT {', '.join(cols if two_pass else cols + fields)} FROM {from_sql}{where_sql}",
+    feats = run(ents.con, f"SELECT {', '.join(cols + late if once else cols)} FROM {from_sql}{where_sql}",
                 what).to_arrow_table()
     n = feats.num_rows
     if n == 0:
@@ -153,68 +178,127 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
     idx = Sorted.build(feats, codes.n, n)
     if idx is None:
         return None
-    # each entity row: the last (code, step) <= (its code, the step of its time); then its tie group's winner
+    # each entity row: the last (code, step) <= (its code, the step of its time), within the TTL
     at, found = idx.search(np.where(ok, codes.entity, 0), idx.step_of(ents.t))
     found &= ok
-    row = idx.pos(at)
-    rn = None if codes.ordered else feats.column("__rn")
-    _settle_ties(idx, at, found, row, rn, feats.column("__c") if has_ct else None)
     if ttl is not None:  # the matched row must not be older than t - ttl (-infinity always is)
         step = idx.step(at)
         found &= (step > 0) & (idx.e_min + (step - 1) * idx.grain >= ents.t - ttl)
     if not found.any():
         return nulls
-    if not two_pass:
-        got, pick = feats.select(list(vs.fields)), row
+    row = idx.pos(at)
+    # the rows of (key, event time) groups of two or more that entity rows matched: the group's winner is the
+    # greatest (created time, source order); with rows in source order and no created time it is the last row
+    ties = None
+    if has_ct or idx.order is not None or not codes.ordered:
+        ties = Ties.find(idx, at, found)
+    plain = found if ties is None else found & ~ties.tied
+    # the rows pass 2 reads: sorted positions, and where each plain match is among them
+    cand, inverse = np.unique(np.concatenate([row[plain], ties.member]) if ties is not None else row[plain],
+                              return_inverse=True)  # (sorting; without return_inverse np.unique hashes, slower)
+    rn = None if codes.ordered else take(feats.column("__rn"), cand).to_numpy()
+    if once:
+        got = pa.table({c: take(feats.column(c), cand) for c in (["__c"] if has_ct else []) + list(vs.fields)})
     elif codes.ordered:  # the same query again keeps the same rows in the same order: pick by position
-        got, pick = _fields_at(ents.con, f"SELECT {', '.join(fields)} FROM {from_sql}{where_sql}", row, found, n,
-                               vs.name, what)
+        got = _rows_at(ents.con, f"SELECT {', '.join(late)} FROM {from_sql}{where_sql}", cand, n, vs.name, what)
     else:
-        got, pick = _fields_of(ents.con, f"SELECT __rn::BIGINT AS __rn, {', '.join(fields)} FROM {from_sql}",
-                               np.asarray(take(rn, row[found]).to_numpy()), found, vs.name, what)
+        got = _rows_of(ents.con, f"SELECT __rn::BIGINT AS __rn, {', '.join(late)} FROM {from_sql}", rn, vs.name,
+                       what)
+    pick = np.zeros(ents.n, dtype=np.int64)
+    pick[plain] = inverse[:np.count_nonzero(plain)]
+    if ties is not None:
+        rank = cand if rn is None else rn  # source order of the candidates
+        tied = ties.tied
+        pick[tied] = np.searchsorted(cand, ties.winners(cand, rank, got.column("__c") if has_ct else None))
     return {out: take(got.column(f), pick, found) for f, out in zip(vs.fields, vs.outputs)}
 
 
-def _fields_at(con: Any, sql: str, row: np.ndarray, found: np.ndarray, n: int, view: str,
-               what: str) -> tuple[pa.Table, np.ndarray]:
-    """Stream `sql` (n rows) keeping the rows at the found positions; (kept rows, index of each entity row's)."""
+def _unique(x: np.ndarray) -> np.ndarray:
+    """Sorted distinct values (np.unique without return_inverse hashes, ~15x slower than sorting here)."""
+    import numpy as np
+
+    x = np.sort(x)
+    return x[np.r_[True, x[1:] != x[:-1]]] if len(x) else x
+
+
+def _rows_at(con: Any, sql: str, positions: np.ndarray, n: int, view: str, what: str) -> pa.Table:
+    """The rows of `sql` (n rows) at the given sorted positions, streamed batch by batch."""
     import numpy as np
     import pyarrow as pa
 
-    wanted, inverse = np.unique(row[found], return_inverse=True)  # (sorting; plain np.unique hashes: slower)
     parts, off = [], 0
-    for batch in run(con, sql, what).to_arrow_reader(batch_size=BLOCK):
-        lo, hi = np.searchsorted(wanted, (off, off + batch.num_rows))
+    reader = run(con, sql, what).to_arrow_reader(batch_size=BLOCK)
+    for batch in reader:
+        lo, hi = np.searchsorted(positions, (off, off + batch.num_rows))
         if hi > lo:
-            sel = wanted[lo:hi] - off
+            sel = positions[lo:hi] - off
             parts.append(pa.RecordBatch.from_arrays([take(c, sel) for c in batch.columns], schema=batch.schema))
         off += batch.num_rows
     if off != n:
         raise RuntimeError(f"view {view!r}: the source changed while it was read twice ({n} rows, then {off})")
-    pick = np.zeros(len(found), dtype=np.int64)
-    pick[found] = inverse
-    return pa.Table.from_batches(parts), pick
+    return pa.Table.from_batches(parts, reader.schema)
 
 
-def _fields_of(con: Any, sql: str, win: np.ndarray, found: np.ndarray, view: str,
-               what: str) -> tuple[pa.Table, np.ndarray]:
-    """Rows of `sql` whose __rn is among `win` (a semi-join); (those rows, index of each entity row's)."""
+def _rows_of(con: Any, sql: str, rn: np.ndarray, view: str, what: str) -> pa.Table:
+    """The rows of `sql` whose __rn is in `rn` (a semi-join), in the order of `rn`."""
     import numpy as np
     import pyarrow as pa
 
-    wanted, inverse = np.unique(win, return_inverse=True)
-    con.register("__winners", pa.table({"__rn": wanted}))
+    con.register("__wanted", pa.table({"__rn": rn}))
     try:
-        got = run(con, f"SELECT * FROM ({sql}) WHERE __rn IN (SELECT __rn FROM __winners)", what).to_arrow_table()
+        got = run(con, f"SELECT * FROM ({sql}) WHERE __rn IN (SELECT __rn FROM __wanted)", what).to_arrow_table()
     finally:
-        con.unregister("__winners")
+        con.unregister("__wanted")
     got_rn = got.column("__rn").to_numpy()
     o = np.argsort(got_rn)
-    if len(got_rn) != len(wanted) or not np.array_equal(got_rn[o], wanted):
+    order = np.argsort(rn)
+    if len(got_rn) != len(rn) or not np.array_equal(got_rn[o], rn[order]):
         raise RuntimeError(f"view {view!r}: the source changed while it was read twice")
-    pick = np.zeros(len(found), dtype=np.int64)
-    pick[found] = o[inverse]
-    return got, pick
+    back = np.empty(len(rn), dtype=np.int64)
+    back[order] = o
+    return pa.table({c: take(got.column(c), back) for c in got.column_names})
+
+
+class Ties:
+    """The matched (key, event time) groups of two or more rows: which entity rows matched one, and its rows."""
+
+    def __init__(self, tied: np.ndarray, ends: np.ndarray, group: np.ndarray, member: np.ndarray,
+                 at: np.ndarray) -> None:
+        self.tied, self.ends, self.group, self.member, self.at = tied, ends, group, member, at
+
+    @classmethod
+    def find(cls, idx: Sorted, at: np.ndarray, found: np.ndarray) -> Ties:
+        """The tie groups behind the matches (`at`: the last sorted index of each entity row's group)."""
+        import numpy as np
+
+        tied = found & (at > 0)
+        cand = at[tied]
+        tied[tied] = idx.hi(cand - 1) == idx.hi(cand)
+        ends = _unique(at[tied])
+        starts = idx.first(idx.hi(ends))
+        sizes = ends - starts + 1
+        group = np.repeat(np.arange(len(ends)), sizes)
+        offsets = np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes)
+        member = idx.pos(offsets + np.repeat(starts, sizes))
+        return cls(tied, ends, group, member, at)
+
+    def winners(self, cand: np.ndarray, rank: np.ndarray, ct: pa.ChunkedArray | None) -> np.ndarray:
+        """The winning row position of each tied entity row; `rank` and `ct` are per candidate."""
+        import numpy as np
+
+        if not self.tied.any():
+            return np.zeros(0, dtype=np.int64)
+        i = np.searchsorted(cand, self.member)
+        keys = [rank[i]]
+        if ct is not None:  # missing created time = oldest
+            c = take(ct, i)
+            keys.append(np.asarray(c.fill_null(np.iinfo(np.int64).min).to_numpy(), dtype=np.int64))
+        keys.append(self.group)
+        o = np.lexsort(keys)
+        last = np.r_[self.group[o][1:] != self.group[o][:-1], True]
+        winner = np.empty(len(self.ends), dtype=np.int64)
+        winner[self.group[o][last]] = self.member[o][last]
+        return winner[np.searchsorted(self.ends, self.at[self.tied])]
 
 
 class Sorted:
@@ -337,40 +421,6 @@ def _grain(e_col: pa.ChunkedArray, e_min: int) -> int:
         if all(not np.any(((c.drop_null() if c.null_count else c).to_numpy() - e_min) % g) for c in chunks):
             return g
     return 1
-
-
-def _settle_ties(idx: Sorted, at: np.ndarray, found: np.ndarray, row: np.ndarray, rank: pa.ChunkedArray | None,
-                 ct: pa.ChunkedArray | None) -> None:
-    """Among rows tied on (key, event time) the greatest (created time, source order) wins: fix `row` in place.
-
-    `rank` is the source row number, None when positions are in source order. The packed sort leaves tied rows
-    in position order, so with positions in source order and no created time the last one already wins;
-    otherwise the matched groups of two or more rows are looked at.
-    """
-    import numpy as np
-
-    if ct is None and idx.order is None and rank is None:
-        return  # the last row of each group already wins
-    tied = found & (at > 0)
-    cand = at[tied]
-    tied[tied] = idx.hi(cand - 1) == idx.hi(cand)
-    if not tied.any():
-        return
-    ends = np.unique(at[tied], return_inverse=True)[0]  # last sorted index of each matched tie group
-    starts = idx.first(idx.hi(ends))
-    sizes = ends - starts + 1
-    group = np.repeat(np.arange(len(ends)), sizes)
-    member = idx.pos(np.arange(sizes.sum()) - np.repeat(np.cumsum(sizes) - sizes, sizes) + np.repeat(starts, sizes))
-    keys = [member if rank is None else np.asarray(take(rank, member).to_numpy(), dtype=np.int64)]
-    if ct is not None:  # missing created time = oldest
-        c = take(ct, member)
-        keys.append(np.asarray(c.fill_null(np.iinfo(np.int64).min).to_numpy(), dtype=np.int64))
-    keys.append(group)
-    o = np.lexsort(keys)
-    last = np.r_[group[o][1:] != group[o][:-1], True]
-    winner = np.empty(len(ends), dtype=np.int64)
-    winner[group[o][last]] = member[o][last]
-    row[tied] = winner[np.searchsorted(ends, at[tied])]
 
 
 def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
