@@ -2,12 +2,14 @@
 from __future__ import annotations
 
 import contextlib
+import os
 import posixpath
+import shutil
 import sys
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterator
+from typing import Any, Iterable, Iterator
 
-from roost.errors import RoostError, redact_url
+from roost.errors import NotFoundError, RoostError, redact_url
 
 # botocore Config for s3:// roots: an unreachable endpoint fails within a few seconds (2 attempts x 3 s connect
 # timeout at worst) instead of botocore's default 5 attempts x s3fs's 5 s. A server that accepts connections but
@@ -86,22 +88,48 @@ def remote(uri: str) -> Iterator[tuple[Any, str]]:
 
 
 def put(local: str | Path, dest_uri: str) -> None:
-    """Copy a local file or folder to `dest_uri`."""
+    """Copy a local file or folder to `dest_uri` (a folder's files land under `dest_uri`, never one level down)."""
     local = Path(local)
     if not local.exists():
         raise RoostError(f"artifact {local} does not exist", hint="check the path you passed to log_artifact")
+    if local.is_dir():
+        put_tree(local, dest_uri)
+        return
     if is_local(dest_uri):
-        import shutil
-
         dest = local_path(dest_uri)
         dest.parent.mkdir(parents=True, exist_ok=True)
-        if local.is_dir():
-            shutil.copytree(local, dest, dirs_exist_ok=True)
-        else:
-            shutil.copy2(local, dest)
+        shutil.copy2(local, dest)
         return
     with remote(dest_uri) as (fs, path):
-        fs.put(str(local), path, recursive=local.is_dir())
+        fs.put_file(str(local), path)
+
+
+def tree_files(local_dir: Path) -> list[str]:
+    """Relative POSIX paths of every file under `local_dir`, sorted."""
+    local_dir = Path(local_dir)
+    return sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
+
+
+def put_tree(local_dir: str | Path, dest_uri: str, rels: Iterable[str] | None = None) -> list[str]:
+    """Copy the files under `local_dir` (all, or only the relative paths `rels`) to `dest_uri`/<rel>.
+
+    One call for the whole batch (s3fs uploads the files concurrently); returns the paths copied.
+    """
+    local_dir = Path(local_dir)
+    rels = tree_files(local_dir) if rels is None else [str(r) for r in rels]
+    if not rels:
+        return []
+    if is_local(dest_uri):
+        root = local_path(dest_uri)
+        for r in rels:
+            dest = root / r
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            if not (dest.exists() and os.path.samefile(local_dir / r, dest)):
+                shutil.copy2(local_dir / r, dest)
+        return rels
+    with remote(dest_uri) as (fs, root):
+        fs.put([str(local_dir / r) for r in rels], [root.rstrip("/") + "/" + r for r in rels])
+    return rels
 
 
 def list_files(root_uri: str) -> list[dict]:
@@ -119,14 +147,39 @@ def list_files(root_uri: str) -> list[dict]:
 
 
 def fetch(uri: str, cache_dir: Path) -> Path:
-    """A local path for `uri`: itself when local, else a copy downloaded under `cache_dir`."""
+    """A local path for `uri` (a folder or one file): itself when local, else a copy downloaded to `cache_dir`.
+
+    The download lands in a `.part` sibling first and is renamed into place, so an interrupted one is never taken
+    for a complete copy (and is started afresh the next time).
+    """
     if is_local(uri):
         return local_path(uri)
-    dest = cache_dir
-    if not dest.exists():
-        dest.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dest.with_name(dest.name + ".part")
-        with remote(uri) as (fs, path):
-            fs.get(path.rstrip("/") + "/", str(tmp), recursive=True)
+    dest = Path(cache_dir)
+    if dest.exists():
+        return dest
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dest.with_name(f"{dest.name}.part{os.getpid()}")
+    if tmp.is_dir():
+        shutil.rmtree(tmp)
+    elif tmp.exists():
+        tmp.unlink()
+    with remote(uri) as (fs, path):
+        path = path.rstrip("/")
+        if fs.isfile(path):
+            fs.get_file(path, str(tmp))
+        else:
+            files = fs.find(path)
+            if not files:
+                raise NotFoundError(f"nothing stored at {redact_url(uri)}",
+                                    hint="check the artifact path (roost runs show RUN_ID lists a run's files)")
+            rels = [posixpath.relpath(f, path) for f in files]
+            for r in rels:
+                (tmp / r).parent.mkdir(parents=True, exist_ok=True)
+            fs.get(files, [str(tmp / r) for r in rels])
+    try:
         tmp.rename(dest)
+    except OSError:  # another process finished the same download first
+        if not dest.exists():
+            raise
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
     return dest

@@ -1,7 +1,15 @@
-"""Run the repository tests against both backends: SQLite (default) and a real PostgreSQL server."""
+"""Run the repository tests against both backends: SQLite (default) and a real PostgreSQL server.
+
+Also moto's S3-compatible server, started on loopback, for the tests of artifacts on s3://.
+"""
+import sys
 from pathlib import Path
 
 import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))  # for `s3_helpers` (importlib import mode)
+
+from s3_helpers import MotoServer  # noqa: E402
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
@@ -19,3 +27,48 @@ def ws(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     workspace.use(w)
     yield w
     workspace.use(None)
+
+
+@pytest.fixture(scope="module")
+def s3_server():
+    """One moto S3 server for the module."""
+    srv = MotoServer()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint(s3_server):
+    """The endpoint URL of the module's moto S3 server (bucket `roost-artifacts`)."""
+    return s3_server.url
+
+
+@pytest.fixture
+def s3_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A workspace (SQLite store) whose artifact root is s3://roost-artifacts/team-a; yields a function that
+    points fsspec at an endpoint (call it first). fsspec's config is restored afterwards."""
+    import fsspec.config
+
+    from roost import workspace
+
+    saved = {k: dict(v) for k, v in fsspec.config.conf.items()}
+    for var in ("ROOST_STORE_URL", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    monkeypatch.setenv("ROOST_ARTIFACTS", "s3://roost-artifacts/team-a")
+
+    def use(endpoint: str) -> None:
+        monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", endpoint)
+        fsspec.config.conf.clear()
+        fsspec.config.set_conf_env(fsspec.config.conf)
+
+    w = workspace.init(tmp_path / "w")
+    monkeypatch.chdir(w.root)
+    workspace.use(w)
+    use.ws = w  # type: ignore[attr-defined]
+    yield use
+    workspace.use(None)
+    fsspec.config.conf.clear()
+    fsspec.config.conf.update(saved)

@@ -1,50 +1,10 @@
 """Artifacts on S3 through fsspec/s3fs, against moto's S3-compatible server started on loopback."""
-import os
 import shutil
-import signal
-import socket
-import subprocess
-import sys
-import time
 from pathlib import Path
 
 import pytest
 
 import roost
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint():
-    """moto's S3 server on a free port with a bucket `roost-artifacts`; yields the endpoint URL."""
-    exe = Path(sys.executable).parent / "moto_server"
-    if not exe.exists():
-        pytest.fail("moto_server missing from the venv: pip install 'moto[server]' (it is in roost[dev])")
-    port = _free_port()
-    proc = subprocess.Popen([str(exe), "-p", str(port), "-H", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                            stderr=subprocess.DEVNULL, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
-    import boto3
-
-    deadline = time.time() + 30
-    while True:
-        try:
-            boto3.client("s3", endpoint_url=url, aws_access_key_id="k", aws_secret_access_key="s",
-                         region_name="us-east-1").create_bucket(Bucket="roost-artifacts")
-            break
-        except Exception:  # noqa: BLE001 - not up yet
-            if time.time() > deadline:
-                os.killpg(proc.pid, signal.SIGKILL)
-                pytest.fail("moto S3 server did not start")
-            time.sleep(0.2)
-    yield url
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
 
 
 @pytest.mark.services

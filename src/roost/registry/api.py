@@ -5,6 +5,8 @@ import atexit
 import getpass
 import logging
 import math
+import os
+import shutil
 import subprocess
 import sys
 import threading
@@ -15,7 +17,7 @@ from pathlib import Path
 from typing import Any, Iterator
 
 from roost import artifacts
-from roost.errors import RoostError
+from roost.errors import NotFoundError, RoostError, redact_url
 from roost.registry import modelreg
 from roost.registry.models import Run as RunRow
 from roost.registry.store import Store, default_store, utcnow
@@ -25,6 +27,7 @@ log = logging.getLogger(__name__)
 FLUSH_INTERVAL_S = 1.0
 FLUSH_MAX_POINTS = 5000
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "SKIPPED")
+STAGED_TAG = "roost.artifacts.staged"  # set while a remote run's artifacts wait in a local folder (failed upload)
 _active: list["Run"] = []
 _live: "weakref.WeakSet[Run]" = weakref.WeakSet()
 
@@ -51,11 +54,14 @@ def _git_info(cwd: Path) -> tuple[str | None, bool | None]:
 class Run:
     """A live run: logs params, tags, buffered metrics and artifacts to the repository."""
 
-    def __init__(self, store: Store, row: dict) -> None:
+    def __init__(self, store: Store, row: dict, staging: Path | None = None) -> None:
         self.store = store
         self.id: str = row["run_id"]
         self.info = row
         self.artifact_uri: str = row["artifact_uri"]
+        self.remote = not artifacts.is_local(self.artifact_uri)
+        self._staging = staging  # remote roots: the local mirror of the run's artifacts (see artifact_dir)
+        self._uploaded: dict[str, tuple[int, int]] = {}  # staged file -> (size, mtime_ns) already on the store
         self._buf: list[tuple[str, float, int, float]] = []
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()
@@ -74,19 +80,55 @@ class Run:
             _active.remove(self)
         if exc_type is None:
             self.end("FINISHED")
-        elif issubclass(exc_type, KeyboardInterrupt):
-            self.end("KILLED")
-        else:
-            self.end("FAILED")
+            return
+        try:
+            self.end("KILLED" if issubclass(exc_type, KeyboardInterrupt) else "FAILED")
+        except RoostError as err:  # the upload failed: say so, but let the run's own exception through
+            log.error("%s", err)
+            if exc is not None and hasattr(exc, "add_note"):
+                exc.add_note(str(err))
+
+    @property
+    def staging_dir(self) -> Path:
+        """Where a remote run's artifacts are staged locally: the workspace's .roost/staging/RUN_ID."""
+        if self._staging is None:
+            self._staging = staging_dir(self.id)
+        return self._staging
 
     @property
     def artifact_dir(self) -> Path:
-        """The run's artifact folder on local disk (file:// roots only)."""
-        if not artifacts.is_local(self.artifact_uri):
-            raise RoostError("this run's artifacts are remote", hint="use log_artifact to upload files")
-        p = artifacts.local_path(self.artifact_uri)
+        """The run's artifact folder on local disk, created on demand.
+
+        For a remote root (s3://...) it is a staging folder (.roost/staging/RUN_ID) mirroring the run's artifacts:
+        write files there freely; they are uploaded when the run ends (log_artifact uploads at once), and the
+        folder is removed once the upload succeeded.
+        """
+        if not self.remote:
+            p = artifacts.local_path(self.artifact_uri)
+        else:
+            p = self.staging_dir
+            if self._ended and not p.exists():
+                raise RoostError(f"run {self.id} has ended and its artifacts are at {redact_url(self.artifact_uri)}",
+                                 hint="read them with run.local_artifact(PATH) or `roost runs show`")
         p.mkdir(parents=True, exist_ok=True)
         return p
+
+    def local_artifact(self, path: str = "") -> Path:
+        """A local path of artifact `path` (a file or folder).
+
+        Local roots: the file itself. Remote roots: the staged copy while the run is open (or after a failed
+        upload), else a copy downloaded once under .roost/cache/runs/RUN_ID/.
+        """
+        if not self.remote:
+            return artifacts.local_path(artifacts.safe_join(self.artifact_uri, path))
+        staged = Path(artifacts.safe_join(str(self.staging_dir), path))
+        if not self._ended or self.staging_dir.exists():
+            return staged
+        from roost import workspace
+
+        rel = Path(staged).relative_to(self.staging_dir)
+        cache = workspace.current().state_dir / "cache" / "runs" / self.id / "artifacts" / rel
+        return artifacts.fetch(artifacts.safe_join(self.artifact_uri, path), cache)
 
     # -- logging -----------------------------------------------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
@@ -155,20 +197,113 @@ class Run:
                 log.warning("metric flush failed, will retry: %s", exc)
 
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> str:
-        """Copy a file (or folder) into the run's artifacts; returns its URI."""
+        """Copy a file (or folder) into the run's artifacts; returns its URI.
+
+        On a remote root the file is uploaded at once and a copy kept in the staging folder (artifact_dir).
+        """
         local_path = Path(local_path)
         rel = artifact_path if artifact_path is not None else local_path.name
         if artifact_path is not None and not local_path.is_dir() and artifact_path.endswith("/"):
             rel = artifact_path + local_path.name
         dest = artifacts.safe_join(self.artifact_uri, rel)
-        artifacts.put(local_path, dest)
+        if self.remote:
+            self._stage_and_upload(local_path, dest)
+        else:
+            artifacts.put(local_path, dest)
         return dest
 
     def log_artifacts(self, local_dir: str | Path, artifact_path: str | None = None) -> str:
         """Copy a folder's contents into the run's artifacts (under `artifact_path`)."""
         dest = artifacts.safe_join(self.artifact_uri, artifact_path)
-        artifacts.put(Path(local_dir), dest)
+        if self.remote:
+            self._stage_and_upload(Path(local_dir), dest)
+        else:
+            artifacts.put(Path(local_dir), dest)
         return dest
+
+    # -- remote roots: staging -----------------------------------------------------------------------------
+    def _stage_and_upload(self, local: Path, dest: str) -> None:
+        """Copy `local` into the staging folder at `dest`'s place, then upload the copied files."""
+        if not local.exists():
+            raise RoostError(f"artifact {local} does not exist", hint="check the path you passed to log_artifact")
+        if self._ended:  # nothing is staged any more: straight to the store
+            artifacts.put(local, dest)
+            return
+        root = self.artifact_dir
+        rel = dest[len(self.artifact_uri.rstrip("/")):].strip("/")
+        staged = root / rel if rel else root
+        if local.is_dir():
+            src = local.resolve()
+            if staged.resolve() != src:
+                if staged.resolve().is_relative_to(src):
+                    raise RoostError(f"cannot log {local}: it holds the run's staging folder {root}",
+                                     hint="log a folder that does not contain the workspace's .roost/")
+                shutil.copytree(local, staged, dirs_exist_ok=True)
+            files = [(rel + "/" + f if rel else f) for f in artifacts.tree_files(local)]
+        else:
+            if staged.is_dir():
+                raise RoostError(f"artifact path {rel!r} is a folder in run {self.id}",
+                                 hint="log the file under another name")
+            staged.parent.mkdir(parents=True, exist_ok=True)
+            if not (staged.exists() and os.path.samefile(local, staged)):
+                shutil.copy2(local, staged)
+            files = [rel]
+        self._upload(files)
+
+    def _upload(self, rels: list[str]) -> None:
+        stats = {r: (self.staging_dir / r).stat() for r in rels}
+        artifacts.put_tree(self.staging_dir, self.artifact_uri, rels)
+        for r, st in stats.items():
+            self._uploaded[r] = (st.st_size, st.st_mtime_ns)
+
+    def _pending(self, path: str | None = None) -> list[str]:
+        """Staged files (under artifact `path`) that are not on the store yet, or changed since they were sent."""
+        root = self.staging_dir
+        if not root.exists():
+            return []
+        prefix = ""
+        if path not in (None, "", "."):
+            prefix = artifacts.safe_join("", path).lstrip("/")
+        out = []
+        for r in artifacts.tree_files(root):
+            if prefix and r != prefix and not r.startswith(prefix + "/"):
+                continue
+            st = (root / r).stat()
+            if self._uploaded.get(r) != (st.st_size, st.st_mtime_ns):
+                out.append(r)
+        return out
+
+    def sync(self, path: str | None = None) -> list[str]:
+        """Upload what was written into a remote run's staging folder since the last upload (under `path`).
+
+        A no-op for local roots; returns the artifact paths uploaded.
+        """
+        if not self.remote:
+            return []
+        pending = self._pending(path)
+        if pending:
+            self._upload(pending)
+        return pending
+
+    def _finish_staging(self) -> RoostError | None:
+        """At end: upload the staging folder's remaining files and remove it; on failure keep it and say where."""
+        root = self._staging if self._staging is not None else staging_dir(self.id)
+        if not root.exists():
+            return None
+        try:
+            self.sync()
+        except Exception as exc:  # noqa: BLE001 - keep every file; the caller raises the error below
+            try:
+                self.store.log_batch(self.id, tags={STAGED_TAG: str(root)})
+            except Exception:  # noqa: BLE001 - the message below still names the folder
+                pass
+            return RoostError(
+                f"run {self.id}: could not upload its artifacts to {redact_url(self.artifact_uri)} "
+                f"({getattr(exc, 'message', None) or exc}); they are kept in {root}",
+                hint="once the store is reachable, upload them with "
+                     f"`python -c \"import roost.registry.api as r; r.upload_staged('{self.id}')\"`")
+        shutil.rmtree(root, ignore_errors=True)
+        return None
 
     def end(self, status: str = "FINISHED") -> None:
         """Flush and close the run with a final status."""
@@ -178,11 +313,22 @@ class Run:
             raise RoostError(f"unknown run status {status!r}", hint="one of " + ", ".join(STATUSES))
         self._stop.set()
         self._ended = True
+        flush_error: BaseException | None = None
         try:
             self.flush()
-        finally:
+        except BaseException as exc:  # noqa: BLE001 - re-raised below, after the artifacts and the status
+            flush_error = exc
+        failed = self._finish_staging() if self.remote else None
+        try:
             self.store.update_run(self.id, status=status, end_time=utcnow())
             self.info["status"] = status
+        finally:
+            if failed is not None and (flush_error is not None or sys.exc_info()[0] is not None):
+                log.error("%s", failed)  # another error wins the raise: the kept folder is still told
+        if flush_error is not None:
+            raise flush_error
+        if failed is not None:
+            raise failed
 
 
 def start_run(experiment: str = "default", name: str | None = None, params: dict | None = None,
@@ -206,7 +352,39 @@ def start_run(experiment: str = "default", name: str | None = None, params: dict
     st.create_run(row)
     if params or tags:
         st.log_batch(run_id, params=params, tags=tags)
-    return Run(st, st.get_run(run_id))
+    return Run(st, st.get_run(run_id), staging=ws.state_dir / "staging" / run_id)
+
+
+def staging_dir(run_id: str) -> Path:
+    """The local folder where a run with a remote artifact root stages its artifacts: .roost/staging/RUN_ID."""
+    from roost import workspace
+
+    return workspace.current().state_dir / "staging" / run_id
+
+
+def upload_staged(run_id: str) -> list[str]:
+    """Upload the artifacts a run left in its staging folder (its upload at end failed), then remove the folder.
+
+    Returns the artifact paths uploaded.
+    """
+    from sqlalchemy import delete
+
+    from roost.registry.models import Tag
+
+    st = default_store()
+    run = st.get_run(run_id)
+    root = Path(run["tags"].get(STAGED_TAG) or staging_dir(run["run_id"]))
+    if not root.is_dir():
+        raise NotFoundError(f"run {run['run_id']} has no staged artifacts in {root}",
+                            hint="nothing to upload: its artifacts were uploaded when it ended")
+    if artifacts.is_local(run["artifact_uri"]):
+        raise RoostError(f"run {run['run_id']} keeps its artifacts locally at {run['artifact_uri']}",
+                         hint=f"nothing to upload; remove {root} if it is left over")
+    sent = artifacts.put_tree(root, run["artifact_uri"])
+    with st.write() as s:
+        s.execute(delete(Tag).where(Tag.run_id == run["run_id"], Tag.key == STAGED_TAG))
+    shutil.rmtree(root, ignore_errors=True)
+    return sent
 
 
 def active_run() -> Run | None:
@@ -285,6 +463,9 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
         v = modelreg.register(st, name, "file://" + str(p), None)
     else:
         run = st.get_run(run_id)
+        for live in list(_live):  # a remote run still open: send what was written into its staging folder
+            if live.id == run["run_id"] and not live._ended:
+                live.sync(path)
         source = artifacts.safe_join(run["artifact_uri"], path)
         v = modelreg.register(st, name, source, run["run_id"])
     return resolve_model(f"{v.name}/{v.version}")
@@ -319,6 +500,8 @@ def _end_live_runs() -> None:
         try:
             if not r._ended:
                 r.end("FINISHED")
+        except RoostError as exc:  # e.g. the artifact upload failed: the message names the kept folder
+            log.error("%s", exc)
         except Exception:  # noqa: BLE001
             pass
 
@@ -336,4 +519,5 @@ def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[dict]:
 
 __all__ = ["Run", "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics",
            "log_artifact", "set_tag", "search_runs", "get_run", "delete_run", "list_experiments",
-           "register_model", "set_alias", "resolve_model", "list_models", "list_versions", "metric_history"]
+           "register_model", "set_alias", "resolve_model", "list_models", "list_versions", "metric_history",
+           "upload_staged"]

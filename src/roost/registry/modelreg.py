@@ -60,18 +60,20 @@ def _read_package_files(local: Path) -> tuple[dict | None, dict | None]:
 
 def _read_remote_package_files(source: str) -> tuple[dict | None, dict | None]:
     """signature.json and roost-model.yaml of a package on a remote filesystem (fsspec)."""
-    import fsspec
     import yaml
 
-    fs, root = fsspec.core.url_to_fs(source)
-    if not fs.exists(root):
-        raise NotFoundError(f"no model package at {source}",
-                            hint="pass the artifact path the model was logged under, e.g. path='model'")
+    from roost.errors import redact_url
+
     sig = meta = None
-    if fs.exists(root.rstrip("/") + "/signature.json"):
-        sig = json.loads(fs.cat(root.rstrip("/") + "/signature.json"))
-    if fs.exists(root.rstrip("/") + "/roost-model.yaml"):
-        meta = yaml.safe_load(fs.cat(root.rstrip("/") + "/roost-model.yaml"))
+    with artifacts.remote(source) as (fs, root):
+        root = root.rstrip("/")
+        if not fs.exists(root):
+            raise NotFoundError(f"no model package at {redact_url(source)}",
+                                hint="pass the artifact path the model was logged under, e.g. path='model'")
+        if fs.exists(root + "/signature.json"):
+            sig = json.loads(fs.cat(root + "/signature.json"))
+        if fs.exists(root + "/roost-model.yaml"):
+            meta = yaml.safe_load(fs.cat(root + "/roost-model.yaml"))
     return sig, meta
 
 

@@ -322,6 +322,7 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
             for cb in cbs:
                 getattr(cb, "close", lambda: None)()
             raise
+    pkg = run.local_artifact(PACKAGE)  # a remote run's staging folder is gone: a downloaded copy
     return TrainResult(run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc)
 
 

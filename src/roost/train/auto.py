@@ -91,5 +91,5 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
         except KeyboardInterrupt as exc:
             parent.end("KILLED")
             raise Interrupted(getattr(exc, "run_id", parent.id)) from None
-    return TrainResult(parent.id, best.metrics, art / PACKAGE, version, cfg.register_as, task, best.model_type,
-                       tb_url, tb_proc, candidates={r.model_type: r.metrics for r in results})
+    return TrainResult(parent.id, best.metrics, parent.local_artifact(PACKAGE), version, cfg.register_as, task,
+                       best.model_type, tb_url, tb_proc, candidates={r.model_type: r.metrics for r in results})
