@@ -222,21 +222,60 @@ def _unique(x: np.ndarray) -> np.ndarray:
 
 
 def _rows_at(con: Any, sql: str, positions: np.ndarray, n: int, view: str, what: str) -> pa.Table:
-    """The rows of `sql` (n rows) at the given sorted positions, streamed batch by batch."""
+    """The rows of `sql` (n rows) at the given sorted positions, streamed batch by batch into one chunk each."""
     import numpy as np
     import pyarrow as pa
 
-    parts, off = [], 0
     reader = run(con, sql, what).to_arrow_reader(batch_size=BLOCK)
+    cols = [_Column(f.type, len(positions)) for f in reader.schema]
+    off = 0
     for batch in reader:
         lo, hi = np.searchsorted(positions, (off, off + batch.num_rows))
         if hi > lo:
             sel = positions[lo:hi] - off
-            parts.append(pa.RecordBatch.from_arrays([take(c, sel) for c in batch.columns], schema=batch.schema))
+            for col, arr in zip(cols, batch.columns):
+                col.put(lo, hi, arr, sel)
         off += batch.num_rows
     if off != n:
         raise RuntimeError(f"view {view!r}: the source changed while it was read twice ({n} rows, then {off})")
-    return pa.Table.from_batches(parts, reader.schema)
+    return pa.table([c.array() for c in cols], schema=reader.schema)
+
+
+class _Column:
+    """A column gathered piece by piece: into one NumPy buffer when fixed-width, else Arrow pieces."""
+
+    def __init__(self, typ: pa.DataType, n: int) -> None:
+        import numpy as np
+
+        self.typ, self.n = typ, n
+        self.dtype = _fixed(typ)
+        self.values = None if self.dtype is None else np.empty(n, dtype=self.dtype)
+        self.valid: np.ndarray | None = None
+        self.pieces: list = []
+
+    def put(self, lo: int, hi: int, arr: pa.Array, sel: np.ndarray) -> None:
+        """Rows lo:hi are arr[sel]."""
+        import numpy as np
+        import pyarrow as pa
+
+        if self.values is None:
+            self.pieces.append(arr.take(pa.array(sel)))
+            return
+        bufs = arr.buffers()
+        self.values[lo:hi] = np.frombuffer(bufs[1], dtype=self.dtype, count=arr.offset + len(arr))[arr.offset:][sel]
+        if arr.null_count:
+            if self.valid is None:
+                self.valid = np.ones(self.n, dtype=bool)
+            bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little", count=arr.offset + len(arr))
+            self.valid[lo:hi] = bits[arr.offset:].view(bool)[sel]
+
+    def array(self) -> pa.Array:
+        """The gathered column as one Arrow array."""
+        import pyarrow as pa
+
+        if self.values is None:
+            return pa.concat_arrays(self.pieces) if self.pieces else pa.array([], self.typ)
+        return _from_numpy(self.typ, self.values, self.valid)
 
 
 def _rows_of(con: Any, sql: str, rn: np.ndarray, view: str, what: str) -> pa.Table:
@@ -423,6 +462,24 @@ def _grain(e_col: pa.ChunkedArray, e_min: int) -> int:
     return 1
 
 
+def _fixed(typ: pa.DataType) -> str | None:
+    """The NumPy dtype holding a fixed-width Arrow type's values (None: use Arrow's take)."""
+    import pyarrow as pa
+
+    if pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_timestamp(typ):
+        return f"u{typ.bit_width // 8}"
+    return None
+
+
+def _from_numpy(typ: pa.DataType, values: np.ndarray, valid: np.ndarray | None) -> pa.Array:
+    import numpy as np
+    import pyarrow as pa
+
+    nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    return pa.Array.from_buffers(typ, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
+
+
 def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """col[idx], null where `valid` is False: NumPy gathers chunk by chunk for fixed-width columns (Arrow's take
     is ~5x slower here, and concatenating a big chunked column first costs more than a few gathers), Arrow's
@@ -436,10 +493,10 @@ def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | N
     typ = col.type
     if valid is not None:
         idx = np.where(valid, idx, 0)
-    if not (pa.types.is_integer(typ) or pa.types.is_floating(typ) or pa.types.is_timestamp(typ)) or not len(col):
+    dtype = _fixed(typ)
+    if dtype is None or not len(col):
         return pa.chunked_array(chunks, typ).take(pa.array(idx, mask=None if valid is None else ~valid)) \
             .combine_chunks()
-    dtype = f"u{typ.bit_width // 8}"
     out = np.empty(len(idx), dtype=dtype)
     ok = None if valid is None else valid.copy()
     lens = np.array([len(c) for c in chunks], dtype=np.int64)
@@ -460,6 +517,4 @@ def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | N
             if ok is None:
                 ok = np.ones(len(idx), dtype=bool)
             ok[sel] &= bits[c.offset:].view(bool)[local]
-    nulls = 0 if ok is None else len(ok) - int(np.count_nonzero(ok))
-    bitmap = None if not nulls else pa.py_buffer(np.packbits(ok, bitorder="little"))
-    return pa.Array.from_buffers(typ, len(out), [bitmap, pa.py_buffer(out)], null_count=nulls)
+    return _from_numpy(typ, out, ok)
