@@ -161,12 +161,13 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
             where.append(f"__et >= make_timestamptz({int(t_ok.min()) - ttl})")
     has_ct = bool(vs.source.get("created_time"))
     once = bool(vs.source.get("sql")) or (vs.spec.get("transform") or {}).get("kind") == "python"
-    cols = [f"{codes.expr} AS __code", "CASE WHEN isinf(__et) THEN NULL ELSE epoch_us(__et) END AS __e"]
+    # epoch_us(-infinity) is NULL: step 0, before every time (static views; +infinity never passes `where`)
+    cols = [f"{codes.expr} AS __code", "epoch_us(__et) AS __e"]
     if not codes.ordered:
         cols.append("__rn::BIGINT AS __rn")
     late = [f"__v.{q(f)} AS {q(f)}" for f in vs.fields]
-    if has_ct:  # -infinity (no created time) becomes NULL: the oldest
-        late.insert(0, "CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __c")
+    if has_ct:  # epoch_us(-infinity) (no created time) is NULL: the oldest
+        late.insert(0, "epoch_us(__ct) AS __c")
     from_sql = f"({view_rows(ents.con, vs.spec, vs.source, root)}) AS __v{codes.join}"
     where_sql = " WHERE " + " AND ".join(where) if where else ""
     what = f"point-in-time join of view {vs.name!r}"
@@ -179,14 +180,15 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
     if idx is None:
         return None
     # each entity row: the last (code, step) <= (its code, the step of its time), within the TTL
-    at, found = idx.search(np.where(ok, codes.entity, 0), idx.step_of(ents.t))
+    at, found, key = idx.search(np.where(ok, codes.entity, 0), idx.step_of(ents.t))
     found &= ok
     if ttl is not None:  # the matched row must not be older than t - ttl (-infinity always is)
-        step = idx.step(at)
+        step = idx.step(key)
         found &= (step > 0) & (idx.e_min + (step - 1) * idx.grain >= ents.t - ttl)
     if not found.any():
         return nulls
-    row = idx.pos(at)
+    row = idx.pos(at, key)
+    del key
     # the rows of (key, event time) groups of two or more that entity rows matched: the group's winner is the
     # greatest (created time, source order); with rows in source order and no created time it is the last row
     ties = None
@@ -406,33 +408,38 @@ class Sorted:
         np.clip(s, 0, self.top, out=s)
         return s
 
-    def search(self, code: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Index of the last row with (code, step) <= each query (clipped to 0), and whether it has the code."""
+    def search(self, code: np.ndarray, step: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """For each query: the sorted index of the last row with (code, step) <= it (clipped to 0), whether that
+        row has the code, and its key (the queries go in sorted, so the lookups walk the keys in order)."""
         import numpy as np
 
         query = ((code << self.s_bits) | step) << self.r_bits | ((1 << self.r_bits) - 1)
         order = np.argsort(query)
+        got = np.searchsorted(self.keys, query[order], side="right")
+        got -= 1
         at = np.empty(len(query), dtype=np.int64)
-        at[order] = np.searchsorted(self.keys, query[order], side="right")
-        at -= 1
+        at[order] = got
         found = at >= 0
+        np.maximum(got, 0, out=got)
+        key = np.empty(len(query), dtype=np.int64)
+        key[order] = self.keys[got]
         np.maximum(at, 0, out=at)
-        found &= self.hi(at) >> self.s_bits == code
-        return at, found
+        found &= key >> (self.r_bits + self.s_bits) == code
+        return at, found, key
 
     def hi(self, at: np.ndarray) -> np.ndarray:
         """(code, step) at sorted indices."""
         return self.keys[at] >> self.r_bits
 
-    def step(self, at: np.ndarray) -> np.ndarray:
-        """Event-time step at sorted indices."""
-        return self.hi(at) & ((1 << self.s_bits) - 1)
+    def step(self, key: np.ndarray) -> np.ndarray:
+        """The event-time step of keys."""
+        return (key >> self.r_bits) & ((1 << self.s_bits) - 1)
 
-    def pos(self, at: np.ndarray) -> np.ndarray:
-        """Row position (in the fetched table) at sorted indices."""
+    def pos(self, at: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
+        """Row position (in the fetched table) at sorted indices (whose keys, if given, save a lookup)."""
         if self.order is not None:
             return self.order[at]
-        return self.keys[at] & ((1 << self.r_bits) - 1)
+        return (self.keys[at] if key is None else key) & ((1 << self.r_bits) - 1)
 
     def first(self, hi: np.ndarray) -> np.ndarray:
         """Sorted index of the first row with each (code, step)."""
