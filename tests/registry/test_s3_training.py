@@ -128,6 +128,14 @@ def test_killed_and_failed_runs_still_upload(s3_server, s3_workspace, data_file,
     assert any(f.startswith("tensorboard/events.out.tfevents.") for f in files)
     assert not any(f.startswith("model/") for f in files)
     assert not _staging(s3_workspace.ws, run["run_id"]).exists()
+    if how == "KILLED":  # the checkpoint comes back down from S3 and training goes on
+        monkeypatch.setattr(callbacks.RunLogger, "on_epoch_end", real)
+        res = roost.train(resume=run["run_id"], overrides=["trainer.epochs=3"])
+        new = roost.get_run(res.run_id)
+        assert new["status"] == "FINISHED" and new["tags"]["roost.resumed_from"] == run["run_id"]
+        hist = roost.registry.api.metric_history(res.run_id, "val_loss")
+        assert [h["step"] for h in hist] == [2, 3]  # epoch 1 was done before the interruption
+        assert any(f.startswith("model/") for f in _files(s3_server, res.run_id))
 
 
 def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path):

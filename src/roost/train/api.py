@@ -106,10 +106,11 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     from roost.registry.api import get_run
 
     run = get_run(run_id)
-    if not artifacts.is_local(run["artifact_uri"]):
-        raise RoostError(f"run {run['run_id']} keeps its artifacts remotely", hint="resume needs a local checkpoint")
-    root = artifacts.local_path(run["artifact_uri"])
-    ck, conf = root / CHECKPOINTS / "last.pt", root / RESOLVED
+    if artifacts.is_local(run["artifact_uri"]):
+        root = artifacts.local_path(run["artifact_uri"])
+        ck, conf = root / CHECKPOINTS / "last.pt", root / RESOLVED
+    else:  # s3:// and friends: the two files come down once into the workspace's cache
+        ck, conf = (_fetch_run_file(run, f"{CHECKPOINTS}/last.pt"), _fetch_run_file(run, RESOLVED))
     if run["tags"].get("roost.model_type") == "auto":
         from roost.registry.api import search_runs
 
@@ -125,6 +126,18 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     raw = yaml.safe_load(conf.read_text())
     raw.pop("trainer", None) if raw.get("model", {}).get("type") == "lightgbm" else None
     return raw, load_checkpoint(ck), run["run_id"]
+
+
+def _fetch_run_file(run: dict[str, Any], rel: str) -> Path:
+    """A local copy of one artifact file of a run on a remote root (a path that does not exist when it has none)."""
+    from roost import artifacts, workspace
+    from roost.errors import NotFoundError
+
+    dest = workspace.current().state_dir / "cache" / "runs" / run["run_id"] / rel
+    try:
+        return artifacts.fetch(artifacts.safe_join(run["artifact_uri"], rel), dest)
+    except NotFoundError:
+        return dest.with_name(dest.name + ".missing")
 
 
 def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
