@@ -1,12 +1,13 @@
 """Point-in-time join of one view by sort and binary search in NumPy (the fast engine behind `training_set`).
 
-DuckDB reads the view's rows whose keys can occur among the entity rows and whose event time can matter into
-Arrow. NumPy packs (entity code, event-time step, row position) into one int64 and sorts it (a SIMD sort of a
-plain int64 array is ~10x faster than DuckDB's ASOF sort of keyed rows); each entity row binary-searches the last
-feature row at or before its time, then the TTL is checked on that row. Rows tied on (key, event time) are settled
-afterwards by (created time, source order), for the matched tie groups only. The semantics are those of the ASOF
-SQL in `offline.pit_join_sql`, the fallback when no exact int64 key fits (`join_view` returns None) and what
-ENGINE="sql" forces; the property test runs both against a brute-force reference.
+DuckDB reads (key code, event time) of the view's rows whose keys occur among the entity rows and whose event
+time can matter. NumPy packs (entity code, event-time step, row position) into one int64 and sorts it (a SIMD
+sort of a plain int64 array is ~10x faster than DuckDB's ASOF sort of keyed rows with their payload); each entity
+row binary-searches the last feature row at or before its time, then the TTL is checked on that row. Rows tied on
+(key, event time) are settled afterwards by (created time, source order), for the matched tie groups only, and a
+second read fetches the fields of the matched rows alone. The semantics are those of the ASOF SQL in
+`offline.pit_join_sql`, the fallback when no exact int64 key fits (`join_view` returns None) and what
+ENGINE="sql" forces; the property test runs every engine against a brute-force reference.
 
 Event times become steps of the coarsest granularity they all share, so `et <= t` is `step(et) <= step(t)`
 exactly; step 0 is -infinity (static views, whose rows match any time). Keys become dense codes: an integer key
@@ -73,7 +74,7 @@ class Codes:
         import pyarrow.compute as pc
 
         cast = [f"CAST({q(k)} AS {DTYPES[t][0]})" for k, t in keys.items()]
-        (k, t), = list(keys.items())[:1]
+        k, t = next(iter(keys.items()))
         if len(keys) == 1 and t in ("int64", "int32"):
             col = run(ents.con, f"SELECT {cast[0]} AS k FROM {ents.relation}", "entity keys").to_arrow_table()
             col = col.column("k").combine_chunks()
@@ -210,8 +211,7 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
     pick[plain] = inverse[:np.count_nonzero(plain)]
     if ties is not None:
         rank = cand if rn is None else rn  # source order of the candidates
-        tied = ties.tied
-        pick[tied] = np.searchsorted(cand, ties.winners(cand, rank, got.column("__c") if has_ct else None))
+        pick[ties.tied] = np.searchsorted(cand, ties.winners(cand, rank, got.column("__c") if has_ct else None))
     return {out: take(got.column(f), pick, found) for f, out in zip(vs.fields, vs.outputs)}
 
 
