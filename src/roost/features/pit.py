@@ -504,18 +504,26 @@ def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | N
     if dtype is None or not len(col):
         return pa.chunked_array(chunks, typ).take(pa.array(idx, mask=None if valid is None else ~valid)) \
             .combine_chunks()
+    if len(chunks) == 1:
+        c = chunks[0]
+        bufs = c.buffers()
+        out = np.frombuffer(bufs[1], dtype=dtype, count=c.offset + len(c))[c.offset:][idx]
+        ok = valid
+        if c.null_count:
+            bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little", count=c.offset + len(c))
+            ok = bits[c.offset:].view(bool)[idx] if valid is None else bits[c.offset:].view(bool)[idx] & valid
+        return _from_numpy(typ, out, ok)
     out = np.empty(len(idx), dtype=dtype)
     ok = None if valid is None else valid.copy()
     lens = np.array([len(c) for c in chunks], dtype=np.int64)
     starts = np.cumsum(lens) - lens
-    if len(chunks) > 1:  # the indices grouped by chunk
-        which = np.searchsorted(starts, idx, side="right") - 1
-        order = np.argsort(which, kind="stable")
-        bounds = np.searchsorted(which[order], np.arange(len(chunks) + 1))
+    which = np.searchsorted(starts, idx, side="right") - 1  # the indices grouped by chunk
+    order = np.argsort(which, kind="stable")
+    bounds = np.searchsorted(which[order], np.arange(len(chunks) + 1))
     for k, c in enumerate(chunks):
         if not len(c):
             continue
-        sel = slice(None) if len(chunks) == 1 else order[bounds[k]:bounds[k + 1]]
+        sel = order[bounds[k]:bounds[k + 1]]
         local = idx[sel] - starts[k]
         bufs = c.buffers()
         out[sel] = np.frombuffer(bufs[1], dtype=dtype, count=c.offset + len(c))[c.offset:][local]
