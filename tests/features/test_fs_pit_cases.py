@@ -73,6 +73,18 @@ def test_ties_nulls_and_late_arrivals(cases_ws):
     assert out.column("raw__v").to_pylist() == [13, 21, None, 30, 40, 41]
 
 
+@pytest.mark.parametrize("key_type", [pa.int32(), pa.string()], ids=["int32", "string"])
+def test_entity_keys_of_another_type_are_cast(cases_ws, key_type):
+    """An entity key column of another type than the view's key is cast as SQL would (int32 -> BIGINT, '2' -> 2)."""
+    from roost.features import training_set
+
+    keys = [1, 2, None, 9]
+    ents = pa.table({"k": pa.array(keys, pa.int64()).cast(key_type), "event_time": pa.array([T] * len(keys), TS)})
+    out = training_set(ents, ["cases:v"], full_names=True, output="arrow")
+    assert out.column("k").type == key_type  # entity rows come back unchanged
+    assert out.column("cases__v").to_pylist() == [12, 21, None, None]
+
+
 def test_ttl_edges_and_unmatched_rows(cases_ws):
     rows = [(1, T - M), (1, T + 10 * M), (1, T + 10 * M + timedelta(microseconds=1)), (9, T), (None, T), (1, None),
             (2, T + 5 * M), (2, T + 5 * M)]

@@ -137,7 +137,7 @@ def training_set(entity_df: Any, features: list[str] | str, *, event_time: str =
         if pit.ENGINE != "sql":
             rest = []
             with pit.no_hugepages():
-                ents = pit.Entities(con, "__entities", ent.column(event_time))
+                ents = pit.Entities(con, "__entities", ent, event_time)
                 for vs in sel.views:
                     got = pit.join_view(ents, vs, root)
                     if got is None:

@@ -18,7 +18,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
-from roost.features.definitions import DTYPES
+from roost.features.definitions import DTYPES, arrow_type
 from roost.features.sources import q, run, view_rows
 
 if TYPE_CHECKING:
@@ -46,11 +46,12 @@ def _bits(n: int) -> int:
 class Entities:
     """The entity rows as NumPy: time in epoch microseconds with a validity mask, and per-key-set codes."""
 
-    def __init__(self, con: Any, relation: str, times: pa.ChunkedArray | pa.Array) -> None:
+    def __init__(self, con: Any, relation: str, table: pa.Table, time_col: str) -> None:
         import numpy as np
         import pyarrow as pa
 
-        self.con, self.relation, self.n = con, relation, len(times)
+        times = table.column(time_col)
+        self.con, self.relation, self.table, self.n = con, relation, table, len(times)
         if isinstance(times, pa.ChunkedArray):
             times = times.combine_chunks()
         us = times.cast(pa.timestamp("us", tz=times.type.tz)).cast(pa.int64())
@@ -76,8 +77,11 @@ class Codes:
         cast = [f"CAST({q(k)} AS {DTYPES[t][0]})" for k, t in keys.items()]
         k, t = next(iter(keys.items()))
         if len(keys) == 1 and t in ("int64", "int32"):
-            col = run(ents.con, f"SELECT {cast[0]} AS k FROM {ents.relation}", "entity keys").to_arrow_table()
-            col = col.column("k").combine_chunks()
+            col = ents.table.column(k)
+            if col.type != arrow_type(t):  # DuckDB's cast, with its errors
+                col = run(ents.con, f"SELECT {cast[0]} AS k FROM {ents.relation}", "entity keys").to_arrow_table()
+                col = col.column("k")
+            col = col.combine_chunks()
             mm = pc.min_max(col).as_py()
             if mm["min"] is None or _bits(mm["max"] - mm["min"]) <= INT_KEY_BITS:
                 lo = 0 if mm["min"] is None else mm["min"]
