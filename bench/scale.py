@@ -231,32 +231,34 @@ def ddp(args: argparse.Namespace) -> float:
     data = root / "engagement.parquet"
     df = make_engagement_flat(args.ddp_rows, seed=args.seed)
     df.drop(columns=["impression_id", "event_time", "label_time"]).to_parquet(data)
-    cfg = {"data": str(data), "label": "clicked", "model": {"type": "mlp", "params": {"hidden": [256, 128]}},
-           "trainer": {"epochs": args.ddp_epochs, "patience": args.ddp_epochs, "batch_size": 1024}}
     cores = os.cpu_count() or 1
-    print(f"DDP epoch time: MLP 256-128 on {len(df):,} engagement rows, batch 1024, {args.ddp_epochs} epochs, "
+    print(f"DDP epoch time: MLP 256-128 (~99k parameters) on {len(df):,} engagement rows, {args.ddp_epochs} epochs, "
           f"median seconds/epoch (lower is better)")
-    print(f"{'setup':<34} {'s/epoch':>9} {'test_roc_auc':>13}")
-    rows = []
-    for label, nproc, threads in (("1 process, default threads", 1, None),
-                                  (f"1 process, {cores} threads", 1, cores),
-                                  (f"2 processes (gloo), {max(1, cores // 2)} thread each", 2, None)):
-        old = os.environ.pop("ROOST_TRAIN_THREADS", None)
-        if threads:
-            os.environ["ROOST_TRAIN_THREADS"] = str(threads)
-        try:
-            res = roost.train(cfg, nproc=nproc, progress=False)
-        finally:
-            os.environ.pop("ROOST_TRAIN_THREADS", None)
-            if old is not None:
-                os.environ["ROOST_TRAIN_THREADS"] = old
-        sec = _epoch_seconds(res.run_id)
-        rows.append(sec)
-        print(f"{label:<34} {sec:>9.2f} {res.metrics['test_roc_auc']:>13.4f}", flush=True)
+    print(f"{'batch':>6} {'setup':<34} {'s/epoch':>9} {'test_roc_auc':>13}")
+    ratio = 1.0
+    for batch in (int(b) for b in args.ddp_batches.split(",")):
+        cfg = {"data": str(data), "label": "clicked", "model": {"type": "mlp", "params": {"hidden": [256, 128]}},
+               "trainer": {"epochs": args.ddp_epochs, "patience": args.ddp_epochs, "batch_size": batch}}
+        rows = []
+        for label, nproc, threads in (("1 process, default threads", 1, None),
+                                      (f"1 process, {cores} threads", 1, cores),
+                                      (f"2 processes (gloo), {max(1, cores // 2)} thread each", 2, None)):
+            old = os.environ.pop("ROOST_TRAIN_THREADS", None)
+            if threads:
+                os.environ["ROOST_TRAIN_THREADS"] = str(threads)
+            try:
+                res = roost.train(cfg, nproc=nproc, progress=False)
+            finally:
+                os.environ.pop("ROOST_TRAIN_THREADS", None)
+                if old is not None:
+                    os.environ["ROOST_TRAIN_THREADS"] = old
+            sec = _epoch_seconds(res.run_id)
+            rows.append(sec)
+            print(f"{batch:>6} {label:<34} {sec:>9.2f} {res.metrics['test_roc_auc']:>13.4f}", flush=True)
+        ratio = rows[0] / rows[2]
+        print(f"{batch:>6} speed-up of 2 processes over 1 (default threads): {ratio:.2f}x; over 1 process using "
+              f"every core: {rows[1] / rows[2]:.2f}x", flush=True)
     workspace.use(None)
-    ratio = rows[0] / rows[2]
-    print(f"speed-up of 2 processes over 1 (default threads): {ratio:.2f}x; over 1 process using every core: "
-          f"{rows[1] / rows[2]:.2f}x")
     return ratio
 
 
@@ -272,6 +274,7 @@ def main() -> None:
     ap.add_argument("--reps100", type=int, default=2000, help="online: timed calls per store, 100 entities")
     ap.add_argument("--ddp-rows", type=int, default=200_000, help="ddp: engagement rows to train on")
     ap.add_argument("--ddp-epochs", type=int, default=4, help="ddp: epochs per setup (no early stop)")
+    ap.add_argument("--ddp-batches", default="1024,8192", help="ddp: global batch sizes to compare")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
