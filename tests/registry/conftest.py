@@ -44,31 +44,37 @@ def s3_endpoint(s3_server):
 
 
 @pytest.fixture
-def s3_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A workspace (SQLite store) whose artifact root is s3://roost-artifacts/team-a; yields a function that
-    points fsspec at an endpoint (call it first). fsspec's config is restored afterwards."""
+def s3_env(monkeypatch: pytest.MonkeyPatch):
+    """AWS test credentials and a function that points fsspec's s3 config at an endpoint (restored after)."""
     import fsspec.config
 
-    from roost import workspace
-
     saved = {k: dict(v) for k, v in fsspec.config.conf.items()}
-    for var in ("ROOST_STORE_URL", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
-        monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s")
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-key")  # tests of redaction look for "s3cret"
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    monkeypatch.setenv("ROOST_ARTIFACTS", "s3://roost-artifacts/team-a")
 
     def use(endpoint: str) -> None:
         monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", endpoint)
         fsspec.config.conf.clear()
         fsspec.config.set_conf_env(fsspec.config.conf)
 
+    yield use
+    fsspec.config.conf.clear()
+    fsspec.config.conf.update(saved)
+
+
+@pytest.fixture
+def s3_workspace(s3_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A workspace (SQLite store) whose artifact root is s3://roost-artifacts/team-a; yields s3_env's function that
+    points fsspec at an endpoint (call it first)."""
+    from roost import workspace
+
+    for var in ("ROOST_STORE_URL", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("ROOST_ARTIFACTS", "s3://roost-artifacts/team-a")
     w = workspace.init(tmp_path / "w")
     monkeypatch.chdir(w.root)
     workspace.use(w)
-    use.ws = w  # type: ignore[attr-defined]
-    yield use
+    s3_env.ws = w  # type: ignore[attr-defined]
+    yield s3_env
     workspace.use(None)
-    fsspec.config.conf.clear()
-    fsspec.config.conf.update(saved)

@@ -23,26 +23,6 @@ pytest.importorskip("s3fs", reason="S3 artifacts need s3fs (pip install 'roost[s
 HANG_GUARD_S = 60  # only there so a regression fails instead of hanging; the expected time is a few seconds
 
 
-@pytest.fixture
-def s3_env(monkeypatch):
-    """AWS test credentials and a function that points fsspec's s3 config at an endpoint (restored after)."""
-    import fsspec.config
-
-    saved = {k: dict(v) for k, v in fsspec.config.conf.items()}
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", "k")
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "s3cret-key")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-
-    def use(endpoint: str) -> None:
-        monkeypatch.setenv("FSSPEC_S3_ENDPOINT_URL", endpoint)
-        fsspec.config.conf.clear()
-        fsspec.config.set_conf_env(fsspec.config.conf)
-
-    yield use
-    fsspec.config.conf.clear()
-    fsspec.config.conf.update(saved)
-
-
 def _closed_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
