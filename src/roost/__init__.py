@@ -25,6 +25,7 @@ _API = {
     "search_runs": "roost.registry.api:search_runs",
     "get_run": "roost.registry.api:get_run",
     "delete_run": "roost.registry.api:delete_run",
+    "upload_staged": "roost.registry.api:upload_staged",
     "list_experiments": "roost.registry.api:list_experiments",
     "register_model": "roost.registry.api:register_model",
     "set_alias": "roost.registry.api:set_alias",

@@ -138,8 +138,10 @@ def test_killed_and_failed_runs_still_upload(s3_server, s3_workspace, data_file,
         assert any(f.startswith("model/") for f in _files(s3_server, res.run_id))
 
 
-def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path):
-    from roost.registry.api import STAGED_TAG, upload_staged
+def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path, cli):
+    import json
+
+    from roost.registry.api import STAGED_TAG
 
     srv = MotoServer()
     try:
@@ -158,7 +160,7 @@ def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path):
     staged = _staging(s3_workspace.ws, run.id)
     msg = info.value.message
     assert f"kept in {staged}" in msg and "cannot reach the S3 endpoint" in msg and run.id in msg
-    assert "upload_staged" in info.value.hint
+    assert f"roost runs upload-staged {run.id}" in info.value.hint
     assert sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()) == [
         "early.txt", "sub/late.bin"]
     row = roost.get_run(run.id)
@@ -167,7 +169,11 @@ def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path):
     back = MotoServer()
     try:
         s3_workspace(back.url)
-        assert sorted(upload_staged(run.id)) == ["early.txt", "sub/late.bin"]
+        code, out, err = cli("runs", "upload-staged", run.id[:8], "--json")
+        assert code == 0, err
+        assert sorted(json.loads(out)["uploaded"]) == ["early.txt", "sub/late.bin"]
+        code, _, err = cli("runs", "upload-staged", run.id)  # nothing left: a clear error, not a traceback
+        assert code == 2 and "no staged artifacts" in err
         assert _files(back, run.id) == {"early.txt", "sub/late.bin"}
         assert not staged.exists() and STAGED_TAG not in roost.get_run(run.id)["tags"]
         assert run.local_artifact("sub/late.bin").read_bytes() == b"\x00" * 100  # downloaded copy

@@ -71,6 +71,19 @@ def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
         print_table("artifacts", ["path", "bytes"], [[f["path"], f["size"]] for f in files])
 
 
+@runs_app.command("upload-staged")
+def runs_upload_staged(run_id: str, as_json: bool = typer.Option(False, "--json")) -> None:
+    """Upload the artifacts a run kept in .roost/staging when its upload to a remote store failed."""
+    from roost.cli.output import echo, print_json
+    from roost.registry import api
+
+    sent = api.upload_staged(run_id)
+    if as_json:
+        print_json({"run_id": api.get_run(run_id)["run_id"], "uploaded": sent})
+    else:
+        echo(f"uploaded {len(sent)} file(s) of run {_short(api.get_run(run_id)['run_id'])}")
+
+
 @runs_app.command("delete")
 def runs_delete(run_id: str) -> None:
     """Delete a run and everything logged to it."""

@@ -300,8 +300,8 @@ class Run:
             return RoostError(
                 f"run {self.id}: could not upload its artifacts to {redact_url(self.artifact_uri)} "
                 f"({getattr(exc, 'message', None) or exc}); they are kept in {root}",
-                hint="once the store is reachable, upload them with "
-                     f"`python -c \"import roost.registry.api as r; r.upload_staged('{self.id}')\"`")
+                hint=f"once the store is reachable: roost runs upload-staged {self.id} "
+                     f"(Python: roost.upload_staged('{self.id}'))")
         shutil.rmtree(root, ignore_errors=True)
         return None
 
