@@ -63,6 +63,14 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
     assert any(f.startswith("tensorboard/events.out.tfevents.") for f in files), sorted(files)
     assert not _staging(ws, res.run_id).exists()
     assert not any((ws.state_dir / "staging").iterdir())
+    # TensorBoard (CLI and the UI's button) reads the events from a cached copy of what is on S3
+    from roost.train.tensorboard import run_logdir
+    from roost.ui.tensorboard import spec_for
+
+    tb = run_logdir(res.run_id)
+    events = sorted(p.name for p in tb.glob("events.out.tfevents.*"))
+    assert events and {f"tensorboard/{e}" for e in events} == {f for f in files if f.startswith("tensorboard/")}
+    assert ws.state_dir / "cache" in tb.parents and [d for _, d in spec_for([run])] == [str(tb)]
     # the package the result points at is a local copy of what is on S3
     assert res.package_path.is_dir() and ws.state_dir in res.package_path.parents
     pkg_files = {f"model/{p.relative_to(res.package_path).as_posix()}" for p in res.package_path.rglob("*")

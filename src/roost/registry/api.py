@@ -121,14 +121,9 @@ class Run:
         """
         if not self.remote:
             return artifacts.local_path(artifacts.safe_join(self.artifact_uri, path))
-        staged = Path(artifacts.safe_join(str(self.staging_dir), path))
-        if not self._ended or self.staging_dir.exists():
-            return staged
-        from roost import workspace
-
-        rel = Path(staged).relative_to(self.staging_dir)
-        cache = workspace.current().state_dir / "cache" / "runs" / self.id / "artifacts" / rel
-        return artifacts.fetch(artifacts.safe_join(self.artifact_uri, path), cache)
+        if not self._ended:
+            return Path(artifacts.safe_join(str(self.staging_dir), path))
+        return local_artifact({"run_id": self.id, "artifact_uri": self.artifact_uri}, path)
 
     # -- logging -----------------------------------------------------------------------------------------
     def log_param(self, key: str, value: Any) -> None:
@@ -360,6 +355,26 @@ def staging_dir(run_id: str) -> Path:
     from roost import workspace
 
     return workspace.current().state_dir / "staging" / run_id
+
+
+def local_artifact(run: dict | str, path: str = "") -> Path:
+    """A local path of artifact `path` (file or folder) of a run (its dict or id), for code that needs files.
+
+    Local roots: the file itself. Remote roots (s3://, …): the staged copy while the run stages (or after a failed
+    upload), else a copy downloaded once under .roost/cache/runs/RUN_ID/artifacts/ (NotFoundError when absent).
+    """
+    from roost import workspace
+
+    if isinstance(run, str):
+        run = get_run(run)
+    uri = artifacts.safe_join(run["artifact_uri"], path)
+    if artifacts.is_local(uri):
+        return artifacts.local_path(uri)
+    staging = staging_dir(run["run_id"])
+    if staging.exists():
+        return Path(artifacts.safe_join(str(staging), path))
+    rel = Path(artifacts.safe_join(str(staging), path)).relative_to(staging)
+    return artifacts.fetch(uri, workspace.current().state_dir / "cache" / "runs" / run["run_id"] / "artifacts" / rel)
 
 
 def upload_staged(run_id: str) -> list[str]:

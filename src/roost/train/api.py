@@ -102,15 +102,10 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     """(raw resolved config, checkpoint, full run id) of a run to continue."""
     import yaml
 
-    from roost import artifacts
-    from roost.registry.api import get_run
+    from roost.errors import NotFoundError
+    from roost.registry.api import get_run, local_artifact
 
     run = get_run(run_id)
-    if artifacts.is_local(run["artifact_uri"]):
-        root = artifacts.local_path(run["artifact_uri"])
-        ck, conf = root / CHECKPOINTS / "last.pt", root / RESOLVED
-    else:  # s3:// and friends: the two files come down once into the workspace's cache
-        ck, conf = (_fetch_run_file(run, f"{CHECKPOINTS}/last.pt"), _fetch_run_file(run, RESOLVED))
     if run["tags"].get("roost.model_type") == "auto":
         from roost.registry.api import search_runs
 
@@ -118,7 +113,11 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         raise RoostError(f"run {run['run_id']} is an auto run; its candidates train as child runs",
                          hint=(f"resume the interrupted candidate: roost train --resume {kids[0]['run_id']}"
                                if kids else "no candidate run was interrupted; start a new run"))
-    if not ck.is_file() or not conf.is_file():
+    try:  # on a remote root (s3://, …) the two files come down once into the workspace's cache
+        ck, conf = local_artifact(run, f"{CHECKPOINTS}/last.pt"), local_artifact(run, RESOLVED)
+    except NotFoundError:
+        ck = conf = None
+    if ck is None or conf is None or not ck.is_file() or not conf.is_file():
         raise RoostError(f"run {run['run_id']} has no checkpoint to resume from",
                          hint="only torch runs that finished at least one epoch can be resumed")
     from roost.train.trainer import load_checkpoint
@@ -126,18 +125,6 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     raw = yaml.safe_load(conf.read_text())
     raw.pop("trainer", None) if raw.get("model", {}).get("type") == "lightgbm" else None
     return raw, load_checkpoint(ck), run["run_id"]
-
-
-def _fetch_run_file(run: dict[str, Any], rel: str) -> Path:
-    """A local copy of one artifact file of a run on a remote root (a path that does not exist when it has none)."""
-    from roost import artifacts, workspace
-    from roost.errors import NotFoundError
-
-    dest = workspace.current().state_dir / "cache" / "runs" / run["run_id"] / rel
-    try:
-        return artifacts.fetch(artifacts.safe_join(run["artifact_uri"], rel), dest)
-    except NotFoundError:
-        return dest.with_name(dest.name + ".missing")
 
 
 def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),

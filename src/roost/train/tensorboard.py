@@ -22,14 +22,15 @@ def free_port(host: str = "127.0.0.1") -> int:
 
 def run_logdir(run_id: str) -> Path:
     """The TensorBoard event folder of a run (an error when the run has none)."""
-    from roost import artifacts
-    from roost.registry.api import get_run
+    from roost.errors import NotFoundError
+    from roost.registry.api import get_run, local_artifact
 
     run = get_run(run_id)
-    if not artifacts.is_local(run["artifact_uri"]):
-        raise RoostError(f"run {run['run_id']} keeps its artifacts remotely", hint="TensorBoard needs a local folder")
-    d = artifacts.local_path(run["artifact_uri"]) / TB_SUBDIR
-    if not d.is_dir():
+    try:  # a run on a remote root: its events come down once into the workspace's cache
+        d: Path | None = local_artifact(run, TB_SUBDIR)
+    except NotFoundError:
+        d = None
+    if d is None or not d.is_dir():
         raise RoostError(f"run {run['run_id']} has no TensorBoard logs", hint="runs of torch models write them")
     return d
 

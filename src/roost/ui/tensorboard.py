@@ -37,12 +37,14 @@ def logdir_name(run: dict) -> str:
 
 
 def run_logdir(run: dict) -> Path | None:
-    """The run's TensorBoard event folder (artifacts/tensorboard), or None when it has none or is remote."""
-    from roost import artifacts
+    """The run's TensorBoard event folder (artifacts/tensorboard; a cached copy for remote roots), or None."""
+    from roost.errors import NotFoundError
+    from roost.registry.api import local_artifact
 
-    if not artifacts.is_local(run["artifact_uri"]):
+    try:
+        d = local_artifact(run, TB_SUBDIR)
+    except NotFoundError:
         return None
-    d = artifacts.local_path(artifacts.safe_join(run["artifact_uri"], TB_SUBDIR))
     return d if d.is_dir() else None
 
 
