@@ -235,3 +235,34 @@ def test_concurrent_searches_and_mutations() -> None:
         t.join()
     assert not errors, errors[0]
     assert not set(np.concatenate(index.search(q, 50).ids).tolist()) & set(range(2000))
+
+
+BUILDER = r"""
+import sys
+import numpy as np, pandas as pd
+from roost import workspace
+from roost.ann import build_index
+workspace.use(sys.argv[1])
+rng = np.random.default_rng(int(sys.argv[2]))
+x = rng.standard_normal((300, 8)).astype(np.float32)
+pd.DataFrame({"item_id": np.arange(300), "embedding": list(x)}).to_parquet(f"emb{sys.argv[2]}.parquet")
+print(build_index("items", f"emb{sys.argv[2]}.parquet", id_column="item_id")["version"])
+"""
+
+
+def test_concurrent_builds_each_get_their_own_version(ws):
+    """Builds of one index in parallel processes: versions 1..n, one per build, none overwritten."""
+    import subprocess
+    import sys
+
+    from roost.ann import list_versions
+
+    n = 3
+    procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(ws.root), str(i)], stdout=subprocess.PIPE,
+                              text=True) for i in range(n)]
+    outs = [p.communicate(timeout=300)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    said = sorted(int(o.strip().splitlines()[-1]) for o in outs)
+    vs = list_versions("items")
+    assert said == [v["version"] for v in vs] == list(range(1, n + 1))
+    assert len({v["run_id"] for v in vs}) == n

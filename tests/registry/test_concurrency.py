@@ -122,3 +122,39 @@ def test_concurrent_experiment_creation_and_registration(ws):
     assert [v.version for v in roost.list_versions("raced")] == list(range(1, 41))
     assert sorted(e["name"] for e in roost.list_experiments() if e["name"].startswith("race-")) == \
         [f"race-{i}" for i in range(5)]
+
+
+UPDATER = r"""
+import sys
+from roost import workspace
+from roost.registry.store import default_store
+workspace.use(sys.argv[1])
+wid, n = sys.argv[2], int(sys.argv[3])
+
+def add(spec):
+    spec = spec or {"items": []}
+    spec["items"].append(f"{wid}-{len(spec['items'])}")
+    return spec
+
+for _ in range(n):
+    default_store().update_object("counter", "shared", add)
+"""
+
+
+def test_update_object_read_modify_write_loses_nothing(ws):
+    """Processes appending to one stored object at once (how index versions are taken): every append is there.
+
+    A plain get_object + put_object pair in each process would lose appends whenever two interleave.
+    """
+    from roost.registry.store import default_store
+
+    writers, n = 6, 25
+    env = {**os.environ, "ROOST_STORE_URL": ws.store_url}
+    procs = [subprocess.Popen([sys.executable, "-c", UPDATER, str(ws.root), f"w{i}", str(n)], env=env)
+             for i in range(writers)]
+    assert all(p.wait(timeout=300) == 0 for p in procs)
+    items = default_store().get_object("counter", "shared")["items"]
+    assert len(items) == writers * n
+    # each append saw every earlier one: position k holds the (k)-th append, whoever made it
+    assert [int(x.split("-")[1]) for x in items] == list(range(writers * n))
+    assert sorted({x.split("-")[0] for x in items}) == sorted(f"w{i}" for i in range(writers))

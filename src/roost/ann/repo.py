@@ -66,14 +66,18 @@ def _commit(name: str, index: Index, info: dict[str, Any], params: dict[str, Any
             index.save(tmp)
             uri = run.log_artifacts(tmp, ARTIFACT_PATH)
         run.log_metrics(metrics)
-    spec = _spec(name, must_exist=False)
-    version = max([v["version"] for v in spec["versions"]], default=0) + 1
-    record = {"version": version, "run_id": run.id, "uri": uri, "created_at": time.time(), **info,
-              **index.info(), "recall_at_10": metrics.get("recall_at_10")}
+    record = {"run_id": run.id, "uri": uri, "created_at": time.time(), **info, **index.info(),
+              "recall_at_10": metrics.get("recall_at_10")}
     record.pop("name", None)
-    spec["versions"].append(record)
-    _store().put_object(OBJECT_KIND, name, spec)
-    log.info("index %s version %d: %d items", name, version, record["count"])
+
+    def append(spec: dict | None) -> dict:  # the next version, taken atomically (concurrent builds each get one)
+        spec = spec or {"name": name, "versions": [], "aliases": {}}
+        record["version"] = max([v["version"] for v in spec["versions"]], default=0) + 1
+        spec["versions"].append(dict(record))
+        return spec
+
+    _store().update_object(OBJECT_KIND, name, append)
+    log.info("index %s version %d: %d items", name, record["version"], record["count"])
     return {"name": name, **record}
 
 
@@ -183,9 +187,13 @@ def set_alias(name: str, version: int, alias: str) -> None:
     if not _NAME.match(alias or "") or alias.isdigit():
         raise RoostError(f"invalid alias {alias!r}", hint="aliases are names like prod or staging")
     resolve(f"{name}/{int(version)}")
-    spec = _spec(name)
-    spec.setdefault("aliases", {})[alias] = int(version)
-    _store().put_object(OBJECT_KIND, name, spec)
+
+    def point(spec: dict | None) -> dict:
+        spec = spec or _spec(name)
+        spec.setdefault("aliases", {})[alias] = int(version)
+        return spec
+
+    _store().update_object(OBJECT_KIND, name, point)
 
 
 def local_dir(record: dict[str, Any]) -> Path:

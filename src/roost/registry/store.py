@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import threading
 from datetime import datetime, timezone
-from typing import Any, Iterable
+from typing import Any, Callable, Iterable
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -253,6 +253,30 @@ class Store:
         """Insert or replace a named JSON object."""
         with self.write() as s:
             s.merge(StoredObject(kind=kind, name=name, spec=spec, updated_at=utcnow()))
+
+    def update_object(self, kind: str, name: str, change: Callable[[dict | None], dict]) -> dict:
+        """Read-modify-write a named object atomically: `change(current spec or None)` → the new spec.
+
+        One write transaction (BEGIN IMMEDIATE on SQLite, the row locked FOR UPDATE on PostgreSQL), so two writers
+        (e.g. two index builds taking the next version) never lose each other's change.
+        """
+        import copy
+
+        for attempt in range(3):
+            try:
+                with self.write() as s:
+                    o = s.scalars(select(StoredObject).where(StoredObject.kind == kind, StoredObject.name == name)
+                                  .with_for_update()).one_or_none()
+                    new = change(copy.deepcopy(o.spec) if o is not None else None)
+                    if o is None:
+                        s.add(StoredObject(kind=kind, name=name, spec=new, updated_at=utcnow()))
+                    else:
+                        o.spec, o.updated_at = new, utcnow()
+                return new
+            except IntegrityError:  # another writer created it first (PostgreSQL): change its version instead
+                if attempt == 2:
+                    raise
+        raise AssertionError("unreachable")
 
     def get_object(self, kind: str, name: str) -> dict | None:
         """A named JSON object or None."""
