@@ -158,7 +158,7 @@ class Server:
         """Everything the server printed so far."""
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 60.0) -> "Server":
+    def wait_ready(self, timeout: float = 120.0) -> "Server":
         """Block until every worker is up (the supervisor's 'serving ... on http' line)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
@@ -188,7 +188,7 @@ class Server:
         except ProcessLookupError:
             pass
         try:
-            self.proc.wait(timeout=20)
+            self.proc.wait(timeout=60)  # (drain + flush under load; only a hang guard)
         except subprocess.TimeoutExpired:
             pass
         try:

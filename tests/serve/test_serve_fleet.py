@@ -27,13 +27,42 @@ def fresh() -> httpx.Client:
     return httpx.Client(timeout=30.0, limits=httpx.Limits(max_keepalive_connections=0))
 
 
-def wait_until(cond, timeout: float = 30.0, what: str = "condition") -> None:
+def wait_until(cond, timeout: float = 120.0, what: str = "condition") -> None:
+    """Poll `cond`; the timeout only guards against a hang (a loaded CI machine can be slow)."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if cond():
             return
         time.sleep(0.1)
     raise TimeoutError(what)
+
+
+def _tcp_sockets() -> list[tuple[str, str, str, int, int]]:
+    """(local, remote, state, tx_queue, rx_queue) of every IPv4 TCP socket, as /proc/net/tcp shows them."""
+    rows = []
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        f = line.split()
+        tx, rx = (int(q, 16) for q in f[4].split(":"))
+        rows.append((f[1], f[2], f[3], tx, rx))
+    return rows
+
+
+def _loopback(port: int) -> str:
+    return f"0100007F:{port:04X}"
+
+
+def request_read_by_server(server_port: int, client_port: int) -> bool:
+    """Everything we sent reached the server (our side has nothing unacknowledged), and then the server side of
+    the connection is accepted and has read it all (its receive queue is empty): uvicorn parses the request
+    head in the same callback that reads the data, so the request is in flight in the worker."""
+    srv, cli = _loopback(server_port), _loopback(client_port)
+    if not any(loc == cli and rem == srv and st == "01" and tx == 0 for loc, rem, st, tx, _ in _tcp_sockets()):
+        return False
+    return any(loc == srv and rem == cli and st == "01" and rx == 0 for loc, rem, st, _, rx in _tcp_sockets())
+
+
+def listening(port: int) -> bool:
+    return any(local == _loopback(port) and st == "0A" for local, _, st, _, _ in _tcp_sockets())
 
 
 class LoadLoop:
@@ -107,12 +136,15 @@ def test_sigterm_drains_in_flight_request(pkgs, bc_data, tmp_path):
     srv.wait_ready()
     try:
         body = json.dumps(v2_body(cols, X[:3])).encode()
-        s = socket.create_connection(("127.0.0.1", srv.port))
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=120)  # (a hang guard for recv)
         s.sendall(b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
                   + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
-        time.sleep(0.5)  # the worker has the headers: the request is in flight
+        client_port = s.getsockname()[1]
+        # the worker has the headers: the request is in flight
+        wait_until(lambda: request_read_by_server(srv.port, client_port), timeout=120, what="request in flight")
         os.kill(srv.proc.pid, signal.SIGTERM)
-        time.sleep(1.0)
+        # draining: supervisor and worker have closed the listening socket while our request is unfinished
+        wait_until(lambda: not listening(srv.port), timeout=120, what="server stops listening")
         s.sendall(body[100:])
         data = b""
         while b"\r\n\r\n" not in data or len(data.split(b"\r\n\r\n", 1)[1]) < 10:

@@ -15,7 +15,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from servekit import ROOT, Server, v2_body
 
 
-def wait_until(cond, timeout: float = 30.0) -> None:
+def wait_until(cond, timeout: float = 120.0) -> None:
+    """Poll `cond`; the timeout only guards against a hang (a loaded CI machine can be slow)."""
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "timed out"
