@@ -78,6 +78,7 @@ def test_alias_swap_under_load_fails_no_query(server) -> None:
         hits = c.post("/v1/indexes/items/search", json={"vector": x[1].tolist(), "k": 5}).json()["results"][0]
         assert 1 not in [h["id"] for h in hits]
     seen: list[tuple[int, int, int]] = []  # (status, version, hits)
+    errors: list[str] = []  # transport failures are failed queries too (and must not stall the loops below)
     stop = threading.Event()
 
     def hammer(i: int) -> None:
@@ -85,27 +86,37 @@ def test_alias_swap_under_load_fails_no_query(server) -> None:
         with httpx.Client(base_url=url, timeout=30) as c:
             while not stop.is_set():
                 body = {"vectors": q, "k": 10, "filter": {"cat": "odd"}} if i % 2 else {"vector": q[0], "k": 10}
-                r = c.post("/v1/indexes/items/search", json=body)
+                try:
+                    r = c.post("/v1/indexes/items/search", json=body)
+                except httpx.HTTPError as exc:
+                    errors.append(repr(exc))
+                    return
                 js = r.json() if r.status_code == 200 else {}
                 seen.append((r.status_code, js.get("version", -1), min(len(h) for h in js.get("results", [[]]))))
 
-    threads = [threading.Thread(target=hammer, args=(i,)) for i in range(3)]
+    def wait_for(cond, what: str) -> None:  # the deadline only guards against a hang
+        deadline = time.monotonic() + 120
+        while not cond():
+            assert not errors, errors
+            assert time.monotonic() < deadline, f"timed out waiting for {what}"
+            time.sleep(0.05)
+
+    threads = [threading.Thread(target=hammer, args=(i,), daemon=True) for i in range(3)]
     for t in threads:
         t.start()
-    while len(seen) < 30:
-        time.sleep(0.05)
-    _emb("v2.parquet", 3500, 1)
-    build_index("items", "v2.parquet")
-    set_alias("items", 2, "prod")
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline and not any(v == 2 for _, v, _ in seen[-5:]):
-        time.sleep(0.1)
-    n_at_swap = len(seen)
-    while len(seen) < n_at_swap + 30:
-        time.sleep(0.05)
-    stop.set()
-    for t in threads:
-        t.join()
+    try:
+        wait_for(lambda: len(seen) >= 30, "load running")
+        _emb("v2.parquet", 3500, 1)
+        build_index("items", "v2.parquet")
+        set_alias("items", 2, "prod")
+        wait_for(lambda: any(v == 2 for _, v, _ in seen[-5:]), "queries answered by v2")
+        n_at_swap = len(seen)
+        wait_for(lambda: len(seen) >= n_at_swap + 30, "load after the swap")
+    finally:
+        stop.set()
+        for t in threads:
+            t.join(timeout=60)
+    assert not errors, errors
     assert all(s == 200 for s, _, _ in seen), {s for s, _, _ in seen}
     assert all(h == 10 for _, _, h in seen)
     versions = [v for _, v, _ in seen]
