@@ -53,15 +53,22 @@ def test_cli_errors_are_one_line_with_hint(ws, cli, cfg_file: Path) -> None:
 def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
     """A real SIGINT: exit 130, run KILLED with its checkpoint, then --resume finishes a new run."""
     env = {**os.environ, "ROOST_WORKSPACE": str(ws.root), "ROOST_TRAIN_THREADS": "1"}
-    args = [*ROOST, "train", str(cfg_file), "--set", "trainer.epochs=400", "--set", "trainer.patience=400",
+    # more epochs than any machine finishes before the SIGINT below: the test does not race the training
+    args = [*ROOST, "train", str(cfg_file), "--set", "trainer.epochs=100000", "--set", "trainer.patience=100000",
             "--quiet"]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     art = ws.root / ".roost" / "artifacts"
     deadline = time.monotonic() + 180
-    while not list(art.glob("*/*/artifacts/checkpoints/last.pt")) and time.monotonic() < deadline:
+    while (not list(art.glob("*/*/artifacts/checkpoints/last.pt")) and proc.poll() is None
+           and time.monotonic() < deadline):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
-    out, err = proc.communicate(timeout=120)
+    try:
+        out, err = proc.communicate(timeout=120)
+    except subprocess.TimeoutExpired:  # SIGINT ignored: do not leave it training
+        proc.kill()
+        proc.communicate()
+        raise
     assert proc.returncode == 130, err
     import roost
 
@@ -91,8 +98,14 @@ def test_tensorboard_during_training_and_later(ws, cfg_file: Path) -> None:
     proc, url = start(run_logdir(res.run_id))
     try:
         assert httpx.get(url, timeout=10).status_code == 200
-        tags = httpx.get(url + "data/plugin/scalars/tags", timeout=10).json()
-        assert any("epoch/val_loss" in t for run in tags.values() for t in run)
+        # TensorBoard serves before its background reloader has read the logdir: wait (hang guard 120 s)
+        deadline = time.monotonic() + 120
+        while True:
+            tags = httpx.get(url + "data/plugin/scalars/tags", timeout=10).json()
+            if any("epoch/val_loss" in t for run in tags.values() for t in run) or time.monotonic() > deadline:
+                break
+            time.sleep(0.25)
+        assert any("epoch/val_loss" in t for run in tags.values() for t in run), tags
     finally:
         stop(proc)
     assert proc.poll() is not None
