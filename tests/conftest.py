@@ -89,7 +89,7 @@ def postgres_server(tmp_path_factory):
         _need_server("PostgreSQL", f"initdb failed: {r.stderr.strip()[-300:]}")
     r = subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log.txt"), "-o",
                                  f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                                 f"-c fsync=off", "-w", "start"], capture_output=True, text=True)
+                                 f"-c fsync=off", "-w", "-t", "180", "start"], capture_output=True, text=True)
     if r.returncode != 0:
         _need_server("PostgreSQL", f"pg_ctl start failed: {r.stderr.strip()[-300:]}")
     try:

@@ -72,15 +72,16 @@ def redis_url(tmp_path_factory):
     import redis
 
     r = redis.Redis(port=port)
-    for _ in range(100):
+    deadline = time.monotonic() + 60  # (only a hang guard: a loaded machine can be slow to start it)
+    while True:
         try:
             if r.ping():
                 break
         except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"redis-server did not answer PING (exit code {proc.poll()})")
             time.sleep(0.05)
-    else:
-        proc.kill()
-        pytest.fail("redis-server did not answer PING within 5 s")
     yield f"redis://127.0.0.1:{port}/0"
     r.close()
     proc.terminate()
