@@ -101,7 +101,7 @@ def test_retry_then_fail_skips_downstream_and_records(ws):
 
 
 def test_independent_tasks_run_in_parallel(ws):
-    barrier = threading.Barrier(2, timeout=20)
+    barrier = threading.Barrier(2, timeout=120)  # a hang guard; both tasks must meet
 
     @task(cache=False)
     def left() -> str:

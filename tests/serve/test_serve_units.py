@@ -25,7 +25,7 @@ class GatedModel:
 
     def __call__(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         self.entered.set()
-        self.gate.wait(10)
+        assert self.gate.wait(120), "the test never opened the gate"
         x = inputs["x"]
         if np.any(x < 0):
             raise ValueError("negative input")
@@ -35,7 +35,7 @@ class GatedModel:
 
 async def _submit_all(b: Batcher, model: GatedModel, sizes: list[int]) -> list:
     first = b.submit({"x": np.arange(1, dtype=np.float32)}, 1)
-    await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 5)
+    assert await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 120)  # model is running
     futs = [b.submit({"x": np.full(n, i, dtype=np.float32)}, n) for i, n in enumerate(sizes)]
     model.gate.set()
     return await asyncio.gather(first, *futs, return_exceptions=True)
@@ -58,7 +58,7 @@ def test_one_bad_request_does_not_fail_its_batch_mates():
 
     async def go() -> list:
         first = b.submit({"x": np.ones(1, np.float32)}, 1)
-        await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 5)
+        assert await asyncio.get_running_loop().run_in_executor(None, model.entered.wait, 120)
         good = b.submit({"x": np.ones(2, np.float32)}, 2)
         bad = b.submit({"x": -np.ones(1, np.float32)}, 1)
         model.gate.set()
