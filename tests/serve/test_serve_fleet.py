@@ -164,6 +164,35 @@ def test_sigterm_drains_in_flight_request(pkgs, bc_data, tmp_path):
         srv.stop()
 
 
+def _inflight(url: str) -> float:
+    text = fresh().get(f"{url}/metrics").text
+    [line] = [ln for ln in text.splitlines() if ln.startswith("roost_inflight_requests")]
+    return float(line.split()[-1])
+
+
+def test_inflight_gauge_counts_a_request_being_handled(pkgs, bc_data, tmp_path):
+    X, _, cols = bc_data
+    srv = Server([str(pkgs["bc"])], "--replicas", "2", log=tmp_path / "log")
+    srv.wait_ready()
+    try:
+        assert _inflight(srv.url) == 0  # the scrape does not count itself
+        body = json.dumps(v2_body(cols, X[:3])).encode()
+        s = socket.create_connection(("127.0.0.1", srv.port), timeout=120)
+        s.sendall(b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+        wait_until(lambda: request_read_by_server(srv.port, s.getsockname()[1]), what="request in flight")
+        wait_until(lambda: _inflight(srv.url) == 1, what="gauge at 1 while the body is incomplete")
+        s.sendall(body[100:])
+        data = b""
+        while b"\r\n\r\n" not in data:
+            data += s.recv(65536)
+        assert data.startswith(b"HTTP/1.1 200")
+        s.close()
+        assert _inflight(srv.url) == 0  # decremented once answered (summed over both workers)
+    finally:
+        srv.stop()
+
+
 def test_hot_swap_under_load_loses_nothing(pkgs, bc_data, tmp_path):
     X, _, cols = bc_data
     live = tmp_path / "live"

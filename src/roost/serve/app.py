@@ -183,6 +183,9 @@ class ServeApp:
         path: str = scope["path"]
         label = ["", "meta"]
         extra: list = []
+        counted = self.metrics is not None and path != "/metrics"  # a scrape does not count itself
+        if counted:
+            self.metrics.inflight.inc()
         try:
             headers = dict(scope["headers"])
             if self.auth is not None and path not in PUBLIC and headers.get(b"authorization") != self.auth:
@@ -193,6 +196,9 @@ class ServeApp:
         except Exception as exc:  # noqa: BLE001 - a bug answers 500 but never kills the worker
             log.exception("internal error on %s %s", scope.get("method"), path)
             status, body, ctype = 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}: {exc}"}), JSON
+        finally:
+            if counted:
+                self.metrics.inflight.dec()
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
         await send({"type": "http.response.body", "body": body})
