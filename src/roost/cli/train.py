@@ -21,7 +21,7 @@ def train(
     """Train a model from a config; record the run, its metrics and the model package."""
     from roost.cli.output import echo, print_json, print_table
     from roost.errors import RoostError
-    from roost.train.api import Interrupted
+    from roost.train.api import Interrupted, print_tensorboard_url
     from roost.train.api import train as run_train
 
     if config is None and not resume:
@@ -29,7 +29,7 @@ def train(
     try:
         res = run_train(config, overrides=set_, resume=resume, tensorboard=tensorboard,
                         progress=not quiet and not as_json,
-                        announce=lambda url: print(f"TensorBoard: {url}", flush=True), nproc=nproc)
+                        announce=print_tensorboard_url, nproc=nproc)
     except Interrupted as exc:
         sys.stderr.write(f"interrupted: run {exc.run_id} marked KILLED; last checkpoint kept\n"
                          f"continue with: roost train --resume {exc.run_id}\n")

@@ -152,7 +152,7 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
         if kind != "lightgbm":
             res = D.launch(nproc, dict(config=config, overrides=list(overrides), resume=resume,
                                        tensorboard=tensorboard, progress=progress, parent_run_id=parent_run_id,
-                                       tags=tags, callbacks=callbacks, announce=_print_url if announce else None))
+                                       tags=tags, callbacks=callbacks, announce=print_tensorboard_url if announce else None))
             return _attach_tensorboard(res)
         log.warning("lightgbm trains with its own threads (model.params.n_jobs); --nproc %d ignored", nproc)
     ctx = D.setup()
@@ -201,8 +201,9 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
                 extra_tags=tags, extra_callbacks=callbacks)
 
 
-def _print_url(url: str) -> None:
-    """Announce TensorBoard from a training worker (the caller's own callback stays in its process)."""
+def print_tensorboard_url(url: str) -> None:
+    """Announce TensorBoard on stdout (the CLI's announcer; also used by training workers, where the caller's own
+    callback cannot follow)."""
     print(f"TensorBoard: {url}", flush=True)
 
 
