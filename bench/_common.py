@@ -1,4 +1,5 @@
 """Shared helpers for bench scripts: peer venvs under .bench/, timing, peer drivers, machine line."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,7 @@ def peer_venv(name: str, requirements: list[str], check_import: str) -> Path:
     venv.parent.mkdir(parents=True, exist_ok=True)
     base = getattr(sys, "_base_executable", None) or sys.executable
     subprocess.run([base, "-m", "venv", str(venv)], check=True)
-    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements],
-                   check=True)
+    subprocess.run([str(py), "-m", "pip", "install", "-q", "--disable-pip-version-check", *requirements], check=True)
     return py
 
 
@@ -36,14 +36,21 @@ def mlflow_python() -> Path:
     return peer_venv("mlflow", ["mlflow==3.17.2"], "mlflow")
 
 
-def run_driver(python: Path | str, source: str, args: list[str], cwd: Path, env: dict | None = None,
-               timeout: float = 900) -> dict:
+def run_driver(
+    python: Path | str, source: str, args: list[str], cwd: Path, env: dict | None = None, timeout: float = 900
+) -> dict:
     """Run `source` as a script under `python`; its last stdout line is JSON, returned as a dict."""
     with tempfile.NamedTemporaryFile("w", suffix="_driver.py", delete=False, dir=cwd) as f:
         f.write(source)
         path = f.name
-    proc = subprocess.run([str(python), path, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout,
-                          env={**os.environ, **(env or {})})
+    proc = subprocess.run(
+        [str(python), path, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, **(env or {})},
+    )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"peer driver failed (exit {proc.returncode})")
@@ -77,8 +84,10 @@ def machine() -> str:
     except OSError:
         pass
     load = "/".join(f"{x:.1f}" for x in os.getloadavg())
-    return (f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} "
-            f"{platform.release()}, load avg {load} at start")
+    return (
+        f"{os.cpu_count()} cores ({cpu}), Python {platform.python_version()}, {platform.system()} "
+        f"{platform.release()}, load avg {load} at start"
+    )
 
 
 def fmt_s(x: float) -> str:

@@ -1,4 +1,5 @@
 """Real servers for benchmarks, started on loopback in temp dirs: PostgreSQL (initdb/pg_ctl) and Redis."""
+
 from __future__ import annotations
 
 import contextlib
@@ -35,16 +36,29 @@ def postgres() -> Iterator[str]:
     if pre:
         shutil.chown(data, "postgres")
     port = free_port()
-    subprocess.run(pre + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost"], check=True,
-                   capture_output=True)
-    subprocess.run(pre + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-o",
-                          f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200", "-w",
-                          "start"], check=True, capture_output=True)
+    subprocess.run(
+        pre + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost"], check=True, capture_output=True
+    )
+    subprocess.run(
+        pre
+        + [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "log"),
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200",
+            "-w",
+            "start",
+        ],
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://roost@127.0.0.1:{port}"
     finally:
-        subprocess.run(pre + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(pre + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True)
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -65,8 +79,12 @@ def redis() -> Iterator[str]:
         raise SystemExit("redis-server is not installed (make sysdeps)")
     port = free_port()
     d = Path(tempfile.mkdtemp(prefix="roost-bench-redis-"))
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d)],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--dir", str(d)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     import redis as redis_lib
 
     deadline = time.time() + 20

@@ -11,6 +11,7 @@ visited node, FAISS through a C++ bitmap.
 
     .venv/bin/python bench/ann.py [--n 200000] [--dim 64] [--queries 1000] [--target 0.95]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -148,13 +149,24 @@ def worker(name: str, tmp: Path, target: float) -> dict:
     ef = hi
     batch = cpu_qps(lambda: len(search(q, ef)) and len(q))
     sub = q[:300]
-    one = cpu_qps(lambda: sum(1 for i in range(len(sub)) if search(sub[i:i + 1], ef) is not None))
+    one = cpu_qps(lambda: sum(1 for i in range(len(sub)) if search(sub[i : i + 1], ef) is not None))
     fsub = q[:200]
     frec = recall(filtered(fsub, ef), ftruth[:200])
     fqps = cpu_qps(lambda: len(filtered(fsub, ef)) and len(fsub), repeats=3)
-    return {"name": name, "build_wall_s": build_wall, "build_cpu_s": build_cpu, "index_mb": mem,
-            "peak_rss_mb": rss_mb("VmHWM"), "ef": ef, "recall": rec(ef), "qps_batch": batch, "qps_single": one,
-            "filtered_recall": frec, "filtered_qps": fqps, "tried": tried}
+    return {
+        "name": name,
+        "build_wall_s": build_wall,
+        "build_cpu_s": build_cpu,
+        "index_mb": mem,
+        "peak_rss_mb": rss_mb("VmHWM"),
+        "ef": ef,
+        "recall": rec(ef),
+        "qps_batch": batch,
+        "qps_single": one,
+        "filtered_recall": frec,
+        "filtered_qps": fqps,
+        "tried": tried,
+    }
 
 
 def main() -> None:
@@ -174,8 +186,10 @@ def main() -> None:
 
     print(f"machine: {machine()}")
     default = DEFAULT_LIBRARY["hnsw"]
-    print(f"data: {a.n:,} × {a.dim} float32 random normal, cosine, {a.queries} queries, recall@{K} ≥ {a.target}, "
-          f"HNSW M={M} ef_construction={EF_CONSTRUCTION}; roost's default library for hnsw: {default}")
+    print(
+        f"data: {a.n:,} × {a.dim} float32 random normal, cosine, {a.queries} queries, recall@{K} ≥ {a.target}, "
+        f"HNSW M={M} ef_construction={EF_CONSTRUCTION}; roost's default library for hnsw: {default}"
+    )
     with tempfile.TemporaryDirectory(prefix="roost-bench-ann-") as d:
         tmp = Path(d)
         rng = np.random.default_rng(0)
@@ -184,7 +198,7 @@ def main() -> None:
         t = time.perf_counter()
         xn = x / np.linalg.norm(x, axis=1, keepdims=True)
         qn = q / np.linalg.norm(q, axis=1, keepdims=True)
-        truth = np.concatenate([np.argsort(-(qn[i:i + 100] @ xn.T), axis=1)[:, :K] for i in range(0, len(q), 100)])
+        truth = np.concatenate([np.argsort(-(qn[i : i + 100] @ xn.T), axis=1)[:, :K] for i in range(0, len(q), 100)])
         sub = np.flatnonzero(np.arange(a.n) % 4 == 0)  # the filtered search: attribute bucket == 0 (25%)
         ftruth = sub[np.argsort(-(qn[:200] @ xn[sub].T), axis=1)[:, :K]]
         np.save(tmp / "ftruth.npy", ftruth)
@@ -195,24 +209,31 @@ def main() -> None:
         del x, xn
         res = {}
         for name in ("hnswlib", "faiss", "roost:hnswlib", "roost:faiss"):
-            out = subprocess.run([sys.executable, __file__, "--worker", name, "--dir", d, "--target", str(a.target)],
-                                 capture_output=True, text=True)
+            out = subprocess.run(
+                [sys.executable, __file__, "--worker", name, "--dir", d, "--target", str(a.target)],
+                capture_output=True,
+                text=True,
+            )
             if out.returncode != 0:
                 sys.stderr.write(out.stderr[-3000:])
                 raise SystemExit(f"{name} failed")
             r = res[name] = json.loads(out.stdout.strip().splitlines()[-1])
-            print(f"{name:<14} build {r['build_wall_s']:6.1f} s wall / {r['build_cpu_s']:6.1f} s CPU   "
-                  f"index {r['index_mb']:6.1f} MiB (peak RSS {r['peak_rss_mb']:6.0f} MiB)   ef {r['ef']:5d}   "
-                  f"recall {r['recall']:.4f}   batch {r['qps_batch']:6.0f} q/CPU-s   single {r['qps_single']:6.0f} "
-                  f"q/CPU-s   filtered 25%: {r['filtered_qps']:6.0f} q/CPU-s recall {r['filtered_recall']:.3f}",
-                  flush=True)
+            print(
+                f"{name:<14} build {r['build_wall_s']:6.1f} s wall / {r['build_cpu_s']:6.1f} s CPU   "
+                f"index {r['index_mb']:6.1f} MiB (peak RSS {r['peak_rss_mb']:6.0f} MiB)   ef {r['ef']:5d}   "
+                f"recall {r['recall']:.4f}   batch {r['qps_batch']:6.0f} q/CPU-s   single {r['qps_single']:6.0f} "
+                f"q/CPU-s   filtered 25%: {r['filtered_qps']:6.0f} q/CPU-s recall {r['filtered_recall']:.3f}",
+                flush=True,
+            )
     raw = max(res["hnswlib"]["qps_batch"], res["faiss"]["qps_batch"])
     raw_one = max(res["hnswlib"]["qps_single"], res["faiss"]["qps_single"])
     mine = res[f"roost:{default}"]
     for lib in ("hnswlib", "faiss"):
         r, o = res[f"roost:{lib}"], res[lib]
-        print(f"roost on {lib} / raw {lib}: batch x{r['qps_batch'] / o['qps_batch']:.3f}, "
-              f"single x{r['qps_single'] / o['qps_single']:.3f}, memory {r['index_mb'] - o['index_mb']:+.1f} MiB")
+        print(
+            f"roost on {lib} / raw {lib}: batch x{r['qps_batch'] / o['qps_batch']:.3f}, "
+            f"single x{r['qps_single'] / o['qps_single']:.3f}, memory {r['index_mb'] - o['index_mb']:+.1f} MiB"
+        )
     print(f"roost ({default}) / faster raw library, single queries: {mine['qps_single'] / raw_one:.3f}")
     print(f"ratio: {mine['qps_batch'] / raw:.3f}")
 

@@ -9,6 +9,7 @@ X = the smallest over the TTLs of Feast PIT time / roost PIT time.
 
     .venv/bin/python bench/features.py --entity-rows 1000000 --feature-rows 10000000 --ttl-days 2 7
 """
+
 from __future__ import annotations
 
 import argparse
@@ -114,8 +115,9 @@ def generate(work: Path, entity_rows: int, feature_rows: int, entities: int, see
     return feats, ents
 
 
-def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int,
-               ttl_days: float) -> dict:
+def roost_side(
+    work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int, ttl_days: float
+) -> dict:
     """Time roost's training_set, materialize and OnlineFetcher reads; raw SQLite reads as the baseline."""
     import pyarrow.parquet as pq
 
@@ -125,13 +127,15 @@ def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, rep
     ws = workspace.init(work / f"roost-ttl{ttl_days:g}d")
     workspace.use(ws)
     (ws.root / "features").mkdir(exist_ok=True)
-    (ws.root / "features" / "bench.py").write_text(textwrap.dedent(f"""
+    (ws.root / "features" / "bench.py").write_text(
+        textwrap.dedent(f"""
         from datetime import timedelta
         from roost.features import Entity, FeatureView, Source
         user = Entity("user", {{"user_id": "int64"}})
         src = Source("bench_src", path={str(feats)!r}, event_time="event_timestamp", created_time="created")
         stats = FeatureView("stats", user, src, fields={FIELDS!r}, ttl=timedelta(days={ttl_days}))
-    """))
+    """)
+    )
     apply()
     refs = [f"stats:{f}" for f in FIELDS]
     out: dict = {}
@@ -148,7 +152,7 @@ def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, rep
     out["mat_s"], out["mat_cpu"] = time.perf_counter() - t, time.process_time() - c
     out["mat_entities"] = mat[0].rows
     fetcher = OnlineFetcher(refs, ["user_id"])
-    db = ws.online_store[len("sqlite:///"):]
+    db = ws.online_store[len("sqlite:///") :]
     raw = RawSQLite(db, list(FIELDS))
     import numpy as np
 
@@ -166,8 +170,9 @@ def roost_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, rep
 def _same(a, b) -> bool:
     import numpy as np
 
-    return a.dtype == b.dtype and bool(np.all((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f"
-                                              else a == b))
+    return a.dtype == b.dtype and bool(
+        np.all((a == b) | (np.isnan(a) & np.isnan(b)) if a.dtype.kind == "f" else a == b)
+    )
 
 
 class RawSQLite:
@@ -210,22 +215,36 @@ def _time_calls(fn, arrays: list, reps: int) -> float:
     return statistics.median(times) * 1e6
 
 
-def feast_side(work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int,
-               ttl_days: float) -> dict:
+def feast_side(
+    work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int, ttl_days: float
+) -> dict:
     """Run the Feast worker in Feast's own venv on the same files; returns its figures."""
     d = work / f"feast-ttl{ttl_days:g}d"
     d.mkdir(exist_ok=True)
     script = work / "feast_worker.py"
     script.write_text(FEAST_WORKER)
     arg = d / "feast_args.json"
-    arg.write_text(json.dumps({"dir": str(d), "features": str(feats), "entities": str(ents), "fields": FIELDS,
-                      "ttl_days": ttl_days, "end": end, "batches": batches, "reps1": reps1, "reps100": reps100}))
+    arg.write_text(
+        json.dumps(
+            {
+                "dir": str(d),
+                "features": str(feats),
+                "entities": str(ents),
+                "fields": FIELDS,
+                "ttl_days": ttl_days,
+                "end": end,
+                "batches": batches,
+                "reps1": reps1,
+                "reps100": reps100,
+            }
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "PYTHONPATH"))}
     env["FEAST_USAGE"] = "False"
     p = subprocess.run([str(FEAST_PY), str(script), str(arg)], capture_output=True, text=True, env=env, cwd=d)
     for line in p.stdout.splitlines():
         if line.startswith("FEAST_RESULT "):
-            return json.loads(line[len("FEAST_RESULT "):])
+            return json.loads(line[len("FEAST_RESULT ") :])
     raise RuntimeError(f"Feast worker failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
 
 
@@ -237,8 +256,13 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=100_000, help="distinct ids (= entities materialised)")
     ap.add_argument("--reps1", type=int, default=2000)
     ap.add_argument("--reps100", type=int, default=500)
-    ap.add_argument("--ttl-days", type=float, nargs="+", default=[2.0, 7.0],
-                    help="feature view TTLs, each a full run (Feast's PIT cost grows with the TTL)")
+    ap.add_argument(
+        "--ttl-days",
+        type=float,
+        nargs="+",
+        default=[2.0, 7.0],
+        help="feature view TTLs, each a full run (Feast's PIT cost grows with the TTL)",
+    )
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-feast", action="store_true")
     ap.add_argument("--work-dir", default=None)
@@ -249,8 +273,11 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
     feats, ents = generate(work, a.entity_rows, a.feature_rows, a.entities, a.seed)
-    print(f"data: {a.entity_rows:,} entity rows x {a.feature_rows:,} feature rows, {a.entities:,} ids "
-          f"({time.perf_counter() - t:.1f} s to generate) in {work}", flush=True)
+    print(
+        f"data: {a.entity_rows:,} entity rows x {a.feature_rows:,} feature rows, {a.entities:,} ids "
+        f"({time.perf_counter() - t:.1f} s to generate) in {work}",
+        flush=True,
+    )
     end = "2024-01-31T00:00:00+00:00"
     rng = random.Random(a.seed)
     batches = {str(n): [[rng.randrange(a.entities) for _ in range(n)] for _ in range(200)] for n in (1, 100)}
@@ -266,8 +293,10 @@ def main() -> None:
         f = feast_side(work, feats, ents, end, batches, a.reps1, a.reps100, ttl)
         _print_feast(a, r, f)
         ratios[ttl] = f["pit_s"] / r["pit_s"]
-        summary.append(f"PIT join, TTL {ttl:g} d: roost {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s) vs Feast "
-                       f"{f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s) -> {ratios[ttl]:.2f}x")
+        summary.append(
+            f"PIT join, TTL {ttl:g} d: roost {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s) vs Feast "
+            f"{f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s) -> {ratios[ttl]:.2f}x"
+        )
     if not feast:
         print("feast: skipped" + ("" if a.skip_feast else f" ({FEAST_PY} not found)"))
         print(f"ratio: {r['read1_us'] / r['raw1_us']:.2f}")
@@ -278,28 +307,39 @@ def main() -> None:
 
 
 def _print_roost(r: dict) -> None:
-    print(f"roost  PIT join: {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), {r['pit_rows']:,} rows out "
-          f"({r['pit_matched']:,} matched, f0 sum {r['pit_f0_sum']:.3f})", flush=True)
+    print(
+        f"roost  PIT join: {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), {r['pit_rows']:,} rows out "
+        f"({r['pit_matched']:,} matched, f0 sum {r['pit_f0_sum']:.3f})",
+        flush=True,
+    )
     print(f"roost  materialize: {r['mat_s']:.2f} s (cpu {r['mat_cpu']:.2f} s) for {r['mat_entities']:,} entities")
     for n in (1, 100):
-        print(f"online read {n:>3}: roost {r[f'read{n}_us']:.1f} us, raw SQLite {r[f'raw{n}_us']:.1f} us "
-              f"-> {r[f'read{n}_us'] / r[f'raw{n}_us']:.2f}x raw ({r[f'read{n}_found']} of last batch found)")
+        print(
+            f"online read {n:>3}: roost {r[f'read{n}_us']:.1f} us, raw SQLite {r[f'raw{n}_us']:.1f} us "
+            f"-> {r[f'read{n}_us'] / r[f'raw{n}_us']:.2f}x raw ({r[f'read{n}_found']} of last batch found)"
+        )
 
 
 def _print_feast(a: argparse.Namespace, r: dict, f: dict) -> None:
     dropped = a.entity_rows - f["pit_rows"]
-    print(f"feast  PIT join: {f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s), {f['pit_rows']:,} rows out "
-          f"({f['pit_matched']:,} matched, f0 sum {f['pit_f0_sum']:.3f}); {dropped:,} entity rows dropped",
-          flush=True)
+    print(
+        f"feast  PIT join: {f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s), {f['pit_rows']:,} rows out "
+        f"({f['pit_matched']:,} matched, f0 sum {f['pit_f0_sum']:.3f}); {dropped:,} entity rows dropped",
+        flush=True,
+    )
     print(f"feast  materialize: {f['mat_s']:.2f} s (cpu {f['mat_cpu']:.2f} s)")
     for n in (1, 100):
         print(f"feast  online read {n:>3}: {f[f'read{n}_us']:.1f} us ({f[f'read{n}_found']} found)")
-    print(f"PIT join: roost {r['pit_s']:.2f} s vs Feast {f['pit_s']:.2f} s -> {f['pit_s'] / r['pit_s']:.2f}x "
-          f"(cpu time {f['pit_cpu'] / r['pit_cpu']:.2f}x)")
+    print(
+        f"PIT join: roost {r['pit_s']:.2f} s vs Feast {f['pit_s']:.2f} s -> {f['pit_s'] / r['pit_s']:.2f}x "
+        f"(cpu time {f['pit_cpu'] / r['pit_cpu']:.2f}x)"
+    )
     print(f"materialize: roost {r['mat_s']:.2f} s vs Feast {f['mat_s']:.2f} s -> {f['mat_s'] / r['mat_s']:.2f}x")
     for n in (1, 100):
-        print(f"online read {n}: roost/raw SQLite {r[f'read{n}_us'] / r[f'raw{n}_us']:.2f}x, "
-              f"Feast/roost {f[f'read{n}_us'] / r[f'read{n}_us']:.1f}x")
+        print(
+            f"online read {n}: roost/raw SQLite {r[f'read{n}_us'] / r[f'raw{n}_us']:.2f}x, "
+            f"Feast/roost {f[f'read{n}_us'] / r[f'read{n}_us']:.1f}x"
+        )
     print(f"rows: entity {a.entity_rows:,}, roost out {r['pit_rows']:,}, Feast out {f['pit_rows']:,}")
 
 

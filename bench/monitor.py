@@ -16,6 +16,7 @@ line `ratio: X` is the drift ratio (Evidently / roost).
 
     .venv/bin/python bench/monitor.py [--rows 1000000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ from _common import REPO, machine, peer_venv  # noqa: E402
 
 NUM, CAT = 15, 5
 
-PROLOGUE = r'''
+PROLOGUE = r"""
 import json, os, resource, sys, time, warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
@@ -41,9 +42,11 @@ def rss_mb():
             return int(line.split()[1]) / 1024
 def peak_mb():
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-'''
+"""
 
-ROOST_DRIFT = PROLOGUE + r'''
+ROOST_DRIFT = (
+    PROLOGUE
+    + r"""
 from roost.monitor.drift_report import compare
 from roost.monitor.report import drift_html
 ref, cur = pd.read_parquet(spec["ref"]), pd.read_parquet(spec["cur"])
@@ -56,9 +59,12 @@ cpu, wall = time.process_time() - t0, time.perf_counter() - w0
 print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(), "html_bytes": len(html),
                   "scores": {f["feature"]: [f["method"], f["score"], f["drifted"]] for f in out["features"]},
                   "drifted": out["drifted"]}))
-'''
+"""
+)
 
-EVIDENTLY_DRIFT = PROLOGUE + r'''
+EVIDENTLY_DRIFT = (
+    PROLOGUE
+    + r"""
 from evidently import DataDefinition, Dataset, Report
 from evidently.presets import DataDriftPreset
 import evidently
@@ -84,9 +90,12 @@ for m in d["metrics"]:
         drifted = m["value"]["count"]
 print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(), "scores": scores,
                   "drifted": drifted, "version": evidently.__version__}))
-'''
+"""
+)
 
-ROOST_FAIR = PROLOGUE + r'''
+ROOST_FAIR = (
+    PROLOGUE
+    + r"""
 import numpy as np
 from roost.responsible.group_fairness import group_metrics
 df = pd.read_parquet(spec["fair"])
@@ -99,9 +108,12 @@ bg = t.frame()
 print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(),
                   "groups": {"/".join(k): [float(v) for v in bg.loc[k, spec["metrics"]]] for k in bg.index},
                   "disp": disp}))
-'''
+"""
+)
 
-FAIRLEARN_FAIR = PROLOGUE + r'''
+FAIRLEARN_FAIR = (
+    PROLOGUE
+    + r"""
 import numpy as np
 import fairlearn
 from fairlearn.metrics import (MetricFrame, count, false_positive_rate, selection_rate, true_positive_rate)
@@ -126,7 +138,8 @@ cpu, wall = time.process_time() - t0, time.perf_counter() - w0
 print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(), "disp": disp,
                   "groups": {"/".join(k): [float(v) for v in bg.loc[k, spec["metrics"]]] for k in bg.index},
                   "version": fairlearn.__version__}))
-'''
+"""
+)
 
 
 def make_data(rows: int, d: Path) -> dict:
@@ -155,21 +168,33 @@ def make_data(rows: int, d: Path) -> dict:
     sex = rng.choice(["female", "male", "nonbinary"], rows, p=[0.49, 0.48, 0.03])
     age = rng.choice(["18-24", "25-34", "35-44", "45-54", "55+"], rows)
     y = (rng.random(rows) < np.clip(score + (sex == "male") * 0.05, 0, 1)).astype(np.int64)
-    pd.DataFrame({"sex": pd.Series(sex, dtype="str"), "age": pd.Series(age, dtype="str"), "y": y,
-                  "score": score}).to_parquet(d / "fair.parquet")
-    return {"ref": str(d / "ref.parquet"), "cur": str(d / "cur.parquet"), "fair": str(d / "fair.parquet"),
-            "num": [f"n{i}" for i in range(NUM)], "cat": [f"c{j}" for j in range(CAT)],
-            "metrics": ["count", "selection_rate", "tpr", "fpr", "precision", "roc_auc"]}
+    pd.DataFrame(
+        {"sex": pd.Series(sex, dtype="str"), "age": pd.Series(age, dtype="str"), "y": y, "score": score}
+    ).to_parquet(d / "fair.parquet")
+    return {
+        "ref": str(d / "ref.parquet"),
+        "cur": str(d / "cur.parquet"),
+        "fair": str(d / "fair.parquet"),
+        "num": [f"n{i}" for i in range(NUM)],
+        "cat": [f"c{j}" for j in range(CAT)],
+        "metrics": ["count", "selection_rate", "tpr", "fpr", "precision", "roc_auc"],
+    }
 
 
 def drive(python: Path | str, source: str, spec: dict, cwd: Path) -> dict:
     """Run a driver script in its own process; its last stdout line is JSON."""
     script = cwd / "driver.py"
     script.write_text(source)
-    env = {"DO_NOT_TRACK": "1", "PATH": "/usr/bin:/bin", "HOME": str(cwd), "OMP_NUM_THREADS": "1",
-           "PYTHONPATH": str(REPO / "src")}
-    proc = subprocess.run([str(python), str(script), json.dumps(spec)], cwd=cwd, capture_output=True, text=True,
-                          env=env, timeout=3600)
+    env = {
+        "DO_NOT_TRACK": "1",
+        "PATH": "/usr/bin:/bin",
+        "HOME": str(cwd),
+        "OMP_NUM_THREADS": "1",
+        "PYTHONPATH": str(REPO / "src"),
+    }
+    proc = subprocess.run(
+        [str(python), str(script), json.dumps(spec)], cwd=cwd, capture_output=True, text=True, env=env, timeout=3600
+    )
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"driver failed (exit {proc.returncode})")
@@ -178,8 +203,10 @@ def drive(python: Path | str, source: str, spec: dict, cwd: Path) -> dict:
 
 def line(name: str, r: dict) -> str:
     """One figure line."""
-    return (f"  {name:<22} CPU {r['cpu']:8.2f} s   wall {r['wall']:8.2f} s   peak RSS {r['rss_peak']:7.0f} MB "
-            f"(+{max(r['rss_peak'] - r['rss_base'], 0):6.0f} MB over loaded data)")
+    return (
+        f"  {name:<22} CPU {r['cpu']:8.2f} s   wall {r['wall']:8.2f} s   peak RSS {r['rss_peak']:7.0f} MB "
+        f"(+{max(r['rss_peak'] - r['rss_base'], 0):6.0f} MB over loaded data)"
+    )
 
 
 def main() -> None:
@@ -192,8 +219,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="roost-bench-monitor-") as tmp:
         d = Path(tmp)
         spec = make_data(args.rows, d)
-        print(f"data: {args.rows:,} rows × {NUM + CAT} features (reference and current); fairness {args.rows:,} "
-              "rows, 15 groups", flush=True)
+        print(
+            f"data: {args.rows:,} rows × {NUM + CAT} features (reference and current); fairness {args.rows:,} "
+            "rows, 15 groups",
+            flush=True,
+        )
         rd = drive(sys.executable, ROOST_DRIFT, spec, d)
         print(line("roost drift", rd), flush=True)
         ed = drive(peer, EVIDENTLY_DRIFT, spec, d)
@@ -208,12 +238,16 @@ def main() -> None:
         if rm != method or rdft != drifted:
             raise SystemExit(f"drift disagrees on {col}: roost {rm} {rs} {rdft}, Evidently {method} {score} {drifted}")
         worst = max(worst, abs(rs - score) / max(abs(score), 1e-12))
-    print(f"drift: same method and verdict on all {len(ed['scores'])} columns, {rd['drifted']} drifted; "
-          f"max relative score difference {worst:.1e}")
+    print(
+        f"drift: same method and verdict on all {len(ed['scores'])} columns, {rd['drifted']} drifted; "
+        f"max relative score difference {worst:.1e}"
+    )
     fworst = max(abs(a - b) for k, vals in ff["groups"].items() for a, b in zip(vals, rf["groups"][k]))
     dworst = max(abs(ff["disp"][k] - rf["disp"][k]) for k in ff["disp"])
-    print(f"fairness: {len(ff['groups'])} groups × {len(spec['metrics'])} metrics, max |roost − fairlearn| "
-          f"{fworst:.1e}, disparities {dworst:.1e}")
+    print(
+        f"fairness: {len(ff['groups'])} groups × {len(spec['metrics'])} metrics, max |roost − fairlearn| "
+        f"{fworst:.1e}, disparities {dworst:.1e}"
+    )
     r_drift, r_fair = ed["cpu"] / rd["cpu"], ff["cpu"] / rf["cpu"]
     print(f"drift ratio (Evidently / roost CPU): {r_drift:.1f}x   target >= 10x")
     print(f"fairness ratio (fairlearn / roost CPU): {r_fair:.1f}x   target >= 100x")

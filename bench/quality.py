@@ -8,6 +8,7 @@ Prints the table model × dataset × metric, the gap of the best torch model to 
     python bench/quality.py --quick              # smaller engagement, no grid: a smoke run
     python bench/quality.py --datasets flights --models logreg,dcn
 """
+
 from __future__ import annotations
 
 import argparse
@@ -23,11 +24,31 @@ from typing import Any
 TORCH_MODELS = ["logreg", "mlp", "wide_deep", "dcn", "two_tower"]
 GRID = {"num_leaves": [7, 15, 31, 63, 127], "learning_rate": [0.03, 0.1], "min_child_samples": [20, 200]}
 METRICS = ["roc_auc", "pr_auc", "rce", "log_loss", "ece"]
-TOWERS = {"type": "two_tower", "params": {  # engagement columns: who sees the impression / what is shown
-    "user_features": ["user_id", "country", "device", "age_group", "gender", "clicks_7d", "sessions_7d",
-                      "avg_session_min", "account_age_days"],
-    "item_features": ["item_id", "category", "price", "quality_score", "popularity_7d", "item_clicks_7d",
-                      "item_ctr_7d"]}}
+TOWERS = {
+    "type": "two_tower",
+    "params": {  # engagement columns: who sees the impression / what is shown
+        "user_features": [
+            "user_id",
+            "country",
+            "device",
+            "age_group",
+            "gender",
+            "clicks_7d",
+            "sessions_7d",
+            "avg_session_min",
+            "account_age_days",
+        ],
+        "item_features": [
+            "item_id",
+            "category",
+            "price",
+            "quality_score",
+            "popularity_7d",
+            "item_clicks_7d",
+            "item_ctr_7d",
+        ],
+    },
+}
 
 
 def datasets(tmp: Path, engagement_rows: int) -> dict[str, dict[str, Any]]:
@@ -37,13 +58,19 @@ def datasets(tmp: Path, engagement_rows: int) -> dict[str, dict[str, Any]]:
     flights = tmp / "flights_delay.parquet"
     delay_frame().to_parquet(flights)
     return {
-        "breast_cancer": {"data": "sklearn:breast_cancer", "label": "target",
-                          "split": {"method": "random", "seed": 0}},
-        "engagement": {"data": f"engagement:{engagement_rows}:0", "label": "clicked",
-                       "split": {"method": "time", "column": "event_time"}},  # last 20% of the log is the test
+        "breast_cancer": {"data": "sklearn:breast_cancer", "label": "target", "split": {"method": "random", "seed": 0}},
+        "engagement": {
+            "data": f"engagement:{engagement_rows}:0",
+            "label": "clicked",
+            "split": {"method": "time", "column": "event_time"},
+        },  # last 20% of the log is the test
         # train Jan-Oct, test Nov-Dec (local midnight of Nov 1 is 04:00 UTC)
-        "flights": {"data": str(flights), "label": "delayed", "features": FEATURES,
-                    "split": {"method": "time", "column": "sched_dep_time", "test_start": "2013-11-01T04:00:00Z"}},
+        "flights": {
+            "data": str(flights),
+            "label": "delayed",
+            "features": FEATURES,
+            "split": {"method": "time", "column": "sched_dep_time", "test_start": "2013-11-01T04:00:00Z"},
+        },
     }
 
 
@@ -65,8 +92,11 @@ def grid(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
     for values in itertools.product(*GRID.values()):
         params = dict(zip(GRID, values))
         row = run(cfg, {"type": "lightgbm", "params": params})
-        print(f"  grid {params}: val_roc_auc {row['val_roc_auc']:.4f} test_roc_auc {row['test_roc_auc']:.4f}",
-              file=sys.stderr, flush=True)
+        print(
+            f"  grid {params}: val_roc_auc {row['val_roc_auc']:.4f} test_roc_auc {row['test_roc_auc']:.4f}",
+            file=sys.stderr,
+            flush=True,
+        )
         if best is None or row["val_roc_auc"] > best["val_roc_auc"]:
             best, best_params = row, params
     assert best is not None
@@ -98,8 +128,11 @@ def main(argv: list[str] | None = None) -> int:
             cfg = configs[name]
             print(f"== {name}", file=sys.stderr, flush=True)
             plan: list[tuple[str, Any]] = [("default (auto: logreg | wide_deep by val)", None)]
-            plan += [(m, TOWERS if m == "two_tower" else m) for m in args.models.split(",")
-                     if m and not (m == "two_tower" and name != "engagement")]
+            plan += [
+                (m, TOWERS if m == "two_tower" else m)
+                for m in args.models.split(",")
+                if m and not (m == "two_tower" and name != "engagement")
+            ]
             plan.append(("lightgbm (defaults)", "lightgbm"))
             for label, model in plan:
                 r = run(cfg, model)
@@ -108,8 +141,11 @@ def main(argv: list[str] | None = None) -> int:
                     for seed in range(1, args.seeds):
                         rs = run(cfg, None, [f"trainer.seed={seed}"])
                         rows.append({"dataset": name, "name": f"default, trainer.seed={seed}", **rs})
-                print(f"  {label}: test_roc_auc {r['test_roc_auc']:.4f} ({r['seconds']:.0f} s)", file=sys.stderr,
-                      flush=True)
+                print(
+                    f"  {label}: test_roc_auc {r['test_roc_auc']:.4f} ({r['seconds']:.0f} s)",
+                    file=sys.stderr,
+                    flush=True,
+                )
             if not args.no_grid:
                 best, params = grid(cfg)
                 rows.append({"dataset": name, "name": f"lightgbm (grid: {params})", **best})
@@ -118,13 +154,18 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * (len(METRICS) + 2))
     for r in rows:
         cells = [f"{r.get('test_' + m, float('nan')):.4f}" for m in METRICS]
-        print(f"| {r['dataset']} | {r['name']} | " + " | ".join(cells)
-              + f" | {r.get('val_roc_auc', float('nan')):.4f} | {r['seconds']:.0f} |")
+        print(
+            f"| {r['dataset']} | {r['name']} | "
+            + " | ".join(cells)
+            + f" | {r.get('val_roc_auc', float('nan')):.4f} | {r['seconds']:.0f} |"
+        )
     ratios = []
     for name in args.datasets.split(","):
         part = [r for r in rows if r["dataset"] == name]
         torch_rows = [r for r in part if r["model"] in TORCH_MODELS and not r["name"].startswith("default")]
-        ref = [r for r in part if r["name"].startswith("lightgbm (grid")] or [r for r in part if r["model"] == "lightgbm"]
+        ref = [r for r in part if r["name"].startswith("lightgbm (grid")] or [
+            r for r in part if r["model"] == "lightgbm"
+        ]
         if not torch_rows or not ref:
             continue
         best = max(torch_rows, key=lambda r: r["test_roc_auc"])
@@ -132,9 +173,11 @@ def main(argv: list[str] | None = None) -> int:
         default = next(r for r in part if r["name"].startswith("default"))
         gap = lgb["test_roc_auc"] - best["test_roc_auc"]
         dgap = lgb["test_roc_auc"] - default["test_roc_auc"]
-        print(f"{name}: best torch {best['name']} {best['test_roc_auc']:.4f} vs {lgb['name']} "
-              f"{lgb['test_roc_auc']:.4f}: gap {gap:+.4f} ({'ok' if gap <= 0.005 else 'MISS'} ≤ 0.005); "
-              f"roost default (auto picked {default['model']}) gap {dgap:+.4f} ({'ok' if dgap <= 0.005 else 'MISS'})")
+        print(
+            f"{name}: best torch {best['name']} {best['test_roc_auc']:.4f} vs {lgb['name']} "
+            f"{lgb['test_roc_auc']:.4f}: gap {gap:+.4f} ({'ok' if gap <= 0.005 else 'MISS'} ≤ 0.005); "
+            f"roost default (auto picked {default['model']}) gap {dgap:+.4f} ({'ok' if dgap <= 0.005 else 'MISS'})"
+        )
         ratios.append(best["test_roc_auc"] / lgb["test_roc_auc"])
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))

@@ -13,6 +13,7 @@ subprocess driver. Prints every figure, the ratio per figure, and last `ratio: X
 
     .venv/bin/python bench/registry.py [--points 10000] [--runs 1000] [--search-runs 2000] [--repeats 7]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -30,7 +31,7 @@ from _common import fmt_s, machine, median_time, mlflow_python, row, run_driver 
 
 FILTER = "params.lr = '0.01' and metrics.auc >= 0.9"
 
-MLFLOW_DRIVER = r'''
+MLFLOW_DRIVER = r"""
 import json, statistics, sys, time
 spec = json.load(open(sys.argv[1]))
 import mlflow
@@ -93,16 +94,24 @@ out["search_df_s"], df = med(lambda: mlflow.search_runs([exp_id], spec["filter"]
 out["search_df_count"] = len(df)
 out["total_runs"] = len(client.search_runs([exp_id], max_results=50000))
 print(json.dumps(out))
-'''
+"""
 
 
 def make_data(n: int, seed: int = 7) -> list[dict]:
     """n runs: params lr (float), depth (int), model (str) and an auc, deterministic."""
     rng = random.Random(seed)
-    return [{"name": f"run-{i:05d}",
-             "params": {"lr": rng.choice([0.001, 0.01, 0.1]), "depth": rng.randint(3, 8),
-                        "model": rng.choice(["gbm", "mlp", "linear"])},
-             "auc": round(rng.uniform(0.5, 1.0), 4)} for i in range(n)]
+    return [
+        {
+            "name": f"run-{i:05d}",
+            "params": {
+                "lr": rng.choice([0.001, 0.01, 0.1]),
+                "depth": rng.randint(3, 8),
+                "model": rng.choice(["gbm", "mlp", "linear"]),
+            },
+            "auc": round(rng.uniform(0.5, 1.0), 4),
+        }
+        for i in range(n)
+    ]
 
 
 def _sync_full(store) -> None:  # noqa: ANN001
@@ -154,8 +163,9 @@ def bench_roost(root: Path, data: list[dict], points: int, runs: int, repeats: i
     make(data[runs:])
     out["populate_s"] = time.perf_counter() - t0
 
-    out["search_s"], res = median_time(lambda: roost.search_runs(filter=FILTER, experiment="search", limit=None),
-                                       repeats)
+    out["search_s"], res = median_time(
+        lambda: roost.search_runs(filter=FILTER, experiment="search", limit=None), repeats
+    )
     out["search_names"] = sorted(r["name"] for r in res)
     out["total_runs"] = len(roost.search_runs(experiment="search", limit=None))
     return out
@@ -188,31 +198,52 @@ def main() -> None:
         os.chdir(tmp / "roost-full")
         rf = bench_roost(tmp / "roost-full", data, a.points, a.runs, a.repeats, sync_full=True)
         (tmp / "mlflow").mkdir()
-        spec = {"uri": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}", "points": a.points, "runs": a.runs,
-                "repeats": a.repeats, "filter": FILTER, "data": data}
+        spec = {
+            "uri": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
+            "points": a.points,
+            "runs": a.runs,
+            "repeats": a.repeats,
+            "filter": FILTER,
+            "data": data,
+        }
         (tmp / "mlflow" / "spec.json").write_text(json.dumps(spec))
         t0 = time.perf_counter()
-        m = run_driver(py, MLFLOW_DRIVER, [str(tmp / "mlflow" / "spec.json")], cwd=tmp / "mlflow",
-                       env={"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true",
-                            "GIT_PYTHON_REFRESH": "quiet", "MLFLOW_TRACKING_URI": spec["uri"]})
+        m = run_driver(
+            py,
+            MLFLOW_DRIVER,
+            [str(tmp / "mlflow" / "spec.json")],
+            cwd=tmp / "mlflow",
+            env={
+                "MLFLOW_DISABLE_TELEMETRY": "true",
+                "DO_NOT_TRACK": "true",
+                "GIT_PYTHON_REFRESH": "quiet",
+                "MLFLOW_TRACKING_URI": spec["uri"],
+            },
+        )
         print(f"[mlflow {m['mlflow_version']} done in {time.perf_counter() - t0:.1f} s]", flush=True)
     finally:
         os.chdir(cwd)
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
 
-    print(f"stored points: roost {r['log_points_stored']}, MLflow {m['log_points_stored']}; "
-          f"searched runs: roost {r['total_runs']}, MLflow {m['total_runs']}")
+    print(
+        f"stored points: roost {r['log_points_stored']}, MLflow {m['log_points_stored']}; "
+        f"searched runs: roost {r['total_runs']}, MLflow {m['total_runs']}"
+    )
     print(f"roost SQLite synchronous: main {r['synchronous']}, (a')/(b') {rf['synchronous']} (1 NORMAL, 2 FULL)")
     if {r["log_points_stored"], rf["log_points_stored"], m["log_points_stored"]} != {a.points}:
         raise SystemExit("a tool lost metric points")
     nr, nm, nd = len(r["search_names"]), len(m["search_client_names"]), m["search_df_count"]
-    print(f"search matches: roost {nr}, MLflow {nm} (DataFrame {nd}), same runs: "
-          f"{r['search_names'] == m['search_client_names']}")
+    print(
+        f"search matches: roost {nr}, MLflow {nm} (DataFrame {nd}), same runs: "
+        f"{r['search_names'] == m['search_client_names']}"
+    )
     if not (nr == nm == nd) or r["search_names"] != m["search_client_names"]:
         raise SystemExit("roost and MLflow disagree on the search result")
-    print(f"roost (a) split: {fmt_s(r['log_calls_s'])} in log_metric calls "
-          f"({r['log_calls_s'] / a.points * 1e6:.1f} us/point), {fmt_s(r['log_s'] - r['log_calls_s'])} flush+end")
+    print(
+        f"roost (a) split: {fmt_s(r['log_calls_s'])} in log_metric calls "
+        f"({r['log_calls_s'] / a.points * 1e6:.1f} us/point), {fmt_s(r['log_s'] - r['log_calls_s'])} flush+end"
+    )
     print(row(f"(a) log {a.points:,} points, one run", r["log_s"], m["log_s"]))
     print(row(f"(b) create {a.runs:,} runs (3 params, 1 metric)", r["create_s"], m["create_s"]))
     print("  same two with roost's SQLite at synchronous=FULL (fsync per commit, as MLflow's SQLite default):")
@@ -221,8 +252,10 @@ def main() -> None:
     print(row(f"    populate {a.search_runs - a.runs:,} more runs (same)", r["populate_s"], m["populate_s"]))
     print(row(f"(c) search {a.search_runs:,} runs, client API", r["search_s"], m["search_client_s"]))
     print(row(f"(c) search {a.search_runs:,} runs, mlflow.search_runs", r["search_s"], m["search_df_s"]))
-    print(f"targets: (a) >= 30x -> {'met' if m['log_s'] / r['log_s'] >= 30 else 'MISSED'}; "
-          f"(c) no slower -> {'met' if r['search_s'] <= m['search_client_s'] else 'MISSED'}")
+    print(
+        f"targets: (a) >= 30x -> {'met' if m['log_s'] / r['log_s'] >= 30 else 'MISSED'}; "
+        f"(c) no slower -> {'met' if r['search_s'] <= m['search_client_s'] else 'MISSED'}"
+    )
     print(f"ratio: {m['log_s'] / r['log_s']:.1f}")
 
 

@@ -16,6 +16,7 @@ them in order, so a new one is a function plus one entry. `ratio: X` (the last s
 
     .venv/bin/python bench/scale.py [--sections registry,online,ddp] [--entities 100000] [--reps1 5000]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -106,20 +107,32 @@ def _feature_workspace(entities: int, seed: int) -> Path:
     t0 = np.datetime64("2024-01-01T00:00:00", "us").astype(np.int64)
     et = t0 + rng.integers(0, 86_400, n) * 1_000_000
     (ws.root / "data").mkdir(exist_ok=True)
-    pq.write_table(pa.table({
-        "user_id": pa.array(np.concatenate([np.arange(entities), rng.integers(0, entities, entities)]), pa.int64()),
-        "event_time": pa.array(et, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
-        "f0": rng.random(n), "f1": rng.random(n) * 100, "f2": pa.array(rng.integers(0, 1000, n), pa.int64()),
-        "f3": pa.array(rng.integers(0, 10, n), pa.int64()), "f4": rng.random(n),
-    }), ws.root / "data" / "stats.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(
+                    np.concatenate([np.arange(entities), rng.integers(0, entities, entities)]), pa.int64()
+                ),
+                "event_time": pa.array(et, pa.int64()).cast(pa.timestamp("us", tz="UTC")),
+                "f0": rng.random(n),
+                "f1": rng.random(n) * 100,
+                "f2": pa.array(rng.integers(0, 1000, n), pa.int64()),
+                "f3": pa.array(rng.integers(0, 10, n), pa.int64()),
+                "f4": rng.random(n),
+            }
+        ),
+        ws.root / "data" / "stats.parquet",
+    )
     (ws.root / "features").mkdir(exist_ok=True)
-    (ws.root / "features" / "scale.py").write_text(textwrap.dedent(f"""
+    (ws.root / "features" / "scale.py").write_text(
+        textwrap.dedent(f"""
         from datetime import timedelta
         from roost.features import Entity, FeatureView, Source
         user = Entity("user", {{"user_id": "int64"}})
         src = Source("scale_src", path="data/stats.parquet", event_time="event_time")
         stats = FeatureView("stats", user, src, fields={FIELDS!r}, ttl=timedelta(days=7))
-    """))
+    """)
+    )
     apply()
     return ws.root
 
@@ -155,19 +168,23 @@ def online(args: argparse.Namespace) -> float:
     refs = [f"stats:{f}" for f in FIELDS]
     t = time.perf_counter()
     _feature_workspace(args.entities, args.seed)
-    print(f"online feature reads: {args.entities:,} entities x {len(FIELDS)} fields, OnlineFetcher.fetch, "
-          f"one client thread ({time.perf_counter() - t:.1f} s to generate)", flush=True)
+    print(
+        f"online feature reads: {args.entities:,} entities x {len(FIELDS)} fields, OnlineFetcher.fetch, "
+        f"one client thread ({time.perf_counter() - t:.1f} s to generate)",
+        flush=True,
+    )
     rng = random.Random(args.seed)
-    batches = {n: [np.array([rng.randrange(args.entities) for _ in range(n)], dtype=np.int64) for _ in range(500)]
-               for n in (1, 100)}
+    batches = {
+        n: [np.array([rng.randrange(args.entities) for _ in range(n)], dtype=np.int64) for _ in range(500)]
+        for n in (1, 100)
+    }
     last = 1.0
     with redis() as redis_url:
         fetchers: dict[str, OnlineFetcher] = {}
         for name, url in (("sqlite", None), ("redis", redis_url)):
             t = time.perf_counter()
             res = materialize(end=END, online_store=url)
-            print(f"  materialise into {name}: {res[0].rows:,} entities in {time.perf_counter() - t:.2f} s",
-                  flush=True)
+            print(f"  materialise into {name}: {res[0].rows:,} entities in {time.perf_counter() - t:.2f} s", flush=True)
             fetchers[name] = OnlineFetcher(refs, ["user_id"], online_store=url)
         for arr in batches[100][:3]:  # both stores hold the same values
             a, b = (fetchers[k].fetch({"user_id": arr}) for k in ("sqlite", "redis"))
@@ -175,8 +192,10 @@ def online(args: argparse.Namespace) -> float:
         calls: dict[str, Callable] = {k: (lambda arr, f=f: f.fetch({"user_id": arr})) for k, f in fetchers.items()}
         calls["redis-py"] = _raw_redis(fetchers["redis"].store)
         assert all(v is not None for v in calls["redis-py"](batches[1][0])[0]), "raw keys do not match roost's"
-        print(f"{'entities':>8} {'store':>8} {'median µs':>10} {'p99 µs':>9} {'calls/s':>9} {'entities/s':>11} "
-              f"{'redis/sqlite (median)':>22}")
+        print(
+            f"{'entities':>8} {'store':>8} {'median µs':>10} {'p99 µs':>9} {'calls/s':>9} {'entities/s':>11} "
+            f"{'redis/sqlite (median)':>22}"
+        )
         for n, reps in ((1, args.reps1), (100, args.reps100)):
             times: dict[str, list[float]] = {k: [] for k in calls}
             wall: dict[str, float] = dict.fromkeys(calls, 0.0)
@@ -199,8 +218,11 @@ def online(args: argparse.Namespace) -> float:
             for name in calls:
                 cps = len(times[name]) / wall[name]
                 ratio = f"{last:>22.2f}" if name == "redis" else ""
-                print(f"{n:>8} {name:>8} {med[name]:>10.1f} {_pct(times[name], 0.99) * 1e6:>9.1f} {cps:>9,.0f} "
-                      f"{cps * n:>11,.0f} {ratio}".rstrip(), flush=True)
+                print(
+                    f"{n:>8} {name:>8} {med[name]:>10.1f} {_pct(times[name], 0.99) * 1e6:>9.1f} {cps:>9,.0f} "
+                    f"{cps * n:>11,.0f} {ratio}".rstrip(),
+                    flush=True,
+                )
         reset_online_stores()
     from roost import workspace
 
@@ -232,17 +254,25 @@ def ddp(args: argparse.Namespace) -> float:
     df = make_engagement_flat(args.ddp_rows, seed=args.seed)
     df.drop(columns=["impression_id", "event_time", "label_time"]).to_parquet(data)
     cores = os.cpu_count() or 1
-    print(f"DDP epoch time: MLP 256-128 (~99k parameters) on {len(df):,} engagement rows, {args.ddp_epochs} epochs, "
-          f"median seconds/epoch (lower is better)")
+    print(
+        f"DDP epoch time: MLP 256-128 (~99k parameters) on {len(df):,} engagement rows, {args.ddp_epochs} epochs, "
+        f"median seconds/epoch (lower is better)"
+    )
     print(f"{'batch':>6} {'setup':<34} {'s/epoch':>9} {'test_roc_auc':>13}")
     ratio = 1.0
     for batch in (int(b) for b in args.ddp_batches.split(",")):
-        cfg = {"data": str(data), "label": "clicked", "model": {"type": "mlp", "params": {"hidden": [256, 128]}},
-               "trainer": {"epochs": args.ddp_epochs, "patience": args.ddp_epochs, "batch_size": batch}}
+        cfg = {
+            "data": str(data),
+            "label": "clicked",
+            "model": {"type": "mlp", "params": {"hidden": [256, 128]}},
+            "trainer": {"epochs": args.ddp_epochs, "patience": args.ddp_epochs, "batch_size": batch},
+        }
         rows = []
-        for label, nproc, threads in (("1 process, default threads", 1, None),
-                                      (f"1 process, {cores} threads", 1, cores),
-                                      (f"2 processes (gloo), {max(1, cores // 2)} thread each", 2, None)):
+        for label, nproc, threads in (
+            ("1 process, default threads", 1, None),
+            (f"1 process, {cores} threads", 1, cores),
+            (f"2 processes (gloo), {max(1, cores // 2)} thread each", 2, None),
+        ):
             old = os.environ.pop("ROOST_TRAIN_THREADS", None)
             if threads:
                 os.environ["ROOST_TRAIN_THREADS"] = str(threads)
@@ -256,8 +286,11 @@ def ddp(args: argparse.Namespace) -> float:
             rows.append(sec)
             print(f"{batch:>6} {label:<34} {sec:>9.2f} {res.metrics['test_roc_auc']:>13.4f}", flush=True)
         ratio = rows[0] / rows[2]
-        print(f"{batch:>6} speed-up of 2 processes over 1 (default threads): {ratio:.2f}x; over 1 process using "
-              f"every core: {rows[1] / rows[2]:.2f}x", flush=True)
+        print(
+            f"{batch:>6} speed-up of 2 processes over 1 (default threads): {ratio:.2f}x; over 1 process using "
+            f"every core: {rows[1] / rows[2]:.2f}x",
+            flush=True,
+        )
     workspace.use(None)
     return ratio
 
@@ -281,8 +314,11 @@ def main() -> None:
     unknown = [s for s in chosen if s not in SECTIONS]
     if unknown or not chosen:
         ap.error(f"unknown section(s) {unknown}; choose from {list(SECTIONS)}")
-    print(f"machine: {platform.node()} {os.cpu_count()} cpu, python {platform.python_version()}, "
-          f"load {os.getloadavg()[0]:.1f}", flush=True)
+    print(
+        f"machine: {platform.node()} {os.cpu_count()} cpu, python {platform.python_version()}, "
+        f"load {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
     last = 1.0
     for name in chosen:
         print(f"\n== {name}", flush=True)

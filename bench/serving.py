@@ -10,6 +10,7 @@ requests; every server's answers are first checked against scikit-learn's predic
 Peers live in their own venvs: .bench/mlserver (pip install mlserver==1.7.1 mlserver-sklearn) and .bench/mlflow
 (pip install mlflow==3.17.2). Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -60,12 +61,17 @@ def train(work: Path) -> tuple[object, np.ndarray, list[str]]:
     pipe = make_pipeline(StandardScaler(), LogisticRegression(max_iter=2000)).fit(X, d.target)
     joblib.dump(pipe, work / "model.joblib")
     # roost: ONNX with one 1-D input per column, output probability = P(class 1)
-    m = convert_sklearn(pipe, initial_types=[("X", FloatTensorType([None, 30]))],
-                        options={id(pipe.steps[-1][1]): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    m = convert_sklearn(
+        pipe,
+        initial_types=[("X", FloatTensorType([None, 30]))],
+        options={id(pipe.steps[-1][1]): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
     g = m.graph
     g.input.remove([i for i in g.input if i.name == "X"][0])
-    g.initializer.extend([helper.make_tensor("ax1", TensorProto.INT64, [1], [1]),
-                          helper.make_tensor("one", TensorProto.INT64, [], [1])])
+    g.initializer.extend(
+        [helper.make_tensor("ax1", TensorProto.INT64, [1], [1]), helper.make_tensor("one", TensorProto.INT64, [], [1])]
+    )
     pre = [helper.make_node("Unsqueeze", [c, "ax1"], [c + "_2d"]) for c in cols]
     pre.append(helper.make_node("Concat", [c + "_2d" for c in cols], ["X"], axis=1))
     for n in reversed(pre):
@@ -77,21 +83,44 @@ def train(work: Path) -> tuple[object, np.ndarray, list[str]]:
     pkg = work / "roost" / "bc"
     pkg.mkdir(parents=True)
     onnx.save(m, str(pkg / "model.onnx"))
-    (pkg / "signature.json").write_text(json.dumps({
-        "task": "binary", "classes": [0, 1], "label": "target",
-        "inputs": [{"name": c, "dtype": "float32", "shape": [-1]} for c in cols],
-        "outputs": [{"name": "probability", "dtype": "float32", "shape": [-1]}]}))
-    (pkg / "roost-model.yaml").write_text(f"format_version: 1\nframework: sklearn\nmodel_type: logreg\ntask: binary\n"
-                                          f"classes: [0, 1]\nfeatures: {json.dumps(cols)}\nfeature_refs: []\n")
+    (pkg / "signature.json").write_text(
+        json.dumps(
+            {
+                "task": "binary",
+                "classes": [0, 1],
+                "label": "target",
+                "inputs": [{"name": c, "dtype": "float32", "shape": [-1]} for c in cols],
+                "outputs": [{"name": "probability", "dtype": "float32", "shape": [-1]}],
+            }
+        )
+    )
+    (pkg / "roost-model.yaml").write_text(
+        f"format_version: 1\nframework: sklearn\nmodel_type: logreg\ntask: binary\n"
+        f"classes: [0, 1]\nfeatures: {json.dumps(cols)}\nfeature_refs: []\n"
+    )
     ms = work / "mlserver" / "bc"
     ms.mkdir(parents=True)
-    (ms / "model-settings.json").write_text(json.dumps({
-        "name": "bc", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": str(work / "model.joblib")}}))
-    subprocess.run([str(PEER_PY["mlflow"] / "python"), "-c",
-                    "import sys, joblib, mlflow.sklearn; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), "
-                    "sys.argv[2], pyfunc_predict_fn='predict_proba')", str(work / "model.joblib"),
-                    str(work / "mlflow")], check=True, capture_output=True)
+    (ms / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "bc",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": str(work / "model.joblib")},
+            }
+        )
+    )
+    subprocess.run(
+        [
+            str(PEER_PY["mlflow"] / "python"),
+            "-c",
+            "import sys, joblib, mlflow.sklearn; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), "
+            "sys.argv[2], pyfunc_predict_fn='predict_proba')",
+            str(work / "model.joblib"),
+            str(work / "mlflow"),
+        ],
+        check=True,
+        capture_output=True,
+    )
     return pipe, X, cols
 
 
@@ -106,37 +135,85 @@ class Peer:
     def command(self) -> tuple[list[str], dict[str, str]]:
         """The server command line and extra environment."""
         if self.name == "roost":
-            return ([sys.executable, "-m", "roost.serve", str(self.work / "roost" / "bc"), "--port", str(self.port),
-                     "--replicas", str(self.replicas)], {"PYTHONPATH": str(ROOT / "src")})
+            return (
+                [
+                    sys.executable,
+                    "-m",
+                    "roost.serve",
+                    str(self.work / "roost" / "bc"),
+                    "--port",
+                    str(self.port),
+                    "--replicas",
+                    str(self.replicas),
+                ],
+                {"PYTHONPATH": str(ROOT / "src")},
+            )
         if self.name == "mlserver":
-            (self.work / "mlserver" / "settings.json").write_text(json.dumps({
-                "parallel_workers": 0, "http_port": self.port, "grpc_port": free_port(),
-                "metrics_port": free_port(), "host": "127.0.0.1", "debug": False}))
+            (self.work / "mlserver" / "settings.json").write_text(
+                json.dumps(
+                    {
+                        "parallel_workers": 0,
+                        "http_port": self.port,
+                        "grpc_port": free_port(),
+                        "metrics_port": free_port(),
+                        "host": "127.0.0.1",
+                        "debug": False,
+                    }
+                )
+            )
             return [str(PEER_PY["mlserver"] / "mlserver"), "start", str(self.work / "mlserver")], self._path("mlserver")
-        return ([str(PEER_PY["mlflow"] / "mlflow"), "models", "serve", "-m", str(self.work / "mlflow"), "-h",
-                 "127.0.0.1", "-p", str(self.port), "--env-manager", "local", "-w", str(self.replicas)],
-                self._path("mlflow"))
+        return (
+            [
+                str(PEER_PY["mlflow"] / "mlflow"),
+                "models",
+                "serve",
+                "-m",
+                str(self.work / "mlflow"),
+                "-h",
+                "127.0.0.1",
+                "-p",
+                str(self.port),
+                "--env-manager",
+                "local",
+                "-w",
+                str(self.replicas),
+            ],
+            self._path("mlflow"),
+        )
 
     @staticmethod
     def _path(peer: str) -> dict[str, str]:
         """PATH with the peer's venv first (mlflow runs `uvicorn` from PATH)."""
-        return {"PATH": f"{PEER_PY[peer]}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(PEER_PY[peer].parent)}
+        return {
+            "PATH": f"{PEER_PY[peer]}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(PEER_PY[peer].parent),
+        }
 
     @property
     def url(self) -> str:
         """The inference URL."""
-        return {"roost": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
-                "mlserver": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
-                "mlflow": f"http://127.0.0.1:{self.port}/invocations"}[self.name]
+        return {
+            "roost": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
+            "mlserver": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
+            "mlflow": f"http://127.0.0.1:{self.port}/invocations",
+        }[self.name]
 
     def body(self, X: np.ndarray) -> dict:
         """The request body for the rows X."""
         if self.name == "roost":
-            return {"inputs": [{"name": c, "datatype": "FP32", "shape": [len(X)], "data": X[:, i].tolist()}
-                               for i, c in enumerate(self.cols)]}
+            return {
+                "inputs": [
+                    {"name": c, "datatype": "FP32", "shape": [len(X)], "data": X[:, i].tolist()}
+                    for i, c in enumerate(self.cols)
+                ]
+            }
         if self.name == "mlserver":
-            return {"inputs": [{"name": "predict", "datatype": "FP32", "shape": list(X.shape),
-                                "data": X.reshape(-1).tolist()}], "outputs": [{"name": "predict_proba"}]}
+            return {
+                "inputs": [
+                    {"name": "predict", "datatype": "FP32", "shape": list(X.shape), "data": X.reshape(-1).tolist()}
+                ],
+                "outputs": [{"name": "predict_proba"}],
+            }
         return {"dataframe_split": {"columns": self.cols, "data": X.tolist()}}
 
     def positive_proba(self, reply: dict) -> np.ndarray:
@@ -152,8 +229,14 @@ class Peer:
         """Start the server and wait until it answers a real request."""
         cmd, env = self.command()
         self._log = open(log, "wb")
-        self.proc = subprocess.Popen(cmd, env={**os.environ, **env}, stdout=self._log, stderr=subprocess.STDOUT,
-                                     start_new_session=True, cwd=self.work)
+        self.proc = subprocess.Popen(
+            cmd,
+            env={**os.environ, **env},
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+            cwd=self.work,
+        )
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
@@ -204,17 +287,26 @@ def session_cpu(sid: int) -> float:
 def wrk(url: str, body_file: Path, lua: Path, conns: int, seconds: int, sid: int | None = None) -> dict[str, float]:
     """Run wrk with one thread; req/s, p50/p99 (ms), non-2xx + socket errors, server CPU ms per request."""
     cpu0 = session_cpu(sid) if sid else 0.0
-    out = subprocess.run(["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
-                         env={**os.environ, "ROOST_BENCH_BODY": str(body_file)}, capture_output=True, text=True,
-                         check=True, timeout=seconds + 60).stdout
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{conns}", f"-d{seconds}s", "--latency", "-s", str(lua), url],
+        env={**os.environ, "ROOST_BENCH_BODY": str(body_file)},
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
     cpu = session_cpu(sid) - cpu0 if sid else float("nan")
     pct = dict(re.findall(r"^\s+(50|99)%\s+(\S+)", out, re.M))
     bad = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     errs = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out)
     n = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)), "p50": _ms(pct["50"]),
-            "p99": _ms(pct["99"]), "cpu_ms": 1000.0 * cpu / max(n, 1),
-            "errors": (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0)}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
+        "p50": _ms(pct["50"]),
+        "p99": _ms(pct["99"]),
+        "cpu_ms": 1000.0 * cpu / max(n, 1),
+        "errors": (int(bad.group(1)) if bad else 0) + (sum(int(x) for x in errs.groups()) if errs else 0),
+    }
 
 
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -239,10 +331,23 @@ def main() -> None:
     lua.write_text(LUA)
     pipe, X, cols = train(work)
     expect = pipe.predict_proba(X[:64])[:, 1]
-    cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
-                if ln.startswith("model name")), "?") if Path("/proc/cpuinfo").exists() else "?"
-    print(f"machine: {os.cpu_count()} x {cpu}, load {os.getloadavg()[0]:.1f}; {args.repeats} x {args.duration}s per case "
-          "and server, servers measured in turns, 1 wrk thread, medians reported", flush=True)
+    cpu = (
+        next(
+            (
+                ln.split(":", 1)[1].strip()
+                for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                if ln.startswith("model name")
+            ),
+            "?",
+        )
+        if Path("/proc/cpuinfo").exists()
+        else "?"
+    )
+    print(
+        f"machine: {os.cpu_count()} x {cpu}, load {os.getloadavg()[0]:.1f}; {args.repeats} x {args.duration}s per case "
+        "and server, servers measured in turns, 1 wrk thread, medians reported",
+        flush=True,
+    )
     peers = [Peer(n, work, cols, args.replicas) for n in names]
     runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
     try:
@@ -257,15 +362,18 @@ def main() -> None:
         for rep in range(args.repeats):
             for rows in (1, 64):
                 for conns in (1, 16):
-                    order = peers[rep % len(peers):] + peers[:rep % len(peers)]
+                    order = peers[rep % len(peers) :] + peers[: rep % len(peers)]
                     for peer in order:
                         body = work / f"{peer.name}-{rows}.json"
                         wrk(peer.url, body, lua, conns, args.warmup)
                         r = wrk(peer.url, body, lua, conns, args.duration, sid=peer.proc.pid)
                         runs.setdefault((peer.name, conns, rows), []).append(r)
-                        print(f"  run {rep + 1}: {peer.name:8s} c={conns:<2d} rows={rows:<2d} {r['rps']:8.0f} req/s"
-                              f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
-                              f"  errors {r['errors']:.0f}", flush=True)
+                        print(
+                            f"  run {rep + 1}: {peer.name:8s} c={conns:<2d} rows={rows:<2d} {r['rps']:8.0f} req/s"
+                            f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
+                            f"  errors {r['errors']:.0f}",
+                            flush=True,
+                        )
     finally:
         for peer in peers:
             peer.stop()
@@ -273,8 +381,10 @@ def main() -> None:
     print("\n| server | conc | rows | req/s | p50 ms | p99 ms | server CPU ms/req | errors |")
     print("|---|---|---|---|---|---|---|---|")
     for (name, conns, rows), r in sorted(res.items(), key=lambda kv: (kv[0][2], kv[0][1], names.index(kv[0][0]))):
-        print(f"| {name} | {conns} | {rows} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
-              f"{r['cpu_ms']:.3f} | {r['errors']:.0f} |")
+        print(
+            f"| {name} | {conns} | {rows} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
+            f"{r['cpu_ms']:.3f} | {r['errors']:.0f} |"
+        )
     ratios = []
     for other in [n for n in names if n != "roost"]:
         for conns in (1, 16):

@@ -5,6 +5,7 @@ Targets: import roost < 0.3 s, roost --help < 0.5 s. Prints `ratio: X` last (mlf
 
     .venv/bin/python bench/startup.py [-n 5]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -64,10 +65,14 @@ def main() -> None:
     ri, rh = fig["import roost (in-process)"][0], fig["roost --help (process)"][0]
     mi, mh = fig["import mlflow (in-process)"][0], fig["mlflow --help (process)"][0]
     ri_proc = fig["python -c 'import roost' (process)"][0]
-    print(f"target import roost < 300 ms: {ri * 1000:.1f} ms in-process, {ri_proc * 1000:.1f} ms whole process -> "
-          f"{'met' if ri_proc < 0.3 else 'MISSED'}   (import mlflow {mi * 1000:.1f} ms, x{mi / ri:.1f})")
-    print(f"target roost --help < 500 ms: {rh * 1000:.1f} ms -> {'met' if rh < 0.5 else 'MISSED'}   "
-          f"(mlflow --help {mh * 1000:.1f} ms, x{mh / rh:.1f})")
+    print(
+        f"target import roost < 300 ms: {ri * 1000:.1f} ms in-process, {ri_proc * 1000:.1f} ms whole process -> "
+        f"{'met' if ri_proc < 0.3 else 'MISSED'}   (import mlflow {mi * 1000:.1f} ms, x{mi / ri:.1f})"
+    )
+    print(
+        f"target roost --help < 500 ms: {rh * 1000:.1f} ms -> {'met' if rh < 0.5 else 'MISSED'}   "
+        f"(mlflow --help {mh * 1000:.1f} ms, x{mh / rh:.1f})"
+    )
     print(f"ratio: {mh / rh:.1f}")
 
 

@@ -9,6 +9,7 @@
 Prints every figure; last line `ratio: X` = max over the two problems of roost median regret / Optuna GP median
 regret (target ≤ 1: roost's default is at least as good as Optuna's GP on both).
 """
+
 from __future__ import annotations
 
 import argparse
@@ -79,20 +80,32 @@ def regret_table(seeds: int) -> dict[str, dict[str, float]]:
                 t = time.perf_counter()
                 regs[f"optuna-{kind}"].append(optuna_regret(name, seed, n, kind))
                 secs[f"optuna-{kind}"] += time.perf_counter() - t
-            print(f"  {name} seed {seed}: " + "  ".join(f"{k} {v[-1]:.3g}" for k, v in regs.items()),
-                  file=sys.stderr, flush=True)
+            print(
+                f"  {name} seed {seed}: " + "  ".join(f"{k} {v[-1]:.3g}" for k, v in regs.items()),
+                file=sys.stderr,
+                flush=True,
+            )
         out[name] = {k: statistics.median(v) for k, v in regs.items()}
-        print(f"{name} ({n} trials, {seeds} seeds) median regret: " + "   ".join(
-            f"{k} {out[name][k]:.4g} ({secs[k] / seeds:.1f} s/run)" for k in regs)
-              + f"   [roost auto chose {', '.join(sorted(chosen))}]", flush=True)
+        print(
+            f"{name} ({n} trials, {seeds} seeds) median regret: "
+            + "   ".join(f"{k} {out[name][k]:.4g} ({secs[k] / seeds:.1f} s/run)" for k in regs)
+            + f"   [roost auto chose {', '.join(sorted(chosen))}]",
+            flush=True,
+        )
         wins = sum(a <= b for a, b in zip(regs["roost"], regs["optuna-gp"]))
-        print(f"  roost <= optuna-gp on {wins}/{seeds} seeds; roost <= optuna-tpe on "
-              f"{sum(a <= b for a, b in zip(regs['roost'], regs['optuna-tpe']))}/{seeds}", flush=True)
+        print(
+            f"  roost <= optuna-gp on {wins}/{seeds} seeds; roost <= optuna-tpe on "
+            f"{sum(a <= b for a, b in zip(regs['roost'], regs['optuna-tpe']))}/{seeds}",
+            flush=True,
+        )
     return out
 
 
 ENGAGEMENT = {
-    "data": "engagement:40000", "label": "clicked", "model": "mlp", "experiment": "bench-tune",
+    "data": "engagement:40000",
+    "label": "clicked",
+    "model": "mlp",
+    "experiment": "bench-tune",
     "features": {"exclude": ["impression_id", "label_time"]},
     "split": {"method": "time", "column": "event_time"},
     "trainer": {"epochs": 6},
@@ -118,8 +131,16 @@ def engagement(trials: int) -> None:
     keys = {k: override_key(k, ENGAGEMENT) for k in ENGAGEMENT_SPACE}
     obj = TrainObjective(config=ENGAGEMENT, metric="val_roc_auc", direction="maximize", keys=keys)
     t = time.perf_counter()
-    res = tune(obj, ENGAGEMENT_SPACE, trials, direction="maximize", metric="val_roc_auc", experiment="bench-tune",
-               prune="median", seed=0)
+    res = tune(
+        obj,
+        ENGAGEMENT_SPACE,
+        trials,
+        direction="maximize",
+        metric="val_roc_auc",
+        experiment="bench-tune",
+        prune="median",
+        seed=0,
+    )
     secs = time.perf_counter() - t
     curve, best = [], -math.inf
     for tr in sorted(res.trials, key=lambda x: x["number"]):
@@ -127,11 +148,15 @@ def engagement(trials: int) -> None:
             best = max(best, tr["value"])
         curve.append(best)
     states = [tr["state"] for tr in res.trials]
-    print(f"engagement MLP, {trials} trials ({res.sampler}, median pruning): {secs:.0f} s "
-          f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed)")
+    print(
+        f"engagement MLP, {trials} trials ({res.sampler}, median pruning): {secs:.0f} s "
+        f"({states.count('COMPLETE')} complete, {states.count('PRUNED')} pruned, {states.count('FAIL')} failed)"
+    )
     print("  best-so-far val ROC AUC by trial: " + " ".join("-" if v == -math.inf else f"{v:.4f}" for v in curve))
-    print(f"  untuned default config: val ROC AUC {base:.4f} ({base_s:.0f} s); tuned best {res.best_value:.4f} "
-          f"(+{res.best_value - base:.4f}) with {res.best_params}")
+    print(
+        f"  untuned default config: val ROC AUC {base:.4f} ({base_s:.0f} s); tuned best {res.best_value:.4f} "
+        f"(+{res.best_value - base:.4f}) with {res.best_params}"
+    )
 
 
 def main() -> None:

@@ -12,6 +12,7 @@ not timed). Prints every figure, then last `ratio: X` = MLflow / roost for (1), 
 
     .venv/bin/python bench/ui.py [--runs 10000] [--repeats 15]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -39,7 +40,7 @@ FILTER = "params.model = 'mlp' and metrics.auc > 0.7"
 PER_PAGE = 100
 DEEP_OFFSET = 5000
 
-MLFLOW_LOADER = r'''
+MLFLOW_LOADER = r"""
 import json, sys, time
 spec = json.load(open(sys.argv[1]))
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
@@ -63,7 +64,7 @@ with store.ManagedSessionMaker() as s:
         s.execute(model.__table__.insert(), rows)
 n = len(store.search_runs([eid], FILTER, 1, 50000))
 print(json.dumps({"experiment_id": eid, "matches": n}))
-'''.replace("FILTER", repr(FILTER))
+""".replace("FILTER", repr(FILTER))
 
 
 def make_data(n: int, seed: int = 11) -> list[dict]:
@@ -73,12 +74,21 @@ def make_data(n: int, seed: int = 11) -> list[dict]:
     out = []
     for i in range(n):
         start = t0 + timedelta(seconds=37 * i)
-        out.append({"id": uuid.UUID(int=rng.getrandbits(128)).hex, "name": f"run-{i:05d}",
-                    "start_ms": int(start.timestamp() * 1000),
-                    "params": {"lr": rng.choice([0.001, 0.01, 0.1]), "layers": rng.randint(1, 6),
-                               "model": rng.choice(["mlp", "lgbm", "linear"]), "optimizer": rng.choice(["adam", "sgd"])},
-                    "metrics": {"auc": round(rng.uniform(0.5, 0.95), 5), "loss": round(rng.uniform(0.1, 1.0), 5)},
-                    "tags": {"team": rng.choice(["ads", "search", "growth"])}})
+        out.append(
+            {
+                "id": uuid.UUID(int=rng.getrandbits(128)).hex,
+                "name": f"run-{i:05d}",
+                "start_ms": int(start.timestamp() * 1000),
+                "params": {
+                    "lr": rng.choice([0.001, 0.01, 0.1]),
+                    "layers": rng.randint(1, 6),
+                    "model": rng.choice(["mlp", "lgbm", "linear"]),
+                    "optimizer": rng.choice(["adam", "sgd"]),
+                },
+                "metrics": {"auc": round(rng.uniform(0.5, 0.95), 5), "loss": round(rng.uniform(0.1, 1.0), 5)},
+                "tags": {"team": rng.choice(["ads", "search", "growth"])},
+            }
+        )
     return out
 
 
@@ -94,14 +104,26 @@ def load_roost(root: Path, data: list[dict]) -> None:
     runs, params, metrics, tags = [], [], [], []
     for r in data:
         start = datetime.fromtimestamp(r["start_ms"] / 1000, tz=timezone.utc)
-        runs.append({"id": r["id"], "experiment_id": eid, "name": r["name"], "status": "FINISHED",
-                     "start_time": start, "end_time": start + timedelta(seconds=1), "user": "bench",
-                     "source": "bench", "artifact_uri": f"file://{ws.artifacts}/{eid}/{r['id']}/artifacts"})
+        runs.append(
+            {
+                "id": r["id"],
+                "experiment_id": eid,
+                "name": r["name"],
+                "status": "FINISHED",
+                "start_time": start,
+                "end_time": start + timedelta(seconds=1),
+                "user": "bench",
+                "source": "bench",
+                "artifact_uri": f"file://{ws.artifacts}/{eid}/{r['id']}/artifacts",
+            }
+        )
         for k, v in r["params"].items():
             text, typ, num = typed_param(v)
             params.append({"run_id": r["id"], "key": k, "value": text, "type": typ, "num": num})
-        metrics += [{"run_id": r["id"], "key": k, "value": v, "step": 0, "timestamp": r["start_ms"] / 1000}
-                    for k, v in r["metrics"].items()]
+        metrics += [
+            {"run_id": r["id"], "key": k, "value": v, "step": 0, "timestamp": r["start_ms"] / 1000}
+            for k, v in r["metrics"].items()
+        ]
         tags += [{"run_id": r["id"], "key": k, "value": v} for k, v in r["tags"].items()]
     with st.write() as s:
         for model, rows in ((Run, runs), (Param, params), (Metric, metrics), (LatestMetric, metrics), (Tag, tags)):
@@ -117,8 +139,14 @@ def free_port() -> int:
 
 def start(cmd: list[str], cwd: Path, probe: str, env: dict | None = None) -> subprocess.Popen:
     """Start a server in its own process group and wait until `probe` answers."""
-    proc = subprocess.Popen(cmd, cwd=cwd, env={**os.environ, **(env or {})}, stdout=subprocess.DEVNULL,
-                            stderr=subprocess.PIPE, start_new_session=True)
+    proc = subprocess.Popen(
+        cmd,
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if proc.poll() is not None:
@@ -174,8 +202,11 @@ def main() -> None:
         t0 = time.perf_counter()
         load_roost(tmp / "roost", data)
         (tmp / "mlflow").mkdir()
-        spec = {"uri": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}", "artifacts": str(tmp / "mlflow" / "art"),
-                "runs": data}
+        spec = {
+            "uri": f"sqlite:///{tmp / 'mlflow' / 'mlflow.db'}",
+            "artifacts": str(tmp / "mlflow" / "art"),
+            "runs": data,
+        }
         (tmp / "spec.json").write_text(json.dumps(spec))
         loaded = run_driver(mlpy, MLFLOW_LOADER, [str(tmp / "spec.json")], cwd=tmp)
         print(f"[setup: both stores loaded in {time.perf_counter() - t0:.1f} s]", flush=True)
@@ -185,25 +216,55 @@ def main() -> None:
         roost_base, ml_base = f"http://127.0.0.1:{rp}", f"http://127.0.0.1:{mp}"
         procs = []
         try:
-            procs.append(start([sys.executable, "-m", "roost.cli.main", "ui", "--port", str(rp)], tmp / "roost",
-                               roost_base + "/api/experiments", env=env))
+            procs.append(
+                start(
+                    [sys.executable, "-m", "roost.cli.main", "ui", "--port", str(rp)],
+                    tmp / "roost",
+                    roost_base + "/api/experiments",
+                    env=env,
+                )
+            )
             mlflow_bin = str(Path(mlpy).parent / "mlflow")
-            procs.append(start([mlflow_bin, "ui", "--backend-store-uri", spec["uri"], "--default-artifact-root",
-                                spec["artifacts"], "--host", "127.0.0.1", "--port", str(mp), "--workers", "1"],
-                               tmp / "mlflow", ml_base + "/health"))
+            procs.append(
+                start(
+                    [
+                        mlflow_bin,
+                        "ui",
+                        "--backend-store-uri",
+                        spec["uri"],
+                        "--default-artifact-root",
+                        spec["artifacts"],
+                        "--host",
+                        "127.0.0.1",
+                        "--port",
+                        str(mp),
+                        "--workers",
+                        "1",
+                    ],
+                    tmp / "mlflow",
+                    ml_base + "/health",
+                )
+            )
             figures = measure(roost_base, ml_base, str(loaded["experiment_id"]), a.repeats)
         finally:
             for p in procs:
                 stop(p)
-    print(f"filter matches: roost {figures['roost_total']:,}, MLflow {loaded['matches']:,} "
-          f"({'same' if figures['roost_total'] == loaded['matches'] else 'DIFFERENT'})")
-    for label, key in (("(1) first page, newest first", "first"), ("(2) filter + sort by metrics.auc", "filter"),
-                       (f"(3) deep page (rows {DEEP_OFFSET + 1:,}+)", "deep")):
+    print(
+        f"filter matches: roost {figures['roost_total']:,}, MLflow {loaded['matches']:,} "
+        f"({'same' if figures['roost_total'] == loaded['matches'] else 'DIFFERENT'})"
+    )
+    for label, key in (
+        ("(1) first page, newest first", "first"),
+        ("(2) filter + sort by metrics.auc", "filter"),
+        (f"(3) deep page (rows {DEEP_OFFSET + 1:,}+)", "deep"),
+    ):
         r, m, srv, same = figures[key]
         print(row(f"{label}, HTTP", r, m) + f"   (roost server time {fmt_s(srv)}; same runs {same}/{PER_PAGE})")
     worst = max(figures[k][2] for k in ("first", "filter", "deep"))
-    print(f"target: roost server time < 300 ms for every page -> {'met' if worst < 0.3 else 'MISSED'} "
-          f"(worst {fmt_s(worst)})")
+    print(
+        f"target: roost server time < 300 ms for every page -> {'met' if worst < 0.3 else 'MISSED'} "
+        f"(worst {fmt_s(worst)})"
+    )
     print(f"ratio: {figures['first'][1] / figures['first'][0]:.1f}")
 
 
@@ -230,9 +291,13 @@ def measure(roost_base: str, ml_base: str, eid: str, repeats: int) -> dict:
     cases = {
         "first": ({}, {"order_by": ["attributes.start_time DESC"]}),
         "filter": ({"q": FILTER, "order": "metrics.auc DESC"}, {"filter": FILTER, "order_by": ["metrics.auc DESC"]}),
-        "deep": ({"page": DEEP_OFFSET // PER_PAGE + 1},
-                 {"order_by": ["attributes.start_time DESC"],
-                  "page_token": base64.b64encode(json.dumps({"offset": DEEP_OFFSET}).encode()).decode()}),
+        "deep": (
+            {"page": DEEP_OFFSET // PER_PAGE + 1},
+            {
+                "order_by": ["attributes.start_time DESC"],
+                "page_token": base64.b64encode(json.dumps({"offset": DEEP_OFFSET}).encode()).decode(),
+            },
+        ),
     }
     for key, (rq, mq) in cases.items():
         server: list[float] = []

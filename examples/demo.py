@@ -2,6 +2,7 @@
 
 Each step uses the public Python API (the CLI verbs of the same names do the same).
 """
+
 from __future__ import annotations
 
 import os
@@ -65,12 +66,21 @@ def main() -> int:
     step("4. train with prescribed defaults, register engagement, alias staging")
     from roost.train.api import train
 
-    res = train({"data": "data/train.parquet", "label": "clicked", "experiment": "engagement",
-                 "split": {"method": "time", "column": "event_time"}, "register": "engagement"},
-                progress=sys.stderr.isatty())
+    res = train(
+        {
+            "data": "data/train.parquet",
+            "label": "clicked",
+            "experiment": "engagement",
+            "split": {"method": "time", "column": "event_time"},
+            "register": "engagement",
+        },
+        progress=sys.stderr.isatty(),
+    )
     roost.set_alias("engagement", res.version, "staging")
-    metrics_table(f"{res.model_type} · run {res.run_id[:8]} · engagement/{res.version} (@staging)",
-                  {k: v for k, v in res.metrics.items() if k.startswith("test_")})
+    metrics_table(
+        f"{res.model_type} · run {res.run_id[:8]} · engagement/{res.version} (@staging)",
+        {k: v for k, v in res.metrics.items() if k.startswith("test_")},
+    )
     model = roost.load_model("engagement@staging")
     import pandas as pd
 
@@ -88,8 +98,12 @@ def main() -> int:
 
     from roost.monitor.demo import engagement_demo
 
-    engagement_demo(model="engagement@prod", out_dir=WS / "reports", console=console,
-                    data=pd.read_parquet(WS / "data" / "train.parquet"))
+    engagement_demo(
+        model="engagement@prod",
+        out_dir=WS / "reports",
+        console=console,
+        data=pd.read_parquet(WS / "data" / "train.parquet"),
+    )
     console.print(f"reports: {WS / 'reports'}")
 
     step("where to look")
@@ -97,8 +111,10 @@ def main() -> int:
     console.print("  roost runs list --order-by 'metrics.test_roc_auc DESC'")
     console.print(f"  roost runs show {res.run_id[:8]}")
     console.print("  roost models show engagement@prod             # promoted by the pipeline")
-    console.print("  roost pipeline show $(roost runs list -f \"tags.roost.kind = 'pipeline'\" --json | "
-                  "python -c 'import json,sys; print(json.load(sys.stdin)[0][\"run_id\"])')")
+    console.print(
+        "  roost pipeline show $(roost runs list -f \"tags.roost.kind = 'pipeline'\" --json | "
+        "python -c 'import json,sys; print(json.load(sys.stdin)[0][\"run_id\"])')"
+    )
     console.print(f"  roost tensorboard {res.run_id[:8]}        # TensorBoard on the run")
     console.print("  roost ui                                  # the repository in a browser")
     console.print("  roost serve engagement@prod --port 8080    # KServe V2 + TF-Serving REST")

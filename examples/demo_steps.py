@@ -1,4 +1,5 @@
 """Steps of `make demo` beyond training: feature store (PIT vs naive join), pipeline, serving."""
+
 from __future__ import annotations
 
 import json
@@ -44,9 +45,17 @@ def feature_store_leak(ws: Path) -> None:
         df.to_parquet(data / f"fs_{name}.parquet")
     rows = []
     for name in ("naive", "pit"):
-        res = roost.train({"data": f"data/fs_{name}.parquet", "label": "clicked", "model": "lightgbm",
-                           "experiment": "feature-store", "name": f"{name}-join",
-                           "features": {"exclude": NON_FEATURES}}, progress=False)
+        res = roost.train(
+            {
+                "data": f"data/fs_{name}.parquet",
+                "label": "clicked",
+                "model": "lightgbm",
+                "experiment": "feature-store",
+                "name": f"{name}-join",
+                "features": {"exclude": NON_FEATURES},
+            },
+            progress=False,
+        )
         model = roost.load_model(str(res.package_path))
         from roost.train.metrics import binary_metrics
 
@@ -61,8 +70,10 @@ def feature_store_leak(ws: Path) -> None:
     console.print(t)
     (n_off, n_lat), (p_off, p_lat) = [(r[1], r[2]) for r in rows]
     verdict = "as expected" if n_off > p_off and p_lat > n_lat else "NOT as expected on this sample"
-    console.print(f"the naive join looks better offline ({n_off:.3f} > {p_off:.3f}) and is worse later "
-                  f"({n_lat:.3f} < {p_lat:.3f}): {verdict}")
+    console.print(
+        f"the naive join looks better offline ({n_off:.3f} > {p_off:.3f}) and is worse later "
+        f"({n_lat:.3f} < {p_lat:.3f}): {verdict}"
+    )
     res = rf.materialize(end=imps["event_time"].max())
     console.print(f"materialized the online store: {len(res)} view(s)")
 
@@ -85,8 +96,10 @@ def pipeline(ws: Path) -> None:
 
     res = run_pipeline(load_pipeline(ws / "pipeline.yaml"), on_event=event)
     gate, promo = res.output("gate"), res.output("promote")
-    console.print(f"gate: challenger roc_auc {gate['challenger']:.4f} vs champion {gate['champion']} → "
-                  f"{'promote' if gate['promote'] else 'keep'}; {promo}")
+    console.print(
+        f"gate: challenger roc_auc {gate['challenger']:.4f} vs champion {gate['champion']} → "
+        f"{'promote' if gate['promote'] else 'keep'}; {promo}"
+    )
     if res.status != "FINISHED":
         raise SystemExit("demo pipeline failed")
 
@@ -104,8 +117,13 @@ def serve(ws: Path) -> None:
 
     port = _free_port()
     log = open(ws / "serve.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "serve", "engagement@prod", "--port", str(port)],
-                            cwd=ws, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roost.cli.main", "serve", "engagement@prod", "--port", str(port)],
+        cwd=ws,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.time() + 90

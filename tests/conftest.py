@@ -1,4 +1,5 @@
 """Shared fixtures: a temporary roost workspace per test."""
+
 from __future__ import annotations
 
 import os
@@ -83,20 +84,37 @@ def postgres_server(tmp_path_factory):
     prefix = ["runuser", "-u", "postgres", "--"] if as_root else []
     if as_root:
         shutil.chown(data, "postgres")
-    r = subprocess.run(prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost"],
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost"], capture_output=True, text=True
+    )
     if r.returncode != 0:
         _need_server("PostgreSQL", f"initdb failed: {r.stderr.strip()[-300:]}")
-    r = subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log.txt"), "-o",
-                                 f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200 "
-                                 f"-c fsync=off", "-w", "-t", "180", "start"], capture_output=True, text=True)
+    r = subprocess.run(
+        prefix
+        + [
+            str(bindir / "pg_ctl"),
+            "-D",
+            str(data),
+            "-l",
+            str(data / "log.txt"),
+            "-o",
+            f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200 -c fsync=off",
+            "-w",
+            "-t",
+            "180",
+            "start",
+        ],
+        capture_output=True,
+        text=True,
+    )
     if r.returncode != 0:
         _need_server("PostgreSQL", f"pg_ctl start failed: {r.stderr.strip()[-300:]}")
     try:
         yield f"postgresql+psycopg://roost@127.0.0.1:{port}"
     finally:
-        subprocess.run(prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"],
-                       capture_output=True)
+        subprocess.run(
+            prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
         shutil.rmtree(base, ignore_errors=True)
 
 
@@ -109,8 +127,7 @@ def new_pg_database(base_url: str) -> str:
 
     _db_counter[0] += 1
     name = f"roost_{os.getpid()}_{_db_counter[0]}"
-    with psycopg.connect(base_url.replace("postgresql+psycopg", "postgresql") + "/postgres",
-                         autocommit=True) as c:
+    with psycopg.connect(base_url.replace("postgresql+psycopg", "postgresql") + "/postgres", autocommit=True) as c:
         c.execute(f'CREATE DATABASE "{name}"')
     return f"{base_url}/{name}"
 

@@ -2,6 +2,7 @@
 
 The public API is lazy: `import roost` imports no heavy library; each name loads its module on first use.
 """
+
 from __future__ import annotations
 
 from roost._lazy import lazy_api
@@ -44,8 +45,25 @@ _API = {
     "RoostError": "roost.errors:RoostError",
 }
 
-_SUBMODULES = {"workspace", "artifacts", "errors", "byom", "features", "datasets", "train", "serve", "tune", "pipeline", "monitor", "responsible", "ann",
-               "registry", "modelpkg", "notebook", "ui"}
+_SUBMODULES = {
+    "workspace",
+    "artifacts",
+    "errors",
+    "byom",
+    "features",
+    "datasets",
+    "train",
+    "serve",
+    "tune",
+    "pipeline",
+    "monitor",
+    "responsible",
+    "ann",
+    "registry",
+    "modelpkg",
+    "notebook",
+    "ui",
+}
 
 
 __getattr__, __dir__ = lazy_api(__name__, _API, _SUBMODULES)

@@ -1,4 +1,5 @@
 """Lazy package attributes: `import roost.x` stays cheap; each public name imports its module on first use."""
+
 from __future__ import annotations
 
 import importlib
@@ -6,8 +7,9 @@ import sys
 from typing import Any, Callable
 
 
-def lazy_api(package: str, api: dict[str, str],
-             submodules: set[str] | frozenset[str] = frozenset()) -> tuple[Callable[[str], Any], Callable[[], list]]:
+def lazy_api(
+    package: str, api: dict[str, str], submodules: set[str] | frozenset[str] = frozenset()
+) -> tuple[Callable[[str], Any], Callable[[], list]]:
     """`(__getattr__, __dir__)` for `package`: `api` maps a public name to "module:attribute"."""
 
     def __getattr__(name: str) -> Any:

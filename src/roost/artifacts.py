@@ -1,4 +1,5 @@
 """fsspec-backed artifact store: file://, s3://, memory://, hdfs:// roots; paths checked to stay under the root."""
+
 from __future__ import annotations
 
 import contextlib
@@ -15,8 +16,11 @@ from roost.errors import NotFoundError, RoostError, redact_url
 # timeout at worst) instead of botocore's default 5 attempts x s3fs's 5 s. A server that accepts connections but
 # never answers is bounded by read_timeout x 2 attempts x s3fs's own 5 retries. Keys set in fsspec's s3 config
 # (FSSPEC_S3='{"config_kwargs": {...}}') win over these.
-S3_CONFIG: dict[str, Any] = {"connect_timeout": 3, "read_timeout": 15,
-                             "retries": {"total_max_attempts": 2, "mode": "standard"}}
+S3_CONFIG: dict[str, Any] = {
+    "connect_timeout": 3,
+    "read_timeout": 15,
+    "retries": {"total_max_attempts": 2, "mode": "standard"},
+}
 
 
 def is_local(uri: str) -> bool:
@@ -26,7 +30,7 @@ def is_local(uri: str) -> bool:
 
 def local_path(uri: str) -> Path:
     """The local filesystem path of a file:// URI or plain path."""
-    return Path(uri[len("file://"):] if uri.startswith("file://") else uri)
+    return Path(uri[len("file://") :] if uri.startswith("file://") else uri)
 
 
 def safe_join(root: str, rel: str | None) -> str:
@@ -38,8 +42,9 @@ def safe_join(root: str, rel: str | None) -> str:
         raise RoostError(f"artifact path {rel!r} is absolute", hint="artifact paths are relative to the run's root")
     norm = posixpath.normpath(rel)
     if norm == ".." or norm.startswith("../") or any(part == ".." for part in PurePosixPath(norm).parts):
-        raise RoostError(f"artifact path {rel!r} escapes the artifact root",
-                         hint="use a path inside the run, without '..'")
+        raise RoostError(
+            f"artifact path {rel!r} escapes the artifact root", hint="use a path inside the run, without '..'"
+        )
     return root.rstrip("/") + "/" + norm
 
 
@@ -51,9 +56,11 @@ def _fs(uri: str):  # noqa: ANN202
         from urllib.parse import urlsplit
 
         if urlsplit(uri).password is not None:
-            raise RoostError(f"artifact root {redact_url(uri)} carries credentials in the URL",
-                             hint="drop them from the URL; S3 credentials come from AWS_ACCESS_KEY_ID/"
-                                  "AWS_SECRET_ACCESS_KEY or ~/.aws")
+            raise RoostError(
+                f"artifact root {redact_url(uri)} carries credentials in the URL",
+                hint="drop them from the URL; S3 credentials come from AWS_ACCESS_KEY_ID/"
+                "AWS_SECRET_ACCESS_KEY or ~/.aws",
+            )
         user = fsspec.config.conf.get("s3", {}).get("config_kwargs") or {}
         kwargs["config_kwargs"] = {**S3_CONFIG, **user}
     fs, path = fsspec.core.url_to_fs(uri, **kwargs)
@@ -72,18 +79,21 @@ def remote(uri: str) -> Iterator[tuple[Any, str]]:
     try:
         yield fs, path
     except Exception as exc:
-        endpoint = getattr(fs, "endpoint_url", None) or (getattr(fs, "client_kwargs", None) or {}).get(
-            "endpoint_url")
+        endpoint = getattr(fs, "endpoint_url", None) or (getattr(fs, "client_kwargs", None) or {}).get("endpoint_url")
         proto = fs.protocol if isinstance(fs.protocol, str) else fs.protocol[0]
         where = f"the S3 endpoint {redact_url(endpoint)}" if endpoint else f"the {proto} store"
         fs_timeout = getattr(sys.modules.get("fsspec.exceptions"), "FSTimeoutError", ())
         if _botocore_error(exc, "ConnectionError", "HTTPClientError") or isinstance(exc, fs_timeout):
-            raise RoostError(f"cannot reach {where} for {redact_url(uri)}: {redact_url(str(exc))}",
-                             hint="check FSSPEC_S3_ENDPOINT_URL and that the server is up, or point ROOST_ARTIFACTS "
-                                  "(artifacts in roost.yaml) at a reachable root") from exc
+            raise RoostError(
+                f"cannot reach {where} for {redact_url(uri)}: {redact_url(str(exc))}",
+                hint="check FSSPEC_S3_ENDPOINT_URL and that the server is up, or point ROOST_ARTIFACTS "
+                "(artifacts in roost.yaml) at a reachable root",
+            ) from exc
         if _botocore_error(exc, "NoCredentialsError", "PartialCredentialsError"):
-            raise RoostError(f"no S3 credentials for {redact_url(uri)} at {where}: {exc}",
-                             hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials)") from exc
+            raise RoostError(
+                f"no S3 credentials for {redact_url(uri)} at {where}: {exc}",
+                hint="set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or ~/.aws/credentials)",
+            ) from exc
         raise
 
 
@@ -170,8 +180,10 @@ def fetch(uri: str, cache_dir: Path) -> Path:
         else:
             files = fs.find(path)
             if not files:
-                raise NotFoundError(f"nothing stored at {redact_url(uri)}",
-                                    hint="check the artifact path (roost runs show RUN_ID lists a run's files)")
+                raise NotFoundError(
+                    f"nothing stored at {redact_url(uri)}",
+                    hint="check the artifact path (roost runs show RUN_ID lists a run's files)",
+                )
             rels = [posixpath.relpath(f, path) for f in files]
             for r in rels:
                 (tmp / r).parent.mkdir(parents=True, exist_ok=True)

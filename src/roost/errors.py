@@ -1,4 +1,5 @@
 """User-facing errors: a message that says what went wrong and a hint that says what to do."""
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """Workspace discovery: roost.yaml + .roost/, settings with ROOST_* environment overrides."""
+
 from __future__ import annotations
 
 import os
@@ -45,7 +46,7 @@ class Workspace:
 def _resolve_url(value: str, root: Path) -> str:
     """Make sqlite/file URLs and bare paths relative to the workspace root absolute."""
     if value.startswith("sqlite:///") and not value.startswith("sqlite:////"):
-        rel = value[len("sqlite:///"):]
+        rel = value[len("sqlite:///") :]
         if rel and rel != ":memory:" and not Path(rel).is_absolute():
             return "sqlite:///" + str((root / rel).resolve())
         return value

@@ -1,4 +1,5 @@
 """Fixtures for the ANN tests: a real two-tower model and a LightGBM ranker trained on the engagement log."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -27,8 +28,12 @@ def train_models(root: Path) -> dict[str, Any]:
     t = generate(6000, seed=3, users=400, items=20_000, days=3)
     flat = pit_join(t["impressions"], t["users"], t["items"])
     tt = make_model("two_tower", user_features=USER, item_features=ITEM, epochs=1, dim=16, hidden=[32])
-    tt.fit(flat[USER + ITEM].iloc[:5000], flat["clicked"].iloc[:5000],
-           flat[USER + ITEM].iloc[5000:], flat["clicked"].iloc[5000:])
+    tt.fit(
+        flat[USER + ITEM].iloc[:5000],
+        flat["clicked"].iloc[:5000],
+        flat[USER + ITEM].iloc[5000:],
+        flat["clicked"].iloc[5000:],
+    )
     tt.save_package(root / "two_tower", flat[USER + ITEM].iloc[:300], label="clicked")
     rk = make_model("lightgbm", n_estimators=20)
     rk.fit(flat[RANK].iloc[:5000], flat["clicked"].iloc[:5000], flat[RANK].iloc[5000:], flat["clicked"].iloc[5000:])
@@ -36,8 +41,14 @@ def train_models(root: Path) -> dict[str, Any]:
     items = t["items"].sort_values("event_time").groupby("item_id", as_index=False).last()
     users = t["users"].sort_values("event_time").groupby("user_id", as_index=False).last()
     items.drop(columns=["event_time", "created_time"]).to_parquet(root / "items.parquet")
-    return {"two_tower": root / "two_tower", "ranker": root / "ranker", "items": items, "users": users,
-            "items_path": root / "items.parquet", "root": root}
+    return {
+        "two_tower": root / "two_tower",
+        "ranker": root / "ranker",
+        "items": items,
+        "users": users,
+        "items_path": root / "items.parquet",
+        "root": root,
+    }
 
 
 def brute_top(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine") -> np.ndarray:

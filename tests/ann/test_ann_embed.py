@@ -1,4 +1,5 @@
 """roost embed and roost index on real two-tower embeddings: output equals the towers, recall vs brute force."""
+
 from __future__ import annotations
 
 import json
@@ -9,9 +10,22 @@ import pytest
 
 
 def _embed(cli, models, out="emb.parquet"):
-    code, stdout, err = cli("embed", "--model", str(models["two_tower"]), "--items", str(models["items_path"]),
-                            "--out", out, "--id-column", "item_id", "--keep", "category,price,quality_score",
-                            "--batch-size", "4096", "--json")
+    code, stdout, err = cli(
+        "embed",
+        "--model",
+        str(models["two_tower"]),
+        "--items",
+        str(models["items_path"]),
+        "--out",
+        out,
+        "--id-column",
+        "item_id",
+        "--keep",
+        "category,price,quality_score",
+        "--batch-size",
+        "4096",
+        "--json",
+    )
     assert code == 0, err
     return json.loads(stdout)
 
@@ -47,11 +61,33 @@ def test_index_recall_on_real_embeddings(ws, cli, models, helpers, metric: str) 
 
     _embed(cli, models)
     models["users"].to_parquet("users.parquet")
-    code, _, err = cli("embed", "--model", str(models["two_tower"]), "--items", "users.parquet", "--which", "user",
-                       "--id-column", "user_id", "--out", "users_emb.parquet", "-q")
+    code, _, err = cli(
+        "embed",
+        "--model",
+        str(models["two_tower"]),
+        "--items",
+        "users.parquet",
+        "--which",
+        "user",
+        "--id-column",
+        "user_id",
+        "--out",
+        "users_emb.parquet",
+        "-q",
+    )
     assert code == 0, err
-    code, out, err = cli("index", "build", "items", "--embeddings", "emb.parquet", "--metric", metric,
-                         "--tune-queries", "users_emb.parquet", "--json")
+    code, out, err = cli(
+        "index",
+        "build",
+        "items",
+        "--embeddings",
+        "emb.parquet",
+        "--metric",
+        metric,
+        "--tune-queries",
+        "users_emb.parquet",
+        "--json",
+    )
     assert code == 0, err
     rec = json.loads(out)
     assert rec["version"] == 1 and rec["count"] == len(models["items"]) and rec["id_column"] == "item_id"

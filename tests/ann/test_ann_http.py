@@ -1,4 +1,5 @@
 """The ANN HTTP routes through Starlette's TestClient: search, filters, upsert/delete, reload/replay, errors."""
+
 from __future__ import annotations
 
 import json
@@ -68,24 +69,31 @@ def test_filters_upsert_delete(served) -> None:
     assert r.json()["count"] == 2001  # replaced, not added
     r = client.post("/v1/indexes/items/delete", json={"ids": [5000, 0, 777777]}).json()
     assert r == {"index": "items", "deleted": 2, "missing": [777777], "count": 1999}
-    for body in ({"vector": new, "k": 50}, {"vector": x[0].tolist(), "k": 50},
-                 {"vector": new, "k": 5, "filter": {"cat": "z"}}):
+    for body in (
+        {"vector": new, "k": 50},
+        {"vector": x[0].tolist(), "k": 50},
+        {"vector": new, "k": 5, "filter": {"cat": "z"}},
+    ):
         hits = client.post("/v1/indexes/items/search", json=body).json()["results"][0]
         assert not {h["id"] for h in hits} & {0, 5000}
     assert client.post("/v1/indexes/items/search", json={"vector": new, "k": 5, "filter": {"cat": "z"}}).json()[
-        "results"] == [[]]
+        "results"
+    ] == [[]]
 
 
-@pytest.mark.parametrize(("body", "status", "words"), [
-    ({"vector": [0.1, 0.2, 0.3]}, 400, ["3 dimensions", f"has {D}"]),
-    ({"vectors": [[0.0] * D, [0.1] * (D + 2)]}, 400, ["vector 1", f"{D + 2} dimensions", f"has {D}"]),
-    ({"vector": [None] + [0.1] * (D - 1)}, 400, ["NaN"]),
-    ({"vector": [0.1] * D, "k": 0}, 400, ["k must be"]),
-    ({"vector": [0.1] * D, "filter": {"colour": "a"}}, 400, ["colour", "cat"]),
-    ({"vector": [0.1] * D, "id": 3}, 400, ["exactly one"]),
-    ({"id": 99999}, 404, ["99999"]),
-    ({}, 400, ["exactly one"]),
-])
+@pytest.mark.parametrize(
+    ("body", "status", "words"),
+    [
+        ({"vector": [0.1, 0.2, 0.3]}, 400, ["3 dimensions", f"has {D}"]),
+        ({"vectors": [[0.0] * D, [0.1] * (D + 2)]}, 400, ["vector 1", f"{D + 2} dimensions", f"has {D}"]),
+        ({"vector": [None] + [0.1] * (D - 1)}, 400, ["NaN"]),
+        ({"vector": [0.1] * D, "k": 0}, 400, ["k must be"]),
+        ({"vector": [0.1] * D, "filter": {"colour": "a"}}, 400, ["colour", "cat"]),
+        ({"vector": [0.1] * D, "id": 3}, 400, ["exactly one"]),
+        ({"id": 99999}, 404, ["99999"]),
+        ({}, 400, ["exactly one"]),
+    ],
+)
 def test_bad_search_requests(served, body: dict, status: int, words: list[str]) -> None:
     client = served[0]
     r = client.post("/v1/indexes/items/search", json=body)
@@ -135,8 +143,10 @@ def test_reload_swaps_and_replays_mutations_made_after_the_snapshot(served) -> N
     build_index("items", "emb.parquet", id_column="item_id")  # v2 from a file older than the upsert
     r = client.post("/v1/indexes/items/reload", json={}).json()
     assert r["swapped"] and r["previous"] == 1 and r["version"] == 2
-    assert client.post("/v1/indexes/items/search", json={"vector": up["vectors"][0], "k": 1}).json()["results"][0][
-        0]["id"] == 9001  # replayed onto v2
+    assert (
+        client.post("/v1/indexes/items/search", json={"vector": up["vectors"][0], "k": 1}).json()["results"][0][0]["id"]
+        == 9001
+    )  # replayed onto v2
     assert client.post("/v1/indexes/items/delete", json={"ids": [7]}).json()["deleted"] == 1
     time.sleep(0.05)
     _write("emb.parquet", np.arange(2000), x, cat)  # a catalogue snapshot taken after the delete: it rules

@@ -1,4 +1,5 @@
 """IntIdMap (sorted arrays + change dict) behaves like a dict through inserts, moves, removals and merges."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -13,7 +14,7 @@ def test_int_id_map_matches_a_dict() -> None:
     for step in range(300):
         op = rng.integers(0, 3)
         n = int(rng.choice([1, 5, 100, 5000]))
-        ids = np.unique(rng.integers(-10**12, 10**12, n) if step % 7 == 0 else rng.integers(0, 20_000, n))
+        ids = np.unique(rng.integers(-(10**12), 10**12, n) if step % 7 == 0 else rng.integers(0, 20_000, n))
         if op < 2:
             slots = np.arange(next_slot, next_slot + len(ids))
             next_slot += len(ids)

@@ -1,4 +1,5 @@
 """Index against numpy brute force: recall, deletes, filters, empty index, k > size, persistence, bad input."""
+
 from __future__ import annotations
 
 import threading
@@ -34,8 +35,13 @@ def test_recall_at_10_on_100k_random_vectors(library: str, helpers) -> None:
 
 
 MIXED = [(k, lib, "cosine") for k, lib in BACKENDS] + [
-    ("hnsw", "hnswlib", "ip"), ("hnsw", "faiss", "ip"), ("ivf", "faiss", "ip"),
-    ("hnsw", "hnswlib", "l2"), ("hnsw", "faiss", "l2"), ("flat", "faiss", "l2")]
+    ("hnsw", "hnswlib", "ip"),
+    ("hnsw", "faiss", "ip"),
+    ("ivf", "faiss", "ip"),
+    ("hnsw", "hnswlib", "l2"),
+    ("hnsw", "faiss", "l2"),
+    ("flat", "faiss", "l2"),
+]
 
 
 @pytest.mark.parametrize(("kind", "library", "metric"), MIXED)
@@ -48,8 +54,11 @@ def test_recall_and_scores_vs_brute_force(kind: str, library: str, metric: str, 
     truth = helpers.brute_top(x, q, 10, metric) * 7
     assert helpers.recall_at(res.ids, truth) >= (1.0 if kind == "flat" else 0.9)
     i, ids, sc = 3, res.ids[3] // 7, res.scores[3]
-    want = {"cosine": (x[ids] @ q[i]) / np.linalg.norm(x[ids], axis=1) / np.linalg.norm(q[i]),
-            "ip": x[ids] @ q[i], "l2": -((x[ids] - q[i]) ** 2).sum(1)}[metric]
+    want = {
+        "cosine": (x[ids] @ q[i]) / np.linalg.norm(x[ids], axis=1) / np.linalg.norm(q[i]),
+        "ip": x[ids] @ q[i],
+        "l2": -((x[ids] - q[i]) ** 2).sum(1),
+    }[metric]
     np.testing.assert_allclose(sc, want, rtol=1e-3, atol=1e-3)
     assert (np.diff(sc) <= 1e-6).all()  # best first
 
@@ -95,11 +104,17 @@ def _matches(attrs: dict, i: int, flt: dict) -> bool:
         missing = v is None or (isinstance(v, float) and np.isnan(v))
         conds = cond if isinstance(cond, dict) else ({"in": cond} if isinstance(cond, list) else {"eq": cond})
         for op, w in conds.items():
-            ok = {"eq": lambda: not missing and v == w, "ne": lambda: not missing and v != w,
-                  "lt": lambda: not missing and v < w, "lte": lambda: not missing and v <= w,
-                  "gt": lambda: not missing and v > w, "gte": lambda: not missing and v >= w,
-                  "in": lambda: not missing and v in w, "nin": lambda: not missing and v not in w,
-                  "exists": lambda: (not missing) == w}[op.lstrip("$")]()
+            ok = {
+                "eq": lambda: not missing and v == w,
+                "ne": lambda: not missing and v != w,
+                "lt": lambda: not missing and v < w,
+                "lte": lambda: not missing and v <= w,
+                "gt": lambda: not missing and v > w,
+                "gte": lambda: not missing and v >= w,
+                "in": lambda: not missing and v in w,
+                "nin": lambda: not missing and v not in w,
+                "exists": lambda: (not missing) == w,
+            }[op.lstrip("$")]()
             if not ok:
                 return False
     return True
@@ -115,9 +130,17 @@ def test_filters_never_return_non_matching_items(kind: str, library: str, helper
     color = np.array(rng.choice(["red", "green", "blue"], n), dtype=object)
     color[::23] = None
     attrs = {"price": price, "color": color, "stock": rng.integers(0, 5, n)}
-    filters = [{"color": "red"}, {"price": {"lt": 20}}, {"price": {"gte": 30, "lte": 60}, "color": ["red", "blue"]},
-               {"stock": 0}, {"color": {"ne": "green"}}, {"color": {"nin": ["red"]}, "stock": {"gt": 2}},
-               {"price": {"$exists": False}}, {"color": "ultraviolet"}, {"stock": {"in": [1, 3]}}]
+    filters = [
+        {"color": "red"},
+        {"price": {"lt": 20}},
+        {"price": {"gte": 30, "lte": 60}, "color": ["red", "blue"]},
+        {"stock": 0},
+        {"color": {"ne": "green"}},
+        {"color": {"nin": ["red"]}, "stock": {"gt": 2}},
+        {"price": {"$exists": False}},
+        {"color": "ultraviolet"},
+        {"stock": {"in": [1, 3]}},
+    ]
     for exact_limit in (0, 20_000):
         index = Index(16, "l2", kind, library, exact_limit=exact_limit, ef_search=200, nprobe=64)
         index.upsert(np.arange(n), x, attrs)
@@ -258,8 +281,10 @@ def test_concurrent_builds_each_get_their_own_version(ws):
     from roost.ann import list_versions
 
     n = 3
-    procs = [subprocess.Popen([sys.executable, "-c", BUILDER, str(ws.root), str(i)], stdout=subprocess.PIPE,
-                              text=True) for i in range(n)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", BUILDER, str(ws.root), str(i)], stdout=subprocess.PIPE, text=True)
+        for i in range(n)
+    ]
     outs = [p.communicate(timeout=300)[0] for p in procs]
     assert all(p.returncode == 0 for p in procs)
     said = sorted(int(o.strip().splitlines()[-1]) for o in outs)

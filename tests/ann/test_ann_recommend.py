@@ -1,4 +1,5 @@
 """Two-stage recommend: user tower → index candidates → LightGBM ranker → top-k, checked step by step by hand."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -14,17 +15,25 @@ def rec_state(ws, models):
     from roost.ann import build_index, embed
     from roost.ann.serving import open_indexes
 
-    embed(models["two_tower"], models["items_path"], "emb.parquet", id_column="item_id",
-          keep=["category", "price", "quality_score"])
+    embed(
+        models["two_tower"],
+        models["items_path"],
+        "emb.parquet",
+        id_column="item_id",
+        keep=["category", "price", "quality_score"],
+    )
     build_index("items", "emb.parquet", metric="ip", kind="flat")
-    return open_indexes(["items"], recommend={"items": (str(models["two_tower"]), str(models["ranker"]))},
-                        candidates=50)
+    return open_indexes(
+        ["items"], recommend={"items": (str(models["two_tower"]), str(models["ranker"]))}, candidates=50
+    )
 
 
 def _user(models, i: int) -> dict:
     u = models["users"].iloc[i]
-    return {c: (None if pd.isna(u[c]) else u[c].item() if hasattr(u[c], "item") else u[c])
-            for c in ["user_id", "country", "age_group", "device"]}
+    return {
+        c: (None if pd.isna(u[c]) else u[c].item() if hasattr(u[c], "item") else u[c])
+        for c in ["user_id", "country", "age_group", "device"]
+    }
 
 
 def test_recommend_equals_the_pipeline_by_hand(rec_state, models) -> None:

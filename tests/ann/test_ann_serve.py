@@ -1,4 +1,5 @@
 """`roost index serve` as a real server process: search, mutations, alias swap under load, recommend."""
+
 from __future__ import annotations
 
 import os
@@ -33,8 +34,14 @@ def server(ws):
     def start(*args: str) -> str:
         port = _free_port()
         log = open(Path(ws.root) / f"serve-{port}.log", "wb")
-        p = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "index", "serve", *args, "--port", str(port)],
-                             cwd=ws.root, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        p = subprocess.Popen(
+            [sys.executable, "-m", "roost.cli.main", "index", "serve", *args, "--port", str(port)],
+            cwd=ws.root,
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         procs.append(p)
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -59,8 +66,9 @@ def server(ws):
 
 def _emb(path: str, n: int, seed: int) -> np.ndarray:
     x = np.random.default_rng(seed).standard_normal((n, D)).astype(np.float32)
-    pd.DataFrame({"item_id": np.arange(n), "cat": np.where(np.arange(n) % 2, "odd", "even"),
-                  "embedding": list(x)}).to_parquet(path)
+    pd.DataFrame(
+        {"item_id": np.arange(n), "cat": np.where(np.arange(n) % 2, "odd", "even"), "embedding": list(x)}
+    ).to_parquet(path)
     return x
 
 
@@ -131,17 +139,34 @@ def test_recommend_endpoint_end_to_end(server, models) -> None:
     from roost.ann import build_index, embed
     from roost.ann.serving import open_indexes
 
-    embed(models["two_tower"], models["items_path"], "emb.parquet", id_column="item_id",
-          keep=["category", "price", "quality_score"])
+    embed(
+        models["two_tower"],
+        models["items_path"],
+        "emb.parquet",
+        id_column="item_id",
+        keep=["category", "price", "quality_score"],
+    )
     build_index("items", "emb.parquet", metric="ip", kind="flat")
-    url = server("items", "--user-model", str(models["two_tower"]), "--ranker", str(models["ranker"]),
-                 "--candidates", "40", "--poll", "0")
-    users = [{"user_id": int(u.user_id), "country": u.country, "age_group": u.age_group, "device": u.device}
-             for u in models["users"].iloc[:3].itertuples()]
+    url = server(
+        "items",
+        "--user-model",
+        str(models["two_tower"]),
+        "--ranker",
+        str(models["ranker"]),
+        "--candidates",
+        "40",
+        "--poll",
+        "0",
+    )
+    users = [
+        {"user_id": int(u.user_id), "country": u.country, "age_group": u.age_group, "device": u.device}
+        for u in models["users"].iloc[:3].itertuples()
+    ]
     r = httpx.post(url + "/v1/recommend/items", json={"users": users, "k": 5}, timeout=30)
     assert r.status_code == 200, r.text
-    local = open_indexes(["items"], recommend={"items": (str(models["two_tower"]), str(models["ranker"]))},
-                         candidates=40)
+    local = open_indexes(
+        ["items"], recommend={"items": (str(models["two_tower"]), str(models["ranker"]))}, candidates=40
+    )
     want = local.recommenders["items"].recommend(users, k=5)
     assert [[h["id"] for h in row] for row in r.json()["results"]] == [[h["id"] for h in row] for row in want]
     r = httpx.post(url + "/v1/recommend/items", json={"user": {"user_id": 1}}, timeout=30)

@@ -48,13 +48,24 @@ def fit_all(cancer, mixed):
 
     X, y, Xt = cancer
     M, my, Mt = mixed
-    proba = lambda m: (lambda d: m.predict_proba(d)[:, 1])  # noqa: E731
+    proba = lambda m: lambda d: m.predict_proba(d)[:, 1]  # noqa: E731
     out = {}
     m = Pipeline([("scale", StandardScaler()), ("lr", LogisticRegression(max_iter=2000))]).fit(X, y)
     out["logreg"] = (m, X, Xt, proba(m))
-    pipe = Pipeline([("prep", ColumnTransformer([("num", StandardScaler(), list(M.columns[:5])),
-                                                 ("cat", OneHotEncoder(handle_unknown="ignore"), ["size", "grp"])])),
-                     ("clf", LogisticRegression(max_iter=2000))]).fit(M, my)
+    pipe = Pipeline(
+        [
+            (
+                "prep",
+                ColumnTransformer(
+                    [
+                        ("num", StandardScaler(), list(M.columns[:5])),
+                        ("cat", OneHotEncoder(handle_unknown="ignore"), ["size", "grp"]),
+                    ]
+                ),
+            ),
+            ("clf", LogisticRegression(max_iter=2000)),
+        ]
+    ).fit(M, my)
     out["column_transformer"] = (pipe, M, Mt, proba(pipe))
     m = RandomForestClassifier(n_estimators=25, max_depth=6, random_state=0).fit(X, y)
     out["random_forest"] = (m, X, Xt, proba(m))

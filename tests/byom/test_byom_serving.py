@@ -1,4 +1,5 @@
 """Every imported framework, served by `roost serve`: the HTTP answers equal the native model's predictions."""
+
 import sys
 from pathlib import Path
 
@@ -29,15 +30,20 @@ def test_imported_models_served_equal_native(ws, fitted, tmp_path):
     refs = []
     for name in NAMES:
         model, train, held, native = fitted[name]
-        roost.log_model(model, name=name.replace("_", "-"), sample_input=train.head(60),
-                        task="binary" if name == "torch_mlp" else None)
+        roost.log_model(
+            model,
+            name=name.replace("_", "-"),
+            sample_input=train.head(60),
+            task="binary" if name == "torch_mlp" else None,
+        )
         refs.append(f"{name.replace('_', '-')}/1")
     # a raw ONNX file too
     raw = Path(roost.resolve_model("random-forest/1").local_path, "model.onnx").read_bytes()
     roost.log_model(raw, name="raw-onnx")
     refs.append("raw-onnx/1")
-    srv = Server(refs, cwd=ws.root, log=tmp_path / "server.log",
-                 env={"ROOST_WORKSPACE": str(ws.root)}).wait_ready(timeout=120)
+    srv = Server(refs, cwd=ws.root, log=tmp_path / "server.log", env={"ROOST_WORKSPACE": str(ws.root)}).wait_ready(
+        timeout=120
+    )
     try:
         with srv.client() as c:
             for name in NAMES + ["raw_onnx"]:

@@ -1,4 +1,5 @@
 """roost.log_model on real models trained here: package, registry, ONNX Runtime equals the native model."""
+
 import json
 import pickle
 from pathlib import Path
@@ -16,8 +17,9 @@ NAMES = ["logreg", "column_transformer", "random_forest", "gradient_boosting", "
 @pytest.mark.parametrize("name", NAMES)
 def test_log_model_roundtrip_equals_native(ws, fitted, name):
     model, train, held, native = fitted[name]
-    v = roost.log_model(model, name=name.replace("_", "-"), sample_input=train.head(100),
-                        task="binary" if name == "torch_mlp" else None)
+    v = roost.log_model(
+        model, name=name.replace("_", "-"), sample_input=train.head(100), task="binary" if name == "torch_mlp" else None
+    )
     assert v.version == 1 and v.meta["task"] == "binary"
     assert v.meta["parity_max_abs_diff"] is not None and v.meta["parity_max_abs_diff"] <= 1e-4
     pred = roost.load_model(f"{name.replace('_', '-')}/1")
@@ -141,7 +143,8 @@ def test_import_native_files(ws, fitted, tmp_path, cli):
     np.testing.assert_allclose(roost.load_model("xgb/1").predict(held), fitted["xgboost"][3](held), atol=1e-5)
     net = fitted["torch_mlp"][0]
     torch.jit.save(torch.jit.trace(net, torch.zeros(2, 30)), str(tmp_path / "m.pt"))
-    code, _, err = cli("models", "import", str(tmp_path / "m.pt"), "--name", "ts", "--sample", str(sample),
-                       "--task", "binary")
+    code, _, err = cli(
+        "models", "import", str(tmp_path / "m.pt"), "--name", "ts", "--sample", str(sample), "--task", "binary"
+    )
     assert code == 0, err
     np.testing.assert_allclose(roost.load_model("ts/1").predict(held), fitted["torch_mlp"][3](held), atol=1e-5)

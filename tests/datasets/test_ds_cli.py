@@ -1,4 +1,5 @@
 """`roost datasets make` and `roost datasets show` through the real CLI app."""
+
 from __future__ import annotations
 
 import json
@@ -28,8 +29,22 @@ def test_make_engagement_writes_files_and_prints_row_counts(tmp_path: Path) -> N
 
 
 def test_make_json_and_scale_options(tmp_path: Path) -> None:
-    res = _invoke("datasets", "make", "engagement", "-n", "1000", "-o", str(tmp_path), "--users", "7",
-                  "--items", "5", "--days", "3", "--json")
+    res = _invoke(
+        "datasets",
+        "make",
+        "engagement",
+        "-n",
+        "1000",
+        "-o",
+        str(tmp_path),
+        "--users",
+        "7",
+        "--items",
+        "5",
+        "--days",
+        "3",
+        "--json",
+    )
     assert res.exit_code == 0, res.output
     rows = {r["table"]: r["rows"] for r in json.loads(res.stdout)}
     assert rows == {"users": 7 * 4, "items": 5 * 4, "impressions": 1000, "train": 1000}
@@ -73,8 +88,9 @@ def test_show_engagement_and_missing_values() -> None:
     assert doc["dtypes"]["event_time"] == "datetime64[us, UTC]"
 
 
-@pytest.mark.parametrize("source,needle", [("nope.parquet", "nope.parquet"), ("duckdb:SELEC 1", "SQL error"),
-                                           ("sklearn:wines", "wine")])
+@pytest.mark.parametrize(
+    "source,needle", [("nope.parquet", "nope.parquet"), ("duckdb:SELEC 1", "SQL error"), ("sklearn:wines", "wine")]
+)
 def test_show_errors_are_roost_errors(source: str, needle: str) -> None:
     res = _invoke("datasets", "show", source)
     assert isinstance(res.exception, RoostError) and needle in str(res.exception)

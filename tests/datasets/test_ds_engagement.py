@@ -1,4 +1,5 @@
 """The engagement generator: determinism, schema, missing values, base rate, and the PIT join against references."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -23,7 +24,11 @@ def flat() -> pd.DataFrame:
 
 
 def test_same_seed_same_frames_other_seed_other_frames() -> None:
-    a, b, c = make_engagement_flat(5_000, seed=1), make_engagement_flat(5_000, seed=1), make_engagement_flat(5_000, seed=2)
+    a, b, c = (
+        make_engagement_flat(5_000, seed=1),
+        make_engagement_flat(5_000, seed=1),
+        make_engagement_flat(5_000, seed=2),
+    )
     pd.testing.assert_frame_equal(a, b, check_exact=True)
     assert fingerprint(a) == fingerprint(b)
     assert fingerprint(a) != fingerprint(c)
@@ -58,8 +63,12 @@ def _is_utc(s: pd.Series) -> bool:
 
 def test_schema_and_dtypes(tables, flat) -> None:
     users, items, imps = tables["users"], tables["items"], tables["impressions"]
-    for df, ts_cols in ((users, ["event_time", "created_time"]), (items, ["event_time", "created_time"]),
-                        (imps, ["event_time", "label_time"]), (flat, ["event_time", "label_time"])):
+    for df, ts_cols in (
+        (users, ["event_time", "created_time"]),
+        (items, ["event_time", "created_time"]),
+        (imps, ["event_time", "label_time"]),
+        (flat, ["event_time", "label_time"]),
+    ):
         for c in ts_cols:
             assert _is_utc(df[c]), c
     for c in ("user_id", "clicks_7d", "sessions_7d", "account_age_days"):
@@ -74,8 +83,11 @@ def test_schema_and_dtypes(tables, flat) -> None:
     assert set(imps["clicked"].unique()) == {0, 1}
     assert imps["hour"].between(0, 23).all() and imps["position"].between(1, 10).all()
     assert imps["impression_id"].is_unique and imps["event_time"].is_monotonic_increasing
-    expected = list(imps.columns) + [c for c in users.columns if c not in ("user_id", "event_time", "created_time")] \
+    expected = (
+        list(imps.columns)
+        + [c for c in users.columns if c not in ("user_id", "event_time", "created_time")]
         + [c for c in items.columns if c not in ("item_id", "event_time", "created_time")]
+    )
     assert list(flat.columns) == expected
 
 
@@ -110,8 +122,9 @@ def test_label_base_rate_in_range(flat) -> None:
 
 def test_features_drift_over_snapshots(tables) -> None:
     users = tables["users"]
-    per_user = users.groupby("user_id").agg(n=("event_time", "size"), clicks=("clicks_7d", "nunique"),
-                                            sessions=("sessions_7d", "nunique"))
+    per_user = users.groupby("user_id").agg(
+        n=("event_time", "size"), clicks=("clicks_7d", "nunique"), sessions=("sessions_7d", "nunique")
+    )
     assert (per_user["n"] > 5).all()
     assert (per_user["sessions"] > 1).mean() > 0.9
     items = tables["items"]
@@ -153,10 +166,20 @@ def test_pit_join_matches_brute_force_reference(tables, flat) -> None:
 
 def test_pit_join_matches_pandas_merge_asof(tables, flat) -> None:
     users, items, imps = tables["users"], tables["items"], tables["impressions"]
-    ref = pd.merge_asof(imps.sort_values("event_time"), users.drop(columns="created_time").sort_values("event_time"),
-                        on="event_time", by="user_id", direction="backward")
-    ref = pd.merge_asof(ref, items.drop(columns="created_time").sort_values("event_time"),
-                        on="event_time", by="item_id", direction="backward")
+    ref = pd.merge_asof(
+        imps.sort_values("event_time"),
+        users.drop(columns="created_time").sort_values("event_time"),
+        on="event_time",
+        by="user_id",
+        direction="backward",
+    )
+    ref = pd.merge_asof(
+        ref,
+        items.drop(columns="created_time").sort_values("event_time"),
+        on="event_time",
+        by="item_id",
+        direction="backward",
+    )
     ref = ref.sort_values("impression_id").reset_index(drop=True)[list(flat.columns)]
     pd.testing.assert_frame_equal(flat, ref, check_dtype=False)
 
@@ -169,7 +192,9 @@ def test_latest_join_takes_each_entitys_last_snapshot(tables) -> None:
     cut = imps["event_time"].quantile(0.5)
     as_of = latest_join(imps, users, items, as_of=cut)
     seen = users[users["created_time"] <= cut].sort_values("event_time").groupby("user_id").tail(1)
-    assert (as_of["clicks_7d"].to_numpy() == seen.set_index("user_id").loc[imps["user_id"], "clicks_7d"].to_numpy()).all()
+    assert (
+        as_of["clicks_7d"].to_numpy() == seen.set_index("user_id").loc[imps["user_id"], "clicks_7d"].to_numpy()
+    ).all()
 
 
 def test_rows_must_be_positive() -> None:

@@ -1,4 +1,5 @@
 """`delay_frame`: nycflights13 departures with a UTC schedule time and a delay label."""
+
 from __future__ import annotations
 
 import pandas as pd

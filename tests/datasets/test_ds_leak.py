@@ -5,6 +5,7 @@ the latest feature rows the store holds at `cut`; the careful team joins point-i
 split of the training period, each team scored on its own join) the naive model wins. On the impressions after
 `cut`, scored with the features production serves (as of each impression), the point-in-time model wins.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -20,8 +21,19 @@ from sklearn.preprocessing import StandardScaler
 from roost.datasets.engagement import generate
 from roost.datasets.joins import latest_join, pit_join
 
-NUM = ["hour", "position", "clicks_7d", "sessions_7d", "avg_session_min", "account_age_days", "price",
-       "quality_score", "popularity_7d", "item_clicks_7d", "item_ctr_7d"]
+NUM = [
+    "hour",
+    "position",
+    "clicks_7d",
+    "sessions_7d",
+    "avg_session_min",
+    "account_age_days",
+    "price",
+    "quality_score",
+    "popularity_7d",
+    "item_clicks_7d",
+    "item_ctr_7d",
+]
 CAT = ["country", "device", "age_group", "gender", "category"]
 
 
@@ -34,8 +46,9 @@ def _x(df: pd.DataFrame) -> pd.DataFrame:
 
 def _model(kind: str):
     if kind == "hgb":
-        return HistGradientBoostingClassifier(max_iter=100, random_state=0,
-                                              categorical_features=list(range(len(NUM), len(NUM) + len(CAT))))
+        return HistGradientBoostingClassifier(
+            max_iter=100, random_state=0, categorical_features=list(range(len(NUM), len(NUM) + len(CAT)))
+        )
     return make_pipeline(SimpleImputer(), StandardScaler(), LogisticRegression(max_iter=1000))
 
 

@@ -1,4 +1,5 @@
 """`roost.datasets.load` for every scheme, its errors, and `fingerprint`."""
+
 from __future__ import annotations
 
 import subprocess
@@ -15,12 +16,14 @@ from roost.errors import RoostError
 
 @pytest.fixture
 def frame() -> pd.DataFrame:
-    return pd.DataFrame({
-        "id": np.arange(6, dtype="int64"),
-        "x": [0.5, 1.5, np.nan, 3.5, 4.5, 5.5],
-        "city": ["a", "b", None, "a", "c", "b"],
-        "ts": pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC"),
-    })
+    return pd.DataFrame(
+        {
+            "id": np.arange(6, dtype="int64"),
+            "x": [0.5, 1.5, np.nan, 3.5, 4.5, 5.5],
+            "city": ["a", "b", None, "a", "c", "b"],
+            "ts": pd.date_range("2024-01-01", periods=6, freq="h", tz="UTC"),
+        }
+    )
 
 
 def test_parquet_path_glob_and_directory(tmp_path: Path, frame: pd.DataFrame) -> None:
@@ -55,8 +58,10 @@ def test_duckdb_query_reads_files(tmp_path: Path, frame: pd.DataFrame) -> None:
     assert load("duckdb:SELECT 1 AS x WHERE false").empty  # a query may select nothing
 
 
-@pytest.mark.parametrize("name,rows,cols", [("breast_cancer", 569, 31), ("wine", 178, 14), ("digits", 1797, 65),
-                                            ("diabetes", 442, 11), ("iris", 150, 5)])
+@pytest.mark.parametrize(
+    "name,rows,cols",
+    [("breast_cancer", 569, 31), ("wine", 178, 14), ("digits", 1797, 65), ("diabetes", 442, 11), ("iris", 150, 5)],
+)
 def test_sklearn(name: str, rows: int, cols: int) -> None:
     df = load(f"sklearn:{name}")
     assert df.shape == (rows, cols) and df.columns[-1] == "target"
@@ -155,8 +160,10 @@ def test_fingerprint_is_stable_and_sensitive(frame: pd.DataFrame) -> None:
 
 
 def test_import_is_light() -> None:
-    code = ("import sys, roost.datasets, roost.datasets.loaders, roost.datasets.engagement, roost.datasets.joins, "
-            "roost.datasets.flights, roost.cli.datasets; "
-            "print(sorted(m for m in ('pandas', 'numpy', 'duckdb', 'pyarrow', 'sklearn') if m in sys.modules))")
+    code = (
+        "import sys, roost.datasets, roost.datasets.loaders, roost.datasets.engagement, roost.datasets.joins, "
+        "roost.datasets.flights, roost.cli.datasets; "
+        "print(sorted(m for m in ('pandas', 'numpy', 'duckdb', 'pyarrow', 'sklearn') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

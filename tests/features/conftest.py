@@ -1,4 +1,5 @@
 """Fixtures for feature-store tests: workspaces with definitions, a real redis-server on a free loopback port."""
+
 from __future__ import annotations
 
 import os
@@ -12,6 +13,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `fs_helpers` (importlib import mode)
+
 
 @pytest.fixture
 def fws(ws):
@@ -66,9 +68,12 @@ def redis_url(tmp_path_factory):
     pytest.importorskip("redis", reason="the redis Python package is not installed (pip install redis)")
     d = tmp_path_factory.mktemp("redis")
     port = _free_port()
-    proc = subprocess.Popen([exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-                             "--dir", str(d)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(d)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     import redis
 
     r = redis.Redis(port=port)

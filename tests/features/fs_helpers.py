@@ -1,4 +1,5 @@
 """Shared test data: a typed feature source with nulls, ties and late arrivals, and its definitions."""
+
 from __future__ import annotations
 
 import textwrap
@@ -61,19 +62,21 @@ def typed_events(n_rows: int = 600, n_users: int = 40, hours: int = 48, seed: in
         return [None if rng.random() < p else v for v in values]
 
     n = rng.integers(0, 100, n_rows)
-    return pa.table({
-        "user_id": pa.array(uid, pa.int64()),
-        "region": pa.array(rng.choice(["eu", "us"], n_rows).tolist(), pa.string()),
-        "event_time": pa.array(et, TS),
-        "created_time": pa.array(ct, TS),
-        "n": pa.array(nulls(n.tolist()), pa.int64()),
-        "n32": pa.array(nulls(rng.integers(-1000, 1000, n_rows).tolist()), pa.int32()),
-        "score": pa.array(nulls(rng.normal(0, 1, n_rows).tolist()), pa.float64()),
-        "score32": pa.array(nulls(rng.normal(0, 1, n_rows).astype(np.float32).tolist()), pa.float32()),
-        "flag": pa.array(nulls((rng.random(n_rows) < 0.5).tolist()), pa.bool_()),
-        "label": pa.array(nulls([f"l{int(x)}" for x in rng.integers(0, 30, n_rows)]), pa.string()),
-        "seen_at": pa.array(nulls([T0 - timedelta(seconds=int(s)) for s in rng.integers(0, 10**6, n_rows)]), TS),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(uid, pa.int64()),
+            "region": pa.array(rng.choice(["eu", "us"], n_rows).tolist(), pa.string()),
+            "event_time": pa.array(et, TS),
+            "created_time": pa.array(ct, TS),
+            "n": pa.array(nulls(n.tolist()), pa.int64()),
+            "n32": pa.array(nulls(rng.integers(-1000, 1000, n_rows).tolist()), pa.int32()),
+            "score": pa.array(nulls(rng.normal(0, 1, n_rows).tolist()), pa.float64()),
+            "score32": pa.array(nulls(rng.normal(0, 1, n_rows).astype(np.float32).tolist()), pa.float32()),
+            "flag": pa.array(nulls((rng.random(n_rows) < 0.5).tolist()), pa.bool_()),
+            "label": pa.array(nulls([f"l{int(x)}" for x in rng.integers(0, 30, n_rows)]), pa.string()),
+            "seen_at": pa.array(nulls([T0 - timedelta(seconds=int(s)) for s in rng.integers(0, 10**6, n_rows)]), TS),
+        }
+    )
 
 
 def write_typed_data(root: Path, seed: int = 0) -> pa.Table:

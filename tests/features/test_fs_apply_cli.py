@@ -1,4 +1,5 @@
 """`apply` diffs and the `roost features` CLI end to end."""
+
 from __future__ import annotations
 
 import json
@@ -20,9 +21,9 @@ def test_apply_diff_added_changed_removed(fws):
     assert apply().empty
     materialize(end="2024-05-01T12:00:00Z")
     assert open_online_store().has_view("derived")
-    changed = TYPED_DEFS.replace('ttl=timedelta(hours=12)', 'ttl=timedelta(hours=24)')
-    changed = changed.replace('by_region = FeatureView', '_gone = FeatureView')  # _gone is still collected
-    changed = changed.replace('derived = FeatureView(', 'derived = None and FeatureView(')
+    changed = TYPED_DEFS.replace("ttl=timedelta(hours=12)", "ttl=timedelta(hours=24)")
+    changed = changed.replace("by_region = FeatureView", "_gone = FeatureView")  # _gone is still collected
+    changed = changed.replace("derived = FeatureView(", "derived = None and FeatureView(")
     write_defs(fws.root, changed)
     d = apply()
     assert d.changed["view"] == {"pyview": ["ttl_seconds"]}

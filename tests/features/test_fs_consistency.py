@@ -1,4 +1,5 @@
 """Online/offline consistency: after materialising at t, online values equal the training set at t, typed."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -33,9 +34,17 @@ def check_consistent(t, url: str | None = None) -> None:
             assert list(arr) == list(want), name
     # composite keys
     regions = ["eu", "us", "eu", "xx"]
-    offline2 = training_set(pa.table({"user_id": pa.array([1, 1, 2, 3], pa.int64()),
-                                      "region": pa.array(regions), "event_time": pa.array([t] * 4, pa.timestamp(
-                                          "us", tz="UTC"))}), ["by_region:score"], output="arrow")
+    offline2 = training_set(
+        pa.table(
+            {
+                "user_id": pa.array([1, 1, 2, 3], pa.int64()),
+                "region": pa.array(regions),
+                "event_time": pa.array([t] * 4, pa.timestamp("us", tz="UTC")),
+            }
+        ),
+        ["by_region:score"],
+        output="arrow",
+    )
     on2 = online(["by_region:score"], {"user_id": [1, 1, 2, 3], "region": regions}, output="arrow", online_store=url)
     assert on2.column("score").to_pylist() == offline2.column("score").to_pylist()
 

@@ -1,4 +1,5 @@
 """The engagement example repo: training sets equal the dataset's own PIT join, online equals offline at t."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -9,8 +10,7 @@ import pytest
 
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "engagement" / "features"
 engagement = pytest.importorskip("roost.datasets.engagement")
-USER = ["clicks_7d", "sessions_7d", "avg_session_min", "account_age_days", "country", "device", "age_group",
-        "gender"]
+USER = ["clicks_7d", "sessions_7d", "avg_session_min", "account_age_days", "country", "device", "age_group", "gender"]
 ITEM = ["category", "price", "quality_score", "popularity_7d", "item_clicks_7d", "item_ctr_7d"]
 
 

@@ -1,4 +1,5 @@
 """Bad input gives clear RoostErrors; a failed materialisation leaves the online store as it was."""
+
 from __future__ import annotations
 
 from datetime import timedelta
@@ -161,32 +162,45 @@ def test_apply_validation_errors(fws):
     from roost.features import apply
 
     pd.DataFrame({"user_id": [1], "event_time": [pd.Timestamp("2024-01-01")], "x": [1.0]}).to_parquet(
-        fws.root / "data" / "naive.parquet")
-    write_defs(fws.root, """
+        fws.root / "data" / "naive.parquet"
+    )
+    write_defs(
+        fws.root,
+        """
 u = Entity("u", "user_id")
 v = FeatureView("v", u, Source("naive", path="data/naive.parquet"), fields={"x": "float64"})
-""")
+""",
+    )
     with pytest.raises(RoostError, match="timezone-naive") as e:
         apply()
     assert "timezone='UTC'" in e.value.hint
-    write_defs(fws.root, """
+    write_defs(
+        fws.root,
+        """
 u = Entity("u", "user_id")
 v = FeatureView("v", u, Source("naive", path="data/naive.parquet", timezone="UTC"), fields={"x": "float64",
                 "y": "float64"})
-""")
+""",
+    )
     with pytest.raises(RoostError, match="field 'y' is not a column"):
         apply()
-    write_defs(fws.root, """
+    write_defs(
+        fws.root,
+        """
 u = Entity("u", "user_id")
 v = FeatureView("v", u, Source("naive", path="data/naive.parquet", timezone="UTC"), fields={"y": "float64"},
                 transform={"y": "x +* 2"})
-""")
+""",
+    )
     with pytest.raises(RoostError, match="view 'v'"):
         apply()
-    write_defs(fws.root, """
+    write_defs(
+        fws.root,
+        """
 u = Entity("u", "user_id")
 v = FeatureView("v", u, Source("gone", path="data/missing.parquet"), fields={"x": "float64"})
-""")
+""",
+    )
     with pytest.raises(RoostError, match="no file matches"):
         apply()
     write_defs(fws.root, "u = Entity('u', 'user_id')\nraise ValueError('boom')\n")

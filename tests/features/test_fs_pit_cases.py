@@ -1,4 +1,5 @@
 """Point-in-time join edge cases, spelled out (every engine): ties, TTL edges, nulls, static views."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -25,15 +26,15 @@ static = FeatureView("static", e, Source("cases_static", path="data/cases.parque
 
 # k, et (minutes after T), ct (minutes after T or None), v, s
 ROWS = [
-    (1, 0, 5, 10, "a"),      # k=1 at 0: three rows tie on event time; the greatest created time wins (v=12)
+    (1, 0, 5, 10, "a"),  # k=1 at 0: three rows tie on event time; the greatest created time wins (v=12)
     (1, 0, 1, 11, "b"),
     (1, 0, 9, 12, "c"),
-    (1, 0, None, 13, "d"),   # missing created time counts as oldest
-    (2, 0, 3, 20, "x"),      # k=2: full tie on (event, created): the later row in the source wins (v=21)
+    (1, 0, None, 13, "d"),  # missing created time counts as oldest
+    (2, 0, 3, 20, "x"),  # k=2: full tie on (event, created): the later row in the source wins (v=21)
     (2, 0, 3, 21, "y"),
-    (3, 0, 0, 30, "p"),      # k=3: the latest row has null values: nulls win, not the older non-null row
+    (3, 0, 0, 30, "p"),  # k=3: the latest row has null values: nulls win, not the older non-null row
     (3, 2, 2, None, None),
-    (4, 5, 5, 40, "q"),      # k=4: a late arrival (created 20 min after its event) still counts at event time
+    (4, 5, 5, 40, "q"),  # k=4: a late arrival (created 20 min after its event) still counts at event time
     (4, 4, 30, 41, "r"),
 ]
 
@@ -44,13 +45,15 @@ def cases_ws(fws, request, monkeypatch):
     from roost.features import apply
 
     use_engine(monkeypatch, request.param)
-    tbl = pa.table({
-        "k": pa.array([r[0] for r in ROWS], pa.int64()),
-        "et": pa.array([T + r[1] * M for r in ROWS], TS),
-        "ct": pa.array([None if r[2] is None else T + r[2] * M for r in ROWS], TS),
-        "v": pa.array([r[3] for r in ROWS], pa.int64()),
-        "s": pa.array([r[4] for r in ROWS], pa.string()),
-    })
+    tbl = pa.table(
+        {
+            "k": pa.array([r[0] for r in ROWS], pa.int64()),
+            "et": pa.array([T + r[1] * M for r in ROWS], TS),
+            "ct": pa.array([None if r[2] is None else T + r[2] * M for r in ROWS], TS),
+            "v": pa.array([r[3] for r in ROWS], pa.int64()),
+            "s": pa.array([r[4] for r in ROWS], pa.string()),
+        }
+    )
     pq.write_table(tbl, fws.root / "data" / "cases.parquet")
     write_defs(fws.root, DEFS)
     apply()
@@ -60,8 +63,7 @@ def cases_ws(fws, request, monkeypatch):
 def _join(rows: list[tuple[int | None, datetime | None]], refs: list[str]) -> pa.Table:
     from roost.features import training_set
 
-    ents = pa.table({"k": pa.array([r[0] for r in rows], pa.int64()), "event_time": pa.array([r[1] for r in rows],
-                                                                                          TS)})
+    ents = pa.table({"k": pa.array([r[0] for r in rows], pa.int64()), "event_time": pa.array([r[1] for r in rows], TS)})
     return training_set(ents, refs, full_names=True, output="arrow")
 
 
@@ -86,8 +88,16 @@ def test_entity_keys_of_another_type_are_cast(cases_ws, key_type):
 
 
 def test_ttl_edges_and_unmatched_rows(cases_ws):
-    rows = [(1, T - M), (1, T + 10 * M), (1, T + 10 * M + timedelta(microseconds=1)), (9, T), (None, T), (1, None),
-            (2, T + 5 * M), (2, T + 5 * M)]
+    rows = [
+        (1, T - M),
+        (1, T + 10 * M),
+        (1, T + 10 * M + timedelta(microseconds=1)),
+        (9, T),
+        (None, T),
+        (1, None),
+        (2, T + 5 * M),
+        (2, T + 5 * M),
+    ]
     out = _join(rows, ["cases:v", "raw:v", "static:v"])
     assert out.num_rows == len(rows)  # nothing dropped, duplicates kept
     assert out.column("cases__v").to_pylist() == [None, 12, None, None, None, None, 21, 21]  # ttl: inclusive edge
@@ -102,15 +112,26 @@ def test_nanosecond_times_never_look_ahead(fws):
 
     ns = pa.timestamp("ns", tz="UTC")
     hour = 1_704_070_800_000_000_000  # 2024-01-01T01:00:00Z in ns
-    pq.write_table(pa.table({"k": pa.array([1, 1], pa.int64()), "et": pa.array([hour - 3_600 * 10**9, hour], ns),
-                             "et_naive": pa.array([hour - 3_600 * 10**9, hour], pa.timestamp("ns")),
-                             "v": pa.array([1, 2], pa.int64())}), fws.root / "data" / "ns.parquet")
-    write_defs(fws.root, """
+    pq.write_table(
+        pa.table(
+            {
+                "k": pa.array([1, 1], pa.int64()),
+                "et": pa.array([hour - 3_600 * 10**9, hour], ns),
+                "et_naive": pa.array([hour - 3_600 * 10**9, hour], pa.timestamp("ns")),
+                "v": pa.array([1, 2], pa.int64()),
+            }
+        ),
+        fws.root / "data" / "ns.parquet",
+    )
+    write_defs(
+        fws.root,
+        """
 e = Entity("e", {"k": "int64"})
 aware = FeatureView("aware", e, Source("ns", path="data/ns.parquet", event_time="et"), fields={"v": "int64"})
 naive = FeatureView("naive", e, Source("ns_naive", path="data/ns.parquet", event_time="et_naive",
                     timezone="UTC"), fields={"v": "int64"})
-""")
+""",
+    )
     apply()
     t = pa.array([hour - 1, hour, hour + 999, hour + 1000], ns)
     ents = pa.table({"k": pa.array([1] * 4, pa.int64()), "event_time": t})

@@ -4,6 +4,7 @@ The sort-search engine reads a file source twice (keys and times, then the match
 DuckDB returning a single-table scan in source order both times; many small row groups in several files and
 8 threads give DuckDB every chance to reorder, so a broken assumption would show here as a mismatch.
 """
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -39,16 +40,18 @@ def _write(root, n: int, seed: int) -> None:
     def nulls(values: list, p: float = 0.1) -> list:
         return [None if rng.random() < p else v for v in values]
 
-    tbl = pa.table({
-        "user_id": pa.array(rng.integers(-50, 400, n), pa.int64()),
-        "region": pa.array(rng.choice(["eu", "us"], n).tolist(), pa.string()),
-        "et": pa.array([T0 + timedelta(minutes=int(m)) for m in minute], TS),
-        "ct": pa.array(ct, TS),
-        "v": pa.array(nulls(rng.integers(-1000, 1000, n).tolist()), pa.int64()),
-        "x": pa.array(nulls(rng.normal(0, 1, n).tolist()), pa.float64()),
-        "s": pa.array(nulls([f"s{int(i)}" for i in rng.integers(0, 50, n)]), pa.string()),
-        "b": pa.array(nulls((rng.random(n) < 0.5).tolist()), pa.bool_()),
-    })
+    tbl = pa.table(
+        {
+            "user_id": pa.array(rng.integers(-50, 400, n), pa.int64()),
+            "region": pa.array(rng.choice(["eu", "us"], n).tolist(), pa.string()),
+            "et": pa.array([T0 + timedelta(minutes=int(m)) for m in minute], TS),
+            "ct": pa.array(ct, TS),
+            "v": pa.array(nulls(rng.integers(-1000, 1000, n).tolist()), pa.int64()),
+            "x": pa.array(nulls(rng.normal(0, 1, n).tolist()), pa.float64()),
+            "s": pa.array(nulls([f"s{int(i)}" for i in rng.integers(0, 50, n)]), pa.string()),
+            "b": pa.array(nulls((rng.random(n) < 0.5).tolist()), pa.bool_()),
+        }
+    )
     d = root / "data" / "many"
     d.mkdir(parents=True)
     third = n // 3
@@ -59,11 +62,13 @@ def _write(root, n: int, seed: int) -> None:
 def _entities(n: int, seed: int) -> pa.Table:
     rng = np.random.default_rng(seed)
     sec = rng.integers(-3600, 3 * 86400 + 3600, n)
-    return pa.table({
-        "user_id": pa.array(rng.integers(-60, 420, n), pa.int64()),
-        "region": pa.array(rng.choice(["eu", "us", "ap"], n).tolist(), pa.string()),
-        "event_time": pa.array([None if rng.random() < 0.02 else T0 + timedelta(seconds=int(s)) for s in sec], TS),
-    })
+    return pa.table(
+        {
+            "user_id": pa.array(rng.integers(-60, 420, n), pa.int64()),
+            "region": pa.array(rng.choice(["eu", "us", "ap"], n).tolist(), pa.string()),
+            "event_time": pa.array([None if rng.random() < 0.02 else T0 + timedelta(seconds=int(s)) for s in sec], TS),
+        }
+    )
 
 
 @pytest.fixture(scope="module")
@@ -89,8 +94,9 @@ def reference(many_ws):
     saved = pit.ENGINE, order.PACK
     pit.ENGINE, order.PACK = "sql", False
     try:
-        return training_set(_entities(12_000, seed=2), ["ttl6h:*", "forever:*", "by_region:*"], full_names=True,
-                            output="arrow")
+        return training_set(
+            _entities(12_000, seed=2), ["ttl6h:*", "forever:*", "by_region:*"], full_names=True, output="arrow"
+        )
     finally:
         pit.ENGINE, order.PACK = saved
         workspace.use(None)
@@ -112,8 +118,9 @@ def test_engines_agree_on_parallel_reads(many_ws, reference, engine, monkeypatch
     use_engine(monkeypatch, engine)
     workspace.use(many_ws)
     try:
-        got = training_set(_entities(12_000, seed=2), ["ttl6h:*", "forever:*", "by_region:*"], full_names=True,
-                           output="arrow")
+        got = training_set(
+            _entities(12_000, seed=2), ["ttl6h:*", "forever:*", "by_region:*"], full_names=True, output="arrow"
+        )
     finally:
         workspace.use(None)
     assert got.schema == reference.schema

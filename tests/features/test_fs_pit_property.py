@@ -1,4 +1,5 @@
 """Property test: training_set equals a hand-written brute-force point-in-time reference on random data."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -45,22 +46,26 @@ p_static = FeatureView("p_static", ent, src_static, fields=F)
 
 minute = st.integers(0, 8)
 sub = st.sampled_from([0, 0, 0, 1, 1000, 30_000_000])  # microseconds past the minute: every time granularity
-feature_row = st.fixed_dictionaries({
-    "k": st.integers(-2, 3),
-    "g": st.sampled_from(["a", "b"]),
-    "et": st.one_of(st.none(), minute, minute, minute),
-    "sub": sub,
-    "late": st.one_of(st.none(), st.integers(0, 3), st.just(0)),  # created = et + late (None: no created time)
-    "v_int": st.one_of(st.none(), st.integers(-5, 5)),
-    "v_f": st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
-    "v_s": st.one_of(st.none(), st.text("xyz", max_size=3)),
-})
-entity_row = st.fixed_dictionaries({
-    "k": st.integers(-2, 4),  # 4 never has feature rows
-    "g": st.sampled_from(["a", "b", "c"]),
-    "t": st.one_of(minute, st.integers(-1, 16), st.none()),
-    "sub": st.sampled_from([0, 0, 1, 999, 30_000_000, 59_999_999]),
-})
+feature_row = st.fixed_dictionaries(
+    {
+        "k": st.integers(-2, 3),
+        "g": st.sampled_from(["a", "b"]),
+        "et": st.one_of(st.none(), minute, minute, minute),
+        "sub": sub,
+        "late": st.one_of(st.none(), st.integers(0, 3), st.just(0)),  # created = et + late (None: no created time)
+        "v_int": st.one_of(st.none(), st.integers(-5, 5)),
+        "v_f": st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+        "v_s": st.one_of(st.none(), st.text("xyz", max_size=3)),
+    }
+)
+entity_row = st.fixed_dictionaries(
+    {
+        "k": st.integers(-2, 4),  # 4 never has feature rows
+        "g": st.sampled_from(["a", "b", "c"]),
+        "t": st.one_of(minute, st.integers(-1, 16), st.none()),
+        "sub": st.sampled_from([0, 0, 1, 999, 30_000_000, 59_999_999]),
+    }
+)
 
 
 def et_of(r: dict) -> datetime | None:
@@ -80,8 +85,7 @@ def prop_ws(module_ws):
     from roost.features import apply
 
     workspace.use(module_ws)
-    write_source(module_ws.root, [{"k": 0, "g": "a", "et": 0, "sub": 0, "late": 0, "v_int": 1, "v_f": 1.0,
-                                   "v_s": "x"}])
+    write_source(module_ws.root, [{"k": 0, "g": "a", "et": 0, "sub": 0, "late": 0, "v_int": 1, "v_f": 1.0, "v_s": "x"}])
     write_defs(module_ws.root, DEFS)
     apply()
     workspace.use(None)
@@ -96,23 +100,26 @@ def ct_of(r: dict) -> datetime | None:
 def write_source(root, rows: list[dict]) -> None:
     """Write feature rows to data/prop.parquet with tz-aware times."""
     ts = pa.timestamp("us", tz="UTC")
-    tbl = pa.table({
-        "k": pa.array([r["k"] for r in rows], pa.int64()),
-        "g": pa.array([r["g"] for r in rows], pa.string()),
-        "et": pa.array([et_of(r) for r in rows], ts),
-        "ct": pa.array([ct_of(r) for r in rows], ts),
-        "v_int": pa.array([r["v_int"] for r in rows], pa.int64()),
-        "v_f": pa.array([r["v_f"] for r in rows], pa.float64()),
-        "v_s": pa.array([r["v_s"] for r in rows], pa.string()),
-    })
+    tbl = pa.table(
+        {
+            "k": pa.array([r["k"] for r in rows], pa.int64()),
+            "g": pa.array([r["g"] for r in rows], pa.string()),
+            "et": pa.array([et_of(r) for r in rows], ts),
+            "ct": pa.array([ct_of(r) for r in rows], ts),
+            "v_int": pa.array([r["v_int"] for r in rows], pa.int64()),
+            "v_f": pa.array([r["v_f"] for r in rows], pa.float64()),
+            "v_s": pa.array([r["v_s"] for r in rows], pa.string()),
+        }
+    )
     pq.write_table(tbl, root / "data" / "prop.parquet")
 
 
 OLDEST = datetime.min.replace(tzinfo=timezone.utc)
 
 
-def reference(rows: list[dict], ents: list[dict], ttl: timedelta | None, use_ct: bool,
-              keys: tuple[str, ...], static: bool = False) -> list[tuple | None]:
+def reference(
+    rows: list[dict], ents: list[dict], ttl: timedelta | None, use_ct: bool, keys: tuple[str, ...], static: bool = False
+) -> list[tuple | None]:
     """Brute force: for each entity row, the latest feature row with et <= t (and >= t - ttl); ties by created
     time (missing = oldest), then by position in the source (later wins). Static: every row, at any time."""
     out = []
@@ -133,10 +140,14 @@ def reference(rows: list[dict], ents: list[dict], ttl: timedelta | None, use_ct:
     return out
 
 
-@settings(max_examples=60, deadline=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
-@given(rows=st.lists(feature_row, max_size=30), ents=st.lists(entity_row, min_size=1, max_size=25),
-       tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]))
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    rows=st.lists(feature_row, max_size=30),
+    ents=st.lists(entity_row, min_size=1, max_size=25),
+    tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+)
 @pytest.mark.parametrize("engine", list(ENGINES))
 def test_training_set_matches_brute_force(prop_ws, engine, rows, ents, tz, monkeypatch):
     from roost import workspace
@@ -145,12 +156,16 @@ def test_training_set_matches_brute_force(prop_ws, engine, rows, ents, tz, monke
     use_engine(monkeypatch, engine)
     workspace.use(prop_ws)
     write_source(prop_ws.root, rows)
-    ent_tbl = pa.table({
-        "k": pa.array([e["k"] for e in ents], pa.int64()),
-        "g": pa.array([e["g"] for e in ents], pa.string()),
-        "event_time": pa.array([t_of(e) for e in ents], pa.timestamp("us", tz="UTC")).cast(pa.timestamp("us", tz=tz)),
-        "row": pa.array(range(len(ents)), pa.int64()),
-    })
+    ent_tbl = pa.table(
+        {
+            "k": pa.array([e["k"] for e in ents], pa.int64()),
+            "g": pa.array([e["g"] for e in ents], pa.string()),
+            "event_time": pa.array([t_of(e) for e in ents], pa.timestamp("us", tz="UTC")).cast(
+                pa.timestamp("us", tz=tz)
+            ),
+            "row": pa.array(range(len(ents)), pa.int64()),
+        }
+    )
     refs = [f"{v}:{f}" for v in VIEWS for f in FIELDS]
     got = training_set(ent_tbl, refs, full_names=True)
     assert got.num_rows == len(ents)  # no entity row dropped or duplicated

@@ -1,4 +1,5 @@
 """Model package: write/read, Predictor validation and casting, no torch on the load path, load_model URIs."""
+
 from __future__ import annotations
 
 import json
@@ -23,27 +24,46 @@ def _tiny_model(path: Path) -> None:
         helper.make_node("IsNaN", ["x"], ["isnan"]),
         helper.make_node("Where", ["isnan", "zero", "x"], ["xf"]),
         helper.make_node("Mul", ["xf", "half"], ["xs"]),
-        helper.make_node("LabelEncoder", ["color"], ["cidx"], domain="ai.onnx.ml",
-                         keys_strings=["blue", "red"], values_int64s=[1, 2], default_int64=0),
+        helper.make_node(
+            "LabelEncoder",
+            ["color"],
+            ["cidx"],
+            domain="ai.onnx.ml",
+            keys_strings=["blue", "red"],
+            values_int64s=[1, 2],
+            default_int64=0,
+        ),
         helper.make_node("Gather", ["w", "cidx"], ["cw"]),
         helper.make_node("Add", ["xs", "cw"], ["z"]),
         helper.make_node("Sigmoid", ["z"], ["probability"]),
     ]
-    inits = [numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
-             numpy_helper.from_array(np.array(0.5, np.float32), "half"),
-             numpy_helper.from_array(np.array([0.0, -1.0, 1.0], np.float32), "w")]
-    g = helper.make_graph(nodes, "tiny",
-                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"]),
-                           helper.make_tensor_value_info("color", TensorProto.STRING, ["N"])],
-                          [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N"])], inits)
+    inits = [
+        numpy_helper.from_array(np.array(0.0, np.float32), "zero"),
+        numpy_helper.from_array(np.array(0.5, np.float32), "half"),
+        numpy_helper.from_array(np.array([0.0, -1.0, 1.0], np.float32), "w"),
+    ]
+    g = helper.make_graph(
+        nodes,
+        "tiny",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("color", TensorProto.STRING, ["N"]),
+        ],
+        [helper.make_tensor_value_info("probability", TensorProto.FLOAT, ["N"])],
+        inits,
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 2)])
     path.mkdir(parents=True, exist_ok=True)
     onnx.save_model(m, str(path / "model.onnx"))
 
 
-SIG = {"task": "binary", "inputs": [{"name": "x", "dtype": "float32", "shape": [-1]},
-                                    {"name": "color", "dtype": "string", "shape": [-1]}],
-       "outputs": [{"name": "probability", "dtype": "float32", "shape": [-1]}], "classes": [0, 1], "label": "y"}
+SIG = {
+    "task": "binary",
+    "inputs": [{"name": "x", "dtype": "float32", "shape": [-1]}, {"name": "color", "dtype": "string", "shape": [-1]}],
+    "outputs": [{"name": "probability", "dtype": "float32", "shape": [-1]}],
+    "classes": [0, 1],
+    "label": "y",
+}
 
 
 @pytest.fixture
@@ -76,12 +96,15 @@ def test_predict_and_run_cast(pkg: Path) -> None:
     assert load(pkg / "model.onnx").task == "binary"
 
 
-@pytest.mark.parametrize(("inputs", "match"), [
-    ({"x": [1.0]}, "missing input"),
-    ({"x": [1.0, 2.0], "color": ["red"]}, "different lengths"),
-    ({"x": [[1.0, 2.0]], "color": ["red"]}, "1-D"),
-    ({"x": ["abc"], "color": ["red"]}, None),  # unparsable numbers become NaN (imputed), not a crash
-])
+@pytest.mark.parametrize(
+    ("inputs", "match"),
+    [
+        ({"x": [1.0]}, "missing input"),
+        ({"x": [1.0, 2.0], "color": ["red"]}, "different lengths"),
+        ({"x": [[1.0, 2.0]], "color": ["red"]}, "1-D"),
+        ({"x": ["abc"], "color": ["red"]}, None),  # unparsable numbers become NaN (imputed), not a crash
+    ],
+)
 def test_run_validation(pkg: Path, inputs: dict, match: str | None) -> None:
     p = load(pkg)
     if match is None:
@@ -100,9 +123,11 @@ def test_bad_signature_rejected(tmp_path: Path) -> None:
 
 
 def test_load_never_imports_torch(pkg: Path) -> None:
-    code = ("import sys, pandas as pd, roost; p = roost.load_model(sys.argv[1]); "
-            "print(p.predict(pd.DataFrame({'x': [1.0], 'color': ['red']}))[0]); "
-            "assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules, 'heavy import'")
+    code = (
+        "import sys, pandas as pd, roost; p = roost.load_model(sys.argv[1]); "
+        "print(p.predict(pd.DataFrame({'x': [1.0], 'color': ['red']}))[0]); "
+        "assert 'torch' not in sys.modules and 'lightgbm' not in sys.modules, 'heavy import'"
+    )
     res = subprocess.run([sys.executable, "-c", code, str(pkg)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr
     assert float(res.stdout) == pytest.approx(_expected([1.0], ["red"])[0], abs=1e-6)
@@ -132,5 +157,6 @@ def test_registered_model_roundtrip(ws, pkg: Path) -> None:
     v = roost.register_model(None, "tiny", str(pkg))
     roost.set_alias("tiny", v.version, "prod")
     p = roost.load_model("tiny@prod")
-    np.testing.assert_allclose(p.predict({"x": np.array([2.0]), "color": np.array(["blue"])}),
-                               _expected([2.0], ["blue"]), atol=1e-6)
+    np.testing.assert_allclose(
+        p.predict({"x": np.array([2.0]), "color": np.array(["blue"])}), _expected([2.0], ["blue"]), atol=1e-6
+    )

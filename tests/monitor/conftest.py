@@ -1,4 +1,5 @@
 """Fixtures for monitor tests: engagement rows and one small LightGBM package (built once per session)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """Shared test data for monitor and responsible tests: engagement rows and small trained model packages."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,9 @@ def build_package(directory: Path, model_type: str, df: pd.DataFrame, **params: 
 
 def fake_served_model(name: str = "eng", version: str = "1") -> Any:
     """What roost.serve.reqlog.RequestLogger needs to know about a served model."""
-    pkg = SimpleNamespace(inputs=[SimpleNamespace(name=f) for f in FEATURES],
-                          outputs=[SimpleNamespace(name="probability")])
+    pkg = SimpleNamespace(
+        inputs=[SimpleNamespace(name=f) for f in FEATURES], outputs=[SimpleNamespace(name="probability")]
+    )
     return SimpleNamespace(name=name, version=version, package=pkg)
 
 
@@ -48,8 +50,8 @@ def log_requests(directory: Path, df: pd.DataFrame, scores: Any, batch: int = 50
     rl = RequestLogger(directory, rate=1.0, flush_s=30)
     try:
         for s in range(0, len(df), batch):
-            part = df.iloc[s:s + batch]
+            part = df.iloc[s : s + batch]
             inputs = {f: to_input(part[f].to_numpy(), dtypes[f]) for f in FEATURES}
-            rl.maybe_log(model, "v2", inputs, {"probability": np.asarray(scores[s:s + batch], np.float32)}, 0.001)
+            rl.maybe_log(model, "v2", inputs, {"probability": np.asarray(scores[s : s + batch], np.float32)}, 0.001)
     finally:
         rl.close()

@@ -1,4 +1,5 @@
 """Model analysis equals scikit-learn per slice (ROC-AUC, log loss, accuracy), calibration and confusion matrix."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,8 +19,14 @@ from roost.monitor.analysis import analyze, join_labels, slice_groups
 def test_slice_metrics_equal_sklearn(seed: int, n: int, digits: int) -> None:
     rng = np.random.default_rng(seed)
     p = rng.random(n).round(digits)
-    df = pd.DataFrame({"y": (rng.random(n) < p).astype(int), "pred_probability": p,
-                       "g": pd.Series(rng.choice(["a", "b", "c"], n), dtype="str"), "x": rng.normal(size=n)})
+    df = pd.DataFrame(
+        {
+            "y": (rng.random(n) < p).astype(int),
+            "pred_probability": p,
+            "g": pd.Series(rng.choice(["a", "b", "c"], n), dtype="str"),
+            "x": rng.normal(size=n),
+        }
+    )
     an = analyze(df, "y", features=["g"])
     for row in an.slices["g"]:
         m = (df["g"] == row["slice"]).to_numpy()
@@ -37,8 +44,14 @@ def test_calibration_confusion_and_numeric_slices() -> None:
     rng = np.random.default_rng(0)
     n = 5000
     p = rng.random(n)
-    df = pd.DataFrame({"y": (rng.random(n) < p ** 1.3).astype(int), "pred_probability": p,
-                       "age": rng.integers(18, 80, n).astype(float), "city": rng.choice(list("abcdefghijklmn"), n)})
+    df = pd.DataFrame(
+        {
+            "y": (rng.random(n) < p**1.3).astype(int),
+            "pred_probability": p,
+            "age": rng.integers(18, 80, n).astype(float),
+            "city": rng.choice(list("abcdefghijklmn"), n),
+        }
+    )
     df.loc[::17, "age"] = np.nan
     an = analyze(df, "y", features=["age", "city"], bins=4)
     frac, mean = calibration_curve(df.y, p, n_bins=10, strategy="uniform")
@@ -55,8 +68,14 @@ def test_calibration_confusion_and_numeric_slices() -> None:
 
 def test_regression_analysis_and_join() -> None:
     rng = np.random.default_rng(1)
-    logs = pd.DataFrame({"_request_id": np.repeat(np.arange(50), 2), "_row": np.tile([0, 1], 50),
-                         "x": rng.normal(size=100), "pred_prediction": rng.normal(size=100)})
+    logs = pd.DataFrame(
+        {
+            "_request_id": np.repeat(np.arange(50), 2),
+            "_row": np.tile([0, 1], 50),
+            "x": rng.normal(size=100),
+            "pred_prediction": rng.normal(size=100),
+        }
+    )
     labels = pd.DataFrame({"_request_id": np.arange(40), "_row": 0, "target": rng.normal(size=40)})
     joined = join_labels(logs, labels, ["_request_id", "_row"])
     assert len(joined) == 40

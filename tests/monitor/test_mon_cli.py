@@ -1,4 +1,5 @@
 """The CLI: roost monitor profile/drift/check/analyze, roost fairness, roost explain, roost card."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,19 @@ def test_profile_and_drift_and_check(cli, ws, files) -> None:
     code, out, _ = cli("monitor", "profile", str(files / "early.parquet"), "--out", str(files / "p.json"), "--json")
     assert code == 0 and json.loads(out)["rows"] > 0 and (files / "p.json").is_file()
     args = ["-r", str(files / "early.parquet"), "-c", str(files / "late.parquet"), "-f", ",".join(FEATURES)]
-    code, out, _ = cli("monitor", "drift", *args, "--html", str(files / "d.html"), "--prom", str(files / "d.prom"),
-                       "--json", "--log", "--model", "eng")
+    code, out, _ = cli(
+        "monitor",
+        "drift",
+        *args,
+        "--html",
+        str(files / "d.html"),
+        "--prom",
+        str(files / "d.prom"),
+        "--json",
+        "--log",
+        "--model",
+        "eng",
+    )
     rep = json.loads(out)
     assert code == 0 and rep["kind"] == "drift" and {f["feature"] for f in rep["features"]} == set(FEATURES)
     assert "clicks_7d" in {f["feature"] for f in rep["features"] if f["drifted"]}
@@ -45,8 +57,18 @@ def test_profile_and_drift_and_check(cli, ws, files) -> None:
 
 def test_fairness_explain_analyze(cli, files, lgbm_pkg) -> None:
     late = str(files / "late.parquet")
-    code, out, _ = cli("fairness", "--model", str(lgbm_pkg), "--data", late, "-s", "gender,age_group", "--json",
-                       "--html", str(files / "f.html"))
+    code, out, _ = cli(
+        "fairness",
+        "--model",
+        str(lgbm_pkg),
+        "--data",
+        late,
+        "-s",
+        "gender,age_group",
+        "--json",
+        "--html",
+        str(files / "f.html"),
+    )
     rep = json.loads(out)
     assert code == 0 and [t["columns"] for t in rep["tables"]] == [["gender"], ["age_group"], ["gender", "age_group"]]
     assert "(missing)" in {g["group"][0] for g in rep["tables"][0]["groups"]}
@@ -58,8 +80,19 @@ def test_fairness_explain_analyze(cli, files, lgbm_pkg) -> None:
     assert code == 0 and exp["method"].startswith("TreeSHAP") and len(exp["importance"]) == len(FEATURES)
     code, out, _ = cli("explain", str(lgbm_pkg), "--data", late, "--rows", "5", "--row", "2")
     assert code == 0 and "row 2" in out
-    code, out, _ = cli("monitor", "analyze", "--model", str(lgbm_pkg), "--data", late, "--slice", "gender",
-                       "--json", "--html", str(files / "a.html"))
+    code, out, _ = cli(
+        "monitor",
+        "analyze",
+        "--model",
+        str(lgbm_pkg),
+        "--data",
+        late,
+        "--slice",
+        "gender",
+        "--json",
+        "--html",
+        str(files / "a.html"),
+    )
     an = json.loads(out)
     assert code == 0 and an["label"] == LABEL and "gender" in an["slices"] and an["calibration"]
     code, _, err = cli("monitor", "analyze")
@@ -72,7 +105,8 @@ def test_card_command(cli, ws, files, lgbm_pkg) -> None:
     with roost.start_run() as run:
         run.log_artifacts(lgbm_pkg, "model")
     roost.register_model(run.id, "eng", "model")
-    code, out, _ = cli("card", "eng", "--out", str(files / "card.md"), "--data", str(files / "late.parquet"),
-                       "-s", "gender")
+    code, out, _ = cli(
+        "card", "eng", "--out", str(files / "card.md"), "--data", str(files / "late.parquet"), "-s", "gender"
+    )
     text = (files / "card.md").read_text()
     assert code == 0 and "model card written" in out and "## Fairness" in text and "not recorded" in out

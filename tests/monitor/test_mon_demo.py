@@ -1,4 +1,5 @@
 """The engagement demo step: the later slice is flagged, and a fairness table for gender is printed."""
+
 from __future__ import annotations
 
 import io

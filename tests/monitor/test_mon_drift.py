@@ -1,4 +1,5 @@
 """Drift verdicts, bad input explained (not raised), profile references, HTML and Prometheus output."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,10 +18,15 @@ def _frames(n_ref: int = 4000, n_cur: int = 3000, shift: float = 0.0, seed: int 
     rng = np.random.default_rng(seed)
 
     def one(n: int, s: float) -> pd.DataFrame:
-        return pd.DataFrame({"x": rng.normal(s, 1, n), "y": rng.exponential(1 + s, n),
-                             "c": pd.Series(rng.choice(list("abc"), n, p=[0.5 - s / 4, 0.3, 0.2 + s / 4]),
-                                            dtype="str"),
-                             "k": rng.integers(0, 4, n)})
+        return pd.DataFrame(
+            {
+                "x": rng.normal(s, 1, n),
+                "y": rng.exponential(1 + s, n),
+                "c": pd.Series(rng.choice(list("abc"), n, p=[0.5 - s / 4, 0.3, 0.2 + s / 4]), dtype="str"),
+                "k": rng.integers(0, 4, n),
+            }
+        )
+
     return one(n_ref, 0.0), one(n_cur, shift)
 
 
@@ -57,10 +63,15 @@ def test_explicit_method_and_threshold() -> None:
 
 def test_bad_input_is_explained_not_raised() -> None:
     ref, cur = _frames(shift=0.0)
-    ref = ref.assign(gone=1.0, allnull_ref=np.nan, allnull_cur=ref["x"], const=3.0, onecat="z",
-                     nulls_rise=ref["x"])
-    cur = cur.assign(allnull_ref=cur["x"], allnull_cur=np.nan, const=3.0, onecat="z",
-                     nulls_rise=cur["x"].where(np.arange(len(cur)) % 3 != 0), extra="new")
+    ref = ref.assign(gone=1.0, allnull_ref=np.nan, allnull_cur=ref["x"], const=3.0, onecat="z", nulls_rise=ref["x"])
+    cur = cur.assign(
+        allnull_ref=cur["x"],
+        allnull_cur=np.nan,
+        const=3.0,
+        onecat="z",
+        nulls_rise=cur["x"].where(np.arange(len(cur)) % 3 != 0),
+        extra="new",
+    )
     rep = compare(ref, cur)
     f = {x.feature: x for x in rep.features}
     assert f["gone"].status == "missing" and f["gone"].drifted and "missing in the current" in f["gone"].notes[0]
@@ -126,5 +137,8 @@ def test_write_prom_is_atomic_and_html_has_no_script(tmp_path) -> None:
     p = alerts.write_prom(rep, tmp_path / "drift.prom")
     assert p.read_text().startswith("# HELP") and not list(tmp_path.glob(".*tmp"))
     html = drift_html(rep)
-    assert "<svg" in html and "<script" not in html and "http://" not in html.replace(
-        'xmlns="http://www.w3.org/2000/svg"', "")
+    assert (
+        "<svg" in html
+        and "<script" not in html
+        and "http://" not in html.replace('xmlns="http://www.w3.org/2000/svg"', "")
+    )

@@ -1,4 +1,5 @@
 """Profiles: the merge law (profile of A ∪ B = merge of profiles), accuracy of sketches, round trips, odd columns."""
+
 from __future__ import annotations
 
 import math
@@ -104,8 +105,14 @@ def test_round_trip(tmp_path) -> None:
 
 
 def test_odd_columns_do_not_crash() -> None:
-    df = pd.DataFrame({"empty": [np.nan] * 5, "const": [7] * 5, "nulls": pd.Series([None] * 5, dtype="str"),
-                       "objs": [{"a": 1}, [1], "x", None, 3]})
+    df = pd.DataFrame(
+        {
+            "empty": [np.nan] * 5,
+            "const": [7] * 5,
+            "nulls": pd.Series([None] * 5, dtype="str"),
+            "objs": [{"a": 1}, [1], "x", None, 3],
+        }
+    )
     p = profile_frame(df)
     assert p["empty"].count == 0 and p["empty"].quantiles((0.5,))[0] != p["empty"].quantiles((0.5,))[0]
     assert p["const"].std == 0 and p["const"].histogram(5)[1] == [5]

@@ -1,4 +1,5 @@
 """References and current data: serving request logs, runs, registered models; model analysis from them."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Drift statistics equal scipy's on the same samples (hypothesis on random data, ties and both KS regimes)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -67,8 +68,7 @@ def test_jensen_shannon_bins_equal_numpy_and_scipy(ab: tuple[np.ndarray, np.ndar
         rb = np.array([(b == k).sum() for k in keys])
     assert st_["bins"]["ref"] == ra.tolist() and st_["bins"]["cur"] == rb.tolist()
     assert st_["js"] == pytest.approx(jensenshannon(ra / len(a), rb / len(b)), rel=1e-9, abs=1e-12)
-    assert st_["wasserstein_norm"] == pytest.approx(stats.wasserstein_distance(a, b) / max(np.std(a), 0.001),
-                                                    rel=1e-12)
+    assert st_["wasserstein_norm"] == pytest.approx(stats.wasserstein_distance(a, b) / max(np.std(a), 0.001), rel=1e-12)
 
 
 @settings(max_examples=60, deadline=None)
@@ -81,8 +81,9 @@ def test_psi_on_reference_deciles(ab: tuple[np.ndarray, np.ndarray]) -> None:
     r = np.array([((a >= lo) & (a < hi)).sum() for lo, hi in zip(edges[:-1], edges[1:])]) / len(a)
     c = np.array([((b >= lo) & (b < hi)).sum() for lo, hi in zip(edges[:-1], edges[1:])]) / len(b)
     r[r == 0], c[c == 0] = 1e-4, 1e-4
-    assert S.numeric_stats(_sorted(a), _sorted(b))["psi"] == pytest.approx(np.sum((c - r) * np.log(c / r)),
-                                                                           rel=1e-9, abs=1e-12)
+    assert S.numeric_stats(_sorted(a), _sorted(b))["psi"] == pytest.approx(
+        np.sum((c - r) * np.log(c / r)), rel=1e-9, abs=1e-12
+    )
 
 
 @settings(max_examples=100, deadline=None)
@@ -115,6 +116,9 @@ def test_compare_uses_the_same_numbers() -> None:
     fx, fc = rep.feature("x"), rep.feature("c")
     # the same D is reached at several points whose float rounding differs by an ulp: compare to 1e-12
     assert fx.stats["ks"] == pytest.approx(stats.ks_2samp(ref.x, cur.x).statistic, abs=1e-12)
-    assert fx.method == "wasserstein" and fx.score == pytest.approx(
-        stats.wasserstein_distance(ref.x, cur.x) / np.std(ref.x), rel=1e-12) and fx.drifted
+    assert (
+        fx.method == "wasserstein"
+        and fx.score == pytest.approx(stats.wasserstein_distance(ref.x, cur.x) / np.std(ref.x), rel=1e-12)
+        and fx.drifted
+    )
     assert fc.method == "js" and "unseen in the reference" in fc.notes[0]

@@ -1,4 +1,5 @@
 """`nb diff` on hand-built notebooks: noise ignored, real changes found, views escaped and standalone."""
+
 from __future__ import annotations
 
 import copy
@@ -29,22 +30,39 @@ def nb(cells: list, **meta) -> dict:
 
 def base() -> dict:
     """Four cells: markdown, a print, an image, a result."""
-    return nb([
-        {"cell_type": "markdown", "source": "# Title", "metadata": {}},
-        cell("print('a')", [stream("a\n")], 1),
-        cell("show()", [{"output_type": "display_data", "metadata": {}, "data": {"image/png": PNG_A,
-                                                                                 "text/plain": "<Figure>"}}], 2),
-        cell("1 + 1", [{"output_type": "execute_result", "execution_count": 3, "metadata": {},
-                        "data": {"text/plain": "2"}}], 3),
-    ])
+    return nb(
+        [
+            {"cell_type": "markdown", "source": "# Title", "metadata": {}},
+            cell("print('a')", [stream("a\n")], 1),
+            cell(
+                "show()",
+                [
+                    {
+                        "output_type": "display_data",
+                        "metadata": {},
+                        "data": {"image/png": PNG_A, "text/plain": "<Figure>"},
+                    }
+                ],
+                2,
+            ),
+            cell(
+                "1 + 1",
+                [{"output_type": "execute_result", "execution_count": 3, "metadata": {}, "data": {"text/plain": "2"}}],
+                3,
+            ),
+        ]
+    )
 
 
 def test_noise_is_ignored():
     a, b = base(), base()
     b["metadata"] = {"papermill": {"duration": 9.9, "start_time": "2030-01-01"}, "kernelspec": {"name": "x"}}
     for i, c in enumerate(b["cells"]):
-        c["metadata"] = {"execution": {"iopub.execute_input": "2030-01-01T00:00:00Z"}, "papermill": {"status": "ok"},
-                         "collapsed": True}
+        c["metadata"] = {
+            "execution": {"iopub.execute_input": "2030-01-01T00:00:00Z"},
+            "papermill": {"status": "ok"},
+            "collapsed": True,
+        }
         c["id"] = f"other-{i}"
         if c["cell_type"] == "code":
             c["execution_count"] = (c["execution_count"] or 0) + 10
@@ -66,22 +84,30 @@ def test_real_changes_are_found_and_labelled():
     del b["cells"][0]  # markdown removed
     d = diff(a, b)
     got = [(c.status, c.what, c.a and c.a.index, c.b and c.b.index) for c in d.changed_cells]
-    assert got == [("removed", "removed", 0, None), ("modified", "outputs", 1, 0), ("modified", "outputs", 2, 1),
-                   ("added", "added", None, 2)]
+    assert got == [
+        ("removed", "removed", 0, None),
+        ("modified", "outputs", 1, 0),
+        ("modified", "outputs", 2, 1),
+        ("added", "added", None, 2),
+    ]
     assert d.unchanged == 1
-    d2 = diff(base(), nb(base()["cells"][:2] + [cell("show(dpi=2)", base()["cells"][2]["outputs"])] +
-                         base()["cells"][3:]))
+    d2 = diff(
+        base(), nb(base()["cells"][:2] + [cell("show(dpi=2)", base()["cells"][2]["outputs"])] + base()["cells"][3:])
+    )
     assert [(c.what, c.label) for c in d2.changed_cells] == [("source", "cell 3")]
 
 
 def test_views_escape_content_and_embed_images_only_as_data():
-    a = nb([cell("s = '<script>alert(1)</script>'", [stream("<img src=x onerror=alert(1)>\n")]),
-            cell("img()", [{"output_type": "display_data", "metadata": {},
-                            "data": {"image/png": PNG_A}}])])
+    a = nb(
+        [
+            cell("s = '<script>alert(1)</script>'", [stream("<img src=x onerror=alert(1)>\n")]),
+            cell("img()", [{"output_type": "display_data", "metadata": {}, "data": {"image/png": PNG_A}}]),
+        ]
+    )
     b = copy.deepcopy(a)
     b["cells"][0]["source"] = "s = '<b>bold</b>'"
     b["cells"][0]["outputs"] = [stream("\x1b[31mred\x1b[0m & more\n")]
-    b["cells"][1]["outputs"][0]["data"]["image/png"] = "not base64 \" onerror=alert(1) x=\""
+    b["cells"][1]["outputs"][0]["data"]["image/png"] = 'not base64 " onerror=alert(1) x="'
     page = diff(a, b).to_html()
     assert "<script" not in page.lower() and "<img src=x" not in page and "onerror=alert(1) x=" not in page
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page and "red &amp; more" in page and "\x1b" not in page

@@ -1,4 +1,5 @@
 """`roost nb run`: params, executed notebook and in-notebook metrics land in one run; `nb diff` of two runs."""
+
 from __future__ import annotations
 
 import json
@@ -43,8 +44,9 @@ def test_run_records_params_artifact_metric_and_diff_shows_only_changed_cells(ws
     assert "score &lt;b&gt; 10" in page and "score <b>" not in page
     assert "<script" not in page and "Content-Security-Policy" in page
 
-    rc, out, _ = cli("nb", "diff", str(r1["output"]), str(r2["output"]), "--html", str(tmp_path / "d.html"),
-                     "--log-to", r2["run_id"])
+    rc, out, _ = cli(
+        "nb", "diff", str(r1["output"]), str(r2["output"]), "--html", str(tmp_path / "d.html"), "--log-to", r2["run_id"]
+    )
     assert rc == 0
     assert "cell 3: source" in out and "cell 4: outputs" in out and "cell 6: outputs" in out
     assert "cell 7" not in out and "-x = 1" in out and "+x = 2" in out
@@ -94,7 +96,16 @@ def test_parse_params_types():
     from roost.notebook.runner import parse_params
 
     assert parse_params(["a=1", "b=0.5", "c=true", "d=True", "e=None", "f=hello", "g=[1, 2]", 'h="7"', "i="]) == {
-        "a": 1, "b": 0.5, "c": True, "d": True, "e": None, "f": "hello", "g": [1, 2], "h": "7", "i": ""}
+        "a": 1,
+        "b": 0.5,
+        "c": True,
+        "d": True,
+        "e": None,
+        "f": "hello",
+        "g": [1, 2],
+        "h": "7",
+        "i": "",
+    }
     from roost.errors import RoostError
 
     with pytest.raises(RoostError, match="not key=value"):

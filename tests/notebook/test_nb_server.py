@@ -1,4 +1,5 @@
 """`roost notebook`: JupyterLab answers with its token, moves off a busy port, and its kernel sees roost."""
+
 from __future__ import annotations
 
 import asyncio
@@ -46,11 +47,30 @@ async def _execute(port: int, token: str, kernel_id: str, code: str) -> str:
 
     ws = await websocket_connect(f"ws://127.0.0.1:{port}/api/kernels/{kernel_id}/channels?token={token}")
     msg_id = uuid.uuid4().hex
-    ws.write_message(json.dumps({
-        "header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex, "msg_type": "execute_request",
-                   "version": "5.3"}, "parent_header": {}, "metadata": {}, "channel": "shell",
-        "content": {"code": code, "silent": False, "store_history": False, "user_expressions": {},
-                    "allow_stdin": False, "stop_on_error": True}}))
+    ws.write_message(
+        json.dumps(
+            {
+                "header": {
+                    "msg_id": msg_id,
+                    "username": "test",
+                    "session": uuid.uuid4().hex,
+                    "msg_type": "execute_request",
+                    "version": "5.3",
+                },
+                "parent_header": {},
+                "metadata": {},
+                "channel": "shell",
+                "content": {
+                    "code": code,
+                    "silent": False,
+                    "store_history": False,
+                    "user_expressions": {},
+                    "allow_stdin": False,
+                    "stop_on_error": True,
+                },
+            }
+        )
+    )
     out = []
     while True:
         raw = await asyncio.wait_for(ws.read_message(), 90)
@@ -79,9 +99,15 @@ def busy_port():
 
 def test_notebook_cli_url_token_busy_port_and_roost_kernel(ws, busy_port):
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "JUPYTER"))}
-    proc = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "notebook", "--port", str(busy_port)],
-                            cwd=ws.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roost.cli.main", "notebook", "--port", str(busy_port)],
+        cwd=ws.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
     try:
         url, printed = _read_url(proc)
         print(printed)  # shows the measured time-to-URL in -s output
@@ -101,14 +127,21 @@ def test_notebook_cli_url_token_busy_port_and_roost_kernel(ws, busy_port):
         assert spec["argv"][0] == sys.executable
         assert spec["env"]["ROOST_WORKSPACE"] == str(ws.root)
 
-        req = urllib.request.Request(f"{base}/api/kernels?token={token}", data=b"{}", method="POST",
-                                     headers={"Content-Type": "application/json"})
+        req = urllib.request.Request(
+            f"{base}/api/kernels?token={token}", data=b"{}", method="POST", headers={"Content-Type": "application/json"}
+        )
         with OPENER.open(req, timeout=30) as r:
             kernel = json.loads(r.read())
         assert kernel["name"] == "roost"
-        out = asyncio.run(_execute(port, token, kernel["id"],
-                                   "import os, sys, roost\nfrom roost import workspace\n"
-                                   "print(sys.executable); print(workspace.current().root)"))
+        out = asyncio.run(
+            _execute(
+                port,
+                token,
+                kernel["id"],
+                "import os, sys, roost\nfrom roost import workspace\n"
+                "print(sys.executable); print(workspace.current().root)",
+            )
+        )
         assert out.split() == [sys.executable, str(ws.root)]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -136,11 +169,14 @@ def _wait_gone(url: str, timeout: float = 90.0) -> bool:
 
 def test_server_stops_when_its_launcher_dies(ws):
     """A process that calls launch() and dies without stop() (SIGKILL) takes its server with it."""
-    code = ("import os, sys; from roost.notebook import launch; s = launch(); "
-            "print(s.status_url, s.process.pid, flush=True); os.kill(os.getpid(), 9)")
+    code = (
+        "import os, sys; from roost.notebook import launch; s = launch(); "
+        "print(s.status_url, s.process.pid, flush=True); os.kill(os.getpid(), 9)"
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "JUPYTER"))}
-    res = subprocess.run([sys.executable, "-c", code], cwd=ws.root, env=env, capture_output=True, text=True,
-                         timeout=120)
+    res = subprocess.run(
+        [sys.executable, "-c", code], cwd=ws.root, env=env, capture_output=True, text=True, timeout=120
+    )
     url, pid = res.stdout.split()
     try:
         assert _wait_gone(url), "server outlived its launcher"
@@ -172,7 +208,9 @@ def test_choose_port_moves_off_a_busy_port(busy_port, caplog):
 
 
 def test_cli_module_imports_nothing_heavy():
-    probe = ("import sys, roost.cli.notebook, roost.notebook; heavy = [m for m in ('papermill', 'nbformat', "
-             "'jupyter_client', 'jupyterlab', 'IPython', 'sqlalchemy', 'rich') if m in sys.modules]; print(heavy)")
+    probe = (
+        "import sys, roost.cli.notebook, roost.notebook; heavy = [m for m in ('papermill', 'nbformat', "
+        "'jupyter_client', 'jupyterlab', 'IPython', 'sqlalchemy', 'rich') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
     assert out.stdout.strip() == "[]", out.stderr

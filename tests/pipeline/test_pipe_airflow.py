@@ -1,4 +1,5 @@
 """Export to real Apache Airflow (own venv) and `airflow dags test`: same registered model as the local runner."""
+
 import os
 import subprocess
 import sys
@@ -41,8 +42,9 @@ def airflow_bin():
     exe = AIRFLOW_VENV / "bin" / "airflow"
     if not exe.exists():
         subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        r = subprocess.run([str(AIRFLOW_VENV / "bin" / "pip"), "install", "-q", "apache-airflow"],
-                           capture_output=True, text=True)
+        r = subprocess.run(
+            [str(AIRFLOW_VENV / "bin" / "pip"), "install", "-q", "apache-airflow"], capture_output=True, text=True
+        )
         if r.returncode != 0:
             pytest.fail(f"cannot install apache-airflow: {r.stderr[-500:]}")
     return exe
@@ -60,13 +62,19 @@ def test_exported_dag_runs_in_airflow_and_matches_local(ws, tmp_path, airflow_bi
     (home / "dags").mkdir(parents=True)
     code, out, err = cli("pipeline", "export", str(f), "--airflow", str(home / "dags" / "bc_dag.py"))
     assert code == 0, err
-    env = {**{k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}, "AIRFLOW_HOME": str(home),
-           "AIRFLOW__CORE__LOAD_EXAMPLES": "False", "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags")}
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROOST_")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+    }
     subprocess.run([str(airflow_bin), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
-    r = subprocess.run([str(airflow_bin), "dags", "test", "roost_bc"], env=env, capture_output=True, text=True,
-                       timeout=900)
-    assert r.returncode == 0 and "state=success" in (r.stdout + r.stderr).replace("DagRunState.SUCCESS",
-                                                                                 "state=success"), r.stderr[-3000:]
+    r = subprocess.run(
+        [str(airflow_bin), "dags", "test", "roost_bc"], env=env, capture_output=True, text=True, timeout=900
+    )
+    assert r.returncode == 0 and "state=success" in (r.stdout + r.stderr).replace(
+        "DagRunState.SUCCESS", "state=success"
+    ), r.stderr[-3000:]
     versions = roost.list_versions("bc")
     assert [v.version for v in versions] == [1, 2]  # Airflow's train registered the second version
     assert roost.resolve_model("bc@prod").version == 2  # and its promote moved the alias

@@ -1,4 +1,5 @@
 """The local runner: caching by code and inputs, retries, skips, parallelism, records, bad input."""
+
 import textwrap
 import threading
 from pathlib import Path
@@ -11,7 +12,7 @@ from roost.pipeline import Pipeline, task
 from roost.pipeline.loader import load_pipeline
 from roost.pipeline.runner import run_pipeline
 
-PIPE = '''
+PIPE = """
 from pathlib import Path
 import roost
 
@@ -30,7 +31,7 @@ def total(xs: list) -> int:
 with roost.Pipeline("sums") as p:
     xs = make(p.param("rows", 5))
     t = total(xs)
-'''
+"""
 
 
 def _write(tmp_path: Path, extra: str = "") -> tuple[Path, Path]:
@@ -89,13 +90,17 @@ def test_retry_then_fail_skips_downstream_and_records(ws):
     res = run_pipeline(p, sleep=slept.append)
     assert res.status == "FAILED"
     assert {n: (s.state, s.attempts) for n, s in res.tasks.items()} == {
-        "flaky": ("succeeded", 2), "broken": ("failed", 3), "after": ("skipped", 0)}
+        "flaky": ("succeeded", 2),
+        "broken": ("failed", 3),
+        "after": ("skipped", 0),
+    }
     assert slept == [0.5, 0.5, 1.0]  # backoff: flaky once, broken twice (doubling)
     prun = roost.get_run(res.run_id)
     assert prun["status"] == "FAILED" and "bad value 1" in prun["tags"]["roost.pipeline.error"]
     kids = {k["tags"]["roost.task"]: k for k in roost.search_runs(f"parent_run_id = '{res.run_id}'")}
-    assert kids["broken"]["status"] == "FAILED" and "ValueError: bad value 1" in kids["broken"]["tags"][
-        "roost.task.error"]
+    assert (
+        kids["broken"]["status"] == "FAILED" and "ValueError: bad value 1" in kids["broken"]["tags"]["roost.task.error"]
+    )
     assert kids["after"]["status"] == "SKIPPED" and kids["flaky"]["status"] == "FINISHED"
     assert kids["flaky"]["tags"]["roost.task.attempts"] == "2"
 
@@ -144,14 +149,16 @@ def test_type_mismatch_and_unknown_param(ws):
 
 def test_yaml_cycle_is_named(ws, tmp_path):
     f = tmp_path / "cyc.yaml"
-    f.write_text(textwrap.dedent("""
+    f.write_text(
+        textwrap.dedent("""
         name: cyc
         tasks:
           a: {uses: register, with: {run_id: "${tasks.c.run_id}", name: m}}
           b: {uses: register, with: {run_id: "${tasks.a.run_id}", name: m}}
           c: {uses: register, with: {run_id: "${tasks.b.run_id}", name: m}}
           d: {uses: register, with: {run_id: x, name: m}}
-    """))
+    """)
+    )
     with pytest.raises(ConfigError) as e:
         load_pipeline(f)
     assert "has a cycle: a -> b -> c -> a" in e.value.message

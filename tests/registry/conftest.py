@@ -2,6 +2,7 @@
 
 Also moto's S3-compatible server, started on loopback, for the tests of artifacts on s3://.
 """
+
 import sys
 from pathlib import Path
 

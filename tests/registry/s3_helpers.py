@@ -1,4 +1,5 @@
 """moto's S3-compatible server on loopback, for the tests of artifacts on s3:// (imported by name)."""
+
 from __future__ import annotations
 
 import os
@@ -27,8 +28,12 @@ class MotoServer:
         if not exe.exists():
             pytest.fail("moto_server missing from the venv: pip install 'moto[server]' (it is in roost[dev])")
         port = free_port()
-        self.proc = subprocess.Popen([str(exe), "-p", str(port), "-H", "127.0.0.1"], stdout=subprocess.DEVNULL,
-                                     stderr=subprocess.DEVNULL, start_new_session=True)
+        self.proc = subprocess.Popen(
+            [str(exe), "-p", str(port), "-H", "127.0.0.1"],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            start_new_session=True,
+        )
         self.url = f"http://127.0.0.1:{port}"
         deadline = time.time() + 30
         while True:
@@ -44,8 +49,9 @@ class MotoServer:
     def client(self):  # noqa: ANN201
         import boto3
 
-        return boto3.client("s3", endpoint_url=self.url, aws_access_key_id="k", aws_secret_access_key="s",
-                            region_name="us-east-1")
+        return boto3.client(
+            "s3", endpoint_url=self.url, aws_access_key_id="k", aws_secret_access_key="s", region_name="us-east-1"
+        )
 
     def keys(self, prefix: str = "") -> set[str]:
         """Every object key in the bucket (under `prefix`)."""

@@ -56,9 +56,17 @@ def test_user_errors_exit_2_with_hint(ws):
     import subprocess
     import sys
 
-    r = subprocess.run([sys.executable, "-m", "roost.cli.main", "runs", "list", "--filter", "metrics.auc >"],
-                       capture_output=True, text=True, cwd=ws.root)
+    r = subprocess.run(
+        [sys.executable, "-m", "roost.cli.main", "runs", "list", "--filter", "metrics.auc >"],
+        capture_output=True,
+        text=True,
+        cwd=ws.root,
+    )
     assert r.returncode == 2 and "position 14" in r.stderr and "hint:" in r.stderr and "Traceback" not in r.stderr
-    r = subprocess.run([sys.executable, "-m", "roost.cli.main", "models", "show", "nope@prod"],
-                       capture_output=True, text=True, cwd=ws.root)
+    r = subprocess.run(
+        [sys.executable, "-m", "roost.cli.main", "models", "show", "nope@prod"],
+        capture_output=True,
+        text=True,
+        cwd=ws.root,
+    )
     assert r.returncode == 2 and "not found" in r.stderr

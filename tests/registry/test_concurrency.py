@@ -1,4 +1,5 @@
 """Many processes writing one SQLite store: nothing lost, and SIGKILL never corrupts it."""
+
 import os
 import signal
 import subprocess
@@ -59,8 +60,7 @@ def test_concurrent_writer_processes_none_lost(ws):
     """8 processes on SQLite, 16 on PostgreSQL, each 3 runs × n steps × 2 metrics: every row is there."""
     writers = 16 if ws.store_url.startswith("postgresql") else 8
     n = 300
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(ws.root), str(w), str(n)])
-             for w in range(writers)]
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, str(ws.root), str(w), str(n)]) for w in range(writers)]
     assert [p.wait(timeout=300) for p in procs] == [0] * writers
     con = _Con(ws.store_url)
     assert con.one("select count(*) from runs where status='FINISHED'")[0] == writers * 3
@@ -90,7 +90,7 @@ def test_sigkill_mid_logging_leaves_a_consistent_store(ws):
     assert len(steps) > 2000 and steps == list(range(len(steps)))  # a prefix, no holes
     assert con.one(f"select status from runs where id='{run_id}'")[0] == "RUNNING"
     con.engine.dispose()
-    db = ws.store_url[len("sqlite:///"):] if ws.store_url.startswith("sqlite") else str(ws.root)
+    db = ws.store_url[len("sqlite:///") :] if ws.store_url.startswith("sqlite") else str(ws.root)
     import roost
 
     assert roost.get_run(run_id)["metrics"]["loss"] > 0
@@ -120,8 +120,9 @@ def test_concurrent_experiment_creation_and_registration(ws):
     import roost
 
     assert [v.version for v in roost.list_versions("raced")] == list(range(1, 41))
-    assert sorted(e["name"] for e in roost.list_experiments() if e["name"].startswith("race-")) == \
-        [f"race-{i}" for i in range(5)]
+    assert sorted(e["name"] for e in roost.list_experiments() if e["name"].startswith("race-")) == [
+        f"race-{i}" for i in range(5)
+    ]
 
 
 UPDATER = r"""
@@ -150,8 +151,10 @@ def test_update_object_read_modify_write_loses_nothing(ws):
 
     writers, n = 6, 25
     env = {**os.environ, "ROOST_STORE_URL": ws.store_url}
-    procs = [subprocess.Popen([sys.executable, "-c", UPDATER, str(ws.root), f"w{i}", str(n)], env=env)
-             for i in range(writers)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", UPDATER, str(ws.root), f"w{i}", str(n)], env=env)
+        for i in range(writers)
+    ]
     assert all(p.wait(timeout=300) == 0 for p in procs)
     items = default_store().get_object("counter", "shared")["items"]
     assert len(items) == writers * n

@@ -1,4 +1,5 @@
 """The filter grammar against hand-written Python predicates over the same random runs."""
+
 import random
 
 import pytest
@@ -12,8 +13,12 @@ def runs(ws):
     rng = random.Random(7)
     truth = []
     for i in range(80):
-        params = {"lr": rng.choice([0.001, 0.01, 0.1]), "layers": rng.randint(1, 4),
-                  "opt": rng.choice(["adam", "sgd", "adamw"]), "bn": rng.choice([True, False])}
+        params = {
+            "lr": rng.choice([0.001, 0.01, 0.1]),
+            "layers": rng.randint(1, 4),
+            "opt": rng.choice(["adam", "sgd", "adamw"]),
+            "bn": rng.choice([True, False]),
+        }
         metrics = {} if rng.random() < 0.15 else {"auc": round(rng.random(), 3)}
         tags = {} if rng.random() < 0.3 else {"team": rng.choice(["ads", "search", "feed"])}
         status = rng.choice(["FINISHED", "FINISHED", "FAILED", "KILLED"])
@@ -32,19 +37,32 @@ def M(r, k):
 
 
 CASES = [
-    ("params.lr = 0.01 AND (metrics.auc >= 0.9 OR tags.team = 'ads') AND NOT status = 'FAILED'",
-     lambda r: r["p"]["lr"] == 0.01 and ((M(r, "auc") is not None and M(r, "auc") >= 0.9)
-                                         or r["t"].get("team") == "ads") and not r["status"] == "FAILED"),
-    ("params.layers > 2 OR params.opt = 'sgd' AND metrics.auc < 0.5",
-     lambda r: r["p"]["layers"] > 2 or (r["p"]["opt"] == "sgd" and M(r, "auc") is not None and M(r, "auc") < 0.5)),
-    ("(params.layers > 2 OR params.opt = 'sgd') AND metrics.auc < 0.5",
-     lambda r: (r["p"]["layers"] > 2 or r["p"]["opt"] == "sgd") and M(r, "auc") is not None and M(r, "auc") < 0.5),
+    (
+        "params.lr = 0.01 AND (metrics.auc >= 0.9 OR tags.team = 'ads') AND NOT status = 'FAILED'",
+        lambda r: (
+            r["p"]["lr"] == 0.01
+            and ((M(r, "auc") is not None and M(r, "auc") >= 0.9) or r["t"].get("team") == "ads")
+            and not r["status"] == "FAILED"
+        ),
+    ),
+    (
+        "params.layers > 2 OR params.opt = 'sgd' AND metrics.auc < 0.5",
+        lambda r: r["p"]["layers"] > 2 or (r["p"]["opt"] == "sgd" and M(r, "auc") is not None and M(r, "auc") < 0.5),
+    ),
+    (
+        "(params.layers > 2 OR params.opt = 'sgd') AND metrics.auc < 0.5",
+        lambda r: (r["p"]["layers"] > 2 or r["p"]["opt"] == "sgd") and M(r, "auc") is not None and M(r, "auc") < 0.5,
+    ),
     ("NOT NOT params.bn = true", lambda r: r["p"]["bn"] is True),
-    ("params.opt IN ('adam', 'adamw') AND tags.team NOT IN ('feed')",
-     lambda r: r["p"]["opt"] in ("adam", "adamw") and r["t"].get("team") is not None and r["t"]["team"] != "feed"),
+    (
+        "params.opt IN ('adam', 'adamw') AND tags.team NOT IN ('feed')",
+        lambda r: r["p"]["opt"] in ("adam", "adamw") and r["t"].get("team") is not None and r["t"]["team"] != "feed",
+    ),
     ("params.opt LIKE 'adam%'", lambda r: r["p"]["opt"].startswith("adam")),
-    ("params.opt NOT LIKE 'adam%' and status != 'KILLED'",
-     lambda r: not r["p"]["opt"].startswith("adam") and r["status"] != "KILLED"),
+    (
+        "params.opt NOT LIKE 'adam%' and status != 'KILLED'",
+        lambda r: not r["p"]["opt"].startswith("adam") and r["status"] != "KILLED",
+    ),
     ("metrics.auc <= 0.25 or metrics.auc > 0.75", lambda r: M(r, "auc") is not None and not 0.25 < M(r, "auc") <= 0.75),
     ("params.layers IN (1, 3)", lambda r: r["p"]["layers"] in (1, 3)),
     ("experiment = 'ctr' AND name LIKE 'run-1%'", lambda r: r["exp"] == "ctr" and r["name"].startswith("run-1")),
@@ -76,29 +94,35 @@ def test_order_by_metric_and_limit(runs):
     assert {r["name"] for r in exp} == {r["name"] for r in runs if r["exp"] == "ctr"}
 
 
-@pytest.mark.parametrize("expr,pos,needle", [
-    ("params.lr = ", 13, "end of input"),
-    ("params.lr == 0.1", 12, "'='"),
-    ("metrics.auc > 0.5 AND", 22, "end of input"),
-    ("(metrics.auc > 0.5", 19, "expected ')'"),
-    ("params.lr = 0.1 params.x = 1", 17, "params.x"),
-    ("params.opt IN ('a' 'b')", 20, "IN list"),
-    ("status = 'A' $ 1", 14, "unexpected character"),
-])
+@pytest.mark.parametrize(
+    "expr,pos,needle",
+    [
+        ("params.lr = ", 13, "end of input"),
+        ("params.lr == 0.1", 12, "'='"),
+        ("metrics.auc > 0.5 AND", 22, "end of input"),
+        ("(metrics.auc > 0.5", 19, "expected ')'"),
+        ("params.lr = 0.1 params.x = 1", 17, "params.x"),
+        ("params.opt IN ('a' 'b')", 20, "IN list"),
+        ("status = 'A' $ 1", 14, "unexpected character"),
+    ],
+)
 def test_malformed_filters_quote_token_and_position(ws, expr, pos, needle):
     with pytest.raises(FilterError) as e:
         roost.search_runs(expr)
     assert f"position {pos}" in e.value.message and needle in e.value.message
 
 
-@pytest.mark.parametrize("expr,needle", [
-    ("metrics.auc = 'high'", "metrics are numbers"),
-    ("metrics.auc LIKE 'a%'", "metrics are numbers"),
-    ("tags.team = 3", "tags are strings"),
-    ("params.opt LIKE 5", "LIKE needs"),
-    ("statsu = 'FAILED'", "unknown field"),
-    ("start_time > 'yesterday'", "ISO date"),
-])
+@pytest.mark.parametrize(
+    "expr,needle",
+    [
+        ("metrics.auc = 'high'", "metrics are numbers"),
+        ("metrics.auc LIKE 'a%'", "metrics are numbers"),
+        ("tags.team = 3", "tags are strings"),
+        ("params.opt LIKE 5", "LIKE needs"),
+        ("statsu = 'FAILED'", "unknown field"),
+        ("start_time > 'yesterday'", "ISO date"),
+    ],
+)
 def test_type_errors(ws, expr, needle):
     with pytest.raises(FilterError) as e:
         roost.search_runs(expr)

@@ -1,4 +1,5 @@
 """Artifacts on S3 through fsspec/s3fs, against moto's S3-compatible server started on loopback."""
+
 import shutil
 from pathlib import Path
 
@@ -36,12 +37,17 @@ def test_artifacts_and_models_on_s3(s3_endpoint, tmp_path, monkeypatch):
         with pytest.raises(roost.RoostError):
             run.log_artifact(tmp_path / "notes.txt", "../../escape.txt")
     files = {f["path"]: f["size"] for f in artifacts.list_files(run.artifact_uri)}
-    assert files == {"notes.txt": 8, "model/model.onnx": 10,
-                     "model/roost-model.yaml": len((pkg / "roost-model.yaml").read_bytes())}
+    assert files == {
+        "notes.txt": 8,
+        "model/model.onnx": 10,
+        "model/roost-model.yaml": len((pkg / "roost-model.yaml").read_bytes()),
+    }
     import boto3
 
-    keys = {o["Key"] for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(
-        Bucket="roost-artifacts")["Contents"]}
+    keys = {
+        o["Key"]
+        for o in boto3.client("s3", endpoint_url=s3_endpoint).list_objects_v2(Bucket="roost-artifacts")["Contents"]
+    }
     assert any(k.endswith("/artifacts/model/model.onnx") for k in keys) and not any("escape" in k for k in keys)
     v = roost.register_model(run.id, "s3model", "model")
     assert v.source.startswith("s3://") and v.meta == {"framework": "onnx", "task": "binary"}

@@ -1,6 +1,7 @@
 """`roost.train` with ROOST_ARTIFACTS=s3://…: runs stage their artifacts locally and upload them, against moto's
 S3 server on loopback. Covers FINISHED/KILLED/FAILED runs, registering and loading the package from S3, and an
 upload that fails at the end (the staging folder is kept and named)."""
+
 from __future__ import annotations
 
 import sys
@@ -31,8 +32,13 @@ def data_file(tmp_path):
 
 
 def _cfg(data_file, **kw):
-    cfg = {"data": str(data_file), "label": "clicked", "features": ["x1", "x2", "color", "user_id"],
-           "model": {"type": "mlp", "params": {"hidden": [8]}}, "trainer": {"epochs": 2}}
+    cfg = {
+        "data": str(data_file),
+        "label": "clicked",
+        "features": ["x1", "x2", "color", "user_id"],
+        "model": {"type": "mlp", "params": {"hidden": [8]}},
+        "trainer": {"epochs": 2},
+    }
     cfg.update(kw)
     return cfg
 
@@ -41,8 +47,8 @@ def _files(srv: MotoServer, run_id: str) -> set[str]:
     """The run's artifact paths in the bucket, relative to its artifact root."""
     uri = roost.get_run(run_id)["artifact_uri"]
     assert uri.startswith(BUCKET + "team-a/")
-    prefix = uri[len(BUCKET):].rstrip("/") + "/"
-    return {k[len(prefix):] for k in srv.keys(prefix)}
+    prefix = uri[len(BUCKET) :].rstrip("/") + "/"
+    return {k[len(prefix) :] for k in srv.keys(prefix)}
 
 
 def _staging(ws, run_id: str) -> Path:
@@ -58,8 +64,14 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
     run = roost.get_run(res.run_id)
     assert run["status"] == "FINISHED" and run["artifact_uri"].startswith(BUCKET)
     files = _files(s3_server, res.run_id)
-    assert {"config.yaml", "config.resolved.yaml", "checkpoints/best.pt", "checkpoints/last.pt",
-            "model/roost-model.yaml", "model/signature.json"} <= files, sorted(files)
+    assert {
+        "config.yaml",
+        "config.resolved.yaml",
+        "checkpoints/best.pt",
+        "checkpoints/last.pt",
+        "model/roost-model.yaml",
+        "model/signature.json",
+    } <= files, sorted(files)
     assert any(f.startswith("tensorboard/events.out.tfevents.") for f in files), sorted(files)
     assert not _staging(ws, res.run_id).exists()
     assert not any((ws.state_dir / "staging").iterdir())
@@ -73,8 +85,9 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
     assert ws.state_dir / "cache" in tb.parents and [d for _, d in spec_for([run])] == [str(tb)]
     # the package the result points at is a local copy of what is on S3
     assert res.package_path.is_dir() and ws.state_dir in res.package_path.parents
-    pkg_files = {f"model/{p.relative_to(res.package_path).as_posix()}" for p in res.package_path.rglob("*")
-                 if p.is_file()}
+    pkg_files = {
+        f"model/{p.relative_to(res.package_path).as_posix()}" for p in res.package_path.rglob("*") if p.is_file()
+    }
     assert pkg_files == {f for f in files if f.startswith("model/")}
     # registered from S3, loaded by name (downloaded into the workspace cache)
     assert res.version == 1 and run["tags"]["roost.registered"] == "s3-clicks/1"
@@ -99,8 +112,14 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
 
 def test_auto_on_s3_keeps_the_winner_package(s3_server, s3_workspace, data_file):
     s3_workspace(s3_server.url)
-    res = roost.train(_cfg(data_file, model={"type": "auto", "params": {"candidates": ["logreg", "lightgbm"]}},
-                           trainer={}, register="s3-auto"))
+    res = roost.train(
+        _cfg(
+            data_file,
+            model={"type": "auto", "params": {"candidates": ["logreg", "lightgbm"]}},
+            trainer={},
+            register="s3-auto",
+        )
+    )
     parent = roost.get_run(res.run_id)
     assert parent["status"] == "FINISHED" and parent["tags"]["roost.auto.selected"] == res.model_type
     assert {"model/roost-model.yaml", "model/signature.json", "config.resolved.yaml"} <= _files(s3_server, res.run_id)
@@ -170,7 +189,9 @@ def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path, 
     assert f"kept in {staged}" in msg and "cannot reach the S3 endpoint" in msg and run.id in msg
     assert f"roost runs upload-staged {run.id}" in info.value.hint
     assert sorted(p.relative_to(staged).as_posix() for p in staged.rglob("*") if p.is_file()) == [
-        "early.txt", "sub/late.bin"]
+        "early.txt",
+        "sub/late.bin",
+    ]
     row = roost.get_run(run.id)
     assert row["status"] == "FINISHED" and row["tags"][STAGED_TAG] == str(staged)
     # the store is back (a fresh, empty one here): the kept files go up and the folder goes away

@@ -4,6 +4,7 @@ Two kinds of unreachable, both on loopback so that no outside network is involve
 refused at once) and a black hole (a listener whose accept queue is full, so SYNs are dropped and only the
 connect timeout ends the attempt — what a non-routable address does).
 """
+
 from __future__ import annotations
 
 import json
@@ -78,9 +79,11 @@ def _ops(tmp_path: Path) -> dict:
 
     f = tmp_path / "notes.txt"
     f.write_text("hello")
-    return {"put": lambda: artifacts.put(f, "s3://roost-artifacts/x/notes.txt"),
-            "list_files": lambda: artifacts.list_files("s3://roost-artifacts/x"),
-            "fetch": lambda: artifacts.fetch("s3://roost-artifacts/x/model", tmp_path / "cache" / "model")}
+    return {
+        "put": lambda: artifacts.put(f, "s3://roost-artifacts/x/notes.txt"),
+        "list_files": lambda: artifacts.list_files("s3://roost-artifacts/x"),
+        "fetch": lambda: artifacts.fetch("s3://roost-artifacts/x/model", tmp_path / "cache" / "model"),
+    }
 
 
 def _assert_names_endpoint(exc: BaseException | None, shown_endpoint: str, uri_part: str) -> None:
@@ -108,8 +111,9 @@ def test_black_hole_ends_with_the_connect_timeout(s3_env, black_hole, tmp_path):
 def test_endpoint_password_is_redacted(s3_env, tmp_path):
     port = _closed_port()
     s3_env(f"http://minio:s3cret@127.0.0.1:{port}")
-    _assert_names_endpoint(_outcome(_ops(tmp_path)["list_files"]), f"http://minio:***@127.0.0.1:{port}",
-                           "s3://roost-artifacts/x")
+    _assert_names_endpoint(
+        _outcome(_ops(tmp_path)["list_files"]), f"http://minio:***@127.0.0.1:{port}", "s3://roost-artifacts/x"
+    )
 
 
 def test_credentials_in_the_root_url_are_refused_redacted(s3_env, tmp_path):
@@ -143,9 +147,14 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 
     port = _closed_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "FSSPEC_", "AWS_"))}
-    env.update(ROOST_ARTIFACTS="s3://roost-artifacts/team", FSSPEC_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
-               AWS_ACCESS_KEY_ID="k", AWS_SECRET_ACCESS_KEY="s3cret-key", AWS_DEFAULT_REGION="us-east-1",
-               COLUMNS="200")
+    env.update(
+        ROOST_ARTIFACTS="s3://roost-artifacts/team",
+        FSSPEC_S3_ENDPOINT_URL=f"http://127.0.0.1:{port}",
+        AWS_ACCESS_KEY_ID="k",
+        AWS_SECRET_ACCESS_KEY="s3cret-key",
+        AWS_DEFAULT_REGION="us-east-1",
+        COLUMNS="200",
+    )
     ws = tmp_path / "ws"
     for nb in ("a", "b"):
         n = nbformat.v4.new_notebook()
@@ -154,18 +163,22 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
 
     def roost(*args: str, code: str | None = None) -> subprocess.CompletedProcess:
         cmd = [sys.executable, "-c", code, *args] if code else [sys.executable, "-m", "roost.cli.main", *args]
-        return subprocess.run(cmd, cwd=ws if ws.exists() else tmp_path, env=env, capture_output=True, text=True,
-                              timeout=HANG_GUARD_S * 2)
+        return subprocess.run(
+            cmd, cwd=ws if ws.exists() else tmp_path, env=env, capture_output=True, text=True, timeout=HANG_GUARD_S * 2
+        )
 
     assert roost("init", str(ws)).returncode == 0
     made = roost(code="import roost\nwith roost.start_run(name='s3') as r: print(r.id)")
     assert made.returncode == 0, made.stderr
     run_id = made.stdout.strip().splitlines()[-1]
-    for args in (["runs", "show", run_id], ["nb", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"),
-                                            "--log-to", run_id]):
+    for args in (
+        ["runs", "show", run_id],
+        ["nb", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), "--log-to", run_id],
+    ):
         p = roost(*args)
         assert p.returncode == 2, (args, p.stdout, p.stderr)
         lines = p.stderr.strip().splitlines()
-        assert len(lines) == 2 and lines[0].startswith("error: cannot reach the S3 endpoint "
-                                                       f"http://127.0.0.1:{port} for s3://roost-artifacts/team/")
+        assert len(lines) == 2 and lines[0].startswith(
+            f"error: cannot reach the S3 endpoint http://127.0.0.1:{port} for s3://roost-artifacts/team/"
+        )
         assert lines[1].startswith("hint: ") and "Traceback" not in p.stderr and "s3cret" not in p.stderr

@@ -10,8 +10,12 @@ from roost.registry.store import default_store
 
 
 def test_run_roundtrip_every_field(ws):
-    with roost.start_run(experiment="exp-a", name="first", params={"lr": 0.01, "layers": 3, "opt": "adam",
-                                                                    "bn": False}, tags={"team": "ads"}) as run:
+    with roost.start_run(
+        experiment="exp-a",
+        name="first",
+        params={"lr": 0.01, "layers": 3, "opt": "adam", "bn": False},
+        tags={"team": "ads"},
+    ) as run:
         run.log_metric("loss", 0.9, step=0)
         run.log_metric("loss", 0.5, step=1)
         run.log_metrics({"auc": 0.8, "acc": 0.7}, step=1)
@@ -111,8 +115,9 @@ def _make_package(run) -> None:
 
     d = run.artifact_dir / "model"
     d.mkdir(parents=True)
-    (d / "signature.json").write_text(json.dumps({"task": "binary", "inputs": [{"name": "x", "dtype": "float32",
-                                                                                 "shape": [-1]}], "outputs": []}))
+    (d / "signature.json").write_text(
+        json.dumps({"task": "binary", "inputs": [{"name": "x", "dtype": "float32", "shape": [-1]}], "outputs": []})
+    )
     (d / "roost-model.yaml").write_text("framework: torch\nmetrics: {roc_auc: 0.9}\n")
     (d / "model.onnx").write_bytes(b"fake")
 
@@ -166,7 +171,7 @@ def test_artifact_paths_cannot_escape(ws, tmp_path):
                 run.log_artifact(f, bad)
         uri = run.log_artifact(f, "sub/dir/a.txt")
     assert uri.endswith("/artifacts/sub/dir/a.txt")
-    assert Path(uri[len("file://"):]).read_text() == "hi"
+    assert Path(uri[len("file://") :]).read_text() == "hi"
 
 
 def test_memory_artifact_root(tmp_path, monkeypatch):

@@ -18,8 +18,19 @@ def test_init_writes_config_and_store_in_wal(tmp_path):
     con = sqlite3.connect(tmp_path / "w" / ".roost" / "roost.db")
     assert con.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
     tables = {r[0] for r in con.execute("select name from sqlite_master where type='table'")}
-    assert {"runs", "params", "metrics", "latest_metrics", "tags", "experiments", "registered_models",
-            "model_versions", "model_aliases", "model_alias_history", "alembic_version"} <= tables
+    assert {
+        "runs",
+        "params",
+        "metrics",
+        "latest_metrics",
+        "tags",
+        "experiments",
+        "registered_models",
+        "model_versions",
+        "model_aliases",
+        "model_alias_history",
+        "alembic_version",
+    } <= tables
 
 
 def test_init_is_idempotent_and_keeps_data(tmp_path, monkeypatch):
@@ -59,24 +70,29 @@ def test_outside_workspace_says_run_init(tmp_path, monkeypatch):
     with pytest.raises(RoostError) as e:
         workspace.load(tmp_path)
     assert "roost init" in e.value.hint
-    r = subprocess.run([sys.executable, "-m", "roost.cli.main", "runs", "list"], cwd=tmp_path,
-                       capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, "-m", "roost.cli.main", "runs", "list"], cwd=tmp_path, capture_output=True, text=True
+    )
     assert r.returncode == 2
     assert "roost init" in r.stderr and "Traceback" not in r.stderr
 
 
 def test_import_roost_stays_light():
-    code = ("import sys, roost; roost.__version__; "
-            "heavy = [m for m in ('torch', 'duckdb', 'onnxruntime', 'pandas', 'sqlalchemy', 'lightgbm') "
-            "if m in sys.modules]; print(','.join(heavy))")
+    code = (
+        "import sys, roost; roost.__version__; "
+        "heavy = [m for m in ('torch', 'duckdb', 'onnxruntime', 'pandas', 'sqlalchemy', 'lightgbm') "
+        "if m in sys.modules]; print(','.join(heavy))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
 
 
 def test_cli_help_does_not_import_heavy_libraries():
-    code = ("import sys\nfrom roost.cli.main import build_app\nbuild_app()\n"
-            "print(','.join(m for m in ('torch','duckdb','onnxruntime','pandas','lightgbm','sklearn') "
-            "if m in sys.modules))")
+    code = (
+        "import sys\nfrom roost.cli.main import build_app\nbuild_app()\n"
+        "print(','.join(m for m in ('torch','duckdb','onnxruntime','pandas','lightgbm','sklearn') "
+        "if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.strip()
     assert out == ""
 

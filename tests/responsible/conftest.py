@@ -1,4 +1,5 @@
 """Fixtures for responsible-ML tests: engagement rows and small LightGBM, logreg and MLP packages."""
+
 from __future__ import annotations
 
 import sys
@@ -22,6 +23,8 @@ def eng() -> pd.DataFrame:
 def packages(tmp_path_factory: pytest.TempPathFactory, eng: pd.DataFrame) -> dict[str, Path]:
     """One package per explanation path: LightGBM (TreeSHAP), logreg (linear SHAP), MLP (IG)."""
     root = tmp_path_factory.mktemp("pkgs")
-    return {"lightgbm": build_package(root / "lightgbm", "lightgbm", eng, n_estimators=30),
-            "logreg": build_package(root / "logreg", "logreg", eng, epochs=3),
-            "mlp": build_package(root / "mlp", "mlp", eng, epochs=2, hidden=[16])}
+    return {
+        "lightgbm": build_package(root / "lightgbm", "lightgbm", eng, n_estimators=30),
+        "logreg": build_package(root / "logreg", "logreg", eng, epochs=3),
+        "mlp": build_package(root / "mlp", "mlp", eng, epochs=2, hidden=[16]),
+    }

@@ -1,4 +1,5 @@
 """Model cards from the repository: a run that stored monitoring files, and a plain `roost.train` run."""
+
 from __future__ import annotations
 
 import pandas as pd
@@ -18,8 +19,9 @@ def registered(ws, packages, eng: pd.DataFrame):
 
     pred = load(packages["lightgbm"])
     train, test = eng.iloc[:4500], eng.iloc[4500:]
-    with roost.start_run(experiment="eng", tags={"roost.intended_use": "rank feed items for engagement",
-                                                 "roost.sensitive": "gender"}) as run:
+    with roost.start_run(
+        experiment="eng", tags={"roost.intended_use": "rank feed items for engagement", "roost.sensitive": "gender"}
+    ) as run:
         run.log_params({"data.source": "engagement:6000", "data.fingerprint": fingerprint(eng)})
         run.log_metrics({"test_roc_auc": 0.7})
         run.log_artifacts(packages["lightgbm"], "model")
@@ -53,9 +55,16 @@ def test_card_of_a_plain_training_run_says_what_is_missing(ws, eng: pd.DataFrame
     import roost
 
     eng.to_parquet(tmp_path / "eng.parquet")
-    roost.train({"data": str(tmp_path / "eng.parquet"), "label": LABEL, "register": "plain",
-                 "features": {"include": FEATURES},
-                 "model": {"type": "lightgbm", "params": {"n_estimators": 20}}}, progress=False)
+    roost.train(
+        {
+            "data": str(tmp_path / "eng.parquet"),
+            "label": LABEL,
+            "register": "plain",
+            "features": {"include": FEATURES},
+            "model": {"type": "lightgbm", "params": {"n_estimators": 20}},
+        },
+        progress=False,
+    )
     card = build_card("plain", explain_rows=20)
     missing = " ".join(card.missing)
     assert "intended use" in missing and "drift status: never checked" in missing

@@ -1,4 +1,5 @@
 """Explanations: TreeSHAP equals shap's TreeExplainer, linear SHAP equals IG on a linear net, additivity vs ONNX."""
+
 from __future__ import annotations
 
 import numpy as np

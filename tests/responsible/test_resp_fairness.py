@@ -1,4 +1,5 @@
 """Group metrics equal fairlearn's MetricFrame exactly (hypothesis: empty, single-class and single groups)."""
+
 from __future__ import annotations
 
 import warnings
@@ -29,14 +30,25 @@ def _fairlearn(sf: pd.DataFrame, y: np.ndarray, p: np.ndarray, thr: float) -> tu
     yhat = (p >= thr).astype(int)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        mf = fl.MetricFrame(metrics={"count": fl.count, "selection_rate": fl.selection_rate,
-                                     "tpr": fl.true_positive_rate, "fpr": fl.false_positive_rate,
-                                     "precision": precision_score}, y_true=y, y_pred=yhat, sensitive_features=sf)
+        mf = fl.MetricFrame(
+            metrics={
+                "count": fl.count,
+                "selection_rate": fl.selection_rate,
+                "tpr": fl.true_positive_rate,
+                "fpr": fl.false_positive_rate,
+                "precision": precision_score,
+            },
+            y_true=y,
+            y_pred=yhat,
+            sensitive_features=sf,
+        )
         auc = fl.MetricFrame(metrics={"roc_auc": _auc}, y_true=y, y_pred=p, sensitive_features=sf)
-        disp = {"demographic_parity_difference": fl.demographic_parity_difference(y, yhat, sensitive_features=sf),
-                "demographic_parity_ratio": fl.demographic_parity_ratio(y, yhat, sensitive_features=sf),
-                "equalized_odds_difference": fl.equalized_odds_difference(y, yhat, sensitive_features=sf),
-                "equalized_odds_ratio": fl.equalized_odds_ratio(y, yhat, sensitive_features=sf)}
+        disp = {
+            "demographic_parity_difference": fl.demographic_parity_difference(y, yhat, sensitive_features=sf),
+            "demographic_parity_ratio": fl.demographic_parity_ratio(y, yhat, sensitive_features=sf),
+            "equalized_odds_difference": fl.equalized_odds_difference(y, yhat, sensitive_features=sf),
+            "equalized_odds_ratio": fl.equalized_odds_ratio(y, yhat, sensitive_features=sf),
+        }
     return mf.by_group.join(auc.by_group), disp
 
 
@@ -46,8 +58,12 @@ def cases(draw: st.DrawFn) -> tuple[pd.DataFrame, np.ndarray, np.ndarray, float]
     rng = np.random.default_rng(draw(st.integers(0, 2**32 - 1)))
     n = draw(st.integers(1, 300))
     k = draw(st.integers(1, 3))
-    sf = pd.DataFrame({f"s{j}": pd.Series(rng.choice([f"g{i}" for i in range(draw(st.integers(1, 4)))], n,
-                                                     p=None), dtype="str") for j in range(k)})
+    sf = pd.DataFrame(
+        {
+            f"s{j}": pd.Series(rng.choice([f"g{i}" for i in range(draw(st.integers(1, 4)))], n, p=None), dtype="str")
+            for j in range(k)
+        }
+    )
     p = rng.random(n).round(draw(st.sampled_from([1, 2, 8])))
     y = (rng.random(n) < draw(st.sampled_from([0.0, 0.05, 0.5, 1.0]))).astype(int)
     if draw(st.booleans()) and n > 3:  # force one group to a single class
@@ -66,8 +82,9 @@ def test_equal_to_fairlearn_metricframe(case) -> None:
     counts = ref["count"].fillna(0)  # fairlearn leaves an empty intersection NaN; roost counts it as 0
     assert np.array_equal(mine["count"].to_numpy(), counts.to_numpy())
     for col in ("selection_rate", "tpr", "fpr", "precision", "roc_auc"):
-        np.testing.assert_allclose(mine[col].to_numpy(float), ref[col].to_numpy(float), rtol=0, atol=1e-12,
-                                   equal_nan=True, err_msg=col)
+        np.testing.assert_allclose(
+            mine[col].to_numpy(float), ref[col].to_numpy(float), rtol=0, atol=1e-12, equal_nan=True, err_msg=col
+        )
     got = rep.table().disparities()
     for key, want in disp.items():
         assert got[key] == pytest.approx(want, abs=1e-12, nan_ok=True), key
@@ -83,7 +100,8 @@ def test_single_columns_and_intersection_are_reported() -> None:
     np.testing.assert_allclose(rep.table("sex").frame()["tpr"], ref["tpr"], atol=1e-12)
     d = rep.to_dict()
     assert d["tables"][0]["disparities"]["demographic_parity_difference"] == pytest.approx(
-        disp["demographic_parity_difference"])
+        disp["demographic_parity_difference"]
+    )
 
 
 def test_missing_sensitive_values_form_their_own_group() -> None:
@@ -93,8 +111,11 @@ def test_missing_sensitive_values_form_their_own_group() -> None:
     rep = group_metrics(sf, y_true=y, y_score=p)
     ref, _ = _fairlearn(sf.fillna("(missing)"), y, p, 0.5)
     ref = ref.loc[rep.by_group.index]  # roost lists the missing group last
-    np.testing.assert_allclose(rep.by_group[["selection_rate", "tpr", "fpr", "precision"]].to_numpy(float),
-                               ref[["selection_rate", "tpr", "fpr", "precision"]].to_numpy(float), atol=1e-12)
+    np.testing.assert_allclose(
+        rep.by_group[["selection_rate", "tpr", "fpr", "precision"]].to_numpy(float),
+        ref[["selection_rate", "tpr", "fpr", "precision"]].to_numpy(float),
+        atol=1e-12,
+    )
 
 
 def test_one_group_small_groups_and_no_label_are_warned() -> None:

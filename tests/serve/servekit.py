@@ -1,4 +1,5 @@
 """Test kit for serving: model packages built with skl2onnx, and a real server process on a free port."""
+
 from __future__ import annotations
 
 import json
@@ -60,8 +61,12 @@ def logreg_package(dest: Path, C: float = 1.0, flip: bool = False, meta_extra: d
         y = 1 - y
     pipe = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000)).fit(X, y)
     clf = pipe.steps[-1][1]
-    m = convert_sklearn(pipe, initial_types=[("X", FloatTensorType([None, len(cols)]))],
-                        options={id(clf): {"zipmap": False}}, target_opset={"": 17, "ai.onnx.ml": 3})
+    m = convert_sklearn(
+        pipe,
+        initial_types=[("X", FloatTensorType([None, len(cols)]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
     _columns_to_matrix(m, cols, "X")
     g = m.graph
     g.initializer.append(helper.make_tensor("roost_one", TensorProto.INT64, [], [1]))
@@ -85,8 +90,12 @@ def iris_package(dest: Path) -> Path:
     d = load_iris()
     cols = [_snake(n.replace(" (cm)", "")) for n in d.feature_names]
     clf = LogisticRegression(max_iter=2000).fit(d.data.astype(np.float32), d.target)
-    m = convert_sklearn(clf, initial_types=[("X", FloatTensorType([None, 4]))], options={id(clf): {"zipmap": False}},
-                        target_opset={"": 17, "ai.onnx.ml": 3})
+    m = convert_sklearn(
+        clf,
+        initial_types=[("X", FloatTensorType([None, 4]))],
+        options={id(clf): {"zipmap": False}},
+        target_opset={"": 17, "ai.onnx.ml": 3},
+    )
     _columns_to_matrix(m, cols, "X")
     keep = [o for o in m.graph.output if o.name == "probabilities"]
     del m.graph.output[:]
@@ -99,14 +108,27 @@ def iris_package(dest: Path) -> Path:
 def strings_package(dest: Path) -> Path:
     """A regression package with a string input: prediction = x + code(country) (a = 1, b = 2, c = 3, else 0)."""
     nodes = [
-        helper.make_node("LabelEncoder", ["country"], ["code"], domain="ai.onnx.ml", keys_strings=["a", "b", "c"],
-                         values_int64s=[1, 2, 3], default_int64=0),
+        helper.make_node(
+            "LabelEncoder",
+            ["country"],
+            ["code"],
+            domain="ai.onnx.ml",
+            keys_strings=["a", "b", "c"],
+            values_int64s=[1, 2, 3],
+            default_int64=0,
+        ),
         helper.make_node("Cast", ["code"], ["codef"], to=TensorProto.FLOAT),
         helper.make_node("Add", ["x", "codef"], ["prediction"]),
     ]
-    g = helper.make_graph(nodes, "strings", [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"]),
-                                             helper.make_tensor_value_info("country", TensorProto.STRING, ["N"])],
-                          [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N"])])
+    g = helper.make_graph(
+        nodes,
+        "strings",
+        [
+            helper.make_tensor_value_info("x", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("country", TensorProto.STRING, ["N"]),
+        ],
+        [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N"])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17), helper.make_opsetid("ai.onnx.ml", 3)])
     onnx.checker.check_model(m)
     inputs = [{"name": "x", "dtype": "float32", "shape": [-1]}, {"name": "country", "dtype": "string", "shape": [-1]}]
@@ -114,8 +136,9 @@ def strings_package(dest: Path) -> Path:
     return write_package(dest, m, inputs, outputs, "regression", None, {"framework": "onnx"})
 
 
-def write_package(dest: Path, model: onnx.ModelProto, inputs: list, outputs: list, task: str, classes: list | None,
-                  meta: dict) -> Path:
+def write_package(
+    dest: Path, model: onnx.ModelProto, inputs: list, outputs: list, task: str, classes: list | None, meta: dict
+) -> Path:
     """Write model.onnx + signature.json + roost-model.yaml per docs/model-package.md."""
     import yaml
 
@@ -125,9 +148,21 @@ def write_package(dest: Path, model: onnx.ModelProto, inputs: list, outputs: lis
     if classes is not None:
         sig["classes"] = classes
     (dest / "signature.json").write_text(json.dumps(sig, indent=2))
-    full = {"format_version": 1, "framework": "sklearn", "model_type": "logreg", "task": task, "classes": classes,
-            "label": "target", "features": [i["name"] for i in inputs], "feature_refs": [], "entities": [],
-            "run_id": None, "metrics": {}, "created_at": "2026-11-25T10:00:00+00:00", **meta}
+    full = {
+        "format_version": 1,
+        "framework": "sklearn",
+        "model_type": "logreg",
+        "task": task,
+        "classes": classes,
+        "label": "target",
+        "features": [i["name"] for i in inputs],
+        "feature_refs": [],
+        "entities": [],
+        "run_id": None,
+        "metrics": {},
+        "created_at": "2026-11-25T10:00:00+00:00",
+        **meta,
+    }
     (dest / "roost-model.yaml").write_text(yaml.safe_dump(full, sort_keys=False))
     return dest
 
@@ -151,8 +186,9 @@ class Server:
         full_env["PYTHONPATH"] = str(ROOT / "src")
         cmd = [sys.executable, "-m", "roost.serve", *models, "--port", str(self.port), *args]
         self._fh = open(log, "wb")
-        self.proc = subprocess.Popen(cmd, cwd=cwd, stdout=self._fh, stderr=subprocess.STDOUT, env=full_env,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            cmd, cwd=cwd, stdout=self._fh, stderr=subprocess.STDOUT, env=full_env, start_new_session=True
+        )
 
     def output(self) -> str:
         """Everything the server printed so far."""
@@ -202,5 +238,8 @@ class Server:
 
 def v2_body(cols: list[str], X: np.ndarray) -> dict:
     """A KServe V2 JSON request with one FP32 input per column."""
-    return {"inputs": [{"name": c, "datatype": "FP32", "shape": [len(X)], "data": X[:, i].tolist()}
-                       for i, c in enumerate(cols)]}
+    return {
+        "inputs": [
+            {"name": c, "datatype": "FP32", "shape": [len(X)], "data": X[:, i].tolist()} for i, c in enumerate(cols)
+        ]
+    }

@@ -1,4 +1,5 @@
 """`roost serve MODEL --export kserve OUT/`: the manifest against KServe's CRD schema, the recipe's command serves."""
+
 from __future__ import annotations
 
 import importlib.metadata as md
@@ -75,13 +76,19 @@ ISVC_NAME = re.compile(r"^[a-z]([-a-z0-9]*[a-z0-9])?$")  # KServe's webhook: Isv
 
 def crd_schema(crd: dict, instance: object) -> dict:
     """The CRD's v1beta1 openAPIV3Schema as JSON Schema, kept in full along the branches `instance` uses."""
+
     def conv(node: dict, inst: object) -> dict:
-        out: dict = {"anyOf": [{"type": "integer"}, {"type": "string"}]} if node.get(
-            "x-kubernetes-int-or-string") else ({"type": node["type"]} if "type" in node else {})
+        out: dict = (
+            {"anyOf": [{"type": "integer"}, {"type": "string"}]}
+            if node.get("x-kubernetes-int-or-string")
+            else ({"type": node["type"]} if "type" in node else {})
+        )
         out.update({k: node[k] for k in ("required", "enum", "pattern", "minimum", "maximum") if k in node})
         if "properties" in node:
-            out["properties"] = {k: conv(v, inst[k]) if isinstance(inst, dict) and k in inst else {}
-                                 for k, v in sorted(node["properties"].items())}
+            out["properties"] = {
+                k: conv(v, inst[k]) if isinstance(inst, dict) and k in inst else {}
+                for k, v in sorted(node["properties"].items())
+            }
             if not node.get("x-kubernetes-preserve-unknown-fields"):
                 out["additionalProperties"] = False
         elif isinstance(node.get("additionalProperties"), dict):
@@ -179,13 +186,13 @@ def test_registry_versions_names_and_errors(ws, cli, pkg, tmp_path) -> None:
     assert code == 2 and "one model" in err
 
 
-TRACER = '''
+TRACER = """
 import atexit, os, sys
 def _dump():
     with open(os.path.join(os.environ["ROOST_TEST_IMPORTS"], str(os.getpid())), "w") as f:
         f.write("\\n".join(sorted({m.split(".")[0] for m in list(sys.modules)})))
 atexit.register(_dump)
-'''
+"""
 
 
 def _closure(requirements: list[str]) -> set[str]:
@@ -237,8 +244,14 @@ def test_the_recipe_command_serves_the_package(ws, cli, pkg, tmp_path) -> None:
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen([str(Path(sys.executable).parent / cmd[0]), *args], cwd=run_dir, env=env,
-                            stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    proc = subprocess.Popen(
+        [str(Path(sys.executable).parent / cmd[0]), *args],
+        cwd=run_dir,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     try:
         url = f"http://127.0.0.1:{port}"
         deadline = time.monotonic() + 90
@@ -253,8 +266,11 @@ def test_the_recipe_command_serves_the_package(ws, cli, pkg, tmp_path) -> None:
                     pass
                 time.sleep(0.2)
             assert client.get("/v2/health/live").status_code == 200
-            r = client.post("/v2/models/bc/infer", content=(out / "request.json").read_bytes(),
-                            headers={"content-type": "application/json"})
+            r = client.post(
+                "/v2/models/bc/infer",
+                content=(out / "request.json").read_bytes(),
+                headers={"content-type": "application/json"},
+            )
             assert r.status_code == 200, r.text
             X, _, cols = breast_cancer()
             r = client.post("/v2/models/bc/infer", json=v2_body(cols, X[:20]))

@@ -1,4 +1,5 @@
 """Requests with entity ids: the server reads the model's features from the workspace's online store."""
+
 from __future__ import annotations
 
 from datetime import datetime, timedelta, timezone
@@ -26,15 +27,26 @@ def feature_model(dest):
     """prediction = f1 + 10 * f2, trained 'from the feature store' (feature_refs + entities in the metadata)."""
     g = helper.make_graph(
         [helper.make_node("Mul", ["f2", "ten"], ["f2x"]), helper.make_node("Add", ["f1", "f2x"], ["prediction"])],
-        "feat", [helper.make_tensor_value_info("f1", TensorProto.FLOAT, ["N"]),
-                 helper.make_tensor_value_info("f2", TensorProto.FLOAT, ["N"])],
+        "feat",
+        [
+            helper.make_tensor_value_info("f1", TensorProto.FLOAT, ["N"]),
+            helper.make_tensor_value_info("f2", TensorProto.FLOAT, ["N"]),
+        ],
         [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, ["N"])],
-        initializer=[helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0])])
+        initializer=[helper.make_tensor("ten", TensorProto.FLOAT, [], [10.0])],
+    )
     m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
     onnx.checker.check_model(m)
     io = [{"name": n, "dtype": "float32", "shape": [-1]} for n in ("f1", "f2")]
-    return write_package(dest, m, io, [{"name": "prediction", "dtype": "float32", "shape": [-1]}], "regression",
-                         None, {"feature_refs": ["stats:f1", "stats:f2"], "entities": ["user_id"]})
+    return write_package(
+        dest,
+        m,
+        io,
+        [{"name": "prediction", "dtype": "float32", "shape": [-1]}],
+        "regression",
+        None,
+        {"feature_refs": ["stats:f1", "stats:f2"], "entities": ["user_id"]},
+    )
 
 
 @pytest.fixture
@@ -46,11 +58,17 @@ def feature_ws(ws):
     (ws.root / "data").mkdir()
     (ws.root / "features" / "defs.py").write_text(DEFS)
     users = [1, 2, 3, 1]
-    pq.write_table(pa.table({
-        "user_id": pa.array(users, pa.int64()),
-        "event_time": pa.array([T0 + timedelta(hours=h) for h in (1, 2, 3, 5)], pa.timestamp("us", tz="UTC")),
-        "f1": pa.array([0.5, 1.5, 2.5, 0.25], pa.float64()),
-        "f2": pa.array([1.0, 2.0, None, 3.0], pa.float64())}), ws.root / "data" / "stats.parquet")
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(users, pa.int64()),
+                "event_time": pa.array([T0 + timedelta(hours=h) for h in (1, 2, 3, 5)], pa.timestamp("us", tz="UTC")),
+                "f1": pa.array([0.5, 1.5, 2.5, 0.25], pa.float64()),
+                "f2": pa.array([1.0, 2.0, None, 3.0], pa.float64()),
+            }
+        ),
+        ws.root / "data" / "stats.parquet",
+    )
     apply()
     materialize(end=T0 + timedelta(days=1))
     yield ws
@@ -59,27 +77,32 @@ def feature_ws(ws):
 
 def test_entity_ids_read_the_online_store(feature_ws, tmp_path):
     pkg = feature_model(tmp_path / "fmodel")
-    srv = Server([str(pkg)], cwd=feature_ws.root, log=tmp_path / "log",
-                 env={"ROOST_WORKSPACE": str(feature_ws.root)})
+    srv = Server([str(pkg)], cwd=feature_ws.root, log=tmp_path / "log", env={"ROOST_WORKSPACE": str(feature_ws.root)})
     try:
         srv.wait_ready()
         with srv.client() as c:
-            r = c.post("/v1/models/fmodel:predict", json={"instances": [{"user_id": 1}, {"user_id": 2},
-                                                                       {"user_id": 3}, {"user_id": 999}]})
+            r = c.post(
+                "/v1/models/fmodel:predict",
+                json={"instances": [{"user_id": 1}, {"user_id": 2}, {"user_id": 3}, {"user_id": 999}]},
+            )
             assert r.status_code == 200, r.text
             # user 1: latest row (f1=0.25, f2=3); user 3: f2 missing -> NaN; 999: unknown -> NaN
             assert r.json()["predictions"][:2] == [30.25, 21.5]
             assert r.json()["predictions"][2:] == [None, None]
-            v2 = c.post("/v2/models/fmodel/infer", json={"inputs": [
-                {"name": "user_id", "datatype": "INT64", "shape": [2], "data": [2, 1]}]})
+            v2 = c.post(
+                "/v2/models/fmodel/infer",
+                json={"inputs": [{"name": "user_id", "datatype": "INT64", "shape": [2], "data": [2, 1]}]},
+            )
             assert v2.status_code == 200, v2.text
             assert v2.json()["outputs"][0]["data"] == [21.5, 30.25]
             direct = c.post("/v1/models/fmodel:predict", json={"inputs": {"f1": [1.0], "f2": [1.0]}})
             assert direct.json()["outputs"] == [11.0]
             bad = c.post("/v1/models/fmodel:predict", json={"instances": [{"user_id": "abc"}]})
             assert bad.status_code == 400 and "user_id" in bad.json()["error"]
-            bad = c.post("/v2/models/fmodel/infer", json={"inputs": [
-                {"name": "user_id", "datatype": "INT64", "shape": [1, 1], "data": [1]}]})
+            bad = c.post(
+                "/v2/models/fmodel/infer",
+                json={"inputs": [{"name": "user_id", "datatype": "INT64", "shape": [1, 1], "data": [1]}]},
+            )
             assert bad.status_code == 400 and "1-D" in bad.json()["error"]
     finally:
         srv.stop()

@@ -1,4 +1,5 @@
 """The fleet for real: crashed workers restart, SIGTERM drains, hot swap under load loses no request."""
+
 from __future__ import annotations
 
 import json
@@ -110,20 +111,27 @@ def test_crashed_worker_is_restarted_and_others_keep_serving(pkgs, bc_data, tmp_
         os.kill(before[0], signal.SIGKILL)
         with fresh() as c:
             for i in range(40):
-                r = c.post(f"{srv.url}/v2/models/bc/infer", json=v2_body(cols, X[i:i + 1]))
+                r = c.post(f"{srv.url}/v2/models/bc/infer", json=v2_body(cols, X[i : i + 1]))
                 assert r.status_code == 200, r.text
         wait_until(lambda: len(srv.worker_pids()) == 2 and before[0] not in srv.worker_pids(), what="restart")
         new = (set(srv.worker_pids()) - set(before)).pop()
         assert "restarting" in srv.output()
         seen: set[int] = set()
         with fresh() as c:
+
             def served_by_new() -> bool:
                 seen.add(c.get(f"{srv.url}/admin/status").json()["pid"])
                 return new in seen
+
             wait_until(served_by_new, what="the new worker answers")
             for i in range(20):
-                assert c.post(f"{srv.url}/v1/models/bc:predict",
-                              json={"inputs": {k: [float(X[i, j])] for j, k in enumerate(cols)}}).status_code == 200
+                assert (
+                    c.post(
+                        f"{srv.url}/v1/models/bc:predict",
+                        json={"inputs": {k: [float(X[i, j])] for j, k in enumerate(cols)}},
+                    ).status_code
+                    == 200
+                )
             metrics = c.get(f"{srv.url}/metrics").text
         assert "roost_worker_restarts_total 1.0" in metrics
     finally:
@@ -137,8 +145,11 @@ def test_sigterm_drains_in_flight_request(pkgs, bc_data, tmp_path):
     try:
         body = json.dumps(v2_body(cols, X[:3])).encode()
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=120)  # (a hang guard for recv)
-        s.sendall(b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+        s.sendall(
+            b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:100]
+        )
         client_port = s.getsockname()[1]
         # the worker has the headers: the request is in flight
         wait_until(lambda: request_read_by_server(srv.port, client_port), timeout=120, what="request in flight")
@@ -178,8 +189,11 @@ def test_inflight_gauge_counts_a_request_being_handled(pkgs, bc_data, tmp_path):
         assert _inflight(srv.url) == 0  # the scrape does not count itself
         body = json.dumps(v2_body(cols, X[:3])).encode()
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=120)
-        s.sendall(b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                  + f"Content-Length: {len(body)}\r\n\r\n".encode() + body[:100])
+        s.sendall(
+            b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            + f"Content-Length: {len(body)}\r\n\r\n".encode()
+            + body[:100]
+        )
         wait_until(lambda: request_read_by_server(srv.port, s.getsockname()[1]), what="request in flight")
         wait_until(lambda: _inflight(srv.url) == 1, what="gauge at 1 while the body is incomplete")
         s.sendall(body[100:])
@@ -220,6 +234,7 @@ def test_hot_swap_under_load_loses_nothing(pkgs, bc_data, tmp_path):
                     if st["models"][0]["version"] == "2":
                         pids_on_v2.add(st["pid"])
                     return pids_on_v2 >= set(srv.worker_pids())
+
                 wait_until(all_swapped, what="every worker on v2")
         assert load.errors == []
         assert {s for s, _, _ in load.results} == {200}

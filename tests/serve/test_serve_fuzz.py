@@ -5,6 +5,7 @@ driven through its Hypothesis strategy directly, in positive and negative genera
 operations the "schema-valid data is accepted" check is off: JSON Schema cannot say "all 30 inputs, each with
 len(data) == prod(shape) and the model's datatype", so a schema-valid body may rightly get a 400.
 """
+
 from __future__ import annotations
 
 import pytest
@@ -24,13 +25,16 @@ def test_openapi_conformance(server, mode):
     ops = [r.ok() for r in schema.get_all_operations()]
     assert len(ops) == 17
     for op in ops:
+
         @given(case=op.as_strategy(generation_mode=mode))
-        @settings(max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True,
-                  database=None)
+        @settings(
+            max_examples=30, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True, database=None
+        )
         def fuzz(case: schemathesis.Case) -> None:
             infer = op.method == "post" and op.path.startswith(("/v1/", "/v2/"))
-            case.call_and_validate(base_url=server.url, session=session,
-                                   excluded_checks=[positive_data_acceptance] if infer else None)
+            case.call_and_validate(
+                base_url=server.url, session=session, excluded_checks=[positive_data_acceptance] if infer else None
+            )
 
         try:
             fuzz()

@@ -1,4 +1,5 @@
 """Operations: registry aliases followed live, /metrics, alert rules, Parquet request logs, no torch, auth."""
+
 from __future__ import annotations
 
 import re
@@ -30,8 +31,16 @@ def test_registry_alias_is_followed(ws, pkgs, bc_data, tmp_path):
     roost.register_model(None, "churn", str(pkgs["bc"]))
     roost.register_model(None, "churn", str(pkgs["bc2"]))
     roost.set_alias("churn", 1, "prod")
-    srv = Server(["churn@prod", "old=churn/1"], "--poll", "0.3", "--replicas", "2", cwd=ws.root,
-                 log=tmp_path / "log", env={"ROOST_WORKSPACE": str(ws.root)})
+    srv = Server(
+        ["churn@prod", "old=churn/1"],
+        "--poll",
+        "0.3",
+        "--replicas",
+        "2",
+        cwd=ws.root,
+        log=tmp_path / "log",
+        env={"ROOST_WORKSPACE": str(ws.root)},
+    )
     try:
         srv.wait_ready()
         body = v2_body(cols, X[:1])
@@ -39,8 +48,10 @@ def test_registry_alias_is_followed(ws, pkgs, bc_data, tmp_path):
         with httpx.Client(base_url=srv.url, limits=httpx.Limits(max_keepalive_connections=0)) as c:
             r = c.post("/v2/models/churn/infer", json=body)
             assert r.status_code == 200 and r.json()["model_version"] == "1"
-            tf = c.post("/v1/models/churn/labels/prod:predict", json={"instances": [{k: float(X[0, j])
-                                                                                     for j, k in enumerate(cols)}]})
+            tf = c.post(
+                "/v1/models/churn/labels/prod:predict",
+                json={"instances": [{k: float(X[0, j]) for j, k in enumerate(cols)}]},
+            )
             assert tf.status_code == 200
             roost.set_alias("churn", 2, "prod")
 
@@ -49,6 +60,7 @@ def test_registry_alias_is_followed(ws, pkgs, bc_data, tmp_path):
                 assert r.status_code == 200, r.text
                 versions.append(r.json()["model_version"])
                 return versions[-10:] == ["2"] * 10
+
             wait_until(moved)
             assert c.post("/v2/models/churn/versions/2/infer", json=body).status_code == 200
             assert c.post("/v2/models/old/infer", json=body).json()["model_version"] == "1"
@@ -69,16 +81,22 @@ def test_metrics_cover_requests_latency_batches_errors_versions(server, bc_data)
     X, _, cols = bc_data
     with server.client() as c:
         for i in range(5):
-            c.post("/v2/models/bc/infer", json=v2_body(cols, X[i:i + 3]))
+            c.post("/v2/models/bc/infer", json=v2_body(cols, X[i : i + 3]))
         c.post("/v2/models/bc/infer", content=b"{")
         text = c.get("/metrics").text
     fams = {f.name: f for f in text_string_to_metric_families(text)}
-    req = {tuple(sorted(s.labels.items())): s.value for s in fams["roost_requests"].samples
-           if s.name == "roost_requests_total"}
+    req = {
+        tuple(sorted(s.labels.items())): s.value
+        for s in fams["roost_requests"].samples
+        if s.name == "roost_requests_total"
+    }
     assert req[(("code", "200"), ("model", "bc"), ("protocol", "v2"))] >= 5
     assert req[(("code", "400"), ("model", "bc"), ("protocol", "v2"))] >= 1
-    counts = [s for s in fams["roost_request_latency_seconds"].samples
-              if s.name.endswith("_count") and s.labels["model"] == "bc"]
+    counts = [
+        s
+        for s in fams["roost_request_latency_seconds"].samples
+        if s.name.endswith("_count") and s.labels["model"] == "bc"
+    ]
     assert counts and counts[0].value >= 6
     rows = [s for s in fams["roost_batch_rows"].samples if s.name.endswith("_sum") and s.labels["model"] == "bc"]
     assert rows[0].value >= 15
@@ -105,22 +123,37 @@ def test_alert_rules_reference_real_metrics(cli, server, tmp_path):
 def test_request_log_parquet(pkgs, bc_data, tmp_path):
     X, _, cols = bc_data
     logs = tmp_path / "logs"
-    srv = Server([str(pkgs["bc"]), str(pkgs["iris"])], "--log-requests", "1", "--log-dir", str(logs),
-                 "--replicas", "2", log=tmp_path / "log")
+    srv = Server(
+        [str(pkgs["bc"]), str(pkgs["iris"])],
+        "--log-requests",
+        "1",
+        "--log-dir",
+        str(logs),
+        "--replicas",
+        "2",
+        log=tmp_path / "log",
+    )
     try:
         srv.wait_ready()
         with srv.client() as c:
             a = c.post("/v2/models/bc/infer", json=v2_body(cols, X[:5])).json()["outputs"][0]["data"]
             b = c.post("/v1/models/bc:predict", json={"instances": [{k: float(X[7, j]) for j, k in enumerate(cols)}]})
-            c.post("/v1/models/iris:predict", json={"instances": [{"sepal_length": 5.1, "sepal_width": 3.5,
-                                                                   "petal_length": 1.4, "petal_width": 0.2}]})
+            c.post(
+                "/v1/models/iris:predict",
+                json={
+                    "instances": [{"sepal_length": 5.1, "sepal_width": 3.5, "petal_length": 1.4, "petal_width": 0.2}]
+                },
+            )
             assert c.post("/v2/models/bc/infer", content=b"{").status_code == 400  # not logged
     finally:
         assert srv.stop() == 0  # SIGTERM flushes and closes the files
     files = sorted(logs.rglob("*.parquet"))
     assert files and not list(logs.rglob("*.part"))
-    t = pads.dataset([str(f) for f in files if "/bc/" in str(f)]).to_table().sort_by([("_protocol", "ascending"),
-                                                                                      ("_row", "ascending")])
+    t = (
+        pads.dataset([str(f) for f in files if "/bc/" in str(f)])
+        .to_table()
+        .sort_by([("_protocol", "ascending"), ("_row", "ascending")])
+    )
     assert t.num_rows == 6
     assert t["_protocol"].to_pylist() == ["tfserving"] + ["v2"] * 5
     assert t["_model"].to_pylist() == ["bc"] * 6 and t["_version"].to_pylist() == ["1"] * 6
@@ -149,8 +182,10 @@ def test_request_logger_samples(tmp_path, pkgs):
 
 
 def test_serving_never_imports_torch(server):
-    code = ("import sys, roost.cli.serve, roost.serve.app, roost.serve.worker, roost.serve.fleet, "
-            "roost.serve.reqlog, roost.serve.openapi; assert 'torch' not in sys.modules, 'torch imported'")
+    code = (
+        "import sys, roost.cli.serve, roost.serve.app, roost.serve.worker, roost.serve.fleet, "
+        "roost.serve.reqlog, roost.serve.openapi; assert 'torch' not in sys.modules, 'torch imported'"
+    )
     subprocess.run([sys.executable, "-c", code], check=True, cwd=ROOT)
     pids = server.worker_pids()
     assert pids

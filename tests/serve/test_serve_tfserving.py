@@ -1,4 +1,5 @@
 """TF-Serving REST over a real server: row and columnar :predict, versioned paths, status, errors."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -30,10 +31,20 @@ def test_inputs_columnar_format(server, pkgs, bc_data):
     with server.client() as c:
         r = c.post("/v1/models/bc:predict", json={"inputs": {c_: X[:9, i].tolist() for i, c_ in enumerate(cols)}})
         assert r.status_code == 200, r.text
-        np.testing.assert_allclose(r.json()["outputs"]["probability"], reference(pkgs["bc"], cols, X[:9]),
-                                   rtol=1e-6, atol=1e-7)
-        r = c.post("/v1/models/iris:predict", json={"inputs": {"sepal_length": [5.1, 6.7], "sepal_width": [3.5, 3.0],
-                                                               "petal_length": [1.4, 5.2], "petal_width": [0.2, 2.3]}})
+        np.testing.assert_allclose(
+            r.json()["outputs"]["probability"], reference(pkgs["bc"], cols, X[:9]), rtol=1e-6, atol=1e-7
+        )
+        r = c.post(
+            "/v1/models/iris:predict",
+            json={
+                "inputs": {
+                    "sepal_length": [5.1, 6.7],
+                    "sepal_width": [3.5, 3.0],
+                    "petal_length": [1.4, 5.2],
+                    "petal_width": [0.2, 2.3],
+                }
+            },
+        )
         p = np.array(r.json()["outputs"]["probabilities"])
         assert p.shape == (2, 3) and list(p.argmax(axis=1)) == [0, 2]
         assert r.json()["outputs"]["label"] == [0, 2]
@@ -41,9 +52,10 @@ def test_inputs_columnar_format(server, pkgs, bc_data):
 
 def test_strings_and_missing_values(server):
     with server.client() as c:
-        r = c.post("/v1/models/strings:predict",
-                   json={"instances": [{"x": 1.0, "country": "a"}, {"x": None, "country": "c"},
-                                       {"x": 2, "country": None}]})
+        r = c.post(
+            "/v1/models/strings:predict",
+            json={"instances": [{"x": 1.0, "country": "a"}, {"x": None, "country": "c"}, {"x": 2, "country": None}]},
+        )
         assert r.status_code == 200, r.text
         assert r.json()["predictions"][0] == 2.0 and r.json()["predictions"][1] is None  # NaN -> null
         assert r.json()["predictions"][2] == 2.0  # missing string = "" -> unknown code 0
@@ -52,8 +64,11 @@ def test_strings_and_missing_values(server):
 def test_status_and_metadata(server):
     with server.client() as c:
         st = c.get("/v1/models/bc").json()
-        assert st["model_version_status"][0] == {"version": "1", "state": "AVAILABLE",
-                                                 "status": {"error_code": "OK", "error_message": ""}}
+        assert st["model_version_status"][0] == {
+            "version": "1",
+            "state": "AVAILABLE",
+            "status": {"error_code": "OK", "error_message": ""},
+        }
         assert c.get("/v1/models/bc/versions/1").status_code == 200
         assert c.get("/v1/models/bc/versions/2").status_code == 404
         meta = c.get("/v1/models/strings/metadata").json()
@@ -61,20 +76,23 @@ def test_status_and_metadata(server):
         assert sig["inputs"]["country"]["dtype"] == "string" and "prediction" in sig["outputs"]
 
 
-@pytest.mark.parametrize("body,text", [
-    ({"instances": [{"x": 1.0}]}, "missing input 'country'"),
-    ({"instances": [{"x": 1.0, "country": "a"}, {"x": 2.0}]}, "instance 1 has different inputs"),
-    ({"instances": [{"x": "one", "country": "a"}]}, "expects float32 numbers"),
-    ({"instances": [{"x": 1.0, "country": 7}]}, "expects strings"),
-    ({"instances": [{"x": [1.0, 2.0], "country": "a"}]}, "has shape [1, 2]"),
-    ({"instances": [1.0, 2.0]}, "must be an object"),
-    ({"instances": []}, "'instances' is empty"),
-    ({"instances": [{"x": 1, "country": "a"}], "inputs": {}}, "exactly one of"),
-    ({"inputs": [1.0]}, "must be an object"),
-    ({"inputs": {"x": [1.0], "country": ["a"], "y": [2]}}, "unknown input 'y'"),
-    ({"signature_name": "other", "instances": [{"x": 1, "country": "a"}]}, "unknown signature_name"),
-    ({"instances": [{"x": True, "country": "a"}]}, "expects float32 numbers"),
-])
+@pytest.mark.parametrize(
+    "body,text",
+    [
+        ({"instances": [{"x": 1.0}]}, "missing input 'country'"),
+        ({"instances": [{"x": 1.0, "country": "a"}, {"x": 2.0}]}, "instance 1 has different inputs"),
+        ({"instances": [{"x": "one", "country": "a"}]}, "expects float32 numbers"),
+        ({"instances": [{"x": 1.0, "country": 7}]}, "expects strings"),
+        ({"instances": [{"x": [1.0, 2.0], "country": "a"}]}, "has shape [1, 2]"),
+        ({"instances": [1.0, 2.0]}, "must be an object"),
+        ({"instances": []}, "'instances' is empty"),
+        ({"instances": [{"x": 1, "country": "a"}], "inputs": {}}, "exactly one of"),
+        ({"inputs": [1.0]}, "must be an object"),
+        ({"inputs": {"x": [1.0], "country": ["a"], "y": [2]}}, "unknown input 'y'"),
+        ({"signature_name": "other", "instances": [{"x": 1, "country": "a"}]}, "unknown signature_name"),
+        ({"instances": [{"x": True, "country": "a"}]}, "expects float32 numbers"),
+    ],
+)
 def test_bad_requests_are_400_with_a_reason(server, body, text):
     with server.client() as c:
         r = c.post("/v1/models/strings:predict", json=body)

@@ -1,4 +1,5 @@
 """The contract end to end: a package written by `roost.train` is served, and answers like roost.load_model."""
+
 from __future__ import annotations
 
 import math
@@ -16,8 +17,10 @@ def test_trained_package_served_matches_predictor(ws, tmp_path):
     from roost.train.api import train
 
     files = make_engagement(3000, ws.root / "data", seed=0)
-    res = train({"data": str(files["train"]), "label": "clicked", "model": {"type": "logreg"},
-                 "register": "eng"}, progress=False)
+    res = train(
+        {"data": str(files["train"]), "label": "clicked", "model": {"type": "logreg"}, "register": "eng"},
+        progress=False,
+    )
     roost.set_alias("eng", res.version, "prod")
     predictor = roost.load_model("eng@prod")
     frame = pd.read_parquet(files["train"]).tail(20).reset_index(drop=True)

@@ -1,4 +1,5 @@
 """In-process units: the batcher's batching rule, value conversion, package reading, spec parsing."""
+
 from __future__ import annotations
 
 import asyncio
@@ -94,34 +95,40 @@ S = TensorSpec("s", "string", (-1,))
 B = TensorSpec("b", "bool", (-1,))
 
 
-@pytest.mark.parametrize("spec,values,expect", [
-    (F32, [1, 2.5], np.array([1, 2.5], np.float32)),
-    (F32, [1.0, None], np.array([1, np.nan], np.float32)),
-    (I64, [1, 2.0], np.array([1, 2], np.int64)),
-    (I64, [None, 3], np.array([-1, 3], np.int64)),
-    (S, ["a", None], np.array(["a", ""], object)),
-    (B, [True, False], np.array([True, False])),
-    (F32, 3.0, np.array([3.0], np.float32)),
-])
+@pytest.mark.parametrize(
+    "spec,values,expect",
+    [
+        (F32, [1, 2.5], np.array([1, 2.5], np.float32)),
+        (F32, [1.0, None], np.array([1, np.nan], np.float32)),
+        (I64, [1, 2.0], np.array([1, 2], np.int64)),
+        (I64, [None, 3], np.array([-1, 3], np.int64)),
+        (S, ["a", None], np.array(["a", ""], object)),
+        (B, [True, False], np.array([True, False])),
+        (F32, 3.0, np.array([3.0], np.float32)),
+    ],
+)
 def test_column_conversion(spec, values, expect):
     got = column(values, spec)
     assert got.dtype == expect.dtype
     np.testing.assert_array_equal(got, expect)
 
 
-@pytest.mark.parametrize("spec,values,text", [
-    (F32, ["1.5"], "expects float32 numbers but got strings"),
-    (F32, [True], "but got booleans"),
-    (F32, [1.0, "x"], "but got strings"),
-    (I64, [1.5], "non-integral"),
-    (I64, [2 ** 63 + 5, 1], "out of range"),
-    (S, [1, 2], "expects strings"),
-    (S, ["a", 1], "value 1 is int"),
-    (B, [1, 0], "expects booleans"),
-    (B, [True, None], "cannot hold"),
-    (F32, [[1.0], [2.0, 3.0]], "ragged"),
-    (F32, [{"a": 1}], "value 0 is dict"),
-])
+@pytest.mark.parametrize(
+    "spec,values,text",
+    [
+        (F32, ["1.5"], "expects float32 numbers but got strings"),
+        (F32, [True], "but got booleans"),
+        (F32, [1.0, "x"], "but got strings"),
+        (I64, [1.5], "non-integral"),
+        (I64, [2**63 + 5, 1], "out of range"),
+        (S, [1, 2], "expects strings"),
+        (S, ["a", 1], "value 1 is int"),
+        (B, [1, 0], "expects booleans"),
+        (B, [True, None], "cannot hold"),
+        (F32, [[1.0], [2.0, 3.0]], "ragged"),
+        (F32, [{"a": 1}], "value 0 is dict"),
+    ],
+)
 def test_column_rejections_name_the_input_and_problem(spec, values, text):
     with pytest.raises(HTTPError) as e:
         column(values, spec)
@@ -156,8 +163,9 @@ def test_read_package_errors(tmp_path, pkgs):
     (tmp_path / "p" / "signature.json").write_text("{")
     with pytest.raises(RoostError, match="not valid JSON"):
         read_package(tmp_path / "p")
-    (tmp_path / "p" / "signature.json").write_text(json.dumps({"inputs": [{"name": "a", "dtype": "complex"}],
-                                                               "outputs": [{"name": "y"}]}))
+    (tmp_path / "p" / "signature.json").write_text(
+        json.dumps({"inputs": [{"name": "a", "dtype": "complex"}], "outputs": [{"name": "y"}]})
+    )
     with pytest.raises(RoostError, match="unknown dtype 'complex'"):
         read_package(tmp_path / "p")
     pkg = read_package(pkgs["bc"])

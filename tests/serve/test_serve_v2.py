@@ -1,4 +1,5 @@
 """KServe V2 over a real server: the stock tritonclient (binary and JSON), metadata, errors, batching."""
+
 from __future__ import annotations
 
 import gzip
@@ -111,21 +112,30 @@ def test_json_errors_name_the_problem(server, bc_data):
         ok, res = _post(c, "/v2/models/bc/infer", body)
         assert ok == 200 and res["outputs"][0]["shape"] == [2]
         cases = []
-        b = v2_body(cols, X[:2]); b["inputs"][0]["data"] = ["x", "y"]
+        b = v2_body(cols, X[:2])
+        b["inputs"][0]["data"] = ["x", "y"]
         cases.append((b, 400, "expects float32 numbers"))
-        b = v2_body(cols, X[:2]); b["inputs"][1]["shape"] = [3]
+        b = v2_body(cols, X[:2])
+        b["inputs"][1]["shape"] = [3]
         cases.append((b, 400, "needs 3 values"))
-        b = v2_body(cols, X[:2]); b["inputs"][1]["shape"] = [1, 2]
+        b = v2_body(cols, X[:2])
+        b["inputs"][1]["shape"] = [1, 2]
         cases.append((b, 400, "expects [-1]"))
-        b = v2_body(cols, X[:2]); b["inputs"][2]["data"] = [1.0]; b["inputs"][2]["shape"] = [1]
+        b = v2_body(cols, X[:2])
+        b["inputs"][2]["data"] = [1.0]
+        b["inputs"][2]["shape"] = [1]
         cases.append((b, 400, "disagree on the batch size"))
-        b = v2_body(cols, X[:2]); b["inputs"].pop(5)
+        b = v2_body(cols, X[:2])
+        b["inputs"].pop(5)
         cases.append((b, 400, f"missing input '{cols[5]}'"))
-        b = v2_body(cols, X[:2]); b["inputs"].append({"name": "zzz", "datatype": "FP32", "shape": [2], "data": [1, 2]})
+        b = v2_body(cols, X[:2])
+        b["inputs"].append({"name": "zzz", "datatype": "FP32", "shape": [2], "data": [1, 2]})
         cases.append((b, 400, "unknown input 'zzz'"))
-        b = v2_body(cols, X[:2]); b["outputs"] = [{"name": "nope"}]
+        b = v2_body(cols, X[:2])
+        b["outputs"] = [{"name": "nope"}]
         cases.append((b, 400, "unknown output 'nope'"))
-        b = v2_body(cols, X[:2]); b["inputs"][0]["data"] = [[1.0], [2.0, 3.0]]
+        b = v2_body(cols, X[:2])
+        b["inputs"][0]["data"] = [[1.0], [2.0, 3.0]]
         cases.append((b, 400, "ragged"))
         cases.append(({"inputs": []}, 400, "non-empty 'inputs'"))
         cases.append(([1, 2], 400, "JSON object"))
@@ -149,12 +159,16 @@ def test_json_errors_name_the_problem(server, bc_data):
 
 def test_binary_framing_errors(server, bc_data):
     X, _, cols = bc_data
-    head = json.dumps({"inputs": [{"name": cols[0], "datatype": "FP32", "shape": [2],
-                                   "parameters": {"binary_data_size": 8}}]}).encode()
+    head = json.dumps(
+        {"inputs": [{"name": cols[0], "datatype": "FP32", "shape": [2], "parameters": {"binary_data_size": 8}}]}
+    ).encode()
     with server.client() as c:
-        for hdr, extra, text in [("abc", b"", "must be an integer"), (str(len(head) + 99), b"", "body has"),
-                                 (str(len(head)), b"\0" * 4, "binary_data_size 8"),
-                                 (str(len(head)), b"\0" * 12, "not claimed")]:
+        for hdr, extra, text in [
+            ("abc", b"", "must be an integer"),
+            (str(len(head) + 99), b"", "body has"),
+            (str(len(head)), b"\0" * 4, "binary_data_size 8"),
+            (str(len(head)), b"\0" * 12, "not claimed"),
+        ]:
             r = c.post("/v2/models/bc/infer", content=head + extra, headers={"inference-header-content-length": hdr})
             assert r.status_code == 400 and text in r.json()["error"], r.text
 
@@ -168,12 +182,14 @@ def test_batching_equals_one_by_one(server, pkgs, bc_data):
     X, _, cols = bc_data
     n = 120
     with server.client() as c:
-        seq = [c.post("/v2/models/bc/infer", json=v2_body(cols, X[i:i + 1])).json()["outputs"][0]["data"][0]
-               for i in range(n)]
+        seq = [
+            c.post("/v2/models/bc/infer", json=v2_body(cols, X[i : i + 1])).json()["outputs"][0]["data"][0]
+            for i in range(n)
+        ]
 
     def one(i: int) -> float:
         with server.client() as cc:
-            return cc.post("/v2/models/bc/infer", json=v2_body(cols, X[i:i + 1])).json()["outputs"][0]["data"][0]
+            return cc.post("/v2/models/bc/infer", json=v2_body(cols, X[i : i + 1])).json()["outputs"][0]["data"][0]
 
     with ThreadPoolExecutor(16) as pool:
         conc = list(pool.map(one, range(n)))
@@ -181,8 +197,9 @@ def test_batching_equals_one_by_one(server, pkgs, bc_data):
     np.testing.assert_allclose(seq, reference(pkgs["bc"], cols, X[:n]), rtol=1e-6, atol=1e-6)
 
 
-@pytest.mark.parametrize("inputs", [[5], ["x"], [None], [[1, 2, 3, 4]], [{"name": ["a"], "datatype": "FP32", "shape": [1],
-                                                                         "data": [1]}]])
+@pytest.mark.parametrize(
+    "inputs", [[5], ["x"], [None], [[1, 2, 3, 4]], [{"name": ["a"], "datatype": "FP32", "shape": [1], "data": [1]}]]
+)
 def test_malformed_input_entries_are_400(server, inputs):
     with server.client() as c:
         r = c.post("/v2/models/bc/infer", json={"inputs": inputs})

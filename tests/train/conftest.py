@@ -1,4 +1,5 @@
 """Fixtures for the training tests: small mixed frames (numeric / string / id columns)."""
+
 from __future__ import annotations
 
 import sys

@@ -1,4 +1,5 @@
 """roost.train end to end: recorded run, package, registry, bad input, Ctrl-C and resume."""
+
 from __future__ import annotations
 
 import json
@@ -25,8 +26,13 @@ def data_file(tmp_path):
 
 
 def _cfg(data_file, **kw):
-    cfg = {"data": str(data_file), "label": "clicked", "features": ["x1", "x2", "color", "user_id"],
-           "model": "mlp", "trainer": {"epochs": 3}}
+    cfg = {
+        "data": str(data_file),
+        "label": "clicked",
+        "features": ["x1", "x2", "color", "user_id"],
+        "model": "mlp",
+        "trainer": {"epochs": 3},
+    }
     cfg.update(kw)
     return cfg
 
@@ -58,12 +64,19 @@ def test_train_records_everything(ws, data_file, tmp_path) -> None:
     assert out.shape == (50,) and np.all((out >= 0) & (out <= 1))
     assert pred.meta["run_id"] == res.run_id and pred.meta["parity_max_abs_diff"] <= 1e-5
     # the registered package serves from a fresh process without torch
-    code = ("import sys, roost, pandas as pd; p = roost.load_model('clicks/1'); "
-            "print(p.predict(pd.read_parquet(sys.argv[1]))[:3].tolist()); assert 'torch' not in sys.modules")
+    code = (
+        "import sys, roost, pandas as pd; p = roost.load_model('clicks/1'); "
+        "print(p.predict(pd.read_parquet(sys.argv[1]))[:3].tolist()); assert 'torch' not in sys.modules"
+    )
     test.to_parquet(tmp_path / "rows.parquet")
     env = {**os.environ, "ROOST_WORKSPACE": str(ws.root)}
-    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "rows.parquet")], env=env,
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path / "rows.parquet")],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     np.testing.assert_allclose(json.loads(done.stdout), out[:3], atol=1e-6)
 
@@ -72,8 +85,15 @@ def test_time_split_and_lightgbm(ws, data_file) -> None:
     df = mixed_frame(400)
     df["ts"] = pd.date_range("2024-01-01", periods=400, freq="h", tz="UTC")
     df.to_parquet(data_file)
-    res = roost.train(_cfg(data_file, model={"type": "lightgbm", "params": {"n_estimators": 30}}, trainer={},
-                           features=None, split={"method": "time", "column": "ts", "test_start": "2024-01-15"}))
+    res = roost.train(
+        _cfg(
+            data_file,
+            model={"type": "lightgbm", "params": {"n_estimators": 30}},
+            trainer={},
+            features=None,
+            split={"method": "time", "column": "ts", "test_start": "2024-01-15"},
+        )
+    )
     run = roost.get_run(res.run_id)
     assert run["params"]["data.test_rows"] == 400 - 14 * 24
     sig = roost.modelpkg.read_signature(res.package_path)
@@ -96,12 +116,15 @@ def test_auto_keeps_the_better_candidate(ws, data_file) -> None:
         roost.train(_cfg(data_file, model={"type": "auto", "params": {"candidates": ["two_tower"]}}))
 
 
-@pytest.mark.parametrize(("label", "keys"), [("kind", {"test_macro_f1", "test_accuracy", "test_log_loss"}),
-                                             ("score", {"test_rmse", "test_mae", "test_r2"})])
+@pytest.mark.parametrize(
+    ("label", "keys"),
+    [("kind", {"test_macro_f1", "test_accuracy", "test_log_loss"}), ("score", {"test_rmse", "test_mae", "test_r2"})],
+)
 def test_multiclass_and_regression_runs(ws, data_file, label, keys) -> None:
     others = [c for c in ("clicked", "kind", "score") if c != label]
-    res = roost.train(_cfg(data_file, label=label, model="logreg", features={"exclude": others},
-                           trainer={"epochs": 40, "lr": 0.05}))
+    res = roost.train(
+        _cfg(data_file, label=label, model="logreg", features={"exclude": others}, trainer={"epochs": 40, "lr": 0.05})
+    )
     assert keys <= set(res.metrics)
     pred = roost.load_model(res.package_path)
     test = mixed_frame(30, seed=3)
@@ -114,12 +137,15 @@ def test_multiclass_and_regression_runs(ws, data_file, label, keys) -> None:
         assert res.metrics["test_r2"] > 0.8
 
 
-@pytest.mark.parametrize(("change", "err", "match"), [
-    ({"label": "clickd"}, RoostError, "available columns: x1, x2"),
-    ({"model": "transformer"}, ConfigError, "model.type"),
-    ({"trainer": {"lr": "fast"}}, ConfigError, "trainer.lr"),
-    ({"model": {"type": "mlp", "params": {"hiden": [4]}}}, ConfigError, "model.params.hiden"),
-])
+@pytest.mark.parametrize(
+    ("change", "err", "match"),
+    [
+        ({"label": "clickd"}, RoostError, "available columns: x1, x2"),
+        ({"model": "transformer"}, ConfigError, "model.type"),
+        ({"trainer": {"lr": "fast"}}, ConfigError, "trainer.lr"),
+        ({"model": {"type": "mlp", "params": {"hiden": [4]}}}, ConfigError, "model.params.hiden"),
+    ],
+)
 def test_bad_config_leaves_no_run(ws, data_file, change, err, match) -> None:
     with pytest.raises(err, match=match) as info:
         roost.train(_cfg(data_file, **change))
@@ -127,11 +153,14 @@ def test_bad_config_leaves_no_run(ws, data_file, change, err, match) -> None:
     assert roost.search_runs() == []
 
 
-@pytest.mark.parametrize(("mutate", "match"), [
-    (lambda d: d.assign(clicked=d.clicked.where(d.index % 50 != 0)), "missing value"),
-    (lambda d: d.assign(clicked=1), "single value"),
-    (lambda d: d.iloc[:0], "empty|no rows"),
-])
+@pytest.mark.parametrize(
+    ("mutate", "match"),
+    [
+        (lambda d: d.assign(clicked=d.clicked.where(d.index % 50 != 0)), "missing value"),
+        (lambda d: d.assign(clicked=1), "single value"),
+        (lambda d: d.iloc[:0], "empty|no rows"),
+    ],
+)
 def test_bad_data_leaves_no_run(ws, data_file, mutate, match) -> None:
     mutate(mixed_frame(200)).to_parquet(data_file)
     with pytest.raises(RoostError, match=match) as info:

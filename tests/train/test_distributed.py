@@ -5,6 +5,7 @@ the full-batch step (the shares' summed gradients are scaled to the batch mean),
 curve and the test metrics agree to float rounding. Batch sizes are chosen so the last batch holds one row:
 rank 1 then steps on an empty share.
 """
+
 from __future__ import annotations
 
 import json
@@ -51,9 +52,13 @@ def _runs() -> list[dict]:
 
 @pytest.mark.parametrize("model,label", [("mlp", "clicked"), ("dcn", "score"), ("logreg", "kind")])
 def test_ddp_equals_single_process(ws, data_file, model, label) -> None:
-    cfg = {"data": str(data_file), "label": label, "features": ["x1", "x2", "color", "user_id"],
-           "model": {"type": model, "params": {} if model == "logreg" else {"dropout": 0.0}},
-           "trainer": {"epochs": 4, "batch_size": _odd_batch(data_file, label), "seed": 3}}
+    cfg = {
+        "data": str(data_file),
+        "label": label,
+        "features": ["x1", "x2", "color", "user_id"],
+        "model": {"type": model, "params": {} if model == "logreg" else {"dropout": 0.0}},
+        "trainer": {"epochs": 4, "batch_size": _odd_batch(data_file, label), "seed": 3},
+    }
     one = roost.train(cfg)
     before = {r["run_id"] for r in _runs()}
     two = roost.train(cfg, nproc=2)
@@ -89,11 +94,13 @@ def test_cli_nproc_auto_and_bad_values(ws, data_file, tmp_path) -> None:
     import yaml
 
     cfg = tmp_path / "t.yaml"
-    cfg.write_text(yaml.safe_dump({"data": str(data_file), "label": "clicked", "trainer": {"epochs": 3},
-                                   "register": "clicks"}))
+    cfg.write_text(
+        yaml.safe_dump({"data": str(data_file), "label": "clicked", "trainer": {"epochs": 3}, "register": "clicks"})
+    )
     env = {**os.environ, "ROOST_WORKSPACE": str(ws.root)}
-    res = subprocess.run([*ROOST, "train", str(cfg), "--nproc", "2", "--json"], env=env, capture_output=True,
-                         text=True, timeout=600)
+    res = subprocess.run(
+        [*ROOST, "train", str(cfg), "--nproc", "2", "--json"], env=env, capture_output=True, text=True, timeout=600
+    )
     assert res.returncode == 0, res.stderr
     out = json.loads(res.stdout)  # one result printed, by rank 0
     runs = _runs()
@@ -104,14 +111,16 @@ def test_cli_nproc_auto_and_bad_values(ws, data_file, tmp_path) -> None:
     assert out["version"] == 1 and roost.load_model("clicks/1") is not None
     assert "Traceback" not in res.stderr
     for bad in ("0", "-1", "two", "1.5"):
-        r = subprocess.run([*ROOST, "train", str(cfg), "--nproc", bad], env=env, capture_output=True, text=True,
-                           timeout=120)
+        r = subprocess.run(
+            [*ROOST, "train", str(cfg), "--nproc", bad], env=env, capture_output=True, text=True, timeout=120
+        )
         assert r.returncode == 2 and "--nproc" in r.stderr and "Traceback" not in r.stderr, (bad, r.stderr)
     # LightGBM has its own threads: trains once, in this process, and says so
     lgb_cfg = tmp_path / "lgb.yaml"
     lgb_cfg.write_text(yaml.safe_dump({"data": str(data_file), "label": "clicked", "model": "lightgbm"}))
-    r = subprocess.run([*ROOST, "train", str(lgb_cfg), "--nproc", "2", "--json"], env=env,
-                       capture_output=True, text=True, timeout=300)
+    r = subprocess.run(
+        [*ROOST, "train", str(lgb_cfg), "--nproc", "2", "--json"], env=env, capture_output=True, text=True, timeout=300
+    )
     assert r.returncode == 0 and "--nproc 2 ignored" in r.stderr, r.stderr
     lgb = roost.get_run(json.loads(r.stdout)["run_id"])
     assert "roost.distributed.world_size" not in lgb["tags"]
@@ -129,11 +138,25 @@ def test_ctrl_c_stops_all_workers_and_marks_the_run_killed(ws, data_file, tmp_pa
     import yaml
 
     cfg = tmp_path / "t.yaml"
-    cfg.write_text(yaml.safe_dump({"data": str(data_file), "label": "clicked", "model": "mlp",
-                                   "trainer": {"epochs": 100000, "patience": 100000}}))
+    cfg.write_text(
+        yaml.safe_dump(
+            {
+                "data": str(data_file),
+                "label": "clicked",
+                "model": "mlp",
+                "trainer": {"epochs": 100000, "patience": 100000},
+            }
+        )
+    )
     env = {**os.environ, "ROOST_WORKSPACE": str(ws.root)}
-    proc = subprocess.Popen([*ROOST, "train", str(cfg), "--nproc", "2", "-q"], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    proc = subprocess.Popen(
+        [*ROOST, "train", str(cfg), "--nproc", "2", "-q"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         runs = _runs()
@@ -147,7 +170,8 @@ def test_ctrl_c_stops_all_workers_and_marks_the_run_killed(ws, data_file, tmp_pa
     assert run["status"] == "KILLED"
     assert err.count(f"roost train --resume {run['run_id']}") == 1 and "Traceback" not in err, err
     deadline = time.monotonic() + 60  # (python's resource tracker may take a moment to notice; a hang guard)
-    while (left := subprocess.run(["pgrep", "-a", "-g", str(proc.pid)], capture_output=True,
-                                  text=True).stdout.strip()) and time.monotonic() < deadline:
+    while (
+        left := subprocess.run(["pgrep", "-a", "-g", str(proc.pid)], capture_output=True, text=True).stdout.strip()
+    ) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == "", left  # no worker left behind

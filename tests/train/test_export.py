@@ -1,4 +1,5 @@
 """Every model: ONNX Runtime on raw held-out columns equals the native (PyTorch / LightGBM) output."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -32,8 +33,13 @@ def _raw(df: pd.DataFrame, sig_inputs: list[dict]) -> dict[str, np.ndarray]:
     out = {}
     for i in sig_inputs:
         s = df[i["name"]]
-        out[i["name"]] = (s.fillna("").astype(str).to_numpy(dtype=object) if i["dtype"] == "string"
-                          else s.to_numpy(dtype=np.float32) if i["dtype"] == "float32" else s.to_numpy(np.int64))
+        out[i["name"]] = (
+            s.fillna("").astype(str).to_numpy(dtype=object)
+            if i["dtype"] == "string"
+            else s.to_numpy(dtype=np.float32)
+            if i["dtype"] == "float32"
+            else s.to_numpy(np.int64)
+        )
     return out
 
 

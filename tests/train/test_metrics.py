@@ -1,4 +1,5 @@
 """Metrics against scikit-learn (an independent implementation)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -56,7 +57,8 @@ def test_multiclass_macro_f1_with_unpredicted_class() -> None:
     y = np.array([0, 1, 2, 2, 1, 0])
     P = np.eye(3)[[0, 1, 1, 1, 1, 0]]
     assert multiclass_metrics(y, P)["macro_f1"] == pytest.approx(
-        skm.f1_score(y, P.argmax(1), average="macro", zero_division=0), abs=1e-12)
+        skm.f1_score(y, P.argmax(1), average="macro", zero_division=0), abs=1e-12
+    )
 
 
 def test_regression_matches_sklearn() -> None:

@@ -1,4 +1,5 @@
 """Feature-spec inference and encoding."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -12,8 +13,15 @@ from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer
 def test_infer_kinds_and_stats(frame: pd.DataFrame) -> None:
     spec = infer_spec(frame.assign(when=pd.Timestamp("2024-01-01")), label="clicked", exclude=["kind", "score"])
     kinds = {c.name: c.kind for c in spec.columns}
-    assert kinds == {"x1": "numeric", "x2": "numeric", "color": "categorical", "user_id": "hash",
-                     "user_seg": "categorical", "item_id": "hash", "item_cat": "categorical"}
+    assert kinds == {
+        "x1": "numeric",
+        "x2": "numeric",
+        "color": "categorical",
+        "user_id": "hash",
+        "user_seg": "categorical",
+        "item_id": "hash",
+        "item_cat": "categorical",
+    }
     x2 = next(c for c in spec.columns if c.name == "x2")
     assert x2.mean == pytest.approx(np.nanmean(frame.x2))
     assert x2.std == pytest.approx(np.nanstd(frame.x2))

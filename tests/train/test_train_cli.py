@@ -1,4 +1,5 @@
 """`roost train` / `roost tensorboard` from the command line (in-process and as a real process for Ctrl-C)."""
+
 from __future__ import annotations
 
 import json
@@ -22,8 +23,17 @@ def cfg_file(tmp_path: Path) -> Path:
     data = tmp_path / "mixed.parquet"
     mixed_frame(400).to_parquet(data)
     p = tmp_path / "train.yaml"
-    p.write_text(yaml.safe_dump({"data": "mixed.parquet", "label": "clicked", "model": "logreg",
-                                 "features": {"exclude": ["kind", "score"]}, "trainer": {"epochs": 2}}))
+    p.write_text(
+        yaml.safe_dump(
+            {
+                "data": "mixed.parquet",
+                "label": "clicked",
+                "model": "logreg",
+                "features": {"exclude": ["kind", "score"]},
+                "trainer": {"epochs": 2},
+            }
+        )
+    )
     return p
 
 
@@ -54,13 +64,22 @@ def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
     """A real SIGINT: exit 130, run KILLED with its checkpoint, then --resume finishes a new run."""
     env = {**os.environ, "ROOST_WORKSPACE": str(ws.root), "ROOST_TRAIN_THREADS": "1"}
     # more epochs than any machine finishes before the SIGINT below: the test does not race the training
-    args = [*ROOST, "train", str(cfg_file), "--set", "trainer.epochs=100000", "--set", "trainer.patience=100000",
-            "--quiet"]
+    args = [
+        *ROOST,
+        "train",
+        str(cfg_file),
+        "--set",
+        "trainer.epochs=100000",
+        "--set",
+        "trainer.patience=100000",
+        "--quiet",
+    ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     art = ws.root / ".roost" / "artifacts"
     deadline = time.monotonic() + 180
-    while (not list(art.glob("*/*/artifacts/checkpoints/last.pt")) and proc.poll() is None
-           and time.monotonic() < deadline):
+    while (
+        not list(art.glob("*/*/artifacts/checkpoints/last.pt")) and proc.poll() is None and time.monotonic() < deadline
+    ):
         time.sleep(0.2)
     proc.send_signal(signal.SIGINT)
     try:
@@ -74,8 +93,13 @@ def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
 
     [run] = roost.search_runs()
     assert run["status"] == "KILLED" and f"roost train --resume {run['run_id']}" in err
-    res = subprocess.run([*ROOST, "train", "--resume", run["run_id"], "--set", "trainer.epochs=3", "--json"],
-                         env=env, capture_output=True, text=True, timeout=300)
+    res = subprocess.run(
+        [*ROOST, "train", "--resume", run["run_id"], "--set", "trainer.epochs=3", "--json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert res.returncode == 0, res.stderr
     new = roost.get_run(json.loads(res.stdout)["run_id"])
     assert new["status"] == "FINISHED" and new["tags"]["roost.resumed_from"] == run["run_id"]

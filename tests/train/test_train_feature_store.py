@@ -1,4 +1,5 @@
 """`roost train` from the feature store: PIT training set in, feature refs in the package, served by entity id."""
+
 import shutil
 import sys
 from pathlib import Path
@@ -27,14 +28,25 @@ def fs_ws(ws):
 
 
 def test_train_from_feature_store_and_serve_by_entity_id(fs_ws, tmp_path):
-    cfg = {"data": {"entities": "entities.parquet", "features": ["user_stats:clicks_7d", "user_stats:country",
-                                                                 "item_stats:price", "item_stats:category"]},
-           "label": "clicked", "model": "logreg", "trainer": {"epochs": 2},
-           "features": {"include": ["clicks_7d", "country", "price", "category"]}, "register": "fs-model"}
+    cfg = {
+        "data": {
+            "entities": "entities.parquet",
+            "features": ["user_stats:clicks_7d", "user_stats:country", "item_stats:price", "item_stats:category"],
+        },
+        "label": "clicked",
+        "model": "logreg",
+        "trainer": {"epochs": 2},
+        "features": {"include": ["clicks_7d", "country", "price", "category"]},
+        "register": "fs-model",
+    }
     res = roost.train(cfg, progress=False)
     v = roost.resolve_model("fs-model/1")
-    assert v.meta["feature_refs"] == ["user_stats:clicks_7d", "user_stats:country", "item_stats:price",
-                                      "item_stats:category"]
+    assert v.meta["feature_refs"] == [
+        "user_stats:clicks_7d",
+        "user_stats:country",
+        "item_stats:price",
+        "item_stats:category",
+    ]
     assert sorted(v.meta["entities"]) == ["item_id", "user_id"]
     # the training rows are exactly roost.features.training_set of the entity rows
     ents = pd.read_parquet(fs_ws.root / "entities.parquet")
@@ -43,18 +55,23 @@ def test_train_from_feature_store_and_serve_by_entity_id(fs_ws, tmp_path):
     # materialise now; the server fetches the same features online for entity-id requests
     rf.materialize(end=ents["event_time"].max())
     ids = ents.tail(5)
-    online = rf.online(["user_stats:clicks_7d", "user_stats:country", "item_stats:price", "item_stats:category"],
-                       {"user_id": ids["user_id"].tolist(), "item_id": ids["item_id"].tolist()})
+    online = rf.online(
+        ["user_stats:clicks_7d", "user_stats:country", "item_stats:price", "item_stats:category"],
+        {"user_id": ids["user_id"].tolist(), "item_id": ids["item_id"].tolist()},
+    )
     expected = roost.load_model("fs-model/1").predict(online)
     sys.path.insert(0, str(ROOT / "tests" / "serve"))
     from servekit import Server
 
-    srv = Server(["fs-model/1"], cwd=fs_ws.root, log=tmp_path / "srv.log",
-                 env={"ROOST_WORKSPACE": str(fs_ws.root)}).wait_ready(timeout=120)
+    srv = Server(
+        ["fs-model/1"], cwd=fs_ws.root, log=tmp_path / "srv.log", env={"ROOST_WORKSPACE": str(fs_ws.root)}
+    ).wait_ready(timeout=120)
     try:
         with srv.client() as c:
-            r = c.post("/v1/models/fs-model:predict",
-                       json={"inputs": {"user_id": ids["user_id"].tolist(), "item_id": ids["item_id"].tolist()}})
+            r = c.post(
+                "/v1/models/fs-model:predict",
+                json={"inputs": {"user_id": ids["user_id"].tolist(), "item_id": ids["item_id"].tolist()}},
+            )
             assert r.status_code == 200, r.text
             got = np.asarray(r.json()["outputs"]["probability"], dtype=float)
         np.testing.assert_allclose(got, expected, atol=1e-6)
@@ -67,8 +84,10 @@ def test_data_config_needs_one_source(ws):
         roost.train({"data": {"entities": "e.parquet"}, "label": "y"}, progress=False)
     assert "data.features" in e.value.message
     with pytest.raises(ConfigError) as e:
-        roost.train({"data": {"source": "a.parquet", "entities": "e.parquet", "features": ["v:x"]}, "label": "y"},
-                    progress=False)
+        roost.train(
+            {"data": {"source": "a.parquet", "entities": "e.parquet", "features": ["v:x"]}, "label": "y"},
+            progress=False,
+        )
     assert "either data.source or data.entities" in e.value.message
 
 
@@ -77,8 +96,10 @@ def test_training_stores_a_monitoring_reference(ws):
     from roost import artifacts
     from roost.datasets import load
 
-    res = roost.train({"data": "sklearn:breast_cancer", "label": "target", "model": "logreg",
-                       "trainer": {"epochs": 2}}, progress=False)
+    res = roost.train(
+        {"data": "sklearn:breast_cancer", "label": "target", "model": "logreg", "trainer": {"epochs": 2}},
+        progress=False,
+    )
     files = {f["path"] for f in artifacts.list_files(roost.get_run(res.run_id)["artifact_uri"])}
     assert {"profile.json", "reference.parquet", "evaluation.parquet"} <= files
     df = load("sklearn:breast_cancer")
@@ -106,11 +127,18 @@ def test_train_hooks_parent_tags_and_epoch_callbacks(ws):
 
     with roost.start_run(name="tuning") as parent:
         pass
-    res = roost.train({"data": "sklearn:breast_cancer", "label": "target", "model": "mlp",
-                       "trainer": {"epochs": 3}}, progress=False, parent_run_id=parent.id, tags={"trial": 7})
+    res = roost.train(
+        {"data": "sklearn:breast_cancer", "label": "target", "model": "mlp", "trainer": {"epochs": 3}},
+        progress=False,
+        parent_run_id=parent.id,
+        tags={"trial": 7},
+    )
     r = roost.get_run(res.run_id)
     assert r["parent_run_id"] == parent.id and r["tags"]["trial"] == "7"
     with pytest.raises(Stop):
-        roost.train({"data": "sklearn:breast_cancer", "label": "target", "model": "mlp",
-                     "trainer": {"epochs": 5}}, progress=False, callbacks=[Cb()])
+        roost.train(
+            {"data": "sklearn:breast_cancer", "label": "target", "model": "mlp", "trainer": {"epochs": 5}},
+            progress=False,
+            callbacks=[Cb()],
+        )
     assert len(seen) == 2 and all("val_loss" in s for s in seen)

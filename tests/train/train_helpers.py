@@ -1,4 +1,5 @@
 """Small synthetic frames for the training tests (imported by name: tests use importlib mode)."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -17,8 +18,17 @@ def mixed_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
     item_cat = rng.choice(["books", "games", "music"], n)
     logit = 1.5 * x1 - 0.3 * (x2 - 5) + (color == "red") * 1.0 + (user_id % 3 == 0) * 0.8 + (item_cat == "games")
     y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
-    df = pd.DataFrame({"x1": x1, "x2": x2, "color": color, "user_id": user_id, "user_seg": user_seg,
-                       "item_id": item_id, "item_cat": item_cat})
+    df = pd.DataFrame(
+        {
+            "x1": x1,
+            "x2": x2,
+            "color": color,
+            "user_id": user_id,
+            "user_seg": user_seg,
+            "item_id": item_id,
+            "item_cat": item_cat,
+        }
+    )
     df.loc[df.index % 11 == 0, "x2"] = np.nan
     df.loc[df.index % 13 == 0, "color"] = None
     df["clicked"] = y

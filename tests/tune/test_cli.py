@@ -1,4 +1,5 @@
 """`roost tune CONFIG`: trials as child runs, best-so-far curve, grid, parallel workers, Ctrl-C, real training."""
+
 from __future__ import annotations
 
 import itertools
@@ -58,8 +59,7 @@ def _config(ws, name: str, search: dict, **tune) -> str:
 
 
 def _children(parent: str) -> list[dict]:
-    return [
-        r for r in roost.search_runs(experiment="tune", limit=None) if r["parent_run_id"] == parent]
+    return [r for r in roost.search_runs(experiment="tune", limit=None) if r["parent_run_id"] == parent]
 
 
 def test_trials_are_child_runs_and_the_parent_keeps_the_best(objectives, cli) -> None:
@@ -118,9 +118,15 @@ def test_ctrl_c_stops_and_keeps_finished_trials(objectives) -> None:
     cfg = _config(objectives, "slow.yaml", {"x": {"uniform": [0, 1]}}, objective="tobj:slow", sampler="random")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
     env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
-    p = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "tune", cfg, "--trials", "200", "--parallel", "2",
-                          "--json"], cwd=objectives.root, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                         text=True, start_new_session=True)
+    p = subprocess.Popen(
+        [sys.executable, "-m", "roost.cli.main", "tune", cfg, "--trials", "200", "--parallel", "2", "--json"],
+        cwd=objectives.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     eng = roost.tune.Engine()
     deadline = time.time() + 120
     while time.time() < deadline:
@@ -142,9 +148,14 @@ def test_ctrl_c_stops_and_keeps_finished_trials(objectives) -> None:
 
 
 def test_tuning_a_real_training_config_registers_the_best(ws, cli) -> None:
-    cfg = {"data": "sklearn:breast_cancer", "label": "target", "model": "logreg", "trainer": {"epochs": 2},
-           "register": "bc-tuned", "search": {"lr": {"loguniform": ["1e-3", 0.1]}, "model.params.weight_decay":
-                                                  {"choice": [0.0, 1e-4]}}}
+    cfg = {
+        "data": "sklearn:breast_cancer",
+        "label": "target",
+        "model": "logreg",
+        "trainer": {"epochs": 2},
+        "register": "bc-tuned",
+        "search": {"lr": {"loguniform": ["1e-3", 0.1]}, "model.params.weight_decay": {"choice": [0.0, 1e-4]}},
+    }
     (ws.root / "train.yaml").write_text(yaml.safe_dump(cfg))
     code, out, err = cli("tune", str(ws.root / "train.yaml"), "--trials", "2", "--prune", "median", "--json")
     assert code == 0, err

@@ -1,4 +1,5 @@
 """The persisted ask/tell engine: grid coverage, leases, idempotent asks, tell rules, pruning, Optuna parity."""
+
 from __future__ import annotations
 
 import itertools

@@ -1,4 +1,5 @@
 """The ask/tell HTTP API in-process (Starlette TestClient): status codes and bodies for good and bad input."""
+
 from __future__ import annotations
 
 import json
@@ -63,10 +64,12 @@ def test_unknown_trial_404_second_tell_409_with_stored_value(api) -> None:
 
 def test_value_outside_the_space_is_422_naming_the_parameter(api) -> None:
     sid = _study(api)
-    for params, name in [({"lr": 0.5, "layers": 2, "act": "relu"}, "lr"),
-                         ({"lr": 0.01, "layers": 9, "act": "relu"}, "layers"),
-                         ({"lr": 0.01, "layers": 2, "act": "gelu"}, "act"),
-                         ({"lr": 0.01, "layers": 2, "act": "relu", "extra": 1}, "extra")]:
+    for params, name in [
+        ({"lr": 0.5, "layers": 2, "act": "relu"}, "lr"),
+        ({"lr": 0.01, "layers": 9, "act": "relu"}, "layers"),
+        ({"lr": 0.01, "layers": 2, "act": "gelu"}, "act"),
+        ({"lr": 0.01, "layers": 2, "act": "relu", "extra": 1}, "extra"),
+    ]:
         r = api.post(f"/studies/{sid}/trials", json={"params": params})
         assert r.status_code == 422 and r.json()["param"] == name, r.text
         assert name in r.json()["error"]

@@ -1,5 +1,6 @@
 """The service as real processes: a SIGKILL and restart mid-study loses nothing; 8 concurrent clients on two
 service processes (one of them killed and restarted meanwhile) never receive the same trial."""
+
 from __future__ import annotations
 
 import os
@@ -37,9 +38,14 @@ class Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
         env["ROOST_WORKSPACE"] = str(self.root)
         log = open(self.root / f"serve-{self.port}.log", "ab")
-        self.proc = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "tune", "serve", "--port",
-                                      str(self.port)], cwd=self.root, env=env, stdout=log, stderr=log,
-                                     start_new_session=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "roost.cli.main", "tune", "serve", "--port", str(self.port)],
+            cwd=self.root,
+            env=env,
+            stdout=log,
+            stderr=log,
+            start_new_session=True,
+        )
         deadline = time.time() + 90
         while time.time() < deadline:
             assert self.proc.poll() is None, (self.root / f"serve-{self.port}.log").read_text()

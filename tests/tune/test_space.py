@@ -1,4 +1,5 @@
 """Search spaces: parsing, validation errors that name the parameter, grids against itertools.product."""
+
 from __future__ import annotations
 
 import itertools
@@ -23,15 +24,18 @@ def test_parse_flattens_nested_names_and_keeps_order() -> None:
     assert Space.parse(sp.to_spec()).to_spec() == sp.to_spec()  # canonical form round-trips
 
 
-@pytest.mark.parametrize("block, param, words", [
-    ({"lr": {"logunifrom": [1e-4, 1e-1]}}, "lr", "loguniform"),
-    ({"lr": {"loguniform": [0, 1]}}, "lr", "low > 0"),
-    ({"n": {"int": [1.5, 4]}}, "n", "integers"),
-    ({"a": {"uniform": [2, 1]}}, "a", "greater than"),
-    ({"a": {"choice": []}}, "a", "non-empty"),
-    ({"a": {"uniform": [0, 1], "when": {"b": 1}}}, "a", "earlier param"),
-    ({"a": 3}, "a", "expected a distribution"),
-])
+@pytest.mark.parametrize(
+    "block, param, words",
+    [
+        ({"lr": {"logunifrom": [1e-4, 1e-1]}}, "lr", "loguniform"),
+        ({"lr": {"loguniform": [0, 1]}}, "lr", "low > 0"),
+        ({"n": {"int": [1.5, 4]}}, "n", "integers"),
+        ({"a": {"uniform": [2, 1]}}, "a", "greater than"),
+        ({"a": {"choice": []}}, "a", "non-empty"),
+        ({"a": {"uniform": [0, 1], "when": {"b": 1}}}, "a", "earlier param"),
+        ({"a": 3}, "a", "expected a distribution"),
+    ],
+)
 def test_bad_spaces_name_the_parameter(block, param, words) -> None:
     with pytest.raises(SpaceError) as e:
         Space.parse(block)
@@ -46,10 +50,16 @@ def test_validate_normalises_and_names_the_offender() -> None:
     assert isinstance(ok["layers"], int)
     base = {"lr": 0.01, "layers": 2, "hidden": [64], "model.type": "mlp", "dropout": 0.1}
     assert sp.validate(base) == base
-    cases = [({**base, "lr": 0.5}, "lr"), ({**base, "layers": 2.5}, "layers"), ({**base, "hidden": [32]}, "hidden"),
-             ({**base, "dropout": float("nan")}, "dropout"), ({**base, "lrr": 1}, "lrr"),
-             ({k: v for k, v in base.items() if k != "dropout"}, "dropout"),
-             ({**base, "model.type": "logreg"}, "dropout"), ({**base, "layers": True}, "layers")]
+    cases = [
+        ({**base, "lr": 0.5}, "lr"),
+        ({**base, "layers": 2.5}, "layers"),
+        ({**base, "hidden": [32]}, "hidden"),
+        ({**base, "dropout": float("nan")}, "dropout"),
+        ({**base, "lrr": 1}, "lrr"),
+        ({k: v for k, v in base.items() if k != "dropout"}, "dropout"),
+        ({**base, "model.type": "logreg"}, "dropout"),
+        ({**base, "layers": True}, "layers"),
+    ]
     for point, param in cases:
         with pytest.raises(SpaceError) as e:
             sp.validate(point)
@@ -58,8 +68,9 @@ def test_validate_normalises_and_names_the_offender() -> None:
 
 def test_grid_is_the_full_product() -> None:
     sp = Space.parse({"a": {"int": [1, 3]}, "b": ["x", "y"], "c": {"uniform": [0, 1], "step": 0.25}})
-    expected = [{"a": a, "b": b, "c": c} for a, b, c in itertools.product([1, 2, 3], ["x", "y"],
-                                                                            [0.0, 0.25, 0.5, 0.75, 1.0])]
+    expected = [
+        {"a": a, "b": b, "c": c} for a, b, c in itertools.product([1, 2, 3], ["x", "y"], [0.0, 0.25, 0.5, 0.75, 1.0])
+    ]
     got = sp.grid()
     assert sorted(map(point_key, got)) == sorted(map(point_key, expected))
     assert sp.grid_size() == 30

@@ -1,4 +1,5 @@
 """`roost tune --backend ray`: trials run as tasks on a real local Ray head and land in the same repository."""
+
 from __future__ import annotations
 
 import importlib.util
@@ -18,8 +19,9 @@ import yaml
 
 import roost
 
-needs_ray = pytest.mark.skipif(importlib.util.find_spec("ray") is None,
-                               reason="ray is not installed (pip install 'roost[ray]')")
+needs_ray = pytest.mark.skipif(
+    importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'roost[ray]')"
+)
 
 OBJECTIVE = '''
 import os, socket
@@ -56,15 +58,37 @@ def ray_head():
         pytest.skip(f"no ray CLI next to {sys.executable}")
     tmp = tempfile.mkdtemp(prefix="rr-", dir="/tmp")  # short: Ray's unix socket paths must stay < 108 chars
     port = _free_port()
-    cmd = [str(ray_bin), "start", "--head", "--port", str(port), "--node-ip-address", "127.0.0.1",
-           "--num-cpus", "2", "--include-dashboard=false", "--disable-usage-stats", "--temp-dir", tmp,
-           "--ray-client-server-port", str(_free_port()), "--dashboard-agent-listen-port", str(_free_port()),
-           "--metrics-export-port", str(_free_port()), "--min-worker-port", "0", "--max-worker-port", "0"]
+    cmd = [
+        str(ray_bin),
+        "start",
+        "--head",
+        "--port",
+        str(port),
+        "--node-ip-address",
+        "127.0.0.1",
+        "--num-cpus",
+        "2",
+        "--include-dashboard=false",
+        "--disable-usage-stats",
+        "--temp-dir",
+        tmp,
+        "--ray-client-server-port",
+        str(_free_port()),
+        "--dashboard-agent-listen-port",
+        str(_free_port()),
+        "--metrics-export-port",
+        str(_free_port()),
+        "--min-worker-port",
+        "0",
+        "--max-worker-port",
+        "0",
+    ]
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
     # `ray start` daemonises gcs_server/raylet/workers into its own session: killing that group stops exactly
     # this head (`ray stop --force` would stop every Ray process on the machine, other users' included)
-    p = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env,
-                         start_new_session=True)
+    p = subprocess.Popen(
+        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
+    )
     try:
         out, _ = p.communicate(timeout=180)
         if p.returncode != 0:
@@ -102,16 +126,21 @@ def objectives(ws, monkeypatch):
 
 def _tune(cli, ws, name: str, *extra: str) -> dict:
     path = ws.root / f"{name}.yaml"
-    path.write_text(yaml.safe_dump({"search": SEARCH, "tune": {"objective": "rayobj:quad", "sampler": "random",
-                                                               "seed": 7, "experiment": name}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"search": SEARCH, "tune": {"objective": "rayobj:quad", "sampler": "random", "seed": 7, "experiment": name}}
+        )
+    )
     code, out, err = cli("tune", str(path), "--trials", str(N), "--json", *extra)
     assert code == 0, err
     return json.loads(out)
 
 
 def _children(experiment: str, parent: str) -> list[dict]:
-    return sorted((r for r in roost.search_runs(experiment=experiment, limit=None) if r["parent_run_id"] == parent),
-                  key=lambda r: int(r["tags"]["roost.tune.trial"]))
+    return sorted(
+        (r for r in roost.search_runs(experiment=experiment, limit=None) if r["parent_run_id"] == parent),
+        key=lambda r: int(r["tags"]["roost.tune.trial"]),
+    )
 
 
 def _shape(run: dict) -> tuple:
@@ -166,13 +195,35 @@ def test_trials_run_as_ray_tasks_with_the_local_records(objectives, cli, ray_hea
 @needs_ray
 def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_head) -> None:
     path = objectives.root / "slow.yaml"
-    path.write_text(yaml.safe_dump({"search": {"x": {"uniform": [0, 1]}},
-                                    "tune": {"objective": "rayobj:slow", "sampler": "random"}}))
+    path.write_text(
+        yaml.safe_dump(
+            {"search": {"x": {"uniform": [0, 1]}}, "tune": {"objective": "rayobj:slow", "sampler": "random"}}
+        )
+    )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
     env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
-    p = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "tune", str(path), "--trials", "200", "--json",
-                          "--backend", "ray", "--ray-address", ray_head], cwd=objectives.root, env=env,
-                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+    p = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "roost.cli.main",
+            "tune",
+            str(path),
+            "--trials",
+            "200",
+            "--json",
+            "--backend",
+            "ray",
+            "--ray-address",
+            ray_head,
+        ],
+        cwd=objectives.root,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
     eng = roost.tune.Engine()
     deadline = time.time() + 180
     while time.time() < deadline and p.poll() is None:
@@ -198,8 +249,9 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
 def test_a_missing_ray_head_is_a_user_error(objectives, cli) -> None:
     path = objectives.root / "t.yaml"
     path.write_text(yaml.safe_dump({"search": SEARCH, "tune": {"objective": "rayobj:quad"}}))
-    code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "ray", "--ray-address",
-                       f"127.0.0.1:{_free_port()}")
+    code, _, err = cli(
+        "tune", str(path), "--trials", "2", "--backend", "ray", "--ray-address", f"127.0.0.1:{_free_port()}"
+    )
     assert code == 2 and "Ray" in err
     code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "dask")
     assert code == 2 and "--backend" in err

@@ -1,4 +1,5 @@
 """UI fixtures: a workspace with runs, artifacts, TensorBoard events and a model; an in-process client."""
+
 from __future__ import annotations
 
 import base64
@@ -11,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-FAKE_TB = r'''
+FAKE_TB = r"""
 import sys, http.server
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
 prefix = args["--path_prefix"]
@@ -27,16 +28,22 @@ class H(http.server.BaseHTTPRequestHandler):
     def log_message(self, *a):
         pass
 http.server.HTTPServer((args["--host"], int(args["--port"])), H).serve_forever()
-'''
+"""
 
 
 def png_bytes(w: int = 4, h: int = 3) -> bytes:
     """A tiny valid red PNG."""
+
     def chunk(kind: bytes, data: bytes) -> bytes:
         return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
     raw = b"".join(b"\x00" + b"\xff\x00\x00" * w for _ in range(h))
-    return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
-            + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+    return (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
 
 
 def write_tb_events(logdir: Path, tag: str = "loss", n: int = 5) -> None:
@@ -52,15 +59,31 @@ def write_tb_events(logdir: Path, tag: str = "loss", n: int = 5) -> None:
 
 
 NOTEBOOK = {
-    "nbformat": 4, "nbformat_minor": 5, "metadata": {},
+    "nbformat": 4,
+    "nbformat_minor": 5,
+    "metadata": {},
     "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": ["# Title <img src=x onerror=alert(1)>"]},
-        {"cell_type": "code", "metadata": {}, "execution_count": 1, "source": ["print('hi')"],
-         "outputs": [{"output_type": "stream", "name": "stdout", "text": ["hi\n"]},
-                     {"output_type": "display_data", "metadata": {},
-                      "data": {"image/png": base64.b64encode(png_bytes()).decode()}},
-                     {"output_type": "execute_result", "metadata": {}, "execution_count": 1,
-                      "data": {"text/html": ["<script>alert(2)</script><b>table</b>"]}}]},
+        {
+            "cell_type": "code",
+            "metadata": {},
+            "execution_count": 1,
+            "source": ["print('hi')"],
+            "outputs": [
+                {"output_type": "stream", "name": "stdout", "text": ["hi\n"]},
+                {
+                    "output_type": "display_data",
+                    "metadata": {},
+                    "data": {"image/png": base64.b64encode(png_bytes()).decode()},
+                },
+                {
+                    "output_type": "execute_result",
+                    "metadata": {},
+                    "execution_count": 1,
+                    "data": {"text/html": ["<script>alert(2)</script><b>table</b>"]},
+                },
+            ],
+        },
     ],
 }
 
@@ -81,12 +104,21 @@ def populated(ws, tmp_path: Path) -> dict:
     (files / "report.ipynb").write_text(json.dumps(NOTEBOOK))
     (files / "blob.bin").write_bytes(bytes(range(256)))
     (files / "page.html").write_text("<script>alert(4)</script>")
-    with roost.start_run(experiment="churn", name="<script>alert(1)</script>",
-                         params={"lr": 0.01, "layers": 2, "model": "mlp"}) as r:
+    with roost.start_run(
+        experiment="churn", name="<script>alert(1)</script>", params={"lr": 0.01, "layers": 2, "model": "mlp"}
+    ) as r:
         for i in range(12):
             r.log_metrics({"loss": 1.0 / (i + 1), "auc": 0.6 + i * 0.02}, step=i)
         r.set_tags({"team": "<i>ads</i>"})
-        for f in ("config.resolved.yaml", "config.yaml", "notes.txt", "plot.png", "report.ipynb", "blob.bin", "page.html"):
+        for f in (
+            "config.resolved.yaml",
+            "config.yaml",
+            "notes.txt",
+            "plot.png",
+            "report.ipynb",
+            "blob.bin",
+            "page.html",
+        ):
             r.log_artifact(files / f)
         write_tb_events(r.artifact_dir / "tensorboard")
         out["a"] = r.id
@@ -105,8 +137,10 @@ def populated(ws, tmp_path: Path) -> dict:
     v1 = roost.register_model(None, "churn-model", str(pkg))
     roost.register_model(None, "churn-model", str(pkg))
     from roost.registry import modelreg
+
     with default_store().write() as s:  # tie version 1 to run a, as register_model(run_id, ...) would
         from roost.registry.models import ModelVersion
+
         s.get(ModelVersion, ("churn-model", v1.version)).run_id = out["a"]
     modelreg.set_alias(default_store(), "churn-model", 2, "prod")
     return out

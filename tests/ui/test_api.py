@@ -1,4 +1,5 @@
 """The JSON API under /api/ and the artifact viewers."""
+
 from __future__ import annotations
 
 import roost

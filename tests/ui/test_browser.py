@@ -1,4 +1,5 @@
 """End to end in Debian's Chromium: runs table, filter, sort, run page chart, compare, live TensorBoard."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,14 @@ import httpx
 import pytest
 
 CHROMIUM = "/usr/bin/chromium"
-ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
-        "--disable-sync", "--no-first-run"]
+ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
 pytestmark = pytest.mark.browser
 ENV_CLEAN = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
 
@@ -42,9 +49,14 @@ def ui_server(populated):
     """`roost ui` as a subprocess on a free loopback port (its process group killed in teardown)."""
     port = _free_port()
     log = open(populated["ws"].state_dir / "ui-test.log", "wb")
-    proc = subprocess.Popen([sys.executable, "-m", "roost.cli.main", "ui", "--port", str(port)],
-                            cwd=populated["ws"].root, env=ENV_CLEAN, stdout=log, stderr=subprocess.STDOUT,
-                            start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roost.cli.main", "ui", "--port", str(port)],
+        cwd=populated["ws"].root,
+        env=ENV_CLEAN,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120  # (only a hang guard: a loaded machine can be slow to start it)
     while True:

@@ -1,4 +1,5 @@
 """`roost ui` command: registered, documented, light to import."""
+
 from __future__ import annotations
 
 import subprocess
@@ -13,7 +14,9 @@ def test_ui_command_help(cli):
 
 
 def test_cli_module_imports_nothing_heavy():
-    probe = ("import sys, roost.cli.ui; heavy = [m for m in ('starlette', 'uvicorn', 'jinja2', 'sqlalchemy', "
-             "'httpx', 'tensorboard') if m in sys.modules]; print(heavy)")
+    probe = (
+        "import sys, roost.cli.ui; heavy = [m for m in ('starlette', 'uvicorn', 'jinja2', 'sqlalchemy', "
+        "'httpx', 'tensorboard') if m in sys.modules]; print(heavy)"
+    )
     out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"

@@ -1,4 +1,5 @@
 """Server-rendered pages: runs table (filter, sort, pages), run, compare, models, feature views, escaping."""
+
 from __future__ import annotations
 
 import re
@@ -121,7 +122,7 @@ def test_models_pages(client, populated):
     html = client.get("/models/churn-model").text
     assert '<span class="alias">prod</span>' in html
     assert f'href="/runs/{populated["a"]}"' in html  # which run produced version 1
-    assert "<th class=\"num\">auc</th>" in html and "0.81" in html
+    assert '<th class="num">auc</th>' in html and "0.81" in html
     assert client.get("/models/nope").status_code == 404
 
 
@@ -129,9 +130,16 @@ def test_feature_views_appear_once_defined(client, ws):
     from roost.registry.store import default_store
 
     assert "Feature views</a>" not in client.get("/runs").text
-    default_store().put_object("feature_view", "user_stats", {
-        "entities": ["user_id"], "features": [{"name": "clicks_7d", "dtype": "int64"}], "ttl": "7d",
-        "description": "<script>x</script>"})
+    default_store().put_object(
+        "feature_view",
+        "user_stats",
+        {
+            "entities": ["user_id"],
+            "features": [{"name": "clicks_7d", "dtype": "int64"}],
+            "ttl": "7d",
+            "description": "<script>x</script>",
+        },
+    )
     html = client.get("/features").text
     assert "user_stats" in html and "clicks_7d" in html and "<script>x" not in html
     assert "Feature views</a>" in client.get("/runs").text

@@ -1,4 +1,5 @@
 """Security: artifact paths stay under the root, token auth, same-origin POSTs, host allow-list, headers."""
+
 from __future__ import annotations
 
 import os
@@ -11,8 +12,17 @@ from roost.ui import create_app
 TOKEN = "s3cret-token-123"
 
 
-@pytest.mark.parametrize("path", ["../../../../etc/passwd", "/etc/passwd", "a/../../x", "..", "file:///etc/passwd",
-                                  "tensorboard/../../artifacts/../../roost.db"])
+@pytest.mark.parametrize(
+    "path",
+    [
+        "../../../../etc/passwd",
+        "/etc/passwd",
+        "a/../../x",
+        "..",
+        "file:///etc/passwd",
+        "tensorboard/../../artifacts/../../roost.db",
+    ],
+)
 def test_download_cannot_leave_artifact_root(client, populated, path):
     for route in ("download", "raw", "view"):
         r = client.get(f"/runs/{populated['a']}/artifacts/{route}", params={"path": path})
@@ -61,8 +71,11 @@ def test_bad_token_value_is_rejected_at_start():
 
 
 def test_cross_origin_post_is_refused(client, populated):
-    r = client.post("/api/tensorboard", json={"runs": [populated["a"]]},
-                    headers={"Origin": "http://evil.example", "Host": "testserver"})
+    r = client.post(
+        "/api/tensorboard",
+        json={"runs": [populated["a"]]},
+        headers={"Origin": "http://evil.example", "Host": "testserver"},
+    )
     assert r.status_code == 403
 
 

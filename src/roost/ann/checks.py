@@ -1,4 +1,5 @@
 """Input checks shared by the Python API and HTTP routes: vector shape, finiteness, k."""
+
 from __future__ import annotations
 
 import math
@@ -21,8 +22,9 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
             for i, r in enumerate(rows):
                 if not isinstance(r, (list, tuple, np.ndarray)) or len(r) != dim:
                     got = len(r) if isinstance(r, (list, tuple, np.ndarray)) else type(r).__name__
-                    raise RoostError(f"{what} {i} has {got} dimensions, the index has {dim}",
-                                     hint=f"send {dim} numbers per {what}")
+                    raise RoostError(
+                        f"{what} {i} has {got} dimensions, the index has {dim}", hint=f"send {dim} numbers per {what}"
+                    )
         try:
             x = np.asarray(values, dtype=np.float32)
         except (TypeError, ValueError):
@@ -32,8 +34,10 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
     if x.ndim != 2:
         raise RoostError(f"{what}s must be a list of lists, got shape {list(x.shape)}")
     if x.shape[1] != dim:
-        raise RoostError(f"{what} has {x.shape[1]} dimensions, the index has {dim}",
-                         hint=f"send {dim} numbers per {what} (was the index built from another model?)")
+        raise RoostError(
+            f"{what} has {x.shape[1]} dimensions, the index has {dim}",
+            hint=f"send {dim} numbers per {what} (was the index built from another model?)",
+        )
     x = np.ascontiguousarray(x, dtype=np.float32)
     total = float(np.einsum("ij,ij->", x, x)) if x.size else 0.0
     if math.isfinite(total) and (zero_ok or total > 0 and len(x) == 1):
@@ -46,8 +50,10 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
     if not zero_ok:
         zero = ~np.any(x != 0, axis=1)
         if zero.any():
-            raise RoostError(f"{what} {int(np.flatnonzero(zero)[0])} is all zeros: cosine similarity is undefined",
-                             hint="drop it, or build the index with --metric ip or l2")
+            raise RoostError(
+                f"{what} {int(np.flatnonzero(zero)[0])} is all zeros: cosine similarity is undefined",
+                hint="drop it, or build the index with --metric ip or l2",
+            )
     return x
 
 

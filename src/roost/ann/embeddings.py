@@ -1,4 +1,5 @@
 """Item/user embeddings from a two-tower model package, written to and read from Parquet."""
+
 from __future__ import annotations
 
 import json
@@ -34,9 +35,16 @@ def _model(model: Any) -> Any:
     return model
 
 
-def embed(model: Any, items: str | Path | Any, out: str | Path, which: str = "item", id_column: str | None = None,
-          keep: Sequence[str] = (), batch_size: int = 8192,
-          progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+def embed(
+    model: Any,
+    items: str | Path | Any,
+    out: str | Path,
+    which: str = "item",
+    id_column: str | None = None,
+    keep: Sequence[str] = (),
+    batch_size: int = 8192,
+    progress: Callable[[int, int], None] | None = None,
+) -> dict[str, Any]:
     """Compute `which`-tower embeddings for every row of `items` (Parquet path or DataFrame) into `out` (Parquet)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -58,8 +66,9 @@ def embed(model: Any, items: str | Path | Any, out: str | Path, which: str = "it
         batches = lambda: table.to_batches(max_chunksize=batch_size)  # noqa: E731
     missing = [c for c in wanted if c not in names]
     if missing:
-        raise RoostError(f"items lack column(s) {missing}",
-                         hint=f"the {which} tower needs {tower.inputs}; the file has {names}")
+        raise RoostError(
+            f"items lack column(s) {missing}", hint=f"the {which} tower needs {tower.inputs}; the file has {names}"
+        )
     if batch_size < 1:
         raise RoostError(f"batch size must be at least 1, got {batch_size}")
     out = Path(out)
@@ -75,8 +84,9 @@ def embed(model: Any, items: str | Path | Any, out: str | Path, which: str = "it
             emb = np.asarray(tower.run(cols, ["embedding"])["embedding"], np.float32)
             if not np.isfinite(emb).all():
                 row = done + int(np.flatnonzero(~np.isfinite(emb).all(1))[0])
-                raise RoostError(f"the model produced a non-finite embedding for row {row}",
-                                 hint="check that row's feature values")
+                raise RoostError(
+                    f"the model produced a non-finite embedding for row {row}", hint="check that row's feature values"
+                )
             dim = emb.shape[1]
             arrays = [batch.column(c) for c in [*([id_column] if id_column else []), *keep]]
             vec = pa.FixedSizeListArray.from_arrays(pa.array(emb.ravel(), pa.float32()), dim)
@@ -115,17 +125,25 @@ def _vectors(col: Any, name: str) -> np.ndarray:
         d = int(lens[0]) if len(lens) else 0
         if len(lens) and (lens != d).any():
             i = int(np.flatnonzero(lens != d)[0])
-            raise RoostError(f"vector in row {i} of {name!r} has {lens[i]} dimensions, row 0 has {d}",
-                             hint="every vector must have the same dimension")
+            raise RoostError(
+                f"vector in row {i} of {name!r} has {lens[i]} dimensions, row 0 has {d}",
+                hint="every vector must have the same dimension",
+            )
     else:
-        raise RoostError(f"column {name!r} is {col.type}, not a list of numbers",
-                         hint="store each vector as a list column (roost embed writes `embedding`)")
+        raise RoostError(
+            f"column {name!r} is {col.type}, not a list of numbers",
+            hint="store each vector as a list column (roost embed writes `embedding`)",
+        )
     flat = col.flatten().to_numpy(zero_copy_only=False).astype(np.float32, copy=False)
     return flat.reshape(len(col), d) if len(col) else np.zeros((0, d), np.float32)
 
 
-def read_embeddings(source: str | Path | Any, id_column: str | None = None, vector_column: str | None = None,
-                    attributes: Sequence[str] | None = None) -> Embeddings:
+def read_embeddings(
+    source: str | Path | Any,
+    id_column: str | None = None,
+    vector_column: str | None = None,
+    attributes: Sequence[str] | None = None,
+) -> Embeddings:
     """Ids, vectors and attribute columns from Parquet (or a DataFrame, or .npy vectors with row-number ids)."""
     import pyarrow as pa
     import pyarrow.parquet as pq
@@ -146,11 +164,15 @@ def read_embeddings(source: str | Path | Any, id_column: str | None = None, vect
     names = table.column_names
     vcol = vector_column or (VECTOR if VECTOR in names else None)
     if vcol is None:
-        lists = [n for n in names if pa.types.is_list(table.schema.field(n).type)
-                 or pa.types.is_fixed_size_list(table.schema.field(n).type)]
+        lists = [
+            n
+            for n in names
+            if pa.types.is_list(table.schema.field(n).type) or pa.types.is_fixed_size_list(table.schema.field(n).type)
+        ]
         if len(lists) != 1:
-            raise RoostError("cannot tell which column holds the vectors",
-                             hint=f"pass --vector-column (one of {names})")
+            raise RoostError(
+                "cannot tell which column holds the vectors", hint=f"pass --vector-column (one of {names})"
+            )
         vcol = lists[0]
     if vcol not in names:
         raise RoostError(f"no vector column {vcol!r}", hint=f"columns: {names}")

@@ -1,4 +1,5 @@
 """Attribute filters: a small JSON language compiled to a boolean mask over index slots."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping
@@ -8,8 +9,10 @@ import numpy as np
 from roost.errors import RoostError, closest
 
 OPS = ("eq", "ne", "lt", "lte", "gt", "gte", "in", "nin", "exists")
-HELP = ('{"category": "books"}, {"category": ["books", "games"]}, {"price": {"lt": 20, "gte": 5}}, '
-        'operators: ' + ", ".join(OPS))
+HELP = (
+    '{"category": "books"}, {"category": ["books", "games"]}, {"price": {"lt": 20, "gte": 5}}, '
+    "operators: " + ", ".join(OPS)
+)
 
 
 def _numeric(col: np.ndarray) -> bool:
@@ -24,11 +27,14 @@ def _check_scalar(name: str, col: np.ndarray, value: Any, op: str) -> Any:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if op in ("eq", "ne") and (value is None or isinstance(value, str)):
                 return value
-            raise RoostError(f"filter {name!r}: attribute is numeric, got {value!r}",
-                             hint=f"compare {name} with a number")
+            raise RoostError(
+                f"filter {name!r}: attribute is numeric, got {value!r}", hint=f"compare {name} with a number"
+            )
     elif op in ("lt", "lte", "gt", "gte") and not isinstance(value, str):
-        raise RoostError(f"filter {name!r}: attribute holds text, cannot compare with {value!r} using {op!r}",
-                         hint=f"use a string value, or eq/in for {name}")
+        raise RoostError(
+            f"filter {name!r}: attribute holds text, cannot compare with {value!r} using {op!r}",
+            hint=f"use a string value, or eq/in for {name}",
+        )
     return value
 
 
@@ -87,9 +93,11 @@ def evaluate(flt: Mapping[str, Any] | None, columns: Mapping[str, np.ndarray], n
     for name, cond in flt.items():
         if name not in columns:
             near = closest(str(name), list(columns))
-            raise RoostError(f"filter on unknown attribute {name!r}",
-                             hint=(f"did you mean {near!r}? " if near else "")
-                             + f"attributes: {sorted(columns) or 'none (build the index with --attributes)'}")
+            raise RoostError(
+                f"filter on unknown attribute {name!r}",
+                hint=(f"did you mean {near!r}? " if near else "")
+                + f"attributes: {sorted(columns) or 'none (build the index with --attributes)'}",
+            )
         col = columns[name][:n]
         if isinstance(cond, Mapping):
             if not cond:

@@ -1,4 +1,5 @@
 """HTTP routes for served indexes: search, upsert, delete, reload, and two-stage recommend (Starlette)."""
+
 from __future__ import annotations
 
 import json
@@ -58,8 +59,9 @@ class _TooLarge(Exception):
         self.size = size
 
 
-def _handler(state: AnnState, fn: Callable[[AnnState, Any, dict], Any], max_body: int,
-             read_body: bool = True) -> Callable[[Any], Awaitable[Any]]:
+def _handler(
+    state: AnnState, fn: Callable[[AnnState, Any, dict], Any], max_body: int, read_body: bool = True
+) -> Callable[[Any], Awaitable[Any]]:
     """An endpoint that parses the body, runs `fn` in a worker thread, and maps errors to 4xx JSON."""
     from starlette.concurrency import run_in_threadpool
 
@@ -68,8 +70,11 @@ def _handler(state: AnnState, fn: Callable[[AnnState, Any, dict], Any], max_body
             body = await _body(request, max_body) if read_body else {}
             return _response(await run_in_threadpool(fn, state, request.path_params, body))
         except _TooLarge as exc:
-            return _error(413, f"request body of {exc.size} bytes is over the {max_body} byte limit",
-                          "send fewer vectors per request")
+            return _error(
+                413,
+                f"request body of {exc.size} bytes is over the {max_body} byte limit",
+                "send fewer vectors per request",
+            )
         except NotFoundError as exc:
             return _error(404, exc.message, exc.hint)
         except RoostError as exc:
@@ -84,16 +89,20 @@ def _slot(state: AnnState, name: str) -> Any:
         from roost.errors import closest
 
         near = closest(name, list(state.slots))
-        raise NotFoundError(f"index {name!r} is not served",
-                            hint=(f"did you mean {near!r}? " if near else "") + f"served: {sorted(state.slots)}")
+        raise NotFoundError(
+            f"index {name!r} is not served",
+            hint=(f"did you mean {near!r}? " if near else "") + f"served: {sorted(state.slots)}",
+        )
     return slot
 
 
 def _one_of(body: dict, *keys: str) -> str:
     given = [k for k in keys if k in body]
     if len(given) != 1:
-        raise RoostError(f"send exactly one of {list(keys)}" + (f", got {given}" if given else ""),
-                         hint='e.g. {"vector": [0.1, 0.2, ...], "k": 10}')
+        raise RoostError(
+            f"send exactly one of {list(keys)}" + (f", got {given}" if given else ""),
+            hint='e.g. {"vector": [0.1, 0.2, ...], "k": 10}',
+        )
     return given[0]
 
 
@@ -121,15 +130,19 @@ def _items(body: dict) -> tuple[list, list, dict]:
     """ids, vectors, attribute columns from columnar or per-item upsert bodies."""
     if "items" in body:
         items = body["items"]
-        if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i and "vector" in i
-                                                  for i in items):
+        if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i and "vector" in i for i in items):
             raise RoostError("items must be a list of {id, vector, attributes}")
         names = sorted({a for i in items for a in (i.get("attributes") or {})})
-        return ([i["id"] for i in items], [i["vector"] for i in items],
-                {a: [(i.get("attributes") or {}).get(a) for i in items] for a in names})
+        return (
+            [i["id"] for i in items],
+            [i["vector"] for i in items],
+            {a: [(i.get("attributes") or {}).get(a) for i in items] for a in names},
+        )
     if "ids" not in body or "vectors" not in body:
-        raise RoostError("send ids and vectors (and optional attributes), or items",
-                         hint='{"ids": [1], "vectors": [[...]], "attributes": {"category": ["books"]}}')
+        raise RoostError(
+            "send ids and vectors (and optional attributes), or items",
+            hint='{"ids": [1], "vectors": [[...]], "attributes": {"category": ["books"]}}',
+        )
     attrs = body.get("attributes") or {}
     if not isinstance(attrs, dict) or not isinstance(body["ids"], list):
         raise RoostError("ids must be a list and attributes an object of lists")
@@ -157,8 +170,13 @@ def _reload(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
     before = slot.version
     ref = body.get("ref") or (f"{slot.name}/{int(body['version'])}" if body.get("version") is not None else None)
     swapped = slot.reload(ref, force=bool(body.get("force")))
-    return {"index": slot.name, "swapped": swapped, "previous": before, "version": slot.version,
-            "count": len(slot.index)}
+    return {
+        "index": slot.name,
+        "swapped": swapped,
+        "previous": before,
+        "version": slot.version,
+        "count": len(slot.index),
+    }
 
 
 def _info(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
@@ -174,14 +192,21 @@ def _recommend(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
     rec = state.recommenders.get(name)
     if rec is None:
         _slot(state, name)
-        raise NotFoundError(f"no recommender on index {name!r}",
-                            hint="start the server with --user-model (and --ranker) for this index")
+        raise NotFoundError(
+            f"no recommender on index {name!r}", hint="start the server with --user-model (and --ranker) for this index"
+        )
     users = [body["user"]] if "user" in body else body.get("users")
     if not isinstance(users, list):
-        raise RoostError("send user (an object of user features) or users (a list)",
-                         hint=f"the user tower reads {rec.user_columns}")
-    results = rec.recommend(users, k=body.get("k", 10), candidates=body.get("candidates"),
-                            filter=body.get("filter"), exclude=body.get("exclude"))
+        raise RoostError(
+            "send user (an object of user features) or users (a list)", hint=f"the user tower reads {rec.user_columns}"
+        )
+    results = rec.recommend(
+        users,
+        k=body.get("k", 10),
+        candidates=body.get("candidates"),
+        filter=body.get("filter"),
+        exclude=body.get("exclude"),
+    )
     return {"index": name, "version": rec.slot.index.meta.get("version"), "results": results}
 
 
@@ -227,7 +252,8 @@ def app(state: AnnState, token: str | None = None, max_body: int = MAX_BODY) -> 
             got = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(got, expected):
                 await _error(401, "missing or wrong bearer token", "send Authorization: Bearer TOKEN")(
-                    scope, receive, send)
+                    scope, receive, send
+                )
                 return
         await inner(scope, receive, send)
 

@@ -1,4 +1,5 @@
 """External id → slot maps: integer ids in sorted numpy arrays (16 bytes an item), string ids in a dict."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence

@@ -1,4 +1,5 @@
 """Index: vectors under stable external ids, attribute filters, upsert/delete, exact fallback, save/load."""
+
 from __future__ import annotations
 
 import json
@@ -21,8 +22,7 @@ from roost.errors import RoostError
 
 log = logging.getLogger(__name__)
 FORMAT = 1
-DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100,
-            "ip_max_norm": 0.0}
+DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100, "ip_max_norm": 0.0}
 
 
 def _plain(keys: np.ndarray | list[Any]) -> list[Any]:
@@ -73,15 +73,24 @@ class SearchResult:
 
     def to_list(self) -> list[list[dict[str, Any]]]:
         """JSON-ready: one list of {id, score} per query."""
-        return [[{"id": i, "score": s} for i, s in zip(ids.tolist(), sc.tolist())]
-                for ids, sc in zip(self.ids, self.scores)]
+        return [
+            [{"id": i, "score": s} for i, s in zip(ids.tolist(), sc.tolist())] for ids, sc in zip(self.ids, self.scores)
+        ]
 
 
 class Index:
     """A vector index with external ids and attributes; thread-safe (searches share, mutations exclusive)."""
 
-    def __init__(self, dim: int, metric: str = "cosine", kind: str = "hnsw", library: str | None = None,
-                 threads: int = 0, exact_limit: int = 20_000, **params: Any) -> None:
+    def __init__(
+        self,
+        dim: int,
+        metric: str = "cosine",
+        kind: str = "hnsw",
+        library: str | None = None,
+        threads: int = 0,
+        exact_limit: int = 20_000,
+        **params: Any,
+    ) -> None:
         if metric not in brute.METRICS:
             raise RoostError(f"unknown metric {metric!r}", hint="one of " + ", ".join(brute.METRICS))
         if kind not in KINDS:
@@ -115,10 +124,18 @@ class Index:
 
     def info(self) -> dict[str, Any]:
         """Size, shape and settings, JSON-ready."""
-        return {"count": len(self), "dim": self.dim, "metric": self.metric, "kind": self.kind,
-                "library": self.library, "params": dict(self.params), "id_type": self.items.id_kind,
-                "attributes": self.attribute_names, "deleted_slots": self.items.n - self.items.n_alive,
-                **{k: v for k, v in self.meta.items() if k in ("name", "version", "recall_at_10", "id_column")}}
+        return {
+            "count": len(self),
+            "dim": self.dim,
+            "metric": self.metric,
+            "kind": self.kind,
+            "library": self.library,
+            "params": dict(self.params),
+            "id_type": self.items.id_kind,
+            "attributes": self.attribute_names,
+            "deleted_slots": self.items.n - self.items.n_alive,
+            **{k: v for k, v in self.meta.items() if k in ("name", "version", "recall_at_10", "id_column")},
+        }
 
     # -- mutations ---------------------------------------------------------------------------------------
     def _prepare(self, vectors: Any) -> np.ndarray:
@@ -138,18 +155,27 @@ class Index:
         sq = (x.astype(np.float64) ** 2).sum(1)
         r2 = float(self.params["ip_max_norm"]) ** 2
         if (sq > r2 * (1 + 1e-6)).any():
-            log.warning("inner-product index: %d vector(s) longer than the build's largest (%.4g); their scores "
-                        "are approximate until the index is rebuilt", int((sq > r2).sum()), r2 ** 0.5)
+            log.warning(
+                "inner-product index: %d vector(s) longer than the build's largest (%.4g); their scores "
+                "are approximate until the index is rebuilt",
+                int((sq > r2).sum()),
+                r2**0.5,
+            )
         extra = np.sqrt(np.maximum(r2 - sq, 0.0)).astype(np.float32)
         return np.hstack([x, extra[:, None]])
 
     def _stored(self, slots: np.ndarray) -> np.ndarray:
         """Stored vectors of slots, as the user sees them (normalised for cosine)."""
         v = self.backend.vectors(slots)
-        return v[:, :self.dim] if self.mips else v
+        return v[:, : self.dim] if self.mips else v
 
-    def upsert(self, ids: Sequence[Any] | np.ndarray, vectors: Any,
-               attributes: Mapping[str, Sequence[Any]] | None = None, chunk: int = 0) -> int:
+    def upsert(
+        self,
+        ids: Sequence[Any] | np.ndarray,
+        vectors: Any,
+        attributes: Mapping[str, Sequence[Any]] | None = None,
+        chunk: int = 0,
+    ) -> int:
         """Insert items or replace them (vector and attributes) by id; returns how many were written."""
         x = self._prepare(vectors)
         keys = self.items.coerce(ids)
@@ -167,7 +193,7 @@ class Index:
                 self.backend.remove(old)
             step = chunk or len(new)
             for i in range(0, len(new), step):
-                self.backend.add(new[i:i + step], self._augment(x[i:i + step]), self.threads)
+                self.backend.add(new[i : i + step], self._augment(x[i : i + step]), self.threads)
             self._mutated()
         return len(keys)
 
@@ -211,7 +237,7 @@ class Index:
 
     def _exact(self, q: np.ndarray, k: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
         """Exact top-k over the allowed slots (or all alive ones)."""
-        slots = sel.slots if sel is not None else np.flatnonzero(self.items.alive[:self.items.n])
+        slots = sel.slots if sel is not None else np.flatnonzero(self.items.alive[: self.items.n])
         vecs = sel.vectors if sel is not None else None
         if vecs is None:
             vecs = self._stored(slots)
@@ -220,16 +246,23 @@ class Index:
         idx, val = brute.search(vecs, q, k, "l2" if self.metric == "l2" else "ip")
         return slots[idx], val
 
-    def search(self, queries: Any, k: int = 10, filter: Mapping[str, Any] | None = None,
-               ef: int | None = None, exclude: Sequence[Any] | None = None) -> SearchResult:
+    def search(
+        self,
+        queries: Any,
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        ef: int | None = None,
+        exclude: Sequence[Any] | None = None,
+    ) -> SearchResult:
         """The k nearest items to each query vector that match `filter` (fewer when fewer exist)."""
         k = check_k(k)
         q = self._prepare(queries)
         with self._lock.read():
             return self._search(q, k, filter, ef, exclude)
 
-    def _search(self, q: np.ndarray, k: int, flt: Mapping[str, Any] | None, ef: int | None,
-                exclude: Sequence[Any] | None) -> SearchResult:
+    def _search(
+        self, q: np.ndarray, k: int, flt: Mapping[str, Any] | None, ef: int | None, exclude: Sequence[Any] | None
+    ) -> SearchResult:
         if self.items.n_alive == 0 or len(q) == 0:
             return SearchResult([np.zeros(0, self.items.ids.dtype)] * len(q), [np.zeros(0, np.float32)] * len(q))
         sel = self._selection(flt)
@@ -270,8 +303,9 @@ class Index:
     def _backend_search(self, q: np.ndarray, k: int, knob: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
         if not self.mips:
             return self.backend.search(q, k, knob, sel, self.threads)
-        labels, neg_d = self.backend.search(np.hstack([q, np.zeros((len(q), 1), np.float32)]), k, knob, sel,
-                                            self.threads)
+        labels, neg_d = self.backend.search(
+            np.hstack([q, np.zeros((len(q), 1), np.float32)]), k, knob, sel, self.threads
+        )
         qn = (q.astype(np.float64) ** 2).sum(1, keepdims=True)
         return labels, ((qn + float(self.params["ip_max_norm"]) ** 2 + neg_d) / 2).astype(np.float32)
 
@@ -286,8 +320,15 @@ class Index:
             ok &= ~np.isin(safe, ex)
         return ok
 
-    def _finish(self, labels: np.ndarray, sc: np.ndarray, k: int, ex: np.ndarray, sel: Selection | None,
-                ok: np.ndarray | None = None) -> SearchResult:
+    def _finish(
+        self,
+        labels: np.ndarray,
+        sc: np.ndarray,
+        k: int,
+        ex: np.ndarray,
+        sel: Selection | None,
+        ok: np.ndarray | None = None,
+    ) -> SearchResult:
         """Map slots to ids, dropping empty, dead, excluded and (defensively) non-matching slots."""
         if ok is None:
             ok = self._valid(labels, ex, sel)
@@ -301,8 +342,14 @@ class Index:
             scores.append(row_sc[row_ok][:k].astype(np.float32, copy=False))
         return SearchResult(ids, scores)
 
-    def search_ids(self, ids: Sequence[Any], k: int = 10, filter: Mapping[str, Any] | None = None,
-                   ef: int | None = None, lenient: bool = False) -> SearchResult:
+    def search_ids(
+        self,
+        ids: Sequence[Any],
+        k: int = 10,
+        filter: Mapping[str, Any] | None = None,
+        ef: int | None = None,
+        lenient: bool = False,
+    ) -> SearchResult:
         """The k nearest other items to each stored item (the item itself left out)."""
         k = check_k(k)
         with self._lock.read():
@@ -314,7 +361,7 @@ class Index:
                 missing = [key for key, s in zip(_plain(keys), slots.tolist()) if s < 0]
                 raise NotFoundError(f"id(s) {missing[:5]} not in the index", hint="query by vector instead")
             q = self._stored(slots)
-            out = [self._search(q[i:i + 1], k, filter, ef, [key]) for i, key in enumerate(_plain(keys))]
+            out = [self._search(q[i : i + 1], k, filter, ef, [key]) for i, key in enumerate(_plain(keys))]
         return SearchResult([r.ids[0] for r in out], [r.scores[0] for r in out])
 
     def get(self, ids: Sequence[Any]) -> dict[str, Any]:
@@ -326,8 +373,11 @@ class Index:
                 from roost.errors import NotFoundError
 
                 raise NotFoundError(f"id(s) {[k for k, s in zip(_plain(keys), slots) if s < 0][:5]} not in the index")
-            return {"ids": _plain(keys), "vectors": self._stored(slots),
-                    "attributes": {n: c[slots] for n, c in self.items.attrs.items()}}
+            return {
+                "ids": _plain(keys),
+                "vectors": self._stored(slots),
+                "attributes": {n: c[slots] for n, c in self.items.attrs.items()},
+            }
 
     def attributes_of(self, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
         """Attribute columns for ids known to be present (search results)."""
@@ -343,10 +393,20 @@ class Index:
         with self._lock.read():
             vec_file = self.backend.save(d)
             self.items.save(d / "items.parquet")
-            doc = {"format": FORMAT, "dim": self.dim, "metric": self.metric, "kind": self.kind,
-                   "library": self.library, "params": self.params, "id_type": self.items.id_kind,
-                   "count": len(self), "slots": self.items.n, "vectors_file": vec_file,
-                   "saved_at": time.time(), "meta": self.meta}
+            doc = {
+                "format": FORMAT,
+                "dim": self.dim,
+                "metric": self.metric,
+                "kind": self.kind,
+                "library": self.library,
+                "params": self.params,
+                "id_type": self.items.id_kind,
+                "count": len(self),
+                "slots": self.items.n,
+                "vectors_file": vec_file,
+                "saved_at": time.time(),
+                "meta": self.meta,
+            }
         (d / "index.json").write_text(json.dumps(doc, indent=2, default=str))
         return d
 
@@ -360,8 +420,14 @@ class Index:
         doc = json.loads(f.read_text())
         if doc.get("format") != FORMAT:
             raise RoostError(f"index format {doc.get('format')} is not supported", hint="rebuild the index")
-        idx = cls(doc["dim"], doc["metric"], doc["kind"], doc["library"], threads=threads,
-                  **{k: v for k, v in doc["params"].items() if k in DEFAULTS})
+        idx = cls(
+            doc["dim"],
+            doc["metric"],
+            doc["kind"],
+            doc["library"],
+            threads=threads,
+            **{k: v for k, v in doc["params"].items() if k in DEFAULTS},
+        )
         idx.params.update(doc["params"])
         idx.items.load(d / "items.parquet", doc["id_type"])
         idx.backend.load(d, max(idx.items.n, 16))

@@ -1,4 +1,5 @@
 """The item table of an index: external id, liveness and attributes per slot (the backend's label)."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -22,10 +23,14 @@ def _kind_of(values: Sequence[Any] | np.ndarray) -> str:
         return "int"
     if all(isinstance(v, str) for v in seq):
         return "str"
-    bad = next((v for v in seq if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool)),
-               next((v for v in seq if isinstance(v, str) != isinstance(seq[0], str)), seq[0]))
-    raise RoostError(f"ids must be all integers or all strings, found {bad!r}",
-                     hint="use one id type per index (e.g. the item_id column)")
+    bad = next(
+        (v for v in seq if not isinstance(v, (str, int, np.integer)) or isinstance(v, bool)),
+        next((v for v in seq if isinstance(v, str) != isinstance(seq[0], str)), seq[0]),
+    )
+    raise RoostError(
+        f"ids must be all integers or all strings, found {bad!r}",
+        hint="use one id type per index (e.g. the item_id column)",
+    )
 
 
 def _column(values: Sequence[Any] | np.ndarray, name: str, like: np.ndarray | None = None) -> np.ndarray:
@@ -46,12 +51,15 @@ def _column(values: Sequence[Any] | np.ndarray, name: str, like: np.ndarray | No
             arr = np.array([v if isinstance(v, str) else None for v in seq], dtype=object)
         else:
             bad = next(v for v in num if not isinstance(v, str))
-            raise RoostError(f"attribute {name!r} mixes text and other values ({bad!r})",
-                             hint="give each attribute one type: numbers or strings")
+            raise RoostError(
+                f"attribute {name!r} mixes text and other values ({bad!r})",
+                hint="give each attribute one type: numbers or strings",
+            )
     if like is not None and (like.dtype.kind == "O") != (arr.dtype.kind == "O") and len(arr):
         want = "text" if like.dtype.kind == "O" else "numbers"
-        raise RoostError(f"attribute {name!r} holds {want}, got {arr[:1].tolist()[0]!r}",
-                         hint=f"send {want} for {name}")
+        raise RoostError(
+            f"attribute {name!r} holds {want}, got {arr[:1].tolist()[0]!r}", hint=f"send {want} for {name}"
+        )
     return arr
 
 
@@ -103,7 +111,7 @@ class Items:
             return
         new = max(n, 2 * cap, 1024)
         ids = np.zeros(new, np.int64) if self.id_kind == "int" else np.full(new, None, dtype=object)
-        ids[:self.n] = self.ids[:self.n]
+        ids[: self.n] = self.ids[: self.n]
         self.ids = ids
         self.alive = np.concatenate([self.alive, np.zeros(new - cap, bool)])
         self.attrs = {k: np.concatenate([v, _empty_like(v, new - len(v))]) for k, v in self.attrs.items()}
@@ -120,15 +128,18 @@ class Items:
             raise RoostError(f"id {dups[0]!r} appears twice in one batch", hint="deduplicate the items first")
         if self.id_kind is None and len(ids):
             self.id_kind = _kind_of(ids)
-            self.ids = np.zeros(len(self.alive), np.int64) if self.id_kind == "int" else np.full(
-                len(self.alive), None, dtype=object)
+            self.ids = (
+                np.zeros(len(self.alive), np.int64)
+                if self.id_kind == "int"
+                else np.full(len(self.alive), None, dtype=object)
+            )
             self.slot_of = IntIdMap() if self.id_kind == "int" else StrIdMap()
         old = self.slot_of.get(ids)
         old = old[old >= 0]
         self.kill(old)
         new = np.arange(self.n, self.n + len(ids), dtype=np.int64)
         self._grow(self.n + len(ids))
-        self.ids[self.n:self.n + len(ids)] = ids
+        self.ids[self.n : self.n + len(ids)] = ids
         self.alive[new] = True
         self.n += len(ids)
         self.n_alive += len(ids)
@@ -142,8 +153,9 @@ class Items:
             if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
                 raise RoostError(f"attribute {name!r} must be a list with one value per item")
             if len(values) != n:
-                raise RoostError(f"attribute {name!r} has {len(values)} values for {n} items",
-                                 hint="send one value per item")
+                raise RoostError(
+                    f"attribute {name!r} has {len(values)} values for {n} items", hint="send one value per item"
+                )
             out[str(name)] = _column(values, str(name), self.attrs.get(str(name)))
         return out
 
@@ -180,7 +192,7 @@ class Items:
 
     def columns(self) -> dict[str, np.ndarray]:
         """Attribute columns over the used slots."""
-        return {k: v[:self.n] for k, v in self.attrs.items()}
+        return {k: v[: self.n] for k, v in self.attrs.items()}
 
     def save(self, path: Path) -> None:
         """Write slots, ids, alive flags and attributes as Parquet."""
@@ -188,12 +200,18 @@ class Items:
         import pyarrow.parquet as pq
 
         n = self.n
-        cols = {"_slot": pa.array(np.arange(n, dtype=np.int64)), "_alive": pa.array(self.alive[:n]),
-                "_id": pa.array(self.ids[:n].tolist() if self.id_kind != "int" else self.ids[:n],
-                                type=pa.string() if self.id_kind != "int" else pa.int64())}
+        cols = {
+            "_slot": pa.array(np.arange(n, dtype=np.int64)),
+            "_alive": pa.array(self.alive[:n]),
+            "_id": pa.array(
+                self.ids[:n].tolist() if self.id_kind != "int" else self.ids[:n],
+                type=pa.string() if self.id_kind != "int" else pa.int64(),
+            ),
+        }
         for k, v in self.attrs.items():
-            cols[k] = pa.array(v[:n].tolist() if v.dtype.kind == "O" else v[:n],
-                               type=pa.string() if v.dtype.kind == "O" else None)
+            cols[k] = pa.array(
+                v[:n].tolist() if v.dtype.kind == "O" else v[:n], type=pa.string() if v.dtype.kind == "O" else None
+            )
         pq.write_table(pa.table(cols), path)
 
     def load(self, path: Path, id_kind: str | None) -> None:

@@ -1,4 +1,5 @@
 """A readers-writer lock: searches share an index, mutations take it alone (waiting writers go first)."""
+
 from __future__ import annotations
 
 import threading

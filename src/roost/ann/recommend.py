@@ -1,4 +1,5 @@
 """Two-stage recommendation: user-tower embedding → index candidates → ranking model → top-k."""
+
 from __future__ import annotations
 
 from typing import Any, Mapping, Sequence
@@ -25,8 +26,10 @@ class Recommender:
         self.user_tower = _load(user_model).tower("user")
         dim = int(self.user_tower.signature["outputs"][0]["shape"][-1])
         if dim > 0 and dim != slot.index.dim:
-            raise RoostError(f"the user tower makes {dim}-dimensional embeddings, index {slot.name!r} has "
-                             f"{slot.index.dim}", hint="serve the index built from the same two-tower model")
+            raise RoostError(
+                f"the user tower makes {dim}-dimensional embeddings, index {slot.name!r} has {slot.index.dim}",
+                hint="serve the index built from the same two-tower model",
+            )
         self.ranker = _load(ranker)
         if self.ranker is not None and self.ranker.task == "multiclass":
             raise RoostError("the ranking model is multiclass", hint="rank with a binary or regression model")
@@ -39,8 +42,10 @@ class Recommender:
 
     def _user_frame(self, users: Sequence[Mapping[str, Any]]) -> dict[str, list[Any]]:
         if not users or not all(isinstance(u, Mapping) for u in users):
-            raise RoostError("send `user` (an object of user features) or `users` (a list of them)",
-                             hint=f"the user tower reads {self.user_columns}")
+            raise RoostError(
+                "send `user` (an object of user features) or `users` (a list of them)",
+                hint=f"the user tower reads {self.user_columns}",
+            )
         missing = sorted({c for u in users for c in self.user_columns if c not in u})
         if missing:
             raise RoostError(f"user features missing: {missing}", hint=f"the user tower reads {self.user_columns}")
@@ -65,15 +70,23 @@ class Recommender:
             else:
                 missing.append(c)
         if missing:
-            raise RoostError(f"the ranking model needs {missing}, found neither in the request nor in the index",
-                             hint="send them as user features, or build the index with them as attributes")
+            raise RoostError(
+                f"the ranking model needs {missing}, found neither in the request nor in the index",
+                hint="send them as user features, or build the index with them as attributes",
+            )
         if not len(flat):
             return [np.zeros(0, np.float32) for _ in ids]
         scores = np.asarray(self.ranker.predict(feed), np.float64).reshape(-1)
         return np.split(scores, np.cumsum(sizes)[:-1])
 
-    def recommend(self, users: Sequence[Mapping[str, Any]], k: int = 10, candidates: int | None = None,
-                  filter: Mapping[str, Any] | None = None, exclude: Sequence[Any] | None = None) -> list[list[dict]]:
+    def recommend(
+        self,
+        users: Sequence[Mapping[str, Any]],
+        k: int = 10,
+        candidates: int | None = None,
+        filter: Mapping[str, Any] | None = None,
+        exclude: Sequence[Any] | None = None,
+    ) -> list[list[dict]]:
         """Top-k items per user: {id, score (ranker, or retrieval without one), retrieval_score}."""
         k = check_k(k)
         n_cand = max(check_k(candidates or self.candidates), k)
@@ -85,7 +98,10 @@ class Recommender:
         out = []
         for ids, ret, sc in zip(res.ids, res.scores, rank):
             order = np.argsort(-np.asarray(sc), kind="stable")[:k]
-            out.append([{"id": i, "score": float(s), "retrieval_score": float(r)}
-                        for i, s, r in zip(ids[order].tolist(), np.asarray(sc)[order].tolist(),
-                                           ret[order].tolist())])
+            out.append(
+                [
+                    {"id": i, "score": float(s), "retrieval_score": float(r)}
+                    for i, s, r in zip(ids[order].tolist(), np.asarray(sc)[order].tolist(), ret[order].tolist())
+                ]
+            )
         return out

@@ -1,4 +1,5 @@
 """Indexes as versioned artifacts: each build is a run whose artifacts hold the index; versions live in the store."""
+
 from __future__ import annotations
 
 import logging
@@ -41,8 +42,10 @@ def _spec(name: str, must_exist: bool = True) -> dict[str, Any]:
         if not must_exist:
             return {"name": name, "versions": [], "aliases": {}}
         near = closest(name, list(_store().list_objects(OBJECT_KIND)))
-        raise NotFoundError(f"index {name!r} not found",
-                            hint=f"did you mean {near!r}?" if near else "build one with `roost index build NAME`")
+        raise NotFoundError(
+            f"index {name!r} not found",
+            hint=f"did you mean {near!r}?" if near else "build one with `roost index build NAME`",
+        )
     return spec
 
 
@@ -56,8 +59,9 @@ def _fill(index: Index, emb: Embeddings, progress: Progress | None, chunk: int =
             progress(min(i + chunk, n), n)
 
 
-def _commit(name: str, index: Index, info: dict[str, Any], params: dict[str, Any],
-            metrics: dict[str, float]) -> dict[str, Any]:
+def _commit(
+    name: str, index: Index, info: dict[str, Any], params: dict[str, Any], metrics: dict[str, float]
+) -> dict[str, Any]:
     """Save the index as a run's artifacts and append the version record."""
     from roost.registry.api import start_run
 
@@ -66,8 +70,14 @@ def _commit(name: str, index: Index, info: dict[str, Any], params: dict[str, Any
             index.save(tmp)
             uri = run.log_artifacts(tmp, ARTIFACT_PATH)
         run.log_metrics(metrics)
-    record = {"run_id": run.id, "uri": uri, "created_at": time.time(), **info, **index.info(),
-              "recall_at_10": metrics.get("recall_at_10")}
+    record = {
+        "run_id": run.id,
+        "uri": uri,
+        "created_at": time.time(),
+        **info,
+        **index.info(),
+        "recall_at_10": metrics.get("recall_at_10"),
+    }
     record.pop("name", None)
 
     def append(spec: dict | None) -> dict:  # the next version, taken atomically (concurrent builds each get one)
@@ -81,11 +91,20 @@ def _commit(name: str, index: Index, info: dict[str, Any], params: dict[str, Any
     return {"name": name, **record}
 
 
-def build_index(name: str, embeddings: str | Path | Embeddings | Any, metric: str = "cosine", kind: str = "hnsw",
-                library: str | None = None, id_column: str | None = None, vector_column: str | None = None,
-                attributes: Sequence[str] | None = None, target_recall: float = 0.95,
-                params: dict[str, Any] | None = None, progress: Progress | None = None,
-                tune_queries: str | Path | np.ndarray | None = None) -> dict[str, Any]:
+def build_index(
+    name: str,
+    embeddings: str | Path | Embeddings | Any,
+    metric: str = "cosine",
+    kind: str = "hnsw",
+    library: str | None = None,
+    id_column: str | None = None,
+    vector_column: str | None = None,
+    attributes: Sequence[str] | None = None,
+    target_recall: float = 0.95,
+    params: dict[str, Any] | None = None,
+    progress: Progress | None = None,
+    tune_queries: str | Path | np.ndarray | None = None,
+) -> dict[str, Any]:
     """Build an index from embeddings, tune its search effort, store it as the next version of `name`.
 
     `tune_queries` (vectors, or an embeddings file such as user-tower output) are what the effort is tuned on;
@@ -97,8 +116,11 @@ def build_index(name: str, embeddings: str | Path | Embeddings | Any, metric: st
     if not 0 < target_recall <= 1:
         raise RoostError(f"target recall must be in (0, 1], got {target_recall}")
     started = time.time()
-    emb = embeddings if isinstance(embeddings, Embeddings) else read_embeddings(
-        embeddings, id_column, vector_column, attributes)
+    emb = (
+        embeddings
+        if isinstance(embeddings, Embeddings)
+        else read_embeddings(embeddings, id_column, vector_column, attributes)
+    )
     src = emb.meta.get("source")
     snapshot = min(Path(src).stat().st_mtime, started) if src and Path(src).exists() else started
     if emb.vectors.shape[1] == 0:
@@ -112,18 +134,41 @@ def build_index(name: str, embeddings: str | Path | Embeddings | Any, metric: st
     build_s = time.perf_counter() - t0
     queries = None
     if tune_queries is not None:
-        queries = tune_queries if isinstance(tune_queries, np.ndarray) else read_embeddings(
-            tune_queries, attributes=[]).vectors
-    tuned = (tune(index, target_recall, vectors=emb.vectors, ids=emb.ids, queries=queries) if len(emb.ids)
-             else {"recall_at_k": 1.0})
-    index.meta = {"id_column": emb.id_column, "source": src, "model": emb.meta.get("model"),
-                  "snapshot_time": snapshot, "tuning": tuned}
-    run_params = {"metric": metric, "kind": kind, "library": index.library, "dim": index.dim,
-                  "id_column": emb.id_column or "", "source": str(src or ""), "target_recall": target_recall,
-                  **{k: v for k, v in index.params.items()}}
+        queries = (
+            tune_queries
+            if isinstance(tune_queries, np.ndarray)
+            else read_embeddings(tune_queries, attributes=[]).vectors
+        )
+    tuned = (
+        tune(index, target_recall, vectors=emb.vectors, ids=emb.ids, queries=queries)
+        if len(emb.ids)
+        else {"recall_at_k": 1.0}
+    )
+    index.meta = {
+        "id_column": emb.id_column,
+        "source": src,
+        "model": emb.meta.get("model"),
+        "snapshot_time": snapshot,
+        "tuning": tuned,
+    }
+    run_params = {
+        "metric": metric,
+        "kind": kind,
+        "library": index.library,
+        "dim": index.dim,
+        "id_column": emb.id_column or "",
+        "source": str(src or ""),
+        "target_recall": target_recall,
+        **{k: v for k, v in index.params.items()},
+    }
     metrics = {"build_seconds": build_s, "count": float(len(index)), "recall_at_10": float(tuned["recall_at_k"])}
-    return _commit(name, index, {"snapshot_time": snapshot, "id_column": emb.id_column, "source": src,
-                                 "tuning": tuned}, run_params, metrics)
+    return _commit(
+        name,
+        index,
+        {"snapshot_time": snapshot, "id_column": emb.id_column, "source": src, "tuning": tuned},
+        run_params,
+        metrics,
+    )
 
 
 def list_indexes() -> list[dict[str, Any]]:
@@ -131,9 +176,17 @@ def list_indexes() -> list[dict[str, Any]]:
     out = []
     for name, spec in _store().list_objects(OBJECT_KIND).items():
         last = spec["versions"][-1] if spec["versions"] else {}
-        out.append({"name": name, "latest_version": last.get("version"), "count": last.get("count"),
-                    "dim": last.get("dim"), "metric": last.get("metric"), "kind": last.get("kind"),
-                    "aliases": spec.get("aliases", {})})
+        out.append(
+            {
+                "name": name,
+                "latest_version": last.get("version"),
+                "count": last.get("count"),
+                "dim": last.get("dim"),
+                "metric": last.get("metric"),
+                "kind": last.get("kind"),
+                "aliases": spec.get("aliases", {}),
+            }
+        )
     return out
 
 
@@ -167,9 +220,11 @@ def resolve(ref: str) -> dict[str, Any]:
         aliases = spec.get("aliases", {})
         if alias not in aliases:
             near = closest(alias, list(aliases))
-            raise NotFoundError(f"index {name!r} has no alias {alias!r}",
-                                hint=(f"did you mean {name}@{near}? " if near else "")
-                                + f"set one with `roost index alias {name} VERSION {alias}`")
+            raise NotFoundError(
+                f"index {name!r} has no alias {alias!r}",
+                hint=(f"did you mean {name}@{near}? " if near else "")
+                + f"set one with `roost index alias {name} VERSION {alias}`",
+            )
         version = aliases[alias]
     if not spec["versions"]:
         raise NotFoundError(f"index {name!r} has no versions")
@@ -178,8 +233,9 @@ def resolve(ref: str) -> dict[str, Any]:
     for v in spec["versions"]:
         if v["version"] == version:
             return {"name": name, **v}
-    raise NotFoundError(f"index {name!r} has no version {version}",
-                        hint=f"versions: {[v['version'] for v in spec['versions']]}")
+    raise NotFoundError(
+        f"index {name!r} has no version {version}", hint=f"versions: {[v['version'] for v in spec['versions']]}"
+    )
 
 
 def set_alias(name: str, version: int, alias: str) -> None:
@@ -211,22 +267,35 @@ def load_index(ref: str, threads: int = 0) -> Index:
         return Index.load(p, threads=threads)
     record = resolve(ref)
     index = Index.load(local_dir(record), threads=threads)
-    index.meta.update({"name": record["name"], "version": record["version"], "run_id": record["run_id"],
-                       "recall_at_10": record.get("recall_at_10")})
+    index.meta.update(
+        {
+            "name": record["name"],
+            "version": record["version"],
+            "run_id": record["run_id"],
+            "recall_at_10": record.get("recall_at_10"),
+        }
+    )
     return index
 
 
-def update_index(ref: str, upsert: str | Path | Embeddings | Any | None = None, delete: Sequence[Any] = (),
-                 id_column: str | None = None, vector_column: str | None = None,
-                 attributes: Sequence[str] | None = None, progress: Progress | None = None) -> dict[str, Any]:
+def update_index(
+    ref: str,
+    upsert: str | Path | Embeddings | Any | None = None,
+    delete: Sequence[Any] = (),
+    id_column: str | None = None,
+    vector_column: str | None = None,
+    attributes: Sequence[str] | None = None,
+    progress: Progress | None = None,
+) -> dict[str, Any]:
     """A new version from an existing one plus upserted and deleted items, without a full rebuild."""
     record = resolve(ref)
     index = load_index(f"{record['name']}/{record['version']}")
     started = time.time()
     n_up = 0
     if upsert is not None:
-        emb = upsert if isinstance(upsert, Embeddings) else read_embeddings(upsert, id_column, vector_column,
-                                                                            attributes)
+        emb = (
+            upsert if isinstance(upsert, Embeddings) else read_embeddings(upsert, id_column, vector_column, attributes)
+        )
         _fill(index, emb, progress)
         n_up = len(emb.ids)
     missing = index.delete(index.items.coerce(list(delete), lenient=True)) if len(delete) else []
@@ -234,10 +303,18 @@ def update_index(ref: str, upsert: str | Path | Embeddings | Any | None = None, 
     for k in ("name", "version", "run_id", "recall_at_10"):
         index.meta.pop(k, None)
     params = {"base_version": record["version"], "upserted": n_up, "deleted": len(delete) - len(missing)}
-    return _commit(record["name"], index, {"snapshot_time": started, "id_column": record.get("id_column"),
-                                           "source": record.get("source"), "base_version": record["version"]},
-                   params, {"count": float(len(index))})
+    return _commit(
+        record["name"],
+        index,
+        {
+            "snapshot_time": started,
+            "id_column": record.get("id_column"),
+            "source": record.get("source"),
+            "base_version": record["version"],
+        },
+        params,
+        {"count": float(len(index))},
+    )
 
 
-__all__ = ["build_index", "update_index", "load_index", "list_indexes", "list_versions", "resolve", "set_alias",
-           "np"]
+__all__ = ["build_index", "update_index", "load_index", "list_indexes", "list_versions", "resolve", "set_alias", "np"]

@@ -1,4 +1,5 @@
 """Served indexes: live upsert/delete with a journal, atomic swap to a new version, registry polling."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,11 @@ class IndexSlot:
         self.ref = ref
         self.threads = threads
         self.index: Index = index if index is not None else load_index(ref, threads=threads)
-        self.name = name or self.index.meta.get("name") or (
-            Path(ref).name if (Path(ref) / "index.json").is_file() else parse_ref(ref)[0])
+        self.name = (
+            name
+            or self.index.meta.get("name")
+            or (Path(ref).name if (Path(ref) / "index.json").is_file() else parse_ref(ref)[0])
+        )
         self.pinned = (Path(ref) / "index.json").is_file() or ("/" in ref and "@" not in ref)
         self._mut = threading.Lock()
         self._journal: list[tuple[float, str, tuple]] = []
@@ -38,8 +42,14 @@ class IndexSlot:
 
     def info(self) -> dict[str, Any]:
         """What is served: index info plus name, ref and version."""
-        return {**self.index.info(), "name": self.name, "ref": self.ref, "version": self.version,
-                "journal": len(self._journal), "swaps": self.swaps}
+        return {
+            **self.index.info(),
+            "name": self.name,
+            "ref": self.ref,
+            "version": self.version,
+            "journal": len(self._journal),
+            "swaps": self.swaps,
+        }
 
     def upsert(self, ids: Sequence[Any], vectors: Any, attributes: Mapping[str, Sequence[Any]] | None = None) -> int:
         """Insert or replace items in the served index."""
@@ -76,8 +86,13 @@ class IndexSlot:
             old, self.index = self.index, new
             self._journal = keep
             self.swaps += 1
-        log.info("index %s: now serving version %s (%d items, %d mutations replayed)", self.name,
-                 new.meta.get("version"), len(new), len(keep))
+        log.info(
+            "index %s: now serving version %s (%d items, %d mutations replayed)",
+            self.name,
+            new.meta.get("version"),
+            len(new),
+            len(keep),
+        )
         return old
 
     def reload(self, ref: str | None = None, force: bool = False) -> bool:
@@ -129,8 +144,13 @@ class AnnState:
             self._thread = None
 
 
-def open_indexes(refs: Sequence[str], recommend: Mapping[str, tuple[str, str | None]] | None = None,
-                 poll_s: float = 0.0, threads: int = 0, candidates: int = 100) -> AnnState:
+def open_indexes(
+    refs: Sequence[str],
+    recommend: Mapping[str, tuple[str, str | None]] | None = None,
+    poll_s: float = 0.0,
+    threads: int = 0,
+    candidates: int = 100,
+) -> AnnState:
     """Load indexes (name, name@alias, name/3, LABEL=ref, folder) and recommenders {index: (user model, ranker)}."""
     from roost.ann.recommend import Recommender
 

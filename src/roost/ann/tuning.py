@@ -1,4 +1,5 @@
 """Pick the smallest search effort (ef_search or nprobe) that reaches a target recall@k on the index's own items."""
+
 from __future__ import annotations
 
 import logging
@@ -11,8 +12,9 @@ from roost.ann import brute
 log = logging.getLogger(__name__)
 
 
-def measure(index: Any, queries: np.ndarray, truth: list[np.ndarray], k: int, knob: int,
-            self_ids: list[Any] | None = None) -> float:
+def measure(
+    index: Any, queries: np.ndarray, truth: list[np.ndarray], k: int, knob: int, self_ids: list[Any] | None = None
+) -> float:
     """recall@k of the index at one effort setting against exact neighbour ids (query items left out)."""
     res = index.search(queries, k + (1 if self_ids is not None else 0), ef=knob)
     found = []
@@ -24,9 +26,16 @@ def measure(index: Any, queries: np.ndarray, truth: list[np.ndarray], k: int, kn
     return brute.recall(found, truth)
 
 
-def tune(index: Any, target: float = 0.95, k: int = 10, sample: int = 200, seed: int = 0,
-         vectors: np.ndarray | None = None, ids: np.ndarray | None = None,
-         queries: np.ndarray | None = None) -> dict[str, Any]:
+def tune(
+    index: Any,
+    target: float = 0.95,
+    k: int = 10,
+    sample: int = 200,
+    seed: int = 0,
+    vectors: np.ndarray | None = None,
+    ids: np.ndarray | None = None,
+    queries: np.ndarray | None = None,
+) -> dict[str, Any]:
     """Set index.params[knob] to the smallest value reaching `target` recall@k; returns what was measured.
 
     Queries are up to `sample` rows of `queries` (e.g. user-tower embeddings: tune on what will be asked),
@@ -38,7 +47,7 @@ def tune(index: Any, target: float = 0.95, k: int = 10, sample: int = 200, seed:
     if not knob or n < 2:
         return {"recall_at_k": 1.0, "k": k, "knob": knob or None, "value": None, "queries": 0}
     if vectors is None or ids is None:
-        slots = np.flatnonzero(index.items.alive[:index.items.n])
+        slots = np.flatnonzero(index.items.alive[: index.items.n])
         vectors = index.backend.vectors(slots)
         ids = index.items.ids[slots]
     elif index.metric == "cosine":
@@ -78,5 +87,13 @@ def tune(index: Any, target: float = 0.95, k: int = 10, sample: int = 200, seed:
         chosen = max(tried)
         log.warning("recall@%d target %.2f not reached (best %.3f at %s=%d)", kk, target, tried[chosen], knob, chosen)
     index.params[knob] = int(chosen)
-    return {"recall_at_k": tried[chosen], "k": kk, "knob": knob, "value": int(chosen), "target": target,
-            "queries": len(queries), "query_source": source, "tried": tried}
+    return {
+        "recall_at_k": tried[chosen],
+        "k": kk,
+        "knob": knob,
+        "value": int(chosen),
+        "target": target,
+        "queries": len(queries),
+        "query_source": source,
+        "tried": tried,
+    }

@@ -1,4 +1,5 @@
 """Framework detection and conversion of a native model to an ONNX graph with raw-column inputs."""
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -40,8 +41,10 @@ def detect(model: Any) -> str:
             return "sklearn"
     except ImportError:  # pragma: no cover
         pass
-    raise RoostError(f"cannot log a {type(model).__module__}.{type(model).__name__}",
-                     hint="supported: scikit-learn estimators/Pipelines, LightGBM, XGBoost, torch.nn.Module, .onnx")
+    raise RoostError(
+        f"cannot log a {type(model).__module__}.{type(model).__name__}",
+        hint="supported: scikit-learn estimators/Pipelines, LightGBM, XGBoost, torch.nn.Module, .onnx",
+    )
 
 
 def _frame(sample: Any, columns: list[str] | None = None) -> Any:
@@ -49,8 +52,10 @@ def _frame(sample: Any, columns: list[str] | None = None) -> Any:
     import pandas as pd
 
     if sample is None:
-        raise RoostError("a sample_input is required to convert and check this model",
-                         hint="pass a few rows of the training data (a DataFrame)")
+        raise RoostError(
+            "a sample_input is required to convert and check this model",
+            hint="pass a few rows of the training data (a DataFrame)",
+        )
     if isinstance(sample, pd.DataFrame):
         return sample
     arr = np.asarray(sample)
@@ -72,9 +77,11 @@ def _check_columns(df: Any, expected: list[str] | None) -> list[str]:
         sanitized = [re.sub(r"[^\w]", "_", str(c)) for c in df.columns]
         if sanitized == list(expected):
             return [str(c) for c in df.columns]
-        raise RoostError(f"the sample's columns don't match the model: missing {_short(missing)}",
-                         hint=f"the model was fitted on {_short(list(expected))}; the sample has "
-                              f"{_short([str(c) for c in df.columns])}")
+        raise RoostError(
+            f"the sample's columns don't match the model: missing {_short(missing)}",
+            hint=f"the model was fitted on {_short(list(expected))}; the sample has "
+            f"{_short([str(c) for c in df.columns])}",
+        )
     return list(expected)
 
 
@@ -98,6 +105,7 @@ def _native_scores(task: str, predict_proba: Callable | None, predict: Callable)
         if task == "multiclass":
             return np.asarray(predict_proba(df))
         return np.asarray(predict(df)).reshape(-1)
+
     return run
 
 
@@ -115,8 +123,7 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     cols = _check_columns(df, list(getattr(model, "feature_names_in_", [])) or None)
     final = model.steps[-1][1] if isinstance(model, Pipeline) else model
     first = model.steps[0][1] if isinstance(model, Pipeline) else model
-    per_column = isinstance(first, ColumnTransformer) or any(
-        not pd.api.types.is_numeric_dtype(df[c]) for c in cols)
+    per_column = isinstance(first, ColumnTransformer) or any(not pd.api.types.is_numeric_dtype(df[c]) for c in cols)
     if per_column:
         types = []
         for c in cols:
@@ -133,9 +140,11 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     try:
         onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
     except Exception as exc:  # noqa: BLE001 - skl2onnx raises many types; we name the step
-        raise RoostError(f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
-                         hint="register a converter for it with skl2onnx.update_registered_converter, "
-                              "or replace/wrap that step with a supported one") from exc
+        raise RoostError(
+            f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
+            hint="register a converter for it with skl2onnx.update_registered_converter, "
+            "or replace/wrap that step with a supported one",
+        ) from exc
     task = _classifier_task(len(final.classes_)) if clf else "regression"
     onx = graph.columns_2d_to_1d(onx, cols) if per_column else graph.columns_to_matrix(onx, cols)
     onx = graph.spec_outputs(onx, task, _pick_output(onx, "probabilities" if clf else "variable"))
@@ -144,8 +153,15 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     def run_native(d: Any) -> np.ndarray:
         return native(d[cols] if per_column or hasattr(model, "feature_names_in_") else d[cols].to_numpy())
 
-    return Converted(graph.finalize(onx), task, "sklearn", type(final).__name__, cols, run_native,
-                     [_py(c) for c in getattr(final, "classes_", [])])
+    return Converted(
+        graph.finalize(onx),
+        task,
+        "sklearn",
+        type(final).__name__,
+        cols,
+        run_native,
+        [_py(c) for c in getattr(final, "classes_", [])],
+    )
 
 
 def _name_step(model: Any, exc: Exception) -> str:
@@ -171,8 +187,14 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
 
     names = None
     if framework == "lightgbm":
-        names = list(getattr(model, "feature_name_", None) or (model.feature_name() if hasattr(model, "feature_name")
-                                                              else []) or []) or None
+        names = (
+            list(
+                getattr(model, "feature_name_", None)
+                or (model.feature_name() if hasattr(model, "feature_name") else [])
+                or []
+            )
+            or None
+        )
     else:
         fn = getattr(model, "feature_names_in_", None)
         if fn is None and type(model).__name__ == "Booster":
@@ -192,8 +214,10 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
             (plain.get_booster() if hasattr(plain, "get_booster") else plain).feature_names = None
             onx = onnxmltools.convert_xgboost(plain, initial_types=types, target_opset=15)
     except Exception as exc:  # noqa: BLE001
-        raise RoostError(f"{framework} model cannot be converted to ONNX: {str(exc).splitlines()[0]}",
-                         hint="check the model's objective is supported by onnxmltools") from exc
+        raise RoostError(
+            f"{framework} model cannot be converted to ONNX: {str(exc).splitlines()[0]}",
+            hint="check the model's objective is supported by onnxmltools",
+        ) from exc
     out_names = [o.name for o in onx.graph.output]
     clf = "probabilities" in out_names
     if booster_only:
@@ -207,6 +231,7 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
             raw_predict = model.predict
         pred = lambda d: raw_predict(d.to_numpy(dtype=np.float64))  # noqa: E731
         if clf:
+
             def pp(d):  # noqa: ANN001, ANN202
                 p = np.asarray(raw_predict(d.to_numpy(dtype=np.float64)))
                 return np.column_stack([1 - p, p]) if p.ndim == 1 else p
@@ -247,15 +272,31 @@ def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
             import onnx
 
             buf = io.BytesIO()
-            torch.onnx.export(module, (x,), buf, dynamo=False, input_names=["X"], output_names=["out"],
-                              dynamic_axes={"X": {0: "batch"}, "out": {0: "batch"}}, opset_version=17)
+            torch.onnx.export(
+                module,
+                (x,),
+                buf,
+                dynamo=False,
+                input_names=["X"],
+                output_names=["out"],
+                dynamic_axes={"X": {0: "batch"}, "out": {0: "batch"}},
+                opset_version=17,
+            )
             onx_proto = onnx.load_from_string(buf.getvalue())
         else:
-            onx_proto = torch.onnx.export(module, (x,), dynamo=True, external_data=False, verbose=False,
-                                          dynamic_shapes=({0: torch.export.Dim("batch", min=1)},)).model_proto
+            onx_proto = torch.onnx.export(
+                module,
+                (x,),
+                dynamo=True,
+                external_data=False,
+                verbose=False,
+                dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
+            ).model_proto
     except Exception as exc:  # noqa: BLE001
-        raise RoostError(f"torch model cannot be exported to ONNX: {str(exc).splitlines()[0][:300]}",
-                         hint="use ops supported by torch.onnx (dynamo exporter) or wrap the model") from exc
+        raise RoostError(
+            f"torch model cannot be exported to ONNX: {str(exc).splitlines()[0][:300]}",
+            hint="use ops supported by torch.onnx (dynamo exporter) or wrap the model",
+        ) from exc
     onx = onx_proto
     src = onx.graph.output[0].name
     onx = graph.columns_to_matrix(onx, cols)
@@ -273,8 +314,9 @@ def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
             return y.reshape(-1) if width == 1 else y[:, 1]
         return y.reshape(-1) if task == "regression" else y
 
-    return Converted(graph.finalize(onx), task, "torch", type(module).__name__, cols, native,
-                     [0, 1] if task == "binary" else [])
+    return Converted(
+        graph.finalize(onx), task, "torch", type(module).__name__, cols, native, [0, 1] if task == "binary" else []
+    )
 
 
 def convert(model: Any, sample: Any = None, task: str | None = None) -> Converted:

@@ -1,4 +1,5 @@
 """ONNX graph surgery shared by the converters: raw 1-D column inputs in, spec-named outputs out."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence

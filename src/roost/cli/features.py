@@ -1,12 +1,14 @@
 """`roost features apply|list|materialize|get`: the feature store from the command line."""
+
 from __future__ import annotations
 
 from typing import Optional
 
 import typer
 
-features_app = typer.Typer(help="Feature store: apply definitions, materialise, read online values.",
-                           no_args_is_help=True)
+features_app = typer.Typer(
+    help="Feature store: apply definitions, materialise, read online values.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -49,17 +51,33 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readabl
     if as_json:
         print_json(defs)
         return
-    print_table("entities", ["entity", "join keys"],
-                [[n, ", ".join(f"{k}: {t}" for k, t in s["join_keys"].items())] for n, s in defs["entity"].items()])
-    print_table("sources", ["source", "path / sql", "event time", "created time"],
-                [[n, s.get("path") or s.get("sql"), s.get("event_time") or "(static)", s.get("created_time") or ""]
-                 for n, s in defs["source"].items()])
+    print_table(
+        "entities",
+        ["entity", "join keys"],
+        [[n, ", ".join(f"{k}: {t}" for k, t in s["join_keys"].items())] for n, s in defs["entity"].items()],
+    )
+    print_table(
+        "sources",
+        ["source", "path / sql", "event time", "created time"],
+        [
+            [n, s.get("path") or s.get("sql"), s.get("event_time") or "(static)", s.get("created_time") or ""]
+            for n, s in defs["source"].items()
+        ],
+    )
     rows = []
     for n, s in defs["view"].items():
         tr = (s.get("transform") or {}).get("kind", "")
         wm = (defs["watermark"].get(n) or {}).get("watermark", "")
-        rows.append([n, ", ".join(s["entities"]), ", ".join(f"{f}: {t}" for f, t in s["fields"].items()),
-                     "" if s.get("ttl_seconds") is None else _ttl(s["ttl_seconds"]), tr, wm])
+        rows.append(
+            [
+                n,
+                ", ".join(s["entities"]),
+                ", ".join(f"{f}: {t}" for f, t in s["fields"].items()),
+                "" if s.get("ttl_seconds") is None else _ttl(s["ttl_seconds"]),
+                tr,
+                wm,
+            ]
+        )
     print_table("feature views", ["view", "entities", "fields", "ttl", "transform", "materialized up to"], rows)
 
 
@@ -88,9 +106,11 @@ def materialize_cmd(
         return
     with Console(stderr=True).status("materializing..."):
         res = materialize(start=start, end=end, views=view or None)
-    print_table("materialized", ["view", "from", "to", "entities", "written"],
-                [[r.view, "" if r.start is None else r.start.isoformat(), r.end.isoformat(), r.rows, r.written]
-                 for r in res])
+    print_table(
+        "materialized",
+        ["view", "from", "to", "entities", "written"],
+        [[r.view, "" if r.start is None else r.start.isoformat(), r.end.isoformat(), r.rows, r.written] for r in res],
+    )
 
 
 def _parse_entities(specs: list[str]) -> dict[str, list[str]]:

@@ -1,4 +1,5 @@
 """Entry point of the `roost` command: builds the Typer app from the verb-group modules."""
+
 from __future__ import annotations
 
 import importlib

@@ -1,4 +1,5 @@
 """`roost models import PATH --name N`: bring a model file from any framework into the repository."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -40,11 +41,21 @@ def register(app: typer.Typer) -> None:
                     df = df.drop(columns=[col])
             df = df.head(rows)
         elif not isinstance(model, (bytes, bytearray)):
-            raise RoostError("a --sample is required to convert this model and check its parity",
-                             hint="pass a Parquet/CSV file with the model's input columns")
+            raise RoostError(
+                "a --sample is required to convert this model and check its parity",
+                hint="pass a Parquet/CSV file with the model's input columns",
+            )
         v = log_model(model, name=name, sample_input=df, task=task, allow_mismatch=allow_mismatch)
         meta = v.meta or {}
-        print_table(f"registered {v.name}/{v.version}", ["field", "value"], [
-            ["framework", meta.get("framework")], ["model", meta.get("model_type")], ["task", meta.get("task")],
-            ["inputs", len(meta.get("features") or [])],
-            ["parity max |diff|", meta.get("parity_max_abs_diff")], ["run", v.run_id]])
+        print_table(
+            f"registered {v.name}/{v.version}",
+            ["field", "value"],
+            [
+                ["framework", meta.get("framework")],
+                ["model", meta.get("model_type")],
+                ["task", meta.get("task")],
+                ["inputs", len(meta.get("features") or [])],
+                ["parity max |diff|", meta.get("parity_max_abs_diff")],
+                ["run", v.run_id],
+            ],
+        )

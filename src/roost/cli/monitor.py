@@ -1,4 +1,5 @@
 """`roost monitor` (profile, drift, check, analyze) and `roost fairness`, `roost explain`, `roost card`."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -56,15 +57,33 @@ def profile(
         echo(f"[dim]profile written to[/] {out}")
 
 
-def _drift(reference: str, current: str, model: Optional[str], since: Optional[str], until: Optional[str],
-           features: Optional[List[str]], method: str, threshold: Optional[float], drift_share: float) -> Any:
+def _drift(
+    reference: str,
+    current: str,
+    model: Optional[str],
+    since: Optional[str],
+    until: Optional[str],
+    features: Optional[List[str]],
+    method: str,
+    threshold: Optional[float],
+    drift_share: float,
+) -> Any:
     """Compute a drift report from CLI options."""
     from roost.monitor.api import drift
 
     thresholds = {} if threshold is None else {m: threshold for m in ("ks", "chi2", "wasserstein", "js", "psi")}
     with _status("computing drift ..."):
-        return drift(reference, current, features=_split(features) or None, method=method, thresholds=thresholds,
-                     drift_share=drift_share, model=model, since=since, until=until)
+        return drift(
+            reference,
+            current,
+            features=_split(features) or None,
+            method=method,
+            thresholds=thresholds,
+            drift_share=drift_share,
+            model=model,
+            since=since,
+            until=until,
+        )
 
 
 def _emit(report: Any, html: Optional[Path], prom: Optional[Path], log: bool, model: Optional[str]) -> None:
@@ -92,8 +111,9 @@ _OPTS: dict[str, Any] = dict(
     features=typer.Option(None, "--features", "-f", help="Features to compare (repeat or comma-separate)."),
     method=typer.Option("auto", "--method", help="auto (Evidently's choice), ks, wasserstein, psi, js, chi2."),
     threshold=typer.Option(None, "--threshold", help="Threshold for the method [default: the method's]."),
-    drift_share=typer.Option(0.5, "--drift-share", min=0.0, max=1.0, help="Share of drifted features that "
-                             "makes the dataset drifted."),
+    drift_share=typer.Option(
+        0.5, "--drift-share", min=0.0, max=1.0, help="Share of drifted features that makes the dataset drifted."
+    ),
     html=typer.Option(None, "--html", help="Write the HTML report here."),
     prom=typer.Option(None, "--prom", help="Write Prometheus gauges here (node_exporter textfile collector)."),
     log=typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; seen in the UI)."),
@@ -101,13 +121,21 @@ _OPTS: dict[str, Any] = dict(
 )
 
 
-def drift_cmd(reference: str = _OPTS["reference"], current: str = _OPTS["current"],
-              model: Optional[str] = _OPTS["model"], since: Optional[str] = _OPTS["since"],
-              until: Optional[str] = _OPTS["until"], features: Optional[List[str]] = _OPTS["features"],
-              method: str = _OPTS["method"], threshold: Optional[float] = _OPTS["threshold"],
-              drift_share: float = _OPTS["drift_share"], html: Optional[Path] = _OPTS["html"],
-              prom: Optional[Path] = _OPTS["prom"], log: bool = _OPTS["log"], as_json: bool = _OPTS["as_json"]
-              ) -> None:
+def drift_cmd(
+    reference: str = _OPTS["reference"],
+    current: str = _OPTS["current"],
+    model: Optional[str] = _OPTS["model"],
+    since: Optional[str] = _OPTS["since"],
+    until: Optional[str] = _OPTS["until"],
+    features: Optional[List[str]] = _OPTS["features"],
+    method: str = _OPTS["method"],
+    threshold: Optional[float] = _OPTS["threshold"],
+    drift_share: float = _OPTS["drift_share"],
+    html: Optional[Path] = _OPTS["html"],
+    prom: Optional[Path] = _OPTS["prom"],
+    log: bool = _OPTS["log"],
+    as_json: bool = _OPTS["as_json"],
+) -> None:
     """Per-feature drift (PSI, KS, chi², Jensen–Shannon, Wasserstein) with thresholds and a verdict."""
     from roost.cli.output import echo, print_json, print_table
 
@@ -116,10 +144,26 @@ def drift_cmd(reference: str = _OPTS["reference"], current: str = _OPTS["current
     if as_json:
         print_json(rep.to_dict())
         return
-    rows = [(f.feature, f.kind, f.status, f.method, f.score, f.threshold, f.stats.get("psi"),
-             f.stats.get("ks_pvalue"), f.stats.get("js"), "; ".join(f.notes)) for f in rep.features]
-    print_table(f"{rep.reference} → {rep.current}", ["feature", "kind", "status", "method", "score", "threshold",
-                                                      "PSI", "KS p", "JS", "notes"], rows)
+    rows = [
+        (
+            f.feature,
+            f.kind,
+            f.status,
+            f.method,
+            f.score,
+            f.threshold,
+            f.stats.get("psi"),
+            f.stats.get("ks_pvalue"),
+            f.stats.get("js"),
+            "; ".join(f.notes),
+        )
+        for f in rep.features
+    ]
+    print_table(
+        f"{rep.reference} → {rep.current}",
+        ["feature", "kind", "status", "method", "score", "threshold", "PSI", "KS p", "JS", "notes"],
+        rows,
+    )
     for n in rep.notes:
         echo(f"[dim]note:[/] {n}")
     echo(("[bold red]" if rep.dataset_drift else "[bold green]") + rep.verdict + "[/]")
@@ -127,12 +171,21 @@ def drift_cmd(reference: str = _OPTS["reference"], current: str = _OPTS["current
         echo(f"[dim]report:[/] {html}")
 
 
-def check(reference: str = _OPTS["reference"], current: str = _OPTS["current"],
-          model: Optional[str] = _OPTS["model"], since: Optional[str] = _OPTS["since"],
-          until: Optional[str] = _OPTS["until"], features: Optional[List[str]] = _OPTS["features"],
-          method: str = _OPTS["method"], threshold: Optional[float] = _OPTS["threshold"],
-          drift_share: float = _OPTS["drift_share"], html: Optional[Path] = _OPTS["html"],
-          prom: Optional[Path] = _OPTS["prom"], log: bool = _OPTS["log"], as_json: bool = _OPTS["as_json"]) -> None:
+def check(
+    reference: str = _OPTS["reference"],
+    current: str = _OPTS["current"],
+    model: Optional[str] = _OPTS["model"],
+    since: Optional[str] = _OPTS["since"],
+    until: Optional[str] = _OPTS["until"],
+    features: Optional[List[str]] = _OPTS["features"],
+    method: str = _OPTS["method"],
+    threshold: Optional[float] = _OPTS["threshold"],
+    drift_share: float = _OPTS["drift_share"],
+    html: Optional[Path] = _OPTS["html"],
+    prom: Optional[Path] = _OPTS["prom"],
+    log: bool = _OPTS["log"],
+    as_json: bool = _OPTS["as_json"],
+) -> None:
     """Exit 1 when the dataset drifted, 0 when not (2 on bad input): for cron, CI and alerting."""
     from roost.cli.output import echo, print_json
     from roost.monitor.alerts import exit_code
@@ -140,8 +193,14 @@ def check(reference: str = _OPTS["reference"], current: str = _OPTS["current"],
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
     _emit(rep, html, prom, log, model)
     if as_json:
-        print_json({"verdict": rep.verdict, "dataset_drift": rep.dataset_drift, "share": rep.share,
-                    "drifted": [f.feature for f in rep.tested if f.drifted]})
+        print_json(
+            {
+                "verdict": rep.verdict,
+                "dataset_drift": rep.dataset_drift,
+                "share": rep.share,
+                "drifted": [f.feature for f in rep.tested if f.drifted],
+            }
+        )
     else:
         echo(rep.verdict)
     raise typer.Exit(exit_code(rep))
@@ -167,10 +226,10 @@ def analyze(
     from roost.monitor.report import analysis_html, write
 
     with _status("analysing ..."):
-        frame, source, label = _analysis_frame(run, model, data, labels, _split(on) or ["_request_id", "_row"],
-                                               label)
-        an = run_analysis(frame, label, score, features=_split(slices) or None, bins=bins, threshold=threshold,
-                          source=source)
+        frame, source, label = _analysis_frame(run, model, data, labels, _split(on) or ["_request_id", "_row"], label)
+        an = run_analysis(
+            frame, label, score, features=_split(slices) or None, bins=bins, threshold=threshold, source=source
+        )
     if html is not None:
         write(analysis_html(an), html)
     if as_json:
@@ -186,8 +245,14 @@ def analyze(
         echo(f"[dim]report:[/] {html}")
 
 
-def _analysis_frame(run: Optional[str], model: Optional[str], data: Optional[str], labels: Optional[str],
-                    on: list[str], label: Optional[str]) -> tuple[Any, str, str]:
+def _analysis_frame(
+    run: Optional[str],
+    model: Optional[str],
+    data: Optional[str],
+    labels: Optional[str],
+    on: list[str],
+    label: Optional[str],
+) -> tuple[Any, str, str]:
     """(labelled frame with scores, source name, label column) from the analyze options."""
     from roost.monitor.analysis import join_labels
     from roost.monitor.sources import from_run
@@ -196,8 +261,9 @@ def _analysis_frame(run: Optional[str], model: Optional[str], data: Optional[str
         src = from_run(run, want="evaluation")
         return src.frame, src.name, label or src.label or ""
     if data is None:
-        raise RoostError("nothing to analyse", hint="pass --run RUN, or --model M --data D, or --data LOGS "
-                         "--labels LABELS")
+        raise RoostError(
+            "nothing to analyse", hint="pass --run RUN, or --model M --data D, or --data LOGS --labels LABELS"
+        )
     frame = _load(data)
     if labels is not None:
         frame = join_labels(frame, _load(labels), on)
@@ -216,8 +282,9 @@ def _analysis_frame(run: Optional[str], model: Optional[str], data: Optional[str
 
 
 def fairness_cmd(
-    sensitive: List[str] = typer.Option(..., "--sensitive", "-s", help="Sensitive column(s); several = "
-                                        "each alone and their intersection."),
+    sensitive: List[str] = typer.Option(
+        ..., "--sensitive", "-s", help="Sensitive column(s); several = each alone and their intersection."
+    ),
     run: Optional[str] = typer.Option(None, "--run", help="A run: its model, and its evaluation set by default."),
     model: Optional[str] = typer.Option(None, "--model", "-m", help="A model package or name@alias."),
     data: Optional[str] = typer.Option(None, "--data", "-d", help="Data with the sensitive columns (and label)."),
@@ -235,8 +302,17 @@ def fairness_cmd(
     from roost.responsible.api import fairness
 
     with _status("computing group metrics ..."):
-        rep = fairness(data, _split(sensitive), label=label, model=model, run=run, score=score,
-                       threshold=threshold, pos_label=pos_label, min_group=min_group)
+        rep = fairness(
+            data,
+            _split(sensitive),
+            label=label,
+            model=model,
+            run=run,
+            score=score,
+            threshold=threshold,
+            pos_label=pos_label,
+            min_group=min_group,
+        )
     if html is not None:
         write(fairness_html(rep), html)
     if as_json:
@@ -244,8 +320,11 @@ def fairness_cmd(
         return
     for t in rep.tables:
         keys = [k for k in t.metrics if k != "positives"]
-        print_table(" × ".join(t.columns), ["group", *keys],
-                    [[" / ".join(g), *[t.metrics[k][i] for k in keys]] for i, g in enumerate(t.groups)])
+        print_table(
+            " × ".join(t.columns),
+            ["group", *keys],
+            [[" / ".join(g), *[t.metrics[k][i] for k in keys]] for i, g in enumerate(t.groups)],
+        )
         echo("  " + ", ".join(f"{k.replace('_', ' ')} [bold]{v:.4g}[/]" for k, v in t.disparities().items()))
     for w in rep.warnings:
         echo(f"[yellow]warning:[/] {w}")
@@ -277,8 +356,11 @@ def explain_cmd(
     if row is not None:
         if not 0 <= row < len(exp.values):
             raise RoostError(f"--row {row} is outside the {len(exp.values)} explained rows", hint="pass --rows")
-        print_table(f"row {row}: base {exp.base[row]:.4g} → {exp.output[row]:.4g}", ["feature", "value",
-                    "attribution"], exp.row(row))
+        print_table(
+            f"row {row}: base {exp.base[row]:.4g} → {exp.output[row]:.4g}",
+            ["feature", "value", "attribution"],
+            exp.row(row),
+        )
     for n in exp.notes:
         echo(f"[dim]note:[/] {n}")
 
@@ -297,8 +379,14 @@ def card_cmd(
     from roost.responsible.card import build_card, write_card
 
     with _status(f"assembling the card of {model} ..."):
-        card = build_card(model, data=_load(data) if data else None, label=label, sensitive=_split(sensitive),
-                          current=current, threshold=threshold)
+        card = build_card(
+            model,
+            data=_load(data) if data else None,
+            label=label,
+            sensitive=_split(sensitive),
+            current=current,
+            threshold=threshold,
+        )
         path = write_card(card, out)
     echo(f"model card written to {path}")
     for m in card.missing:

@@ -1,4 +1,5 @@
 """`roost notebook` (JupyterLab with the roost kernel) and `roost nb run|diff` (papermill runs, notebook diffs)."""
+
 from __future__ import annotations
 
 import sys
@@ -7,8 +8,7 @@ from typing import List, Optional
 
 import typer
 
-nb_app = typer.Typer(help="Notebooks: run with parameters as a recorded run, diff cell by cell.",
-                     no_args_is_help=True)
+nb_app = typer.Typer(help="Notebooks: run with parameters as a recorded run, diff cell by cell.", no_args_is_help=True)
 
 
 def register(app: typer.Typer) -> None:
@@ -55,8 +55,9 @@ def notebook(
 @nb_app.command("run")
 def run_cmd(
     notebook: Path = typer.Argument(..., help="the notebook to execute (.ipynb)"),
-    param: Optional[List[str]] = typer.Option(None, "-p", "--param", help="key=value (JSON values: 3, 0.1, true, "
-                                                                        "[1,2]; anything else is a string)"),
+    param: Optional[List[str]] = typer.Option(
+        None, "-p", "--param", help="key=value (JSON values: 3, 0.1, true, [1,2]; anything else is a string)"
+    ),
     out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the executed notebook here"),
     experiment: str = typer.Option("notebooks", "--experiment", "-e", help="experiment of the run"),
     timeout: Optional[float] = typer.Option(None, "--timeout", help="seconds a cell may run (default: no limit)"),

@@ -1,4 +1,5 @@
 """Shared CLI output helpers: Rich tables for people, JSON for machines."""
+
 from __future__ import annotations
 
 import json

@@ -1,4 +1,5 @@
 """`roost pipeline run|show|export`: DAGs of ML tasks, run locally with caching or exported to Airflow."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -6,8 +7,9 @@ from typing import List, Optional
 
 import typer
 
-app_ = typer.Typer(help="Pipelines: run locally (cached, parallel, retried), show, export to Airflow.",
-                   no_args_is_help=True)
+app_ = typer.Typer(
+    help="Pipelines: run locally (cached, parallel, retried), show, export to Airflow.", no_args_is_help=True
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -31,9 +33,12 @@ def parse_params(items: list[str] | None) -> dict:
 
 
 @app_.command("run")
-def run_cmd(file: Path, param: Optional[List[str]] = typer.Option(None, "-p", "--param", help="key=value"),
-            parallel: int = typer.Option(4, "--parallel", help="tasks run at once"),
-            no_cache: bool = typer.Option(False, "--no-cache", help="ignore cached task outputs")) -> None:
+def run_cmd(
+    file: Path,
+    param: Optional[List[str]] = typer.Option(None, "-p", "--param", help="key=value"),
+    parallel: int = typer.Option(4, "--parallel", help="tasks run at once"),
+    no_cache: bool = typer.Option(False, "--no-cache", help="ignore cached task outputs"),
+) -> None:
     """Run a pipeline locally; independent tasks in parallel, retries, cached outputs."""
     from rich.console import Console
 
@@ -63,11 +68,22 @@ def _show(run_id: str) -> None:
 
     prun = api.get_run(run_id)
     kids = api.search_runs(f"parent_run_id = '{prun['run_id']}'", limit=None, order_by="start_time")
-    rows = [[k["tags"].get("roost.task"), k["tags"].get("roost.task.state", k["status"].lower()),
-             k["tags"].get("roost.task.attempts", ""), k["metrics"].get("task_seconds"),
-             (k["tags"].get("roost.task.error") or "")[:80], k["run_id"][:8]] for k in kids]
-    print_table(f"pipeline {prun['name']} · run {prun['run_id'][:8]} · {prun['status']}",
-                ["task", "state", "attempts", "seconds", "error", "task run"], rows)
+    rows = [
+        [
+            k["tags"].get("roost.task"),
+            k["tags"].get("roost.task.state", k["status"].lower()),
+            k["tags"].get("roost.task.attempts", ""),
+            k["metrics"].get("task_seconds"),
+            (k["tags"].get("roost.task.error") or "")[:80],
+            k["run_id"][:8],
+        ]
+        for k in kids
+    ]
+    print_table(
+        f"pipeline {prun['name']} · run {prun['run_id'][:8]} · {prun['status']}",
+        ["task", "state", "attempts", "seconds", "error", "task run"],
+        rows,
+    )
 
 
 @app_.command("show")
@@ -77,8 +93,11 @@ def show_cmd(run_id: str) -> None:
 
 
 @app_.command("export")
-def export_cmd(file: Path, airflow: Path = typer.Option(..., "--airflow", help="DAG file to write"),
-               param: Optional[List[str]] = typer.Option(None, "-p", "--param")) -> None:
+def export_cmd(
+    file: Path,
+    airflow: Path = typer.Option(..., "--airflow", help="DAG file to write"),
+    param: Optional[List[str]] = typer.Option(None, "-p", "--param"),
+) -> None:
     """Write an Airflow DAG file running the pipeline task by task with roost's interpreter."""
     from roost import workspace
     from roost.cli.output import echo

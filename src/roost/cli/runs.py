@@ -1,4 +1,5 @@
 """`roost runs|experiments|models ...`: query the model repository."""
+
 from __future__ import annotations
 
 from typing import Optional
@@ -24,8 +25,8 @@ def _short(run_id: str | None) -> str:
 @runs_app.command("list")
 def runs_list(
     experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="experiment name"),
-    filter: Optional[str] = typer.Option(None, "--filter", "-f", help="e.g. \"metrics.auc >= 0.9 AND params.lr < 0.1\""),
-    order_by: Optional[str] = typer.Option(None, "--order-by", "-o", help="e.g. \"metrics.auc DESC\""),
+    filter: Optional[str] = typer.Option(None, "--filter", "-f", help='e.g. "metrics.auc >= 0.9 AND params.lr < 0.1"'),
+    order_by: Optional[str] = typer.Option(None, "--order-by", "-o", help='e.g. "metrics.auc DESC"'),
     limit: int = typer.Option(50, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
@@ -39,11 +40,31 @@ def runs_list(
         return
     mkeys = sorted({k for r in runs for k in r["metrics"]})[:6]
     pkeys = sorted({k for r in runs for k in r["params"]})[:6]
-    rows = [[_short(r["run_id"]), r["experiment"], r["name"], r["status"],
-             r["start_time"].strftime("%Y-%m-%d %H:%M:%S") if r["start_time"] else "",
-             *[r["params"].get(k) for k in pkeys], *[r["metrics"].get(k) for k in mkeys]] for r in runs]
-    print_table(f"{len(runs)} run(s)", ["run", "experiment", "name", "status", "started",
-                                       *[f"params.{k}" for k in pkeys], *[f"metrics.{k}" for k in mkeys]], rows)
+    rows = [
+        [
+            _short(r["run_id"]),
+            r["experiment"],
+            r["name"],
+            r["status"],
+            r["start_time"].strftime("%Y-%m-%d %H:%M:%S") if r["start_time"] else "",
+            *[r["params"].get(k) for k in pkeys],
+            *[r["metrics"].get(k) for k in mkeys],
+        ]
+        for r in runs
+    ]
+    print_table(
+        f"{len(runs)} run(s)",
+        [
+            "run",
+            "experiment",
+            "name",
+            "status",
+            "started",
+            *[f"params.{k}" for k in pkeys],
+            *[f"metrics.{k}" for k in mkeys],
+        ],
+        rows,
+    )
 
 
 @runs_app.command("show")
@@ -58,8 +79,20 @@ def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
     if as_json:
         print_json({**r, "artifacts": files})
         return
-    attrs = ["run_id", "name", "experiment", "status", "start_time", "end_time", "user", "git_commit", "git_dirty",
-             "source", "parent_run_id", "artifact_uri"]
+    attrs = [
+        "run_id",
+        "name",
+        "experiment",
+        "status",
+        "start_time",
+        "end_time",
+        "user",
+        "git_commit",
+        "git_dirty",
+        "source",
+        "parent_run_id",
+        "artifact_uri",
+    ]
     print_table(f"run {r['run_id']}", ["field", "value"], [[a, r[a]] for a in attrs])
     if r["params"]:
         print_table("params", ["key", "value"], sorted(r["params"].items()))
@@ -105,8 +138,11 @@ def experiments_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json(exps)
         return
-    print_table("experiments", ["id", "name", "runs", "created"], [[e["id"], e["name"], e["runs"], e["created_at"]]
-                                                                    for e in exps])
+    print_table(
+        "experiments",
+        ["id", "name", "runs", "created"],
+        [[e["id"], e["name"], e["runs"], e["created_at"]] for e in exps],
+    )
 
 
 @models_app.command("list")
@@ -119,9 +155,11 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
     if as_json:
         print_json(ms)
         return
-    print_table("models", ["name", "latest", "aliases"],
-                [[m["name"], m["latest_version"], ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items()))]
-                 for m in ms])
+    print_table(
+        "models",
+        ["name", "latest", "aliases"],
+        [[m["name"], m["latest_version"], ", ".join(f"{a}→{v}" for a, v in sorted(m["aliases"].items()))] for m in ms],
+    )
 
 
 @models_app.command("versions")
@@ -135,14 +173,26 @@ def models_versions(name: str, as_json: bool = typer.Option(False, "--json")) ->
         print_json([v.to_dict() for v in vs])
         return
     mkeys = sorted({k for v in vs for k in ((v.meta or {}).get("metrics") or {})})[:5]
-    print_table(f"{name}: {len(vs)} version(s)", ["version", "aliases", "run", "created", *mkeys],
-                [[v.version, ", ".join(v.aliases), _short(v.run_id), v.created_at,
-                  *[((v.meta or {}).get("metrics") or {}).get(k) for k in mkeys]] for v in vs])
+    print_table(
+        f"{name}: {len(vs)} version(s)",
+        ["version", "aliases", "run", "created", *mkeys],
+        [
+            [
+                v.version,
+                ", ".join(v.aliases),
+                _short(v.run_id),
+                v.created_at,
+                *[((v.meta or {}).get("metrics") or {}).get(k) for k in mkeys],
+            ]
+            for v in vs
+        ],
+    )
 
 
 @models_app.command("alias")
-def models_alias(name: str, version: int, alias: str,
-                 delete: bool = typer.Option(False, "--delete", help="remove the alias instead")) -> None:
+def models_alias(
+    name: str, version: int, alias: str, delete: bool = typer.Option(False, "--delete", help="remove the alias instead")
+) -> None:
     """Point NAME@ALIAS at VERSION (recorded in the alias history)."""
     from roost.cli.output import echo
     from roost.registry import api, modelreg
@@ -169,8 +219,15 @@ def models_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None
         print_json({**v.to_dict(), "alias_history": hist})
         return
     meta = v.meta or {}
-    rows = [["name", v.name], ["version", v.version], ["aliases", ", ".join(v.aliases)], ["run", v.run_id],
-            ["source", v.source], ["local path", v.local_path], ["created", v.created_at]]
+    rows = [
+        ["name", v.name],
+        ["version", v.version],
+        ["aliases", ", ".join(v.aliases)],
+        ["run", v.run_id],
+        ["source", v.source],
+        ["local path", v.local_path],
+        ["created", v.created_at],
+    ]
     for k in ("framework", "model_type", "task", "label", "parity_max_abs_diff"):
         if k in meta:
             rows.append([k, meta[k]])
@@ -178,6 +235,12 @@ def models_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None
     if meta.get("metrics"):
         print_table("metrics", ["key", "value"], sorted(meta["metrics"].items()))
     if v.signature:
-        print_table("signature", ["io", "name", "dtype", "shape"],
-                    [[io, t["name"], t.get("dtype"), t.get("shape")] for io in ("inputs", "outputs")
-                     for t in v.signature.get(io, [])])
+        print_table(
+            "signature",
+            ["io", "name", "dtype", "shape"],
+            [
+                [io, t["name"], t.get("dtype"), t.get("shape")]
+                for io in ("inputs", "outputs")
+                for t in v.signature.get(io, [])
+            ],
+        )

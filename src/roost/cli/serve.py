@@ -1,4 +1,5 @@
 """`roost serve MODEL [MODEL ...]`: run the serving fleet (KServe V2 + TF-Serving REST) on one port."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -14,30 +15,43 @@ def register(app: typer.Typer) -> None:
 
 def serve(
     models: Optional[List[str]] = typer.Argument(
-        None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"),
+        None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"
+    ),
     replicas: int = typer.Option(1, "--replicas", "-r", help="worker processes behind the port"),
     port: int = typer.Option(8080, "--port", "-p"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
     max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
-    threads: int = typer.Option(0, "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"),
+    threads: int = typer.Option(
+        0, "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"
+    ),
     log_requests: float = typer.Option(0.0, "--log-requests", help="fraction of requests logged to Parquet (0..1)"),
     log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
     max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="largest request body accepted (413 above)"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="ROOST_SERVE_TOKEN",
-                                        help="require Authorization: Bearer TOKEN (health checks stay open)"),
+    token: Optional[str] = typer.Option(
+        None,
+        "--token",
+        envvar="ROOST_SERVE_TOKEN",
+        help="require Authorization: Bearer TOKEN (health checks stay open)",
+    ),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
     grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),
-    alert_rules: Optional[Path] = typer.Option(None, "--alert-rules",
-                                               help="write Prometheus alerting rules to this YAML file"),
+    alert_rules: Optional[Path] = typer.Option(
+        None, "--alert-rules", help="write Prometheus alerting rules to this YAML file"
+    ),
     alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
     alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
-    index: Optional[List[str]] = typer.Option(None, "--index", help="also serve a vector index (NAME, NAME@alias, "
-                                              "NAME/3): POST /v1/indexes/NAME/search"),
-    recommend: Optional[List[str]] = typer.Option(None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]",
-                                                  help="two-stage endpoint POST /v1/recommend/INDEX"),
+    index: Optional[List[str]] = typer.Option(
+        None, "--index", help="also serve a vector index (NAME, NAME@alias, NAME/3): POST /v1/indexes/NAME/search"
+    ),
+    recommend: Optional[List[str]] = typer.Option(
+        None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]", help="two-stage endpoint POST /v1/recommend/INDEX"
+    ),
     export: Optional[Tuple[str, Path]] = typer.Option(
-        None, "--export", metavar="FORMAT OUT",
-        help="write a deployment bundle instead of serving: `--export kserve OUT/` (see docs/kserve.md)"),
+        None,
+        "--export",
+        metavar="FORMAT OUT",
+        help="write a deployment bundle instead of serving: `--export kserve OUT/` (see docs/kserve.md)",
+    ),
 ) -> None:
     """Serve models over HTTP: KServe V2 (/v2/...), TF-Serving REST (/v1/...), /metrics, /openapi.json."""
     import logging
@@ -69,11 +83,23 @@ def serve(
     from roost.serve.fleet import serve as run_fleet
 
     root = os.environ.get("ROOST_WORKSPACE") or workspace.find_root()
-    cfg = ServeConfig(models=list(models or []), host=host, port=port, replicas=replicas, max_batch=max_batch,
-                      threads=threads, log_requests=log_requests, log_dir=str(log_dir) if log_dir else None,
-                      max_body_mb=max_body_mb, token=token, poll_s=poll, grace_s=grace,
-                      workspace=str(root) if root else None, indexes=list(index or []),
-                      recommend=_recommend_map(recommend))
+    cfg = ServeConfig(
+        models=list(models or []),
+        host=host,
+        port=port,
+        replicas=replicas,
+        max_batch=max_batch,
+        threads=threads,
+        log_requests=log_requests,
+        log_dir=str(log_dir) if log_dir else None,
+        max_body_mb=max_body_mb,
+        token=token,
+        poll_s=poll,
+        grace_s=grace,
+        workspace=str(root) if root else None,
+        indexes=list(index or []),
+        recommend=_recommend_map(recommend),
+    )
     logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
     code = run_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
     if code:
@@ -87,8 +113,10 @@ def _recommend_map(items: list[str] | None) -> dict[str, list]:
     out: dict[str, list] = {}
     for item in items or []:
         if "=" not in item:
-            raise RoostError(f"--recommend {item!r}: expected INDEX=USER_MODEL[,RANKER]",
-                             hint="e.g. --recommend items=two_tower@prod,ranker@prod")
+            raise RoostError(
+                f"--recommend {item!r}: expected INDEX=USER_MODEL[,RANKER]",
+                hint="e.g. --recommend items=two_tower@prod,ranker@prod",
+            )
         idx, models = item.split("=", 1)
         parts = [m for m in models.split(",") if m]
         if not parts or len(parts) > 2:

@@ -1,4 +1,5 @@
 """`roost train CONFIG.yaml` and `roost tensorboard RUN_ID`."""
+
 from __future__ import annotations
 
 import sys
@@ -15,8 +16,11 @@ def train(
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Start TensorBoard on the run's logs; print URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
-    nproc: str = typer.Option("1", "--nproc", help="Data-parallel worker processes (torch elastic; gloo on CPU, "
-                              "NCCL on GPU). Under torchrun, leave it at 1."),
+    nproc: str = typer.Option(
+        "1",
+        "--nproc",
+        help="Data-parallel worker processes (torch elastic; gloo on CPU, NCCL on GPU). Under torchrun, leave it at 1.",
+    ),
 ) -> None:
     """Train a model from a config; record the run, its metrics and the model package."""
     from roost.cli.output import echo, print_json, print_table
@@ -27,19 +31,36 @@ def train(
     if config is None and not resume:
         raise RoostError("no config given", hint="roost train CONFIG.yaml, or roost train --resume RUN_ID")
     try:
-        res = run_train(config, overrides=set_, resume=resume, tensorboard=tensorboard,
-                        progress=not quiet and not as_json,
-                        announce=print_tensorboard_url, nproc=nproc)
+        res = run_train(
+            config,
+            overrides=set_,
+            resume=resume,
+            tensorboard=tensorboard,
+            progress=not quiet and not as_json,
+            announce=print_tensorboard_url,
+            nproc=nproc,
+        )
     except Interrupted as exc:
-        sys.stderr.write(f"interrupted: run {exc.run_id} marked KILLED; last checkpoint kept\n"
-                         f"continue with: roost train --resume {exc.run_id}\n")
+        sys.stderr.write(
+            f"interrupted: run {exc.run_id} marked KILLED; last checkpoint kept\n"
+            f"continue with: roost train --resume {exc.run_id}\n"
+        )
         raise typer.Exit(130)
     if res is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if as_json:
-        print_json({"run_id": res.run_id, "task": res.task, "model_type": res.model_type, "metrics": res.metrics,
-                    "package": str(res.package_path), "model": res.model_name, "version": res.version,
-                    "tensorboard_url": res.tensorboard_url})
+        print_json(
+            {
+                "run_id": res.run_id,
+                "task": res.task,
+                "model_type": res.model_type,
+                "metrics": res.metrics,
+                "package": str(res.package_path),
+                "model": res.model_name,
+                "version": res.version,
+                "tensorboard_url": res.tensorboard_url,
+            }
+        )
     else:
         rows = [(k, v) for k, v in res.metrics.items() if k.startswith("test_")]
         print_table(f"{res.model_type} · {res.task} · run {res.run_id}", ["metric", "value"], rows)

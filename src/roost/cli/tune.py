@@ -1,4 +1,5 @@
 """`roost tune CONFIG.yaml ...`, `roost tune serve`, `roost tune show STUDY`: hyperparameter tuning."""
+
 from __future__ import annotations
 
 from typing import Any, Optional
@@ -17,8 +18,11 @@ class _RunByDefault(TyperGroup):
         return super().resolve_command(ctx, args)
 
 
-tune_app = typer.Typer(cls=_RunByDefault, no_args_is_help=True,
-                       help="Tune hyperparameters: `roost tune CONFIG.yaml --trials N`, or run the ask/tell service.")
+tune_app = typer.Typer(
+    cls=_RunByDefault,
+    no_args_is_help=True,
+    help="Tune hyperparameters: `roost tune CONFIG.yaml --trials N`, or run the ask/tell service.",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -43,10 +47,11 @@ def trials_table(study: dict, limit: int = 25) -> Any:
     names = list(study["space"])[:6]
     best = study.get("best_trial")
     c = study["counts"]
-    t = Table(title=f"study {study['id']} · {study['sampler_used']} · {study['direction']} {study['objective']}",
-              caption=f"{c['COMPLETE']} complete · {c['PRUNED']} pruned · {c['FAIL']} failed · "
-                      f"{c['RUNNING']} running"
-              + (f" · best {_fmt(best['value'])} (#{best['number']})" if best else ""))
+    t = Table(
+        title=f"study {study['id']} · {study['sampler_used']} · {study['direction']} {study['objective']}",
+        caption=f"{c['COMPLETE']} complete · {c['PRUNED']} pruned · {c['FAIL']} failed · "
+        f"{c['RUNNING']} running" + (f" · best {_fmt(best['value'])} (#{best['number']})" if best else ""),
+    )
     for col in ("#", "state", "value", *names, "steps"):
         t.add_column(col, overflow="fold")
     shown = trials[-limit:]
@@ -55,8 +60,13 @@ def trials_table(study: dict, limit: int = 25) -> Any:
     colour = {"COMPLETE": "green", "PRUNED": "yellow", "FAIL": "red", "RUNNING": "cyan", "WAITING": "dim"}
     for x in shown:
         star = " ★" if best is not None and x["number"] == best["number"] else ""
-        t.add_row(f"{x['number']}{star}", f"[{colour[x['state']]}]{x['state'].lower()}[/]", _fmt(x["value"]),
-                  *[_fmt(x["params"].get(n)) for n in names], str(len(x.get("intermediate") or {})))
+        t.add_row(
+            f"{x['number']}{star}",
+            f"[{colour[x['state']]}]{x['state'].lower()}[/]",
+            _fmt(x["value"]),
+            *[_fmt(x["params"].get(n)) for n in names],
+            str(len(x.get("intermediate") or {})),
+        )
     return t
 
 
@@ -71,16 +81,18 @@ def _live(engine: Any, sid: str) -> Any:
 def run_cmd(
     config: str = typer.Argument(..., help="training config with a search: block"),
     trials: int = typer.Option(20, "--trials", "-n", help="number of trials"),
-    parallel: Optional[int] = typer.Option(None, "--parallel", "-p",
-                                           help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"),
+    parallel: Optional[int] = typer.Option(
+        None, "--parallel", "-p", help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"
+    ),
     sampler: Optional[str] = typer.Option(None, "--sampler", help="auto | grid | random | tpe | gp"),
     prune: Optional[str] = typer.Option(None, "--prune", help="none | median | hyperband"),
     seed: Optional[int] = typer.Option(None, "--seed"),
     register_as: Optional[str] = typer.Option(None, "--register", help="register the best model under this name"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     backend: str = typer.Option("local", "--backend", help="local (worker processes) | ray (one Ray task a trial)"),
-    ray_address: Optional[str] = typer.Option(None, "--ray-address",
-                                              help="Ray cluster HOST:PORT (default: RAY_ADDRESS or a local Ray)"),
+    ray_address: Optional[str] = typer.Option(
+        None, "--ray-address", help="Ray cluster HOST:PORT (default: RAY_ADDRESS or a local Ray)"
+    ),
 ) -> None:
     """Tune a training config: each trial is a child run of one tuning run; Ctrl-C keeps finished trials."""
     from roost.cli.output import echo, print_json
@@ -94,22 +106,47 @@ def run_cmd(
         if reg:
             result.registered = C.register_best(result, reg)
 
-    res = tune(spec.objective, spec.space, trials, parallel=parallel, sampler=sampler or spec.sampler,
-               prune=prune or spec.prune, direction=spec.direction, metric=spec.metric,
-               experiment=spec.experiment, name=spec.name, seed=seed if seed is not None else spec.seed,
-               display=None if as_json else _live, finish=finish, backend=backend, ray_address=ray_address)
+    res = tune(
+        spec.objective,
+        spec.space,
+        trials,
+        parallel=parallel,
+        sampler=sampler or spec.sampler,
+        prune=prune or spec.prune,
+        direction=spec.direction,
+        metric=spec.metric,
+        experiment=spec.experiment,
+        name=spec.name,
+        seed=seed if seed is not None else spec.seed,
+        display=None if as_json else _live,
+        finish=finish,
+        backend=backend,
+        ray_address=ray_address,
+    )
     done = [t for t in res.trials if t["state"] in ("COMPLETE", "PRUNED", "FAIL")]
     if as_json:
-        print_json({"study_id": res.study_id, "parent_run_id": res.parent_run_id, "sampler": res.sampler,
-                    "best": res.best, "finished": len(done), "interrupted": res.interrupted,
-                    "registered": res.registered})
+        print_json(
+            {
+                "study_id": res.study_id,
+                "parent_run_id": res.parent_run_id,
+                "sampler": res.sampler,
+                "best": res.best,
+                "finished": len(done),
+                "interrupted": res.interrupted,
+                "registered": res.registered,
+            }
+        )
     else:
         echo("")
-        echo(f"study [bold]{res.study_id}[/] · tuning run {res.parent_run_id} · sampler {res.sampler} · "
-             f"{len(done)} trial(s) finished" + (" · [yellow]interrupted[/]" if res.interrupted else ""))
+        echo(
+            f"study [bold]{res.study_id}[/] · tuning run {res.parent_run_id} · sampler {res.sampler} · "
+            f"{len(done)} trial(s) finished" + (" · [yellow]interrupted[/]" if res.interrupted else "")
+        )
         if res.best is not None:
-            echo(f"best {spec.metric} = [bold]{res.best_value:.6g}[/] (trial {res.best['number']}, run "
-                 f"{res.best_run_id}) with {res.best_params}")
+            echo(
+                f"best {spec.metric} = [bold]{res.best_value:.6g}[/] (trial {res.best['number']}, run "
+                f"{res.best_run_id}) with {res.best_params}"
+            )
         if res.registered:
             echo(f"registered [bold]{res.registered}[/]")
     if res.interrupted:
@@ -133,8 +170,10 @@ def serve_cmd(
 
 
 @tune_app.command("show")
-def show_cmd(study: Optional[str] = typer.Argument(None, help="study id (omit to list studies)"),
-             as_json: bool = typer.Option(False, "--json")) -> None:
+def show_cmd(
+    study: Optional[str] = typer.Argument(None, help="study id (omit to list studies)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Show a study's trials and best trial, or list studies."""
     from rich.console import Console
 
@@ -147,9 +186,14 @@ def show_cmd(study: Optional[str] = typer.Argument(None, help="study id (omit to
         if as_json:
             print_json(studies)
             return
-        print_table(f"{len(studies)} stud(ies)", ["id", "name", "sampler", "objective", "direction", "trials"],
-                    [[s["id"], s["name"], s["sampler_used"], s["objective"], s["direction"], s["next_number"]]
-                     for s in studies])
+        print_table(
+            f"{len(studies)} stud(ies)",
+            ["id", "name", "sampler", "objective", "direction", "trials"],
+            [
+                [s["id"], s["name"], s["sampler_used"], s["objective"], s["direction"], s["next_number"]]
+                for s in studies
+            ],
+        )
         return
     st = eng.study(study)
     if as_json:

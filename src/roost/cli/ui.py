@@ -1,4 +1,5 @@
 """`roost ui`: serve the repository web UI."""
+
 from __future__ import annotations
 
 import os
@@ -15,10 +16,12 @@ def register(app: typer.Typer) -> None:
 def ui(
     port: int = typer.Option(5000, "--port", "-p", help="port to listen on"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to bind (127.0.0.1 keeps it local)"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="ROOST_UI_TOKEN",
-                                        help="require this bearer token (header, or ?token= once → cookie)"),
-    tb_idle_minutes: float = typer.Option(30.0, "--tensorboard-idle-minutes",
-                                          help="stop a TensorBoard nobody used for this long"),
+    token: Optional[str] = typer.Option(
+        None, "--token", envvar="ROOST_UI_TOKEN", help="require this bearer token (header, or ?token= once → cookie)"
+    ),
+    tb_idle_minutes: float = typer.Option(
+        30.0, "--tensorboard-idle-minutes", help="stop a TensorBoard nobody used for this long"
+    ),
 ) -> None:
     """Serve the web UI: experiments, runs, compare, models, feature views, TensorBoard."""
     import uvicorn
@@ -32,13 +35,16 @@ def ui(
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and not token:
         echo(f"warning: serving on {host} without --token: anyone who can reach this port can read the repository")
-    app = create_app(token=token, allowed_hosts=LOOPBACK_HOSTS if loopback else None,
-                     tb_idle_s=tb_idle_minutes * 60, tb_log_dir=ws.state_dir / "ui")
+    app = create_app(
+        token=token,
+        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+        tb_idle_s=tb_idle_minutes * 60,
+        tb_log_dir=ws.state_dir / "ui",
+    )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     echo(f"roost ui for {ws.root} at {url}  (Ctrl-C stops it)")
     try:
         uvicorn.run(app, host=host, port=port, log_level=os.environ.get("ROOST_UI_LOG_LEVEL", "warning"))
     except OSError as exc:
-        raise RoostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
-                         hint="pick another --port") from None
+        raise RoostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None

@@ -1,4 +1,5 @@
 """`roost init`: create or re-open a workspace."""
+
 from __future__ import annotations
 
 from pathlib import Path

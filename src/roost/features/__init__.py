@@ -2,6 +2,7 @@
 
 Names load lazily so `import roost.features` stays fast (no DuckDB, Arrow or pandas until used).
 """
+
 from __future__ import annotations
 
 

@@ -1,4 +1,5 @@
 """`apply`: validate the workspace's feature definitions and register them, reporting what was added/changed/removed."""
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,10 @@ def validate(specs: dict[str, dict[str, dict]], root: Path) -> None:
         for name, view in specs["view"].items():
             src = specs["source"][view["source"]]
             if view.get("ttl_seconds") is not None and not src.get("event_time"):
-                raise ConfigError(f"view {name!r} has a ttl but source {src['name']!r} has no event time",
-                                  hint="static sources (event_time=None) are valid forever: drop the ttl")
+                raise ConfigError(
+                    f"view {name!r} has a ttl but source {src['name']!r} has no event time",
+                    hint="static sources (event_time=None) are valid forever: drop the ttl",
+                )
             run(con, "DESCRIBE " + view_rows(con, view, src, root, limit=5), f"view {name!r}").fetchall()
     finally:
         con.close()
@@ -80,8 +83,9 @@ def diff_specs(new: dict[str, dict[str, dict]], old: dict[str, dict[str, dict]])
             if name not in old[k]:
                 d.added[k].append(name)
             elif old[k][name] != spec:
-                d.changed[k][name] = sorted(key for key in set(spec) | set(old[k][name])
-                                            if spec.get(key) != old[k][name].get(key))
+                d.changed[k][name] = sorted(
+                    key for key in set(spec) | set(old[k][name]) if spec.get(key) != old[k][name].get(key)
+                )
         d.removed[k] = sorted(set(old[k]) - set(new[k]))
     return d
 

@@ -1,4 +1,5 @@
 """Feature definitions: entities (join keys), sources (files or DuckDB SQL) and feature views, with their specs."""
+
 from __future__ import annotations
 
 import hashlib
@@ -21,8 +22,14 @@ DTYPES: dict[str, tuple[str, str]] = {
     "timestamp": ("TIMESTAMPTZ", "INTEGER"),
 }
 KEY_DTYPES = ("int64", "int32", "string")
-_ALIASES = {"int": "int64", "float": "float64", "str": "string", "boolean": "bool", "double": "float64",
-            "datetime": "timestamp"}
+_ALIASES = {
+    "int": "int64",
+    "float": "float64",
+    "str": "string",
+    "boolean": "bool",
+    "double": "float64",
+    "datetime": "timestamp",
+}
 _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LOADER_PREFIX = "roost_feature_defs"
 
@@ -30,8 +37,10 @@ LOADER_PREFIX = "roost_feature_defs"
 def check_name(what: str, name: str) -> str:
     """Return `name` if it is a plain identifier (it becomes a SQL column or table name), else raise."""
     if not isinstance(name, str) or not _IDENT.match(name) or name.startswith("__"):
-        raise ConfigError(f"{what} name {name!r} is not a plain identifier",
-                          hint="use letters, digits and underscores, not starting with a digit or '__'")
+        raise ConfigError(
+            f"{what} name {name!r} is not a plain identifier",
+            hint="use letters, digits and underscores, not starting with a digit or '__'",
+        )
     return name
 
 
@@ -45,8 +54,10 @@ def norm_dtype(dtype: Any, where: str) -> str:
         from roost.errors import closest
 
         near = closest(name, list(DTYPES))
-        raise ConfigError(f"{where}: unknown dtype {dtype!r}",
-                          hint=(f"did you mean {near!r}? " if near else "") + "known: " + ", ".join(DTYPES))
+        raise ConfigError(
+            f"{where}: unknown dtype {dtype!r}",
+            hint=(f"did you mean {near!r}? " if near else "") + "known: " + ", ".join(DTYPES),
+        )
     return name
 
 
@@ -67,12 +78,15 @@ class Entity:
             keys = {k: "int64" for k in keys}
         if not keys:
             raise ConfigError(f"entity {self.name!r} has no join keys", hint="Entity('user', {'user_id': 'int64'})")
-        self.join_keys = {check_name("join key", k): norm_dtype(t, f"entity {self.name!r} key {k!r}")
-                          for k, t in dict(keys).items()}
+        self.join_keys = {
+            check_name("join key", k): norm_dtype(t, f"entity {self.name!r} key {k!r}") for k, t in dict(keys).items()
+        }
         bad = {k: t for k, t in self.join_keys.items() if t not in KEY_DTYPES}
         if bad:
-            raise ConfigError(f"entity {self.name!r}: join keys must be {' or '.join(KEY_DTYPES)}, got {bad}",
-                              hint="use an integer or string id")
+            raise ConfigError(
+                f"entity {self.name!r}: join keys must be {' or '.join(KEY_DTYPES)}, got {bad}",
+                hint="use an integer or string id",
+            )
 
     def spec(self) -> dict:
         """The JSON spec stored in the repository."""
@@ -94,8 +108,10 @@ class Source:
     def __post_init__(self) -> None:
         check_name("source", self.name)
         if (self.path is None) == (self.sql is None):
-            raise ConfigError(f"source {self.name!r} needs exactly one of path= or sql=",
-                              hint="Source('clicks', path='data/clicks/*.parquet', event_time='event_time')")
+            raise ConfigError(
+                f"source {self.name!r} needs exactly one of path= or sql=",
+                hint="Source('clicks', path='data/clicks/*.parquet', event_time='event_time')",
+            )
         for col in (self.event_time, self.created_time):
             if col is not None and not isinstance(col, str):
                 raise ConfigError(f"source {self.name!r}: time column names must be strings, got {col!r}")
@@ -107,8 +123,15 @@ class Source:
 
     def spec(self) -> dict:
         """The JSON spec stored in the repository."""
-        return {"name": self.name, "path": self.path, "sql": self.sql, "event_time": self.event_time,
-                "created_time": self.created_time, "timezone": self.timezone, "description": self.description}
+        return {
+            "name": self.name,
+            "path": self.path,
+            "sql": self.sql,
+            "event_time": self.event_time,
+            "created_time": self.created_time,
+            "timezone": self.timezone,
+            "description": self.description,
+        }
 
 
 def function_ref(fn: Callable) -> dict:
@@ -118,8 +141,10 @@ def function_ref(fn: Callable) -> dict:
     except (OSError, TypeError):
         src = getattr(fn, "__qualname__", repr(fn))
     if "<locals>" in getattr(fn, "__qualname__", "") or getattr(fn, "__name__", "") == "<lambda>":
-        raise ConfigError(f"transformation {fn!r} must be a module-level named function",
-                          hint="define it with `def` at the top level of the features file")
+        raise ConfigError(
+            f"transformation {fn!r} must be a module-level named function",
+            hint="define it with `def` at the top level of the features file",
+        )
     mod = fn.__module__
     ref = {"kind": "python", "function": fn.__qualname__, "hash": hashlib.sha256(src.encode()).hexdigest()[:16]}
     if mod.startswith(LOADER_PREFIX + "."):
@@ -154,15 +179,18 @@ class FeatureView:
         if not isinstance(self.source, Source):
             raise ConfigError(f"feature view {self.name!r}: source must be a Source object")
         if not self.fields:
-            raise ConfigError(f"feature view {self.name!r} declares no fields",
-                              hint="fields={'clicks_7d': 'int64'}")
-        self.fields = {check_name("field", f): norm_dtype(t, f"view {self.name!r} field {f!r}")
-                       for f, t in dict(self.fields).items()}
+            raise ConfigError(f"feature view {self.name!r} declares no fields", hint="fields={'clicks_7d': 'int64'}")
+        self.fields = {
+            check_name("field", f): norm_dtype(t, f"view {self.name!r} field {f!r}")
+            for f, t in dict(self.fields).items()
+        }
         keys = self.join_keys
         clash = sorted(set(keys) & set(self.fields))
         if clash:
-            raise ConfigError(f"feature view {self.name!r}: field(s) {clash} are also join keys",
-                              hint="join keys are added automatically; remove them from fields")
+            raise ConfigError(
+                f"feature view {self.name!r}: field(s) {clash} are also join keys",
+                hint="join keys are added automatically; remove them from fields",
+            )
         if self.ttl is not None:
             if isinstance(self.ttl, (int, float)):
                 self.ttl = timedelta(seconds=self.ttl)
@@ -171,8 +199,10 @@ class FeatureView:
         if isinstance(self.transform, dict):
             extra = sorted(set(self.transform) - set(self.fields))
             if extra:
-                raise ConfigError(f"feature view {self.name!r}: transform names unknown field(s) {extra}",
-                                  hint="every transformed column must be declared in fields")
+                raise ConfigError(
+                    f"feature view {self.name!r}: transform names unknown field(s) {extra}",
+                    hint="every transformed column must be declared in fields",
+                )
         elif self.transform is not None and not callable(self.transform):
             raise ConfigError(f"feature view {self.name!r}: transform must be a dict of SQL expressions or a function")
 
@@ -192,10 +222,16 @@ class FeatureView:
             tr = {"kind": "sql", "exprs": dict(self.transform)}
         else:
             tr = function_ref(self.transform)
-        return {"name": self.name, "entities": [e.name for e in self.entities],  # type: ignore[union-attr]
-                "join_keys": self.join_keys, "source": self.source.name, "fields": dict(self.fields),
-                "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(), "transform": tr,
-                "description": self.description}
+        return {
+            "name": self.name,
+            "entities": [e.name for e in self.entities],  # type: ignore[union-attr]
+            "join_keys": self.join_keys,
+            "source": self.source.name,
+            "fields": dict(self.fields),
+            "ttl_seconds": None if self.ttl is None else self.ttl.total_seconds(),
+            "transform": tr,
+            "description": self.description,
+        }
 
 
 @dataclass
@@ -222,20 +258,31 @@ class Definitions:
     def _put(table: dict, what: str, obj: Any, origin: str) -> None:
         old = table.get(obj.name)
         if old is not None and old is not obj and old.spec() != obj.spec():
-            raise ConfigError(f"{what} {obj.name!r} is defined twice with different settings ({origin})",
-                              hint=f"give each {what} a unique name")
+            raise ConfigError(
+                f"{what} {obj.name!r} is defined twice with different settings ({origin})",
+                hint=f"give each {what} a unique name",
+            )
         table[obj.name] = obj
 
     def specs(self) -> dict[str, dict[str, dict]]:
         """All specs by kind ('entity', 'source', 'view') and name."""
-        return {"entity": {n: o.spec() for n, o in sorted(self.entities.items())},
-                "source": {n: o.spec() for n, o in sorted(self.sources.items())},
-                "view": {n: o.spec() for n, o in sorted(self.views.items())}}
+        return {
+            "entity": {n: o.spec() for n, o in sorted(self.entities.items())},
+            "source": {n: o.spec() for n, o in sorted(self.sources.items())},
+            "view": {n: o.spec() for n, o in sorted(self.views.items())},
+        }
 
 
 def arrow_type(dtype: str) -> Any:
     """The Arrow type of a dtype name (timestamps are UTC microseconds)."""
     import pyarrow as pa
 
-    return {"int64": pa.int64(), "int32": pa.int32(), "float64": pa.float64(), "float32": pa.float32(),
-            "bool": pa.bool_(), "string": pa.string(), "timestamp": pa.timestamp("us", tz="UTC")}[dtype]
+    return {
+        "int64": pa.int64(),
+        "int32": pa.int32(),
+        "float64": pa.float64(),
+        "float32": pa.float32(),
+        "bool": pa.bool_(),
+        "string": pa.string(),
+        "timestamp": pa.timestamp("us", tz="UTC"),
+    }[dtype]

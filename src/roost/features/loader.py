@@ -1,4 +1,5 @@
 """Find feature definitions in a workspace (`features/*.py`) and load Python transformations again by reference."""
+
 from __future__ import annotations
 
 import hashlib
@@ -41,8 +42,10 @@ def import_file(path: Path) -> Any:
         raise
     except Exception as exc:
         sys.modules.pop(name, None)
-        raise ConfigError(f"{path}: {type(exc).__name__}: {exc}",
-                          hint="fix the definitions file; it must import and run without errors") from exc
+        raise ConfigError(
+            f"{path}: {type(exc).__name__}: {exc}",
+            hint="fix the definitions file; it must import and run without errors",
+        ) from exc
     return mod
 
 
@@ -52,9 +55,11 @@ def load_definitions(root: Path, folder: str | Path | None = None) -> Definition
     if not d.is_absolute():
         d = root / d
     if not d.is_dir():
-        raise RoostError(f"no feature definitions folder at {d}",
-                         hint=f"create {FEATURES_DIR}/ in the workspace with a .py file declaring Entity, "
-                              "Source and FeatureView objects (see docs/features.md)")
+        raise RoostError(
+            f"no feature definitions folder at {d}",
+            hint=f"create {FEATURES_DIR}/ in the workspace with a .py file declaring Entity, "
+            "Source and FeatureView objects (see docs/features.md)",
+        )
     defs = Definitions()
     files = sorted(p for p in d.glob("*.py") if not p.name.startswith("_"))
     if not files:
@@ -74,8 +79,10 @@ def load_function(ref: dict, root: Path) -> Callable:
         path = Path(ref["file"])
         path = path if path.is_absolute() else root / path
         if not path.is_file():
-            raise RoostError(f"transformation file {path} has disappeared",
-                             hint="restore it, or change the definitions and run `roost features apply`")
+            raise RoostError(
+                f"transformation file {path} has disappeared",
+                hint="restore it, or change the definitions and run `roost features apply`",
+            )
         mod = sys.modules.get(_module_name(path)) or import_file(path)
     else:
         mod = importlib.import_module(ref["module"])
@@ -83,13 +90,17 @@ def load_function(ref: dict, root: Path) -> Callable:
     for part in fname.split("."):
         obj = getattr(obj, part, None)
     if not callable(obj):
-        raise RoostError(f"transformation {fname!r} not found in {ref.get('file') or ref.get('module')}",
-                         hint="run `roost features apply` after changing definitions")
+        raise RoostError(
+            f"transformation {fname!r} not found in {ref.get('file') or ref.get('module')}",
+            hint="run `roost features apply` after changing definitions",
+        )
     try:
         src = inspect.getsource(obj)
     except (OSError, TypeError):
         src = fname
     if hashlib.sha256(src.encode()).hexdigest()[:16] != ref.get("hash"):
-        raise RoostError(f"transformation {fname!r} changed since it was applied",
-                         hint="run `roost features apply` so training and serving use the same code")
+        raise RoostError(
+            f"transformation {fname!r} changed since it was applied",
+            hint="run `roost features apply` so training and serving use the same code",
+        )
     return obj

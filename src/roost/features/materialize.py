@@ -1,4 +1,5 @@
 """Materialisation: load each view's latest row per entity into the online store, incrementally from a watermark."""
+
 from __future__ import annotations
 
 import logging
@@ -26,8 +27,13 @@ class MaterializeResult:
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
-        return {"view": self.view, "start": None if self.start is None else self.start.isoformat(),
-                "end": self.end.isoformat(), "rows": self.rows, "written": self.written}
+        return {
+            "view": self.view,
+            "start": None if self.start is None else self.start.isoformat(),
+            "end": self.end.isoformat(),
+            "rows": self.rows,
+            "written": self.written,
+        }
 
 
 def aware(t: datetime | str | None, what: str) -> datetime | None:
@@ -38,13 +44,16 @@ def aware(t: datetime | str | None, what: str) -> datetime | None:
         try:
             t = datetime.fromisoformat(t.strip().replace("Z", "+00:00").replace("z", "+00:00"))
         except ValueError:
-            raise RoostError(f"{what} {t!r} is not an ISO 8601 time",
-                             hint="e.g. 2024-01-31T00:00:00Z or 2024-01-31T00:00:00+01:00") from None
+            raise RoostError(
+                f"{what} {t!r} is not an ISO 8601 time", hint="e.g. 2024-01-31T00:00:00Z or 2024-01-31T00:00:00+01:00"
+            ) from None
     if not isinstance(t, datetime):
         raise RoostError(f"{what} must be a datetime, got {type(t).__name__}")
     if t.tzinfo is None or t.tzinfo.utcoffset(t) is None:
-        raise RoostError(f"{what} {t.isoformat()} is timezone-naive (a naive/aware mix is an error)",
-                         hint="give an offset, e.g. 2024-01-31T00:00:00Z, or datetime(..., tzinfo=timezone.utc)")
+        raise RoostError(
+            f"{what} {t.isoformat()} is timezone-naive (a naive/aware mix is an error)",
+            hint="give an offset, e.g. 2024-01-31T00:00:00Z, or datetime(..., tzinfo=timezone.utc)",
+        )
     return t.astimezone(timezone.utc)
 
 
@@ -52,14 +61,19 @@ def latest_sql(rows_sql: str, keys: list[str], fields: dict[str, str]) -> str:
     """The latest row per entity: greatest (event time, created time, source order)."""
     part = ", ".join(q(k) for k in keys)
     cols = [q(k) for k in keys] + [q(f) for f in fields]
-    cols += ["CASE WHEN isinf(__et) THEN NULL ELSE epoch_us(__et) END AS __et",
-             "CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __ct"]
-    return (f"SELECT {', '.join(cols)} FROM ({rows_sql}) "
-            f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY __et DESC, __ct DESC, __rn DESC) = 1")
+    cols += [
+        "CASE WHEN isinf(__et) THEN NULL ELSE epoch_us(__et) END AS __et",
+        "CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __ct",
+    ]
+    return (
+        f"SELECT {', '.join(cols)} FROM ({rows_sql}) "
+        f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY __et DESC, __ct DESC, __rn DESC) = 1"
+    )
 
 
-def _window(spec: dict, src: dict, wm: datetime | None, start: datetime | None,
-            end: datetime) -> tuple[datetime | None, datetime | None]:
+def _window(
+    spec: dict, src: dict, wm: datetime | None, start: datetime | None, end: datetime
+) -> tuple[datetime | None, datetime | None]:
     """The event-time window to load and the expiry cutoff (end - ttl) for a view."""
     if not src.get("event_time"):
         return None, None
@@ -71,8 +85,12 @@ def _window(spec: dict, src: dict, wm: datetime | None, start: datetime | None,
     return s, cutoff
 
 
-def materialize(start: datetime | str | None = None, end: datetime | str | None = None,
-                views: list[str] | None = None, online_store: str | None = None) -> list[MaterializeResult]:
+def materialize(
+    start: datetime | str | None = None,
+    end: datetime | str | None = None,
+    views: list[str] | None = None,
+    online_store: str | None = None,
+) -> list[MaterializeResult]:
     """Load each view's latest value per entity (event time in [start, end]) into the online store, atomically."""
     # Without `start`, a view continues from its watermark (the previous end), the first time from end - ttl.
     # Rows older than end - ttl are expired. On any error the store keeps its values and no watermark moves.
@@ -93,8 +111,10 @@ def materialize(start: datetime | str | None = None, end: datetime | str | None 
     for n in names:
         if n not in specs:
             near = closest(n, list(specs))
-            raise NotFoundError(f"feature view {n!r} is not registered",
-                                hint=f"did you mean {near!r}?" if near else "run `roost features apply` first")
+            raise NotFoundError(
+                f"feature view {n!r} is not registered",
+                hint=f"did you mean {near!r}?" if near else "run `roost features apply` first",
+            )
     if not names:
         raise RoostError("no feature views are registered", hint="run `roost features apply` first")
     store = open_online_store(url)
@@ -108,8 +128,10 @@ def materialize(start: datetime | str | None = None, end: datetime | str | None 
             if wm_spec.get("online_store") == url and store.has_view(n):
                 wm = aware(wm_spec.get("watermark"), f"watermark of {n!r}")
             if wm is not None and end_t < wm and start_t is None:
-                raise RoostError(f"end {end_t.isoformat()} is before view {n!r}'s watermark {wm.isoformat()}",
-                                 hint="the online store already holds later values; pass --start to backfill")
+                raise RoostError(
+                    f"end {end_t.isoformat()} is before view {n!r}'s watermark {wm.isoformat()}",
+                    hint="the online store already holds later values; pass --start to backfill",
+                )
             s, cutoff = _window(spec, src, wm, start_t, end_t)
             static = not src.get("event_time")
             rows = view_rows(con, spec, src, ws.root, start=s, end=None if static else end_t)
@@ -130,9 +152,17 @@ def materialize(start: datetime | str | None = None, end: datetime | str | None 
         old = repo.get("watermark", r.view) or {}
         prev = aware(old.get("watermark"), "watermark") if old.get("online_store") == url else None
         mark = max(end_t, prev) if prev is not None else end_t
-        repo.put("watermark", r.view, {"watermark": mark.isoformat(), "online_store": url, "rows": r.rows,
-                                       "start": None if r.start is None else r.start.isoformat(),
-                                       "end": end_t.isoformat(),
-                                       "updated_at": datetime.now(timezone.utc).isoformat()})
+        repo.put(
+            "watermark",
+            r.view,
+            {
+                "watermark": mark.isoformat(),
+                "online_store": url,
+                "rows": r.rows,
+                "start": None if r.start is None else r.start.isoformat(),
+                "end": end_t.isoformat(),
+                "updated_at": datetime.now(timezone.utc).isoformat(),
+            },
+        )
         log.info("materialized %s: %d entities (%d written) up to %s", r.view, r.rows, r.written, end_t)
     return results

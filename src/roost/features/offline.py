@@ -4,6 +4,7 @@ Each view is joined by `pit.join_view` (DuckDB reads, NumPy sorts and searches);
 would not be exact falls back to DuckDB ASOF joins (`pit_join_sql`), which are also the reference the tests
 compare both against.
 """
+
 from __future__ import annotations
 
 import logging
@@ -22,7 +23,6 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
-
 
 
 def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
@@ -47,17 +47,23 @@ def check_time_column(tbl: pa.Table, col: str, what: str = "entity frame") -> No
 
     if col not in tbl.column_names:
         near = closest(col, tbl.column_names)
-        raise RoostError(f"{what} has no event-time column {col!r}",
-                         hint=(f"did you mean {near!r}? pass event_time={near!r}; " if near else "")
-                         + f"columns: {', '.join(tbl.column_names)}")
+        raise RoostError(
+            f"{what} has no event-time column {col!r}",
+            hint=(f"did you mean {near!r}? pass event_time={near!r}; " if near else "")
+            + f"columns: {', '.join(tbl.column_names)}",
+        )
     typ = tbl.schema.field(col).type
     if not pa.types.is_timestamp(typ):
-        raise RoostError(f"{what}: event-time column {col!r} has type {typ}, not a timestamp",
-                         hint="convert it, e.g. pd.to_datetime(df[col], utc=True)")
+        raise RoostError(
+            f"{what}: event-time column {col!r} has type {typ}, not a timestamp",
+            hint="convert it, e.g. pd.to_datetime(df[col], utc=True)",
+        )
     if typ.tz is None:
-        raise RoostError(f"{what}: event-time column {col!r} is timezone-naive while feature times are tz-aware "
-                         "(a naive/aware mix is an error)",
-                         hint=f"localise it: df[{col!r}] = df[{col!r}].dt.tz_localize('UTC')")
+        raise RoostError(
+            f"{what}: event-time column {col!r} is timezone-naive while feature times are tz-aware "
+            "(a naive/aware mix is an error)",
+            hint=f"localise it: df[{col!r}] = df[{col!r}].dt.tz_localize('UTC')",
+        )
 
 
 def micros(col: Any) -> Any:
@@ -87,8 +93,9 @@ def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: 
         key = order_key(con, rows, static=not vs.source.get("event_time"))
         ent_cols.append(f"{key.entity.format(t=t)} AS __o{i}")
         cols = ", ".join([q(k) for k in vs.keys] + [q(f) for f in vs.fields] + ["__et", f"{key.feature} AS __o"])
-        joins.append(f"ASOF LEFT JOIN (SELECT {cols} FROM ({rows})) AS {v} "
-                     f"ON {' AND '.join(on)} AND __e.__o{i} >= {v}.__o")
+        joins.append(
+            f"ASOF LEFT JOIN (SELECT {cols} FROM ({rows})) AS {v} ON {' AND '.join(on)} AND __e.__o{i} >= {v}.__o"
+        )
         ttl = vs.spec.get("ttl_seconds")
         static = not vs.source.get("event_time")
         for f, out in zip(vs.fields, vs.outputs):
@@ -97,12 +104,21 @@ def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: 
             else:
                 us = int(round(float(ttl) * 1_000_000))
                 outs.append(f"CASE WHEN {v}.__et >= __e.__t - to_microseconds({us}) THEN {v}.{q(f)} END AS {q(out)}")
-    return (f"SELECT __e.__rid, {', '.join(outs)} FROM (SELECT {', '.join(ent_cols)} FROM {entities}) AS __e "
-            + " ".join(joins) + " ORDER BY __e.__rid")
+    return (
+        f"SELECT __e.__rid, {', '.join(outs)} FROM (SELECT {', '.join(ent_cols)} FROM {entities}) AS __e "
+        + " ".join(joins)
+        + " ORDER BY __e.__rid"
+    )
 
 
-def training_set(entity_df: Any, features: list[str] | str, *, event_time: str = "event_time",
-                 full_names: bool = False, output: str | None = None) -> Any:
+def training_set(
+    entity_df: Any,
+    features: list[str] | str,
+    *,
+    event_time: str = "event_time",
+    full_names: bool = False,
+    output: str | None = None,
+) -> Any:
     """The entity rows, unchanged and in order, plus each feature's value as of the row's time (null if none)."""
     # pandas in -> pandas out, Arrow in -> Arrow out, unless output='pandas'|'arrow'; semantics: docs/features.md
     import numpy as np
@@ -119,13 +135,16 @@ def training_set(entity_df: Any, features: list[str] | str, *, event_time: str =
     check_time_column(tbl, event_time)
     missing = [k for k in sel.join_keys if k not in tbl.column_names]
     if missing:
-        raise RoostError(f"entity frame lacks join key column(s) {missing} needed by "
-                         f"{', '.join(v.name for v in sel.views)}",
-                         hint=f"entity frame columns: {', '.join(tbl.column_names)}")
+        raise RoostError(
+            f"entity frame lacks join key column(s) {missing} needed by {', '.join(v.name for v in sel.views)}",
+            hint=f"entity frame columns: {', '.join(tbl.column_names)}",
+        )
     clash = sorted(set(sel.dtypes) & set(tbl.column_names))
     if clash:
-        raise RoostError(f"feature column(s) {clash} already exist in the entity frame",
-                         hint="rename those entity columns, or pass full_names=True for 'view__field' names")
+        raise RoostError(
+            f"feature column(s) {clash} already exist in the entity frame",
+            hint="rename those entity columns, or pass full_names=True for 'view__field' names",
+        )
     ent = tbl.select(list(dict.fromkeys([*sel.join_keys, event_time])))
     ent = ent.set_column(ent.column_names.index(event_time), event_time, micros(ent.column(event_time)))
     ent = ent.append_column("__rid", pa.array(np.arange(tbl.num_rows, dtype=np.int64)))

@@ -5,6 +5,7 @@ carry the tie-breakers. A struct key does that but sorts ~1.5x slower than a sca
 ranges, granularities and row count fit in 63 bits (the common case) the same order is packed exactly into a
 BIGINT, else the struct key is used. Both give identical results.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -12,8 +13,10 @@ from typing import Any
 
 # granularities tried, coarsest first (microseconds): day, hour, minute, second, millisecond, microsecond
 GRAINS = (86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000, 1_000, 1)
-STRUCT_ENTITY = ("CASE WHEN {t} IS NULL THEN NULL ELSE "
-                 "struct_pack(a := {t}, b := 'infinity'::TIMESTAMPTZ, c := 9223372036854775807::BIGINT) END")
+STRUCT_ENTITY = (
+    "CASE WHEN {t} IS NULL THEN NULL ELSE "
+    "struct_pack(a := {t}, b := 'infinity'::TIMESTAMPTZ, c := 9223372036854775807::BIGINT) END"
+)
 STRUCT_FEATURE = "struct_pack(a := __et, b := __ct, c := __rn::BIGINT)"
 PACK = True  # tests switch packing off to check both keys against the same reference
 
@@ -45,8 +48,10 @@ def order_key(con: Any, rows_sql: str, static: bool) -> OrderKey:
     # the created-time tie-breaker as an offset from the event time (absolute for static views); NULL = oldest
     d = f"CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) - {e} END"
     grains = ", ".join(f"bool_and(__e % {g} = 0), bool_and(__d % {g} = 0)" for g in GRAINS)
-    sql = (f"SELECT count(*), min(__e), max(__e), min(__d), max(__d), {grains} "
-           f"FROM (SELECT {e} AS __e, {d} AS __d FROM ({rows_sql}))")
+    sql = (
+        f"SELECT count(*), min(__e), max(__e), min(__d), max(__d), {grains} "
+        f"FROM (SELECT {e} AS __e, {d} AS __d FROM ({rows_sql}))"
+    )
     n, et_min, et_max, d_min, d_max, *flags = con.sql(sql).fetchall()[0]
     if not n:
         return struct
@@ -64,6 +69,8 @@ def order_key(con: Any, rows_sql: str, static: bool) -> OrderKey:
         too_early = "" if static else f" OR {t_us} < {et_min}"
         return OrderKey(f"CASE WHEN {{t}} IS NULL{too_early} THEN NULL ELSE {(1 << low) - 1}::BIGINT END", tie, True)
     feature = f"((epoch_us(__et) - ({et_min})) // {g_et}) * {1 << low} + {tie}"
-    entity = (f"CASE WHEN {{t}} IS NULL OR {t_us} < {et_min} THEN NULL "
-              f"ELSE ((least({t_us}, {et_max}) - ({et_min})) // {g_et}) * {1 << low} + {(1 << low) - 1} END")
+    entity = (
+        f"CASE WHEN {{t}} IS NULL OR {t_us} < {et_min} THEN NULL "
+        f"ELSE ((least({t_us}, {et_max}) - ({et_min})) // {g_et}) * {1 << low} + {(1 << low) - 1} END"
+    )
     return OrderKey(entity, feature, True)

@@ -13,6 +13,7 @@ Event times become steps of the coarsest granularity they all share, so `et <= t
 exactly; step 0 is -infinity (static views, whose rows match any time). Keys become dense codes: an integer key
 is offset by the entity rows' smallest key; other keys are numbered through a join with the distinct entity keys.
 """
+
 from __future__ import annotations
 
 from contextlib import contextmanager
@@ -96,10 +97,15 @@ class Codes:
         cols = ", ".join(f"__k{j}" for j in range(len(keys)))
         aliased = ", ".join(f"{c} AS __k{j}" for j, c in enumerate(cast))
         notnull = " AND ".join(f"__k{j} IS NOT NULL" for j in range(len(keys)))
-        ents.con.execute(f"CREATE TEMP TABLE {name} AS SELECT {cols}, (row_number() OVER ()) - 1 AS __code "
-                         f"FROM (SELECT DISTINCT {aliased} FROM {ents.relation}) WHERE {notnull}")
-        got = run(ents.con, f"SELECT __rid, __code FROM (SELECT __rid, {aliased} FROM {ents.relation}) "
-                            f"JOIN {name} USING ({cols})", "entity keys").fetchnumpy()
+        ents.con.execute(
+            f"CREATE TEMP TABLE {name} AS SELECT {cols}, (row_number() OVER ()) - 1 AS __code "
+            f"FROM (SELECT DISTINCT {aliased} FROM {ents.relation}) WHERE {notnull}"
+        )
+        got = run(
+            ents.con,
+            f"SELECT __rid, __code FROM (SELECT __rid, {aliased} FROM {ents.relation}) JOIN {name} USING ({cols})",
+            "entity keys",
+        ).fetchnumpy()
         self.entity = np.full(ents.n, -1, dtype=np.int64)
         self.entity[np.asarray(got["__rid"])] = np.asarray(got["__code"])
         self.n = int(self.entity.max(initial=-1)) + 1
@@ -176,8 +182,9 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
     from_sql = f"({view_rows(ents.con, vs.spec, vs.source, root)}) AS __v{codes.join}"
     where_sql = " WHERE " + " AND ".join(where) if where else ""
     what = f"point-in-time join of view {vs.name!r}"
-    feats = run(ents.con, f"SELECT {', '.join(cols + late if once else cols)} FROM {from_sql}{where_sql}",
-                what).to_arrow_table()
+    feats = run(
+        ents.con, f"SELECT {', '.join(cols + late if once else cols)} FROM {from_sql}{where_sql}", what
+    ).to_arrow_table()
     n = feats.num_rows
     if n == 0:
         return nulls
@@ -201,18 +208,18 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
         ties = Ties.find(idx, at, found)
     plain = found if ties is None else found & ~ties.tied
     # the rows pass 2 reads: sorted positions, and where each plain match is among them
-    cand, inverse = np.unique(np.concatenate([row[plain], ties.member]) if ties is not None else row[plain],
-                              return_inverse=True)  # (sorting; without return_inverse np.unique hashes, slower)
+    cand, inverse = np.unique(
+        np.concatenate([row[plain], ties.member]) if ties is not None else row[plain], return_inverse=True
+    )  # (sorting; without return_inverse np.unique hashes, slower)
     rn = None if codes.ordered else take(feats.column("__rn"), cand).to_numpy()
     if once:
         got = pa.table({c: take(feats.column(c), cand) for c in (["__c"] if has_ct else []) + list(vs.fields)})
     elif codes.ordered:  # the same query again keeps the same rows in the same order: pick by position
         got = _rows_at(ents.con, f"SELECT {', '.join(late)} FROM {from_sql}{where_sql}", cand, n, vs.name, what)
     else:
-        got = _rows_of(ents.con, f"SELECT __rn::BIGINT AS __rn, {', '.join(late)} FROM {from_sql}", rn, vs.name,
-                       what)
+        got = _rows_of(ents.con, f"SELECT __rn::BIGINT AS __rn, {', '.join(late)} FROM {from_sql}", rn, vs.name, what)
     pick = np.zeros(ents.n, dtype=np.int64)
-    pick[plain] = inverse[:np.count_nonzero(plain)]
+    pick[plain] = inverse[: np.count_nonzero(plain)]
     if ties is not None:
         rank = cand if rn is None else rn  # source order of the candidates
         pick[ties.tied] = np.searchsorted(cand, ties.winners(cand, rank, got.column("__c") if has_ct else None))
@@ -268,12 +275,12 @@ class _Column:
             self.pieces.append(arr.take(pa.array(sel)))
             return
         bufs = arr.buffers()
-        self.values[lo:hi] = np.frombuffer(bufs[1], dtype=self.dtype, count=arr.offset + len(arr))[arr.offset:][sel]
+        self.values[lo:hi] = np.frombuffer(bufs[1], dtype=self.dtype, count=arr.offset + len(arr))[arr.offset :][sel]
         if arr.null_count:
             if self.valid is None:
                 self.valid = np.ones(self.n, dtype=bool)
             bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little", count=arr.offset + len(arr))
-            self.valid[lo:hi] = bits[arr.offset:].view(bool)[sel]
+            self.valid[lo:hi] = bits[arr.offset :].view(bool)[sel]
 
     def array(self) -> pa.Array:
         """The gathered column as one Arrow array."""
@@ -307,8 +314,9 @@ def _rows_of(con: Any, sql: str, rn: np.ndarray, view: str, what: str) -> pa.Tab
 class Ties:
     """The matched (key, event time) groups of two or more rows: which entity rows matched one, and its rows."""
 
-    def __init__(self, tied: np.ndarray, ends: np.ndarray, group: np.ndarray, member: np.ndarray,
-                 at: np.ndarray) -> None:
+    def __init__(
+        self, tied: np.ndarray, ends: np.ndarray, group: np.ndarray, member: np.ndarray, at: np.ndarray
+    ) -> None:
         self.tied, self.ends, self.group, self.member, self.at = tied, ends, group, member, at
 
     @classmethod
@@ -349,8 +357,9 @@ class Ties:
 class Sorted:
     """Feature rows sorted by (code, step, position): packed in one int64 when it fits, else an argsort."""
 
-    def __init__(self, keys: np.ndarray, order: np.ndarray | None, s_bits: int, r_bits: int, e_min: int,
-                 grain: int, top: int) -> None:
+    def __init__(
+        self, keys: np.ndarray, order: np.ndarray | None, s_bits: int, r_bits: int, e_min: int, grain: int, top: int
+    ) -> None:
         self.keys, self.order, self.s_bits, self.r_bits = keys, order, s_bits, r_bits
         self.e_min, self.grain, self.top = e_min, grain, top
 
@@ -387,7 +396,7 @@ class Sorted:
                 step -= e_min
                 step //= grain
                 step += 1
-                out = keys[off:off + m]
+                out = keys[off : off + m]
                 np.left_shift(code, s_bits + shift, out=out)
                 if packed:
                     step <<= shift
@@ -506,16 +515,17 @@ def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | N
         idx = np.where(valid, idx, 0)
     dtype = _fixed(typ)
     if dtype is None or not len(col):
-        return pa.chunked_array(chunks, typ).take(pa.array(idx, mask=None if valid is None else ~valid)) \
-            .combine_chunks()
+        return (
+            pa.chunked_array(chunks, typ).take(pa.array(idx, mask=None if valid is None else ~valid)).combine_chunks()
+        )
     if len(chunks) == 1:
         c = chunks[0]
         bufs = c.buffers()
-        out = np.frombuffer(bufs[1], dtype=dtype, count=c.offset + len(c))[c.offset:][idx]
+        out = np.frombuffer(bufs[1], dtype=dtype, count=c.offset + len(c))[c.offset :][idx]
         ok = valid
         if c.null_count:
             bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little", count=c.offset + len(c))
-            ok = bits[c.offset:].view(bool)[idx] if valid is None else bits[c.offset:].view(bool)[idx] & valid
+            ok = bits[c.offset :].view(bool)[idx] if valid is None else bits[c.offset :].view(bool)[idx] & valid
         return _from_numpy(typ, out, ok)
     out = np.empty(len(idx), dtype=dtype)
     ok = None if valid is None else valid.copy()
@@ -527,13 +537,13 @@ def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | N
     for k, c in enumerate(chunks):
         if not len(c):
             continue
-        sel = order[bounds[k]:bounds[k + 1]]
+        sel = order[bounds[k] : bounds[k + 1]]
         local = idx[sel] - starts[k]
         bufs = c.buffers()
-        out[sel] = np.frombuffer(bufs[1], dtype=dtype, count=c.offset + len(c))[c.offset:][local]
+        out[sel] = np.frombuffer(bufs[1], dtype=dtype, count=c.offset + len(c))[c.offset :][local]
         if c.null_count:
             bits = np.unpackbits(np.frombuffer(bufs[0], dtype=np.uint8), bitorder="little", count=c.offset + len(c))
             if ok is None:
                 ok = np.ones(len(idx), dtype=bool)
-            ok[sel] &= bits[c.offset:].view(bool)[local]
+            ok[sel] &= bits[c.offset :].view(bool)[local]
     return _from_numpy(typ, out, ok)

@@ -1,10 +1,15 @@
 """The one place feature definitions and watermarks touch the repository store (generic named JSON objects)."""
+
 from __future__ import annotations
 
 from typing import Any
 
-KINDS = {"entity": "feature_entity", "source": "feature_source", "view": "feature_view",
-         "watermark": "feature_watermark"}
+KINDS = {
+    "entity": "feature_entity",
+    "source": "feature_source",
+    "view": "feature_view",
+    "watermark": "feature_watermark",
+}
 
 
 def _store() -> Any:

@@ -1,4 +1,5 @@
 """Online reads: `online()` for people and notebooks, `OnlineFetcher` for the serving hot path."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -19,8 +20,10 @@ def to_numpy(values: list, dtype: str) -> np.ndarray:
     if dtype in ("int64", "int32"):
         return np.array(values, dtype=np.float64 if has_null else _NP[dtype])
     if dtype == "bool":
-        return np.array([None if v is None else bool(v) for v in values] if has_null else values,
-                        dtype=object if has_null else np.bool_)
+        return np.array(
+            [None if v is None else bool(v) for v in values] if has_null else values,
+            dtype=object if has_null else np.bool_,
+        )
     if dtype == "timestamp":
         return np.array([-(2**63) if v is None else v for v in values], dtype=np.int64).astype("datetime64[us]")
     return np.array(values, dtype=object)
@@ -49,8 +52,7 @@ def key_list(values: Any, dtype: str, key: str) -> list:
             if arr.dtype.kind in "iu":
                 return arr.astype(np.int64).tolist()
             return [int(v) for v in values]
-        return [v if isinstance(v, str) else str(v) for v in (values.tolist() if hasattr(values, "tolist")
-                                                              else values)]
+        return [v if isinstance(v, str) else str(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
     except (TypeError, ValueError) as exc:
         raise RoostError(f"entity key {key!r} needs {dtype} values: {exc}") from None
 
@@ -58,16 +60,24 @@ def key_list(values: Any, dtype: str, key: str) -> list:
 class OnlineFetcher:
     """Fetch the online values of fixed feature refs for batches of entity ids (prepared once, reused per call)."""
 
-    def __init__(self, feature_refs: Sequence[str], entity_keys: Sequence[str], *, full_names: bool = False,
-                 online_store: str | None = None) -> None:
+    def __init__(
+        self,
+        feature_refs: Sequence[str],
+        entity_keys: Sequence[str],
+        *,
+        full_names: bool = False,
+        online_store: str | None = None,
+    ) -> None:
         from roost.features.online_stores import open_online_store
 
         self.selection = resolve(list(feature_refs), full_names=full_names)
         self.entity_keys = list(entity_keys)
         missing = [k for k in self.selection.join_keys if k not in self.entity_keys]
         if missing:
-            raise RoostError(f"features {list(feature_refs)} need entity key(s) {missing}, not given",
-                             hint=f"pass entity_keys including {list(self.selection.join_keys)}")
+            raise RoostError(
+                f"features {list(feature_refs)} need entity key(s) {missing}, not given",
+                hint=f"pass entity_keys including {list(self.selection.join_keys)}",
+            )
         self.store = open_online_store(online_store)
         self._plan = []
         for vs in self.selection.views:
@@ -118,8 +128,14 @@ class OnlineFetcher:
         return out
 
 
-def online(features: Sequence[str] | str, entities: dict[str, Any], *, full_names: bool = False,
-           output: str = "pandas", online_store: str | None = None) -> Any:
+def online(
+    features: Sequence[str] | str,
+    entities: dict[str, Any],
+    *,
+    full_names: bool = False,
+    output: str = "pandas",
+    online_store: str | None = None,
+) -> Any:
     """Read the latest materialised feature values for the given entity ids: join keys plus one column per feature."""
     import pyarrow as pa
 

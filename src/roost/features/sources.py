@@ -1,4 +1,5 @@
 """Sources and views as DuckDB relations: one function builds a view's rows for training sets and materialisation."""
+
 from __future__ import annotations
 
 import glob
@@ -68,17 +69,21 @@ def from_clause(src: dict, root: Path) -> str:
     if "://" not in path:
         full = Path(path) if Path(path).is_absolute() else root / path
         if not glob.glob(str(full)):
-            raise RoostError(f"source {src['name']!r}: no file matches {full}",
-                             hint="the file has disappeared or moved: restore it, or change the Source path "
-                                  "and run `roost features apply`")
+            raise RoostError(
+                f"source {src['name']!r}: no file matches {full}",
+                hint="the file has disappeared or moved: restore it, or change the Source path "
+                "and run `roost features apply`",
+            )
         path = str(full)
     low = path.lower()
     if low.endswith((".parquet", ".pq", ".parquet/*", "*.parquet")):
         return f"read_parquet({lit(path)})"
     if low.endswith((".csv", ".tsv", ".csv.gz", ".txt")):
         return f"read_csv({lit(path)})"
-    raise RoostError(f"source {src['name']!r}: cannot tell the format of {path}",
-                     hint="use a .parquet or .csv path, or sql=\"SELECT ... FROM read_json('...')\"")
+    raise RoostError(
+        f"source {src['name']!r}: cannot tell the format of {path}",
+        hint="use a .parquet or .csv path, or sql=\"SELECT ... FROM read_json('...')\"",
+    )
 
 
 def source_columns(con: duckdb.DuckDBPyConnection, src: dict, root: Path) -> dict[str, str]:
@@ -93,8 +98,10 @@ def time_expr(src: dict, col: str, cols: dict[str, str]) -> str:
         from roost.errors import closest
 
         near = closest(col, list(cols))
-        raise RoostError(f"source {src['name']!r} has no time column {col!r}",
-                         hint=(f"did you mean {near!r}? " if near else "") + f"columns: {', '.join(cols)}")
+        raise RoostError(
+            f"source {src['name']!r} has no time column {col!r}",
+            hint=(f"did you mean {near!r}? " if near else "") + f"columns: {', '.join(cols)}",
+        )
     typ, c = cols[col], f"__src.{q(col)}"
     ns = "_NS" in typ
     if typ in _AWARE or "WITH TIME ZONE" in typ or typ.startswith("TIMESTAMPTZ"):  # compared at microseconds, floored
@@ -104,15 +111,26 @@ def time_expr(src: dict, col: str, cols: dict[str, str]) -> str:
             if ns:
                 return f"date_trunc('microseconds', timezone({lit(src['timezone'])}, {c}))"
             return f"timezone({lit(src['timezone'])}, {c}::TIMESTAMP)"
-        raise RoostError(f"source {src['name']!r}: column {col!r} is a timezone-naive {typ}; roost compares "
-                         "tz-aware times only (a naive/aware mix is an error)",
-                         hint="store tz-aware timestamps, or declare Source(..., timezone='UTC') to localise them")
-    raise RoostError(f"source {src['name']!r}: time column {col!r} has type {typ}, not a timestamp",
-                     hint="cast it in a SQL source, e.g. sql=\"SELECT *, ts::TIMESTAMPTZ AS event_time FROM ...\"")
+        raise RoostError(
+            f"source {src['name']!r}: column {col!r} is a timezone-naive {typ}; roost compares "
+            "tz-aware times only (a naive/aware mix is an error)",
+            hint="store tz-aware timestamps, or declare Source(..., timezone='UTC') to localise them",
+        )
+    raise RoostError(
+        f"source {src['name']!r}: time column {col!r} has type {typ}, not a timestamp",
+        hint='cast it in a SQL source, e.g. sql="SELECT *, ts::TIMESTAMPTZ AS event_time FROM ..."',
+    )
 
 
-def view_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path,
-              start: datetime | None = None, end: datetime | None = None, limit: int | None = None) -> str:
+def view_rows(
+    con: duckdb.DuckDBPyConnection,
+    view: dict,
+    src: dict,
+    root: Path,
+    start: datetime | None = None,
+    end: datetime | None = None,
+    limit: int | None = None,
+) -> str:
     """SQL of a view's rows: typed join keys, __et, __ct (-infinity when absent), __rn (source order) and fields.
 
     `limit` only bounds the rows a Python transformation sees (used to validate definitions cheaply).
@@ -123,8 +141,10 @@ def view_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path,
     keys = view["join_keys"]
     missing = [k for k in keys if k not in cols]
     if missing:
-        raise RoostError(f"view {view['name']!r}: source {src['name']!r} has no join key column(s) {missing}",
-                         hint="columns: " + ", ".join(cols))
+        raise RoostError(
+            f"view {view['name']!r}: source {src['name']!r} has no join key column(s) {missing}",
+            hint="columns: " + ", ".join(cols),
+        )
     where = [f"__src.{q(k)} IS NOT NULL" for k in keys]
     if src.get("event_time"):
         where.append(f"{et} IS NOT NULL")
@@ -152,10 +172,12 @@ def view_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path,
             from roost.errors import closest
 
             near = closest(f, list(cols))
-            raise RoostError(f"view {view['name']!r}: field {f!r} is not a column of source {src['name']!r} "
-                             "and has no transformation",
-                             hint=(f"did you mean {near!r}? " if near else "") + "add transform={"
-                                  f"{f!r}: '<SQL expression>'}} or rename the field")
+            raise RoostError(
+                f"view {view['name']!r}: field {f!r} is not a column of source {src['name']!r} "
+                "and has no transformation",
+                hint=(f"did you mean {near!r}? " if near else "") + "add transform={"
+                f"{f!r}: '<SQL expression>'}} or rename the field",
+            )
         typ = DTYPES[t][0]
         if t in ("float64", "float32"):  # NaN means missing, as in every online store
             sel.append(f"nullif(CAST({expr} AS {typ}), 'NaN'::{typ}) AS {q(f)}")
@@ -167,8 +189,9 @@ def view_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path,
     return sql
 
 
-def _python_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path, where: list[str],
-                 limit: int | None) -> tuple[str, set[str]]:
+def _python_rows(
+    con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path, where: list[str], limit: int | None
+) -> tuple[str, set[str]]:
     """Run a view's Python transformation over its (filtered) source rows; return a FROM clause and its outputs."""
     import pyarrow as pa
 
@@ -184,12 +207,17 @@ def _python_rows(con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Pa
     try:
         out = fn(tbl.to_pandas())
     except Exception as exc:
-        raise RoostError(f"view {view['name']!r}: transformation {view['transform']['function']!r} failed: "
-                         f"{type(exc).__name__}: {exc}", hint="it receives a pandas DataFrame of source rows") from exc
+        raise RoostError(
+            f"view {view['name']!r}: transformation {view['transform']['function']!r} failed: "
+            f"{type(exc).__name__}: {exc}",
+            hint="it receives a pandas DataFrame of source rows",
+        ) from exc
     out_tbl = _as_arrow(out, view["name"])
     if out_tbl.num_rows != tbl.num_rows:
-        raise RoostError(f"view {view['name']!r}: transformation returned {out_tbl.num_rows} rows for "
-                         f"{tbl.num_rows} source rows", hint="transformations are row-wise: one output row per input")
+        raise RoostError(
+            f"view {view['name']!r}: transformation returned {out_tbl.num_rows} rows for {tbl.num_rows} source rows",
+            hint="transformations are row-wise: one output row per input",
+        )
     names = [n for n in out_tbl.column_names if n in view["fields"]]
     out_tbl = out_tbl.select(names)
     tag = f"__py_{view['name']}_{id(out_tbl)}"
@@ -215,5 +243,7 @@ def _as_arrow(out: Any, view_name: str) -> Any:
             return pa.table({k: pa.array(v) for k, v in out.items()})
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise RoostError(f"view {view_name!r}: transformation output cannot be converted: {exc}") from exc
-    raise RoostError(f"view {view_name!r}: transformation returned {type(out).__name__}",
-                     hint="return a pandas DataFrame (or dict of arrays) with one column per field")
+    raise RoostError(
+        f"view {view_name!r}: transformation returned {type(out).__name__}",
+        hint="return a pandas DataFrame (or dict of arrays) with one column per field",
+    )

@@ -1,4 +1,5 @@
 """The roost model package: write it (train), load it with ONNX Runtime only (serve). Never imports torch."""
+
 from __future__ import annotations
 
 import re
@@ -26,7 +27,7 @@ def load_model(uri: str | Path) -> "Predictor":
 
     s = str(uri)
     if s.startswith("file://"):
-        s = s[len("file://"):]
+        s = s[len("file://") :]
     p = Path(s).expanduser()
     if p.exists():
         return load(p)

@@ -1,4 +1,5 @@
 """Raw column → graph-input array conversion, shared by training and the predictor (numpy/pandas only)."""
+
 from __future__ import annotations
 
 from typing import Any

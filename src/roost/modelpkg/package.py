@@ -1,4 +1,5 @@
 """Read and write the files of a model package: signature.json and roost-model.yaml (spec: docs/model-package.md)."""
+
 from __future__ import annotations
 
 import json
@@ -18,6 +19,7 @@ TASKS = ("binary", "multiclass", "regression")
 
 def _plain(obj: Any) -> Any:
     """JSON round-trip: tuples → lists, numpy scalars → Python, unknown objects → str."""
+
     def default(o: Any) -> Any:
         if hasattr(o, "item"):
             return o.item()
@@ -41,8 +43,9 @@ def validate_signature(sig: dict[str, Any]) -> None:
                 raise ValueError(f"signature.{part}: bad entry {it!r} (dtype must be one of {DTYPES})")
 
 
-def write_package(directory: str | Path, signature: dict[str, Any], meta: dict[str, Any],
-                  model_bytes: bytes | None = None) -> Path:
+def write_package(
+    directory: str | Path, signature: dict[str, Any], meta: dict[str, Any], model_bytes: bytes | None = None
+) -> Path:
     """Write signature.json and roost-model.yaml (and model.onnx if given) into `directory`."""
     import yaml
 
@@ -55,10 +58,18 @@ def write_package(directory: str | Path, signature: dict[str, Any], meta: dict[s
         raise ValueError(f"{d / MODEL} is missing; export the model first")
     (d / SIGNATURE).write_text(json.dumps(_plain(signature), indent=2) + "\n")
     full = {
-        "format_version": FORMAT_VERSION, "framework": "onnx", "model_type": None,
-        "task": signature["task"], "classes": signature.get("classes", []), "label": signature.get("label"),
-        "features": [i["name"] for i in signature["inputs"]], "feature_refs": [], "entities": [],
-        "run_id": None, "metrics": {}, "parity_max_abs_diff": None,
+        "format_version": FORMAT_VERSION,
+        "framework": "onnx",
+        "model_type": None,
+        "task": signature["task"],
+        "classes": signature.get("classes", []),
+        "label": signature.get("label"),
+        "features": [i["name"] for i in signature["inputs"]],
+        "feature_refs": [],
+        "entities": [],
+        "run_id": None,
+        "metrics": {},
+        "parity_max_abs_diff": None,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
     }
     full.update({k: v for k, v in meta.items() if v is not None or k not in full})

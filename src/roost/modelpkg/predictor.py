@@ -1,4 +1,5 @@
 """Predictor: runs a model package with ONNX Runtime (no torch), validating inputs against signature.json."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -51,8 +52,7 @@ class Predictor:
         if arr.ndim == 2 and arr.shape[1] == 1:
             arr = arr[:, 0]
         if arr.ndim != 1:
-            raise RoostError(f"input {name!r} must be 1-D, got shape {list(arr.shape)}",
-                             hint="send one value per row")
+            raise RoostError(f"input {name!r} must be 1-D, got shape {list(arr.shape)}", hint="send one value per row")
         if dtype == "string":
             return to_input(arr, "string")
         if arr.dtype == NUMPY_DTYPES[dtype]:
@@ -88,8 +88,11 @@ class Predictor:
         if which not in towers:
             raise RoostError(f"this model has no {which!r} tower", hint=f"towers: {sorted(towers) or 'none'}")
         t = towers[which]
-        sig = {"task": self.task, "outputs": t["outputs"],
-               "inputs": [i for i in self.signature["inputs"] if i["name"] in set(t["inputs"])]}
+        sig = {
+            "task": self.task,
+            "outputs": t["outputs"],
+            "inputs": [i for i in self.signature["inputs"] if i["name"] in set(t["inputs"])],
+        }
         return Predictor(self.path, model_file=t["file"], signature=sig)
 
     def embed(self, df: Any, which: str = "item") -> np.ndarray:

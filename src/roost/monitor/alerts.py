@@ -1,4 +1,5 @@
 """Drift for alerting: Prometheus gauges (textfile-collector `.prom` file or prometheus_client) and exit codes."""
+
 from __future__ import annotations
 
 import math

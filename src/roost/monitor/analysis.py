@@ -4,6 +4,7 @@ Input is a table with the label and the model's score (`pred_probability` for bi
 for regression — the names serving logs and `evaluation.parquet` use). Slices: categories (top 10, the rest pooled)
 or quantile bins of numbers; all slice metrics are computed at once per feature (roost.responsible.groups).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -36,6 +37,7 @@ class Analysis:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (NaN as null)."""
+
         def clean(o: Any) -> Any:
             if isinstance(o, dict):
                 return {k: clean(v) for k, v in o.items()}
@@ -47,10 +49,22 @@ class Analysis:
                 return int(o)
             return o
 
-        return clean({"kind": "analysis", "task": self.task, "rows": self.rows, "label": self.label,
-                      "score": self.score, "source": self.source, "overall": self.overall, "slices": self.slices,
-                      "calibration": self.calibration, "scores": self.scores, "confusion": self.confusion,
-                      "notes": self.notes})
+        return clean(
+            {
+                "kind": "analysis",
+                "task": self.task,
+                "rows": self.rows,
+                "label": self.label,
+                "score": self.score,
+                "source": self.source,
+                "overall": self.overall,
+                "slices": self.slices,
+                "calibration": self.calibration,
+                "scores": self.scores,
+                "confusion": self.confusion,
+                "notes": self.notes,
+            }
+        )
 
 
 def slice_groups(s: Any, bins: int = 5, top: int = 10) -> G.Groups:
@@ -62,8 +76,11 @@ def slice_groups(s: Any, bins: int = 5, top: int = 10) -> G.Groups:
         x = s.to_numpy(dtype=np.float64, na_value=np.nan)
         edges = np.unique(np.nanquantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
         idx = np.searchsorted(edges, x, side="right")
-        labels = [f"< {edges[0]:.4g}"] + [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:])] + \
-                 [f"≥ {edges[-1]:.4g}"]
+        labels = (
+            [f"< {edges[0]:.4g}"]
+            + [f"[{a:.4g}, {b:.4g})" for a, b in zip(edges[:-1], edges[1:])]
+            + [f"≥ {edges[-1]:.4g}"]
+        )
         nan = np.isnan(x)
         if nan.any():
             idx[nan] = len(labels)
@@ -82,8 +99,12 @@ def _slice_rows(g: G.Groups, y: np.ndarray, p: np.ndarray, task: str, threshold:
     """Per-slice metrics, one dict per slice."""
     n = G.counts(g).astype(np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
-        cols: dict[str, np.ndarray] = {"count": n, "share": n / max(n.sum(), 1.0),
-                                       "label_mean": G.sums(g, y) / n, "score_mean": G.sums(g, p) / n}
+        cols: dict[str, np.ndarray] = {
+            "count": n,
+            "share": n / max(n.sum(), 1.0),
+            "label_mean": G.sums(g, y) / n,
+            "score_mean": G.sums(g, p) / n,
+        }
         if task == "binary":
             cols["roc_auc"] = G.roc_auc(g, y, p)
             cols["log_loss"] = G.log_loss(g, y, p)
@@ -93,8 +114,9 @@ def _slice_rows(g: G.Groups, y: np.ndarray, p: np.ndarray, task: str, threshold:
             cols["rmse"] = np.sqrt(G.sums(g, err * err) / n)
             cols["mae"] = G.sums(g, np.abs(err)) / n
     labels = g.labels()
-    return [{"slice": labels[i][0], **{k: float(v[i]) for k, v in cols.items()}} for i in range(len(labels))
-            if n[i] > 0]
+    return [
+        {"slice": labels[i][0], **{k: float(v[i]) for k, v in cols.items()}} for i in range(len(labels)) if n[i] > 0
+    ]
 
 
 def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[dict[str, float]]:
@@ -104,13 +126,30 @@ def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[dict[str
     cnt = np.bincount(ids, minlength=n_bins)
     sy = np.bincount(ids, weights=y, minlength=n_bins)
     sp = np.bincount(ids, weights=p, minlength=n_bins)
-    return [{"lo": float(edges[i]), "hi": float(edges[i + 1]), "count": int(cnt[i]),
-             "mean_score": float(sp[i] / cnt[i]), "label_rate": float(sy[i] / cnt[i])}
-            for i in range(n_bins) if cnt[i]]
+    return [
+        {
+            "lo": float(edges[i]),
+            "hi": float(edges[i + 1]),
+            "count": int(cnt[i]),
+            "mean_score": float(sp[i] / cnt[i]),
+            "label_rate": float(sy[i] / cnt[i]),
+        }
+        for i in range(n_bins)
+        if cnt[i]
+    ]
 
 
-def analyze(df: Any, label: str, score: str | None = None, features: list[str] | None = None, bins: int = 5,
-            threshold: float = 0.5, task: str | None = None, max_features: int = 12, source: str = "") -> Analysis:
+def analyze(
+    df: Any,
+    label: str,
+    score: str | None = None,
+    features: list[str] | None = None,
+    bins: int = 5,
+    threshold: float = 0.5,
+    task: str | None = None,
+    max_features: int = 12,
+    source: str = "",
+) -> Analysis:
     """Analyse labelled predictions in `df` (label column + score column)."""
     from roost.train import metrics as M
 
@@ -129,8 +168,14 @@ def analyze(df: Any, label: str, score: str | None = None, features: list[str] |
         task = "binary" if set(np.unique(y)) <= {0.0, 1.0} and p.min() >= 0 and p.max() <= 1 else "regression"
     overall = M.binary_metrics(y, p) if task == "binary" else M.regression_metrics(y, p)
     skip = {label, score}
-    feats = features or [c for c in map(str, d.columns) if c not in skip and not c.startswith(("_", "pred_"))
-                         and d[c].dtype.kind != "M"][:max_features]
+    feats = (
+        features
+        or [
+            c
+            for c in map(str, d.columns)
+            if c not in skip and not c.startswith(("_", "pred_")) and d[c].dtype.kind != "M"
+        ][:max_features]
+    )
     slices = {}
     for f in feats:
         if f not in d.columns:
@@ -141,19 +186,30 @@ def analyze(df: Any, label: str, score: str | None = None, features: list[str] |
     if task == "binary":
         an.calibration = calibration(y, p)
         edges = np.linspace(0, 1, 21)
-        an.scores = {"edges": edges.tolist(), "positive": np.histogram(p[y > 0.5], edges)[0].tolist(),
-                     "negative": np.histogram(p[y <= 0.5], edges)[0].tolist()}
+        an.scores = {
+            "edges": edges.tolist(),
+            "positive": np.histogram(p[y > 0.5], edges)[0].tolist(),
+            "negative": np.histogram(p[y <= 0.5], edges)[0].tolist(),
+        }
         yhat = p >= threshold
         yb = y > 0.5
-        an.confusion = {"threshold": threshold, "tn": int((~yhat & ~yb).sum()), "fp": int((yhat & ~yb).sum()),
-                        "fn": int((~yhat & yb).sum()), "tp": int((yhat & yb).sum())}
+        an.confusion = {
+            "threshold": threshold,
+            "tn": int((~yhat & ~yb).sum()),
+            "fp": int((yhat & ~yb).sum()),
+            "fn": int((~yhat & yb).sum()),
+            "tp": int((yhat & yb).sum()),
+        }
         if len(np.unique(y)) < 2:
             notes.append("the label has one class only: ROC-AUC and calibration are not meaningful")
     else:
         lo, hi = float(min(p.min(), y.min())), float(max(p.max(), y.max()))
         edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)
-        an.scores = {"edges": edges.tolist(), "prediction": np.histogram(p, edges)[0].tolist(),
-                     "label": np.histogram(y, edges)[0].tolist()}
+        an.scores = {
+            "edges": edges.tolist(),
+            "prediction": np.histogram(p, edges)[0].tolist(),
+            "label": np.histogram(y, edges)[0].tolist(),
+        }
     return an
 
 
@@ -161,8 +217,10 @@ def join_labels(logs: Any, labels: Any, on: list[str]) -> Any:
     """Serving-log rows joined with labels that arrived later (inner join on `on`)."""
     missing = [c for c in on if c not in logs.columns or c not in labels.columns]
     if missing:
-        raise RoostError(f"join column(s) {missing} not in both the logs and the labels",
-                         hint="pass --on with columns both tables have (e.g. _request_id,_row or an entity id)")
+        raise RoostError(
+            f"join column(s) {missing} not in both the logs and the labels",
+            hint="pass --on with columns both tables have (e.g. _request_id,_row or an entity id)",
+        )
     dup = labels.duplicated(subset=on)
     if dup.any():
         labels = labels[~dup]

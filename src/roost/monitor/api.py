@@ -1,4 +1,5 @@
 """The monitoring entry points: drift between any two inputs, and what a training run stores for monitoring."""
+
 from __future__ import annotations
 
 import logging
@@ -25,9 +26,17 @@ def as_source(x: Any, role: str, model: str | None = None, since: Any = None, un
     return load_source(str(x), want="reference", model=model, since=since, until=until)
 
 
-def drift(reference: Any, current: Any, features: list[str] | None = None, method: str = "auto",
-          thresholds: dict[str, float] | None = None, drift_share: float = DRIFT_SHARE, model: str | None = None,
-          since: Any = None, until: Any = None) -> DriftReport:
+def drift(
+    reference: Any,
+    current: Any,
+    features: list[str] | None = None,
+    method: str = "auto",
+    thresholds: dict[str, float] | None = None,
+    drift_share: float = DRIFT_SHARE,
+    model: str | None = None,
+    since: Any = None,
+    until: Any = None,
+) -> DriftReport:
     """Per-feature drift of `current` against `reference` (each a DataFrame, Profile, path, run id or model ref)."""
     from roost.monitor.profile_drift import compare_profiles, compare_to_profile
     from roost.monitor.profile import profile_frame
@@ -37,8 +46,14 @@ def drift(reference: Any, current: Any, features: list[str] | None = None, metho
     notes: list[str] = []
     if not features:
         features, notes = default_features(ref, cur)
-    kw = dict(features=features, method=method, thresholds=thresholds, drift_share=drift_share,
-              reference_name=ref.name, current_name=cur.name)
+    kw = dict(
+        features=features,
+        method=method,
+        thresholds=thresholds,
+        drift_share=drift_share,
+        reference_name=ref.name,
+        current_name=cur.name,
+    )
     if ref.frame is not None and cur.frame is not None:
         rep = compare(ref.frame, cur.frame, **kw)
     elif ref.profile is not None and cur.frame is not None:
@@ -61,9 +76,16 @@ def sample_rows(df: Any, n: int = SAMPLE_ROWS, seed: int = 0) -> Any:
     return df.iloc[idx].reset_index(drop=True)
 
 
-def write_run_reference(directory: str | Path, train_df: Any, eval_df: Any = None, label: str | None = None,
-                        predict: Callable[[Any], Any] | None = None, output: str = "probability",
-                        rows: int = SAMPLE_ROWS, seed: int = 0) -> list[Path]:
+def write_run_reference(
+    directory: str | Path,
+    train_df: Any,
+    eval_df: Any = None,
+    label: str | None = None,
+    predict: Callable[[Any], Any] | None = None,
+    output: str = "probability",
+    rows: int = SAMPLE_ROWS,
+    seed: int = 0,
+) -> list[Path]:
     """Write profile.json, reference.parquet and evaluation.parquet (see roost.monitor.sources) into `directory`."""
     import numpy as np
 
@@ -87,21 +109,30 @@ def write_run_reference(directory: str | Path, train_df: Any, eval_df: Any = Non
     return written
 
 
-def log_report(report: Any, model: str | None = None, experiment: str = "monitoring",
-               html: str | None = None) -> str:
+def log_report(report: Any, model: str | None = None, experiment: str = "monitoring", html: str | None = None) -> str:
     """Record a drift report as a run (tags, metrics, drift.json/drift.html artifacts) so the UI lists it."""
     import json
     import tempfile
 
     from roost.registry.api import start_run
 
-    tags = {"roost.kind": "monitor", "roost.monitor.verdict": "drift" if report.dataset_drift else "ok",
-            "roost.monitor.reference": report.reference, "roost.monitor.current": report.current}
+    tags = {
+        "roost.kind": "monitor",
+        "roost.monitor.verdict": "drift" if report.dataset_drift else "ok",
+        "roost.monitor.reference": report.reference,
+        "roost.monitor.current": report.current,
+    }
     if model:
         tags["roost.monitor.model"] = model
     with start_run(experiment=experiment, name=f"drift {model or ''}".strip(), tags=tags) as run:
-        run.log_metrics({"drift_share": report.share, "features_drifted": float(report.n_drifted),
-                         "dataset_drift": float(report.dataset_drift), "rows_current": float(report.rows_cur)})
+        run.log_metrics(
+            {
+                "drift_share": report.share,
+                "features_drifted": float(report.n_drifted),
+                "dataset_drift": float(report.dataset_drift),
+                "rows_current": float(report.rows_cur),
+            }
+        )
         with tempfile.TemporaryDirectory(prefix="roost-monitor-") as tmp:
             j = Path(tmp) / "drift.json"
             j.write_text(json.dumps(report.to_dict(bins=True), default=str))
@@ -121,6 +152,11 @@ def latest_drift(model: str) -> dict | None:
     if not runs:
         return None
     r = runs[0]
-    return {"run_id": r["run_id"], "verdict": r["tags"].get("roost.monitor.verdict"),
-            "share": r["metrics"].get("drift_share"), "when": r.get("start_time"),
-            "reference": r["tags"].get("roost.monitor.reference"), "current": r["tags"].get("roost.monitor.current")}
+    return {
+        "run_id": r["run_id"],
+        "verdict": r["tags"].get("roost.monitor.verdict"),
+        "share": r["metrics"].get("drift_share"),
+        "when": r.get("start_time"),
+        "reference": r["tags"].get("roost.monitor.reference"),
+        "current": r["tags"].get("roost.monitor.current"),
+    }

@@ -3,6 +3,7 @@
 `make demo` calls `engagement_demo(model="engagement@staging", out_dir=...)`; it prints (Rich) and returns the
 reports. Without a model it fits a small LightGBM on the early days so it also runs on its own.
 """
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -34,14 +35,23 @@ def _scorer(model: str | None, ref: Any) -> tuple[Any, list[str], str]:
         return pred.predict, list(pred.inputs), model
     from roost.train.models import make_model
 
-    feats = [c for c in ref.columns if c not in ("clicked", "impression_id", "user_id", "item_id", "event_time",
-                                                 "label_time")]
+    feats = [
+        c
+        for c in ref.columns
+        if c not in ("clicked", "impression_id", "user_id", "item_id", "event_time", "label_time")
+    ]
     m = make_model("lightgbm", "binary", n_estimators=60).fit(ref[feats], ref["clicked"])
     return m.predict, feats, "LightGBM fitted on the first week"
 
 
-def engagement_demo(rows: int = 60_000, seed: int = 0, model: str | None = None, out_dir: str | Path | None = None,
-                    data: Any = None, console: Any = None) -> dict[str, Any]:
+def engagement_demo(
+    rows: int = 60_000,
+    seed: int = 0,
+    model: str | None = None,
+    out_dir: str | Path | None = None,
+    data: Any = None,
+    console: Any = None,
+) -> dict[str, Any]:
     """Print drift of the later slice vs the first week and a fairness table for `gender`; return both reports."""
     from rich.console import Console
     from rich.table import Table
@@ -58,24 +68,33 @@ def engagement_demo(rows: int = 60_000, seed: int = 0, model: str | None = None,
     ref, cur = _slices(data)
     predict, feats, scorer = _scorer(model, ref)
     ref_s, cur_s = ref.assign(pred_probability=predict(ref)), cur.assign(pred_probability=predict(cur))
-    rep = compare(ref_s, cur_s, features=feats + ["pred_probability"],
-                  reference_name=f"days 1-{REFERENCE_DAYS} ({len(ref):,} impressions)",
-                  current_name=f"days {LATER_FROM_DAY + 1}+ ({len(cur):,} impressions)")
+    rep = compare(
+        ref_s,
+        cur_s,
+        features=feats + ["pred_probability"],
+        reference_name=f"days 1-{REFERENCE_DAYS} ({len(ref):,} impressions)",
+        current_name=f"days {LATER_FROM_DAY + 1}+ ({len(cur):,} impressions)",
+    )
     t = Table(title=f"drift: {rep.current} vs {rep.reference}")
     for c in ("feature", "method", "score", "threshold", "verdict"):
         t.add_column(c, justify="left" if c in ("feature", "method") else "right")
     for f in sorted(rep.features, key=lambda f: (not f.drifted, f.feature)):
-        t.add_row(f.feature, f.method or f.status, "—" if f.score is None else f"{f.score:.4g}",
-                  "—" if f.threshold is None else f"{f.threshold:g}",
-                  "[bold red]DRIFT[/]" if f.drifted else "[green]ok[/]")
+        t.add_row(
+            f.feature,
+            f.method or f.status,
+            "—" if f.score is None else f"{f.score:.4g}",
+            "—" if f.threshold is None else f"{f.threshold:g}",
+            "[bold red]DRIFT[/]" if f.drifted else "[green]ok[/]",
+        )
     con.print(t)
     flagged = [f.feature for f in rep.features if f.drifted]
-    con.print(f"[bold {'red' if flagged else 'green'}]later slice: {len(flagged)} of {len(rep.features)} "
-              f"monitored columns drifted[/] ({', '.join(flagged) or 'none'}); drifted share {rep.share:.0%} "
-              f"(dataset-level alert at {rep.drift_share:.0%}: {'DRIFT' if rep.dataset_drift else 'not reached'})")
+    con.print(
+        f"[bold {'red' if flagged else 'green'}]later slice: {len(flagged)} of {len(rep.features)} "
+        f"monitored columns drifted[/] ({', '.join(flagged) or 'none'}); drifted share {rep.share:.0%} "
+        f"(dataset-level alert at {rep.drift_share:.0%}: {'DRIFT' if rep.dataset_drift else 'not reached'})"
+    )
     thr = float(np.quantile(ref_s["pred_probability"], 0.9))
-    fair = group_metrics(cur_s[[SENSITIVE]], y_true=cur_s["clicked"], y_score=cur_s["pred_probability"],
-                         threshold=thr)
+    fair = group_metrics(cur_s[[SENSITIVE]], y_true=cur_s["clicked"], y_score=cur_s["pred_probability"], threshold=thr)
     fair.source = f"{scorer}, later slice"
     tab = fair.table(SENSITIVE)
     ft = Table(title=f"fairness by {SENSITIVE} (top 10% of first-week scores selected: score ≥ {thr:.3f})")
@@ -84,8 +103,7 @@ def engagement_demo(rows: int = 60_000, seed: int = 0, model: str | None = None,
     for k in keys:
         ft.add_column(k.replace("_", " "), justify="right")
     for i, g in enumerate(tab.groups):
-        ft.add_row(g[0], *[f"{tab.metrics[k][i]:,.0f}" if k == "count" else f"{tab.metrics[k][i]:.3f}"
-                           for k in keys])
+        ft.add_row(g[0], *[f"{tab.metrics[k][i]:,.0f}" if k == "count" else f"{tab.metrics[k][i]:.3f}" for k in keys])
     con.print(ft)
     con.print("  " + ", ".join(f"{k.replace('_', ' ')} [bold]{v:.3f}[/]" for k, v in tab.disparities().items()))
     for w in fair.warnings:

@@ -5,6 +5,7 @@ PSI, Jensen–Shannon); one of them decides. `method="auto"` picks Evidently's d
 KS (numbers) or chi² (categories), above that normed Wasserstein (numbers with more than 5 distinct values) or
 Jensen–Shannon. Problems with the input (a column missing, all null, constant) are reported, not raised.
 """
+
 from __future__ import annotations
 
 import logging
@@ -92,8 +93,10 @@ class DriftReport:
         """One line for people."""
         word = "DRIFT" if self.dataset_drift else "no dataset drift"
         names = ", ".join(f.feature for f in self.tested if f.drifted)
-        return (f"{word}: {self.n_drifted} of {len(self.tested)} features drifted ({self.share:.0%}, threshold "
-                f"{self.drift_share:.0%})" + (f": {names}" if names else ""))
+        return (
+            f"{word}: {self.n_drifted} of {len(self.tested)} features drifted ({self.share:.0%}, threshold "
+            f"{self.drift_share:.0%})" + (f": {names}" if names else "")
+        )
 
     def feature(self, name: str) -> FeatureDrift:
         """The result for one feature."""
@@ -110,11 +113,23 @@ class DriftReport:
             if not bins:
                 d.pop("bins")
             feats.append(d)
-        return {"kind": "drift", "verdict": self.verdict, "dataset_drift": self.dataset_drift,
-                "drifted": self.n_drifted, "features_tested": len(self.tested), "share": self.share,
-                "drift_share": self.drift_share, "reference": self.reference, "current": self.current,
-                "rows_reference": self.rows_ref, "rows_current": self.rows_cur, "approximate": self.approximate,
-                "notes": self.notes, "created_at": self.created_at, "features": feats}
+        return {
+            "kind": "drift",
+            "verdict": self.verdict,
+            "dataset_drift": self.dataset_drift,
+            "drifted": self.n_drifted,
+            "features_tested": len(self.tested),
+            "share": self.share,
+            "drift_share": self.drift_share,
+            "reference": self.reference,
+            "current": self.current,
+            "rows_reference": self.rows_ref,
+            "rows_current": self.rows_cur,
+            "approximate": self.approximate,
+            "notes": self.notes,
+            "created_at": self.created_at,
+            "features": feats,
+        }
 
 
 def choose_method(kind: str, n_ref: int, n_unique: int) -> str:
@@ -198,8 +213,10 @@ def _feature(name: str, ref: Any, cur: Any) -> FeatureDrift:
             fd.bins = st.pop("bins")
             fd.stats = {k: float(v) for k, v in st.items()}
             if a[0] == a[-1]:
-                fd.notes.append(f"constant in the reference (every value is {a[0]:g}): distances are in units "
-                                f"of the {S.NORM_FLOOR} floor, not of a spread")
+                fd.notes.append(
+                    f"constant in the reference (every value is {a[0]:g}): distances are in units "
+                    f"of the {S.NORM_FLOOR} floor, not of a spread"
+                )
     else:
         cr, cc = _category_counts(ref), _category_counts(cur)
         fd.n_ref, fd.n_cur = sum(cr.values()), sum(cc.values())
@@ -213,8 +230,11 @@ def _feature(name: str, ref: Any, cur: Any) -> FeatureDrift:
                 fd.notes.append(f"a single category in the reference ({next(iter(cr))!r})")
             new = sorted(set(cc) - set(cr))
             if new:
-                fd.notes.append(f"{len(new)} categor{'y' if len(new) == 1 else 'ies'} unseen in the reference: "
-                                + ", ".join(map(repr, new[:5])) + ("…" if len(new) > 5 else ""))
+                fd.notes.append(
+                    f"{len(new)} categor{'y' if len(new) == 1 else 'ies'} unseen in the reference: "
+                    + ", ".join(map(repr, new[:5]))
+                    + ("…" if len(new) > 5 else "")
+                )
     return fd
 
 
@@ -230,15 +250,21 @@ def _untestable(fd: FeatureDrift) -> bool:
         return True
     if fd.n_cur == 0:
         fd.status, fd.drifted = "drift", True
-        fd.notes.append("all values are missing in the current data (the reference has "
-                        f"{fd.n_ref:,} values)")
+        fd.notes.append(f"all values are missing in the current data (the reference has {fd.n_ref:,} values)")
         return True
     return False
 
 
-def compare(reference: Any, current: Any, features: list[str] | None = None, method: str = "auto",
-            thresholds: dict[str, float] | None = None, drift_share: float = DRIFT_SHARE,
-            reference_name: str = "reference", current_name: str = "current") -> DriftReport:
+def compare(
+    reference: Any,
+    current: Any,
+    features: list[str] | None = None,
+    method: str = "auto",
+    thresholds: dict[str, float] | None = None,
+    drift_share: float = DRIFT_SHARE,
+    reference_name: str = "reference",
+    current_name: str = "current",
+) -> DriftReport:
     """Drift of `features` (default: the reference's columns, minus `_`-prefixed metadata) between two DataFrames."""
     if method != "auto" and method not in METHODS:
         raise RoostError(f"unknown drift method {method!r}", hint=f"one of auto, {', '.join(METHODS)}")
@@ -247,18 +273,25 @@ def compare(reference: Any, current: Any, features: list[str] | None = None, met
     report = DriftReport([], drift_share, reference_name, current_name, int(len(reference)), int(len(current)))
     extra = [str(c) for c in current.columns if str(c) not in set(names) and not str(c).startswith("_")]
     if extra and not features:
-        report.notes.append(f"columns only in the current data (not compared): {', '.join(extra[:10])}"
-                            + ("…" if len(extra) > 10 else ""))
+        report.notes.append(
+            f"columns only in the current data (not compared): {', '.join(extra[:10])}"
+            + ("…" if len(extra) > 10 else "")
+        )
     if len(reference) == 0 or len(current) == 0:
-        raise RoostError(f"the {'reference' if len(reference) == 0 else 'current'} data has no rows",
-                         hint="pick a time range or file that holds data")
+        raise RoostError(
+            f"the {'reference' if len(reference) == 0 else 'current'} data has no rows",
+            hint="pick a time range or file that holds data",
+        )
     for name in names:
         if name not in reference.columns:
             report.features.append(FeatureDrift(name, "unknown", "new", notes=["not in the reference data"]))
             continue
         if name not in current.columns:
-            report.features.append(FeatureDrift(name, _kind(reference[name]), "missing", drifted=True,
-                                                notes=["column missing in the current data"]))
+            report.features.append(
+                FeatureDrift(
+                    name, _kind(reference[name]), "missing", drifted=True, notes=["column missing in the current data"]
+                )
+            )
             continue
         fd = _feature(name, reference[name], current[name])
         if not _untestable(fd):

@@ -4,6 +4,7 @@ Profiles merge: `profile_frame(A ∪ B) == profile_frame(A).merge(profile_frame(
 min/max, sketch buckets, HyperLogLog registers and category counts (while a column keeps at most
 `max_categories` distinct values), and up to float rounding for mean and standard deviation (Chan's formula).
 """
+
 from __future__ import annotations
 
 import json
@@ -121,8 +122,14 @@ class ColumnProfile:
         """The profile of both columns' rows together."""
         if other.kind != self.kind:
             raise ValueError(f"column {self.name!r}: cannot merge a {self.kind} profile with a {other.kind} one")
-        out = ColumnProfile(self.name, self.kind, self.dtype, self.rows + other.rows, self.missing + other.missing,
-                            self.infinite + other.infinite)
+        out = ColumnProfile(
+            self.name,
+            self.kind,
+            self.dtype,
+            self.rows + other.rows,
+            self.missing + other.missing,
+            self.infinite + other.infinite,
+        )
         out.min = _opt(min, self.min, other.min)
         out.max = _opt(max, self.max, other.max)
         na, nb = self.count, other.count
@@ -143,18 +150,31 @@ class ColumnProfile:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form, with derived statistics for readers that do not load it back."""
-        d: dict[str, Any] = {"name": self.name, "kind": self.kind, "dtype": self.dtype, "rows": self.rows,
-                             "missing": self.missing, "infinite": self.infinite, "count": self.count,
-                             "cardinality": round(self.cardinality, 1), "hll": self.hll.to_dict()}
+        d: dict[str, Any] = {
+            "name": self.name,
+            "kind": self.kind,
+            "dtype": self.dtype,
+            "rows": self.rows,
+            "missing": self.missing,
+            "infinite": self.infinite,
+            "count": self.count,
+            "cardinality": round(self.cardinality, 1),
+            "hll": self.hll.to_dict(),
+        }
         if self.kind == "categorical":
             d.update(categories=self.categories, other=self.other)
         else:
             edges, counts = self.histogram()
-            d.update(min=self.min, max=self.max, mean=self.mean if self.count else None, m2=self.m2,
-                     std=None if math.isnan(self.std) else self.std,
-                     quantiles=dict(zip(map(str, QUANTILES), self.quantiles())) if self.count else {},
-                     histogram={"edges": edges, "counts": counts},
-                     sketch=self.sketch.to_dict() if self.sketch is not None else None)
+            d.update(
+                min=self.min,
+                max=self.max,
+                mean=self.mean if self.count else None,
+                m2=self.m2,
+                std=None if math.isnan(self.std) else self.std,
+                quantiles=dict(zip(map(str, QUANTILES), self.quantiles())) if self.count else {},
+                histogram={"edges": edges, "counts": counts},
+                sketch=self.sketch.to_dict() if self.sketch is not None else None,
+            )
         return d
 
     @classmethod
@@ -241,8 +261,13 @@ class Profile:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
-        return {"format": FORMAT, "rows": self.rows, "created_at": self.created_at, "source": self.source,
-                "columns": [c.to_dict() for c in self.columns.values()]}
+        return {
+            "format": FORMAT,
+            "rows": self.rows,
+            "created_at": self.created_at,
+            "source": self.source,
+            "columns": [c.to_dict() for c in self.columns.values()],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "Profile":
@@ -250,8 +275,10 @@ class Profile:
         from roost.errors import RoostError
 
         if d.get("format") != FORMAT:
-            raise RoostError(f"not a roost profile (format {d.get('format')!r})",
-                             hint="create one with `roost monitor profile DATA --out profile.json`")
+            raise RoostError(
+                f"not a roost profile (format {d.get('format')!r})",
+                hint="create one with `roost monitor profile DATA --out profile.json`",
+            )
         cols = [ColumnProfile.from_dict(c) for c in d["columns"]]
         return cls({c.name: c for c in cols}, int(d["rows"]), d.get("created_at", ""), d.get("source"))
 
@@ -284,11 +311,21 @@ class Profile:
             lo, hi = c.min, c.max
             if c.kind == "datetime":  # epoch seconds back to timestamps
                 lo, mean, hi, q = (_iso(v) for v in (lo, mean, hi, q))
-            rows.append({"column": c.name, "kind": c.kind, "count": c.count,
-                         "missing": c.missing / c.rows if c.rows else 0.0, "min": lo, "mean": mean, "max": hi,
-                         "std": None if c.kind == "categorical" or c.count < 2 else c.std,
-                         "p50": q, "distinct": round(c.cardinality),
-                         "top": ", ".join(f"{k} ({v})" for k, v in c.top(3))})
+            rows.append(
+                {
+                    "column": c.name,
+                    "kind": c.kind,
+                    "count": c.count,
+                    "missing": c.missing / c.rows if c.rows else 0.0,
+                    "min": lo,
+                    "mean": mean,
+                    "max": hi,
+                    "std": None if c.kind == "categorical" or c.count < 2 else c.std,
+                    "p50": q,
+                    "distinct": round(c.cardinality),
+                    "top": ", ".join(f"{k} ({v})" for k, v in c.top(3)),
+                }
+            )
         return rows
 
 
@@ -314,8 +351,9 @@ def _all_missing(like: ColumnProfile, rows: int) -> ColumnProfile:
     return c
 
 
-def profile_frame(df: Any, columns: list[str] | None = None, max_categories: int = MAX_CATEGORIES,
-                  source: str | None = None) -> Profile:
+def profile_frame(
+    df: Any, columns: list[str] | None = None, max_categories: int = MAX_CATEGORIES, source: str | None = None
+) -> Profile:
     """Profile every column (or `columns`) of a pandas DataFrame."""
     names = list(df.columns) if columns is None else list(columns)
     cols = {str(n): profile_column(str(n), df[n], max_categories) for n in names}

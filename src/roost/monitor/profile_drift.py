@@ -4,6 +4,7 @@ Categorical statistics are exact (category counts are exact below the profile's 
 read off the quantile sketches: CDFs are known at bucket resolution (1% relative), so KS, Wasserstein, PSI and
 Jensen–Shannon are close to, not equal to, the sample values; the report says `approximate`.
 """
+
 from __future__ import annotations
 
 import math
@@ -47,9 +48,17 @@ def _numeric(r: ColumnProfile, c: ColumnProfile) -> dict[str, Any]:
         keys, ra, rb = S.aligned_counts(vr, cr, vc, cc)
         bins = {"values": keys.tolist()}
     bins.update(ref=[int(v) for v in ra], cur=[int(v) for v in rb])
-    return {"ks": d, "ks_pvalue": S.ks_pvalue_asymp(d, r.count, c.count), "wasserstein": w,
-            "wasserstein_norm": S.wasserstein_norm(w, std), "psi": S.psi(ref_bins, cur_bins),
-            "js": S.js_distance(ra, rb), "ref_std": std, "n_unique": r.hll.merge(c.hll).estimate(), "bins": bins}
+    return {
+        "ks": d,
+        "ks_pvalue": S.ks_pvalue_asymp(d, r.count, c.count),
+        "wasserstein": w,
+        "wasserstein_norm": S.wasserstein_norm(w, std),
+        "psi": S.psi(ref_bins, cur_bins),
+        "js": S.js_distance(ra, rb),
+        "ref_std": std,
+        "n_unique": r.hll.merge(c.hll).estimate(),
+        "bins": bins,
+    }
 
 
 def _categories(p: ColumnProfile) -> dict[str, int]:
@@ -87,16 +96,23 @@ def _feature(name: str, r: ColumnProfile, c: ColumnProfile | None) -> FeatureDri
     return fd
 
 
-def compare_profiles(reference: Profile, current: Profile, features: list[str] | None = None,
-                     method: str = "auto", thresholds: dict[str, float] | None = None,
-                     drift_share: float = DRIFT_SHARE, reference_name: str = "reference profile",
-                     current_name: str = "current") -> DriftReport:
+def compare_profiles(
+    reference: Profile,
+    current: Profile,
+    features: list[str] | None = None,
+    method: str = "auto",
+    thresholds: dict[str, float] | None = None,
+    drift_share: float = DRIFT_SHARE,
+    reference_name: str = "reference profile",
+    current_name: str = "current",
+) -> DriftReport:
     """Approximate drift between two profiles (same columns as `compare`)."""
     names = list(features) if features else [n for n in reference.columns if not n.startswith("_")]
-    report = DriftReport([], drift_share, reference_name, current_name, reference.rows, current.rows,
-                         approximate=True)
-    report.notes.append("reference is a profile (no sample): numeric statistics are read off quantile sketches "
-                        "(1% relative bucket width) and are approximate")
+    report = DriftReport([], drift_share, reference_name, current_name, reference.rows, current.rows, approximate=True)
+    report.notes.append(
+        "reference is a profile (no sample): numeric statistics are read off quantile sketches "
+        "(1% relative bucket width) and are approximate"
+    )
     for name in names:
         r = reference.columns.get(name)
         if r is None:
@@ -109,8 +125,7 @@ def compare_profiles(reference: Profile, current: Profile, features: list[str] |
     return report
 
 
-def compare_to_profile(reference: Profile, current: Any, features: list[str] | None = None, **kw: Any
-                       ) -> DriftReport:
+def compare_to_profile(reference: Profile, current: Any, features: list[str] | None = None, **kw: Any) -> DriftReport:
     """Approximate drift of a current DataFrame against a reference profile."""
     names = list(features) if features else [n for n in reference.columns if not n.startswith("_")]
     cur = profile_frame(current, [n for n in names if n in current.columns])

@@ -3,6 +3,7 @@
 Both merge exactly: the sketch of A ∪ B equals the merge of the sketches of A and B, bit for bit, because bucket
 keys and register values depend on each value alone (no sampling, no data-dependent edges).
 """
+
 from __future__ import annotations
 
 import math
@@ -66,8 +67,9 @@ class LogSketch:
     def merge(self, other: "LogSketch") -> "LogSketch":
         """A new sketch holding both sketches' counts."""
         if (other.alpha, other.width) != (self.alpha, self.width):
-            raise ValueError(f"cannot merge sketches of accuracy {self.alpha}/{self.width} and "
-                             f"{other.alpha}/{other.width}")
+            raise ValueError(
+                f"cannot merge sketches of accuracy {self.alpha}/{self.width} and {other.alpha}/{other.width}"
+            )
         out = LogSketch(self.alpha, self.width)
         out.zero = self.zero + other.zero
         for mine, theirs, dest in ((self.pos, other.pos, out.pos), (self.neg, other.neg, out.neg)):
@@ -84,10 +86,16 @@ class LogSketch:
         g = self.gamma
         nk = np.array(sorted(self.neg, reverse=True), dtype=np.int64)
         pk = np.array(sorted(self.pos), dtype=np.int64)
-        vals = np.concatenate([-2.0 * np.power(g, nk.astype(float)) / (g + 1), [0.0] if self.zero else [],
-                               2.0 * np.power(g, pk.astype(float)) / (g + 1)])
-        counts = np.concatenate([[self.neg[k] for k in nk.tolist()], [self.zero] if self.zero else [],
-                                 [self.pos[k] for k in pk.tolist()]]).astype(np.int64)
+        vals = np.concatenate(
+            [
+                -2.0 * np.power(g, nk.astype(float)) / (g + 1),
+                [0.0] if self.zero else [],
+                2.0 * np.power(g, pk.astype(float)) / (g + 1),
+            ]
+        )
+        counts = np.concatenate(
+            [[self.neg[k] for k in nk.tolist()], [self.zero] if self.zero else [], [self.pos[k] for k in pk.tolist()]]
+        ).astype(np.int64)
         return vals, counts
 
     def quantiles(self, qs: Any, lo: float | None = None, hi: float | None = None) -> np.ndarray:
@@ -119,9 +127,13 @@ class LogSketch:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (sparse key/count lists)."""
-        return {"alpha": self.alpha, "width": self.width, "zero": self.zero,
-                "pos": [sorted(self.pos), [self.pos[k] for k in sorted(self.pos)]],
-                "neg": [sorted(self.neg), [self.neg[k] for k in sorted(self.neg)]]}
+        return {
+            "alpha": self.alpha,
+            "width": self.width,
+            "zero": self.zero,
+            "pos": [sorted(self.pos), [self.pos[k] for k in sorted(self.pos)]],
+            "neg": [sorted(self.neg), [self.neg[k] for k in sorted(self.neg)]],
+        }
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "LogSketch":
@@ -133,9 +145,13 @@ class LogSketch:
         return s
 
     def __eq__(self, other: object) -> bool:
-        return (isinstance(other, LogSketch) and (self.alpha, self.width) == (other.alpha, other.width)
-                and self.zero == other.zero
-                and self.pos == other.pos and self.neg == other.neg)
+        return (
+            isinstance(other, LogSketch)
+            and (self.alpha, self.width) == (other.alpha, other.width)
+            and self.zero == other.zero
+            and self.pos == other.pos
+            and self.neg == other.neg
+        )
 
 
 def _mix64(h: np.ndarray) -> np.ndarray:
@@ -219,5 +235,8 @@ class HyperLogLog:
         return h
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, HyperLogLog) and self.p == other.p and bool(np.array_equal(self.registers,
-                                                                                             other.registers))
+        return (
+            isinstance(other, HyperLogLog)
+            and self.p == other.p
+            and bool(np.array_equal(self.registers, other.registers))
+        )

@@ -8,6 +8,7 @@ A run (or a registered model, through its run) is a reference when its artifacts
 - `evaluation.parquet` the held-out rows (≤ 100,000) with the label and `pred_<output>`,
 - `model/`            the model package (its signature names the features).
 """
+
 from __future__ import annotations
 
 import glob
@@ -94,8 +95,10 @@ def from_run(run_id: str, want: str = "reference") -> Source:
             src.frame = pd.read_parquet(f)
         src.name += f" ({name})"
         return src
-    raise RoostError(f"run {run['run_id'][:8]} stored no {' or '.join(files)}",
-                     hint="runs store them when trained with roost ≥ this version; or pass a data file instead")
+    raise RoostError(
+        f"run {run['run_id'][:8]} stored no {' or '.join(files)}",
+        hint="runs store them when trained with roost ≥ this version; or pass a data file instead",
+    )
 
 
 def from_model(ref: str, want: str = "reference") -> Source:
@@ -104,8 +107,10 @@ def from_model(ref: str, want: str = "reference") -> Source:
 
     mv = resolve_model(ref)
     if not mv.run_id:
-        raise RoostError(f"model {ref} was not produced by a run, so no training data is stored with it",
-                         hint="pass the training data (a file) as the reference instead")
+        raise RoostError(
+            f"model {ref} was not produced by a run, so no training data is stored with it",
+            hint="pass the training data (a file) as the reference instead",
+        )
     src = from_run(mv.run_id, want)
     src.name = f"model {mv.name}/{mv.version} · {src.name}"
     src.signature = mv.signature or src.signature
@@ -122,8 +127,7 @@ def looks_like_logs(path: Path) -> bool:
     return False
 
 
-def read_request_logs(path: str | Path, model: str | None = None, since: Any = None, until: Any = None
-                      ) -> Any:
+def read_request_logs(path: str | Path, model: str | None = None, since: Any = None, until: Any = None) -> Any:
     """Rows of serving request logs (a log folder, a model's folder, or a glob) between `since` and `until`."""
     import pandas as pd
     import pyarrow as pa
@@ -144,13 +148,16 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
         day = Path(f).parent.name
         if not _DATE_DIR.match(day):
             return True
-        return not ((lo is not None and day < lo.strftime("%Y-%m-%d")) or
-                    (hi is not None and day > hi.strftime("%Y-%m-%d")))
+        return not (
+            (lo is not None and day < lo.strftime("%Y-%m-%d")) or (hi is not None and day > hi.strftime("%Y-%m-%d"))
+        )
 
     files = [f for f in files if in_range(f)]
     if not files:
-        raise RoostError(f"no request log files under {path}" + (f" for model {model}" if model else ""),
-                         hint="serving writes them with --log-requests; check the folder and the time range")
+        raise RoostError(
+            f"no request log files under {path}" + (f" for model {model}" if model else ""),
+            hint="serving writes them with --log-requests; check the folder and the time range",
+        )
     table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
     df = table.to_pandas()
     if "_ts" in df.columns:
@@ -164,8 +171,7 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
         if not str(c).startswith("_") and pd.api.types.is_string_dtype(df[c].dtype):
             df[c] = df[c].where(df[c] != "", None)
     if len(df) == 0:
-        raise RoostError(f"the request logs under {path} hold no rows in the time range",
-                         hint="widen --since/--until")
+        raise RoostError(f"the request logs under {path} hold no rows in the time range", hint="widen --since/--until")
     return df
 
 
@@ -179,8 +185,9 @@ def _utc(t: Any) -> Any:
     return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
 
 
-def load_source(spec: str, want: str = "reference", model: str | None = None, since: Any = None,
-                until: Any = None) -> Source:
+def load_source(
+    spec: str, want: str = "reference", model: str | None = None, since: Any = None, until: Any = None
+) -> Source:
     """Resolve a data file/glob/scheme, a profile JSON, a request-log folder, a run id or a model reference."""
     from roost.monitor.profile import Profile
 
@@ -225,8 +232,11 @@ def default_features(ref: Source, cur: Source) -> tuple[list[str] | None, list[s
         cols = set(_columns(cur))
         unlogged = [c for c in ref_cols if c not in cols and not c.startswith("pred_")]
         if unlogged:
-            notes.append("reference columns that serving does not log (labels, ids, unused columns) are skipped: "
-                         + ", ".join(unlogged[:10]) + ("…" if len(unlogged) > 10 else ""))
+            notes.append(
+                "reference columns that serving does not log (labels, ids, unused columns) are skipped: "
+                + ", ".join(unlogged[:10])
+                + ("…" if len(unlogged) > 10 else "")
+            )
         return [c for c in ref_cols if c in cols], notes
     return None, notes
 

@@ -4,6 +4,7 @@ KS and Wasserstein share one merge of the two sorted samples; PSI, Jensen–Shan
 counts. Binning for Jensen–Shannon follows Evidently's (Sturges bins over both samples when the reference has more
 than 20 distinct values, else one bin per value), so the numbers agree with Evidently's default methods.
 """
+
 from __future__ import annotations
 
 import math
@@ -95,8 +96,9 @@ def value_counts_sorted(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return a[starts], np.diff(np.r_[starts, a.size])
 
 
-def aligned_counts(keys_a: np.ndarray, ca: np.ndarray, keys_b: np.ndarray, cb: np.ndarray
-                   ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def aligned_counts(
+    keys_a: np.ndarray, ca: np.ndarray, keys_b: np.ndarray, cb: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(union of keys, counts of a, counts of b) over the union (keys sorted)."""
     keys = np.union1d(keys_a, keys_b)
     ra = np.zeros(keys.size, dtype=np.int64)
@@ -182,9 +184,18 @@ def numeric_stats(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         keys, ra, rb = aligned_counts(ka, ca, kb, cb)
         bins = {"values": keys.tolist()}
     bins.update(ref=ra.tolist(), cur=rb.tolist())
-    return {"ks": d, "ks_pvalue": p, "wasserstein": w, "wasserstein_norm": wasserstein_norm(w, std),
-            "psi": psi_v, "js": js_distance(ra, rb), "ref_std": std, "ref_unique": nu_ref,
-            "n_unique": distinct, "bins": bins}
+    return {
+        "ks": d,
+        "ks_pvalue": p,
+        "wasserstein": w,
+        "wasserstein_norm": wasserstein_norm(w, std),
+        "psi": psi_v,
+        "js": js_distance(ra, rb),
+        "ref_std": std,
+        "ref_unique": nu_ref,
+        "n_unique": distinct,
+        "bins": bins,
+    }
 
 
 def categorical_stats(ref: dict[str, int], cur: dict[str, int]) -> dict[str, Any]:

@@ -1,4 +1,5 @@
 """Hand-made SVG charts for reports: no JavaScript, no CDN, readable under a `sandbox; default-src 'none'` CSP."""
+
 from __future__ import annotations
 
 import math
@@ -23,17 +24,23 @@ def _fmt(v: float) -> str:
 
 def _frame(inner: str, title: str, y_max: float, y_label: str = "share") -> str:
     """Axes, y ticks, title and legend around plot content."""
-    parts = [f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
-             f'role="img" aria-label="{escape(title)}" style="font:10px sans-serif">',
-             f'<text x="{PAD_L}" y="11" font-weight="bold">{escape(title)}</text>']
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
+        f'role="img" aria-label="{escape(title)}" style="font:10px sans-serif">',
+        f'<text x="{PAD_L}" y="11" font-weight="bold">{escape(title)}</text>',
+    ]
     y0, y1 = H - PAD_B, PAD_T
     for k in range(3):
         v = y_max * k / 2
         y = y0 - (y0 - y1) * k / 2
-        parts.append(f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-                     f'<text x="{PAD_L - 4}" y="{y + 3:.1f}" text-anchor="end">{_fmt(v)}</text>')
-    parts.append(f'<text x="6" y="{(y0 + y1) / 2:.0f}" transform="rotate(-90 6 {(y0 + y1) / 2:.0f})" '
-                 f'text-anchor="middle">{escape(y_label)}</text>')
+        parts.append(
+            f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{PAD_L - 4}" y="{y + 3:.1f}" text-anchor="end">{_fmt(v)}</text>'
+        )
+    parts.append(
+        f'<text x="6" y="{(y0 + y1) / 2:.0f}" transform="rotate(-90 6 {(y0 + y1) / 2:.0f})" '
+        f'text-anchor="middle">{escape(y_label)}</text>'
+    )
     parts.append(inner)
     parts.append("</svg>")
     return "".join(parts)
@@ -41,12 +48,20 @@ def _frame(inner: str, title: str, y_max: float, y_label: str = "share") -> str:
 
 def legend(names: Sequence[str] = ("reference", "current"), colors: Sequence[str] = (REF, CUR)) -> str:
     """A small legend as HTML."""
-    return " ".join(f'<span style="display:inline-block;width:10px;height:10px;background:{c};opacity:.8">'
-                    f'</span> {escape(n)}' for n, c in zip(names, colors))
+    return " ".join(
+        f'<span style="display:inline-block;width:10px;height:10px;background:{c};opacity:.8"></span> {escape(n)}'
+        for n, c in zip(names, colors)
+    )
 
 
-def bars(labels: Sequence[str], series: Sequence[Sequence[float]], title: str, colors: Sequence[str] = (REF, CUR),
-         y_label: str = "share", max_bars: int = 30) -> str:
+def bars(
+    labels: Sequence[str],
+    series: Sequence[Sequence[float]],
+    title: str,
+    colors: Sequence[str] = (REF, CUR),
+    y_label: str = "share",
+    max_bars: int = 30,
+) -> str:
     """Grouped bars (one group per label, one bar per series)."""
     labels = list(labels)[:max_bars]
     series = [list(s)[:max_bars] for s in series]
@@ -61,19 +76,28 @@ def bars(labels: Sequence[str], series: Sequence[Sequence[float]], title: str, c
             v = s[i] if i < len(s) else 0
             h = (y0 - y1) * v / y_max
             x = PAD_L + i * gw + gw * 0.1 + j * bw
-            out.append(f'<rect x="{x:.1f}" y="{y0 - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
-                       f'fill="{colors[j % len(colors)]}" opacity=".8"><title>{escape(str(lab))}: {_fmt(v)}'
-                       f'</title></rect>')
+            out.append(
+                f'<rect x="{x:.1f}" y="{y0 - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
+                f'fill="{colors[j % len(colors)]}" opacity=".8"><title>{escape(str(lab))}: {_fmt(v)}'
+                f"</title></rect>"
+            )
         step = math.ceil(n / 12)
         if i % step == 0:
             chars = max(3, int(gw * step / 6))  # ~6 px per character at 10 px
-            out.append(f'<text x="{PAD_L + (i + 0.5) * gw:.1f}" y="{y0 + 12}" text-anchor="middle">'
-                       f'{escape(str(lab)[:chars])}</text>')
+            out.append(
+                f'<text x="{PAD_L + (i + 0.5) * gw:.1f}" y="{y0 + 12}" text-anchor="middle">'
+                f"{escape(str(lab)[:chars])}</text>"
+            )
     return _frame("".join(out), title, y_max, y_label)
 
 
-def histogram(edges: Sequence[float], series: Sequence[Sequence[float]], title: str,
-              colors: Sequence[str] = (REF, CUR), y_label: str = "share") -> str:
+def histogram(
+    edges: Sequence[float],
+    series: Sequence[Sequence[float]],
+    title: str,
+    colors: Sequence[str] = (REF, CUR),
+    y_label: str = "share",
+) -> str:
     """Overlaid histograms on shared bin edges (translucent bars)."""
     y_max = max([max(s, default=0) for s in series] + [0.0]) or 1.0
     y0, y1 = H - PAD_B, PAD_T
@@ -88,16 +112,26 @@ def histogram(edges: Sequence[float], series: Sequence[Sequence[float]], title: 
         for i, v in enumerate(s):
             h = (y0 - y1) * v / y_max
             width = max(sx(edges[i + 1]) - sx(edges[i]), 0.5)
-            out.append(f'<rect x="{sx(edges[i]):.1f}" y="{y0 - h:.1f}" width="{width:.1f}" height="{h:.1f}"'
-                       f' fill="{colors[j % len(colors)]}" opacity=".5"><title>'
-                       f'[{_fmt(edges[i])}, {_fmt(edges[i + 1])}): {_fmt(v)}</title></rect>')
+            out.append(
+                f'<rect x="{sx(edges[i]):.1f}" y="{y0 - h:.1f}" width="{width:.1f}" height="{h:.1f}"'
+                f' fill="{colors[j % len(colors)]}" opacity=".5"><title>'
+                f"[{_fmt(edges[i])}, {_fmt(edges[i + 1])}): {_fmt(v)}</title></rect>"
+            )
     for v in (lo, (lo + hi) / 2, hi):
         out.append(f'<text x="{sx(v):.1f}" y="{y0 + 12}" text-anchor="middle">{_fmt(v)}</text>')
     return _frame("".join(out), title, y_max, y_label)
 
 
-def lines(xs: Sequence[Sequence[float]], ys: Sequence[Sequence[float]], title: str, names: Sequence[str],
-          colors: Sequence[str] = (CUR, REF), diagonal: bool = False, x_label: str = "", y_label: str = "") -> str:
+def lines(
+    xs: Sequence[Sequence[float]],
+    ys: Sequence[Sequence[float]],
+    title: str,
+    names: Sequence[str],
+    colors: Sequence[str] = (CUR, REF),
+    diagonal: bool = False,
+    x_label: str = "",
+    y_label: str = "",
+) -> str:
     """Line chart with points on [0, 1] × [0, 1] (calibration curves)."""
     y0, y1 = H - PAD_B, PAD_T
 
@@ -109,15 +143,20 @@ def lines(xs: Sequence[Sequence[float]], ys: Sequence[Sequence[float]], title: s
 
     out = []
     if diagonal:
-        out.append(f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" stroke="#999" '
-                   f'stroke-dasharray="4 3"/>')
+        out.append(f'<line x1="{sx(0)}" y1="{sy(0)}" x2="{sx(1)}" y2="{sy(1)}" stroke="#999" stroke-dasharray="4 3"/>')
     for j, (x, y) in enumerate(zip(xs, ys)):
         pts = [(a, b) for a, b in zip(x, y) if a == a and b == b]
         c = colors[j % len(colors)]
-        out.append(f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="'
-                   + " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in pts) + '"/>')
-        out += [f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="2.5" fill="{c}"><title>{escape(names[j])}: '
-                f'{_fmt(a)} → {_fmt(b)}</title></circle>' for a, b in pts]
+        out.append(
+            f'<polyline fill="none" stroke="{c}" stroke-width="1.5" points="'
+            + " ".join(f"{sx(a):.1f},{sy(b):.1f}" for a, b in pts)
+            + '"/>'
+        )
+        out += [
+            f'<circle cx="{sx(a):.1f}" cy="{sy(b):.1f}" r="2.5" fill="{c}"><title>{escape(names[j])}: '
+            f"{_fmt(a)} → {_fmt(b)}</title></circle>"
+            for a, b in pts
+        ]
     for v in (0, 0.5, 1):
         out.append(f'<text x="{sx(v):.1f}" y="{y0 + 12}" text-anchor="middle">{_fmt(v)}</text>')
     if x_label:

@@ -1,4 +1,5 @@
 """Notebooks: JupyterLab with the roost kernel, papermill runs recorded as runs, cell-level notebook diffs."""
+
 from __future__ import annotations
 
 

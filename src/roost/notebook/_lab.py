@@ -1,4 +1,5 @@
 """Process-level start-up speed-ups for notebook commands, and the entry point that starts JupyterLab."""
+
 from __future__ import annotations
 
 import os

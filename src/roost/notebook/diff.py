@@ -1,4 +1,5 @@
 """Cell-level notebook diff: sources and outputs (text and images), metadata and execution noise ignored."""
+
 from __future__ import annotations
 
 import difflib
@@ -90,9 +91,14 @@ class CellChange:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary of the change."""
-        return {"status": self.status, "a_index": None if self.a is None else self.a.index,
-                "b_index": None if self.b is None else self.b.index, "source_changed": self.source_changed,
-                "outputs_changed": self.outputs_changed, "label": self.label}
+        return {
+            "status": self.status,
+            "a_index": None if self.a is None else self.a.index,
+            "b_index": None if self.b is None else self.b.index,
+            "source_changed": self.source_changed,
+            "outputs_changed": self.outputs_changed,
+            "label": self.label,
+        }
 
 
 @dataclass
@@ -122,18 +128,28 @@ class NotebookDiff:
         """One line: how many cells changed, and how."""
         if not self.changes:
             return f"no changes in {len(self.a_cells)} cells (execution counts, timestamps and metadata ignored)"
-        counts = {"source": sum(c.source_changed for c in self.changes),
-                  "outputs": sum(c.outputs_changed for c in self.changes),
-                  "added": sum(c.status == "added" for c in self.changes),
-                  "removed": sum(c.status == "removed" for c in self.changes)}
+        counts = {
+            "source": sum(c.source_changed for c in self.changes),
+            "outputs": sum(c.outputs_changed for c in self.changes),
+            "added": sum(c.status == "added" for c in self.changes),
+            "removed": sum(c.status == "removed" for c in self.changes),
+        }
         detail = ", ".join(f"{k}: {n}" for k, n in counts.items() if n)
-        return (f"{len(self.changes)} changed cell{'s' * (len(self.changes) != 1)} ({detail}); "
-                f"{self.unchanged} unchanged; execution counts, timestamps and metadata ignored")
+        return (
+            f"{len(self.changes)} changed cell{'s' * (len(self.changes) != 1)} ({detail}); "
+            f"{self.unchanged} unchanged; execution counts, timestamps and metadata ignored"
+        )
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly form: names, counts and the list of changes."""
-        return {"a": self.a_name, "b": self.b_name, "cells_a": len(self.a_cells), "cells_b": len(self.b_cells),
-                "unchanged": self.unchanged, "changes": [c.to_dict() for c in self.changes]}
+        return {
+            "a": self.a_name,
+            "b": self.b_name,
+            "cells_a": len(self.a_cells),
+            "cells_b": len(self.b_cells),
+            "unchanged": self.unchanged,
+            "changes": [c.to_dict() for c in self.changes],
+        }
 
     def to_html(self) -> str:
         """A standalone, escaped HTML page with a side-by-side view of every changed cell."""
@@ -166,8 +182,7 @@ def normalize_outputs(outputs: list[dict]) -> tuple[Output, ...]:
             out.append(Output("error", clean_text(f"{o.get('ename', '')}: {o.get('evalue', '')}")))
         elif ot in ("execute_result", "display_data"):
             data = o.get("data") or {}
-            mime = next((m for m in IMAGE_TYPES if m in data), None) or next((m for m in TEXT_TYPES if m in data),
-                                                                               None)
+            mime = next((m for m in IMAGE_TYPES if m in data), None) or next((m for m in TEXT_TYPES if m in data), None)
             if mime is None:
                 out.append(Output("other", ", ".join(sorted(data)) or "(empty output)"))
             elif mime in IMAGE_TYPES:
@@ -187,8 +202,14 @@ def load_cells(nb: Any) -> list[Cell]:
     for i, c in enumerate(nb.get("cells", [])):
         if ERROR_MARKER_TAG in ((c.get("metadata") or {}).get("tags") or []):
             continue
-        cells.append(Cell(i, c.get("cell_type", "code"), clean_text(_join(c.get("source"))),
-                          normalize_outputs(c.get("outputs", [])) if c.get("cell_type") == "code" else ()))
+        cells.append(
+            Cell(
+                i,
+                c.get("cell_type", "code"),
+                clean_text(_join(c.get("source"))),
+                normalize_outputs(c.get("outputs", [])) if c.get("cell_type") == "code" else (),
+            )
+        )
     return cells
 
 
@@ -246,8 +267,9 @@ def diff(a: Any, b: Any) -> NotebookDiff:
     a_name, a_nb = _read(a)
     b_name, b_nb = _read(b)
     ca, cb = load_cells(a_nb), load_cells(b_nb)
-    sm = difflib.SequenceMatcher(None, [(c.cell_type, c.source) for c in ca], [(c.cell_type, c.source) for c in cb],
-                                 autojunk=False)
+    sm = difflib.SequenceMatcher(
+        None, [(c.cell_type, c.source) for c in ca], [(c.cell_type, c.source) for c in cb], autojunk=False
+    )
     changes: list[CellChange] = []
     for op, i1, i2, j1, j2 in sm.get_opcodes():
         if op == "equal":

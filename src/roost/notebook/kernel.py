@@ -1,4 +1,5 @@
 """The roost kernel: the current interpreter with the workspace configured, and `attach()` to a run by id."""
+
 from __future__ import annotations
 
 import json
@@ -26,14 +27,25 @@ def kernel_env(ws: Any, run_id: str | None = None) -> dict[str, str]:
 
 def kernel_argv() -> list[str]:
     """Command line of the roost kernel: this interpreter running ipykernel with the attach hook."""
-    return [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}",
-            f"--IPKernelApp.exec_lines={STARTUP}"]
+    return [
+        sys.executable,
+        "-m",
+        "ipykernel_launcher",
+        "-f",
+        "{connection_file}",
+        f"--IPKernelApp.exec_lines={STARTUP}",
+    ]
 
 
 def kernel_spec_dict(ws: Any, env: dict[str, str]) -> dict[str, Any]:
     """The kernel.json content of the roost kernel for workspace `ws`, with `env` added to the kernel's."""
-    return {"argv": kernel_argv(), "display_name": f"Python (roost: {ws.project})", "language": "python",
-            "env": env, "metadata": {"debugger": True, "supported_encryption": ["curve"]}}
+    return {
+        "argv": kernel_argv(),
+        "display_name": f"Python (roost: {ws.project})",
+        "language": "python",
+        "env": env,
+        "metadata": {"debugger": True, "supported_encryption": ["curve"]},
+    }
 
 
 def write_kernelspec(ws: Any) -> Path:

@@ -1,4 +1,5 @@
 """Notebook diff views: Rich renderables for the terminal, a standalone side-by-side HTML page."""
+
 from __future__ import annotations
 
 import base64
@@ -41,8 +42,13 @@ def line_pairs(a: list[str], b: list[str]) -> Iterator[tuple[str | None, str | N
             for k in range(max(len(left), len(right))):
                 x = left[k] if k < len(left) else None
                 y = right[k] if k < len(right) else None
-                yield x, y, op if op != "replace" else ("replace" if x is not None and y is not None
-                                                         else "delete" if y is None else "insert")
+                yield (
+                    x,
+                    y,
+                    op
+                    if op != "replace"
+                    else ("replace" if x is not None and y is not None else "delete" if y is None else "insert"),
+                )
 
 
 def _td(text: str | None, side: str, kind: str) -> str:
@@ -69,25 +75,36 @@ def _img(o: Any) -> str:
 
 def _cell_html(ch: CellChange) -> str:
     a, b = ch.a, ch.b
-    parts = [f'<section><h2>{html.escape(ch.label)} <span class="what">— {html.escape(ch.what)}</span></h2>',
-             "<table><tbody>"]
+    parts = [
+        f'<section><h2>{html.escape(ch.label)} <span class="what">— {html.escape(ch.what)}</span></h2>',
+        "<table><tbody>",
+    ]
     src_a = a.source.splitlines() if a else []
     src_b = b.source.splitlines() if b else []
     ctype = (a or b).cell_type  # type: ignore[union-attr]
-    parts.append(f'<tr class="part"><td colspan="2">{html.escape(ctype)} source'
-                 f'{"" if ch.source_changed or ch.status != "modified" else " (unchanged)"}</td></tr>')
+    parts.append(
+        f'<tr class="part"><td colspan="2">{html.escape(ctype)} source'
+        f"{'' if ch.source_changed or ch.status != 'modified' else ' (unchanged)'}</td></tr>"
+    )
     parts.extend(_rows(src_a, src_b))
     out_a, out_b = (a.output_lines() if a else []), (b.output_lines() if b else [])
     if out_a or out_b:
-        parts.append(f'<tr class="part"><td colspan="2">outputs'
-                     f'{"" if ch.outputs_changed or ch.status != "modified" else " (unchanged)"}</td></tr>')
+        parts.append(
+            f'<tr class="part"><td colspan="2">outputs'
+            f"{'' if ch.outputs_changed or ch.status != 'modified' else ' (unchanged)'}</td></tr>"
+        )
         parts.extend(_rows(out_a, out_b))
     imgs_a = [o for o in (a.outputs if a else ()) if o.is_image]
     imgs_b = [o for o in (b.outputs if b else ()) if o.is_image]
     if (imgs_a or imgs_b) and imgs_a != imgs_b:
         parts.append('<tr class="part"><td colspan="2">images</td></tr>')
-        parts.append("<tr><td>" + "".join(_img(o) for o in imgs_a) + "</td><td>" +
-                     "".join(_img(o) for o in imgs_b) + "</td></tr>")
+        parts.append(
+            "<tr><td>"
+            + "".join(_img(o) for o in imgs_a)
+            + "</td><td>"
+            + "".join(_img(o) for o in imgs_b)
+            + "</td></tr>"
+        )
     parts.append("</tbody></table></section>")
     return "\n".join(parts)
 
@@ -95,13 +112,18 @@ def _cell_html(ch: CellChange) -> str:
 def to_html(d: NotebookDiff) -> str:
     """A standalone page (no scripts, no external resources) with every changed cell side by side."""
     title = f"{d.a_name} ⇄ {d.b_name}"
-    head = ('<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
-            '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
-            'style-src \'unsafe-inline\'">'
-            f"<title>notebook diff: {html.escape(title)}</title><style>{CSS}</style></head><body>")
-    body = [f"<h1>{html.escape(title)}</h1>", f'<p class="summary">{html.escape(d.summary())}</p>',
-            f'<table><thead><tr><th>A: {html.escape(d.a_name)}</th><th>B: {html.escape(d.b_name)}</th></tr>'
-            "</thead></table>"]
+    head = (
+        '<!doctype html>\n<html lang="en"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" content="default-src \'none\'; img-src data:; '
+        "style-src 'unsafe-inline'\">"
+        f"<title>notebook diff: {html.escape(title)}</title><style>{CSS}</style></head><body>"
+    )
+    body = [
+        f"<h1>{html.escape(title)}</h1>",
+        f'<p class="summary">{html.escape(d.summary())}</p>',
+        f"<table><thead><tr><th>A: {html.escape(d.a_name)}</th><th>B: {html.escape(d.b_name)}</th></tr>"
+        "</thead></table>",
+    ]
     body.extend(_cell_html(c) for c in d.changes)
     return head + "\n".join(body) + "\n</body></html>\n"
 

@@ -1,4 +1,5 @@
 """`roost nb run`: execute a notebook with papermill as a recorded run (params, executed notebook, metrics)."""
+
 from __future__ import annotations
 
 import json
@@ -15,9 +16,11 @@ log = logging.getLogger(__name__)
 
 PARAMS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
-TAG_HOWTO = ("tag the cell that sets the defaults: in JupyterLab select it, open the property inspector (gear "
-             "icon, right sidebar) and add the tag `parameters`; or add \"tags\": [\"parameters\"] to that "
-             "cell's \"metadata\" in the .ipynb file")
+TAG_HOWTO = (
+    "tag the cell that sets the defaults: in JupyterLab select it, open the property inspector (gear "
+    'icon, right sidebar) and add the tag `parameters`; or add "tags": ["parameters"] to that '
+    'cell\'s "metadata" in the .ipynb file'
+)
 
 
 class NotebookFailed(RoostError):
@@ -59,8 +62,10 @@ def _read(path: Path) -> Any:
     try:
         return nbformat.read(str(path), as_version=4)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a bad file
-        raise RoostError(f"{path.name} is not a readable notebook: {str(exc).splitlines()[0][:200]}",
-                         hint="open it in JupyterLab and save it again, or check that it is .ipynb JSON") from None
+        raise RoostError(
+            f"{path.name} is not a readable notebook: {str(exc).splitlines()[0][:200]}",
+            hint="open it in JupyterLab and save it again, or check that it is .ipynb JSON",
+        ) from None
 
 
 def _param_names(source: str) -> set[str] | None:
@@ -73,8 +78,13 @@ def _param_names(source: str) -> set[str] | None:
         return None
     names: set[str] = set()
     for node in tree.body:
-        targets = node.targets if isinstance(node, ast.Assign) else [node.target] if isinstance(
-            node, (ast.AnnAssign, ast.AugAssign)) else []
+        targets = (
+            node.targets
+            if isinstance(node, ast.Assign)
+            else [node.target]
+            if isinstance(node, (ast.AnnAssign, ast.AugAssign))
+            else []
+        )
         for t in targets:
             for n in ast.walk(t):
                 if isinstance(n, ast.Name):
@@ -88,21 +98,26 @@ def check_params(nb: Any, name: str, params: dict[str, Any]) -> None:
         return
     bad = [k for k in params if not str(k).isidentifier()]
     if bad:
-        raise RoostError(f"parameter name {bad[0]!r} is not a Python identifier",
-                         hint="use names like learning_rate (letters, digits, _)")
+        raise RoostError(
+            f"parameter name {bad[0]!r} is not a Python identifier",
+            hint="use names like learning_rate (letters, digits, _)",
+        )
     cells = [c for c in nb.cells if PARAMS_TAG in (c.get("metadata", {}).get("tags") or [])]
     if not cells:
-        raise RoostError(f"{name} has no cell tagged '{PARAMS_TAG}', so -p values would have nowhere to go",
-                         hint=TAG_HOWTO)
+        raise RoostError(
+            f"{name} has no cell tagged '{PARAMS_TAG}', so -p values would have nowhere to go", hint=TAG_HOWTO
+        )
     known = _param_names("".join(c.source for c in cells))
     if known is None:
         return
     for k in params:
         if k not in known:
             guess = closest(k, known)
-            raise RoostError(f"parameter {k!r} is not set in the '{PARAMS_TAG}' cell of {name} "
-                             f"(it sets: {', '.join(sorted(known)) or 'nothing'})",
-                             hint=f"did you mean {guess!r}?" if guess else f"add `{k} = ...` to that cell first")
+            raise RoostError(
+                f"parameter {k!r} is not set in the '{PARAMS_TAG}' cell of {name} "
+                f"(it sets: {', '.join(sorted(known)) or 'nothing'})",
+                hint=f"did you mean {guess!r}?" if guess else f"add `{k} = ...` to that cell first",
+            )
 
 
 def _record_value(v: Any) -> Any:
@@ -131,8 +146,13 @@ def _parent_run_id() -> str | None:
     return pipe.current_task_run_id() if pipe is not None and hasattr(pipe, "current_task_run_id") else None
 
 
-def run_notebook(path: str | Path, params: dict[str, Any] | None = None, out: str | Path | None = None,
-                 experiment: str = "notebooks", timeout: float | None = None) -> dict[str, Any]:
+def run_notebook(
+    path: str | Path,
+    params: dict[str, Any] | None = None,
+    out: str | Path | None = None,
+    experiment: str = "notebooks",
+    timeout: float | None = None,
+) -> dict[str, Any]:
     """Execute a notebook with papermill as a run: params recorded, executed notebook logged, metrics attached."""
     from roost import workspace
     from roost.registry import api
@@ -145,9 +165,13 @@ def run_notebook(path: str | Path, params: dict[str, Any] | None = None, out: st
     out_path = Path(out).expanduser().resolve() if out is not None else None
     if out_path is not None and out_path == src:
         raise RoostError(f"--out {out} would overwrite the input notebook", hint="write to another file")
-    run = api.start_run(experiment=experiment, name=src.stem, parent_run_id=_parent_run_id(),
-                        params={k: _record_value(v) for k, v in params.items()},
-                        tags={"roost.kind": "notebook", "roost.notebook": str(src)})
+    run = api.start_run(
+        experiment=experiment,
+        name=src.stem,
+        parent_run_id=_parent_run_id(),
+        params={k: _record_value(v) for k, v in params.items()},
+        tags={"roost.kind": "notebook", "roost.notebook": str(src)},
+    )
     tmp = tempfile.TemporaryDirectory(prefix="roost-nb-") if out_path is None else None
     if tmp is not None:
         out_path = Path(tmp.name) / src.name
@@ -171,14 +195,19 @@ def run_notebook(path: str | Path, params: dict[str, Any] | None = None, out: st
         output = artifacts.local_path(artifact) if artifact and artifacts.is_local(artifact) else artifact
         tmp.cleanup()
     if error is not None:
-        raise NotebookFailed(f"{src.name} failed in {error} (run {run.id[:8]} marked FAILED)",
-                             hint=f"the partly executed notebook is logged to run {run.id} as {out_path.name}; "
-                                  "open it to see the traceback", run_id=run.id, output=output)
+        raise NotebookFailed(
+            f"{src.name} failed in {error} (run {run.id[:8]} marked FAILED)",
+            hint=f"the partly executed notebook is logged to run {run.id} as {out_path.name}; "
+            "open it to see the traceback",
+            run_id=run.id,
+            output=output,
+        )
     return {"run_id": run.id, "output": output, "artifact": artifact, "status": status}
 
 
-def _execute(src: Path, out_path: Path, params: dict[str, Any], ws: Any, run_id: str,
-             timeout: float | None) -> tuple[str, str | None]:
+def _execute(
+    src: Path, out_path: Path, params: dict[str, Any], ws: Any, run_id: str, timeout: float | None
+) -> tuple[str, str | None]:
     """Run papermill on the roost kernel attached to `run_id`; returns (status, one-line error or None)."""
     import papermill
     from papermill.exceptions import PapermillExecutionError
@@ -187,8 +216,14 @@ def _execute(src: Path, out_path: Path, params: dict[str, Any], ws: Any, run_id:
 
     try:
         papermill.execute_notebook(
-            str(src), str(out_path), parameters=params, kernel_name="roost", language="python",
-            progress_bar=False, log_output=False, execution_timeout=timeout,
+            str(src),
+            str(out_path),
+            parameters=params,
+            kernel_name="roost",
+            language="python",
+            progress_bar=False,
+            log_output=False,
+            execution_timeout=timeout,
             kernel_manager_class=kernel_manager_class(ws, run_id),
             resources={"metadata": {"path": str(src.parent)}},  # kernel cwd, without papermill's os.chdir
         )

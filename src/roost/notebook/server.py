@@ -1,4 +1,5 @@
 """`roost notebook`: start JupyterLab on loopback with a token, the roost kernel and the workspace configured."""
+
 from __future__ import annotations
 
 import logging
@@ -87,8 +88,10 @@ class NotebookServer:
         while True:
             code = self.process.poll()
             if code is not None:
-                raise RoostError(f"JupyterLab exited with code {code} before answering: {self._last_log_line()}",
-                                 hint=f"see the full log in {self.log_path}")
+                raise RoostError(
+                    f"JupyterLab exited with code {code} before answering: {self._last_log_line()}",
+                    hint=f"see the full log in {self.log_path}",
+                )
             try:
                 with opener.open(self.status_url, timeout=2) as resp:
                     if resp.status == 200:
@@ -97,8 +100,10 @@ class NotebookServer:
                 pass
             if time.monotonic() > deadline:
                 self.stop()
-                raise RoostError(f"JupyterLab did not answer on port {self.port} within {timeout:.0f} s",
-                                 hint=f"see the log in {self.log_path}")
+                raise RoostError(
+                    f"JupyterLab did not answer on port {self.port} within {timeout:.0f} s",
+                    hint=f"see the log in {self.log_path}",
+                )
             time.sleep(0.05)
 
     def stop(self, timeout: float = 10.0) -> None:
@@ -132,16 +137,25 @@ class NotebookServer:
 
 
 def _command(port: int, root: Path) -> list[str]:
-    cmd = [sys.executable, "-m", "roost.notebook._lab", "--no-browser", f"--ServerApp.ip={HOST}",
-           f"--ServerApp.port={port}", "--ServerApp.port_retries=0", f"--ServerApp.root_dir={root}",
-           f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "roost.notebook._lab",
+        "--no-browser",
+        f"--ServerApp.ip={HOST}",
+        f"--ServerApp.port={port}",
+        "--ServerApp.port_retries=0",
+        f"--ServerApp.root_dir={root}",
+        f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
+    ]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         cmd.append("--allow-root")  # JupyterLab refuses to start as root without it
     return cmd
 
 
-def launch(port: int | None = None, directory: str | Path | None = None, wait: bool = True,
-           timeout: float = 60.0) -> NotebookServer:
+def launch(
+    port: int | None = None, directory: str | Path | None = None, wait: bool = True, timeout: float = 60.0
+) -> NotebookServer:
     """Start JupyterLab on 127.0.0.1 with a fresh token and the roost kernel (it stops when this process exits)."""
     from roost import workspace
 
@@ -151,19 +165,37 @@ def launch(port: int | None = None, directory: str | Path | None = None, wait: b
         raise RoostError(f"notebook folder {root} does not exist", hint="pass an existing folder with --dir")
     jdir = write_kernelspec(ws)
     token = secrets.token_hex(24)
-    env = {**os.environ, **kernel_env(ws), "JUPYTER_TOKEN": token,  # token via env: not visible in `ps`
-           PARENT_ENV: str(os.getpid()),  # the server stops when this process is gone
-           "JUPYTER_PATH": os.pathsep.join(p for p in (str(jdir), os.environ.get("JUPYTER_PATH", "")) if p)}
+    env = {
+        **os.environ,
+        **kernel_env(ws),
+        "JUPYTER_TOKEN": token,  # token via env: not visible in `ps`
+        PARENT_ENV: str(os.getpid()),  # the server stops when this process is gone
+        "JUPYTER_PATH": os.pathsep.join(p for p in (str(jdir), os.environ.get("JUPYTER_PATH", "")) if p),
+    }
     env.pop(RUN_ID_ENV, None)
     for attempt in range(3):
         chosen = choose_port(port)
         log_path = jdir / f"lab-{chosen}.log"
         t0 = time.monotonic()
         with open(log_path, "wb") as logf:
-            proc = subprocess.Popen(_command(chosen, root), cwd=root, env=env, stdin=subprocess.DEVNULL,
-                                    stdout=logf, stderr=subprocess.STDOUT, start_new_session=True)
-        srv = NotebookServer(url=f"http://{HOST}:{chosen}/lab?token={token}", token=token, process=proc,
-                             port=chosen, directory=root, log_path=log_path, requested_port=port)
+            proc = subprocess.Popen(
+                _command(chosen, root),
+                cwd=root,
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=logf,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        srv = NotebookServer(
+            url=f"http://{HOST}:{chosen}/lab?token={token}",
+            token=token,
+            process=proc,
+            port=chosen,
+            directory=root,
+            log_path=log_path,
+            requested_port=port,
+        )
         srv._t0 = t0
         if not wait:
             return srv

@@ -3,6 +3,7 @@
 Each node becomes a BashOperator that runs `python -m roost.pipeline.entry FILE NODE` with roost's own
 interpreter (Airflow lives in its own environment); outputs travel as JSON through XComs (the last stdout line).
 """
+
 from __future__ import annotations
 
 import json
@@ -28,7 +29,7 @@ with DAG(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1,
 {edges}
 '''
 
-TASK = '''    tasks[{name!r}] = BashOperator(
+TASK = """    tasks[{name!r}] = BashOperator(
         task_id={name!r},
         bash_command=f"{{PYTHON}} -m roost.pipeline.entry {{PIPELINE}} {name} ",
         env={{"ROOST_WORKSPACE": WORKSPACE, "ROOST_PIPELINE_PARAMS": PARAMS, "ROOST_AIRFLOW_RUN": "{{{{ run_id }}}}",
@@ -36,7 +37,7 @@ TASK = '''    tasks[{name!r}] = BashOperator(
         append_env=True,
         retries={retries},
         do_xcom_push=True,
-    )'''
+    )"""
 
 
 def export_airflow(p: Pipeline, source: Path, out: Path, workspace: Path, params: dict | None = None) -> Path:
@@ -46,13 +47,20 @@ def export_airflow(p: Pipeline, source: Path, out: Path, workspace: Path, params
     for level in p.order():
         for name in level:
             node = p.nodes[name]
-            ups = "".join(f'            "ROOST_UP_{u}": "{{{{ ti.xcom_pull(task_ids={u!r}) }}}}",\n'
-                          for u in node.upstream())
+            ups = "".join(
+                f'            "ROOST_UP_{u}": "{{{{ ti.xcom_pull(task_ids={u!r}) }}}}",\n' for u in node.upstream()
+            )
             blocks.append(TASK.format(name=name, ups=ups, retries=node.task.retries))
             edges += [f"    tasks[{u!r}] >> tasks[{name!r}]" for u in node.upstream()]
-    text = TEMPLATE.format(source=str(source.resolve()), python=sys.executable, workspace=str(workspace.resolve()),
-                           params=json.dumps(allp, default=str), dag_id=_dag_id(p.name),
-                           tasks="\n".join(blocks), edges="\n".join(edges))
+    text = TEMPLATE.format(
+        source=str(source.resolve()),
+        python=sys.executable,
+        workspace=str(workspace.resolve()),
+        params=json.dumps(allp, default=str),
+        dag_id=_dag_id(p.name),
+        tasks="\n".join(blocks),
+        edges="\n".join(edges),
+    )
     compile(text, str(out), "exec")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(text)

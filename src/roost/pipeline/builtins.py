@@ -1,5 +1,6 @@
 """Built-in pipeline tasks: materialize, train, evaluate, compare (champion/challenger gate), register, promote,
 notebook. Outputs are JSON-friendly dicts so they travel through Airflow XComs unchanged."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,13 @@ def train(config: Any, overrides: list | None = None, register: str | None = Non
     if register:
         ov.append(f"register={register}")
     res = do_train(config, ov, progress=False)
-    return {"run_id": res.run_id, "metrics": dict(res.metrics), "model": res.model_name, "version": res.version,
-            "package": str(res.package_path)}
+    return {
+        "run_id": res.run_id,
+        "metrics": dict(res.metrics),
+        "model": res.model_name,
+        "version": res.version,
+        "package": str(res.package_path),
+    }
 
 
 def _ref(model: Any) -> str:
@@ -52,8 +58,11 @@ def _score(ref: str, data: str, label: str) -> dict:
         raise RoostError(f"label {label!r} not in {data}", hint=f"columns: {', '.join(map(str, df.columns))}")
     y = df[label].to_numpy()
     p = pred.predict(df)
-    out = M.binary_metrics(y, p) if pred.task == "binary" else (
-        M.multiclass_metrics(y, p) if pred.task == "multiclass" else M.regression_metrics(y, p))
+    out = (
+        M.binary_metrics(y, p)
+        if pred.task == "binary"
+        else (M.multiclass_metrics(y, p) if pred.task == "multiclass" else M.regression_metrics(y, p))
+    )
     return {k: float(v) for k, v in out.items() if np.isscalar(v)}
 
 
@@ -62,13 +71,19 @@ def evaluate(model: Any, data: str, label: str) -> dict:
     """Score a model (`name@alias`, `name/3`, or a train output) on a labelled table."""
     ref = _ref(model)
     name, _, ver = ref.partition("/")
-    return {"model": name if ver.isdigit() else model, "version": int(ver) if ver.isdigit() else None,
-            "data": data, "label": label, "metrics": _score(ref, data, label)}
+    return {
+        "model": name if ver.isdigit() else model,
+        "version": int(ver) if ver.isdigit() else None,
+        "data": data,
+        "label": label,
+        "metrics": _score(ref, data, label),
+    }
 
 
 @task(name="compare")
-def compare(challenger: dict, champion: str | None, metric: str, margin: float = 0.0,
-            higher_is_better: bool = True) -> dict:
+def compare(
+    challenger: dict, champion: str | None, metric: str, margin: float = 0.0, higher_is_better: bool = True
+) -> dict:
     """Champion/challenger gate: the challenger must beat the champion by `margin` on the same evaluation data."""
     ch = float(challenger["metrics"][metric])
     champ_value, champ_version = None, None
@@ -89,9 +104,16 @@ def compare(challenger: dict, champion: str | None, metric: str, margin: float =
         ok = True
     else:
         ok = ch >= champ_value + margin if higher_is_better else ch <= champ_value - margin
-    return {"promote": bool(ok), "metric": metric, "challenger": ch, "champion": champ_value,
-            "champion_version": champ_version, "margin": margin, "model": challenger.get("model"),
-            "version": challenger.get("version")}
+    return {
+        "promote": bool(ok),
+        "metric": metric,
+        "challenger": ch,
+        "champion": champ_value,
+        "champion_version": champ_version,
+        "margin": margin,
+        "model": challenger.get("model"),
+        "version": challenger.get("version"),
+    }
 
 
 @task(name="register")

@@ -1,4 +1,5 @@
 """Task output cache keyed by (task code hash, inputs hash), stored as files under the workspace."""
+
 from __future__ import annotations
 
 import hashlib

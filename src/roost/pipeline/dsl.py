@@ -1,4 +1,5 @@
 """The pipeline language: `@task` functions with typed inputs/outputs, wired by calling them in a Pipeline."""
+
 from __future__ import annotations
 
 import functools
@@ -34,8 +35,9 @@ class Param:
 class Task:
     """A pipeline step: a Python function with type-hinted inputs and output, retries and caching."""
 
-    def __init__(self, fn: Callable, name: str | None = None, retries: int = 0, retry_delay: float = 1.0,
-                 cache: bool = True) -> None:
+    def __init__(
+        self, fn: Callable, name: str | None = None, retries: int = 0, retry_delay: float = 1.0, cache: bool = True
+    ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.retries = retries
@@ -70,8 +72,14 @@ class Task:
         return f"Task({self.name!r})"
 
 
-def task(fn: Callable | None = None, *, name: str | None = None, retries: int = 0, retry_delay: float = 1.0,
-         cache: bool = True) -> Any:
+def task(
+    fn: Callable | None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    cache: bool = True,
+) -> Any:
     """Decorator: make a function a pipeline task (`@roost.task` or `@roost.task(retries=2)`)."""
     if fn is not None:
         return Task(fn, name, retries, retry_delay, cache)
@@ -115,8 +123,9 @@ class Pipeline:
         self.params.setdefault(name, default)
         return Param(name)
 
-    def add(self, t: Task, *args: Any, after: list[str] | None = None, node_name: str | None = None,
-            **kwargs: Any) -> Ref:
+    def add(
+        self, t: Task, *args: Any, after: list[str] | None = None, node_name: str | None = None, **kwargs: Any
+    ) -> Ref:
         """Add a node running task `t` with these inputs; returns a Ref to its output."""
         try:
             bound = t.signature.bind(*args, **kwargs)
@@ -136,12 +145,16 @@ class Pipeline:
         for n in self.nodes.values():
             for up in n.upstream():
                 if up not in self.nodes:
-                    raise ConfigError(f"task {n.name!r} needs {up!r}, which is not in pipeline {self.name!r}",
-                                      hint=f"tasks: {', '.join(self.nodes)}")
+                    raise ConfigError(
+                        f"task {n.name!r} needs {up!r}, which is not in pipeline {self.name!r}",
+                        hint=f"tasks: {', '.join(self.nodes)}",
+                    )
             for arg, v in n.inputs.items():
                 if isinstance(v, Param) and v.name not in self.params:
-                    raise ConfigError(f"task {n.name!r} input {arg!r} uses unknown parameter {v.name!r}",
-                                      hint=f"declare it with p.param({v.name!r}, default)")
+                    raise ConfigError(
+                        f"task {n.name!r} input {arg!r} uses unknown parameter {v.name!r}",
+                        hint=f"declare it with p.param({v.name!r}, default)",
+                    )
                 if isinstance(v, Ref) and v.key is None:
                     _check_types(self.nodes[v.task].task, n.task, arg) if v.task in self.nodes else None
         self.order()
@@ -164,8 +177,10 @@ class Pipeline:
             ready = nxt
         if len(done) != len(self.nodes):
             cycle = _find_cycle({n.name: n.upstream() for n in self.nodes.values() if n.name not in done})
-            raise ConfigError(f"pipeline {self.name!r} has a cycle: {' -> '.join(cycle)}",
-                              hint="a task cannot depend on itself, directly or through others")
+            raise ConfigError(
+                f"pipeline {self.name!r} has a cycle: {' -> '.join(cycle)}",
+                hint="a task cannot depend on itself, directly or through others",
+            )
         return levels
 
 
@@ -176,8 +191,11 @@ def _check_types(up: Task, down: Task, arg: str) -> None:
         return
     if _compatible(out_t, in_t):
         return
-    raise ConfigError(f"type mismatch: task {up.name!r} returns {_tname(out_t)} but {down.name!r} input {arg!r} "
-                      f"expects {_tname(in_t)}", hint="change one annotation, or convert in a task between them")
+    raise ConfigError(
+        f"type mismatch: task {up.name!r} returns {_tname(out_t)} but {down.name!r} input {arg!r} "
+        f"expects {_tname(in_t)}",
+        hint="change one annotation, or convert in a task between them",
+    )
 
 
 def _compatible(out_t: Any, in_t: Any) -> bool:
@@ -210,7 +228,7 @@ def _find_cycle(graph: dict[str, list[str]]) -> list[str]:
             if u not in graph:
                 continue
             if state.get(u) == 1:
-                return stack[stack.index(u):] + [u]
+                return stack[stack.index(u) :] + [u]
             if state.get(u) is None:
                 found = visit(u)
                 if found:

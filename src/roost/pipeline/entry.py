@@ -3,6 +3,7 @@
 Inputs come from ROOST_PIPELINE_PARAMS (JSON) and ROOST_UP_<task> (upstream outputs as JSON); the output is
 printed as JSON on the last stdout line (Airflow's XCom). The execution is recorded as a task run.
 """
+
 from __future__ import annotations
 
 import json
@@ -30,9 +31,16 @@ def main(argv: list[str]) -> int:
             inputs[k] = params[v.name]
         else:
             inputs[k] = v
-    with api.start_run(experiment="pipelines", name=f"{p.name}.{name}",
-                       tags={"roost.kind": "task", "roost.task": name, "roost.runner": "airflow",
-                             "roost.airflow_run": os.environ.get("ROOST_AIRFLOW_RUN", "")}) as run:
+    with api.start_run(
+        experiment="pipelines",
+        name=f"{p.name}.{name}",
+        tags={
+            "roost.kind": "task",
+            "roost.task": name,
+            "roost.runner": "airflow",
+            "roost.airflow_run": os.environ.get("ROOST_AIRFLOW_RUN", ""),
+        },
+    ) as run:
         out = node.task.fn(**inputs)
         run.set_tag("roost.task.state", "succeeded")
     sys.stdout.write("\n" + json.dumps(out, default=str) + "\n")

@@ -1,4 +1,5 @@
 """Load a pipeline from a Python file (a module-level `roost.Pipeline`) or a YAML file of built-in tasks."""
+
 from __future__ import annotations
 
 import hashlib
@@ -49,12 +50,16 @@ def _value(v: Any, where: str, names: set[str]) -> Any:
                 return Param(name)
             if name not in names:
                 near = closest(name, names)
-                raise ConfigError(f"{where}: reference to unknown task {name!r}",
-                                  hint=f"did you mean {near!r}?" if near else f"tasks: {', '.join(sorted(names))}")
+                raise ConfigError(
+                    f"{where}: reference to unknown task {name!r}",
+                    hint=f"did you mean {near!r}?" if near else f"tasks: {', '.join(sorted(names))}",
+                )
             return Ref(name, key)
         if "${" in v:
-            raise ConfigError(f"{where}: malformed reference {v!r}", hint="use ${tasks.NAME}, ${tasks.NAME.key} "
-                                                                          "or ${params.NAME} as the whole value")
+            raise ConfigError(
+                f"{where}: malformed reference {v!r}",
+                hint="use ${tasks.NAME}, ${tasks.NAME.key} or ${params.NAME} as the whole value",
+            )
     if isinstance(v, dict):
         return {k: _value(x, where, names) for k, x in v.items()}
     if isinstance(v, list):
@@ -80,25 +85,36 @@ def _from_yaml(path: Path) -> Pipeline:
         spec = spec or {}
         extra = set(spec) - {"uses", "with", "needs", "retries", "retry_delay", "cache"}
         if extra:
-            raise ConfigError(f"tasks.{name}: unknown field(s) {sorted(extra)}",
-                              hint="allowed: uses, with, needs, retries, retry_delay, cache")
+            raise ConfigError(
+                f"tasks.{name}: unknown field(s) {sorted(extra)}",
+                hint="allowed: uses, with, needs, retries, retry_delay, cache",
+            )
         uses = spec.get("uses")
         if uses not in BUILTINS:
             near = closest(str(uses), BUILTINS)
-            raise ConfigError(f"tasks.{name}.uses: unknown built-in task {uses!r}",
-                              hint=(f"did you mean {near!r}? " if near else "") + f"built-ins: {', '.join(BUILTINS)}")
+            raise ConfigError(
+                f"tasks.{name}.uses: unknown built-in task {uses!r}",
+                hint=(f"did you mean {near!r}? " if near else "") + f"built-ins: {', '.join(BUILTINS)}",
+            )
         inputs = {}
         for k, v in (spec.get("with") or {}).items():
             val = _value(v, f"tasks.{name}.with.{k}", names)
             if isinstance(val, (dict, list)) and _has_ref(val):
-                raise ConfigError(f"tasks.{name}.with.{k}: references must be whole values, not nested",
-                                  hint="pass ${tasks.X} directly as the input")
+                raise ConfigError(
+                    f"tasks.{name}.with.{k}: references must be whole values, not nested",
+                    hint="pass ${tasks.X} directly as the input",
+                )
             inputs[k] = val
         from roost.pipeline.dsl import Task
 
         base = BUILTINS[uses]
-        t = Task(base.fn, name=uses, retries=int(spec.get("retries", 0)),
-                 retry_delay=float(spec.get("retry_delay", 1.0)), cache=bool(spec.get("cache", True)))
+        t = Task(
+            base.fn,
+            name=uses,
+            retries=int(spec.get("retries", 0)),
+            retry_delay=float(spec.get("retry_delay", 1.0)),
+            cache=bool(spec.get("cache", True)),
+        )
         needs = spec.get("needs") or []
         for n in needs:
             if n not in names:

@@ -1,4 +1,5 @@
 """The local pipeline runner: parallel independent tasks, retries with backoff, caching, repository records."""
+
 from __future__ import annotations
 
 import logging
@@ -55,8 +56,10 @@ def _resolve(node: Node, outputs: dict[str, Any], params: dict[str, Any]) -> dic
             out = outputs[v.task]
             if v.key is not None:
                 if not isinstance(out, dict) or v.key not in out:
-                    raise RoostError(f"task {node.name!r} wants key {v.key!r} of {v.task!r}'s output",
-                                     hint=f"{v.task!r} returned {type(out).__name__}")
+                    raise RoostError(
+                        f"task {node.name!r} wants key {v.key!r} of {v.task!r}'s output",
+                        hint=f"{v.task!r} returned {type(out).__name__}",
+                    )
                 out = out[v.key]
             vals[k] = out
         elif isinstance(v, Param):
@@ -67,13 +70,22 @@ def _resolve(node: Node, outputs: dict[str, Any], params: dict[str, Any]) -> dic
 
 
 def _scalar_params(inputs: dict[str, Any]) -> dict[str, Any]:
-    return {f"input.{k}": v for k, v in inputs.items() if isinstance(v, (int, float, str, bool)) and
-            (not isinstance(v, str) or len(v) < 500)}
+    return {
+        f"input.{k}": v
+        for k, v in inputs.items()
+        if isinstance(v, (int, float, str, bool)) and (not isinstance(v, str) or len(v) < 500)
+    }
 
 
-def run_pipeline(p: Pipeline, params: dict[str, Any] | None = None, parallel: int = 4, use_cache: bool = True,
-                 experiment: str = "pipelines", on_event: Callable[[str, TaskState], None] | None = None,
-                 sleep: Callable[[float], None] = time.sleep) -> PipelineResult:
+def run_pipeline(
+    p: Pipeline,
+    params: dict[str, Any] | None = None,
+    parallel: int = 4,
+    use_cache: bool = True,
+    experiment: str = "pipelines",
+    on_event: Callable[[str, TaskState], None] | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+) -> PipelineResult:
     """Run a pipeline locally; every pipeline run and task run is recorded in the repository."""
     from roost import workspace
     from roost.registry import api
@@ -81,24 +93,32 @@ def run_pipeline(p: Pipeline, params: dict[str, Any] | None = None, parallel: in
     p.validate()
     unknown = set(params or {}) - set(p.params)
     if unknown:
-        raise RoostError(f"unknown pipeline parameter(s) {sorted(unknown)}",
-                         hint=f"pipeline {p.name!r} takes: {', '.join(sorted(p.params)) or 'none'}")
+        raise RoostError(
+            f"unknown pipeline parameter(s) {sorted(unknown)}",
+            hint=f"pipeline {p.name!r} takes: {', '.join(sorted(p.params)) or 'none'}",
+        )
     allp = {**p.params, **(params or {})}
     cache = TaskCache(workspace.current().state_dir / "pipeline-cache")
     states = {n: TaskState(n) for n in p.nodes}
     outputs: dict[str, Any] = {}
     emit = on_event or (lambda ev, st: None)
-    prun = api.start_run(experiment=experiment, name=p.name, params={f"param.{k}": v for k, v in allp.items()
-                                                                     if isinstance(v, (int, float, str, bool))},
-                         tags={"roost.kind": "pipeline", "roost.pipeline": p.name,
-                               "roost.pipeline.tasks": ",".join(p.nodes)})
+    prun = api.start_run(
+        experiment=experiment,
+        name=p.name,
+        params={f"param.{k}": v for k, v in allp.items() if isinstance(v, (int, float, str, bool))},
+        tags={"roost.kind": "pipeline", "roost.pipeline": p.name, "roost.pipeline.tasks": ",".join(p.nodes)},
+    )
 
     def execute(node: Node, inputs: dict[str, Any]) -> TaskState:
         st = TaskState(node.name)  # published to `states` by the scheduling thread only
         key = cache_key(node.name, node.task.code_hash(), inputs)
-        trun = api.start_run(experiment=experiment, name=f"{p.name}.{node.name}", parent_run_id=prun.id,
-                             params=_scalar_params(inputs),
-                             tags={"roost.kind": "task", "roost.task": node.name, "roost.cache_key": key})
+        trun = api.start_run(
+            experiment=experiment,
+            name=f"{p.name}.{node.name}",
+            parent_run_id=prun.id,
+            params=_scalar_params(inputs),
+            tags={"roost.kind": "task", "roost.task": node.name, "roost.cache_key": key},
+        )
         st.run_id = trun.id
         t0 = time.perf_counter()
         if use_cache and node.task.cache:
@@ -128,8 +148,13 @@ def run_pipeline(p: Pipeline, params: dict[str, Any] | None = None, parallel: in
             finally:
                 _local.run_id = None
         st.seconds = time.perf_counter() - t0
-        trun.set_tags({"roost.task.state": st.state, "roost.task.attempts": st.attempts,
-                       **({"roost.task.error": st.error} if st.error else {})})
+        trun.set_tags(
+            {
+                "roost.task.state": st.state,
+                "roost.task.attempts": st.attempts,
+                **({"roost.task.error": st.error} if st.error else {}),
+            }
+        )
         trun.log_metric("task_seconds", st.seconds)
         if st.state == "succeeded" and node.task.cache:
             cache.put(key, st.output)
@@ -148,9 +173,17 @@ def run_pipeline(p: Pipeline, params: dict[str, Any] | None = None, parallel: in
                         st.state = "skipped"
                         bad = [u for u in node.upstream() if states[u].state in ("failed", "skipped")]
                         st.error = f"upstream {', '.join(bad)} did not succeed"
-                        skip = api.start_run(experiment=experiment, name=f"{p.name}.{name}", parent_run_id=prun.id,
-                                             tags={"roost.kind": "task", "roost.task": name,
-                                                   "roost.task.state": "skipped", "roost.task.error": st.error})
+                        skip = api.start_run(
+                            experiment=experiment,
+                            name=f"{p.name}.{name}",
+                            parent_run_id=prun.id,
+                            tags={
+                                "roost.kind": "task",
+                                "roost.task": name,
+                                "roost.task.state": "skipped",
+                                "roost.task.error": st.error,
+                            },
+                        )
                         st.run_id = skip.id
                         skip.end("SKIPPED")
                         emit("skipped", st)
@@ -179,7 +212,11 @@ def run_pipeline(p: Pipeline, params: dict[str, Any] | None = None, parallel: in
         raise
     failed = [s for s in states.values() if s.state == "failed"]
     status = "FAILED" if failed else "FINISHED"
-    prun.set_tags({"roost.pipeline.state": status.lower(),
-                   **({"roost.pipeline.error": f"{failed[0].name}: {failed[0].error}"} if failed else {})})
+    prun.set_tags(
+        {
+            "roost.pipeline.state": status.lower(),
+            **({"roost.pipeline.error": f"{failed[0].name}: {failed[0].error}"} if failed else {}),
+        }
+    )
     prun.end(status)
     return PipelineResult(prun.id, status, states)

@@ -1,4 +1,5 @@
 """Python tracking and registry API: roost.start_run, log_metric, search_runs, register_model, resolve_model."""
+
 from __future__ import annotations
 
 import atexit
@@ -35,8 +36,13 @@ _live: "weakref.WeakSet[Run]" = weakref.WeakSet()
 def _git_info(cwd: Path) -> tuple[str | None, bool | None]:
     """(commit, dirty) of the git checkout holding `cwd`, or (None, None); one `git status` process."""
     try:
-        out = subprocess.run(["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"], cwd=cwd,
-                             capture_output=True, text=True, timeout=5)
+        out = subprocess.run(
+            ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
     except (OSError, subprocess.SubprocessError):
         return None, None
     if out.returncode != 0:
@@ -108,8 +114,10 @@ class Run:
         else:
             p = self.staging_dir
             if self._ended and not p.exists():
-                raise RoostError(f"run {self.id} has ended and its artifacts are at {redact_url(self.artifact_uri)}",
-                                 hint="read them with run.local_artifact(PATH) or `roost runs show`")
+                raise RoostError(
+                    f"run {self.id} has ended and its artifacts are at {redact_url(self.artifact_uri)}",
+                    hint="read them with run.local_artifact(PATH) or `roost runs show`",
+                )
         p.mkdir(parents=True, exist_ok=True)
         return p
 
@@ -166,8 +174,9 @@ class Run:
             self._buf.extend(points)
             full = len(self._buf) >= FLUSH_MAX_POINTS
             if self._flusher is None:
-                self._flusher = threading.Thread(target=self._flush_loop, name=f"roost-flush-{self.id[:8]}",
-                                                 daemon=True)
+                self._flusher = threading.Thread(
+                    target=self._flush_loop, name=f"roost-flush-{self.id[:8]}", daemon=True
+                )
                 self._flusher.start()
         if full:
             self.flush()
@@ -225,20 +234,23 @@ class Run:
             artifacts.put(local, dest)
             return
         root = self.artifact_dir
-        rel = dest[len(self.artifact_uri.rstrip("/")):].strip("/")
+        rel = dest[len(self.artifact_uri.rstrip("/")) :].strip("/")
         staged = root / rel if rel else root
         if local.is_dir():
             src = local.resolve()
             if staged.resolve() != src:
                 if staged.resolve().is_relative_to(src):
-                    raise RoostError(f"cannot log {local}: it holds the run's staging folder {root}",
-                                     hint="log a folder that does not contain the workspace's .roost/")
+                    raise RoostError(
+                        f"cannot log {local}: it holds the run's staging folder {root}",
+                        hint="log a folder that does not contain the workspace's .roost/",
+                    )
                 shutil.copytree(local, staged, dirs_exist_ok=True)
             files = [(rel + "/" + f if rel else f) for f in artifacts.tree_files(local)]
         else:
             if staged.is_dir():
-                raise RoostError(f"artifact path {rel!r} is a folder in run {self.id}",
-                                 hint="log the file under another name")
+                raise RoostError(
+                    f"artifact path {rel!r} is a folder in run {self.id}", hint="log the file under another name"
+                )
             staged.parent.mkdir(parents=True, exist_ok=True)
             if not (staged.exists() and os.path.samefile(local, staged)):
                 shutil.copy2(local, staged)
@@ -296,7 +308,8 @@ class Run:
                 f"run {self.id}: could not upload its artifacts to {redact_url(self.artifact_uri)} "
                 f"({getattr(exc, 'message', None) or exc}); they are kept in {root}",
                 hint=f"once the store is reachable: roost runs upload-staged {self.id} "
-                     f"(Python: roost.upload_staged('{self.id}'))")
+                f"(Python: roost.upload_staged('{self.id}'))",
+            )
         shutil.rmtree(root, ignore_errors=True)
         return None
 
@@ -326,8 +339,14 @@ class Run:
             raise failed
 
 
-def start_run(experiment: str = "default", name: str | None = None, params: dict | None = None,
-              tags: dict | None = None, parent_run_id: str | None = None, store: Store | None = None) -> Run:
+def start_run(
+    experiment: str = "default",
+    name: str | None = None,
+    params: dict | None = None,
+    tags: dict | None = None,
+    parent_run_id: str | None = None,
+    store: Store | None = None,
+) -> Run:
     """Start a run (use as a context manager: exception → FAILED, Ctrl-C → KILLED, else FINISHED)."""
     from roost import workspace
 
@@ -341,9 +360,19 @@ def start_run(experiment: str = "default", name: str | None = None, params: dict
     except Exception:  # noqa: BLE001
         user = None
     root = ws.artifacts if "://" in ws.artifacts else "file://" + ws.artifacts
-    row = RunRow(id=run_id, experiment_id=eid, name=name, status="RUNNING", start_time=utcnow(), user=user,
-                 git_commit=commit, git_dirty=dirty, source=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-                 parent_run_id=parent_run_id, artifact_uri=f"{root.rstrip('/')}/{eid}/{run_id}/artifacts")
+    row = RunRow(
+        id=run_id,
+        experiment_id=eid,
+        name=name,
+        status="RUNNING",
+        start_time=utcnow(),
+        user=user,
+        git_commit=commit,
+        git_dirty=dirty,
+        source=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        parent_run_id=parent_run_id,
+        artifact_uri=f"{root.rstrip('/')}/{eid}/{run_id}/artifacts",
+    )
     st.create_run(row)
     if params or tags:
         st.log_batch(run_id, params=params, tags=tags)
@@ -390,11 +419,15 @@ def upload_staged(run_id: str) -> list[str]:
     run = st.get_run(run_id)
     root = Path(run["tags"].get(STAGED_TAG) or staging_dir(run["run_id"]))
     if not root.is_dir():
-        raise NotFoundError(f"run {run['run_id']} has no staged artifacts in {root}",
-                            hint="nothing to upload: its artifacts were uploaded when it ended")
+        raise NotFoundError(
+            f"run {run['run_id']} has no staged artifacts in {root}",
+            hint="nothing to upload: its artifacts were uploaded when it ended",
+        )
     if artifacts.is_local(run["artifact_uri"]):
-        raise RoostError(f"run {run['run_id']} keeps its artifacts locally at {run['artifact_uri']}",
-                         hint=f"nothing to upload; remove {root} if it is left over")
+        raise RoostError(
+            f"run {run['run_id']} keeps its artifacts locally at {run['artifact_uri']}",
+            hint=f"nothing to upload; remove {root} if it is left over",
+        )
     sent = artifacts.put_tree(root, run["artifact_uri"])
     with st.write() as s:
         s.execute(delete(Tag).where(Tag.run_id == run["run_id"], Tag.key == STAGED_TAG))
@@ -444,8 +477,13 @@ def set_tag(key: str, value: Any) -> None:
     _need_active().set_tag(key, value)
 
 
-def search_runs(filter: str | None = None, experiment: str | list[str] | None = None,
-                order_by: str | list[str] | None = None, limit: int | None = 1000, offset: int = 0) -> list[dict]:
+def search_runs(
+    filter: str | None = None,
+    experiment: str | list[str] | None = None,
+    order_by: str | list[str] | None = None,
+    limit: int | None = 1000,
+    offset: int = 0,
+) -> list[dict]:
     """Runs matching a filter (see roost.registry.query), newest first unless ordered."""
     return default_store().search_runs(filter, experiment, order_by, limit, offset)
 
@@ -532,7 +570,25 @@ def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[dict]:
         off += page
 
 
-__all__ = ["Run", "start_run", "active_run", "log_param", "log_params", "log_metric", "log_metrics",
-           "log_artifact", "set_tag", "search_runs", "get_run", "delete_run", "list_experiments",
-           "register_model", "set_alias", "resolve_model", "list_models", "list_versions", "metric_history",
-           "upload_staged"]
+__all__ = [
+    "Run",
+    "start_run",
+    "active_run",
+    "log_param",
+    "log_params",
+    "log_metric",
+    "log_metrics",
+    "log_artifact",
+    "set_tag",
+    "search_runs",
+    "get_run",
+    "delete_run",
+    "list_experiments",
+    "register_model",
+    "set_alias",
+    "resolve_model",
+    "list_models",
+    "list_versions",
+    "metric_history",
+    "upload_staged",
+]

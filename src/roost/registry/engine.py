@@ -1,4 +1,5 @@
 """Engine creation for the repository store: SQLite in WAL mode with immediate write transactions, or PostgreSQL."""
+
 from __future__ import annotations
 
 import contextlib
@@ -46,9 +47,9 @@ def make_engine(url: str) -> Engine:
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
     except Exception as exc:  # noqa: BLE001 - e.g. missing driver
-        raise RoostError(f"cannot open store {redact_url(url)}: {exc}",
-                         hint="for PostgreSQL install roost[postgres] (psycopg)") from exc
-
+        raise RoostError(
+            f"cannot open store {redact_url(url)}: {exc}", hint="for PostgreSQL install roost[postgres] (psycopg)"
+        ) from exc
 
 
 def _retrying(fn, attempts: int = 20):  # noqa: ANN001, ANN202
@@ -97,9 +98,11 @@ def current_revision(engine: Engine) -> str | None:
     try:
         conn_cm = engine.connect()
     except OperationalError as exc:
-        raise RoostError(f"cannot connect to the store {redact_url(str(engine.url.render_as_string(False)))}: "
-                         f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
-                         hint="check the server is running and the URL (host, port, user, database)") from None
+        raise RoostError(
+            f"cannot connect to the store {redact_url(str(engine.url.render_as_string(False)))}: "
+            f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
+            hint="check the server is running and the URL (host, port, user, database)",
+        ) from None
     with conn_cm as conn:
         try:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()

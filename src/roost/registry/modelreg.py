@@ -1,4 +1,5 @@
 """Registered models, versions and aliases (`churn@prod`, `churn/3`) on a Store."""
+
 from __future__ import annotations
 
 import getpass
@@ -37,9 +38,17 @@ class ModelVersionInfo:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
-        return {"name": self.name, "version": self.version, "run_id": self.run_id, "source": self.source,
-                "created_at": self.created_at, "aliases": self.aliases, "signature": self.signature,
-                "meta": self.meta, "local_path": str(self.local_path) if self.local_path else None}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "run_id": self.run_id,
+            "source": self.source,
+            "created_at": self.created_at,
+            "aliases": self.aliases,
+            "signature": self.signature,
+            "meta": self.meta,
+            "local_path": str(self.local_path) if self.local_path else None,
+        }
 
 
 def _check_name(name: str, what: str) -> None:
@@ -68,8 +77,10 @@ def _read_remote_package_files(source: str) -> tuple[dict | None, dict | None]:
     with artifacts.remote(source) as (fs, root):
         root = root.rstrip("/")
         if not fs.exists(root):
-            raise NotFoundError(f"no model package at {redact_url(source)}",
-                                hint="pass the artifact path the model was logged under, e.g. path='model'")
+            raise NotFoundError(
+                f"no model package at {redact_url(source)}",
+                hint="pass the artifact path the model was logged under, e.g. path='model'",
+            )
         if fs.exists(root + "/signature.json"):
             sig = json.loads(fs.cat(root + "/signature.json"))
         if fs.exists(root + "/roost-model.yaml"):
@@ -84,8 +95,10 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
     if artifacts.is_local(source):
         local = artifacts.local_path(source)
         if not local.exists():
-            raise NotFoundError(f"no model package at {local}",
-                                hint="pass the artifact path the model was logged under, e.g. path='model'")
+            raise NotFoundError(
+                f"no model package at {local}",
+                hint="pass the artifact path the model was logged under, e.g. path='model'",
+            )
         sig, meta = _read_package_files(local)
     else:
         sig, meta = _read_remote_package_files(source)
@@ -96,8 +109,17 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
                     s.add(RegisteredModel(name=name, created_at=utcnow()))
                     s.flush()
                 nxt = (s.scalar(select(func.max(ModelVersion.version)).where(ModelVersion.name == name)) or 0) + 1
-                s.add(ModelVersion(name=name, version=nxt, run_id=run_id, source=source, signature=sig, meta=meta,
-                                   created_at=utcnow()))
+                s.add(
+                    ModelVersion(
+                        name=name,
+                        version=nxt,
+                        run_id=run_id,
+                        source=source,
+                        signature=sig,
+                        meta=meta,
+                        created_at=utcnow(),
+                    )
+                )
             return get_version(store, name, nxt)
         except IntegrityError:
             if attempt == 19:
@@ -116,8 +138,11 @@ def set_alias(store: Store, name: str, version: int, alias: str) -> None:
         cur = s.get(Alias, (name, alias))
         prev = cur.version if cur else None
         s.merge(Alias(name=name, alias=alias, version=int(version)))
-        s.add(AliasHistory(name=name, alias=alias, version=int(version), previous_version=prev,
-                           changed_at=utcnow(), user=_user()))
+        s.add(
+            AliasHistory(
+                name=name, alias=alias, version=int(version), previous_version=prev, changed_at=utcnow(), user=_user()
+            )
+        )
 
 
 def delete_alias(store: Store, name: str, alias: str) -> None:
@@ -127,8 +152,11 @@ def delete_alias(store: Store, name: str, alias: str) -> None:
         if cur is None:
             raise NotFoundError(f"model {name!r} has no alias {alias!r}")
         s.execute(delete(Alias).where(Alias.name == name, Alias.alias == alias))
-        s.add(AliasHistory(name=name, alias=alias, version=None, previous_version=cur.version,
-                           changed_at=utcnow(), user=_user()))
+        s.add(
+            AliasHistory(
+                name=name, alias=alias, version=None, previous_version=cur.version, changed_at=utcnow(), user=_user()
+            )
+        )
 
 
 def _user() -> str | None:
@@ -150,26 +178,34 @@ def get_version(store: Store, name: str, version: int) -> ModelVersionInfo:
         if mv is None:
             if s.get(RegisteredModel, name) is None:
                 near = closest(name, _model_names(store))
-                raise NotFoundError(f"model {name!r} not found",
-                                    hint=f"did you mean {near!r}?" if near else "see `roost models list`")
-            raise NotFoundError(f"model {name!r} has no version {version}",
-                                hint=f"see `roost models versions {name}`")
+                raise NotFoundError(
+                    f"model {name!r} not found", hint=f"did you mean {near!r}?" if near else "see `roost models list`"
+                )
+            raise NotFoundError(f"model {name!r} has no version {version}", hint=f"see `roost models versions {name}`")
         aliases = list(s.scalars(select(Alias.alias).where(Alias.name == name, Alias.version == mv.version)))
-        return ModelVersionInfo(mv.name, mv.version, mv.run_id, mv.source, aware(mv.created_at), sorted(aliases),
-                                mv.signature, mv.meta)
+        return ModelVersionInfo(
+            mv.name, mv.version, mv.run_id, mv.source, aware(mv.created_at), sorted(aliases), mv.signature, mv.meta
+        )
 
 
 def list_models(store: Store) -> list[dict]:
     """Registered models with their latest version and aliases."""
     with store.read() as s:
-        latest = dict(s.execute(select(ModelVersion.name, func.max(ModelVersion.version))
-                                .group_by(ModelVersion.name)).all())
+        latest = dict(
+            s.execute(select(ModelVersion.name, func.max(ModelVersion.version)).group_by(ModelVersion.name)).all()
+        )
         aliases: dict[str, dict[str, int]] = {}
         for a in s.scalars(select(Alias)):
             aliases.setdefault(a.name, {})[a.alias] = a.version
-        return [{"name": m.name, "latest_version": latest.get(m.name), "aliases": aliases.get(m.name, {}),
-                 "created_at": aware(m.created_at)}
-                for m in s.scalars(select(RegisteredModel).order_by(RegisteredModel.name))]
+        return [
+            {
+                "name": m.name,
+                "latest_version": latest.get(m.name),
+                "aliases": aliases.get(m.name, {}),
+                "created_at": aware(m.created_at),
+            }
+            for m in s.scalars(select(RegisteredModel).order_by(RegisteredModel.name))
+        ]
 
 
 def list_versions(store: Store, name: str) -> list[ModelVersionInfo]:
@@ -177,19 +213,29 @@ def list_versions(store: Store, name: str) -> list[ModelVersionInfo]:
     with store.read() as s:
         if s.get(RegisteredModel, name) is None:
             near = closest(name, _model_names(store))
-            raise NotFoundError(f"model {name!r} not found",
-                                hint=f"did you mean {near!r}?" if near else "see `roost models list`")
-        versions = [v.version for v in s.scalars(select(ModelVersion).where(ModelVersion.name == name)
-                                                 .order_by(ModelVersion.version))]
+            raise NotFoundError(
+                f"model {name!r} not found", hint=f"did you mean {near!r}?" if near else "see `roost models list`"
+            )
+        versions = [
+            v.version
+            for v in s.scalars(select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version))
+        ]
     return [get_version(store, name, v) for v in versions]
 
 
 def alias_history(store: Store, name: str) -> list[dict]:
     """Every alias move of a model, oldest first."""
     with store.read() as s:
-        return [{"alias": h.alias, "version": h.version, "previous_version": h.previous_version,
-                 "changed_at": aware(h.changed_at), "user": h.user}
-                for h in s.scalars(select(AliasHistory).where(AliasHistory.name == name).order_by(AliasHistory.id))]
+        return [
+            {
+                "alias": h.alias,
+                "version": h.version,
+                "previous_version": h.previous_version,
+                "changed_at": aware(h.changed_at),
+                "user": h.user,
+            }
+            for h in s.scalars(select(AliasHistory).where(AliasHistory.name == name).order_by(AliasHistory.id))
+        ]
 
 
 def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
@@ -217,9 +263,11 @@ def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVers
             if name not in _model_names(store):
                 get_version(store, name, 1)  # raises model-not-found with a suggestion
             near = closest(alias, known)
-            raise NotFoundError(f"model {name!r} has no alias {alias!r}",
-                                hint=(f"did you mean {name}@{near}? " if near else "")
-                                + f"set one with `roost models alias {name} VERSION {alias}`")
+            raise NotFoundError(
+                f"model {name!r} has no alias {alias!r}",
+                hint=(f"did you mean {name}@{near}? " if near else "")
+                + f"set one with `roost models alias {name} VERSION {alias}`",
+            )
         version = a.version
     if version is None:
         vs = list_versions(store, name)

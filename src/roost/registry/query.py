@@ -6,6 +6,7 @@ Operators: = != < <= > >= LIKE, NOT LIKE, IN (...), NOT IN (...); AND binds tigh
 Attributes: status, name, start_time, end_time, experiment, run_id, user, git_commit, parent_run_id.
 `metrics.X` is the latest value of metric X. Errors quote the offending token and its position.
 """
+
 from __future__ import annotations
 
 import functools
@@ -21,14 +22,21 @@ from roost.errors import RoostError, closest
 from roost.registry.models import Experiment, LatestMetric, Param, Run, Tag
 
 ATTRIBUTES = {
-    "status": Run.status, "name": Run.name, "start_time": Run.start_time, "end_time": Run.end_time,
-    "run_id": Run.id, "user": Run.user, "git_commit": Run.git_commit, "parent_run_id": Run.parent_run_id,
+    "status": Run.status,
+    "name": Run.name,
+    "start_time": Run.start_time,
+    "end_time": Run.end_time,
+    "run_id": Run.id,
+    "user": Run.user,
+    "git_commit": Run.git_commit,
+    "parent_run_id": Run.parent_run_id,
     "experiment": Experiment.name,
 }
 OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
 KEYWORDS = {"AND", "OR", "NOT", "IN", "LIKE", "TRUE", "FALSE", "ASC", "DESC"}
 
-_TOKEN = re.compile(r"""
+_TOKEN = re.compile(
+    r"""
     (?P<ws>\s+)
   | (?P<num>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
   | (?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
@@ -37,7 +45,9 @@ _TOKEN = re.compile(r"""
   | (?P<lp>\()
   | (?P<rp>\))
   | (?P<comma>,)
-""", re.VERBOSE)
+""",
+    re.VERBOSE,
+)
 
 
 @dataclass
@@ -55,8 +65,10 @@ class FilterError(RoostError):
 def _err(src: str, tok: Tok | None, what: str) -> FilterError:
     pos = len(src) if tok is None else tok.pos
     shown = "end of input" if tok is None else repr(tok.text)
-    return FilterError(f"malformed filter at position {pos + 1}: {what} (got {shown})\n  {src}\n  {' ' * pos}^",
-                       hint="example: params.lr = 0.01 AND metrics.auc >= 0.9 AND NOT status = 'FAILED'")
+    return FilterError(
+        f"malformed filter at position {pos + 1}: {what} (got {shown})\n  {src}\n  {' ' * pos}^",
+        hint="example: params.lr = 0.01 AND metrics.auc >= 0.9 AND NOT status = 'FAILED'",
+    )
 
 
 def tokenize(src: str) -> list[Tok]:
@@ -182,8 +194,9 @@ def _cmp(col, op: str, vals: list[Any], negate: bool = False):  # noqa: ANN001, 
         return col.not_in(vals) if negate else col.in_(vals)
     if op == "LIKE":
         return col.not_like(vals[0]) if negate else col.like(vals[0])
-    return {"=": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__,
-            ">": col.__gt__, ">=": col.__ge__}[op](vals[0])
+    return {"=": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__, ">": col.__gt__, ">=": col.__ge__}[
+        op
+    ](vals[0])
 
 
 def _time_value(src: str, tok: Tok) -> datetime:
@@ -205,11 +218,22 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
     `x NOT IN (...)` / `x NOT LIKE p` / `x != v` match runs that have field x with another value (like MLflow);
     a leading `NOT (...)` is plain boolean negation and also matches runs without x.
     """
+
     def cmp(col, op_: str, values: list[Any]):  # noqa: ANN001, ANN202
         return _cmp(col, op_, values, negate)
+
     name = ident.text
-    if "." in name and name.split(".", 1)[0].lower() in ("params", "param", "metrics", "metric", "tags", "tag",
-                                                         "attributes", "attribute", "attr"):
+    if "." in name and name.split(".", 1)[0].lower() in (
+        "params",
+        "param",
+        "metrics",
+        "metric",
+        "tags",
+        "tag",
+        "attributes",
+        "attribute",
+        "attr",
+    ):
         scope, key = name.split(".", 1)
         scope = scope.lower().rstrip("s")
         key = key.strip("`")
@@ -220,9 +244,12 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
         col = ATTRIBUTES.get(key)
         if col is None:
             near = closest(key, list(ATTRIBUTES))
-            raise FilterError(f"unknown field {name!r} at position {ident.pos + 1}",
-                              hint=(f"did you mean {near!r}? " if near else "")
-                              + "use params.X, metrics.X, tags.X or one of " + ", ".join(ATTRIBUTES))
+            raise FilterError(
+                f"unknown field {name!r} at position {ident.pos + 1}",
+                hint=(f"did you mean {near!r}? " if near else "")
+                + "use params.X, metrics.X, tags.X or one of "
+                + ", ".join(ATTRIBUTES),
+            )
         if key in ("start_time", "end_time"):
             return cmp(col, op, [_time_value(src, v) for v in vals])
         if any(not isinstance(x, str) for x in raw):
@@ -274,10 +301,16 @@ def apply_order(q, order_by: str | list[str] | None):  # noqa: ANN001, ANN201
         terms = list(order_by)
     for term in terms:
         toks = tokenize(term.strip())
-        if not toks or toks[0].kind != "ident" or len(toks) > 2 or (
-                len(toks) == 2 and not (toks[1].kind == "kw" and toks[1].value in ("ASC", "DESC"))):
-            raise FilterError(f"malformed order-by term {term.strip()!r}",
-                              hint="use FIELD [ASC|DESC], e.g. 'metrics.auc DESC, start_time'")
+        if (
+            not toks
+            or toks[0].kind != "ident"
+            or len(toks) > 2
+            or (len(toks) == 2 and not (toks[1].kind == "kw" and toks[1].value in ("ASC", "DESC")))
+        ):
+            raise FilterError(
+                f"malformed order-by term {term.strip()!r}",
+                hint="use FIELD [ASC|DESC], e.g. 'metrics.auc DESC, start_time'",
+            )
         desc = len(toks) == 2 and toks[1].value == "DESC"
         name = toks[0].text
         scope, _, key = name.partition(".")
@@ -301,8 +334,10 @@ def apply_order(q, order_by: str | list[str] | None):  # noqa: ANN001, ANN201
             key = name.strip("`")
             if key not in ATTRIBUTES:
                 near = closest(key, list(ATTRIBUTES))
-                raise FilterError(f"unknown order-by field {name!r}",
-                                  hint=f"did you mean {near!r}?" if near else "use metrics.X, params.X, tags.X")
+                raise FilterError(
+                    f"unknown order-by field {name!r}",
+                    hint=f"did you mean {near!r}?" if near else "use metrics.X, params.X, tags.X",
+                )
             if key == "experiment":
                 e = aliased(Experiment)
                 q = q.outerjoin(e, e.id == Run.experiment_id)

@@ -1,4 +1,5 @@
 """The repository store: one class over SQLAlchemy that every backend (SQLite, PostgreSQL) shares."""
+
 from __future__ import annotations
 
 import threading
@@ -10,8 +11,19 @@ from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
-from roost.registry.models import (Alias, AliasHistory, Experiment, LatestMetric, Metric, ModelVersion, Param,
-                                   RegisteredModel, Run, StoredObject, Tag)
+from roost.registry.models import (
+    Alias,
+    AliasHistory,
+    Experiment,
+    LatestMetric,
+    Metric,
+    ModelVersion,
+    Param,
+    RegisteredModel,
+    Run,
+    StoredObject,
+    Tag,
+)
 
 _stores: dict[str, "Store"] = {}
 _lock = threading.Lock()
@@ -101,9 +113,12 @@ class Store:
     def list_experiments(self) -> list[dict]:
         """Every experiment with its run count."""
         with self.read() as s:
-            rows = s.execute(select(Experiment.id, Experiment.name, Experiment.created_at, func.count(Run.id))
-                             .outerjoin(Run, Run.experiment_id == Experiment.id)
-                             .group_by(Experiment.id).order_by(Experiment.id)).all()
+            rows = s.execute(
+                select(Experiment.id, Experiment.name, Experiment.created_at, func.count(Run.id))
+                .outerjoin(Run, Run.experiment_id == Experiment.id)
+                .group_by(Experiment.id)
+                .order_by(Experiment.id)
+            ).all()
         return [{"id": r[0], "name": r[1], "created_at": aware(r[2]), "runs": r[3]} for r in rows]
 
     # -- runs --------------------------------------------------------------------------------------------
@@ -121,14 +136,21 @@ class Store:
             for k, v in fields.items():
                 setattr(r, k, v)
 
-    def log_batch(self, run_id: str, params: dict | None = None, tags: dict | None = None,
-                  metrics: Iterable[tuple[str, float, int, float]] = ()) -> None:
+    def log_batch(
+        self,
+        run_id: str,
+        params: dict | None = None,
+        tags: dict | None = None,
+        metrics: Iterable[tuple[str, float, int, float]] = (),
+    ) -> None:
         """Write params, tags and metric points (key, value, step, ts) in one transaction."""
         metrics = list(metrics)
         with self.write() as s:
             if params:
-                existing = {p.key: p for p in s.scalars(select(Param).where(Param.run_id == run_id,
-                                                                            Param.key.in_(list(params))))}
+                existing = {
+                    p.key: p
+                    for p in s.scalars(select(Param).where(Param.run_id == run_id, Param.key.in_(list(params))))
+                }
                 for k, v in params.items():
                     text, typ, num = typed_param(v)
                     if k in existing:
@@ -136,16 +158,22 @@ class Store:
                         if (old.value, old.type) != (text, typ):
                             raise ConflictError(
                                 f"param {k!r} of run {run_id} is already {decode_param(old.value, old.type)!r}; "
-                                f"cannot change it to {v!r}", hint="params are immutable; log a new key or a new run")
+                                f"cannot change it to {v!r}",
+                                hint="params are immutable; log a new key or a new run",
+                            )
                         continue
                     s.add(Param(run_id=run_id, key=str(k), value=text, type=typ, num=num))
             if tags:
                 for k, v in tags.items():
                     s.merge(Tag(run_id=run_id, key=str(k), value=str(v)))
             if metrics:
-                s.execute(Metric.__table__.insert(), [
-                    {"run_id": run_id, "key": k, "value": float(v), "step": int(st), "timestamp": float(ts)}
-                    for k, v, st, ts in metrics])
+                s.execute(
+                    Metric.__table__.insert(),
+                    [
+                        {"run_id": run_id, "key": k, "value": float(v), "step": int(st), "timestamp": float(ts)}
+                        for k, v, st, ts in metrics
+                    ],
+                )
                 latest: dict[str, tuple] = {}
                 for k, v, st, ts in metrics:
                     cur = latest.get(k)
@@ -167,8 +195,13 @@ class Store:
             where=(stmt.excluded.step > t.c.step)
             | ((stmt.excluded.step == t.c.step) & (stmt.excluded.timestamp >= t.c.timestamp)),
         )
-        s.execute(stmt, [{"run_id": run_id, "key": k, "value": v, "step": st, "timestamp": ts}
-                         for k, (v, st, ts) in latest.items()])
+        s.execute(
+            stmt,
+            [
+                {"run_id": run_id, "key": k, "value": v, "step": st, "timestamp": ts}
+                for k, (v, st, ts) in latest.items()
+            ],
+        )
 
     def get_run(self, run_id: str) -> dict:
         """A run with params, latest metrics and tags, as a dict."""
@@ -189,11 +222,22 @@ class Store:
         exp_names = dict(s.execute(select(Experiment.id, Experiment.name)).all())
         for r in runs:
             out[r.id] = {
-                "run_id": r.id, "name": r.name, "experiment": exp_names.get(r.experiment_id),
-                "experiment_id": r.experiment_id, "status": r.status, "start_time": aware(r.start_time),
-                "end_time": aware(r.end_time), "user": r.user, "git_commit": r.git_commit, "git_dirty": r.git_dirty,
-                "source": r.source, "parent_run_id": r.parent_run_id, "artifact_uri": r.artifact_uri,
-                "params": {}, "metrics": {}, "tags": {},
+                "run_id": r.id,
+                "name": r.name,
+                "experiment": exp_names.get(r.experiment_id),
+                "experiment_id": r.experiment_id,
+                "status": r.status,
+                "start_time": aware(r.start_time),
+                "end_time": aware(r.end_time),
+                "user": r.user,
+                "git_commit": r.git_commit,
+                "git_dirty": r.git_dirty,
+                "source": r.source,
+                "parent_run_id": r.parent_run_id,
+                "artifact_uri": r.artifact_uri,
+                "params": {},
+                "metrics": {},
+                "tags": {},
             }
         for chunk in _chunks(ids, 500):
             for p in s.scalars(select(Param).where(Param.run_id.in_(chunk))):
@@ -213,8 +257,14 @@ class Store:
             rows = s.scalars(q.order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)).all()
         return [{"key": m.key, "value": m.value, "step": m.step, "timestamp": m.timestamp} for m in rows]
 
-    def search_runs(self, filter: str | None = None, experiment: str | list[str] | None = None,
-                    order_by: str | list[str] | None = None, limit: int | None = 1000, offset: int = 0) -> list[dict]:
+    def search_runs(
+        self,
+        filter: str | None = None,
+        experiment: str | list[str] | None = None,
+        order_by: str | list[str] | None = None,
+        limit: int | None = 1000,
+        offset: int = 0,
+    ) -> list[dict]:
         """Runs matching a filter expression, ordered, as dicts."""
         from roost.registry import query
 
@@ -226,8 +276,10 @@ class Store:
             for n in names:
                 if n not in known:
                     near = closest(n, known)
-                    raise NotFoundError(f"experiment {n!r} not found",
-                                        hint=f"did you mean {near!r}?" if near else "see `roost experiments list`")
+                    raise NotFoundError(
+                        f"experiment {n!r} not found",
+                        hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
+                    )
             q = q.join(Experiment, Experiment.id == Run.experiment_id).where(Experiment.name.in_(names))
         if filter and filter.strip():
             q = q.where(query.compile_filter(filter))
@@ -265,8 +317,11 @@ class Store:
         for attempt in range(3):
             try:
                 with self.write() as s:
-                    o = s.scalars(select(StoredObject).where(StoredObject.kind == kind, StoredObject.name == name)
-                                  .with_for_update()).one_or_none()
+                    o = s.scalars(
+                        select(StoredObject)
+                        .where(StoredObject.kind == kind, StoredObject.name == name)
+                        .with_for_update()
+                    ).one_or_none()
                     new = change(copy.deepcopy(o.spec) if o is not None else None)
                     if o is None:
                         s.add(StoredObject(kind=kind, name=name, spec=new, updated_at=utcnow()))
@@ -287,8 +342,10 @@ class Store:
     def list_objects(self, kind: str) -> dict[str, dict]:
         """All objects of a kind, by name."""
         with self.read() as s:
-            return {o.name: o.spec for o in s.scalars(select(StoredObject).where(StoredObject.kind == kind)
-                                                      .order_by(StoredObject.name))}
+            return {
+                o.name: o.spec
+                for o in s.scalars(select(StoredObject).where(StoredObject.kind == kind).order_by(StoredObject.name))
+            }
 
     def delete_object(self, kind: str, name: str) -> None:
         """Remove a named object (no error when absent)."""
@@ -298,7 +355,7 @@ class Store:
 
 def _chunks(xs: list, n: int) -> Iterable[list]:
     for i in range(0, len(xs), n):
-        yield xs[i:i + n]
+        yield xs[i : i + n]
 
 
 def open_store(url: str, create: bool = True) -> Store:

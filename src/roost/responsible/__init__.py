@@ -2,6 +2,7 @@
 
 Importing this package imports no heavy library; each name loads its module on first use.
 """
+
 from __future__ import annotations
 
 from roost._lazy import lazy_api

@@ -1,4 +1,5 @@
 """`roost.responsible.group_fairness`: group fairness of a model (or of stored scores) on a table."""
+
 from __future__ import annotations
 
 from typing import Any, Sequence
@@ -22,9 +23,17 @@ def _frame(data: Any) -> tuple[Any, str]:
     return src.frame, src.name
 
 
-def fairness(data: Any = None, sensitive: str | Sequence[str] = (), label: str | None = None, model: Any = None,
-             run: str | None = None, score: str | None = None, threshold: float = 0.5, pos_label: Any = None,
-             min_group: int = 30) -> Any:
+def fairness(
+    data: Any = None,
+    sensitive: str | Sequence[str] = (),
+    label: str | None = None,
+    model: Any = None,
+    run: str | None = None,
+    score: str | None = None,
+    threshold: float = 0.5,
+    pos_label: Any = None,
+    min_group: int = 30,
+) -> Any:
     """A FairnessReport for `model` (or run R's model, or a `score` column) on `data` with `sensitive` column(s)."""
     from roost.modelpkg import load_model
     from roost.responsible.group_fairness import group_metrics
@@ -50,11 +59,14 @@ def fairness(data: Any = None, sensitive: str | Sequence[str] = (), label: str |
         raise RoostError("no data to evaluate", hint="pass --data FILE (with the label and sensitive columns)")
     absent = [c for c in cols if c not in frame.columns]
     if absent:
-        raise RoostError(f"sensitive column(s) {absent} not in the data",
-                         hint=f"columns: {', '.join(map(str, frame.columns[:20]))}")
+        raise RoostError(
+            f"sensitive column(s) {absent} not in the data", hint=f"columns: {', '.join(map(str, frame.columns[:20]))}"
+        )
     if label is not None and label not in frame.columns:
-        raise RoostError(f"label column {label!r} not in the data", hint="pass --label COLUMN, or leave it out to "
-                         "get selection rates only")
+        raise RoostError(
+            f"label column {label!r} not in the data",
+            hint="pass --label COLUMN, or leave it out to get selection rates only",
+        )
     if score is None and pred is None:
         score = next((c for c in ("pred_probability",) if c in frame.columns), None)
     if score is not None:
@@ -63,12 +75,20 @@ def fairness(data: Any = None, sensitive: str | Sequence[str] = (), label: str |
         y_score = frame[score].to_numpy(dtype=np.float64)
     elif pred is not None:
         if pred.task != "binary":
-            raise RoostError(f"fairness metrics need a binary classifier; this model is {pred.task}",
-                             hint="slice a regression model with `roost monitor analyze` instead")
+            raise RoostError(
+                f"fairness metrics need a binary classifier; this model is {pred.task}",
+                hint="slice a regression model with `roost monitor analyze` instead",
+            )
         y_score = np.asarray(pred.predict(frame), dtype=np.float64)
     else:
         raise RoostError("nothing to score the data with", hint="pass --model, --run or --score COLUMN")
-    rep = group_metrics(frame[cols], y_true=frame[label] if label else None, y_score=y_score, threshold=threshold,
-                        min_group=min_group, pos_label=pos_label)
+    rep = group_metrics(
+        frame[cols],
+        y_true=frame[label] if label else None,
+        y_score=y_score,
+        threshold=threshold,
+        min_group=min_group,
+        pos_label=pos_label,
+    )
     rep.source = name
     return rep

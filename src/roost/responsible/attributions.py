@@ -6,6 +6,7 @@ packages with `native/model.txt`, linear SHAP for logreg and Integrated Gradient
 `predictor.predict` (model-agnostic, probability space). Exact methods are checked against the ONNX model: if the
 attributions do not add up to what the package predicts, roost says so and falls back to the agnostic method.
 """
+
 from __future__ import annotations
 
 import logging
@@ -43,20 +44,32 @@ class Explanation:
     def row(self, i: int, top: int | None = None) -> list[tuple[str, Any, float]]:
         """(feature, value, attribution) for one explained row, by |attribution|."""
         vals = self.data.iloc[i]
-        out = sorted(((f, vals[f], float(self.values[i, j])) for j, f in enumerate(self.features)),
-                     key=lambda t: -abs(t[2]))
+        out = sorted(
+            ((f, vals[f], float(self.values[i, j])) for j, f in enumerate(self.features)), key=lambda t: -abs(t[2])
+        )
         return out[:top] if top else out
 
     def to_dict(self, rows: int = 20) -> dict[str, Any]:
         """JSON-able form: importance and the first `rows` explained rows."""
+
         def plain(v: Any) -> Any:
             return v.item() if hasattr(v, "item") else (None if v is None or v != v else v)
 
-        return {"kind": "explanation", "method": self.method, "space": self.space, "notes": self.notes,
-                "importance": [{"feature": f, "mean_abs": v} for f, v in self.importance()],
-                "rows": [{"base": float(self.base[i]), "output": float(self.output[i]),
-                          "attributions": [{"feature": f, "value": plain(v), "attribution": a}
-                                           for f, v, a in self.row(i)]} for i in range(min(rows, len(self.values)))]}
+        return {
+            "kind": "explanation",
+            "method": self.method,
+            "space": self.space,
+            "notes": self.notes,
+            "importance": [{"feature": f, "mean_abs": v} for f, v in self.importance()],
+            "rows": [
+                {
+                    "base": float(self.base[i]),
+                    "output": float(self.output[i]),
+                    "attributions": [{"feature": f, "value": plain(v), "attribution": a} for f, v, a in self.row(i)],
+                }
+                for i in range(min(rows, len(self.values)))
+            ],
+        }
 
 
 def _encode(df: Any, features: list[str]) -> tuple[np.ndarray, list[np.ndarray | None]]:
@@ -95,8 +108,9 @@ def _decode(X: np.ndarray, features: list[str], books: list[np.ndarray | None]) 
     return pd.DataFrame(data)
 
 
-def permutation_shap(predictor: Any, df: Any, background: Any, seed: int = 0, permutations: int = 10,
-                     target: int = 1) -> tuple[np.ndarray, np.ndarray]:
+def permutation_shap(
+    predictor: Any, df: Any, background: Any, seed: int = 0, permutations: int = 10, target: int = 1
+) -> tuple[np.ndarray, np.ndarray]:
     """(SHAP values, base values) from shap.PermutationExplainer on the package's predictions."""
     import pandas as pd
     import shap
@@ -104,7 +118,7 @@ def permutation_shap(predictor: Any, df: Any, background: Any, seed: int = 0, pe
     feats = list(predictor.inputs)
     both = pd.concat([background[feats], df[feats]], ignore_index=True)
     X, books = _encode(both, feats)
-    Xb, Xd = X[: len(background)], X[len(background):]
+    Xb, Xd = X[: len(background)], X[len(background) :]
 
     def f(M: np.ndarray) -> np.ndarray:
         out = np.asarray(predictor.predict(_decode(M, feats, books)), dtype=np.float64)
@@ -139,8 +153,16 @@ def _output(predictor: Any, df: Any, space: str, target: int) -> np.ndarray:
     return p
 
 
-def explain(model: Any, data: Any, rows: int = 100, background: int = 50, method: str = "auto", seed: int = 0,
-            target: int | None = None, steps: int = 64) -> Explanation:
+def explain(
+    model: Any,
+    data: Any,
+    rows: int = 100,
+    background: int = 50,
+    method: str = "auto",
+    seed: int = 0,
+    target: int | None = None,
+    steps: int = 64,
+) -> Explanation:
     """Explain the first `rows` rows of `data` for a package (path, `name@alias`, `name/3` or Predictor)."""
     from roost.modelpkg import load_model
 
@@ -172,8 +194,9 @@ def explain(model: Any, data: Any, rows: int = 100, background: int = 50, method
                 vals, base, space = native.linear_shap(pred.path, df, bg, 0 if pred.task != "multiclass" else target)
                 name = "linear SHAP (interventional, exact for the logit)"
             else:
-                vals, base, space, gap = native.integrated_gradients(pred.path, df, bg, steps,
-                                                                     0 if pred.task != "multiclass" else target)
+                vals, base, space, gap = native.integrated_gradients(
+                    pred.path, df, bg, steps, 0 if pred.task != "multiclass" else target
+                )
                 name = f"Integrated Gradients ({steps} steps, background-mean baseline)"
                 notes.append(f"completeness gap (Σ attributions vs output change): {gap:.2e}")
             out = _output(pred, df, space, target) if pred.task != "multiclass" else base + vals.sum(axis=1)

@@ -1,6 +1,7 @@
 """Model cards assembled from the repository: intended use, data, metrics, slices, fairness, explanations, drift,
 lineage. Every section says where its content came from, or what to record for it to appear.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,8 +34,15 @@ def _first(keys: tuple[str, ...], *dicts: dict) -> str | None:
     return None
 
 
-def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: list[str] | None = None,
-               current: Any = None, explain_rows: int = 100, threshold: float | None = None) -> Card:
+def build_card(
+    ref: str,
+    data: Any = None,
+    label: str | None = None,
+    sensitive: list[str] | None = None,
+    current: Any = None,
+    explain_rows: int = 100,
+    threshold: float | None = None,
+) -> Card:
     """Collect a model card for a registered model (`name@alias`, `name/3`); `threshold`: the decision threshold
     the model is used at (default: `threshold` in roost-model.yaml, else 0.5)."""
     from roost.monitor.sources import PROFILE, run_dir
@@ -44,24 +52,33 @@ def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: 
     meta, sig = mv.meta or {}, mv.signature or {}
     run = get_run(mv.run_id) if mv.run_id else None
     params, tags = (run or {}).get("params", {}), (run or {}).get("tags", {})
-    card = Card(f"Model card: {mv.name} v{mv.version}" + (f" ({', '.join('@' + a for a in mv.aliases)})"
-                                                        if mv.aliases else ""))
+    card = Card(
+        f"Model card: {mv.name} v{mv.version}" + (f" ({', '.join('@' + a for a in mv.aliases)})" if mv.aliases else "")
+    )
     s = card.sections
     use = _first(USE_KEYS, meta, tags)
     s["Intended use"] = use or None
     if not use:
-        card.missing.append("intended use: set `intended_use` in roost-model.yaml or tag the run "
-                            "`roost.intended_use`")
-    s["Model"] = {"framework": meta.get("framework"), "model type": meta.get("model_type"), "task": sig.get("task"),
-                  "classes": sig.get("classes"), "label": sig.get("label") or meta.get("label"),
-                  "inputs": ", ".join(f"{i['name']} ({i['dtype']})" for i in sig.get("inputs", [])),
-                  "outputs": ", ".join(o["name"] for o in sig.get("outputs", []))}
+        card.missing.append("intended use: set `intended_use` in roost-model.yaml or tag the run `roost.intended_use`")
+    s["Model"] = {
+        "framework": meta.get("framework"),
+        "model type": meta.get("model_type"),
+        "task": sig.get("task"),
+        "classes": sig.get("classes"),
+        "label": sig.get("label") or meta.get("label"),
+        "inputs": ", ".join(f"{i['name']} ({i['dtype']})" for i in sig.get("inputs", [])),
+        "outputs": ", ".join(o["name"] for o in sig.get("outputs", [])),
+    }
     root = run_dir(run) if run else None
-    data_sec: dict[str, Any] = {"source": meta.get("data_source") or params.get("data.source"),
-                                "fingerprint": params.get("data.fingerprint"), "rows": params.get("data.rows")}
+    data_sec: dict[str, Any] = {
+        "source": meta.get("data_source") or params.get("data.source"),
+        "fingerprint": params.get("data.fingerprint"),
+        "rows": params.get("data.rows"),
+    }
     if any(f"data.{k}_rows" in params for k in ("train", "val", "test")):
-        data_sec["train / val / test rows"] = " / ".join(str(params.get(f"data.{k}_rows", "?"))
-                                                         for k in ("train", "val", "test"))
+        data_sec["train / val / test rows"] = " / ".join(
+            str(params.get(f"data.{k}_rows", "?")) for k in ("train", "val", "test")
+        )
     if root is not None and (root / PROFILE).is_file():
         from roost.monitor.profile import Profile
 
@@ -83,12 +100,20 @@ def build_card(ref: str, data: Any = None, label: str | None = None, sensitive: 
         except Exception as exc:  # noqa: BLE001 - a card shows what it can
             card.missing.append(f"explanations: {exc}")
     s["Drift"] = _drift(mv, current, card)
-    s["Lineage"] = {"model version": f"{mv.name}/{mv.version}", "run": mv.run_id,
-                    "experiment": (run or {}).get("experiment"), "git commit": (run or {}).get("git_commit"),
-                    "uncommitted changes": (run or {}).get("git_dirty"), "command": (run or {}).get("source"),
-                    "data fingerprint": params.get("data.fingerprint"), "feature views": meta.get("feature_refs"),
-                    "entities": meta.get("entities"), "package": mv.source, "created": str(mv.created_at),
-                    "ONNX parity (max |native − ONNX|)": meta.get("parity_max_abs_diff")}
+    s["Lineage"] = {
+        "model version": f"{mv.name}/{mv.version}",
+        "run": mv.run_id,
+        "experiment": (run or {}).get("experiment"),
+        "git commit": (run or {}).get("git_commit"),
+        "uncommitted changes": (run or {}).get("git_dirty"),
+        "command": (run or {}).get("source"),
+        "data fingerprint": params.get("data.fingerprint"),
+        "feature views": meta.get("feature_refs"),
+        "entities": meta.get("entities"),
+        "package": mv.source,
+        "created": str(mv.created_at),
+        "ONNX parity (max |native − ONNX|)": meta.get("parity_max_abs_diff"),
+    }
     return card
 
 
@@ -114,8 +139,10 @@ def _evaluation(mv: Any, root: Path | None, data: Any, label: str | None, card: 
         return frame
     if root is not None and (root / EVALUATION).is_file():
         return pd.read_parquet(root / EVALUATION)
-    card.missing.append("evaluation set: the run stored no evaluation.parquet and no --data was given "
-                        "(slices, fairness and explanations need it)")
+    card.missing.append(
+        "evaluation set: the run stored no evaluation.parquet and no --data was given "
+        "(slices, fairness and explanations need it)"
+    )
     return None
 
 
@@ -128,9 +155,11 @@ def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str],
         card.missing.append("slices: no binary/regression score to analyse")
         return
     feats = [c for c in sensitive if c in frame.columns] + [
-        i["name"] for i in (mv.signature or {}).get("inputs", []) if i["name"] in frame.columns][:6]
-    card.sections["Slices"] = analyze(frame, label, score, features=list(dict.fromkeys(feats)),
-                                      threshold=thr, source="evaluation set")
+        i["name"] for i in (mv.signature or {}).get("inputs", []) if i["name"] in frame.columns
+    ][:6]
+    card.sections["Slices"] = analyze(
+        frame, label, score, features=list(dict.fromkeys(feats)), threshold=thr, source="evaluation set"
+    )
     if not sensitive:
         card.missing.append("fairness: no sensitive column given (--sensitive, or tag the run `roost.sensitive`)")
         return
@@ -141,8 +170,9 @@ def _analysis_sections(card: Card, frame: Any, label: str, sensitive: list[str],
     if sensitive and score == "pred_probability":
         from roost.responsible.group_fairness import group_metrics
 
-        card.sections["Fairness"] = group_metrics(frame[sensitive], y_true=frame[label], y_score=frame[score],
-                                                  threshold=thr)
+        card.sections["Fairness"] = group_metrics(
+            frame[sensitive], y_true=frame[label], y_score=frame[score], threshold=thr
+        )
 
 
 def _drift(mv: Any, current: Any, card: Card) -> Any:
@@ -159,15 +189,19 @@ def _drift(mv: Any, current: Any, card: Card) -> Any:
 
     found = latest_drift(mv.name)
     if found is None:
-        card.missing.append("drift status: never checked (run `roost monitor drift --reference MODEL --current "
-                            "LOGS --log`)")
+        card.missing.append(
+            "drift status: never checked (run `roost monitor drift --reference MODEL --current LOGS --log`)"
+        )
     return found
 
 
 def _kv_rows(d: dict[str, Any]) -> list[list[Any]]:
     """Key/value rows, skipping empty values and nested tables."""
-    return [[k, v if not isinstance(v, (list, dict)) else str(v)] for k, v in d.items()
-            if v not in (None, "", [], {}) and k != "profile"]
+    return [
+        [k, v if not isinstance(v, (list, dict)) else str(v)]
+        for k, v in d.items()
+        if v not in (None, "", [], {}) and k != "profile"
+    ]
 
 
 def _demote(html: str) -> str:
@@ -201,8 +235,11 @@ def card_html(card: Card) -> str:
         elif name == "Explanations":
             out.append(_demote(R.explanation_html(sec, full=False)))
         elif name == "Drift":
-            out.append(_demote(R.drift_html(sec, full=False)) if hasattr(sec, "features") else
-                       R.table(["", "value"], _kv_rows(sec)))
+            out.append(
+                _demote(R.drift_html(sec, full=False))
+                if hasattr(sec, "features")
+                else R.table(["", "value"], _kv_rows(sec))
+            )
     if card.missing:
         out.insert(0, R.banner("Not recorded for this model", "warn") + R.notes(card.missing))
     return R.page(card.title, "".join(out), f"created {card.created_at}")
@@ -210,12 +247,17 @@ def card_html(card: Card) -> str:
 
 def card_markdown(card: Card) -> str:
     """The card as Markdown (tables for every section)."""
+
     def md_table(cols: list[str], rows: list[list[Any]]) -> str:
         from roost.monitor.report import fmt
 
         esc = [[str(fmt(v)).replace("|", "\\|") for v in r] for r in rows]
-        return "\n".join(["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] +
-                         ["| " + " | ".join(r) + " |" for r in esc]) + "\n"
+        return (
+            "\n".join(
+                ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in esc]
+            )
+            + "\n"
+        )
 
     out = [f"# {card.title}\n", f"_created {card.created_at}_\n"]
     if card.missing:
@@ -235,19 +277,30 @@ def card_markdown(card: Card) -> str:
             out.append(md_table(["metric", "value"], [[k, v] for k, v in sec.overall.items()]))
             for feat, rows in list(sec.slices.items())[:6]:
                 keys = [k for k in rows[0] if k != "slice"] if rows else []
-                out.append(f"\n**{feat}**\n\n" + md_table(["slice", *keys], [[r["slice"], *[r[k] for k in keys]]
-                                                                          for r in rows]))
+                out.append(
+                    f"\n**{feat}**\n\n"
+                    + md_table(["slice", *keys], [[r["slice"], *[r[k] for k in keys]] for r in rows])
+                )
         elif name == "Fairness":
             for t in sec.tables:
                 keys = [k for k in t.metrics if k != "positives"]
-                out.append(f"\n**{' × '.join(t.columns)}**: " + ", ".join(
-                    f"{k.replace('_', ' ')} {v:.4g}" for k, v in t.disparities().items()) + "\n\n")
-                out.append(md_table(["group", *keys], [[" / ".join(g), *[t.metrics[k][i] for k in keys]]
-                                                       for i, g in enumerate(t.groups)]))
+                out.append(
+                    f"\n**{' × '.join(t.columns)}**: "
+                    + ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in t.disparities().items())
+                    + "\n\n"
+                )
+                out.append(
+                    md_table(
+                        ["group", *keys],
+                        [[" / ".join(g), *[t.metrics[k][i] for k in keys]] for i, g in enumerate(t.groups)],
+                    )
+                )
             out += [f"- {w}\n" for w in sec.warnings]
         elif name == "Explanations":
-            out.append(f"{sec.method}, {sec.space}\n\n" + md_table(["feature", "mean |attribution|"],
-                                                                  [[f, v] for f, v in sec.importance()]))
+            out.append(
+                f"{sec.method}, {sec.space}\n\n"
+                + md_table(["feature", "mean |attribution|"], [[f, v] for f, v in sec.importance()])
+            )
         elif name == "Drift":
             out.append(sec.verdict + "\n")
     return "".join(out)
@@ -257,6 +310,5 @@ def write_card(card: Card, path: str | Path) -> Path:
     """Write the card as HTML (.html) or Markdown (.md)."""
     p = Path(path)
     p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(card_markdown(card) if p.suffix.lower() in (".md", ".markdown") else card_html(card),
-                 encoding="utf-8")
+    p.write_text(card_markdown(card) if p.suffix.lower() in (".md", ".markdown") else card_html(card), encoding="utf-8")
     return p

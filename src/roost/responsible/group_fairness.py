@@ -6,6 +6,7 @@ demographic-parity difference and ratio, equalised-odds difference (max of TPR a
 With several sensitive columns each column is reported alone and their intersection too (empty intersections are
 listed with count 0). Everything is vectorised over groups (roost.responsible.groups).
 """
+
 from __future__ import annotations
 
 import logging
@@ -65,8 +66,10 @@ class GroupTable:
 
     def disparities(self) -> dict[str, float]:
         """Between-group differences and ratios (fairlearn's `between_groups` method)."""
-        out = {"demographic_parity_difference": self._diff("selection_rate"),
-               "demographic_parity_ratio": self._ratio("selection_rate")}
+        out = {
+            "demographic_parity_difference": self._diff("selection_rate"),
+            "demographic_parity_ratio": self._ratio("selection_rate"),
+        }
         if self.has_label:
             out["equalized_odds_difference"] = max(self._diff("tpr"), self._diff("fpr"))
             out["equalized_odds_ratio"] = min(self._ratio("tpr"), self._ratio("fpr"))
@@ -99,19 +102,39 @@ class FairnessReport:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form."""
+
         def clean(v: Any) -> Any:
             v = float(v)
             return None if np.isnan(v) else v
 
-        return {"kind": "fairness", "sensitive": self.sensitive, "threshold": self.threshold, "source": self.source,
-                "overall": {k: clean(v) for k, v in self.overall.items()}, "warnings": self.warnings,
-                "tables": [{"columns": t.columns, "disparities": {k: clean(v) for k, v in t.disparities().items()},
-                            "groups": [{"group": list(g), **{k: clean(t.metrics[k][i]) for k in t.metrics}}
-                                       for i, g in enumerate(t.groups)]} for t in self.tables]}
+        return {
+            "kind": "fairness",
+            "sensitive": self.sensitive,
+            "threshold": self.threshold,
+            "source": self.source,
+            "overall": {k: clean(v) for k, v in self.overall.items()},
+            "warnings": self.warnings,
+            "tables": [
+                {
+                    "columns": t.columns,
+                    "disparities": {k: clean(v) for k, v in t.disparities().items()},
+                    "groups": [
+                        {"group": list(g), **{k: clean(t.metrics[k][i]) for k in t.metrics}}
+                        for i, g in enumerate(t.groups)
+                    ],
+                }
+                for t in self.tables
+            ],
+        }
 
 
-def _table(g: G.Groups, y: np.ndarray | None, yhat: np.ndarray, score: np.ndarray | None,
-           overall: dict[str, float] | None = None) -> GroupTable:
+def _table(
+    g: G.Groups,
+    y: np.ndarray | None,
+    yhat: np.ndarray,
+    score: np.ndarray | None,
+    overall: dict[str, float] | None = None,
+) -> GroupTable:
     """All metrics for one grouping from one confusion bincount and one ROC-AUC pass (overall totals too)."""
     if y is None:
         cells = np.bincount(g.codes * 2 + yhat, minlength=g.n_groups * 2).reshape(g.n_groups, 2)
@@ -132,9 +155,12 @@ def _table(g: G.Groups, y: np.ndarray | None, yhat: np.ndarray, score: np.ndarra
         m["positives"] = (tp + fn).astype(np.float64)
         if overall is not None:
             T = [float(v.sum()) for v in (tn, fp, fn, tp)]
-            overall.update(tpr=T[3] / (T[3] + T[2]) if T[3] + T[2] else 0.0,
-                           fpr=T[1] / (T[1] + T[0]) if T[1] + T[0] else 0.0,
-                           precision=T[3] / (T[3] + T[1]) if T[3] + T[1] else 0.0, roc_auc=float("nan"))
+            overall.update(
+                tpr=T[3] / (T[3] + T[2]) if T[3] + T[2] else 0.0,
+                fpr=T[1] / (T[1] + T[0]) if T[1] + T[0] else 0.0,
+                precision=T[3] / (T[3] + T[1]) if T[3] + T[1] else 0.0,
+                roc_auc=float("nan"),
+            )
         if score is None:
             m["roc_auc"] = np.full(g.n_groups, np.nan)
         elif overall is not None:
@@ -157,15 +183,19 @@ def _warnings(t: GroupTable, min_group: int) -> list[str]:
         if n[i] == 0:
             out.append(f"{name}={label}: no rows (empty intersection), metrics undefined")
         elif n[i] < min_group:
-            out.append(f"{name}={label}: only {int(n[i])} rows (< {min_group}); its rates are unreliable "
-                       f"(±{1 / np.sqrt(n[i]):.2f})")
+            out.append(
+                f"{name}={label}: only {int(n[i])} rows (< {min_group}); its rates are unreliable "
+                f"(±{1 / np.sqrt(n[i]):.2f})"
+            )
         if t.has_label and n[i] > 0:
             pos = t.metrics["positives"][i]
             if pos == 0 or pos == n[i]:
                 which = "positive" if pos == 0 else "negative"
                 rate = "TPR" if pos == 0 else "FPR"
-                out.append(f"{name}={label}: no {which} labels: {rate} reported as 0 (undefined, as fairlearn "
-                           "reports it) and ROC-AUC undefined")
+                out.append(
+                    f"{name}={label}: no {which} labels: {rate} reported as 0 (undefined, as fairlearn "
+                    "reports it) and ROC-AUC undefined"
+                )
     return out
 
 
@@ -186,13 +216,22 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
         return s.astype(np.int64).to_numpy()
     if len(vals) == 2:
         return (s == vals[1]).to_numpy().astype(np.int64)
-    raise RoostError(f"fairness metrics need a binary label; this one has {len(vals)} values",
-                     hint="pass --pos-label VALUE to treat one value as the positive class")
+    raise RoostError(
+        f"fairness metrics need a binary label; this one has {len(vals)} values",
+        hint="pass --pos-label VALUE to treat one value as the positive class",
+    )
 
 
-def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_score: Any = None,
-                  threshold: float = 0.5, min_group: int = MIN_GROUP, pos_label: Any = None,
-                  marginals: bool = True) -> FairnessReport:
+def group_metrics(
+    sensitive: Any,
+    y_pred: Any = None,
+    y_true: Any = None,
+    y_score: Any = None,
+    threshold: float = 0.5,
+    min_group: int = MIN_GROUP,
+    pos_label: Any = None,
+    marginals: bool = True,
+) -> FairnessReport:
     """Fairness report from sensitive feature(s) (DataFrame/Series), labels, and scores or 0/1 predictions.
 
     With several sensitive columns the report has one table per column (unless `marginals` is False) and one for
@@ -218,14 +257,18 @@ def group_metrics(sensitive: Any, y_pred: Any = None, y_true: Any = None, y_scor
     groupings = ([[c] for c in names] if marginals or len(names) == 1 else []) + ([names] if len(names) > 1 else [])
     facts = G.factorize_columns(sf, names)
     overall: dict[str, float] = {}
-    tables = [_table(G.combine(cols, facts), y, yhat, score, overall if k == 0 else None)
-              for k, cols in enumerate(groupings)]
+    tables = [
+        _table(G.combine(cols, facts), y, yhat, score, overall if k == 0 else None) for k, cols in enumerate(groupings)
+    ]
     warn = [w for t in tables for w in _warnings(t, min_group)]
     sel = overall.get("selection_rate", float("nan"))
     if sel in (0.0, 1.0) and y_pred is None and score is not None and score.size:
-        warn.insert(0, f"{'no row' if sel == 0 else 'every row'} is selected at threshold {threshold:g} (scores "
-                       f"{score.min():.3g}–{score.max():.3g}): selection rates and error rates carry no information; "
-                       "pass the threshold the model is used at")
+        warn.insert(
+            0,
+            f"{'no row' if sel == 0 else 'every row'} is selected at threshold {threshold:g} (scores "
+            f"{score.min():.3g}–{score.max():.3g}): selection rates and error rates carry no information; "
+            "pass the threshold the model is used at",
+        )
     if y is None:
         warn.insert(0, "no label given: only selection rates and demographic parity are computed")
     return FairnessReport(names, tables, overall, float(threshold), warn)

@@ -4,6 +4,7 @@ No Python loop over groups: counts come from `np.bincount` on group codes, and R
 one stable (radix) sort by group, with tie-averaged ranks inside each group (Mann–Whitney U, as scikit-learn's
 roc_auc_score and roost.train.metrics.roc_auc).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -89,8 +90,9 @@ def sums(g: Groups, values: np.ndarray) -> np.ndarray:
     return np.bincount(g.codes, weights=np.asarray(values, dtype=np.float64), minlength=g.n_groups)
 
 
-def _rank_sum_positives(ys: np.ndarray, ss: np.ndarray, group_of: Any, start: np.ndarray, G: int,
-                        tied: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def _rank_sum_positives(
+    ys: np.ndarray, ss: np.ndarray, group_of: Any, start: np.ndarray, G: int, tied: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
     """(sum of tie-averaged 1-based ranks of the positives, positives) per group, for rows sorted by score
     inside contiguous groups; `tied[k]` says row k+1 has the same score (and group) as row k."""
     pidx = np.flatnonzero(ys)
@@ -143,8 +145,7 @@ def roc_auc(g: Groups, y: np.ndarray, score: np.ndarray, overall: bool = False) 
     if not overall:
         return auc
     zero = np.zeros(1, dtype=np.int64)
-    r_all, p_all = _rank_sum_positives(ys, ss, lambda i: np.zeros(i.shape, dtype=np.int64), zero, 1,
-                                       ss[1:] == ss[:-1])
+    r_all, p_all = _rank_sum_positives(ys, ss, lambda i: np.zeros(i.shape, dtype=np.int64), zero, 1, ss[1:] == ss[:-1])
     p, q = float(p_all[0]), float(n - p_all[0])
     if p == 0 or q == 0:
         return auc, float("nan")

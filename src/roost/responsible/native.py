@@ -8,6 +8,7 @@
 - other torch nets: Integrated Gradients on the normalised numbers and on every embedding output, from the
   background mean, trapezoid rule over `steps` points (completeness gap reported).
 """
+
 from __future__ import annotations
 
 import json
@@ -86,6 +87,7 @@ def linear_shap(pkg: Path, df: Any, background: Any, target: int = 0) -> tuple[n
     net, info = _torch_parts(pkg)
     spec = info["spec_obj"]
     with torch.no_grad():
+
         def parts(frame: Any) -> tuple[np.ndarray, list[np.ndarray]]:
             cols = [torch.from_numpy(np.ascontiguousarray(c)) for c in spec.encode(frame)]
             x, idx = net.pre(cols)
@@ -111,8 +113,9 @@ def linear_shap(pkg: Path, df: Any, background: Any, target: int = 0) -> tuple[n
     return _scaled(info, phi, np.full(len(df), base))
 
 
-def integrated_gradients(pkg: Path, df: Any, background: Any, steps: int = 64, target: int = 0
-                         ) -> tuple[np.ndarray, np.ndarray, str, float]:
+def integrated_gradients(
+    pkg: Path, df: Any, background: Any, steps: int = 64, target: int = 0
+) -> tuple[np.ndarray, np.ndarray, str, float]:
     """(attributions [N, F], baseline outputs [N], output space, worst completeness gap) for a torch package."""
     import torch
 
@@ -124,8 +127,9 @@ def integrated_gradients(pkg: Path, df: Any, background: Any, steps: int = 64, t
     cols = [torch.from_numpy(np.ascontiguousarray(c)) for c in spec.encode(df)]
     bcols = [torch.from_numpy(np.ascontiguousarray(c)) for c in spec.encode(background)]
     tables = [m for name, m in net.named_modules() if isinstance(m, torch.nn.Embedding)]
-    owner = {id(m): int(name.rsplit(".", 1)[-1]) for name, m in net.named_modules()
-             if isinstance(m, torch.nn.Embedding)}
+    owner = {
+        id(m): int(name.rsplit(".", 1)[-1]) for name, m in net.named_modules() if isinstance(m, torch.nn.Embedding)
+    }
     with torch.no_grad():
         bx, bidx = net.pre(bcols)
         base_x = bx.mean(dim=0)

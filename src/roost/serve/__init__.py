@@ -3,6 +3,7 @@
 `roost.serve.serve(ServeConfig(models=[...]))` runs the fleet (what `roost serve` does);
 `roost.serve.create_app([...])` gives an in-process ASGI app. Nothing here imports torch.
 """
+
 from __future__ import annotations
 
 from roost._lazy import lazy_api

@@ -1,4 +1,5 @@
 """`python -m roost.serve MODEL ...`: the `roost serve` command without loading the rest of the CLI."""
+
 from __future__ import annotations
 
 

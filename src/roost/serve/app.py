@@ -1,4 +1,5 @@
 """The serving ASGI app: a small router over the V2 and TF-Serving protocols, admin, metrics and OpenAPI."""
+
 from __future__ import annotations
 
 import asyncio
@@ -36,11 +37,18 @@ def _json(obj: Any, status: int = 200) -> Reply:
 class ServeApp:
     """ASGI callable serving the models of a Repository."""
 
-    def __init__(self, repo: Repository, metrics: Metrics | None = None, reqlog: Any = None,
-                 fetcher: features.FeatureFetcher | None = None, max_body: int = 64 << 20,
-                 token: str | None = None, watch_interval: float = 2.0,
-                 on_startup: Callable[[], None] | None = None,
-                 on_reload: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        repo: Repository,
+        metrics: Metrics | None = None,
+        reqlog: Any = None,
+        fetcher: features.FeatureFetcher | None = None,
+        max_body: int = 64 << 20,
+        token: str | None = None,
+        watch_interval: float = 2.0,
+        on_startup: Callable[[], None] | None = None,
+        on_reload: Callable[[], None] | None = None,
+    ) -> None:
         self.repo = repo
         self.metrics = metrics
         self.reqlog = reqlog
@@ -56,9 +64,12 @@ class ServeApp:
         self._tasks: list[asyncio.Task] = []
         self._openapi: tuple[int, bytes] | None = None
         self._static: dict[str, tuple[str, Callable[..., Awaitable[Reply]]]] = {
-            "/v2/health/live": ("GET", self._live), "/v2/health/ready": ("GET", self._ready),
-            "/v2": ("GET", self._server_meta), "/metrics": ("GET", self._metrics),
-            "/openapi.json": ("GET", self._openapi_doc), "/admin/reload": ("POST", self._reload),
+            "/v2/health/live": ("GET", self._live),
+            "/v2/health/ready": ("GET", self._ready),
+            "/v2": ("GET", self._server_meta),
+            "/metrics": ("GET", self._metrics),
+            "/openapi.json": ("GET", self._openapi_doc),
+            "/admin/reload": ("POST", self._reload),
             "/admin/status": ("GET", self._status),
         }
 
@@ -199,8 +210,13 @@ class ServeApp:
         finally:
             if counted:
                 self.metrics.inflight.dec()
-        await send({"type": "http.response.start", "status": status,
-                    "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra],
+            }
+        )
         await send({"type": "http.response.body", "body": body})
         if self.metrics is not None:
             self.metrics.observe(label[0], label[1], status, time.perf_counter() - t0)

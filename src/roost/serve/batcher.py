@@ -1,4 +1,5 @@
 """Dynamic batching: one model thread; whatever queued while the model ran becomes the next batch (no fixed wait)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -44,8 +45,9 @@ class BatcherClosed(RuntimeError):
 class Batcher:
     """Runs `run` in a dedicated thread over batches of at most `max_rows` rows built from queued requests."""
 
-    def __init__(self, run: RunFn, max_rows: int = 64, name: str = "model",
-                 on_batch: Callable[[int, int], None] | None = None) -> None:
+    def __init__(
+        self, run: RunFn, max_rows: int = 64, name: str = "model", on_batch: Callable[[int, int], None] | None = None
+    ) -> None:
         self._run = run
         self.max_rows = max(1, int(max_rows))
         self._on_batch = on_batch
@@ -142,6 +144,6 @@ class Batcher:
             return [self._run_one(it) for it in batch]
         results, off = [], 0
         for it in batch:
-            results.append((it.fut, {k: v[off:off + it.rows] for k, v in out.items()}, None))
+            results.append((it.fut, {k: v[off : off + it.rows] for k, v in out.items()}, None))
             off += it.rows
         return results

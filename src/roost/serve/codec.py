@@ -1,4 +1,5 @@
 """Request values → numpy arrays checked against the signature, with errors that name the input and the problem."""
+
 from __future__ import annotations
 
 import struct
@@ -25,8 +26,15 @@ def bad(message: str) -> HTTPError:
 
 def _kind_name(kind: str) -> str:
     """A human word for a numpy dtype kind."""
-    return {"U": "strings", "S": "strings", "b": "booleans", "f": "floats", "i": "integers", "u": "integers",
-            "O": "mixed values"}.get(kind, kind)
+    return {
+        "U": "strings",
+        "S": "strings",
+        "b": "booleans",
+        "f": "floats",
+        "i": "integers",
+        "u": "integers",
+        "O": "mixed values",
+    }.get(kind, kind)
 
 
 def _slow_column(values: Any, spec: TensorSpec) -> np.ndarray:
@@ -87,8 +95,10 @@ def column(values: Any, spec: TensorSpec) -> np.ndarray:
     try:
         arr = np.asarray(values)
     except (ValueError, TypeError, OverflowError):
-        raise bad(f"input {spec.name!r}: values are ragged or not all numbers/strings; "
-                  f"send a (nested) list of {spec.dtype} values") from None
+        raise bad(
+            f"input {spec.name!r}: values are ragged or not all numbers/strings; "
+            f"send a (nested) list of {spec.dtype} values"
+        ) from None
     kind = arr.dtype.kind
     if kind == "O":
         return _slow_column(values, spec)
@@ -108,8 +118,11 @@ def column(values: Any, spec: TensorSpec) -> np.ndarray:
 def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
     """Convert many JSON columns; flat float32 columns of equal length go through numpy in one call."""
     out: list[Any] = [None] * len(items)
-    fast = [i for i, (spec, v) in enumerate(items)
-            if spec.dtype == "float32" and isinstance(v, list) and v and type(v[0]) in (float, int)]
+    fast = [
+        i
+        for i, (spec, v) in enumerate(items)
+        if spec.dtype == "float32" and isinstance(v, list) and v and type(v[0]) in (float, int)
+    ]
     if len(fast) > 1:
         try:
             block = np.array([items[i][1] for i in fast])
@@ -128,8 +141,9 @@ def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
 def check_shape(arr: np.ndarray, spec: TensorSpec) -> None:
     """Raise 400 unless `arr` has the signature's rank and fixed dimensions."""
     if arr.ndim != len(spec.shape):
-        raise bad(f"input {spec.name!r} has shape {list(arr.shape)} but the model expects {list(spec.shape)} "
-                  f"(-1 = any size)")
+        raise bad(
+            f"input {spec.name!r} has shape {list(arr.shape)} but the model expects {list(spec.shape)} (-1 = any size)"
+        )
     for got, want in zip(arr.shape, spec.shape):
         if want >= 0 and got != want:
             raise bad(f"input {spec.name!r} has shape {list(arr.shape)} but the model expects {list(spec.shape)}")
@@ -143,8 +157,9 @@ def check_inputs(arrays: dict[str, np.ndarray], pkg: Package) -> int:
         arr = arrays.get(spec.name)
         if arr is None:
             missing = [s.name for s in pkg.inputs if s.name not in arrays]
-            shown = ", ".join(repr(m) for m in missing[:5]) + (f" and {len(missing) - 5} more"
-                                                               if len(missing) > 5 else "")
+            shown = ", ".join(repr(m) for m in missing[:5]) + (
+                f" and {len(missing) - 5} more" if len(missing) > 5 else ""
+            )
             raise bad(f"missing input {shown}; the model needs {len(pkg.inputs)} inputs: see GET /v2/models/<name>")
         shape = arr.shape
         if len(shape) != len(spec.shape) or any(w >= 0 and g != w for g, w in zip(shape, spec.shape)):
@@ -155,8 +170,10 @@ def check_inputs(arrays: dict[str, np.ndarray], pkg: Package) -> int:
             raise bad(f"inputs disagree on the batch size: {first!r} has {n} rows, {spec.name!r} has {shape[0]}")
     if len(arrays) != len(pkg.inputs):
         extra = [k for k in arrays if pkg.input(k) is None]
-        raise bad(f"unknown input {extra[0]!r}; the model's inputs are "
-                  f"{', '.join(repr(s.name) for s in pkg.inputs[:8])}{' ...' if len(pkg.inputs) > 8 else ''}")
+        raise bad(
+            f"unknown input {extra[0]!r}; the model's inputs are "
+            f"{', '.join(repr(s.name) for s in pkg.inputs[:8])}{' ...' if len(pkg.inputs) > 8 else ''}"
+        )
     if n == 0:
         raise bad("the request has 0 rows")
     return n
@@ -174,7 +191,7 @@ def decode_bytes(buf: bytes | memoryview, count: int, name: str) -> np.ndarray:
         if off + ln > size:
             raise bad(f"input {name!r}: binary BYTES element {i} claims {ln} bytes past the end of the data")
         try:
-            out[i] = bytes(buf[off:off + ln]).decode("utf-8")
+            out[i] = bytes(buf[off : off + ln]).decode("utf-8")
         except UnicodeDecodeError:
             raise bad(f"input {name!r}: BYTES element {i} is not UTF-8 text") from None
         off += ln

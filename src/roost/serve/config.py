@@ -1,4 +1,5 @@
 """Settings of a serving fleet, passed from the supervising parent to its workers as JSON."""
+
 from __future__ import annotations
 
 import json
@@ -35,8 +36,11 @@ class ServeConfig:
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
         if not self.models:
-            raise RoostError("no model to serve", hint="roost serve NAME@ALIAS | NAME/VERSION | PATH [...] "
-                                                       "(vector indexes alone: roost index serve NAME)")
+            raise RoostError(
+                "no model to serve",
+                hint="roost serve NAME@ALIAS | NAME/VERSION | PATH [...] "
+                "(vector indexes alone: roost index serve NAME)",
+            )
         if self.replicas < 1:
             raise RoostError(f"--replicas must be at least 1, got {self.replicas}")
         if self.max_batch < 1:

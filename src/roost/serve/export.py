@@ -10,6 +10,7 @@ a custom predictor is `spec.predictor.containers`; `protocolVersion` exists only
 (`predictor.model`, `predictor.sklearn`, ...), so a custom container declares its protocol with the `PROTOCOL`
 environment variable, which is what KServe's CustomPredictor.GetProtocol reads.
 """
+
 from __future__ import annotations
 
 import json
@@ -27,8 +28,17 @@ UID = 10001
 CONTAINER = "kserve-container"  # the name KServe gives (and looks for in) a single custom predictor container
 NAME_MAX = 45  # KServe derives NAME-predictor-00001-deployment-... objects whose names must stay under 63
 # what a serving process imports (measured: path-spec serving loads nothing else); torch is not among them
-SERVE_DISTS = ("numpy", "onnxruntime", "orjson", "prometheus-client", "pydantic", "pyyaml", "rich", "typer",
-               "uvicorn[standard]")
+SERVE_DISTS = (
+    "numpy",
+    "onnxruntime",
+    "orjson",
+    "prometheus-client",
+    "pydantic",
+    "pyyaml",
+    "rich",
+    "typer",
+    "uvicorn[standard]",
+)
 SKIP_IN_COPY = ("native",)  # native checkpoints: serving reads model.onnx only
 MARKER = "inferenceservice.yaml"
 
@@ -76,7 +86,7 @@ def serve_requirements() -> list[str]:
         if m is None or m.group(4) or _norm(m.group(1)) not in want:  # markers: extras-only or conditional
             continue
         ours = want[_norm(m.group(1))]
-        extras = ours[ours.index("["):] if "[" in ours else (m.group(2) or "")
+        extras = ours[ours.index("[") :] if "[" in ours else (m.group(2) or "")
         found[_norm(m.group(1))] = ours.split("[")[0] + extras + m.group(3).replace(" ", "")
     return [found.get(k, v) for k, v in want.items()]
 
@@ -96,12 +106,22 @@ def resources(replicas: int, model_bytes: int) -> dict[str, dict[str, str]]:
     """Requests/limits: a CPU per worker; memory for the runtime plus the model, per worker."""
     per_worker = 192 + 3 * (model_bytes >> 20)
     mem = -(-(128 + replicas * per_worker) // 64) * 64
-    return {"requests": {"cpu": str(replicas), "memory": f"{mem}Mi"},
-            "limits": {"cpu": str(replicas), "memory": f"{2 * mem}Mi"}}
+    return {
+        "requests": {"cpu": str(replicas), "memory": f"{mem}Mi"},
+        "limits": {"cpu": str(replicas), "memory": f"{2 * mem}Mi"},
+    }
 
 
-def manifest(name: str, version: str, image: str, replicas: int = 1, model_bytes: int = 0,
-             min_replicas: int = 1, max_replicas: int = 3, source: str | None = None) -> dict[str, Any]:
+def manifest(
+    name: str,
+    version: str,
+    image: str,
+    replicas: int = 1,
+    model_bytes: int = 0,
+    min_replicas: int = 1,
+    max_replicas: int = 3,
+    source: str | None = None,
+) -> dict[str, Any]:
     """The InferenceService (serving.kserve.io/v1beta1) that runs the image as a custom V2 predictor."""
     isvc = k8s_name(name)
     probe = {"periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3}
@@ -111,25 +131,38 @@ def manifest(name: str, version: str, image: str, replicas: int = 1, model_bytes
     return {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
-        "metadata": {"name": isvc, "labels": {"app.kubernetes.io/name": isvc, "app.kubernetes.io/managed-by": "roost"},
-                     "annotations": annotations},
-        "spec": {"predictor": {
-            "minReplicas": min_replicas,
-            "maxReplicas": max_replicas,
-            "containers": [{
-                "name": CONTAINER,
-                "image": image,
-                "args": container_args(name, replicas),
-                "env": [{"name": "PROTOCOL", "value": "v2"}],
-                "ports": [{"name": "http1", "containerPort": PORT, "protocol": "TCP"}],
-                "readinessProbe": {"httpGet": {"path": "/v2/health/ready", "port": PORT}, "initialDelaySeconds": 2,
-                                   **probe},
-                "livenessProbe": {"httpGet": {"path": "/v2/health/live", "port": PORT}, "initialDelaySeconds": 10,
-                                  **{**probe, "periodSeconds": 10}},
-                "resources": resources(replicas, model_bytes),
-                "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "allowPrivilegeEscalation": False},
-            }],
-        }},
+        "metadata": {
+            "name": isvc,
+            "labels": {"app.kubernetes.io/name": isvc, "app.kubernetes.io/managed-by": "roost"},
+            "annotations": annotations,
+        },
+        "spec": {
+            "predictor": {
+                "minReplicas": min_replicas,
+                "maxReplicas": max_replicas,
+                "containers": [
+                    {
+                        "name": CONTAINER,
+                        "image": image,
+                        "args": container_args(name, replicas),
+                        "env": [{"name": "PROTOCOL", "value": "v2"}],
+                        "ports": [{"name": "http1", "containerPort": PORT, "protocol": "TCP"}],
+                        "readinessProbe": {
+                            "httpGet": {"path": "/v2/health/ready", "port": PORT},
+                            "initialDelaySeconds": 2,
+                            **probe,
+                        },
+                        "livenessProbe": {
+                            "httpGet": {"path": "/v2/health/live", "port": PORT},
+                            "initialDelaySeconds": 10,
+                            **{**probe, "periodSeconds": 10},
+                        },
+                        "resources": resources(replicas, model_bytes),
+                        "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "allowPrivilegeEscalation": False},
+                    }
+                ],
+            }
+        },
     }
 
 
@@ -213,13 +246,17 @@ and set `spec.predictor.containers[0].image` in `inferenceservice.yaml` to `REGI
 Each pod runs `roost serve` with {replicas} worker process(es) (`--replicas`); KServe scales pods between
 `minReplicas` and `maxReplicas`. The predictor speaks the KServe V2 protocol (`PROTOCOL=v2`), and also answers
 TF-Serving REST under `/v1/models/{ex.name}:predict`. Metrics for Prometheus are at `/metrics`.
-""" + ("" if not feature_refs else f"""
+""" + (
+        ""
+        if not feature_refs
+        else f"""
 ## Online features
 
 This model was trained from the feature store ({", ".join(feature_refs[:5])}). The image serves requests that carry
 raw feature values; for requests with entity ids, mount a roost workspace and set `ROOST_WORKSPACE` and
 `ROOST_ONLINE_STORE` (e.g. `redis://...`) in the container's `env`.
-""")
+"""
+    )
 
 
 def _check_out(out: Path) -> None:
@@ -227,8 +264,7 @@ def _check_out(out: Path) -> None:
     if out.exists() and not out.is_dir():
         raise RoostError(f"--export: {out} is a file", hint="pass a folder, e.g. --export kserve deploy/")
     if out.is_dir() and any(out.iterdir()) and not (out / MARKER).is_file():
-        raise RoostError(f"--export: {out} is not empty and holds no earlier export",
-                         hint="pass a new or empty folder")
+        raise RoostError(f"--export: {out} is not empty and holds no earlier export", hint="pass a new or empty folder")
 
 
 def export(model: str, fmt: str, out: str | Path, replicas: int = 1) -> Export:
@@ -253,8 +289,10 @@ def export(model: str, fmt: str, out: str | Path, replicas: int = 1) -> Export:
         roost_version = "0.1.0"
     ex = Export(out, name, k8s_name(name), res.version, image_ref(name, res.version))
     if ex.k8s_name != name:
-        ex.notes.append(f"The InferenceService is named `{ex.k8s_name}` (Kubernetes names are lower-case DNS "
-                        f"labels); the model is still served as `{name}`.")
+        ex.notes.append(
+            f"The InferenceService is named `{ex.k8s_name}` (Kubernetes names are lower-case DNS "
+            f"labels); the model is still served as `{name}`."
+        )
     out.mkdir(parents=True, exist_ok=True)
     dest = out / "model"
     if dest.exists():

@@ -1,4 +1,5 @@
 """The online feature hook: requests that carry entity ids get their feature values from the feature store."""
+
 from __future__ import annotations
 
 import asyncio
@@ -85,8 +86,10 @@ def entity_spec(name: str, values: object) -> TensorSpec:
 async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetcher | None) -> None:
     """Replace entity-id inputs by the model's features read from the online store (in place)."""
     if fetcher is None:
-        raise bad(f"the request sends entity ids ({', '.join(e for e in pkg.entities if e in arrays)}) but this "
-                  "server has no online feature store; send the feature values themselves")
+        raise bad(
+            f"the request sends entity ids ({', '.join(e for e in pkg.entities if e in arrays)}) but this "
+            "server has no online feature store; send the feature values themselves"
+        )
     missing = [e for e in pkg.entities if e not in arrays]
     if missing:
         raise bad(f"entity id input {missing[0]!r} is missing; the model's entities are {pkg.entities}")

@@ -5,6 +5,7 @@ accept queue is shared, so a dead worker loses no queued connection. SIGTERM/SIG
 accepting, finish in-flight requests (up to grace_s) and exit. SIGHUP (or a worker's POST /admin/reload, which
 arrives here as SIGUSR1) makes every worker re-resolve and hot-swap its models.
 """
+
 from __future__ import annotations
 
 import logging
@@ -56,8 +57,10 @@ def bind(host: str, port: int) -> socket.socket:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
-        raise RoostError(f"cannot listen on {host}:{port}: {exc.strerror}",
-                         hint="pick another --port, or stop the process using this one") from None
+        raise RoostError(
+            f"cannot listen on {host}:{port}: {exc.strerror}",
+            hint="pick another --port, or stop the process using this one",
+        ) from None
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -87,8 +90,9 @@ class Fleet:
     def _spawn(self, w: _Worker, status_w: int, env: dict[str, str]) -> None:
         """Start (or restart) the process of worker slot `w`."""
         assert self.sock is not None
-        w.proc = subprocess.Popen([sys.executable, "-m", "roost.serve.worker"], env=env,
-                                  pass_fds=(self.sock.fileno(), status_w))
+        w.proc = subprocess.Popen(
+            [sys.executable, "-m", "roost.serve.worker"], env=env, pass_fds=(self.sock.fileno(), status_w)
+        )
         w.started, w.ready, w.restart_at = time.monotonic(), False, None
         w.history.append(w.proc.pid)
         log.info("worker %d started (pid %d)", w.index, w.proc.pid)
@@ -112,8 +116,9 @@ class Fleet:
         w.restart_at = time.monotonic() + w.backoff
         w.restarts += 1
         metrics.worker_restarts.inc()
-        log.warning("worker %d (pid %d) exited with %s after %.1fs; restarting in %.2fs",
-                    w.index, pid, rc, lived, w.backoff)
+        log.warning(
+            "worker %d (pid %d) exited with %s after %.1fs; restarting in %.2fs", w.index, pid, rc, lived, w.backoff
+        )
         return True
 
     def _read_status(self, fd: int, buf: bytearray) -> None:
@@ -133,9 +138,11 @@ class Fleet:
                         w.ready = True
         if not self._announced and all(w.ready for w in self.workers):
             self._announced = True
-            self.announce(f"serving {', '.join(self.cfg.models)} on http://{self._display_host()}:{self.port} "
-                          f"({len(self.workers)} worker{'s' if len(self.workers) > 1 else ''}, pids "
-                          f"{' '.join(str(w.proc.pid) for w in self.workers if w.proc)})")
+            self.announce(
+                f"serving {', '.join(self.cfg.models)} on http://{self._display_host()}:{self.port} "
+                f"({len(self.workers)} worker{'s' if len(self.workers) > 1 else ''}, pids "
+                f"{' '.join(str(w.proc.pid) for w in self.workers if w.proc)})"
+            )
 
     def _display_host(self) -> str:
         return f"[{self.cfg.host}]" if ":" in self.cfg.host else self.cfg.host
@@ -162,8 +169,14 @@ class Fleet:
         status_r, status_w = os.pipe()
         os.set_blocking(status_r, False)
         env = dict(os.environ)
-        env.update({CONFIG_ENV: self.cfg.to_json(), "ROOST_SERVE_FD": str(self.sock.fileno()),
-                    "ROOST_SERVE_STATUS_FD": str(status_w), MULTIPROC_ENV: prom_dir})
+        env.update(
+            {
+                CONFIG_ENV: self.cfg.to_json(),
+                "ROOST_SERVE_FD": str(self.sock.fileno()),
+                "ROOST_SERVE_STATUS_FD": str(status_w),
+                MULTIPROC_ENV: prom_dir,
+            }
+        )
         env.setdefault("OMP_NUM_THREADS", str(self.cfg.intra_op_threads()))
         if self.cfg.workspace:
             env["ROOST_WORKSPACE"] = self.cfg.workspace

@@ -1,4 +1,5 @@
 """Model specs (path, name@alias, name/3, NAME=SPEC) → resolved packages → warmed-up ONNX Runtime sessions."""
+
 from __future__ import annotations
 
 import logging
@@ -110,8 +111,13 @@ def _dummy(pkg: Package, rows: int) -> dict[str, np.ndarray]:
 class LoadedModel:
     """One model version in memory: an ONNX Runtime session behind its own batcher thread."""
 
-    def __init__(self, resolved: Resolved, threads: int = 1, max_batch: int = 64,
-                 on_batch: Callable[[str, int, int], None] | None = None) -> None:
+    def __init__(
+        self,
+        resolved: Resolved,
+        threads: int = 1,
+        max_batch: int = 64,
+        on_batch: Callable[[str, int, int], None] | None = None,
+    ) -> None:
         import onnxruntime as ort
 
         self.name = resolved.spec.name
@@ -130,9 +136,10 @@ class LoadedModel:
             raise RoostError(f"onnxruntime cannot load {self.package.onnx_path}: {exc}") from None
         self._check_graph()
         self.output_names = [o.name for o in self.package.outputs if o.name not in self.package.derived]
-        self._classes = np.asarray(self.package.classes if self.package.classes else [],
-                                   dtype=object if any(isinstance(c, str) for c in self.package.classes or [])
-                                   else None)
+        self._classes = np.asarray(
+            self.package.classes if self.package.classes else [],
+            dtype=object if any(isinstance(c, str) for c in self.package.classes or []) else None,
+        )
         cb = (lambda rows, reqs: on_batch(self.name, rows, reqs)) if on_batch else None
         self.batcher = Batcher(self.run, max_rows=max_batch, name=self.name, on_batch=cb)
 
@@ -141,13 +148,16 @@ class LoadedModel:
         graph_in = {i.name for i in self.session.get_inputs()}
         graph_out = {o.name for o in self.session.get_outputs()}
         sig_in = {s.name for s in self.package.inputs}
-        missing = sorted(graph_in - sig_in) + sorted(s.name for s in self.package.outputs
-                                                     if s.name not in graph_out and s.name not in self.package.derived)
+        missing = sorted(graph_in - sig_in) + sorted(
+            s.name for s in self.package.outputs if s.name not in graph_out and s.name not in self.package.derived
+        )
         extra = sorted(sig_in - graph_in)
         if missing or extra:
-            raise RoostError(f"{self.package.path}: signature.json and model.onnx disagree "
-                             f"(not in signature: {missing}, not in graph: {extra})",
-                             hint="re-export the package so both come from the same model")
+            raise RoostError(
+                f"{self.package.path}: signature.json and model.onnx disagree "
+                f"(not in signature: {missing}, not in graph: {extra})",
+                hint="re-export the package so both come from the same model",
+            )
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph on full input arrays (called from the batcher thread)."""
@@ -171,16 +181,22 @@ class LoadedModel:
 
     def describe(self) -> dict[str, Any]:
         """Name, version, source and path of this loaded model."""
-        return {"name": self.name, "version": self.version, "source": self.resolved.spec.source,
-                "path": str(self.package.path), "fingerprint": self.package.fingerprint}
+        return {
+            "name": self.name,
+            "version": self.version,
+            "source": self.resolved.spec.source,
+            "path": str(self.package.path),
+            "fingerprint": self.package.fingerprint,
+        }
 
     def close(self) -> None:
         """Stop the batcher after its queued requests ran."""
         self.batcher.close()
 
 
-def load(resolved: Resolved, threads: int = 1, max_batch: int = 64,
-         on_batch: Callable[[str, int, int], None] | None = None) -> LoadedModel:
+def load(
+    resolved: Resolved, threads: int = 1, max_batch: int = 64, on_batch: Callable[[str, int, int], None] | None = None
+) -> LoadedModel:
     """Create the session, check it against the signature and warm it up."""
     model = LoadedModel(resolved, threads=threads, max_batch=max_batch, on_batch=on_batch)
     try:

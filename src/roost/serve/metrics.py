@@ -1,4 +1,5 @@
 """Prometheus metrics of the serving fleet (aggregated across worker processes) and its alerting rules."""
+
 from __future__ import annotations
 
 import os
@@ -19,25 +20,43 @@ class Metrics:
         self.multiproc_dir = os.environ.get(MULTIPROC_ENV)
         self.registry = CollectorRegistry()
         reg: Any = None if self.multiproc_dir else self.registry
-        self.requests = Counter("roost_requests_total", "Requests answered, by model, protocol and HTTP status",
-                                ["model", "protocol", "code"], registry=reg)
-        self.latency = Histogram("roost_request_latency_seconds", "Request latency inside the server",
-                                 ["model", "protocol"], buckets=LATENCY_BUCKETS, registry=reg)
-        self.errors = Counter("roost_errors_total", "Error responses by model and HTTP status", ["model", "code"],
-                              registry=reg)
-        self.batch_rows = Histogram("roost_batch_rows", "Rows per model run (dynamic batches)", ["model"],
-                                    buckets=ROW_BUCKETS, registry=reg)
-        self.batch_requests = Histogram("roost_batch_requests", "Requests merged into one model run", ["model"],
-                                        buckets=REQ_BUCKETS, registry=reg)
-        self.version_loaded = Gauge("roost_model_version_loaded", "1 for each model version a worker serves",
-                                    ["model", "version"], multiprocess_mode="livemax", registry=reg)
+        self.requests = Counter(
+            "roost_requests_total",
+            "Requests answered, by model, protocol and HTTP status",
+            ["model", "protocol", "code"],
+            registry=reg,
+        )
+        self.latency = Histogram(
+            "roost_request_latency_seconds",
+            "Request latency inside the server",
+            ["model", "protocol"],
+            buckets=LATENCY_BUCKETS,
+            registry=reg,
+        )
+        self.errors = Counter(
+            "roost_errors_total", "Error responses by model and HTTP status", ["model", "code"], registry=reg
+        )
+        self.batch_rows = Histogram(
+            "roost_batch_rows", "Rows per model run (dynamic batches)", ["model"], buckets=ROW_BUCKETS, registry=reg
+        )
+        self.batch_requests = Histogram(
+            "roost_batch_requests", "Requests merged into one model run", ["model"], buckets=REQ_BUCKETS, registry=reg
+        )
+        self.version_loaded = Gauge(
+            "roost_model_version_loaded",
+            "1 for each model version a worker serves",
+            ["model", "version"],
+            multiprocess_mode="livemax",
+            registry=reg,
+        )
         self.swaps = Counter("roost_model_swaps_total", "Hot swaps to a new model version", ["model"], registry=reg)
-        self.inflight = Gauge("roost_inflight_requests", "Requests being handled now", multiprocess_mode="livesum",
-                              registry=reg)
-        self.logged_rows = Counter("roost_request_log_rows_total", "Rows written to the request log", ["model"],
-                                   registry=reg)
-        self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash",
-                                       registry=reg)
+        self.inflight = Gauge(
+            "roost_inflight_requests", "Requests being handled now", multiprocess_mode="livesum", registry=reg
+        )
+        self.logged_rows = Counter(
+            "roost_request_log_rows_total", "Rows written to the request log", ["model"], registry=reg
+        )
+        self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash", registry=reg)
         self._req: dict[tuple[str, str, str], Any] = {}
         self._lat: dict[tuple[str, str], Any] = {}
         self._batch: dict[str, tuple[Any, Any]] = {}
@@ -88,35 +107,71 @@ class Metrics:
 
 def alert_rules(error_rate: float = 0.01, p99_seconds: float = 0.1, window: str = "5m") -> dict[str, Any]:
     """Prometheus alerting rules for a roost fleet: server error rate, p99 latency, crash loops, no model."""
-    def ratio(codes: str) -> str:
-        return (f'sum by (model) (rate(roost_requests_total{{code=~"{codes}"}}[{window}]))'
-                f" / clamp_min(sum by (model) (rate(roost_requests_total[{window}])), 1e-9)")
 
-    return {"groups": [{"name": "roost-serving", "rules": [
-        {"alert": "RoostHighErrorRate", "expr": f"{ratio('5..')} > {error_rate}", "for": "5m",
-         "labels": {"severity": "critical"},
-         "annotations": {"summary": "roost model {{ $labels.model }}: more than "
-                                    f"{error_rate:.0%} of requests fail with a server error",
-                         "description": "5xx ratio over " + window + " is {{ $value | humanizePercentage }}."}},
-        {"alert": "RoostHighClientErrorRate", "expr": f"{ratio('4..')} > 0.2", "for": "10m",
-         "labels": {"severity": "warning"},
-         "annotations": {"summary": "roost model {{ $labels.model }}: over 20% of requests are rejected (4xx)",
-                         "description": "a client may send the wrong features; 4xx ratio is "
-                                        "{{ $value | humanizePercentage }}."}},
-        {"alert": "RoostHighP99Latency",
-         "expr": f"histogram_quantile(0.99, sum by (le, model) (rate(roost_request_latency_seconds_bucket[{window}])))"
-                 f" > {p99_seconds}",
-         "for": "5m", "labels": {"severity": "warning"},
-         "annotations": {"summary": "roost model {{ $labels.model }}: p99 latency above "
-                                    f"{p99_seconds * 1000:g} ms",
-                         "description": "p99 over " + window + " is {{ $value | humanizeDuration }}."}},
-        {"alert": "RoostWorkerCrashLoop", "expr": "increase(roost_worker_restarts_total[10m]) > 3",
-         "labels": {"severity": "critical"},
-         "annotations": {"summary": "roost serving workers keep crashing ({{ $value }} restarts in 10 min)"}},
-        {"alert": "RoostNoModelLoaded", "expr": "max(roost_model_version_loaded) < 1", "for": "2m",
-         "labels": {"severity": "critical"},
-         "annotations": {"summary": "a roost fleet serves no model version"}},
-    ]}]}
+    def ratio(codes: str) -> str:
+        return (
+            f'sum by (model) (rate(roost_requests_total{{code=~"{codes}"}}[{window}]))'
+            f" / clamp_min(sum by (model) (rate(roost_requests_total[{window}])), 1e-9)"
+        )
+
+    return {
+        "groups": [
+            {
+                "name": "roost-serving",
+                "rules": [
+                    {
+                        "alert": "RoostHighErrorRate",
+                        "expr": f"{ratio('5..')} > {error_rate}",
+                        "for": "5m",
+                        "labels": {"severity": "critical"},
+                        "annotations": {
+                            "summary": "roost model {{ $labels.model }}: more than "
+                            f"{error_rate:.0%} of requests fail with a server error",
+                            "description": "5xx ratio over " + window + " is {{ $value | humanizePercentage }}.",
+                        },
+                    },
+                    {
+                        "alert": "RoostHighClientErrorRate",
+                        "expr": f"{ratio('4..')} > 0.2",
+                        "for": "10m",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "roost model {{ $labels.model }}: over 20% of requests are rejected (4xx)",
+                            "description": "a client may send the wrong features; 4xx ratio is "
+                            "{{ $value | humanizePercentage }}.",
+                        },
+                    },
+                    {
+                        "alert": "RoostHighP99Latency",
+                        "expr": f"histogram_quantile(0.99, sum by (le, model) (rate(roost_request_latency_seconds_bucket[{window}])))"
+                        f" > {p99_seconds}",
+                        "for": "5m",
+                        "labels": {"severity": "warning"},
+                        "annotations": {
+                            "summary": "roost model {{ $labels.model }}: p99 latency above "
+                            f"{p99_seconds * 1000:g} ms",
+                            "description": "p99 over " + window + " is {{ $value | humanizeDuration }}.",
+                        },
+                    },
+                    {
+                        "alert": "RoostWorkerCrashLoop",
+                        "expr": "increase(roost_worker_restarts_total[10m]) > 3",
+                        "labels": {"severity": "critical"},
+                        "annotations": {
+                            "summary": "roost serving workers keep crashing ({{ $value }} restarts in 10 min)"
+                        },
+                    },
+                    {
+                        "alert": "RoostNoModelLoaded",
+                        "expr": "max(roost_model_version_loaded) < 1",
+                        "for": "2m",
+                        "labels": {"severity": "critical"},
+                        "annotations": {"summary": "a roost fleet serves no model version"},
+                    },
+                ],
+            }
+        ]
+    }
 
 
 def write_alert_rules(path: str, error_rate: float = 0.01, p99_seconds: float = 0.1) -> None:

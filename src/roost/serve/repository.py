@@ -1,4 +1,5 @@
 """The models a worker serves, by name; hot swap on reload or when a watched registry alias moves."""
+
 from __future__ import annotations
 
 import asyncio
@@ -27,15 +28,22 @@ class ModelSlot:
 class Repository:
     """Loads the served models, answers lookups by name and swaps in new versions without dropping requests."""
 
-    def __init__(self, specs: list[ModelSpec], threads: int | Callable[[int], int] = 1, max_batch: int = 64,
-                 metrics: Metrics | None = None) -> None:
+    def __init__(
+        self,
+        specs: list[ModelSpec],
+        threads: int | Callable[[int], int] = 1,
+        max_batch: int = 64,
+        metrics: Metrics | None = None,
+    ) -> None:
         names = [s.name for s in specs]
         dupes = sorted({n for n in names if names.count(n) > 1})
         if dupes:
             from roost.errors import RoostError
 
-            raise RoostError(f"two models would be served as {dupes[0]!r}",
-                             hint="give one another name with NAME=SPEC, e.g. churn_v2=churn/2")
+            raise RoostError(
+                f"two models would be served as {dupes[0]!r}",
+                hint="give one another name with NAME=SPEC, e.g. churn_v2=churn/2",
+            )
         self.specs = specs
         self.threads = threads
         self.max_batch = max_batch
@@ -91,8 +99,7 @@ class Repository:
             report: dict[str, Any] = {"name": slot.spec.name, "old_version": old.version}
             try:
                 resolved = await loop.run_in_executor(None, resolve, slot.spec, old.resolved)
-                same = (resolved.version == old.version
-                        and resolved.package.fingerprint == old.package.fingerprint)
+                same = resolved.version == old.version and resolved.package.fingerprint == old.package.fingerprint
                 if same and not force:
                     return {**report, "version": old.version, "swapped": False}
                 new = await loop.run_in_executor(None, self._load, resolved)

@@ -5,6 +5,7 @@ Columns: ``_ts`` (UTC), ``_request_id``, ``_model``, ``_version``, ``_protocol``
 index inside its request), then every model input under its own name, then every output as ``pred_<name>``.
 A file is written as ``.<name>.part`` and renamed when rotated, so readers only ever see complete files.
 """
+
 from __future__ import annotations
 
 import itertools
@@ -57,8 +58,15 @@ class _File:
 class RequestLogger:
     """Keeps a sample (`rate` in 0..1) of request/response pairs and writes them to Parquet in the background."""
 
-    def __init__(self, directory: str | Path, rate: float = 1.0, flush_s: float = 1.0, rotate_s: float = 60.0,
-                 rotate_rows: int = 200_000, metrics: Any = None) -> None:
+    def __init__(
+        self,
+        directory: str | Path,
+        rate: float = 1.0,
+        flush_s: float = 1.0,
+        rotate_s: float = 60.0,
+        rotate_rows: int = 200_000,
+        metrics: Any = None,
+    ) -> None:
         self.directory = Path(directory)
         self.rate = min(max(float(rate), 0.0), 1.0)
         self.flush_s, self.rotate_s, self.rotate_rows = flush_s, rotate_s, rotate_rows
@@ -72,8 +80,9 @@ class RequestLogger:
         self._thread = threading.Thread(target=self._loop, name="roost-reqlog", daemon=True)
         self._thread.start()
 
-    def maybe_log(self, model: Any, protocol: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray],
-                  latency_s: float) -> None:
+    def maybe_log(
+        self, model: Any, protocol: str, inputs: dict[str, np.ndarray], outputs: dict[str, np.ndarray], latency_s: float
+    ) -> None:
         """Keep this pair with probability `rate` (cheap: no copy, no I/O on the request path)."""
         if self.rate <= 0 or (self.rate < 1 and random.random() >= self.rate):
             return
@@ -89,8 +98,9 @@ class RequestLogger:
         sizes = np.array([len(next(iter(r[5].values()))) for r in records])
         total = int(sizes.sum())
         cols: dict[str, Any] = {
-            "_ts": pa.array((np.repeat([r[0] for r in records], sizes) * 1e6).astype("int64"),
-                            type=pa.timestamp("us", tz="UTC")),
+            "_ts": pa.array(
+                (np.repeat([r[0] for r in records], sizes) * 1e6).astype("int64"), type=pa.timestamp("us", tz="UTC")
+            ),
             "_request_id": pa.array(np.repeat(np.array([r[1] for r in records], dtype=object), sizes)),
             "_model": pa.array([model.name] * total, type=pa.string()),
             "_version": pa.array([model.version] * total, type=pa.string()),

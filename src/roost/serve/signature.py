@@ -1,4 +1,5 @@
 """The serving view of a model package: signature.json and roost-model.yaml, read and checked (no onnxruntime)."""
+
 from __future__ import annotations
 
 import hashlib
@@ -22,8 +23,18 @@ DTYPES: dict[str, tuple[Any, str]] = {
 }
 V2_TO_DTYPE = {v2: name for name, (_, v2) in DTYPES.items()}
 # numpy kind/size -> V2 datatype for outputs whose dtype is only known at run time
-NUMPY_TO_V2 = {"float32": "FP32", "float64": "FP64", "int64": "INT64", "int32": "INT32", "bool": "BOOL",
-               "object": "BYTES", "float16": "FP16", "int8": "INT8", "int16": "INT16", "uint8": "UINT8"}
+NUMPY_TO_V2 = {
+    "float32": "FP32",
+    "float64": "FP64",
+    "int64": "INT64",
+    "int32": "INT32",
+    "bool": "BOOL",
+    "object": "BYTES",
+    "float16": "FP16",
+    "int8": "INT8",
+    "int16": "INT16",
+    "uint8": "UINT8",
+}
 # what a JSON null stands for, per dtype (the training-side convention for missing values)
 MISSING = {"float32": float("nan"), "float64": float("nan"), "int64": -1, "int32": -1, "string": ""}
 
@@ -96,8 +107,9 @@ def _tensor(entry: Any, where: str) -> TensorSpec:
         raise RoostError(f"{where}: each entry needs a string 'name'", hint="see docs/model-package.md")
     dtype = entry.get("dtype", "float32")
     if dtype not in DTYPES:
-        raise RoostError(f"{where}: tensor {entry['name']!r} has unknown dtype {dtype!r}",
-                         hint=f"use one of {', '.join(DTYPES)}")
+        raise RoostError(
+            f"{where}: tensor {entry['name']!r} has unknown dtype {dtype!r}", hint=f"use one of {', '.join(DTYPES)}"
+        )
     shape = entry.get("shape", [-1])
     if not isinstance(shape, list) or not all(isinstance(d, int) for d in shape) or not shape:
         raise RoostError(f"{where}: tensor {entry['name']!r} has shape {shape!r}; expected a list of ints like [-1]")
@@ -121,8 +133,10 @@ def read_package(path: str | Path) -> Package:
 
     root = Path(path).expanduser().resolve()
     if not root.is_dir():
-        raise RoostError(f"model package {root} does not exist or is not a folder",
-                         hint="pass a folder with model.onnx + signature.json, or a registry name like churn@prod")
+        raise RoostError(
+            f"model package {root} does not exist or is not a folder",
+            hint="pass a folder with model.onnx + signature.json, or a registry name like churn@prod",
+        )
     for name in ("model.onnx", "signature.json"):
         if not (root / name).is_file():
             raise RoostError(f"model package {root} has no {name}", hint="see docs/model-package.md")
@@ -131,7 +145,9 @@ def read_package(path: str | Path) -> Package:
     except (OSError, ValueError) as exc:
         raise RoostError(f"{root / 'signature.json'} is not valid JSON: {exc}") from None
     if not isinstance(sig, dict) or not isinstance(sig.get("inputs"), list) or not isinstance(sig.get("outputs"), list):
-        raise RoostError(f"{root / 'signature.json'} needs 'inputs' and 'outputs' lists", hint="see docs/model-package.md")
+        raise RoostError(
+            f"{root / 'signature.json'} needs 'inputs' and 'outputs' lists", hint="see docs/model-package.md"
+        )
     meta: dict[str, Any] = {}
     meta_path = root / "roost-model.yaml"
     if meta_path.is_file():
@@ -150,10 +166,21 @@ def read_package(path: str | Path) -> Package:
     classes = sig.get("classes", meta.get("classes"))
     derived: tuple[str, ...] = ()
     names = {o.name for o in outputs}
-    if classes and ((task == "binary" and "probability" in names) or (task == "multiclass" and "probabilities"
-                                                                     in names)) and "label" not in names:
+    if (
+        classes
+        and ((task == "binary" and "probability" in names) or (task == "multiclass" and "probabilities" in names))
+        and "label" not in names
+    ):
         ints = all(isinstance(c, int) and not isinstance(c, bool) for c in classes)
         outputs.append(TensorSpec("label", "int64" if ints else "string", (-1,)))
         derived = ("label",)
-    return Package(path=root, task=task, inputs=inputs, outputs=outputs, classes=classes, meta=meta,
-                   fingerprint=fingerprint(root), derived=derived)
+    return Package(
+        path=root,
+        task=task,
+        inputs=inputs,
+        outputs=outputs,
+        classes=classes,
+        meta=meta,
+        fingerprint=fingerprint(root),
+        derived=derived,
+    )

@@ -1,4 +1,5 @@
 """A serving worker: loads the models, then serves the socket its supervising parent shares (uvicorn)."""
+
 from __future__ import annotations
 
 import asyncio
@@ -23,13 +24,19 @@ EXIT_LOAD_FAILED = 3
 SWITCH_INTERVAL_S = 0.0002
 
 
-def build_app(cfg: ServeConfig, metrics: Metrics | None = None, fetcher: Any = None,
-              on_startup: Callable[[], None] | None = None, on_reload: Callable[[], None] | None = None) -> ServeApp:
+def build_app(
+    cfg: ServeConfig,
+    metrics: Metrics | None = None,
+    fetcher: Any = None,
+    on_startup: Callable[[], None] | None = None,
+    on_reload: Callable[[], None] | None = None,
+) -> ServeApp:
     """Load every model of `cfg` and wrap them in the ASGI app (blocking)."""
     from roost.serve.features import default_fetcher
 
-    repo = Repository([parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads,
-                      max_batch=cfg.max_batch, metrics=metrics)
+    repo = Repository(
+        [parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads, max_batch=cfg.max_batch, metrics=metrics
+    )
     repo.load_all()
     reqlog = None
     log_dir = cfg.request_log_dir()
@@ -39,16 +46,29 @@ def build_app(cfg: ServeConfig, metrics: Metrics | None = None, fetcher: Any = N
         reqlog = RequestLogger(log_dir, cfg.log_requests, metrics=metrics)
     if fetcher is None and any(s.current.package.feature_refs for s in repo.slots.values()):
         fetcher = default_fetcher()
-    app = ServeApp(repo, metrics=metrics, reqlog=reqlog, fetcher=fetcher, max_body=cfg.max_body, token=cfg.token,
-                   watch_interval=cfg.poll_s, on_startup=on_startup, on_reload=on_reload)
+    app = ServeApp(
+        repo,
+        metrics=metrics,
+        reqlog=reqlog,
+        fetcher=fetcher,
+        max_body=cfg.max_body,
+        token=cfg.token,
+        watch_interval=cfg.poll_s,
+        on_startup=on_startup,
+        on_reload=on_reload,
+    )
     if cfg.indexes:  # vector indexes next to the models: /v1/indexes/..., /v1/recommend/...
         from roost.ann import http as ann_http
         from roost.ann.serving import open_indexes
 
-        ann = open_indexes(cfg.indexes, recommend={k: (v[0], v[1] if len(v) > 1 else None)
-                                                   for k, v in cfg.recommend.items()}, poll_s=cfg.poll_s)
-        app.mount(("/v1/indexes", "/v1/recommend"), ann_http.app(ann, token=cfg.token, max_body=cfg.max_body),
-                  ann.close)
+        ann = open_indexes(
+            cfg.indexes,
+            recommend={k: (v[0], v[1] if len(v) > 1 else None) for k, v in cfg.recommend.items()},
+            poll_s=cfg.poll_s,
+        )
+        app.mount(
+            ("/v1/indexes", "/v1/recommend"), ann_http.app(ann, token=cfg.token, max_body=cfg.max_body), ann.close
+        )
     return app
 
 
@@ -80,8 +100,11 @@ def main() -> None:
     # that long whenever the event loop is busy parsing other requests
     sys.setswitchinterval(float(os.environ.get("ROOST_SERVE_SWITCH_INTERVAL", SWITCH_INTERVAL_S)))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the event loop handles it
-    logging.basicConfig(level=logging.INFO, stream=sys.stderr,
-                        format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.INFO,
+        stream=sys.stderr,
+        format="%(asctime)s worker[%(process)d] %(levelname)s %(name)s: %(message)s",
+    )
     cfg = ServeConfig.from_json(os.environ[CONFIG_ENV])
     sock = socket.socket(fileno=int(os.environ[FD_ENV]))
     status_fd = int(os.environ.get(STATUS_FD_ENV, "-1"))
@@ -103,9 +126,16 @@ def main() -> None:
     except RoostError as exc:
         log.error("cannot start: %s", exc)
         sys.exit(EXIT_LOAD_FAILED)
-    config = uvicorn.Config(holder["app"], lifespan="on", access_log=False, log_level="warning",
-                            timeout_graceful_shutdown=int(cfg.grace_s), server_header=False, backlog=2048,
-                            timeout_keep_alive=30)
+    config = uvicorn.Config(
+        holder["app"],
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        timeout_graceful_shutdown=int(cfg.grace_s),
+        server_header=False,
+        backlog=2048,
+        timeout_keep_alive=30,
+    )
     server = uvicorn.Server(config)
     # uvicorn re-raises the signal that stopped it after draining: make that a clean exit
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))

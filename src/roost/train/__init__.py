@@ -2,6 +2,7 @@
 
 Importing this package is cheap; torch/onnx/lightgbm load inside the modules that need them.
 """
+
 from __future__ import annotations
 
 import sys as _sys

@@ -1,4 +1,5 @@
 """`roost.train(config)`: load data, fit, evaluate, export the model package, record everything as a run."""
+
 from __future__ import annotations
 
 import logging
@@ -70,8 +71,10 @@ def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Any:
     if cfg.model.type == "lightgbm":
         extra = sorted(k for k in tr if k != "seed")
         if extra:
-            raise ConfigError(f"trainer.{extra[0]}: does not apply to lightgbm",
-                              hint="set model.params (n_estimators, learning_rate, num_leaves, ...) instead")
+            raise ConfigError(
+                f"trainer.{extra[0]}: does not apply to lightgbm",
+                hint="set model.params (n_estimators, learning_rate, num_leaves, ...) instead",
+            )
         params.setdefault("seed", tr.get("seed", 0))
     else:
         for k, v in tr.items():
@@ -110,16 +113,23 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
         from roost.registry.api import search_runs
 
         kids = [r for r in search_runs() if r.get("parent_run_id") == run["run_id"] and r["status"] != "FINISHED"]
-        raise RoostError(f"run {run['run_id']} is an auto run; its candidates train as child runs",
-                         hint=(f"resume the interrupted candidate: roost train --resume {kids[0]['run_id']}"
-                               if kids else "no candidate run was interrupted; start a new run"))
+        raise RoostError(
+            f"run {run['run_id']} is an auto run; its candidates train as child runs",
+            hint=(
+                f"resume the interrupted candidate: roost train --resume {kids[0]['run_id']}"
+                if kids
+                else "no candidate run was interrupted; start a new run"
+            ),
+        )
     try:  # on a remote root (s3://, …) the two files come down once into the workspace's cache
         ck, conf = local_artifact(run, f"{CHECKPOINTS}/last.pt"), local_artifact(run, RESOLVED)
     except NotFoundError:
         ck = conf = None
     if ck is None or conf is None or not ck.is_file() or not conf.is_file():
-        raise RoostError(f"run {run['run_id']} has no checkpoint to resume from",
-                         hint="only torch runs that finished at least one epoch can be resumed")
+        raise RoostError(
+            f"run {run['run_id']} has no checkpoint to resume from",
+            hint="only torch runs that finished at least one epoch can be resumed",
+        )
     from roost.train.trainer import load_checkpoint
 
     raw = yaml.safe_load(conf.read_text())
@@ -127,11 +137,18 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
     return raw, load_checkpoint(ck), run["run_id"]
 
 
-def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str] | tuple[str, ...] = (),
-          resume: str | None = None, tensorboard: bool = False, progress: bool | None = None,
-          announce: Callable[[str], None] | None = None, parent_run_id: str | None = None,
-          tags: dict[str, Any] | None = None, callbacks: list[Any] | None = None,
-          nproc: int = 1) -> TrainResult:
+def train(
+    config: str | Path | dict[str, Any] | None = None,
+    overrides: list[str] | tuple[str, ...] = (),
+    resume: str | None = None,
+    tensorboard: bool = False,
+    progress: bool | None = None,
+    announce: Callable[[str], None] | None = None,
+    parent_run_id: str | None = None,
+    tags: dict[str, Any] | None = None,
+    callbacks: list[Any] | None = None,
+    nproc: int = 1,
+) -> TrainResult:
     """Train from a config (file or dict) and record the run; `resume` continues a killed run from its checkpoint.
 
     `progress` shows a Rich bar (default: when stderr is a terminal); `announce` receives the TensorBoard URL.
@@ -150,9 +167,20 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
         # config errors surface here, before any worker starts
         kind = load_config(_resume_state(resume)[0] if resume else config, overrides).model.type
         if kind != "lightgbm":
-            res = D.launch(nproc, dict(config=config, overrides=list(overrides), resume=resume,
-                                       tensorboard=tensorboard, progress=progress, parent_run_id=parent_run_id,
-                                       tags=tags, callbacks=callbacks, announce=print_tensorboard_url if announce else None))
+            res = D.launch(
+                nproc,
+                dict(
+                    config=config,
+                    overrides=list(overrides),
+                    resume=resume,
+                    tensorboard=tensorboard,
+                    progress=progress,
+                    parent_run_id=parent_run_id,
+                    tags=tags,
+                    callbacks=callbacks,
+                    announce=print_tensorboard_url if announce else None,
+                ),
+            )
             return _attach_tensorboard(res)
         log.warning("lightgbm trains with its own threads (model.params.n_jobs); --nproc %d ignored", nproc)
     ctx = D.setup()
@@ -185,20 +213,51 @@ def train(config: str | Path | dict[str, Any] | None = None, overrides: list[str
         tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
     from roost.datasets import fingerprint
 
-    data = {"data.fingerprint": fingerprint(df), "data.rows": len(df), "data.train_rows": len(train_df),
-            "data.val_rows": len(val_df), "data.test_rows": len(test_df), "task.resolved": task}
+    data = {
+        "data.fingerprint": fingerprint(df),
+        "data.rows": len(df),
+        "data.train_rows": len(train_df),
+        "data.val_rows": len(val_df),
+        "data.test_rows": len(test_df),
+        "task.resolved": task,
+    }
     show = bool(progress) if progress is not None else sys.stderr.isatty()
     parts = (train_df, val_df, test_df)
     if cfg.model.type == "auto":
         from roost.train.auto import train_auto
 
-        return train_auto(cfg, task, spec, parts, data, config_file, show, tensorboard, announce,
-                          parent_run_id=parent_run_id, extra_tags=tags)
+        return train_auto(
+            cfg,
+            task,
+            spec,
+            parts,
+            data,
+            config_file,
+            show,
+            tensorboard,
+            announce,
+            parent_run_id=parent_run_id,
+            extra_tags=tags,
+        )
     model = build_model(cfg, task, len(train_df))
     params = {**flatten(resolved_params(cfg, model)), **data}
-    return _run(cfg, model, task, spec, parts, params, config_file=config_file, ckpt=ckpt, resumed_from=resume,
-                tensorboard=tensorboard, progress=show, announce=announce, parent_run_id=parent_run_id,
-                extra_tags=tags, extra_callbacks=callbacks)
+    return _run(
+        cfg,
+        model,
+        task,
+        spec,
+        parts,
+        params,
+        config_file=config_file,
+        ckpt=ckpt,
+        resumed_from=resume,
+        tensorboard=tensorboard,
+        progress=show,
+        announce=announce,
+        parent_run_id=parent_run_id,
+        extra_tags=tags,
+        extra_callbacks=callbacks,
+    )
 
 
 def print_tensorboard_url(url: str) -> None:
@@ -240,9 +299,14 @@ def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
     """The config of one `auto` candidate: its model type with default params, nothing registered."""
     from roost.train.config import ModelConfig
 
-    return cfg.model_copy(deep=True, update={
-        "model": ModelConfig(type=model_type), "register_as": None,
-        "name": f"{cfg.name or 'auto'}:{model_type}"})
+    return cfg.model_copy(
+        deep=True,
+        update={
+            "model": ModelConfig(type=model_type),
+            "register_as": None,
+            "name": f"{cfg.name or 'auto'}:{model_type}",
+        },
+    )
 
 
 def _spec(cfg: TrainConfig, train_df: Any) -> Any:
@@ -253,15 +317,36 @@ def _spec(cfg: TrainConfig, train_df: Any) -> Any:
     exclude = list(f.exclude)
     if cfg.split.column and (f.include is None or cfg.split.column not in f.include):
         exclude.append(cfg.split.column)
-    return infer_spec(train_df, label=cfg.label, include=f.include, exclude=exclude, kinds=dict(f.kinds),
-                      max_vocab=f.max_vocab, min_count=f.min_count)
+    return infer_spec(
+        train_df,
+        label=cfg.label,
+        include=f.include,
+        exclude=exclude,
+        kinds=dict(f.kinds),
+        max_vocab=f.max_vocab,
+        min_count=f.min_count,
+    )
 
 
-def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, Any, Any], params: dict[str, Any], *,
-         config_file: Path | None = None, ckpt: dict[str, Any] | None = None, resumed_from: str | None = None,
-         tensorboard: bool = False, progress: bool = False, announce: Callable[[str], None] | None = None,
-         tb_dir: Path | None = None, parent_run_id: str | None = None, extra_tags: dict[str, Any] | None = None,
-         extra_callbacks: list[Any] | None = None) -> TrainResult:
+def _run(
+    cfg: TrainConfig,
+    model: Any,
+    task: str,
+    spec: Any,
+    parts: tuple[Any, Any, Any],
+    params: dict[str, Any],
+    *,
+    config_file: Path | None = None,
+    ckpt: dict[str, Any] | None = None,
+    resumed_from: str | None = None,
+    tensorboard: bool = False,
+    progress: bool = False,
+    announce: Callable[[str], None] | None = None,
+    tb_dir: Path | None = None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, Any] | None = None,
+    extra_callbacks: list[Any] | None = None,
+) -> TrainResult:
     """Fit inside a run: callbacks, evaluation, package, registration."""
     from roost.registry.api import register_model, start_run
     from roost.train import metrics as M
@@ -271,14 +356,19 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
 
     train_df, val_df, test_df = parts
     label = cfg.label
-    tags = {"roost.model_type": model.model_type, "roost.task": task, "roost.framework": model.framework,
-            "roost.kind": "train"}
+    tags = {
+        "roost.model_type": model.model_type,
+        "roost.task": task,
+        "roost.framework": model.framework,
+        "roost.kind": "train",
+    }
     if resumed_from:
         tags["roost.resumed_from"] = resumed_from
     tags.update({str(k): str(v) for k, v in (extra_tags or {}).items()})
     tb_proc = tb_url = None
-    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags,
-                   parent_run_id=parent_run_id) as run:
+    with start_run(
+        experiment=cfg.experiment, name=cfg.name, params=params, tags=tags, parent_run_id=parent_run_id
+    ) as run:
         cbs: list[Any] = []
         try:
             art = run.artifact_dir
@@ -299,8 +389,16 @@ def _run(cfg: TrainConfig, model: Any, task: str, spec: Any, parts: tuple[Any, A
             if progress:
                 cbs.append(Progress(primary=M.PRIMARY[task][0]))
             X, Xv = train_df.drop(columns=[label]), val_df.drop(columns=[label])
-            model.fit(X, train_df[label], Xv, val_df[label], spec=spec, callbacks=cbs,
-                      checkpoint_dir=art / CHECKPOINTS if model.framework == "torch" else None, resume=ckpt)
+            model.fit(
+                X,
+                train_df[label],
+                Xv,
+                val_df[label],
+                spec=spec,
+                callbacks=cbs,
+                checkpoint_dir=art / CHECKPOINTS if model.framework == "torch" else None,
+                resume=ckpt,
+            )
             y_test = encode_labels(test_df[label], task, model.classes_ or None)[0]
             y_val = encode_labels(val_df[label], task, model.classes_ or None)[0]
             metrics = {f"test_{k}": v for k, v in M.compute(task, y_test, model.predict(test_df)).items()}
@@ -344,8 +442,14 @@ def _monitor_reference(art: Path, model: Any, task: str, train_df: Any, test_df:
     try:
         from roost.monitor import write_run_reference
 
-        write_run_reference(art, train_df, test_df, label=label, predict=model.predict,
-                            output={"binary": "probability", "regression": "prediction"}.get(task, "probabilities"))
+        write_run_reference(
+            art,
+            train_df,
+            test_df,
+            label=label,
+            predict=model.predict,
+            output={"binary": "probability", "regression": "prediction"}.get(task, "probabilities"),
+        )
     except Exception as exc:  # noqa: BLE001 - monitoring data must never fail a finished training
         import logging
 
@@ -362,16 +466,23 @@ def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
     return {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
 
 
-def _package(model: Any, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float],
-             cfg: TrainConfig) -> Path:
+def _package(
+    model: Any, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
+) -> Path:
     """Export the model package into the run's artifacts (`model/`)."""
     sample = test_df.drop(columns=[label]).head(PARITY_ROWS)
     pkg = art / PACKAGE
     if pkg.exists():
         shutil.rmtree(pkg)
     with tempfile.TemporaryDirectory(prefix="roost-pkg-") as tmp:
-        out = model.save_package(Path(tmp) / PACKAGE, sample, label=label, run_id=run.id, metrics=metrics,
-                                 extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)})
+        out = model.save_package(
+            Path(tmp) / PACKAGE,
+            sample,
+            label=label,
+            run_id=run.id,
+            metrics=metrics,
+            extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)},
+        )
         run.log_artifacts(out, PACKAGE)
     from roost.modelpkg import read_meta
 

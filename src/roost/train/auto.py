@@ -1,4 +1,5 @@
 """`model: auto` (the default): train the candidate models as child runs, keep the best on validation."""
+
 from __future__ import annotations
 
 import logging
@@ -6,8 +7,19 @@ from pathlib import Path
 from typing import Any, Callable
 
 from roost.errors import ConfigError
-from roost.train.api import (PACKAGE, RESOLVED, Interrupted, TrainResult, _run, _write_yaml, auto_config,
-                             build_model, flatten, resolved_params, start_tensorboard)
+from roost.train.api import (
+    PACKAGE,
+    RESOLVED,
+    Interrupted,
+    TrainResult,
+    _run,
+    _write_yaml,
+    auto_config,
+    build_model,
+    flatten,
+    resolved_params,
+    start_tensorboard,
+)
 from roost.train.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -20,12 +32,15 @@ def candidates(cfg: TrainConfig) -> list[str]:
     params = dict(cfg.model.params)
     cands = params.pop("candidates", list(AUTO_CANDIDATES))
     if params:
-        raise ConfigError(f"model.params.{next(iter(params))}: unknown parameter for auto",
-                          hint="auto takes only `candidates`; name a model type to set its parameters")
+        raise ConfigError(
+            f"model.params.{next(iter(params))}: unknown parameter for auto",
+            hint="auto takes only `candidates`; name a model type to set its parameters",
+        )
     allowed = [m for m in MODEL_TYPES if m not in ("auto", "two_tower")]
     if not isinstance(cands, list) or not cands or any(c not in allowed for c in cands):
-        raise ConfigError(f"model.params.candidates: {cands!r} is not a list of model types",
-                          hint=f"allowed: {', '.join(allowed)}")
+        raise ConfigError(
+            f"model.params.candidates: {cands!r} is not a list of model types", hint=f"allowed: {', '.join(allowed)}"
+        )
     return list(dict.fromkeys(cands))
 
 
@@ -40,10 +55,19 @@ def better(task: str, a: dict[str, float], b: dict[str, float]) -> bool:
     return bool(va > vb) if mode == "max" else bool(va < vb)
 
 
-def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, Any], data: dict[str, Any],
-               config_file: Path | None, progress: bool, tensorboard: bool,
-               announce: Callable[[str], None] | None, parent_run_id: str | None = None,
-               extra_tags: dict[str, Any] | None = None) -> TrainResult:
+def train_auto(
+    cfg: TrainConfig,
+    task: str,
+    spec: Any,
+    parts: tuple[Any, Any, Any],
+    data: dict[str, Any],
+    config_file: Path | None,
+    progress: bool,
+    tensorboard: bool,
+    announce: Callable[[str], None] | None,
+    parent_run_id: str | None = None,
+    extra_tags: dict[str, Any] | None = None,
+) -> TrainResult:
     """One parent run; each candidate trains as its child run; the parent keeps the winner's package."""
     from roost.registry.api import register_model, start_run
     from roost.train.metrics import PRIMARY
@@ -56,8 +80,9 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
     tags = {"roost.model_type": "auto", "roost.task": task, "roost.kind": "train"}
     tb_proc = tb_url = None
     tags = {**tags, **{str(k): str(v) for k, v in (extra_tags or {}).items()}}
-    with start_run(experiment=cfg.experiment, name=cfg.name, params=params, tags=tags,
-                   parent_run_id=parent_run_id) as parent:
+    with start_run(
+        experiment=cfg.experiment, name=cfg.name, params=params, tags=tags, parent_run_id=parent_run_id
+    ) as parent:
         try:
             art = parent.artifact_dir
             if config_file is not None:
@@ -69,9 +94,18 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
             for cand in cands:
                 sub = auto_config(cfg, cand)
                 model = build_model(sub, task, len(parts[0]))
-                res = _run(sub, model, task, spec, parts, {**flatten(resolved_params(sub, model)), **data},
-                           progress=progress, tb_dir=art / TB_SUBDIR / cand, parent_run_id=parent.id,
-                           extra_tags={k: v for k, v in tags.items() if k.startswith("roost.distributed.")})
+                res = _run(
+                    sub,
+                    model,
+                    task,
+                    spec,
+                    parts,
+                    {**flatten(resolved_params(sub, model)), **data},
+                    progress=progress,
+                    tb_dir=art / TB_SUBDIR / cand,
+                    parent_run_id=parent.id,
+                    extra_tags={k: v for k, v in tags.items() if k.startswith("roost.distributed.")},
+                )
                 results.append(res)
                 parent.log_metrics({f"{cand}.{k}": v for k, v in res.metrics.items() if v == v})
                 log.info("auto: %s val_%s %.5f", cand, primary, res.metrics.get(f"val_{primary}", float("nan")))
@@ -81,8 +115,13 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
                     best = res
             parent.log_artifacts(best.package_path, PACKAGE)
             parent.log_metrics({k: v for k, v in best.metrics.items() if v == v})
-            parent.set_tags({"roost.auto.selected": best.model_type, "roost.auto.selected_run": best.run_id,
-                             "roost.auto.criterion": f"val_{primary}"})
+            parent.set_tags(
+                {
+                    "roost.auto.selected": best.model_type,
+                    "roost.auto.selected_run": best.run_id,
+                    "roost.auto.criterion": f"val_{primary}",
+                }
+            )
             version = None
             if cfg.register_as:
                 mv = register_model(parent.id, cfg.register_as, PACKAGE)
@@ -91,5 +130,15 @@ def train_auto(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, An
         except KeyboardInterrupt as exc:
             parent.end("KILLED")
             raise Interrupted(getattr(exc, "run_id", parent.id)) from None
-    return TrainResult(parent.id, best.metrics, parent.local_artifact(PACKAGE), version, cfg.register_as, task,
-                       best.model_type, tb_url, tb_proc, candidates={r.model_type: r.metrics for r in results})
+    return TrainResult(
+        parent.id,
+        best.metrics,
+        parent.local_artifact(PACKAGE),
+        version,
+        cfg.register_as,
+        task,
+        best.model_type,
+        tb_url,
+        tb_proc,
+        candidates={r.model_type: r.metrics for r in results},
+    )

@@ -1,4 +1,5 @@
 """The one estimator contract (scikit-learn style): params in __init__, validation and data work in fit."""
+
 from __future__ import annotations
 
 import logging
@@ -74,7 +75,8 @@ class Estimator:
             hint = closest(unknown[0], list(self.DEFAULTS))
             raise ConfigError(
                 f"model.params.{unknown[0]}: unknown parameter for {self.model_type}",
-                hint=(f"did you mean {hint!r}? " if hint else "") + f"allowed: {', '.join(sorted(self.DEFAULTS))}")
+                hint=(f"did you mean {hint!r}? " if hint else "") + f"allowed: {', '.join(sorted(self.DEFAULTS))}",
+            )
         self.task = task
         self.params: dict[str, Any] = {**self.DEFAULTS, **params}
         self.spec_: FeatureSpec | None = None
@@ -96,8 +98,14 @@ class Estimator:
             raise RuntimeError(f"{type(self).__name__} is not fitted; call fit first")
 
     # subclasses implement these -------------------------------------------------------------------
-    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame | None = None,
-            y_val: pd.Series | None = None, **kw: Any) -> "Estimator":
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+        **kw: Any,
+    ) -> "Estimator":
         """Fit on (X, y); X_val/y_val drive early stopping."""
         raise NotImplementedError
 
@@ -133,9 +141,15 @@ class Estimator:
             sig["label"] = label
         return sig
 
-    def save_package(self, directory: Path | str, sample: pd.DataFrame, label: str | None = None,
-                     run_id: str | None = None, metrics: dict[str, float] | None = None,
-                     extra_meta: dict[str, Any] | None = None) -> Path:
+    def save_package(
+        self,
+        directory: Path | str,
+        sample: pd.DataFrame,
+        label: str | None = None,
+        run_id: str | None = None,
+        metrics: dict[str, float] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> Path:
         """Write the model package (model.onnx, signature.json, roost-model.yaml, native/) to `directory`."""
         from roost.modelpkg import write_package
 
@@ -145,10 +159,17 @@ class Estimator:
         diff = self.export_onnx(directory, sample)
         self.save_native(directory / "native")
         meta = {
-            "framework": self.framework, "model_type": self.model_type, "task": self.task_,
-            "classes": list(self.classes_), "label": label, "features": self.spec_.names if self.spec_ else [],
-            "run_id": run_id, "metrics": dict(metrics or {}), "parity_max_abs_diff": diff,
-            "params": self.get_params(), **(extra_meta or {}),
+            "framework": self.framework,
+            "model_type": self.model_type,
+            "task": self.task_,
+            "classes": list(self.classes_),
+            "label": label,
+            "features": self.spec_.names if self.spec_ else [],
+            "run_id": run_id,
+            "metrics": dict(metrics or {}),
+            "parity_max_abs_diff": diff,
+            "params": self.get_params(),
+            **(extra_meta or {}),
         }
         write_package(directory, signature=self.signature(label), meta=meta)
         return directory
@@ -161,5 +182,7 @@ def check_range(name: str, value: Any, lo: float, hi: float, integer: bool = Fal
         ok = ok and float(value).is_integer()
     if not ok:
         kind = "an integer" if integer else "a number"
-        raise ConfigError(f"model.params.{name}: {value!r} is not {kind} in [{lo}, {hi}]",
-                          hint=f"set {name} to {kind} between {lo} and {hi}")
+        raise ConfigError(
+            f"model.params.{name}: {value!r} is not {kind} in [{lo}, {hi}]",
+            hint=f"set {name} to {kind} between {lo} and {hi}",
+        )

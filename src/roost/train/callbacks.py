@@ -1,4 +1,5 @@
 """Training callbacks: metrics to the run, TensorBoard scalars, a Rich progress bar."""
+
 from __future__ import annotations
 
 import logging
@@ -69,9 +70,15 @@ class Progress:
 
         self.console = console or Console(stderr=True)
         self.primary = primary
-        self.bar = RichProgress(TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-                                TimeElapsedColumn(), TextColumn("{task.fields[info]}"), console=self.console,
-                                transient=True)
+        self.bar = RichProgress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TextColumn("{task.fields[info]}"),
+            console=self.console,
+            transient=True,
+        )
         self.task: Any = None
         self.loss = math.nan
 
@@ -79,8 +86,7 @@ class Progress:
         """Start the bar for the next epoch."""
         if self.task is not None:
             self.bar.remove_task(self.task)
-        self.task = self.bar.add_task(f"epoch {state.epoch + 1}/{state.epochs}", total=state.steps_per_epoch,
-                                      info="")
+        self.task = self.bar.add_task(f"epoch {state.epoch + 1}/{state.epochs}", total=state.steps_per_epoch, info="")
 
     def on_train_begin(self, state: Any) -> None:
         """Show the bar."""

@@ -1,4 +1,5 @@
 """`roost train` configuration: a pydantic model (unknown fields rejected), YAML loading and `--set` overrides."""
+
 from __future__ import annotations
 
 import json
@@ -22,7 +23,9 @@ class DataConfig(_Strict):
     feature-store features (`entities:` + `features:`); an optional row sample."""
 
     source: str | None = None
-    entities: str | None = Field(default=None, description="entity rows (a roost.datasets source) for the feature store")
+    entities: str | None = Field(
+        default=None, description="entity rows (a roost.datasets source) for the feature store"
+    )
     features: list[str] | None = Field(default=None, description="feature refs, e.g. ['user_stats:*']")
     event_time: str = "event_time"
     sample: int | None = Field(default=None, gt=0, description="randomly keep this many rows (seeded)")
@@ -62,8 +65,11 @@ class ModelConfig(_Strict):
     def _known(cls, v: str) -> str:
         if v not in MODEL_TYPES:
             near = closest(v, MODEL_TYPES)
-            raise ValueError(f"unknown model type {v!r}; " + (f"did you mean {near!r}? " if near else "")
-                             + f"allowed: {', '.join(MODEL_TYPES)}")
+            raise ValueError(
+                f"unknown model type {v!r}; "
+                + (f"did you mean {near!r}? " if near else "")
+                + f"allowed: {', '.join(MODEL_TYPES)}"
+            )
         return v
 
 
@@ -138,15 +144,24 @@ class TrainConfig(_Strict):
 
 
 SECTIONS: dict[tuple[str, ...], type[BaseModel]] = {
-    (): TrainConfig, ("data",): DataConfig, ("features",): FeaturesConfig, ("model",): ModelConfig,
-    ("trainer",): TrainerConfig, ("split",): SplitConfig,
+    (): TrainConfig,
+    ("data",): DataConfig,
+    ("features",): FeaturesConfig,
+    ("model",): ModelConfig,
+    ("trainer",): TrainerConfig,
+    ("split",): SplitConfig,
 }
 
 
 TYPE_HINTS = {
-    "int_parsing": "use a whole number", "int_from_float": "use a whole number", "float_parsing": "use a number",
-    "bool_parsing": "use true or false", "string_type": "use a string", "list_type": "use a list, e.g. [a, b]",
-    "dict_type": "use a mapping of key: value", "model_type": "use a mapping of key: value",
+    "int_parsing": "use a whole number",
+    "int_from_float": "use a whole number",
+    "float_parsing": "use a number",
+    "bool_parsing": "use true or false",
+    "string_type": "use a string",
+    "list_type": "use a list, e.g. [a, b]",
+    "dict_type": "use a mapping of key: value",
+    "model_type": "use a mapping of key: value",
 }
 
 
@@ -158,8 +173,10 @@ def _format(exc: ValidationError) -> ConfigError:
     if err["type"] == "extra_forbidden":
         allowed = [f.alias or n for n, f in SECTIONS.get(loc[:-1], TrainConfig).model_fields.items()]
         near = closest(loc[-1], allowed)
-        return ConfigError(f"{field}: unknown field",
-                           hint=(f"did you mean {near!r}? " if near else "") + f"allowed: {', '.join(allowed)}")
+        return ConfigError(
+            f"{field}: unknown field",
+            hint=(f"did you mean {near!r}? " if near else "") + f"allowed: {', '.join(allowed)}",
+        )
     if err["type"] == "missing":
         return ConfigError(f"{field}: required field is missing", hint=f"add `{loc[-1]}:` to the config")
     msg = err["msg"].removeprefix("Value error, ")

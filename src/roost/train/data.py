@@ -1,4 +1,5 @@
 """Load, check and split the training table (errors before any run starts)."""
+
 from __future__ import annotations
 
 import logging
@@ -24,8 +25,10 @@ def load_frame(cfg: TrainConfig) -> pd.DataFrame:
     except RoostError:
         raise
     except (ValueError, OSError) as exc:  # unreadable files: pandas/pyarrow errors
-        raise RoostError(f"cannot read {where!r}: {str(exc).splitlines()[0] if str(exc) else exc}",
-                         hint="check the file is a non-empty Parquet or CSV table") from None
+        raise RoostError(
+            f"cannot read {where!r}: {str(exc).splitlines()[0] if str(exc) else exc}",
+            hint="check the file is a non-empty Parquet or CSV table",
+        ) from None
     if df is None or len(df) == 0 or len(df.columns) == 0:
         raise RoostError(f"data source {where!r} has no rows", hint="point `data:` at a non-empty table")
     if cfg.data.entities is not None:  # the same point-in-time join serving's online features match
@@ -43,26 +46,33 @@ def check_label(df: pd.DataFrame, label: str, task: str | None) -> str:
         from roost.errors import closest
 
         near = closest(label, [str(c) for c in df.columns])
-        raise RoostError(f"label column {label!r} not in the data",
-                         hint=(f"did you mean {near!r}? " if near else "") + f"available columns: "
-                         f"{', '.join(map(str, df.columns))}")
+        raise RoostError(
+            f"label column {label!r} not in the data",
+            hint=(f"did you mean {near!r}? " if near else "") + f"available columns: {', '.join(map(str, df.columns))}",
+        )
     y = df[label]
     n_nan = int(y.isna().sum())
     if n_nan:
-        raise RoostError(f"label {label!r} has {n_nan} missing value(s) of {len(y)}",
-                         hint="drop or fill those rows before training")
+        raise RoostError(
+            f"label {label!r} has {n_nan} missing value(s) of {len(y)}", hint="drop or fill those rows before training"
+        )
     n_cls = int(y.nunique())
     if n_cls < 2:
-        raise RoostError(f"label {label!r} has a single value ({y.iloc[0]!r}); nothing to learn",
-                         hint="check the label column or the data filter")
+        raise RoostError(
+            f"label {label!r} has a single value ({y.iloc[0]!r}); nothing to learn",
+            hint="check the label column or the data filter",
+        )
     inferred = infer_task(y)
     task = task or inferred
     if task == "binary" and n_cls != 2:
-        raise ConfigError(f"task: binary needs a label with 2 values, {label!r} has {n_cls}",
-                          hint="use task: multiclass or regression")
+        raise ConfigError(
+            f"task: binary needs a label with 2 values, {label!r} has {n_cls}",
+            hint="use task: multiclass or regression",
+        )
     if task == "regression" and not pd.api.types.is_numeric_dtype(y):
-        raise ConfigError(f"task: regression needs a numeric label, {label!r} is {y.dtype}",
-                          hint="use task: binary or multiclass")
+        raise ConfigError(
+            f"task: regression needs a numeric label, {label!r} is {y.dtype}", hint="use task: binary or multiclass"
+        )
     return task
 
 
@@ -83,8 +93,9 @@ def split(df: pd.DataFrame, sc: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame
     """(train, val, test): random and seeded, or by time (test = at/after test_start, val = the latest training rows)."""
     n = len(df)
     if n < 10:
-        raise RoostError(f"only {n} rows; need at least 10 to split train/validation/test",
-                         hint="use a larger data set")
+        raise RoostError(
+            f"only {n} rows; need at least 10 to split train/validation/test", hint="use a larger data set"
+        )
     if sc.method == "random":
         rng = np.random.default_rng(sc.seed)
         perm = rng.permutation(n)

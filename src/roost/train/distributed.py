@@ -6,6 +6,7 @@ the same data and cuts every global mini-batch into N equal shares; DistributedD
 (gloo on CPU, NCCL on GPU), scaled so that a step equals the single-process step on the whole batch. Rank 0
 alone evaluates, checkpoints, logs to the repository and exports the package; early stopping follows rank 0.
 """
+
 from __future__ import annotations
 
 import os
@@ -56,8 +57,9 @@ def context() -> Context:
         return Context()
     backend = str(dist.get_backend())
     local = int(os.environ.get("LOCAL_RANK", "0"))
-    return Context(dist.get_rank(), dist.get_world_size(), local,
-                   f"cuda:{local}" if backend == "nccl" else "cpu", backend)
+    return Context(
+        dist.get_rank(), dist.get_world_size(), local, f"cuda:{local}" if backend == "nccl" else "cpu", backend
+    )
 
 
 def setup() -> Context:
@@ -126,8 +128,10 @@ def check_nproc(nproc: Any) -> int:
     except (TypeError, ValueError):
         n = 0
     if n < 1 or str(nproc).strip() != str(n):
-        raise RoostError(f"--nproc {nproc!r}: must be a whole number of processes ≥ 1",
-                         hint="e.g. --nproc 2 (at most the number of cores or GPUs on this machine)")
+        raise RoostError(
+            f"--nproc {nproc!r}: must be a whole number of processes ≥ 1",
+            hint="e.g. --nproc 2 (at most the number of cores or GPUs on this machine)",
+        )
     return n
 
 
@@ -157,17 +161,33 @@ def launch(nproc: int, kwargs: dict[str, Any]) -> Any:
     from roost import workspace
 
     ws = workspace.current()  # the workers use this process's workspace, however it was chosen
-    wanted = {"ROOST_TRAIN_THREADS": str(threads_per_worker(nproc)), "OMP_NUM_THREADS": str(threads_per_worker(nproc)),
-              "ROOST_WORKSPACE": str(ws.root), "ROOST_STORE_URL": ws.store_url, "ROOST_ARTIFACTS": ws.artifacts,
-              "ROOST_ONLINE_STORE": ws.online_store}
+    wanted = {
+        "ROOST_TRAIN_THREADS": str(threads_per_worker(nproc)),
+        "OMP_NUM_THREADS": str(threads_per_worker(nproc)),
+        "ROOST_WORKSPACE": str(ws.root),
+        "ROOST_STORE_URL": ws.store_url,
+        "ROOST_ARTIFACTS": ws.artifacts,
+        "ROOST_ONLINE_STORE": ws.online_store,
+    }
     env_before = {k: os.environ.get(k) for k in wanted}
     for k, v in wanted.items():  # inherited by the spawned workers; the user's own setting wins
         os.environ.setdefault(k, v)
-    conf = LaunchConfig(min_nodes=1, max_nodes=1, nproc_per_node=nproc, run_id=f"roost-{uuid.uuid4().hex[:12]}",
-                        rdzv_backend="c10d", rdzv_endpoint=f"127.0.0.1:{free_port()}", max_restarts=0,
-                        monitor_interval=0.1, start_method="spawn")
-    quiet = [lg for name, lg in logging.root.manager.loggerDict.items()
-             if name.startswith(("torch.distributed", "torch.multiprocessing")) and isinstance(lg, logging.Logger)]
+    conf = LaunchConfig(
+        min_nodes=1,
+        max_nodes=1,
+        nproc_per_node=nproc,
+        run_id=f"roost-{uuid.uuid4().hex[:12]}",
+        rdzv_backend="c10d",
+        rdzv_endpoint=f"127.0.0.1:{free_port()}",
+        max_restarts=0,
+        monitor_interval=0.1,
+        start_method="spawn",
+    )
+    quiet = [
+        lg
+        for name, lg in logging.root.manager.loggerDict.items()
+        if name.startswith(("torch.distributed", "torch.multiprocessing")) and isinstance(lg, logging.Logger)
+    ]
     levels = [lg.level for lg in quiet]
     for lg in quiet:  # a worker's error is re-raised below as itself; the launcher's reports would repeat it
         lg.setLevel(logging.CRITICAL)
@@ -184,8 +204,10 @@ def launch(nproc: int, kwargs: dict[str, Any]) -> Any:
         if isinstance(err, (KeyboardInterrupt, RoostError)):
             raise err from None
         why = f"{type(err).__name__}: {err}" if err is not None else _worker_message(failure)
-        raise RoostError(f"training worker rank {rank} of {nproc} failed: {why}",
-                         hint="the same config with --nproc 1 shows the full traceback") from None
+        raise RoostError(
+            f"training worker rank {rank} of {nproc} failed: {why}",
+            hint="the same config with --nproc 1 shows the full traceback",
+        ) from None
     finally:
         for sig, h in handlers.items():  # the launcher leaves its own handlers installed
             signal.signal(sig, h)

@@ -1,4 +1,5 @@
 """Export torch models to a self-contained model.onnx that takes raw columns, and check parity with PyTorch."""
+
 from __future__ import annotations
 
 import logging
@@ -22,8 +23,9 @@ def _quiet() -> None:
         logging.getLogger(name).setLevel(logging.ERROR)
 
 
-def export_module(module: Any, spec: FeatureSpec, example: Sequence[np.ndarray], output_names: list[str],
-                  path: Path | str) -> Any:
+def export_module(
+    module: Any, spec: FeatureSpec, example: Sequence[np.ndarray], output_names: list[str], path: Path | str
+) -> Any:
     """Export `module(*cols)` (one 1-D tensor per spec column) to `path` with raw-column inputs; returns the proto."""
     import onnx
     import torch
@@ -37,9 +39,17 @@ def export_module(module: Any, spec: FeatureSpec, example: Sequence[np.ndarray],
     module.eval()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        prog = torch.onnx.export(module, args, input_names=names, output_names=tmp_out,
-                                 dynamic_shapes=(tuple({0: batch} for _ in range(n)),), dynamo=True,
-                                 external_data=False, verbose=False, optimize=True)
+        prog = torch.onnx.export(
+            module,
+            args,
+            input_names=names,
+            output_names=tmp_out,
+            dynamic_shapes=(tuple({0: batch} for _ in range(n)),),
+            dynamo=True,
+            external_data=False,
+            verbose=False,
+            optimize=True,
+        )
     model = prog.model_proto
     model = rename_outputs(model, dict(zip(tmp_out, output_names)))
     model = attach_columns(model, spec.columns, names)
@@ -53,7 +63,7 @@ def _example(cols: Sequence[np.ndarray], rows: int = 8) -> list[np.ndarray]:
     """At least `rows` example rows (dynamic batch export dislikes batch sizes 0 and 1)."""
     n = len(cols[0])
     reps = int(np.ceil(rows / max(n, 1)))
-    return [np.tile(c[: rows], reps)[:rows] if n else c for c in cols]
+    return [np.tile(c[:rows], reps)[:rows] if n else c for c in cols]
 
 
 def torch_outputs(module: Any, cols: Sequence[np.ndarray], batch: int = 8192) -> list[np.ndarray]:
@@ -65,7 +75,7 @@ def torch_outputs(module: Any, cols: Sequence[np.ndarray], batch: int = 8192) ->
     n = len(cols[0])
     with torch.no_grad():
         for s in range(0, n, batch):
-            res = module(*[torch.from_numpy(np.ascontiguousarray(c[s:s + batch])) for c in cols])
+            res = module(*[torch.from_numpy(np.ascontiguousarray(c[s : s + batch])) for c in cols])
             res = res if isinstance(res, tuple) else (res,)
             outs.append([r.numpy() for r in res])
     return [np.concatenate([o[k] for o in outs]) for k in range(len(outs[0]))]

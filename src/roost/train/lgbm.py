@@ -1,4 +1,5 @@
 """LightGBM through the same contract; ONNX via onnxmltools with string columns encoded in-graph."""
+
 from __future__ import annotations
 
 import logging
@@ -22,9 +23,17 @@ class LightGBMModel(Estimator):
     model_type = "lightgbm"
     framework: ClassVar[str] = "lightgbm"
     DEFAULTS: ClassVar[dict[str, Any]] = {
-        "n_estimators": 1000, "learning_rate": 0.05, "num_leaves": 31, "min_child_samples": 20,
-        "subsample": 1.0, "colsample_bytree": 1.0, "reg_lambda": 0.0, "early_stopping_rounds": 50,
-        "seed": 0, "n_jobs": None, "log_every": 10,
+        "n_estimators": 1000,
+        "learning_rate": 0.05,
+        "num_leaves": 31,
+        "min_child_samples": 20,
+        "subsample": 1.0,
+        "colsample_bytree": 1.0,
+        "reg_lambda": 0.0,
+        "early_stopping_rounds": 50,
+        "seed": 0,
+        "n_jobs": None,
+        "log_every": 10,
     }
 
     def _validate(self) -> None:
@@ -43,9 +52,18 @@ class LightGBMModel(Estimator):
         cols = self.spec_.encode(X)
         return np.stack([c.astype(np.float32) for c in cols], axis=1) if cols else np.zeros((len(X), 0), np.float32)
 
-    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame | None = None,
-            y_val: pd.Series | None = None, *, spec: FeatureSpec | None = None, callbacks: Any = (),
-            checkpoint_dir: Path | None = None, resume: dict[str, Any] | None = None) -> "LightGBMModel":
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+        *,
+        spec: FeatureSpec | None = None,
+        callbacks: Any = (),
+        checkpoint_dir: Path | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> "LightGBMModel":
         """Fit with early stopping on (X_val, y_val) when given."""
         import lightgbm as lgb
 
@@ -58,10 +76,18 @@ class LightGBMModel(Estimator):
         self.spec_ = spec or infer_spec(X)
         yt, self.classes_ = encode_labels(y, self.task_)
         p = self.params
-        kw = dict(n_estimators=p["n_estimators"], learning_rate=p["learning_rate"], num_leaves=p["num_leaves"],
-                  min_child_samples=p["min_child_samples"], subsample=p["subsample"],
-                  subsample_freq=1 if p["subsample"] < 1 else 0, colsample_bytree=p["colsample_bytree"],
-                  reg_lambda=p["reg_lambda"], random_state=p["seed"], verbose=-1)
+        kw = dict(
+            n_estimators=p["n_estimators"],
+            learning_rate=p["learning_rate"],
+            num_leaves=p["num_leaves"],
+            min_child_samples=p["min_child_samples"],
+            subsample=p["subsample"],
+            subsample_freq=1 if p["subsample"] < 1 else 0,
+            colsample_bytree=p["colsample_bytree"],
+            reg_lambda=p["reg_lambda"],
+            random_state=p["seed"],
+            verbose=-1,
+        )
         kw["n_jobs"] = p["n_jobs"] if p["n_jobs"] is not None else default_threads()
         cls = lgb.LGBMRegressor if self.task_ == "regression" else lgb.LGBMClassifier
         self.model_ = cls(**kw)
@@ -105,8 +131,9 @@ class LightGBMModel(Estimator):
 
         assert self.spec_ is not None and self.task_ is not None
         n_feat = len(self.spec_.columns)
-        model = onnxmltools.convert_lightgbm(self.model_, initial_types=[("input", FloatTensorType([None, n_feat]))],
-                                             zipmap=False)
+        model = onnxmltools.convert_lightgbm(
+            self.model_, initial_types=[("input", FloatTensorType([None, n_feat]))], zipmap=False
+        )
         g = model.graph
         outs = {o.name: o for o in g.output}
         if self.task_ == "binary":

@@ -1,4 +1,5 @@
 """Evaluation metrics for binary, multiclass and regression tasks (numpy only, checked against scikit-learn)."""
+
 from __future__ import annotations
 
 import numpy as np

@@ -1,4 +1,5 @@
 """Model registry and the PyTorch estimators: logreg, mlp, wide_deep, dcn, two_tower (lightgbm in lgbm.py)."""
+
 from __future__ import annotations
 
 import json
@@ -48,10 +49,13 @@ class TorchModel(Estimator):
         check_range("patience", p["patience"], 1, 100_000, integer=True)
         if "dropout" in p:
             check_range("dropout", p["dropout"], 0.0, 0.95)
-        if "hidden" in p and not (isinstance(p["hidden"], (list, tuple))
-                                  and all(isinstance(h, int) and h > 0 for h in p["hidden"])):
-            raise ConfigError(f"model.params.hidden: {p['hidden']!r} is not a list of positive integers",
-                              hint="e.g. hidden: [256, 128]")
+        if "hidden" in p and not (
+            isinstance(p["hidden"], (list, tuple)) and all(isinstance(h, int) and h > 0 for h in p["hidden"])
+        ):
+            raise ConfigError(
+                f"model.params.hidden: {p['hidden']!r} is not a list of positive integers",
+                hint="e.g. hidden: [256, 128]",
+            )
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """The torch `Network` for `spec` with `n_out` raw outputs."""
@@ -61,9 +65,18 @@ class TorchModel(Estimator):
         """The columns this model uses (all by default)."""
         return spec
 
-    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: pd.DataFrame | None = None,
-            y_val: pd.Series | None = None, *, spec: FeatureSpec | None = None, callbacks: Any = (),
-            checkpoint_dir: Path | None = None, resume: dict[str, Any] | None = None) -> "TorchModel":
+    def fit(
+        self,
+        X: pd.DataFrame,
+        y: pd.Series,
+        X_val: pd.DataFrame | None = None,
+        y_val: pd.Series | None = None,
+        *,
+        spec: FeatureSpec | None = None,
+        callbacks: Any = (),
+        checkpoint_dir: Path | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> "TorchModel":
         """Fit on (X, y) with early stopping on (X_val, y_val); `resume` is a checkpoint dict."""
         import torch
 
@@ -88,10 +101,26 @@ class TorchModel(Estimator):
         self.net_ = self.build(spec, n_out)
         self.y_scale_ = (y_mean, y_std)
         val = (spec.encode(X_val), yv) if X_val is not None and yv is not None else None
-        extra = {"spec": spec.to_dict(), "task": self.task_, "classes": self.classes_, "y_scale": [y_mean, y_std],
-                 "model_type": self.model_type, "params": self.get_params()}
-        state = fit_network(self.net_, self.task_, (spec.encode(X), yt), val, tp, callbacks=callbacks,
-                            checkpoint_dir=checkpoint_dir, resume=resume, y_scale=(y_mean, y_std), extra=extra)
+        extra = {
+            "spec": spec.to_dict(),
+            "task": self.task_,
+            "classes": self.classes_,
+            "y_scale": [y_mean, y_std],
+            "model_type": self.model_type,
+            "params": self.get_params(),
+        }
+        state = fit_network(
+            self.net_,
+            self.task_,
+            (spec.encode(X), yt),
+            val,
+            tp,
+            callbacks=callbacks,
+            checkpoint_dir=checkpoint_dir,
+            resume=resume,
+            y_scale=(y_mean, y_std),
+            extra=extra,
+        )
         self.history_ = state.history
         self.state_ = state
         return self
@@ -129,10 +158,20 @@ class TorchModel(Estimator):
 
         directory.mkdir(parents=True, exist_ok=True)
         torch.save(self.net_.state_dict(), directory / "model.pt")
-        (directory / "spec.json").write_text(json.dumps(
-            {"spec": self.spec_.to_dict() if self.spec_ else None, "task": self.task_, "classes": self.classes_,
-             "y_scale": list(self.y_scale_), "model_type": self.model_type, "params": self.get_params()},
-            indent=1, default=str))
+        (directory / "spec.json").write_text(
+            json.dumps(
+                {
+                    "spec": self.spec_.to_dict() if self.spec_ else None,
+                    "task": self.task_,
+                    "classes": self.classes_,
+                    "y_scale": list(self.y_scale_),
+                    "model_type": self.model_type,
+                    "params": self.get_params(),
+                },
+                indent=1,
+                default=str,
+            )
+        )
 
 
 class LogReg(TorchModel):
@@ -205,8 +244,10 @@ def get_model_class(name: str) -> type[Estimator]:
     classes = {"logreg": LogReg, "mlp": MLPModel, "wide_deep": WideDeepModel, "dcn": DCNModel}
     if name not in classes:
         hint = closest(name, MODEL_TYPES)
-        raise ConfigError(f"model.type: unknown model type {name!r}",
-                          hint=(f"did you mean {hint!r}? " if hint else "") + f"allowed: {', '.join(MODEL_TYPES)}")
+        raise ConfigError(
+            f"model.type: unknown model type {name!r}",
+            hint=(f"did you mean {hint!r}? " if hint else "") + f"allowed: {', '.join(MODEL_TYPES)}",
+        )
     return classes[name]
 
 
@@ -218,9 +259,21 @@ def make_model(name: str, task: str | None = None, **params: Any) -> Estimator:
 def check_task(model: Estimator, task: str) -> None:
     """Raise RoostError if `model` cannot do `task`."""
     if model.model_type == "two_tower" and task == "multiclass":
-        raise RoostError("two_tower supports binary and regression tasks, not multiclass",
-                         hint="use mlp, dcn or lightgbm for multiclass labels")
+        raise RoostError(
+            "two_tower supports binary and regression tasks, not multiclass",
+            hint="use mlp, dcn or lightgbm for multiclass labels",
+        )
 
 
-__all__ = ["MODEL_TYPES", "DEFAULT_MODEL", "TorchModel", "LogReg", "MLPModel", "WideDeepModel", "DCNModel",
-           "get_model_class", "make_model", "check_task"]
+__all__ = [
+    "MODEL_TYPES",
+    "DEFAULT_MODEL",
+    "TorchModel",
+    "LogReg",
+    "MLPModel",
+    "WideDeepModel",
+    "DCNModel",
+    "get_model_class",
+    "make_model",
+    "check_task",
+]

@@ -1,4 +1,5 @@
 """PyTorch modules: the preprocessing layer (one 1-D tensor per raw column) and the model bodies."""
+
 from __future__ import annotations
 
 import math
@@ -99,8 +100,15 @@ class Linear(nn.Module):
 class MLP(nn.Module):
     """Embeddings + numeric features → fully connected layers."""
 
-    def __init__(self, spec: FeatureSpec, n_out: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.1,
-                 emb_cap: int = 16, max_card: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        n_out: int,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.1,
+        emb_cap: int = 16,
+        max_card: int | None = None,
+    ) -> None:
         super().__init__()
         self.emb = Embeddings(spec, emb_cap, max_card)
         self.body, d = mlp(self.emb.out_dim, hidden, dropout)
@@ -115,8 +123,15 @@ class WideDeep(nn.Module):
     """Wide (linear over one-hot/numeric: memorises ids) + deep (MLP over embeddings of columns with at most
     `deep_max_card` values: generalises), logits summed."""
 
-    def __init__(self, spec: FeatureSpec, n_out: int, hidden: Sequence[int] = (256, 128), dropout: float = 0.1,
-                 emb_cap: int = 16, deep_max_card: int | None = 1000) -> None:
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        n_out: int,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.1,
+        emb_cap: int = 16,
+        deep_max_card: int | None = 1000,
+    ) -> None:
         super().__init__()
         self.wide = Linear(spec, n_out)
         self.deep = MLP(spec, n_out, hidden, dropout, emb_cap, deep_max_card)
@@ -143,8 +158,16 @@ class CrossLayerV2(nn.Module):
 class DCN(nn.Module):
     """Deep & Cross Network v2 (stacked): cross layers, then an MLP, then the head."""
 
-    def __init__(self, spec: FeatureSpec, n_out: int, cross_layers: int = 3, hidden: Sequence[int] = (256, 128),
-                 dropout: float = 0.1, emb_cap: int = 16, max_card: int | None = None) -> None:
+    def __init__(
+        self,
+        spec: FeatureSpec,
+        n_out: int,
+        cross_layers: int = 3,
+        hidden: Sequence[int] = (256, 128),
+        dropout: float = 0.1,
+        emb_cap: int = 16,
+        max_card: int | None = None,
+    ) -> None:
         super().__init__()
         self.emb = Embeddings(spec, emb_cap, max_card)
         d = self.emb.out_dim
@@ -180,8 +203,15 @@ class Tower(nn.Module):
 class TwoTower(nn.Module):
     """User and item towers; score = <u, i> + bias. Takes raw columns (users first, then items)."""
 
-    def __init__(self, user: FeatureSpec, item: FeatureSpec, hidden: Sequence[int] = (128,), dim: int = 32,
-                 dropout: float = 0.0, emb_cap: int = 32) -> None:
+    def __init__(
+        self,
+        user: FeatureSpec,
+        item: FeatureSpec,
+        hidden: Sequence[int] = (128,),
+        dim: int = 32,
+        dropout: float = 0.0,
+        emb_cap: int = 32,
+    ) -> None:
         super().__init__()
         self.n_user = len(user.columns)
         self.user = Tower(user, hidden, dim, dropout, emb_cap)
@@ -191,7 +221,7 @@ class TwoTower(nn.Module):
     def forward(self, cols: Sequence[Tensor]) -> Tensor:
         """Score [N, 1]."""
         u = self.user(cols[: self.n_user])
-        i = self.item(cols[self.n_user:])
+        i = self.item(cols[self.n_user :])
         return (u * i).sum(dim=1, keepdim=True) + self.bias
 
 

@@ -1,4 +1,5 @@
 """ONNX graph surgery: put raw-column inputs (string vocabularies, casts, concat) in front of a core model."""
+
 from __future__ import annotations
 
 from typing import Any
@@ -62,8 +63,15 @@ def _label_encoder(col: ColumnSpec, out: str) -> Any:
 
     keys = list(col.vocab) or ["\x00<empty vocabulary>"]
     return helper.make_node(
-        "LabelEncoder", [col.name], [out], domain=ML_DOMAIN, name=f"vocab_{col.name}",
-        keys_strings=keys, values_int64s=list(range(1, len(keys) + 1)), default_int64=0)
+        "LabelEncoder",
+        [col.name],
+        [out],
+        domain=ML_DOMAIN,
+        name=f"vocab_{col.name}",
+        keys_strings=keys,
+        values_int64s=list(range(1, len(keys) + 1)),
+        default_int64=0,
+    )
 
 
 def raw_input(name: str, dtype: str, dim: str) -> Any:

@@ -4,6 +4,7 @@ This module is numpy/pandas only. The same spec drives the torch preprocessing l
 ONNX graph (`roost.train.export`): numeric and hashing steps live in the torch module, string → index lookup in an
 `ai.onnx.ml.LabelEncoder` node in front of it.
 """
+
 from __future__ import annotations
 
 import logging
@@ -88,8 +89,9 @@ class FeatureSpec:
         """Raise a RoostError naming the columns the frame lacks."""
         missing = [n for n in self.names if n not in df.columns]
         if missing:
-            raise RoostError(f"input is missing feature column(s) {missing}",
-                             hint=f"available columns: {list(map(str, df.columns))}")
+            raise RoostError(
+                f"input is missing feature column(s) {missing}", hint=f"available columns: {list(map(str, df.columns))}"
+            )
 
     def raw_inputs(self, df: pd.DataFrame) -> dict[str, np.ndarray]:
         """The raw graph inputs: float32 (NaN = missing), string objects ('' = missing), int64."""
@@ -131,9 +133,16 @@ def default_kind(name: str, s: pd.Series) -> Kind | None:
     return None
 
 
-def infer_spec(df: pd.DataFrame, label: str | None = None, include: list[str] | None = None,
-               exclude: Iterable[str] = (), kinds: dict[str, str] | None = None, max_vocab: int = 10_000,
-               min_count: int = 2, buckets: int | None = None) -> FeatureSpec:
+def infer_spec(
+    df: pd.DataFrame,
+    label: str | None = None,
+    include: list[str] | None = None,
+    exclude: Iterable[str] = (),
+    kinds: dict[str, str] | None = None,
+    max_vocab: int = 10_000,
+    min_count: int = 2,
+    buckets: int | None = None,
+) -> FeatureSpec:
     """Infer a FeatureSpec: numeric → mean/std, string/category → vocabulary (top `max_vocab`), int id → hash."""
     kinds = dict(kinds or {})
     for n, k in kinds.items():
@@ -142,8 +151,9 @@ def infer_spec(df: pd.DataFrame, label: str | None = None, include: list[str] | 
     names = list(include) if include is not None else [str(c) for c in df.columns]
     unknown = [n for n in [*names, *kinds] if n not in df.columns]
     if unknown:
-        raise ConfigError(f"features: column(s) {unknown} not in the data",
-                          hint=f"available columns: {list(map(str, df.columns))}")
+        raise ConfigError(
+            f"features: column(s) {unknown} not in the data", hint=f"available columns: {list(map(str, df.columns))}"
+        )
     skip = set(exclude) | ({label} if label else set())
     cols = []
     for name in names:
@@ -156,8 +166,10 @@ def infer_spec(df: pd.DataFrame, label: str | None = None, include: list[str] | 
             continue
         if kind is None:
             if include is not None:
-                raise ConfigError(f"features: column {name!r} has unsupported dtype {s.dtype}",
-                                  hint="use numeric, string/category or integer id columns")
+                raise ConfigError(
+                    f"features: column {name!r} has unsupported dtype {s.dtype}",
+                    hint="use numeric, string/category or integer id columns",
+                )
             log.info("skipping column %s of dtype %s", name, s.dtype)
             continue
         cols.append(fit_column(name, s, kind, max_vocab=max_vocab, min_count=min_count, buckets=buckets))
@@ -166,8 +178,9 @@ def infer_spec(df: pd.DataFrame, label: str | None = None, include: list[str] | 
     return FeatureSpec(cols)
 
 
-def fit_column(name: str, s: pd.Series, kind: str, max_vocab: int = 10_000, min_count: int = 2,
-               buckets: int | None = None) -> ColumnSpec:
+def fit_column(
+    name: str, s: pd.Series, kind: str, max_vocab: int = 10_000, min_count: int = 2, buckets: int | None = None
+) -> ColumnSpec:
     """Fit one column's statistics (mean/std, vocabulary or bucket count)."""
     if kind == "numeric":
         v = to_raw(s, "numeric").astype(np.float64)
@@ -188,8 +201,10 @@ def fit_column(name: str, s: pd.Series, kind: str, max_vocab: int = 10_000, min_
         if not (pd.api.types.is_integer_dtype(s) or pd.api.types.is_bool_dtype(s)):
             v = pd.to_numeric(s, errors="coerce")
             if v.isna().all() or not (v.dropna() % 1 == 0).all():
-                raise ConfigError(f"features.kinds.{name}: hash needs an integer column, got {s.dtype}",
-                                  hint="use kind categorical for strings")
+                raise ConfigError(
+                    f"features.kinds.{name}: hash needs an integer column, got {s.dtype}",
+                    hint="use kind categorical for strings",
+                )
         n = int(s.nunique())
         nb = buckets or int(min(2**18, max(64, 2 ** int(np.ceil(np.log2(2 * n + 1))))))
         return ColumnSpec(name, "hash", buckets=nb)

@@ -1,4 +1,5 @@
 """Start TensorBoard on a run's event folder and wait until it answers."""
+
 from __future__ import annotations
 
 import socket
@@ -35,24 +36,31 @@ def run_logdir(run_id: str) -> Path:
     return d
 
 
-def start(logdir: Path | str, port: int | None = None, host: str = "127.0.0.1",
-          timeout: float = 90.0) -> tuple[subprocess.Popen, str]:
+def start(
+    logdir: Path | str, port: int | None = None, host: str = "127.0.0.1", timeout: float = 90.0
+) -> tuple[subprocess.Popen, str]:
     """Start `tensorboard --logdir D --host H --port P`, wait for HTTP 200; returns (process, URL)."""
     import httpx
 
     port = port or free_port(host)
     Path(logdir).mkdir(parents=True, exist_ok=True)
     errlog = tempfile.TemporaryFile()
-    proc = subprocess.Popen([sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host,
-                             "--port", str(port)], stdout=subprocess.DEVNULL, stderr=errlog,
-                            stdin=subprocess.DEVNULL, start_new_session=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port)],
+        stdout=subprocess.DEVNULL,
+        stderr=errlog,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
     errlog.close()  # the child holds its own handle
     url = f"http://{host}:{port}/"
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RoostError(f"TensorBoard exited with code {proc.returncode}",
-                             hint=f"run `tensorboard --logdir {logdir}` by hand to see why")
+            raise RoostError(
+                f"TensorBoard exited with code {proc.returncode}",
+                hint=f"run `tensorboard --logdir {logdir}` by hand to see why",
+            )
         try:
             if httpx.get(url, timeout=2.0).status_code == 200:
                 return proc, url

@@ -1,4 +1,5 @@
 """The training loop: AdamW, mini-batches, early stopping on validation loss, checkpoints, resume."""
+
 from __future__ import annotations
 
 import copy
@@ -48,8 +49,11 @@ class LoopState:
 
 def loss_fn(task: str, reduction: str = "mean") -> nn.Module:
     """BCE-with-logits, cross-entropy or MSE (on the standardised target)."""
-    return {"binary": nn.BCEWithLogitsLoss(reduction=reduction), "multiclass": nn.CrossEntropyLoss(reduction=reduction),
-            "regression": nn.MSELoss(reduction=reduction)}[task]
+    return {
+        "binary": nn.BCEWithLogitsLoss(reduction=reduction),
+        "multiclass": nn.CrossEntropyLoss(reduction=reduction),
+        "regression": nn.MSELoss(reduction=reduction),
+    }[task]
 
 
 def _target(task: str, y: np.ndarray) -> torch.Tensor:
@@ -62,16 +66,17 @@ def _z(task: str, out: torch.Tensor) -> torch.Tensor:
     return out if task == "multiclass" else out[:, 0]
 
 
-def evaluate(net: nn.Module, task: str, cols: Sequence[torch.Tensor], y: torch.Tensor,
-             batch: int = 8192) -> tuple[float, np.ndarray]:
+def evaluate(
+    net: nn.Module, task: str, cols: Sequence[torch.Tensor], y: torch.Tensor, batch: int = 8192
+) -> tuple[float, np.ndarray]:
     """Mean loss and raw outputs [N, K] on a dataset, in eval mode."""
     lf = loss_fn(task)
     net.eval()
     outs, total = [], 0.0
     with torch.no_grad():
         for s in range(0, len(y), batch):
-            z = net([c[s:s + batch] for c in cols])
-            total += float(lf(_z(task, z), y[s:s + batch])) * len(z)
+            z = net([c[s : s + batch] for c in cols])
+            total += float(lf(_z(task, z), y[s : s + batch])) * len(z)
             outs.append(z)
     return total / max(len(y), 1), torch.cat(outs).cpu().numpy()
 
@@ -98,11 +103,18 @@ def load_checkpoint(path: Path | str) -> dict[str, Any]:
     return torch.load(str(path), map_location="cpu", weights_only=False)
 
 
-def fit_network(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarray],
-                val: tuple[Sequence[np.ndarray], np.ndarray] | None, params: TrainerParams,
-                callbacks: Sequence[Any] = (), checkpoint_dir: Path | None = None,
-                resume: dict[str, Any] | None = None, y_scale: tuple[float, float] = (0.0, 1.0),
-                extra: dict[str, Any] | None = None) -> LoopState:
+def fit_network(
+    net: nn.Module,
+    task: str,
+    train: tuple[Sequence[np.ndarray], np.ndarray],
+    val: tuple[Sequence[np.ndarray], np.ndarray] | None,
+    params: TrainerParams,
+    callbacks: Sequence[Any] = (),
+    checkpoint_dir: Path | None = None,
+    resume: dict[str, Any] | None = None,
+    y_scale: tuple[float, float] = (0.0, 1.0),
+    extra: dict[str, Any] | None = None,
+) -> LoopState:
     """Train `net` (raw columns → [N, K]); restores the best-validation weights; returns the loop state."""
     threads = torch.get_num_threads()
     torch.set_num_threads(default_threads())
@@ -112,10 +124,18 @@ def fit_network(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np
         torch.set_num_threads(threads)
 
 
-def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarray],
-         val: tuple[Sequence[np.ndarray], np.ndarray] | None, params: TrainerParams, callbacks: Sequence[Any],
-         checkpoint_dir: Path | None, resume: dict[str, Any] | None, y_scale: tuple[float, float],
-         extra: dict[str, Any] | None) -> LoopState:
+def _fit(
+    net: nn.Module,
+    task: str,
+    train: tuple[Sequence[np.ndarray], np.ndarray],
+    val: tuple[Sequence[np.ndarray], np.ndarray] | None,
+    params: TrainerParams,
+    callbacks: Sequence[Any],
+    checkpoint_dir: Path | None,
+    resume: dict[str, Any] | None,
+    y_scale: tuple[float, float],
+    extra: dict[str, Any] | None,
+) -> LoopState:
     """The loop itself (see fit_network). In a process group each rank steps on its share of every batch."""
     from roost.train import distributed as D
 
@@ -157,9 +177,9 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
         net.train()
         run_loss, seen = 0.0, 0
         for s in range(0, n, bs):
-            idx = perm[s:s + bs].to(dev)
+            idx = perm[s : s + bs].to(dev)
             if ctx.active:  # this rank's share; summed loss × world / batch: the averaged gradient is the batch's
-                mine = idx[ctx.rank::ctx.world]
+                mine = idx[ctx.rank :: ctx.world]
                 z = step_net([c[mine] for c in cols])
                 total = lf_sum(_z(task, z), y_tr[mine])
                 loss = total * (ctx.world / len(idx))
@@ -202,9 +222,14 @@ def _fit(net: nn.Module, task: str, train: tuple[Sequence[np.ndarray], np.ndarra
             best_state = copy.deepcopy(net.state_dict())
         state.history.append({"epoch": state.epoch, **logs})
         if checkpoint_dir is not None:
-            ck = {"model": net.state_dict(), "optimizer": opt.state_dict(), "best_state": best_state,
-                  "state": {k: v for k, v in asdict(state).items() if k not in ("epochs", "steps_per_epoch")},
-                  "params": asdict(params), **(extra or {})}
+            ck = {
+                "model": net.state_dict(),
+                "optimizer": opt.state_dict(),
+                "best_state": best_state,
+                "state": {k: v for k, v in asdict(state).items() if k not in ("epochs", "steps_per_epoch")},
+                "params": asdict(params),
+                **(extra or {}),
+            }
             _save(ck, Path(checkpoint_dir) / LAST)
             if state.best_epoch == state.epoch:
                 _save({"model": best_state, "epoch": state.epoch, **(extra or {})}, Path(checkpoint_dir) / BEST)

@@ -1,4 +1,5 @@
 """Two-tower model: user and item towers, dot-product score; exports user_tower.onnx / item_tower.onnx too."""
+
 from __future__ import annotations
 
 from pathlib import Path
@@ -16,8 +17,16 @@ class TwoTowerModel(TorchModel):
     """User tower(user columns) · item tower(item columns) + bias → logit (binary) or value (regression)."""
 
     model_type = "two_tower"
-    NET = {"user_features": None, "item_features": None, "user_prefix": "user", "item_prefix": "item",
-           "hidden": [128], "dim": 32, "dropout": 0.0, "emb_cap": 32}
+    NET = {
+        "user_features": None,
+        "item_features": None,
+        "user_prefix": "user",
+        "item_prefix": "item",
+        "hidden": [128],
+        "dim": 32,
+        "dropout": 0.0,
+        "emb_cap": 32,
+    }
 
     def split(self, spec: FeatureSpec) -> tuple[list[str], list[str]]:
         """User and item column names (from the config lists, else by name prefix)."""
@@ -27,12 +36,13 @@ class TwoTowerModel(TorchModel):
         items = list(p["item_features"] or [n for n in names if n.startswith(p["item_prefix"])])
         missing = [n for n in users + items if n not in names]
         if missing:
-            raise ConfigError(f"model.params: tower column(s) {missing} are not features",
-                              hint=f"features: {names}")
+            raise ConfigError(f"model.params: tower column(s) {missing} are not features", hint=f"features: {names}")
         if not users or not items:
             which = "user" if not users else "item"
-            raise ConfigError(f"model.params.{which}_features: no {which} columns found",
-                              hint=f"name them in {which}_features or prefix them with {p[which + '_prefix']!r}")
+            raise ConfigError(
+                f"model.params.{which}_features: no {which} columns found",
+                hint=f"name them in {which}_features or prefix them with {p[which + '_prefix']!r}",
+            )
         return users, items
 
     def select(self, spec: FeatureSpec) -> FeatureSpec:
@@ -46,14 +56,19 @@ class TwoTowerModel(TorchModel):
         from roost.train.nn import Network, TwoTower
 
         if self.task_ == "multiclass":
-            raise ConfigError("model.type: two_tower supports binary and regression tasks, not multiclass",
-                              hint="use mlp, dcn or lightgbm for multiclass labels")
+            raise ConfigError(
+                "model.type: two_tower supports binary and regression tasks, not multiclass",
+                hint="use mlp, dcn or lightgbm for multiclass labels",
+            )
         p = self.params
         check_range("dim", p["dim"], 1, 4096, integer=True)
         users, items = self.split(spec)
         self.user_columns_, self.item_columns_ = users, items
-        return Network(spec, TwoTower(spec.subset(users), spec.subset(items), p["hidden"], p["dim"],
-                                      p["dropout"], p["emb_cap"]), raw_body=True)
+        return Network(
+            spec,
+            TwoTower(spec.subset(users), spec.subset(items), p["hidden"], p["dim"], p["dropout"], p["emb_cap"]),
+            raw_body=True,
+        )
 
     def tower(self, which: str) -> Any:
         """The user or item tower as a module taking one 1-D tensor per column → embedding [N, D]."""
@@ -97,7 +112,11 @@ class TwoTowerModel(TorchModel):
         """signature.json content, with the tower graphs and their inputs listed."""
         sig = super().signature(label)
         sig["towers"] = {
-            w: {"file": f"{w}_tower.onnx", "inputs": cols,
-                "outputs": [{"name": "embedding", "dtype": "float32", "shape": [-1, self.params["dim"]]}]}
-            for w, cols in (("user", self.user_columns_), ("item", self.item_columns_))}
+            w: {
+                "file": f"{w}_tower.onnx",
+                "inputs": cols,
+                "outputs": [{"name": "embedding", "dtype": "float32", "shape": [-1, self.params["dim"]]}],
+            }
+            for w, cols in (("user", self.user_columns_), ("item", self.item_columns_))
+        }
         return sig

@@ -3,6 +3,7 @@ service and client, and `tune()`, which runs trials as child runs of a tuning ru
 
 Importing this package is cheap: Optuna, Starlette and httpx load on first use.
 """
+
 from __future__ import annotations
 
 

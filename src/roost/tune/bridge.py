@@ -3,6 +3,7 @@
 roost's store is the source of truth; Optuna only ever sees a throw-away `InMemoryStorage` rebuilt from it (about
 30 ms for 200 trials), so any process, before or after a restart, makes the same decision from the same history.
 """
+
 from __future__ import annotations
 
 import math
@@ -34,9 +35,13 @@ def build(study: dict, space: Space, trials: list[dict], sampler: Any = None, pr
     from optuna.trial import TrialState, create_trial
 
     _quiet()
-    st = optuna.create_study(storage=optuna.storages.InMemoryStorage(), study_name=study["id"],
-                             direction=study["direction"], sampler=sampler or optuna.samplers.RandomSampler(0),
-                             pruner=pruner or optuna.pruners.NopPruner())
+    st = optuna.create_study(
+        storage=optuna.storages.InMemoryStorage(),
+        study_name=study["id"],
+        direction=study["direction"],
+        sampler=sampler or optuna.samplers.RandomSampler(0),
+        pruner=pruner or optuna.pruners.NopPruner(),
+    )
     frozen = []
     for i, t in enumerate(trials):
         if t["number"] != i:
@@ -49,9 +54,16 @@ def build(study: dict, space: Space, trials: list[dict], sampler: Any = None, pr
         elif state == TrialState.PRUNED:
             last = _last(t.get("intermediate") or {})
             value = last if last is not None and math.isfinite(last) else None
-        frozen.append(create_trial(state=state, value=value, params=space.encode(t["params"]),
-                                   distributions=space.distributions(t["params"]), intermediate_values=inter,
-                                   system_attrs=t.get("system_attrs") or {}))
+        frozen.append(
+            create_trial(
+                state=state,
+                value=value,
+                params=space.encode(t["params"]),
+                distributions=space.distributions(t["params"]),
+                intermediate_values=inter,
+                system_attrs=t.get("system_attrs") or {},
+            )
+        )
     st.add_trials(frozen)
     return st
 

@@ -3,6 +3,7 @@
 Asks carry the client's id, so retrying an ask whose answer was lost returns the same trial; a retried tell that
 meets 409 with the value it was sending counts as done.
 """
+
 from __future__ import annotations
 
 import json
@@ -38,8 +39,14 @@ class ServiceConflict(ConflictError):
 class Client:
     """Blocking HTTP client of `roost tune serve`."""
 
-    def __init__(self, url: str = "http://127.0.0.1:8765", client_id: str | None = None, token: str | None = None,
-                 timeout: float = 60.0, retries: int = 8) -> None:
+    def __init__(
+        self,
+        url: str = "http://127.0.0.1:8765",
+        client_id: str | None = None,
+        token: str | None = None,
+        timeout: float = 60.0,
+        retries: int = 8,
+    ) -> None:
         import httpx
 
         self.url = url.rstrip("/")
@@ -71,8 +78,9 @@ class Client:
                 r = self._http.request(method, path, content=data)
             except httpx.TransportError:
                 if attempt == self.retries:
-                    raise RoostError(f"cannot reach the tuning service at {self.url}",
-                                     hint="start it with `roost tune serve`") from None
+                    raise RoostError(
+                        f"cannot reach the tuning service at {self.url}", hint="start it with `roost tune serve`"
+                    ) from None
                 time.sleep(delay)
                 delay = min(delay * 2, 2.0)
                 continue
@@ -97,13 +105,27 @@ class Client:
         raise AssertionError("unreachable")
 
     # -- API --------------------------------------------------------------------------------------------
-    def create_study(self, space: dict, direction: str = "minimize", objective: str = "value",
-                     sampler: str = "auto", prune: str | None = None, max_trials: int | None = None,
-                     seed: int | None = None, lease_s: float | None = None, name: str | None = None) -> str:
+    def create_study(
+        self,
+        space: dict,
+        direction: str = "minimize",
+        objective: str = "value",
+        sampler: str = "auto",
+        prune: str | None = None,
+        max_trials: int | None = None,
+        seed: int | None = None,
+        lease_s: float | None = None,
+        name: str | None = None,
+    ) -> str:
         """Create a study; returns its id."""
         body: dict[str, Any] = {"space": space, "direction": direction, "objective": objective, "sampler": sampler}
-        for k, v in (("prune", prune), ("max_trials", max_trials), ("seed", seed), ("lease_s", lease_s),
-                     ("name", name)):
+        for k, v in (
+            ("prune", prune),
+            ("max_trials", max_trials),
+            ("seed", seed),
+            ("lease_s", lease_s),
+            ("name", name),
+        ):
             if v is not None:
                 body[k] = v
         return self._call("POST", "/studies", body)["id"]
@@ -126,8 +148,9 @@ class Client:
                 return None
             time.sleep(min(max(r.get("retry_after") or 1.0, 0.05), 5.0))
 
-    def tell(self, study: str, number: int, value: float | None = None, state: str = "complete",
-             reason: str | None = None) -> dict:
+    def tell(
+        self, study: str, number: int, value: float | None = None, state: str = "complete", reason: str | None = None
+    ) -> dict:
         """Finish a trial; a 409 repeating our own outcome (a retried tell) counts as success."""
         body: dict[str, Any] = {"value": value, "state": state, "client_id": self.client_id}
         if reason:

@@ -16,6 +16,7 @@
 
 With `tune.objective`, the rest of the file (besides `search`) is ignored and the function gets a TrialContext.
 """
+
 from __future__ import annotations
 
 import logging
@@ -68,8 +69,9 @@ def load(path: str | Path | dict) -> TuneSpec:
 
     raw, file = load_raw(path)
     if "search" not in raw:
-        raise ConfigError("search: the config has no search block",
-                          hint="add e.g. `search: {lr: {loguniform: [1e-4, 1e-1]}}`")
+        raise ConfigError(
+            "search: the config has no search block", hint="add e.g. `search: {lr: {loguniform: [1e-4, 1e-1]}}`"
+        )
     search = raw.pop("search")
     opts = raw.pop("tune", None) or {}
     if not isinstance(opts, dict):
@@ -77,8 +79,10 @@ def load(path: str | Path | dict) -> TuneSpec:
     for k in opts:
         if k not in TUNE_KEYS:
             near = closest(k, TUNE_KEYS)
-            raise ConfigError(f"tune.{k}: unknown field",
-                              hint=(f"did you mean {near!r}? " if near else "") + f"allowed: {', '.join(TUNE_KEYS)}")
+            raise ConfigError(
+                f"tune.{k}: unknown field",
+                hint=(f"did you mean {near!r}? " if near else "") + f"allowed: {', '.join(TUNE_KEYS)}",
+            )
     space = Space.parse(search)
     register = raw.pop("register", None)
     if opts.get("objective"):
@@ -95,8 +99,19 @@ def load(path: str | Path | dict) -> TuneSpec:
     direction = str(opts.get("direction") or direction_for(metric))
     if isinstance(objective, TrainObjective):
         objective.direction = direction
-    return TuneSpec(objective, space.to_spec(), metric, direction, experiment, opts.get("name"),
-                    str(opts.get("sampler", "auto")), opts.get("prune"), opts.get("seed"), register, opts)
+    return TuneSpec(
+        objective,
+        space.to_spec(),
+        metric,
+        direction,
+        experiment,
+        opts.get("name"),
+        str(opts.get("sampler", "auto")),
+        opts.get("prune"),
+        opts.get("seed"),
+        register,
+        opts,
+    )
 
 
 def _absolute_data(raw: dict, file: Path) -> None:

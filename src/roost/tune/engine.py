@@ -16,6 +16,7 @@ COMPLETE, PRUNED or FAIL. A RUNNING trial whose lease expired is handed to the n
 Ask is idempotent per client id: a client holding a running trial gets that trial back (its lease renewed).
 A tell is accepted once, from whoever holds or held the lease (the params are the same); a second tell conflicts.
 """
+
 from __future__ import annotations
 
 import math
@@ -63,8 +64,20 @@ def _number(value: Any, what: str) -> float:
 
 def public(t: dict) -> dict:
     """A trial record as shown to clients."""
-    keys = ("number", "state", "params", "value", "intermediate", "client_id", "lease_expires", "attempts",
-            "reason", "attrs", "started", "finished")
+    keys = (
+        "number",
+        "state",
+        "params",
+        "value",
+        "intermediate",
+        "client_id",
+        "lease_expires",
+        "attempts",
+        "reason",
+        "attrs",
+        "started",
+        "finished",
+    )
     return {k: t.get(k) for k in keys}
 
 
@@ -83,8 +96,7 @@ class Engine:
         """Insert or update one object row inside the caller's transaction."""
         t = StoredObject.__table__
         if not new:
-            res = s.execute(update(t).where(t.c.kind == kind, t.c.name == name).values(spec=spec,
-                                                                                       updated_at=utcnow()))
+            res = s.execute(update(t).where(t.c.kind == kind, t.c.name == name).values(spec=spec, updated_at=utcnow()))
             if res.rowcount:
                 return
         s.execute(insert(t).values(kind=kind, name=name, spec=spec, updated_at=utcnow()))
@@ -105,8 +117,7 @@ class Engine:
     def _load_trials(self, s: Any, sid: str) -> list[dict]:
         """Every trial record of a study, by number."""
         t = StoredObject.__table__
-        rows = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name >= f"{sid}/",
-                                                t.c.name < f"{sid}0")).all()
+        rows = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name >= f"{sid}/", t.c.name < f"{sid}0")).all()
         return sorted((r[0] for r in rows), key=lambda x: x["number"])
 
     def _space(self, study: dict) -> Space:
@@ -122,10 +133,19 @@ class Engine:
             return e
 
     # -- studies ----------------------------------------------------------------------------------------
-    def create_study(self, space: dict | Space, direction: str = "minimize", objective: str = "value",
-                     sampler: str = "auto", pruner: str | None = None, seed: int | None = None,
-                     max_trials: int | None = None, lease_s: float = DEFAULT_LEASE_S, name: str | None = None,
-                     attrs: dict | None = None) -> dict:
+    def create_study(
+        self,
+        space: dict | Space,
+        direction: str = "minimize",
+        objective: str = "value",
+        sampler: str = "auto",
+        pruner: str | None = None,
+        seed: int | None = None,
+        max_trials: int | None = None,
+        lease_s: float = DEFAULT_LEASE_S,
+        name: str | None = None,
+        attrs: dict | None = None,
+    ) -> dict:
         """Create a study; `auto` resolves to a concrete sampler now, from the space and `max_trials`."""
         sp = Space.parse(space)
         S.check_choice("direction", direction, DIRECTIONS)
@@ -137,11 +157,23 @@ class Engine:
         used = S.resolve(sampler, sp, max_trials)
         reason = S.choose(sp, max_trials)[1] if sampler == "auto" else "requested"
         sid = uuid.uuid4().hex[:12]
-        study = {"id": sid, "name": name or sid, "space": sp.to_spec(), "direction": direction,
-                 "objective": objective, "sampler": sampler, "sampler_used": used, "sampler_reason": reason,
-                 "pruner": pruner if pruner and pruner != "none" else None,
-                 "seed": int(seed) if seed is not None else random.randrange(2**31), "max_trials": max_trials,
-                 "lease_s": float(lease_s), "created": self.clock(), "next_number": 0, "attrs": attrs or {}}
+        study = {
+            "id": sid,
+            "name": name or sid,
+            "space": sp.to_spec(),
+            "direction": direction,
+            "objective": objective,
+            "sampler": sampler,
+            "sampler_used": used,
+            "sampler_reason": reason,
+            "pruner": pruner if pruner and pruner != "none" else None,
+            "seed": int(seed) if seed is not None else random.randrange(2**31),
+            "max_trials": max_trials,
+            "lease_s": float(lease_s),
+            "created": self.clock(),
+            "next_number": 0,
+            "attrs": attrs or {},
+        }
         with self.store.write() as s:
             self._put(s, STUDY, sid, study, new=True)
         return study
@@ -159,14 +191,17 @@ class Engine:
         for t in trials:
             counts[t["state"]] += 1
         best = self._best(study, trials)
-        return {**study, "counts": counts, "best_trial": public(best) if best else None,
-                "trials": [public(t) for t in trials]}
+        return {
+            **study,
+            "counts": counts,
+            "best_trial": public(best) if best else None,
+            "trials": [public(t) for t in trials],
+        }
 
     @staticmethod
     def _best(study: dict, trials: list[dict]) -> dict | None:
         """The complete trial with the best finite value (earliest on ties)."""
-        done = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None
-                and math.isfinite(t["value"])]
+        done = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None and math.isfinite(t["value"])]
         if not done:
             return None
         sign = 1.0 if study["direction"] == "minimize" else -1.0
@@ -202,13 +237,29 @@ class Engine:
                     why = "the grid is exhausted: every point has been handed out"
             if why is not None:
                 pending = [t["lease_expires"] - now for t in running]
-                return {"trial": None, "done": not pending, "reason": why,
-                        "retry_after": max(0.0, min(pending)) if pending else None}
+                return {
+                    "trial": None,
+                    "done": not pending,
+                    "reason": why,
+                    "retry_after": max(0.0, min(pending)) if pending else None,
+                }
             number = study["next_number"]
             study["next_number"] = number + 1
-            t = {"number": number, "state": "RUNNING", "params": params, "value": None, "intermediate": {},
-                 "system_attrs": sys_attrs, "attrs": {}, "client_id": client_id, "lease_expires": now + lease,
-                 "attempts": 1, "reason": None, "started": now, "finished": None}
+            t = {
+                "number": number,
+                "state": "RUNNING",
+                "params": params,
+                "value": None,
+                "intermediate": {},
+                "system_attrs": sys_attrs,
+                "attrs": {},
+                "client_id": client_id,
+                "lease_expires": now + lease,
+                "attempts": 1,
+                "reason": None,
+                "started": now,
+                "finished": None,
+            }
             self._put(s, TRIAL, self._trial_name(sid, number), t, new=True)
             self._put(s, STUDY, sid, study)
             return {"trial": public(t), "done": False, "retry_after": None, "reason": None}
@@ -252,9 +303,21 @@ class Engine:
             point = self._space(study).validate(params)
             number = study["next_number"]
             study["next_number"] = number + 1
-            t = {"number": number, "state": "WAITING", "params": point, "value": None, "intermediate": {},
-                 "system_attrs": {}, "attrs": attrs or {}, "client_id": None, "lease_expires": None,
-                 "attempts": 0, "reason": None, "started": None, "finished": None}
+            t = {
+                "number": number,
+                "state": "WAITING",
+                "params": point,
+                "value": None,
+                "intermediate": {},
+                "system_attrs": {},
+                "attrs": attrs or {},
+                "client_id": None,
+                "lease_expires": None,
+                "attempts": 0,
+                "reason": None,
+                "started": None,
+                "finished": None,
+            }
             if value is not None:
                 self._finish(t, "complete", _number(value, "value"), None, now)
             self._put(s, TRIAL, self._trial_name(sid, number), t, new=True)
@@ -264,8 +327,11 @@ class Engine:
     def _get_trial(self, s: Any, sid: str, number: int) -> dict:
         """One trial record (NotFoundError when absent)."""
         t = StoredObject.__table__
-        row = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name == self._trial_name(sid, number))
-                        ).first() if isinstance(number, int) and number >= 0 else None
+        row = (
+            s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name == self._trial_name(sid, number))).first()
+            if isinstance(number, int) and number >= 0
+            else None
+        )
         if row is None:
             raise NotFoundError(f"study {sid!r} has no trial {number!r}", hint="ask for a trial first")
         return row[0]
@@ -283,8 +349,15 @@ class Engine:
             value = None
         t.update(state=state.upper(), value=value, reason=reason, finished=now, lease_expires=None)
 
-    def tell(self, sid: str, number: int, value: Any = None, state: str = "complete", reason: str | None = None,
-             attrs: dict | None = None) -> dict:
+    def tell(
+        self,
+        sid: str,
+        number: int,
+        value: Any = None,
+        state: str = "complete",
+        reason: str | None = None,
+        attrs: dict | None = None,
+    ) -> dict:
         """Finish a running trial with a value (complete) or as failed/pruned; a second tell conflicts."""
         state = str(state or "complete").lower()
         S.check_choice("state", state, ("complete", "fail", "pruned"))
@@ -306,15 +379,18 @@ class Engine:
     def _check_running(sid: str, t: dict, verb: str) -> None:
         """Raise a conflict (with the stored outcome) unless the trial is running."""
         if t["state"] in FINISHED:
-            raise TellConflict(f"trial {t['number']} of study {sid} was already {verb}: {t['state'].lower()}"
-                               + (f" with value {t['value']!r}" if t["value"] is not None else ""),
-                               stored={"number": t["number"], "state": t["state"], "value": t["value"],
-                                       "reason": t.get("reason")},
-                               hint="each trial is told once; ask for a new trial")
+            raise TellConflict(
+                f"trial {t['number']} of study {sid} was already {verb}: {t['state'].lower()}"
+                + (f" with value {t['value']!r}" if t["value"] is not None else ""),
+                stored={"number": t["number"], "state": t["state"], "value": t["value"], "reason": t.get("reason")},
+                hint="each trial is told once; ask for a new trial",
+            )
         if t["state"] != "RUNNING":
-            raise TellConflict(f"trial {t['number']} of study {sid} has not been handed out yet",
-                               stored={"number": t["number"], "state": t["state"], "value": None},
-                               hint="ask for it first")
+            raise TellConflict(
+                f"trial {t['number']} of study {sid} has not been handed out yet",
+                stored={"number": t["number"], "state": t["state"], "value": None},
+                hint="ask for it first",
+            )
 
     def report(self, sid: str, number: int, step: Any, value: Any, client_id: str | None = None) -> dict:
         """Record an intermediate value (renews the lease); returns the pruner's decision."""
@@ -355,4 +431,3 @@ class Engine:
                     self._put(s, TRIAL, self._trial_name(sid, t["number"]), t)
                     n += 1
         return n
-

@@ -7,6 +7,7 @@ installed train has none, the epochs are reported after the run — later trials
 running training cannot be stopped. `parent_run_id=`/`tags=` are used likewise when train accepts them; until
 then the run is re-parented right after it ends.
 """
+
 from __future__ import annotations
 
 import importlib
@@ -36,8 +37,9 @@ def load_callable(spec: str) -> Callable[..., Any]:
     """Import `package.module:function` (ConfigError naming the part that is missing)."""
     mod, _, attr = spec.partition(":")
     if not mod or not attr:
-        raise ConfigError(f"tune.objective: expected module:function, got {spec!r}",
-                          hint="e.g. roost.tune.objectives:branin")
+        raise ConfigError(
+            f"tune.objective: expected module:function, got {spec!r}", hint="e.g. roost.tune.objectives:branin"
+        )
     try:
         m = importlib.import_module(mod)
     except ImportError as exc:
@@ -56,8 +58,10 @@ def override_key(name: str, config: dict) -> str:
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
-        raise ConfigError(f"search.{name}: ambiguous, the config has {', '.join(found)}",
-                          hint="use the dotted name in the search block")
+        raise ConfigError(
+            f"search.{name}: ambiguous, the config has {', '.join(found)}",
+            hint="use the dotted name in the search block",
+        )
     from roost.train.config import TrainerConfig
 
     return f"trainer.{name}" if name in TrainerConfig.model_fields else f"model.params.{name}"
@@ -94,8 +98,7 @@ class PruneCallback:
         from roost.tune.runner import Pruned
 
         v = _intermediate(logs, self.metric, self.direction)
-        if v is not None and self.ctx.engine.report(self.ctx.study_id, self.ctx.number, int(state.epoch),
-                                                    v)["prune"]:
+        if v is not None and self.ctx.engine.report(self.ctx.study_id, self.ctx.number, int(state.epoch), v)["prune"]:
             raise Pruned(f"pruned at epoch {state.epoch}")
 
 
@@ -145,8 +148,9 @@ class TrainObjective:
                 if v is not None:
                     ctx.engine.report(ctx.study_id, ctx.number, step, v)
         if self.metric not in res.metrics:
-            raise ConfigError(f"tune.metric: training produced no {self.metric!r}",
-                              hint="one of " + ", ".join(sorted(res.metrics)))
+            raise ConfigError(
+                f"tune.metric: training produced no {self.metric!r}", hint="one of " + ", ".join(sorted(res.metrics))
+            )
         return float(res.metrics[self.metric])
 
 
@@ -154,8 +158,12 @@ class TrainObjective:
 BRANIN_MIN = 0.397887357729738
 HARTMANN6_MIN = -3.322368011391339
 _H6_A = [[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14], [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]]
-_H6_P = [[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-         [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]]
+_H6_P = [
+    [1312, 1696, 5569, 124, 8283, 5886],
+    [2329, 4135, 8307, 3736, 1004, 9991],
+    [2348, 1451, 3522, 2883, 3047, 6650],
+    [4047, 8828, 8732, 5743, 1091, 381],
+]
 _H6_ALPHA = [1.0, 1.2, 3.0, 3.2]
 BRANIN_SPACE = {"x": {"uniform": [-5.0, 10.0]}, "y": {"uniform": [0.0, 15.0]}}
 HARTMANN6_SPACE = {f"x{i}": {"uniform": [0.0, 1.0]} for i in range(6)}

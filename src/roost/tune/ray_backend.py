@@ -9,6 +9,7 @@ child trial runs and the best trial are recorded exactly as locally — and tags
 artifact root they can reach (postgresql://, s3:// or a shared file system); a sqlite:/// store only works for
 workers on the driver's machine. `ray` is imported only here, and only when this backend is used.
 """
+
 from __future__ import annotations
 
 import logging
@@ -33,18 +34,25 @@ def import_ray() -> Any:
     try:
         import ray
     except ImportError as exc:
-        raise RoostError(f"--backend ray needs the Ray package, which is not importable here ({exc})",
-                         hint="pip install 'roost[ray]'  (or: pip install ray)") from None
+        raise RoostError(
+            f"--backend ray needs the Ray package, which is not importable here ({exc})",
+            hint="pip install 'roost[ray]'  (or: pip install ray)",
+        ) from None
     return ray
 
 
 def worker_env(ws: Any) -> dict[str, str]:
     """The environment a trial task needs: the workspace's settings and the driver's import path."""
-    env = {"ROOST_WORKSPACE": str(ws.root), "ROOST_STORE_URL": ws.store_url, "ROOST_ARTIFACTS": ws.artifacts,
-           "ROOST_ONLINE_STORE": ws.online_store}
+    env = {
+        "ROOST_WORKSPACE": str(ws.root),
+        "ROOST_STORE_URL": ws.store_url,
+        "ROOST_ARTIFACTS": ws.artifacts,
+        "ROOST_ONLINE_STORE": ws.online_store,
+    }
     prefixes = tuple({sys.prefix, sys.base_prefix, sys.exec_prefix})
-    paths = [p for p in (str(Path(x or ".").resolve()) for x in sys.path)
-             if Path(p).is_dir() and not p.startswith(prefixes)]
+    paths = [
+        p for p in (str(Path(x or ".").resolve()) for x in sys.path) if Path(p).is_dir() and not p.startswith(prefixes)
+    ]
     paths += [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p and p not in paths]
     if paths:  # objectives given as module:function must import in the worker, as with --parallel
         env["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
@@ -65,14 +73,16 @@ def _adopt_workspace() -> None:
     else:  # a node without the driver's folder: the store and artifact URLs are all a trial needs
         if not key[1] or not key[2]:
             raise RoostError("a Ray trial task got no ROOST_STORE_URL / ROOST_ARTIFACTS")
-        ws = workspace.Workspace(root=Path.cwd(), store_url=key[1], artifacts=key[2],
-                                 online_store=key[3] or "sqlite:///.roost/online.db")
+        ws = workspace.Workspace(
+            root=Path.cwd(), store_url=key[1], artifacts=key[2], online_store=key[3] or "sqlite:///.roost/online.db"
+        )
     workspace.use(ws)
     _adopted = key
 
 
-def trial_task(sid: str, number: int, params: dict, objective: Callable[..., Any], parent_run_id: str,
-               experiment: str, metric: str) -> dict:
+def trial_task(
+    sid: str, number: int, params: dict, objective: Callable[..., Any], parent_run_id: str, experiment: str, metric: str
+) -> dict:
     """Body of one Ray task: run one leased trial against the shared repository; returns its state and place."""
     import ray
 
@@ -84,8 +94,11 @@ def trial_task(sid: str, number: int, params: dict, objective: Callable[..., Any
     _adopt_workspace()
     engine = Engine()
     ctx = TrialContext(sid, number, params, parent_run_id, experiment, metric, engine)
-    where = {TAG_HOST: socket.gethostname(), TAG_PID: str(os.getpid()),
-             TAG_NODE: ray.get_runtime_context().get_node_id()}
+    where = {
+        TAG_HOST: socket.gethostname(),
+        TAG_PID: str(os.getpid()),
+        TAG_NODE: ray.get_runtime_context().get_node_id(),
+    }
     state = run_trial(engine, ctx, objective)
     if ctx.run_id is not None:
         default_store().log_batch(ctx.run_id, tags=where)
@@ -101,8 +114,10 @@ def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
             pass
     except (OSError, ValueError) as exc:
-        raise RoostError(f"no Ray cluster answers at {address}: {exc}",
-                         hint="start one with `ray start --head --port PORT`, pass --ray-address HOST:PORT") from None
+        raise RoostError(
+            f"no Ray cluster answers at {address}: {exc}",
+            hint="start one with `ray start --head --port PORT`, pass --ray-address HOST:PORT",
+        ) from None
 
 
 class RayBackend:
@@ -115,12 +130,18 @@ class RayBackend:
         if self.owns:
             _check_reachable(address)
             try:
-                self.ray.init(address=address, log_to_driver=False, logging_level=logging.WARNING,
-                              include_dashboard=False if address is None else None)
+                self.ray.init(
+                    address=address,
+                    log_to_driver=False,
+                    logging_level=logging.WARNING,
+                    include_dashboard=False if address is None else None,
+                )
             except (Exception, SystemExit) as exc:  # noqa: BLE001 - ray raises these, or exits, when it cannot
-                raise RoostError(f"cannot connect to Ray at {address or 'the default address'}: {exc}",
-                                 hint="start one with `ray start --head --port 6379` and pass "
-                                      "--ray-address HOST:6379 (or set RAY_ADDRESS)") from None
+                raise RoostError(
+                    f"cannot connect to Ray at {address or 'the default address'}: {exc}",
+                    hint="start one with `ray start --head --port 6379` and pass "
+                    "--ray-address HOST:6379 (or set RAY_ADDRESS)",
+                ) from None
         self.task = self.ray.remote(num_cpus=1, max_retries=0)(trial_task)
 
     def slots(self) -> int:
@@ -132,14 +153,26 @@ class RayBackend:
         if self.owns and self.ray.is_initialized():
             self.ray.shutdown()
 
-    def run(self, ws: Any, sid: str, objective: Any, clients: list[str], parent_run_id: str, experiment: str,
-            metric: str, engine: Any, lease_s: float) -> int:
+    def run(
+        self,
+        ws: Any,
+        sid: str,
+        objective: Any,
+        clients: list[str],
+        parent_run_id: str,
+        experiment: str,
+        metric: str,
+        engine: Any,
+        lease_s: float,
+    ) -> int:
         """Run the study to its end with one task in flight per client id; returns how many tasks ran."""
         try:
             self.ray.cloudpickle.dumps(objective)
         except Exception as exc:  # noqa: BLE001 - objects holding locks, sockets, open files
-            raise RoostError(f"--backend ray needs an objective that can be sent to workers: {exc}",
-                             hint="use a module-level function (tune.objective: module:function)") from None
+            raise RoostError(
+                f"--backend ray needs an objective that can be sent to workers: {exc}",
+                hint="use a module-level function (tune.objective: module:function)",
+            ) from None
         opts = {"runtime_env": {"env_vars": worker_env(ws)}}
         free, inflight, ran = list(clients), {}, 0
         try:
@@ -151,8 +184,9 @@ class RayBackend:
                     if t is None:
                         done, dry = bool(r["done"]), True
                         continue
-                    ref = self.task.options(**opts).remote(sid, t["number"], t["params"], objective, parent_run_id,
-                                                           experiment, metric)
+                    ref = self.task.options(**opts).remote(
+                        sid, t["number"], t["params"], objective, parent_run_id, experiment, metric
+                    )
                     inflight[ref] = free.pop(0)
                 if not inflight:
                     if done:

@@ -5,6 +5,7 @@ best-so-far curve (`best_so_far`, step = number of finished trials). `finish` ru
 parent run ends (the CLI registers the best model there). On Ctrl-C, workers tell their running trial as failed
 ("interrupted"), finished trials stay, and the parent ends KILLED.
 """
+
 from __future__ import annotations
 
 import logging
@@ -99,8 +100,13 @@ def run_trial(engine: Engine, ctx: TrialContext, objective: Callable[[TrialConte
         if getattr(objective, "owns_run", False):
             value = _value(objective(ctx), ctx.metric)
         else:
-            with start_run(experiment=ctx.experiment, name=f"trial-{n}", params=_run_params(ctx.params),
-                           tags=ctx.tags, parent_run_id=ctx.parent_run_id) as run:
+            with start_run(
+                experiment=ctx.experiment,
+                name=f"trial-{n}",
+                params=_run_params(ctx.params),
+                tags=ctx.tags,
+                parent_run_id=ctx.parent_run_id,
+            ) as run:
                 ctx.run, ctx.run_id = run, run.id
                 try:
                     value = _value(objective(ctx), ctx.metric)
@@ -130,8 +136,15 @@ def _run_params(params: dict[str, Any]) -> dict[str, Any]:
     return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in params.items()}
 
 
-def work(sid: str, objective: Callable[[TrialContext], Any], client_id: str, parent_run_id: str, experiment: str,
-         metric: str, engine: Engine | None = None) -> int:
+def work(
+    sid: str,
+    objective: Callable[[TrialContext], Any],
+    client_id: str,
+    parent_run_id: str,
+    experiment: str,
+    metric: str,
+    engine: Engine | None = None,
+) -> int:
     """A worker: ask, evaluate, tell until the study is done; returns how many trials it ran."""
     engine = engine or Engine()
     n = 0
@@ -148,8 +161,9 @@ def work(sid: str, objective: Callable[[TrialContext], Any], client_id: str, par
         n += 1
 
 
-def _worker_main(ws: Any, sid: str, objective: Any, client_id: str, parent_run_id: str, experiment: str,
-                 metric: str) -> None:
+def _worker_main(
+    ws: Any, sid: str, objective: Any, client_id: str, parent_run_id: str, experiment: str, metric: str
+) -> None:
     """Entry point of a worker process (spawned): adopt the workspace, then work."""
     from roost import workspace
 
@@ -161,8 +175,16 @@ def _worker_main(ws: Any, sid: str, objective: Any, client_id: str, parent_run_i
         pass
 
 
-def _run_workers(ws: Any, sid: str, objective: Any, clients: list[str], parent_run_id: str, experiment: str,
-                 metric: str, engine: Engine) -> None:
+def _run_workers(
+    ws: Any,
+    sid: str,
+    objective: Any,
+    clients: list[str],
+    parent_run_id: str,
+    experiment: str,
+    metric: str,
+    engine: Engine,
+) -> None:
     """Run one spawned process per client id; a worker that dies has its running trial failed."""
     import multiprocessing as mp
     import pickle
@@ -170,11 +192,20 @@ def _run_workers(ws: Any, sid: str, objective: Any, clients: list[str], parent_r
     try:
         pickle.dumps(objective)
     except Exception as exc:  # noqa: BLE001 - lambdas, closures, objects holding locks
-        raise RoostError(f"--parallel needs an objective that worker processes can import: {exc}",
-                         hint="use a module-level function (tune.objective: module:function)") from None
+        raise RoostError(
+            f"--parallel needs an objective that worker processes can import: {exc}",
+            hint="use a module-level function (tune.objective: module:function)",
+        ) from None
     ctx = mp.get_context("spawn")
-    procs = {c: ctx.Process(target=_worker_main, args=(ws, sid, objective, c, parent_run_id, experiment, metric),
-                            name=f"roost-tune-{c}", daemon=False) for c in clients}
+    procs = {
+        c: ctx.Process(
+            target=_worker_main,
+            args=(ws, sid, objective, c, parent_run_id, experiment, metric),
+            name=f"roost-tune-{c}",
+            daemon=False,
+        )
+        for c in clients
+    }
     for p in procs.values():
         p.start()
     handled: set[str] = set()
@@ -204,12 +235,24 @@ def _run_workers(ws: Any, sid: str, objective: Any, clients: list[str], parent_r
         raise
 
 
-def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *, parallel: int | None = None,
-         sampler: str = "auto", prune: str | None = None, direction: str = "minimize", metric: str = "value",
-         experiment: str = "tune", name: str | None = None, seed: int | None = None,
-         display: Callable[[Engine, str], ContextManager] | None = None,
-         finish: Callable[[TuneResult], None] | None = None, backend: str = "local",
-         ray_address: str | None = None) -> TuneResult:
+def tune(
+    objective: Callable[[TrialContext], Any],
+    space: dict,
+    n_trials: int,
+    *,
+    parallel: int | None = None,
+    sampler: str = "auto",
+    prune: str | None = None,
+    direction: str = "minimize",
+    metric: str = "value",
+    experiment: str = "tune",
+    name: str | None = None,
+    seed: int | None = None,
+    display: Callable[[Engine, str], ContextManager] | None = None,
+    finish: Callable[[TuneResult], None] | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> TuneResult:
     """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials.
 
     `backend="ray"` runs each trial as a Ray task (at `ray_address`); `parallel` defaults to 1 locally and to the
@@ -236,30 +279,61 @@ def tune(objective: Callable[[TrialContext], Any], space: dict, n_trials: int, *
             ray_backend.close()
         raise RoostError(f"--parallel must be a positive integer, got {parallel!r}")
     engine = Engine()
-    parent = start_run(experiment=experiment, name=name or "tune",
-                       params={"tune.n_trials": n_trials, "tune.parallel": parallel, "tune.sampler": sampler,
-                               "tune.prune": prune or "none", "tune.metric": metric, "tune.direction": direction},
-                       tags={"roost.kind": "tune", "roost.tune.backend": backend})
+    parent = start_run(
+        experiment=experiment,
+        name=name or "tune",
+        params={
+            "tune.n_trials": n_trials,
+            "tune.parallel": parallel,
+            "tune.sampler": sampler,
+            "tune.prune": prune or "none",
+            "tune.metric": metric,
+            "tune.direction": direction,
+        },
+        tags={"roost.kind": "tune", "roost.tune.backend": backend},
+    )
     interrupted = False
     try:
-        study = engine.create_study(space, direction=direction, objective=metric, sampler=sampler, pruner=prune,
-                                    seed=seed, max_trials=n_trials, lease_s=RUNNER_LEASE_S, name=name,
-                                    attrs={"parent_run_id": parent.id, "experiment": experiment})
+        study = engine.create_study(
+            space,
+            direction=direction,
+            objective=metric,
+            sampler=sampler,
+            pruner=prune,
+            seed=seed,
+            max_trials=n_trials,
+            lease_s=RUNNER_LEASE_S,
+            name=name,
+            attrs={"parent_run_id": parent.id, "experiment": experiment},
+        )
         sid = study["id"]
-        parent.set_tags({TAG_STUDY: sid, "roost.tune.sampler_used": study["sampler_used"],
-                         "roost.tune.sampler_reason": study["sampler_reason"]})
+        parent.set_tags(
+            {
+                TAG_STUDY: sid,
+                "roost.tune.sampler_used": study["sampler_used"],
+                "roost.tune.sampler_reason": study["sampler_reason"],
+            }
+        )
         clients = [f"{parent.id[:8]}-w{i}" for i in range(parallel)]
         cm = display(engine, sid) if display is not None else contextlib.nullcontext()
         try:
             with cm:
                 if ray_backend is not None:
-                    ray_backend.run(workspace.current(), sid, objective, clients, parent.id, experiment, metric,
-                                    engine, RUNNER_LEASE_S)
+                    ray_backend.run(
+                        workspace.current(),
+                        sid,
+                        objective,
+                        clients,
+                        parent.id,
+                        experiment,
+                        metric,
+                        engine,
+                        RUNNER_LEASE_S,
+                    )
                 elif parallel == 1:
                     work(sid, objective, clients[0], parent.id, experiment, metric, engine)
                 else:
-                    _run_workers(workspace.current(), sid, objective, clients, parent.id, experiment, metric,
-                                 engine)
+                    _run_workers(workspace.current(), sid, objective, clients, parent.id, experiment, metric, engine)
         except KeyboardInterrupt:
             interrupted = True
             engine.abandon(sid, clients)

@@ -9,6 +9,7 @@ roost adds no optimiser of its own. What it adds is the default: `auto` looks at
 * otherwise (a fixed, small budget over a flat space) → `gp`, Optuna's Gaussian-process sampler, which on
   bench/tuning.py reaches a far lower regret than TPE (Optuna's own default) at 30-60 trials.
 """
+
 from __future__ import annotations
 
 from typing import Any
@@ -26,8 +27,10 @@ def check_choice(kind: str, value: str, allowed: tuple[str, ...]) -> str:
     if value in allowed:
         return value
     near = closest(str(value), list(allowed))
-    raise ConfigError(f"{kind}: unknown value {value!r}",
-                      hint=(f"did you mean {near!r}? " if near else "") + f"one of {', '.join(allowed)}")
+    raise ConfigError(
+        f"{kind}: unknown value {value!r}",
+        hint=(f"did you mean {near!r}? " if near else "") + f"one of {', '.join(allowed)}",
+    )
 
 
 def choose(space: Space, budget: int | None) -> tuple[str, str]:
@@ -59,8 +62,7 @@ def make_sampler(name: str, space: Space, seed: int | None) -> Any:
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
     if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.conditional,
-                                          constant_liar=True)
+        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.conditional, constant_liar=True)
     if name == "gp":
         return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     raise ConfigError(f"sampler: {name!r} has no Optuna sampler", hint="one of random, tpe, gp")

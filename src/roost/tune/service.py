@@ -12,6 +12,7 @@ Errors: unknown study/trial → 404, a second tell → 409 with the stored outco
 invalid field) → 422 naming it. Handlers are sync: Starlette runs them in its thread pool, and each one is a single
 store transaction, so concurrent requests (or two service processes on one store) serialise in the database.
 """
+
 from __future__ import annotations
 
 import hmac
@@ -30,8 +31,19 @@ from roost.tune.space import SpaceError
 
 log = logging.getLogger(__name__)
 
-CREATE_FIELDS = {"space", "direction", "objective", "sampler", "prune", "pruner", "seed", "max_trials", "lease_s",
-                 "name", "attrs"}
+CREATE_FIELDS = {
+    "space",
+    "direction",
+    "objective",
+    "sampler",
+    "prune",
+    "pruner",
+    "seed",
+    "max_trials",
+    "lease_s",
+    "name",
+    "attrs",
+}
 
 
 def _json(obj: Any, status: int = 200) -> Response:
@@ -84,8 +96,9 @@ def create_app(engine: Engine | None = None, token: str | None = None) -> Starle
             if token is not None:
                 got = request.headers.get("authorization", "")
                 if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-                    return _json({"error": "missing or wrong bearer token", "hint": "send Authorization: "
-                                  "Bearer <token>"}, 401)
+                    return _json(
+                        {"error": "missing or wrong bearer token", "hint": "send Authorization: Bearer <token>"}, 401
+                    )
             raw = await request.body()
             from starlette.concurrency import run_in_threadpool
 
@@ -103,6 +116,7 @@ def create_app(engine: Engine | None = None, token: str | None = None) -> Starle
                 return _error(422, exc, param=exc.message.split(":", 1)[0])
             except RoostError as exc:
                 return _error(400, exc)
+
         return handler
 
     def health(request: Request, raw: bytes) -> dict:
@@ -115,11 +129,18 @@ def create_app(engine: Engine | None = None, token: str | None = None) -> Starle
         b = _body(raw, CREATE_FIELDS)
         if "space" not in b:
             raise ConfigError("space: required", hint='e.g. {"space": {"lr": {"loguniform": [1e-4, 0.1]}}}')
-        return eng().create_study(b["space"], direction=b.get("direction", "minimize"),
-                                  objective=b.get("objective", "value"), sampler=b.get("sampler", "auto"),
-                                  pruner=b.get("prune", b.get("pruner")), seed=b.get("seed"),
-                                  max_trials=b.get("max_trials"), lease_s=b.get("lease_s", 600.0),
-                                  name=b.get("name"), attrs=b.get("attrs"))
+        return eng().create_study(
+            b["space"],
+            direction=b.get("direction", "minimize"),
+            objective=b.get("objective", "value"),
+            sampler=b.get("sampler", "auto"),
+            pruner=b.get("prune", b.get("pruner")),
+            seed=b.get("seed"),
+            max_trials=b.get("max_trials"),
+            lease_s=b.get("lease_s", 600.0),
+            name=b.get("name"),
+            attrs=b.get("attrs"),
+        )
 
     def get_study(request: Request, raw: bytes) -> dict:
         return eng().study(request.path_params["sid"])
@@ -138,16 +159,21 @@ def create_app(engine: Engine | None = None, token: str | None = None) -> Starle
 
     def tell(request: Request, raw: bytes) -> dict:
         b = _body(raw, {"value", "state", "reason", "attrs", "client_id"})
-        return eng().tell(request.path_params["sid"], _int(request.path_params["n"], "trial"), b.get("value"),
-                          b.get("state") or "complete", b.get("reason"), b.get("attrs"))
+        return eng().tell(
+            request.path_params["sid"],
+            _int(request.path_params["n"], "trial"),
+            b.get("value"),
+            b.get("state") or "complete",
+            b.get("reason"),
+            b.get("attrs"),
+        )
 
     def report(request: Request, raw: bytes) -> dict:
         b = _body(raw, {"step", "value", "client_id"})
         for k in ("step", "value"):
             if k not in b:
                 raise ConfigError(f"{k}: required")
-        return eng().report(request.path_params["sid"], _int(request.path_params["n"], "trial"), b["step"],
-                            b["value"])
+        return eng().report(request.path_params["sid"], _int(request.path_params["n"], "trial"), b["step"], b["value"])
 
     routes = [
         Route("/health", endpoint(health), methods=["GET"]),

@@ -12,6 +12,7 @@ A space is a mapping from a (dotted) parameter name to a distribution, in declar
 A `when:` condition may only name earlier params; a param whose condition fails is *inactive* and absent.
 Parsing needs no optimiser; `suggest` and `distributions` import Optuna lazily.
 """
+
 from __future__ import annotations
 
 import difflib
@@ -133,8 +134,11 @@ def _parse_param(name: str, spec: Any, earlier: dict[str, Param]) -> Param:
     unknown = [k for k in spec if k not in KINDS and k not in ALIASES and k not in OPTIONS]
     if unknown:
         near = closest(str(unknown[0]), [*KINDS, *OPTIONS])
-        raise SpaceError(name, f"unknown key {unknown[0]!r}",
-                         hint=f"did you mean {near!r}?" if near else f"use one of {', '.join(KINDS)}")
+        raise SpaceError(
+            name,
+            f"unknown key {unknown[0]!r}",
+            hint=f"did you mean {near!r}?" if near else f"use one of {', '.join(KINDS)}",
+        )
     if len(kinds) != 1:
         raise SpaceError(name, "needs exactly one distribution", hint=f"one of {', '.join(KINDS)}")
     raw_kind = kinds[0]
@@ -184,8 +188,11 @@ def _parse_when(name: str, when: Any, earlier: dict[str, Param]) -> dict[str, tu
     for k, v in when.items():
         if k not in earlier:
             near = closest(k, list(earlier))
-            raise SpaceError(name, f"when: {k!r} is not an earlier param",
-                             hint=f"did you mean {near!r}?" if near else "conditions may only name params above")
+            raise SpaceError(
+                name,
+                f"when: {k!r} is not an earlier param",
+                hint=f"did you mean {near!r}?" if near else "conditions may only name params above",
+            )
         allowed = tuple(v) if isinstance(v, list) else (v,)
         for a in allowed:
             earlier[k].check(a)
@@ -222,15 +229,21 @@ class Space:
         if isinstance(block, Space):
             return block
         if not isinstance(block, dict) or not block:
-            raise SpaceError(None, "the search space must be a non-empty mapping of param -> distribution",
-                             hint="e.g. search: {lr: {loguniform: [1e-4, 1e-1]}}")
+            raise SpaceError(
+                None,
+                "the search space must be a non-empty mapping of param -> distribution",
+                hint="e.g. search: {lr: {loguniform: [1e-4, 1e-1]}}",
+            )
         parsed: dict[str, Param] = {}
         for name, spec in _flatten(block):
             if name in parsed:
                 raise SpaceError(name, "declared twice")
             if not isinstance(spec, (dict, list)):
-                raise SpaceError(name, f"expected a distribution, got {spec!r}",
-                                 hint="e.g. {uniform: [0, 1]}, {int: [1, 4]}, {choice: [a, b]}")
+                raise SpaceError(
+                    name,
+                    f"expected a distribution, got {spec!r}",
+                    hint="e.g. {uniform: [0, 1]}, {int: [1, 4]}, {choice: [a, b]}",
+                )
             parsed[name] = _parse_param(name, spec, parsed)
         return cls(list(parsed.values()))
 
@@ -250,8 +263,11 @@ class Space:
         for k in point:
             if k not in self.by_name:
                 near = closest(k, list(self.by_name))
-                raise SpaceError(k, "not a parameter of this space",
-                                 hint=f"did you mean {near!r}?" if near else f"params: {', '.join(self.by_name)}")
+                raise SpaceError(
+                    k,
+                    "not a parameter of this space",
+                    hint=f"did you mean {near!r}?" if near else f"params: {', '.join(self.by_name)}",
+                )
         out: dict[str, Any] = {}
         for p in self.params:
             if p.active(out):
@@ -259,8 +275,12 @@ class Space:
                     raise SpaceError(p.name, "missing (it is active for these values)")
                 out[p.name] = p.check(point[p.name])
             elif p.name in point:
-                raise SpaceError(p.name, "is inactive here: its condition " + ", ".join(
-                    f"{k} in {list(v)}" for k, v in p.when.items()) + " does not hold")
+                raise SpaceError(
+                    p.name,
+                    "is inactive here: its condition "
+                    + ", ".join(f"{k} in {list(v)}" for k, v in p.when.items())
+                    + " does not hold",
+                )
         return out
 
     def suggest(self, trial: Any) -> dict[str, Any]:
@@ -310,8 +330,11 @@ class Space:
         for p in self.params:
             vals = p.values()
             if vals is None:
-                raise SpaceError(p.name, f"{'log-scale ' if p.log else ''}{p.kind} is continuous: it has no grid",
-                                 hint="use choice, int, or uniform with a step")
+                raise SpaceError(
+                    p.name,
+                    f"{'log-scale ' if p.log else ''}{p.kind} is continuous: it has no grid",
+                    hint="use choice, int, or uniform with a step",
+                )
             nxt = []
             for pt in points:
                 if p.active(pt):
@@ -319,8 +342,9 @@ class Space:
                 else:
                     nxt.append(pt)
                 if len(nxt) > GRID_LIMIT:
-                    raise SpaceError(None, f"the grid has more than {GRID_LIMIT} points",
-                                     hint="use the random, tpe or gp sampler")
+                    raise SpaceError(
+                        None, f"the grid has more than {GRID_LIMIT} points", hint="use the random, tpe or gp sampler"
+                    )
             points = nxt
         return points
 

@@ -1,4 +1,5 @@
 """The repository web UI: server-rendered Starlette + Jinja2 pages, a JSON API and TensorBoard launching."""
+
 from __future__ import annotations
 
 from typing import Any

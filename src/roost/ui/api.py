@@ -1,4 +1,5 @@
 """The JSON API under /api/ that the pages use (errors: 400/404 with {"error", "hint"})."""
+
 from __future__ import annotations
 
 from typing import Any, Awaitable, Callable
@@ -21,6 +22,7 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
 
 def endpoint(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler returning a payload: RoostError → 400 (404 for not found) with message and hint."""
+
     async def wrapped(request: Request) -> Response:
         try:
             out = await fn(request)
@@ -55,10 +57,22 @@ def routes(ui: Any) -> list[Route]:
     async def runs(request: Request) -> Any:
         qp = request.query_params
         exps = [e for e in qp.getlist("experiment") if e] or None
-        pg = data.runs_page(qp.get("q") or qp.get("filter") or None, exps, qp.get("order") or None,
-                            _int(request, "page", 1), _int(request, "per_page", 50))
-        return {"total": pg.total, "page": pg.page, "per_page": pg.per_page, "pages": pg.pages,
-                "param_keys": pg.param_keys, "metric_keys": pg.metric_keys, "runs": pg.runs}
+        pg = data.runs_page(
+            qp.get("q") or qp.get("filter") or None,
+            exps,
+            qp.get("order") or None,
+            _int(request, "page", 1),
+            _int(request, "per_page", 50),
+        )
+        return {
+            "total": pg.total,
+            "page": pg.page,
+            "per_page": pg.per_page,
+            "pages": pg.pages,
+            "param_keys": pg.param_keys,
+            "metric_keys": pg.metric_keys,
+            "runs": pg.runs,
+        }
 
     async def run(request: Request) -> Any:
         return reg.get_run(request.path_params["run_id"])
@@ -69,15 +83,19 @@ def routes(ui: Any) -> list[Route]:
         key = request.query_params.get("key")
         if key is not None:
             if key not in series:
-                raise NotFoundError(f"run {r['run_id'][:8]} has no metric {key!r}",
-                                    hint="metrics: " + (", ".join(series) or "none"))
+                raise NotFoundError(
+                    f"run {r['run_id'][:8]} has no metric {key!r}", hint="metrics: " + (", ".join(series) or "none")
+                )
             series = {key: series[key]}
         return {"run_id": r["run_id"], "name": r["name"], "metrics": series}
 
     async def run_artifacts(request: Request) -> Any:
         r = reg.get_run(request.path_params["run_id"])
-        return {"run_id": r["run_id"], "artifact_uri": r["artifact_uri"],
-                "files": artifacts.list_files(r["artifact_uri"])}
+        return {
+            "run_id": r["run_id"],
+            "artifact_uri": r["artifact_uri"],
+            "files": artifacts.list_files(r["artifact_uri"]),
+        }
 
     async def compare(request: Request) -> Any:
         ids = [i for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
@@ -98,8 +116,14 @@ def routes(ui: Any) -> list[Route]:
     async def feature_views(request: Request) -> Any:
         return data.feature_views()
 
-    return [Route("/api/experiments", endpoint(experiments)), Route("/api/runs", endpoint(runs)),
-            Route("/api/runs/{run_id}", endpoint(run)), Route("/api/runs/{run_id}/metrics", endpoint(metrics)),
-            Route("/api/runs/{run_id}/artifacts", endpoint(run_artifacts)),
-            Route("/api/compare", endpoint(compare)), Route("/api/models", endpoint(models)),
-            Route("/api/models/{name}", endpoint(model)), Route("/api/feature-views", endpoint(feature_views))]
+    return [
+        Route("/api/experiments", endpoint(experiments)),
+        Route("/api/runs", endpoint(runs)),
+        Route("/api/runs/{run_id}", endpoint(run)),
+        Route("/api/runs/{run_id}/metrics", endpoint(metrics)),
+        Route("/api/runs/{run_id}/artifacts", endpoint(run_artifacts)),
+        Route("/api/compare", endpoint(compare)),
+        Route("/api/models", endpoint(models)),
+        Route("/api/models/{name}", endpoint(model)),
+        Route("/api/feature-views", endpoint(feature_views)),
+    ]

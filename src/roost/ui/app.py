@@ -1,4 +1,5 @@
 """The UI's ASGI app: routes, templates, middleware and the TensorBoard manager's lifetime."""
+
 from __future__ import annotations
 
 import asyncio
@@ -70,8 +71,12 @@ def duration(run: dict) -> str:
 
 def make_env() -> Environment:
     """The Jinja environment: autoescaping on for every template, UI filters registered."""
-    env = Environment(loader=FileSystemLoader(str(HERE / "templates")), autoescape=select_autoescape(default=True),
-                      trim_blocks=True, lstrip_blocks=True)
+    env = Environment(
+        loader=FileSystemLoader(str(HERE / "templates")),
+        autoescape=select_autoescape(default=True),
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
     env.filters.update(value=fmt_value, time=fmt_time, size=fmt_size, duration=duration)
     env.globals["urlencode"] = lambda pairs: urlencode(pairs, doseq=True)
     return env
@@ -93,8 +98,9 @@ class UI:
             has_features = bool(data.feature_views())
         except Exception:  # noqa: BLE001 - the nav must render even if the store cannot answer
             has_features = False
-        html = self.env.get_template(template).render(request=request, path=request.url.path,
-                                                   has_features=has_features, **ctx)
+        html = self.env.get_template(template).render(
+            request=request, path=request.url.path, has_features=has_features, **ctx
+        )
         return HTMLResponse(html, status_code=status_code)
 
     def error(self, request: Request, exc: RoostError, status_code: int = 400) -> HTMLResponse:
@@ -127,15 +133,21 @@ def dumps(o: Any) -> str:
     return json.dumps(clean(o), default=json_default, allow_nan=False)
 
 
-def create_app(token: str | None = None, allowed_hosts: list[str] | None = None,
-               tb_idle_s: float = DEFAULT_IDLE_S, tb_command: list[str] | None = None,
-               tb_log_dir: Path | None = None) -> Starlette:
+def create_app(
+    token: str | None = None,
+    allowed_hosts: list[str] | None = None,
+    tb_idle_s: float = DEFAULT_IDLE_S,
+    tb_command: list[str] | None = None,
+    tb_log_dir: Path | None = None,
+) -> Starlette:
     """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list)."""
     from roost.ui import api, artifacts_view, pages, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
-        raise RoostError("the UI token must be 8-256 characters of letters, digits, '.', '_', '~' or '-'",
-                         hint="e.g. roost ui --token $(python -c 'import secrets; print(secrets.token_urlsafe())')")
+        raise RoostError(
+            "the UI token must be 8-256 characters of letters, digits, '.', '_', '~' or '-'",
+            hint="e.g. roost ui --token $(python -c 'import secrets; print(secrets.token_urlsafe())')",
+        )
     ui = UI(TensorBoardManager(idle_s=tb_idle_s, log_dir=tb_log_dir, command=tb_command), token)
 
     @contextlib.asynccontextmanager
@@ -151,8 +163,13 @@ def create_app(token: str | None = None, allowed_hosts: list[str] | None = None,
             await app.state.http.aclose()
             ui.tb.stop_all()
 
-    routes = [*pages.routes(ui), *artifacts_view.routes(ui), *api.routes(ui), *tbroutes.routes(ui),
-              Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static")]
+    routes = [
+        *pages.routes(ui),
+        *artifacts_view.routes(ui),
+        *api.routes(ui),
+        *tbroutes.routes(ui),
+        Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+    ]
     middleware = [Middleware(SecurityHeaders), Middleware(TokenAuth, token=token), Middleware(SameOriginPosts)]
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))

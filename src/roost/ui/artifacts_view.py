@@ -1,4 +1,5 @@
 """Artifact download and viewers (text, images, notebooks), confined to the run's artifact root."""
+
 from __future__ import annotations
 
 import json
@@ -14,8 +15,15 @@ from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
 
-IMAGE_TYPES = {".png": "image/png", ".jpg": "image/jpeg", ".jpeg": "image/jpeg", ".gif": "image/gif",
-               ".webp": "image/webp", ".bmp": "image/bmp", ".svg": "image/svg+xml"}
+IMAGE_TYPES = {
+    ".png": "image/png",
+    ".jpg": "image/jpeg",
+    ".jpeg": "image/jpeg",
+    ".gif": "image/gif",
+    ".webp": "image/webp",
+    ".bmp": "image/bmp",
+    ".svg": "image/svg+xml",
+}
 TEXT_PREVIEW_BYTES = 1024 * 1024
 NOTEBOOK_MAX_BYTES = 20 * 1024 * 1024
 _B64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
@@ -33,8 +41,9 @@ def resolve_local(run: dict, rel: str) -> Path | None:
     if p != root and root not in p.parents:
         raise RoostError(f"artifact path {rel!r} escapes the artifact root", hint="links out of the run are refused")
     if not p.is_file():
-        raise NotFoundError(f"artifact {rel!r} not found in run {run['run_id'][:8]}",
-                            hint="pick a file from the run's artifacts list")
+        raise NotFoundError(
+            f"artifact {rel!r} not found in run {run['run_id'][:8]}", hint="pick a file from the run's artifacts list"
+        )
     return p
 
 
@@ -70,8 +79,11 @@ def notebook_cells(raw: bytes) -> list[dict[str, Any]]:
     out = []
     for cell in nb.get("cells", []):
         src = cell.get("source", "")
-        item: dict[str, Any] = {"type": cell.get("cell_type", "code"),
-                                "source": "".join(src) if isinstance(src, list) else str(src), "outputs": []}
+        item: dict[str, Any] = {
+            "type": cell.get("cell_type", "code"),
+            "source": "".join(src) if isinstance(src, list) else str(src),
+            "outputs": [],
+        }
         for o in cell.get("outputs", []) or []:
             if o.get("output_type") == "stream":
                 t = o.get("text", "")
@@ -120,8 +132,10 @@ def routes(ui: Any) -> list[Route]:
         suffix = Path(name).suffix.lower()
         media = IMAGE_TYPES.get(suffix) if inline else None
         disp = "inline" if media else "attachment"
-        headers = {"content-disposition": f"{disp}; filename*=UTF-8''{quote(name)}",
-                   "content-security-policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'"}
+        headers = {
+            "content-disposition": f"{disp}; filename*=UTF-8''{quote(name)}",
+            "content-security-policy": "sandbox; default-src 'none'; style-src 'unsafe-inline'",
+        }
         media = media or mimetypes.guess_type(name)[0] or "application/octet-stream"
         if media.startswith("text/html") or media == "application/xhtml+xml":
             if inline and suffix in (".html", ".htm"):
@@ -145,6 +159,7 @@ def routes(ui: Any) -> list[Route]:
                 return _send(run, rel, inline=inline)
             except RoostError as exc:
                 return _fail(request, exc)
+
         return send
 
     download, raw = _sender(inline=False), _sender(inline=True)
@@ -162,13 +177,20 @@ def routes(ui: Any) -> list[Route]:
             else:
                 head = read_artifact(run, rel, TEXT_PREVIEW_BYTES + 1)
                 if looks_text(head):
-                    ctx.update(kind="text", text=head[:TEXT_PREVIEW_BYTES].decode("utf-8", errors="replace"),
-                               truncated=len(head) > TEXT_PREVIEW_BYTES)
+                    ctx.update(
+                        kind="text",
+                        text=head[:TEXT_PREVIEW_BYTES].decode("utf-8", errors="replace"),
+                        truncated=len(head) > TEXT_PREVIEW_BYTES,
+                    )
         except (ValueError, UnicodeDecodeError) as exc:
             return _fail(request, RoostError(f"cannot read this notebook: {exc}", hint="download it instead"))
         except RoostError as exc:
             return _fail(request, exc)
         return ui.render(request, "artifact.html", **ctx)
 
-    return [Route("/runs/{run_id}/artifacts/download", download), Route("/runs/{run_id}/artifacts/raw", raw),
-            Route("/runs/{run_id}/artifacts/view", view), Route("/api/runs/{run_id}/artifacts/download", download)]
+    return [
+        Route("/runs/{run_id}/artifacts/download", download),
+        Route("/runs/{run_id}/artifacts/raw", raw),
+        Route("/runs/{run_id}/artifacts/view", view),
+        Route("/api/runs/{run_id}/artifacts/download", download),
+    ]

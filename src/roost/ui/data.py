@@ -1,4 +1,5 @@
 """Read-side queries the UI needs beyond the public API: counted, paged run tables and side-by-side views."""
+
 from __future__ import annotations
 
 import math
@@ -40,8 +41,9 @@ def _experiment_ids(store: Store, names: list[str]) -> list[int]:
     for n in names:
         if n not in known:
             near = closest(n, list(known))
-            raise NotFoundError(f"experiment {n!r} not found",
-                                hint=f"did you mean {near!r}?" if near else "see the experiments page")
+            raise NotFoundError(
+                f"experiment {n!r} not found", hint=f"did you mean {near!r}?" if near else "see the experiments page"
+            )
         out.append(known[n])
     return out
 
@@ -80,9 +82,17 @@ def column_keys(experiments: list[str] | None = None, store: Store | None = None
             keys = _distinct_keys(conn, t)
             if eids is not None:
                 runs = Run.__table__
-                keys = [k for k in keys if conn.execute(
-                    select(t.c.run_id).join(runs, runs.c.id == t.c.run_id)
-                    .where(t.c.key == k, runs.c.experiment_id.in_(eids)).limit(1)).first() is not None]
+                keys = [
+                    k
+                    for k in keys
+                    if conn.execute(
+                        select(t.c.run_id)
+                        .join(runs, runs.c.id == t.c.run_id)
+                        .where(t.c.key == k, runs.c.experiment_id.in_(eids))
+                        .limit(1)
+                    ).first()
+                    is not None
+                ]
             out.append(sorted(keys)[:MAX_KEY_COLUMNS])
     return out[0], out[1]
 
@@ -94,11 +104,23 @@ def _page_dicts(conn, q) -> list[dict]:  # noqa: ANN001
     out: dict[str, dict] = {}
     for r in rows:
         out[r["id"]] = {
-            "run_id": r["id"], "name": r["name"], "experiment": exp_names.get(r["experiment_id"]),
-            "experiment_id": r["experiment_id"], "status": r["status"], "start_time": aware(r["start_time"]),
-            "end_time": aware(r["end_time"]), "user": r["user"], "git_commit": r["git_commit"],
-            "git_dirty": r["git_dirty"], "source": r["source"], "parent_run_id": r["parent_run_id"],
-            "artifact_uri": r["artifact_uri"], "params": {}, "metrics": {}, "tags": {}}
+            "run_id": r["id"],
+            "name": r["name"],
+            "experiment": exp_names.get(r["experiment_id"]),
+            "experiment_id": r["experiment_id"],
+            "status": r["status"],
+            "start_time": aware(r["start_time"]),
+            "end_time": aware(r["end_time"]),
+            "user": r["user"],
+            "git_commit": r["git_commit"],
+            "git_dirty": r["git_dirty"],
+            "source": r["source"],
+            "parent_run_id": r["parent_run_id"],
+            "artifact_uri": r["artifact_uri"],
+            "params": {},
+            "metrics": {},
+            "tags": {},
+        }
     if out:
         ids = list(out)
         p, m, t = Param.__table__, LatestMetric.__table__, Tag.__table__
@@ -111,8 +133,14 @@ def _page_dicts(conn, q) -> list[dict]:  # noqa: ANN001
     return list(out.values())
 
 
-def runs_page(filter: str | None = None, experiments: list[str] | None = None, order_by: str | None = None,
-              page: int = 1, per_page: int = 50, store: Store | None = None) -> RunsPage:
+def runs_page(
+    filter: str | None = None,
+    experiments: list[str] | None = None,
+    order_by: str | None = None,
+    page: int = 1,
+    per_page: int = 50,
+    store: Store | None = None,
+) -> RunsPage:
     """One page of matching runs, paged in SQL, with the total count and the column keys."""
     from roost.registry import query
 
@@ -139,8 +167,11 @@ def metric_series(run_id: str, max_points: int = 2000, store: Store | None = Non
     """Every metric of a run as {key: {"steps": [...], "values": [...]}}, evenly thinned to max_points."""
     st = store or default_store()
     with st.read() as s:
-        rows = s.execute(select(Metric.key, Metric.step, Metric.value).where(Metric.run_id == run_id)
-                         .order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)).all()
+        rows = s.execute(
+            select(Metric.key, Metric.step, Metric.value)
+            .where(Metric.run_id == run_id)
+            .order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)
+        ).all()
     out: dict[str, dict[str, list]] = {}
     for key, step, value in rows:
         d = out.setdefault(key, {"steps": [], "values": []})
@@ -188,11 +219,11 @@ def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
         run = runs.get(v["run_id"] or "")
         v["run"] = run
         meta_metrics = (v.get("meta") or {}).get("metrics") or {}
-        v["metrics"] = {k: x for k, x in meta_metrics.items() if isinstance(x, (int, float))} or \
-            (dict(run["metrics"]) if run else {})
+        v["metrics"] = {k: x for k, x in meta_metrics.items() if isinstance(x, (int, float))} or (
+            dict(run["metrics"]) if run else {}
+        )
     mkeys = sorted({k for v in versions for k in v["metrics"]})
-    return {"name": name, "versions": versions, "metric_keys": mkeys,
-            "alias_history": modelreg.alias_history(st, name)}
+    return {"name": name, "versions": versions, "metric_keys": mkeys, "alias_history": modelreg.alias_history(st, name)}
 
 
 def feature_views(store: Store | None = None) -> dict[str, dict]:

@@ -1,4 +1,5 @@
 """HTML pages: experiments, runs table, run, compare, models, feature views."""
+
 from __future__ import annotations
 
 import re
@@ -11,8 +12,16 @@ from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
 
-CONFIG_NAMES = ("config.yaml", "config.resolved.yaml", "config.yml", "config.json", "roost.yaml", "train.yaml",
-                "params.yaml", "config.toml")  # roost train writes config.yaml and config.resolved.yaml
+CONFIG_NAMES = (
+    "config.yaml",
+    "config.resolved.yaml",
+    "config.yml",
+    "config.json",
+    "roost.yaml",
+    "train.yaml",
+    "params.yaml",
+    "config.toml",
+)  # roost train writes config.yaml and config.resolved.yaml
 CONFIG_MAX_BYTES = 64 * 1024
 MAX_COMPARE = 10
 _PLAIN_KEY = re.compile(r"^[A-Za-z_0-9][\w\-./]*$")
@@ -66,14 +75,26 @@ def routes(ui: Any) -> list[Route]:
         exps = [e for e in qp.getlist("experiment") if e]
         order = qp.get("order", "")
         try:
-            pg = data.runs_page(q or None, exps or None, order or None, _int(request, "page", 1),
-                                _int(request, "per_page", 50))
+            pg = data.runs_page(
+                q or None, exps or None, order or None, _int(request, "page", 1), _int(request, "per_page", 50)
+            )
             error, status = None, 200
         except RoostError as exc:
             pg, error, status = data.RunsPage([], 0, 1, 50), exc, 400
-        return ui.render(request, "runs.html", status_code=status, page=pg, q=q, experiments=exps, order=order,
-                         error=error, all_experiments=[e["name"] for e in reg.list_experiments()],
-                         qs=query_builder(request), sort_link=sort_link, field_name=field_name)
+        return ui.render(
+            request,
+            "runs.html",
+            status_code=status,
+            page=pg,
+            q=q,
+            experiments=exps,
+            order=order,
+            error=error,
+            all_experiments=[e["name"] for e in reg.list_experiments()],
+            qs=query_builder(request),
+            sort_link=sort_link,
+            field_name=field_name,
+        )
 
     async def run(request: Request) -> Response:
         from roost import artifacts
@@ -88,16 +109,28 @@ def routes(ui: Any) -> list[Route]:
             files_error = None
         except Exception as exc:  # noqa: BLE001 - an unreachable artifact store must not break the page
             files, files_error = [], str(exc)
-        return ui.render(request, "run.html", run=r, files=files, files_error=files_error,
-                         config=_config(r, files), has_tb=run_logdir(r) is not None,
-                         children=reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50))
+        return ui.render(
+            request,
+            "run.html",
+            run=r,
+            files=files,
+            files_error=files_error,
+            config=_config(r, files),
+            has_tb=run_logdir(r) is not None,
+            children=reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50),
+        )
 
     async def compare(request: Request) -> Response:
         ids = [i for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
         ids = list(dict.fromkeys(i.strip() for i in ids))
         if not 2 <= len(ids) <= MAX_COMPARE:
-            return ui.error(request, RoostError(f"select 2 to {MAX_COMPARE} runs to compare (got {len(ids)})",
-                                                hint="tick runs in the runs table, then press Compare"))
+            return ui.error(
+                request,
+                RoostError(
+                    f"select 2 to {MAX_COMPARE} runs to compare (got {len(ids)})",
+                    hint="tick runs in the runs table, then press Compare",
+                ),
+            )
         try:
             rs = [reg.get_run(i) for i in ids]
         except NotFoundError as exc:
@@ -109,9 +142,17 @@ def routes(ui: Any) -> list[Route]:
             params = [p for p in params if p["differs"]]
         from roost.ui.tensorboard import run_logdir
 
-        return ui.render(request, "compare.html", runs=rs, params=params, metrics=metrics, only_diff=only_diff,
-                         qs=query_builder(request), tb_runs=[r for r in rs if run_logdir(r) is not None],
-                         chart_runs=[{"id": r["run_id"], "name": r["name"] or r["run_id"][:8]} for r in rs])
+        return ui.render(
+            request,
+            "compare.html",
+            runs=rs,
+            params=params,
+            metrics=metrics,
+            only_diff=only_diff,
+            qs=query_builder(request),
+            tb_runs=[r for r in rs if run_logdir(r) is not None],
+            chart_runs=[{"id": r["run_id"], "name": r["name"] or r["run_id"][:8]} for r in rs],
+        )
 
     async def models(request: Request) -> Response:
         return ui.render(request, "models.html", models=reg.list_models())
@@ -127,13 +168,19 @@ def routes(ui: Any) -> list[Route]:
         import json
 
         views = data.feature_views()
-        shown = {n: {"spec": s, "json": json.dumps(s, indent=2, default=str, sort_keys=True)}
-                 for n, s in views.items()}
+        shown = {n: {"spec": s, "json": json.dumps(s, indent=2, default=str, sort_keys=True)} for n, s in views.items()}
         return ui.render(request, "features.html", views=shown)
 
-    return [Route("/", experiments), Route("/experiments", experiments), Route("/runs", runs),
-            Route("/runs/{run_id}", run), Route("/compare", compare), Route("/models", models),
-            Route("/models/{name}", model), Route("/features", features)]
+    return [
+        Route("/", experiments),
+        Route("/experiments", experiments),
+        Route("/runs", runs),
+        Route("/runs/{run_id}", run),
+        Route("/compare", compare),
+        Route("/models", models),
+        Route("/models/{name}", model),
+        Route("/features", features),
+    ]
 
 
 def _config(run: dict, files: list[dict], most: int = 2) -> list[dict]:

@@ -1,4 +1,5 @@
 """ASGI middleware for the UI: optional bearer token (header, cookie or ?token= once), headers, same-origin POSTs."""
+
 from __future__ import annotations
 
 import hmac
@@ -13,8 +14,10 @@ Send = Callable[[dict], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
 COOKIE = "roost_ui_token"
-CSP = ("default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
-       "object-src 'none'; frame-src 'self'; base-uri 'none'; form-action 'self'")
+CSP = (
+    "default-src 'self'; img-src 'self' data:; style-src 'self' 'unsafe-inline'; script-src 'self'; "
+    "object-src 'none'; frame-src 'self'; base-uri 'none'; form-action 'self'"
+)
 
 
 def _headers(scope: Scope) -> dict[str, str]:
@@ -23,9 +26,17 @@ def _headers(scope: Scope) -> dict[str, str]:
 
 async def _plain(send: Send, status: int, body: str, extra: list[tuple[bytes, bytes]] = ()) -> None:
     data = body.encode()
-    await send({"type": "http.response.start", "status": status,
-                "headers": [(b"content-type", b"text/plain; charset=utf-8"),
-                            (b"content-length", str(len(data)).encode()), *extra]})
+    await send(
+        {
+            "type": "http.response.start",
+            "status": status,
+            "headers": [
+                (b"content-type", b"text/plain; charset=utf-8"),
+                (b"content-length", str(len(data)).encode()),
+                *extra,
+            ],
+        }
+    )
     await send({"type": "http.response.body", "body": data})
 
 
@@ -60,12 +71,22 @@ class TokenAuth:
         if given and self._ok(given[-1]):
             rest = urlencode([(k, v) for k, v in qs if k != "token"])
             location = scope.get("root_path", "") + scope["path"] + ("?" + rest if rest else "")
-            await _plain(send, 303, "authenticated", [
-                (b"location", location.encode("latin-1", "replace")),
-                (b"set-cookie", f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode())])
+            await _plain(
+                send,
+                303,
+                "authenticated",
+                [
+                    (b"location", location.encode("latin-1", "replace")),
+                    (b"set-cookie", f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode()),
+                ],
+            )
             return
-        await _plain(send, 401, "roost ui: a token is required (open the URL printed by `roost ui`, or send "
-                                "'Authorization: Bearer TOKEN')", [(b"www-authenticate", b"Bearer")])
+        await _plain(
+            send,
+            401,
+            "roost ui: a token is required (open the URL printed by `roost ui`, or send 'Authorization: Bearer TOKEN')",
+            [(b"www-authenticate", b"Bearer")],
+        )
 
 
 class SameOriginPosts:
@@ -102,9 +123,12 @@ class SecurityHeaders:
                 names = {k.lower() for k, _ in headers}
                 if b"content-security-policy" not in names:
                     headers.append((b"content-security-policy", CSP.encode()))
-                headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"SAMEORIGIN"),
-                            (b"referrer-policy", b"same-origin"),
-                            (b"server-timing", f"app;dur={(time.perf_counter() - t0) * 1000:.2f}".encode())]
+                headers += [
+                    (b"x-content-type-options", b"nosniff"),
+                    (b"x-frame-options", b"SAMEORIGIN"),
+                    (b"referrer-policy", b"same-origin"),
+                    (b"server-timing", f"app;dur={(time.perf_counter() - t0) * 1000:.2f}".encode()),
+                ]
                 msg = {**msg, "headers": headers}
             await send(msg)
 

@@ -1,4 +1,5 @@
 """Routes that launch TensorBoard for runs and proxy it under /tb/<key>/ (so the token and --host cover it)."""
+
 from __future__ import annotations
 
 import json
@@ -13,8 +14,20 @@ from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
 
-HOP_BY_HOP = {"connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te", "trailers",
-              "transfer-encoding", "upgrade", "host", "content-length", "cookie", "authorization"}
+HOP_BY_HOP = {
+    "connection",
+    "keep-alive",
+    "proxy-authenticate",
+    "proxy-authorization",
+    "te",
+    "trailers",
+    "transfer-encoding",
+    "upgrade",
+    "host",
+    "content-length",
+    "cookie",
+    "authorization",
+}
 
 
 async def _run_ids(request: Request) -> list[str]:
@@ -25,7 +38,7 @@ async def _run_ids(request: Request) -> list[str]:
         try:
             got = json.loads(body).get("runs", [])
         except (ValueError, AttributeError):
-            raise RoostError("the body must be JSON like {\"runs\": [\"ID\", ...]}") from None
+            raise RoostError('the body must be JSON like {"runs": ["ID", ...]}') from None
         ids = [str(x) for x in (got if isinstance(got, list) else [got])]
     else:
         ids = [v for k, v in parse_qsl(body.decode("latin-1")) if k == "runs"]
@@ -76,15 +89,22 @@ def routes(ui: Any) -> list[Route]:
         key = request.path_params["key"]
         board = ui.tb.get(key)
         if board is None:
-            return ui.error(request, RoostError("this TensorBoard is not running (stopped when idle?)",
-                                                hint="launch it again from the run or compare page"), 404)
+            return ui.error(
+                request,
+                RoostError(
+                    "this TensorBoard is not running (stopped when idle?)",
+                    hint="launch it again from the run or compare page",
+                ),
+                404,
+            )
         if "path" not in request.path_params:
             return RedirectResponse(board.prefix + "/", status_code=307)
         client = request.app.state.http
         url = f"http://127.0.0.1:{board.port}{board.prefix}/{request.path_params['path']}"
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        req = client.build_request(request.method, url, params=request.url.query or None, headers=headers,
-                                   content=await request.body())
+        req = client.build_request(
+            request.method, url, params=request.url.query or None, headers=headers, content=await request.body()
+        )
         import httpx
 
         try:
@@ -92,11 +112,16 @@ def routes(ui: Any) -> list[Route]:
         except httpx.HTTPError as exc:
             return Response(f"TensorBoard did not answer: {exc}", status_code=502, media_type="text/plain")
         out_headers = {k: v for k, v in resp.headers.items() if k.lower() not in HOP_BY_HOP | {"set-cookie"}}
-        return StreamingResponse(resp.aiter_raw(), status_code=resp.status_code, headers=out_headers,
-                                 background=BackgroundTask(resp.aclose))
+        return StreamingResponse(
+            resp.aiter_raw(), status_code=resp.status_code, headers=out_headers, background=BackgroundTask(resp.aclose)
+        )
 
     methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"]
-    return [Route("/tensorboard", launch_page, methods=["POST"]),
-            Route("/api/tensorboard", launch_api, methods=["POST"]), Route("/api/tensorboard", listing),
-            Route("/api/tensorboard/{key}", stop, methods=["DELETE"]),
-            Route("/tb/{key}", proxy, methods=methods), Route("/tb/{key}/{path:path}", proxy, methods=methods)]
+    return [
+        Route("/tensorboard", launch_page, methods=["POST"]),
+        Route("/api/tensorboard", launch_api, methods=["POST"]),
+        Route("/api/tensorboard", listing),
+        Route("/api/tensorboard/{key}", stop, methods=["DELETE"]),
+        Route("/tb/{key}", proxy, methods=methods),
+        Route("/tb/{key}/{path:path}", proxy, methods=methods),
+    ]

@@ -1,4 +1,5 @@
 """TensorBoard processes for runs: one per set of log dirs, on a free loopback port, reused, stopped when idle."""
+
 from __future__ import annotations
 
 import atexit
@@ -52,8 +53,10 @@ def spec_for(runs: list[dict]) -> list[tuple[str, str]]:
     """(name, dir) pairs for the runs that have TensorBoard logs; an error when none has."""
     pairs = [(logdir_name(r), str(d)) for r in runs if (d := run_logdir(r)) is not None]
     if not pairs:
-        raise RoostError("no TensorBoard logs for " + ("this run" if len(runs) == 1 else "these runs"),
-                         hint=f"training writes event files under the run's artifacts in {TB_SUBDIR}/")
+        raise RoostError(
+            "no TensorBoard logs for " + ("this run" if len(runs) == 1 else "these runs"),
+            hint=f"training writes event files under the run's artifacts in {TB_SUBDIR}/",
+        )
     for _, d in pairs:
         if "," in d:
             raise RoostError(f"TensorBoard cannot take a log dir with a comma: {d}", hint="move the workspace")
@@ -89,8 +92,9 @@ class Board:
 class TensorBoardManager:
     """Starts, reuses and stops TensorBoard processes (thread-safe)."""
 
-    def __init__(self, idle_s: float = DEFAULT_IDLE_S, log_dir: Path | None = None,
-                 command: list[str] | None = None) -> None:
+    def __init__(
+        self, idle_s: float = DEFAULT_IDLE_S, log_dir: Path | None = None, command: list[str] | None = None
+    ) -> None:
         self.idle_s = idle_s
         self.log_dir = log_dir
         self.command = command or [sys.executable, "-m", "tensorboard.main"]
@@ -113,16 +117,26 @@ class TensorBoardManager:
                 return b
             port = free_port()
             logspec = ",".join(f"{n}:{d}" for n, d in spec)
-            args = [*self.command, "--logdir_spec", logspec, "--host", "127.0.0.1", "--port", str(port),
-                    "--path_prefix", f"/tb/{key}"]
+            args = [
+                *self.command,
+                "--logdir_spec",
+                logspec,
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(port),
+                "--path_prefix",
+                f"/tb/{key}",
+            ]
             out, log_path = subprocess.DEVNULL, None
             if self.log_dir is not None:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 log_path = self.log_dir / f"tensorboard-{key}.log"
                 out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
             try:
-                proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                        start_new_session=True)
+                proc = subprocess.Popen(
+                    args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+                )
             finally:
                 if out is not subprocess.DEVNULL:
                     out.close()
@@ -146,8 +160,10 @@ class TensorBoardManager:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if not board.alive():
-                raise RoostError(f"TensorBoard exited with code {board.proc.returncode}",
-                                 hint=self._log_tail(board) or "run tensorboard by hand to see why")
+                raise RoostError(
+                    f"TensorBoard exited with code {board.proc.returncode}",
+                    hint=self._log_tail(board) or "run tensorboard by hand to see why",
+                )
             try:
                 if httpx.get(board.url, timeout=2.0).status_code < 500:
                     return
@@ -185,9 +201,18 @@ class TensorBoardManager:
     def listing(self) -> list[dict]:
         """Running boards as JSON-friendly dicts."""
         now = time.monotonic()
-        return [{"key": b.key, "port": b.port, "path": b.prefix + "/", "runs": [n for n, _ in b.spec],
-                 "idle_s": round(now - b.last_used, 1), "pid": b.proc.pid}
-                for b in self.boards.values() if b.alive()]
+        return [
+            {
+                "key": b.key,
+                "port": b.port,
+                "path": b.prefix + "/",
+                "runs": [n for n, _ in b.spec],
+                "idle_s": round(now - b.last_used, 1),
+                "pid": b.proc.pid,
+            }
+            for b in self.boards.values()
+            if b.alive()
+        ]
 
 
 def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:

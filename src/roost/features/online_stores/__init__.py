@@ -1,4 +1,5 @@
 """Online stores, chosen by URL: `sqlite:///path` (default) or `redis://host:port/db`."""
+
 from __future__ import annotations
 
 import threading
@@ -32,9 +33,11 @@ def open_online_store(url: str | None = None) -> OnlineStore:
 
                 st = RedisOnlineStore(url, prefix=f"roost:{_project()}")
             else:
-                raise ConfigError(f"unknown online store URL {url!r}",
-                                  hint="use sqlite:///path/online.db or redis://127.0.0.1:6379/0 (online_store in "
-                                       "roost.yaml or ROOST_ONLINE_STORE)")
+                raise ConfigError(
+                    f"unknown online store URL {url!r}",
+                    hint="use sqlite:///path/online.db or redis://127.0.0.1:6379/0 (online_store in "
+                    "roost.yaml or ROOST_ONLINE_STORE)",
+                )
             _stores[cache_key] = st
         return st
 

@@ -1,4 +1,5 @@
 """The online store interface: atomic upserts of the latest row per entity, and prepared batched reads."""
+
 from __future__ import annotations
 
 from abc import ABC, abstractmethod

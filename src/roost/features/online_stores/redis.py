@@ -1,4 +1,5 @@
 """Redis online store: one hash per entity (fields 'view:field'), a sorted-set index per view, MULTI/EXEC writes."""
+
 from __future__ import annotations
 
 import json
@@ -26,8 +27,10 @@ class RedisOnlineStore(OnlineStore):
         try:
             import redis
         except ImportError as exc:
-            raise RoostError("the Redis online store needs the redis package",
-                             hint="pip install 'roost[redis]' (or pip install redis)") from exc
+            raise RoostError(
+                "the Redis online store needs the redis package",
+                hint="pip install 'roost[redis]' (or pip install redis)",
+            ) from exc
         self.url = url
         self.prefix = prefix
         self.r = redis.Redis.from_url(url, socket_connect_timeout=5)
@@ -36,8 +39,10 @@ class RedisOnlineStore(OnlineStore):
         except redis.RedisError as exc:
             from roost.errors import redact_url
 
-            raise RoostError(f"cannot reach the Redis online store at {redact_url(url)}: {exc}",
-                             hint="start redis-server, or set online_store in roost.yaml") from exc
+            raise RoostError(
+                f"cannot reach the Redis online store at {redact_url(url)}: {exc}",
+                hint="start redis-server, or set online_store in roost.yaml",
+            ) from exc
 
     def hkey(self, keys: list[str], values: tuple) -> str:
         """The hash key of one entity."""
@@ -105,7 +110,7 @@ class RedisOnlineStore(OnlineStore):
         """(event, created) microseconds already stored for these entities."""
         out: dict[str, tuple[int, int]] = {}
         for lo in range(0, len(hkeys), SCAN):
-            part = hkeys[lo:lo + SCAN]
+            part = hkeys[lo : lo + SCAN]
             pipe = self.r.pipeline(transaction=False)
             for hk in part:
                 pipe.hmget(hk, f"{view}:__et", f"{view}:__ct")
@@ -129,12 +134,15 @@ class RedisOnlineStore(OnlineStore):
         """A pipelined HMGET reader for `fields` of `view`."""
         raw = self.r.hget(self._meta(), view)
         if raw is None:
-            raise RoostError(f"view {view!r} has not been materialised into {self.url}",
-                             hint="run `roost features materialize`")
+            raise RoostError(
+                f"view {view!r} has not been materialised into {self.url}", hint="run `roost features materialize`"
+            )
         schema = json.loads(raw)
         if any(f not in schema["fields"] for f in fields) or list(schema["keys"]) != list(keys):
-            raise RoostError(f"online store {self.url} holds an older definition of view {view!r}",
-                             hint="run `roost features materialize` after `roost features apply`")
+            raise RoostError(
+                f"online store {self.url} holds an older definition of view {view!r}",
+                hint="run `roost features materialize` after `roost features apply`",
+            )
         dtypes = list(fields.values()) + (["int64"] if with_time else [])
         names = [f"{view}:{f}" for f in fields] + ([f"{view}:__et"] if with_time else [])
         return _RedisReader(self, list(keys), names, dtypes)

@@ -1,4 +1,5 @@
 """SQLite online store: a typed table per view, one row per entity, upserts in one transaction, prepared reads."""
+
 from __future__ import annotations
 
 import json
@@ -25,7 +26,7 @@ class SQLiteOnlineStore(OnlineStore):
 
     def __init__(self, url: str) -> None:
         self.url = url
-        path = url[len("sqlite:///"):] if url.startswith("sqlite:///") else url
+        path = url[len("sqlite:///") :] if url.startswith("sqlite:///") else url
         if path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self.path = path
@@ -71,10 +72,12 @@ class SQLiteOnlineStore(OnlineStore):
                 names = [*v.keys, *v.fields, "__et", "__ct"]
                 upd = ", ".join(f"{q(n)} = excluded.{q(n)}" for n in names if n not in v.keys)
                 t = table(v.name)
-                sql = (f"INSERT INTO {t} ({', '.join(q(n) for n in names)}) VALUES ({', '.join('?' * len(names))}) "
-                       f"ON CONFLICT ({', '.join(q(k) for k in v.keys)}) DO UPDATE SET {upd} "
-                       f"WHERE (coalesce(excluded.__et, {MIN_I64}), coalesce(excluded.__ct, {MIN_I64})) >= "
-                       f"(coalesce({t}.__et, {MIN_I64}), coalesce({t}.__ct, {MIN_I64}))")
+                sql = (
+                    f"INSERT INTO {t} ({', '.join(q(n) for n in names)}) VALUES ({', '.join('?' * len(names))}) "
+                    f"ON CONFLICT ({', '.join(q(k) for k in v.keys)}) DO UPDATE SET {upd} "
+                    f"WHERE (coalesce(excluded.__et, {MIN_I64}), coalesce(excluded.__ct, {MIN_I64})) >= "
+                    f"(coalesce({t}.__et, {MIN_I64}), coalesce({t}.__ct, {MIN_I64}))"
+                )
                 before = con.total_changes
                 con.executemany(sql, zip(*v.columns()))
                 written[v.name] = con.total_changes - before
@@ -90,12 +93,15 @@ class SQLiteOnlineStore(OnlineStore):
         """A prepared reader for `fields` of `view`."""
         schema = self._schema(self._con(), view)
         if schema is None:
-            raise RoostError(f"view {view!r} has not been materialised into {self.url}",
-                             hint="run `roost features materialize`")
+            raise RoostError(
+                f"view {view!r} has not been materialised into {self.url}", hint="run `roost features materialize`"
+            )
         missing = [f for f in fields if f not in schema["fields"]]
         if missing or list(schema["keys"]) != list(keys):
-            raise RoostError(f"online store {self.url} holds an older definition of view {view!r}",
-                             hint="run `roost features materialize` after `roost features apply`")
+            raise RoostError(
+                f"online store {self.url} holds an older definition of view {view!r}",
+                hint="run `roost features materialize` after `roost features apply`",
+            )
         return _SQLiteReader(self, view, list(keys), list(fields) + (["__et"] if with_time else []))
 
     def has_view(self, view: str) -> bool:
@@ -155,7 +161,7 @@ class _SQLiteReader(ViewReader):
         found: dict = {}
         ids = key_cols[0] if nk == 1 else list(zip(*key_cols))
         for lo in range(0, n, CHUNK):
-            part = ids[lo:lo + CHUNK]
+            part = ids[lo : lo + CHUNK]
             params = part if nk == 1 else [x for t in part for x in t]
             rows = con.execute(self._batch_sql(len(part)), params).fetchall()
             if nk == 1:

@@ -1,4 +1,5 @@
 """Alembic environment for roost's repository; run through roost.registry.store.migrate."""
+
 from alembic import context
 
 from roost.registry.models import Base

@@ -1,4 +1,5 @@
 """TensorFlow Serving REST API: :predict in row ("instances") and columnar ("inputs") format, model status."""
+
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
@@ -19,20 +20,37 @@ Reply = tuple[int, bytes, bytes, list]
 
 def status(model: LoadedModel) -> dict[str, Any]:
     """GET /v1/models/{name}: the TF-Serving model status document."""
-    return {"model_version_status": [{"version": model.version, "state": "AVAILABLE",
-                                      "status": {"error_code": "OK", "error_message": ""}}]}
+    return {
+        "model_version_status": [
+            {"version": model.version, "state": "AVAILABLE", "status": {"error_code": "OK", "error_message": ""}}
+        ]
+    }
 
 
 def metadata(model: LoadedModel) -> dict[str, Any]:
     """GET /v1/models/{name}/metadata: model spec plus a signature_def built from signature.json."""
+
     def tensors(specs: list) -> dict[str, Any]:
-        return {s.name: {"dtype": s.dtype, "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]},
-                         "name": s.name} for s in specs}
+        return {
+            s.name: {"dtype": s.dtype, "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]}, "name": s.name}
+            for s in specs
+        }
 
     pkg = model.package
-    return {"model_spec": {"name": model.name, "signature_name": "", "version": model.version},
-            "metadata": {"signature_def": {"signature_def": {"serving_default": {
-                "inputs": tensors(pkg.inputs), "outputs": tensors(pkg.outputs), "method_name": "predict"}}}}}
+    return {
+        "model_spec": {"name": model.name, "signature_name": "", "version": model.version},
+        "metadata": {
+            "signature_def": {
+                "signature_def": {
+                    "serving_default": {
+                        "inputs": tensors(pkg.inputs),
+                        "outputs": tensors(pkg.outputs),
+                        "method_name": "predict",
+                    }
+                }
+            }
+        },
+    }
 
 
 def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
@@ -44,7 +62,9 @@ def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
         if spec is None:
             if name not in pkg.entities:
                 names = ", ".join(repr(s.name) for s in pkg.inputs[:8])
-                raise bad(f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(pkg.inputs) > 8 else ''}")
+                raise bad(
+                    f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(pkg.inputs) > 8 else ''}"
+                )
             spec = entity_spec(name, values)
         items.append((spec, values))
     return dict(zip(cols, columns(items)))
@@ -90,7 +110,9 @@ def _parse(model: LoadedModel, body: bytes) -> tuple[bool, dict[str, np.ndarray]
     cols = req["inputs"]
     if not isinstance(cols, dict):
         if len(model.package.inputs) != 1:
-            raise bad(f"'inputs' must be an object {{input: [values]}}: the model has {len(model.package.inputs)} inputs")
+            raise bad(
+                f"'inputs' must be an object {{input: [values]}}: the model has {len(model.package.inputs)} inputs"
+            )
         cols = {model.package.inputs[0].name: cols}
     return False, _convert(model, cols)
 
@@ -113,8 +135,7 @@ async def predict(app: ServeApp, name: str, version: str | None, label: str | No
     model = app.lookup(name, version)
     spec = model.resolved.spec
     if label is not None and not (spec.kind == "alias" and spec.source.split("@", 1)[1] == label):
-        raise HTTPError(404, f"model {name!r} is not served under label {label!r}; "
-                             f"it is served from {spec.source!r}")
+        raise HTTPError(404, f"model {name!r} is not served under label {label!r}; it is served from {spec.source!r}")
     row_format, arrays = _parse(model, body)
     outputs = await app.predict(model, arrays, "tfserving")
     return 200, encode(model, outputs, row_format), JSON, []
@@ -126,8 +147,9 @@ def route(method: str, rest: str) -> tuple[str, str | None, str | None, str]:
     if ":" in rest:
         rest, verb = rest.rsplit(":", 1)
         if verb != "predict":
-            raise HTTPError(404 if verb not in ("classify", "regress") else 400,
-                            f"':{verb}' is not supported; use ':predict'")
+            raise HTTPError(
+                404 if verb not in ("classify", "regress") else 400, f"':{verb}' is not supported; use ':predict'"
+            )
         action = "predict"
     parts = rest.split("/")
     name, version, label = parts[0], None, None

@@ -1,4 +1,5 @@
 """KServe V2 / Open Inference Protocol over HTTP: JSON tensors and the binary tensor data extension."""
+
 from __future__ import annotations
 
 import math
@@ -23,10 +24,19 @@ Reply = tuple[int, bytes, bytes, list]
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
     """The V2 model metadata document."""
     pkg = model.package
-    return {"name": model.name, "versions": [model.version], "platform": "onnxruntime_onnx",
-            "inputs": [s.to_v2() for s in pkg.inputs], "outputs": [s.to_v2() for s in pkg.outputs],
-            "parameters": {"task": pkg.task, "classes": pkg.classes, "feature_refs": pkg.feature_refs,
-                           "entities": pkg.entities}}
+    return {
+        "name": model.name,
+        "versions": [model.version],
+        "platform": "onnxruntime_onnx",
+        "inputs": [s.to_v2() for s in pkg.inputs],
+        "outputs": [s.to_v2() for s in pkg.outputs],
+        "parameters": {
+            "task": pkg.task,
+            "classes": pkg.classes,
+            "feature_refs": pkg.feature_refs,
+            "entities": pkg.entities,
+        },
+    }
 
 
 def _shape(value: Any, name: str) -> list[int]:
@@ -48,7 +58,9 @@ def _spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> Tensor
             return TensorSpec(name, V2_TO_DTYPE[datatype], (-1,))
         return entity_spec(name, data)
     names = ", ".join(repr(s.name) for s in model.package.inputs[:8])
-    raise bad(f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(model.package.inputs) > 8 else ''}")
+    raise bad(
+        f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(model.package.inputs) > 8 else ''}"
+    )
 
 
 def _binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray:
@@ -57,8 +69,10 @@ def _binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray
         return decode_bytes(chunk, count, spec.name)
     dt = spec.np_dtype.newbyteorder("<")
     if len(chunk) != count * dt.itemsize:
-        raise bad(f"input {spec.name!r}: binary_data_size is {len(chunk)} bytes but shape needs "
-                  f"{count} x {dt.itemsize} = {count * dt.itemsize}")
+        raise bad(
+            f"input {spec.name!r}: binary_data_size is {len(chunk)} bytes but shape needs "
+            f"{count} x {dt.itemsize} = {count * dt.itemsize}"
+        )
     return np.frombuffer(chunk, dtype=dt)
 
 
@@ -94,9 +108,17 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
         if name.__class__ is str and len(inp) == 4:
             spec = by_name.get(name)  # type: ignore[arg-type]
             shape = inp.get("shape")
-            if (spec is not None and inp.get("datatype") == spec.v2_datatype and shape.__class__ is list
-                    and len(shape) == 1 and len(spec.shape) == 1 and shape[0].__class__ is int and shape[0] >= 0
-                    and "data" in inp and spec.name not in seen):
+            if (
+                spec is not None
+                and inp.get("datatype") == spec.v2_datatype
+                and shape.__class__ is list
+                and len(shape) == 1
+                and len(spec.shape) == 1
+                and shape[0].__class__ is int
+                and shape[0] >= 0
+                and "data" in inp
+                and spec.name not in seen
+            ):
                 seen.add(spec.name)
                 pending.append((spec.name, shape, shape[0], spec, inp["data"]))
                 continue
@@ -118,10 +140,12 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
             if type(size) is not int or size < 0:
                 raise bad(f"input {name!r}: binary_data_size must be a non-negative integer")
             if binary is None or offset + size > len(binary):
-                raise bad(f"input {name!r}: binary_data_size {size} but the binary part of the body is "
-                          f"{0 if binary is None else len(binary) - offset} bytes "
-                          "(is the Inference-Header-Content-Length header set?)")
-            arrays[name] = _binary_input(spec, binary[offset:offset + size], count).reshape(shape)
+                raise bad(
+                    f"input {name!r}: binary_data_size {size} but the binary part of the body is "
+                    f"{0 if binary is None else len(binary) - offset} bytes "
+                    "(is the Inference-Header-Content-Length header set?)"
+                )
+            arrays[name] = _binary_input(spec, binary[offset : offset + size], count).reshape(shape)
             offset += size
         else:
             if "data" not in inp:
@@ -157,8 +181,9 @@ def _requested(req: dict, model: LoadedModel) -> list[tuple[str, bool]]:
     return chosen
 
 
-def encode_response(req: dict, model: LoadedModel, outputs: dict[str, np.ndarray],
-                    wanted: list[tuple[str, bool]]) -> Reply:
+def encode_response(
+    req: dict, model: LoadedModel, outputs: dict[str, np.ndarray], wanted: list[tuple[str, bool]]
+) -> Reply:
     """Build the V2 response: JSON only, or JSON header + binary tensors."""
     entries, blobs = [], []
     for name, as_binary in wanted:
@@ -166,7 +191,11 @@ def encode_response(req: dict, model: LoadedModel, outputs: dict[str, np.ndarray
         dtype = NUMPY_TO_V2.get(arr.dtype.name, "BYTES")
         entry: dict[str, Any] = {"name": name, "datatype": dtype, "shape": list(arr.shape)}
         if as_binary:
-            raw = encode_bytes(arr) if dtype == "BYTES" else np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
+            raw = (
+                encode_bytes(arr)
+                if dtype == "BYTES"
+                else np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
+            )
             entry["parameters"] = {"binary_data_size": len(raw)}
             blobs.append(raw)
         elif dtype == "BYTES":

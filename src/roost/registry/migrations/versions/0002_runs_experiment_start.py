@@ -4,6 +4,7 @@ Revision ID: 0002_runs_experiment_start
 Revises: 0001_initial
 Create Date: 2026-11-25
 """
+
 from alembic import op
 
 revision = "0002_runs_experiment_start"
