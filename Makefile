@@ -8,7 +8,7 @@ STAMP := $(VENV)/.roost-installed
 # System packages the tests use (real servers and a real browser); installed with apt-get when missing.
 SYSPKGS := redis-server:redis-server postgresql:/usr/lib/postgresql chromium:chromium wrk:wrk
 
-.PHONY: demo test test-fast bench venv sysdeps clean
+.PHONY: demo test test-fast lint format bench venv sysdeps clean
 
 venv: $(STAMP)
 
@@ -30,6 +30,18 @@ sysdeps:
 	      || echo "warning: apt-get could not install$$missing; tests that need them will say so"; \
 	  else echo "warning: missing$$missing and no root apt-get; tests that need them will say so"; fi; \
 	fi
+
+# Style, types and layering, checked by tools (as Starlette's scripts/check): CI runs this before the tests.
+LINT_PATHS := src tests bench examples docs
+lint: $(STAMP)
+	$(VENV)/bin/ruff format --check $(LINT_PATHS)
+	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
+
+format: $(STAMP)
+	$(VENV)/bin/ruff format $(LINT_PATHS)
+	$(VENV)/bin/ruff check --fix $(LINT_PATHS)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py

@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine  # noqa: E402
+from _common import machine
 
 M, EF_CONSTRUCTION, K = 16, 200, 10
 
@@ -39,7 +39,7 @@ def rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def contender(name: str, dim: int, allowed: np.ndarray):  # noqa: ANN201
+def contender(name: str, dim: int, allowed: np.ndarray):
     """(build(x), search(q, ef) -> labels [nq, K], filtered(q, ef) -> labels of allowed items) for a contender."""
     if name == "hnswlib":
         import hnswlib
@@ -110,7 +110,7 @@ def recall(found: list | np.ndarray, truth: np.ndarray) -> float:
     return float(np.mean([len(set(np.asarray(f).tolist()) & set(t.tolist())) / K for f, t in zip(found, truth)]))
 
 
-def cpu_qps(fn, repeats: int = 5) -> float:  # noqa: ANN001
+def cpu_qps(fn, repeats: int = 5) -> float:
     """Queries per CPU-second of fn() -> number of queries (best of repeats: other load only ever slows a run)."""
     rates = []
     for _ in range(repeats):

@@ -27,7 +27,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine, peer_venv  # noqa: E402
+from _common import REPO, machine, peer_venv
 
 NUM, CAT = 15, 5
 

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_s, machine, median_time, mlflow_python, row, run_driver  # noqa: E402
+from _common import fmt_s, machine, median_time, mlflow_python, row, run_driver
 
 FILTER = "params.lr = '0.01' and metrics.auc >= 0.9"
 
@@ -114,7 +114,7 @@ def make_data(n: int, seed: int = 7) -> list[dict]:
     ]
 
 
-def _sync_full(store) -> None:  # noqa: ANN001
+def _sync_full(store) -> None:
     """Make roost's SQLite fsync every commit (synchronous=FULL, MLflow's SQLite default) for this store."""
     from sqlalchemy import event
 

@@ -28,11 +28,11 @@ import sys
 import tempfile
 import textwrap
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _servers import create_database, postgres, redis  # noqa: E402
+from _servers import create_database, postgres, redis
 
 # --------------------------------------------------------------------------------------------- registry section
 WRITER = r"""
@@ -142,12 +142,12 @@ def _pct(times: list[float], q: float) -> float:
     return s[min(len(s) - 1, int(q * len(s)))]
 
 
-def _raw_redis(store) -> Callable:  # noqa: ANN001
+def _raw_redis(store) -> Callable:
     """Baseline: the same HMGETs in one redis-py pipeline, bytes not decoded (what the Redis client alone costs)."""
     names = [f"stats:{f}" for f in FIELDS]
     r, prefix = store.r, store.prefix
 
-    def read(ids) -> list:  # noqa: ANN001
+    def read(ids) -> list:
         pipe = r.pipeline(transaction=False)
         for i in ids.tolist():
             pipe.hmget(f"{prefix}:user_id:{i}", names)

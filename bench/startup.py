@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine, mlflow_python  # noqa: E402
+from _common import REPO, machine, mlflow_python
 
 # the peer's telemetry off, as in bench/registry.py (no network here; keep its background work out of the figures)
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"})
@@ -36,7 +36,7 @@ def import_time(py: Path, mod: str) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def samples(fn, n: int) -> tuple[float, float]:  # noqa: ANN001
+def samples(fn, n: int) -> tuple[float, float]:
     """(best, first) of n calls."""
     xs = [fn() for _ in range(n)]
     return min(xs), xs[0]

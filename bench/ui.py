@@ -27,13 +27,13 @@ import sys
 import tempfile
 import time
 import uuid
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import fmt_s, machine, mlflow_python, row, run_driver  # noqa: E402
+from _common import fmt_s, machine, mlflow_python, row, run_driver
 
 REPO = Path(__file__).resolve().parents[1]
 FILTER = "params.model = 'mlp' and metrics.auc > 0.7"
@@ -70,7 +70,7 @@ print(json.dumps({"experiment_id": eid, "matches": n}))
 def make_data(n: int, seed: int = 11) -> list[dict]:
     """The same synthetic runs for both tools."""
     rng = random.Random(seed)
-    t0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+    t0 = datetime(2026, 11, 1, tzinfo=UTC)
     out = []
     for i in range(n):
         start = t0 + timedelta(seconds=37 * i)
@@ -103,7 +103,7 @@ def load_roost(root: Path, data: list[dict]) -> None:
     eid = st.get_or_create_experiment("bench")
     runs, params, metrics, tags = [], [], [], []
     for r in data:
-        start = datetime.fromtimestamp(r["start_ms"] / 1000, tz=timezone.utc)
+        start = datetime.fromtimestamp(r["start_ms"] / 1000, tz=UTC)
         runs.append(
             {
                 "id": r["id"],
@@ -171,7 +171,7 @@ def stop(proc: subprocess.Popen) -> None:
             proc.wait()
 
 
-def timed_pair(fa, fb, repeats: int) -> tuple[float, float, object, object]:  # noqa: ANN001
+def timed_pair(fa, fb, repeats: int) -> tuple[float, float, object, object]:
     """Median seconds of fa and fb, called alternately (same machine load for both) after two warm-ups."""
     ra = rb = None
     for _ in range(2):

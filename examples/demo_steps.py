@@ -90,7 +90,7 @@ def pipeline(ws: Path) -> None:
     df = pd.read_parquet(ws / "data" / "train.parquet")
     df[df["event_time"] >= df["event_time"].quantile(0.8)].to_parquet(ws / "data" / "holdout.parquet")
 
-    def event(ev: str, st) -> None:  # noqa: ANN001
+    def event(ev: str, st) -> None:
         if ev != "start":
             console.print(f"  {ev:9s} {st.name} {st.seconds:.1f}s {st.error or ''}")
 

@@ -7,8 +7,9 @@ import os
 import posixpath
 import shutil
 import sys
+from collections.abc import Iterable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import Any, Iterable, Iterator
+from typing import Any
 
 from roost.errors import NotFoundError, RoostError, redact_url
 

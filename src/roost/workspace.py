@@ -80,7 +80,7 @@ def load(start: Path | None = None, store_url: str | None = None, artifacts: str
     try:
         data = yaml.safe_load(cfg_path.read_text()) or {}
     except yaml.YAMLError as exc:
-        raise RoostError(f"{cfg_path} is not valid YAML: {exc}", hint="fix the file or re-run `roost init`")
+        raise RoostError(f"{cfg_path} is not valid YAML: {exc}", hint="fix the file or re-run `roost init`") from None
     if not isinstance(data, dict):
         raise RoostError(f"{cfg_path} must be a mapping of settings", hint="re-run `roost init` to rewrite it")
     known = {"project", "store_url", "artifacts", "online_store"}

@@ -243,7 +243,7 @@ def test_concurrent_searches_and_mutations() -> None:
             try:
                 for ids in index.search(q, 10).ids:
                     assert len(ids) == 10
-            except BaseException as exc:  # noqa: BLE001
+            except BaseException as exc:
                 errors.append(exc)
                 return
 

@@ -9,7 +9,7 @@ import pytest
 import roost
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "serve"))
-from servekit import Server  # noqa: E402  (the serving tests' real-server helper)
+from servekit import Server
 
 NAMES = ["logreg", "column_transformer", "random_forest", "gradient_boosting", "lightgbm", "xgboost", "torch_mlp"]
 

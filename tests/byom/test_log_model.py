@@ -10,7 +10,6 @@ import pytest
 import roost
 from roost.errors import RoostError
 
-
 NAMES = ["logreg", "column_transformer", "random_forest", "gradient_boosting", "lightgbm", "xgboost", "torch_mlp"]
 
 

@@ -36,9 +36,10 @@ def test_apply_diff_added_changed_removed(fws):
 
 
 def test_python_transform_changed_after_apply(fws):
+    from fs_helpers import T0, entity_rows_at
+
     from roost.errors import RoostError
     from roost.features import apply, training_set
-    from fs_helpers import T0, entity_rows_at
 
     write_typed_data(fws.root)
     p = write_defs(fws.root, TYPED_DEFS)

@@ -7,10 +7,9 @@ from datetime import timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
-
 from fs_helpers import ALL_REFS, T0, TYPED_DEFS, entity_rows_at, write_defs, write_typed_data
 
-USERS = list(range(0, 45))  # 40..44 have no rows
+USERS = list(range(45))  # 40..44 have no rows
 
 
 def check_consistent(t, url: str | None = None) -> None:

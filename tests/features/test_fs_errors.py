@@ -7,8 +7,8 @@ from datetime import timedelta
 import pandas as pd
 import pyarrow as pa
 import pytest
-
 from fs_helpers import T0, TYPED_DEFS, entity_rows_at, write_defs, write_typed_data
+
 from roost.errors import ConfigError, NotFoundError, RoostError
 
 

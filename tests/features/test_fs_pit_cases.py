@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from fs_helpers import ENGINES, use_engine, write_defs
 
-T = datetime(2024, 2, 1, 12, 0, tzinfo=timezone.utc)
+T = datetime(2024, 2, 1, 12, 0, tzinfo=UTC)
 M = timedelta(minutes=1)
 TS = pa.timestamp("us", tz="UTC")
 

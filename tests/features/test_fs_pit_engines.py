@@ -7,16 +7,15 @@ DuckDB returning a single-table scan in source order both times; many small row 
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-
 from fs_helpers import ENGINES, use_engine, write_defs
 
-T0 = datetime(2024, 6, 1, tzinfo=timezone.utc)
+T0 = datetime(2024, 6, 1, tzinfo=UTC)
 TS = pa.timestamp("us", tz="UTC")
 
 DEFS = """

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
+from fs_helpers import ENGINES, use_engine, write_defs
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from fs_helpers import ENGINES, use_engine, write_defs
-
-T0 = datetime(2024, 3, 10, 12, 0, tzinfo=timezone.utc)
+T0 = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
 MIN = timedelta(minutes=1)
 US = timedelta(microseconds=1)
 VIEWS = {  # view -> (ttl, uses created time, join keys, static)
@@ -114,7 +113,7 @@ def write_source(root, rows: list[dict]) -> None:
     pq.write_table(tbl, root / "data" / "prop.parquet")
 
 
-OLDEST = datetime.min.replace(tzinfo=timezone.utc)
+OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
 def reference(

@@ -8,7 +8,7 @@ import pytest
 from mon_helpers import FEATURES, LABEL, log_requests
 
 from roost.errors import RoostError
-from roost.monitor.api import drift, log_report, latest_drift, write_run_reference
+from roost.monitor.api import drift, latest_drift, log_report, write_run_reference
 from roost.monitor.sources import read_request_logs
 
 

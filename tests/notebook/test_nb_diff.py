@@ -128,9 +128,9 @@ def test_views_escape_content_and_embed_images_only_as_data():
 def test_logged_html_page_opens_in_the_ui_artifact_viewer(ws, cli, tmp_path):
     import json
 
-    import roost
     from starlette.testclient import TestClient
 
+    import roost
     from roost.ui.app import create_app
 
     a, b = base(), base()

@@ -10,7 +10,7 @@ import nbformat
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-from nb_helpers import code, demo, failing, write  # noqa: E402
+from nb_helpers import code, demo, failing, write
 
 
 def test_run_records_params_artifact_metric_and_diff_shows_only_changed_cells(ws, cli, tmp_path):

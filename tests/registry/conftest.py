@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `s3_helpers` (importlib import mode)
 
-from s3_helpers import MotoServer  # noqa: E402
+from s3_helpers import MotoServer
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])

@@ -40,13 +40,13 @@ class MotoServer:
             try:
                 self.client().create_bucket(Bucket="roost-artifacts")
                 break
-            except Exception:  # noqa: BLE001 - not up yet
+            except Exception:
                 if time.time() > deadline:
                     self.stop()
                     pytest.fail("moto S3 server did not start")
                 time.sleep(0.2)
 
-    def client(self):  # noqa: ANN201
+    def client(self):
         import boto3
 
         return boto3.client(

@@ -11,7 +11,7 @@ def _seed():
             d = run.artifact_dir / "model"
             d.mkdir()
             (d / "model.onnx").write_bytes(b"x")
-            (d / "roost-model.yaml").write_text("framework: torch\nmetrics: {auc: %s}\n" % auc)
+            (d / "roost-model.yaml").write_text(f"framework: torch\nmetrics: {{auc: {auc}}}\n")
             ids.append(run.id)
     return ids
 

@@ -17,8 +17,8 @@ sys.path.insert(0, str(Path(__file__).parent))  # s3_helpers, train_helpers (imp
 sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
 pytest.importorskip("s3fs", reason="S3 artifacts need s3fs (pip install 'roost[s3]')")
 
-from s3_helpers import MotoServer, free_port  # noqa: E402
-from train_helpers import mixed_frame  # noqa: E402
+from s3_helpers import MotoServer, free_port
+from train_helpers import mixed_frame
 
 pytestmark = pytest.mark.services
 BUCKET = "s3://roost-artifacts/"

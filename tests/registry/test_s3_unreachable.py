@@ -64,7 +64,7 @@ def _outcome(fn) -> BaseException | None:
     def target() -> None:
         try:
             fn()
-        except BaseException as exc:  # noqa: BLE001 - handed to the test
+        except BaseException as exc:
             box[0] = exc
 
     t = threading.Thread(target=target, daemon=True)

@@ -10,7 +10,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "monitor"))  # `mon_helpers` (importlib import mode)
 
-from mon_helpers import build_package, engagement  # noqa: E402
+from mon_helpers import build_package, engagement
 
 
 @pytest.fixture(scope="session")

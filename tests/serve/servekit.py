@@ -194,7 +194,7 @@ class Server:
         """Everything the server printed so far."""
         return self.log.read_text(errors="replace")
 
-    def wait_ready(self, timeout: float = 120.0) -> "Server":
+    def wait_ready(self, timeout: float = 120.0) -> Server:
         """Block until every worker is up (the supervisor's 'serving ... on http' line)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import onnx
@@ -12,7 +12,7 @@ import pytest
 from onnx import TensorProto, helper
 from servekit import Server, write_package
 
-T0 = datetime(2026, 11, 1, tzinfo=timezone.utc)
+T0 = datetime(2026, 11, 1, tzinfo=UTC)
 DEFS = """\
 from datetime import timedelta
 from roost.features import Entity, Source, FeatureView

@@ -84,10 +84,10 @@ class LoadLoop:
                     d = r.json()
                     out = d.get("outputs", [{}])[0].get("data", [None])[0] if r.status_code == 200 else None
                     self.results.append((r.status_code, d.get("model_version"), out))
-                except Exception as exc:  # noqa: BLE001 - a transport failure is a failed request
+                except Exception as exc:
                     self.errors.append(repr(exc))
 
-    def __enter__(self) -> "LoadLoop":
+    def __enter__(self) -> LoadLoop:
         for t in self._threads:
             t.start()
         return self

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).parent))
-from servekit import Server, breast_cancer, logreg_package  # noqa: E402
+from servekit import Server, breast_cancer, logreg_package
 
 
 def test_models_and_index_on_one_server(ws, tmp_path):

@@ -11,7 +11,7 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))  # for `train_helpers` (importlib import mode)
 
-from train_helpers import mixed_frame  # noqa: E402
+from train_helpers import mixed_frame
 
 
 @pytest.fixture(scope="session")

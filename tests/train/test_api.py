@@ -10,11 +10,10 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
+from train_helpers import mixed_frame
 
 import roost
 from roost.errors import ConfigError, RoostError
-
-from train_helpers import mixed_frame
 
 
 @pytest.fixture

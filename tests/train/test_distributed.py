@@ -17,11 +17,10 @@ import time
 
 import numpy as np
 import pytest
+from train_helpers import mixed_frame
 
 import roost
 from roost.errors import RoostError
-
-from train_helpers import mixed_frame
 
 pytestmark = pytest.mark.slow
 ROOST = [sys.executable, "-m", "roost"]

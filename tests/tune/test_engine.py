@@ -22,7 +22,7 @@ class Clock:
         return self.t
 
 
-def _drain(eng: Engine, sid: str, fn) -> list[dict]:  # noqa: ANN001
+def _drain(eng: Engine, sid: str, fn) -> list[dict]:
     """Ask and tell until the study is done; returns the asked trials."""
     out = []
     while True:

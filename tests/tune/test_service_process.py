@@ -34,7 +34,7 @@ class Server:
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> "Server":
+    def start(self) -> Server:
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
         env["ROOST_WORKSPACE"] = str(self.root)
         log = open(self.root / f"serve-{self.port}.log", "ab")
@@ -144,7 +144,7 @@ def test_eight_concurrent_clients_never_share_a_trial(servers) -> None:
                 c.tell(sid, t.number, v)
                 with lock:
                     told[t.number] = v
-        except BaseException as exc:  # noqa: BLE001
+        except BaseException as exc:
             errors.append(exc)
 
     threads = [threading.Thread(target=worker, args=(i,), daemon=True) for i in range(8)]

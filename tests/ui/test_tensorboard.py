@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import time
 
-import roost
 from starlette.testclient import TestClient
 
+import roost
 from roost.ui import create_app
 from roost.ui.tensorboard import TensorBoardManager, logdir_name, spec_for
 

@@ -7,9 +7,10 @@ import logging
 import threading
 import time
 from collections import OrderedDict
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -411,7 +412,7 @@ class Index:
         return d
 
     @classmethod
-    def load(cls, directory: str | Path, threads: int = 0) -> "Index":
+    def load(cls, directory: str | Path, threads: int = 0) -> Index:
         """Read an index written by save."""
         d = Path(directory)
         f = d / "index.json"

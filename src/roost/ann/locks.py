@@ -15,11 +15,11 @@ class RWLock:
         self._writer = False
         self._waiting = 0
 
-    def read(self) -> "_Guard":
+    def read(self) -> _Guard:
         """Context manager holding a read lock."""
         return _Guard(self, False)
 
-    def write(self) -> "_Guard":
+    def write(self) -> _Guard:
         """Context manager holding the write lock."""
         return _Guard(self, True)
 

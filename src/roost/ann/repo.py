@@ -6,8 +6,9 @@ import logging
 import re
 import tempfile
 import time
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -159,7 +160,7 @@ def build_index(
         "id_column": emb.id_column or "",
         "source": str(src or ""),
         "target_recall": target_recall,
-        **{k: v for k, v in index.params.items()},
+        **dict(index.params.items()),
     }
     metrics = {"build_seconds": build_s, "count": float(len(index)), "recall_at_10": float(tuned["recall_at_k"])}
     return _commit(

@@ -5,9 +5,10 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 from roost.ann.index import Index
 from roost.errors import RoostError
@@ -119,7 +120,7 @@ class AnnState:
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
-    def start(self) -> "AnnState":
+    def start(self) -> AnnState:
         """Start polling the registry (when poll_s > 0) so new versions and moved aliases are swapped in."""
         if self.poll_s > 0 and self._thread is None:
             self._thread = threading.Thread(target=self._poll, name="roost-ann-poll", daemon=True)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import numpy as np
 
@@ -111,13 +112,12 @@ def _native_scores(task: str, predict_proba: Callable | None, predict: Callable)
 
 def convert_sklearn(model: Any, sample: Any) -> Converted:
     """scikit-learn estimator or Pipeline → ONNX through skl2onnx (per-column inputs for ColumnTransformer)."""
+    import pandas as pd
     from skl2onnx import convert_sklearn as skl_convert
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
     from sklearn.base import is_classifier
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
-
-    import pandas as pd
 
     df = _frame(sample, list(getattr(model, "feature_names_in_", [])) or None)
     cols = _check_columns(df, list(getattr(model, "feature_names_in_", [])) or None)
@@ -139,7 +139,7 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     options = {id(final): {"zipmap": False}} if clf else None
     try:
         onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
-    except Exception as exc:  # noqa: BLE001 - skl2onnx raises many types; we name the step
+    except Exception as exc:
         raise RoostError(
             f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
             hint="register a converter for it with skl2onnx.update_registered_converter, "
@@ -213,7 +213,7 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
             plain = copy.deepcopy(model)  # onnxmltools reads features by position ('f%d'); drop the names
             (plain.get_booster() if hasattr(plain, "get_booster") else plain).feature_names = None
             onx = onnxmltools.convert_xgboost(plain, initial_types=types, target_opset=15)
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise RoostError(
             f"{framework} model cannot be converted to ONNX: {str(exc).splitlines()[0]}",
             hint="check the model's objective is supported by onnxmltools",
@@ -292,7 +292,7 @@ def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
                 verbose=False,
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
             ).model_proto
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         raise RoostError(
             f"torch model cannot be exported to ONNX: {str(exc).splitlines()[0][:300]}",
             hint="use ops supported by torch.onnx (dynamo exporter) or wrap the model",

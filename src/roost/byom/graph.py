@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from collections.abc import Sequence
+from typing import Any
 
 ONNX_DTYPE = {"float32": 1, "int64": 7, "string": 8, "float64": 11, "int32": 6, "bool": 9}
 ELEM_NAME = {v: k for k, v in ONNX_DTYPE.items()}

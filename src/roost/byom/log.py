@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from roost.errors import RoostError
+
+if TYPE_CHECKING:
+    from roost.registry.modelreg import ModelVersionInfo
 
 PARITY_TOLERANCE = 1e-4
 PRIMARY = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
@@ -76,7 +79,7 @@ def log_model(
     task: str | None = None,
     allow_mismatch: bool = False,
     experiment: str = "models",
-):  # noqa: ANN201
+) -> ModelVersionInfo:
     """Convert a scikit-learn/LightGBM/XGBoost/PyTorch/ONNX model to a roost package and register it."""
     from roost.registry import api
 
@@ -120,7 +123,7 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
 
         try:
             return joblib.load(p)
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RoostError(
                 f"cannot unpickle {p.name}: {str(exc)[:200]}",
                 hint="the file is corrupted or needs a library that is not installed",
@@ -130,7 +133,7 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
 
         try:
             return lightgbm.Booster(model_file=str(p))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RoostError(f"{p.name} is not a LightGBM model file: {str(exc)[:200]}") from exc
     if suffix in (".json", ".ubj", ".xgb"):
         import xgboost
@@ -138,7 +141,7 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
         b = xgboost.Booster()
         try:
             b.load_model(str(p))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RoostError(f"{p.name} is not an XGBoost model file: {str(exc).splitlines()[0][:200]}") from exc
         return b
     if suffix in (".pt", ".pt2", ".pth"):
@@ -148,7 +151,7 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
             if suffix == ".pt2":
                 return torch.export.load(str(p))
             return torch.jit.load(str(p))
-        except Exception as exc:  # noqa: BLE001
+        except Exception as exc:
             raise RoostError(
                 f"{p.name} is not a TorchScript/ExportedProgram file: {str(exc).splitlines()[0][:200]}",
                 hint="save with torch.jit.save(torch.jit.script(m)) or torch.export.save(ep)",

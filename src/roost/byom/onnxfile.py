@@ -19,7 +19,7 @@ def convert_onnx(model: Any, task: str | None) -> Converted:
     try:
         proto = onnx.load_from_string(bytes(raw))
         onnx.checker.check_model(proto)
-    except Exception as exc:  # noqa: BLE001 - protobuf DecodeError, ValidationError...
+    except Exception as exc:
         raise RoostError(
             f"not a valid ONNX model: {str(exc).splitlines()[0][:200]}",
             hint="check the file is complete (not truncated) and was saved with onnx.save",

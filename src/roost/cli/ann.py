@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any, Callable, Iterator, List, Optional
+from typing import Any
 
 import typer
 
@@ -13,7 +14,7 @@ index_app = typer.Typer(name="index", help="Vector indexes: build, query, versio
 
 
 @contextlib.contextmanager
-def _progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int], None]]]:
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
     """A Rich progress bar fed by (done, total) callbacks; None when disabled."""
     if not enabled:
         yield None
@@ -27,7 +28,7 @@ def _progress(label: str, enabled: bool) -> Iterator[Optional[Callable[[int, int
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
 
-def _csv(value: Optional[str]) -> Optional[list[str]]:
+def _csv(value: str | None) -> list[str] | None:
     return None if value is None else [v.strip() for v in value.split(",") if v.strip()]
 
 
@@ -36,8 +37,8 @@ def embed(
     items: Path = typer.Option(..., "--items", help="Parquet file with one row per item (or user)"),
     out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (id, kept columns, embedding)"),
     which: str = typer.Option("item", "--which", help="tower to run: item or user"),
-    id_column: Optional[str] = typer.Option(None, "--id-column", help="column carried as the id (e.g. item_id)"),
-    keep: Optional[str] = typer.Option(None, "--keep", help="comma-separated columns to carry along (attributes)"),
+    id_column: str | None = typer.Option(None, "--id-column", help="column carried as the id (e.g. item_id)"),
+    keep: str | None = typer.Option(None, "--keep", help="comma-separated columns to carry along (attributes)"),
     batch_size: int = typer.Option(8192, "--batch-size", help="rows per model run"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
@@ -69,20 +70,20 @@ def build(
     embeddings: Path = typer.Option(..., "--embeddings", "-e", help="Parquet from `roost embed` (or .npy)"),
     metric: str = typer.Option("cosine", "--metric", help="cosine, ip or l2"),
     kind: str = typer.Option("hnsw", "--kind", help="hnsw, ivf or flat (exact)"),
-    library: Optional[str] = typer.Option(None, "--library", help="hnswlib or faiss [default: measured best per kind]"),
-    id_column: Optional[str] = typer.Option(None, "--id-column", help="id column [default: from roost embed, or id]"),
-    vector_column: Optional[str] = typer.Option(None, "--vector-column", help="vector column [default: embedding]"),
-    attributes: Optional[str] = typer.Option(
+    library: str | None = typer.Option(None, "--library", help="hnswlib or faiss [default: measured best per kind]"),
+    id_column: str | None = typer.Option(None, "--id-column", help="id column [default: from roost embed, or id]"),
+    vector_column: str | None = typer.Option(None, "--vector-column", help="vector column [default: embedding]"),
+    attributes: str | None = typer.Option(
         None, "--attributes", help="comma-separated filterable columns [default: all others; '' none]"
     ),
     target_recall: float = typer.Option(0.95, "--target-recall", help="recall@10 the search effort is tuned to"),
-    tune_queries: Optional[Path] = typer.Option(
+    tune_queries: Path | None = typer.Option(
         None, "--tune-queries", help="query vectors to tune on (e.g. `roost embed --which user`)"
     ),
-    m: Optional[int] = typer.Option(None, "--m", help="HNSW links per node [16]"),
-    ef_construction: Optional[int] = typer.Option(None, "--ef-construction", help="HNSW build effort [200]"),
-    nlist: Optional[int] = typer.Option(None, "--nlist", help="IVF lists [4·sqrt(N)]"),
-    alias: Optional[str] = typer.Option(None, "--alias", help="point NAME@ALIAS at the new version"),
+    m: int | None = typer.Option(None, "--m", help="HNSW links per node [16]"),
+    ef_construction: int | None = typer.Option(None, "--ef-construction", help="HNSW build effort [200]"),
+    nlist: int | None = typer.Option(None, "--nlist", help="IVF lists [4·sqrt(N)]"),
+    alias: str | None = typer.Option(None, "--alias", help="point NAME@ALIAS at the new version"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the version record as JSON"),
 ) -> None:
@@ -132,18 +133,20 @@ def _vector(text: str) -> list[float]:
     except ValueError:
         from roost.errors import RoostError
 
-        raise RoostError(f"cannot read --vector {text[:40]!r}", hint="pass numbers: 0.1,0.2,... or [0.1, 0.2, ...]")
+        raise RoostError(
+            f"cannot read --vector {text[:40]!r}", hint="pass numbers: 0.1,0.2,... or [0.1, 0.2, ...]"
+        ) from None
     return v
 
 
 @index_app.command("query")
 def query(
     name: str = typer.Argument(..., help="NAME, NAME/VERSION, NAME@ALIAS or an index folder"),
-    vector: Optional[str] = typer.Option(None, "--vector", help="query vector: 0.1,0.2,... or a JSON list"),
-    id_: Optional[List[str]] = typer.Option(None, "--id", help="query by a stored item's vector (repeatable)"),
+    vector: str | None = typer.Option(None, "--vector", help="query vector: 0.1,0.2,... or a JSON list"),
+    id_: list[str] | None = typer.Option(None, "--id", help="query by a stored item's vector (repeatable)"),
     k: int = typer.Option(10, "-k", "--k", help="neighbours per query"),
-    filter_: Optional[str] = typer.Option(None, "--filter", help='JSON, e.g. {"category": "books"}'),
-    ef: Optional[int] = typer.Option(None, "--ef", help="search effort (ef_search / nprobe) [tuned at build]"),
+    filter_: str | None = typer.Option(None, "--filter", help='JSON, e.g. {"category": "books"}'),
+    ef: int | None = typer.Option(None, "--ef", help="search effort (ef_search / nprobe) [tuned at build]"),
     as_json: bool = typer.Option(False, "--json", help="print results as JSON"),
 ) -> None:
     """Nearest neighbours of a vector or of stored items."""
@@ -156,7 +159,7 @@ def query(
     try:
         flt = json.loads(filter_) if filter_ else None
     except ValueError as exc:
-        raise RoostError(f"--filter is not valid JSON: {exc}", hint='e.g. --filter \'{"category": "books"}\'')
+        raise RoostError(f"--filter is not valid JSON: {exc}", hint='e.g. --filter \'{"category": "books"}\'') from None
     index = load_index(name)
     if vector is not None:
         res, labels = index.search([_vector(vector)], k, flt, ef), ["vector"]
@@ -248,9 +251,9 @@ def alias_cmd(
 @index_app.command("update")
 def update(
     name: str = typer.Argument(..., help="NAME, NAME/VERSION or NAME@ALIAS to start from"),
-    upsert: Optional[Path] = typer.Option(None, "--upsert", help="embeddings Parquet of items to add or replace"),
-    delete: Optional[str] = typer.Option(None, "--delete", help="comma-separated ids to remove"),
-    id_column: Optional[str] = typer.Option(None, "--id-column"),
+    upsert: Path | None = typer.Option(None, "--upsert", help="embeddings Parquet of items to add or replace"),
+    delete: str | None = typer.Option(None, "--delete", help="comma-separated ids to remove"),
+    id_column: str | None = typer.Option(None, "--id-column"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """A new version with items upserted and deleted, without rebuilding the index."""
@@ -268,14 +271,14 @@ def update(
 
 @index_app.command("serve")
 def serve(
-    names: List[str] = typer.Argument(..., help="indexes: NAME, NAME@ALIAS, NAME/VERSION, folder, or LABEL=ref"),
+    names: list[str] = typer.Argument(..., help="indexes: NAME, NAME@ALIAS, NAME/VERSION, folder, or LABEL=ref"),
     port: int = typer.Option(8090, "--port", "-p"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="ROOST_SERVE_TOKEN", help="require a bearer token"),
+    token: str | None = typer.Option(None, "--token", envvar="ROOST_SERVE_TOKEN", help="require a bearer token"),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks (0: never); new versions swap in"),
-    user_model: Optional[str] = typer.Option(None, "--user-model", help="two-tower model for /v1/recommend"),
-    ranker: Optional[str] = typer.Option(None, "--ranker", help="ranking model package for /v1/recommend"),
-    recommend_index: Optional[str] = typer.Option(None, "--recommend-index", help="index to recommend from [first]"),
+    user_model: str | None = typer.Option(None, "--user-model", help="two-tower model for /v1/recommend"),
+    ranker: str | None = typer.Option(None, "--ranker", help="ranking model package for /v1/recommend"),
+    recommend_index: str | None = typer.Option(None, "--recommend-index", help="index to recommend from [first]"),
     candidates: int = typer.Option(100, "--candidates", help="candidates ranked per user"),
     threads: int = typer.Option(0, "--threads", help="search threads per request (0: auto)"),
 ) -> None:

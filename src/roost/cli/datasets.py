@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any
 
 import typer
 
@@ -24,8 +24,8 @@ def make(
     out: Path = typer.Option(..., "--out", "-o", help="Directory to write the Parquet files into."),
     rows: int = typer.Option(100_000, "--rows", "-n", min=1, help="Number of impressions."),
     seed: int = typer.Option(0, "--seed", help="Random seed (same seed, same files)."),
-    users: Optional[int] = typer.Option(None, "--users", min=1, help="Number of users [default: rows/20]."),
-    items: Optional[int] = typer.Option(None, "--items", min=1, help="Number of items [default: rows/50]."),
+    users: int | None = typer.Option(None, "--users", min=1, help="Number of users [default: rows/20]."),
+    items: int | None = typer.Option(None, "--items", min=1, help="Number of items [default: rows/50]."),
     days: int = typer.Option(14, "--days", min=1, help="Days of log (daily feature snapshots)."),
     as_json: bool = typer.Option(False, "--json", help="Print the files written as JSON."),
 ) -> None:

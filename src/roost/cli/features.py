@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 features_app = typer.Typer(
@@ -18,7 +16,7 @@ def register(app: typer.Typer) -> None:
 
 @features_app.command("apply")
 def apply_cmd(
-    folder: Optional[str] = typer.Option(None, "--dir", help="definitions folder (default: <workspace>/features)"),
+    folder: str | None = typer.Option(None, "--dir", help="definitions folder (default: <workspace>/features)"),
     dry_run: bool = typer.Option(False, "--dry-run", help="validate and print the diff without registering"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
@@ -89,9 +87,9 @@ def _ttl(seconds: float) -> str:
 
 @features_app.command("materialize")
 def materialize_cmd(
-    start: Optional[str] = typer.Option(None, "--start", help="ISO time with offset (default: each view's watermark)"),
-    end: Optional[str] = typer.Option(None, "--end", help="ISO time with offset (default: now)"),
-    view: Optional[list[str]] = typer.Option(None, "--view", "-v", help="only these views (repeatable)"),
+    start: str | None = typer.Option(None, "--start", help="ISO time with offset (default: each view's watermark)"),
+    end: str | None = typer.Option(None, "--end", help="ISO time with offset (default: now)"),
+    view: list[str] | None = typer.Option(None, "--view", "-v", help="only these views (repeatable)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Load the latest feature values into the online store, incrementally from the last watermark."""

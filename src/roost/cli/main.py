@@ -10,7 +10,7 @@ import sys
 # Command output still uses Rich tables and colours.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
-import typer  # noqa: E402
+import typer
 
 from roost.errors import RoostError
 

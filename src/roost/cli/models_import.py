@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -16,9 +15,9 @@ def register(app: typer.Typer) -> None:
     def models_import(
         path: Path = typer.Argument(..., help=".onnx, .pkl/.joblib, LightGBM .txt, XGBoost .json/.ubj, .pt/.pt2"),
         name: str = typer.Option(..., "--name", "-n", help="registered model name"),
-        sample: Optional[str] = typer.Option(None, "--sample", help="rows to check parity on (path or sklearn:…)"),
-        label: Optional[str] = typer.Option(None, "--label", help="column of the sample to drop (the target)"),
-        task: Optional[str] = typer.Option(None, "--task", help="binary | multiclass | regression (torch/onnx)"),
+        sample: str | None = typer.Option(None, "--sample", help="rows to check parity on (path or sklearn:…)"),
+        label: str | None = typer.Option(None, "--label", help="column of the sample to drop (the target)"),
+        task: str | None = typer.Option(None, "--task", help="binary | multiclass | regression (torch/onnx)"),
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickle (runs its code)"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="keep a model whose ONNX parity > 1e-4"),
         rows: int = typer.Option(200, "--rows", help="sample rows used for the parity check"),

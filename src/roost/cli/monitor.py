@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import Any
 
 import typer
 
@@ -20,7 +20,7 @@ def _status(message: str) -> Any:
     return Console(stderr=True).status(message)
 
 
-def _split(values: Optional[List[str]]) -> list[str]:
+def _split(values: list[str] | None) -> list[str]:
     """Repeatable and comma-separated options as one list."""
     return [v.strip() for item in values or [] for v in item.split(",") if v.strip()]
 
@@ -37,7 +37,7 @@ def _load(spec: str) -> Any:
 
 def profile(
     data: str = typer.Argument(..., help="Data: file/glob, data set (engagement:ROWS), or request-log folder."),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="Write the profile JSON here."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the profile JSON here."),
     as_json: bool = typer.Option(False, "--json", help="Print the column summary as JSON."),
 ) -> None:
     """Profile every column: counts, missing, min/max/mean/std, quantiles, histogram, top values, cardinality."""
@@ -60,18 +60,18 @@ def profile(
 def _drift(
     reference: str,
     current: str,
-    model: Optional[str],
-    since: Optional[str],
-    until: Optional[str],
-    features: Optional[List[str]],
+    model: str | None,
+    since: str | None,
+    until: str | None,
+    features: list[str] | None,
     method: str,
-    threshold: Optional[float],
+    threshold: float | None,
     drift_share: float,
 ) -> Any:
     """Compute a drift report from CLI options."""
     from roost.monitor.api import drift
 
-    thresholds = {} if threshold is None else {m: threshold for m in ("ks", "chi2", "wasserstein", "js", "psi")}
+    thresholds = {} if threshold is None else dict.fromkeys(("ks", "chi2", "wasserstein", "js", "psi"), threshold)
     with _status("computing drift ..."):
         return drift(
             reference,
@@ -86,7 +86,7 @@ def _drift(
         )
 
 
-def _emit(report: Any, html: Optional[Path], prom: Optional[Path], log: bool, model: Optional[str]) -> None:
+def _emit(report: Any, html: Path | None, prom: Path | None, log: bool, model: str | None) -> None:
     """Write the optional outputs of a drift report."""
     from roost.monitor import alerts
     from roost.monitor.report import drift_html, write
@@ -102,37 +102,37 @@ def _emit(report: Any, html: Optional[Path], prom: Optional[Path], log: bool, mo
         report.notes.append(f"logged as run {log_report(report, model, html=page)[:8]}")
 
 
-_OPTS: dict[str, Any] = dict(
-    reference=typer.Option(..., "--reference", "-r", help=REF_HELP),
-    current=typer.Option(..., "--current", "-c", help=CUR_HELP),
-    model=typer.Option(None, "--model", help="Model folder inside a request-log directory."),
-    since=typer.Option(None, "--since", help="Request logs from this UTC time (e.g. 2024-01-08)."),
-    until=typer.Option(None, "--until", help="Request logs before this UTC time."),
-    features=typer.Option(None, "--features", "-f", help="Features to compare (repeat or comma-separate)."),
-    method=typer.Option("auto", "--method", help="auto (Evidently's choice), ks, wasserstein, psi, js, chi2."),
-    threshold=typer.Option(None, "--threshold", help="Threshold for the method [default: the method's]."),
-    drift_share=typer.Option(
+_OPTS: dict[str, Any] = {
+    "reference": typer.Option(..., "--reference", "-r", help=REF_HELP),
+    "current": typer.Option(..., "--current", "-c", help=CUR_HELP),
+    "model": typer.Option(None, "--model", help="Model folder inside a request-log directory."),
+    "since": typer.Option(None, "--since", help="Request logs from this UTC time (e.g. 2024-01-08)."),
+    "until": typer.Option(None, "--until", help="Request logs before this UTC time."),
+    "features": typer.Option(None, "--features", "-f", help="Features to compare (repeat or comma-separate)."),
+    "method": typer.Option("auto", "--method", help="auto (Evidently's choice), ks, wasserstein, psi, js, chi2."),
+    "threshold": typer.Option(None, "--threshold", help="Threshold for the method [default: the method's]."),
+    "drift_share": typer.Option(
         0.5, "--drift-share", min=0.0, max=1.0, help="Share of drifted features that makes the dataset drifted."
     ),
-    html=typer.Option(None, "--html", help="Write the HTML report here."),
-    prom=typer.Option(None, "--prom", help="Write Prometheus gauges here (node_exporter textfile collector)."),
-    log=typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; seen in the UI)."),
-    as_json=typer.Option(False, "--json", help="Print the report as JSON."),
-)
+    "html": typer.Option(None, "--html", help="Write the HTML report here."),
+    "prom": typer.Option(None, "--prom", help="Write Prometheus gauges here (node_exporter textfile collector)."),
+    "log": typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; seen in the UI)."),
+    "as_json": typer.Option(False, "--json", help="Print the report as JSON."),
+}
 
 
 def drift_cmd(
     reference: str = _OPTS["reference"],
     current: str = _OPTS["current"],
-    model: Optional[str] = _OPTS["model"],
-    since: Optional[str] = _OPTS["since"],
-    until: Optional[str] = _OPTS["until"],
-    features: Optional[List[str]] = _OPTS["features"],
+    model: str | None = _OPTS["model"],
+    since: str | None = _OPTS["since"],
+    until: str | None = _OPTS["until"],
+    features: list[str] | None = _OPTS["features"],
     method: str = _OPTS["method"],
-    threshold: Optional[float] = _OPTS["threshold"],
+    threshold: float | None = _OPTS["threshold"],
     drift_share: float = _OPTS["drift_share"],
-    html: Optional[Path] = _OPTS["html"],
-    prom: Optional[Path] = _OPTS["prom"],
+    html: Path | None = _OPTS["html"],
+    prom: Path | None = _OPTS["prom"],
     log: bool = _OPTS["log"],
     as_json: bool = _OPTS["as_json"],
 ) -> None:
@@ -174,15 +174,15 @@ def drift_cmd(
 def check(
     reference: str = _OPTS["reference"],
     current: str = _OPTS["current"],
-    model: Optional[str] = _OPTS["model"],
-    since: Optional[str] = _OPTS["since"],
-    until: Optional[str] = _OPTS["until"],
-    features: Optional[List[str]] = _OPTS["features"],
+    model: str | None = _OPTS["model"],
+    since: str | None = _OPTS["since"],
+    until: str | None = _OPTS["until"],
+    features: list[str] | None = _OPTS["features"],
     method: str = _OPTS["method"],
-    threshold: Optional[float] = _OPTS["threshold"],
+    threshold: float | None = _OPTS["threshold"],
     drift_share: float = _OPTS["drift_share"],
-    html: Optional[Path] = _OPTS["html"],
-    prom: Optional[Path] = _OPTS["prom"],
+    html: Path | None = _OPTS["html"],
+    prom: Path | None = _OPTS["prom"],
     log: bool = _OPTS["log"],
     as_json: bool = _OPTS["as_json"],
 ) -> None:
@@ -207,17 +207,17 @@ def check(
 
 
 def analyze(
-    run: Optional[str] = typer.Option(None, "--run", help="A run: analyse its stored evaluation set."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="A model to score --data with."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Labelled data, or request logs with --labels."),
-    labels: Optional[str] = typer.Option(None, "--labels", help="Delayed labels to join to request logs."),
-    on: Optional[List[str]] = typer.Option(None, "--on", help="Join columns for --labels [_request_id,_row]."),
-    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
-    score: Optional[str] = typer.Option(None, "--score", help="Score column [pred_probability/pred_prediction]."),
-    slices: Optional[List[str]] = typer.Option(None, "--slice", help="Features to slice by [the first 12]."),
+    run: str | None = typer.Option(None, "--run", help="A run: analyse its stored evaluation set."),
+    model: str | None = typer.Option(None, "--model", "-m", help="A model to score --data with."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Labelled data, or request logs with --labels."),
+    labels: str | None = typer.Option(None, "--labels", help="Delayed labels to join to request logs."),
+    on: list[str] | None = typer.Option(None, "--on", help="Join columns for --labels [_request_id,_row]."),
+    label: str | None = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
+    score: str | None = typer.Option(None, "--score", help="Score column [pred_probability/pred_prediction]."),
+    slices: list[str] | None = typer.Option(None, "--slice", help="Features to slice by [the first 12]."),
     bins: int = typer.Option(5, "--bins", min=2, help="Quantile bins for numeric slices."),
     threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold (binary)."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here."),
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
 ) -> None:
     """Model analysis: metrics by slice, calibration curve, score distribution, confusion matrix."""
@@ -246,12 +246,12 @@ def analyze(
 
 
 def _analysis_frame(
-    run: Optional[str],
-    model: Optional[str],
-    data: Optional[str],
-    labels: Optional[str],
+    run: str | None,
+    model: str | None,
+    data: str | None,
+    labels: str | None,
     on: list[str],
-    label: Optional[str],
+    label: str | None,
 ) -> tuple[Any, str, str]:
     """(labelled frame with scores, source name, label column) from the analyze options."""
     from roost.monitor.analysis import join_labels
@@ -282,18 +282,18 @@ def _analysis_frame(
 
 
 def fairness_cmd(
-    sensitive: List[str] = typer.Option(
+    sensitive: list[str] = typer.Option(
         ..., "--sensitive", "-s", help="Sensitive column(s); several = each alone and their intersection."
     ),
-    run: Optional[str] = typer.Option(None, "--run", help="A run: its model, and its evaluation set by default."),
-    model: Optional[str] = typer.Option(None, "--model", "-m", help="A model package or name@alias."),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Data with the sensitive columns (and label)."),
-    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
-    score: Optional[str] = typer.Option(None, "--score", help="Use this score column instead of a model."),
+    run: str | None = typer.Option(None, "--run", help="A run: its model, and its evaluation set by default."),
+    model: str | None = typer.Option(None, "--model", "-m", help="A model package or name@alias."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Data with the sensitive columns (and label)."),
+    label: str | None = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
+    score: str | None = typer.Option(None, "--score", help="Use this score column instead of a model."),
     threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold on the score."),
-    pos_label: Optional[str] = typer.Option(None, "--pos-label", help="The positive label value."),
+    pos_label: str | None = typer.Option(None, "--pos-label", help="The positive label value."),
     min_group: int = typer.Option(30, "--min-group", help="Warn about groups smaller than this."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here."),
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Group fairness: per-group rates, demographic parity, equalised odds, intersectional groups."""
@@ -336,8 +336,8 @@ def explain_cmd(
     rows: int = typer.Option(100, "--rows", "-n", min=1, help="Explain the first N rows."),
     method: str = typer.Option("auto", "--method", help="auto, tree, linear, ig or permutation."),
     background: int = typer.Option(50, "--background", min=1, help="Background rows (SHAP, IG baseline)."),
-    row: Optional[int] = typer.Option(None, "--row", help="Show the attributions of this row."),
-    html: Optional[Path] = typer.Option(None, "--html", help="Write the HTML report here."),
+    row: int | None = typer.Option(None, "--row", help="Show the attributions of this row."),
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
     as_json: bool = typer.Option(False, "--json", help="Print importance and rows as JSON."),
 ) -> None:
     """Feature attributions: TreeSHAP, linear SHAP, Integrated Gradients or permutation SHAP."""
@@ -368,11 +368,11 @@ def explain_cmd(
 def card_cmd(
     model: str = typer.Argument(..., help="Registered model: name@alias, name/VERSION or name."),
     out: Path = typer.Option(..., "--out", "-o", help="card.html or card.md"),
-    data: Optional[str] = typer.Option(None, "--data", "-d", help="Labelled evaluation data [the run's]."),
-    label: Optional[str] = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
-    sensitive: Optional[List[str]] = typer.Option(None, "--sensitive", "-s", help="Sensitive column(s)."),
-    current: Optional[str] = typer.Option(None, "--current", "-c", help="Current data or logs for drift status."),
-    threshold: Optional[float] = typer.Option(None, "--threshold", help="Decision threshold the model is used at."),
+    data: str | None = typer.Option(None, "--data", "-d", help="Labelled evaluation data [the run's]."),
+    label: str | None = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
+    sensitive: list[str] | None = typer.Option(None, "--sensitive", "-s", help="Sensitive column(s)."),
+    current: str | None = typer.Option(None, "--current", "-c", help="Current data or logs for drift status."),
+    threshold: float | None = typer.Option(None, "--threshold", help="Decision threshold the model is used at."),
 ) -> None:
     """Write a model card: intended use, data, metrics, slices, fairness, explanations, drift, lineage."""
     from roost.cli.output import echo

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -18,8 +17,8 @@ def register(app: typer.Typer) -> None:
 
 
 def notebook(
-    port: Optional[int] = typer.Option(None, "--port", help="port to listen on (default 8888, or a free one)"),
-    directory: Optional[Path] = typer.Option(None, "--dir", help="folder JupyterLab shows (default: the cwd)"),
+    port: int | None = typer.Option(None, "--port", help="port to listen on (default 8888, or a free one)"),
+    directory: Path | None = typer.Option(None, "--dir", help="folder JupyterLab shows (default: the cwd)"),
 ) -> None:
     """Start JupyterLab on 127.0.0.1 with a token and the roost kernel; prints the URL once it answers."""
     import logging
@@ -55,12 +54,12 @@ def notebook(
 @nb_app.command("run")
 def run_cmd(
     notebook: Path = typer.Argument(..., help="the notebook to execute (.ipynb)"),
-    param: Optional[List[str]] = typer.Option(
+    param: list[str] | None = typer.Option(
         None, "-p", "--param", help="key=value (JSON values: 3, 0.1, true, [1,2]; anything else is a string)"
     ),
-    out: Optional[Path] = typer.Option(None, "--out", "-o", help="also write the executed notebook here"),
+    out: Path | None = typer.Option(None, "--out", "-o", help="also write the executed notebook here"),
     experiment: str = typer.Option("notebooks", "--experiment", "-e", help="experiment of the run"),
-    timeout: Optional[float] = typer.Option(None, "--timeout", help="seconds a cell may run (default: no limit)"),
+    timeout: float | None = typer.Option(None, "--timeout", help="seconds a cell may run (default: no limit)"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
 ) -> None:
     """Execute a notebook with papermill as a run: params, executed notebook artifact, metrics it logs."""
@@ -80,8 +79,8 @@ def run_cmd(
 def diff_cmd(
     a: Path = typer.Argument(..., help="notebook A (.ipynb)"),
     b: Path = typer.Argument(..., help="notebook B (.ipynb)"),
-    html: Optional[Path] = typer.Option(None, "--html", help="write a standalone side-by-side HTML page here"),
-    log_to: Optional[str] = typer.Option(None, "--log-to", help="log the HTML page as an artifact of this run"),
+    html: Path | None = typer.Option(None, "--html", help="write a standalone side-by-side HTML page here"),
+    log_to: str | None = typer.Option(None, "--log-to", help="log the HTML page as an artifact of this run"),
     as_json: bool = typer.Option(False, "--json", help="print the changed cells as JSON"),
 ) -> None:
     """Cell-level diff of sources and outputs (text, images); execution counts and metadata ignored."""

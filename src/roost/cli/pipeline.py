@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
@@ -35,7 +34,7 @@ def parse_params(items: list[str] | None) -> dict:
 @app_.command("run")
 def run_cmd(
     file: Path,
-    param: Optional[List[str]] = typer.Option(None, "-p", "--param", help="key=value"),
+    param: list[str] | None = typer.Option(None, "-p", "--param", help="key=value"),
     parallel: int = typer.Option(4, "--parallel", help="tasks run at once"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ignore cached task outputs"),
 ) -> None:
@@ -96,7 +95,7 @@ def show_cmd(run_id: str) -> None:
 def export_cmd(
     file: Path,
     airflow: Path = typer.Option(..., "--airflow", help="DAG file to write"),
-    param: Optional[List[str]] = typer.Option(None, "-p", "--param"),
+    param: list[str] | None = typer.Option(None, "-p", "--param"),
 ) -> None:
     """Write an Airflow DAG file running the pipeline task by task with roost's interpreter."""
     from roost import workspace

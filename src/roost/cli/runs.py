@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Optional
-
 import typer
 
 runs_app = typer.Typer(help="Runs: list, show, delete.", no_args_is_help=True)
@@ -24,9 +22,9 @@ def _short(run_id: str | None) -> str:
 
 @runs_app.command("list")
 def runs_list(
-    experiment: Optional[str] = typer.Option(None, "--experiment", "-e", help="experiment name"),
-    filter: Optional[str] = typer.Option(None, "--filter", "-f", help='e.g. "metrics.auc >= 0.9 AND params.lr < 0.1"'),
-    order_by: Optional[str] = typer.Option(None, "--order-by", "-o", help='e.g. "metrics.auc DESC"'),
+    experiment: str | None = typer.Option(None, "--experiment", "-e", help="experiment name"),
+    filter: str | None = typer.Option(None, "--filter", "-f", help='e.g. "metrics.auc >= 0.9 AND params.lr < 0.1"'),
+    order_by: str | None = typer.Option(None, "--order-by", "-o", help='e.g. "metrics.auc DESC"'),
     limit: int = typer.Option(50, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:

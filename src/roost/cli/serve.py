@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import List, Optional, Tuple
 
 import typer
 
@@ -14,7 +13,7 @@ def register(app: typer.Typer) -> None:
 
 
 def serve(
-    models: Optional[List[str]] = typer.Argument(
+    models: list[str] | None = typer.Argument(
         None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"
     ),
     replicas: int = typer.Option(1, "--replicas", "-r", help="worker processes behind the port"),
@@ -25,9 +24,9 @@ def serve(
         0, "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"
     ),
     log_requests: float = typer.Option(0.0, "--log-requests", help="fraction of requests logged to Parquet (0..1)"),
-    log_dir: Optional[Path] = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
+    log_dir: Path | None = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
     max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="largest request body accepted (413 above)"),
-    token: Optional[str] = typer.Option(
+    token: str | None = typer.Option(
         None,
         "--token",
         envvar="ROOST_SERVE_TOKEN",
@@ -35,18 +34,18 @@ def serve(
     ),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
     grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),
-    alert_rules: Optional[Path] = typer.Option(
+    alert_rules: Path | None = typer.Option(
         None, "--alert-rules", help="write Prometheus alerting rules to this YAML file"
     ),
     alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
     alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
-    index: Optional[List[str]] = typer.Option(
+    index: list[str] | None = typer.Option(
         None, "--index", help="also serve a vector index (NAME, NAME@alias, NAME/3): POST /v1/indexes/NAME/search"
     ),
-    recommend: Optional[List[str]] = typer.Option(
+    recommend: list[str] | None = typer.Option(
         None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]", help="two-stage endpoint POST /v1/recommend/INDEX"
     ),
-    export: Optional[Tuple[str, Path]] = typer.Option(
+    export: tuple[str, Path] | None = typer.Option(
         None,
         "--export",
         metavar="FORMAT OUT",

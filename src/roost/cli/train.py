@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import List, Optional
 
 import typer
 
 
 def train(
-    config: Optional[Path] = typer.Argument(None, help="Training config (YAML); omit with --resume."),
-    set_: List[str] = typer.Option([], "--set", "-s", help="Override a config value: a.b=value (repeatable)."),
-    resume: Optional[str] = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint."),
+    config: Path | None = typer.Argument(None, help="Training config (YAML); omit with --resume."),
+    set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: a.b=value (repeatable)."),
+    resume: str | None = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Start TensorBoard on the run's logs; print URL."),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
@@ -45,7 +44,7 @@ def train(
             f"interrupted: run {exc.run_id} marked KILLED; last checkpoint kept\n"
             f"continue with: roost train --resume {exc.run_id}\n"
         )
-        raise typer.Exit(130)
+        raise typer.Exit(130) from None
     if res is None:  # a rank other than 0 under torchrun: rank 0 reports
         return
     if as_json:
@@ -87,7 +86,7 @@ def _serve_until_ctrl_c(proc: object, url: str) -> None:
 
 def tensorboard(
     run_id: str = typer.Argument(..., help="Run whose TensorBoard logs to show."),
-    port: Optional[int] = typer.Option(None, "--port", help="Port [default: a free one]."),
+    port: int | None = typer.Option(None, "--port", help="Port [default: a free one]."),
 ) -> None:
     """Start TensorBoard on a run's event files, print its URL, serve until Ctrl-C."""
     from roost.train.tensorboard import run_logdir, start

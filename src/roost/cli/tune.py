@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any
 
 import typer
 from typer.core import TyperGroup
@@ -81,16 +81,16 @@ def _live(engine: Any, sid: str) -> Any:
 def run_cmd(
     config: str = typer.Argument(..., help="training config with a search: block"),
     trials: int = typer.Option(20, "--trials", "-n", help="number of trials"),
-    parallel: Optional[int] = typer.Option(
+    parallel: int | None = typer.Option(
         None, "--parallel", "-p", help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"
     ),
-    sampler: Optional[str] = typer.Option(None, "--sampler", help="auto | grid | random | tpe | gp"),
-    prune: Optional[str] = typer.Option(None, "--prune", help="none | median | hyperband"),
-    seed: Optional[int] = typer.Option(None, "--seed"),
-    register_as: Optional[str] = typer.Option(None, "--register", help="register the best model under this name"),
+    sampler: str | None = typer.Option(None, "--sampler", help="auto | grid | random | tpe | gp"),
+    prune: str | None = typer.Option(None, "--prune", help="none | median | hyperband"),
+    seed: int | None = typer.Option(None, "--seed"),
+    register_as: str | None = typer.Option(None, "--register", help="register the best model under this name"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     backend: str = typer.Option("local", "--backend", help="local (worker processes) | ray (one Ray task a trial)"),
-    ray_address: Optional[str] = typer.Option(
+    ray_address: str | None = typer.Option(
         None, "--ray-address", help="Ray cluster HOST:PORT (default: RAY_ADDRESS or a local Ray)"
     ),
 ) -> None:
@@ -157,7 +157,7 @@ def run_cmd(
 def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="bind address (loopback by default)"),
     port: int = typer.Option(8765, "--port"),
-    token: Optional[str] = typer.Option(None, "--token", envvar="ROOST_TUNE_TOKEN", help="require this bearer token"),
+    token: str | None = typer.Option(None, "--token", envvar="ROOST_TUNE_TOKEN", help="require this bearer token"),
 ) -> None:
     """Run the ask/tell service; studies persist in the workspace's repository store."""
     from roost import workspace
@@ -171,7 +171,7 @@ def serve_cmd(
 
 @tune_app.command("show")
 def show_cmd(
-    study: Optional[str] = typer.Argument(None, help="study id (omit to list studies)"),
+    study: str | None = typer.Argument(None, help="study id (omit to list studies)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show a study's trials and best trial, or list studies."""

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-from typing import Optional
 
 import typer
 
@@ -16,7 +15,7 @@ def register(app: typer.Typer) -> None:
 def ui(
     port: int = typer.Option(5000, "--port", "-p", help="port to listen on"),
     host: str = typer.Option("127.0.0.1", "--host", help="address to bind (127.0.0.1 keeps it local)"),
-    token: Optional[str] = typer.Option(
+    token: str | None = typer.Option(
         None, "--token", envvar="ROOST_UI_TOKEN", help="require this bearer token (header, or ?token= once → cookie)"
     ),
     tb_idle_minutes: float = typer.Option(

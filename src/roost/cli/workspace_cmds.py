@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
 
 import typer
 
@@ -12,7 +11,7 @@ def register(app: typer.Typer) -> None:
     """Add `init` to the CLI."""
 
     @app.command("init")
-    def init_cmd(directory: Optional[Path] = typer.Argument(None, help="folder (default: current)")) -> None:
+    def init_cmd(directory: Path | None = typer.Argument(None, help="folder (default: current)")) -> None:
         """Create roost.yaml and .roost/ (SQLite store in WAL mode, artifact root); safe to run twice."""
         from roost import workspace
         from roost.cli.output import echo

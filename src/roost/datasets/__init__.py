@@ -5,7 +5,6 @@ Importing this package imports no heavy library; each name loads its module on f
 
 from __future__ import annotations
 
-
 from roost._lazy import lazy_api
 
 _API = {

@@ -62,7 +62,8 @@ def latest_join(impressions: pd.DataFrame, users: pd.DataFrame, items: pd.DataFr
         FROM imp AS i
         LEFT JOIN (SELECT * FROM usr QUALIFY row_number() OVER (PARTITION BY user_id ORDER BY event_time DESC) = 1) AS u
           ON i.user_id = u.user_id
-        LEFT JOIN (SELECT * FROM itm QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY event_time DESC) = 1) AS it
+        LEFT JOIN (SELECT * FROM itm QUALIFY row_number() OVER (PARTITION BY item_id ORDER BY event_time DESC) = 1)
+          AS it
           ON i.item_id = it.item_id
         ORDER BY i.impression_id
     """

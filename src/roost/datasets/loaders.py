@@ -5,8 +5,9 @@ from __future__ import annotations
 import glob as _glob
 import os
 import re
+from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable
+from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
 

@@ -5,7 +5,6 @@ Names load lazily so `import roost.features` stays fast (no DuckDB, Arrow or pan
 
 from __future__ import annotations
 
-
 from roost._lazy import lazy_api
 
 _API = {

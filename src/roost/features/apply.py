@@ -58,7 +58,7 @@ def validate(specs: dict[str, dict[str, dict]], root: Path) -> None:
 
     con = connect(root)
     try:
-        for name, src in specs["source"].items():
+        for src in specs["source"].values():
             cols = source_columns(con, src, root)
             for col in (src.get("event_time"), src.get("created_time")):
                 if col:

@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import inspect
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import ConfigError
 
@@ -75,7 +76,7 @@ class Entity:
         if isinstance(keys, str):
             keys = {keys: "int64"}
         elif isinstance(keys, (list, tuple)):
-            keys = {k: "int64" for k in keys}
+            keys = dict.fromkeys(keys, "int64")
         if not keys:
             raise ConfigError(f"entity {self.name!r} has no join keys", hint="Entity('user', {'user_id': 'int64'})")
         self.join_keys = {

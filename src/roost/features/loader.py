@@ -7,8 +7,9 @@ import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import ConfigError, RoostError
 from roost.features.definitions import LOADER_PREFIX, Definitions, Entity, FeatureView, Source

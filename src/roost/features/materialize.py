@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from roost.errors import NotFoundError, RoostError, closest
@@ -54,7 +54,7 @@ def aware(t: datetime | str | None, what: str) -> datetime | None:
             f"{what} {t.isoformat()} is timezone-naive (a naive/aware mix is an error)",
             hint="give an offset, e.g. 2024-01-31T00:00:00Z, or datetime(..., tzinfo=timezone.utc)",
         )
-    return t.astimezone(timezone.utc)
+    return t.astimezone(UTC)
 
 
 def latest_sql(rows_sql: str, keys: list[str], fields: dict[str, str]) -> str:
@@ -102,7 +102,7 @@ def materialize(
     ws = workspace.current()
     url = online_store or ws.online_store
     start_t = aware(start, "start")
-    end_t = aware(end, "end") or datetime.now(timezone.utc)
+    end_t = aware(end, "end") or datetime.now(UTC)
     if start_t is not None and start_t > end_t:
         raise RoostError(f"start {start_t.isoformat()} is after end {end_t.isoformat()}")
     specs = repo.list_all("view")
@@ -161,7 +161,7 @@ def materialize(
                 "rows": r.rows,
                 "start": None if r.start is None else r.start.isoformat(),
                 "end": end_t.isoformat(),
-                "updated_at": datetime.now(timezone.utc).isoformat(),
+                "updated_at": datetime.now(UTC).isoformat(),
             },
         )
         log.info("materialized %s: %d entities (%d written) up to %s", r.view, r.rows, r.written, end_t)

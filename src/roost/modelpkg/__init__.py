@@ -14,14 +14,14 @@ if TYPE_CHECKING:
 __all__ = ["FORMAT_VERSION", "write_package", "read_meta", "read_signature", "load", "load_model", "Predictor"]
 
 
-def load(path: str | Path) -> "Predictor":
+def load(path: str | Path) -> Predictor:
     """Load a model package folder (or its model.onnx) as a Predictor."""
     from roost.modelpkg.predictor import Predictor
 
     return Predictor(path)
 
 
-def load_model(uri: str | Path) -> "Predictor":
+def load_model(uri: str | Path) -> Predictor:
     """Load by path, file:// URI, or registry reference (`name@alias`, `name/3`)."""
     from roost.errors import RoostError
 

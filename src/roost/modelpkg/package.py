@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -70,7 +70,7 @@ def write_package(
         "run_id": None,
         "metrics": {},
         "parity_max_abs_diff": None,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
     full.update({k: v for k, v in meta.items() if v is not None or k not in full})
     (d / META).write_text(yaml.safe_dump(_plain(full), sort_keys=False))

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 import numpy as np
 
@@ -60,7 +61,9 @@ class Predictor:
         try:
             return to_input(arr, dtype)
         except (TypeError, ValueError) as exc:
-            raise RoostError(f"input {name!r} cannot be read as {dtype}: {exc}", hint="check the column's values")
+            raise RoostError(
+                f"input {name!r} cannot be read as {dtype}: {exc}", hint="check the column's values"
+            ) from exc
 
     def run(self, inputs: Mapping[str, Any], outputs: list[str] | None = None) -> dict[str, np.ndarray]:
         """Validate and cast `inputs` (one array per signature input), run the graph, return named outputs."""
@@ -82,7 +85,7 @@ class Predictor:
             raise RoostError(f"missing input column(s) {missing}", hint=f"the model expects {self.inputs}")
         return self.run(cols, [PRIMARY[self.task]])[PRIMARY[self.task]]
 
-    def tower(self, which: str) -> "Predictor":
+    def tower(self, which: str) -> Predictor:
         """The user or item tower of a two-tower package as a Predictor (output `embedding`)."""
         towers = self.signature.get("towers") or {}
         if which not in towers:

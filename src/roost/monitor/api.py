@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, compare
 from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, load_source
@@ -38,22 +39,22 @@ def drift(
     until: Any = None,
 ) -> DriftReport:
     """Per-feature drift of `current` against `reference` (each a DataFrame, Profile, path, run id or model ref)."""
-    from roost.monitor.profile_drift import compare_profiles, compare_to_profile
     from roost.monitor.profile import profile_frame
+    from roost.monitor.profile_drift import compare_profiles, compare_to_profile
 
     ref = as_source(reference, "reference")
     cur = as_source(current, "current", model=model, since=since, until=until)
     notes: list[str] = []
     if not features:
         features, notes = default_features(ref, cur)
-    kw = dict(
-        features=features,
-        method=method,
-        thresholds=thresholds,
-        drift_share=drift_share,
-        reference_name=ref.name,
-        current_name=cur.name,
-    )
+    kw = {
+        "features": features,
+        "method": method,
+        "thresholds": thresholds,
+        "drift_share": drift_share,
+        "reference_name": ref.name,
+        "current_name": cur.name,
+    }
     if ref.frame is not None and cur.frame is not None:
         rep = compare(ref.frame, cur.frame, **kw)
     elif ref.profile is not None and cur.frame is not None:

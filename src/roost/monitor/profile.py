@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -118,7 +118,7 @@ class ColumnProfile:
         """The k most frequent categories (ties by name)."""
         return sorted(self.categories.items(), key=lambda kv: (-kv[1], kv[0]))[:k]
 
-    def merge(self, other: "ColumnProfile", max_categories: int = MAX_CATEGORIES) -> "ColumnProfile":
+    def merge(self, other: ColumnProfile, max_categories: int = MAX_CATEGORIES) -> ColumnProfile:
         """The profile of both columns' rows together."""
         if other.kind != self.kind:
             raise ValueError(f"column {self.name!r}: cannot merge a {self.kind} profile with a {other.kind} one")
@@ -178,7 +178,7 @@ class ColumnProfile:
         return d
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "ColumnProfile":
+    def from_dict(cls, d: dict[str, Any]) -> ColumnProfile:
         """Inverse of `to_dict`."""
         c = cls(d["name"], d["kind"], d["dtype"], int(d["rows"]), int(d["missing"]), int(d.get("infinite", 0)))
         c.hll = HyperLogLog.from_dict(d["hll"])
@@ -241,13 +241,13 @@ class Profile:
 
     columns: dict[str, ColumnProfile]
     rows: int
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
     source: str | None = None
 
     def __getitem__(self, name: str) -> ColumnProfile:
         return self.columns[name]
 
-    def merge(self, other: "Profile", max_categories: int = MAX_CATEGORIES) -> "Profile":
+    def merge(self, other: Profile, max_categories: int = MAX_CATEGORIES) -> Profile:
         """The profile of both tables' rows; a column present on one side only counts as missing on the other."""
         cols: dict[str, ColumnProfile] = {}
         for name in list(self.columns) + [n for n in other.columns if n not in self.columns]:
@@ -270,7 +270,7 @@ class Profile:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "Profile":
+    def from_dict(cls, d: dict[str, Any]) -> Profile:
         """Inverse of `to_dict`."""
         from roost.errors import RoostError
 
@@ -290,7 +290,7 @@ class Profile:
         return p
 
     @classmethod
-    def load(cls, path: str | Path) -> "Profile":
+    def load(cls, path: str | Path) -> Profile:
         """Read a profile written by `save`."""
         from roost.errors import RoostError
 
@@ -333,7 +333,7 @@ def _iso(v: float | None) -> str | None:
     """Epoch seconds as an ISO UTC timestamp (None and NaN stay None)."""
     if v is None or v != v:
         return None
-    return datetime.fromtimestamp(v, tz=timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return datetime.fromtimestamp(v, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
 def _json_default(o: Any) -> Any:

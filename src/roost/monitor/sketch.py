@@ -51,7 +51,7 @@ class LogSketch:
         for k, c in zip((nz + lo).tolist(), counts[nz].tolist()):
             store[k] = store.get(k, 0) + c
 
-    def add(self, x: np.ndarray) -> "LogSketch":
+    def add(self, x: np.ndarray) -> LogSketch:
         """Add finite float values (the caller drops NaN and ±inf)."""
         x = np.asarray(x, dtype=np.float64)
         if self.width > 0:
@@ -64,7 +64,7 @@ class LogSketch:
         self._add_counts(self.neg, self._keys(a[big & (x < 0)]))
         return self
 
-    def merge(self, other: "LogSketch") -> "LogSketch":
+    def merge(self, other: LogSketch) -> LogSketch:
         """A new sketch holding both sketches' counts."""
         if (other.alpha, other.width) != (self.alpha, self.width):
             raise ValueError(
@@ -136,7 +136,7 @@ class LogSketch:
         }
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "LogSketch":
+    def from_dict(cls, d: dict[str, Any]) -> LogSketch:
         """Inverse of `to_dict`."""
         s = cls(float(d["alpha"]), float(d.get("width", 0.0)))
         s.zero = int(d["zero"])
@@ -186,7 +186,7 @@ class HyperLogLog:
         self.p = int(p)
         self.registers = np.zeros(1 << self.p, dtype=np.uint8)
 
-    def add_hashes(self, h: np.ndarray) -> "HyperLogLog":
+    def add_hashes(self, h: np.ndarray) -> HyperLogLog:
         """Add 64-bit hashes."""
         if h.size == 0:
             return self
@@ -201,11 +201,11 @@ class HyperLogLog:
         self.registers = np.maximum(self.registers, top.astype(np.uint8))
         return self
 
-    def add(self, values: np.ndarray) -> "HyperLogLog":
+    def add(self, values: np.ndarray) -> HyperLogLog:
         """Add values (hashed with `hash_values`)."""
         return self.add_hashes(hash_values(values))
 
-    def merge(self, other: "HyperLogLog") -> "HyperLogLog":
+    def merge(self, other: HyperLogLog) -> HyperLogLog:
         """A new estimator for the union."""
         if other.p != self.p:
             raise ValueError(f"cannot merge HyperLogLog of precision {self.p} and {other.p}")
@@ -228,7 +228,7 @@ class HyperLogLog:
         return {"p": self.p, "registers": self.registers.tobytes().hex()}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "HyperLogLog":
+    def from_dict(cls, d: dict[str, Any]) -> HyperLogLog:
         """Inverse of `to_dict`."""
         h = cls(int(d["p"]))
         h.registers = np.frombuffer(bytes.fromhex(d["registers"]), dtype=np.uint8).copy()

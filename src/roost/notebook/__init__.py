@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from roost._lazy import lazy_api
 
 _API = {

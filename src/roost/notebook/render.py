@@ -6,7 +6,8 @@ import base64
 import difflib
 import html
 import re
-from typing import TYPE_CHECKING, Any, Iterator
+from collections.abc import Iterator
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from roost.notebook.diff import Cell, CellChange, NotebookDiff

@@ -230,7 +230,7 @@ def _execute(
     except PapermillExecutionError as exc:
         evalue = (str(exc.evalue or "").splitlines() or [""])[0][:200]
         return "FAILED", f"{_failed_cell(exc, out_path)}: {exc.ename}: {evalue}"
-    except Exception as exc:  # noqa: BLE001 - kernel died, timeout, ...: a failed run, reported in one line
+    except Exception as exc:
         log.debug("notebook execution failed", exc_info=True)
         return "FAILED", f"execution: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
     return "FINISHED", None

@@ -121,7 +121,7 @@ class NotebookServer:
             except subprocess.TimeoutExpired:
                 continue
 
-    def __enter__(self) -> "NotebookServer":
+    def __enter__(self) -> NotebookServer:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -6,12 +6,13 @@ import functools
 import hashlib
 import inspect
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import ConfigError, RoostError
 
-_current: list["Pipeline"] = []
+_current: list[Pipeline] = []
 
 
 @dataclass
@@ -21,7 +22,7 @@ class Ref:
     task: str
     key: str | None = None
 
-    def __getitem__(self, key: str) -> "Ref":
+    def __getitem__(self, key: str) -> Ref:
         return Ref(self.task, key)
 
 
@@ -109,7 +110,7 @@ class Pipeline:
         self.params: dict[str, Any] = dict(params or {})
         self.nodes: dict[str, Node] = {}
 
-    def __enter__(self) -> "Pipeline":
+    def __enter__(self) -> Pipeline:
         _current.append(self)
         return self
 
@@ -161,7 +162,7 @@ class Pipeline:
 
     def order(self) -> list[list[str]]:
         """Topological levels (nodes in a level are independent); a cycle is an error naming it."""
-        indeg = {n: 0 for n in self.nodes}
+        indeg = dict.fromkeys(self.nodes, 0)
         for n in self.nodes.values():
             for _ in n.upstream():
                 indeg[n.name] += 1

@@ -6,9 +6,10 @@ import logging
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import RoostError
 from roost.pipeline.cache import TaskCache, cache_key, is_miss

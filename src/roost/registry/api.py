@@ -14,8 +14,9 @@ import threading
 import time
 import uuid
 import weakref
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError, redact_url
@@ -29,8 +30,8 @@ FLUSH_INTERVAL_S = 1.0
 FLUSH_MAX_POINTS = 5000
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "SKIPPED")
 STAGED_TAG = "roost.artifacts.staged"  # set while a remote run's artifacts wait in a local folder (failed upload)
-_active: list["Run"] = []
-_live: "weakref.WeakSet[Run]" = weakref.WeakSet()
+_active: list[Run] = []
+_live: weakref.WeakSet[Run] = weakref.WeakSet()
 
 
 def _git_info(cwd: Path) -> tuple[str | None, bool | None]:
@@ -77,7 +78,7 @@ class Run:
         _live.add(self)
 
     # -- context manager ---------------------------------------------------------------------------------
-    def __enter__(self) -> "Run":
+    def __enter__(self) -> Run:
         _active.append(self)
         return self
 

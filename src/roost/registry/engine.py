@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import time
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Iterator
+from typing import Any
 
 from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.exc import OperationalError
@@ -26,7 +27,7 @@ def make_engine(url: str) -> Engine:
         engine = create_engine(url, connect_args={"timeout": 60, "check_same_thread": False})
 
         @event.listens_for(engine, "connect")
-        def _on_connect(dbapi_conn, _rec):  # noqa: ANN001
+        def _on_connect(dbapi_conn: Any, _rec: Any) -> None:
             dbapi_conn.isolation_level = None  # we issue BEGIN ourselves
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
@@ -37,16 +38,16 @@ def make_engine(url: str) -> Engine:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn):  # noqa: ANN001
+        def _on_begin(conn: Any) -> None:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("roost_write") else "BEGIN")
 
         return engine
-    if url.startswith("postgresql://") or url.startswith("postgres://"):
+    if url.startswith(("postgresql://", "postgres://")):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
     args = {"connect_timeout": 5, "options": "-c timezone=utc"} if url.startswith("postgresql") else {}
     try:
         return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
-    except Exception as exc:  # noqa: BLE001 - e.g. missing driver
+    except Exception as exc:
         raise RoostError(
             f"cannot open store {redact_url(url)}: {exc}", hint="for PostgreSQL install roost[postgres] (psycopg)"
         ) from exc

@@ -12,10 +12,10 @@ from __future__ import annotations
 import functools
 import re
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from roost.errors import RoostError, closest
@@ -110,27 +110,27 @@ class _Parser:
         t = self.peek()
         return t is not None and t.kind == "kw" and t.value == word
 
-    def parse(self):  # noqa: ANN201
+    def parse(self) -> ColumnElement[bool]:
         e = self.or_expr()
         if self.peek() is not None:
             raise _err(self.src, self.peek(), "expected AND, OR or the end of the filter")
         return e
 
-    def or_expr(self):  # noqa: ANN201
+    def or_expr(self) -> ColumnElement[bool]:
         parts = [self.and_expr()]
         while self.is_kw("OR"):
             self.take()
             parts.append(self.and_expr())
         return parts[0] if len(parts) == 1 else or_(*parts)
 
-    def and_expr(self):  # noqa: ANN201
+    def and_expr(self) -> ColumnElement[bool]:
         parts = [self.not_expr()]
         while self.is_kw("AND"):
             self.take()
             parts.append(self.not_expr())
         return parts[0] if len(parts) == 1 else and_(*parts)
 
-    def not_expr(self):  # noqa: ANN201
+    def not_expr(self) -> ColumnElement[bool]:
         if self.is_kw("NOT"):
             self.take()
             return not_(self.not_expr())
@@ -152,7 +152,7 @@ class _Parser:
             t.value = t.value == "TRUE"
         return t
 
-    def comparison(self):  # noqa: ANN201
+    def comparison(self) -> ColumnElement[bool]:
         ident = self.take()
         if ident is None or ident.kind != "ident":
             raise _err(self.src, ident, "expected a field such as params.X, metrics.X, tags.X or status")
@@ -204,12 +204,12 @@ def _time_value(src: str, tok: Tok) -> datetime:
     if isinstance(v, bool):
         raise _err(src, tok, "a time needs an ISO date or a unix timestamp")
     if isinstance(v, (int, float)):
-        return datetime.fromtimestamp(v / 1000 if v > 1e11 else v, tz=timezone.utc).replace(tzinfo=None)
+        return datetime.fromtimestamp(v / 1000 if v > 1e11 else v, tz=UTC).replace(tzinfo=None)
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:
         raise _err(src, tok, "a time needs an ISO date like '2026-11-25T10:00'") from None
-    return (dt.astimezone(timezone.utc) if dt.tzinfo else dt).replace(tzinfo=None)
+    return (dt.astimezone(UTC) if dt.tzinfo else dt).replace(tzinfo=None)
 
 
 def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = False):  # noqa: ANN202

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import threading
-from datetime import datetime, timezone
-from typing import Any, Callable, Iterable
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.exc import IntegrityError
@@ -12,33 +13,29 @@ from sqlalchemy.exc import IntegrityError
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
 from roost.registry.models import (
-    Alias,
-    AliasHistory,
     Experiment,
     LatestMetric,
     Metric,
-    ModelVersion,
     Param,
-    RegisteredModel,
     Run,
     StoredObject,
     Tag,
 )
 
-_stores: dict[str, "Store"] = {}
+_stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
 def utcnow() -> datetime:
     """The current time, timezone-aware UTC."""
-    return datetime.now(timezone.utc)
+    return datetime.now(UTC)
 
 
 def aware(dt: datetime | None) -> datetime | None:
     """Return `dt` as timezone-aware UTC (SQLite hands back naive UTC)."""
     if dt is None:
         return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=timezone.utc)
+    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
 
 
 def typed_param(value: Any) -> tuple[str, str, float | None]:

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -22,7 +22,7 @@ class Card:
     title: str
     sections: dict[str, Any] = field(default_factory=dict)
     missing: list[str] = field(default_factory=list)
-    created_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
 def _first(keys: tuple[str, ...], *dicts: dict) -> str | None:
@@ -86,7 +86,7 @@ def build_card(
     else:
         card.missing.append("training data profile: the run stored no profile.json")
     s["Data"] = data_sec
-    s["Metrics"] = {k: v for k, v in sorted((run or {}).get("metrics", {}).items())} or meta.get("metrics")
+    s["Metrics"] = dict(sorted((run or {}).get("metrics", {}).items())) or meta.get("metrics")
     label = label or sig.get("label") or meta.get("label")
     frame = _evaluation(mv, root, data, label, card)
     if frame is not None and label in frame.columns:

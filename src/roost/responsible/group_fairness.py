@@ -10,8 +10,9 @@ listed with count 0). Everything is vectorised over groups (roost.responsible.gr
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 
@@ -46,7 +47,7 @@ class GroupTable:
             idx = pd.Index([g[0] for g in self.groups], name=self.columns[0])
         else:
             idx = pd.MultiIndex.from_tuples(self.groups, names=self.columns)
-        return pd.DataFrame({k: v for k, v in self.metrics.items()}, index=idx)
+        return pd.DataFrame(dict(self.metrics.items()), index=idx)
 
     def _present(self, key: str) -> np.ndarray:
         """Values of `key` over non-empty groups."""
@@ -212,7 +213,7 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
     if pos_label is not None:
         return (s.astype(str) == str(pos_label)).to_numpy().astype(np.int64)
     vals = sorted(s.unique().tolist(), key=str)
-    if set(vals) <= {0, 1, True, False}:
+    if set(vals) <= {0, 1}:
         return s.astype(np.int64).to_numpy()
     if len(vals) == 2:
         return (s == vals[1]).to_numpy().astype(np.int64)

@@ -7,8 +7,9 @@ roc_auc_score and roost.train.metrics.roc_auc).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 import numpy as np
 

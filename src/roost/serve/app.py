@@ -8,7 +8,8 @@ import os
 import sys
 import time
 import zlib
-from typing import Any, Awaitable, Callable
+from collections.abc import Awaitable, Callable
+from typing import Any
 from urllib.parse import parse_qs
 
 import numpy as np
@@ -204,7 +205,7 @@ class ServeApp:
             status, body, ctype, extra = await self._route(scope, receive, headers, label)
         except HTTPError as exc:
             status, body, ctype = exc.status, orjson.dumps({"error": exc.message}), JSON
-        except Exception as exc:  # noqa: BLE001 - a bug answers 500 but never kills the worker
+        except Exception as exc:
             log.exception("internal error on %s %s", scope.get("method"), path)
             status, body, ctype = 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}: {exc}"}), JSON
         finally:

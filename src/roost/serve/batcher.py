@@ -6,7 +6,8 @@ import asyncio
 import logging
 import queue
 import threading
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 
@@ -20,7 +21,9 @@ class _Item:
 
     __slots__ = ("inputs", "rows", "fut", "loop")
 
-    def __init__(self, inputs: dict[str, np.ndarray], rows: int, fut: asyncio.Future, loop: asyncio.AbstractEventLoop):
+    def __init__(
+        self, inputs: dict[str, np.ndarray], rows: int, fut: asyncio.Future, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.inputs = inputs
         self.rows = rows
         self.fut = fut
@@ -121,7 +124,7 @@ class Batcher:
         if self._on_batch is not None:
             try:
                 self._on_batch(rows, len(batch))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 log.exception("batch metrics callback failed")
         by_loop: dict[asyncio.AbstractEventLoop, list] = {}
         for item, res in zip(batch, results):

@@ -82,6 +82,6 @@ class ServeConfig:
         return json.dumps(asdict(self))
 
     @classmethod
-    def from_json(cls, text: str) -> "ServeConfig":
+    def from_json(cls, text: str) -> ServeConfig:
         """Read the settings a parent passed."""
         return cls(**json.loads(text))

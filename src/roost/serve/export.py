@@ -155,7 +155,8 @@ def manifest(
                         "livenessProbe": {
                             "httpGet": {"path": "/v2/health/live", "port": PORT},
                             "initialDelaySeconds": 10,
-                            **{**probe, "periodSeconds": 10},
+                            **probe,
+                            "periodSeconds": 10,
                         },
                         "resources": resources(replicas, model_bytes),
                         "securityContext": {"runAsNonRoot": True, "runAsUser": UID, "allowPrivilegeEscalation": False},

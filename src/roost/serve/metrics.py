@@ -143,7 +143,8 @@ def alert_rules(error_rate: float = 0.01, p99_seconds: float = 0.1, window: str 
                     },
                     {
                         "alert": "RoostHighP99Latency",
-                        "expr": f"histogram_quantile(0.99, sum by (le, model) (rate(roost_request_latency_seconds_bucket[{window}])))"
+                        "expr": "histogram_quantile(0.99, sum by (le, model) "
+                        f"(rate(roost_request_latency_seconds_bucket[{window}])))"
                         f" > {p99_seconds}",
                         "for": "5m",
                         "labels": {"severity": "warning"},

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from roost.serve.loader import LoadedModel, ModelSpec, Resolved, current_version, load, resolve
 from roost.serve.metrics import Metrics

@@ -124,7 +124,7 @@ class RequestLogger:
         for key, recs in groups.items():
             try:
                 self._write(key, self._table(recs))
-            except Exception:  # noqa: BLE001 - logging must never take serving down
+            except Exception:
                 log.exception("request log write failed for %s", key[0])
         self._rotate(force=False)
 
@@ -151,7 +151,7 @@ class RequestLogger:
                 self._files.pop(key)
                 try:
                     f.close()
-                except Exception:  # noqa: BLE001
+                except Exception:
                     log.exception("cannot finish request log file %s", f.part)
 
     def _loop(self) -> None:

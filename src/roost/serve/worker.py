@@ -8,7 +8,8 @@ import os
 import signal
 import socket
 import sys
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from roost.serve.app import ServeApp
 from roost.serve.config import CONFIG_ENV, ServeConfig

@@ -6,9 +6,10 @@ import logging
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import RoostError
 from roost.train.config import TrainConfig, flatten, load_config
@@ -169,17 +170,17 @@ def train(
         if kind != "lightgbm":
             res = D.launch(
                 nproc,
-                dict(
-                    config=config,
-                    overrides=list(overrides),
-                    resume=resume,
-                    tensorboard=tensorboard,
-                    progress=progress,
-                    parent_run_id=parent_run_id,
-                    tags=tags,
-                    callbacks=callbacks,
-                    announce=print_tensorboard_url if announce else None,
-                ),
+                {
+                    "config": config,
+                    "overrides": list(overrides),
+                    "resume": resume,
+                    "tensorboard": tensorboard,
+                    "progress": progress,
+                    "parent_run_id": parent_run_id,
+                    "tags": tags,
+                    "callbacks": callbacks,
+                    "announce": print_tensorboard_url if announce else None,
+                },
             )
             return _attach_tensorboard(res)
         log.warning("lightgbm trains with its own threads (model.params.n_jobs); --nproc %d ignored", nproc)

@@ -105,7 +105,7 @@ class Estimator:
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
         **kw: Any,
-    ) -> "Estimator":
+    ) -> Estimator:
         """Fit on (X, y); X_val/y_val drive early stopping."""
         raise NotImplementedError
 

@@ -31,7 +31,7 @@ class DataConfig(_Strict):
     sample: int | None = Field(default=None, gt=0, description="randomly keep this many rows (seeded)")
 
     @model_validator(mode="after")
-    def _one_source(self) -> "DataConfig":
+    def _one_source(self) -> DataConfig:
         if (self.source is None) == (self.entities is None):
             raise ValueError("give either data.source or data.entities + data.features")
         if self.entities is not None and not self.features:
@@ -105,7 +105,7 @@ class SplitConfig(_Strict):
     val_start: str | None = None
 
     @model_validator(mode="after")
-    def _time_needs_column(self) -> "SplitConfig":
+    def _time_needs_column(self) -> SplitConfig:
         if self.method == "time" and not self.column:
             raise ValueError("method time needs a time column; set split.column to the timestamp column")
         return self
@@ -241,7 +241,7 @@ def load_raw(config: str | Path | dict[str, Any]) -> tuple[dict[str, Any], Path 
     try:
         data = yaml.safe_load(path.read_text())
     except yaml.YAMLError as exc:
-        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}", hint="fix the YAML syntax")
+        raise ConfigError(f"{path}: not valid YAML: {str(exc).splitlines()[0]}", hint="fix the YAML syntax") from None
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: the config must be a mapping", hint="e.g. `data: sklearn:breast_cancer`")
     return data, path

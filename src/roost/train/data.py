@@ -90,7 +90,7 @@ def _ts(value: str, col: pd.Series) -> Any:
 
 
 def split(df: pd.DataFrame, sc: SplitConfig) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
-    """(train, val, test): random and seeded, or by time (test = at/after test_start, val = the latest training rows)."""
+    """(train, val, test): random and seeded, or by time (test = at/after test_start, val = latest training rows)."""
     n = len(df)
     if n < 10:
         raise RoostError(

@@ -156,9 +156,8 @@ def launch(nproc: int, kwargs: dict[str, Any]) -> Any:
     from torch.distributed.elastic.multiprocessing.errors import ChildFailedError
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
-    from roost.train.tensorboard import free_port
-
     from roost import workspace
+    from roost.train.tensorboard import free_port
 
     ws = workspace.current()  # the workers use this process's workspace, however it was chosen
     wanted = {

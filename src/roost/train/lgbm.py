@@ -63,7 +63,7 @@ class LightGBMModel(Estimator):
         callbacks: Any = (),
         checkpoint_dir: Path | None = None,
         resume: dict[str, Any] | None = None,
-    ) -> "LightGBMModel":
+    ) -> LightGBMModel:
         """Fit with early stopping on (X_val, y_val) when given."""
         import lightgbm as lgb
 
@@ -76,18 +76,18 @@ class LightGBMModel(Estimator):
         self.spec_ = spec or infer_spec(X)
         yt, self.classes_ = encode_labels(y, self.task_)
         p = self.params
-        kw = dict(
-            n_estimators=p["n_estimators"],
-            learning_rate=p["learning_rate"],
-            num_leaves=p["num_leaves"],
-            min_child_samples=p["min_child_samples"],
-            subsample=p["subsample"],
-            subsample_freq=1 if p["subsample"] < 1 else 0,
-            colsample_bytree=p["colsample_bytree"],
-            reg_lambda=p["reg_lambda"],
-            random_state=p["seed"],
-            verbose=-1,
-        )
+        kw = {
+            "n_estimators": p["n_estimators"],
+            "learning_rate": p["learning_rate"],
+            "num_leaves": p["num_leaves"],
+            "min_child_samples": p["min_child_samples"],
+            "subsample": p["subsample"],
+            "subsample_freq": 1 if p["subsample"] < 1 else 0,
+            "colsample_bytree": p["colsample_bytree"],
+            "reg_lambda": p["reg_lambda"],
+            "random_state": p["seed"],
+            "verbose": -1,
+        }
         kw["n_jobs"] = p["n_jobs"] if p["n_jobs"] is not None else default_threads()
         cls = lgb.LGBMRegressor if self.task_ == "regression" else lgb.LGBMClassifier
         self.model_ = cls(**kw)

@@ -76,7 +76,7 @@ class TorchModel(Estimator):
         callbacks: Any = (),
         checkpoint_dir: Path | None = None,
         resume: dict[str, Any] | None = None,
-    ) -> "TorchModel":
+    ) -> TorchModel:
         """Fit on (X, y) with early stopping on (X_val, y_val); `resume` is a checkpoint dict."""
         import torch
 

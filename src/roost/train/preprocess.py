@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import logging
 import re
+from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -71,7 +72,7 @@ class FeatureSpec:
         """Categorical and hashed columns in input order."""
         return [c for c in self.columns if c.kind != "numeric"]
 
-    def subset(self, names: Iterable[str]) -> "FeatureSpec":
+    def subset(self, names: Iterable[str]) -> FeatureSpec:
         """The spec restricted to `names` (keeping spec order)."""
         keep = set(names)
         return FeatureSpec([c for c in self.columns if c.name in keep])
@@ -81,7 +82,7 @@ class FeatureSpec:
         return {"columns": [asdict(c) for c in self.columns]}
 
     @classmethod
-    def from_dict(cls, d: dict[str, Any]) -> "FeatureSpec":
+    def from_dict(cls, d: dict[str, Any]) -> FeatureSpec:
         """Inverse of `to_dict`."""
         return cls([ColumnSpec(**c) for c in d["columns"]])
 

@@ -123,6 +123,6 @@ class _Attached:
             pass
 
 
-def attach(pid: int) -> "_Attached":
+def attach(pid: int) -> _Attached:
     """A handle on a TensorBoard started by another process of this user (e.g. rank 0 of `--nproc`)."""
     return _Attached(pid)

@@ -6,9 +6,10 @@ import copy
 import logging
 import math
 import os
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol, Sequence
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -26,10 +27,10 @@ BEST = "best.pt"
 class Callback(Protocol):
     """Hooks called by the loop (all optional)."""
 
-    def on_train_begin(self, state: "LoopState") -> None: ...  # noqa: D102
-    def on_step(self, state: "LoopState", loss: float) -> None: ...  # noqa: D102
-    def on_epoch_end(self, state: "LoopState", logs: dict[str, float]) -> None: ...  # noqa: D102
-    def on_train_end(self, state: "LoopState") -> None: ...  # noqa: D102
+    def on_train_begin(self, state: LoopState) -> None: ...
+    def on_step(self, state: LoopState, loss: float) -> None: ...
+    def on_epoch_end(self, state: LoopState, logs: dict[str, float]) -> None: ...
+    def on_train_end(self, state: LoopState) -> None: ...
 
 
 @dataclass

@@ -6,7 +6,6 @@ Importing this package is cheap: Optuna, Starlette and httpx load on first use.
 
 from __future__ import annotations
 
-
 from roost._lazy import lazy_api
 
 _API = {

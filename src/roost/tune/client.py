@@ -10,8 +10,9 @@ import json
 import math
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
 
@@ -61,7 +62,7 @@ class Client:
         """Close the connection pool."""
         self._http.close()
 
-    def __enter__(self) -> "Client":
+    def __enter__(self) -> Client:
         return self
 
     def __exit__(self, *exc: Any) -> None:

@@ -20,9 +20,10 @@ With `tune.objective`, the rest of the file (besides `search`) is ignored and th
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import ConfigError, closest
 

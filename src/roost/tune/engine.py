@@ -24,7 +24,8 @@ import random
 import threading
 import time
 import uuid
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 from sqlalchemy import insert, select, update
 
@@ -187,7 +188,7 @@ class Engine:
         with self.store.read() as s:
             study = self._lock_study(s, sid, lock=False)
             trials = self._load_trials(s, sid)
-        counts = {k: 0 for k in ("WAITING", "RUNNING", *FINISHED)}
+        counts = dict.fromkeys(("WAITING", "RUNNING", *FINISHED), 0)
         for t in trials:
             counts[t["state"]] += 1
         best = self._best(study, trials)

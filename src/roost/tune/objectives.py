@@ -15,8 +15,9 @@ import inspect
 import json
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 from roost.errors import ConfigError
 

@@ -13,8 +13,10 @@ import math
 import os
 import signal
 import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
-from typing import Any, Callable, ContextManager
+from typing import Any
 
 from roost.errors import RoostError
 from roost.tune.engine import Engine

@@ -18,8 +18,9 @@ from __future__ import annotations
 import difflib
 import math
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any, Iterable
+from typing import Any
 
 from roost.errors import ConfigError, closest
 
@@ -224,7 +225,7 @@ class Space:
         self.by_name = {p.name: p for p in params}
 
     @classmethod
-    def parse(cls, block: dict | "Space") -> "Space":
+    def parse(cls, block: dict | Space) -> Space:
         """Parse a `search:` block (nested or dotted names) into a Space."""
         if isinstance(block, Space):
             return block

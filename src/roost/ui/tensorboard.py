@@ -132,7 +132,7 @@ class TensorBoardManager:
             if self.log_dir is not None:
                 self.log_dir.mkdir(parents=True, exist_ok=True)
                 log_path = self.log_dir / f"tensorboard-{key}.log"
-                out = open(log_path, "ab")  # noqa: SIM115 - handed to the child
+                out = open(log_path, "ab")
             try:
                 proc = subprocess.Popen(
                     args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True

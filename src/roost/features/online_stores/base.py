@@ -65,7 +65,7 @@ class OnlineStore(ABC):
     def drop_view(self, view: str) -> None:
         """Forget every stored value of a view."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional hook: stores without connections keep this no-op
         """Release connections."""
 
 
