@@ -40,7 +40,7 @@ class FeatureDrift:
 
     feature: str
     kind: str
-    status: str  # ok | drift | missing | empty | new
+    status: str  # ok | drift | missing | empty | new | untested (no statistic could be computed)
     method: str | None = None
     score: float | None = None
     threshold: float | None = None
@@ -70,8 +70,8 @@ class DriftReport:
 
     @property
     def tested(self) -> list[FeatureDrift]:
-        """Features that count toward the verdict (not columns new in the current data)."""
-        return [f for f in self.features if f.status != "new"]
+        """Features that count toward the verdict (not new columns, not features no test could be computed for)."""
+        return [f for f in self.features if f.status not in ("new", "untested")]
 
     @property
     def n_drifted(self) -> int:
@@ -143,21 +143,41 @@ def choose_method(kind: str, n_ref: int, n_unique: int) -> str:
     return "js"
 
 
+# when the chosen statistic could not be computed, the first computed one of these decides (with a note)
+FALLBACKS: dict[str, tuple[str, ...]] = {
+    "numeric": ("ks", "chi2", "wasserstein", "js", "psi"),
+    "categorical": ("chi2", "js", "psi"),
+}
+
+
+def _computed(fd: FeatureDrift, m: str) -> bool:
+    """True when the statistic that method `m` decides on was computed (finite) for this feature."""
+    v = fd.stats.get(METHODS[m][0])
+    return v is not None and bool(np.isfinite(v))
+
+
 def decide(fd: FeatureDrift, method: str, thresholds: dict[str, float]) -> None:
-    """Fill method, score, threshold and drifted from the statistics."""
+    """Fill method, score, threshold and drifted from the statistics; a test that was not computed never says ok."""
     m = method
     if m == "auto":
         m = choose_method(fd.kind, fd.n_ref, int(fd.stats.get("n_unique", 0)))
     if m in NUMERIC_ONLY and fd.kind != "numeric":
         m = "chi2" if m == "ks" else "js"
+    if not _computed(fd, m):
+        alt = next((a for a in FALLBACKS.get(fd.kind, ()) if _computed(fd, a)), None)
+        fd.notes.append(
+            f"{m} could not be computed here" + (f"; decided by {alt} instead" if alt else "; no test was computed")
+        )
+        if alt is None:
+            fd.method, fd.threshold, fd.score = m, float(thresholds.get(m, METHODS[m][1])), None
+            fd.status, fd.drifted = "untested", False
+            return
+        m = alt
     key, default, side = METHODS[m]
     thr = float(thresholds.get(m, default))
-    score = fd.stats.get(key)
+    score = float(fd.stats[key])
     fd.method, fd.threshold, fd.score = m, thr, score
-    if score is None or not np.isfinite(score):
-        fd.notes.append(f"{m} is undefined here")
-        drifted = False
-    elif m == "ks":
+    if m == "ks":
         drifted = score <= thr
     else:
         drifted = score < thr if side == "below" else score >= thr
@@ -204,6 +224,7 @@ def _feature(name: str, ref: Any, cur: Any) -> FeatureDrift:
             fd.notes.append(f"current values are not numbers ({cur.dtype}); compared as categories")
             fd.kind = kind = "categorical"
     if kind == "numeric":
+        note_infinite(fd, int(np.isinf(xr).sum()), int(np.isinf(xc).sum()))
         a, b = S.sorted_finite(xr), S.sorted_finite(xc)
         fd.n_ref, fd.n_cur = int(a.size), int(b.size)
         fd.missing_ref = 1 - a.size / n_r if n_r else 0.0
@@ -236,6 +257,15 @@ def _feature(name: str, ref: Any, cur: Any) -> FeatureDrift:
                     + ("…" if len(new) > 5 else "")
                 )
     return fd
+
+
+def note_infinite(fd: FeatureDrift, inf_ref: int, inf_cur: int) -> None:
+    """Note ±inf values, which the statistics leave out and the missing shares count."""
+    if inf_ref or inf_cur:
+        fd.notes.append(
+            f"infinite values (±inf) left out of the statistics and counted as missing: {inf_ref:,} in the "
+            f"reference, {inf_cur:,} in the current data"
+        )
 
 
 def _untestable(fd: FeatureDrift) -> bool:

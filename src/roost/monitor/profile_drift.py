@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from roost.monitor import stats as S
-from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, FeatureDrift, _untestable, decide
+from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, FeatureDrift, _untestable, decide, note_infinite
 from roost.monitor.profile import ColumnProfile, Profile, profile_frame
 from roost.monitor.sketch import LogSketch
 
@@ -48,7 +48,11 @@ def _numeric(r: ColumnProfile, c: ColumnProfile) -> dict[str, Any]:
         keys, ra, rb = S.aligned_counts(vr, cr, vc, cc)
         bins = {"values": keys.tolist()}
     bins.update(ref=[int(v) for v in ra], cur=[int(v) for v in rb])
+    chi, chi_p, dof = S.chi2_homogeneity(np.asarray(ra, dtype=np.int64), np.asarray(rb, dtype=np.int64))
     return {
+        "chi2": chi,
+        "chi2_pvalue": chi_p,
+        "chi2_dof": dof,
         "ks": d,
         "ks_pvalue": S.ks_pvalue_asymp(d, r.count, c.count),
         "wasserstein": w,
@@ -77,9 +81,10 @@ def _feature(name: str, r: ColumnProfile, c: ColumnProfile | None) -> FeatureDri
     fd = FeatureDrift(name, kind, "ok", n_ref=r.count, n_cur=c.count)
     fd.missing_ref = 1 - r.count / r.rows if r.rows else 0.0
     fd.missing_cur = 1 - c.count / c.rows if c.rows else 0.0
+    note_infinite(fd, r.infinite, c.infinite)
     if not (r.count and c.count):
         return fd
-    if kind == "numeric" and c.kind != r.kind:
+    if c.kind != r.kind and (kind == "numeric" or c.kind != "categorical"):
         fd.notes.append(f"current values are {c.kind}, the reference's are {r.kind}: not comparable")
         fd.status, fd.drifted = "drift", True
         return fd

@@ -2,7 +2,8 @@
 
 KS and Wasserstein share one merge of the two sorted samples; PSI, Jensen–Shannon and chi² work on bin or category
 counts. Binning for Jensen–Shannon follows Evidently's (Sturges bins over both samples when the reference has more
-than 20 distinct values, else one bin per value), so the numbers agree with Evidently's default methods.
+than 20 distinct values, else one bin per value), so the numbers agree with Evidently's default methods; chi² on
+numbers tests the same table (per value, as scipy's chi2_contingency, or per Sturges bin).
 """
 
 from __future__ import annotations
@@ -184,7 +185,11 @@ def numeric_stats(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         keys, ra, rb = aligned_counts(ka, ca, kb, cb)
         bins = {"values": keys.tolist()}
     bins.update(ref=ra.tolist(), cur=rb.tolist())
+    chi, chi_p, dof = chi2_homogeneity(ra, rb)  # per value up to DISCRETE_MAX reference values, else per bin
     return {
+        "chi2": chi,
+        "chi2_pvalue": chi_p,
+        "chi2_dof": dof,
         "ks": d,
         "ks_pvalue": p,
         "wasserstein": w,
