@@ -65,3 +65,34 @@ def test_infer_task_and_labels() -> None:
     assert infer_task(pd.Series(np.linspace(0, 1, 100))) == "regression"
     y, classes = encode_labels(pd.Series(["no", "yes", "no"]), "binary")
     assert y.tolist() == [0, 1, 0] and classes == ["no", "yes"]
+
+
+def test_mostly_numeric_csv_column_with_a_few_strings_warns(tmp_path, caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(0)
+    age = [str(v) for v in rng.integers(18, 90, 200)]
+    age[3], age[50], age[51] = "unknown", "n/a ", "unknown"
+    path = tmp_path / "d.csv"
+    pd.DataFrame({"age": age, "city": rng.choice(["Oslo", "Rome"], 200), "y": rng.integers(0, 2, 200)}).to_csv(
+        path, index=False
+    )
+    df = pd.read_csv(path)
+    assert not pd.api.types.is_numeric_dtype(df["age"])  # what pandas reads: strings
+    with caplog.at_level("WARNING", logger="roost.train.preprocess"):
+        infer_spec(df, label="y")
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warned) == 1, warned  # the all-string column 'city' is not flagged
+    assert "'age'" in warned[0] and "'unknown'" in warned[0] and "'n/a '" in warned[0]
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="roost.train.preprocess"):
+        infer_spec(df, label="y", kinds={"age": "categorical"})  # an explicit choice is not second-guessed
+    assert not [r for r in caplog.records if r.levelname == "WARNING"]
+
+
+def test_single_class_error_prints_the_plain_value() -> None:
+    from roost.errors import RoostError
+    from roost.train.data import check_label
+
+    df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": np.array([1, 1, 1], dtype=np.int64)})
+    with pytest.raises(RoostError) as e:
+        check_label(df, "y", None)
+    assert "single value (1)" in str(e.value.message) and "np." not in str(e.value)

@@ -40,6 +40,11 @@ def load_frame(cfg: TrainConfig) -> pd.DataFrame:
     return df.reset_index(drop=True)
 
 
+def _plain(v: Any) -> Any:
+    """A numpy scalar as the Python value it holds (so messages say 1, not np.int64(1))."""
+    return v.item() if isinstance(v, np.generic) else v
+
+
 def check_label(df: pd.DataFrame, label: str, task: str | None) -> str:
     """Validate the label column and return the task (inferred when None)."""
     if label not in df.columns:
@@ -59,7 +64,7 @@ def check_label(df: pd.DataFrame, label: str, task: str | None) -> str:
     n_cls = int(y.nunique())
     if n_cls < 2:
         raise RoostError(
-            f"label {label!r} has a single value ({y.iloc[0]!r}); nothing to learn",
+            f"label {label!r} has a single value ({_plain(y.iloc[0])!r}); nothing to learn",
             hint="check the label column or the data filter",
         )
     inferred = infer_task(y)

@@ -165,6 +165,8 @@ def infer_spec(
         if kind == "hash" and name not in kinds and include is None and len(s) >= 100 and s.nunique() > 0.9 * len(s):
             log.info("skipping column %s: a row identifier (%d distinct values in %d rows)", name, s.nunique(), len(s))
             continue
+        if kind == "categorical" and name not in kinds:
+            warn_mixed(name, s)
         if kind is None:
             if include is not None:
                 raise ConfigError(
@@ -177,6 +179,37 @@ def infer_spec(
     if not cols:
         raise RoostError("no usable feature columns", hint="name numeric or categorical columns in `features`")
     return FeatureSpec(cols)
+
+
+MOSTLY_NUMERIC = 0.9  # a text column whose non-empty values parse as numbers at least this often is "mixed"
+
+
+def warn_mixed(name: str, s: pd.Series) -> bool:
+    """Warn (naming the column and the offending values) when a text column is mostly numbers; True when it is."""
+    if pd.api.types.is_numeric_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype):
+        return False
+    v = s.dropna()
+    v = v[v.astype(str).str.strip() != ""]
+    if v.empty:
+        return False
+    num = pd.to_numeric(v, errors="coerce")
+    bad = v[num.isna()]
+    if bad.empty or len(bad) > (1 - MOSTLY_NUMERIC) * len(v):
+        return False
+    counts = bad.astype(str).value_counts()
+    shown = ", ".join(f"{k!r} ({c}×)" for k, c in counts.head(5).items()) + (", …" if len(counts) > 5 else "")
+    log.warning(
+        "column %r is mostly numbers (%d of %d values) but %d value(s) are not: %s; it is trained as a string "
+        "(categorical) feature. Clean or drop those values to train it as a number, or set "
+        "features.kinds.%s: categorical to keep it as text and silence this warning",
+        name,
+        len(v) - len(bad),
+        len(v),
+        len(bad),
+        shown,
+        name,
+    )
+    return True
 
 
 def fit_column(
