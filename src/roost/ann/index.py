@@ -23,7 +23,16 @@ from roost.errors import RoostError
 
 log = logging.getLogger(__name__)
 FORMAT = 1
-DEFAULTS = {"M": 16, "ef_construction": 200, "ef_search": 64, "nlist": 0, "nprobe": 8, "seed": 100, "ip_max_norm": 0.0}
+DEFAULTS: dict[str, Any] = {
+    "M": 16,
+    "ef_construction": 200,
+    "ef_search": 64,
+    "nlist": 0,
+    "nprobe": 8,
+    "seed": 100,
+    "ip_max_norm": 0.0,
+    "target_recall": 0.95,  # recall@10 that tuning reaches and filtered searches keep
+}
 
 
 def _plain(keys: np.ndarray | list[Any]) -> list[Any]:
@@ -274,32 +283,53 @@ class Index:
         if kk == 0:
             return SearchResult([np.zeros(0, self.items.ids.dtype)] * len(q), [np.zeros(0, np.float32)] * len(q))
         knob = int(ef or self.params.get(self.backend.knob, 0) or 0)
-        if sel is not None and (sel.count <= self.exact_limit or self.kind == "flat"):
+        plan = self._plan(kk, knob, sel)
+        if plan is None:
             labels, sc = self._exact(q, kk, sel)
-        else:
-            try:
-                labels, sc = self._backend_search(q, *self._plan(kk, knob, sel))
-            except RuntimeError:  # hnswlib: fewer than k reachable in the graph
-                labels, sc = self._exact(q, kk, sel)
-            else:  # a graph or list search that came back short (selective filter, deletes): exact for those rows
-                ok = self._valid(labels, ex, sel)
-                short = ok.sum(1) < min(k, allowed - len(ex))
-                if short.any():
-                    labels, sc = labels.copy(), sc.copy()
-                    labels[short], sc[short] = self._exact(q[short], kk, sel)
-                    ok = None
-                return self._finish(labels, sc, k, ex, sel, ok)
-        return self._finish(labels, sc, k, ex, sel)
+            return self._finish(labels, sc, k, ex, sel)
+        try:
+            labels, sc = self._backend_search(q, *plan)
+        except RuntimeError:  # hnswlib: fewer than k reachable in the graph
+            labels, sc = self._exact(q, kk, sel)
+            return self._finish(labels, sc, k, ex, sel)
+        # a graph or list search that came back short (selective filter, deletes): exact for those rows
+        ok = self._valid(labels, ex, sel)
+        short = ok.sum(1) < min(k, allowed - len(ex))
+        if short.any():
+            labels, sc = labels.copy(), sc.copy()
+            exact_l, exact_s = self._exact(q[short], kk, sel)
+            width = min(labels.shape[1], exact_l.shape[1])
+            labels[short], sc[short] = -1, -np.inf
+            labels[short, :width], sc[short, :width] = exact_l[:, :width], exact_s[:, :width]
+            ok = None
+        return self._finish(labels, sc, k, ex, sel, ok)
 
-    def _plan(self, kk: int, knob: int, sel: Selection | None) -> tuple[int, int, Selection | None]:
-        """(k, effort, selection) for the backend. hnswlib filters through a Python callback per visited node, so a
-        filter matching enough items is served by fetching more unfiltered neighbours and filtering them here."""
-        if sel is None or self.library != "hnswlib":
-            return kk, knob, sel
-        want = int(np.ceil(2 * kk * self.items.n_alive / max(sel.count, 1))) + 10
-        if want <= max(knob, 256) and want <= self.items.n_alive:
-            return want, knob, None
-        return kk, knob, sel
+    def _plan(self, kk: int, knob: int, sel: Selection | None) -> tuple[int, int, Selection | None] | None:
+        """How to serve a search: (k, effort, selection) for the backend, or None for the exact search.
+
+        The tuned effort reaches the target recall for the top k of the whole index. A filter that keeps a
+        fraction s of the items asks for neighbours that rank up to k/s in the unfiltered order, so the effort is
+        scaled by 1/s: an unfiltered search that keeps `knob` matching candidates (as a filtered graph search with
+        effort `knob` would) and is then filtered here. When that search would compute more distances than a
+        brute-force pass over the matching items, the exact search is cheaper and is used instead.
+        """
+        if sel is None:
+            return kk, knob, None
+        if sel.count <= self.exact_limit or self.kind == "flat":
+            return None
+        graph = self.items.n_alive if self.backend.native_delete else self.items.n  # what the backend searches
+        s = sel.count / max(graph, 1)
+        if self.kind == "ivf":
+            nlist = int(self.params.get("nlist") or 1)
+            probe = min(nlist, int(np.ceil(max(knob, 1) / s)))
+            if probe * graph / nlist > sel.count:  # scanning the lists costs more than the matching items
+                return None
+            return kk, probe, sel
+        fetch = int(np.ceil((kk + 3 * np.sqrt(kk) + 3) / s))  # covers the k-th match's unfiltered rank
+        effort = max(int(np.ceil(max(knob, kk) / s)), fetch)
+        if effort > sel.count or fetch > graph:  # the graph would visit more items than there are matches
+            return None
+        return fetch, effort, None
 
     def _backend_search(self, q: np.ndarray, k: int, knob: int, sel: Selection | None) -> tuple[np.ndarray, np.ndarray]:
         if not self.mips:

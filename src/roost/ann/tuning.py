@@ -43,6 +43,7 @@ def tune(
     Pass `vectors`/`ids` (the built rows) to avoid reading the vectors back from the backend.
     """
     knob = index.backend.knob
+    index.params["target_recall"] = float(target)
     n = len(index)
     if not knob or n < 2:
         return {"recall_at_k": 1.0, "k": k, "knob": knob or None, "value": None, "queries": 0}
