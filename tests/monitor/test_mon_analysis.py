@@ -92,3 +92,31 @@ def test_slice_groups_of_a_bool_and_constant() -> None:
     assert g.levels == [["True", "False"]] and g.codes.tolist() == [0, 1, 0]
     g = slice_groups(pd.Series([3.0, 3.0, 3.0], name="c"))
     assert g.levels == [["3.0"]]
+
+
+def test_threshold_selecting_almost_nobody_warns_and_ids_are_not_slices(caplog: pytest.LogCaptureFixture) -> None:
+    rng = np.random.default_rng(8)
+    n = 2000
+    y = (rng.random(n) < 0.08).astype(np.int64)  # 8 % base rate
+    p = np.clip(0.04 + 0.25 * y + rng.normal(0, 0.05, n), 0, 1)  # well ranked, but every score < 0.5
+    df = pd.DataFrame(
+        {
+            "user_id": np.arange(n),
+            "request": [f"req-{i}" for i in range(n)],
+            "when": pd.Timestamp("2024-01-01") + pd.to_timedelta(np.arange(n), unit="s"),
+            "group": rng.choice(list("ab"), n),
+            "clicked": y,
+            "pred_probability": p,
+        }
+    )
+    with caplog.at_level("WARNING", logger="roost.monitor.analysis"):
+        an = analyze(df, "clicked")
+    assert an.confusion["tp"] + an.confusion["fp"] == int((p >= 0.5).sum()) == 0
+    assert any("almost no row" in m for m in an.notes) and any(
+        "almost no row" in r.getMessage() for r in caplog.records
+    )
+    assert set(an.slices) == {"group"} and any("user_id (id)" in m for m in an.notes)
+    ok = analyze(df, "clicked", threshold=float(np.quantile(p, 0.92)))
+    assert not any("almost" in m for m in ok.notes)
+    assert any("almost every row" in m for m in analyze(df, "clicked", threshold=0.0).notes)
+    assert set(analyze(df, "clicked", features=["user_id"]).slices) == {"user_id"}  # named slices are kept

@@ -59,7 +59,7 @@ def _scipy_score(method: str, r: pd.Series, c: pd.Series) -> float | None:
 def test_every_kind_and_size_is_decided_by_a_computed_test(n: int) -> None:
     for shifted in (False, True):
         ref, cur = _pair(n, seed=n + shifted, shifted=shifted)
-        rep = compare(ref, cur)
+        rep = compare(ref, cur, features=list(KINDS))  # named: timestamps are left out by default
         for f in rep.features:
             assert f.status in ("ok", "drift") and f.method is not None, (f.feature, f.notes)
             assert f.score is not None and np.isfinite(f.score), (f.feature, f.method, f.notes)
@@ -85,7 +85,8 @@ def test_small_reference_binary_flag_drift_is_detected_with_chi2() -> None:
 @pytest.mark.parametrize("n", (300, 4000))
 def test_profile_reference_paths_are_computed_too(n: int) -> None:
     ref, cur = _pair(n, seed=11, shifted=True)
-    for rep in (drift(profile_frame(ref), cur), drift(profile_frame(ref), profile_frame(cur))):
+    kw = {"features": list(KINDS)}
+    for rep in (drift(profile_frame(ref), cur, **kw), drift(profile_frame(ref), profile_frame(cur), **kw)):
         for f in rep.features:
             assert f.status in ("ok", "drift") and f.score is not None and np.isfinite(f.score), (f.feature, f.notes)
             assert f.drifted, (f.feature, f.method, f.score)
@@ -112,3 +113,35 @@ def test_infinite_values_are_reported() -> None:
     ):
         notes = " ".join(rep.feature("x").notes)
         assert "infinite" in notes and "3" in notes and "9" in notes, notes
+
+
+def test_ids_timestamps_and_label_are_left_out_by_default_and_can_be_named() -> None:
+    rng = np.random.default_rng(5)
+    n = 500
+
+    def frame(start: int, t0: str) -> pd.DataFrame:
+        return pd.DataFrame(
+            {
+                "user_id": np.arange(start, start + n),
+                "request": [f"r{start + i}" for i in range(n)],
+                "event_time": pd.Timestamp(t0) + pd.to_timedelta(np.arange(n), unit="min"),
+                "clicked": rng.integers(0, 2, n),
+                "x": rng.normal(0, 1, n),
+                "count": rng.integers(0, 1000, n),
+            }
+        )
+
+    ref, cur = frame(0, "2024-01-01"), frame(10_000, "2024-03-01")
+    for rep in (
+        compare(ref, cur, label="clicked"),
+        drift(profile_frame(ref), cur, features=None),
+        drift(profile_frame(ref), profile_frame(cur)),
+    ):
+        names = [f.feature for f in rep.features]
+        assert "x" in names and "count" in names, names
+        assert not {"user_id", "request", "event_time"} & set(names), names
+        assert any("left out by default" in n and "event_time (timestamp)" in n for n in rep.notes), rep.notes
+    assert "clicked" not in [f.feature for f in compare(ref, cur, label="clicked").features]
+    named = compare(ref, cur, features=["user_id", "event_time", "x"])
+    assert [f.feature for f in named.features] == ["user_id", "event_time", "x"]
+    assert named.feature("user_id").drifted and named.feature("event_time").drifted

@@ -7,6 +7,7 @@ or quantile bins of numbers; all slice metrics are computed at once per feature 
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -15,8 +16,11 @@ import numpy as np
 from roost.errors import RoostError
 from roost.responsible import groups as G
 
+log = logging.getLogger(__name__)
+
 SCORE_COLUMNS = ("pred_probability", "pred_prediction")
 OTHER = "(other)"
+FEW_SELECTED = 0.01  # a threshold that marks fewer (or more than 1 − this) of the rows positive gets a warning
 
 
 @dataclass
@@ -49,7 +53,7 @@ class Analysis:
                 return int(o)
             return o
 
-        return clean(
+        out: dict[str, Any] = clean(
             {
                 "kind": "analysis",
                 "task": self.task,
@@ -65,6 +69,7 @@ class Analysis:
                 "notes": self.notes,
             }
         )
+        return out
 
 
 def slice_groups(s: Any, bins: int = 5, top: int = 10) -> G.Groups:
@@ -139,6 +144,20 @@ def calibration(y: np.ndarray, p: np.ndarray, n_bins: int = 10) -> list[dict[str
     ]
 
 
+def threshold_note(p: np.ndarray, threshold: float, base_rate: float) -> str | None:
+    """A warning when `threshold` marks almost no row (or almost every row) positive, else None."""
+    share = float(np.mean(p >= threshold)) if p.size else 0.0
+    if FEW_SELECTED <= share <= 1 - FEW_SELECTED:
+        return None
+    word = "almost no row" if share < FEW_SELECTED else "almost every row"
+    suggest = float(np.quantile(p, 1 - base_rate)) if p.size and 0 < base_rate < 1 else threshold
+    return (
+        f"threshold {threshold:g} marks {word} positive ({share:.1%} of rows; the label's base rate is "
+        f"{base_rate:.1%}): accuracy, rates and the confusion matrix at this threshold say little; "
+        f"a threshold near {suggest:.3g} selects the base rate"
+    )
+
+
 def analyze(
     df: Any,
     label: str,
@@ -168,14 +187,16 @@ def analyze(
         task = "binary" if set(np.unique(y)) <= {0.0, 1.0} and p.min() >= 0 and p.max() <= 1 else "regression"
     overall = M.binary_metrics(y, p) if task == "binary" else M.regression_metrics(y, p)
     skip = {label, score}
-    feats = (
-        features
-        or [
-            c
-            for c in map(str, d.columns)
-            if c not in skip and not c.startswith(("_", "pred_")) and d[c].dtype.kind != "M"
-        ][:max_features]
-    )
+    if features:
+        feats = list(features)
+    else:
+        from roost.monitor.drift_report import default_skip, skip_note
+
+        cols = [c for c in map(str, d.columns) if c not in skip and not c.startswith(("_", "pred_"))]
+        left_out = default_skip(d, cols, label)  # ids, timestamps: every slice is one row or one moment
+        feats = [c for c in cols if c not in left_out][:max_features]
+        if left_out:
+            notes.append(skip_note(left_out).replace("features (--features)", "slices (--slice)"))
     slices = {}
     for f in feats:
         if f not in d.columns:
@@ -202,6 +223,10 @@ def analyze(
         }
         if len(np.unique(y)) < 2:
             notes.append("the label has one class only: ROC-AUC and calibration are not meaningful")
+        warn = threshold_note(p, threshold, float(np.mean(y > 0.5)))
+        if warn:
+            log.warning("%s", warn)
+            notes.append(warn)
     else:
         lo, hi = float(min(p.min(), y.min())), float(max(p.max(), y.max()))
         edges = np.linspace(lo, hi if hi > lo else lo + 1, 21)

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, compare
+from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, compare, default_skip, skip_note
 from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, load_source
 
 log = logging.getLogger(__name__)
@@ -45,24 +45,24 @@ def drift(
     ref = as_source(reference, "reference")
     cur = as_source(current, "current", model=model, since=since, until=until)
     notes: list[str] = []
+    label = ref.label or cur.label
     if not features:
         features, notes = default_features(ref, cur)
-    kw = {
-        "features": features,
-        "method": method,
-        "thresholds": thresholds,
-        "drift_share": drift_share,
-        "reference_name": ref.name,
-        "current_name": cur.name,
-    }
+        if features is not None and not (ref.features or cur.features):  # request logs: the columns they share
+            skipped = default_skip(ref.frame if ref.frame is not None else ref.profile, features, label)
+            features = [f for f in features if f not in skipped]
+            notes += [skip_note(skipped)] if skipped else []
     if ref.frame is not None and cur.frame is not None:
-        rep = compare(ref.frame, cur.frame, **kw)
+        rep = compare(ref.frame, cur.frame, features, method, thresholds, drift_share, ref.name, cur.name, label)
     elif ref.profile is not None and cur.frame is not None:
-        rep = compare_to_profile(ref.profile, cur.frame, **kw)
-    elif ref.profile is not None and cur.profile is not None:
-        rep = compare_profiles(ref.profile, cur.profile, **kw)
+        rep = compare_to_profile(
+            ref.profile, cur.frame, features, method, thresholds, drift_share, ref.name, cur.name, label
+        )
     else:
-        rep = compare_profiles(profile_frame(ref.frame), cur.profile, **kw)
+        ref_profile = ref.profile if ref.profile is not None else profile_frame(ref.frame)
+        rep = compare_profiles(
+            ref_profile, cur.profile, features, method, thresholds, drift_share, ref.name, cur.name, label
+        )
     rep.notes[:0] = ref.notes + cur.notes + notes
     return rep
 

@@ -9,6 +9,7 @@ Jensen–Shannon. Problems with the input (a column missing, all null, constant)
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -32,6 +33,11 @@ NUMERIC_ONLY = {"ks", "wasserstein"}
 SMALL_REFERENCE = 1000
 DRIFT_SHARE = 0.5
 MISSING_JUMP = 0.1  # a rise of the missing share by this much counts as drift on its own
+# left out of the default feature list (pass `features` to compare them anyway)
+LABEL_NAMES = ("label", "target")
+ID_NAME = re.compile(r"(^id$|_id$|Id$|^id_|^uuid$|_uuid$)")
+ID_UNIQUE_SHARE = 0.9  # text columns this unique (with ≥ ID_MIN_ROWS values) are row identifiers
+ID_MIN_ROWS = 100
 
 
 @dataclass
@@ -188,6 +194,46 @@ def decide(fd: FeatureDrift, method: str, thresholds: dict[str, float]) -> None:
     fd.status = "drift" if fd.drifted else "ok"
 
 
+def default_skip(data: Any, names: list[str], label: str | None = None) -> dict[str, str]:
+    """{column: why} for ids, timestamps and the label among `names` of a DataFrame or Profile (left out by default)."""
+    from roost.monitor.profile import Profile, column_kind
+
+    out: dict[str, str] = {}
+    for name in names:
+        if name == label or name.lower() in LABEL_NAMES:
+            out[name] = "label"
+            continue
+        if isinstance(data, Profile):
+            cp = data.columns.get(name)
+            if cp is None:
+                continue
+            kind, dtype, rows, share = cp.kind, cp.dtype, cp.count, cp.cardinality / max(cp.count, 1)
+        else:
+            if name not in data.columns:
+                continue
+            s = data[name]
+            kind, dtype, rows = column_kind(s), str(s.dtype), int(s.notna().sum())
+            share = s.nunique() / max(rows, 1) if rows >= ID_MIN_ROWS else 0.0
+        if kind == "datetime":
+            out[name] = "timestamp"
+        elif dtype.startswith(("int", "uint", "Int", "UInt")) and ID_NAME.search(name):
+            out[name] = "id"
+        elif kind == "categorical" and (ID_NAME.search(name) or (rows >= ID_MIN_ROWS and share >= ID_UNIQUE_SHARE)):
+            out[name] = "id"
+    return out
+
+
+def skip_note(skipped: dict[str, str]) -> str:
+    """One report note naming the columns left out by default and how to include them."""
+    parts = [f"{k} ({v})" for k, v in skipped.items()]
+    return (
+        "left out by default (ids, timestamps, the label): "
+        + ", ".join(parts[:10])
+        + ("…" if len(parts) > 10 else "")
+        + "; name them in features (--features) to compare them"
+    )
+
+
 def _kind(s: Any) -> str:
     """numeric or categorical (datetimes compare as numbers)."""
     from roost.monitor.profile import column_kind
@@ -294,14 +340,19 @@ def compare(
     drift_share: float = DRIFT_SHARE,
     reference_name: str = "reference",
     current_name: str = "current",
+    label: str | None = None,
 ) -> DriftReport:
-    """Drift of `features` (default: the reference's columns, minus `_`-prefixed metadata) between two DataFrames."""
+    """Drift of `features` (default: the reference's columns minus `_` metadata, ids, timestamps and the label)."""
     if method != "auto" and method not in METHODS:
         raise RoostError(f"unknown drift method {method!r}", hint=f"one of auto, {', '.join(METHODS)}")
     thresholds = dict(thresholds or {})
     names = list(features) if features else [str(c) for c in reference.columns if not str(c).startswith("_")]
     report = DriftReport([], drift_share, reference_name, current_name, int(len(reference)), int(len(current)))
-    extra = [str(c) for c in current.columns if str(c) not in set(names) and not str(c).startswith("_")]
+    skipped = {} if features else default_skip(reference, names, label)
+    if skipped:
+        names = [n for n in names if n not in skipped]
+        report.notes.append(skip_note(skipped))
+    extra = [str(c) for c in current.columns if str(c) not in set(names) | set(skipped) and not str(c).startswith("_")]
     if extra and not features:
         report.notes.append(
             f"columns only in the current data (not compared): {', '.join(extra[:10])}"

@@ -13,7 +13,16 @@ from typing import Any
 import numpy as np
 
 from roost.monitor import stats as S
-from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, FeatureDrift, _untestable, decide, note_infinite
+from roost.monitor.drift_report import (
+    DRIFT_SHARE,
+    DriftReport,
+    FeatureDrift,
+    _untestable,
+    decide,
+    default_skip,
+    note_infinite,
+    skip_note,
+)
 from roost.monitor.profile import ColumnProfile, Profile, profile_frame
 from roost.monitor.sketch import LogSketch
 
@@ -110,6 +119,7 @@ def compare_profiles(
     drift_share: float = DRIFT_SHARE,
     reference_name: str = "reference profile",
     current_name: str = "current",
+    label: str | None = None,
 ) -> DriftReport:
     """Approximate drift between two profiles (same columns as `compare`)."""
     names = list(features) if features else [n for n in reference.columns if not n.startswith("_")]
@@ -118,6 +128,10 @@ def compare_profiles(
         "reference is a profile (no sample): numeric statistics are read off quantile sketches "
         "(1% relative bucket width) and are approximate"
     )
+    skipped = {} if features else default_skip(reference, names, label)
+    if skipped:
+        names = [n for n in names if n not in skipped]
+        report.notes.append(skip_note(skipped))
     for name in names:
         r = reference.columns.get(name)
         if r is None:
@@ -130,9 +144,32 @@ def compare_profiles(
     return report
 
 
-def compare_to_profile(reference: Profile, current: Any, features: list[str] | None = None, **kw: Any) -> DriftReport:
+def compare_to_profile(
+    reference: Profile,
+    current: Any,
+    features: list[str] | None = None,
+    method: str = "auto",
+    thresholds: dict[str, float] | None = None,
+    drift_share: float = DRIFT_SHARE,
+    reference_name: str = "reference profile",
+    current_name: str = "current",
+    label: str | None = None,
+) -> DriftReport:
     """Approximate drift of a current DataFrame against a reference profile."""
     names = list(features) if features else [n for n in reference.columns if not n.startswith("_")]
     cur = profile_frame(current, [n for n in names if n in current.columns])
     cur.rows = int(len(current))
-    return compare_profiles(reference, cur, names, **kw)
+    skipped = {} if features else default_skip(reference, names, label)
+    rep = compare_profiles(
+        reference,
+        cur,
+        [n for n in names if n not in skipped],
+        method=method,
+        thresholds=thresholds,
+        drift_share=drift_share,
+        reference_name=reference_name,
+        current_name=current_name,
+    )
+    if skipped:
+        rep.notes.append(skip_note(skipped))
+    return rep
