@@ -139,7 +139,9 @@ def test_bytes_roundtrip_and_truncation():
     arr = np.array(["a", "", "héllo"], dtype=object)
     raw = encode_bytes(arr)
     assert list(decode_bytes(raw, 3, "s")) == ["a", "", "héllo"]
-    with pytest.raises(HTTPError, match="ends after"):
+    with pytest.raises(HTTPError, match="ends after 2 of 3"):
+        decode_bytes(raw[:12], 3, "s")
+    with pytest.raises(HTTPError, match="3 BYTES elements but the data has only 5 bytes"):  # before allocating
         decode_bytes(raw[:5], 3, "s")
     with pytest.raises(HTTPError, match="extra bytes"):
         decode_bytes(raw + b"x", 3, "s")

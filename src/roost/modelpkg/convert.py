@@ -17,7 +17,8 @@ def to_strings(values: Any) -> np.ndarray:
         nn = s.dropna()
         if len(nn) == 0 or bool(np.all(np.mod(nn.to_numpy(), 1) == 0)):
             s = s.astype("Int64")
-    return s.astype("string").fillna("").to_numpy(dtype=object)
+    out: np.ndarray = s.astype("string").fillna("").to_numpy(dtype=object)
+    return out
 
 
 def to_input(values: Any, dtype: str) -> np.ndarray:
@@ -26,10 +27,13 @@ def to_input(values: Any, dtype: str) -> np.ndarray:
         return to_strings(values)
     s = pd.Series(values) if not isinstance(values, pd.Series) else values
     if dtype in ("float32", "float64"):
-        return pd.to_numeric(s, errors="coerce").to_numpy(dtype=NUMPY_DTYPES[dtype], na_value=np.nan)
+        floats: np.ndarray = pd.to_numeric(s, errors="coerce").to_numpy(dtype=NUMPY_DTYPES[dtype], na_value=np.nan)
+        return floats
     if dtype in ("int64", "int32"):
         v = pd.to_numeric(s, errors="coerce")
-        return v.fillna(-1).to_numpy().astype(NUMPY_DTYPES[dtype])
+        ints: np.ndarray = v.fillna(-1).to_numpy().astype(NUMPY_DTYPES[dtype])
+        return ints
     if dtype == "bool":
-        return s.astype(bool).to_numpy()
+        bools: np.ndarray = s.astype(bool).to_numpy()
+        return bools
     raise ValueError(f"unknown signature dtype {dtype!r}")

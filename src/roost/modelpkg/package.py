@@ -88,7 +88,8 @@ def read_signature(path: str | Path) -> dict[str, Any]:
     f = _root(path) / SIGNATURE
     if not f.is_file():
         raise RoostError(f"{f} not found: not a roost model package", hint="point at the folder holding model.onnx")
-    return json.loads(f.read_text())
+    sig: dict[str, Any] = json.loads(f.read_text())
+    return sig
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:

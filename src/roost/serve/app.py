@@ -17,17 +17,28 @@ import orjson
 
 from roost.serve import features
 from roost.serve.batcher import BatcherClosed
-from roost.serve.codec import HTTPError, check_inputs
+from roost.serve.codec import HTTPError, check_inputs, not_allowed
 from roost.serve.loader import LoadedModel
 from roost.serve.metrics import Metrics
 from roost.serve.protocols import tfserving, v2
 from roost.serve.repository import Repository
+from roost.serve.security import ADMIN, OPERATOR, PUBLIC, host_allowed, is_loopback, redact, token_ok
 
 log = logging.getLogger(__name__)
 
 JSON = b"application/json"
-Reply = tuple[int, bytes, bytes, list]
-PUBLIC = {"/v2/health/live", "/v2/health/ready"}
+Headers = list[tuple[bytes, bytes]]
+Reply = tuple[int, bytes, bytes, Headers]
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
+Handler = Callable[[Scope, Receive, dict[bytes, bytes]], Awaitable[Reply]]
+
+
+def _public(entry: dict[str, Any]) -> dict[str, Any]:
+    """An admin report entry without filesystem paths (package folders show their last part only)."""
+    return {k: redact(v) if isinstance(v, str) else v for k, v in entry.items() if k != "path"}
 
 
 def _json(obj: Any, status: int = 200) -> Reply:
@@ -49,6 +60,8 @@ class ServeApp:
         watch_interval: float = 2.0,
         on_startup: Callable[[], None] | None = None,
         on_reload: Callable[[], None] | None = None,
+        public_inference: bool = False,
+        allowed_hosts: list[str] | None = None,
     ) -> None:
         self.repo = repo
         self.metrics = metrics
@@ -56,15 +69,17 @@ class ServeApp:
         self.fetcher = fetcher
         self.max_body = max_body
         self.auth = f"Bearer {token}".encode() if token else None
+        self.public_inference = public_inference  # with a token: inference and metadata stay open
+        self.allowed_hosts = allowed_hosts  # Host header allow-list (None: any host)
         self.watch_interval = watch_interval
         self.on_startup = on_startup
         self.on_reload = on_reload
-        self._mounts: list[tuple[tuple[str, ...], Callable]] = []  # (path prefixes, ASGI app), see mount()
+        self._mounts: list[tuple[tuple[str, ...], ASGIApp]] = []  # (path prefixes, ASGI app), see mount()
         self._mount_closers: list[Callable[[], None]] = []
         self.ready = True
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, bytes] | None = None
-        self._static: dict[str, tuple[str, Callable[..., Awaitable[Reply]]]] = {
+        self._static: dict[str, tuple[str, Handler]] = {
             "/v2/health/live": ("GET", self._live),
             "/v2/health/ready": ("GET", self._ready),
             "/v2": ("GET", self._server_meta),
@@ -96,7 +111,7 @@ class ServeApp:
         except BatcherClosed:
             raise HTTPError(503, f"model {model.name} version {model.version} was just replaced; retry") from None
         try:
-            outputs = await fut
+            outputs: dict[str, np.ndarray] = await fut
         except Exception as exc:  # noqa: BLE001 - the graph rejected values that passed the signature checks
             raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
         if self.reqlog is not None:
@@ -104,7 +119,7 @@ class ServeApp:
         return outputs
 
     # ---- ASGI --------------------------------------------------------------------------------------------
-    async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         """ASGI entry point."""
         kind = scope["type"]
         if kind == "http":
@@ -112,7 +127,7 @@ class ServeApp:
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
-    async def _lifespan(self, receive: Callable, send: Callable) -> None:
+    async def _lifespan(self, receive: Receive, send: Send) -> None:
         """Start the alias watcher on startup; stop batchers and flush the request log on shutdown."""
         while True:
             msg = await receive()
@@ -141,13 +156,13 @@ class ServeApp:
         if self.reqlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.reqlog.close)
 
-    async def _read_body(self, scope: dict, receive: Callable, headers: dict[bytes, bytes]) -> bytes:
+    async def _read_body(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> bytes:
         """The request body, refused with 413 past max_body (also after decompression)."""
         cl = headers.get(b"content-length")
         if cl is not None and cl.isdigit() and int(cl) > self.max_body:
             raise HTTPError(413, f"request body is {int(cl)} bytes; the limit is {self.max_body} (--max-body-mb)")
         msg = await receive()
-        body = msg.get("body", b"")
+        body: bytes = msg.get("body", b"")
         if msg.get("more_body"):
             chunks, size = [body], len(body)
             while msg.get("more_body"):
@@ -172,45 +187,66 @@ class ServeApp:
             raise HTTPError(415, f"unsupported Content-Encoding {enc.decode(errors='replace')!r}; use gzip or deflate")
         d = zlib.decompressobj(wbits)
         try:
-            out = d.decompress(body, self.max_body + 1)
+            out: bytes = d.decompress(body, self.max_body + 1)
         except zlib.error as exc:
             raise HTTPError(400, f"body is not valid {enc.decode()} data: {exc}") from None
         if len(out) > self.max_body:
             raise HTTPError(413, f"decompressed body exceeds the limit of {self.max_body} bytes")
         return out
 
-    def mount(self, prefixes: tuple[str, ...], app: Callable, close: Callable[[], None] | None = None) -> None:
+    def mount(self, prefixes: tuple[str, ...], app: ASGIApp, close: Callable[[], None] | None = None) -> None:
         """Hand requests under `prefixes` to another ASGI app (e.g. the vector-index routes)."""
         self._mounts.append((prefixes, app))
         if close is not None:
             self._mount_closers.append(close)
 
-    async def _http(self, scope: dict, receive: Callable, send: Callable) -> None:
+    def _check_host(self, headers: dict[bytes, bytes]) -> None:
+        """Refuse (400) a Host header outside the allow-list: a DNS-rebinding page must not reach the server."""
+        if self.allowed_hosts is not None and not host_allowed(headers.get(b"host"), self.allowed_hosts):
+            raise HTTPError(400, "invalid Host header; this server answers only its allowed host names (--allow-host)")
+
+    def _gate(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
+        """Refuse a request whose Host is not allowed (400), that lacks the token (401) or is not local (403)."""
+        self._check_host(headers)
+        path: str = scope["path"]
+        if path in PUBLIC:
+            return
+        admin = path.startswith(ADMIN)
+        if self.auth is None:
+            if admin and not is_loopback(scope.get("client")):
+                raise HTTPError(403, "admin endpoints answer only local clients unless the server has a --token")
+            return
+        if (admin or path in OPERATOR or not self.public_inference) and not token_ok(
+            headers.get(b"authorization"), self.auth
+        ):
+            raise HTTPError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+
+    async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one HTTP request; every failure becomes a JSON error reply, never a dead worker."""
-        for prefixes, sub in self._mounts:
-            if scope["path"].startswith(prefixes):
-                await sub(scope, receive, send)
-                return
         t0 = time.perf_counter()
         path: str = scope["path"]
         label = ["", "meta"]
-        extra: list = []
-        counted = self.metrics is not None and path != "/metrics"  # a scrape does not count itself
-        if counted:
-            self.metrics.inflight.inc()
+        extra: Headers = []
+        metrics = self.metrics if path != "/metrics" else None  # a scrape does not count itself
+        if metrics is not None:
+            metrics.inflight.inc()
         try:
             headers = dict(scope["headers"])
-            if self.auth is not None and path not in PUBLIC and headers.get(b"authorization") != self.auth:
-                raise HTTPError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+            for prefixes, sub in self._mounts:
+                if path.startswith(prefixes):  # the mounted app checks its own token
+                    self._check_host(headers)
+                    await sub(scope, receive, send)
+                    return
+            self._gate(scope, headers)
             status, body, ctype, extra = await self._route(scope, receive, headers, label)
         except HTTPError as exc:
-            status, body, ctype = exc.status, orjson.dumps({"error": exc.message}), JSON
+            status, body, ctype, extra = exc.status, orjson.dumps({"error": redact(exc.message)}), JSON, exc.headers
         except Exception as exc:
             log.exception("internal error on %s %s", scope.get("method"), path)
-            status, body, ctype = 500, orjson.dumps({"error": f"internal error: {type(exc).__name__}: {exc}"}), JSON
+            status, body, ctype = 500, orjson.dumps({"error": f"internal error ({type(exc).__name__})"}), JSON
         finally:
-            if counted:
-                self.metrics.inflight.dec()
+            if metrics is not None:
+                metrics.inflight.dec()
         await send(
             {
                 "type": "http.response.start",
@@ -222,7 +258,7 @@ class ServeApp:
         if self.metrics is not None:
             self.metrics.observe(label[0], label[1], status, time.perf_counter() - t0)
 
-    async def _route(self, scope: dict, receive: Callable, headers: dict[bytes, bytes], label: list) -> Reply:
+    async def _route(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], label: list[str]) -> Reply:
         """Dispatch on the path; `label` gets [model, protocol] for metrics."""
         path: str = scope["path"]
         method: str = scope["method"]
@@ -253,7 +289,7 @@ class ServeApp:
             raise HTTPError(404, f"no route {path}; see GET /openapi.json for the API")
         want, handler = entry
         if method != want:
-            raise HTTPError(405, f"{method} is not allowed on {path}; use {want}")
+            raise not_allowed(method, want, f"on {path}")
         return await handler(scope, receive, headers)
 
     # ---- fixed endpoints --------------------------------------------------------------------------------
@@ -287,7 +323,7 @@ class ServeApp:
             self._openapi = (self.repo.generation, orjson.dumps(build(self.repo)))
         return 200, self._openapi[1], JSON, []
 
-    async def _reload(self, scope: dict, receive: Callable, headers: dict[bytes, bytes]) -> Reply:
+    async def _reload(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> Reply:
         """POST /admin/reload[?model=NAME&force=1]: re-resolve and hot-swap; the fleet's other workers follow."""
         await self._read_body(scope, receive, headers)
         qs = parse_qs(scope.get("query_string", b"").decode(errors="replace"), keep_blank_values=True)
@@ -301,9 +337,9 @@ class ServeApp:
         result = await self.repo.reload(names, force=force)
         if self.on_reload is not None:
             self.on_reload()
-        return _json({"pid": os.getpid(), "models": result})
+        return _json({"pid": os.getpid(), "models": [_public(r) for r in result]})
 
     async def _status(self, *_: Any) -> Reply:
         """GET /admin/status: this worker's pid, loaded models and whether torch was ever imported."""
-        models = [{**s.current.describe(), "last_error": s.last_error} for s in self.repo.slots.values()]
+        models = [_public({**s.current.describe(), "last_error": s.last_error}) for s in self.repo.slots.values()]
         return _json({"pid": os.getpid(), "models": models, "torch_imported": "torch" in sys.modules})

@@ -7,13 +7,15 @@ import logging
 import queue
 import threading
 from collections.abc import Callable
-from typing import Any
 
 import numpy as np
 
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
+Outputs = dict[str, np.ndarray]
+Future = asyncio.Future[Outputs]
+Result = tuple[Future, Outputs | None, BaseException | None]  # (request future, outputs, or the error)
 
 
 class _Item:
@@ -21,22 +23,20 @@ class _Item:
 
     __slots__ = ("inputs", "rows", "fut", "loop")
 
-    def __init__(
-        self, inputs: dict[str, np.ndarray], rows: int, fut: asyncio.Future, loop: asyncio.AbstractEventLoop
-    ) -> None:
+    def __init__(self, inputs: dict[str, np.ndarray], rows: int, fut: Future, loop: asyncio.AbstractEventLoop) -> None:
         self.inputs = inputs
         self.rows = rows
         self.fut = fut
         self.loop = loop
 
 
-def _deliver(results: list[tuple[asyncio.Future, Any, BaseException | None]]) -> None:
+def _deliver(results: list[Result]) -> None:
     """Resolve futures on their event loop (skips requests whose client went away)."""
     for fut, value, exc in results:
         if fut.done():
             continue
-        if exc is not None:
-            fut.set_exception(exc)
+        if value is None:
+            fut.set_exception(exc or RuntimeError("the model returned no outputs"))
         else:
             fut.set_result(value)
 
@@ -59,7 +59,7 @@ class Batcher:
         self._thread = threading.Thread(target=self._loop, name=f"roost-batcher-{name}", daemon=True)
         self._thread.start()
 
-    def submit(self, inputs: dict[str, np.ndarray], rows: int) -> asyncio.Future:
+    def submit(self, inputs: dict[str, np.ndarray], rows: int) -> Future:
         """Queue one request; the returned future gets its output arrays (rows of this request only)."""
         if self._closed:
             raise BatcherClosed("model was replaced")
@@ -107,7 +107,7 @@ class Batcher:
             if stop:
                 return
 
-    def _run_one(self, item: _Item) -> tuple[asyncio.Future, Any, BaseException | None]:
+    def _run_one(self, item: _Item) -> Result:
         """Run a single request on its own (also the fallback when a merged batch fails)."""
         try:
             return item.fut, self._run(item.inputs), None
@@ -116,7 +116,7 @@ class Batcher:
 
     def _run_batch(self, batch: list[_Item], rows: int) -> None:
         """Run one merged batch, split the outputs per request and hand them back to each event loop."""
-        results: list[tuple[asyncio.Future, Any, BaseException | None]]
+        results: list[Result]
         if len(batch) == 1:
             results = [self._run_one(batch[0])]
         else:
@@ -126,7 +126,7 @@ class Batcher:
                 self._on_batch(rows, len(batch))
             except Exception:
                 log.exception("batch metrics callback failed")
-        by_loop: dict[asyncio.AbstractEventLoop, list] = {}
+        by_loop: dict[asyncio.AbstractEventLoop, list[Result]] = {}
         for item, res in zip(batch, results):
             by_loop.setdefault(item.loop, []).append(res)
         for loop, res_list in by_loop.items():
@@ -135,7 +135,7 @@ class Batcher:
             except RuntimeError:  # loop closed during shutdown
                 pass
 
-    def _run_merged(self, batch: list[_Item], rows: int) -> list[tuple[asyncio.Future, Any, BaseException | None]]:
+    def _run_merged(self, batch: list[_Item], rows: int) -> list[Result]:
         """Concatenate inputs row-wise, run once, slice outputs back; on failure run each request alone."""
         keys = batch[0].inputs.keys()
         try:
@@ -145,7 +145,8 @@ class Batcher:
                 raise ValueError("an output is not batch-major")
         except Exception:  # noqa: BLE001 - isolate the bad request(s)
             return [self._run_one(it) for it in batch]
-        results, off = [], 0
+        results: list[Result] = []
+        off = 0
         for it in batch:
             results.append((it.fut, {k: v[off : off + it.rows] for k, v in out.items()}, None))
             off += it.rows

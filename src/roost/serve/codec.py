@@ -9,19 +9,57 @@ import numpy as np
 
 from roost.serve.signature import MISSING, Package, TensorSpec
 
+# Limits on what a request may declare, checked before anything is allocated (docs/serving.md)
+MAX_RANK = 8  # dimensions of one input tensor
+MAX_ELEMENTS = 1 << 24  # elements of one input tensor (16,777,216); each must also be sent
+
 
 class HTTPError(Exception):
     """A request problem answered with `status` and a KServe-style {"error": message} body."""
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(self, status: int, message: str, headers: list[tuple[bytes, bytes]] | None = None) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.headers = headers or []
+
+
+def not_allowed(method: str, allow: str, where: str = "here") -> HTTPError:
+    """A 405 Method Not Allowed error carrying the Allow header."""
+    return HTTPError(405, f"{method} is not allowed {where}; use {allow}", [(b"allow", allow.encode())])
 
 
 def bad(message: str) -> HTTPError:
     """A 400 Bad Request error."""
     return HTTPError(400, message)
+
+
+def element_count(shape: Any, name: str) -> int:
+    """Check a declared tensor shape (rank, each dimension, element count) and return its element count."""
+    if shape.__class__ is not list or not all(d.__class__ is int and d >= 0 for d in shape):
+        raise bad(f"input {name!r}: 'shape' must be a list of non-negative integers, got {shape!r:.60}")
+    if len(shape) > MAX_RANK:
+        raise bad(f"input {name!r}: 'shape' has {len(shape)} dimensions; at most {MAX_RANK} are accepted")
+    count = 1
+    for d in shape:
+        if d > MAX_ELEMENTS:
+            break
+        count *= d
+    else:
+        if count <= MAX_ELEMENTS:
+            return count
+    raise bad(f"input {name!r}: shape {shape!r:.80} declares more than {MAX_ELEMENTS} elements, the limit per input")
+
+
+def _no_inf(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Refuse float values that are infinite (sent as such, or too large for the input's dtype)."""
+    if arr.size and np.isinf(arr).any():
+        lim = float(np.finfo(spec.np_dtype).max)
+        raise bad(
+            f"input {spec.name!r}: values out of range for {spec.dtype} (|x| > {lim:.4g}) or infinite; "
+            "send finite numbers (null = missing)"
+        )
+    return arr
 
 
 def _kind_name(kind: str) -> str:
@@ -85,7 +123,10 @@ def _numeric(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
         lo, hi = (float(info.min), -float(info.min)) if kind == "f" else (info.min, info.max + 1)
         if arr.min() < lo or arr.max() >= hi:
             raise bad(f"input {spec.name!r}: values out of range for {spec.dtype}")
-    return arr.astype(target, copy=False)
+    out = arr.astype(target, copy=False)
+    if target.kind == "f":
+        _no_inf(out, spec)
+    return out
 
 
 def column(values: Any, spec: TensorSpec) -> np.ndarray:
@@ -130,12 +171,30 @@ def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
             block = None
         if block is not None and block.ndim == 2 and block.dtype.kind in "fiu":
             block = block.astype(np.float32)
+            if np.isinf(block).any():  # some value overflowed float32: find it per column below
+                block = None
+        if block is not None:
             for j, i in enumerate(fast):
                 out[i] = block[j]
     for i, (spec, values) in enumerate(items):
         if out[i] is None:
             out[i] = column(values, spec)
     return out
+
+
+def check_binary_floats(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """Apply the non-finite policy to binary float data: NaN is a missing value, infinity a 400."""
+    return _no_inf(arr, spec) if arr.dtype.kind == "f" else arr
+
+
+def conform(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
+    """A column sent as [N, 1] for a [-1] input, or as [N] for a [-1, 1] input, reshaped to the signature's rank."""
+    want = spec.shape
+    if arr.ndim == 2 and len(want) == 1 and arr.shape[1] == 1:
+        return arr.reshape(arr.shape[0])
+    if arr.ndim == 1 and len(want) == 2 and want[1] == 1:
+        return arr.reshape(arr.shape[0], 1)
+    return arr
 
 
 def check_shape(arr: np.ndarray, spec: TensorSpec) -> None:
@@ -163,6 +222,8 @@ def check_inputs(arrays: dict[str, np.ndarray], pkg: Package) -> int:
             raise bad(f"missing input {shown}; the model needs {len(pkg.inputs)} inputs: see GET /v2/models/<name>")
         shape = arr.shape
         if len(shape) != len(spec.shape) or any(w >= 0 and g != w for g, w in zip(shape, spec.shape)):
+            arr = arrays[spec.name] = conform(arr, spec)
+            shape = arr.shape
             check_shape(arr, spec)
         if n < 0:
             n = shape[0]
@@ -181,8 +242,10 @@ def check_inputs(arrays: dict[str, np.ndarray], pkg: Package) -> int:
 
 def decode_bytes(buf: bytes | memoryview, count: int, name: str) -> np.ndarray:
     """Decode V2 binary BYTES data (4-byte little-endian length + bytes, repeated) into an object array of str."""
-    out = np.empty(count, dtype=object)
     off, size = 0, len(buf)
+    if count * 4 > size:  # every element has a 4-byte length: refuse before allocating `count` slots
+        raise bad(f"input {name!r}: shape declares {count} BYTES elements but the data has only {size} bytes")
+    out = np.empty(count, dtype=object)
     for i in range(count):
         if off + 4 > size:
             raise bad(f"input {name!r}: binary BYTES data ends after {i} of {count} elements")

@@ -26,12 +26,14 @@ class ServeConfig:
     log_requests: float = 0.0
     log_dir: str | None = None
     max_body_mb: float = 64.0
-    token: str | None = None
+    token: str | None = None  # bearer token: admin and /metrics always need it, inference unless public_inference
+    public_inference: bool = False  # with a token: inference, metadata and /openapi.json stay open
+    allowed_hosts: list[str] | None = None  # Host allow-list; None: loopback names when bound to loopback, else any
     poll_s: float = 2.0
     grace_s: float = 30.0
     workspace: str | None = None
     indexes: list[str] = field(default_factory=list)  # vector indexes served next to the models (/v1/indexes)
-    recommend: dict[str, list] = field(default_factory=dict)  # index -> [user-tower model, ranker or None]
+    recommend: dict[str, list[str | None]] = field(default_factory=dict)  # index -> [user-tower model, ranker or None]
 
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
@@ -51,6 +53,23 @@ class ServeConfig:
             raise RoostError(f"--port must be in 0..65535, got {self.port}")
         if self.max_body_mb <= 0:
             raise RoostError("--max-body-mb must be positive")
+        if self.token is not None and (not self.token or not self.token.isprintable() or " " in self.token):
+            raise RoostError(
+                "--token must be printable characters without spaces",
+                hint="e.g. --token $(python -c 'import secrets; print(secrets.token_urlsafe())')",
+            )
+        if self.public_inference and not self.token:
+            raise RoostError("--public-inference only makes sense with --token (admin endpoints need one)")
+
+    def host_allow_list(self) -> list[str] | None:
+        """The Host header allow-list: --allow-host names, else the loopback names when bound to loopback."""
+        if self.allowed_hosts:
+            return list(self.allowed_hosts)
+        if self.host in ("127.0.0.1", "localhost", "::1"):
+            from roost.serve.security import LOOPBACK_HOSTS
+
+            return list(LOOPBACK_HOSTS)
+        return None
 
     @property
     def max_body(self) -> int:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
@@ -30,7 +30,7 @@ class StoreFetcher:
 
     def __init__(self, online_store: str | None = None) -> None:
         self.online_store = online_store
-        self._prepared: dict[tuple, object] = {}
+        self._prepared: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
 
     def fetch(self, refs: list[str], entities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -42,7 +42,8 @@ class StoreFetcher:
             fetcher = self._prepared.get(key)
             if fetcher is None:
                 fetcher = self._prepared[key] = OnlineFetcher(refs, list(entities), online_store=self.online_store)
-        return fetcher.fetch(entities)  # type: ignore[attr-defined]
+        out: dict[str, np.ndarray] = fetcher.fetch(entities)
+        return out
 
 
 def default_fetcher() -> FeatureFetcher | None:

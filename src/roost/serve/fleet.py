@@ -40,7 +40,7 @@ class _Worker:
     """One worker slot: its current process and restart bookkeeping."""
 
     index: int
-    proc: subprocess.Popen | None = None
+    proc: subprocess.Popen[bytes] | None = None
     started: float = 0.0
     ready: bool = False
     backoff: float = 0.0
@@ -106,7 +106,7 @@ class Fleet:
         try:
             from prometheus_client import multiprocess
 
-            multiprocess.mark_process_dead(pid, os.environ[MULTIPROC_ENV])
+            multiprocess.mark_process_dead(pid, os.environ[MULTIPROC_ENV])  # type: ignore[no-untyped-call]  # untyped library
         except Exception:  # noqa: BLE001
             pass
         if not w.ready and not any(x.ready or x.restarts for x in self.workers) and rc != 0:

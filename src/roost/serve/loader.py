@@ -181,12 +181,12 @@ class LoadedModel:
             self.run(_dummy(self.package, rows))
 
     def describe(self) -> dict[str, Any]:
-        """Name, version, source and path of this loaded model."""
+        """Name, version, source (a package folder by its name only) and fingerprint of this loaded model."""
+        spec = self.resolved.spec
         return {
             "name": self.name,
             "version": self.version,
-            "source": self.resolved.spec.source,
-            "path": str(self.package.path),
+            "source": Path(spec.source).name if spec.kind == "path" else spec.source,
             "fingerprint": self.package.fingerprint,
         }
 

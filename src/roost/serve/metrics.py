@@ -100,7 +100,7 @@ class Metrics:
             from prometheus_client.multiprocess import MultiProcessCollector
 
             reg = CollectorRegistry()
-            MultiProcessCollector(reg, path=self.multiproc_dir)
+            MultiProcessCollector(reg, path=self.multiproc_dir)  # type: ignore[no-untyped-call]  # untyped library
             return generate_latest(reg), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
 

@@ -29,7 +29,9 @@ def _params(version: bool, names: list[str]) -> list[dict[str, Any]]:
     return out
 
 
-def _get(summary: str, ok: dict[str, Any], params: list | None = None, errors: tuple[int, ...] = (404,)) -> dict:
+def _get(
+    summary: str, ok: dict[str, Any], params: list[dict[str, Any]] | None = None, errors: tuple[int, ...] = (404,)
+) -> dict[str, Any]:
     """A GET operation."""
     responses = {"200": ok, **{str(c): _err(_REASONS[c]) for c in errors}}
     op: dict[str, Any] = {"summary": summary, "responses": responses}
@@ -38,7 +40,7 @@ def _get(summary: str, ok: dict[str, Any], params: list | None = None, errors: t
     return {"get": op}
 
 
-def _post(summary: str, body: str, ok: dict[str, Any], params: list | None = None) -> dict:
+def _post(summary: str, body: str, ok: dict[str, Any], params: list[dict[str, Any]] | None = None) -> dict[str, Any]:
     """A POST operation taking a JSON body."""
     return {
         "post": {

@@ -21,6 +21,9 @@ import numpy as np
 
 log = logging.getLogger(__name__)
 
+# (time, request id, loaded model, protocol, inputs, outputs, latency seconds)
+Record = tuple[float, str, Any, str, dict[str, np.ndarray], dict[str, np.ndarray], float]
+
 
 def _column(arr: np.ndarray) -> Any:
     """A numpy array (1-D, or 2-D as fixed-size lists) as a pyarrow array."""
@@ -71,7 +74,7 @@ class RequestLogger:
         self.rate = min(max(float(rate), 0.0), 1.0)
         self.flush_s, self.rotate_s, self.rotate_rows = flush_s, rotate_s, rotate_rows
         self.metrics = metrics
-        self._buf: list[tuple] = []
+        self._buf: list[Record] = []
         self._lock = threading.Lock()
         self._files: dict[tuple[str, str], _File] = {}
         self._seq = itertools.count()
@@ -90,7 +93,7 @@ class RequestLogger:
         with self._lock:
             self._buf.append((time.time(), rid, model, protocol, inputs, outputs, latency_s))
 
-    def _table(self, records: list[tuple]) -> Any:
+    def _table(self, records: list[Record]) -> Any:
         """Build one Arrow table from records of the same model version."""
         import pyarrow as pa
 
@@ -118,7 +121,7 @@ class RequestLogger:
         """Write what is buffered now (called by the background thread, and at close)."""
         with self._lock:
             records, self._buf = self._buf, []
-        groups: dict[tuple[str, str], list[tuple]] = {}
+        groups: dict[tuple[str, str], list[Record]] = {}
         for r in records:
             groups.setdefault((r[2].name, r[2].version), []).append(r)
         for key, recs in groups.items():

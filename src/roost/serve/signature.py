@@ -36,7 +36,13 @@ NUMPY_TO_V2 = {
     "uint8": "UINT8",
 }
 # what a JSON null stands for, per dtype (the training-side convention for missing values)
-MISSING = {"float32": float("nan"), "float64": float("nan"), "int64": -1, "int32": -1, "string": ""}
+MISSING: dict[str, float | int | str] = {
+    "float32": float("nan"),
+    "float64": float("nan"),
+    "int64": -1,
+    "int32": -1,
+    "string": "",
+}
 
 
 @dataclass(frozen=True)

@@ -54,6 +54,8 @@ def build_app(
         fetcher=fetcher,
         max_body=cfg.max_body,
         token=cfg.token,
+        public_inference=cfg.public_inference,
+        allowed_hosts=cfg.host_allow_list(),
         watch_interval=cfg.poll_s,
         on_startup=on_startup,
         on_reload=on_reload,
@@ -64,7 +66,7 @@ def build_app(
 
         ann = open_indexes(
             cfg.indexes,
-            recommend={k: (v[0], v[1] if len(v) > 1 else None) for k, v in cfg.recommend.items()},
+            recommend={k: (str(v[0]), v[1] if len(v) > 1 else None) for k, v in cfg.recommend.items()},
             poll_s=cfg.poll_s,
         )
         app.mount(

@@ -7,15 +7,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from roost.serve.codec import HTTPError, bad, columns
+from roost.serve.codec import HTTPError, bad, columns, not_allowed
 from roost.serve.features import entity_spec
+from roost.serve.signature import TensorSpec
 
 if TYPE_CHECKING:
     from roost.serve.app import ServeApp
     from roost.serve.loader import LoadedModel
 
 JSON = b"application/json"
-Reply = tuple[int, bytes, bytes, list]
+Reply = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
 
 
 def status(model: LoadedModel) -> dict[str, Any]:
@@ -30,7 +31,7 @@ def status(model: LoadedModel) -> dict[str, Any]:
 def metadata(model: LoadedModel) -> dict[str, Any]:
     """GET /v1/models/{name}/metadata: model spec plus a signature_def built from signature.json."""
 
-    def tensors(specs: list) -> dict[str, Any]:
+    def tensors(specs: list[TensorSpec]) -> dict[str, Any]:
         return {
             s.name: {"dtype": s.dtype, "tensor_shape": {"dim": [{"size": str(d)} for d in s.shape]}, "name": s.name}
             for s in specs
@@ -70,7 +71,7 @@ def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
     return dict(zip(cols, columns(items)))
 
 
-def _rows_to_columns(model: LoadedModel, rows: list) -> dict[str, list]:
+def _rows_to_columns(model: LoadedModel, rows: list[Any]) -> dict[str, list[Any]]:
     """The "instances" row format → one list per input."""
     if not rows:
         raise bad("'instances' is empty")
@@ -135,7 +136,9 @@ async def predict(app: ServeApp, name: str, version: str | None, label: str | No
     model = app.lookup(name, version)
     spec = model.resolved.spec
     if label is not None and not (spec.kind == "alias" and spec.source.split("@", 1)[1] == label):
-        raise HTTPError(404, f"model {name!r} is not served under label {label!r}; it is served from {spec.source!r}")
+        raise HTTPError(
+            404, f"model {name!r} is not served under label {label!r}; it is served from {model.describe()['source']!r}"
+        )
     row_format, arrays = _parse(model, body)
     outputs = await app.predict(model, arrays, "tfserving")
     return 200, encode(model, outputs, row_format), JSON, []
@@ -166,5 +169,5 @@ def route(method: str, rest: str) -> tuple[str, str | None, str | None, str]:
         raise HTTPError(404, f"no route /v1/models/{rest}; use /v1/models/NAME[/versions/V]:predict")
     want = "POST" if action == "predict" else "GET"
     if method != want:
-        raise HTTPError(405, f"{method} is not allowed here; use {want}")
+        raise not_allowed(method, want)
     return name, version, label, action

@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
-import math
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
-from roost.serve.codec import HTTPError, bad, columns, decode_bytes, encode_bytes
+from roost.serve.codec import (
+    MAX_ELEMENTS,
+    HTTPError,
+    bad,
+    check_binary_floats,
+    columns,
+    decode_bytes,
+    element_count,
+    encode_bytes,
+    not_allowed,
+)
 from roost.serve.features import entity_spec
 from roost.serve.signature import NUMPY_TO_V2, V2_TO_DTYPE, TensorSpec
 
@@ -18,7 +27,7 @@ if TYPE_CHECKING:
 
 JSON = b"application/json"
 OCTET = b"application/octet-stream"
-Reply = tuple[int, bytes, bytes, list]
+Reply = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
 
 
 def model_metadata(model: LoadedModel) -> dict[str, Any]:
@@ -37,13 +46,6 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
             "entities": pkg.entities,
         },
     }
-
-
-def _shape(value: Any, name: str) -> list[int]:
-    """Check a V2 'shape' field: a list of non-negative ints."""
-    if value.__class__ is not list or not all(d.__class__ is int and d >= 0 for d in value):
-        raise bad(f"input {name!r}: 'shape' must be a list of non-negative integers, got {value!r:.60}")
-    return value
 
 
 def _spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> TensorSpec:
@@ -73,10 +75,12 @@ def _binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray
             f"input {spec.name!r}: binary_data_size is {len(chunk)} bytes but shape needs "
             f"{count} x {dt.itemsize} = {count * dt.itemsize}"
         )
-    return np.frombuffer(chunk, dtype=dt)
+    return check_binary_floats(np.frombuffer(chunk, dtype=dt), spec)
 
 
-def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) -> tuple[dict, dict[str, np.ndarray]]:
+def decode_request(
+    model: LoadedModel, body: bytes, header_len: bytes | None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
     """Parse a V2 inference request (JSON, optionally followed by binary tensors) into input arrays."""
     binary: memoryview | None = None
     if header_len is not None:
@@ -98,7 +102,7 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
     if not isinstance(inputs, list) or not inputs:
         raise bad("request needs a non-empty 'inputs' list of {name, datatype, shape, data}")
     arrays: dict[str, np.ndarray] = {}
-    pending: list[tuple[str, list[int], int, TensorSpec, Any]] = []  # JSON inputs, converted together below
+    pending: list[tuple[str, Any, int, TensorSpec, Any]] = []  # JSON inputs, converted together below
     offset = 0
     seen: set[str] = set()
     by_name = model.package.input_map
@@ -106,7 +110,7 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
         # fast path: {"name", "datatype", "shape": [n], "data"} for a 1-D signature input, nothing else
         name = inp.get("name") if inp.__class__ is dict else None
         if name.__class__ is str and len(inp) == 4:
-            spec = by_name.get(name)  # type: ignore[arg-type]
+            spec = by_name.get(name)
             shape = inp.get("shape")
             if (
                 spec is not None
@@ -115,7 +119,7 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
                 and len(shape) == 1
                 and len(spec.shape) == 1
                 and shape[0].__class__ is int
-                and shape[0] >= 0
+                and 0 <= shape[0] <= MAX_ELEMENTS
                 and "data" in inp
                 and spec.name not in seen
             ):
@@ -131,9 +135,9 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
         datatype = inp.get("datatype")
         if not isinstance(datatype, str):
             raise bad(f"input {name!r} needs a string 'datatype' such as FP32 or BYTES")
-        shape = _shape(inp.get("shape"), name)
+        shape = inp.get("shape")
+        count = element_count(shape, name)
         spec = _spec_for(model, name, datatype, inp.get("data"))
-        count = math.prod(shape)
         params = inp.get("parameters")
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
@@ -160,7 +164,7 @@ def decode_request(model: LoadedModel, body: bytes, header_len: bytes | None) ->
     return req, arrays
 
 
-def _requested(req: dict, model: LoadedModel) -> list[tuple[str, bool]]:
+def _requested(req: dict[str, Any], model: LoadedModel) -> list[tuple[str, bool]]:
     """(output name, as binary) for each output the request asked for (all outputs by default)."""
     params = req.get("parameters")
     default_bin = bool(params.get("binary_data_output")) if isinstance(params, dict) else False
@@ -182,7 +186,7 @@ def _requested(req: dict, model: LoadedModel) -> list[tuple[str, bool]]:
 
 
 def encode_response(
-    req: dict, model: LoadedModel, outputs: dict[str, np.ndarray], wanted: list[tuple[str, bool]]
+    req: dict[str, Any], model: LoadedModel, outputs: dict[str, np.ndarray], wanted: list[tuple[str, bool]]
 ) -> Reply:
     """Build the V2 response: JSON only, or JSON header + binary tensors."""
     entries, blobs = [], []
@@ -235,5 +239,5 @@ def route(app: ServeApp, method: str, rest: str) -> tuple[str, str | None, str]:
         raise HTTPError(404, f"no route /v2/models/{rest}; use /v2/models/NAME[/versions/V][/ready|/infer]")
     want = "POST" if action == "infer" else "GET"
     if method != want:
-        raise HTTPError(405, f"{method} is not allowed here; use {want}")
+        raise not_allowed(method, want)
     return name, version, action

@@ -1,0 +1,166 @@
+"""The `serve` command (options → ServeConfig → fleet), shared by `roost serve` and `python -m roost.serve`.
+
+It lives in the serve package so that `python -m roost.serve` does not import the CLI (layering: library code never
+imports roost.cli); `roost.cli.serve` only registers it. Like every command, it prints; the library below logs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+
+def echo(msg: str) -> None:
+    """Print a line of Rich markup on stdout."""
+    from rich.console import Console
+
+    Console(highlight=False, soft_wrap=True).print(msg)
+
+
+def print_error(message: str, hint: str | None) -> None:
+    """Print a user error as one red line plus a hint on stderr."""
+    from rich.console import Console
+    from rich.markup import escape
+
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
+    if hint:
+        err.print(f"[yellow]hint:[/] {escape(hint)}", markup=True)
+
+
+def serve(
+    models: list[str] | None = typer.Argument(
+        None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"
+    ),
+    replicas: int = typer.Option(1, "--replicas", "-r", help="worker processes behind the port"),
+    port: int = typer.Option(8080, "--port", "-p"),
+    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
+    max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
+    threads: int = typer.Option(
+        0, "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"
+    ),
+    log_requests: float = typer.Option(0.0, "--log-requests", help="fraction of requests logged to Parquet (0..1)"),
+    log_dir: Path | None = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
+    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="largest request body accepted (413 above)"),
+    token: str | None = typer.Option(
+        None,
+        "--token",
+        envvar="ROOST_SERVE_TOKEN",
+        help="require Authorization: Bearer TOKEN (admin and /metrics always; inference unless --public-inference)",
+    ),
+    public_inference: bool = typer.Option(
+        False, "--public-inference", help="with --token: inference and metadata need no token (admin still does)"
+    ),
+    allow_host: list[str] | None = typer.Option(
+        None,
+        "--allow-host",
+        metavar="HOST",
+        help="accepted Host header names, repeatable ('*' = any); default: loopback names on a loopback --host",
+    ),
+    poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
+    grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),
+    alert_rules: Path | None = typer.Option(
+        None, "--alert-rules", help="write Prometheus alerting rules to this YAML file"
+    ),
+    alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
+    alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
+    index: list[str] | None = typer.Option(
+        None, "--index", help="also serve a vector index (NAME, NAME@alias, NAME/3): POST /v1/indexes/NAME/search"
+    ),
+    recommend: list[str] | None = typer.Option(
+        None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]", help="two-stage endpoint POST /v1/recommend/INDEX"
+    ),
+    export: tuple[str, Path] | None = typer.Option(
+        None,
+        "--export",
+        metavar="FORMAT OUT",
+        help="write a deployment bundle instead of serving: `--export kserve OUT/` (see docs/kserve.md)",
+    ),
+) -> None:
+    """Serve models over HTTP: KServe V2 (/v2/...), TF-Serving REST (/v1/...), /metrics, /openapi.json."""
+    import logging
+    import os
+
+    from roost import workspace
+
+    if export is not None:
+        from roost.serve.export import export as write_export
+
+        if len(models or []) != 1:
+            from roost.errors import RoostError
+
+            raise RoostError("--export takes exactly one model", hint="roost serve MODEL --export kserve OUT/")
+        ex = write_export((models or [""])[0], export[0], export[1], replicas=replicas)
+        for note in ex.notes:
+            echo(note)
+        echo(f"wrote {ex.out}: inferenceservice.yaml ({ex.k8s_name}), Dockerfile ({ex.image}), model/, README.md")
+        return
+    if alert_rules is not None:
+        from roost.serve.metrics import write_alert_rules
+
+        write_alert_rules(str(alert_rules), error_rate=alert_error_rate, p99_seconds=alert_p99_ms / 1000.0)
+        echo(f"wrote Prometheus alerting rules to {alert_rules}")
+        if not models:
+            return
+    from roost.serve.config import ServeConfig
+    from roost.serve.fleet import serve as run_fleet
+
+    root = os.environ.get("ROOST_WORKSPACE") or workspace.find_root()
+    cfg = ServeConfig(
+        models=list(models or []),
+        host=host,
+        port=port,
+        replicas=replicas,
+        max_batch=max_batch,
+        threads=threads,
+        log_requests=log_requests,
+        log_dir=str(log_dir) if log_dir else None,
+        max_body_mb=max_body_mb,
+        token=token,
+        public_inference=public_inference,
+        allowed_hosts=list(allow_host) if allow_host else None,
+        poll_s=poll,
+        grace_s=grace,
+        workspace=str(root) if root else None,
+        indexes=list(index or []),
+        recommend=_recommend_map(recommend),
+    )
+    if host not in ("127.0.0.1", "localhost", "::1") and not token:
+        echo(f"warning: serving on {host} without --token: admin endpoints answer only local clients")
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
+    code = run_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
+    if code:
+        raise typer.Exit(code)
+
+
+def _recommend_map(items: list[str] | None) -> dict[str, list[str | None]]:
+    """`INDEX=USER_MODEL[,RANKER]` options as {index: [user model, ranker or None]}."""
+    from roost.errors import RoostError
+
+    out: dict[str, list[str | None]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise RoostError(
+                f"--recommend {item!r}: expected INDEX=USER_MODEL[,RANKER]",
+                hint="e.g. --recommend items=two_tower@prod,ranker@prod",
+            )
+        idx, models = item.split("=", 1)
+        parts = [m for m in models.split(",") if m]
+        if not parts or len(parts) > 2:
+            raise RoostError(f"--recommend {item!r}: give a user-tower model and optionally a ranker")
+        out[idx] = [parts[0], parts[1] if len(parts) > 1 else None]
+    return out
+
+
+def main() -> None:
+    """Run the serve command as a standalone Typer app (`python -m roost.serve`)."""
+    from roost.errors import RoostError
+
+    app = typer.Typer(add_completion=False, pretty_exceptions_enable=False)
+    app.command()(serve)
+    try:
+        app(prog_name="roost serve")
+    except RoostError as exc:
+        print_error(exc.message, exc.hint)
+        raise SystemExit(exc.exit_code) from None
