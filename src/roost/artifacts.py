@@ -36,8 +36,10 @@ def local_path(uri: str) -> Path:
 
 def safe_join(root: str, rel: str | None) -> str:
     """Join `rel` under `root`, refusing absolute paths and any '..' that would leave the root."""
-    if rel in (None, "", "."):
+    if rel is None or rel in ("", "."):
         return root.rstrip("/")
+    if "\x00" in str(rel):
+        raise RoostError(f"artifact path {rel!r} contains a NUL byte", hint="use a plain relative path")
     rel = str(rel).replace("\\", "/")
     if rel.startswith("/") or (len(rel) > 1 and rel[1] == ":") or "://" in rel:
         raise RoostError(f"artifact path {rel!r} is absolute", hint="artifact paths are relative to the run's root")
@@ -49,23 +51,51 @@ def safe_join(root: str, rel: str | None) -> str:
     return root.rstrip("/") + "/" + norm
 
 
-def _fs(uri: str):  # noqa: ANN202
+def check_inside(root: str | Path, dest: str | Path) -> Path:
+    """`dest` with symlinks resolved, or a RoostError when it lands outside `root` (a local folder or file:// URI)."""
+    base = local_path(str(root)).resolve()
+    real = local_path(str(dest)).resolve()
+    if real != base and not real.is_relative_to(base):
+        raise RoostError(
+            f"artifact destination {dest} escapes the artifact root {base} (it resolves to {real})",
+            hint="a symlink in the run's artifact folder points outside it; remove it or log under another name",
+        )
+    return real
+
+
+def _s3_options(uri: str) -> dict[str, Any]:
+    """fsspec options of an s3:// root: bounded timeouts and retries; credentials never in the URL."""
+    from urllib.parse import urlsplit
+
     import fsspec
 
-    kwargs: dict[str, Any] = {}
-    if uri.startswith(("s3://", "s3a://")):
-        from urllib.parse import urlsplit
+    if urlsplit(uri).password is not None:
+        raise RoostError(
+            f"artifact root {redact_url(uri)} carries credentials in the URL",
+            hint="drop them from the URL; S3 credentials come from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or ~/.aws",
+        )
+    user = fsspec.config.conf.get("s3", {}).get("config_kwargs") or {}
+    return {"config_kwargs": {**S3_CONFIG, **user}}
 
-        if urlsplit(uri).password is not None:
-            raise RoostError(
-                f"artifact root {redact_url(uri)} carries credentials in the URL",
-                hint="drop them from the URL; S3 credentials come from AWS_ACCESS_KEY_ID/"
-                "AWS_SECRET_ACCESS_KEY or ~/.aws",
-            )
-        user = fsspec.config.conf.get("s3", {}).get("config_kwargs") or {}
-        kwargs["config_kwargs"] = {**S3_CONFIG, **user}
+
+# URL scheme -> "module:function" giving the fsspec options of that scheme (others: fsspec's defaults)
+FS_OPTIONS: dict[str, str] = {"s3": "roost.artifacts:_s3_options", "s3a": "roost.artifacts:_s3_options"}
+
+
+def filesystem(uri: str) -> tuple[Any, str]:
+    """The fsspec filesystem and the path within it of an artifact URI (options chosen by scheme)."""
+    import importlib
+
+    import fsspec
+
+    scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    kwargs: dict[str, Any] = {}
+    spec = FS_OPTIONS.get(scheme)
+    if spec is not None:
+        module, _, func = spec.partition(":")
+        kwargs = getattr(importlib.import_module(module), func)(uri)
     fs, path = fsspec.core.url_to_fs(uri, **kwargs)
-    return fs, path
+    return fs, str(path)
 
 
 def _botocore_error(exc: BaseException, *names: str) -> bool:
@@ -76,7 +106,7 @@ def _botocore_error(exc: BaseException, *names: str) -> bool:
 @contextlib.contextmanager
 def remote(uri: str) -> Iterator[tuple[Any, str]]:
     """The fsspec filesystem and path of `uri`; an unreachable store raises a RoostError naming it (redacted)."""
-    fs, path = _fs(uri)
+    fs, path = filesystem(uri)
     try:
         yield fs, path
     except Exception as exc:
@@ -98,16 +128,21 @@ def remote(uri: str) -> Iterator[tuple[Any, str]]:
         raise
 
 
-def put(local: str | Path, dest_uri: str) -> None:
-    """Copy a local file or folder to `dest_uri` (a folder's files land under `dest_uri`, never one level down)."""
+def put(local: str | Path, dest_uri: str, root: str | None = None) -> None:
+    """Copy a local file or folder to `dest_uri` (a folder's files land under `dest_uri`, never one level down).
+
+    With `root` (a local artifact root), a destination that resolves outside it (through a symlink) is refused.
+    """
     local = Path(local)
     if not local.exists():
         raise RoostError(f"artifact {local} does not exist", hint="check the path you passed to log_artifact")
     if local.is_dir():
-        put_tree(local, dest_uri)
+        put_tree(local, dest_uri, root=root)
         return
     if is_local(dest_uri):
         dest = local_path(dest_uri)
+        if root is not None and is_local(root):
+            check_inside(root, dest)
         dest.parent.mkdir(parents=True, exist_ok=True)
         shutil.copy2(local, dest)
         return
@@ -121,29 +156,36 @@ def tree_files(local_dir: Path) -> list[str]:
     return sorted(p.relative_to(local_dir).as_posix() for p in local_dir.rglob("*") if p.is_file())
 
 
-def put_tree(local_dir: str | Path, dest_uri: str, rels: Iterable[str] | None = None) -> list[str]:
+def put_tree(
+    local_dir: str | Path, dest_uri: str, rels: Iterable[str] | None = None, root: str | None = None
+) -> list[str]:
     """Copy the files under `local_dir` (all, or only the relative paths `rels`) to `dest_uri`/<rel>.
 
-    One call for the whole batch (s3fs uploads the files concurrently); returns the paths copied.
+    One call for the whole batch (s3fs uploads the files concurrently); returns the paths copied. With `root` (a
+    local artifact root), destinations that resolve outside it (through a symlink) are refused before any copy.
     """
     local_dir = Path(local_dir)
     rels = tree_files(local_dir) if rels is None else [str(r) for r in rels]
     if not rels:
         return []
     if is_local(dest_uri):
-        root = local_path(dest_uri)
+        base = local_path(dest_uri)
+        if root is not None and is_local(root):
+            check_inside(root, base)
+            for r in rels:
+                check_inside(root, base / r)
         for r in rels:
-            dest = root / r
+            dest = base / r
             dest.parent.mkdir(parents=True, exist_ok=True)
             if not (dest.exists() and os.path.samefile(local_dir / r, dest)):
                 shutil.copy2(local_dir / r, dest)
         return rels
-    with remote(dest_uri) as (fs, root):
-        fs.put([str(local_dir / r) for r in rels], [root.rstrip("/") + "/" + r for r in rels])
+    with remote(dest_uri) as (fs, dest_root):
+        fs.put([str(local_dir / r) for r in rels], [dest_root.rstrip("/") + "/" + r for r in rels])
     return rels
 
 
-def list_files(root_uri: str) -> list[dict]:
+def list_files(root_uri: str) -> list[dict[str, Any]]:
     """Every file under an artifact root: relative path and size."""
     uri = root_uri if "://" in root_uri else "file://" + str(Path(root_uri).resolve())
     with remote(uri) as (fs, root):
@@ -174,8 +216,8 @@ def fetch(uri: str, cache_dir: Path) -> Path:
         shutil.rmtree(tmp)
     elif tmp.exists():
         tmp.unlink()
-    with remote(uri) as (fs, path):
-        path = path.rstrip("/")
+    with remote(uri) as (fs, fs_path):
+        path = fs_path.rstrip("/")
         if fs.isfile(path):
             fs.get_file(path, str(tmp))
         else:

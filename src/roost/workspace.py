@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -111,13 +112,20 @@ def init(directory: Path | str | None = None) -> Workspace:
     ws = load(root)
     if ws.artifacts.startswith("/"):
         Path(ws.artifacts).mkdir(parents=True, exist_ok=True)
-    from roost.registry.store import open_store
+    from roost.registry.store import open_store  # the one use of the registry here: creating its schema
 
     open_store(ws.store_url, create=True)
     return ws
 
 
 _current: Workspace | None = None
+_on_switch: list[Callable[[], None]] = []
+
+
+def on_switch(callback: Callable[[], None]) -> None:
+    """Call `callback` whenever `use` switches the current workspace (e.g. the registry forgets cached stores)."""
+    if callback not in _on_switch:
+        _on_switch.append(callback)
 
 
 def current() -> Workspace:
@@ -135,7 +143,6 @@ def use(ws: Workspace | str | Path | None) -> Workspace | None:
         _current = ws
     else:
         _current = load(Path(ws))
-    from roost.registry import store as _store
-
-    _store.reset_default()
+    for callback in list(_on_switch):
+        callback()
     return _current

@@ -132,12 +132,12 @@ def test_timeouts_and_retries_are_set_and_user_config_wins(s3_env, monkeypatch):
     from roost import artifacts
 
     s3_env(f"http://127.0.0.1:{_closed_port()}")
-    fs, _ = artifacts._fs("s3://roost-artifacts/x")
+    fs, _ = artifacts.filesystem("s3://roost-artifacts/x")
     assert fs.config_kwargs == artifacts.S3_CONFIG
     monkeypatch.setenv("FSSPEC_S3", json.dumps({"config_kwargs": {"connect_timeout": 1}}))
     fsspec.config.conf.clear()
     fsspec.config.set_conf_env(fsspec.config.conf)
-    fs, _ = artifacts._fs("s3://roost-artifacts/x")
+    fs, _ = artifacts.filesystem("s3://roost-artifacts/x")
     assert fs.config_kwargs["connect_timeout"] == 1 and fs.config_kwargs["retries"] == artifacts.S3_CONFIG["retries"]
 
 

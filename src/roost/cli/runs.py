@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-runs_app = typer.Typer(help="Runs: list, show, delete.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: list, show, gc, delete.", no_args_is_help=True)
 exp_app = typer.Typer(help="Experiments.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
@@ -90,6 +90,7 @@ def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
         "source",
         "parent_run_id",
         "artifact_uri",
+        "heartbeat_at",
     ]
     print_table(f"run {r['run_id']}", ["field", "value"], [[a, r[a]] for a in attrs])
     if r["params"]:
@@ -113,6 +114,24 @@ def runs_upload_staged(run_id: str, as_json: bool = typer.Option(False, "--json"
         print_json({"run_id": api.get_run(run_id)["run_id"], "uploaded": sent})
     else:
         echo(f"uploaded {len(sent)} file(s) of run {_short(api.get_run(run_id)['run_id'])}")
+
+
+@runs_app.command("gc")
+def runs_gc(
+    timeout: float | None = typer.Option(
+        None, "--timeout", help="seconds without a heartbeat (default: ROOST_HEARTBEAT_TIMEOUT_S or 300)"
+    ),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Mark RUNNING runs whose process stopped sending heartbeats (killed, crashed machine) as LOST."""
+    from roost.cli.output import echo, print_json
+    from roost.registry.store import default_store
+
+    lost = default_store().mark_lost(timeout)
+    if as_json:
+        print_json({"lost": lost})
+        return
+    echo(f"marked {len(lost)} run(s) LOST" + "".join(f"\n  {_short(r)}" for r in lost))
 
 
 @runs_app.command("delete")

@@ -7,7 +7,11 @@ import logging
 import os
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from roost.registry.run import Run
+    from roost.workspace import Workspace
 
 log = logging.getLogger(__name__)
 
@@ -17,7 +21,7 @@ RUN_ID_ENV = "ROOST_RUN_ID"
 STARTUP = "import roost.notebook.kernel as _roost_k; _roost_k.attach(); del _roost_k"
 
 
-def kernel_env(ws: Any, run_id: str | None = None) -> dict[str, str]:
+def kernel_env(ws: Workspace, run_id: str | None = None) -> dict[str, str]:
     """Environment that points a kernel at workspace `ws` (and at run `run_id` when given)."""
     env = {"ROOST_WORKSPACE": str(ws.root), "ROOST_STORE_URL": ws.store_url, "ROOST_ARTIFACTS": ws.artifacts}
     if run_id:
@@ -37,7 +41,7 @@ def kernel_argv() -> list[str]:
     ]
 
 
-def kernel_spec_dict(ws: Any, env: dict[str, str]) -> dict[str, Any]:
+def kernel_spec_dict(ws: Workspace, env: dict[str, str]) -> dict[str, Any]:
     """The kernel.json content of the roost kernel for workspace `ws`, with `env` added to the kernel's."""
     return {
         "argv": kernel_argv(),
@@ -48,7 +52,7 @@ def kernel_spec_dict(ws: Any, env: dict[str, str]) -> dict[str, Any]:
     }
 
 
-def write_kernelspec(ws: Any) -> Path:
+def write_kernelspec(ws: Workspace) -> Path:
     """Write the roost kernelspec under the workspace's .roost/jupyter; returns the folder for JUPYTER_PATH."""
     base = ws.state_dir / "jupyter"
     kdir = base / "kernels" / KERNEL_NAME
@@ -61,7 +65,7 @@ def write_kernelspec(ws: Any) -> Path:
     return base
 
 
-def kernel_manager_class(ws: Any, run_id: str | None) -> type:
+def kernel_manager_class(ws: Workspace, run_id: str | None) -> type:
     """An AsyncKernelManager class that always starts the roost kernel (no kernelspec lookup on disk)."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
@@ -83,51 +87,29 @@ def kernel_manager_class(ws: Any, run_id: str | None) -> type:
             super().__init__(**kw)
 
         @property
-        def kernel_spec(self) -> KernelSpec:  # type: ignore[override]
+        def kernel_spec(self) -> KernelSpec:
             return spec
 
     return RoostKernelManager
 
 
-def attach(run_id: str | None = None) -> Any:
-    """Make roost.log_metric in this process log to run `run_id` (default $ROOST_RUN_ID); None when unset."""
+def attach(run_id: str | None = None) -> Run | None:
+    """Make roost.log_metric in this process log to run `run_id` (default $ROOST_RUN_ID); None when unset.
+
+    The run belongs to the process that started it (`roost nb run`): here it is only flushed (after every cell and
+    at exit) and detached, never closed.
+    """
     run_id = run_id or os.environ.get(RUN_ID_ENV)
     if not run_id:
         return None
-    from roost.registry import api
-    from roost.registry.store import default_store
+    from roost.registry.run import attach_run
 
-    for r in api._active:
-        if r.id == run_id:
-            return r
-    st = default_store()
-    run = _attached_class()(st, st.get_run(run_id))
-    api._active.append(run)
+    run = attach_run(run_id)
     _flush_after_each_cell(run)
     return run
 
 
-def _attached_class() -> type:
-    """A Run whose lifecycle belongs to the process that started it: ending it only flushes and detaches."""
-    from roost.registry import api
-
-    class AttachedRun(api.Run):
-        """A run opened elsewhere (by `roost nb run`); this process logs to it but does not close it."""
-
-        def end(self, status: str = "FINISHED") -> None:
-            """Flush buffered metrics and detach; the owning process sets the final status."""
-            if self._ended:
-                return
-            self._stop.set()
-            self._ended = True
-            if self in api._active:
-                api._active.remove(self)
-            self.flush()
-
-    return AttachedRun
-
-
-def _flush_after_each_cell(run: Any) -> None:
+def _flush_after_each_cell(run: Run) -> None:
     """Under IPython, write buffered metrics after every cell so a crash or kill loses nothing."""
     try:
         from IPython import get_ipython

@@ -3,24 +3,50 @@
 from __future__ import annotations
 
 import contextlib
+import importlib
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, create_engine, event, text
+from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy.dialects.postgresql import dml as postgresql_dml
+from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.orm import Session
 
 from roost.errors import RoostError, redact_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0002_runs_experiment_start"
+HEAD_REVISION = "0003_runs_heartbeat"
 
 
-def make_engine(url: str) -> Engine:
-    """Create an engine for `url`; SQLite gets WAL, a busy timeout and BEGIN IMMEDIATE for writes."""
-    if url.startswith("sqlite"):
+# URL scheme -> "module:Class" of its backend (the class builds the engine and the dialect's upsert)
+BACKENDS: dict[str, str] = {
+    "sqlite": "roost.registry.engine:SQLiteBackend",
+    "postgresql": "roost.registry.engine:PostgresBackend",
+    "postgres": "roost.registry.engine:PostgresBackend",
+}
+Upsert = sqlite_dml.Insert | postgresql_dml.Insert
+
+
+class Backend(Protocol):
+    """What the store needs from a database backend."""
+
+    def engine(self, url: str) -> Engine:
+        """A SQLAlchemy engine for `url`."""
+        ...
+
+    def upsert(self, table: Table) -> Upsert:
+        """An INSERT on `table` that supports on_conflict_do_update."""
+        ...
+
+
+class SQLiteBackend:
+    """SQLite in WAL mode, a busy timeout and BEGIN IMMEDIATE for writes."""
+
+    def engine(self, url: str) -> Engine:
+        """An engine on the SQLite file of `url` (its folder created)."""
         path = url.split("sqlite:///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
@@ -42,18 +68,65 @@ def make_engine(url: str) -> Engine:
             conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("roost_write") else "BEGIN")
 
         return engine
-    if url.startswith(("postgresql://", "postgres://")):
-        url = "postgresql+psycopg://" + url.split("://", 1)[1]
-    args = {"connect_timeout": 5, "options": "-c timezone=utc"} if url.startswith("postgresql") else {}
-    try:
-        return create_engine(url, pool_pre_ping=True, pool_size=5, max_overflow=10, connect_args=args)
-    except Exception as exc:
+
+    def upsert(self, table: Table) -> Upsert:
+        """SQLite's INSERT ... ON CONFLICT."""
+        return sqlite_dml.insert(table)
+
+
+class PostgresBackend:
+    """PostgreSQL through psycopg 3 (the roost[postgres] extra)."""
+
+    def engine(self, url: str) -> Engine:
+        """A pooled engine on `url` (postgres:// and postgresql:// mean psycopg 3), UTC sessions."""
+        if url.startswith(("postgresql://", "postgres://")):
+            url = "postgresql+psycopg://" + url.split("://", 1)[1]
+        try:
+            return create_engine(
+                url,
+                pool_pre_ping=True,
+                pool_size=5,
+                max_overflow=10,
+                connect_args={"connect_timeout": 5, "options": "-c timezone=utc"},
+            )
+        except Exception as exc:
+            raise RoostError(
+                f"cannot open store {redact_url(url)}: {exc}", hint="for PostgreSQL install roost[postgres] (psycopg)"
+            ) from exc
+
+    def upsert(self, table: Table) -> Upsert:
+        """PostgreSQL's INSERT ... ON CONFLICT."""
+        return postgresql_dml.insert(table)
+
+
+_backends: dict[str, Backend] = {}
+
+
+def backend_for(url: str) -> Backend:
+    """The backend of a store URL, chosen by its scheme from BACKENDS."""
+    scheme = url.split(":", 1)[0].split("+", 1)[0].lower()
+    spec = BACKENDS.get(scheme)
+    if spec is None:
         raise RoostError(
-            f"cannot open store {redact_url(url)}: {exc}", hint="for PostgreSQL install roost[postgres] (psycopg)"
-        ) from exc
+            f"unsupported store URL {redact_url(url)}",
+            hint="use " + " or ".join(f"{k}://..." for k in BACKENDS if k != "postgres"),
+        )
+    backend = _backends.get(spec)
+    if backend is None:
+        module, _, cls = spec.partition(":")
+        backend = _backends[spec] = getattr(importlib.import_module(module), cls)()
+    return backend
 
 
-def _retrying(fn, attempts: int = 20):  # noqa: ANN001, ANN202
+def make_engine(url: str) -> Engine:
+    """Create an engine for `url` with the backend its scheme selects."""
+    return backend_for(url).engine(url)
+
+
+T = TypeVar("T")
+
+
+def _retrying(fn: Callable[[], T], attempts: int = 20) -> T:
     """Call fn, retrying SQLite 'database is locked' errors with backoff."""
     delay = 0.01
     for i in range(attempts):
@@ -64,7 +137,7 @@ def _retrying(fn, attempts: int = 20):  # noqa: ANN001, ANN202
                 raise
             time.sleep(delay)
             delay = min(delay * 2, 0.5)
-    return None
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

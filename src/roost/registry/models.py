@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
@@ -33,7 +34,12 @@ class Run(Base):
     source: Mapped[str | None] = mapped_column(Text)
     parent_run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)
     artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
-    __table_args__ = (Index("ix_runs_experiment_start", "experiment_id", "start_time"),)
+    # last sign of life of the process that owns the run (written by its flusher thread); see registry.lifecycle
+    heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        Index("ix_runs_experiment_start", "experiment_id", "start_time"),
+        Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
+    )
 
 
 class Param(Base):
@@ -92,8 +98,8 @@ class ModelVersion(Base):
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
     run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
     source: Mapped[str] = mapped_column(Text, nullable=False)  # artifact URI of the model package
-    signature: Mapped[dict | None] = mapped_column(JSON)
-    meta: Mapped[dict | None] = mapped_column(JSON)
+    signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
 
 
@@ -123,6 +129,6 @@ class StoredObject(Base):
     __tablename__ = "objects"
     kind: Mapped[str] = mapped_column(String(64), primary_key=True)
     name: Mapped[str] = mapped_column(String(256), primary_key=True)
-    spec: Mapped[dict] = mapped_column(JSON, nullable=False)
+    spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     __table_args__ = (UniqueConstraint("kind", "name", name="uq_objects_kind_name"),)

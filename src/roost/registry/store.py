@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
 import threading
-from collections.abc import Callable, Iterable
-from datetime import UTC, datetime
+import time
+from collections.abc import Callable, Iterable, Iterator
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import Update, case, delete, func, null, select, update
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
+from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
 from roost.registry.models import (
@@ -22,8 +28,26 @@ from roost.registry.models import (
     Tag,
 )
 
+log = logging.getLogger(__name__)
+
+HEARTBEAT_TIMEOUT_S = 300.0  # a RUNNING run whose heartbeat is older is marked LOST (ROOST_HEARTBEAT_TIMEOUT_S)
+RunDict = dict[str, Any]
+MetricPoint = tuple[str, float, int, float]
+
 _stores: dict[str, Store] = {}
 _lock = threading.Lock()
+
+
+def heartbeat_timeout_s() -> float:
+    """Seconds without a heartbeat after which a RUNNING run counts as LOST (ROOST_HEARTBEAT_TIMEOUT_S, default 300)."""
+    raw = os.environ.get("ROOST_HEARTBEAT_TIMEOUT_S")
+    try:
+        value = float(raw) if raw else HEARTBEAT_TIMEOUT_S
+    except ValueError:
+        value = -1.0
+    if value <= 0:
+        raise RoostError(f"ROOST_HEARTBEAT_TIMEOUT_S={raw!r} is not a positive number", hint="seconds, e.g. 300")
+    return value
 
 
 def utcnow() -> datetime:
@@ -68,6 +92,7 @@ class Store:
     def __init__(self, url: str) -> None:
         self.url = url
         self.engine = eng.make_engine(url)
+        self._next_reap = 0.0  # monotonic time of the next stale-run scan on reads (see reap)
 
     # -- schema -----------------------------------------------------------------------------------------
     def ensure_schema(self, create: bool = True) -> None:
@@ -79,11 +104,11 @@ class Store:
             raise RoostError(f"the store {self.url} has no roost schema", hint="run `roost init`")
         eng.migrate(self.engine)
 
-    def write(self):  # noqa: ANN201
+    def write(self) -> contextlib.AbstractContextManager[Session]:
         """A write transaction."""
         return eng.write_session(self.engine)
 
-    def read(self):  # noqa: ANN201
+    def read(self) -> contextlib.AbstractContextManager[Session]:
         """A read transaction."""
         return eng.read_session(self.engine)
 
@@ -93,7 +118,7 @@ class Store:
         with self.read() as s:
             eid = s.scalar(select(Experiment.id).where(Experiment.name == name))
         if eid is not None:
-            return eid
+            return int(eid)
         try:
             with self.write() as s:
                 eid = s.scalar(select(Experiment.id).where(Experiment.name == name))
@@ -102,12 +127,12 @@ class Store:
                     s.add(e)
                     s.flush()
                     eid = e.id
-                return eid
+                return int(eid)
         except IntegrityError:  # another process created it first (PostgreSQL has no BEGIN IMMEDIATE)
             with self.read() as s:
-                return s.scalar(select(Experiment.id).where(Experiment.name == name))
+                return int(s.scalars(select(Experiment.id).where(Experiment.name == name)).one())
 
-    def list_experiments(self) -> list[dict]:
+    def list_experiments(self) -> list[dict[str, Any]]:
         """Every experiment with its run count."""
         with self.read() as s:
             rows = s.execute(
@@ -136,13 +161,16 @@ class Store:
     def log_batch(
         self,
         run_id: str,
-        params: dict | None = None,
-        tags: dict | None = None,
-        metrics: Iterable[tuple[str, float, int, float]] = (),
+        params: dict[str, Any] | None = None,
+        tags: dict[str, Any] | None = None,
+        metrics: Iterable[MetricPoint] = (),
+        heartbeat: bool = False,
     ) -> None:
-        """Write params, tags and metric points (key, value, step, ts) in one transaction."""
+        """Write params, tags and metric points (key, value, step, ts) in one transaction (with the heartbeat)."""
         metrics = list(metrics)
         with self.write() as s:
+            if heartbeat:
+                s.execute(_beat([run_id], utcnow()))
             if params:
                 existing = {
                     p.key: p
@@ -165,27 +193,23 @@ class Store:
                     s.merge(Tag(run_id=run_id, key=str(k), value=str(v)))
             if metrics:
                 s.execute(
-                    Metric.__table__.insert(),
+                    Metric.__table__.insert(),  # type: ignore[attr-defined]  # __table__ is a Table at runtime
                     [
                         {"run_id": run_id, "key": k, "value": float(v), "step": int(st), "timestamp": float(ts)}
                         for k, v, st, ts in metrics
                     ],
                 )
-                latest: dict[str, tuple] = {}
+                latest: dict[str, tuple[float, int, float]] = {}
                 for k, v, st, ts in metrics:
                     cur = latest.get(k)
                     if cur is None or (st, ts) >= (cur[1], cur[2]):
                         latest[k] = (float(v), int(st), float(ts))
                 self._upsert_latest(s, run_id, latest)
 
-    def _upsert_latest(self, s, run_id: str, latest: dict[str, tuple]) -> None:  # noqa: ANN001
+    def _upsert_latest(self, s: Session, run_id: str, latest: dict[str, tuple[float, int, float]]) -> None:
         """Keep latest_metrics at the value with the greatest (step, timestamp)."""
-        if self.engine.dialect.name == "postgresql":
-            from sqlalchemy.dialects.postgresql import insert
-        else:
-            from sqlalchemy.dialects.sqlite import insert
         t = LatestMetric.__table__
-        stmt = insert(t)
+        stmt = eng.backend_for(self.url).upsert(t)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.run_id, t.c.key],
             set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "timestamp": stmt.excluded.timestamp},
@@ -200,8 +224,9 @@ class Store:
             ],
         )
 
-    def get_run(self, run_id: str) -> dict:
-        """A run with params, latest metrics and tags, as a dict."""
+    def get_run(self, run_id: str) -> RunDict:
+        """A run with params, latest metrics and tags, as a dict (stale RUNNING runs are marked LOST first)."""
+        self.reap()
         with self.read() as s:
             r = s.get(Run, run_id)
             if r is None:
@@ -210,12 +235,12 @@ class Store:
                     r = s.get(Run, ids[0])
                 else:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
-            return self._run_dicts(s, [r])[0]
+            return self.run_dicts(s, [r])[0]
 
-    def _run_dicts(self, s, runs: list[Run]) -> list[dict]:  # noqa: ANN001
-        """Assemble full run dicts for `runs` with three IN-queries (no per-run round trips)."""
+    def run_dicts(self, s: Session, runs: list[Run]) -> list[RunDict]:
+        """Full run dicts for `runs` (rows read in session `s`), with three IN-queries (no per-run round trips)."""
         ids = [r.id for r in runs]
-        out: dict[str, dict] = {}
+        out: dict[str, RunDict] = {}
         exp_names = dict(s.execute(select(Experiment.id, Experiment.name)).all())
         for r in runs:
             out[r.id] = {
@@ -232,6 +257,7 @@ class Store:
                 "source": r.source,
                 "parent_run_id": r.parent_run_id,
                 "artifact_uri": r.artifact_uri,
+                "heartbeat_at": aware(r.heartbeat_at),
                 "params": {},
                 "metrics": {},
                 "tags": {},
@@ -245,7 +271,63 @@ class Store:
                 out[t.run_id]["tags"][t.key] = t.value
         return [out[i] for i in ids]
 
-    def metric_history(self, run_id: str, key: str | None = None) -> list[dict]:
+    def runs_by_ids(self, ids: Iterable[str]) -> dict[str, RunDict]:
+        """Full run dicts for the given (full) ids, keyed by id; unknown ids are left out."""
+        wanted = [i for i in dict.fromkeys(ids) if i]
+        if not wanted:
+            return {}
+        self.reap()
+        out: dict[str, RunDict] = {}
+        with self.read() as s:
+            for chunk in _chunks(wanted, 500):
+                rows = list(s.scalars(select(Run).where(Run.id.in_(chunk))))
+                out.update((d["run_id"], d) for d in self.run_dicts(s, rows))
+        return out
+
+    # -- liveness ----------------------------------------------------------------------------------------
+    def heartbeat(self, run_ids: list[str]) -> None:
+        """Record that the runs' process is alive (a LOST run that beats again is RUNNING again)."""
+        if run_ids:
+            with self.write() as s:
+                s.execute(_beat(run_ids, utcnow()))
+
+    def mark_lost(self, timeout_s: float | None = None) -> list[str]:
+        """Mark RUNNING runs whose heartbeat is older than `timeout_s` (default: heartbeat_timeout_s()) as LOST.
+
+        Their end_time becomes the last heartbeat. Returns the ids marked.
+        """
+        timeout = heartbeat_timeout_s() if timeout_s is None else timeout_s
+        if timeout <= 0:
+            raise RoostError(f"heartbeat timeout {timeout} s must be positive", hint="e.g. --timeout 300")
+        cutoff = utcnow() - timedelta(seconds=timeout)
+        stale = (Run.status == "RUNNING") & (func.coalesce(Run.heartbeat_at, Run.start_time) < cutoff)
+        with self.read() as s:
+            ids = list(s.scalars(select(Run.id).where(stale)))
+        if not ids:
+            return []
+        with self.write() as s:  # check again under the write lock: a heartbeat may have come in between
+            ids = list(s.scalars(select(Run.id).where(stale, Run.id.in_(ids))))
+            if ids:
+                s.execute(
+                    update(Run)
+                    .where(Run.id.in_(ids))
+                    .values(status="LOST", end_time=func.coalesce(Run.heartbeat_at, Run.start_time))
+                    .execution_options(synchronize_session=False)
+                )
+        if ids:
+            log.warning("marked %d run(s) LOST: no heartbeat for %.0f s (%s)", len(ids), timeout, ", ".join(ids))
+        return ids
+
+    def reap(self) -> None:
+        """On reads: mark stale runs LOST, at most every min(5 s, timeout/10) per store."""
+        now = time.monotonic()
+        if now < self._next_reap:
+            return
+        timeout = heartbeat_timeout_s()
+        self._next_reap = now + min(5.0, timeout / 10)
+        self.mark_lost(timeout)
+
+    def metric_history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
         """Every logged point of a run's metrics (optionally one key), ordered by step."""
         with self.read() as s:
             q = select(Metric).where(Metric.run_id == run_id)
@@ -261,10 +343,11 @@ class Store:
         order_by: str | list[str] | None = None,
         limit: int | None = 1000,
         offset: int = 0,
-    ) -> list[dict]:
-        """Runs matching a filter expression, ordered, as dicts."""
+    ) -> list[RunDict]:
+        """Runs matching a filter expression, ordered, as dicts (stale RUNNING runs are marked LOST first)."""
         from roost.registry import query
 
+        self.reap()
         q = select(Run)
         if experiment:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
@@ -287,7 +370,7 @@ class Store:
             q = q.offset(offset)
         with self.read() as s:
             runs = s.scalars(q).all()
-            return self._run_dicts(s, list(runs))
+            return self.run_dicts(s, list(runs))
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything logged to it."""
@@ -298,12 +381,14 @@ class Store:
             s.execute(delete(Run).where(Run.id == full))
 
     # -- objects -----------------------------------------------------------------------------------------
-    def put_object(self, kind: str, name: str, spec: dict) -> None:
+    def put_object(self, kind: str, name: str, spec: dict[str, Any]) -> None:
         """Insert or replace a named JSON object."""
         with self.write() as s:
             s.merge(StoredObject(kind=kind, name=name, spec=spec, updated_at=utcnow()))
 
-    def update_object(self, kind: str, name: str, change: Callable[[dict | None], dict]) -> dict:
+    def update_object(
+        self, kind: str, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]
+    ) -> dict[str, Any]:
         """Read-modify-write a named object atomically: `change(current spec or None)` → the new spec.
 
         One write transaction (BEGIN IMMEDIATE on SQLite, the row locked FOR UPDATE on PostgreSQL), so two writers
@@ -330,13 +415,13 @@ class Store:
                     raise
         raise AssertionError("unreachable")
 
-    def get_object(self, kind: str, name: str) -> dict | None:
+    def get_object(self, kind: str, name: str) -> dict[str, Any] | None:
         """A named JSON object or None."""
         with self.read() as s:
             o = s.get(StoredObject, (kind, name))
             return None if o is None else o.spec
 
-    def list_objects(self, kind: str) -> dict[str, dict]:
+    def list_objects(self, kind: str) -> dict[str, dict[str, Any]]:
         """All objects of a kind, by name."""
         with self.read() as s:
             return {
@@ -350,9 +435,24 @@ class Store:
             s.execute(delete(StoredObject).where(StoredObject.kind == kind, StoredObject.name == name))
 
 
-def _chunks(xs: list, n: int) -> Iterable[list]:
+def _chunks(xs: list[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(xs), n):
         yield xs[i : i + n]
+
+
+def _beat(run_ids: list[str], now: datetime) -> Update:
+    """The heartbeat UPDATE of open runs (a LOST run that beats again becomes RUNNING, its end_time cleared)."""
+    revived = Run.status == "LOST"
+    return (
+        update(Run)
+        .where(Run.id.in_(run_ids), Run.status.in_(("RUNNING", "LOST")))
+        .values(
+            heartbeat_at=now,
+            status=case((revived, "RUNNING"), else_=Run.status),
+            end_time=case((revived, null()), else_=Run.end_time),
+        )
+        .execution_options(synchronize_session=False)
+    )
 
 
 def open_store(url: str, create: bool = True) -> Store:
@@ -368,8 +468,6 @@ def open_store(url: str, create: bool = True) -> Store:
 
 def default_store() -> Store:
     """The store of the current workspace."""
-    from roost import workspace
-
     return open_store(workspace.current().store_url)
 
 
@@ -379,3 +477,6 @@ def reset_default() -> None:
         for st in _stores.values():
             st.engine.dispose()
         _stores.clear()
+
+
+workspace.on_switch(reset_default)

@@ -55,7 +55,7 @@ def read_artifact(run: dict, rel: str, limit: int | None = None) -> bytes:
     if p is not None:
         with open(p, "rb") as f:
             return f.read(-1 if limit is None else limit)
-    fs, path = artifacts._fs(artifacts.safe_join(run["artifact_uri"], rel))
+    fs, path = artifacts.filesystem(artifacts.safe_join(run["artifact_uri"], rel))
     if not fs.isfile(path):
         raise NotFoundError(f"artifact {rel!r} not found in run {run['run_id'][:8]}")
     with fs.open(path, "rb") as f:

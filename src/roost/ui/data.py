@@ -205,7 +205,7 @@ def runs_by_ids(ids: list[str], store: Store | None = None) -> dict[str, dict]:
         return {}
     with st.read() as s:
         rows = list(s.scalars(select(Run).where(Run.id.in_(ids))))
-        return {d["run_id"]: d for d in st._run_dicts(s, rows)}
+        return {d["run_id"]: d for d in st.run_dicts(s, rows)}
 
 
 def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
