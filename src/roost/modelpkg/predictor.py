@@ -44,8 +44,8 @@ class Predictor:
         """Class labels in output order (classifiers)."""
         return list(self.signature.get("classes", []))
 
-    def _cast(self, name: str, value: Any) -> np.ndarray:
-        """Cast one input to its signature dtype, 1-D."""
+    def cast(self, name: str, value: Any) -> np.ndarray:
+        """Cast one input column to its signature dtype, 1-D (an [N, 1] column is accepted as [N])."""
         dtype = self.dtypes[name]
         arr = np.asarray(value, dtype=object if dtype == "string" else None)
         if arr.ndim == 0:
@@ -70,7 +70,7 @@ class Predictor:
         missing = [n for n in self.inputs if n not in inputs]
         if missing:
             raise RoostError(f"missing input(s) {missing}", hint=f"the model expects {self.inputs}")
-        feed = {n: self._cast(n, inputs[n]) for n in self.inputs}
+        feed = {n: self.cast(n, inputs[n]) for n in self.inputs}
         sizes = {len(v) for v in feed.values()}
         if len(sizes) > 1:
             raise RoostError(f"inputs have different lengths {sorted(sizes)}", hint="send the same number of rows")

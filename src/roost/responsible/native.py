@@ -41,7 +41,7 @@ def lightgbm_matrix(predictor: Any, df: Any) -> np.ndarray:
     vocab = onnx_vocabularies(predictor.path / "model.onnx")
     cols = []
     for name in predictor.inputs:
-        raw = predictor._cast(name, df[name].to_numpy() if hasattr(df[name], "to_numpy") else df[name])
+        raw = predictor.cast(name, df[name].to_numpy() if hasattr(df[name], "to_numpy") else df[name])
         if predictor.dtypes[name] == "string":
             raw = (pd.Index(vocab.get(name, []), dtype=object).get_indexer(raw) + 1).astype(np.float32)
         cols.append(np.asarray(raw).astype(np.float32))
