@@ -62,7 +62,9 @@ def run_cmd(
 
 
 def _show(run_id: str) -> None:
-    from roost.cli.output import print_table
+    from rich.markup import escape
+
+    from roost.cli.output import echo, print_table
     from roost.registry import api
 
     prun = api.get_run(run_id)
@@ -83,6 +85,9 @@ def _show(run_id: str) -> None:
         ["task", "state", "attempts", "seconds", "error", "task run"],
         rows,
     )
+    for k in kids:  # what each task did (e.g. which version promote moved the alias to), one line each
+        if k["tags"].get("roost.task.summary"):
+            echo(escape(f"{k['tags'].get('roost.task')}: {k['tags']['roost.task.summary']}"))
 
 
 @app_.command("show")

@@ -1,16 +1,27 @@
 """Built-in pipeline tasks: materialize, train, evaluate, compare (champion/challenger gate), register, promote,
-notebook. Outputs are JSON-friendly dicts so they travel through Airflow XComs unchanged."""
+notebook. Outputs are JSON-friendly dicts so they travel through Airflow XComs unchanged.
+
+Each built-in is one `@task(name=...)` function, plus, where it reads or changes state outside its inputs, the
+hooks the runner uses (see `roost.pipeline.dsl.Task`): `refs` (what the inputs resolve to now, for the cache key),
+`still_holds` (is a cached output's effect still in place) and `summary` (one line: what it did). Inputs that are
+files or `name@alias` strings need no hook: the cache key hashes file contents and resolves aliases itself
+(roost.pipeline.fingerprint). Add a built-in by writing its function here and listing it in BUILTINS.
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
 from roost.errors import RoostError
-from roost.pipeline.dsl import task
+from roost.pipeline.dsl import Task, task
 
 
-@task(name="materialize")
-def materialize(start: str | None = None, end: str | None = None) -> dict:
+def _materialize_summary(out: dict[str, Any]) -> str:
+    return f"{len(out.get('views') or [])} feature view(s) materialized"
+
+
+@task(name="materialize", cache=False, summary=_materialize_summary)  # new rows since the watermark: always run
+def materialize(start: str | None = None, end: str | None = None) -> dict[str, Any]:
     """Load the latest feature values into the online store (incremental from the watermark)."""
     from roost.features import materialize as mat
 
@@ -18,8 +29,13 @@ def materialize(start: str | None = None, end: str | None = None) -> dict:
     return {"views": [r.as_dict() if hasattr(r, "as_dict") else str(r) for r in res]}
 
 
-@task(name="train")
-def train(config: Any, overrides: list | None = None, register: str | None = None) -> dict:
+def _train_summary(out: dict[str, Any]) -> str:
+    reg = f", registered {out['model']}/{out['version']}" if out.get("version") is not None else ""
+    return f"run {str(out.get('run_id'))[:8]}{reg}"
+
+
+@task(name="train", summary=_train_summary)
+def train(config: Any, overrides: list[str] | None = None, register: str | None = None) -> dict[str, Any]:
     """Train from a config (file path or dict) and return run id, metrics and the registered version."""
     from roost.train.api import train as do_train
 
@@ -45,7 +61,7 @@ def _ref(model: Any) -> str:
     return str(model)
 
 
-def _score(ref: str, data: str, label: str) -> dict:
+def _score(ref: str, data: str, label: str) -> dict[str, float]:
     import numpy as np
 
     import roost
@@ -66,8 +82,13 @@ def _score(ref: str, data: str, label: str) -> dict:
     return {k: float(v) for k, v in out.items() if np.isscalar(v)}
 
 
-@task(name="evaluate")
-def evaluate(model: Any, data: str, label: str) -> dict:
+def _evaluate_summary(out: dict[str, Any]) -> str:
+    shown = ", ".join(f"{k} {v:.4g}" for k, v in list((out.get("metrics") or {}).items())[:3])
+    return f"{out.get('model')}/{out.get('version')}: {shown}"
+
+
+@task(name="evaluate", summary=_evaluate_summary)
+def evaluate(model: Any, data: str, label: str) -> dict[str, Any]:
     """Score a model (`name@alias`, `name/3`, or a train output) on a labelled table."""
     ref = _ref(model)
     name, _, ver = ref.partition("/")
@@ -80,10 +101,26 @@ def evaluate(model: Any, data: str, label: str) -> dict:
     }
 
 
-@task(name="compare")
+def _compare_summary(out: dict[str, Any]) -> str:
+    champ = (
+        "no champion"
+        if out.get("champion") is None
+        else f"champion v{out.get('champion_version')} {out['champion']:.4g}"
+    )
+    verdict = "promote" if out.get("promote") else "keep the champion"
+    return (
+        f"{verdict}: {out.get('metric')} challenger {out.get('challenger'):.4g} vs {champ} (margin {out.get('margin')})"
+    )
+
+
+@task(name="compare", summary=_compare_summary)  # `champion` (name@alias) is keyed on the version it points to
 def compare(
-    challenger: dict, champion: str | None, metric: str, margin: float = 0.0, higher_is_better: bool = True
-) -> dict:
+    challenger: dict[str, Any],
+    champion: str | None,
+    metric: str,
+    margin: float = 0.0,
+    higher_is_better: bool = True,
+) -> dict[str, Any]:
     """Champion/challenger gate: the challenger must beat the champion by `margin` on the same evaluation data."""
     ch = float(challenger["metrics"][metric])
     champ_value, champ_version = None, None
@@ -116,8 +153,22 @@ def compare(
     }
 
 
-@task(name="register")
-def register(run_id: str, name: str, path: str = "model") -> dict:
+def _register_refs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """run prefix -> full run id."""
+    from roost.registry import api
+
+    try:
+        return {"run": api.get_run(str(inputs["run_id"]))["run_id"]}
+    except RoostError:
+        return {"run": None}
+
+
+def _register_summary(out: dict[str, Any]) -> str:
+    return f"registered {out.get('model')}/{out.get('version')}"
+
+
+@task(name="register", refs=_register_refs, summary=_register_summary)
+def register(run_id: str, name: str, path: str = "model") -> dict[str, Any]:
     """Register a run's model package as a new version."""
     import roost
 
@@ -125,20 +176,56 @@ def register(run_id: str, name: str, path: str = "model") -> dict:
     return {"model": v.name, "version": v.version}
 
 
-@task(name="promote")
-def promote(gate: dict, alias: str, name: str | None = None) -> dict:
+def _promote_target(inputs: dict[str, Any]) -> str:
+    gate = inputs.get("gate") or {}
+    return f"{inputs.get('name') or gate.get('model')}@{inputs['alias']}"
+
+
+def _promote_refs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """name@alias -> the version it points to before promoting."""
+    from roost.pipeline.fingerprint import resolve_alias
+
+    target = _promote_target(inputs)
+    return {"alias": target, "version": resolve_alias(target)}
+
+
+def _promote_still_holds(out: dict[str, Any]) -> bool:
+    """A cached promotion stands only while the alias still points where it was moved."""
+    from roost.pipeline.fingerprint import resolve_alias
+
+    if not out.get("promoted"):
+        return True  # nothing was changed; the cache key holds the alias's version
+    return resolve_alias(f"{out['model']}@{out['alias']}") == out.get("version")
+
+
+def _promote_summary(out: dict[str, Any]) -> str:
+    where, was = f"{out.get('model')}@{out.get('alias')}", out.get("previous")
+    if not out.get("promoted"):
+        kept = "unset" if was is None else f"version {was}"
+        return f"{where} left at {kept}: {out.get('reason', 'gate refused')}"
+    if was == out.get("version"):
+        return f"{where} already at version {was}"
+    return f"moved {where} to version {out.get('version')} (was {'unset' if was is None else was})"
+
+
+@task(name="promote", refs=_promote_refs, still_holds=_promote_still_holds, summary=_promote_summary)
+def promote(gate: dict[str, Any], alias: str, name: str | None = None) -> dict[str, Any]:
     """Move `name@alias` to the gated version when the gate says promote."""
     import roost
+    from roost.pipeline.fingerprint import resolve_alias
 
     name = name or gate.get("model")
+    if not name:
+        raise RoostError("promote: no model name", hint="give the promote task `name:` or gate a registered model")
+    previous = resolve_alias(f"{name}@{alias}")
     if not gate.get("promote"):
-        return {"promoted": False, "model": name, "alias": alias, "reason": "gate refused"}
+        return {"promoted": False, "model": name, "alias": alias, "previous": previous, "reason": "gate refused"}
     roost.set_alias(name, int(gate["version"]), alias)
-    return {"promoted": True, "model": name, "alias": alias, "version": int(gate["version"])}
+    return {"promoted": True, "model": name, "alias": alias, "version": int(gate["version"]), "previous": previous}
 
 
-@task(name="notebook")
-def notebook(path: str, params: dict | None = None, out: str | None = None) -> dict:
+@task(name="notebook")  # `path` (and files in params) are keyed on their contents
+def notebook(path: str, params: dict[str, Any] | None = None, out: str | None = None) -> dict[str, str]:
     """Execute a notebook with papermill, recorded as a run."""
     from roost.notebook import run_notebook
 
@@ -146,4 +233,4 @@ def notebook(path: str, params: dict | None = None, out: str | None = None) -> d
     return {k: str(v) for k, v in dict(res).items()}
 
 
-BUILTINS = {t.name: t for t in (materialize, train, evaluate, compare, register, promote, notebook)}
+BUILTINS: dict[str, Task] = {t.name: t for t in (materialize, train, evaluate, compare, register, promote, notebook)}

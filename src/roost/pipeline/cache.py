@@ -1,4 +1,8 @@
-"""Task output cache keyed by (task code hash, inputs hash), stored as files under the workspace."""
+"""Task output cache keyed on the task's code and the content of its inputs, stored as files under the workspace.
+
+The key hashes the task name, its source, its inputs with files replaced by content hashes and aliases by the
+versions they point to (roost.pipeline.fingerprint), and the task's own resolved references (`Task.refs`).
+"""
 
 from __future__ import annotations
 
@@ -22,17 +26,20 @@ def _canon(value: Any) -> bytes:
 
 def _default(o: Any) -> Any:
     if isinstance(o, Path):
-        return {"__path__": str(o), "mtime": o.stat().st_mtime_ns if o.exists() else None}
+        return str(o)
     if hasattr(o, "tolist"):
         return o.tolist()
     raise TypeError(type(o).__name__)
 
 
-def cache_key(task_name: str, code_hash: str, inputs: dict[str, Any]) -> str:
-    """The cache key of one task execution."""
+def cache_key(task_name: str, code_hash: str, inputs: dict[str, Any], refs: dict[str, Any] | None = None) -> str:
+    """The cache key of one task execution: code, input contents, resolved references."""
+    from roost.pipeline.fingerprint import fingerprint
+
     h = hashlib.sha256()
     h.update(task_name.encode() + b"\0" + code_hash.encode() + b"\0")
-    h.update(_canon(inputs))
+    h.update(_canon(fingerprint(inputs)))
+    h.update(b"\0" + _canon(refs or {}))
     return h.hexdigest()[:32]
 
 

@@ -34,22 +34,54 @@ class Param:
 
 
 class Task:
-    """A pipeline step: a Python function with type-hinted inputs and output, retries and caching."""
+    """A pipeline step: a Python function with type-hinted inputs and output, retries and caching.
+
+    Hooks for tasks that read or change state outside their inputs (the registry, the online store):
+    `refs(inputs)` returns the references the inputs resolve to now (alias -> version, run prefix -> id), which
+    join the cache key; `still_holds(output)` says whether a cached output's effect is still in place (else the
+    task runs again); `summary(output)` is one line saying what the task did, shown in the run summary.
+    """
 
     def __init__(
-        self, fn: Callable, name: str | None = None, retries: int = 0, retry_delay: float = 1.0, cache: bool = True
+        self,
+        fn: Callable[..., Any],
+        name: str | None = None,
+        retries: int = 0,
+        retry_delay: float = 1.0,
+        cache: bool = True,
+        refs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+        still_holds: Callable[[Any], bool] | None = None,
+        summary: Callable[[Any], str] | None = None,
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
         self.retries = retries
         self.retry_delay = retry_delay
         self.cache = cache
+        self.refs = refs
+        self.still_holds = still_holds
+        self.summary = summary
         self.signature = inspect.signature(fn)
         try:
             self.hints = typing.get_type_hints(fn)
         except Exception:  # noqa: BLE001 - unresolvable annotations: no type checks
             self.hints = {}
         functools.update_wrapper(self, fn)
+
+    def configured(
+        self, name: str | None = None, retries: int = 0, retry_delay: float = 1.0, cache: bool | None = None
+    ) -> Task:
+        """A copy with other retry/cache settings and the same function and hooks."""
+        return Task(
+            self.fn,
+            name or self.name,
+            retries,
+            retry_delay,
+            self.cache if cache is None else cache,
+            self.refs,
+            self.still_holds,
+            self.summary,
+        )
 
     @property
     def output_type(self) -> Any:
@@ -74,17 +106,22 @@ class Task:
 
 
 def task(
-    fn: Callable | None = None,
+    fn: Callable[..., Any] | None = None,
     *,
     name: str | None = None,
     retries: int = 0,
     retry_delay: float = 1.0,
     cache: bool = True,
+    refs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    still_holds: Callable[[Any], bool] | None = None,
+    summary: Callable[[Any], str] | None = None,
 ) -> Any:
     """Decorator: make a function a pipeline task (`@roost.task` or `@roost.task(retries=2)`)."""
-    if fn is not None:
-        return Task(fn, name, retries, retry_delay, cache)
-    return lambda f: Task(f, name, retries, retry_delay, cache)
+
+    def make(f: Callable[..., Any]) -> Task:
+        return Task(f, name, retries, retry_delay, cache, refs, still_holds, summary)
+
+    return make(fn) if fn is not None else make
 
 
 @dataclass

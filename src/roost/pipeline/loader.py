@@ -105,15 +105,11 @@ def _from_yaml(path: Path) -> Pipeline:
                     hint="pass ${tasks.X} directly as the input",
                 )
             inputs[k] = val
-        from roost.pipeline.dsl import Task
-
-        base = BUILTINS[uses]
-        t = Task(
-            base.fn,
-            name=uses,
+        cache = spec.get("cache")
+        t = BUILTINS[uses].configured(  # the built-in's hooks and its own cache default, unless `cache:` is set
             retries=int(spec.get("retries", 0)),
             retry_delay=float(spec.get("retry_delay", 1.0)),
-            cache=bool(spec.get("cache", True)),
+            cache=None if cache is None else bool(cache),
         )
         needs = spec.get("needs") or []
         for n in needs:
