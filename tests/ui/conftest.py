@@ -31,6 +31,21 @@ http.server.HTTPServer((args["--host"], int(args["--port"])), H).serve_forever()
 """
 
 
+def _csrf_from(html: str) -> str:
+    """The CSRF token in a page's form (what a browser submits with it)."""
+    import re
+
+    m = re.search(r'name="csrf_token" value="([^"]+)"', html)
+    assert m, "the page's form carries no csrf_token field"
+    return m.group(1)
+
+
+@pytest.fixture
+def csrf_from():
+    """A helper: html -> the CSRF token of its form."""
+    return _csrf_from
+
+
 def png_bytes(w: int = 4, h: int = 3) -> bytes:
     """A tiny valid red PNG."""
 

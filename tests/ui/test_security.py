@@ -92,3 +92,71 @@ def test_pages_carry_csp_and_nosniff(client):
     assert "script-src 'self'" in r.headers["content-security-policy"]
     assert r.headers["x-content-type-options"] == "nosniff"
     assert r.headers["server-timing"].startswith("app;dur=")
+
+
+@pytest.fixture
+def fake_client(populated, fake_tb_command):
+    app = create_app(tb_command=fake_tb_command)
+    with TestClient(app, follow_redirects=False) as c:
+        yield c, app
+
+
+def test_null_origin_post_is_refused(fake_client, populated):
+    """A sandboxed iframe sends `Origin: null`: such a cross-site POST must not start a TensorBoard."""
+    c, app = fake_client
+    for url, kw in (
+        ("/api/tensorboard", {"json": {"runs": [populated["a"]]}}),
+        ("/tensorboard", {"data": {"runs": populated["a"]}}),
+    ):
+        r = c.post(url, headers={"Origin": "null"}, **kw)
+        assert r.status_code == 403, (url, r.status_code, r.text[:200])
+    r = c.delete("/api/tensorboard/000000000000", headers={"Origin": "null"})
+    assert r.status_code == 403
+    assert app.state.ui.tb.boards == {}
+
+
+def test_other_site_origin_and_fetch_metadata_are_refused(fake_client, populated):
+    c, app = fake_client
+    for headers in (
+        {"Origin": "http://testserver.evil.example"},
+        {"Origin": "https://evil.example"},
+        {"Origin": "http://testserver:81"},
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Referer": "http://evil.example/page"},
+    ):
+        r = c.post("/api/tensorboard", json={"runs": [populated["a"]]}, headers=headers)
+        assert r.status_code == 403, headers
+    assert app.state.ui.tb.boards == {}
+
+
+def test_form_post_needs_the_csrf_token(fake_client, populated, csrf_from):
+    """A simple (form-encoded) POST without the page's token is refused, even with no Origin header at all."""
+    c, app = fake_client
+    a = populated["a"]
+    assert c.post("/tensorboard", data={"runs": a}).status_code == 403
+    assert c.post("/tensorboard", data={"runs": a, "csrf_token": "forged-token-123"}).status_code == 403
+    assert c.post("/api/tensorboard", data={"runs": a}).status_code == 403  # form-encoded to the API too
+    assert c.post(f"/api/tensorboard?runs={a}", content=b"", headers={"content-type": "text/plain"}).status_code == 403
+    assert app.state.ui.tb.boards == {}
+    token = csrf_from(c.get(f"/runs/{a}").text)
+    r = c.post("/tensorboard", data={"runs": a, "csrf_token": token}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 303 and r.headers["location"].startswith("/tb/")
+    assert c.post("/api/tensorboard", data={"runs": a}, headers={"X-CSRF-Token": token}).status_code == 200
+
+
+def test_compare_page_form_carries_the_token(fake_client, populated, csrf_from):
+    c, _ = fake_client
+    html = c.get("/compare", params={"runs": f"{populated['a']},{populated['b']}"}).text
+    token = csrf_from(html)
+    r = c.post("/tensorboard", data={"runs": [populated["a"], populated["b"]], "csrf_token": token})
+    assert r.status_code == 303
+
+
+def test_json_api_needs_no_token_from_same_origin_or_scripts(fake_client, populated):
+    """application/json cannot be sent cross-site without a CORS preflight (which the UI never grants)."""
+    c, _ = fake_client
+    r = c.post("/api/tensorboard", json={"runs": [populated["a"]]}, headers={"Origin": "http://testserver"})
+    assert r.status_code == 200
+    key = r.json()["key"]
+    assert c.post("/api/tensorboard", json={"runs": [populated["a"]]}).status_code == 200  # curl-like: no Origin
+    assert c.delete(f"/api/tensorboard/{key}").status_code == 200

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from starlette.testclient import TestClient
 
 import roost
@@ -52,10 +53,11 @@ def test_dead_board_is_restarted(populated, fake_tb_command):
     tb.stop_all()
 
 
-def test_launch_from_ui_proxies_and_stops_at_exit(populated, fake_tb_command):
+def test_launch_from_ui_proxies_and_stops_at_exit(populated, fake_tb_command, csrf_from):
     app = create_app(tb_command=fake_tb_command)
     with TestClient(app, follow_redirects=False) as c:
-        r = c.post("/tensorboard", data={"runs": [populated["a"], populated["b"]]})
+        token = csrf_from(c.get("/compare", params={"runs": f"{populated['a']},{populated['b']}"}).text)
+        r = c.post("/tensorboard", data={"runs": [populated["a"], populated["b"]], "csrf_token": token})
         assert r.status_code == 303
         where = r.headers["location"]
         assert where.startswith("/tb/") and where.endswith("/")
@@ -74,13 +76,14 @@ def test_launch_from_ui_proxies_and_stops_at_exit(populated, fake_tb_command):
     assert board.proc.poll() is not None  # stopped with the UI
 
 
-def test_launch_errors(client, populated):
+def test_launch_errors(client, populated, csrf_from):
     r = client.post("/api/tensorboard", json={"runs": [populated["c"]]})
     assert r.status_code == 400 and "no TensorBoard logs" in r.json()["error"]
     assert client.post("/api/tensorboard", json={"runs": []}).status_code == 400
     assert client.post("/api/tensorboard", json={"runs": ["ffff0000"]}).status_code == 404
     assert client.get("/tb/000000000000/").status_code == 404
-    page = client.post("/tensorboard", data={"runs": populated["c"]})
+    token = csrf_from(client.get(f"/runs/{populated['a']}").text)  # (c has no logs, so no button)
+    page = client.post("/tensorboard", data={"runs": populated["c"], "csrf_token": token})
     assert page.status_code == 400 and "tensorboard/" in page.text
 
 
@@ -95,3 +98,42 @@ def test_ui_stops_idle_tensorboard_by_itself(populated, fake_tb_command):
         assert board.proc.poll() is not None  # the reaper stopped it, the UI still runs
         assert c.get("/api/tensorboard").json() == []
         assert c.get(path).status_code == 404
+
+
+def test_cap_stops_the_oldest_idle_board_first(populated, fake_tb_command):
+    a, b = roost.get_run(populated["a"]), roost.get_run(populated["b"])
+    tb = TensorBoardManager(command=fake_tb_command, max_boards=2)
+    try:
+        first = tb.ensure(spec_for([a]))
+        second = tb.ensure(spec_for([b]))
+        first.last_used, second.last_used = 100.0, 50.0  # the second idles longest
+        third = tb.ensure(spec_for([a, b]))
+        assert second.proc.wait(60) is not None and first.alive() and third.alive()
+        assert sorted(tb.boards) == sorted([first.key, third.key])
+        assert tb.get(second.key) is None
+    finally:
+        tb.stop_all()
+
+
+def test_cap_must_be_positive():
+    from roost.errors import RoostError
+
+    with pytest.raises(RoostError):
+        TensorBoardManager(max_boards=0)
+
+
+@pytest.mark.slow
+def test_ui_caps_real_tensorboards(populated):
+    """Real TensorBoard processes (two, one at a time): with a cap of 1 the second launch stops the first."""
+    app = create_app(tb_max=1)
+    with TestClient(app, follow_redirects=False) as c:
+        one = c.post("/api/tensorboard", json={"runs": [populated["a"]]})
+        assert one.status_code == 200, one.text
+        first = app.state.ui.tb.boards[one.json()["key"]]
+        assert c.get(one.json()["path"]).status_code == 200
+        two = c.post("/api/tensorboard", json={"runs": [populated["b"]]})
+        assert two.status_code == 200, two.text
+        assert first.proc.wait(60) is not None  # stopped to make room (hang guard 60 s)
+        assert [x["key"] for x in c.get("/api/tensorboard").json()] == [two.json()["key"]]
+        assert c.get(one.json()["path"]).status_code == 404
+        assert "TensorBoard" in c.get(two.json()["path"]).text

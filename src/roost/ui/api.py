@@ -21,16 +21,23 @@ def json_response(payload: Any, status_code: int = 200) -> Response:
     return Response(dumps(payload), status_code=status_code, media_type="application/json")
 
 
+def error_response(exc: RoostError, status_code: int) -> Response:
+    """A JSON error {"error", "hint"} with filesystem paths cut to their last part."""
+    from roost.ui.security import scrub_paths
+
+    return json_response(
+        {"error": scrub_paths(exc.message), "hint": scrub_paths(exc.hint) if exc.hint else exc.hint}, status_code
+    )
+
+
 def endpoint(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler returning a payload: RoostError → 400 (404 for not found) with message and hint."""
 
     async def wrapped(request: Request) -> Response:
         try:
             out = await fn(request)
-        except NotFoundError as exc:
-            return json_response({"error": exc.message, "hint": exc.hint}, 404)
         except RoostError as exc:
-            return json_response({"error": exc.message, "hint": exc.hint}, 400)
+            return error_response(exc, 404 if isinstance(exc, NotFoundError) else 400)
         return out if isinstance(out, Response) else json_response(out)
 
     return wrapped

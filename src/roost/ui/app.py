@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import math
 import re
 from collections.abc import AsyncIterator
@@ -18,13 +19,15 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
-from starlette.responses import HTMLResponse
+from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from roost.errors import RoostError
-from roost.ui.security import SameOriginPosts, SecurityHeaders, TokenAuth
-from roost.ui.tensorboard import DEFAULT_IDLE_S, TensorBoardManager
+from roost.ui.security import SameOriginPosts, SecurityHeaders, TokenAuth, new_csrf_token, scrub_paths
+from roost.ui.tensorboard import DEFAULT_IDLE_S, DEFAULT_MAX_BOARDS, TensorBoardManager
+
+log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
 LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
@@ -51,7 +54,7 @@ def fmt_time(v: Any) -> str:
     return "" if v is None else str(v)
 
 
-def fmt_size(n: int | None) -> str:
+def fmt_size(n: float | None) -> str:
     """Bytes, human-sized."""
     if n is None:
         return ""
@@ -62,7 +65,7 @@ def fmt_size(n: int | None) -> str:
     return str(n)
 
 
-def duration(run: dict) -> str:
+def duration(run: dict[str, Any]) -> str:
     """A run's wall time (or empty while it runs)."""
     if not run.get("end_time") or not run.get("start_time"):
         return ""
@@ -84,12 +87,13 @@ def make_env() -> Environment:
 
 
 class UI:
-    """Per-app state: the template environment, the TensorBoard manager and options."""
+    """Per-app state: the template environment, the TensorBoard manager, the CSRF token and options."""
 
-    def __init__(self, tb: TensorBoardManager, token: str | None) -> None:
+    def __init__(self, tb: TensorBoardManager, token: str | None, csrf: str | None = None) -> None:
         self.env = make_env()
         self.tb = tb
         self.token = token
+        self.csrf = csrf or new_csrf_token()
 
     def render(self, request: Request, template: str, status_code: int = 200, **ctx: Any) -> HTMLResponse:
         """Render a template into an HTML response."""
@@ -100,13 +104,19 @@ class UI:
         except Exception:  # noqa: BLE001 - the nav must render even if the store cannot answer
             has_features = False
         html = self.env.get_template(template).render(
-            request=request, path=request.url.path, has_features=has_features, **ctx
+            request=request, path=request.url.path, has_features=has_features, csrf_token=self.csrf, **ctx
         )
         return HTMLResponse(html, status_code=status_code)
 
     def error(self, request: Request, exc: RoostError, status_code: int = 400) -> HTMLResponse:
-        """An error page that shows a RoostError's message and hint."""
-        return self.render(request, "error.html", status_code=status_code, message=exc.message, hint=exc.hint)
+        """An error page that shows a RoostError's message and hint (filesystem paths cut to their last part)."""
+        return self.render(
+            request,
+            "error.html",
+            status_code=status_code,
+            message=scrub_paths(exc.message),
+            hint=scrub_paths(exc.hint) if exc.hint else exc.hint,
+        )
 
 
 def json_default(o: Any) -> Any:
@@ -140,8 +150,10 @@ def create_app(
     tb_idle_s: float = DEFAULT_IDLE_S,
     tb_command: list[str] | None = None,
     tb_log_dir: Path | None = None,
+    tb_max: int = DEFAULT_MAX_BOARDS,
 ) -> Starlette:
-    """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list)."""
+    """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list; tb_max: the most
+    TensorBoards running at once)."""
     from roost.ui import api, artifacts_view, pages, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
@@ -149,7 +161,7 @@ def create_app(
             "the UI token must be 8-256 characters of letters, digits, '.', '_', '~' or '-'",
             hint="e.g. roost ui --token $(python -c 'import secrets; print(secrets.token_urlsafe())')",
         )
-    ui = UI(TensorBoardManager(idle_s=tb_idle_s, log_dir=tb_log_dir, command=tb_command), token)
+    ui = UI(TensorBoardManager(idle_s=tb_idle_s, log_dir=tb_log_dir, command=tb_command, max_boards=tb_max), token)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -174,7 +186,15 @@ def create_app(
     middleware = [Middleware(SecurityHeaders), Middleware(TokenAuth, token=token), Middleware(SameOriginPosts)]
     if allowed_hosts:
         middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
-    app = Starlette(routes=routes, middleware=middleware, lifespan=lifespan)
+
+    async def server_error(request: Request, exc: Exception) -> Response:
+        """A 500 that tells nothing about the server (the traceback goes to the log)."""
+        log.error("UI error on %s %s", request.method, request.url.path, exc_info=exc)
+        return PlainTextResponse("roost ui: internal error (see the server log)", status_code=500)
+
+    app = Starlette(
+        routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={Exception: server_error}
+    )
     app.state.ui = ui
     return app
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 import json
 import mimetypes
 import re
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from starlette.requests import Request
@@ -14,6 +15,10 @@ from starlette.responses import FileResponse, Response
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
+from roost.ui.security import scrub_paths
+
+if TYPE_CHECKING:
+    from roost.ui.app import UI
 
 IMAGE_TYPES = {
     ".png": "image/png",
@@ -27,27 +32,50 @@ IMAGE_TYPES = {
 TEXT_PREVIEW_BYTES = 1024 * 1024
 NOTEBOOK_MAX_BYTES = 20 * 1024 * 1024
 _B64 = re.compile(r"^[A-Za-z0-9+/=\s]*$")
+MAX_PATH_CHARS = 1024
+_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 
 
-def resolve_local(run: dict, rel: str) -> Path | None:
+def check_rel(rel: str) -> str:
+    """`rel` when it can name an artifact; a RoostError for empty, over-long or control-character paths."""
+    if not rel:
+        raise RoostError("no artifact path given", hint="add ?path=FILE")
+    if len(rel) > MAX_PATH_CHARS:
+        raise RoostError(f"artifact path too long ({len(rel)} characters, at most {MAX_PATH_CHARS})")
+    if _CONTROL.search(rel):
+        raise RoostError(
+            f"artifact path {rel[:80]!r} contains a control character (NUL, newline, ...)",
+            hint="pick a file from the run's artifacts list",
+        )
+    return rel
+
+
+def resolve_local(run: dict[str, Any], rel: str) -> Path | None:
     """The local path of artifact `rel` (None for remote stores); refuses paths or symlinks leaving the root."""
     from roost import artifacts
 
-    uri = artifacts.safe_join(run["artifact_uri"], rel)
+    uri = artifacts.safe_join(run["artifact_uri"], check_rel(rel))
     if not artifacts.is_local(uri):
         return None
-    root = artifacts.local_path(run["artifact_uri"]).resolve()
-    p = artifacts.local_path(uri).resolve()
+    try:
+        root = artifacts.local_path(run["artifact_uri"]).resolve()
+        p = artifacts.local_path(uri).resolve()
+        is_file = p.is_file()
+    except (OSError, ValueError) as exc:  # a name too long for the filesystem, a symlink loop, ...
+        raise RoostError(
+            f"cannot open artifact {rel[:80]!r}: {getattr(exc, 'strerror', None) or exc}",
+            hint="pick a file from the run's artifacts list",
+        ) from None
     if p != root and root not in p.parents:
         raise RoostError(f"artifact path {rel!r} escapes the artifact root", hint="links out of the run are refused")
-    if not p.is_file():
+    if not is_file:
         raise NotFoundError(
             f"artifact {rel!r} not found in run {run['run_id'][:8]}", hint="pick a file from the run's artifacts list"
         )
     return p
 
 
-def read_artifact(run: dict, rel: str, limit: int | None = None) -> bytes:
+def read_artifact(run: dict[str, Any], rel: str, limit: int | None = None) -> bytes:
     """The bytes of one artifact (at most `limit`), local or remote."""
     from roost import artifacts
 
@@ -59,7 +87,8 @@ def read_artifact(run: dict, rel: str, limit: int | None = None) -> bytes:
     if not fs.isfile(path):
         raise NotFoundError(f"artifact {rel!r} not found in run {run['run_id'][:8]}")
     with fs.open(path, "rb") as f:
-        return f.read(-1 if limit is None else limit)
+        data: bytes = f.read(-1 if limit is None else limit)
+        return data
 
 
 def looks_text(head: bytes) -> bool:
@@ -109,14 +138,12 @@ def notebook_cells(raw: bytes) -> list[dict[str, Any]]:
     return out
 
 
-def routes(ui: Any) -> list[Route]:
+def routes(ui: UI) -> list[Route]:
     """Download, raw (inline images) and viewer routes."""
     from roost.registry import api as reg
 
-    def _run_and_path(request: Request) -> tuple[dict, str]:
-        rel = request.query_params.get("path", "")
-        if not rel:
-            raise RoostError("no artifact path given", hint="add ?path=FILE")
+    def _run_and_path(request: Request) -> tuple[dict[str, Any], str]:
+        rel = check_rel(request.query_params.get("path", ""))
         return reg.get_run(request.path_params["run_id"]), rel
 
     def _fail(request: Request, exc: RoostError) -> Response:
@@ -124,10 +151,11 @@ def routes(ui: Any) -> list[Route]:
         if request.url.path.startswith("/api/"):
             from starlette.responses import JSONResponse
 
-            return JSONResponse({"error": exc.message, "hint": exc.hint}, status_code=status)
+            hint = scrub_paths(exc.hint) if exc.hint else exc.hint
+            return JSONResponse({"error": scrub_paths(exc.message), "hint": hint}, status_code=status)
         return ui.error(request, exc, status)
 
-    def _send(run: dict, rel: str, inline: bool) -> Response:
+    def _send(run: dict[str, Any], rel: str, inline: bool) -> Response:
         name = rel.rsplit("/", 1)[-1]
         suffix = Path(name).suffix.lower()
         media = IMAGE_TYPES.get(suffix) if inline else None
@@ -152,7 +180,9 @@ def routes(ui: Any) -> list[Route]:
             return FileResponse(p, media_type=media, headers=headers, content_disposition_type=disp)
         return Response(read_artifact(run, rel), media_type=media, headers=headers)
 
-    def _sender(inline: bool):  # noqa: ANN202 - the download (attachment) and raw (inline) routes
+    def _sender(inline: bool) -> Callable[[Request], Awaitable[Response]]:
+        """The download (attachment) and raw (inline) routes."""
+
         async def send(request: Request) -> Response:
             try:
                 run, rel = _run_and_path(request)

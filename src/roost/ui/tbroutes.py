@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl
 
 from starlette.background import BackgroundTask
@@ -13,6 +13,10 @@ from starlette.responses import RedirectResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
+from roost.ui.security import csrf_ok, read_body
+
+if TYPE_CHECKING:
+    from roost.ui.app import UI
 
 HOP_BY_HOP = {
     "connection",
@@ -30,16 +34,32 @@ HOP_BY_HOP = {
 }
 
 
-async def _run_ids(request: Request) -> list[str]:
+class CsrfRefused(RoostError):
+    """A state-changing request without the proof that it comes from the UI's pages (403)."""
+
+
+async def _checked_body(request: Request, csrf: str) -> bytes:
+    """The body of a state-changing request, once it passed the CSRF check."""
+    body = await read_body(request)
+    if not csrf_ok(request, body, csrf):
+        raise CsrfRefused(
+            "refused: this form was not sent from the UI's own page (missing or stale CSRF token)",
+            hint="reload the page and press the button again; scripts send JSON or the X-CSRF-Token header",
+        )
+    return body
+
+
+def _run_ids(request: Request, body: bytes) -> list[str]:
     """Run ids from a JSON body {"runs": [...]}, a form body runs=..., or the query string."""
-    body = await request.body()
     ids: list[str] = []
     if request.headers.get("content-type", "").startswith("application/json") and body:
         try:
             got = json.loads(body).get("runs", [])
-        except (ValueError, AttributeError):
+        except (ValueError, AttributeError, RecursionError):
             raise RoostError('the body must be JSON like {"runs": ["ID", ...]}') from None
-        ids = [str(x) for x in (got if isinstance(got, list) else [got])]
+        if not isinstance(got, list | str):
+            raise RoostError('"runs" must be a list of run ids', hint='{"runs": ["ID", ...]}')
+        ids = [x for x in (got if isinstance(got, list) else [got]) if isinstance(x, str)]
     else:
         ids = [v for k, v in parse_qsl(body.decode("latin-1")) if k == "runs"]
     ids += request.query_params.getlist("runs")
@@ -49,14 +69,15 @@ async def _run_ids(request: Request) -> list[str]:
     return ids
 
 
-def routes(ui: Any) -> list[Route]:
+def routes(ui: UI) -> list[Route]:
     """TensorBoard launch, listing, stop and proxy routes."""
     from roost.registry import api as reg
-    from roost.ui.api import endpoint, json_response
-    from roost.ui.tensorboard import spec_for
+    from roost.ui.api import endpoint, error_response, json_response
+    from roost.ui.tensorboard import Board, spec_for
 
-    async def launch(request: Request) -> Any:
-        runs = [reg.get_run(i) for i in await _run_ids(request)]
+    async def launch(request: Request) -> Board:
+        body = await _checked_body(request, ui.csrf)
+        runs = [reg.get_run(i) for i in _run_ids(request, body)]
         board = ui.tb.ensure(spec_for(runs))
         await run_in_threadpool(ui.tb.wait_ready, board)
         return board
@@ -66,16 +87,25 @@ def routes(ui: Any) -> list[Route]:
             board = await launch(request)
         except NotFoundError as exc:
             return ui.error(request, exc, 404)
+        except CsrfRefused as exc:
+            return ui.error(request, exc, 403)
         except RoostError as exc:
             return ui.error(request, exc, 400)
         return RedirectResponse(board.prefix + "/", status_code=303)
 
-    @endpoint  # RoostError → 400, NotFoundError → 404, like every /api/ route
-    async def launch_api(request: Request) -> dict[str, Any]:
-        board = await launch(request)
-        return {"key": board.key, "path": board.prefix + "/", "port": board.port, "runs": [n for n, _ in board.spec]}
+    async def launch_api(request: Request) -> Response:
+        try:
+            board = await launch(request)
+        except CsrfRefused as exc:
+            return error_response(exc, 403)
+        return json_response(
+            {"key": board.key, "path": board.prefix + "/", "port": board.port, "runs": [n for n, _ in board.spec]}
+        )
 
-    async def listing(request: Request) -> Response:
+    @endpoint  # RoostError → 400, NotFoundError → 404, like every /api/ route
+    async def api_tensorboard(request: Request) -> Response:
+        if request.method == "POST":
+            return await launch_api(request)
         return json_response(ui.tb.listing())
 
     async def stop(request: Request) -> Response:
@@ -119,8 +149,7 @@ def routes(ui: Any) -> list[Route]:
     methods = ["GET", "POST", "HEAD", "PUT", "DELETE", "OPTIONS"]
     return [
         Route("/tensorboard", launch_page, methods=["POST"]),
-        Route("/api/tensorboard", launch_api, methods=["POST"]),
-        Route("/api/tensorboard", listing),
+        Route("/api/tensorboard", api_tensorboard, methods=["GET", "POST"]),  # one route: 405s list both
         Route("/api/tensorboard/{key}", stop, methods=["DELETE"]),
         Route("/tb/{key}", proxy, methods=methods),
         Route("/tb/{key}/{path:path}", proxy, methods=methods),

@@ -1,4 +1,5 @@
-"""TensorBoard processes for runs: one per set of log dirs, on a free loopback port, reused, stopped when idle."""
+"""TensorBoard processes for runs: one per set of log dirs, on a free loopback port, reused, stopped when idle,
+at most `max_boards` at once (the one idle longest makes room for a new one)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO, Any
 
 from roost.errors import RoostError
 
@@ -22,22 +24,25 @@ log = logging.getLogger(__name__)
 
 TB_SUBDIR = "tensorboard"
 DEFAULT_IDLE_S = 30 * 60.0
+DEFAULT_MAX_BOARDS = 4  # each TensorBoard holds ~300 MB and a core while it loads; docs/ui.md
+Spec = list[tuple[str, str]]
 
 
 def free_port(host: str = "127.0.0.1") -> int:
     """A TCP port that is free on `host` right now."""
     with socket.socket() as s:
         s.bind((host, 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def logdir_name(run: dict) -> str:
+def logdir_name(run: dict[str, Any]) -> str:
     """A TensorBoard-safe, unique display name for a run: its name (sanitised) and short id."""
     base = re.sub(r"[^\w.\-]", "_", run.get("name") or "run")[:40]
     return f"{base}-{run['run_id'][:8]}"
 
 
-def run_logdir(run: dict) -> Path | None:
+def run_logdir(run: dict[str, Any]) -> Path | None:
     """The run's TensorBoard event folder (artifacts/tensorboard; a cached copy for remote roots), or None."""
     from roost.errors import NotFoundError
     from roost.registry.api import local_artifact
@@ -49,7 +54,7 @@ def run_logdir(run: dict) -> Path | None:
     return d if d.is_dir() else None
 
 
-def spec_for(runs: list[dict]) -> list[tuple[str, str]]:
+def spec_for(runs: list[dict[str, Any]]) -> Spec:
     """(name, dir) pairs for the runs that have TensorBoard logs; an error when none has."""
     pairs = [(logdir_name(r), str(d)) for r in runs if (d := run_logdir(r)) is not None]
     if not pairs:
@@ -57,9 +62,12 @@ def spec_for(runs: list[dict]) -> list[tuple[str, str]]:
             "no TensorBoard logs for " + ("this run" if len(runs) == 1 else "these runs"),
             hint=f"training writes event files under the run's artifacts in {TB_SUBDIR}/",
         )
-    for _, d in pairs:
-        if "," in d:
-            raise RoostError(f"TensorBoard cannot take a log dir with a comma: {d}", hint="move the workspace")
+    for _, logdir in pairs:
+        if "," in logdir:
+            raise RoostError(
+                f"TensorBoard cannot take a log dir with a comma: {logdir}",
+                hint="move the workspace to a path without ','",
+            )
     return sorted(pairs)
 
 
@@ -69,8 +77,8 @@ class Board:
 
     key: str
     port: int
-    proc: subprocess.Popen
-    spec: list[tuple[str, str]]
+    proc: subprocess.Popen[bytes]
+    spec: Spec
     log_path: Path | None = None
     last_used: float = field(default_factory=time.monotonic)
 
@@ -90,12 +98,19 @@ class Board:
 
 
 class TensorBoardManager:
-    """Starts, reuses and stops TensorBoard processes (thread-safe)."""
+    """Starts, reuses and stops TensorBoard processes (thread-safe), at most `max_boards` alive at once."""
 
     def __init__(
-        self, idle_s: float = DEFAULT_IDLE_S, log_dir: Path | None = None, command: list[str] | None = None
+        self,
+        idle_s: float = DEFAULT_IDLE_S,
+        log_dir: Path | None = None,
+        command: list[str] | None = None,
+        max_boards: int = DEFAULT_MAX_BOARDS,
     ) -> None:
+        if max_boards < 1:
+            raise RoostError(f"max_boards must be at least 1, got {max_boards}", hint="e.g. --tensorboard-max 4")
         self.idle_s = idle_s
+        self.max_boards = max_boards
         self.log_dir = log_dir
         self.command = command or [sys.executable, "-m", "tensorboard.main"]
         self.boards: dict[str, Board] = {}
@@ -103,47 +118,67 @@ class TensorBoardManager:
         atexit.register(self.stop_all)
 
     @staticmethod
-    def key_for(spec: list[tuple[str, str]]) -> str:
+    def key_for(spec: Spec) -> str:
         """A stable short key for a set of (name, dir) pairs."""
         return hashlib.sha256(repr(sorted(spec)).encode()).hexdigest()[:12]
 
-    def ensure(self, spec: list[tuple[str, str]]) -> Board:
-        """The live board for `spec`, started on a free port when none runs."""
+    def ensure(self, spec: Spec) -> Board:
+        """The live board for `spec`, started on a free port when none runs (stopping the longest idle at the cap)."""
         key = self.key_for(spec)
         with self._lock:
             b = self.boards.get(key)
             if b is not None and b.alive():
                 b.last_used = time.monotonic()
                 return b
-            port = free_port()
-            logspec = ",".join(f"{n}:{d}" for n, d in spec)
-            args = [
-                *self.command,
-                "--logdir_spec",
-                logspec,
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-                "--path_prefix",
-                f"/tb/{key}",
-            ]
-            out, log_path = subprocess.DEVNULL, None
-            if self.log_dir is not None:
-                self.log_dir.mkdir(parents=True, exist_ok=True)
-                log_path = self.log_dir / f"tensorboard-{key}.log"
-                out = open(log_path, "ab")
-            try:
-                proc = subprocess.Popen(
-                    args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
-                )
-            finally:
-                if out is not subprocess.DEVNULL:
-                    out.close()
-            log.info("started TensorBoard %s on port %d (pid %d)", key, port, proc.pid)
-            b = Board(key, port, proc, spec, log_path)
-            self.boards[key] = b
-            return b
+            evicted = self._make_room()
+            board = self._start(key, spec)
+        for old in evicted:
+            log.info("stopping TensorBoard %s (idle longest; at most %d run at once)", old.key, self.max_boards)
+            _kill_group(old.proc)
+        return board
+
+    def _make_room(self) -> list[Board]:
+        """Forget dead boards and take out the longest-idle live ones until one more fits (lock held)."""
+        for k in [k for k, b in self.boards.items() if not b.alive()]:
+            del self.boards[k]
+        evicted = []
+        while len(self.boards) >= self.max_boards:
+            oldest = min(self.boards.values(), key=lambda b: b.last_used)
+            evicted.append(self.boards.pop(oldest.key))
+        return evicted
+
+    def _start(self, key: str, spec: Spec) -> Board:
+        """Start TensorBoard for `spec` on a free port and register it (lock held)."""
+        port = free_port()
+        logspec = ",".join(f"{n}:{d}" for n, d in spec)
+        args = [
+            *self.command,
+            "--logdir_spec",
+            logspec,
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(port),
+            "--path_prefix",
+            f"/tb/{key}",
+        ]
+        out: IO[bytes] | int = subprocess.DEVNULL
+        log_path = None
+        if self.log_dir is not None:
+            self.log_dir.mkdir(parents=True, exist_ok=True)
+            log_path = self.log_dir / f"tensorboard-{key}.log"
+            out = open(log_path, "ab")  # closed below, once the child holds its own copy
+        try:
+            proc = subprocess.Popen(
+                args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
+            )
+        finally:
+            if not isinstance(out, int):
+                out.close()
+        log.info("started TensorBoard %s on port %d (pid %d)", key, port, proc.pid)
+        b = Board(key, port, proc, spec, log_path)
+        self.boards[key] = b
+        return b
 
     def get(self, key: str) -> Board | None:
         """The live board with this key (marked used), or None."""
@@ -198,7 +233,7 @@ class TensorBoardManager:
         for k in list(self.boards):
             self.stop(k)
 
-    def listing(self) -> list[dict]:
+    def listing(self) -> list[dict[str, Any]]:
         """Running boards as JSON-friendly dicts."""
         now = time.monotonic()
         return [
@@ -215,7 +250,7 @@ class TensorBoardManager:
         ]
 
 
-def _kill_group(proc: subprocess.Popen, grace: float = 5.0) -> None:
+def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:
     """SIGTERM the process group, then SIGKILL it if it lingers."""
     if proc.poll() is not None:
         return
