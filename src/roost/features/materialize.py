@@ -9,8 +9,9 @@ from typing import Any
 
 from roost.errors import NotFoundError, RoostError, closest
 from roost.features import repo
+from roost.features.checks import nan_to_null
 from roost.features.definitions import arrow_type
-from roost.features.sources import connect, q, run, view_rows
+from roost.features.sources import connect, q, refusals, run, view_rows
 
 log = logging.getLogger(__name__)
 
@@ -135,11 +136,12 @@ def materialize(
             s, cutoff = _window(spec, src, wm, start_t, end_t)
             static = not src.get("event_time")
             rows = view_rows(con, spec, src, ws.root, start=s, end=None if static else end_t)
-            tbl = run(con, latest_sql(rows, list(spec["join_keys"]), spec["fields"]), f"materialize {n!r}")
-            tbl = tbl.to_arrow_table()
+            with refusals():
+                tbl = run(con, latest_sql(rows, list(spec["join_keys"]), spec["fields"]), f"materialize {n!r}")
+                tbl = tbl.to_arrow_table()
             cols = {k: tbl.column(k) for k in tbl.column_names}
             for f, dt in spec["fields"].items():
-                cols[f] = cols[f].cast(arrow_type(dt))
+                cols[f] = nan_to_null(cols[f].cast(arrow_type(dt)))
             tbl = pa.table(cols)
             expire = None if cutoff is None else int(cutoff.timestamp() * 1_000_000)
             datas.append(ViewData(n, spec["join_keys"], spec["fields"], tbl, expire))

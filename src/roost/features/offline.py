@@ -12,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
 from roost.features import pit
+from roost.features.checks import arrow_is_integer, check_mixed_datetimes, int_cast, nan_to_null
 from roost.features.definitions import DTYPES, arrow_type
 from roost.features.order import order_key
 from roost.features.refs import Selection, resolve
-from roost.features.sources import connect, q, run, view_rows
+from roost.features.sources import connect, q, refusals, run, view_rows
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -35,6 +36,7 @@ def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
         import pandas as pd
 
         if isinstance(df, pd.DataFrame):
+            check_mixed_datetimes(df, what)
             return pa.Table.from_pandas(df, preserve_index=False)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise RoostError(f"{what} cannot be converted to Arrow: {exc}") from exc
@@ -111,6 +113,27 @@ def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: 
     )
 
 
+def _cast_entity_keys(con: Any, ent: pa.Table, keys: dict[str, str]) -> pa.Table:
+    """Cast entity key columns that are not integers to their integer key type, refusing fractional values
+    (DuckDB's cast would join 3.2 to entity 3); re-register the relation when anything changed."""
+    changed = False
+    for k, dtype in keys.items():
+        typ = ent.schema.field(k).type
+        if dtype not in ("int64", "int32") or arrow_is_integer(typ):
+            continue
+        duck = str(run(con, f"DESCRIBE SELECT {q(k)} FROM __entities", "entity keys").fetchall()[0][1]).upper()
+        what = f"entity frame: join key {k!r} ({dtype})"
+        hint = f"pass whole numbers (e.g. df[{k!r}].astype('int64') once they are), or declare the key 'string'"
+        sql = f"SELECT {int_cast(q(k), duck, DTYPES[dtype][0], what, hint)} AS k FROM __entities"
+        col = run(con, sql, "entity keys").to_arrow_table().column("k")
+        ent = ent.set_column(ent.column_names.index(k), k, col)
+        changed = True
+    if changed:
+        con.unregister("__entities")
+        con.register("__entities", ent)
+    return ent
+
+
 def training_set(
     entity_df: Any,
     features: list[str] | str,
@@ -151,29 +174,33 @@ def training_set(
     con = connect(root)
     cols: dict[str, Any] = {}
     try:
-        con.register("__entities", ent)
-        rest = list(sel.views)
-        if pit.ENGINE != "sql":
-            rest = []
-            with pit.no_hugepages():
-                ents = pit.Entities(con, "__entities", ent, event_time)
-                for vs in sel.views:
-                    got = pit.join_view(ents, vs, root)
-                    if got is None:
-                        log.debug("view %s: packed key does not fit, ASOF SQL instead", vs.name)
-                        rest.append(vs)
-                    else:
-                        cols.update(got)
-        if rest:
-            sql = pit_join_sql(Selection(rest, {}, []), con, root, "__entities", event_time)
-            log.debug("training_set SQL: %s", sql)
-            res = run(con, sql, "point-in-time join").to_arrow_table()
-            if res.num_rows != tbl.num_rows:  # the join is one row per entity row by construction
-                raise RuntimeError(f"point-in-time join returned {res.num_rows} rows for {tbl.num_rows} entity rows")
-            cols.update({out: res.column(out) for vs in rest for out in vs.outputs})
+        with refusals():
+            con.register("__entities", ent)
+            ent = _cast_entity_keys(con, ent, sel.join_keys)
+            rest = list(sel.views)
+            if pit.ENGINE != "sql":
+                rest = []
+                with pit.no_hugepages():
+                    ents = pit.Entities(con, "__entities", ent, event_time)
+                    for vs in sel.views:
+                        got = pit.join_view(ents, vs, root)
+                        if got is None:
+                            log.debug("view %s: packed key does not fit, ASOF SQL instead", vs.name)
+                            rest.append(vs)
+                        else:
+                            cols.update(got)
+            if rest:
+                sql = pit_join_sql(Selection(rest, {}, []), con, root, "__entities", event_time)
+                log.debug("training_set SQL: %s", sql)
+                res = run(con, sql, "point-in-time join").to_arrow_table()
+                if res.num_rows != tbl.num_rows:  # the join is one row per entity row by construction
+                    raise RuntimeError(
+                        f"point-in-time join returned {res.num_rows} rows for {tbl.num_rows} entity rows"
+                    )
+                cols.update({out: res.column(out) for vs in rest for out in vs.outputs})
     finally:
         con.close()
     out = tbl
     for name, dtype in sel.dtypes.items():
-        out = out.append_column(name, cols[name].cast(arrow_type(dtype)))
+        out = out.append_column(name, nan_to_null(cols[name].cast(arrow_type(dtype))))
     return out if kind == "arrow" else out.to_pandas()

@@ -43,19 +43,42 @@ def to_arrow(values: list, dtype: str) -> Any:
     return pa.array(values, arrow_type(dtype))
 
 
-def key_list(values: Any, dtype: str, key: str) -> list:
-    """Entity ids as a Python list of the key's type (ints for int keys, str for string keys)."""
-    if isinstance(values, (str, bytes, int, np.integer)):
+def key_list(values: Any, dtype: str, key: str) -> list[Any]:
+    """Entity ids as a Python list of the key's type (ints for int keys, str for string keys).
+
+    An integer key refuses non-integral numbers (3.2 would otherwise read entity 3) and strings that are not
+    whole numbers.
+    """
+    if isinstance(values, (str, bytes, int, float, np.integer, np.floating)):
         values = [values]
     try:
         if dtype in ("int64", "int32"):
             arr = np.asarray(values)
-            if arr.dtype.kind in "iu":
-                return arr.astype(np.int64).tolist()
-            return [int(v) for v in values]
+            if arr.dtype.kind in "iub":
+                return [int(v) for v in arr.astype(np.int64).tolist()]
+            if arr.dtype.kind == "f":
+                bad = ~np.isfinite(arr) | (arr != np.trunc(arr))
+                if bad.any():
+                    raise _not_integral(key, dtype, arr[bad][0])
+                return [int(v) for v in arr.tolist()]
+            out = []
+            for v in arr.tolist() if arr.ndim else [arr.item()]:
+                iv = int(v)  # int('3.2') raises; int(3.2) and int(Decimal('3.2')) truncate: compared below
+                if not isinstance(v, (str, bytes)) and iv != v:
+                    raise _not_integral(key, dtype, v)
+                out.append(iv)
+            return out
         return [v if isinstance(v, str) else str(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
-    except (TypeError, ValueError) as exc:
+    except (TypeError, ValueError, OverflowError) as exc:
         raise RoostError(f"entity key {key!r} needs {dtype} values: {exc}") from None
+
+
+def _not_integral(key: str, dtype: str, value: Any) -> RoostError:
+    plain = value.item() if isinstance(value, np.generic) else value  # 3.2, not np.float64(3.2)
+    return RoostError(
+        f"entity key {key!r} ({dtype}) got the non-integral value {plain!r}",
+        hint="a fractional id would silently read another entity: pass whole numbers",
+    )
 
 
 class OnlineFetcher:

@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import glob
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
+from roost.features.checks import int_cast, parquet_tz_kinds, user_error
 from roost.features.definitions import DTYPES
 
 if TYPE_CHECKING:
@@ -54,11 +57,29 @@ def run(con: duckdb.DuckDBPyConnection, sql: str, what: str) -> duckdb.DuckDBPyR
     try:
         return con.sql(sql)
     except duckdb.Error as exc:
+        refused = user_error(str(exc))
+        if refused is not None:
+            raise refused from None
         msg = str(exc).strip().splitlines()[0]
         hint = "check the source path and the column names in the definitions, then `roost features apply`"
         if "No files found" in msg or "No such file" in msg or "IO Error" in msg:
             hint = "the source file has disappeared or moved: restore it or update the Source path"
         raise RoostError(f"{what}: {msg}", hint=hint) from None
+
+
+@contextmanager
+def refusals() -> Iterator[None]:
+    """Turn the errors that roost's own checks raise inside DuckDB queries (met when rows are fetched, not
+    when `run` builds the relation) into RoostErrors."""
+    import duckdb
+
+    try:
+        yield
+    except duckdb.Error as exc:
+        refused = user_error(str(exc))
+        if refused is None:
+            raise
+        raise refused from None
 
 
 def from_clause(src: dict, root: Path) -> str:
@@ -159,15 +180,16 @@ def view_rows(
     if tr.get("kind") == "python":
         from_sql, py_out = _python_rows(con, view, src, root, where, limit)
         where = []
-    sel = [f"CAST(__src.{q(k)} AS {DTYPES[t][0]}) AS {q(k)}" for k, t in keys.items()]
+    sel = [_key_cast(view, src, k, t, cols.get(k)) for k, t in keys.items()]
     sel += [f"{et} AS __et", f"coalesce({ct}, {NEG_INF}) AS __ct", "row_number() OVER () AS __rn"]
-    for f, t in view["fields"].items():
+    raw: dict[str, str] = {}
+    for f in view["fields"]:
         if f in py_out:
-            expr = f"__out.{q(f)}"
+            raw[f] = f"__out.{q(f)}"
         elif f in exprs:
-            expr = f"({exprs[f]})"
+            raw[f] = f"({exprs[f]})"
         elif f in cols:
-            expr = f"__src.{q(f)}"
+            raw[f] = f"__src.{q(f)}"
         else:
             from roost.errors import closest
 
@@ -178,15 +200,106 @@ def view_rows(
                 hint=(f"did you mean {near!r}? " if near else "") + "add transform={"
                 f"{f!r}: '<SQL expression>'}} or rename the field",
             )
-        typ = DTYPES[t][0]
-        if t in ("float64", "float32"):  # NaN means missing, as in every online store
-            sel.append(f"nullif(CAST({expr} AS {typ}), 'NaN'::{typ}) AS {q(f)}")
-        else:
-            sel.append(f"CAST({expr} AS {typ}) AS {q(f)}")
+    types = {f: cols[f] for f in raw if f not in py_out and f not in exprs}
+    derived = [f for f in raw if f not in types]
+    if derived:  # the types of transformed fields, from DuckDB's binder (no rows are read)
+        desc = ", ".join(f"{raw[f]} AS {q(f)}" for f in derived)
+        got = run(con, f"DESCRIBE SELECT {desc} FROM {from_sql} LIMIT 0", f"view {view['name']!r}").fetchall()
+        types.update({r[0]: str(r[1]).upper() for r in got})
+    stamps = [f for f, t in view["fields"].items() if t == "timestamp" and f in cols and f not in derived]
+    check_time_kinds(con, src, root, cols, [c for c in (src.get("event_time"), src.get("created_time")) if c] + stamps)
+    for f, t in view["fields"].items():
+        sel.append(f"{_field_cast(view, src, f, t, raw[f], types.get(f))} AS {q(f)}")
     sql = f"SELECT {', '.join(sel)} FROM {from_sql}"
     if where:
         sql += " WHERE " + " AND ".join(where)
     return sql
+
+
+def _key_cast(view: dict[str, Any], src: dict[str, Any], key: str, dtype: str, typ: str | None) -> str:
+    """SQL of one join key cast to its declared type (integer keys refuse non-integral values)."""
+    expr, target = f"__src.{q(key)}", DTYPES[dtype][0]
+    if dtype not in ("int64", "int32"):
+        return f"CAST({expr} AS {target}) AS {q(key)}"
+    what = f"view {view['name']!r}: join key {key!r} ({dtype}) of source {src['name']!r}"
+    hint = "a fractional id would silently join another entity: fix the source, or declare the key 'string'"
+    return f"{int_cast(expr, typ, target, what, hint)} AS {q(key)}"
+
+
+def _field_cast(view: dict[str, Any], src: dict[str, Any], field: str, dtype: str, expr: str, typ: str | None) -> str:
+    """SQL of one field cast to its declared type: integers refuse fractions, naive times need a timezone.
+
+    (NaN becomes null on the results: `checks.nan_to_null`.)
+    """
+    target = DTYPES[dtype][0]
+    if dtype in ("int64", "int32"):
+        what = f"view {view['name']!r}: field {field!r} ({dtype}) from source {src['name']!r}"
+        hint = f"declare {field!r} as 'float64', or round it explicitly in a transform, e.g. {{'{field}': 'round(x)'}}"
+        return int_cast(expr, typ, target, what, hint)
+    t = (typ or "").upper()
+    if dtype == "timestamp" and t.startswith("TIMESTAMP") and "TIME ZONE" not in t and not t.startswith("TIMESTAMPTZ"):
+        if src.get("timezone"):
+            return f"timezone({lit(src['timezone'])}, CAST({expr} AS TIMESTAMP))"
+        raise RoostError(
+            f"view {view['name']!r}: field {field!r} of source {src['name']!r} is a timezone-naive {typ}; "
+            "roost keeps tz-aware times only (a naive/aware mix is an error)",
+            hint="store tz-aware timestamps, or declare Source(..., timezone='UTC') to localise them",
+        )
+    return f"CAST({expr} AS {target})"
+
+
+_AWARE_RE = r"\d:\d\d(:\d\d(\.\d*)?)?\s*([zZ]|[+-]\d\d?(:?\d\d)?(:?\d\d)?|\s?[A-Za-z][A-Za-z_/+-]*)\s*$"
+
+
+def check_time_kinds(
+    con: duckdb.DuckDBPyConnection, src: dict[str, Any], root: Path, cols: dict[str, str], names: list[str]
+) -> None:
+    """Raise when a timestamp column of a file source mixes timezone-naive and tz-aware values.
+
+    DuckDB reads such a column with one type: a CSV column whose strings mix '...+02:00' and offset-less times
+    is TIMESTAMPTZ with the naive ones taken as UTC, and a Parquet glob takes the first file's type for all.
+    """
+    names = [n for n in dict.fromkeys(names) if n in cols and cols[n].startswith("TIMESTAMP")]
+    if not names or src.get("sql"):
+        return
+    fc = from_clause(src, root)
+    path = fc[fc.index("(") + 1 : fc.rindex(")")]
+    mixed: list[tuple[str, str]] = []
+    if fc.startswith("read_parquet"):
+        if len(glob.glob(_unquote(path))) > 1:
+            for n, kinds in parquet_tz_kinds(con, _unquote(path), names).items():
+                if kinds["aware"] and kinds["naive"]:
+                    mixed.append((n, f"file {kinds['naive'][0]} is naive, {kinds['aware'][0]} is aware"))
+    else:
+        types = ", ".join(f"{lit(n)}: 'VARCHAR'" for n in names)
+        parts = []
+        for j, n in enumerate(names):
+            aware = f"regexp_matches(trim(__s.{q(n)}), {lit(_AWARE_RE)})"
+            parts.append(
+                f"count(*) FILTER (WHERE {aware}) AS a{j}, count(*) FILTER (WHERE NOT {aware}) AS n{j}, "
+                f"first(__s.{q(n)}) FILTER (WHERE NOT {aware}) AS fn{j}"
+            )
+        row = run(
+            con,
+            f"SELECT {', '.join(parts)} FROM read_csv({path}, types={{{types}}}) AS __s",
+            f"source {src['name']!r}",
+        ).fetchall()[0]
+        for j, n in enumerate(names):
+            n_aware, n_naive, example = row[3 * j : 3 * j + 3]
+            if n_aware and n_naive:
+                mixed.append((n, f"{n_naive} of {n_aware + n_naive} values have no offset, e.g. {example!r}"))
+    if mixed:
+        n, detail = mixed[0]
+        raise RoostError(
+            f"source {src['name']!r}: column {n!r} mixes timezone-naive and tz-aware timestamps ({detail}); "
+            "DuckDB would read them all one way, the naive ones silently as UTC",
+            hint="write every time with its offset (or every time naive and declare Source(..., timezone=...))",
+        )
+
+
+def _unquote(sql_lit: str) -> str:
+    """The string of a quoted SQL literal."""
+    return sql_lit[1:-1].replace("''", "'")
 
 
 def _python_rows(

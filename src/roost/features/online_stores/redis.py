@@ -84,7 +84,7 @@ class RedisOnlineStore(OnlineStore):
                 nulls = []
                 for j, (f, dt) in enumerate(fnames):
                     val = cols[nk + j][i]
-                    if val is None:
+                    if val is None or val != val:  # NaN means missing, as in SQLite
                         nulls.append(f"{v.name}:{f}")
                     else:
                         mapping[f"{v.name}:{f}"] = _enc(val, dt)
