@@ -123,7 +123,8 @@ def _numeric(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
         lo, hi = (float(info.min), -float(info.min)) if kind == "f" else (info.min, info.max + 1)
         if arr.min() < lo or arr.max() >= hi:
             raise bad(f"input {spec.name!r}: values out of range for {spec.dtype}")
-    out = arr.astype(target, copy=False)
+    with np.errstate(over="ignore"):  # overflow to inf is detected (and refused) just below
+        out = arr.astype(target, copy=False)
     if target.kind == "f":
         _no_inf(out, spec)
     return out
@@ -170,7 +171,8 @@ def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
         except (ValueError, TypeError, OverflowError):
             block = None
         if block is not None and block.ndim == 2 and block.dtype.kind in "fiu":
-            block = block.astype(np.float32)
+            with np.errstate(over="ignore"):
+                block = block.astype(np.float32)
             if np.isinf(block).any():  # some value overflowed float32: find it per column below
                 block = None
         if block is not None:
