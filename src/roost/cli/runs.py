@@ -236,7 +236,7 @@ def models_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None
         print_json({**v.to_dict(), "alias_history": hist})
         return
     meta = v.meta or {}
-    rows = [
+    rows: list[list[object]] = [
         ["name", v.name],
         ["version", v.version],
         ["aliases", ", ".join(v.aliases)],

@@ -32,8 +32,8 @@ class ModelVersionInfo:
     source: str
     created_at: datetime | None
     aliases: list[str] = field(default_factory=list)
-    signature: dict | None = None
-    meta: dict | None = None
+    signature: dict[str, Any] | None = None
+    meta: dict[str, Any] | None = None
     local_path: Path | None = None
 
     def to_dict(self) -> dict[str, Any]:
@@ -56,7 +56,7 @@ def _check_name(name: str, what: str) -> None:
         raise RoostError(f"invalid {what} {name!r}", hint="use letters, digits, '_', '-' or '.'")
 
 
-def _read_package_files(local: Path) -> tuple[dict | None, dict | None]:
+def _read_package_files(local: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     sig = meta = None
     if (local / "signature.json").is_file():
         sig = json.loads((local / "signature.json").read_text())
@@ -67,7 +67,7 @@ def _read_package_files(local: Path) -> tuple[dict | None, dict | None]:
     return sig, meta
 
 
-def _read_remote_package_files(source: str) -> tuple[dict | None, dict | None]:
+def _read_remote_package_files(source: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """signature.json and roost-model.yaml of a package on a remote filesystem (fsspec)."""
     import yaml
 
@@ -188,7 +188,7 @@ def get_version(store: Store, name: str, version: int) -> ModelVersionInfo:
         )
 
 
-def list_models(store: Store) -> list[dict]:
+def list_models(store: Store) -> list[dict[str, Any]]:
     """Registered models with their latest version and aliases."""
     with store.read() as s:
         latest = dict(
@@ -223,7 +223,7 @@ def list_versions(store: Store, name: str) -> list[ModelVersionInfo]:
     return [get_version(store, name, v) for v in versions]
 
 
-def alias_history(store: Store, name: str) -> list[dict]:
+def alias_history(store: Store, name: str) -> list[dict[str, Any]]:
     """Every alias move of a model, oldest first."""
     with store.read() as s:
         return [

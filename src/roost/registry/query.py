@@ -13,15 +13,15 @@ import functools
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import ColumnElement, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, exists, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from roost.errors import RoostError, closest
 from roost.registry.models import Experiment, LatestMetric, Param, Run, Tag
 
-ATTRIBUTES = {
+ATTRIBUTES: dict[str, SQLColumnExpression[Any]] = {
     "status": Run.status,
     "name": Run.name,
     "start_time": Run.start_time,
@@ -73,12 +73,13 @@ def _err(src: str, tok: Tok | None, what: str) -> FilterError:
 
 def tokenize(src: str) -> list[Tok]:
     """Split a filter into tokens; an unknown character is an error naming its position."""
-    out, i = [], 0
+    out: list[Tok] = []
+    i = 0
     while i < len(src):
         m = _TOKEN.match(src, i)
         if not m:
             raise _err(src, Tok("?", src[i], i), "unexpected character")
-        kind = m.lastgroup
+        kind = m.lastgroup or "?"
         text = m.group()
         if kind != "ws":
             tok = Tok(kind, text, i)
@@ -170,7 +171,7 @@ class _Parser:
             if lp is None or lp.kind != "lp":
                 raise _err(self.src, lp, "expected '(' after IN")
             vals = [self.literal()]
-            while self.peek() is not None and self.peek().kind == "comma":
+            while (nxt := self.peek()) is not None and nxt.kind == "comma":
                 self.take()
                 vals.append(self.literal())
             rp = self.take()
@@ -189,14 +190,26 @@ class _Parser:
         return e
 
 
-def _cmp(col, op: str, vals: list[Any], negate: bool = False):  # noqa: ANN001, ANN202
+def _cmp(col: SQLColumnExpression[Any], op: str, vals: list[Any], negate: bool = False) -> ColumnElement[bool]:
     if op == "IN":
         return col.not_in(vals) if negate else col.in_(vals)
     if op == "LIKE":
         return col.not_like(vals[0]) if negate else col.like(vals[0])
-    return {"=": col.__eq__, "!=": col.__ne__, "<": col.__lt__, "<=": col.__le__, ">": col.__gt__, ">=": col.__ge__}[
-        op
-    ](vals[0])
+    v = vals[0]
+    # comparisons of an untyped column are typed Any by SQLAlchemy; they are boolean clauses
+    if op == "=":
+        return cast("ColumnElement[bool]", col == v)
+    if op == "!=":
+        return cast("ColumnElement[bool]", col != v)
+    if op == "<":
+        return cast("ColumnElement[bool]", col < v)
+    if op == "<=":
+        return cast("ColumnElement[bool]", col <= v)
+    if op == ">":
+        return cast("ColumnElement[bool]", col > v)
+    if op == ">=":
+        return cast("ColumnElement[bool]", col >= v)
+    raise FilterError(f"unknown operator {op!r}", hint="use = != < <= > >= LIKE IN")
 
 
 def _time_value(src: str, tok: Tok) -> datetime:
@@ -212,14 +225,14 @@ def _time_value(src: str, tok: Tok) -> datetime:
     return (dt.astimezone(UTC) if dt.tzinfo else dt).replace(tzinfo=None)
 
 
-def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = False):  # noqa: ANN202
+def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = False) -> ColumnElement[bool]:
     """Translate `ident [NOT] op values` into a SQLAlchemy boolean expression.
 
     `x NOT IN (...)` / `x NOT LIKE p` / `x != v` match runs that have field x with another value (like MLflow);
     a leading `NOT (...)` is plain boolean negation and also matches runs without x.
     """
 
-    def cmp(col, op_: str, values: list[Any]):  # noqa: ANN001, ANN202
+    def cmp(col: SQLColumnExpression[Any], op_: str, values: list[Any]) -> ColumnElement[bool]:
         return _cmp(col, op_, values, negate)
 
     name = ident.text
@@ -287,12 +300,12 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
 
 
 @functools.lru_cache(maxsize=256)
-def compile_filter(src: str):  # noqa: ANN201
+def compile_filter(src: str) -> ColumnElement[bool]:
     """Parse a filter string into a SQLAlchemy WHERE clause over Run (cached: SQLAlchemy reuses its compiled SQL)."""
     return _Parser(src).parse()
 
 
-def apply_order(q, order_by: str | list[str] | None):  # noqa: ANN001, ANN201
+def apply_order(q: Select[Run], order_by: str | list[str] | None) -> Select[Run]:
     """Add ORDER BY terms such as 'metrics.auc DESC, start_time' to a select(Run); newest first by default."""
     terms: list[str] = []
     if isinstance(order_by, str):
@@ -300,6 +313,7 @@ def apply_order(q, order_by: str | list[str] | None):  # noqa: ANN001, ANN201
     elif order_by:
         terms = list(order_by)
     for term in terms:
+        col: SQLColumnExpression[Any]
         toks = tokenize(term.strip())
         if (
             not toks

@@ -19,6 +19,7 @@ from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
 from roost.registry.models import (
+    Base,
     Experiment,
     LatestMetric,
     Metric,
@@ -193,7 +194,7 @@ class Store:
                     s.merge(Tag(run_id=run_id, key=str(k), value=str(v)))
             if metrics:
                 s.execute(
-                    Metric.__table__.insert(),  # type: ignore[attr-defined]  # __table__ is a Table at runtime
+                    Base.metadata.tables[Metric.__tablename__].insert(),
                     [
                         {"run_id": run_id, "key": k, "value": float(v), "step": int(st), "timestamp": float(ts)}
                         for k, v, st, ts in metrics
@@ -208,7 +209,7 @@ class Store:
 
     def _upsert_latest(self, s: Session, run_id: str, latest: dict[str, tuple[float, int, float]]) -> None:
         """Keep latest_metrics at the value with the greatest (step, timestamp)."""
-        t = LatestMetric.__table__
+        t = Base.metadata.tables[LatestMetric.__tablename__]
         stmt = eng.backend_for(self.url).upsert(t)
         stmt = stmt.on_conflict_do_update(
             index_elements=[t.c.run_id, t.c.key],
@@ -231,9 +232,8 @@ class Store:
             r = s.get(Run, run_id)
             if r is None:
                 ids = s.scalars(select(Run.id).where(Run.id.like(f"{run_id}%")).limit(2)).all() if run_id else []
-                if len(ids) == 1:
-                    r = s.get(Run, ids[0])
-                else:
+                r = s.get(Run, ids[0]) if len(ids) == 1 else None
+                if r is None:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
             return self.run_dicts(s, [r])[0]
 

@@ -11,7 +11,10 @@ connection = config.attributes.get("connection")
 if connection is None:  # pragma: no cover - used only by the alembic CLI
     from sqlalchemy import create_engine
 
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise SystemExit("alembic: set sqlalchemy.url (roost migrates through roost.registry.engine.migrate)")
+    engine = create_engine(url)
     with engine.connect() as connection:
         context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
