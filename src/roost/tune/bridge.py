@@ -77,6 +77,19 @@ def sample(study: dict, space: Space, trials: list[dict], sampler: Any, pruner: 
     return params, _portable(frozen.system_attrs)
 
 
+def sample_many(
+    study: dict, space: Space, trials: list[dict], sampler: Any, n: int, pruner: Any = None
+) -> list[tuple[dict, dict]]:
+    """`n` points from one rebuilt study, each asked while the earlier ones are running: [(params, attrs)]."""
+    st = build(study, space, trials, sampler, pruner)
+    out = []
+    for _ in range(n):
+        trial = st.ask()
+        params = space.suggest(trial)
+        out.append((params, _portable(st._storage.get_trial(trial._trial_id).system_attrs)))
+    return out
+
+
 def should_prune(study: dict, space: Space, trials: list[dict], number: int, pruner: Any) -> tuple[bool, dict]:
     """The pruner's decision for trial `number` (its latest report already in `trials`), and its system attrs."""
     st = build(study, space, trials, None, pruner)

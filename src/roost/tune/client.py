@@ -10,9 +10,9 @@ import json
 import math
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, overload
 
 from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
 
@@ -35,6 +35,13 @@ class ServiceConflict(ConflictError):
     def __init__(self, message: str, stored: dict | None, hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.stored = stored or {}
+
+
+def _same_outcome(stored: dict, state: str, value: float | None) -> bool:
+    """Whether a stored outcome is the one a (retried) tell was sending."""
+    nonfinite = state == "complete" and value is not None and not math.isfinite(value)
+    expected = "FAIL" if nonfinite else state.upper()
+    return stored.get("state") == expected and (expected != "COMPLETE" or stored.get("value") == value)
 
 
 class Client:
@@ -135,18 +142,34 @@ class Client:
         """The study with counts, best trial and history."""
         return self._call("GET", f"/studies/{study}")
 
-    def ask(self, study: str, lease_s: float | None = None, wait: bool = True) -> Trial | None:
-        """Lease a trial; None when the study is done (with wait, sleeps while others hold the last trials)."""
+    @overload
+    def ask(self, study: str, lease_s: float | None = None, wait: bool = True, n: None = None) -> Trial | None: ...
+
+    @overload
+    def ask(self, study: str, lease_s: float | None = None, wait: bool = True, *, n: int) -> list[Trial]: ...
+
+    def ask(
+        self, study: str, lease_s: float | None = None, wait: bool = True, n: int | None = None
+    ) -> Trial | None | list[Trial]:
+        """Lease a trial; None when the study is done (with wait, sleeps while others hold the last trials).
+
+        With `n`, leases up to n trials in one round trip and returns them as a list ([] when the study is done);
+        a retried batch ask returns the trials this client already holds."""
         while True:
             body: dict[str, Any] = {"client_id": self.client_id}
             if lease_s is not None:
                 body["lease_s"] = lease_s
+            if n is not None:
+                body["n"] = n
             r = self._call("POST", f"/studies/{study}/ask", body)
-            t = r.get("trial")
-            if t is not None:
-                return Trial(study, t["number"], t["params"], t.get("lease_expires"), t.get("attempts", 1), t)
+            got = r.get("trials") if n is not None else [r["trial"]] if r.get("trial") is not None else []
+            if got:
+                trials = [
+                    Trial(study, t["number"], t["params"], t.get("lease_expires"), t.get("attempts", 1), t) for t in got
+                ]
+                return trials if n is not None else trials[0]
             if r.get("done") or not wait:
-                return None
+                return [] if n is not None else None
             time.sleep(min(max(r.get("retry_after") or 1.0, 0.05), 5.0))
 
     def tell(
@@ -159,12 +182,23 @@ class Client:
         try:
             return self._call("POST", f"/studies/{study}/trials/{number}/tell", body)
         except ServiceConflict as exc:
-            st = exc.stored
-            nonfinite = state == "complete" and value is not None and not math.isfinite(value)
-            expected = "FAIL" if nonfinite else state.upper()
-            if st.get("state") == expected and (expected != "COMPLETE" or st.get("value") == value):
-                return st
+            if _same_outcome(exc.stored, state, value):
+                return exc.stored
             raise
+
+    def tell_many(self, study: str, results: Iterable[tuple[int, float] | dict[str, Any]]) -> list[dict]:
+        """Finish many trials in one round trip: (number, value) pairs or {number, value, state, reason} dicts.
+
+        A result the service had already recorded with the same outcome (a retried batch) counts as done; any
+        other conflict raises ServiceConflict after the rest of the batch is recorded."""
+        items = [{"number": r[0], "value": r[1]} if isinstance(r, tuple) else dict(r) for r in results]
+        out = self._call("POST", f"/studies/{study}/tell", {"results": items, "client_id": self.client_id})["results"]
+        for sent, got in zip(items, out):
+            if "error" in got and not _same_outcome(
+                got.get("stored") or {}, sent.get("state", "complete"), sent.get("value")
+            ):
+                raise ServiceConflict(got["error"], got.get("stored"), "each trial is told once")
+        return [got.get("stored") if "error" in got else got for got in out]
 
     def report(self, study: str, number: int, step: int, value: float) -> bool:
         """Send an intermediate value; True when the trial should be pruned."""

@@ -1,4 +1,8 @@
-"""`roost tune CONFIG.yaml`: a training config plus a `search:` block (and an optional `tune:` block).
+"""`roost tune CONFIG.yaml`: a training config, an optional `search:` block and an optional `tune:` block.
+
+Without `search:`, the model type's prescribed space is searched (roost.tune.spaces; across model types for
+`model: auto`), minus the params the config itself sets. A `search:` block replaces it, or with `tune.extend:
+true` is merged over it (same name: replaced or narrowed; `null`: not searched; new names: added).
 
     data: engagement:20000
     label: clicked
@@ -13,6 +17,7 @@
       sampler: auto                   # auto | grid | random | tpe | gp
       prune: median                   # none | median | hyperband
       objective: pkg.module:function  # tune a Python function instead of `roost.train`
+      extend: false                   # true: merge the search block over the prescribed space
 
 With `tune.objective`, the rest of the file (besides `search`) is ignored and the function gets a TrialContext.
 """
@@ -28,7 +33,7 @@ from typing import Any
 from roost.errors import ConfigError, closest
 
 log = logging.getLogger(__name__)
-TUNE_KEYS = ("metric", "direction", "sampler", "prune", "objective", "seed", "name", "experiment")
+TUNE_KEYS = ("metric", "direction", "sampler", "prune", "objective", "seed", "name", "experiment", "extend")
 
 
 @dataclass
@@ -46,6 +51,7 @@ class TuneSpec:
     seed: int | None = None
     register: str | None = None
     options: dict = field(default_factory=dict)
+    source: str = "search block"
 
 
 def _primary_metric(train_cfg: dict) -> str:
@@ -69,11 +75,7 @@ def load(path: str | Path | dict) -> TuneSpec:
     from roost.tune.space import Space
 
     raw, file = load_raw(path)
-    if "search" not in raw:
-        raise ConfigError(
-            "search: the config has no search block", hint="add e.g. `search: {lr: {loguniform: [1e-4, 1e-1]}}`"
-        )
-    search = raw.pop("search")
+    search = raw.pop("search", None)
     opts = raw.pop("tune", None) or {}
     if not isinstance(opts, dict):
         raise ConfigError("tune: must be a mapping", hint=f"keys: {', '.join(TUNE_KEYS)}")
@@ -84,16 +86,32 @@ def load(path: str | Path | dict) -> TuneSpec:
                 f"tune.{k}: unknown field",
                 hint=(f"did you mean {near!r}? " if near else "") + f"allowed: {', '.join(TUNE_KEYS)}",
             )
-    space = Space.parse(search)
+    if search is not None and not isinstance(search, dict):
+        raise ConfigError(
+            "search: must be a mapping of param -> distribution", hint="e.g. lr: {loguniform: [1e-4, 0.1]}"
+        )
     register = raw.pop("register", None)
+    source = "search block"
+    keys: dict[str, str] = {}
     if opts.get("objective"):
-        objective = load_callable(str(opts["objective"]))
+        if search is None:
+            raise ConfigError(
+                "search: a tune.objective function needs a search block",
+                hint="add e.g. `search: {x: {uniform: [-5, 10]}}`",
+            )
+        space = Space.parse(search)
+        objective: Callable[..., Any] = load_callable(str(opts["objective"]))
         metric = str(opts.get("metric", "value"))
         experiment = str(opts.get("experiment", raw.get("experiment", "tune")))
     else:
         if file is not None:
             _absolute_data(raw, file)
-        keys = {p.name: override_key(p.name, raw) for p in space.params}
+        if search is None or opts.get("extend"):
+            block, keys, source = _prescribed_block(raw, search or {})
+        else:
+            block = search
+        space = Space.parse(block)
+        keys = {p.name: keys.get(p.name) or override_key(p.name, raw) for p in space.params}
         metric = str(opts.get("metric") or _primary_metric(raw))
         experiment = str(opts.get("experiment", raw.get("experiment", "default")))
         objective = TrainObjective(config=raw, metric=metric, keys=keys)
@@ -112,7 +130,54 @@ def load(path: str | Path | dict) -> TuneSpec:
         opts.get("seed"),
         register,
         opts,
+        source,
     )
+
+
+def _model_type(raw: dict) -> str:
+    """The config's model type (`auto` when unset, as `roost train` does)."""
+    from roost.train.models import DEFAULT_MODEL
+
+    model = raw.get("model")
+    if isinstance(model, dict):
+        return str(model.get("type") or DEFAULT_MODEL)
+    return str(model or DEFAULT_MODEL)
+
+
+def _prescribed_block(raw: dict, search: dict) -> tuple[dict, dict[str, str], str]:
+    """The model's prescribed space (across types for `model: auto`), `search` merged over it, minus params the
+    config pins; returns (block, config key per param, a description of what is searched)."""
+    from roost.tune import spaces
+    from roost.tune.objectives import _leaves
+
+    model = _model_type(raw)
+    if model == "auto":
+        params = raw["model"].get("params") or {} if isinstance(raw.get("model"), dict) else {}
+        types = params.get("candidates") or list(spaces.AUTO_TYPES)
+        narrowed = search.get("model.type")
+        if isinstance(narrowed, dict) and isinstance(narrowed.get("choice"), list):
+            types = narrowed["choice"]
+        elif isinstance(narrowed, list):
+            types = narrowed
+        if not isinstance(types, list) or not types:
+            raise ConfigError("model.params.candidates: must be a non-empty list of model types")
+        base, keys = spaces.auto_space(types)
+        raw["model"] = {"type": types[0]}  # each trial sets model.type; auto's own params do not apply to a type
+        what = f"prescribed space across {', '.join(types)} (model: auto)"
+    else:
+        base, keys = spaces.prescribed(model)
+        what = f"prescribed space for {model}"
+    pinned = set(_leaves(raw))
+    dropped = [n for n, k in keys.items() if k in pinned and n not in search and k != "model.type"]
+    for n in dropped:
+        del base[n]
+    if dropped:
+        log.info("not searching %s: the config sets them", ", ".join(dropped))
+        what += f" (pinned by the config: {', '.join(dropped)})"
+    block = spaces.merge(base, search)
+    if search:
+        what += " + search block"
+    return block, keys, what
 
 
 def _absolute_data(raw: dict, file: Path) -> None:
@@ -137,3 +202,32 @@ def register_best(result: Any, name: str) -> str:
         raise ConfigError(f"register: no trial completed, nothing to register as {name!r}")
     mv = register_model(result.best_run_id, name, "model")
     return f"{mv.name}/{mv.version}"
+
+
+def describe_space(space: dict) -> list[str]:
+    """One line per searched param: name, distribution, and its condition."""
+    from roost.tune.space import Space
+
+    out = []
+    for p in Space.parse(space).params:
+        if p.kind == "choice":
+            dist = "one of " + ", ".join(str(c) for c in p.choices)
+        else:
+            dist = f"{'log-' if p.log else ''}{'int' if p.kind == 'int' else 'uniform'} [{p.low:g}, {p.high:g}]"
+        cond = "".join(f" (when {k} = {'/'.join(map(str, v))})" for k, v in p.when.items())
+        out.append(f"{p.name}: {dist}{cond}")
+    return out
+
+
+def best_by_type(trials: list[dict], direction: str) -> dict[str, tuple[int, float | None]]:
+    """For a search across model types: per type, (trials run, best complete value)."""
+    out: dict[str, tuple[int, float | None]] = {}
+    pick = max if direction == "maximize" else min
+    for t in trials:
+        mt = (t.get("params") or {}).get("model.type")
+        if mt is None:
+            continue
+        n, best = out.get(mt, (0, None))
+        v = t["value"] if t["state"] == "COMPLETE" else None
+        out[mt] = (n + 1, best if v is None else (v if best is None else pick(best, v)))
+    return out

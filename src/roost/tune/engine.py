@@ -211,59 +211,84 @@ class Engine:
     # -- ask --------------------------------------------------------------------------------------------
     def ask(self, sid: str, client_id: str | None = None, lease_s: float | None = None) -> dict:
         """Lease a trial: the client's own running one, an expired or waiting one, or a newly sampled one."""
+        r = self.ask_many(sid, 1, client_id=client_id, lease_s=lease_s)
+        trials = r.pop("trials")
+        return {"trial": trials[0] if trials else None, **r}
+
+    def ask_many(self, sid: str, n: int, client_id: str | None = None, lease_s: float | None = None) -> dict:
+        """Lease up to `n` trials in ONE transaction: the client's own running ones first (so a retried ask gets
+        the same trials back), then waiting or expired ones, then newly sampled ones (each sampled with the
+        earlier ones of the batch shown as running, so TPE's constant liar spreads them out)."""
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ConfigError(f"n: must be a positive number of trials, got {n!r}")
         now = self.clock()
         with self.store.write() as s:
             study = self._lock_study(s, sid)
             trials = self._load_trials(s, sid)
             lease = float(lease_s or study["lease_s"])
             running = [t for t in trials if t["state"] == "RUNNING"]
-            pick = None
+            picks: list[dict] = []
             if client_id is not None:
-                pick = next((t for t in running if t.get("client_id") == client_id), None)
-            if pick is None:
-                free = [t for t in trials if t["state"] == "WAITING"]
-                free += sorted((t for t in running if t["lease_expires"] <= now), key=lambda t: t["lease_expires"])
-                if free:
-                    pick = free[0]
-                    pick["attempts"] = pick.get("attempts", 0) + 1
-                    pick["started"] = pick.get("started") or now
-            if pick is not None:
-                pick.update(state="RUNNING", client_id=client_id, lease_expires=now + lease)
-                self._put(s, TRIAL, self._trial_name(sid, pick["number"]), pick)
-                return {"trial": public(pick), "done": False, "retry_after": None, "reason": None}
-            why = self._exhausted(study, trials)
-            if why is None:
-                params, sys_attrs = self._sample(study, trials)
-                if params is None:
+                picks = [t for t in running if t.get("client_id") == client_id][:n]
+            free = [t for t in trials if t["state"] == "WAITING"]
+            free += sorted((t for t in running if t["lease_expires"] <= now), key=lambda t: t["lease_expires"])
+            for t in free:
+                if len(picks) >= n:
+                    break
+                if any(t is p for p in picks):
+                    continue
+                t["attempts"] = t.get("attempts", 0) + 1
+                t["started"] = t.get("started") or now
+                picks.append(t)
+            for t in picks:
+                t.update(state="RUNNING", client_id=client_id, lease_expires=now + lease)
+                self._put(s, TRIAL, self._trial_name(sid, t["number"]), t)
+            why = None
+            want = n - len(picks)
+            if want > 0:
+                why = self._exhausted(study, trials)
+                if why is None and study.get("max_trials") is not None:
+                    want = min(want, study["max_trials"] - len(trials))
+                points = self._sample_many(study, trials, want) if why is None else []
+                if why is None and len(points) < want:
                     why = "the grid is exhausted: every point has been handed out"
-            if why is not None:
-                pending = [t["lease_expires"] - now for t in running]
-                return {
-                    "trial": None,
-                    "done": not pending,
-                    "reason": why,
-                    "retry_after": max(0.0, min(pending)) if pending else None,
-                }
-            number = study["next_number"]
-            study["next_number"] = number + 1
-            t = {
-                "number": number,
-                "state": "RUNNING",
-                "params": params,
-                "value": None,
-                "intermediate": {},
-                "system_attrs": sys_attrs,
-                "attrs": {},
-                "client_id": client_id,
-                "lease_expires": now + lease,
-                "attempts": 1,
-                "reason": None,
-                "started": now,
-                "finished": None,
+                for params, sys_attrs in points:
+                    t = self._new_trial(study, params, sys_attrs, client_id, now, lease)
+                    self._put(s, TRIAL, self._trial_name(sid, t["number"]), t, new=True)
+                    trials.append(t)
+                    picks.append(t)
+                if points:
+                    self._put(s, STUDY, sid, study)
+            if picks:
+                return {"trials": [public(t) for t in picks], "done": False, "retry_after": None, "reason": None}
+            pending = [t["lease_expires"] - now for t in trials if t["state"] == "RUNNING"]
+            return {
+                "trials": [],
+                "done": not pending,
+                "reason": why,
+                "retry_after": max(0.0, min(pending)) if pending else None,
             }
-            self._put(s, TRIAL, self._trial_name(sid, number), t, new=True)
-            self._put(s, STUDY, sid, study)
-            return {"trial": public(t), "done": False, "retry_after": None, "reason": None}
+
+    @staticmethod
+    def _new_trial(study: dict, params: dict, sys_attrs: dict, client_id: str | None, now: float, lease: float) -> dict:
+        """A new running trial record numbered from the study's counter (which it advances)."""
+        number = study["next_number"]
+        study["next_number"] = number + 1
+        return {
+            "number": number,
+            "state": "RUNNING",
+            "params": params,
+            "value": None,
+            "intermediate": {},
+            "system_attrs": sys_attrs,
+            "attrs": {},
+            "client_id": client_id,
+            "lease_expires": now + lease,
+            "attempts": 1,
+            "reason": None,
+            "started": now,
+            "finished": None,
+        }
 
     @staticmethod
     def _exhausted(study: dict, trials: list[dict]) -> str | None:
@@ -272,8 +297,9 @@ class Engine:
             return f"the budget of {study['max_trials']} trials is used"
         return None
 
-    def _sample(self, study: dict, trials: list[dict]) -> tuple[dict | None, dict]:
-        """The next point from the study's sampler (grid: the first unvisited point in a seeded order)."""
+    def _sample_many(self, study: dict, trials: list[dict], n: int) -> list[tuple[dict, dict]]:
+        """The next `n` points from the study's sampler (grid: the first unvisited points in a seeded order);
+        fewer when the grid runs out."""
         e = self._entry(study)
         space: Space = e["space"]
         if study["sampler_used"] == "grid":
@@ -282,18 +308,17 @@ class Engine:
                 random.Random(study["seed"]).shuffle(pts)
                 e["grid"] = pts
             seen = {point_key(t["params"]) for t in trials}
-            nxt = next((p for p in e["grid"] if point_key(p) not in seen), None)
-            return nxt, {}
+            return [(p, {}) for p in e["grid"] if point_key(p) not in seen][:n]
         from roost.tune import bridge
 
         with self._cache_lock:
             if "sampler" not in e:
                 # the first process to sample uses the study seed; later ones (restarts, workers) derive one
-                n = study["next_number"]
-                seed = study["seed"] if n == 0 else (study["seed"] * 1_000_003 + n * 7919 + len(self._cache)) % 2**31
+                k = study["next_number"]
+                seed = study["seed"] if k == 0 else (study["seed"] * 1_000_003 + k * 7919 + len(self._cache)) % 2**31
                 e["sampler"] = S.make_sampler(study["sampler_used"], space, seed)
                 e["pruner"] = S.make_pruner(study.get("pruner"))
-        return bridge.sample(study, space, trials, e["sampler"], e["pruner"])
+        return bridge.sample_many(study, space, trials, e["sampler"], n, e["pruner"])
 
     # -- add / tell / report ----------------------------------------------------------------------------
     def add_trial(self, sid: str, params: dict, value: Any = None, attrs: dict | None = None) -> dict:
@@ -360,21 +385,77 @@ class Engine:
         attrs: dict | None = None,
     ) -> dict:
         """Finish a running trial with a value (complete) or as failed/pruned; a second tell conflicts."""
-        state = str(state or "complete").lower()
-        S.check_choice("state", state, ("complete", "fail", "pruned"))
-        val = None if value is None else _number(value, "value")
+        state, val = self._tell_args(state, value)
+        with self.store.write() as s:
+            self._lock_study(s, sid)
+            return self._tell_in(s, sid, number, val, state, reason, attrs, self.clock())
+
+    @staticmethod
+    def _tell_args(state: Any, value: Any) -> tuple[str, float | None]:
+        """A tell's state (checked) and value (a float or None)."""
+        st = str(state or "complete").lower()
+        S.check_choice("state", st, ("complete", "fail", "pruned"))
+        return st, None if value is None else _number(value, "value")
+
+    def _tell_in(
+        self,
+        s: Any,
+        sid: str,
+        number: int,
+        val: float | None,
+        state: str,
+        reason: str | None,
+        attrs: dict | None,
+        now: float,
+    ) -> dict:
+        """Finish one trial inside the caller's transaction (the study row already locked)."""
+        t = self._get_trial(s, sid, number)
+        self._check_running(sid, t, "told")
+        if state == "pruned" and val is None:
+            inter = t.get("intermediate") or {}
+            val = inter[max(inter, key=int)] if inter else None
+        self._finish(t, state, val, reason, now)
+        t["attrs"] = {**(t.get("attrs") or {}), **(attrs or {})}
+        self._put(s, TRIAL, self._trial_name(sid, number), t)
+        return public(t)
+
+    def tell_many(self, sid: str, results: list[dict]) -> list[dict]:
+        """Finish many trials in ONE transaction; each result is {number, value, state?, reason?, attrs?}.
+
+        Every result is checked before anything is written (a malformed one fails the whole batch); a result
+        for an unknown or already finished trial gets {number, error, stored} in its place, the others are
+        recorded, so a retried batch only reports conflicts for what the first attempt already recorded."""
+        if not isinstance(results, list):
+            raise ConfigError("results: must be a list of {number, value, state, reason, attrs}")
+        checked = []
+        for i, r in enumerate(results):
+            if not isinstance(r, dict):
+                raise ConfigError(f"results[{i}]: must be a mapping with number and value")
+            extra = set(r) - {"number", "value", "state", "reason", "attrs"}
+            if extra:
+                raise ConfigError(
+                    f"results[{i}].{sorted(extra)[0]}: unknown field", hint="number, value, state, reason, attrs"
+                )
+            n = r.get("number")
+            if isinstance(n, bool) or not isinstance(n, int):
+                raise ConfigError(f"results[{i}].number: must be a trial number, got {n!r}")
+            try:
+                state, val = self._tell_args(r.get("state"), r.get("value"))
+            except ConfigError as exc:
+                raise ConfigError(f"results[{i}].{exc.message}", hint=exc.hint) from None
+            checked.append((n, val, state, r.get("reason"), r.get("attrs")))
+        out: list[dict] = []
         now = self.clock()
         with self.store.write() as s:
             self._lock_study(s, sid)
-            t = self._get_trial(s, sid, number)
-            self._check_running(sid, t, "told")
-            if state == "pruned" and val is None:
-                inter = t.get("intermediate") or {}
-                val = inter[max(inter, key=int)] if inter else None
-            self._finish(t, state, val, reason, now)
-            t["attrs"] = {**(t.get("attrs") or {}), **(attrs or {})}
-            self._put(s, TRIAL, self._trial_name(sid, number), t)
-            return public(t)
+            for n, val, state, reason, attrs in checked:
+                try:
+                    out.append(self._tell_in(s, sid, n, val, state, reason, attrs, now))
+                except TellConflict as exc:
+                    out.append({"number": n, "error": exc.message, "stored": exc.stored})
+                except NotFoundError as exc:
+                    out.append({"number": n, "error": exc.message, "stored": None})
+        return out
 
     @staticmethod
     def _check_running(sid: str, t: dict, verb: str) -> None:

@@ -117,6 +117,14 @@ class TrainObjective:
         """`key=value` overrides for a trial's params (values as JSON, which YAML reads back)."""
         return [f"{self.keys.get(k, k)}={json.dumps(v)}" for k, v in params.items()]
 
+    def config_for(self, params: dict[str, Any]) -> dict:
+        """The base config of a trial: across model types, the `trainer:` loop settings (bar the seed) apply to
+        the neural types only, so a LightGBM trial drops them."""
+        cfg = dict(self.config)
+        if params.get("model.type") == "lightgbm" and isinstance(cfg.get("trainer"), dict):
+            cfg["trainer"] = {k: v for k, v in cfg["trainer"].items() if k == "seed"}
+        return cfg
+
     def __call__(self, ctx: Any) -> float:
         """Run one training and return its metric."""
         from roost.registry.store import default_store
@@ -130,7 +138,7 @@ class TrainObjective:
             kw["tags"] = ctx.tags
         if "callbacks" in sig:
             kw["callbacks"] = [PruneCallback(ctx, self.metric, self.direction)]
-        cfg = {**self.config, "experiment": ctx.experiment, "name": f"trial-{ctx.number}"}
+        cfg = {**self.config_for(ctx.params), "experiment": ctx.experiment, "name": f"trial-{ctx.number}"}
         res = train(cfg, overrides=self.overrides(ctx.params), **kw)
         ctx.run_id = res.run_id
         st = default_store()

@@ -254,11 +254,12 @@ def tune(
     finish: Callable[[TuneResult], None] | None = None,
     backend: str = "local",
     ray_address: str | None = None,
+    tags: dict[str, str] | None = None,
 ) -> TuneResult:
     """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials.
 
     `backend="ray"` runs each trial as a Ray task (at `ray_address`); `parallel` defaults to 1 locally and to the
-    cluster's CPUs on Ray.
+    cluster's CPUs on Ray. `tags` are added to the tuning run.
     """
     import contextlib
 
@@ -292,7 +293,7 @@ def tune(
             "tune.metric": metric,
             "tune.direction": direction,
         },
-        tags={"roost.kind": "tune", "roost.tune.backend": backend},
+        tags={"roost.kind": "tune", "roost.tune.backend": backend, **(tags or {})},
     )
     interrupted = False
     try:

@@ -4,6 +4,8 @@
     GET  /studies                              every study (no trials)
     GET  /studies/{id}                         study, counts, best trial, history
     POST /studies/{id}/ask                     {client_id, lease_s} -> {trial | null, done, retry_after}
+                                               {client_id, lease_s, n} -> {trials: [up to n], done, retry_after}
+    POST /studies/{id}/tell                    {results: [{number, value, state?, reason?}]} -> {results}
     POST /studies/{id}/trials                  {params, value?}: enqueue a point, or record a known result
     POST /studies/{id}/trials/{n}/tell         {value} | {state: fail|pruned, reason}
     POST /studies/{id}/trials/{n}/report       {step, value} -> {prune}
@@ -18,7 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -31,6 +33,7 @@ from roost.tune.engine import Engine, TellConflict
 from roost.tune.space import SpaceError
 
 log = logging.getLogger(__name__)
+__all__ = ["Handlers", "create_app", "routes", "serve"]
 
 CREATE_FIELDS = {
     "space",
@@ -83,54 +86,86 @@ def _int(value: str, what: str) -> int:
         raise NotFoundError(f"{what} {value!r} not found") from None
 
 
-def create_app(engine: Engine | None = None, token: str | None = None) -> Starlette:
-    """The service app over `engine` (default: the current workspace's store); optional bearer token."""
-    holder: dict[str, Engine] = {}
+Handler = Callable[[Request, bytes], Any]
 
-    def eng() -> Engine:
-        if "e" not in holder:
-            holder["e"] = engine or Engine()
-        return holder["e"]
 
-    def endpoint(fn: Callable[[Request, bytes], Any], status: int = 200) -> Callable:
-        async def handler(request: Request) -> Response:
-            if token is not None:
-                got = request.headers.get("authorization", "")
-                if not hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-                    return _json(
-                        {"error": "missing or wrong bearer token", "hint": "send Authorization: Bearer <token>"}, 401
-                    )
-            raw = await request.body()
-            from starlette.concurrency import run_in_threadpool
+def _authorised(request: Request, token: str | None) -> Response | None:
+    """None when the request may proceed, else the 401 response."""
+    if token is None:
+        return None
+    got = request.headers.get("authorization", "")
+    if hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
+        return None
+    return _json({"error": "missing or wrong bearer token", "hint": "send Authorization: Bearer <token>"}, 401)
 
-            try:
-                return _json(await run_in_threadpool(fn, request, raw), status)
-            except NotFoundError as exc:
-                return _error(404, exc)
-            except TellConflict as exc:
-                return _error(409, exc, stored=exc.stored)
-            except ConflictError as exc:
-                return _error(409, exc)
-            except SpaceError as exc:
-                return _error(422, exc, param=exc.param)
-            except ConfigError as exc:
-                return _error(422, exc, param=exc.message.split(":", 1)[0])
-            except RoostError as exc:
-                return _error(400, exc)
 
-        return handler
+def _error_response(exc: RoostError) -> Response:
+    """The status and body for an error a handler raised (404, 409 with the stored outcome, 422 naming a field)."""
+    if isinstance(exc, NotFoundError):
+        return _error(404, exc)
+    if isinstance(exc, TellConflict):
+        return _error(409, exc, stored=exc.stored)
+    if isinstance(exc, ConflictError):
+        return _error(409, exc)
+    if isinstance(exc, SpaceError):
+        return _error(422, exc, param=exc.param)
+    if isinstance(exc, ConfigError):
+        return _error(422, exc, param=exc.message.split(":", 1)[0])
+    return _error(400, exc)
 
-    def health(request: Request, raw: bytes) -> dict:
+
+def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+    """An async endpoint: check the token, run the sync handler in the thread pool, map roost errors."""
+    from starlette.concurrency import run_in_threadpool
+
+    async def handler(request: Request) -> Response:
+        denied = _authorised(request, token)
+        if denied is not None:
+            return denied
+        raw = await request.body()
+        try:
+            return _json(await run_in_threadpool(fn, request, raw), status)
+        except RoostError as exc:
+            return _error_response(exc)
+
+    return handler
+
+
+def _lease(b: dict) -> float | None:
+    """The optional lease_s of an ask body, checked."""
+    lease = b.get("lease_s")
+    if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float)) or lease <= 0):
+        raise ConfigError(f"lease_s: must be a positive number of seconds, got {lease!r}")
+    return lease
+
+
+class Handlers:
+    """The service's request handlers over one Engine (made on first use: the workspace's store by default)."""
+
+    def __init__(self, engine: Engine | None = None) -> None:
+        self._engine = engine
+
+    @property
+    def engine(self) -> Engine:
+        """The engine (created lazily)."""
+        if self._engine is None:
+            self._engine = Engine()
+        return self._engine
+
+    def health(self, request: Request, raw: bytes) -> dict:
+        """Liveness."""
         return {"ok": True}
 
-    def list_studies(request: Request, raw: bytes) -> dict:
-        return {"studies": eng().list_studies()}
+    def list_studies(self, request: Request, raw: bytes) -> dict:
+        """Every study record."""
+        return {"studies": self.engine.list_studies()}
 
-    def create(request: Request, raw: bytes) -> dict:
+    def create(self, request: Request, raw: bytes) -> dict:
+        """Create a study."""
         b = _body(raw, CREATE_FIELDS)
         if "space" not in b:
             raise ConfigError("space: required", hint='e.g. {"space": {"lr": {"loguniform": [1e-4, 0.1]}}}')
-        return eng().create_study(
+        return self.engine.create_study(
             b["space"],
             direction=b.get("direction", "minimize"),
             objective=b.get("objective", "value"),
@@ -143,24 +178,28 @@ def create_app(engine: Engine | None = None, token: str | None = None) -> Starle
             attrs=b.get("attrs"),
         )
 
-    def get_study(request: Request, raw: bytes) -> dict:
-        return eng().study(request.path_params["sid"])
+    def get_study(self, request: Request, raw: bytes) -> dict:
+        """A study with its trials."""
+        return self.engine.study(request.path_params["sid"])
 
-    def ask(request: Request, raw: bytes) -> dict:
-        b = _body(raw, {"client_id", "lease_s"})
-        lease = b.get("lease_s")
-        if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float)) or lease <= 0):
-            raise ConfigError(f"lease_s: must be a positive number of seconds, got {lease!r}")
+    def ask(self, request: Request, raw: bytes) -> dict:
+        """Lease one trial, or up to `n` with a batch ask."""
+        b = _body(raw, {"client_id", "lease_s", "n"})
         cid = b.get("client_id")
-        return eng().ask(request.path_params["sid"], client_id=None if cid is None else str(cid), lease_s=lease)
+        cid = None if cid is None else str(cid)
+        if "n" in b:
+            return self.engine.ask_many(request.path_params["sid"], b["n"], client_id=cid, lease_s=_lease(b))
+        return self.engine.ask(request.path_params["sid"], client_id=cid, lease_s=_lease(b))
 
-    def add(request: Request, raw: bytes) -> dict:
+    def add(self, request: Request, raw: bytes) -> dict:
+        """Enqueue a point or record a known result."""
         b = _body(raw, {"params", "value", "attrs"})
-        return eng().add_trial(request.path_params["sid"], b.get("params") or {}, b.get("value"), b.get("attrs"))
+        return self.engine.add_trial(request.path_params["sid"], b.get("params") or {}, b.get("value"), b.get("attrs"))
 
-    def tell(request: Request, raw: bytes) -> dict:
+    def tell(self, request: Request, raw: bytes) -> dict:
+        """Finish one trial."""
         b = _body(raw, {"value", "state", "reason", "attrs", "client_id"})
-        return eng().tell(
+        return self.engine.tell(
             request.path_params["sid"],
             _int(request.path_params["n"], "trial"),
             b.get("value"),
@@ -169,24 +208,42 @@ def create_app(engine: Engine | None = None, token: str | None = None) -> Starle
             b.get("attrs"),
         )
 
-    def report(request: Request, raw: bytes) -> dict:
+    def tell_many(self, request: Request, raw: bytes) -> dict:
+        """Finish many trials in one transaction."""
+        b = _body(raw, {"results", "client_id"})
+        if "results" not in b:
+            raise ConfigError("results: required", hint='e.g. {"results": [{"number": 0, "value": 0.5}]}')
+        return {"results": self.engine.tell_many(request.path_params["sid"], b["results"])}
+
+    def report(self, request: Request, raw: bytes) -> dict:
+        """Record an intermediate value; answers whether to prune."""
         b = _body(raw, {"step", "value", "client_id"})
         for k in ("step", "value"):
             if k not in b:
                 raise ConfigError(f"{k}: required")
-        return eng().report(request.path_params["sid"], _int(request.path_params["n"], "trial"), b["step"], b["value"])
+        sid, n = request.path_params["sid"], _int(request.path_params["n"], "trial")
+        return self.engine.report(sid, n, b["step"], b["value"])
 
-    routes = [
-        Route("/health", endpoint(health), methods=["GET"]),
-        Route("/studies", endpoint(list_studies), methods=["GET"]),
-        Route("/studies", endpoint(create, 201), methods=["POST"]),
-        Route("/studies/{sid}", endpoint(get_study), methods=["GET"]),
-        Route("/studies/{sid}/ask", endpoint(ask), methods=["POST"]),
-        Route("/studies/{sid}/trials", endpoint(add, 201), methods=["POST"]),
-        Route("/studies/{sid}/trials/{n}/tell", endpoint(tell), methods=["POST"]),
-        Route("/studies/{sid}/trials/{n}/report", endpoint(report), methods=["POST"]),
+
+def routes(h: Handlers, token: str | None = None) -> list[Route]:
+    """The service's routes over handlers `h`."""
+    table: list[tuple[str, Handler, str, int]] = [
+        ("/health", h.health, "GET", 200),
+        ("/studies", h.list_studies, "GET", 200),
+        ("/studies", h.create, "POST", 201),
+        ("/studies/{sid}", h.get_study, "GET", 200),
+        ("/studies/{sid}/ask", h.ask, "POST", 200),
+        ("/studies/{sid}/tell", h.tell_many, "POST", 200),
+        ("/studies/{sid}/trials", h.add, "POST", 201),
+        ("/studies/{sid}/trials/{n}/tell", h.tell, "POST", 200),
+        ("/studies/{sid}/trials/{n}/report", h.report, "POST", 200),
     ]
-    return Starlette(routes=routes)
+    return [Route(path, _endpoint(fn, token, status), methods=[method]) for path, fn, method, status in table]
+
+
+def create_app(engine: Engine | None = None, token: str | None = None) -> Starlette:
+    """The service app over `engine` (default: the current workspace's store); optional bearer token."""
+    return Starlette(routes=routes(Handlers(engine), token))
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:

@@ -1,0 +1,102 @@
+"""Prescribed search spaces: what `roost tune CONFIG` searches when the config has no `search:` block.
+
+One space per model type, its ranges chosen from measurements (bench/tuning.py --spaces; the table is in
+docs/training.md): random search over wide ranges on real tables, then each range narrowed to where the best
+quarter of the trials fell, widened to round numbers. Names are the short ones a `search:` block uses (`lr` is
+`trainer.lr`, `hidden` is `model.params.hidden`); `keys` maps each name to its config key.
+
+`model: auto` searches across model types: a conditional space whose first param is `model.type`, then each
+type's params under `TYPE.NAME` (active only when that type is drawn), so TPE models each branch on its own.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from roost.errors import ConfigError, closest
+
+__all__ = ["AUTO_TYPES", "PRESCRIBED", "auto_space", "merge", "prescribed"]
+
+_TORCH = {"lr": {"loguniform": [1e-3, 1e-1]}, "weight_decay": {"loguniform": [1e-6, 1e-2]}}
+_NET = {
+    "hidden": {"choice": [[64], [128], [256, 128], [512, 256]]},
+    "dropout": {"uniform": [0.0, 0.5]},
+}
+PRESCRIBED: dict[str, dict[str, Any]] = {
+    "logreg": {"lr": {"loguniform": [3e-3, 0.3]}, "weight_decay": {"loguniform": [1e-7, 1e-2]}},
+    "mlp": {**_TORCH, **_NET},
+    "wide_deep": {**_TORCH, **_NET},
+    "dcn": {**_TORCH, "cross_layers": {"int": [1, 4]}, **_NET},
+    "two_tower": {
+        **_TORCH,
+        "dim": {"choice": [16, 32, 64]},
+        "hidden": {"choice": [[], [64], [128]]},
+        "dropout": {"uniform": [0.0, 0.3]},
+    },
+    "lightgbm": {
+        "learning_rate": {"loguniform": [0.01, 0.3]},
+        "num_leaves": {"int": [4, 128], "log": True},
+        "min_child_samples": {"int": [5, 100], "log": True},
+        "colsample_bytree": {"uniform": [0.5, 1.0]},
+        "reg_lambda": {"loguniform": [1e-3, 10.0]},
+    },
+}
+TRAINER_KEYS = ("lr", "weight_decay", "batch_size", "epochs", "patience")
+# what `model: auto` searches over: every tabular type (two_tower needs user and item columns named for it)
+AUTO_TYPES = ("logreg", "mlp", "wide_deep", "dcn", "lightgbm")
+
+
+def key_for(model: str, name: str) -> str:
+    """The config key a prescribed param sets: trainer.NAME for loop settings of torch models, else model.params."""
+    if model != "lightgbm" and name in TRAINER_KEYS:
+        return f"trainer.{name}"
+    return f"model.params.{name}"
+
+
+def prescribed(model: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """The prescribed space of a model type and the config key of each param."""
+    if model not in PRESCRIBED:
+        near = closest(model, list(PRESCRIBED))
+        raise ConfigError(
+            f"model.type: no prescribed search space for {model!r}",
+            hint=(f"did you mean {near!r}? " if near else "") + f"spaces exist for {', '.join(PRESCRIBED)}; "
+            "or write a search: block",
+        )
+    space = {k: dict(v) for k, v in PRESCRIBED[model].items()}
+    return space, {k: key_for(model, k) for k in space}
+
+
+def auto_space(types: list[str] | tuple[str, ...] = AUTO_TYPES) -> tuple[dict[str, Any], dict[str, str]]:
+    """A conditional space over model types: `model.type` first, then `TYPE.NAME` params active for that type."""
+    types = list(dict.fromkeys(types))
+    for t in types:
+        prescribed(t)  # raises naming an unknown type
+    space: dict[str, Any] = {"model.type": {"choice": types}}
+    keys = {"model.type": "model.type"}
+    for t in types:
+        sub, sub_keys = prescribed(t)
+        for name, spec in sub.items():
+            space[f"{t}.{name}"] = {**spec, "when": {"model.type": t}}
+            keys[f"{t}.{name}"] = sub_keys[name]
+    return space, keys
+
+
+def merge(base: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
+    """`search` over `base` (tune.extend): a same-named param replaces the prescribed one, `null` removes it,
+    a new name is added after the prescribed ones."""
+    out = dict(base)
+    for name, spec in search.items():
+        spec = {"choice": spec} if isinstance(spec, list) else spec
+        if spec is None:
+            if name not in out:
+                near = closest(name, list(out))
+                raise ConfigError(
+                    f"search.{name}: null removes a prescribed param, but there is none of that name",
+                    hint=(f"did you mean {near!r}? " if near else "") + f"prescribed: {', '.join(out)}",
+                )
+            del out[name]
+        elif name in out and isinstance(out[name], dict) and "when" in out[name] and isinstance(spec, dict):
+            out[name] = {**spec, "when": spec.get("when", out[name]["when"])}
+        else:
+            out[name] = spec
+    return out
