@@ -21,7 +21,7 @@ def test_make_engagement_writes_files_and_prints_row_counts(tmp_path: Path) -> N
     out = tmp_path / "eng"
     res = _invoke("datasets", "make", "engagement", "--rows", "3000", "--out", str(out), "--seed", "2")
     assert res.exit_code == 0, res.output
-    for name in ("users", "items", "impressions", "train"):
+    for name in ("users", "items", "impressions", "train", "items_latest"):
         assert (out / f"{name}.parquet").exists()
         assert f"{name}.parquet" in res.stdout
     assert "3,000" in res.stdout  # impressions and train rows
@@ -47,7 +47,7 @@ def test_make_json_and_scale_options(tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.output
     rows = {r["table"]: r["rows"] for r in json.loads(res.stdout)}
-    assert rows == {"users": 7 * 4, "items": 5 * 4, "impressions": 1000, "train": 1000}
+    assert rows == {"users": 7 * 4, "items": 5 * 4, "impressions": 1000, "train": 1000, "items_latest": 5}
 
 
 def test_make_unknown_generator_suggests() -> None:

@@ -40,7 +40,7 @@ def test_same_seed_same_frames_other_seed_other_frames() -> None:
 def test_written_files_are_byte_identical_under_seed(tmp_path) -> None:
     p1 = make_engagement(3_000, tmp_path / "a", seed=5)
     p2 = make_engagement(3_000, tmp_path / "b", seed=5)
-    assert set(p1) == {"users", "items", "impressions", "train"}
+    assert set(p1) == {"users", "items", "impressions", "train", "items_latest"}
     for name in p1:
         assert p1[name].name == f"{name}.parquet"
         assert p1[name].read_bytes() == p2[name].read_bytes(), name
@@ -202,3 +202,17 @@ def test_rows_must_be_positive() -> None:
 
     with pytest.raises(RoostError, match="rows"):
         generate(0)
+
+
+def test_items_latest_has_one_row_per_item_its_latest_snapshot(tmp_path) -> None:
+    """`items_latest.parquet` is indexable (each item_id once) and holds each item's latest snapshot (brute force)."""
+    paths = make_engagement(3_000, tmp_path, seed=4)
+    latest = pd.read_parquet(paths["items_latest"])
+    items = pd.read_parquet(paths["items"])
+    assert latest["item_id"].is_unique and set(latest["item_id"]) == set(items["item_id"])
+    best = []
+    for item_id in sorted(set(items["item_id"])):
+        snaps = items[items["item_id"] == item_id]
+        best.append(max(range(len(snaps)), key=lambda i: (snaps["event_time"].iloc[i], snaps["created_time"].iloc[i])))
+        best[-1] = snaps.index[best[-1]]
+    pd.testing.assert_frame_equal(latest, items.loc[best].reset_index(drop=True), check_exact=True)

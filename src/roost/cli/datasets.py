@@ -29,7 +29,7 @@ def make(
     days: int = typer.Option(14, "--days", min=1, help="Days of log (daily feature snapshots)."),
     as_json: bool = typer.Option(False, "--json", help="Print the files written as JSON."),
 ) -> None:
-    """Generate a synthetic data set (users, items, impressions and a PIT-joined train table)."""
+    """Generate a synthetic data set (users, items, impressions, a PIT-joined train table, latest items)."""
     if kind not in GENERATORS:
         near = closest(kind, GENERATORS)
         raise RoostError(
@@ -49,10 +49,11 @@ def make(
         return
     print_table(
         f"engagement data set in {out}",
-        ["table", "path", "rows", "size"],
-        [(n, p, f"{r:,}", _size(b)) for n, p, r, b in written],
+        ["table", "file", "rows", "size"],
+        [(n, Path(p).name, f"{r:,}", _size(b)) for n, p, r, b in written],  # the title names the folder
     )
     echo(f"[dim]train on[/] {paths['train']} [dim](label: clicked, time: event_time)[/]")
+    echo(f"[dim]index items from[/] {paths['items_latest']} [dim](one row per item_id)[/]")
 
 
 def _size(n: int) -> str:

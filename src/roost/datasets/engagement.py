@@ -229,16 +229,27 @@ def make_engagement_flat(
     return pit_join(t["impressions"], t["users"], t["items"])
 
 
+def latest_rows(snapshots: pd.DataFrame, key: str) -> pd.DataFrame:
+    """One row per entity: its latest snapshot (greatest event time, then created time), ordered by `key`.
+
+    The snapshot tables hold one row per entity per day; an embedding index needs each id once.
+    """
+    order = snapshots.sort_values([key, "event_time", "created_time"], kind="stable")
+    return order.drop_duplicates(key, keep="last").reset_index(drop=True)
+
+
 def make_engagement(
     rows: int, out_dir: str | Path, seed: int = 0, users: int | None = None, items: int | None = None, days: int = DAYS
 ) -> dict[str, Path]:
-    """Write users, items, impressions and the PIT-joined train table as Parquet files; return their paths."""
+    """Write users, items, impressions, the PIT-joined train table and `items_latest` (one row per item, for
+    `roost index build`) as Parquet files; return their paths."""
     from roost.datasets.joins import pit_join
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     tables: dict[str, Any] = generate(rows, seed=seed, users=users, items=items, days=days)
     tables["train"] = pit_join(tables["impressions"], tables["users"], tables["items"])
+    tables["items_latest"] = latest_rows(tables["items"], "item_id")
     paths: dict[str, Path] = {}
     for name, df in tables.items():
         path = out / f"{name}.parquet"
