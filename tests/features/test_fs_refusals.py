@@ -321,3 +321,47 @@ v = FeatureView("v", u, Source("rows", path="data/parts/*.parquet"), fields={"x"
     (d / "b.parquet").unlink()
     pq.write_table(pa.table({"uid": [3], "event_time": pa.array([T0], TS), "x": [3.0]}), d / "b.parquet")
     apply()
+
+
+def test_naive_timestamp_field_needs_a_timezone(fws):
+    """A naive timestamp *field* is refused like a naive time column, and localised by Source(timezone=...)."""
+    from zoneinfo import ZoneInfo
+
+    from roost.features import apply, training_set
+
+    seen = [datetime(2024, 3, 31, 1, 30), datetime(2024, 7, 1, 12, 0)]  # winter and summer time in Paris
+    tbl = _int_rows([1, 2], [1.0, 2.0]).append_column("seen", pa.array(seen, pa.timestamp("us")))
+    pq.write_table(tbl, fws.root / "data" / "rows.parquet")
+    body = """
+u = Entity("u", {{"uid": "int64"}})
+v = FeatureView("v", u, Source("rows", path="data/rows.parquet"{tz}), fields={{"seen": "timestamp"}})
+"""
+    write_defs(fws.root, body.format(tz=""))
+    with pytest.raises(RoostError, match="field 'seen'.*naive"):
+        apply()
+    write_defs(fws.root, body.format(tz=", timezone='Europe/Paris'"))
+    apply()
+    out = training_set(_ents([1, 2], T0 + timedelta(days=90)), ["v:seen"], output="arrow")
+    want = [t.replace(tzinfo=ZoneInfo("Europe/Paris")).astimezone(UTC) for t in seen]
+    assert out.column("seen").to_pylist() == want
+
+
+def test_transform_output_mixing_naive_and_aware_is_refused(fws):
+    from roost.features import apply, training_set
+
+    _write(fws.root, _int_rows([1, 2], [1.0, 2.0]))
+    (fws.root / "features" / "tx.py").write_text(
+        "import datetime as dt\n"
+        "from roost.features import Entity, FeatureView, Source\n"
+        "def stamp(df):\n"
+        "    base = dt.datetime(2024, 5, 1, tzinfo=dt.timezone(dt.timedelta(hours=2)))\n"
+        "    import pandas as pd\n"
+        "    return pd.DataFrame({'at': [base if i == 0 else base.replace(tzinfo=None) for i in range(len(df))]},"
+        " dtype=object)\n"
+        "u = Entity('u', {'uid': 'int64'})\n"
+        "v = FeatureView('v', u, Source('rows', path='data/rows.parquet'), fields={'at': 'timestamp'},"
+        " transform=stamp)\n"
+    )
+    with pytest.raises(RoostError, match="mixes timezone-naive and tz-aware"):
+        apply()
+        training_set(_ents([1, 2], T0 + timedelta(hours=1)), ["v:at"])

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
-from roost.features.checks import int_cast, parquet_tz_kinds, user_error
+from roost.features.checks import check_mixed_datetimes, int_cast, parquet_tz_kinds, user_error
 from roost.features.definitions import DTYPES
 
 if TYPE_CHECKING:
@@ -351,6 +351,7 @@ def _as_arrow(out: Any, view_name: str) -> Any:
         if isinstance(out, pd.Series):
             out = out.to_frame()
         if isinstance(out, pd.DataFrame):
+            check_mixed_datetimes(out, f"view {view_name!r}: transformation output")
             return pa.Table.from_pandas(out, preserve_index=False)
         if isinstance(out, dict):
             return pa.table({k: pa.array(v) for k, v in out.items()})
