@@ -10,7 +10,7 @@ from typing import Any
 
 def lazy_api(
     package: str, api: dict[str, str], submodules: set[str] | frozenset[str] = frozenset()
-) -> tuple[Callable[[str], Any], Callable[[], list]]:
+) -> tuple[Callable[[str], Any], Callable[[], list[str]]]:
     """`(__getattr__, __dir__)` for `package`: `api` maps a public name to "module:attribute"."""
 
     def __getattr__(name: str) -> Any:

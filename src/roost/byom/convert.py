@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -86,7 +87,7 @@ def _check_columns(df: Any, expected: list[str] | None) -> list[str]:
     return list(expected)
 
 
-def _short(xs: list, n: int = 8) -> str:
+def _short(xs: list[str], n: int = 8) -> str:
     return str(xs[:n])[:-1] + (f", … {len(xs) - n} more]" if len(xs) > n else "]")
 
 
@@ -99,12 +100,16 @@ def _pick_output(model: Any, prefer: str) -> str:
     return prefer if prefer in names else names[-1]
 
 
-def _native_scores(task: str, predict_proba: Callable | None, predict: Callable) -> Callable[[Any], np.ndarray]:
+Scorer = Callable[[Any], Any]  # a native model's predict/predict_proba: frame or array in, array-like out
+
+
+def _native_scores(task: str, predict_proba: Scorer | None, predict: Scorer) -> Callable[[Any], np.ndarray]:
     def run(df: Any) -> np.ndarray:
-        if task == "binary":
-            return np.asarray(predict_proba(df))[:, 1]
-        if task == "multiclass":
-            return np.asarray(predict_proba(df))
+        if task in ("binary", "multiclass"):
+            if predict_proba is None:
+                raise RoostError(f"the {task} model has no predict_proba to check parity against")
+            proba = np.asarray(predict_proba(df))
+            return proba[:, 1] if task == "binary" else proba
         return np.asarray(predict(df)).reshape(-1)
 
     return run
@@ -220,21 +225,11 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
         ) from exc
     out_names = [o.name for o in onx.graph.output]
     clf = "probabilities" in out_names
+    pp: Scorer | None
+    pred: Scorer
     if booster_only:
         n_cls = 2 if clf else 0
-        pp = None
-        if framework == "xgboost":
-            import xgboost
-
-            raw_predict = lambda a: model.predict(xgboost.DMatrix(a, feature_names=model.feature_names))  # noqa: E731
-        else:
-            raw_predict = model.predict
-        pred = lambda d: raw_predict(d.to_numpy(dtype=np.float64))  # noqa: E731
-        if clf:
-
-            def pp(d):  # noqa: ANN001, ANN202
-                p = np.asarray(raw_predict(d.to_numpy(dtype=np.float64)))
-                return np.column_stack([1 - p, p]) if p.ndim == 1 else p
+        pred, pp = _booster_scorers(model, framework, clf)
     else:
         n_cls = len(getattr(model, "classes_", [])) if clf else 0
         pp = getattr(model, "predict_proba", None)
@@ -244,9 +239,35 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
     task = _classifier_task(n_cls) if clf else "regression"
     onx = graph.columns_to_matrix(onx, cols)
     onx = graph.spec_outputs(onx, task, "probabilities" if clf else _pick_output(onx, "variable"))
-    native = _native_scores(task, (lambda d: pp(d[cols])) if pp else None, lambda d: pred(d[cols]))
+    proba = pp
+
+    def on_columns(score: Scorer) -> Scorer:
+        return lambda d: score(d[cols])
+
+    native = _native_scores(task, on_columns(proba) if proba is not None else None, on_columns(pred))
     classes = [_py(c) for c in getattr(model, "classes_", [])] if not booster_only else ([0, 1] if clf else [])
     return Converted(graph.finalize(onx), task, framework, type(model).__name__, cols, native, classes)
+
+
+def _booster_scorers(model: Any, framework: str, clf: bool) -> tuple[Scorer, Scorer | None]:
+    """(predict, predict_proba) on a frame for a bare LightGBM/XGBoost Booster (no scikit-learn wrapper)."""
+    raw_predict: Scorer
+    if framework == "xgboost":
+        import xgboost
+
+        def raw_predict(a: Any) -> Any:
+            return model.predict(xgboost.DMatrix(a, feature_names=model.feature_names))
+    else:
+        raw_predict = model.predict
+
+    def pred(d: Any) -> Any:
+        return raw_predict(d.to_numpy(dtype=np.float64))
+
+    def proba(d: Any) -> np.ndarray:
+        p = np.asarray(raw_predict(d.to_numpy(dtype=np.float64)))
+        return np.column_stack([1 - p, p]) if p.ndim == 1 else p
+
+    return pred, (proba if clf else None)
 
 
 def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
@@ -267,31 +288,35 @@ def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
         raise RoostError(f"a binary model must output 1 or 2 columns, got {width}")
     try:
         if isinstance(module, torch.jit.ScriptModule):  # TorchScript: only the TorchScript exporter reads it
-            import io
+            import tempfile
 
             import onnx
 
-            buf = io.BytesIO()
-            torch.onnx.export(
-                module,
-                (x,),
-                buf,
-                dynamo=False,
-                input_names=["X"],
-                output_names=["out"],
-                dynamic_axes={"X": {0: "batch"}, "out": {0: "batch"}},
-                opset_version=17,
-            )
-            onx_proto = onnx.load_from_string(buf.getvalue())
+            with tempfile.TemporaryDirectory(prefix="roost-torchscript-") as tmp:
+                path = Path(tmp) / "model.onnx"
+                torch.onnx.export(
+                    module,
+                    (x,),
+                    path,
+                    dynamo=False,
+                    input_names=["X"],
+                    output_names=["out"],
+                    dynamic_axes={"X": {0: "batch"}, "out": {0: "batch"}},
+                    opset_version=17,
+                )
+                onx_proto = onnx.load_from_string(path.read_bytes())
         else:
-            onx_proto = torch.onnx.export(
+            program = torch.onnx.export(
                 module,
                 (x,),
                 dynamo=True,
                 external_data=False,
                 verbose=False,
                 dynamic_shapes=({0: torch.export.Dim("batch", min=1)},),
-            ).model_proto
+            )
+            if program is None:  # the dynamo exporter always returns a program; None only when writing to a file
+                raise RuntimeError("torch.onnx.export returned no ONNX program")
+            onx_proto = program.model_proto
     except Exception as exc:
         raise RoostError(
             f"torch model cannot be exported to ONNX: {str(exc).splitlines()[0][:300]}",
@@ -309,7 +334,7 @@ def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
 
     def native(d: Any) -> np.ndarray:
         with torch.no_grad():
-            y = module(torch.tensor(d[cols].to_numpy(dtype=np.float32))).numpy()
+            y = np.asarray(module(torch.tensor(d[cols].to_numpy(dtype=np.float32))).numpy())
         if task == "binary":
             return y.reshape(-1) if width == 1 else y[:, 1]
         return y.reshape(-1) if task == "regression" else y

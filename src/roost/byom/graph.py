@@ -18,7 +18,8 @@ def columns_to_matrix(model: Any, columns: Sequence[str], matrix_input: str | No
     target = next(i for i in g.input if matrix_input in (None, i.name))
     elem, target_name = target.type.tensor_type.elem_type, target.name
     g.input.remove(target)
-    nodes, names = [], []
+    nodes: list[Any] = []
+    names: list[str] = []
     axes = "roost_shape_col"  # Reshape to [-1, 1] (valid in every opset, unlike Unsqueeze's axes input)
     g.initializer.append(helper.make_tensor(axes, TensorProto.INT64, [2], [-1, 1]))
     for c in columns:
@@ -69,7 +70,7 @@ def ensure_default_opset(model: Any, version: int = 15) -> None:
         model.opset_import.append(helper.make_opsetid("", version))
 
 
-def _prepend(g: Any, nodes: list) -> None:
+def _prepend(g: Any, nodes: list[Any]) -> None:
     old = list(g.node)
     del g.node[:]
     g.node.extend(nodes + old)
@@ -108,17 +109,18 @@ def finalize(model: Any) -> bytes:
     import onnx
 
     onnx.checker.check_model(model)
-    return model.SerializeToString()
+    data: bytes = model.SerializeToString()
+    return data
 
 
-def io_signature(model_bytes: bytes) -> tuple[list[dict], list[dict]]:
+def io_signature(model_bytes: bytes) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Signature entries (name, dtype, shape) of an ONNX model's inputs and outputs."""
     import onnx
 
     m = onnx.load_from_string(model_bytes)
     init = {i.name for i in m.graph.initializer}
 
-    def entry(v: Any) -> dict:
+    def entry(v: Any) -> dict[str, Any]:
         tt = v.type.tensor_type
         shape = [d.dim_value if d.HasField("dim_value") else -1 for d in tt.shape.dim] if tt.HasField("shape") else [-1]
         return {"name": v.name, "dtype": ELEM_NAME.get(tt.elem_type, "float32"), "shape": shape or [-1]}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +25,7 @@ def build_package(
     task: str | None = None,
     allow_mismatch: bool = False,
     name: str | None = None,
-) -> dict:
+) -> dict[str, Any]:
     """Convert `model` into a package in `out_dir`; returns its roost-model.yaml contents."""
     from roost.byom.convert import _frame, convert
     from roost.byom.graph import io_signature
@@ -35,7 +36,7 @@ def build_package(
     by_name = {i["name"]: i for i in inputs}
     ordered = [by_name[c] for c in conv.columns if c in by_name] + [i for i in inputs if i["name"] not in conv.columns]
     sig = {"task": conv.task, "inputs": ordered, "outputs": outputs, "classes": conv.classes}
-    meta = {
+    meta: dict[str, Any] = {
         "framework": conv.framework,
         "model_type": conv.model_type,
         "task": conv.task,
@@ -150,7 +151,8 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
         try:
             if suffix == ".pt2":
                 return torch.export.load(str(p))
-            return torch.jit.load(str(p))
+            load_script: Callable[[str], Any] = torch.jit.load  # unannotated in torch
+            return load_script(str(p))
         except Exception as exc:
             raise RoostError(
                 f"{p.name} is not a TorchScript/ExportedProgram file: {str(exc).splitlines()[0][:200]}",

@@ -64,7 +64,7 @@ def run_cmd(
 ) -> None:
     """Execute a notebook with papermill as a run: params, executed notebook artifact, metrics it logs."""
     from roost.cli.output import echo, print_json
-    from roost.notebook._lab import skip_iri_checker
+    from roost.notebook.lab import skip_iri_checker
     from roost.notebook.runner import parse_params, run_notebook
 
     skip_iri_checker()  # this CLI process only: ~1 s less importing nbformat/papermill
@@ -90,17 +90,17 @@ def diff_cmd(
     from roost.notebook.diff import diff
 
     d = diff(a, b)
-    page = None
+    page: Path | None = None
     if html is not None or log_to:
         page = html or Path(tempfile.mkdtemp(prefix="roost-nbdiff-")) / f"{a.stem}-vs-{b.stem}.html"
         page.parent.mkdir(parents=True, exist_ok=True)
         page.write_text(d.to_html(), encoding="utf-8")
-    if log_to:
+    if log_to and page is not None:
         from roost import artifacts
         from roost.registry.api import get_run
 
         run = get_run(log_to)  # the run stays as it is: only a file is added to its artifacts
-        artifacts.put(page, artifacts.safe_join(run["artifact_uri"], f"diffs/{page.name}"))  # type: ignore[union-attr]
+        artifacts.put(page, artifacts.safe_join(run["artifact_uri"], f"diffs/{page.name}"))
     if as_json:
         print_json({**d.to_dict(), "html": str(page) if page else None})
         return
@@ -109,5 +109,5 @@ def diff_cmd(
     Console(highlight=False, soft_wrap=True).print(d)
     if html is not None:
         echo(f"side-by-side HTML: {html}")
-    if log_to:
-        echo(f"logged to run {log_to} as diffs/{page.name}")  # type: ignore[union-attr]
+    if log_to and page is not None:
+        echo(f"logged to run {log_to} as diffs/{page.name}")

@@ -168,7 +168,7 @@ def _join(v: Any) -> str:
     return "".join(v) if isinstance(v, list) else ("" if v is None else str(v))
 
 
-def normalize_outputs(outputs: list[dict]) -> tuple[Output, ...]:
+def normalize_outputs(outputs: list[dict[str, Any]]) -> tuple[Output, ...]:
     """Outputs as (kind, data) pairs: consecutive streams merged, execution counts and metadata dropped."""
     out: list[Output] = []
     for o in outputs or []:

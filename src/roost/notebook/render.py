@@ -41,14 +41,14 @@ def line_pairs(a: list[str], b: list[str]) -> Iterator[tuple[str | None, str | N
         else:
             left, right = a[i1:i2], b[j1:j2]
             for k in range(max(len(left), len(right))):
-                x = left[k] if k < len(left) else None
-                y = right[k] if k < len(right) else None
+                lx = left[k] if k < len(left) else None
+                ry = right[k] if k < len(right) else None
                 yield (
-                    x,
-                    y,
+                    lx,
+                    ry,
                     op
                     if op != "replace"
-                    else ("replace" if x is not None and y is not None else "delete" if y is None else "insert"),
+                    else ("replace" if lx is not None and ry is not None else "delete" if ry is None else "insert"),
                 )
 
 

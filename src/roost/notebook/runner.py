@@ -6,6 +6,7 @@ import json
 import logging
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,13 +55,19 @@ def parse_params(items: list[str] | tuple[str, ...]) -> dict[str, Any]:
     return out
 
 
-def _read(path: Path) -> Any:
+def _nb_read(path: Path) -> Any:
+    """The notebook at `path` as an nbformat v4 node."""
     import nbformat
 
+    read: Callable[..., Any] = nbformat.read  # unannotated in nbformat
+    return read(str(path), as_version=4)
+
+
+def _read(path: Path) -> Any:
     if not path.is_file():
         raise RoostError(f"notebook {path} does not exist", hint="check the path (it is relative to the cwd)")
     try:
-        return nbformat.read(str(path), as_version=4)
+        return _nb_read(path)
     except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a bad file
         raise RoostError(
             f"{path.name} is not a readable notebook: {str(exc).splitlines()[0][:200]}",
@@ -126,17 +133,17 @@ def _record_value(v: Any) -> Any:
 
 def _failed_cell(exc: Any, out_path: Path) -> str:
     """'cell N `first line`' for a papermill execution error (N counts the input notebook's cells from 1)."""
-    import nbformat
-
     idx = getattr(exc, "cell_index", None)
     first = (str(getattr(exc, "source", "") or "").strip().splitlines() or [""])[0]
-    try:
-        cells = nbformat.read(str(out_path), as_version=4).cells
-        cells = [c for c in cells if ERROR_MARKER_TAG not in (c.get("metadata", {}).get("tags") or [])]
-        injected = sum(1 for c in cells[:idx] if INJECTED_TAG in (c.get("metadata", {}).get("tags") or []))
-        number = idx - injected + 1
-    except Exception:  # noqa: BLE001 - the message still names the source line
-        number = (idx or 0) + 1
+    number = (idx if isinstance(idx, int) else 0) + 1
+    if isinstance(idx, int):
+        try:
+            cells = _nb_read(out_path).cells
+            cells = [c for c in cells if ERROR_MARKER_TAG not in (c.get("metadata", {}).get("tags") or [])]
+            injected = sum(1 for c in cells[:idx] if INJECTED_TAG in (c.get("metadata", {}).get("tags") or []))
+            number = idx - injected + 1
+        except Exception:  # noqa: BLE001 - the message still names the source line
+            pass
     first = first if len(first) <= 60 else first[:57] + "..."
     return f"cell {number} `{first}`"
 

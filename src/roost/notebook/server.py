@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from roost.errors import RoostError
-from roost.notebook._lab import PARENT_ENV
 from roost.notebook.kernel import KERNEL_NAME, RUN_ID_ENV, kernel_env, write_kernelspec
+from roost.notebook.lab import PARENT_ENV
 
 log = logging.getLogger(__name__)
 
@@ -60,7 +60,7 @@ class NotebookServer:
 
     url: str
     token: str
-    process: subprocess.Popen
+    process: subprocess.Popen[bytes]
     port: int
     directory: Path
     log_path: Path
@@ -140,7 +140,7 @@ def _command(port: int, root: Path) -> list[str]:
     cmd = [
         sys.executable,
         "-m",
-        "roost.notebook._lab",
+        "roost.notebook.lab",
         "--no-browser",
         f"--ServerApp.ip={HOST}",
         f"--ServerApp.port={port}",
