@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -22,7 +22,7 @@ class ViewData:
     table: pa.Table
     expire_before: int | None = None
 
-    def columns(self) -> list[list]:
+    def columns(self) -> list[list[Any]]:
         """Python value lists in order keys, fields, __et, __ct (timestamps as int microseconds)."""
         import pyarrow as pa
 
@@ -39,7 +39,7 @@ class ViewReader(ABC):
     """Reads the stored values of some fields of one view for a batch of entities."""
 
     @abstractmethod
-    def read(self, key_cols: list[list]) -> list[list]:
+    def read(self, key_cols: list[list[Any]]) -> list[list[Any]]:
         """Given one list per join key (rows aligned), return one list per field (None where absent)."""
 
 
@@ -47,6 +47,12 @@ class OnlineStore(ABC):
     """One row per entity per view: the values as of the last materialisation."""
 
     url: str
+    per_project: ClassVar[bool] = False  # True: projects sharing one URL get separate stores (namespaced keys)
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, url: str, project: str) -> OnlineStore:
+        """Open the store at `url` for workspace project `project` (see `online_stores.SCHEMES`)."""
 
     @abstractmethod
     def write(self, views: list[ViewData]) -> dict[str, int]:

@@ -3,12 +3,20 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
 from roost.features.online_stores.base import MIN_I64, OnlineStore, ViewData, ViewReader, decode
 
+if TYPE_CHECKING:
+    from redis.typing import EncodableT
+
 SCAN = 5000
+
+
+def _text(raw: object) -> str:
+    """A Redis reply (bytes without decode_responses) as str."""
+    return raw.decode() if isinstance(raw, bytes) else str(raw)
 
 
 def _enc(value: Any, dtype: str) -> str:
@@ -22,6 +30,13 @@ def _enc(value: Any, dtype: str) -> str:
 
 class RedisOnlineStore(OnlineStore):
     """Online store in Redis: hash `<prefix>:<keys>:<values>` holds each view's fields of one entity."""
+
+    per_project = True
+
+    @classmethod
+    def from_url(cls, url: str, project: str) -> RedisOnlineStore:
+        """Open `redis://`, `rediss://` or `unix://` with keys namespaced by the project."""
+        return cls(url, prefix=f"roost:{project}")
 
     def __init__(self, url: str, prefix: str = "roost") -> None:
         try:
@@ -44,7 +59,7 @@ class RedisOnlineStore(OnlineStore):
                 hint="start redis-server, or set online_store in roost.yaml",
             ) from exc
 
-    def hkey(self, keys: list[str], values: tuple) -> str:
+    def hkey(self, keys: list[str], values: tuple[Any, ...]) -> str:
         """The hash key of one entity."""
         if len(values) == 1:
             return f"{self.prefix}:{keys[0]}:{values[0]}"
@@ -65,13 +80,13 @@ class RedisOnlineStore(OnlineStore):
             keys = list(v.keys)
             schema = json.dumps({"keys": v.keys, "fields": v.fields})
             old = self.r.hget(self._meta(), v.name)
-            if old is not None and old.decode() != schema:
+            if old is not None and _text(old) != schema:
                 self._queue_drop(pipe, v.name)
             cols = v.columns()
             nk, nf = len(keys), len(v.fields)
             ids = list(zip(*cols[:nk]))
             hkeys = [self.hkey(keys, t) for t in ids]
-            stored = self._stored_times(v.name, hkeys) if old is not None and old.decode() == schema else {}
+            stored = self._stored_times(v.name, hkeys) if old is not None and _text(old) == schema else {}
             fnames = list(v.fields.items())
             n = 0
             fresh: dict[str, int] = {}
@@ -80,7 +95,10 @@ class RedisOnlineStore(OnlineStore):
                 new_t = (MIN_I64 if et is None else et, MIN_I64 if ct is None else ct)
                 if hk in stored and new_t < stored[hk]:
                     continue
-                mapping = {f"{v.name}:__et": str(new_t[0]), f"{v.name}:__ct": str(new_t[1])}
+                mapping: dict[EncodableT, EncodableT] = {
+                    f"{v.name}:__et": str(new_t[0]),
+                    f"{v.name}:__ct": str(new_t[1]),
+                }
                 nulls = []
                 for j, (f, dt) in enumerate(fnames):
                     val = cols[nk + j][i]
@@ -98,7 +116,7 @@ class RedisOnlineStore(OnlineStore):
             if v.expire_before is not None:
                 fields = [f"{v.name}:{f}" for f in [*v.fields, "__et", "__ct"]]
                 for raw in self.r.zrangebyscore(self._idx(v.name), "-inf", f"({v.expire_before}"):
-                    hk = raw.decode()
+                    hk = _text(raw)
                     if fresh.get(hk, MIN_I64) < v.expire_before:  # not refreshed by this run
                         pipe.hdel(hk, *fields)
                 pipe.zremrangebyscore(self._idx(v.name), "-inf", f"({v.expire_before}")
@@ -168,7 +186,7 @@ class _RedisReader(ViewReader):
     def __init__(self, store: RedisOnlineStore, keys: list[str], names: list[str], dtypes: list[str]) -> None:
         self.store, self.keys, self.names, self.dtypes = store, keys, names, dtypes
 
-    def read(self, key_cols: list[list]) -> list[list]:
+    def read(self, key_cols: list[list[Any]]) -> list[list[Any]]:
         """One list per field aligned with the requested keys (None where absent)."""
         st = self.store
         ids = list(zip(*key_cols))

@@ -6,6 +6,7 @@ import json
 import sqlite3
 import threading
 from pathlib import Path
+from typing import Any
 
 from roost.errors import RoostError
 from roost.features.definitions import DTYPES
@@ -23,6 +24,15 @@ def table(view: str) -> str:
 
 class SQLiteOnlineStore(OnlineStore):
     """Online store in one SQLite file (WAL mode: readers see the previous values while a run writes)."""
+
+    @classmethod
+    def from_url(cls, url: str, project: str) -> SQLiteOnlineStore:
+        """Open `sqlite:///path` (one file holds every project's views: the workspace picks the path)."""
+        if not url.startswith("sqlite:///"):
+            from roost.errors import ConfigError
+
+            raise ConfigError(f"online store URL {url!r} has no path", hint="use sqlite:///path/online.db")
+        return cls(url)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -45,7 +55,7 @@ class SQLiteOnlineStore(OnlineStore):
             self._local.con = con
         return con
 
-    def _schema(self, con: sqlite3.Connection, view: str) -> dict | None:
+    def _schema(self, con: sqlite3.Connection, view: str) -> dict[str, Any] | None:
         row = con.execute(f"SELECT schema FROM {META} WHERE view = ?", (view,)).fetchone()
         return None if row is None else json.loads(row[0])
 
@@ -150,7 +160,7 @@ class _SQLiteReader(ViewReader):
             self._sql[n] = sql
         return sql
 
-    def read(self, key_cols: list[list]) -> list[list]:
+    def read(self, key_cols: list[list[Any]]) -> list[list[Any]]:
         """One list per field, aligned with the requested keys (None where the entity has no row)."""
         con = self.store._con()
         nk, nf = self.nk, self.nf
@@ -158,7 +168,7 @@ class _SQLiteReader(ViewReader):
         if n == 1:
             row = con.execute(self.single, [c[0] for c in key_cols]).fetchone()
             return [[None if row is None else row[nk + i]] for i in range(nf)]
-        found: dict = {}
+        found: dict[Any, Any] = {}
         ids = key_cols[0] if nk == 1 else list(zip(*key_cols))
         for lo in range(0, n, CHUNK):
             part = ids[lo : lo + CHUNK]
