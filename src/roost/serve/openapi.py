@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from roost.serve.codec import MAX_ELEMENTS, MAX_RANK
 from roost.serve.repository import Repository
 
 REF = "#/components/schemas/"
@@ -53,8 +54,9 @@ def _post(summary: str, body: str, ok: dict[str, Any], params: list[dict[str, An
 
 
 _REASONS = {
-    400: "Bad request: the message names the problem",
+    400: "Bad request (or a Host header outside the allow-list): the message names the problem",
     401: "Missing or wrong bearer token",
+    403: "Admin endpoint called from a non-local client on a server without --token",
     404: "Unknown model, version or route",
     405: "Method not allowed",
     413: "Body over the size limit",
@@ -65,7 +67,8 @@ _REASONS = {
 
 def _schemas(input_names: list[str], output_names: list[str]) -> dict[str, Any]:
     """Component schemas of the V2 and TF-Serving bodies."""
-    scalar = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}]}
+    # null = a missing value (NaN / -1 / ""; refused for BOOL), see docs/serving.md
+    scalar = {"oneOf": [{"type": "number"}, {"type": "string"}, {"type": "boolean"}], "nullable": True}
     name_schema: dict[str, Any] = {"type": "string"}
     if input_names:
         name_schema = {"type": "string", "enum": input_names}
@@ -77,7 +80,13 @@ def _schemas(input_names: list[str], output_names: list[str]) -> dict[str, Any]:
             "properties": {
                 "name": name_schema,
                 "datatype": {"type": "string", "enum": ["BOOL", "INT32", "INT64", "FP32", "FP64", "BYTES"]},
-                "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
+                "shape": {
+                    "type": "array",
+                    "maxItems": MAX_RANK,
+                    "items": {"type": "integer", "minimum": 0, "maximum": MAX_ELEMENTS},
+                    "description": f"at most {MAX_RANK} dimensions whose product is at most {MAX_ELEMENTS} "
+                    "and equals the number of values sent",
+                },
                 "parameters": {"type": "object", "properties": {"binary_data_size": {"type": "integer", "minimum": 0}}},
                 "data": {"type": "array", "items": {"oneOf": [scalar, {"type": "array"}]}},
             },
@@ -184,7 +193,7 @@ def build(repo: Repository) -> dict[str, Any]:
             {"description": "Text exposition format", "content": {"text/plain": {"schema": {"type": "string"}}}},
             errors=(404,),
         ),
-        "/admin/status": _get("This worker's models", status, errors=()),
+        "/admin/status": _get("This worker's models", status, errors=(403,)),
         "/admin/reload": {
             "post": {
                 "summary": "Re-resolve models and hot-swap changed ones (whole fleet)",
@@ -197,13 +206,19 @@ def build(repo: Repository) -> dict[str, Any]:
                         "schema": {"type": "string", "enum": ["0", "1", "true", "false"]},
                     },
                 ],
-                "responses": {"200": status, "400": _err(_REASONS[400]), "404": _err(_REASONS[404])},
+                "responses": {
+                    "200": status,
+                    "400": _err(_REASONS[400]),
+                    "403": _err(_REASONS[403]),
+                    "404": _err(_REASONS[404]),
+                },
             }
         },
     }
     for ops in paths.values():
         for op in ops.values():
             op["responses"].setdefault("401", _err(_REASONS[401]))
+            op["responses"].setdefault("400", _err(_REASONS[400]))  # Host allow-list
     return {
         "openapi": "3.0.3",
         "info": {
