@@ -6,10 +6,11 @@ import subprocess
 import sys
 
 
-def test_ui_command_help(cli):
+def test_ui_command_help(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")  # Rich cuts long option names in an 80-column help box
     code, out, _ = cli("ui", "--help")
     assert code == 0
-    for opt in ("--port", "--host", "--token", "--tensorboard-idle-minutes"):
+    for opt in ("--port", "--host", "--token", "--tensorboard-idle-minutes", "--tensorboard-max"):
         assert opt in out
 
 

@@ -6,6 +6,8 @@ import os
 
 import typer
 
+from roost.ui.tensorboard import DEFAULT_MAX_BOARDS
+
 
 def register(app: typer.Typer) -> None:
     """Add the `ui` command."""
@@ -20,6 +22,12 @@ def ui(
     ),
     tb_idle_minutes: float = typer.Option(
         30.0, "--tensorboard-idle-minutes", help="stop a TensorBoard nobody used for this long"
+    ),
+    tb_max: int = typer.Option(
+        DEFAULT_MAX_BOARDS,
+        "--tensorboard-max",
+        min=1,
+        help="most TensorBoards running at once (the longest idle makes room)",
     ),
 ) -> None:
     """Serve the web UI: experiments, runs, compare, models, feature views, TensorBoard."""
@@ -39,6 +47,7 @@ def ui(
         allowed_hosts=LOOPBACK_HOSTS if loopback else None,
         tb_idle_s=tb_idle_minutes * 60,
         tb_log_dir=ws.state_dir / "ui",
+        tb_max=tb_max,
     )
     shown = "127.0.0.1" if host in ("0.0.0.0", "::") else host
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")

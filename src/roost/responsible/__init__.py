@@ -17,6 +17,15 @@ _API = {
     "write_card": "roost.responsible.card:write_card",
 }
 
-__all__ = sorted(_API)
+__all__ = [
+    "Explanation",
+    "FairnessReport",
+    "build_card",
+    "explain",
+    "fairness",
+    "group_metrics",
+    "write_card",
+]
+assert sorted(__all__) == sorted(_API), "__all__ lists exactly the lazily loaded names"
 
 __getattr__, __dir__ = lazy_api(__name__, _API)

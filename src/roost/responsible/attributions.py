@@ -76,7 +76,8 @@ def _encode(df: Any, features: list[str]) -> tuple[np.ndarray, list[np.ndarray |
     """A float matrix for shap's masker (categories as codes) and the per-column code books."""
     import pandas as pd
 
-    cols, books = [], []
+    cols: list[np.ndarray] = []
+    books: list[np.ndarray | None] = []
     for f in features:
         s = df[f]
         if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype):

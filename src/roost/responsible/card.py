@@ -25,7 +25,7 @@ class Card:
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
 
-def _first(keys: tuple[str, ...], *dicts: dict) -> str | None:
+def _first(keys: tuple[str, ...], *dicts: dict[str, Any] | None) -> str | None:
     """The first value of any key in any dict."""
     for d in dicts:
         for k in keys:
@@ -89,7 +89,7 @@ def build_card(
     s["Metrics"] = dict(sorted((run or {}).get("metrics", {}).items())) or meta.get("metrics")
     label = label or sig.get("label") or meta.get("label")
     frame = _evaluation(mv, root, data, label, card)
-    if frame is not None and label in frame.columns:
+    if frame is not None and label is not None and label in frame.columns:
         thr = float(threshold if threshold is not None else meta.get("threshold", 0.5))
         _analysis_sections(card, frame, label, sensitive or _sensitive_from(tags), mv, thr)
     if frame is not None:

@@ -211,12 +211,12 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
     if s.isna().any():
         raise RoostError(f"the label has {int(s.isna().sum())} missing values", hint="drop unlabelled rows first")
     if pos_label is not None:
-        return (s.astype(str) == str(pos_label)).to_numpy().astype(np.int64)
+        return np.asarray(s.astype(str) == str(pos_label), dtype=np.int64)
     vals = sorted(s.unique().tolist(), key=str)
     if set(vals) <= {0, 1}:
-        return s.astype(np.int64).to_numpy()
+        return np.asarray(s, dtype=np.int64)
     if len(vals) == 2:
-        return (s == vals[1]).to_numpy().astype(np.int64)
+        return np.asarray(s == vals[1], dtype=np.int64)
     raise RoostError(
         f"fairness metrics need a binary label; this one has {len(vals)} values",
         hint="pass --pos-label VALUE to treat one value as the positive class",

@@ -17,6 +17,8 @@ from typing import Any
 
 import numpy as np
 
+from roost.errors import RoostError
+
 
 def onnx_vocabularies(model_file: Path) -> dict[str, list[str]]:
     """{column: vocabulary} from the `vocab_<column>` LabelEncoder nodes of a roost ONNX graph."""
@@ -53,7 +55,7 @@ def tree_shap(predictor: Any, df: Any, target: int = 1) -> tuple[np.ndarray, np.
     import lightgbm as lgb
 
     booster = lgb.Booster(model_file=str(predictor.path / "native" / "model.txt"))
-    contrib = booster.predict(lightgbm_matrix(predictor, df), pred_contrib=True)
+    contrib = np.asarray(booster.predict(lightgbm_matrix(predictor, df), pred_contrib=True))
     f = len(predictor.inputs)
     if predictor.task == "multiclass":
         contrib = contrib.reshape(len(df), -1, f + 1)[:, target, :]
@@ -65,13 +67,15 @@ def _torch_parts(pkg: Path) -> tuple[Any, dict[str, Any]]:
     """(network with loaded weights, native spec.json) of a torch package."""
     import torch
 
-    from roost.train.models import make_model
+    from roost.train.models import TorchModel, make_model
     from roost.train.preprocess import FeatureSpec
 
     info = json.loads((pkg / "native" / "spec.json").read_text())
     spec = FeatureSpec.from_dict(info["spec"])
     params = {k: v for k, v in (info.get("params") or {}).items() if k != "task"}
     model = make_model(info["model_type"], info["task"], **params)
+    if not isinstance(model, TorchModel):
+        raise RoostError(f"model type {info['model_type']!r} is not a torch model", hint="package it with roost train")
     n_out = len(info["classes"]) if info["task"] == "multiclass" else 1
     net = model.build(spec, n_out)
     net.load_state_dict(torch.load(pkg / "native" / "model.pt", map_location="cpu", weights_only=True))

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
+
+if TYPE_CHECKING:
+    from roost.ui.app import UI
 
 Handler = Callable[[Request], Awaitable[Any]]
 
@@ -53,7 +56,7 @@ def _int(request: Request, name: str, default: int) -> int:
         raise RoostError(f"{name} must be an integer, got {raw!r}") from None
 
 
-def routes(ui: Any) -> list[Route]:
+def routes(ui: UI) -> list[Route]:
     """The /api routes bound to the UI state."""
     from roost import artifacts
     from roost.registry import api as reg

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Connection, FromClause, Select, func, select
 
 from roost.errors import NotFoundError, closest
 from roost.registry.models import Experiment, LatestMetric, Metric, Param, Run, Tag
@@ -20,7 +20,7 @@ MAX_PER_PAGE = 500
 class RunsPage:
     """One page of the runs table: the runs, the total count and the param/metric columns."""
 
-    runs: list[dict]
+    runs: list[dict[str, Any]]
     total: int
     page: int
     per_page: int
@@ -62,7 +62,7 @@ def count_runs(filter: str | None = None, experiments: list[str] | None = None, 
         return int(s.scalar(q) or 0)
 
 
-def _distinct_keys(conn, table) -> list[str]:  # noqa: ANN001
+def _distinct_keys(conn: Connection, table: FromClause) -> list[str]:
     """Distinct values of table.key by an index skip-scan (one probe per key, not one per row)."""
     k = table.c.key
     seed = select(func.min(k).label("key")).cte("keys", recursive=True)
@@ -97,11 +97,11 @@ def column_keys(experiments: list[str] | None = None, store: Store | None = None
     return out[0], out[1]
 
 
-def _page_dicts(conn, q) -> list[dict]:  # noqa: ANN001
+def _page_dicts(conn: Connection, q: Select[Any]) -> list[dict[str, Any]]:
     """Run dicts (the shape of roost.search_runs) for a Core select over runs, in three IN-queries."""
     rows = conn.execute(q).mappings().all()
     exp_names = dict(conn.execute(select(Experiment.__table__.c.id, Experiment.__table__.c.name)).all())
-    out: dict[str, dict] = {}
+    out: dict[str, dict[str, Any]] = {}
     for r in rows:
         out[r["id"]] = {
             "run_id": r["id"],
@@ -163,7 +163,7 @@ def runs_page(
     return RunsPage(runs, total, page, per_page, pkeys, mkeys)
 
 
-def metric_series(run_id: str, max_points: int = 2000, store: Store | None = None) -> dict[str, dict[str, list]]:
+def metric_series(run_id: str, max_points: int = 2000, store: Store | None = None) -> dict[str, dict[str, list[Any]]]:
     """Every metric of a run as {key: {"steps": [...], "values": [...]}}, evenly thinned to max_points."""
     st = store or default_store()
     with st.read() as s:
@@ -172,7 +172,7 @@ def metric_series(run_id: str, max_points: int = 2000, store: Store | None = Non
             .where(Metric.run_id == run_id)
             .order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)
         ).all()
-    out: dict[str, dict[str, list]] = {}
+    out: dict[str, dict[str, list[Any]]] = {}
     for key, step, value in rows:
         d = out.setdefault(key, {"steps": [], "values": []})
         d["steps"].append(step)
@@ -186,7 +186,7 @@ def metric_series(run_id: str, max_points: int = 2000, store: Store | None = Non
     return out
 
 
-def diff_rows(runs: list[dict], section: str) -> list[dict[str, Any]]:
+def diff_rows(runs: list[dict[str, Any]], section: str) -> list[dict[str, Any]]:
     """Rows of one section (params/metrics/tags) across runs: key, per-run values, and whether they differ."""
     keys = sorted({k for r in runs for k in r[section]})
     rows = []
@@ -197,7 +197,7 @@ def diff_rows(runs: list[dict], section: str) -> list[dict[str, Any]]:
     return rows
 
 
-def runs_by_ids(ids: list[str], store: Store | None = None) -> dict[str, dict]:
+def runs_by_ids(ids: list[str], store: Store | None = None) -> dict[str, dict[str, Any]]:
     """Full run dicts for the given (full) ids, keyed by id; unknown ids are left out."""
     st = store or default_store()
     ids = [i for i in dict.fromkeys(ids) if i]
@@ -226,7 +226,7 @@ def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
     return {"name": name, "versions": versions, "metric_keys": mkeys, "alias_history": modelreg.alias_history(st, name)}
 
 
-def feature_views(store: Store | None = None) -> dict[str, dict]:
+def feature_views(store: Store | None = None) -> dict[str, dict[str, Any]]:
     """Feature view specs registered by the feature store ({} when there are none)."""
     st = store or default_store()
     return st.list_objects("feature_view")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
 from starlette.requests import Request
@@ -12,6 +12,9 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
+
+if TYPE_CHECKING:
+    from roost.ui.app import UI
 
 CONFIG_NAMES = (
     "config.yaml",
@@ -62,7 +65,7 @@ def _int(request: Request, name: str, default: int) -> int:
         return default
 
 
-def routes(ui: Any) -> list[Route]:
+def routes(ui: UI) -> list[Route]:
     """The page routes bound to the UI state."""
     from roost.registry import api as reg
     from roost.ui import data
@@ -184,11 +187,11 @@ def routes(ui: Any) -> list[Route]:
     ]
 
 
-def _config(run: dict, files: list[dict], most: int = 2) -> list[dict]:
+def _config(run: dict[str, Any], files: list[dict[str, Any]], most: int = 2) -> list[dict[str, str]]:
     """The config files logged with a run (known names, shallowest first, at most `most`), as {path, text}."""
     from roost.ui.artifacts_view import read_artifact
 
-    def rank(f: dict) -> tuple:
+    def rank(f: dict[str, Any]) -> tuple[int, int, str]:
         return f["path"].count("/"), CONFIG_NAMES.index(f["path"].rsplit("/", 1)[-1]), f["path"]
 
     found = []
