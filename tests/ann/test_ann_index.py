@@ -10,7 +10,7 @@ import pytest
 from roost.ann.index import Index
 from roost.errors import RoostError
 
-BACKENDS = [("hnsw", "hnswlib"), ("hnsw", "faiss"), ("ivf", "faiss"), ("flat", "faiss")]
+BACKENDS = [("hnsw", "hnswlib"), ("hnsw", "faiss"), ("ivf", "faiss"), ("flat", "faiss"), ("flat", "numpy")]
 
 
 def _data(n: int, d: int, seed: int = 0, nq: int = 100) -> tuple[np.ndarray, np.ndarray]:

@@ -57,7 +57,7 @@ def test_exported_dag_runs_in_airflow_and_matches_local(ws, tmp_path, airflow_bi
     f.write_text(textwrap.dedent(PIPE))
     local = run_pipeline(load_pipeline(f))
     assert local.status == "FINISHED", {n: s.error for n, s in local.tasks.items()}
-    assert local.output("promote") == {"promoted": True, "model": "bc", "alias": "prod", "version": 1}
+    assert local.output("promote") == {"promoted": True, "model": "bc", "alias": "prod", "version": 1, "previous": None}
     home = tmp_path / "airflow"
     (home / "dags").mkdir(parents=True)
     code, out, err = cli("pipeline", "export", str(f), "--airflow", str(home / "dags" / "bc_dag.py"))

@@ -21,5 +21,5 @@ _API = {
     "set_alias": "roost.ann.repo:set_alias",
 }
 
-
+__all__ = sorted(_API)
 __getattr__, __dir__ = lazy_api(__name__, _API)

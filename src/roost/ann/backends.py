@@ -1,18 +1,96 @@
-"""Vector backends under an Index: hnswlib (HNSW) and FAISS (HNSW, IVF, flat), labels = index slots."""
+"""Vector backends under an Index: hnswlib (HNSW), FAISS (HNSW, IVF, flat) and numpy (flat); labels = index slots.
+
+Every backend implements the `Backend` protocol; `BACKENDS` maps (kind, library) to the class that serves it, so
+adding one is a class here and a line in the table.
+"""
 
 from __future__ import annotations
 
+import importlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 
 from roost.errors import RoostError
 
+__all__ = [
+    "BACKENDS",
+    "DEFAULT_LIBRARY",
+    "KINDS",
+    "LIBRARIES",
+    "Allowed",
+    "Backend",
+    "BruteBackend",
+    "FaissBackend",
+    "HnswlibBackend",
+    "make_backend",
+]
+
 KINDS = ("hnsw", "ivf", "flat")
-LIBRARIES = ("hnswlib", "faiss")
+LIBRARIES = ("hnswlib", "faiss", "numpy")
 DEFAULT_LIBRARY = {"hnsw": "hnswlib", "ivf": "faiss", "flat": "faiss"}
+BACKENDS: dict[tuple[str, str], str] = {  # (kind, library) -> "module:Class"
+    ("hnsw", "hnswlib"): "roost.ann.backends:HnswlibBackend",
+    ("hnsw", "faiss"): "roost.ann.backends:FaissBackend",
+    ("ivf", "faiss"): "roost.ann.backends:FaissBackend",
+    ("flat", "faiss"): "roost.ann.backends:FaissBackend",
+    ("flat", "numpy"): "roost.ann.backends:BruteBackend",
+}
+
+
+class Allowed(Protocol):
+    """The slots a search may return, in the forms the backends take (roost.ann.index.Selection)."""
+
+    mask: np.ndarray
+
+    def as_callable(self) -> Any:
+        """label -> bool."""
+        ...
+
+    def as_faiss(self) -> Any:
+        """A FAISS IDSelector."""
+        ...
+
+
+class Backend(Protocol):
+    """What an Index needs of a vector library: labelled vectors in, top-k labels and scores out."""
+
+    library: str
+    kind: str
+    native_delete: bool  # True: remove() hides labels itself; False: the Index passes the alive ones as `Allowed`
+    knob: str  # the search-effort parameter ("ef_search", "nprobe", "" for exact)
+
+    def add(self, labels: np.ndarray, vecs: np.ndarray, threads: int = 0) -> None:
+        """Insert vectors under new labels."""
+        ...
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Forget labels (or nothing, when native_delete is False)."""
+        ...
+
+    def search(
+        self, q: np.ndarray, k: int, knob: int, selection: Allowed | None = None, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Top-k labels (-1 when missing) and scores (higher is closer) per query."""
+        ...
+
+    def vectors(self, labels: np.ndarray) -> np.ndarray:
+        """Stored vectors of labels."""
+        ...
+
+    def save(self, directory: Path) -> str:
+        """Write the backend's file into `directory`; returns its name ("" when nothing was written)."""
+        ...
+
+    def load(self, directory: Path, capacity: int) -> None:
+        """Read what save wrote."""
+        ...
+
+    def tune_values(self, k: int) -> list[int]:
+        """Effort values tried when tuning for a target recall, smallest first."""
+        ...
 
 
 def _threads(n_queries: int, threads: int) -> int:
@@ -35,7 +113,7 @@ class HnswlibBackend:
 
     library, kind, native_delete, knob = "hnswlib", "hnsw", True, "ef_search"
 
-    def __init__(self, dim: int, metric: str, params: dict[str, Any], capacity: int = 1024) -> None:
+    def __init__(self, dim: int, metric: str, params: dict[str, Any], kind: str = "hnsw", capacity: int = 1024) -> None:
         hnswlib = _import("hnswlib")
         self.dim, self.metric, self.params = dim, metric, params
         self.index = hnswlib.Index(space="l2" if metric == "l2" else "ip", dim=dim)
@@ -70,7 +148,7 @@ class HnswlibBackend:
             self.index.mark_deleted(lb)
 
     def search(
-        self, q: np.ndarray, k: int, knob: int, selection: Any = None, threads: int = 0
+        self, q: np.ndarray, k: int, knob: int, selection: Allowed | None = None, threads: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels and scores (higher is closer); raises RuntimeError when fewer than k are reachable."""
         self.index.set_ef(max(int(knob), k))
@@ -110,7 +188,7 @@ class FaissBackend:
 
     library = "faiss"
 
-    def __init__(self, dim: int, metric: str, params: dict[str, Any], kind: str) -> None:
+    def __init__(self, dim: int, metric: str, params: dict[str, Any], kind: str, capacity: int = 1024) -> None:
         self.faiss = _import("faiss")
         self.dim, self.metric, self.params, self.kind = dim, metric, params, kind
         self.native_delete = kind == "ivf"
@@ -156,7 +234,7 @@ class FaissBackend:
             self.index.remove_ids(self.faiss.IDSelectorArray(len(arr), self.faiss.swig_ptr(arr)))
 
     def search(
-        self, q: np.ndarray, k: int, knob: int, selection: Any = None, threads: int = 0
+        self, q: np.ndarray, k: int, knob: int, selection: Allowed | None = None, threads: int = 0
     ) -> tuple[np.ndarray, np.ndarray]:
         """Top-k labels (-1 when missing) and scores (higher is closer)."""
         faiss = self.faiss
@@ -181,7 +259,7 @@ class FaissBackend:
         """Stored vectors of labels."""
         if len(labels) == 0 or self.index is None:
             return np.zeros((0, self.dim), np.float32)
-        return self.index.reconstruct_batch(labels.astype(np.int64))
+        return np.asarray(self.index.reconstruct_batch(labels.astype(np.int64)), np.float32)
 
     def save(self, directory: Path) -> str:
         """Write the index; returns the file name."""
@@ -208,17 +286,80 @@ class FaissBackend:
         return [0]
 
 
+class BruteBackend:
+    """Exact search over a numpy array (kind `flat`, library `numpy`): no index library needed."""
+
+    library, kind, native_delete, knob = "numpy", "flat", False, ""
+
+    def __init__(self, dim: int, metric: str, params: dict[str, Any], kind: str = "flat", capacity: int = 1024) -> None:
+        self.dim, self.metric, self.params = dim, metric, params
+        self.x = np.zeros((max(int(capacity), 16), dim), np.float32)
+        self.n = 0
+
+    def add(self, labels: np.ndarray, vecs: np.ndarray, threads: int = 0) -> None:
+        """Store vectors at their labels (slots), growing the array as needed."""
+        if not len(labels):
+            return
+        top = int(labels.max()) + 1
+        if top > len(self.x):
+            grown = np.zeros((max(top, 2 * len(self.x)), self.dim), np.float32)
+            grown[: self.n] = self.x[: self.n]
+            self.x = grown
+        self.x[labels] = vecs
+        self.n = max(self.n, top)
+
+    def remove(self, labels: np.ndarray) -> None:
+        """Nothing: the index excludes dead labels by selection."""
+
+    def search(
+        self, q: np.ndarray, k: int, knob: int, selection: Allowed | None = None, threads: int = 0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Exact top-k labels (-1 when fewer exist) and scores (higher is closer)."""
+        from roost.ann import brute
+
+        slots = np.arange(self.n) if selection is None else np.flatnonzero(selection.mask[: self.n])
+        idx, val = brute.search(self.x[slots], q, k, "l2" if self.metric == "l2" else "ip")
+        labels = np.full((len(q), k), -1, np.int64)
+        scores = np.full((len(q), k), -np.inf, np.float32)
+        labels[:, : idx.shape[1]], scores[:, : idx.shape[1]] = slots[idx], val
+        return labels, scores
+
+    def vectors(self, labels: np.ndarray) -> np.ndarray:
+        """Stored vectors of labels."""
+        return self.x[labels.astype(np.int64)].copy()
+
+    def save(self, directory: Path) -> str:
+        """Write the vectors as vectors.npy."""
+        np.save(directory / "vectors.npy", self.x[: self.n])
+        return "vectors.npy"
+
+    def load(self, directory: Path, capacity: int) -> None:
+        """Read vectors.npy."""
+        f = directory / "vectors.npy"
+        if f.is_file():
+            x = np.load(f)
+            self.n = len(x)
+            self.x = np.zeros((max(capacity, self.n, 16), self.dim), np.float32)
+            self.x[: self.n] = x
+
+    def tune_values(self, k: int) -> list[int]:
+        """Exact: nothing to tune."""
+        return [0]
+
+
 def make_backend(
     kind: str, library: str | None, dim: int, metric: str, params: dict[str, Any], capacity: int = 1024
-) -> HnswlibBackend | FaissBackend:
+) -> Backend:
     """The backend for an index kind and library (None: the measured default for the kind)."""
     if kind not in KINDS:
         raise RoostError(f"unknown index kind {kind!r}", hint="one of " + ", ".join(KINDS))
     lib = library or DEFAULT_LIBRARY[kind]
     if lib not in LIBRARIES:
         raise RoostError(f"unknown ANN library {lib!r}", hint="one of " + ", ".join(LIBRARIES))
-    if lib == "hnswlib":
-        if kind != "hnsw":
-            raise RoostError(f"hnswlib builds only hnsw indexes, not {kind!r}", hint="use --library faiss")
-        return HnswlibBackend(dim, metric, params, capacity)
-    return FaissBackend(dim, metric, params, kind)
+    target = BACKENDS.get((kind, lib))
+    if target is None:
+        able = sorted(k for k, lb in BACKENDS if lb == lib)
+        raise RoostError(f"{lib} builds only {', '.join(able)} indexes, not {kind!r}", hint="use --library faiss")
+    module, _, cls = target.partition(":")
+    backend: Backend = getattr(importlib.import_module(module), cls)(dim, metric, params, kind, capacity)
+    return backend

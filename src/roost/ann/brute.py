@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import numpy as np
 
 METRICS = ("cosine", "ip", "l2")
@@ -17,13 +20,13 @@ def normalize(x: np.ndarray) -> np.ndarray:
 def scores(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
     """Similarity [nq, nb], higher is closer: cosine, inner product, or minus squared L2 distance."""
     if metric == "cosine":
-        return normalize(queries) @ normalize(base).T
+        return np.asarray(normalize(queries) @ normalize(base).T, np.float32)
     s = np.asarray(queries, np.float32) @ np.asarray(base, np.float32).T
     if metric == "ip":
         return s
     qn = (queries.astype(np.float32) ** 2).sum(1)[:, None]
     bn = (base.astype(np.float32) ** 2).sum(1)[None, :]
-    return -(qn + bn - 2 * s)
+    return np.asarray(-(qn + bn - 2 * s), np.float32)
 
 
 def top_k(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -52,7 +55,7 @@ def search(
     return np.concatenate(idx), np.concatenate(val).astype(np.float32)
 
 
-def recall(found: list | np.ndarray, truth: list | np.ndarray) -> float:
+def recall(found: Sequence[Any] | np.ndarray, truth: Sequence[Any] | np.ndarray) -> float:
     """Mean over queries of |found ∩ truth| / |truth| (1.0 when every truth list is empty)."""
     num = den = 0
     for f, t in zip(found, truth):

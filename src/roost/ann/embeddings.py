@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -60,11 +60,17 @@ def embed(
         pf = pq.ParquetFile(p)
         names, total = pf.schema_arrow.names, pf.metadata.num_rows
         cols = [c for c in wanted if c in names]
-        batches = lambda: pf.iter_batches(batch_size=batch_size, columns=cols)  # noqa: E731
+
+        def batches() -> Iterator[Any]:
+            return iter(pf.iter_batches(batch_size=batch_size, columns=cols))
+
     else:
         table = pa.Table.from_pandas(items, preserve_index=False)
         names, total = table.column_names, table.num_rows
-        batches = lambda: table.to_batches(max_chunksize=batch_size)  # noqa: E731
+
+        def batches() -> Iterator[Any]:
+            return iter(table.to_batches(max_chunksize=batch_size))
+
     missing = [c for c in wanted if c not in names]
     if missing:
         raise RoostError(
@@ -81,8 +87,8 @@ def embed(
     meta = {"model": str(getattr(pred, "path", model)), "which": which, "id_column": id_column}
     try:
         for batch in batches():
-            cols = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in tower.inputs}
-            emb = np.asarray(tower.run(cols, ["embedding"])["embedding"], np.float32)
+            feed = {c: batch.column(c).to_numpy(zero_copy_only=False) for c in tower.inputs}
+            emb = np.asarray(tower.run(feed, ["embedding"])["embedding"], np.float32)
             if not np.isfinite(emb).all():
                 row = done + int(np.flatnonzero(~np.isfinite(emb).all(1))[0])
                 raise RoostError(

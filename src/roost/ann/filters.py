@@ -56,7 +56,7 @@ def _cmp(col: np.ndarray, op: str, v: Any, name: str) -> np.ndarray:
     if op == "in":
         return _in(col, v, name)
     if op == "nin":
-        return ~_in(col, v, name) & _present(col)
+        return np.asarray(np.logical_and(~_in(col, v, name), _present(col)), bool)
     if op == "exists":
         return _present(col) if v else ~_present(col)
     v = _check_scalar(name, col, v, op)
@@ -65,7 +65,7 @@ def _cmp(col: np.ndarray, op: str, v: Any, name: str) -> np.ndarray:
     if op == "eq":
         return np.asarray(col == v, bool)
     if op == "ne":
-        return np.asarray(col != v, bool) & _present(col)
+        return np.asarray(np.logical_and(col != v, _present(col)), bool)
     if not _numeric(col):
         ok = _present(col)
         out = np.zeros(len(col), bool)
@@ -73,12 +73,12 @@ def _cmp(col: np.ndarray, op: str, v: Any, name: str) -> np.ndarray:
         out[ok] = {"lt": sub < v, "lte": sub <= v, "gt": sub > v, "gte": sub >= v}[op]
         return out
     with np.errstate(invalid="ignore"):
-        return {"lt": col < v, "lte": col <= v, "gt": col > v, "gte": col >= v}[op]
+        return np.asarray({"lt": col < v, "lte": col <= v, "gt": col > v, "gte": col >= v}[op], bool)
 
 
 def _present(col: np.ndarray) -> np.ndarray:
     if col.dtype.kind == "f":
-        return ~np.isnan(col)
+        return np.asarray(np.logical_not(np.isnan(col)), bool)
     if _numeric(col):
         return np.ones(len(col), bool)
     return np.fromiter((v is not None and v == v for v in col), bool, len(col))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from roost.ann.serving import AnnState
@@ -61,7 +61,7 @@ class _TooLarge(Exception):
 
 
 def _handler(
-    state: AnnState, fn: Callable[[AnnState, Any, dict], Any], max_body: int, read_body: bool = True
+    state: AnnState, fn: Callable[[AnnState, Any, dict[str, Any]], Any], max_body: int, read_body: bool = True
 ) -> Callable[[Any], Awaitable[Any]]:
     """An endpoint that parses the body, runs `fn` in a worker thread, and maps errors to 4xx JSON."""
     from starlette.concurrency import run_in_threadpool
@@ -97,7 +97,7 @@ def _slot(state: AnnState, name: str) -> Any:
     return slot
 
 
-def _one_of(body: dict, *keys: str) -> str:
+def _one_of(body: dict[str, Any], *keys: str) -> str:
     given = [k for k in keys if k in body]
     if len(given) != 1:
         raise RoostError(
@@ -107,7 +107,7 @@ def _one_of(body: dict, *keys: str) -> str:
     return given[0]
 
 
-def _search(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
+def _search(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     slot = _slot(state, params["name"])
     index = slot.index  # one version for the whole request, even if a swap happens meanwhile
     key = _one_of(body, "vector", "vectors", "id", "ids")
@@ -127,7 +127,7 @@ def _search(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
     return {"index": slot.name, "version": index.meta.get("version"), "results": res.to_list()}
 
 
-def _items(body: dict) -> tuple[list, list, dict]:
+def _items(body: dict[str, Any]) -> tuple[list[Any], list[Any], dict[str, Any]]:
     """ids, vectors, attribute columns from columnar or per-item upsert bodies."""
     if "items" in body:
         items = body["items"]
@@ -150,14 +150,14 @@ def _items(body: dict) -> tuple[list, list, dict]:
     return body["ids"], body["vectors"], attrs
 
 
-def _upsert(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
+def _upsert(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     slot = _slot(state, params["name"])
     ids, vecs, attrs = _items(body)
     n = slot.upsert(ids, vecs, attrs)
     return {"index": slot.name, "upserted": n, "count": len(slot.index)}
 
 
-def _delete(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
+def _delete(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     slot = _slot(state, params["name"])
     ids = body.get("ids")
     if not isinstance(ids, list):
@@ -166,7 +166,7 @@ def _delete(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
     return {"index": slot.name, "deleted": len(ids) - len(missing), "missing": missing, "count": len(slot.index)}
 
 
-def _reload(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
+def _reload(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     slot = _slot(state, params["name"])
     before = slot.version
     ref = body.get("ref") or (f"{slot.name}/{int(body['version'])}" if body.get("version") is not None else None)
@@ -180,15 +180,16 @@ def _reload(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
     }
 
 
-def _info(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
-    return _slot(state, params["name"]).info()
+def _info(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
+    info: dict[str, Any] = _slot(state, params["name"]).info()
+    return info
 
 
-def _list(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
+def _list(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     return {"indexes": [s.info() for s in state.slots.values()], "recommend": sorted(state.recommenders)}
 
 
-def _recommend(state: AnnState, params: dict, body: dict) -> dict[str, Any]:
+def _recommend(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     name = params["index"]
     rec = state.recommenders.get(name)
     if rec is None:
@@ -215,7 +216,9 @@ def routes(state: AnnState, max_body: int = MAX_BODY) -> list[Any]:
     """Starlette routes for `state`: /v1/indexes[/{name}[/search|upsert|delete|reload]], /v1/recommend/{index}."""
     from starlette.routing import Route
 
-    h = lambda fn, body=True: _handler(state, fn, max_body, body)  # noqa: E731
+    def h(fn: Callable[[AnnState, Any, dict[str, Any]], Any], body: bool = True) -> Callable[[Any], Awaitable[Any]]:
+        return _handler(state, fn, max_body, body)
+
     return [
         Route("/v1/indexes", h(_list, False), methods=["GET"]),
         Route("/v1/indexes/{name}", h(_info, False), methods=["GET"]),
@@ -239,7 +242,7 @@ def app(state: AnnState, token: str | None = None, max_body: int = MAX_BODY) -> 
         return _response({"status": "ok", "indexes": {n: s.version for n, s in state.slots.items()}})
 
     @contextlib.asynccontextmanager
-    async def lifespan(app: Any):  # noqa: ANN202
+    async def lifespan(app: Any) -> AsyncIterator[None]:
         yield
         state.close()
 
@@ -248,7 +251,7 @@ def app(state: AnnState, token: str | None = None, max_body: int = MAX_BODY) -> 
         return inner
     expected = f"Bearer {token}".encode()
 
-    async def guarded(scope: dict, receive: Any, send: Any) -> None:
+    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
         if scope["type"] == "http" and scope["path"] != "/healthz":
             got = dict(scope.get("headers") or []).get(b"authorization", b"")
             if not hmac.compare_digest(got, expected):

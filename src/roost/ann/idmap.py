@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+
+Ids: TypeAlias = np.ndarray | Sequence[Any]  # int64 array or a sequence of ids
 
 
 class IntIdMap:
@@ -16,17 +18,17 @@ class IntIdMap:
         self.vals = np.zeros(0, np.int64)
         self.delta: dict[int, int] = {}  # id -> slot, or -1 when removed since the last merge
 
-    def get(self, ids: np.ndarray) -> np.ndarray:
+    def get(self, ids: Ids) -> np.ndarray:
         """Slots of ids (-1 when absent)."""
-        ids = np.asarray(ids, np.int64)
-        out = np.full(len(ids), -1, np.int64)
-        if len(self.keys) and len(ids):
-            pos = np.minimum(np.searchsorted(self.keys, ids), len(self.keys) - 1)
-            hit = self.keys[pos] == ids
+        arr = np.asarray(ids, np.int64)
+        out = np.full(len(arr), -1, np.int64)
+        if len(self.keys) and len(arr):
+            pos = np.minimum(np.searchsorted(self.keys, arr), len(self.keys) - 1)
+            hit = self.keys[pos] == arr
             out[hit] = self.vals[pos[hit]]
-        if self.delta and len(ids):
-            if len(ids) <= 64:
-                for i, v in enumerate(ids.tolist()):
+        if self.delta and len(arr):
+            if len(arr) <= 64:
+                for i, v in enumerate(arr.tolist()):
                     s = self.delta.get(v)
                     if s is not None:
                         out[i] = s
@@ -35,12 +37,12 @@ class IntIdMap:
                 dv = np.fromiter(self.delta.values(), np.int64, len(self.delta))
                 order = np.argsort(dk)
                 dk, dv = dk[order], dv[order]
-                pos = np.minimum(np.searchsorted(dk, ids), len(dk) - 1)
-                hit = dk[pos] == ids
+                pos = np.minimum(np.searchsorted(dk, arr), len(dk) - 1)
+                hit = dk[pos] == arr
                 out[hit] = dv[pos[hit]]
         return out
 
-    def set(self, ids: np.ndarray, slots: np.ndarray) -> None:
+    def set(self, ids: Ids, slots: np.ndarray) -> None:
         """Map ids to slots (replacing earlier mappings)."""
         if len(ids) > 4096 and len(ids) >= len(self.delta):
             self._merge(np.asarray(ids, np.int64), np.asarray(slots, np.int64))
@@ -48,7 +50,7 @@ class IntIdMap:
             self.delta.update(zip(np.asarray(ids).tolist(), np.asarray(slots).tolist()))
             self._maybe_merge()
 
-    def remove(self, ids: np.ndarray) -> None:
+    def remove(self, ids: Ids) -> None:
         """Forget ids."""
         if len(ids) > 4096:
             self._merge(np.asarray(ids, np.int64), np.full(len(ids), -1, np.int64))
@@ -82,15 +84,15 @@ class StrIdMap:
     def __init__(self) -> None:
         self.d: dict[str, int] = {}
 
-    def get(self, ids: Sequence[Any]) -> np.ndarray:
+    def get(self, ids: Ids) -> np.ndarray:
         """Slots of ids (-1 when absent)."""
         return np.fromiter((self.d.get(v, -1) for v in ids), np.int64, len(ids))
 
-    def set(self, ids: Sequence[Any], slots: np.ndarray) -> None:
+    def set(self, ids: Ids, slots: np.ndarray) -> None:
         """Map ids to slots."""
         self.d.update(zip(ids, np.asarray(slots).tolist()))
 
-    def remove(self, ids: Sequence[Any]) -> None:
+    def remove(self, ids: Ids) -> None:
         """Forget ids."""
         for v in ids:
             self.d.pop(v, None)

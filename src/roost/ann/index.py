@@ -121,7 +121,7 @@ class Index:
         self.meta: dict[str, Any] = {}
         self.generation = 0
         self._lock = RWLock()
-        self._cache: OrderedDict[tuple, Selection] = OrderedDict()
+        self._cache: OrderedDict[tuple[str, int], Selection] = OrderedDict()
         self._cache_lock = threading.Lock()
 
     def __len__(self) -> int:
@@ -156,7 +156,7 @@ class Index:
         norms = np.sqrt(np.einsum("ij,ij->i", x, x))
         if not (norms > 0).all() or not np.isfinite(norms).all():  # float32 under/overflow: norms in float64
             norms = np.sqrt(np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64)))
-        return (x / norms[:, None]).astype(np.float32, copy=False)
+        return np.asarray(x / norms[:, None], np.float32)
 
     def _augment(self, x: np.ndarray) -> np.ndarray:
         """Items for the backend (MIPS: one extra coordinate that equalises norms)."""
@@ -183,7 +183,7 @@ class Index:
         self,
         ids: Sequence[Any] | np.ndarray,
         vectors: Any,
-        attributes: Mapping[str, Sequence[Any]] | None = None,
+        attributes: Mapping[str, Sequence[Any] | np.ndarray] | None = None,
         chunk: int = 0,
     ) -> int:
         """Insert items or replace them (vector and attributes) by id; returns how many were written."""
@@ -207,7 +207,7 @@ class Index:
             self._mutated()
         return len(keys)
 
-    def delete(self, ids: Sequence[Any]) -> list[Any]:
+    def delete(self, ids: Sequence[Any] | np.ndarray) -> list[Any]:
         """Remove items by id; returns the ids that were not in the index."""
         keys = self.items.coerce(ids)
         with self._lock.write():
@@ -301,7 +301,7 @@ class Index:
             width = min(labels.shape[1], exact_l.shape[1])
             labels[short], sc[short] = -1, -np.inf
             labels[short, :width], sc[short, :width] = exact_l[:, :width], exact_s[:, :width]
-            ok = None
+            return self._finish(labels, sc, k, ex, sel)
         return self._finish(labels, sc, k, ex, sel, ok)
 
     def _plan(self, kk: int, knob: int, sel: Selection | None) -> tuple[int, int, Selection | None] | None:
@@ -343,7 +343,9 @@ class Index:
     def _valid(self, labels: np.ndarray, ex: np.ndarray, sel: Selection | None) -> np.ndarray:
         """Which result slots are real, alive, allowed and not excluded."""
         if sel is None and not len(ex) and labels.size and labels.min() >= 0:
-            return self.items.alive[labels]  # slots < n always: the backends only know allocated slots
+            return np.asarray(
+                self.items.alive[labels], bool
+            )  # slots < n always: the backends only know allocated slots
         ok = (labels >= 0) & (labels < self.items.n)
         safe = np.where(ok, labels, 0)
         ok &= self.items.alive[safe] if sel is None else sel.mask[safe]

@@ -119,11 +119,12 @@ class Items:
 
     def allocate(self, ids: np.ndarray | list[str]) -> tuple[np.ndarray, np.ndarray]:
         """New slots for `ids` (coerced) and the old slots they replace."""
+        dups: np.ndarray | list[Any]
         if isinstance(ids, np.ndarray):
             uniq, counts = np.unique(ids, return_counts=True)
             dups = uniq[counts > 1]
         else:
-            seen: set = set()
+            seen: set[Any] = set()
             dups = [v for v in ids if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
         if len(dups):
             raise RoostError(f"id {dups[0]!r} appears twice in one batch", hint="deduplicate the items first")

@@ -87,7 +87,7 @@ class Recommender:
         candidates: int | None = None,
         filter: Mapping[str, Any] | None = None,
         exclude: Sequence[Any] | None = None,
-    ) -> list[list[dict]]:
+    ) -> list[list[dict[str, Any]]]:
         """Top-k items per user: {id, score (ranker, or retrieval without one), retrieval_score}."""
         k = check_k(k)
         n_cand = max(check_k(candidates or self.candidates), k)

@@ -47,7 +47,7 @@ def _spec(name: str, must_exist: bool = True) -> dict[str, Any]:
             f"index {name!r} not found",
             hint=f"did you mean {near!r}?" if near else "build one with `roost index build NAME`",
         )
-    return spec
+    return dict(spec)
 
 
 def _fill(index: Index, emb: Embeddings, progress: Progress | None, chunk: int = 20_000) -> None:
@@ -81,7 +81,9 @@ def _commit(
     }
     record.pop("name", None)
 
-    def append(spec: dict | None) -> dict:  # the next version, taken atomically (concurrent builds each get one)
+    def append(
+        spec: dict[str, Any] | None,
+    ) -> dict[str, Any]:  # the next version, taken atomically (concurrent builds each get one)
         spec = spec or {"name": name, "versions": [], "aliases": {}}
         record["version"] = max([v["version"] for v in spec["versions"]], default=0) + 1
         spec["versions"].append(dict(record))
@@ -194,7 +196,7 @@ def list_indexes() -> list[dict[str, Any]]:
 def list_versions(name: str) -> list[dict[str, Any]]:
     """Version records of an index, oldest first."""
     spec = _spec(name)
-    rev = {}
+    rev: dict[int, list[str]] = {}
     for a, v in spec.get("aliases", {}).items():
         rev.setdefault(v, []).append(a)
     return [{"name": name, **v, "aliases": sorted(rev.get(v["version"], []))} for v in spec["versions"]]
@@ -245,7 +247,7 @@ def set_alias(name: str, version: int, alias: str) -> None:
         raise RoostError(f"invalid alias {alias!r}", hint="aliases are names like prod or staging")
     resolve(f"{name}/{int(version)}")
 
-    def point(spec: dict | None) -> dict:
+    def point(spec: dict[str, Any] | None) -> dict[str, Any]:
         spec = spec or _spec(name)
         spec.setdefault("aliases", {})[alias] = int(version)
         return spec

@@ -33,7 +33,7 @@ class IndexSlot:
         )
         self.pinned = (Path(ref) / "index.json").is_file() or ("/" in ref and "@" not in ref)
         self._mut = threading.Lock()
-        self._journal: list[tuple[float, str, tuple]] = []
+        self._journal: list[tuple[float, str, tuple[Any, ...]]] = []
         self.swaps = 0
 
     @property
@@ -66,7 +66,7 @@ class IndexSlot:
             self._record("delete", (list(ids),))
         return missing
 
-    def _record(self, op: str, args: tuple) -> None:
+    def _record(self, op: str, args: tuple[Any, ...]) -> None:
         self._journal.append((time.time(), op, args))
         if len(self._journal) > JOURNAL_MAX:
             del self._journal[: len(self._journal) - JOURNAL_MAX]

@@ -70,7 +70,9 @@ def build(
     embeddings: Path = typer.Option(..., "--embeddings", "-e", help="Parquet from `roost embed` (or .npy)"),
     metric: str = typer.Option("cosine", "--metric", help="cosine, ip or l2"),
     kind: str = typer.Option("hnsw", "--kind", help="hnsw, ivf or flat (exact)"),
-    library: str | None = typer.Option(None, "--library", help="hnswlib or faiss [default: measured best per kind]"),
+    library: str | None = typer.Option(
+        None, "--library", help="hnswlib, faiss or numpy (flat only) [default: measured best per kind]"
+    ),
     id_column: str | None = typer.Option(None, "--id-column", help="id column [default: from roost embed, or id]"),
     vector_column: str | None = typer.Option(None, "--vector-column", help="vector column [default: embedding]"),
     attributes: str | None = typer.Option(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -16,7 +17,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(app_, name="pipeline")
 
 
-def parse_params(items: list[str] | None) -> dict:
+def parse_params(items: list[str] | None) -> dict[str, Any]:
     """`-p key=value` pairs (values parsed as YAML scalars)."""
     import yaml
 
@@ -42,13 +43,13 @@ def run_cmd(
     from rich.console import Console
 
     from roost.pipeline.loader import load_pipeline
-    from roost.pipeline.runner import run_pipeline
+    from roost.pipeline.runner import TaskState, run_pipeline
 
     con = Console(stderr=True, highlight=False)
     p = load_pipeline(file)
     colors = {"succeeded": "green", "cached": "cyan", "failed": "red", "skipped": "yellow", "retry": "magenta"}
 
-    def event(ev: str, st) -> None:  # noqa: ANN001
+    def event(ev: str, st: TaskState) -> None:
         if ev == "start":
             con.print(f"  [dim]…[/] {st.name} (attempt {st.attempts})")
         else:

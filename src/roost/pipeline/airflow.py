@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import sys
 from pathlib import Path
+from typing import Any
 
 from roost.pipeline.dsl import Pipeline
 
@@ -40,7 +41,7 @@ TASK = """    tasks[{name!r}] = BashOperator(
     )"""
 
 
-def export_airflow(p: Pipeline, source: Path, out: Path, workspace: Path, params: dict | None = None) -> Path:
+def export_airflow(p: Pipeline, source: Path, out: Path, workspace: Path, params: dict[str, Any] | None = None) -> Path:
     """Write an Airflow DAG file that runs pipeline `p` (defined in `source`) task by task."""
     allp = {**p.params, **(params or {})}
     blocks, edges = [], []

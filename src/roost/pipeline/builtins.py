@@ -23,7 +23,7 @@ def _materialize_summary(out: dict[str, Any]) -> str:
 @task(name="materialize", cache=False, summary=_materialize_summary)  # new rows since the watermark: always run
 def materialize(start: str | None = None, end: str | None = None) -> dict[str, Any]:
     """Load the latest feature values into the online store (incremental from the watermark)."""
-    from roost.features import materialize as mat
+    from roost.features.materialize import materialize as mat
 
     res = mat(start=start, end=end)
     return {"views": [r.as_dict() if hasattr(r, "as_dict") else str(r) for r in res]}
@@ -79,7 +79,7 @@ def _score(ref: str, data: str, label: str) -> dict[str, float]:
         if pred.task == "binary"
         else (M.multiclass_metrics(y, p) if pred.task == "multiclass" else M.regression_metrics(y, p))
     )
-    return {k: float(v) for k, v in out.items() if np.isscalar(v)}
+    return {k: float(v) for k, v in out.items() if isinstance(v, (int, float, np.integer, np.floating))}
 
 
 def _evaluate_summary(out: dict[str, Any]) -> str:
@@ -233,4 +233,22 @@ def notebook(path: str, params: dict[str, Any] | None = None, out: str | None = 
     return {k: str(v) for k, v in dict(res).items()}
 
 
-BUILTINS: dict[str, Task] = {t.name: t for t in (materialize, train, evaluate, compare, register, promote, notebook)}
+def _tune_summary(out: dict[str, Any]) -> str:
+    reg = f", registered {out['model']}/{out['version']}" if out.get("version") is not None else ""
+    return f"best {out.get('metric')} {out.get('best_value')} of {sum((out.get('trials') or {}).values())} trials{reg}"
+
+
+@task(name="tune", summary=_tune_summary)
+def tune(
+    config: Any, trials: int = 20, sampler: str | None = None, register: str | None = None, seed: int | None = 0
+) -> dict[str, Any]:
+    """Tune a training config (the model's prescribed space without a search: block); answers like `train`, with
+    the best trial's run and registered version, plus the study and what was searched (roost.tune.task)."""
+    from roost.tune.task import tune_task
+
+    return tune_task(config, trials, sampler, register, seed)
+
+
+BUILTINS: dict[str, Task] = {
+    t.name: t for t in (materialize, train, tune, evaluate, compare, register, promote, notebook)
+}

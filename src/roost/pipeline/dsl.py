@@ -105,6 +105,34 @@ class Task:
         return f"Task({self.name!r})"
 
 
+@typing.overload
+def task(
+    fn: Callable[..., Any],
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    cache: bool = True,
+    refs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    still_holds: Callable[[Any], bool] | None = None,
+    summary: Callable[[Any], str] | None = None,
+) -> Task: ...
+
+
+@typing.overload
+def task(
+    fn: None = None,
+    *,
+    name: str | None = None,
+    retries: int = 0,
+    retry_delay: float = 1.0,
+    cache: bool = True,
+    refs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
+    still_holds: Callable[[Any], bool] | None = None,
+    summary: Callable[[Any], str] | None = None,
+) -> Callable[[Callable[..., Any]], Task]: ...
+
+
 def task(
     fn: Callable[..., Any] | None = None,
     *,
@@ -115,7 +143,7 @@ def task(
     refs: Callable[[dict[str, Any]], dict[str, Any]] | None = None,
     still_holds: Callable[[Any], bool] | None = None,
     summary: Callable[[Any], str] | None = None,
-) -> Any:
+) -> Task | Callable[[Callable[..., Any]], Task]:
     """Decorator: make a function a pipeline task (`@roost.task` or `@roost.task(retries=2)`)."""
 
     def make(f: Callable[..., Any]) -> Task:

@@ -26,6 +26,8 @@ def load_pipeline(path: str | Path) -> Pipeline:
         raise RoostError(f"unknown pipeline file type {p.suffix!r}", hint="use a .py or .yaml file")
     modname = "roost_pipeline_" + hashlib.sha1(str(p.resolve()).encode()).hexdigest()[:10]
     spec = importlib.util.spec_from_file_location(modname, p)
+    if spec is None or spec.loader is None:
+        raise RoostError(f"cannot import {p}", hint="pass a .py file Python can load")
     mod = importlib.util.module_from_spec(spec)
     sys.modules[modname] = mod  # so inspect.getsource finds task code (cache keys)
     sys.path.insert(0, str(p.parent.resolve()))
@@ -91,7 +93,7 @@ def _from_yaml(path: Path) -> Pipeline:
             )
         uses = spec.get("uses")
         if uses not in BUILTINS:
-            near = closest(str(uses), BUILTINS)
+            near = closest(str(uses), list(BUILTINS))
             raise ConfigError(
                 f"tasks.{name}.uses: unknown built-in task {uses!r}",
                 hint=(f"did you mean {near!r}? " if near else "") + f"built-ins: {', '.join(BUILTINS)}",
