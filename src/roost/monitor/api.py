@@ -145,7 +145,7 @@ def log_report(report: Any, model: str | None = None, experiment: str = "monitor
     return run.id
 
 
-def latest_drift(model: str) -> dict | None:
+def latest_drift(model: str) -> dict[str, Any] | None:
     """The newest logged drift result for a model name ({'run_id', 'verdict', 'share', 'when'}), or None."""
     from roost.registry.api import search_runs
 

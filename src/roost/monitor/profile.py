@@ -46,8 +46,8 @@ def numeric_values(s: Any) -> np.ndarray:
         v = s.to_numpy(dtype="datetime64[us]", na_value=np.datetime64("NaT"))
         out = v.astype(np.int64).astype(np.float64) / 1e6
         out[np.isnat(v)] = np.nan
-        return out
-    return s.to_numpy(dtype=np.float64, na_value=np.nan)
+        return np.asarray(out)
+    return np.asarray(s.to_numpy(dtype=np.float64, na_value=np.nan))
 
 
 def category_keys(s: Any) -> Any:
@@ -306,11 +306,14 @@ class Profile:
         """One row per column for tables: kind, count, missing share, min/mean/max, std, median, cardinality, top."""
         rows = []
         for c in self.columns.values():
-            q = c.quantiles((0.5,))[0] if c.kind != "categorical" else None
-            mean = c.mean if c.count and c.kind != "categorical" else None
-            lo, hi = c.min, c.max
+            qf = c.quantiles((0.5,))[0] if c.kind != "categorical" else None
+            meanf = c.mean if c.count and c.kind != "categorical" else None
+            lo: float | str | None = c.min
+            hi: float | str | None = c.max
+            q: float | str | None = qf
+            mean: float | str | None = meanf
             if c.kind == "datetime":  # epoch seconds back to timestamps
-                lo, mean, hi, q = (_iso(v) for v in (lo, mean, hi, q))
+                lo, mean, hi, q = (_iso(v) for v in (c.min, meanf, c.max, qf))
             rows.append(
                 {
                     "column": c.name,

@@ -48,9 +48,10 @@ def _numeric(r: ColumnProfile, c: ColumnProfile) -> dict[str, Any]:
     inner = np.unique(r.sketch.quantiles(np.linspace(0, 1, S.PSI_BINS + 1)[1:-1], r.min, r.max))
     ref_bins = np.bincount(np.searchsorted(inner, vr, side="right"), weights=cr, minlength=inner.size + 1)
     cur_bins = np.bincount(np.searchsorted(inner, vc, side="right"), weights=cc, minlength=inner.size + 1)
-    if r.hll.estimate() > S.DISCRETE_MAX:
-        lo, hi = min(r.min, c.min), max(r.max, c.max)  # type: ignore[type-var]
-        edges = S.sturges_edges(float(lo), float(hi), r.count + c.count)
+    if r.hll.estimate() > S.DISCRETE_MAX and None not in (r.min, r.max, c.min, c.max):
+        lo = min(float(r.min or 0.0), float(c.min or 0.0))  # both set: the columns have values (checked above)
+        hi = max(float(r.max or 0.0), float(c.max or 0.0))
+        edges = S.sturges_edges(lo, hi, r.count + c.count)
         ra, rb = r.sketch.histogram(edges), c.sketch.histogram(edges)
         bins: dict[str, Any] = {"edges": edges.tolist()}
     else:

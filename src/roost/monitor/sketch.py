@@ -38,7 +38,8 @@ class LogSketch:
 
     def _keys(self, a: np.ndarray) -> np.ndarray:
         """Bucket key of each |value| (all > MIN_ABS)."""
-        return np.ceil(np.log(a) * self._inv_log_gamma).astype(np.int64)
+        keys: np.ndarray = np.ceil(np.log(a) * self._inv_log_gamma).astype(np.int64)
+        return keys
 
     @staticmethod
     def _add_counts(store: dict[int, int], keys: np.ndarray) -> None:
@@ -109,7 +110,7 @@ class LogSketch:
         out = vals[np.minimum(np.searchsorted(cum, rank, side="right"), vals.size - 1)]
         if lo is not None and hi is not None:
             out = np.clip(out, lo, hi)
-        return out
+        return np.asarray(out)
 
     def cdf(self, x: np.ndarray) -> np.ndarray:
         """Approximate share of values ≤ each x (bucket representatives stand for their values)."""
@@ -117,7 +118,7 @@ class LogSketch:
         if counts.size == 0:
             return np.full(np.shape(x), np.nan)
         cum = np.concatenate([[0], np.cumsum(counts)])
-        return cum[np.searchsorted(vals, x, side="right")] / cum[-1]
+        return np.asarray(cum[np.searchsorted(vals, x, side="right")] / cum[-1])
 
     def histogram(self, edges: np.ndarray) -> np.ndarray:
         """Counts per bin of `edges` (each bucket's count goes to the bin of its representative value)."""
@@ -176,7 +177,7 @@ def hash_values(values: np.ndarray) -> np.ndarray:
         return _mix64(v.astype("datetime64[us]").astype(np.int64).view(np.uint64))
     import pandas as pd
 
-    return pd.util.hash_array(np.asarray(v, dtype=object).astype(str).astype(object), categorize=False)
+    return np.asarray(pd.util.hash_array(np.asarray(v, dtype=object).astype(str).astype(object), categorize=False))
 
 
 class HyperLogLog:

@@ -38,8 +38,8 @@ class Source:
     name: str
     frame: Any = None
     profile: Any = None
-    run: dict | None = None
-    signature: dict | None = None
+    run: dict[str, Any] | None = None
+    signature: dict[str, Any] | None = None
     is_logs: bool = False
     notes: list[str] = field(default_factory=list)
 
@@ -54,7 +54,7 @@ class Source:
         return (self.signature or {}).get("label")
 
 
-def run_dir(run: dict) -> Path:
+def run_dir(run: dict[str, Any]) -> Path:
     """The local artifact folder of a run."""
     from roost import artifacts
 
@@ -66,7 +66,7 @@ def run_dir(run: dict) -> Path:
     return artifacts.local_path(run["artifact_uri"])
 
 
-def _signature(pkg: Path) -> dict | None:
+def _signature(pkg: Path) -> dict[str, Any] | None:
     """signature.json of a package folder, if there is one."""
     import json
 
@@ -229,15 +229,15 @@ def default_features(ref: Source, cur: Source) -> tuple[list[str] | None, list[s
         return feats + outs, notes
     ref_cols = [c for c in _columns(ref) if not c.startswith("_")]
     if cur.is_logs:
-        cols = set(_columns(cur))
-        unlogged = [c for c in ref_cols if c not in cols and not c.startswith("pred_")]
+        logged = set(_columns(cur))
+        unlogged = [c for c in ref_cols if c not in logged and not c.startswith("pred_")]
         if unlogged:
             notes.append(
                 "reference columns that serving does not log (labels, ids, unused columns) are skipped: "
                 + ", ".join(unlogged[:10])
                 + ("…" if len(unlogged) > 10 else "")
             )
-        return [c for c in ref_cols if c in cols], notes
+        return [c for c in ref_cols if c in logged], notes
     return None, notes
 
 
