@@ -65,5 +65,7 @@ _SUBMODULES = {
     "ui",
 }
 
+# `from roost import *` gives the API names (each imports its module); subpackages stay explicit imports.
+__all__ = ["__version__", *sorted(_API)]
 
 __getattr__, __dir__ = lazy_api(__name__, _API, _SUBMODULES)
