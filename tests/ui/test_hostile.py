@@ -108,6 +108,8 @@ def test_hostile_bodies(hostile_client, populated):
         b'{"runs": ["' + b"9" * 4000 + b'"]}',
         b"\xff\xfe\xfd",
         b'{"runs": "' + b"a," * 5000 + b'"}',
+        b'{"runs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}",  # nesting past Python's recursion limit
+        b"runs=x&" * 200_000,  # 1.4 MB
     ]
     problems = []
     for body in bodies:

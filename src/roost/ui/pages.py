@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
+from roost.ui.security import scrub_paths
 
 if TYPE_CHECKING:
     from roost.ui.app import UI
@@ -112,7 +113,7 @@ def routes(ui: UI) -> list[Route]:
             files = artifacts.list_files(r["artifact_uri"])
             files_error = None
         except Exception as exc:  # noqa: BLE001 - an unreachable artifact store must not break the page
-            files, files_error = [], str(exc)
+            files, files_error = [], scrub_paths(str(exc))
         return ui.render(
             request,
             "run.html",
