@@ -193,3 +193,16 @@ def test_ctrl_c_marks_killed_and_resume_matches(ws, data_file, monkeypatch) -> N
     assert run["status"] == "FINISHED" and run["tags"]["roost.resumed_from"] == killed
     assert [h["step"] for h in roost.registry.api.metric_history(res.run_id, "val_loss")] == [3, 4]
     assert res.metrics["test_log_loss"] == pytest.approx(full.metrics["test_log_loss"], abs=1e-9)
+
+
+def test_restored_best_is_not_logged_as_an_extra_epoch(ws, data_file) -> None:
+    res = roost.train(_cfg(data_file, trainer={"epochs": 4, "patience": 100}))
+    run = roost.get_run(res.run_id)
+    epochs = [h["step"] for h in roost.registry.api.metric_history(res.run_id, "val_loss")]
+    assert epochs == [1, 2, 3, 4]
+    for key in ("val_roc_auc", "val_log_loss"):
+        steps = [h["step"] for h in roost.registry.api.metric_history(res.run_id, key)]
+        assert sorted(set(steps)) == epochs, (key, steps)  # no step 5 of 4
+    assert run["metrics"]["val_roc_auc"] == pytest.approx(res.metrics["val_roc_auc"])  # latest = the restored model
+    best = int(run["tags"]["roost.best_epoch"])
+    assert 1 <= best <= 4 and run["metrics"]["best_epoch"] == best

@@ -7,12 +7,20 @@ from __future__ import annotations
 
 import sys as _sys
 import types as _types
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from roost.train.api import TrainResult
+
+# the public modules (`roost.train(...)` itself is this package called as a function)
+__all__ = ["api", "auto", "callbacks", "config", "export", "metrics", "models", "preprocess", "trainer"]
 
 
 class _TrainModule(_types.ModuleType):
     """`roost.train` is both this package and the function `roost.train(config, ...)` (the CLI verb's twin)."""
 
-    def __call__(self, *args, **kwargs):  # noqa: ANN002, ANN003, ANN204
+    def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
+        """Train a model from a config (see roost.train.api.train)."""
         from roost.train.api import train
 
         return train(*args, **kwargs)

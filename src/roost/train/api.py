@@ -9,10 +9,14 @@ import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
 from roost.train.config import TrainConfig, flatten, load_config
+
+if TYPE_CHECKING:
+    from roost.train.base import Estimator
+    from roost.train.preprocess import FeatureSpec
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
@@ -46,7 +50,7 @@ class Interrupted(KeyboardInterrupt):
         self.run_id = run_id
 
 
-def resolved_params(cfg: TrainConfig, model: Any) -> dict[str, Any]:
+def resolved_params(cfg: TrainConfig, model: Estimator) -> dict[str, Any]:
     """Every setting of the run, defaults included: the config plus the model's full parameter set."""
     d = cfg.model_dump(by_alias=True)
     params = model.get_params()
@@ -59,7 +63,7 @@ def resolved_params(cfg: TrainConfig, model: Any) -> dict[str, Any]:
     return d
 
 
-def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Any:
+def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Estimator:
     """The estimator for the config: model params, with trainer settings folded in for torch models.
 
     With `n_train`, an `auto` batch size is resolved to its number (so the run records what was used).
@@ -94,7 +98,7 @@ def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Any:
     return model
 
 
-def _write_yaml(path: Path, data: Any) -> Path:
+def write_yaml(path: Path, data: Any) -> Path:
     """Write YAML (block style, key order kept)."""
     import yaml
 
@@ -122,6 +126,8 @@ def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
                 else "no candidate run was interrupted; start a new run"
             ),
         )
+    ck: Path | None
+    conf: Path | None
     try:  # on a remote root (s3://, …) the two files come down once into the workspace's cache
         ck, conf = local_artifact(run, f"{CHECKPOINTS}/last.pt"), local_artifact(run, RESOLVED)
     except NotFoundError:
@@ -148,7 +154,7 @@ def train(
     parent_run_id: str | None = None,
     tags: dict[str, Any] | None = None,
     callbacks: list[Any] | None = None,
-    nproc: int = 1,
+    nproc: int | str = 1,
 ) -> TrainResult:
     """Train from a config (file or dict) and record the run; `resume` continues a killed run from its checkpoint.
 
@@ -163,10 +169,11 @@ def train(
 
     nproc = D.check_nproc(nproc)
     if nproc > 1 and not D.launched():
-        if config is None and not resume:
+        source = _resume_state(resume)[0] if resume else config
+        if source is None:
             raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
         # config errors surface here, before any worker starts
-        kind = load_config(_resume_state(resume)[0] if resume else config, overrides).model.type
+        kind = load_config(source, overrides).model.type
         if kind != "lightgbm":
             res = D.launch(
                 nproc,
@@ -209,7 +216,8 @@ def train(
     train_df, val_df, test_df = split(df, cfg.split)
     spec = _spec(cfg, train_df)
     if not ctx.leader:
-        return _follow(cfg, task, spec, (train_df, val_df, test_df), ckpt)  # type: ignore[return-value]
+        _follow(cfg, task, spec, (train_df, val_df, test_df), ckpt)
+        return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
     if ctx.active:
         tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
     from roost.datasets import fingerprint
@@ -242,7 +250,7 @@ def train(
         )
     model = build_model(cfg, task, len(train_df))
     params = {**flatten(resolved_params(cfg, model)), **data}
-    return _run(
+    return train_run(
         cfg,
         model,
         task,
@@ -329,11 +337,11 @@ def _spec(cfg: TrainConfig, train_df: Any) -> Any:
     )
 
 
-def _run(
+def train_run(
     cfg: TrainConfig,
-    model: Any,
+    model: Estimator,
     task: str,
-    spec: Any,
+    spec: FeatureSpec,
     parts: tuple[Any, Any, Any],
     params: dict[str, Any],
     *,
@@ -376,8 +384,8 @@ def _run(
             if config_file is not None:
                 run.log_artifact(config_file, "config.yaml")
             else:
-                _write_yaml(art / "config.yaml", cfg.model_dump(by_alias=True, exclude_defaults=True))
-            _write_yaml(art / RESOLVED, resolved_params(cfg, model))
+                write_yaml(art / "config.yaml", cfg.model_dump(by_alias=True, exclude_defaults=True))
+            write_yaml(art / RESOLVED, resolved_params(cfg, model))
             every = int(model.params.get("log_every", 50))
             cbs.append(RunLogger(run, every))
             cbs.extend(extra_callbacks or [])
@@ -404,8 +412,7 @@ def _run(
             y_val = encode_labels(val_df[label], task, model.classes_ or None)[0]
             metrics = {f"test_{k}": v for k, v in M.compute(task, y_test, model.predict(test_df)).items()}
             metrics.update({f"val_{k}": v for k, v in M.compute(task, y_val, model.predict(val_df)).items()})
-            run.log_metrics({k: v for k, v in metrics.items() if v == v})
-            run.set_tag("roost.best_epoch", getattr(getattr(model, "state_", None), "best_epoch", ""))
+            _log_final(run, model, metrics)
             pkg = _package(model, run, art, test_df, label, metrics, cfg)
             _monitor_reference(art, model, task, train_df, test_df, label)
             version = None
@@ -438,7 +445,7 @@ def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | 
     return proc, url
 
 
-def _monitor_reference(art: Path, model: Any, task: str, train_df: Any, test_df: Any, label: str) -> None:
+def _monitor_reference(art: Path, model: Estimator, task: str, train_df: Any, test_df: Any, label: str) -> None:
     """Store the training profile, a reference sample and the scored evaluation set with the run (for drift)."""
     try:
         from roost.monitor import write_run_reference
@@ -467,8 +474,24 @@ def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
     return {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
 
 
+def _log_final(run: Any, model: Estimator, metrics: dict[str, float]) -> None:
+    """Log the restored model's metrics: test_* once; val_* at the last epoch's step, never as an extra epoch."""
+    history = getattr(model, "history_", None) or []
+    last = max((int(h["epoch"]) for h in history), default=None)
+    curves = {k for h in history for k in h} - {"epoch"}
+    finite = {k: v for k, v in metrics.items() if v == v}
+    run.log_metrics({k: v for k, v in finite.items() if k not in curves or last is None})
+    at_last = {k: v for k, v in finite.items() if k in curves and last is not None}
+    if at_last:  # same step as the last epoch, later in time: the latest value is the restored model's
+        run.log_metrics(at_last, step=last)
+    best = getattr(getattr(model, "state_", None), "best_epoch", None) or getattr(model, "best_iteration_", None)
+    run.set_tag("roost.best_epoch", best if best is not None else "")
+    if best:
+        run.log_metric("best_epoch", float(best))
+
+
 def _package(
-    model: Any, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
+    model: Estimator, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
 ) -> Path:
     """Export the model package into the run's artifacts (`model/`)."""
     sample = test_df.drop(columns=[label]).head(PARITY_ROWS)

@@ -13,15 +13,14 @@ from roost.train.api import (
     RESOLVED,
     Interrupted,
     TrainResult,
-    _run,
-    _write_yaml,
     auto_config,
     build_model,
-    flatten,
     resolved_params,
     start_tensorboard,
+    train_run,
+    write_yaml,
 )
-from roost.train.config import TrainConfig
+from roost.train.config import TrainConfig, flatten
 
 log = logging.getLogger(__name__)
 
@@ -88,14 +87,14 @@ def train_auto(
             art = parent.artifact_dir
             if config_file is not None:
                 parent.log_artifact(config_file, "config.yaml")
-            _write_yaml(art / RESOLVED, cfg.model_dump(by_alias=True))
+            write_yaml(art / RESOLVED, cfg.model_dump(by_alias=True))
             if tensorboard:  # one TensorBoard, one folder per candidate
                 tb_proc, tb_url = start_tensorboard(parent, art / TB_SUBDIR, announce)
             results: list[TrainResult] = []
             for cand in cands:
                 sub = auto_config(cfg, cand)
                 model = build_model(sub, task, len(parts[0]))
-                res = _run(
+                res = train_run(
                     sub,
                     model,
                     task,

@@ -104,9 +104,13 @@ class Estimator:
         y: pd.Series,
         X_val: pd.DataFrame | None = None,
         y_val: pd.Series | None = None,
-        **kw: Any,
+        *,
+        spec: FeatureSpec | None = None,
+        callbacks: Any = (),
+        checkpoint_dir: Path | None = None,
+        resume: dict[str, Any] | None = None,
     ) -> Estimator:
-        """Fit on (X, y); X_val/y_val drive early stopping."""
+        """Fit on (X, y); X_val/y_val drive early stopping; `resume` is a checkpoint (torch models)."""
         raise NotImplementedError
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:

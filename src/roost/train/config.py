@@ -212,7 +212,7 @@ def parse_override(item: str) -> tuple[list[str], Any]:
 
 def apply_overrides(raw: dict[str, Any], overrides: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """Apply `--set a.b=v` overrides to a raw config dict (strings for data/model/features expand first)."""
-    out = json.loads(json.dumps(raw, default=str))
+    out: dict[str, Any] = json.loads(json.dumps(raw, default=str))
     expand = {"data": "source", "model": "type", "features": "include"}
     for item in overrides:
         parts, value = parse_override(item)

@@ -213,11 +213,11 @@ def launch(nproc: int, kwargs: dict[str, Any]) -> Any:
         for lg, lv in zip(quiet, levels):
             lg.setLevel(lv)
         shutil.rmtree(errdir, ignore_errors=True)
-        for k, v in env_before.items():
-            if v is None:
+        for k, old in env_before.items():
+            if old is None:
                 os.environ.pop(k, None)
             else:
-                os.environ[k] = v
+                os.environ[k] = old
     return out[0]
 
 
@@ -243,7 +243,8 @@ def _saved_error(errdir: str, rank: int, wait: float = 0.0) -> BaseException | N
         time.sleep(0.1)
     try:
         with open(path, "rb") as f:
-            return pickle.load(f)
+            err: BaseException | None = pickle.load(f)
+            return err
     except (OSError, EOFError, pickle.UnpicklingError):
         return None
 

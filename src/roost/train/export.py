@@ -51,6 +51,8 @@ def export_module(
             verbose=False,
             optimize=True,
         )
+    if prog is None:  # torch returns None only when exporting to a file, which this call does not
+        raise RuntimeError("torch.onnx.export returned no program")
     model = prog.model_proto
     model = rename_outputs(model, dict(zip(tmp_out, output_names)))
     model = attach_columns(model, spec.columns, names)

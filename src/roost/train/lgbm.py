@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -96,7 +97,8 @@ class LightGBMModel(Estimator):
         info = LoopInfo(epochs=p["n_estimators"], steps_per_epoch=1)
         for cb in callbacks:
             getattr(cb, "on_train_begin", lambda s: None)(info)
-        lgb_cbs = [_Relay(callbacks, info, p["log_every"], p["n_estimators"])]
+        relay = _Relay(callbacks, info, p["log_every"], p["n_estimators"])
+        lgb_cbs: list[Callable[..., Any]] = [relay]
         if X_val is not None and y_val is not None and len(X_val):
             yv = encode_labels(y_val, self.task_, self.classes_ or None)[0]
             fit_kw.update(eval_X=(self.matrix(X_val),), eval_y=(yv,), eval_names=["val"])
@@ -104,7 +106,7 @@ class LightGBMModel(Estimator):
         self.model_.fit(self.matrix(X), yt, callbacks=lgb_cbs, **fit_kw)
         self.model_._Booster = float32_thresholds(self.model_.booster_)
         self.best_iteration_ = int(getattr(self.model_, "best_iteration_", 0) or p["n_estimators"])
-        self.history_ = lgb_cbs[0].history
+        self.history_ = relay.history
         info.best_epoch = self.best_iteration_
         for cb in callbacks:
             getattr(cb, "on_train_end", lambda s: None)(info)
@@ -115,8 +117,8 @@ class LightGBMModel(Estimator):
         self._check_fitted()
         M = self.matrix(X)
         if self.task_ == "regression":
-            return self.model_.predict(M)
-        P = self.model_.predict_proba(M)
+            return np.asarray(self.model_.predict(M))
+        P = np.asarray(self.model_.predict_proba(M))
         return P[:, 1] if self.task_ == "binary" else P
 
     def export_onnx(self, directory: Path, sample: pd.DataFrame) -> float:
@@ -216,7 +218,7 @@ class _Relay:
 
     def __call__(self, env: Any) -> None:
         it = env.iteration + 1
-        logs = {}
+        logs: dict[str, float] = {}
         for data, metric, value, _ in env.evaluation_result_list:
             prefix = "val" if data == "val" else "train"
             key = "loss" if metric in ("binary_logloss", "multi_logloss", "l2") else metric

@@ -23,6 +23,11 @@ class Preprocess(nn.Module):
     (x − mean) / std. Categorical indices pass through (0 = unknown); hashed ids → id mod buckets.
     """
 
+    mean: Tensor  # buffers (registered in __init__)
+    std: Tensor
+    lo: Tensor
+    hi: Tensor
+
     def __init__(self, spec: FeatureSpec) -> None:
         super().__init__()
         self.kinds = [c.kind for c in spec.columns]
@@ -58,10 +63,11 @@ class Embeddings(nn.Module):
         super().__init__()
         self.keep = [k for k, c in enumerate(spec.sparse) if max_card is None or c.cardinality <= max_card]
         cards = [spec.sparse[k].cardinality for k in self.keep]
-        self.tables = nn.ModuleList(nn.Embedding(n, emb_dim(n, cap)) for n in cards)
-        for t in self.tables:
+        tables = [nn.Embedding(n, emb_dim(n, cap)) for n in cards]
+        for t in tables:
             nn.init.normal_(t.weight, std=0.05)
-        self.out_dim = len(spec.numeric) + sum(t.embedding_dim for t in self.tables)
+        self.tables = nn.ModuleList(tables)
+        self.out_dim = len(spec.numeric) + sum(t.embedding_dim for t in tables)
 
     def forward(self, x: Tensor, idx: list[Tensor]) -> Tensor:
         """Concatenate numeric features and embeddings → [N, out_dim]."""
@@ -85,13 +91,14 @@ class Linear(nn.Module):
     def __init__(self, spec: FeatureSpec, n_out: int) -> None:
         super().__init__()
         self.num = nn.Linear(len(spec.numeric), n_out)
-        self.tables = nn.ModuleList(nn.Embedding(c.cardinality, n_out) for c in spec.sparse)
-        for t in self.tables:
+        tables = [nn.Embedding(c.cardinality, n_out) for c in spec.sparse]
+        for t in tables:
             nn.init.zeros_(t.weight)
+        self.tables = nn.ModuleList(tables)
 
     def forward(self, x: Tensor, idx: list[Tensor]) -> Tensor:
         """Logits [N, K]."""
-        out = self.num(x)
+        out: Tensor = self.num(x)
         for t, i in zip(self.tables, idx):
             out = out + t(i)
         return out
@@ -116,7 +123,8 @@ class MLP(nn.Module):
 
     def forward(self, x: Tensor, idx: list[Tensor]) -> Tensor:
         """Logits [N, K]."""
-        return self.head(self.body(self.emb(x, idx)))
+        out: Tensor = self.head(self.body(self.emb(x, idx)))
+        return out
 
 
 class WideDeep(nn.Module):
@@ -138,7 +146,8 @@ class WideDeep(nn.Module):
 
     def forward(self, x: Tensor, idx: list[Tensor]) -> Tensor:
         """Logits [N, K]."""
-        return self.wide(x, idx) + self.deep(x, idx)
+        out: Tensor = self.wide(x, idx) + self.deep(x, idx)
+        return out
 
 
 class CrossLayerV2(nn.Module):
@@ -152,7 +161,8 @@ class CrossLayerV2(nn.Module):
 
     def forward(self, x0: Tensor, x: Tensor) -> Tensor:
         """One cross interaction."""
-        return x0 * self.lin(x) + x
+        out: Tensor = x0 * self.lin(x) + x
+        return out
 
 
 class DCN(nn.Module):
@@ -181,7 +191,8 @@ class DCN(nn.Module):
         h = x0
         for layer in self.cross:
             h = layer(x0, h)
-        return self.head(self.body(h))
+        out: Tensor = self.head(self.body(h))
+        return out
 
 
 class Tower(nn.Module):
@@ -197,7 +208,8 @@ class Tower(nn.Module):
     def forward(self, cols: Sequence[Tensor]) -> Tensor:
         """Embedding [N, D]."""
         x, idx = self.pre(cols)
-        return self.out(self.body(self.emb(x, idx)))
+        out: Tensor = self.out(self.body(self.emb(x, idx)))
+        return out
 
 
 class TwoTower(nn.Module):
@@ -222,7 +234,8 @@ class TwoTower(nn.Module):
         """Score [N, 1]."""
         u = self.user(cols[: self.n_user])
         i = self.item(cols[self.n_user :])
-        return (u * i).sum(dim=1, keepdim=True) + self.bias
+        out: Tensor = (u * i).sum(dim=1, keepdim=True) + self.bias
+        return out
 
 
 class Network(nn.Module):
@@ -236,9 +249,11 @@ class Network(nn.Module):
     def forward(self, cols: Sequence[Tensor]) -> Tensor:
         """Raw outputs [N, K]."""
         if self.pre is None:
-            return self.body(cols)
+            raw: Tensor = self.body(cols)
+            return raw
         x, idx = self.pre(cols)
-        return self.body(x, idx)
+        out: Tensor = self.body(x, idx)
+        return out
 
 
 class Head(nn.Module):

@@ -16,7 +16,7 @@ def _dim_name(model: Any) -> str:
     for i in model.graph.input:
         dims = i.type.tensor_type.shape.dim
         if dims and dims[0].dim_param:
-            return dims[0].dim_param
+            return str(dims[0].dim_param)
     return "batch"
 
 

@@ -38,7 +38,7 @@ def run_logdir(run_id: str) -> Path:
 
 def start(
     logdir: Path | str, port: int | None = None, host: str = "127.0.0.1", timeout: float = 90.0
-) -> tuple[subprocess.Popen, str]:
+) -> tuple[subprocess.Popen[bytes], str]:
     """Start `tensorboard --logdir D --host H --port P`, wait for HTTP 200; returns (process, URL)."""
     import httpx
 
@@ -71,7 +71,7 @@ def start(
     raise RoostError(f"TensorBoard did not answer within {timeout:.0f} s", hint="run it by hand to see why")
 
 
-def stop(proc: subprocess.Popen) -> None:
+def stop(proc: subprocess.Popen[bytes]) -> None:
     """Stop a TensorBoard started by `start` (its process group)."""
     import os
     import signal
@@ -88,7 +88,7 @@ class _Attached:
     """A TensorBoard this process did not start (a training worker did): enough of Popen for `stop` and waiting."""
 
     def __init__(self, pid: int) -> None:
-        import psutil
+        import psutil  # type: ignore[import-untyped]  # psutil ships no type stubs (types-psutil not installed)
 
         self.pid = pid
         self._p = psutil.Process(pid)

@@ -9,7 +9,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import torch
@@ -17,6 +17,9 @@ from torch import nn
 
 from roost.train import metrics as M
 from roost.train.base import TrainerParams, auto_batch_size, default_threads
+
+if TYPE_CHECKING:
+    from roost.train.distributed import Context
 
 log = logging.getLogger(__name__)
 
@@ -101,7 +104,8 @@ def _save(obj: dict[str, Any], path: Path) -> None:
 
 def load_checkpoint(path: Path | str) -> dict[str, Any]:
     """Read a checkpoint written by `fit_network`."""
-    return torch.load(str(path), map_location="cpu", weights_only=False)
+    ck: dict[str, Any] = torch.load(str(path), map_location="cpu", weights_only=False)
+    return ck
 
 
 def fit_network(
@@ -125,6 +129,134 @@ def fit_network(
         torch.set_num_threads(threads)
 
 
+@dataclass
+class _Data:
+    """Training (and, on the evaluating rank, validation) tensors on the loop's device."""
+
+    cols: list[torch.Tensor]
+    y: torch.Tensor
+    vcols: list[torch.Tensor] | None
+    y_val: torch.Tensor | None
+    y_val_raw: np.ndarray | None  # unscaled validation targets, for the metrics
+    has_val: bool  # every rank knows whether there is a validation set (only rank 0 holds it)
+
+
+def _tensors(
+    task: str,
+    train: tuple[Sequence[np.ndarray], np.ndarray],
+    val: tuple[Sequence[np.ndarray], np.ndarray] | None,
+    y_scale: tuple[float, float],
+    dev: torch.device,
+    leader: bool,
+) -> _Data:
+    """Move the columns and (standardised, for regression) targets to the device."""
+    y_mean, y_std = y_scale
+
+    def target(y: np.ndarray) -> torch.Tensor:
+        return _target(task, y if task != "regression" else (y - y_mean) / y_std).to(dev)
+
+    def columns(cs: Sequence[np.ndarray]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in cs]
+
+    has_val = val is not None and len(val[1]) > 0
+    if val is not None and has_val and leader:
+        return _Data(columns(train[0]), target(train[1]), columns(val[0]), target(val[1]), val[1], has_val)
+    return _Data(columns(train[0]), target(train[1]), None, None, None, has_val)
+
+
+def _start_state(
+    net: nn.Module, opt: torch.optim.Optimizer, params: TrainerParams, n: int, bs: int, resume: dict[str, Any] | None
+) -> tuple[LoopState, dict[str, Any]]:
+    """(loop state, best weights so far): fresh, or restored from a `last.pt` checkpoint."""
+    state = LoopState(epochs=params.epochs, steps_per_epoch=math.ceil(n / bs))
+    if resume is None:
+        return state, copy.deepcopy(net.state_dict())
+    net.load_state_dict(resume["model"])
+    opt.load_state_dict(resume["optimizer"])
+    restored = LoopState(**{**resume["state"], "epochs": params.epochs, "steps_per_epoch": state.steps_per_epoch})
+    return restored, resume["best_state"]
+
+
+def _train_epoch(
+    step_net: nn.Module,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    task: str,
+    data: _Data,
+    params: TrainerParams,
+    bs: int,
+    state: LoopState,
+    callbacks: Sequence[Any],
+    ctx: Context,
+) -> tuple[float, int]:
+    """One pass over the shuffled training rows; (summed loss, rows seen) on this rank."""
+    lf, lf_sum = loss_fn(task), loss_fn(task, "sum")
+    n = len(data.y)
+    g = torch.Generator().manual_seed(params.seed * 100_003 + state.epoch)
+    torch.manual_seed(params.seed * 100_003 + state.epoch)
+    perm = torch.randperm(n, generator=g)
+    net.train()
+    run_loss, seen = 0.0, 0
+    for s in range(0, n, bs):
+        idx = perm[s : s + bs].to(data.y.device)
+        if ctx.active:  # this rank's share; summed loss × world / batch: the averaged gradient is the batch's
+            mine = idx[ctx.rank :: ctx.world]
+            z = step_net([c[mine] for c in data.cols])
+            total = lf_sum(_z(task, z), data.y[mine])
+            loss = total * (ctx.world / len(idx))
+            run_loss += float(total.detach())
+            lv = float(total.detach()) / max(len(mine), 1)
+            seen += len(mine)
+        else:
+            z = step_net([c[idx] for c in data.cols])
+            loss = lf(_z(task, z), data.y[idx])
+            lv = float(loss.detach())
+            run_loss += lv * len(idx)
+            seen += len(idx)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        state.step += 1
+        for cb in callbacks:
+            _call(cb, "on_step", state, lv)
+    return run_loss, seen
+
+
+def _validate(net: nn.Module, task: str, data: _Data, y_scale: tuple[float, float], logs: dict[str, float]) -> float:
+    """Validation loss (NaN on ranks without the validation set); adds val_loss and val_* metrics to `logs`."""
+    if data.vcols is None or data.y_val is None or data.y_val_raw is None:
+        return math.nan
+    vloss, raw = evaluate(net, task, data.vcols, data.y_val)
+    logs["val_loss"] = vloss
+    if task == "regression":
+        raw = raw * y_scale[1] + y_scale[0]
+    logs.update({f"val_{k}": v for k, v in val_metrics(task, data.y_val_raw, raw).items() if np.isfinite(v)})
+    return vloss
+
+
+def _checkpoint(
+    directory: Path,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    best_state: dict[str, Any],
+    state: LoopState,
+    params: TrainerParams,
+    extra: dict[str, Any] | None,
+) -> None:
+    """Write last.pt (everything needed to resume) and, when this epoch is the best, best.pt."""
+    ck = {
+        "model": net.state_dict(),
+        "optimizer": opt.state_dict(),
+        "best_state": best_state,
+        "state": {k: v for k, v in asdict(state).items() if k not in ("epochs", "steps_per_epoch")},
+        "params": asdict(params),
+        **(extra or {}),
+    }
+    _save(ck, Path(directory) / LAST)
+    if state.best_epoch == state.epoch:
+        _save({"model": best_state, "epoch": state.epoch, **(extra or {})}, Path(directory) / BEST)
+
+
 def _fit(
     net: nn.Module,
     task: str,
@@ -144,74 +276,24 @@ def _fit(
     dev = torch.device(ctx.device)
     torch.manual_seed(params.seed)
     net.to(dev)
-    cols = [torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in train[0]]
-    y_mean, y_std = y_scale
-    y_tr = _target(task, train[1] if task != "regression" else (train[1] - y_mean) / y_std).to(dev)
-    if val is not None and len(val[1]) and ctx.leader:
-        vcols = [torch.from_numpy(np.ascontiguousarray(c)).to(dev) for c in val[0]]
-        y_va = _target(task, val[1] if task != "regression" else (val[1] - y_mean) / y_std).to(dev)
-    else:
-        vcols, y_va = None, None
-    has_val = val is not None and len(val[1]) > 0
+    data = _tensors(task, train, val, y_scale, dev, ctx.leader)
     opt = torch.optim.AdamW(net.parameters(), lr=params.lr, weight_decay=params.weight_decay)
-    lf = loss_fn(task)
-    lf_sum = loss_fn(task, "sum")
-    n = len(y_tr)
+    n = len(data.y)
     bs = auto_batch_size(n) if params.batch_size == "auto" else int(params.batch_size)
     bs = max(1, min(bs, n))
-    state = LoopState(epochs=params.epochs, steps_per_epoch=math.ceil(n / bs))
-    best_state = copy.deepcopy(net.state_dict())
-    if resume is not None:
-        net.load_state_dict(resume["model"])
-        opt.load_state_dict(resume["optimizer"])
-        best_state = resume["best_state"]
-        state = LoopState(**{**resume["state"], "epochs": params.epochs, "steps_per_epoch": state.steps_per_epoch})
+    state, best_state = _start_state(net, opt, params, n, bs, resume)
     for cb in callbacks:
         _call(cb, "on_train_begin", state)
     if checkpoint_dir is not None:
         Path(checkpoint_dir).mkdir(parents=True, exist_ok=True)
     step_net = D.wrap(net, ctx)
     while state.epoch < params.epochs and not state.stopped_early:
-        g = torch.Generator().manual_seed(params.seed * 100_003 + state.epoch)
-        torch.manual_seed(params.seed * 100_003 + state.epoch)
-        perm = torch.randperm(n, generator=g)
-        net.train()
-        run_loss, seen = 0.0, 0
-        for s in range(0, n, bs):
-            idx = perm[s : s + bs].to(dev)
-            if ctx.active:  # this rank's share; summed loss × world / batch: the averaged gradient is the batch's
-                mine = idx[ctx.rank :: ctx.world]
-                z = step_net([c[mine] for c in cols])
-                total = lf_sum(_z(task, z), y_tr[mine])
-                loss = total * (ctx.world / len(idx))
-                run_loss += float(total.detach())
-                lv = float(total.detach()) / max(len(mine), 1)
-                seen += len(mine)
-            else:
-                z = step_net([c[idx] for c in cols])
-                loss = lf(_z(task, z), y_tr[idx])
-                lv = float(loss.detach())
-                run_loss += lv * len(idx)
-                seen += len(idx)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            state.step += 1
-            for cb in callbacks:
-                _call(cb, "on_step", state, lv)
+        run_loss, seen = _train_epoch(step_net, net, opt, task, data, params, bs, state, callbacks, ctx)
         state.epoch += 1
-        run_loss, seen = D.all_sum(ctx, run_loss, seen)
-        logs = {"train_loss": run_loss / max(seen, 1)}
-        if has_val:
-            vloss = math.nan
-            if vcols is not None:  # rank 0 evaluates; the others follow its early-stopping decision
-                vloss, raw = evaluate(net, task, vcols, y_va)
-                logs["val_loss"] = vloss
-                if task == "regression":
-                    raw = raw * y_std + y_mean
-                yv = val[1]
-                logs.update({f"val_{k}": v for k, v in val_metrics(task, yv, raw).items() if np.isfinite(v)})
-            vloss = D.broadcast_float(ctx, vloss)
+        total, rows = D.all_sum(ctx, run_loss, seen)
+        logs = {"train_loss": total / max(rows, 1.0)}
+        if data.has_val:  # rank 0 evaluates; the others follow its early-stopping decision
+            vloss = D.broadcast_float(ctx, _validate(net, task, data, y_scale, logs))
             if vloss < state.best_loss - params.min_delta:
                 state.best_loss, state.best_epoch, state.bad_epochs = vloss, state.epoch, 0
                 best_state = copy.deepcopy(net.state_dict())
@@ -223,17 +305,7 @@ def _fit(
             best_state = copy.deepcopy(net.state_dict())
         state.history.append({"epoch": state.epoch, **logs})
         if checkpoint_dir is not None:
-            ck = {
-                "model": net.state_dict(),
-                "optimizer": opt.state_dict(),
-                "best_state": best_state,
-                "state": {k: v for k, v in asdict(state).items() if k not in ("epochs", "steps_per_epoch")},
-                "params": asdict(params),
-                **(extra or {}),
-            }
-            _save(ck, Path(checkpoint_dir) / LAST)
-            if state.best_epoch == state.epoch:
-                _save({"model": best_state, "epoch": state.epoch, **(extra or {})}, Path(checkpoint_dir) / BEST)
+            _checkpoint(checkpoint_dir, net, opt, best_state, state, params, extra)
         for cb in callbacks:
             _call(cb, "on_epoch_end", state, logs)
     net.load_state_dict(best_state)

@@ -82,7 +82,8 @@ class TwoTowerModel(TorchModel):
                 self.t = tower
 
             def forward(self, *cols: torch.Tensor) -> torch.Tensor:
-                return self.t(list(cols))
+                out: torch.Tensor = self.t(list(cols))
+                return out
 
         return _Star().eval()
 
