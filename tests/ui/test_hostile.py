@@ -151,3 +151,23 @@ def test_error_pages_hide_absolute_paths(populated, tmp_path):
         assert r.status_code == 400 and "exited with code 3" in r.json()["error"]
         assert "boom in" in r.json()["hint"]  # the log tail is still shown...
         assert not ABS_PATH.search(r.text), r.text  # ...with its paths cut to their last part
+
+
+def test_every_route_answers_a_wrong_method_with_405_and_its_allow(populated):
+    """Walk the app's own route table: each route, called with a method it lacks, says which it has."""
+    from starlette.routing import Route
+
+    app = create_app()
+    filled = {"run_id": populated["a"], "name": "churn-model", "key": "0" * 12, "path": "x"}
+    seen = 0
+    with TestClient(app, follow_redirects=False, raise_server_exceptions=False) as c:
+        for route in app.routes:
+            if not isinstance(route, Route) or route.methods is None:
+                continue
+            url = route.path.replace("{path:path}", "x").format(**filled)
+            wrong = next(m for m in ("PATCH", "PUT", "DELETE", "POST") if m not in route.methods)
+            r = c.request(wrong, url)
+            assert r.status_code == 405, (wrong, url, r.status_code)
+            assert {m.strip() for m in r.headers["allow"].split(",")} == route.methods, (url, r.headers["allow"])
+            seen += 1
+    assert seen >= 20
