@@ -72,6 +72,23 @@ def test_unsupported_step_is_named_and_nothing_registered(ws, cancer):
     assert roost.list_models() == [] and roost.search_runs() == []
 
 
+@pytest.mark.parametrize("make", ["ridge", "linear_svc"])
+def test_classifier_without_probabilities_is_refused_with_a_hint(ws, cancer, make):
+    """A classifier with no predict_proba has no probability output for the spec: a RoostError naming it, not an
+    ONNX Runtime failure; nothing registered."""
+    from sklearn.linear_model import RidgeClassifier
+    from sklearn.svm import LinearSVC
+
+    X, y, _ = cancer
+    m = (RidgeClassifier() if make == "ridge" else LinearSVC()).fit(X, y)
+    assert not hasattr(m, "predict_proba")
+    with pytest.raises(RoostError) as e:
+        roost.log_model(m, name="noproba", sample_input=X.head(10))
+    assert "predict_proba" in e.value.message and type(m).__name__ in e.value.message
+    assert "CalibratedClassifierCV" in e.value.hint
+    assert roost.list_models() == [] and roost.search_runs() == []
+
+
 def test_sample_columns_must_match(ws, fitted):
     model, train, held, native = fitted["logreg"]
     with pytest.raises(RoostError) as e:

@@ -141,6 +141,11 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     else:
         types = [("X", FloatTensorType([None, len(cols)]))]
     clf = is_classifier(model)
+    if clf and not hasattr(model, "predict_proba"):
+        raise RoostError(
+            f"{type(final).__name__} has no predict_proba: a roost classifier outputs class probabilities",
+            hint="wrap it in sklearn.calibration.CalibratedClassifierCV, or use a classifier with predict_proba",
+        )
     options = {id(final): {"zipmap": False}} if clf else None
     try:
         onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
