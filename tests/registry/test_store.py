@@ -194,3 +194,16 @@ def test_memory_artifact_root(tmp_path, monkeypatch):
     assert [x["path"] for x in artifacts.list_files(run.artifact_uri)] == ["b.txt"]
     workspace.use(None)
     assert math.isfinite(1.0)
+
+
+def test_store_and_artifact_backends_are_chosen_by_scheme(tmp_path):
+    from roost import artifacts
+    from roost.registry import engine as eng
+
+    assert type(eng.backend_for("sqlite:///x.db")).__name__ == "SQLiteBackend"
+    assert type(eng.backend_for("postgresql+psycopg://u@h/db")).__name__ == "PostgresBackend"
+    with pytest.raises(RoostError, match="unsupported store URL") as err:
+        eng.make_engine("mysql://root:pw@db/x")
+    assert "pw" not in str(err.value)  # the message redacts the password
+    fs, path = artifacts.filesystem("file://" + str(tmp_path))
+    assert fs.exists(path) and path == str(tmp_path)

@@ -44,9 +44,13 @@ def heartbeat_interval_s() -> float:
     """Seconds between heartbeats of a run with nothing to flush (ROOST_HEARTBEAT_INTERVAL_S, default 10)."""
     raw = os.environ.get("ROOST_HEARTBEAT_INTERVAL_S")
     try:
-        return float(raw) if raw else HEARTBEAT_INTERVAL_S
+        value = float(raw) if raw else HEARTBEAT_INTERVAL_S
     except ValueError:
-        raise RoostError(f"ROOST_HEARTBEAT_INTERVAL_S={raw!r} is not a number", hint="seconds, e.g. 10") from None
+        value = 0.0
+    if value > 0:
+        return value
+    log.warning("roost: ROOST_HEARTBEAT_INTERVAL_S=%r is not a positive number; using %s s", raw, HEARTBEAT_INTERVAL_S)
+    return HEARTBEAT_INTERVAL_S
 
 
 def describe_error(exc: BaseException) -> str:
@@ -63,7 +67,7 @@ class Lifecycle:
     """The runs of this process: the active stack (`with` nesting), the live set, flusher, heartbeats, exit."""
 
     def __init__(self) -> None:
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()  # re-entrant: the SIGTERM handler may run while the main thread holds it
         self._active: list[Run] = []
         self._live: dict[str, Run] = {}
         self._thread: threading.Thread | None = None
@@ -146,7 +150,10 @@ class Lifecycle:
         while True:
             self._wake.wait(min(FLUSH_INTERVAL_S, heartbeat_interval_s()))
             self._wake.clear()
-            self.tick()
+            try:
+                self.tick()
+            except Exception:  # this thread must outlive any one failure
+                log.exception("roost: run flusher tick failed")
 
     # -- process end -------------------------------------------------------------------------------------
     def end_all(self) -> None:
