@@ -50,7 +50,7 @@ def _window_counts(
     base = snap_ent.astype(np.int64) * scale - lo_t
     hi = np.searchsorted(keys, base + snap_t, side="left")
     lo = np.searchsorted(keys, base + snap_t - window, side="left")
-    return (hi - lo).astype(np.int64)
+    return np.asarray(hi - lo, dtype=np.int64)
 
 
 def _snapshot_times(rng: np.random.Generator, n: int, days: int) -> tuple[np.ndarray, np.ndarray]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from roost.errors import ConfigError, RoostError
 from roost.features import repo
@@ -35,12 +36,12 @@ class Diff:
             out += [f"- {k} {n}" for n in self.removed[k]]
         return out
 
-    def as_dict(self) -> dict:
+    def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return {"added": self.added, "changed": self.changed, "removed": self.removed}
 
 
-def _relativize(specs: dict[str, dict[str, dict]], root: Path) -> None:
+def _relativize(specs: dict[str, dict[str, dict[str, Any]]], root: Path) -> None:
     """Store Python transformation files relative to the workspace root, so the repository is portable."""
     for spec in specs["view"].values():
         tr = spec.get("transform") or {}
@@ -52,7 +53,7 @@ def _relativize(specs: dict[str, dict[str, dict]], root: Path) -> None:
                 tr["file"] = str(p)
 
 
-def validate(specs: dict[str, dict[str, dict]], root: Path) -> None:
+def validate(specs: dict[str, dict[str, dict[str, Any]]], root: Path) -> None:
     """Check every source can be read with tz-aware times and every view's SQL binds against its source."""
     from roost.features.sources import connect, run, source_columns, time_expr, view_rows
 
@@ -75,7 +76,7 @@ def validate(specs: dict[str, dict[str, dict]], root: Path) -> None:
         con.close()
 
 
-def diff_specs(new: dict[str, dict[str, dict]], old: dict[str, dict[str, dict]]) -> Diff:
+def diff_specs(new: dict[str, dict[str, dict[str, Any]]], old: dict[str, dict[str, dict[str, Any]]]) -> Diff:
     """Compare desired specs with registered ones."""
     d = Diff()
     for k in KIND_ORDER:
@@ -90,7 +91,7 @@ def diff_specs(new: dict[str, dict[str, dict]], old: dict[str, dict[str, dict]])
     return d
 
 
-def registered() -> dict[str, dict[str, dict]]:
+def registered() -> dict[str, dict[str, dict[str, Any]]]:
     """All registered definitions by kind and name."""
     return {k: repo.list_all(k) for k in KIND_ORDER}
 
@@ -135,7 +136,7 @@ def _drop_online(views: list[str], url: str) -> None:
         store.drop_view(v)
 
 
-def list_definitions() -> dict[str, dict[str, dict]]:
+def list_definitions() -> dict[str, dict[str, dict[str, Any]]]:
     """Registered entities, sources and views, plus each view's materialisation watermark."""
     out = registered()
     out["watermark"] = repo.list_all("watermark")

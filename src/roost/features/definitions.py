@@ -89,9 +89,16 @@ class Entity:
                 hint="use an integer or string id",
             )
 
-    def spec(self) -> dict:
+    @property
+    def keys(self) -> dict[str, str]:
+        """Join key name -> dtype (`join_keys` as normalised by the constructor)."""
+        keys = self.join_keys
+        assert isinstance(keys, dict)
+        return keys
+
+    def spec(self) -> dict[str, Any]:
         """The JSON spec stored in the repository."""
-        return {"name": self.name, "join_keys": dict(self.join_keys), "description": self.description}
+        return {"name": self.name, "join_keys": dict(self.keys), "description": self.description}
 
 
 @dataclass
@@ -122,7 +129,7 @@ class Source:
         """True when the source has no event time: every row is valid forever."""
         return self.event_time is None
 
-    def spec(self) -> dict:
+    def spec(self) -> dict[str, Any]:
         """The JSON spec stored in the repository."""
         return {
             "name": self.name,
@@ -135,7 +142,7 @@ class Source:
         }
 
 
-def function_ref(fn: Callable) -> dict:
+def function_ref(fn: Callable[..., Any]) -> dict[str, Any]:
     """Describe a Python transformation so it can be found again: its module (or workspace file) and a hash."""
     try:
         src = inspect.getsource(fn)
@@ -168,7 +175,7 @@ class FeatureView:
     source: Source
     fields: dict[str, str]
     ttl: timedelta | None = None
-    transform: dict[str, str] | Callable | None = None
+    transform: dict[str, str] | Callable[..., Any] | None = None
     description: str = ""
 
     def __post_init__(self) -> None:
@@ -208,14 +215,20 @@ class FeatureView:
             raise ConfigError(f"feature view {self.name!r}: transform must be a dict of SQL expressions or a function")
 
     @property
+    def entity_list(self) -> list[Entity]:
+        """The view's entities (`entities` as normalised by the constructor)."""
+        ents = self.entities
+        return [ents] if isinstance(ents, Entity) else list(ents)
+
+    @property
     def join_keys(self) -> dict[str, str]:
         """All join keys of the view's entities, in order."""
         out: dict[str, str] = {}
-        for e in self.entities:  # type: ignore[union-attr]
-            out.update(e.join_keys)  # type: ignore[arg-type]
+        for e in self.entity_list:
+            out.update(e.keys)
         return out
 
-    def spec(self) -> dict:
+    def spec(self) -> dict[str, Any]:
         """The JSON spec stored in the repository."""
         if self.transform is None:
             tr = None
@@ -225,7 +238,7 @@ class FeatureView:
             tr = function_ref(self.transform)
         return {
             "name": self.name,
-            "entities": [e.name for e in self.entities],  # type: ignore[union-attr]
+            "entities": [e.name for e in self.entity_list],
             "join_keys": self.join_keys,
             "source": self.source.name,
             "fields": dict(self.fields),
@@ -246,7 +259,7 @@ class Definitions:
     def add(self, obj: Any, origin: str) -> None:
         """Add an Entity, Source or FeatureView (and the entities/source it uses); same name twice must agree."""
         if isinstance(obj, FeatureView):
-            for e in obj.entities:  # type: ignore[union-attr]
+            for e in obj.entity_list:
                 self.add(e, origin)
             self.add(obj.source, origin)
             self._put(self.views, "feature view", obj, origin)
@@ -256,7 +269,7 @@ class Definitions:
             self._put(self.sources, "source", obj, origin)
 
     @staticmethod
-    def _put(table: dict, what: str, obj: Any, origin: str) -> None:
+    def _put(table: dict[str, Any], what: str, obj: Any, origin: str) -> None:
         old = table.get(obj.name)
         if old is not None and old is not obj and old.spec() != obj.spec():
             raise ConfigError(
@@ -265,7 +278,7 @@ class Definitions:
             )
         table[obj.name] = obj
 
-    def specs(self) -> dict[str, dict[str, dict]]:
+    def specs(self) -> dict[str, dict[str, dict[str, Any]]]:
         """All specs by kind ('entity', 'source', 'view') and name."""
         return {
             "entity": {n: o.spec() for n, o in sorted(self.entities.items())},

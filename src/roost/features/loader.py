@@ -73,7 +73,7 @@ def load_definitions(root: Path, folder: str | Path | None = None) -> Definition
     return defs
 
 
-def load_function(ref: dict, root: Path) -> Callable:
+def load_function(ref: dict[str, Any], root: Path) -> Callable[..., Any]:
     """Load a registered Python transformation and check it is the one that was applied."""
     fname = ref["function"]
     if "file" in ref:
@@ -104,4 +104,5 @@ def load_function(ref: dict, root: Path) -> Callable:
             f"transformation {fname!r} changed since it was applied",
             hint="run `roost features apply` so training and serving use the same code",
         )
-    return obj
+    fn: Callable[..., Any] = obj
+    return fn

@@ -73,7 +73,7 @@ def latest_sql(rows_sql: str, keys: list[str], fields: dict[str, str]) -> str:
 
 
 def _window(
-    spec: dict, src: dict, wm: datetime | None, start: datetime | None, end: datetime
+    spec: dict[str, Any], src: dict[str, Any], wm: datetime | None, start: datetime | None, end: datetime
 ) -> tuple[datetime | None, datetime | None]:
     """The event-time window to load and the expiry cutoff (end - ttl) for a view."""
     if not src.get("event_time"):

@@ -34,7 +34,7 @@ def _bits(n: int) -> int:
     return max(int(n).bit_length(), 0)
 
 
-def _grain(flags: list) -> int:
+def _grain(flags: list[Any]) -> int:
     """The coarsest granularity all values are multiples of."""
     return next((g for g, ok in zip(GRAINS, flags) if ok), 1)
 

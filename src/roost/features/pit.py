@@ -58,7 +58,7 @@ class Entities:
         us = times.cast(pa.timestamp("us", tz=times.type.tz)).cast(pa.int64())
         self.valid = _valid(us)
         self.t = us.fill_null(0).to_numpy().astype(np.int64, copy=False)
-        self._codes: dict[tuple, Codes] = {}
+        self._codes: dict[tuple[Any, ...], Codes] = {}
 
     def codes(self, keys: dict[str, str]) -> Codes:
         """The dense codes of a view's join keys (cached per key set)."""
@@ -126,7 +126,7 @@ def no_hugepages() -> Iterator[None]:
     that means compaction on first touch, which here costs more than the whole sort (80 MB: 0.13 s instead of
     0.03 s). The join's big arrays live for a fraction of a second, so it asks for ordinary pages meanwhile."""
     try:
-        from numpy._core.multiarray import _set_madvise_hugepage
+        from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]  # private, untyped
     except ImportError:  # a NumPy without the switch: nothing to do
         yield
         return
@@ -217,6 +217,7 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
     elif codes.ordered:  # the same query again keeps the same rows in the same order: pick by position
         got = _rows_at(ents.con, f"SELECT {', '.join(late)} FROM {from_sql}{where_sql}", cand, n, vs.name, what)
     else:
+        assert rn is not None  # rows not in source order carry their row number
         got = _rows_of(ents.con, f"SELECT __rn::BIGINT AS __rn, {', '.join(late)} FROM {from_sql}", rn, vs.name, what)
     pick = np.zeros(ents.n, dtype=np.int64)
     pick[plain] = inverse[: np.count_nonzero(plain)]
@@ -264,7 +265,7 @@ class _Column:
         self.dtype = _fixed(typ)
         self.values = None if self.dtype is None else np.empty(n, dtype=self.dtype)
         self.valid: np.ndarray | None = None
-        self.pieces: list = []
+        self.pieces: list[Any] = []
 
     def put(self, lo: int, hi: int, arr: pa.Array, sel: np.ndarray) -> None:
         """Rows lo:hi are arr[sel]."""
@@ -351,7 +352,8 @@ class Ties:
         last = np.r_[self.group[o][1:] != self.group[o][:-1], True]
         winner = np.empty(len(self.ends), dtype=np.int64)
         winner[self.group[o][last]] = self.member[o][last]
-        return winner[np.searchsorted(self.ends, self.at[self.tied])]
+        out: np.ndarray = winner[np.searchsorted(self.ends, self.at[self.tied])]
+        return out
 
 
 class Sorted:
@@ -442,7 +444,8 @@ class Sorted:
 
     def hi(self, at: np.ndarray) -> np.ndarray:
         """(code, step) at sorted indices."""
-        return self.keys[at] >> self.r_bits
+        out: np.ndarray = self.keys[at] >> self.r_bits
+        return out
 
     def step(self, key: np.ndarray) -> np.ndarray:
         """The event-time step of keys."""
@@ -450,9 +453,12 @@ class Sorted:
 
     def pos(self, at: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
         """Row position (in the fetched table) at sorted indices (whose keys, if given, save a lookup)."""
+        out: np.ndarray
         if self.order is not None:
-            return self.order[at]
-        return (self.keys[at] if key is None else key) & ((1 << self.r_bits) - 1)
+            out = self.order[at]
+        else:
+            out = (self.keys[at] if key is None else key) & ((1 << self.r_bits) - 1)
+        return out
 
     def first(self, hi: np.ndarray) -> np.ndarray:
         """Sorted index of the first row with each (code, step)."""
@@ -496,7 +502,7 @@ def _from_numpy(typ: pa.DataType, values: np.ndarray, valid: np.ndarray | None) 
     import pyarrow as pa
 
     nulls = 0 if valid is None else len(valid) - int(np.count_nonzero(valid))
-    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls else None
+    bitmap = pa.py_buffer(np.packbits(valid, bitorder="little")) if nulls and valid is not None else None
     return pa.Array.from_buffers(typ, len(values), [bitmap, pa.py_buffer(values)], null_count=nulls)
 
 

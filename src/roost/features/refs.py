@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 from roost.errors import NotFoundError, RoostError, closest
 from roost.features import repo
@@ -12,20 +13,21 @@ from roost.features import repo
 class ViewSelection:
     """The fields asked of one registered view, with the view's and its source's specs."""
 
-    spec: dict
-    source: dict
+    spec: dict[str, Any]
+    source: dict[str, Any]
     fields: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
 
     @property
     def name(self) -> str:
         """The view's name."""
-        return self.spec["name"]
+        return str(self.spec["name"])
 
     @property
     def keys(self) -> dict[str, str]:
         """Join key name -> dtype."""
-        return self.spec["join_keys"]
+        keys: dict[str, str] = self.spec["join_keys"]
+        return keys
 
 
 @dataclass
@@ -57,8 +59,8 @@ def _nearest_hint(name: str, candidates: list[str], what: str) -> str:
 def resolve(
     features: list[str] | tuple[str, ...] | str,
     full_names: bool = False,
-    views: dict[str, dict] | None = None,
-    sources: dict[str, dict] | None = None,
+    views: dict[str, dict[str, Any]] | None = None,
+    sources: dict[str, dict[str, Any]] | None = None,
 ) -> Selection:
     """Resolve refs like 'user_stats:clicks_7d' or 'user_stats:*'; unknown names raise with the nearest match."""
     if isinstance(features, str):

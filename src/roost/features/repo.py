@@ -18,19 +18,21 @@ def _store() -> Any:
     return default_store()
 
 
-def put(kind: str, name: str, spec: dict) -> None:
+def put(kind: str, name: str, spec: dict[str, Any]) -> None:
     """Insert or replace a definition or watermark."""
     _store().put_object(KINDS[kind], name, spec)
 
 
-def get(kind: str, name: str) -> dict | None:
+def get(kind: str, name: str) -> dict[str, Any] | None:
     """One definition or watermark, or None."""
-    return _store().get_object(KINDS[kind], name)
+    spec: dict[str, Any] | None = _store().get_object(KINDS[kind], name)
+    return spec
 
 
-def list_all(kind: str) -> dict[str, dict]:
+def list_all(kind: str) -> dict[str, dict[str, Any]]:
     """All definitions of a kind, by name."""
-    return _store().list_objects(KINDS[kind])
+    specs: dict[str, dict[str, Any]] = _store().list_objects(KINDS[kind])
+    return specs
 
 
 def delete(kind: str, name: str) -> None:

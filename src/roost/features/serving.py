@@ -13,7 +13,7 @@ from roost.features.refs import resolve
 _NP = {"int64": np.int64, "int32": np.int32, "float64": np.float64, "float32": np.float32, "bool": np.bool_}
 
 
-def to_numpy(values: list, dtype: str) -> np.ndarray:
+def to_numpy(values: list[Any], dtype: str) -> np.ndarray:
     """Stored values as numpy, like Arrow's to_numpy: ints with nulls become float64 NaN, bools with nulls object."""
     if dtype in ("float64", "float32"):
         return np.array(values, dtype=_NP[dtype])
@@ -30,7 +30,7 @@ def to_numpy(values: list, dtype: str) -> np.ndarray:
     return np.array(values, dtype=object)
 
 
-def to_arrow(values: list, dtype: str) -> Any:
+def to_arrow(values: list[Any], dtype: str) -> Any:
     """Stored values as an Arrow array of the field's type."""
     import pyarrow as pa
 
@@ -119,8 +119,8 @@ class OnlineFetcher:
         """The resolved 'view:field' refs in output order."""
         return list(self.selection.refs)
 
-    def _keys(self, entity_ids: dict[str, Any]) -> dict[str, list]:
-        out: dict[str, list] = {}
+    def _keys(self, entity_ids: dict[str, Any]) -> dict[str, list[Any]]:
+        out: dict[str, list[Any]] = {}
         n = None
         for k, dtype in self.selection.join_keys.items():
             if k not in entity_ids:
@@ -131,10 +131,10 @@ class OnlineFetcher:
             n = len(out[k])
         return out
 
-    def fetch_lists(self, entity_ids: dict[str, Any]) -> dict[str, list]:
+    def fetch_lists(self, entity_ids: dict[str, Any]) -> dict[str, list[Any]]:
         """Raw stored values per output name (Python lists aligned with the ids; None where missing)."""
         keys = self._keys(entity_ids)
-        out: dict[str, list] = {}
+        out: dict[str, list[Any]] = {}
         for reader, vkeys, outs in self._plan:
             cols = reader.read([keys[k] for k, _ in vkeys])
             for (name, _), col in zip(outs, cols):

@@ -82,7 +82,7 @@ def refusals() -> Iterator[None]:
         raise refused from None
 
 
-def from_clause(src: dict, root: Path) -> str:
+def from_clause(src: dict[str, Any], root: Path) -> str:
     """The FROM-able SQL of a source: read_parquet/read_csv of its path or glob, or its SQL in parentheses."""
     if src.get("sql"):
         return f"({src['sql']})"
@@ -107,13 +107,13 @@ def from_clause(src: dict, root: Path) -> str:
     )
 
 
-def source_columns(con: duckdb.DuckDBPyConnection, src: dict, root: Path) -> dict[str, str]:
+def source_columns(con: duckdb.DuckDBPyConnection, src: dict[str, Any], root: Path) -> dict[str, str]:
     """Column name -> DuckDB type of a source."""
     rel = run(con, f"DESCRIBE SELECT * FROM {from_clause(src, root)} AS __src", f"source {src['name']!r}")
     return {r[0]: str(r[1]).upper() for r in rel.fetchall()}
 
 
-def time_expr(src: dict, col: str, cols: dict[str, str]) -> str:
+def time_expr(src: dict[str, Any], col: str, cols: dict[str, str]) -> str:
     """SQL giving column `col` of the source as TIMESTAMPTZ; naive times need the source's timezone."""
     if col not in cols:
         from roost.errors import closest
@@ -145,8 +145,8 @@ def time_expr(src: dict, col: str, cols: dict[str, str]) -> str:
 
 def view_rows(
     con: duckdb.DuckDBPyConnection,
-    view: dict,
-    src: dict,
+    view: dict[str, Any],
+    src: dict[str, Any],
     root: Path,
     start: datetime | None = None,
     end: datetime | None = None,
@@ -303,7 +303,12 @@ def _unquote(sql_lit: str) -> str:
 
 
 def _python_rows(
-    con: duckdb.DuckDBPyConnection, view: dict, src: dict, root: Path, where: list[str], limit: int | None
+    con: duckdb.DuckDBPyConnection,
+    view: dict[str, Any],
+    src: dict[str, Any],
+    root: Path,
+    where: list[str],
+    limit: int | None,
 ) -> tuple[str, set[str]]:
     """Run a view's Python transformation over its (filtered) source rows; return a FROM clause and its outputs."""
     import pyarrow as pa
