@@ -243,6 +243,165 @@ def spaces(trials: int, models: list[str]) -> None:
                 print(f"    top {len(top)} {p.name}: {shown}", flush=True)
 
 
+# -- (d) batch ask/tell throughput (`--batch`) ---------------------------------------------------------------------
+def _pg_server(root: Path) -> tuple[str, object]:
+    """A throw-away PostgreSQL (Debian's package) under `root`: (SQLAlchemy base URL, stop function)."""
+    import glob
+    import os
+    import shutil
+    import socket
+    import subprocess
+
+    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
+    if not bins:
+        raise SystemExit("no PostgreSQL (apt-get install postgresql)")
+    bindir = Path(bins[-1]).parent
+    data = root / "pg"
+    data.mkdir(parents=True)
+    os.chmod(root, 0o755)
+    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
+    if prefix:
+        shutil.chown(data, "postgres")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    subprocess.run(
+        prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost"],
+        check=True,
+        capture_output=True,
+    )
+    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200"
+    subprocess.run(
+        prefix
+        + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-o", opts, "-w", "-t", "180", "start"],
+        check=True,
+        capture_output=True,
+    )
+    import psycopg
+
+    with psycopg.connect(f"postgresql://roost@127.0.0.1:{port}/postgres", autocommit=True) as c:
+        c.execute('CREATE DATABASE "bench"')
+
+    def stop() -> None:
+        subprocess.run(
+            prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
+        )
+
+    return f"postgresql+psycopg://roost@127.0.0.1:{port}/bench", stop
+
+
+def _serve(root: Path, store_url: str | None) -> tuple[str, object]:
+    """`roost tune serve` on a workspace at `root` (optionally over `store_url`): (URL, stop function)."""
+    import os
+    import signal
+    import socket
+    import subprocess
+
+    import httpx
+
+    from roost import workspace
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    if store_url:
+        env["ROOST_STORE_URL"] = store_url
+    env["ROOST_WORKSPACE"] = str(root)
+    subprocess.run(
+        [sys.executable, "-m", "roost.cli.main", "init", str(root)], env=env, check=True, capture_output=True
+    )
+    workspace.use(None)
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "roost.cli.main", "tune", "serve", "--port", str(port)],
+        env=env,
+        cwd=root,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        try:
+            if httpx.get(url + "/health", timeout=2).status_code == 200:
+                break
+        except httpx.TransportError:
+            time.sleep(0.2)
+
+    def stop() -> None:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(timeout=60)
+
+    return url, stop
+
+
+def _drive(url: str, n_trials: int, clients: int, batch: int | None) -> float:
+    """Trials/s for `clients` threads finishing `n_trials` Branin trials (random sampler) through the service."""
+    import threading
+
+    from roost.tune.client import Client
+    from roost.tune.objectives import BRANIN_SPACE, branin_xy
+
+    sid = Client(url).create_study(BRANIN_SPACE, sampler="random", seed=0, max_trials=n_trials, lease_s=600)
+    gate = threading.Barrier(clients + 1)
+    done = [0] * clients
+
+    def worker(i: int) -> None:
+        with Client(url, client_id=f"b{i}") as c:
+            gate.wait()
+            if batch is None:
+                while (t := c.ask(sid)) is not None:
+                    c.tell(sid, t.number, branin_xy(t.params["x"], t.params["y"]))
+                    done[i] += 1
+            else:
+                while ts := c.ask(sid, n=batch):
+                    c.tell_many(sid, [(t.number, branin_xy(t.params["x"], t.params["y"])) for t in ts])
+                    done[i] += len(ts)
+
+    threads = [threading.Thread(target=worker, args=(i,)) for i in range(clients)]
+    for th in threads:
+        th.start()
+    gate.wait()
+    t0 = time.perf_counter()
+    for th in threads:
+        th.join()
+    secs = time.perf_counter() - t0
+    assert sum(done) == n_trials, (sum(done), n_trials)
+    return n_trials / secs
+
+
+def batch_bench(n_trials: int, clients: int, batch: int, stores: list[str]) -> None:
+    """Trials/s, one ask and one tell per trial vs ask(n)/tell_many, on each store."""
+    import os
+
+    print(
+        f"batch ask/tell: {n_trials} Branin trials (random sampler) from {clients} client threads, one "
+        f"`roost tune serve` process; load {os.getloadavg()[0]:.1f} at start",
+        flush=True,
+    )
+    with tempfile.TemporaryDirectory(prefix="roost-bench-batch-") as tmp:
+        for store in stores:
+            stop_pg = None
+            store_url = None
+            if store == "postgresql":
+                os.chmod(tmp, 0o755)  # postgres (another user) must reach its data folder
+                store_url, stop_pg = _pg_server(Path(tmp) / "pgroot")
+            url, stop = _serve(Path(tmp) / f"ws-{store}", store_url)
+            try:
+                single = _drive(url, n_trials, clients, None)
+                batched = _drive(url, n_trials, clients, batch)
+            finally:
+                stop()
+                if stop_pg is not None:
+                    stop_pg()
+            print(
+                f"  {store:10s} single {single:7.1f} trials/s   ask({batch})/tell_many {batched:7.1f} trials/s   "
+                f"x{batched / single:.1f}   (load {os.getloadavg()[0]:.1f})",
+                flush=True,
+            )
+
+
 def main() -> None:
     """Run both parts in one process tree; print `ratio:` last."""
     ap = argparse.ArgumentParser()
@@ -251,8 +410,16 @@ def main() -> None:
     ap.add_argument("--skip-engagement", action="store_true")
     ap.add_argument("--spaces", nargs="*", metavar="MODEL", help="only measure the prescribed spaces (these models)")
     ap.add_argument("--space-trials", type=int, default=12)
+    ap.add_argument("--batch", type=int, metavar="N", help="only measure batch ask/tell throughput, ask(N)")
+    ap.add_argument("--batch-trials", type=int, default=1000)
+    ap.add_argument("--stores", default="sqlite,postgresql")
     args = ap.parse_args()
     from roost import workspace
+
+    if args.batch:
+        print(f"# tuning bench (batch) — {machine()}")
+        batch_bench(args.batch_trials, 8, args.batch, args.stores.split(","))
+        return
 
     if args.spaces is not None:
         with tempfile.TemporaryDirectory(prefix="roost-bench-spaces-") as tmp:

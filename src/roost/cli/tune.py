@@ -39,7 +39,7 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def trials_table(study: dict, limit: int = 25) -> Any:
+def trials_table(study: dict[str, Any], limit: int = 25) -> Any:
     """A Rich table of a study's trials (the latest `limit`, plus the best)."""
     from rich.table import Table
 

@@ -29,7 +29,9 @@ def _last(intermediate: dict[str, float]) -> float | None:
     return intermediate[max(steps, key=int)] if steps else None
 
 
-def build(study: dict, space: Space, trials: list[dict], sampler: Any = None, pruner: Any = None) -> Any:
+def build(
+    study: dict[str, Any], space: Space, trials: list[dict[str, Any]], sampler: Any = None, pruner: Any = None
+) -> Any:
     """An Optuna study in memory holding `trials` (waiting ones shown as running) with the given sampler/pruner."""
     import optuna
     from optuna.trial import TrialState, create_trial
@@ -68,7 +70,9 @@ def build(study: dict, space: Space, trials: list[dict], sampler: Any = None, pr
     return st
 
 
-def sample(study: dict, space: Space, trials: list[dict], sampler: Any, pruner: Any = None) -> tuple[dict, dict]:
+def sample(
+    study: dict[str, Any], space: Space, trials: list[dict[str, Any]], sampler: Any, pruner: Any = None
+) -> tuple[dict[str, Any], dict[str, Any]]:
     """Ask the sampler for the next point given the history: (params, system attrs to persist)."""
     st = build(study, space, trials, sampler, pruner)
     trial = st.ask()
@@ -78,8 +82,8 @@ def sample(study: dict, space: Space, trials: list[dict], sampler: Any, pruner: 
 
 
 def sample_many(
-    study: dict, space: Space, trials: list[dict], sampler: Any, n: int, pruner: Any = None
-) -> list[tuple[dict, dict]]:
+    study: dict[str, Any], space: Space, trials: list[dict[str, Any]], sampler: Any, n: int, pruner: Any = None
+) -> list[tuple[dict[str, Any], dict[str, Any]]]:
     """`n` points from one rebuilt study, each asked while the earlier ones are running: [(params, attrs)]."""
     st = build(study, space, trials, sampler, pruner)
     out = []
@@ -90,7 +94,9 @@ def sample_many(
     return out
 
 
-def should_prune(study: dict, space: Space, trials: list[dict], number: int, pruner: Any) -> tuple[bool, dict]:
+def should_prune(
+    study: dict[str, Any], space: Space, trials: list[dict[str, Any]], number: int, pruner: Any
+) -> tuple[bool, dict[str, Any]]:
     """The pruner's decision for trial `number` (its latest report already in `trials`), and its system attrs."""
     st = build(study, space, trials, None, pruner)
     frozen = st.get_trials(deepcopy=False)[number]
@@ -99,7 +105,7 @@ def should_prune(study: dict, space: Space, trials: list[dict], number: int, pru
     return decision, _portable(after.system_attrs)
 
 
-def _portable(attrs: dict) -> dict:
+def _portable(attrs: dict[str, Any]) -> dict[str, Any]:
     """System attrs worth persisting (JSON-able; drops GP's relative-params broadcast)."""
     import json
 

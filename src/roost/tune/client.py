@@ -26,18 +26,18 @@ class Trial:
     params: dict[str, Any]
     lease_expires: float | None = None
     attempts: int = 1
-    raw: dict = field(default_factory=dict, repr=False)
+    raw: dict[str, Any] = field(default_factory=dict[str, Any], repr=False)
 
 
 class ServiceConflict(ConflictError):
     """409 from the service; `stored` is the outcome already recorded."""
 
-    def __init__(self, message: str, stored: dict | None, hint: str | None = None) -> None:
+    def __init__(self, message: str, stored: dict[str, Any] | None, hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.stored = stored or {}
 
 
-def _same_outcome(stored: dict, state: str, value: float | None) -> bool:
+def _same_outcome(stored: dict[str, Any], state: str, value: float | None) -> bool:
     """Whether a stored outcome is the one a (retried) tell was sending."""
     nonfinite = state == "complete" and value is not None and not math.isfinite(value)
     expected = "FAIL" if nonfinite else state.upper()
@@ -75,7 +75,7 @@ class Client:
     def __exit__(self, *exc: Any) -> None:
         self.close()
 
-    def _call(self, method: str, path: str, body: dict | None = None) -> Any:
+    def _call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
         """One request, retried on connection errors and 5xx with backoff; maps 4xx to roost errors."""
         import httpx
 
@@ -97,7 +97,8 @@ class Client:
                 delay = min(delay * 2, 2.0)
                 continue
             if r.status_code < 400:
-                return r.json()
+                answer: dict[str, Any] = r.json()  # every service answer is a JSON object
+                return answer
             try:
                 err = r.json()
             except ValueError:
@@ -115,7 +116,7 @@ class Client:
     # -- API --------------------------------------------------------------------------------------------
     def create_study(
         self,
-        space: dict,
+        space: dict[str, Any],
         direction: str = "minimize",
         objective: str = "value",
         sampler: str = "auto",
@@ -136,9 +137,9 @@ class Client:
         ):
             if v is not None:
                 body[k] = v
-        return self._call("POST", "/studies", body)["id"]
+        return str(self._call("POST", "/studies", body)["id"])
 
-    def study(self, study: str) -> dict:
+    def study(self, study: str) -> dict[str, Any]:
         """The study with counts, best trial and history."""
         return self._call("GET", f"/studies/{study}")
 
@@ -174,7 +175,7 @@ class Client:
 
     def tell(
         self, study: str, number: int, value: float | None = None, state: str = "complete", reason: str | None = None
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Finish a trial; a 409 repeating our own outcome (a retried tell) counts as success."""
         body: dict[str, Any] = {"value": value, "state": state, "client_id": self.client_id}
         if reason:
@@ -186,16 +187,17 @@ class Client:
                 return exc.stored
             raise
 
-    def tell_many(self, study: str, results: Iterable[tuple[int, float] | dict[str, Any]]) -> list[dict]:
+    def tell_many(self, study: str, results: Iterable[tuple[int, float] | dict[str, Any]]) -> list[dict[str, Any]]:
         """Finish many trials in one round trip: (number, value) pairs or {number, value, state, reason} dicts.
 
         A result the service had already recorded with the same outcome (a retried batch) counts as done; any
         other conflict raises ServiceConflict after the rest of the batch is recorded."""
         items = [{"number": r[0], "value": r[1]} if isinstance(r, tuple) else dict(r) for r in results]
-        out = self._call("POST", f"/studies/{study}/tell", {"results": items, "client_id": self.client_id})["results"]
+        body = {"results": items, "client_id": self.client_id}
+        out: list[dict[str, Any]] = self._call("POST", f"/studies/{study}/tell", body)["results"]
         for sent, got in zip(items, out):
             if "error" in got and not _same_outcome(
-                got.get("stored") or {}, sent.get("state", "complete"), sent.get("value")
+                got.get("stored") or {}, str(sent.get("state", "complete")), sent.get("value")
             ):
                 raise ServiceConflict(got["error"], got.get("stored"), "each trial is told once")
         return [got.get("stored") if "error" in got else got for got in out]
@@ -205,14 +207,14 @@ class Client:
         body = {"step": step, "value": value, "client_id": self.client_id}
         return bool(self._call("POST", f"/studies/{study}/trials/{number}/report", body)["prune"])
 
-    def add_trial(self, study: str, params: dict, value: float | None = None) -> dict:
+    def add_trial(self, study: str, params: dict[str, Any], value: float | None = None) -> dict[str, Any]:
         """Enqueue a point (or record a known result with `value`)."""
         body: dict[str, Any] = {"params": params}
         if value is not None:
             body["value"] = value
         return self._call("POST", f"/studies/{study}/trials", body)
 
-    def optimize(self, study: str, fn: Callable[[dict], float], n_trials: int | None = None) -> int:
+    def optimize(self, study: str, fn: Callable[[dict[str, Any]], float], n_trials: int | None = None) -> int:
         """Ask/evaluate/tell until the study is done (or n_trials here); an exception fails that trial."""
         n = 0
         while n_trials is None or n < n_trials:

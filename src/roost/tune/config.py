@@ -41,7 +41,7 @@ class TuneSpec:
     """A parsed tuning config: what to evaluate, over which space, towards which goal."""
 
     objective: Callable[..., Any]
-    space: dict
+    space: dict[str, Any]
     metric: str
     direction: str
     experiment: str
@@ -50,17 +50,17 @@ class TuneSpec:
     prune: str | None = None
     seed: int | None = None
     register: str | None = None
-    options: dict = field(default_factory=dict)
+    options: dict[str, Any] = field(default_factory=dict[str, Any])
     source: str = "search block"
 
 
-def _primary_metric(train_cfg: dict) -> str:
+def _primary_metric(train_cfg: dict[str, Any]) -> str:
     """The task's primary validation metric (loads the data once when the config does not state the task)."""
     from roost.train import metrics as M
     from roost.train.config import load_config
 
     cfg = load_config(train_cfg)
-    task = cfg.task
+    task: str | None = cfg.task
     if task is None:
         from roost.train.data import check_label, load_frame
 
@@ -68,7 +68,7 @@ def _primary_metric(train_cfg: dict) -> str:
     return "val_" + M.PRIMARY[task][0]
 
 
-def load(path: str | Path | dict) -> TuneSpec:
+def load(path: str | Path | dict[str, Any]) -> TuneSpec:
     """Read a tuning config (file or dict) into a TuneSpec; errors name the offending field."""
     from roost.train.config import load_raw
     from roost.tune.objectives import TrainObjective, direction_for, load_callable, override_key
@@ -134,7 +134,7 @@ def load(path: str | Path | dict) -> TuneSpec:
     )
 
 
-def _model_type(raw: dict) -> str:
+def _model_type(raw: dict[str, Any]) -> str:
     """The config's model type (`auto` when unset, as `roost train` does)."""
     from roost.train.models import DEFAULT_MODEL
 
@@ -144,7 +144,7 @@ def _model_type(raw: dict) -> str:
     return str(model or DEFAULT_MODEL)
 
 
-def _prescribed_block(raw: dict, search: dict) -> tuple[dict, dict[str, str], str]:
+def _prescribed_block(raw: dict[str, Any], search: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
     """The model's prescribed space (across types for `model: auto`), `search` merged over it, minus params the
     config pins; returns (block, config key per param, a description of what is searched)."""
     from roost.tune import spaces
@@ -180,7 +180,7 @@ def _prescribed_block(raw: dict, search: dict) -> tuple[dict, dict[str, str], st
     return block, keys, what
 
 
-def _absolute_data(raw: dict, file: Path) -> None:
+def _absolute_data(raw: dict[str, Any], file: Path) -> None:
     """Make a relative data path absolute against the config file's folder (as `roost train` does)."""
     data = raw.get("data")
     src = data.get("source") if isinstance(data, dict) else data
@@ -204,7 +204,7 @@ def register_best(result: Any, name: str) -> str:
     return f"{mv.name}/{mv.version}"
 
 
-def describe_space(space: dict) -> list[str]:
+def describe_space(space: dict[str, Any]) -> list[str]:
     """One line per searched param: name, distribution, and its condition."""
     from roost.tune.space import Space
 
@@ -219,7 +219,7 @@ def describe_space(space: dict) -> list[str]:
     return out
 
 
-def best_by_type(trials: list[dict], direction: str) -> dict[str, tuple[int, float | None]]:
+def best_by_type(trials: list[dict[str, Any]], direction: str) -> dict[str, tuple[int, float | None]]:
     """For a search across model types: per type, (trials run, best complete value)."""
     out: dict[str, tuple[int, float | None]] = {}
     pick = max if direction == "maximize" else min

@@ -25,9 +25,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import Table, insert, select, update
 
 from roost.errors import ConfigError, ConflictError, NotFoundError
 from roost.registry.models import StoredObject
@@ -36,6 +36,7 @@ from roost.tune import samplers as S
 from roost.tune.space import Space, point_key
 
 STUDY, TRIAL = "tune.study", "tune.trial"
+OBJECTS = cast(Table, StoredObject.__table__)  # declared as a FromClause; it is the `objects` Table
 DEFAULT_LEASE_S = 600.0
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 DIRECTIONS = ("minimize", "maximize")
@@ -44,7 +45,7 @@ DIRECTIONS = ("minimize", "maximize")
 class TellConflict(ConflictError):
     """A tell or report for a trial that is already finished; `stored` holds what was recorded."""
 
-    def __init__(self, message: str, stored: dict, hint: str | None = None) -> None:
+    def __init__(self, message: str, stored: dict[str, Any], hint: str | None = None) -> None:
         super().__init__(message, hint)
         self.stored = stored
 
@@ -63,7 +64,7 @@ def _number(value: Any, what: str) -> float:
     return float(value)
 
 
-def public(t: dict) -> dict:
+def public(t: dict[str, Any]) -> dict[str, Any]:
     """A trial record as shown to clients."""
     keys = (
         "number",
@@ -93,9 +94,9 @@ class Engine:
 
     # -- records ----------------------------------------------------------------------------------------
     @staticmethod
-    def _put(s: Any, kind: str, name: str, spec: dict, new: bool = False) -> None:
+    def _put(s: Any, kind: str, name: str, spec: dict[str, Any], new: bool = False) -> None:
         """Insert or update one object row inside the caller's transaction."""
-        t = StoredObject.__table__
+        t = OBJECTS
         if not new:
             res = s.execute(update(t).where(t.c.kind == kind, t.c.name == name).values(spec=spec, updated_at=utcnow()))
             if res.rowcount:
@@ -106,26 +107,28 @@ class Engine:
     def _trial_name(sid: str, number: int) -> str:
         return f"{sid}/{number:07d}"
 
-    def _lock_study(self, s: Any, sid: str, lock: bool = True) -> dict:
+    def _lock_study(self, s: Any, sid: str, lock: bool = True) -> dict[str, Any]:
         """Load and lock a study row (the serialisation point of every change to that study)."""
-        t = StoredObject.__table__
+        t = OBJECTS
         q = select(t.c.spec).where(t.c.kind == STUDY, t.c.name == sid)
         row = s.execute(q.with_for_update() if lock else q).first()
         if row is None:
             raise NotFoundError(f"study {sid!r} not found", hint="list studies with GET /studies")
-        return row[0]
+        study: dict[str, Any] = row[0]
+        return study
 
-    def _load_trials(self, s: Any, sid: str) -> list[dict]:
+    def _load_trials(self, s: Any, sid: str) -> list[dict[str, Any]]:
         """Every trial record of a study, by number."""
-        t = StoredObject.__table__
+        t = OBJECTS
         rows = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name >= f"{sid}/", t.c.name < f"{sid}0")).all()
         return sorted((r[0] for r in rows), key=lambda x: x["number"])
 
-    def _space(self, study: dict) -> Space:
+    def _space(self, study: dict[str, Any]) -> Space:
         """The parsed space of a study (cached per process)."""
-        return self._entry(study)["space"]
+        space: Space = self._entry(study)["space"]
+        return space
 
-    def _entry(self, study: dict) -> dict[str, Any]:
+    def _entry(self, study: dict[str, Any]) -> dict[str, Any]:
         """Per-process cache for a study: parsed space, sampler, pruner, grid order."""
         with self._cache_lock:
             e = self._cache.get(study["id"])
@@ -136,7 +139,7 @@ class Engine:
     # -- studies ----------------------------------------------------------------------------------------
     def create_study(
         self,
-        space: dict | Space,
+        space: dict[str, Any] | Space,
         direction: str = "minimize",
         objective: str = "value",
         sampler: str = "auto",
@@ -145,8 +148,8 @@ class Engine:
         max_trials: int | None = None,
         lease_s: float = DEFAULT_LEASE_S,
         name: str | None = None,
-        attrs: dict | None = None,
-    ) -> dict:
+        attrs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Create a study; `auto` resolves to a concrete sampler now, from the space and `max_trials`."""
         sp = Space.parse(space)
         S.check_choice("direction", direction, DIRECTIONS)
@@ -179,11 +182,11 @@ class Engine:
             self._put(s, STUDY, sid, study, new=True)
         return study
 
-    def list_studies(self) -> list[dict]:
+    def list_studies(self) -> list[dict[str, Any]]:
         """Every study record."""
         return list(self.store.list_objects(STUDY).values())
 
-    def study(self, sid: str) -> dict:
+    def study(self, sid: str) -> dict[str, Any]:
         """A study with its trials, counts per state and best trial."""
         with self.store.read() as s:
             study = self._lock_study(s, sid, lock=False)
@@ -200,7 +203,7 @@ class Engine:
         }
 
     @staticmethod
-    def _best(study: dict, trials: list[dict]) -> dict | None:
+    def _best(study: dict[str, Any], trials: list[dict[str, Any]]) -> dict[str, Any] | None:
         """The complete trial with the best finite value (earliest on ties)."""
         done = [t for t in trials if t["state"] == "COMPLETE" and t["value"] is not None and math.isfinite(t["value"])]
         if not done:
@@ -209,13 +212,13 @@ class Engine:
         return min(done, key=lambda t: (sign * t["value"], t["number"]))
 
     # -- ask --------------------------------------------------------------------------------------------
-    def ask(self, sid: str, client_id: str | None = None, lease_s: float | None = None) -> dict:
+    def ask(self, sid: str, client_id: str | None = None, lease_s: float | None = None) -> dict[str, Any]:
         """Lease a trial: the client's own running one, an expired or waiting one, or a newly sampled one."""
         r = self.ask_many(sid, 1, client_id=client_id, lease_s=lease_s)
         trials = r.pop("trials")
         return {"trial": trials[0] if trials else None, **r}
 
-    def ask_many(self, sid: str, n: int, client_id: str | None = None, lease_s: float | None = None) -> dict:
+    def ask_many(self, sid: str, n: int, client_id: str | None = None, lease_s: float | None = None) -> dict[str, Any]:
         """Lease up to `n` trials in ONE transaction: the client's own running ones first (so a retried ask gets
         the same trials back), then waiting or expired ones, then newly sampled ones (each sampled with the
         earlier ones of the batch shown as running, so TPE's constant liar spreads them out)."""
@@ -227,7 +230,7 @@ class Engine:
             trials = self._load_trials(s, sid)
             lease = float(lease_s or study["lease_s"])
             running = [t for t in trials if t["state"] == "RUNNING"]
-            picks: list[dict] = []
+            picks: list[dict[str, Any]] = []
             if client_id is not None:
                 picks = [t for t in running if t.get("client_id") == client_id][:n]
             free = [t for t in trials if t["state"] == "WAITING"]
@@ -270,7 +273,14 @@ class Engine:
             }
 
     @staticmethod
-    def _new_trial(study: dict, params: dict, sys_attrs: dict, client_id: str | None, now: float, lease: float) -> dict:
+    def _new_trial(
+        study: dict[str, Any],
+        params: dict[str, Any],
+        sys_attrs: dict[str, Any],
+        client_id: str | None,
+        now: float,
+        lease: float,
+    ) -> dict[str, Any]:
         """A new running trial record numbered from the study's counter (which it advances)."""
         number = study["next_number"]
         study["next_number"] = number + 1
@@ -291,13 +301,15 @@ class Engine:
         }
 
     @staticmethod
-    def _exhausted(study: dict, trials: list[dict]) -> str | None:
+    def _exhausted(study: dict[str, Any], trials: list[dict[str, Any]]) -> str | None:
         """Why no new trial may be sampled (budget used), or None."""
         if study.get("max_trials") is not None and len(trials) >= study["max_trials"]:
             return f"the budget of {study['max_trials']} trials is used"
         return None
 
-    def _sample_many(self, study: dict, trials: list[dict], n: int) -> list[tuple[dict, dict]]:
+    def _sample_many(
+        self, study: dict[str, Any], trials: list[dict[str, Any]], n: int
+    ) -> list[tuple[dict[str, Any], dict[str, Any]]]:
         """The next `n` points from the study's sampler (grid: the first unvisited points in a seeded order);
         fewer when the grid runs out."""
         e = self._entry(study)
@@ -321,7 +333,9 @@ class Engine:
         return bridge.sample_many(study, space, trials, e["sampler"], n, e["pruner"])
 
     # -- add / tell / report ----------------------------------------------------------------------------
-    def add_trial(self, sid: str, params: dict, value: Any = None, attrs: dict | None = None) -> dict:
+    def add_trial(
+        self, sid: str, params: dict[str, Any], value: Any = None, attrs: dict[str, Any] | None = None
+    ) -> dict[str, Any]:
         """Add a point: with a value it is recorded as complete (warm start), without it waits to be asked."""
         now = self.clock()
         with self.store.write() as s:
@@ -350,9 +364,9 @@ class Engine:
             self._put(s, STUDY, sid, study)
             return public(t)
 
-    def _get_trial(self, s: Any, sid: str, number: int) -> dict:
+    def _get_trial(self, s: Any, sid: str, number: int) -> dict[str, Any]:
         """One trial record (NotFoundError when absent)."""
-        t = StoredObject.__table__
+        t = OBJECTS
         row = (
             s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name == self._trial_name(sid, number))).first()
             if isinstance(number, int) and number >= 0
@@ -360,10 +374,11 @@ class Engine:
         )
         if row is None:
             raise NotFoundError(f"study {sid!r} has no trial {number!r}", hint="ask for a trial first")
-        return row[0]
+        trial: dict[str, Any] = row[0]
+        return trial
 
     @staticmethod
-    def _finish(t: dict, state: str, value: float | None, reason: str | None, now: float) -> None:
+    def _finish(t: dict[str, Any], state: str, value: float | None, reason: str | None, now: float) -> None:
         """Record a final state; a NaN or infinite objective becomes a failure, never a best."""
         state = state.lower()
         if state == "complete":
@@ -382,8 +397,8 @@ class Engine:
         value: Any = None,
         state: str = "complete",
         reason: str | None = None,
-        attrs: dict | None = None,
-    ) -> dict:
+        attrs: dict[str, Any] | None = None,
+    ) -> dict[str, Any]:
         """Finish a running trial with a value (complete) or as failed/pruned; a second tell conflicts."""
         state, val = self._tell_args(state, value)
         with self.store.write() as s:
@@ -405,9 +420,9 @@ class Engine:
         val: float | None,
         state: str,
         reason: str | None,
-        attrs: dict | None,
+        attrs: dict[str, Any] | None,
         now: float,
-    ) -> dict:
+    ) -> dict[str, Any]:
         """Finish one trial inside the caller's transaction (the study row already locked)."""
         t = self._get_trial(s, sid, number)
         self._check_running(sid, t, "told")
@@ -419,7 +434,7 @@ class Engine:
         self._put(s, TRIAL, self._trial_name(sid, number), t)
         return public(t)
 
-    def tell_many(self, sid: str, results: list[dict]) -> list[dict]:
+    def tell_many(self, sid: str, results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         """Finish many trials in ONE transaction; each result is {number, value, state?, reason?, attrs?}.
 
         Every result is checked before anything is written (a malformed one fails the whole batch); a result
@@ -444,7 +459,7 @@ class Engine:
             except ConfigError as exc:
                 raise ConfigError(f"results[{i}].{exc.message}", hint=exc.hint) from None
             checked.append((n, val, state, r.get("reason"), r.get("attrs")))
-        out: list[dict] = []
+        out: list[dict[str, Any]] = []
         now = self.clock()
         with self.store.write() as s:
             self._lock_study(s, sid)
@@ -458,7 +473,7 @@ class Engine:
         return out
 
     @staticmethod
-    def _check_running(sid: str, t: dict, verb: str) -> None:
+    def _check_running(sid: str, t: dict[str, Any], verb: str) -> None:
         """Raise a conflict (with the stored outcome) unless the trial is running."""
         if t["state"] in FINISHED:
             raise TellConflict(
@@ -474,7 +489,7 @@ class Engine:
                 hint="ask for it first",
             )
 
-    def report(self, sid: str, number: int, step: Any, value: Any, client_id: str | None = None) -> dict:
+    def report(self, sid: str, number: int, step: Any, value: Any, client_id: str | None = None) -> dict[str, Any]:
         """Record an intermediate value (renews the lease); returns the pruner's decision."""
         if isinstance(step, bool) or not isinstance(step, int) or step < 0:
             raise ConfigError(f"step: must be a non-negative integer, got {step!r}")

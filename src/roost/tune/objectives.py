@@ -45,13 +45,13 @@ def load_callable(spec: str) -> Callable[..., Any]:
         m = importlib.import_module(mod)
     except ImportError as exc:
         raise ConfigError(f"tune.objective: cannot import {mod!r}: {exc}") from None
-    fn = getattr(m, attr, None)
+    fn: Callable[..., Any] | None = getattr(m, attr, None)
     if not callable(fn):
         raise ConfigError(f"tune.objective: {mod} has no function {attr!r}")
     return fn
 
 
-def override_key(name: str, config: dict) -> str:
+def override_key(name: str, config: dict[str, Any]) -> str:
     """The `--set` key of a search param: as given if dotted, else its one config leaf, trainer.X or model.params.X."""
     if "." in name or name in config:
         return name
@@ -68,7 +68,7 @@ def override_key(name: str, config: dict) -> str:
     return f"trainer.{name}" if name in TrainerConfig.model_fields else f"model.params.{name}"
 
 
-def _leaves(d: dict, prefix: str = "") -> list[str]:
+def _leaves(d: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted paths of the non-mapping values of a nested dict."""
     out = []
     for k, v in d.items():
@@ -107,7 +107,7 @@ class PruneCallback:
 class TrainObjective:
     """Train `config` with a trial's params as overrides; the trial's value is `metric` of the training run."""
 
-    config: dict
+    config: dict[str, Any]
     metric: str
     direction: str = "minimize"
     keys: dict[str, str] = field(default_factory=dict)
@@ -117,7 +117,7 @@ class TrainObjective:
         """`key=value` overrides for a trial's params (values as JSON, which YAML reads back)."""
         return [f"{self.keys.get(k, k)}={json.dumps(v)}" for k, v in params.items()]
 
-    def config_for(self, params: dict[str, Any]) -> dict:
+    def config_for(self, params: dict[str, Any]) -> dict[str, Any]:
         """The base config of a trial: across model types, the `trainer:` loop settings (bar the seed) apply to
         the neural types only, so a LightGBM trial drops them."""
         cfg = dict(self.config)

@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 WS_VARS = ("ROOST_WORKSPACE", "ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_ONLINE_STORE")
 TAG_HOST, TAG_PID, TAG_NODE = "roost.tune.host", "roost.tune.pid", "roost.tune.ray_node"
 CANCEL_GRACE_S = 10.0
-_adopted: tuple | None = None
+_adopted: tuple[Any, ...] | None = None
 
 
 def import_ray() -> Any:
@@ -82,8 +82,14 @@ def _adopt_workspace() -> None:
 
 
 def trial_task(
-    sid: str, number: int, params: dict, objective: Callable[..., Any], parent_run_id: str, experiment: str, metric: str
-) -> dict:
+    sid: str,
+    number: int,
+    params: dict[str, Any],
+    objective: Callable[..., Any],
+    parent_run_id: str,
+    experiment: str,
+    metric: str,
+) -> dict[str, Any]:
     """Body of one Ray task: run one leased trial against the shared repository; returns its state and place."""
     import ray
 
@@ -194,7 +200,7 @@ class RayBackend:
                         return ran
                     time.sleep(0.5)  # trials leased by other clients: wait for them to finish or expire
                     continue
-                ready: list = []
+                ready: list[Any] = []
                 while not ready:
                     ready, _ = self.ray.wait(list(inflight), num_returns=1, timeout=1.0)
                 for ref in ready:

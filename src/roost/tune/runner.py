@@ -63,8 +63,8 @@ class TuneResult:
     study_id: str
     parent_run_id: str
     sampler: str
-    best: dict | None
-    trials: list[dict]
+    best: dict[str, Any] | None
+    trials: list[dict[str, Any]]
     interrupted: bool = False
     registered: str | None = None
 
@@ -74,7 +74,7 @@ class TuneResult:
         return None if self.best is None else self.best["value"]
 
     @property
-    def best_params(self) -> dict | None:
+    def best_params(self) -> dict[str, Any] | None:
         """The best trial's params."""
         return None if self.best is None else self.best["params"]
 
@@ -128,7 +128,7 @@ def run_trial(engine: Engine, ctx: TrialContext, objective: Callable[[TrialConte
         log.warning("trial %d failed: %s: %s", n, type(exc).__name__, exc)
         engine.tell(sid, n, state="fail", reason=f"{type(exc).__name__}: {exc}"[:500], attrs={"run_id": ctx.run_id})
         return "FAIL"
-    return engine.tell(sid, n, value, attrs={"run_id": ctx.run_id})["state"]
+    return str(engine.tell(sid, n, value, attrs={"run_id": ctx.run_id})["state"])
 
 
 def _run_params(params: dict[str, Any]) -> dict[str, Any]:
@@ -239,7 +239,7 @@ def _run_workers(
 
 def tune(
     objective: Callable[[TrialContext], Any],
-    space: dict,
+    space: dict[str, Any],
     n_trials: int,
     *,
     parallel: int | None = None,

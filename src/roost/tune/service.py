@@ -62,7 +62,7 @@ def _error(status: int, exc: RoostError, **extra: Any) -> Response:
     return _json({"error": exc.message, "hint": exc.hint, **extra}, status)
 
 
-def _body(raw: bytes, allowed: set[str]) -> dict:
+def _body(raw: bytes, allowed: set[str]) -> dict[str, Any]:
     """Parse a JSON object body (NaN allowed) and reject unknown fields by name."""
     if not raw.strip():
         return {}
@@ -131,7 +131,7 @@ def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Re
     return handler
 
 
-def _lease(b: dict) -> float | None:
+def _lease(b: dict[str, Any]) -> float | None:
     """The optional lease_s of an ask body, checked."""
     lease = b.get("lease_s")
     if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float)) or lease <= 0):
@@ -152,15 +152,15 @@ class Handlers:
             self._engine = Engine()
         return self._engine
 
-    def health(self, request: Request, raw: bytes) -> dict:
+    def health(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Liveness."""
         return {"ok": True}
 
-    def list_studies(self, request: Request, raw: bytes) -> dict:
+    def list_studies(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Every study record."""
         return {"studies": self.engine.list_studies()}
 
-    def create(self, request: Request, raw: bytes) -> dict:
+    def create(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Create a study."""
         b = _body(raw, CREATE_FIELDS)
         if "space" not in b:
@@ -178,11 +178,11 @@ class Handlers:
             attrs=b.get("attrs"),
         )
 
-    def get_study(self, request: Request, raw: bytes) -> dict:
+    def get_study(self, request: Request, raw: bytes) -> dict[str, Any]:
         """A study with its trials."""
         return self.engine.study(request.path_params["sid"])
 
-    def ask(self, request: Request, raw: bytes) -> dict:
+    def ask(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Lease one trial, or up to `n` with a batch ask."""
         b = _body(raw, {"client_id", "lease_s", "n"})
         cid = b.get("client_id")
@@ -191,12 +191,12 @@ class Handlers:
             return self.engine.ask_many(request.path_params["sid"], b["n"], client_id=cid, lease_s=_lease(b))
         return self.engine.ask(request.path_params["sid"], client_id=cid, lease_s=_lease(b))
 
-    def add(self, request: Request, raw: bytes) -> dict:
+    def add(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Enqueue a point or record a known result."""
         b = _body(raw, {"params", "value", "attrs"})
         return self.engine.add_trial(request.path_params["sid"], b.get("params") or {}, b.get("value"), b.get("attrs"))
 
-    def tell(self, request: Request, raw: bytes) -> dict:
+    def tell(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Finish one trial."""
         b = _body(raw, {"value", "state", "reason", "attrs", "client_id"})
         return self.engine.tell(
@@ -208,14 +208,14 @@ class Handlers:
             b.get("attrs"),
         )
 
-    def tell_many(self, request: Request, raw: bytes) -> dict:
+    def tell_many(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Finish many trials in one transaction."""
         b = _body(raw, {"results", "client_id"})
         if "results" not in b:
             raise ConfigError("results: required", hint='e.g. {"results": [{"number": 0, "value": 0.5}]}')
         return {"results": self.engine.tell_many(request.path_params["sid"], b["results"])}
 
-    def report(self, request: Request, raw: bytes) -> dict:
+    def report(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Record an intermediate value; answers whether to prune."""
         b = _body(raw, {"step", "value", "client_id"})
         for k in ("step", "value"):

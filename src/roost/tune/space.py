@@ -68,27 +68,34 @@ class Param:
     high: float | int | None = None
     step: float | int | None = None
     log: bool = False
-    choices: tuple = ()
-    when: dict[str, tuple] = field(default_factory=dict)
+    choices: tuple[Any, ...] = ()
+    when: dict[str, tuple[Any, ...]] = field(default_factory=dict[str, Any])
 
     def active(self, chosen: dict[str, Any]) -> bool:
         """Whether this param applies given the values chosen for earlier params."""
         return all(k in chosen and chosen[k] in allowed for k, allowed in self.when.items())
 
-    def values(self) -> list | None:
+    @property
+    def bounds(self) -> tuple[float, float]:
+        """(low, high) of a numeric param."""
+        if self.low is None or self.high is None:
+            raise SpaceError(self.name, f"a {self.kind} param has no bounds")
+        return self.low, self.high
+
+    def values(self) -> list[Any] | None:
         """Every value of a discrete param (None when the param is continuous)."""
         if self.kind == "choice":
             return list(self.choices)
-        if self.kind == "int" and not self.log:
-            return list(range(int(self.low), int(self.high) + 1, int(self.step or 1)))
         if self.kind == "int":
-            return list(range(int(self.low), int(self.high) + 1))
+            lo, hi = (int(b) for b in self.bounds)
+            return list(range(lo, hi + 1, 1 if self.log else int(self.step or 1)))
         if self.kind == "uniform" and self.step:
-            n = int(round((self.high - self.low) / self.step))
-            return [round(self.low + i * self.step, 12) for i in range(n + 1)]
+            lo, hi = self.bounds
+            n = int(round((hi - lo) / self.step))
+            return [round(lo + i * self.step, 12) for i in range(n + 1)]
         return None
 
-    def labels(self) -> list:
+    def labels(self) -> list[Any]:
         """Choices as Optuna sees them (lists encoded as JSON strings)."""
         return [_label(c) for c in self.choices]
 
@@ -115,7 +122,7 @@ class Param:
                 raise SpaceError(self.name, f"{value!r} is not on the grid {self.low} + k*{self.step}")
         return value
 
-    def to_spec(self) -> dict:
+    def to_spec(self) -> dict[str, Any]:
         """The canonical JSON form of this param."""
         d: dict[str, Any] = {self.kind: list(self.choices) if self.kind == "choice" else [self.low, self.high]}
         if self.step:
@@ -181,7 +188,7 @@ def _parse_param(name: str, spec: Any, earlier: dict[str, Param]) -> Param:
     return Param(name, kind, low, high, step if kind == "uniform" or step is None else int(step), log, when=when)
 
 
-def _parse_when(name: str, when: Any, earlier: dict[str, Param]) -> dict[str, tuple]:
+def _parse_when(name: str, when: Any, earlier: dict[str, Param]) -> dict[str, tuple[Any, ...]]:
     """Parse a `when:` condition (each key an earlier param, each value one allowed value or a list)."""
     if not isinstance(when, dict):
         raise SpaceError(name, "when: must map earlier params to allowed values")
@@ -201,7 +208,7 @@ def _parse_when(name: str, when: Any, earlier: dict[str, Param]) -> dict[str, tu
     return out
 
 
-def _flatten(block: dict, prefix: str = "") -> Iterable[tuple[str, Any]]:
+def _flatten(block: dict[str, Any], prefix: str = "") -> Iterable[tuple[str, Any]]:
     """Yield (dotted name, leaf spec) from a possibly nested search block."""
     for key, val in block.items():
         name = f"{prefix}{key}"
@@ -225,7 +232,7 @@ class Space:
         self.by_name = {p.name: p for p in params}
 
     @classmethod
-    def parse(cls, block: dict | Space) -> Space:
+    def parse(cls, block: dict[str, Any] | Space) -> Space:
         """Parse a `search:` block (nested or dotted names) into a Space."""
         if isinstance(block, Space):
             return block
@@ -248,7 +255,7 @@ class Space:
             parsed[name] = _parse_param(name, spec, parsed)
         return cls(list(parsed.values()))
 
-    def to_spec(self) -> dict:
+    def to_spec(self) -> dict[str, Any]:
         """The canonical JSON form (dotted names, declaration order)."""
         return {p.name: p.to_spec() for p in self.params}
 
@@ -309,9 +316,10 @@ class Space:
             if p.kind == "choice":
                 out[name] = CategoricalDistribution(p.labels())
             elif p.kind == "int":
-                out[name] = IntDistribution(p.low, p.high, log=p.log, step=1 if p.log else (p.step or 1))
+                lo, hi = (int(b) for b in p.bounds)
+                out[name] = IntDistribution(lo, hi, log=p.log, step=1 if p.log else int(p.step or 1))
             else:
-                out[name] = FloatDistribution(p.low, p.high, log=p.log, step=p.step)
+                out[name] = FloatDistribution(*p.bounds, log=p.log, step=p.step)
         return out
 
     def encode(self, point: dict[str, Any]) -> dict[str, Any]:
@@ -336,7 +344,7 @@ class Space:
                     f"{'log-scale ' if p.log else ''}{p.kind} is continuous: it has no grid",
                     hint="use choice, int, or uniform with a step",
                 )
-            nxt = []
+            nxt: list[dict[str, Any]] = []
             for pt in points:
                 if p.active(pt):
                     nxt.extend({**pt, p.name: v} for v in vals)

@@ -17,16 +17,22 @@ from roost.errors import ConfigError, closest
 
 __all__ = ["AUTO_TYPES", "PRESCRIBED", "auto_space", "merge", "prescribed"]
 
-_TORCH = {"lr": {"loguniform": [1e-3, 1e-1]}, "weight_decay": {"loguniform": [1e-6, 1e-2]}}
+# measured ranges (docs/training.md, "Tuning"): where the best quarter of random trials over wide ranges fell
+_TORCH = {"lr": {"loguniform": [3e-4, 3e-2]}, "weight_decay": {"loguniform": [1e-6, 1e-2]}}
 _NET = {
-    "hidden": {"choice": [[64], [128], [256, 128], [512, 256]]},
+    "hidden": {"choice": [[128], [256, 128], [256, 128, 64], [512, 256]]},
     "dropout": {"uniform": [0.0, 0.5]},
 }
 PRESCRIBED: dict[str, dict[str, Any]] = {
-    "logreg": {"lr": {"loguniform": [3e-3, 0.3]}, "weight_decay": {"loguniform": [1e-7, 1e-2]}},
+    "logreg": {"lr": {"loguniform": [1e-2, 1.0]}, "weight_decay": {"loguniform": [1e-6, 3e-2]}},
     "mlp": {**_TORCH, **_NET},
     "wide_deep": {**_TORCH, **_NET},
-    "dcn": {**_TORCH, "cross_layers": {"int": [1, 4]}, **_NET},
+    "dcn": {
+        "lr": {"loguniform": [3e-4, 5e-2]},
+        "weight_decay": {"loguniform": [1e-7, 1e-2]},
+        "cross_layers": {"int": [1, 5]},
+        **_NET,
+    },
     "two_tower": {
         **_TORCH,
         "dim": {"choice": [16, 32, 64]},
@@ -36,9 +42,9 @@ PRESCRIBED: dict[str, dict[str, Any]] = {
     "lightgbm": {
         "learning_rate": {"loguniform": [0.01, 0.3]},
         "num_leaves": {"int": [4, 128], "log": True},
-        "min_child_samples": {"int": [5, 100], "log": True},
-        "colsample_bytree": {"uniform": [0.5, 1.0]},
-        "reg_lambda": {"loguniform": [1e-3, 10.0]},
+        "min_child_samples": {"int": [10, 200], "log": True},
+        "colsample_bytree": {"uniform": [0.3, 1.0]},
+        "reg_lambda": {"loguniform": [1e-3, 1.0]},
     },
 }
 TRAINER_KEYS = ("lr", "weight_decay", "batch_size", "epochs", "patience")

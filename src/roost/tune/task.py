@@ -1,0 +1,82 @@
+"""The pipeline's `tune` task: tune a training config and answer like the `train` task, with the best trial's run.
+
+Its output feeds `evaluate`/`compare`/`promote` as a `train` output does (run_id, metrics, model, version,
+package), plus what was searched: the study, the tuning run, the sampler, the best params and the trial counts.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from roost.errors import RoostError
+
+log = logging.getLogger(__name__)
+__all__ = ["tune_task"]
+
+
+def tune_task(
+    config: str | Path | dict[str, Any],
+    trials: int = 20,
+    sampler: str | None = None,
+    register: str | None = None,
+    seed: int | None = 0,
+    parallel: int | None = None,
+) -> dict[str, Any]:
+    """Tune `config` for `trials` trials (its prescribed space without a search: block); JSON-friendly result."""
+    from roost.registry.api import get_run
+    from roost.tune import config as C
+    from roost.tune.runner import tune
+
+    spec = C.load(config)
+    name = register or spec.register
+
+    def finish(result: Any) -> None:
+        if name:
+            result.registered = C.register_best(result, name)
+
+    res = tune(
+        spec.objective,
+        spec.space,
+        int(trials),
+        parallel=parallel,
+        sampler=sampler or spec.sampler,
+        prune=spec.prune,
+        direction=spec.direction,
+        metric=spec.metric,
+        experiment=spec.experiment,
+        name=spec.name,
+        seed=seed if seed is not None else spec.seed,
+        finish=finish,
+        tags={"roost.tune.space": spec.source},
+    )
+    if res.best_run_id is None:
+        reasons = sorted({str(t.get("reason")) for t in res.trials if t["state"] == "FAIL"})
+        raise RoostError(
+            f"tune: no trial of {len(res.trials)} completed", hint="trial failures: " + "; ".join(reasons)[:500]
+        )
+    run = get_run(res.best_run_id)
+    model, version = None, None
+    if res.registered:
+        model, _, v = res.registered.rpartition("/")
+        version = int(v)
+    counts: dict[str, int] = {}
+    for t in res.trials:
+        counts[t["state"]] = counts.get(t["state"], 0) + 1
+    log.info("tune: best %s = %s in %d trials (%s)", spec.metric, res.best_value, len(res.trials), spec.source)
+    return {
+        "run_id": res.best_run_id,
+        "metrics": {k: float(v) for k, v in (run.get("metrics") or {}).items()},
+        "model": model,
+        "version": version,
+        "package": (run.get("tags") or {}).get("roost.tune.package"),
+        "study_id": res.study_id,
+        "tuning_run_id": res.parent_run_id,
+        "sampler": res.sampler,
+        "space": spec.source,
+        "metric": spec.metric,
+        "best_value": res.best_value,
+        "best_params": res.best_params,
+        "trials": counts,
+    }
