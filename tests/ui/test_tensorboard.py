@@ -137,3 +137,12 @@ def test_ui_caps_real_tensorboards(populated):
         assert [x["key"] for x in c.get("/api/tensorboard").json()] == [two.json()["key"]]
         assert c.get(one.json()["path"]).status_code == 404
         assert "TensorBoard" in c.get(two.json()["path"]).text
+
+
+def test_proxy_refuses_huge_bodies(populated, fake_tb_command):
+    app = create_app(tb_command=fake_tb_command)
+    with TestClient(app, follow_redirects=False) as c:
+        path = c.post("/api/tensorboard", json={"runs": [populated["a"]]}).json()["path"]
+        r = c.post(path + "data/x", content=b"x" * (2 * 1024 * 1024), headers={"content-type": "application/json"})
+        assert r.status_code == 413
+        assert c.get(path + "data/runs").status_code == 200  # the board still serves

@@ -132,9 +132,11 @@ def routes(ui: UI) -> list[Route]:
         client = request.app.state.http
         url = f"http://127.0.0.1:{board.port}{board.prefix}/{request.path_params['path']}"
         headers = [(k, v) for k, v in request.headers.items() if k.lower() not in HOP_BY_HOP]
-        req = client.build_request(
-            request.method, url, params=request.url.query or None, headers=headers, content=await request.body()
-        )
+        try:
+            body = await read_body(request)  # TensorBoard's own POSTs are small queries
+        except RoostError as exc:
+            return Response(exc.message, status_code=413, media_type="text/plain")
+        req = client.build_request(request.method, url, params=request.url.query or None, headers=headers, content=body)
         import httpx
 
         try:
