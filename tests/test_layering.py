@@ -144,6 +144,23 @@ def test_no_reaching_into_other_packages_private_names():
     assert cross_package_private_access() == []
 
 
+def private_imports() -> list[str]:
+    """`from roost.a.b import _name` in any other module: a module's private names are its own (e.g. train/auto.py
+    uses the public functions of train/api.py)."""
+    return [
+        f"{mod}:{node.lineno} from {node.module} import {a.name}"
+        for mod, tree in SOURCES.items()
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("roost.")
+        for a in node.names
+        if _is_private(a.name) and node.module != mod
+    ]
+
+
+def test_no_module_imports_another_modules_private_names():
+    assert private_imports() == []
+
+
 def test_private_access_finder_is_not_vacuous(monkeypatch):
     fake = {
         "roost.a.m": ast.parse("def _helper():\n    pass\nclass S:\n    def _rows(self):\n        return self._rows\n"),
@@ -154,6 +171,7 @@ def test_private_access_finder_is_not_vacuous(monkeypatch):
         "roost.b.n:1 from roost.a.m import _helper",
         "roost.b.n:3 st._rows (defined in roost.a)",
     ]
+    assert private_imports() == ["roost.b.n:1 from roost.a.m import _helper"]
 
 
 # Alembic's script folders are packages only so that setuptools ships them; nothing imports them as an API.

@@ -49,7 +49,7 @@ def detect(model: Any) -> str:
     )
 
 
-def _frame(sample: Any, columns: list[str] | None = None) -> Any:
+def sample_frame(sample: Any, columns: list[str] | None = None) -> Any:
     """The sample as a pandas DataFrame (arrays get columns f0..fN or the model's feature names)."""
     import pandas as pd
 
@@ -124,7 +124,7 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
-    df = _frame(sample, list(getattr(model, "feature_names_in_", [])) or None)
+    df = sample_frame(sample, list(getattr(model, "feature_names_in_", [])) or None)
     cols = _check_columns(df, list(getattr(model, "feature_names_in_", [])) or None)
     final = model.steps[-1][1] if isinstance(model, Pipeline) else model
     first = model.steps[0][1] if isinstance(model, Pipeline) else model
@@ -210,7 +210,7 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
         if fn is None and type(model).__name__ == "Booster":
             fn = model.feature_names
         names = [str(n) for n in fn] if fn is not None else None
-    df = _frame(sample, names)
+    df = sample_frame(sample, names)
     cols = _check_columns(df, names if names and not all(n.startswith("Column_") for n in names) else None)
     types = [("X", FloatTensorType([None, len(cols)]))]
     booster_only = type(model).__name__ == "Booster"
@@ -279,7 +279,7 @@ def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
     """torch.nn.Module (or ExportedProgram) → ONNX with torch.onnx's dynamo exporter, dynamic batch."""
     import torch
 
-    df = _frame(sample.detach().numpy() if isinstance(sample, torch.Tensor) else sample)
+    df = sample_frame(sample.detach().numpy() if isinstance(sample, torch.Tensor) else sample)
     cols = [str(c) for c in df.columns]
     x = torch.tensor(df.to_numpy(dtype=np.float32))
     module = model.module() if isinstance(model, torch.export.ExportedProgram) else model

@@ -27,7 +27,7 @@ def build_package(
     name: str | None = None,
 ) -> dict[str, Any]:
     """Convert `model` into a package in `out_dir`; returns its roost-model.yaml contents."""
-    from roost.byom.convert import _frame, convert
+    from roost.byom.convert import convert, sample_frame
     from roost.byom.graph import io_signature
     from roost.modelpkg import load, write_package
 
@@ -47,7 +47,7 @@ def build_package(
     write_package(out_dir, sig, meta, conv.onnx_bytes)
     parity = None
     if conv.native is not None and sample_input is not None:
-        df = _frame(sample_input, conv.columns if not hasattr(sample_input, "columns") else None)
+        df = sample_frame(sample_input, conv.columns if not hasattr(sample_input, "columns") else None)
         if len(df) == 0:
             raise RoostError("the sample has no rows", hint="pass a few rows of real input data")
         pred = load(out_dir)
@@ -67,7 +67,7 @@ def build_package(
                 "anyway, and the figure stays recorded",
             )
     meta["parity_max_abs_diff"] = parity
-    meta["parity_rows"] = None if parity is None else int(len(_frame(sample_input, conv.columns)))
+    meta["parity_rows"] = None if parity is None else int(len(sample_frame(sample_input, conv.columns)))
     write_package(out_dir, sig, meta)
     return meta
 
