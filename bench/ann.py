@@ -11,7 +11,10 @@ same ef) report recall@10 against brute force over the matching items, and queri
 hnswlib filters through a Python callback per visited node, raw FAISS through a C++ bitmap, roost plans per
 filter (scaled over-fetch, or exact search when that is cheaper).
 
-    .venv/bin/python bench/ann.py [--n 200000] [--dim 64] [--queries 1000] [--target 0.95]
+    .venv/bin/python bench/ann.py [--n 200000] [--dim 64] [--queries 1000] [--target 0.95] [--exact-limit 20000]
+
+`--exact-limit 0` makes roost plan every filtered search on the index (no exact search by size), which is what a
+reduced `--n` needs to measure the filtered plan rather than the exact search.
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ def rss_mb(field: str = "VmRSS") -> float:
     return float("nan")
 
 
-def contender(name: str, dim: int, u: np.ndarray):
+def contender(name: str, dim: int, u: np.ndarray, exact_limit: int = 20_000):
     """(build(x), search(q, ef) -> labels [nq, K], filtered(q, ef, s) -> labels of items with u < s)."""
     if name == "hnswlib":
         import hnswlib
@@ -89,7 +92,9 @@ def contender(name: str, dim: int, u: np.ndarray):
     from roost.ann.index import Index
 
     library = name.split(":", 1)[1] if ":" in name else None
-    index = Index(dim, "cosine", "hnsw", library, threads=1, M=M, ef_construction=EF_CONSTRUCTION)
+    index = Index(
+        dim, "cosine", "hnsw", library, threads=1, exact_limit=exact_limit, M=M, ef_construction=EF_CONSTRUCTION
+    )
 
     def rbuild(x: np.ndarray) -> None:
         index.threads = os.cpu_count() or 1
@@ -120,13 +125,13 @@ def cpu_qps(fn, repeats: int = 5) -> float:
     return float(max(rates))
 
 
-def worker(name: str, tmp: Path, target: float) -> dict:
+def worker(name: str, tmp: Path, target: float, exact_limit: int) -> dict:
     """Build and measure one contender; returns its figures."""
     x = np.load(tmp / "base.npy")
     q = np.load(tmp / "queries.npy")
     truth = np.load(tmp / "truth.npy")
     u = np.load(tmp / "u.npy")
-    build, search, filtered = contender(name, x.shape[1], u)
+    build, search, filtered = contender(name, x.shape[1], u, exact_limit)
     base_rss = rss_mb()
     w, c = time.perf_counter(), time.process_time()
     build(x)
@@ -180,11 +185,12 @@ def main() -> None:
     ap.add_argument("--dim", type=int, default=64)
     ap.add_argument("--queries", type=int, default=1000)
     ap.add_argument("--target", type=float, default=0.95)
+    ap.add_argument("--exact-limit", type=int, default=20_000, help="roost's Index(exact_limit=...)")
     ap.add_argument("--worker")
     ap.add_argument("--dir")
     a = ap.parse_args()
     if a.worker:
-        print(json.dumps(worker(a.worker, Path(a.dir), a.target)))
+        print(json.dumps(worker(a.worker, Path(a.dir), a.target, a.exact_limit)))
         return
     from roost.ann.backends import DEFAULT_LIBRARY
 
@@ -192,7 +198,8 @@ def main() -> None:
     default = DEFAULT_LIBRARY["hnsw"]
     print(
         f"data: {a.n:,} × {a.dim} float32 random normal, cosine, {a.queries} queries, recall@{K} ≥ {a.target}, "
-        f"HNSW M={M} ef_construction={EF_CONSTRUCTION}; roost's default library for hnsw: {default}"
+        f"HNSW M={M} ef_construction={EF_CONSTRUCTION}; roost's default library for hnsw: {default}; "
+        f"roost exact_limit {a.exact_limit}"
     )
     with tempfile.TemporaryDirectory(prefix="roost-bench-ann-") as d:
         tmp = Path(d)
@@ -217,7 +224,18 @@ def main() -> None:
         res = {}
         for name in ("hnswlib", "faiss", "roost:hnswlib", "roost:faiss"):
             out = subprocess.run(
-                [sys.executable, __file__, "--worker", name, "--dir", d, "--target", str(a.target)],
+                [
+                    sys.executable,
+                    __file__,
+                    "--worker",
+                    name,
+                    "--dir",
+                    d,
+                    "--target",
+                    str(a.target),
+                    "--exact-limit",
+                    str(a.exact_limit),
+                ],
                 capture_output=True,
                 text=True,
             )

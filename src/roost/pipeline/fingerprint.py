@@ -116,13 +116,15 @@ def _file(path: Path, depth: int) -> dict[str, Any]:
 
 
 def resolve_alias(ref: str) -> int | None:
-    """The version `name@alias` points to now (None when the model or alias does not exist)."""
+    """The version `name@alias` points to now (None when the model or alias does not exist); fetches nothing."""
     from roost.registry import api
 
+    name, _, alias = ref.partition("@")
     try:
-        return api.resolve_model(ref).version
+        versions = api.list_versions(name)
     except RoostError:
         return None
+    return next((v.version for v in versions if alias in (v.aliases or [])), None)
 
 
 def fingerprint(value: Any, depth: int = 0) -> Any:

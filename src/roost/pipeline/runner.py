@@ -101,7 +101,8 @@ def run_pipeline(
     run = _PipelineRun(
         p,
         _check_params(p, params),
-        TaskCache(workspace.current().state_dir / "pipeline-cache") if use_cache else None,
+        TaskCache(workspace.current().state_dir / "pipeline-cache"),
+        use_cache,
         experiment,
         on_event or (lambda ev, st: None),
         sleep,
@@ -132,14 +133,15 @@ class _PipelineRun:
         self,
         p: Pipeline,
         params: dict[str, Any],
-        cache: TaskCache | None,
+        cache: TaskCache,
+        read_cache: bool,
         experiment: str,
         emit: Callable[[str, TaskState], None],
         sleep: Callable[[float], None],
     ) -> None:
         from roost.registry import api
 
-        self.p, self.params, self.cache, self.experiment = p, params, cache, experiment
+        self.p, self.params, self.cache, self.read_cache, self.experiment = p, params, cache, read_cache, experiment
         self.emit, self.sleep = emit, sleep
         self.states = {n: TaskState(n) for n in p.nodes}
         self.outputs: dict[str, Any] = {}
@@ -241,14 +243,14 @@ class _PipelineRun:
             }
         )
         trun.log_metric("task_seconds", st.seconds)
-        if st.state == "succeeded" and t.cache and self.cache is not None:
+        if st.state == "succeeded" and t.cache:  # written even without reading (--no-cache refreshes it)
             self.cache.put(key, st.output)
         trun.end("FINISHED" if st.state == "succeeded" else "FAILED")
         return st
 
     def _from_cache(self, node: Node, key: str, st: TaskState) -> bool:
         """Fill `st` from the cache when a usable entry exists (its effect, if any, still in place)."""
-        if self.cache is None or not node.task.cache:
+        if not self.read_cache or not node.task.cache:
             return False
         hit = self.cache.get(key)
         if is_miss(hit):
