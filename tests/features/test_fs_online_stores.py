@@ -36,3 +36,35 @@ def test_sqlite_store_is_cached_per_url(tmp_path):
         assert type(st).__name__ == "SQLiteOnlineStore"
     finally:
         reset_online_stores()
+
+
+def test_every_module_declares_its_public_names():
+    """Each module of roost.features and roost.datasets has an __all__ whose names all exist."""
+    import importlib
+    import pkgutil
+
+    import roost.datasets
+    import roost.features
+    import roost.features.online_stores
+
+    for pkg in (roost.features, roost.features.online_stores, roost.datasets):
+        for info in pkgutil.iter_modules(pkg.__path__, pkg.__name__ + "."):
+            mod = importlib.import_module(info.name)
+            names = getattr(mod, "__all__", None)
+            assert names, f"{info.name} has no __all__"
+            missing = [n for n in names if not hasattr(mod, n)]
+            assert not missing, (info.name, missing)
+
+
+def test_importing_a_submodule_keeps_the_function_of_the_same_name():
+    """`roost.features.apply` / `.materialize` stay the functions after their modules were imported directly."""
+    import subprocess
+    import sys
+
+    code = (
+        "import roost.features.apply, roost.features.materialize\n"
+        "from roost.features import apply, materialize\n"
+        "assert callable(apply) and callable(materialize), (apply, materialize)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr

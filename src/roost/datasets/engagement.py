@@ -37,6 +37,9 @@ _AFFINITY = [
 ]
 
 
+__all__ = ["generate", "make_engagement_flat", "latest_rows", "make_engagement"]
+
+
 def _window_counts(
     ent: np.ndarray, t: np.ndarray, snap_ent: np.ndarray, snap_t: np.ndarray, window: int = WINDOW
 ) -> np.ndarray:

@@ -11,6 +11,9 @@ FEATURES = ["carrier", "origin", "dest", "tailnum", "distance", "hour", "month",
 DELAY_MINUTES = 15
 
 
+__all__ = ["delay_frame"]
+
+
 def delay_frame() -> pd.DataFrame:
     """Flights with a UTC `sched_dep_time`, features and label `delayed` (departure more than 15 min late)."""
     import numpy as np

@@ -10,6 +10,9 @@ if TYPE_CHECKING:
 _KEYS = {"user_id", "item_id", "event_time", "created_time"}
 
 
+__all__ = ["pit_join", "latest_join"]
+
+
 def _features(df: pd.DataFrame) -> list[str]:
     """Feature columns of a snapshot table (everything but keys and timestamps)."""
     return [c for c in df.columns if c not in _KEYS]

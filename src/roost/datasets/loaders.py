@@ -29,6 +29,9 @@ _EXAMPLES = (
 )
 
 
+__all__ = ["load", "fingerprint"]
+
+
 def _not_empty(df: pd.DataFrame, what: str) -> pd.DataFrame:
     """Raise if `df` has no rows."""
     if len(df) == 0:

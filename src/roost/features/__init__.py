@@ -5,6 +5,9 @@ Names load lazily so `import roost.features` stays fast (no DuckDB, Arrow or pan
 
 from __future__ import annotations
 
+import sys
+import types
+
 from roost._lazy import lazy_api
 
 _API = {
@@ -24,3 +27,16 @@ __all__ = sorted(_API)
 
 
 __getattr__, __dir__ = lazy_api(__name__, _API)
+
+
+class _Package(types.ModuleType):
+    """This package, whose public functions `apply` and `materialize` share their names with the submodules that
+    define them: importing a submodule (`from roost.features.apply import ...`) must not replace the function."""
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name in _API and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package

@@ -14,6 +14,9 @@ log = logging.getLogger(__name__)
 KIND_ORDER = ("entity", "source", "view")
 
 
+__all__ = ["Diff", "validate", "diff_specs", "registered", "apply", "list_definitions"]
+
+
 @dataclass
 class Diff:
     """What `apply` changed, per kind: names added, changed (with the settings that changed) and removed."""

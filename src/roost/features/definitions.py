@@ -35,6 +35,20 @@ _IDENT = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 LOADER_PREFIX = "roost_feature_defs"
 
 
+__all__ = [
+    "DTYPES",
+    "KEY_DTYPES",
+    "check_name",
+    "norm_dtype",
+    "Entity",
+    "Source",
+    "function_ref",
+    "FeatureView",
+    "Definitions",
+    "arrow_type",
+]
+
+
 def check_name(what: str, name: str) -> str:
     """Return `name` if it is a plain identifier (it becomes a SQL column or table name), else raise."""
     if not isinstance(name, str) or not _IDENT.match(name) or name.startswith("__"):

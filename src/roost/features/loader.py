@@ -17,6 +17,9 @@ from roost.features.definitions import LOADER_PREFIX, Definitions, Entity, Featu
 FEATURES_DIR = "features"
 
 
+__all__ = ["import_file", "load_definitions", "load_function"]
+
+
 def _module_name(path: Path) -> str:
     digest = hashlib.sha1(str(path.resolve()).encode()).hexdigest()[:10]
     return f"{LOADER_PREFIX}.{path.stem}_{digest}"

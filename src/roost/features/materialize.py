@@ -16,6 +16,9 @@ from roost.features.sources import connect, q, refusals, run, view_rows
 log = logging.getLogger(__name__)
 
 
+__all__ = ["MaterializeResult", "aware", "latest_sql", "materialize"]
+
+
 @dataclass
 class MaterializeResult:
     """What one view's materialisation did."""

@@ -26,6 +26,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+__all__ = ["as_arrow", "check_time_column", "micros", "pit_join_sql", "training_set"]
+
+
 def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
     """Accept a pandas DataFrame or an Arrow table; return an Arrow table."""
     import pyarrow as pa

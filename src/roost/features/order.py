@@ -21,6 +21,9 @@ STRUCT_FEATURE = "struct_pack(a := __et, b := __ct, c := __rn::BIGINT)"
 PACK = True  # tests switch packing off to check both keys against the same reference
 
 
+__all__ = ["OrderKey", "order_key"]
+
+
 @dataclass
 class OrderKey:
     """SQL for the entity-side and feature-side ordering expressions of one view."""

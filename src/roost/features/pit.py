@@ -40,6 +40,9 @@ KEY_BITS = 63  # bits of the int64 sort key (tests lower it to force the argsort
 BLOCK = 1 << 20  # rows per block when building keys (small temporaries stay in cache and are reused)
 
 
+__all__ = ["ENGINE", "Entities", "Codes", "no_hugepages", "join_view", "Ties", "Sorted", "take"]
+
+
 def _bits(n: int) -> int:
     return max(int(n), 0).bit_length()
 

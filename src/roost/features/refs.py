@@ -8,6 +8,8 @@ from typing import Any
 from roost.errors import NotFoundError, RoostError, closest
 from roost.features import repo
 
+__all__ = ["ViewSelection", "Selection", "resolve"]
+
 
 @dataclass
 class ViewSelection:

@@ -12,6 +12,9 @@ KINDS = {
 }
 
 
+__all__ = ["put", "get", "list_all", "delete"]
+
+
 def _store() -> Any:
     from roost.registry.store import default_store
 

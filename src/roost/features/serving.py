@@ -13,6 +13,9 @@ from roost.features.refs import resolve
 _NP = {"int64": np.int64, "int32": np.int32, "float64": np.float64, "float32": np.float32, "bool": np.bool_}
 
 
+__all__ = ["to_numpy", "to_arrow", "key_list", "OnlineFetcher", "online"]
+
+
 def to_numpy(values: list[Any], dtype: str) -> np.ndarray:
     """Stored values as numpy, like Arrow's to_numpy: ints with nulls become float64 NaN, bools with nulls object."""
     if dtype in ("float64", "float32"):

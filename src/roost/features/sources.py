@@ -24,6 +24,21 @@ _AWARE = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
 _NAIVE = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME", "DATE"}
 
 
+__all__ = [
+    "q",
+    "lit",
+    "ts_lit",
+    "connect",
+    "run",
+    "refusals",
+    "from_clause",
+    "source_columns",
+    "time_expr",
+    "view_rows",
+    "check_time_kinds",
+]
+
+
 def q(name: str) -> str:
     """Quote an SQL identifier."""
     return '"' + name.replace('"', '""') + '"'

@@ -12,6 +12,9 @@ if TYPE_CHECKING:
 MIN_I64 = -(2**63)
 
 
+__all__ = ["MIN_I64", "ViewData", "ViewReader", "OnlineStore", "decode"]
+
+
 @dataclass
 class ViewData:
     """One view's rows to upsert: join keys, fields, __et/__ct (UTC microseconds, null = -infinity)."""

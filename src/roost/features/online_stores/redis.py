@@ -14,6 +14,9 @@ if TYPE_CHECKING:
 SCAN = 5000
 
 
+__all__ = ["RedisOnlineStore"]
+
+
 def _text(raw: object) -> str:
     """A Redis reply (bytes without decode_responses) as str."""
     return raw.decode() if isinstance(raw, bytes) else str(raw)

@@ -17,6 +17,9 @@ META = "__roost_views"
 CHUNK = 256
 
 
+__all__ = ["table", "SQLiteOnlineStore"]
+
+
 def table(view: str) -> str:
     """The table holding a view's rows."""
     return q(f"fv_{view}")
