@@ -200,7 +200,7 @@ class Client:
                 got.get("stored") or {}, str(sent.get("state", "complete")), sent.get("value")
             ):
                 raise ServiceConflict(got["error"], got.get("stored"), "each trial is told once")
-        return [got.get("stored") if "error" in got else got for got in out]
+        return [(got.get("stored") or {}) if "error" in got else got for got in out]
 
     def report(self, study: str, number: int, step: int, value: float) -> bool:
         """Send an intermediate value; True when the trial should be pruned."""

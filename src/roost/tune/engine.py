@@ -320,7 +320,8 @@ class Engine:
                 random.Random(study["seed"]).shuffle(pts)
                 e["grid"] = pts
             seen = {point_key(t["params"]) for t in trials}
-            return [(p, {}) for p in e["grid"] if point_key(p) not in seen][:n]
+            none: dict[str, Any] = {}
+            return [(p, none) for p in e["grid"] if point_key(p) not in seen][:n]
         from roost.tune import bridge
 
         with self._cache_lock:

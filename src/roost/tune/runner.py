@@ -250,7 +250,7 @@ def tune(
     experiment: str = "tune",
     name: str | None = None,
     seed: int | None = None,
-    display: Callable[[Engine, str], ContextManager] | None = None,
+    display: Callable[[Engine, str], ContextManager[Any]] | None = None,
     finish: Callable[[TuneResult], None] | None = None,
     backend: str = "local",
     ray_address: str | None = None,

@@ -90,9 +90,9 @@ class Param:
             lo, hi = (int(b) for b in self.bounds)
             return list(range(lo, hi + 1, 1 if self.log else int(self.step or 1)))
         if self.kind == "uniform" and self.step:
-            lo, hi = self.bounds
-            n = int(round((hi - lo) / self.step))
-            return [round(lo + i * self.step, 12) for i in range(n + 1)]
+            flo, fhi = self.bounds
+            n = int(round((fhi - flo) / self.step))
+            return [round(flo + i * self.step, 12) for i in range(n + 1)]
         return None
 
     def labels(self) -> list[Any]:
