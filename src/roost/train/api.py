@@ -169,50 +169,29 @@ def train(
 
     nproc = D.check_nproc(nproc)
     if nproc > 1 and not D.launched():
-        source = _resume_state(resume)[0] if resume else config
-        if source is None:
-            raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
-        # config errors surface here, before any worker starts
-        kind = load_config(source, overrides).model.type
-        if kind != "lightgbm":
-            res = D.launch(
-                nproc,
-                {
-                    "config": config,
-                    "overrides": list(overrides),
-                    "resume": resume,
-                    "tensorboard": tensorboard,
-                    "progress": progress,
-                    "parent_run_id": parent_run_id,
-                    "tags": tags,
-                    "callbacks": callbacks,
-                    "announce": print_tensorboard_url if announce else None,
-                },
-            )
-            return _attach_tensorboard(res)
-        log.warning("lightgbm trains with its own threads (model.params.n_jobs); --nproc %d ignored", nproc)
+        launched = _launch(
+            nproc,
+            {
+                "config": config,
+                "overrides": list(overrides),
+                "resume": resume,
+                "tensorboard": tensorboard,
+                "progress": progress,
+                "parent_run_id": parent_run_id,
+                "tags": tags,
+                "callbacks": callbacks,
+                "announce": print_tensorboard_url if announce else None,
+            },
+        )
+        if launched is not None:
+            return launched
     ctx = D.setup()
-    ckpt = None
-    if resume:
-        raw, ckpt, resume = _resume_state(resume)
-        cfg = load_config(raw, overrides)
-        config_file = None
-    else:
-        if config is None:
-            raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
-        cfg = load_config(config, overrides)
-        config_file = Path(config) if not isinstance(config, dict) else None
+    cfg, ckpt, resume, config_file = _load(config, overrides, resume)
     df = load_frame(cfg)
     task = check_label(df, cfg.label, cfg.task)
     if ckpt is not None:
         task = ckpt["task"]
-    if cfg.model.type == "auto":
-        from roost.train.auto import candidates
-
-        for cand in candidates(cfg):  # config errors before any run starts
-            build_model(auto_config(cfg, cand), task)
-    else:
-        build_model(cfg, task)  # config errors before any run starts
+    _check_models(cfg, task)  # config errors before any run starts
     train_df, val_df, test_df = split(df, cfg.split)
     spec = _spec(cfg, train_df)
     if not ctx.leader:
@@ -220,16 +199,7 @@ def train(
         return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
     if ctx.active:
         tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
-    from roost.datasets import fingerprint
-
-    data = {
-        "data.fingerprint": fingerprint(df),
-        "data.rows": len(df),
-        "data.train_rows": len(train_df),
-        "data.val_rows": len(val_df),
-        "data.test_rows": len(test_df),
-        "task.resolved": task,
-    }
+    data = _data_params(df, (train_df, val_df, test_df), task)
     show = bool(progress) if progress is not None else sys.stderr.isatty()
     parts = (train_df, val_df, test_df)
     if cfg.model.type == "auto":
@@ -267,6 +237,59 @@ def train(
         extra_tags=tags,
         extra_callbacks=callbacks,
     )
+
+
+def _launch(nproc: int, kwargs: dict[str, Any]) -> TrainResult | None:
+    """Train in `nproc` worker processes; None when the model trains in this process instead (LightGBM)."""
+    from roost.train import distributed as D
+
+    source = _resume_state(kwargs["resume"])[0] if kwargs["resume"] else kwargs["config"]
+    if source is None:
+        raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
+    # config errors surface here, before any worker starts
+    if load_config(source, kwargs["overrides"]).model.type == "lightgbm":
+        log.warning("lightgbm trains with its own threads (model.params.n_jobs); --nproc %d ignored", nproc)
+        return None
+    return _attach_tensorboard(D.launch(nproc, kwargs))
+
+
+def _load(
+    config: str | Path | dict[str, Any] | None, overrides: list[str] | tuple[str, ...], resume: str | None
+) -> tuple[TrainConfig, dict[str, Any] | None, str | None, Path | None]:
+    """(config, checkpoint, run id resumed from, config file) of a new or a resumed training."""
+    if resume:
+        raw, ckpt, resumed = _resume_state(resume)
+        return load_config(raw, overrides), ckpt, resumed, None
+    if config is None:
+        raise RoostError("no config given", hint="roost train CONFIG.yaml (or --resume RUN_ID)")
+    config_file = Path(config) if not isinstance(config, dict) else None
+    return load_config(config, overrides), None, None, config_file
+
+
+def _check_models(cfg: TrainConfig, task: str) -> None:
+    """Build the configured model (each candidate of `auto`) once, so parameter errors come before any run."""
+    if cfg.model.type == "auto":
+        from roost.train.auto import candidates
+
+        for cand in candidates(cfg):
+            build_model(auto_config(cfg, cand), task)
+    else:
+        build_model(cfg, task)
+
+
+def _data_params(df: Any, parts: tuple[Any, Any, Any], task: str) -> dict[str, Any]:
+    """The run params that describe the data: fingerprint, row counts, resolved task."""
+    from roost.datasets import fingerprint
+
+    train_df, val_df, test_df = parts
+    return {
+        "data.fingerprint": fingerprint(df),
+        "data.rows": len(df),
+        "data.train_rows": len(train_df),
+        "data.val_rows": len(val_df),
+        "data.test_rows": len(test_df),
+        "task.resolved": task,
+    }
 
 
 def print_tensorboard_url(url: str) -> None:
@@ -360,7 +383,6 @@ def train_run(
     from roost.registry.api import register_model, start_run
     from roost.train import metrics as M
     from roost.train.callbacks import Progress, RunLogger
-    from roost.train.preprocess import encode_labels
     from roost.train.tensorboard import TB_SUBDIR
 
     train_df, val_df, test_df = parts
@@ -408,10 +430,7 @@ def train_run(
                 checkpoint_dir=art / CHECKPOINTS if model.framework == "torch" else None,
                 resume=ckpt,
             )
-            y_test = encode_labels(test_df[label], task, model.classes_ or None)[0]
-            y_val = encode_labels(val_df[label], task, model.classes_ or None)[0]
-            metrics = {f"test_{k}": v for k, v in M.compute(task, y_test, model.predict(test_df)).items()}
-            metrics.update({f"val_{k}": v for k, v in M.compute(task, y_val, model.predict(val_df)).items()})
+            metrics = final_metrics(model, task, label, val_df, test_df)
             _log_final(run, model, metrics)
             pkg = _package(model, run, art, test_df, label, metrics, cfg)
             _monitor_reference(art, model, task, train_df, test_df, label)
@@ -472,6 +491,18 @@ def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
 
     sel = resolve(list(cfg.data.features or []))
     return {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
+
+
+def final_metrics(model: Estimator, task: str, label: str, val_df: Any, test_df: Any) -> dict[str, float]:
+    """test_* and val_* metrics of a fitted model (the restored best weights)."""
+    from roost.train import metrics as M
+    from roost.train.preprocess import encode_labels
+
+    out: dict[str, float] = {}
+    for prefix, df in (("test", test_df), ("val", val_df)):
+        y = encode_labels(df[label], task, model.classes_ or None)[0]
+        out.update({f"{prefix}_{k}": v for k, v in M.compute(task, y, model.predict(df)).items()})
+    return out
 
 
 def _log_final(run: Any, model: Estimator, metrics: dict[str, float]) -> None:
