@@ -146,7 +146,7 @@ def test_sigterm_drains_in_flight_request(pkgs, bc_data, tmp_path):
         body = json.dumps(v2_body(cols, X[:3])).encode()
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=120)  # (a hang guard for recv)
         s.sendall(
-            b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body[:100]
         )
@@ -190,7 +190,7 @@ def test_inflight_gauge_counts_a_request_being_handled(pkgs, bc_data, tmp_path):
         body = json.dumps(v2_body(cols, X[:3])).encode()
         s = socket.create_connection(("127.0.0.1", srv.port), timeout=120)
         s.sendall(
-            b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"POST /v2/models/bc/infer HTTP/1.1\r\nHost: 127.0.0.1\r\nContent-Type: application/json\r\n"
             + f"Content-Length: {len(body)}\r\n\r\n".encode()
             + body[:100]
         )

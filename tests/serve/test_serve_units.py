@@ -11,7 +11,7 @@ import pytest
 
 from roost.errors import RoostError
 from roost.serve.batcher import Batcher, BatcherClosed
-from roost.serve.codec import HTTPError, check_inputs, column, decode_bytes, encode_bytes
+from roost.serve.codec import HTTPError, check_inputs, column, columns, decode_bytes, encode_bytes
 from roost.serve.loader import parse_spec
 from roost.serve.signature import TensorSpec, read_package
 
@@ -199,3 +199,14 @@ def test_signature_and_graph_must_agree(tmp_path, pkgs):
     (tmp_path / "p" / "signature.json").write_text(json.dumps(sig))
     with pytest.raises(RoostError, match="disagree"):
         load(resolve(parse_spec(str(tmp_path / "p"))))
+
+
+def test_columns_block_path_keeps_nulls_and_refuses_overflow():
+    """Float32 columns converted together: a column with a null (object block) still becomes float32 with NaN."""
+    a, b = TensorSpec("a", "float32", (-1,)), TensorSpec("b", "float32", (-1,))
+    got = columns([(a, [1.0, None]), (b, [2.0, 3.0])])
+    assert [g.dtype for g in got] == [np.float32, np.float32]
+    np.testing.assert_array_equal(got[0], np.array([1.0, np.nan], np.float32))
+    np.testing.assert_array_equal(got[1], np.array([2.0, 3.0], np.float32))
+    with pytest.raises(HTTPError, match="'b': values out of range for float32"):
+        columns([(a, [1.0, 2.0]), (b, [2.0, 3.4e39])])

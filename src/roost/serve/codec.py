@@ -173,11 +173,9 @@ def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
         if block is not None and block.ndim == 2 and block.dtype.kind in "fiu":
             with np.errstate(over="ignore"):
                 block = block.astype(np.float32)
-            if np.isinf(block).any():  # some value overflowed float32: find it per column below
-                block = None
-        if block is not None:
-            for j, i in enumerate(fast):
-                out[i] = block[j]
+            if not np.isinf(block).any():  # else some value overflowed float32: found per column below
+                for j, i in enumerate(fast):
+                    out[i] = block[j]
     for i, (spec, values) in enumerate(items):
         if out[i] is None:
             out[i] = column(values, spec)
