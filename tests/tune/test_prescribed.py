@@ -119,6 +119,31 @@ def test_cli_tunes_across_model_types_with_auto(ws, cli) -> None:
         assert r["params"]["model.type"] == mt
         assert all(k == "model.type" or k.startswith(mt + ".") for k in t["params"])
     counts = {k: v["trials"] for k, v in res["by_model_type"].items()}
-    assert sum(counts.values()) == 6 and set(counts) <= {"logreg", "lightgbm"}
+    assert sum(counts.values()) == 6 and set(counts) == {"logreg", "lightgbm"}  # the defaults of each go first
+    assert [t["params"]["model.type"] for t in st["trials"][:2]] == ["logreg", "lightgbm"]
     best = max(kids, key=lambda r: r["metrics"]["val_roc_auc"])
     assert res["best"]["value"] == pytest.approx(best["metrics"]["val_roc_auc"])
+
+
+def test_tuning_starts_from_each_types_defaults(ws) -> None:
+    spec = C.load({**BC, "model": {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"]}}})
+    # logreg trains at lr 1e-2 and weight decay 1e-4 by default; LightGBM at learning_rate 0.05, 31 leaves,
+    # min_child_samples 20, all columns, no L2 (0, clamped to the space's 1e-3)
+    assert spec.start == [
+        {"model.type": "logreg", "logreg.lr": 0.01, "logreg.weight_decay": 1e-4},
+        {
+            "model.type": "lightgbm",
+            "lightgbm.learning_rate": 0.05,
+            "lightgbm.num_leaves": 31,
+            "lightgbm.min_child_samples": 20,
+            "lightgbm.colsample_bytree": 1.0,
+            "lightgbm.reg_lambda": 1e-3,
+        },
+    ]
+    for point in spec.start:
+        Space.parse(spec.space).validate(point)
+    spec = C.load({**BC, "model": "mlp", "search": {"lr": [0.001, 0.01]}, "tune": {"extend": True}})
+    assert spec.start == [
+        {"lr": 0.001, "weight_decay": 1e-4, "hidden": [256, 128], "dropout": 0.1}
+    ]  # 2e-3 not offered: first choice
+    assert C.load({**BC, "model": "mlp", "search": {"lr": [0.001, 0.01]}}).start == []  # own space: no defaults

@@ -105,6 +105,8 @@ def run_cmd(
         echo(f"searching the {spec.source}, {trials} trial(s):")
         for line in C.describe_space(spec.space):
             echo(f"  {line}")
+        if spec.start:
+            echo(f"  first {min(len(spec.start), trials)} trial(s): the model defaults")
 
     def finish(result: Any) -> None:
         if reg:
@@ -127,6 +129,7 @@ def run_cmd(
         backend=backend,
         ray_address=ray_address,
         tags={"roost.tune.space": spec.source},
+        start=spec.start,
     )
     per_type = C.best_by_type(res.trials, spec.direction)
     done = [t for t in res.trials if t["state"] in ("COMPLETE", "PRUNED", "FAIL")]

@@ -1,6 +1,9 @@
 """Tuning: search spaces, Optuna samplers behind roost's `auto` choice, a persisted ask/tell engine, its HTTP
 service and client, and `tune()`, which runs trials as child runs of a tuning run.
 
+Without a search block, `tune` searches the model's prescribed space (roost.tune.spaces); `Client.ask(n=...)` and
+`tell_many` batch the round trips; roost.tune.task is the pipeline's `tune` task.
+
 Importing this package is cheap: Optuna, Starlette and httpx load on first use.
 """
 
@@ -19,7 +22,11 @@ _API = {
     "TuneResult": "roost.tune.runner:TuneResult",
     "create_app": "roost.tune.service:create_app",
     "load_config": "roost.tune.config:load",
+    "prescribed_space": "roost.tune.spaces:prescribed",
+    "auto_space": "roost.tune.spaces:auto_space",
+    "tune_task": "roost.tune.task:tune_task",
 }
 
 
+__all__ = sorted(_API)
 __getattr__, __dir__ = lazy_api(__name__, _API)

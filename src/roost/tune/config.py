@@ -52,6 +52,7 @@ class TuneSpec:
     register: str | None = None
     options: dict[str, Any] = field(default_factory=dict[str, Any])
     source: str = "search block"
+    start: list[dict[str, Any]] = field(default_factory=list)  # points tried first (the model defaults)
 
 
 def _primary_metric(train_cfg: dict[str, Any]) -> str:
@@ -71,6 +72,7 @@ def _primary_metric(train_cfg: dict[str, Any]) -> str:
 def load(path: str | Path | dict[str, Any]) -> TuneSpec:
     """Read a tuning config (file or dict) into a TuneSpec; errors name the offending field."""
     from roost.train.config import load_raw
+    from roost.tune import spaces
     from roost.tune.objectives import TrainObjective, direction_for, load_callable, override_key
     from roost.tune.space import Space
 
@@ -93,6 +95,7 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
     register = raw.pop("register", None)
     source = "search block"
     keys: dict[str, str] = {}
+    start: list[dict[str, Any]] = []
     if opts.get("objective"):
         if search is None:
             raise ConfigError(
@@ -107,7 +110,9 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         if file is not None:
             _absolute_data(raw, file)
         if search is None or opts.get("extend"):
+            model = _model_type(raw)
             block, keys, source = _prescribed_block(raw, search or {})
+            start = spaces.default_points(block, model)
         else:
             block = search
         space = Space.parse(block)
@@ -131,6 +136,7 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         register,
         opts,
         source,
+        start,
     )
 
 

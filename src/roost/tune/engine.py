@@ -186,6 +186,22 @@ class Engine:
         """Every study record."""
         return list(self.store.list_objects(STUDY).values())
 
+    def resolve_study(self, prefix: str) -> str:
+        """The full id of the study whose id is `prefix` or starts with it (unique), like run ids."""
+        t = OBJECTS
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.store.read() as s:
+            if s.execute(select(t.c.name).where(t.c.kind == STUDY, t.c.name == prefix)).first() is not None:
+                return prefix
+            q = select(t.c.name).where(t.c.kind == STUDY, t.c.name.like(pattern, escape="\\")).limit(2)
+            ids = [str(r[0]) for r in s.execute(q).all()] if prefix else []
+        if len(ids) != 1:
+            raise NotFoundError(
+                f"study {prefix!r} " + ("is ambiguous" if ids else "not found"),
+                hint="give more of the id; list studies with `roost tune show`",
+            )
+        return ids[0]
+
     def study(self, sid: str) -> dict[str, Any]:
         """A study with its trials, counts per state and best trial."""
         with self.store.read() as s:

@@ -255,11 +255,13 @@ def tune(
     backend: str = "local",
     ray_address: str | None = None,
     tags: dict[str, str] | None = None,
+    start: list[dict[str, Any]] | None = None,
 ) -> TuneResult:
     """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials.
 
     `backend="ray"` runs each trial as a Ray task (at `ray_address`); `parallel` defaults to 1 locally and to the
-    cluster's CPUs on Ray. `tags` are added to the tuning run.
+    cluster's CPUs on Ray. `tags` are added to the tuning run; the points in `start` are tried first (within
+    the budget).
     """
     import contextlib
 
@@ -310,6 +312,8 @@ def tune(
             attrs={"parent_run_id": parent.id, "experiment": experiment},
         )
         sid = study["id"]
+        for point in (start or [])[:n_trials]:
+            engine.add_trial(sid, point)
         parent.set_tags(
             {
                 TAG_STUDY: sid,

@@ -15,7 +15,7 @@ from typing import Any
 
 from roost.errors import ConfigError, closest
 
-__all__ = ["AUTO_TYPES", "PRESCRIBED", "auto_space", "merge", "prescribed"]
+__all__ = ["AUTO_TYPES", "PRESCRIBED", "auto_space", "default_points", "merge", "prescribed"]
 
 # measured ranges (docs/training.md, "Tuning"): where the best quarter of random trials over wide ranges fell
 _TORCH = {"lr": {"loguniform": [3e-4, 3e-2]}, "weight_decay": {"loguniform": [1e-6, 1e-2]}}
@@ -106,3 +106,39 @@ def merge(base: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
         else:
             out[name] = spec
     return out
+
+
+def default_points(space: dict[str, Any], model: str) -> list[dict[str, Any]]:
+    """The model defaults as points of `space` (one per type when `model` is auto), clamped into its ranges:
+    tuning starts from them, so the best trial is never worse than the untuned model (FLAML starts each learner
+    from its defaults; Optuna users enqueue_trial them). A type with a searched param that has no default (a name
+    added by a search block) gets no point."""
+    from roost.train.models import get_model_class
+    from roost.tune.space import Space
+
+    sp = Space.parse(space)
+    across = model == "auto"
+    types = list(sp.by_name["model.type"].choices) if across and "model.type" in sp.by_name else [model]
+    points = []
+    for t in types:
+        defaults = get_model_class(str(t)).DEFAULTS
+        point: dict[str, Any] = {"model.type": t} if across else {}
+        for p in sp.params:
+            if p.name == "model.type" or not p.active(point):
+                continue
+            short = p.name.split(".", 1)[1] if across else p.name
+            if defaults.get(short) is None:
+                break
+            point[p.name] = _clamp(p, defaults[short])
+        else:
+            points.append(point)
+    return points
+
+
+def _clamp(p: Any, value: Any) -> Any:
+    """`value` moved into param `p`'s range (the first choice when a choice param does not offer it)."""
+    if p.kind == "choice":
+        return value if value in p.choices else p.choices[0]
+    lo, hi = p.bounds
+    v = min(max(float(value), lo), hi)
+    return int(round(v)) if p.kind == "int" else v

@@ -50,6 +50,7 @@ def tune_task(
         seed=seed if seed is not None else spec.seed,
         finish=finish,
         tags={"roost.tune.space": spec.source},
+        start=spec.start,
     )
     if res.best_run_id is None:
         reasons = sorted({str(t.get("reason")) for t in res.trials if t["state"] == "FAIL"})
