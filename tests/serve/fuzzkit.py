@@ -1,7 +1,8 @@
 """Hostile request bodies for the serving fuzz suite: a hand list per protocol and a seeded random generator.
 
 Models they target (see servekit): `strings` (x FP32 [-1], country BYTES [-1]), `mixed` (f FP32, d FP64, i INT64,
-b BOOL, s BYTES, all [-1]) and `column` (x FP32 [-1, 1]).
+b BOOL, s BYTES, all [-1]), `column` (x FP32 [-1, 1]) and `iris` (four FP32 [-1] inputs: the block path that
+converts many float32 columns in one numpy call).
 """
 
 from __future__ import annotations
@@ -54,6 +55,7 @@ def tf(model: str, doc: Any) -> Req:
     return Req("POST", f"/v1/models/{model}:predict", doc if isinstance(doc, bytes) else _j(doc))
 
 
+IRIS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
 X1 = {"name": "x", "datatype": "FP32", "shape": [1], "data": [1.0]}
 C1 = {"name": "country", "datatype": "BYTES", "shape": [1], "data": ["a"]}
 
@@ -236,6 +238,7 @@ class Generator:
             "strings": [("x", "FP32"), ("country", "BYTES")],
             "mixed": [("f", "FP32"), ("d", "FP64"), ("i", "INT64"), ("b", "BOOL"), ("s", "BYTES")],
             "column": [("x", "FP32")],
+            "iris": [(c, "FP32") for c in IRIS],
         }[model]
         inputs: list[Any] = [self.tensor(n, t) for n, t in spec]
         if self.r.random() < 0.1 and inputs:
@@ -268,7 +271,7 @@ class Generator:
 
     def tf(self, model: str) -> Req:
         """A TF-Serving REST request, row or columnar format, maybe mangled."""
-        names = {"strings": ["x", "country"], "mixed": ["f", "d", "i", "b", "s"], "column": ["x"]}[model]
+        names = {"strings": ["x", "country"], "mixed": ["f", "d", "i", "b", "s"], "column": ["x"], "iris": IRIS}[model]
         n = self.r.randint(0, 3)
         if self.r.random() < 0.5:
             rows = [{k: self.value() for k in names if self.r.random() < 0.95} for _ in range(n)]
@@ -296,7 +299,7 @@ class Generator:
 
     def request(self) -> Req:
         """One random request."""
-        model = self.r.choice(["strings", "mixed", "column"])
+        model = self.r.choice(["strings", "mixed", "column", "iris"])
         k = self.r.random()
         if k < 0.4:
             return v2_json(model, self.v2_inputs(model))

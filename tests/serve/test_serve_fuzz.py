@@ -27,7 +27,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.specs.openapi.checks import positive_data_acceptance
-from servekit import InProcess, Server, column_package, mixed_package, strings_package
+from servekit import InProcess, Server, column_package, iris_package, mixed_package, strings_package
 
 from roost.serve.worker import create_app
 
@@ -46,9 +46,14 @@ def rss_mb(pid: int | str = "self") -> float:
 
 @pytest.fixture(scope="module")
 def fuzz_pkgs(tmp_path_factory: pytest.TempPathFactory) -> list[Path]:
-    """The three fuzz targets: strings, mixed (every dtype) and column ([-1, 1])."""
+    """The fuzz targets: strings, mixed (every dtype), column ([-1, 1]) and iris (four float32 columns)."""
     root = tmp_path_factory.mktemp("fuzzpkgs")
-    return [strings_package(root / "strings"), mixed_package(root / "mixed"), column_package(root / "column")]
+    return [
+        strings_package(root / "strings"),
+        mixed_package(root / "mixed"),
+        column_package(root / "column"),
+        iris_package(root / "iris"),
+    ]
 
 
 @pytest.fixture(scope="module")
