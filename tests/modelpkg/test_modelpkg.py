@@ -96,6 +96,14 @@ def test_predict_and_run_cast(pkg: Path) -> None:
     assert load(pkg / "model.onnx").task == "binary"
 
 
+def test_cast_is_public_and_takes_a_column_matrix(pkg: Path) -> None:
+    """Predictor.cast (used by responsible/native.py): an [N, 1] column is read as [N], like the server does."""
+    p = load(pkg)
+    np.testing.assert_array_equal(p.cast("x", np.array([[1], [2]])), np.array([1.0, 2.0], np.float32))
+    assert p.cast("x", [3]).dtype == np.float32
+    assert list(p.cast("color", [["red"], [None]])) == ["red", ""]
+
+
 @pytest.mark.parametrize(
     ("inputs", "match"),
     [
