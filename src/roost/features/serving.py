@@ -58,7 +58,7 @@ def key_list(values: Any, dtype: str, key: str) -> list[Any]:
         if dtype in ("int64", "int32"):
             arr = np.asarray(values)
             if arr.dtype.kind in "iub":
-                return [int(v) for v in arr.astype(np.int64).tolist()]
+                return list(arr.astype(np.int64).tolist())
             if arr.dtype.kind == "f":
                 bad = ~np.isfinite(arr) | (arr != np.trunc(arr))
                 if bad.any():
