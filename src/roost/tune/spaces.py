@@ -34,8 +34,9 @@ PRESCRIBED: dict[str, dict[str, Any]] = {
         **_NET,
     },
     "two_tower": {
-        **_TORCH,
-        "dim": {"choice": [16, 32, 64]},
+        "lr": {"loguniform": [3e-4, 3e-2]},
+        "weight_decay": {"loguniform": [1e-7, 1e-3]},
+        "dim": {"choice": [8, 16, 32, 64]},
         "hidden": {"choice": [[], [64], [128]]},
         "dropout": {"uniform": [0.0, 0.3]},
     },
