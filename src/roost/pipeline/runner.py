@@ -214,11 +214,16 @@ class _PipelineRun:
         """Serve one node from the cache or run it (with retries); record it as a task run."""
         st = TaskState(node.name)  # published to `states` by the scheduling thread only
         t = node.task
-        key = cache_key(node.name, t.code_hash(), inputs, t.refs(inputs) if t.refs else None)
+        key: str | None
+        try:
+            key = cache_key(node.name, t.code_hash(), inputs, t.refs(inputs) if t.refs else None)
+        except Exception as exc:  # noqa: BLE001 - an unreadable input file or a failing refs hook: run uncached
+            log.warning("task %s: no cache key (%s: %s); running it uncached", node.name, type(exc).__name__, exc)
+            key = None
         trun = self._task_run(
             node.name,
             params=_scalar_params(inputs),
-            tags={"roost.kind": "task", "roost.task": node.name, "roost.cache_key": key},
+            tags={"roost.kind": "task", "roost.task": node.name, "roost.cache_key": key or ""},
         )
         st.run_id = trun.id
         t0 = time.perf_counter()
@@ -243,14 +248,14 @@ class _PipelineRun:
             }
         )
         trun.log_metric("task_seconds", st.seconds)
-        if st.state == "succeeded" and t.cache:  # written even without reading (--no-cache refreshes it)
+        if st.state == "succeeded" and t.cache and key:  # written even without reading (--no-cache refreshes it)
             self.cache.put(key, st.output)
         trun.end("FINISHED" if st.state == "succeeded" else "FAILED")
         return st
 
-    def _from_cache(self, node: Node, key: str, st: TaskState) -> bool:
+    def _from_cache(self, node: Node, key: str | None, st: TaskState) -> bool:
         """Fill `st` from the cache when a usable entry exists (its effect, if any, still in place)."""
-        if not self.read_cache or not node.task.cache:
+        if not self.read_cache or not node.task.cache or key is None:
             return False
         hit = self.cache.get(key)
         if is_miss(hit):
