@@ -210,3 +210,12 @@ def test_columns_block_path_keeps_nulls_and_refuses_overflow():
     np.testing.assert_array_equal(got[1], np.array([2.0, 3.0], np.float32))
     with pytest.raises(HTTPError, match="'b': values out of range for float32"):
         columns([(a, [1.0, 2.0]), (b, [2.0, 3.4e39])])
+
+
+def test_redact_cuts_filesystem_paths_but_keeps_routes():
+    from roost.serve.security import redact
+
+    msg = "model package /home/ann/ws/.roost/models/churn/3 has no signature.json; see file:///tmp/x/y.onnx"
+    assert redact(msg) == "model package …/3 has no signature.json; see …/y.onnx"
+    for keep in ("no route /v2/models/a/b; use /v2/models/NAME[/versions/V]/infer", "see GET /openapi.json"):
+        assert redact(keep) == keep

@@ -13,7 +13,7 @@ ADMIN = ("/admin/",)  # always need the token when one is set; only loopback cli
 OPERATOR = frozenset({"/metrics"})  # need the token when set, even with public inference
 
 # an absolute filesystem path (optionally a file:// URL) of two or more parts; API routes are not paths
-_PATH = re.compile(r"(?<![\w/.:-])(?:file://)?/(?!v1/|v2/|admin/)[\w.~@+-]+(?:/[\w.~@+=,-]*)+")
+_PATH = re.compile(r"(?<![\w/.:-])(?:file://)?/(?!v1/|v2/|admin/|versions/|labels/)[\w.~@+-]+(?:/[\w.~@+=,-]*)+")
 
 
 def redact(text: str) -> str:
