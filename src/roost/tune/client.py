@@ -1,7 +1,8 @@
 """`roost.tune.Client`: a small blocking client of the ask/tell service, safe to retry across service restarts.
 
 Asks carry the client's id, so retrying an ask whose answer was lost returns the same trial; a retried tell that
-meets 409 with the value it was sending counts as done.
+meets 409 with the value it was sending counts as done. For cheap objectives, `ask(study, n=K)` and
+`tell_many(study, results)` move K trials per round trip (one store transaction each), with the same retry rules.
 """
 
 from __future__ import annotations
