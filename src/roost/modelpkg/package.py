@@ -77,7 +77,7 @@ def write_package(
     return d
 
 
-def _root(path: str | Path) -> Path:
+def package_root(path: str | Path) -> Path:
     """The package folder for a folder or a model.onnx path."""
     p = Path(path)
     return p.parent if p.is_file() and p.suffix == ".onnx" else p
@@ -85,7 +85,7 @@ def _root(path: str | Path) -> Path:
 
 def read_signature(path: str | Path) -> dict[str, Any]:
     """signature.json of a package."""
-    f = _root(path) / SIGNATURE
+    f = package_root(path) / SIGNATURE
     if not f.is_file():
         raise RoostError(f"{f} not found: not a roost model package", hint="point at the folder holding model.onnx")
     sig: dict[str, Any] = json.loads(f.read_text())
@@ -96,5 +96,5 @@ def read_meta(path: str | Path) -> dict[str, Any]:
     """roost-model.yaml of a package ({} when absent)."""
     import yaml
 
-    f = _root(path) / META
+    f = package_root(path) / META
     return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}

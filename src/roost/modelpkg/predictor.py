@@ -10,7 +10,7 @@ import numpy as np
 
 from roost.errors import RoostError
 from roost.modelpkg.convert import NUMPY_DTYPES, to_input
-from roost.modelpkg.package import MODEL, _root, read_meta, read_signature
+from roost.modelpkg.package import MODEL, package_root, read_meta, read_signature
 
 PRIMARY = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
 
@@ -21,7 +21,7 @@ class Predictor:
     def __init__(self, path: str | Path, model_file: str = MODEL, signature: dict[str, Any] | None = None) -> None:
         import onnxruntime as ort
 
-        self.path = _root(path)
+        self.path = package_root(path)
         self.signature = signature or read_signature(self.path)
         self.meta = read_meta(self.path)
         f = self.path / model_file
