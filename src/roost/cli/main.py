@@ -5,12 +5,14 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+from typing import Any
 
 # Plain (click-style) help: Typer's Rich help formatter costs ~250 ms of imports on every `roost --help`.
 # Command output still uses Rich tables and colours.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import typer
+from typer.core import TyperGroup
 
 from roost.errors import RoostError
 
@@ -29,18 +31,67 @@ MODULES = [
     "roost.cli.monitor",
     "roost.cli.pipeline",
     "roost.cli.notebook",
+    "roost.cli.lineage",
 ]
+
+
+# Top-level help lists the verbs under these headings, in this order (a verb not named here goes under "Other").
+SECTIONS: dict[str, list[str]] = {
+    "Start": ["init", "datasets"],
+    "Train and track": ["train", "tune", "runs", "experiments", "models", "tensorboard"],
+    "Features": ["features"],
+    "Serve": ["serve", "embed", "index"],
+    "Monitor and explain": ["monitor", "fairness", "explain", "card"],
+    "Workflows and UI": ["pipeline", "notebook", "ui"],
+}
+
+
+class _GroupedHelp(TyperGroup):
+    """Top-level help with the verbs grouped under SECTIONS' headings (plain, non-Rich help)."""
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        """Write one definition list per section."""
+        shown = {}
+        for name in self.list_commands(ctx):
+            cmd = self.get_command(ctx, name)
+            if cmd is not None and not cmd.hidden:
+                shown[name] = cmd.get_short_help_str(limit=formatter.width - 6 - max(map(len, self.commands)))
+        placed = {n for names in SECTIONS.values() for n in names}
+        groups = [*SECTIONS.items(), ("Other", [n for n in shown if n not in placed])]
+        for title, names in groups:
+            rows = [(n, shown[n]) for n in names if n in shown]
+            if rows:
+                with formatter.section(title):
+                    formatter.write_dl(rows)
+
+
+def _version(value: bool) -> None:
+    """Print the installed version and exit (eager --version)."""
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"roost {version('roost')}")
+        raise typer.Exit()
+
+
+def _root(
+    version: bool = typer.Option(
+        False, "--version", callback=_version, is_eager=True, help="Print roost's version and exit."
+    ),
+) -> None:
+    """roost: ML platform — train, track, register, feature store, serve."""
 
 
 def build_app() -> typer.Typer:
     """Assemble the CLI from every verb-group module that is present."""
     app = typer.Typer(
         name="roost",
-        help="roost: ML platform — train, track, register, feature store, serve.",
+        cls=_GroupedHelp,
         no_args_is_help=True,
         pretty_exceptions_enable=False,
         add_completion=False,
     )
+    app.callback()(_root)
     for mod in MODULES:
         try:
             m = importlib.import_module(mod)
@@ -49,6 +100,13 @@ def build_app() -> typer.Typer:
                 continue
             raise
         m.register(app)
+    panel = {n: title for title, names in SECTIONS.items() for n in names}
+    for cmd in app.registered_commands:  # the same headings in Rich help
+        if cmd.name in panel:
+            cmd.rich_help_panel = panel[cmd.name]
+    for grp in app.registered_groups:
+        if grp.name in panel:
+            grp.rich_help_panel = panel[grp.name]
     return app
 
 

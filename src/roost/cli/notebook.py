@@ -1,4 +1,7 @@
-"""`roost notebook` (JupyterLab with the roost kernel) and `roost nb run|diff` (papermill runs, notebook diffs)."""
+"""`roost notebook` (JupyterLab with the roost kernel) and `roost notebook run|diff` (papermill runs, diffs).
+
+`roost nb run|diff` is the old spelling, kept hidden and deprecated for one release.
+"""
 
 from __future__ import annotations
 
@@ -7,20 +10,31 @@ from pathlib import Path
 
 import typer
 
-nb_app = typer.Typer(help="Notebooks: run with parameters as a recorded run, diff cell by cell.", no_args_is_help=True)
+notebook_app = typer.Typer(
+    help="Notebooks: alone, start JupyterLab with the roost kernel; `run` executes one as a recorded run "
+    "(papermill), `diff` compares two cell by cell."
+)
+nb_app = typer.Typer(help="Deprecated: use `roost notebook run|diff`.", no_args_is_help=True, deprecated=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `notebook` command and the `nb` group."""
-    app.command("notebook")(notebook)
-    app.add_typer(nb_app, name="nb")
+    """Add the `notebook` group (and its deprecated alias `nb`)."""
+    notebook_app.callback(invoke_without_command=True)(notebook)
+    for group in (notebook_app, nb_app):
+        group.command("run")(run_cmd)
+        group.command("diff")(diff_cmd)
+    app.add_typer(notebook_app, name="notebook")
+    app.add_typer(nb_app, name="nb", hidden=True, deprecated=True)
 
 
 def notebook(
+    ctx: typer.Context,
     port: int | None = typer.Option(None, "--port", help="port to listen on (default 8888, or a free one)"),
     directory: Path | None = typer.Option(None, "--dir", help="folder JupyterLab shows (default: the cwd)"),
 ) -> None:
     """Start JupyterLab on 127.0.0.1 with a token and the roost kernel; prints the URL once it answers."""
+    if ctx.invoked_subcommand is not None:
+        return
     import logging
     import signal
 
@@ -51,7 +65,6 @@ def notebook(
         raise typer.Exit(1)
 
 
-@nb_app.command("run")
 def run_cmd(
     notebook: Path = typer.Argument(..., help="the notebook to execute (.ipynb)"),
     param: list[str] | None = typer.Option(
@@ -75,7 +88,6 @@ def run_cmd(
     echo(f"[green]FINISHED[/] run {res['run_id']}  executed notebook: {res['output']}")
 
 
-@nb_app.command("diff")
 def diff_cmd(
     a: Path = typer.Argument(..., help="notebook A (.ipynb)"),
     b: Path = typer.Argument(..., help="notebook B (.ipynb)"),

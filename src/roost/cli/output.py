@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 
 def print_json(obj: Any) -> None:
@@ -31,3 +33,11 @@ def echo(msg: str) -> None:
     from rich.console import Console
 
     Console(highlight=False, soft_wrap=True).print(msg)
+
+
+def deprecated(old: str, new: str, old_value: T | None, value: T) -> T:
+    """`old_value` when the deprecated spelling `old` was given (with a note on stderr), else `value`."""
+    if old_value is None or old_value == [] or old_value == ():
+        return value
+    sys.stderr.write(f"note: {old} is deprecated and goes in the next release; use {new}\n")
+    return old_value

@@ -36,7 +36,7 @@ def parse_params(items: list[str] | None) -> dict[str, Any]:
 def run_cmd(
     file: Path,
     param: list[str] | None = typer.Option(None, "-p", "--param", help="key=value"),
-    parallel: int = typer.Option(4, "--parallel", help="tasks run at once"),
+    parallel: int = typer.Option(4, "--parallel", "-j", help="tasks run at once"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ignore cached task outputs"),
 ) -> None:
     """Run a pipeline locally; independent tasks in parallel, retries, cached outputs."""

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-runs_app = typer.Typer(help="Runs: list, show, gc, delete.", no_args_is_help=True)
+runs_app = typer.Typer(help="Runs: list, show, tag, gc, delete (RUN_ID may be a unique prefix).", no_args_is_help=True)
 exp_app = typer.Typer(help="Experiments.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
@@ -24,15 +26,19 @@ def _short(run_id: str | None) -> str:
 def runs_list(
     experiment: str | None = typer.Option(None, "--experiment", "-e", help="experiment name"),
     filter: str | None = typer.Option(None, "--filter", "-f", help='e.g. "metrics.auc >= 0.9 AND params.lr < 0.1"'),
-    order_by: str | None = typer.Option(None, "--order-by", "-o", help='e.g. "metrics.auc DESC"'),
+    order_by: str | None = typer.Option(None, "--order-by", help='e.g. "metrics.auc DESC"'),
+    order_by_old: str | None = typer.Option(None, "-o", hidden=True, help="Deprecated spelling of --order-by."),
     limit: int = typer.Option(50, "--limit", "-n"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """List runs matching a filter."""
-    from roost.cli.output import print_json, print_table
+    """List runs matching a filter; a filter naming a metric/param/tag no run has gets a note on stderr."""
+    from roost.cli.output import deprecated, print_json, print_table
     from roost.registry import api
 
-    runs = api.search_runs(filter=filter, experiment=experiment, order_by=order_by, limit=limit)
+    order_by = deprecated("-o", "--order-by", order_by_old, order_by)
+    runs = api.search_runs(filter=filter, experiment=experiment, order_by=order_by, limit=limit, warn_unknown=False)
+    for note in api.filter_notices(filter, experiment):
+        sys.stderr.write(f"note: {note}\n")
     if as_json:
         print_json(runs)
         return
@@ -101,6 +107,33 @@ def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
         print_table("tags", ["key", "value"], sorted(r["tags"].items()))
     if files:
         print_table("artifacts", ["path", "bytes"], [[f["path"], f["size"]] for f in files])
+
+
+@runs_app.command("tag")
+def runs_tag(
+    run_id: str = typer.Argument(..., help="run id or a unique prefix"),
+    tags: list[str] | None = typer.Argument(None, help="KEY=VALUE pairs to set"),
+    delete: list[str] | None = typer.Option(None, "--delete", help="remove this tag (repeatable)"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Set or remove tags on a run (finished or not), e.g. `roost runs tag 3f2a reviewed=yes`."""
+    from roost.cli.output import echo, print_json
+    from roost.errors import RoostError
+    from roost.registry import api
+
+    pairs = {}
+    for item in tags or []:
+        if "=" not in item:
+            raise RoostError(f"tag {item!r}: expected key=value", hint="e.g. roost runs tag RUN_ID reviewed=yes")
+        key, value = item.split("=", 1)
+        pairs[key.strip()] = value
+    if not pairs and not delete:
+        raise RoostError("nothing to tag", hint="give KEY=VALUE pairs or --delete KEY")
+    r = api.tag_run(run_id, pairs, delete=list(delete or []))
+    if as_json:
+        print_json({"run_id": r["run_id"], "tags": r["tags"]})
+        return
+    echo(f"run {_short(r['run_id'])}: " + ", ".join(f"{k}={v}" for k, v in sorted(r["tags"].items())))
 
 
 @runs_app.command("upload-staged")

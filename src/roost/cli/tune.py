@@ -11,6 +11,10 @@ from typer.core import TyperGroup
 class _RunByDefault(TyperGroup):
     """`roost tune CONFIG ...` means `roost tune run CONFIG ...`."""
 
+    def collect_usage_pieces(self, ctx: Any) -> list[str]:
+        """Show both forms in the usage line: the config shorthand and the subcommands."""
+        return ["[CONFIG.yaml [RUN OPTIONS] | COMMAND [ARGS]...]"]
+
     def resolve_command(self, ctx: Any, args: list[str]) -> Any:
         """Route a first argument that is not a subcommand to `run`."""
         if args and args[0] not in self.commands and not args[0].startswith("-"):
@@ -21,7 +25,9 @@ class _RunByDefault(TyperGroup):
 tune_app = typer.Typer(
     cls=_RunByDefault,
     no_args_is_help=True,
-    help="Tune hyperparameters: `roost tune CONFIG.yaml --trials N`, or run the ask/tell service.",
+    help="Tune hyperparameters. `roost tune CONFIG.yaml --trials N` is short for `roost tune run CONFIG.yaml "
+    "--trials N` (see `roost tune run --help` for its options); `serve` runs the ask/tell service, `show` lists "
+    "studies or shows one (id prefixes work).",
 )
 
 
@@ -82,8 +88,9 @@ def run_cmd(
     config: str = typer.Argument(..., help="training config (no search: block = the model's prescribed space)"),
     trials: int = typer.Option(20, "--trials", "-n", help="number of trials"),
     parallel: int | None = typer.Option(
-        None, "--parallel", "-p", help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"
+        None, "--parallel", "-j", help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"
     ),
+    parallel_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --parallel."),
     sampler: str | None = typer.Option(None, "--sampler", help="auto | grid | random | tpe | gp"),
     prune: str | None = typer.Option(None, "--prune", help="none | median | hyperband"),
     seed: int | None = typer.Option(None, "--seed"),
@@ -95,10 +102,11 @@ def run_cmd(
     ),
 ) -> None:
     """Tune a training config: each trial is a child run of one tuning run; Ctrl-C keeps finished trials."""
-    from roost.cli.output import echo, print_json
+    from roost.cli.output import deprecated, echo, print_json
     from roost.tune import config as C
     from roost.tune.runner import tune
 
+    parallel = deprecated("-p", "--parallel", parallel_old, parallel)
     spec = C.load(config)
     reg = register_as or spec.register
     if not as_json:
@@ -185,7 +193,7 @@ def serve_cmd(
 
 @tune_app.command("show")
 def show_cmd(
-    study: str | None = typer.Argument(None, help="study id (omit to list studies)"),
+    study: str | None = typer.Argument(None, help="study id or a unique prefix (omit to list studies)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Show a study's trials and best trial, or list studies."""
@@ -209,7 +217,7 @@ def show_cmd(
             ],
         )
         return
-    st = eng.study(study)
+    st = eng.study(eng.resolve_study(study))
     if as_json:
         print_json(st)
         return

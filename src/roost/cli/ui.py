@@ -15,7 +15,8 @@ def register(app: typer.Typer) -> None:
 
 
 def ui(
-    port: int = typer.Option(5000, "--port", "-p", help="port to listen on"),
+    port: int = typer.Option(5000, "--port", help="port to listen on"),
+    port_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --port."),
     host: str = typer.Option("127.0.0.1", "--host", help="address to bind (127.0.0.1 keeps it local)"),
     token: str | None = typer.Option(
         None, "--token", envvar="ROOST_UI_TOKEN", help="require this bearer token (header, or ?token= once → cookie)"
@@ -34,10 +35,11 @@ def ui(
     import uvicorn
 
     from roost import workspace
-    from roost.cli.output import echo
+    from roost.cli.output import deprecated, echo
     from roost.errors import RoostError
     from roost.ui.app import LOOPBACK_HOSTS, create_app
 
+    port = deprecated("-p", "--port", port_old, port)
     ws = workspace.current()
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and not token:

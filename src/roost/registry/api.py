@@ -116,9 +116,43 @@ def search_runs(
     order_by: str | list[str] | None = None,
     limit: int | None = 1000,
     offset: int = 0,
+    warn_unknown: bool = True,
 ) -> list[RunDict]:
     """Runs matching a filter (see roost.registry.query), newest first unless ordered."""
-    return default_store().search_runs(filter, experiment, order_by, limit, offset)
+    found = default_store().search_runs(filter, experiment, order_by, limit, offset)
+    for note in filter_notices(filter, experiment) if warn_unknown else []:
+        log.warning("%s", note)
+    return found
+
+
+def filter_notices(filter: str | None, experiment: str | list[str] | None = None) -> list[str]:
+    """One line per params/metrics/tags key a filter names that no run in the searched experiments has."""
+    from sqlalchemy import select
+
+    from roost.registry import query
+    from roost.registry.models import Experiment, LatestMetric, Param, Tag
+    from roost.registry.models import Run as RunRow
+
+    refs = query.filter_keys(filter) if filter and filter.strip() else []
+    if not refs:
+        return []
+    names = [experiment] if isinstance(experiment, str) else list(experiment or [])
+    tables: dict[str, type[Param] | type[LatestMetric] | type[Tag]] = {
+        "param": Param,
+        "metric": LatestMetric,
+        "tag": Tag,
+    }
+    notes = []
+    with default_store().read() as s:
+        for scope, key in refs:
+            t = tables[scope]
+            q = select(t.key).distinct()
+            if names:
+                q = q.join(RunRow, RunRow.id == t.run_id).join(Experiment, Experiment.id == RunRow.experiment_id)
+                q = q.where(Experiment.name.in_(names))
+            if s.scalar(q.where(t.key == key).limit(1)) is None:
+                notes.append(query.unknown_key_notice(scope, key, list(s.scalars(q.limit(5000)))))
+    return notes
 
 
 def get_run(run_id: str) -> RunDict:
@@ -129,6 +163,22 @@ def get_run(run_id: str) -> RunDict:
 def metric_history(run_id: str, key: str | None = None) -> list[dict[str, Any]]:
     """Every logged point of a run's metrics."""
     return default_store().metric_history(default_store().get_run(run_id)["run_id"], key)
+
+
+def tag_run(run_id: str, tags: dict[str, Any], delete: list[str] | None = None) -> RunDict:
+    """Set (or delete) tags on any run, finished or not, by id or unique id prefix; returns the updated run."""
+    from sqlalchemy import delete as sql_delete
+
+    from roost.registry.models import Tag
+
+    st = default_store()
+    full = st.get_run(run_id)["run_id"]
+    if tags:
+        st.log_batch(full, tags={str(k): str(v) for k, v in tags.items()})
+    if delete:
+        with st.write() as s:
+            s.execute(sql_delete(Tag).where(Tag.run_id == full, Tag.key.in_(delete)))
+    return st.get_run(full)
 
 
 def delete_run(run_id: str) -> None:

@@ -360,3 +360,45 @@ def apply_order(q: Select[Run], order_by: str | list[str] | None) -> Select[Run]
                 col = ATTRIBUTES[key]
         q = q.order_by(col.is_(None), col.desc() if desc else col.asc())
     return q.order_by(Run.start_time.desc(), Run.id)
+
+
+_KEY_SCOPES = {
+    "params": "param",
+    "param": "param",
+    "metrics": "metric",
+    "metric": "metric",
+    "tags": "tag",
+    "tag": "tag",
+}
+
+
+def filter_keys(src: str) -> list[tuple[str, str]]:
+    """The (scope, key) pairs of the params.X / metrics.X / tags.X a filter names, scope in param|metric|tag."""
+    out: list[tuple[str, str]] = []
+    for tok in tokenize(src):
+        if tok.kind != "ident" or "." not in tok.text:
+            continue
+        scope, key = tok.text.split(".", 1)
+        kind = _KEY_SCOPES.get(scope.lower())
+        if kind is not None and (kind, key.strip("`")) not in out:
+            out.append((kind, key.strip("`")))
+    return out
+
+
+def similar_keys(key: str, known: list[str], n: int = 3) -> list[str]:
+    """Up to n known names closest to `key`: names containing it first (roc_auc → test_roc_auc), then similar."""
+    import difflib
+
+    low = key.lower()
+    contains = sorted((k for k in known if low in k.lower() and k != key), key=len)
+    near = difflib.get_close_matches(key, known, n=n, cutoff=0.5)
+    return list(dict.fromkeys([*contains, *near]))[:n]
+
+
+def unknown_key_notice(scope: str, key: str, known: list[str]) -> str:
+    """One line saying no run has scope.key, with the closest names."""
+    near = similar_keys(key, known)
+    where = f"no run in the searched experiments has {scope}s.{key}"
+    if near:
+        return where + "; did you mean " + " or ".join(f"{scope}s.{k}" for k in near) + "?"
+    return where + (f" (known {scope}s: {', '.join(sorted(known)[:10])})" if known else f" (no run has any {scope}s)")

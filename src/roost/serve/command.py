@@ -33,8 +33,10 @@ def serve(
     models: list[str] | None = typer.Argument(
         None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"
     ),
-    replicas: int = typer.Option(1, "--replicas", "-r", help="worker processes behind the port"),
-    port: int = typer.Option(8080, "--port", "-p"),
+    replicas: int = typer.Option(1, "--replicas", help="worker processes behind the port"),
+    replicas_old: int | None = typer.Option(None, "-r", hidden=True, help="Deprecated spelling of --replicas."),
+    port: int = typer.Option(8080, "--port"),
+    port_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --port."),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
     max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
     threads: int = typer.Option(
@@ -84,6 +86,13 @@ def serve(
 
     from roost import workspace
 
+    for old, new, value in (("-r", "--replicas", replicas_old), ("-p", "--port", port_old)):
+        if value is not None:  # the short flags mean --reference / --param elsewhere in roost's CLI
+            import sys
+
+            sys.stderr.write(f"note: {old} is deprecated and goes in the next release; use {new}\n")
+    replicas = replicas if replicas_old is None else replicas_old
+    port = port if port_old is None else port_old
     if export is not None:
         from roost.serve.export import export as write_export
 
@@ -128,10 +137,37 @@ def serve(
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         echo(f"warning: serving on {host} without --token: admin endpoints answer only local clients")
+    print("\n".join(example_requests(list(models or []), host, port, token)), flush=True)  # JSON: no Rich markup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
     code = run_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
     if code:
         raise typer.Exit(code)
+
+
+def example_requests(models: list[str], host: str, port: int, token: str | None = None) -> list[str]:
+    """An example `curl` per served model, KServe V2 and TF-Serving REST, with one row of neutral values."""
+    import json
+    import shlex
+
+    from roost.serve.export import sample_request
+    from roost.serve.loader import parse_spec, resolve
+
+    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
+    auth = " -H 'Authorization: Bearer <token>'" if token else ""
+    lines = []
+    for spec in models:
+        res = resolve(parse_spec(spec))
+        v2 = sample_request(res.package)
+        row = {t["name"]: t["data"][0] if len(t["data"]) == 1 else t["data"] for t in v2["inputs"]}
+        base = f"http://{shown}:{port}"
+        lines += [
+            f"example requests for {res.spec.name} (one row; replace the values):",
+            f"  curl -s{auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(v2))} "
+            f"{base}/v2/models/{res.spec.name}/infer",
+            f"  curl -s{auth} -d {shlex.quote(json.dumps({'instances': [row]}))} "
+            f"{base}/v1/models/{res.spec.name}:predict",
+        ]
+    return lines
 
 
 def _recommend_map(items: list[str] | None) -> dict[str, list[str | None]]:

@@ -84,8 +84,9 @@ def routes(ui: UI) -> list[Route]:
                 q or None, exps or None, order or None, _int(request, "page", 1), _int(request, "per_page", 50)
             )
             error, status = None, 200
+            notices = reg.filter_notices(q, exps or None) if q else []
         except RoostError as exc:
-            pg, error, status = data.RunsPage([], 0, 1, 50), exc, 400
+            pg, error, status, notices = data.RunsPage([], 0, 1, 50), exc, 400, []
         return ui.render(
             request,
             "runs.html",
@@ -95,6 +96,7 @@ def routes(ui: UI) -> list[Route]:
             experiments=exps,
             order=order,
             error=error,
+            notices=notices,
             all_experiments=[e["name"] for e in reg.list_experiments()],
             qs=query_builder(request),
             sort_link=sort_link,
