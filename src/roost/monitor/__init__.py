@@ -1,4 +1,4 @@
-"""Monitoring: mergeable profiles, drift statistics and verdicts, model analysis, HTML/JSON reports, alerts.
+"""Monitoring: mergeable profiles, drift statistics and verdicts, serving skew, model analysis, reports, alerts.
 
 Importing this package imports no heavy library; each name loads its module on first use.
 """
@@ -23,6 +23,8 @@ _API = {
     "write_prom": "roost.monitor.alerts:write_prom",
     "drift_gauges": "roost.monitor.alerts:drift_gauges",
     "engagement_demo": "roost.monitor.demo:engagement_demo",
+    "skew": "roost.monitor.skew:skew",
+    "SkewReport": "roost.monitor.skew:SkewReport",
 }
 
 __all__ = sorted(_API)

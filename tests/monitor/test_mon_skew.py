@@ -1,0 +1,308 @@
+"""roost.monitor.skew: served feature values (request logs) against the point-in-time recomputation.
+
+Logs are written here as the server writes them (the request-log contract in docs/skew.md): a real feature view is
+materialised, the online store is read (values and event times) and rows are logged with the values the model saw.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+T0 = datetime(2024, 3, 10, 12, 0, tzinfo=UTC)
+MIN = timedelta(minutes=1)
+TTL = timedelta(minutes=30)
+TS = pa.timestamp("us", tz="UTC")
+DEFS = """from datetime import timedelta
+from roost.features import Entity, Source, FeatureView
+
+user = Entity("user", {"user_id": "int64"})
+src = Source("uv_src", path="data/uv.parquet", event_time="et", created_time="ct")
+uv = FeatureView("uv", user, src, ttl=timedelta(minutes=30),
+                 fields={"v_int": "int64", "v_f": "float64", "v_s": "string"})
+"""
+REFS = {"clicks": "uv:v_int", "score": "uv:v_f", "cat": "uv:v_s"}
+FIELDS = {"v_int": "int64", "v_f": "float64", "v_s": "string"}
+
+
+def setup_view(root: Path, rows: list[dict[str, Any]]) -> None:
+    """Write the source rows and the definitions into the current workspace and apply them."""
+    from roost.features import apply
+
+    (root / "data").mkdir(exist_ok=True)
+    cols = {
+        "user_id": pa.array([r["user_id"] for r in rows], pa.int64()),
+        "et": pa.array([r["et"] for r in rows], TS),
+        "ct": pa.array([r.get("ct") for r in rows], TS),
+        "v_int": pa.array([r.get("v_int") for r in rows], pa.int64()),
+        "v_f": pa.array([r.get("v_f") for r in rows], pa.float64()),
+        "v_s": pa.array([r.get("v_s") for r in rows], pa.string()),
+    }
+    pq.write_table(pa.table(cols), root / "data" / "uv.parquet")
+    (root / "features").mkdir(exist_ok=True)
+    (root / "features" / "defs.py").write_text(DEFS)
+    apply()
+
+
+def serve_rows(ids: list[int], at: datetime, version: str = "1", first_request: int = 0) -> dict[str, list[Any]]:
+    """Log columns for requests by `ids` at `at`, as the server fills them from the online store."""
+    from roost.features import open_online_store
+
+    reader = open_online_store().reader("uv", {"user_id": "int64"}, FIELDS, with_time=True)
+    v_int, v_f, v_s, et = reader.read([list(ids)])
+    n = len(ids)
+    return {
+        "_ts": [at] * n,
+        "_request_id": [f"r{first_request + i}" for i in range(n)],
+        "_model": ["m"] * n,
+        "_version": [version] * n,
+        "_protocol": ["v2"] * n,
+        "_latency_ms": [1.0] * n,
+        "_row": [0] * n,
+        "user_id": list(ids),
+        # the model's inputs: numbers as float32 (NaN where the store had nothing), a category as a string ('')
+        "clicks": [math.nan if v is None else float(v) for v in v_int],
+        "score": [math.nan if v is None else float(v) for v in v_f],
+        "cat": ["" if v is None else v for v in v_s],
+        "_fs_event_time.uv": [None if t is None else datetime.fromtimestamp(t / 1e6, UTC) for t in et],
+    }
+
+
+def write_log(folder: Path, cols: dict[str, list[Any]], name: str = "000000-1-00000.parquet") -> Path:
+    """One request-log file with the contract's column types and metadata."""
+    types = {
+        "_ts": TS,
+        "_request_id": pa.string(),
+        "_model": pa.string(),
+        "_version": pa.string(),
+        "_protocol": pa.string(),
+        "_latency_ms": pa.float64(),
+        "_row": pa.int64(),
+        "user_id": pa.int64(),
+        "clicks": pa.float32(),
+        "score": pa.float32(),
+        "cat": pa.string(),
+        "_fs_event_time.uv": TS,
+        "_fs_created_time.uv": TS,
+        "pred_probability": pa.float32(),
+    }
+    n = len(cols["_ts"])
+    cols = {**cols, "pred_probability": [0.5] * n}
+    cols.setdefault("_fs_created_time.uv", [None] * n)
+    tbl = pa.table({k: pa.array(v, types[k]) for k, v in cols.items()})
+    tbl = tbl.replace_schema_metadata(
+        {"roost.feature_refs": json.dumps(REFS), "roost.entities": json.dumps(["user_id"])}
+    )
+    day = folder / "m" / cols["_ts"][0].strftime("%Y-%m-%d")
+    day.mkdir(parents=True, exist_ok=True)
+    pq.write_table(tbl, day / name)
+    return day / name
+
+
+def concat(parts: list[dict[str, list[Any]]]) -> dict[str, list[Any]]:
+    """Column lists of several request batches, one after the other."""
+    return {k: [v for p in parts for v in p[k]] for k in parts[0]}
+
+
+# ---------------------------------------------------------------- value comparison against a brute-force reference
+
+
+def _ref_equal(a: Any, b: Any, rtol: float, atol: float, f32: bool) -> bool:
+    def null(x: Any) -> bool:
+        return x is None or x == "" or (isinstance(x, float) and math.isnan(x))
+
+    if null(a) or null(b):
+        return null(a) and null(b)
+    if isinstance(a, float) or isinstance(b, float):
+        bb = float(np.float32(b)) if f32 else float(b)
+        return abs(float(a) - bb) <= atol + rtol * abs(bb)
+    return bool(a == b)
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.one_of(st.none(), st.just(math.nan), st.floats(-1e6, 1e6, width=32)),
+            st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+        ),
+        max_size=20,
+    )
+)
+def test_compare_values_floats_match_a_brute_force_reference(pairs: list[tuple[Any, Any]]) -> None:
+    from roost.monitor.skew import compare_values
+
+    on = pa.array([p[0] for p in pairs], pa.float32())
+    off = pa.array([p[1] for p in pairs], pa.float64())
+    got = compare_values(on, off, 1e-6, 1e-9)
+    want = [_ref_equal(a, b, 1e-6, 1e-9, True) for a, b in zip(on.to_pylist(), off.to_pylist())]
+    assert got.tolist() == want
+
+
+def test_compare_values_exact_for_ints_and_categories_null_equals_null() -> None:
+    from roost.monitor.skew import compare_values
+
+    ints = compare_values(pa.array([1, None, 3, 2**53 + 1], pa.int64()), pa.array([1, None, 4, 2**53], pa.int64()))
+    assert ints.tolist() == [True, True, False, False]
+    cats = compare_values(pa.array(["a", "", None, "b"]), pa.array(["a", None, None, "B"]))
+    assert cats.tolist() == [True, True, True, False]
+    # an int64 feature the model saw as float32: exact in the served dtype, not within a tolerance
+    f32 = compare_values(pa.array([3.0, 16777216.0, 7.0], pa.float32()), pa.array([3, 16777217, 8], pa.int64()), 0, 0)
+    assert f32.tolist() == [True, True, False]
+
+
+# ---------------------------------------------------------------- nothing wrong: zero mismatches (property test)
+
+minutes = st.integers(0, 90)
+event = st.fixed_dictionaries(
+    {
+        "user_id": st.integers(0, 4),
+        "et": minutes,
+        "late": st.one_of(st.none(), st.integers(0, 2)),
+        "v_int": st.one_of(st.none(), st.integers(-3, 3)),
+        "v_f": st.one_of(st.none(), st.floats(-1e3, 1e3, allow_nan=False)),
+        "v_s": st.one_of(st.none(), st.sampled_from(["x", "y", "z"])),
+    }
+)
+
+
+@pytest.mark.slow
+@settings(max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(events=st.lists(event, min_size=1, max_size=25), request_minutes=st.lists(minutes, min_size=1, max_size=5))
+def test_served_rows_join_back_with_zero_mismatches(
+    events: list[dict[str, Any]], request_minutes: list[int], tmp_path_factory: pytest.TempPathFactory
+) -> None:
+    from roost import workspace
+    from roost.features import materialize
+    from roost.monitor.skew import skew
+
+    root = tmp_path_factory.mktemp("ws")
+    ws = workspace.init(root / "ws")
+    workspace.use(ws)
+    try:
+        rows = [
+            {
+                **e,
+                "et": T0 + e["et"] * MIN,
+                "ct": None if e["late"] is None else T0 + (e["et"] + e["late"]) * MIN,
+            }
+            for e in events
+        ]
+        setup_view(ws.root, rows)
+        # request times: random, plus exactly at the TTL edge of an event and one microsecond past it
+        edge = rows[0]["et"] + TTL
+        times = sorted({T0 + m * MIN for m in request_minutes} | {edge, edge + timedelta(microseconds=1)})
+        parts = []
+        for i, t in enumerate(times):  # the online store as the server sees it at each request time
+            materialize(start=T0 - timedelta(days=1), end=t)
+            parts.append(serve_rows([0, 1, 2, 3, 4, 5], t, first_request=10 * i))
+        write_log(root / "logs", concat(parts))
+        rep = skew(root / "logs", batch_rows=7)
+    finally:
+        workspace.use(None)
+    assert rep.rows_compared == 6 * len(times)
+    assert {f.feature for f in rep.features} == set(REFS)
+    for f in rep.features:
+        assert f.compared == 6 * len(times)
+        assert f.mismatches == 0, (f.feature, f.counts, f.examples)
+    assert not rep.failed
+
+
+# ---------------------------------------------------------------- planted skew: each kind caught with its category
+
+
+def _planted(ws: Any, logs: Path) -> None:
+    """Materialise at t1, serve at t2: user 0 unchanged, 1 updated since (stale), 2 expired by TTL (extra online),
+    3 first seen after t1 (missing online), 4 unchanged but its score tampered with (value mismatch)."""
+    from roost.features import materialize
+
+    t1, t2 = T0 + 40 * MIN, T0 + 60 * MIN
+    rows = [
+        {"user_id": 0, "et": T0 + 35 * MIN, "v_int": 1, "v_f": 0.5, "v_s": "x"},
+        {"user_id": 1, "et": T0 + 35 * MIN, "v_int": 2, "v_f": 1.5, "v_s": "y"},
+        {"user_id": 1, "et": T0 + 50 * MIN, "v_int": 3, "v_f": 2.5, "v_s": "z"},
+        {"user_id": 2, "et": T0 + 20 * MIN, "v_int": 4, "v_f": 3.5, "v_s": "x"},
+        {"user_id": 3, "et": T0 + 45 * MIN, "v_int": 5, "v_f": 4.5, "v_s": "y"},
+        {"user_id": 4, "et": T0 + 39 * MIN, "v_int": 6, "v_f": 5.5, "v_s": "z"},
+    ]
+    setup_view(ws.root, rows)
+    materialize(start=T0 - timedelta(days=1), end=t1)
+    v1 = serve_rows([1, 2, 3, 4], t2, version="1")
+    v1["score"][3] += 0.25  # user 4: the model saw another value than the store's row of that event time
+    v2 = serve_rows([0], t2, version="2", first_request=100)
+    write_log(logs, concat([v1, v2]))
+
+
+def test_each_planted_skew_kind_is_caught_with_its_category(ws: Any, tmp_path: Path) -> None:
+    from roost.monitor.skew import skew
+
+    _planted(ws, tmp_path / "logs")
+    rep = skew(tmp_path / "logs", max_mismatch=0.01)
+
+    def cats(feature: str) -> dict[int, str]:
+        f = rep.feature(feature)
+        got = {ex["entity"]["user_id"]: c for c, exs in f.examples.items() for ex in exs}
+        return {u: got.get(u, "ok") for u in range(5)}
+
+    for feat in ("clicks", "cat"):
+        assert cats(feat) == {0: "ok", 1: "stale_online", 2: "extra_online", 3: "missing_online", 4: "ok"}
+    assert cats("score") == {0: "ok", 1: "stale_online", 2: "extra_online", 3: "missing_online", 4: "value_mismatch"}
+    score = rep.feature("score")
+    assert score.counts == [1, 1, 1, 1, 1]
+    assert score.by_version == {"1": [0, 1, 1, 1, 1], "2": [1, 0, 0, 0, 0]}
+    assert rep.feature("clicks").mismatch_rate == pytest.approx(3 / 5)
+    assert rep.failed
+    ex = score.examples["value_mismatch"][0]
+    assert ex["request_id"] == "r3" and ex["served"] == pytest.approx(5.75) and ex["recomputed"] == 5.5
+    assert ex["online_event_time"].startswith("2024-03-10T12:39")
+
+
+def test_batches_and_rows_without_entity_ids(ws: Any, tmp_path: Path) -> None:
+    """Small batches give the same counts; requests that sent values themselves are not compared."""
+    from roost.monitor.skew import skew
+
+    _planted(ws, tmp_path / "logs")
+    raw = serve_rows([0], T0 + 60 * MIN, first_request=200)
+    raw["user_id"] = [None]
+    raw["_fs_event_time.uv"] = [None]
+    write_log(tmp_path / "logs", raw, name="000001-1-00001.parquet")
+    whole = skew(tmp_path / "logs", profiles=False)
+    small = skew(tmp_path / "logs", batch_rows=2, profiles=False)
+    assert whole.rows_read == small.rows_read == 6
+    assert whole.rows_compared == small.rows_compared == 5
+    assert [f.to_dict() for f in whole.features] == [f.to_dict() for f in small.features]
+    assert any("without entity ids" in n for n in whole.notes)
+
+
+def test_no_logs_is_a_user_error(ws: Any, tmp_path: Path) -> None:
+    from roost.errors import RoostError
+    from roost.monitor.skew import skew
+
+    with pytest.raises(RoostError, match="no request log files"):
+        skew(tmp_path / "nothing")
+    with pytest.raises(RoostError, match="max_mismatch"):
+        skew(tmp_path, max_mismatch=2.0)
+
+
+def test_cli_exit_code_and_html_report(ws: Any, tmp_path: Path, cli: Any) -> None:
+    _planted(ws, tmp_path / "logs")
+    out = tmp_path / "skew.html"
+    code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--out", str(out), "--max-mismatch", "0.01")
+    assert code == 1, stdout
+    assert "stale_online" in stdout
+    page = out.read_text()
+    for word in ("stale_online", "missing_online", "extra_online", "value_mismatch", "<svg", "r3"):
+        assert word in page
+    code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--max-mismatch", "1", "--json")
+    assert code == 0, stdout
+    assert json.loads(stdout)["failed"] is False
