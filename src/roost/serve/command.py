@@ -37,6 +37,9 @@ def serve(
     replicas_old: int | None = typer.Option(None, "-r", hidden=True, help="Deprecated spelling of --replicas."),
     port: int = typer.Option(8080, "--port"),
     port_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --port."),
+    grpc_port: int | None = typer.Option(
+        None, "--grpc-port", help="also serve KServe V2 gRPC (inference.GRPCInferenceService) on this port"
+    ),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
     max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
     threads: int = typer.Option(
@@ -120,6 +123,7 @@ def serve(
         models=list(models or []),
         host=host,
         port=port,
+        grpc_port=grpc_port,
         replicas=replicas,
         max_batch=max_batch,
         threads=threads,

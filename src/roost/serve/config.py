@@ -20,6 +20,7 @@ class ServeConfig:
     models: list[str] = field(default_factory=list)
     host: str = "127.0.0.1"
     port: int = 8080
+    grpc_port: int | None = None  # also serve KServe V2 gRPC on this port (same workers and models)
     replicas: int = 1
     max_batch: int = 64
     threads: int = 0  # intra-op threads per worker; 0 = auto (1 for models < 8 MB, else cores / replicas)
@@ -51,6 +52,8 @@ class ServeConfig:
             raise RoostError(f"--log-requests is a sampling rate in 0..1, got {self.log_requests}")
         if not 0 <= self.port < 65536:
             raise RoostError(f"--port must be in 0..65535, got {self.port}")
+        if self.grpc_port is not None and not 0 <= self.grpc_port < 65536:
+            raise RoostError(f"--grpc-port must be in 0..65535, got {self.grpc_port}")
         if self.max_body_mb <= 0:
             raise RoostError("--max-body-mb must be positive")
         if self.token is not None and (not self.token or not self.token.isprintable() or " " in self.token):

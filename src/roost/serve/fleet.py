@@ -67,6 +67,22 @@ def bind(host: str, port: int) -> socket.socket:
     return sock
 
 
+def reserve_grpc(host: str, port: int) -> socket.socket:
+    """Bind (never listen) host:port with SO_REUSEPORT: holds the gRPC port, resolves 0, and lets workers bind it."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise RoostError(
+            f"cannot serve gRPC on {host}:{port}: {exc.strerror}",
+            hint="pick another --grpc-port, or stop the process using this one",
+        ) from None
+    return sock
+
+
 class Fleet:
     """Supervises `replicas` workers serving one socket."""
 
@@ -78,6 +94,7 @@ class Fleet:
         self._reload = False
         self._announced = False
         self.sock: socket.socket | None = None
+        self.grpc_sock: socket.socket | None = None
         self.port = cfg.port
 
     # ---- signals ---------------------------------------------------------------------------------------
@@ -139,8 +156,9 @@ class Fleet:
                         w.ready = True
         if not self._announced and all(w.ready for w in self.workers):
             self._announced = True
+            grpc = "" if self.cfg.grpc_port is None else f" and grpc://{self._display_host()}:{self.cfg.grpc_port}"
             self.announce(
-                f"serving {', '.join(self.cfg.models)} on http://{self._display_host()}:{self.port} "
+                f"serving {', '.join(self.cfg.models)} on http://{self._display_host()}:{self.port}{grpc} "
                 f"({len(self.workers)} worker{'s' if len(self.workers) > 1 else ''}, pids "
                 f"{' '.join(str(w.proc.pid) for w in self.workers if w.proc)})"
             )
@@ -167,6 +185,9 @@ class Fleet:
         metrics = Metrics()
         self.sock = bind(self.cfg.host, self.cfg.port)
         self.port = self.sock.getsockname()[1]
+        if self.cfg.grpc_port is not None:  # workers bind it too (SO_REUSEPORT); the kernel spreads connections
+            self.grpc_sock = reserve_grpc(self.cfg.host, self.cfg.grpc_port)
+            self.cfg.grpc_port = self.grpc_sock.getsockname()[1]
         status_r, status_w = os.pipe()
         os.set_blocking(status_r, False)
         env = dict(os.environ)
@@ -217,6 +238,8 @@ class Fleet:
         """Drain: stop accepting, SIGTERM the workers, wait for in-flight requests, SIGKILL stragglers."""
         if self.sock is not None:
             self.sock.close()
+        if self.grpc_sock is not None:
+            self.grpc_sock.close()
         self._broadcast(signal.SIGTERM)
         deadline = time.monotonic() + self.cfg.grace_s + 5.0
         for w in self.workers:

@@ -8,7 +8,7 @@ import os
 import signal
 import socket
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from roost.serve.app import ServeApp
@@ -82,6 +82,35 @@ def create_app(models: list[str], **settings: Any) -> ServeApp:
     return build_app(cfg, Metrics())
 
 
+def with_grpc(app: ServeApp, cfg: ServeConfig) -> Callable[[Any, Any, Any], Awaitable[None]]:
+    """`app` that also serves KServe V2 gRPC on cfg.grpc_port from its event loop: started before the worker
+    reports ready, stopped (draining for grace_s) before the batchers close."""
+    from roost.errors import RoostError
+    from roost.serve.grpc import start_server
+
+    server: list[Any] = []
+
+    async def asgi(scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "lifespan":
+            return await app(scope, receive, send)
+
+        async def recv() -> Any:
+            msg = await receive()
+            if msg["type"] == "lifespan.startup" and cfg.grpc_port is not None:
+                try:
+                    server.append(await start_server(app, cfg.host, cfg.grpc_port, cfg.max_body))
+                except RoostError as exc:
+                    log.error("cannot start: %s (%s)", exc, exc.hint)
+                    os._exit(EXIT_LOAD_FAILED)  # before serving anything: nothing to drain or flush
+            elif msg["type"] == "lifespan.shutdown" and server:
+                await server.pop().stop(cfg.grace_s)
+            return msg
+
+        await app(scope, recv, send)
+
+    return asgi
+
+
 def _die_with_parent() -> None:
     """Ask Linux to SIGTERM this worker when its parent dies, so no orphan keeps the port."""
     try:
@@ -130,7 +159,7 @@ def main() -> None:
         log.error("cannot start: %s", exc)
         sys.exit(EXIT_LOAD_FAILED)
     config = uvicorn.Config(
-        holder["app"],
+        holder["app"] if cfg.grpc_port is None else with_grpc(holder["app"], cfg),
         lifespan="on",
         access_log=False,
         log_level="warning",

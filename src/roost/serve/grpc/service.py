@@ -1,0 +1,240 @@
+"""`inference.GRPCInferenceService` over the worker's models: the same decode/validate core, batcher and errors.
+
+A request problem is INVALID_ARGUMENT with the same message the HTTP side gives (never INTERNAL); an unknown model
+is NOT_FOUND; a missing token UNAUTHENTICATED. Each worker binds the port with SO_REUSEPORT (the supervisor holds
+it), so the kernel spreads gRPC connections over the workers as it spreads HTTP ones.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+import grpc
+import grpc.aio
+import numpy as np
+
+from roost.errors import RoostError
+from roost.serve.codec import HTTPError, bad, check_binary_floats, element_count, encode_bytes
+from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
+from roost.serve.protocols.v2 import _binary_input, _spec_for
+from roost.serve.security import redact, token_ok
+from roost.serve.signature import NUMPY_TO_V2, TensorSpec
+
+if TYPE_CHECKING:
+    from roost.serve.app import ServeApp
+    from roost.serve.loader import LoadedModel
+
+log = logging.getLogger(__name__)
+
+# HTTP status of a request problem -> gRPC status code
+CODES = {
+    400: grpc.StatusCode.INVALID_ARGUMENT,
+    401: grpc.StatusCode.UNAUTHENTICATED,
+    403: grpc.StatusCode.PERMISSION_DENIED,
+    404: grpc.StatusCode.NOT_FOUND,
+    413: grpc.StatusCode.RESOURCE_EXHAUSTED,
+    503: grpc.StatusCode.UNAVAILABLE,
+}
+# V2 datatype -> the InferTensorContents field that carries its typed values
+CONTENTS = {
+    "BOOL": "bool_contents",
+    "INT32": "int_contents",
+    "INT64": "int64_contents",
+    "FP32": "fp32_contents",
+    "FP64": "fp64_contents",
+    "BYTES": "bytes_contents",
+}
+_ALL_CONTENTS = (*CONTENTS.values(), "uint_contents", "uint64_contents")
+PUBLIC_RPCS = frozenset({"ServerLive", "ServerReady"})  # never need a token, like /v2/health/*
+
+
+def _typed_input(contents: Any, spec: TensorSpec, count: int) -> np.ndarray:
+    """Decode an input sent in InferTensorContents (the field that matches its datatype, `count` values)."""
+    want = CONTENTS[spec.v2_datatype]
+    for other in _ALL_CONTENTS:
+        if other != want and len(getattr(contents, other)):
+            raise bad(f"input {spec.name!r} ({spec.v2_datatype}) sends contents.{other}; its values go in {want}")
+    values = getattr(contents, want)
+    if len(values) != count:
+        raise bad(f"input {spec.name!r}: shape needs {count} values but contents.{want} has {len(values)}")
+    if spec.dtype != "string":
+        return check_binary_floats(np.array(values, dtype=spec.np_dtype), spec)
+    out = np.empty(count, dtype=object)
+    for i, v in enumerate(values):
+        try:
+            out[i] = v.decode("utf-8")
+        except UnicodeDecodeError:
+            raise bad(f"input {spec.name!r}: BYTES element {i} is not UTF-8 text") from None
+    return out
+
+
+def decode_request(model: LoadedModel, req: Any) -> dict[str, np.ndarray]:
+    """A ModelInferRequest's inputs (typed contents or raw_input_contents) as arrays checked like V2 HTTP's."""
+    if not req.inputs:
+        raise bad("request needs at least one input {name, datatype, shape, contents}")
+    raw = req.raw_input_contents
+    if raw and len(raw) != len(req.inputs):
+        raise bad(
+            f"raw_input_contents has {len(raw)} entries for {len(req.inputs)} inputs; send one per input, "
+            "or none and put the values in each input's contents"
+        )
+    arrays: dict[str, np.ndarray] = {}
+    for i, inp in enumerate(req.inputs):
+        name = inp.name
+        if not name:
+            raise bad(f"inputs[{i}] needs a name")
+        if name in arrays:
+            raise bad(f"input {name!r} appears twice")
+        if not inp.datatype:
+            raise bad(f"input {name!r} needs a datatype such as FP32 or BYTES")
+        shape = list(inp.shape)
+        count = element_count(shape, name)
+        spec = _spec_for(model, name, inp.datatype, None)
+        if spec.v2_datatype != inp.datatype:  # an entity id of a datatype the server does not take
+            raise bad(f"input {name!r} has datatype {inp.datatype[:20]!r}; entity ids are INT64, INT32 or BYTES")
+        if raw:
+            if any(len(getattr(inp.contents, f)) for f in _ALL_CONTENTS):
+                raise bad(f"input {name!r} sends both contents and raw_input_contents; send one of them")
+            arr = _binary_input(spec, memoryview(raw[i]), count)
+        else:
+            arr = _typed_input(inp.contents, spec, count)
+        arrays[name] = arr.reshape(shape)
+    return arrays
+
+
+def _outputs(req: Any, model: LoadedModel) -> list[str]:
+    """The output names a request asked for (all outputs by default)."""
+    known = [s.name for s in model.package.outputs]
+    wanted = [o.name for o in req.outputs]
+    for name in wanted:
+        if name not in known:
+            raise bad(f"unknown output {name!r}; the model's outputs are {', '.join(map(repr, known))}")
+    return wanted or known
+
+
+def encode_response(req: Any, model: LoadedModel, outputs: dict[str, np.ndarray], wanted: list[str]) -> Any:
+    """A ModelInferResponse with each output in raw_output_contents (little-endian, BYTES length-prefixed)."""
+    resp = message("ModelInferResponse")(model_name=model.name, model_version=model.version, id=req.id)
+    for name in wanted:
+        arr = outputs[name]
+        dtype = NUMPY_TO_V2.get(arr.dtype.name, "BYTES")
+        resp.outputs.add(name=name, datatype=dtype, shape=list(arr.shape))
+        raw = (
+            encode_bytes(arr) if dtype == "BYTES" else np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
+        )
+        resp.raw_output_contents.append(raw)
+    return resp
+
+
+class Servicer:  # method names are the RPC names of the spec
+    """The six KServe V2 RPCs over a ServeApp's repository."""
+
+    def __init__(self, app: ServeApp) -> None:
+        self.app = app
+
+    async def ServerLive(self, req: Any) -> Any:
+        """Whether the worker is alive."""
+        return message("ServerLiveResponse")(live=True)
+
+    async def ServerReady(self, req: Any) -> Any:
+        """Whether every model is loaded and the worker is not draining."""
+        ok = self.app.ready and all(s.current.batcher.alive for s in self.app.repo.slots.values())
+        return message("ServerReadyResponse")(ready=ok)
+
+    async def ModelReady(self, req: Any) -> Any:
+        """Whether a served model (optionally exactly that version) is ready."""
+        self.app.lookup(req.name, req.version or None)
+        return message("ModelReadyResponse")(ready=True)
+
+    async def ServerMetadata(self, req: Any) -> Any:
+        """Server name, version and protocol extensions."""
+        from roost import __version__
+
+        return message("ServerMetadataResponse")(name="roost", version=__version__, extensions=["binary_tensor_data"])
+
+    async def ModelMetadata(self, req: Any) -> Any:
+        """The model's name, versions, platform and signature, as GET /v2/models/NAME gives them."""
+        model = self.app.lookup(req.name, req.version or None)
+        resp = message("ModelMetadataResponse")(name=model.name, versions=[model.version], platform="onnxruntime_onnx")
+        for spec, out in [(s, resp.inputs) for s in model.package.inputs] + [
+            (s, resp.outputs) for s in model.package.outputs
+        ]:
+            out.add(name=spec.name, datatype=spec.v2_datatype, shape=list(spec.shape))
+        return resp
+
+    async def ModelInfer(self, req: Any) -> Any:
+        """Decode, validate, queue on the model's batcher and answer with raw output tensors."""
+        model = self.app.lookup(req.model_name, req.model_version or None)
+        arrays = decode_request(model, req)
+        wanted = _outputs(req, model)
+        outputs = await self.app.predict(model, arrays, "grpc")
+        return encode_response(req, model, outputs, wanted)
+
+
+def _wrap(app: ServeApp, rpc: str, fn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+    """An aio handler around `fn`: token check, metrics, and request errors as gRPC status codes."""
+
+    async def handler(req: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
+        t0 = time.perf_counter()
+        status, code, text = 200, grpc.StatusCode.OK, ""
+        model = req.model_name if rpc == "ModelInfer" else ""
+        if app.metrics is not None:
+            app.metrics.inflight.inc()
+        try:
+            if app.auth is not None and rpc not in PUBLIC_RPCS and not app.public_inference:
+                sent = dict(context.invocation_metadata() or ()).get("authorization")
+                if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
+                    raise HTTPError(401, "missing or wrong bearer token (metadata authorization: Bearer TOKEN)")
+            return await fn(req)
+        except HTTPError as exc:
+            status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), redact(exc.message)
+        except Exception as exc:
+            log.exception("internal error in gRPC %s", rpc)
+            status, code, text = 500, grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
+        finally:
+            if app.metrics is not None:
+                app.metrics.inflight.dec()
+                if rpc == "ModelInfer":
+                    known = app.repo.get(model) is not None
+                    app.metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
+        await context.abort(code, text)
+
+    return handler
+
+
+def handler(app: ServeApp) -> grpc.GenericRpcHandler:
+    """The generic handler of `inference.GRPCInferenceService` for `app`."""
+    svc = Servicer(app)
+    methods = {}
+    for rpc, (req_name, resp_name) in RPCS.items():
+        methods[rpc] = grpc.unary_unary_rpc_method_handler(
+            _wrap(app, rpc, getattr(svc, rpc)),
+            request_deserializer=message(req_name).FromString,
+            response_serializer=message(resp_name).SerializeToString,
+        )
+    return grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", methods)
+
+
+async def start_server(app: ServeApp, host: str, port: int, max_message: int) -> grpc.aio.Server:
+    """Serve `app` over gRPC on host:port (SO_REUSEPORT: every worker binds the same port); returns the server."""
+    opts = [
+        ("grpc.so_reuseport", 1),
+        ("grpc.max_receive_message_length", max_message),
+        ("grpc.max_send_message_length", -1),
+    ]
+    server = grpc.aio.server(options=opts)
+    server.add_generic_rpc_handlers((handler(app),))
+    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        bound = server.add_insecure_port(addr)
+    except RuntimeError as exc:
+        bound, why = 0, str(exc)
+    else:
+        why = "the port is taken"
+    if not bound:
+        raise RoostError(f"cannot serve gRPC on {addr}: {why}", hint="pick another --grpc-port")
+    await server.start()
+    return server
