@@ -57,6 +57,7 @@ _SUBMODULES = {
     "tune",
     "pipeline",
     "monitor",
+    "lineage",
     "responsible",
     "ann",
     "registry",

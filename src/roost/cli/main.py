@@ -32,6 +32,7 @@ MODULES = [
     "roost.cli.pipeline",
     "roost.cli.notebook",
     "roost.cli.lineage",
+    "roost.cli.lineage",
 ]
 
 

@@ -434,6 +434,7 @@ def train_run(
             _log_final(run, model, metrics)
             pkg = _package(model, run, art, test_df, label, metrics, cfg)
             _monitor_reference(art, model, task, train_df, test_df, label)
+            _log_features(art, cfg)
             version = None
             if cfg.register_as:
                 mv = register_model(run.id, cfg.register_as, PACKAGE)
@@ -481,6 +482,17 @@ def _monitor_reference(art: Path, model: Estimator, task: str, train_df: Any, te
         import logging
 
         logging.getLogger(__name__).warning("could not write the monitoring reference: %s", exc)
+
+
+def _log_features(art: Path, cfg: TrainConfig) -> None:
+    """features.json: per feature view read (data.entities), its definition version, TTL, keys, fields, source."""
+    if cfg.data.entities is None:
+        return
+    import json
+
+    from roost.lineage import FEATURES_ARTIFACT, training_features
+
+    (art / FEATURES_ARTIFACT).write_text(json.dumps(training_features(list(cfg.data.features or [])), indent=2))
 
 
 def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
