@@ -91,6 +91,8 @@ def _block_background_flush(monkeypatch, st):
         real_log_batch(run_id, params=params, tags=tags, metrics=metrics, **kw)
         if metrics:
             order.append(("commit", len(metrics)))
+        if kw.get("finish"):  # the run's end writes its last points and status in one transaction
+            order.append(("update", kw["finish"][0]))
 
     def update_run(run_id, **fields):
         order.append(("update", fields.get("status")))

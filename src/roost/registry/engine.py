@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import Engine, Table, create_engine, event, text
+from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import dml as postgresql_dml
 from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.exc import OperationalError
@@ -155,6 +155,24 @@ def write_session(engine: Engine) -> Iterator[Session]:
             except BaseException:
                 conn.rollback()
                 raise
+    finally:
+        conn.info["roost_write"] = False
+        conn.close()
+
+
+@contextlib.contextmanager
+def write_connection(engine: Engine) -> Iterator[Connection]:
+    """A Core connection in one write transaction (BEGIN IMMEDIATE on SQLite), without an ORM session."""
+    conn = engine.connect()
+    conn.info["roost_write"] = True
+    try:
+        _retrying(conn.begin)
+        try:
+            yield conn
+            conn.commit()
+        except BaseException:
+            conn.rollback()
+            raise
     finally:
         conn.info["roost_write"] = False
         conn.close()

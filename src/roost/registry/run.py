@@ -19,8 +19,7 @@ from typing import Any
 from roost import artifacts
 from roost.errors import RoostError, redact_url
 from roost.registry.lifecycle import ERROR_TAG, Terminated, describe_error, runs
-from roost.registry.models import Run as RunRow
-from roost.registry.store import Store, default_store, utcnow
+from roost.registry.store import Store, decode_param, default_store, param_rows, utcnow
 
 log = logging.getLogger(__name__)
 
@@ -31,8 +30,17 @@ RunDict = dict[str, Any]
 MetricPoint = tuple[str, float, int, float]
 
 
+def _in_git_checkout(cwd: Path) -> bool:
+    """Whether `cwd` may be inside a git checkout: a .git above it, or GIT_DIR set (a few stat calls, no process)."""
+    if os.environ.get("GIT_DIR"):
+        return True
+    return any((d / ".git").exists() for d in (cwd, *cwd.parents))
+
+
 def _git_info(cwd: Path) -> tuple[str | None, bool | None]:
-    """(commit, dirty) of the git checkout holding `cwd`, or (None, None); one `git status` process."""
+    """(commit, dirty) of the git checkout holding `cwd`, or (None, None); one `git status` process in a checkout."""
+    if not _in_git_checkout(cwd):
+        return None, None
     try:
         out = subprocess.run(
             ["git", "status", "--porcelain=v2", "--branch", "--untracked-files=no"],
@@ -209,6 +217,35 @@ class Run:
                 raise
             self.last_heartbeat = time.monotonic()
 
+    def _close(self, status: str, error: str | None) -> bool:
+        """Write the last metric points, the error tag and the final status in one transaction; False if it failed.
+
+        On failure nothing of it is committed (the points are back in the buffer): end() then takes the step-by-step
+        path, which still sets the status when the points cannot be written.
+        """
+        with self._flush_lock:
+            with self._lock:
+                batch, self._buf = self._buf, []
+            try:
+                self.store.log_batch(
+                    self.id,
+                    tags={ERROR_TAG: error} if error else None,
+                    metrics=batch,
+                    heartbeat=bool(batch),
+                    finish=(status, utcnow()),
+                )
+            except Exception as exc:  # noqa: BLE001 - retried step by step by end(), which raises what persists
+                log.debug("run %s: one-transaction end failed (%s), ending step by step", self.id, exc)
+                with self._lock:
+                    self._buf[:0] = batch
+                return False
+            except BaseException:  # SIGTERM/Ctrl-C mid-write: keep the points for the exit hook's final flush
+                with self._lock:
+                    self._buf[:0] = batch
+                raise
+        self.info["status"] = status
+        return True
+
     def log_artifact(self, local_path: str | Path, artifact_path: str | None = None) -> str:
         """Copy a file (or folder) into the run's artifacts; returns its URI.
 
@@ -337,6 +374,8 @@ class Run:
                 return
             self._ended = True
         runs.unregister(self)
+        if self.owner and not self.remote and self._close(status, error):
+            return
         flush_error: BaseException | None = None
         try:
             self.flush()
@@ -369,37 +408,51 @@ def create_run(
     tags: dict[str, Any] | None = None,
     parent_run_id: str | None = None,
 ) -> Run:
-    """Insert a RUNNING run (heartbeat = start time) in `store` and return it live, tracked by the lifecycle."""
+    """Insert a RUNNING run (heartbeat = start time) in `store` and return it live, tracked by the lifecycle.
+
+    One write transaction (the run row, its params and tags); the experiment id is cached per store and the git
+    commit is looked up only inside a git checkout.
+    """
     from roost import workspace
 
     ws = workspace.current()
     eid = store.get_or_create_experiment(experiment)
     run_id = uuid.uuid4().hex
     commit, dirty = _git_info(Path.cwd())
-    try:
-        user: str | None = getpass.getuser()
-    except Exception:  # noqa: BLE001
-        user = None
     root = ws.artifacts if "://" in ws.artifacts else "file://" + ws.artifacts
     now = utcnow()
-    row = RunRow(
-        id=run_id,
-        experiment_id=eid,
-        name=name,
-        status="RUNNING",
-        start_time=now,
-        heartbeat_at=now,
-        user=user,
-        git_commit=commit,
-        git_dirty=dirty,
-        source=" ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-        parent_run_id=parent_run_id,
-        artifact_uri=f"{root.rstrip('/')}/{eid}/{run_id}/artifacts",
-    )
-    store.create_run(row)
-    if params or tags:
-        store.log_batch(run_id, params=params, tags=tags)
-    return Run(store, store.get_run(run_id), staging=ws.state_dir / "staging" / run_id)
+    row: RunDict = {
+        "id": run_id,
+        "experiment_id": eid,
+        "name": name,
+        "status": "RUNNING",
+        "start_time": now,
+        "end_time": None,
+        "heartbeat_at": now,
+        "user": _user(),
+        "git_commit": commit,
+        "git_dirty": dirty,
+        "source": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+        "parent_run_id": parent_run_id,
+        "artifact_uri": f"{root.rstrip('/')}/{eid}/{run_id}/artifacts",
+    }
+    params = {str(k): v for k, v in (params or {}).items()}
+    str_tags = {str(k): str(v) for k, v in (tags or {}).items()}
+    store.insert_run(row, params, str_tags)
+    info: RunDict = {"run_id": run_id, "name": name, "experiment": experiment}
+    info.update((k, v) for k, v in row.items() if k not in ("id", "name"))
+    info["params"] = {p["key"]: decode_param(p["value"], p["type"]) for p in param_rows(run_id, params)}
+    info["metrics"] = {}
+    info["tags"] = str_tags
+    return Run(store, info, staging=ws.state_dir / "staging" / run_id)
+
+
+def _user() -> str | None:
+    """The OS user name, or None when it cannot be told (e.g. a container without a passwd entry)."""
+    try:
+        return getpass.getuser()
+    except Exception:  # noqa: BLE001
+        return None
 
 
 def attach_run(run_id: str, store: Store | None = None) -> Run:

@@ -11,13 +11,14 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Update, case, delete, func, null, select, update
+from sqlalchemy import bindparam, case, delete, func, null, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
+from roost.registry.engine import Upsert
 from roost.registry.models import (
     Base,
     Experiment,
@@ -94,6 +95,8 @@ class Store:
         self.url = url
         self.engine = eng.make_engine(url)
         self._next_reap = 0.0  # monotonic time of the next stale-run scan on reads (see reap)
+        self._upsert: Upsert | None = None  # built on first use (see _latest_upsert)
+        self._experiment_ids: dict[str, int] = {}  # name -> id; experiments are never renamed or deleted
 
     # -- schema -----------------------------------------------------------------------------------------
     def ensure_schema(self, create: bool = True) -> None:
@@ -115,7 +118,15 @@ class Store:
 
     # -- experiments -------------------------------------------------------------------------------------
     def get_or_create_experiment(self, name: str) -> int:
-        """The id of experiment `name`, created if missing."""
+        """The id of experiment `name`, created if missing (cached: a run start needs no lookup)."""
+        cached = self._experiment_ids.get(name)
+        if cached is not None:
+            return cached
+        eid = self._experiment_id(name)
+        self._experiment_ids[name] = eid
+        return eid
+
+    def _experiment_id(self, name: str) -> int:
         with self.read() as s:
             eid = s.scalar(select(Experiment.id).where(Experiment.name == name))
         if eid is not None:
@@ -150,6 +161,21 @@ class Store:
         with self.write() as s:
             s.add(run)
 
+    def insert_run(self, row: dict[str, Any], params: dict[str, Any], tags: dict[str, str]) -> None:
+        """Insert a new run (column values of `runs`) with its params and tags in one transaction."""
+        tables = Base.metadata.tables
+        try:
+            with eng.write_connection(self.engine) as conn:
+                conn.execute(tables[Run.__tablename__].insert(), [row])
+                if params:
+                    conn.execute(tables[Param.__tablename__].insert(), param_rows(row["id"], params))
+                if tags:
+                    rows = [{"run_id": row["id"], "key": k, "value": v} for k, v in tags.items()]
+                    conn.execute(tables[Tag.__tablename__].insert(), rows)
+        except IntegrityError:
+            self._experiment_ids.clear()  # e.g. the database was replaced under a cached experiment id
+            raise
+
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run."""
         with self.write() as s:
@@ -166,12 +192,17 @@ class Store:
         tags: dict[str, Any] | None = None,
         metrics: Iterable[MetricPoint] = (),
         heartbeat: bool = False,
+        finish: tuple[str, datetime] | None = None,
     ) -> None:
-        """Write params, tags and metric points (key, value, step, ts) in one transaction (with the heartbeat)."""
+        """Write params, tags and metric points (key, value, step, ts) in one transaction (with the heartbeat).
+
+        finish=(status, end_time) also closes the run in the same transaction (NotFoundError if it is gone).
+        """
         metrics = list(metrics)
         with self.write() as s:
+            conn = s.connection()  # Core statements built once (module level): no per-call SQL construction
             if heartbeat:
-                s.execute(_beat([run_id], utcnow()))
+                conn.execute(_BEAT, {"ids": [run_id], "beat_at": utcnow()})
             if params:
                 existing = {
                     p.key: p
@@ -192,9 +223,10 @@ class Store:
             if tags:
                 for k, v in tags.items():
                     s.merge(Tag(run_id=run_id, key=str(k), value=str(v)))
+                s.flush()
             if metrics:
-                s.execute(
-                    Base.metadata.tables[Metric.__tablename__].insert(),
+                conn.execute(
+                    _METRICS.insert(),
                     [
                         {"run_id": run_id, "key": k, "value": float(v), "step": int(st), "timestamp": float(ts)}
                         for k, v, st, ts in metrics
@@ -205,25 +237,31 @@ class Store:
                     cur = latest.get(k)
                     if cur is None or (st, ts) >= (cur[1], cur[2]):
                         latest[k] = (float(v), int(st), float(ts))
-                self._upsert_latest(s, run_id, latest)
+                conn.execute(
+                    self._latest_upsert(),
+                    [
+                        {"run_id": run_id, "key": k, "value": v, "step": st, "timestamp": ts}
+                        for k, (v, st, ts) in latest.items()
+                    ],
+                )
+            if finish is not None:
+                s.flush()
+                done = conn.execute(_FINISH, {"rid": run_id, "new_status": finish[0], "new_end": finish[1]})
+                if not done.rowcount:
+                    raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
 
-    def _upsert_latest(self, s: Session, run_id: str, latest: dict[str, tuple[float, int, float]]) -> None:
-        """Keep latest_metrics at the value with the greatest (step, timestamp)."""
-        t = Base.metadata.tables[LatestMetric.__tablename__]
-        stmt = eng.backend_for(self.url).upsert(t)
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[t.c.run_id, t.c.key],
-            set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "timestamp": stmt.excluded.timestamp},
-            where=(stmt.excluded.step > t.c.step)
-            | ((stmt.excluded.step == t.c.step) & (stmt.excluded.timestamp >= t.c.timestamp)),
-        )
-        s.execute(
-            stmt,
-            [
-                {"run_id": run_id, "key": k, "value": v, "step": st, "timestamp": ts}
-                for k, (v, st, ts) in latest.items()
-            ],
-        )
+    def _latest_upsert(self) -> Upsert:
+        """The INSERT of latest_metrics rows that keeps the value with the greatest (step, timestamp)."""
+        if self._upsert is None:
+            t = _LATEST
+            stmt = eng.backend_for(self.url).upsert(t)
+            self._upsert = stmt.on_conflict_do_update(
+                index_elements=[t.c.run_id, t.c.key],
+                set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "timestamp": stmt.excluded.timestamp},
+                where=(stmt.excluded.step > t.c.step)
+                | ((stmt.excluded.step == t.c.step) & (stmt.excluded.timestamp >= t.c.timestamp)),
+            )
+        return self._upsert
 
     def get_run(self, run_id: str) -> RunDict:
         """A run with params, latest metrics and tags, as a dict (stale RUNNING runs are marked LOST first)."""
@@ -288,8 +326,8 @@ class Store:
     def heartbeat(self, run_ids: list[str]) -> None:
         """Record that the runs' process is alive (a LOST run that beats again is RUNNING again)."""
         if run_ids:
-            with self.write() as s:
-                s.execute(_beat(run_ids, utcnow()))
+            with eng.write_connection(self.engine) as conn:
+                conn.execute(_BEAT, {"ids": list(run_ids), "beat_at": utcnow()})
 
     def mark_lost(self, timeout_s: float | None = None) -> list[str]:
         """Mark RUNNING runs whose heartbeat is older than `timeout_s` (default: heartbeat_timeout_s()) as LOST.
@@ -435,24 +473,39 @@ class Store:
             s.execute(delete(StoredObject).where(StoredObject.kind == kind, StoredObject.name == name))
 
 
+def param_rows(run_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows of the params table for a run's params (typed as typed_param encodes them)."""
+    rows = []
+    for k, v in params.items():
+        text, typ, num = typed_param(v)
+        rows.append({"run_id": run_id, "key": str(k), "value": text, "type": typ, "num": num})
+    return rows
+
+
 def _chunks(xs: list[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(xs), n):
         yield xs[i : i + n]
 
 
-def _beat(run_ids: list[str], now: datetime) -> Update:
-    """The heartbeat UPDATE of open runs (a LOST run that beats again becomes RUNNING, its end_time cleared)."""
-    revived = Run.status == "LOST"
-    return (
-        update(Run)
-        .where(Run.id.in_(run_ids), Run.status.in_(("RUNNING", "LOST")))
-        .values(
-            heartbeat_at=now,
-            status=case((revived, "RUNNING"), else_=Run.status),
-            end_time=case((revived, null()), else_=Run.end_time),
-        )
-        .execution_options(synchronize_session=False)
+_RUNS = Base.metadata.tables[Run.__tablename__]
+_METRICS = Base.metadata.tables[Metric.__tablename__]
+_LATEST = Base.metadata.tables[LatestMetric.__tablename__]
+_REVIVED = _RUNS.c.status == "LOST"
+# the heartbeat of open runs (a LOST run that beats again becomes RUNNING, its end_time cleared)
+_BEAT = (
+    update(_RUNS)
+    .where(_RUNS.c.id.in_(bindparam("ids", expanding=True)), _RUNS.c.status.in_(("RUNNING", "LOST")))
+    .values(
+        heartbeat_at=bindparam("beat_at"),
+        status=case((_REVIVED, "RUNNING"), else_=_RUNS.c.status),
+        end_time=case((_REVIVED, null()), else_=_RUNS.c.end_time),
     )
+)
+_FINISH = (
+    update(_RUNS)
+    .where(_RUNS.c.id == bindparam("rid"))
+    .values(status=bindparam("new_status"), end_time=bindparam("new_end"))
+)
 
 
 def open_store(url: str, create: bool = True) -> Store:
