@@ -299,7 +299,7 @@ def test_cli_exit_code_and_html_report(ws: Any, tmp_path: Path, cli: Any) -> Non
     out = tmp_path / "skew.html"
     code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--out", str(out), "--max-mismatch", "0.01")
     assert code == 1, stdout
-    assert "stale_online" in stdout
+    assert "SKEW: 3 of 3 features" in stdout
     page = out.read_text()
     for word in ("stale_online", "missing_online", "extra_online", "value_mismatch", "<svg", "r3"):
         assert word in page

@@ -407,13 +407,53 @@ def card_cmd(
         echo(f"[yellow]not recorded:[/] {m}")
 
 
+def skew_cmd(
+    logs: list[str] = typer.Argument(..., help="Request-log folders, model folders, files or globs."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Write the HTML report here."),
+    max_mismatch: float = typer.Option(
+        0.01, "--max-mismatch", min=0.0, max=1.0, help="Exit 1 when a feature's mismatch rate exceeds this."
+    ),
+    model: str | None = typer.Option(None, "--model", help="Model folder inside a request-log directory."),
+    since: str | None = typer.Option(None, "--since", help="Requests from this UTC time (e.g. 2024-01-08)."),
+    until: str | None = typer.Option(None, "--until", help="Requests before this UTC time."),
+    rtol: float = typer.Option(1e-6, "--rtol", min=0.0, help="Relative tolerance for float features."),
+    atol: float = typer.Option(1e-9, "--atol", min=0.0, help="Absolute tolerance for float features."),
+    as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+) -> None:
+    """Served feature values vs a point-in-time recomputation: exit 1 when a feature's mismatch rate is too high."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.report import write
+    from roost.monitor.skew import CATEGORIES, skew
+    from roost.monitor.skew_report import skew_html
+
+    with _status("recomputing served features ..."):
+        rep = skew(logs, model=model, since=since, until=until, max_mismatch=max_mismatch, rtol=rtol, atol=atol)
+    if out is not None:
+        write(skew_html(rep), out)
+    if as_json:
+        print_json(rep.to_dict())
+    else:
+        print_table(
+            f"skew · {rep.rows_compared:,} request rows",
+            ["feature", "ref", "compared", "mismatch rate", *CATEGORIES],
+            [[f.feature, f.ref, f.compared, f"{f.mismatch_rate:.2%}", *f.counts] for f in rep.features],
+        )
+        for n in rep.notes:
+            echo(f"[dim]note:[/] {n}")
+        echo(("[bold red]" if rep.failed else "[bold green]") + rep.verdict + "[/]")
+        if out is not None:
+            echo(f"[dim]report:[/] {out}")
+    raise typer.Exit(1 if rep.failed else 0)
+
+
 def register(app: typer.Typer) -> None:
-    """Add `monitor` (profile, drift, check, analyze), `fairness`, `explain` and `card` to the CLI."""
+    """Add `monitor` (profile, drift, check, analyze, skew), `fairness`, `explain` and `card` to the CLI."""
     group = typer.Typer(name="monitor", help="Profiles, drift, alerts and model analysis.", no_args_is_help=True)
     group.command("profile")(profile)
     group.command("drift")(drift_cmd)
     group.command("check")(check)
     group.command("analyze")(analyze)
+    group.command("skew")(skew_cmd)
     app.add_typer(group, name="monitor")
     app.command("fairness")(fairness_cmd)
     app.command("explain")(explain_cmd)
