@@ -178,3 +178,22 @@ def test_a_model_trained_from_a_file_has_no_feature_views(ws):
     assert lin["run"]["run_id"] == res.run_id and lin["feature_views"] == []
     assert lin["data"]["source"] == "sklearn:iris"
     assert lin["data"]["fingerprint"] == roost.datasets.fingerprint(roost.datasets.load("sklearn:iris"))
+
+
+def test_ui_shows_lineage_on_the_run_and_model_pages(trained):
+    from starlette.testclient import TestClient
+
+    from roost.ui import create_app
+
+    ws, res = trained
+    views = rf.list_definitions()["view"]
+    fp = roost.get_run(res.run_id)["params"]["data.fingerprint"]
+    with TestClient(create_app(), follow_redirects=False) as c:
+        for page in (f"/runs/{res.run_id}", "/models/fs-model"):
+            r = c.get(page)
+            assert r.status_code == 200, r.text
+            block = r.text.split('id="lineage"', 1)[1]
+            assert fp in block
+            for name in ("user_stats", "item_stats"):
+                assert f"View {name}" in block and _sha(views[name]) in block
+        assert res.run_id in c.get("/models/fs-model").text.split('id="lineage"', 1)[1]

@@ -125,6 +125,7 @@ def routes(ui: UI) -> list[Route]:
             config=_config(r, files),
             has_tb=run_logdir(r) is not None,
             children=reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50),
+            lineage=_lineage(r["run_id"]),
         )
 
     async def compare(request: Request) -> Response:
@@ -169,6 +170,7 @@ def routes(ui: UI) -> list[Route]:
             view = data.model_view(request.path_params["name"])
         except NotFoundError as exc:
             return ui.error(request, exc, 404)
+        view["lineage"] = {v["version"]: _lineage(v["run_id"]) for v in view["versions"][-10:] if v["run_id"]}
         return ui.render(request, "model.html", **view)
 
     async def features(request: Request) -> Response:
@@ -188,6 +190,16 @@ def routes(ui: UI) -> list[Route]:
         Route("/models/{name}", model),
         Route("/features", features),
     ]
+
+
+def _lineage(run_id: str) -> dict[str, Any] | None:
+    """The run's data and feature-view lineage for a page, or None when it cannot be read."""
+    from roost.lineage import run_lineage
+
+    try:
+        return run_lineage(run_id)
+    except Exception:  # noqa: BLE001 - a deleted run or an unreadable artifact must not break the page
+        return None
 
 
 def _config(run: dict[str, Any], files: list[dict[str, Any]], most: int = 2) -> list[dict[str, str]]:
