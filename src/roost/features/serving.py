@@ -13,7 +13,10 @@ from roost.features.refs import resolve
 _NP = {"int64": np.int64, "int32": np.int32, "float64": np.float64, "float32": np.float32, "bool": np.bool_}
 
 
-__all__ = ["to_numpy", "to_arrow", "key_list", "OnlineFetcher", "online"]
+EVENT_TIME = "_fs_event_time."  # + view name: the stored row's event time, as returned with `with_times`
+CREATED_TIME = "_fs_created_time."
+
+__all__ = ["to_numpy", "to_arrow", "key_list", "OnlineFetcher", "online", "EVENT_TIME", "CREATED_TIME"]
 
 
 def to_numpy(values: list[Any], dtype: str) -> np.ndarray:
@@ -94,6 +97,7 @@ class OnlineFetcher:
         *,
         full_names: bool = False,
         online_store: str | None = None,
+        with_times: bool = False,
     ) -> None:
         from roost.features.online_stores import open_online_store
 
@@ -106,11 +110,15 @@ class OnlineFetcher:
                 hint=f"pass entity_keys including {list(self.selection.join_keys)}",
             )
         self.store = open_online_store(online_store)
+        self.with_times = with_times
         self._plan = []
         for vs in self.selection.views:
             fields = {f: vs.spec["fields"][f] for f in vs.fields}
-            reader = self.store.reader(vs.name, vs.keys, fields)
-            self._plan.append((reader, list(vs.keys.items()), list(zip(vs.outputs, fields.values()))))
+            reader = self.store.reader(vs.name, vs.keys, fields, with_time=with_times, with_created=with_times)
+            outs = list(zip(vs.outputs, fields.values()))
+            if with_times:
+                outs += [(f"{EVENT_TIME}{vs.name}", "timestamp"), (f"{CREATED_TIME}{vs.name}", "timestamp")]
+            self._plan.append((reader, list(vs.keys.items()), outs))
 
     @property
     def dtypes(self) -> dict[str, str]:
@@ -145,7 +153,10 @@ class OnlineFetcher:
         return out
 
     def fetch(self, entity_ids: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Feature arrays per output name, aligned with the ids (NaN/None where an entity has no value)."""
+        """Feature arrays per output name, aligned with the ids (NaN/None where an entity has no value).
+
+        With `with_times`, also `_fs_event_time.VIEW` and `_fs_created_time.VIEW` per view (datetime64[us] UTC,
+        NaT where the entity has no row or the source has no created time)."""
         keys = self._keys(entity_ids)
         out: dict[str, np.ndarray] = {}
         for reader, vkeys, outs in self._plan:

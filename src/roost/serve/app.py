@@ -22,6 +22,7 @@ from roost.serve.loader import LoadedModel
 from roost.serve.metrics import Metrics
 from roost.serve.protocols import tfserving, v2
 from roost.serve.repository import Repository
+from roost.serve.reqid import HEADER, Call, checked, new_id
 from roost.serve.security import ADMIN, OPERATOR, PUBLIC, host_allowed, is_loopback, redact, token_ok
 
 log = logging.getLogger(__name__)
@@ -100,11 +101,14 @@ class ServeApp:
             raise HTTPError(404, f"model {name!r} version {version!r} is not loaded; version {model.version} is")
         return model
 
-    async def predict(self, model: LoadedModel, arrays: dict[str, np.ndarray], protocol: str) -> dict[str, np.ndarray]:
+    async def predict(
+        self, model: LoadedModel, arrays: dict[str, np.ndarray], protocol: str, request_id: str | None = None
+    ) -> dict[str, np.ndarray]:
         """Fill online features if needed, validate, queue on the model's batcher and return its outputs."""
         t0 = time.perf_counter()
+        lineage = None
         if features.needs_features(model.package, arrays):
-            await features.fill(model.package, arrays, self.fetcher)
+            lineage = await features.fill(model.package, arrays, self.fetcher)
         rows = check_inputs(arrays, model.package)
         try:
             fut = model.batcher.submit(arrays, rows)
@@ -115,7 +119,7 @@ class ServeApp:
         except Exception as exc:  # noqa: BLE001 - the graph rejected values that passed the signature checks
             raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
         if self.reqlog is not None:
-            self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0)
+            self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0, request_id, lineage)
         return outputs
 
     # ---- ASGI --------------------------------------------------------------------------------------------
@@ -225,7 +229,7 @@ class ServeApp:
         """Route one HTTP request; every failure becomes a JSON error reply, never a dead worker."""
         t0 = time.perf_counter()
         path: str = scope["path"]
-        label = ["", "meta"]
+        call = Call()
         extra: Headers = []
         metrics = self.metrics if path != "/metrics" else None  # a scrape does not count itself
         if metrics is not None:
@@ -237,8 +241,10 @@ class ServeApp:
                     self._check_host(headers)
                     await sub(scope, receive, send)
                     return
+            sent = headers.get(HEADER)
+            call.request_id = new_id() if sent is None else checked(sent, "X-Request-Id")
             self._gate(scope, headers)
-            status, body, ctype, extra = await self._route(scope, receive, headers, label)
+            status, body, ctype, extra = await self._route(scope, receive, headers, call)
         except HTTPError as exc:
             status, body, ctype, extra = exc.status, orjson.dumps({"error": redact(exc.message)}), JSON, exc.headers
         except Exception as exc:
@@ -247,29 +253,35 @@ class ServeApp:
         finally:
             if metrics is not None:
                 metrics.inflight.dec()
+        rid = (call.request_id or new_id()).encode()
         await send(
             {
                 "type": "http.response.start",
                 "status": status,
-                "headers": [(b"content-type", ctype), (b"content-length", str(len(body)).encode()), *extra],
+                "headers": [
+                    (b"content-type", ctype),
+                    (b"content-length", str(len(body)).encode()),
+                    (HEADER, rid),
+                    *extra,
+                ],
             }
         )
         await send({"type": "http.response.body", "body": body})
         if self.metrics is not None:
-            self.metrics.observe(label[0], label[1], status, time.perf_counter() - t0)
+            self.metrics.observe(call.model, call.protocol, status, time.perf_counter() - t0)
 
-    async def _route(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], label: list[str]) -> Reply:
-        """Dispatch on the path; `label` gets [model, protocol] for metrics."""
+    async def _route(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], call: Call) -> Reply:
+        """Dispatch on the path; `call` gets the model and protocol for metrics, and the request id."""
         path: str = scope["path"]
         method: str = scope["method"]
         if path.startswith("/v2/models/"):
             name, version, action = v2.route(self, method, path[11:])
             if action == "infer":
                 if self.repo.get(name) is not None:
-                    label[0] = name
-                label[1] = "v2"
+                    call.model = name
+                call.protocol = "v2"
                 body = await self._read_body(scope, receive, headers)
-                return await v2.infer(self, name, version, body, headers)
+                return await v2.infer(self, name, version, body, headers, call)
             model = self.lookup(name, version)
             if action == "ready":
                 return _json({"name": name, "ready": True})
@@ -278,10 +290,10 @@ class ServeApp:
             name, version, lbl, action = tfserving.route(method, path[11:])
             if action == "predict":
                 if self.repo.get(name) is not None:
-                    label[0] = name
-                label[1] = "tfserving"
+                    call.model = name
+                call.protocol = "tfserving"
                 body = await self._read_body(scope, receive, headers)
-                return await tfserving.predict(self, name, version, lbl, body)
+                return await tfserving.predict(self, name, version, lbl, body, call.request_id)
             model = self.lookup(name, version)
             return _json(tfserving.metadata(model) if action == "metadata" else tfserving.status(model))
         entry = self._static.get(path.rstrip("/") or "/")

@@ -15,21 +15,27 @@ from roost.serve.signature import MISSING, Package, TensorSpec
 
 log = logging.getLogger(__name__)
 
+TIME_PREFIXES = ("_fs_event_time.", "_fs_created_time.")  # fetched keys that are row times, not features
+
 
 @runtime_checkable
 class FeatureFetcher(Protocol):
     """Reads feature values for entity ids from an online store."""
 
     def fetch(self, refs: list[str], entities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Return one array per ref *field* ("view:field" -> "field"), rows aligned with the entity arrays."""
+        """Return one array per ref *field* ("view:field" -> "field"), rows aligned with the entity arrays.
+
+        A fetcher may add `_fs_event_time.VIEW` / `_fs_created_time.VIEW` (datetime64, NaT where the store had no
+        row): they go to the request log, not to the model."""
         ...
 
 
 class StoreFetcher:
     """FeatureFetcher over roost's online store (roost.features.OnlineFetcher, prepared once per ref set)."""
 
-    def __init__(self, online_store: str | None = None) -> None:
+    def __init__(self, online_store: str | None = None, with_times: bool = False) -> None:
         self.online_store = online_store
+        self.with_times = with_times  # also read each row's event/created time (for the request log)
         self._prepared: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
 
@@ -41,18 +47,20 @@ class StoreFetcher:
         with self._lock:
             fetcher = self._prepared.get(key)
             if fetcher is None:
-                fetcher = self._prepared[key] = OnlineFetcher(refs, list(entities), online_store=self.online_store)
+                fetcher = self._prepared[key] = OnlineFetcher(
+                    refs, list(entities), online_store=self.online_store, with_times=self.with_times
+                )
         out: dict[str, np.ndarray] = fetcher.fetch(entities)
         return out
 
 
-def default_fetcher() -> FeatureFetcher | None:
+def default_fetcher(with_times: bool = False) -> FeatureFetcher | None:
     """The workspace's online store as a fetcher, or None when the feature store is not available."""
     try:
         import roost.features.serving  # noqa: F401
     except ImportError:
         return None
-    return StoreFetcher()
+    return StoreFetcher(with_times=with_times)
 
 
 def _coerce(value: object, spec: TensorSpec) -> np.ndarray:
@@ -84,8 +92,10 @@ def entity_spec(name: str, values: object) -> TensorSpec:
     return TensorSpec(name, "string" if isinstance(first, str) else "int64", (-1,))
 
 
-async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetcher | None) -> None:
-    """Replace entity-id inputs by the model's features read from the online store (in place)."""
+async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetcher | None) -> dict[str, np.ndarray]:
+    """Replace entity-id inputs by the model's features read from the online store (in place).
+
+    Returns the lineage for the request log: the entity ids as sent, and the `_fs_*` times the fetcher read."""
     if fetcher is None:
         raise bad(
             f"the request sends entity ids ({', '.join(e for e in pkg.entities if e in arrays)}) but this "
@@ -117,3 +127,6 @@ async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetc
             arrays[spec.name] = _coerce(fetched[spec.name], spec)
         except (TypeError, ValueError) as exc:
             raise HTTPError(503, f"feature {spec.name!r} from the online store is not {spec.dtype}: {exc}") from None
+    lineage = dict(entities)
+    lineage.update((k, v) for k, v in fetched.items() if k.startswith(TIME_PREFIXES))
+    return lineage

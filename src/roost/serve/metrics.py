@@ -56,6 +56,12 @@ class Metrics:
         self.logged_rows = Counter(
             "roost_request_log_rows_total", "Rows written to the request log", ["model"], registry=reg
         )
+        self.log_dropped_rows = Counter(
+            "roost_request_log_dropped_rows_total",
+            "Sampled rows the request log could not write (write failed or queue full)",
+            ["model"],
+            registry=reg,
+        )
         self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash", registry=reg)
         self._req: dict[tuple[str, str, str], Any] = {}
         self._lat: dict[tuple[str, str], Any] = {}

@@ -46,7 +46,7 @@ def build_app(
 
         reqlog = RequestLogger(log_dir, cfg.log_requests, metrics=metrics)
     if fetcher is None and any(s.current.package.feature_refs for s in repo.slots.values()):
-        fetcher = default_fetcher()
+        fetcher = default_fetcher(with_times=reqlog is not None)
     app = ServeApp(
         repo,
         metrics=metrics,

@@ -63,8 +63,17 @@ class OnlineStore(ABC):
         time before `expire_before`; all views in one atomic step. Returns rows written per view."""
 
     @abstractmethod
-    def reader(self, view: str, keys: dict[str, str], fields: dict[str, str], with_time: bool = False) -> ViewReader:
-        """A reader for `fields` of `view` (plus its event time in microseconds last when `with_time`)."""
+    def reader(
+        self,
+        view: str,
+        keys: dict[str, str],
+        fields: dict[str, str],
+        with_time: bool = False,
+        with_created: bool = False,
+    ) -> ViewReader:
+        """A reader for `fields` of `view`, then its event time (`with_time`), then its created time (`with_created`).
+
+        Times are UTC microseconds, None where the entity has no row or the source has no created time."""
 
     @abstractmethod
     def has_view(self, view: str) -> bool:

@@ -151,8 +151,15 @@ class RedisOnlineStore(OnlineStore):
         pipe.delete(self._idx(view))
         pipe.hdel(self._meta(), view)
 
-    def reader(self, view: str, keys: dict[str, str], fields: dict[str, str], with_time: bool = False) -> ViewReader:
-        """A pipelined HMGET reader for `fields` of `view`."""
+    def reader(
+        self,
+        view: str,
+        keys: dict[str, str],
+        fields: dict[str, str],
+        with_time: bool = False,
+        with_created: bool = False,
+    ) -> ViewReader:
+        """A pipelined HMGET reader for `fields` of `view` (then __et / __ct when asked)."""
         raw = self.r.hget(self._meta(), view)
         if raw is None:
             raise RoostError(
@@ -164,8 +171,9 @@ class RedisOnlineStore(OnlineStore):
                 f"online store {self.url} holds an older definition of view {view!r}",
                 hint="run `roost features materialize` after `roost features apply`",
             )
-        dtypes = list(fields.values()) + (["int64"] if with_time else [])
-        names = [f"{view}:{f}" for f in fields] + ([f"{view}:__et"] if with_time else [])
+        times = (["__et"] if with_time else []) + (["__ct"] if with_created else [])
+        dtypes = list(fields.values()) + ["__time"] * len(times)
+        names = [f"{view}:{f}" for f in [*fields, *times]]
         return _RedisReader(self, list(keys), names, dtypes)
 
     def has_view(self, view: str) -> bool:
@@ -200,4 +208,10 @@ class _RedisReader(ViewReader):
             for t in ids:
                 pipe.hmget(st.hkey(self.keys, t), self.names)
             rows = pipe.execute()
-        return [[decode(r[i], dt) for r in rows] for i, dt in enumerate(self.dtypes)]
+        return [[_time(r[i]) if dt == "__time" else decode(r[i], dt) for r in rows] for i, dt in enumerate(self.dtypes)]
+
+
+def _time(raw: Any) -> int | None:
+    """A stored __et/__ct as microseconds; the MIN_I64 placeholder of an absent time reads as None."""
+    t = decode(raw, "int64")
+    return None if t is None or t == MIN_I64 else int(t)

@@ -102,8 +102,15 @@ class SQLiteOnlineStore(OnlineStore):
             raise
         return written
 
-    def reader(self, view: str, keys: dict[str, str], fields: dict[str, str], with_time: bool = False) -> ViewReader:
-        """A prepared reader for `fields` of `view`."""
+    def reader(
+        self,
+        view: str,
+        keys: dict[str, str],
+        fields: dict[str, str],
+        with_time: bool = False,
+        with_created: bool = False,
+    ) -> ViewReader:
+        """A prepared reader for `fields` of `view` (then __et / __ct when asked)."""
         schema = self._schema(self._con(), view)
         if schema is None:
             raise RoostError(
@@ -115,7 +122,8 @@ class SQLiteOnlineStore(OnlineStore):
                 f"online store {self.url} holds an older definition of view {view!r}",
                 hint="run `roost features materialize` after `roost features apply`",
             )
-        return _SQLiteReader(self, view, list(keys), list(fields) + (["__et"] if with_time else []))
+        times = (["__et"] if with_time else []) + (["__ct"] if with_created else [])
+        return _SQLiteReader(self, view, list(keys), list(fields) + times)
 
     def has_view(self, view: str) -> bool:
         """True when the view's table exists."""

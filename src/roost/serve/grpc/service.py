@@ -19,7 +19,7 @@ import numpy as np
 from roost.errors import RoostError
 from roost.serve.codec import HTTPError, bad, check_binary_floats, element_count, encode_bytes
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
-from roost.serve.protocols.v2 import _binary_input, _spec_for
+from roost.serve.protocols.v2 import binary_input, spec_for
 from roost.serve.security import redact, token_ok
 from roost.serve.signature import NUMPY_TO_V2, TensorSpec
 
@@ -92,13 +92,13 @@ def decode_request(model: LoadedModel, req: Any) -> dict[str, np.ndarray]:
             raise bad(f"input {name!r} needs a datatype such as FP32 or BYTES")
         shape = list(inp.shape)
         count = element_count(shape, name)
-        spec = _spec_for(model, name, inp.datatype, None)
+        spec = spec_for(model, name, inp.datatype, None)
         if spec.v2_datatype != inp.datatype:  # an entity id of a datatype the server does not take
             raise bad(f"input {name!r} has datatype {inp.datatype[:20]!r}; entity ids are INT64, INT32 or BYTES")
         if raw:
             if any(len(getattr(inp.contents, f)) for f in _ALL_CONTENTS):
                 raise bad(f"input {name!r} sends both contents and raw_input_contents; send one of them")
-            arr = _binary_input(spec, memoryview(raw[i]), count)
+            arr = binary_input(spec, memoryview(raw[i]), count)
         else:
             arr = _typed_input(inp.contents, spec, count)
         arrays[name] = arr.reshape(shape)

@@ -131,8 +131,10 @@ def encode(model: LoadedModel, outputs: dict[str, np.ndarray], row_format: bool)
     return orjson.dumps({"predictions": [dict(zip(names, vals)) for vals in zip(*lists)]})
 
 
-async def predict(app: ServeApp, name: str, version: str | None, label: str | None, body: bytes) -> Reply:
-    """POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict."""
+async def predict(
+    app: ServeApp, name: str, version: str | None, label: str | None, body: bytes, request_id: str | None = None
+) -> Reply:
+    """POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict (the id is the X-Request-Id, sent or generated)."""
     model = app.lookup(name, version)
     spec = model.resolved.spec
     if label is not None and not (spec.kind == "alias" and spec.source.split("@", 1)[1] == label):
@@ -140,7 +142,7 @@ async def predict(app: ServeApp, name: str, version: str | None, label: str | No
             404, f"model {name!r} is not served under label {label!r}; it is served from {model.describe()['source']!r}"
         )
     row_format, arrays = _parse(model, body)
-    outputs = await app.predict(model, arrays, "tfserving")
+    outputs = await app.predict(model, arrays, "tfserving", request_id)
     return 200, encode(model, outputs, row_format), JSON, []
 
 

@@ -24,6 +24,7 @@ from roost.serve.signature import NUMPY_TO_V2, V2_TO_DTYPE, TensorSpec
 if TYPE_CHECKING:
     from roost.serve.app import ServeApp
     from roost.serve.loader import LoadedModel
+    from roost.serve.reqid import Call
 
 JSON = b"application/json"
 OCTET = b"application/octet-stream"
@@ -48,7 +49,7 @@ def model_metadata(model: LoadedModel) -> dict[str, Any]:
     }
 
 
-def _spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> TensorSpec:
+def spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> TensorSpec:
     """The signature spec of a request input, an entity-id spec, or a 400 naming the unknown input."""
     spec = model.package.input(name)
     if spec is not None:
@@ -65,7 +66,7 @@ def _spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> Tensor
     )
 
 
-def _binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray:
+def binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray:
     """Decode one binary-encoded input tensor."""
     if spec.dtype == "string":
         return decode_bytes(chunk, count, spec.name)
@@ -137,7 +138,7 @@ def decode_request(
             raise bad(f"input {name!r} needs a string 'datatype' such as FP32 or BYTES")
         shape = inp.get("shape")
         count = element_count(shape, name)
-        spec = _spec_for(model, name, datatype, inp.get("data"))
+        spec = spec_for(model, name, datatype, inp.get("data"))
         params = inp.get("parameters")
         size = params.get("binary_data_size") if isinstance(params, dict) else None
         if size is not None:
@@ -149,7 +150,7 @@ def decode_request(
                     f"{0 if binary is None else len(binary) - offset} bytes "
                     "(is the Inference-Header-Content-Length header set?)"
                 )
-            arrays[name] = _binary_input(spec, binary[offset : offset + size], count).reshape(shape)
+            arrays[name] = binary_input(spec, binary[offset : offset + size], count).reshape(shape)
             offset += size
         else:
             if "data" not in inp:
@@ -186,9 +187,13 @@ def _requested(req: dict[str, Any], model: LoadedModel) -> list[tuple[str, bool]
 
 
 def encode_response(
-    req: dict[str, Any], model: LoadedModel, outputs: dict[str, np.ndarray], wanted: list[tuple[str, bool]]
+    req: dict[str, Any],
+    model: LoadedModel,
+    outputs: dict[str, np.ndarray],
+    wanted: list[tuple[str, bool]],
+    request_id: str | None = None,
 ) -> Reply:
-    """Build the V2 response: JSON only, or JSON header + binary tensors."""
+    """Build the V2 response: JSON only, or JSON header + binary tensors; `id` is the request id."""
     entries, blobs = [], []
     for name, as_binary in wanted:
         arr = outputs[name]
@@ -208,7 +213,7 @@ def encode_response(
             entry["data"] = np.ascontiguousarray(arr).reshape(-1)
         entries.append(entry)
     resp: dict[str, Any] = {"model_name": model.name, "model_version": model.version, "outputs": entries}
-    rid = req.get("id")
+    rid = request_id or req.get("id")
     if isinstance(rid, str):
         resp["id"] = rid
     head = orjson.dumps(resp, option=orjson.OPT_SERIALIZE_NUMPY)
@@ -217,13 +222,19 @@ def encode_response(
     return 200, head + b"".join(blobs), OCTET, [(b"inference-header-content-length", str(len(head)).encode())]
 
 
-async def infer(app: ServeApp, name: str, version: str | None, body: bytes, headers: dict[bytes, bytes]) -> Reply:
-    """POST /v2/models/{name}[/versions/{v}]/infer."""
+async def infer(
+    app: ServeApp, name: str, version: str | None, body: bytes, headers: dict[bytes, bytes], call: Call
+) -> Reply:
+    """POST /v2/models/{name}[/versions/{v}]/infer; the body's `id` (when sent) becomes the request id."""
+    from roost.serve.reqid import checked
+
     model = app.lookup(name, version)
     req, arrays = decode_request(model, body, headers.get(b"inference-header-content-length"))
+    if "id" in req:
+        call.request_id = checked(req["id"], "the request's 'id'")
     wanted = _requested(req, model)
-    outputs = await app.predict(model, arrays, "v2")
-    return encode_response(req, model, outputs, wanted)
+    outputs = await app.predict(model, arrays, "v2", call.request_id)
+    return encode_response(req, model, outputs, wanted, call.request_id)
 
 
 def route(app: ServeApp, method: str, rest: str) -> tuple[str, str | None, str]:
