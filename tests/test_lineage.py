@@ -197,3 +197,41 @@ def test_ui_shows_lineage_on_the_run_and_model_pages(trained):
             for name in ("user_stats", "item_stats"):
                 assert f"View {name}" in block and _sha(views[name]) in block
         assert res.run_id in c.get("/models/fs-model").text.split('id="lineage"', 1)[1]
+
+
+@pytest.mark.slow
+def test_lineage_of_a_request_served_by_entity_ids(trained, cli, tmp_path):
+    """Served for real: `roost serve fs-model@prod --log-requests 1` logs into the workspace's default folder."""
+    import sys
+
+    ws, res = trained
+    ents = pd.read_parquet(ws.root / "entities.parquet")
+    rf.materialize(end=ents["event_time"].max())
+    sys.path.insert(0, str(ROOT / "tests" / "serve"))
+    from servekit import Server
+
+    env = {"ROOST_WORKSPACE": str(ws.root)}
+    srv = Server(["fs-model@prod"], "--log-requests", "1", cwd=ws.root, log=tmp_path / "srv.log", env=env)
+    try:
+        srv.wait_ready(timeout=180)
+        ids = ents.tail(4)
+        with srv.client() as c:
+            body = {"inputs": {"user_id": ids["user_id"].tolist(), "item_id": ids["item_id"].tolist()}}
+            r = c.post("/v1/models/fs-model:predict", json=body)
+            assert r.status_code == 200, r.text
+    finally:
+        srv.stop()
+    files = list((ws.root / ".roost" / "request_logs").glob("*/*/*.parquet"))
+    rids = {x for f in files for x in pq.read_table(f, columns=["_request_id"])["_request_id"].to_pylist()}
+    assert len(rids) == 1, srv.output()
+    code, out, err = cli("lineage", rids.pop(), "--json")
+    assert code == 0, err
+    lin = json.loads(out)
+    assert lin["request"]["rows"] == 4 and lin["model_version"]["aliases"] == ["prod"]
+    assert lin["run"]["run_id"] == res.run_id
+    frame = rf.training_set(ents, REFS).reset_index(drop=True)
+    assert lin["data"]["fingerprint"] == roost.datasets.fingerprint(frame)
+    views = rf.list_definitions()["view"]
+    assert {v["name"]: v["definition_version"] for v in lin["feature_views"]} == {
+        n: _sha(views[n]) for n in ("user_stats", "item_stats")
+    }
