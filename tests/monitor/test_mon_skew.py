@@ -306,3 +306,17 @@ def test_cli_exit_code_and_html_report(ws: Any, tmp_path: Path, cli: Any) -> Non
     code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--max-mismatch", "1", "--json")
     assert code == 0, stdout
     assert json.loads(stdout)["failed"] is False
+
+
+def test_cli_log_records_a_run_with_the_report(ws: Any, tmp_path: Path, cli: Any) -> None:
+    from roost.registry.api import search_runs
+
+    _planted(ws, tmp_path / "logs")
+    code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--model", "m", "--log", "--json")
+    assert code == 1, stdout
+    runs = search_runs("tags.roost.monitor.check = 'skew'")
+    assert len(runs) == 1
+    r = runs[0]
+    assert r["tags"]["roost.monitor.verdict"] == "skew" and r["tags"]["roost.monitor.model"] == "m"
+    assert r["metrics"]["mismatch_rate.score"] == pytest.approx(4 / 5)
+    assert any("logged as run" in n for n in json.loads(stdout)["notes"])

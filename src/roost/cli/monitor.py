@@ -418,6 +418,7 @@ def skew_cmd(
     until: str | None = typer.Option(None, "--until", help="Requests before this UTC time."),
     rtol: float = typer.Option(1e-6, "--rtol", min=0.0, help="Relative tolerance for float features."),
     atol: float = typer.Option(1e-9, "--atol", min=0.0, help="Absolute tolerance for float features."),
+    log: bool = typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; in the UI)."),
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Served feature values vs a point-in-time recomputation: exit 1 when a feature's mismatch rate is too high."""
@@ -428,8 +429,13 @@ def skew_cmd(
 
     with _status("recomputing served features ..."):
         rep = skew(logs, model=model, since=since, until=until, max_mismatch=max_mismatch, rtol=rtol, atol=atol)
-    if out is not None:
-        write(skew_html(rep), out)
+    page = skew_html(rep) if out is not None or log else None
+    if out is not None and page is not None:
+        write(page, out)
+    if log:
+        from roost.monitor.api import log_skew
+
+        rep.notes.append(f"logged as run {log_skew(rep, model, html=page)[:8]}")
     if as_json:
         print_json(rep.to_dict())
     else:

@@ -16,6 +16,7 @@ _API = {
     "compare": "roost.monitor.drift_report:compare",
     "DriftReport": "roost.monitor.drift_report:DriftReport",
     "write_run_reference": "roost.monitor.api:write_run_reference",
+    "log_skew": "roost.monitor.api:log_skew",
     "read_request_logs": "roost.monitor.sources:read_request_logs",
     "analyze": "roost.monitor.analysis:analyze",
     "drift_html": "roost.monitor.report:drift_html",

@@ -161,3 +161,33 @@ def latest_drift(model: str) -> dict[str, Any] | None:
         "reference": r["tags"].get("roost.monitor.reference"),
         "current": r["tags"].get("roost.monitor.current"),
     }
+
+
+def log_skew(report: Any, model: str | None = None, experiment: str = "monitoring", html: str | None = None) -> str:
+    """Record a skew report as a run (verdict tag, mismatch-rate metrics, skew.json/skew.html) so the UI lists it."""
+    import json
+    import tempfile
+
+    from roost.registry.api import start_run
+
+    tags = {
+        "roost.kind": "monitor",
+        "roost.monitor.check": "skew",
+        "roost.monitor.verdict": "skew" if report.failed else "ok",
+        "roost.monitor.current": report.source,
+    }
+    if model:
+        tags["roost.monitor.model"] = model
+    metrics = {"rows_compared": float(report.rows_compared), "features_failing": float(len(report.failing))}
+    metrics.update({f"mismatch_rate.{f.feature}": f.mismatch_rate for f in report.features})
+    with start_run(experiment=experiment, name=f"skew {model or ''}".strip(), tags=tags) as run:
+        run.log_metrics(metrics)
+        with tempfile.TemporaryDirectory(prefix="roost-monitor-") as tmp:
+            j = Path(tmp) / "skew.json"
+            j.write_text(json.dumps(report.to_dict(), default=str))
+            run.log_artifact(j, "skew.json")
+            if html is not None:
+                h = Path(tmp) / "skew.html"
+                h.write_text(html, encoding="utf-8")
+                run.log_artifact(h, "skew.html")
+    return run.id
