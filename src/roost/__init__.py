@@ -37,6 +37,7 @@ _API = {
     "train": "roost.train.api:train",
     "load_model": "roost.modelpkg:load_model",
     "log_model": "roost.byom.log:log_model",
+    "predict": "roost.predict.api:predict",
     # pipelines
     "task": "roost.pipeline.dsl:task",
     "Pipeline": "roost.pipeline.dsl:Pipeline",

@@ -33,6 +33,7 @@ MODULES = [
     "roost.cli.notebook",
     "roost.cli.lineage",
     "roost.cli.lineage",
+    "roost.cli.predict",
 ]
 
 
@@ -41,7 +42,7 @@ SECTIONS: dict[str, list[str]] = {
     "Start": ["init", "datasets"],
     "Train and track": ["train", "tune", "runs", "experiments", "models", "tensorboard"],
     "Features": ["features"],
-    "Serve": ["serve", "embed", "index"],
+    "Serve": ["serve", "predict", "embed", "index"],
     "Monitor and explain": ["monitor", "fairness", "explain", "card"],
     "Workflows and UI": ["pipeline", "notebook", "ui"],
 }

@@ -1,0 +1,229 @@
+"""`roost.predict`: batch-score files or a query with a model package on the local, Spark or Ray engine, as a
+recorded run (experiment `predict`), into an output folder of Parquet parts that a rerun resumes."""
+
+from __future__ import annotations
+
+import json
+import logging
+import re
+import shutil
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from roost.errors import RoostError
+from roost.predict.local import Progress
+from roost.predict.sources import resolve_source
+
+log = logging.getLogger(__name__)
+
+ENGINES = ("local", "spark", "ray")
+MANIFEST = "_roost_predict.json"
+SUCCESS = "_SUCCESS"
+
+
+@dataclass
+class PredictResult:
+    """What a batch-scoring run did."""
+
+    output: str
+    engine: str
+    model: str
+    model_version: str
+    fingerprint: str
+    rows_in: int
+    rows_out: int
+    parts: int
+    parts_skipped: int
+    seconds: float
+    run_id: str | None
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-friendly dict."""
+        return asdict(self)
+
+
+def resolve_package(model: str | Path) -> tuple[Path, str]:
+    """(package folder, version label): a folder/file:// path as is, `name@alias` / `name/3` via the registry."""
+    from roost.modelpkg.package import package_root
+
+    s = str(model)
+    if s.startswith("file://"):
+        s = s[len("file://") :]
+    p = Path(s).expanduser()
+    if p.exists():
+        return package_root(p), str(p.resolve())
+    if "@" in s or re.fullmatch(r"[^/\s]+/\d+", s):
+        from roost.registry.api import resolve_model
+
+        v = resolve_model(s)
+        if not v.local_path:
+            raise RoostError(f"model {s} has no local copy", hint="use a file:// artifact root or download it")
+        return package_root(v.local_path), f"{v.name}/{v.version}"
+    raise RoostError(f"no model package at {s!r}", hint="pass a package folder, `name@alias` or `name/VERSION`")
+
+
+def predict(
+    model: str | Path,
+    input: str | Path | list[str] | list[Path],
+    output: str | Path,
+    engine: str = "local",
+    columns: list[str] | None = None,
+    *,
+    batch_size: int = 65536,
+    rows_per_part: int = 1_000_000,
+    workers: int | None = None,
+    overwrite: bool = False,
+    record: bool = True,
+    progress: Progress | None = None,
+    spark: Any = None,
+) -> PredictResult:
+    """Score `input` with `model` into Parquet parts under `output`, keeping `columns` (default: every input column)."""
+    if engine not in ENGINES:
+        raise RoostError(f"unknown engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
+    if batch_size < 1 or rows_per_part < 1:
+        raise RoostError("batch_size and rows_per_part must be positive", hint="e.g. --batch-size 65536")
+    package, version = resolve_package(model)
+    source = resolve_source(input)
+    fingerprint = source.fingerprint()
+    out = Path(output).expanduser()
+    from roost.predict.score import cached_predictor
+
+    pred = cached_predictor(package)
+    keep = list(columns) if columns is not None else _all_columns(source, pred.inputs)
+    settings: dict[str, Any] = {"model_version": version, "fingerprint": fingerprint, "engine": engine, "columns": keep}
+    settings["rows_per_part"] = rows_per_part
+    complete = _prepare_output(out, settings, overwrite)
+    params = {**settings, "model": str(model), "input": source.describe(), "columns": ",".join(keep)}
+    if not record:
+        return _execute(source, package, out, keep, settings, complete, batch_size, workers, progress, spark, None)
+    from roost.registry.api import start_run
+
+    with start_run(experiment="predict", name=f"predict {model}", params=params) as run:
+        res = _execute(source, package, out, keep, settings, complete, batch_size, workers, progress, spark, run.id)
+        run.log_metrics(
+            {
+                "rows_in": res.rows_in,
+                "rows_out": res.rows_out,
+                "seconds": res.seconds,
+                "rows_per_s": res.rows_out / res.seconds if res.seconds > 0 else 0.0,
+                "parts": res.parts,
+                "parts_skipped": res.parts_skipped,
+            }
+        )
+    return res
+
+
+def _execute(
+    source: Any,
+    package: Path,
+    out: Path,
+    keep: list[str],
+    settings: dict[str, Any],
+    complete: bool,
+    batch_size: int,
+    workers: int | None,
+    progress: Progress | None,
+    spark: Any,
+    run_id: str | None,
+) -> PredictResult:
+    """Run the chosen engine (or nothing when the output is already complete) and mark the output complete."""
+    engine = settings["engine"]
+    t0 = time.perf_counter()
+    if complete:
+        log.info("%s is complete for this model and input: nothing to do", out)
+        stats = _completed_stats(out)
+    elif engine == "local":
+        from roost.predict.local import run_local
+
+        stats = run_local(source, package, out, keep, batch_size, settings["rows_per_part"], workers, progress)
+    elif engine == "spark":
+        from roost.predict.spark_engine import run_spark
+
+        _clear_parts(out)
+        stats = run_spark(source, package, out, keep, spark=spark)
+    else:
+        from roost.predict.ray_engine import run_ray
+
+        _clear_parts(out)
+        stats = run_ray(source, package, out, keep, batch_size)
+    seconds = time.perf_counter() - t0
+    out.mkdir(parents=True, exist_ok=True)
+    (out / MANIFEST).write_text(json.dumps({**settings, "complete": True}, indent=1))
+    (out / SUCCESS).touch()
+    log.info("scored %d rows into %s in %.1fs (%s engine)", stats["rows_out"], out, seconds, engine)
+    return PredictResult(
+        output=str(out),
+        engine=engine,
+        model=str(package),
+        model_version=settings["model_version"],
+        fingerprint=settings["fingerprint"],
+        rows_in=stats["rows_in"],
+        rows_out=stats["rows_out"],
+        parts=stats.get("parts", 0),
+        parts_skipped=stats.get("parts_skipped", stats.get("parts", 0) if complete else 0),
+        seconds=seconds,
+        run_id=run_id,
+    )
+
+
+def _all_columns(source: Any, inputs: list[str]) -> list[str]:
+    """Every input column (the default pass-through), as Spark's `transform` keeps them."""
+    if source.kind == "sql":
+        import duckdb
+
+        con = duckdb.connect()
+        try:
+            return list(con.sql(source.query).columns)
+        finally:
+            con.close()
+    if source.kind == "csv":
+        import pyarrow.csv as pcsv
+
+        return list(pcsv.open_csv(source.files[0]).schema.names)
+    from roost.predict.sources import parquet_schema_names
+
+    return parquet_schema_names(source.files)
+
+
+def _prepare_output(out: Path, settings: dict[str, Any], overwrite: bool) -> bool:
+    """Check `out` against its manifest; True when a previous run already completed the same work."""
+    manifest = out / MANIFEST
+    if overwrite and out.exists():
+        _clear_parts(out)
+        manifest.unlink(missing_ok=True)
+    if manifest.is_file():
+        old = json.loads(manifest.read_text())
+        same = {k: old.get(k) for k in settings} == settings
+        if not same:
+            diff = [k for k in settings if old.get(k) != settings[k]]
+            raise RoostError(
+                f"{out} holds predictions of another run (different {', '.join(diff)})",
+                hint="pass --overwrite to replace them, or choose another --output",
+            )
+        return bool(old.get("complete")) and (out / SUCCESS).is_file()
+    if out.exists() and any(out.glob("*.parquet")) and not any(out.glob("part-*.parquet")):
+        raise RoostError(f"{out} already holds other Parquet files", hint="choose an empty or new --output folder")
+    out.mkdir(parents=True, exist_ok=True)
+    manifest.write_text(json.dumps({**settings, "complete": False}, indent=1))
+    return False
+
+
+def _clear_parts(out: Path) -> None:
+    """Remove the parts and markers a previous run left (engines that do not resume by part start clean)."""
+    for f in [*out.glob("part-*.parquet"), *out.glob(".part-*.tmp"), out / SUCCESS]:
+        f.unlink(missing_ok=True)
+    for d in out.glob("_temporary"):
+        shutil.rmtree(d, ignore_errors=True)
+
+
+def _completed_stats(out: Path) -> dict[str, int]:
+    import pyarrow.parquet as pq
+
+    files = sorted(out.glob("part-*.parquet"))
+    n = sum(int(pq.ParquetFile(f).metadata.num_rows) for f in files)
+    return {"rows_in": n, "rows_out": n, "parts": len(files), "parts_skipped": len(files)}
+
+
+__all__ = ["ENGINES", "PredictResult", "predict", "resolve_package"]

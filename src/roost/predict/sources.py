@@ -1,0 +1,102 @@
+"""Input sources for batch scoring: Parquet/CSV files (path, folder or glob) or a SQL query, and their fingerprint."""
+
+from __future__ import annotations
+
+import glob
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from roost.errors import RoostError
+
+SQL_PREFIX = "sql:"
+FORMATS = {".parquet": "parquet", ".pq": "parquet", ".csv": "csv"}
+
+
+@dataclass
+class Source:
+    """What to score: files of one format, or one SQL query."""
+
+    kind: str  # "parquet", "csv" or "sql"
+    files: list[Path] = field(default_factory=list)
+    query: str | None = None
+
+    def fingerprint(self) -> str:
+        """A short hash of the input: file names, sizes and mtimes (or the query text)."""
+        h = hashlib.sha256(self.kind.encode())
+        if self.query is not None:
+            h.update(self.query.encode())
+        for f in self.files:
+            st = f.stat()
+            h.update(json.dumps([str(f.resolve()), st.st_size, st.st_mtime_ns]).encode())
+        return h.hexdigest()[:16]
+
+    def describe(self) -> str:
+        """One line for logs and run params."""
+        if self.query is not None:
+            return f"sql: {self.query[:200]}"
+        return f"{len(self.files)} {self.kind} file(s)"
+
+
+def resolve_source(spec: str | Path | list[str] | list[Path]) -> Source:
+    """Parse `--input`: a file, a folder of Parquet/CSV files, a glob, a list of them, or `sql:SELECT ...`."""
+    if isinstance(spec, str) and spec.strip().lower().startswith(SQL_PREFIX):
+        query = spec.strip()[len(SQL_PREFIX) :].strip()
+        if not query:
+            raise RoostError("empty SQL query", hint="--input 'sql:SELECT * FROM read_parquet(\"x/*.parquet\")'")
+        return Source("sql", query=query)
+    specs = [spec] if isinstance(spec, (str, Path)) else list(spec)
+    files: list[Path] = []
+    for s in specs:
+        files.extend(_expand(str(s)))
+    if not files:
+        raise RoostError(f"no input files match {', '.join(map(str, specs))}", hint="pass a file, a folder or a glob")
+    kinds = {FORMATS.get(f.suffix.lower()) for f in files}
+    if None in kinds:
+        bad = next(f for f in files if f.suffix.lower() not in FORMATS)
+        raise RoostError(f"cannot read {bad}: unknown format", hint="inputs are .parquet or .csv files")
+    if len(kinds) > 1:
+        raise RoostError("inputs mix Parquet and CSV files", hint="score each format separately")
+    return Source(str(kinds.pop()), files=sorted(set(files)))
+
+
+def _expand(s: str) -> list[Path]:
+    """The data files a path, folder or glob names (hidden and `_`-prefixed files skipped, as Spark does)."""
+    p = Path(s).expanduser()
+    if p.is_dir():
+        found = [f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in FORMATS]
+    elif p.is_file():
+        return [p]
+    else:
+        found = [Path(f) for f in glob.glob(str(p), recursive=True) if Path(f).is_file()]
+    return [f for f in found if not any(part.startswith((".", "_")) for part in f.name.split("/"))]
+
+
+def parquet_schema_names(files: list[Path]) -> list[str]:
+    """Column names of the first Parquet file."""
+    import pyarrow.parquet as pq
+
+    return list(pq.read_schema(files[0]).names)
+
+
+def check_columns(available: list[str], needed: list[str], keep: list[str], outputs: list[str]) -> None:
+    """Fail early, with names, when inputs or kept columns are missing or a kept column clashes with an output."""
+    missing = [c for c in needed if c not in available]
+    if missing:
+        raise RoostError(f"input lacks model column(s) {missing}", hint=f"the input has {available[:20]}")
+    missing = [c for c in keep if c not in available]
+    if missing:
+        raise RoostError(f"--columns names unknown column(s) {missing}", hint=f"the input has {available[:20]}")
+    clash = [c for c in keep if c in outputs]
+    if clash:
+        raise RoostError(f"kept column(s) {clash} clash with the prediction column", hint="leave them out of --columns")
+
+
+def arrow_feed(batch: Any, names: list[str]) -> dict[str, Any]:
+    """Model inputs as NumPy arrays from an Arrow batch/table (nulls become NaN / None)."""
+    return {n: batch.column(n).to_numpy(zero_copy_only=False) for n in names}
+
+
+__all__ = ["Source", "resolve_source", "parquet_schema_names", "check_columns", "arrow_feed", "SQL_PREFIX"]

@@ -1,0 +1,125 @@
+"""The Spark engine: reads the input as a DataFrame, scores partitions on the executors with `mapInArrow` (Arrow
+batches straight into ONNX Runtime, no pandas), and writes Parquet parts with Spark's own writer."""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from roost.errors import RoostError
+from roost.predict.score import cached_predictor, output_schema, score_with_package
+from roost.predict.sources import Source, check_columns
+
+log = logging.getLogger(__name__)
+
+
+def require_spark() -> Any:
+    """Import pyspark, or say exactly what is missing (the package, or Java)."""
+    try:
+        import pyspark
+    except ImportError as exc:
+        raise RoostError(
+            "the spark engine needs pyspark", hint="pip install 'roost[spark]' (or use --engine local)"
+        ) from exc
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        raise RoostError(
+            "the spark engine needs Java 17+ and none was found",
+            hint="install it (Debian: apt-get install openjdk-17-jre-headless) or set JAVA_HOME",
+        )
+    return pyspark
+
+
+def session(master: str | None = None) -> Any:
+    """The active SparkSession, or a new local one (`local[*]`, UI off) when none is running."""
+    require_spark()
+    from pyspark.sql import SparkSession
+
+    active = SparkSession.getActiveSession()
+    if active is not None:
+        return active
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    return (
+        SparkSession.builder.master(master or "local[*]")
+        .appName("roost-predict")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
+        .getOrCreate()
+    )
+
+
+def _score_partition(package: str, shipped: bool, keep: list[str], batches: Iterator[Any]) -> Iterator[Any]:
+    """mapInArrow function: score each Arrow batch of a partition (the package is loaded once per worker)."""
+    path = package
+    if shipped:
+        from pyspark import SparkFiles
+
+        path = SparkFiles.get(package)
+    for b in batches:
+        yield score_with_package(path, keep, b)
+
+
+def read_input(spark: Any, source: Source) -> Any:
+    """The input as a Spark DataFrame (Parquet, CSV with a header, or a Spark SQL query)."""
+    if source.kind == "sql":
+        return spark.sql(source.query)
+    paths = [str(f.resolve()) for f in source.files]
+    if source.kind == "csv":
+        return spark.read.option("header", "true").option("inferSchema", "true").csv(paths)
+    return spark.read.parquet(*paths)
+
+
+def run_spark(
+    source: Source, package: Path, out: Path, keep: list[str], spark: Any = None, master: str | None = None
+) -> dict[str, int]:
+    """Score `source` into `out` as Parquet parts on Spark; returns rows_in, rows_out, parts."""
+    import pyarrow as pa
+
+    spark = spark or session(master)
+    from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
+
+    pred = cached_predictor(package)
+    df = read_input(spark, source)
+    check_columns(list(df.columns), pred.inputs, keep, [pred_col(pred.task)])
+    df = df.select(*dict.fromkeys([*pred.inputs, *keep]))
+    in_schema = to_arrow_schema(df.schema)
+    schema = from_arrow_schema(output_schema(pa.schema(in_schema), keep, pred.task))
+    sc = spark.sparkContext
+    shipped = not str(sc.master).startswith("local")
+    target = str(package.resolve())
+    if shipped:  # a cluster: executors fetch the package folder through Spark's file server
+        sc.addFile(target, recursive=True)
+        target = package.resolve().name
+    rows = sc.accumulator(0)
+
+    def count(batches: Iterator[Any]) -> Iterator[Any]:
+        for b in _score_partition(target, shipped, keep, batches):
+            rows.add(b.num_rows)
+            yield b
+
+    log.info("spark: scoring on %s (package %s)", sc.master, "shipped with addFile" if shipped else "by path")
+    df.mapInArrow(count, schema).write.mode("overwrite").parquet(str(out))
+    n = _parquet_rows(out)
+    return {"rows_in": int(rows.value), "rows_out": n, "parts": len(list(out.glob("part-*.parquet")))}
+
+
+def pred_col(task: str) -> str:
+    """The prediction column's name."""
+    from roost.predict.score import prediction_name
+
+    return prediction_name(task)
+
+
+def _parquet_rows(out: Path) -> int:
+    """Rows in the Parquet files of `out` (from their footers; no data read)."""
+    import pyarrow.parquet as pq
+
+    return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in out.glob("part-*.parquet"))
+
+
+__all__ = ["require_spark", "session", "read_input", "run_spark"]
