@@ -23,6 +23,7 @@ log = logging.getLogger(__name__)
 FEATURES_ARTIFACT = "features.json"
 REQUEST_LOG_SUBDIR = "request_logs"  # under the workspace's .roost/ (what `roost serve --log-requests` uses)
 _MODEL_URI = re.compile(r"^[A-Za-z0-9_.-]+[@/][A-Za-z0-9_.-]+$")
+_HEX = re.compile(r"^[0-9a-f]+$")
 _DATA_KEYS = ("data.source", "data.entities", "data.features", "data.event_time", "data.sample")
 
 __all__ = [
@@ -276,7 +277,7 @@ def _candidates(log_dir: Path | None) -> list[str]:
     if log_dir is not None and log_dir.is_dir():
         import pyarrow.parquet as pq
 
-        for f in _log_files(log_dir)[-20:]:
+        for f in sorted(_log_files(log_dir), key=lambda p: p.stat().st_mtime)[-20:]:
             try:
                 out += [str(x) for x in set(pq.read_table(f, columns=["_request_id"])["_request_id"].to_pylist())]
             except Exception as exc:  # noqa: BLE001 - an unreadable file only loses suggestions
@@ -294,14 +295,17 @@ def lineage(target: str, log_dir: str | Path | None = None) -> dict[str, Any]:
     folder = Path(log_dir) if log_dir is not None else default_log_dir()
     if _MODEL_URI.match(target):
         return {"kind": "model_version", "request": None, **version_lineage(target)}
-    req = find_request(target, folder)
-    if req is not None:
-        out = version_lineage(f"{req['model']}/{req['version']}")
-        return {"kind": "request", "request": req, **out}
-    try:
-        return {"kind": "run", "request": None, "model_version": None, **run_lineage(target)}
-    except NotFoundError:
-        pass
+    hexlike = _HEX.match(target) is not None  # run ids are hex; request ids are '<pid>-<seq>'
+    for kind in ("run", "request") if hexlike else ("request", "run"):
+        if kind == "request":
+            req = find_request(target, folder)
+            if req is not None:
+                return {"kind": "request", "request": req, **version_lineage(f"{req['model']}/{req['version']}")}
+            continue
+        try:
+            return {"kind": "run", "request": None, "model_version": None, **run_lineage(target)}
+        except NotFoundError:
+            pass
     near = difflib.get_close_matches(target, _candidates(folder), n=3, cutoff=0.5)
     where = f"request logs in {folder}" if folder is not None else "no request-log folder (pass --log-dir)"
     raise NotFoundError(
