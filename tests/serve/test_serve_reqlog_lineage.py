@@ -235,3 +235,106 @@ def test_a_full_queue_drops_and_counts_instead_of_growing(tmp_path):
     t = pads.dataset(str(tmp_path), format="parquet").to_table()
     assert sorted(t["x"].to_pylist()) == [0, 0, 1, 1, 2, 2]
     assert t.schema.metadata is None or b"roost.entities" not in t.schema.metadata
+
+
+def _start_redis(tmp_path):
+    """A real redis-server on a free loopback port (skips when it is not installed); returns (process, URL)."""
+    import shutil
+    import subprocess
+
+    from servekit import free_port
+
+    exe = shutil.which("redis-server")
+    if exe is None:
+        pytest.skip("redis-server is not installed (apt-get install -y redis-server)")
+    redis = pytest.importorskip("redis")
+    port = free_port()
+    args = [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp_path)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    r = redis.Redis(port=port)
+    deadline = time.monotonic() + 60  # hang guard only
+    while True:
+        try:
+            if r.ping():
+                break
+        except redis.ConnectionError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail("redis-server did not answer PING")
+            time.sleep(0.05)
+    r.close()
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "redis"])
+def test_online_readers_return_event_and_created_times(backend, tmp_path):
+    """Both online stores read a row's event and created time back as written; None where absent."""
+    from roost.features.online_stores.base import ViewData
+    from roost.features.online_stores.redis import RedisOnlineStore
+    from roost.features.online_stores.sqlite import SQLiteOnlineStore
+
+    proc = None
+    if backend == "redis":
+        proc, url = _start_redis(tmp_path)
+        store = RedisOnlineStore.from_url(url, "p")
+    else:
+        store = SQLiteOnlineStore(f"sqlite:///{tmp_path / 'online.db'}")
+    try:
+        et = [T0 + timedelta(hours=1), T0 + timedelta(hours=2, microseconds=7)]
+        ct = [T0 + timedelta(hours=3), None]  # user 2's source had no created time
+        ts = pa.timestamp("us", tz="UTC")
+        tbl = pa.table(
+            {
+                "user_id": pa.array([1, 2], pa.int64()),
+                "f1": pa.array([0.5, None], pa.float64()),
+                "__et": pa.array(et, ts),
+                "__ct": pa.array(ct, ts),
+            }
+        )
+        store.write([ViewData("v", {"user_id": "int64"}, {"f1": "float64"}, tbl)])
+        us = [
+            None if t is None else int((t - datetime(1970, 1, 1, tzinfo=UTC)) / timedelta(microseconds=1))
+            for t in et + ct
+        ]
+        reader = store.reader("v", {"user_id": "int64"}, {"f1": "float64"}, with_time=True, with_created=True)
+        assert reader.read([[1, 2, 3]]) == [[0.5, None, None], [us[0], us[1], None], [us[2], None, None]]
+        assert reader.read([[2]]) == [[None], [us[1]], [None]]
+        plain = store.reader("v", {"user_id": "int64"}, {"f1": "float64"})
+        assert plain.read([[1, 3]]) == [[0.5, None]]
+    finally:
+        store.close()
+        if proc is not None:
+            proc.terminate()
+            proc.wait(timeout=10)
+
+
+@pytest.mark.slow
+def test_grpc_ids_are_answered_and_logged(pkgs, tmp_path):
+    """gRPC ModelInfer: the request's id is answered and logged; without one an id is generated; a bad one refused."""
+    tg = pytest.importorskip("tritonclient.grpc")
+    from servekit import free_port
+    from tritonclient.utils import InferenceServerException
+
+    port, logs = free_port(), tmp_path / "logs"
+    srv = Server(
+        [f"strings={pkgs['strings']}"],
+        *("--grpc-port", str(port), "--log-requests", "1", "--log-dir", str(logs)),
+        log=tmp_path / "out",
+    )
+    try:
+        srv.wait_ready()
+        g = tg.InferenceServerClient(f"127.0.0.1:{port}")
+        x, country = tg.InferInput("x", [1], "FP32"), tg.InferInput("country", [1], "BYTES")
+        x.set_data_from_numpy(np.array([1.0], np.float32))
+        country.set_data_from_numpy(np.array([b"b"], dtype=object))
+        assert g.infer("strings", [x, country], request_id="grpc-1").get_response().id == "grpc-1"
+        gen = {g.infer("strings", [x, country]).get_response().id for _ in range(3)}
+        assert len(gen) == 3 and all(re.fullmatch(r"[0-9a-f]{32}", i) for i in gen)
+        with pytest.raises(InferenceServerException, match="request id"):
+            g.infer("strings", [x, country], request_id="bad id\n" * 30)
+        g.close()
+    finally:
+        assert srv.stop() == 0
+    t = pads.dataset(str(logs), format="parquet").to_table()
+    assert sorted(t["_request_id"].to_pylist()) == sorted(["grpc-1", *gen])
+    assert set(t["_protocol"].to_pylist()) == {"grpc"} and t["pred_prediction"].to_pylist() == [3.0] * 4

@@ -166,12 +166,19 @@ class Servicer:  # method names are the RPC names of the spec
         return resp
 
     async def ModelInfer(self, req: Any) -> Any:
-        """Decode, validate, queue on the model's batcher and answer with raw output tensors."""
+        """Decode, validate, queue on the model's batcher and answer with raw output tensors.
+
+        The request id is the request's `id` (checked like HTTP's) or a generated one, answered in the response."""
+        from roost.serve.reqid import checked, new_id
+
         model = self.app.lookup(req.model_name, req.model_version or None)
+        rid = checked(req.id, "the request's 'id'") if req.id else new_id()
         arrays = decode_request(model, req)
         wanted = _outputs(req, model)
-        outputs = await self.app.predict(model, arrays, "grpc")
-        return encode_response(req, model, outputs, wanted)
+        outputs = await self.app.predict(model, arrays, "grpc", rid)
+        resp = encode_response(req, model, outputs, wanted)
+        resp.id = rid
+        return resp
 
 
 def _wrap(app: ServeApp, rpc: str, fn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
