@@ -178,6 +178,31 @@ def runs_delete(run_id: str) -> None:
     echo(f"deleted run {full}")
 
 
+@runs_app.command("import-mlflow")
+def runs_import_mlflow(
+    uri: str = typer.Argument(..., help="sqlite:///PATH/mlflow.db or an ./mlruns folder"),
+    prefix: str = typer.Option("", "--prefix", help="put before each experiment name, e.g. 'mlflow/'"),
+    include_deleted: bool = typer.Option(False, "--include-deleted", help="also import runs MLflow marked deleted"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import an MLflow store's experiments and runs (params, tags, metric history) in bulk; artifacts stay put."""
+    from dataclasses import asdict
+
+    from roost.cli.output import echo, print_json
+    from roost.registry import importer
+    from roost.registry.store import default_store
+
+    report = importer.import_mlflow(uri, default_store(), prefix=prefix, include_deleted=include_deleted)
+    if as_json:
+        print_json(asdict(report))
+        return
+    echo(
+        f"imported {report.runs} run(s) into {len(report.experiments)} experiment(s), "
+        f"{report.metric_points} metric point(s); skipped {report.skipped_existing} already here, "
+        f"{report.skipped_deleted} deleted, {report.skipped_nan_points} NaN point(s)"
+    )
+
+
 @exp_app.command("list")
 def experiments_list(as_json: bool = typer.Option(False, "--json")) -> None:
     """List experiments with their run counts."""
