@@ -1,0 +1,71 @@
+"""roost.predict on a real local SparkSession (mapInArrow): equal to load_model().predict; clear missing-Java error."""
+
+import os
+import shutil
+import sys
+
+import numpy as np
+import pytest
+from predictkit import expected, make_frame, read_output, write_parquet
+
+import roost
+from roost.errors import RoostError
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """One local[2] SparkSession for the module (UI off), stopped at the end."""
+    pytest.importorskip("pyspark", reason="pyspark is in the dev extra: make test installs it")
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        pytest.skip("no Java: make test installs openjdk-17-jre-headless")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    s = (
+        SparkSession.builder.master("local[2]")
+        .appName("roost-predict-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .getOrCreate()
+    )
+    yield s
+    s.stop()
+
+
+def test_spark_equals_load_model(spark, model, tmp_path):
+    d = tmp_path / "in"
+    d.mkdir()
+    frames = [make_frame(1200, seed=1), make_frame(500, seed=2)]
+    for i, df in enumerate(frames):
+        write_parquet(df, d / f"day{i}.parquet", row_group_size=300)
+    df = np.concatenate([f["user_id"].to_numpy() for f in frames])
+    import pandas as pd
+
+    full = pd.concat(frames, ignore_index=True).sort_values("user_id").reset_index(drop=True)
+    out = tmp_path / "scores"
+    res = roost.predict(model, d, out, engine="spark", columns=["user_id", "tag"], spark=spark)
+    got = read_output(out)
+    assert list(got.columns) == ["user_id", "tag", "probability"]
+    assert got["user_id"].tolist() == sorted(df.tolist()) and got["tag"].tolist() == full["tag"].tolist()
+    np.testing.assert_allclose(got["probability"], expected(model, full), atol=1e-6, rtol=0)
+    assert res.rows_in == res.rows_out == len(full) and res.parts >= 1
+    run = roost.get_run(res.run_id)
+    assert run["params"]["engine"] == "spark" and run["metrics"]["rows_out"] == len(full)
+    # a rerun of complete output does no Spark job and keeps the files
+    again = roost.predict(model, d, out, engine="spark", columns=["user_id", "tag"], spark=spark)
+    assert again.parts_skipped == again.parts == res.parts
+
+
+def test_spark_without_java_says_so(model, tmp_path, monkeypatch):
+    pytest.importorskip("pyspark")
+    write_parquet(make_frame(10), tmp_path / "x.parquet", 10)
+    monkeypatch.delenv("JAVA_HOME", raising=False)
+    monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
+    from roost.predict.spark_engine import require_spark
+
+    with pytest.raises(RoostError, match="Java") as exc:
+        require_spark()
+    assert "openjdk-17-jre-headless" in exc.value.hint
