@@ -286,3 +286,80 @@ def test_token_is_required_unless_public(pkgs, tmp_path):
             assert ok.outputs[0].name == "prediction"
     finally:
         srv.stop()
+
+
+def _valid(rng):
+    """A valid strings request of 1..3 rows, typed or raw."""
+    n = int(rng.integers(1, 4))
+    x = [float(v) for v in rng.normal(size=n).astype(np.float32)]
+    words = [str(rng.choice(["a", "b", "zz", "é"])).encode() for _ in range(n)]
+    req = _strings_req(x=x, words=words)
+    if rng.random() < 0.5:
+        raw_words = b"".join(len(w).to_bytes(4, "little") + w for w in words)
+        _raw(req, np.array(x, "<f4").tobytes(), raw_words)
+    return req
+
+
+def _mutate(req, rng):
+    """One random change to a request: a name, datatype, shape, value, contents field, raw blob or output."""
+    t = req.inputs[int(rng.integers(len(req.inputs)))] if req.inputs else req.inputs.add()
+    kind = int(rng.integers(10))
+    if kind == 0:
+        t.name = str(rng.choice(["", "zz", "x", "country", "petal_width"]))
+    elif kind == 1:
+        t.datatype = str(rng.choice(["FP64", "INT64", "INT32", "BOOL", "UINT8", "FP16", "", "fp32", "BYTES", "FP32"]))
+    elif kind == 2:
+        dims = rng.choice([-3, 0, 1, 2, 3, 4, 2**31, 2**62, MAX_ELEMENTS + 1], int(rng.integers(0, 10)))
+        t.ClearField("shape")
+        t.shape.extend(int(d) for d in dims)
+    elif kind == 3:
+        field = str(rng.choice(["fp32_contents", "fp64_contents", "int64_contents", "bool_contents", "uint_contents"]))
+        getattr(t.contents, field).append(1 if field != "bool_contents" else True)
+    elif kind == 4:
+        t.contents.fp32_contents.extend(float(v) for v in rng.choice([np.nan, np.inf, -np.inf, 3e38, 0.0], 2))
+    elif kind == 5:
+        t.contents.bytes_contents.append(bytes(rng.integers(0, 256, int(rng.integers(0, 6)), dtype=np.uint8)))
+    elif kind == 6 and req.raw_input_contents:
+        i = int(rng.integers(len(req.raw_input_contents)))
+        blob = bytearray(req.raw_input_contents[i])
+        cut = int(rng.integers(0, len(blob) + 1))
+        req.raw_input_contents[i] = bytes(blob[:cut]) + bytes(rng.integers(0, 256, int(rng.integers(0, 9)), np.uint8))
+    elif kind == 6:
+        req.raw_input_contents.append(bytes(rng.integers(0, 256, int(rng.integers(0, 9)), np.uint8)))
+    elif kind == 7:
+        req.outputs.add(name=str(rng.choice(["prediction", "nope", ""])))
+    elif kind == 8:
+        del req.inputs[int(rng.integers(len(req.inputs)))]
+    else:
+        req.model_name = str(rng.choice(["iris", "nope", "", "strings"]))
+    return req
+
+
+def test_random_requests_never_internal(stub, clients):
+    """300 seeded random mutations of valid requests: each is answered OK, INVALID_ARGUMENT or NOT_FOUND (never
+    INTERNAL or UNKNOWN); the workers keep serving."""
+    rng = np.random.default_rng(18)
+    seen = {}
+    for i in range(300):
+        req = _valid(rng)
+        for _ in range(int(rng.integers(1, 4))):
+            req = _mutate(req, rng)
+        try:
+            stub.ModelInfer(req, timeout=60)
+            code = grpc.StatusCode.OK
+        except grpc.RpcError as exc:
+            code = exc.code()
+            assert exc.details(), req
+        assert code in (grpc.StatusCode.OK, grpc.StatusCode.INVALID_ARGUMENT, grpc.StatusCode.NOT_FOUND), (i, req)
+        seen[code] = seen.get(code, 0) + 1
+    assert seen[grpc.StatusCode.INVALID_ARGUMENT] > 100
+    assert clients[0].is_server_ready()
+
+
+def test_gzip_compressed_requests(clients, bc_data):
+    """tritonclient.grpc's gRPC-level compression is decoded by gRPC itself before the V2 decoder sees it."""
+    g, h = clients
+    X, _, cols = bc_data
+    gi, hi = _pair(cols, X[:20])
+    got = g.infer("bc", gi, compression_algorithm="gzip").as_numpy("probability")
+    np.testing.assert_array_equal(got, h.infer("bc", hi).as_numpy("probability"))
