@@ -230,14 +230,14 @@ def list_versions(name: str) -> list[modelreg.ModelVersionInfo]:
 
 
 def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[RunDict]:
-    """Stream all matching runs, a page at a time."""
-    off = 0
+    """Stream all matching runs, newest first, a keyset page at a time (runs added meanwhile are not repeated)."""
+    after = None
     while True:
-        batch = search_runs(filter, limit=page, offset=off)
+        batch = default_store().search_runs(filter, limit=page, after=after)
         yield from batch
         if len(batch) < page:
             return
-        off += page
+        after = (batch[-1]["start_time"], batch[-1]["run_id"])
 
 
 __all__ = [

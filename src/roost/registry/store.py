@@ -381,8 +381,13 @@ class Store:
         order_by: str | list[str] | None = None,
         limit: int | None = 1000,
         offset: int = 0,
+        after: tuple[datetime, str] | None = None,
     ) -> list[RunDict]:
-        """Runs matching a filter expression, ordered, as dicts (stale RUNNING runs are marked LOST first)."""
+        """Runs matching a filter expression, ordered, as dicts (stale RUNNING runs are marked LOST first).
+
+        after=(start_time, run_id) of the last run of a page (default order only): the runs that follow it, a
+        keyset page that neither skips nor repeats runs when others are added meanwhile.
+        """
         from roost.registry import query
 
         self.reap()
@@ -401,6 +406,11 @@ class Store:
             q = q.join(Experiment, Experiment.id == Run.experiment_id).where(Experiment.name.in_(names))
         if filter and filter.strip():
             q = q.where(query.compile_filter(filter))
+        if after is not None:
+            if order_by:
+                raise RoostError("keyset paging (after=...) follows the default order", hint="leave order_by unset")
+            started, last_id = after
+            q = q.where((Run.start_time < started) | ((Run.start_time == started) & (Run.id > last_id)))
         q = query.apply_order(q, order_by)
         if limit is not None:
             q = q.limit(limit)
