@@ -29,10 +29,17 @@ def runs_list(
     order_by: str | None = typer.Option(None, "--order-by", help='e.g. "metrics.auc DESC"'),
     order_by_old: str | None = typer.Option(None, "-o", hidden=True, help="Deprecated spelling of --order-by."),
     limit: int = typer.Option(50, "--limit", "-n"),
+    columns: str | None = typer.Option(
+        None,
+        "--columns",
+        "-c",
+        help="comma-separated columns, e.g. test_roc_auc,params.lr (default: headline"
+        " metrics, then params that vary; constant and empty columns hidden)",
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """List runs matching a filter; a filter naming a metric/param/tag no run has gets a note on stderr."""
-    from roost.cli.output import deprecated, print_json, print_table
+    from roost.cli.output import deprecated, print_json
     from roost.registry import api
 
     order_by = deprecated("-o", "--order-by", order_by_old, order_by)
@@ -42,33 +49,9 @@ def runs_list(
     if as_json:
         print_json(runs)
         return
-    mkeys = sorted({k for r in runs for k in r["metrics"]})[:6]
-    pkeys = sorted({k for r in runs for k in r["params"]})[:6]
-    rows = [
-        [
-            _short(r["run_id"]),
-            r["experiment"],
-            r["name"],
-            r["status"],
-            r["start_time"].strftime("%Y-%m-%d %H:%M:%S") if r["start_time"] else "",
-            *[r["params"].get(k) for k in pkeys],
-            *[r["metrics"].get(k) for k in mkeys],
-        ]
-        for r in runs
-    ]
-    print_table(
-        f"{len(runs)} run(s)",
-        [
-            "run",
-            "experiment",
-            "name",
-            "status",
-            "started",
-            *[f"params.{k}" for k in pkeys],
-            *[f"metrics.{k}" for k in mkeys],
-        ],
-        rows,
-    )
+    from roost.cli.runs_table import print_runs
+
+    print_runs(runs, columns)
 
 
 @runs_app.command("show")

@@ -1,0 +1,77 @@
+"""The `roost runs list` table: the UI's column choice and nesting, fitted to the terminal width."""
+
+from __future__ import annotations
+
+import sys
+from datetime import datetime
+from typing import Any
+
+FIXED = ("run", "name", "status", "started")
+PAD = 3  # Rich's cell padding and separator per column
+
+
+def _cell(v: Any) -> str:
+    """A value as the table shows it: floats to 4 significant digits, large counts with separators."""
+    if v is None:
+        return ""
+    if isinstance(v, bool):
+        return str(v)
+    if isinstance(v, float):
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}"
+        return f"{v:.4g}"
+    if isinstance(v, int):
+        return f"{v:,}"
+    if isinstance(v, datetime):
+        return v.strftime("%Y-%m-%d %H:%M")
+    return str(v)
+
+
+def runs_rows(
+    runs: list[dict[str, Any]], columns: str | None = None, width: int | None = None
+) -> tuple[list[str], list[list[str]], int]:
+    """(headers, rows, number of columns left out to fit `width`) for a list of run dicts."""
+    from roost.registry.columns import choose_columns, nest_runs, parse_columns
+
+    cols = parse_columns(columns, runs) if columns else choose_columns(runs)
+    nested = nest_runs(runs)
+    fixed = [
+        [
+            (r["run_id"] or "")[:8],
+            ("  " * depth + "└ " if depth else "") + (r["name"] or "") + (f" (+{n})" if n else ""),
+            r["status"] or "",
+            _cell(r["start_time"]),
+        ]
+        for r, depth, n in nested
+    ]
+    extra = [[_cell(c.value(r)) for c in cols] for r, _, _ in nested]
+    heads = [c.key if c.kind != "tag" else c.field for c in cols]
+    keep = len(cols)
+    if width is not None and not columns:
+        used = sum(max([len(h)] + [len(row[i]) for row in fixed]) + PAD for i, h in enumerate(FIXED))
+        keep = 0
+        for i, h in enumerate(heads):
+            w = max([len(h)] + [len(row[i]) for row in extra]) + PAD
+            if used + w > width:
+                break
+            used, keep = used + w, keep + 1
+    rows = [f + e[:keep] for f, e in zip(fixed, extra)]
+    return [*FIXED, *heads[:keep]], rows, len(cols) - keep
+
+
+def print_runs(runs: list[dict[str, Any]], columns: str | None = None) -> None:
+    """Print runs as a table that fits the terminal (a note on stderr names what was left out)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console(soft_wrap=True)
+    width = console.width if console.is_terminal else None
+    heads, rows, dropped = runs_rows(runs, columns, width)
+    t = Table(title=f"{len(runs)} run(s)", show_lines=False)
+    for i, h in enumerate(heads):
+        t.add_column(h, overflow="fold", justify="right" if i >= len(FIXED) else "left", no_wrap=i < len(FIXED))
+    for r in rows:
+        t.add_row(*r)
+    console.print(t)
+    if dropped:
+        sys.stderr.write(f"note: {dropped} more column(s) do not fit the terminal; choose them with --columns\n")
