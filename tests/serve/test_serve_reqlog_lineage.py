@@ -338,3 +338,30 @@ def test_grpc_ids_are_answered_and_logged(pkgs, tmp_path):
     t = pads.dataset(str(logs), format="parquet").to_table()
     assert sorted(t["_request_id"].to_pylist()) == sorted(["grpc-1", *gen])
     assert set(t["_protocol"].to_pylist()) == {"grpc"} and t["pred_prediction"].to_pylist() == [3.0] * 4
+
+
+def test_rows_land_in_the_folder_of_their_utc_day(tmp_path, monkeypatch):
+    """Requests on both sides of midnight, written in one flush, go to two day folders."""
+    from roost.serve import reqlog
+
+    clock = iter([datetime(2026, 12, 31, 23, 59, 59, 500000, UTC), datetime(2027, 1, 1, 0, 0, 0, 500000, UTC)])
+
+    class FakeTime:  # the real time module, except time.time() walks over midnight
+        def __getattr__(self, name):
+            return getattr(time, name)
+
+        def time(self):
+            return next(clock).timestamp()
+
+    pkg = SimpleNamespace(inputs=[SimpleNamespace(name="x")], outputs=[SimpleNamespace(name="y")])
+    model = SimpleNamespace(name="m", version="1", package=pkg)
+    monkeypatch.setattr(reqlog, "time", FakeTime())
+    rl = reqlog.RequestLogger(tmp_path, rate=1.0, flush_s=3600)
+    try:
+        for i in range(2):
+            rl.maybe_log(model, "v2", {"x": np.array([i], np.float32)}, {"y": np.array([i], np.float32)}, 0.0)
+    finally:
+        rl.close()
+    files = sorted(tmp_path.rglob("*.parquet"))
+    assert [f.parent.name for f in files] == ["2026-12-31", "2027-01-01"]
+    assert [pq.read_table(f)["x"].to_pylist() for f in files] == [[0.0], [1.0]]

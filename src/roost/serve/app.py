@@ -119,7 +119,10 @@ class ServeApp:
         except Exception as exc:  # noqa: BLE001 - the graph rejected values that passed the signature checks
             raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
         if self.reqlog is not None:
-            self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0, request_id, lineage)
+            try:
+                self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0, request_id, lineage)
+            except Exception:
+                log.warning("request log: cannot queue a request of %s", model.name, exc_info=True)
         return outputs
 
     # ---- ASGI --------------------------------------------------------------------------------------------

@@ -69,6 +69,11 @@ def feature_sources(pkg: Any) -> tuple[dict[str, str], list[str], list[str]]:
     return by_input, entities, views
 
 
+def _day(ts: float) -> str:
+    """The UTC day of a Unix time, as the log's partition folder name."""
+    return time.strftime("%Y-%m-%d", time.gmtime(ts))
+
+
 def _entity_column(records: list[Record], sizes: np.ndarray, key: str) -> Any:
     """An entity key as sent (int64, or string when any request sent strings); null where a request sent none."""
     import pyarrow as pa
@@ -104,11 +109,12 @@ def _time_column(records: list[Record], sizes: np.ndarray, name: str) -> Any:
 class _File:
     """One Parquet file being written: rotated by age or row count."""
 
-    def __init__(self, directory: Path, schema: Any, seq: int) -> None:
+    def __init__(self, directory: Path, schema: Any, seq: int, day: str) -> None:
         import pyarrow.parquet as pq
 
         now = time.gmtime()
-        folder = directory / time.strftime("%Y-%m-%d", now)
+        self.day = day
+        folder = directory / day
         folder.mkdir(parents=True, exist_ok=True)
         self.final = folder / f"{time.strftime('%H%M%S', now)}-{os.getpid()}-{seq:05d}.parquet"
         self.part = folder / f".{self.final.name}.part"
@@ -228,12 +234,13 @@ class RequestLogger:
         """Write what is buffered now (called by the background thread, and at close)."""
         with self._lock:
             records, self._buf, self._buf_rows = self._buf, [], 0
-        groups: dict[tuple[str, str], list[Record]] = {}
-        for r in records:
-            groups.setdefault((r.model.name, r.model.version), []).append(r)
-        for key, recs in groups.items():
+        groups: dict[tuple[str, str, str], list[Record]] = {}
+        for r in records:  # a file holds one model version and one UTC day (the day of the requests)
+            groups.setdefault((r.model.name, r.model.version, _day(r.ts)), []).append(r)
+        for (name, version, day), recs in groups.items():
+            key = (name, version)
             try:
-                self._write(key, self._table(recs))
+                self._write(key, self._table(recs), day)
             except Exception as exc:  # noqa: BLE001 - a full disk or a read-only folder must not stop serving
                 broken = self._files.pop(key, None)
                 if broken is not None:
@@ -250,16 +257,16 @@ class RequestLogger:
         except Exception:
             log.debug("closing a failed request log file %s", f.part, exc_info=True)
 
-    def _write(self, key: tuple[str, str], table: Any) -> None:
+    def _write(self, key: tuple[str, str], table: Any, day: str) -> None:
         """Append a table to the model's current file, opening or rotating as needed."""
         f = self._files.get(key)
-        if f is not None and not f.schema.equals(table.schema):
+        if f is not None and (f.day != day or not f.schema.equals(table.schema)):
             self._files.pop(key).close()
             f = None
         if f is None:
             for other in [k for k in self._files if k[0] == key[0]]:
                 self._files.pop(other).close()
-            f = self._files[key] = _File(self.directory / key[0], table.schema, next(self._seq))
+            f = self._files[key] = _File(self.directory / key[0], table.schema, next(self._seq), day)
         f.writer.write_table(table)
         f.rows += table.num_rows
         if self.metrics is not None:
