@@ -320,3 +320,81 @@ def test_cli_log_records_a_run_with_the_report(ws: Any, tmp_path: Path, cli: Any
     assert r["tags"]["roost.monitor.verdict"] == "skew" and r["tags"]["roost.monitor.model"] == "m"
     assert r["metrics"]["mismatch_rate.score"] == pytest.approx(4 / 5)
     assert any("logged as run" in n for n in json.loads(stdout)["notes"])
+
+
+# ---------------------------------------------------------------- end to end: a real `roost serve --log-requests 1`
+
+E2E_DEFS = """from datetime import timedelta
+from roost.features import Entity, Source, FeatureView
+
+user = Entity("user", {"user_id": "int64"})
+src = Source("stats_src", path="data/stats.parquet", event_time="event_time", created_time="created_time")
+stats = FeatureView("stats", user, src, fields={"f1": "float64", "f2": "float64"}, ttl=timedelta(days=30))
+"""
+
+
+def _stats_source(root: Path, rows: list[tuple[int, datetime, datetime, float, float | None]]) -> None:
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array([r[0] for r in rows], pa.int64()),
+                "event_time": pa.array([r[1] for r in rows], TS),
+                "created_time": pa.array([r[2] for r in rows], TS),
+                "f1": pa.array([r[3] for r in rows], pa.float64()),
+                "f2": pa.array([r[4] for r in rows], pa.float64()),
+            }
+        ),
+        root / "data" / "stats.parquet",
+    )
+
+
+@pytest.mark.slow
+def test_end_to_end_through_roost_serve(ws: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Requests served by a real server join back with 0 mismatches; a late source row then shows as stale."""
+    monkeypatch.syspath_prepend(str(Path(__file__).resolve().parents[1] / "serve"))
+    from servekit import Server
+    from test_serve_features import feature_model
+
+    from roost.features import apply, materialize
+    from roost.features.online_stores import reset_online_stores
+    from roost.monitor.skew import skew
+
+    now = datetime.now(UTC).replace(microsecond=0)
+    h = timedelta(hours=1)
+    rows: list[tuple[int, datetime, datetime, float, float | None]] = [
+        (1, now - 9 * h, now - 8 * h, 0.5, 1.0),
+        (2, now - 8 * h, now - 7 * h, 1.5, 2.0),
+        (2, now - 8 * h, now - 2 * h, 1.75, 4.0),  # same event time, later created time: wins
+        (3, now - 7 * h, now - 6 * h, 2.5, None),
+        (1, now - 5 * h, now - 4 * h, 0.25, 3.0),
+    ]
+    (ws.root / "features").mkdir()
+    (ws.root / "data").mkdir()
+    (ws.root / "features" / "defs.py").write_text(E2E_DEFS)
+    _stats_source(ws.root, rows)
+    apply()
+    materialize(end=now)
+    pkg = feature_model(tmp_path / "fmodel")
+    logs = tmp_path / "logs"
+    env = {"ROOST_WORKSPACE": str(ws.root)}
+    srv = Server([str(pkg)], "--log-requests", "1", "--log-dir", str(logs), cwd=ws.root, log=tmp_path / "out", env=env)
+    try:
+        srv.wait_ready()
+        with srv.client() as c:
+            body = {"inputs": [{"name": "user_id", "datatype": "INT64", "shape": [4], "data": [2, 1, 999, 3]}]}
+            assert c.post("/v2/models/fmodel/infer", json=body).status_code == 200
+            assert c.post("/v1/models/fmodel:predict", json={"instances": [{"user_id": 1}]}).status_code == 200
+            raw = c.post("/v1/models/fmodel:predict", json={"inputs": {"f1": [1.0], "f2": [1.0]}})
+            assert raw.status_code == 200
+    finally:
+        assert srv.stop() == 0  # SIGTERM flushes the request log
+        reset_online_stores()
+    clean = skew(logs)
+    assert clean.rows_read == 6 and clean.rows_compared == 5
+    assert {f.feature: f.counts for f in clean.features} == {"f1": [5, 0, 0, 0, 0], "f2": [5, 0, 0, 0, 0]}
+    # a row for user 1 that arrives late in the offline source (event time before the requests): stale online
+    _stats_source(ws.root, [*rows, (1, now - 1 * h, now, 7.0, 8.0)])
+    late = skew(logs)
+    for f in late.features:
+        assert f.counts == [3, 0, 2, 0, 0], (f.feature, f.counts)
+        assert {ex["entity"]["user_id"] for ex in f.examples["stale_online"]} == {1}
