@@ -122,7 +122,7 @@ class SkewReport:
             names = ", ".join(f"{f.feature} {f.mismatch_rate:.2%}" for f in self.failing)
             return f"SKEW: {len(self.failing)} of {len(self.features)} features over {self.max_mismatch:.2%} ({names})"
         worst = max(f.mismatch_rate for f in self.features)
-        return f"no skew over {self.max_mismatch:.2%} (worst feature {worst:.2%}, {self.rows_compared:,} requests rows)"
+        return f"no skew over {self.max_mismatch:.2%} (worst feature {worst:.2%}, {self.rows_compared:,} request rows)"
 
     def to_dict(self) -> dict[str, Any]:
         """Plain data for JSON."""
@@ -322,7 +322,7 @@ class _Comparer:
     def __init__(self, rtol: float, atol: float, examples: int, profile: bool) -> None:
         self.rtol, self.atol, self.examples, self.profile = rtol, atol, examples, profile
         self.features: dict[str, FeatureSkew] = {}
-        self.profiles: dict[str, list[Any]] = {"served": [], "recomputed": []}
+        self.profiles: dict[str, Any] = {}  # "served" / "recomputed" -> Profile, merged batch by batch
         self.rows = 0
 
     def batch(self, refs: dict[str, str], ents: list[str], tbl: Any) -> None:
@@ -342,7 +342,6 @@ class _Comparer:
         )
         vcodes, vnames = _factorize(versions)
         t_req = ts.cast(pa.int64()).to_numpy(zero_copy_only=False)
-        cats: dict[str, np.ndarray] = {}
         for inp, ref in refs.items():
             view = ref.split(":")[0]
             on = tbl.column(inp).combine_chunks()
@@ -364,7 +363,6 @@ class _Comparer:
                 prev = _recompute(sub, ents, [ref], et.take(pa.array(newer))).column(_out(ref)).combine_chunks()
                 moved = ~compare_values(offc.take(pa.array(newer)), prev, self.rtol, self.atol)
                 cat[newer[moved]] = STALE
-            cats[inp] = cat
             self._count(inp, ref, cat, vcodes, vnames)
             self._examples(inp, cat, tbl, ents, on, offc, et, ts, versions)
         if self.profile:
@@ -408,18 +406,17 @@ class _Comparer:
 
         served = tbl.select(list(refs)).to_pandas()
         recomputed = off.select([_out(r) for r in refs.values()]).rename_columns(list(refs)).to_pandas()
-        self.profiles["served"].append(profile_frame(served, source="served"))
-        self.profiles["recomputed"].append(profile_frame(recomputed, source="recomputed"))
+        for name, frame in (("served", served), ("recomputed", recomputed)):
+            prof = profile_frame(frame, source=name)
+            self.profiles[name] = self.profiles[name].merge(prof) if name in self.profiles else prof
 
     def drift(self) -> Any:
         """Served vs recomputed distributions (the monitoring drift code on merged profiles), or None."""
-        if not self.profiles["served"]:
+        if not self.profiles:
             return None
-        from roost.monitor.profile import merge_profiles
         from roost.monitor.profile_drift import compare_profiles
 
-        ref = merge_profiles(self.profiles["recomputed"])
-        cur = merge_profiles(self.profiles["served"])
+        ref, cur = self.profiles["recomputed"], self.profiles["served"]
         feats = [f for f in self.features if f in ref.columns and f in cur.columns]
         return compare_profiles(ref, cur, feats, reference_name="recomputed offline", current_name="served online")
 
