@@ -282,6 +282,10 @@ def test_batches_and_rows_without_entity_ids(ws: Any, tmp_path: Path) -> None:
     assert whole.rows_compared == small.rows_compared == 5
     assert [f.to_dict() for f in whole.features] == [f.to_dict() for f in small.features]
     assert any("without entity ids" in n for n in whole.notes)
+    later = skew(tmp_path / "logs", since=T0 + 61 * MIN, profiles=False)  # every request was at T0 + 60 min
+    assert later.rows_compared == 0 and not later.features and not later.failed
+    window = skew(tmp_path / "logs", since="2024-03-10T13:00", until=T0 + 61 * MIN, profiles=False)
+    assert window.rows_compared == 5
 
 
 def test_no_logs_is_a_user_error(ws: Any, tmp_path: Path) -> None:
