@@ -314,7 +314,7 @@ def note_infinite(fd: FeatureDrift, inf_ref: int, inf_cur: int) -> None:
         )
 
 
-def _untestable(fd: FeatureDrift) -> bool:
+def is_untestable(fd: FeatureDrift) -> bool:
     """Mark a feature with no values on one side; True when it was."""
     if fd.n_ref == 0 and fd.n_cur == 0:
         fd.status = "empty"
@@ -375,7 +375,7 @@ def compare(
             )
             continue
         fd = _feature(name, reference[name], current[name])
-        if not _untestable(fd):
+        if not is_untestable(fd):
             decide(fd, method, thresholds)
         report.features.append(fd)
     log.info("drift: %s", report.verdict)

@@ -17,9 +17,9 @@ from roost.monitor.drift_report import (
     DRIFT_SHARE,
     DriftReport,
     FeatureDrift,
-    _untestable,
     decide,
     default_skip,
+    is_untestable,
     note_infinite,
     skip_note,
 )
@@ -139,7 +139,7 @@ def compare_profiles(
             report.features.append(FeatureDrift(name, "unknown", "new", notes=["not in the reference profile"]))
             continue
         fd = _feature(name, r, current.columns.get(name))
-        if fd.status == "ok" and not _untestable(fd):
+        if fd.status == "ok" and not is_untestable(fd):
             decide(fd, method, dict(thresholds or {}))
         report.features.append(fd)
     return report

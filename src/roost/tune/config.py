@@ -154,7 +154,7 @@ def _prescribed_block(raw: dict[str, Any], search: dict[str, Any]) -> tuple[dict
     """The model's prescribed space (across types for `model: auto`), `search` merged over it, minus params the
     config pins; returns (block, config key per param, a description of what is searched)."""
     from roost.tune import spaces
-    from roost.tune.objectives import _leaves
+    from roost.tune.objectives import config_leaves
 
     model = _model_type(raw)
     if model == "auto":
@@ -173,7 +173,7 @@ def _prescribed_block(raw: dict[str, Any], search: dict[str, Any]) -> tuple[dict
     else:
         base, keys = spaces.prescribed(model)
         what = f"prescribed space for {model}"
-    pinned = set(_leaves(raw))
+    pinned = set(config_leaves(raw))
     dropped = [n for n, k in keys.items() if k in pinned and n not in search and k != "model.type"]
     for n in dropped:
         del base[n]

@@ -55,7 +55,7 @@ def override_key(name: str, config: dict[str, Any]) -> str:
     """The `--set` key of a search param: as given if dotted, else its one config leaf, trainer.X or model.params.X."""
     if "." in name or name in config:
         return name
-    found = [p for p in _leaves(config) if p.rsplit(".", 1)[-1] == name]
+    found = [p for p in config_leaves(config) if p.rsplit(".", 1)[-1] == name]
     if len(found) == 1:
         return found[0]
     if len(found) > 1:
@@ -68,12 +68,12 @@ def override_key(name: str, config: dict[str, Any]) -> str:
     return f"trainer.{name}" if name in TrainerConfig.model_fields else f"model.params.{name}"
 
 
-def _leaves(d: dict[str, Any], prefix: str = "") -> list[str]:
+def config_leaves(d: dict[str, Any], prefix: str = "") -> list[str]:
     """Dotted paths of the non-mapping values of a nested dict."""
     out = []
     for k, v in d.items():
         if isinstance(v, dict) and v:
-            out += _leaves(v, f"{prefix}{k}.")
+            out += config_leaves(v, f"{prefix}{k}.")
         else:
             out.append(f"{prefix}{k}")
     return out
