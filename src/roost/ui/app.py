@@ -43,7 +43,11 @@ def fmt_value(v: Any) -> str:
     if isinstance(v, float):
         if not math.isfinite(v):
             return str(v)
-        return f"{v:.6g}" if abs(v) >= 1e-4 or v == 0 else f"{v:.4e}"
+        if v.is_integer() and abs(v) < 1e15:
+            return f"{int(v):,}" if abs(v) >= 1e4 else str(int(v))  # counts: 18,830 rather than 1.883e+04
+        if abs(v) >= 1e5:
+            return f"{v:,.0f}"
+        return f"{v:.6g}" if abs(v) >= 1e-4 else f"{v:.4e}"
     return str(v)
 
 

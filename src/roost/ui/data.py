@@ -6,14 +6,17 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import Connection, FromClause, Select, func, select
+from sqlalchemy import ColumnElement, Connection, FromClause, Select, func, or_, select
 
 from roost.errors import NotFoundError, closest
+from roost.registry.columns import Column, choose_columns, nest_runs
 from roost.registry.models import Experiment, LatestMetric, Metric, Param, Run, Tag
 from roost.registry.store import Store, aware, decode_param, default_store
 
 MAX_KEY_COLUMNS = 30
 MAX_PER_PAGE = 500
+MAX_CHILDREN = 1000  # nested runs fetched under one page of parents
+NEST_DEPTH = 3
 
 
 @dataclass
@@ -26,6 +29,22 @@ class RunsPage:
     per_page: int
     param_keys: list[str] = field(default_factory=list)
     metric_keys: list[str] = field(default_factory=list)
+    columns: list[Column] = field(default_factory=list)
+    more_columns: list[Column] = field(default_factory=list)
+    rows: list[tuple[dict[str, Any], int, int]] = field(default_factory=list)
+    nested: int = 0
+
+    @property
+    def groups(self) -> list[tuple[str, int]]:
+        """(label, span) of consecutive columns of one kind, for the header's group row."""
+        out: list[tuple[str, int]] = []
+        for c in self.columns:
+            label = c.kind + "s"
+            if out and out[-1][0] == label:
+                out[-1] = (label, out[-1][1] + 1)
+            else:
+                out.append((label, 1))
+        return out
 
     @property
     def pages(self) -> int:
@@ -140,8 +159,12 @@ def runs_page(
     page: int = 1,
     per_page: int = 50,
     store: Store | None = None,
+    nest: bool = False,
 ) -> RunsPage:
-    """One page of matching runs, paged in SQL, with the total count and the column keys."""
+    """One page of matching runs, paged in SQL, with the total count and the columns to show.
+
+    With `nest`, pages hold top-level runs only and each brings its nested runs (trials, candidates, tasks).
+    """
     from roost.registry import query
 
     st = store or default_store()
@@ -151,7 +174,12 @@ def runs_page(
     runs_t = Run.__table__
     count_q = select(func.count()).select_from(runs_t)
     page_q = select(*runs_t.c)
-    for cond in ([runs_t.c.experiment_id.in_(eids)] if eids else []) + ([where] if where is not None else []):
+    conds: list[ColumnElement[bool]] = [runs_t.c.experiment_id.in_(eids)] if eids else []
+    conds += [where] if where is not None else []
+    if nest:
+        parent = runs_t.c.parent_run_id
+        conds.append(or_(parent.is_(None), parent.not_in(select(runs_t.c.id).scalar_subquery())))
+    for cond in conds:
         count_q, page_q = count_q.where(cond), page_q.where(cond)
     page_q = query.apply_order(page_q, order_by)
     with st.engine.connect() as conn:
@@ -159,8 +187,22 @@ def runs_page(
         pages = max(1, math.ceil(total / per_page))
         page = max(1, min(int(page), pages))
         runs = _page_dicts(conn, page_q.limit(per_page).offset((page - 1) * per_page))
+        kids: list[dict[str, Any]] = []
+        level = [r["run_id"] for r in runs]
+        for _ in range(NEST_DEPTH if nest else 0):
+            if not level or len(kids) >= MAX_CHILDREN:
+                break
+            q = select(*runs_t.c).where(runs_t.c.parent_run_id.in_(level)).order_by(runs_t.c.start_time, runs_t.c.id)
+            found = _page_dicts(conn, q.limit(MAX_CHILDREN - len(kids)))
+            kids += found
+            level = [r["run_id"] for r in found]
     pkeys, mkeys = column_keys(experiments, st)
-    return RunsPage(runs, total, page, per_page, pkeys, mkeys)
+    everything = runs + kids
+    shown = choose_columns(everything)
+    every = [Column("metric", k) for k in sorted({k for r in everything for k in r["metrics"]})]
+    every += [Column("param", k) for k in sorted({k for r in everything for k in r["params"]})]
+    more = [c for c in every if c not in shown][: 2 * MAX_KEY_COLUMNS]
+    return RunsPage(runs, total, page, per_page, pkeys, mkeys, shown, more, nest_runs(everything), len(kids))
 
 
 def metric_series(run_id: str, max_points: int = 2000, store: Store | None = None) -> dict[str, dict[str, list[Any]]]:

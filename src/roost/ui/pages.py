@@ -81,7 +81,12 @@ def routes(ui: UI) -> list[Route]:
         order = qp.get("order", "")
         try:
             pg = data.runs_page(
-                q or None, exps or None, order or None, _int(request, "page", 1), _int(request, "per_page", 50)
+                q or None,
+                exps or None,
+                order or None,
+                _int(request, "page", 1),
+                _int(request, "per_page", 50),
+                nest=not q,  # a filter lists every matching run; otherwise children come under their parents
             )
             error, status = None, 200
             notices = reg.filter_notices(q, exps or None) if q else []
