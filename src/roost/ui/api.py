@@ -100,6 +100,15 @@ def routes(ui: UI) -> list[Route]:
             series = {key: series[key]}
         return {"run_id": r["run_id"], "name": r["name"], "metrics": series}
 
+    async def charts(request: Request) -> Any:
+        from roost.ui.charts import runs_charts
+
+        ids = [i.strip() for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
+        if not 1 <= len(ids) <= 10:
+            raise RoostError(f"charts take 1 to 10 runs (got {len(ids)})", hint="?runs=ID1,ID2")
+        full = [reg.get_run(i)["run_id"] for i in dict.fromkeys(ids)]
+        return runs_charts(full, max(2, min(_int(request, "max_points", 2000), 100_000)))
+
     async def run_artifacts(request: Request) -> Any:
         r = reg.get_run(request.path_params["run_id"])
         return {
@@ -134,6 +143,7 @@ def routes(ui: UI) -> list[Route]:
         Route("/api/runs/{run_id}/metrics", endpoint(metrics)),
         Route("/api/runs/{run_id}/artifacts", endpoint(run_artifacts)),
         Route("/api/compare", endpoint(compare)),
+        Route("/api/charts", endpoint(charts)),
         Route("/api/models", endpoint(models)),
         Route("/api/models/{name}", endpoint(model)),
         Route("/api/feature-views", endpoint(feature_views)),

@@ -1,4 +1,5 @@
-/* roost step charts: small hand-written SVG line charts fed by /api/runs/<id>/metrics (no external library). */
+/* roost step charts: small hand-written SVG line charts fed by /api/charts (no external library).
+   The server picks per-epoch metrics, the y range (never blown up for tiny differences) and the x type. */
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
@@ -24,7 +25,18 @@
   function fmt(v) {
     if (v === null || v === undefined) return "";
     var a = Math.abs(v);
-    return (a !== 0 && (a < 1e-3 || a >= 1e6)) ? v.toExponential(2) : String(+v.toPrecision(5));
+    if (a !== 0 && a < 1e-3) return v.toExponential(2);
+    if (a >= 1e4) return v.toLocaleString("en-US", {maximumFractionDigits: 0});  // 18,830 not 1.883e+04
+    return String(+v.toPrecision(5));
+  }
+
+  function pad2(n) { return (n < 10 ? "0" : "") + n; }
+  function fmtTime(ms, span) {
+    var d = new Date(ms);
+    var day = d.getUTCFullYear() + "-" + pad2(d.getUTCMonth() + 1) + "-" + pad2(d.getUTCDate());
+    var hm = pad2(d.getUTCHours()) + ":" + pad2(d.getUTCMinutes());
+    if (span === undefined) return day + " " + hm + ":" + pad2(d.getUTCSeconds()) + " UTC";
+    return span > 3 * 86400000 ? day : (span > 86400000 ? day.slice(5) + " " + hm : hm);
   }
 
   function domain(vals) {
@@ -41,7 +53,8 @@
     return Math.abs(steps[a] - s) <= Math.abs(steps[b] - s) ? a : b;
   }
 
-  function draw(container, key, series) {
+  function draw(container, chart) {
+    var key = chart.key, series = chart.series, isTime = chart.x_type === "time";
     var fig = document.createElement("figure");
     fig.className = "chart";
     fig.setAttribute("data-metric", key);
@@ -50,24 +63,36 @@
     fig.appendChild(cap);
     var allS = [], allV = [];
     series.forEach(function (s) { allS = allS.concat(s.steps); allV = allV.concat(s.values); });
-    var xd = domain(allS), yd = domain(allV);
-    var ypad = (yd[1] - yd[0]) * 0.05; yd = [yd[0] - ypad, yd[1] + ypad];
+    var xd = domain(allS), yd = chart.y_range || domain(allV);
+    var xfmt = isTime ? function (t) { return fmtTime(t, xd[1] - xd[0]); } : fmt;
     var x = function (v) { return M.l + (v - xd[0]) / (xd[1] - xd[0]) * (W - M.l - M.r); };
     var y = function (v) { return H - M.b - (v - yd[0]) / (yd[1] - yd[0]) * (H - M.t - M.b); };
     var svg = el("svg", {viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "class": "chart-svg",
-                         "aria-label": key + " by step"}, fig);
+                         "aria-label": key + (isTime ? " over time" : " by step"), "data-x": chart.x_type,
+                         "data-ymin": yd[0], "data-ymax": yd[1]}, fig);
     var axes = el("g", {"class": "axes"}, svg);
     ticks(yd[0], yd[1], 5).forEach(function (t) {
       el("line", {x1: M.l, x2: W - M.r, y1: y(t), y2: y(t), "class": "grid"}, axes);
       el("text", {x: M.l - 6, y: y(t) + 4, "text-anchor": "end"}, axes).textContent = fmt(t);
     });
-    ticks(xd[0], xd[1], 6).filter(function (t) { return Math.round(t) === t || xd[1] - xd[0] < 6; }).forEach(function (t) {
+    ticks(xd[0], xd[1], isTime ? 4 : 6).filter(function (t) { return isTime || Math.round(t) === t || xd[1] - xd[0] < 6; }).forEach(function (t) {
       el("line", {x1: x(t), x2: x(t), y1: H - M.b, y2: H - M.b + 4, "class": "tick"}, axes);
-      el("text", {x: x(t), y: H - M.b + 16, "text-anchor": "middle"}, axes).textContent = fmt(t);
+      el("text", {x: x(t), y: H - M.b + 16, "text-anchor": "middle"}, axes).textContent = xfmt(t);
     });
     el("line", {x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, "class": "axis"}, axes);
     el("line", {x1: M.l, x2: M.l, y1: M.t, y2: H - M.b, "class": "axis"}, axes);
-    el("text", {x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle", "class": "label"}, axes).textContent = "step";
+    el("text", {x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle", "class": "label"}, axes).textContent = isTime ? "time (UTC)" : "step";
+    (chart.markers || []).forEach(function (mk) {
+      var i = series.findIndex(function (s) { return s.id === mk.id; });
+      var color = COLORS[(i < 0 ? 0 : i) % COLORS.length];
+      var g = el("g", {"class": "best-marker", "data-run": mk.id, "data-step": mk.step}, svg);
+      el("line", {x1: x(mk.step), x2: x(mk.step), y1: M.t, y2: H - M.b, stroke: color, "stroke-dasharray": "2 4"}, g);
+      var s = series[i < 0 ? 0 : i], j = s.steps.indexOf(mk.step);
+      if (j >= 0 && s.values[j] !== null) {
+        el("circle", {cx: x(mk.step), cy: y(s.values[j]), r: 4.5, fill: "#fff", stroke: color, "stroke-width": 2}, g);
+      }
+      el("title", {}, g).textContent = (series.length > 1 ? s.label + ": " : "") + mk.label;
+    });
     series.forEach(function (s, i) {
       var color = COLORS[i % COLORS.length], d = "", pen = "M", n = 0;
       s.steps.forEach(function (st, j) {
@@ -94,7 +119,8 @@
       series.forEach(function (s) {
         if (!s.steps.length) return;
         var j = nearest(s.steps, step);
-        parts.push((series.length > 1 ? s.label + " " : "") + "step " + s.steps[j] + ": " + fmt(s.values[j]));
+        var at = isTime ? fmtTime(s.steps[j]) : "step " + s.steps[j];
+        parts.push((series.length > 1 ? s.label + " " : "") + at + ": " + fmt(s.values[j]));
       });
       cursor.setAttribute("x1", px); cursor.setAttribute("x2", px); cursor.setAttribute("visibility", "visible");
       readout.textContent = parts.join("   ·   ");
@@ -119,30 +145,29 @@
 
   function load(container) {
     var runs = JSON.parse(container.getAttribute("data-runs") || "[]");
-    var names = {};
-    runs.forEach(function (r) { names[r.name] = (names[r.name] || 0) + 1; });
-    Promise.all(runs.map(function (r) {
-      return fetch("/api/runs/" + encodeURIComponent(r.id) + "/metrics", {credentials: "same-origin"})
-        .then(function (resp) { if (!resp.ok) throw new Error("HTTP " + resp.status); return resp.json(); });
-    })).then(function (payloads) {
-      container.textContent = "";
-      var keys = {};
-      payloads.forEach(function (p) { Object.keys(p.metrics).forEach(function (k) { keys[k] = true; }); });
-      Object.keys(keys).sort().forEach(function (k) {
-        var series = payloads.map(function (p, i) {
-          var m = p.metrics[k] || {steps: [], values: []};
-          var r = runs[i];
-          return {id: r.id, label: names[r.name] > 1 ? r.name + " (" + r.id.slice(0, 8) + ")" : r.name,
-                  steps: m.steps, values: m.values};
-        });
-        draw(container, k, series);
+    var ids = runs.map(function (r) { return encodeURIComponent(r.id); }).join(",");
+    fetch("/api/charts?runs=" + ids, {credentials: "same-origin"})
+      .then(function (resp) { if (!resp.ok) throw new Error("HTTP " + resp.status); return resp.json(); })
+      .then(function (payload) {
+        container.textContent = "";
+        payload.charts.forEach(function (c) { draw(container, c); });
+        if (!payload.charts.length) {
+          var p = document.createElement("p");
+          p.className = "empty";
+          p.textContent = "No per-epoch metrics.";
+          container.appendChild(p);
+        }
+        if (payload.final.length) {
+          var note = document.createElement("p");
+          note.className = "muted final-note";
+          note.textContent = "Single-value metrics (" + payload.final.join(", ") + ") are in the metrics table above.";
+          container.appendChild(note);
+        }
+        container.setAttribute("data-ready", "1");
+      }).catch(function (err) {
+        container.textContent = "Could not load metrics: " + err.message;
+        container.setAttribute("data-ready", "error");
       });
-      if (!Object.keys(keys).length) container.textContent = "No metric history.";
-      container.setAttribute("data-ready", "1");
-    }).catch(function (err) {
-      container.textContent = "Could not load metrics: " + err.message;
-      container.setAttribute("data-ready", "error");
-    });
   }
 
   document.querySelectorAll(".charts[data-runs]").forEach(load);
