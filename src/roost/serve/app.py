@@ -23,6 +23,7 @@ from roost.serve.metrics import Metrics
 from roost.serve.protocols import tfserving, v2
 from roost.serve.repository import Repository
 from roost.serve.reqid import HEADER, Call, checked, new_id
+from roost.serve.rollout import pick
 from roost.serve.security import ADMIN, OPERATOR, PUBLIC, host_allowed, is_loopback, redact, token_ok
 
 log = logging.getLogger(__name__)
@@ -78,6 +79,7 @@ class ServeApp:
         self._mounts: list[tuple[tuple[str, ...], ASGIApp]] = []  # (path prefixes, ASGI app), see mount()
         self._mount_closers: list[Callable[[], None]] = []
         self.ready = True
+        self.rollout_seed = 0  # seed of the canary draw (roost serve --rollout-seed)
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, bytes] | None = None
         self._static: dict[str, tuple[str, Handler]] = {
@@ -98,8 +100,18 @@ class ServeApp:
             served = ", ".join(repr(n) for n in self.repo.names)
             raise HTTPError(404, f"model {name!r} is not served here; served models: {served}")
         if version is not None and version != model.version:
+            canary = self.repo.canary(name)
+            if canary is not None and canary[0].version == version:  # an explicit version always reaches it
+                return canary[0]
             raise HTTPError(404, f"model {name!r} version {version!r} is not loaded; version {model.version} is")
         return model
+
+    def choose(self, model: LoadedModel, request_id: str) -> LoadedModel:
+        """The model answering an unpinned request: `model` or its canary (seeded draw on the request id)."""
+        canary = self.repo.canary(model.name)
+        if canary is None:
+            return model
+        return pick(model, canary[0], canary[1], request_id, self.rollout_seed)
 
     async def predict(
         self, model: LoadedModel, arrays: dict[str, np.ndarray], protocol: str, request_id: str | None = None
@@ -118,6 +130,8 @@ class ServeApp:
             outputs: dict[str, np.ndarray] = await fut
         except Exception as exc:  # noqa: BLE001 - the graph rejected values that passed the signature checks
             raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
+        if self.metrics is not None:
+            self.metrics.answered(model.name, model.version)
         if self.reqlog is not None:
             try:
                 self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0, request_id, lineage)

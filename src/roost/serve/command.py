@@ -76,6 +76,13 @@ def serve(
     recommend: list[str] | None = typer.Option(
         None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]", help="two-stage endpoint POST /v1/recommend/INDEX"
     ),
+    canary: list[str] | None = typer.Option(
+        None,
+        "--canary",
+        metavar="MODEL=PERCENT",
+        help="also serve MODEL (e.g. churn@candidate=10) and send it PERCENT % of the requests to its name",
+    ),
+    rollout_seed: int = typer.Option(0, "--rollout-seed", help="seed of the per-request canary draw"),
     export: tuple[str, Path] | None = typer.Option(
         None,
         "--export",
@@ -138,6 +145,8 @@ def serve(
         workspace=str(root) if root else None,
         indexes=list(index or []),
         recommend=_recommend_map(recommend),
+        canary=list(canary or []),
+        rollout_seed=rollout_seed,
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         echo(f"warning: serving on {host} without --token: admin endpoints answer only local clients")

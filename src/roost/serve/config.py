@@ -35,6 +35,8 @@ class ServeConfig:
     workspace: str | None = None
     indexes: list[str] = field(default_factory=list)  # vector indexes served next to the models (/v1/indexes)
     recommend: dict[str, list[str | None]] = field(default_factory=dict)  # index -> [user-tower model, ranker or None]
+    canary: list[str] = field(default_factory=list)  # MODEL=PERCENT: a canary of the model served under its name
+    rollout_seed: int = 0  # seed of the per-request canary draw
 
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
@@ -61,6 +63,18 @@ class ServeConfig:
                 "--token must be printable characters without spaces",
                 hint="e.g. --token $(python -c 'import secrets; print(secrets.token_urlsafe())')",
             )
+        if self.canary:
+            from roost.serve.loader import parse_spec
+            from roost.serve.rollout import parse_canary
+
+            served = {parse_spec(m).name for m in self.models}
+            for item in self.canary:
+                c = parse_canary(item)
+                if c.spec.name not in served:
+                    raise RoostError(
+                        f"--canary {item!r}: no model is served as {c.spec.name!r}",
+                        hint=f"serve the primary too: roost serve {c.spec.name}@prod --canary {item}",
+                    )
         if self.public_inference and not self.token:
             raise RoostError("--public-inference only makes sense with --token (admin endpoints need one)")
 

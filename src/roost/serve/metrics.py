@@ -62,6 +62,12 @@ class Metrics:
             ["model"],
             registry=reg,
         )
+        self.version_requests = Counter(
+            "roost_model_version_requests_total",
+            "Requests a model version answered (a canary split shows as two versions of one model)",
+            ["model", "version"],
+            registry=reg,
+        )
         self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash", registry=reg)
         self._req: dict[tuple[str, str, str], Any] = {}
         self._lat: dict[tuple[str, str], Any] = {}
@@ -82,6 +88,10 @@ class Metrics:
         h.observe(seconds)
         if status >= 400:
             self.errors.labels(model, code).inc()
+
+    def answered(self, model: str, version: str) -> None:
+        """Count one request answered by `version` of `model`."""
+        self.version_requests.labels(model, version).inc()
 
     def batch(self, model: str, rows: int, requests: int) -> None:
         """Record one model run of `rows` rows merged from `requests` requests."""

@@ -50,6 +50,8 @@ class Repository:
         self.max_batch = max_batch
         self.metrics = metrics
         self.slots: dict[str, ModelSlot] = {}
+        self.canaries: dict[str, tuple[ModelSlot, float]] = {}  # served name -> (canary slot, percent)
+        self.canary_specs: dict[str, tuple[ModelSpec, float]] = {}  # set before load_all (see add_canary)
         self.generation = 0  # bumped on every swap (cached documents built from the models go stale)
 
     def _load(self, resolved: Resolved) -> LoadedModel:
@@ -68,6 +70,39 @@ class Repository:
             if self.metrics is not None:
                 self.metrics.loaded(spec.name, model.version)
             log.info("loaded %s version %s from %s", spec.name, model.version, model.package.path)
+        for name, (spec, percent) in self.canary_specs.items():
+            self._load_canary(name, spec, percent)
+
+    def add_canary(self, spec: ModelSpec, percent: float) -> None:
+        """Serve `spec` as a canary taking `percent` % of the requests to the model of the same name."""
+        self.canary_specs[spec.name] = (spec, percent)
+
+    def _load_canary(self, name: str, spec: ModelSpec, percent: float) -> None:
+        """Load one canary beside its primary (same served name, its own version)."""
+        from roost.errors import RoostError
+        from roost.serve.rollout import check_compatible
+
+        primary = self.get(name)
+        if primary is None:
+            raise RoostError(
+                f"--canary {spec.source!r}: no model is served as {name!r}",
+                hint=f"serve the primary too, e.g. roost serve {name}@prod --canary {spec.source}=10",
+            )
+        model = self._load(resolve(spec))
+        check_compatible(primary, model)
+        self.canaries[name] = (ModelSlot(spec, model), percent)
+        if self.metrics is not None:
+            self.metrics.loaded(name, model.version)
+        log.info("loaded canary of %s: version %s takes %g%% of requests", name, model.version, percent)
+
+    def canary(self, name: str) -> tuple[LoadedModel, float] | None:
+        """The canary of `name` now and its percent, or None."""
+        entry = self.canaries.get(name)
+        return (entry[0].current, entry[1]) if entry is not None else None
+
+    def all_slots(self) -> list[ModelSlot]:
+        """Every slot: the served models, then their canaries."""
+        return [*self.slots.values(), *(c[0] for c in self.canaries.values())]
 
     def get(self, name: str) -> LoadedModel | None:
         """The model serving `name` now, or None."""
@@ -81,13 +116,16 @@ class Repository:
 
     async def reload(self, names: list[str] | None = None, force: bool = False) -> list[dict[str, Any]]:
         """Re-resolve models and swap in the ones whose version or package changed; returns what happened."""
-        out = []
+        out: list[dict[str, Any]] = []
         for name in names or self.names:
             slot = self.slots.get(name)
             if slot is None:
                 out.append({"name": name, "error": f"model {name!r} is not served"})
                 continue
             out.append(await self._reload_slot(slot, force))
+            entry = self.canaries.get(name)
+            if entry is not None:
+                out.append({**await self._reload_slot(entry[0], force), "canary": True})
         return out
 
     async def _reload_slot(self, slot: ModelSlot, force: bool) -> dict[str, Any]:
@@ -114,12 +152,15 @@ class Repository:
             loop.call_later(RETIRE_AFTER_S, old.close)
             if self.metrics is not None:
                 self.metrics.loaded(slot.spec.name, new.version, old.version)
+                if slot.spec.name in self.canaries:  # the other half of a canary split may still serve old
+                    self.metrics.loaded(slot.spec.name, self.slots[slot.spec.name].current.version)
+                    self.metrics.loaded(slot.spec.name, self.canaries[slot.spec.name][0].current.version)
             log.info("swapped %s: version %s -> %s", slot.spec.name, old.version, new.version)
             return {**report, "version": new.version, "swapped": True}
 
     async def watch(self, interval: float = 2.0) -> None:
         """Poll the registry for every name@alias model and hot-swap when the alias moves (runs forever)."""
-        watched = [s for s in self.slots.values() if s.spec.watches_alias]
+        watched = [s for s in self.all_slots() if s.spec.watches_alias]
         if not watched:
             return
         loop = asyncio.get_running_loop()
@@ -136,5 +177,5 @@ class Repository:
 
     def close(self) -> None:
         """Stop every batcher (queued requests still run)."""
-        for slot in self.slots.values():
+        for slot in self.all_slots():
             slot.current.close()

@@ -38,6 +38,12 @@ def build_app(
     repo = Repository(
         [parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads, max_batch=cfg.max_batch, metrics=metrics
     )
+    if cfg.canary:
+        from roost.serve.rollout import parse_canary
+
+        for item in cfg.canary:
+            c = parse_canary(item)
+            repo.add_canary(c.spec, c.percent)
     repo.load_all()
     reqlog = None
     log_dir = cfg.request_log_dir()
@@ -60,6 +66,7 @@ def build_app(
         on_startup=on_startup,
         on_reload=on_reload,
     )
+    app.rollout_seed = cfg.rollout_seed
     if cfg.indexes:  # vector indexes next to the models: /v1/indexes/..., /v1/recommend/...
         from roost.ann import http as ann_http
         from roost.ann.serving import open_indexes

@@ -232,6 +232,8 @@ async def infer(
     req, arrays = decode_request(model, body, headers.get(b"inference-header-content-length"))
     if "id" in req:
         call.request_id = checked(req["id"], "the request's 'id'")
+    if version is None:
+        model = app.choose(model, call.request_id)
     wanted = _requested(req, model)
     outputs = await app.predict(model, arrays, "v2", call.request_id)
     return encode_response(req, model, outputs, wanted, call.request_id)

@@ -1,0 +1,145 @@
+"""Canary rollouts (#18 item 2): a seeded per-request share goes to the canary, pinned versions always reach it."""
+
+from __future__ import annotations
+
+import time
+
+import httpx
+import numpy as np
+import orjson
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from servekit import InProcess, Server, v2_body
+
+from roost.errors import RoostError
+from roost.serve.rollout import parse_canary, share
+from roost.serve.worker import create_app
+
+
+@pytest.fixture
+def churn(ws, pkgs):
+    """churn/1 (bc) and churn/2 (bc2, different weights) in the workspace registry."""
+    import roost
+
+    roost.register_model(None, "churn", str(pkgs["bc"]))
+    roost.register_model(None, "churn", str(pkgs["bc2"]))
+    return ws
+
+
+def _infer(ip: InProcess, path: str, body: bytes, rid: str | None = None) -> dict:
+    headers = {"content-type": "application/json", **({"x-request-id": rid} if rid else {})}
+    status, _, out = ip.request("POST", path, body, headers)
+    assert status == 200, out
+    return orjson.loads(out)
+
+
+def test_canary_share_is_within_5_points_over_2000_requests(churn, bc_data):
+    X, _, cols = bc_data
+    body = orjson.dumps(v2_body(cols, X[:1]))
+    ip = InProcess(create_app(["churn/1"], canary=["churn/2=10"]))
+    try:
+        pinned = {v: _infer(ip, f"/v2/models/churn/versions/{v}/infer", body)["outputs"] for v in ("1", "2")}
+        assert pinned["1"] != pinned["2"]  # the two versions answer differently, so who answered is visible
+        versions = []
+        for _ in range(2000):
+            r = _infer(ip, "/v2/models/churn/infer", body)  # no id sent: the server draws a fresh one
+            versions.append(r["model_version"])
+            assert r["outputs"] == pinned[r["model_version"]]  # model_version names the model that answered
+        pct = 100.0 * versions.count("2") / len(versions)
+        assert 5.0 <= pct <= 15.0, pct
+        assert set(versions) == {"1", "2"}
+        status, _, text = ip.request("GET", "/metrics")
+        counts = {
+            s.labels["version"]: s.value
+            for f in text_string_to_metric_families(text.decode())
+            for s in f.samples
+            if s.name == "roost_model_version_requests_total" and s.labels["model"] == "churn"
+        }
+        assert counts["2"] == versions.count("2") + 1 and counts["1"] == versions.count("1") + 1  # + pinned calls
+    finally:
+        ip.close()
+
+
+def test_same_request_id_same_version_and_pinned_versions_always_reach_it(churn, bc_data):
+    X, _, cols = bc_data
+    body = orjson.dumps(v2_body(cols, X[:1]))
+    ip = InProcess(create_app(["churn/1"], canary=["churn/2=30"], rollout_seed=7))
+    try:
+        for i in range(100):
+            rid = f"req-{i}"
+            want = "2" if share(rid, 7) < 30 else "1"  # the draw: seeded, per request id
+            assert _infer(ip, "/v2/models/churn/infer", body, rid)["model_version"] == want
+            assert _infer(ip, "/v2/models/churn/infer", body, rid)["model_version"] == want
+            for v in ("1", "2"):
+                assert _infer(ip, f"/v2/models/churn/versions/{v}/infer", body, rid)["model_version"] == v
+        status, _, out = ip.request("POST", "/v2/models/churn/versions/3/infer", body)
+        assert status == 404 and b"version '3'" in out
+    finally:
+        ip.close()
+
+
+def test_share_is_uniform_and_seeded():
+    draws = np.array([share(f"id{i}", 0) for i in range(20000)])
+    assert draws.min() >= 0.0 and draws.max() < 100.0
+    from scipy import stats
+
+    assert stats.kstest(draws / 100.0, "uniform").pvalue > 1e-4
+    other = np.array([share(f"id{i}", 1) for i in range(20000)])
+    assert ((draws < 10) != (other < 10)).mean() > 0.1  # another seed splits other ids
+
+
+@pytest.mark.parametrize("item", ["churn@candidate", "churn@candidate=abc", "churn@candidate=120", "=5"])
+def test_bad_canary_values_are_user_errors(item):
+    with pytest.raises(RoostError):
+        parse_canary(item)
+
+
+def test_canary_without_its_primary_is_refused(churn):
+    with pytest.raises(RoostError, match="no model is served as 'churn'"):
+        create_app(["other=churn/1"], canary=["churn/2=10"])
+
+
+@pytest.mark.slow
+def test_promote_and_rollback_by_moving_aliases_fail_no_request(churn, bc_data, tmp_path):
+    import roost
+
+    X, _, cols = bc_data
+    roost.set_alias("churn", 1, "prod")
+    roost.set_alias("churn", 2, "candidate")
+    srv = Server(
+        ["churn@prod"],
+        "--canary",
+        "churn@candidate=50",
+        "--poll",
+        "0.3",
+        "--replicas",
+        "2",
+        cwd=churn.root,
+        log=tmp_path / "log",
+        env={"ROOST_WORKSPACE": str(churn.root)},
+    )
+    try:
+        srv.wait_ready()
+        body = v2_body(cols, X[:1])
+        failed = 0
+        with httpx.Client(base_url=srv.url, timeout=60.0) as c:
+
+            def run_until(expected: set[str], deadline_s: float = 120.0) -> None:
+                nonlocal failed
+                deadline, seen = time.monotonic() + deadline_s, []
+                while time.monotonic() < deadline:
+                    r = c.post("/v2/models/churn/infer", json=body)
+                    failed += r.status_code != 200
+                    seen.append(r.json().get("model_version"))
+                    if len(seen) >= 40 and set(seen[-40:]) == expected:
+                        return
+                raise AssertionError(f"versions never became {expected}: {seen[-40:]}")
+
+            run_until({"1", "2"})
+            roost.set_alias("churn", 2, "prod")  # promote: both halves now answer with version 2
+            run_until({"2"})
+            roost.set_alias("churn", 1, "prod")  # roll back the primary; the canary still takes its share
+            run_until({"1", "2"})
+        assert failed == 0
+    finally:
+        srv.stop()
