@@ -143,3 +143,33 @@ def test_promote_and_rollback_by_moving_aliases_fail_no_request(churn, bc_data, 
         assert failed == 0
     finally:
         srv.stop()
+
+
+def test_export_kserve_with_canary_writes_canary_traffic_percent(churn, cli, pkgs, tmp_path):
+    import json
+    from pathlib import Path
+
+    import jsonschema
+    import yaml
+    from test_serve_export import ISVC_SCHEMA_JSON
+
+    import roost
+
+    roost.set_alias("churn", 1, "prod")
+    roost.set_alias("churn", 2, "candidate")
+    out = tmp_path / "k"
+    code, _, err = cli("serve", "churn@prod", "--canary", "churn@candidate=10", "--export", "kserve", str(out))
+    assert code == 0, err
+    doc = yaml.safe_load((out / "inferenceservice.yaml").read_text())
+    jsonschema.validate(doc, json.loads(ISVC_SCHEMA_JSON))
+    pred = doc["spec"]["predictor"]
+    assert pred["canaryTrafficPercent"] == 10  # KServe: this revision takes 10 %, the last rolled-out one the rest
+    assert doc["metadata"]["name"] == "churn" and doc["metadata"]["annotations"]["roost.model/version"] == "2"
+    assert (out / "model" / "model.onnx").read_bytes() == (Path(pkgs["bc2"]) / "model.onnx").read_bytes()
+    plain = tmp_path / "p"
+    assert cli("serve", "churn@prod", "--export", "kserve", str(plain))[0] == 0
+    assert (
+        "canaryTrafficPercent" not in yaml.safe_load((plain / "inferenceservice.yaml").read_text())["spec"]["predictor"]
+    )
+    code, _, err = cli("serve", "churn@prod", "--canary", "other/1=10", "--export", "kserve", str(tmp_path / "x"))
+    assert code == 2 and "not a version of" in err

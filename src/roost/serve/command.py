@@ -110,7 +110,13 @@ def serve(
             from roost.errors import RoostError
 
             raise RoostError("--export takes exactly one model", hint="roost serve MODEL --export kserve OUT/")
-        ex = write_export((models or [""])[0], export[0], export[1], replicas=replicas)
+        if len(canary or []) > 1:
+            from roost.errors import RoostError
+
+            raise RoostError("--export takes at most one --canary")
+        ex = write_export(
+            (models or [""])[0], export[0], export[1], replicas=replicas, canary=canary[0] if canary else None
+        )
         for note in ex.notes:
             echo(note)
         echo(f"wrote {ex.out}: inferenceservice.yaml ({ex.k8s_name}), Dockerfile ({ex.image}), model/, README.md")

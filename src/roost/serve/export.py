@@ -121,6 +121,7 @@ def manifest(
     min_replicas: int = 1,
     max_replicas: int = 3,
     source: str | None = None,
+    canary_percent: float | None = None,
 ) -> dict[str, Any]:
     """The InferenceService (serving.kserve.io/v1beta1) that runs the image as a custom V2 predictor."""
     isvc = k8s_name(name)
@@ -128,7 +129,7 @@ def manifest(
     annotations = {"roost.model/name": name, "roost.model/version": str(version)}
     if source:
         annotations["roost.model/source"] = source
-    return {
+    doc: dict[str, Any] = {
         "apiVersion": "serving.kserve.io/v1beta1",
         "kind": "InferenceService",
         "metadata": {
@@ -165,6 +166,9 @@ def manifest(
             }
         },
     }
+    if canary_percent is not None:  # KServe sends this share to this (latest) revision, the rest to the last one
+        doc["spec"]["predictor"]["canaryTrafficPercent"] = int(round(canary_percent))
+    return doc
 
 
 def dockerfile(name: str, replicas: int, requirements: list[str], roost_version: str) -> str:
@@ -268,8 +272,9 @@ def _check_out(out: Path) -> None:
         raise RoostError(f"--export: {out} is not empty and holds no earlier export", hint="pass a new or empty folder")
 
 
-def export(model: str, fmt: str, out: str | Path, replicas: int = 1) -> Export:
-    """Write the deployment bundle for one model spec (a path, name/VERSION or name@alias) into `out`."""
+def export(model: str, fmt: str, out: str | Path, replicas: int = 1, canary: str | None = None) -> Export:
+    """Write the deployment bundle for one model spec (a path, name/VERSION or name@alias) into `out`; with
+    `canary` (MODEL=PERCENT) the bundle holds the canary model and the manifest its canaryTrafficPercent."""
     import importlib.metadata as md
 
     import yaml
@@ -282,6 +287,14 @@ def export(model: str, fmt: str, out: str | Path, replicas: int = 1) -> Export:
         raise RoostError(f"--replicas must be at least 1, got {replicas}")
     out = Path(out).expanduser().resolve()
     _check_out(out)
+    percent: float | None = None
+    if canary is not None:
+        from roost.serve.rollout import parse_canary
+
+        c = parse_canary(canary)
+        if c.spec.name != parse_spec(model).name:
+            raise RoostError(f"--canary {canary!r} is not a version of {model!r}", hint="e.g. churn@candidate=10")
+        model, percent = c.spec.source, c.percent
     res = resolve(parse_spec(model))
     pkg, name = res.package, res.spec.name
     try:
@@ -302,7 +315,13 @@ def export(model: str, fmt: str, out: str | Path, replicas: int = 1) -> Export:
     model_bytes = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     (out / "wheels").mkdir(exist_ok=True)
     (out / "wheels" / ".keep").write_text("")
-    doc = manifest(name, res.version, ex.image, replicas, model_bytes, source=res.spec.source)
+    doc = manifest(name, res.version, ex.image, replicas, model_bytes, source=res.spec.source, canary_percent=percent)
+    if percent is not None:
+        ex.notes.append(
+            f"canaryTrafficPercent: {doc['spec']['predictor']['canaryTrafficPercent']}: KServe sends that share to "
+            f"this revision (version {res.version}) and the rest to the last fully rolled-out one; apply the "
+            "primary's export first, promote by removing the field (or setting 100)."
+        )
     files = {
         MARKER: yaml.safe_dump(doc, sort_keys=False),
         "Dockerfile": dockerfile(name, replicas, serve_requirements(), roost_version),
