@@ -93,7 +93,10 @@ def main() -> int:
     step("6. serve engagement@prod (KServe V2 + TF-Serving REST), one request, metrics")
     demo_steps.serve(WS)
 
-    step("7. monitoring + responsible ML: drift of a later slice, fairness by gender")
+    step("7. training/serving skew: a feature-store model served by entity id, one view left stale; lineage")
+    skewed = demo_steps.skew_lineage(WS)
+
+    step("8. monitoring + responsible ML: drift of a later slice, fairness by gender")
     import pandas as pd
 
     from roost.monitor.demo import engagement_demo
@@ -119,6 +122,9 @@ def main() -> int:
     console.print("  roost ui                                  # the repository in a browser")
     console.print("  roost serve engagement@prod --port 8080    # KServe V2 + TF-Serving REST")
     console.print(f"  open {WS / 'reports' / 'drift.html'} and fairness.html")
+    console.print(f"  open {WS / 'reports' / 'skew.html'}   # served vs point-in-time features, stale user_live rows")
+    console.print("  roost monitor skew .roost/request_logs --model engagement-live --out reports/skew.html")
+    console.print(f"  roost lineage {skewed['request_ids'][0]}   # a served request back to its run, data, views")
     console.print(f"[green]demo finished in {time.time() - t0:.0f} s[/]")
     return 0
 

@@ -1,7 +1,8 @@
-"""Steps of `make demo` beyond training: feature store (PIT vs naive join), pipeline, serving."""
+"""Steps of `make demo` beyond training: feature store (PIT vs naive join), pipeline, serving, skew + lineage."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -9,7 +10,9 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 from rich.table import Table
@@ -26,6 +29,8 @@ def feature_store_leak(ws: Path) -> None:
     import roost
     import roost.features as rf
     from roost.datasets.joins import latest_join
+    from roost.features.materialize import materialize
+    from roost.train.api import train
 
     shutil.copytree(ROOT / "examples" / "engagement" / "features", ws / "features", dirs_exist_ok=True)
     diff = rf.apply()
@@ -45,7 +50,7 @@ def feature_store_leak(ws: Path) -> None:
         df.to_parquet(data / f"fs_{name}.parquet")
     rows = []
     for name in ("naive", "pit"):
-        res = roost.train(
+        res = train(
             {
                 "data": f"data/fs_{name}.parquet",
                 "label": "clicked",
@@ -74,8 +79,8 @@ def feature_store_leak(ws: Path) -> None:
         f"the naive join looks better offline ({n_off:.3f} > {p_off:.3f}) and is worse later "
         f"({n_lat:.3f} < {p_lat:.3f}): {verdict}"
     )
-    res = rf.materialize(end=imps["event_time"].max())
-    console.print(f"materialized the online store: {len(res)} view(s)")
+    done = materialize(end=imps["event_time"].max())
+    console.print(f"materialized the online store: {len(done)} view(s)")
 
 
 def pipeline(ws: Path) -> None:
@@ -83,14 +88,14 @@ def pipeline(ws: Path) -> None:
     import pandas as pd
 
     from roost.pipeline.loader import load_pipeline
-    from roost.pipeline.runner import run_pipeline
+    from roost.pipeline.runner import TaskState, run_pipeline
 
     for f in ("pipeline.yaml", "train.yaml"):
         shutil.copy(ROOT / "examples" / "engagement" / f, ws / f)
     df = pd.read_parquet(ws / "data" / "train.parquet")
     df[df["event_time"] >= df["event_time"].quantile(0.8)].to_parquet(ws / "data" / "holdout.parquet")
 
-    def event(ev: str, st) -> None:
+    def event(ev: str, st: TaskState) -> None:
         if ev != "start":
             console.print(f"  {ev:9s} {st.name} {st.seconds:.1f}s {st.error or ''}")
 
@@ -107,18 +112,19 @@ def pipeline(ws: Path) -> None:
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+        port: int = s.getsockname()[1]
+        return port
 
 
-def serve(ws: Path) -> None:
-    """Start `roost serve engagement@prod`, send a KServe V2 and a TF-Serving request, stop it."""
+@contextlib.contextmanager
+def _server(ws: Path, model: str, *options: str) -> Iterator[str]:
+    """Run `roost serve MODEL OPTIONS` in the workspace until ready; yield its URL; SIGTERM it (flushes its logs)."""
     import httpx
-    import pandas as pd
 
     port = _free_port()
-    log = open(ws / "serve.log", "wb")
+    log = open(ws / "serve.log", "ab")
     proc = subprocess.Popen(
-        [sys.executable, "-m", "roost.cli.main", "serve", "engagement@prod", "--port", str(port)],
+        [sys.executable, "-m", "roost.cli.main", "serve", model, "--port", str(port), *options],
         cwd=ws,
         stdout=log,
         stderr=subprocess.STDOUT,
@@ -136,6 +142,19 @@ def serve(ws: Path) -> None:
             if time.time() > deadline or proc.poll() is not None:
                 raise SystemExit(f"roost serve did not start; see {ws / 'serve.log'}")
             time.sleep(0.3)
+        yield url
+    finally:
+        os.killpg(proc.pid, 15)
+        proc.wait(timeout=30)
+        log.close()
+
+
+def serve(ws: Path) -> None:
+    """Start `roost serve engagement@prod`, send a KServe V2 and a TF-Serving request, stop it."""
+    import httpx
+    import pandas as pd
+
+    with _server(ws, "engagement@prod") as url:
         meta = httpx.get(f"{url}/v2/models/engagement").json()
         rows = pd.read_parquet(ws / "data" / "holdout.parquet").head(3)
         body = {"instances": json.loads(rows[[i["name"] for i in meta["inputs"]]].to_json(orient="records"))}
@@ -144,7 +163,96 @@ def serve(ws: Path) -> None:
         m = httpx.get(f"{url}/metrics").text
         lines = [ln for ln in m.splitlines() if ln.startswith("roost_requests_total")]
         console.print("prometheus: " + ", ".join(lines[:2]))
-    finally:
-        os.killpg(proc.pid, 15)
-        proc.wait(timeout=30)
-        log.close()
+
+
+def skew_lineage(ws: Path, requests: int = 200, batches: int = 4, stale_share: float = 0.3) -> dict[str, Any]:
+    """Serve a feature-store model by entity id with request logging, let the online store go stale for one view,
+    catch it with roost.monitor.skew (reports/skew.html) and trace one served request with roost lineage."""
+    import httpx
+    import numpy as np
+    import pandas as pd
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    import roost.features as rf
+    from roost.features.materialize import materialize
+    from roost.lineage import default_log_dir, lineage, render_text
+    from roost.monitor.skew import skew
+    from roost.monitor.skew_report import skew_html
+    from roost.train.api import train
+
+    (ws / "features").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "examples" / "engagement" / "live" / "live.py", ws / "features" / "live.py")
+    shutil.copy(ROOT / "examples" / "engagement" / "train_live.yaml", ws / "train_live.yaml")
+    rf.apply()
+    data = ws / "data"
+    imps = pd.read_parquet(data / "impressions.parquet")
+    imps[["user_id", "item_id", "event_time", "clicked"]].to_parquet(data / "live_entities.parquet")
+    res = train(ws / "train_live.yaml", progress=False)
+    materialize(views=["user_live", "item_live"])
+    console.print(
+        f"trained {res.model_type} from the feature store (data.entities): run {res.run_id[:8]} · "
+        f"engagement-live/{res.version}; materialised user_live, item_live"
+    )
+
+    # materialisation stops; new user snapshots still land in the offline source: the online store goes stale
+    rng = np.random.default_rng(0)
+    sample = imps.iloc[rng.choice(len(imps), size=requests, replace=False)]
+    served_users = sample["user_id"].unique()
+    planted = rng.choice(served_users, size=max(1, int(len(served_users) * stale_share)), replace=False)
+    src = pq.read_table(data / "users.parquet")
+    users = src.to_pandas()
+    newer = users[users["user_id"].isin(planted)].sort_values("event_time").groupby("user_id").tail(1).copy()
+    newer["event_time"] += pd.Timedelta(hours=12)
+    newer["created_time"] = newer["event_time"] + pd.Timedelta(minutes=5)
+    newer["clicks_7d"] += 3
+    newer["sessions_7d"] += 1
+    added = pa.Table.from_pandas(newer, schema=src.schema, preserve_index=False)
+    pq.write_table(pa.concat_tables([src, added]), data / "users.parquet")
+    console.print(
+        f"planted skew: {len(newer)} newer user snapshots appended to data/users.parquet, NOT materialised "
+        f"(user_live goes stale online; item_live untouched)"
+    )
+
+    request_ids = []
+    with _server(ws, f"engagement-live/{res.version}", "--log-requests", "1") as url:
+        for part in np.array_split(np.arange(requests), batches):
+            rows = sample.iloc[part]
+            body = {"inputs": {"user_id": rows["user_id"].tolist(), "item_id": rows["item_id"].tolist()}}
+            r = httpx.post(f"{url}/v1/models/engagement-live:predict", json=body, timeout=30)
+            if r.status_code != 200:
+                raise SystemExit(f"entity-id request failed: {r.status_code} {r.text[:300]}")
+            request_ids.append(r.headers["x-request-id"])
+            time.sleep(0.2)
+    console.print(
+        f"served {requests} rows by entity id in {batches} requests (--log-requests 1); request ids "
+        f"{', '.join(request_ids)}"
+    )
+
+    log_dir = default_log_dir() or ws / ".roost" / "request_logs"
+    rep = skew(log_dir, model="engagement-live", max_mismatch=0.01)
+    t = Table(title=f"roost monitor skew: {rep.rows_compared:,} request rows vs point-in-time recomputation")
+    t.add_column("view:field", no_wrap=True)
+    for c in ("compared", "mismatch", "stale_online", "other"):
+        t.add_column(c, justify="right", no_wrap=True)
+    for f in rep.features:
+        other = f.mismatches - f.count("stale_online")
+        t.add_row(f.ref, str(f.compared), f"{f.mismatch_rate:.1%}", str(f.count("stale_online")), str(other))
+    console.print(t)
+    console.print(f"verdict: {rep.verdict}")
+    (ws / "reports").mkdir(exist_ok=True)
+    (ws / "reports" / "skew.html").write_text(skew_html(rep))
+    console.print(f"report: {ws / 'reports' / 'skew.html'}")
+
+    console.rule(f"roost lineage {request_ids[0]}")
+    lin = lineage(request_ids[0], log_dir=log_dir)
+    for line in render_text(lin):
+        console.print(line, highlight=False, markup=False)
+    return {
+        "report": rep,
+        "request_ids": request_ids,
+        "run_id": res.run_id,
+        "planted_users": {int(u) for u in planted},
+        "sample": sample,
+        "lineage": lin,
+    }
