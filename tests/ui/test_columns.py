@@ -60,9 +60,9 @@ def test_regression_headline_and_a_single_run_keeps_its_params():
     ]
 
 
-def test_a_param_set_on_some_runs_only_varies():
-    runs = [_run("a", {"lr": 0.1}, {}), _run("b", {"lr": 0.1, "wd": 0.5}, {})]
-    assert [c.field for c in choose_columns(runs)] == ["params.wd"]
+def test_a_run_without_the_param_does_not_make_it_vary():
+    runs = [_run("parent", {}, {}), _run("a", {"lr": 0.1, "wd": 0.5}, {}), _run("b", {"lr": 0.2, "wd": 0.5}, {})]
+    assert [c.field for c in choose_columns(runs)] == ["params.lr"]
 
 
 def test_parse_columns_bare_and_prefixed_names_and_unknown_name_hint():

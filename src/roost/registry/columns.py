@@ -2,7 +2,7 @@
 
 Headline metrics of the runs' task come first (test before val, the task's primary metric first), then the
 params whose values vary across the listed runs, then the other metrics that vary. Columns every run leaves
-empty are hidden, and so are columns that hold one value for all runs (when there are two runs or more).
+empty are hidden, and so are columns that hold one value in every run that sets them (given two runs or more).
 Nested runs (tuning trials, `auto` candidates, pipeline tasks) are listed right under their parent.
 """
 
@@ -54,8 +54,11 @@ def _norm(v: Any) -> str:
 
 
 def _varies(runs: Sequence[dict[str, Any]], col: Column) -> bool:
-    """Whether the column holds two or more distinct values (a missing value counts as one)."""
-    return len({_norm(col.value(r)) for r in runs}) > 1
+    """Whether the runs that set the column hold two or more distinct values (runs without it do not count).
+
+    So a parent run without params (a tuning run) does not make every param of its trials look varied.
+    """
+    return len({_norm(v) for v in (col.value(r) for r in runs) if v is not None}) > 1
 
 
 def _present(runs: Sequence[dict[str, Any]], col: Column) -> bool:

@@ -153,6 +153,7 @@ def routes(ui: UI) -> list[Route]:
         metrics = data.diff_rows(rs, "metrics")
         if only_diff:
             params = [p for p in params if p["differs"]]
+        params.sort(key=lambda p: not p["differs"])  # what tells the runs apart first, then what they share
         from roost.ui.tensorboard import run_logdir
 
         return ui.render(

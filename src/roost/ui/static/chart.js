@@ -75,7 +75,7 @@
       el("line", {x1: M.l, x2: W - M.r, y1: y(t), y2: y(t), "class": "grid"}, axes);
       el("text", {x: M.l - 6, y: y(t) + 4, "text-anchor": "end"}, axes).textContent = fmt(t);
     });
-    ticks(xd[0], xd[1], isTime ? 4 : 6).filter(function (t) { return isTime || Math.round(t) === t || xd[1] - xd[0] < 6; }).forEach(function (t) {
+    ticks(xd[0], xd[1], isTime ? 4 : 6).filter(function (t) { return isTime || Math.round(t) === t; }).forEach(function (t) {
       el("line", {x1: x(t), x2: x(t), y1: H - M.b, y2: H - M.b + 4, "class": "tick"}, axes);
       el("text", {x: x(t), y: H - M.b + 16, "text-anchor": "middle"}, axes).textContent = xfmt(t);
     });
