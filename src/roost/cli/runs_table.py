@@ -38,7 +38,7 @@ def runs_rows(
     fixed = [
         [
             (r["run_id"] or "")[:8],
-            ("  " * depth + "└ " if depth else "") + (r["name"] or "") + (f" (+{n})" if n else ""),
+            ("  " * depth + "└ " if depth else "") + " ".join(x for x in (r["name"], f"(+{n})" if n else "") if x),
             r["status"] or "",
             _cell(r["start_time"]),
         ]
