@@ -70,11 +70,23 @@ def train(
         _serve_until_ctrl_c(res.tensorboard_process, res.tensorboard_url or "")
 
 
+def _interrupt_on_term() -> None:
+    """SIGTERM and SIGHUP act as Ctrl-C: `timeout`, a test or a closed terminal must not leave TensorBoard behind."""
+    import signal
+
+    def _term(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    for sig in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(sig, _term)
+
+
 def _serve_until_ctrl_c(proc: object, url: str) -> None:
-    """Keep TensorBoard running until Ctrl-C, then stop it."""
+    """Keep TensorBoard running until Ctrl-C, SIGTERM or SIGHUP, then stop it (it runs in its own session)."""
     from roost.cli.output import echo
     from roost.train.tensorboard import stop
 
+    _interrupt_on_term()
     echo(f"TensorBoard: {url}  [dim](Ctrl-C to stop)[/]")
     try:
         proc.wait()  # type: ignore[attr-defined]
@@ -89,11 +101,17 @@ def tensorboard(
     port: int | None = typer.Option(None, "--port", help="Port [default: a free one]."),
 ) -> None:
     """Start TensorBoard on a run's event files, print its URL, serve until Ctrl-C."""
-    from roost.train.tensorboard import run_logdir, start
+    from roost.train.tensorboard import run_logdir, start, stop
 
+    _interrupt_on_term()  # before the URL is printed: whoever reads it may stop us at once
     proc, url = start(run_logdir(run_id), port=port)
-    print(url, flush=True)
-    _serve_until_ctrl_c(proc, url)
+    try:
+        print(url, flush=True)
+        _serve_until_ctrl_c(proc, url)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop(proc)
 
 
 def register(app: typer.Typer) -> None:
