@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import Any
 
 import httpx
 import numpy as np
@@ -173,3 +174,152 @@ def test_export_kserve_with_canary_writes_canary_traffic_percent(churn, cli, pkg
     )
     code, _, err = cli("serve", "churn@prod", "--canary", "other/1=10", "--export", "kserve", str(tmp_path / "x"))
     assert code == 2 and "not a version of" in err
+
+
+# ---- shadow (#18 item 3) --------------------------------------------------------------------------------------
+def _ort_probability(pkg_dir, cols: list[str], X: np.ndarray) -> np.ndarray:
+    """P(class 1) straight from onnxruntime on the package file: the reference the shadow records must match."""
+    from pathlib import Path
+
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(Path(pkg_dir) / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {c: X[:, j].astype(np.float32) for j, c in enumerate(cols)}
+    return np.asarray(sess.run(["probability"], feeds)[0], dtype=np.float64).reshape(-1)
+
+
+def _shadow_rows(log_dir) -> Any:
+    import pyarrow.parquet as pq
+
+    files = sorted((log_dir / "shadow" / "churn").rglob("*.parquet"))
+    return pa_concat([pq.read_table(f) for f in files]).to_pandas()
+
+
+def pa_concat(tables):
+    import pyarrow as pa
+
+    return pa.concat_tables(tables)
+
+
+def _metric(ip: InProcess, name: str, **labels: str) -> float:
+    _, _, text = ip.request("GET", "/metrics")
+    return sum(
+        s.value
+        for f in text_string_to_metric_families(text.decode())
+        for s in f.samples
+        if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())
+    )
+
+
+def test_shadow_records_match_an_onnxruntime_recompute_and_primary_answers_are_unchanged(
+    churn, pkgs, bc_data, tmp_path
+):
+    X, _, cols = bc_data
+    rng = np.random.default_rng(3)
+    ip = InProcess(create_app(["churn/1"], shadow=["churn/2"], log_dir=str(tmp_path / "logs")))
+    sent: dict[str, np.ndarray] = {}
+    try:
+        for i in range(300):
+            idx = rng.choice(len(X), size=int(rng.integers(1, 4)), replace=False)
+            rid = f"r{i}"
+            sent[rid] = X[idx]
+            r = _infer(ip, "/v2/models/churn/infer", orjson.dumps(v2_body(cols, X[idx])), rid)
+            assert r["model_version"] == "1"  # the shadow never answers
+            want = _ort_probability(pkgs["bc"], cols, X[idx])
+            np.testing.assert_allclose(r["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
+        mirrored = _metric(ip, "roost_shadow_requests_total", outcome="mirrored")
+        dropped = _metric(ip, "roost_shadow_requests_total", outcome="dropped")
+    finally:
+        ip.close()  # waits for queued mirrors and writes the buffered rows
+    df = _shadow_rows(tmp_path / "logs")
+    assert mirrored + dropped >= 290 and df["_request_id"].nunique() >= mirrored  # every mirror recorded
+    assert set(df["_request_id"]) <= set(sent)
+    assert (df["primary_version"] == "1").all() and (df["shadow_version"] == "2").all()
+    for rid, g in df.groupby("_request_id"):
+        g = g.sort_values("_row")
+        p = _ort_probability(pkgs["bc"], cols, sent[rid])
+        s = _ort_probability(pkgs["bc2"], cols, sent[rid])
+        np.testing.assert_allclose([v[0] for v in g["primary"]], p, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose([v[0] for v in g["shadow"]], s, rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(g["abs_diff"], np.abs(p - s), rtol=1e-5, atol=1e-6)
+        assert list(g["agree"]) == list((p >= 0.5) == (s >= 0.5))
+        assert (g["primary_latency_ms"] > 0).all() and (g["shadow_latency_ms"] > 0).all()
+    assert 0 < df["agree"].mean() < 1  # bc2 learnt flipped labels: the comparison sees disagreement
+
+
+def test_shadow_percent_mirrors_the_seeded_share_of_request_ids(churn, bc_data, tmp_path):
+    from roost.serve.rollout import SHADOW_SALT
+
+    X, _, cols = bc_data
+    body = orjson.dumps(v2_body(cols, X[:1]))
+    ip = InProcess(create_app(["churn/1"], shadow=["churn/2=30"], log_dir=str(tmp_path / "logs")))
+    try:
+        for i in range(2000):
+            _infer(ip, "/v2/models/churn/infer", body, f"id-{i}")
+    finally:
+        ip.close()
+    got = set(_shadow_rows(tmp_path / "logs")["_request_id"])
+    want = {f"id-{i}" for i in range(2000) if share(f"id-{i}", SHADOW_SALT) < 30}
+    assert got == want and abs(100 * len(got) / 2000 - 30) <= 5
+
+
+class _Broken:
+    """A stand-in ONNX session for the shadow: slow, or failing."""
+
+    def __init__(self, real, sleep_s: float = 0.0, fail: bool = False) -> None:
+        self.real, self.sleep_s, self.fail = real, sleep_s, fail
+
+    def run(self, names, feeds):
+        time.sleep(self.sleep_s)
+        if self.fail:
+            raise RuntimeError("shadow exploded")
+        return self.real.run(names, feeds)
+
+
+@pytest.mark.parametrize("mode", ["slow", "failing"])
+def test_slow_or_failing_shadow_never_changes_primary_answers(churn, pkgs, bc_data, tmp_path, mode):
+    X, _, cols = bc_data
+    app = create_app(["churn/1"], shadow=["churn/2"], log_dir=str(tmp_path / "logs"))
+    shadow = app.repo.shadow("churn")[0]
+    shadow.session = _Broken(shadow.session, sleep_s=0.05 if mode == "slow" else 0.0, fail=mode == "failing")
+    app.shadow.max_pending = 4
+    ip = InProcess(app)
+    want = _ort_probability(pkgs["bc"], cols, X[:200])
+    try:
+        for i in range(200):
+            r = _infer(ip, "/v2/models/churn/infer", orjson.dumps(v2_body(cols, X[i : i + 1])), f"q{i}")
+            assert r["model_version"] == "1"
+            np.testing.assert_allclose(r["outputs"][0]["data"], want[i : i + 1], rtol=1e-5, atol=1e-6)
+        outcome = "dropped" if mode == "slow" else "failed"
+        assert _metric(ip, "roost_shadow_requests_total", outcome=outcome) > 0
+    finally:
+        ip.close()
+
+
+@pytest.mark.slow
+def test_fleet_with_shadow_writes_comparisons_and_counts_them(churn, bc_data, tmp_path):
+    X, _, cols = bc_data
+    srv = Server(
+        ["churn/1"],
+        "--shadow",
+        "churn/2",
+        "--replicas",
+        "2",
+        "--log-dir",
+        str(tmp_path / "logs"),
+        cwd=churn.root,
+        log=tmp_path / "log",
+        env={"ROOST_WORKSPACE": str(churn.root)},
+    )
+    try:
+        srv.wait_ready()
+        with httpx.Client(base_url=srv.url, timeout=60.0) as c:
+            for i in range(50):
+                r = c.post(
+                    "/v2/models/churn/infer", json=v2_body(cols, X[i : i + 1]), headers={"x-request-id": f"f{i}"}
+                )
+                assert r.status_code == 200 and r.json()["model_version"] == "1"
+    finally:
+        assert srv.stop() == 0
+    df = _shadow_rows(tmp_path / "logs")
+    assert set(df["_request_id"]) == {f"f{i}" for i in range(50)}

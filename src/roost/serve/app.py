@@ -23,7 +23,7 @@ from roost.serve.metrics import Metrics
 from roost.serve.protocols import tfserving, v2
 from roost.serve.repository import Repository
 from roost.serve.reqid import HEADER, Call, checked, new_id
-from roost.serve.rollout import pick
+from roost.serve.rollout import ShadowMirror, pick
 from roost.serve.security import ADMIN, OPERATOR, PUBLIC, host_allowed, is_loopback, redact, token_ok
 
 log = logging.getLogger(__name__)
@@ -80,6 +80,7 @@ class ServeApp:
         self._mount_closers: list[Callable[[], None]] = []
         self.ready = True
         self.rollout_seed = 0  # seed of the canary draw (roost serve --rollout-seed)
+        self.shadow: ShadowMirror | None = None  # mirrors requests to shadow models (roost serve --shadow)
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, bytes] | None = None
         self._static: dict[str, tuple[str, Handler]] = {
@@ -132,6 +133,11 @@ class ServeApp:
             raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
         if self.metrics is not None:
             self.metrics.answered(model.name, model.version)
+        if self.shadow is not None and request_id is not None:
+            try:
+                self.shadow.offer(model, arrays, rows, outputs, time.perf_counter() - t0, request_id)
+            except Exception:
+                log.warning("shadow: cannot queue a mirror of %s", model.name, exc_info=True)
         if self.reqlog is not None:
             try:
                 self.reqlog.maybe_log(model, protocol, arrays, outputs, time.perf_counter() - t0, request_id, lineage)
@@ -171,6 +177,8 @@ class ServeApp:
         """Stop background tasks, batchers and the request logger."""
         for t in self._tasks:
             t.cancel()
+        if self.shadow is not None:
+            await self.shadow.aclose()
         self.repo.close()
         for close in self._mount_closers:
             close()

@@ -82,7 +82,13 @@ def serve(
         metavar="MODEL=PERCENT",
         help="also serve MODEL (e.g. churn@candidate=10) and send it PERCENT % of the requests to its name",
     ),
-    rollout_seed: int = typer.Option(0, "--rollout-seed", help="seed of the per-request canary draw"),
+    rollout_seed: int = typer.Option(0, "--rollout-seed", help="seed of the per-request canary and shadow draws"),
+    shadow: list[str] | None = typer.Option(
+        None,
+        "--shadow",
+        metavar="MODEL[=PERCENT]",
+        help="mirror PERCENT % (default 100) of requests to MODEL off the response path and record both answers",
+    ),
     export: tuple[str, Path] | None = typer.Option(
         None,
         "--export",
@@ -153,6 +159,7 @@ def serve(
         recommend=_recommend_map(recommend),
         canary=list(canary or []),
         rollout_seed=rollout_seed,
+        shadow=list(shadow or []),
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         echo(f"warning: serving on {host} without --token: admin endpoints answer only local clients")

@@ -37,6 +37,7 @@ class ServeConfig:
     recommend: dict[str, list[str | None]] = field(default_factory=dict)  # index -> [user-tower model, ranker or None]
     canary: list[str] = field(default_factory=list)  # MODEL=PERCENT: a canary of the model served under its name
     rollout_seed: int = 0  # seed of the per-request canary draw
+    shadow: list[str] = field(default_factory=list)  # MODEL[=PERCENT]: mirrored copies of requests, compared
 
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
@@ -63,17 +64,18 @@ class ServeConfig:
                 "--token must be printable characters without spaces",
                 hint="e.g. --token $(python -c 'import secrets; print(secrets.token_urlsafe())')",
             )
-        if self.canary:
+        if self.canary or self.shadow:
             from roost.serve.loader import parse_spec
-            from roost.serve.rollout import parse_canary
+            from roost.serve.rollout import parse_canary, parse_shadow
 
             served = {parse_spec(m).name for m in self.models}
-            for item in self.canary:
-                c = parse_canary(item)
+            for flag, item, c in [("--canary", i, parse_canary(i)) for i in self.canary] + [
+                ("--shadow", i, parse_shadow(i)) for i in self.shadow
+            ]:
                 if c.spec.name not in served:
                     raise RoostError(
-                        f"--canary {item!r}: no model is served as {c.spec.name!r}",
-                        hint=f"serve the primary too: roost serve {c.spec.name}@prod --canary {item}",
+                        f"{flag} {item!r}: no model is served as {c.spec.name!r}",
+                        hint=f"serve the primary too: roost serve {c.spec.name}@prod {flag} {item}",
                     )
         if self.public_inference and not self.token:
             raise RoostError("--public-inference only makes sense with --token (admin endpoints need one)")
@@ -112,6 +114,16 @@ class ServeConfig:
         if self.workspace:
             return Path(self.workspace) / ".roost" / "request_logs"
         raise RoostError("--log-requests needs a place to write", hint="pass --log-dir DIR or run inside a workspace")
+
+    def shadow_log_dir(self) -> Path:
+        """Where shadow comparisons go: the request-log folder (--log-dir, else <workspace>/.roost/request_logs)."""
+        if self.log_dir:
+            return Path(self.log_dir).expanduser().resolve()
+        if self.workspace:
+            return Path(self.workspace) / ".roost" / "request_logs"
+        raise RoostError(
+            "--shadow needs a place to write its comparisons", hint="pass --log-dir DIR or use a workspace"
+        )
 
     def to_json(self) -> str:
         """Serialise for the worker processes."""

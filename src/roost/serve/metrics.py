@@ -68,6 +68,12 @@ class Metrics:
             ["model", "version"],
             registry=reg,
         )
+        self.shadow_requests = Counter(
+            "roost_shadow_requests_total",
+            "Requests mirrored to a shadow version: mirrored, dropped (queue full) or failed",
+            ["model", "version", "outcome"],
+            registry=reg,
+        )
         self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash", registry=reg)
         self._req: dict[tuple[str, str, str], Any] = {}
         self._lat: dict[tuple[str, str], Any] = {}
@@ -92,6 +98,10 @@ class Metrics:
     def answered(self, model: str, version: str) -> None:
         """Count one request answered by `version` of `model`."""
         self.version_requests.labels(model, version).inc()
+
+    def shadow(self, model: str, version: str, outcome: str) -> None:
+        """Count one shadow mirror outcome of `model`'s shadow `version`."""
+        self.shadow_requests.labels(model, version, outcome).inc()
 
     def batch(self, model: str, rows: int, requests: int) -> None:
         """Record one model run of `rows` rows merged from `requests` requests."""

@@ -52,6 +52,8 @@ class Repository:
         self.slots: dict[str, ModelSlot] = {}
         self.canaries: dict[str, tuple[ModelSlot, float]] = {}  # served name -> (canary slot, percent)
         self.canary_specs: dict[str, tuple[ModelSpec, float]] = {}  # set before load_all (see add_canary)
+        self.shadows: dict[str, tuple[ModelSlot, float]] = {}  # served name -> (shadow slot, percent mirrored)
+        self.shadow_specs: dict[str, tuple[ModelSpec, float]] = {}
         self.generation = 0  # bumped on every swap (cached documents built from the models go stale)
 
     def _load(self, resolved: Resolved) -> LoadedModel:
@@ -72,37 +74,55 @@ class Repository:
             log.info("loaded %s version %s from %s", spec.name, model.version, model.package.path)
         for name, (spec, percent) in self.canary_specs.items():
             self._load_canary(name, spec, percent)
+        for name, (spec, percent) in self.shadow_specs.items():
+            self._load_canary(name, spec, percent, self.shadows, "--shadow")
 
     def add_canary(self, spec: ModelSpec, percent: float) -> None:
         """Serve `spec` as a canary taking `percent` % of the requests to the model of the same name."""
         self.canary_specs[spec.name] = (spec, percent)
 
-    def _load_canary(self, name: str, spec: ModelSpec, percent: float) -> None:
-        """Load one canary beside its primary (same served name, its own version)."""
+    def add_shadow(self, spec: ModelSpec, percent: float) -> None:
+        """Mirror `percent` % of the requests to the model of the same name to `spec` (answers compared, not sent)."""
+        self.shadow_specs[spec.name] = (spec, percent)
+
+    def _load_canary(
+        self,
+        name: str,
+        spec: ModelSpec,
+        percent: float,
+        into: dict[str, tuple[ModelSlot, float]] | None = None,
+        flag: str = "--canary",
+    ) -> None:
+        """Load one canary (or shadow) beside its primary (same served name, its own version)."""
         from roost.errors import RoostError
         from roost.serve.rollout import check_compatible
 
         primary = self.get(name)
         if primary is None:
             raise RoostError(
-                f"--canary {spec.source!r}: no model is served as {name!r}",
-                hint=f"serve the primary too, e.g. roost serve {name}@prod --canary {spec.source}=10",
+                f"{flag} {spec.source!r}: no model is served as {name!r}",
+                hint=f"serve the primary too, e.g. roost serve {name}@prod {flag} {spec.source}=10",
             )
         model = self._load(resolve(spec))
         check_compatible(primary, model)
-        self.canaries[name] = (ModelSlot(spec, model), percent)
-        if self.metrics is not None:
+        (self.canaries if into is None else into)[name] = (ModelSlot(spec, model), percent)
+        if self.metrics is not None and into is None:
             self.metrics.loaded(name, model.version)
-        log.info("loaded canary of %s: version %s takes %g%% of requests", name, model.version, percent)
+        log.info("loaded %s of %s: version %s, %g%% of requests", flag[2:], name, model.version, percent)
 
     def canary(self, name: str) -> tuple[LoadedModel, float] | None:
         """The canary of `name` now and its percent, or None."""
         entry = self.canaries.get(name)
         return (entry[0].current, entry[1]) if entry is not None else None
 
+    def shadow(self, name: str) -> tuple[LoadedModel, float] | None:
+        """The shadow of `name` now and the percent of requests mirrored to it, or None."""
+        entry = self.shadows.get(name)
+        return (entry[0].current, entry[1]) if entry is not None else None
+
     def all_slots(self) -> list[ModelSlot]:
-        """Every slot: the served models, then their canaries."""
-        return [*self.slots.values(), *(c[0] for c in self.canaries.values())]
+        """Every slot: the served models, then their canaries and shadows."""
+        return [*self.slots.values(), *(c[0] for c in self.canaries.values()), *(c[0] for c in self.shadows.values())]
 
     def get(self, name: str) -> LoadedModel | None:
         """The model serving `name` now, or None."""
@@ -126,6 +146,9 @@ class Repository:
             entry = self.canaries.get(name)
             if entry is not None:
                 out.append({**await self._reload_slot(entry[0], force), "canary": True})
+            entry = self.shadows.get(name)
+            if entry is not None:
+                out.append({**await self._reload_slot(entry[0], force), "shadow": True})
         return out
 
     async def _reload_slot(self, slot: ModelSlot, force: bool) -> dict[str, Any]:
@@ -150,7 +173,7 @@ class Repository:
             slot.last_error = None
             self.generation += 1
             loop.call_later(RETIRE_AFTER_S, old.close)
-            if self.metrics is not None:
+            if self.metrics is not None and slot is not self.shadows.get(slot.spec.name, (None,))[0]:
                 self.metrics.loaded(slot.spec.name, new.version, old.version)
                 if slot.spec.name in self.canaries:  # the other half of a canary split may still serve old
                     self.metrics.loaded(slot.spec.name, self.slots[slot.spec.name].current.version)

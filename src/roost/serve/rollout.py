@@ -1,12 +1,27 @@
-"""Rollouts: a canary that takes a seeded share of a model's requests (drawn per request id)."""
+"""Rollouts: a canary that takes a seeded share of a model's requests (drawn per request id), and a shadow that
+is sent a copy of a share of them off the response path, its answers compared with the primary's and recorded."""
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
+import itertools
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
 
 from roost.errors import RoostError
 from roost.serve.loader import LoadedModel, ModelSpec, parse_spec
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -57,3 +72,215 @@ def pick(
     if canary is None or percent <= 0.0:
         return primary
     return canary if share(request_id, seed) < percent else primary
+
+
+# ---- shadow: mirror a share of requests to another version off the response path, record both answers --------
+SHADOW_DIR = "shadow"  # under the request-log folder: <log dir>/shadow/<model>/<YYYY-MM-DD>/<pid>-<seq>.parquet
+SHADOW_SALT = 0x5AD0  # the shadow draw is independent of the canary draw for the same request id
+
+
+def parse_shadow(item: str) -> CanarySpec:
+    """Parse a --shadow value `churn@candidate[=P]` (P: percent of requests mirrored, default 100)."""
+    source, sep, pct = item.rpartition("=")
+    if sep and source and pct.replace(".", "", 1).isdigit():
+        return parse_canary(item)
+    return CanarySpec(parse_spec(item), 100.0)
+
+
+def _score(model: LoadedModel, outputs: dict[str, np.ndarray], rows: int) -> tuple[str, np.ndarray]:
+    """(name, rows x k float64) of the output compared: `probability`, else `probabilities`, else the first number."""
+    names: list[str] = [n for n in ("probability", "probabilities") if n in outputs]
+    names += [n for n, a in outputs.items() if a.dtype.kind in "fiub" and n not in names]
+    if not names:
+        return "", np.zeros((rows, 0))
+    return names[0], np.asarray(outputs[names[0]], dtype=np.float64).reshape(rows, -1)
+
+
+def _labels(model: LoadedModel, outputs: dict[str, np.ndarray], score: np.ndarray) -> np.ndarray | None:
+    """Predicted labels as strings: the `label` output, else P >= 0.5 (binary) or argmax (multiclass); None else."""
+    if "label" in outputs:
+        labels: np.ndarray = np.asarray(outputs["label"]).reshape(-1).astype(str)
+        return labels
+    if model.package.task == "binary" and score.shape[1] == 1:
+        return (score[:, 0] >= 0.5).astype(np.int64).astype(str)
+    if model.package.task in ("binary", "multiclass") and score.shape[1] > 1:
+        top: np.ndarray = score.argmax(axis=1).astype(str)
+        return top
+    return None
+
+
+def compare(
+    primary: LoadedModel, p_out: dict[str, np.ndarray], shadow: LoadedModel, s_out: dict[str, np.ndarray], rows: int
+) -> dict[str, Any]:
+    """Per-row comparison columns: both scores, max |difference| over the score's columns, label agreement."""
+    name, p = _score(primary, p_out, rows)
+    _, s = _score(shadow, s_out, rows)
+    diff = np.abs(p - s).max(axis=1) if p.shape == s.shape and p.shape[1] else np.full(rows, np.nan)
+    pl, sl = _labels(primary, p_out, p), _labels(shadow, s_out, s)
+    return {
+        "output": [name] * rows,
+        "primary": [r.tolist() for r in p],
+        "shadow": [r.tolist() for r in s],
+        "abs_diff": diff,
+        "primary_label": None if pl is None else pl.tolist(),
+        "shadow_label": None if sl is None else sl.tolist(),
+        "agree": None if pl is None or sl is None else (pl == sl).tolist(),
+    }
+
+
+class ShadowLog:
+    """Buffers comparison rows and writes them as Parquet files (written as .part, renamed when complete)."""
+
+    def __init__(self, directory: str | Path, flush_rows: int = 5000, flush_s: float = 5.0) -> None:
+        self.directory = Path(directory) / SHADOW_DIR
+        self.flush_rows = flush_rows
+        self.flush_s = flush_s
+        self._last = time.monotonic()
+        self._rows: list[dict[str, Any]] = []
+        self._lock = threading.Lock()
+        self._seq = itertools.count()
+
+    def add(self, rows: list[dict[str, Any]]) -> bool:
+        """Queue rows; True when the buffer is big or old enough to flush."""
+        with self._lock:
+            self._rows.extend(rows)
+            return len(self._rows) >= self.flush_rows or time.monotonic() - self._last >= self.flush_s
+
+    def flush(self) -> Path | None:
+        """Write the buffered rows to one new file per model (blocking; call from a thread)."""
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        with self._lock:
+            rows, self._rows = self._rows, []
+            self._last = time.monotonic()
+        if not rows:
+            return None
+        table = pa.Table.from_pylist(rows)
+        last = None
+        for model in sorted({r["model"] for r in rows}):
+            part = table.filter(pa.compute.equal(table["model"], model))
+            folder = self.directory / model / time.strftime("%Y-%m-%d", time.gmtime(rows[0]["_ts"].timestamp()))
+            folder.mkdir(parents=True, exist_ok=True)
+            last = folder / f"{time.strftime('%H%M%S')}-{os.getpid()}-{next(self._seq):05d}.parquet"
+            tmp = folder / f".{last.name}.part"
+            pq.write_table(part, str(tmp), compression="zstd")
+            tmp.rename(last)
+        return last
+
+
+class ShadowMirror:
+    """Mirrors requests to shadow models from a bounded queue: a slow or failing shadow drops mirrors (counted),
+    never delays or fails the primary answer."""
+
+    def __init__(
+        self,
+        shadows: Callable[[str], tuple[LoadedModel, float] | None],
+        log: ShadowLog,
+        metrics: Any = None,
+        seed: int = 0,
+        max_pending: int = 256,
+        concurrency: int = 4,
+    ) -> None:
+        self.shadows = shadows
+        self.log = log
+        self.metrics = metrics
+        self.seed = seed
+        self.concurrency = concurrency
+        self.queue: asyncio.Queue[tuple[Any, ...]] | None = None
+        self.max_pending = max_pending
+        self._tasks: list[asyncio.Task[None]] = []
+        self._flushing: asyncio.Future[Any] | None = None
+
+    def _count(self, model: str, version: str, outcome: str) -> None:
+        """Count one mirror outcome: mirrored, dropped (queue full) or failed."""
+        if self.metrics is not None:
+            self.metrics.shadow(model, version, outcome)
+
+    def offer(
+        self,
+        model: LoadedModel,
+        arrays: dict[str, np.ndarray],
+        rows: int,
+        outputs: dict[str, np.ndarray],
+        latency_s: float,
+        request_id: str,
+    ) -> None:
+        """Queue a mirror of this answered request when the model has a shadow and the draw selects it."""
+        entry = self.shadows(model.name)
+        if entry is None or share(request_id, self.seed ^ SHADOW_SALT) >= entry[1]:
+            return
+        if self.queue is None:
+            self.queue = asyncio.Queue(self.max_pending)
+            loop = asyncio.get_running_loop()
+            self._tasks = [loop.create_task(self._worker()) for _ in range(self.concurrency)]
+        try:
+            self.queue.put_nowait((time.time(), request_id, model, arrays, rows, outputs, latency_s))
+        except asyncio.QueueFull:
+            self._count(model.name, entry[0].version, "dropped")
+
+    async def _worker(self) -> None:
+        """Run queued mirrors one at a time (several workers let the shadow's batcher merge them)."""
+        assert self.queue is not None
+        while True:
+            item = await self.queue.get()
+            try:
+                await self._mirror(*item)
+            except Exception as exc:  # noqa: BLE001 - a shadow failure only shows in its metrics and log
+                log.warning("shadow mirror of %s failed: %s", item[2].name, str(exc)[:300])
+                entry = self.shadows(item[2].name)
+                self._count(item[2].name, entry[0].version if entry else "", "failed")
+            finally:
+                self.queue.task_done()
+
+    async def _mirror(
+        self,
+        ts: float,
+        request_id: str,
+        primary: LoadedModel,
+        arrays: dict[str, np.ndarray],
+        rows: int,
+        outputs: dict[str, np.ndarray],
+        latency_s: float,
+    ) -> None:
+        """Run one mirror on the shadow and record the comparison rows."""
+        entry = self.shadows(primary.name)
+        if entry is None:
+            return
+        shadow = entry[0]
+        t0 = time.perf_counter()
+        s_out: dict[str, np.ndarray] = await shadow.batcher.submit(arrays, rows)
+        s_latency = time.perf_counter() - t0
+        cols = compare(primary, outputs, shadow, s_out, rows)
+        when = datetime.fromtimestamp(ts, UTC)
+        records = [
+            {
+                "_ts": when,
+                "_request_id": request_id,
+                "_row": i,
+                "model": primary.name,
+                "primary_version": primary.version,
+                "shadow_version": shadow.version,
+                **{k: (None if v is None else v[i]) for k, v in cols.items() if k != "abs_diff"},
+                "abs_diff": float(cols["abs_diff"][i]),
+                "primary_latency_ms": latency_s * 1000.0,
+                "shadow_latency_ms": s_latency * 1000.0,
+            }
+            for i in range(rows)
+        ]
+        self._count(primary.name, shadow.version, "mirrored")
+        if self.log.add(records) and (self._flushing is None or self._flushing.done()):
+            self._flushing = asyncio.get_running_loop().run_in_executor(None, self.log.flush)
+
+    async def aclose(self) -> None:
+        """Let queued mirrors finish (bounded wait), stop the workers and write what is buffered."""
+        if self.queue is not None:
+            try:
+                await asyncio.wait_for(self.queue.join(), timeout=10.0)
+            except TimeoutError:
+                log.warning("shadow: %d mirrors still queued at shutdown are dropped", self.queue.qsize())
+        for t in self._tasks:
+            t.cancel()
+        if self._flushing is not None:
+            await self._flushing
+        await asyncio.get_running_loop().run_in_executor(None, self.log.flush)

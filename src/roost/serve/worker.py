@@ -44,6 +44,12 @@ def build_app(
         for item in cfg.canary:
             c = parse_canary(item)
             repo.add_canary(c.spec, c.percent)
+    if cfg.shadow:
+        from roost.serve.rollout import parse_shadow
+
+        for item in cfg.shadow:
+            c = parse_shadow(item)
+            repo.add_shadow(c.spec, c.percent)
     repo.load_all()
     reqlog = None
     log_dir = cfg.request_log_dir()
@@ -67,6 +73,10 @@ def build_app(
         on_reload=on_reload,
     )
     app.rollout_seed = cfg.rollout_seed
+    if cfg.shadow:
+        from roost.serve.rollout import ShadowLog, ShadowMirror
+
+        app.shadow = ShadowMirror(repo.shadow, ShadowLog(cfg.shadow_log_dir()), metrics, seed=cfg.rollout_seed)
     if cfg.indexes:  # vector indexes next to the models: /v1/indexes/..., /v1/recommend/...
         from roost.ann import http as ann_http
         from roost.ann.serving import open_indexes
