@@ -32,7 +32,6 @@ MODULES = [
     "roost.cli.pipeline",
     "roost.cli.notebook",
     "roost.cli.lineage",
-    "roost.cli.lineage",
     "roost.cli.predict",
 ]
 
@@ -43,7 +42,7 @@ SECTIONS: dict[str, list[str]] = {
     "Train and track": ["train", "tune", "runs", "experiments", "models", "tensorboard"],
     "Features": ["features"],
     "Serve": ["serve", "predict", "embed", "index"],
-    "Monitor and explain": ["monitor", "fairness", "explain", "card"],
+    "Monitor and explain": ["monitor", "fairness", "explain", "card", "lineage"],
     "Workflows and UI": ["pipeline", "notebook", "ui"],
 }
 

@@ -28,14 +28,16 @@ def predict(
     input: list[str] = typer.Option(
         ..., "--input", "-i", help="Parquet/CSV file, folder or glob (repeatable), or 'sql:SELECT ...' (DuckDB/Spark)"
     ),
-    output: str = typer.Option(..., "--output", "-o", help="folder of Parquet parts (a rerun resumes it)"),
+    output: str = typer.Option(..., "--out", "-o", "--output", help="folder of Parquet parts (a rerun resumes it)"),
     engine: str = typer.Option("local", "--engine", help="local, spark or ray"),
     columns: str | None = typer.Option(
         None, "--columns", help="comma-separated columns to pass through (ids) [default: all input columns]"
     ),
     batch_size: int = typer.Option(65536, "--batch-size", help="rows per model run"),
     rows_per_part: int = typer.Option(1_000_000, "--rows-per-part", help="rows per output part (local engine)"),
-    workers: int | None = typer.Option(None, "--workers", "-j", help="parts scored at once (local) [all cores]"),
+    workers: int | None = typer.Option(
+        None, "--parallel", "-j", "--workers", help="parts scored at once (local) [all cores]"
+    ),
     overwrite: bool = typer.Option(False, "--overwrite", help="replace predictions of another model or input"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),

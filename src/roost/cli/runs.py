@@ -32,7 +32,6 @@ def runs_list(
     columns: str | None = typer.Option(
         None,
         "--columns",
-        "-c",
         help="comma-separated columns, e.g. test_roc_auc,params.lr (default: headline"
         " metrics, then params that vary; constant and empty columns hidden)",
     ),
