@@ -452,6 +452,52 @@ def skew_cmd(
     raise typer.Exit(1 if rep.failed else 0)
 
 
+def shadow_cmd(
+    logs: Path = typer.Argument(..., help="Request-log folder (holding shadow/), its shadow/ folder or a model's."),
+    model: str | None = typer.Option(None, "--model", help="Only this served model."),
+    since: str | None = typer.Option(None, "--since", help="Comparisons from this UTC time (e.g. 2024-01-08)."),
+    until: str | None = typer.Option(None, "--until", help="Comparisons before this UTC time."),
+    min_agreement: float | None = typer.Option(
+        None, "--min-agreement", min=0.0, max=1.0, help="Exit 1 when label agreement is below this."
+    ),
+    max_diff: float | None = typer.Option(
+        None, "--max-diff", min=0.0, help="Exit 1 when the --quantile of |score difference| is above this."
+    ),
+    quantile: float = typer.Option(0.99, "--quantile", min=0.0, max=1.0, help="Quantile --max-diff applies to."),
+    as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
+) -> None:
+    """Shadow vs primary answers: agreement, |score difference| quantiles, latencies; exit 1 when a gate fails."""
+    from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.shadow import shadow_summary
+
+    rep = shadow_summary(logs, model, since, until, min_agreement=min_agreement, max_diff=max_diff, quantile=quantile)
+    if as_json:
+        print_json(rep.to_dict())
+    else:
+
+        def ms(d: dict[str, float]) -> str:
+            return " / ".join(f"{d[k]:.2f}" for k in ("p50", "p99") if k in d)
+
+        print_table(
+            f"shadow comparisons · {rep.files} files",
+            ["model", "primary", "shadow", "requests", "agreement", "|diff| p50", "p90", "p99", "max", "ms p50/p99"],
+            [
+                [
+                    p.model,
+                    p.primary_version,
+                    p.shadow_version,
+                    f"{p.requests:,}",
+                    "-" if p.agreement is None else f"{p.agreement:.2%}",
+                    *[f"{p.abs_diff.get(k, float('nan')):.4g}" for k in ("p50", "p90", "p99", "max")],
+                    f"{ms(p.primary_latency_ms)} vs {ms(p.shadow_latency_ms)}",
+                ]
+                for p in rep.pairs
+            ],
+        )
+        echo(("[bold red]" if rep.failed else "[bold green]") + rep.verdict + "[/]")
+    raise typer.Exit(1 if rep.failed else 0)
+
+
 def register(app: typer.Typer) -> None:
     """Add `monitor` (profile, drift, check, analyze, skew), `fairness`, `explain` and `card` to the CLI."""
     group = typer.Typer(name="monitor", help="Profiles, drift, alerts and model analysis.", no_args_is_help=True)
@@ -460,6 +506,7 @@ def register(app: typer.Typer) -> None:
     group.command("check")(check)
     group.command("analyze")(analyze)
     group.command("skew")(skew_cmd)
+    group.command("shadow")(shadow_cmd)
     app.add_typer(group, name="monitor")
     app.command("fairness")(fairness_cmd)
     app.command("explain")(explain_cmd)
