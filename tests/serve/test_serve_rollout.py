@@ -10,7 +10,7 @@ import numpy as np
 import orjson
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
-from servekit import InProcess, Server, v2_body
+from servekit import InProcess, Server, free_port, v2_body
 
 from roost.errors import RoostError
 from roost.serve.rollout import parse_canary, share
@@ -100,6 +100,28 @@ def test_canary_without_its_primary_is_refused(churn):
         create_app(["other=churn/1"], canary=["churn/2=10"])
 
 
+def test_tfserving_requests_are_split_too_and_pinned_versions_reach_them(churn, bc_data):
+    X, _, cols = bc_data
+    inst = orjson.dumps({"instances": [{c: float(X[0, j]) for j, c in enumerate(cols)}]})
+    ip = InProcess(create_app(["churn/1"], canary=["churn/2=40"]))
+    try:
+
+        def tf(path: str, rid: str) -> float:
+            status, _, out = ip.request("POST", path, inst, {"x-request-id": rid})
+            assert status == 200, out
+            pred = orjson.loads(out)["predictions"][0]
+            return float(pred["probability"] if isinstance(pred, dict) else pred)
+
+        pinned = {v: tf(f"/v1/models/churn/versions/{v}:predict", "p") for v in ("1", "2")}
+        assert pinned["1"] != pytest.approx(pinned["2"])
+        for i in range(200):
+            rid = f"t{i}"
+            want = pinned["2"] if share(rid, 0) < 40 else pinned["1"]
+            assert tf("/v1/models/churn:predict", rid) == pytest.approx(want)
+    finally:
+        ip.close()
+
+
 @pytest.mark.slow
 def test_promote_and_rollback_by_moving_aliases_fail_no_request(churn, bc_data, tmp_path):
     import roost
@@ -115,6 +137,8 @@ def test_promote_and_rollback_by_moving_aliases_fail_no_request(churn, bc_data, 
         "0.3",
         "--replicas",
         "2",
+        "--grpc-port",
+        str(grpc_port := free_port()),
         cwd=churn.root,
         log=tmp_path / "log",
         env={"ROOST_WORKSPACE": str(churn.root)},
@@ -122,6 +146,17 @@ def test_promote_and_rollback_by_moving_aliases_fail_no_request(churn, bc_data, 
     try:
         srv.wait_ready()
         body = v2_body(cols, X[:1])
+        import tritonclient.grpc as tg
+
+        g = tg.InferenceServerClient(f"127.0.0.1:{grpc_port}")
+        inputs = []
+        for j, col in enumerate(cols):
+            inp = tg.InferInput(col, [1], "FP32")
+            inp.set_data_from_numpy(X[:1, j].astype(np.float32))
+            inputs.append(inp)
+        grpc_versions = [g.infer("churn", inputs, request_id=f"g{i}").get_response().model_version for i in range(100)]
+        assert grpc_versions == ["2" if share(f"g{i}", 0) < 50 else "1" for i in range(100)]
+        g.close()
         failed = 0
         with httpx.Client(base_url=srv.url, timeout=60.0) as c:
 

@@ -174,6 +174,8 @@ class Servicer:  # method names are the RPC names of the spec
         model = self.app.lookup(req.model_name, req.model_version or None)
         rid = checked(req.id, "the request's 'id'") if req.id else new_id()
         arrays = decode_request(model, req)
+        if not req.model_version:
+            model = self.app.choose(model, rid)  # a canary takes its share of unpinned requests
         wanted = _outputs(req, model)
         outputs = await self.app.predict(model, arrays, "grpc", rid)
         resp = encode_response(req, model, outputs, wanted)

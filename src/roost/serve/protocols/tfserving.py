@@ -142,6 +142,8 @@ async def predict(
             404, f"model {name!r} is not served under label {label!r}; it is served from {model.describe()['source']!r}"
         )
     row_format, arrays = _parse(model, body)
+    if version is None and label is None and request_id:
+        model = app.choose(model, request_id)  # a canary takes its share of unpinned requests
     outputs = await app.predict(model, arrays, "tfserving", request_id)
     return 200, encode(model, outputs, row_format), JSON, []
 
