@@ -339,11 +339,14 @@ def render_text(lin: dict[str, Any]) -> list[str]:
         lines.append("  run: none (the version was registered from a folder)")
         return lines
     dirty = " (dirty)" if run["git_dirty"] else ""
-    lines.append(f"run {run['run_id']}  {run['experiment']}/{run['name'] or ''}  {run['status']}")
+    named = f"{run['experiment']}/{run['name']}" if run["name"] else f"experiment {run['experiment']}"
+    lines.append(f"run {run['run_id']}  {named}  {run['status']}")
     lines.append(f"  model {run['model_type']}  task {run['task']}  git {run['git_commit'] or 'none'}{dirty}")
     lines.append(f"  config {run['config']}")
     d = lin["data"] or {}
-    lines.append(f"data {d.get('source') or d.get('entities')}  fingerprint {d.get('fingerprint')}")
+    given = [d.get("source"), d.get("entities"), (lin.get("model_version") or {}).get("data_source")]
+    source = next((str(x) for x in given if x not in (None, "", "null")), "unknown")
+    lines.append(f"data {source}  fingerprint {d.get('fingerprint')}")
     lines.append(
         f"  rows {d.get('rows')} = train {d.get('train_rows')} + val {d.get('val_rows')} + test {d.get('test_rows')}"
         f"  split {', '.join(f'{k}={v}' for k, v in (d.get('split') or {}).items() if v is not None)}"
@@ -352,7 +355,7 @@ def render_text(lin: dict[str, Any]) -> list[str]:
         changed = "  (definition changed since)" if v.get("changed_since_training") else ""
         lines.append(
             f"feature view {v['name']}  version {_short(v['definition_version'])}{changed}"
-            f"  ttl {v['ttl_seconds']}s  keys {', '.join(v['join_keys'])}"
+            f"  ttl {_ttl(v['ttl_seconds'])}  keys {', '.join(v['join_keys'])}"
         )
         lines.append(f"  fields {', '.join(v['fields'])}")
         s = v["source"]
@@ -360,3 +363,8 @@ def render_text(lin: dict[str, Any]) -> list[str]:
     if not lin.get("feature_views"):
         lines.append("feature views: none (the rows did not come from the feature store)")
     return lines
+
+
+def _ttl(seconds: float | None) -> str:
+    """A view's TTL for people: 'none' when the view keeps values forever."""
+    return "none (values never expire)" if seconds is None else f"{seconds:g}s"
