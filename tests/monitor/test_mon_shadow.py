@@ -102,3 +102,19 @@ def test_cli_prints_the_table_or_json_and_exits_1_on_a_failed_gate(cli, tmp_path
     code, out, _ = cli("monitor", "shadow", str(tmp_path), "--min-agreement", "0.99", "--json")
     doc = json.loads(out)
     assert code == 1 and doc["failed"] and len(doc["pairs"]) == 2
+
+
+def test_pipeline_shadow_gate_feeds_promote(ws, tmp_path):
+    from roost.pipeline.builtins import promote, shadow_gate
+
+    rows = _write(tmp_path, flip=0.2)
+    with pytest.raises(RoostError, match="shadowed by versions 2, 3"):
+        shadow_gate(str(tmp_path), "churn", min_agreement=0.5)
+    since = str(T0 + timedelta(minutes=399))[:19]  # the last request only (q399: version 2)
+    last = [r for r in rows if r["_request_id"] == "q399"]
+    gate = shadow_gate(str(tmp_path), "churn", min_agreement=0.0, since=since)
+    assert gate["promote"] and gate["version"] == int(last[0]["shadow_version"])
+    refused = shadow_gate(str(tmp_path), "churn", max_diff=-1.0, since=since)
+    assert not refused["promote"]
+    out = promote(refused, alias="prod", name="churn")
+    assert out["promoted"] is False

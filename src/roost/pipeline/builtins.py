@@ -1,5 +1,6 @@
-"""Built-in pipeline tasks: materialize, train, evaluate, compare (champion/challenger gate), register, promote,
-notebook. Outputs are JSON-friendly dicts so they travel through Airflow XComs unchanged.
+"""Built-in pipeline tasks: materialize, train, evaluate, compare (champion/challenger gate), shadow_gate (on
+serving shadow comparisons), register, promote, notebook.
+Outputs are JSON-friendly dicts so they travel through Airflow XComs unchanged.
 
 Each built-in is one `@task(name=...)` function, plus, where it reads or changes state outside its inputs, the
 hooks the runner uses (see `roost.pipeline.dsl.Task`): `refs` (what the inputs resolve to now, for the cache key),
@@ -153,6 +154,40 @@ def compare(
     }
 
 
+def _shadow_gate_summary(out: dict[str, Any]) -> str:
+    return (
+        f"{'promote' if out.get('promote') else 'keep'} {out.get('model')}/{out.get('version')}: {out.get('verdict')}"
+    )
+
+
+@task(name="shadow_gate", cache=False, summary=_shadow_gate_summary)  # comparisons keep arriving: always re-read
+def shadow_gate(
+    logs: str,
+    model: str,
+    min_agreement: float | None = None,
+    max_diff: float | None = None,
+    quantile: float = 0.99,
+    since: str | None = None,
+) -> dict[str, Any]:
+    """Gate a promotion on `roost serve --shadow` comparisons (like `compare`): feeds `promote`'s `gate`."""
+    from roost.monitor.shadow import shadow_summary
+
+    rep = shadow_summary(logs, model, since, min_agreement=min_agreement, max_diff=max_diff, quantile=quantile)
+    versions = sorted({p.shadow_version for p in rep.pairs})
+    if len(versions) > 1:
+        raise RoostError(
+            f"shadow_gate: {model} was shadowed by versions {', '.join(versions)}",
+            hint="pass `since:` to keep only the current shadow's comparisons",
+        )
+    return {
+        "promote": not rep.failed and bool(versions),
+        "model": model,
+        "version": int(versions[0]) if versions and versions[0].isdigit() else None,
+        "verdict": rep.verdict,
+        "agreement": [p.agreement for p in rep.pairs],
+    }
+
+
 def _register_refs(inputs: dict[str, Any]) -> dict[str, Any]:
     """run prefix -> full run id."""
     from roost.registry import api
@@ -250,5 +285,5 @@ def tune(
 
 
 BUILTINS: dict[str, Task] = {
-    t.name: t for t in (materialize, train, tune, evaluate, compare, register, promote, notebook)
+    t.name: t for t in (materialize, train, tune, evaluate, compare, shadow_gate, register, promote, notebook)
 }
