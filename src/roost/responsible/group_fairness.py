@@ -263,7 +263,15 @@ def group_metrics(
     ]
     warn = [w for t in tables for w in _warnings(t, min_group)]
     sel = overall.get("selection_rate", float("nan"))
-    if sel in (0.0, 1.0) and y_pred is None and score is not None and score.size:
+    note = None
+    if y_pred is None and score is not None and score.size and y is not None:
+        from roost.monitor.analysis import threshold_note
+
+        note = threshold_note(score, threshold, float(np.mean(y)))
+    if note is not None:  # the rule `monitor analyze` applies: < 1 % or > 99 % of rows selected
+        log.warning("fairness: %s", note)
+        warn.insert(0, note)
+    elif sel in (0.0, 1.0) and y_pred is None and score is not None and score.size:
         warn.insert(
             0,
             f"{'no row' if sel == 0 else 'every row'} is selected at threshold {threshold:g} (scores "
