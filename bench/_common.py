@@ -37,6 +37,16 @@ def mlflow_python() -> Path:
     return peer_venv("mlflow", ["mlflow==3.17.2"], "mlflow")
 
 
+def mlserver_python() -> Path:
+    """The python of the MLServer benchmark venv (mlserver 1.7.1 + mlserver-sklearn), created on first use."""
+    return peer_venv("mlserver", ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"], "mlserver_sklearn")
+
+
+def feast_python() -> Path:
+    """The python of the Feast benchmark venv (feast[duckdb]==0.67.0), created on first use."""
+    return peer_venv("feast", ["feast[duckdb]==0.67.0"], "feast")
+
+
 def run_driver(
     python: Path | str, source: str, args: list[str], cwd: Path, env: dict | None = None, timeout: float = 900
 ) -> dict:

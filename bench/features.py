@@ -3,9 +3,9 @@
 Measures the point-in-time join (entity rows x feature rows), materialisation into SQLite, and online reads of 1 and
 100 entities (roost's OnlineFetcher vs hand-written raw SQLite vs Feast), once per feature-view TTL (default 2 and 7
 days: Feast's range join gets cheaper as the TTL shrinks, roost's cost hardly moves, so the short TTL is the hard
-case; it runs first, while roost's process is coldest). Feast runs in its own venv (.bench/feast: `python -m venv
-.bench/feast && .bench/feast/bin/pip install 'feast[duckdb]'`), a fresh process per TTL; prints `ratio: X` last,
-X = the smallest over the TTLs of Feast PIT time / roost PIT time.
+case; it runs first, while roost's process is coldest). Feast runs in its own venv (.bench/feast with
+'feast[duckdb]==0.67.0', created on first use by bench/_common.peer_venv), a fresh process per TTL; prints
+`ratio: X` last, X = the smallest over the TTLs of Feast PIT time / roost PIT time.
 
     .venv/bin/python bench/features.py --entity-rows 1000000 --feature-rows 10000000 --ttl-days 2 7
 """
@@ -24,8 +24,9 @@ import textwrap
 import time
 from pathlib import Path
 
+from _common import feast_python
+
 ROOT = Path(__file__).resolve().parents[1]
-FEAST_PY = ROOT / ".bench" / "feast" / "bin" / "python"
 FIELDS = {"f0": "float64", "f1": "float64", "f2": "int64", "f3": "int64", "f4": "float64"}
 DAYS = 30
 START = "2024-01-01 00:00:00+00"
@@ -216,7 +217,15 @@ def _time_calls(fn, arrays: list, reps: int) -> float:
 
 
 def feast_side(
-    work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int, ttl_days: float
+    feast_py: Path,
+    work: Path,
+    feats: Path,
+    ents: Path,
+    end: str,
+    batches: dict,
+    reps1: int,
+    reps100: int,
+    ttl_days: float,
 ) -> dict:
     """Run the Feast worker in Feast's own venv on the same files; returns its figures."""
     d = work / f"feast-ttl{ttl_days:g}d"
@@ -241,7 +250,7 @@ def feast_side(
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "PYTHONPATH"))}
     env["FEAST_USAGE"] = "False"
-    p = subprocess.run([str(FEAST_PY), str(script), str(arg)], capture_output=True, text=True, env=env, cwd=d)
+    p = subprocess.run([str(feast_py), str(script), str(arg)], capture_output=True, text=True, env=env, cwd=d)
     for line in p.stdout.splitlines():
         if line.startswith("FEAST_RESULT "):
             return json.loads(line[len("FEAST_RESULT ") :])
@@ -269,6 +278,7 @@ def main() -> None:
     a = ap.parse_args()
     import random
 
+    feast_py = None if a.skip_feast else feast_python()  # create Feast's venv before anything is timed
     work = Path(a.work_dir or tempfile.mkdtemp(prefix="roost-bench-features-"))
     work.mkdir(parents=True, exist_ok=True)
     t = time.perf_counter()
@@ -281,24 +291,23 @@ def main() -> None:
     end = "2024-01-31T00:00:00+00:00"
     rng = random.Random(a.seed)
     batches = {str(n): [[rng.randrange(a.entities) for _ in range(n)] for _ in range(200)] for n in (1, 100)}
-    feast = not a.skip_feast and FEAST_PY.exists()
     ratios: dict[float, float] = {}
     summary = []
     for ttl in a.ttl_days:
         print(f"--- TTL {ttl:g} d", flush=True)
         r = roost_side(work, feats, ents, end, batches, a.reps1, a.reps100, ttl)
         _print_roost(r)
-        if not feast:
+        if feast_py is None:
             continue
-        f = feast_side(work, feats, ents, end, batches, a.reps1, a.reps100, ttl)
+        f = feast_side(feast_py, work, feats, ents, end, batches, a.reps1, a.reps100, ttl)
         _print_feast(a, r, f)
         ratios[ttl] = f["pit_s"] / r["pit_s"]
         summary.append(
             f"PIT join, TTL {ttl:g} d: roost {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s) vs Feast "
             f"{f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s) -> {ratios[ttl]:.2f}x"
         )
-    if not feast:
-        print("feast: skipped" + ("" if a.skip_feast else f" ({FEAST_PY} not found)"))
+    if feast_py is None:
+        print("feast: skipped (--skip-feast)")
         print(f"ratio: {r['read1_us'] / r['raw1_us']:.2f}")
         return
     print("---")

@@ -7,13 +7,15 @@ One scikit-learn pipeline (StandardScaler + LogisticRegression on breast_cancer,
 Each server runs one process. wrk (loopback, bounded -d) drives concurrency 1 and 16 with 1-row and 64-row
 requests; every server's answers are first checked against scikit-learn's predict_proba.
 
-Peers live in their own venvs: .bench/mlserver (pip install mlserver==1.7.1 mlserver-sklearn) and .bench/mlflow
-(pip install mlflow==3.17.2). Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver]
+Peers live in their own venvs, created on first use with pinned versions (bench/_common.peer_venv): .bench/mlserver
+(mlserver==1.7.1 mlserver-sklearn==1.7.1) and .bench/mlflow (mlflow==3.17.2); only the peers in --only are created.
+Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver]
 """
 
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import re
@@ -27,13 +29,20 @@ from pathlib import Path
 
 import httpx
 import numpy as np
+from _common import mlflow_python, mlserver_python
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_PY = {"mlserver": ROOT / ".bench" / "mlserver" / "bin", "mlflow": ROOT / ".bench" / "mlflow" / "bin"}
+PEER_PYTHON = {"mlserver": mlserver_python, "mlflow": mlflow_python}
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("ROOST_BENCH_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
 """
+
+
+@functools.cache
+def peer_bin(peer: str) -> Path:
+    """The bin/ folder of a peer's venv under .bench/, created with pinned versions on first use."""
+    return PEER_PYTHON[peer]().parent
 
 
 def free_port() -> int:
@@ -43,7 +52,7 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
-def train(work: Path) -> tuple[object, np.ndarray, list[str]]:
+def train(work: Path, peers: list[str]) -> tuple[object, np.ndarray, list[str]]:
     """Fit the pipeline, write model.joblib, the roost package and the MLServer/MLflow model folders."""
     import joblib
     import onnx
@@ -109,9 +118,11 @@ def train(work: Path) -> tuple[object, np.ndarray, list[str]]:
             }
         )
     )
+    if "mlflow" not in peers:
+        return pipe, X, cols
     subprocess.run(
         [
-            str(PEER_PY["mlflow"] / "python"),
+            str(peer_bin("mlflow") / "python"),
             "-c",
             "import sys, joblib, mlflow.sklearn; mlflow.sklearn.save_model(joblib.load(sys.argv[1]), "
             "sys.argv[2], pyfunc_predict_fn='predict_proba')",
@@ -161,10 +172,12 @@ class Peer:
                     }
                 )
             )
-            return [str(PEER_PY["mlserver"] / "mlserver"), "start", str(self.work / "mlserver")], self._path("mlserver")
+            return [str(peer_bin("mlserver") / "mlserver"), "start", str(self.work / "mlserver")], self._path(
+                "mlserver"
+            )
         return (
             [
-                str(PEER_PY["mlflow"] / "mlflow"),
+                str(peer_bin("mlflow") / "mlflow"),
                 "models",
                 "serve",
                 "-m",
@@ -185,8 +198,8 @@ class Peer:
     def _path(peer: str) -> dict[str, str]:
         """PATH with the peer's venv first (mlflow runs `uvicorn` from PATH)."""
         return {
-            "PATH": f"{PEER_PY[peer]}{os.pathsep}{os.environ.get('PATH', '')}",
-            "VIRTUAL_ENV": str(PEER_PY[peer].parent),
+            "PATH": f"{peer_bin(peer)}{os.pathsep}{os.environ.get('PATH', '')}",
+            "VIRTUAL_ENV": str(peer_bin(peer).parent),
         }
 
     @property
@@ -326,10 +339,16 @@ def main() -> None:
     ap.add_argument("--replicas", type=int, default=1, help="server processes for every peer")
     args = ap.parse_args()
     names = args.only.split(",")
+    unknown = sorted(set(names) - {"roost", *PEER_PYTHON})
+    if unknown:
+        ap.error(f"unknown peers {unknown}; choose from roost,{','.join(PEER_PYTHON)}")
+    for name in names:
+        if name != "roost":
+            peer_bin(name)  # create the peer's venv before anything is timed
     work = Path(tempfile.mkdtemp(prefix="roost-bench-serving-"))
     lua = work / "post.lua"
     lua.write_text(LUA)
-    pipe, X, cols = train(work)
+    pipe, X, cols = train(work, names)
     expect = pipe.predict_proba(X[:64])[:, 1]
     cpu = (
         next(
