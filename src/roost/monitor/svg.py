@@ -12,6 +12,42 @@ W, H = 420, 170
 PAD_L, PAD_R, PAD_T, PAD_B = 44, 10, 18, 34
 
 
+FONT_PX = 10
+_NARROW = set("il.,:;'|!ijtfrI ()[]-")
+_WIDE = set("WMmw@%")
+
+
+def text_width(text: str, px: float = FONT_PX) -> float:
+    """A generous width estimate of `text` in a sans-serif font (wider than DejaVu Sans, Arial, Helvetica)."""
+    em = 0.0
+    for c in text:
+        if c in _NARROW:
+            em += 0.42
+        elif c in _WIDE or not c.isascii():
+            em += 1.02
+        elif c.isupper():
+            em += 0.8
+        else:
+            em += 0.68
+    return em * px
+
+
+def fit_text(text: str, width: float, px: float = FONT_PX) -> str:
+    """`text` itself when it fits in `width` px, else its longest prefix that fits with an ellipsis."""
+    if text_width(text, px) <= width:
+        return text
+    keep = len(text)
+    while keep > 0 and text_width(text[:keep] + "…", px) > width:
+        keep -= 1
+    return text[:keep] + "…" if keep else ""
+
+
+def _pad_left(y_max: float) -> float:
+    """Left margin wide enough for the rotated axis label and the widest y tick label."""
+    widest = max(text_width(_fmt(y_max * k / 2)) for k in range(3))
+    return max(float(PAD_L), 16 + widest + 4)
+
+
 def _fmt(v: float) -> str:
     """A short number label."""
     if v == 0 or not math.isfinite(v):
@@ -22,20 +58,22 @@ def _fmt(v: float) -> str:
     return f"{v:.3g}"
 
 
-def _frame(inner: str, title: str, y_max: float, y_label: str = "share") -> str:
+def _frame(inner: str, title: str, y_max: float, y_label: str = "share", pad_l: float = PAD_L) -> str:
     """Axes, y ticks, title and legend around plot content."""
+    shown = fit_text(title, (W - pad_l - PAD_R) / 1.1)  # bold is up to 10 % wider
+    tip = f"<title>{escape(title)}</title>" if shown != title else ""
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {W} {H}" width="{W}" height="{H}" '
         f'role="img" aria-label="{escape(title)}" style="font:10px sans-serif">',
-        f'<text x="{PAD_L}" y="11" font-weight="bold">{escape(title)}</text>',
+        f'<text x="{pad_l:.1f}" y="11" font-weight="bold">{tip}{escape(shown)}</text>',
     ]
     y0, y1 = H - PAD_B, PAD_T
     for k in range(3):
         v = y_max * k / 2
         y = y0 - (y0 - y1) * k / 2
         parts.append(
-            f'<line x1="{PAD_L}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
-            f'<text x="{PAD_L - 4}" y="{y + 3:.1f}" text-anchor="end">{_fmt(v)}</text>'
+            f'<line x1="{pad_l:.1f}" x2="{W - PAD_R}" y1="{y:.1f}" y2="{y:.1f}" stroke="#ddd"/>'
+            f'<text x="{pad_l - 4:.1f}" y="{y + 3:.1f}" text-anchor="end">{_fmt(v)}</text>'
         )
     parts.append(
         f'<text x="6" y="{(y0 + y1) / 2:.0f}" transform="rotate(-90 6 {(y0 + y1) / 2:.0f})" '
@@ -62,20 +100,25 @@ def bars(
     y_label: str = "share",
     max_bars: int = 30,
 ) -> str:
-    """Grouped bars (one group per label, one bar per series)."""
+    """Grouped bars (one group per label, one bar per series).
+
+    Category labels never leave the canvas or overlap: a label too wide for its slot is cut with an ellipsis
+    and keeps its full text in a <title> tooltip (as does every bar).
+    """
     labels = list(labels)[:max_bars]
     series = [list(s)[:max_bars] for s in series]
     y_max = max([max(s, default=0) for s in series] + [0.0]) or 1.0
     y0, y1 = H - PAD_B, PAD_T
     n = max(len(labels), 1)
-    gw = (W - PAD_L - PAD_R) / n
+    pad_l = _pad_left(y_max)
+    gw = (W - pad_l - PAD_R) / n
     bw = gw * 0.8 / max(len(series), 1)
     out = []
     for i, lab in enumerate(labels):
         for j, s in enumerate(series):
             v = s[i] if i < len(s) else 0
             h = (y0 - y1) * v / y_max
-            x = PAD_L + i * gw + gw * 0.1 + j * bw
+            x = pad_l + i * gw + gw * 0.1 + j * bw
             out.append(
                 f'<rect x="{x:.1f}" y="{y0 - h:.1f}" width="{bw:.1f}" height="{h:.1f}" '
                 f'fill="{colors[j % len(colors)]}" opacity=".8"><title>{escape(str(lab))}: {_fmt(v)}'
@@ -83,12 +126,12 @@ def bars(
             )
         step = math.ceil(n / 12)
         if i % step == 0:
-            chars = max(3, int(gw * step / 6))  # ~6 px per character at 10 px
-            out.append(
-                f'<text x="{PAD_L + (i + 0.5) * gw:.1f}" y="{y0 + 12}" text-anchor="middle">'
-                f"{escape(str(lab)[:chars])}</text>"
-            )
-    return _frame("".join(out), title, y_max, y_label)
+            full = str(lab)
+            cx = pad_l + (i + 0.5) * gw
+            shown = fit_text(full, min(gw * step, 2 * (cx - 2), 2 * (W - cx - 2)) - 4)  # own slot, on canvas
+            tip = f"<title>{escape(full)}</title>" if shown != full else ""
+            out.append(f'<text x="{cx:.1f}" y="{y0 + 12}" text-anchor="middle">{tip}{escape(shown)}</text>')
+    return _frame("".join(out), title, y_max, y_label, pad_l)
 
 
 def histogram(
