@@ -142,7 +142,7 @@ def test_timeouts_and_retries_are_set_and_user_config_wins(s3_env, monkeypatch):
 
 
 def test_cli_prints_one_line_and_exits_2(tmp_path):
-    """`roost runs show` (reads artifacts) and `roost nb diff --log-to` (writes one): exit 2, no traceback."""
+    """`roost runs show` (reads artifacts) and `roost notebook diff --log-to` (writes one): exit 2, no traceback."""
     import nbformat
 
     port = _closed_port()
@@ -173,7 +173,7 @@ def test_cli_prints_one_line_and_exits_2(tmp_path):
     run_id = made.stdout.strip().splitlines()[-1]
     for args in (
         ["runs", "show", run_id],
-        ["nb", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), "--log-to", run_id],
+        ["notebook", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), "--log-to", run_id],
     ):
         p = roost(*args)
         assert p.returncode == 2, (args, p.stdout, p.stderr)

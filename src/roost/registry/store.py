@@ -201,7 +201,7 @@ class Store:
         metrics = list(metrics)
         with self.write() as s:
             conn = s.connection()  # Core statements built once (module level): no per-call SQL construction
-            if heartbeat:
+            if heartbeat and finish is None:  # a finishing run's last heartbeat rides in the _FINISH update
                 conn.execute(_BEAT, {"ids": [run_id], "beat_at": utcnow()})
             if params:
                 existing = {
@@ -246,7 +246,11 @@ class Store:
                 )
             if finish is not None:
                 s.flush()
-                done = conn.execute(_FINISH, {"rid": run_id, "new_status": finish[0], "new_end": finish[1]})
+                beat = {"beat_at": utcnow()} if heartbeat else {}
+                done = conn.execute(
+                    _FINISH_BEAT if heartbeat else _FINISH,
+                    {"rid": run_id, "new_status": finish[0], "new_end": finish[1], **beat},
+                )
                 if not done.rowcount:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
 
@@ -516,6 +520,7 @@ _FINISH = (
     .where(_RUNS.c.id == bindparam("rid"))
     .values(status=bindparam("new_status"), end_time=bindparam("new_end"))
 )
+_FINISH_BEAT = _FINISH.values(heartbeat_at=bindparam("beat_at"))
 
 
 def open_store(url: str, create: bool = True) -> Store:
