@@ -158,7 +158,7 @@ def create_app(
 ) -> Starlette:
     """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list; tb_max: the most
     TensorBoards running at once)."""
-    from roost.ui import api, artifacts_view, pages, tbroutes
+    from roost.ui import api, artifacts_view, pages, shadow_view, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
         raise RoostError(
@@ -182,6 +182,7 @@ def create_app(
 
     routes = [
         *pages.routes(ui),
+        *shadow_view.routes(ui),
         *artifacts_view.routes(ui),
         *api.routes(ui),
         *tbroutes.routes(ui),
