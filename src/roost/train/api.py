@@ -378,8 +378,9 @@ def train_run(
     parent_run_id: str | None = None,
     extra_tags: dict[str, Any] | None = None,
     extra_callbacks: list[Any] | None = None,
+    heading: str | None = None,
 ) -> TrainResult:
-    """Fit inside a run: callbacks, evaluation, package, registration."""
+    """Fit inside a run: callbacks, evaluation, package, registration; `heading` heads the progress output."""
     from roost.registry.api import register_model, start_run
     from roost.train import metrics as M
     from roost.train.callbacks import Progress, RunLogger
@@ -418,7 +419,7 @@ def train_run(
             if tensorboard:
                 tb_proc, tb_url = start_tensorboard(run, art / TB_SUBDIR, announce)
             if progress:
-                cbs.append(Progress(primary=M.PRIMARY[task][0]))
+                cbs.append(Progress(primary=M.PRIMARY[task][0], label=heading))
             X, Xv = train_df.drop(columns=[label]), val_df.drop(columns=[label])
             model.fit(
                 X,

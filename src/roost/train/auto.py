@@ -68,10 +68,15 @@ def train_auto(
     parent_run_id: str | None = None,
     extra_tags: dict[str, Any] | None = None,
 ) -> TrainResult:
-    """One parent run; each candidate trains as its child run; the parent keeps the winner's package."""
+    """One parent run; each candidate trains as its child run; the parent keeps the winner's package.
+
+    The parent run is named `cfg.name` (default "auto"), each child `<parent name>:<model type>`. A torch child's
+    TensorBoard events live on the parent (one folder per candidate, one TensorBoard for all); the child's
+    `roost.tensorboard_logs` tag points there, so `roost tensorboard CHILD` finds them.
+    """
     from roost.registry.api import register_model, start_run
     from roost.train.metrics import PRIMARY
-    from roost.train.tensorboard import TB_SUBDIR
+    from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
     cands = candidates(cfg)
     primary = PRIMARY[task][0]
@@ -80,8 +85,9 @@ def train_auto(
     tags = {"roost.model_type": "auto", "roost.task": task, "roost.kind": "train"}
     tb_proc = tb_url = None
     tags = {**tags, **{str(k): str(v) for k, v in (extra_tags or {}).items()}}
+    name = cfg.name or "auto"
     with start_run(
-        experiment=cfg.experiment, name=cfg.name, params=params, tags=tags, parent_run_id=parent_run_id
+        experiment=cfg.experiment, name=name, params=params, tags=tags, parent_run_id=parent_run_id
     ) as parent:
         try:
             art = parent.artifact_dir
@@ -91,9 +97,14 @@ def train_auto(
             if tensorboard:  # one TensorBoard, one folder per candidate
                 tb_proc, tb_url = start_tensorboard(parent, art / TB_SUBDIR, announce)
             results: list[TrainResult] = []
-            for cand in cands:
+            for k, cand in enumerate(cands, 1):
                 sub = auto_config(cfg, cand)
                 model = build_model(sub, task, len(parts[0]))
+                label = f"candidate {k}/{len(cands)}: {cand}"
+                log.info("auto: %s", label)
+                child_tags = {t: v for t, v in tags.items() if t.startswith("roost.distributed.")}
+                if model.framework == "torch":
+                    child_tags[TB_LOGS_TAG] = f"{parent.id}:{TB_SUBDIR}/{cand}"
                 res = train_run(
                     sub,
                     model,
@@ -104,7 +115,8 @@ def train_auto(
                     progress=progress,
                     tb_dir=art / TB_SUBDIR / cand,
                     parent_run_id=parent.id,
-                    extra_tags={k: v for k, v in tags.items() if k.startswith("roost.distributed.")},
+                    extra_tags=child_tags,
+                    heading=label,
                 )
                 results.append(res)
                 parent.log_metrics({f"{cand}.{k}": v for k, v in res.metrics.items() if v == v})

@@ -63,13 +63,14 @@ class TensorBoard:
 class Progress:
     """A Rich progress bar per epoch with the live loss; a summary line after each epoch."""
 
-    def __init__(self, console: Any = None, primary: str | None = None) -> None:
+    def __init__(self, console: Any = None, primary: str | None = None, label: str | None = None) -> None:
         from rich.console import Console
         from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
         from rich.progress import Progress as RichProgress
 
         self.console = console or Console(stderr=True)
         self.primary = primary
+        self.label = label  # printed once above the first epoch line (e.g. "candidate 1/3: lightgbm")
         self.bar = RichProgress(
             TextColumn("[bold]{task.description}"),
             BarColumn(),
@@ -82,6 +83,12 @@ class Progress:
         self.task: Any = None
         self.loss = math.nan
 
+    def _head(self) -> None:
+        """Print the label line once, on the stream the epoch lines go to."""
+        if self.label:
+            self.console.print(self.label, highlight=False)
+            self.label = None
+
     def _new_task(self, state: Any) -> None:
         """Start the bar for the next epoch."""
         if self.task is not None:
@@ -90,6 +97,7 @@ class Progress:
 
     def on_train_begin(self, state: Any) -> None:
         """Show the bar."""
+        self._head()
         self.bar.start()
         self._new_task(state)
 
@@ -102,6 +110,7 @@ class Progress:
         """Print the epoch summary above the bar; restart it for the next epoch."""
         keys = ["train_loss", "val_loss"] + ([f"val_{self.primary}"] if self.primary else [])
         parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
+        self._head()
         self.console.print(f"epoch {state.epoch}/{state.epochs}  " + "  ".join(parts), highlight=False)
         if state.steps_per_epoch <= 1:  # boosting rounds: one bar for all
             if self.task is None:

@@ -12,6 +12,7 @@ from pathlib import Path
 from roost.errors import RoostError
 
 TB_SUBDIR = "tensorboard"  # the UI looks for events in the same place (roost.ui.tensorboard)
+TB_LOGS_TAG = "roost.tensorboard_logs"  # "RUN_ID:PATH" where a run's events live on another run (auto's children)
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -31,6 +32,18 @@ def run_logdir(run_id: str) -> Path:
         d: Path | None = local_artifact(run, TB_SUBDIR)
     except NotFoundError:
         d = None
+    ref = str((run.get("tags") or {}).get(TB_LOGS_TAG) or "")
+    if (d is None or not d.is_dir()) and ":" in ref:  # an `auto` child: its events are on the parent run
+        owner, path = ref.split(":", 1)
+        try:
+            d = local_artifact(get_run(owner), path)
+        except NotFoundError:
+            d = None
+        if d is None or not d.is_dir():
+            raise RoostError(
+                f"run {run['run_id']} logs TensorBoard events on run {owner} ({path}), which has none now",
+                hint=f"roost tensorboard {owner}",
+            )
     if d is None or not d.is_dir():
         raise RoostError(f"run {run['run_id']} has no TensorBoard logs", hint="runs of torch models write them")
     return d
