@@ -358,3 +358,22 @@ def test_fleet_with_shadow_writes_comparisons_and_counts_them(churn, bc_data, tm
         assert srv.stop() == 0
     df = _shadow_rows(tmp_path / "logs")
     assert set(df["_request_id"]) == {f"f{i}" for i in range(50)}
+
+
+def test_two_shadow_logs_flushing_in_the_same_second_keep_both_files(tmp_path):
+    """File names are unique per process, not per writer: a second writer never overwrites the first's file."""
+    import datetime as dt
+
+    import pyarrow.parquet as pq
+
+    from roost.serve.rollout import ShadowLog
+
+    now = dt.datetime.now(dt.UTC)
+    written = []
+    for i in range(2):
+        log = ShadowLog(tmp_path, flush_rows=10**9)
+        log.add([{"model": "m", "_ts": now, "_request_id": f"r{i}", "abs_diff": float(i)}])
+        written.append(log.flush())
+    assert written[0] != written[1]
+    ids = sorted(pq.read_table(p)["_request_id"][0].as_py() for p in (tmp_path / "shadow" / "m").rglob("*.parquet"))
+    assert ids == ["r0", "r1"]

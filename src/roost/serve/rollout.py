@@ -75,6 +75,8 @@ def pick(
 
 
 # ---- shadow: mirror a share of requests to another version off the response path, record both answers --------
+# One counter per process (not per writer): two writers flushing in the same second never pick the same name.
+_FILE_SEQ = itertools.count()
 SHADOW_DIR = "shadow"  # under the request-log folder: <log dir>/shadow/<model>/<YYYY-MM-DD>/<pid>-<seq>.parquet
 SHADOW_SALT = 0x5AD0  # the shadow draw is independent of the canary draw for the same request id
 
@@ -138,7 +140,6 @@ class ShadowLog:
         self._last = time.monotonic()
         self._rows: list[dict[str, Any]] = []
         self._lock = threading.Lock()
-        self._seq = itertools.count()
 
     def add(self, rows: list[dict[str, Any]]) -> bool:
         """Queue rows; True when the buffer is big or old enough to flush."""
@@ -162,7 +163,7 @@ class ShadowLog:
             part = table.filter(pa.compute.equal(table["model"], model))
             folder = self.directory / model / time.strftime("%Y-%m-%d", time.gmtime(rows[0]["_ts"].timestamp()))
             folder.mkdir(parents=True, exist_ok=True)
-            last = folder / f"{time.strftime('%H%M%S')}-{os.getpid()}-{next(self._seq):05d}.parquet"
+            last = folder / f"{time.strftime('%H%M%S')}-{os.getpid()}-{next(_FILE_SEQ):05d}.parquet"
             tmp = folder / f".{last.name}.part"
             pq.write_table(part, str(tmp), compression="zstd")
             tmp.rename(last)
