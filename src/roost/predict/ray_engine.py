@@ -38,11 +38,14 @@ def run_ray(source: Source, package: Path, out: Path, keep: list[str], batch_siz
         names = list(ds.schema().names)
     else:
         names = parquet_schema_names(source.files)
-        ds = ray.data.read_parquet(paths, columns=list(dict.fromkeys([*pred.inputs, *keep])) or None)
+        ds = ray.data.read_parquet(paths).select_columns(list(dict.fromkeys([*pred.inputs, *keep])))
     check_columns(names, pred.inputs, keep, [prediction_name(pred.task)])
-    fn = functools.partial(score_with_package, str(package.resolve()), keep)
+    fn = functools.partial(score_table, str(package.resolve()), keep)
     scored = ds.map_batches(fn, batch_format="pyarrow", batch_size=batch_size)
-    scored.write_parquet(str(out), filename_provider=_PartNames())
+    scored.write_parquet(str(out))
+    written = sorted(f for f in out.rglob("*.parquet") if not f.name.startswith("part-"))
+    for i, f in enumerate(written):  # Ray's own names -> part-NNNNN.parquet, so every engine's output globs the same
+        f.rename(out / f"part-{i:05d}.parquet")
     files = sorted(out.glob("part-*.parquet"))
     import pyarrow.parquet as pq
 
@@ -50,17 +53,11 @@ def run_ray(source: Source, package: Path, out: Path, keep: list[str], batch_siz
     return {"rows_in": n, "rows_out": n, "parts": len(files)}
 
 
-class _PartNames:
-    """Ray's file names as `part-<block>.parquet` (so every engine's output globs the same)."""
+def score_table(path: str, keep: list[str], table: Any) -> Any:
+    """map_batches function: the scored batch as a pyarrow Table (Ray Data takes Tables, not RecordBatches)."""
+    import pyarrow as pa
 
-    def __new__(cls) -> Any:
-        from ray.data.datasource import FilenameProvider
-
-        class PartNames(FilenameProvider):
-            def get_filename_for_block(self, block: Any, write_uuid: str, task_index: int, block_index: int) -> str:
-                return f"part-{task_index:05d}-{block_index:03d}-{write_uuid[:8]}.parquet"
-
-        return PartNames()
+    return pa.Table.from_batches([score_with_package(path, keep, table)])
 
 
-__all__ = ["require_ray", "run_ray"]
+__all__ = ["require_ray", "run_ray", "score_table"]
