@@ -43,15 +43,15 @@ def logdir_name(run: dict[str, Any]) -> str:
 
 
 def run_logdir(run: dict[str, Any]) -> Path | None:
-    """The run's TensorBoard event folder (artifacts/tensorboard; a cached copy for remote roots), or None."""
-    from roost.errors import NotFoundError
-    from roost.registry.api import local_artifact
+    """The run's TensorBoard event folder (artifacts/tensorboard; a cached copy for remote roots; an `auto`
+    child's folder on its parent run), or None — the same lookup as `roost tensorboard RUN`."""
+    from roost.errors import RoostError
+    from roost.train.tensorboard import run_logdir as training_logdir
 
     try:
-        d = local_artifact(run, TB_SUBDIR)
-    except NotFoundError:
+        return training_logdir(run["run_id"])
+    except RoostError:
         return None
-    return d if d.is_dir() else None
 
 
 def spec_for(runs: list[dict[str, Any]]) -> Spec:
