@@ -143,21 +143,9 @@ def _retrying(fn: Callable[[], T], attempts: int = 20) -> T:
 @contextlib.contextmanager
 def write_session(engine: Engine) -> Iterator[Session]:
     """A session in one write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-    conn = engine.connect()
-    conn.info["roost_write"] = True
-    try:
-        _retrying(conn.begin)
-        with Session(bind=conn, expire_on_commit=False) as session:
-            try:
-                yield session
-                session.flush()
-                conn.commit()
-            except BaseException:
-                conn.rollback()
-                raise
-    finally:
-        conn.info["roost_write"] = False
-        conn.close()
+    with write_connection(engine) as conn, Session(bind=conn, expire_on_commit=False) as session:
+        yield session
+        session.flush()
 
 
 @contextlib.contextmanager

@@ -51,17 +51,7 @@ class _Worker:
 
 def bind(host: str, port: int) -> socket.socket:
     """Bind and listen on host:port (IPv4 or IPv6); the socket is inheritable by workers."""
-    family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    try:
-        sock.bind((host, port))
-    except OSError as exc:
-        sock.close()
-        raise RoostError(
-            f"cannot listen on {host}:{port}: {exc.strerror}",
-            hint="pick another --port, or stop the process using this one",
-        ) from None
+    sock = _bound(host, port, socket.SO_REUSEADDR, f"cannot listen on {host}:{port}", "--port")
     sock.listen(2048)
     sock.set_inheritable(True)
     return sock
@@ -69,16 +59,20 @@ def bind(host: str, port: int) -> socket.socket:
 
 def reserve_grpc(host: str, port: int) -> socket.socket:
     """Bind (never listen) host:port with SO_REUSEPORT: holds the gRPC port, resolves 0, and lets workers bind it."""
+    return _bound(host, port, socket.SO_REUSEPORT, f"cannot serve gRPC on {host}:{port}", "--grpc-port")
+
+
+def _bound(host: str, port: int, option: int, what: str, flag: str) -> socket.socket:
+    """A TCP socket (IPv4 or IPv6 by the host's form) with `option` set, bound to host:port; a RoostError if taken."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.SOL_SOCKET, option, 1)
     try:
         sock.bind((host, port))
     except OSError as exc:
         sock.close()
         raise RoostError(
-            f"cannot serve gRPC on {host}:{port}: {exc.strerror}",
-            hint="pick another --grpc-port, or stop the process using this one",
+            f"{what}: {exc.strerror}", hint=f"pick another {flag}, or stop the process using this one"
         ) from None
     return sock
 
