@@ -1,5 +1,6 @@
 """roost.predict on Ray Data (map_batches, pyarrow batches): equal to load_model().predict."""
 
+import json
 import os
 import shutil
 import signal
@@ -9,6 +10,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -41,7 +43,7 @@ def ray_cluster():
     """A 2-CPU `ray start --head` (no dashboard) in its own process group, connected to; skipped with the reason
     when it cannot start within 240 s (an in-process ray.init that misses Ray's own startup deadline later kills
     the whole process, so the head runs apart)."""
-    ray = pytest.importorskip("ray")
+    pytest.importorskip("ray")
     ray_bin = Path(sys.executable).parent / "ray"
     if not ray_bin.exists():
         pytest.skip(f"no ray CLI next to {sys.executable}")
@@ -65,12 +67,9 @@ def ray_cluster():
             pytest.skip("Ray did not start on this machine within 240 s")
         if p.returncode != 0:
             pytest.skip(f"Ray did not start on this machine: {out[-500:]}")
-        try:
-            ray.init(address=f"127.0.0.1:{port}", log_to_driver=False)
-        except Exception as exc:  # the loaded box missed Ray's own connect deadline
-            pytest.skip(f"could not connect to the Ray head on this machine: {exc}")
-        yield ray
-        ray.shutdown()
+        # The driver runs in a child process: a ray.init in the pytest process leaves Ray state behind that later
+        # in-process Ray users (tests/tune/test_tune_ray.py's CLI) pick up and connect with to the wrong node.
+        yield f"127.0.0.1:{port}"
     finally:
         _stop_group(p.pid)
         if old_auth is None:
@@ -87,7 +86,23 @@ def test_ray_equals_load_model(ray_cluster, model, tmp_path):
     write_parquet(df.iloc[:900], d / "a.parquet", 300)
     write_parquet(df.iloc[900:], d / "b.parquet", 300)
     out = tmp_path / "scores"
-    res = roost.predict(model, d, out, engine="ray", columns=["user_id"], batch_size=256)
+    driver = (
+        "import json, sys, ray, roost\n"
+        "ray.init(address=sys.argv[1], log_to_driver=False)\n"
+        "res = roost.predict(sys.argv[2], sys.argv[3], sys.argv[4], engine='ray', columns=['user_id'],"
+        " batch_size=256)\n"
+        "print(json.dumps({'run_id': res.run_id, 'rows_out': res.rows_out}))\n"
+    )
+    env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # the child runs in the test workspace (the cwd)
+    p = subprocess.run(
+        [sys.executable, "-c", driver, ray_cluster, str(model), str(d), str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    assert p.returncode == 0, p.stderr[-3000:]
+    res = SimpleNamespace(**json.loads(p.stdout.strip().splitlines()[-1]))
     got = read_output(out)
     assert list(got.columns) == ["user_id", "probability"]
     assert got["user_id"].tolist() == df["user_id"].tolist()
