@@ -48,7 +48,7 @@ demo: $(STAMP)
 
 # The whole suite, slow/services/browser tests included (CI runs exactly this).
 test: $(STAMP) sysdeps
-	$(VENV)/bin/pytest -q -m "" -p no:cacheprovider
+	$(VENV)/bin/pytest -q -m "" -p no:cacheprovider --durations=40
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow and not services and not browser" -p no:cacheprovider
