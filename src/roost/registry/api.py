@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import logging
 import shutil
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError
-from roost.registry import modelreg
+from roost.registry import modelreg, retention
 from roost.registry.lifecycle import FLUSH_INTERVAL_S, runs
 from roost.registry.run import (
     STAGED_TAG,
@@ -117,9 +118,10 @@ def search_runs(
     limit: int | None = 1000,
     offset: int = 0,
     warn_unknown: bool = True,
+    stages: Iterable[str] = ("active",),
 ) -> list[RunDict]:
-    """Runs matching a filter (see roost.registry.query), newest first unless ordered."""
-    found = default_store().search_runs(filter, experiment, order_by, limit, offset)
+    """Runs matching a filter (see roost.registry.query), newest first unless ordered (active runs unless `stages`)."""
+    found = default_store().search_runs(filter, experiment, order_by, limit, offset, stages=stages)
     for note in filter_notices(filter, experiment) if warn_unknown else []:
         log.warning("%s", note)
     return found
@@ -240,6 +242,61 @@ def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[RunDict]:
         after = (batch[-1]["start_time"], batch[-1]["run_id"])
 
 
+def delete_runs(
+    run_ids: Iterable[str] | None = None,
+    filter: str | None = None,
+    experiment: str | list[str] | None = None,
+    older_than: str | timedelta | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: retention.Progress | None = None,
+) -> retention.StageChange:
+    """Soft-delete matching runs (hidden, restorable until `gc`); RUNNING runs and model sources need force."""
+    return retention.change_stage(
+        default_store(), "delete", run_ids, filter, experiment, older_than, dry_run, force, progress
+    )
+
+
+def archive_runs(
+    run_ids: Iterable[str] | None = None,
+    filter: str | None = None,
+    experiment: str | list[str] | None = None,
+    older_than: str | timedelta | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: retention.Progress | None = None,
+) -> retention.StageChange:
+    """Archive matching runs: kept as they are, hidden from default listings (stages=("active", "archived") shows)."""
+    return retention.change_stage(
+        default_store(), "archive", run_ids, filter, experiment, older_than, dry_run, force, progress
+    )
+
+
+def restore_runs(
+    run_ids: Iterable[str] | None = None,
+    filter: str | None = None,
+    experiment: str | list[str] | None = None,
+    older_than: str | timedelta | None = None,
+    dry_run: bool = False,
+    progress: retention.Progress | None = None,
+) -> retention.StageChange:
+    """Bring deleted (not yet garbage-collected) or archived runs back to the default listings."""
+    return retention.change_stage(
+        default_store(), "restore", run_ids, filter, experiment, older_than, dry_run, False, progress
+    )
+
+
+def gc(
+    older_than: str | timedelta | None = None,
+    dry_run: bool = False,
+    batch_size: int = retention.GC_BATCH,
+    vacuum: bool = False,
+    progress: retention.Progress | None = None,
+) -> retention.GcReport:
+    """Permanently remove runs deleted longer than `older_than` ago (default: all) with their artifacts."""
+    return retention.gc(default_store(), older_than, dry_run, batch_size, vacuum, progress)
+
+
 __all__ = [
     "Run",
     "start_run",
@@ -253,6 +310,10 @@ __all__ = [
     "search_runs",
     "get_run",
     "delete_run",
+    "delete_runs",
+    "archive_runs",
+    "restore_runs",
+    "gc",
     "list_experiments",
     "register_model",
     "set_alias",

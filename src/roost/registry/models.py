@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 
@@ -36,6 +36,10 @@ class Run(Base):
     artifact_uri: Mapped[str] = mapped_column(Text, nullable=False)
     # last sign of life of the process that owns the run (written by its flusher thread); see registry.lifecycle
     heartbeat_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # retention (registry.retention): 'active' | 'archived' | 'deleted' | 'purging' (gc removing it); hidden_at is
+    # when it left 'active' (set exactly when the stage is not 'active', so counts of visible runs use its index)
+    lifecycle_stage: Mapped[str] = mapped_column(String(16), nullable=False, server_default=text("'active'"))
+    hidden_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True), index=True)
     __table_args__ = (
         Index("ix_runs_experiment_start", "experiment_id", "start_time"),
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),

@@ -149,7 +149,7 @@ class Store:
         with self.read() as s:
             rows = s.execute(
                 select(Experiment.id, Experiment.name, Experiment.created_at, func.count(Run.id))
-                .outerjoin(Run, Run.experiment_id == Experiment.id)
+                .outerjoin(Run, (Run.experiment_id == Experiment.id) & (Run.lifecycle_stage == "active"))
                 .group_by(Experiment.id)
                 .order_by(Experiment.id)
             ).all()
@@ -300,6 +300,7 @@ class Store:
                 "parent_run_id": r.parent_run_id,
                 "artifact_uri": r.artifact_uri,
                 "heartbeat_at": aware(r.heartbeat_at),
+                "lifecycle_stage": r.lifecycle_stage,
                 "params": {},
                 "metrics": {},
                 "tags": {},
@@ -386,8 +387,11 @@ class Store:
         limit: int | None = 1000,
         offset: int = 0,
         after: tuple[datetime, str] | None = None,
+        stages: Iterable[str] = ("active",),
     ) -> list[RunDict]:
         """Runs matching a filter expression, ordered, as dicts (stale RUNNING runs are marked LOST first).
+
+        stages: the lifecycle stages listed (registry.retention): active runs by default, not archived or deleted.
 
         after=(start_time, run_id) of the last run of a page (default order only): the runs that follow it, a
         keyset page that neither skips nor repeats runs when others are added meanwhile.
@@ -395,7 +399,7 @@ class Store:
         from roost.registry import query
 
         self.reap()
-        q = select(Run)
+        q = select(Run).where(Run.lifecycle_stage.in_(list(stages)))
         if experiment:
             names = [experiment] if isinstance(experiment, str) else list(experiment)
             with self.read() as s:

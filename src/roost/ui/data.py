@@ -77,8 +77,18 @@ def count_runs(filter: str | None = None, experiments: list[str] | None = None, 
         q = q.where(Run.experiment_id.in_(_experiment_ids(st, experiments)))
     if filter and filter.strip():
         q = q.where(query.compile_filter(filter))
-    with st.read() as s:
-        return int(s.scalar(q) or 0)
+    with st.read() as s:  # archived/deleted runs are not counted (see _visible_count)
+        return _visible_count(s.connection(), q)
+
+
+def _visible_count(conn: Connection, count_q: Select[Any]) -> int:
+    """A COUNT select's result without archived/deleted runs: all matches minus hidden ones (hidden_at set).
+
+    Both counts can read indexes only (ix_runs_hidden_at for the few hidden runs); a lifecycle_stage condition in
+    the COUNT would read every row of runs.
+    """
+    every = int(conn.execute(count_q).scalar() or 0)
+    return every - int(conn.execute(count_q.where(Run.hidden_at.is_not(None))).scalar() or 0)
 
 
 def _distinct_keys(conn: Connection, table: FromClause) -> list[str]:
@@ -181,9 +191,9 @@ def runs_page(
         conds.append(or_(parent.is_(None), parent.not_in(select(runs_t.c.id).scalar_subquery())))
     for cond in conds:
         count_q, page_q = count_q.where(cond), page_q.where(cond)
-    page_q = query.apply_order(page_q, order_by)
+    page_q = query.apply_order(page_q.where(runs_t.c.lifecycle_stage == "active"), order_by)  # not archived/deleted
     with st.engine.connect() as conn:
-        total = int(conn.execute(count_q).scalar() or 0)
+        total = _visible_count(conn, count_q)
         pages = max(1, math.ceil(total / per_page))
         page = max(1, min(int(page), pages))
         runs = _page_dicts(conn, page_q.limit(per_page).offset((page - 1) * per_page))
@@ -192,7 +202,8 @@ def runs_page(
         for _ in range(NEST_DEPTH if nest else 0):
             if not level or len(kids) >= MAX_CHILDREN:
                 break
-            q = select(*runs_t.c).where(runs_t.c.parent_run_id.in_(level)).order_by(runs_t.c.start_time, runs_t.c.id)
+            q = select(*runs_t.c).where(runs_t.c.parent_run_id.in_(level), runs_t.c.lifecycle_stage == "active")
+            q = q.order_by(runs_t.c.start_time, runs_t.c.id)
             found = _page_dicts(conn, q.limit(MAX_CHILDREN - len(kids)))
             kids += found
             level = [r["run_id"] for r in found]

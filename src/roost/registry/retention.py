@@ -1,0 +1,435 @@
+"""Retention: soft-delete, archive and restore runs by filter, and `gc` that removes deleted runs for good.
+
+A run's `lifecycle_stage` is 'active' (listed), 'archived' (kept, hidden from default listings), 'deleted'
+(hidden; `restore` brings it back until gc) or 'purging' (gc has started removing it: no longer restorable).
+
+gc order, per batch of runs (one transaction each step): mark the batch 'purging' → remove its artifacts →
+delete its rows (metrics, latest metrics, params, tags, run). A crash therefore never leaves artifacts without
+rows: at worst rows marked 'purging' whose artifacts are partly or wholly gone, and the next gc finishes them
+first (artifact removal is idempotent).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import shutil
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, func, select, text, update
+
+from roost import artifacts
+from roost.errors import NotFoundError, RoostError, closest
+from roost.registry.models import Experiment, LatestMetric, Metric, ModelVersion, Param, Run, Tag
+from roost.registry.store import Store, utcnow
+
+log = logging.getLogger(__name__)
+
+ACTIVE, ARCHIVED, DELETED, PURGING = "active", "archived", "deleted", "purging"
+STAGES = (ACTIVE, ARCHIVED, DELETED, PURGING)
+IMPORTED_TAG = "roost.imported_from"  # runs imported from MLflow: their artifacts belong to MLflow, never removed
+BATCH = 500  # runs per transaction when changing stages
+GC_BATCH = 100  # runs per gc batch (each batch: mark, remove artifacts, delete rows)
+Progress = Callable[[int, int], None]  # (done, total)
+
+# action -> (stages a run may be in to be selected, the stage it moves to)
+_MOVES: dict[str, tuple[tuple[str, ...], str]] = {
+    "delete": ((ACTIVE, ARCHIVED), DELETED),
+    "archive": ((ACTIVE,), ARCHIVED),
+    "restore": ((DELETED, ARCHIVED), ACTIVE),
+}
+_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
+_UNITS = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
+
+
+def parse_age(value: str | timedelta | None) -> timedelta | None:
+    """'30d', '12h', '90m', '45s', '2w' (a bare number means days) → timedelta; None stays None."""
+    if value is None or isinstance(value, timedelta):
+        return value
+    m = _AGE.match(str(value))
+    if not m:
+        raise RoostError(f"age {value!r} is not a duration", hint="e.g. 30d, 12h, 90m, 45s or 2w (0d: any age)")
+    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+
+
+@dataclass
+class StageChange:
+    """What a delete/archive/restore selected and did."""
+
+    action: str
+    run_ids: list[str] = field(default_factory=list)  # runs changed (or that would be, with dry_run)
+    skipped_running: list[str] = field(default_factory=list)  # RUNNING runs left alone (delete/archive, no force)
+    model_versions: list[str] = field(default_factory=list)  # 'name/version' referencing a deleted run (force)
+    dry_run: bool = False
+
+
+@dataclass
+class GcReport:
+    """What gc removed (or would remove, with dry_run)."""
+
+    run_ids: list[str] = field(default_factory=list)
+    artifacts_removed: int = 0  # artifact roots removed (runs whose files were deleted)
+    artifacts_kept: list[str] = field(default_factory=list)  # 'run_id: why' (imported, outside its run folder)
+    resumed: int = 0  # runs a previous, interrupted gc had marked 'purging'
+    dry_run: bool = False
+    size_before: int | None = None  # store size in bytes around VACUUM (vacuum=True)
+    size_after: int | None = None
+
+
+def _experiment_ids(store: Store, names: list[str]) -> list[int]:
+    with store.read() as s:
+        known = dict(s.execute(select(Experiment.name, Experiment.id)).all())
+    for n in names:
+        if n not in known:
+            near = closest(n, list(known))
+            raise NotFoundError(
+                f"experiment {n!r} not found",
+                hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
+            )
+    return [known[n] for n in names]
+
+
+def _select(
+    store: Store,
+    stages: tuple[str, ...],
+    run_ids: Iterable[str] | None,
+    filter: str | None,
+    experiment: str | list[str] | None,
+    older_than: timedelta | None,
+) -> list[tuple[str, str]]:
+    """(id, status) of the runs in `stages` matching every criterion given, oldest first."""
+    from roost.registry import query
+
+    conds: list[ColumnElement[bool]] = [Run.lifecycle_stage.in_(stages)]
+    ids = list(run_ids or [])
+    if ids:
+        full = []
+        for rid in ids:
+            with store.read() as s:
+                hit = s.scalars(select(Run.id).where(Run.id.like(f"{rid}%")).limit(2)).all() if rid else []
+            if len(hit) != 1 and rid not in hit:
+                raise NotFoundError(
+                    f"run {rid!r} {'is ambiguous' if hit else 'not found'}",
+                    hint="give more of the id" if hit else "list runs with `roost runs list --all`",
+                )
+            full.append(rid if rid in hit else hit[0])
+        conds.append(Run.id.in_(full))
+    if experiment:
+        names = [experiment] if isinstance(experiment, str) else list(experiment)
+        conds.append(Run.experiment_id.in_(_experiment_ids(store, names)))
+    if older_than is not None:
+        conds.append(Run.start_time < utcnow() - older_than)
+    q = select(Run.id, Run.status)
+    if filter and filter.strip():
+        q = q.where(query.compile_filter(filter))
+    with store.read() as s:
+        rows = s.execute(q.where(*conds).order_by(Run.start_time, Run.id)).all()
+    return [(r[0], r[1]) for r in rows]
+
+
+def _references(store: Store, ids: list[str]) -> list[tuple[str, int, str]]:
+    """(model name, version, run id) of the model versions registered from any of `ids`."""
+    out: list[tuple[str, int, str]] = []
+    with store.read() as s:
+        for chunk in _chunks(ids, BATCH):
+            rows = s.execute(
+                select(ModelVersion.name, ModelVersion.version, ModelVersion.run_id).where(
+                    ModelVersion.run_id.in_(chunk)
+                )
+            ).all()
+            out += [(r[0], int(r[1]), str(r[2])) for r in rows]
+    return sorted(out)
+
+
+def change_stage(
+    store: Store,
+    action: str,
+    run_ids: Iterable[str] | None = None,
+    filter: str | None = None,
+    experiment: str | list[str] | None = None,
+    older_than: str | timedelta | None = None,
+    dry_run: bool = False,
+    force: bool = False,
+    progress: Progress | None = None,
+) -> StageChange:
+    """Delete (soft), archive or restore the runs matching every criterion given, in batches."""
+    if action not in _MOVES:
+        raise RoostError(f"unknown action {action!r}", hint="one of: " + ", ".join(_MOVES))
+    ids = list(run_ids or [])
+    if not ids and not (filter and filter.strip()) and not experiment and older_than is None:
+        raise RoostError(
+            f"nothing selects the runs to {action}",
+            hint="give run ids, --filter, --experiment or --older-than (e.g. --filter \"status = 'FAILED'\")",
+        )
+    sources, target = _MOVES[action]
+    found = _select(store, sources, ids, filter, experiment, parse_age(older_than))
+    out = StageChange(action=action, dry_run=dry_run)
+    if ids and not found:
+        with store.read() as s:
+            stages = dict(s.execute(select(Run.id, Run.lifecycle_stage).where(Run.id.like(f"{ids[0]}%"))).all())
+        raise RoostError(
+            f"cannot {action} run {ids[0]!r}: it is {', '.join(sorted(set(stages.values()))) or 'gone'}",
+            hint="only "
+            + " or ".join(sources)
+            + f" runs can be {action}d"
+            + ("; gc has started removing it" if PURGING in stages.values() else ""),
+        )
+    for rid, status in found:
+        if action != "restore" and status == "RUNNING" and not force:
+            out.skipped_running.append(rid)
+        else:
+            out.run_ids.append(rid)
+    if out.skipped_running:
+        log.warning("%d RUNNING run(s) left alone (pass force=True to %s them)", len(out.skipped_running), action)
+    if action == "delete" and out.run_ids:
+        refs = _references(store, out.run_ids)
+        out.model_versions = [f"{n}/{v}" for n, v, _ in refs]
+        if refs and not force:
+            shown = ", ".join(f"{n}/{v} (run {r[:8]})" for n, v, r in refs[:5])
+            more = f" and {len(refs) - 5} more" if len(refs) > 5 else ""
+            raise RoostError(
+                f"refusing to delete {len(out.run_ids)} run(s): model version {shown}{more} was registered from "
+                f"{'it' if len(refs) == 1 else 'them'}",
+                hint="narrow the filter, or pass --force (force=True): the model version stays loadable (gc keeps "
+                "the files it uses)",
+            )
+    if dry_run or not out.run_ids:
+        return out
+    now = utcnow()
+    values: dict[str, Any] = {"lifecycle_stage": target, "hidden_at": None if target == ACTIVE else now}
+    done = 0
+    for chunk in _chunks(out.run_ids, BATCH):
+        with store.write() as s:
+            s.execute(
+                update(Run)
+                .where(Run.id.in_(chunk), Run.lifecycle_stage.in_(sources))
+                .values(**values)
+                .execution_options(synchronize_session=False)
+            )
+        done += len(chunk)
+        if progress is not None:
+            progress(done, len(out.run_ids))
+    log.info("%s: %d run(s) now %s", action, len(out.run_ids), target)
+    return out
+
+
+def _chunks(xs: list[str], n: int) -> list[list[str]]:
+    return [xs[i : i + n] for i in range(0, len(xs), n)]
+
+
+def _own_folder(run_id: str, uri: str) -> bool:
+    """True when `uri` is the run's own artifact folder as roost (and MLflow) lay it out: .../RUN_ID/artifacts."""
+    return uri.rstrip("/").endswith(f"/{run_id}/artifacts")
+
+
+def _under(path: str, roots: list[str]) -> bool:
+    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
+
+
+def remove_artifacts(run_id: str, uri: str, keep: list[str]) -> None:
+    """Remove a run's artifact folder (local or remote), except files under the URIs in `keep`; missing is fine."""
+    if artifacts.is_local(uri):
+        root = artifacts.local_path(uri)
+        keep_paths = [str(artifacts.local_path(k)) for k in keep]
+        if not keep_paths:
+            shutil.rmtree(root, ignore_errors=True)
+        elif root.is_dir():
+            for p in sorted(root.rglob("*"), reverse=True):
+                if p.is_file() and not _under(str(p), keep_paths):
+                    p.unlink(missing_ok=True)
+                elif p.is_dir() and not any(p.iterdir()):
+                    p.rmdir()
+        with_run = root.parent
+        if with_run.name == run_id and with_run.is_dir() and not any(with_run.iterdir()):
+            with_run.rmdir()
+    else:
+        with artifacts.remote(uri) as (fs, path):
+            fs.invalidate_cache()
+            files = [str(f) for f in fs.find(path)]
+            kept = [artifacts.filesystem(k)[1] for k in keep]
+            doomed = [f for f in files if not _under(f, kept)]
+            if doomed:
+                fs.rm(doomed)
+    from roost.registry.run import staging_dir
+
+    try:
+        shutil.rmtree(staging_dir(run_id), ignore_errors=True)
+    except RoostError:  # no current workspace: nothing staged here
+        pass
+
+
+def _batch(store: Store, cutoff: datetime, n: int) -> tuple[list[tuple[str, str]], int]:
+    """The next gc batch, marked 'purging': leftovers of an interrupted gc first. Returns (id, uri) and #resumed."""
+    with store.write() as s:
+        rows = s.execute(
+            select(Run.id, Run.artifact_uri)
+            .where(Run.hidden_at.is_not(None), Run.lifecycle_stage == PURGING)
+            .order_by(Run.hidden_at, Run.id)
+            .limit(n)
+        ).all()
+        resumed = len(rows)
+        if len(rows) < n:
+            fresh = s.execute(
+                select(Run.id, Run.artifact_uri)
+                .where(Run.hidden_at <= cutoff, Run.lifecycle_stage == DELETED)
+                .order_by(Run.hidden_at, Run.id)
+                .limit(n - len(rows))
+            ).all()
+            if fresh:
+                s.execute(
+                    update(Run)
+                    .where(Run.id.in_([r[0] for r in fresh]), Run.lifecycle_stage == DELETED)
+                    .values(lifecycle_stage=PURGING)
+                    .execution_options(synchronize_session=False)
+                )
+            rows = [*rows, *fresh]
+    return [(r[0], r[1]) for r in rows], resumed
+
+
+def _artifact_plan(store: Store, rows: list[tuple[str, str]]) -> dict[str, tuple[bool, str, list[str]]]:
+    """run id -> (remove?, why not, model version sources to keep) for one batch."""
+    ids = [r[0] for r in rows]
+    with store.read() as s:
+        imported = set(s.scalars(select(Tag.run_id).where(Tag.run_id.in_(ids), Tag.key == IMPORTED_TAG)))
+        keeps: dict[str, list[str]] = {}
+        for rid, src in s.execute(select(ModelVersion.run_id, ModelVersion.source).where(ModelVersion.run_id.in_(ids))):
+            keeps.setdefault(str(rid), []).append(str(src))
+    plan: dict[str, tuple[bool, str, list[str]]] = {}
+    for rid, uri in rows:
+        if rid in imported:
+            plan[rid] = (False, "imported: its artifacts belong to the source store", [])
+        elif not uri or not _own_folder(rid, uri):
+            plan[rid] = (False, f"artifact root {uri!r} is not the run's own folder", [])
+        else:
+            plan[rid] = (True, "", keeps.get(rid, []))
+    return plan
+
+
+def _delete_rows(store: Store, ids: list[str]) -> None:
+    """Delete the rows of purging runs `ids` in one transaction (children and model versions lose the link)."""
+    with store.write() as s:
+        for model in (Metric, LatestMetric, Param, Tag):
+            s.execute(delete(model).where(model.run_id.in_(ids)).execution_options(synchronize_session=False))
+        s.execute(
+            update(ModelVersion)
+            .where(ModelVersion.run_id.in_(ids))
+            .values(run_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        s.execute(
+            update(Run)
+            .where(Run.parent_run_id.in_(ids))
+            .values(parent_run_id=None)
+            .execution_options(synchronize_session=False)
+        )
+        s.execute(
+            delete(Run)
+            .where(Run.id.in_(ids), Run.lifecycle_stage == PURGING)
+            .execution_options(synchronize_session=False)
+        )
+
+
+def gc(
+    store: Store,
+    older_than: str | timedelta | None = None,
+    dry_run: bool = False,
+    batch_size: int = GC_BATCH,
+    vacuum: bool = False,
+    progress: Progress | None = None,
+) -> GcReport:
+    """Permanently remove runs deleted longer than `older_than` ago (default: all): artifacts, then rows."""
+    if batch_size < 1:
+        raise RoostError(f"batch size {batch_size} must be at least 1", hint="e.g. --batch-size 100")
+    age = parse_age(older_than) or timedelta(0)
+    cutoff = utcnow() - age
+    out = GcReport(dry_run=dry_run)
+    eligible = (Run.hidden_at.is_not(None)) & (
+        (Run.lifecycle_stage == PURGING) | ((Run.lifecycle_stage == DELETED) & (Run.hidden_at <= cutoff))
+    )
+    if dry_run:
+        with store.read() as s:
+            rows = s.execute(select(Run.id, Run.artifact_uri).where(eligible).order_by(Run.hidden_at, Run.id)).all()
+        pairs = [(str(r[0]), str(r[1])) for r in rows]
+        out.run_ids = [p[0] for p in pairs]
+        for i in range(0, len(pairs), GC_BATCH):
+            plan = _artifact_plan(store, pairs[i : i + GC_BATCH])
+            out.artifacts_removed += sum(1 for ok, _, _ in plan.values() if ok)
+            out.artifacts_kept += [f"{rid}: {why}" for rid, (ok, why, _) in plan.items() if not ok]
+        return out
+    with store.read() as s:
+        total = int(s.scalar(select(func.count()).select_from(Run).where(eligible)) or 0)
+    if vacuum:
+        out.size_before = store_size(store)
+    while True:
+        batch, resumed = _batch(store, cutoff, batch_size)
+        if not batch:
+            break
+        out.resumed += resumed
+        uris = dict(batch)
+        for rid, (ok, why, keep) in _artifact_plan(store, batch).items():
+            uri = uris[rid]
+            if ok:
+                remove_artifacts(rid, uri, keep)
+                out.artifacts_removed += 1
+            else:
+                log.info("gc: run %s keeps its artifacts (%s)", rid, why)
+                out.artifacts_kept.append(f"{rid}: {why}")
+        _delete_rows(store, [r[0] for r in batch])
+        out.run_ids += [r[0] for r in batch]
+        if progress is not None:
+            progress(len(out.run_ids), max(total, len(out.run_ids)))
+    log.info("gc: removed %d run(s) (%d resumed)", len(out.run_ids), out.resumed)
+    if vacuum:
+        run_vacuum(store)
+        out.size_after = store_size(store)
+    return out
+
+
+def store_size(store: Store) -> int:
+    """Bytes the store takes: the SQLite file plus its WAL, or the PostgreSQL database's size."""
+    url = store.engine.url
+    if url.get_backend_name() == "sqlite":
+        db = Path(url.database or "")
+        if not url.database or url.database == ":memory:":
+            return 0
+        return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
+    with store.engine.connect() as conn:
+        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
+
+
+def run_vacuum(store: Store) -> None:
+    """Give freed space back: SQLite VACUUM + WAL truncate; PostgreSQL VACUUM ANALYZE of the run tables."""
+    if store.engine.url.get_backend_name() == "sqlite":
+        raw = store.engine.raw_connection()
+        try:
+            cur = raw.cursor()
+            cur.execute("VACUUM")  # the connection is in autocommit mode (roost issues BEGIN itself)
+            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            cur.close()
+        finally:
+            raw.close()
+        return
+    tables = ", ".join(t.__tablename__ for t in (Run, Param, Tag, Metric, LatestMetric))
+    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        conn.execute(text(f"VACUUM (ANALYZE) {tables}"))
+
+
+__all__ = [
+    "ACTIVE",
+    "ARCHIVED",
+    "DELETED",
+    "PURGING",
+    "STAGES",
+    "GcReport",
+    "StageChange",
+    "change_stage",
+    "gc",
+    "parse_age",
+    "remove_artifacts",
+    "run_vacuum",
+    "store_size",
+]
