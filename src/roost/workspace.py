@@ -31,6 +31,7 @@ class Workspace:
     store_url: str = ""
     artifacts: str = ""
     online_store: str = ""
+    offline: dict[str, Any] = field(default_factory=lambda: {"engine": "local"})
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -55,6 +56,34 @@ def _resolve_url(value: str, root: Path) -> str:
         p = Path(value)
         return str(p if p.is_absolute() else (root / p).resolve())
     return value
+
+
+OFFLINE_ENGINES = ("local", "spark")
+
+
+def _offline(value: Any, cfg_path: Path) -> dict[str, Any]:
+    """The `offline:` settings ({engine: local|spark, master, conf}); ROOST_OFFLINE_ENGINE overrides the engine."""
+    if value is None:
+        value = {}
+    if isinstance(value, str):
+        value = {"engine": value}
+    if not isinstance(value, dict):
+        raise RoostError(
+            f"{cfg_path}: offline must be a mapping, got {value!r}",
+            hint='e.g. offline: {engine: spark, master: "local[*]"}',
+        )
+    out = dict(value)
+    out["engine"] = str(os.environ.get("ROOST_OFFLINE_ENGINE") or out.get("engine") or "local").lower()
+    if out["engine"] not in OFFLINE_ENGINES:
+        raise RoostError(
+            f"unknown offline engine {out['engine']!r} (from ROOST_OFFLINE_ENGINE or offline.engine in {cfg_path})",
+            hint="use one of: " + ", ".join(OFFLINE_ENGINES),
+        )
+    if not isinstance(out.get("conf", {}), dict):
+        raise RoostError(
+            f"{cfg_path}: offline.conf must be a mapping of Spark settings", hint="spark.executor.memory: 4g"
+        )
+    return out
 
 
 def find_root(start: Path | None = None) -> Path | None:
@@ -84,7 +113,7 @@ def load(start: Path | None = None, store_url: str | None = None, artifacts: str
         raise RoostError(f"{cfg_path} is not valid YAML: {exc}", hint="fix the file or re-run `roost init`") from None
     if not isinstance(data, dict):
         raise RoostError(f"{cfg_path} must be a mapping of settings", hint="re-run `roost init` to rewrite it")
-    known = {"project", "store_url", "artifacts", "online_store"}
+    known = {"project", "store_url", "artifacts", "online_store", "offline"}
     su = store_url or os.environ.get("ROOST_STORE_URL") or data.get("store_url") or "sqlite:///.roost/roost.db"
     ar = artifacts or os.environ.get("ROOST_ARTIFACTS") or data.get("artifacts") or ".roost/artifacts"
     on = os.environ.get("ROOST_ONLINE_STORE") or data.get("online_store") or "sqlite:///.roost/online.db"
@@ -94,6 +123,7 @@ def load(start: Path | None = None, store_url: str | None = None, artifacts: str
         store_url=_resolve_url(str(su), root),
         artifacts=_resolve_url(str(ar), root),
         online_store=_resolve_url(str(on), root),
+        offline=_offline(data.get("offline"), cfg_path),
         extra={k: v for k, v in data.items() if k not in known},
     )
 

@@ -11,7 +11,8 @@ from roost.errors import NotFoundError, RoostError, closest
 from roost.features import repo
 from roost.features.checks import nan_to_null
 from roost.features.definitions import arrow_type
-from roost.features.sources import connect, q, refusals, run, view_rows
+from roost.features.engines import get_engine
+from roost.features.sources import q
 
 log = logging.getLogger(__name__)
 
@@ -97,7 +98,8 @@ def materialize(
 ) -> list[MaterializeResult]:
     """Load each view's latest value per entity (event time in [start, end]) into the online store, atomically."""
     # Without `start`, a view continues from its watermark (the previous end), the first time from end - ttl.
-    # Rows older than end - ttl are expired. On any error the store keeps its values and no watermark moves.
+    # Rows older than end - ttl are expired. On any error no watermark moves; the local engine writes all views in
+    # one atomic step (the store keeps its values), the Spark engine one bounded chunk at a time (each atomic).
     import pyarrow as pa
 
     from roost import workspace
@@ -122,38 +124,41 @@ def materialize(
     if not names:
         raise RoostError("no feature views are registered", hint="run `roost features apply` first")
     store = open_online_store(url)
-    con = connect(ws.root)
-    datas, results = [], []
-    try:
-        for n in names:
-            spec, src = specs[n], sources[specs[n]["source"]]
-            wm_spec = repo.get("watermark", n) or {}
-            wm = None
-            if wm_spec.get("online_store") == url and store.has_view(n):
-                wm = aware(wm_spec.get("watermark"), f"watermark of {n!r}")
-            if wm is not None and end_t < wm and start_t is None:
-                raise RoostError(
-                    f"end {end_t.isoformat()} is before view {n!r}'s watermark {wm.isoformat()}",
-                    hint="the online store already holds later values; pass --start to backfill",
-                )
-            s, cutoff = _window(spec, src, wm, start_t, end_t)
-            static = not src.get("event_time")
-            rows = view_rows(con, spec, src, ws.root, start=s, end=None if static else end_t)
-            with refusals():
-                tbl = run(con, latest_sql(rows, list(spec["join_keys"]), spec["fields"]), f"materialize {n!r}")
-                tbl = tbl.to_arrow_table()
-            cols = {k: tbl.column(k) for k in tbl.column_names}
+    engine = get_engine(ws)
+    datas: list[ViewData] = []
+    results: list[MaterializeResult] = []
+    for n in names:
+        spec, src = specs[n], sources[specs[n]["source"]]
+        wm_spec = repo.get("watermark", n) or {}
+        wm = None
+        if wm_spec.get("online_store") == url and store.has_view(n):
+            wm = aware(wm_spec.get("watermark"), f"watermark of {n!r}")
+        if wm is not None and end_t < wm and start_t is None:
+            raise RoostError(
+                f"end {end_t.isoformat()} is before view {n!r}'s watermark {wm.isoformat()}",
+                hint="the online store already holds later values; pass --start to backfill",
+            )
+        s, cutoff = _window(spec, src, wm, start_t, end_t)
+        static = not src.get("event_time")
+        expire = None if cutoff is None else int(cutoff.timestamp() * 1_000_000)
+        res = MaterializeResult(n, s, end_t, 0, 0)
+        results.append(res)
+        for chunk in engine.latest(spec, src, ws.root, s, None if static else end_t):
+            cols = {k: chunk.column(k) for k in chunk.column_names}
             for f, dt in spec["fields"].items():
                 cols[f] = nan_to_null(cols[f].cast(arrow_type(dt)))
-            tbl = pa.table(cols)
-            expire = None if cutoff is None else int(cutoff.timestamp() * 1_000_000)
-            datas.append(ViewData(n, spec["join_keys"], spec["fields"], tbl, expire))
-            results.append(MaterializeResult(n, s, end_t, tbl.num_rows, 0))
-    finally:
-        con.close()
-    written = store.write(datas)
+            data = ViewData(n, spec["join_keys"], spec["fields"], pa.table(cols), expire)
+            res.rows += data.table.num_rows
+            if engine.chunked:  # bounded driver memory: each chunk is one atomic upsert
+                res.written += store.write([data]).get(n, 0)
+            else:
+                datas.append(data)
+        log.debug("view %s: %d latest rows from the %s engine", n, res.rows, engine.name)
+    if datas:
+        written = store.write(datas)
+        for r in results:
+            r.written = written.get(r.view, 0)
     for r in results:
-        r.written = written.get(r.view, 0)
         old = repo.get("watermark", r.view) or {}
         prev = aware(old.get("watermark"), "watermark") if old.get("online_store") == url else None
         mark = max(end_t, prev) if prev is not None else end_t

@@ -8,25 +8,25 @@ compare both against.
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
 from roost.features import pit
 from roost.features.checks import arrow_is_integer, check_mixed_datetimes, int_cast, nan_to_null
 from roost.features.definitions import DTYPES, arrow_type
+from roost.features.engines import get_engine
 from roost.features.order import order_key
 from roost.features.refs import Selection, resolve
 from roost.features.sources import connect, q, refusals, run, view_rows
 
 if TYPE_CHECKING:
-    from pathlib import Path
-
     import pyarrow as pa
 
 log = logging.getLogger(__name__)
 
 
-__all__ = ["as_arrow", "check_time_column", "micros", "pit_join_sql", "training_set"]
+__all__ = ["as_arrow", "check_time_column", "is_spark_frame", "local_join", "micros", "pit_join_sql", "training_set"]
 
 
 def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
@@ -137,43 +137,13 @@ def _cast_entity_keys(con: Any, ent: pa.Table, keys: dict[str, str]) -> pa.Table
     return ent
 
 
-def training_set(
-    entity_df: Any,
-    features: list[str] | str,
-    *,
-    event_time: str = "event_time",
-    full_names: bool = False,
-    output: str | None = None,
-) -> Any:
-    """The entity rows, unchanged and in order, plus each feature's value as of the row's time (null if none)."""
-    # pandas in -> pandas out, Arrow in -> Arrow out, unless output='pandas'|'arrow'; semantics: docs/features.md
-    import numpy as np
-    import pyarrow as pa
+def is_spark_frame(obj: Any) -> bool:
+    """True for a pyspark DataFrame (told by its class, without importing pyspark)."""
+    return any(c.__module__.startswith("pyspark.") and c.__name__ == "DataFrame" for c in type(obj).__mro__)
 
-    from roost import workspace
 
-    kind = output or ("arrow" if isinstance(entity_df, pa.Table) else "pandas")
-    if kind not in ("pandas", "arrow"):
-        raise RoostError(f"output must be 'pandas' or 'arrow', got {output!r}")
-    root = workspace.current().root
-    sel = resolve(features, full_names=full_names)
-    tbl = as_arrow(entity_df)
-    check_time_column(tbl, event_time)
-    missing = [k for k in sel.join_keys if k not in tbl.column_names]
-    if missing:
-        raise RoostError(
-            f"entity frame lacks join key column(s) {missing} needed by {', '.join(v.name for v in sel.views)}",
-            hint=f"entity frame columns: {', '.join(tbl.column_names)}",
-        )
-    clash = sorted(set(sel.dtypes) & set(tbl.column_names))
-    if clash:
-        raise RoostError(
-            f"feature column(s) {clash} already exist in the entity frame",
-            hint="rename those entity columns, or pass full_names=True for 'view__field' names",
-        )
-    ent = tbl.select(list(dict.fromkeys([*sel.join_keys, event_time])))
-    ent = ent.set_column(ent.column_names.index(event_time), event_time, micros(ent.column(event_time)))
-    ent = ent.append_column("__rid", pa.array(np.arange(tbl.num_rows, dtype=np.int64)))
+def local_join(sel: Selection, ent: pa.Table, event_time: str, root: Path) -> dict[str, Any]:
+    """The local engine's join: NumPy sort-search per view where an exact key fits, else DuckDB ASOF SQL."""
     con = connect(root)
     cols: dict[str, Any] = {}
     try:
@@ -196,13 +166,60 @@ def training_set(
                 sql = pit_join_sql(Selection(rest, {}, []), con, root, "__entities", event_time)
                 log.debug("training_set SQL: %s", sql)
                 res = run(con, sql, "point-in-time join").to_arrow_table()
-                if res.num_rows != tbl.num_rows:  # the join is one row per entity row by construction
+                if res.num_rows != ent.num_rows:  # the join is one row per entity row by construction
                     raise RuntimeError(
-                        f"point-in-time join returned {res.num_rows} rows for {tbl.num_rows} entity rows"
+                        f"point-in-time join returned {res.num_rows} rows for {ent.num_rows} entity rows"
                     )
                 cols.update({out: res.column(out) for vs in rest for out in vs.outputs})
     finally:
         con.close()
+    return cols
+
+
+def training_set(
+    entity_df: Any,
+    features: list[str] | str,
+    *,
+    event_time: str = "event_time",
+    full_names: bool = False,
+    output: str | None = None,
+) -> Any:
+    """The entity rows, unchanged and in order, plus each feature's value as of the row's time (null if none)."""
+    # pandas in -> pandas out, Arrow in -> Arrow out, unless output='pandas'|'arrow'; semantics: docs/features.md
+    import numpy as np
+    import pyarrow as pa
+
+    from roost import workspace
+
+    kind = output or ("arrow" if isinstance(entity_df, pa.Table) else "pandas")
+    if kind not in ("pandas", "arrow"):
+        raise RoostError(f"output must be 'pandas' or 'arrow', got {output!r}")
+    ws = workspace.current()
+    if is_spark_frame(entity_df):  # a Spark DataFrame in: a Spark DataFrame out, nothing collected
+        from roost.features.spark_engine import SparkEngine
+
+        return SparkEngine(ws.offline).training_frame(entity_df, features, event_time, full_names)
+    sel = resolve(features, full_names=full_names)
+    tbl = as_arrow(entity_df)
+    check_time_column(tbl, event_time)
+    missing = [k for k in sel.join_keys if k not in tbl.column_names]
+    if missing:
+        raise RoostError(
+            f"entity frame lacks join key column(s) {missing} needed by {', '.join(v.name for v in sel.views)}",
+            hint=f"entity frame columns: {', '.join(tbl.column_names)}",
+        )
+    clash = sorted(set(sel.dtypes) & set(tbl.column_names))
+    if clash:
+        raise RoostError(
+            f"feature column(s) {clash} already exist in the entity frame",
+            hint="rename those entity columns, or pass full_names=True for 'view__field' names",
+        )
+    ent = tbl.select(list(dict.fromkeys([*sel.join_keys, event_time])))
+    ent = ent.set_column(ent.column_names.index(event_time), event_time, micros(ent.column(event_time)))
+    ent = ent.append_column("__rid", pa.array(np.arange(tbl.num_rows, dtype=np.int64)))
+    engine = get_engine(ws)
+    log.debug("training_set on the %s engine: %d entity rows, %d views", engine.name, tbl.num_rows, len(sel.views))
+    cols = engine.join(sel, ent, event_time, ws.root)
     out = tbl
     for name, dtype in sel.dtypes.items():
         out = out.append_column(name, nan_to_null(cols[name].cast(arrow_type(dtype))))
