@@ -39,7 +39,7 @@ MODULES = [
 # Top-level help lists the verbs under these headings, in this order (a verb not named here goes under "Other").
 SECTIONS: dict[str, list[str]] = {
     "Start": ["init", "datasets"],
-    "Train and track": ["train", "tune", "runs", "experiments", "models", "tensorboard"],
+    "Train and track": ["train", "tune", "runs", "experiments", "models", "gc", "tensorboard"],
     "Features": ["features"],
     "Serve": ["serve", "predict", "embed", "index"],
     "Monitor and explain": ["monitor", "fairness", "explain", "card", "lineage"],

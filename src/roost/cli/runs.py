@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import sys
+from collections.abc import Callable, Iterator
+from typing import Any
 
 import typer
 
-runs_app = typer.Typer(help="Runs: list, show, tag, gc, delete (RUN_ID may be a unique prefix).", no_args_is_help=True)
+runs_app = typer.Typer(
+    help="Runs: list, show, tag, delete, archive, restore, gc (RUN_ID may be a unique prefix).", no_args_is_help=True
+)
 exp_app = typer.Typer(help="Experiments.", no_args_is_help=True)
 models_app = typer.Typer(help="Registered models, versions and aliases.", no_args_is_help=True)
 
@@ -16,6 +21,7 @@ def register(app: typer.Typer) -> None:
     app.add_typer(runs_app, name="runs")
     app.add_typer(exp_app, name="experiments")
     app.add_typer(models_app, name="models")
+    app.command("gc")(gc_cmd)
 
 
 def _short(run_id: str | None) -> str:
@@ -36,13 +42,18 @@ def runs_list(
         " metrics, then params that vary; constant and empty columns hidden)",
     ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    all_runs: bool = typer.Option(False, "--all", help="include archived runs"),
+    deleted: bool = typer.Option(False, "--deleted", help="list deleted runs only (restorable until `roost gc`)"),
 ) -> None:
     """List runs matching a filter; a filter naming a metric/param/tag no run has gets a note on stderr."""
     from roost.cli.output import deprecated, print_json
     from roost.registry import api
 
     order_by = deprecated("-o", "--order-by", order_by_old, order_by)
-    runs = api.search_runs(filter=filter, experiment=experiment, order_by=order_by, limit=limit, warn_unknown=False)
+    stages = ("deleted",) if deleted else ("active", "archived") if all_runs else ("active",)
+    runs = api.search_runs(
+        filter=filter, experiment=experiment, order_by=order_by, limit=limit, warn_unknown=False, stages=stages
+    )
     for note in api.filter_notices(filter, experiment):
         sys.stderr.write(f"note: {note}\n")
     if as_json:
@@ -79,6 +90,7 @@ def runs_show(run_id: str, as_json: bool = typer.Option(False, "--json")) -> Non
         "parent_run_id",
         "artifact_uri",
         "heartbeat_at",
+        "lifecycle_stage",
     ]
     print_table(f"run {r['run_id']}", ["field", "value"], [[a, r[a]] for a in attrs])
     if r["params"]:
@@ -149,15 +161,167 @@ def runs_gc(
     echo(f"marked {len(lost)} run(s) LOST" + "".join(f"\n  {_short(r)}" for r in lost))
 
 
-@runs_app.command("delete")
-def runs_delete(run_id: str) -> None:
-    """Delete a run and everything logged to it."""
-    from roost.cli.output import echo
+@contextlib.contextmanager
+def _progress(label: str, enabled: bool) -> Iterator[Callable[[int, int], None] | None]:
+    """A Rich progress bar on stderr fed by (done, total) callbacks; None when disabled."""
+    if not enabled:
+        yield None
+        return
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(
+        TextColumn(f"[bold]{label}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=Console(stderr=True),
+        transient=True,
+    ) as bar:
+        task = bar.add_task(label, total=None)
+        yield lambda done, total: bar.update(task, completed=done, total=total)
+
+
+def _stage_cmd(
+    action: str,
+    run_ids: list[str] | None,
+    filter: str | None,
+    experiment: str | None,
+    older_than: str | None,
+    dry_run: bool,
+    yes: bool,
+    force: bool,
+    as_json: bool,
+) -> None:
+    """Shared body of `roost runs delete|archive|restore`: select, confirm a selection by filter, change, report."""
+    from dataclasses import asdict
+
+    from roost.cli.output import echo, print_json
+    from roost.errors import RoostError
     from roost.registry import api
 
-    full = api.get_run(run_id)["run_id"]
-    api.delete_run(full)
-    echo(f"deleted run {full}")
+    fn: dict[str, Callable[..., Any]] = {
+        "delete": api.delete_runs,
+        "archive": api.archive_runs,
+        "restore": api.restore_runs,
+    }
+    kw: dict[str, Any] = {"run_ids": run_ids or None, "filter": filter, "experiment": experiment}
+    kw["older_than"] = older_than
+    if action != "restore":
+        kw["force"] = force
+    by_filter = not run_ids
+    if not dry_run and by_filter and not yes:
+        plan = fn[action](**kw, dry_run=True)
+        if not plan.run_ids:
+            echo(f"no run to {action}")
+            return
+        if not sys.stdin.isatty():
+            raise RoostError(
+                f"{len(plan.run_ids)} run(s) match; not changed without confirmation",
+                hint=f"add --yes to {action} them (or --dry-run to list them)",
+            )
+        typer.confirm(f"{action} {len(plan.run_ids)} run(s)?", abort=True)
+    with _progress(f"{action} runs", not as_json and not dry_run) as cb:
+        res = fn[action](**kw, dry_run=dry_run, progress=cb)
+    if as_json:
+        print_json(asdict(res))
+        return
+    verb = {"delete": "deleted", "archive": "archived", "restore": "restored"}[action]
+    lead = f"would be {verb}" if dry_run else verb
+    echo(f"{len(res.run_ids)} run(s) {lead}" + "".join(f"\n  {r}" for r in res.run_ids[:20]))
+    if len(res.run_ids) > 20:
+        echo(f"  ... and {len(res.run_ids) - 20} more")
+    if res.skipped_running:
+        echo(f"{len(res.skipped_running)} RUNNING run(s) left alone (--force to include them)")
+    if res.model_versions:
+        echo("model version(s) registered from them: " + ", ".join(res.model_versions))
+    if action == "delete" and res.run_ids and not dry_run:
+        echo("restore with `roost runs restore RUN_ID`; `roost gc` removes deleted runs for good")
+
+
+_IDS = typer.Argument(
+    None, metavar="[RUN_ID]...", help="run ids or unique prefixes (or select with --filter/--experiment/--older-than)"
+)
+_FILTER = typer.Option(None, "--filter", "-f", help="e.g. \"params.lr < 0.01 and status = 'FAILED'\"")
+_EXPERIMENT = typer.Option(None, "--experiment", "-e", help="experiment name")
+_OLDER = typer.Option(None, "--older-than", help="runs started longer ago than this, e.g. 30d, 12h")
+_DRY = typer.Option(False, "--dry-run", help="list what would change; change nothing")
+_YES = typer.Option(False, "--yes", help="no confirmation for a selection by filter/experiment/age")
+_JSON = typer.Option(False, "--json", help="machine-readable output")
+
+
+@runs_app.command("delete")
+def runs_delete(
+    run_ids: list[str] | None = _IDS,
+    filter: str | None = _FILTER,
+    experiment: str | None = _EXPERIMENT,
+    older_than: str | None = _OLDER,
+    dry_run: bool = _DRY,
+    yes: bool = _YES,
+    force: bool = typer.Option(
+        False, "--force", help="also RUNNING runs and runs a registered model version was made from"
+    ),
+    as_json: bool = _JSON,
+) -> None:
+    """Delete runs (soft: hidden from lists, search and UI; `roost runs restore` until `roost gc` removes them)."""
+    _stage_cmd("delete", run_ids, filter, experiment, older_than, dry_run, yes, force, as_json)
+
+
+@runs_app.command("archive")
+def runs_archive(
+    run_ids: list[str] | None = _IDS,
+    filter: str | None = _FILTER,
+    experiment: str | None = _EXPERIMENT,
+    older_than: str | None = _OLDER,
+    dry_run: bool = _DRY,
+    yes: bool = _YES,
+    force: bool = typer.Option(False, "--force", help="also RUNNING runs"),
+    as_json: bool = _JSON,
+) -> None:
+    """Archive runs: kept as they are, hidden from default listings (`roost runs list --all` shows them)."""
+    _stage_cmd("archive", run_ids, filter, experiment, older_than, dry_run, yes, force, as_json)
+
+
+@runs_app.command("restore")
+def runs_restore(
+    run_ids: list[str] | None = _IDS,
+    filter: str | None = _FILTER,
+    experiment: str | None = _EXPERIMENT,
+    older_than: str | None = _OLDER,
+    dry_run: bool = _DRY,
+    yes: bool = _YES,
+    as_json: bool = _JSON,
+) -> None:
+    """Bring deleted (not yet garbage-collected) or archived runs back to the default listings."""
+    _stage_cmd("restore", run_ids, filter, experiment, older_than, dry_run, yes, False, as_json)
+
+
+def gc_cmd(
+    older_than: str = typer.Option("0d", "--older-than", help="only runs deleted longer ago, e.g. 30d (0d: all)"),
+    dry_run: bool = typer.Option(False, "--dry-run", help="list what would be removed; remove nothing"),
+    vacuum: bool = typer.Option(False, "--vacuum", help="then give the space back (SQLite VACUUM; PostgreSQL VACUUM)"),
+    batch_size: int = typer.Option(100, "--batch-size", help="runs removed per transaction"),
+    as_json: bool = _JSON,
+) -> None:
+    """Permanently remove deleted runs: their artifacts (local, S3), metrics, params and tags; resumable."""
+    from dataclasses import asdict
+
+    from roost.cli.output import echo, print_json
+    from roost.registry import api
+
+    with _progress("gc", not as_json and not dry_run) as cb:
+        rep = api.gc(older_than, dry_run=dry_run, batch_size=batch_size, vacuum=vacuum, progress=cb)
+    if as_json:
+        print_json(asdict(rep))
+        return
+    lead = "would remove" if dry_run else "removed"
+    echo(f"{lead} {len(rep.run_ids)} deleted run(s), artifacts of {rep.artifacts_removed}")
+    if rep.resumed:
+        echo(f"finished {rep.resumed} run(s) an interrupted gc had started")
+    for kept in rep.artifacts_kept[:20]:
+        echo(f"  artifacts kept: {kept}")
+    if rep.size_before is not None and rep.size_after is not None:
+        echo(f"store size {rep.size_before:,} → {rep.size_after:,} bytes")
 
 
 @runs_app.command("import-mlflow")
