@@ -100,7 +100,15 @@ def load(start: Path | None = None, store_url: str | None = None, artifacts: str
     import yaml
 
     env_root = os.environ.get("ROOST_WORKSPACE")
-    root = Path(env_root).resolve() if env_root else find_root(start)
+    if start is None and env_root:  # an explicit folder (roost.use, roost init DIR) beats the variable
+        root: Path | None = Path(env_root).resolve()
+        if not (root / CONFIG_NAME).is_file():
+            raise RoostError(
+                f"ROOST_WORKSPACE={env_root} has no {CONFIG_NAME}",
+                hint=f"run `roost init {env_root}` to create the workspace there, or unset ROOST_WORKSPACE",
+            )
+    else:
+        root = find_root(start)
     if root is None:
         raise RoostError(
             f"no roost workspace found in {Path(start or Path.cwd()).resolve()} or any parent folder",

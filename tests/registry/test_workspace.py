@@ -148,3 +148,24 @@ def test_unreachable_store_urls_fail_fast_without_the_password(url):
     with pytest.raises(RoostError) as e:
         (open_online_store if url.startswith("redis") else open_store)(url)
     assert "127.0.0.1:1" in e.value.message and "s3cret" not in e.value.message and "***" in e.value.message
+
+
+def test_roost_workspace_without_config_is_a_clear_error(tmp_path, monkeypatch):
+    monkeypatch.setenv("ROOST_WORKSPACE", str(tmp_path / "nowhere"))
+    with pytest.raises(RoostError) as e:
+        workspace.load()
+    assert "roost init" in e.value.hint and "ROOST_WORKSPACE" in e.value.message
+    r = subprocess.run(
+        [sys.executable, "-m", "roost.cli.main", "runs", "list"], cwd=tmp_path, capture_output=True, text=True
+    )
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr[-500:]
+
+
+def test_an_explicit_folder_beats_roost_workspace(tmp_path, monkeypatch):
+    a = workspace.init(tmp_path / "a")
+    monkeypatch.setenv("ROOST_WORKSPACE", str(a.root))
+    b = workspace.init(tmp_path / "b")  # `roost init DIR` with the variable set: DIR's store is the one created
+    assert b.root == (tmp_path / "b").resolve()
+    assert b.store_url.endswith(str((tmp_path / "b" / ".roost" / "roost.db").resolve()))
+    assert workspace.load(tmp_path / "b").root == b.root
+    assert workspace.load().root == a.root  # without a folder the variable still decides
