@@ -101,12 +101,13 @@ def load(start: Path | None = None, store_url: str | None = None, artifacts: str
 
     env_root = os.environ.get("ROOST_WORKSPACE")
     if start is None and env_root:  # an explicit folder (roost.use, roost init DIR) beats the variable
-        root: Path | None = Path(env_root).resolve()
-        if not (root / CONFIG_NAME).is_file():
+        env_path = Path(env_root).resolve()
+        if not (env_path / CONFIG_NAME).is_file():
             raise RoostError(
                 f"ROOST_WORKSPACE={env_root} has no {CONFIG_NAME}",
                 hint=f"run `roost init {env_root}` to create the workspace there, or unset ROOST_WORKSPACE",
             )
+        root: Path | None = env_path
     else:
         root = find_root(start)
     if root is None:
