@@ -174,3 +174,19 @@ def test_ctrl_c_stops_all_workers_and_marks_the_run_killed(ws, data_file, tmp_pa
     ) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert left == "", left  # no worker left behind
+
+
+@pytest.mark.parametrize(
+    ("gpus", "local_world", "requested", "expected"),
+    [
+        (0, 2, "auto", "gloo"),  # no GPU
+        (1, 2, "auto", "gloo"),  # one GPU, two workers: NCCL refuses duplicate GPUs, cuda:1 does not exist
+        (2, 2, "auto", "nccl"),
+        (8, 4, "auto", "nccl"),
+        (4, 4, "cpu", "gloo"),  # the user asked for CPU
+    ],
+)
+def test_nccl_only_when_every_local_worker_has_its_own_gpu(gpus, local_world, requested, expected) -> None:
+    from roost.train.distributed import group_backend
+
+    assert group_backend(gpus, local_world, requested) == expected

@@ -71,11 +71,34 @@ def setup() -> Context:
 
     if not dist.is_initialized():
         local = int(os.environ.get("LOCAL_RANK", "0"))
-        use_gpu = torch.cuda.is_available() and os.environ.get("ROOST_TRAIN_DEVICE", "auto") != "cpu"
-        if use_gpu:
+        local_world = int(os.environ.get("LOCAL_WORLD_SIZE", os.environ.get("WORLD_SIZE", "1")) or 1)
+        gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+        backend = group_backend(gpus, local_world, os.environ.get("ROOST_TRAIN_DEVICE", "auto"))
+        if backend == "nccl":
             torch.cuda.set_device(local)
-        dist.init_process_group("nccl" if use_gpu else "gloo", timeout=GROUP_TIMEOUT)
+        dist.init_process_group(backend, timeout=GROUP_TIMEOUT)
     return context()
+
+
+def group_backend(gpus: int, local_world: int, requested: str = "auto") -> str:
+    """NCCL when every worker on this machine has a GPU of its own, else gloo on CPU.
+
+    NCCL refuses two ranks on one GPU, and a rank whose GPU index does not exist would crash, so fewer GPUs than
+    workers trains on CPU (with a warning) rather than failing; `ROOST_TRAIN_DEVICE=cpu` always means gloo.
+    """
+    if requested == "cpu" or gpus == 0:
+        return "gloo"
+    if gpus < local_world:
+        import logging
+
+        logging.getLogger(__name__).warning(
+            "%d workers on this machine but %d GPU(s): training on CPU with gloo (use --nproc %d for NCCL)",
+            local_world,
+            gpus,
+            gpus,
+        )
+        return "gloo"
+    return "nccl"
 
 
 def teardown() -> None:
