@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import sqlite3
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from typing import Any, Protocol, TypeVar
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
 from sqlalchemy.dialects.postgresql import dml as postgresql_dml
 from sqlalchemy.dialects.sqlite import dml as sqlite_dml
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.orm import Session
 
 from roost.errors import RoostError, redact_url
@@ -64,8 +65,12 @@ class SQLiteBackend:
             cur.close()
 
         @event.listens_for(engine, "begin")
-        def _on_begin(conn: Any) -> None:
-            conn.exec_driver_sql("BEGIN IMMEDIATE" if conn.info.get("roost_write") else "BEGIN")
+        def _on_begin(conn: Any) -> None:  # on the driver connection: exec_driver_sql costs more than SQLite here
+            sql = "BEGIN IMMEDIATE" if conn.info.get("roost_write") else "BEGIN"
+            try:
+                conn.connection.driver_connection.execute(sql)
+            except sqlite3.Error as exc:  # as SQLAlchemy raises it (_retrying retries 'database is locked')
+                raise DBAPIError.instance(sql, (), exc, sqlite3.Error, dialect=engine.dialect) from exc
 
         return engine
 

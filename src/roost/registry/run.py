@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import getpass
 import logging
 import math
@@ -30,11 +31,20 @@ RunDict = dict[str, Any]
 MetricPoint = tuple[str, float, int, float]
 
 
+_checkouts: dict[Path, bool] = {}  # folder -> a .git above it (per process: a folder rarely becomes a checkout)
+
+
 def _in_git_checkout(cwd: Path) -> bool:
-    """Whether `cwd` may be inside a git checkout: a .git above it, or GIT_DIR set (a few stat calls, no process)."""
+    """Whether `cwd` may be inside a git checkout: a .git above it, or GIT_DIR set (stat calls once per folder).
+
+    Inside a checkout each run still starts one `git status`: its dirty flag must see edits made since the last run.
+    """
     if os.environ.get("GIT_DIR"):
         return True
-    return any((d / ".git").exists() for d in (cwd, *cwd.parents))
+    found = _checkouts.get(cwd)
+    if found is None:
+        found = _checkouts[cwd] = any((d / ".git").exists() for d in (cwd, *cwd.parents))
+    return found
 
 
 def _git_info(cwd: Path) -> tuple[str | None, bool | None]:
@@ -444,11 +454,13 @@ def create_run(
     info["params"] = {p["key"]: decode_param(p["value"], p["type"]) for p in param_rows(run_id, params)}
     info["metrics"] = {}
     info["tags"] = str_tags
+    info["lifecycle_stage"] = "active"  # the column's default (registry.retention)
     return Run(store, info, staging=ws.state_dir / "staging" / run_id)
 
 
+@functools.cache
 def _user() -> str | None:
-    """The OS user name, or None when it cannot be told (e.g. a container without a passwd entry)."""
+    """The OS user name, or None when it cannot be told (e.g. a container without a passwd entry); once a process."""
     try:
         return getpass.getuser()
     except Exception:  # noqa: BLE001

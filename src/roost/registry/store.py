@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
-from roost.registry.engine import Upsert
+from roost.registry.hotpath import HotPath
 from roost.registry.models import (
     Base,
     Experiment,
@@ -95,7 +95,7 @@ class Store:
         self.url = url
         self.engine = eng.make_engine(url)
         self._next_reap = 0.0  # monotonic time of the next stale-run scan on reads (see reap)
-        self._upsert: Upsert | None = None  # built on first use (see _latest_upsert)
+        self._hot = HotPath(self.engine)  # the run hot path's statements, straight to the driver
         self._experiment_ids: dict[str, int] = {}  # name -> id; experiments are never renamed or deleted
 
     # -- schema -----------------------------------------------------------------------------------------
@@ -163,15 +163,14 @@ class Store:
 
     def insert_run(self, row: dict[str, Any], params: dict[str, Any], tags: dict[str, str]) -> None:
         """Insert a new run (column values of `runs`) with its params and tags in one transaction."""
-        tables = Base.metadata.tables
+        hp = self._hot
         try:
-            with eng.write_connection(self.engine) as conn:
-                conn.execute(tables[Run.__tablename__].insert(), [row])
+            with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+                cur.execute(hp.insert_run_sql, hp.run_values(row))
                 if params:
-                    conn.execute(tables[Param.__tablename__].insert(), param_rows(row["id"], params))
+                    cur.executemany(hp.param_sql, [_param_values(row["id"], k, v) for k, v in params.items()])
                 if tags:
-                    rows = [{"run_id": row["id"], "key": k, "value": v} for k, v in tags.items()]
-                    conn.execute(tables[Tag.__tablename__].insert(), rows)
+                    cur.executemany(hp.tag_sql, [(row["id"], k, v) for k, v in tags.items()])
         except IntegrityError:
             self._experiment_ids.clear()  # e.g. the database was replaced under a cached experiment id
             raise
@@ -199,73 +198,46 @@ class Store:
         finish=(status, end_time) also closes the run in the same transaction (NotFoundError if it is gone).
         """
         metrics = list(metrics)
-        with self.write() as s:
-            conn = s.connection()  # Core statements built once (module level): no per-call SQL construction
-            if heartbeat and finish is None:  # a finishing run's last heartbeat rides in the _FINISH update
-                conn.execute(_BEAT, {"ids": [run_id], "beat_at": utcnow()})
+        hp = self._hot
+        with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+            if heartbeat and finish is None:  # a finishing run's last heartbeat rides in the finish update
+                cur.execute(hp.beat_sql, (hp.time(utcnow()), run_id))
             if params:
-                existing = {
-                    p.key: p
-                    for p in s.scalars(select(Param).where(Param.run_id == run_id, Param.key.in_(list(params))))
-                }
+                keys = [str(k) for k in params]
+                cur.execute(hp.params_of_sql(len(keys)), (run_id, *keys))
+                existing = {k: (v, t) for k, v, t in cur.fetchall()}
+                new = []
                 for k, v in params.items():
                     text, typ, num = typed_param(v)
-                    if k in existing:
-                        old = existing[k]
-                        if (old.value, old.type) != (text, typ):
-                            raise ConflictError(
-                                f"param {k!r} of run {run_id} is already {decode_param(old.value, old.type)!r}; "
-                                f"cannot change it to {v!r}",
-                                hint="params are immutable; log a new key or a new run",
-                            )
-                        continue
-                    s.add(Param(run_id=run_id, key=str(k), value=text, type=typ, num=num))
+                    old = existing.get(str(k))
+                    if old is None:
+                        new.append((run_id, str(k), text, typ, num))
+                    elif old != (text, typ):
+                        raise ConflictError(
+                            f"param {k!r} of run {run_id} is already {decode_param(*old)!r}; cannot change it to {v!r}",
+                            hint="params are immutable; log a new key or a new run",
+                        )
+                if new:
+                    cur.executemany(hp.param_sql, new)
             if tags:
-                for k, v in tags.items():
-                    s.merge(Tag(run_id=run_id, key=str(k), value=str(v)))
-                s.flush()
+                cur.executemany(hp.tag_sql, [(run_id, str(k), str(v)) for k, v in tags.items()])
             if metrics:
-                conn.execute(
-                    _METRICS.insert(),
-                    [
-                        {"run_id": run_id, "key": k, "value": float(v), "step": int(st), "timestamp": float(ts)}
-                        for k, v, st, ts in metrics
-                    ],
-                )
-                latest: dict[str, tuple[float, int, float]] = {}
-                for k, v, st, ts in metrics:
-                    cur = latest.get(k)
-                    if cur is None or (st, ts) >= (cur[1], cur[2]):
-                        latest[k] = (float(v), int(st), float(ts))
-                conn.execute(
-                    self._latest_upsert(),
-                    [
-                        {"run_id": run_id, "key": k, "value": v, "step": st, "timestamp": ts}
-                        for k, (v, st, ts) in latest.items()
-                    ],
-                )
+                rows = [(run_id, k, float(v), int(st), float(ts)) for k, v, st, ts in metrics]
+                cur.executemany(hp.metric_sql, rows)
+                latest: dict[str, tuple[str, str, float, int, float]] = {}
+                for r in rows:
+                    cur_row = latest.get(r[1])
+                    if cur_row is None or (r[3], r[4]) >= (cur_row[3], cur_row[4]):
+                        latest[r[1]] = r
+                cur.executemany(hp.latest_sql, list(latest.values()))
             if finish is not None:
-                s.flush()
-                beat = {"beat_at": utcnow()} if heartbeat else {}
-                done = conn.execute(
-                    _FINISH_BEAT if heartbeat else _FINISH,
-                    {"rid": run_id, "new_status": finish[0], "new_end": finish[1], **beat},
-                )
-                if not done.rowcount:
+                status, end = finish
+                if heartbeat:
+                    done = cur.execute(hp.finish_beat_sql, (status, hp.time(end), hp.time(utcnow()), run_id))
+                else:
+                    done = cur.execute(hp.finish_sql, (status, hp.time(end), run_id))
+                if not done:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
-
-    def _latest_upsert(self) -> Upsert:
-        """The INSERT of latest_metrics rows that keeps the value with the greatest (step, timestamp)."""
-        if self._upsert is None:
-            t = _LATEST
-            stmt = eng.backend_for(self.url).upsert(t)
-            self._upsert = stmt.on_conflict_do_update(
-                index_elements=[t.c.run_id, t.c.key],
-                set_={"value": stmt.excluded.value, "step": stmt.excluded.step, "timestamp": stmt.excluded.timestamp},
-                where=(stmt.excluded.step > t.c.step)
-                | ((stmt.excluded.step == t.c.step) & (stmt.excluded.timestamp >= t.c.timestamp)),
-            )
-        return self._upsert
 
     def get_run(self, run_id: str) -> RunDict:
         """A run with params, latest metrics and tags, as a dict (stale RUNNING runs are marked LOST first)."""
@@ -491,6 +463,11 @@ class Store:
             s.execute(delete(StoredObject).where(StoredObject.kind == kind, StoredObject.name == name))
 
 
+def _param_values(run_id: str, key: str, value: Any) -> tuple[str, str, str, str, float | None]:
+    text, typ, num = typed_param(value)
+    return (run_id, str(key), text, typ, num)
+
+
 def param_rows(run_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
     """Rows of the params table for a run's params (typed as typed_param encodes them)."""
     rows = []
@@ -506,8 +483,6 @@ def _chunks(xs: list[str], n: int) -> Iterator[list[str]]:
 
 
 _RUNS = Base.metadata.tables[Run.__tablename__]
-_METRICS = Base.metadata.tables[Metric.__tablename__]
-_LATEST = Base.metadata.tables[LatestMetric.__tablename__]
 _REVIVED = _RUNS.c.status == "LOST"
 # the heartbeat of open runs (a LOST run that beats again becomes RUNNING, its end_time cleared)
 _BEAT = (
@@ -519,12 +494,6 @@ _BEAT = (
         end_time=case((_REVIVED, null()), else_=_RUNS.c.end_time),
     )
 )
-_FINISH = (
-    update(_RUNS)
-    .where(_RUNS.c.id == bindparam("rid"))
-    .values(status=bindparam("new_status"), end_time=bindparam("new_end"))
-)
-_FINISH_BEAT = _FINISH.values(heartbeat_at=bindparam("beat_at"))
 
 
 def open_store(url: str, create: bool = True) -> Store:
