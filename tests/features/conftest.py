@@ -91,3 +91,25 @@ def redis_url(tmp_path_factory):
     r.close()
     proc.terminate()
     proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="module")
+def spark():
+    """One local[2] SparkSession per test module (UI off, session time zone UTC), stopped at the end."""
+    pytest.importorskip("pyspark", reason="pyspark is in the dev extra: make test installs it")
+    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+        pytest.skip("no Java: make test installs openjdk-17-jre-headless")
+    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+    from pyspark.sql import SparkSession
+
+    s = (
+        SparkSession.builder.master("local[2]")
+        .appName("roost-features-test")
+        .config("spark.ui.enabled", "false")
+        .config("spark.sql.shuffle.partitions", "2")
+        .config("spark.sql.session.timeZone", "UTC")
+        .getOrCreate()
+    )
+    yield s
+    s.stop()

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from datetime import UTC, datetime, timedelta
 
 import pyarrow as pa
@@ -53,7 +54,7 @@ feature_row = st.fixed_dictionaries(
         "sub": sub,
         "late": st.one_of(st.none(), st.integers(0, 3), st.just(0)),  # created = et + late (None: no created time)
         "v_int": st.one_of(st.none(), st.integers(-5, 5)),
-        "v_f": st.one_of(st.none(), st.floats(-1e6, 1e6, allow_nan=False)),
+        "v_f": st.one_of(st.none(), st.just(math.nan), st.floats(-1e6, 1e6, allow_nan=False)),  # NaN = missing
         "v_s": st.one_of(st.none(), st.text("xyz", max_size=3)),
     }
 )
@@ -116,6 +117,11 @@ def write_source(root, rows: list[dict]) -> None:
 OLDEST = datetime.min.replace(tzinfo=UTC)
 
 
+def _missing(v: object) -> object:
+    """NaN means missing: the training set has null there."""
+    return None if isinstance(v, float) and math.isnan(v) else v
+
+
 def reference(
     rows: list[dict], ents: list[dict], ttl: timedelta | None, use_ct: bool, keys: tuple[str, ...], static: bool = False
 ) -> list[tuple | None]:
@@ -135,26 +141,17 @@ def reference(
             order = (et, ct, i)
             if best is None or order > best[0]:
                 best = (order, r)
-        out.append(None if best is None else tuple(best[1][f] for f in FIELDS))
+        out.append(None if best is None else tuple(_missing(best[1][f]) for f in FIELDS))
     return out
 
 
-@settings(
-    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
-)
-@given(
-    rows=st.lists(feature_row, max_size=30),
-    ents=st.lists(entity_row, min_size=1, max_size=25),
-    tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
-)
-@pytest.mark.parametrize("engine", list(ENGINES))
-def test_training_set_matches_brute_force(prop_ws, engine, rows, ents, tz, monkeypatch):
+def check_brute_force(ws, rows: list[dict], ents: list[dict], tz: str) -> None:
+    """training_set on the current engine equals the brute-force reference for every view."""
     from roost import workspace
     from roost.features import training_set
 
-    use_engine(monkeypatch, engine)
-    workspace.use(prop_ws)
-    write_source(prop_ws.root, rows)
+    workspace.use(ws)
+    write_source(ws.root, rows)
     ent_tbl = pa.table(
         {
             "k": pa.array([e["k"] for e in ents], pa.int64()),
@@ -176,3 +173,37 @@ def test_training_set_matches_brute_force(prop_ws, engine, rows, ents, tz, monke
         for i, w in enumerate(want):  # a match whose fields are all null reads like no match, by design
             assert tuple(c[i] for c in cols) == (w or (None,) * len(FIELDS)), (view, i, ents[i], w)
     workspace.use(None)
+
+
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    rows=st.lists(feature_row, max_size=30),
+    ents=st.lists(entity_row, min_size=1, max_size=25),
+    tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+)
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_training_set_matches_brute_force(prop_ws, engine, rows, ents, tz, monkeypatch):
+    use_engine(monkeypatch, engine)
+    check_brute_force(prop_ws, rows, ents, tz)
+
+
+# the same property on the Spark offline engine: fewer examples (each is a few Spark jobs)
+@pytest.mark.slow
+@settings(
+    max_examples=12, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow]
+)
+@given(
+    rows=st.lists(feature_row, max_size=30),
+    ents=st.lists(entity_row, min_size=1, max_size=25),
+    tz=st.sampled_from(["UTC", "America/New_York", "Asia/Kolkata"]),
+)
+def test_spark_training_set_matches_brute_force(prop_ws, spark, rows, ents, tz, monkeypatch):
+    from roost.features.engines import get_engine
+
+    monkeypatch.setenv("ROOST_OFFLINE_ENGINE", "spark")
+    assert get_engine(prop_ws).name == "spark"
+    spark.sparkContext.setJobGroup("roost-prop", "property test")
+    check_brute_force(prop_ws, rows, ents, tz)
+    assert spark.sparkContext.statusTracker().getJobIdsForGroup("roost-prop")  # Spark did the join
