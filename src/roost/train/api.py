@@ -328,17 +328,18 @@ def _follow(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, Any],
 
 
 def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
-    """The config of one `auto` candidate: its model type with default params, nothing registered."""
-    from roost.train.config import ModelConfig
+    """The config of one `auto` candidate: its model type with default params, nothing registered; the `trainer:`
+    loop settings apply to the neural candidates only (LightGBM keeps the seed)."""
+    from roost.train.config import ModelConfig, TrainerConfig
 
-    return cfg.model_copy(
-        deep=True,
-        update={
-            "model": ModelConfig(type=model_type),
-            "register_as": None,
-            "name": f"{cfg.name or 'auto'}:{model_type}",
-        },
-    )
+    update: dict[str, Any] = {
+        "model": ModelConfig(type=model_type),
+        "register_as": None,
+        "name": f"{cfg.name or 'auto'}:{model_type}",
+    }
+    if model_type == "lightgbm":
+        update["trainer"] = TrainerConfig(seed=cfg.trainer.seed)
+    return cfg.model_copy(deep=True, update=update)
 
 
 def _spec(cfg: TrainConfig, train_df: Any) -> Any:

@@ -1,9 +1,17 @@
-"""`model: auto` (the default): train the candidate models as child runs, keep the best on validation."""
+"""`model: auto` (the default): train the candidates as child runs, then keep a weighted blend of them.
+
+Selection: on tables up to `cv_max_rows` training+validation rows, each candidate is cross-validated (`folds`
+stratified folds over training+validation rows) and the blend of the fold models is weighted by greedy
+selection on the out-of-fold predictions; on larger tables the children themselves are blended, weighted on the
+validation rows. One candidate with all the weight is a plain selection (the greedy search starts from the best).
+"""
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -13,8 +21,11 @@ from roost.train.api import (
     RESOLVED,
     Interrupted,
     TrainResult,
+    _monitor_reference,
+    _package,
     auto_config,
     build_model,
+    final_metrics,
     resolved_params,
     start_tensorboard,
     train_run,
@@ -25,17 +36,45 @@ from roost.train.config import TrainConfig, flatten
 log = logging.getLogger(__name__)
 
 
-def candidates(cfg: TrainConfig) -> list[str]:
-    """The candidate model types (model.params.candidates, default logreg and wide_deep)."""
-    from roost.train.models import AUTO_CANDIDATES, MODEL_TYPES
+DEFAULT_CANDIDATES = ("logreg", "wide_deep", "lightgbm")
+OPTIONS: dict[str, Any] = {"folds": 5, "cv_max_rows": 20_000, "ensemble": True}
 
-    params = dict(cfg.model.params)
-    cands = params.pop("candidates", list(AUTO_CANDIDATES))
-    if params:
+
+@dataclass(frozen=True)
+class AutoOptions:
+    """How auto selects: cross-validation folds (0 = none), the row limit for it, blend or pick one."""
+
+    folds: int = 5
+    cv_max_rows: int = 20_000
+    ensemble: bool = True
+
+
+def options(cfg: TrainConfig) -> AutoOptions:
+    """auto's selection options from model.params (folds, cv_max_rows, ensemble), checked."""
+    params = {k: v for k, v in cfg.model.params.items() if k != "candidates"}
+    unknown = [k for k in params if k not in OPTIONS]
+    if unknown:
         raise ConfigError(
-            f"model.params.{next(iter(params))}: unknown parameter for auto",
-            hint="auto takes only `candidates`; name a model type to set its parameters",
+            f"model.params.{unknown[0]}: unknown parameter for auto",
+            hint=f"auto takes {', '.join(['candidates', *OPTIONS])}; name a model type to set its parameters",
         )
+    opts = {**OPTIONS, **params}
+    folds, rows, ens = opts["folds"], opts["cv_max_rows"], opts["ensemble"]
+    if isinstance(folds, bool) or not isinstance(folds, int) or folds < 0 or folds == 1 or folds > 20:
+        raise ConfigError(f"model.params.folds: {folds!r} is not 0 or 2..20", hint="e.g. folds: 5 (0: no CV)")
+    if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
+        raise ConfigError(f"model.params.cv_max_rows: {rows!r} is not a row count", hint="e.g. cv_max_rows: 20000")
+    if not isinstance(ens, bool):
+        raise ConfigError(f"model.params.ensemble: {ens!r} is not true/false", hint="ensemble: false keeps one")
+    return AutoOptions(folds, rows, ens)
+
+
+def candidates(cfg: TrainConfig) -> list[str]:
+    """The candidate model types (model.params.candidates, default logreg, wide_deep and lightgbm)."""
+    from roost.train.models import MODEL_TYPES
+
+    options(cfg)
+    cands = cfg.model.params.get("candidates", list(DEFAULT_CANDIDATES))
     allowed = [m for m in MODEL_TYPES if m not in ("auto", "two_tower")]
     if not isinstance(cands, list) or not cands or any(c not in allowed for c in cands):
         raise ConfigError(
@@ -79,6 +118,7 @@ def train_auto(
     from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
     cands = candidates(cfg)
+    opts = options(cfg)
     primary = PRIMARY[task][0]
     params = {**flatten(cfg.model_dump(by_alias=True)), "model.params.candidates": ",".join(cands), **data}
     params.pop("model.params", None)
@@ -97,8 +137,9 @@ def train_auto(
             if tensorboard:  # one TensorBoard, one folder per candidate
                 tb_proc, tb_url = start_tensorboard(parent, art / TB_SUBDIR, announce)
             results: list[TrainResult] = []
+            fitted: list[tuple[str, Any]] = []
             for k, cand in enumerate(cands, 1):
-                sub = auto_config(cfg, cand)
+                sub = candidate_config(cfg, cand, len(parts[0]))
                 model = build_model(sub, task, len(parts[0]))
                 label = f"candidate {k}/{len(cands)}: {cand}"
                 log.info("auto: %s", label)
@@ -119,19 +160,29 @@ def train_auto(
                     heading=label,
                 )
                 results.append(res)
+                fitted.append((cand, model))
                 parent.log_metrics({f"{cand}.{k}": v for k, v in res.metrics.items() if v == v})
                 log.info("auto: %s val_%s %.5f", cand, primary, res.metrics.get(f"val_{primary}", float("nan")))
-            best = results[0]
-            for res in results[1:]:
-                if better(task, res.metrics, best.metrics):
-                    best = res
-            parent.log_artifacts(best.package_path, PACKAGE)
-            parent.log_metrics({k: v for k, v in best.metrics.items() if v == v})
+            final, held, criterion, weights = select(cfg, task, spec, parts, fitted, opts)
+            chosen = [c for c in cands if weights.get(c, 0.0) > 0]
+            selected = "+".join(chosen)
+            if isinstance(final, tuple):  # one child took all the weight: its package
+                best = results[cands.index(final[0])]
+                metrics = dict(best.metrics)
+                parent.log_artifacts(best.package_path, PACKAGE)
+            else:
+                blend = final if not isinstance(final, tuple) else final[1]
+                metrics = {**final_metrics(blend, task, cfg.label, parts[1], parts[2]), **held}
+                _package(blend, parent, art, parts[2], cfg.label, metrics, cfg)
+                _monitor_reference(art, blend, task, parts[0], parts[2], cfg.label)
+            parent.log_metrics({k: v for k, v in metrics.items() if v == v})
+            parent.log_metrics({f"auto.weight.{c}": w for c, w in weights.items()})
             parent.set_tags(
                 {
-                    "roost.auto.selected": best.model_type,
-                    "roost.auto.selected_run": best.run_id,
-                    "roost.auto.criterion": f"val_{primary}",
+                    "roost.auto.selected": selected,
+                    "roost.auto.selected_run": results[cands.index(chosen[0])].run_id if len(chosen) == 1 else "",
+                    "roost.auto.criterion": criterion,
+                    "roost.auto.weights": json.dumps(weights),
                 }
             )
             version = None
@@ -144,13 +195,101 @@ def train_auto(
             raise Interrupted(getattr(exc, "run_id", parent.id)) from None
     return TrainResult(
         parent.id,
-        best.metrics,
+        metrics,
         parent.local_artifact(PACKAGE),
         version,
         cfg.register_as,
         task,
-        best.model_type,
+        selected,
         tb_url,
         tb_proc,
         candidates={r.model_type: r.metrics for r in results},
     )
+
+
+def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int) -> TrainConfig:
+    """One candidate's config: its type's defaults; LightGBM's for a table of `n_rows` training rows."""
+    sub = auto_config(cfg, model_type)
+    if model_type == "lightgbm":
+        from roost.train.lgbm import table_defaults
+
+        sub.model.params = table_defaults(n_rows)
+    return sub
+
+
+def select(
+    cfg: TrainConfig,
+    task: str,
+    spec: Any,
+    parts: tuple[Any, Any, Any],
+    fitted: list[tuple[str, Any]],
+    opts: AutoOptions,
+) -> tuple[Any, dict[str, float], str, dict[str, float]]:
+    """(final model, its held-out val_* metrics, the criterion, weight per candidate).
+
+    The final model is a Blend, or (type, child model) when on the validation path one child takes all weight.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from roost.train import metrics as M
+    from roost.train.ensemble import Blend, cross_fit, encoded, folds, greedy_weights, score
+
+    train_df, val_df, _ = parts
+    label, names = cfg.label, [n for n, _ in fitted]
+    classes = list(fitted[0][1].classes_)
+    primary = M.PRIMARY[task][0]
+    n = len(train_df) + len(val_df)
+
+    def weigh(y: np.ndarray, preds: list[np.ndarray]) -> list[float]:
+        if opts.ensemble:
+            return greedy_weights(task, y, preds)
+        scores = [score(task, y, p) for p in preds]
+        best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
+        return [float(j == best) for j in range(len(preds))]
+
+    if opts.folds and n <= opts.cv_max_rows and not _distributed():
+        both = pd.concat([train_df, val_df])
+        X, y = both.drop(columns=[label]), both[label]
+        ye = encoded(y, task, classes)
+        splits = folds(task, ye, opts.folds, cfg.trainer.seed)
+        n_fit = n - n // len(splits)
+        preds, bags = [], []
+        for name in names:
+            log.info("auto: %d-fold cross-validation of %s", len(splits), name)
+
+            def make(name: str = name) -> Any:
+                return build_model(candidate_config(cfg, name, n_fit), task, n_fit)
+
+            oof, models = cross_fit(make, X, y, spec, splits)
+            preds.append(oof)
+            bags.append(models)
+        w = weigh(ye, preds)
+        members = [(name, m) for name, bag, wk in zip(names, bags, w) if wk > 0 for m in bag]
+        member_w = [wk / len(bag) for bag, wk in zip(bags, w) if wk > 0 for _ in bag]
+        blended = sum(wk * p for wk, p in zip(w, preds))
+        held = {f"val_{k}": v for k, v in M.compute(task, ye, np.asarray(blended)).items()}
+        final: Any = Blend(members, member_w)
+        criterion = f"{len(splits)}-fold out-of-fold {primary} (training + validation rows)"
+    else:
+        Xv = val_df.drop(columns=[label])
+        ye = encoded(val_df[label], task, classes)
+        preds = [np.asarray(m.predict(Xv), dtype=np.float64) for _, m in fitted]
+        w = weigh(ye, preds)
+        kept = [(name, m) for (name, m), wk in zip(fitted, w) if wk > 0]
+        final = kept[0] if len(kept) == 1 else Blend(fitted, w)
+        blended = sum(wk * p for wk, p in zip(w, preds))
+        held = {f"val_{k}": v for k, v in M.compute(task, ye, np.asarray(blended)).items()}
+        criterion = f"validation {primary}"
+    weights = {name: float(wk) for name, wk in zip(names, w)}
+    log.info("auto: weights %s by %s: %s %.5f", weights, criterion, primary, held.get(f"val_{primary}", float("nan")))
+    return final, held, criterion, weights
+
+
+def _distributed() -> bool:
+    """True inside a data-parallel group (--nproc > 1): the other ranks fit only the children, in lockstep, so
+    rank 0 cannot fit cross-validation folds alone; selection then uses the validation rows."""
+    import sys
+
+    dist = sys.modules.get("torch.distributed")
+    return bool(dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)

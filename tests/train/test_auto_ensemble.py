@@ -1,0 +1,92 @@
+"""auto's blend: greedy weights, one merged ONNX graph equal to the weighted members, option checks, the run."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import roc_auc_score
+from train_helpers import mixed_frame
+
+import roost
+from roost.errors import ConfigError
+from roost.train.ensemble import Blend, greedy_weights
+from roost.train.models import make_model
+from roost.train.preprocess import infer_spec
+
+FEATURES = ["x1", "x2", "color", "user_id"]
+
+
+def test_greedy_weights_start_from_the_best_and_never_score_below_it() -> None:
+    rng = np.random.default_rng(0)
+    y = rng.integers(0, 2, 400)
+    good = y + rng.normal(0, 0.8, 400)  # informative
+    noise = rng.normal(0, 1, 400)  # useless
+    other = y + rng.normal(0, 0.8, 400)  # informative, independent errors: averaging helps
+    w = greedy_weights("binary", y, [noise, good, other])
+    assert w[0] == 0 and abs(sum(w) - 1) < 1e-12 and w[1] > 0 and w[2] > 0
+    blend = sum(wk * p for wk, p in zip(w, [noise, good, other]))
+    assert roc_auc_score(y, blend) >= max(roc_auc_score(y, good), roc_auc_score(y, other))
+    assert greedy_weights("binary", y, [noise, y.astype(float)]) == [0.0, 1.0]  # a perfect member takes all
+
+
+def test_blend_package_is_one_graph_equal_to_the_weighted_members(tmp_path) -> None:
+    df = mixed_frame(400)
+    test = mixed_frame(120, seed=5)
+    test.loc[::4, "color"] = "ultraviolet"  # unseen category
+    test.loc[::6, "x2"] = np.nan
+    X, y = df[FEATURES], df["clicked"]
+    spec = infer_spec(df[[*FEATURES, "clicked"]], label="clicked")
+    lr = make_model("logreg", "binary", epochs=5).fit(X[:300], y[:300], X[300:], y[300:], spec=spec)
+    gb = make_model("lightgbm", "binary", n_estimators=30).fit(X[:300], y[:300], X[300:], y[300:], spec=spec)
+    blend = Blend([("logreg", lr), ("lightgbm", gb)], [0.25, 0.75])
+    pkg = blend.save_package(tmp_path / "pkg", test[FEATURES], label="clicked")
+    expected = 0.25 * lr.predict(test[FEATURES]) + 0.75 * gb.predict(test[FEATURES])
+    got = roost.load_model(pkg).predict(test[FEATURES])
+    got = np.asarray(got["probability"] if isinstance(got, dict) else got)
+    np.testing.assert_allclose(got, expected, atol=2e-5)
+    import onnx
+
+    model = onnx.load(str(pkg / "model.onnx"))
+    assert [o.name for o in model.graph.output] == ["probability"]
+    assert sorted(i.name for i in model.graph.input) == sorted(FEATURES)
+    assert json.loads((pkg / "native" / "blend.json").read_text())["members"] == ["logreg:0.2500", "lightgbm:0.7500"]
+
+
+@pytest.mark.parametrize(
+    ("params", "match"),
+    [
+        ({"folds": 1}, "folds"),
+        ({"folds": "5"}, "folds"),
+        ({"cv_max_rows": -1}, "cv_max_rows"),
+        ({"ensemble": "yes"}, "ensemble"),
+        ({"fold": 5}, "unknown parameter for auto"),
+    ],
+)
+def test_auto_options_are_checked_before_any_run(ws, tmp_path, params, match) -> None:
+    p = tmp_path / "d.parquet"
+    mixed_frame(100).to_parquet(p)
+    with pytest.raises(ConfigError, match=match):
+        roost.train({"data": str(p), "label": "clicked", "model": {"type": "auto", "params": params}}, progress=False)
+    assert roost.search_runs() == []
+
+
+def test_auto_without_cv_blends_children_on_validation(ws, tmp_path) -> None:
+    p = tmp_path / "d.parquet"
+    mixed_frame(500).to_parquet(p)
+    cfg = {
+        "data": str(p),
+        "label": "clicked",
+        "features": FEATURES,
+        "model": {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"], "folds": 0}},
+        "trainer": {"epochs": 5},
+    }
+    res = roost.train(cfg, progress=False)
+    parent = roost.get_run(res.run_id)
+    weights = json.loads(parent["tags"]["roost.auto.weights"])
+    assert set(weights) == {"logreg", "lightgbm"} and abs(sum(weights.values()) - 1) < 1e-9
+    assert parent["tags"]["roost.auto.criterion"] == "validation roc_auc"
+    assert res.model_type == parent["tags"]["roost.auto.selected"]
+    # the parent's val metric is the blend's on the validation rows: never below the best child's there
+    assert res.metrics["val_roc_auc"] >= max(c["val_roc_auc"] for c in (res.candidates or {}).values()) - 1e-12
