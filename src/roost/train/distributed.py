@@ -138,10 +138,15 @@ def wrap(net: Any, ctx: Context) -> Any:
     """The module to call for training steps: DistributedDataParallel around `net` in a group, else `net`."""
     if not ctx.active:
         return net
+    import inspect
+
     from torch.nn.parallel import DistributedDataParallel
 
     dev = [ctx.local_rank] if ctx.device.startswith("cuda") else None
-    return DistributedDataParallel(net, device_ids=dev, forward_sync_buffers=False)
+    # no buffer sync in forward: torch 2.13 names it forward_sync_buffers; older GPU images' torch broadcast_buffers
+    if "forward_sync_buffers" in inspect.signature(DistributedDataParallel.__init__).parameters:
+        return DistributedDataParallel(net, device_ids=dev, forward_sync_buffers=False)
+    return DistributedDataParallel(net, device_ids=dev, broadcast_buffers=False)
 
 
 def check_nproc(nproc: Any) -> int:
