@@ -70,3 +70,25 @@ def test_user_errors_exit_2_with_hint(ws):
         cwd=ws.root,
     )
     assert r.returncode == 2 and "not found" in r.stderr
+
+
+def test_piped_runs_list_keeps_every_cell_whole(ws):
+    """Not a terminal (a pipe, CI, a file): every column whole on one line, not squeezed into 80 characters."""
+    import os
+    import subprocess
+    import sys
+
+    params = {f"param_{i}": f"value-{i}-{'x' * 6}" for i in range(12)}
+    with roost.start_run(experiment="wide", params=params) as run:
+        run.log_metrics({f"metric_{i}": 0.123456 + i for i in range(8)})
+    env = {**os.environ, "COLUMNS": "80"}
+    out = subprocess.run(
+        [sys.executable, "-m", "roost", "runs", "list", "--columns", ",".join(f"params.{k}" for k in params)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ws.root,
+    ).stdout
+    row = next(line for line in out.splitlines() if run.id[:8] in line)
+    for v in params.values():
+        assert v in row, (v, row)

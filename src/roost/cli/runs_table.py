@@ -67,6 +67,9 @@ def print_runs(runs: list[dict[str, Any]], columns: str | None = None) -> None:
     console = Console(soft_wrap=True)
     width = console.width if console.is_terminal else None
     heads, rows, dropped = runs_rows(runs, columns, width)
+    if width is None:  # a pipe or a file: every column whole, as wide as it needs (not squeezed into 80)
+        needed = sum(max([len(h)] + [len(r[i]) for r in rows]) + PAD for i, h in enumerate(heads)) + 1
+        console = Console(soft_wrap=True, width=max(needed, console.width))
     t = Table(title=f"{len(runs)} run(s)", show_lines=False)
     for i, h in enumerate(heads):
         t.add_column(h, overflow="fold", justify="right" if i >= len(FIXED) else "left", no_wrap=i < len(FIXED))
