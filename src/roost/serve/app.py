@@ -115,20 +115,31 @@ class ServeApp:
         return pick(model, canary[0], canary[1], request_id, self.rollout_seed)
 
     async def predict(
-        self, model: LoadedModel, arrays: dict[str, np.ndarray], protocol: str, request_id: str | None = None
+        self,
+        model: LoadedModel,
+        arrays: dict[str, np.ndarray],
+        protocol: str,
+        request_id: str | None = None,
+        rows: int | None = None,
     ) -> dict[str, np.ndarray]:
-        """Fill online features if needed, validate, queue on the model's batcher and return its outputs."""
+        """Fill online features if needed, validate, run (inline when the batcher is idle, else queued on it) and
+        return the outputs; `rows` is given when the decoder already checked a complete input set."""
         t0 = time.perf_counter()
         lineage = None
-        if features.needs_features(model.package, arrays):
-            lineage = await features.fill(model.package, arrays, self.fetcher)
-        rows = check_inputs(arrays, model.package)
+        if rows is None:
+            if features.needs_features(model.package, arrays):
+                lineage = await features.fill(model.package, arrays, self.fetcher)
+            rows = check_inputs(arrays, model.package)
+        batcher = model.batcher
+        outputs: dict[str, np.ndarray]
         try:
-            fut = model.batcher.submit(arrays, rows)
+            if batcher.idle and model.inline_ok:  # a batch of one: skip the queue and the thread hand-off
+                outputs = batcher.run_now(arrays, rows)
+            else:
+                fut = batcher.submit(arrays, rows)
+                outputs = await fut
         except BatcherClosed:
             raise HTTPError(503, f"model {model.name} version {model.version} was just replaced; retry") from None
-        try:
-            outputs: dict[str, np.ndarray] = await fut
         except Exception as exc:  # noqa: BLE001 - the graph rejected values that passed the signature checks
             raise HTTPError(400, f"the model could not run on this input: {str(exc)[:300]}") from None
         if self.metrics is not None:

@@ -56,6 +56,9 @@ class Batcher:
         self._on_batch = on_batch
         self._q: queue.SimpleQueue[_Item | None] = queue.SimpleQueue()
         self._closed = False
+        # requests queued and requests answered: equal while the thread is idle (each counter has one writer)
+        self._submitted = 0
+        self._finished = 0
         self._thread = threading.Thread(target=self._loop, name=f"roost-batcher-{name}", daemon=True)
         self._thread.start()
 
@@ -65,8 +68,24 @@ class Batcher:
             raise BatcherClosed("model was replaced")
         loop = asyncio.get_running_loop()
         fut = loop.create_future()
+        self._submitted += 1
         self._q.put(_Item(inputs, rows, fut, loop))
         return fut
+
+    @property
+    def idle(self) -> bool:
+        """Whether nothing is queued or running (so a request would be a batch of one) and it takes requests."""
+        return self._submitted == self._finished and not self._closed
+
+    def run_now(self, inputs: dict[str, np.ndarray], rows: int) -> Outputs:
+        """Run one request on the calling thread (no queue, no thread hand-off); counted as a batch of one."""
+        out = self._run(inputs)
+        if self._on_batch is not None:
+            try:
+                self._on_batch(rows, 1)
+            except Exception:
+                log.exception("batch metrics callback failed")
+        return out
 
     def close(self, wait: float | None = None) -> None:
         """Stop taking requests; queued ones still run, then the thread exits."""
@@ -126,6 +145,7 @@ class Batcher:
                 self._on_batch(rows, len(batch))
             except Exception:
                 log.exception("batch metrics callback failed")
+        self._finished += len(batch)  # before delivery: the request that gets its answer finds the batcher idle
         by_loop: dict[asyncio.AbstractEventLoop, list[Result]] = {}
         for item, res in zip(batch, results):
             by_loop.setdefault(item.loop, []).append(res)

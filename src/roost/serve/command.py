@@ -121,7 +121,12 @@ def serve(
 
             raise RoostError("--export takes at most one --canary")
         ex = write_export(
-            (models or [""])[0], export[0], export[1], replicas=replicas, canary=canary[0] if canary else None
+            (models or [""])[0],
+            export[0],
+            export[1],
+            replicas=replicas,
+            canary=canary[0] if canary else None,
+            grpc_port=grpc_port,
         )
         for note in ex.notes:
             echo(note)

@@ -96,10 +96,11 @@ def _norm(dist: str) -> str:
     return re.sub(r"[-_.]+", "-", dist).lower()
 
 
-def container_args(name: str, replicas: int) -> list[str]:
-    """The command the container runs: serve the package at /models/<name> on 0.0.0.0:8080."""
+def container_args(name: str, replicas: int, grpc_port: int | None = None) -> list[str]:
+    """The command the container runs: serve the package at /models/<name> on 0.0.0.0:8080 (and gRPC)."""
     src = f"/models/{name}" if name != "model" else "model=/models/model"  # a folder named model takes its parent's
-    return ["roost", "serve", src, "--host", "0.0.0.0", "--port", str(PORT), "--replicas", str(replicas)]
+    args = ["roost", "serve", src, "--host", "0.0.0.0", "--port", str(PORT), "--replicas", str(replicas)]
+    return args if grpc_port is None else [*args, "--grpc-port", str(grpc_port)]
 
 
 def resources(replicas: int, model_bytes: int) -> dict[str, dict[str, str]]:
@@ -122,8 +123,13 @@ def manifest(
     max_replicas: int = 3,
     source: str | None = None,
     canary_percent: float | None = None,
+    grpc_port: int | None = None,
 ) -> dict[str, Any]:
-    """The InferenceService (serving.kserve.io/v1beta1) that runs the image as a custom V2 predictor."""
+    """The InferenceService (serving.kserve.io/v1beta1) that runs the image as a custom V2 predictor.
+
+    With `grpc_port` the container's one declared port is that port named `h2c`, which is how KServe (Knative
+    takes one port per container) learns to route gRPC to it; HTTP keeps serving on 8080 in the pod, for the
+    probes."""
     isvc = k8s_name(name)
     probe = {"periodSeconds": 5, "timeoutSeconds": 2, "failureThreshold": 3}
     annotations = {"roost.model/name": name, "roost.model/version": str(version)}
@@ -145,9 +151,13 @@ def manifest(
                     {
                         "name": CONTAINER,
                         "image": image,
-                        "args": container_args(name, replicas),
+                        "args": container_args(name, replicas, grpc_port),
                         "env": [{"name": "PROTOCOL", "value": "v2"}],
-                        "ports": [{"name": "http1", "containerPort": PORT, "protocol": "TCP"}],
+                        "ports": [
+                            {"name": "http1", "containerPort": PORT, "protocol": "TCP"}
+                            if grpc_port is None
+                            else {"name": "h2c", "containerPort": grpc_port, "protocol": "TCP"}
+                        ],
                         "readinessProbe": {
                             "httpGet": {"path": "/v2/health/ready", "port": PORT},
                             "initialDelaySeconds": 2,
@@ -171,10 +181,13 @@ def manifest(
     return doc
 
 
-def dockerfile(name: str, replicas: int, requirements: list[str], roost_version: str) -> str:
+def dockerfile(
+    name: str, replicas: int, requirements: list[str], roost_version: str, grpc_port: int | None = None
+) -> str:
     """A container recipe: python:3.11-slim, roost without torch, the package in /models/<name>, non-root."""
     reqs = " ".join(json.dumps(r) for r in requirements)
-    cmd = json.dumps(container_args(name, replicas))
+    cmd = json.dumps(container_args(name, replicas, grpc_port))
+    ports = f"{PORT}" if grpc_port is None else f"{PORT} {grpc_port}"
     return f"""# roost serving image for model {name!r} (written by `roost serve --export kserve`)
 FROM python:3.11-slim
 
@@ -195,7 +208,7 @@ COPY --chown={UID}:{UID} model/ /models/{name}/
 USER {UID}
 WORKDIR /home/roost
 
-EXPOSE {PORT}
+EXPOSE {ports}
 CMD {cmd}
 """
 
@@ -214,9 +227,21 @@ def sample_request(package: Any) -> dict[str, Any]:
     return {"inputs": inputs}
 
 
-def readme(ex: Export, replicas: int, feature_refs: list[str]) -> str:
+def readme(ex: Export, replicas: int, feature_refs: list[str], grpc_port: int | None = None) -> str:
     """Build and deploy commands for the exported folder."""
     notes = "".join(f"\n> {n}\n" for n in ex.notes)
+    grpc = (
+        ""
+        if grpc_port is None
+        else f"""
+## gRPC
+
+The container also serves KServe V2 gRPC (`inference.GRPCInferenceService`) on port {grpc_port}, declared as the
+container's `h2c` port so KServe routes gRPC to it (Knative routes one port per container: the V2 HTTP API stays
+on {PORT} inside the pod, where the probes use it). Locally: `docker run --rm -p {grpc_port}:{grpc_port} {ex.image}`
+and any KServe V2 gRPC client (e.g. `tritonclient.grpc`) on `localhost:{grpc_port}`.
+"""
+    )
     return f"""# Serving `{ex.name}` (version {ex.version}) on KServe
 
 Written by `roost serve --export kserve`. Contents: `inferenceservice.yaml` (the KServe resource), `Dockerfile`,
@@ -251,7 +276,7 @@ and set `spec.predictor.containers[0].image` in `inferenceservice.yaml` to `REGI
 Each pod runs `roost serve` with {replicas} worker process(es) (`--replicas`); KServe scales pods between
 `minReplicas` and `maxReplicas`. The predictor speaks the KServe V2 protocol (`PROTOCOL=v2`), and also answers
 TF-Serving REST under `/v1/models/{ex.name}:predict`. Metrics for Prometheus are at `/metrics`.
-""" + (
+{grpc}""" + (
         ""
         if not feature_refs
         else f"""
@@ -272,9 +297,17 @@ def _check_out(out: Path) -> None:
         raise RoostError(f"--export: {out} is not empty and holds no earlier export", hint="pass a new or empty folder")
 
 
-def export(model: str, fmt: str, out: str | Path, replicas: int = 1, canary: str | None = None) -> Export:
+def export(
+    model: str,
+    fmt: str,
+    out: str | Path,
+    replicas: int = 1,
+    canary: str | None = None,
+    grpc_port: int | None = None,
+) -> Export:
     """Write the deployment bundle for one model spec (a path, name/VERSION or name@alias) into `out`; with
-    `canary` (MODEL=PERCENT) the bundle holds the canary model and the manifest its canaryTrafficPercent."""
+    `canary` (MODEL=PERCENT) the bundle holds the canary model and the manifest its canaryTrafficPercent; with
+    `grpc_port` the container also serves gRPC there, declared as KServe's h2c port."""
     import importlib.metadata as md
 
     import yaml
@@ -285,6 +318,10 @@ def export(model: str, fmt: str, out: str | Path, replicas: int = 1, canary: str
         raise RoostError(f"--export: unknown format {fmt!r}", hint=f"one of: {', '.join(FORMATS)}")
     if replicas < 1:
         raise RoostError(f"--replicas must be at least 1, got {replicas}")
+    if grpc_port is not None and not (0 < grpc_port < 65536 and grpc_port != PORT):
+        raise RoostError(
+            f"--grpc-port {grpc_port} cannot be exported", hint=f"pick a port in 1..65535 other than {PORT} (HTTP)"
+        )
     out = Path(out).expanduser().resolve()
     _check_out(out)
     percent: float | None = None
@@ -315,7 +352,16 @@ def export(model: str, fmt: str, out: str | Path, replicas: int = 1, canary: str
     model_bytes = sum(p.stat().st_size for p in dest.rglob("*") if p.is_file())
     (out / "wheels").mkdir(exist_ok=True)
     (out / "wheels" / ".keep").write_text("")
-    doc = manifest(name, res.version, ex.image, replicas, model_bytes, source=res.spec.source, canary_percent=percent)
+    doc = manifest(
+        name,
+        res.version,
+        ex.image,
+        replicas,
+        model_bytes,
+        source=res.spec.source,
+        canary_percent=percent,
+        grpc_port=grpc_port,
+    )
     if percent is not None:
         ex.notes.append(
             f"canaryTrafficPercent: {doc['spec']['predictor']['canaryTrafficPercent']}: KServe sends that share to "
@@ -324,9 +370,9 @@ def export(model: str, fmt: str, out: str | Path, replicas: int = 1, canary: str
         )
     files = {
         MARKER: yaml.safe_dump(doc, sort_keys=False),
-        "Dockerfile": dockerfile(name, replicas, serve_requirements(), roost_version),
+        "Dockerfile": dockerfile(name, replicas, serve_requirements(), roost_version, grpc_port),
         "request.json": json.dumps(sample_request(pkg), indent=2) + "\n",
-        "README.md": readme(ex, replicas, pkg.feature_refs),
+        "README.md": readme(ex, replicas, pkg.feature_refs, grpc_port),
         ".dockerignore": "README.md\ninferenceservice.yaml\nrequest.json\n",
     }
     for fname, text in files.items():

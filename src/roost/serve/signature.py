@@ -35,6 +35,8 @@ NUMPY_TO_V2 = {
     "int16": "INT16",
     "uint8": "UINT8",
 }
+# the same keyed by numpy dtype (a dict lookup; dtype.name is computed in Python on every access)
+DTYPE_TO_V2 = {np.dtype(k): v for k, v in NUMPY_TO_V2.items()}
 # what a JSON null stands for, per dtype (the training-side convention for missing values)
 MISSING: dict[str, float | int | str] = {
     "float32": float("nan"),

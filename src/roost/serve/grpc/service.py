@@ -21,7 +21,7 @@ from roost.serve.codec import HTTPError, bad, check_binary_floats, element_count
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.protocols.v2 import binary_input, spec_for
 from roost.serve.security import redact, token_ok
-from roost.serve.signature import NUMPY_TO_V2, TensorSpec
+from roost.serve.signature import DTYPE_TO_V2, NUMPY_TO_V2, TensorSpec
 
 if TYPE_CHECKING:
     from roost.serve.app import ServeApp
@@ -48,6 +48,7 @@ CONTENTS = {
     "BYTES": "bytes_contents",
 }
 _ALL_CONTENTS = (*CONTENTS.values(), "uint_contents", "uint64_contents")
+METADATA_ID = "x-request-id"  # gRPC's form of HTTP's X-Request-Id header
 PUBLIC_RPCS = frozenset({"ServerLive", "ServerReady"})  # never need a token, like /v2/health/*
 
 
@@ -120,7 +121,7 @@ def encode_response(req: Any, model: LoadedModel, outputs: dict[str, np.ndarray]
     resp = message("ModelInferResponse")(model_name=model.name, model_version=model.version, id=req.id)
     for name in wanted:
         arr = outputs[name]
-        dtype = NUMPY_TO_V2.get(arr.dtype.name, "BYTES")
+        dtype = DTYPE_TO_V2.get(arr.dtype) or NUMPY_TO_V2.get(arr.dtype.name, "BYTES")
         resp.outputs.add(name=name, datatype=dtype, shape=list(arr.shape))
         raw = (
             encode_bytes(arr) if dtype == "BYTES" else np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
@@ -165,14 +166,24 @@ class Servicer:  # method names are the RPC names of the spec
             out.add(name=spec.name, datatype=spec.v2_datatype, shape=list(spec.shape))
         return resp
 
-    async def ModelInfer(self, req: Any) -> Any:
+    async def ModelInfer(self, req: Any, context: Any = None) -> Any:
         """Decode, validate, queue on the model's batcher and answer with raw output tensors.
 
-        The request id is the request's `id` (checked like HTTP's) or a generated one, answered in the response."""
+        The request id is the request's `id`, else the `x-request-id` metadata (each checked like HTTP's), else a
+        generated one; it is answered in the response's `id` and `x-request-id` trailing metadata, draws the canary
+        split and names the request in the request log."""
         from roost.serve.reqid import checked, new_id
 
         model = self.app.lookup(req.model_name, req.model_version or None)
-        rid = checked(req.id, "the request's 'id'") if req.id else new_id()
+        sent = _metadata(context, METADATA_ID)
+        if req.id:
+            rid = checked(req.id, "the request's 'id'")
+        elif sent is not None:
+            rid = checked(sent, "the x-request-id metadata")
+        else:
+            rid = new_id()
+        if context is not None:
+            context.set_trailing_metadata(((METADATA_ID, rid),))
         arrays = decode_request(model, req)
         if not req.model_version:
             model = self.app.choose(model, rid)  # a canary takes its share of unpinned requests
@@ -183,7 +194,17 @@ class Servicer:  # method names are the RPC names of the spec
         return resp
 
 
-def _wrap(app: ServeApp, rpc: str, fn: Callable[[Any], Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
+def _metadata(context: Any, key: str) -> str | bytes | None:
+    """The value of invocation metadata `key` (lower-case), or None."""
+    if context is None:
+        return None
+    for k, v in context.invocation_metadata() or ():
+        if k == key:
+            return v  # type: ignore[no-any-return]  # grpc's metadata values are str (bytes for -bin keys)
+    return None
+
+
+def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
     """An aio handler around `fn`: token check, metrics, and request errors as gRPC status codes."""
 
     async def handler(req: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
@@ -194,10 +215,10 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[[Any], Awaitable[Any]]) -> Calla
             app.metrics.inflight.inc()
         try:
             if app.auth is not None and rpc not in PUBLIC_RPCS and not app.public_inference:
-                sent = dict(context.invocation_metadata() or ()).get("authorization")
+                sent = _metadata(context, "authorization")
                 if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
                     raise HTTPError(401, "missing or wrong bearer token (metadata authorization: Bearer TOKEN)")
-            return await fn(req)
+            return await (fn(req, context) if rpc == "ModelInfer" else fn(req))
         except HTTPError as exc:
             status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), redact(exc.message)
         except Exception as exc:

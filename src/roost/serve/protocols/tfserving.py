@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import re
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
+from roost.errors import RoostError
 from roost.serve.codec import HTTPError, bad, columns, not_allowed
 from roost.serve.features import entity_spec
+from roost.serve.loader import ModelSpec
 from roost.serve.signature import TensorSpec
 
 if TYPE_CHECKING:
@@ -16,6 +20,7 @@ if TYPE_CHECKING:
     from roost.serve.loader import LoadedModel
 
 JSON = b"application/json"
+_LABEL = re.compile(r"[A-Za-z0-9][\w.\-]{0,127}\Z")  # what a registry alias may be
 Reply = tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]
 
 
@@ -131,16 +136,55 @@ def encode(model: LoadedModel, outputs: dict[str, np.ndarray], row_format: bool)
     return orjson.dumps({"predictions": [dict(zip(names, vals)) for vals in zip(*lists)]})
 
 
+def _registry_name(spec: ModelSpec) -> str | None:
+    """The registry model a served spec comes from (None for a package folder)."""
+    if spec.kind == "alias":
+        return spec.source.split("@", 1)[0]
+    if spec.kind == "version":
+        return spec.source.rsplit("/", 1)[0]
+    return spec.source if spec.kind == "latest" else None
+
+
+async def by_label(app: ServeApp, model: LoadedModel, label: str) -> LoadedModel:
+    """The loaded model a TF-Serving version label names: the primary or canary served from that registry alias,
+    else the loaded version (primary or canary) the alias points at now; a 404 when it points elsewhere."""
+    canary = app.repo.canary(model.name)
+    loaded = [model] if canary is None else [model, canary[0]]
+    for m in loaded:
+        spec = m.resolved.spec
+        if spec.kind == "alias" and spec.source.split("@", 1)[1] == label:
+            return m
+    registry = _registry_name(model.resolved.spec)
+    if registry is None or not _LABEL.match(label):
+        raise HTTPError(
+            404,
+            f"model {model.name!r} is not served under label {label!r}; it is served from "
+            f"{model.describe()['source']!r}",
+        )
+    from roost.serve.loader import current_version
+
+    alias = ModelSpec(model.name, f"{registry}@{label}", "alias")
+    try:
+        target = await asyncio.get_running_loop().run_in_executor(None, current_version, alias)
+    except RoostError:
+        raise HTTPError(404, f"model {model.name!r} has no label {label!r} in the registry") from None
+    for m in loaded:
+        if m.version == target:
+            return m
+    served = " and ".join(m.version for m in loaded)
+    raise HTTPError(
+        404,
+        f"label {label!r} of model {model.name!r} points at version {target}, which is not loaded (serving {served})",
+    )
+
+
 async def predict(
     app: ServeApp, name: str, version: str | None, label: str | None, body: bytes, request_id: str | None = None
 ) -> Reply:
     """POST /v1/models/{name}[/versions/{v}|/labels/{l}]:predict (the id is the X-Request-Id, sent or generated)."""
     model = app.lookup(name, version)
-    spec = model.resolved.spec
-    if label is not None and not (spec.kind == "alias" and spec.source.split("@", 1)[1] == label):
-        raise HTTPError(
-            404, f"model {name!r} is not served under label {label!r}; it is served from {model.describe()['source']!r}"
-        )
+    if label is not None:
+        model = await by_label(app, model, label)
     row_format, arrays = _parse(model, body)
     if version is None and label is None and request_id:
         model = app.choose(model, request_id)  # a canary takes its share of unpinned requests

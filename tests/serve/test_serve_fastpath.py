@@ -1,0 +1,159 @@
+"""The V2 hot path (#18 item 5): lone requests run inline, all-FP32 column requests decode in one numpy call, and
+both answer exactly what the general path (batcher thread, per-column checks) answers."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import onnxruntime as ort
+import orjson
+import pytest
+from servekit import InProcess, v2_body
+
+from roost.serve import loader
+from roost.serve.codec import HTTPError
+from roost.serve.protocols import v2
+from roost.serve.worker import create_app
+
+
+class _Recorder:
+    """Wraps an ONNX session: records the thread of every run (no `_sess`, so the public run() is called)."""
+
+    def __init__(self, real: ort.InferenceSession) -> None:
+        self.real = real
+        self.threads: list[int] = []
+
+    def run(self, names, feeds):
+        self.threads.append(threading.get_ident())
+        return self.real.run(names, feeds)
+
+
+def _reference(pkg, cols: list[str], X: np.ndarray) -> np.ndarray:
+    sess = ort.InferenceSession(str(pkg / "model.onnx"), providers=["CPUExecutionProvider"])
+    return sess.run(["probability"], {c: X[:, j].astype(np.float32) for j, c in enumerate(cols)})[0]
+
+
+def test_lone_requests_run_inline_slow_models_and_busy_batchers_use_the_batcher(pkgs, bc_data):
+    X, _, cols = bc_data
+    want = _reference(pkgs["bc"], cols, X[:64])
+    app = create_app([str(pkgs["bc"])])
+    model = app.repo.get("bc")
+    rec = model.session = _Recorder(model.session)
+    batcher_thread = model.batcher._thread.ident
+    ip = InProcess(app)
+    try:
+
+        def infer(i: int) -> float:
+            status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[i : i + 1])))
+            assert status == 200, out
+            return float(orjson.loads(out)["outputs"][0]["data"][0])
+
+        got = [infer(i) for i in range(20)]
+        np.testing.assert_allclose(got, want[:20], rtol=1e-5, atol=1e-6)
+        assert rec.threads == [threading.get_ident()] * 20  # no queue, no hand-off to the batcher thread
+        # a model whose runs take long never holds the event loop: it goes through its batcher thread
+        model.run_s = 10 * loader.INLINE_MAX_S
+        got = [infer(i) for i in range(20, 25)]
+        np.testing.assert_allclose(got, want[20:25], rtol=1e-5, atol=1e-6)
+        assert rec.threads[20:] == [batcher_thread] * 5
+        # a busy batcher (a request queued or running) takes the lone request too, so it can merge
+        model.run_s = 0.0
+        gate = threading.Event()
+        real_run = rec.run
+
+        def held(names, feeds):
+            gate.wait(60)
+            return real_run(names, feeds)
+
+        rec.run = held  # type: ignore[method-assign]
+
+        async def busy() -> list[float]:
+            first = model.batcher.submit({c: X[:1, j].copy() for j, c in enumerate(cols)}, 1)
+            calls = [
+                app.predict(model, {c: X[i : i + 1, j].copy() for j, c in enumerate(cols)}, "v2") for i in range(30, 34)
+            ]
+            tasks = [asyncio.ensure_future(c) for c in calls]
+            await asyncio.sleep(0.05)
+            gate.set()
+            await first
+            return [float(o["probability"][0]) for o in await asyncio.gather(*tasks)]
+
+        got = ip.loop.run_until_complete(busy())
+        np.testing.assert_allclose(got, want[30:34], rtol=1e-5, atol=1e-6)
+        assert set(rec.threads[25:]) == {batcher_thread}
+    finally:
+        ip.close()
+
+
+def _inputs(cols: list[str], X: np.ndarray) -> list[dict]:
+    return v2_body(cols, X)["inputs"]
+
+
+def test_fast_decoder_equals_numpy_and_refuses_what_it_does_not_cover(pkgs, bc_data):
+    X, _, cols = bc_data
+    app = create_app([str(pkgs["bc"])])
+    model = app.repo.get("bc")
+    ip = InProcess(app)
+    try:
+        rng = np.random.default_rng(0)
+        for n in (1, 3, 64):
+            rows = X[rng.integers(0, len(X), n)]
+            inputs = _inputs(cols, rows)
+            inputs[2]["data"] = [int(v) for v in inputs[2]["data"]]  # integers in a float column are numbers too
+            got = v2.fast_inputs(model, inputs)
+            assert got is not None and got[1] == n
+            for j, c in enumerate(cols):
+                ref = np.asarray(inputs[j]["data"], dtype=np.float64).astype(np.float32)
+                assert got[0][c].dtype == np.float32 and got[0][c].shape == (n,)
+                np.testing.assert_array_equal(got[0][c], ref)
+            body = orjson.dumps({"inputs": inputs})
+            req, arrays, checked_rows = v2.decode(model, body, None)
+            assert checked_rows == n and list(arrays) == cols
+
+        def variant(change) -> list[dict]:
+            inputs = _inputs(cols, X[:2])
+            change(inputs)
+            return inputs
+
+        refused = {
+            "missing input": variant(lambda i: i.pop()),
+            "duplicate input": variant(lambda i: i.__setitem__(-1, dict(i[0]))),
+            "null value": variant(lambda i: i[0]["data"].__setitem__(0, None)),
+            "string value": variant(lambda i: i[0]["data"].__setitem__(0, "1.5")),
+            "other row count": variant(lambda i: i[1].update(shape=[1], data=[1.0])),
+            "extra key": variant(lambda i: i[0].update(parameters={})),
+            "FP64": variant(lambda i: i[0].update(datatype="FP64")),
+            "beyond float32": variant(lambda i: i[0]["data"].__setitem__(0, 1e39)),
+            "2-D shape": variant(lambda i: i[0].update(shape=[2, 1], data=[[1.0], [2.0]])),
+            "booleans": variant(lambda i: i[0].update(data=[True, False])),
+        }
+        for why, inputs in refused.items():
+            assert v2.fast_inputs(model, inputs) is None, why
+            try:
+                _, arrays, checked_rows = v2.decode(model, orjson.dumps({"inputs": inputs}), None)
+            except HTTPError as exc:  # the general decoder explains it, as before
+                assert exc.status == 400, why
+            else:
+                assert checked_rows is None, why  # decoded by the general path: predict() checks the set
+    finally:
+        ip.close()
+
+
+@pytest.mark.parametrize("rows", [1, 64])
+def test_http_answers_equal_onnxruntime_on_both_paths(pkgs, bc_data, rows):
+    """The same rows through the fast decoder and (one key more) through the general one give equal answers."""
+    X, _, cols = bc_data
+    want = _reference(pkgs["bc"], cols, X[:rows])
+    ip = InProcess(create_app([str(pkgs["bc"])]))
+    try:
+        fast = v2_body(cols, X[:rows])
+        slow = v2_body(cols, X[:rows])
+        slow["inputs"][0]["parameters"] = {}
+        for body in (fast, slow):
+            status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(body))
+            assert status == 200, out
+            np.testing.assert_allclose(orjson.loads(out)["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
+    finally:
+        ip.close()
