@@ -6,6 +6,10 @@ One scikit-learn pipeline (StandardScaler + LogisticRegression on breast_cancer,
   - MLflow:   `mlflow models serve` of mlflow.sklearn.save_model(pyfunc_predict_fn="predict_proba"), dataframe_split.
 Each server runs one process. wrk (loopback, bounded -d) drives concurrency 1 and 16 with 1-row and 64-row
 requests; every server's answers are first checked against scikit-learn's predict_proba.
+gRPC: roost (--grpc-port) and MLServer (its own gRPC port) get the same KServe V2 ModelInfer request with
+raw_input_contents (roost: 30 FP32 columns; MLServer: one FP32 [N, 30] tensor, output predict_proba), driven by
+h2load (nghttp2-client: one gRPC-framed body, content-type application/grpc) at concurrency 16; every answer is
+first checked against scikit-learn through a real gRPC client, since h2load only sees HTTP/2 status 200.
 
 Peers live in their own venvs, created on first use with pinned versions (bench/_common.peer_venv): .bench/mlserver
 (mlserver==1.7.1 mlserver-sklearn==1.7.1) and .bench/mlflow (mlflow==3.17.2); only the peers in --only are created.
@@ -19,6 +23,7 @@ import functools
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import subprocess
@@ -27,9 +32,12 @@ import tempfile
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import numpy as np
 from _common import mlflow_python, mlserver_python
+
+from roost.serve.grpc.proto import message
 
 ROOT = Path(__file__).resolve().parents[1]
 PEER_PYTHON = {"mlserver": mlserver_python, "mlflow": mlflow_python}
@@ -37,6 +45,8 @@ LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("ROOST_BENCH_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
 """
+GRPC_PEERS = ("roost", "mlserver")
+GRPC_PATH = "/inference.GRPCInferenceService/ModelInfer"
 
 
 @functools.cache
@@ -141,6 +151,7 @@ class Peer:
     def __init__(self, name: str, work: Path, cols: list[str], replicas: int) -> None:
         self.name, self.work, self.cols, self.replicas = name, work, cols, replicas
         self.port = free_port()
+        self.grpc_port = free_port() if name in GRPC_PEERS else None
         self.proc: subprocess.Popen | None = None
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -156,6 +167,8 @@ class Peer:
                     str(self.port),
                     "--replicas",
                     str(self.replicas),
+                    "--grpc-port",
+                    str(self.grpc_port),
                 ],
                 {"PYTHONPATH": str(ROOT / "src")},
             )
@@ -165,7 +178,7 @@ class Peer:
                     {
                         "parallel_workers": 0,
                         "http_port": self.port,
-                        "grpc_port": free_port(),
+                        "grpc_port": self.grpc_port,
                         "metrics_port": free_port(),
                         "host": "127.0.0.1",
                         "debug": False,
@@ -228,6 +241,35 @@ class Peer:
                 "outputs": [{"name": "predict_proba"}],
             }
         return {"dataframe_split": {"columns": self.cols, "data": X.tolist()}}
+
+    def grpc_request(self, X: np.ndarray) -> bytes:
+        """A serialized ModelInferRequest for the rows X (raw_input_contents, little-endian FP32)."""
+        req = message("ModelInferRequest")(model_name="bc")
+        X = np.ascontiguousarray(X, dtype="<f4")
+        if self.name == "roost":
+            for i, c in enumerate(self.cols):
+                req.inputs.add(name=c, datatype="FP32", shape=[len(X)])
+                req.raw_input_contents.append(np.ascontiguousarray(X[:, i]).tobytes())
+        else:
+            req.inputs.add(name="predict", datatype="FP32", shape=list(X.shape))
+            req.raw_input_contents.append(X.tobytes())
+            req.outputs.add(name="predict_proba")
+        return req.SerializeToString()
+
+    def grpc_proba(self, X: np.ndarray) -> np.ndarray:
+        """P(class 1) for X asked over gRPC with a real client (the check before h2load replays the bytes)."""
+        resp_type = message("ModelInferResponse")
+        with grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}") as ch:
+            call = ch.unary_unary(GRPC_PATH, request_serializer=None, response_deserializer=resp_type.FromString)
+            resp = call(self.grpc_request(X), timeout=60)
+        out = resp.outputs[0]
+        dtype = {"FP32": "<f4", "FP64": "<f8"}[out.datatype]
+        if resp.raw_output_contents:
+            arr = np.frombuffer(resp.raw_output_contents[0], dtype=dtype)
+        else:
+            arr = np.asarray(out.contents.fp64_contents or out.contents.fp32_contents, dtype=dtype)
+        arr = arr.reshape(list(out.shape))
+        return arr if self.name == "roost" else arr[:, 1]
 
     def positive_proba(self, reply: dict) -> np.ndarray:
         """P(class 1) from a reply."""
@@ -322,6 +364,44 @@ def wrk(url: str, body_file: Path, lua: Path, conns: int, seconds: int, sid: int
     }
 
 
+def h2load(port: int, body_file: Path, conns: int, seconds: int, sid: int | None = None) -> dict[str, float]:
+    """Run h2load (one thread, one stream per connection) replaying a gRPC ModelInfer; req/s, mean latency (ms; h2load
+    reports no percentiles), failures, server CPU ms per request."""
+    cpu0 = session_cpu(sid) if sid else 0.0
+    out = subprocess.run(
+        [
+            "h2load",
+            "-t1",
+            f"-c{conns}",
+            "-m1",
+            f"-D{seconds}",
+            "-d",
+            str(body_file),
+            "-H",
+            "content-type: application/grpc",
+            "-H",
+            "te: trailers",
+            f"http://127.0.0.1:{port}{GRPC_PATH}",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=seconds + 60,
+    ).stdout
+    cpu = session_cpu(sid) - cpu0 if sid else float("nan")
+    m = re.search(r"requests: (\d+) total, \d+ started, (\d+) done, (\d+) succeeded, (\d+) failed, (\d+) errored", out)
+    assert m, out
+    done = int(m.group(2))
+    lat = re.search(r"time for request:\s+(\S+)\s+(\S+)\s+(\S+)", out)
+    return {
+        "rps": float(re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out).group(1)),
+        "p50": _ms(lat.group(3)) if lat else float("nan"),  # the mean (h2load prints min, max, mean, sd)
+        "p99": float("nan"),
+        "cpu_ms": 1000.0 * cpu / max(done, 1),
+        "errors": float(int(m.group(4)) + int(m.group(5))),
+    }
+
+
 def median_of(runs: list[dict[str, float]]) -> dict[str, float]:
     """Per-metric median over repeated runs (errors are summed)."""
     out = {k: float(np.median([r[k] for r in runs])) for k in runs[0]}
@@ -368,7 +448,12 @@ def main() -> None:
         flush=True,
     )
     peers = [Peer(n, work, cols, args.replicas) for n in names]
-    runs: dict[tuple[str, int, int], list[dict[str, float]]] = {}
+    grpc_peers = [p for p in peers if p.grpc_port is not None and shutil.which("h2load")]
+    if len(grpc_peers) < sum(p.grpc_port is not None for p in peers):
+        print("note: h2load is not installed (apt-get install nghttp2-client): gRPC is not measured", flush=True)
+    runs: dict[tuple[str, str, int, int], list[dict[str, float]]] = {}
+    cases = [("http", rows, conns) for rows in (1, 64) for conns in (1, 16)]
+    cases += [("grpc", rows, 16) for rows in (1, 64) if grpc_peers]
     try:
         for peer in peers:
             peer.start(work / f"{peer.name}.log")
@@ -378,44 +463,63 @@ def main() -> None:
             assert diff < 1e-5, f"{peer.name} answers differ from scikit-learn by {diff}"
             for rows in (1, 64):
                 (work / f"{peer.name}-{rows}.json").write_text(json.dumps(peer.body(X[:rows])))
+            if peer in grpc_peers:
+                diff = float(np.abs(peer.grpc_proba(X[:64]) - expect).max())
+                print(f"{peer.name}: gRPC answers match scikit-learn (max abs diff {diff:.1e})", flush=True)
+                assert diff < 1e-5, f"{peer.name} gRPC answers differ from scikit-learn by {diff}"
+                for rows in (1, 64):
+                    msg = peer.grpc_request(X[:rows])
+                    (work / f"{peer.name}-{rows}.grpc").write_bytes(b"\0" + len(msg).to_bytes(4, "big") + msg)
         for rep in range(args.repeats):
-            for rows in (1, 64):
-                for conns in (1, 16):
-                    order = peers[rep % len(peers) :] + peers[: rep % len(peers)]
-                    for peer in order:
+            for proto, rows, conns in cases:
+                order = peers[rep % len(peers) :] + peers[: rep % len(peers)]
+                for peer in order:
+                    if proto == "grpc" and peer not in grpc_peers:
+                        continue
+                    if proto == "http":
                         body = work / f"{peer.name}-{rows}.json"
                         wrk(peer.url, body, lua, conns, args.warmup)
                         r = wrk(peer.url, body, lua, conns, args.duration, sid=peer.proc.pid)
-                        runs.setdefault((peer.name, conns, rows), []).append(r)
-                        print(
-                            f"  run {rep + 1}: {peer.name:8s} c={conns:<2d} rows={rows:<2d} {r['rps']:8.0f} req/s"
-                            f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
-                            f"  errors {r['errors']:.0f}",
-                            flush=True,
-                        )
+                    else:
+                        body = work / f"{peer.name}-{rows}.grpc"
+                        h2load(peer.grpc_port, body, conns, args.warmup)
+                        r = h2load(peer.grpc_port, body, conns, args.duration, sid=peer.proc.pid)
+                    runs.setdefault((peer.name, proto, conns, rows), []).append(r)
+                    print(
+                        f"  run {rep + 1}: {peer.name:8s} {proto:4s} c={conns:<2d} rows={rows:<2d}"
+                        f" {r['rps']:8.0f} req/s"
+                        f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
+                        f"  errors {r['errors']:.0f}",
+                        flush=True,
+                    )
     finally:
         for peer in peers:
             peer.stop()
     res = {k: median_of(v) for k, v in runs.items()}
-    print("\n| server | conc | rows | req/s | p50 ms | p99 ms | server CPU ms/req | errors |")
-    print("|---|---|---|---|---|---|---|---|")
-    for (name, conns, rows), r in sorted(res.items(), key=lambda kv: (kv[0][2], kv[0][1], names.index(kv[0][0]))):
+    print("\n| server | protocol | conc | rows | req/s | p50 ms | p99 ms | server CPU ms/req | errors |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for (name, proto, conns, rows), r in sorted(
+        res.items(), key=lambda kv: (kv[0][1] != "http", kv[0][3], kv[0][2], names.index(kv[0][0]))
+    ):
         print(
-            f"| {name} | {conns} | {rows} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
+            f"| {name} | {proto} | {conns} | {rows} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
             f"{r['cpu_ms']:.3f} | {r['errors']:.0f} |"
         )
+    print("(gRPC p50 column: h2load's mean latency; it reports no percentiles)")
     ratios = []
     for other in [n for n in names if n != "roost"]:
-        for conns in (1, 16):
-            for rows in (1, 64):
-                if ("roost", conns, rows) in res and (other, conns, rows) in res:
-                    q = res[("roost", conns, rows)]["rps"] / res[(other, conns, rows)]["rps"]
-                    c = res[(other, conns, rows)]["cpu_ms"] / res[("roost", conns, rows)]["cpu_ms"]
-                    print(f"roost/{other} c={conns} rows={rows}: {q:.2f}x req/s, {c:.2f}x less CPU per request")
-                    if conns == 16:
-                        ratios.append(q)
-    if ("roost", 1, 1) in res:
-        print(f"roost p50 at c=1, 1 row: {res[('roost', 1, 1)]['p50']:.3f} ms")
+        for proto, rows, conns in cases:
+            a, b = res.get(("roost", proto, conns, rows)), res.get((other, proto, conns, rows))
+            if a is None or b is None:
+                continue
+            q, c = a["rps"] / b["rps"], b["cpu_ms"] / a["cpu_ms"]
+            print(f"roost/{other} {proto} c={conns} rows={rows}: {q:.2f}x req/s, {c:.2f}x less CPU per request")
+            if conns == 16 and proto == "http":
+                ratios.append(q)
+    for rows in (1, 64):
+        for name in names:
+            if (name, "http", 1, rows) in res:
+                print(f"{name} HTTP p50 at c=1, {rows} row(s): {res[(name, 'http', 1, rows)]['p50']:.3f} ms")
     print(f"ratio: {min(ratios):.2f}" if ratios else "ratio: n/a")
 
 
