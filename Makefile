@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.roost-installed
 # System packages the tests use (real servers and a real browser); installed with apt-get when missing.
-SYSPKGS := redis-server:redis-server postgresql:/usr/lib/postgresql chromium:chromium wrk:wrk openjdk-17-jre-headless:java
+SYSPKGS := redis-server:redis-server postgresql:/usr/lib/postgresql chromium:chromium wrk:wrk nghttp2-client:h2load openjdk-17-jre-headless:java
 
 .PHONY: demo test test-fast lint format bench venv sysdeps clean
 
