@@ -90,3 +90,22 @@ def test_auto_without_cv_blends_children_on_validation(ws, tmp_path) -> None:
     assert res.model_type == parent["tags"]["roost.auto.selected"]
     # the parent's val metric is the blend's on the validation rows: never below the best child's there
     assert res.metrics["val_roc_auc"] >= max(c["val_roc_auc"] for c in (res.candidates or {}).values()) - 1e-12
+
+
+@pytest.mark.parametrize(("label", "metric"), [("kind", "log_loss"), ("score", "rmse")])
+def test_auto_cross_validates_multiclass_and_regression(ws, tmp_path, label, metric) -> None:
+    p = tmp_path / "d.parquet"
+    mixed_frame(300).to_parquet(p)
+    cfg = {
+        "data": str(p),
+        "label": label,
+        "features": FEATURES,
+        "model": {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"], "folds": 3}},
+        "trainer": {"epochs": 3},
+    }
+    res = roost.train(cfg, progress=False)
+    parent = roost.get_run(res.run_id)
+    assert parent["tags"]["roost.auto.criterion"].startswith(f"3-fold out-of-fold {metric}")
+    test = mixed_frame(50, seed=9)
+    out = roost.load_model(res.package_path).predict(test[FEATURES])
+    assert out is not None and f"test_{metric}" in res.metrics

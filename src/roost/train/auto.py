@@ -248,11 +248,12 @@ def select(
         best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
         return [float(j == best) for j in range(len(preds))]
 
-    if opts.folds and n <= opts.cv_max_rows and not _distributed():
-        both = pd.concat([train_df, val_df])
+    both = pd.concat([train_df, val_df])
+    cv = bool(opts.folds) and n <= opts.cv_max_rows and not _distributed()
+    splits = folds(task, encoded(both[label], task, classes), opts.folds, cfg.trainer.seed) if cv else []
+    if splits:
         X, y = both.drop(columns=[label]), both[label]
         ye = encoded(y, task, classes)
-        splits = folds(task, ye, opts.folds, cfg.trainer.seed)
         n_fit = n - n // len(splits)
         preds, bags = [], []
         for name in names:

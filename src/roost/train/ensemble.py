@@ -59,12 +59,15 @@ def greedy_weights(task: str, y: np.ndarray, preds: Sequence[np.ndarray], rounds
 
 
 def folds(task: str, y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(fit rows, held-out rows) index pairs: stratified for classification, shuffled for regression."""
+    """(fit rows, held-out rows) index pairs: stratified for classification (at most as many folds as the rarest
+    class has rows; none when it has one), shuffled for regression."""
     from sklearn.model_selection import KFold, StratifiedKFold
 
     if task == "regression":
         return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y))))
-    k = max(2, min(k, int(np.bincount(y.astype(np.int64)).min())))
+    k = min(k, int(np.bincount(y.astype(np.int64)).min()))
+    if k < 2:
+        return []
     return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
