@@ -157,3 +157,55 @@ def test_http_answers_equal_onnxruntime_on_both_paths(pkgs, bc_data, rows):
             np.testing.assert_allclose(orjson.loads(out)["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
     finally:
         ip.close()
+
+
+def test_grpc_fast_raw_decoder_equals_numpy_and_refuses_what_it_does_not_cover(pkgs, bc_data):
+    from roost.serve.grpc import service
+    from roost.serve.grpc.proto import message
+
+    X, _, cols = bc_data
+    app = create_app([str(pkgs["bc"])])
+    model = app.repo.get("bc")
+    ip = InProcess(app)
+
+    def request(rows: np.ndarray):
+        req = message("ModelInferRequest")(model_name="bc")
+        for j, c in enumerate(cols):
+            req.inputs.add(name=c, datatype="FP32", shape=[len(rows)])
+            req.raw_input_contents.append(np.ascontiguousarray(rows[:, j], "<f4").tobytes())
+        return req
+
+    try:
+        for n in (1, 64):
+            got = service.fast_raw_inputs(model, request(X[:n]))
+            assert got is not None and got[1] == n
+            general = service.decode_request(model, request(X[:n]))
+            for j, c in enumerate(cols):
+                np.testing.assert_array_equal(got[0][c], X[:n, j].astype(np.float32))
+                np.testing.assert_array_equal(got[0][c], general[c])
+
+        def variant(change):
+            req = request(X[:2])
+            change(req)
+            return req
+
+        inf = np.array([np.inf, 1.0], "<f4").tobytes()
+        refused = {
+            "contents too": variant(lambda r: r.inputs[0].contents.fp32_contents.extend([1.0, 2.0])),
+            "missing input": variant(lambda r: (r.inputs.pop(), r.raw_input_contents.pop())),
+            "FP64": variant(lambda r: setattr(r.inputs[0], "datatype", "FP64")),
+            "other row count": variant(lambda r: r.inputs[1].shape.__setitem__(0, 1)),
+            "short buffer": variant(lambda r: r.raw_input_contents.__setitem__(0, b"\0" * 4)),
+            "infinity": variant(lambda r: r.raw_input_contents.__setitem__(0, inf)),
+            "duplicate": variant(lambda r: setattr(r.inputs[1], "name", cols[0])),
+        }
+        for why, req in refused.items():
+            assert service.fast_raw_inputs(model, req) is None, why
+            with pytest.raises(HTTPError) as err:  # the general decoder explains it, as before
+                arrays = service.decode_request(model, req)
+                from roost.serve.codec import check_inputs
+
+                check_inputs(arrays, model.package)
+            assert err.value.status == 400, why
+    finally:
+        ip.close()

@@ -17,7 +17,7 @@ import grpc.aio
 import numpy as np
 
 from roost.errors import RoostError
-from roost.serve.codec import HTTPError, bad, check_binary_floats, element_count, encode_bytes
+from roost.serve.codec import MAX_ELEMENTS, HTTPError, bad, check_binary_floats, element_count, encode_bytes
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.protocols.v2 import binary_input, spec_for
 from roost.serve.security import redact, token_ok
@@ -72,6 +72,41 @@ def _typed_input(contents: Any, spec: TensorSpec, count: int) -> np.ndarray:
     return out
 
 
+def fast_raw_inputs(model: LoadedModel, req: Any) -> tuple[dict[str, np.ndarray], int] | None:
+    """(arrays, rows) when a request sends every input of a model whose inputs are all 1-D float32 columns, each once
+    as FP32 [n] in raw_input_contents (one n > 0, nothing in contents): one buffer, one numpy view, one check; the set
+    is complete and consistent. None for anything else, which decode_request then handles (and explains)."""
+    by_name = model.package.input_map
+    inputs, raw = req.inputs, req.raw_input_contents
+    if len(inputs) != len(by_name) or len(raw) != len(inputs):
+        return None
+    n = -1
+    names: list[str] = []
+    for inp in inputs:
+        spec = by_name.get(inp.name)
+        if spec is None or spec.dtype != "float32" or inp.datatype != "FP32" or len(spec.shape) != 1:
+            return None
+        shape = inp.shape
+        if len(shape) != 1 or inp.HasField("contents"):
+            return None
+        if n < 0:
+            n = shape[0]
+            if not 0 < n <= MAX_ELEMENTS:
+                return None
+        elif shape[0] != n:
+            return None
+        if spec.shape[0] >= 0 and spec.shape[0] != n:
+            return None
+        names.append(spec.name)
+    size = 4 * n
+    if len(set(names)) != len(names) or any(len(r) != size for r in raw):
+        return None
+    block = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(names), n)
+    if np.isinf(block).any():  # refused by the general decoder, with its message
+        return None
+    return dict(zip(names, block)), n
+
+
 def decode_request(model: LoadedModel, req: Any) -> dict[str, np.ndarray]:
     """A ModelInferRequest's inputs (typed contents or raw_input_contents) as arrays checked like V2 HTTP's."""
     if not req.inputs:
@@ -97,7 +132,7 @@ def decode_request(model: LoadedModel, req: Any) -> dict[str, np.ndarray]:
         if spec.v2_datatype != inp.datatype:  # an entity id of a datatype the server does not take
             raise bad(f"input {name!r} has datatype {inp.datatype[:20]!r}; entity ids are INT64, INT32 or BYTES")
         if raw:
-            if any(len(getattr(inp.contents, f)) for f in _ALL_CONTENTS):
+            if inp.HasField("contents") and any(len(getattr(inp.contents, f)) for f in _ALL_CONTENTS):
                 raise bad(f"input {name!r} sends both contents and raw_input_contents; send one of them")
             arr = binary_input(spec, memoryview(raw[i]), count)
         else:
@@ -184,11 +219,15 @@ class Servicer:  # method names are the RPC names of the spec
             rid = new_id()
         if context is not None:
             context.set_trailing_metadata(((METADATA_ID, rid),))
-        arrays = decode_request(model, req)
+        fast = fast_raw_inputs(model, req)
+        arrays, rows = fast if fast is not None else (decode_request(model, req), None)
         if not req.model_version:
-            model = self.app.choose(model, rid)  # a canary takes its share of unpinned requests
+            chosen = self.app.choose(model, rid)  # a canary takes its share of unpinned requests
+            if chosen is not model and chosen.package.inputs != model.package.inputs:
+                rows = None  # checked against the primary's signature: check again against the canary's
+            model = chosen
         wanted = _outputs(req, model)
-        outputs = await self.app.predict(model, arrays, "grpc", rid)
+        outputs = await self.app.predict(model, arrays, "grpc", rid, rows)
         resp = encode_response(req, model, outputs, wanted)
         resp.id = rid
         return resp
