@@ -3,9 +3,13 @@
 Measures the point-in-time join (entity rows x feature rows), materialisation into SQLite, and online reads of 1 and
 100 entities (roost's OnlineFetcher vs hand-written raw SQLite vs Feast), once per feature-view TTL (default 2 and 7
 days: Feast's range join gets cheaper as the TTL shrinks, roost's cost hardly moves, so the short TTL is the hard
-case; it runs first, while roost's process is coldest). Feast runs in its own venv (.bench/feast with
-'feast[duckdb]==0.67.0', created on first use by bench/_common.peer_venv), a fresh process per TTL; prints
-`ratio: X` last, X = the smallest over the TTLs of Feast PIT time / roost PIT time.
+case). Each side runs in a fresh process per TTL (roost in this script's `--roost-worker` mode, Feast in its own
+venv, .bench/feast with 'feast[duckdb]==0.67.0', created on first use by bench/_common.peer_venv), so every PIT
+join timed is its process's first: the cold first join. The generated files are synced to disk before anything is
+timed; `--cold-cache` also drops them from the page cache before each side's join (posix_fadvise DONTNEED on
+those two files only), so both sides read them from disk. roost's line splits the join's wall time into CPU
+(user/sys), time the main thread waited for a core (run queue: load from other processes) and time it was blocked
+(I/O, page faults, locks). Prints `ratio: X` last, X = the smallest over the TTLs of Feast PIT time / roost PIT time.
 
     .venv/bin/python bench/features.py --entity-rows 1000000 --feature-rows 10000000 --ttl-days 2 7
 """
@@ -117,7 +121,15 @@ def generate(work: Path, entity_rows: int, feature_rows: int, entities: int, see
 
 
 def roost_side(
-    work: Path, feats: Path, ents: Path, end: str, batches: dict, reps1: int, reps100: int, ttl_days: float
+    work: Path,
+    feats: Path,
+    ents: Path,
+    end: str,
+    batches: dict,
+    reps1: int,
+    reps100: int,
+    ttl_days: float,
+    cold_cache: bool = False,
 ) -> dict:
     """Time roost's training_set, materialize and OnlineFetcher reads; raw SQLite reads as the baseline."""
     import pyarrow.parquet as pq
@@ -141,9 +153,13 @@ def roost_side(
     refs = [f"stats:{f}" for f in FIELDS]
     out: dict = {}
     ent = pq.read_table(ents)
+    if cold_cache:
+        evict(feats, ents)
+    before = _usage()
     t, c = time.perf_counter(), time.process_time()
     res = training_set(ent, refs, event_time="event_timestamp", output="arrow")
     out["pit_s"], out["pit_cpu"] = time.perf_counter() - t, time.process_time() - c
+    out.update({f"pit_{k}": v - before[k] for k, v in _usage().items()})
     out["pit_rows"] = res.num_rows
     out["pit_matched"] = res.num_rows - res.column("f0").null_count
     out["pit_f0_sum"] = float(res.column("f0").to_pandas().sum())
@@ -166,6 +182,69 @@ def roost_side(
         out[f"raw{n}_us"] = _time_calls(raw.read, arrays, reps)
         out[f"read{n}_found"] = int(np.sum(~np.isnan(got["f0"])))
     return out
+
+
+def evict(*paths: Path) -> None:
+    """Drop these files' pages from the page cache (written back first), so the next read comes from disk."""
+    for p in paths:
+        fd = os.open(p, os.O_RDONLY)
+        try:
+            os.fsync(fd)
+            os.posix_fadvise(fd, 0, 0, os.POSIX_FADV_DONTNEED)
+        finally:
+            os.close(fd)
+
+
+def _usage() -> dict:
+    """This process's user/sys CPU and page faults, and its main thread's run-queue wait and on-CPU seconds."""
+    import resource
+    import threading
+
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    out = {"user": r.ru_utime, "sys": r.ru_stime, "minflt": r.ru_minflt, "majflt": r.ru_majflt}
+    try:  # Linux: on-CPU ns, run-queue wait ns, time slices of the main thread
+        with open(f"/proc/self/task/{threading.get_native_id()}/schedstat") as f:
+            on_cpu, runq = (int(x) / 1e9 for x in f.read().split()[:2])
+        out.update(main_cpu=on_cpu, main_runq=runq)
+    except OSError:
+        pass
+    return out
+
+
+def roost_process(
+    work: Path,
+    feats: Path,
+    ents: Path,
+    end: str,
+    batches: dict,
+    reps1: int,
+    reps100: int,
+    ttl_days: float,
+    cold_cache: bool,
+) -> dict:
+    """`roost_side` in a fresh process (this script's --roost-worker mode), so its PIT join is the process's first."""
+    arg = work / f"roost_args_ttl{ttl_days:g}.json"
+    arg.write_text(
+        json.dumps(
+            {
+                "work": str(work),
+                "feats": str(feats),
+                "ents": str(ents),
+                "end": end,
+                "batches": batches,
+                "reps1": reps1,
+                "reps100": reps100,
+                "ttl_days": ttl_days,
+                "cold_cache": cold_cache,
+            }
+        )
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    p = subprocess.run([sys.executable, __file__, "--roost-worker", str(arg)], capture_output=True, text=True, env=env)
+    for line in p.stdout.splitlines():
+        if line.startswith("ROOST_RESULT "):
+            return json.loads(line[len("ROOST_RESULT ") :])
+    raise RuntimeError(f"roost worker failed (exit {p.returncode}):\n{p.stderr[-3000:]}")
 
 
 def _same(a, b) -> bool:
@@ -275,7 +354,15 @@ def main() -> None:
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--skip-feast", action="store_true")
     ap.add_argument("--work-dir", default=None)
+    ap.add_argument("--cold-cache", action="store_true", help="drop the data files from the page cache before joins")
+    ap.add_argument("--roost-worker", default=None, help=argparse.SUPPRESS)
     a = ap.parse_args()
+    if a.roost_worker:  # the roost side in a fresh process
+        w = json.loads(Path(a.roost_worker).read_text())
+        paths = {k: Path(w[k]) for k in ("work", "feats", "ents")}
+        rest = {k: w[k] for k in ("end", "batches", "reps1", "reps100", "ttl_days", "cold_cache")}
+        print("ROOST_RESULT " + json.dumps(roost_side(**paths, **rest)), flush=True)
+        return
     import random
 
     feast_py = None if a.skip_feast else feast_python()  # create Feast's venv before anything is timed
@@ -288,6 +375,7 @@ def main() -> None:
         f"({time.perf_counter() - t:.1f} s to generate) in {work}",
         flush=True,
     )
+    os.sync()  # the generated files reach the disk now, not as write-back during a timed join
     end = "2024-01-31T00:00:00+00:00"
     rng = random.Random(a.seed)
     batches = {str(n): [[rng.randrange(a.entities) for _ in range(n)] for _ in range(200)] for n in (1, 100)}
@@ -295,15 +383,17 @@ def main() -> None:
     summary = []
     for ttl in a.ttl_days:
         print(f"--- TTL {ttl:g} d", flush=True)
-        r = roost_side(work, feats, ents, end, batches, a.reps1, a.reps100, ttl)
+        r = roost_process(work, feats, ents, end, batches, a.reps1, a.reps100, ttl, a.cold_cache)
         _print_roost(r)
         if feast_py is None:
             continue
+        if a.cold_cache:
+            evict(feats, ents)
         f = feast_side(feast_py, work, feats, ents, end, batches, a.reps1, a.reps100, ttl)
         _print_feast(a, r, f)
         ratios[ttl] = f["pit_s"] / r["pit_s"]
         summary.append(
-            f"PIT join, TTL {ttl:g} d: roost {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s) vs Feast "
+            f"cold first PIT join, TTL {ttl:g} d: roost {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s) vs Feast "
             f"{f['pit_s']:.2f} s (cpu {f['pit_cpu']:.2f} s) -> {ratios[ttl]:.2f}x"
         )
     if feast_py is None:
@@ -317,10 +407,18 @@ def main() -> None:
 
 def _print_roost(r: dict) -> None:
     print(
-        f"roost  PIT join: {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), {r['pit_rows']:,} rows out "
-        f"({r['pit_matched']:,} matched, f0 sum {r['pit_f0_sum']:.3f})",
+        f"roost  PIT join (fresh process, cold first join): {r['pit_s']:.2f} s (cpu {r['pit_cpu']:.2f} s), "
+        f"{r['pit_rows']:,} rows out ({r['pit_matched']:,} matched, f0 sum {r['pit_f0_sum']:.3f})",
         flush=True,
     )
+    if "pit_main_runq" in r:
+        blocked = r["pit_s"] - r["pit_main_cpu"] - r["pit_main_runq"]
+        print(
+            f"roost  PIT join wall split: cpu user {r['pit_user']:.2f} s + sys {r['pit_sys']:.2f} s (all threads); "
+            f"main thread on cpu {r['pit_main_cpu']:.2f} s, waiting for a core {r['pit_main_runq']:.2f} s, "
+            f"blocked {blocked:.2f} s; page faults {r['pit_minflt']:,} minor, {r['pit_majflt']:,} major",
+            flush=True,
+        )
     print(f"roost  materialize: {r['mat_s']:.2f} s (cpu {r['mat_cpu']:.2f} s) for {r['mat_entities']:,} entities")
     for n in (1, 100):
         print(
