@@ -10,11 +10,16 @@
   ddp       `roost train --nproc 2` vs one process on CPU: median seconds per epoch (gaps between val_loss points,
             so start-up and export are left out) of an MLP on roost's engagement table; one process is shown with
             the default threads and with every core, so the comparison at equal cores is visible.
+  offline   the offline feature store's PIT join and materialisation at growing sizes (`--sizes 1Mx10M,3Mx30M`),
+            roost's local engine vs Spark local[2] (roost's Spark engine and a plain PySpark script): wall, CPU,
+            peak RSS, spill; each job in a fresh process (bench/scale_offline.py).
+  score     batch scoring rows/s per core: roost.predict local and spark vs a plain pandas + onnxruntime loop.
 
 A section is a function `name(args) -> float` that prints its table and returns its headline ratio; SECTIONS lists
 them in order, so a new one is a function plus one entry. `ratio: X` (the last section's) is printed last.
 
-    .venv/bin/python bench/scale.py [--sections registry,online,ddp] [--entities 100000] [--reps1 5000]
+    .venv/bin/python bench/scale.py [--sections registry,online,ddp,offline,score] [--entities 100000]
+    .venv/bin/python bench/scale.py --sections offline --sizes 1Mx10M,3Mx30M,10Mx100M
 """
 
 from __future__ import annotations
@@ -33,6 +38,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import create_database, postgres, redis
+from scale_offline import offline, score
 
 # --------------------------------------------------------------------------------------------- registry section
 WRITER = r"""
@@ -295,7 +301,13 @@ def ddp(args: argparse.Namespace) -> float:
     return ratio
 
 
-SECTIONS: dict[str, Callable[[argparse.Namespace], float]] = {"registry": registry, "online": online, "ddp": ddp}
+SECTIONS: dict[str, Callable[[argparse.Namespace], float]] = {
+    "registry": registry,
+    "online": online,
+    "ddp": ddp,
+    "offline": offline,
+    "score": score,
+}
 
 
 def main() -> None:
@@ -308,6 +320,12 @@ def main() -> None:
     ap.add_argument("--ddp-rows", type=int, default=200_000, help="ddp: engagement rows to train on")
     ap.add_argument("--ddp-epochs", type=int, default=4, help="ddp: epochs per setup (no early stop)")
     ap.add_argument("--ddp-batches", default="1024,8192", help="ddp: global batch sizes to compare")
+    ap.add_argument("--sizes", default="1Mx10M", help="offline: entity x feature rows, e.g. 1Mx10M,3Mx30M,10Mx100M")
+    ap.add_argument("--engines", default="local,spark,pyspark", help="offline: engines to run")
+    ap.add_argument("--spark-memory", default="6g", help="offline/score: spark.driver.memory of local[2]")
+    ap.add_argument("--job-timeout", type=float, default=3600, help="offline/score: seconds before a job is stopped")
+    ap.add_argument("--score-rows", type=int, default=2_000_000, help="score: rows to score")
+    ap.add_argument("--work-dir", default=None, help="offline/score: data folder (reused when it holds the data)")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]
