@@ -13,6 +13,8 @@ roost runs in this process (.venv); MLflow runs in its own venv (.bench/mlflow, 
 subprocess driver. Prints every figure, the ratio per figure, and last `ratio: X` = MLflow / roost for (a).
 
     .venv/bin/python bench/registry.py [--points 10000] [--runs 1000] [--search-runs 2000] [--repeats 7]
+    .venv/bin/python bench/registry.py --scale 100000[,1000000] [--backends sqlite,postgresql,mlflow]
+        [--mlflow-bound-s 900]   (the repository at scale: see bench/registry_scale.py)
 """
 
 from __future__ import annotations
@@ -193,7 +195,19 @@ def main() -> None:
     ap.add_argument("--search-runs", type=int, default=2_000)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
+    ap.add_argument("--scale", default="", help="comma-separated run counts, e.g. 100000,1000000 (scale bench)")
+    ap.add_argument("--backends", default="sqlite,postgresql,mlflow", help="with --scale: stores to measure")
+    ap.add_argument("--mlflow-bound-s", type=float, default=900, help="with --scale: MLflow's populate budget")
+    ap.add_argument("--create-runs", type=int, default=300, help="with --scale: runs created on the full store")
     a = ap.parse_args()
+    if a.scale:
+        import registry_scale
+
+        print(f"machine: {machine()}")
+        sizes = [int(x) for x in a.scale.split(",") if x.strip()]
+        backends = [b.strip() for b in a.backends.split(",") if b.strip()]
+        registry_scale.main(sizes, backends, max(a.repeats, 21), a.mlflow_bound_s, a.create_runs)
+        return
     if a.search_runs < a.runs:
         ap.error("--search-runs must be >= --runs (the created runs are part of the searched set)")
 

@@ -25,7 +25,7 @@ class Run(Base):
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     experiment_id: Mapped[int] = mapped_column(ForeignKey("experiments.id", ondelete="CASCADE"), index=True)
     name: Mapped[str | None] = mapped_column(String(256), index=True)
-    status: Mapped[str] = mapped_column(String(16), nullable=False, index=True)
+    status: Mapped[str] = mapped_column(String(16), nullable=False)  # indexed with start_time (migration 0005)
     start_time: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
     end_time: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     user: Mapped[str | None] = mapped_column(String(128))
@@ -43,6 +43,7 @@ class Run(Base):
     __table_args__ = (
         Index("ix_runs_experiment_start", "experiment_id", "start_time"),
         Index("ix_runs_status_heartbeat", "status", "heartbeat_at"),
+        Index("ix_runs_status_start", "status", "start_time"),
     )
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Select, SQLColumnExpression, and_, exists, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, Select, SQLColumnExpression, and_, exists, func, not_, or_, select
 from sqlalchemy.orm import aliased
 
 from roost.errors import RoostError, closest
@@ -96,8 +96,10 @@ def tokenize(src: str) -> list[Tok]:
 
 
 class _Parser:
-    def __init__(self, src: str) -> None:
+    def __init__(self, src: str, selective: frozenset[int] = frozenset()) -> None:
         self.src, self.toks, self.i = src, tokenize(src), 0
+        self.selective = selective  # positions of params/metrics/tags conditions compiled as `run_id IN (...)`
+        self.leaves: list[tuple[int, Select[str]]] = []  # (position, the run ids it matches), for plan_filter
 
     def peek(self) -> Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -177,17 +179,25 @@ class _Parser:
             rp = self.take()
             if rp is None or rp.kind != "rp":
                 raise _err(self.src, rp, "expected ',' or ')' in the IN list")
-            e = _condition(self.src, ident, "IN", vals, negate)
+            e = self._leaf(ident, "IN", vals, negate)
         elif t.kind == "kw" and t.value == "LIKE":
             v = self.literal()
             if not isinstance(v.value, str):
                 raise _err(self.src, v, "LIKE needs a 'string' pattern")
-            e = _condition(self.src, ident, "LIKE", [v], negate)
+            e = self._leaf(ident, "LIKE", [v], negate)
         elif t.kind == "op":
-            e = _condition(self.src, ident, "!=" if t.text == "<>" else t.text, [self.literal()])
+            e = self._leaf(ident, "!=" if t.text == "<>" else t.text, [self.literal()])
         else:
             raise _err(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
         return e
+
+    def _leaf(self, ident: Tok, op: str, vals: list[Tok], negate: bool = False) -> ColumnElement[bool]:
+        cond = _condition(self.src, ident, op, vals, negate)
+        if isinstance(cond, ColumnElement):
+            return cond
+        sub, correlated = cond
+        self.leaves.append((ident.pos, sub))
+        return Run.id.in_(sub) if ident.pos in self.selective else correlated
 
 
 def _cmp(col: SQLColumnExpression[Any], op: str, vals: list[Any], negate: bool = False) -> ColumnElement[bool]:
@@ -225,8 +235,13 @@ def _time_value(src: str, tok: Tok) -> datetime:
     return (dt.astimezone(UTC) if dt.tzinfo else dt).replace(tzinfo=None)
 
 
-def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = False) -> ColumnElement[bool]:
+Leaf = ColumnElement[bool] | tuple[Select[str], ColumnElement[bool]]
+
+
+def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = False) -> Leaf:
     """Translate `ident [NOT] op values` into a SQLAlchemy boolean expression.
+
+    params/metrics/tags conditions give (the select of the run ids that match, the same as a correlated EXISTS).
 
     `x NOT IN (...)` / `x NOT LIKE p` / `x != v` match runs that have field x with another value (like MLflow);
     a leading `NOT (...)` is plain boolean negation and also matches runs without x.
@@ -277,7 +292,8 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
         if op == "LIKE":
             raise _err(src, vals[0], "LIKE works on strings, not on metrics")
         m = aliased(LatestMetric)
-        return exists(select(m.run_id).where(m.run_id == Run.id, m.key == key, cmp(m.value, op, raw)))
+        sub = select(m.run_id).where(m.key == key, cmp(m.value, op, raw))
+        return sub, exists(sub.where(m.run_id == Run.id))
     if scope == "param":
         p = aliased(Param)
         nums = [isinstance(x, (int, float)) and not isinstance(x, bool) for x in raw]
@@ -291,18 +307,51 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
             raise _err(src, vals[0], "an IN list mixes numbers and strings")
         else:
             cond = cmp(p.value, op, [str(x) for x in raw])
-        return exists(select(p.run_id).where(p.run_id == Run.id, p.key == key, cond))
+        sub = select(p.run_id).where(p.key == key, cond)
+        return sub, exists(sub.where(p.run_id == Run.id))
     # tags
     if any(not isinstance(x, str) for x in raw):
         raise _err(src, next(v for v in vals if not isinstance(v.value, str)), "tags are strings; quote the value")
     t = aliased(Tag)
-    return exists(select(t.run_id).where(t.run_id == Run.id, t.key == key, cmp(t.value, op, raw)))
+    sub = select(t.run_id).where(t.key == key, cmp(t.value, op, raw))
+    return sub, exists(sub.where(t.run_id == Run.id))
 
 
 @functools.lru_cache(maxsize=256)
-def compile_filter(src: str) -> ColumnElement[bool]:
-    """Parse a filter string into a SQLAlchemy WHERE clause over Run (cached: SQLAlchemy reuses its compiled SQL)."""
-    return _Parser(src).parse()
+def compile_filter(src: str, selective: frozenset[int] = frozenset()) -> ColumnElement[bool]:
+    """Parse a filter string into a SQLAlchemy WHERE clause over Run (cached: SQLAlchemy reuses its compiled SQL).
+
+    A params/metrics/tags condition is a correlated EXISTS (checked run by run, newest first: quick when many runs
+    match), or `run_id IN (...)` when its position is in `selective` (read from the key/value index: quick when
+    few match). plan_filter picks per condition.
+    """
+    return _Parser(src, selective).parse()
+
+
+SELECTIVE_ROWS = 2000  # a condition matching fewer index rows than this is read from its index (run_id IN ...)
+
+
+def plan_filter(src: str, conn: Connection, counting: bool = False) -> ColumnElement[bool]:
+    """compile_filter with each params/metrics/tags condition in the form that is quick for how many runs match.
+
+    SQLite plans a correlated EXISTS as a scan of runs and an IN list as index probes whatever the value, so each
+    condition's index range is counted up to SELECTIVE_ROWS (one capped index read each). A COUNT reads every
+    match anyway (`counting`): there every condition is an IN, read from its index. PostgreSQL's planner chooses
+    itself from its statistics, so there it is compiled as is.
+    """
+    if conn.dialect.name != "sqlite":
+        return compile_filter(src)
+    parser = _Parser(src)
+    parser.parse()
+    few = set()
+    for pos, sub in parser.leaves:
+        if counting:
+            few.add(pos)
+            continue
+        found = conn.execute(select(func.count()).select_from(sub.limit(SELECTIVE_ROWS).subquery())).scalar()
+        if int(found or 0) < SELECTIVE_ROWS:
+            few.add(pos)
+    return compile_filter(src, frozenset(few))
 
 
 def apply_order(q: Select[Run], order_by: str | list[str] | None) -> Select[Run]:
@@ -360,6 +409,22 @@ def apply_order(q: Select[Run], order_by: str | list[str] | None) -> Select[Run]
                 col = ATTRIBUTES[key]
         q = q.order_by(col.is_(None), col.desc() if desc else col.asc())
     return q.order_by(Run.start_time.desc(), Run.id)
+
+
+def single_metric_order(order_by: str | list[str] | None) -> tuple[str, bool] | None:
+    """(key, descending) when `order_by` is one `metrics.X [ASC|DESC]` term, else None."""
+    terms = [t for t in order_by.split(",") if t.strip()] if isinstance(order_by, str) else list(order_by or [])
+    if len(terms) != 1:
+        return None
+    toks = tokenize(terms[0].strip())
+    if not toks or toks[0].kind != "ident" or len(toks) > 2:
+        return None
+    if len(toks) == 2 and not (toks[1].kind == "kw" and toks[1].value in ("ASC", "DESC")):
+        return None
+    scope, _, key = toks[0].text.partition(".")
+    if scope.lower().rstrip("s") != "metric" or not key:
+        return None
+    return key.strip("`"), len(toks) == 2 and toks[1].value == "DESC"
 
 
 _KEY_SCOPES = {

@@ -11,9 +11,9 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, case, delete, func, null, select, update
+from sqlalchemy import Select, bindparam, case, delete, exists, func, null, select, update
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 
 from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
@@ -174,6 +174,32 @@ class Store:
         except IntegrityError:
             self._experiment_ids.clear()  # e.g. the database was replaced under a cached experiment id
             raise
+
+    def bulk_insert(
+        self,
+        runs: list[dict[str, Any]],
+        params: Iterable[tuple[str, str, Any]] = (),
+        tags: Iterable[tuple[str, str, str]] = (),
+        metrics: Iterable[tuple[str, str, float, int, float]] = (),
+    ) -> None:
+        """Insert finished runs in one transaction: rows of `runs`, (run_id, key, value) params and tags, and
+        (run_id, key, value, step, timestamp) metric points (the latest per run and key derived here).
+
+        For imports and benchmarks: thousands of runs a transaction, no per-run checks (new run ids only).
+        """
+        hp = self._hot
+        points = list(metrics)
+        latest: dict[tuple[str, str], tuple[str, str, float, int, float]] = {}
+        for p in points:
+            cur_p = latest.get((p[0], p[1]))
+            if cur_p is None or (p[3], p[4]) >= (cur_p[3], cur_p[4]):
+                latest[(p[0], p[1])] = p
+        with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+            cur.executemany(hp.insert_run_sql, [hp.run_values(r) for r in runs])
+            cur.executemany(hp.param_sql, [_param_values(rid, k, v) for rid, k, v in params])
+            cur.executemany(hp.tag_sql, [(rid, k, str(v)) for rid, k, v in tags])
+            cur.executemany(hp.metric_sql, points)
+            cur.executemany(hp.latest_sql, list(latest.values()))
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run."""
@@ -384,21 +410,25 @@ class Store:
                         hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
                     )
             q = q.join(Experiment, Experiment.id == Run.experiment_id).where(Experiment.name.in_(names))
-        if filter and filter.strip():
-            q = q.where(query.compile_filter(filter))
-        if after is not None:
-            if order_by:
-                raise RoostError("keyset paging (after=...) follows the default order", hint="leave order_by unset")
-            started, last_id = after
-            q = q.where((Run.start_time < started) | ((Run.start_time == started) & (Run.id > last_id)))
-        q = query.apply_order(q, order_by)
-        if limit is not None:
-            q = q.limit(limit)
-        if offset:
-            q = q.offset(offset)
         with self.read() as s:
-            runs = s.scalars(q).all()
-            return self.run_dicts(s, list(runs))
+            if filter and filter.strip():
+                q = q.where(query.plan_filter(filter, s.connection()))
+            if after is not None:
+                if order_by:
+                    raise RoostError("keyset paging (after=...) follows the default order", hint="leave order_by unset")
+                started, last_id = after  # one index range on start_time, then the ties after last_id
+                q = q.where(Run.start_time <= started, (Run.start_time < started) | (Run.id > last_id))
+            by_metric = query.single_metric_order(order_by)
+            if by_metric is not None:
+                runs = _by_metric(s, q, *by_metric, limit, offset)
+            else:
+                q = query.apply_order(q, order_by)
+                if limit is not None:
+                    q = q.limit(limit)
+                if offset:
+                    q = q.offset(offset)
+                runs = list(s.scalars(q).all())
+            return self.run_dicts(s, runs)
 
     def delete_run(self, run_id: str) -> None:
         """Delete a run and everything logged to it."""
@@ -461,6 +491,28 @@ class Store:
         """Remove a named object (no error when absent)."""
         with self.write() as s:
             s.execute(delete(StoredObject).where(StoredObject.kind == kind, StoredObject.name == name))
+
+
+def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | None, offset: int) -> list[Run]:
+    """The runs of `q` ordered by metric `key` as apply_order orders them (runs without it last), in two reads.
+
+    First the runs that have the metric, walking its (key, value) index in order and stopping at the page's end;
+    only when that runs out, the runs without it (newest first). One outer-joined query would sort every run.
+    """
+    m = aliased(LatestMetric)
+    want = None if limit is None else offset + limit
+    first = q.join(m, (m.run_id == Run.id) & (m.key == key))
+    first = first.order_by(m.value.desc() if desc else m.value.asc(), Run.start_time.desc(), Run.id)
+    having = list(s.scalars(first.limit(want) if want is not None else first).all())
+    out = having[offset:]
+    if want is None or len(having) < want:
+        m2 = aliased(LatestMetric)
+        rest = q.where(~exists(select(m2.run_id).where(m2.run_id == Run.id, m2.key == key)))
+        rest = rest.order_by(Run.start_time.desc(), Run.id).offset(max(0, offset - len(having)))
+        if limit is not None:
+            rest = rest.limit(limit - len(out))
+        out += s.scalars(rest).all()
+    return out
 
 
 def _param_values(run_id: str, key: str, value: Any) -> tuple[str, str, str, str, float | None]:
