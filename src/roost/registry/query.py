@@ -331,13 +331,12 @@ def compile_filter(src: str, selective: frozenset[int] = frozenset()) -> ColumnE
 SELECTIVE_ROWS = 2000  # a condition matching fewer index rows than this is read from its index (run_id IN ...)
 
 
-def plan_filter(src: str, conn: Connection, counting: bool = False) -> ColumnElement[bool]:
+def plan_filter(src: str, conn: Connection) -> ColumnElement[bool]:
     """compile_filter with each params/metrics/tags condition in the form that is quick for how many runs match.
 
     SQLite plans a correlated EXISTS as a scan of runs and an IN list as index probes whatever the value, so each
-    condition's index range is counted up to SELECTIVE_ROWS (one capped index read each). A COUNT reads every
-    match anyway (`counting`): there every condition is an IN, read from its index. PostgreSQL's planner chooses
-    itself from its statistics, so there it is compiled as is.
+    condition's index range is counted up to SELECTIVE_ROWS (one capped index read each). PostgreSQL's planner
+    chooses itself from its statistics, so there it is compiled as is.
     """
     if conn.dialect.name != "sqlite":
         return compile_filter(src)
@@ -345,9 +344,6 @@ def plan_filter(src: str, conn: Connection, counting: bool = False) -> ColumnEle
     parser.parse()
     few = set()
     for pos, sub in parser.leaves:
-        if counting:
-            few.add(pos)
-            continue
         found = conn.execute(select(func.count()).select_from(sub.limit(SELECTIVE_ROWS).subquery())).scalar()
         if int(found or 0) < SELECTIVE_ROWS:
             few.add(pos)

@@ -77,7 +77,7 @@ def count_runs(filter: str | None = None, experiments: list[str] | None = None, 
         q = q.where(Run.experiment_id.in_(_experiment_ids(st, experiments)))
     with st.read() as s:  # archived/deleted runs are not counted (see _visible_count)
         if filter and filter.strip():
-            q = q.where(query.plan_filter(filter, s.connection(), counting=True))
+            q = q.where(query.plan_filter(filter, s.connection()))
         return _visible_count(s.connection(), q)
 
 
@@ -179,17 +179,16 @@ def runs_page(
 
     st = store or default_store()
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
-    where = count_where = None
-    if filter and filter.strip():  # each condition in its quick form for a page and for a count (query.plan_filter)
+    where = None
+    if filter and filter.strip():  # each condition in its quick form (query.plan_filter)
         with st.engine.connect() as conn:
-            where, count_where = query.plan_filter(filter, conn), query.plan_filter(filter, conn, counting=True)
+            where = query.plan_filter(filter, conn)
     eids = _experiment_ids(st, experiments) if experiments else None
     runs_t = Run.__table__
     count_q = select(func.count()).select_from(runs_t)
     page_q = select(*runs_t.c)
     conds: list[ColumnElement[bool]] = [runs_t.c.experiment_id.in_(eids)] if eids else []
-    if where is not None and count_where is not None:
-        count_q, page_q = count_q.where(count_where), page_q.where(where)
+    conds += [where] if where is not None else []
     if nest:
         parent = runs_t.c.parent_run_id
         conds.append(or_(parent.is_(None), parent.not_in(select(runs_t.c.id).scalar_subquery())))
