@@ -58,8 +58,19 @@ def test_lone_requests_run_inline_slow_models_and_busy_batchers_use_the_batcher(
         got = [infer(i) for i in range(20, 25)]
         np.testing.assert_allclose(got, want[20:25], rtol=1e-5, atol=1e-6)
         assert rec.threads[20:] == [batcher_thread] * 5
-        # a busy batcher (a request queued or running) takes the lone request too, so it can merge
+        # other open connections (or gRPC calls) could send a request meanwhile: keep the batcher, so they merge
         model.run_s = 0.0
+        app.open_connections = lambda: 3
+        np.testing.assert_allclose([infer(i) for i in range(25, 28)], want[25:28], rtol=1e-5, atol=1e-6)
+        assert rec.threads[25:] == [batcher_thread] * 3
+        app.open_connections = lambda: 1
+        app.grpc_calls = 1
+        infer(28)
+        assert rec.threads[28:] == [batcher_thread]
+        app.grpc_calls = 0
+        infer(29)
+        assert rec.threads[29:] == [threading.get_ident()]  # one connection, no gRPC call: alone again
+        # a busy batcher (a request queued or running) takes the lone request too, so it can merge
         gate = threading.Event()
         real_run = rec.run
 
@@ -82,7 +93,7 @@ def test_lone_requests_run_inline_slow_models_and_busy_batchers_use_the_batcher(
 
         got = ip.loop.run_until_complete(busy())
         np.testing.assert_allclose(got, want[30:34], rtol=1e-5, atol=1e-6)
-        assert set(rec.threads[25:]) == {batcher_thread}
+        assert set(rec.threads[30:]) == {batcher_thread}
     finally:
         ip.close()
 

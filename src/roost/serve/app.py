@@ -81,6 +81,10 @@ class ServeApp:
         self.ready = True
         self.rollout_seed = 0  # seed of the canary draw (roost serve --rollout-seed)
         self.shadow: ShadowMirror | None = None  # mirrors requests to shadow models (roost serve --shadow)
+        # open HTTP connections of this worker (set by the worker from uvicorn's state; None: unknown, e.g. an
+        # in-process app) and gRPC calls in progress: with one of them in all, no other request can join a batch
+        self.open_connections: Callable[[], int] | None = None
+        self.grpc_calls = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, bytes] | None = None
         self._static: dict[str, tuple[str, Handler]] = {
@@ -133,7 +137,7 @@ class ServeApp:
         batcher = model.batcher
         outputs: dict[str, np.ndarray]
         try:
-            if batcher.idle and model.inline_ok:  # a batch of one: skip the queue and the thread hand-off
+            if batcher.idle and model.inline_ok and self.alone():  # a batch of one: no queue, no thread hand-off
                 outputs = batcher.run_now(arrays, rows)
             else:
                 fut = batcher.submit(arrays, rows)
@@ -155,6 +159,12 @@ class ServeApp:
             except Exception:
                 log.warning("request log: cannot queue a request of %s", model.name, exc_info=True)
         return outputs
+
+    def alone(self) -> bool:
+        """Whether the request being handled is the only one this worker can have now: one open connection in all
+        (HTTP/1.1 serves one request at a time per connection) and no other gRPC call."""
+        http = self.open_connections() if self.open_connections is not None else 0
+        return http + self.grpc_calls <= 1
 
     # ---- ASGI --------------------------------------------------------------------------------------------
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:

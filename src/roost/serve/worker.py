@@ -186,6 +186,7 @@ def main() -> None:
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
+    holder["app"].open_connections = lambda: len(server.server_state.connections)  # see ServeApp.alone
     # uvicorn re-raises the signal that stopped it after draining: make that a clean exit
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))

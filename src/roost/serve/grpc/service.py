@@ -249,9 +249,11 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
     async def handler(req: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         t0 = time.perf_counter()
         status, code, text = 200, grpc.StatusCode.OK, ""
-        model = req.model_name if rpc == "ModelInfer" else ""
+        infer = rpc == "ModelInfer"
+        model = req.model_name if infer else ""
         if app.metrics is not None:
             app.metrics.inflight.inc()
+        app.grpc_calls += infer
         try:
             if app.auth is not None and rpc not in PUBLIC_RPCS and not app.public_inference:
                 sent = _metadata(context, "authorization")
@@ -264,6 +266,7 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
             log.exception("internal error in gRPC %s", rpc)
             status, code, text = 500, grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
         finally:
+            app.grpc_calls -= infer
             if app.metrics is not None:
                 app.metrics.inflight.dec()
                 if rpc == "ModelInfer":
