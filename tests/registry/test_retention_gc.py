@@ -148,3 +148,37 @@ def test_gc_killed_mid_way_then_rerun_finishes_and_the_store_stays_consistent(ws
     assert set(rep.run_ids) | {r for r in doomed if r not in stages} == set(doomed)
     assert {r["run_id"] for r in roost.search_runs(limit=None, stages=retention.STAGES)} == set(kept)
     assert not any(roots[r].exists() for r in doomed) and all((roots[r] / "f.bin").exists() for r in kept)
+
+
+def test_gc_batches_read_the_hidden_at_index_in_order_without_a_sort_or_rescan(ws):
+    """Each gc batch's SELECT walks ix_runs_hidden_at from where the last batch ended (SQLite plans).
+
+    The first version ordered by (hidden_at, id) and looked for leftovers in every batch: a sort of every deleted
+    run per batch, 345 s for 50,000 of 100,000 runs at load 21.
+    """
+    if not default_store().url.startswith("sqlite"):
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    from sqlalchemy import event
+
+    ids = _fill(6, 2)
+    roost.delete_runs(ids)
+    seen: list[tuple[str, tuple]] = []
+    eng = default_store().engine
+
+    def grab(conn, cursor, statement, params, context, executemany):
+        if statement.lstrip().upper().startswith("SELECT") and "lifecycle_stage" in statement:
+            seen.append((statement, tuple(params)))
+
+    event.listen(eng, "before_cursor_execute", grab)
+    try:
+        assert len(roost.gc(batch_size=2).run_ids) == 6
+    finally:
+        event.remove(eng, "before_cursor_execute", grab)
+    batches = [(q, p) for q, p in seen if "LIMIT" in q.upper()]
+    assert len(batches) >= 3  # one per batch (+ the empty one that ends the loop)
+    with eng.connect() as c:
+        for q, p in batches:
+            plan = " | ".join(str(r[3]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p))
+            assert "USING INDEX ix_runs_hidden_at" in plan and "TEMP B-TREE" not in plan, plan
+    unbounded = [q for q, _ in seen if "LIMIT" not in q.upper() and "count" not in q.lower() and "tags" not in q]
+    assert len(unbounded) == 1, unbounded  # the one look for an interrupted gc's leftovers, not one per batch

@@ -262,32 +262,38 @@ def remove_artifacts(run_id: str, uri: str, keep: list[str]) -> None:
         pass
 
 
-def _batch(store: Store, cutoff: datetime, n: int) -> tuple[list[tuple[str, str]], int]:
-    """The next gc batch, marked 'purging': leftovers of an interrupted gc first. Returns (id, uri) and #resumed."""
-    with store.write() as s:
+def _leftovers(store: Store) -> list[tuple[str, str]]:
+    """(id, uri) of the runs an interrupted gc marked 'purging' (one pass over the hidden runs' index)."""
+    with store.read() as s:
         rows = s.execute(
-            select(Run.id, Run.artifact_uri)
-            .where(Run.hidden_at.is_not(None), Run.lifecycle_stage == PURGING)
-            .order_by(Run.hidden_at, Run.id)
-            .limit(n)
+            select(Run.id, Run.artifact_uri).where(Run.hidden_at.is_not(None), Run.lifecycle_stage == PURGING)
         ).all()
-        resumed = len(rows)
-        if len(rows) < n:
-            fresh = s.execute(
-                select(Run.id, Run.artifact_uri)
-                .where(Run.hidden_at <= cutoff, Run.lifecycle_stage == DELETED)
-                .order_by(Run.hidden_at, Run.id)
-                .limit(n - len(rows))
-            ).all()
-            if fresh:
-                s.execute(
-                    update(Run)
-                    .where(Run.id.in_([r[0] for r in fresh]), Run.lifecycle_stage == DELETED)
-                    .values(lifecycle_stage=PURGING)
-                    .execution_options(synchronize_session=False)
-                )
-            rows = [*rows, *fresh]
-    return [(r[0], r[1]) for r in rows], resumed
+    return [(r[0], r[1]) for r in rows]
+
+
+def _next_batch(
+    store: Store, cutoff: datetime, n: int, since: datetime | None
+) -> tuple[list[tuple[str, str]], datetime | None]:
+    """The next `n` deleted runs (oldest delete first, none deleted before `since`), marked 'purging' at once.
+
+    Returns (id, uri) and the newest hidden_at of the batch: the next batch starts there (rows before it are gone or
+    were skipped), so each batch reads only its own stretch of ix_runs_hidden_at — no rescan, no sort.
+    """
+    q = select(Run.id, Run.artifact_uri, Run.hidden_at).where(Run.hidden_at <= cutoff, Run.lifecycle_stage == DELETED)
+    if since is not None:
+        q = q.where(Run.hidden_at >= since)
+    with store.write() as s:
+        # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already excludes other writers): a restore committed
+        # between this SELECT and the UPDATE cannot slip through; SKIP LOCKED lets two gc processes share the work
+        rows = s.execute(q.order_by(Run.hidden_at).limit(n).with_for_update(skip_locked=True)).all()
+        if rows:
+            s.execute(
+                update(Run)
+                .where(Run.id.in_([r[0] for r in rows]), Run.lifecycle_stage == DELETED)
+                .values(lifecycle_stage=PURGING)
+                .execution_options(synchronize_session=False)
+            )
+    return [(r[0], r[1]) for r in rows], (rows[-1][2] if rows else since)
 
 
 def _artifact_plan(store: Store, rows: list[tuple[str, str]]) -> dict[str, tuple[bool, str, list[str]]]:
@@ -333,6 +339,20 @@ def _delete_rows(store: Store, ids: list[str]) -> None:
         )
 
 
+def _purge(store: Store, batch: list[tuple[str, str]], out: GcReport) -> None:
+    """Remove the artifacts, then the rows, of a batch of runs already marked 'purging'."""
+    uris = dict(batch)
+    for rid, (ok, why, keep) in _artifact_plan(store, batch).items():
+        if ok:
+            remove_artifacts(rid, uris[rid], keep)
+            out.artifacts_removed += 1
+        else:
+            log.info("gc: run %s keeps its artifacts (%s)", rid, why)
+            out.artifacts_kept.append(f"{rid}: {why}")
+    _delete_rows(store, [r[0] for r in batch])
+    out.run_ids += [r[0] for r in batch]
+
+
 def gc(
     store: Store,
     older_than: str | timedelta | None = None,
@@ -364,22 +384,17 @@ def gc(
         total = int(s.scalar(select(func.count()).select_from(Run).where(eligible)) or 0)
     if vacuum:
         out.size_before = store_size(store)
+    leftovers = _leftovers(store)
+    out.resumed = len(leftovers)
+    since: datetime | None = None
     while True:
-        batch, resumed = _batch(store, cutoff, batch_size)
+        if leftovers:
+            batch, leftovers = leftovers[:batch_size], leftovers[batch_size:]
+        else:
+            batch, since = _next_batch(store, cutoff, batch_size, since)
         if not batch:
             break
-        out.resumed += resumed
-        uris = dict(batch)
-        for rid, (ok, why, keep) in _artifact_plan(store, batch).items():
-            uri = uris[rid]
-            if ok:
-                remove_artifacts(rid, uri, keep)
-                out.artifacts_removed += 1
-            else:
-                log.info("gc: run %s keeps its artifacts (%s)", rid, why)
-                out.artifacts_kept.append(f"{rid}: {why}")
-        _delete_rows(store, [r[0] for r in batch])
-        out.run_ids += [r[0] for r in batch]
+        _purge(store, batch, out)
         if progress is not None:
             progress(len(out.run_ids), max(total, len(out.run_ids)))
     log.info("gc: removed %d run(s) (%d resumed)", len(out.run_ids), out.resumed)
