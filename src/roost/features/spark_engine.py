@@ -1,10 +1,11 @@
 """The Spark offline engine: point-in-time joins and materialisation as Spark jobs, with the local engine's answers.
 
-Point-in-time join, per view: entity rows and feature rows are unioned and partitioned by join key; within a key
-they are ordered by (time, feature before entity, created time, file, position in file), and each entity row
-takes the last feature row before it (`last(..., ignorenulls)` over a running window): the latest row with
-event time <= the entity time, ties broken by created time (missing = oldest) and then by source order, as
-`pit.py` and the ASOF SQL do. The TTL is then checked on that row. One shuffle per view, no range join.
+Point-in-time join, per key set (the views with the same join keys together): entity rows and the views' rows
+are unioned and partitioned by join key; within a key they are ordered by (time, feature before entity, created
+time, file, position in file), and each entity row takes each view's last row before it (`last(..., ignorenulls)`
+over a running window): the latest row with event time <= the entity time, ties broken by created time (missing
+= oldest) and then by source order, as `pit.py` and the ASOF SQL do. The TTL is then checked on that row. One
+shuffle per key set, no range join.
 
 Materialisation: the greatest (event time, created time, file, position) row per entity (`max` of a struct, a
 hash aggregate), streamed to the driver one partition at a time as Arrow IPC batches (`toLocalIterator`) and
@@ -85,7 +86,7 @@ def utc(spark: Any) -> Iterator[None]:
 
 
 def arrow_chunks(df: Any, rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
-    """A DataFrame's rows on the driver as Arrow tables of about `rows` rows, one partition fetched at a time."""
+    """A DataFrame's rows on the driver as Arrow tables of at most `rows` rows, one partition fetched at a time."""
     import pyarrow as pa
 
     def ipc(batches: Iterator[Any]) -> Iterator[Any]:
@@ -102,9 +103,12 @@ def arrow_chunks(df: Any, rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
         pending.append(t)
         n += t.num_rows
         if n >= rows:
-            yield pa.concat_tables(pending)
-            pending, n = [], 0
-    if pending:
+            whole = pa.concat_tables(pending)
+            cut = n - n % rows
+            for off in range(0, cut, rows):
+                yield whole.slice(off, rows)
+            pending, n = [whole.slice(cut)], n - cut
+    if n:
         yield pa.concat_tables(pending)
 
 
@@ -123,49 +127,60 @@ def _key(vs: ViewSelection, j: int, k: str, typ: str) -> Any:
     return c.alias(f"__k{j}")
 
 
-def join_view(spark: Any, ents: Any, vs: ViewSelection, root: Path) -> Any:
-    """`ents` (with __tu: entity time in UTC microseconds) plus the view's output columns, as of each row's time."""
+def join_views(spark: Any, ents: Any, views: list[ViewSelection], root: Path) -> Any:
+    """`ents` (with __tu: entity time in UTC microseconds) plus the output columns of views that share one key
+    set, as of each row's time: one union, one shuffle and one window for all of them."""
     from pyspark.sql import Window
     from pyspark.sql import functions as F
 
-    static = not vs.source.get("event_time")
-    ttl = None if static or vs.spec.get("ttl_seconds") is None else int(round(float(vs.spec["ttl_seconds"]) * 1e6))
-    rows = view_frame(spark, vs.spec, vs.source, root)
-    kk = [f"__k{j}" for j in range(len(vs.keys))]
-    hit = F.struct(*[F.col(f"`{f}`").alias(f"__f{m}") for m, f in enumerate(vs.fields)], F.col("__et"))
-    feats = rows.select(
-        *[F.col(f"`{k}`").alias(kk[j]) for j, k in enumerate(vs.keys)],
-        (F.lit(MIN_US) if static else F.col("__et")).alias("__o"),
-        F.lit(0).alias("__kind"),
-        F.coalesce(F.col("__ct"), F.lit(MIN_US)).alias("__c"),
-        F.col("__file").alias("__fp"),
-        F.col("__mid").alias("__pos"),
-        hit.alias("__hit"),
-    )
+    keys = views[0].keys
+    kk = [f"__k{j}" for j in range(len(keys))]
+    feats = []
+    for i, vs in enumerate(views):
+        static = not vs.source.get("event_time")
+        rows = view_frame(spark, vs.spec, vs.source, root)
+        hit = F.struct(*[F.col(f"`{f}`").alias(f"__f{m}") for m, f in enumerate(vs.fields)], F.col("__et"))
+        feats.append(
+            rows.select(
+                *[F.col(f"`{k}`").alias(kk[j]) for j, k in enumerate(keys)],
+                (F.lit(MIN_US) if static else F.col("__et")).alias("__o"),
+                F.lit(0).alias("__kind"),
+                F.coalesce(F.col("__ct"), F.lit(MIN_US)).alias("__c"),
+                F.col("__file").alias("__fp"),
+                F.col("__mid").alias("__pos"),
+                hit.alias(f"__hit{i}"),
+            )
+        )
     types = dict(ents.dtypes)
     payload = list(ents.columns)
-    side = ents.select(
+    u = ents.select(
         "*",
-        *[_key(vs, j, k, types[k]) for j, k in enumerate(vs.keys)],
+        *[_key(views[0], j, k, types[k]) for j, k in enumerate(keys)],
         F.col("__tu").alias("__o"),
         F.lit(1).alias("__kind"),
     )
+    for f in feats:
+        u = u.unionByName(f, allowMissingColumns=True)
     w = (
         Window.partitionBy(*kk)
         .orderBy(F.col("__o").asc_nulls_first(), "__kind", "__c", "__fp", "__pos")
         .rowsBetween(Window.unboundedPreceding, Window.currentRow)
     )
-    u = side.unionByName(feats, allowMissingColumns=True)
-    u = u.withColumn("__got", F.last("__hit", ignorenulls=True).over(w)).where(F.col("__kind") == 1)
-    ok = F.col("__got").isNotNull() & F.col("__tu").isNotNull()
-    if ttl is not None:  # the matched row must not be older than t - ttl
-        ok = ok & (F.col("__got.__et") >= F.col("__tu") - F.lit(ttl))
+    got = [F.last(f"__hit{i}", ignorenulls=True).over(w).alias(f"__got{i}") for i in range(len(views))]
+    u = u.select(*[F.col(f"`{c}`") for c in payload], "__kind", *got).where(F.col("__kind") == 1)
     outs = []
-    for m, (f, out) in enumerate(zip(vs.fields, vs.outputs)):
-        v = F.col("__got").getField(f"__f{m}")
-        if vs.spec["fields"][f] in ("float64", "float32"):  # NaN means missing, as on the local engine
-            v = F.when(~F.isnan(v), v)
-        outs.append(F.when(ok, v).alias(out))
+    for i, vs in enumerate(views):
+        static = not vs.source.get("event_time")
+        ttl = None if static or vs.spec.get("ttl_seconds") is None else round(float(vs.spec["ttl_seconds"]) * 1e6)
+        g = F.col(f"__got{i}")
+        ok = g.isNotNull() & F.col("__tu").isNotNull()
+        if ttl is not None:  # the matched row must not be older than t - ttl
+            ok = ok & (g.getField("__et") >= F.col("__tu") - F.lit(int(ttl)))
+        for m, (f, out) in enumerate(zip(vs.fields, vs.outputs)):
+            v = g.getField(f"__f{m}")
+            if vs.spec["fields"][f] in ("float64", "float32"):  # NaN means missing, as on the local engine
+                v = F.when(~F.isnan(v), v)
+            outs.append(F.when(ok, v).alias(out))
     return u.select(*[F.col(f"`{c}`") for c in payload], *outs)
 
 
@@ -186,9 +201,12 @@ class SparkEngine:
         return self._spark
 
     def _join(self, spark: Any, ents: Any, sel: Selection, root: Path) -> Any:
+        groups: dict[tuple[tuple[str, str], ...], list[ViewSelection]] = {}
+        for vs in sel.views:  # views with the same join keys share one shuffle
+            groups.setdefault(tuple(vs.keys.items()), []).append(vs)
         out = ents
-        for vs in sel.views:
-            out = join_view(spark, out, vs, root)
+        for views in groups.values():
+            out = join_views(spark, out, views, root)
         return out
 
     def join(self, sel: Selection, ent: pa.Table, event_time: str, root: Path) -> dict[str, Any]:

@@ -301,7 +301,7 @@ def _python_rows(df: Any, view: dict[str, Any], root: Path) -> tuple[Any, set[st
     if mod is not None and mod.__name__.startswith(LOADER_PREFIX + "."):  # a workspace file: ship it by value
         from pyspark import cloudpickle
 
-        cloudpickle.register_pickle_by_value(mod)
+        cloudpickle.register_pickle_by_value(mod)  # type: ignore[no-untyped-call]  # vendored, untyped
     name, label = str(view["name"]), str(view["transform"].get("function"))
     fields = view["fields"]
     src_cols = [c for c in df.columns if c not in ("__file", "__mid")]
