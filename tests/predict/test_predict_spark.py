@@ -69,3 +69,18 @@ def test_spark_without_java_says_so(model, tmp_path, monkeypatch):
     with pytest.raises(RoostError, match="Java") as exc:
         require_spark()
     assert "openjdk-17-jre-headless" in exc.value.hint
+
+
+def test_spark_keeps_a_timestamp_column(spark, model, tmp_path):
+    """A kept timestamp column (the default keeps every input column) passes through unchanged (#23 docs)."""
+    import pandas as pd
+
+    df = make_frame(300, seed=3)
+    df["event_time"] = pd.date_range("2024-01-01", periods=len(df), freq="min", tz="UTC")
+    write_parquet(df, tmp_path / "in.parquet", row_group_size=100)
+    res = roost.predict(model, tmp_path / "in.parquet", tmp_path / "s", engine="spark", spark=spark)
+    got = read_output(tmp_path / "s").sort_values("event_time").reset_index(drop=True)
+    assert res.rows_out == len(df)
+    t = got["event_time"]  # Spark's writer stores instants as INT96, read back without a zone: UTC
+    assert (t.dt.tz_localize("UTC") if t.dt.tz is None else t).tolist() == df["event_time"].tolist()
+    np.testing.assert_allclose(got["probability"], expected(model, df), atol=1e-6, rtol=0)

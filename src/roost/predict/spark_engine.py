@@ -87,7 +87,8 @@ def run_spark(
     df = read_input(spark, source)
     check_columns(list(df.columns), pred.inputs, keep, [pred_col(pred.task)])
     df = df.select(*dict.fromkeys([*pred.inputs, *keep]))
-    in_schema = to_arrow_schema(df.schema)
+    # timestamps reach mapInArrow in the session time zone; without it PySpark refuses a kept timestamp column
+    in_schema = to_arrow_schema(df.schema, timezone=spark.conf.get("spark.sql.session.timeZone"))
     schema = from_arrow_schema(output_schema(pa.schema(in_schema), keep, pred.task))
     sc = spark.sparkContext
     shipped = not str(sc.master).startswith("local")
