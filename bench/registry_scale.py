@@ -195,7 +195,8 @@ def bench_roost(url: str | None, n: int, repeats: int, create_runs: int) -> dict
     root = Path(tempfile.mkdtemp(prefix="roost-scale-"))
     ws = workspace.init(root / "ws")
     workspace.use(ws)
-    os.chdir(root)
+    cwd = os.getcwd()
+    os.chdir(root)  # no git checkout around (run creation would start `git status`)
     st = default_store()
     fill = populate_roost(st, n)
     print(f"  populated {n:,} runs in {fill:.1f} s ({fill / n * 1e6:.0f} us/run, bulk)", flush=True)
@@ -209,6 +210,7 @@ def bench_roost(url: str | None, n: int, repeats: int, create_runs: int) -> dict
         return {"populate_s": fill, "figures": roost_figures(n, repeats, create_runs)}
     finally:
         workspace.use(None)
+        os.chdir(cwd)  # not left in the removed folder (a peer's subprocess would start there)
         shutil.rmtree(root, ignore_errors=True)
 
 
