@@ -2,7 +2,8 @@
 
 Every bash and Python block of the section runs, in order, in one bash script with `set -euo pipefail`, so any
 failing command fails the test. The only change is mechanical: the ports the section names (`--port N`) become
-free ports, so the test can run beside other servers. Servers a quick start starts in the background must be
+free ports, so the test can run beside other servers, and the fresh folder links the checkout's `examples/`
+(for a quick start run from a checkout's root). Servers a quick start starts in the background must be
 stopped by the quick start itself: when the script ends, no process it started may still be running.
 """
 
@@ -119,6 +120,7 @@ def test_quick_start_runs_as_written(doc: str, tmp_path: Path) -> None:
     code = "\n".join(c for _, c in blocks(section(text)))
     ports = {p: str(_free_port()) for p in sorted(set(re.findall(r"--(?:grpc-)?port (\d+)", code)))}
     (tmp_path / "quickstart.sh").write_text(script(text, ports), encoding="utf-8")
+    (tmp_path / "examples").symlink_to(ROOT / "examples")  # a quick start may start "from a checkout's root"
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "VIRTUAL_ENV"))}
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}"
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"
