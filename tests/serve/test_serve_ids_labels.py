@@ -83,6 +83,12 @@ def test_grpc_x_request_id_metadata_is_answered_splits_the_canary_and_is_logged(
             _bc_request(cols, X[0], rid="body-id"), metadata=(("x-request-id", "meta-x"),), timeout=60
         )
         assert resp.id == "body-id" and dict(call.trailing_metadata())["x-request-id"] == "body-id"
+        bad_input = _bc_request(cols, X[0])
+        bad_input.inputs[0].datatype = "FP64"
+        with pytest.raises(grpc.RpcError) as err:  # an error reply carries the id too, as HTTP's does
+            stub.ModelInfer(bad_input, metadata=(("x-request-id", "err-1"),), timeout=60)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert dict(err.value.trailing_metadata())["x-request-id"] == "err-1"
         with pytest.raises(grpc.RpcError) as err:
             stub.ModelInfer(_bc_request(cols, X[0]), metadata=(("x-request-id", "bad id " * 30),), timeout=60)
         assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT and "request id" in err.value.details()
