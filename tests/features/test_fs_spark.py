@@ -92,8 +92,9 @@ def _online(url: str) -> dict[str, list]:
     from roost.features import online
 
     tbl = online([*ALL_REFS], {"user_id": USERS}, output="arrow", online_store=url)
-    reg = online(["by_region:score"], {"user_id": [1, 1, 2, 3], "region": ["eu", "us", "eu", "xx"]}, online_store=url)
-    return {**{n: tbl.column(n).to_pylist() for n in tbl.column_names}, "by_region": reg["score"].tolist()}
+    ids = {"user_id": [1, 1, 2, 3], "region": ["eu", "us", "eu", "xx"]}
+    reg = online(["by_region:score"], ids, output="arrow", online_store=url)
+    return {**{n: tbl.column(n).to_pylist() for n in tbl.column_names}, "by_region": reg["score"].to_pylist()}
 
 
 def test_materialize_equals_local_in_bounded_chunks(typed, spark, monkeypatch, tmp_path):

@@ -85,9 +85,11 @@ def utc(spark: Any) -> Iterator[None]:
         spark.conf.set(key, old)
 
 
-def arrow_chunks(df: Any, rows: int = CHUNK_ROWS) -> Iterator[pa.Table]:
+def arrow_chunks(df: Any, rows: int | None = None) -> Iterator[pa.Table]:
     """A DataFrame's rows on the driver as Arrow tables of at most `rows` rows, one partition fetched at a time."""
     import pyarrow as pa
+
+    rows = rows or CHUNK_ROWS  # read at call time (tests lower it)
 
     def ipc(batches: Iterator[Any]) -> Iterator[Any]:
         for b in batches:
