@@ -23,7 +23,7 @@ ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
 HEADING = "## Quick start"
 # The pages whose opening examples used placeholders or blocking servers (#23): each must have a quick start.
-REQUIRED = ("kserve.md", "monitoring.md", "predict.md", "training.md", "ui.md")
+REQUIRED = ("features.md", "kserve.md", "monitoring.md", "predict.md", "skew.md", "training.md", "ui.md")
 PLACEHOLDER = re.compile(r"\bRUN_ID\b|(?<!\$)\bRUN\b(?!=)|<[A-Za-z][\w -]*>")  # RUN_ID, RUN, <model>
 BACKGROUND = re.compile(r"&\s*(\w+)=\$!")
 
