@@ -211,3 +211,39 @@ def test_unknown_engine_is_a_config_error(fws, monkeypatch):
     apply()
     with pytest.raises(RoostError, match="unknown offline engine 'sparkk'"):
         training_set(entity_rows_at(T0, [1]), ["activity:n"])
+
+
+MULTI_DEFS = """
+user = Entity("user", {"user_id": "int64"})
+multi = Source("multi", path="data/multi/*.parquet", event_time="et")
+tied = FeatureView("tied", user, multi, fields={"v": "int64"})
+"""
+
+
+def test_source_order_across_files_breaks_ties_like_duckdb(fws, spark, monkeypatch):
+    """Rows tied on (key, event time) in three files of different sizes (Spark packs big files first): the last
+    row of the last file in path order wins on both engines."""
+    import pyarrow.parquet as pq
+
+    from roost.features import apply, training_set
+
+    d = fws.root / "data" / "multi"
+    d.mkdir()
+    for i, n in enumerate([3, 2, 400]):  # c.parquet is the biggest
+        et = [T0 if j % 2 == 0 else T0 + timedelta(minutes=1) for j in range(n)]
+        tbl = pa.table(
+            {
+                "user_id": pa.array([j % 2 for j in range(n)], pa.int64()),
+                "et": pa.array(et, pa.timestamp("us", tz="UTC")),
+                "v": pa.array([1000 * i + j for j in range(n)], pa.int64()),
+            }
+        )
+        pq.write_table(tbl, d / f"{'abc'[i]}.parquet", row_group_size=50)
+    write_defs(fws.root, MULTI_DEFS)
+    apply()
+    ents = entity_rows_at(T0 + timedelta(minutes=5), [0, 1])
+    _use(monkeypatch, "local")
+    want = training_set(ents, ["tied:v"], output="arrow").column("v").to_pylist()
+    assert want == [2398, 2399]  # the brute-force answer: the last row of c.parquet for each key
+    _use(monkeypatch, "spark")
+    assert training_set(ents, ["tied:v"], output="arrow").column("v").to_pylist() == want
