@@ -14,7 +14,7 @@ from typing import Any
 
 from roost.errors import RoostError
 from roost.predict.local import Progress
-from roost.predict.sources import resolve_source
+from roost.predict.sources import resolve_source, sql_error
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +84,8 @@ def predict(
         raise RoostError(f"unknown engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     if batch_size < 1 or rows_per_part < 1:
         raise RoostError("batch_size and rows_per_part must be positive", hint="e.g. --batch-size 65536")
+    if workers is not None and workers < 1:
+        raise RoostError(f"workers must be at least 1, got {workers}", hint="e.g. --parallel 4 (default: all cores)")
     package, version = resolve_package(model)
     source = resolve_source(input)
     fingerprint = source.fingerprint()
@@ -176,13 +178,14 @@ def _all_columns(source: Any, inputs: list[str]) -> list[str]:
         con = duckdb.connect()
         try:
             return list(con.sql(source.query).columns)
+        except duckdb.Error as exc:
+            raise sql_error(str(source.query), exc) from exc
         finally:
             con.close()
-    if source.kind == "csv":
-        import pyarrow.csv as pcsv
+    from roost.predict.sources import csv_schema, parquet_schema_names
 
-        return list(pcsv.open_csv(source.files[0]).schema.names)
-    from roost.predict.sources import parquet_schema_names
+    if source.kind == "csv":
+        return list(csv_schema(source.files[0]).names)
 
     return parquet_schema_names(source.files)
 
@@ -190,6 +193,8 @@ def _all_columns(source: Any, inputs: list[str]) -> list[str]:
 def _prepare_output(out: Path, settings: dict[str, Any], overwrite: bool) -> bool:
     """Check `out` against its manifest; True when a previous run already completed the same work."""
     manifest = out / MANIFEST
+    if out.exists() and not out.is_dir():
+        raise RoostError(f"--output {out} is a file, not a folder", hint="choose a new or empty folder for the parts")
     if overwrite and out.exists():
         _clear_parts(out)
         manifest.unlink(missing_ok=True)
@@ -205,8 +210,14 @@ def _prepare_output(out: Path, settings: dict[str, Any], overwrite: bool) -> boo
         return bool(old.get("complete")) and (out / SUCCESS).is_file()
     if out.exists() and any(out.glob("*.parquet")) and not any(out.glob("part-*.parquet")):
         raise RoostError(f"{out} already holds other Parquet files", hint="choose an empty or new --output folder")
-    out.mkdir(parents=True, exist_ok=True)
-    manifest.write_text(json.dumps({**settings, "complete": False}, indent=1))
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        manifest.write_text(json.dumps({**settings, "complete": False}, indent=1))
+    except OSError as exc:
+        raise RoostError(
+            f"cannot write the output folder {out}: {exc.strerror or exc}",
+            hint="choose an --output folder you can write (its parents must be folders)",
+        ) from exc
     return False
 
 

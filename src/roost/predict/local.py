@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.predict.score import cached_predictor, output_schema, score_batch
-from roost.predict.sources import Source, check_columns
+from roost.predict.sources import Source, check_columns, check_types, csv_schema, read_guard, sql_error
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,8 @@ def plan_parts(source: Source, rows_per_part: int) -> list[Part]:
         if source.kind == "csv":
             parts.append(Part(len(parts), f))
             continue
-        md = pq.ParquetFile(f).metadata
+        with read_guard(f):
+            md = pq.ParquetFile(f).metadata
         groups: list[int] = []
         rows = 0
         for g in range(md.num_row_groups):
@@ -82,6 +83,12 @@ def _batches(part: Part, kind: str, columns: list[str], batch_size: int) -> Iter
     pf = pq.ParquetFile(part.file)
     if part.row_groups:
         yield from pf.iter_batches(batch_size=batch_size, row_groups=part.row_groups, columns=columns)
+
+
+def _read(part: Part, kind: str, columns: list[str], batch_size: int) -> Iterator[Any]:
+    """`_batches`, with a reader's failure (torn file, a word in a number column) a RoostError naming the file."""
+    with read_guard(part.file):
+        yield from _batches(part, kind, columns, batch_size)
 
 
 def write_part(out: Path, index: int, batches: Iterable[Any], schema: Any) -> int:
@@ -131,6 +138,7 @@ def run_local(
         return _run_sql(source, package, out, keep, batch_size, rows_per_part, progress)
     in_schema = _file_schema(source)
     check_columns(list(in_schema.names), pred.inputs, keep, [output_schema(in_schema, [], pred.task).names[0]])
+    check_types(in_schema, pred.dtypes)
     columns = list(dict.fromkeys([*pred.inputs, *keep]))
     schema = output_schema(in_schema, keep, pred.task)
     parts = plan_parts(source, rows_per_part)
@@ -146,9 +154,10 @@ def run_local(
             stats["rows_out"] += n
     if stats["parts_skipped"]:
         log.info("resuming: %d of %d parts already written", stats["parts_skipped"], len(parts))
+    _remove_torn(out)
 
     def one(p: Part) -> int:
-        scored = (score_batch(pred, b, keep) for b in _batches(p, source.kind, columns, batch_size))
+        scored = (score_batch(pred, b, keep) for b in _read(p, source.kind, columns, batch_size))
         return write_part(out, p.index, scored, schema)
 
     done = stats["parts_skipped"]
@@ -173,6 +182,12 @@ def run_local(
     return stats
 
 
+def _remove_torn(out: Path) -> None:
+    """Remove the temp files of parts a killed run was writing (they are rewritten; nothing else reads them)."""
+    for f in out.glob(".part-*.tmp"):
+        f.unlink(missing_ok=True)
+
+
 def _collect(finished: set[Future[int]], stats: dict[str, int]) -> int:
     for fut in finished:
         n = fut.result()
@@ -184,12 +199,11 @@ def _collect(finished: set[Future[int]], stats: dict[str, int]) -> int:
 def _file_schema(source: Source) -> Any:
     """The Arrow schema of the first input file (CSV: inferred from its first block)."""
     if source.kind == "csv":
-        import pyarrow.csv as pcsv
-
-        return pcsv.open_csv(source.files[0]).schema
+        return csv_schema(source.files[0])
     import pyarrow.parquet as pq
 
-    return pq.read_schema(source.files[0])
+    with read_guard(source.files[0]):
+        return pq.read_schema(source.files[0])
 
 
 def _run_sql(
@@ -207,9 +221,13 @@ def _run_sql(
     pred = cached_predictor(package)
     con = duckdb.connect()
     try:
-        reader = con.sql(source.query or "").to_arrow_reader(batch_size)
+        try:
+            reader = con.sql(source.query or "").to_arrow_reader(batch_size)
+        except duckdb.Error as exc:
+            raise sql_error(source.query or "", exc) from exc
         in_schema = reader.schema
         check_columns(list(in_schema.names), pred.inputs, keep, [output_schema(in_schema, [], pred.task).names[0]])
+        check_types(in_schema, pred.dtypes)
         schema = output_schema(in_schema, keep, pred.task)
         stats = {"rows_in": 0, "rows_out": 0, "parts": 0, "parts_skipped": 0}
         batches = _aligned(reader, batch_size, rows_per_part)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import glob
 import hashlib
 import json
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -74,11 +76,59 @@ def _expand(s: str) -> list[Path]:
     return [f for f in found if not any(part.startswith((".", "_")) for part in f.name.split("/"))]
 
 
+@contextlib.contextmanager
+def read_guard(file: Path | str) -> Iterator[None]:
+    """Turn a reader's failure on `file` (torn or non-Parquet file, empty CSV, bad value) into a RoostError."""
+    import pyarrow as pa
+
+    try:
+        yield
+    except (pa.ArrowException, OSError) as exc:
+        if isinstance(exc, PermissionError):
+            raise RoostError(f"cannot read {file}: permission denied", hint="check the file's permissions") from exc
+        raise RoostError(
+            f"cannot read {file}: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}",
+            hint="the file is empty, torn or not in the format its name says; fix or remove it",
+        ) from exc
+
+
 def parquet_schema_names(files: list[Path]) -> list[str]:
     """Column names of the first Parquet file."""
     import pyarrow.parquet as pq
 
-    return list(pq.read_schema(files[0]).names)
+    with read_guard(files[0]):
+        return list(pq.read_schema(files[0]).names)
+
+
+def csv_schema(file: Path) -> Any:
+    """The Arrow schema of a CSV file, inferred from its first block."""
+    import pyarrow.csv as pcsv
+
+    with read_guard(file):
+        return pcsv.open_csv(file).schema
+
+
+def sql_error(query: str, exc: Exception) -> RoostError:
+    """A RoostError for a query DuckDB refused, quoting DuckDB's message."""
+    return RoostError(f"SQL input failed: {exc}", hint=f"check the query: {query[:200]}")
+
+
+_NUMERIC = ("float32", "float64", "int32", "int64", "bool")
+
+
+def check_types(schema: Any, dtypes: dict[str, str]) -> None:
+    """Fail, naming the column, when a numeric model input is a text/binary column (it would score as NaN)."""
+    import pyarrow as pa
+
+    for name, dtype in dtypes.items():
+        if dtype not in _NUMERIC or name not in schema.names:
+            continue
+        t = schema.field(name).type
+        if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
+            raise RoostError(
+                f"input column {name!r} holds text ({t}) but the model expects {dtype}",
+                hint=f"convert {name!r} to numbers before scoring (missing values may be empty or NaN)",
+            )
 
 
 def check_columns(available: list[str], needed: list[str], keep: list[str], outputs: list[str]) -> None:
@@ -99,4 +149,15 @@ def arrow_feed(batch: Any, names: list[str]) -> dict[str, Any]:
     return {n: batch.column(n).to_numpy(zero_copy_only=False) for n in names}
 
 
-__all__ = ["Source", "resolve_source", "parquet_schema_names", "check_columns", "arrow_feed", "SQL_PREFIX"]
+__all__ = [
+    "Source",
+    "resolve_source",
+    "parquet_schema_names",
+    "csv_schema",
+    "read_guard",
+    "sql_error",
+    "check_columns",
+    "check_types",
+    "arrow_feed",
+    "SQL_PREFIX",
+]
