@@ -19,27 +19,57 @@ REFS = ["user_stats:clicks_7d", "user_stats:country", "item_stats:price", "item_
 TS = pa.timestamp("us", tz="UTC")
 
 
-@pytest.fixture
-def trained(ws):
-    """A logreg trained from the feature store, registered as fs-model/1 with alias prod."""
+@pytest.fixture(scope="module")
+def _trained_template(tmp_path_factory: pytest.TempPathFactory):
+    """Trained once per module (training is this file's cost): a logreg from the feature store, fs-model/1 @prod."""
+    from roost import workspace
     from roost.datasets.engagement import make_engagement
 
-    make_engagement(1500, ws.root / "data", seed=5)
-    shutil.copytree(ROOT / "examples" / "engagement" / "features", ws.root / "features")
-    rf.apply()
-    imps = pd.read_parquet(ws.root / "data" / "impressions.parquet")
-    imps[["impression_id", "user_id", "item_id", "event_time", "clicked"]].to_parquet(ws.root / "entities.parquet")
-    cfg = {
-        "data": {"entities": "entities.parquet", "features": REFS},
-        "label": "clicked",
-        "model": "logreg",
-        "trainer": {"epochs": 1},
-        "features": {"include": ["clicks_7d", "country", "price", "category"]},
-        "register": "fs-model",
-    }
-    res = roost.train(cfg, progress=False)
-    roost.set_alias("fs-model", 1, "prod")
-    return ws, res
+    root = tmp_path_factory.mktemp("lineage") / "ws"
+    with pytest.MonkeyPatch.context() as mp:
+        for var in ("ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
+            mp.delenv(var, raising=False)
+        w = workspace.init(root)
+        mp.chdir(root)
+        workspace.use(w)
+        try:
+            make_engagement(1500, root / "data", seed=5)
+            shutil.copytree(ROOT / "examples" / "engagement" / "features", root / "features")
+            rf.apply()
+            imps = pd.read_parquet(root / "data" / "impressions.parquet")
+            imps[["impression_id", "user_id", "item_id", "event_time", "clicked"]].to_parquet(root / "entities.parquet")
+            cfg = {
+                "data": {"entities": "entities.parquet", "features": REFS},
+                "label": "clicked",
+                "model": "logreg",
+                "trainer": {"epochs": 1},
+                "features": {"include": ["clicks_7d", "country", "price", "category"]},
+                "register": "fs-model",
+            }
+            res = roost.train(cfg, progress=False)
+            roost.set_alias("fs-model", 1, "prod")
+        finally:
+            workspace.use(None)
+    return root, res
+
+
+@pytest.fixture
+def trained(_trained_template, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A private copy of the trained workspace, made current: a test may change its definitions, logs and store.
+
+    (The run's artifacts stay in the template's folder, which no test writes to.)
+    """
+    from roost import workspace
+
+    template, res = _trained_template
+    for var in ("ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
+        monkeypatch.delenv(var, raising=False)
+    root = tmp_path / "ws"
+    shutil.copytree(template, root)
+    monkeypatch.chdir(root)
+    w = workspace.use(root)
+    yield w, res
+    workspace.use(None)
 
 
 def _sha(spec: dict) -> str:
