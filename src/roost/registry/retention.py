@@ -34,6 +34,8 @@ STAGES = (ACTIVE, ARCHIVED, DELETED, PURGING)
 IMPORTED_TAG = "roost.imported_from"  # runs imported from MLflow: their artifacts belong to MLflow, never removed
 BATCH = 500  # runs per transaction when changing stages
 GC_BATCH = 100  # runs per gc batch (each batch: mark, remove artifacts, delete rows)
+GC_BATCH_MAX = 10_000  # a batch's ids go into IN lists: SQLite allows 32,766 bound values per statement
+MAX_AGE_DAYS = 365_000  # --older-than beyond 1,000 years is a typo, and far past the calendar's start
 Progress = Callable[[int, int], None]  # (done, total)
 
 # action -> (stages a run may be in to be selected, the stage it moves to)
@@ -53,7 +55,12 @@ def parse_age(value: str | timedelta | None) -> timedelta | None:
     m = _AGE.match(str(value))
     if not m:
         raise RoostError(f"age {value!r} is not a duration", hint="e.g. 30d, 12h, 90m, 45s or 2w (0d: any age)")
-    return timedelta(seconds=float(m.group(1)) * _UNITS[m.group(2)])
+    seconds = float(m.group(1)) * _UNITS[m.group(2)]
+    if not seconds <= MAX_AGE_DAYS * 86400.0:  # also inf (a 400-digit number)
+        raise RoostError(
+            f"age {value!r} is more than {MAX_AGE_DAYS // 365:,} years", hint="e.g. 30d, 12h, 90m, 45s or 2w"
+        )
+    return timedelta(seconds=seconds)
 
 
 @dataclass
@@ -110,7 +117,9 @@ def _select(
         full = []
         for rid in ids:
             with store.read() as s:
-                hit = s.scalars(select(Run.id).where(Run.id.like(f"{rid}%")).limit(2)).all() if rid else []
+                # autoescape: `%` and `_` in what the user typed are literal characters, not LIKE wildcards
+                hit = s.scalars(select(Run.id).where(Run.id.startswith(rid, autoescape=True)).limit(2)).all()
+                hit = hit if rid else []
             if len(hit) != 1 and rid not in hit:
                 raise NotFoundError(
                     f"run {rid!r} {'is ambiguous' if hit else 'not found'}",
@@ -362,8 +371,10 @@ def gc(
     progress: Progress | None = None,
 ) -> GcReport:
     """Permanently remove runs deleted longer than `older_than` ago (default: all): artifacts, then rows."""
-    if batch_size < 1:
-        raise RoostError(f"batch size {batch_size} must be at least 1", hint="e.g. --batch-size 100")
+    if not 1 <= batch_size <= GC_BATCH_MAX:
+        raise RoostError(
+            f"batch size {batch_size} must be between 1 and {GC_BATCH_MAX:,}", hint="e.g. --batch-size 100"
+        )
     age = parse_age(older_than) or timedelta(0)
     cutoff = utcnow() - age
     out = GcReport(dry_run=dry_run)
