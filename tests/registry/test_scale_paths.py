@@ -96,7 +96,7 @@ def test_order_by_a_metric_pages_like_brute_force_with_runs_lacking_it_last(ws, 
     ],
 )
 def test_both_forms_of_a_condition_find_the_runs_brute_force_finds(ws, monkeypatch, selective_rows, flt, pred):
-    monkeypatch.setattr(query, "SELECTIVE_ROWS", selective_rows)
+    monkeypatch.setattr(query, "selective_rows", lambda runs: selective_rows)
     truth = _fill(60)
     want = [r["id"] for r in sorted((r for r in truth if pred(r)), key=_default_key)]
     assert [r["run_id"] for r in default_store().search_runs(flt, limit=None)] == want

@@ -10,12 +10,25 @@ Attributes: status, name, start_time, end_time, experiment, run_id, user, git_co
 from __future__ import annotations
 
 import functools
+import math
 import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
-from sqlalchemy import ColumnElement, Connection, Select, SQLColumnExpression, and_, exists, func, not_, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    Select,
+    SQLColumnExpression,
+    and_,
+    exists,
+    func,
+    literal_column,
+    not_,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 
 from roost.errors import RoostError, closest
@@ -328,24 +341,34 @@ def compile_filter(src: str, selective: frozenset[int] = frozenset()) -> ColumnE
     return _Parser(src, selective).parse()
 
 
-SELECTIVE_ROWS = 2000  # a condition matching fewer index rows than this is read from its index (run_id IN ...)
+def selective_rows(runs: int) -> int:
+    """Below this many matching index rows a condition is read from its index (run_id IN ...), else by EXISTS.
+
+    Reading m matches costs ~m probes; EXISTS finds a page of 100 after ~100 * runs / m runs: equal at
+    m = sqrt(100 * runs) (1,000 at 10k runs, 10,000 at 1M), never below 2,000.
+    """
+    return max(2000, math.isqrt(100 * max(0, runs)))
 
 
 def plan_filter(src: str, conn: Connection) -> ColumnElement[bool]:
     """compile_filter with each params/metrics/tags condition in the form that is quick for how many runs match.
 
     SQLite plans a correlated EXISTS as a scan of runs and an IN list as index probes whatever the value, so each
-    condition's index range is counted up to SELECTIVE_ROWS (one capped index read each). PostgreSQL's planner
+    condition's index range is counted up to selective_rows(runs) (one capped index read each; max(rowid)
+    estimates the runs). PostgreSQL's planner
     chooses itself from its statistics, so there it is compiled as is.
     """
     if conn.dialect.name != "sqlite":
         return compile_filter(src)
     parser = _Parser(src)
     parser.parse()
+    if not parser.leaves:
+        return compile_filter(src)
+    cap = selective_rows(int(conn.execute(select(func.max(literal_column("rowid"))).select_from(Run)).scalar() or 0))
     few = set()
     for pos, sub in parser.leaves:
-        found = conn.execute(select(func.count()).select_from(sub.limit(SELECTIVE_ROWS).subquery())).scalar()
-        if int(found or 0) < SELECTIVE_ROWS:
+        found = conn.execute(select(func.count()).select_from(sub.limit(cap).subquery())).scalar()
+        if int(found or 0) < cap:
             few.add(pos)
     return compile_filter(src, frozenset(few))
 
