@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roost.errors import RoostError
+from roost.errors import RoostError, closest
 
 CONFIG_NAME = "roost.yaml"
 STATE_DIR = ".roost"
@@ -59,6 +60,9 @@ def _resolve_url(value: str, root: Path) -> str:
 
 
 OFFLINE_ENGINES = ("local", "spark")
+OFFLINE_KEYS = ("engine", "master", "conf")
+# Spark's master URL forms (SparkContext's own parser): local[N|*[,F]], local-cluster[..], yarn, spark://, k8s://
+_MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+, *\d+, *\d+\]|yarn|(spark|k8s|mesos)://\S+")
 
 
 def _offline(value: Any, cfg_path: Path) -> dict[str, Any]:
@@ -73,6 +77,21 @@ def _offline(value: Any, cfg_path: Path) -> dict[str, Any]:
             hint='e.g. offline: {engine: spark, master: "local[*]"}',
         )
     out = dict(value)
+    unknown = [str(k) for k in out if k not in OFFLINE_KEYS]
+    if unknown:
+        near = closest(unknown[0], OFFLINE_KEYS)
+        raise RoostError(
+            f"{cfg_path}: unknown key offline.{unknown[0]}",
+            hint=(f"did you mean offline.{near}? " if near else "") + "known keys: " + ", ".join(OFFLINE_KEYS),
+        )
+    if not isinstance(out.get("engine", ""), str):
+        raise RoostError(f"{cfg_path}: offline.engine must be a name, got {out['engine']!r}", hint="local or spark")
+    master = out.get("master")
+    if master is not None and not (isinstance(master, str) and _MASTER.fullmatch(master.strip())):
+        raise RoostError(
+            f"{cfg_path}: offline.master {master!r} is not a Spark master URL",
+            hint='e.g. "local[*]", "local[4]", spark://HOST:7077, yarn or k8s://https://HOST:PORT',
+        )
     out["engine"] = str(os.environ.get("ROOST_OFFLINE_ENGINE") or out.get("engine") or "local").lower()
     if out["engine"] not in OFFLINE_ENGINES:
         raise RoostError(
@@ -83,6 +102,12 @@ def _offline(value: Any, cfg_path: Path) -> dict[str, Any]:
         raise RoostError(
             f"{cfg_path}: offline.conf must be a mapping of Spark settings", hint="spark.executor.memory: 4g"
         )
+    for k, v in (out.get("conf") or {}).items():
+        if not isinstance(v, (str, int, float, bool)):
+            raise RoostError(
+                f"{cfg_path}: offline.conf.{k} must be one value (text, number or true/false), got {v!r}",
+                hint="Spark settings are single values, e.g. spark.executor.memory: 4g",
+            )
     return out
 
 
