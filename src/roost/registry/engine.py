@@ -203,10 +203,54 @@ def migrate(engine: Engine) -> None:
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
+    sqlite = engine.dialect.name == "sqlite"
     with engine.connect() as conn:
-        if engine.dialect.name == "sqlite":
+        if sqlite:
             conn.info["roost_write"] = True
+            # A migration that rebuilds a table (copy, DROP, rename) would cascade the DROP to every child row
+            # while foreign keys are enforced: off for the upgrade (only outside a transaction), checked before
+            # the commit, on again after it.
+            _driver_execute(conn, "PRAGMA foreign_keys=OFF")
         cfg.attributes["connection"] = conn
+        try:
+            _upgrade_to_head(cfg, command)
+            if sqlite:
+                _check_foreign_keys(conn)
+            conn.commit()
+        finally:
+            if sqlite:
+                conn.rollback()
+                _driver_execute(conn, "PRAGMA foreign_keys=ON")
+                conn.info["roost_write"] = False
+
+
+def _upgrade_to_head(cfg: Any, command: Any) -> None:
+    """Alembic's upgrade to head; a store written by a newer roost (a revision unknown here) is a RoostError."""
+    from alembic.util.exc import CommandError
+
+    try:
         command.upgrade(cfg, "head")
-        conn.commit()
-        conn.info["roost_write"] = False
+    except CommandError as exc:
+        if "Can't locate revision" not in str(exc):
+            raise
+        raise RoostError(
+            f"this repository was written by a newer roost ({exc}); this roost knows revisions up to {HEAD_REVISION}",
+            hint="upgrade roost (pip install -U roost) to open it; nothing was changed",
+        ) from None
+
+
+def _driver_execute(conn: Connection, sql: str) -> None:
+    """Run `sql` on the DBAPI connection itself (SQLite PRAGMAs that only work outside a transaction)."""
+    driver = conn.connection.driver_connection
+    if driver is not None:
+        driver.execute(sql)
+
+
+def _check_foreign_keys(conn: Connection) -> None:
+    """Refuse to commit a SQLite migration that left a row pointing at nothing."""
+    broken = conn.exec_driver_sql("PRAGMA foreign_key_check").fetchall()
+    if broken:
+        raise RoostError(
+            f"the store's upgrade would leave {len(broken)} row(s) pointing at missing rows (first: {broken[0]})",
+            hint="nothing was changed; report this with the store's roost version",
+        )
