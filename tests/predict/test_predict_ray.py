@@ -29,10 +29,19 @@ def _free_port() -> int:
 
 
 def _stop_group(pgid: int) -> None:
-    """TERM the head's process group, KILL what is left after a grace period."""
+    """TERM the head's process group; KILL what is left after a 3 s grace period (no wait once it is gone)."""
     try:
         os.killpg(pgid, signal.SIGTERM)
-        time.sleep(3)
+    except ProcessLookupError:
+        return
+    deadline = time.monotonic() + 3
+    while time.monotonic() < deadline:
+        time.sleep(0.1)
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return
+    try:
         os.killpg(pgid, signal.SIGKILL)
     except ProcessLookupError:
         pass
