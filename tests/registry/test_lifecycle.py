@@ -48,6 +48,7 @@ def _sql(url: str, sql: str) -> list[tuple]:
 
 
 @pytest.mark.slow
+@pytest.mark.parametrize("ws", ["sqlite"], indirect=True)  # the race is in the client: one backend bounds the test
 def test_no_metric_point_lost_at_run_end_over_256_runs(ws):
     """8 processes × 32 short runs × 3,000 points, each ending as the flusher ticks: every point is stored.
 
@@ -56,8 +57,7 @@ def test_no_metric_point_lost_at_run_end_over_256_runs(ws):
     whole with probability 0.984^256 ≈ 1.8 %, so the test still fails on that bug ~98 % of the time (and
     essentially always at the higher rates: 0.9375^256 < 1e-7).
     """
-    if not ws.store_url.startswith("sqlite"):
-        pytest.skip("the race is in the client; one backend keeps the test bounded")
+    assert ws.store_url.startswith("sqlite")
     procs, runs, n = 8, 32, 3000
     ps = [
         subprocess.Popen(
