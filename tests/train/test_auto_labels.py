@@ -21,7 +21,8 @@ def _cfg(data_file, **kw):
         "data": str(data_file),
         "label": "clicked",
         "features": ["x1", "x2", "color"],
-        "model": {"type": "auto", "params": {"candidates": ["logreg", "mlp"]}},
+        # folds 0: the candidates' labels and names are the subject here, not the cross-validated blend
+        "model": {"type": "auto", "params": {"candidates": ["logreg", "mlp"], "folds": 0}},
         "trainer": {"epochs": 2},
     }
     cfg.update(kw)
