@@ -139,3 +139,36 @@ def test_sigkill_mid_job_then_rerun_gives_exact_output(model, tmp_path):
     assert got["user_id"].tolist() == sorted(df["user_id"].tolist())  # no duplicate, no missing row
     ref = df.sort_values("user_id").reset_index(drop=True)
     np.testing.assert_allclose(got["probability"], expected(model, ref), atol=1e-6, rtol=0)
+
+
+@pytest.mark.parametrize("engine", ["spark", "ray"])
+def test_torn_or_mistyped_input_is_refused_before_any_engine_starts(model, good, tmp_path, engine):
+    # was a Java stack trace (Spark) after a session start: the files are checked where the local engine checks them
+    data = good[0].read_bytes()
+    (tmp_path / "torn.parquet").write_bytes(data[: len(data) // 2])
+    with pytest.raises(RoostError, match=r"torn\.parquet"):
+        roost.predict(
+            model, tmp_path / "torn.parquet", tmp_path / "o1", engine=engine, columns=["user_id"], record=False
+        )
+    good[1].assign(f1="x").to_csv(tmp_path / "words.csv", index=False)
+    with pytest.raises(RoostError, match="f1"):
+        roost.predict(model, tmp_path / "words.csv", tmp_path / "o2", engine=engine, columns=["user_id"], record=False)
+    (tmp_path / "empty.csv").write_text("")
+    with pytest.raises(RoostError, match=r"empty\.csv"):
+        roost.predict(model, tmp_path / "empty.csv", tmp_path / "o3", engine=engine, columns=["user_id"], record=False)
+
+
+def test_huge_batch_size_and_repeated_columns(model, good, tmp_path):
+    with pytest.raises(RoostError, match="batch_size"):
+        roost.predict(model, good[0], tmp_path / "o1", batch_size=10**20, record=False)
+    # a column named twice is kept once (duplicate names make the parts unreadable by pandas and Arrow datasets)
+    roost.predict(model, good[0], tmp_path / "o2", columns=["user_id", "user_id"], record=False)
+    got = read_output(tmp_path / "o2")
+    assert list(got.columns) == ["user_id", "probability"] and len(got) == len(good[1])
+
+
+@pytest.mark.slow
+def test_spark_sql_syntax_error_is_a_clear_error(model, tmp_path):
+    pytest.importorskip("pyspark")
+    with pytest.raises(RoostError, match="SELEC"):
+        roost.predict(model, "sql:SELEC nonsense", tmp_path / "o", engine="spark", columns=["user_id"], record=False)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 ENGINES = ("local", "spark", "ray")
 MANIFEST = "_roost_predict.json"
 SUCCESS = "_SUCCESS"
+MAX_BATCH = 1 << 24  # rows per model run: Arrow's readers take a C long, and memory is workers x batch
 
 
 @dataclass
@@ -84,6 +85,8 @@ def predict(
         raise RoostError(f"unknown engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     if batch_size < 1 or rows_per_part < 1:
         raise RoostError("batch_size and rows_per_part must be positive", hint="e.g. --batch-size 65536")
+    if batch_size > MAX_BATCH:
+        raise RoostError(f"batch_size {batch_size} is above {MAX_BATCH:,} rows", hint="e.g. --batch-size 65536")
     if workers is not None and workers < 1:
         raise RoostError(f"workers must be at least 1, got {workers}", hint="e.g. --parallel 4 (default: all cores)")
     package, version = resolve_package(model)
@@ -93,7 +96,9 @@ def predict(
     from roost.predict.score import cached_predictor
 
     pred = cached_predictor(package)
-    keep = list(columns) if columns is not None else _all_columns(source, pred.inputs)
+    keep = list(dict.fromkeys(columns)) if columns is not None else _all_columns(source, pred.inputs)
+    if engine != "local" and source.kind != "sql":
+        _check_files(source, pred, keep)  # a torn file or a text model column: named here, not in a Java trace
     settings: dict[str, Any] = {"model_version": version, "fingerprint": fingerprint, "engine": engine, "columns": keep}
     settings["rows_per_part"] = rows_per_part
     complete = _prepare_output(out, settings, overwrite)
@@ -188,6 +193,28 @@ def _all_columns(source: Any, inputs: list[str]) -> list[str]:
         return list(csv_schema(source.files[0]).names)
 
     return parquet_schema_names(source.files)
+
+
+def _check_files(source: Any, pred: Any, keep: list[str]) -> None:
+    """Before Spark or Ray start: every Parquet footer readable, no empty CSV, model columns present and numeric."""
+    import pyarrow.parquet as pq
+
+    from roost.predict.score import output_schema
+    from roost.predict.sources import check_columns, check_types, csv_schema, read_guard
+
+    if source.kind == "csv":
+        schema = csv_schema(source.files[0])
+        for f in source.files[1:]:
+            if f.stat().st_size == 0:
+                raise RoostError(f"cannot read {f}: Empty CSV file", hint="remove the empty file from the input")
+    else:
+        for f in source.files:
+            with read_guard(f):
+                pq.read_metadata(f)
+        with read_guard(source.files[0]):
+            schema = pq.read_schema(source.files[0])
+    check_columns(list(schema.names), pred.inputs, keep, [output_schema(schema, [], pred.task).names[0]])
+    check_types(schema, pred.dtypes)
 
 
 def _prepare_output(out: Path, settings: dict[str, Any], overwrite: bool) -> bool:

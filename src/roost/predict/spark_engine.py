@@ -13,7 +13,7 @@ from typing import Any
 
 from roost.errors import RoostError
 from roost.predict.score import cached_predictor, output_schema, score_with_package
-from roost.predict.sources import Source, check_columns
+from roost.predict.sources import Source, check_columns, sql_error
 
 log = logging.getLogger(__name__)
 
@@ -67,7 +67,12 @@ def _score_partition(package: str, shipped: bool, keep: list[str], batches: Iter
 def read_input(spark: Any, source: Source) -> Any:
     """The input as a Spark DataFrame (Parquet, CSV with a header, or a Spark SQL query)."""
     if source.kind == "sql":
-        return spark.sql(source.query)
+        from pyspark.errors import AnalysisException, ParseException
+
+        try:
+            return spark.sql(source.query)
+        except (ParseException, AnalysisException) as exc:  # Spark's message quotes the offending token
+            raise sql_error(source.query or "", exc) from exc
     paths = [str(f.resolve()) for f in source.files]
     if source.kind == "csv":
         return spark.read.option("header", "true").option("inferSchema", "true").csv(paths)
