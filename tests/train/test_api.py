@@ -111,7 +111,7 @@ def test_auto_keeps_the_better_candidate(ws, data_file) -> None:
     children = [r for r in roost.search_runs() if r["parent_run_id"] == res.run_id]
     assert sorted(r["name"] for r in children) == ["auto:lightgbm", "auto:logreg", "auto:wide_deep"]
     assert all(r["status"] == "FINISHED" for r in children)
-    assert roost.load_model("auto-clicks/1").meta["model_type"] == "auto"
+    assert roost.load_model("auto-clicks/1").meta["model_type"] == res.model_type
     with pytest.raises(ConfigError, match="candidates"):
         roost.train(_cfg(data_file, model={"type": "auto", "params": {"candidates": ["two_tower"]}}))
 

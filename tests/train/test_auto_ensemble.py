@@ -52,6 +52,7 @@ def test_blend_package_is_one_graph_equal_to_the_weighted_members(tmp_path) -> N
     assert [o.name for o in model.graph.output] == ["probability"]
     assert sorted(i.name for i in model.graph.input) == sorted(FEATURES)
     assert json.loads((pkg / "native" / "blend.json").read_text())["members"] == ["logreg:0.2500", "lightgbm:0.7500"]
+    assert roost.load_model(pkg).meta["model_type"] == "logreg+lightgbm"
 
 
 @pytest.mark.parametrize(

@@ -145,6 +145,21 @@ class Blend(Estimator):
         onnx.save_model(model, str(path))
         return parity(path, self.spec_.raw_inputs(sample), {out: np.asarray(self.predict(sample))})
 
+    def save_package(
+        self,
+        directory: Path | str,
+        sample: pd.DataFrame,
+        label: str | None = None,
+        run_id: str | None = None,
+        metrics: dict[str, float] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> Path:
+        """The model package; its meta names the kept member types joined by '+' as the model type."""
+        kind = "+".join(dict.fromkeys(n for n, _ in self.members))
+        return super().save_package(
+            directory, sample, label, run_id, metrics, {"model_type": kind, **(extra_meta or {})}
+        )
+
     def signature(self, label: str | None = None) -> dict[str, Any]:
         """signature.json content: the primary output only."""
         sig = super().signature(label)
