@@ -14,6 +14,8 @@ from roost.errors import RoostError, closest
 if TYPE_CHECKING:
     import pandas as pd
 
+__all__ = ["LABEL", "TABLES", "Table", "load_table"]
+
 LABEL = "label"
 
 

@@ -434,8 +434,8 @@ def train_run(
             )
             metrics = final_metrics(model, task, label, val_df, test_df)
             _log_final(run, model, metrics)
-            pkg = _package(model, run, art, test_df, label, metrics, cfg)
-            _monitor_reference(art, model, task, train_df, test_df, label)
+            pkg = write_package(model, run, art, test_df, label, metrics, cfg)
+            monitor_reference(art, model, task, train_df, test_df, label)
             _log_features(art, cfg)
             version = None
             if cfg.register_as:
@@ -467,7 +467,7 @@ def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | 
     return proc, url
 
 
-def _monitor_reference(art: Path, model: Estimator, task: str, train_df: Any, test_df: Any, label: str) -> None:
+def monitor_reference(art: Path, model: Estimator, task: str, train_df: Any, test_df: Any, label: str) -> None:
     """Store the training profile, a reference sample and the scored evaluation set with the run (for drift)."""
     try:
         from roost.monitor import write_run_reference
@@ -535,7 +535,7 @@ def _log_final(run: Any, model: Estimator, metrics: dict[str, float]) -> None:
         run.log_metric("best_epoch", float(best))
 
 
-def _package(
+def write_package(
     model: Estimator, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
 ) -> Path:
     """Export the model package into the run's artifacts (`model/`)."""

@@ -21,14 +21,14 @@ from roost.train.api import (
     RESOLVED,
     Interrupted,
     TrainResult,
-    _monitor_reference,
-    _package,
     auto_config,
     build_model,
     final_metrics,
+    monitor_reference,
     resolved_params,
     start_tensorboard,
     train_run,
+    write_package,
     write_yaml,
 )
 from roost.train.config import TrainConfig, flatten
@@ -173,8 +173,8 @@ def train_auto(
             else:
                 blend = final if not isinstance(final, tuple) else final[1]
                 metrics = {**final_metrics(blend, task, cfg.label, parts[1], parts[2]), **held}
-                _package(blend, parent, art, parts[2], cfg.label, metrics, cfg)
-                _monitor_reference(art, blend, task, parts[0], parts[2], cfg.label)
+                write_package(blend, parent, art, parts[2], cfg.label, metrics, cfg)
+                monitor_reference(art, blend, task, parts[0], parts[2], cfg.label)
             parent.log_metrics({k: v for k, v in metrics.items() if v == v})
             parent.log_metrics({f"auto.weight.{c}": w for c, w in weights.items()})
             parent.set_tags(
