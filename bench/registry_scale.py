@@ -10,7 +10,8 @@ through its own SQLAlchemy tables in its venv, stopped when --mlflow-bound-s is 
   ui       the runs page, a filtered + metric-sorted runs page, the compare page of 10 runs (the UI's limit):
            server time from the UI's TestClient
 Every run has 3 params, 2 tags, the latest of 2 metrics and 5 points of history (the metric history table is
-5x the runs). A figure stops repeating after 60 s of calls (FIGURE_BOUND_S; MLflow's after 60 s too). Prints one table per store; MLflow's populate rate and how far it got within its bound.
+5x the runs). A figure stops repeating after 60 s of calls (FIGURE_BOUND_S; MLflow's after 60 s too). Prints one
+table per store; MLflow's populate rate and how far it got within its bound.
 """
 
 from __future__ import annotations
