@@ -220,3 +220,29 @@ def test_grpc_fast_raw_decoder_equals_numpy_and_refuses_what_it_does_not_cover(p
             assert err.value.status == 400, why
     finally:
         ip.close()
+
+
+def test_a_request_that_fills_a_batch_runs_inline_even_among_others(pkgs, bc_data):
+    """Nothing can merge with a request of max_batch rows: it skips the queue and the thread hand-off, even with
+    other connections open; a smaller one still goes through the batcher so concurrent requests merge."""
+    X, _, cols = bc_data
+    app = create_app([str(pkgs["bc"])])
+    model = app.repo.get("bc")
+    rec = model.session = _Recorder(model.session)
+    batcher_thread = model.batcher._thread.ident
+    full = model.batcher.max_rows
+    want = _reference(pkgs["bc"], cols, X[:full]).reshape(-1)
+    ip = InProcess(app)
+    app.open_connections = lambda: 5
+    try:
+        for n, thread in ((full, threading.get_ident()), (full - 1, batcher_thread)):
+            status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[:n])))
+            assert status == 200, out
+            got = np.asarray(orjson.loads(out)["outputs"][0]["data"]).reshape(-1)
+            np.testing.assert_allclose(got, want[:n], rtol=1e-5, atol=1e-6)
+            assert rec.threads[-1] == thread, n
+        model.batcher.close()  # replaced by a hot swap: a full request is refused like any other (503, retry)
+        status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[:full])))
+        assert status == 503, out
+    finally:
+        ip.close()

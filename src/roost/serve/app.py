@@ -137,7 +137,10 @@ class ServeApp:
         batcher = model.batcher
         outputs: dict[str, np.ndarray]
         try:
-            if batcher.idle and model.inline_ok and self.alone():  # a batch of one: no queue, no thread hand-off
+            # Inline (no queue, no thread hand-off) when the request would be a batch of one anyway: it is alone,
+            # or it fills a batch by itself so no other request could be merged with it.
+            full = rows >= batcher.max_rows and not batcher.closed
+            if model.inline_ok and (full or (batcher.idle and self.alone())):
                 outputs = batcher.run_now(arrays, rows)
             else:
                 fut = batcher.submit(arrays, rows)

@@ -77,6 +77,11 @@ class Batcher:
         """Whether nothing is queued or running (so a request would be a batch of one) and it takes requests."""
         return self._submitted == self._finished and not self._closed
 
+    @property
+    def closed(self) -> bool:
+        """Whether the batcher stopped taking requests (its model was replaced)."""
+        return self._closed
+
     def run_now(self, inputs: dict[str, np.ndarray], rows: int) -> Outputs:
         """Run one request on the calling thread (no queue, no thread hand-off); counted as a batch of one."""
         out = self._run(inputs)
