@@ -103,15 +103,17 @@ def tensorboard(
     """Start TensorBoard on a run's event files, print its URL, serve until Ctrl-C."""
     from roost.train.tensorboard import run_logdir, start, stop
 
-    _interrupt_on_term()  # before the URL is printed: whoever reads it may stop us at once
-    proc, url = start(run_logdir(run_id), port=port)
+    _interrupt_on_term()  # before TensorBoard starts: whoever sees it answer may stop us at once
+    proc = None
     try:
+        proc, url = start(run_logdir(run_id), port=port)  # a stop while it starts is a clean stop too (exit 0)
         print(url, flush=True)
         _serve_until_ctrl_c(proc, url)
     except KeyboardInterrupt:
         pass
     finally:
-        stop(proc)
+        if proc is not None:
+            stop(proc)
 
 
 def register(app: typer.Typer) -> None:

@@ -68,18 +68,22 @@ def start(
     errlog.close()  # the child holds its own handle
     url = f"http://{host}:{port}/"
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RoostError(
-                f"TensorBoard exited with code {proc.returncode}",
-                hint=f"run `tensorboard --logdir {logdir}` by hand to see why",
-            )
-        try:
-            if httpx.get(url, timeout=2.0).status_code == 200:
-                return proc, url
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.25)
+    try:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RoostError(
+                    f"TensorBoard exited with code {proc.returncode}",
+                    hint=f"run `tensorboard --logdir {logdir}` by hand to see why",
+                )
+            try:
+                if httpx.get(url, timeout=2.0).status_code == 200:
+                    return proc, url
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.25)
+    except BaseException:  # Ctrl-C/SIGTERM while waiting: the child runs in its own session, so stop it here
+        stop(proc)
+        raise
     stop(proc)
     raise RoostError(f"TensorBoard did not answer within {timeout:.0f} s", hint="run it by hand to see why")
 
