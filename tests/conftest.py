@@ -136,3 +136,32 @@ def new_pg_database(base_url: str) -> str:
 def pg_database(postgres_server):
     """A factory of fresh databases on the test PostgreSQL server (SQLAlchemy URLs)."""
     return lambda: new_pg_database(postgres_server)
+
+
+@pytest.fixture(scope="session")
+def local_spark():
+    """Start a local[2] SparkSession (UI off, 2 shuffle partitions, plus `conf`); skips without pyspark or Java.
+
+    Modules wrap it in their own module-scoped `spark` fixture and stop the session at their end."""
+    import shutil
+    import sys
+
+    def start(app: str, **conf: str):
+        pytest.importorskip("pyspark", reason="pyspark is in the dev extra: make test installs it")
+        if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
+            pytest.skip("no Java: make test installs openjdk-17-jre-headless")
+        os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
+        os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
+        from pyspark.sql import SparkSession
+
+        builder = (
+            SparkSession.builder.master("local[2]")
+            .appName(app)
+            .config("spark.ui.enabled", "false")
+            .config("spark.sql.shuffle.partitions", "2")
+        )
+        for key, value in conf.items():
+            builder = builder.config(key, value)
+        return builder.getOrCreate()
+
+    return start

@@ -94,22 +94,8 @@ def redis_url(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(local_spark):
     """One local[2] SparkSession per test module (UI off, session time zone UTC), stopped at the end."""
-    pytest.importorskip("pyspark", reason="pyspark is in the dev extra: make test installs it")
-    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
-        pytest.skip("no Java: make test installs openjdk-17-jre-headless")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
-
-    s = (
-        SparkSession.builder.master("local[2]")
-        .appName("roost-features-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .config("spark.sql.session.timeZone", "UTC")
-        .getOrCreate()
-    )
+    s = local_spark("roost-features-test", **{"spark.sql.session.timeZone": "UTC"})
     yield s
     s.stop()

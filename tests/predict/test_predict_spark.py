@@ -1,9 +1,5 @@
 """roost.predict on a real local SparkSession (mapInArrow): equal to load_model().predict; clear missing-Java error."""
 
-import os
-import shutil
-import sys
-
 import numpy as np
 import pytest
 from predictkit import expected, make_frame, read_output, write_parquet
@@ -15,22 +11,9 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def spark():
+def spark(local_spark):
     """One local[2] SparkSession for the module (UI off), stopped at the end."""
-    pytest.importorskip("pyspark", reason="pyspark is in the dev extra: make test installs it")
-    if not os.environ.get("JAVA_HOME") and shutil.which("java") is None:
-        pytest.skip("no Java: make test installs openjdk-17-jre-headless")
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    from pyspark.sql import SparkSession
-
-    s = (
-        SparkSession.builder.master("local[2]")
-        .appName("roost-predict-test")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.shuffle.partitions", "2")
-        .getOrCreate()
-    )
+    s = local_spark("roost-predict-test")
     yield s
     s.stop()
 
