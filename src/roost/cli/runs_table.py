@@ -27,6 +27,11 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
+def _width(head: str, cells: list[str]) -> int:
+    """Characters a column takes in the table: its widest cell or header, plus Rich's padding."""
+    return max([len(head)] + [len(c) for c in cells]) + PAD
+
+
 def runs_rows(
     runs: list[dict[str, Any]], columns: str | None = None, width: int | None = None
 ) -> tuple[list[str], list[list[str]], int]:
@@ -48,10 +53,10 @@ def runs_rows(
     heads = [c.key if c.kind != "tag" else c.field for c in cols]
     keep = len(cols)
     if width is not None and not columns:
-        used = sum(max([len(h)] + [len(row[i]) for row in fixed]) + PAD for i, h in enumerate(FIXED))
+        used = sum(_width(h, [row[i] for row in fixed]) for i, h in enumerate(FIXED))
         keep = 0
         for i, h in enumerate(heads):
-            w = max([len(h)] + [len(row[i]) for row in extra]) + PAD
+            w = _width(h, [row[i] for row in extra])
             if used + w > width:
                 break
             used, keep = used + w, keep + 1
@@ -68,7 +73,7 @@ def print_runs(runs: list[dict[str, Any]], columns: str | None = None) -> None:
     width = console.width if console.is_terminal else None
     heads, rows, dropped = runs_rows(runs, columns, width)
     if width is None:  # a pipe or a file: every column whole, as wide as it needs (not squeezed into 80)
-        needed = sum(max([len(h)] + [len(r[i]) for r in rows]) + PAD for i, h in enumerate(heads)) + 1
+        needed = sum(_width(h, [r[i] for r in rows]) for i, h in enumerate(heads)) + 1
         console = Console(soft_wrap=True, width=max(needed, console.width))
     t = Table(title=f"{len(runs)} run(s)", show_lines=False)
     for i, h in enumerate(heads):
