@@ -32,12 +32,10 @@ def ui(
     ),
 ) -> None:
     """Serve the web UI: experiments, runs, compare, models, feature views, TensorBoard."""
-    import uvicorn
-
     from roost import workspace
     from roost.cli.output import deprecated, echo
     from roost.errors import RoostError
-    from roost.ui.app import LOOPBACK_HOSTS, create_app
+    from roost.ui.app import LOOPBACK_HOSTS, create_app, serve
 
     port = deprecated("-p", "--port", port_old, port)
     ws = workspace.current()
@@ -55,6 +53,6 @@ def ui(
     url = f"http://{shown}:{port}/" + (f"?token={token}" if token else "")
     echo(f"roost ui for {ws.root} at {url}  (Ctrl-C stops it)")
     try:
-        uvicorn.run(app, host=host, port=port, log_level=os.environ.get("ROOST_UI_LOG_LEVEL", "warning"))
+        serve(app, host, port, os.environ.get("ROOST_UI_LOG_LEVEL", "warning"))  # SIGTERM/Ctrl-C: exit 0
     except OSError as exc:
         raise RoostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None

@@ -204,6 +204,25 @@ def create_app(
     return app
 
 
+def serve(app: Starlette, host: str, port: int, log_level: str = "warning") -> None:
+    """Serve the UI until SIGTERM or Ctrl-C, then return normally (a clean stop is exit 0, not 143 or 130).
+
+    uvicorn drains on either signal and then raises the signal again with the handler that was in place before it
+    started; a no-op handler here makes that a plain return (TensorBoards are stopped by the app's lifespan).
+    """
+    import signal
+
+    import uvicorn
+
+    stops = (signal.SIGTERM, signal.SIGINT)
+    old = {sig: signal.signal(sig, lambda signum, frame: None) for sig in stops}
+    try:
+        uvicorn.run(app, host=host, port=port, log_level=log_level)
+    finally:
+        for sig, handler in old.items():
+            signal.signal(sig, handler)
+
+
 async def _reap(tb: TensorBoardManager) -> None:
     """Every 30 s, stop TensorBoards that nobody used for tb.idle_s."""
     while True:
