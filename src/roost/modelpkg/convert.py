@@ -7,7 +7,16 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from roost.errors import RoostError
+
 NUMPY_DTYPES = {"float32": np.float32, "float64": np.float64, "int64": np.int64, "int32": np.int32, "bool": np.bool_}
+
+# Text that means "missing" in a numeric column: pandas.read_csv's default na_values (also Arrow's CSV null
+# values), compared after stripping blanks, so "" and "  " are missing too. Any other text is refused.
+MISSING_TOKENS = frozenset(
+    {"", "#N/A", "#N/A N/A", "#NA", "-1.#IND", "-1.#QNAN", "-NaN", "-nan", "1.#IND", "1.#QNAN", "<NA>", "N/A"}
+    | {"NA", "NULL", "NaN", "None", "n/a", "nan", "null"}
+)
 
 
 def to_strings(values: Any) -> np.ndarray:
@@ -21,16 +30,50 @@ def to_strings(values: Any) -> np.ndarray:
     return out
 
 
-def to_input(values: Any, dtype: str) -> np.ndarray:
-    """Convert a column (Series, list or array) to a 1-D array of a signature dtype."""
+def _is_missing(v: Any) -> bool:
+    """True for None, NaN, pd.NA/NaT and the missing-value words of MISSING_TOKENS."""
+    if isinstance(v, (str, bytes)):
+        text = v.decode("utf-8", "replace") if isinstance(v, bytes) else v
+        return text.strip() in MISSING_TOKENS
+    try:
+        return bool(pd.isna(v))
+    except (TypeError, ValueError):  # lists, arrays: not a scalar, so not missing
+        return False
+
+
+def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Series:
+    """`s` as numbers (missing → NaN); a RoostError naming column, row and value for anything else."""
+    if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
+        return pd.to_numeric(s)
+    num = pd.to_numeric(s, errors="coerce")
+    unparsed = num.isna().to_numpy() & ~s.isna().to_numpy()
+    for i in np.flatnonzero(unparsed):
+        value = s.iloc[i]
+        if _is_missing(value):
+            continue
+        labels = index if index is not None else s.index
+        label = labels[i] if len(labels) == len(s) else i
+        where = f"row {i}" if isinstance(label, (int, np.integer)) and label == i else f"row {i} (index {label!r:.40})"
+        column = f"column {name!r}" if name is not None else "a column"
+        raise RoostError(
+            f"{column} expects {dtype} numbers but {where} holds {value!r:.60} ({type(value).__name__})",
+            hint=f"convert {repr(name) if name else 'it'} to numbers first (missing: None, NaN, '', 'NA' or 'null')",
+        )
+    return num
+
+
+def to_input(values: Any, dtype: str, name: str | None = None, index: Any = None) -> np.ndarray:
+    """Convert a column (Series, list or array) to a 1-D array of a signature dtype (text in numbers: RoostError)."""
     if dtype == "string":
         return to_strings(values)
     s = pd.Series(values) if not isinstance(values, pd.Series) else values
+    name = name if name is not None else (str(s.name) if s.name is not None else None)
     if dtype in ("float32", "float64"):
-        floats: np.ndarray = pd.to_numeric(s, errors="coerce").to_numpy(dtype=NUMPY_DTYPES[dtype], na_value=np.nan)
+        num = _numbers(s, dtype, name, index)
+        floats: np.ndarray = num.to_numpy(dtype=NUMPY_DTYPES[dtype], na_value=np.nan)
         return floats
     if dtype in ("int64", "int32"):
-        v = pd.to_numeric(s, errors="coerce")
+        v = _numbers(s, dtype, name, index)
         ints: np.ndarray = v.fillna(-1).to_numpy().astype(NUMPY_DTYPES[dtype])
         return ints
     if dtype == "bool":

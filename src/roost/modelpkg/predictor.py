@@ -47,6 +47,7 @@ class Predictor:
     def cast(self, name: str, value: Any) -> np.ndarray:
         """Cast one input column to its signature dtype, 1-D (an [N, 1] column is accepted as [N])."""
         dtype = self.dtypes[name]
+        index = value.index if hasattr(value, "iloc") else None  # a pandas column: its labels name a bad row
         arr = np.asarray(value, dtype=object if dtype == "string" else None)
         if arr.ndim == 0:
             arr = arr.reshape(1)
@@ -59,7 +60,7 @@ class Predictor:
         if arr.dtype == NUMPY_DTYPES[dtype]:
             return arr
         try:
-            return to_input(arr, dtype)
+            return to_input(arr, dtype, name=name, index=index)
         except (TypeError, ValueError) as exc:
             raise RoostError(
                 f"input {name!r} cannot be read as {dtype}: {exc}", hint="check the column's values"
