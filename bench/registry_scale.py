@@ -97,6 +97,80 @@ def populate_roost(store: Any, n: int, experiments: int = 10) -> float:
     return time.perf_counter() - t0
 
 
+_BULK_TABLES = ("runs", "params", "tags", "metrics", "latest_metrics")
+_COPY_RUNS = (
+    'COPY runs (id, experiment_id, name, status, start_time, end_time, heartbeat_at, "user", source, artifact_uri) '
+    "FROM STDIN"
+)
+
+
+def populate_pg_copy(store: Any, n: int, experiments: int = 10, per_txn: int = 50_000) -> float:
+    """Bulk-load n runs into a PostgreSQL roost store as pg_restore does; returns seconds.
+
+    The secondary indexes of the run tables are dropped, the rows go in with COPY (per_txn runs a transaction;
+    foreign keys checked), then the same indexes are created again from their stored definitions — the store ends
+    exactly as `Store.bulk_insert` would leave it (same rows, same schema), only built faster.
+    """
+    from roost.registry.store import typed_param
+
+    eids = [store.get_or_create_experiment(f"exp-{k}") for k in range(experiments)]
+    t0 = time.perf_counter()
+    raw = store.engine.raw_connection()
+    try:
+        con = raw.driver_connection
+        with con.cursor() as cur:
+            cur.execute(
+                "SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND tablename = ANY(%s) AND indexname NOT IN (SELECT conname FROM pg_constraint)",
+                (list(_BULK_TABLES),),
+            )
+            defs = cur.fetchall()
+            for name, _ in defs:
+                cur.execute(f'DROP INDEX "{name}"')
+            con.commit()
+            done = 0
+            for batch in batches(n):
+                with cur.copy(_COPY_RUNS) as cp:
+                    for r in batch:
+                        eid = eids[r["i"] % experiments]
+                        end = r["start"] + timedelta(seconds=20)
+                        uri = f"file:///bench/{eid}/{r['id']}/artifacts"
+                        cp.write_row(
+                            (r["id"], eid, f"run-{r['i']}", r["status"], r["start"], end, end, "bench", "bench", uri)
+                        )
+                with cur.copy("COPY params (run_id, key, value, type, num) FROM STDIN") as cp:
+                    for r in batch:
+                        for k, v in r["params"].items():
+                            cp.write_row((r["id"], k, *typed_param(v)))
+                with cur.copy("COPY tags (run_id, key, value) FROM STDIN") as cp:
+                    for r in batch:
+                        for k, v in r["tags"].items():
+                            cp.write_row((r["id"], k, v))
+                with cur.copy('COPY metrics (run_id, key, value, step, "timestamp") FROM STDIN') as cp:
+                    for r in batch:
+                        ts = r["start"].timestamp()
+                        for st, v in enumerate(r["loss"]):
+                            cp.write_row((r["id"], "loss", v, st, ts + st))
+                        cp.write_row((r["id"], "auc", r["auc"], 0, ts + 5))
+                with cur.copy('COPY latest_metrics (run_id, key, value, step, "timestamp") FROM STDIN') as cp:
+                    for r in batch:  # the greatest (step, timestamp) of each key, as bulk_insert derives it
+                        ts = r["start"].timestamp()
+                        cp.write_row((r["id"], "loss", r["loss"][-1], 4, ts + 4))
+                        cp.write_row((r["id"], "auc", r["auc"], 0, ts + 5))
+                done += len(batch)
+                if done % per_txn == 0 or done == n:
+                    con.commit()
+                    print(f"    copied {done:,} runs ({time.perf_counter() - t0:.0f} s)", flush=True)
+            t_idx = time.perf_counter()
+            for _, ddl in defs:
+                cur.execute(ddl)
+            con.commit()
+            print(f"    {len(defs)} indexes rebuilt in {time.perf_counter() - t_idx:.0f} s", flush=True)
+    finally:
+        raw.close()
+    return time.perf_counter() - t0
+
+
 FIGURE_BOUND_S = 60.0  # a figure stops repeating once its calls took this long (the line says how many ran)
 
 
@@ -209,8 +283,10 @@ def bench_roost(url: str | None, n: int, repeats: int, create_runs: int) -> dict
     cwd = os.getcwd()
     os.chdir(root)  # no git checkout around (run creation would start `git status`)
     st = default_store()
-    fill = populate_roost(st, n)
-    print(f"  populated {n:,} runs in {fill:.1f} s ({fill / n * 1e6:.0f} us/run, bulk)", flush=True)
+    pg = st.engine.dialect.name == "postgresql"
+    fill = populate_pg_copy(st, n) if pg else populate_roost(st, n)
+    how = "COPY, indexes rebuilt after" if pg else "bulk_insert"
+    print(f"  populated {n:,} runs in {fill:.1f} s ({fill / n * 1e6:.0f} us/run, {how})", flush=True)
     if st.engine.dialect.name == "postgresql":
         with st.engine.connect() as conn:  # autovacuum would do it soon after a bulk load
             conn.execution_options(isolation_level="AUTOCOMMIT").exec_driver_sql("VACUUM ANALYZE")
@@ -230,7 +306,13 @@ import json, statistics, sys, time, uuid, random
 spec = json.load(open(sys.argv[1]))
 from mlflow.store.tracking.sqlalchemy_store import SqlAlchemyStore
 from mlflow.store.tracking.dbmodels.models import SqlLatestMetric, SqlMetric, SqlParam, SqlRun, SqlTag
+from sqlalchemy import event
 store = SqlAlchemyStore(spec["uri"], spec["artifacts"])
+deadline = [float("inf")]  # a search call past its bound is interrupted inside SQLite (progress handler)
+
+@event.listens_for(store.engine, "checkout")
+def _bound(dbapi_con, rec, proxy):
+    dbapi_con.set_progress_handler(lambda: int(time.perf_counter() > deadline[0]), 100000)
 eid = store.create_experiment("bench")
 rng = random.Random(3)
 n, done, t0, bound = spec["runs"], 0, time.perf_counter(), spec["bound_s"]
@@ -274,20 +356,30 @@ cases = {
     "filter param + order by metric": lambda k: (f"params.model = '{models[k % 3]}'", ["metrics.auc DESC"]),
 }
 for label, case in cases.items():
-    ts = []
+    ts, cut = [], 0
     for k in range(spec["repeats"]):
         flt, order = case(k)
         t = time.perf_counter()
-        store.search_runs([eid], flt, 1, 100, order_by=order)
+        deadline[0] = t + spec["call_bound_s"]
+        try:
+            store.search_runs([eid], flt, 1, 100, order_by=order)
+        except Exception:  # interrupted at the call bound
+            if time.perf_counter() < deadline[0]:
+                raise
+            cut += 1
+        deadline[0] = float("inf")
         ts.append(time.perf_counter() - t)
-        if sum(ts) > spec["query_bound_s"]:
+        if sum(ts) > spec["query_bound_s"] or cut:
             break
     ts.sort()
-    out["figures"][label] = [statistics.median(ts), ts[min(len(ts) - 1, round(0.99 * (len(ts) - 1)))], len(ts)]
-    print(f"  mlflow {label:<34} p50 {out['figures'][label][0]*1e3:8.1f} ms ({len(ts)} calls)", file=sys.stderr,
-          flush=True)
+    out["figures"][label] = [statistics.median(ts), ts[min(len(ts) - 1, round(0.99 * (len(ts) - 1)))], len(ts), cut]
+    print(f"  mlflow {label:<34} p50 {out['figures'][label][0]*1e3:8.1f} ms ({len(ts)} calls, {cut} cut)",
+          file=sys.stderr, flush=True)
 print(json.dumps(out))
 """
+
+
+MLFLOW_CALL_BOUND_S = 120.0  # one MLflow search_runs call is interrupted (inside SQLite) after this long
 
 
 def bench_mlflow(n: int, repeats: int, bound_s: float) -> dict[str, Any]:
@@ -300,6 +392,7 @@ def bench_mlflow(n: int, repeats: int, bound_s: float) -> dict[str, Any]:
         "bound_s": bound_s,
         "repeats": repeats,
         "query_bound_s": 60,
+        "call_bound_s": MLFLOW_CALL_BOUND_S,
     }
     (tmp / "spec.json").write_text(json.dumps(spec))
     env = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"}
@@ -308,8 +401,11 @@ def bench_mlflow(n: int, repeats: int, bound_s: float) -> dict[str, Any]:
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     print(f"  populated {out['populated']:,} runs in {out['populate_s']:.1f} s (bulk, its own tables)")
-    for label, (p50, p99, calls) in out["figures"].items():
-        print(f"  {label:<34} p50 {p50 * 1e3:8.1f} ms  p99 {p99 * 1e3:8.1f} ms  ({calls} calls)", flush=True)
+    for label, (p50, p99, calls, cut) in out["figures"].items():
+        if cut:
+            print(f"  {label:<34} > {MLFLOW_CALL_BOUND_S:.0f} s: a call was stopped at the bound", flush=True)
+        else:
+            print(f"  {label:<34} p50 {p50 * 1e3:8.1f} ms  p99 {p99 * 1e3:8.1f} ms  ({calls} calls)", flush=True)
     return out
 
 
