@@ -1,12 +1,12 @@
 """Point-in-time join of one view by sort and binary search in NumPy (the fast engine behind `training_set`).
 
 DuckDB reads (key code, event time) of the view's rows whose keys occur among the entity rows and whose event
-time can matter. NumPy packs (entity code, event-time step, row position) into one int64 and sorts it (a SIMD
-sort of a plain int64 array is ~10x faster than DuckDB's ASOF sort of keyed rows with their payload); each entity
+time can matter. NumPy packs (entity code, event-time step, row position) into one uint64 and sorts it (a SIMD
+sort of a plain 64-bit array is ~10x faster than DuckDB's ASOF sort of keyed rows with their payload); each entity
 row binary-searches the last feature row at or before its time, then the TTL is checked on that row. Rows tied on
 (key, event time) are settled afterwards by (created time, source order), for the matched tie groups only, and a
 second read fetches the fields of the matched rows alone. The semantics are those of the ASOF SQL in
-`offline.pit_join_sql`, the fallback when no exact int64 key fits (`join_view` returns None) and what
+`offline.pit_join_sql`, the fallback when no exact 64-bit key fits (`join_view` returns None) and what
 ENGINE="sql" forces; the property test runs every engine against a brute-force reference.
 
 Event times become steps of the coarsest granularity they all share, so `et <= t` is `step(et) <= step(t)`
@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from roost.features.refs import ViewSelection
 
 ENGINE = "auto"  # "auto": this engine where an exact key fits, else ASOF SQL; "sql": always ASOF SQL
-SORT = "auto"  # "auto": packed sort when (code, step, position) fits 63 bits, else argsort; tests force "argsort"
+SORT = "auto"  # "auto": packed sort when (code, step, position) fits KEY_BITS, else argsort; tests force "argsort"
 # granularities tried, coarsest first (microseconds): day, hour, minute, second, millisecond, microsecond
 GRAINS = (86_400_000_000, 3_600_000_000, 60_000_000, 1_000_000, 1_000, 1)
 INT_KEY_BITS = 40  # an integer key whose entity range needs more bits is numbered densely through a join instead
-KEY_BITS = 63  # bits of the int64 sort key (tests lower it to force the argsort and the SQL fallback)
+KEY_BITS = 64  # bits of the uint64 sort key (tests lower it to force the argsort and the SQL fallback)
 BLOCK = 1 << 20  # rows per block when building keys (small temporaries stay in cache and are reused)
 
 
@@ -149,7 +149,7 @@ def _valid(arr: pa.Array) -> np.ndarray:
 
 
 def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] | None:
-    """Output column -> values (one per entity row) for one view, or None when no exact int64 key fits.
+    """Output column -> values (one per entity row) for one view, or None when no exact 64-bit key fits.
 
     Pass 1 reads (code, event time; the row number unless rows come in source order) of the rows that can
     matter and finds each entity row's match; pass 2 reads the fields (and created times, for ties) of the
@@ -360,7 +360,8 @@ class Ties:
 
 
 class Sorted:
-    """Feature rows sorted by (code, step, position): packed in one int64 when it fits, else an argsort."""
+    """Feature rows sorted by (code, step, position): packed in one uint64 when it fits, else an argsort of
+    (code, step) keys. Unsigned, so all 64 bits carry the key (100M rows x 1M codes x minute steps need them)."""
 
     def __init__(
         self, keys: np.ndarray, order: np.ndarray | None, s_bits: int, r_bits: int, e_min: int, grain: int, top: int
@@ -370,7 +371,7 @@ class Sorted:
 
     @classmethod
     def build(cls, feats: pa.Table, n_codes: int, n: int) -> Sorted | None:
-        """Sort the fetched rows (columns __code, __e); None when (code, step) needs more than 63 bits."""
+        """Sort the fetched rows (columns __code, __e); None when (code, step) needs more than KEY_BITS."""
         import numpy as np
 
         e_col = feats.column("__e")
@@ -387,11 +388,12 @@ class Sorted:
             return None
         packed = c_bits + s_bits + r_bits <= KEY_BITS and SORT != "argsort"
         shift = r_bits if packed else 0
-        keys = np.empty(n, dtype=np.int64)
+        keys = np.empty(n, dtype=np.uint64)
         off = 0
         for code_c, e_c in zip(feats.column("__code").chunks, e_col.chunks):
             for s in range(0, len(code_c), BLOCK):
-                code = code_c.slice(s, BLOCK).to_numpy().astype(np.int64, copy=False)
+                code = code_c.slice(s, BLOCK).to_numpy()  # codes are >= 0: int64 viewed as uint64, no copy
+                code = code.view(np.uint64) if code.dtype == np.int64 else code.astype(np.uint64)
                 e = e_c.slice(s, BLOCK)
                 m = len(code)
                 if e.null_count:  # -infinity: step 0
@@ -401,12 +403,13 @@ class Sorted:
                 step -= e_min
                 step //= grain
                 step += 1
+                ustep = step.view(np.uint64)  # steps are >= 0
                 out = keys[off : off + m]
                 np.left_shift(code, s_bits + shift, out=out)
                 if packed:
-                    step <<= shift
-                    out |= np.arange(off, off + m, dtype=np.int64)
-                out |= step
+                    ustep <<= shift
+                    out |= np.arange(off, off + m, dtype=np.uint64)
+                out |= ustep
                 off += m
         if packed:
             keys.sort()
@@ -431,7 +434,8 @@ class Sorted:
         row has the code, and its key (the queries go in sorted, so the lookups walk the keys in order)."""
         import numpy as np
 
-        query = ((code << self.s_bits) | step) << self.r_bits | ((1 << self.r_bits) - 1)
+        code = code.astype(np.uint64)  # codes and steps are >= 0
+        query = ((code << self.s_bits) | step.astype(np.uint64)) << self.r_bits | ((1 << self.r_bits) - 1)
         order = np.argsort(query)
         got = np.searchsorted(self.keys, query[order], side="right")
         got -= 1
@@ -439,7 +443,7 @@ class Sorted:
         at[order] = got
         found = at >= 0
         np.maximum(got, 0, out=got)
-        key = np.empty(len(query), dtype=np.int64)
+        key = np.empty(len(query), dtype=np.uint64)
         key[order] = self.keys[got]
         np.maximum(at, 0, out=at)
         found &= key >> (self.r_bits + self.s_bits) == code
@@ -451,16 +455,21 @@ class Sorted:
         return out
 
     def step(self, key: np.ndarray) -> np.ndarray:
-        """The event-time step of keys."""
-        return (key >> self.r_bits) & ((1 << self.s_bits) - 1)
+        """The event-time step of keys (int64)."""
+        import numpy as np
+
+        out: np.ndarray = ((key >> self.r_bits) & ((1 << self.s_bits) - 1)).astype(np.int64)
+        return out
 
     def pos(self, at: np.ndarray, key: np.ndarray | None = None) -> np.ndarray:
-        """Row position (in the fetched table) at sorted indices (whose keys, if given, save a lookup)."""
+        """Row position (in the fetched table, int64) at sorted indices (whose keys, if given, save a lookup)."""
+        import numpy as np
+
         out: np.ndarray
         if self.order is not None:
             out = self.order[at]
-        else:
-            out = (self.keys[at] if key is None else key) & ((1 << self.r_bits) - 1)
+        else:  # a fresh array of values < 2**63: viewed as int64, not copied
+            out = ((self.keys[at] if key is None else key) & ((1 << self.r_bits) - 1)).view(np.int64)
         return out
 
     def first(self, hi: np.ndarray) -> np.ndarray:
