@@ -13,12 +13,12 @@ import pytest
 import roost
 from roost.errors import RoostError
 
-sys.path.insert(0, str(Path(__file__).parent))  # s3_helpers, train_helpers (importlib import mode)
-sys.path.insert(0, str(Path(__file__).parents[1] / "train"))
+sys.path.insert(0, str(Path(__file__).parent))  # s3_helpers (importlib import mode)
 pytest.importorskip("s3fs", reason="S3 artifacts need s3fs (pip install 'roost[s3]')")
 
 from s3_helpers import MotoServer, free_port
-from train_helpers import mixed_frame
+
+from helpers import mixed_config, mixed_frame, mixed_parquet
 
 pytestmark = pytest.mark.services
 BUCKET = "s3://roost-artifacts/"
@@ -26,21 +26,7 @@ BUCKET = "s3://roost-artifacts/"
 
 @pytest.fixture
 def data_file(tmp_path):
-    p = tmp_path / "mixed.parquet"
-    mixed_frame(400).to_parquet(p)
-    return p
-
-
-def _cfg(data_file, **kw):
-    cfg = {
-        "data": str(data_file),
-        "label": "clicked",
-        "features": ["x1", "x2", "color", "user_id"],
-        "model": {"type": "mlp", "params": {"hidden": [8]}},
-        "trainer": {"epochs": 2},
-    }
-    cfg.update(kw)
-    return cfg
+    return mixed_parquet(tmp_path / "mixed.parquet", 400)
 
 
 def _files(srv: MotoServer, run_id: str) -> set[str]:
@@ -60,7 +46,7 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
 
     s3_workspace(s3_server.url)
     ws = s3_workspace.ws
-    res = roost.train(_cfg(data_file, register="s3-clicks"))
+    res = roost.train(mixed_config(data_file, register="s3-clicks"))
     run = roost.get_run(res.run_id)
     assert run["status"] == "FINISHED" and run["artifact_uri"].startswith(BUCKET)
     files = _files(s3_server, res.run_id)
@@ -101,7 +87,7 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
     # independent check: the same config trained with local artifacts predicts the same
     local = workspace.use(workspace.load(ws.root, artifacts=str(tmp_path / "local-artifacts")))
     try:
-        res_local = roost.train(_cfg(data_file))
+        res_local = roost.train(mixed_config(data_file))
     finally:
         workspace.use(ws)
     assert str(res_local.package_path).startswith(str(tmp_path / "local-artifacts"))
@@ -113,7 +99,7 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
 def test_auto_on_s3_keeps_the_winner_package(s3_server, s3_workspace, data_file):
     s3_workspace(s3_server.url)
     res = roost.train(
-        _cfg(
+        mixed_config(
             data_file,
             model={"type": "auto", "params": {"candidates": ["logreg", "lightgbm"]}},
             trainer={},
@@ -147,7 +133,7 @@ def test_killed_and_failed_runs_still_upload(s3_server, s3_workspace, data_file,
 
     monkeypatch.setattr(callbacks.RunLogger, "on_epoch_end", stop)
     with pytest.raises(Interrupted if how == "KILLED" else RuntimeError):
-        roost.train(_cfg(data_file))
+        roost.train(mixed_config(data_file))
     (run,) = roost.search_runs()
     assert run["status"] == how
     files = _files(s3_server, run["run_id"])
@@ -226,7 +212,7 @@ def test_store_lost_mid_training_keeps_every_file(s3_workspace, data_file, monke
     try:
         s3_workspace(srv.url)
         with pytest.raises(RoostError, match="cannot reach the S3 endpoint") as info:
-            roost.train(_cfg(data_file))
+            roost.train(mixed_config(data_file))
     finally:
         srv.stop()
     (run,) = roost.search_runs()

@@ -1,0 +1,67 @@
+"""Helpers shared by several test folders (imported by name: tests/conftest.py puts tests/ on sys.path).
+
+The "mixed frame" is a small synthetic table with every column kind training handles (numeric with NaN, string
+with missing values, integer ids) and three labels; `mixed_config` is the training config the tests build on it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+MIXED_FEATURES = ["x1", "x2", "color", "user_id"]
+
+
+def mixed_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:
+    """Numeric (with NaN), string (with missing), int id, user/item columns and three labels."""
+    rng = np.random.default_rng(seed)
+    x1 = rng.normal(size=n)
+    x2 = rng.normal(5, 3, size=n)
+    color = rng.choice(["red", "green", "blue", "violet"], n)
+    user_id = rng.integers(0, 50, n)
+    item_id = rng.integers(-20, 80, n)
+    user_seg = rng.choice(["a", "b"], n)
+    item_cat = rng.choice(["books", "games", "music"], n)
+    logit = 1.5 * x1 - 0.3 * (x2 - 5) + (color == "red") * 1.0 + (user_id % 3 == 0) * 0.8 + (item_cat == "games")
+    y = (rng.uniform(size=n) < 1 / (1 + np.exp(-logit))).astype(int)
+    df = pd.DataFrame(
+        {
+            "x1": x1,
+            "x2": x2,
+            "color": color,
+            "user_id": user_id,
+            "user_seg": user_seg,
+            "item_id": item_id,
+            "item_cat": item_cat,
+        }
+    )
+    df.loc[df.index % 11 == 0, "x2"] = np.nan
+    df.loc[df.index % 13 == 0, "color"] = None
+    df["clicked"] = y
+    df["kind"] = np.where(logit > 1, "high", np.where(logit > -0.5, "mid", "low"))
+    df["score"] = logit * 10 + 100 + rng.normal(size=n)
+    return df
+
+
+def mixed_parquet(path: Path, n: int = 400, seed: int = 0) -> Path:
+    """Write `mixed_frame(n, seed)` to the Parquet file `path`; returns the path."""
+    mixed_frame(n, seed).to_parquet(path)
+    return path
+
+
+def mixed_config(data_file: str | Path, **overrides: Any) -> dict[str, Any]:
+    """A small training config on a mixed-frame file: label `clicked`, four feature columns, a 2-epoch MLP.
+
+    Keyword arguments replace top-level keys (model=..., trainer=..., register=...)."""
+    cfg: dict[str, Any] = {
+        "data": str(data_file),
+        "label": "clicked",
+        "features": list(MIXED_FEATURES),
+        "model": {"type": "mlp", "params": {"hidden": [8]}},
+        "trainer": {"epochs": 2},
+    }
+    cfg.update(overrides)
+    return cfg
