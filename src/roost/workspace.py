@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from roost.errors import RoostError, closest
+from roost.errors import ConfigError, RoostError, closest
 
 CONFIG_NAME = "roost.yaml"
 STATE_DIR = ".roost"
@@ -65,6 +65,21 @@ OFFLINE_KEYS = ("engine", "master", "conf")
 _MASTER = re.compile(r"local(\[(\*|\d+)(,\d+)?\])?|local-cluster\[\d+, *\d+, *\d+\]|yarn|(spark|k8s|mesos)://\S+")
 
 
+def offline_engine(env: str | None, configured: object, where: str = CONFIG_NAME) -> str:
+    """The offline engine's name: `env` (ROOST_OFFLINE_ENGINE) else `configured` (offline.engine) else local,
+    trimmed and case-folded; empty or blank means unset. Raises ConfigError for a name not in OFFLINE_ENGINES."""
+    name = "local"
+    for value in (configured, env):  # the variable, when set, overrides the file
+        if value is not None and str(value).strip():
+            name = str(value).strip().lower()
+    if name not in OFFLINE_ENGINES:
+        raise ConfigError(
+            f"unknown offline engine {name!r} (from ROOST_OFFLINE_ENGINE or offline.engine in {where})",
+            hint="use one of: " + ", ".join(OFFLINE_ENGINES),
+        )
+    return name
+
+
 def _offline(value: Any, cfg_path: Path) -> dict[str, Any]:
     """The `offline:` settings ({engine: local|spark, master, conf}); ROOST_OFFLINE_ENGINE overrides the engine."""
     if value is None:
@@ -92,12 +107,7 @@ def _offline(value: Any, cfg_path: Path) -> dict[str, Any]:
             f"{cfg_path}: offline.master {master!r} is not a Spark master URL",
             hint='e.g. "local[*]", "local[4]", spark://HOST:7077, yarn or k8s://https://HOST:PORT',
         )
-    out["engine"] = str(os.environ.get("ROOST_OFFLINE_ENGINE") or out.get("engine") or "local").lower()
-    if out["engine"] not in OFFLINE_ENGINES:
-        raise RoostError(
-            f"unknown offline engine {out['engine']!r} (from ROOST_OFFLINE_ENGINE or offline.engine in {cfg_path})",
-            hint="use one of: " + ", ".join(OFFLINE_ENGINES),
-        )
+    out["engine"] = offline_engine(os.environ.get("ROOST_OFFLINE_ENGINE"), out.get("engine"), str(cfg_path))
     if not isinstance(out.get("conf", {}), dict):
         raise RoostError(
             f"{cfg_path}: offline.conf must be a mapping of Spark settings", hint="spark.executor.memory: 4g"

@@ -13,7 +13,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
-from roost.errors import ConfigError
+from roost.workspace import offline_engine
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from roost.features.refs import Selection
     from roost.workspace import Workspace
 
-__all__ = ["OfflineEngine", "LocalEngine", "get_engine"]
+__all__ = ["OfflineEngine", "LocalEngine", "get_engine", "offline_engine"]
 
 
 class OfflineEngine(Protocol):
@@ -78,14 +78,8 @@ def get_engine(ws: Workspace | None = None) -> OfflineEngine:
 
     ws = ws or workspace.current()
     cfg = dict(ws.offline)
-    name = str(os.environ.get("ROOST_OFFLINE_ENGINE") or cfg.get("engine") or "local").lower()
-    if name == "spark":
+    if offline_engine(os.environ.get("ROOST_OFFLINE_ENGINE"), cfg.get("engine")) == "spark":
         from roost.features.spark_engine import SparkEngine
 
         return SparkEngine(cfg)
-    if name != "local":
-        raise ConfigError(
-            f"unknown offline engine {name!r} (ROOST_OFFLINE_ENGINE or offline.engine in roost.yaml)",
-            hint="use local or spark",
-        )
     return LocalEngine()
