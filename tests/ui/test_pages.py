@@ -112,9 +112,9 @@ def test_compare_highlights_param_differences(client, populated):
     assert "Launch TensorBoard (2 runs)" in r.text
 
 
-def test_compare_needs_two_to_ten_runs(client, populated):
+def test_compare_needs_two_to_a_hundred_runs(client, populated):
     r = client.get("/compare", params={"runs": populated["a"]})
-    assert r.status_code == 400 and "select 2 to 10 runs" in r.text
+    assert r.status_code == 400 and "select 2 to 100 runs" in r.text
 
 
 def test_models_pages(client, populated):

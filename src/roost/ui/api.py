@@ -60,6 +60,7 @@ def routes(ui: UI) -> list[Route]:
     """The /api routes bound to the UI state."""
     from roost import artifacts
     from roost.registry import api as reg
+    from roost.ui import compare as cmp
     from roost.ui import data
 
     async def experiments(request: Request) -> Any:
@@ -103,11 +104,9 @@ def routes(ui: UI) -> list[Route]:
     async def charts(request: Request) -> Any:
         from roost.ui.charts import runs_charts
 
-        ids = [i.strip() for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
-        if not 1 <= len(ids) <= 10:
-            raise RoostError(f"charts take 1 to 10 runs (got {len(ids)})", hint="?runs=ID1,ID2")
-        full = [reg.get_run(i)["run_id"] for i in dict.fromkeys(ids)]
-        return runs_charts(full, max(2, min(_int(request, "max_points", 2000), 100_000)))
+        rs = cmp.compare_runs(cmp.compare_ids(request.query_params.getlist("runs"), least=1))
+        asked = max(2, min(_int(request, "max_points", 2000), 100_000))
+        return runs_charts(rs, cmp.curve_points(len(rs), asked))
 
     async def run_artifacts(request: Request) -> Any:
         r = reg.get_run(request.path_params["run_id"])
@@ -118,10 +117,7 @@ def routes(ui: UI) -> list[Route]:
         }
 
     async def compare(request: Request) -> Any:
-        ids = [i for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
-        if not 2 <= len(ids) <= 10:
-            raise RoostError(f"compare takes 2 to 10 runs (got {len(ids)})", hint="?runs=ID1,ID2")
-        rs = [reg.get_run(i) for i in ids]
+        rs = cmp.compare_runs(cmp.compare_ids(request.query_params.getlist("runs")))
         return {"runs": rs, "params": data.diff_rows(rs, "params"), "metrics": data.diff_rows(rs, "metrics")}
 
     async def models(request: Request) -> Any:

@@ -89,10 +89,20 @@ def chart_payload(runs: list[dict[str, Any]], series: list[dict[str, dict[str, l
     return {"charts": charts, "final": final}
 
 
-def runs_charts(run_ids: list[str], max_points: int = 2000, store: Store | None = None) -> dict[str, Any]:
-    """The chart payload of runs by full id (unknown ids left out), in the given order."""
-    from roost.ui.data import metric_series, runs_by_ids
+def runs_charts(
+    runs: list[str] | list[dict[str, Any]], max_points: int = 2000, store: Store | None = None
+) -> dict[str, Any]:
+    """The chart payload of runs (dicts, or full ids: unknown ones left out), in the given order.
 
-    found = runs_by_ids(run_ids, store)
-    runs = [found[i] for i in run_ids if i in found]
-    return chart_payload(runs, [metric_series(r["run_id"], max_points, store) for r in runs])
+    Every curve of every run comes from one query (roost.ui.compare.metric_series_many), thinned to max_points.
+    """
+    from roost.ui.compare import metric_series_many
+    from roost.ui.data import runs_by_ids
+
+    if all(isinstance(r, str) for r in runs):
+        found = runs_by_ids([r for r in runs if isinstance(r, str)], store)
+        dicts = [found[i] for i in runs if isinstance(i, str) and i in found]
+    else:
+        dicts = [r for r in runs if isinstance(r, dict)]
+    series = metric_series_many([r["run_id"] for r in dicts], max_points, store)
+    return chart_payload(dicts, [series[r["run_id"]] for r in dicts])

@@ -12,6 +12,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
+from roost.ui.compare import MAX_COMPARE
 from roost.ui.security import scrub_paths
 
 if TYPE_CHECKING:
@@ -28,7 +29,6 @@ CONFIG_NAMES = (
     "config.toml",
 )  # roost train writes config.yaml and config.resolved.yaml
 CONFIG_MAX_BYTES = 64 * 1024
-MAX_COMPARE = 10
 _PLAIN_KEY = re.compile(r"^[A-Za-z_0-9][\w\-./]*$")
 
 
@@ -106,6 +106,7 @@ def routes(ui: UI) -> list[Route]:
             qs=query_builder(request),
             sort_link=sort_link,
             field_name=field_name,
+            max_compare=MAX_COMPARE,
         )
 
     async def run(request: Request) -> Response:
@@ -134,28 +135,21 @@ def routes(ui: UI) -> list[Route]:
         )
 
     async def compare(request: Request) -> Response:
-        ids = [i for v in request.query_params.getlist("runs") for i in v.split(",") if i.strip()]
-        ids = list(dict.fromkeys(i.strip() for i in ids))
-        if not 2 <= len(ids) <= MAX_COMPARE:
-            return ui.error(
-                request,
-                RoostError(
-                    f"select 2 to {MAX_COMPARE} runs to compare (got {len(ids)})",
-                    hint="tick runs in the runs table, then press Compare",
-                ),
-            )
+        from roost.ui.compare import compare_ids, compare_runs
+        from roost.ui.tensorboard import MAX_TB_RUNS, runs_with_logs
+
         try:
-            rs = [reg.get_run(i) for i in ids]
+            rs = compare_runs(compare_ids(request.query_params.getlist("runs")))
         except NotFoundError as exc:
             return ui.error(request, exc, 404)
+        except RoostError as exc:
+            return ui.error(request, exc)
         only_diff = request.query_params.get("diff") == "1"
         params = data.diff_rows(rs, "params")
         metrics = data.diff_rows(rs, "metrics")
         if only_diff:
             params = [p for p in params if p["differs"]]
         params.sort(key=lambda p: not p["differs"])  # what tells the runs apart first, then what they share
-        from roost.ui.tensorboard import run_logdir
-
         return ui.render(
             request,
             "compare.html",
@@ -164,7 +158,7 @@ def routes(ui: UI) -> list[Route]:
             metrics=metrics,
             only_diff=only_diff,
             qs=query_builder(request),
-            tb_runs=[r for r in rs if run_logdir(r) is not None],
+            tb_runs=runs_with_logs(rs, MAX_TB_RUNS),
             chart_runs=[{"id": r["run_id"], "name": r["name"] or r["run_id"][:8]} for r in rs],
         )
 

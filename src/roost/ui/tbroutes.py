@@ -14,6 +14,7 @@ from starlette.routing import Route
 
 from roost.errors import NotFoundError, RoostError
 from roost.ui.security import csrf_ok, read_body
+from roost.ui.tensorboard import MAX_TB_RUNS
 
 if TYPE_CHECKING:
     from roost.ui.app import UI
@@ -64,8 +65,10 @@ def _run_ids(request: Request, body: bytes) -> list[str]:
         ids = [v for k, v in parse_qsl(body.decode("latin-1")) if k == "runs"]
     ids += request.query_params.getlist("runs")
     ids = list(dict.fromkeys(i.strip() for v in ids for i in v.split(",") if i.strip()))
-    if not 1 <= len(ids) <= 10:
-        raise RoostError(f"TensorBoard takes 1 to 10 runs (got {len(ids)})", hint="pick runs on the compare page")
+    if not 1 <= len(ids) <= MAX_TB_RUNS:
+        raise RoostError(
+            f"TensorBoard takes 1 to {MAX_TB_RUNS} runs (got {len(ids)})", hint="pick runs on the compare page"
+        )
     return ids
 
 

@@ -25,6 +25,7 @@ log = logging.getLogger(__name__)
 TB_SUBDIR = "tensorboard"
 DEFAULT_IDLE_S = 30 * 60.0
 DEFAULT_MAX_BOARDS = 4  # each TensorBoard holds ~300 MB and a core while it loads; docs/ui.md
+MAX_TB_RUNS = 10  # runs in one TensorBoard (the compare page offers the first ones with logs)
 Spec = list[tuple[str, str]]
 
 
@@ -52,6 +53,28 @@ def run_logdir(run: dict[str, Any]) -> Path | None:
         return training_logdir(run["run_id"])
     except RoostError:
         return None
+
+
+def runs_with_logs(runs: list[dict[str, Any]], most: int = MAX_TB_RUNS) -> list[dict[str, Any]]:
+    """The first `most` runs that have TensorBoard logs; a local run with neither a tensorboard/ folder nor the
+    tag pointing at another run's logs is passed over without the full lookup (which reads the run again)."""
+    from roost import artifacts
+    from roost.train.tensorboard import TB_LOGS_TAG
+
+    out: list[dict[str, Any]] = []
+    for r in runs:
+        if len(out) >= most:
+            break
+        uri = str(r.get("artifact_uri") or "")
+        if artifacts.is_local(uri) and not (r.get("tags") or {}).get(TB_LOGS_TAG):
+            try:
+                if not (artifacts.local_path(uri) / TB_SUBDIR).is_dir():
+                    continue
+            except OSError:
+                continue
+        if run_logdir(r) is not None:
+            out.append(r)
+    return out
 
 
 def spec_for(runs: list[dict[str, Any]]) -> Spec:

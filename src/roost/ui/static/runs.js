@@ -6,7 +6,7 @@
   var btn = document.getElementById("compare-btn");
   function update() {
     var n = form.querySelectorAll("input[name=runs]:checked").length;
-    btn.disabled = n < 2 || n > 10;
+    btn.disabled = n < 2 || n > Number(btn.getAttribute("data-max") || 100);
     btn.textContent = n ? "Compare " + n + " selected" : "Compare selected";
   }
   form.addEventListener("change", function (ev) { if (ev.target.name === "runs") update(); });
