@@ -108,6 +108,16 @@ class Package:
         """The input spec called `name`, or None."""
         return self.input_map.get(name)
 
+    @property
+    def float_columns(self) -> dict[str, int] | None:
+        """Input positions by name when every input is a float32 column of any length (shape [-1]), else None:
+        such a model's requests can be decoded into one (inputs x rows) matrix (protocols.v2.fast_inputs)."""
+        if "_float_columns" not in self.__dict__:
+            ok = bool(self.inputs) and all(s.dtype == "float32" and tuple(s.shape) == (-1,) for s in self.inputs)
+            self.__dict__["_float_columns"] = {s.name: i for i, s in enumerate(self.inputs)} if ok else None
+        cols: dict[str, int] | None = self.__dict__["_float_columns"]
+        return cols
+
 
 def _tensor(entry: Any, where: str) -> TensorSpec:
     """Parse one {name, dtype, shape} entry of signature.json."""
