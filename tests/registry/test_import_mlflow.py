@@ -7,6 +7,7 @@ import json
 import math
 import os
 import subprocess
+from datetime import UTC
 from pathlib import Path
 
 import pytest
@@ -48,6 +49,10 @@ mlflow.set_experiment("exp-b")
 with mlflow.start_run(run_name="gone") as gone:
     mlflow.log_param("p", 1)
 client.delete_run(gone.info.run_id)
+mlflow.set_experiment("exp-c")  # an experiment deleted with its run
+with mlflow.start_run(run_name="in-deleted-exp") as doomed:
+    mlflow.log_metric("m", 1.0)
+client.delete_experiment(mlflow.get_experiment_by_name("exp-c").experiment_id)
 open_run = client.create_run(mlflow.get_experiment_by_name("exp-b").experiment_id, run_name="open")
 client.log_metric(open_run.info.run_id, "m", 3.0, step=2)
 
@@ -61,7 +66,20 @@ for r in client.search_runs(exps, max_results=1000):
         "experiment": client.get_experiment(r.info.experiment_id).name,
         "params": r.data.params, "tags": r.data.tags, "history": hist,
     }
-json.dump({"runs": ref, "deleted": gone.info.run_id}, open(out, "w"))
+# MLflow's own record of when each run was deleted (its API does not expose deleted_time): the store itself
+deleted = {}
+for rid in (gone.info.run_id, doomed.info.run_id):
+    if uri.startswith("sqlite:///"):
+        import sqlite3
+        con = sqlite3.connect(uri[len("sqlite:///"):])
+        deleted[rid] = con.execute("SELECT deleted_time FROM runs WHERE run_uuid = ?", (rid,)).fetchone()[0]
+        con.close()
+    else:
+        import pathlib, yaml
+        root = pathlib.Path(uri[len("file://"):])
+        meta = yaml.safe_load(next(root.rglob(rid + "/meta.yaml")).read_text())
+        deleted[rid] = meta["deleted_time"]
+json.dump({"runs": ref, "deleted": deleted}, open(out, "w"))
 """
 
 
@@ -87,9 +105,9 @@ def _write_store(tmp_path: Path, uri: str) -> dict:
 
 def _check(ref: dict, report: importer.ImportReport) -> None:
     runs = ref["runs"]
-    assert report.runs == len(runs) == 4 and report.skipped_deleted == 1 and report.skipped_nan_points == 1
-    got = default_store().runs_by_ids(runs)
-    assert set(got) == set(runs) and ref["deleted"] not in got
+    assert report.runs == len(runs) == 4 and report.skipped_deleted == 2 and report.skipped_nan_points == 1
+    got = default_store().runs_by_ids([*runs, *ref["deleted"]])
+    assert set(got) == set(runs)  # MLflow's deleted runs (one in a deleted experiment) stay behind by default
     for rid, want in runs.items():
         r = got[rid]
         assert r["experiment"] == want["experiment"] and r["name"] == want["name"]
@@ -129,6 +147,39 @@ def test_import_an_mlruns_folder_written_by_mlflow(ws, tmp_path):
     ref = _write_store(tmp_path, (tmp_path / "mlruns").as_uri())
     report = importer.import_mlflow(str(tmp_path / "mlruns"), default_store())
     _check(ref, report)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("kind", ["sqlite", "mlruns"])
+def test_deleted_runs_are_imported_deleted_with_mlflows_deletion_time(ws, tmp_path, kind):
+    """--include-deleted keeps MLflow's lifecycle: hidden, restorable, gc's age counted from MLflow's deleted_time."""
+    from sqlalchemy import select
+
+    from roost.registry import retention
+    from roost.registry.models import Run
+
+    if kind == "sqlite":
+        uri = src = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    else:
+        uri, src = (tmp_path / "mlruns").as_uri(), str(tmp_path / "mlruns")
+    ref = _write_store(tmp_path, uri)
+    report = importer.import_mlflow(src, default_store(), include_deleted=True)
+    assert report.runs == len(ref["runs"]) + 2 == 6 and report.skipped_deleted == 0
+    deleted = ref["deleted"]
+    st = default_store()
+    with st.read() as s:
+        rows = {r.id: r for r in s.scalars(select(Run).where(Run.id.in_([*ref["runs"], *deleted])))}
+    assert len(rows) == 6
+    for rid in ref["runs"]:
+        assert rows[rid].lifecycle_stage == "active" and rows[rid].hidden_at is None
+    for rid, ms in deleted.items():
+        assert rows[rid].lifecycle_stage == "deleted"
+        assert round(rows[rid].hidden_at.replace(tzinfo=UTC).timestamp() * 1000) == ms
+    listed = {r["run_id"] for r in roost.search_runs()}
+    assert listed == set(ref["runs"])  # hidden from default listings, as in MLflow
+    gone = next(iter(deleted))
+    assert retention.change_stage(st, "restore", run_ids=[gone]).run_ids == [gone]  # restorable, as in MLflow
+    assert gone in {r["run_id"] for r in roost.search_runs()}
 
 
 def test_param_types_are_inferred_only_when_they_round_trip():

@@ -328,7 +328,7 @@ def gc_cmd(
 def runs_import_mlflow(
     uri: str = typer.Argument(..., help="sqlite:///PATH/mlflow.db or an ./mlruns folder"),
     prefix: str = typer.Option("", "--prefix", help="put before each experiment name, e.g. 'mlflow/'"),
-    include_deleted: bool = typer.Option(False, "--include-deleted", help="also import runs MLflow marked deleted"),
+    include_deleted: bool = typer.Option(False, "--include-deleted", help="also import deleted runs (as deleted)"),
     as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Import an MLflow store's experiments and runs (params, tags, metric history) in bulk; artifacts stay put."""

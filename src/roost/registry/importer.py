@@ -3,6 +3,9 @@
 Experiments (by name), runs (name, user, status, start/end times, git commit, source, parent), params, tags and the
 full metric history are copied; artifacts are not (a run keeps MLflow's artifact_uri). Runs are written in bulk
 transactions of BATCH_RUNS runs; a run id that the store already has is skipped, so an import can be repeated.
+Runs MLflow deleted (themselves, or with their experiment) are left behind unless include_deleted: then they keep
+that lifecycle — roost's 'deleted' stage, hidden since MLflow's deleted_time (so `roost gc --older-than` counts
+from MLflow's deletion; a store too old to record it counts from the import), restorable until gc.
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from roost.errors import RoostError
 from roost.registry import engine as eng
 from roost.registry.models import Base, LatestMetric, Metric, Param, Tag
 from roost.registry.models import Run as RunRow
+from roost.registry.retention import ACTIVE, DELETED
 from roost.registry.store import Store, param_rows
 
 __all__ = ["BATCH_RUNS", "ImportReport", "MlflowRun", "import_mlflow", "infer_param", "read_mlflow"]
@@ -50,6 +54,7 @@ class MlflowRun:
     params: dict[str, str] = field(default_factory=dict)
     tags: dict[str, str] = field(default_factory=dict)
     metrics: list[tuple[str, float, int, int]] = field(default_factory=list)  # key, value, step, timestamp ms
+    deleted_ms: int | None = None  # when MLflow deleted it (None: not recorded by that MLflow)
 
 
 @dataclass
@@ -88,26 +93,38 @@ def _ms(value: Any) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(int(value) / 1000, UTC)
 
 
+def _column(con: sqlite3.Connection, table: str, name: str) -> str:
+    """`name` when the table has that column (MLflow added columns over the years), else NULL."""
+    return name if any(r[1] == name for r in con.execute(f"PRAGMA table_info({table})")) else "NULL"
+
+
 def _sqlite_runs(path: Path, batch: int) -> Iterator[list[MlflowRun]]:
     """MLflow runs of a SQLite tracking database, `batch` at a time, read-only."""
     con = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
     try:
         try:
-            exps = dict(con.execute("SELECT experiment_id, name FROM experiments").fetchall())
+            exps = {
+                r[0]: (str(r[1]), r[2] == "deleted", r[3])
+                for r in con.execute(
+                    f"SELECT experiment_id, name, {_column(con, 'experiments', 'lifecycle_stage')}, "
+                    f"{_column(con, 'experiments', 'last_update_time')} FROM experiments"
+                )
+            }
             rows = con.execute(
                 "SELECT run_uuid, experiment_id, name, status, start_time, end_time, user_id, artifact_uri, "
-                "lifecycle_stage FROM runs ORDER BY start_time, run_uuid"
+                f"lifecycle_stage, {_column(con, 'runs', 'deleted_time')} FROM runs ORDER BY start_time, run_uuid"
             ).fetchall()
         except sqlite3.DatabaseError as exc:
             raise RoostError(
                 f"{path} is not an MLflow tracking database ({exc})", hint="pass sqlite:///PATH/mlflow.db or ./mlruns"
             ) from None
         for i in range(0, len(rows), batch):
-            chunk = rows[i : i + batch]
-            runs = {
-                r[0]: MlflowRun(r[0], str(exps.get(r[1], r[1])), r[2], r[3], r[4], r[5], r[6], r[7], r[8] == "deleted")
-                for r in chunk
-            }
+            runs = {}
+            for r in rows[i : i + batch]:
+                name, exp_deleted, exp_changed = exps.get(r[1], (str(r[1]), False, None))
+                deleted = r[8] == "deleted" or exp_deleted  # an MLflow older than 2.0 left them 'active'
+                when = (r[9] if r[8] == "deleted" else None) or (exp_changed if exp_deleted else None)
+                runs[r[0]] = MlflowRun(r[0], name, r[2], r[3], r[4], r[5], r[6], r[7], deleted, deleted_ms=when)
             marks = ",".join("?" * len(runs))
             ids = list(runs)
             for k, v, rid in con.execute(f"SELECT key, value, run_uuid FROM params WHERE run_uuid IN ({marks})", ids):
@@ -136,12 +153,15 @@ def _file_runs(root: Path, batch: int) -> Iterator[list[MlflowRun]]:
     import yaml
 
     out: list[MlflowRun] = []
-    for exp_dir in sorted(p for p in root.iterdir() if p.is_dir()):
+    trash = root / ".trash"  # MLflow moves a deleted experiment's folder here, its runs marked deleted
+    exp_dirs = [p for p in root.iterdir() if p.is_dir()] + (list(trash.iterdir()) if trash.is_dir() else [])
+    for exp_dir in sorted(p for p in exp_dirs if p.is_dir()):
         exp_meta = exp_dir / "meta.yaml"
         if not exp_meta.is_file():
             continue
         emeta = yaml.safe_load(exp_meta.read_text()) or {}
         exp_name = str(emeta.get("name", exp_dir.name))
+        exp_deleted = emeta.get("lifecycle_stage") == "deleted" or exp_dir.parent == trash
         for run_dir in sorted(p for p in exp_dir.iterdir() if (p / "meta.yaml").is_file()):
             meta = yaml.safe_load((run_dir / "meta.yaml").read_text()) or {}
             status = meta.get("status", 3)
@@ -154,7 +174,8 @@ def _file_runs(root: Path, batch: int) -> Iterator[list[MlflowRun]]:
                 end_ms=meta.get("end_time"),
                 user=meta.get("user_id"),
                 artifact_uri=meta.get("artifact_uri"),
-                deleted=meta.get("lifecycle_stage") == "deleted" or emeta.get("lifecycle_stage") == "deleted",
+                deleted=meta.get("lifecycle_stage") == "deleted" or exp_deleted,
+                deleted_ms=meta.get("deleted_time") or (emeta.get("last_update_time") if exp_deleted else None),
                 params=_read_tree(run_dir / "params"),
                 tags=_read_tree(run_dir / "tags"),
             )
@@ -216,6 +237,7 @@ def _write_batch(
         return
     ids = {r.run_id for r in todo} | known_parents
     runs, params, tags, points, latest, parents = [], [], [], [], [], []
+    now = datetime.now(UTC)
     for r in todo:
         exp = prefix + r.experiment
         eid = store.get_or_create_experiment(exp)
@@ -244,6 +266,8 @@ def _write_batch(
                 "source": r.tags.get("mlflow.source.name"),
                 "parent_run_id": None,  # set below, once every run of the batch exists
                 "artifact_uri": r.artifact_uri or "",
+                "lifecycle_stage": DELETED if r.deleted else ACTIVE,
+                "hidden_at": (_ms(r.deleted_ms) or now) if r.deleted else None,
             }
         )
         if parent in ids:
