@@ -11,7 +11,7 @@ from train_helpers import mixed_frame
 
 import roost
 from roost.errors import ConfigError
-from roost.train.ensemble import Blend, greedy_weights
+from roost.train.ensemble import Blend, bagged_weights, greedy_weights
 from roost.train.models import make_model
 from roost.train.preprocess import infer_spec
 
@@ -29,6 +29,34 @@ def test_greedy_weights_start_from_the_best_and_never_score_below_it() -> None:
     blend = sum(wk * p for wk, p in zip(w, [noise, good, other]))
     assert roc_auc_score(y, blend) >= max(roc_auc_score(y, good), roc_auc_score(y, other))
     assert greedy_weights("binary", y, [noise, y.astype(float)]) == [0.0, 1.0]  # a perfect member takes all
+
+
+def test_bagged_weights_keep_the_best_single_member_unless_the_blend_beats_it() -> None:
+    rng = np.random.default_rng(1)
+    y = rng.integers(0, 2, 300)
+    good = y + rng.normal(0, 0.5, 300)
+    weak = [y * 0.3 + rng.normal(0, 1, 300) for _ in range(2)]  # weaker, but resamples may pick them by chance
+    w = bagged_weights("binary", y, [weak[0], good, weak[1]], seed=0)
+    blend = sum(wk * p for wk, p in zip(w, [weak[0], good, weak[1]]))
+    # either the best single member alone, or a blend that beats it on these rows: never a blend below it
+    assert w == [0.0, 1.0, 0.0] or roc_auc_score(y, blend) > roc_auc_score(y, good)
+    assert w[1] == max(w) and abs(sum(w) - 1) < 1e-12
+    assert bagged_weights("binary", y, [weak[0], y.astype(float)], seed=0) == [0.0, 1.0]  # a perfect member
+
+
+def test_bagged_weights_blend_members_with_independent_errors_and_are_seeded() -> None:
+    rng = np.random.default_rng(2)
+    y = rng.integers(0, 2, 400)
+    a, b = y + rng.normal(0, 0.8, 400), y + rng.normal(0, 0.8, 400)  # equally good, independent errors
+    w = bagged_weights("binary", y, [a, b], seed=3)
+    assert 0.2 < w[0] < 0.8 and abs(sum(w) - 1) < 1e-12
+    assert roc_auc_score(y, w[0] * a + w[1] * b) > max(roc_auc_score(y, a), roc_auc_score(y, b))
+    assert bagged_weights("binary", y, [a, b], seed=3) == w
+    # a rare class keeps its count in every resample (stratified): 8 positives of 400 still blend without error
+    rare = (rng.random(400) < 0.02).astype(int)
+    rare[:8] = 1
+    ws = bagged_weights("binary", rare, [rare + rng.normal(0, 1, 400), rare + rng.normal(0, 1, 400)], bags=5)
+    assert abs(sum(ws) - 1) < 1e-12
 
 
 def test_blend_package_is_one_graph_equal_to_the_weighted_members(tmp_path) -> None:

@@ -233,7 +233,7 @@ def select(
     import pandas as pd
 
     from roost.train import metrics as M
-    from roost.train.ensemble import Blend, cross_fit, encoded, folds, greedy_weights, score
+    from roost.train.ensemble import Blend, bagged_weights, cross_fit, encoded, folds, score
 
     train_df, val_df, _ = parts
     label, names = cfg.label, [n for n, _ in fitted]
@@ -243,7 +243,7 @@ def select(
 
     def weigh(y: np.ndarray, preds: list[np.ndarray]) -> list[float]:
         if opts.ensemble:
-            return greedy_weights(task, y, preds)
+            return bagged_weights(task, y, preds, seed=cfg.trainer.seed)
         scores = [score(task, y, p) for p in preds]
         best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
         return [float(j == best) for j in range(len(preds))]

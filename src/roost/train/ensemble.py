@@ -58,6 +58,38 @@ def greedy_weights(task: str, y: np.ndarray, preds: Sequence[np.ndarray], rounds
     return [c / rounds for c in counts]
 
 
+def bagged_weights(
+    task: str, y: np.ndarray, preds: Sequence[np.ndarray], bags: int = 20, seed: int = 0, rounds: int = 20
+) -> list[float]:
+    """Greedy blend weights averaged over `bags` bootstrap resamples of the held-out rows, kept only when that
+    blend beats the best single member on all the rows; else the best single member alone (weight 1).
+
+    One greedy pass fits its weights to the particular held-out rows; averaging passes over resamples (stratified
+    by class for classification, so a rare class keeps its count) shrinks weights that only a few rows support,
+    and the final check keeps the best single model unless blending it measurably helps (Caruana et al., 2006,
+    bag ensemble selection to curb its overfitting of the selection set).
+    """
+    y = np.asarray(y)
+    n, m = len(y), len(preds)
+    singles = [score(task, y, p) for p in preds]
+    best = 0
+    for j, s in enumerate(singles):
+        if _better(task, s, singles[best]):
+            best = j
+    alone = [float(j == best) for j in range(m)]
+    if m == 1 or bags < 1:
+        return alone
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if task == "regression" else [np.flatnonzero(y == k) for k in np.unique(y)]
+    total = np.zeros(m)
+    for _ in range(bags):
+        rows = np.concatenate([rng.choice(g, len(g)) for g in groups])
+        total += greedy_weights(task, y[rows], [p[rows] for p in preds], rounds)
+    weights = [float(w) for w in total / total.sum()]
+    blend = sum(w * p.astype(np.float64) for w, p in zip(weights, preds))
+    return weights if _better(task, score(task, y, np.asarray(blend)), singles[best]) else alone
+
+
 def folds(task: str, y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
     """(fit rows, held-out rows) index pairs: stratified for classification (at most as many folds as the rarest
     class has rows; none when it has one), shuffled for regression."""
