@@ -1,7 +1,11 @@
-"""Shared helpers for bench scripts: peer venvs under .bench/, timing, peer drivers, machine line."""
+"""Shared helpers for bench scripts: peer venvs under .bench/, timing, peer drivers, machine line.
+
+Stdlib only: peer drivers running in their own venvs import it too (`measure`), so both sides time alike.
+"""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import platform
@@ -10,11 +14,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
+BENCH = Path(__file__).resolve().parent
+REPO = BENCH.parent
 BENCH_VENVS = REPO / ".bench"
 
 
@@ -82,6 +88,66 @@ def median_time(fn: Callable[[], Any], n: int = 7) -> tuple[float, Any]:
         out = fn()
         times.append(time.perf_counter() - t)
     return statistics.median(times), out
+
+
+def rss_mb() -> float:
+    """This process's resident set size now (VmRSS), MiB; NaN where /proc is missing."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return float("nan")
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set size so far (ru_maxrss), MiB."""
+    import resource
+
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2**20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+@dataclass
+class Measured:
+    """What `measure()` saw: wall and CPU seconds of the block; RSS (MiB) before/after it and the peak."""
+
+    wall: float = 0.0
+    cpu: float = 0.0
+    rss_start: float = 0.0
+    rss_end: float = 0.0
+    peak_start: float = 0.0
+    peak: float = 0.0
+
+
+@contextlib.contextmanager
+def measure() -> Iterator[Measured]:
+    """Time the `with` block: wall (perf_counter), CPU (this process's user+sys), RSS before/after, peak RSS.
+
+    The peak is the process's high-water mark at the end (not reset at the start): run the block first, or
+    compare `peak` with `peak_start`. The figures are filled in when the block ends, also when it raises.
+    """
+    m = Measured(rss_start=rss_mb(), peak_start=peak_rss_mb())
+    w, c = time.perf_counter(), time.process_time()
+    try:
+        yield m
+    finally:
+        m.wall, m.cpu = time.perf_counter() - w, time.process_time() - c
+        m.rss_end, m.peak = rss_mb(), peak_rss_mb()
+
+
+def median_call_us(fn: Callable[[Any], Any], args: list[Any], reps: int, warmup: int = 20) -> float:
+    """Median microseconds of `fn(arg)` over `reps` calls cycling through `args`, after `warmup` untimed calls."""
+    for a in args[:warmup]:
+        fn(a)
+    times = []
+    for k in range(reps):
+        a = args[k % len(args)]
+        t = time.perf_counter()
+        fn(a)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times) * 1e6
 
 
 def machine() -> str:

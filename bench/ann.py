@@ -31,18 +31,10 @@ from pathlib import Path
 import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import machine, measure, peak_rss_mb
 
 M, EF_CONSTRUCTION, K = 16, 200, 10
 SELECTIVITIES = (0.5, 0.25, 0.05, 0.01, 0.001)
-
-
-def rss_mb(field: str = "VmRSS") -> float:
-    """Resident set size (VmRSS) or its peak (VmHWM) of this process in MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(field + ":"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def contender(name: str, dim: int, u: np.ndarray, exact_limit: int = 20_000):
@@ -132,11 +124,9 @@ def worker(name: str, tmp: Path, target: float, exact_limit: int) -> dict:
     truth = np.load(tmp / "truth.npy")
     u = np.load(tmp / "u.npy")
     build, search, filtered = contender(name, x.shape[1], u, exact_limit)
-    base_rss = rss_mb()
-    w, c = time.perf_counter(), time.process_time()
-    build(x)
-    build_wall, build_cpu = time.perf_counter() - w, time.process_time() - c
-    mem = rss_mb() - base_rss
+    with measure() as m:
+        build(x)
+    build_wall, build_cpu, mem = m.wall, m.cpu, m.rss_end - m.rss_start
     tried: dict[int, float] = {}
 
     def rec(ef: int) -> float:
@@ -167,7 +157,7 @@ def worker(name: str, tmp: Path, target: float, exact_limit: int) -> dict:
         "build_wall_s": build_wall,
         "build_cpu_s": build_cpu,
         "index_mb": mem,
-        "peak_rss_mb": rss_mb("VmHWM"),
+        "peak_rss_mb": peak_rss_mb(),
         "ef": ef,
         "recall": rec(ef),
         "qps_batch": batch,

@@ -20,7 +20,6 @@ import argparse
 import json
 import os
 import sqlite3
-import statistics
 import subprocess
 import sys
 import tempfile
@@ -28,7 +27,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from _common import feast_python
+from _common import BENCH, feast_python, measure, median_call_us
 
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = {"f0": "float64", "f1": "float64", "f2": "int64", "f3": "int64", "f4": "float64"}
@@ -36,7 +35,7 @@ DAYS = 30
 START = "2024-01-01 00:00:00+00"
 
 FEAST_WORKER = r'''
-import json, sys, time, statistics
+import json, sys
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 import pandas as pd, pyarrow.parquet as pq
@@ -44,6 +43,8 @@ from feast import Entity, FeatureStore, FeatureView, Field, FileSource, ValueTyp
 from feast.types import Float64, Int64
 
 a = json.loads(Path(sys.argv[1]).read_text())
+sys.path.insert(0, a["bench"])
+from _common import measure, median_call_us  # the same timing code as roost's side
 repo = Path(a["dir"])
 (repo / "feature_store.yaml").write_text(f"""project: bench
 registry: {repo}/registry.db
@@ -65,28 +66,21 @@ store.apply([user, fv])
 refs = [f"stats:{f}" for f in a["fields"]]
 out = {}
 ent = pq.read_table(a["entities"]).to_pandas()
-t, c = time.perf_counter(), time.process_time()
-res = store.get_historical_features(entity_df=ent, features=refs).to_arrow()
-out["pit_s"], out["pit_cpu"] = time.perf_counter() - t, time.process_time() - c
+with measure() as m:
+    res = store.get_historical_features(entity_df=ent, features=refs).to_arrow()
+out["pit_s"], out["pit_cpu"] = m.wall, m.cpu
 out["pit_rows"] = res.num_rows
 out["pit_matched"] = res.num_rows - res.column("f0").null_count
 out["pit_f0_sum"] = float(pd.Series(res.column("f0").to_numpy(zero_copy_only=False)).sum())
 del res, ent
 end = datetime.fromisoformat(a["end"])
-t, c = time.perf_counter(), time.process_time()
-store.materialize(start_date=end - timedelta(days=a["ttl_days"]), end_date=end)
-out["mat_s"], out["mat_cpu"] = time.perf_counter() - t, time.process_time() - c
+with measure() as m:
+    store.materialize(start_date=end - timedelta(days=a["ttl_days"]), end_date=end)
+out["mat_s"], out["mat_cpu"] = m.wall, m.cpu
 for n, reps in ((1, a["reps1"]), (100, a["reps100"])):
     ids = [[{"user_id": int(i)} for i in batch] for batch in a["batches"][str(n)]]
-    for rows in ids[:5]:
-        store.get_online_features(features=refs, entity_rows=rows).to_dict()
-    times = []
-    for k in range(reps):
-        rows = ids[k % len(ids)]
-        t = time.perf_counter()
-        d = store.get_online_features(features=refs, entity_rows=rows).to_dict()
-        times.append(time.perf_counter() - t)
-    out[f"read{n}_us"] = statistics.median(times) * 1e6
+    read = lambda rows: store.get_online_features(features=refs, entity_rows=rows).to_dict()
+    out[f"read{n}_us"] = median_call_us(read, ids, reps, warmup=5)
     d = store.get_online_features(features=refs, entity_rows=ids[0]).to_dict()
     out[f"read{n}_found"] = sum(v is not None for v in d["f0"])
 print("FEAST_RESULT " + json.dumps(out))
@@ -156,17 +150,17 @@ def roost_side(
     if cold_cache:
         evict(feats, ents)
     before = _usage()
-    t, c = time.perf_counter(), time.process_time()
-    res = training_set(ent, refs, event_time="event_timestamp", output="arrow")
-    out["pit_s"], out["pit_cpu"] = time.perf_counter() - t, time.process_time() - c
+    with measure() as m:
+        res = training_set(ent, refs, event_time="event_timestamp", output="arrow")
+    out["pit_s"], out["pit_cpu"] = m.wall, m.cpu
     out.update({f"pit_{k}": v - before[k] for k, v in _usage().items()})
     out["pit_rows"] = res.num_rows
     out["pit_matched"] = res.num_rows - res.column("f0").null_count
     out["pit_f0_sum"] = float(res.column("f0").to_pandas().sum())
     del res, ent
-    t, c = time.perf_counter(), time.process_time()
-    mat = materialize(end=end)
-    out["mat_s"], out["mat_cpu"] = time.perf_counter() - t, time.process_time() - c
+    with measure() as m:
+        mat = materialize(end=end)
+    out["mat_s"], out["mat_cpu"] = m.wall, m.cpu
     out["mat_entities"] = mat[0].rows
     fetcher = OnlineFetcher(refs, ["user_id"])
     db = ws.online_store[len("sqlite:///") :]
@@ -178,8 +172,8 @@ def roost_side(
         got = fetcher.fetch({"user_id": arrays[0]})
         want = raw.read(arrays[0])
         assert all(_same(got[f], want[f]) for f in FIELDS), "roost and raw SQLite disagree"
-        out[f"read{n}_us"] = _time_calls(lambda a: fetcher.fetch({"user_id": a}), arrays, reps)
-        out[f"raw{n}_us"] = _time_calls(raw.read, arrays, reps)
+        out[f"read{n}_us"] = median_call_us(lambda a: fetcher.fetch({"user_id": a}), arrays, reps)
+        out[f"raw{n}_us"] = median_call_us(raw.read, arrays, reps)
         out[f"read{n}_found"] = int(np.sum(~np.isnan(got["f0"])))
     return out
 
@@ -282,19 +276,6 @@ class RawSQLite:
         return out
 
 
-def _time_calls(fn, arrays: list, reps: int) -> float:
-    """Median microseconds per call over `reps` calls cycling through `arrays` (after a warm-up)."""
-    for a in arrays[:20]:
-        fn(a)
-    times = []
-    for k in range(reps):
-        a = arrays[k % len(arrays)]
-        t = time.perf_counter()
-        fn(a)
-        times.append(time.perf_counter() - t)
-    return statistics.median(times) * 1e6
-
-
 def feast_side(
     feast_py: Path,
     work: Path,
@@ -316,6 +297,7 @@ def feast_side(
         json.dumps(
             {
                 "dir": str(d),
+                "bench": str(BENCH),
                 "features": str(feats),
                 "entities": str(ents),
                 "fields": FIELDS,

@@ -22,17 +22,20 @@ import json
 import os
 import sys
 import tempfile
-import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from _common import machine, mlflow_python, row, run_driver
+from _common import BENCH, machine, measure, mlflow_python, row, run_driver
 
-MLFLOW_DRIVER = r"""
+MLFLOW_DRIVER = (
+    f"import sys; sys.path.insert(0, {str(BENCH)!r})\n"
+    + r"""
 import json, os, subprocess, sys, time
 from pathlib import Path
+from _common import measure  # the same timing code as roost's side
 import mlflow
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.tracking import MlflowClient
@@ -57,29 +60,28 @@ for i in range(n):
     client.log_artifact(rid, str(blob))
     client.set_terminated(rid)
 size_full = db.stat().st_size
-t = time.perf_counter()
-hits = client.search_runs([eid], "params.parity = '0'", max_results=50000)
-for r in hits:
-    client.delete_run(r.info.run_id)
-t_delete = time.perf_counter() - t
+with measure() as m_delete:
+    hits = client.search_runs([eid], "params.parity = '0'", max_results=50000)
+    for r in hits:
+        client.delete_run(r.info.run_id)
 mlflow_bin = Path(sys.executable).parent / "mlflow"
-t = time.perf_counter()
-gc = subprocess.run(
-    [str(mlflow_bin), "gc", "--backend-store-uri", uri], capture_output=True, text=True,
-    env={**os.environ, "MLFLOW_TRACKING_URI": uri},
-)
+with measure() as m_gc:
+    gc = subprocess.run(
+        [str(mlflow_bin), "gc", "--backend-store-uri", uri], capture_output=True, text=True,
+        env={**os.environ, "MLFLOW_TRACKING_URI": uri},
+    )
 if gc.returncode != 0:
     raise SystemExit("mlflow gc failed: " + gc.stderr[-3000:])
-t_gc = time.perf_counter() - t
-t = time.perf_counter()
-subprocess.run([str(mlflow_bin), "gc", "--backend-store-uri", uri], capture_output=True,
-               env={**os.environ, "MLFLOW_TRACKING_URI": uri})
-t_gc_again = time.perf_counter() - t  # nothing left to remove: the command's fixed cost
+with measure() as m_again:  # nothing left to remove: the command's fixed cost
+    subprocess.run([str(mlflow_bin), "gc", "--backend-store-uri", uri], capture_output=True,
+                   env={**os.environ, "MLFLOW_TRACKING_URI": uri})
+t_delete, t_gc, t_gc_again = m_delete.wall, m_gc.wall, m_again.wall
 left = sum(1 for p in (root / "mlartifacts").rglob("*") if p.is_file())
 print(json.dumps({"deleted": len(hits), "delete_s": t_delete, "gc_s": t_gc, "gc_again_s": t_gc_again,
                   "size_full": size_full,
                   "size_after": db.stat().st_size, "artifact_dirs_left": left}))
 """
+)
 
 
 def _db_size(db: Path) -> int:
@@ -107,25 +109,22 @@ def roost_part(n: int, root: Path) -> dict[str, float]:
 
     default_store().engine.dispose()
     size_full = _db_size(db)
-    t = time.perf_counter()
-    res = roost.delete_runs(filter="params.parity = '0'")
-    t_delete = time.perf_counter() - t
-    t = time.perf_counter()
-    rep = roost.gc()
-    t_gc = time.perf_counter() - t
-    t = time.perf_counter()
     from roost.registry import retention
 
-    retention.run_vacuum(default_store())
-    t_vac = time.perf_counter() - t
+    with measure() as m_delete:
+        res = roost.delete_runs(filter="params.parity = '0'")
+    with measure() as m_gc:
+        rep = roost.gc()
+    with measure() as m_vac:
+        retention.run_vacuum(default_store())
     left = sum(1 for p in Path(w.artifacts).rglob("*") if p.is_file())
     workspace.use(None)
     return {
         "deleted": len(res.run_ids),
         "removed": len(rep.run_ids),
-        "delete_s": t_delete,
-        "gc_s": t_gc,
-        "vacuum_s": t_vac,
+        "delete_s": m_delete.wall,
+        "gc_s": m_gc.wall,
+        "vacuum_s": m_vac.wall,
         "size_full": size_full,
         "size_after": _db_size(db),
         "artifact_dirs_left": left,
@@ -148,7 +147,35 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
     eid = st.get_or_create_experiment("scale")
     t_tab = {k: Base.metadata.tables[k] for k in ("runs", "params", "tags", "metrics", "latest_metrics")}
     start = datetime.now(UTC) - timedelta(days=1)
-    t = time.perf_counter()
+    with measure() as m_fill:
+        _fill(st, t_tab, eid, w.artifacts, start, m)
+    db = Path(w.store_url.split("sqlite:///", 1)[1])
+    st.engine.dispose()
+    size_full = _db_size(db)
+    with measure() as m_delete:
+        res = roost.delete_runs(filter="params.parity = 0")
+    with measure() as m_gc:
+        rep = roost.gc()
+    with measure() as m_vac:
+        retention.run_vacuum(st)
+    workspace.use(None)
+    return {
+        "runs": m,
+        "fill_s": m_fill.wall,
+        "deleted": len(res.run_ids),
+        "removed": len(rep.run_ids),
+        "delete_s": m_delete.wall,
+        "gc_s": m_gc.wall,
+        "vacuum_s": m_vac.wall,
+        "size_full": size_full,
+        "size_after": _db_size(db),
+    }
+
+
+def _fill(st: Any, t_tab: dict[str, Any], eid: str, artifacts: str, start: Any, m: int) -> None:
+    """Bulk-insert m runs (1 param, 1 tag, 2 metric points each) in batches of 10,000."""
+    from datetime import timedelta
+
     for lo in range(0, m, 10000):
         runs, params, tags, metrics, latest = [], [], [], [], []
         for i in range(lo, min(m, lo + 10000)):
@@ -161,7 +188,7 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
                     "status": "FINISHED",
                     "start_time": start + timedelta(milliseconds=i),
                     "end_time": start + timedelta(milliseconds=i + 1),
-                    "artifact_uri": f"file://{w.artifacts}/{eid}/{rid}/artifacts",
+                    "artifact_uri": f"file://{artifacts}/{eid}/{rid}/artifacts",
                     "source": "bench",
                 }
             )
@@ -180,31 +207,6 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
                 ("latest_metrics", latest),
             ):
                 conn.execute(t_tab[name].insert(), rows)
-    t_fill = time.perf_counter() - t
-    db = Path(w.store_url.split("sqlite:///", 1)[1])
-    st.engine.dispose()
-    size_full = _db_size(db)
-    t = time.perf_counter()
-    res = roost.delete_runs(filter="params.parity = 0")
-    t_delete = time.perf_counter() - t
-    t = time.perf_counter()
-    rep = roost.gc()
-    t_gc = time.perf_counter() - t
-    t = time.perf_counter()
-    retention.run_vacuum(st)
-    t_vac = time.perf_counter() - t
-    workspace.use(None)
-    return {
-        "runs": m,
-        "fill_s": t_fill,
-        "deleted": len(res.run_ids),
-        "removed": len(rep.run_ids),
-        "delete_s": t_delete,
-        "gc_s": t_gc,
-        "vacuum_s": t_vac,
-        "size_full": size_full,
-        "size_after": _db_size(db),
-    }
 
 
 def main() -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import sys
 import tempfile
 import time
@@ -29,7 +28,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import machine
+from _common import machine, measure
 
 DEFS = """from datetime import timedelta
 from roost.features import Entity, Source, FeatureView
@@ -131,14 +130,11 @@ def main() -> None:
         t = time.perf_counter()
         logs = build(Path(tmp), a.users, a.events, a.rows)
         print(f"data: {a.events:,} source rows, {a.rows:,} logged rows ({time.perf_counter() - t:.1f} s to build)")
-        rss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-        c, t = time.process_time(), time.perf_counter()
-        rep = skew(logs)
-        wall, cpu = time.perf_counter() - t, time.process_time() - c
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+        with measure() as m:
+            rep = skew(logs)
         print(
-            f"roost skew: {wall:.1f} s wall, {cpu:.1f} s CPU, {rep.rows_compared / wall:,.0f} rows/s; peak RSS "
-            f"{peak:.0f} MB (before: {rss0:.0f} MB)"
+            f"roost skew: {m.wall:.1f} s wall, {m.cpu:.1f} s CPU, {rep.rows_compared / m.wall:,.0f} rows/s; peak RSS "
+            f"{m.peak:.0f} MB (before: {m.peak_start:.0f} MB)"
         )
         for f in rep.features:
             counts = dict(zip(("ok", "missing", "stale", "value", "extra"), f.counts))
@@ -150,7 +146,7 @@ def main() -> None:
             f"{est:,.0f} s ({est / 3600:.1f} h) extrapolated to {rep.rows_compared:,}"
         )
         print(f"load average: {os.getloadavg()}")
-        print(f"ratio: {est / wall:.0f}")
+        print(f"ratio: {est / m.wall:.0f}")
 
 
 if __name__ == "__main__":
