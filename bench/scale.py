@@ -14,12 +14,16 @@
             roost's local engine vs Spark local[2] (roost's Spark engine and a plain PySpark script): wall, CPU,
             peak RSS, spill; each job in a fresh process (bench/scale_offline.py).
   score     batch scoring rows/s per core: roost.predict local and spark vs a plain pandas + onnxruntime loop.
+  limit     the same PIT join on the local engine and roost's Spark engine, each under the same hard memory cap
+            (a cgroup per job; `--limit-mem 2g --limit-sizes 1Mx10M,5Mx50M`): where the local engine is killed
+            and Spark finishes by spilling; outputs compared on a size both finish (bench/scale_limit.py).
 
 A section is a function `name(args) -> float` that prints its table and returns its headline ratio; SECTIONS lists
 them in order, so a new one is a function plus one entry. `ratio: X` (the last section's) is printed last.
 
     .venv/bin/python bench/scale.py [--sections registry,online,ddp,offline,score] [--entities 100000]
     .venv/bin/python bench/scale.py --sections offline --sizes 1Mx10M,3Mx30M,10Mx100M
+    sudo .venv/bin/python bench/scale.py --sections limit --limit-mem 2g --limit-sizes 1Mx10M,5Mx50M
 """
 
 from __future__ import annotations
@@ -38,6 +42,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import create_database, postgres, redis
+from scale_limit import limit
 from scale_offline import offline, score
 
 # --------------------------------------------------------------------------------------------- registry section
@@ -307,6 +312,7 @@ SECTIONS: dict[str, Callable[[argparse.Namespace], float]] = {
     "ddp": ddp,
     "offline": offline,
     "score": score,
+    "limit": limit,
 }
 
 
@@ -326,6 +332,9 @@ def main() -> None:
     ap.add_argument("--job-timeout", type=float, default=3600, help="offline/score: seconds before a job is stopped")
     ap.add_argument("--score-rows", type=int, default=2_000_000, help="score: rows to score")
     ap.add_argument("--work-dir", default=None, help="offline/score: data folder (reused when it holds the data)")
+    ap.add_argument("--limit-mem", default="2g", help="limit: the memory cap of each job (cgroup), e.g. 2g")
+    ap.add_argument("--limit-sizes", default="1Mx10M,5Mx50M", help="limit: entity x feature rows under the cap")
+    ap.add_argument("--limit-spark-memory", default="1g", help="limit: spark.driver.memory (JVM heap) under the cap")
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     chosen = [s.strip() for s in args.sections.split(",") if s.strip()]

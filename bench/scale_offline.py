@@ -262,7 +262,7 @@ def worker(a: dict[str, Any]) -> dict[str, Any]:
             from roost.features import materialize
 
             res["mat_entities"] = materialize(end=END)[0].rows
-    res.update(wall_s=tree.wall, cpu_s=tree.cpu_s, peak_rss=tree.peak_rss, spill=tree.peak_spill)
+    res.update(wall_s=tree.wall, cpu_s=tree.cpu_s, peak_rss=tree.peak_rss, spill=tree.peak_spill, out=str(out))
     if spark is not None:
         res["spill"] = max(0, _spark_spill(spark) - spill0) + tree.peak_spill
     if job == "pit" or engine == "pyspark":  # checks, untimed
