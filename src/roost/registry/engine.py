@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from roost.errors import RoostError, redact_url
 
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0005_runs_status_start"
+HEAD_REVISION = "0006_model_versions_run_id"
 
 
 # URL scheme -> "module:Class" of its backend (the class builds the engine and the dialect's upsert)

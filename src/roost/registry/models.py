@@ -101,7 +101,7 @@ class ModelVersion(Base):
     __tablename__ = "model_versions"
     name: Mapped[str] = mapped_column(ForeignKey("registered_models.name", ondelete="CASCADE"), primary_key=True)
     version: Mapped[int] = mapped_column(Integer, primary_key=True)
-    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"))
+    run_id: Mapped[str | None] = mapped_column(ForeignKey("runs.id", ondelete="SET NULL"), index=True)  # 0006
     source: Mapped[str] = mapped_column(Text, nullable=False)  # artifact URI of the model package
     signature: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     meta: Mapped[dict[str, Any] | None] = mapped_column(JSON)
