@@ -1,9 +1,10 @@
 """`model: auto` (the default): train the candidates as child runs, then keep a weighted blend of them.
 
 Selection: on tables up to `cv_max_rows` training+validation rows, each candidate is cross-validated (`folds`
-stratified folds over training+validation rows) and the blend of the fold models is weighted by greedy
-selection on the out-of-fold predictions; on larger tables the children themselves are blended, weighted on the
-validation rows. One candidate with all the weight is a plain selection (the greedy search starts from the best).
+stratified folds over training+validation rows) and the blend of the fold models is weighted on the out-of-fold
+predictions; on larger tables the children themselves are blended, weighted on the validation rows. Weights:
+greedy selection averaged over bootstrap resamples of those rows, kept only when the blend beats the best single
+candidate there (ensemble.bagged_weights); else the best candidate alone, a plain selection.
 """
 
 from __future__ import annotations
