@@ -1,8 +1,11 @@
 """`bench/registry.py --scale N[,N...]`: the repository at 100k / 1M runs (roost on SQLite and PostgreSQL, MLflow).
 
-Each store is populated in bulk (roost: Store.bulk_insert, 5,000 runs a transaction; MLflow 3.17.2: inserts
+Each store is populated in bulk (roost on SQLite: Store.bulk_insert, 5,000 runs a transaction; roost on PostgreSQL:
+COPY with the secondary indexes dropped first and rebuilt after, as pg_restore loads a dump; MLflow 3.17.2: inserts
 through its own SQLAlchemy tables in its venv, stopped when --mlflow-bound-s is spent), then timed, p50/p99 of
---repeats calls each (constants vary between calls):
+--repeats calls each (constants vary between calls). MLflow's bounds: populate --mlflow-bound-s (default 900 s);
+each search_runs call interrupted inside SQLite after MLFLOW_CALL_BOUND_S (120 s; the figure then reads "> 120 s"
+and stops); each figure stops after 60 s of calls.
   create   roost.start_run with 3 params, 2 tags and 1 metric on the populated store (ms/run)
   search   filters on a param, a latest metric, a tag, status and time; ORDER BY a metric; a filter + ORDER BY;
            a keyset page in the middle; 100 rows a page
