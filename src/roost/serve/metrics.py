@@ -78,6 +78,7 @@ class Metrics:
         self._req: dict[tuple[str, str, str], Any] = {}
         self._lat: dict[tuple[str, str], Any] = {}
         self._batch: dict[str, tuple[Any, Any]] = {}
+        self._answered: dict[tuple[str, str], Any] = {}
 
     def observe(self, model: str, protocol: str, status: int, seconds: float) -> None:
         """Count one answered request and its latency."""
@@ -97,7 +98,11 @@ class Metrics:
 
     def answered(self, model: str, version: str) -> None:
         """Count one request answered by `version` of `model`."""
-        self.version_requests.labels(model, version).inc()
+        key = (model, version)
+        c = self._answered.get(key)
+        if c is None:
+            c = self._answered[key] = self.version_requests.labels(model, version)
+        c.inc()
 
     def shadow(self, model: str, version: str, outcome: str) -> None:
         """Count one shadow mirror outcome of `model`'s shadow `version`."""

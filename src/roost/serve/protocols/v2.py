@@ -20,6 +20,7 @@ from roost.serve.codec import (
     not_allowed,
 )
 from roost.serve.features import entity_spec
+from roost.serve.reqid import checked
 from roost.serve.signature import DTYPE_TO_V2, NUMPY_TO_V2, V2_TO_DTYPE, TensorSpec
 
 if TYPE_CHECKING:
@@ -283,8 +284,6 @@ async def infer(
     app: ServeApp, name: str, version: str | None, body: bytes, headers: dict[bytes, bytes], call: Call
 ) -> Reply:
     """POST /v2/models/{name}[/versions/{v}]/infer; the body's `id` (when sent) becomes the request id."""
-    from roost.serve.reqid import checked
-
     model = app.lookup(name, version)
     req, arrays, rows = decode(model, body, headers.get(b"inference-header-content-length"))
     if "id" in req:
