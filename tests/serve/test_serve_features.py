@@ -122,3 +122,34 @@ def test_entity_ids_without_a_store_are_a_clear_400(tmp_path):
     assert not needs_features(pkg, {"f1": np.ones(1), "f2": np.ones(1)})
     with pytest.raises(HTTPError, match="no online feature store"):
         asyncio.run(fill(pkg, arrays, None))
+
+
+def test_printed_example_curl_sends_entity_ids_for_a_feature_store_model(feature_ws, tmp_path):
+    """`roost serve` prints an example request per model: for a model whose features come from the online store,
+    that request must carry the entity ids the model accepts (typed as the applied entity's join key), not the
+    raw feature columns, and the running server answers it from the store."""
+    import json
+    import shlex
+
+    from roost.serve.command import example_requests
+
+    pkg = feature_model(tmp_path / "fmodel")
+    srv = Server([str(pkg)], cwd=feature_ws.root, log=tmp_path / "log", env={"ROOST_WORKSPACE": str(feature_ws.root)})
+    try:
+        srv.wait_ready()
+        lines = example_requests([str(pkg)], "127.0.0.1", srv.port)
+        curls = [shlex.split(x.strip()) for x in lines if x.strip().startswith("curl")]
+        v2 = json.loads(next(c for c in curls if c[-1].endswith("/v2/models/fmodel/infer"))[-2])
+        tf = json.loads(next(c for c in curls if c[-1].endswith("/v1/models/fmodel:predict"))[-2])
+        assert [i["name"] for i in v2["inputs"]] == ["user_id"]  # not f1/f2: those come from the store
+        assert v2["inputs"][0]["datatype"] == "INT64" and v2["inputs"][0]["shape"] == [1]
+        assert list(tf["instances"][0]) == ["user_id"]
+        with srv.client() as c:
+            r = c.post("/v2/models/fmodel/infer", json=v2)
+            assert r.status_code == 200, r.text
+            assert r.json()["model_name"] == "fmodel" and len(r.json()["outputs"][0]["data"]) == 1
+            r = c.post("/v1/models/fmodel:predict", json=tf)
+            assert r.status_code == 200, r.text
+            assert len(r.json()["predictions"]) == 1
+    finally:
+        srv.stop()
