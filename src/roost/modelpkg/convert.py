@@ -41,10 +41,25 @@ def _is_missing(v: Any) -> bool:
         return False
 
 
+def _numeric_kind(dtype: Any) -> bool:
+    """True for dtypes whose values may be numbers: ints, floats, bools, objects and text (checked per value)."""
+    if isinstance(dtype, pd.CategoricalDtype):
+        return _numeric_kind(dtype.categories.dtype)
+    if isinstance(dtype, (pd.PeriodDtype, pd.IntervalDtype, pd.DatetimeTZDtype)):
+        return False
+    return getattr(dtype, "kind", "O") not in "mMcV"
+
+
 def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Series:
     """`s` as numbers (missing → NaN); a RoostError naming column, row and value for anything else."""
+    column = f"column {name!r}" if name is not None else "a column"
+    if not _numeric_kind(s.dtype):  # dates would read as nanoseconds since 1970, complex numbers lose a part
+        raise RoostError(
+            f"{column} expects {dtype} numbers but holds {s.dtype} values",
+            hint="convert it to numbers first (e.g. a timestamp to a number of days or an hour of day)",
+        )
     if pd.api.types.is_numeric_dtype(s) or pd.api.types.is_bool_dtype(s):
-        return pd.to_numeric(s)
+        return s  # already numbers: no parsing pass
     num = pd.to_numeric(s, errors="coerce")
     unparsed = num.isna().to_numpy() & ~s.isna().to_numpy()
     for i in np.flatnonzero(unparsed):
@@ -54,7 +69,6 @@ def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Serie
         labels = index if index is not None else s.index
         label = labels[i] if len(labels) == len(s) else i
         where = f"row {i}" if isinstance(label, (int, np.integer)) and label == i else f"row {i} (index {label!r:.40})"
-        column = f"column {name!r}" if name is not None else "a column"
         raise RoostError(
             f"{column} expects {dtype} numbers but {where} holds {value!r:.60} ({type(value).__name__})",
             hint=f"convert {repr(name) if name else 'it'} to numbers first (missing: None, NaN, '', 'NA' or 'null')",

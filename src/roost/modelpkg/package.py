@@ -84,17 +84,35 @@ def package_root(path: str | Path) -> Path:
 
 
 def read_signature(path: str | Path) -> dict[str, Any]:
-    """signature.json of a package."""
+    """signature.json of a package, checked against the spec (a RoostError naming the file if it is not)."""
     f = package_root(path) / SIGNATURE
     if not f.is_file():
         raise RoostError(f"{f} not found: not a roost model package", hint="point at the folder holding model.onnx")
-    sig: dict[str, Any] = json.loads(f.read_text())
+    hint = "the package is damaged: export or download it again (spec: docs/model-package.md)"
+    try:
+        sig = json.loads(f.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:  # JSONDecodeError is a ValueError
+        raise RoostError(f"{f} is not valid JSON: {str(exc)[:200]}", hint=hint) from exc
+    if not isinstance(sig, dict):
+        raise RoostError(f"{f} holds a {type(sig).__name__}, not a JSON object", hint=hint)
+    try:
+        validate_signature(sig)
+    except ValueError as exc:
+        raise RoostError(f"{f}: {str(exc)[:300]}", hint=hint) from exc
     return sig
 
 
 def read_meta(path: str | Path) -> dict[str, Any]:
-    """roost-model.yaml of a package ({} when absent)."""
+    """roost-model.yaml of a package ({} when absent; a RoostError naming the file when it is not a mapping)."""
     import yaml
 
     f = package_root(path) / META
-    return (yaml.safe_load(f.read_text()) or {}) if f.is_file() else {}
+    if not f.is_file():
+        return {}
+    try:
+        meta = yaml.safe_load(f.read_text()) or {}
+    except (yaml.YAMLError, UnicodeDecodeError) as exc:
+        raise RoostError(f"{f} is not valid YAML: {str(exc)[:200]}", hint="fix or remove the file") from exc
+    if not isinstance(meta, dict):
+        raise RoostError(f"{f} holds a {type(meta).__name__}, not a mapping", hint="fix or remove the file")
+    return meta

@@ -7,12 +7,21 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from roost.errors import RoostError
 from roost.modelpkg.convert import NUMPY_DTYPES, to_input
-from roost.modelpkg.package import MODEL, package_root, read_meta, read_signature
+from roost.modelpkg.package import MODEL, SIGNATURE, package_root, read_meta, read_signature
 
 PRIMARY = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
+
+
+def _ort_errors() -> tuple[type[Exception], ...]:
+    """The exceptions ONNX Runtime raises for a file it cannot load (plain Exception subclasses)."""
+    from onnxruntime.capi import onnxruntime_pybind11_state as state
+
+    names = ("Fail", "InvalidArgument", "InvalidProtobuf", "InvalidGraph", "NoSuchFile", "NotImplemented")
+    return tuple(getattr(state, n) for n in names if hasattr(state, n))
 
 
 class Predictor:
@@ -29,10 +38,33 @@ class Predictor:
             raise RoostError(f"{f} not found", hint="the package folder must contain model.onnx")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
-        self.session = ort.InferenceSession(str(f), sess_options=opts, providers=["CPUExecutionProvider"])
+        try:
+            self.session = ort.InferenceSession(str(f), sess_options=opts, providers=["CPUExecutionProvider"])
+        except _ort_errors() as exc:
+            raise RoostError(
+                f"{f} is not a model ONNX Runtime can load: {str(exc).splitlines()[0][:300]}",
+                hint="the file is damaged or not ONNX: export or download the package again",
+            ) from exc
         self.inputs = [i["name"] for i in self.signature["inputs"]]
         self.dtypes = {i["name"]: i["dtype"] for i in self.signature["inputs"]}
         self.outputs = [o["name"] for o in self.signature["outputs"]]
+        self._check_graph(f)
+
+    def _check_graph(self, f: Path) -> None:
+        """Fail at load, naming both, when the signature's inputs are not the graph's (every run would fail)."""
+        graph = [i.name for i in self.session.get_inputs()]
+        unknown = [n for n in self.inputs if n not in graph]
+        unfed = [n for n in graph if n not in self.inputs]
+        if unknown or unfed:
+            what = "; ".join(
+                s
+                for s in (
+                    f"{SIGNATURE} names input(s) {unknown} that {f.name} lacks" if unknown else "",
+                    f"{f.name} needs input(s) {unfed} that {SIGNATURE} does not list" if unfed else "",
+                )
+                if s
+            )
+            raise RoostError(f"{self.path}: {what}", hint=f"{f.name} takes {graph}: fix {SIGNATURE} or re-export")
 
     @property
     def task(self) -> str:
@@ -80,6 +112,19 @@ class Predictor:
 
     def predict(self, df: Any) -> np.ndarray:
         """1-D scores (binary probability, regression value) or 2-D class probabilities (multiclass)."""
+        if not isinstance(df, Mapping) and not hasattr(df, "columns"):
+            raise RoostError(
+                f"predict takes a pandas DataFrame or a dict of columns, not {type(df).__name__}",
+                hint=f"e.g. pd.DataFrame(rows, columns={self.inputs})",
+            )
+        if isinstance(df, pd.DataFrame) and not df.columns.is_unique:
+            counts = df.columns.value_counts()
+            twice = [n for n in self.inputs if counts.get(n, 0) > 1]
+            if twice:
+                n = twice[0]
+                raise RoostError(
+                    f"column {n!r} appears {counts[n]} times in the frame", hint="drop or rename the copies"
+                )
         cols = {n: df[n] for n in self.inputs if n in df}
         if len(cols) < len(self.inputs):
             missing = [n for n in self.inputs if n not in df]
