@@ -153,3 +153,29 @@ def test_printed_example_curl_sends_entity_ids_for_a_feature_store_model(feature
             assert len(r.json()["predictions"]) == 1
     finally:
         srv.stop()
+
+
+def test_example_request_types_entity_ids_as_the_applied_join_key(ws, tmp_path):
+    """A string join key makes the example send a BYTES id; outside a workspace it falls back to INT64."""
+    from roost.features import apply
+    from roost.serve.command import entity_request
+    from roost.serve.signature import read_package
+
+    (ws.root / "features").mkdir()
+    (ws.root / "data").mkdir()
+    (ws.root / "features" / "defs.py").write_text(DEFS.replace('{"user_id": "int64"}', '{"user_id": "string"}'))
+    pq.write_table(
+        pa.table(
+            {
+                "user_id": pa.array(["u1"], pa.string()),
+                "event_time": pa.array([T0], pa.timestamp("us", tz="UTC")),
+                "f1": pa.array([0.5], pa.float64()),
+                "f2": pa.array([1.0], pa.float64()),
+            }
+        ),
+        ws.root / "data" / "stats.parquet",
+    )
+    apply()
+    req = entity_request(read_package(feature_model(tmp_path / "m")))
+    assert req is not None and [(i["name"], i["datatype"]) for i in req["inputs"]] == [("user_id", "BYTES")]
+    assert isinstance(req["inputs"][0]["data"][0], str)
