@@ -11,7 +11,16 @@ from roost.modelpkg.package import FORMAT_VERSION, read_meta, read_signature, wr
 if TYPE_CHECKING:
     from roost.modelpkg.predictor import Predictor
 
-__all__ = ["FORMAT_VERSION", "write_package", "read_meta", "read_signature", "load", "load_model", "Predictor"]
+__all__ = [
+    "FORMAT_VERSION",
+    "write_package",
+    "read_meta",
+    "read_signature",
+    "load",
+    "load_model",
+    "resolve_package",
+    "Predictor",
+]
 
 
 def load(path: str | Path) -> Predictor:
@@ -21,16 +30,17 @@ def load(path: str | Path) -> Predictor:
     return Predictor(path)
 
 
-def load_model(uri: str | Path) -> Predictor:
-    """Load by path, file:// URI, or registry reference (`name@alias`, `name/3`)."""
+def resolve_package(uri: str | Path) -> tuple[Path, str]:
+    """(package folder, version label): a folder/file:// path as is, `name@alias` / `name/3` via the registry."""
     from roost.errors import RoostError
+    from roost.modelpkg.package import package_root
 
     s = str(uri)
     if s.startswith("file://"):
         s = s[len("file://") :]
     p = Path(s).expanduser()
     if p.exists():
-        return load(p)
+        return package_root(p), str(p.resolve())
     if "@" in s or re.fullmatch(r"[^/\s]+/\d+", s):
         from roost.registry.api import resolve_model
 
@@ -38,8 +48,13 @@ def load_model(uri: str | Path) -> Predictor:
         local = getattr(version, "local_path", None)
         if not local:
             raise RoostError(f"model {s} has no local copy", hint="use a file:// artifact root or download it")
-        return load(local)
+        return package_root(local), f"{getattr(version, 'name', s)}/{getattr(version, 'version', '?')}"
     raise RoostError(f"no model package at {s!r}", hint="pass a package folder, `name@alias` or `name/VERSION`")
+
+
+def load_model(uri: str | Path) -> Predictor:
+    """Load by path, file:// URI, or registry reference (`name@alias`, `name/3`)."""
+    return load(resolve_package(uri)[0])
 
 
 def __getattr__(name: str) -> Any:

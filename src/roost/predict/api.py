@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import logging
-import re
 import shutil
 import time
 from dataclasses import asdict, dataclass
@@ -13,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError
+from roost.modelpkg import resolve_package  # one resolver for roost.predict and roost.load_model
 from roost.predict.local import Progress
 from roost.predict.sources import resolve_source, sql_error
 
@@ -43,26 +43,6 @@ class PredictResult:
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
         return asdict(self)
-
-
-def resolve_package(model: str | Path) -> tuple[Path, str]:
-    """(package folder, version label): a folder/file:// path as is, `name@alias` / `name/3` via the registry."""
-    from roost.modelpkg.package import package_root
-
-    s = str(model)
-    if s.startswith("file://"):
-        s = s[len("file://") :]
-    p = Path(s).expanduser()
-    if p.exists():
-        return package_root(p), str(p.resolve())
-    if "@" in s or re.fullmatch(r"[^/\s]+/\d+", s):
-        from roost.registry.api import resolve_model
-
-        v = resolve_model(s)
-        if not v.local_path:
-            raise RoostError(f"model {s} has no local copy", hint="use a file:// artifact root or download it")
-        return package_root(v.local_path), f"{v.name}/{v.version}"
-    raise RoostError(f"no model package at {s!r}", hint="pass a package folder, `name@alias` or `name/VERSION`")
 
 
 def predict(
