@@ -72,3 +72,18 @@ def test_a_huge_bad_string_is_cut_in_the_message() -> None:
 def test_objects_that_are_not_numbers_are_refused() -> None:
     with pytest.raises(RoostError, match=r"row 0.*\[1, 2\]"):
         to_input(pd.Series([[1, 2]], dtype=object), "float64", name="v")
+
+
+@pytest.mark.parametrize(
+    ("values", "dtype"),
+    [([1, 2**40], "int32"), ([1.0, 1e30], "int64"), ([1.0, np.inf], "int64"), (["1", "5e12"], "int32")],
+)
+def test_ints_out_of_range_are_refused_not_wrapped(values: list, dtype: str) -> None:
+    """numpy's astype wraps 2**40 into an int32 (and inf into int64.min) silently: the hash bucket would be wrong."""
+    with pytest.raises(RoostError, match=rf"'user_id'.*{dtype}"):
+        to_input(pd.Series(values, name="user_id"), dtype)
+
+
+def test_ints_at_the_edges_of_the_range_pass() -> None:
+    got = to_input(pd.Series([-(2**31), 2**31 - 1, None], dtype=object), "int32")
+    np.testing.assert_array_equal(got, np.array([-(2**31), 2**31 - 1, -1], np.int32))

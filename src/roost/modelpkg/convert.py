@@ -76,6 +76,25 @@ def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Serie
     return num
 
 
+def _check_range(v: pd.Series, dtype: str, name: str | None) -> None:
+    """Refuse values an int dtype cannot hold (numpy's cast would wrap them silently)."""
+    if len(v) == 0 or pd.api.types.is_bool_dtype(v):
+        return
+    info = np.iinfo(NUMPY_DTYPES[dtype])
+    arr = v.to_numpy()
+    if arr.dtype.kind == "f":
+        ok = np.isfinite(arr) & (arr >= float(info.min)) & (arr < -float(info.min))
+    else:
+        ok = (arr >= info.min) & (arr <= info.max)
+    if not bool(np.all(ok)):
+        i = int(np.flatnonzero(~ok)[0])
+        column = f"column {name!r}" if name is not None else "a column"
+        raise RoostError(
+            f"{column} expects {dtype} but row {i} holds {arr[i]!r:.40}, out of its range",
+            hint=f"{dtype} holds {info.min:,} to {info.max:,}; check the column's values",
+        )
+
+
 def to_input(values: Any, dtype: str, name: str | None = None, index: Any = None) -> np.ndarray:
     """Convert a column (Series, list or array) to a 1-D array of a signature dtype (text in numbers: RoostError)."""
     if dtype == "string":
@@ -87,8 +106,9 @@ def to_input(values: Any, dtype: str, name: str | None = None, index: Any = None
         floats: np.ndarray = num.to_numpy(dtype=NUMPY_DTYPES[dtype], na_value=np.nan)
         return floats
     if dtype in ("int64", "int32"):
-        v = _numbers(s, dtype, name, index)
-        ints: np.ndarray = v.fillna(-1).to_numpy().astype(NUMPY_DTYPES[dtype])
+        v = _numbers(s, dtype, name, index).fillna(-1)
+        _check_range(v, dtype, name)
+        ints: np.ndarray = v.to_numpy().astype(NUMPY_DTYPES[dtype])
         return ints
     if dtype == "bool":
         bools: np.ndarray = s.astype(bool).to_numpy()
