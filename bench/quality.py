@@ -7,12 +7,14 @@ Every model is scored by ROC-AUC on the same test rows. References, fitted on th
   stopping there), then refitted on all of them with the best params and the best trial's number of trees;
 - scikit-learn LogisticRegression: median/most-frequent imputation, standardised numeric, one-hot categorical
   (unknown ignored), C chosen by 5-fold stratified CV on ROC-AUC (LogisticRegressionCV, 10 Cs).
-Prints one row per table (table, rows, cols, positive share, refs, auto, tune20, deltas) and `ratio: X` last
-(worst auto / best-reference ROC-AUC).
+Repeated protocol (`--seeds 0,1,2,3,4`): the same on roost's random split with each seed (20 % test, not
+stratified), references refitted per split; the table gives the first seed's split and, per table, the mean ±
+standard error over the seeds of auto − best reference and tune20 − best reference. References are cached in
+`.bench/quality-references.json` (key: table, seed, rows). `ratio: X` last: worst mean auto / best reference.
 
-    python bench/quality.py                         # every table, auto and tune20
-    python bench/quality.py --tables pima,titanic   # some tables
-    python bench/quality.py --no-tune               # skip `roost tune` (the slow part)
+    python bench/quality.py                                     # every table, auto and tune20, split seed 0
+    python bench/quality.py --tables pima,titanic --seeds 0,1,2,3,4 --no-tune
+    python bench/quality.py --no-tune                           # skip `roost tune` (the slow part)
 """
 
 from __future__ import annotations
@@ -34,12 +36,12 @@ SPLIT = {"method": "random", "seed": 0}
 TARGET = 0.005
 
 
-def test_rows(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(non-test rows, test rows) of roost's fixed split."""
+def test_rows(df: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(non-test rows, test rows) of roost's split with this seed."""
     from roost.train.config import SplitConfig
     from roost.train.data import split
 
-    train, val, test = split(df, SplitConfig(**SPLIT))
+    train, val, test = split(df, SplitConfig(**{**SPLIT, "seed": seed}))
     return pd.concat([train, val]).sort_index(), test
 
 
@@ -120,11 +122,11 @@ def ref_lightgbm(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, trials: int =
     return np.asarray(m.predict_proba(Xt)[:, 1]), {**best, "n_estimators": trees}
 
 
-def references(df: pd.DataFrame, label: str) -> dict[str, float]:
-    """Test ROC-AUC of both references on roost's fixed split."""
+def references(df: pd.DataFrame, label: str, seed: int = 0) -> dict[str, Any]:
+    """Test ROC-AUC of both references on roost's split with this seed."""
     from sklearn.metrics import roc_auc_score
 
-    rest, test = test_rows(df)
+    rest, test = test_rows(df, seed)
     X, y = rest.drop(columns=[label]), rest[label].to_numpy()
     Xt, yt = test.drop(columns=[label]), test[label].to_numpy()
     lgb_p, params = ref_lightgbm(X, y, Xt)
@@ -132,27 +134,107 @@ def references(df: pd.DataFrame, label: str) -> dict[str, float]:
     return {
         "ref_lightgbm": float(roc_auc_score(yt, lgb_p)),
         "ref_logreg": float(roc_auc_score(yt, lr_p)),
-        "lightgbm_params": params,  # type: ignore[dict-item]
+        "lightgbm_params": params,
     }
+
+
+def cached_references(df: pd.DataFrame, label: str, table: str, seed: int, cache: Path | None) -> dict[str, Any]:
+    """references(), read from / added to the JSON cache (keyed by table, seed and row count) when given."""
+    key = f"{table}/{seed}/{len(df)}"
+    known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
+    if key not in known:
+        known[key] = references(df, label, seed)
+        if cache is not None:
+            cache.parent.mkdir(parents=True, exist_ok=True)
+            cache.write_text(json.dumps(known, indent=1, default=str))
+    return dict(known[key])
+
+
+def mean_se(values: list[float]) -> tuple[float, float]:
+    """Mean and its standard error (sample s.d. / sqrt(n); nan for one value) of the finite values."""
+    v = np.asarray([x for x in values if x == x], dtype=np.float64)
+    if len(v) == 0:
+        return float("nan"), float("nan")
+    return float(v.mean()), float(v.std(ddof=1) / np.sqrt(len(v))) if len(v) > 1 else float("nan")
+
+
+def run_one(name: str, df: pd.DataFrame, seed: int, tmp: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """One table on one split seed: references (cached), auto and tune20 test ROC-AUC and seconds."""
+    import roost
+    from roost.datasets.suite import LABEL
+    from roost.tune.task import tune_task
+
+    path = tmp / f"{name}.parquet"
+    if not path.exists():
+        df.to_parquet(path)
+    split = {**SPLIT, "seed": seed}
+    cfg = {"data": str(path), "label": LABEL, "split": split, "name": f"{name}-{seed}"}
+    row: dict[str, Any] = {"table": name, "seed": seed, "rows": len(df), "cols": df.shape[1] - 1}
+    row["positive"] = float(df[LABEL].mean())
+    t = time.perf_counter()
+    row.update(cached_references(df, LABEL, name, seed, args.cache))
+    row["ref_seconds"] = time.perf_counter() - t
+    row["best_ref"] = max(row["ref_lightgbm"], row["ref_logreg"])
+    if not args.no_auto:
+        t = time.perf_counter()
+        res = roost.train(cfg, progress=False)
+        row.update(auto=res.metrics["test_roc_auc"], auto_model=res.model_type)
+        row["auto_seconds"] = time.perf_counter() - t
+        row["auto_candidates"] = {k: v.get("test_roc_auc") for k, v in (res.candidates or {}).items()}
+    if not args.no_tune:
+        t = time.perf_counter()
+        out = tune_task(cfg, trials=args.trials)
+        row.update(tune=out["metrics"].get("test_roc_auc", float("nan")), tune_seconds=time.perf_counter() - t)
+        row["tune_model"] = out["best_params"].get("model.type", "")
+    return row
+
+
+def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
+    """Markdown lines: per table the first seed's split, then mean ± s.e. over every seed of auto/tune − best ref."""
+    lines = [
+        f"| table | rows | positive | best ref (seed {seeds[0]}) | auto (kept) | auto − best | tune20 − best "
+        f"| mean best ref ({len(seeds)} splits) | auto − best, mean ± s.e. | tune20 − best, mean ± s.e. |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+
+    def mark(d: float, target: float) -> str:
+        return "" if d != d else ("ok" if d >= target else "MISS")
+
+    for name in dict.fromkeys(r["table"] for r in rows):
+        rs = [r for r in rows if r["table"] == name]
+        first = rs[0]
+        a1 = first.get("auto", float("nan")) - first["best_ref"]
+        t1 = first.get("tune", float("nan")) - first["best_ref"]
+        ma, sa = mean_se([r.get("auto", float("nan")) - r["best_ref"] for r in rs])
+        mt, st = mean_se([r.get("tune", float("nan")) - r["best_ref"] for r in rs])
+        mb, _ = mean_se([r["best_ref"] for r in rs])
+        lines.append(
+            f"| {name} | {first['rows']} | {first['positive']:.3f} | {first['best_ref']:.4f} "
+            f"| {first.get('auto', float('nan')):.4f} ({first.get('auto_model', '')}) | {a1:+.4f} {mark(a1, -TARGET)} "
+            f"| {t1:+.4f} {mark(t1, 0.0)} | {mb:.4f} | {ma:+.4f} ± {sa:.4f} {mark(ma, -TARGET)} "
+            f"| {mt:+.4f} ± {st:.4f} {mark(mt, 0.0)} |"
+        )
+    return lines
 
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite and print the table."""
-    from roost.datasets.suite import LABEL, TABLES, load_table
+    from roost.datasets.suite import TABLES, load_table
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(TABLES))
+    ap.add_argument("--seeds", default="0", help="split seeds, e.g. 0,1,2,3,4 (the repeated protocol)")
     ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--json", type=Path, help="also write the rows as JSON here")
+    ap.add_argument("--cache", type=Path, default=Path(".bench/quality-references.json"), help="references cache")
+    ap.add_argument("--json", type=Path, help="also write the rows as JSON here (appended to as rows finish)")
     args = ap.parse_args(argv)
+    seeds = [int(s) for s in args.seeds.split(",")]
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notes on LogisticRegressionCV
     warnings.filterwarnings("ignore", message=".*eval_set.*")  # LightGBM 4.6 renamed it; older versions need it
-    import roost
     import roost.workspace as ws
-    from roost.tune.task import tune_task
 
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-quality-") as d:
@@ -160,54 +242,19 @@ def main(argv: list[str] | None = None) -> int:
         ws.use(ws.init(tmp / "ws"))
         for name in args.tables.split(","):
             df = load_table(name)
-            path = tmp / f"{name}.parquet"
-            df.to_parquet(path)
-            cfg = {"data": str(path), "label": LABEL, "split": SPLIT, "name": name}
-            row: dict[str, Any] = {
-                "table": name,
-                "rows": len(df),
-                "cols": df.shape[1] - 1,
-                "positive": float(df[LABEL].mean()),
-            }
-            t = time.perf_counter()
-            row.update(references(df, LABEL))
-            row["ref_seconds"] = time.perf_counter() - t
-            if not args.no_auto:
-                t = time.perf_counter()
-                res = roost.train(cfg, progress=False)
-                row.update(auto=res.metrics["test_roc_auc"], auto_model=res.model_type)
-                row["auto_seconds"] = time.perf_counter() - t
-                row["auto_candidates"] = {k: v.get("test_roc_auc") for k, v in (res.candidates or {}).items()}
-            if not args.no_tune:
-                t = time.perf_counter()
-                out = tune_task(cfg, trials=args.trials)
-                row.update(tune=out["metrics"].get("test_roc_auc", float("nan")), tune_seconds=time.perf_counter() - t)
-                row["tune_model"] = out["best_params"].get("model.type", "")
-            rows.append(row)
-            print(f"  {json.dumps(row, default=str)}", file=sys.stderr, flush=True)
+            for seed in seeds:
+                rows.append(run_one(name, df, seed, tmp, args))
+                print(f"  {json.dumps(rows[-1], default=str)}", file=sys.stderr, flush=True)
+                if args.json:
+                    args.json.write_text(json.dumps(rows, indent=1, default=str))
         ws.use(None)
-    print(
-        "| table | rows | cols | positive | LightGBM Optuna-20 | LogisticRegression CV | auto (picked) "
-        "| auto − best | tune20 | tune20 − best |"
-    )
-    print("|---|---|---|---|---|---|---|---|---|---|")
-    ratios = []
-    for r in rows:
-        best = max(r["ref_lightgbm"], r["ref_logreg"])
-        tune = r.get("tune", float("nan"))
-        r.setdefault("auto", float("nan"))
-        r.setdefault("auto_model", "")
-        print(
-            f"| {r['table']} | {r['rows']} | {r['cols']} | {r['positive']:.3f} | {r['ref_lightgbm']:.4f} "
-            f"| {r['ref_logreg']:.4f} | {r['auto']:.4f} ({r['auto_model']}) | {r['auto'] - best:+.4f} "
-            f"{'ok' if r['auto'] >= best - TARGET else 'MISS'} | {tune:.4f} | {tune - best:+.4f} "
-            f"{'ok' if tune >= best else ('MISS' if tune == tune else '')} |"
-        )
-        if r["auto"] == r["auto"]:
-            ratios.append(r["auto"] / best)
-    if args.json:
-        args.json.write_text(json.dumps(rows, indent=1, default=str))
-    print(f"ratio: {min(ratios):.4f}" if ratios else "ratio: n/a")
+    print("\n".join(table(rows, seeds)))
+    worst = [
+        mean_se([r["auto"] / r["best_ref"] for r in rows if r["table"] == t])[0]
+        for t in dict.fromkeys(r["table"] for r in rows)
+        if any("auto" in r for r in rows if r["table"] == t)
+    ]
+    print(f"ratio: {min(worst):.4f}" if worst else "ratio: n/a")
     return 0
 
 
