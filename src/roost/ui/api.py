@@ -67,6 +67,8 @@ def routes(ui: UI) -> list[Route]:
         return reg.list_experiments()
 
     async def runs(request: Request) -> Any:
+        from roost.ui.pages import flag
+
         qp = request.query_params
         exps = [e for e in qp.getlist("experiment") if e] or None
         pg = data.runs_page(
@@ -75,9 +77,12 @@ def routes(ui: UI) -> list[Route]:
             qp.get("order") or None,
             _int(request, "page", 1),
             _int(request, "per_page", 50),
+            archived=flag(qp.get("archived")),
         )
         return {
             "total": pg.total,
+            "total_exact": pg.total_exact,  # False: at least `total` runs match (counts stop at 10,000)
+            "has_next": pg.has_next,
             "page": pg.page,
             "per_page": pg.per_page,
             "pages": pg.pages,

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, Select, func, or_, select
+from sqlalchemy import ColumnElement, Connection, FromClause, RowMapping, Select, exists, func, or_, select
+from sqlalchemy.orm import aliased
 
 from roost.errors import NotFoundError, closest
 from roost.registry.columns import Column, choose_columns, nest_runs
 from roost.registry.models import Experiment, LatestMetric, Metric, Param, Run, Tag
 from roost.registry.store import Store, aware, decode_param, default_store
+from roost.ui import runs_query as rq
 
 MAX_KEY_COLUMNS = 30
 MAX_PER_PAGE = 500
@@ -33,6 +36,8 @@ class RunsPage:
     more_columns: list[Column] = field(default_factory=list)
     rows: list[tuple[dict[str, Any], int, int]] = field(default_factory=list)
     nested: int = 0
+    total_exact: bool = True  # False: `total` is at least (cap) or about (approx) how many runs match
+    total_approx: bool = False  # `total` is an estimate from the newest runs (runs_query.capped_count)
 
     @property
     def groups(self) -> list[tuple[str, int]]:
@@ -48,8 +53,25 @@ class RunsPage:
 
     @property
     def pages(self) -> int:
-        """Number of pages (at least 1)."""
+        """Number of pages (at least 1; when the count is capped, the pages known to exist)."""
         return max(1, math.ceil(self.total / self.per_page))
+
+    @property
+    def has_next(self) -> bool:
+        """Whether a page follows this one."""
+        return self.page < self.pages or (not self.total_exact and len(self.runs) == self.per_page)
+
+    @property
+    def total_text(self) -> str:
+        """The count as shown: '1,234', '~6,700' (estimated) or '10,000+' (capped)."""
+        return str(rq.Count(self.total, self.total_exact, self.total_approx))
+
+
+def experiment_names(store: Store | None = None) -> list[str]:
+    """Every experiment's name, oldest first (no run counts: those read every run)."""
+    st = store or default_store()
+    with st.read() as s:
+        return list(s.scalars(select(Experiment.name).order_by(Experiment.id)))
 
 
 def _experiment_ids(store: Store, names: list[str]) -> list[int]:
@@ -67,18 +89,37 @@ def _experiment_ids(store: Store, names: list[str]) -> list[int]:
     return out
 
 
-def count_runs(filter: str | None = None, experiments: list[str] | None = None, store: Store | None = None) -> int:
-    """How many runs match a filter (one COUNT query, no rows loaded)."""
+def count_runs(
+    filter: str | None = None,
+    experiments: list[str] | None = None,
+    store: Store | None = None,
+    cap: int | None = rq.COUNT_CAP,
+    archived: bool = False,
+    window: int | None = rq.COUNT_WINDOW,
+) -> rq.Count:
+    """How many runs match a filter, as the runs page shows it (runs_query.capped_count: exact up to `cap` when the
+    scope fits in `window` runs, else estimated from the newest `window`, "10,000+" beyond the cap).
+
+    cap=None counts every match exactly (reads them all: seconds for a common condition at a million runs).
+    """
     from roost.registry import query
 
     st = store or default_store()
-    q = select(func.count()).select_from(Run)
-    if experiments:
-        q = q.where(Run.experiment_id.in_(_experiment_ids(st, experiments)))
-    with st.read() as s:  # archived/deleted runs are not counted (see _visible_count)
+    conds: list[ColumnElement[bool]] = []
+    eids = _experiment_ids(st, experiments) if experiments else None
+    if eids:
+        conds.append(Run.experiment_id.in_(eids))
+    with st.read() as s:
         if filter and filter.strip():
-            q = q.where(query.plan_filter(filter, s.connection()))
-        return _visible_count(s.connection(), q)
+            conds.append(query.plan_filter(filter, s.connection()))
+        if cap is not None:
+            stages = ["active", "archived"] if archived else ["active"]
+            scoped = [Run.lifecycle_stage.in_(stages), *conds]
+            return rq.capped_count(s.connection(), scoped, cap, window, eids)
+        q = select(func.count()).select_from(Run).where(*conds)
+        if archived:
+            return rq.Count(int(s.execute(q.where(Run.lifecycle_stage.in_(["active", "archived"]))).scalar() or 0))
+        return rq.Count(_visible_count(s.connection(), q))
 
 
 def _visible_count(conn: Connection, count_q: Select[Any]) -> int:
@@ -126,9 +167,8 @@ def column_keys(experiments: list[str] | None = None, store: Store | None = None
     return out[0], out[1]
 
 
-def _page_dicts(conn: Connection, q: Select[Any]) -> list[dict[str, Any]]:
-    """Run dicts (the shape of roost.search_runs) for a Core select over runs, in three IN-queries."""
-    rows = conn.execute(q).mappings().all()
+def _page_dicts(conn: Connection, rows: Sequence[RowMapping]) -> list[dict[str, Any]]:
+    """Run dicts (the shape of roost.search_runs) for rows of the runs table, in three IN-queries."""
     exp_names = dict(conn.execute(select(Experiment.__table__.c.id, Experiment.__table__.c.name)).all())
     out: dict[str, dict[str, Any]] = {}
     for r in rows:
@@ -146,6 +186,7 @@ def _page_dicts(conn: Connection, q: Select[Any]) -> list[dict[str, Any]]:
             "source": r["source"],
             "parent_run_id": r["parent_run_id"],
             "artifact_uri": r["artifact_uri"],
+            "lifecycle_stage": r["lifecycle_stage"],
             "params": {},
             "metrics": {},
             "tags": {},
@@ -170,44 +211,56 @@ def runs_page(
     per_page: int = 50,
     store: Store | None = None,
     nest: bool = False,
+    archived: bool = False,
 ) -> RunsPage:
-    """One page of matching runs, paged in SQL, with the total count and the columns to show.
+    """One page of matching runs, paged in SQL, with the count (exact up to COUNT_CAP) and the columns to show.
 
     With `nest`, pages hold top-level runs only and each brings its nested runs (trials, candidates, tasks).
+    With `archived`, archived runs are listed too (deleted runs never are).
     """
     from roost.registry import query
 
     st = store or default_store()
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
+    page = max(1, int(page))
     where = None
     if filter and filter.strip():  # each condition in its quick form (query.plan_filter)
         with st.engine.connect() as conn:
             where = query.plan_filter(filter, conn)
     eids = _experiment_ids(st, experiments) if experiments else None
     runs_t = Run.__table__
-    count_q = select(func.count()).select_from(runs_t)
-    page_q = select(*runs_t.c)
-    conds: list[ColumnElement[bool]] = [runs_t.c.experiment_id.in_(eids)] if eids else []
+    stages = ["active", "archived"] if archived else ["active"]
+    conds: list[ColumnElement[bool]] = [runs_t.c.lifecycle_stage.in_(stages)]
+    conds += [runs_t.c.experiment_id.in_(eids)] if eids else []
     conds += [where] if where is not None else []
-    if nest:
-        parent = runs_t.c.parent_run_id
-        conds.append(or_(parent.is_(None), parent.not_in(select(runs_t.c.id).scalar_subquery())))
-    for cond in conds:
-        count_q, page_q = count_q.where(cond), page_q.where(cond)
-    page_q = query.apply_order(page_q.where(runs_t.c.lifecycle_stage == "active"), order_by)  # not archived/deleted
+    if nest:  # top-level: no parent, or a parent that is gone (an anti-join; NOT IN would hash every run id)
+        parents = aliased(Run)
+        conds.append(
+            or_(
+                runs_t.c.parent_run_id.is_(None),
+                ~exists(select(parents.id).where(parents.id == runs_t.c.parent_run_id)),
+            )
+        )
+    page_q = select(*runs_t.c).where(*conds)
+    segments = rq.sort_segments(page_q, order_by) or [query.apply_order(page_q, order_by)]
     with st.engine.connect() as conn:
-        total = _visible_count(conn, count_q)
-        pages = max(1, math.ceil(total / per_page))
-        page = max(1, min(int(page), pages))
-        runs = _page_dicts(conn, page_q.limit(per_page).offset((page - 1) * per_page))
+        rows = rq.read_page(conn, segments, per_page, (page - 1) * per_page)
+        if rows and len(rows) < per_page or page == 1 and not rows:  # the last page: the count is known
+            count = rq.Count((page - 1) * per_page + len(rows))
+        else:
+            count = rq.capped_count(conn, conds, experiment_ids=eids)
+            if not rows and count.exact:  # past the end: the last page instead
+                page = max(1, math.ceil(count.n / per_page))
+                rows = rq.read_page(conn, segments, per_page, (page - 1) * per_page)
+        runs = _page_dicts(conn, rows)
         kids: list[dict[str, Any]] = []
         level = [r["run_id"] for r in runs]
         for _ in range(NEST_DEPTH if nest else 0):
             if not level or len(kids) >= MAX_CHILDREN:
                 break
-            q = select(*runs_t.c).where(runs_t.c.parent_run_id.in_(level), runs_t.c.lifecycle_stage == "active")
-            q = q.order_by(runs_t.c.start_time, runs_t.c.id)
-            found = _page_dicts(conn, q.limit(MAX_CHILDREN - len(kids)))
+            q = select(*runs_t.c).where(runs_t.c.parent_run_id.in_(level), runs_t.c.lifecycle_stage.in_(stages))
+            q = q.order_by(runs_t.c.start_time, runs_t.c.id).limit(MAX_CHILDREN - len(kids))
+            found = _page_dicts(conn, list(conn.execute(q).mappings()))
             kids += found
             level = [r["run_id"] for r in found]
     pkeys, mkeys = column_keys(experiments, st)
@@ -216,7 +269,20 @@ def runs_page(
     every = [Column("metric", k) for k in sorted({k for r in everything for k in r["metrics"]})]
     every += [Column("param", k) for k in sorted({k for r in everything for k in r["params"]})]
     more = [c for c in every if c not in shown][: 2 * MAX_KEY_COLUMNS]
-    return RunsPage(runs, total, page, per_page, pkeys, mkeys, shown, more, nest_runs(everything), len(kids))
+    return RunsPage(
+        runs,
+        count.n,
+        page,
+        per_page,
+        pkeys,
+        mkeys,
+        shown,
+        more,
+        nest_runs(everything),
+        len(kids),
+        total_exact=count.exact,
+        total_approx=count.approx,
+    )
 
 
 def metric_series(run_id: str, max_points: int = 2000, store: Store | None = None) -> dict[str, dict[str, list[Any]]]:

@@ -59,6 +59,11 @@ def query_builder(request: Request) -> Callable[..., str]:
     return qs
 
 
+def flag(raw: str | None) -> bool:
+    """A query-string switch: 1/true/yes/on (any case) is on; absent or anything else is off."""
+    return (raw or "").strip().lower() in ("1", "true", "yes", "on")
+
+
 def _int(request: Request, name: str, default: int) -> int:
     try:
         return int(request.query_params.get(name, default))
@@ -79,6 +84,7 @@ def routes(ui: UI) -> list[Route]:
         q = qp.get("q", "")
         exps = [e for e in qp.getlist("experiment") if e]
         order = qp.get("order", "")
+        archived = flag(qp.get("archived"))
         try:
             pg = data.runs_page(
                 q or None,
@@ -87,6 +93,7 @@ def routes(ui: UI) -> list[Route]:
                 _int(request, "page", 1),
                 _int(request, "per_page", 50),
                 nest=not q,  # a filter lists every matching run; otherwise children come under their parents
+                archived=archived,
             )
             error, status = None, 200
             notices = reg.filter_notices(q, exps or None) if q else []
@@ -100,9 +107,10 @@ def routes(ui: UI) -> list[Route]:
             q=q,
             experiments=exps,
             order=order,
+            archived=archived,
             error=error,
             notices=notices,
-            all_experiments=[e["name"] for e in reg.list_experiments()],
+            all_experiments=data.experiment_names(),
             qs=query_builder(request),
             sort_link=sort_link,
             field_name=field_name,

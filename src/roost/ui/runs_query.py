@@ -1,0 +1,171 @@
+"""How the runs page reads at a million runs: a page by walking an index, and a count that stops early.
+
+A sort on one params.X / metrics.X / tags.X column is read as consecutive index walks (the runs that have the
+field, by its value, then the runs without it, newest first), stopping at the page's end — the same order as
+registry.query.apply_order, whose outer join would sort every run first. A count reads at most COUNT_CAP + 1
+matching runs: exact up to COUNT_CAP, else "10,000+" (as GitHub shows a search's count), so a count never reads
+every run of a common condition.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import ColumnElement, Connection, RowMapping, Select, and_, exists, func, literal_column, select
+from sqlalchemy.orm import aliased
+
+from roost.registry import query
+from roost.registry.models import LatestMetric, Param, Run, Tag
+
+COUNT_CAP = 10_000  # counts are exact up to here; beyond, the page says "10,000+" (docs/ui.md)
+COUNT_WINDOW = 10_000  # a count reads at most this many runs (the newest); beyond, it is estimated from them
+
+__all__ = ["COUNT_CAP", "COUNT_WINDOW", "Count", "capped_count", "read_page", "sort_segments", "sort_term"]
+
+
+@dataclass(frozen=True)
+class Count:
+    """How many runs match: `n` exactly; about `n` when `approx`; at least `n` when neither (the cap was hit)."""
+
+    n: int
+    exact: bool = True
+    approx: bool = False
+
+    def __str__(self) -> str:
+        if self.exact:
+            return f"{self.n:,}"
+        return f"~{self.n:,}" if self.approx else f"{self.n:,}+"
+
+
+def _rounded(x: float) -> int:
+    """x to two significant digits (an estimate shown with a ~)."""
+    if x < 100:
+        return max(1, round(x))
+    digits = len(str(int(x))) - 2
+    return int(round(x, -digits))
+
+
+def capped_count(
+    conn: Connection,
+    conds: Sequence[ColumnElement[bool]],
+    cap: int = COUNT_CAP,
+    window: int | None = COUNT_WINDOW,
+    experiment_ids: Sequence[int] | None = None,
+) -> Count:
+    """How many runs meet every condition, reading at most `window` runs (the newest of the experiments' runs).
+
+    When every run in scope fits in the window: exact up to `cap`, else Count(cap) "10,000+". Otherwise the count
+    in the window is scaled to the scope's size: Count(about n, approx) when that is at most `cap`, else "10,000+".
+    window=None reads every run in scope (exact up to `cap`; a full scan for a rare mix of common conditions).
+    """
+    runs = Run.__table__
+    scope = [runs.c.experiment_id.in_(list(experiment_ids))] if experiment_ids else []
+    floor = None
+    if window is not None:
+        newest = select(runs.c.start_time).where(*scope).order_by(runs.c.start_time.desc())
+        floor = conn.execute(newest.offset(window - 1).limit(1)).scalar()
+    bounded = [*conds, runs.c.start_time >= floor] if floor is not None else list(conds)
+    inner = select(literal_column("1")).select_from(runs).where(*bounded).limit(cap + 1).subquery()
+    found = int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
+    if found > cap:
+        return Count(cap, exact=False)
+    if floor is None:
+        return Count(found)
+    if scope:  # the scope's size: an index-only count of the experiments' runs
+        size = int(conn.execute(select(func.count()).select_from(runs).where(*scope)).scalar() or 0)
+    else:
+        size = _table_size(conn)
+    in_window = int(
+        conn.execute(select(func.count()).select_from(runs).where(*scope, runs.c.start_time >= floor)).scalar() or 0
+    )
+    estimate = found * size / max(1, in_window)
+    if estimate > cap:
+        return Count(cap, exact=False)
+    return Count(max(found, _rounded(estimate)), exact=False, approx=True)
+
+
+def _table_size(conn: Connection) -> int:
+    """About how many rows runs has, without counting them: SQLite's largest rowid (rowids only grow), PostgreSQL's
+    planner estimate (pg_class.reltuples; a count when the table was never analyzed)."""
+    runs = Run.__table__
+    if conn.dialect.name == "sqlite":
+        return int(conn.execute(select(func.max(literal_column("rowid"))).select_from(runs)).scalar() or 0)
+    est = conn.exec_driver_sql("SELECT reltuples FROM pg_class WHERE oid = 'runs'::regclass").scalar()
+    if est is not None and float(est) > 0:
+        return int(float(est))
+    return int(conn.execute(select(func.count()).select_from(runs)).scalar() or 0)
+
+
+def sort_term(order_by: str | None) -> tuple[str, str, bool] | None:
+    """(scope param|metric|tag, key, descending) when `order_by` is one `params.X / metrics.X / tags.X [ASC|DESC]`."""
+    terms = [t for t in (order_by or "").split(",") if t.strip()]
+    if len(terms) != 1:
+        return None
+    toks = query.tokenize(terms[0].strip())
+    if not toks or toks[0].kind != "ident" or "." not in toks[0].text or len(toks) > 2:
+        return None
+    if len(toks) == 2 and not (toks[1].kind == "kw" and toks[1].value in ("ASC", "DESC")):
+        return None
+    scope, _, key = toks[0].text.partition(".")
+    kind = {"params": "param", "param": "param", "metrics": "metric", "metric": "metric", "tags": "tag", "tag": "tag"}
+    if scope.lower() not in kind or not key.strip("`"):
+        return None
+    return kind[scope.lower()], key.strip("`"), len(toks) == 2 and toks[1].value == "DESC"
+
+
+def sort_segments(q: Select[Any], order_by: str | None) -> list[Select[Any]] | None:
+    """`q` (a select of runs columns) in apply_order's order as consecutive index-ordered selects, or None.
+
+    metrics.X: the runs with X by value (the (key, value) index), then the runs without X; params.X: numeric values
+    by number, then text values, then the runs without; tags.X: by value, then without. Ties and the runs without
+    the field come newest first. None for any other order (apply_order then sorts in SQL).
+    """
+    term = sort_term(order_by)
+    if term is None:
+        return None
+    scope, key, desc = term
+    newest = (Run.start_time.desc(), Run.id)
+
+    def by(col: Any) -> Any:
+        return col.desc() if desc else col.asc()
+
+    if scope == "metric":
+        m, m2 = aliased(LatestMetric), aliased(LatestMetric)
+        having = [q.join(m, and_(m.run_id == Run.id, m.key == key)).order_by(by(m.value), *newest)]
+        without = q.where(~exists(select(m2.run_id).where(m2.run_id == Run.id, m2.key == key)))
+    elif scope == "param":
+        p, p2 = aliased(Param), aliased(Param)
+        joined = q.join(p, and_(p.run_id == Run.id, p.key == key))
+        having = [
+            joined.where(p.num.is_not(None)).order_by(by(p.num), *newest),
+            joined.where(p.num.is_(None)).order_by(by(p.value), *newest),
+        ]
+        without = q.where(~exists(select(p2.run_id).where(p2.run_id == Run.id, p2.key == key)))
+    else:
+        t, t2 = aliased(Tag), aliased(Tag)
+        having = [q.join(t, and_(t.run_id == Run.id, t.key == key)).order_by(by(t.value), *newest)]
+        without = q.where(~exists(select(t2.run_id).where(t2.run_id == Run.id, t2.key == key)))
+    return [*having, without.order_by(*newest)]
+
+
+def read_page(conn: Connection, segments: list[Select[Any]], limit: int, offset: int = 0) -> list[RowMapping]:
+    """Rows offset .. offset + limit of the segments read one after another (each stops at the page's end)."""
+    rows: list[RowMapping] = []
+    pos = 0  # where the current segment starts in the whole order
+    for seg in segments:
+        need = limit - len(rows)
+        if need <= 0:
+            break
+        skip = max(0, offset - pos)
+        part = list(conn.execute(seg.offset(skip or None).limit(need)).mappings())
+        rows += part
+        if len(part) == need:
+            break
+        if part or skip == 0:
+            pos += skip + len(part)  # this segment ended inside the page
+        else:  # the page starts after this segment: learn its length (at most `skip` rows read)
+            inner = seg.with_only_columns(literal_column("1")).order_by(None).limit(skip).subquery()
+            pos += int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
+    return rows
