@@ -9,9 +9,10 @@ and stops); each figure stops after 60 s of calls.
   create   roost.start_run with 3 params, 2 tags and 1 metric on the populated store (ms/run)
   search   filters on a param, a latest metric, a tag, status and time; ORDER BY a metric; a filter + ORDER BY;
            a keyset page in the middle; 100 rows a page
-  count    matching runs of a param filter and of a tag filter (the UI's count)
-  ui       the runs page, a filtered + metric-sorted runs page, the compare page of 10 runs (the UI's limit):
-           server time from the UI's TestClient
+  count    matching runs of a param filter, a tag filter, 3 common conditions (the UI's count: exact up to
+           10,000 within the newest 10,000 runs, else estimated or "10,000+")
+  ui       the runs page: plain, filtered, 3 common conditions, sorted by a metric, filtered + sorted, with
+           archived runs; the compare page of 100 runs and their charts: server time from the UI's TestClient
 Every run has 3 params, 2 tags, the latest of 2 metrics and 5 points of history (the metric history table is
 5x the runs). A figure stops repeating after 60 s of calls (FIGURE_BOUND_S; MLflow's after 60 s too). Prints one
 table per store; MLflow's populate rate and how far it got within its bound.
@@ -224,15 +225,18 @@ def roost_figures(n: int, repeats: int, create_runs: int) -> dict[str, tuple[flo
         "keyset page (middle)": lambda k: search(after=(mid + timedelta(hours=k), "0" * 32)),
         "count: param filter": lambda k: ui_data.count_runs(f"params.model = '{MODELS[k % 3]}'"),
         "count: tag filter": lambda k: ui_data.count_runs(f"tags.team = '{TEAMS[k % 5]}'"),
+        "count: 3 common conditions": lambda k: ui_data.count_runs(
+            f"params.model = '{MODELS[k % 3]}' AND tags.team = '{TEAMS[k % 5]}' AND params.depth = {3 + k % 9}"
+        ),
     }
     for label, fn in cases.items():
         p50, p99, res = timed(fn, repeats)
         figs[label] = (p50, p99)
-        got = res if isinstance(res, int) else len(res)
+        got = str(res) if label.startswith("count") else len(res)  # a count as the UI shows it (~N, 10,000+)
         print(f"  {label:<34} p50 {p50 * 1e3:8.1f} ms  p99 {p99 * 1e3:8.1f} ms  ({got} rows)", flush=True)
 
     client = TestClient(create_app())
-    ids = [r["run_id"] for r in search("params.model = 'gbm'", "metrics.auc DESC")][:10]
+    ids = [r["run_id"] for r in search("params.model = 'gbm'", "metrics.auc DESC")][:100]
 
     def page(url: str) -> float:
         resp = client.get(url)
@@ -244,7 +248,15 @@ def roost_figures(n: int, repeats: int, create_runs: int) -> dict[str, tuple[flo
         "ui: runs page, filter + sort": lambda k: (
             f"/runs?q=params.model+%3D+%27{MODELS[k % 3]}%27&order=metrics.auc+DESC"
         ),
-        "ui: compare 10 runs": lambda k: "/compare?runs=" + ",".join(ids),
+        "ui: runs page, filter": lambda k: f"/runs?q=tags.team+%3D+%27{TEAMS[k % 5]}%27",
+        "ui: runs page, 3 common conditions": lambda k: (
+            f"/runs?q=params.model+%3D+%27{MODELS[k % 3]}%27+AND+tags.team+%3D+%27{TEAMS[k % 5]}%27"
+            f"+AND+params.depth+%3D+{3 + k % 9}"
+        ),
+        "ui: runs page, sort by metric": lambda k: "/runs?order=metrics.auc+" + ("DESC" if k % 2 else "ASC"),
+        "ui: runs page, include archived": lambda k: "/runs?archived=1",
+        "ui: compare 100 runs": lambda k: "/compare?runs=" + ",".join(ids),
+        "ui: charts of 100 runs (api)": lambda k: "/api/charts?runs=" + ",".join(ids),
     }
     for label, url in pages.items():
         page(url(0))
