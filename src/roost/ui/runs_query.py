@@ -47,6 +47,23 @@ def _rounded(x: float) -> int:
     return int(round(x, -digits))
 
 
+def _in_window(
+    conn: Connection, conds: Sequence[ColumnElement[bool]], scope: list[ColumnElement[bool]], window: int, cap: int
+) -> tuple[int, int | None]:
+    """(matches among the newest `window` runs of scope, capped at cap + 1; runs in that window, None when the
+    window holds every run in scope)."""
+    runs = Run.__table__
+    newest = select(runs.c.start_time).where(*scope).order_by(runs.c.start_time.desc())
+    floor = conn.execute(newest.offset(window - 1).limit(1)).scalar()
+    bounded = [*conds, runs.c.start_time >= floor] if floor is not None else list(conds)
+    inner = select(literal_column("1")).select_from(runs).where(*bounded).limit(cap + 1).subquery()
+    found = int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
+    if floor is None:
+        return found, None
+    in_window = select(func.count()).select_from(runs).where(*scope, runs.c.start_time >= floor)
+    return found, int(conn.execute(in_window).scalar() or 0)
+
+
 def capped_count(
     conn: Connection,
     conds: Sequence[ColumnElement[bool]],
@@ -58,31 +75,32 @@ def capped_count(
 
     When every run in scope fits in the window: exact up to `cap`, else Count(cap) "10,000+". Otherwise the count
     in the window is scaled to the scope's size: Count(about n, approx) when that is at most `cap`, else "10,000+".
+    A first look at the newest window / 5 runs settles common conditions ("10,000+" when it scales to twice the
+    cap: a condition below the cap would have to be over-sampled ~4 standard deviations there).
     window=None reads every run in scope (exact up to `cap`; a full scan for a rare mix of common conditions).
     """
     runs = Run.__table__
     scope = [runs.c.experiment_id.in_(list(experiment_ids))] if experiment_ids else []
-    floor = None
-    if window is not None:
-        newest = select(runs.c.start_time).where(*scope).order_by(runs.c.start_time.desc())
-        floor = conn.execute(newest.offset(window - 1).limit(1)).scalar()
-    bounded = [*conds, runs.c.start_time >= floor] if floor is not None else list(conds)
-    inner = select(literal_column("1")).select_from(runs).where(*bounded).limit(cap + 1).subquery()
-    found = int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
-    if found > cap:
-        return Count(cap, exact=False)
-    if floor is None:
-        return Count(found)
-    if scope:  # the scope's size: an index-only count of the experiments' runs
-        size = int(conn.execute(select(func.count()).select_from(runs).where(*scope)).scalar() or 0)
-    else:
-        size = _table_size(conn)
-    in_window = int(
-        conn.execute(select(func.count()).select_from(runs).where(*scope, runs.c.start_time >= floor)).scalar() or 0
-    )
-    estimate = found * size / max(1, in_window)
-    if estimate > cap:
-        return Count(cap, exact=False)
+    if window is None:
+        inner = select(literal_column("1")).select_from(runs).where(*conds).limit(cap + 1).subquery()
+        found = int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
+        return Count(found) if found <= cap else Count(cap, exact=False)
+    size: int | None = None
+    for w, enough in ((max(1, window // 5), 2 * cap), (window, cap)):
+        found, in_window = _in_window(conn, conds, scope, w, cap)
+        if found > cap:
+            return Count(cap, exact=False)
+        if in_window is None:
+            return Count(found)
+        if size is None:  # the scope's size: an index-only count of the experiments' runs, else the table's
+            size = (
+                int(conn.execute(select(func.count()).select_from(runs).where(*scope)).scalar() or 0)
+                if scope
+                else (_table_size(conn))
+            )
+        estimate = found * size / max(1, in_window)
+        if estimate > enough:
+            return Count(cap, exact=False)
     return Count(max(found, _rounded(estimate)), exact=False, approx=True)
 
 
