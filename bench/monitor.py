@@ -27,21 +27,19 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine, peer_venv
+from _common import BENCH, REPO, machine, peer_venv
 
 NUM, CAT = 15, 5
 
 PROLOGUE = r"""
-import json, os, resource, sys, time, warnings
+import json, os, sys, warnings
 warnings.filterwarnings("ignore")
 import pandas as pd
 spec = json.loads(sys.argv[1])
-def rss_mb():
-    for line in open("/proc/self/status"):
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-def peak_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+sys.path.insert(0, spec["bench"])
+from _common import measure  # the same timing code on both sides
+def figures(m):
+    return {"cpu": m.cpu, "wall": m.wall, "rss_base": m.rss_start, "rss_peak": m.peak}
 """
 
 ROOST_DRIFT = (
@@ -51,12 +49,11 @@ from roost.monitor.drift_report import compare
 from roost.monitor.report import drift_html
 ref, cur = pd.read_parquet(spec["ref"]), pd.read_parquet(spec["cur"])
 compare(ref.head(2000), cur.head(2000)); drift_html(compare(ref.head(2000), cur.head(2000)))  # imports, warm-up
-base = rss_mb(); t0, w0 = time.process_time(), time.perf_counter()
-rep = compare(ref, cur)
-html = drift_html(rep)
-out = rep.to_dict()
-cpu, wall = time.process_time() - t0, time.perf_counter() - w0
-print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(), "html_bytes": len(html),
+with measure() as timed:
+    rep = compare(ref, cur)
+    html = drift_html(rep)
+    out = rep.to_dict()
+print(json.dumps({**figures(timed), "html_bytes": len(html),
                   "scores": {f["feature"]: [f["method"], f["score"], f["drifted"]] for f in out["features"]},
                   "drifted": out["drifted"]}))
 """
@@ -75,9 +72,8 @@ def run(r, c):
                                            Dataset.from_pandas(r, data_definition=dd))
     return snap.dict()
 run(ref.head(2000), cur.head(2000))  # imports, warm-up
-base = rss_mb(); t0, w0 = time.process_time(), time.perf_counter()
-d = run(ref, cur)
-cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+with measure() as timed:
+    d = run(ref, cur)
 names = {"Wasserstein distance (normed)": "wasserstein", "Jensen-Shannon distance": "js", "K-S p_value": "ks",
          "chi-square p_value": "chi2", "PSI": "psi", "Z-test p_value": "z"}
 scores, drifted = {}, None
@@ -88,7 +84,7 @@ for m in d["metrics"]:
                                  float(m["value"]) >= cfg["threshold"]]
     elif cfg.get("type", "").endswith("DriftedColumnsCount"):
         drifted = m["value"]["count"]
-print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(), "scores": scores,
+print(json.dumps({**figures(timed), "scores": scores,
                   "drifted": drifted, "version": evidently.__version__}))
 """
 )
@@ -100,12 +96,12 @@ import numpy as np
 from roost.responsible.group_fairness import group_metrics
 df = pd.read_parquet(spec["fair"])
 group_metrics(df[["sex", "age"]].head(1000), y_true=df.y.head(1000), y_score=df.score.head(1000))  # warm-up
-base = rss_mb(); t0, w0 = time.process_time(), time.perf_counter()
-rep = group_metrics(df[["sex", "age"]], y_true=df["y"].to_numpy(), y_score=df["score"].to_numpy(), marginals=False)
-t = rep.table(); disp = t.disparities()
-cpu, wall = time.process_time() - t0, time.perf_counter() - w0
+with measure() as timed:
+    rep = group_metrics(df[["sex", "age"]], y_true=df["y"].to_numpy(), y_score=df["score"].to_numpy(),
+                        marginals=False)
+    t = rep.table(); disp = t.disparities()
 bg = t.frame()
-print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(),
+print(json.dumps({**figures(timed),
                   "groups": {"/".join(k): [float(v) for v in bg.loc[k, spec["metrics"]]] for k in bg.index},
                   "disp": disp}))
 """
@@ -132,10 +128,9 @@ def run(d):
             "equalized_odds_difference": float(max(diff["tpr"], diff["fpr"]))}
     return mf.by_group.join(auc.by_group), disp
 run(df.head(5000))  # imports, warm-up
-base = rss_mb(); t0, w0 = time.process_time(), time.perf_counter()
-bg, disp = run(df)
-cpu, wall = time.process_time() - t0, time.perf_counter() - w0
-print(json.dumps({"cpu": cpu, "wall": wall, "rss_base": base, "rss_peak": peak_mb(), "disp": disp,
+with measure() as timed:
+    bg, disp = run(df)
+print(json.dumps({**figures(timed), "disp": disp,
                   "groups": {"/".join(k): [float(v) for v in bg.loc[k, spec["metrics"]]] for k in bg.index},
                   "version": fairlearn.__version__}))
 """
@@ -218,7 +213,7 @@ def main() -> None:
     peer = peer_venv("evidently", ["evidently==0.7.23", "fairlearn==0.15.0", "pandas<3"], "evidently")
     with tempfile.TemporaryDirectory(prefix="roost-bench-monitor-") as tmp:
         d = Path(tmp)
-        spec = make_data(args.rows, d)
+        spec = {**make_data(args.rows, d), "bench": str(BENCH)}
         print(
             f"data: {args.rows:,} rows × {NUM + CAT} features (reference and current); fairness {args.rows:,} "
             "rows, 15 groups",

@@ -88,6 +88,26 @@ def _db_size(db: Path) -> int:
     return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
 
 
+def _delete_gc_vacuum(run_filter: str, store: Any) -> dict[str, float]:
+    """Delete the runs matching `run_filter`, gc them, VACUUM the store: counts and wall seconds of each step."""
+    import roost
+    from roost.registry import retention
+
+    with measure() as m_delete:
+        res = roost.delete_runs(filter=run_filter)
+    with measure() as m_gc:
+        rep = roost.gc()
+    with measure() as m_vac:
+        retention.run_vacuum(store)
+    return {
+        "deleted": len(res.run_ids),
+        "removed": len(rep.run_ids),
+        "delete_s": m_delete.wall,
+        "gc_s": m_gc.wall,
+        "vacuum_s": m_vac.wall,
+    }
+
+
 def roost_part(n: int, root: Path) -> dict[str, float]:
     """Part 1 for roost: populate n runs, delete half by filter, gc with VACUUM."""
     import roost
@@ -109,22 +129,11 @@ def roost_part(n: int, root: Path) -> dict[str, float]:
 
     default_store().engine.dispose()
     size_full = _db_size(db)
-    from roost.registry import retention
-
-    with measure() as m_delete:
-        res = roost.delete_runs(filter="params.parity = '0'")
-    with measure() as m_gc:
-        rep = roost.gc()
-    with measure() as m_vac:
-        retention.run_vacuum(default_store())
+    steps = _delete_gc_vacuum("params.parity = '0'", default_store())
     left = sum(1 for p in Path(w.artifacts).rglob("*") if p.is_file())
     workspace.use(None)
     return {
-        "deleted": len(res.run_ids),
-        "removed": len(rep.run_ids),
-        "delete_s": m_delete.wall,
-        "gc_s": m_gc.wall,
-        "vacuum_s": m_vac.wall,
+        **steps,
         "size_full": size_full,
         "size_after": _db_size(db),
         "artifact_dirs_left": left,
@@ -135,9 +144,7 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
     """Part 2: m bulk-inserted runs in roost's store; delete half by filter, gc, VACUUM."""
     from datetime import UTC, datetime, timedelta
 
-    import roost
     from roost import workspace
-    from roost.registry import retention
     from roost.registry.models import Base
     from roost.registry.store import default_store
 
@@ -152,21 +159,12 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
     db = Path(w.store_url.split("sqlite:///", 1)[1])
     st.engine.dispose()
     size_full = _db_size(db)
-    with measure() as m_delete:
-        res = roost.delete_runs(filter="params.parity = 0")
-    with measure() as m_gc:
-        rep = roost.gc()
-    with measure() as m_vac:
-        retention.run_vacuum(st)
+    steps = _delete_gc_vacuum("params.parity = 0", st)
     workspace.use(None)
     return {
         "runs": m,
         "fill_s": m_fill.wall,
-        "deleted": len(res.run_ids),
-        "removed": len(rep.run_ids),
-        "delete_s": m_delete.wall,
-        "gc_s": m_gc.wall,
-        "vacuum_s": m_vac.wall,
+        **steps,
         "size_full": size_full,
         "size_after": _db_size(db),
     }

@@ -20,7 +20,6 @@ import json
 import os
 import random
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,6 +33,7 @@ import httpx
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fmt_s, machine, mlflow_python, row, run_driver
+from _servers import free_port
 
 REPO = Path(__file__).resolve().parents[1]
 FILTER = "params.model = 'mlp' and metrics.auc > 0.7"
@@ -128,13 +128,6 @@ def load_roost(root: Path, data: list[dict]) -> None:
     with st.write() as s:
         for model, rows in ((Run, runs), (Param, params), (Metric, metrics), (LatestMetric, metrics), (Tag, tags)):
             s.execute(model.__table__.insert(), rows)
-
-
-def free_port() -> int:
-    """A free loopback port."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def start(cmd: list[str], cwd: Path, probe: str, env: dict | None = None) -> subprocess.Popen:
