@@ -87,3 +87,16 @@ def test_ints_out_of_range_are_refused_not_wrapped(values: list, dtype: str) -> 
 def test_ints_at_the_edges_of_the_range_pass() -> None:
     got = to_input(pd.Series([-(2**31), 2**31 - 1, None], dtype=object), "int32")
     np.testing.assert_array_equal(got, np.array([-(2**31), 2**31 - 1, -1], np.int32))
+
+
+def test_bool_inputs_read_words_and_zero_one_like_pandas_users_mean() -> None:
+    """astype(bool) made the word 'False' (and NaN) True: a silent wrong answer."""
+    got = to_input(pd.Series(["False", "true", "0", "1", False, 1, np.True_], dtype=object), "bool")
+    np.testing.assert_array_equal(got, [False, True, False, True, False, True, True])
+    np.testing.assert_array_equal(to_input(np.array([0.0, 2.0]), "bool"), [False, True])
+
+
+@pytest.mark.parametrize("values", [["yes please"], [None], [np.nan]], ids=["word", "None", "NaN"])
+def test_bool_inputs_refuse_other_words_and_missing_values(values: list) -> None:
+    with pytest.raises(RoostError, match=r"'flag'.*bool"):
+        to_input(pd.Series(values, dtype=object, name="flag"), "bool")

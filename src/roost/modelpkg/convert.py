@@ -95,6 +95,35 @@ def _check_range(v: pd.Series, dtype: str, name: str | None) -> None:
         )
 
 
+_WORDS = {"true": True, "false": False, "1": True, "0": False}
+
+
+def _booleans(s: pd.Series, name: str | None, index: Any) -> np.ndarray:
+    """Booleans: bools, numbers (non-zero = True) and the words true/false/1/0; a RoostError for anything else."""
+    column = f"column {name!r}" if name is not None else "a column"
+    if pd.api.types.is_bool_dtype(s) and not bool(s.isna().any()):
+        plain: np.ndarray = s.to_numpy(dtype=bool)
+        return plain
+    out = np.empty(len(s), dtype=bool)
+    for i, v in enumerate(s.to_numpy(dtype=object)):
+        b: bool | None = None
+        if isinstance(v, (bool, np.bool_)):
+            b = bool(v)
+        elif isinstance(v, (int, float, np.integer, np.floating)) and v == v:
+            b = v != 0
+        elif isinstance(v, str):
+            b = _WORDS.get(v.strip().lower())
+        if b is None:
+            labels = index if index is not None and len(index) == len(s) else s.index
+            where = f"row {i}" if labels[i] == i else f"row {i} (index {labels[i]!r:.40})"
+            raise RoostError(
+                f"{column} expects bool but {where} holds {v!r:.60} ({type(v).__name__})",
+                hint="send True/False, 1/0 or the words true/false; a bool input has no missing value",
+            )
+        out[i] = b
+    return out
+
+
 def to_input(values: Any, dtype: str, name: str | None = None, index: Any = None) -> np.ndarray:
     """Convert a column (Series, list or array) to a 1-D array of a signature dtype (text in numbers: RoostError)."""
     if dtype == "string":
@@ -111,6 +140,5 @@ def to_input(values: Any, dtype: str, name: str | None = None, index: Any = None
         ints: np.ndarray = v.to_numpy().astype(NUMPY_DTYPES[dtype])
         return ints
     if dtype == "bool":
-        bools: np.ndarray = s.astype(bool).to_numpy()
-        return bools
+        return _booleans(s, name, index)
     raise ValueError(f"unknown signature dtype {dtype!r}")
