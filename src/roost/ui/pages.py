@@ -77,7 +77,7 @@ def routes(ui: UI) -> list[Route]:
     from roost.ui import data
 
     async def experiments(request: Request) -> Response:
-        return ui.render(request, "experiments.html", experiments=reg.list_experiments())
+        return ui.render(request, "experiments.html", experiments=data.experiments_with_counts())
 
     async def runs(request: Request) -> Response:
         qp = request.query_params
