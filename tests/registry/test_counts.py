@@ -97,6 +97,11 @@ def test_counts_are_exact_up_to_the_cap_and_say_so_beyond(ws, cap):
             assert data.count_runs(flt or None, cap=None, archived=with_archived) == runs_query.Count(want)
         in_e1 = sum(1 for r in runs if pred(r) and r["exp"] == 1 and r["id"] not in archived)
         assert data.count_runs(flt or None, ["e1"], cap=None) == runs_query.Count(in_e1)
+    e1 = sum(1 for r in runs if r["exp"] == 1 and r["id"] not in archived)
+    with default_store().engine.connect() as conn:  # the experiments page: the scope alone narrows the count
+        (eid,) = conn.execute(select(Run.experiment_id).where(Run.name == "run-1")).scalars()
+        got = runs_query.capped_count(conn, [Run.lifecycle_stage == "active"], cap=cap, experiment_ids=[eid])
+    assert got == (runs_query.Count(e1) if e1 <= cap else runs_query.Count(cap, exact=False))
 
 
 def _brute_order(runs: list[dict[str, Any]], field: str, desc: bool) -> list[str]:

@@ -55,7 +55,7 @@ def _in_window(
     runs = Run.__table__
     newest = select(runs.c.start_time).where(*scope).order_by(runs.c.start_time.desc())
     floor = conn.execute(newest.offset(window - 1).limit(1)).scalar()
-    bounded = [*conds, runs.c.start_time >= floor] if floor is not None else list(conds)
+    bounded = [*conds, *scope] + ([runs.c.start_time >= floor] if floor is not None else [])
     inner = select(literal_column("1")).select_from(runs).where(*bounded).limit(cap + 1).subquery()
     found = int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
     if floor is None:
@@ -71,7 +71,8 @@ def capped_count(
     window: int | None = COUNT_WINDOW,
     experiment_ids: Sequence[int] | None = None,
 ) -> Count:
-    """How many runs meet every condition, reading at most `window` runs (the newest of the experiments' runs).
+    """How many runs of the experiments (all when None) meet every condition, reading at most `window` runs (the
+    newest of those experiments' runs).
 
     When every run in scope fits in the window: exact up to `cap`, else Count(cap) "10,000+". Otherwise the count
     in the window is scaled to the scope's size: Count(about n, approx) when that is at most `cap`, else "10,000+".
@@ -82,7 +83,7 @@ def capped_count(
     runs = Run.__table__
     scope = [runs.c.experiment_id.in_(list(experiment_ids))] if experiment_ids else []
     if window is None:
-        inner = select(literal_column("1")).select_from(runs).where(*conds).limit(cap + 1).subquery()
+        inner = select(literal_column("1")).select_from(runs).where(*conds, *scope).limit(cap + 1).subquery()
         found = int(conn.execute(select(func.count()).select_from(inner)).scalar() or 0)
         return Count(found) if found <= cap else Count(cap, exact=False)
     size: int | None = None
