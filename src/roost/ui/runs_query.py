@@ -48,7 +48,7 @@ def _rounded(x: float) -> int:
 
 
 def _in_window(
-    conn: Connection, conds: Sequence[ColumnElement[bool]], scope: list[ColumnElement[bool]], window: int, cap: int
+    conn: Connection, conds: Sequence[ColumnElement[bool]], scope: Sequence[ColumnElement[bool]], window: int, cap: int
 ) -> tuple[int, int | None]:
     """(matches among the newest `window` runs of scope, capped at cap + 1; runs in that window, None when the
     window holds every run in scope)."""
