@@ -147,6 +147,7 @@ def same_rows(a: str, b: str, cols: list[str]) -> tuple[int, int, int]:
     import duckdb
 
     con = duckdb.connect()
+    con.execute("SET enable_progress_bar = false")
     sel = ", ".join(f"epoch_us({c}) AS {c}" if c == "event_timestamp" else c for c in cols)
     na = con.sql(f"SELECT count(*) FROM read_parquet('{a}/*.parquet')").fetchall()[0][0]
     nb = con.sql(f"SELECT count(*) FROM read_parquet('{b}/*.parquet')").fetchall()[0][0]
