@@ -221,3 +221,21 @@ def test_sorted_page_plans_walk_an_index_and_never_sort_every_run(ws, order):
             assert not any(" metrics " in f" {s} " for s in plan), text
         old = _plan(conn, query.apply_order(base, order).limit(50))
         assert any("USE TEMP B-TREE FOR ORDER BY" in s for s in old), "apply_order no longer sorts: retire this"
+
+
+@pytest.mark.parametrize(
+    ("flt", "bounded"),
+    [
+        ("params.model = 'gbm'", True),
+        ("params.model = 'gbm' AND (tags.team = 'ads' OR tags.team = 'risk')", True),
+        ("status = 'FAILED' AND NOT metrics.auc >= 0.9", False),  # a NOT bounds nothing; status is no index leaf
+        ("metrics.auc >= 0.9 OR params.model = 'gbm'", False),  # either side can add matches
+        ("NOT (params.model = 'gbm' AND tags.team = 'ads')", False),
+    ],
+)
+def test_a_filter_is_bounded_only_by_a_condition_every_match_meets(ws, flt, bounded):
+    if default_store().engine.dialect.name != "sqlite":
+        pytest.skip("PostgreSQL's counts do not use the bound")
+    _populate(60)  # every condition here reads < 2,000 index rows: selective
+    with default_store().engine.connect() as conn:
+        assert query.plan_filter_bounded(flt, conn)[1] is bounded

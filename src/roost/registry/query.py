@@ -113,6 +113,7 @@ class _Parser:
         self.src, self.toks, self.i = src, tokenize(src), 0
         self.selective = selective  # positions of params/metrics/tags conditions compiled as `run_id IN (...)`
         self.leaves: list[tuple[int, Select[str]]] = []  # (position, the run ids it matches), for plan_filter
+        self.nested: set[int] = set()  # positions of leaves under an OR or a NOT: not conditions every match meets
 
     def peek(self) -> Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -133,10 +134,13 @@ class _Parser:
         return e
 
     def or_expr(self) -> ColumnElement[bool]:
+        first = len(self.leaves)
         parts = [self.and_expr()]
         while self.is_kw("OR"):
             self.take()
             parts.append(self.and_expr())
+        if len(parts) > 1:
+            self.nested.update(pos for pos, _ in self.leaves[first:])
         return parts[0] if len(parts) == 1 else or_(*parts)
 
     def and_expr(self) -> ColumnElement[bool]:
@@ -149,7 +153,10 @@ class _Parser:
     def not_expr(self) -> ColumnElement[bool]:
         if self.is_kw("NOT"):
             self.take()
-            return not_(self.not_expr())
+            first = len(self.leaves)
+            inner = self.not_expr()
+            self.nested.update(pos for pos, _ in self.leaves[first:])
+            return not_(inner)
         t = self.peek()
         if t is not None and t.kind == "lp":
             self.take()
@@ -371,6 +378,24 @@ def plan_filter(src: str, conn: Connection) -> ColumnElement[bool]:
         if int(found or 0) < cap:
             few.add(pos)
     return compile_filter(src, frozenset(few))
+
+
+def plan_filter_bounded(src: str, conn: Connection) -> tuple[ColumnElement[bool], bool]:
+    """plan_filter's clause, and whether the filter is bounded: one condition that every match meets (not under OR
+    or NOT) is read from its index and has fewer than selective_rows(runs) rows, so counting every match is cheap."""
+    clause = plan_filter(src, conn)
+    if conn.dialect.name != "sqlite":
+        return clause, False
+    parser = _Parser(src)
+    parser.parse()
+    top = [(pos, sub) for pos, sub in parser.leaves if pos not in parser.nested]
+    if not top:
+        return clause, False
+    cap = selective_rows(int(conn.execute(select(func.max(literal_column("rowid"))).select_from(Run)).scalar() or 0))
+    for _, sub in top:
+        if int(conn.execute(select(func.count()).select_from(sub.limit(cap).subquery())).scalar() or 0) < cap:
+            return clause, True
+    return clause, False
 
 
 def apply_order(q: Select[Run], order_by: str | list[str] | None) -> Select[Run]:

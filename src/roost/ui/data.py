@@ -123,12 +123,14 @@ def count_runs(
     if eids:
         conds.append(Run.experiment_id.in_(eids))
     with st.read() as s:
+        bounded = False
         if filter and filter.strip():
-            conds.append(query.plan_filter(filter, s.connection()))
+            where, bounded = query.plan_filter_bounded(filter, s.connection())
+            conds.append(where)
         if cap is not None:
             stages = ["active", "archived"] if archived else ["active"]
             scoped = [Run.lifecycle_stage.in_(stages), *conds]
-            return rq.capped_count(s.connection(), scoped, cap, window, eids)
+            return rq.capped_count(s.connection(), scoped, cap, None if bounded else window, eids)
         q = select(func.count()).select_from(Run).where(*conds)
         if archived:
             return rq.Count(int(s.execute(q.where(Run.lifecycle_stage.in_(["active", "archived"]))).scalar() or 0))
@@ -236,10 +238,10 @@ def runs_page(
     st = store or default_store()
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
     page = max(1, int(page))
-    where = None
-    if filter and filter.strip():  # each condition in its quick form (query.plan_filter)
+    where, bounded = None, False
+    if filter and filter.strip():  # each condition in its quick form; bounded: a count of every match is cheap
         with st.engine.connect() as conn:
-            where = query.plan_filter(filter, conn)
+            where, bounded = query.plan_filter_bounded(filter, conn)
     eids = _experiment_ids(st, experiments) if experiments else None
     runs_t = Run.__table__
     stages = ["active", "archived"] if archived else ["active"]
@@ -261,7 +263,7 @@ def runs_page(
         if rows and len(rows) < per_page or page == 1 and not rows:  # the last page: the count is known
             count = rq.Count((page - 1) * per_page + len(rows))
         else:
-            count = rq.capped_count(conn, conds, experiment_ids=eids)
+            count = rq.capped_count(conn, conds, window=None if bounded else rq.COUNT_WINDOW, experiment_ids=eids)
             if not rows and count.exact:  # past the end: the last page instead
                 page = max(1, math.ceil(count.n / per_page))
                 rows = rq.read_page(conn, segments, per_page, (page - 1) * per_page)
