@@ -138,3 +138,32 @@ def test_long_histories_are_thinned_to_real_points_keeping_first_and_last(ws):
     gaps = [b - a for a, b in zip(steps, steps[1:])]
     assert max(gaps) <= 2 * (4999 / 99) + 1, gaps  # evenly spread, not bunched
     assert got[short_id]["loss"]["steps"] == list(range(30))  # a short series comes back whole
+
+
+def _plans_of(fn: Any) -> list[list[str]]:
+    """SQLite's query plan of every SELECT that fn runs on the store's engine."""
+    eng = default_store().engine
+    seen: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
+            seen.append((statement, parameters))
+
+    event.listen(eng, "before_cursor_execute", grab)
+    try:
+        fn()
+    finally:
+        event.remove(eng, "before_cursor_execute", grab)
+    with eng.connect() as conn:
+        return [[r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p)] for q, p in seen]
+
+
+def test_compare_reads_histories_through_the_run_index_never_a_scan_of_metrics(hundred):
+    if default_store().engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    from roost.ui.compare import compare_runs, metric_series_many
+
+    plans = _plans_of(lambda: (compare_runs(hundred[:100]), metric_series_many(hundred[:100], 50)))
+    steps = [s for plan in plans for s in plan]
+    assert any("metrics USING" in s and "ix_metrics_run_key_step" in s for s in steps), steps
+    assert not any(s.startswith("SCAN") and (" metrics" in s or "latest_metrics" in s or " runs" in s) for s in steps)
