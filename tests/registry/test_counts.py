@@ -239,3 +239,31 @@ def test_a_filter_is_bounded_only_by_a_condition_every_match_meets(ws, flt, boun
     _populate(60)  # every condition here reads < 2,000 index rows: selective
     with default_store().engine.connect() as conn:
         assert query.plan_filter_bounded(flt, conn)[1] is bounded
+
+
+@pytest.mark.parametrize(
+    "flt", ["tags.team = 'ads'", "metrics.auc >= 0.75", "params.model = 'gbm' AND tags.team = 'ads'"]
+)
+def test_count_plans_probe_indexes_and_never_scan_the_metric_history(ws, flt):
+    if default_store().engine.dialect.name != "sqlite":
+        pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
+    from sqlalchemy import event
+
+    _populate(300)
+    eng = default_store().engine
+    seen: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if statement.lstrip().upper().startswith("SELECT"):
+            seen.append((statement, parameters))
+
+    event.listen(eng, "before_cursor_execute", grab)
+    try:
+        data.count_runs(flt, window=100)  # a window smaller than the store: the windowed count runs
+    finally:
+        event.remove(eng, "before_cursor_execute", grab)
+    with eng.connect() as conn:
+        steps = [r[3] for q, p in seen for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p)]
+    assert not any(s.startswith("SCAN") and (" metrics" in s or "latest_metrics" in s) for s in steps), steps
+    assert not any(s.startswith("SCAN runs") and "INDEX" not in s for s in steps), steps  # runs by an index only
+    assert any("INDEX" in s and ("tags" in s or "latest_metrics" in s) for s in steps), steps
