@@ -58,7 +58,21 @@ def brute_top(base: np.ndarray, queries: np.ndarray, k: int, metric: str = "cosi
         b = b / np.linalg.norm(b, axis=1, keepdims=True)
         q = q / np.linalg.norm(q, axis=1, keepdims=True)
     sim = -((q[:, None, :] - b[None]) ** 2).sum(-1) if metric == "l2" else q @ b.T
-    return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    return _top_k(sim, k)
+
+
+def _top_k(sim: np.ndarray, k: int) -> np.ndarray:
+    """Per row, the indices of the k largest values, largest first, ties by lower index: exactly
+    `np.argsort(-sim, kind="stable")[:, :k]`, without sorting whole rows (a 500 x 100k sort cost ~40 s under load)."""
+    k = min(k, sim.shape[1])
+    if k == 0 or k == sim.shape[1]:
+        return np.argsort(-sim, axis=1, kind="stable")[:, :k]
+    kth = -np.partition(-sim, k - 1, axis=1)[:, k - 1]  # each row's k-th largest value
+    out = np.empty((sim.shape[0], k), dtype=np.intp)
+    for i, row in enumerate(sim):
+        cand = np.flatnonzero(row >= kth[i])  # the top k and every tie with the k-th, in index order
+        out[i] = cand[np.argsort(-row[cand], kind="stable")[:k]]
+    return out
 
 
 def recall_at(found: list, truth: np.ndarray) -> float:

@@ -34,6 +34,16 @@ def test_recall_at_10_on_100k_random_vectors(library: str, helpers) -> None:
     assert r >= 0.95
 
 
+def test_brute_force_reference_equals_a_full_stable_sort(helpers) -> None:
+    """The tests' reference top-k (a partition, then a sort of the candidates) = a full stable argsort, ties too."""
+    rng = np.random.default_rng(5)
+    base = rng.integers(-2, 3, (400, 4)).astype(np.float32)  # small integers: many tied scores
+    q = rng.integers(-2, 3, (30, 4)).astype(np.float32)
+    sim = q.astype(np.float64) @ base.astype(np.float64).T
+    for k in (1, 10, 399, 400):
+        np.testing.assert_array_equal(helpers.brute_top(base, q, k, "ip"), np.argsort(-sim, 1, kind="stable")[:, :k])
+
+
 MIXED = [(k, lib, "cosine") for k, lib in BACKENDS] + [
     ("hnsw", "hnswlib", "ip"),
     ("hnsw", "faiss", "ip"),
