@@ -267,3 +267,15 @@ def test_count_plans_probe_indexes_and_never_scan_the_metric_history(ws, flt):
     assert not any(s.startswith("SCAN") and (" metrics" in s or "latest_metrics" in s) for s in steps), steps
     assert not any(s.startswith("SCAN runs") and "INDEX" not in s for s in steps), steps  # runs by an index only
     assert any("INDEX" in s and ("tags" in s or "latest_metrics" in s) for s in steps), steps
+
+
+def test_estimates_scale_by_the_experiment_and_never_undercut_what_the_pages_hold(ws, monkeypatch):
+    runs = _populate(400)
+    in_e1 = sum(1 for r in runs if r["exp"] == 1 and r["model"] == "gbm")
+    est = data.count_runs("params.model = 'gbm' OR params.model = 'none'", ["e1"], window=60)  # not bounded
+    assert est.approx and 0.5 * in_e1 <= est.n <= 1.5 * in_e1, (est, in_e1)
+    # only old runs match: the newest window holds none, the estimate is 0, yet a full first page exists
+    monkeypatch.setattr(runs_query, "COUNT_WINDOW", 20)
+    old = (T0 + timedelta(seconds=10 * 60)).isoformat()
+    pg = data.runs_page(f"start_time < '{old}' AND name LIKE 'run-%'", per_page=10)
+    assert len(pg.runs) == 10 and pg.total_text == "10+" and pg.has_next

@@ -267,6 +267,9 @@ def runs_page(
             if not rows and count.exact:  # past the end: the last page instead
                 page = max(1, math.ceil(count.n / per_page))
                 rows = rq.read_page(conn, segments, per_page, (page - 1) * per_page)
+            seen = (page - 1) * per_page + len(rows)
+            if not count.exact and count.n < seen:  # an estimate below what the pages hold: say "at least"
+                count = rq.Count(seen, exact=False)
         runs = _page_dicts(conn, rows)
         kids: list[dict[str, Any]] = []
         level = [r["run_id"] for r in runs]
