@@ -168,3 +168,58 @@ def local_spark():
         return builder.getOrCreate()
 
     return start
+
+
+AIRFLOW_VENV = Path(os.environ.get("ROOST_AIRFLOW_VENV", Path.home() / ".cache" / "roost-test" / "airflow-venv"))
+
+
+@pytest.fixture(scope="session")
+def airflow_bin() -> Path:
+    """Apache Airflow in a venv of its own (installed once, cached under ~/.cache/roost-test)."""
+    import subprocess
+
+    exe = AIRFLOW_VENV / "bin" / "airflow"
+    if not exe.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
+        r = subprocess.run(
+            [str(AIRFLOW_VENV / "bin" / "pip"), "install", "-q", "apache-airflow"], capture_output=True, text=True
+        )
+        if r.returncode != 0:
+            pytest.fail(f"cannot install apache-airflow: {r.stderr[-500:]}")
+    return exe
+
+
+def _airflow_env(home: Path) -> dict[str, str]:
+    return {
+        **{k: v for k, v in os.environ.items() if not k.startswith("ROOST_")},
+        "AIRFLOW_HOME": str(home),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
+    }
+
+
+@pytest.fixture(scope="session")
+def _airflow_migrated(airflow_bin: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An AIRFLOW_HOME whose metadata DB `airflow db migrate` created once per session (the migration is the cost)."""
+    import subprocess
+
+    home = tmp_path_factory.mktemp("airflow-template")
+    (home / "dags").mkdir()
+    subprocess.run(
+        [str(airflow_bin), "db", "migrate"], env=_airflow_env(home), check=True, capture_output=True, timeout=600
+    )
+    return home
+
+
+@pytest.fixture
+def airflow(airflow_bin: Path, _airflow_migrated: Path, tmp_path: Path) -> tuple[Path, dict[str, str]]:
+    """(the airflow executable, its env) on a private copy of the migrated AIRFLOW_HOME with an empty dags/ folder.
+
+    The copy's airflow.cfg names its own folder and database, so no test sees another's DAGs or runs."""
+    import shutil
+
+    home = tmp_path / "airflow"
+    shutil.copytree(_airflow_migrated, home, ignore=shutil.ignore_patterns("logs"))
+    cfg = home / "airflow.cfg"
+    cfg.write_text(cfg.read_text().replace(str(_airflow_migrated), str(home)))
+    return airflow_bin, _airflow_env(home)

@@ -1,8 +1,6 @@
 """Export to real Apache Airflow (own venv) and `airflow dags test`: same registered model as the local runner."""
 
-import os
 import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
@@ -12,8 +10,6 @@ import pytest
 import roost
 from roost.pipeline.loader import load_pipeline
 from roost.pipeline.runner import run_pipeline
-
-AIRFLOW_VENV = Path(os.environ.get("ROOST_AIRFLOW_VENV", Path.home() / ".cache" / "roost-test" / "airflow-venv"))
 
 PIPE = """
 name: bc
@@ -36,39 +32,20 @@ tasks:
 """
 
 
-@pytest.fixture(scope="session")
-def airflow_bin():
-    """Apache Airflow in a venv of its own (installed once, cached under ~/.cache/roost-test)."""
-    exe = AIRFLOW_VENV / "bin" / "airflow"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        r = subprocess.run(
-            [str(AIRFLOW_VENV / "bin" / "pip"), "install", "-q", "apache-airflow"], capture_output=True, text=True
-        )
-        if r.returncode != 0:
-            pytest.fail(f"cannot install apache-airflow: {r.stderr[-500:]}")
-    return exe
-
-
 @pytest.mark.slow
 @pytest.mark.services
-def test_exported_dag_runs_in_airflow_and_matches_local(ws, tmp_path, airflow_bin, cli):
+def test_exported_dag_runs_in_airflow_and_matches_local(ws, airflow, cli):
+    """The exported DAG under `airflow dags test` (on the session's migrated Airflow DB, copied) = the local run."""
+    airflow_bin, env = airflow
     f = ws.root / "bc.yaml"
     f.write_text(textwrap.dedent(PIPE))
     local = run_pipeline(load_pipeline(f))
     assert local.status == "FINISHED", {n: s.error for n, s in local.tasks.items()}
     assert local.output("promote") == {"promoted": True, "model": "bc", "alias": "prod", "version": 1, "previous": None}
-    home = tmp_path / "airflow"
-    (home / "dags").mkdir(parents=True)
-    code, out, err = cli("pipeline", "export", str(f), "--airflow", str(home / "dags" / "bc_dag.py"))
+    code, out, err = cli(
+        "pipeline", "export", str(f), "--airflow", str(Path(env["AIRFLOW__CORE__DAGS_FOLDER"], "bc_dag.py"))
+    )
     assert code == 0, err
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ROOST_")},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-    }
-    subprocess.run([str(airflow_bin), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
     r = subprocess.run(
         [str(airflow_bin), "dags", "test", "roost_bc"], env=env, capture_output=True, text=True, timeout=900
     )

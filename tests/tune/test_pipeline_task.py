@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import textwrap
 from pathlib import Path
@@ -77,26 +76,14 @@ def test_tune_task_feeds_evaluate_compare_promote_and_is_cached(ws) -> None:
 
 @pytest.mark.slow
 @pytest.mark.services
-def test_exported_dag_runs_the_tune_task_in_airflow(ws, tmp_path, cli) -> None:
-    venv = Path(os.environ.get("ROOST_AIRFLOW_VENV", Path.home() / ".cache" / "roost-test" / "airflow-venv"))
-    airflow = venv / "bin" / "airflow"
-    if not airflow.exists():
-        if os.environ.get("CI"):
-            pytest.fail("Airflow is not installed (tests/pipeline/test_pipe_airflow.py installs it)")
-        pytest.skip(f"no Airflow at {airflow} (tests/pipeline/test_pipe_airflow.py installs it)")
+def test_exported_dag_runs_the_tune_task_in_airflow(ws, airflow, cli) -> None:
+    """The exported DAG under `airflow dags test`, on a copy of the session's migrated Airflow DB (root conftest)."""
+    airflow, env = airflow
     f = ws.root / "bctune.yaml"
     f.write_text(textwrap.dedent(PIPE))
-    home = tmp_path / "airflow"
-    (home / "dags").mkdir(parents=True)
-    code, _, err = cli("pipeline", "export", str(f), "--airflow", str(home / "dags" / "bctune_dag.py"))
+    dag = Path(env["AIRFLOW__CORE__DAGS_FOLDER"], "bctune_dag.py")
+    code, _, err = cli("pipeline", "export", str(f), "--airflow", str(dag))
     assert code == 0, err
-    env = {
-        **{k: v for k, v in os.environ.items() if not k.startswith("ROOST_")},
-        "AIRFLOW_HOME": str(home),
-        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
-        "AIRFLOW__CORE__DAGS_FOLDER": str(home / "dags"),
-    }
-    subprocess.run([str(airflow), "db", "migrate"], env=env, check=True, capture_output=True, timeout=600)
     r = subprocess.run(
         [str(airflow), "dags", "test", "roost_bctune"], env=env, capture_output=True, text=True, timeout=900
     )
