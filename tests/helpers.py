@@ -1,5 +1,6 @@
 """Helpers shared by several test folders (imported by name: tests/conftest.py puts tests/ on sys.path).
 
+Workspaces: `copy_workspace` makes a test's workspace from the session's template (the root conftest's `ws`).
 The "mixed frame" is a small synthetic table with every column kind training handles (numeric with NaN, string
 with missing values, integer ids) and three labels; `mixed_config` is the training config the tests build on it.
 """
@@ -13,6 +14,17 @@ import numpy as np
 import pandas as pd
 
 MIXED_FEATURES = ["x1", "x2", "color", "user_id"]
+ROOST_VARS = ("ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE")
+
+
+def copy_workspace(template: Path, root: Path) -> Any:
+    """`roost init` on a copy of an initialised workspace at `root` (it then only checks the store's revision)."""
+    import shutil
+
+    from roost import workspace
+
+    shutil.copytree(template, root)
+    return workspace.init(root)
 
 
 def mixed_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:

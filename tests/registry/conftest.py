@@ -3,6 +3,7 @@
 Also moto's S3-compatible server, started on loopback, for the tests of artifacts on s3://.
 """
 
+import os
 import sys
 from pathlib import Path
 
@@ -12,19 +13,48 @@ sys.path.insert(0, str(Path(__file__).parent))  # for `s3_helpers` (importlib im
 
 from s3_helpers import MotoServer
 
+from helpers import ROOST_VARS, copy_workspace
+
+
+@pytest.fixture(scope="session")
+def pg_migrated(postgres_server):
+    """A factory of fresh PostgreSQL databases with roost's schema: each is a copy (CREATE DATABASE … TEMPLATE) of
+    one database migrated once per session, so a test does not run the migrations again."""
+    import itertools
+
+    import psycopg
+
+    from roost.registry.store import open_store
+
+    admin = postgres_server.replace("postgresql+psycopg", "postgresql") + "/postgres"
+    template = f"roost_tpl_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as c:
+        c.execute(f'CREATE DATABASE "{template}"')
+    # migrate, then close its connections: PostgreSQL copies a template only while nobody is connected to it
+    open_store(f"{postgres_server}/{template}", create=True).engine.dispose()
+    counter = itertools.count(1)
+
+    def new() -> str:
+        name = f"roost_{os.getpid()}_m{next(counter)}"
+        with psycopg.connect(admin, autocommit=True) as c:
+            c.execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+        return f"{postgres_server}/{name}"
+
+    return new
+
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def ws(request, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A fresh workspace whose store is SQLite or a new database on the test PostgreSQL server."""
+def ws(request, ws_template: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A fresh workspace whose store is SQLite or a new database on the test PostgreSQL server (both migrated
+    once per session and copied: see the root conftest's ws_template and pg_migrated above)."""
     from roost import workspace
 
-    for var in ("ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
+    for var in ROOST_VARS:
         monkeypatch.delenv(var, raising=False)
     if request.param == "postgresql":
-        monkeypatch.setenv("ROOST_STORE_URL", request.getfixturevalue("pg_database")())
-    root = tmp_path / "ws"
-    w = workspace.init(root)
-    monkeypatch.chdir(root)
+        monkeypatch.setenv("ROOST_STORE_URL", request.getfixturevalue("pg_migrated")())
+    w = copy_workspace(ws_template, tmp_path / "ws")
+    monkeypatch.chdir(w.root)
     workspace.use(w)
     yield w
     workspace.use(None)
