@@ -138,3 +138,18 @@ def test_auto_cross_validates_multiclass_and_regression(ws, tmp_path, label, met
     test = mixed_frame(50, seed=9)
     out = roost.load_model(res.package_path).predict(test[FEATURES])
     assert out is not None and f"test_{metric}" in res.metrics
+
+
+def test_auto_lightgbm_candidate_sees_at_least_four_columns_per_tree(ws, tmp_path) -> None:
+    # small-table defaults sample half the columns per tree: on a 3-column table that left one per tree
+    p = tmp_path / "d.parquet"
+    mixed_frame(300)[["x1", "x2", "color", "clicked"]].to_parquet(p)
+    auto = {"type": "auto", "params": {"candidates": ["lightgbm"], "folds": 0}}
+    res = roost.train({"data": str(p), "label": "clicked", "model": auto}, progress=False)
+    child = roost.get_run(roost.get_run(res.run_id)["tags"]["roost.auto.selected_run"])
+    assert float(child["params"]["model.params.colsample_bytree"]) == 1.0
+    from roost.train.lgbm import table_defaults
+
+    assert table_defaults(500, 30)["colsample_bytree"] == 0.5  # wide tables keep half the columns per tree
+    assert abs(table_defaults(500, 7)["colsample_bytree"] - 4 / 7) < 1e-12
+    assert table_defaults(50_000, 3) == {}  # large tables: the model defaults

@@ -140,7 +140,7 @@ def train_auto(
             results: list[TrainResult] = []
             fitted: list[tuple[str, Any]] = []
             for k, cand in enumerate(cands, 1):
-                sub = candidate_config(cfg, cand, len(parts[0]))
+                sub = candidate_config(cfg, cand, len(parts[0]), len(spec.columns))
                 model = build_model(sub, task, len(parts[0]))
                 label = f"candidate {k}/{len(cands)}: {cand}"
                 log.info("auto: %s", label)
@@ -208,13 +208,13 @@ def train_auto(
     )
 
 
-def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int) -> TrainConfig:
-    """One candidate's config: its type's defaults; LightGBM's for a table of `n_rows` training rows."""
+def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int | None = None) -> TrainConfig:
+    """One candidate's config: its type's defaults; LightGBM's for `n_rows` training rows of `n_cols` columns."""
     sub = auto_config(cfg, model_type)
     if model_type == "lightgbm":
         from roost.train.lgbm import table_defaults
 
-        sub.model.params = table_defaults(n_rows)
+        sub.model.params = table_defaults(n_rows, n_cols)
     return sub
 
 
@@ -261,7 +261,7 @@ def select(
             log.info("auto: %d-fold cross-validation of %s", len(splits), name)
 
             def make(name: str = name) -> Any:
-                return build_model(candidate_config(cfg, name, n_fit), task, n_fit)
+                return build_model(candidate_config(cfg, name, n_fit, len(spec.columns)), task, n_fit)
 
             oof, models = cross_fit(make, X, y, spec, splits)
             preds.append(oof)

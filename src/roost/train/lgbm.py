@@ -170,6 +170,7 @@ class LightGBMModel(Estimator):
 
 
 SMALL_TABLE_ROWS = 10_000
+MIN_TREE_COLUMNS = 4  # on narrow tables half the columns is one or two per tree (titanic: 3 columns)
 SMALL_TABLE: dict[str, Any] = {
     "num_leaves": 7,
     "min_child_samples": 20,
@@ -179,10 +180,16 @@ SMALL_TABLE: dict[str, Any] = {
 }
 
 
-def table_defaults(n_rows: int) -> dict[str, Any]:
-    """The LightGBM parameters `model: auto` uses for `n_rows` training rows: on small tables fewer leaves, a
-    lower learning rate, column subsampling and L2 (they overfit less); else the model defaults."""
-    return dict(SMALL_TABLE) if n_rows < SMALL_TABLE_ROWS else {}
+def table_defaults(n_rows: int, n_cols: int | None = None) -> dict[str, Any]:
+    """The LightGBM parameters `model: auto` uses for `n_rows` training rows and `n_cols` feature columns: on small
+    tables fewer leaves, a lower learning rate, column subsampling and L2 (they overfit less); else the model
+    defaults. Column subsampling leaves each tree at least MIN_TREE_COLUMNS columns (all of them when fewer)."""
+    if n_rows >= SMALL_TABLE_ROWS:
+        return {}
+    out = dict(SMALL_TABLE)
+    if n_cols:
+        out["colsample_bytree"] = min(1.0, max(float(out["colsample_bytree"]), MIN_TREE_COLUMNS / n_cols))
+    return out
 
 
 def float32_thresholds(booster: Any) -> Any:
