@@ -2,16 +2,11 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import numpy as np
 import pandas as pd
 import pytest
 
-sys.path.insert(0, str(Path(__file__).parent))  # for `train_helpers` (importlib import mode)
-
-from train_helpers import mixed_frame
+from helpers import mixed_frame
 
 
 @pytest.fixture(scope="session")

@@ -10,9 +10,9 @@ import sys
 import numpy as np
 import pandas as pd
 import pytest
-from train_helpers import mixed_frame
 
 import roost
+from helpers import mixed_frame
 from roost.errors import ConfigError, RoostError
 
 

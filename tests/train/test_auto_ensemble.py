@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 from sklearn.metrics import roc_auc_score
-from train_helpers import mixed_frame
 
 import roost
+from helpers import mixed_frame
 from roost.errors import ConfigError
 from roost.train.ensemble import Blend, bagged_weights, greedy_weights
 from roost.train.models import make_model

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import pytest
-from train_helpers import mixed_frame
 
 import roost
+from helpers import mixed_frame
 
 
 @pytest.fixture

@@ -17,9 +17,9 @@ import time
 
 import numpy as np
 import pytest
-from train_helpers import mixed_frame
 
 import roost
+from helpers import mixed_frame
 from roost.errors import RoostError
 
 pytestmark = pytest.mark.slow

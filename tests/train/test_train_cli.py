@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from train_helpers import mixed_frame
+
+from helpers import mixed_frame
 
 ROOST = [sys.executable, "-m", "roost.cli.main"]
 
