@@ -7,6 +7,7 @@ with missing values, integer ids) and three labels; `mixed_config` is the traini
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -77,3 +78,26 @@ def mixed_config(data_file: str | Path, **overrides: Any) -> dict[str, Any]:
     }
     cfg.update(overrides)
     return cfg
+
+
+def statements_sent(engine: Any, fn: Callable[[], Any], keep: Callable[[str], bool] = lambda sql: True) -> list[Any]:
+    """(SQL, parameters) of every statement `fn()` sends through the SQLAlchemy `engine` that `keep(sql)` accepts."""
+    from sqlalchemy import event
+
+    seen: list[tuple[str, Any]] = []
+
+    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if keep(statement):
+            seen.append((statement, parameters))
+
+    event.listen(engine, "before_cursor_execute", grab)
+    try:
+        fn()
+    finally:
+        event.remove(engine, "before_cursor_execute", grab)
+    return seen
+
+
+def is_select(sql: str) -> bool:
+    """True for a SELECT (or WITH ... SELECT) statement."""
+    return sql.lstrip().upper().startswith(("SELECT", "WITH"))

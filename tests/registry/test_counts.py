@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from helpers import is_select, statements_sent
 from roost.registry import api, query
 from roost.registry.models import Run
 from roost.registry.store import default_store
@@ -247,21 +248,10 @@ def test_a_filter_is_bounded_only_by_a_condition_every_match_meets(ws, flt, boun
 def test_count_plans_probe_indexes_and_never_scan_the_metric_history(ws, flt):
     if default_store().engine.dialect.name != "sqlite":
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
-    from sqlalchemy import event
-
     _populate(300)
     eng = default_store().engine
-    seen: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith("SELECT"):
-            seen.append((statement, parameters))
-
-    event.listen(eng, "before_cursor_execute", grab)
-    try:
-        data.count_runs(flt, window=100)  # a window smaller than the store: the windowed count runs
-    finally:
-        event.remove(eng, "before_cursor_execute", grab)
+    # a window smaller than the store: the windowed count runs
+    seen = statements_sent(eng, lambda: data.count_runs(flt, window=100), is_select)
     with eng.connect() as conn:
         steps = [r[3] for q, p in seen for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p)]
     assert not any(s.startswith("SCAN") and (" metrics" in s or "latest_metrics" in s) for s in steps), steps

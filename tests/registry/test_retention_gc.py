@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 import roost
+from helpers import statements_sent
 from roost.registry import retention
 from roost.registry.store import default_store
 
@@ -158,23 +159,17 @@ def test_gc_batches_read_the_hidden_at_index_in_order_without_a_sort_or_rescan(w
     """
     if not default_store().url.startswith("sqlite"):
         pytest.skip("EXPLAIN QUERY PLAN is SQLite's")
-    from sqlalchemy import event
-
     ids = _fill(6, 2)
     roost.delete_runs(ids)
-    seen: list[tuple[str, tuple]] = []
     eng = default_store().engine
-
-    def grab(conn, cursor, statement, params, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "lifecycle_stage" in statement:
-            seen.append((statement, tuple(params)))
-
-    event.listen(eng, "before_cursor_execute", grab)
-    try:
-        assert len(roost.gc(batch_size=2).run_ids) == 6
-    finally:
-        event.remove(eng, "before_cursor_execute", grab)
-    batches = [(q, p) for q, p in seen if "LIMIT" in q.upper()]
+    gc_ids: list[str] = []
+    seen = statements_sent(
+        eng,
+        lambda: gc_ids.extend(roost.gc(batch_size=2).run_ids),
+        lambda q: q.lstrip().upper().startswith("SELECT") and "lifecycle_stage" in q,
+    )
+    assert len(gc_ids) == 6
+    batches = [(q, tuple(p)) for q, p in seen if "LIMIT" in q.upper()]
     assert len(batches) >= 3  # one per batch (+ the empty one that ends the loop)
     with eng.connect() as c:
         for q, p in batches:

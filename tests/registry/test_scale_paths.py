@@ -11,8 +11,8 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event
 
+from helpers import statements_sent
 from roost.registry import api, query
 from roost.registry.store import default_store
 
@@ -105,18 +105,9 @@ def test_both_forms_of_a_condition_find_the_runs_brute_force_finds(ws, monkeypat
 def _statements(st, fn) -> list[tuple[str, object]]:
     """The ordered SELECTs of runs (with parameters) that fn() sends to the store: a page's runs, not the stale-run
     scan, a condition's capped count or the reads of a page's params/metrics/tags."""
-    seen: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, statement, parameters, context, executemany):
-        if statement.lstrip().upper().startswith("SELECT") and "FROM runs" in statement and "ORDER BY" in statement:
-            seen.append((statement, parameters))
-
-    event.listen(st.engine, "before_cursor_execute", grab)
-    try:
-        fn()
-    finally:
-        event.remove(st.engine, "before_cursor_execute", grab)
-    return seen
+    return statements_sent(
+        st.engine, fn, lambda q: q.lstrip().upper().startswith("SELECT") and "FROM runs" in q and "ORDER BY" in q
+    )
 
 
 SEARCHES = [

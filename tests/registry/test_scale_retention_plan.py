@@ -4,8 +4,7 @@ model_versions.run_id (migration 0006), not a scan of every model version per ba
 import uuid
 from datetime import UTC, datetime, timedelta
 
-from sqlalchemy import event
-
+from helpers import statements_sent
 from roost.registry import retention
 from roost.registry.models import ModelVersion, RegisteredModel
 from roost.registry.store import default_store
@@ -41,19 +40,9 @@ def _fill(runs: int, versions: int) -> list[str]:
 
 def _model_version_lookups(fn) -> list[tuple[str, object]]:
     """(SQL, params) of every SELECT against model_versions that fn() runs."""
-    st = default_store()
-    seen: list[tuple[str, object]] = []
-
-    def grab(conn, cursor, stmt, params, context, executemany):
-        if stmt.lstrip().upper().startswith("SELECT") and "model_versions" in stmt:
-            seen.append((stmt, params))
-
-    event.listen(st.engine, "before_cursor_execute", grab)
-    try:
-        fn()
-    finally:
-        event.remove(st.engine, "before_cursor_execute", grab)
-    return seen
+    return statements_sent(
+        default_store().engine, fn, lambda q: q.lstrip().upper().startswith("SELECT") and "model_versions" in q
+    )
 
 
 def test_the_delete_guard_finds_model_versions_of_runs_through_an_index(ws):

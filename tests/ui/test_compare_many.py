@@ -7,9 +7,9 @@ import re
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 import roost
+from helpers import is_select, statements_sent
 from roost.registry.store import default_store
 
 
@@ -28,25 +28,8 @@ def hundred(ws) -> list[str]:
     return ids
 
 
-class Statements:
-    """Counts the SQL statements the store's engine runs."""
-
-    def __init__(self) -> None:
-        self.n = 0
-
-    def __call__(self, *args: Any) -> None:
-        self.n += 1
-
-
 def _count_statements(fn: Any) -> int:
-    eng = default_store().engine
-    c = Statements()
-    event.listen(eng, "before_cursor_execute", c)
-    try:
-        fn()
-    finally:
-        event.remove(eng, "before_cursor_execute", c)
-    return c.n
+    return len(statements_sent(default_store().engine, fn))
 
 
 def test_compare_page_of_100_runs_shows_all_with_queries_independent_of_the_count(hundred):
@@ -143,17 +126,7 @@ def test_long_histories_are_thinned_to_real_points_keeping_first_and_last(ws):
 def _plans_of(fn: Any) -> list[list[str]]:
     """SQLite's query plan of every SELECT that fn runs on the store's engine."""
     eng = default_store().engine
-    seen: list[tuple[str, Any]] = []
-
-    def grab(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
-        if statement.lstrip().upper().startswith(("SELECT", "WITH")):
-            seen.append((statement, parameters))
-
-    event.listen(eng, "before_cursor_execute", grab)
-    try:
-        fn()
-    finally:
-        event.remove(eng, "before_cursor_execute", grab)
+    seen = statements_sent(eng, fn, is_select)
     with eng.connect() as conn:
         return [[r[3] for r in conn.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p)] for q, p in seen]
 
