@@ -22,6 +22,7 @@ from typing import Any
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 BENCH_VENVS = REPO / ".bench"
+BENCH_CACHE = REPO / ".bench-cache"  # results a bench reuses between runs (not venvs: .bench holds only those)
 
 
 def peer_venv(name: str, requirements: list[str], check_import: str) -> Path:

@@ -10,7 +10,7 @@ Every model is scored by ROC-AUC on the same test rows. References, fitted on th
 Repeated protocol (`--seeds 0,1,2,3,4`): the same on roost's random split with each seed (20 % test, not
 stratified), references refitted per split; the table gives the first seed's split and, per table, the mean ±
 standard error over the seeds of auto − best reference and tune20 − best reference. References are cached in
-`.bench/quality-references.json` (key: table, seed, rows). `ratio: X` last: worst mean auto / best reference.
+`.bench-cache/quality-references.json` (key: table, seed, rows). `ratio: X` last: worst mean auto / best reference.
 
     python bench/quality.py                                     # every table, auto and tune20, split seed 0
     python bench/quality.py --tables pima,titanic --seeds 0,1,2,3,4 --no-tune
@@ -31,6 +31,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import BENCH_CACHE
 
 SPLIT = {"method": "random", "seed": 0}
 TARGET = 0.005
@@ -227,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
     ap.add_argument("--trials", type=int, default=20)
-    ap.add_argument("--cache", type=Path, default=Path(".bench/quality-references.json"), help="references cache")
+    ap.add_argument("--cache", type=Path, default=BENCH_CACHE / "quality-references.json", help="references cache")
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here (appended to as rows finish)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]

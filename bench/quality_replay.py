@@ -9,7 +9,7 @@ each weighted bag is compared with bench/quality.py's two references fitted on t
 training-then-validation row order). No runs, no ONNX export: a cheap way to see the selection rule on many
 splits; bench/quality.py --seeds 0,1,2,3,4 measures the real `roost train`.
 
-    python bench/quality_replay.py --tables pima,mroz --seeds 0,1,2,3,4 --cache .bench/quality-replay
+    python bench/quality_replay.py --tables pima,mroz --seeds 0,1,2,3,4 --cache .bench-cache/quality-replay
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from _common import BENCH_CACHE
 
 sys.path.insert(0, str(Path(__file__).parent))
 import quality as Q
@@ -76,7 +77,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(t for t in TABLES if t not in ("default", "caravan")))
     ap.add_argument("--seeds", default="0,1,2,3,4")
-    ap.add_argument("--cache", type=Path, default=Path(".bench/quality-replay"))
+    ap.add_argument("--cache", type=Path, default=BENCH_CACHE / "quality-replay")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     args.cache.mkdir(parents=True, exist_ok=True)
