@@ -81,13 +81,17 @@ def binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray:
     return check_binary_floats(np.frombuffer(chunk, dtype=dt), spec)
 
 
-def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.ndarray], int] | None:
+def fast_inputs(
+    model: LoadedModel, inputs: list[Any], may_hold_bools: bool = True
+) -> tuple[dict[str, np.ndarray], int] | None:
     """(arrays, rows) when the request sends every input of a model whose inputs are all float32 columns
     (Package.float_columns), each once as {name, datatype: FP32, shape: [n], data: [n numbers]} with one n > 0:
     the numbers go into one (inputs x n) float32 matrix in the model's input order (one C-level conversion, no
     per-column numpy call) and each input is a row of it (a view). The set is then complete and consistent
     (check_inputs has nothing left to find). None for anything else, which the general decoder then handles (and
-    explains): other shapes or dtypes, unknown, repeated or missing names, ragged or non-numeric data, overflow."""
+    explains): other shapes or dtypes, unknown, repeated or missing names, ragged or non-numeric data, overflow, a
+    boolean among the numbers (array('f') takes true as 1.0). `may_hold_bools=False` skips that last check when the
+    caller knows the body has no `true`/`false` at all."""
     order = model.package.float_columns
     if order is None or len(inputs) != len(order):
         return None
@@ -114,6 +118,8 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
     flat: list[Any] = []
     for data in datas:
         flat += data
+    if may_hold_bools and bool in set(map(type, flat)):
+        return None
     try:
         # array('f') takes only real numbers (a string, null or nested list is a TypeError) and stores float32
         buf = array("f", flat)
@@ -157,7 +163,7 @@ def decode(
     if not isinstance(inputs, list) or not inputs:
         raise bad("request needs a non-empty 'inputs' list of {name, datatype, shape, data}")
     if binary is None:
-        fast = fast_inputs(model, inputs)
+        fast = fast_inputs(model, inputs, b"true" in body or b"false" in body)
         if fast is not None:
             return req, fast[0], fast[1]
     arrays: dict[str, np.ndarray] = {}
