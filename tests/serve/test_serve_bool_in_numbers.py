@@ -66,3 +66,26 @@ def test_a_boolean_among_numbers_is_a_400_on_the_general_path(tmp_path):
             assert repr(name) in out["error"] and "bool" in out["error"], out["error"]
     finally:
         ip.close()
+
+
+def test_an_empty_batch_and_non_object_parameters_get_400s_that_say_so(tmp_path):
+    """An all-empty request was told "input 'b' expects booleans but got floats" (numpy reads [] as float64);
+    'parameters' that is not an object was ignored (200)."""
+    ip = InProcess(create_app([str(mixed_package(tmp_path / "mixed"))]))
+    try:
+        kinds = {"f": "FP32", "d": "FP64", "i": "INT64", "b": "BOOL", "s": "BYTES"}
+        empty = {"inputs": [{"name": k, "datatype": t, "shape": [0], "data": []} for k, t in kinds.items()]}
+        status, out = _post(ip, "/v2/models/mixed/infer", empty)
+        assert status == 400 and "0 rows" in out["error"], out
+        one = {
+            "inputs": [
+                {"name": k, "datatype": t, "shape": [1], "data": [v]}
+                for (k, t), v in zip(kinds.items(), [0.5, 1.0, 3, True, "a"], strict=True)
+            ]
+        }
+        assert _post(ip, "/v2/models/mixed/infer", one)[0] == 200
+        for params in ([1], "x", 3):
+            status, out = _post(ip, "/v2/models/mixed/infer", {**one, "parameters": params})
+            assert status == 400 and "parameters" in out["error"], (params, out)
+    finally:
+        ip.close()

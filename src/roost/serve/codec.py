@@ -150,6 +150,8 @@ def column(values: Any, spec: TensorSpec) -> np.ndarray:
             f"send a (nested) list of {spec.dtype} values"
         ) from None
     kind = arr.dtype.kind
+    if arr.size == 0 and spec.dtype != "string":  # numpy reads [] as float64: no value to check, take the input's dtype
+        return np.empty(arr.shape, dtype=spec.np_dtype)
     if kind == "O":
         return _slow_column(values, spec)
     if spec.dtype == "string":

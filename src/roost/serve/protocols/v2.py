@@ -159,6 +159,8 @@ def decode(
         raise bad(f"request body is not valid JSON: {exc}") from None
     if not isinstance(req, dict):
         raise bad("request body must be a JSON object with an 'inputs' list")
+    if not isinstance(req.get("parameters", {}), dict):
+        raise bad("the request's 'parameters' must be a JSON object")
     inputs = req.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise bad("request needs a non-empty 'inputs' list of {name, datatype, shape, data}")
