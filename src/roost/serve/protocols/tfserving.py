@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import re
 from typing import TYPE_CHECKING, Any
 
@@ -59,6 +60,25 @@ def metadata(model: LoadedModel) -> dict[str, Any]:
     }
 
 
+def _unwrap_b64(values: Any, name: str) -> Any:
+    """TF-Serving's JSON form of bytes, {"b64": "<base64>"}, → the UTF-8 text it encodes (string inputs hold text)."""
+    if not isinstance(values, list):
+        return _unwrap_b64([values], name)[0] if values.__class__ is dict else values
+    if not any(v.__class__ is dict for v in values):
+        return values
+    out = []
+    for i, v in enumerate(values):
+        if v.__class__ is dict:
+            if len(v) != 1 or v.get("b64").__class__ is not str:
+                raise bad(f'input {name!r}: value {i} is an object; the only object accepted is {{"b64": "<base64>"}}')
+            try:
+                v = base64.b64decode(v["b64"], validate=True).decode("utf-8")
+            except ValueError:  # binascii.Error and UnicodeDecodeError are ValueErrors
+                raise bad(f"input {name!r}: value {i} is not valid base64 of UTF-8 text") from None
+        out.append(v)
+    return out
+
+
 def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
     """Columns of JSON values → arrays of the signature dtypes (entity ids allowed when the model has them)."""
     pkg = model.package
@@ -72,6 +92,8 @@ def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
                     f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(pkg.inputs) > 8 else ''}"
                 )
             spec = entity_spec(name, values)
+        elif spec.dtype == "string":
+            values = _unwrap_b64(values, name)
         items.append((spec, values))
     return dict(zip(cols, columns(items)))
 
