@@ -41,6 +41,18 @@ def _is_missing(v: Any) -> bool:
         return False
 
 
+def _column(name: str | None) -> str:
+    """How an error names the column."""
+    return f"column {name!r}" if name is not None else "a column"
+
+
+def _where(i: int, s: pd.Series, index: Any) -> str:
+    """How an error names row position `i` of `s`: the position, and the caller's index label when it differs."""
+    labels = index if index is not None and len(index) == len(s) else s.index
+    label = labels[i]
+    return f"row {i}" if isinstance(label, (int, np.integer)) and label == i else f"row {i} (index {label!r:.40})"
+
+
 def _numeric_kind(dtype: Any) -> bool:
     """True for dtypes whose values may be numbers: ints, floats, bools, objects and text (checked per value)."""
     if isinstance(dtype, pd.CategoricalDtype):
@@ -52,7 +64,7 @@ def _numeric_kind(dtype: Any) -> bool:
 
 def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Series:
     """`s` as numbers (missing → NaN); a RoostError naming column, row and value for anything else."""
-    column = f"column {name!r}" if name is not None else "a column"
+    column = _column(name)
     if not _numeric_kind(s.dtype):  # dates would read as nanoseconds since 1970, complex numbers lose a part
         raise RoostError(
             f"{column} expects {dtype} numbers but holds {s.dtype} values",
@@ -66,11 +78,8 @@ def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Serie
         value = s.iloc[i]
         if _is_missing(value):
             continue
-        labels = index if index is not None else s.index
-        label = labels[i] if len(labels) == len(s) else i
-        where = f"row {i}" if isinstance(label, (int, np.integer)) and label == i else f"row {i} (index {label!r:.40})"
         raise RoostError(
-            f"{column} expects {dtype} numbers but {where} holds {value!r:.60} ({type(value).__name__})",
+            f"{column} expects {dtype} numbers but {_where(i, s, index)} holds {value!r:.60} ({type(value).__name__})",
             hint=f"convert {repr(name) if name else 'it'} to numbers first (missing: None, NaN, '', 'NA' or 'null')",
         )
     return num
@@ -88,9 +97,8 @@ def _check_range(v: pd.Series, dtype: str, name: str | None) -> None:
         ok = (arr >= info.min) & (arr <= info.max)
     if not bool(np.all(ok)):
         i = int(np.flatnonzero(~ok)[0])
-        column = f"column {name!r}" if name is not None else "a column"
         raise RoostError(
-            f"{column} expects {dtype} but row {i} holds {arr[i]!r:.40}, out of its range",
+            f"{_column(name)} expects {dtype} but row {i} holds {arr[i]!r:.40}, out of its range",
             hint=f"{dtype} holds {info.min:,} to {info.max:,}; check the column's values",
         )
 
@@ -100,7 +108,6 @@ _WORDS = {"true": True, "false": False, "1": True, "0": False}
 
 def _booleans(s: pd.Series, name: str | None, index: Any) -> np.ndarray:
     """Booleans: bools, numbers (non-zero = True) and the words true/false/1/0; a RoostError for anything else."""
-    column = f"column {name!r}" if name is not None else "a column"
     if pd.api.types.is_bool_dtype(s) and not bool(s.isna().any()):
         plain: np.ndarray = s.to_numpy(dtype=bool)
         return plain
@@ -114,10 +121,8 @@ def _booleans(s: pd.Series, name: str | None, index: Any) -> np.ndarray:
         elif isinstance(v, str):
             b = _WORDS.get(v.strip().lower())
         if b is None:
-            labels = index if index is not None and len(index) == len(s) else s.index
-            where = f"row {i}" if labels[i] == i else f"row {i} (index {labels[i]!r:.40})"
             raise RoostError(
-                f"{column} expects bool but {where} holds {v!r:.60} ({type(v).__name__})",
+                f"{_column(name)} expects bool but {_where(i, s, index)} holds {v!r:.60} ({type(v).__name__})",
                 hint="send True/False, 1/0 or the words true/false; a bool input has no missing value",
             )
         out[i] = b
