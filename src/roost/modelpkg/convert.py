@@ -78,8 +78,9 @@ def _numbers(s: pd.Series, dtype: str, name: str | None, index: Any) -> pd.Serie
         value = s.iloc[i]
         if _is_missing(value):
             continue
+        where = _where(int(i), s, index)
         raise RoostError(
-            f"{column} expects {dtype} numbers but {_where(int(i), s, index)} holds {value!r:.60} ({type(value).__name__})",
+            f"{column} expects {dtype} numbers but {where} holds {value!r:.60} ({type(value).__name__})",
             hint=f"convert {repr(name) if name else 'it'} to numbers first (missing: None, NaN, '', 'NA' or 'null')",
         )
     return num
