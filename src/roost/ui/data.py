@@ -87,6 +87,11 @@ def experiments_with_counts(store: Store | None = None) -> list[dict[str, Any]]:
     return out
 
 
+def _stages(archived: bool) -> list[str]:
+    """The lifecycle stages the runs page lists: active runs, and archived ones when asked (deleted never)."""
+    return ["active", "archived"] if archived else ["active"]
+
+
 def _experiment_ids(store: Store, names: list[str]) -> list[int]:
     """Ids of the named experiments; an unknown name is a NotFoundError with a suggestion."""
     with store.read() as s:
@@ -128,12 +133,11 @@ def count_runs(
             where, bounded = query.plan_filter_bounded(filter, s.connection())
             conds.append(where)
         if cap is not None:
-            stages = ["active", "archived"] if archived else ["active"]
-            scoped = [Run.lifecycle_stage.in_(stages), *conds]
+            scoped = [Run.lifecycle_stage.in_(_stages(archived)), *conds]
             return rq.capped_count(s.connection(), scoped, cap, None if bounded else window, eids)
         q = select(func.count()).select_from(Run).where(*conds)
         if archived:
-            return rq.Count(int(s.execute(q.where(Run.lifecycle_stage.in_(["active", "archived"]))).scalar() or 0))
+            return rq.Count(int(s.execute(q.where(Run.lifecycle_stage.in_(_stages(True)))).scalar() or 0))
         return rq.Count(_visible_count(s.connection(), q))
 
 
@@ -244,7 +248,7 @@ def runs_page(
             where, bounded = query.plan_filter_bounded(filter, conn)
     eids = _experiment_ids(st, experiments) if experiments else None
     runs_t = Run.__table__
-    stages = ["active", "archived"] if archived else ["active"]
+    stages = _stages(archived)
     conds: list[ColumnElement[bool]] = [runs_t.c.lifecycle_stage.in_(stages)]
     conds += [runs_t.c.experiment_id.in_(eids)] if eids else []
     conds += [where] if where is not None else []
