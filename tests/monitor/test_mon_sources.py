@@ -37,6 +37,10 @@ def test_request_logs_are_read_back(served) -> None:
     assert by_glob.is_logs and len(by_glob.frame) == len(df)
     with pytest.raises(RoostError, match="no rows in the time range"):
         read_request_logs(logs, since=pd.Timestamp.now(tz="UTC") + pd.Timedelta(hours=1))
+    # a range past every day folder: still "no rows in the time range" (the folder has logs), not "no log files"
+    # (since = now + 1 hour crossed midnight after 23:00 UTC and got the wrong error)
+    with pytest.raises(RoostError, match="no rows in the time range"):
+        read_request_logs(logs, since=pd.Timestamp.now(tz="UTC") + pd.Timedelta(days=2))
     with pytest.raises(RoostError, match="no request log files"):
         read_request_logs(logs / "nothing-here")
 

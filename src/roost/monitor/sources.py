@@ -127,6 +127,11 @@ def looks_like_logs(path: Path) -> bool:
     return False
 
 
+def _no_rows_in_range(path: Any) -> RoostError:
+    """The error for request logs that exist but hold no row in the asked time range."""
+    return RoostError(f"the request logs under {path} hold no rows in the time range", hint="widen --since/--until")
+
+
 def read_request_logs(path: str | Path, model: str | None = None, since: Any = None, until: Any = None) -> Any:
     """Rows of serving request logs (a log folder, a model's folder, or a glob) between `since` and `until`."""
     import pandas as pd
@@ -152,7 +157,10 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
             (lo is not None and day < lo.strftime("%Y-%m-%d")) or (hi is not None and day > hi.strftime("%Y-%m-%d"))
         )
 
-    files = [f for f in files if in_range(f)]
+    in_days = [f for f in files if in_range(f)]
+    if files and not in_days:  # logs exist, none of their day folders is in the range
+        raise _no_rows_in_range(path)
+    files = in_days
     if not files:
         raise RoostError(
             f"no request log files under {path}" + (f" for model {model}" if model else ""),
@@ -171,7 +179,7 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
         if not str(c).startswith("_") and pd.api.types.is_string_dtype(df[c].dtype):
             df[c] = df[c].where(df[c] != "", None)
     if len(df) == 0:
-        raise RoostError(f"the request logs under {path} hold no rows in the time range", hint="widen --since/--until")
+        raise _no_rows_in_range(path)
     return df
 
 
