@@ -98,12 +98,22 @@ def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
     return dict(zip(cols, columns(items)))
 
 
+def _is_value(obj: Any, model: LoadedModel) -> bool:
+    """Whether a JSON object is one value of a one-input model (its binary form {"b64": ...}), not named inputs.
+
+    TF-Serving reads an object holding only a "b64" string as a value; roost also reads a "b64" object with a bad
+    payload or extra keys as a (bad) value when it does not name the model's input, so the 400 names the input.
+    """
+    inputs = model.package.inputs
+    return len(inputs) == 1 and obj.__class__ is dict and "b64" in obj and inputs[0].name not in obj
+
+
 def _rows_to_columns(model: LoadedModel, rows: list[Any]) -> dict[str, list[Any]]:
-    """The "instances" row format → one list per input."""
+    """The "instances" row format → one list per input (rows of a one-input model may be bare values)."""
     if not rows:
         raise bad("'instances' is empty")
     first = rows[0]
-    if not isinstance(first, dict):
+    if not isinstance(first, dict) or _is_value(first, model):
         if len(model.package.inputs) == 1:
             return {model.package.inputs[0].name: rows}
         raise bad(f"each instance must be an object {{input: value}}: the model has {len(model.package.inputs)} inputs")
@@ -136,7 +146,7 @@ def _parse(model: LoadedModel, body: bytes) -> tuple[bool, dict[str, np.ndarray]
             raise bad("'instances' must be a list of rows")
         return True, _convert(model, _rows_to_columns(model, rows))
     cols = req["inputs"]
-    if not isinstance(cols, dict):
+    if not isinstance(cols, dict) or _is_value(cols, model):
         if len(model.package.inputs) != 1:
             raise bad(
                 f"'inputs' must be an object {{input: [values]}}: the model has {len(model.package.inputs)} inputs"
