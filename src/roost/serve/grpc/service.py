@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import grpc
 import grpc.aio
 import numpy as np
+from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no stubs here
 
 from roost.errors import RoostError
 from roost.serve.codec import MAX_ELEMENTS, HTTPError, bad, check_binary_floats, element_count, encode_bytes
@@ -48,8 +49,41 @@ CONTENTS = {
     "BYTES": "bytes_contents",
 }
 _ALL_CONTENTS = (*CONTENTS.values(), "uint_contents", "uint64_contents")
+MAX_DETAILS = 2000  # characters of an error message; gRPC clients refuse trailers over 16 KiB (default)
 METADATA_ID = "x-request-id"  # gRPC's form of HTTP's X-Request-Id header
 PUBLIC_RPCS = frozenset({"ServerLive", "ServerReady"})  # never need a token, like /v2/health/*
+
+
+class Malformed:
+    """A request whose bytes are not a valid protobuf message of its RPC's request type."""
+
+    __slots__ = ("kind", "why")
+
+    def __init__(self, kind: str, why: str) -> None:
+        self.kind, self.why = kind, why
+
+
+def _parser(name: str) -> Callable[[bytes], Any]:
+    """The request deserializer of message `name`: a Malformed (answered INVALID_ARGUMENT) for bytes that do not
+    parse, where gRPC would answer UNKNOWN and log a traceback."""
+    parse = message(name).FromString
+
+    def deserialize(data: bytes) -> Any:
+        try:
+            return parse(data)
+        except DecodeError as exc:
+            return Malformed(name, str(exc))
+
+    return deserialize
+
+
+def clip(text: str) -> str:
+    """An error message short enough for gRPC's trailing metadata: a long quoted name keeps its head and the
+    message its tail (the hint)."""
+    if len(text) <= MAX_DETAILS:
+        return text
+    cut = len(text) - MAX_DETAILS + 100
+    return f"{text[:1200]} ...[{cut} characters cut]... {text[-(MAX_DETAILS - 1300) :]}"
 
 
 def _typed_input(contents: Any, spec: TensorSpec, count: int) -> np.ndarray:
@@ -249,6 +283,13 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
     async def handler(req: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         t0 = time.perf_counter()
         status, code, text = 200, grpc.StatusCode.OK, ""
+        if req.__class__ is Malformed:
+            log.info("gRPC %s: request bytes are not a valid %s (%s)", rpc, req.kind, req.why)
+            await context.abort(
+                grpc.StatusCode.INVALID_ARGUMENT,
+                f"the request is not a valid inference.{req.kind} protobuf message ({req.why[:200]}); "
+                "send the KServe V2 grpc_predict_v2.proto message of this RPC",
+            )
         infer = rpc == "ModelInfer"
         model = req.model_name if infer else ""
         if app.metrics is not None:
@@ -261,7 +302,7 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
                     raise HTTPError(401, "missing or wrong bearer token (metadata authorization: Bearer TOKEN)")
             return await (fn(req, context) if rpc == "ModelInfer" else fn(req))
         except HTTPError as exc:
-            status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), redact(exc.message)
+            status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), clip(redact(exc.message))
         except Exception as exc:
             log.exception("internal error in gRPC %s", rpc)
             status, code, text = 500, grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
@@ -284,7 +325,7 @@ def handler(app: ServeApp) -> grpc.GenericRpcHandler:
     for rpc, (req_name, resp_name) in RPCS.items():
         methods[rpc] = grpc.unary_unary_rpc_method_handler(
             _wrap(app, rpc, getattr(svc, rpc)),
-            request_deserializer=message(req_name).FromString,
+            request_deserializer=_parser(req_name),
             response_serializer=message(resp_name).SerializeToString,
         )
     return grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", methods)

@@ -1,0 +1,233 @@
+"""Hostile KServe V2 gRPC requests (raw channels and the stock tritonclient.grpc): every one is answered
+INVALID_ARGUMENT, NOT_FOUND or RESOURCE_EXHAUSTED with a message — never INTERNAL/UNKNOWN — and the worker lives."""
+
+from __future__ import annotations
+
+import grpc
+import numpy as np
+import pytest
+import tritonclient.grpc as tg
+import tritonclient.grpc.service_pb2 as pb
+import tritonclient.grpc.service_pb2_grpc as pbg
+from servekit import Server, free_port
+from tritonclient.utils import InferenceServerException
+
+INVALID, NOT_FOUND, EXHAUSTED = (
+    grpc.StatusCode.INVALID_ARGUMENT,
+    grpc.StatusCode.NOT_FOUND,
+    grpc.StatusCode.RESOURCE_EXHAUSTED,
+)
+LONG = 60_000  # a name longer than gRPC's default 16 KiB limit on the metadata a client accepts
+
+
+@pytest.fixture(scope="module")
+def grpc_url(pkgs, tmp_path_factory):
+    """One worker serving strings and bc over gRPC with a 1 MB message limit."""
+    port = free_port()
+    srv = Server(
+        [f"strings={pkgs['strings']}", str(pkgs["bc"])],
+        "--grpc-port",
+        str(port),
+        "--max-body-mb",
+        "1",
+        log=tmp_path_factory.mktemp("grpc-hostile") / "server.log",
+    )
+    try:
+        srv.wait_ready()
+        yield f"127.0.0.1:{port}"
+    finally:
+        srv.stop()
+
+
+@pytest.fixture(scope="module")
+def channel(grpc_url):
+    with grpc.insecure_channel(grpc_url) as ch:
+        yield ch
+
+
+@pytest.fixture(scope="module")
+def stub(channel):
+    return pbg.GRPCInferenceServiceStub(channel)
+
+
+def _typed(name, datatype, shape, field, values):
+    t = pb.ModelInferRequest.InferInputTensor(name=name, datatype=datatype, shape=shape)
+    getattr(t.contents, field).extend(values)
+    return t
+
+
+def _req(x=(1.0, 2.0), words=(b"a", b"c"), shape=None, **kw):
+    return pb.ModelInferRequest(
+        model_name=kw.pop("model_name", "strings"),
+        inputs=[
+            _typed("x", "FP32", shape or [len(x)], "fp32_contents", x),
+            _typed("country", "BYTES", [len(words)], "bytes_contents", words),
+        ],
+        **kw,
+    )
+
+
+def _raw(req, *blobs):
+    for t in req.inputs:
+        t.ClearField("contents")
+    req.raw_input_contents.extend(blobs)
+    return req
+
+
+def _assert_alive(stub):
+    out = stub.ModelInfer(_req(), timeout=60)
+    assert np.frombuffer(out.raw_output_contents[0], "<f4").tolist() == [2.0, 5.0]
+
+
+def _code(fn, *args):
+    with pytest.raises(grpc.RpcError) as exc:
+        fn(*args, timeout=60)
+    return exc.value.code(), exc.value.details()
+
+
+GARBAGE = {
+    "invalid varint": b"\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01",
+    "truncated varint": b"\x0a\x80",
+    "end-group wire type": b"\x0c",
+    "length past the end": b"\x2a\x7f\x00",
+    "random bytes": bytes(np.random.default_rng(0).integers(0, 256, 2000, dtype=np.uint8)),
+}
+
+
+@pytest.mark.parametrize("rpc", ["ModelInfer", "ModelMetadata", "ModelReady", "ServerLive"])
+@pytest.mark.parametrize("case", sorted(GARBAGE))
+def test_bytes_that_are_not_protobuf_are_invalid_argument(channel, stub, rpc, case):
+    """gRPC's own deserializer error was UNKNOWN ('Unexpected DecodeError') with a traceback in the log."""
+    call = channel.unary_unary(
+        f"/inference.GRPCInferenceService/{rpc}", request_serializer=bytes, response_deserializer=bytes
+    )
+    code, details = _code(call, GARBAGE[case])
+    assert code == INVALID, (code, details)
+    assert "protobuf" in details and rpc.removeprefix("Model").removeprefix("Server") in details
+    _assert_alive(stub)
+
+
+def _named(field):
+    """Requests that carry a LONG string in `field` somewhere the server quotes it back."""
+    big = "n" * LONG
+    if field == "model_name":
+        return _req(model_name=big)
+    if field == "model_version":
+        return _req(model_version=big)
+    if field == "input name":
+        return pb.ModelInferRequest(
+            model_name="strings", inputs=[_typed(big, "FP32", [2], "fp32_contents", [1.0, 2.0]), _req().inputs[1]]
+        )
+    if field == "datatype":
+        return pb.ModelInferRequest(
+            model_name="strings", inputs=[_typed("x", big, [2], "fp32_contents", [1.0, 2.0]), _req().inputs[1]]
+        )
+    req = _req()
+    req.outputs.add(name=big)
+    return req
+
+
+@pytest.mark.parametrize(
+    ("field", "want"),
+    [
+        ("model_name", NOT_FOUND),
+        ("model_version", NOT_FOUND),
+        ("input name", INVALID),
+        ("datatype", INVALID),
+        ("output name", INVALID),
+    ],
+)
+def test_long_names_get_the_servers_answer_not_a_metadata_overflow(stub, field, want):
+    """The message quoted the 60 kB name back: a client then refuses the trailers (RESOURCE_EXHAUSTED 'received
+    metadata size exceeds hard limit'), so the user never sees what was wrong."""
+    code, details = _code(stub.ModelInfer, _named(field))
+    assert code == want, (code, details[:200])
+    assert len(details) < 4096 and "nnnn" in details
+    _assert_alive(stub)
+
+
+def test_metadata_and_ready_of_long_or_odd_names(stub, grpc_url):
+    for call, req in [
+        (stub.ModelMetadata, pb.ModelMetadataRequest(name="q" * LONG)),
+        (stub.ModelReady, pb.ModelReadyRequest(name="q" * LONG)),
+        (stub.ModelMetadata, pb.ModelMetadataRequest(name="strings", version="v" * LONG)),
+    ]:
+        code, details = _code(call, req)
+        assert code == NOT_FOUND and ("qqqq" in details or "vvvv" in details), (code, details[:200])
+    for name in ["../../etc/passwd", "\x00\n\u202e", ""]:
+        code, details = _code(stub.ModelMetadata, pb.ModelMetadataRequest(name=name))
+        assert code == NOT_FOUND and "'strings'" in details
+    code, details = _code(stub.ModelReady, pb.ModelReadyRequest(name="strings", version="2"))
+    assert code == NOT_FOUND and "version '2' is not loaded" in details
+    client = tg.InferenceServerClient(grpc_url)
+    try:
+        with pytest.raises(InferenceServerException) as exc:
+            client.get_model_metadata("m" * LONG)
+        assert exc.value.status() == "StatusCode.NOT_FOUND", exc.value.message()[:200]
+        inp = tg.InferInput("x" * LONG, [1], "FP32")
+        inp.set_data_from_numpy(np.zeros(1, np.float32))
+        with pytest.raises(InferenceServerException) as exc:
+            client.infer("strings", [inp])
+        assert exc.value.status() == "StatusCode.INVALID_ARGUMENT", exc.value.message()[:200]
+    finally:
+        client.close()
+
+
+HOSTILE = {
+    "shape product overflows int64": (_req(shape=[2**32, 2**32]), INVALID, "more than"),
+    "shape of huge dims": (_req(shape=[2**62, 4]), INVALID, "more than"),
+    "zero rows": (_req(x=(), words=(), shape=[0]), INVALID, "0 rows"),
+    "zero-size 2-D": (_req(x=(), words=(), shape=[0, 0]), INVALID, "shape [0, 0]"),
+    "negative dim": (_req(shape=[-1]), INVALID, "non-negative"),
+    "unknown datatype": (
+        pb.ModelInferRequest(
+            model_name="strings", inputs=[_typed("x", "FOO", [2], "fp32_contents", [1.0, 2.0]), _req().inputs[1]]
+        ),
+        INVALID,
+        "datatype FOO",
+    ),
+    "raw size != shape x dtype": (_raw(_req(), b"\0" * 9, b"\1\0\0\0a\1\0\0\0b"), INVALID, "binary_data_size"),
+    "raw and typed both": (
+        pb.ModelInferRequest(model_name="strings", inputs=_req().inputs, raw_input_contents=[b"\0" * 8, b"x"]),
+        INVALID,
+        "both",
+    ),
+    "BYTES prefix 0xffffffff": (_raw(_req(), b"\0" * 8, b"\xff\xff\xff\xffa"), INVALID, "country"),
+    "BYTES prefix cut short": (_raw(_req(), b"\0" * 8, b"\1\0"), INVALID, "country"),
+    "BYTES bytes after the last": (_raw(_req(), b"\0" * 8, b"\1\0\0\0a\1\0\0\0bzz"), INVALID, "extra bytes"),
+    "duplicate input": (
+        pb.ModelInferRequest(model_name="strings", inputs=[*_req().inputs, _req().inputs[0]]),
+        INVALID,
+        "twice",
+    ),
+    "unknown output": (_req(outputs=[pb.ModelInferRequest.InferRequestedOutputTensor(name="nope")]), INVALID, "'nope'"),
+    "version not loaded": (_req(model_version="99"), NOT_FOUND, "'99' is not loaded"),
+    "odd model name": (_req(model_name="../x\x00\u202e"), NOT_FOUND, "not served here"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(HOSTILE))
+def test_hostile_infer_requests(stub, case):
+    req, want, words = HOSTILE[case]
+    code, details = _code(stub.ModelInfer, req)
+    assert code == want and words in details, (code, details)
+
+
+def test_parameters_of_odd_types_are_ignored_like_kserve(stub):
+    """Unknown request, input and output parameters of any type are ignored (KServe and Triton ignore them)."""
+    req = _req()
+    req.parameters["binary_data_output"].string_param = "\u00e9" * 100
+    req.parameters["sequence_id"].uint64_param = 2**64 - 1
+    req.parameters["priority"].double_param = float("nan")
+    req.parameters["empty"].SetInParent()
+    req.inputs[0].parameters["binary_data_size"].int64_param = -5
+    req.outputs.add(name="prediction").parameters["classification"].bool_param = True
+    out = stub.ModelInfer(req, timeout=60)
+    assert np.frombuffer(out.raw_output_contents[0], "<f4").tolist() == [2.0, 5.0]
+
+
+def test_message_over_the_limit_then_still_serving(stub):
+    big = _req(x=[0.0] * 200_000, words=[b"a"] * 200_000)
+    code, details = _code(stub.ModelInfer, big)
+    assert code == EXHAUSTED and "larger than max" in details
+    _assert_alive(stub)
