@@ -50,6 +50,8 @@ def postgres() -> Iterator[str]:
             "-o",
             f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200",
             "-w",
+            "-t",
+            "180",  # a loaded machine can take more than pg_ctl's default 60 s to start it
             "start",
         ],
         check=True,

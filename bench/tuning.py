@@ -13,17 +13,20 @@ regret (target ≤ 1: roost's default is at least as good as Optuna's GP on both
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import statistics
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine
+from _servers import create_database, postgres
 
 PROBLEMS = {"branin": 30, "hartmann6": 60}
 
@@ -244,53 +247,7 @@ def spaces(trials: int, models: list[str]) -> None:
 
 
 # -- (d) batch ask/tell throughput (`--batch`) ---------------------------------------------------------------------
-def _pg_server(root: Path) -> tuple[str, object]:
-    """A throw-away PostgreSQL (Debian's package) under `root`: (SQLAlchemy base URL, stop function)."""
-    import glob
-    import os
-    import shutil
-    import socket
-    import subprocess
-
-    bins = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    if not bins:
-        raise SystemExit("no PostgreSQL (apt-get install postgresql)")
-    bindir = Path(bins[-1]).parent
-    data = root / "pg"
-    data.mkdir(parents=True)
-    os.chmod(root, 0o755)
-    prefix = ["runuser", "-u", "postgres", "--"] if os.geteuid() == 0 else []
-    if prefix:
-        shutil.chown(data, "postgres")
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    subprocess.run(
-        prefix + [str(bindir / "initdb"), "-D", str(data), "-A", "trust", "-U", "roost"],
-        check=True,
-        capture_output=True,
-    )
-    opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c max_connections=200"
-    subprocess.run(
-        prefix
-        + [str(bindir / "pg_ctl"), "-D", str(data), "-l", str(data / "log"), "-o", opts, "-w", "-t", "180", "start"],
-        check=True,
-        capture_output=True,
-    )
-    import psycopg
-
-    with psycopg.connect(f"postgresql://roost@127.0.0.1:{port}/postgres", autocommit=True) as c:
-        c.execute('CREATE DATABASE "bench"')
-
-    def stop() -> None:
-        subprocess.run(
-            prefix + [str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "stop"], capture_output=True
-        )
-
-    return f"postgresql+psycopg://roost@127.0.0.1:{port}/bench", stop
-
-
-def _serve(root: Path, store_url: str | None) -> tuple[str, object]:
+def _serve(root: Path, store_url: str | None) -> tuple[str, Callable[[], None]]:
     """`roost tune serve` on a workspace at `root` (optionally over `store_url`): (URL, stop function)."""
     import os
     import signal
@@ -382,19 +339,14 @@ def batch_bench(n_trials: int, clients: int, batch: int, stores: list[str]) -> N
     )
     with tempfile.TemporaryDirectory(prefix="roost-bench-batch-") as tmp:
         for store in stores:
-            stop_pg = None
-            store_url = None
-            if store == "postgresql":
-                os.chmod(tmp, 0o755)  # postgres (another user) must reach its data folder
-                store_url, stop_pg = _pg_server(Path(tmp) / "pgroot")
-            url, stop = _serve(Path(tmp) / f"ws-{store}", store_url)
-            try:
+            with contextlib.ExitStack() as stack:  # stops the service, then the database
+                store_url = None
+                if store == "postgresql":
+                    store_url = create_database(stack.enter_context(postgres()), "bench")
+                url, stop = _serve(Path(tmp) / f"ws-{store}", store_url)
+                stack.callback(stop)
                 single = _drive(url, n_trials, clients, None)
                 batched = _drive(url, n_trials, clients, batch)
-            finally:
-                stop()
-                if stop_pg is not None:
-                    stop_pg()
             print(
                 f"  {store:10s} single {single:7.1f} trials/s   ask({batch})/tell_many {batched:7.1f} trials/s   "
                 f"x{batched / single:.1f}   (load {os.getloadavg()[0]:.1f})",
