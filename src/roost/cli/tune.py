@@ -151,6 +151,7 @@ def run_cmd(
                 "finished": len(done),
                 "interrupted": res.interrupted,
                 "registered": res.registered,
+                "final": res.final,
                 "space_source": spec.source,
                 "space": spec.space,
                 "by_model_type": {k: {"trials": n, "best": b} for k, (n, b) in per_type.items()},
@@ -168,6 +169,12 @@ def run_cmd(
             echo(
                 f"best {spec.metric} = [bold]{res.best_value:.6g}[/] (trial {res.best['number']}, run "
                 f"{res.best_run_id}) with {res.best_params}"
+            )
+        if res.final:
+            blend = ", ".join(f"trial {n} × {w:.3f}" for n, w in res.final["weights"].items())
+            echo(
+                f"final model (tuning run {res.final['run_id']}): blend of {blend} by {res.final['criterion']}: "
+                f"{spec.metric} {res.final['metrics'].get(spec.metric, float('nan')):.6g}"
             )
         if res.registered:
             echo(f"registered [bold]{res.registered}[/]")

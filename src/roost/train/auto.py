@@ -231,10 +231,9 @@ def select(
     The final model is a Blend, or (type, child model) when on the validation path one child takes all weight.
     """
     import numpy as np
-    import pandas as pd
 
     from roost.train import metrics as M
-    from roost.train.ensemble import Blend, bagged_weights, cross_fit, encoded, folds, score
+    from roost.train.ensemble import Blend, cross_fit, encoded
 
     train_df, val_df, _ = parts
     label, names = cfg.label, [n for n, _ in fitted]
@@ -243,19 +242,13 @@ def select(
     n = len(train_df) + len(val_df)
 
     def weigh(y: np.ndarray, preds: list[np.ndarray]) -> list[float]:
-        if opts.ensemble:
-            return bagged_weights(task, y, preds, seed=cfg.trainer.seed)
-        scores = [score(task, y, p) for p in preds]
-        best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
-        return [float(j == best) for j in range(len(preds))]
+        return weights(task, y, preds, opts.ensemble, cfg.trainer.seed)
 
-    both = pd.concat([train_df, val_df])
-    cv = bool(opts.folds) and n <= opts.cv_max_rows and not _distributed()
-    splits = folds(task, encoded(both[label], task, classes), opts.folds, cfg.trainer.seed) if cv else []
+    splits = cv_folds(cfg, task, parts, classes, opts)
     if splits:
-        X, y = both.drop(columns=[label]), both[label]
+        X, y = cv_rows(parts, label)
         ye = encoded(y, task, classes)
-        n_fit = n - n // len(splits)
+        n_fit = fit_rows(n, splits)
         preds, bags = [], []
         for name in names:
             log.info("auto: %d-fold cross-validation of %s", len(splits), name)
@@ -267,11 +260,8 @@ def select(
             preds.append(oof)
             bags.append(models)
         w = weigh(ye, preds)
-        members = [(name, m) for name, bag, wk in zip(names, bags, w) if wk > 0 for m in bag]
-        member_w = [wk / len(bag) for bag, wk in zip(bags, w) if wk > 0 for _ in bag]
-        blended = sum(wk * p for wk, p in zip(w, preds))
-        held = {f"val_{k}": v for k, v in M.compute(task, ye, np.asarray(blended)).items()}
-        final: Any = Blend(members, member_w)
+        final: Any
+        final, held = bag_blend(task, names, bags, w, ye, preds)
         criterion = f"{len(splits)}-fold out-of-fold {primary} (training + validation rows)"
     else:
         Xv = val_df.drop(columns=[label])
@@ -288,6 +278,66 @@ def select(
     return final, held, criterion, weights
 
 
+def weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int) -> list[float]:
+    """Weights of the candidates from their held-out predictions: bagged greedy weights with the best-single
+    guard (ensemble.bagged_weights), or with `ensemble` false the best candidate alone."""
+    import numpy as np
+
+    from roost.train import metrics as M
+    from roost.train.ensemble import bagged_weights, score
+
+    if ensemble:
+        return bagged_weights(task, y, preds, seed=seed)
+    scores = [score(task, y, p) for p in preds]
+    best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
+    return [float(j == best) for j in range(len(preds))]
+
+
+def bag_blend(
+    task: str, names: list[str], bags: list[list[Any]], w: list[float], y: Any, preds: list[Any]
+) -> tuple[Any, dict[str, float]]:
+    """(Blend of the weighted candidates' fold models, each fold model sharing its candidate's weight; the val_*
+    metrics of the weighted out-of-fold predictions `preds` against `y`)."""
+    import numpy as np
+
+    from roost.train import metrics as M
+    from roost.train.ensemble import Blend
+
+    members = [(name, m) for name, bag, wk in zip(names, bags, w) if wk > 0 for m in bag]
+    member_w = [wk / len(bag) for bag, wk in zip(bags, w) if wk > 0 for _ in bag]
+    blended = sum(wk * np.asarray(p, dtype=np.float64) for wk, p in zip(w, preds) if wk > 0)
+    held = {f"val_{k}": v for k, v in M.compute(task, y, np.asarray(blended)).items()}
+    return Blend(members, member_w), held
+
+
+def cv_folds(
+    cfg: TrainConfig, task: str, parts: tuple[Any, Any, Any], classes: list[Any], opts: AutoOptions
+) -> list[tuple[Any, Any]]:
+    """auto's cross-validation folds over the training+validation rows (ensemble.folds, seeded by trainer.seed);
+    [] where auto selects on the validation rows instead (folds: 0, more than cv_max_rows rows, --nproc > 1)."""
+    from roost.train.ensemble import encoded, folds
+
+    train_df, val_df, _ = parts
+    n = len(train_df) + len(val_df)
+    if not opts.folds or n > opts.cv_max_rows or _distributed():
+        return []
+    y = cv_rows(parts, cfg.label)[1]
+    return folds(task, encoded(y, task, classes), opts.folds, cfg.trainer.seed)
+
+
+def cv_rows(parts: tuple[Any, Any, Any], label: str) -> tuple[Any, Any]:
+    """(features, labels) of the rows cross-validation runs over: training then validation rows."""
+    import pandas as pd
+
+    both = pd.concat([parts[0], parts[1]])
+    return both.drop(columns=[label]), both[label]
+
+
+def fit_rows(n: int, splits: list[tuple[Any, Any]]) -> int:
+    """About how many rows each fold model fits (what a candidate's size-dependent defaults are chosen for)."""
+    return n - n // len(splits)
+
+
 def _distributed() -> bool:
     """True inside a data-parallel group (--nproc > 1): the other ranks fit only the children, in lockstep, so
     rank 0 cannot fit cross-validation folds alone; selection then uses the validation rows."""
@@ -295,3 +345,17 @@ def _distributed() -> bool:
 
     dist = sys.modules.get("torch.distributed")
     return bool(dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+
+
+def prepare(
+    config: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
+) -> tuple[TrainConfig, str, Any, tuple[Any, Any, Any]]:
+    """(config, task, feature spec, (training, validation, test) rows) exactly as `roost train` derives them."""
+    from roost.train.api import _load, _spec
+    from roost.train.data import check_label, load_frame, split
+
+    cfg = _load(config, overrides, None)[0]
+    df = load_frame(cfg)
+    task = check_label(df, cfg.label, cfg.task)
+    train_df, val_df, test_df = split(df, cfg.split)
+    return cfg, task, _spec(cfg, train_df), (train_df, val_df, test_df)

@@ -109,8 +109,12 @@ def cross_fit(
     y: pd.Series,
     spec: FeatureSpec,
     splits: list[tuple[np.ndarray, np.ndarray]],
+    on_fold: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
 ) -> tuple[np.ndarray, list[Estimator]]:
-    """Out-of-fold predictions and the fold models: each fits the other folds, early-stopping on its own fold."""
+    """Out-of-fold predictions and the fold models: each fits the other folds, early-stopping on its own fold.
+
+    `on_fold(k, rows done so far, out-of-fold predictions)` runs after fold k (a tuner reports it to its pruner).
+    """
     oof: np.ndarray | None = None
     models: list[Estimator] = []
     for fit_rows, held in splits:
@@ -121,6 +125,9 @@ def cross_fit(
             oof = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
         oof[held] = p
         models.append(m)
+        if on_fold is not None:
+            done = np.concatenate([h for _, h in splits[: len(models)]])
+            on_fold(len(models), done, oof)
     assert oof is not None
     return oof, models
 

@@ -109,17 +109,22 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
     else:
         if file is not None:
             _absolute_data(raw, file)
-        if search is None or opts.get("extend"):
-            model = _model_type(raw)
+        model = _model_type(raw)
+        selection = _selection(raw) if model == "auto" else {}
+        prescribed = search is None or bool(opts.get("extend"))
+        if prescribed:
             block, keys, source = _prescribed_block(raw, search or {})
-            start = spaces.default_points(block, model)
         else:
-            block = search
+            block = search or {}
+        folds = _folds(raw, selection)
+        if prescribed:
+            start = spaces.default_points(block, model, _table_defaults(folds) if model == "auto" else None)
         space = Space.parse(block)
         keys = {p.name: keys.get(p.name) or override_key(p.name, raw) for p in space.params}
         metric = str(opts.get("metric") or _primary_metric(raw))
         experiment = str(opts.get("experiment", raw.get("experiment", "default")))
-        objective = TrainObjective(config=raw, metric=metric, keys=keys)
+        cv = folds is not None and bool(folds.splits) and metric.startswith("val_")
+        objective = TrainObjective(config=raw, metric=metric, keys=keys, cv=cv, selection=selection)
     direction = str(opts.get("direction") or direction_for(metric))
     if isinstance(objective, TrainObjective):
         objective.direction = direction
@@ -138,6 +143,35 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         source,
         start,
     )
+
+
+def _selection(raw: dict[str, Any]) -> dict[str, Any]:
+    """`model: auto`'s selection params (folds, cv_max_rows, ensemble): tune selects its final model by them."""
+    from roost.train.auto import OPTIONS
+
+    model = raw.get("model")
+    params = (model.get("params") or {}) if isinstance(model, dict) else {}
+    return {k: v for k, v in params.items() if k in OPTIONS}
+
+
+def _folds(raw: dict[str, Any], selection: dict[str, Any]) -> Any:
+    """The config's data and auto's folds (roost.tune.cv.Folds; no splits on a large table); None when the
+    trials do not train one model type (a search block over `model: auto` itself)."""
+    from roost.tune.cv import plan
+
+    if _model_type(raw) == "auto":
+        return None
+    return plan(raw, [], selection)
+
+
+def _table_defaults(folds: Any) -> dict[str, dict[str, Any]] | None:
+    """auto's size-dependent defaults per model type (LightGBM's for the rows each candidate fits)."""
+    from roost.train.lgbm import table_defaults
+
+    if folds is None:
+        return None
+    rows = folds.n_fit if folds.splits else len(folds.parts[0])
+    return {"lightgbm": table_defaults(rows, len(folds.spec.columns))}
 
 
 def _model_type(raw: dict[str, Any]) -> str:
@@ -201,12 +235,13 @@ def _absolute_data(raw: dict[str, Any], file: Path) -> None:
 
 
 def register_best(result: Any, name: str) -> str:
-    """Register the best trial's model package under `name`; returns 'name/version'."""
+    """Register the final model under `name` (a cross-validated study's blend, else the best trial's model);
+    returns 'name/version'."""
     from roost.registry.api import register_model
 
-    if result.best_run_id is None:
+    if result.model_run_id is None:
         raise ConfigError(f"register: no trial completed, nothing to register as {name!r}")
-    mv = register_model(result.best_run_id, name, "model")
+    mv = register_model(result.model_run_id, name, "model")
     return f"{mv.name}/{mv.version}"
 
 

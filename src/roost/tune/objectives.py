@@ -111,6 +111,8 @@ class TrainObjective:
     metric: str
     direction: str = "minimize"
     keys: dict[str, str] = field(default_factory=dict)
+    cv: bool = False  # small table: each trial is cross-validated as auto's candidates are (roost.tune.cv)
+    selection: dict[str, Any] = field(default_factory=dict)  # auto's selection params (folds, cv_max_rows, ...)
     owns_run = True
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
@@ -139,6 +141,12 @@ class TrainObjective:
         if "callbacks" in sig:
             kw["callbacks"] = [PruneCallback(ctx, self.metric, self.direction)]
         cfg = {**self.config_for(ctx.params), "experiment": ctx.experiment, "name": f"trial-{ctx.number}"}
+        if self.cv:
+            from roost.tune.cv import run_trial
+
+            value = run_trial(self, ctx, cfg, self.overrides(ctx.params))
+            if value is not None:
+                return value
         res = train(cfg, overrides=self.overrides(ctx.params), **kw)
         ctx.run_id = res.run_id
         st = default_store()
@@ -161,6 +169,14 @@ class TrainObjective:
                 f"tune.metric: training produced no {self.metric!r}", hint="one of " + ", ".join(sorted(res.metrics))
             )
         return float(res.metrics[self.metric])
+
+    def finalize(self, result: Any, parent: Any) -> dict[str, Any] | None:
+        """After the study: on a cross-validated study, the blend of its trials as the tuning run's model."""
+        if not self.cv:
+            return None
+        from roost.tune.cv import final_blend
+
+        return final_blend(self, result, parent)
 
 
 # -- test functions (bench/tuning.py and the CLI's examples) ------------------------------------------------

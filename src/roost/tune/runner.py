@@ -1,9 +1,10 @@
 """Run a tuning job: a parent run, trials as child runs, P worker processes over one persisted study, Ctrl-C safe.
 
 The parent run records the sampler used (and why), the best value, trial and run, the counts per state and the
-best-so-far curve (`best_so_far`, step = number of finished trials). `finish` runs on the result before the
-parent run ends (the CLI registers the best model there). On Ctrl-C, workers tell their running trial as failed
-("interrupted"), finished trials stay, and the parent ends KILLED.
+best-so-far curve (`best_so_far`, step = number of finished trials). An objective with a `finalize(result,
+parent)` method builds the final model after the trials (a cross-validated study's blend, roost.tune.cv).
+`finish` runs on the result before the parent run ends (the CLI registers the final model there). On Ctrl-C,
+workers tell their running trial as failed ("interrupted"), finished trials stay, and the parent ends KILLED.
 """
 
 from __future__ import annotations
@@ -67,6 +68,12 @@ class TuneResult:
     trials: list[dict[str, Any]]
     interrupted: bool = False
     registered: str | None = None
+    final: dict[str, Any] | None = None  # a cross-validated study's blend: run_id, weights per trial, metrics
+
+    @property
+    def model_run_id(self) -> str | None:
+        """The run holding the final model: the tuning run when it blends trials, else the best trial's run."""
+        return self.final["run_id"] if self.final else self.best_run_id
 
     @property
     def best_value(self) -> float | None:
@@ -345,6 +352,9 @@ def tune(
             interrupted = True
             engine.abandon(sid, clients)
         result = _summarise(engine, sid, parent, study["sampler_used"], interrupted)
+        finalize = getattr(objective, "finalize", None)
+        if finalize is not None and not interrupted:
+            result.final = finalize(result, parent)
         if finish is not None and not interrupted:
             finish(result)
     except BaseException:

@@ -109,11 +109,14 @@ def merge(base: dict[str, Any], search: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def default_points(space: dict[str, Any], model: str) -> list[dict[str, Any]]:
+def default_points(
+    space: dict[str, Any], model: str, known: dict[str, dict[str, Any]] | None = None
+) -> list[dict[str, Any]]:
     """The model defaults as points of `space` (one per type when `model` is auto), clamped into its ranges:
     tuning starts from them, so the best trial is never worse than the untuned model (FLAML starts each learner
     from its defaults; Optuna users enqueue_trial them). A type with a searched param that has no default (a name
-    added by a search block) gets no point."""
+    added by a search block) gets no point. `known` overrides a type's defaults (auto's size-dependent LightGBM
+    parameters, so tuning `model: auto` starts from auto's own candidates)."""
     from roost.train.models import get_model_class
     from roost.tune.space import Space
 
@@ -122,7 +125,7 @@ def default_points(space: dict[str, Any], model: str) -> list[dict[str, Any]]:
     types = list(sp.by_name["model.type"].choices) if across and "model.type" in sp.by_name else [model]
     points = []
     for t in types:
-        defaults = get_model_class(str(t)).DEFAULTS
+        defaults = {**get_model_class(str(t)).DEFAULTS, **(known or {}).get(str(t), {})}
         point: dict[str, Any] = {"model.type": t} if across else {}
         for p in sp.params:
             if p.name == "model.type" or not p.active(point):

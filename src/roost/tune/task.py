@@ -1,7 +1,9 @@
-"""The pipeline's `tune` task: tune a training config and answer like the `train` task, with the best trial's run.
+"""The pipeline's `tune` task: tune a training config and answer like the `train` task, with the final model's run.
 
-Its output feeds `evaluate`/`compare`/`promote` as a `train` output does (run_id, metrics, model, version,
-package), plus what was searched: the study, the tuning run, the sampler, the best params and the trial counts.
+The final model is the tuning run's blend of cross-validated trials on a small table (roost.tune.cv), else the
+best trial's model. Its output feeds `evaluate`/`compare`/`promote` as a `train` output does (run_id, metrics,
+model, version, package), plus what was searched: the study, the tuning run, the sampler, the best params, the
+trial counts and what the final model blends.
 """
 
 from __future__ import annotations
@@ -57,7 +59,7 @@ def tune_task(
         raise RoostError(
             f"tune: no trial of {len(res.trials)} completed", hint="trial failures: " + "; ".join(reasons)[:500]
         )
-    run = get_run(res.best_run_id)
+    run = get_run(res.model_run_id or res.best_run_id)
     model, version = None, None
     if res.registered:
         model, _, v = res.registered.rpartition("/")
@@ -67,7 +69,7 @@ def tune_task(
         counts[t["state"]] = counts.get(t["state"], 0) + 1
     log.info("tune: best %s = %s in %d trials (%s)", spec.metric, res.best_value, len(res.trials), spec.source)
     return {
-        "run_id": res.best_run_id,
+        "run_id": res.model_run_id,
         "metrics": {k: float(v) for k, v in (run.get("metrics") or {}).items()},
         "model": model,
         "version": version,
@@ -80,4 +82,12 @@ def tune_task(
         "best_value": res.best_value,
         "best_params": res.best_params,
         "trials": counts,
+        "blend": _blend(res.final),
     }
+
+
+def _blend(final: dict[str, Any] | None) -> dict[str, Any] | None:
+    """What the final model blends (trial number -> weight) and by which criterion; None: the best trial alone."""
+    if not final:
+        return None
+    return {"weights": {str(k): v for k, v in final["weights"].items()}, "criterion": final["criterion"]}
