@@ -89,3 +89,52 @@ def test_an_empty_batch_and_non_object_parameters_get_400s_that_say_so(tmp_path)
             assert status == 400 and "parameters" in out["error"], (params, out)
     finally:
         ip.close()
+
+
+def test_one_matrix_path_finds_a_boolean_hidden_among_ones_and_zeros(pkgs, bc_data):
+    """The one-matrix decoder looks for booleans only where the packed value is 1.0 or 0.0: a body full of real
+    1.0/0.0/1/0 numbers still answers (and equals the same body sent as exact floats), and a true/false among them
+    is a 400 wherever it sits."""
+    import numpy as np
+
+    X, _, cols = bc_data
+    ip = InProcess(create_app([str(pkgs["bc"])]))
+    try:
+        base = v2_body(cols, X[:64])
+        for j in (3, 7):  # two columns of ones and zeros, as ints and floats
+            base["inputs"][j]["data"] = [(1 if i % 3 else 0) if j == 3 else float(i % 2) for i in range(64)]
+        status, plain = _post(ip, "/v2/models/bc/infer", base)
+        assert status == 200, plain
+        as_floats = orjson.loads(orjson.dumps(base))
+        for inp in as_floats["inputs"]:
+            inp["data"] = [float(v) for v in inp["data"]]
+        assert _post(ip, "/v2/models/bc/infer", as_floats)[1]["outputs"] == plain["outputs"]
+        rng = np.random.default_rng(0)
+        for _ in range(6):
+            body = orjson.loads(orjson.dumps(base))
+            j, at = int(rng.choice([3, 7])), int(rng.integers(64))
+            body["inputs"][j]["data"][at] = bool(body["inputs"][j]["data"][at])  # same value, as a JSON boolean
+            status, out = _post(ip, "/v2/models/bc/infer", body)
+            assert status == 400 and cols[j] in out["error"] and "bool" in out["error"], (j, at, out)
+        too_big = orjson.loads(orjson.dumps(base))
+        too_big["inputs"][5]["data"][9] = 1e39  # no float32 holds it
+        status, out = _post(ip, "/v2/models/bc/infer", too_big)
+        assert status == 400 and cols[5] in out["error"], out
+    finally:
+        ip.close()
+
+
+def test_holds_bool_equals_a_scan_of_every_item():
+    """v2.holds_bool against the brute-force answer on random mixes of floats, ints, 0/1 and booleans."""
+    import numpy as np
+
+    from roost.serve.protocols import v2
+
+    rng = np.random.default_rng(1)
+    pool = [0.0, 1.0, 0, 1, -0.0, 0.5, 2.0, 7, True, False]
+    for _ in range(300):
+        items = [pool[i] for i in rng.integers(len(pool), size=int(rng.integers(1, 40)))]
+        if rng.random() < 0.5:
+            items = [v for v in items if v is not True and v is not False] or [0.5]
+        packed = np.frombuffer(v2.float32_packer(len(items)).pack(*items), dtype="<f4")
+        assert v2.holds_bool(items, packed) == any(type(v) is bool for v in items), items
