@@ -229,8 +229,9 @@ def profile_column(name: str, s: Any, max_categories: int = MAX_CATEGORIES) -> C
     p.sketch = LogSketch(width=DATETIME_BUCKET_S if kind == "datetime" else 0.0).add(finite)
     if finite.size:
         p.min, p.max = float(finite.min()), float(finite.max())
-        p.mean = float(finite.mean())
-        p.m2 = float(np.sum((finite - p.mean) ** 2))
+        with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154: m2 is inf, the drift says not computed
+            p.mean = float(finite.mean())
+            p.m2 = float(np.sum((finite - p.mean) ** 2))
         p.hll.add(finite)
     return p
 

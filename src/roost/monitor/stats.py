@@ -54,8 +54,11 @@ def ks_wasserstein(a: np.ndarray, b: np.ndarray) -> tuple[float, float, float, i
     from scipy import stats
 
     merged, cd = merged_cdfs(a, b)
-    deltas = np.diff(merged)
-    w = float(np.vecdot(np.abs(cd[:-1]), deltas))
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is handled just below
+        deltas = np.diff(merged)
+        w = float(np.vecdot(np.abs(cd[:-1]), deltas))
+    if not math.isfinite(w):  # the span overflows float64 (±1.8e308 both present): sum in exactly halved units
+        w = 2.0 * float(np.vecdot(np.abs(cd[:-1]), np.diff(merged * 0.5)))
     ends = np.r_[deltas != 0, True]  # the CDFs are right-continuous: read them at the end of each tie run
     d_plus = float(max(cd[ends].max(), 0.0))
     d_minus = float(max(-cd[ends].min(), 0.0))
@@ -75,7 +78,10 @@ def ks_pvalue_asymp(d: float, n1: int, n2: int) -> float:
 
 
 def sturges_edges(lo: float, hi: float, n: int) -> np.ndarray:
-    """np.histogram_bin_edges(data, 'sturges') for data of size n with min lo and max hi."""
+    """np.histogram_bin_edges(data, 'sturges') for data of size n with min lo and max hi (also where hi - lo
+    overflows float64, which NumPy cannot bin: the edges are then computed in exactly quartered units)."""
+    if not math.isfinite(hi - lo):
+        return sturges_edges(lo * 0.25, hi * 0.25, n) * 4.0
     width = (hi - lo) / (math.log2(n) + 1.0)
     first, last = (lo - 0.5, hi + 0.5) if lo == hi else (lo, hi)
     bins = int(math.ceil((last - first) / width)) if width else 1
@@ -164,14 +170,27 @@ def chi2_homogeneity(ref_counts: np.ndarray, cur_counts: np.ndarray) -> tuple[fl
 
 
 def wasserstein_norm(w: float, ref_std: float) -> float:
-    """Wasserstein distance in reference standard deviations (floor 0.001, as Evidently)."""
+    """Wasserstein distance in reference standard deviations (floor 0.001, as Evidently); NaN (not computed)
+    when the standard deviation overflowed, never a silent 0."""
+    if not math.isfinite(ref_std):
+        return math.nan
     return w / max(ref_std, NORM_FLOOR)
+
+
+def robust_std(a: np.ndarray) -> float:
+    """Population standard deviation of finite values, also where the squares overflow float64 (|x| > 1e154)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflow is handled just below
+        out = float(np.std(a)) if a.size else 0.0
+    if math.isfinite(out):
+        return out
+    _, e = np.frexp(np.max(np.abs(a)))  # rescale by a power of two (exact) so every |x| < 1
+    return float(np.ldexp(np.std(np.ldexp(a, -e)), e))
 
 
 def numeric_stats(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
     """Every statistic for two sorted finite samples, plus the counts behind them for plots."""
     d, p, w, distinct = ks_wasserstein(a, b)
-    std = float(np.std(a))
+    std = robust_std(a)
     inner = quantile_edges(a)
     psi_v = psi(binned_by_edges(a, inner), binned_by_edges(b, inner))
     nu_ref = n_unique_sorted(a)

@@ -1,0 +1,61 @@
+"""Drift on hostile columns: magnitudes near the float limit, checked against scipy on exactly rescaled data."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from roost.monitor.drift_report import compare
+from roost.monitor.profile import profile_frame
+from roost.monitor.profile_drift import compare_to_profile
+
+# multiplying by a power of two is exact, and KS, chi², JS, PSI and the normed Wasserstein distance do not change
+# under a common rescaling: scipy on the small copies is the reference for the huge ones
+SCALE = 2.0**660  # ~4.8e198: squares overflow float64 (std is inf), spans do not
+
+
+def _uniform(lo: float, hi: float, n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).uniform(lo, hi, n)
+
+
+def test_huge_values_keep_their_spread() -> None:
+    """Values ~1e200: np.std overflows to inf, and the normed Wasserstein distance read 0 (no drift) for a shift
+    of seven standard deviations."""
+    a, b = _uniform(1, 2, 2000, 0), _uniform(3, 4, 1500, 1)
+    rep = compare(pd.DataFrame({"x": a * SCALE}), pd.DataFrame({"x": b * SCALE}))
+    fx = rep.feature("x")
+    want = stats.wasserstein_distance(a, b) / np.std(a)
+    assert fx.method == "wasserstein"
+    assert fx.score == pytest.approx(want, rel=1e-9)
+    assert fx.stats["wasserstein"] == pytest.approx(stats.wasserstein_distance(a, b) * SCALE, rel=1e-9)
+    assert fx.stats["ref_std"] == pytest.approx(np.std(a) * SCALE, rel=1e-9)
+    assert fx.drifted and fx.status == "drift"
+
+
+def test_values_spanning_the_whole_float_range() -> None:
+    """±1.7e308 sentinels next to ordinary values: max - min overflows; the Sturges bins raised ValueError
+    ('cannot convert float NaN to integer')."""
+    big = np.finfo(np.float64).max
+    a = np.r_[np.full(30, big), np.full(30, -big), np.arange(30.0)]
+    b = np.r_[np.full(5, big), np.arange(40.0)]
+    fx = compare(pd.DataFrame({"x": a}), pd.DataFrame({"x": b})).feature("x")
+    ref = stats.ks_2samp(a, b)
+    assert fx.stats["ks"] == pytest.approx(ref.statistic, abs=1e-12)
+    assert fx.stats["ks_pvalue"] == pytest.approx(ref.pvalue, rel=1e-9)
+    # W1 of the halves, doubled: the exact distance without the overflow
+    assert fx.stats["wasserstein"] == pytest.approx(2 * stats.wasserstein_distance(a / 2, b / 2), rel=1e-9)
+    edges = np.asarray(fx.bins["edges"])
+    assert np.isfinite(edges).all() and edges[0] == -big and edges[-1] == big
+    assert sum(fx.bins["ref"]) == a.size and sum(fx.bins["cur"]) == b.size  # every value in a bin
+    assert fx.method == "ks" and fx.drifted  # 60 of 90 reference values are the sentinels, 5 of 45 now
+
+
+def test_profile_reference_with_huge_values_is_not_silently_zero() -> None:
+    """A profile's variance (m2) overflows at ~1e200: the normed distance must not read 0 (it was)."""
+    a, b = _uniform(1, 2, 3000, 2) * SCALE, _uniform(3, 4, 2000, 3) * SCALE
+    prof = profile_frame(pd.DataFrame({"x": a}))
+    fx = compare_to_profile(prof, pd.DataFrame({"x": b})).feature("x")
+    assert fx.drifted
+    assert fx.stats.get("wasserstein_norm") != 0.0
