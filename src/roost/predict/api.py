@@ -180,7 +180,7 @@ def _check_files(source: Any, pred: Any, keep: list[str]) -> None:
     import pyarrow.parquet as pq
 
     from roost.predict.score import output_schema
-    from roost.predict.sources import check_columns, check_types, csv_schema, read_guard
+    from roost.predict.sources import check_columns, check_files_agree, check_types, csv_schema, read_guard
 
     if source.kind == "csv":
         schema = csv_schema(source.files[0])
@@ -193,8 +193,10 @@ def _check_files(source: Any, pred: Any, keep: list[str]) -> None:
                 pq.read_metadata(f)
         with read_guard(source.files[0]):
             schema = pq.read_schema(source.files[0])
-    check_columns(list(schema.names), pred.inputs, keep, [output_schema(schema, [], pred.task).names[0]])
+    outputs = [output_schema(schema, [], pred.task).names[0]]
+    check_columns(list(schema.names), pred.inputs, keep, outputs, where=str(source.files[0]))
     check_types(schema, pred.dtypes)
+    check_files_agree(source, schema, pred.inputs, keep, pred.dtypes)
 
 
 def _prepare_output(out: Path, settings: dict[str, Any], overwrite: bool) -> bool:

@@ -12,8 +12,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from roost.errors import RoostError
 from roost.predict.score import cached_predictor, output_schema, score_batch
-from roost.predict.sources import Source, check_columns, check_types, csv_schema, read_guard, sql_error
+from roost.predict.sources import (
+    Source,
+    check_columns,
+    check_files_agree,
+    check_types,
+    csv_schema,
+    read_guard,
+    sql_error,
+)
 
 log = logging.getLogger(__name__)
 
@@ -137,8 +146,11 @@ def run_local(
     if source.kind == "sql":
         return _run_sql(source, package, out, keep, batch_size, rows_per_part, progress)
     in_schema = _file_schema(source)
-    check_columns(list(in_schema.names), pred.inputs, keep, [output_schema(in_schema, [], pred.task).names[0]])
+    first = source.files[0]
+    outputs = [output_schema(in_schema, [], pred.task).names[0]]
+    check_columns(list(in_schema.names), pred.inputs, keep, outputs, where=str(first))
     check_types(in_schema, pred.dtypes)
+    differ = check_files_agree(source, in_schema, pred.inputs, keep, pred.dtypes)
     columns = list(dict.fromkeys([*pred.inputs, *keep]))
     schema = output_schema(in_schema, keep, pred.task)
     parts = plan_parts(source, rows_per_part)
@@ -158,6 +170,8 @@ def run_local(
 
     def one(p: Part) -> int:
         scored = (score_batch(pred, b, keep) for b in _read(p, source.kind, columns, batch_size))
+        if p.file in differ:
+            scored = (fit_schema(b, schema, p.file, first) for b in scored)
         return write_part(out, p.index, scored, schema)
 
     done = stats["parts_skipped"]
@@ -180,6 +194,26 @@ def run_local(
             if progress:
                 progress(done, len(parts))
     return stats
+
+
+def fit_schema(batch: Any, schema: Any, file: Path, first: Path) -> Any:
+    """A scored batch of `file` cast to the output `schema` (the first file's types), value by value checked: a
+    value that does not fit (a fraction into int64, an int above 2**53 into float64) is a RoostError naming both."""
+    import pyarrow as pa
+
+    cols = []
+    for f in schema:
+        col = batch.column(f.name)
+        if col.type != f.type:
+            try:
+                col = col.cast(f.type)
+            except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
+                raise RoostError(
+                    f"column {f.name!r} of {file} does not fit {f.type}, its type in {first.name}: {exc}",
+                    hint=f"convert {f.name!r} in one of the files, or score the files separately",
+                ) from None
+        cols.append(col)
+    return pa.RecordBatch.from_arrays(cols, schema=schema)
 
 
 def _remove_torn(out: Path) -> None:
@@ -277,4 +311,4 @@ def _take(first: Any, batches: Iterator[Any], limit: int) -> Iterator[Any]:
         b = next(batches, None)
 
 
-__all__ = ["Part", "plan_parts", "part_name", "write_part", "done_rows", "run_local"]
+__all__ = ["Part", "plan_parts", "part_name", "write_part", "done_rows", "run_local", "fit_schema"]

@@ -6,6 +6,7 @@ import contextlib
 import glob
 import hashlib
 import json
+from collections import Counter
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -100,12 +101,83 @@ def parquet_schema_names(files: list[Path]) -> list[str]:
         return list(pq.read_schema(files[0]).names)
 
 
+_OTHER_SEPARATORS = (";", "\t", "|")
+
+
 def csv_schema(file: Path) -> Any:
-    """The Arrow schema of a CSV file, inferred from its first block."""
+    """The Arrow schema of a CSV file, inferred from its first block; a RoostError for a file that is not
+    comma-separated (its header reads as one column holding ';', a tab or '|')."""
     import pyarrow.csv as pcsv
 
     with read_guard(file):
-        return pcsv.open_csv(file).schema
+        schema = pcsv.open_csv(file).schema
+    if len(schema.names) == 1:
+        sep = next((s for s in _OTHER_SEPARATORS if s in schema.names[0]), None)
+        if sep is not None:
+            raise RoostError(
+                f"{file} looks {sep!r}-separated (its header reads as one column {schema.names[0][:60]!r}); "
+                "roost reads comma-separated CSV",
+                hint=f"convert it to commas, or score it with --input \"sql:SELECT * FROM read_csv('{file}')\" "
+                "(DuckDB detects the delimiter)",
+            )
+    return schema
+
+
+def file_schema(kind: str, file: Path) -> Any:
+    """The Arrow schema of one Parquet or CSV input file."""
+    if kind == "csv":
+        return csv_schema(file)
+    import pyarrow.parquet as pq
+
+    with read_guard(file):
+        return pq.read_schema(file)
+
+
+def _kind(t: Any) -> str:
+    """The family of an Arrow type for comparing files: number, text, time, null or the type itself."""
+    import pyarrow as pa
+
+    if pa.types.is_dictionary(t):
+        t = t.value_type
+    if pa.types.is_integer(t) or pa.types.is_floating(t) or pa.types.is_decimal(t) or pa.types.is_boolean(t):
+        return "number"
+    if pa.types.is_string(t) or pa.types.is_large_string(t):
+        return "text"
+    if pa.types.is_temporal(t):
+        return "time"
+    return "null" if pa.types.is_null(t) else str(t)
+
+
+def check_files_agree(
+    source: Source, first: Any, needed: list[str], keep: list[str], dtypes: dict[str, str]
+) -> set[Path]:
+    """Check every later input file against the first one's schema `first`: the model and kept columns present,
+    model columns numeric where the model wants numbers, kept columns of the same family (numbers, text, times).
+    Returns the files whose kept columns have other types (the local engine casts those to the first file's)."""
+    differ: set[Path] = set()
+    head = source.files[0]
+    for f in source.files[1:]:
+        schema = file_schema(source.kind, f)
+        names = set(schema.names)
+        missing = [c for c in dict.fromkeys([*needed, *keep]) if c not in names]
+        if missing:
+            raise RoostError(
+                f"{f} lacks column(s) {missing} that {head.name} has (files scored together need one schema)",
+                hint=f"{f.name} has {list(schema.names)[:20]}; fix it, or score the files separately",
+            )
+        check_types(schema, dtypes, where=f" in {f}")
+        check_columns(list(schema.names), needed, keep, [], where=str(f))
+        for c in keep:
+            a, b = first.field(c).type, schema.field(c).type
+            if a == b:
+                continue
+            if _kind(a) != _kind(b) and "null" not in (_kind(a), _kind(b)):
+                raise RoostError(
+                    f"column {c!r} is {b} in {f} but {a} in {head.name} (files scored together need one schema)",
+                    hint=f"convert {c!r} in one of them, leave it out of --columns, or score the files separately",
+                )
+            differ.add(f)
+    return differ
 
 
 def sql_error(query: str, exc: Exception) -> RoostError:
@@ -116,7 +188,7 @@ def sql_error(query: str, exc: Exception) -> RoostError:
 _NUMERIC = ("float32", "float64", "int32", "int64", "bool")
 
 
-def check_types(schema: Any, dtypes: dict[str, str]) -> None:
+def check_types(schema: Any, dtypes: dict[str, str], where: str = "") -> None:
     """Fail, naming the column, when a numeric model input is a text/binary column (it would score as NaN)."""
     import pyarrow as pa
 
@@ -126,13 +198,23 @@ def check_types(schema: Any, dtypes: dict[str, str]) -> None:
         t = schema.field(name).type
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
             raise RoostError(
-                f"input column {name!r} holds text ({t}) but the model expects {dtype}",
+                f"input column {name!r}{where} holds text ({t}) but the model expects {dtype}",
                 hint=f"convert {name!r} to numbers before scoring (missing values may be empty or NaN)",
             )
 
 
-def check_columns(available: list[str], needed: list[str], keep: list[str], outputs: list[str]) -> None:
-    """Fail early, with names, when inputs or kept columns are missing or a kept column clashes with an output."""
+def check_columns(
+    available: list[str], needed: list[str], keep: list[str], outputs: list[str], where: str = "the input"
+) -> None:
+    """Fail early, with names, when inputs or kept columns are missing or repeated, or a kept column clashes with an
+    output."""
+    counts = Counter(available)
+    twice = [c for c in dict.fromkeys([*needed, *keep]) if counts[c] > 1]
+    if twice:
+        raise RoostError(
+            f"column {twice[0]!r} appears {counts[twice[0]]} times in {where}",
+            hint="rename or drop the copies: a column must be named once",
+        )
     missing = [c for c in needed if c not in available]
     if missing:
         raise RoostError(f"input lacks model column(s) {missing}", hint=f"the input has {available[:20]}")
@@ -154,6 +236,8 @@ __all__ = [
     "resolve_source",
     "parquet_schema_names",
     "csv_schema",
+    "file_schema",
+    "check_files_agree",
     "read_guard",
     "sql_error",
     "check_columns",
