@@ -197,7 +197,7 @@ def auto_from_trials(cfg: dict[str, Any], study_id: str) -> dict[str, Any]:
     """auto replayed from tune's first trials (its candidates' defaults, cross-validated on auto's folds): auto's
     weights on their out-of-fold predictions, test ROC-AUC of their weighted fold bags; {} without such trials."""
     from roost.registry.run import local_artifact
-    from roost.train.auto import DEFAULT_CANDIDATES, weights
+    from roost.train.auto import DEFAULT_CANDIDATES, blend_weights
     from roost.train.ensemble import encoded, score
     from roost.tune.cv import CV_DIR, OOF, TEST, plan
     from roost.tune.engine import Engine
@@ -218,7 +218,7 @@ def auto_from_trials(cfg: dict[str, Any], study_id: str) -> dict[str, Any]:
     yt = encoded(f.parts[2][f.cfg.label], f.task, f.classes)
     oof = [np.load(local_artifact(first[c], f"{CV_DIR}/{OOF}")) for c in DEFAULT_CANDIDATES]
     test = [np.load(local_artifact(first[c], f"{CV_DIR}/{TEST}")) for c in DEFAULT_CANDIDATES]
-    w = weights(f.task, ye, oof, True, f.cfg.trainer.seed)
+    w = blend_weights(f.task, ye, oof, True, f.cfg.trainer.seed)
     blend = sum(wk * p for wk, p in zip(w, test))
     return {
         "auto_replay": score(f.task, yt, np.asarray(blend)),

@@ -98,3 +98,17 @@ def test_tuning_model_auto_starts_from_autos_own_candidates(ws, tmp_path) -> Non
     lgbm = {k.split(".", 1)[1]: v for k, v in starts["lightgbm"].items() if k != "model.type"}
     assert lgbm == pytest.approx({k: auto[k] for k in lgbm})
     assert spec.objective.cv  # 569 rows: within auto's cv_max_rows
+
+
+@pytest.mark.slow
+def test_above_cv_max_rows_trials_use_the_validation_split_and_the_best_trial_is_the_model(ws, tmp_path) -> None:
+    from roost.tune.task import tune_task
+
+    model = {"type": "auto", "params": {"candidates": ["logreg"], "cv_max_rows": 100}}  # 569 rows > 100
+    cfg = {"data": _table(tmp_path), "label": LABEL, "model": model, "trainer": {"epochs": 2}, "experiment": "bc"}
+    out = tune_task(cfg, trials=2, sampler="random")
+    trials = [t for t in Engine().study(out["study_id"])["trials"] if t["state"] == "COMPLETE"]
+    best = max(trials, key=lambda t: t["value"])
+    assert out["blend"] is None and out["run_id"] == best["attrs"]["run_id"] != out["tuning_run_id"]
+    run = roost.get_run(out["run_id"])
+    assert run["metrics"]["val_roc_auc"] == best["value"] and out["package"]

@@ -37,7 +37,7 @@ def _tuning_runs() -> list[dict]:
 
 
 def _best_children(parent: str) -> tuple[set[str], float]:
-    """The child runs with the best validation AUC (ties: a small validation set often scores 1.0) and that AUC."""
+    """The child runs with the best validation (here out-of-fold) AUC and that AUC."""
     kids = [r for r in roost.search_runs(limit=None) if r["parent_run_id"] == parent]
     assert len(kids) == 3
     top = max(r["metrics"]["val_roc_auc"] for r in kids)
@@ -55,9 +55,11 @@ def test_tune_task_feeds_evaluate_compare_promote_and_is_cached(ws) -> None:
     assert res.status == "FINISHED", {n: s.error for n, s in res.tasks.items()}
     out = res.output("tune")
     (parent,) = [r["run_id"] for r in _tuning_runs()]
-    best, top = _best_children(parent)  # the registry's view, not the study's
-    assert out["run_id"] in best and out["tuning_run_id"] == parent
-    assert out["metrics"]["val_roc_auc"] == pytest.approx(top)
+    _, top = _best_children(parent)  # the registry's view, not the study's
+    # a small table: the final model is the tuning run's blend of the cross-validated trials (roost.tune.cv), its
+    # out-of-fold ROC-AUC at least the best trial's
+    assert out["run_id"] == out["tuning_run_id"] == parent and out["blend"]["weights"]
+    assert out["metrics"]["val_roc_auc"] >= top - 1e-12
     assert out["trials"] == {"COMPLETE": 3} and "prescribed space for logreg" in out["space"]
     assert (out["model"], out["version"]) == ("bc", 1)
     assert roost.resolve_model("bc/1").run_id == out["run_id"]
@@ -90,9 +92,8 @@ def test_exported_dag_runs_the_tune_task_in_airflow(ws, airflow, cli) -> None:
     text = (r.stdout + r.stderr).replace("DagRunState.SUCCESS", "state=success")
     assert r.returncode == 0 and "state=success" in text, r.stderr[-3000:]
     (parent,) = [x["run_id"] for x in _tuning_runs()]  # Airflow's tune task ran the tuning, in this workspace
-    best, _ = _best_children(parent)
     assert roost.resolve_model("bc@prod").version == 1
-    assert roost.resolve_model("bc/1").run_id in best
+    assert roost.resolve_model("bc/1").run_id == parent  # the blend of the trials, kept on the tuning run
 
 
 def test_the_engagement_example_has_a_tuning_variant() -> None:

@@ -242,7 +242,7 @@ def select(
     n = len(train_df) + len(val_df)
 
     def weigh(y: np.ndarray, preds: list[np.ndarray]) -> list[float]:
-        return weights(task, y, preds, opts.ensemble, cfg.trainer.seed)
+        return blend_weights(task, y, preds, opts.ensemble, cfg.trainer.seed)
 
     splits = cv_folds(cfg, task, parts, classes, opts)
     if splits:
@@ -278,7 +278,7 @@ def select(
     return final, held, criterion, weights
 
 
-def weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int) -> list[float]:
+def blend_weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int) -> list[float]:
     """Weights of the candidates from their held-out predictions: bagged greedy weights with the best-single
     guard (ensemble.bagged_weights), or with `ensemble` false the best candidate alone."""
     import numpy as np

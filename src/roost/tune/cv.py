@@ -152,7 +152,7 @@ def final_blend(objective: Any, result: Any, parent: Any) -> dict[str, Any] | No
     """Weigh the completed cross-validated trials on their out-of-fold predictions (auto's rule), write the blend
     of the weighted trials' fold models as the tuning run's model package; what it blends (None: no such trial)."""
     from roost.train.api import PACKAGE, final_metrics, monitor_reference, write_package
-    from roost.train.auto import bag_blend, options, weights
+    from roost.train.auto import bag_blend, blend_weights, options
 
     done = [
         t
@@ -175,7 +175,7 @@ def final_blend(objective: Any, result: Any, parent: Any) -> dict[str, Any] | No
     if not kept:
         return None
     sel = options(f.cfg.model_copy(update={"model": f.cfg.model.model_copy(update={"params": objective.selection})}))
-    w = weights(f.task, ye, preds, sel.ensemble, f.cfg.trainer.seed)
+    w = blend_weights(f.task, ye, preds, sel.ensemble, f.cfg.trainer.seed)
     names = [str((t.get("params") or {}).get("model.type") or f.cfg.model.type) for t in kept]
     bags = [_load(t["attrs"]["run_id"], MODELS) if wk > 0 else [] for t, wk in zip(kept, w)]
     blend, held = bag_blend(f.task, names, bags, w, ye, preds)
