@@ -34,6 +34,7 @@ SPARK_TYPES = {
     "timestamp": "timestamp",
 }
 _INTS = {"tinyint", "smallint", "int", "bigint", "boolean"}
+AMBIGUITY_HOURS = 3  # more than any clock setback (1 h; 30 min at Lord Howe), far less than between two setbacks
 _TABLE_FN = re.compile(r"\b(read_parquet|parquet_scan|read_csv_auto|read_csv)\s*\(\s*'((?:[^']|'')*)'\s*\)", re.I)
 DIALECT_HINT = (
     "the Spark engine runs DuckDB SQL as Spark SQL (read_parquet('...') and read_csv('...') become Spark "
@@ -41,7 +42,7 @@ DIALECT_HINT = (
 )
 _views = itertools.count()
 
-__all__ = ["SPARK_TYPES", "spark_errors", "run_sql", "read_source", "int_cast", "view_frame"]
+__all__ = ["SPARK_TYPES", "spark_errors", "run_sql", "read_source", "int_cast", "localised", "view_frame"]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -136,6 +137,20 @@ def read_source(spark: Any, src: dict[str, Any], root: Path) -> Any:
         )
 
 
+def localised(c: Any, zone: str) -> Any:
+    """Naive local times in `zone` as instants, read as DuckDB's `timezone(zone, ts)` reads them: an ambiguous time
+    (the clock went back) is the later of its two instants, a time in a gap (the clock went forward) is shifted
+    forward by the gap. Spark's to_utc_timestamp alone takes the earlier instant of an ambiguous time."""
+    from pyspark.sql import functions as F
+
+    local = c.cast("timestamp_ntz").cast("timestamp")  # the wall time, as an instant in the session's UTC
+    first = F.to_utc_timestamp(local, zone)
+    ahead = F.expr(f"INTERVAL {AMBIGUITY_HOURS} HOURS")
+    # the instant of the wall time read with the offset in force a few hours later, when that reading is exact
+    later = F.to_utc_timestamp(local + ahead, zone) - ahead
+    return F.when(F.from_utc_timestamp(later, zone) == local, F.greatest(first, later)).otherwise(first)
+
+
 def _time(src: dict[str, Any], col: str, types: dict[str, str]) -> Any:
     """A source time column as a Spark TIMESTAMP (an instant); naive times need the source's timezone."""
     from pyspark.sql import functions as F
@@ -151,7 +166,7 @@ def _time(src: dict[str, Any], col: str, types: dict[str, str]) -> Any:
         return c
     if typ in ("timestamp_ntz", "date"):
         if src.get("timezone"):
-            return F.to_utc_timestamp(c.cast("timestamp_ntz").cast("timestamp"), str(src["timezone"]))
+            return localised(c, str(src["timezone"]))
         raise RoostError(
             f"source {src['name']!r}: column {col!r} is a timezone-naive {typ}; roost compares "
             "tz-aware times only (a naive/aware mix is an error)",
@@ -188,8 +203,6 @@ def int_cast(c: Any, typ: str, target: str, what: str, hint: str) -> Any:
 
 def _field_cast(view: dict[str, Any], src: dict[str, Any], field: str, dtype: str, c: Any, typ: str) -> Any:
     """A field cast to its declared type: integers refuse fractions, naive times need a timezone."""
-    from pyspark.sql import functions as F
-
     target = SPARK_TYPES[dtype]
     if dtype in ("int64", "int32"):
         what = f"view {view['name']!r}: field {field!r} ({dtype}) from source {src['name']!r}"
@@ -197,7 +210,7 @@ def _field_cast(view: dict[str, Any], src: dict[str, Any], field: str, dtype: st
         return int_cast(c, typ, target, what, hint)
     if dtype == "timestamp" and typ in ("timestamp_ntz", "date"):
         if src.get("timezone"):
-            return F.to_utc_timestamp(c.cast("timestamp_ntz").cast("timestamp"), str(src["timezone"]))
+            return localised(c, str(src["timezone"]))
         raise RoostError(
             f"view {view['name']!r}: field {field!r} of source {src['name']!r} is a timezone-naive {typ}; "
             "roost keeps tz-aware times only (a naive/aware mix is an error)",

@@ -1,0 +1,260 @@
+"""Point-in-time joins on hostile data, every engine against a brute-force reference: naive source times
+localised across DST transitions, instants from year 1 to 9999, int64 keys at both extremes, awkward string keys,
+a 1 µs TTL, an empty source."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+from fs_helpers import ENGINES, use_engine, write_defs
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+TS = pa.timestamp("us", tz="UTC")
+US = timedelta(microseconds=1)
+
+# --- naive source times read in a time zone -------------------------------------------------------------------
+ZONES = {"ny": "America/New_York", "london": "Europe/London", "lhi": "Australia/Lord_Howe"}  # LHI: 30-min DST
+# local dates of the 2024 transitions (either direction) of those zones; pre-1970 New York ones too
+DAYS = [
+    datetime(2024, 3, 10),
+    datetime(2024, 11, 3),
+    datetime(2024, 3, 31),
+    datetime(2024, 10, 27),
+    datetime(2024, 4, 7),
+    datetime(2024, 10, 6),
+    datetime(1968, 4, 28),
+    datetime(1968, 10, 27),
+]
+STEP = timedelta(minutes=15)
+NAIVE = [(j, d + i * STEP) for j, d in enumerate(DAYS) for i in range(17)]  # 00:00 .. 04:00 local, per day
+
+DST_DEFS = "e = Entity('e', {'k': 'int64'})\n" + "".join(
+    f"dst_{n} = FeatureView('dst_{n}', e, Source('dst_{n}', path='data/dst.parquet', event_time='local', "
+    f"timezone={z!r}), fields={{'v': 'int64'}})\n"
+    for n, z in ZONES.items()
+)
+
+
+def localise(naive: datetime, zone: str) -> datetime:
+    """The documented reading of a naive local time: the later of its instants when the clock went back
+    (an ambiguous time), the offset before the jump when it went forward (a time that never existed)."""
+    z = ZoneInfo(zone)
+    # (converted first: aware datetimes of one tzinfo compare by wall time, fold ignored)
+    return max(naive.replace(tzinfo=z, fold=f).astimezone(UTC) for f in (0, 1))
+
+
+def dst_reference(zone: str, probes: list[tuple[int, datetime]]) -> list[int | None]:
+    """Brute force: the last source row (in source order among equal instants) at or before each probe."""
+    rows = [(k, localise(t, zone), i) for i, (k, t) in enumerate(NAIVE)]
+    out: list[int | None] = []
+    for k, t in probes:
+        best = max(((et, i) for rk, et, i in rows if rk == k and et <= t), default=None)
+        out.append(None if best is None else best[1])
+    return out
+
+
+def dst_probes() -> list[tuple[int, datetime]]:
+    """Every key every 5 minutes from 12 h before to 28 h after its local midnight read as UTC."""
+    return [(j, d.replace(tzinfo=UTC) + timedelta(minutes=5 * m)) for j, d in enumerate(DAYS) for m in range(-144, 337)]
+
+
+@pytest.fixture(scope="module")
+def dst_ws(module_ws):
+    """Naive times on a 15-minute grid across each transition, one key per transition day, three zones."""
+    from roost import workspace
+    from roost.features import apply
+
+    workspace.use(module_ws)
+    tbl = pa.table(
+        {
+            "k": pa.array([k for k, _ in NAIVE], pa.int64()),
+            "local": pa.array([t for _, t in NAIVE], pa.timestamp("us")),
+            "v": pa.array(range(len(NAIVE)), pa.int64()),
+        }
+    )
+    pq.write_table(tbl, module_ws.root / "data" / "dst.parquet")
+    write_defs(module_ws.root, DST_DEFS, "dst.py")
+    apply()
+    workspace.use(None)
+    return module_ws
+
+
+def check_dst(ws) -> None:
+    """training_set on the current engine equals the brute-force reading of the naive times, zone by zone."""
+    from roost import workspace
+    from roost.features import training_set
+
+    workspace.use(ws)
+    probes = dst_probes()
+    ents = pa.table(
+        {"k": pa.array([k for k, _ in probes], pa.int64()), "event_time": pa.array([t for _, t in probes], TS)}
+    )
+    got = training_set(ents, [f"dst_{n}:v" for n in ZONES], full_names=True)
+    for n, zone in ZONES.items():
+        want = dst_reference(zone, probes)
+        col = got.column(f"dst_{n}__v").to_pylist()
+        bad = [(probes[i], col[i], w) for i, w in enumerate(want) if col[i] != w]
+        assert not bad, (zone, len(bad), bad[:3])
+    workspace.use(None)
+
+
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_naive_times_across_dst_match_the_reference(dst_ws, engine, monkeypatch):
+    use_engine(monkeypatch, engine)
+    check_dst(dst_ws)
+
+
+@pytest.mark.slow
+def test_spark_reads_naive_times_across_dst_like_duckdb(dst_ws, spark, monkeypatch):
+    """Spark's to_utc_timestamp takes the earlier instant of an ambiguous local time, DuckDB the later one: the
+    two engines disagreed for the hour after each fall-back transition."""
+    monkeypatch.setenv("ROOST_OFFLINE_ENGINE", "spark")
+    check_dst(dst_ws)
+
+
+# --- extreme instants, keys and TTLs (random, hypothesis) -----------------------------------------------------
+INSTANTS = [
+    datetime(1, 1, 1, tzinfo=UTC),
+    datetime(1, 1, 1, tzinfo=UTC) + US,
+    datetime(1583, 1, 1, tzinfo=UTC),  # just after the Julian/Gregorian switch
+    datetime(1900, 1, 1, tzinfo=UTC),
+    datetime(1969, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+    datetime(1970, 1, 1, tzinfo=UTC),
+    datetime(1970, 1, 1, tzinfo=UTC) + US,
+    datetime(1970, 1, 2, tzinfo=UTC),
+    datetime(2024, 2, 29, tzinfo=UTC),
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC) - US,
+    datetime(9999, 12, 31, 23, 59, 59, 999999, tzinfo=UTC),
+]
+INT_KEYS = [-(2**63), -(2**63) + 1, -1, 0, 2**63 - 2, 2**63 - 1]
+STR_KEYS = ["", " ", "a", "A", "a ", "é", "1", "01", "\u0000x"]
+HOSTILE_VIEWS = {  # view -> (ttl, key column)
+    "h_none": (None, "k"),
+    "h_us": (US, "k"),
+    "h_day": (timedelta(days=1), "k"),
+    "h_80y": (timedelta(days=29220), "k"),
+    "h_str": (timedelta(days=1), "s"),
+    "h_empty": (timedelta(days=1), "k"),
+}
+HOSTILE_DEFS = """
+ik = Entity("ik", {"k": "int64"})
+sk = Entity("sk", {"s": "string"})
+src = Source("h_src", path="data/hostile.parquet", event_time="et", created_time="ct")
+F = {"v": "int64"}
+h_none = FeatureView("h_none", ik, src, fields=F)
+h_us = FeatureView("h_us", ik, src, fields=F, ttl=timedelta(microseconds=1))
+h_day = FeatureView("h_day", ik, src, fields=F, ttl=timedelta(days=1))
+h_80y = FeatureView("h_80y", ik, src, fields=F, ttl=timedelta(days=29220))
+h_str = FeatureView("h_str", sk, src, fields=F, ttl=timedelta(days=1))
+h_empty = FeatureView("h_empty", ik, Source("h_empty", path="data/empty.parquet", event_time="et"), fields=F,
+                      ttl=timedelta(days=1))
+"""
+
+feature_row = st.fixed_dictionaries(
+    {
+        "k": st.sampled_from(INT_KEYS),
+        "s": st.one_of(st.none(), st.sampled_from(STR_KEYS)),
+        "et": st.sampled_from(INSTANTS),
+        "ct": st.one_of(st.none(), st.sampled_from(INSTANTS)),
+    }
+)
+entity_row = st.fixed_dictionaries(
+    {
+        "k": st.one_of(st.none(), st.sampled_from(INT_KEYS)),
+        "s": st.one_of(st.none(), st.sampled_from(STR_KEYS)),
+        "t": st.sampled_from(INSTANTS),
+    }
+)
+
+
+def write_hostile(root, rows: list[dict]) -> None:
+    """data/hostile.parquet from the rows (v = position in the file); data/empty.parquet with no rows."""
+    tbl = pa.table(
+        {
+            "k": pa.array([r["k"] for r in rows], pa.int64()),
+            "s": pa.array([r["s"] for r in rows], pa.string()),
+            "et": pa.array([r["et"] for r in rows], TS),
+            "ct": pa.array([r["ct"] for r in rows], TS),
+            "v": pa.array(range(len(rows)), pa.int64()),
+        }
+    )
+    pq.write_table(tbl, root / "data" / "hostile.parquet")
+    pq.write_table(tbl.slice(0, 0), root / "data" / "empty.parquet")
+
+
+def hostile_reference(rows: list[dict], ents: list[dict], view: str) -> list[int | None]:
+    """Brute force: the latest row with et <= t (and >= t - ttl), ties by created time (missing = oldest), then
+    by position (later wins); null keys match nothing; the empty source matches nothing; a TTL reaching before
+    year 1 expires nothing."""
+    ttl, key = HOSTILE_VIEWS[view]
+    out: list[int | None] = []
+    for e in ents:
+        best = None
+        for i, r in enumerate(rows if view != "h_empty" else []):
+            if e[key] is None or r[key] != e[key] or r["et"] > e["t"]:
+                continue
+            if ttl is not None and e["t"] - datetime.min.replace(tzinfo=UTC) > ttl and r["et"] < e["t"] - ttl:
+                continue
+            order = (r["et"], r["ct"] is not None, r["ct"] or r["et"], i)  # a missing created time is the oldest
+            best = order if best is None or order > best else best
+        out.append(None if best is None else best[-1])
+    return out
+
+
+@pytest.fixture(scope="module")
+def hostile_ws(module_ws):
+    """The hostile views registered once (on a placeholder file)."""
+    from roost import workspace
+    from roost.features import apply
+
+    workspace.use(module_ws)
+    write_hostile(module_ws.root, [{"k": 0, "s": "a", "et": INSTANTS[0], "ct": None}])
+    write_defs(module_ws.root, HOSTILE_DEFS, "hostile.py")
+    apply()
+    workspace.use(None)
+    return module_ws
+
+
+def check_hostile(ws, rows: list[dict], ents: list[dict]) -> None:
+    """training_set on the current engine equals the brute-force reference for every hostile view."""
+    from roost import workspace
+    from roost.features import training_set
+
+    workspace.use(ws)
+    write_hostile(ws.root, rows)
+    ent_tbl = pa.table(
+        {
+            "k": pa.array([e["k"] for e in ents], pa.int64()),
+            "s": pa.array([e["s"] for e in ents], pa.string()),
+            "event_time": pa.array([e["t"] for e in ents], TS),
+        }
+    )
+    got = training_set(ent_tbl, [f"{v}:v" for v in HOSTILE_VIEWS], full_names=True)
+    assert got.select(ent_tbl.column_names).equals(ent_tbl)
+    for view in HOSTILE_VIEWS:
+        assert got.column(f"{view}__v").to_pylist() == hostile_reference(rows, ents, view), view
+    workspace.use(None)
+
+
+HYPO = {"deadline": None, "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow]}
+
+
+@settings(max_examples=25, **HYPO)
+@given(rows=st.lists(feature_row, max_size=25), ents=st.lists(entity_row, min_size=1, max_size=20))
+@pytest.mark.parametrize("engine", list(ENGINES))
+def test_extreme_times_keys_and_ttls_match_brute_force(hostile_ws, engine, rows, ents, monkeypatch):
+    use_engine(monkeypatch, engine)
+    check_hostile(hostile_ws, rows, ents)
+
+
+@pytest.mark.slow
+@settings(max_examples=6, **HYPO)
+@given(rows=st.lists(feature_row, max_size=25), ents=st.lists(entity_row, min_size=1, max_size=20))
+def test_spark_extreme_times_keys_and_ttls_match_brute_force(hostile_ws, spark, rows, ents, monkeypatch):
+    monkeypatch.setenv("ROOST_OFFLINE_ENGINE", "spark")
+    check_hostile(hostile_ws, rows, ents)
