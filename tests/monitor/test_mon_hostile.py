@@ -59,3 +59,49 @@ def test_profile_reference_with_huge_values_is_not_silently_zero() -> None:
     fx = compare_to_profile(prof, pd.DataFrame({"x": b})).feature("x")
     assert fx.drifted
     assert fx.stats.get("wasserstein_norm") != 0.0
+
+
+# --- served vs recomputed values (skew) -------------------------------------------------------------------------
+FLOATS = [0.0, -0.0, 1.0, 1.0 + 1e-7, 1.0 + 1e-5, -1.0, 1e-12, 1e308, -1e308, np.inf, -np.inf, np.nan, None]
+
+
+def test_skew_float_equality_is_numpy_isclose_with_infinities() -> None:
+    """+inf served and +inf recomputed were a mismatch (inf - inf is NaN), +inf against -inf a match (|inf| <= inf):
+    the rule is numpy's isclose (same tolerances), with NaN and null both meaning missing."""
+    import pyarrow as pa
+
+    from roost.monitor.skew import compare_values
+
+    pairs = [(x, y) for x in FLOATS for y in FLOATS]
+    on = pa.array([x for x, _ in pairs], pa.float64())
+    off = pa.array([y for _, y in pairs], pa.float64())
+    got = compare_values(on, off, rtol=1e-6, atol=1e-9)
+
+    def missing(v: float | None) -> bool:
+        return v is None or np.isnan(v)
+
+    want = [
+        missing(x) and missing(y)
+        if missing(x) or missing(y)
+        else bool(np.isclose(x, y, rtol=1e-6, atol=1e-9, equal_nan=False))
+        for x, y in pairs
+    ]
+    bad = [(pairs[i], bool(got[i]), want[i]) for i in range(len(pairs)) if bool(got[i]) != want[i]]
+    assert not bad, bad
+
+
+def test_skew_timestamps_compare_as_instants() -> None:
+    """The same instant in milliseconds and in microseconds, or shown in another zone, was a mismatch (compared as
+    text); different instants still differ."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from roost.monitor.skew import compare_values
+
+    t = [datetime(2024, 3, 10, 7, 30, tzinfo=UTC), datetime(1969, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)]
+    on = pa.array(t + [t[0]], pa.timestamp("ms", tz="UTC"))
+    off = pa.array(t + [t[0] + timedelta(milliseconds=1)], pa.timestamp("us", tz="UTC"))
+    assert compare_values(on, off).tolist() == [True, True, False]
+    ny = off.cast(pa.timestamp("us", tz="America/New_York"))
+    assert compare_values(on, ny).tolist() == [True, True, False]

@@ -179,7 +179,8 @@ def _nulls(arr: Any) -> np.ndarray:
 
 def compare_values(online: Any, offline: Any, rtol: float = 1e-6, atol: float = 1e-9) -> np.ndarray:
     """Element-wise equality of served and recomputed Arrow arrays: null = null; floats within atol + rtol·|offline|
-    after rounding the offline value to the served float type; integers, booleans and categories exactly."""
+    after rounding the offline value to the served float type (±inf equal only to itself, as numpy's isclose);
+    times as instants; integers, booleans and categories exactly."""
     import pyarrow as pa
 
     on_null, off_null = _nulls(online), _nulls(offline)
@@ -195,14 +196,34 @@ def compare_values(online: Any, offline: Any, rtol: float = 1e-6, atol: float = 
         if pa.types.is_floating(on_t) and on_t.bit_width < 64:  # the model saw the offline value in its own dtype
             with np.errstate(over="ignore", invalid="ignore"):
                 b = b.astype(on_t.to_pandas_dtype()).astype(np.float64)
-        with np.errstate(invalid="ignore"):
-            same = np.abs(a - b) <= atol + rtol * np.abs(b)
+        with np.errstate(invalid="ignore", over="ignore"):  # numpy's isclose: ±inf equals only itself
+            same = (a == b) | ((np.abs(a - b) <= atol + rtol * np.abs(b)) & np.isfinite(b))
+    elif _is_time(on_t) and _is_time(off_t):  # instants, whatever the unit or zone
+        same = _instants(online) == _instants(offline)
     elif _whole(on_t) and _whole(off_t):
         same = _values(online, pa.int64(), 0, np.int64) == _values(offline, pa.int64(), 0, np.int64)
     else:
         same = _values(online, pa.string(), "", object) == _values(offline, pa.string(), "", object)
     out: np.ndarray = eq | (both & same)
     return out
+
+
+def _is_time(typ: Any) -> bool:
+    """True for timestamp and date Arrow types."""
+    import pyarrow as pa
+
+    return bool(pa.types.is_timestamp(typ) or pa.types.is_date(typ))
+
+
+def _instants(arr: Any) -> np.ndarray:
+    """Times as epoch microseconds (UTC; a date is its midnight UTC), nulls as 0."""
+    import pyarrow as pa
+
+    if pa.types.is_timestamp(arr.type) and arr.type.tz is None:
+        arr = arr.cast(pa.timestamp(arr.type.unit, tz="UTC"))
+    elif not pa.types.is_timestamp(arr.type):
+        arr = arr.cast(pa.timestamp("us")).cast(pa.timestamp("us", tz="UTC"))
+    return _values(arr.cast(pa.timestamp("us", tz="UTC"), safe=False), pa.int64(), 0, np.int64)
 
 
 def _whole(typ: Any) -> bool:
