@@ -105,3 +105,18 @@ def test_skew_timestamps_compare_as_instants() -> None:
     assert compare_values(on, off).tolist() == [True, True, False]
     ny = off.cast(pa.timestamp("us", tz="America/New_York"))
     assert compare_values(on, ny).tolist() == [True, True, False]
+
+
+@pytest.mark.parametrize("profiled", [False, True], ids=["sample", "profile"])
+def test_psi_of_a_constant_reference_sees_a_shift(profiled: bool) -> None:
+    """A constant reference has one decile edge, so a shift to another constant fell into the same bin: PSI 0.
+    With ≤ 20 distinct reference values PSI is per value (as chi² and JS): brute force on the value table."""
+    ref, cur = pd.DataFrame({"x": np.full(300, 1.0)}), pd.DataFrame({"x": np.r_[np.full(200, 2.0), np.full(100, 1.0)]})
+    if profiled:
+        fx = compare_to_profile(profile_frame(ref), cur, method="psi").feature("x")
+    else:
+        fx = compare(ref, cur, method="psi").feature("x")
+    r, c = np.array([1.0, 0.0]), np.array([1 / 3, 2 / 3])  # shares of the values 1 and 2
+    r[r == 0], c[c == 0] = 1e-4, 1e-4
+    assert fx.stats["psi"] == pytest.approx(np.sum((c - r) * np.log(c / r)), rel=1e-9)
+    assert fx.method == "psi" and fx.drifted

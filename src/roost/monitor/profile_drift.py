@@ -54,9 +54,10 @@ def _numeric(r: ColumnProfile, c: ColumnProfile) -> dict[str, Any]:
         edges = S.sturges_edges(lo, hi, r.count + c.count)
         ra, rb = r.sketch.histogram(edges), c.sketch.histogram(edges)
         bins: dict[str, Any] = {"edges": edges.tolist()}
-    else:
+    else:  # per value, PSI too (as numeric_stats)
         keys, ra, rb = S.aligned_counts(vr, cr, vc, cc)
         bins = {"values": keys.tolist()}
+        ref_bins, cur_bins = ra, rb
     bins.update(ref=[int(v) for v in ra], cur=[int(v) for v in rb])
     chi, chi_p, dof = S.chi2_homogeneity(np.asarray(ra, dtype=np.int64), np.asarray(rb, dtype=np.int64))
     return {

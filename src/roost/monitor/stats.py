@@ -204,6 +204,8 @@ def numeric_stats(a: np.ndarray, b: np.ndarray) -> dict[str, Any]:
         keys, ra, rb = aligned_counts(ka, ca, kb, cb)
         bins = {"values": keys.tolist()}
     bins.update(ref=ra.tolist(), cur=rb.tolist())
+    if nu_ref <= DISCRETE_MAX:  # per value, as chi² and JS: a few reference values give fewer deciles than values
+        psi_v = psi(ra, rb)  # (a constant reference has one edge, and a shift to another constant read PSI 0)
     chi, chi_p, dof = chi2_homogeneity(ra, rb)  # per value up to DISCRETE_MAX reference values, else per bin
     return {
         "chi2": chi,
