@@ -27,11 +27,11 @@ QUERY = re.compile(r'^roost runs list --filter "([^"]+)"', re.M)
 PREAMBLE = """\
 set -euo pipefail
 alive() { kill -0 "$1" 2>/dev/null || { echo "server exited:"; cat "$2"; return 1; }; }
-wait_http() {  # URL PID LOG: until the URL answers, while the server lives
-  for _ in $(seq 1 600); do curl -sf -o /dev/null "$1" && return 0; alive "$2" "$3"; sleep 1; done; return 1
+wait_http() {  # URL PID LOG: until the URL answers, while the server lives (polled every 0.2 s, <= 600 s)
+  for _ in $(seq 1 3000); do curl -sf -o /dev/null "$1" && return 0; alive "$2" "$3"; sleep 0.2; done; return 1
 }
 wait_log() {  # LOG PATTERN PID
-  for _ in $(seq 1 600); do grep -q "$2" "$1" && return 0; alive "$3" "$1"; sleep 1; done; cat "$1"; return 1
+  for _ in $(seq 1 3000); do grep -q "$2" "$1" && return 0; alive "$3" "$1"; sleep 0.2; done; cat "$1"; return 1
 }
 stop_servers() { for p in $(jobs -p); do kill "$p" 2>/dev/null || true; done; wait || true; }
 trap stop_servers EXIT
