@@ -133,7 +133,7 @@ def test_quick_start_runs_as_written(doc: str, tmp_path: Path) -> None:
         assert proc.returncode == 0, (out.read_text()[-4000:], err.read_text()[-6000:])
         deadline = time.monotonic() + 120  # a stopped server may still be draining
         while _session(proc.pid) and time.monotonic() < deadline:
-            time.sleep(1)
+            time.sleep(0.1)
         assert not _session(proc.pid), "the quick start left processes running (stop what it starts)"
     finally:
         try:
