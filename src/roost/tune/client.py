@@ -17,6 +17,8 @@ from typing import Any, overload
 
 from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
 
+MAX_REASON = 10_000  # the service's limit on a failure reason (roost.tune.service.MAX_REASON): longer ones are cut
+
 
 @dataclass
 class Trial:
@@ -180,7 +182,7 @@ class Client:
         """Finish a trial; a 409 repeating our own outcome (a retried tell) counts as success."""
         body: dict[str, Any] = {"value": value, "state": state, "client_id": self.client_id}
         if reason:
-            body["reason"] = reason
+            body["reason"] = reason[:MAX_REASON]
         try:
             return self._call("POST", f"/studies/{study}/trials/{number}/tell", body)
         except ServiceConflict as exc:
@@ -193,7 +195,12 @@ class Client:
 
         A result the service had already recorded with the same outcome (a retried batch) counts as done; any
         other conflict raises ServiceConflict after the rest of the batch is recorded."""
-        items = [{"number": r[0], "value": r[1]} if isinstance(r, tuple) else dict(r) for r in results]
+        items: list[dict[str, Any]] = [
+            {"number": r[0], "value": r[1]} if isinstance(r, tuple) else dict(r) for r in results
+        ]
+        for item in items:
+            if isinstance(item.get("reason"), str):
+                item["reason"] = item["reason"][:MAX_REASON]
         body = {"results": items, "client_id": self.client_id}
         out: list[dict[str, Any]] = self._call("POST", f"/studies/{study}/tell", body)["results"]
         for sent, got in zip(items, out):

@@ -20,6 +20,7 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -33,6 +34,11 @@ from roost.tune.engine import Engine, TellConflict
 from roost.tune.space import SpaceError
 
 log = logging.getLogger(__name__)
+MAX_ASK = 1000  # trials one batch ask may lease: each is sampled inside one store transaction
+MAX_NAME = 200  # characters of a study name, objective or client id
+MAX_SEED = 2**32 - 1  # NumPy's (and so Optuna's samplers') seed range
+MAX_REASON = 10_000  # characters of a failure reason
+_INT64 = 2**63
 __all__ = ["Handlers", "create_app", "routes", "serve"]
 
 CREATE_FIELDS = {
@@ -69,21 +75,70 @@ def _body(raw: bytes, allowed: set[str]) -> dict[str, Any]:
     try:
         body = json.loads(raw)
     except ValueError as exc:
-        raise ConfigError(f"body: not valid JSON ({exc})") from None
+        raise ConfigError(f"body: not valid JSON ({str(exc)[:200]})") from None
+    except RecursionError:
+        raise ConfigError("body: JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise ConfigError("body: must be a JSON object")
     for k in body:
         if k not in allowed:
-            raise ConfigError(f"{k}: unknown field", hint="allowed: " + ", ".join(sorted(allowed)))
+            raise ConfigError(f"{str(k)[:80]}: unknown field", hint="allowed: " + ", ".join(sorted(allowed)))
+    where = _huge_int(body)
+    if where is not None:
+        raise ConfigError(f"{where}: an integer outside the 64-bit range", hint="send a number from -2**63 to 2**63-1")
     return body
+
+
+def _huge_int(body: dict[str, Any]) -> str | None:
+    """The path (e.g. `results[0].number`) of the first integer in `body` that no 64-bit store column holds."""
+    stack: list[tuple[str, Any]] = [(str(k), v) for k, v in body.items()]
+    while stack:
+        path, v = stack.pop()
+        if v.__class__ is int and not -_INT64 <= v < _INT64:
+            return path
+        if isinstance(v, dict):
+            stack.extend((f"{path}.{k}", x) for k, x in v.items())
+        elif isinstance(v, list):
+            stack.extend((f"{path}[{i}]", x) for i, x in enumerate(v))
+    return None
+
+
+def _text(b: dict[str, Any], key: str) -> str | None:
+    """An optional short string field of a body, checked."""
+    v = b.get(key)
+    if v is not None and (not isinstance(v, str) or len(v) > MAX_NAME):
+        raise ConfigError(f"{key}: must be a string of at most {MAX_NAME} characters, got {str(v)[:40]!r}")
+    return v
+
+
+def _outcome(item: dict[str, Any], where: str = "") -> None:
+    """The attrs (a JSON object) and reason (a string of at most MAX_REASON characters) of a tell, checked."""
+    v = item.get("attrs")
+    if v is not None and not isinstance(v, dict):
+        raise ConfigError(f"{where}attrs: must be a JSON object, got {type(v).__name__}")
+    v = item.get("reason")
+    if v is not None and (not isinstance(v, str) or len(v) > MAX_REASON):
+        raise ConfigError(f"{where}reason: must be a string of at most {MAX_REASON:,} characters")
+
+
+def _create_checks(b: dict[str, Any]) -> None:
+    """Field types the engine would otherwise store and fail on later (a seed NumPy refuses at the first ask)."""
+    seed = b.get("seed")
+    if seed is not None and (seed.__class__ is not int or not 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"seed: must be an integer from 0 to {MAX_SEED}, got {str(seed)[:40]!r}")
+    if b.get("max_trials").__class__ is bool:
+        raise ConfigError(f"max_trials: must be a positive integer, got {b['max_trials']!r}")
+    _lease(b)
+    _text(b, "name")
+    _text(b, "objective")
+    _outcome({"attrs": b.get("attrs")})
 
 
 def _int(value: str, what: str) -> int:
     """A path segment as an int (404 when it is not one: no such trial)."""
-    try:
-        return int(value)
-    except ValueError:
-        raise NotFoundError(f"{what} {value!r} not found") from None
+    if not (value.isascii() and value.isdigit()):  # int() also reads " 1", "+1" and non-ASCII digits
+        raise NotFoundError(f"{what} {value[:40]!r} not found")
+    return int(value)
 
 
 Handler = Callable[[Request, bytes], Any]
@@ -134,8 +189,10 @@ def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Re
 def _lease(b: dict[str, Any]) -> float | None:
     """The optional lease_s of an ask body, checked."""
     lease = b.get("lease_s")
-    if lease is not None and (isinstance(lease, bool) or not isinstance(lease, (int, float)) or lease <= 0):
-        raise ConfigError(f"lease_s: must be a positive number of seconds, got {lease!r}")
+    if lease is not None and (
+        isinstance(lease, bool) or not isinstance(lease, (int, float)) or not math.isfinite(lease) or lease <= 0
+    ):
+        raise ConfigError(f"lease_s: must be a positive, finite number of seconds, got {str(lease)[:40]!r}")
     return lease
 
 
@@ -165,6 +222,7 @@ class Handlers:
         b = _body(raw, CREATE_FIELDS)
         if "space" not in b:
             raise ConfigError("space: required", hint='e.g. {"space": {"lr": {"loguniform": [1e-4, 0.1]}}}')
+        _create_checks(b)
         return self.engine.create_study(
             b["space"],
             direction=b.get("direction", "minimize"),
@@ -186,19 +244,26 @@ class Handlers:
         """Lease one trial, or up to `n` with a batch ask."""
         b = _body(raw, {"client_id", "lease_s", "n"})
         cid = b.get("client_id")
-        cid = None if cid is None else str(cid)
+        if cid.__class__ is int:
+            cid = str(cid)
+        cid = _text(b | {"client_id": cid}, "client_id")
         if "n" in b:
+            n = b["n"]
+            if n.__class__ is int and n > MAX_ASK:
+                raise ConfigError(f"n: at most {MAX_ASK} trials per ask, got {n}", hint="ask in several batches")
             return self.engine.ask_many(request.path_params["sid"], b["n"], client_id=cid, lease_s=_lease(b))
         return self.engine.ask(request.path_params["sid"], client_id=cid, lease_s=_lease(b))
 
     def add(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Enqueue a point or record a known result."""
         b = _body(raw, {"params", "value", "attrs"})
+        _outcome(b)
         return self.engine.add_trial(request.path_params["sid"], b.get("params") or {}, b.get("value"), b.get("attrs"))
 
     def tell(self, request: Request, raw: bytes) -> dict[str, Any]:
         """Finish one trial."""
         b = _body(raw, {"value", "state", "reason", "attrs", "client_id"})
+        _outcome(b)
         return self.engine.tell(
             request.path_params["sid"],
             _int(request.path_params["n"], "trial"),
@@ -213,6 +278,9 @@ class Handlers:
         b = _body(raw, {"results", "client_id"})
         if "results" not in b:
             raise ConfigError("results: required", hint='e.g. {"results": [{"number": 0, "value": 0.5}]}')
+        for i, item in enumerate(b["results"] if isinstance(b["results"], list) else []):
+            if isinstance(item, dict):
+                _outcome(item, f"results[{i}].")
         return {"results": self.engine.tell_many(request.path_params["sid"], b["results"])}
 
     def report(self, request: Request, raw: bytes) -> dict[str, Any]:
