@@ -258,3 +258,29 @@ def test_extreme_times_keys_and_ttls_match_brute_force(hostile_ws, engine, rows,
 def test_spark_extreme_times_keys_and_ttls_match_brute_force(hostile_ws, spark, rows, ents, monkeypatch):
     monkeypatch.setenv("ROOST_OFFLINE_ENGINE", "spark")
     check_hostile(hostile_ws, rows, ents)
+
+
+@pytest.mark.slow
+def test_spark_says_how_to_write_nanosecond_parquet(fws, spark, monkeypatch):
+    """Spark cannot read TIMESTAMP(NANOS) Parquet (pandas and pyarrow write it by default for datetime64[ns]): the
+    error said only 'see the Spark error above'; the hint now says how to write microseconds."""
+    import numpy as np
+
+    from roost.errors import RoostError
+    from roost.features import apply, training_set
+
+    t = np.array(["2024-01-01T00:00:00.000001500"], dtype="datetime64[ns]")
+    tbl = pa.table({"k": pa.array([1], pa.int64()), "et": pa.array(t, pa.timestamp("ns", tz="UTC")), "v": [1]})
+    pq.write_table(tbl, fws.root / "data" / "ns.parquet")
+    write_defs(
+        fws.root,
+        'e = Entity("e", {"k": "int64"})\nns = FeatureView("ns", e, '
+        'Source("ns", path="data/ns.parquet", event_time="et"), fields={"v": "int64"})\n',
+    )
+    apply()
+    ents = pa.table({"k": pa.array([1], pa.int64()), "event_time": pa.array([datetime(2024, 1, 2, tzinfo=UTC)], TS)})
+    assert training_set(ents, ["ns:v"], output="arrow").column("v").to_pylist() == [1]  # the local engine
+    monkeypatch.setenv("ROOST_OFFLINE_ENGINE", "spark")
+    with pytest.raises(RoostError) as e:
+        training_set(ents, ["ns:v"], output="arrow")
+    assert "coerce_timestamps='us'" in (e.value.hint or "") and "ns" in str(e.value)

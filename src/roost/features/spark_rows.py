@@ -83,6 +83,12 @@ def spark_errors(what: str) -> Iterator[None]:
         hint = "see the Spark error above; the local engine (offline: {engine: local}) runs the same definitions"
         if "PATH_NOT_FOUND" in text or "FileNotFound" in text:
             hint = "the source file has disappeared or moved: restore it or update the Source path"
+        elif "TIMESTAMP(NANOS" in text:
+            hint = (
+                "Spark reads no nanosecond Parquet timestamps: write microseconds (pandas: "
+                "df.to_parquet(path, coerce_timestamps='us'); pyarrow: pq.write_table(t, path, "
+                "coerce_timestamps='us')), or use the local engine, which floors nanoseconds to microseconds"
+            )
         raise RoostError(f"{what} (Spark): {_first_line(exc)}", hint=hint) from None
 
 
