@@ -47,6 +47,7 @@ ATTRIBUTES: dict[str, SQLColumnExpression[Any]] = {
 }
 OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
 KEYWORDS = {"AND", "OR", "NOT", "IN", "LIKE", "TRUE", "FALSE", "ASC", "DESC"}
+MAX_DEPTH = 64  # nested parentheses and NOTs in one filter
 
 _TOKEN = re.compile(
     r"""
@@ -98,6 +99,8 @@ def tokenize(src: str) -> list[Tok]:
             tok = Tok(kind, text, i)
             if kind == "num":
                 tok.value = float(text) if any(c in text for c in ".eE") else int(text)
+                if tok.value.__class__ is int and not -(2**63) <= tok.value < 2**63:
+                    tok.value = float(text)  # no 64-bit bind parameter holds it: compare as the float it is
             elif kind == "str":
                 q = text[0]
                 tok.value = text[1:-1].replace(q + q, q).replace("\\" + q, q)
@@ -114,6 +117,7 @@ class _Parser:
         self.selective = selective  # positions of params/metrics/tags conditions compiled as `run_id IN (...)`
         self.leaves: list[tuple[int, Select[str]]] = []  # (position, the run ids it matches), for plan_filter
         self.nested: set[int] = set()  # positions of leaves under an OR or a NOT: not conditions every match meets
+        self.depth = 0  # parentheses and NOTs open around the current token (bounded: recursion and SQL depth)
 
     def peek(self) -> Tok | None:
         return self.toks[self.i] if self.i < len(self.toks) else None
@@ -151,6 +155,15 @@ class _Parser:
         return parts[0] if len(parts) == 1 else and_(*parts)
 
     def not_expr(self) -> ColumnElement[bool]:
+        self.depth += 1
+        try:
+            if self.depth > MAX_DEPTH:
+                raise _err(self.src, self.peek(), f"nested too deeply (at most {MAX_DEPTH} parentheses and NOTs)")
+            return self._not_expr()
+        finally:
+            self.depth -= 1
+
+    def _not_expr(self) -> ColumnElement[bool]:
         if self.is_kw("NOT"):
             self.take()
             first = len(self.leaves)

@@ -46,14 +46,22 @@ def endpoint(fn: Handler) -> Callable[[Request], Awaitable[Response]]:
     return wrapped
 
 
-def _int(request: Request, name: str, default: int) -> int:
+MAX_PAGE = 10**9  # the highest page number: (page - 1) x per_page must stay a 64-bit SQL OFFSET
+
+
+def _int(request: Request, name: str, default: int, most: int | None = None) -> int:
+    """An integer query parameter: ASCII digits with an optional '-' (int() also reads '1_0', '+1', ' 1' and other
+    scripts' digits), at most `most`."""
     raw = request.query_params.get(name)
     if raw is None or raw == "":
         return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise RoostError(f"{name} must be an integer, got {raw!r}") from None
+    digits = raw[1:] if raw.startswith("-") else raw
+    if not (digits.isascii() and digits.isdigit()):
+        raise RoostError(f"{name} must be an integer, got {raw[:40]!r}")
+    value = int(raw)
+    if most is not None and value > most:
+        raise RoostError(f"{name} must be at most {most:,}, got {raw[:40]}", hint=f"e.g. ?{name}=2")
+    return value
 
 
 def routes(ui: UI) -> list[Route]:
@@ -75,7 +83,7 @@ def routes(ui: UI) -> list[Route]:
             qp.get("q") or qp.get("filter") or None,
             exps,
             qp.get("order") or None,
-            _int(request, "page", 1),
+            _int(request, "page", 1, MAX_PAGE),
             _int(request, "per_page", 50),
             archived=flag(qp.get("archived")),
         )

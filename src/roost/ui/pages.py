@@ -66,9 +66,10 @@ def flag(raw: str | None) -> bool:
 
 def _int(request: Request, name: str, default: int) -> int:
     try:
-        return int(request.query_params.get(name, default))
+        value = int(request.query_params.get(name, default))
     except ValueError:
         return default
+    return value if abs(value) <= 10**9 else default  # a page past 10**9 overflows SQL's 64-bit OFFSET
 
 
 def routes(ui: UI) -> list[Route]:
