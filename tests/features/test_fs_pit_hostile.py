@@ -284,3 +284,26 @@ def test_spark_says_how_to_write_nanosecond_parquet(fws, spark, monkeypatch):
     with pytest.raises(RoostError) as e:
         training_set(ents, ["ns:v"], output="arrow")
     assert "coerce_timestamps='us'" in (e.value.hint or "") and "ns" in str(e.value)
+
+
+@pytest.mark.parametrize("engine", ["sort-search", "sql-packed"])
+def test_pandas_entity_frame_keeps_its_index(hostile_ws, engine, monkeypatch):
+    """The training set of a pandas frame with its own index (filtered, shuffled) came back with 0..n-1, so the
+    natural `df[col] = out[col]` aligned labels, not rows, and silently put other rows' values in."""
+    import pandas as pd
+
+    from roost import workspace
+    from roost.features import training_set
+
+    use_engine(monkeypatch, engine)
+    workspace.use(hostile_ws)
+    t = INSTANTS[5]
+    write_hostile(hostile_ws.root, [{"k": 0, "s": "a", "et": t, "ct": None}, {"k": -1, "s": "b", "et": t, "ct": None}])
+    df = pd.DataFrame(
+        {"k": [-1, 0, 5], "s": ["b", "a", "c"], "event_time": pd.to_datetime([t] * 3, utc=True)}, index=[2, 0, 1]
+    )
+    out = training_set(df, ["h_none:v"])
+    assert out.index.equals(df.index)
+    df["v"] = out["v"]
+    assert df["v"].tolist()[:2] == [1, 0] and pd.isna(df["v"].iloc[2])  # brute force: rows -1 -> 1, 0 -> 0, 5 none
+    workspace.use(None)

@@ -223,4 +223,9 @@ def training_set(
     out = tbl
     for name, dtype in sel.dtypes.items():
         out = out.append_column(name, nan_to_null(cols[name].cast(arrow_type(dtype))))
-    return out if kind == "arrow" else out.to_pandas()
+    if kind == "arrow":
+        return out
+    res = out.to_pandas()
+    if not isinstance(entity_df, pa.Table):  # a pandas frame keeps its index: `df[c] = out[c]` aligns by label
+        res.index = entity_df.index
+    return res
