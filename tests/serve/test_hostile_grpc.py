@@ -3,13 +3,15 @@ INVALID_ARGUMENT, NOT_FOUND or RESOURCE_EXHAUSTED with a message — never INTER
 
 from __future__ import annotations
 
+import json
+
 import grpc
 import numpy as np
 import pytest
 import tritonclient.grpc as tg
 import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pbg
-from servekit import Server, free_port
+from servekit import Server, free_port, mixed_package
 from tritonclient.utils import InferenceServerException
 
 INVALID, NOT_FOUND, EXHAUSTED = (
@@ -21,11 +23,12 @@ LONG = 60_000  # a name longer than gRPC's default 16 KiB limit on the metadata 
 
 
 @pytest.fixture(scope="module")
-def grpc_url(pkgs, tmp_path_factory):
-    """One worker serving strings and bc over gRPC with a 1 MB message limit."""
+def grpc_server(pkgs, tmp_path_factory):
+    """One worker serving strings, bc and mixed (one input per dtype) over HTTP and gRPC, 1 MB message limit."""
     port = free_port()
+    mixed = mixed_package(tmp_path_factory.mktemp("mixed") / "mixed")
     srv = Server(
-        [f"strings={pkgs['strings']}", str(pkgs["bc"])],
+        [f"strings={pkgs['strings']}", str(pkgs["bc"]), f"mixed={mixed}"],
         "--grpc-port",
         str(port),
         "--max-body-mb",
@@ -34,9 +37,15 @@ def grpc_url(pkgs, tmp_path_factory):
     )
     try:
         srv.wait_ready()
-        yield f"127.0.0.1:{port}"
+        srv.grpc_url = f"127.0.0.1:{port}"
+        yield srv
     finally:
         srv.stop()
+
+
+@pytest.fixture(scope="module")
+def grpc_url(grpc_server):
+    return grpc_server.grpc_url
 
 
 @pytest.fixture(scope="module")
@@ -231,3 +240,64 @@ def test_message_over_the_limit_then_still_serving(stub):
     code, details = _code(stub.ModelInfer, big)
     assert code == EXHAUSTED and "larger than max" in details
     _assert_alive(stub)
+
+
+MIXED = [("f", "FP32", "<f4"), ("d", "FP64", "<f8"), ("i", "INT64", "<i8"), ("b", "BOOL", "|u1"), ("s", "BYTES", None)]
+
+
+def _mixed_blobs(b: bytes) -> list[bytes]:
+    """Raw tensors of 2 rows for the mixed model: f = [1, 2], d = [10, 20], i = [100, 200], b = `b`, s = [a, z]."""
+    values = {"f": [1, 2], "d": [10, 20], "i": [100, 200]}
+    out = []
+    for name, _, dt in MIXED:
+        if name == "b":
+            out.append(b)
+        elif name == "s":
+            out.append(b"\1\0\0\0a\1\0\0\0z")
+        else:
+            out.append(np.array(values[name], dt).tobytes())
+    return out
+
+
+def _mixed_grpc(b: bytes):
+    req = pb.ModelInferRequest(model_name="mixed")
+    for name, datatype, _ in MIXED:
+        req.inputs.add(name=name, datatype=datatype, shape=[2])
+    req.raw_input_contents.extend(_mixed_blobs(b))
+    return req
+
+
+def _mixed_http(server, b: bytes):
+    blobs = _mixed_blobs(b)
+    head = {
+        "inputs": [
+            {"name": n, "datatype": d, "shape": [2], "parameters": {"binary_data_size": len(blob)}}
+            for (n, d, _), blob in zip(MIXED, blobs)
+        ]
+    }
+    header = json.dumps(head).encode()
+    with server.client() as http:
+        return http.post(
+            "/v2/models/mixed/infer",
+            content=header + b"".join(blobs),
+            headers={"Inference-Header-Content-Length": str(len(header))},
+        )
+
+
+@pytest.mark.parametrize("b", [b"\x02\x01", b"\x00\xff"])
+def test_binary_bool_bytes_other_than_0_and_1_are_refused(stub, grpc_server, b):
+    """A BOOL byte of 2 or 255 reached the model as a numpy bool holding that byte: Cast(bool -> float) answered
+    y = ... + 2 (or + 255) where a boolean adds 0 or 1. Refused on gRPC and on the HTTP binary extension alike."""
+    code, details = _code(stub.ModelInfer, _mixed_grpc(b))
+    assert code == INVALID and "'b'" in details and "0 or 1" in details, (code, details)
+    r = _mixed_http(grpc_server, b)
+    assert r.status_code == 400 and r.json()["error"] == details
+
+
+def test_binary_bool_bytes_0_and_1_answer_the_sum(stub, grpc_server):
+    # y = f + d + i + b + code(s), code(a) = 1, code(z) = 0
+    want = [1 + 10 + 100 + 1 + 1, 2 + 20 + 200 + 0 + 0]
+    out = stub.ModelInfer(_mixed_grpc(b"\x01\x00"), timeout=60)
+    assert np.frombuffer(out.raw_output_contents[0], "<f4").tolist() == want
+    r = _mixed_http(grpc_server, b"\x01\x00")
+    assert r.status_code == 200 and r.json()["outputs"][0]["data"] == want

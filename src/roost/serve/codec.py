@@ -195,8 +195,18 @@ def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
 
 
 def check_binary_floats(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
-    """Apply the non-finite policy to binary float data: NaN is a missing value, infinity a 400."""
-    return _no_inf(arr, spec) if arr.dtype.kind == "f" else arr
+    """Apply the non-finite policy to binary float data (NaN is a missing value, infinity a 400), and refuse binary
+    BOOL bytes other than 0 and 1 (numpy keeps the byte: a model's Cast would read 2 or 255, not true)."""
+    kind = arr.dtype.kind
+    if kind == "f":
+        return _no_inf(arr, spec)
+    if kind == "b" and arr.size and int(arr.view(np.uint8).max()) > 1:
+        i = int(np.argmax(arr.view(np.uint8) > 1))
+        raise bad(
+            f"input {spec.name!r}: BOOL element {i} is the byte {int(arr.view(np.uint8)[i])}; "
+            "binary BOOL data is one byte per element, 0 or 1"
+        )
+    return arr
 
 
 def conform(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
