@@ -142,10 +142,10 @@ def populate_pg_copy(store: Any, n: int, experiments: int = 10, per_txn: int = 5
                         cp.write_row(
                             (r["id"], eid, f"run-{r['i']}", r["status"], r["start"], end, end, "bench", "bench", uri)
                         )
-                with cur.copy("COPY params (run_id, key, value, type, num) FROM STDIN") as cp:
-                    for r in batch:
+                with cur.copy("COPY params (run_id, key, value, type, num, run_start) FROM STDIN") as cp:
+                    for r in batch:  # run_start: the run's start_time (roost's param sorts order ties by it)
                         for k, v in r["params"].items():
-                            cp.write_row((r["id"], k, *typed_param(v)))
+                            cp.write_row((r["id"], k, *typed_param(v), r["start"]))
                 with cur.copy("COPY tags (run_id, key, value) FROM STDIN") as cp:
                     for r in batch:
                         for k, v in r["tags"].items():

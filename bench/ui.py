@@ -119,7 +119,7 @@ def load_roost(root: Path, data: list[dict]) -> None:
         )
         for k, v in r["params"].items():
             text, typ, num = typed_param(v)
-            params.append({"run_id": r["id"], "key": k, "value": text, "type": typ, "num": num})
+            params.append({"run_id": r["id"], "key": k, "value": text, "type": typ, "num": num, "run_start": start})
         metrics += [
             {"run_id": r["id"], "key": k, "value": v, "step": 0, "timestamp": r["start_ms"] / 1000}
             for k, v in r["metrics"].items()

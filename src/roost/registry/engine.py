@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import contextlib
 import importlib
+import logging
+import os
 import sqlite3
 import time
 from collections.abc import Callable, Iterator
@@ -18,8 +20,14 @@ from sqlalchemy.orm import Session
 
 from roost.errors import RoostError, redact_url
 
+log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0006_model_versions_run_id"
+HEAD_REVISION = "0007_params_run_start"
+# rows ANALYZE reads per index; 0 = all. SQLite suggests 100-1000 to bound the time, but at 1M runs such sampled
+# statistics (row counts off by 2x between a table's indexes) made the planner scan and sort every run for the
+# newest-first page (21 ms -> 3.6 s); exact ones keep the index walk and take ~1.4 s per million runs
+ANALYSIS_LIMIT = 0
+OPTIMIZE_EVERY_S = 3600.0  # a pooled SQLite connection runs PRAGMA optimize at most this often (and when closed)
 
 
 # URL scheme -> "module:Class" of its backend (the class builds the engine and the dialect's upsert)
@@ -64,6 +72,20 @@ class SQLiteBackend:
             cur.execute("PRAGMA case_sensitive_like=ON")  # LIKE behaves as on PostgreSQL
             cur.close()
 
+        owner = os.getpid()  # a forked child must not touch the connections it inherited
+
+        @event.listens_for(engine, "close")
+        def _on_close(dbapi_conn: Any, _rec: Any) -> None:
+            if os.getpid() == owner:
+                sqlite_optimize(dbapi_conn)
+
+        @event.listens_for(engine, "checkin")
+        def _on_checkin(dbapi_conn: Any, rec: Any) -> None:  # long-lived connections (servers): now and then
+            now = time.monotonic()
+            if dbapi_conn is not None and now - rec.info.setdefault("roost_optimized", now) > OPTIMIZE_EVERY_S:
+                rec.info["roost_optimized"] = now
+                sqlite_optimize(dbapi_conn)
+
         @event.listens_for(engine, "begin")
         def _on_begin(conn: Any) -> None:  # on the driver connection: exec_driver_sql costs more than SQLite here
             sql = "BEGIN IMMEDIATE" if conn.info.get("roost_write") else "BEGIN"
@@ -77,6 +99,38 @@ class SQLiteBackend:
     def upsert(self, table: Table) -> Upsert:
         """SQLite's INSERT ... ON CONFLICT."""
         return sqlite_dml.insert(table)
+
+
+def sqlite_optimize(dbapi_conn: Any, analyze: bool = False, busy_ms: int = 1000) -> None:
+    """Refresh SQLite's planner statistics (sqlite_stat1) the way SQLite recommends (exact: ANALYSIS_LIMIT).
+
+    `PRAGMA optimize` (on closing a connection, and hourly on long-lived ones) analyzes the tables this connection
+    queried that have no statistics or grew much since (usually nothing); analyze=True runs ANALYZE on every table
+    (after a migration or a bulk import, which query nothing). Waits at most busy_ms for a writer; failures are
+    logged.
+    """
+    cur = dbapi_conn.cursor()
+    try:
+        cur.execute(f"PRAGMA busy_timeout={int(busy_ms)}")
+        cur.execute(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}")
+        cur.execute("ANALYZE" if analyze else "PRAGMA optimize")
+    except sqlite3.Error as exc:  # locked by a long writer, read-only file, closing connection: stats can wait
+        log.debug("sqlite optimize skipped: %s", exc)
+    finally:
+        with contextlib.suppress(sqlite3.Error):  # a pooled connection goes on as it was
+            cur.execute("PRAGMA analysis_limit=0")
+            cur.execute("PRAGMA busy_timeout=60000")
+        cur.close()
+
+
+def analyze(engine: Engine) -> None:
+    """ANALYZE a SQLite store (limited, see sqlite_optimize) after a bulk write; nothing on other databases."""
+    if engine.dialect.name != "sqlite":
+        return
+    with engine.connect() as conn:
+        driver = conn.connection.driver_connection
+        if driver is not None:
+            sqlite_optimize(driver, analyze=True, busy_ms=60000)
 
 
 class PostgresBackend:
@@ -222,6 +276,7 @@ def migrate(engine: Engine) -> None:
                 conn.rollback()
                 _driver_execute(conn, "PRAGMA foreign_keys=ON")
                 conn.info["roost_write"] = False
+    analyze(engine)  # new indexes get statistics (an upgraded store already holds rows; a new one is empty)
 
 
 def _upgrade_to_head(cfg: Any, command: Any) -> None:

@@ -37,7 +37,11 @@ RUN_COLUMNS = (
 )
 _QUOTED = ", ".join(f'"{c}"' for c in RUN_COLUMNS)  # "user" is a reserved word on PostgreSQL
 _Q_RUN = f"INSERT INTO runs ({_QUOTED}) VALUES ({', '.join('?' * len(RUN_COLUMNS))})"
-_Q_PARAM = "INSERT INTO params (run_id, key, value, type, num) VALUES (?, ?, ?, ?, ?)"
+# run_start copies the run's start_time as stored (the same bytes: a param sort orders ties by it, see models.Param)
+_Q_PARAM = (
+    "INSERT INTO params (run_id, key, value, type, num, run_start) "
+    "VALUES (?, ?, ?, ?, ?, (SELECT start_time FROM runs WHERE id = ?))"
+)
 _Q_PARAMS_OF = "SELECT key, value, type FROM params WHERE run_id = ? AND key IN ({})"
 _Q_TAG = (
     "INSERT INTO tags (run_id, key, value) VALUES (?, ?, ?) "

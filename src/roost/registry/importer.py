@@ -216,6 +216,8 @@ def import_mlflow(uri: str, store: Store, prefix: str = "", include_deleted: boo
     report = ImportReport()
     for batch in read_mlflow(uri):
         _write_batch(store, batch, uri, prefix, include_deleted, report)
+    if report.runs:
+        eng.analyze(store.engine)  # the planner's statistics for the runs just added (SQLite)
     log.info("imported %d runs from %s", report.runs, uri)
     return report
 
@@ -272,7 +274,9 @@ def _write_batch(
         )
         if parent in ids:
             parents.append({"rid": r.run_id, "pid": parent})
-        params += param_rows(r.run_id, {k: infer_param(v) for k, v in r.params.items()})
+        params += [
+            {**p, "run_start": start} for p in param_rows(r.run_id, {k: infer_param(v) for k, v in r.params.items()})
+        ]
         tags += [{"run_id": r.run_id, "key": k, "value": v} for k, v in {**r.tags, SOURCE_TAG: "mlflow:" + uri}.items()]
         last: dict[str, tuple[float, int, float]] = {}
         for k, v, st, ts in good:

@@ -54,7 +54,13 @@ class Param(Base):
     value: Mapped[str] = mapped_column(Text, nullable=False)
     type: Mapped[str] = mapped_column(String(8), nullable=False)  # int | float | str | bool
     num: Mapped[float | None] = mapped_column(Float)  # numeric view for int/float/bool params
-    __table_args__ = (Index("ix_params_key_num", "key", "num"), Index("ix_params_key_value", "key", "value"))
+    # the run's start_time, copied on insert (migration 0007): a sort by a param reads the runs sharing a value
+    # newest first from the index, not by sorting every one of them
+    run_start: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    __table_args__ = (
+        Index("ix_params_key_num_start", "key", "num", "run_start"),
+        Index("ix_params_key_value_start", "key", "value", "run_start"),
+    )
 
 
 class Metric(Base):

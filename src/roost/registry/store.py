@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import logging
 import os
@@ -209,6 +210,8 @@ class Store:
                 raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
             for k, v in fields.items():
                 setattr(r, k, v)
+            if "start_time" in fields:  # params keep a copy (models.Param.run_start)
+                s.execute(update(Param).where(Param.run_id == run_id).values(run_start=fields["start_time"]))
 
     def log_batch(
         self,
@@ -237,7 +240,7 @@ class Store:
                     text, typ, num = typed_param(v)
                     old = existing.get(str(k))
                     if old is None:
-                        new.append((run_id, str(k), text, typ, num))
+                        new.append((run_id, str(k), text, typ, num, run_id))
                     elif old != (text, typ):
                         raise ConflictError(
                             f"param {k!r} of run {run_id} is already {decode_param(*old)!r}; cannot change it to {v!r}",
@@ -501,7 +504,7 @@ def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | No
     """
     m = aliased(LatestMetric)
     want = None if limit is None else offset + limit
-    first = q.join(m, (m.run_id == Run.id) & (m.key == key))
+    first = q.join(m, (m.run_id + "" == Run.id) & (m.key == key))  # latest_metrics leads (runs_query.leads)
     first = first.order_by(m.value.desc() if desc else m.value.asc(), Run.start_time.desc(), Run.id)
     having = list(s.scalars(first.limit(want) if want is not None else first).all())
     out = having[offset:]
@@ -515,9 +518,10 @@ def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | No
     return out
 
 
-def _param_values(run_id: str, key: str, value: Any) -> tuple[str, str, str, str, float | None]:
+def _param_values(run_id: str, key: str, value: Any) -> tuple[str, str, str, str, float | None, str]:
+    """The parameters of HotPath.param_sql (the run id twice: the row's, and the run whose start_time it copies)."""
     text, typ, num = typed_param(value)
-    return (run_id, str(key), text, typ, num)
+    return (run_id, str(key), text, typ, num, run_id)
 
 
 def param_rows(run_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
@@ -573,3 +577,4 @@ def reset_default() -> None:
 
 
 workspace.on_switch(reset_default)
+atexit.register(reset_default)  # closing the pooled connections lets SQLite refresh its statistics (PRAGMA optimize)

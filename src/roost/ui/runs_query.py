@@ -2,14 +2,16 @@
 
 A sort on one params.X / metrics.X / tags.X column is read as consecutive index walks (the runs that have the
 field, by its value, then the runs without it, newest first), stopping at the page's end — the same order as
-registry.query.apply_order, whose outer join would sort every run first. A count reads at most COUNT_CAP + 1
-matching runs: exact up to COUNT_CAP, else "10,000+" (as GitHub shows a search's count), so a count never reads
-every run of a common condition.
+registry.query.apply_order, whose outer join would sort every run first. A param's runs that share a value come
+newest first from the (key, value, run_start) index; ascending, where that index's order is not the page's, the
+walk goes a chunk of values at a time (at most WALK_CHUNK params sorted, or one value's runs read in order).
+A count reads at most COUNT_CAP + 1 matching runs: exact up to COUNT_CAP, else "10,000+" (as GitHub shows a
+search's count), so a count never reads every run of a common condition.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -21,8 +23,22 @@ from roost.registry.models import LatestMetric, Param, Run, Tag
 
 COUNT_CAP = 10_000  # counts are exact up to here; beyond, the page says "10,000+" (docs/ui.md)
 COUNT_WINDOW = 10_000  # a count reads at most this many runs (the newest); beyond, it is estimated from them
+WALK_CHUNK = 1_000  # an ascending param sort sorts at most this many params at a time (one value's runs: none)
 
-__all__ = ["COUNT_CAP", "COUNT_WINDOW", "Count", "capped_count", "read_page", "sort_segments", "sort_term"]
+# a sorted page's reads in order: index-ordered selects, or a walk that makes them as it goes (it probes values)
+Segments = Sequence[Select[Any]] | Callable[[Connection], Iterable[Select[Any]]]
+
+__all__ = [
+    "COUNT_CAP",
+    "COUNT_WINDOW",
+    "WALK_CHUNK",
+    "Count",
+    "Segments",
+    "capped_count",
+    "read_page",
+    "sort_segments",
+    "sort_term",
+]
 
 
 @dataclass(frozen=True)
@@ -134,12 +150,20 @@ def sort_term(order_by: str | None) -> tuple[str, str, bool] | None:
     return kind[scope.lower()], key.strip("`"), len(toks) == 2 and toks[1].value == "DESC"
 
 
-def sort_segments(q: Select[Any], order_by: str | None) -> list[Select[Any]] | None:
+def leads(run_id: Any) -> Any:
+    """A sorted table's run_id as a join key that no index answers: the table must lead the join, read in its
+    (key, value) index's order, with runs probed by id. With statistics (sqlite_stat1) SQLite may otherwise scan
+    runs, probe the table by run id and sort every match, thousands of rows for a page of 50."""
+    return run_id + ""
+
+
+def sort_segments(q: Select[Any], order_by: str | None) -> Segments | None:
     """`q` (a select of runs columns) in apply_order's order as consecutive index-ordered selects, or None.
 
     metrics.X: the runs with X by value (the (key, value) index), then the runs without X; params.X: numeric values
     by number, then text values, then the runs without; tags.X: by value, then without. Ties and the runs without
-    the field come newest first. None for any other order (apply_order then sorts in SQL).
+    the field come newest first. None for any other order (apply_order then sorts in SQL). An ascending param sort
+    is a walk (a function of the connection: see _param_walk).
     """
     term = sort_term(order_by)
     if term is None:
@@ -152,28 +176,65 @@ def sort_segments(q: Select[Any], order_by: str | None) -> list[Select[Any]] | N
 
     if scope == "metric":
         m, m2 = aliased(LatestMetric), aliased(LatestMetric)
-        having = [q.join(m, and_(m.run_id == Run.id, m.key == key)).order_by(by(m.value), *newest)]
+        having = [q.join(m, and_(leads(m.run_id) == Run.id, m.key == key)).order_by(by(m.value), *newest)]
         without = q.where(~exists(select(m2.run_id).where(m2.run_id == Run.id, m2.key == key)))
     elif scope == "param":
         p, p2 = aliased(Param), aliased(Param)
-        joined = q.join(p, and_(p.run_id == Run.id, p.key == key))
-        having = [
-            joined.where(p.num.is_not(None)).order_by(by(p.num), *newest),
-            joined.where(p.num.is_(None)).order_by(by(p.value), *newest),
-        ]
+        joined = q.join(p, and_(leads(p.run_id) == Run.id, p.key == key))
         without = q.where(~exists(select(p2.run_id).where(p2.run_id == Run.id, p2.key == key)))
+        if not desc:
+            return _param_walk(joined, p, key, without.order_by(*newest))
+        tie = (p.run_start.desc(), Run.id)  # = newest: run_start is the run's start_time (a backward index read)
+        having = [
+            joined.where(p.num.is_not(None)).order_by(p.num.desc(), *tie),
+            joined.where(p.num.is_(None)).order_by(p.value.desc(), *tie),
+        ]
     else:
         t, t2 = aliased(Tag), aliased(Tag)
-        having = [q.join(t, and_(t.run_id == Run.id, t.key == key)).order_by(by(t.value), *newest)]
+        having = [q.join(t, and_(leads(t.run_id) == Run.id, t.key == key)).order_by(by(t.value), *newest)]
         without = q.where(~exists(select(t2.run_id).where(t2.run_id == Run.id, t2.key == key)))
     return [*having, without.order_by(*newest)]
 
 
-def read_page(conn: Connection, segments: list[Select[Any]], limit: int, offset: int = 0) -> list[RowMapping]:
+def _param_walk(joined: Select[Any], p: Any, key: str, without: Select[Any]) -> Segments:
+    """An ascending sort by param `key` (numbers, then text, then the runs `without` it) as selects made on the way.
+
+    The (key, num|value, run_start) index holds a value's runs oldest first; the page wants them newest first. So
+    the walk takes the next WALK_CHUNK params by value (an index-only probe) and sorts just those, or, when one value
+    has more params than that, reads that value's runs backwards on the index: a page reads what it shows plus at
+    most a chunk, however many runs share a value.
+    """
+    tie = (p.run_start.desc(), Run.id)
+
+    def walk(conn: Connection, col: Any, kind: ColumnElement[bool]) -> Iterator[Select[Any]]:
+        mine = [p.key == key, kind]
+        start = conn.execute(select(func.min(col)).select_from(p).where(*mine)).scalar()
+        while start is not None:
+            probe = select(col).select_from(p).where(*mine, col >= start).order_by(col)
+            end = conn.execute(probe.offset(WALK_CHUNK).limit(1)).scalar()
+            if end is None:  # fewer than a chunk left
+                yield joined.where(kind, col >= start).order_by(col, *tie)
+                return
+            if end == start:  # one value with more than a chunk of params: its runs in index order
+                yield joined.where(kind, col == start).order_by(*tie)
+                start = conn.execute(select(func.min(col)).select_from(p).where(*mine, col > start)).scalar()
+            else:  # several values, fewer than a chunk of params in all: sorted here
+                yield joined.where(kind, col >= start, col < end).order_by(col, *tie)
+                start = end
+
+    def segments(conn: Connection) -> Iterator[Select[Any]]:
+        yield from walk(conn, p.num, p.num.is_not(None))
+        yield from walk(conn, p.value, p.num.is_(None))
+        yield without
+
+    return segments
+
+
+def read_page(conn: Connection, segments: Segments, limit: int, offset: int = 0) -> list[RowMapping]:
     """Rows offset .. offset + limit of the segments read one after another (each stops at the page's end)."""
     rows: list[RowMapping] = []
     pos = 0  # where the current segment starts in the whole order
-    for seg in segments:
+    for seg in segments(conn) if callable(segments) else segments:
         need = limit - len(rows)
         if need <= 0:
             break
