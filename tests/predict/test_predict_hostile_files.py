@@ -113,3 +113,18 @@ def test_bom_crlf_csv_and_huge_or_nan_values_score_like_load_model(model, tmp_pa
     got = read_output(tmp_path / "o")
     assert list(got.columns) == [*df.columns, "probability"]  # the BOM is not part of the first column's name
     np.testing.assert_allclose(got["probability"], expected(model, df), atol=1e-6, rtol=0, equal_nan=True)
+
+
+def test_a_column_empty_in_the_first_csv_takes_the_type_of_a_later_file(model, tmp_path, frames):
+    """tag is an empty column in a.csv (Arrow reads it as null-typed) and text in b.csv: the output column is
+    text, null for a.csv's rows — it was "column 'tag' of b.csv does not fit null"."""
+    d = _folder(tmp_path, frames, frames[1], "csv")
+    frames[0].assign(tag="").to_csv(d / "a.csv", index=False)
+    res = roost.predict(model, d, tmp_path / "o", record=False)
+    assert res.rows_out == 400
+    got = read_output(tmp_path / "o")
+    ref = pd.concat([frames[0], frames[1]]).sort_values("user_id").reset_index(drop=True)
+    np.testing.assert_allclose(got["probability"], expected(model, ref), atol=1e-6, rtol=0)
+    first = got["user_id"].isin(frames[0]["user_id"])
+    assert got.loc[first, "tag"].isna().all()
+    assert got.loc[~first, "tag"].tolist() == ref.loc[~first, "tag"].tolist()

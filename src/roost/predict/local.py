@@ -150,7 +150,7 @@ def run_local(
     outputs = [output_schema(in_schema, [], pred.task).names[0]]
     check_columns(list(in_schema.names), pred.inputs, keep, outputs, where=str(first))
     check_types(in_schema, pred.dtypes)
-    differ = check_files_agree(source, in_schema, pred.inputs, keep, pred.dtypes)
+    differ, in_schema = check_files_agree(source, in_schema, pred.inputs, keep, pred.dtypes)
     columns = list(dict.fromkeys([*pred.inputs, *keep]))
     schema = output_schema(in_schema, keep, pred.task)
     parts = plan_parts(source, rows_per_part)

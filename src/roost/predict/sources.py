@@ -150,12 +150,15 @@ def _kind(t: Any) -> str:
 
 def check_files_agree(
     source: Source, first: Any, needed: list[str], keep: list[str], dtypes: dict[str, str]
-) -> set[Path]:
+) -> tuple[set[Path], Any]:
     """Check every later input file against the first one's schema `first`: the model and kept columns present,
     model columns numeric where the model wants numbers, kept columns of the same family (numbers, text, times).
-    Returns the files whose kept columns have other types (the local engine casts those to the first file's)."""
-    differ: set[Path] = set()
+    Returns the files whose kept columns have other types than the output's (the local engine casts those), and
+    the schema to write: the first file's, with a kept column that is all-null there (an empty CSV column) typed
+    as the first later file that has values."""
     head = source.files[0]
+    target = {c: first.field(c).type for c in keep}
+    seen: dict[Path, dict[str, Any]] = {head: dict(target)}
     for f in source.files[1:]:
         schema = file_schema(source.kind, f)
         names = set(schema.names)
@@ -167,17 +170,19 @@ def check_files_agree(
             )
         check_types(schema, dtypes, where=f" in {f}")
         check_columns(list(schema.names), needed, keep, [], where=str(f))
+        seen[f] = {c: schema.field(c).type for c in keep}
         for c in keep:
-            a, b = first.field(c).type, schema.field(c).type
-            if a == b:
-                continue
-            if _kind(a) != _kind(b) and "null" not in (_kind(a), _kind(b)):
+            a, b = target[c], seen[f][c]
+            if _kind(a) == "null":
+                target[c] = b
+            elif _kind(a) != _kind(b) and _kind(b) != "null":
                 raise RoostError(
                     f"column {c!r} is {b} in {f} but {a} in {head.name} (files scored together need one schema)",
                     hint=f"convert {c!r} in one of them, leave it out of --columns, or score the files separately",
                 )
-            differ.add(f)
-    return differ
+    for c, t in target.items():
+        first = first.set(first.get_field_index(c), first.field(c).with_type(t))
+    return {f for f, types in seen.items() if types != target}, first
 
 
 def sql_error(query: str, exc: Exception) -> RoostError:
