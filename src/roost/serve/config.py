@@ -13,6 +13,11 @@ CONFIG_ENV = "ROOST_SERVE_CONFIG"
 SMALL_MODEL_BYTES = 8 << 20
 
 
+def usable_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
 @dataclass
 class ServeConfig:
     """What `roost serve` was asked to do."""
@@ -102,8 +107,12 @@ class ServeConfig:
             return self.threads
         if model_bytes is not None and model_bytes < SMALL_MODEL_BYTES:
             return 1
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-        return max(1, cores // max(1, self.replicas))
+        return max(1, usable_cores() // max(1, self.replicas))
+
+    def spare_core(self) -> bool:
+        """Whether the machine has more cores than worker processes: then a worker's model thread can run on a core
+        of its own while its event loop decodes the next request (see ServeApp.overlap_full_batches)."""
+        return usable_cores() > self.replicas
 
     def request_log_dir(self) -> Path | None:
         """Where sampled request logs go: --log-dir, else <workspace>/.roost/request_logs, else None."""

@@ -6,8 +6,8 @@ else is refused with a 400 that quotes at most 40 characters of it, so a hostile
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 from dataclasses import dataclass
 
 from roost.serve.codec import bad
@@ -27,8 +27,9 @@ class Call:
 
 
 def new_id() -> str:
-    """A fresh id, unique across workers and restarts (a random UUID4 as 32 hex digits)."""
-    return uuid.uuid4().hex
+    """A fresh id, unique across workers and restarts: 128 random bits as 32 hex digits (a UUID4's length, without
+    building a UUID object: half the cost on every request that brings no id)."""
+    return os.urandom(16).hex()
 
 
 def checked(value: object, where: str) -> str:
