@@ -195,3 +195,23 @@ def test_the_client_and_the_service_agree_on_the_reason_limit() -> None:
     from roost.tune import client
 
     assert client.MAX_REASON == MAX_REASON
+
+
+def test_a_body_over_the_limit_is_413_and_creates_nothing(api) -> None:
+    """The service read any body whole into memory (a 1 GB POST took 1 GB); past MAX_BODY it is refused."""
+    from roost.tune.service import MAX_BODY
+
+    before = _n_studies(api)
+    big = b'{"space": {"a": [1, 2]}, "name": "' + b"n" * MAX_BODY + b'"}'
+    r = _raw(api, "/studies", big)
+    assert r.status_code == 413 and "limit" in r.json()["error"], (r.status_code, r.text[:200])
+
+    def chunks():  # no content-length: the limit holds on the stream too
+        yield b'{"space": {"a": [1, 2]}, "name": "'
+        for _ in range(MAX_BODY // 65536 + 1):
+            yield b"n" * 65536
+        yield b'"}'
+
+    r = api.post("/studies", content=chunks(), headers={"content-type": "application/json"})
+    assert r.status_code == 413, (r.status_code, r.text[:200])
+    assert _n_studies(api) == before

@@ -38,6 +38,7 @@ MAX_ASK = 1000  # trials one batch ask may lease: each is sampled inside one sto
 MAX_NAME = 200  # characters of a study name, objective or client id
 MAX_SEED = 2**32 - 1  # NumPy's (and so Optuna's samplers') seed range
 MAX_REASON = 10_000  # characters of a failure reason
+MAX_BODY = 16 << 20  # bytes of a request body
 _INT64 = 2**63
 __all__ = ["Handlers", "create_app", "routes", "serve"]
 
@@ -169,6 +170,20 @@ def _error_response(exc: RoostError) -> Response:
     return _error(400, exc)
 
 
+async def _read_body(request: Request) -> bytes | None:
+    """The request body, or None past MAX_BODY bytes (by its Content-Length, or while streaming one without)."""
+    length = request.headers.get("content-length", "")
+    if length.isascii() and length.isdigit() and int(length) > MAX_BODY:
+        return None
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
 def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
     """An async endpoint: check the token, run the sync handler in the thread pool, map roost errors."""
     from starlette.concurrency import run_in_threadpool
@@ -177,7 +192,10 @@ def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Re
         denied = _authorised(request, token)
         if denied is not None:
             return denied
-        raw = await request.body()
+        raw = await _read_body(request)
+        if raw is None:
+            limit = f"request body exceeds the limit of {MAX_BODY:,} bytes"
+            return _json({"error": limit, "hint": "send fewer trials or results per request"}, 413)
         try:
             return _json(await run_in_threadpool(fn, request, raw), status)
         except RoostError as exc:
