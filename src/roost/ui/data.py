@@ -7,7 +7,18 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Connection, FromClause, RowMapping, Select, exists, func, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    Connection,
+    FromClause,
+    RowMapping,
+    Select,
+    exists,
+    func,
+    literal_column,
+    or_,
+    select,
+)
 from sqlalchemy.orm import aliased
 
 from roost.errors import NotFoundError, closest
@@ -277,10 +288,15 @@ def runs_page(
         runs = _page_dicts(conn, rows)
         kids: list[dict[str, Any]] = []
         level = [r["run_id"] for r in runs]
+        # with statistics, most runs having no parent made SQLite's average rows per parent value huge, so it
+        # walked (or scanned) every run instead of the parent index: tell it the parents are rare (likelihood)
+        sqlite = conn.dialect.name == "sqlite"
         for _ in range(NEST_DEPTH if nest else 0):
             if not level or len(kids) >= MAX_CHILDREN:
                 break
-            q = select(*runs_t.c).where(runs_t.c.parent_run_id.in_(level), runs_t.c.lifecycle_stage.in_(stages))
+            of_level = runs_t.c.parent_run_id.in_(level)
+            rare = func.likelihood(of_level, literal_column("0.000001")) if sqlite else of_level
+            q = select(*runs_t.c).where(rare, runs_t.c.lifecycle_stage.in_(stages))
             q = q.order_by(runs_t.c.start_time, runs_t.c.id).limit(MAX_CHILDREN - len(kids))
             found = _page_dicts(conn, list(conn.execute(q).mappings()))
             kids += found
