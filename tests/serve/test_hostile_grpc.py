@@ -301,3 +301,42 @@ def test_binary_bool_bytes_0_and_1_answer_the_sum(stub, grpc_server):
     assert np.frombuffer(out.raw_output_contents[0], "<f4").tolist() == want
     r = _mixed_http(grpc_server, b"\x01\x00")
     assert r.status_code == 200 and r.json()["outputs"][0]["data"] == want
+
+
+def _grpc_400s(server) -> float:
+    """roost_requests_total{protocol="grpc", code="400"} summed over models, from /metrics."""
+    with server.client() as http:
+        text = http.get("/metrics").text
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in text.splitlines()
+        if line.startswith("roost_requests_total{") and 'protocol="grpc"' in line and 'code="400"' in line
+    )
+
+
+def test_malformed_bytes_count_as_a_grpc_400_in_metrics(channel, grpc_server):
+    call = channel.unary_unary(
+        "/inference.GRPCInferenceService/ModelInfer", request_serializer=bytes, response_deserializer=bytes
+    )
+    before = _grpc_400s(grpc_server)
+    for _ in range(3):
+        assert _code(call, GARBAGE["truncated varint"])[0] == INVALID
+    assert _grpc_400s(grpc_server) == before + 3
+
+
+def test_malformed_bytes_without_the_token_are_unauthenticated(pkgs, tmp_path):
+    """With --token, a caller without it learns nothing beyond UNAUTHENTICATED, whatever bytes it sends."""
+    port = free_port()
+    srv = Server([f"strings={pkgs['strings']}"], "--grpc-port", str(port), "--token", "s3cret", log=tmp_path / "log")
+    try:
+        srv.wait_ready()
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as ch:
+            call = ch.unary_unary(
+                "/inference.GRPCInferenceService/ModelInfer", request_serializer=bytes, response_deserializer=bytes
+            )
+            assert _code(call, GARBAGE["random bytes"])[0] == grpc.StatusCode.UNAUTHENTICATED
+            with pytest.raises(grpc.RpcError) as exc:
+                call(GARBAGE["random bytes"], timeout=60, metadata=[("authorization", "Bearer s3cret")])
+            assert exc.value.code() == INVALID and "protobuf" in exc.value.details()
+    finally:
+        srv.stop()

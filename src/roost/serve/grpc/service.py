@@ -283,15 +283,9 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
     async def handler(req: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
         t0 = time.perf_counter()
         status, code, text = 200, grpc.StatusCode.OK, ""
-        if req.__class__ is Malformed:
-            log.info("gRPC %s: request bytes are not a valid %s (%s)", rpc, req.kind, req.why)
-            await context.abort(
-                grpc.StatusCode.INVALID_ARGUMENT,
-                f"the request is not a valid inference.{req.kind} protobuf message ({req.why[:200]}); "
-                "send the KServe V2 grpc_predict_v2.proto message of this RPC",
-            )
         infer = rpc == "ModelInfer"
-        model = req.model_name if infer else ""
+        malformed = req.__class__ is Malformed
+        model = req.model_name if infer and not malformed else ""
         if app.metrics is not None:
             app.metrics.inflight.inc()
         app.grpc_calls += infer
@@ -300,6 +294,12 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
                 sent = _metadata(context, "authorization")
                 if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
                     raise HTTPError(401, "missing or wrong bearer token (metadata authorization: Bearer TOKEN)")
+            if malformed:  # after the token check: an anonymous caller learns nothing more than UNAUTHENTICATED
+                raise HTTPError(
+                    400,
+                    f"the request is not a valid inference.{req.kind} protobuf message ({req.why[:200]}); "
+                    "send the KServe V2 grpc_predict_v2.proto message of this RPC",
+                )
             return await (fn(req, context) if rpc == "ModelInfer" else fn(req))
         except HTTPError as exc:
             status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), clip(redact(exc.message))
