@@ -307,3 +307,37 @@ def test_pandas_entity_frame_keeps_its_index(hostile_ws, engine, monkeypatch):
     df["v"] = out["v"]
     assert df["v"].tolist()[:2] == [1, 0] and pd.isna(df["v"].iloc[2])  # brute force: rows -1 -> 1, 0 -> 0, 5 none
     workspace.use(None)
+
+
+@pytest.mark.parametrize("engine", ["local", pytest.param("spark", marks=pytest.mark.slow)])
+def test_float_ids_for_a_string_key_are_refused(fws, engine, request, monkeypatch):
+    """Ids read as floats (pandas: integers with gaps) for a 'string' key were cast to the text '1.0' and silently
+    matched nothing, entity side and source side, on both engines; now a RoostError names the key."""
+    import pandas as pd
+
+    from roost.errors import RoostError
+    from roost.features import apply, training_set
+
+    if engine == "spark":
+        request.getfixturevalue("spark")
+        monkeypatch.setenv("ROOST_OFFLINE_ENGINE", "spark")
+    t = datetime(2024, 1, 1, tzinfo=UTC)
+    tbl = pa.table({"sid": ["1", "2"], "fid": [1.0, None], "et": pa.array([t, t], TS), "v": [10, 20]})
+    pq.write_table(tbl, fws.root / "data" / "ids.parquet")
+    defs = (
+        'u = Entity("u", {"sid": "string"})\nsrc = Source("ids", path="data/ids.parquet", event_time="et")\n'
+        'by_sid = FeatureView("by_sid", u, src, fields={"v": "int64"})\n'
+    )
+    write_defs(fws.root, defs)
+    apply()
+    later = pd.to_datetime([t + timedelta(hours=1)] * 2, utc=True)
+    ok = training_set(pd.DataFrame({"sid": ["1", "3"], "event_time": later}), ["by_sid:v"])
+    assert ok["v"].tolist()[0] == 10 and pd.isna(ok["v"].iloc[1])  # text ids join
+    with pytest.raises(RoostError, match="join key 'sid' is declared 'string' but holds double"):
+        training_set(pd.DataFrame({"sid": [1.0, float("nan")], "event_time": later}), ["by_sid:v"])
+    # the source side: refused when the definitions are applied (and by any join that reads the source)
+    write_defs(
+        fws.root, defs + 'by_fid = FeatureView("by_fid", Entity("f", {"fid": "string"}), src, fields={"v": "int64"})\n'
+    )
+    with pytest.raises(RoostError, match="source 'ids': join key 'fid' is declared 'string' but holds"):
+        apply()

@@ -19,6 +19,7 @@ __all__ = [
     "INT_TYPES",
     "is_integer_type",
     "int_cast",
+    "float_text_key",
     "nan_to_null",
     "arrow_is_integer",
     "user_error",
@@ -50,6 +51,16 @@ _FLOATS = ("FLOAT", "DOUBLE", "REAL")
 
 def _lit(value: str) -> str:
     return "'" + value.replace("'", "''") + "'"
+
+
+def float_text_key(what: str, key: str, typ: str) -> RoostError:
+    """The refusal of floating-point values for a 'string' join key: their text is '1.0', never the id '1'."""
+    return RoostError(
+        f"{what}: join key {key!r} is declared 'string' but holds {typ} values, whose text ('1.0', '1e+20') would "
+        "silently match no entity",
+        hint="make the ids text before joining (pandas: df[k].astype('Int64').astype('string')), or declare the key "
+        "'int64'",
+    )
 
 
 def is_integer_type(typ: str) -> bool:

@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
 from roost.features import pit
-from roost.features.checks import arrow_is_integer, check_mixed_datetimes, int_cast, nan_to_null
+from roost.features.checks import arrow_is_integer, check_mixed_datetimes, float_text_key, int_cast, nan_to_null
 from roost.features.definitions import DTYPES, arrow_type
 from roost.features.engines import get_engine
 from roost.features.order import order_key
@@ -208,6 +208,9 @@ def training_set(
             f"entity frame lacks join key column(s) {missing} needed by {', '.join(v.name for v in sel.views)}",
             hint=f"entity frame columns: {', '.join(tbl.column_names)}",
         )
+    for k, dtype in sel.join_keys.items():
+        if dtype == "string" and pa.types.is_floating(tbl.schema.field(k).type):
+            raise float_text_key("entity frame", k, str(tbl.schema.field(k).type))
     clash = sorted(set(sel.dtypes) & set(tbl.column_names))
     if clash:
         raise RoostError(

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
-from roost.features.checks import check_mixed_datetimes, int_cast, parquet_tz_kinds, user_error
+from roost.features.checks import check_mixed_datetimes, float_text_key, int_cast, parquet_tz_kinds, user_error
 from roost.features.definitions import DTYPES
 
 if TYPE_CHECKING:
@@ -234,6 +234,8 @@ def view_rows(
 def _key_cast(view: dict[str, Any], src: dict[str, Any], key: str, dtype: str, typ: str | None) -> str:
     """SQL of one join key cast to its declared type (integer keys refuse non-integral values)."""
     expr, target = f"__src.{q(key)}", DTYPES[dtype][0]
+    if dtype == "string" and (typ or "").upper() in ("FLOAT", "DOUBLE", "REAL"):
+        raise float_text_key(f"view {view['name']!r}: source {src['name']!r}", key, str(typ))
     if dtype not in ("int64", "int32"):
         return f"CAST({expr} AS {target}) AS {q(key)}"
     what = f"view {view['name']!r}: join key {key!r} ({dtype}) of source {src['name']!r}"

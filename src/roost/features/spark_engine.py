@@ -25,6 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
+from roost.features.checks import float_text_key
 from roost.features.refs import Selection, ViewSelection, resolve
 from roost.features.spark_rows import SPARK_TYPES, int_cast, spark_errors, view_frame
 
@@ -124,6 +125,8 @@ def _key(vs: ViewSelection, j: int, k: str, typ: str) -> Any:
         what = f"entity frame: join key {k!r} ({dtype})"
         hint = f"pass whole numbers (e.g. df[{k!r}].astype('int64') once they are), or declare the key 'string'"
         c = int_cast(c, typ, SPARK_TYPES[dtype], what, hint)
+    elif dtype == "string" and typ in ("float", "double"):
+        raise float_text_key("entity frame", k, typ)
     else:
         c = c.cast(SPARK_TYPES[dtype])
     return c.alias(f"__k{j}")

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError, closest
-from roost.features.checks import HINT_SEP, MARK, user_error
+from roost.features.checks import HINT_SEP, MARK, float_text_key, user_error
 from roost.features.definitions import LOADER_PREFIX
 from roost.features.sources import from_clause
 
@@ -267,6 +267,8 @@ def view_frame(
             what = f"view {view['name']!r}: join key {k!r} ({dtype}) of source {src['name']!r}"
             hint = "a fractional id would silently join another entity: fix the source, or declare the key 'string'"
             c = int_cast(c, types[k], SPARK_TYPES[dtype], what, hint)
+        elif dtype == "string" and types[k] in ("float", "double"):
+            raise float_text_key(f"view {view['name']!r}: source {src['name']!r}", k, types[k])
         else:
             c = c.cast(SPARK_TYPES[dtype])
         sel.append(c.alias(k))
