@@ -133,6 +133,18 @@ def _brute_order(runs: list[dict[str, Any]], field: str, desc: bool) -> list[str
     return [r["id"] for g in ordered for r in g] + [r["id"] for r in without]
 
 
+def every_page(order: str, per_page: int) -> tuple[list[str], data.RunsPage]:
+    """The run ids of every page of the runs page sorted by `order`, first to last, and the last page."""
+    seen: list[str] = []
+    page = 1
+    while True:
+        pg = data.runs_page(order_by=order, page=page, per_page=per_page)
+        seen += [r["run_id"] for r in pg.runs]
+        if not pg.has_next:
+            return seen, pg
+        page += 1
+
+
 @pytest.mark.parametrize(
     ("order", "field", "desc"),
     [
@@ -146,14 +158,7 @@ def _brute_order(runs: list[dict[str, Any]], field: str, desc: bool) -> list[str
 def test_sorted_pages_list_every_run_once_in_order_across_segments(ws, order, field, desc):
     runs = _populate(150)
     want = _brute_order(runs, field, desc)
-    seen: list[str] = []
-    page = 1
-    while True:
-        pg = data.runs_page(order_by=order, page=page, per_page=17)
-        seen += [r["run_id"] for r in pg.runs]
-        if not pg.has_next:
-            break
-        page += 1
+    seen, pg = every_page(order, 17)
     assert seen == want
     assert pg.total == len(runs) and pg.total_exact
     with default_store().read() as s:  # apply_order (one sorted query) agrees on the same store

@@ -11,11 +11,12 @@ from typing import Any
 
 import pytest
 from sqlalchemy import select
+from test_counts import _vm_steps, every_page
 
 from roost.registry import query
 from roost.registry.models import Param, Run
 from roost.registry.store import default_store
-from roost.ui import data, runs_query
+from roost.ui import runs_query
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -73,15 +74,7 @@ def test_param_sort_pages_equal_a_brute_force_sort(ws, monkeypatch, chunk, desc)
     runs = _populate(260)
     want = _brute(runs, desc)
     order = "params.depth DESC" if desc else "params.depth ASC"
-    seen: list[str] = []
-    page = 1
-    while True:
-        pg = data.runs_page(order_by=order, page=page, per_page=23)
-        seen += [r["run_id"] for r in pg.runs]
-        if not pg.has_next:
-            break
-        page += 1
-    assert seen == want
+    assert every_page(order, 23)[0] == want
     with default_store().engine.connect() as conn:  # any window, not only page-aligned ones
         segs = runs_query.sort_segments(select(*Run.__table__.c), order)
         assert segs is not None
@@ -89,25 +82,6 @@ def test_param_sort_pages_equal_a_brute_force_sort(ws, monkeypatch, chunk, desc)
             assert [r["id"] for r in runs_query.read_page(conn, segs, limit, offset)] == want[offset : offset + limit]
     with default_store().read() as s:  # apply_order (one sorted query) agrees
         assert list(s.scalars(query.apply_order(select(Run.id), order))) == want
-
-
-def _vm_steps(fn: Any) -> int:
-    """SQLite virtual-machine steps (in units of 100) of fn's queries."""
-    steps = [0]
-
-    def tick() -> int:
-        steps[0] += 1
-        return 0
-
-    with default_store().engine.connect() as conn:
-        raw = conn.connection.driver_connection
-        assert raw is not None
-        raw.set_progress_handler(tick, 100)
-        try:
-            fn(conn)
-        finally:
-            raw.set_progress_handler(None, 100)
-    return steps[0]
 
 
 @pytest.mark.parametrize("analyzed", [False, True])
