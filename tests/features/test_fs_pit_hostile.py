@@ -341,3 +341,16 @@ def test_float_ids_for_a_string_key_are_refused(fws, engine, request, monkeypatc
     )
     with pytest.raises(RoostError, match="source 'ids': join key 'fid' is declared 'string' but holds"):
         apply()
+
+
+def test_float_ids_for_a_string_key_are_refused_online():
+    """Online reads of a 'string' key took 1.0 as the text '1.0' (str(1.0)) and silently read nothing."""
+    import numpy as np
+
+    from roost.errors import RoostError
+    from roost.features.serving import key_list
+
+    assert key_list(["1", 2, np.int64(3)], "string", "sid") == ["1", "2", "3"]
+    for ids in ([1.0], np.array([1.0, 2.0]), ["1", float("nan")], np.float64(2.0)):
+        with pytest.raises(RoostError, match="join key 'sid' is declared 'string' but holds"):
+            key_list(ids, "string", "sid")

@@ -8,6 +8,7 @@ from typing import Any
 import numpy as np
 
 from roost.errors import RoostError
+from roost.features.checks import float_text_key
 from roost.features.refs import resolve
 
 _NP = {"int64": np.int64, "int32": np.int32, "float64": np.float64, "float32": np.float32, "bool": np.bool_}
@@ -74,9 +75,21 @@ def key_list(values: Any, dtype: str, key: str) -> list[Any]:
                     raise _not_integral(key, dtype, v)
                 out.append(iv)
             return out
-        return [v if isinstance(v, str) else str(v) for v in (values.tolist() if hasattr(values, "tolist") else values)]
+        if getattr(values, "dtype", None) is not None and values.dtype.kind == "f":
+            raise float_text_key("entity ids", key, str(values.dtype))
+        return [
+            v if isinstance(v, str) else _text(v, key)
+            for v in (values.tolist() if hasattr(values, "tolist") else values)
+        ]
     except (TypeError, ValueError, OverflowError) as exc:
         raise RoostError(f"entity key {key!r} needs {dtype} values: {exc}") from None
+
+
+def _text(v: Any, key: str) -> str:
+    """A non-text id of a 'string' key as text; a float is refused (1.0 would be '1.0', never the id '1')."""
+    if isinstance(v, (float, np.floating)):
+        raise float_text_key("entity ids", key, type(v).__name__)
+    return str(v)
 
 
 def _not_integral(key: str, dtype: str, value: Any) -> RoostError:
