@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def cancer():
     """scikit-learn's breast cancer set, features + target, and a held-out slice."""
     from sklearn.datasets import load_breast_cancer
@@ -13,7 +13,7 @@ def cancer():
     return X.iloc[:450], y.iloc[:450], X.iloc[450:]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def mixed():
     """A frame with numeric and string columns (for a ColumnTransformer pipeline)."""
     from sklearn.datasets import load_breast_cancer
@@ -28,9 +28,10 @@ def mixed():
 warnings.filterwarnings("ignore", category=UserWarning)
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def fitted(cancer, mixed):
-    """Real models trained here: name -> (model, train frame, held-out frame, native score function)."""
+    """Real models trained once per session (the two modules only read them): name -> (model, train frame, held-out
+    frame, native score function)."""
     return fit_all(cancer, mixed)
 
 
