@@ -340,3 +340,14 @@ def test_malformed_bytes_without_the_token_are_unauthenticated(pkgs, tmp_path):
             assert exc.value.code() == INVALID and "protobuf" in exc.value.details()
     finally:
         srv.stop()
+
+
+@pytest.mark.parametrize("rpc", ["ModelInfer", "ModelMetadata", "ModelReady"])
+def test_a_name_that_is_not_utf8_is_invalid_argument(channel, stub, rpc):
+    """Field 1 (model_name / name) holding the bytes ff fe: protobuf refuses a string that is not UTF-8."""
+    call = channel.unary_unary(
+        f"/inference.GRPCInferenceService/{rpc}", request_serializer=bytes, response_deserializer=bytes
+    )
+    code, details = _code(call, b"\x0a\x02\xff\xfe")
+    assert code == INVALID and "protobuf" in details, (code, details)
+    _assert_alive(stub)
