@@ -354,3 +354,25 @@ def test_float_ids_for_a_string_key_are_refused_online():
     for ids in ([1.0], np.array([1.0, 2.0]), ["1", float("nan")], np.float64(2.0)):
         with pytest.raises(RoostError, match="join key 'sid' is declared 'string' but holds"):
             key_list(ids, "string", "sid")
+
+
+@pytest.mark.parametrize("engine", ["sort-search", "sql-packed"])
+def test_unsigned_ids_beyond_int64_are_a_roost_error(hostile_ws, engine, monkeypatch):
+    """A uint64 id above 2^63 - 1 for an int64 key escaped as DuckDB's ConversionException (a traceback)."""
+    import numpy as np
+
+    from roost import workspace
+    from roost.errors import RoostError
+    from roost.features import training_set
+
+    use_engine(monkeypatch, engine)
+    workspace.use(hostile_ws)
+    write_hostile(hostile_ws.root, [{"k": 0, "s": "a", "et": INSTANTS[5], "ct": None}])
+    ents = pa.table(
+        {"k": pa.array(np.array([0, 2**63 + 5], dtype=np.uint64)), "event_time": pa.array([INSTANTS[5]] * 2, TS)}
+    )
+    with pytest.raises(RoostError, match="'k'.*9223372036854775813|9223372036854775813.*k"):
+        training_set(ents, ["h_none:v"])
+    ok = ents.set_column(0, "k", pa.array(np.array([0, 2**63 - 1], dtype=np.uint64)))
+    assert training_set(ok, ["h_none:v"]).column("v").to_pylist() == [0, None]
+    workspace.use(None)

@@ -92,9 +92,14 @@ def refusals() -> Iterator[None]:
         yield
     except duckdb.Error as exc:
         refused = user_error(str(exc))
-        if refused is None:
-            raise
-        raise refused from None
+        if refused is not None:
+            raise refused from None
+        if isinstance(exc, duckdb.ConversionException):  # a value out of the declared type's range (a uint64 id)
+            raise RoostError(
+                str(exc).strip().splitlines()[0],
+                hint="a value does not fit the type the definitions declare: fix the data or the declared dtype",
+            ) from None
+        raise
 
 
 def from_clause(src: dict[str, Any], root: Path) -> str:
