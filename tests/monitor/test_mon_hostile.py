@@ -120,3 +120,13 @@ def test_psi_of_a_constant_reference_sees_a_shift(profiled: bool) -> None:
     r[r == 0], c[c == 0] = 1e-4, 1e-4
     assert fx.stats["psi"] == pytest.approx(np.sum((c - r) * np.log(c / r)), rel=1e-9)
     assert fx.method == "psi" and fx.drifted
+
+
+@pytest.mark.parametrize("tol", [{"rtol": -1e-6}, {"atol": float("nan")}, {"rtol": float("inf")}])
+def test_skew_refuses_tolerances_that_are_not_finite_and_non_negative(tmp_path, tol: dict[str, float]) -> None:
+    """rtol=-1 made every value a mismatch, atol=NaN and rtol=inf made every finite value ok, silently."""
+    from roost.errors import RoostError
+    from roost.monitor.skew import skew
+
+    with pytest.raises(RoostError, match="tol must be a finite number >= 0"):
+        skew(tmp_path, **tol)

@@ -476,6 +476,9 @@ def skew(
         raise RoostError(f"max_mismatch must be within 0..1, got {max_mismatch}", hint="e.g. 0.01 for 1%")
     if batch_rows < 1:
         raise RoostError(f"batch_rows must be positive, got {batch_rows}")
+    for name, tol in (("rtol", rtol), ("atol", atol)):
+        if not (np.isfinite(tol) and tol >= 0):
+            raise RoostError(f"{name} must be a finite number >= 0, got {tol}", hint="defaults: rtol 1e-6, atol 1e-9")
     files = log_files(logs, model)
     notes: list[str] = []
     cmp = _Comparer(rtol, atol, examples, profiles)
