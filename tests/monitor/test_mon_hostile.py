@@ -124,7 +124,8 @@ def test_psi_of_a_constant_reference_sees_a_shift(profiled: bool) -> None:
 
 @pytest.mark.parametrize("tol", [{"rtol": -1e-6}, {"atol": float("nan")}, {"rtol": float("inf")}])
 def test_skew_refuses_tolerances_that_are_not_finite_and_non_negative(tmp_path, tol: dict[str, float]) -> None:
-    """rtol=-1 made every value a mismatch, atol=NaN and rtol=inf made every finite value ok, silently."""
+    """Silently wrong counts: a negative rtol or a NaN atol made every inexact value a mismatch, rtol=inf made
+    every finite value ok."""
     from roost.errors import RoostError
     from roost.monitor.skew import skew
 
