@@ -270,13 +270,13 @@ def test_no_filesystem_paths_in_responses(hostile_pkgs, tmp_path):
 @pytest.mark.parametrize(
     "method,path,allow",
     [
-        ("PUT", "/admin/status", "GET"),
+        ("PUT", "/admin/status", "GET, HEAD"),
         ("GET", "/admin/reload", "POST"),
-        ("DELETE", "/v2/health/live", "GET"),
+        ("DELETE", "/v2/health/live", "GET, HEAD"),
         ("GET", "/v2/models/column/infer", "POST"),
-        ("POST", "/v2/models/column", "GET"),
+        ("POST", "/v2/models/column", "GET, HEAD"),
         ("GET", "/v1/models/column:predict", "POST"),
-        ("PATCH", "/v1/models/column", "GET"),
+        ("PATCH", "/v1/models/column", "GET, HEAD"),
     ],
 )
 def test_405_carries_allow(app, method, path, allow):

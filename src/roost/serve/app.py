@@ -17,7 +17,7 @@ import orjson
 
 from roost.serve import features
 from roost.serve.batcher import BatcherClosed
-from roost.serve.codec import HTTPError, check_inputs, not_allowed
+from roost.serve.codec import HTTPError, check_inputs, check_method
 from roost.serve.loader import LoadedModel
 from roost.serve.metrics import Metrics
 from roost.serve.protocols import tfserving, v2
@@ -241,17 +241,27 @@ class ServeApp:
 
     def _decompress(self, body: bytes, enc: bytes) -> bytes:
         """Undo gzip/deflate request compression, bounded by max_body."""
-        wbits = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}.get(enc.strip().lower())
+        kind = enc.strip().lower()
+        wbits = {b"gzip": 16 + zlib.MAX_WBITS, b"deflate": zlib.MAX_WBITS}.get(kind)
         if wbits is None:
             raise HTTPError(415, f"unsupported Content-Encoding {enc.decode(errors='replace')!r}; use gzip or deflate")
-        d = zlib.decompressobj(wbits)
-        try:
-            out: bytes = d.decompress(body, self.max_body + 1)
-        except zlib.error as exc:
-            raise HTTPError(400, f"body is not valid {enc.decode()} data: {exc}") from None
-        if len(out) > self.max_body:
-            raise HTTPError(413, f"decompressed body exceeds the limit of {self.max_body} bytes")
-        return out
+        name = kind.decode()
+        out, rest = bytearray(), body
+        while True:  # a gzip body may be several members one after another (RFC 1952), as `cat a.gz b.gz` makes
+            d = zlib.decompressobj(wbits)
+            try:
+                out += d.decompress(rest, self.max_body + 1 - len(out))
+            except zlib.error as exc:
+                raise HTTPError(400, f"body is not valid {name} data: {exc}") from None
+            if len(out) > self.max_body:
+                raise HTTPError(413, f"decompressed body exceeds the limit of {self.max_body} bytes")
+            if not d.eof:
+                raise HTTPError(400, f"the {name} body is truncated (its compressed stream does not end)")
+            rest = d.unused_data
+            if not rest:
+                return bytes(out)
+            if kind != b"gzip":
+                raise HTTPError(400, f"{len(rest)} bytes follow the end of the {name} stream")
 
     def mount(self, prefixes: tuple[str, ...], app: ASGIApp, close: Callable[[], None] | None = None) -> None:
         """Hand requests under `prefixes` to another ASGI app (e.g. the vector-index routes)."""
@@ -355,8 +365,7 @@ class ServeApp:
         if entry is None:
             raise HTTPError(404, f"no route {path}; see GET /openapi.json for the API")
         want, handler = entry
-        if method != want:
-            raise not_allowed(method, want, f"on {path}")
+        check_method(method, want, f"on {path}")
         return await handler(scope, receive, headers)
 
     # ---- fixed endpoints --------------------------------------------------------------------------------

@@ -29,6 +29,13 @@ def not_allowed(method: str, allow: str, where: str = "here") -> HTTPError:
     return HTTPError(405, f"{method} is not allowed {where}; use {allow}", [(b"allow", allow.encode())])
 
 
+def check_method(method: str, want: str, where: str = "here") -> None:
+    """Refuse a method the endpoint does not take (405 with Allow); HEAD is taken wherever GET is (RFC 9110)."""
+    if method == want or (method == "HEAD" and want == "GET"):
+        return
+    raise not_allowed(method, "GET, HEAD" if want == "GET" else want, where)
+
+
 def bad(message: str) -> HTTPError:
     """A 400 Bad Request error."""
     return HTTPError(400, message)

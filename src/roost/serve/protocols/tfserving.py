@@ -11,7 +11,7 @@ import numpy as np
 import orjson
 
 from roost.errors import RoostError
-from roost.serve.codec import HTTPError, bad, columns, not_allowed
+from roost.serve.codec import HTTPError, bad, check_method, columns
 from roost.serve.features import entity_spec
 from roost.serve.loader import ModelSpec
 from roost.serve.signature import TensorSpec
@@ -247,7 +247,5 @@ def route(method: str, rest: str) -> tuple[str, str | None, str | None, str]:
         action = "metadata"
     elif tail:
         raise HTTPError(404, f"no route /v1/models/{rest}; use /v1/models/NAME[/versions/V]:predict")
-    want = "POST" if action == "predict" else "GET"
-    if method != want:
-        raise not_allowed(method, want)
+    check_method(method, "POST" if action == "predict" else "GET")
     return name, version, label, action

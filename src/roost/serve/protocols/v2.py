@@ -14,11 +14,11 @@ from roost.serve.codec import (
     HTTPError,
     bad,
     check_binary_floats,
+    check_method,
     columns,
     decode_bytes,
     element_count,
     encode_bytes,
-    not_allowed,
 )
 from roost.serve.features import entity_spec
 from roost.serve.reqid import checked
@@ -155,11 +155,11 @@ def decode(
     """Like decode_request, plus the row count when the inputs are already checked complete (see fast_inputs)."""
     binary: memoryview | None = None
     if header_len is not None:
-        try:
-            n = int(header_len)
-        except ValueError:
-            raise bad("Inference-Header-Content-Length must be an integer") from None
-        if n < 0 or n > len(body):
+        if not (header_len.isdigit() and len(header_len) <= 18):  # int() also reads " 12 ", "+5" and "1_0"
+            shown = header_len[:40].decode("latin-1")
+            raise bad(f"Inference-Header-Content-Length must be an integer byte count (digits only), got {shown!r}")
+        n = int(header_len)
+        if n > len(body):
             raise bad(f"Inference-Header-Content-Length is {n} but the body has {len(body)} bytes")
         binary = memoryview(body)[n:]
         body = body[:n]
@@ -244,7 +244,7 @@ def decode(
 def _requested(req: dict[str, Any], model: LoadedModel) -> list[tuple[str, bool]]:
     """(output name, as binary) for each output the request asked for (all outputs by default)."""
     params = req.get("parameters")
-    default_bin = bool(params.get("binary_data_output")) if isinstance(params, dict) else False
+    default_bin = _flag(params.get("binary_data_output", False), "parameters.binary_data_output") if params else False
     outs = req.get("outputs")
     known = [s.name for s in model.package.outputs]
     if outs is None:
@@ -258,8 +258,18 @@ def _requested(req: dict[str, Any], model: LoadedModel) -> list[tuple[str, bool]
         if o["name"] not in known:
             raise bad(f"unknown output {o['name']!r}; the model's outputs are {', '.join(map(repr, known))}")
         p = o.get("parameters")
-        chosen.append((o["name"], bool(p.get("binary_data", default_bin)) if isinstance(p, dict) else default_bin))
+        if p is not None and not isinstance(p, dict):
+            raise bad(f"output {o['name']!r}: 'parameters' must be a JSON object")
+        where = f"output {o['name']!r} parameters.binary_data"
+        chosen.append((o["name"], _flag(p.get("binary_data", default_bin), where) if p else default_bin))
     return chosen
+
+
+def _flag(value: Any, where: str) -> bool:
+    """A JSON boolean parameter; anything else (the string "no" would read as true) is a 400."""
+    if value is not True and value is not False:
+        raise bad(f"{where} must be true or false, got {orjson.dumps(value)[:40].decode(errors='replace')}")
+    return value
 
 
 def encode_response(
@@ -327,7 +337,5 @@ def route(app: ServeApp, method: str, rest: str) -> tuple[str, str | None, str]:
         action = tail[0]
     elif tail:
         raise HTTPError(404, f"no route /v2/models/{rest}; use /v2/models/NAME[/versions/V][/ready|/infer]")
-    want = "POST" if action == "infer" else "GET"
-    if method != want:
-        raise not_allowed(method, want)
+    check_method(method, "POST" if action == "infer" else "GET")
     return name, version, action
