@@ -244,7 +244,15 @@ def group_metrics(
     sf.columns = [str(c) for c in sf.columns]
     if sf.shape[1] == 0:
         raise RoostError("no sensitive column given", hint="pass --sensitive COLUMN")
+    if len(sf) == 0:
+        raise RoostError("fairness metrics need rows; the input has no rows", hint="check the data file or filter")
     score = None if y_score is None else np.asarray(y_score, dtype=np.float64).reshape(-1)
+    if score is not None and not np.isfinite(score).all():
+        bad = int((~np.isfinite(score)).sum())
+        raise RoostError(
+            f"the score has {bad} NaN or infinite values; they cannot be ranked or thresholded",
+            hint="drop those rows or fix the model's output first",
+        )
     if y_pred is None:
         if score is None:
             raise RoostError("fairness needs predictions or scores", hint="pass a model or a score column")

@@ -46,6 +46,8 @@ def _factorize(s: Any) -> tuple[np.ndarray, list[str]]:
     if (codes < 0).any():
         levels.append(MISSING)
         codes[codes < 0] = len(levels) - 1
+    if len(set(levels)) < len(levels):  # 1 and '1', or a value '(missing)' beside missing ones: keep them apart
+        levels = [repr(u) for u in uniques] + levels[len(uniques) :]
     return codes, levels
 
 

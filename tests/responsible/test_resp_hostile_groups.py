@@ -1,0 +1,46 @@
+"""Hostile inputs to group fairness metrics: NaN scores, labels whose text collides, no rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+from fairlearn.metrics import MetricFrame, selection_rate
+
+from roost.errors import RoostError
+from roost.responsible import group_metrics
+
+
+def test_nan_scores_are_an_error_not_a_silent_negative() -> None:
+    """scikit-learn's roc_auc_score refuses NaN scores; a NaN used to rank highest and predict 0 silently."""
+    rng = np.random.default_rng(1)
+    s = rng.random(60)
+    s[[3, 10]] = np.nan
+    with pytest.raises(RoostError, match="2 .*NaN"):
+        group_metrics(pd.Series(rng.choice(["a", "b"], 60), name="g"), y_true=rng.integers(0, 2, 60), y_score=s)
+
+
+def test_int_and_str_labels_with_same_text_stay_distinct_groups() -> None:
+    """1 and '1' are two groups for fairlearn; their labels must not collide into one duplicated index entry."""
+    g = pd.Series(np.array([1, "1", 2, "b"] * 25, dtype=object), name="g")
+    yhat = np.tile([1, 1, 0, 0, 1, 0, 0, 0], 13)[:100]
+    r = group_metrics(g, y_pred=yhat)
+    df = r.by_group
+    assert df.index.is_unique
+    mf = MetricFrame(metrics=selection_rate, y_true=yhat, y_pred=yhat, sensitive_features=g)
+    assert sorted(df["selection_rate"].tolist()) == pytest.approx(sorted(mf.by_group.tolist()))
+    assert len(df) == len(mf.by_group)
+
+
+def test_a_group_literally_named_missing_is_not_merged_with_missing_values() -> None:
+    """A value '(missing)' and a None are different groups; both labels must be distinct."""
+    g = pd.Series(["(missing)", None, "a", "a"] * 10, name="g")
+    r = group_metrics(g, y_pred=np.tile([1, 0, 1, 0], 10))
+    assert r.by_group.index.is_unique
+    assert len(r.by_group) == 3
+
+
+def test_no_rows_is_an_error() -> None:
+    """An empty input has nothing to compare: say so instead of a report of empty tables."""
+    with pytest.raises(RoostError, match="no rows"):
+        group_metrics(pd.Series([], dtype=str, name="g"), y_true=np.array([], int), y_score=np.array([]))
