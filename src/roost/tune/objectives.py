@@ -1,7 +1,9 @@
 """Objectives: a training config tuned through `roost.train`, a `module:function` import, and test functions.
 
 TrainObjective is picklable, so `--parallel` worker processes can run it. Each trial IS the training run, made a
-child of the tuning run. Intermediate values are the objective metric per epoch (or val_loss, sign-adjusted).
+child of the tuning run; on a small table (`cv`) it is auto's k-fold cross-validation instead, and `finalize`
+blends the trials after the study (roost.tune.cv). Intermediate values are the objective metric per epoch (or
+val_loss, sign-adjusted; per fold when cross-validated).
 Stopping a trial early needs a per-epoch hook in `roost.train.train` (a `callbacks=` argument); while the
 installed train has none, the epochs are reported after the run — later trials are judged against them, but a
 running training cannot be stopped. `parent_run_id=`/`tags=` are used likewise when train accepts them; until
