@@ -55,6 +55,7 @@ class Task:
     ) -> None:
         self.fn = fn
         self.name = name or fn.__name__
+        _check_retries(self.name, retries, retry_delay)
         self.retries = retries
         self.retry_delay = retry_delay
         self.cache = cache
@@ -198,6 +199,8 @@ class Pipeline:
         except TypeError as exc:
             raise ConfigError(f"task {t.name!r}: {exc}", hint=f"its signature is {t.name}{t.signature}") from None
         bound.apply_defaults()
+        if node_name is not None and node_name in self.nodes:
+            raise ConfigError(f"task name {node_name!r} is used twice in pipeline {self.name!r}", hint="rename one")
         name = node_name or t.name
         k = 2
         while name in self.nodes:
@@ -248,6 +251,20 @@ class Pipeline:
                 hint="a task cannot depend on itself, directly or through others",
             )
         return levels
+
+
+def _check_retries(name: str, retries: Any, retry_delay: Any) -> None:
+    """retries a whole number >= 0 and retry_delay a finite number of seconds >= 0, else a ConfigError."""
+    if isinstance(retries, bool) or not isinstance(retries, int) or retries < 0:
+        raise ConfigError(f"task {name!r}: retries must be a whole number >= 0, got {retries!r}", hint="e.g. 2")
+    if (
+        isinstance(retry_delay, bool)
+        or not isinstance(retry_delay, (int, float))
+        or not 0 <= retry_delay < float("inf")
+    ):
+        raise ConfigError(
+            f"task {name!r}: retry_delay must be a finite number of seconds >= 0, got {retry_delay!r}", hint="e.g. 1.0"
+        )
 
 
 def _check_types(up: Task, down: Task, arg: str) -> None:

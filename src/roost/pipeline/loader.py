@@ -75,9 +75,11 @@ def _from_yaml(path: Path) -> Pipeline:
     from roost.pipeline.builtins import BUILTINS
 
     try:
-        doc = yaml.safe_load(path.read_text()) or {}
+        doc = yaml.load(path.read_text(), Loader=_unique_key_loader()) or {}  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise ConfigError(f"{path} is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: the top level must be a mapping with `tasks`")
     tasks = doc.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise ConfigError(f"{path}: `tasks` must be a mapping of task name -> {{uses, with, needs}}")
@@ -85,6 +87,8 @@ def _from_yaml(path: Path) -> Pipeline:
     names = set(tasks)
     for name, spec in tasks.items():
         spec = spec or {}
+        if not isinstance(spec, dict):
+            raise ConfigError(f"tasks.{name}: must be a mapping of uses/with/needs, got {spec!r}")
         extra = set(spec) - {"uses", "with", "needs", "retries", "retry_delay", "cache"}
         if extra:
             raise ConfigError(
@@ -98,8 +102,11 @@ def _from_yaml(path: Path) -> Pipeline:
                 f"tasks.{name}.uses: unknown built-in task {uses!r}",
                 hint=(f"did you mean {near!r}? " if near else "") + f"built-ins: {', '.join(BUILTINS)}",
             )
+        given = spec.get("with") or {}
+        if not isinstance(given, dict):
+            raise ConfigError(f"tasks.{name}.with: must be a mapping of input name -> value, got {given!r}")
         inputs = {}
-        for k, v in (spec.get("with") or {}).items():
+        for k, v in given.items():
             val = _value(v, f"tasks.{name}.with.{k}", names)
             if isinstance(val, (dict, list)) and _has_ref(val):
                 raise ConfigError(
@@ -108,18 +115,40 @@ def _from_yaml(path: Path) -> Pipeline:
                 )
             inputs[k] = val
         cache = spec.get("cache")
-        t = BUILTINS[uses].configured(  # the built-in's hooks and its own cache default, unless `cache:` is set
-            retries=int(spec.get("retries", 0)),
-            retry_delay=float(spec.get("retry_delay", 1.0)),
-            cache=None if cache is None else bool(cache),
-        )
+        retries, delay = spec.get("retries", 0), spec.get("retry_delay", 1.0)
+        try:
+            t = BUILTINS[uses].configured(  # the built-in's hooks and its own cache default, unless `cache:` is set
+                retries=retries, retry_delay=delay, cache=None if cache is None else bool(cache)
+            )
+        except ConfigError as exc:
+            raise ConfigError(f"tasks.{name}: {exc.message}", hint=exc.hint) from None
         needs = spec.get("needs") or []
+        needs = [needs] if isinstance(needs, str) else needs
         for n in needs:
             if n not in names:
                 raise ConfigError(f"tasks.{name}.needs: unknown task {n!r}", hint=f"tasks: {', '.join(sorted(names))}")
         p.add(t, after=list(needs), node_name=name, **inputs)
     p.validate()
     return p
+
+
+def _unique_key_loader() -> Any:
+    """A safe YAML loader class that refuses a key given twice in one mapping (YAML keeps the last silently)."""
+    import yaml
+
+    class UniqueKeyLoader(yaml.SafeLoader):
+        def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+            seen: set[Any] = set()
+            for key_node, _ in node.value:
+                key = self.construct_object(key_node, deep=deep)
+                if key in seen:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"{key!r} is given twice (a task name used twice?)", key_node.start_mark
+                    )
+                seen.add(key)
+            return super().construct_mapping(node, deep=deep)
+
+    return UniqueKeyLoader
 
 
 def _has_ref(v: Any) -> bool:

@@ -1,0 +1,89 @@
+"""Hostile pipeline configs: each a ConfigError naming the task, never a traceback or a silently dropped task."""
+
+from __future__ import annotations
+
+import textwrap
+from pathlib import Path
+
+import pytest
+
+from roost.errors import ConfigError
+from roost.pipeline import Pipeline, task
+from roost.pipeline.loader import load_pipeline
+
+
+def _yaml(tmp_path: Path, body: str) -> Path:
+    f = tmp_path / "pipe.yaml"
+    f.write_text(textwrap.dedent(body))
+    return f
+
+
+def test_negative_retries_in_python_is_an_error_naming_the_task() -> None:
+    """retries=-1 used to make zero attempts: the task never ran, stayed 'pending', and its downstream ran."""
+    with pytest.raises(ConfigError, match="'flaky'.*retries"):
+        task(lambda: 1, name="flaky", retries=-1)
+    with pytest.raises(ConfigError, match="'slow'.*retry_delay"):
+        task(lambda: 1, name="slow", retry_delay=float("nan"))
+
+
+@pytest.mark.parametrize("value", ["-1", "abc", "1.5", "true"])
+def test_bad_retries_in_yaml_is_an_error_naming_the_task(tmp_path: Path, value: str) -> None:
+    """Not a whole number >= 0: a ConfigError at tasks.NAME (int('abc') escaped as ValueError; true read as 1)."""
+    f = _yaml(tmp_path, f"tasks:\n  fit:\n    uses: train\n    with: {{config: t.yaml}}\n    retries: {value}\n")
+    with pytest.raises(ConfigError, match="tasks.fit.*retries"):
+        load_pipeline(f)
+
+
+def test_duplicate_task_names_in_yaml_are_an_error(tmp_path: Path) -> None:
+    """YAML keeps the last of two equal keys: the first task was dropped without a word."""
+    f = _yaml(
+        tmp_path,
+        """\
+        tasks:
+          fit:
+            uses: train
+          fit:
+            uses: evaluate
+        """,
+    )
+    with pytest.raises(ConfigError, match="'fit'.*twice|twice.*'fit'"):
+        load_pipeline(f)
+
+
+def test_needs_as_one_name_and_self_dependency(tmp_path: Path) -> None:
+    """`needs: fit` is one task (it was read letter by letter); a task needing itself is a cycle naming it."""
+    f = _yaml(
+        tmp_path,
+        "tasks:\n  fit:\n    uses: train\n    with: {config: a.yaml}\n"
+        "  ev:\n    uses: train\n    with: {config: b.yaml}\n    needs: fit\n",
+    )
+    assert load_pipeline(f).nodes["ev"].after == ["fit"]
+    f = _yaml(tmp_path, "tasks:\n  fit:\n    uses: train\n    with: {config: a.yaml}\n    needs: [fit]\n")
+    with pytest.raises(ConfigError, match="cycle: fit -> fit"):
+        load_pipeline(f)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        "tasks:\n  fit: train\n",
+        "tasks:\n  fit:\n    uses: train\n    with: [1, 2]\n",
+        "tasks:\n  fit:\n    uses: train\n    needs: {a: 1}\n",
+    ],
+)
+def test_malformed_task_specs_are_errors_naming_the_task(tmp_path: Path, body: str) -> None:
+    """A task that is not a mapping, `with` that is not a mapping, `needs` that is not a list: tasks.fit named."""
+    with pytest.raises(ConfigError, match="tasks.fit"):
+        load_pipeline(_yaml(tmp_path, body))
+
+
+def test_explicit_duplicate_node_name_is_an_error() -> None:
+    """Two nodes given the same explicit name: the second was renamed silently, so `after=[name]` hit the first."""
+
+    @task
+    def one() -> int:
+        return 1
+
+    with pytest.raises(ConfigError, match="'a'"), Pipeline("dup") as p:
+        p.add(one, node_name="a")
+        p.add(one, node_name="a")
