@@ -133,6 +133,8 @@ def _items(body: dict[str, Any]) -> tuple[list[Any], list[Any], dict[str, Any]]:
         items = body["items"]
         if not isinstance(items, list) or not all(isinstance(i, dict) and "id" in i and "vector" in i for i in items):
             raise RoostError("items must be a list of {id, vector, attributes}")
+        if not all(isinstance(i.get("attributes") or {}, dict) for i in items):
+            raise RoostError("an item's attributes must be an object", hint='e.g. "attributes": {"category": "books"}')
         names = sorted({a for i in items for a in (i.get("attributes") or {})})
         return (
             [i["id"] for i in items],
@@ -169,7 +171,12 @@ def _delete(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> di
 def _reload(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     slot = _slot(state, params["name"])
     before = slot.version
-    ref = body.get("ref") or (f"{slot.name}/{int(body['version'])}" if body.get("version") is not None else None)
+    ref, version = body.get("ref"), body.get("version")
+    if ref is not None and not isinstance(ref, str):
+        raise RoostError(f"ref must be a string like 'items/3' or 'items@prod', got {ref!r}")
+    if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
+        raise RoostError(f"version must be a positive integer, got {version!r}", hint='e.g. {"version": 3}')
+    ref = ref or (f"{slot.name}/{version}" if version is not None else None)
     swapped = slot.reload(ref, force=bool(body.get("force")))
     return {
         "index": slot.name,

@@ -174,6 +174,24 @@ class Index:
         extra = np.sqrt(np.maximum(r2 - sq, 0.0)).astype(np.float32)
         return np.hstack([x, extra[:, None]])
 
+    def _bound_norm(self, x: np.ndarray) -> None:
+        """MIPS: the first batch fixes the norm bound; a longer vector later rebuilds the graph under a larger one."""
+        top = float(np.sqrt((x.astype(np.float64) ** 2).sum(1).max()))
+        bound = float(self.params["ip_max_norm"])
+        if not bound:
+            self.params["ip_max_norm"] = top
+            return
+        if top <= bound * (1 + 1e-6):
+            return
+        n = self.items.n
+        slots = np.flatnonzero(self.items.alive[:n]) if self.backend.native_delete else np.arange(n)
+        vecs = self._stored(slots)  # before the bound changes: faiss needs every position, hnswlib only live ones
+        self.params["ip_max_norm"] = top * 1.25  # headroom, so norms that keep growing rebuild rarely
+        log.info("inner-product index: a vector of norm %.4g exceeds the bound %.4g; rebuilding %d", top, bound, n)
+        self.backend = make_backend(self.kind, self.library, self.dim + 1, "l2", self.params, max(n, 1024))
+        if len(slots):
+            self.backend.add(slots, self._augment(vecs), self.threads)
+
     def _stored(self, slots: np.ndarray) -> np.ndarray:
         """Stored vectors of slots, as the user sees them (normalised for cosine)."""
         v = self.backend.vectors(slots)
@@ -189,14 +207,14 @@ class Index:
         """Insert items or replace them (vector and attributes) by id; returns how many were written."""
         x = self._prepare(vectors)
         keys = self.items.coerce(ids)
-        if self.mips and not self.params["ip_max_norm"] and len(x):  # the first batch fixes the norm bound
-            self.params["ip_max_norm"] = float(np.sqrt((x.astype(np.float64) ** 2).sum(1).max()))
         if len(keys) != len(x):
             raise RoostError(f"{len(keys)} ids for {len(x)} vectors", hint="send one id per vector")
         if not len(keys):
             return 0
         with self._lock.write():
             cols = self.items.check_attributes(attributes, len(keys))  # refuse bad input before changing anything
+            if self.mips:
+                self._bound_norm(x)
             new, old = self.items.allocate(keys)
             self.items.set_attributes(new, cols)
             if len(old) and self.backend.native_delete:
