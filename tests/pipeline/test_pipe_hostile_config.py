@@ -87,3 +87,53 @@ def test_explicit_duplicate_node_name_is_an_error() -> None:
     with pytest.raises(ConfigError, match="'a'"), Pipeline("dup") as p:
         p.add(one, node_name="a")
         p.add(one, node_name="a")
+
+
+def test_same_size_rewrite_with_restored_mtime_reruns(ws) -> None:
+    """A file restored with its old mtime (cp -p, tar, rsync -t) and the same size: the key must see new bytes.
+
+    The hash memo keyed on (path, size, mtime) only, so a second run in the same process reused the old hash.
+    """
+    import os
+
+    from roost.pipeline.runner import run_pipeline
+
+    calls: list[str] = []
+
+    @task
+    def read(path: str) -> str:
+        calls.append(path)
+        return Path(path).read_text()
+
+    data = ws.root / "rows.csv"
+    data.write_text("a\n1\n")
+    st = data.stat()
+    with Pipeline("same-size") as p:
+        read("rows.csv")
+    assert run_pipeline(p).output("read") == "a\n1\n"
+    data.write_text("a\n2\n")
+    os.utime(data, ns=(st.st_atime_ns, st.st_mtime_ns))
+    res = run_pipeline(p)
+    assert res.tasks["read"].state == "succeeded" and res.output("read") == "a\n2\n" and len(calls) == 2
+
+
+def test_failed_task_downstream_does_not_run(ws) -> None:
+    """A failing task's downstream is skipped (named in its error), never called."""
+    from roost.pipeline.runner import run_pipeline
+
+    ran: list[str] = []
+
+    @task
+    def boom() -> int:
+        raise ValueError("no")
+
+    @task
+    def after(x: int) -> int:
+        ran.append("after")
+        return x
+
+    with Pipeline("fail") as p:
+        after(boom())
+    res = run_pipeline(p)
+    assert res.tasks["boom"].state == "failed" and res.tasks["after"].state == "skipped"
+    assert "boom" in (res.tasks["after"].error or "") and ran == []

@@ -26,13 +26,13 @@ _ALIAS = re.compile(r"^[A-Za-z0-9][\w.-]*@[A-Za-z0-9][\w.-]*$")
 _CONFIG_SUFFIXES = (".yaml", ".yml", ".json")
 MAX_DEPTH = 3  # config files naming config files: how deep the fingerprint follows them
 MAX_FILES = 10_000  # files hashed for one folder or glob; more are keyed on size and mtime
-_hashes: dict[tuple[str, int, int], str] = {}  # (path, size, mtime_ns) -> sha256: a run hashes a file once
+_hashes: dict[tuple[str, int, int, int, int], str] = {}  # (path, size, mtime, ctime, inode) -> sha256, hashed once
 
 
 def file_sha256(path: Path) -> str:
-    """SHA-256 of a file's bytes (memoised on path, size and modification time)."""
+    """SHA-256 of a file's bytes (memoised on path, size, modification and change times, inode)."""
     st = path.stat()
-    memo = (str(path), st.st_size, st.st_mtime_ns)
+    memo = (str(path), st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino)  # ctime: mtime can be set back
     hit = _hashes.get(memo)
     if hit is not None:
         return hit
