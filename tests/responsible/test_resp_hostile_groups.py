@@ -44,3 +44,25 @@ def test_no_rows_is_an_error() -> None:
     """An empty input has nothing to compare: say so instead of a report of empty tables."""
     with pytest.raises(RoostError, match="no rows"):
         group_metrics(pd.Series([], dtype=str, name="g"), y_true=np.array([], int), y_score=np.array([]))
+
+
+def test_score_column_that_is_not_numeric_is_an_error() -> None:
+    """A text score column escaped as ValueError from numpy."""
+    from roost.responsible.api import fairness
+
+    df = pd.DataFrame({"g": ["a", "b"] * 10, "y": [0, 1] * 10, "s": ["high", "low"] * 10})
+    with pytest.raises(RoostError, match="'s'.*numbers"):
+        fairness(df, sensitive="g", label="y", score="s")
+
+
+@pytest.mark.parametrize("threshold", [float("nan"), float("inf")])
+def test_threshold_must_be_finite(threshold: float) -> None:
+    """A NaN threshold selected no row at all (score >= NaN is false) and reported rates of 0 for every group."""
+    rng = np.random.default_rng(2)
+    with pytest.raises(RoostError, match="threshold"):
+        group_metrics(
+            pd.Series(rng.choice(["a", "b"], 40), name="g"),
+            y_true=rng.integers(0, 2, 40),
+            y_score=rng.random(40),
+            threshold=threshold,
+        )

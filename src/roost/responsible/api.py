@@ -73,7 +73,13 @@ def fairness(
     if score is not None:
         if score not in frame.columns:
             raise RoostError(f"score column {score!r} not in the data", hint="pass an existing column or a model")
-        y_score = frame[score].to_numpy(dtype=np.float64)
+        try:
+            y_score = frame[score].to_numpy(dtype=np.float64)
+        except (TypeError, ValueError):
+            raise RoostError(
+                f"score column {score!r} does not hold numbers (dtype {frame[score].dtype})",
+                hint="pass the column of predicted probabilities or scores",
+            ) from None
     elif pred is not None:
         if pred.task != "binary":
             raise RoostError(

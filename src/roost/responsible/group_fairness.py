@@ -244,6 +244,8 @@ def group_metrics(
     sf.columns = [str(c) for c in sf.columns]
     if sf.shape[1] == 0:
         raise RoostError("no sensitive column given", hint="pass --sensitive COLUMN")
+    if not np.isfinite(threshold):
+        raise RoostError(f"threshold must be a finite number, got {threshold!r}", hint="e.g. --threshold 0.5")
     if len(sf) == 0:
         raise RoostError("fairness metrics need rows; the input has no rows", hint="check the data file or filter")
     score = None if y_score is None else np.asarray(y_score, dtype=np.float64).reshape(-1)
