@@ -123,6 +123,8 @@ def _vectors(col: Any, name: str) -> np.ndarray:
     import pyarrow.compute as pc
 
     col = col.combine_chunks() if isinstance(col, pa.ChunkedArray) else col
+    if len(col) == 0 and pa.types.is_null(col.type):  # an empty column has no element type to report
+        raise RoostError(f"the embeddings have no rows (column {name!r} is empty)", hint="pass a non-empty file")
     if col.null_count:
         raise RoostError(f"column {name!r} has {col.null_count} empty vector(s)", hint="drop rows without vectors")
     if pa.types.is_fixed_size_list(col.type):

@@ -127,7 +127,8 @@ class Items:
             seen: set[Any] = set()
             dups = [v for v in ids if v in seen or seen.add(v)]  # type: ignore[func-returns-value]
         if len(dups):
-            raise RoostError(f"id {dups[0]!r} appears twice in one batch", hint="deduplicate the items first")
+            first = dups[0].item() if isinstance(dups[0], np.generic) else dups[0]  # 7, not np.int64(7)
+            raise RoostError(f"id {first!r} appears twice in one batch", hint="deduplicate the items first")
         if self.id_kind is None and len(ids):
             self.id_kind = _kind_of(ids)
             self.ids = (

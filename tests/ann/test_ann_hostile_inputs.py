@@ -1,0 +1,29 @@
+"""Hostile embeddings files and batches: messages a user can act on."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from roost.ann.index import Index
+from roost.errors import RoostError
+
+
+def test_duplicate_numpy_id_is_quoted_as_the_user_wrote_it() -> None:
+    """The message said `id np.int64(7) appears twice`; the user wrote 7."""
+    index = Index(4, "l2", "flat")
+    with pytest.raises(RoostError) as err:
+        index.upsert(np.array([7, 7]), np.ones((2, 4), np.float32))
+    assert err.value.message == "id 7 appears twice in one batch"
+
+
+def test_empty_embeddings_file_says_it_has_no_rows(ws) -> None:
+    """An empty file was blamed on its column type ('is null, not a list of numbers')."""
+    from roost.ann import build_index
+
+    pd.DataFrame({"item_id": pd.Series([], dtype="int64"), "embedding": pd.Series([], dtype=object)}).to_parquet(
+        "e.parquet"
+    )
+    with pytest.raises(RoostError, match="no rows"):
+        build_index("empty", "e.parquet", id_column="item_id")
