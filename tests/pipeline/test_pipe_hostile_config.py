@@ -137,3 +137,18 @@ def test_failed_task_downstream_does_not_run(ws) -> None:
     res = run_pipeline(p)
     assert res.tasks["boom"].state == "failed" and res.tasks["after"].state == "skipped"
     assert "boom" in (res.tasks["after"].error or "") and ran == []
+
+
+@pytest.mark.parametrize(
+    ("body", "match"),
+    [
+        ("params: [1]\ntasks:\n  fit:\n    uses: train\n    with: {config: a.yaml}\n", "params"),  # was TypeError
+        ("tasks:\n  fit:\n    uses: train\n    with: {config: a.yaml}\n    cache: 'no'\n", "tasks.fit.cache"),
+        ("tasks:\n  fit:\n    uses: train\n    with: {config: a.yaml, epochs: 3}\n", "tasks.fit"),  # named 'train'
+        ("tasks:\n  a.b:\n    uses: train\n    with: {config: a.yaml}\n", "'a.b'"),  # ${tasks.a.b} cannot name it
+    ],
+)
+def test_more_malformed_yaml_is_an_error_naming_the_task(tmp_path: Path, body: str, match: str) -> None:
+    """A quoted 'no' for cache was read as true (bool('no')); the others escaped or named the built-in, not the task."""
+    with pytest.raises(ConfigError, match=match):
+        load_pipeline(_yaml(tmp_path, body))

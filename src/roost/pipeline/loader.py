@@ -83,7 +83,15 @@ def _from_yaml(path: Path) -> Pipeline:
     tasks = doc.get("tasks")
     if not isinstance(tasks, dict) or not tasks:
         raise ConfigError(f"{path}: `tasks` must be a mapping of task name -> {{uses, with, needs}}")
-    p = Pipeline(str(doc.get("name") or path.stem), params=doc.get("params") or {})
+    params = doc.get("params") or {}
+    if not isinstance(params, dict):
+        raise ConfigError(f"{path}: `params` must be a mapping of name -> default, got {params!r}")
+    p = Pipeline(str(doc.get("name") or path.stem), params=params)
+    bad = [n for n in tasks if not isinstance(n, str) or not re.fullmatch(r"[\w-]+", n)]
+    if bad:
+        raise ConfigError(
+            f"task name {bad[0]!r} is not letters, digits, '_' and '-'", hint="${tasks.NAME} can only name those"
+        )
     names = set(tasks)
     for name, spec in tasks.items():
         spec = spec or {}
@@ -115,6 +123,8 @@ def _from_yaml(path: Path) -> Pipeline:
                 )
             inputs[k] = val
         cache = spec.get("cache")
+        if cache is not None and not isinstance(cache, bool):
+            raise ConfigError(f"tasks.{name}.cache: must be true or false, got {cache!r}")
         retries, delay = spec.get("retries", 0), spec.get("retry_delay", 1.0)
         try:
             t = BUILTINS[uses].configured(  # the built-in's hooks and its own cache default, unless `cache:` is set
@@ -127,7 +137,10 @@ def _from_yaml(path: Path) -> Pipeline:
         for n in needs:
             if n not in names:
                 raise ConfigError(f"tasks.{name}.needs: unknown task {n!r}", hint=f"tasks: {', '.join(sorted(names))}")
-        p.add(t, after=list(needs), node_name=name, **inputs)
+        try:
+            p.add(t, after=list(needs), node_name=name, **inputs)
+        except ConfigError as exc:  # the message names the built-in; the user knows the task by its name
+            raise ConfigError(f"tasks.{name}: {exc.message}", hint=exc.hint) from None
     p.validate()
     return p
 
