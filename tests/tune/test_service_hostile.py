@@ -11,8 +11,8 @@ with warnings.catch_warnings():  # starlette warns about httpx at import
     warnings.simplefilter("ignore")
     from starlette.testclient import TestClient
 
-from roost.tune.engine import Engine
-from roost.tune.service import MAX_ASK, MAX_REASON, create_app
+from roost.tune.engine import MAX_ASK, Engine
+from roost.tune.service import MAX_REASON, create_app
 
 SPACE = {"lr": {"loguniform": [1e-4, 1e-1]}, "act": ["relu", "tanh"]}
 HUGE = b"1" + b"0" * 30  # an integer JSON allows and no 64-bit column holds

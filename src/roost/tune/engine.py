@@ -38,6 +38,24 @@ from roost.tune.space import Space, point_key
 STUDY, TRIAL = "tune.study", "tune.trial"
 OBJECTS = cast(Table, StoredObject.__table__)  # declared as a FromClause; it is the `objects` Table
 DEFAULT_LEASE_S = 600.0
+MAX_ASK = 1000  # trials one batch ask may lease: each is sampled inside one store transaction
+MAX_SEED = 2**32 - 1  # NumPy's (and so Optuna's samplers') seed range
+
+
+def check_seed(seed: Any) -> None:
+    """Refuse a seed the samplers would refuse at the first ask, after the study was stored."""
+    if seed is not None and (seed.__class__ is not int or not 0 <= seed <= MAX_SEED):
+        raise ConfigError(f"seed: must be an integer from 0 to {MAX_SEED}, got {str(seed)[:40]!r}")
+
+
+def check_lease(lease_s: Any) -> None:
+    """Refuse a lease that is not a positive, finite number of seconds (a NaN or infinite lease never expires)."""
+    if lease_s is not None and (
+        isinstance(lease_s, bool) or not isinstance(lease_s, (int, float)) or not math.isfinite(lease_s) or lease_s <= 0
+    ):
+        raise ConfigError(f"lease_s: must be a positive, finite number of seconds, got {str(lease_s)[:40]!r}")
+
+
 FINISHED = ("COMPLETE", "PRUNED", "FAIL")
 DIRECTIONS = ("minimize", "maximize")
 
@@ -156,8 +174,8 @@ class Engine:
         S.make_pruner(pruner)  # validates the name
         if max_trials is not None and (not isinstance(max_trials, int) or max_trials < 1):
             raise ConfigError(f"max_trials: must be a positive integer, got {max_trials!r}")
-        if not (isinstance(lease_s, (int, float)) and lease_s > 0):
-            raise ConfigError(f"lease_s: must be a positive number of seconds, got {lease_s!r}")
+        check_lease(lease_s)
+        check_seed(seed)
         used = S.resolve(sampler, sp, max_trials)
         reason = S.choose(sp, max_trials)[1] if sampler == "auto" else "requested"
         sid = uuid.uuid4().hex[:12]
@@ -239,7 +257,10 @@ class Engine:
         the same trials back), then waiting or expired ones, then newly sampled ones (each sampled with the
         earlier ones of the batch shown as running, so TPE's constant liar spreads them out)."""
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ConfigError(f"n: must be a positive number of trials, got {n!r}")
+            raise ConfigError(f"n: must be a positive number of trials, got {str(n)[:40]!r}")
+        if n > MAX_ASK:
+            raise ConfigError(f"n: at most {MAX_ASK} trials per ask, got {n}", hint="ask in several batches")
+        check_lease(lease_s)
         now = self.clock()
         with self.store.write() as s:
             study = self._lock_study(s, sid)

@@ -20,7 +20,6 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import math
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -30,13 +29,11 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
-from roost.tune.engine import Engine, TellConflict
+from roost.tune.engine import Engine, TellConflict, check_lease, check_seed
 from roost.tune.space import SpaceError
 
 log = logging.getLogger(__name__)
-MAX_ASK = 1000  # trials one batch ask may lease: each is sampled inside one store transaction
 MAX_NAME = 200  # characters of a study name, objective or client id
-MAX_SEED = 2**32 - 1  # NumPy's (and so Optuna's samplers') seed range
 MAX_REASON = 10_000  # characters of a failure reason
 MAX_BODY = 16 << 20  # bytes of a request body
 _INT64 = 2**63
@@ -124,9 +121,7 @@ def _outcome(item: dict[str, Any], where: str = "") -> None:
 
 def _create_checks(b: dict[str, Any]) -> None:
     """Field types the engine would otherwise store and fail on later (a seed NumPy refuses at the first ask)."""
-    seed = b.get("seed")
-    if seed is not None and (seed.__class__ is not int or not 0 <= seed <= MAX_SEED):
-        raise ConfigError(f"seed: must be an integer from 0 to {MAX_SEED}, got {str(seed)[:40]!r}")
+    check_seed(b.get("seed"))
     if b.get("max_trials").__class__ is bool:
         raise ConfigError(f"max_trials: must be a positive integer, got {b['max_trials']!r}")
     _lease(b)
@@ -206,11 +201,8 @@ def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Re
 
 def _lease(b: dict[str, Any]) -> float | None:
     """The optional lease_s of an ask body, checked."""
-    lease = b.get("lease_s")
-    if lease is not None and (
-        isinstance(lease, bool) or not isinstance(lease, (int, float)) or not math.isfinite(lease) or lease <= 0
-    ):
-        raise ConfigError(f"lease_s: must be a positive, finite number of seconds, got {str(lease)[:40]!r}")
+    lease: float | None = b.get("lease_s")
+    check_lease(lease)
     return lease
 
 
@@ -266,9 +258,6 @@ class Handlers:
             cid = str(cid)
         cid = _text(b | {"client_id": cid}, "client_id")
         if "n" in b:
-            n = b["n"]
-            if n.__class__ is int and n > MAX_ASK:
-                raise ConfigError(f"n: at most {MAX_ASK} trials per ask, got {n}", hint="ask in several batches")
             return self.engine.ask_many(request.path_params["sid"], b["n"], client_id=cid, lease_s=_lease(b))
         return self.engine.ask(request.path_params["sid"], client_id=cid, lease_s=_lease(b))
 
