@@ -66,3 +66,25 @@ def test_threshold_must_be_finite(threshold: float) -> None:
             y_score=rng.random(40),
             threshold=threshold,
         )
+
+
+def test_pos_label_applies_to_labels_and_0_1_predictions_stay_0_1() -> None:
+    """With string labels and pos_label='Yes', 0/1 predictions were compared to 'Yes' and all read as 0."""
+    from sklearn.metrics import recall_score
+
+    g = pd.Series(["a", "b"] * 10, name="g")
+    y = np.array(["Yes", "No", "No", "Yes", "Yes"] * 4)
+    yhat = np.array([1, 0, 1, 1, 0] * 4)
+    r = group_metrics(g, y_true=y, y_pred=yhat, pos_label="Yes")
+    for grp in ("a", "b"):
+        m = (g == grp).to_numpy()
+        assert r.by_group.loc[grp, "selection_rate"] == pytest.approx(yhat[m].mean())
+        assert r.by_group.loc[grp, "tpr"] == pytest.approx(recall_score(y[m] == "Yes", yhat[m] == 1))
+
+
+def test_pos_label_that_is_not_a_value_is_an_error() -> None:
+    """pos_label='yes' on Yes/No labels made every row negative, silently."""
+    g = pd.Series(["a", "b"] * 10, name="g")
+    y = np.array(["Yes", "No"] * 10)
+    with pytest.raises(RoostError, match="'yes'"):
+        group_metrics(g, y_true=y, y_score=np.linspace(0, 1, 20), pos_label="yes")

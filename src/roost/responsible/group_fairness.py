@@ -210,9 +210,17 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
     s = pd.Series(y)
     if s.isna().any():
         raise RoostError(f"the label has {int(s.isna().sum())} missing values", hint="drop unlabelled rows first")
-    if pos_label is not None:
-        return np.asarray(s.astype(str) == str(pos_label), dtype=np.int64)
     vals = sorted(s.unique().tolist(), key=str)
+    if pos_label is not None:
+        text = s.astype(str)
+        if (text == str(pos_label)).any() or not (set(vals) <= {0, 1}):
+            if not (text == str(pos_label)).any() and len(vals) > 1:  # one value: a slice may lack the class
+                raise RoostError(
+                    f"pos_label {pos_label!r} is not a value of the label",
+                    hint="values: " + ", ".join(map(str, vals[:10])),
+                )
+            return np.asarray(text == str(pos_label), dtype=np.int64)
+        # already 0/1 (a model's predictions beside string labels): pos_label names the label's class, not these
     if set(vals) <= {0, 1}:
         return np.asarray(s, dtype=np.int64)
     if len(vals) == 2:
