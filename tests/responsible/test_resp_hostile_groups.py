@@ -88,3 +88,11 @@ def test_pos_label_that_is_not_a_value_is_an_error() -> None:
     y = np.array(["Yes", "No"] * 10)
     with pytest.raises(RoostError, match="'yes'"):
         group_metrics(g, y_true=y, y_score=np.linspace(0, 1, 20), pos_label="yes")
+
+
+def test_pos_label_zero_on_a_float_label() -> None:
+    """--pos-label 0 on labels 0.0/1.0: '0' matched no text '0.0', so class 1.0 was taken as positive instead."""
+    g = pd.Series(["a", "b"] * 10, name="g")
+    y = np.array([0.0, 1.0, 0.0, 0.0] * 5)
+    r = group_metrics(g, y_true=y, y_score=np.linspace(0, 1, 20), pos_label="0")
+    assert r.by_group["positives"].sum() == (y == 0).sum()

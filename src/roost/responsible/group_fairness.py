@@ -212,14 +212,19 @@ def _binary_labels(y: Any, pos_label: Any = None) -> np.ndarray:
         raise RoostError(f"the label has {int(s.isna().sum())} missing values", hint="drop unlabelled rows first")
     vals = sorted(s.unique().tolist(), key=str)
     if pos_label is not None:
-        text = s.astype(str)
-        if (text == str(pos_label)).any() or not (set(vals) <= {0, 1}):
-            if not (text == str(pos_label)).any() and len(vals) > 1:  # one value: a slice may lack the class
+        hit = np.asarray(s.astype(str) == str(pos_label))
+        if not hit.any() and s.dtype.kind in "biuf":  # --pos-label 0 on a float label 0.0/1.0
+            try:
+                hit = np.asarray(s == float(pos_label))
+            except (TypeError, ValueError):
+                pass
+        if hit.any() or not (set(vals) <= {0, 1}):
+            if not hit.any() and len(vals) > 1:  # one value: a slice may lack the class
                 raise RoostError(
                     f"pos_label {pos_label!r} is not a value of the label",
                     hint="values: " + ", ".join(map(str, vals[:10])),
                 )
-            return np.asarray(text == str(pos_label), dtype=np.int64)
+            return hit.astype(np.int64)
         # already 0/1 (a model's predictions beside string labels): pos_label names the label's class, not these
     if set(vals) <= {0, 1}:
         return np.asarray(s, dtype=np.int64)
