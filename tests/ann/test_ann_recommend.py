@@ -91,6 +91,12 @@ def test_recommend_errors(rec_state, models, tmp_path) -> None:
         Recommender(bare, str(models["two_tower"]), str(models["ranker"])).recommend([_user(models, 0)])
 
 
+def test_recommend_candidates_zero_is_an_error(rec_state, models) -> None:
+    """candidates=0 fell back to the server's default silently (`0 or default`); k=0 was already refused."""
+    with pytest.raises(RoostError, match="between 1 and"):
+        rec_state.recommenders["items"].recommend([_user(models, 0)], k=5, candidates=0)
+
+
 def test_recommend_over_http(rec_state, models) -> None:
     from starlette.testclient import TestClient
 

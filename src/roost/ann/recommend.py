@@ -90,7 +90,7 @@ class Recommender:
     ) -> list[list[dict[str, Any]]]:
         """Top-k items per user: {id, score (ranker, or retrieval without one), retrieval_score}."""
         k = check_k(k)
-        n_cand = max(check_k(candidates or self.candidates), k)
+        n_cand = max(check_k(self.candidates if candidates is None else candidates), k)
         index = self.slot.index
         cols = self._user_frame(users)
         emb = self.user_tower.run({c: cols[c] for c in self.user_columns}, ["embedding"])["embedding"]
