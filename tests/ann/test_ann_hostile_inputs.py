@@ -27,3 +27,12 @@ def test_empty_embeddings_file_says_it_has_no_rows(ws) -> None:
     )
     with pytest.raises(RoostError, match="no rows"):
         build_index("empty", "e.parquet", id_column="item_id")
+
+
+@pytest.mark.parametrize("exclude", ["ab", 0, 5])
+def test_exclude_must_be_a_list_of_ids(exclude: object) -> None:
+    """exclude='ab' was read letter by letter (dropping items 'a' and 'b'); exclude=0 was ignored as falsy."""
+    index = Index(4, "l2", "flat")
+    index.upsert(["ab", "a", "b", "c"], np.eye(4, dtype=np.float32))
+    with pytest.raises(RoostError, match="exclude"):
+        index.search(np.eye(4, dtype=np.float32)[:1], k=2, exclude=exclude)  # type: ignore[arg-type]

@@ -285,6 +285,8 @@ class Index:
         """The k nearest items to each query vector that match `filter` (fewer when fewer exist)."""
         k = check_k(k)
         q = self._prepare(queries)
+        if exclude is not None and (isinstance(exclude, (str, bytes, Mapping)) or not hasattr(exclude, "__len__")):
+            raise RoostError(f"exclude must be a list of ids, got {exclude!r}", hint='e.g. "exclude": [12, 40]')
         with self._lock.read():
             return self._search(q, k, filter, ef, exclude)
 
