@@ -96,3 +96,16 @@ def test_pos_label_zero_on_a_float_label() -> None:
     y = np.array([0.0, 1.0, 0.0, 0.0] * 5)
     r = group_metrics(g, y_true=y, y_score=np.linspace(0, 1, 20), pos_label="0")
     assert r.by_group["positives"].sum() == (y == 0).sum()
+
+
+def test_markdown_card_table_survives_group_labels_with_newlines_and_pipes() -> None:
+    """A group label with a newline split its Markdown table row in two (pipes were already escaped)."""
+    from roost.responsible.card import Card, card_markdown
+
+    g = pd.Series(["north\nregion", "a|b"] * 20, name="region")
+    rep = group_metrics(g, y_pred=np.tile([1, 0, 0, 1], 10))
+    md = card_markdown(Card("m", sections={"Fairness": rep}))
+    rows = [line for line in md.splitlines() if line.startswith("| ") and "region" not in line[:9]]
+    body = [r for r in rows if not r.startswith("| group")]
+    assert len(body) == 2 and all(r.rstrip().endswith("|") for r in body)
+    assert any("north region" in r for r in body) and any("a\\|b" in r for r in body)

@@ -251,7 +251,7 @@ def card_markdown(card: Card) -> str:
     def md_table(cols: list[str], rows: list[list[Any]]) -> str:
         from roost.monitor.report import fmt
 
-        esc = [[str(fmt(v)).replace("|", "\\|") for v in r] for r in rows]
+        esc = [[" ".join(str(fmt(v)).split()).replace("|", "\\|") for v in r] for r in rows]  # one line per row
         return (
             "\n".join(
                 ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in esc]
