@@ -152,3 +152,24 @@ def test_more_malformed_yaml_is_an_error_naming_the_task(tmp_path: Path, body: s
     """A quoted 'no' for cache was read as true (bool('no')); the others escaped or named the built-in, not the task."""
     with pytest.raises(ConfigError, match=match):
         load_pipeline(_yaml(tmp_path, body))
+
+
+def test_upstream_series_with_a_new_index_reruns_downstream(ws) -> None:
+    """The key encoded a pandas Series by .tolist(), dropping its index: new labels, same values, a stale cache hit."""
+    import pandas as pd
+
+    from roost.pipeline.runner import run_pipeline
+
+    @task
+    def make(start: int) -> pd.Series:
+        return pd.Series([1, 2], index=[start, start + 1])
+
+    @task
+    def first_label(s: pd.Series) -> int:
+        return int(s.index[0])
+
+    with Pipeline("series") as p:
+        first_label(make(p.param("start", 0)))
+    assert run_pipeline(p).output("first_label") == 0
+    res = run_pipeline(p, params={"start": 5})
+    assert res.tasks["first_label"].state == "succeeded" and res.output("first_label") == 5

@@ -27,8 +27,8 @@ def _canon(value: Any) -> bytes:
 def _default(o: Any) -> Any:
     if isinstance(o, Path):
         return str(o)
-    if hasattr(o, "tolist"):
-        return o.tolist()
+    if hasattr(o, "tolist") and not hasattr(o, "index"):  # numpy arrays and scalars; not a pandas Series/frame,
+        return o.tolist()  # whose index .tolist() would drop (those are pickled whole)
     raise TypeError(type(o).__name__)
 
 
