@@ -109,3 +109,12 @@ def test_markdown_card_table_survives_group_labels_with_newlines_and_pipes() -> 
     body = [r for r in rows if not r.startswith("| group")]
     assert len(body) == 2 and all(r.rstrip().endswith("|") for r in body)
     assert any("north region" in r for r in body) and any("a\\|b" in r for r in body)
+
+
+def test_sensitive_column_named_twice_is_an_error() -> None:
+    """`--sensitive g --sensitive g` escaped as pandas' TypeError from factorize."""
+    from roost.responsible.api import fairness
+
+    df = pd.DataFrame({"g": ["a", "b"] * 10, "y": [0, 1] * 10, "s": np.linspace(0, 1, 20)})
+    with pytest.raises(RoostError, match="'g'.*twice"):
+        fairness(df, sensitive=["g", "g"], label="y", score="s")

@@ -257,6 +257,9 @@ def group_metrics(
     sf.columns = [str(c) for c in sf.columns]
     if sf.shape[1] == 0:
         raise RoostError("no sensitive column given", hint="pass --sensitive COLUMN")
+    twice = sf.columns[sf.columns.duplicated()]
+    if len(twice):
+        raise RoostError(f"sensitive column {twice[0]!r} is given twice", hint="name each column once")
     if not np.isfinite(threshold):
         raise RoostError(f"threshold must be a finite number, got {threshold!r}", hint="e.g. --threshold 0.5")
     if len(sf) == 0:
