@@ -173,3 +173,25 @@ def test_upstream_series_with_a_new_index_reruns_downstream(ws) -> None:
     assert run_pipeline(p).output("first_label") == 0
     res = run_pipeline(p, params={"start": 5})
     assert res.tasks["first_label"].state == "succeeded" and res.output("first_label") == 5
+
+
+def test_task_calling_sys_exit_fails_that_task_only(ws) -> None:
+    """sys.exit() in a task (common in scripts) escaped the runner as SystemExit: no result, runs left open."""
+    from roost.pipeline.runner import run_pipeline
+
+    @task
+    def quits() -> int:
+        import sys
+
+        sys.exit(3)
+
+    @task
+    def fine() -> int:
+        return 1
+
+    with Pipeline("exits") as p:
+        quits()
+        fine()
+    res = run_pipeline(p)
+    assert res.tasks["quits"].state == "failed" and "SystemExit" in (res.tasks["quits"].error or "")
+    assert res.tasks["fine"].state == "succeeded"

@@ -277,7 +277,7 @@ class _PipelineRun:
                 st.output = t.fn(**inputs)
                 st.state, st.error = "succeeded", None
                 return
-            except Exception as exc:  # noqa: BLE001 - a task failure is data, recorded by the caller
+            except (Exception, SystemExit) as exc:  # noqa: BLE001 - a failure (sys.exit too) is data for the caller
                 st.error = f"{type(exc).__name__}: {exc}"
                 log.warning("task %s attempt %d failed: %s", node.name, attempt, st.error)
                 trun.set_tag(f"roost.task.error.{attempt}", traceback.format_exc()[-2000:])
