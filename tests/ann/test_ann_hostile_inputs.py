@@ -36,3 +36,19 @@ def test_exclude_must_be_a_list_of_ids(exclude: object) -> None:
     index.upsert(["ab", "a", "b", "c"], np.eye(4, dtype=np.float32))
     with pytest.raises(RoostError, match="exclude"):
         index.search(np.eye(4, dtype=np.float32)[:1], k=2, exclude=exclude)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("metric", ["l2", "ip"])
+@pytest.mark.parametrize("kind", ["flat", "hnsw"])
+def test_vectors_whose_squared_length_overflows_float32_are_refused(metric: str, kind: str) -> None:
+    """|x|² past float32's range made L2/IP scores inf or NaN and the order arbitrary (cosine normalises: fine)."""
+    index = Index(4, metric, kind)
+    big = np.array([[1e30, 0, 0, 0], [0, 1e30, 0, 0]], np.float32)
+    with pytest.raises(RoostError, match="vector 0 is too large"):
+        index.upsert([0, 1], big)
+    index.upsert([0, 1], np.eye(4, dtype=np.float32)[:2])
+    with pytest.raises(RoostError, match="too large"):
+        index.search(big, k=2)
+    cos = Index(4, "cosine", kind)
+    cos.upsert([0, 1], big)
+    assert cos.search(np.array([[1e30, 1e29, 0, 0]], np.float32), k=1).ids[0].tolist() == [0]

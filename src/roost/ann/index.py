@@ -23,6 +23,7 @@ from roost.errors import RoostError
 
 log = logging.getLogger(__name__)
 FORMAT = 1
+_SQ_LIMIT = float(np.finfo(np.float32).max) / 4  # |q|² + |x|² + 2|q·x| must stay finite in float32
 DEFAULTS: dict[str, Any] = {
     "M": 16,
     "ef_construction": 200,
@@ -152,6 +153,14 @@ class Index:
         """Validated float32 [n, dim] vectors, unit length for cosine."""
         x = as_matrix(vectors, self.dim, what="vector", zero_ok=self.metric != "cosine")
         if self.metric != "cosine":
+            if x.size and not float(np.einsum("ij,ij->", x, x)) < _SQ_LIMIT * len(x):  # rare: find the row
+                sq = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64))
+                i = int(np.flatnonzero(~(sq < _SQ_LIMIT))[0]) if (sq >= _SQ_LIMIT).any() else -1
+                if i >= 0:
+                    raise RoostError(
+                        f"vector {i} is too large for {self.metric}: its squared length {sq[i]:.3g} overflows float32",
+                        hint="scale the vectors down (lengths under about 9e18), or use --metric cosine",
+                    )
             return x
         norms = np.sqrt(np.einsum("ij,ij->i", x, x))
         if not (norms > 0).all() or not np.isfinite(norms).all():  # float32 under/overflow: norms in float64
