@@ -223,9 +223,8 @@ def test_grpc_fast_raw_decoder_equals_numpy_and_refuses_what_it_does_not_cover(p
 
 
 def test_a_request_that_fills_a_batch_runs_inline_even_among_others(pkgs, bc_data):
-    """Nothing can merge with a request of max_batch rows: without a spare core for the model thread it skips the
-    queue and the thread hand-off, even with other connections open; a smaller one still goes through the batcher
-    so concurrent requests merge. (With a spare core: tests/serve/test_serve_worker_cpu.py.)"""
+    """Nothing can merge with a request of max_batch rows: it skips the queue and the thread hand-off, even with
+    other connections open; a smaller one still goes through the batcher so concurrent requests merge."""
     X, _, cols = bc_data
     app = create_app([str(pkgs["bc"])])
     model = app.repo.get("bc")
@@ -235,7 +234,6 @@ def test_a_request_that_fills_a_batch_runs_inline_even_among_others(pkgs, bc_dat
     want = _reference(pkgs["bc"], cols, X[:full]).reshape(-1)
     ip = InProcess(app)
     app.open_connections = lambda: 5
-    app.overlap_full_batches = False  # as on a machine with no core to spare (replicas >= cores)
     try:
         for n, thread in ((full, threading.get_ident()), (full - 1, batcher_thread)):
             status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[:n])))

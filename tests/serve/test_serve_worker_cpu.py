@@ -1,4 +1,4 @@
-"""How a worker spends its CPU: full batches overlap with decoding when a core is spare; glibc keeps freed heap."""
+"""How a worker spends its CPU: glibc keeps the freed heap instead of faulting it back in for every request."""
 
 from __future__ import annotations
 
@@ -6,71 +6,12 @@ import os
 import re
 import shutil
 import subprocess
-import threading
 from pathlib import Path
 
 import numpy as np
 import orjson
 import pytest
-from servekit import InProcess, Server, v2_body
-
-from roost.serve.config import ServeConfig, usable_cores
-from roost.serve.worker import create_app
-
-
-def _threads_that_ran(app, ip: InProcess, cols: list[str], X: np.ndarray, rows: int) -> tuple[set[str], list]:
-    """Names of the threads that ran the model for one request of `rows` rows, and its answer."""
-    model = app.repo.get("bc")
-    ran: set[str] = set()
-    real = model.batcher._run
-
-    def spy(inputs):
-        ran.add(threading.current_thread().name)
-        return real(inputs)
-
-    model.batcher._run = spy
-    try:
-        status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[:rows])))
-    finally:
-        model.batcher._run = real
-    assert status == 200, out
-    return ran, orjson.loads(out)["outputs"]
-
-
-def test_a_full_batch_runs_on_the_model_thread_only_when_others_are_in_flight_and_a_core_is_spare(pkgs, bc_data):
-    """With overlap on and other connections open, a 64-row request (a full batch) runs on the model thread and
-    answers exactly as inline; alone, or with overlap off (no spare core), it runs inline on the loop's thread."""
-    X, _, cols = bc_data
-    app = create_app([str(pkgs["bc"])])
-    ip = InProcess(app)
-    try:
-        loop_thread = threading.current_thread().name
-        app.open_connections = lambda: 5  # four other clients connected: not alone
-        # a first run on the model thread can cost milliseconds (onnxruntime's per-thread set-up) and lift the
-        # model's average run time past the inline limit for a while: warm that thread with a mergeable request
-        ran, _ = _threads_that_ran(app, ip, cols, X, 63)
-        assert ran == {"roost-batcher-bc"}
-        app.repo.get("bc").run_s = 0.0
-        app.overlap_full_batches = False
-        ran, inline = _threads_that_ran(app, ip, cols, X, 64)
-        assert ran == {loop_thread}
-        app.overlap_full_batches = True
-        ran, overlapped = _threads_that_ran(app, ip, cols, X, 64)
-        assert ran == {"roost-batcher-bc"}, ran
-        assert overlapped == inline
-        app.open_connections = lambda: 1  # alone: inline whatever the setting
-        ran, _ = _threads_that_ran(app, ip, cols, X, 64)
-        assert ran == {loop_thread}
-    finally:
-        ip.close()
-
-
-def test_spare_core_compares_replicas_with_the_cores_this_process_may_use():
-    cores = usable_cores()
-    assert cores == (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count())
-    assert ServeConfig(models=["m"], replicas=max(1, cores - 1)).spare_core() is (cores > max(1, cores - 1))
-    assert ServeConfig(models=["m"], replicas=cores).spare_core() is False
-    assert ServeConfig(models=["m"], replicas=cores + 3).spare_core() is False
+from servekit import Server, v2_body
 
 
 def _minor_faults(pid: int) -> int:

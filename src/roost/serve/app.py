@@ -84,9 +84,6 @@ class ServeApp:
         # open HTTP connections of this worker (set by the worker from uvicorn's state; None: unknown, e.g. an
         # in-process app) and gRPC calls in progress: with one of them in all, no other request can join a batch
         self.open_connections: Callable[[], int] | None = None
-        # run a request that fills a batch by itself on the model thread while other requests are in flight, so the
-        # event loop decodes the next one meanwhile; worth its thread hand-off only with a core to spare (build_app)
-        self.overlap_full_batches = False
         self.grpc_calls = 0
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, bytes] | None = None
@@ -141,12 +138,11 @@ class ServeApp:
         outputs: dict[str, np.ndarray]
         try:
             # Inline (no queue, no thread hand-off) when the request would be a batch of one anyway: it is alone,
-            # or it fills a batch by itself so no other request could be merged with it -- unless other requests
-            # are in flight and the model thread has a core of its own (overlap_full_batches): then the model runs
-            # there while this thread decodes the next request.
+            # or it fills a batch by itself so no other request could be merged with it. (Sending a full batch to the
+            # model thread to overlap with decoding was measured: on a quiet 2-core machine it cost 50 % more CPU
+            # per 64-row request and lowered throughput; see docs/serving.md.)
             full = rows >= batcher.max_rows and not batcher.closed
-            alone = batcher.idle and self.alone()
-            if model.inline_ok and (alone or (full and not self.overlap_full_batches)):
+            if model.inline_ok and (full or (batcher.idle and self.alone())):
                 outputs = batcher.run_now(arrays, rows)
             else:
                 fut = batcher.submit(arrays, rows)

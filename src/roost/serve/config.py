@@ -109,11 +109,6 @@ class ServeConfig:
             return 1
         return max(1, usable_cores() // max(1, self.replicas))
 
-    def spare_core(self) -> bool:
-        """Whether the machine has more cores than worker processes: then a worker's model thread can run on a core
-        of its own while its event loop decodes the next request (see ServeApp.overlap_full_batches)."""
-        return usable_cores() > self.replicas
-
     def request_log_dir(self) -> Path | None:
         """Where sampled request logs go: --log-dir, else <workspace>/.roost/request_logs, else None."""
         if self.log_requests <= 0:

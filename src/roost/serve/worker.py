@@ -74,7 +74,6 @@ def build_app(
         on_reload=on_reload,
     )
     app.rollout_seed = cfg.rollout_seed
-    app.overlap_full_batches = cfg.spare_core()
     if cfg.shadow:
         from roost.serve.rollout import ShadowLog, ShadowMirror
 
