@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
+from runrows import finished_run
 from sqlalchemy import select
 from test_counts import _vm_steps, every_page
 
@@ -35,17 +36,7 @@ def _populate(n: int, seed: int = 3) -> list[dict[str, Any]]:
         if i % 13 == 0:
             depth = None
         out.append({"id": rid, "start": start, "depth": depth})
-        runs.append(
-            {
-                "id": rid,
-                "experiment_id": eid,
-                "name": f"r{i}",
-                "status": "FINISHED",
-                "start_time": start,
-                "end_time": start,
-                "artifact_uri": f"file:///x/{rid}",
-            }
-        )
+        runs.append(finished_run(rid, eid, f"r{i}", start))
         if depth is not None:
             params.append((rid, "depth", depth))
         params.append((rid, "model", "gbm"))

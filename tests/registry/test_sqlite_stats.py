@@ -9,6 +9,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from runrows import finished_run
 
 from roost.registry import api, importer
 from roost.registry.store import default_store, reset_default
@@ -59,17 +60,7 @@ def _fill(n: int) -> None:
     for i in range(n):
         rid = f"{i:032x}"
         start = T0 + timedelta(seconds=i)
-        runs.append(
-            {
-                "id": rid,
-                "experiment_id": eid,
-                "name": f"r{i}",
-                "status": "FINISHED",
-                "start_time": start,
-                "end_time": start,
-                "artifact_uri": f"file:///x/{rid}",
-            }
-        )
+        runs.append(finished_run(rid, eid, f"r{i}", start))
         params += [(rid, "depth", i % 4), (rid, "model", "gbm" if i % 3 else "mlp")]
         tags.append((rid, "team", "ads" if i % 2 else "risk"))
         points.append((rid, "auc", (i % 17) / 17, 0, 1.0))
