@@ -47,7 +47,7 @@ def _lightgbm_metrics(cfg: dict, params: dict[str, Any]) -> dict[str, float]:
     """val/test ROC-AUC (scikit-learn) of roost's LightGBM estimator with `params`, fitted as `roost.train` fits it."""
     from sklearn.metrics import roc_auc_score
 
-    from roost.train.api import _spec, build_model
+    from roost.train.api import build_model, fit_spec
     from roost.train.config import TrainConfig
     from roost.train.data import check_label, load_frame, split
 
@@ -58,7 +58,7 @@ def _lightgbm_metrics(cfg: dict, params: dict[str, Any]) -> dict[str, float]:
         task = check_label(df, tc.label, tc.task)
         tr, va, te = split(df, tc.split)
         _PARTS.clear()
-        _PARTS[key] = (task, tr, va, te, _spec(tc, tr))
+        _PARTS[key] = (task, tr, va, te, fit_spec(tc, tr))
     task, tr, va, te, spec = _PARTS[key]
     model = build_model(tc, task, len(tr))
     label = tc.label

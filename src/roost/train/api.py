@@ -186,14 +186,14 @@ def train(
         if launched is not None:
             return launched
     ctx = D.setup()
-    cfg, ckpt, resume, config_file = _load(config, overrides, resume)
+    cfg, ckpt, resume, config_file = training_config(config, overrides, resume)
     df = load_frame(cfg)
     task = check_label(df, cfg.label, cfg.task)
     if ckpt is not None:
         task = ckpt["task"]
     _check_models(cfg, task)  # config errors before any run starts
     train_df, val_df, test_df = split(df, cfg.split)
-    spec = _spec(cfg, train_df)
+    spec = fit_spec(cfg, train_df)
     if not ctx.leader:
         _follow(cfg, task, spec, (train_df, val_df, test_df), ckpt)
         return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
@@ -253,7 +253,7 @@ def _launch(nproc: int, kwargs: dict[str, Any]) -> TrainResult | None:
     return _attach_tensorboard(D.launch(nproc, kwargs))
 
 
-def _load(
+def training_config(
     config: str | Path | dict[str, Any] | None, overrides: list[str] | tuple[str, ...], resume: str | None
 ) -> tuple[TrainConfig, dict[str, Any] | None, str | None, Path | None]:
     """(config, checkpoint, run id resumed from, config file) of a new or a resumed training."""
@@ -342,7 +342,7 @@ def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
     return cfg.model_copy(deep=True, update=update)
 
 
-def _spec(cfg: TrainConfig, train_df: Any) -> Any:
+def fit_spec(cfg: TrainConfig, train_df: Any) -> Any:
     """The feature spec, fitted on the training rows only."""
     from roost.train.preprocess import infer_spec
 

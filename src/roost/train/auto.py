@@ -351,11 +351,11 @@ def prepare(
     config: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
 ) -> tuple[TrainConfig, str, Any, tuple[Any, Any, Any]]:
     """(config, task, feature spec, (training, validation, test) rows) exactly as `roost train` derives them."""
-    from roost.train.api import _load, _spec
+    from roost.train.api import fit_spec, training_config
     from roost.train.data import check_label, load_frame, split
 
-    cfg = _load(config, overrides, None)[0]
+    cfg = training_config(config, overrides, None)[0]
     df = load_frame(cfg)
     task = check_label(df, cfg.label, cfg.task)
     train_df, val_df, test_df = split(df, cfg.split)
-    return cfg, task, _spec(cfg, train_df), (train_df, val_df, test_df)
+    return cfg, task, fit_spec(cfg, train_df), (train_df, val_df, test_df)
