@@ -34,12 +34,12 @@ def _default(o: Any) -> Any:
 
 def cache_key(task_name: str, code_hash: str, inputs: dict[str, Any], refs: dict[str, Any] | None = None) -> str:
     """The cache key of one task execution: code, input contents, resolved references."""
-    from roost.pipeline.fingerprint import fingerprint
+    from roost.pipeline.fingerprint import fingerprint, structure
 
     h = hashlib.sha256()
     h.update(task_name.encode() + b"\0" + code_hash.encode() + b"\0")
     h.update(_canon(fingerprint(inputs)))
-    h.update(b"\0" + _canon(refs or {}))
+    h.update(b"\0" + _canon(structure(refs or {})))
     return h.hexdigest()[:32]
 
 

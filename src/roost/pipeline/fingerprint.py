@@ -4,7 +4,8 @@ A string or Path that names an existing file is keyed on the SHA-256 of its byte
 file in it); a YAML/JSON config file is also read and the files it names are keyed the same way, so editing
 `train.yaml` or the table it points to invalidates the cached `train`. A `name@alias` string is keyed on the
 model version the alias points to now. Tasks add their own resolved references (run prefix → id, alias state)
-through `Task.refs`.
+through `Task.refs`. Types that JSON would merge stay apart: dict keys 1, "1", 1.0, True and None, a tuple and a
+list, and a set is keyed on its sorted contents (the same key under any PYTHONHASHSEED).
 """
 
 from __future__ import annotations
@@ -127,20 +128,52 @@ def resolve_alias(ref: str) -> int | None:
     return next((v.version for v in versions if alias in (v.aliases or [])), None)
 
 
-def fingerprint(value: Any, depth: int = 0) -> Any:
-    """A JSON-ready stand-in for `value` in which files are content hashes and aliases resolved versions."""
+_TAG = "\x00"  # starts roost's type tags in a key; a user's string key that starts with it is escaped, so no forgery
+
+
+def dict_key(k: Any) -> str:
+    """A string stand-in for a dict key that keeps its type: 1, "1", 1.0, True and None stay five keys."""
+    if isinstance(k, str):
+        return f"{_TAG}str:{k}" if k.startswith(_TAG) else k  # ordinary keys unchanged: existing keys stay valid
+    text = json.dumps(structure(k), sort_keys=True, default=repr)
+    return f"{_TAG}{type(k).__qualname__}:{text}"
+
+
+def _sort_text(v: Any) -> str:
+    return json.dumps(v, sort_keys=True, default=repr)
+
+
+def _walk(value: Any, depth: int, files: bool) -> Any:
+    """JSON-ready stand-in for `value` keeping types JSON would merge; files hashed and aliases resolved if `files`."""
     if isinstance(value, dict):
-        return {str(k): fingerprint(v, depth) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [fingerprint(v, depth) for v in value]
+        return {dict_key(k): _walk(v, depth, files) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_walk(v, depth, files) for v in value]
+    if isinstance(value, tuple):  # JSON would write a tuple as a list: a task can tell them apart
+        return {f"{_TAG}tuple": [_walk(v, depth, files) for v in value]}
+    if isinstance(value, (set, frozenset)):  # sorted: iteration order follows PYTHONHASHSEED
+        items = sorted((_walk(v, depth, files) for v in value), key=_sort_text)
+        return {f"{_TAG}{type(value).__name__}": items}
+    if not files:
+        return value
     if isinstance(value, Path):
         return _file(value, depth) if value.exists() else {"missing": str(value)}
     if isinstance(value, str):
-        files = _existing(value)
-        if files and not any(c in value for c in "*?["):
-            return {"path": value, **_file(files[0], depth)}
-        if files:
-            return {"glob": value, "files": [[str(f), file_sha256(f)] for f in files[:MAX_FILES]]}
+        found = _existing(value)
+        if found and not any(c in value for c in "*?["):
+            return {"path": value, **_file(found[0], depth)}
+        if found:
+            return {"glob": value, "files": [[str(f), file_sha256(f)] for f in found[:MAX_FILES]]}
         if _ALIAS.match(value):
             return {"alias": value, "version": resolve_alias(value)}
     return value
+
+
+def structure(value: Any) -> Any:
+    """A JSON-ready stand-in for `value` that keeps key types, tuples and set contents (no file or alias lookups)."""
+    return _walk(value, 0, files=False)
+
+
+def fingerprint(value: Any, depth: int = 0) -> Any:
+    """A JSON-ready stand-in for `value` in which files are content hashes and aliases resolved versions."""
+    return _walk(value, depth, files=True)
