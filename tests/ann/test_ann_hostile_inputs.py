@@ -52,3 +52,31 @@ def test_vectors_whose_squared_length_overflows_float32_are_refused(metric: str,
     cos = Index(4, "cosine", kind)
     cos.upsert([0, 1], big)
     assert cos.search(np.array([[1e30, 1e29, 0, 0]], np.float32), k=1).ids[0].tolist() == [0]
+
+
+@pytest.mark.parametrize("kind", ["hnsw", "flat"])
+@pytest.mark.parametrize("ef", [10**9, 2**70, 32_769, 0, -5, 2.5, "64", True])
+def test_search_effort_out_of_range_or_not_an_int_is_refused(kind: str, ef: object) -> None:
+    """ef was uncapped (10**9 asked for a scan of the whole graph, 2**70 escaped as hnswlib's TypeError, 2.5 and -5
+    were silently turned into something else); now a RoostError naming ef and its ceiling (Milvus's 32768)."""
+    index = Index(4, "l2", kind)
+    x = np.random.default_rng(1).standard_normal((50, 4)).astype(np.float32)
+    index.upsert(list(range(50)), x)
+    with pytest.raises(RoostError, match=r"ef must be an integer between 1 and 32768") as err:
+        index.search(x[:1], k=3, ef=ef)  # type: ignore[arg-type]
+    assert err.value.hint
+    with pytest.raises(RoostError, match=r"ef must be"):
+        index.search_ids([0], k=3, ef=ef)  # type: ignore[arg-type]
+
+
+def test_search_effort_at_the_ceiling_is_exact() -> None:
+    """ef = 32768 is allowed (numpy ints too) and, above the graph's size, gives the brute-force neighbours."""
+    from roost.ann import brute
+
+    index = Index(4, "l2", "hnsw")
+    x = np.random.default_rng(2).standard_normal((400, 4)).astype(np.float32)
+    index.upsert(list(range(400)), x)
+    top, _ = brute.search(x, x[:5], 7, "l2")
+    for ef in (32_768, np.int64(32_768)):
+        res = index.search(x[:5], k=7, ef=ef)  # type: ignore[arg-type]
+        assert [r.tolist() for r in res.ids] == top.tolist()

@@ -1,4 +1,4 @@
-"""Input checks shared by the Python API and HTTP routes: vector shape, finiteness, k."""
+"""Input checks shared by the Python API and HTTP routes: vector shape, finiteness, k, ef."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import numpy as np
 from roost.errors import RoostError
 
 MAX_K = 10_000
+MAX_EF = 32_768  # search effort (ef_search / nprobe) per request: Milvus's ceiling; past the graph size it is exact
 
 
 def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True) -> np.ndarray:
@@ -64,3 +65,15 @@ def check_k(k: Any) -> int:
     if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1 or k > MAX_K:
         raise RoostError(f"k must be an integer between 1 and {MAX_K}, got {k!r}", hint="e.g. k=10")
     return int(k)
+
+
+def check_ef(ef: Any) -> int | None:
+    """ef (search effort: ef_search or nprobe) as a positive int no larger than MAX_EF; None keeps the tuned one."""
+    if ef is None:
+        return None
+    if isinstance(ef, bool) or not isinstance(ef, (int, np.integer)) or ef < 1 or ef > MAX_EF:
+        raise RoostError(
+            f"ef must be an integer between 1 and {MAX_EF}, got {ef!r}",
+            hint="leave it out to use the effort tuned at build; an effort above the index size is already exhaustive",
+        )
+    return int(ef)

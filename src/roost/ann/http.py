@@ -7,6 +7,7 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+from roost.ann.checks import check_ef
 from roost.ann.serving import AnnState
 from roost.errors import NotFoundError, RoostError
 
@@ -111,9 +112,7 @@ def _search(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> di
     slot = _slot(state, params["name"])
     index = slot.index  # one version for the whole request, even if a swap happens meanwhile
     key = _one_of(body, "vector", "vectors", "id", "ids")
-    k, flt, ef = body.get("k", 10), body.get("filter"), body.get("ef")
-    if ef is not None and (isinstance(ef, bool) or not isinstance(ef, int) or ef < 1):
-        raise RoostError(f"ef must be a positive integer, got {ef!r}")
+    k, flt, ef = body.get("k", 10), body.get("filter"), check_ef(body.get("ef"))
     if key in ("id", "ids"):
         ids = [body["id"]] if key == "id" else body["ids"]
         if not isinstance(ids, list):

@@ -16,7 +16,7 @@ import numpy as np
 
 from roost.ann import brute, filters
 from roost.ann.backends import KINDS, make_backend
-from roost.ann.checks import as_matrix, check_k
+from roost.ann.checks import as_matrix, check_ef, check_k
 from roost.ann.items import Items
 from roost.ann.locks import RWLock
 from roost.errors import RoostError
@@ -292,7 +292,7 @@ class Index:
         exclude: Sequence[Any] | None = None,
     ) -> SearchResult:
         """The k nearest items to each query vector that match `filter` (fewer when fewer exist)."""
-        k = check_k(k)
+        k, ef = check_k(k), check_ef(ef)
         q = self._prepare(queries)
         if exclude is not None and (isinstance(exclude, (str, bytes, Mapping)) or not hasattr(exclude, "__len__")):
             raise RoostError(f"exclude must be a list of ids, got {exclude!r}", hint='e.g. "exclude": [12, 40]')
@@ -413,7 +413,7 @@ class Index:
         lenient: bool = False,
     ) -> SearchResult:
         """The k nearest other items to each stored item (the item itself left out)."""
-        k = check_k(k)
+        k, ef = check_k(k), check_ef(ef)
         with self._lock.read():
             keys = self.items.coerce(ids, lenient=lenient)
             slots = self.items.lookup(keys)
