@@ -259,8 +259,11 @@ def _category_counts(s: Any) -> dict[str, int]:
 
 def _feature(name: str, ref: Any, cur: Any) -> FeatureDrift:
     """Statistics of one feature present on both sides (before the verdict)."""
+    from roost.monitor.booleans import align
+
+    ref, cur, read_as_bool = align(ref, cur)
     kind = _kind(ref)
-    fd = FeatureDrift(name, kind, "ok")
+    fd = FeatureDrift(name, kind, "ok", notes=[read_as_bool] if read_as_bool else [])
     n_r, n_c = len(ref), len(cur)
     if kind == "numeric":
         xr = _numbers(ref)

@@ -13,6 +13,7 @@ from typing import Any
 import numpy as np
 
 from roost.monitor import stats as S
+from roost.monitor.booleans import align_profiles, read_for_profile
 from roost.monitor.drift_report import (
     DRIFT_SHARE,
     DriftReport,
@@ -89,7 +90,9 @@ def _feature(name: str, r: ColumnProfile, c: ColumnProfile | None) -> FeatureDri
     kind = "numeric" if r.kind in ("numeric", "datetime") else "categorical"
     if c is None:
         return FeatureDrift(name, kind, "missing", drifted=True, notes=["column missing in the current data"])
-    fd = FeatureDrift(name, kind, "ok", n_ref=r.count, n_cur=c.count)
+    r, c, read_as_bool = align_profiles(r, c)
+    kind = "numeric" if r.kind in ("numeric", "datetime") else "categorical"
+    fd = FeatureDrift(name, kind, "ok", n_ref=r.count, n_cur=c.count, notes=[read_as_bool] if read_as_bool else [])
     fd.missing_ref = 1 - r.count / r.rows if r.rows else 0.0
     fd.missing_cur = 1 - c.count / c.rows if c.rows else 0.0
     note_infinite(fd, r.infinite, c.infinite)
@@ -159,7 +162,10 @@ def compare_to_profile(
 ) -> DriftReport:
     """Approximate drift of a current DataFrame against a reference profile."""
     names = list(features) if features else [n for n in reference.columns if not n.startswith("_")]
-    cur = profile_frame(current, [n for n in names if n in current.columns])
+    cols = [n for n in names if n in current.columns]
+    read = {n: read_for_profile(reference.columns[n], current[n]) for n in cols if n in reference.columns}
+    read = {n: v for n, v in read.items() if v is not current[n]}
+    cur = profile_frame(current.assign(**read) if read else current, cols)  # assign: the caller's frame is kept
     cur.rows = int(len(current))
     skipped = {} if features else default_skip(reference, names, label)
     rep = compare_profiles(
