@@ -49,12 +49,16 @@ def is_boolean(s: Any) -> bool:
         return True
     if pd.api.types.is_numeric_dtype(s.dtype) or pd.api.types.is_datetime64_any_dtype(s.dtype):
         return False
-    values = _distinct(s)
-    return (
-        values is not None
-        and bool(values)
-        and all(isinstance(v, (bool, np.bool_)) or (isinstance(v, str) and v.strip().lower() in _WORDS) for v in values)
-    )
+    values: list[Any] | None = []
+    for part in (s.head(1000), s):  # a text column usually shows a non-boolean in its first rows: no full pass then
+        values = _distinct(part)
+        if values is None or not all(_is_bool_or_word(v) for v in values):
+            return False
+    return bool(values)
+
+
+def _is_bool_or_word(v: Any) -> bool:
+    return isinstance(v, (bool, np.bool_)) or (isinstance(v, str) and v.strip().lower() in _WORDS)
 
 
 def _is_coded(s: Any) -> bool:
@@ -65,8 +69,17 @@ def _is_coded(s: Any) -> bool:
 
 def _read(s: Any) -> Any:
     """A Series with its boolean codes read as bools (object dtype, missing kept missing)."""
-    out = s.astype(object).map(as_bool)
-    return out.where(s.notna(), None)
+    import pandas as pd
+
+    missing = s.isna().to_numpy()
+    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_complex_dtype(s.dtype):
+        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
+        obj = np.array(s.astype(object).to_numpy(), dtype=object)  # a writable copy
+        obj[x == 1], obj[x == 0] = True, False  # vectorised: a bool column compares as 0/1 here too
+    else:
+        obj = np.array(s.astype(object).map(as_bool).to_numpy(), dtype=object)
+    obj[missing] = None
+    return pd.Series(obj, index=s.index, dtype=object, name=s.name)
 
 
 def align(ref: Any, cur: Any) -> tuple[Any, Any, str | None]:
