@@ -143,12 +143,21 @@ def cached_references(df: pd.DataFrame, label: str, table: str, seed: int, cache
     """references(), read from / added to the JSON cache (keyed by table, seed and row count) when given."""
     key = f"{table}/{seed}/{len(df)}"
     known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
-    if key not in known:
-        known[key] = references(df, label, seed)
-        if cache is not None:
-            cache.parent.mkdir(parents=True, exist_ok=True)
-            cache.write_text(json.dumps(known, indent=1, default=str))
-    return dict(known[key])
+    if key in known:
+        return dict(known[key])
+    found = references(df, label, seed)
+    if cache is not None:  # re-read under a lock: benches on other tables may have added theirs meanwhile
+        import fcntl
+
+        cache.parent.mkdir(parents=True, exist_ok=True)
+        with open(cache.with_suffix(".lock"), "w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            known = json.loads(cache.read_text()) if cache.exists() else {}
+            known[key] = found
+            tmp = cache.with_suffix(".tmp")
+            tmp.write_text(json.dumps(known, indent=1, default=str))
+            tmp.replace(cache)
+    return found
 
 
 def mean_se(values: list[float]) -> tuple[float, float]:
@@ -190,7 +199,49 @@ def run_one(name: str, df: pd.DataFrame, seed: int, tmp: Path, args: argparse.Na
         row["tune_model"] = out["best_params"].get("model.type", "")
         row["tune_blend"] = out.get("blend")
         row.update(auto_from_trials(cfg, out["study_id"]))
+        if args.trials_out is not None:
+            save_trials(cfg, out["study_id"], args.trials_out / f"{name}-{seed}.npz")
     return row
+
+
+def save_trials(cfg: dict[str, Any], study_id: str, path: Path) -> None:
+    """Every cross-validated trial's out-of-fold and test predictions (plus labels, model types, params and
+    objective values) in one .npz, for bench/tune_replay.py to compare final-model rules without refitting."""
+    from roost.registry.run import local_artifact
+    from roost.train.ensemble import encoded
+    from roost.tune.cv import CV_DIR, OOF, TEST, plan
+    from roost.tune.engine import Engine
+
+    f = plan(cfg, [], {})
+    if not f.splits:
+        return
+    _, _, ye = f.rows()
+    yt = encoded(f.parts[2][f.cfg.label], f.task, f.classes)
+    kept: list[dict[str, Any]] = []
+    oof, test = [], []
+    for t in sorted(Engine().study(study_id)["trials"], key=lambda t: t["number"]):
+        run = (t.get("attrs") or {}).get("run_id")
+        if t["state"] != "COMPLETE" or not run:
+            continue
+        try:
+            o, p = np.load(local_artifact(run, f"{CV_DIR}/{OOF}")), np.load(local_artifact(run, f"{CV_DIR}/{TEST}"))
+        except (OSError, KeyError):
+            continue
+        kept.append(t)
+        oof.append(o)
+        test.append(p)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez(
+        path,
+        ye=ye,
+        yt=yt,
+        oof=np.asarray(oof),
+        test=np.asarray(test),
+        numbers=np.asarray([t["number"] for t in kept]),
+        types=np.asarray([str((t.get("params") or {}).get("model.type", "")) for t in kept]),
+        params=np.asarray([json.dumps(t.get("params") or {}, default=str) for t in kept]),
+        values=np.asarray([float(t.get("value") if t.get("value") is not None else "nan") for t in kept]),
+    )
 
 
 def auto_from_trials(cfg: dict[str, Any], study_id: str) -> dict[str, Any]:
@@ -269,6 +320,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--cache", type=Path, default=BENCH_CACHE / "quality-references.json", help="references cache")
+    ap.add_argument(
+        "--trials-out",
+        type=Path,
+        default=BENCH_CACHE / "tune-trials",
+        help="where each tune20 run's trial predictions go (<table>-<seed>.npz, for bench/tune_replay.py)",
+    )
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here (appended to as rows finish)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]

@@ -1,0 +1,164 @@
+"""Replay `roost tune`'s final-model rule on saved trials: which rule turns 20 cross-validated trials into the best
+test ROC-AUC, without refitting anything.
+
+Input: the .npz files `bench/quality.py` writes per tune20 run (`.bench-cache/tune-trials/<table>-<seed>.npz`:
+every completed trial's out-of-fold predictions on the training+validation rows, its fold bag's mean prediction on
+the test rows, model type, objective value). Each rule picks weights from the out-of-fold predictions only; its
+test score is the weighted test predictions' ROC-AUC (the blend roost exports predicts exactly that weighted mean).
+References (tuned LightGBM, LogisticRegressionCV) come from `.bench-cache/quality-references.json`.
+
+    python bench/tune_replay.py                       # every saved run
+    python bench/tune_replay.py --tables pima,hmda
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from _common import BENCH_CACHE
+from quality import mean_se
+
+Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
+
+
+def auc(y: np.ndarray, p: np.ndarray) -> float:
+    from roost.train.ensemble import score
+
+    return float(score("binary", y, p))
+
+
+def all_trials(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """roost tune before: auto's bagged greedy weights over every completed trial."""
+    from roost.train.ensemble import bagged_weights
+
+    return np.asarray(bagged_weights("binary", ye, list(oof)))
+
+
+def best_single(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """The trial with the best out-of-fold score alone."""
+    s = [auc(ye, p) for p in oof]
+    return np.eye(len(oof))[int(np.nanargmax(s))]
+
+
+def per_type_k(k: int) -> Rule:
+    def rule(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+        from roost.train.ensemble import bagged_weights
+
+        s = np.asarray([auc(ye, p) for p in oof])
+        best = [
+            int(j) for t in dict.fromkeys(types) for j in np.flatnonzero(types == t)[np.argsort(-s[types == t])[:k]]
+        ]
+        w = np.zeros(len(oof))
+        w[best] = bagged_weights("binary", ye, [oof[j] for j in best])
+        return w
+
+    rule.__doc__ = f"The {k} best trials of each model type (out-of-fold), then auto's bagged weights over them."
+    return rule
+
+
+def top_k(k: int) -> Rule:
+    def rule(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+        from roost.train.ensemble import bagged_weights
+
+        s = np.asarray([auc(ye, p) for p in oof])
+        best = list(np.argsort(-s)[:k])
+        w = np.zeros(len(oof))
+        w[best] = bagged_weights("binary", ye, [oof[j] for j in best])
+        return w
+
+    rule.__doc__ = f"The {k} best trials (out-of-fold), then bagged weights over them."
+    return rule
+
+
+def auto_defaults(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """auto replayed: the first logreg, wide_deep and lightgbm trials (auto's default candidates), auto's weights."""
+    from roost.train.ensemble import bagged_weights
+
+    first = [int(np.flatnonzero(types == t)[0]) for t in ("logreg", "wide_deep", "lightgbm") if (types == t).any()]
+    w = np.zeros(len(oof))
+    w[first] = bagged_weights("binary", ye, [oof[j] for j in first])
+    return w
+
+
+def nested(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """Pick among {auto, per_type, all} by cross-validating the rule itself on the out-of-fold rows (5 stratified
+    parts: weights from four, scored on the fifth), then apply the winner to all rows."""
+    from sklearn.model_selection import StratifiedKFold
+
+    options = {"auto": auto_defaults, "per_type": per_type_k(1), "all": all_trials}
+    scores = {}
+    for name, rule in options.items():
+        held = np.zeros(len(ye))
+        for fit, out in StratifiedKFold(5, shuffle=True, random_state=1).split(oof.T, ye):
+            w = rule(ye[fit], oof[:, fit], types)
+            held[out] = w @ oof[:, out]
+        scores[name] = auc(ye, held)
+    return options[max(scores, key=scores.__getitem__)](ye, oof, types)
+
+
+RULES: dict[str, Rule] = {
+    "all": all_trials,
+    "single": best_single,
+    "per_type": per_type_k(1),
+    "per_type2": per_type_k(2),
+    "top3": top_k(3),
+    "top5": top_k(5),
+    "auto": auto_defaults,
+    "nested": nested,
+}
+
+
+def replay(path: Path, refs: dict[str, Any]) -> dict[str, Any]:
+    """Test ROC-AUC − best reference of each rule on one saved run."""
+    z = np.load(path)
+    table, seed = path.stem.rsplit("-", 1)
+    ref = next(v for k, v in refs.items() if k.startswith(f"{table}/{seed}/"))
+    best_ref = max(ref["ref_lightgbm"], ref["ref_logreg"])
+    row: dict[str, Any] = {"table": table, "seed": int(seed), "trials": len(z["oof"]), "best_ref": best_ref}
+    for name, rule in RULES.items():
+        w = rule(z["ye"], z["oof"], z["types"])
+        row[name] = auc(z["yt"], w @ z["test"]) - best_ref
+        row[f"{name}_oof"] = auc(z["ye"], w @ z["oof"])
+        row[f"{name}_n"] = int((w > 0).sum())
+    return row
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--dir", type=Path, default=BENCH_CACHE / "tune-trials")
+    ap.add_argument("--refs", type=Path, default=BENCH_CACHE / "quality-references.json")
+    ap.add_argument("--tables", default="")
+    args = ap.parse_args(argv)
+    refs = json.loads(args.refs.read_text())
+    wanted = set(filter(None, args.tables.split(",")))
+    rows = [replay(p, refs) for p in sorted(args.dir.glob("*.npz")) if not wanted or p.stem.rsplit("-", 1)[0] in wanted]
+    for r in rows:
+        print("  " + json.dumps(r), file=sys.stderr)
+    names = list(RULES)
+    print("| table | splits | " + " | ".join(f"{n} − best ref" for n in names) + " |")
+    print("|---|---|" + "---|" * len(names))
+    for t in dict.fromkeys(r["table"] for r in rows):
+        rs = [r for r in rows if r["table"] == t]
+        cells = []
+        for n in names:
+            m, se = mean_se([r[n] for r in rs])
+            cells.append(
+                f"{m:+.4f}" + (f" ± {se:.4f}" if se == se else "") + f" ({np.mean([r[n + '_n'] for r in rs]):.0f})"
+            )
+        print(f"| {t} | {len(rs)} | " + " | ".join(cells) + " |")
+    for n in names:
+        ok = sum(
+            mean_se([r[n] for r in rows if r["table"] == t])[0] >= 0 for t in dict.fromkeys(r["table"] for r in rows)
+        )
+        print(f"{n}: at or above the best reference on {ok} of {len({r['table'] for r in rows})} tables (mean)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
