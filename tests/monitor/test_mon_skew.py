@@ -221,21 +221,24 @@ def test_served_rows_join_back_with_zero_mismatches(
 # ---------------------------------------------------------------- planted skew: each kind caught with its category
 
 
+# the feature rows of the planted scenario (event times relative to T0)
+PLANTED_ROWS = [
+    {"user_id": 0, "et": T0 + 35 * MIN, "v_int": 1, "v_f": 0.5, "v_s": "x"},
+    {"user_id": 1, "et": T0 + 35 * MIN, "v_int": 2, "v_f": 1.5, "v_s": "y"},
+    {"user_id": 1, "et": T0 + 50 * MIN, "v_int": 3, "v_f": 2.5, "v_s": "z"},
+    {"user_id": 2, "et": T0 + 20 * MIN, "v_int": 4, "v_f": 3.5, "v_s": "x"},
+    {"user_id": 3, "et": T0 + 45 * MIN, "v_int": 5, "v_f": 4.5, "v_s": "y"},
+    {"user_id": 4, "et": T0 + 39 * MIN, "v_int": 6, "v_f": 5.5, "v_s": "z"},
+]
+
+
 def _planted(ws: Any, logs: Path) -> None:
     """Materialise at t1, serve at t2: user 0 unchanged, 1 updated since (stale), 2 expired by TTL (extra online),
     3 first seen after t1 (missing online), 4 unchanged but its score tampered with (value mismatch)."""
     from roost.features import materialize
 
     t1, t2 = T0 + 40 * MIN, T0 + 60 * MIN
-    rows = [
-        {"user_id": 0, "et": T0 + 35 * MIN, "v_int": 1, "v_f": 0.5, "v_s": "x"},
-        {"user_id": 1, "et": T0 + 35 * MIN, "v_int": 2, "v_f": 1.5, "v_s": "y"},
-        {"user_id": 1, "et": T0 + 50 * MIN, "v_int": 3, "v_f": 2.5, "v_s": "z"},
-        {"user_id": 2, "et": T0 + 20 * MIN, "v_int": 4, "v_f": 3.5, "v_s": "x"},
-        {"user_id": 3, "et": T0 + 45 * MIN, "v_int": 5, "v_f": 4.5, "v_s": "y"},
-        {"user_id": 4, "et": T0 + 39 * MIN, "v_int": 6, "v_f": 5.5, "v_s": "z"},
-    ]
-    setup_view(ws.root, rows)
+    setup_view(ws.root, PLANTED_ROWS)
     materialize(start=T0 - timedelta(days=1), end=t1)
     v1 = serve_rows([1, 2, 3, 4], t2, version="1")
     v1["score"][3] += 0.25  # user 4: the model saw another value than the store's row of that event time

@@ -15,7 +15,7 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_mon_skew import MIN, REFS, T0, concat, serve_rows, setup_view
+from test_mon_skew import MIN, PLANTED_ROWS, REFS, T0, concat, serve_rows, setup_view
 
 PLANTED = {0: "ok", 1: "stale_online", 2: "extra_online", 3: "missing_online", 4: "value_mismatch"}
 US = pa.timestamp("us", tz="UTC")
@@ -54,15 +54,7 @@ def _planted_log(ws: Any, logs: Path, ts_enc: str | None, et_enc: str | None) ->
     from roost.features import materialize
 
     t1, t2 = T0 + 40 * MIN, T0 + 60 * MIN
-    rows = [
-        {"user_id": 0, "et": T0 + 35 * MIN, "v_int": 1, "v_f": 0.5, "v_s": "x"},
-        {"user_id": 1, "et": T0 + 35 * MIN, "v_int": 2, "v_f": 1.5, "v_s": "y"},
-        {"user_id": 1, "et": T0 + 50 * MIN, "v_int": 3, "v_f": 2.5, "v_s": "z"},
-        {"user_id": 2, "et": T0 + 20 * MIN, "v_int": 4, "v_f": 3.5, "v_s": "x"},
-        {"user_id": 3, "et": T0 + 45 * MIN, "v_int": 5, "v_f": 4.5, "v_s": "y"},
-        {"user_id": 4, "et": T0 + 39 * MIN, "v_int": 6, "v_f": 5.5, "v_s": "z"},
-    ]
-    setup_view(ws.root, rows)
+    setup_view(ws.root, PLANTED_ROWS)
     materialize(start=T0 - 24 * 60 * MIN, end=t1)
     v1 = serve_rows([1, 2, 3, 4], t2, version="1")
     v1["score"][3] += 0.25
