@@ -6,16 +6,31 @@ import json
 
 import numpy as np
 import pytest
-from sklearn.metrics import roc_auc_score
+from sklearn.metrics import log_loss, roc_auc_score
 
 import roost
 from helpers import mixed_frame
 from roost.errors import ConfigError
-from roost.train.ensemble import Blend, bagged_weights, greedy_weights
+from roost.train.ensemble import Blend, bagged_weights, greedy_weights, score
 from roost.train.models import make_model
 from roost.train.preprocess import infer_spec
 
 FEATURES = ["x1", "x2", "color", "user_id"]
+
+
+def test_blend_score_is_sklearns_roc_auc_and_the_tasks_primary_metric() -> None:
+    from roost.train.metrics import compute
+
+    rng = np.random.default_rng(3)
+    y = rng.integers(0, 2, 400)
+    p = np.round(rng.random(400) * 0.5 + 0.3 * y, 2)  # rounded: many ties
+    assert score("binary", y, p) == pytest.approx(roc_auc_score(y, p), abs=1e-12)
+    assert np.isnan(score("binary", np.ones(5), rng.random(5)))  # one class: undefined, as compute() says
+    yr, yhat = rng.normal(size=50), rng.normal(size=50)
+    assert score("regression", yr, yhat) == pytest.approx(float(np.sqrt(np.mean((yr - yhat) ** 2))))
+    P, yc = rng.dirichlet(np.ones(3), 60), rng.integers(0, 3, 60)
+    assert score("multiclass", yc, P) == pytest.approx(log_loss(yc, P, labels=[0, 1, 2]), rel=1e-9)
+    assert score("binary", y, p) == compute("binary", y, p)["roc_auc"]
 
 
 def test_greedy_weights_start_from_the_best_and_never_score_below_it() -> None:
