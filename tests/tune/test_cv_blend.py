@@ -71,6 +71,8 @@ def test_trials_are_cross_validated_and_the_final_model_blends_them(ws, tmp_path
     # the final model: the tuning run's blend with the weights it reports; scores recomputed from the trials
     weights = {int(k): w for k, w in out["blend"]["weights"].items()}
     assert out["run_id"] == out["tuning_run_id"] and weights and sum(weights.values()) == pytest.approx(1.0)
+    # one model type searched: the blend is its best trial alone (one trial per type enters the blend)
+    assert weights == {max(trials, key=lambda t: (t["value"], -t["number"]))["number"]: 1.0}
     blend_oof = sum(w * oof[n] for n, w in weights.items())
     blend_test = sum(w * bag_test[n] for n, w in weights.items())
     assert out["metrics"]["val_roc_auc"] == pytest.approx(roc_auc_score(y, blend_oof), abs=1e-12)
@@ -81,6 +83,30 @@ def test_trials_are_cross_validated_and_the_final_model_blends_them(ws, tmp_path
     assert out["model"] == "bc-cv" and out["version"] == 1
     served = roost.load_model("bc-cv/1").predict(test.drop(columns=[LABEL]))
     np.testing.assert_allclose(np.asarray(served, dtype=np.float64), blend_test, atol=2e-5)
+
+
+def test_the_blend_takes_the_best_trial_of_each_model_type() -> None:
+    from roost.tune.cv import best_of_each_type
+
+    def trial(n: int, kind: str | None, value: float | None) -> dict:
+        return {"number": n, "value": value, "params": {"model.type": kind} if kind else {}}
+
+    trials = [
+        trial(0, "logreg", 0.80),
+        trial(1, "lightgbm", 0.85),
+        trial(2, "logreg", 0.83),
+        trial(3, "lightgbm", 0.85),  # a tie: the earlier trial stays
+        trial(4, "mlp", float("nan")),
+        trial(5, "mlp", 0.70),
+        trial(6, None, 0.99),  # no model.type param: the config's own type
+    ]
+    preds = [np.full(3, t["number"], dtype=float) for t in trials]
+    kept, kept_preds = best_of_each_type(trials, preds, "maximize", "dcn")
+    assert [t["number"] for t in kept] == [1, 2, 5, 6]
+    assert [int(p[0]) for p in kept_preds] == [1, 2, 5, 6]
+    losses = [trial(0, "logreg", 0.40), trial(1, "logreg", 0.30), trial(2, "mlp", None), trial(3, "mlp", 0.9)]
+    kept, _ = best_of_each_type(losses, preds[:4], "minimize", "x")  # a loss: the lowest wins, None never does
+    assert [t["number"] for t in kept] == [1, 3]
 
 
 def test_tuning_model_auto_starts_from_autos_own_candidates(ws, tmp_path) -> None:
@@ -96,6 +122,9 @@ def test_tuning_model_auto_starts_from_autos_own_candidates(ws, tmp_path) -> Non
     n_fit = len(both) - len(both) // 5  # each of auto's 5 fold models fits 4/5 of the rows
     auto = candidate_config(load_config({"data": data, "label": LABEL}), "lightgbm", n_fit, 30).model.params
     lgbm = {k.split(".", 1)[1]: v for k, v in starts["lightgbm"].items() if k != "model.type"}
+    from roost.train.lgbm import LightGBMModel
+
+    auto = {**LightGBMModel.DEFAULTS, **auto}  # what auto leaves unset (subsample) is the model's default
     assert lgbm == pytest.approx({k: auto[k] for k in lgbm})
     assert spec.objective.cv  # 569 rows: within auto's cv_max_rows
 

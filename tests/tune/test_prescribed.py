@@ -129,7 +129,7 @@ def test_tuning_starts_from_each_types_defaults(ws) -> None:
     spec = C.load({**BC, "model": {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"]}}})
     # logreg trains at lr 1e-2 and weight decay 1e-4 by default; LightGBM as auto's candidate on a table this small
     # (569 rows; each fold model fits 4/5 of the training+validation rows): learning_rate 0.03, 7 leaves,
-    # min_child_samples 20, half of the 30 columns per tree, L2 1.0 (lgbm.table_defaults)
+    # min_child_samples 20, all rows, half of the 30 columns per tree, L2 1.0 (lgbm.table_defaults)
     assert spec.start == [
         {"model.type": "logreg", "logreg.lr": 0.01, "logreg.weight_decay": 1e-4},
         {
@@ -137,6 +137,7 @@ def test_tuning_starts_from_each_types_defaults(ws) -> None:
             "lightgbm.learning_rate": 0.03,
             "lightgbm.num_leaves": 7,
             "lightgbm.min_child_samples": 20,
+            "lightgbm.subsample": 1.0,  # LightGBM's own default: no row subsampling
             "lightgbm.colsample_bytree": 0.5,
             "lightgbm.reg_lambda": 1.0,
         },
