@@ -177,8 +177,9 @@ def best_of_each_type(
 
 
 def final_blend(objective: Any, result: Any, parent: Any) -> dict[str, Any] | None:
-    """Weigh the completed cross-validated trials on their out-of-fold predictions (auto's rule), write the blend
-    of the weighted trials' fold models as the tuning run's model package; what it blends (None: no such trial)."""
+    """Weigh the best completed cross-validated trial of each model type on their out-of-fold predictions (auto's
+    rule), write the blend of the weighted trials' fold models as the tuning run's model package; what it blends
+    (None: no such trial)."""
     from roost.train.api import PACKAGE, final_metrics, monitor_reference, write_package
     from roost.train.auto import bag_blend, blend_weights, options
 
