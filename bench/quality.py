@@ -198,15 +198,17 @@ def run_one(name: str, df: pd.DataFrame, seed: int, tmp: Path, args: argparse.Na
         row["tune_val"] = out["metrics"].get("val_roc_auc", float("nan"))
         row["tune_model"] = out["best_params"].get("model.type", "")
         row["tune_blend"] = out.get("blend")
-        row.update(auto_from_trials(cfg, out["study_id"]))
-        if args.trials_out is not None:
-            save_trials(cfg, out["study_id"], args.trials_out / f"{name}-{seed}.npz")
+        tp = trial_predictions(cfg, out["study_id"])  # loaded once for both
+        if tp is not None:
+            row.update(auto_from_trials(tp))
+            if args.trials_out is not None:
+                save_trials(tp, args.trials_out / f"{name}-{seed}.npz")
     return row
 
 
-def save_trials(cfg: dict[str, Any], study_id: str, path: Path) -> None:
-    """Every cross-validated trial's out-of-fold and test predictions (plus labels, model types, params and
-    objective values) in one .npz, for bench/tune_replay.py to compare final-model rules without refitting."""
+def trial_predictions(cfg: dict[str, Any], study_id: str) -> dict[str, Any] | None:
+    """Every completed cross-validated trial of a tune20 run with its saved out-of-fold and fold-bag test
+    predictions, the labels of both row sets, the task and the seed; None when the table was not cross-validated."""
     from roost.registry.run import local_artifact
     from roost.train.ensemble import encoded
     from roost.tune.cv import CV_DIR, OOF, TEST, plan
@@ -214,11 +216,10 @@ def save_trials(cfg: dict[str, Any], study_id: str, path: Path) -> None:
 
     f = plan(cfg, [], {})
     if not f.splits:
-        return
+        return None
     _, _, ye = f.rows()
-    yt = encoded(f.parts[2][f.cfg.label], f.task, f.classes)
-    kept: list[dict[str, Any]] = []
-    oof, test = [], []
+    out: dict[str, Any] = {"task": f.task, "seed": f.cfg.trainer.seed, "ye": ye, "trials": [], "oof": [], "test": []}
+    out["yt"] = encoded(f.parts[2][f.cfg.label], f.task, f.classes)
     for t in sorted(Engine().study(study_id)["trials"], key=lambda t: t["number"]):
         run = (t.get("attrs") or {}).get("run_id")
         if t["state"] != "COMPLETE" or not run:
@@ -227,16 +228,23 @@ def save_trials(cfg: dict[str, Any], study_id: str, path: Path) -> None:
             o, p = np.load(local_artifact(run, f"{CV_DIR}/{OOF}")), np.load(local_artifact(run, f"{CV_DIR}/{TEST}"))
         except (OSError, KeyError):
             continue
-        kept.append(t)
-        oof.append(o)
-        test.append(p)
+        out["trials"].append(t)
+        out["oof"].append(o)
+        out["test"].append(p)
+    return out
+
+
+def save_trials(tp: dict[str, Any], path: Path) -> None:
+    """trial_predictions() in one .npz (labels, predictions, model types, params, objective values), for
+    bench/tune_replay.py to compare final-model rules without refitting."""
+    kept = tp["trials"]
     path.parent.mkdir(parents=True, exist_ok=True)
     np.savez(
         path,
-        ye=ye,
-        yt=yt,
-        oof=np.asarray(oof),
-        test=np.asarray(test),
+        ye=tp["ye"],
+        yt=tp["yt"],
+        oof=np.asarray(tp["oof"]),
+        test=np.asarray(tp["test"]),
         numbers=np.asarray([t["number"] for t in kept]),
         types=np.asarray([str((t.get("params") or {}).get("model.type", "")) for t in kept]),
         params=np.asarray([json.dumps(t.get("params") or {}, default=str) for t in kept]),
@@ -244,36 +252,27 @@ def save_trials(cfg: dict[str, Any], study_id: str, path: Path) -> None:
     )
 
 
-def auto_from_trials(cfg: dict[str, Any], study_id: str) -> dict[str, Any]:
+def auto_from_trials(tp: dict[str, Any]) -> dict[str, Any]:
     """auto replayed from tune's first trials (its candidates' defaults, cross-validated on auto's folds): auto's
     weights on their out-of-fold predictions, test ROC-AUC of their weighted fold bags; {} without such trials."""
-    from roost.registry.run import local_artifact
     from roost.train.auto import DEFAULT_CANDIDATES, blend_weights
-    from roost.train.ensemble import encoded, score
-    from roost.tune.cv import CV_DIR, OOF, TEST, plan
-    from roost.tune.engine import Engine
+    from roost.train.ensemble import score
     from roost.tune.spaces import AUTO_TYPES
 
-    f = plan(cfg, [], {})
-    if not f.splits:
-        return {}
-    trials = sorted(Engine().study(study_id)["trials"], key=lambda t: t["number"])
-    first: dict[str, str] = {}
-    for t in trials[: len(AUTO_TYPES)]:  # the first trials: the default points, one per type
-        mt, run = (t.get("params") or {}).get("model.type"), (t.get("attrs") or {}).get("run_id")
-        if mt in DEFAULT_CANDIDATES and run and t["state"] == "COMPLETE" and mt not in first:
-            first[mt] = run
+    first: dict[str, int] = {}
+    for j, t in enumerate(tp["trials"]):  # the first trials: the default points, one per type
+        mt = (t.get("params") or {}).get("model.type")
+        if t["number"] < len(AUTO_TYPES) and mt in DEFAULT_CANDIDATES and mt not in first:
+            first[mt] = j
     if set(first) != set(DEFAULT_CANDIDATES):
         return {}
-    _, _, ye = f.rows()
-    yt = encoded(f.parts[2][f.cfg.label], f.task, f.classes)
-    oof = [np.load(local_artifact(first[c], f"{CV_DIR}/{OOF}")) for c in DEFAULT_CANDIDATES]
-    test = [np.load(local_artifact(first[c], f"{CV_DIR}/{TEST}")) for c in DEFAULT_CANDIDATES]
-    w = blend_weights(f.task, ye, oof, True, f.cfg.trainer.seed)
+    oof = [tp["oof"][first[c]] for c in DEFAULT_CANDIDATES]
+    test = [tp["test"][first[c]] for c in DEFAULT_CANDIDATES]
+    w = blend_weights(tp["task"], tp["ye"], oof, True, tp["seed"])
     blend = sum(wk * p for wk, p in zip(w, test))
     return {
-        "auto_replay": score(f.task, yt, np.asarray(blend)),
-        "auto_replay_val": score(f.task, ye, np.asarray(sum(wk * p for wk, p in zip(w, oof)))),
+        "auto_replay": score(tp["task"], tp["yt"], np.asarray(blend)),
+        "auto_replay_val": score(tp["task"], tp["ye"], np.asarray(sum(wk * p for wk, p in zip(w, oof)))),
         "auto_replay_weights": dict(zip(DEFAULT_CANDIDATES, w)),
     }
 

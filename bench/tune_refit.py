@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 from _common import BENCH_CACHE
 from quality import SPLIT, mean_se
+from tune_replay import best_per_type
 
 
 def refit_one(cfg: dict[str, Any], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
@@ -81,11 +82,7 @@ def main(argv: list[str] | None = None) -> int:
                 ref = refs[f"{table}/{seed}/{len(df)}"]
                 best_ref = max(ref["ref_lightgbm"], ref["ref_logreg"])
                 cfg = {"data": str(path), "label": LABEL, "split": {**SPLIT, "seed": seed}}
-                s = np.asarray([score("binary", z["ye"], p) for p in z["oof"]])
-                picks = [
-                    int(np.flatnonzero(z["types"] == t)[np.nanargmax(s[z["types"] == t])])
-                    for t in dict.fromkeys(z["types"])
-                ]
+                picks = best_per_type(z["ye"], z["oof"], z["types"])
                 w = bagged_weights("binary", z["ye"], [z["oof"][j] for j in picks])
                 bags, fulls = {}, {}
                 row: dict[str, Any] = {"table": table, "seed": seed}

@@ -46,31 +46,42 @@ def best_single(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarra
     return np.eye(len(oof))[int(np.nanargmax(s))]
 
 
-def per_type_k(k: int) -> Rule:
-    def rule(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
-        from roost.train.ensemble import bagged_weights
+def weighted(ye: np.ndarray, oof: np.ndarray, picks: list[int]) -> np.ndarray:
+    """auto's bagged weights over the picked trials, as a weight per trial (0 for the others)."""
+    from roost.train.ensemble import bagged_weights
 
-        s = np.asarray([auc(ye, p) for p in oof])
-        best = [
-            int(j) for t in dict.fromkeys(types) for j in np.flatnonzero(types == t)[np.argsort(-s[types == t])[:k]]
-        ]
-        w = np.zeros(len(oof))
-        w[best] = bagged_weights("binary", ye, [oof[j] for j in best])
-        return w
+    w = np.zeros(len(oof))
+    w[picks] = bagged_weights("binary", ye, [oof[j] for j in picks])
+    return w
 
-    rule.__doc__ = f"The {k} best trials of each model type (out-of-fold), then auto's bagged weights over them."
-    return rule
+
+def best_per_type(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> list[int]:
+    """The trials `roost tune` blends: tune.cv.best_of_each_type on the out-of-fold ROC-AUC (the trials' values)."""
+    from roost.tune.cv import best_of_each_type
+
+    trials = [
+        {"number": j, "value": auc(ye, p), "params": {"model.type": str(t)}} for j, (p, t) in enumerate(zip(oof, types))
+    ]
+    kept, _ = best_of_each_type(trials, list(oof), "maximize", "")
+    return [int(t["number"]) for t in kept]
+
+
+def per_type(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """roost tune now: the best trial of each model type, then auto's bagged weights over those few."""
+    return weighted(ye, oof, best_per_type(ye, oof, types))
+
+
+def two_per_type(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """The two best trials of each model type (out-of-fold), then auto's bagged weights over them."""
+    s = np.asarray([auc(ye, p) for p in oof])
+    picks = [int(j) for t in dict.fromkeys(types) for j in np.flatnonzero(types == t)[np.argsort(-s[types == t])[:2]]]
+    return weighted(ye, oof, picks)
 
 
 def top_k(k: int) -> Rule:
     def rule(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
-        from roost.train.ensemble import bagged_weights
-
         s = np.asarray([auc(ye, p) for p in oof])
-        best = list(np.argsort(-s)[:k])
-        w = np.zeros(len(oof))
-        w[best] = bagged_weights("binary", ye, [oof[j] for j in best])
-        return w
+        return weighted(ye, oof, [int(j) for j in np.argsort(-s)[:k]])
 
     rule.__doc__ = f"The {k} best trials (out-of-fold), then bagged weights over them."
     return rule
@@ -78,12 +89,8 @@ def top_k(k: int) -> Rule:
 
 def auto_defaults(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
     """auto replayed: the first logreg, wide_deep and lightgbm trials (auto's default candidates), auto's weights."""
-    from roost.train.ensemble import bagged_weights
-
     first = [int(np.flatnonzero(types == t)[0]) for t in ("logreg", "wide_deep", "lightgbm") if (types == t).any()]
-    w = np.zeros(len(oof))
-    w[first] = bagged_weights("binary", ye, [oof[j] for j in first])
-    return w
+    return weighted(ye, oof, first)
 
 
 def nested(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
@@ -91,7 +98,7 @@ def nested(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
     parts: weights from four, scored on the fifth), then apply the winner to all rows."""
     from sklearn.model_selection import StratifiedKFold
 
-    options = {"auto": auto_defaults, "per_type": per_type_k(1), "all": all_trials}
+    options = {"auto": auto_defaults, "per_type": per_type, "all": all_trials}
     scores = {}
     for name, rule in options.items():
         held = np.zeros(len(ye))
@@ -105,8 +112,8 @@ def nested(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
 RULES: dict[str, Rule] = {
     "all": all_trials,
     "single": best_single,
-    "per_type": per_type_k(1),
-    "per_type2": per_type_k(2),
+    "per_type": per_type,
+    "per_type2": two_per_type,
     "top3": top_k(3),
     "top5": top_k(5),
     "auto": auto_defaults,
