@@ -159,3 +159,27 @@ def test_reload_swaps_and_replays_mutations_made_after_the_snapshot(served) -> N
     assert r["version"] == 1 and r["swapped"]
     assert client.post("/v1/indexes/items/reload", json={"version": 1}).json()["swapped"] is False
     assert client.post("/v1/indexes/items/reload", json={"version": 9}).status_code == 404
+
+
+def test_reload_over_http_only_swaps_in_versions_of_the_served_index(served, tmp_path) -> None:
+    """A client could point the served 'items' at any index folder on the server or at another registered index
+    (served under the name 'items' from then on); HTTP reload now takes only versions and aliases of 'items', as a
+    model server's load API only loads its own repository's models. The Python API (IndexSlot.reload) is unchanged."""
+    from roost.ann import build_index
+    from roost.ann.repo import local_dir, resolve, set_alias
+
+    client, state, x, cat = served
+    build_index("other", "emb.parquet", id_column="item_id")
+    set_alias("other", 1, "prod")
+    folder = str(local_dir(resolve("other")))
+    refused = ["other", "other/1", "other@prod", "../other", "/etc", "items/../other/1", folder]
+    for ref in refused:
+        r = client.post("/v1/indexes/items/reload", json={"ref": ref})
+        assert r.status_code == 400, (ref, r.text)
+        assert "items" in r.json()["error"]
+        assert state.slots["items"].version == 1
+    build_index("items", "emb.parquet", id_column="item_id")
+    set_alias("items", 2, "prod")
+    for ref, version in (("items/2", 2), ("items/1", 1), ("items@prod", 2), ("items", 2)):
+        r = client.post("/v1/indexes/items/reload", json={"ref": ref})
+        assert r.status_code == 200 and r.json()["version"] == version, (ref, r.text)

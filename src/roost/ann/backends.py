@@ -88,6 +88,10 @@ class Backend(Protocol):
         """Read what save wrote."""
         ...
 
+    def size(self) -> int:
+        """How many vectors the library holds (deleted ones it still keeps included)."""
+        ...
+
     def tune_values(self, k: int) -> list[int]:
         """Effort values tried when tuning for a target recall, smallest first."""
         ...
@@ -177,6 +181,10 @@ class HnswlibBackend:
             str(directory / "vectors.hnswlib"), max_elements=self.capacity, allow_replace_deleted=True
         )
         self._ready = True
+
+    def size(self) -> int:
+        """Elements in the graph (marked-deleted ones included)."""
+        return int(self.index.get_current_count()) if self._ready else 0
 
     def tune_values(self, k: int) -> list[int]:
         """ef_search values tried when tuning for a target recall."""
@@ -273,8 +281,14 @@ class FaissBackend:
         f = directory / "vectors.faiss"
         if f.is_file():
             self.index = self.faiss.read_index(str(f))
+            if self.index.d != self.dim:
+                raise ValueError(f"it holds {self.index.d}-dimensional vectors, not {self.dim}")
             if self.kind == "ivf":
                 self.index.set_direct_map_type(self.faiss.DirectMap.Hashtable)
+
+    def size(self) -> int:
+        """Vectors in the index (HNSW/flat: every position, dead ones included)."""
+        return 0 if self.index is None else int(self.index.ntotal)
 
     def tune_values(self, k: int) -> list[int]:
         """ef_search (HNSW) or nprobe (IVF) values tried when tuning for a target recall."""
@@ -341,6 +355,10 @@ class BruteBackend:
             self.n = len(x)
             self.x = np.zeros((max(capacity, self.n, 16), self.dim), np.float32)
             self.x[: self.n] = x
+
+    def size(self) -> int:
+        """Stored rows (one per slot)."""
+        return self.n
 
     def tune_values(self, k: int) -> list[int]:
         """Exact: nothing to tune."""

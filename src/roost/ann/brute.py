@@ -21,12 +21,30 @@ def scores(base: np.ndarray, queries: np.ndarray, metric: str) -> np.ndarray:
     """Similarity [nq, nb], higher is closer: cosine, inner product, or minus squared L2 distance."""
     if metric == "cosine":
         return np.asarray(normalize(queries) @ normalize(base).T, np.float32)
-    s = np.asarray(queries, np.float32) @ np.asarray(base, np.float32).T
     if metric == "ip":
-        return s
-    qn = (queries.astype(np.float32) ** 2).sum(1)[:, None]
-    bn = (base.astype(np.float32) ** 2).sum(1)[None, :]
-    return np.asarray(-(qn + bn - 2 * s), np.float32)
+        return np.asarray(np.asarray(queries, np.float32) @ np.asarray(base, np.float32).T, np.float32)
+    return _neg_sq_l2(np.asarray(base, np.float32), np.asarray(queries, np.float32))
+
+
+def _neg_sq_l2(base: np.ndarray, q: np.ndarray, block: int = 65_536) -> np.ndarray:
+    """-|q - x|² [nq, nb] in float32, from vectors centred on the queries' mean.
+
+    |q|² + |x|² - 2 q·x cancels catastrophically in float32 when the vectors sit far from the origin (at offset
+    1,000 in 8 dimensions a tenth of the exact top 10 was wrong; at 10,000 almost all): distances do not change
+    when both sides move, so both are moved to the queries' mean first (one query: exactly |x - q|²).
+    """
+    c = q.mean(0) if len(q) else np.zeros(q.shape[1], np.float32)
+    qc = q - c
+    qn = np.einsum("ij,ij->i", qc, qc)[:, None]
+    out = np.empty((len(q), len(base)), np.float32)
+    for j in range(0, len(base), block):
+        b = base[j : j + block] - c
+        sim = qc @ b.T
+        sim *= 2
+        sim -= qn
+        sim -= np.einsum("ij,ij->i", b, b)[None, :]
+        out[:, j : j + block] = sim
+    return out
 
 
 def top_k(sim: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:

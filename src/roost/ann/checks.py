@@ -13,10 +13,23 @@ MAX_K = 10_000
 MAX_EF = 32_768  # search effort (ef_search / nprobe) per request: Milvus's ceiling; past the graph size it is exact
 
 
-def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True) -> np.ndarray:
-    """Vectors as a float32 [n, dim] matrix; errors name the offending row and both dimensions."""
+def item_label(what: str, i: int, names: Any = None) -> str:
+    """'vector 3', or 'vector 3 (id 'sku-9')' when the row's id is known."""
+    if names is None or isinstance(names, (str, bytes)):
+        return f"{what} {i}"
+    try:
+        name = names[i]
+    except (IndexError, KeyError, TypeError):
+        return f"{what} {i}"
+    return f"{what} {i} (id {name.item() if isinstance(name, np.generic) else name!r})"
+
+
+def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True, names: Any = None) -> np.ndarray:
+    """Vectors as a float32 [n, dim] matrix; errors name the offending row (and its id, given `names`)."""
     if isinstance(values, np.ndarray) and values.dtype.kind in "fiu":
         x = values
+    elif isinstance(values, np.ndarray) and values.dtype.kind == "c":
+        raise RoostError(f"{what}s are complex numbers", hint=f"send {dim} real numbers per {what}")
     else:
         rows = values if isinstance(values, (list, tuple)) else None
         if rows is not None and rows and isinstance(rows[0], (list, tuple, np.ndarray)):
@@ -24,7 +37,8 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
                 if not isinstance(r, (list, tuple, np.ndarray)) or len(r) != dim:
                     got = len(r) if isinstance(r, (list, tuple, np.ndarray)) else type(r).__name__
                     raise RoostError(
-                        f"{what} {i} has {got} dimensions, the index has {dim}", hint=f"send {dim} numbers per {what}"
+                        f"{item_label(what, i, names)} has {got} dimensions, the index has {dim}",
+                        hint=f"send {dim} numbers per {what}",
                     )
         try:
             x = np.asarray(values, dtype=np.float32)
@@ -47,12 +61,12 @@ def as_matrix(values: Any, dim: int, what: str = "vector", zero_ok: bool = True)
     if not finite.all():
         i = int(np.flatnonzero(~finite)[0])
         bad = "NaN" if np.isnan(x[i]).any() else "infinity"
-        raise RoostError(f"{what} {i} contains {bad}", hint="send finite numbers only")
+        raise RoostError(f"{item_label(what, i, names)} contains {bad}", hint="send finite numbers only")
     if not zero_ok:
         zero = ~np.any(x != 0, axis=1)
         if zero.any():
             raise RoostError(
-                f"{what} {int(np.flatnonzero(zero)[0])} is all zeros: cosine similarity is undefined",
+                f"{item_label(what, int(np.flatnonzero(zero)[0]), names)} is all zeros: cosine similarity is undefined",
                 hint="drop it, or build the index with --metric ip or l2",
             )
     return x

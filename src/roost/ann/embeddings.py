@@ -147,6 +147,19 @@ def _vectors(col: Any, name: str) -> np.ndarray:
     return flat.reshape(len(col), d) if len(col) else np.zeros((0, d), np.float32)
 
 
+def _npy(p: Path) -> Embeddings:
+    """A 2-D real-number .npy array as vectors with row-number ids."""
+    hint = "save the vectors with numpy.save as a 2-D float array, one row per item"
+    try:
+        v = np.load(p)
+    except (OSError, ValueError, EOFError) as exc:  # damaged, truncated, or pickled objects (never unpickled)
+        raise RoostError(f"cannot read embeddings file {p}: {str(exc)[:200]}", hint=hint) from None
+    if not isinstance(v, np.ndarray) or v.ndim != 2 or v.dtype.kind not in "fiu":
+        what = f"a {v.ndim}-D {v.dtype} array" if isinstance(v, np.ndarray) else type(v).__name__
+        raise RoostError(f"embeddings file {p} holds {what}, not a 2-D array of real numbers", hint=hint)
+    return Embeddings(np.arange(len(v), dtype=np.int64), v.astype(np.float32), {}, None, {"source": str(p)})
+
+
 def read_embeddings(
     source: str | Path | Any,
     id_column: str | None = None,
@@ -163,9 +176,14 @@ def read_embeddings(
         if not p.exists():
             raise NotFoundError(f"embeddings file {p} not found", hint="create one with `roost embed`")
         if p.suffix == ".npy":
-            v = np.load(p).astype(np.float32)
-            return Embeddings(np.arange(len(v), dtype=np.int64), v, {}, None, {"source": str(p)})
-        table = pq.read_table(p)
+            return _npy(p)
+        try:
+            table = pq.read_table(p)
+        except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid / ArrowIOError
+            raise RoostError(
+                f"cannot read embeddings file {p}: {str(exc)[:200]}",
+                hint="pass a Parquet file (e.g. from `roost embed`) or a .npy array",
+            ) from None
         raw = (table.schema.metadata or {}).get(META_KEY)
         meta = {**(json.loads(raw) if raw else {}), "source": str(p)}
     else:

@@ -16,6 +16,17 @@ HELP = (
 )
 
 
+def plain(value: Any) -> Any:
+    """A filter with numpy scalars as Python values and tuples as lists (what the checks and the cache key read)."""
+    if isinstance(value, Mapping):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, np.ndarray) and value.ndim == 1:
+        return [plain(v) for v in value.tolist()]
+    return value.item() if isinstance(value, np.generic) else value
+
+
 def _numeric(col: np.ndarray) -> bool:
     return col.dtype.kind in "biuf"
 
@@ -25,6 +36,8 @@ def _check_scalar(name: str, col: np.ndarray, value: Any, op: str) -> Any:
     if isinstance(value, (list, dict)):
         raise RoostError(f"filter {name!r}: {op!r} takes a single value, got {type(value).__name__}", hint=HELP)
     if _numeric(col):
+        if isinstance(value, bool) and op in ("eq", "ne"):
+            return value  # a boolean attribute (True == 1; a missing value made the column float)
         if isinstance(value, bool) or not isinstance(value, (int, float)):
             if op in ("eq", "ne") and (value is None or isinstance(value, str)):
                 return value
@@ -42,11 +55,18 @@ def _check_scalar(name: str, col: np.ndarray, value: Any, op: str) -> Any:
 def _in(col: np.ndarray, values: Any, name: str) -> np.ndarray:
     if not isinstance(values, (list, tuple)):
         raise RoostError(f"filter {name!r}: 'in' needs a list, got {values!r}", hint=HELP)
+    bad = next((v for v in values if v is not None and not isinstance(v, (str, int, float))), None)
+    if bad is not None:
+        raise RoostError(f"filter {name!r}: 'in' takes a list of strings or numbers, got {bad!r}", hint=HELP)
     if not values:
         return np.zeros(len(col), bool)
-    if _numeric(col):
-        nums = [v for v in values if isinstance(v, (int, float)) and not isinstance(v, bool)]
-        return np.isin(col, np.asarray(nums, dtype=col.dtype if col.dtype.kind == "f" else np.float64))
+    if _numeric(col):  # booleans count as 0/1; exact int64 matching for integers, float for the rest
+        ints = [int(v) for v in values if isinstance(v, int) and -(2**63) <= v < 2**63]
+        floats = [v for v in values if isinstance(v, float)]
+        mask = np.isin(col, np.asarray(ints, np.int64)) if ints else np.zeros(len(col), bool)
+        if any(v is None for v in values):  # null in the list: items missing the attribute, as for text
+            mask |= ~_present(col)
+        return np.asarray(mask | np.isin(col, np.asarray(floats, np.float64)), bool) if floats else mask
     wanted = set(values)
     return np.fromiter((v in wanted for v in col), bool, len(col))
 
@@ -60,7 +80,9 @@ def _cmp(col: np.ndarray, op: str, v: Any, name: str) -> np.ndarray:
     if op == "exists":
         return _present(col) if v else ~_present(col)
     v = _check_scalar(name, col, v, op)
-    if _numeric(col) and (v is None or isinstance(v, str)):
+    if v is None and op in ("eq", "ne"):  # null: the items missing the attribute (as for text), or the others
+        return ~_present(col) if op == "eq" else _present(col)
+    if _numeric(col) and isinstance(v, str):
         return np.zeros(len(col), bool) if op == "eq" else np.ones(len(col), bool)
     if op == "eq":
         return np.asarray(col == v, bool)
@@ -90,6 +112,7 @@ def evaluate(flt: Mapping[str, Any] | None, columns: Mapping[str, np.ndarray], n
         return None
     if not isinstance(flt, Mapping):
         raise RoostError(f"filter must be an object, got {type(flt).__name__}", hint=HELP)
+    flt = plain(flt)
     mask = np.ones(n, bool)
     for name, cond in flt.items():
         if name not in columns:

@@ -7,12 +7,13 @@ import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
-from roost.ann.checks import check_ef
+from roost.ann.checks import check_ef, check_k
 from roost.ann.serving import AnnState
 from roost.errors import NotFoundError, RoostError
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
+MAX_RESULTS = 1_000_000  # hits in one search answer (about 40 MB of JSON)
 
 
 def _dumps(obj: Any) -> bytes:
@@ -50,6 +51,8 @@ async def _body(request: Any, max_body: int) -> dict[str, Any]:
             doc = json.loads(raw)
         except ValueError as exc:
             raise RoostError(f"request body is not valid JSON: {exc}", hint="send a JSON object") from None
+        except RecursionError:
+            raise RoostError("request body is nested too deeply", hint="send a JSON object of plain lists") from None
     if not isinstance(doc, dict):
         raise RoostError("request body must be a JSON object", hint='e.g. {"vector": [...], "k": 10}')
     return doc
@@ -108,20 +111,32 @@ def _one_of(body: dict[str, Any], *keys: str) -> str:
     return given[0]
 
 
+def _check_size(queries: int, k: int, count: int) -> None:
+    """Refuse a request whose answer would hold more than MAX_RESULTS hits (queries x min(k, index size))."""
+    if queries * min(k, count) > MAX_RESULTS:
+        raise RoostError(
+            f"{queries} queries x k={k} asks for up to {queries * min(k, count):,} results; the limit is "
+            f"{MAX_RESULTS:,} per request",
+            hint="send fewer queries per request, or a smaller k",
+        )
+
+
 def _search(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
     slot = _slot(state, params["name"])
     index = slot.index  # one version for the whole request, even if a swap happens meanwhile
     key = _one_of(body, "vector", "vectors", "id", "ids")
-    k, flt, ef = body.get("k", 10), body.get("filter"), check_ef(body.get("ef"))
+    k, flt, ef = check_k(body.get("k", 10)), body.get("filter"), check_ef(body.get("ef"))
     if key in ("id", "ids"):
         ids = [body["id"]] if key == "id" else body["ids"]
         if not isinstance(ids, list):
             raise RoostError("ids must be a list")
+        _check_size(len(ids), k, len(index))
         res = index.search_ids(ids, k, flt, ef)
     else:
         vecs = [body["vector"]] if key == "vector" else body["vectors"]
         if key == "vector" and not isinstance(body["vector"], list):
             raise RoostError("vector must be a list of numbers")
+        _check_size(len(vecs) if isinstance(vecs, list) else 1, k, len(index))
         res = index.search(vecs, k, flt, ef, exclude=body.get("exclude"))
     return {"index": slot.name, "version": index.meta.get("version"), "results": res.to_list()}
 
@@ -164,7 +179,28 @@ def _delete(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> di
     if not isinstance(ids, list):
         raise RoostError("send ids: a list of item ids to delete")
     missing = slot.delete(ids)
-    return {"index": slot.name, "deleted": len(ids) - len(missing), "missing": missing, "count": len(slot.index)}
+    deleted = len(set(ids)) - len(set(missing))  # ids passed the id checks: hashable ints or strings
+    return {"index": slot.name, "deleted": deleted, "missing": missing, "count": len(slot.index)}
+
+
+def check_own_ref(name: str, served_ref: str, ref: str) -> None:
+    """Refuse a reload `ref` that is not a version of the served index: over HTTP a client may swap in another
+    version or alias of `name` (or re-read the folder it was served from), never another folder on the server or
+    another registered index, which would then answer under `name`."""
+    from roost.ann.repo import parse_ref
+
+    if ref == served_ref:
+        return
+    try:
+        own = "\x00" not in ref and not ref.startswith((".", "/")) and parse_ref(ref)[0] == name
+    except RoostError:
+        own = False
+    if not own:
+        raise RoostError(
+            f"ref {ref[:200]!r} is not a version of the served index {name!r}: reload swaps in another version of it",
+            hint=f'send {{"version": N}}, or a ref such as "{name}/3" or "{name}@prod"; serve another index with '
+            "its own `roost index serve`",
+        )
 
 
 def _reload(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> dict[str, Any]:
@@ -175,6 +211,8 @@ def _reload(state: AnnState, params: dict[str, Any], body: dict[str, Any]) -> di
         raise RoostError(f"ref must be a string like 'items/3' or 'items@prod', got {ref!r}")
     if version is not None and (isinstance(version, bool) or not isinstance(version, int) or version < 1):
         raise RoostError(f"version must be a positive integer, got {version!r}", hint='e.g. {"version": 3}')
+    if ref is not None:
+        check_own_ref(slot.name, slot.ref, ref)
     ref = ref or (f"{slot.name}/{version}" if version is not None else None)
     swapped = slot.reload(ref, force=bool(body.get("force")))
     return {
@@ -208,9 +246,11 @@ def _recommend(state: AnnState, params: dict[str, Any], body: dict[str, Any]) ->
         raise RoostError(
             "send user (an object of user features) or users (a list)", hint=f"the user tower reads {rec.user_columns}"
         )
+    k = check_k(body.get("k", 10))
+    _check_size(len(users), k, len(rec.slot.index))
     results = rec.recommend(
         users,
-        k=body.get("k", 10),
+        k=k,
         candidates=body.get("candidates"),
         filter=body.get("filter"),
         exclude=body.get("exclude"),

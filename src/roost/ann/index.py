@@ -14,9 +14,10 @@ from typing import Any
 
 import numpy as np
 
+from roost import artifacts
 from roost.ann import brute, filters
 from roost.ann.backends import KINDS, make_backend
-from roost.ann.checks import as_matrix, check_ef, check_k
+from roost.ann.checks import as_matrix, check_ef, check_k, item_label
 from roost.ann.items import Items
 from roost.ann.locks import RWLock
 from roost.errors import RoostError
@@ -24,6 +25,9 @@ from roost.errors import RoostError
 log = logging.getLogger(__name__)
 FORMAT = 1
 _SQ_LIMIT = float(np.finfo(np.float32).max) / 4  # |q|² + |x|² + 2|q·x| must stay finite in float32
+_REBUILD = "rebuild the index or load another version (delete a downloaded copy in .roost/cache/indexes to refetch)"
+# what a damaged file makes the readers raise (pyarrow's errors derive from these)
+_READ_ERRORS = (OSError, ValueError, RuntimeError, KeyError, IndexError, TypeError, EOFError, MemoryError)
 DEFAULTS: dict[str, Any] = {
     "M": 16,
     "ef_construction": 200,
@@ -149,16 +153,17 @@ class Index:
         }
 
     # -- mutations ---------------------------------------------------------------------------------------
-    def _prepare(self, vectors: Any) -> np.ndarray:
-        """Validated float32 [n, dim] vectors, unit length for cosine."""
-        x = as_matrix(vectors, self.dim, what="vector", zero_ok=self.metric != "cosine")
+    def _prepare(self, vectors: Any, names: Any = None) -> np.ndarray:
+        """Validated float32 [n, dim] vectors, unit length for cosine; errors name the row (and its id in `names`)."""
+        x = as_matrix(vectors, self.dim, what="vector", zero_ok=self.metric != "cosine", names=names)
         if self.metric != "cosine":
             if x.size and not float(np.einsum("ij,ij->", x, x)) < _SQ_LIMIT * len(x):  # rare: find the row
                 sq = np.einsum("ij,ij->i", x.astype(np.float64), x.astype(np.float64))
                 i = int(np.flatnonzero(~(sq < _SQ_LIMIT))[0]) if (sq >= _SQ_LIMIT).any() else -1
                 if i >= 0:
                     raise RoostError(
-                        f"vector {i} is too large for {self.metric}: its squared length {sq[i]:.3g} overflows float32",
+                        f"{item_label('vector', i, names)} is too large for {self.metric}: "
+                        f"its squared length {sq[i]:.3g} overflows float32",
                         hint="scale the vectors down (lengths under about 9e18), or use --metric cosine",
                     )
             return x
@@ -214,7 +219,7 @@ class Index:
         chunk: int = 0,
     ) -> int:
         """Insert items or replace them (vector and attributes) by id; returns how many were written."""
-        x = self._prepare(vectors)
+        x = self._prepare(vectors, names=ids)
         keys = self.items.coerce(ids)
         if len(keys) != len(x):
             raise RoostError(f"{len(keys)} ids for {len(x)} vectors", hint="send one id per vector")
@@ -239,7 +244,7 @@ class Index:
         keys = self.items.coerce(ids)
         with self._lock.write():
             slots = self.items.lookup(keys)
-            found = slots[slots >= 0]
+            found = np.unique(slots[slots >= 0])  # an id listed twice is one item (killed twice it was counted twice)
             self.items.kill(found)
             if len(found) and self.backend.native_delete:
                 self.backend.remove(found)
@@ -256,7 +261,8 @@ class Index:
         """Allowed slots for a filter (None: all alive slots, when the backend hides dead ones itself)."""
         if not flt and (self.backend.native_delete or self.items.n_alive == self.items.n):
             return None
-        key = (json.dumps(flt, sort_keys=True, default=str) if flt else "", self.generation)
+        # numpy scalars as Python values first: str() made np.int64(5) and "5" one key (a cached wrong mask)
+        key = (json.dumps(filters.plain(flt), sort_keys=True, default=repr) if flt else "", self.generation)
         with self._cache_lock:
             sel = self._cache.get(key)
             if sel is not None:
@@ -296,6 +302,8 @@ class Index:
         q = self._prepare(queries)
         if exclude is not None and (isinstance(exclude, (str, bytes, Mapping)) or not hasattr(exclude, "__len__")):
             raise RoostError(f"exclude must be a list of ids, got {exclude!r}", hint='e.g. "exclude": [12, 40]')
+        if exclude is not None:  # a numpy array ('truth value ... ambiguous'), a set or a tuple: a plain list
+            exclude = exclude.tolist() if isinstance(exclude, np.ndarray) else list(exclude)
         with self._lock.read():
             return self._search(q, k, filter, ef, exclude)
 
@@ -442,10 +450,18 @@ class Index:
             }
 
     def attributes_of(self, ids: np.ndarray, names: Sequence[str]) -> dict[str, np.ndarray]:
-        """Attribute columns for ids known to be present (search results)."""
+        """Attribute columns for ids of search results (an id deleted since then: missing values)."""
         with self._lock.read():
             slots = self.items.lookup(list(ids.tolist()))
-            return {n: self.items.attrs[n][np.maximum(slots, 0)] for n in names}
+            gone = slots < 0
+            out = {}
+            for n in names:
+                vals = self.items.attrs[n][np.maximum(slots, 0)]  # slot 0 stands in for a gone id: blanked below
+                if gone.any():
+                    vals = vals.astype(np.float64) if vals.dtype.kind in "biu" else vals
+                    vals[gone] = None if vals.dtype.kind == "O" else np.nan
+                out[n] = vals
+            return out
 
     # -- persistence -------------------------------------------------------------------------------------
     def save(self, directory: str | Path) -> Path:
@@ -466,6 +482,7 @@ class Index:
                 "count": len(self),
                 "slots": self.items.n,
                 "vectors_file": vec_file,
+                "files": {f: _fingerprint(d / f) for f in (vec_file, "items.parquet") if f},
                 "saved_at": time.time(),
                 "meta": self.meta,
             }
@@ -474,14 +491,12 @@ class Index:
 
     @classmethod
     def load(cls, directory: str | Path, threads: int = 0) -> Index:
-        """Read an index written by save."""
+        """Read an index written by save; a damaged, truncated, missing or swapped file is a RoostError naming it."""
         d = Path(directory)
         f = d / "index.json"
         if not f.is_file():
             raise RoostError(f"{d} is not a roost index", hint="it must contain index.json")
-        doc = json.loads(f.read_text())
-        if doc.get("format") != FORMAT:
-            raise RoostError(f"index format {doc.get('format')} is not supported", hint="rebuild the index")
+        doc = _read_doc(f)
         idx = cls(
             doc["dim"],
             doc["metric"],
@@ -491,10 +506,91 @@ class Index:
             **{k: v for k, v in doc["params"].items() if k in DEFAULTS},
         )
         idx.params.update(doc["params"])
-        idx.items.load(d / "items.parquet", doc["id_type"])
-        idx.backend.load(d, max(idx.items.n, 16))
+        vec_file = doc.get("vectors_file") or ""
+        files = doc.get("files")
+        if isinstance(files, dict):  # saved with fingerprints: check every file before a reader sees it
+            for name, want in files.items():
+                _check_file(d / str(name), want)
+        for name in (vec_file, "items.parquet"):
+            if name and not (d / name).is_file():
+                raise RoostError(f"{d / name} is missing", hint=_REBUILD)
+        try:
+            idx.items.load(d / "items.parquet", doc["id_type"])
+        except _READ_ERRORS as exc:
+            raise RoostError(f"{d / 'items.parquet'} is damaged: {str(exc)[:200]}", hint=_REBUILD) from None
+        if idx.items.n != doc.get("slots", idx.items.n) or idx.items.n_alive != doc.get("count", idx.items.n_alive):
+            raise RoostError(
+                f"{d / 'items.parquet'} holds {idx.items.n} items ({idx.items.n_alive} live), index.json says "
+                f"{doc.get('slots')} ({doc.get('count')} live): the file belongs to another index",
+                hint=_REBUILD,
+            )
+        where = d / vec_file if vec_file else d
+        try:
+            idx.backend.load(d, max(idx.items.n, 16))
+            stored = idx.backend.size()
+        except _READ_ERRORS as exc:
+            raise RoostError(f"{where} is damaged: {str(exc)[:200]}", hint=_REBUILD) from None
+        if not idx._size_fits(stored):
+            raise RoostError(
+                f"{where} holds {stored} vectors, items.parquet {idx.items.n} slots ({idx.items.n_alive} live): "
+                "the files belong to different indexes",
+                hint=_REBUILD,
+            )
         idx.meta = doc.get("meta") or {}
         return idx
+
+    def _size_fits(self, stored: int) -> bool:
+        """Whether a backend holding `stored` vectors can belong to this item table."""
+        n, alive = self.items.n, self.items.n_alive
+        if self.backend.library == "hnswlib":  # deleted slots are reused by later inserts: between live and all
+            return alive <= stored <= n
+        if self.backend.native_delete:  # faiss IVF removes deleted vectors
+            return stored == alive
+        return stored == n  # positions: one per slot, dead ones included
+
+
+def _fingerprint(path: Path) -> dict[str, Any]:
+    """Size and SHA-256 of a file."""
+    return {"bytes": path.stat().st_size, "sha256": artifacts.file_sha256(path)}
+
+
+def _check_file(path: Path, want: Any) -> None:
+    """A RoostError naming `path` when it is missing or differs from the fingerprint save wrote."""
+    if not path.is_file():
+        raise RoostError(f"{path} is missing", hint=_REBUILD)
+    if not isinstance(want, dict):
+        raise RoostError(f"{path.parent / 'index.json'} is damaged: bad entry for {path.name}", hint=_REBUILD)
+    size = path.stat().st_size
+    if size != want.get("bytes"):
+        raise RoostError(
+            f"{path} is truncated or was replaced: {size} bytes, index.json says {want.get('bytes')}", hint=_REBUILD
+        )
+    if _fingerprint(path)["sha256"] != want.get("sha256"):
+        raise RoostError(f"{path} is damaged: its checksum differs from the one index.json records", hint=_REBUILD)
+
+
+def _read_doc(f: Path) -> dict[str, Any]:
+    """index.json, with its fields checked."""
+    try:
+        doc = json.loads(f.read_text())
+    except (OSError, ValueError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise RoostError(f"{f} is damaged: {str(exc)[:200]}", hint=_REBUILD) from None
+    if not isinstance(doc, dict):
+        raise RoostError(f"{f} is damaged: not a JSON object", hint=_REBUILD)
+    if doc.get("format") != FORMAT:
+        raise RoostError(f"index format {doc.get('format')} in {f} is not supported", hint="rebuild the index")
+    checks: dict[str, Any] = {
+        "dim": lambda v: type(v) is int and v >= 1,
+        "metric": lambda v: v in brute.METRICS,
+        "kind": lambda v: v in KINDS,
+        "library": lambda v: v is None or isinstance(v, str),
+        "params": lambda v: isinstance(v, dict),
+        "id_type": lambda v: v in ("int", "str", None),
+    }
+    for key, ok in checks.items():
+        if key not in doc or not ok(doc[key]):
+            raise RoostError(f"{f} is damaged: field {key!r} is {doc.get(key, 'missing')!r}", hint=_REBUILD)
+    return doc
 
 
 __all__ = ["Index", "SearchResult", "Selection", "RWLock", "DEFAULTS", "time"]

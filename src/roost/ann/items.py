@@ -34,9 +34,41 @@ def _kind_of(values: Sequence[Any] | np.ndarray) -> str:
     )
 
 
+MAX_ATTRIBUTES = 1024  # attribute columns per index
+ATTR_PREFIX = "_attr_"  # items.parquet: attributes whose name starts with "_" (the table's own columns) get it
+
+
+def _check_text(values: Sequence[str], what: str) -> None:
+    """A RoostError naming the first string that is not valid Unicode (a lone surrogate: JSON and Parquet refuse it)."""
+    try:
+        "".join(values).encode("utf-8")
+    except UnicodeEncodeError:
+        bad = next(v for v in values if not _encodable(v))
+        raise RoostError(
+            f"{what} {bad!r} is not valid UTF-8 text (it holds a lone surrogate)",
+            hint="send text that encodes to UTF-8 (surrogates only as pairs)",
+        ) from None
+
+
+def _encodable(v: str) -> bool:
+    try:
+        v.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def _column(values: Sequence[Any] | np.ndarray, name: str, like: np.ndarray | None = None) -> np.ndarray:
     """Attribute values as a numeric (int64/float64/bool) or object (text) array, checked against `like`."""
-    arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+    try:
+        arr = np.asarray(values) if not isinstance(values, np.ndarray) else values
+    except ValueError:  # ragged nested lists
+        arr = np.asarray(list(values) + [None], dtype=object)[:-1]
+    if arr.ndim != 1 or arr.dtype.kind == "O" and any(isinstance(v, (list, tuple, dict, np.ndarray)) for v in arr):
+        raise RoostError(
+            f"attribute {name!r} holds lists or objects, not one value per item",
+            hint="give each item one number, boolean or string per attribute",
+        )
     if arr.dtype.kind == "M" or arr.dtype.kind == "m":
         arr = arr.astype(str).astype(object)
     if arr.dtype.kind == "U":
@@ -46,9 +78,14 @@ def _column(values: Sequence[Any] | np.ndarray, name: str, like: np.ndarray | No
         num = [v for v in seq if v is not None and not (isinstance(v, float) and v != v)]
         if num and all(isinstance(v, (int, float, np.number)) and not isinstance(v, bool) for v in num):
             arr = np.array([np.nan if v is None else v for v in seq], dtype=np.float64)
-        elif num and all(isinstance(v, bool) for v in num) and len(num) == len(seq):
-            arr = np.array(seq, dtype=bool)
+        elif num and all(isinstance(v, bool) for v in num):  # missing values: 1.0/0.0/NaN, as set_attributes does
+            arr = (
+                np.array(seq, dtype=bool)
+                if len(num) == len(seq)
+                else np.array([np.nan if v is None or v != v else float(v) for v in seq], dtype=np.float64)
+            )
         elif all(isinstance(v, str) for v in num):
+            _check_text(num, f"attribute {name!r}: value")
             arr = np.array([v if isinstance(v, str) else None for v in seq], dtype=object)
         else:
             bad = next(v for v in num if not isinstance(v, str))
@@ -100,11 +137,16 @@ class Items:
             want = "integers" if self.id_kind == "int" else "strings"
             raise RoostError(f"index ids are {want}, got {list(ids)[:1][0]!r}", hint=f"send ids as {want}")
         if kind == "str":
-            return [str(v) for v in ids]
+            out = [str(v) for v in ids]
+            _check_text(out, "id")
+            return out
+        big = "an id does not fit in 64 bits"
+        if isinstance(ids, np.ndarray) and ids.dtype.kind == "u" and ids.size and int(ids.max()) > 2**63 - 1:
+            raise RoostError(f"{big}: {int(ids.max())}", hint="use string ids for very large numbers")
         try:
             return np.asarray(ids, dtype=np.int64)
         except OverflowError:
-            raise RoostError("an id does not fit in 64 bits", hint="use string ids for very large numbers") from None
+            raise RoostError(big, hint="use string ids for very large numbers") from None
 
     def _grow(self, n: int) -> None:
         cap = len(self.alive)
@@ -152,6 +194,13 @@ class Items:
     def check_attributes(self, attributes: Mapping[str, Any] | None, n: int) -> dict[str, np.ndarray]:
         """Attribute columns for n new items, validated against the existing columns (nothing is changed)."""
         out: dict[str, np.ndarray] = {}
+        new = [str(a) for a in (attributes or {}) if str(a) not in self.attrs]
+        if len(self.attrs) + len(new) > MAX_ATTRIBUTES:  # each is a column over every slot: a memory bomb
+            raise RoostError(
+                f"{len(new)} new attribute(s) ({new[:3]}...) would give the index {len(self.attrs) + len(new)} "
+                f"attributes; the limit is {MAX_ATTRIBUTES}",
+                hint="keep only the attributes you filter or rank on (roost index build --attributes a,b)",
+            )
         for name, values in (attributes or {}).items():
             if isinstance(values, (str, bytes, Mapping)) or not hasattr(values, "__len__"):
                 raise RoostError(f"attribute {name!r} must be a list with one value per item")
@@ -182,7 +231,7 @@ class Items:
 
     def kill(self, slots: np.ndarray) -> None:
         """Mark slots dead and forget their ids."""
-        slots = slots[self.alive[slots]] if len(slots) else slots
+        slots = np.unique(slots[self.alive[slots]]) if len(slots) else slots
         if len(slots):
             gone = self.ids[slots]
             self.slot_of.remove(gone if self.id_kind == "int" else gone.tolist())
@@ -212,7 +261,7 @@ class Items:
             ),
         }
         for k, v in self.attrs.items():
-            cols[k] = pa.array(
+            cols[ATTR_PREFIX + k if k.startswith("_") else k] = pa.array(
                 v[:n].tolist() if v.dtype.kind == "O" else v[:n], type=pa.string() if v.dtype.kind == "O" else None
             )
         pq.write_table(pa.table(cols), path)
@@ -228,9 +277,10 @@ class Items:
         raw = t.column("_id").to_numpy(zero_copy_only=False)
         self.ids = raw.astype(np.int64) if id_kind == "int" else raw.astype(object)
         self.attrs = {}
-        for name in t.column_names:
-            if not name.startswith("_"):
-                self.attrs[name] = _column(t.column(name).to_numpy(zero_copy_only=False), name)
+        for col in t.column_names:
+            name = col[len(ATTR_PREFIX) :] if col.startswith(ATTR_PREFIX) else col
+            if not col.startswith("_") or col != name:
+                self.attrs[name] = _column(t.column(col).to_numpy(zero_copy_only=False), name)
         live = np.flatnonzero(self.alive)
         self.n_alive = len(live)
         self.slot_of = IntIdMap() if id_kind == "int" else StrIdMap()

@@ -51,7 +51,18 @@ def _spec(name: str, must_exist: bool = True) -> dict[str, Any]:
 
 
 def _fill(index: Index, emb: Embeddings, progress: Progress | None, chunk: int = 20_000) -> None:
+    """Upsert the embeddings in chunks; an id on two rows is refused whichever chunks they fall in."""
     n = len(emb.ids)
+    if n > chunk:  # within one chunk Index.upsert refuses it; across chunks the later row silently replaced the first
+        uniq, first, counts = np.unique(np.asarray(emb.ids), return_index=True, return_counts=True)
+        if (counts > 1).any():
+            row = int(first[counts > 1].min())
+            dup = emb.ids[row]
+            raise RoostError(
+                f"id {dup.item() if isinstance(dup, np.generic) else dup!r} appears on {int(counts[first == row][0])} "
+                f"rows of the embeddings (first on row {row})",
+                hint="deduplicate the items first (one row per id)",
+            )
     for i in range(0, max(n, 1), chunk):
         sl = slice(i, i + chunk)
         if n:

@@ -61,7 +61,7 @@ def tune(
     if queries is not None and len(queries):
         from roost.ann.checks import as_matrix
 
-        q = as_matrix(queries, index.dim, "tuning query")
+        q = as_matrix(queries, index.dim, "tuning query", zero_ok=index.metric != "cosine")  # rows as given
         q = q[rng.choice(len(q), size=min(sample, len(q)), replace=False)]
         q = brute.normalize(q) if index.metric == "cosine" else q
         kk = min(k, n)

@@ -1,4 +1,4 @@
-"""`roost embed` and `roost index build|query|list|versions|alias|update|serve`."""
+"""`roost embed` and `roost index build|query|list|versions|alias|update|serve` (also as `roost ann`)."""
 
 from __future__ import annotations
 
@@ -330,6 +330,7 @@ def register(app: typer.Typer) -> None:
     """Add `embed` and the `index` group to the CLI."""
     app.command("embed")(embed)
     app.add_typer(index_app, name="index")
+    app.add_typer(index_app, name="ann", hidden=True)  # the package's name: `roost ann ...` is `roost index ...`
 
 
 __all__ = ["register", "Any"]
