@@ -124,6 +124,7 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
+    _check_sklearn_predictor(model)
     df = sample_frame(sample, list(getattr(model, "feature_names_in_", [])) or None)
     cols = _check_columns(df, list(getattr(model, "feature_names_in_", [])) or None)
     final = model.steps[-1][1] if isinstance(model, Pipeline) else model
@@ -174,6 +175,32 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
     )
 
 
+def _check_sklearn_predictor(model: Any) -> None:
+    """Refuse what is not a fitted classifier or regressor (a transformer, a clusterer, an unfitted estimator)."""
+    from sklearn.base import is_classifier, is_regressor
+    from sklearn.exceptions import NotFittedError
+    from sklearn.pipeline import Pipeline
+    from sklearn.utils.validation import check_is_fitted
+
+    final = model.steps[-1][1] if isinstance(model, Pipeline) and model.steps else model
+    what = f"{type(final).__module__}.{type(final).__name__}"
+    if not hasattr(model, "predict") or not (is_classifier(model) or is_regressor(model)):
+        from sklearn.utils import get_tags
+
+        kind = get_tags(final).estimator_type or ("transformer" if hasattr(final, "transform") else "")
+        raise RoostError(
+            f"{what} is not a classifier or regressor{f' (it is a {kind})' if kind else ''}: a roost model "
+            "package scores rows",
+            hint="log a fitted classifier/regressor, or a Pipeline that ends in one (preprocessing steps first)",
+        )
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise RoostError(
+            f"{what} is not fitted", hint="call .fit(X, y) before logging it (or pickle the fitted model)"
+        ) from None
+
+
 def _name_step(model: Any, exc: Exception) -> str:
     """Name the pipeline step (and its class) that skl2onnx could not convert."""
     from sklearn.pipeline import Pipeline
@@ -212,6 +239,8 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
         names = [str(n) for n in fn] if fn is not None else None
     df = sample_frame(sample, names)
     cols = _check_columns(df, names if names and not all(n.startswith("Column_") for n in names) else None)
+    if framework == "lightgbm":
+        _check_lightgbm_categories(model, df, cols)
     types = [("X", FloatTensorType([None, len(cols)]))]
     booster_only = type(model).__name__ == "Booster"
     try:
@@ -252,6 +281,38 @@ def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
     native = _native_scores(task, on_columns(proba) if proba is not None else None, on_columns(pred))
     classes = [_py(c) for c in getattr(model, "classes_", [])] if not booster_only else ([0, 1] if clf else [])
     return Converted(graph.finalize(onx), task, framework, type(model).__name__, cols, native, classes)
+
+
+def _check_lightgbm_categories(model: Any, df: Any, cols: list[str]) -> None:
+    """A LightGBM categorical feature given as text/categories in the sample: say that the package takes its
+    category code, and which code each category has (the ONNX graph compares codes, as LightGBM does inside)."""
+    import pandas as pd
+
+    text = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c]) or isinstance(df[c].dtype, pd.CategoricalDtype)]
+    if not text:
+        return
+    booster = getattr(model, "booster_", model)
+    levels = list(getattr(booster, "pandas_categorical", None) or [])
+    try:
+        infos = booster.dump_model(num_iteration=1).get("feature_infos", {})
+    except Exception:  # noqa: BLE001 - only makes the message more precise
+        infos = {}
+    categorical = [c for c in cols if (infos.get(c) or {}).get("values")]
+    codes = dict(zip(categorical, levels, strict=False)) if len(categorical) == len(levels) else {}
+    for c in text:
+        if c not in categorical and infos:
+            continue  # a numeric feature fed text: the input check names it
+        cats = list(codes.get(c, []))
+        shown = ", ".join(f"{v!r}→{i}" for i, v in enumerate(cats[:6])) + (", …" if len(cats) > 6 else "")
+        raise RoostError(
+            f"column {c!r} is a categorical feature of the LightGBM model and the sample holds its categories "
+            f"({df[c].iloc[0]!r}, …): the ONNX package takes the category code instead"
+            + (f" ({shown})" if shown else ""),
+            hint=f"encode it first: pd.Categorical(df[{c!r}], categories={cats[:6]!r}{'…' if len(cats) > 6 else ''})"
+            ".codes, in the sample and in requests"
+            if cats
+            else "encode it as the integer codes it was trained with, in the sample and in requests",
+        )
 
 
 def _booster_scorers(model: Any, framework: str, clf: bool) -> tuple[Scorer, Scorer | None]:

@@ -76,8 +76,11 @@ def _prepend(g: Any, nodes: list[Any]) -> None:
     g.node.extend(nodes + old)
 
 
-def spec_outputs(model: Any, task: str, source: str) -> Any:
-    """Expose the spec's outputs (probability / probabilities / prediction) computed from output `source`."""
+def spec_outputs(model: Any, task: str, source: str, binary_column: int | None = 1, keep_others: bool = False) -> Any:
+    """Expose the spec's output (probability [N] / probabilities [N, C] / prediction [N]) computed from output
+    `source` (cast to float): binary takes column `binary_column` of [N, 2] scores, or flattens `source` when it is
+    None; multiclass passes it through; regression flattens it. The other outputs are dropped, or kept with
+    `keep_others` (the spec output is appended after them)."""
     from onnx import TensorProto, helper
 
     g = model.graph
@@ -87,20 +90,21 @@ def spec_outputs(model: Any, task: str, source: str) -> Any:
     if src_elem != TensorProto.FLOAT:
         nodes.append(helper.make_node("Cast", [source], ["roost_src_f32"], to=TensorProto.FLOAT))
         src = "roost_src_f32"
-    if task == "binary":
-        g.initializer.append(helper.make_tensor("roost_idx1", TensorProto.INT64, [], [1]))
-        nodes.append(helper.make_node("Gather", [src, "roost_idx1"], ["probability"], axis=1))
-        outs = [helper.make_tensor_value_info("probability", TensorProto.FLOAT, [None])]
+    want = {"binary": "probability", "multiclass": "probabilities"}.get(task, "prediction")
+    if task == "binary" and binary_column is not None:
+        g.initializer.append(helper.make_tensor("roost_idx1", TensorProto.INT64, [], [binary_column]))
+        nodes.append(helper.make_node("Gather", [src, "roost_idx1"], [want], axis=1))
     elif task == "multiclass":
-        nodes.append(helper.make_node("Identity", [src], ["probabilities"]))
-        outs = [helper.make_tensor_value_info("probabilities", TensorProto.FLOAT, [None, None])]
+        nodes.append(helper.make_node("Identity", [src], [want]))
     else:
         g.initializer.append(helper.make_tensor("roost_flat", TensorProto.INT64, [1], [-1]))
-        nodes.append(helper.make_node("Reshape", [src, "roost_flat"], ["prediction"]))
-        outs = [helper.make_tensor_value_info("prediction", TensorProto.FLOAT, [None])]
+        nodes.append(helper.make_node("Reshape", [src, "roost_flat"], [want]))
     g.node.extend(nodes)
-    del g.output[:]
-    g.output.extend(outs)
+    if not keep_others:
+        del g.output[:]
+    g.output.append(
+        helper.make_tensor_value_info(want, TensorProto.FLOAT, [None, None] if task == "multiclass" else [None])
+    )
     return model
 
 

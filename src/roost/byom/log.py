@@ -25,8 +25,22 @@ def build_package(
     task: str | None = None,
     allow_mismatch: bool = False,
     name: str | None = None,
+    source: str | None = None,
 ) -> dict[str, Any]:
-    """Convert `model` into a package in `out_dir`; returns its roost-model.yaml contents."""
+    """Convert `model` into a package in `out_dir`; returns its roost-model.yaml contents.
+
+    `source` (a file name) starts the message of any error about the model."""
+    try:
+        return _build_package(model, out_dir, sample_input, task, allow_mismatch, name)
+    except RoostError as exc:
+        if source is None or exc.message.startswith(source):
+            raise
+        raise RoostError(f"{source}: {exc.message}", hint=exc.hint) from exc
+
+
+def _build_package(
+    model: Any, out_dir: Path, sample_input: Any, task: str | None, allow_mismatch: bool, name: str | None
+) -> dict[str, Any]:
     from roost.byom.convert import convert, sample_frame
     from roost.byom.graph import io_signature
     from roost.modelpkg import load, write_package
@@ -80,13 +94,17 @@ def log_model(
     task: str | None = None,
     allow_mismatch: bool = False,
     experiment: str = "models",
+    source: str | None = None,
 ) -> ModelVersionInfo:
-    """Convert a scikit-learn/LightGBM/XGBoost/PyTorch/ONNX model to a roost package and register it."""
+    """Convert a scikit-learn/LightGBM/XGBoost/PyTorch/ONNX model to a roost package and register it.
+
+    When registering fails (e.g. an invalid name) the run this call started is deleted with its artifacts:
+    nothing is left half-written. `source` (a file name) starts the message of errors about the model."""
     from roost.registry import api
 
     with tempfile.TemporaryDirectory(prefix="roost-logmodel-") as tmp:
         pkg = Path(tmp) / "model"
-        meta = build_package(model, pkg, sample_input, task, allow_mismatch, name)
+        meta = build_package(model, pkg, sample_input, task, allow_mismatch, name, source)
         own = None
         target = run or api.active_run()
         if target is None:
@@ -99,21 +117,80 @@ def log_model(
         except BaseException:
             if own is not None:
                 own.end("FAILED")
+                _discard_run(own)
             raise
         if own is not None:
             own.end("FINISHED")
     return version
 
 
+def _discard_run(run: Any) -> None:
+    """Delete a run this module started, and its artifacts (best effort: the original error matters more)."""
+    import logging
+
+    from roost import artifacts
+    from roost.registry import api
+
+    try:
+        uri = api.get_run(run.id)["artifact_uri"]
+        fs, root = artifacts.filesystem(uri)
+        if fs.exists(root):
+            fs.rm(root, recursive=True)
+        api.delete_run(run.id)
+    except Exception as exc:  # noqa: BLE001 - the run stays FAILED; the caller sees the first error
+        logging.getLogger(__name__).warning("could not delete failed run %s: %s", run.id, exc)
+
+
+def _read_onnx(p: Path) -> bytes:
+    """The bytes of an ONNX file, with weights kept in external data files (next to it) read in."""
+    import onnx
+    from onnx.external_data_helper import uses_external_data
+
+    data = p.read_bytes()
+    try:
+        proto = onnx.load_from_string(data)
+    except Exception:  # noqa: BLE001 - not ONNX at all: the converter says so, naming the file
+        return data
+    if not any(uses_external_data(t) for t in proto.graph.initializer):
+        return data
+    try:
+        whole: bytes = onnx.load(str(p)).SerializeToString()
+    except Exception as exc:
+        raise RoostError(
+            f"{p.name} keeps its weights in external data files that cannot be read: "
+            f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}",
+            hint="put the data file(s) it names next to it (as saved), or save the model without external data",
+        ) from exc
+    return whole
+
+
+def _check_lightgbm_text(p: Path) -> None:
+    """Refuse a LightGBM text file that is not whole: LightGBM reads past the end of a truncated one (and may abort
+    the process), or loads the trees before the cut without a word."""
+    data = p.read_bytes()
+    if not data.startswith(b"tree"):
+        raise RoostError(
+            f"{p.name} is not a LightGBM model file (it does not start with 'tree')",
+            hint="save the model with booster.save_model(path)",
+        )
+    if b"\nend of trees" not in data:
+        raise RoostError(
+            f"{p.name} is a truncated LightGBM model file: it has no 'end of trees' line",
+            hint="copy the whole file again, or save it again with booster.save_model(path)",
+        )
+
+
 def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
     """Load a model file: .onnx, pickle/joblib (needs trust_pickle), LightGBM text, XGBoost json/ubj, torch."""
     p = Path(path)
+    if p.is_dir():
+        raise RoostError(f"model file {p} is a folder", hint="pass the model file itself (e.g. model.onnx)")
     if not p.is_file():
         raise RoostError(f"model file {p} not found", hint="check the path")
     suffix = p.suffix.lower()
     head = p.read_bytes()[:64]
     if suffix == ".onnx":
-        return p.read_bytes()
+        return _read_onnx(p)
     if suffix in (".pkl", ".pickle", ".joblib"):
         if not trust_pickle:
             raise RoostError(
@@ -123,14 +200,25 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
         import joblib
 
         try:
-            return joblib.load(p)
+            obj = joblib.load(p)
         except Exception as exc:
             raise RoostError(
                 f"cannot unpickle {p.name}: {str(exc)[:200]}",
                 hint="the file is corrupted or needs a library that is not installed",
             ) from exc
+        from roost.byom.convert import detect
+
+        try:
+            detect(obj)
+        except RoostError as exc:
+            raise RoostError(
+                f"{p.name} holds a {type(obj).__module__}.{type(obj).__name__}, not a model", hint=exc.hint
+            ) from None
+        return obj
     if suffix in (".txt", ".lgb", ".lgbm") or head.startswith(b"tree\n"):
         import lightgbm
+
+        _check_lightgbm_text(p)
 
         try:
             return lightgbm.Booster(model_file=str(p))

@@ -21,7 +21,7 @@ def register(app: typer.Typer) -> None:
         task: str | None = typer.Option(None, "--task", help="binary | multiclass | regression (torch/onnx)"),
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickle (runs its code)"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="keep a model whose ONNX parity > 1e-4"),
-        rows: int = typer.Option(200, "--rows", help="sample rows used for the parity check"),
+        rows: int = typer.Option(200, "--rows", min=1, help="sample rows used for the parity check"),
     ) -> None:
         """Convert a model file to a roost package, check parity on a sample, register a new version."""
         from roost.byom.log import load_model_file, log_model
@@ -39,6 +39,11 @@ def register(app: typer.Typer) -> None:
             from roost.datasets import load
 
             df = load(sample)
+            if label and label not in df.columns:
+                raise RoostError(
+                    f"--label {label!r} is not a column of the sample {sample}",
+                    hint=f"its columns: {', '.join(map(str, list(df.columns)[:12]))}",
+                )
             for col in [label, "target"] if label else ["target"]:
                 if col in df.columns and (label or col not in getattr(model, "feature_names_in_", [])):
                     df = df.drop(columns=[col])
@@ -48,7 +53,7 @@ def register(app: typer.Typer) -> None:
                 "a --sample is required to convert this model and check its parity",
                 hint="pass a Parquet/CSV file with the model's input columns",
             )
-        v = log_model(model, name=name, sample_input=df, task=task, allow_mismatch=allow_mismatch)
+        v = log_model(model, name=name, sample_input=df, task=task, allow_mismatch=allow_mismatch, source=path.name)
         meta = v.meta or {}
         print_table(
             f"registered {v.name}/{v.version}",
