@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import time
@@ -71,11 +72,23 @@ def prometheus_text(report: Any, model: str = "") -> str:
 
 def write_prom(report: Any, path: str | Path, model: str = "") -> Path:
     """Write the gauges for node_exporter's textfile collector (atomically: temp file, then rename)."""
+    from roost.errors import RoostError
+
     p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
+    if p.is_dir():
+        raise RoostError(
+            f"{p} is a folder, not a .prom file",
+            hint=f"name the file in it, e.g. {p / 'roost_drift.prom'} (node_exporter reads every *.prom there)",
+        )
     tmp = p.with_name(f".{p.name}.{os.getpid()}.tmp")
-    tmp.write_text(prometheus_text(report, model))
-    os.replace(tmp, p)
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp.write_text(prometheus_text(report, model))
+        os.replace(tmp, p)
+    except OSError as exc:
+        with contextlib.suppress(OSError):
+            tmp.unlink(missing_ok=True)
+        raise RoostError(f"cannot write {p}: {exc.strerror or exc}", hint="pass a writable file path") from None
     return p
 
 

@@ -77,9 +77,12 @@ def slice_groups(s: Any, bins: int = 5, top: int = 10) -> G.Groups:
     import pandas as pd
 
     name = str(s.name)
-    if pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype) and s.nunique() > bins:
-        x = s.to_numpy(dtype=np.float64, na_value=np.nan)
-        edges = np.unique(np.nanquantile(x, np.linspace(0, 1, bins + 1)[1:-1]))
+    numeric = pd.api.types.is_numeric_dtype(s.dtype) and not pd.api.types.is_bool_dtype(s.dtype)
+    x = s.to_numpy(dtype=np.float64, na_value=np.nan) if numeric else np.zeros(0)
+    finite = x[np.isfinite(x)]
+    if numeric and len(np.unique(finite)) > bins:
+        # edges from the finite values: -inf/+inf rows fall into the end bins (with them, the edges were inf/NaN)
+        edges = np.unique(np.quantile(finite, np.linspace(0, 1, bins + 1)[1:-1]))
         idx = np.searchsorted(edges, x, side="right")
         labels = (
             [f"< {edges[0]:.4g}"]
@@ -91,11 +94,13 @@ def slice_groups(s: Any, bins: int = 5, top: int = 10) -> G.Groups:
             idx[nan] = len(labels)
             labels.append(G.MISSING)
         return G.Groups([name], idx.astype(np.int64), [labels])
-    keys = s.astype(object).where(s.notna(), None)
+    missing = s.isna().to_numpy()
+    keys = pd.Series([None if m else str(v) for v, m in zip(s.astype(object), missing)], dtype=object)  # by text
     vc = keys.value_counts(dropna=True)
     keep = [str(k) for k in vc.index[:top]]
-    mapped = keys.map(lambda v: G.MISSING if v is None else (str(v) if str(v) in set(keep) else OTHER))
-    levels = keep + ([OTHER] if len(vc) > top else []) + ([G.MISSING] if keys.isna().any() else [])
+    kept = set(keep)
+    mapped = [G.MISSING if m else (v if v in kept else OTHER) for v, m in zip(keys, missing)]
+    levels = keep + ([OTHER] if len(vc) > top else []) + ([G.MISSING] if missing.any() else [])
     codes = pd.Categorical(mapped, categories=levels).codes.astype(np.int64)
     return G.Groups([name], codes, [levels])
 
@@ -158,6 +163,18 @@ def threshold_note(p: np.ndarray, threshold: float, base_rate: float) -> str | N
     )
 
 
+def _numbers(s: Any, role: str, hint: str) -> np.ndarray:
+    """A label or score column as finite float64, or a RoostError that names it."""
+    try:
+        v = np.asarray(s.to_numpy(dtype=np.float64))
+    except (TypeError, ValueError):
+        raise RoostError(f"{role} column {str(s.name)!r} does not hold numbers (dtype {s.dtype})", hint=hint) from None
+    bad = int(np.count_nonzero(~np.isfinite(v)))
+    if bad:
+        raise RoostError(f"{role} column {str(s.name)!r} holds {bad:,} infinite value(s)", hint=hint)
+    return v
+
+
 def analyze(
     df: Any,
     label: str,
@@ -177,15 +194,21 @@ def analyze(
     score = score or next((c for c in SCORE_COLUMNS if c in df.columns), None)
     if score is None or score not in df.columns:
         raise RoostError("no score column in the data", hint="pass --score COLUMN, or a model to score the data")
+    if not np.isfinite(threshold):
+        raise RoostError(f"threshold {threshold} is not a finite number", hint="pass a threshold such as 0.5")
+    if isinstance(bins, bool) or not isinstance(bins, (int, np.integer)) or bins < 2:
+        raise RoostError(f"bins must be a whole number ≥ 2, got {bins!r}", hint="the default is 5 quantile bins")
     d = df[df[label].notna() & df[score].notna()]
     notes = [f"{len(df) - len(d):,} rows without label or score were left out"] if len(d) < len(df) else []
     if len(d) == 0:
         raise RoostError("no rows with both a label and a score", hint="check the join of labels and predictions")
-    y = d[label].to_numpy(dtype=np.float64)
-    p = d[score].to_numpy(dtype=np.float64)
+    y = _numbers(d[label], "label", "pass a numeric label (0/1 for binary models)")
+    p = _numbers(d[score], "score", "pass the column of predicted probabilities or values (--score)")
     if task is None:
         task = "binary" if set(np.unique(y)) <= {0.0, 1.0} and p.min() >= 0 and p.max() <= 1 else "regression"
     overall = M.binary_metrics(y, p) if task == "binary" else M.regression_metrics(y, p)
+    if task == "binary":  # at the analysis threshold, as the slices and the confusion matrix (binary_metrics: 0.5)
+        overall["accuracy"] = float(np.mean((p >= threshold) == (y > 0.5)))
     skip = {label, score}
     if features:
         feats = list(features)

@@ -3,15 +3,18 @@
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from roost.monitor.drift_report import DRIFT_SHARE, DriftReport, compare, default_skip, skip_note
+from roost.errors import RoostError
+from roost.monitor.drift_report import DRIFT_SHARE, METHODS, DriftReport, compare, default_skip, skip_note
 from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, load_source
 
 log = logging.getLogger(__name__)
 SAMPLE_ROWS = 100_000
+JS_MAX = math.sqrt(math.log(2))  # the largest Jensen–Shannon distance in natural-log units (disjoint supports)
 
 
 def as_source(x: Any, role: str, model: str | None = None, since: Any = None, until: Any = None) -> Source:
@@ -25,6 +28,37 @@ def as_source(x: Any, role: str, model: str | None = None, since: Any = None, un
     if hasattr(x, "columns") and hasattr(x, "iloc"):
         return Source(f"{role} frame", frame=x)
     return load_source(str(x), want="reference", model=model, since=since, until=until)
+
+
+def check_rules(method: str, thresholds: dict[str, float] | None, drift_share: float) -> None:
+    """Refuse drift rules that could never (or would always) fire: unknown methods, NaN, out-of-range values."""
+    for m, v in (thresholds or {}).items():
+        if m not in METHODS:
+            raise RoostError(f"threshold for unknown drift method {m!r}", hint=f"one of {', '.join(METHODS)}")
+        try:
+            x = float(v)
+        except (TypeError, ValueError):
+            raise RoostError(f"threshold for {m} is not a number: {v!r}", hint="pass a number") from None
+        pvalue = METHODS[m][2] == "below"
+        if not math.isfinite(x) or x < 0 or (pvalue and x > 1 and method in ("auto", m)):
+            what = "a p-value between 0 and 1" if pvalue else "a finite number ≥ 0"
+            raise RoostError(f"threshold for {m} is {v!r}; it must be {what}", hint=f"the default is {METHODS[m][1]}")
+        if m == "js" and x > JS_MAX and method in ("auto", m):
+            raise RoostError(
+                f"threshold for js is {v!r}: the Jensen–Shannon distance (natural log) never exceeds {JS_MAX:.4f}, "
+                "so that rule could never fire",
+                hint=f"the default is {METHODS[m][1]}",
+            )
+    try:
+        share = float(drift_share)
+    except (TypeError, ValueError):
+        share = math.nan
+    if not (0 < share <= 1):
+        raise RoostError(
+            f"drift_share is {drift_share!r}; it must be in (0, 1] (the share of drifted features that is dataset "
+            "drift)",
+            hint=f"the default is {DRIFT_SHARE}",
+        )
 
 
 def drift(
@@ -42,6 +76,7 @@ def drift(
     from roost.monitor.profile import profile_frame
     from roost.monitor.profile_drift import compare_profiles, compare_to_profile
 
+    check_rules(method, thresholds, drift_share)
     ref = as_source(reference, "reference")
     cur = as_source(current, "current", model=model, since=since, until=until)
     notes: list[str] = []

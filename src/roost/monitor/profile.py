@@ -54,8 +54,10 @@ def category_keys(s: Any) -> Any:
     """A column as a pandas Series of strings (missing kept as missing)."""
     import pandas as pd
 
-    if pd.api.types.is_string_dtype(s.dtype) and not isinstance(s.dtype, pd.CategoricalDtype):
-        return s
+    if isinstance(s.dtype, pd.StringDtype) or (
+        s.dtype == object and pd.api.types.infer_dtype(s, skipna=True) in ("string", "empty")
+    ):
+        return s  # already text (objects of mixed types would count 1, 1.0 and True as one value)
     return s.astype(object).where(s.notna(), None).map(lambda v: v if v is None else str(v))
 
 
@@ -111,7 +113,13 @@ class ColumnProfile:
         if self.sketch is None or self.count == 0 or self.min is None or self.max is None:
             return [], []
         lo, hi = float(self.min), float(self.max)
-        edges = np.linspace(lo, hi, bins + 1) if hi > lo else np.array([lo - 0.5, hi + 0.5])
+        if hi <= lo:
+            edges = np.array([lo - 0.5, hi + 0.5])
+        elif math.isfinite(hi - lo):
+            edges = np.linspace(lo, hi, bins + 1)
+        else:  # a span beyond float64 (±1.8e308 sentinels): in half units
+            edges = np.linspace(lo / 2, hi / 2, bins + 1) * 2
+            edges[0], edges[-1] = lo, hi
         return [float(e) for e in edges], [int(c) for c in self.sketch.histogram(edges)]
 
     def top(self, k: int = 10) -> list[tuple[str, int]]:
@@ -121,7 +129,12 @@ class ColumnProfile:
     def merge(self, other: ColumnProfile, max_categories: int = MAX_CATEGORIES) -> ColumnProfile:
         """The profile of both columns' rows together."""
         if other.kind != self.kind:
-            raise ValueError(f"column {self.name!r}: cannot merge a {self.kind} profile with a {other.kind} one")
+            if _no_values(other):  # an all-missing part (a batch where the feature was always null) has no kind
+                other = _all_missing(self, other.rows)
+            elif _no_values(self):
+                return _all_missing(other, self.rows).merge(other, max_categories)
+            else:
+                raise ValueError(f"column {self.name!r}: cannot merge a {self.kind} profile with a {other.kind} one")
         out = ColumnProfile(
             self.name,
             self.kind,
@@ -168,9 +181,9 @@ class ColumnProfile:
             d.update(
                 min=self.min,
                 max=self.max,
-                mean=self.mean if self.count else None,
-                m2=self.m2,
-                std=None if math.isnan(self.std) else self.std,
+                mean=_json_float(self.mean) if self.count else None,
+                m2=_json_float(self.m2),  # inf beyond ~1e154 (kept as the string "inf": JSON has no infinity)
+                std=None if math.isnan(self.std) else _json_float(self.std),
                 quantiles=dict(zip(map(str, QUANTILES), self.quantiles())) if self.count else {},
                 histogram={"edges": edges, "counts": counts},
                 sketch=self.sketch.to_dict() if self.sketch is not None else None,
@@ -187,7 +200,7 @@ class ColumnProfile:
             c.other = int(d.get("other", 0))
         else:
             c.min, c.max = d.get("min"), d.get("max")
-            c.mean, c.m2 = float(d.get("mean") or 0.0), float(d.get("m2") or 0.0)
+            c.mean, c.m2 = float(d.get("mean") or 0.0), float(d.get("m2") or 0.0)  # float("inf") reads "inf"
             c.sketch = LogSketch.from_dict(d["sketch"]) if d.get("sketch") else LogSketch()
         return c
 
@@ -231,9 +244,17 @@ def profile_column(name: str, s: Any, max_categories: int = MAX_CATEGORIES) -> C
         p.min, p.max = float(finite.min()), float(finite.max())
         with np.errstate(over="ignore", invalid="ignore"):  # |x| > 1e154: m2 is inf, the drift says not computed
             p.mean = float(finite.mean())
+            if not math.isfinite(p.mean):  # the sum overflowed (max-double sentinels): the mean itself may not
+                top = float(np.max(np.abs(finite)))
+                p.mean = float(np.mean(finite / top)) * top
             p.m2 = float(np.sum((finite - p.mean) ** 2))
-        p.hll.add(finite)
+        p.hll.add(_integers(s) if s.dtype.kind in "iu" else finite)
     return p
+
+
+def _integers(s: Any) -> np.ndarray:
+    """The non-missing values of an integer column as int64/uint64 (float64 would merge integers beyond 2^53)."""
+    return np.asarray(s.dropna().to_numpy(dtype=s.dtype.numpy_dtype if hasattr(s.dtype, "numpy_dtype") else None))
 
 
 @dataclass
@@ -340,11 +361,21 @@ def _iso(v: float | None) -> str | None:
     return datetime.fromtimestamp(v, tz=UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def _json_float(v: float) -> float | str:
+    """A float for JSON: ±inf and NaN as the strings float() reads back."""
+    return v if math.isfinite(v) else str(float(v))
+
+
 def _json_default(o: Any) -> Any:
     """numpy scalars → Python."""
     if hasattr(o, "item"):
         return o.item()
     raise TypeError(f"cannot serialise {type(o).__name__}")
+
+
+def _no_values(c: ColumnProfile) -> bool:
+    """True when the column held only missing values (or no rows)."""
+    return c.missing == c.rows and not c.categories and not c.other
 
 
 def _all_missing(like: ColumnProfile, rows: int) -> ColumnProfile:

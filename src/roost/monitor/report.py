@@ -36,15 +36,19 @@ def fmt(v: Any, digits: int = 4) -> str:
     return escape(str(v))
 
 
+class Html(str):
+    """Markup a report builds itself: `table` inserts it as is (any other text is escaped)."""
+
+
 def table(columns: Sequence[str], rows: Sequence[Sequence[Any]], flags: Sequence[Sequence[bool]] | None = None) -> str:
-    """An HTML table; cells are formatted with `fmt` unless already HTML (a str starting with '<')."""
+    """An HTML table; cells are formatted (and escaped) with `fmt` unless they are `Html`."""
     head = "".join(f"<th>{escape(c)}</th>" for c in columns)
     body = []
     for i, r in enumerate(rows):
         cells = []
         for j, v in enumerate(r):
             cls = ' class="flag"' if flags and flags[i][j] else ""
-            cell = v if isinstance(v, str) and v.startswith("<") else fmt(v)
+            cell = v if isinstance(v, Html) else fmt(v)  # data that starts with '<' is data (a slice "< 3", a name)
             cells.append(f"<td{cls}>{cell}</td>")
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"

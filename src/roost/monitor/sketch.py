@@ -84,30 +84,41 @@ class LogSketch:
         if self.width > 0:
             k = np.array(sorted(self.pos), dtype=np.int64)
             return (k + 0.5) * self.width, np.array([self.pos[i] for i in k.tolist()], dtype=np.int64)
-        g = self.gamma
         nk = np.array(sorted(self.neg, reverse=True), dtype=np.int64)
         pk = np.array(sorted(self.pos), dtype=np.int64)
-        vals = np.concatenate(
-            [
-                -2.0 * np.power(g, nk.astype(float)) / (g + 1),
-                [0.0] if self.zero else [],
-                2.0 * np.power(g, pk.astype(float)) / (g + 1),
-            ]
-        )
+        vals = np.concatenate([-self._rep(nk), [0.0] if self.zero else [], self._rep(pk)])
         counts = np.concatenate(
             [[self.neg[k] for k in nk.tolist()], [self.zero] if self.zero else [], [self.pos[k] for k in pk.tolist()]]
         ).astype(np.int64)
         return vals, counts
 
+    def _rep(self, keys: np.ndarray) -> np.ndarray:
+        """The representative |value| of each bucket key, 2γ^k/(γ+1) (computed in logs where γ^k overflows)."""
+        g = self.gamma
+        with np.errstate(over="ignore"):
+            r = 2.0 * np.power(g, keys.astype(float)) / (g + 1)
+        big = ~np.isfinite(r)
+        if big.any():  # the top buckets of values near float64's limit
+            r[big] = np.exp(keys[big] * math.log(g) + math.log(2.0 / (g + 1)))
+        return np.asarray(r)
+
     def quantiles(self, qs: Any, lo: float | None = None, hi: float | None = None) -> np.ndarray:
-        """Approximate quantiles (relative error ≤ alpha), clamped to [lo, hi] when given."""
+        """Approximate quantiles, interpolated between ranks as numpy's default (each ranked value within relative
+        error alpha), clamped to [lo, hi] when given."""
         vals, counts = self.buckets()
         q = np.atleast_1d(np.asarray(qs, dtype=float))
         if counts.size == 0:
             return np.full(q.shape, np.nan)
         cum = np.cumsum(counts)
-        rank = q * (cum[-1] - 1)
-        out = vals[np.minimum(np.searchsorted(cum, rank, side="right"), vals.size - 1)]
+        rank = q * (cum[-1] - 1)  # numpy's default (linear): between the values at ranks floor and ceil
+
+        def at(r: np.ndarray) -> np.ndarray:
+            return np.asarray(vals[np.minimum(np.searchsorted(cum, r, side="right"), vals.size - 1)])
+
+        lo_r = np.floor(rank)
+        below, above = at(lo_r), at(np.minimum(lo_r + 1, cum[-1] - 1))
+        with np.errstate(over="ignore", invalid="ignore"):  # a span beyond float64: halve before subtracting
+            out = np.where(above == below, below, below + (rank - lo_r) * (above / 2 - below / 2) * 2)
         if lo is not None and hi is not None:
             out = np.clip(out, lo, hi)
         return np.asarray(out)
@@ -167,12 +178,31 @@ def _mix64(h: np.ndarray) -> np.ndarray:
     return h
 
 
+EXACT_INT = 2.0**53  # float64 holds every integer up to this; beyond it, neighbouring integers share one float
+BIG_INT_SALT = np.uint64(0x9E3779B97F4A7C15)  # keeps big integers' hashes apart from those of floats' bit patterns
+
+
 def hash_values(values: np.ndarray) -> np.ndarray:
-    """Stable 64-bit hashes: numbers by their float64 bits (so 3 and 3.0 agree), anything else by its text."""
+    """Stable 64-bit hashes: numbers by their float64 bits (so 3 and 3.0 agree), integers beyond 2^53 (and floats
+    there, which are all integers) by their 64-bit two's complement value, anything else by its text."""
     v = np.asarray(values)
     if v.dtype.kind in "biuf":
         f = v.astype(np.float64) + 0.0  # -0.0 → 0.0
-        return _mix64(f.view(np.uint64))
+        h = _mix64(f.view(np.uint64))
+        big = np.abs(f) > EXACT_INT
+        if v.dtype.kind == "f":
+            big &= (f > -(2.0**63)) & (f < 2.0**64)
+        if big.any():
+            if v.dtype.kind == "f":
+                fb = f[big]
+                neg = fb < 0
+                ints = np.empty(fb.shape, dtype=np.uint64)
+                ints[neg] = fb[neg].astype(np.int64).astype(np.uint64)
+                ints[~neg] = fb[~neg].astype(np.uint64)
+            else:
+                ints = v[big].astype(np.uint64)  # negative int64 wrap to their two's complement pattern
+            h[big] = _mix64(ints ^ BIG_INT_SALT)
+        return h
     if v.dtype.kind == "M":
         return _mix64(v.astype("datetime64[us]").astype(np.int64).view(np.uint64))
     import pandas as pd

@@ -52,8 +52,15 @@ class Explanation:
     def to_dict(self, rows: int = 20) -> dict[str, Any]:
         """JSON-able form: importance and the first `rows` explained rows."""
 
-        def plain(v: Any) -> Any:
-            return v.item() if hasattr(v, "item") else (None if v is None or v != v else v)
+        def plain(v: Any) -> Any:  # JSON: missing (None, NaN, NaT, pd.NA) and ±inf as null, other objects as text
+            import pandas as pd
+
+            if v is None or (pd.api.types.is_scalar(v) and pd.isna(v)):
+                return None
+            v = v.item() if hasattr(v, "item") and not isinstance(v, pd.Timestamp) else v
+            if isinstance(v, float) and not np.isfinite(v):
+                return None
+            return v if isinstance(v, (str, int, float, bool)) else str(v)
 
         return {
             "kind": "explanation",
@@ -154,6 +161,24 @@ def _output(predictor: Any, df: Any, space: str, target: int) -> np.ndarray:
     return p
 
 
+def _multiclass_error(pred: Any, df: Any, bg: Any, kind: str, target: int, margin: np.ndarray) -> float:
+    """Largest gap between the softmax of every class's base + Σφ (TreeSHAP or linear SHAP) and the package's
+    predicted probabilities."""
+    from roost.responsible import native
+
+    probs = np.asarray(pred.predict(df), dtype=np.float64)
+    margins = []
+    for k in range(probs.shape[1]):
+        if k == target:
+            margins.append(margin)
+            continue
+        v, b, _ = native.tree_shap(pred, df, k) if kind == "tree" else native.linear_shap(pred.path, df, bg, k)
+        margins.append(b + v.sum(axis=1))
+    m = np.stack(margins, axis=1)
+    e = np.exp(m - m.max(axis=1, keepdims=True))
+    return float(np.max(np.abs(e / e.sum(axis=1, keepdims=True) - probs), initial=0.0))
+
+
 def explain(
     model: Any,
     data: Any,
@@ -175,6 +200,9 @@ def explain(
         raise RoostError(f"the data lacks the model's input column(s) {missing}", hint="pass the model's input table")
     if len(data) == 0:
         raise RoostError("no rows to explain", hint="pass data with at least one row")
+    for what, n in (("rows", rows), ("background", background), ("steps", steps)):
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise RoostError(f"{what} must be a whole number ≥ 1, got {n!r}", hint=f"pass {what}=100 or so")
     if target is None:
         target = 1 if pred.task == "binary" else 0
     rng = np.random.default_rng(seed)
@@ -200,11 +228,18 @@ def explain(
                 )
                 name = f"Integrated Gradients ({steps} steps, background-mean baseline)"
                 notes.append(f"completeness gap (Σ attributions vs output change): {gap:.2e}")
-            out = _output(pred, df, space, target) if pred.task != "multiclass" else base + vals.sum(axis=1)
-            err = float(np.max(np.abs(base + vals.sum(axis=1) - out), initial=0.0))
-            if kind != "ig" and err > ADDITIVITY_TOL:
+            if pred.task != "multiclass":
+                out = _output(pred, df, space, target)
+                err = float(np.max(np.abs(base + vals.sum(axis=1) - out), initial=0.0))
+                check = "max |base + Σφ − output|"
+            else:  # a class margin is no output of the package: its softmax over every class is
+                out = base + vals.sum(axis=1)
+                err = _multiclass_error(pred, df, bg, kind, target, out) if kind != "ig" else float("nan")
+                check = "max |softmax of every class's base + Σφ − the package's probabilities|"
+            if kind != "ig" and not err <= ADDITIVITY_TOL:  # NaN (a NaN attribution or output) fails too
                 raise ValueError(f"attributions differ from the ONNX model's output by {err:.2e}")
-            notes.append(f"additivity vs the ONNX model: max |base + Σφ − output| = {err:.2e}")
+            if kind != "ig" or pred.task != "multiclass":
+                notes.append(f"additivity vs the ONNX model: {check} = {err:.2e}")
             return Explanation(name, list(pred.inputs), vals, base, space, df, out, notes)
         except (ValueError, KeyError, OSError, RuntimeError, ImportError) as exc:
             if method != "auto":

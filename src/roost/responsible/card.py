@@ -5,6 +5,7 @@ lineage. Every section says where its content came from, or what to record for i
 from __future__ import annotations
 
 import logging
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from html import escape
@@ -86,7 +87,9 @@ def build_card(
     else:
         card.missing.append("training data profile: the run stored no profile.json")
     s["Data"] = data_sec
-    s["Metrics"] = dict(sorted((run or {}).get("metrics", {}).items())) or meta.get("metrics")
+    s["Metrics"] = dict(sorted((run or {}).get("metrics", {}).items())) or meta.get("metrics") or None
+    if not s["Metrics"]:
+        card.missing.append("metrics: the run logged none and the package records none (roost train logs them)")
     label = label or sig.get("label") or meta.get("label")
     frame = _evaluation(mv, root, data, label, card)
     if frame is not None and label is not None and label in frame.columns:
@@ -245,29 +248,46 @@ def card_html(card: Card) -> str:
     return R.page(card.title, "".join(out), f"created {card.created_at}")
 
 
-def card_markdown(card: Card) -> str:
-    """The card as Markdown (tables for every section)."""
+_MD_SPECIAL = re.compile(r"([\\`*\[\]|])")  # code, emphasis, links/images, table cells
 
-    def md_table(cols: list[str], rows: list[list[Any]]) -> str:
+
+def md_text(v: Any, one_line: bool = True) -> str:
+    """Text as Markdown that shows it literally: HTML escaped (no tag opens), and the punctuation that would open
+    code, emphasis, a link or a table cell backslash-escaped, as are a heading, quote, list or rule marker at the
+    start of a line; `one_line` folds newlines into spaces."""
+    s = " ".join(str(v).split()) if one_line else str(v).replace("\r\n", "\n")
+    s = _MD_SPECIAL.sub(r"\\\1", escape(s, quote=False))
+    s = re.sub(r"(?m)^(\s*)([#>+=~-])", r"\1\\\2", s)
+    return re.sub(r"(?m)^(\s*\d+)([.)])", r"\1\\\2", s)  # "1." opens an ordered list
+
+
+def card_markdown(card: Card) -> str:
+    """The card as Markdown (tables for every section); text from the repository is escaped (`md_text`)."""
+
+    def cell(v: Any) -> str:
         from roost.monitor.report import fmt
 
-        esc = [[" ".join(str(fmt(v)).split()).replace("|", "\\|") for v in r] for r in rows]  # one line per row
+        return md_text(v) if isinstance(v, str) else " ".join(str(fmt(v)).split()).replace("|", "\\|")
+
+    def md_table(cols: list[str], rows: list[list[Any]]) -> str:
+        esc = [[cell(v) for v in r] for r in rows]  # one line per row
+        head = [md_text(c) for c in cols]
         return (
             "\n".join(
-                ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in esc]
+                ["| " + " | ".join(head) + " |", "|" + "---|" * len(cols)] + ["| " + " | ".join(r) + " |" for r in esc]
             )
             + "\n"
         )
 
-    out = [f"# {card.title}\n", f"_created {card.created_at}_\n"]
+    out = [f"# {md_text(card.title)}\n", f"_created {md_text(card.created_at)}_\n"]
     if card.missing:
-        out.append("> **Not recorded:**\n" + "".join(f"> - {m}\n" for m in card.missing))
+        out.append("> **Not recorded:**\n" + "".join(f"> - {md_text(m)}\n" for m in card.missing))
     for name, sec in card.sections.items():
-        out.append(f"\n## {name}\n")
+        out.append(f"\n## {md_text(name)}\n")
         if sec is None:
             out.append("_not recorded_\n")
         elif isinstance(sec, str):
-            out.append(sec + "\n")
+            out.append(md_text(sec, one_line=False) + "\n")
         elif isinstance(sec, dict):
             out.append(md_table(["", "value"], _kv_rows(sec)))
             if sec.get("profile"):
@@ -278,15 +298,15 @@ def card_markdown(card: Card) -> str:
             for feat, rows in list(sec.slices.items())[:6]:
                 keys = [k for k in rows[0] if k != "slice"] if rows else []
                 out.append(
-                    f"\n**{feat}**\n\n"
+                    f"\n**{md_text(feat)}**\n\n"
                     + md_table(["slice", *keys], [[r["slice"], *[r[k] for k in keys]] for r in rows])
                 )
         elif name == "Fairness":
             for t in sec.tables:
                 keys = [k for k in t.metrics if k != "positives"]
                 out.append(
-                    f"\n**{' × '.join(t.columns)}**: "
-                    + ", ".join(f"{k.replace('_', ' ')} {v:.4g}" for k, v in t.disparities().items())
+                    f"\n**{md_text(' × '.join(t.columns))}**: "
+                    + ", ".join(f"{md_text(k.replace('_', ' '))} {v:.4g}" for k, v in t.disparities().items())
                     + "\n\n"
                 )
                 out.append(
@@ -295,14 +315,14 @@ def card_markdown(card: Card) -> str:
                         [[" / ".join(g), *[t.metrics[k][i] for k in keys]] for i, g in enumerate(t.groups)],
                     )
                 )
-            out += [f"- {w}\n" for w in sec.warnings]
+            out += [f"- {md_text(w)}\n" for w in sec.warnings]
         elif name == "Explanations":
             out.append(
-                f"{sec.method}, {sec.space}\n\n"
+                f"{md_text(sec.method)}, {md_text(sec.space)}\n\n"
                 + md_table(["feature", "mean |attribution|"], [[f, v] for f, v in sec.importance()])
             )
         elif name == "Drift":
-            out.append(sec.verdict + "\n")
+            out.append(md_text(sec.verdict) + "\n")
     return "".join(out)
 
 
