@@ -99,19 +99,31 @@ def diff_cmd(
     import tempfile
 
     from roost.cli.output import echo, print_json
+    from roost.errors import RoostError
     from roost.notebook.diff import diff
 
+    run = None
+    if log_to:
+        from roost.registry.api import get_run
+
+        run = get_run(log_to)  # before anything is written; the run stays as it is: only a file is added
+    if html is not None and html.exists() and not html.is_file():
+        raise RoostError(f"--html {html} is a folder, not a file", hint=f"name a file: --html {html / 'diff.html'}")
     d = diff(a, b)
     page: Path | None = None
     if html is not None or log_to:
         page = html or Path(tempfile.mkdtemp(prefix="roost-nbdiff-")) / f"{a.stem}-vs-{b.stem}.html"
-        page.parent.mkdir(parents=True, exist_ok=True)
-        page.write_text(d.to_html(), encoding="utf-8")
-    if log_to and page is not None:
+        try:
+            page.parent.mkdir(parents=True, exist_ok=True)
+            page.write_text(d.to_html(), encoding="utf-8")
+        except OSError as exc:
+            raise RoostError(
+                f"cannot write --html {page}: {exc.strerror or exc}",
+                hint="a part of that path is a file, or it is not writable; choose another path",
+            ) from None
+    if run is not None and page is not None:
         from roost import artifacts
-        from roost.registry.api import get_run
 
-        run = get_run(log_to)  # the run stays as it is: only a file is added to its artifacts
         artifacts.put(page, artifacts.safe_join(run["artifact_uri"], f"diffs/{page.name}"))
     if as_json:
         print_json({**d.to_dict(), "html": str(page) if page else None})

@@ -6,7 +6,7 @@ import difflib
 import hashlib
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,11 +84,19 @@ class CellChange:
         return f"cell {ia}" if ia == ib else f"cell {ia} → {ib}"
 
     @property
+    def type_changed(self) -> bool:
+        """True for a modified cell whose type changed (e.g. markdown → code)."""
+        return self.a is not None and self.b is not None and self.a.cell_type != self.b.cell_type
+
+    @property
     def what(self) -> str:
-        """What changed in words: 'source', 'outputs', 'source, outputs', 'added', 'removed'."""
+        """What changed in words: 'source', 'outputs', 'source, outputs', 'type (markdown → code)', 'added', ..."""
         if self.status != "modified":
             return self.status
-        return ", ".join(w for w, f in (("source", self.source_changed), ("outputs", self.outputs_changed)) if f)
+        a, b = self.a, self.b
+        kind = f"type ({a.cell_type} → {b.cell_type})" if a is not None and b is not None and self.type_changed else ""
+        flags = ((kind, self.type_changed), ("source", self.source_changed), ("outputs", self.outputs_changed))
+        return ", ".join(w for w, f in flags if f)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly summary of the change."""
@@ -98,6 +106,7 @@ class CellChange:
             "b_index": None if self.b is None else self.b.index,
             "source_changed": self.source_changed,
             "outputs_changed": self.outputs_changed,
+            "type_changed": self.type_changed,
             "label": self.label,
         }
 
@@ -130,6 +139,7 @@ class NotebookDiff:
         if not self.changes:
             return f"no changes in {len(self.a_cells)} cells (execution counts, timestamps and metadata ignored)"
         counts = {
+            "type": sum(c.type_changed for c in self.changes),
             "source": sum(c.source_changed for c in self.changes),
             "outputs": sum(c.outputs_changed for c in self.changes),
             "added": sum(c.status == "added" for c in self.changes),
@@ -164,17 +174,39 @@ class NotebookDiff:
         yield from rich_renderables(self)
 
 
-def _join(v: Any) -> str:
-    return "".join(v) if isinstance(v, list) else ("" if v is None else str(v))
+class NotANotebook(ValueError):
+    """A notebook dict whose structure is not nbformat 4 (`where` says which cell/output/field)."""
 
 
-def normalize_outputs(outputs: list[dict[str, Any]]) -> tuple[Output, ...]:
+def _join(v: Any, where: str = "a text field") -> str:
+    """A multiline string field: text, or a list of text lines (as Jupyter writes it); None is empty."""
+    if v is None:
+        return ""
+    if isinstance(v, str):
+        return v
+    if isinstance(v, list) and all(isinstance(x, str) for x in v):
+        return "".join(v)
+    raise NotANotebook(f"{where} is a {type(v).__name__}{' with non-text items' * isinstance(v, list)}, not text")
+
+
+def _tags(c: dict[str, Any]) -> list[str]:
+    meta = c.get("metadata")
+    tags = meta.get("tags") if isinstance(meta, dict) else None
+    return [t for t in tags if isinstance(t, str)] if isinstance(tags, list) else []
+
+
+def normalize_outputs(outputs: list[dict[str, Any]], where: str = "cell") -> tuple[Output, ...]:
     """Outputs as (kind, data) pairs: consecutive streams merged, execution counts and metadata dropped."""
     out: list[Output] = []
-    for o in outputs or []:
+    if outputs is not None and not isinstance(outputs, list):
+        raise NotANotebook(f"{where}'s outputs are a {type(outputs).__name__}, not a list")
+    for k, o in enumerate(outputs or []):
+        at = f"{where}, output {k + 1}"
+        if not isinstance(o, dict):
+            raise NotANotebook(f"{at} is a {type(o).__name__}, not an object")
         ot = o.get("output_type")
         if ot == "stream":
-            kind, text = f"stream:{o.get('name', 'stdout')}", clean_text(_join(o.get("text")))
+            kind, text = f"stream:{o.get('name', 'stdout')}", clean_text(_join(o.get("text"), f"{at} text"))
             if out and out[-1].kind == kind:
                 out[-1] = Output(kind, out[-1].data + text)
             elif text:
@@ -183,49 +215,109 @@ def normalize_outputs(outputs: list[dict[str, Any]]) -> tuple[Output, ...]:
             out.append(Output("error", clean_text(f"{o.get('ename', '')}: {o.get('evalue', '')}")))
         elif ot in ("execute_result", "display_data"):
             data = o.get("data") or {}
+            if not isinstance(data, dict):
+                raise NotANotebook(f"{at} data is a {type(data).__name__}, not an object of MIME types")
             mime = next((m for m in IMAGE_TYPES if m in data), None) or next((m for m in TEXT_TYPES if m in data), None)
             if mime is None:
-                out.append(Output("other", ", ".join(sorted(data)) or "(empty output)"))
+                out.append(Output("other", ", ".join(sorted(map(str, data))) or "(empty output)"))
             elif mime in IMAGE_TYPES:
                 raw = data[mime]
-                text = _join(raw) if mime == "image/svg+xml" else re.sub(r"\s+", "", _join(raw))
+                text = _join(raw, f"{at} {mime}")
+                text = text if mime == "image/svg+xml" else "".join(text.split())
                 out.append(Output(mime, text))
             else:
                 raw = data[mime]
-                text = json.dumps(raw, sort_keys=True, indent=1) if mime == "application/json" else _join(raw)
+                text = (
+                    json.dumps(raw, sort_keys=True, indent=1, default=str)
+                    if mime == "application/json"
+                    else _join(raw, f"{at} {mime}")
+                )
                 out.append(Output(mime, clean_text(text)))
     return tuple(out)
 
 
 def load_cells(nb: Any) -> list[Cell]:
-    """The content cells of a notebook (papermill's error banners skipped), normalised for comparison."""
+    """The content cells of a notebook (papermill's error banners skipped), normalised for comparison.
+
+    Raises NotANotebook (naming the cell) when the structure is not nbformat 4's."""
+    raw = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(raw, list):
+        what = "no 'cells' list" if raw is None else f"'cells' is a {type(raw).__name__}, not a list"
+        raise NotANotebook(what if isinstance(nb, dict) else f"the top level is a {type(nb).__name__}, not an object")
     cells = []
-    for i, c in enumerate(nb.get("cells", [])):
-        if ERROR_MARKER_TAG in ((c.get("metadata") or {}).get("tags") or []):
+    for i, c in enumerate(raw):
+        where = f"cell {i + 1}"
+        if not isinstance(c, dict):
+            raise NotANotebook(f"{where} is a {type(c).__name__}, not an object")
+        if ERROR_MARKER_TAG in _tags(c):
             continue
+        ctype = c.get("cell_type", "code")
+        if not isinstance(ctype, str):
+            raise NotANotebook(f"{where}'s cell_type is a {type(ctype).__name__}, not text")
         cells.append(
             Cell(
                 i,
-                c.get("cell_type", "code"),
-                clean_text(_join(c.get("source"))),
-                normalize_outputs(c.get("outputs", [])) if c.get("cell_type") == "code" else (),
+                ctype,
+                clean_text(_join(c.get("source"), f"{where}'s source")),
+                normalize_outputs(c.get("outputs", []), where) if ctype == "code" else (),
             )
         )
     return cells
+
+
+def _upgrade(name: str, nb: Any) -> Any:
+    """A notebook dict in nbformat 4 (older formats converted with nbformat, as Jupyter does on open)."""
+    if not isinstance(nb, dict):
+        raise RoostError(
+            f"{name} is JSON but not a notebook: its top level is a {type(nb).__name__}",
+            hint="pass .ipynb files (a JSON object with a 'cells' list)",
+        )
+    major = nb.get("nbformat")
+    if isinstance(major, int) and not isinstance(major, bool) and major < 4 and "cells" not in nb:
+        import nbformat
+
+        from_dict: Callable[[Any], Any] = nbformat.from_dict  # unannotated in nbformat
+        convert: Callable[..., Any] = nbformat.convert
+        try:
+            return convert(from_dict(nb), 4)
+        except Exception as exc:  # noqa: BLE001 - nbformat raises many kinds for a malformed old notebook
+            raise RoostError(
+                f"{name} is an nbformat {major} notebook that cannot be converted to nbformat 4: "
+                f"{(str(exc).splitlines() or [type(exc).__name__])[0][:200]}",
+                hint="open it in JupyterLab and save it again (that upgrades it)",
+            ) from None
+    return nb
+
+
+def _cells_of(name: str, nb: Any) -> list[Cell]:
+    try:
+        return load_cells(nb)
+    except NotANotebook as exc:
+        raise RoostError(
+            f"{name} is not a valid notebook: {exc}",
+            hint="pass .ipynb files saved by Jupyter (nbformat 4); open this one in JupyterLab and save it again",
+        ) from None
 
 
 def _read(nb: Any) -> tuple[str, Any]:
     """(display name, notebook dict) from a path, an nbformat node or a dict."""
     if isinstance(nb, (str, Path)):
         p = Path(nb)
+        if p.is_dir():
+            raise RoostError(f"notebook {p} is a folder", hint="pass .ipynb files")
         if not p.is_file():
             raise RoostError(f"notebook {p} does not exist", hint="check the path (relative to the cwd)")
         try:
-            return p.name, json.loads(p.read_text(encoding="utf-8"))
+            data = json.loads(p.read_text(encoding="utf-8"))
         except (ValueError, UnicodeDecodeError) as exc:
             raise RoostError(f"{p.name} is not notebook JSON: {exc}", hint="pass .ipynb files") from None
+        except OSError as exc:
+            raise RoostError(f"cannot read notebook {p}: {exc.strerror or exc}", hint="check its permissions") from None
+        return p.name, _upgrade(p.name, data)
     if isinstance(nb, dict):
-        return str(nb.get("metadata", {}).get("name", "notebook")), nb
+        meta = nb.get("metadata")
+        name = str(meta.get("name", "notebook")) if isinstance(meta, dict) else "notebook"
+        return name, _upgrade(name, nb)
     raise RoostError(f"cannot diff a {type(nb).__name__}", hint="pass .ipynb paths or notebook dicts")
 
 
@@ -267,7 +359,7 @@ def diff(a: Any, b: Any) -> NotebookDiff:
     """Compare notebooks cell by cell: which cells' sources or outputs changed, were added or removed."""
     a_name, a_nb = _read(a)
     b_name, b_nb = _read(b)
-    ca, cb = load_cells(a_nb), load_cells(b_nb)
+    ca, cb = _cells_of(a_name, a_nb), _cells_of(b_name, b_nb)
     sm = difflib.SequenceMatcher(
         None, [(c.cell_type, c.source) for c in ca], [(c.cell_type, c.source) for c in cb], autojunk=False
     )

@@ -65,8 +65,11 @@ def write_kernelspec(ws: Workspace) -> Path:
     return base
 
 
-def kernel_manager_class(ws: Workspace, run_id: str | None) -> type:
-    """An AsyncKernelManager class that always starts the roost kernel (no kernelspec lookup on disk)."""
+def kernel_manager_class(ws: Workspace, run_id: str | None, stderr: Path | None = None) -> type:
+    """An AsyncKernelManager class that always starts the roost kernel (no kernelspec lookup on disk).
+
+    With `stderr`, the kernel process writes its stderr there (appending) instead of to this process's terminal:
+    ipykernel's own tracebacks when a run stops it (timeout, Ctrl-C) would otherwise land in the user's shell."""
     from jupyter_client.kernelspec import KernelSpec
     from jupyter_client.manager import AsyncKernelManager
 
@@ -89,6 +92,13 @@ def kernel_manager_class(ws: Workspace, run_id: str | None) -> type:
         @property
         def kernel_spec(self) -> KernelSpec:
             return spec
+
+        async def _async_launch_kernel(self, kernel_cmd: list[str], **kw: Any) -> None:
+            if stderr is None:
+                await super()._async_launch_kernel(kernel_cmd, **kw)
+                return
+            with open(stderr, "ab") as err:  # the child keeps its own copy of the descriptor
+                await super()._async_launch_kernel(kernel_cmd, **{"stderr": err, **kw})
 
     return RoostKernelManager
 

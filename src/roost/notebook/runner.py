@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import keyword
 import logging
+import math
 import sys
 import tempfile
 from collections.abc import Callable
@@ -16,6 +18,8 @@ from roost.notebook.diff import ERROR_MARKER_TAG
 log = logging.getLogger(__name__)
 
 PARAMS_TAG = "parameters"
+RECORD_MAX = 500  # longest parameter value a run records
+KERNEL_STDERR = "kernel-stderr.log"  # the kernel's stderr, logged to the run when not empty
 INJECTED_TAG = "injected-parameters"
 TAG_HOWTO = (
     "tag the cell that sets the defaults: in JupyterLab select it, open the property inspector (gear "
@@ -103,12 +107,20 @@ def check_params(nb: Any, name: str, params: dict[str, Any]) -> None:
     """Refuse params for a notebook without a `parameters` cell, and names that cell does not define."""
     if not params:
         return
-    bad = [k for k in params if not str(k).isidentifier()]
+    bad = [k for k in params if not isinstance(k, str) or not k.isidentifier()]
     if bad:
         raise RoostError(
             f"parameter name {bad[0]!r} is not a Python identifier",
             hint="use names like learning_rate (letters, digits, _)",
         )
+    kw = [k for k in params if keyword.iskeyword(k)]
+    if kw:
+        raise RoostError(
+            f"parameter name {kw[0]!r} is a Python keyword: `{kw[0]} = ...` cannot be injected",
+            hint=f"rename it in the '{PARAMS_TAG}' cell, e.g. {kw[0]}_",
+        )
+    for k, v in params.items():
+        check_value(k, v)
     cells = [c for c in nb.cells if PARAMS_TAG in (c.get("metadata", {}).get("tags") or [])]
     if not cells:
         raise RoostError(
@@ -127,8 +139,52 @@ def check_params(nb: Any, name: str, params: dict[str, Any]) -> None:
             )
 
 
+def check_value(name: str, value: Any, path: str = "") -> None:
+    """Refuse a parameter value papermill cannot write as Python and JSON: only None, bool, int, float, str, and
+    lists/tuples/dicts (str keys) of those."""
+    where = f"parameter {name!r}" + (f" at {path}" if path else "")
+    if value is None or isinstance(value, (bool, int, float, str)):
+        return
+    if isinstance(value, (list, tuple)):
+        for i, v in enumerate(value):
+            check_value(name, v, f"{path}[{i}]")
+        return
+    if isinstance(value, dict):
+        for k, v in value.items():
+            if not isinstance(k, str):
+                raise RoostError(
+                    f"{where} has a {type(k).__name__} key {k!r}: notebook parameters are JSON, keys must be text",
+                    hint="use str keys (e.g. str(key))",
+                )
+            check_value(name, v, f"{path}[{k!r}]")
+        return
+    raise RoostError(
+        f"{where} is a {type(value).__module__}.{type(value).__name__}: notebook parameters must be None, bool, "
+        "int, float, str, or lists/dicts of those",
+        hint="convert it first: a numpy value with .tolist(), a date with .isoformat(), a set with sorted(...)",
+    )
+
+
+def check_timeout(timeout: float | None) -> int | None:
+    """--timeout as whole seconds for papermill (a fraction rounds up); RoostError for 0, negative, NaN or inf."""
+    if timeout is None:
+        return None
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not math.isfinite(timeout) or timeout <= 0:
+        raise RoostError(
+            f"--timeout {timeout!r} is not a number of seconds > 0",
+            hint="give the seconds a cell may run, e.g. --timeout 600; leave it out for no limit",
+        )
+    return math.ceil(timeout)
+
+
 def _record_value(v: Any) -> Any:
-    return v if isinstance(v, (bool, int, float, str)) or v is None else json.dumps(v, default=str)
+    """A parameter as the run records it: scalars as they are, lists/dicts as JSON; long text cut to RECORD_MAX
+    characters (the notebook gets the whole value; the run's params are for reading and comparing)."""
+    rec = v if isinstance(v, (bool, int, float, str)) or v is None else json.dumps(v, default=str)
+    if isinstance(rec, str) and len(rec) > RECORD_MAX:
+        note = f"… ({len(rec):,} characters)"
+        rec = rec[: RECORD_MAX - len(note)] + note
+    return rec
 
 
 def _failed_cell(exc: Any, out_path: Path) -> str:
@@ -168,10 +224,11 @@ def run_notebook(
     src = Path(path).expanduser().resolve()
     nb = _read(src)
     check_params(nb, src.name, params)
+    timeout = check_timeout(timeout)
     ws = workspace.current()
     out_path = Path(out).expanduser().resolve() if out is not None else None
-    if out_path is not None and out_path == src:
-        raise RoostError(f"--out {out} would overwrite the input notebook", hint="write to another file")
+    if out_path is not None:
+        _check_out(out_path, src, str(out))
     run = api.start_run(
         experiment=experiment,
         name=src.stem,
@@ -180,21 +237,27 @@ def run_notebook(
         tags={"roost.kind": "notebook", "roost.notebook": str(src)},
     )
     tmp = tempfile.TemporaryDirectory(prefix="roost-nb-") if out_path is None else None
+    log_dir = tempfile.TemporaryDirectory(prefix="roost-nb-log-")
+    logs = Path(log_dir.name)
     if tmp is not None:
         out_path = Path(tmp.name) / src.name
     assert out_path is not None
     try:
         out_path.parent.mkdir(parents=True, exist_ok=True)
-        status, error = _execute(src, out_path, params, ws, run.id, timeout)
-        artifact = run.log_artifact(out_path) if out_path.exists() else None
+        status, error = _execute(src, out_path, params, ws, run.id, timeout, logs / KERNEL_STDERR)
+        artifact = run.log_artifact(out_path) if out_path.is_file() else None
+        _log_kernel_stderr(run, logs / KERNEL_STDERR)
         run.end(status)
     except BaseException as exc:  # Ctrl-C or an unexpected error: keep what ran, close the run
-        if out_path.exists():
+        if out_path.is_file():
             run.log_artifact(out_path)
+        _log_kernel_stderr(run, logs / KERNEL_STDERR)
         run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED")
         if tmp is not None:
             tmp.cleanup()
+        log_dir.cleanup()
         raise
+    log_dir.cleanup()
     output: Any = out_path
     if tmp is not None:
         from roost import artifacts
@@ -202,18 +265,72 @@ def run_notebook(
         output = artifacts.local_path(artifact) if artifact and artifacts.is_local(artifact) else artifact
         tmp.cleanup()
     if error is not None:
+        more = "; raise --timeout (seconds a cell may run) if the cell needs longer" if " timed out " in error else ""
         raise NotebookFailed(
             f"{src.name} failed in {error} (run {run.id[:8]} marked FAILED)",
             hint=f"the partly executed notebook is logged to run {run.id} as {out_path.name}; "
-            "open it to see the traceback",
+            f"open it to see the traceback{more}",
             run_id=run.id,
             output=output,
         )
     return {"run_id": run.id, "output": output, "artifact": artifact, "status": status}
 
 
+def _check_out(out_path: Path, src: Path, shown: str) -> None:
+    """Refuse an --out that is the input, a folder, or under a file; make its folder (before any run starts)."""
+    if out_path == src:
+        raise RoostError(f"--out {shown} would overwrite the input notebook", hint="write to another file")
+    if out_path.exists() and not out_path.is_file():
+        raise RoostError(
+            f"--out {shown} is a {'folder' if out_path.is_dir() else 'special file'}, not a notebook file",
+            hint=f"name a file, e.g. --out {Path(shown) / src.name}",
+        )
+    try:
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise RoostError(
+            f"--out {shown}: cannot create its folder {out_path.parent}: {exc.strerror or exc}",
+            hint="a part of that path is a file, or it is not writable; choose another --out",
+        ) from None
+
+
+def _running_cell(out_path: Path) -> str | None:
+    """'cell N `first line`' for the last cell papermill started in the output notebook (the one that was running
+    when the kernel died or a cell timed out), counting the input notebook's cells; None when unknown."""
+    try:
+        cells = _nb_read(out_path).cells
+    except Exception:  # noqa: BLE001 - only improves the message
+        return None
+    cells = [c for c in cells if ERROR_MARKER_TAG not in (c.get("metadata", {}).get("tags") or [])]
+    started = [
+        i for i, c in enumerate(cells) if ((c.get("metadata", {}).get("papermill") or {}).get("start_time") is not None)
+    ]
+    if not started:
+        return None
+    idx = started[-1]
+    injected = sum(1 for c in cells[:idx] if INJECTED_TAG in (c.get("metadata", {}).get("tags") or []))
+    first = (str(cells[idx].get("source") or "").strip().splitlines() or [""])[0]
+    first = first if len(first) <= 60 else first[:57] + "..."
+    return f"cell {idx - injected + 1} `{first}`"
+
+
+def _log_kernel_stderr(run: Any, path: Path) -> None:
+    """Log what the kernel wrote to stderr (native libraries, ipykernel's own errors) when it wrote anything."""
+    try:
+        if path.is_file() and path.stat().st_size:
+            run.log_artifact(path)
+    except Exception as exc:  # noqa: BLE001 - the notebook itself is what matters
+        log.warning("could not log %s: %s", path.name, exc)
+
+
 def _execute(
-    src: Path, out_path: Path, params: dict[str, Any], ws: Any, run_id: str, timeout: float | None
+    src: Path,
+    out_path: Path,
+    params: dict[str, Any],
+    ws: Any,
+    run_id: str,
+    timeout: float | None,
+    stderr: Path | None = None,
 ) -> tuple[str, str | None]:
     """Run papermill on the roost kernel attached to `run_id`; returns (status, one-line error or None)."""
     import papermill
@@ -231,7 +348,7 @@ def _execute(
             progress_bar=False,
             log_output=False,
             execution_timeout=timeout,
-            kernel_manager_class=kernel_manager_class(ws, run_id),
+            kernel_manager_class=kernel_manager_class(ws, run_id, stderr),
             resources={"metadata": {"path": str(src.parent)}},  # kernel cwd, without papermill's os.chdir
         )
     except PapermillExecutionError as exc:
@@ -239,5 +356,11 @@ def _execute(
         return "FAILED", f"{_failed_cell(exc, out_path)}: {exc.ename}: {evalue}"
     except Exception as exc:
         log.debug("notebook execution failed", exc_info=True)
-        return "FAILED", f"execution: {type(exc).__name__}: {(str(exc).splitlines() or [''])[0][:200]}"
+        kind = type(exc).__name__
+        cell = _running_cell(out_path) if kind in ("DeadKernelError", "CellTimeoutError") else None
+        if cell is not None and kind == "DeadKernelError":
+            return "FAILED", f"{cell}: the kernel died (os._exit, a crash in native code, or out of memory)"
+        if cell is not None and kind == "CellTimeoutError":
+            return "FAILED", f"{cell}: timed out after {timeout:g} s" if timeout else f"{cell}: timed out"
+        return "FAILED", f"execution: {kind}: {(str(exc).splitlines() or [''])[0][:200]}"
     return "FINISHED", None
