@@ -1,5 +1,6 @@
 """The cache key keeps the types a task sees: {1: "a"} and {"1": "a"} (or True/1/1.0, tuple/list) never share a key."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -88,3 +89,20 @@ def test_keys_are_the_same_in_processes_with_different_hash_seeds(tmp_path):
         assert proc.returncode == 0, proc.stderr
         out.add(tuple(json.loads(proc.stdout)))
     assert len(out) == 1
+
+
+def test_a_dict_shaped_like_a_file_marker_is_not_the_file(ws):
+    """A params dict with the keys the fingerprint writes for a file ({"file", "sha256"}, {"path", ...},
+    {"missing"}, {"glob", "files"}) gets another key than the file, path, missing path or glob it imitates."""
+    data = ws.root / "rows.csv"
+    data.write_text("a\n1\n")
+    digest = hashlib.sha256(data.read_bytes()).hexdigest()  # computed here, not by roost
+    real = str(data.resolve())
+    pairs = [
+        (data, {"file": real, "sha256": digest}),
+        ("rows.csv", {"path": "rows.csv", "file": real, "sha256": digest}),
+        (ws.root / "nowhere.csv", {"missing": str(ws.root / "nowhere.csv")}),
+        ("rows.*", {"glob": "rows.*", "files": [[real, digest]]}),
+        (ws.root, {"folder": str(ws.root.resolve()), "files": []}),
+    ]
+    assert [a for a, imitation in pairs if _key({"m": a}) == _key({"m": imitation})] == []

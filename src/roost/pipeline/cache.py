@@ -1,7 +1,8 @@
 """Task output cache keyed on the task's code and the content of its inputs, stored as files under the workspace.
 
-The key hashes the task name, its source, its inputs with files replaced by content hashes and aliases by the
-versions they point to (roost.pipeline.fingerprint), and the task's own resolved references (`Task.refs`).
+The key hashes the task name, its code with the user code and constants it reaches (roost.pipeline.codehash), its
+inputs with files replaced by content hashes and aliases by the versions they point to (roost.pipeline.fingerprint),
+and the task's own resolved references (`Task.refs`).
 """
 
 from __future__ import annotations

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import functools
-import hashlib
 import inspect
 import typing
 from collections.abc import Callable
@@ -90,12 +89,10 @@ class Task:
         return self.hints.get("return", Any)
 
     def code_hash(self) -> str:
-        """A hash of the function's source: a code change invalidates the cache."""
-        try:
-            src = inspect.getsource(self.fn)
-        except (OSError, TypeError):
-            src = getattr(self.fn, "__qualname__", self.name)
-        return hashlib.sha256(src.encode()).hexdigest()[:16]
+        """A hash of the function's code and the user code and constants it reaches (roost.pipeline.codehash)."""
+        from roost.pipeline.codehash import code_hash
+
+        return code_hash(self.fn)
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         if not _current:

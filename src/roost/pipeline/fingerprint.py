@@ -5,13 +5,13 @@ file in it); a YAML/JSON config file is also read and the files it names are key
 `train.yaml` or the table it points to invalidates the cached `train`. A `name@alias` string is keyed on the
 model version the alias points to now. Tasks add their own resolved references (run prefix → id, alias state)
 through `Task.refs`. Types that JSON would merge stay apart: dict keys 1, "1", 1.0, True and None, a tuple and a
-list, and a set is keyed on its sorted contents (the same key under any PYTHONHASHSEED).
+list, and a set is keyed on its sorted contents (the same key under any PYTHONHASHSEED). What a file, glob or
+alias becomes sits under a tagged key, so a params dict shaped like it ({"missing": path}) is not taken for it.
 """
 
 from __future__ import annotations
 
 import glob
-import hashlib
 import json
 import logging
 import os
@@ -19,6 +19,7 @@ import re
 from pathlib import Path
 from typing import Any
 
+from roost import artifacts
 from roost.errors import RoostError
 
 log = logging.getLogger(__name__)
@@ -37,11 +38,7 @@ def file_sha256(path: Path) -> str:
     hit = _hashes.get(memo)
     if hit is not None:
         return hit
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
-    _hashes[memo] = h.hexdigest()
+    _hashes[memo] = artifacts.file_sha256(path)
     return _hashes[memo]
 
 
@@ -128,18 +125,20 @@ def resolve_alias(ref: str) -> int | None:
     return next((v.version for v in versions if alias in (v.aliases or [])), None)
 
 
-_TAG = "\x00"  # starts roost's type tags in a key; a user's string key that starts with it is escaped, so no forgery
+TAG = "\x00"  # starts roost's type tags in a key; a user's string key that starts with it is escaped, so no forgery
 
 
 def dict_key(k: Any) -> str:
     """A string stand-in for a dict key that keeps its type: 1, "1", 1.0, True and None stay five keys."""
     if isinstance(k, str):
-        return f"{_TAG}str:{k}" if k.startswith(_TAG) else k  # ordinary keys unchanged: existing keys stay valid
-    text = json.dumps(structure(k), sort_keys=True, default=repr)
-    return f"{_TAG}{type(k).__qualname__}:{text}"
+        return f"{TAG}str:{k}" if k.startswith(TAG) else k  # ordinary keys unchanged: existing keys stay valid
+    text = canonical_json(structure(k))
+    return f"{TAG}{type(k).__qualname__}:{text}"
 
 
-def _sort_text(v: Any) -> str:
+def canonical_json(v: Any) -> str:
+    """JSON text with sorted keys (objects JSON cannot write by their repr): one text per value in every process,
+    what keys sort sets by and what codehash's entries are."""
     return json.dumps(v, sort_keys=True, default=repr)
 
 
@@ -150,22 +149,23 @@ def _walk(value: Any, depth: int, files: bool) -> Any:
     if isinstance(value, list):
         return [_walk(v, depth, files) for v in value]
     if isinstance(value, tuple):  # JSON would write a tuple as a list: a task can tell them apart
-        return {f"{_TAG}tuple": [_walk(v, depth, files) for v in value]}
+        return {f"{TAG}tuple": [_walk(v, depth, files) for v in value]}
     if isinstance(value, (set, frozenset)):  # sorted: iteration order follows PYTHONHASHSEED
-        items = sorted((_walk(v, depth, files) for v in value), key=_sort_text)
-        return {f"{_TAG}{type(value).__name__}": items}
+        items = sorted((_walk(v, depth, files) for v in value), key=canonical_json)
+        return {f"{TAG}{type(value).__name__}": items}
     if not files:
         return value
+    # what a file, glob or alias becomes sits under a tagged key: a user's dict of the same shape stays apart
     if isinstance(value, Path):
-        return _file(value, depth) if value.exists() else {"missing": str(value)}
+        return {f"{TAG}Path": _file(value, depth) if value.exists() else {"missing": str(value)}}
     if isinstance(value, str):
         found = _existing(value)
         if found and not any(c in value for c in "*?["):
-            return {"path": value, **_file(found[0], depth)}
+            return {f"{TAG}file": {"path": value, **_file(found[0], depth)}}
         if found:
-            return {"glob": value, "files": [[str(f), file_sha256(f)] for f in found[:MAX_FILES]]}
+            return {f"{TAG}glob": {"glob": value, "files": [[str(f), file_sha256(f)] for f in found[:MAX_FILES]]}}
         if _ALIAS.match(value):
-            return {"alias": value, "version": resolve_alias(value)}
+            return {f"{TAG}alias": {"alias": value, "version": resolve_alias(value)}}
     return value
 
 
