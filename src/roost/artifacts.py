@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import os
 import posixpath
 import shutil
@@ -148,6 +149,15 @@ def put(local: str | Path, dest_uri: str, root: str | None = None) -> None:
         return
     with remote(dest_uri) as (fs, path):
         fs.put_file(str(local), path)
+
+
+def file_sha256(path: str | Path) -> str:
+    """SHA-256 of a local file's bytes, read in 1 MiB blocks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
 
 
 def tree_files(local_dir: Path) -> list[str]:

@@ -106,28 +106,45 @@ def _iso(v: Any) -> str | None:
     return None if v is None else v.isoformat()
 
 
+_FIND_SQL = "SELECT DISTINCT filename FROM read_parquet(?, filename = true, union_by_name = true) WHERE _request_id = ?"
+
+
+def _files_with(files: list[Path], request_id: str) -> list[Path]:
+    """The request-log files holding `request_id`; an unreadable file (torn, not Parquet) is skipped with a warning.
+
+    One scan of all files (only the id column is read; row groups whose statistics exclude the id are skipped); when
+    one file breaks it, the files are scanned one by one so the others are still searched.
+    """
+    import duckdb
+
+    con = duckdb.connect()
+    try:
+        try:
+            return [Path(h[0]) for h in con.execute(_FIND_SQL, [[str(f) for f in files], request_id]).fetchall()]
+        except duckdb.Error as exc:
+            log.debug("request-log scan failed (%s); scanning file by file", exc)
+        out: list[Path] = []
+        for f in files:
+            try:
+                out += [Path(h[0]) for h in con.execute(_FIND_SQL, [[str(f)], request_id]).fetchall()]
+            except duckdb.Error as exc:
+                log.warning("request log %s is unreadable and was skipped: %s", f, str(exc).splitlines()[0])
+        return out
+    finally:
+        con.close()
+
+
 def find_request(request_id: str, log_dir: str | Path | None = None) -> dict[str, Any] | None:
     """The logged request with this id (model, version, time, entity keys, online feature times), or None."""
-    import duckdb
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     folder = Path(log_dir) if log_dir is not None else default_log_dir()
     files = _log_files(folder) if folder is not None and folder.is_dir() else []
-    if not files:
-        return None
-    con = duckdb.connect()
-    try:  # only the id column is read, row groups whose statistics exclude the id are skipped
-        hits = con.execute(
-            "SELECT DISTINCT filename FROM read_parquet(?, filename = true, union_by_name = true) "
-            "WHERE _request_id = ?",
-            [[str(f) for f in files], request_id],
-        ).fetchall()
-    finally:
-        con.close()
+    hits = _files_with(files, request_id) if files else []
     if not hits:
         return None
-    path = Path(hits[0][0])
+    path = hits[0]
     table = pq.read_table(path)
     rows = table.filter(pc.equal(table["_request_id"], request_id))
     first = rows.slice(0, 1).to_pylist()[0]
@@ -165,6 +182,9 @@ def _run_features(run: dict[str, Any]) -> dict[str, Any] | None:
     try:
         p = local_artifact(run, FEATURES_ARTIFACT)
     except NotFoundError:
+        return None
+    except RoostError as exc:  # e.g. a symlink leading out of the run's folder: not read
+        log.warning("run %s: %s not read: %s", run["run_id"], FEATURES_ARTIFACT, exc.message)
         return None
     if not p.is_file():
         return None
@@ -208,6 +228,7 @@ def run_lineage(run_id: str) -> dict[str, Any]:
             "name": run["name"],
             "experiment": run["experiment"],
             "status": run["status"],
+            "lifecycle_stage": run.get("lifecycle_stage", "active"),
             "git_commit": run["git_commit"],
             "git_dirty": run["git_dirty"],
             "model_type": run["tags"].get("roost.model_type"),
@@ -244,11 +265,28 @@ def version_lineage(uri: str) -> dict[str, Any]:
             "data_source": meta.get("data_source"),
         }
     }
+    gone: dict[str, Any] = {"run": None, "data": None, "feature_views": []}
     if info.run_id is None:
-        out.update({"run": None, "data": None, "feature_views": []})
+        out.update(gone)
+        if meta.get("run_id") and not _run_exists(str(meta["run_id"])):  # its run was removed (roost gc)
+            out["deleted_run_id"] = str(meta["run_id"])
     else:
-        out.update(run_lineage(info.run_id))
+        try:
+            out.update(run_lineage(info.run_id))
+        except NotFoundError:  # removed between the two reads
+            out.update(gone, deleted_run_id=info.run_id)
     return out
+
+
+def _run_exists(run_id: str) -> bool:
+    """Whether the store still holds run `run_id` (any lifecycle stage)."""
+    from roost.registry.api import get_run
+
+    try:
+        get_run(run_id)
+    except NotFoundError:
+        return False
+    return True
 
 
 def _alias_version(store: Any, uri: str) -> int:
@@ -256,7 +294,7 @@ def _alias_version(store: Any, uri: str) -> int:
     from roost.registry import modelreg
 
     name, alias, _ = modelreg.parse_uri(uri)
-    if alias is None:
+    if alias is None or (alias.lower() == modelreg.LATEST and not modelreg.has_alias(store, name, alias)):
         vs = modelreg.list_versions(store, name)
         if not vs:
             raise NotFoundError(f"model {name!r} has no versions")
@@ -300,12 +338,16 @@ def lineage(target: str, log_dir: str | Path | None = None) -> dict[str, Any]:
         if kind == "request":
             req = find_request(target, folder)
             if req is not None:
-                return {"kind": "request", "request": req, **version_lineage(f"{req['model']}/{req['version']}")}
+                return {"kind": "request", "request": req, **_request_version(req)}
             continue
         try:
             return {"kind": "run", "request": None, "model_version": None, **run_lineage(target)}
         except NotFoundError:
             pass
+    from roost.registry.api import list_models
+
+    if any(m["name"] == target for m in list_models()):  # a model name alone: its latest version
+        return {"kind": "model_version", "request": None, **version_lineage(target)}
     near = difflib.get_close_matches(target, _candidates(folder), n=3, cutoff=0.5)
     where = f"request logs in {folder}" if folder is not None else "no request-log folder (pass --log-dir)"
     raise NotFoundError(
@@ -313,6 +355,21 @@ def lineage(target: str, log_dir: str | Path | None = None) -> dict[str, Any]:
         hint=(f"did you mean {', '.join(near)}? " if near else "")
         + f"searched runs, models and {where}; a model version is NAME@ALIAS or NAME/VERSION",
     )
+
+
+def _request_version(req: dict[str, Any]) -> dict[str, Any]:
+    """The model-version part below a logged request; a note instead when the registry has no such version."""
+    try:
+        return version_lineage(f"{req['model']}/{req['version']}")
+    except RoostError as exc:  # served from a package folder, or a name the registry cannot hold
+        return {
+            "model_version": None,
+            "run": None,
+            "data": None,
+            "feature_views": [],
+            "note": f"model {req['model']} version {req['version']} is not in the model registry "
+            f"(served from a package folder?): {exc.message}",
+        }
 
 
 def _short(v: Any, n: int = 12) -> str:
@@ -336,11 +393,23 @@ def render_text(lin: dict[str, Any]) -> list[str]:
         lines.append(f"model version {mv['name']}/{mv['version']}{alias}")
     run = lin.get("run")
     if run is None:
-        lines.append("  run: none (the version was registered from a folder)")
+        if lin.get("note"):
+            lines.append(f"  {lin['note']}")
+        elif lin.get("deleted_run_id"):
+            lines.append(
+                f"  run {lin['deleted_run_id']} was deleted (roost gc): its params, data and feature views are gone"
+            )
+        else:
+            lines.append("  run: none (the version was registered from a folder)")
         return lines
     dirty = " (dirty)" if run["git_dirty"] else ""
     named = f"{run['experiment']}/{run['name']}" if run["name"] else f"experiment {run['experiment']}"
-    lines.append(f"run {run['run_id']}  {named}  {run['status']}")
+    stage = run.get("lifecycle_stage", "active")
+    hidden = {
+        "deleted": f"  (deleted; `roost runs restore {run['run_id']}` brings it back until `roost gc`)",
+        "archived": "  (archived)",
+    }.get(stage, "")
+    lines.append(f"run {run['run_id']}  {named}  {run['status']}{hidden}")
     lines.append(f"  model {run['model_type']}  task {run['task']}  git {run['git_commit'] or 'none'}{dirty}")
     lines.append(f"  config {run['config']}")
     d = lin["data"] or {}

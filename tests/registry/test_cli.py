@@ -92,3 +92,23 @@ def test_piped_runs_list_keeps_every_cell_whole(ws):
     row = next(line for line in out.splitlines() if run.id[:8] in line)
     for v in params.values():
         assert v in row, (v, row)
+
+
+def test_models_alias_delete_takes_name_and_alias_and_checks_a_given_version(ws, cli):
+    """`roost models alias NAME ALIAS --delete` (as MLflow's delete_registered_model_alias(name, alias)); with a
+    VERSION it removes the alias only if it points there, so a script cannot drop an alias someone moved."""
+    for rid in _seed():
+        roost.register_model(rid, "churn", "model")
+    assert cli("models", "alias", "churn", "2", "prod")[0] == 0
+    assert cli("models", "alias", "churn", "3", "canary")[0] == 0
+    code, _, err = cli("models", "alias", "churn", "1", "prod", "--delete")
+    assert code == 2 and "version 2" in err and "Traceback" not in err
+    assert roost.resolve_model("churn@prod").version == 2  # kept
+    code, out, _ = cli("models", "alias", "churn", "2", "prod", "--delete")
+    assert code == 0 and "removed churn@prod" in out
+    code, out, _ = cli("models", "alias", "churn", "canary", "--delete")
+    assert code == 0 and "removed churn@canary" in out
+    code, out, _ = cli("models", "list", "--json")
+    assert json.loads(out)[0]["aliases"] == {}
+    code, _, err = cli("models", "alias", "churn", "prod")  # no version, no --delete
+    assert code == 2 and "VERSION" in err

@@ -412,18 +412,36 @@ def models_versions(name: str, as_json: bool = typer.Option(False, "--json")) ->
 
 @models_app.command("alias")
 def models_alias(
-    name: str, version: int, alias: str, delete: bool = typer.Option(False, "--delete", help="remove the alias instead")
+    name: str = typer.Argument(..., metavar="NAME", help="the registered model"),
+    version: str = typer.Argument(..., metavar="VERSION", help="the version to point at (with --delete: optional)"),
+    alias: str | None = typer.Argument(None, metavar="ALIAS"),
+    delete: bool = typer.Option(
+        False, "--delete", help="remove NAME@ALIAS instead (NAME ALIAS, or NAME VERSION ALIAS)"
+    ),
 ) -> None:
-    """Point NAME@ALIAS at VERSION (recorded in the alias history)."""
+    """Point NAME@ALIAS at VERSION (recorded in the alias history); with --delete remove it — given a VERSION, only
+    if the alias still points there."""
     from roost.cli.output import echo
+    from roost.errors import RoostError
     from roost.registry import api, modelreg
     from roost.registry.store import default_store
 
+    if alias is None and not delete:
+        raise RoostError(f"roost models alias {name} {version}: give NAME VERSION ALIAS", hint="or --delete NAME ALIAS")
     if delete:
-        modelreg.delete_alias(default_store(), name, alias)
-        echo(f"removed {name}@{alias}")
+        target, expected = (version, None) if alias is None else (alias, version)
+        if expected is not None:
+            current = api.resolve_model(f"{name}@{target}").version
+            if current != modelreg.version_number(expected):
+                raise RoostError(
+                    f"{name}@{target} points at version {current}, not {expected}: not removed",
+                    hint=f"roost models alias {name} {target} --delete removes it whatever it points at",
+                )
+        modelreg.delete_alias(default_store(), name, target)
+        echo(f"removed {name}@{target}")
         return
-    api.set_alias(name, version, alias)
+    assert alias is not None
+    api.set_alias(name, modelreg.version_number(version), alias)
     echo(f"{name}@{alias} → version {version}")
 
 

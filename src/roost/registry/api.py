@@ -19,6 +19,7 @@ from roost.registry.run import (
     Run,
     RunDict,
     attach_run,
+    check_tags,
     create_run,
     local_artifact,
     staging_dir,
@@ -121,10 +122,22 @@ def search_runs(
     stages: Iterable[str] = ("active",),
 ) -> list[RunDict]:
     """Runs matching a filter (see roost.registry.query), newest first unless ordered (active runs unless `stages`)."""
+    limit, offset = _page(limit, offset)
     found = default_store().search_runs(filter, experiment, order_by, limit, offset, stages=stages)
     for note in filter_notices(filter, experiment) if warn_unknown else []:
         log.warning("%s", note)
     return found
+
+
+def _page(limit: int | None, offset: int) -> tuple[int | None, int]:
+    """A checked (limit, offset): negative values are refused; a limit past what the database counts means all."""
+    for name, value in (("limit", limit), ("offset", offset)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 0):
+            raise RoostError(f"{name} {value!r} must be a whole number, 0 or more", hint=f"e.g. {name}=50")
+    big = 2**62  # SQLite and PostgreSQL take 64-bit LIMIT/OFFSET
+    if offset > big:
+        raise RoostError(f"offset {offset} is past any store", hint="use an offset below the number of runs")
+    return (None if limit is not None and limit > big else limit), offset
 
 
 def filter_notices(filter: str | None, experiment: str | list[str] | None = None) -> list[str]:
@@ -176,7 +189,7 @@ def tag_run(run_id: str, tags: dict[str, Any], delete: list[str] | None = None) 
     st = default_store()
     full = st.get_run(run_id)["run_id"]
     if tags:
-        st.log_batch(full, tags={str(k): str(v) for k, v in tags.items()})
+        st.log_batch(full, tags=check_tags(tags))
     if delete:
         with st.write() as s:
             s.execute(sql_delete(Tag).where(Tag.run_id == full, Tag.key.in_(delete)))
@@ -205,13 +218,15 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
         if live is not None and not live.ended:  # a remote run still open: send what its staging folder holds
             live.sync(path)
         source = artifacts.safe_join(run["artifact_uri"], path)
+        if artifacts.is_local(source):  # a symlink in the run's folder must not register a package outside it
+            artifacts.check_inside(run["artifact_uri"], source)
         v = modelreg.register(st, name, source, run["run_id"])
     return resolve_model(f"{v.name}/{v.version}")
 
 
 def set_alias(name: str, version: int, alias: str) -> None:
     """Point name@alias at a version."""
-    modelreg.set_alias(default_store(), name, int(version), alias)
+    modelreg.set_alias(default_store(), name, version, alias)
 
 
 def resolve_model(uri: str) -> modelreg.ModelVersionInfo:

@@ -220,6 +220,13 @@ def write_connection(engine: Engine) -> Iterator[Connection]:
         except BaseException:
             conn.rollback()
             raise
+    except OperationalError as exc:
+        if "readonly" not in str(exc):
+            raise
+        raise RoostError(  # a read-only file or folder (SQLite): a message, not the driver's traceback
+            f"the store {redact_url(str(engine.url.render_as_string(False)))} is read-only: nothing was written",
+            hint="check the permissions of the store file and of its folder (SQLite writes a -wal file beside it)",
+        ) from None
     finally:
         conn.info["roost_write"] = False
         conn.close()
@@ -236,11 +243,16 @@ def current_revision(engine: Engine) -> str | None:
     """The Alembic revision stored in the database, or None when the schema is absent."""
     try:
         conn_cm = engine.connect()
-    except OperationalError as exc:
+    except DBAPIError as exc:  # OperationalError: unreachable server; DatabaseError: a damaged SQLite file
+        damaged = engine.dialect.name == "sqlite" and not isinstance(exc, OperationalError)
+        where = redact_url(str(engine.url.render_as_string(False)))
         raise RoostError(
-            f"cannot connect to the store {redact_url(str(engine.url.render_as_string(False)))}: "
+            f"cannot {'open' if damaged else 'connect to'} the store {where}: "
             f"{str(exc.orig).strip().splitlines()[0] if exc.orig else exc}",
-            hint="check the server is running and the URL (host, port, user, database)",
+            hint="the SQLite file is damaged or not a roost store: restore it from a backup, or move it away and "
+            "run `roost init` for a new one"
+            if damaged
+            else "check the server is running and the URL (host, port, user, database)",
         ) from None
     with conn_cm as conn:
         try:

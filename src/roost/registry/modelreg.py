@@ -19,7 +19,12 @@ from roost.errors import NotFoundError, RoostError, closest
 from roost.registry.models import Alias, AliasHistory, ModelVersion, RegisteredModel
 from roost.registry.store import Store, aware, utcnow
 
-_NAME = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # ASCII only, matched whole (fullmatch: no trailing newline)
+NAME_MAX = 256  # registered_models.name is VARCHAR(256)
+ALIAS_MAX = 128  # model_aliases.alias is VARCHAR(128)
+VERSION_MAX = 2**31 - 1  # model_versions.version is INTEGER (32 bits on PostgreSQL)
+LATEST = "latest"  # 'name@latest' means the latest version, as 'name' does: no alias may take the name
+_NUMBER = re.compile(r"[0-9][0-9.]*")
 
 
 @dataclass
@@ -51,26 +56,63 @@ class ModelVersionInfo:
         }
 
 
-def _check_name(name: str, what: str) -> None:
-    if not _NAME.match(name or ""):
-        raise RoostError(f"invalid {what} {name!r}", hint="use letters, digits, '_', '-' or '.'")
+def _check_name(name: str, what: str, longest: int = NAME_MAX) -> None:
+    if not isinstance(name, str) or not _NAME.fullmatch(name):
+        shown = repr(name) if not isinstance(name, str) or len(name) <= 60 else repr(name[:60]) + "…"
+        raise RoostError(
+            f"invalid {what} {shown}", hint="start with a letter or digit; then ASCII letters, digits, '_', '-' or '.'"
+        )
+    if len(name) > longest:
+        raise RoostError(f"invalid {what} {name[:60]!r}…: {len(name)} characters", hint=f"use at most {longest}")
+
+
+def version_number(version: Any) -> int:
+    """`version` as a model version number (an int, or text of ASCII digits); RoostError for anything else."""
+    if isinstance(version, bool) or not isinstance(version, int | str):
+        raise RoostError(f"model version {version!r} is not a whole number", hint="versions are 1, 2, 3, …")
+    if isinstance(version, str):
+        if not (version.isascii() and version.isdigit()):
+            raise RoostError(f"model version {version!r} is not a whole number", hint="versions are 1, 2, 3, …")
+        return int(version)
+    return version
+
+
+def _parse_package_file(where: str, name: str, text: str | bytes) -> dict[str, Any] | None:
+    """signature.json or roost-model.yaml of a package as a mapping; a RoostError naming the file otherwise."""
+    import yaml
+
+    try:
+        value = json.loads(text) if name.endswith(".json") else yaml.safe_load(text)
+    except (ValueError, yaml.YAMLError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise RoostError(
+            f"{where}/{name} is not valid {'JSON' if name.endswith('.json') else 'YAML'}: {first}",
+            hint="fix or remove the file, or export the model package again",
+        ) from None
+    if value is not None and not isinstance(value, dict):
+        raise RoostError(
+            f"{where}/{name} holds a {type(value).__name__}, not a mapping",
+            hint="fix or remove the file, or export the model package again",
+        )
+    return value
+
+
+def _mapping(value: Any) -> dict[str, Any] | None:
+    """A stored signature/meta that is a mapping, else None (versions registered before they were checked)."""
+    return value if isinstance(value, dict) else None
 
 
 def _read_package_files(local: Path) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     sig = meta = None
     if (local / "signature.json").is_file():
-        sig = json.loads((local / "signature.json").read_text())
+        sig = _parse_package_file(str(local), "signature.json", (local / "signature.json").read_text())
     if (local / "roost-model.yaml").is_file():
-        import yaml
-
-        meta = yaml.safe_load((local / "roost-model.yaml").read_text())
+        meta = _parse_package_file(str(local), "roost-model.yaml", (local / "roost-model.yaml").read_text())
     return sig, meta
 
 
 def _read_remote_package_files(source: str) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
     """signature.json and roost-model.yaml of a package on a remote filesystem (fsspec)."""
-    import yaml
-
     from roost.errors import redact_url
 
     sig = meta = None
@@ -82,9 +124,9 @@ def _read_remote_package_files(source: str) -> tuple[dict[str, Any] | None, dict
                 hint="pass the artifact path the model was logged under, e.g. path='model'",
             )
         if fs.exists(root + "/signature.json"):
-            sig = json.loads(fs.cat(root + "/signature.json"))
+            sig = _parse_package_file(redact_url(source), "signature.json", fs.cat(root + "/signature.json"))
         if fs.exists(root + "/roost-model.yaml"):
-            meta = yaml.safe_load(fs.cat(root + "/roost-model.yaml"))
+            meta = _parse_package_file(redact_url(source), "roost-model.yaml", fs.cat(root + "/roost-model.yaml"))
     return sig, meta
 
 
@@ -130,17 +172,23 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
 
 def set_alias(store: Store, name: str, version: int, alias: str) -> None:
     """Point `name@alias` at `version`, recording the move in the alias history."""
-    _check_name(alias, "alias")
-    if alias.isdigit():
+    _check_name(alias, "alias", ALIAS_MAX)
+    if _NUMBER.fullmatch(alias):
         raise RoostError(f"alias {alias!r} is a number", hint="aliases are names like prod or staging")
-    get_version(store, name, int(version))  # raises when missing
+    if alias.lower() == LATEST:
+        raise RoostError(
+            f"alias {alias!r} is reserved: {name}@{LATEST} always means the latest version",
+            hint="pick another name, e.g. newest or candidate",
+        )
+    version = version_number(version)
+    get_version(store, name, version)  # raises when missing
     with store.write() as s:
         cur = s.get(Alias, (name, alias))
         prev = cur.version if cur else None
-        s.merge(Alias(name=name, alias=alias, version=int(version)))
+        s.merge(Alias(name=name, alias=alias, version=version))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=int(version), previous_version=prev, changed_at=utcnow(), user=_user()
+                name=name, alias=alias, version=version, previous_version=prev, changed_at=utcnow(), user=_user()
             )
         )
 
@@ -173,8 +221,9 @@ def _model_names(store: Store) -> list[str]:
 
 def get_version(store: Store, name: str, version: int) -> ModelVersionInfo:
     """One version of a model."""
+    version = version_number(version)
     with store.read() as s:
-        mv = s.get(ModelVersion, (name, int(version)))
+        mv = s.get(ModelVersion, (name, version)) if 1 <= version <= VERSION_MAX else None
         if mv is None:
             if s.get(RegisteredModel, name) is None:
                 near = closest(name, _model_names(store))
@@ -184,7 +233,14 @@ def get_version(store: Store, name: str, version: int) -> ModelVersionInfo:
             raise NotFoundError(f"model {name!r} has no version {version}", hint=f"see `roost models versions {name}`")
         aliases = list(s.scalars(select(Alias.alias).where(Alias.name == name, Alias.version == mv.version)))
         return ModelVersionInfo(
-            mv.name, mv.version, mv.run_id, mv.source, aware(mv.created_at), sorted(aliases), mv.signature, mv.meta
+            mv.name,
+            mv.version,
+            mv.run_id,
+            mv.source,
+            aware(mv.created_at),
+            sorted(aliases),
+            _mapping(mv.signature),
+            _mapping(mv.meta),
         )
 
 
@@ -239,21 +295,23 @@ def alias_history(store: Store, name: str) -> list[dict[str, Any]]:
 
 
 def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
-    """Split 'name@alias' / 'name/3' / 'name' into (name, alias, version)."""
+    """Split 'name@alias' / 'name/3' / 'name' into (name, alias, version); RoostError when it is none of them."""
+    name, alias, ver = uri, None, None
     if "@" in uri:
         name, alias = uri.split("@", 1)
-        return name, alias, None
-    if "/" in uri:
+    elif "/" in uri:
         name, ver = uri.rsplit("/", 1)
-        if not ver.isdigit():
-            raise RoostError(f"bad model reference {uri!r}", hint="use name@alias, name/VERSION or name")
-        return name, None, int(ver)
-    return uri, None, None
+    ok = _NAME.fullmatch(name) is not None and (alias is None or _NAME.fullmatch(alias) is not None)
+    if not ok or (ver is not None and not (ver.isascii() and ver.isdigit())):
+        raise RoostError(f"bad model reference {uri!r}", hint="use name@alias, name/VERSION or name")
+    return name, alias, None if ver is None else int(ver)
 
 
 def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVersionInfo:
     """Resolve 'name@alias' | 'name/3' | 'name' (latest) to a version with a local package path."""
     name, alias, version = parse_uri(uri)
+    if alias is not None and alias.lower() == LATEST and not has_alias(store, name, alias):
+        alias = None  # 'name@latest': the latest version (an alias of that name, from before it was reserved, wins)
     if alias is not None:
         with store.read() as s:
             a = s.get(Alias, (name, alias))
@@ -277,4 +335,16 @@ def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVers
     info = get_version(store, name, version)
     cache = (cache_root or Path(".roost/cache")) / "models" / name / str(info.version)
     info.local_path = artifacts.fetch(info.source, cache)
+    if artifacts.is_local(info.source) and not info.local_path.exists():
+        why = f"; the run it came from ({info.run_id}) lost its artifacts" if info.run_id else ""
+        raise NotFoundError(
+            f"the package of model {name}/{info.version} is gone: nothing at {info.local_path}{why}",
+            hint=f"register the model again, or point the alias at another version (roost models versions {name})",
+        )
     return info
+
+
+def has_alias(store: Store, name: str, alias: str) -> bool:
+    """Whether model `name` has an alias `alias` stored."""
+    with store.read() as s:
+        return s.get(Alias, (name, alias)) is not None

@@ -17,8 +17,10 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
+from sqlalchemy.exc import IntegrityError
+
 from roost import artifacts
-from roost.errors import RoostError, redact_url
+from roost.errors import NotFoundError, RoostError, redact_url
 from roost.registry.lifecycle import ERROR_TAG, Terminated, describe_error, runs
 from roost.registry.store import Store, decode_param, default_store, param_rows, utcnow
 
@@ -29,6 +31,80 @@ STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "LOST", "SKIPPED")
 STAGED_TAG = "roost.artifacts.staged"  # set while a remote run's artifacts wait in a local folder (failed upload)
 RunDict = dict[str, Any]
 MetricPoint = tuple[str, float, int, float]
+KEY_MAX = 256  # the key columns of params, metrics and tags are VARCHAR(256)
+STEP_MIN, STEP_MAX = -(2**31), 2**31 - 1  # metrics.step is INTEGER: 32 bits on PostgreSQL
+
+
+# -- checks of what is logged: refused when logged, never left in a batch that then fails to write ----------------
+def check_key(kind: str, key: Any) -> str:
+    """The stored name of a param, metric or tag: non-blank text without NUL, at most KEY_MAX characters."""
+    text = str(key)
+    if not text.strip():
+        raise RoostError(f"{kind} name {text!r} is empty", hint=f"give the {kind} a name")
+    if "\x00" in text:
+        raise RoostError(f"{kind} name {text[:60]!r} contains a NUL byte", hint="remove the \\x00 character")
+    if len(text) > KEY_MAX:
+        raise RoostError(
+            f"{kind} name {text[:60]!r}… is {len(text)} characters long", hint=f"use at most {KEY_MAX} characters"
+        )
+    return text
+
+
+def check_text(kind: str, key: str, value: str) -> str:
+    """A param or tag value as text: NUL bytes are refused (PostgreSQL cannot store them; SQLite tools cut them)."""
+    if "\x00" in value:
+        raise RoostError(f"{kind} {key!r}: its value contains a NUL byte", hint="remove the \\x00 character")
+    return value
+
+
+def check_param(key: str, value: Any) -> Any:
+    """A param value as typed_param stores it: NumPy scalars as Python numbers, huge ints refused, no NUL."""
+    if type(value).__module__ == "numpy" and getattr(value, "shape", None) == () and hasattr(value, "item"):
+        value = value.item()  # np.float32(1.5) -> 1.5: stored as a float, not as the text '1.5'
+    if isinstance(value, int) and not isinstance(value, bool):
+        try:
+            float(value)
+        except OverflowError:
+            raise RoostError(
+                f"param {key!r} is an integer too large to compare as a number ({len(str(value))} digits)",
+                hint="log it as text: str(value)",
+            ) from None
+        return value
+    if isinstance(value, bool | float) or value is None:
+        return value
+    check_text("param", key, str(value))
+    return value
+
+
+def check_params(params: dict[Any, Any]) -> dict[str, Any]:
+    """Params with checked names and values (RoostError naming the first bad one)."""
+    out: dict[str, Any] = {}
+    for k, v in params.items():
+        key = check_key("param", k)
+        out[key] = check_param(key, v)
+    return out
+
+
+def check_tags(tags: dict[Any, Any]) -> dict[str, str]:
+    """Tags as text, with checked names and values."""
+    out: dict[str, str] = {}
+    for k, v in tags.items():
+        key = check_key("tag", k)
+        out[key] = check_text("tag", key, str(v))
+    return out
+
+
+def check_step(step: Any) -> int:
+    """A metric step: a whole number that fits metrics.step (STEP_MIN..STEP_MAX)."""
+    if isinstance(step, float) and step.is_integer():
+        step = int(step)
+    try:
+        st = step.__index__() if not isinstance(step, bool) else int(step)
+    except (AttributeError, TypeError):
+        raise RoostError(f"metric step {step!r} is not a whole number", hint="steps are 0, 1, 2, …") from None
+    if not STEP_MIN <= st <= STEP_MAX:
+        raise RoostError(f"metric step {st} is out of range", hint=f"steps go from {STEP_MIN} to {STEP_MAX}")
+    return int(st)
 
 
 _checkouts: dict[Path, bool] = {}  # folder -> a .git above it (per process: a folder rarely becomes a checkout)
@@ -157,7 +233,7 @@ class Run:
         upload), else a copy downloaded once under .roost/cache/runs/RUN_ID/.
         """
         if not self.remote:
-            return artifacts.local_path(artifacts.safe_join(self.artifact_uri, path))
+            return local_artifact({"run_id": self.id, "artifact_uri": self.artifact_uri}, path)
         if not self._ended:
             return Path(artifacts.safe_join(str(self.staging_dir), path))
         return local_artifact({"run_id": self.id, "artifact_uri": self.artifact_uri}, path)
@@ -169,15 +245,34 @@ class Run:
 
     def log_params(self, params: dict[str, Any]) -> None:
         """Record several params at once."""
-        self.store.log_batch(self.id, params={str(k): v for k, v in params.items()})
+        self._write("params", params=check_params(params))
 
     def set_tag(self, key: str, value: Any) -> None:
         """Set a tag (mutable string)."""
-        self.store.log_batch(self.id, tags={str(key): str(value)})
+        self.set_tags({key: value})
 
     def set_tags(self, tags: dict[str, Any]) -> None:
         """Set several tags."""
-        self.store.log_batch(self.id, tags={str(k): str(v) for k, v in tags.items()})
+        self._write("tags", tags=check_tags(tags))
+
+    def _write(self, what: str, **batch: Any) -> None:
+        """store.log_batch for this run; a run deleted under it is a NotFoundError, not a foreign-key error."""
+        try:
+            self.store.log_batch(self.id, **batch)
+        except IntegrityError:
+            if self._gone():
+                raise NotFoundError(
+                    f"run {self.id} was deleted: its {what} could not be written",
+                    hint="start a new run to log more",
+                ) from None
+            raise
+
+    def _gone(self) -> bool:
+        """True when this run's row is no longer in the store."""
+        from roost.registry.models import Run as RunRow
+
+        with self.store.read() as s:
+            return s.get(RunRow, self.id) is None
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Buffer one metric point; flushed within a second, at end, or when the buffer is full."""
@@ -189,16 +284,19 @@ class Run:
             raise RoostError(f"run {self.id} has ended", hint="start a new run to log more metrics")
         ts = time.time()
         points: list[MetricPoint] = []
+        given = None if step is None else check_step(step)
         for k, v in metrics.items():
+            key = check_key("metric", k)
             try:
                 fv = float(v)
-            except (TypeError, ValueError):
-                raise RoostError(f"metric {k!r} must be a number, got {v!r}") from None
+            except (TypeError, ValueError, OverflowError):
+                shown = repr(v) if len(repr(v)) <= 60 else repr(v)[:60] + "…"
+                raise RoostError(f"metric {key!r} must be a number that fits a float, got {shown}") from None
             if math.isnan(fv):
-                raise RoostError(f"metric {k!r} is NaN", hint="log only finite values (or skip the point)")
-            st = step if step is not None else self._steps.get(k, -1) + 1
-            self._steps[k] = max(st, self._steps.get(k, -1))
-            points.append((str(k), fv, int(st), ts))
+                raise RoostError(f"metric {key!r} is NaN", hint="log only finite values (or skip the point)")
+            points.append((key, fv, given if given is not None else check_step(self._steps.get(key, -1) + 1), ts))
+        for key, _v, st, _ts in points:  # only once every point of the step is valid
+            self._steps[key] = max(st, self._steps.get(key, -1))
         with self._lock:
             self._buf.extend(points)
             full = len(self._buf) >= FLUSH_MAX_POINTS
@@ -220,7 +318,9 @@ class Run:
             if not batch:
                 return
             try:
-                self.store.log_batch(self.id, metrics=batch, heartbeat=True)
+                self._write(f"{len(batch)} metric point(s)", metrics=batch, heartbeat=True)
+            except NotFoundError:  # the run was deleted: its points cannot be written anywhere, not even later
+                raise
             except BaseException:  # also SIGTERM/Ctrl-C mid-write: put them back so the final flush writes them
                 with self._lock:
                     self._buf[:0] = batch
@@ -262,7 +362,7 @@ class Run:
         On a remote root the file is uploaded at once and a copy kept in the staging folder (artifact_dir).
         """
         local_path = Path(local_path)
-        rel = artifact_path if artifact_path is not None else local_path.name
+        rel = artifact_path if artifact_path not in (None, "", ".") else local_path.name  # '': at the root
         if artifact_path is not None and not local_path.is_dir() and artifact_path.endswith("/"):
             rel = artifact_path + local_path.name
         dest = artifacts.safe_join(self.artifact_uri, rel)
@@ -425,6 +525,8 @@ def create_run(
     """
     from roost import workspace
 
+    params = check_params(params or {})  # before anything is written: a bad name or value leaves no run behind
+    str_tags = check_tags(tags or {})
     ws = workspace.current()
     eid = store.get_or_create_experiment(experiment)
     run_id = uuid.uuid4().hex
@@ -446,8 +548,6 @@ def create_run(
         "parent_run_id": parent_run_id,
         "artifact_uri": f"{root.rstrip('/')}/{eid}/{run_id}/artifacts",
     }
-    params = {str(k): v for k, v in (params or {}).items()}
-    str_tags = {str(k): str(v) for k, v in (tags or {}).items()}
     store.insert_run(row, params, str_tags)
     info: RunDict = {"run_id": run_id, "name": name, "experiment": experiment}
     info.update((k, v) for k, v in row.items() if k not in ("id", "name"))
@@ -500,7 +600,9 @@ def local_artifact(run: RunDict | str, path: str = "") -> Path:
         run = default_store().get_run(run)
     uri = artifacts.safe_join(run["artifact_uri"], path)
     if artifacts.is_local(uri):
-        return artifacts.local_path(uri)
+        found = artifacts.local_path(uri)
+        artifacts.check_inside(run["artifact_uri"], found)  # a symlink in the run's folder must not lead out of it
+        return found
     staging = staging_dir(run["run_id"])
     if staging.exists():
         return Path(artifacts.safe_join(str(staging), path))

@@ -41,6 +41,9 @@ _stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
+MAX_TIMEOUT_S = 100 * 365 * 86400.0  # a heartbeat timeout longer than this is a typo (and inf overflows a timedelta)
+
+
 def heartbeat_timeout_s() -> float:
     """Seconds without a heartbeat after which a RUNNING run counts as LOST (ROOST_HEARTBEAT_TIMEOUT_S, default 300)."""
     raw = os.environ.get("ROOST_HEARTBEAT_TIMEOUT_S")
@@ -48,8 +51,10 @@ def heartbeat_timeout_s() -> float:
         value = float(raw) if raw else HEARTBEAT_TIMEOUT_S
     except ValueError:
         value = -1.0
-    if value <= 0:
-        raise RoostError(f"ROOST_HEARTBEAT_TIMEOUT_S={raw!r} is not a positive number", hint="seconds, e.g. 300")
+    if not 0 < value <= MAX_TIMEOUT_S:  # also NaN and inf, which broke every read (timedelta overflow)
+        raise RoostError(
+            f"ROOST_HEARTBEAT_TIMEOUT_S={raw!r} is not a positive number of seconds", hint="seconds, e.g. 300"
+        )
     return value
 
 
@@ -274,7 +279,11 @@ class Store:
         with self.read() as s:
             r = s.get(Run, run_id)
             if r is None:
-                ids = s.scalars(select(Run.id).where(Run.id.like(f"{run_id}%")).limit(2)).all() if run_id else []
+                ids = (
+                    s.scalars(select(Run.id).where(Run.id.startswith(run_id, autoescape=True)).limit(2)).all()
+                    if run_id
+                    else []
+                )
                 r = s.get(Run, ids[0]) if len(ids) == 1 else None
                 if r is None:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
@@ -341,8 +350,8 @@ class Store:
         Their end_time becomes the last heartbeat. Returns the ids marked.
         """
         timeout = heartbeat_timeout_s() if timeout_s is None else timeout_s
-        if timeout <= 0:
-            raise RoostError(f"heartbeat timeout {timeout} s must be positive", hint="e.g. --timeout 300")
+        if not 0 < timeout <= MAX_TIMEOUT_S:
+            raise RoostError(f"heartbeat timeout {timeout} s must be positive and finite", hint="e.g. --timeout 300")
         cutoff = utcnow() - timedelta(seconds=timeout)
         stale = (Run.status == "RUNNING") & (func.coalesce(Run.heartbeat_at, Run.start_time) < cutoff)
         with self.read() as s:
