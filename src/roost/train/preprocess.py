@@ -24,6 +24,10 @@ log = logging.getLogger(__name__)
 Kind = Literal["numeric", "categorical", "hash"]
 KINDS = ("numeric", "categorical", "hash")
 ID_NAME = re.compile(r"(^id$|_id$|Id$|^id_)")
+# dates and timestamps written as text (a CSV's date column): ISO 8601 (2024-01-31, 2024-01-31T06:16:41Z, with
+# fractions or an offset), 2024/01/31 and US/European 01/31/2024 or 31.01.2024, optionally with a time of day
+_TIME = r"(?:[ T]\d{1,2}:\d{2}(?::\d{2}(?:[.,]\d+)?)?(?:\s*[AaPp][Mm])?)?\s*(?:Z|UTC|GMT|[+-]\d{2}(?::?\d{2})?)?"
+DATE_TEXT = re.compile(r"(?:\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[/.]\d{1,2}[/.]\d{4})" + _TIME)
 INPUT_DTYPE = {"numeric": "float32", "categorical": "string", "hash": "int64"}
 
 
@@ -127,11 +131,25 @@ def default_kind(name: str, s: pd.Series) -> Kind | None:
         return "hash"
     if pd.api.types.is_numeric_dtype(s):
         return "numeric"
-    if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype):
+    if pd.api.types.is_datetime64_any_dtype(s) or isinstance(s.dtype, pd.PeriodDtype) or is_date_text(s):
         return None
     if pd.api.types.is_string_dtype(s) or isinstance(s.dtype, pd.CategoricalDtype) or s.dtype == object:
         return "categorical"
     return None
+
+
+def is_date_text(s: pd.Series) -> bool:
+    """True for a text column whose every non-empty value is a date or timestamp (as a CSV stores datetimes)."""
+    if isinstance(s.dtype, pd.CategoricalDtype) or not (s.dtype == object or pd.api.types.is_string_dtype(s)):
+        return False
+    v = s.dropna()
+    if v.empty or not all(isinstance(x, str) for x in v.iloc[:100]):
+        return False
+    v = v.astype(str).str.strip()
+    v = v[v != ""]
+    if not len(v) or not v.iloc[:100].str.fullmatch(DATE_TEXT).all():
+        return False  # most text columns show a non-date among their first values: no pass over every row
+    return bool(v.str.fullmatch(DATE_TEXT).all())
 
 
 def infer_spec(
@@ -168,12 +186,27 @@ def infer_spec(
         if kind == "categorical" and name not in kinds:
             warn_mixed(name, s)
         if kind is None:
+            dates = is_date_text(s)
             if include is not None:
                 raise ConfigError(
-                    f"features: column {name!r} has unsupported dtype {s.dtype}",
-                    hint="use numeric, string/category or integer id columns",
+                    f"features: column {name!r} "
+                    + ("holds dates written as text" if dates else f"has unsupported dtype {s.dtype}"),
+                    hint=(
+                        "dates are not model inputs: derive numeric columns from them (e.g. day of week), or set "
+                        f"features.kinds.{name}: categorical to keep the text"
+                        if dates
+                        else "use numeric, string/category or integer id columns"
+                    ),
                 )
-            log.info("skipping column %s of dtype %s", name, s.dtype)
+            if dates or pd.api.types.is_datetime64_any_dtype(s):
+                log.warning(
+                    "column %r holds dates%s; it is not used as a feature (datetimes are not model inputs): derive "
+                    "numeric columns from it (e.g. day of week) to use it, or drop it from the table",
+                    name,
+                    " written as text" if dates else "",
+                )
+            else:
+                log.info("skipping column %s of dtype %s", name, s.dtype)
             continue
         cols.append(fit_column(name, s, kind, max_vocab=max_vocab, min_count=min_count, buckets=buckets))
     if not cols:
