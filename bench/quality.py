@@ -84,6 +84,17 @@ def ref_logreg(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> np.ndarray:
     return np.asarray(model.predict_proba(Xtc)[:, 1])
 
 
+def lightgbm_frames(X: pd.DataFrame, Xt: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Copies of both frames with every non-numeric column as a pandas category of the training values (LightGBM's
+    native categorical handling; an unseen test value becomes missing)."""
+    _, cat = _frames(X)
+    X, Xt = X.copy(), Xt.copy()
+    for c in cat:
+        kinds = pd.CategoricalDtype(sorted(X[c].dropna().astype(str).unique()))
+        X[c], Xt[c] = X[c].astype(str).astype(kinds), Xt[c].astype(str).astype(kinds)
+    return X, Xt
+
+
 def ref_lightgbm(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, trials: int = 20) -> tuple[np.ndarray, dict]:
     """LightGBM tuned by Optuna (TPE, 20 trials) on a stratified 25 % validation split; refit on all rows."""
     import lightgbm as lgb
@@ -92,11 +103,7 @@ def ref_lightgbm(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, trials: int =
     from sklearn.model_selection import train_test_split
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    _, cat = _frames(X)
-    X, Xt = X.copy(), Xt.copy()
-    for c in cat:
-        kinds = pd.CategoricalDtype(sorted(X[c].dropna().astype(str).unique()))
-        X[c], Xt[c] = X[c].astype(str).astype(kinds), Xt[c].astype(str).astype(kinds)
+    X, Xt = lightgbm_frames(X, Xt)
     Xa, Xv, ya, yv = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
 
     def objective(trial: Any) -> float:
@@ -277,12 +284,21 @@ def auto_from_trials(tp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def better_reference(rows: list[dict[str, Any]]) -> str:
+    """The reference with the higher mean test ROC-AUC over a table's splits ("ref_lightgbm" or "ref_logreg"): the
+    issue's "best of {tuned LightGBM, logistic regression} on the table". `best_ref` takes the larger of the two on
+    each split instead, which adds the luck of the better of two noisy scores (+0.002-0.006 on half the suite)."""
+    lgb, lr = (mean_se([r[k] for r in rows])[0] for k in ("ref_lightgbm", "ref_logreg"))
+    return "ref_lightgbm" if lgb >= lr else "ref_logreg"
+
+
 def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
     """Markdown lines: per table the first seed's split, then mean ± s.e. over every seed of auto/tune − best ref."""
     lines = [
         f"| table | rows | positive | best ref (seed {seeds[0]}) | auto (kept) | auto − best | tune20 − best "
-        f"| mean best ref ({len(seeds)} splits) | auto − best, mean ± s.e. | tune20 − best, mean ± s.e. |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+        f"| mean best ref ({len(seeds)} splits) | auto − best, mean ± s.e. | tune20 − best, mean ± s.e. "
+        "| better ref of the table | tune20 − better ref, mean ± s.e. |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def mark(d: float, target: float) -> str:
@@ -299,11 +315,13 @@ def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
         ma, sa = mean_se([r.get("auto", float("nan")) - r["best_ref"] for r in rs])
         mt, st = mean_se([r.get("tune", float("nan")) - r["best_ref"] for r in rs])
         mb, _ = mean_se([r["best_ref"] for r in rs])
+        ref = better_reference(rs)
+        mtb, stb = mean_se([r.get("tune", float("nan")) - r[ref] for r in rs])
         lines.append(
             f"| {name} | {first['rows']} | {first['positive']:.3f} | {first['best_ref']:.4f} "
             f"| {first.get('auto', float('nan')):.4f} ({first.get('auto_model', '')}) | {a1:+.4f} {mark(a1, -TARGET)} "
             f"| {t1:+.4f} {mark(t1, 0.0)} | {mb:.4f} | {ma:+.4f} ± {sa:.4f} {mark(ma, -TARGET)} "
-            f"| {mt:+.4f} ± {st:.4f} {mark(mt, 0.0)} |"
+            f"| {mt:+.4f} ± {st:.4f} {mark(mt, 0.0)} | {ref[4:]} | {mtb:+.4f} ± {stb:.4f} {mark(mtb, 0.0)} |"
         )
     return lines
 

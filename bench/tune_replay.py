@@ -22,7 +22,7 @@ from typing import Any
 
 import numpy as np
 from _common import BENCH_CACHE
-from quality import mean_se
+from quality import better_reference, mean_se
 
 Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
@@ -121,13 +121,25 @@ RULES: dict[str, Rule] = {
 }
 
 
+def reference(refs: dict[str, Any], table: str, seed: str | int) -> dict[str, Any]:
+    """The cached references of one table and split seed (quality.cached_references keys "table/seed/rows")."""
+    return dict(next(v for k, v in refs.items() if k.startswith(f"{table}/{seed}/")))
+
+
+def cell(values: list[float]) -> str:
+    """Mean ± s.e. for a Markdown cell (the mean alone for one value)."""
+    m, se = mean_se(values)
+    return f"{m:+.4f}" + (f" ± {se:.4f}" if se == se else "")
+
+
 def replay(path: Path, refs: dict[str, Any]) -> dict[str, Any]:
     """Test ROC-AUC − best reference of each rule on one saved run."""
     z = np.load(path)
     table, seed = path.stem.rsplit("-", 1)
-    ref = next(v for k, v in refs.items() if k.startswith(f"{table}/{seed}/"))
+    ref = reference(refs, table, seed)
     best_ref = max(ref["ref_lightgbm"], ref["ref_logreg"])
     row: dict[str, Any] = {"table": table, "seed": int(seed), "trials": len(z["oof"]), "best_ref": best_ref}
+    row.update(ref_lightgbm=ref["ref_lightgbm"], ref_logreg=ref["ref_logreg"])
     for name, rule in RULES.items():
         w = rule(z["ye"], z["oof"], z["types"])
         row[name] = auc(z["yt"], w @ z["test"]) - best_ref
@@ -152,19 +164,35 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---|" + "---|" * len(names))
     for t in dict.fromkeys(r["table"] for r in rows):
         rs = [r for r in rows if r["table"] == t]
-        cells = []
-        for n in names:
-            m, se = mean_se([r[n] for r in rs])
-            cells.append(
-                f"{m:+.4f}" + (f" ± {se:.4f}" if se == se else "") + f" ({np.mean([r[n + '_n'] for r in rs]):.0f})"
-            )
+        cells = [cell([r[n] for r in rs]) + f" ({np.mean([r[n + '_n'] for r in rs]):.0f})" for n in names]
         print(f"| {t} | {len(rs)} | " + " | ".join(cells) + " |")
     for n in names:
         ok = sum(
             mean_se([r[n] for r in rows if r["table"] == t])[0] >= 0 for t in dict.fromkeys(r["table"] for r in rows)
         )
         print(f"{n}: at or above the best reference on {ok} of {len({r['table'] for r in rows})} tables (mean)")
+    print(better_reference_lines(rows, names))
     return 0
+
+
+def better_reference_lines(rows: list[dict[str, Any]], names: list[str]) -> str:
+    """Markdown: each rule's mean ± s.e. against the table's better reference (quality.better_reference: the one
+    with the higher mean over the splits) instead of the larger of the two on each split."""
+    lines = ["| table | better ref | " + " | ".join(f"{n} − better ref" for n in names) + " |"]
+    lines.append("|---|---|" + "---|" * len(names))
+    ok = dict.fromkeys(names, 0)
+    tables = list(dict.fromkeys(r["table"] for r in rows))
+    for t in tables:
+        rs = [r for r in rows if r["table"] == t]
+        ref = better_reference(rs)
+        cells = []
+        for n in names:
+            diffs = [r[n] + r["best_ref"] - r[ref] for r in rs]
+            ok[n] += mean_se(diffs)[0] >= 0
+            cells.append(cell(diffs))
+        lines.append(f"| {t} | {ref[4:]} | " + " | ".join(cells) + " |")
+    lines += [f"{n}: at or above the table's better reference on {ok[n]} of {len(tables)} tables (mean)" for n in names]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
