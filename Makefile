@@ -46,9 +46,15 @@ format: $(STAMP)
 demo: $(STAMP)
 	$(PY) examples/demo.py
 
-# The whole suite, slow/services/browser tests included (CI runs exactly this).
+# The whole suite, slow/services/browser tests included (CI runs exactly this), in TEST_WORKERS pytest-xdist
+# worker processes; --dist loadfile keeps each test file on one worker, so a module's server or Spark session
+# starts once, and tests/conftest.py hands out the files with slow tests first (--no-loadscope-reorder keeps
+# that order). 3 workers on CI's 2 cores, as many tests wait on servers and subprocesses (measured, loaded:
+# -n 2 2004 s at load 5-10 before that order, -n 3 1705 s at load 5-9; serial 28 min on a quiet machine).
+# `make test TEST_WORKERS=0` runs it in one process.
+TEST_WORKERS ?= 3
 test: $(STAMP) sysdeps
-	$(VENV)/bin/pytest -q -m "" -p no:cacheprovider --durations=40
+	$(VENV)/bin/pytest -q -m "" -p no:cacheprovider --durations=40 -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder
 
 test-fast: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not slow and not services and not browser" -p no:cacheprovider

@@ -13,6 +13,16 @@ sys.path.insert(0, str(Path(__file__).parent))  # `helpers`, shared by several f
 from helpers import ROOST_VARS, copy_workspace
 
 
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under pytest-xdist, files that hold a `slow` test go first (stably): `make test` hands out whole files
+    (--dist loadfile --no-loadscope-reorder), so the long ones start early and no worker is left running one alone
+    at the end while the other idles. A run in one process keeps pytest's order."""
+    if not hasattr(config, "workerinput"):  # not an xdist worker
+        return
+    slow_files = {item.path for item in items if item.get_closest_marker("slow")}
+    items.sort(key=lambda item: item.path not in slow_files)
+
+
 @pytest.fixture(scope="session")
 def ws_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A workspace `roost init` made once per session, store migrated; `ws` copies it (migrating cost ~0.04 s a test
@@ -193,17 +203,32 @@ AIRFLOW_VENV = Path(os.environ.get("ROOST_AIRFLOW_VENV", Path.home() / ".cache" 
 
 @pytest.fixture(scope="session")
 def airflow_bin() -> Path:
-    """Apache Airflow in a venv of its own (installed once, cached under ~/.cache/roost-test)."""
+    """Apache Airflow in a venv of its own (installed once, cached under ~/.cache/roost-test).
+
+    The venv is shared by every pytest process on the machine (xdist workers, other checkouts): a file lock makes one
+    of them install it while the others wait, and a marker written last tells a whole install from a half one."""
     import subprocess
+    import tempfile
+
+    from filelock import FileLock
 
     exe = AIRFLOW_VENV / "bin" / "airflow"
-    if not exe.exists():
-        subprocess.run([sys.executable, "-m", "venv", str(AIRFLOW_VENV)], check=True)
-        r = subprocess.run(
-            [str(AIRFLOW_VENV / "bin" / "pip"), "install", "-q", "apache-airflow"], capture_output=True, text=True
-        )
-        if r.returncode != 0:
-            pytest.fail(f"cannot install apache-airflow: {r.stderr[-500:]}")
+    done = AIRFLOW_VENV / ".roost-installed"
+    AIRFLOW_VENV.parent.mkdir(parents=True, exist_ok=True)
+    with FileLock(str(AIRFLOW_VENV) + ".lock", timeout=1800):  # (a hang guard: pip can take minutes under load)
+        if exe.exists() and not done.exists():  # a venv from before the marker: one `airflow version` decides
+            with tempfile.TemporaryDirectory() as home:  # (airflow makes logs/ under AIRFLOW_HOME, ~/airflow if unset)
+                probe = subprocess.run([str(exe), "version"], env=_airflow_env(Path(home)), capture_output=True)
+            if probe.returncode == 0:
+                done.touch()
+        if not done.exists():
+            subprocess.run([sys.executable, "-m", "venv", "--clear", str(AIRFLOW_VENV)], check=True)
+            r = subprocess.run(
+                [str(AIRFLOW_VENV / "bin" / "pip"), "install", "-q", "apache-airflow"], capture_output=True, text=True
+            )
+            if r.returncode != 0:
+                pytest.fail(f"cannot install apache-airflow: {r.stderr[-500:]}")
+            done.touch()
     return exe
 
 

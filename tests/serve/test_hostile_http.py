@@ -75,7 +75,7 @@ JSON_BODY = json.dumps(
         (gzip.compress(b" " * (64 << 20)), "gzip", 413, "decompressed body exceeds"),  # 64 MiB from ~64 KB
         (zlib.compress(b"[" * (32 << 20)), "deflate", 413, "decompressed body exceeds"),
         (JSON_BODY, "gzip", 400, "not valid gzip"),
-        (gzip.compress(JSON_BODY)[:30], "gzip", 400, "truncated"),
+        (gzip.compress(JSON_BODY, mtime=0)[:30], "gzip", 400, "truncated"),
         (JSON_BODY, "br", 415, "unsupported Content-Encoding"),
         (JSON_BODY, "gzip, gzip", 415, "unsupported Content-Encoding"),
     ],

@@ -5,18 +5,15 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
-import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tempfile
 import time
-from pathlib import Path
 
 import pytest
 import yaml
 
+import rayhead
 import roost
 
 needs_ray = pytest.mark.skipif(
@@ -44,67 +41,12 @@ SEARCH = {"x": {"uniform": [-2, 3]}, "kind": ["a", "b"]}
 N = 6
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def ray_head():
     """A real `ray start --head` on free loopback ports (2 CPUs); its process group is stopped afterwards."""
-    ray_bin = Path(sys.executable).parent / "ray"
-    if not ray_bin.exists():
-        pytest.skip(f"no ray CLI next to {sys.executable}")
-    tmp = tempfile.mkdtemp(prefix="rr-", dir="/tmp")  # short: Ray's unix socket paths must stay < 108 chars
-    port = _free_port()
-    cmd = [
-        str(ray_bin),
-        "start",
-        "--head",
-        "--port",
-        str(port),
-        "--node-ip-address",
-        "127.0.0.1",
-        "--num-cpus",
-        "2",
-        "--include-dashboard=false",
-        "--disable-usage-stats",
-        "--temp-dir",
-        tmp,
-        "--ray-client-server-port",
-        str(_free_port()),
-        "--dashboard-agent-listen-port",
-        str(_free_port()),
-        "--metrics-export-port",
-        str(_free_port()),
-        "--min-worker-port",
-        "0",
-        "--max-worker-port",
-        "0",
-    ]
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
-    # `ray start` daemonises gcs_server/raylet/workers into its own session: killing that group stops exactly
-    # this head (`ray stop --force` would stop every Ray process on the machine, other users' included)
-    env["RAY_AUTH_MODE"] = "disabled"  # a loopback test head: drivers (the CLI in this process) connect without a token
-    old_auth = os.environ.get("RAY_AUTH_MODE")
-    os.environ["RAY_AUTH_MODE"] = "disabled"
-    p = subprocess.Popen(
-        cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, start_new_session=True
-    )
-    try:
-        out, _ = p.communicate(timeout=180)
-        if p.returncode != 0:
-            pytest.fail(f"ray start failed ({p.returncode}):\n{out[-3000:]}")
-        _skip_unless_a_driver_connects(f"127.0.0.1:{port}", env)
-        yield f"127.0.0.1:{port}"
-    finally:
-        _stop_group(p.pid)
-        shutil.rmtree(tmp, ignore_errors=True)
-        if old_auth is None:
-            os.environ.pop("RAY_AUTH_MODE", None)
-        else:
-            os.environ["RAY_AUTH_MODE"] = old_auth
+    with rayhead.ray_head("rr-") as address:
+        _skip_unless_a_driver_connects(address, rayhead.head_env())
+        yield address
 
 
 def _skip_unless_a_driver_connects(address: str, env: dict[str, str]) -> None:
@@ -121,24 +63,6 @@ def _skip_unless_a_driver_connects(address: str, env: dict[str, str]) -> None:
     if r.returncode != 0:
         tail = (r.stderr or r.stdout).strip().splitlines()[-1:] or ["no output"]
         pytest.skip(f"a Ray driver cannot connect to the local head on this machine: {tail[0][:300]}")
-
-
-def _stop_group(pgid: int) -> None:
-    """TERM the head's process group, KILL what is left after a grace period."""
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    for _ in range(50):
-        time.sleep(0.1)
-        try:
-            os.killpg(pgid, 0)
-        except ProcessLookupError:
-            return
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 @pytest.fixture
@@ -274,7 +198,7 @@ def test_a_missing_ray_head_is_a_user_error(objectives, cli) -> None:
     path = objectives.root / "t.yaml"
     path.write_text(yaml.safe_dump({"search": SEARCH, "tune": {"objective": "rayobj:quad"}}))
     code, _, err = cli(
-        "tune", str(path), "--trials", "2", "--backend", "ray", "--ray-address", f"127.0.0.1:{_free_port()}"
+        "tune", str(path), "--trials", "2", "--backend", "ray", "--ray-address", f"127.0.0.1:{rayhead.free_port()}"
     )
     assert code == 2 and "Ray" in err
     code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "dask")
