@@ -305,8 +305,10 @@ def serve(
     from roost.ann.serving import open_indexes
     from roost.cli.output import deprecated, echo
     from roost.errors import RoostError
+    from roost.netpolicy.limits import ConnLimits, uvicorn_options
 
     port = deprecated("-p", "--port", port_old, port)
+    limits = ConnLimits.from_env()  # a bad ROOST_HTTP_* value fails before the indexes load
     if ranker and not user_model:
         raise RoostError("--ranker needs --user-model", hint="the user tower makes the query vector")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-index %(levelname)s: %(message)s")
@@ -323,7 +325,8 @@ def serve(
             f"[green]serving index {s.name} version {s.version} ({len(s.index)} items) "
             f"on http://{host}:{port}/v1/indexes/{s.name}/search[/]"
         )
-    uvicorn.run(app(state, token=token), host=host, port=port, log_level="warning")
+    opts = uvicorn_options(limits, "roost index serve")
+    uvicorn.run(app(state, token=token), host=host, port=port, log_level="warning", **opts)
 
 
 def register(app: typer.Typer) -> None:

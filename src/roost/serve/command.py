@@ -66,6 +66,18 @@ def serve(
     ),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
     grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),
+    header_timeout: float = typer.Option(
+        10.0, "--header-timeout", envvar="ROOST_HTTP_HEADER_TIMEOUT", help="seconds a request's headers may take (408)"
+    ),
+    body_timeout: float = typer.Option(
+        30.0, "--body-timeout", envvar="ROOST_HTTP_BODY_TIMEOUT", help="seconds a body may take, +1 s per 16 KiB"
+    ),
+    keepalive: float = typer.Option(
+        30.0, "--keepalive", envvar="ROOST_HTTP_KEEPALIVE", help="seconds an idle connection stays open"
+    ),
+    max_connections: int = typer.Option(
+        2048, "--max-connections", envvar="ROOST_HTTP_MAX_CONNECTIONS", help="open connections per worker (503 above)"
+    ),
     alert_rules: Path | None = typer.Option(
         None, "--alert-rules", help="write Prometheus alerting rules to this YAML file"
     ),
@@ -166,6 +178,10 @@ def serve(
         canary=list(canary or []),
         rollout_seed=rollout_seed,
         shadow=list(shadow or []),
+        header_timeout_s=header_timeout,
+        body_timeout_s=body_timeout,
+        keepalive_s=keepalive,
+        max_connections=max_connections,
     )
     if host not in ("127.0.0.1", "localhost", "::1") and not token:
         echo(f"warning: serving on {host} without --token: admin endpoints answer only local clients")

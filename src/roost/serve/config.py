@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from roost.errors import RoostError
+from roost.netpolicy.limits import ConnLimits
 
 CONFIG_ENV = "ROOST_SERVE_CONFIG"
 SMALL_MODEL_BYTES = 8 << 20
@@ -43,6 +44,10 @@ class ServeConfig:
     canary: list[str] = field(default_factory=list)  # MODEL=PERCENT: a canary of the model served under its name
     rollout_seed: int = 0  # seed of the per-request canary draw
     shadow: list[str] = field(default_factory=list)  # MODEL[=PERCENT]: mirrored copies of requests, compared
+    header_timeout_s: float = 10.0  # slow clients (roost.netpolicy.limits): a request's headers, from its first byte
+    body_timeout_s: float = 30.0  # ... its body, from the end of its headers (+ 1 s per 16 KiB received)
+    keepalive_s: float = 30.0  # an idle connection (no request in progress) is closed after this long
+    max_connections: int = 2048  # per worker; over it a new connection gets a 503 (kept below the fd limit)
 
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
@@ -82,6 +87,7 @@ class ServeConfig:
                         f"{flag} {item!r}: no model is served as {c.spec.name!r}",
                         hint=f"serve the primary too: roost serve {c.spec.name}@prod {flag} {item}",
                     )
+        self.limits().check()
         if self.public_inference and not self.token:
             raise RoostError("--public-inference only makes sense with --token (admin endpoints need one)")
 
@@ -94,6 +100,10 @@ class ServeConfig:
 
             return list(LOOPBACK_HOSTS)
         return None
+
+    def limits(self) -> ConnLimits:
+        """The slow-client deadlines and the connection cap of each worker."""
+        return ConnLimits(self.header_timeout_s, self.body_timeout_s, self.keepalive_s, self.max_connections)
 
     @property
     def max_body(self) -> int:

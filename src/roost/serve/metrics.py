@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 from typing import Any
 
+from roost.netpolicy.limits import ConnStats
+
 LATENCY_BUCKETS = (0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 4096)
 REQ_BUCKETS = (1, 2, 4, 8, 16, 32, 64)
@@ -75,6 +77,24 @@ class Metrics:
             registry=reg,
         )
         self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash", registry=reg)
+        self.connections_open = Gauge(
+            "roost_connections_open", "Client connections open now", multiprocess_mode="livesum", registry=reg
+        )
+        self.connections_rejected = Counter(
+            "roost_connections_rejected_total",
+            "Connections refused: over --max-connections (answered 503), or no descriptor to spare (closed)",
+            ["reason"],
+            registry=reg,
+        )
+        self.requests_timed_out = Counter(
+            "roost_requests_timed_out_total",
+            "Requests cut for arriving too slowly (408 and close): their headers or their body",
+            ["phase"],
+            registry=reg,
+        )
+        self.connections_idle_closed = Counter(
+            "roost_connections_idle_closed_total", "Idle connections closed after --keepalive", registry=reg
+        )
         self._req: dict[tuple[str, str, str], Any] = {}
         self._lat: dict[tuple[str, str], Any] = {}
         self._batch: dict[str, tuple[Any, Any]] = {}
@@ -134,6 +154,39 @@ class Metrics:
             MultiProcessCollector(reg, path=self.multiproc_dir)  # type: ignore[no-untyped-call]  # untyped library
             return generate_latest(reg), CONTENT_TYPE_LATEST
         return generate_latest(self.registry), CONTENT_TYPE_LATEST
+
+
+class ConnMetrics(ConnStats):
+    """Connection counts exported as the fleet's roost_connections_* and roost_requests_timed_out_total."""
+
+    def __init__(self, metrics: Metrics) -> None:
+        super().__init__()
+        self.m = metrics
+
+    def opened(self) -> None:
+        """A connection was accepted under the cap."""
+        super().opened()
+        self.m.connections_open.inc()
+
+    def closed(self) -> None:
+        """An accepted connection ended."""
+        super().closed()
+        self.m.connections_open.dec()
+
+    def reject(self, reason: str) -> None:
+        """A connection was refused ("cap": answered 503, "fd": closed)."""
+        super().reject(reason)
+        self.m.connections_rejected.labels(reason).inc()
+
+    def timeout(self, phase: str) -> None:
+        """A request was cut in its "header" or "body" phase."""
+        super().timeout(phase)
+        self.m.requests_timed_out.labels(phase).inc()
+
+    def idle(self) -> None:
+        """An idle connection was closed."""
+        super().idle()
+        self.m.connections_idle_closed.inc()
 
 
 def alert_rules(error_rate: float = 0.01, p99_seconds: float = 0.1, window: str = "5m") -> dict[str, Any]:

@@ -163,6 +163,8 @@ def main() -> None:
     import uvicorn
 
     from roost.errors import RoostError
+    from roost.netpolicy.limits import uvicorn_options
+    from roost.serve.metrics import ConnMetrics
 
     _die_with_parent()
     _keep_freed_heap()
@@ -191,8 +193,9 @@ def main() -> None:
         if status_fd >= 0:
             os.kill(parent, signal.SIGUSR1)  # the supervisor tells every worker to reload
 
+    metrics = Metrics()
     try:
-        holder["app"] = build_app(cfg, Metrics(), on_startup=on_startup, on_reload=on_reload)
+        holder["app"] = build_app(cfg, metrics, on_startup=on_startup, on_reload=on_reload)
     except RoostError as exc:
         log.error("cannot start: %s", exc)
         sys.exit(EXIT_LOAD_FAILED)
@@ -204,7 +207,7 @@ def main() -> None:
         timeout_graceful_shutdown=int(cfg.grace_s),
         server_header=False,
         backlog=2048,
-        timeout_keep_alive=30,
+        **uvicorn_options(cfg.limits(), "roost serve", ConnMetrics(metrics)),
     )
     server = uvicorn.Server(config)
     holder["app"].open_connections = lambda: len(server.server_state.connections)  # see ServeApp.alone

@@ -326,5 +326,8 @@ def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -
     import optuna  # noqa: F401 - warm the import before taking requests
     import uvicorn
 
+    from roost.netpolicy.limits import ConnLimits, uvicorn_options
+
     app = create_app(Engine(), token=token)
-    uvicorn.run(app, host=host, port=port, log_level="warning")
+    opts = uvicorn_options(ConnLimits.from_env(), "roost tune serve")
+    uvicorn.run(app, host=host, port=port, log_level="warning", **opts)

@@ -214,10 +214,14 @@ def serve(app: Starlette, host: str, port: int, log_level: str = "warning") -> N
 
     import uvicorn
 
+    from roost.netpolicy.limits import ConnLimits, uvicorn_options
+
     stops = (signal.SIGTERM, signal.SIGINT)
     old = {sig: signal.signal(sig, lambda signum, frame: None) for sig in stops}
     try:
-        uvicorn.run(app, host=host, port=port, log_level=log_level)
+        uvicorn.run(
+            app, host=host, port=port, log_level=log_level, **uvicorn_options(ConnLimits.from_env(), "roost ui")
+        )
     finally:
         for sig, handler in old.items():
             signal.signal(sig, handler)
