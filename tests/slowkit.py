@@ -36,7 +36,7 @@ def _closed(sock: socket.socket) -> bool:
         sock.settimeout(timeout)
 
 
-def _wait_closed(socks: list[socket.socket], within: float, trickle: bytes = b"", start: float = 0.0) -> list[float]:
+def wait_closed(socks: list[socket.socket], within: float, trickle: bytes = b"", start: float = 0.0) -> list[float]:
     """Seconds from `start` (default: now) until the server closed each socket (inf if not within `within` of
     `start`); sends `trickle` to each still-open socket every 0.5 s (a slow client's next header line)."""
     start = start or time.monotonic()
@@ -83,7 +83,7 @@ def check_slow_clients(
         assert r.status_code == 503, (r.status_code, r.text[:200])
         assert "connection" in r.text.lower(), r.text
         # the slow clients keep sending a header line every 0.5 s; the header deadline cuts them anyway
-        cut = _wait_closed(slow, HEADER_TIMEOUT + SLACK_S, trickle=b"X-Slow: 1\r\n", start=started)
+        cut = wait_closed(slow, HEADER_TIMEOUT + SLACK_S, trickle=b"X-Slow: 1\r\n", start=started)
         assert all(c != float("inf") for c in cut), f"slow header lines not cut: closed after {cut} s"
         assert all(c >= HEADER_TIMEOUT - 0.3 for c in cut), f"cut before the {HEADER_TIMEOUT} s deadline: {cut}"
     finally:
@@ -98,7 +98,7 @@ def check_slow_clients(
         resp.read()
         assert resp.status == ok_status, resp.status
         assert conn.sock is not None, "the server closed a keep-alive connection right after the response"
-        idle = _wait_closed([silent, conn.sock], KEEPALIVE + SLACK_S)
+        idle = wait_closed([silent, conn.sock], KEEPALIVE + SLACK_S)
         assert all(c != float("inf") for c in idle), f"idle connections left open: {idle} s"
     finally:
         silent.close()

@@ -116,7 +116,7 @@ def with_grpc(app: ServeApp, cfg: ServeConfig) -> Callable[[Any, Any, Any], Awai
             msg = await receive()
             if msg["type"] == "lifespan.startup" and cfg.grpc_port is not None:
                 try:
-                    server.append(await start_server(app, cfg.host, cfg.grpc_port, cfg.max_body))
+                    server.append(await start_server(app, cfg.host, cfg.grpc_port, cfg.max_body, cfg.limits()))
                 except RoostError as exc:
                     log.error("cannot start: %s (%s)", exc, exc.hint)
                     os._exit(EXIT_LOAD_FAILED)  # before serving anything: nothing to drain or flush

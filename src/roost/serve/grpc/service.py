@@ -18,6 +18,7 @@ import numpy as np
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no stubs here
 
 from roost.errors import RoostError
+from roost.netpolicy.limits import ConnLimits
 from roost.serve.codec import MAX_ELEMENTS, HTTPError, bad, check_binary_floats, element_count, encode_bytes
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.protocols.v2 import binary_input, spec_for
@@ -331,12 +332,22 @@ def handler(app: ServeApp) -> grpc.GenericRpcHandler:
     return grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", methods)
 
 
-async def start_server(app: ServeApp, host: str, port: int, max_message: int) -> grpc.aio.Server:
-    """Serve `app` over gRPC on host:port (SO_REUSEPORT: every worker binds the same port); returns the server."""
+async def start_server(
+    app: ServeApp, host: str, port: int, max_message: int, limits: ConnLimits | None = None
+) -> grpc.aio.Server:
+    """Serve `app` over gRPC on host:port (SO_REUSEPORT: every worker binds the same port); returns the server.
+
+    `limits` as for HTTP: a connection must finish its HTTP/2 preface within header_timeout_s (gRPC's default is
+    120 s), is closed (GOAWAY) after keepalive_s idle, and over max_connections new connections are closed (gRPC
+    has no place for a 503 before HTTP/2 starts; clients see UNAVAILABLE)."""
+    limits = limits or ConnLimits()
     opts = [
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", max_message),
         ("grpc.max_send_message_length", -1),
+        ("grpc.server_handshake_timeout_ms", int(limits.header_timeout_s * 1000)),
+        ("grpc.max_connection_idle_ms", int(limits.keepalive_s * 1000)),
+        ("grpc.max_allowed_incoming_connections", limits.max_connections),
     ]
     server = grpc.aio.server(options=opts)
     server.add_generic_rpc_handlers((handler(app),))
