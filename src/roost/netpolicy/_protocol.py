@@ -131,6 +131,7 @@ def limited_protocol(
                     self._seen = self.scope  # its headers are complete
                     if cycle.more_body and not cycle.response_complete:
                         self._phase, self._since, self._body_bytes = BODY, self.loop.time(), 0
+                        self._wake_by(self._since + body_s)
                     else:
                         self._phase = BUSY
             elif phase == BODY and not self.cycle.more_body:
@@ -151,10 +152,14 @@ def limited_protocol(
         def _headers_from(self, now: float, seen: object) -> None:
             """Start the header deadline of a new request at `now` (`seen`: the last complete request's scope)."""
             self._phase, self._since, self._seen = HEADERS, now, seen
+            self._wake_by(now + header_s)
+
+        def _wake_by(self, due: float) -> None:
+            """Make the timer fire no later than `due` (it is re-armed lazily, so it may be set later)."""
             timer = self._timer
-            if timer is not None and timer.when() > now + header_s:
+            if timer is not None and timer.when() > due:
                 timer.cancel()
-                self._timer = self.loop.call_at(now + header_s, self._tick)
+                self._timer = self.loop.call_at(due, self._tick)
 
         def _tick(self) -> None:
             self._timer = None
