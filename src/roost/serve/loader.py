@@ -188,7 +188,7 @@ class LoadedModel:
         raw = (
             native.run(self.output_names, inputs, opts)
             if native is not None
-            else sess.run(self.output_names, inputs, opts)
+            else sess.run(self.output_names, inputs)  # (a test double of the session)
         )
         outs = dict(zip(self.output_names, raw))
         self.run_s += ((time.thread_time() - t0) * self._threads - self.run_s) * 0.1  # moving average
