@@ -82,13 +82,13 @@ def hand_list() -> list[Req]:
     # V2 JSON: shapes, values, types
     for shape in ([10**12], [4611686018427387904, 0], [1] * 65, [1.5], ["1"], None, {}, [True], [-5], []):
         out.append(v2_json("strings", [X1, {**C1, "shape": shape}]))
-    for value in (3.4e39, -3.4e39, 1e308, "1.0", True, {"a": 1}, [1.0, 2.0]):
+    for value in (3.4e39, -3.4e39, 1e308, "1.0", "true", {"a": 1}, [1.0, 2.0]):  # (true is 1: #30 item 9)
         out.append(v2_json("strings", [{**X1, "data": [value]}, C1]))
     mixed = [
         {"name": n, "datatype": t, "shape": [1], "data": [v]}
         for n, t, v in [("f", "FP32", 1.0), ("d", "FP64", 1.0), ("b", "BOOL", True), ("s", "BYTES", "a")]
     ]
-    for value in (2**70, -(2**70), 2**64, 2**63, 1.5, 1e308, "1", True):
+    for value in (2**70, -(2**70), 2**64, 2**63, 1.5, 1e308, "1", "true"):
         out.append(v2_json("mixed", [*mixed, {"name": "i", "datatype": "INT64", "shape": [1], "data": [value]}]))
     out.append(v2_json("mixed", [*mixed[:2], {**mixed[2], "data": [None]}, mixed[3]]))
     for dt in ("FP16", "UINT8", "", None, 7, "BYTES", "INT64"):

@@ -1,8 +1,11 @@
-"""A JSON boolean inside a numeric input is a 400, not a silent 1.0/0 (numpy's asarray([0.5, True]) is
-[0.5, 1.0] and array('f') takes True as 1.0): KServe V2 (one-matrix and general decoders) and TF-Serving REST."""
+"""One rule for booleans given to a numeric input (#30 item 9): a JSON true/false is 1/0, as `roost predict` scores
+a boolean column and as training encodes one (a bool feature is numeric). Before, serve refused them (400) while
+predict scored them. Checked on every decoder — KServe V2 one-matrix and general, TF-Serving rows and columns —
+and against `roost predict` on the same rows, both compared with onnxruntime on the values cast to numbers."""
 
 from __future__ import annotations
 
+import numpy as np
 import orjson
 from servekit import InProcess, mixed_package, v2_body
 
@@ -14,37 +17,70 @@ def _post(ip: InProcess, path: str, body: object) -> tuple[int, dict]:
     return status, orjson.loads(out)
 
 
-def test_a_boolean_among_fp32_numbers_is_a_400_on_the_one_matrix_path(pkgs, bc_data):
+def _ort(pkg, cols: list[str], X: np.ndarray) -> np.ndarray:
+    """P(class 1) from onnxruntime on the package's file, fed float32 columns: the reference."""
+    import onnxruntime as ort
+
+    sess = ort.InferenceSession(str(pkg / "model.onnx"), providers=["CPUExecutionProvider"])
+    feeds = {c: np.ascontiguousarray(X[:, j], dtype=np.float32) for j, c in enumerate(cols)}
+    return np.asarray(sess.run(["probability"], feeds)[0]).reshape(-1)
+
+
+def _as_bools(X: np.ndarray, cols_at: list[int]) -> tuple[np.ndarray, list[list]]:
+    """X with the columns `cols_at` made 0/1 (by the median), and those columns as Python booleans."""
+    X = X.copy()
+    flags = []
+    for j in cols_at:
+        b = X[:, j] > np.median(X[:, j])
+        X[:, j] = b.astype(np.float32)
+        flags.append([bool(v) for v in b])
+    return X, flags
+
+
+def test_booleans_in_fp32_inputs_are_1_and_0_on_every_http_decoder(pkgs, bc_data):
     X, _, cols = bc_data
+    Xb, flags = _as_bools(X[:64], [4, 9])
+    want = _ort(pkgs["bc"], cols, Xb)
     ip = InProcess(create_app([str(pkgs["bc"])]))
     try:
-        for at, value in ((10, True), (0, 0.5), (63, False)):
-            body = v2_body(cols, X[:64])
-            body["inputs"][4]["data"][at] = value
-            if value is True or value is False:
-                status, out = _post(ip, "/v2/models/bc/infer", body)
-                assert status == 400, (at, value, out)
-                assert cols[4] in out["error"] and "bool" in out["error"], out["error"]
-            else:  # the same body with a number there answers
-                assert _post(ip, "/v2/models/bc/infer", body)[0] == 200
-        # a boolean in a V2 body elsewhere (parameters) does not turn numbers away
-        body = v2_body(cols, X[:64])
-        body["parameters"] = {"binary_data_output": False}
-        assert _post(ip, "/v2/models/bc/infer", body)[0] == 200
+        # V2, one matrix of FP32 columns: whole columns of true/false, and a single boolean among numbers
+        body = v2_body(cols, Xb)
+        body["inputs"][4]["data"], body["inputs"][9]["data"] = flags
+        status, out = _post(ip, "/v2/models/bc/infer", body)
+        assert status == 200, out
+        np.testing.assert_allclose(out["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
+        body = v2_body(cols, Xb)
+        body["inputs"][4]["data"][10] = flags[0][10]
+        status, out = _post(ip, "/v2/models/bc/infer", body)
+        np.testing.assert_allclose(out["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
+        # V2, the general decoder (an input sent as a nested [n, 1] list takes it)
+        body = v2_body(cols, Xb)
+        body["inputs"][9] = {"name": cols[9], "datatype": "FP32", "shape": [64], "data": flags[1]}
+        body["inputs"][4] = {"name": cols[4], "datatype": "FP32", "shape": [64], "data": [[v] for v in flags[0]]}
+        status, out = _post(ip, "/v2/models/bc/infer", body)
+        if status == 200:
+            np.testing.assert_allclose(out["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
+        else:  # a nested list for a 1-D input is refused for its shape, never for its booleans
+            assert "bool" not in out["error"], out
         # TF-Serving REST: row instances and columnar inputs
-        rows = [dict(zip(cols, map(float, r), strict=True)) for r in X[:3]]
-        rows[1][cols[2]] = True
+        rows = [dict(zip(cols, map(float, r), strict=True)) for r in Xb[:5]]
+        for i, r in enumerate(rows):
+            r[cols[4]], r[cols[9]] = flags[0][i], flags[1][i]
         status, out = _post(ip, "/v1/models/bc:predict", {"instances": rows})
-        assert status == 400 and cols[2] in out["error"], out
-        colmajor = {c: [float(v) for v in X[:3, j]] for j, c in enumerate(cols)}
-        colmajor[cols[6]][2] = False
+        assert status == 200, out
+        got = [p["probability"] for p in out["predictions"]]
+        np.testing.assert_allclose(got, want[:5], rtol=1e-5, atol=1e-6)
+        colmajor = {c: [float(v) for v in Xb[:5, j]] for j, c in enumerate(cols)}
+        colmajor[cols[4]], colmajor[cols[9]] = flags[0][:5], flags[1][:5]
         status, out = _post(ip, "/v1/models/bc:predict", {"inputs": colmajor})
-        assert status == 400 and cols[6] in out["error"], out
+        assert status == 200, out
+        np.testing.assert_allclose(out["outputs"]["probability"], want[:5], rtol=1e-5, atol=1e-6)
     finally:
         ip.close()
 
 
-def test_a_boolean_among_numbers_is_a_400_on_the_general_path(tmp_path):
+def test_booleans_in_fp64_and_int64_inputs_are_1_and_0_on_the_general_path(tmp_path):
+    """y = f + d + i + b + code(s): true/false in the float32, float64 and int64 inputs add 1/0."""
     ip = InProcess(create_app([str(mixed_package(tmp_path / "mixed"))]))
     try:
         good = {
@@ -55,17 +91,55 @@ def test_a_boolean_among_numbers_is_a_400_on_the_general_path(tmp_path):
             "s": ("BYTES", ["a", "b", "zzz"]),
         }
 
-        def body(**bad: list) -> dict:
+        def y(**bad: list) -> list[float]:
             cols = {**{k: v[1] for k, v in good.items()}, **bad}
-            return {"inputs": [{"name": k, "datatype": good[k][0], "shape": [3], "data": cols[k]} for k in good]}
+            body = {"inputs": [{"name": k, "datatype": good[k][0], "shape": [3], "data": cols[k]} for k in good]}
+            status, out = _post(ip, "/v2/models/mixed/infer", body)
+            assert status == 200, (bad, out)
+            return out["outputs"][0]["data"]
 
-        assert _post(ip, "/v2/models/mixed/infer", body())[0] == 200
-        for name, data in (("f", [0.5, True, -2.0]), ("d", [False, 2.0, 3.0]), ("i", [10, True, 30])):
-            status, out = _post(ip, "/v2/models/mixed/infer", body(**{name: data}))
-            assert status == 400, (name, out)
-            assert repr(name) in out["error"] and "bool" in out["error"], out["error"]
+        base = y()
+        for name, data, delta in (
+            ("f", [0.5, True, -2.0], [0.0, 1.0 - 1.5, 0.0]),
+            ("d", [False, 2.0, 3.0], [-1.0, 0.0, 0.0]),
+            ("i", [10, True, False], [0.0, 1.0 - 20, 0.0 - 30]),
+        ):
+            np.testing.assert_allclose(y(**{name: data}), np.add(base, delta), rtol=1e-6)
     finally:
         ip.close()
+
+
+def test_predict_and_serve_give_the_same_numbers_for_a_boolean_column(pkgs, bc_data, tmp_path):
+    """A Parquet table whose two columns are booleans, scored by `roost predict` and by the server (the same rows
+    as JSON with true/false): equal, and equal to onnxruntime on the columns cast to 1.0/0.0."""
+    import pandas as pd
+    import pyarrow.parquet as pq
+
+    from roost.predict.api import predict
+
+    X, _, cols = bc_data
+    Xb, flags = _as_bools(X[:100], [4, 9])
+    df = pd.DataFrame({c: Xb[:, j] for j, c in enumerate(cols)})
+    df[cols[4]], df[cols[9]] = flags
+    assert df[cols[4]].dtype == bool
+    df.to_parquet(tmp_path / "in.parquet", index=False)
+    predict(str(pkgs["bc"]), tmp_path / "in.parquet", tmp_path / "out", record=False)
+    parts = sorted((tmp_path / "out").glob("part-*.parquet"))
+    scored = pd.concat([pq.read_table(p).to_pandas() for p in parts], ignore_index=True)
+    assert scored[cols[4]].tolist() == flags[0]  # the kept column is the input's, in its order
+    out_col = next(c for c in scored.columns if c not in cols)
+    predicted = np.asarray(scored[out_col].tolist(), dtype=np.float64).reshape(len(df), -1)[:, -1]
+    ip = InProcess(create_app([str(pkgs["bc"])]))
+    try:
+        body = v2_body(cols, Xb)
+        body["inputs"][4]["data"], body["inputs"][9]["data"] = flags
+        status, out = _post(ip, "/v2/models/bc/infer", body)
+        assert status == 200, out
+    finally:
+        ip.close()
+    want = _ort(pkgs["bc"], cols, Xb)
+    np.testing.assert_allclose(out["outputs"][0]["data"], want, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(predicted, want, rtol=1e-5, atol=1e-6)
 
 
 def test_an_empty_batch_and_non_object_parameters_get_400s_that_say_so(tmp_path):
@@ -89,52 +163,3 @@ def test_an_empty_batch_and_non_object_parameters_get_400s_that_say_so(tmp_path)
             assert status == 400 and "parameters" in out["error"], (params, out)
     finally:
         ip.close()
-
-
-def test_one_matrix_path_finds_a_boolean_hidden_among_ones_and_zeros(pkgs, bc_data):
-    """The one-matrix decoder looks for booleans only where the packed value is 1.0 or 0.0: a body full of real
-    1.0/0.0/1/0 numbers still answers (and equals the same body sent as exact floats), and a true/false among them
-    is a 400 wherever it sits."""
-    import numpy as np
-
-    X, _, cols = bc_data
-    ip = InProcess(create_app([str(pkgs["bc"])]))
-    try:
-        base = v2_body(cols, X[:64])
-        for j in (3, 7):  # two columns of ones and zeros, as ints and floats
-            base["inputs"][j]["data"] = [(1 if i % 3 else 0) if j == 3 else float(i % 2) for i in range(64)]
-        status, plain = _post(ip, "/v2/models/bc/infer", base)
-        assert status == 200, plain
-        as_floats = orjson.loads(orjson.dumps(base))
-        for inp in as_floats["inputs"]:
-            inp["data"] = [float(v) for v in inp["data"]]
-        assert _post(ip, "/v2/models/bc/infer", as_floats)[1]["outputs"] == plain["outputs"]
-        rng = np.random.default_rng(0)
-        for _ in range(6):
-            body = orjson.loads(orjson.dumps(base))
-            j, at = int(rng.choice([3, 7])), int(rng.integers(64))
-            body["inputs"][j]["data"][at] = bool(body["inputs"][j]["data"][at])  # same value, as a JSON boolean
-            status, out = _post(ip, "/v2/models/bc/infer", body)
-            assert status == 400 and cols[j] in out["error"] and "bool" in out["error"], (j, at, out)
-        too_big = orjson.loads(orjson.dumps(base))
-        too_big["inputs"][5]["data"][9] = 1e39  # no float32 holds it
-        status, out = _post(ip, "/v2/models/bc/infer", too_big)
-        assert status == 400 and cols[5] in out["error"], out
-    finally:
-        ip.close()
-
-
-def test_holds_bool_equals_a_scan_of_every_item():
-    """v2.holds_bool against the brute-force answer on random mixes of floats, ints, 0/1 and booleans."""
-    import numpy as np
-
-    from roost.serve.protocols import v2
-
-    rng = np.random.default_rng(1)
-    pool = [0.0, 1.0, 0, 1, -0.0, 0.5, 2.0, 7, True, False]
-    for _ in range(300):
-        items = [pool[i] for i in rng.integers(len(pool), size=int(rng.integers(1, 40)))]
-        if rng.random() < 0.5:
-            items = [v for v in items if v is not True and v is not False] or [0.5]
-        packed = np.frombuffer(v2.float32_packer(len(items)).pack(*items), dtype="<f4")
-        assert v2.holds_bool(items, packed) == any(type(v) is bool for v in items), items

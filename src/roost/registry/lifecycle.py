@@ -3,9 +3,10 @@
 Every open `Run` of the process is registered here. One daemon thread ticks every FLUSH_INTERVAL_S: it writes each
 run's buffered metric points (the heartbeat rides in the same transaction) and, for runs with nothing to flush, a
 heartbeat every HEARTBEAT_INTERVAL_S (one UPDATE per store for all of them). At process end the open runs are ended
-(after waiting for any batch the thread is writing): FINISHED, FAILED after an uncaught exception (the error stored
-in the `roost.error` tag), KILLED after SIGTERM. A run whose process died without any of that (SIGKILL, a crashed
-machine) is marked LOST by readers once its heartbeat is older than the timeout (see roost.registry.store).
+(after waiting for any batch the thread is writing): FINISHED, FAILED after an uncaught exception or sys.exit with a
+non-zero code (the error stored in the `roost.error` tag), KILLED after SIGTERM — the rule `with` blocks follow. A
+run whose process died without any of that (SIGKILL, os._exit, a crashed machine) is marked LOST by readers once
+its heartbeat is older than the timeout (see roost.registry.store).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ import time
 import traceback
 from collections.abc import Callable
 from types import FrameType, TracebackType
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NoReturn
 
 from roost.errors import RoostError
 
@@ -53,9 +54,30 @@ def heartbeat_interval_s() -> float:
     return HEARTBEAT_INTERVAL_S
 
 
+class ExitRequest(SystemExit):
+    """What sys.exit raises once runs are open: when it is freed with no Python frame left, it was not caught and
+    ended the program, so the exit hook learns the process's exit code (a non-zero code ends open runs FAILED)."""
+
+    def __del__(self) -> None:
+        try:
+            sys._getframe(1)
+        except ValueError:  # no caller frame: freed by the interpreter after the program ended with it
+            runs.exit_requested(self.code)
+        except Exception:  # noqa: BLE001 - interpreter teardown: nothing to record
+            pass
+
+
+def _exit(status: object = None) -> NoReturn:
+    """sys.exit while runs are open: the same exit, with an exception the exit hook can see (ExitRequest)."""
+    raise ExitRequest(status)
+
+
 def describe_error(exc: BaseException) -> str:
     """The text stored in a failed run's `roost.error` tag: the exception and where it was raised."""
-    text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+    if isinstance(exc, SystemExit):  # sys.exit(3) / sys.exit("message"), whichever class carried it
+        text = f"SystemExit: {exc.code}"
+    else:
+        text = "".join(traceback.format_exception_only(type(exc), exc)).strip()
     tb = traceback.extract_tb(exc.__traceback__)
     if tb:
         last = tb[-1]
@@ -74,7 +96,7 @@ class Lifecycle:
         self._wake = threading.Event()
         self._hooks_installed = False
         self._prev_sigterm: Callable[[int, FrameType | None], object] | int | None = None
-        self.exit_status: str | None = None  # set by SIGTERM or an uncaught exception: how open runs end at exit
+        self.exit_status: str | None = None  # set by SIGTERM, an uncaught exception or a non-zero exit code
         self.exit_error: str | None = None
 
     # -- the live set ------------------------------------------------------------------------------------
@@ -156,6 +178,13 @@ class Lifecycle:
                 log.exception("roost: run flusher tick failed")
 
     # -- process end -------------------------------------------------------------------------------------
+    def exit_requested(self, code: object) -> None:
+        """The program ended with sys.exit(code): a code other than 0/None fails the runs still open."""
+        if code in (None, 0) or self.exit_status is not None or not self.live():
+            return
+        self.exit_status = "FAILED"
+        self.exit_error = f"SystemExit: {code}"[:4000]
+
     def end_all(self) -> None:
         """End every open run: KILLED after SIGTERM, FAILED after an uncaught exception, else FINISHED."""
         status = self.exit_status or "FINISHED"
@@ -173,6 +202,10 @@ class Lifecycle:
                 return
             self._hooks_installed = True
         atexit.register(self.end_all)
+        # a SystemExit never reaches sys.excepthook and atexit is not told the exit code: sys.exit raises an
+        # ExitRequest instead, which records its code when the interpreter frees it uncaught (see ExitRequest)
+        if getattr(sys.exit, "__module__", None) == "sys":
+            sys.exit = _exit
         prev_hook = sys.excepthook
 
         def excepthook(tp: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:

@@ -23,8 +23,9 @@ from roost.serve.metrics import Metrics
 from roost.serve.protocols import tfserving, v2
 from roost.serve.repository import Repository
 from roost.serve.reqid import HEADER, Call, checked, new_id
-from roost.serve.rollout import ShadowMirror, pick
+from roost.serve.rollout import pick
 from roost.serve.security import ADMIN, OPERATOR, PUBLIC, host_allowed, is_loopback, redact, token_ok
+from roost.serve.shadow import ShadowMirror
 
 log = logging.getLogger(__name__)
 
@@ -81,6 +82,8 @@ class ServeApp:
         self.ready = True
         self.rollout_seed = 0  # seed of the canary draw (roost serve --rollout-seed)
         self.shadow: ShadowMirror | None = None  # mirrors requests to shadow models (roost serve --shadow)
+        self.grace_s = 10.0  # shutdown budget (roost serve --grace): queued shadow mirrors wait this long at most
+        self._stop_by: float | None = None  # time.monotonic() by which shutdown work ends (set at the signal)
         # open HTTP connections of this worker (set by the worker from uvicorn's state; None: unknown, e.g. an
         # in-process app) and gRPC calls in progress: with one of them in all, no other request can join a batch
         self.open_connections: Callable[[], int] | None = None
@@ -199,13 +202,27 @@ class ServeApp:
         """Start the registry alias watcher (when some model follows an alias)."""
         self._tasks.append(asyncio.get_running_loop().create_task(self.repo.watch(self.watch_interval)))
 
+    def begin_shutdown(self) -> None:
+        """At the shutdown signal: report not ready, take no new shadow mirrors and start the grace's clock."""
+        if self._stop_by is None:
+            self._stop_by = time.monotonic() + self.grace_s
+        self.ready = False
+        if self.shadow is not None:
+            self.shadow.stop_taking()
+
     async def aclose(self) -> None:
-        """Stop background tasks, batchers and the request logger."""
+        """Stop background tasks; let queued shadow mirrors run until the grace ends, then cancel them; stop the
+        batchers and wait for their threads (a session is never freed under a run); flush the request logger."""
+        self.begin_shutdown()
+        stop_by = self._stop_by if self._stop_by is not None else time.monotonic() + self.grace_s
         for t in self._tasks:
             t.cancel()
         if self.shadow is not None:
-            await self.shadow.aclose()
-        self.repo.close()
+            await self.shadow.aclose(stop_by, self.repo.cancel_shadows)
+        loop = asyncio.get_running_loop()
+        # the primaries' queues are empty (requests were drained); a cancelled shadow run stops at its next node
+        if not await loop.run_in_executor(None, self.repo.close, max(1.0, stop_by - time.monotonic()) + 2.0):
+            log.error("a model thread is still running after the shutdown grace")
         for close in self._mount_closers:
             close()
         if self.reqlog is not None:

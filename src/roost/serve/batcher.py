@@ -100,6 +100,11 @@ class Batcher:
         if wait is not None:
             self._thread.join(wait)
 
+    def join(self, timeout: float) -> bool:
+        """Wait up to `timeout` seconds for the model thread to end (after close); True when it ended."""
+        self._thread.join(max(0.0, timeout))
+        return not self._thread.is_alive()
+
     @property
     def alive(self) -> bool:
         """Whether the model thread is still running."""
@@ -113,6 +118,9 @@ class Batcher:
             carry = None
             if first is None:
                 return
+            if first.fut.done():  # cancelled while queued (a shadow mirror at shutdown): nothing to run it for
+                self._finished += 1
+                continue
             batch, rows, stop = [first], first.rows, False
             while rows < self.max_rows:
                 try:
@@ -122,6 +130,9 @@ class Batcher:
                 if item is None:
                     stop = True
                     break
+                if item.fut.done():
+                    self._finished += 1
+                    continue
                 if rows + item.rows > self.max_rows:
                     carry = item
                     break

@@ -82,14 +82,6 @@ def _kind_name(kind: str) -> str:
     }.get(kind, kind)
 
 
-def has_bool(values: Any) -> bool:
-    """True when JSON values (a list, possibly nested) hold a boolean, which numpy and array('f') read as 1/0."""
-    if values.__class__ is not list:
-        return values.__class__ is bool
-    kinds = set(map(type, values))
-    return bool in kinds or (list in kinds and any(has_bool(v) for v in values if v.__class__ is list))
-
-
 def _slow_column(values: Any, spec: TensorSpec) -> np.ndarray:
     """Element-by-element conversion for lists with nulls or mixed types (flat lists only)."""
     if not isinstance(values, list) or any(isinstance(v, list) for v in values):
@@ -109,10 +101,10 @@ def _slow_column(values: Any, spec: TensorSpec) -> np.ndarray:
             if type(v) is not bool:
                 raise bad(f"input {spec.name!r} expects booleans but value {i} is {type(v).__name__} {v!r:.40}")
             out.append(v)
-        elif isinstance(v, bool) or not isinstance(v, (int, float)):
+        elif not isinstance(v, (int, float)):
             raise bad(f"input {spec.name!r} expects {spec.dtype} numbers but value {i} is {type(v).__name__} {v!r:.40}")
         else:
-            out.append(v)
+            out.append(int(v) if v.__class__ is bool else v)  # true/false are 1/0, as `roost predict` reads them
     if spec.dtype == "string":
         arr = np.empty(len(out), dtype=object)
         arr[:] = out
@@ -128,6 +120,8 @@ def _numeric(arr: np.ndarray, spec: TensorSpec) -> np.ndarray:
         if kind != "b":
             raise bad(f"input {spec.name!r} expects booleans (true/false) but got {_kind_name(kind)}")
         return arr
+    if kind == "b":  # true/false for a numeric input are 1/0: the rule of `roost predict` and of training
+        return arr.astype(target)
     if kind not in "fiu":
         raise bad(f"input {spec.name!r} expects {spec.dtype} numbers but got {_kind_name(kind)}")
     if target.kind == "i" and kind == "f":
@@ -171,8 +165,6 @@ def column(values: Any, spec: TensorSpec) -> np.ndarray:
                 if type(v) is not str:
                     raise bad(f"input {spec.name!r} expects strings but value {i} is {type(v).__name__} {v!r:.40}")
         return arr.astype(object)
-    if spec.dtype != "bool" and kind in "fiu" and has_bool(values):  # numpy made true/false 1/0
-        raise bad(f"input {spec.name!r} expects {spec.dtype} numbers but got a boolean (true/false); send numbers")
     return _numeric(arr, spec)
 
 
@@ -184,7 +176,7 @@ def columns(items: list[tuple[TensorSpec, Any]]) -> list[np.ndarray]:
         for i, (spec, v) in enumerate(items)
         if spec.dtype == "float32" and isinstance(v, list) and v and type(v[0]) in (float, int)
     ]
-    if len(fast) > 1 and not any(has_bool(items[i][1]) for i in fast):  # a boolean: column() explains it
+    if len(fast) > 1:  # (numpy reads a true/false among the numbers as 1/0, the rule for numeric inputs)
         try:
             block = np.array([items[i][1] for i in fast])
         except (ValueError, TypeError, OverflowError):

@@ -136,6 +136,11 @@ class LoadedModel:
         so.inter_op_num_threads = 1
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.log_severity_level = 3
+        # onnxruntime logs every failed run to stderr itself (one ERROR line per run, more when a merged batch is
+        # retried request by request); the error reaches the caller as an exception (a 400, a shadow's counted
+        # failure), so runs log nothing. terminate=True on these options cancels a run between two nodes (cancel())
+        self._run_options = ort.RunOptions()
+        self._run_options.log_severity_level = 4
         so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         try:
             self.session = ort.InferenceSession(str(self.package.onnx_path), so, providers=["CPUExecutionProvider"])
@@ -179,7 +184,12 @@ class LoadedModel:
         # InferenceSession.run re-checks the feed's names against the graph (a quadratic scan, ~10 us for 30
         # inputs) before it calls the compiled session; serving checked them already (codec.check_inputs)
         native = getattr(sess, "_sess", None)
-        raw = native.run(self.output_names, inputs, None) if native is not None else sess.run(self.output_names, inputs)
+        opts = self._run_options
+        raw = (
+            native.run(self.output_names, inputs, opts)
+            if native is not None
+            else sess.run(self.output_names, inputs)  # (a test double of the session)
+        )
         outs = dict(zip(self.output_names, raw))
         self.run_s += ((time.thread_time() - t0) * self._threads - self.run_s) * 0.1  # moving average
         if self.package.derived:
@@ -211,6 +221,11 @@ class LoadedModel:
 
     def close(self) -> None:
         """Stop the batcher after its queued requests ran."""
+        self.batcher.close()
+
+    def cancel(self) -> None:
+        """Stop the batcher and make the run in progress, and any later one, fail at its next node (shutdown)."""
+        self._run_options.terminate = True
         self.batcher.close()
 
 

@@ -72,8 +72,15 @@ class Metrics:
         )
         self.shadow_requests = Counter(
             "roost_shadow_requests_total",
-            "Requests mirrored to a shadow version: mirrored, dropped (queue full) or failed",
+            "Requests mirrored to a shadow version: mirrored, dropped (queue full or shutting down), failed, or "
+            "cancelled (still queued or running when the shutdown grace ran out)",
             ["model", "version", "outcome"],
+            registry=reg,
+        )
+        self.shadow_failures = Counter(
+            "roost_shadow_failures_total",
+            "Shadow mirrors that failed, by the error's kind (its exception class, e.g. onnxruntime's InvalidArgument)",
+            ["model", "version", "error"],
             registry=reg,
         )
         self.worker_restarts = Counter("roost_worker_restarts_total", "Workers restarted after a crash", registry=reg)
@@ -127,6 +134,11 @@ class Metrics:
     def shadow(self, model: str, version: str, outcome: str) -> None:
         """Count one shadow mirror outcome of `model`'s shadow `version`."""
         self.shadow_requests.labels(model, version, outcome).inc()
+
+    def shadow_failed(self, model: str, version: str, error: str) -> None:
+        """Count one failed mirror to `model`'s shadow `version`, by error kind."""
+        self.shadow_requests.labels(model, version, "failed").inc()
+        self.shadow_failures.labels(model, version, error).inc()
 
     def batch(self, model: str, rows: int, requests: int) -> None:
         """Record one model run of `rows` rows merged from `requests` requests."""

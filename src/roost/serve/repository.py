@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -198,7 +199,17 @@ class Repository:
                 if version is not None and version != slot.current.version:
                     await self._reload_slot(slot, force=False)
 
-    def close(self) -> None:
-        """Stop every batcher (queued requests still run)."""
+    def cancel_shadows(self) -> None:
+        """Cancel the shadows' runs (in progress and queued): at shutdown, once their mirrors are given up."""
+        for slot, _ in self.shadows.values():
+            slot.current.cancel()
+
+    def close(self, timeout: float | None = None) -> bool:
+        """Stop every batcher (queued requests still run) and wait up to `timeout` seconds in all for their threads
+        to end; True when none is running a model any more (a session is never freed under a run)."""
         for slot in self.all_slots():
             slot.current.close()
+        if timeout is None:
+            return False
+        deadline = time.monotonic() + timeout
+        return all(slot.current.batcher.join(deadline - time.monotonic()) for slot in self.all_slots())

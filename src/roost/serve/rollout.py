@@ -3,16 +3,13 @@ is sent a copy of a share of them off the response path, its answers compared wi
 
 from __future__ import annotations
 
-import asyncio
 import hashlib
 import itertools
 import logging
 import os
 import threading
 import time
-from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -168,120 +165,3 @@ class ShadowLog:
             pq.write_table(part, str(tmp), compression="zstd")
             tmp.rename(last)
         return last
-
-
-class ShadowMirror:
-    """Mirrors requests to shadow models from a bounded queue: a slow or failing shadow drops mirrors (counted),
-    never delays or fails the primary answer."""
-
-    def __init__(
-        self,
-        shadows: Callable[[str], tuple[LoadedModel, float] | None],
-        log: ShadowLog,
-        metrics: Any = None,
-        seed: int = 0,
-        max_pending: int = 256,
-        concurrency: int = 4,
-    ) -> None:
-        self.shadows = shadows
-        self.log = log
-        self.metrics = metrics
-        self.seed = seed
-        self.concurrency = concurrency
-        self.queue: asyncio.Queue[tuple[Any, ...]] | None = None
-        self.max_pending = max_pending
-        self._tasks: list[asyncio.Task[None]] = []
-        self._flushing: asyncio.Future[Any] | None = None
-
-    def _count(self, model: str, version: str, outcome: str) -> None:
-        """Count one mirror outcome: mirrored, dropped (queue full) or failed."""
-        if self.metrics is not None:
-            self.metrics.shadow(model, version, outcome)
-
-    def offer(
-        self,
-        model: LoadedModel,
-        arrays: dict[str, np.ndarray],
-        rows: int,
-        outputs: dict[str, np.ndarray],
-        latency_s: float,
-        request_id: str,
-    ) -> None:
-        """Queue a mirror of this answered request when the model has a shadow and the draw selects it."""
-        entry = self.shadows(model.name)
-        if entry is None or share(request_id, self.seed ^ SHADOW_SALT) >= entry[1]:
-            return
-        if self.queue is None:
-            self.queue = asyncio.Queue(self.max_pending)
-            loop = asyncio.get_running_loop()
-            self._tasks = [loop.create_task(self._worker()) for _ in range(self.concurrency)]
-        try:
-            self.queue.put_nowait((time.time(), request_id, model, arrays, rows, outputs, latency_s))
-        except asyncio.QueueFull:
-            self._count(model.name, entry[0].version, "dropped")
-
-    async def _worker(self) -> None:
-        """Run queued mirrors one at a time (several workers let the shadow's batcher merge them)."""
-        assert self.queue is not None
-        while True:
-            item = await self.queue.get()
-            try:
-                await self._mirror(*item)
-            except Exception as exc:  # noqa: BLE001 - a shadow failure only shows in its metrics and log
-                log.warning("shadow mirror of %s failed: %s", item[2].name, str(exc)[:300])
-                entry = self.shadows(item[2].name)
-                self._count(item[2].name, entry[0].version if entry else "", "failed")
-            finally:
-                self.queue.task_done()
-
-    async def _mirror(
-        self,
-        ts: float,
-        request_id: str,
-        primary: LoadedModel,
-        arrays: dict[str, np.ndarray],
-        rows: int,
-        outputs: dict[str, np.ndarray],
-        latency_s: float,
-    ) -> None:
-        """Run one mirror on the shadow and record the comparison rows."""
-        entry = self.shadows(primary.name)
-        if entry is None:
-            return
-        shadow = entry[0]
-        t0 = time.perf_counter()
-        s_out: dict[str, np.ndarray] = await shadow.batcher.submit(arrays, rows)
-        s_latency = time.perf_counter() - t0
-        cols = compare(primary, outputs, shadow, s_out, rows)
-        when = datetime.fromtimestamp(ts, UTC)
-        records = [
-            {
-                "_ts": when,
-                "_request_id": request_id,
-                "_row": i,
-                "model": primary.name,
-                "primary_version": primary.version,
-                "shadow_version": shadow.version,
-                **{k: (None if v is None else v[i]) for k, v in cols.items() if k != "abs_diff"},
-                "abs_diff": float(cols["abs_diff"][i]),
-                "primary_latency_ms": latency_s * 1000.0,
-                "shadow_latency_ms": s_latency * 1000.0,
-            }
-            for i in range(rows)
-        ]
-        self._count(primary.name, shadow.version, "mirrored")
-        if self.log.add(records) and (self._flushing is None or self._flushing.done()):
-            self._flushing = asyncio.get_running_loop().run_in_executor(None, self.log.flush)
-
-    async def aclose(self) -> None:
-        """Let queued mirrors finish (bounded wait), stop the workers and write what is buffered."""
-        if self.queue is not None:
-            try:
-                await asyncio.wait_for(self.queue.join(), timeout=10.0)
-            except TimeoutError:
-                log.warning("shadow: %d mirrors still queued at shutdown are dropped", self.queue.qsize())
-        for t in self._tasks:
-            t.cancel()
-        if self._flushing is not None:
-            await self._flushing
-        await asyncio.get_running_loop().run_in_executor(None, self.log.flush)

@@ -74,8 +74,10 @@ def build_app(
         on_reload=on_reload,
     )
     app.rollout_seed = cfg.rollout_seed
+    app.grace_s = cfg.grace_s
     if cfg.shadow:
-        from roost.serve.rollout import ShadowLog, ShadowMirror
+        from roost.serve.rollout import ShadowLog
+        from roost.serve.shadow import ShadowMirror
 
         app.shadow = ShadowMirror(repo.shadow, ShadowLog(cfg.shadow_log_dir()), metrics, seed=cfg.rollout_seed)
     if cfg.indexes:  # vector indexes next to the models: /v1/indexes/..., /v1/recommend/...
@@ -209,12 +211,30 @@ def main() -> None:
         backlog=2048,
         **uvicorn_options(cfg.limits(), "roost serve", ConnMetrics(metrics)),
     )
-    server = uvicorn.Server(config)
-    holder["app"].open_connections = lambda: len(server.server_state.connections)  # see ServeApp.alone
+    app = holder["app"]
+
+    class _Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            app.begin_shutdown()  # the grace starts now: shadow mirrors stop being taken while requests drain
+            super().handle_exit(sig, frame)
+
+    server = _Server(config)
+    app.open_connections = lambda: len(server.server_state.connections)  # see ServeApp.alone
     # uvicorn re-raises the signal that stopped it after draining: make that a clean exit
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
-    server.run(sockets=[sock])
+    try:
+        server.run(sockets=[sock])
+    finally:
+        if not app.repo.close(timeout=2.0):  # (after a normal shutdown the threads have ended already)
+            # a model thread still inside one onnxruntime run: exiting normally would destroy its session (and
+            # onnxruntime's threads) under it, which aborts the process ("terminate called without an active
+            # exception"); leave without running destructors instead
+            leaving = sys.exc_info()[1]
+            code = 0 if leaving is None or (isinstance(leaving, SystemExit) and leaving.code in (0, None)) else 1
+            log.error("a model run outlived the shutdown grace; exiting without waiting for it")
+            logging.shutdown()
+            os._exit(code)
 
 
 if __name__ == "__main__":

@@ -88,8 +88,7 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
     the numbers go into one (inputs x n) float32 matrix in the model's input order (one C-level conversion, no
     per-column numpy call) and each input is a row of it (a view). The set is then complete and consistent
     (check_inputs has nothing left to find). None for anything else, which the general decoder then handles (and
-    explains): other shapes or dtypes, unknown, repeated or missing names, ragged or non-numeric data, overflow, a
-    boolean among the numbers (packing takes true as 1.0, see holds_bool)."""
+    explains): other shapes or dtypes, unknown, repeated or missing names, ragged or non-numeric data, overflow."""
     order = model.package.float_columns
     if order is None or len(inputs) != len(order):
         return None
@@ -122,9 +121,7 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
         buf = float32_packer(len(flat)).pack(*flat)
     except (struct.error, OverflowError):
         return None
-    values = np.frombuffer(buf, dtype="<f4")
-    if holds_bool(flat, values):
-        return None
+    values = np.frombuffer(buf, dtype="<f4")  # (struct packs true/false as 1.0/0.0: the rule for numeric inputs)
     return dict(zip(order, values.reshape(k, n))), n
 
 
@@ -132,13 +129,6 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
 def float32_packer(count: int) -> struct.Struct:
     """A packer of `count` little-endian float32 values (cached: a server sees few distinct request sizes)."""
     return struct.Struct(f"<{count}f")
-
-
-def holds_bool(items: list[Any], packed: np.ndarray) -> bool:
-    """Whether a JSON true/false is among `items` (packed into `packed`): a boolean packs as 1.0 or 0.0, so only the
-    items at those positions are looked at — no scan of the body or of every item on the usual request."""
-    suspects = np.flatnonzero((packed == 0) | (packed == 1))
-    return suspects.size > 0 and bool in set(map(type, map(items.__getitem__, suspects.tolist())))
 
 
 def decode_request(
