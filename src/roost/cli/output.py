@@ -7,7 +7,10 @@ import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TypeVar
 
+from roost.console import echo
+
 T = TypeVar("T")
+__all__ = ["deprecated", "echo", "print_json", "print_table"]
 
 
 def print_json(obj: Any) -> None:
@@ -26,13 +29,6 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for r in rows:
         t.add_row(*["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in r])
     Console(soft_wrap=True).print(t)
-
-
-def echo(msg: str) -> None:
-    """Print a line of Rich markup on stdout."""
-    from rich.console import Console
-
-    Console(highlight=False, soft_wrap=True).print(msg)
 
 
 def deprecated(old: str, new: str, old_value: T | None, value: T) -> T:

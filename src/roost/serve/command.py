@@ -11,23 +11,7 @@ from typing import Any
 
 import typer
 
-
-def echo(msg: str) -> None:
-    """Print a line of Rich markup on stdout."""
-    from rich.console import Console
-
-    Console(highlight=False, soft_wrap=True).print(msg)
-
-
-def print_error(message: str, hint: str | None) -> None:
-    """Print a user error as one red line plus a hint on stderr."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
-    if hint:
-        err.print(f"[yellow]hint:[/] {escape(hint)}", markup=True)
+from roost.console import echo, print_error
 
 
 def serve(
@@ -266,5 +250,5 @@ def main() -> None:
     try:
         app(prog_name="roost serve")
     except RoostError as exc:
-        print_error(exc.message, exc.hint)
+        print_error(exc)
         raise SystemExit(exc.exit_code) from None
