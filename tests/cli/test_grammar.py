@@ -178,3 +178,11 @@ def test_port_has_no_short_flag(verb: str) -> None:
             return
     raise AssertionError(verb)
 
+
+def test_no_hidden_options_or_deprecated_groups_remain() -> None:
+    """The deprecated spellings kept hidden for one release went at 0.1.0 (#32): no command hides an option."""
+    hidden = [f"{path} {p.opts}" for path, cmd in _tree() for p in cmd.params if _is_option(p) and p.hidden]
+    assert hidden == []
+    from roost.cli.main import build_app
+
+    assert [g.name for g in build_app().registered_groups if g.deprecated] == []
