@@ -94,16 +94,14 @@ def test_top_level_help_is_grouped() -> None:
         parts = path.split()
         if len(parts) == 2:
             assert parts[1] in listed, parts[1]
-    assert "nb" not in listed  # the deprecated alias of `notebook` is hidden
 
 
-def test_notebook_is_one_group_and_nb_still_works_with_a_note(cli: Any) -> None:
-    """`roost notebook run|diff` (and `roost notebook` alone launches Lab); `roost nb` is a deprecated alias."""
+def test_notebook_is_one_group_and_the_old_nb_alias_is_gone(cli: Any) -> None:
+    """`roost notebook run|diff` (and `roost notebook` alone launches Lab); `roost nb` was removed at 0.1.0 (#32)."""
     code, out, _ = cli("notebook", "--help")
     assert code == 0 and "run" in out and "diff" in out and "--port" in out
-    code, out, err = cli("nb", "diff", "--help")
-    assert code == 0
-    assert "deprecated" in (out + (err or "")).lower()
+    code, _, _ = cli("nb", "diff", "--help")
+    assert code == 2
 
 
 def test_tune_help_lists_the_config_form() -> None:
@@ -150,12 +148,13 @@ def test_tune_show_takes_an_id_prefix(ws: Any, cli: Any) -> None:
     assert code == 2 and "not found" in err
 
 
-def test_old_short_flags_still_work_with_a_deprecation_note(ws: Any, cli: Any) -> None:
-    """`roost runs list -o ...` was --order-by; now `-o` means --out everywhere but keeps working one release."""
+def test_old_short_flags_are_gone(ws: Any, cli: Any) -> None:
+    """`roost runs list -o ...` was --order-by, kept hidden for one release; removed at 0.1.0 (#32)."""
     _finished_run()
-    code, out, err = cli("runs", "list", "-o", "start_time DESC", "--json")
-    assert code == 0
-    assert "deprecated" in err and "--order-by" in err
+    code, _, err = cli("runs", "list", "-o", "start_time DESC", "--json")
+    assert code == 2 and "-o" in err
+    code, _, err = cli("runs", "list", "--order-by", "start_time DESC", "--json")
+    assert code == 0, err
 
 
 def test_runs_list_says_when_a_filter_names_an_unknown_metric(ws: Any, cli: Any) -> None:
@@ -169,12 +168,21 @@ def test_runs_list_says_when_a_filter_names_an_unknown_metric(ws: Any, cli: Any)
 
 
 @pytest.mark.parametrize("verb", ["ui", "serve", "index serve"])
-def test_port_has_no_short_flag_but_p_still_works_hidden(verb: str) -> None:
-    """`-p` is --param; the old `-p` for --port stays hidden for one release."""
+def test_port_has_no_short_flag(verb: str) -> None:
+    """`-p` is --param; the old `-p` for --port was hidden for one release and is gone (#32)."""
     for path, cmd in _tree():
         if path == f"roost {verb}":
             port = next(p for p in cmd.params if p.name == "port")
             assert port.opts == ["--port"]
-            assert any(_is_option(p) and p.hidden and "-p" in p.opts for p in cmd.params)
+            assert not any(_is_option(p) and "-p" in p.opts for p in cmd.params)
             return
     raise AssertionError(verb)
+
+
+def test_no_hidden_options_or_deprecated_groups_remain() -> None:
+    """The deprecated spellings kept hidden for one release went at 0.1.0 (#32): no command hides an option."""
+    hidden = [f"{path} {p.opts}" for path, cmd in _tree() for p in cmd.params if _is_option(p) and p.hidden]
+    assert hidden == []
+    from roost.cli.main import build_app
+
+    assert [g.name for g in build_app().registered_groups if g.deprecated] == []

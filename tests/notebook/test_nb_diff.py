@@ -139,7 +139,7 @@ def test_logged_html_page_opens_in_the_ui_artifact_viewer(ws, cli, tmp_path):
         (tmp_path / f"{name}.ipynb").write_text(json.dumps(n))
     with roost.start_run(experiment="notebooks") as run:
         pass
-    rc, out, err = cli("nb", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), "--log-to", run.id)
+    rc, out, err = cli("notebook", "diff", str(tmp_path / "a.ipynb"), str(tmp_path / "b.ipynb"), "--log-to", run.id)
     assert rc == 0, err
     r = TestClient(create_app()).get(f"/runs/{run.id}/artifacts/view", params={"path": "diffs/a-vs-b.html"})
     assert r.status_code == 200

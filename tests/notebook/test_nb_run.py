@@ -1,4 +1,4 @@
-"""`roost nb run`: params, executed notebook and in-notebook metrics land in one run; `nb diff` of two runs."""
+"""`roost notebook run`: params, executed notebook and in-notebook metrics land in one run; `diff` of two runs."""
 
 from __future__ import annotations
 
@@ -18,7 +18,7 @@ def test_run_records_params_artifact_metric_and_diff_shows_only_changed_cells(ws
     from roost.notebook import diff, run_notebook
 
     src = demo(tmp_path / "demo.ipynb")
-    rc, out, err = cli("nb", "run", str(src), "-p", "x=1", "--out", str(tmp_path / "x1.ipynb"), "--json")
+    rc, out, err = cli("notebook", "run", str(src), "-p", "x=1", "--out", str(tmp_path / "x1.ipynb"), "--json")
     assert rc == 0, err
     r1 = json.loads(out)
     r2 = run_notebook(src, {"x": 2}, tmp_path / "x2.ipynb")
@@ -45,7 +45,14 @@ def test_run_records_params_artifact_metric_and_diff_shows_only_changed_cells(ws
     assert "<script" not in page and "Content-Security-Policy" in page
 
     rc, out, _ = cli(
-        "nb", "diff", str(r1["output"]), str(r2["output"]), "--html", str(tmp_path / "d.html"), "--log-to", r2["run_id"]
+        "notebook",
+        "diff",
+        str(r1["output"]),
+        str(r2["output"]),
+        "--html",
+        str(tmp_path / "d.html"),
+        "--log-to",
+        r2["run_id"],
     )
     assert rc == 0
     assert "cell 3: source" in out and "cell 4: outputs" in out and "cell 6: outputs" in out
@@ -80,14 +87,14 @@ def test_params_need_a_parameters_cell_and_known_names(ws, cli, tmp_path):
     import roost
 
     plain = write(tmp_path / "plain.ipynb", [code("x = 1"), code("print(x)")])
-    rc, _, err = cli("nb", "run", str(plain), "-p", "x=2")
+    rc, _, err = cli("notebook", "run", str(plain), "-p", "x=2")
     assert rc == 2
     assert "plain.ipynb has no cell tagged 'parameters'" in err and "property inspector" in err
 
     src = demo(tmp_path / "demo.ipynb")
-    rc, _, err = cli("nb", "run", str(src), "-p", "xx=2")
+    rc, _, err = cli("notebook", "run", str(src), "-p", "xx=2")
     assert rc == 2 and "parameter 'xx' is not set" in err and "did you mean 'x'" in err
-    rc, _, err = cli("nb", "run", str(tmp_path / "missing.ipynb"))
+    rc, _, err = cli("notebook", "run", str(tmp_path / "missing.ipynb"))
     assert rc == 2 and "does not exist" in err
     assert roost.search_runs() == []  # nothing was started for bad input
 

@@ -1,4 +1,4 @@
-"""The runs page's counts and sorted pages at scale (roost.ui.runs_query): exact up to the cap, checked against a
+"""The runs page's counts and sorted pages at scale (roost.registry.paging): exact up to the cap, checked against a
 brute-force count of the generated runs; a capped count reads a bounded number of rows (SQLite VM steps, not
 time); sorted pages are index walks (no full sort) that page through every run exactly once, in apply_order's
 order, across the segments (runs with the field, then without)."""
@@ -13,10 +13,10 @@ import pytest
 from sqlalchemy import select
 
 from helpers import is_select, statements_sent
-from roost.registry import api, query
+from roost.registry import api, paging, query
 from roost.registry.models import Run
 from roost.registry.store import default_store
-from roost.ui import data, runs_query
+from roost.ui import data
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 MODELS = ("gbm", "mlp", "linear")
@@ -93,16 +93,16 @@ def test_counts_are_exact_up_to_the_cap_and_say_so_beyond(ws, cap):
         for with_archived in (False, True):
             want = sum(1 for r in runs if pred(r) and (with_archived or r["id"] not in archived))
             got = data.count_runs(flt or None, cap=cap, archived=with_archived)
-            expect = runs_query.Count(want) if want <= cap else runs_query.Count(cap, exact=False)
+            expect = paging.Count(want) if want <= cap else paging.Count(cap, exact=False)
             assert got == expect, (flt, with_archived, got, want)
-            assert data.count_runs(flt or None, cap=None, archived=with_archived) == runs_query.Count(want)
+            assert data.count_runs(flt or None, cap=None, archived=with_archived) == paging.Count(want)
         in_e1 = sum(1 for r in runs if pred(r) and r["exp"] == 1 and r["id"] not in archived)
-        assert data.count_runs(flt or None, ["e1"], cap=None) == runs_query.Count(in_e1)
+        assert data.count_runs(flt or None, ["e1"], cap=None) == paging.Count(in_e1)
     e1 = sum(1 for r in runs if r["exp"] == 1 and r["id"] not in archived)
     with default_store().engine.connect() as conn:  # the experiments page: the scope alone narrows the count
         (eid,) = conn.execute(select(Run.experiment_id).where(Run.name == "run-1")).scalars()
-        got = runs_query.capped_count(conn, [Run.lifecycle_stage == "active"], cap=cap, experiment_ids=[eid])
-    assert got == (runs_query.Count(e1) if e1 <= cap else runs_query.Count(cap, exact=False))
+        got = paging.capped_count(conn, [Run.lifecycle_stage == "active"], cap=cap, experiment_ids=[eid])
+    assert got == (paging.Count(e1) if e1 <= cap else paging.Count(cap, exact=False))
 
 
 def _brute_order(runs: list[dict[str, Any]], field: str, desc: bool) -> list[str]:
@@ -190,18 +190,18 @@ def test_a_capped_count_reads_a_bounded_number_of_rows(ws):
         pytest.skip("SQLite's progress handler counts the work")
     runs = _populate(3000)
     common = [Run.lifecycle_stage == "active", Run.status == "FINISHED"]
-    capped = _vm_steps(lambda c: runs_query.capped_count(c, common, cap=100, window=None))
-    full = _vm_steps(lambda c: runs_query.capped_count(c, common, cap=10**9, window=None))
+    capped = _vm_steps(lambda c: paging.capped_count(c, common, cap=100, window=None))
+    full = _vm_steps(lambda c: paging.capped_count(c, common, cap=10**9, window=None))
     assert capped * 5 < full, (capped, full)  # ~100 of ~2,700 matching rows read, not all
     # a rare condition no index answers (10% of runs) never reaches the cap: the window bounds the rows read
     rare = [Run.lifecycle_stage == "active", Run.name.like("%3")]
     want = sum(1 for i in range(len(runs)) if str(i).endswith("3"))
-    windowed = _vm_steps(lambda c: runs_query.capped_count(c, rare, window=300))
-    whole = _vm_steps(lambda c: runs_query.capped_count(c, rare, window=None))
+    windowed = _vm_steps(lambda c: paging.capped_count(c, rare, window=300))
+    whole = _vm_steps(lambda c: paging.capped_count(c, rare, window=None))
     assert windowed * 3 < whole, (windowed, whole)
     with default_store().engine.connect() as conn:
-        est = runs_query.capped_count(conn, rare, window=300)
-        assert runs_query.capped_count(conn, rare, window=None) == runs_query.Count(want)
+        est = paging.capped_count(conn, rare, window=300)
+        assert paging.capped_count(conn, rare, window=None) == paging.Count(want)
     assert est.approx and not est.exact and str(est).startswith("~")
     assert 0.5 * want <= est.n <= 1.5 * want, (est, want)
 
@@ -218,7 +218,7 @@ def test_sorted_page_plans_walk_an_index_and_never_sort_every_run(ws, order):
     _populate(300)
     with default_store().engine.connect() as conn:  # no statistics yet (sqlite_stat1 comes when connections close)
         base = select(*Run.__table__.c).where(Run.lifecycle_stage == "active")
-        segments = runs_query.sort_segments(base, order)
+        segments = paging.sort_segments(base, order)
         assert segments is not None
         for seg in segments(conn) if callable(segments) else segments:
             plan = _plan(conn, seg.limit(50))
@@ -273,7 +273,7 @@ def test_estimates_scale_by_the_experiment_and_never_undercut_what_the_pages_hol
     est = data.count_runs("params.model = 'gbm' OR params.model = 'none'", ["e1"], window=60)  # not bounded
     assert est.approx and 0.5 * in_e1 <= est.n <= 1.5 * in_e1, (est, in_e1)
     # only old runs match: the newest window holds none, the estimate is 0, yet a full first page exists
-    monkeypatch.setattr(runs_query, "COUNT_WINDOW", 20)
+    monkeypatch.setattr(paging, "COUNT_WINDOW", 20)
     old = (T0 + timedelta(seconds=10 * 60)).isoformat()
     pg = data.runs_page(f"start_time < '{old}' AND name LIKE 'run-%'", per_page=10)
     assert len(pg.runs) == 10 and pg.total_text == "10+" and pg.has_next

@@ -14,10 +14,9 @@ from runrows import finished_run
 from sqlalchemy import select
 from test_counts import _vm_steps, every_page
 
-from roost.registry import query
+from roost.registry import paging, query
 from roost.registry.models import Param, Run
 from roost.registry.store import default_store
-from roost.ui import runs_query
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 
@@ -61,16 +60,16 @@ def _brute(runs: list[dict[str, Any]], desc: bool) -> list[str]:
 @pytest.mark.parametrize("chunk", [4, 25, 1000])  # values far larger than a chunk, chunks of several values, one
 @pytest.mark.parametrize("desc", [False, True])
 def test_param_sort_pages_equal_a_brute_force_sort(ws, monkeypatch, chunk, desc):
-    monkeypatch.setattr(runs_query, "WALK_CHUNK", chunk, raising=False)
+    monkeypatch.setattr(paging, "WALK_CHUNK", chunk, raising=False)
     runs = _populate(260)
     want = _brute(runs, desc)
     order = "params.depth DESC" if desc else "params.depth ASC"
     assert every_page(order, 23)[0] == want
     with default_store().engine.connect() as conn:  # any window, not only page-aligned ones
-        segs = runs_query.sort_segments(select(*Run.__table__.c), order)
+        segs = paging.sort_segments(select(*Run.__table__.c), order)
         assert segs is not None
         for offset, limit in [(0, 7), (95, 30), (100, 1), (200, 100), (259, 5)]:
-            assert [r["id"] for r in runs_query.read_page(conn, segs, limit, offset)] == want[offset : offset + limit]
+            assert [r["id"] for r in paging.read_page(conn, segs, limit, offset)] == want[offset : offset + limit]
     with default_store().read() as s:  # apply_order (one sorted query) agrees
         assert list(s.scalars(query.apply_order(select(Run.id), order))) == want
 
@@ -81,7 +80,7 @@ def test_a_page_sorted_by_a_common_value_reads_about_the_page(ws, monkeypatch, d
     if default_store().engine.dialect.name != "sqlite":
         pytest.skip("SQLite's progress handler counts the work")
     monkeypatch.setattr(
-        runs_query, "WALK_CHUNK", 100, raising=False
+        paging, "WALK_CHUNK", 100, raising=False
     )  # the walk's probe reads a chunk: small beside the 1,500
     runs = _populate(4000)
     if analyzed:  # the planner with statistics, as PRAGMA optimize leaves them
@@ -91,13 +90,12 @@ def test_a_page_sorted_by_a_common_value_reads_about_the_page(ws, monkeypatch, d
     first = 5 if desc else 3  # the first numeric value: ~1,500 runs share it
     order = "params.depth DESC" if desc else "params.depth ASC"
     base = select(*Run.__table__.c).where(Run.lifecycle_stage == "active")
-    segs = runs_query.sort_segments(base, order)
+    segs = paging.sort_segments(base, order)
     assert segs is not None
     got: list[str] = []
     pages = [(0, 50), (50, 50)]  # the first two pages (a deep page costs its offset, as every sorted read)
     page_steps = max(
-        _vm_steps(lambda c, o=o, n=n: got.extend(r["id"] for r in runs_query.read_page(c, segs, n, o)))
-        for o, n in pages
+        _vm_steps(lambda c, o=o, n=n: got.extend(r["id"] for r in paging.read_page(c, segs, n, o))) for o, n in pages
     )
     assert got == want[:100]
     group = base.join(Param, Param.run_id == Run.id)

@@ -62,8 +62,8 @@ def _artifact_root(run: dict[str, Any]) -> Path:
 
 
 def test_delete_by_filter_hides_runs_everywhere_and_restore_brings_them_back(ws):
+    from roost.registry.paging import Count
     from roost.ui import data
-    from roost.ui.runs_query import Count
 
     ids = _seed()
     every = {r["run_id"]: r for r in _all_runs()}

@@ -123,6 +123,31 @@ def build_index(
 
     `tune_queries` (vectors, or an embeddings file such as user-tower output) are what the effort is tuned on;
     without them the index's own items are the queries.
+
+    Parameters
+    ----------
+    name : str
+        The index's registered name (a new version each build).
+    embeddings : path, Embeddings or table
+        The vectors with their ids (and attributes).
+    metric : str
+        cosine | l2 | ip.
+    kind : str
+        hnsw | ivf | flat.
+    library : str, optional
+        The backend library (default: the measured default for `kind`).
+    id_column, vector_column : str, optional
+        The columns holding ids and vectors in an embeddings file.
+    attributes : sequence of str, optional
+        Columns kept for filtered search.
+    target_recall : float
+        Recall@k the search effort is tuned to reach, in (0, 1].
+    params : dict, optional
+        Build parameters for the backend.
+    progress : callable, optional
+        Called with (items added, items in all) while the index fills.
+    tune_queries : path or array, optional
+        The queries the search effort is tuned on.
     """
     from roost.ann.tuning import tune
 

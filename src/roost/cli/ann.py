@@ -34,7 +34,6 @@ def _csv(value: str | None) -> list[str] | None:
 
 def embed(
     model: str | None = typer.Argument(None, help="two-tower model: name@alias, name/VERSION or a folder"),
-    model_old: str | None = typer.Option(None, "--model", "-m", hidden=True, help="Deprecated: MODEL argument."),
     items: Path = typer.Option(..., "--items", help="Parquet file with one row per item (or user)"),
     out: Path = typer.Option(..., "--out", "-o", help="Parquet file to write (id, kept columns, embedding)"),
     which: str = typer.Option("item", "--which", help="tower to run: item or user"),
@@ -46,10 +45,9 @@ def embed(
 ) -> None:
     """Compute embeddings with a two-tower model's item (or user) tower, in batches."""
     from roost.ann.embeddings import embed as run_embed
-    from roost.cli.output import deprecated, echo, print_json
+    from roost.cli.output import echo, print_json
     from roost.errors import RoostError
 
-    model = deprecated("--model/-m", "the MODEL argument", model_old, model)
     if model is None:
         raise RoostError("which model?", hint="roost embed MODEL --items ITEMS.parquet --out OUT.parquet")
     with _progress(f"embedding ({which} tower)", not quiet and not as_json) as cb:
@@ -73,7 +71,6 @@ def embed(
 def build(
     name: str = typer.Argument(..., help="index name (each build is its next version)"),
     embeddings: Path | None = typer.Option(None, "--embeddings", help="Parquet from `roost embed` (or .npy)"),
-    embeddings_old: Path | None = typer.Option(None, "-e", hidden=True, help="Deprecated spelling of --embeddings."),
     metric: str = typer.Option("cosine", "--metric", help="cosine, ip or l2"),
     kind: str = typer.Option("hnsw", "--kind", help="hnsw, ivf or flat (exact)"),
     library: str | None = typer.Option(
@@ -97,10 +94,9 @@ def build(
 ) -> None:
     """Build an index from embeddings and store it as a new version in the repository."""
     from roost.ann.repo import build_index, check_name, set_alias
-    from roost.cli.output import deprecated, echo, print_json
+    from roost.cli.output import echo, print_json
 
     check_name(name)
-    embeddings = deprecated("-e", "--embeddings", embeddings_old, embeddings)
     if embeddings is None:
         from roost.errors import RoostError
 
@@ -286,7 +282,6 @@ def update(
 def serve(
     names: list[str] = typer.Argument(..., help="indexes: NAME, NAME@ALIAS, NAME/VERSION, folder, or LABEL=ref"),
     port: int = typer.Option(8090, "--port"),
-    port_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --port."),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
     token: str | None = typer.Option(None, "--token", envvar="ROOST_SERVE_TOKEN", help="require a bearer token"),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks (0: never); new versions swap in"),
@@ -303,11 +298,10 @@ def serve(
 
     from roost.ann.http import app
     from roost.ann.serving import open_indexes
-    from roost.cli.output import deprecated, echo
+    from roost.cli.output import echo
     from roost.errors import RoostError
     from roost.netpolicy.limits import ConnLimits, uvicorn_options
 
-    port = deprecated("-p", "--port", port_old, port)
     limits = ConnLimits.from_env()  # a bad ROOST_HTTP_* value fails before the indexes load
     if ranker and not user_model:
         raise RoostError("--ranker needs --user-model", hint="the user tower makes the query vector")

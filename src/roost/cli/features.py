@@ -127,15 +127,13 @@ def _parse_entities(specs: list[str]) -> dict[str, list[str]]:
 def get_cmd(
     view: str = typer.Option(..., "--view", help="feature view name, or view:field"),
     entity: list[str] = typer.Option([], "--entity", help="KEY=V1,V2,... (repeat for composite keys)"),
-    entity_old: list[str] = typer.Option([], "-e", hidden=True, help="Deprecated spelling of --entity."),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Read online feature values of some entities."""
-    from roost.cli.output import deprecated, print_json, print_table
+    from roost.cli.output import print_json, print_table
     from roost.errors import RoostError
     from roost.features.serving import online
 
-    entity = deprecated("-e", "--entity", entity_old, entity)
     if not entity:
         raise RoostError("which entities?", hint="pass --entity KEY=V1,V2,...")
     ref = view if ":" in view else f"{view}:*"

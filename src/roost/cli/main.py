@@ -7,13 +7,14 @@ import os
 import sys
 from typing import Any
 
-# Plain (click-style) help: Typer's Rich help formatter costs ~250 ms of imports on every `roost --help`.
+# Plain (click-style) help: Typer's Rich help formatter adds imports to every `roost --help` (bench/RESULTS.md).
 # Command output still uses Rich tables and colours.
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import typer
 from typer.core import TyperGroup
 
+from roost.console import print_error
 from roost.errors import RoostError
 
 # Each module exposes `register(app)`; it must import nothing heavy at module level.
@@ -109,17 +110,6 @@ def build_app() -> typer.Typer:
         if grp.name in panel:
             grp.rich_help_panel = panel[grp.name]
     return app
-
-
-def print_error(exc: RoostError) -> None:
-    """Print a user error as one red line plus a hint."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] {escape(exc.message)}", markup=True)
-    if exc.hint:
-        err.print(f"[yellow]hint:[/] {escape(exc.hint)}", markup=True)
 
 
 def main(argv: list[str] | None = None) -> None:

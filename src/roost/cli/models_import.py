@@ -15,7 +15,6 @@ def register(app: typer.Typer) -> None:
     def models_import(
         path: Path = typer.Argument(..., help=".onnx, .pkl/.joblib, LightGBM .txt, XGBoost .json/.ubj, .pt/.pt2"),
         name: str | None = typer.Option(None, "--name", help="registered model name"),
-        name_old: str | None = typer.Option(None, "-n", hidden=True, help="Deprecated spelling of --name."),
         sample: str | None = typer.Option(None, "--sample", help="rows to check parity on (path or sklearn:…)"),
         label: str | None = typer.Option(None, "--label", help="column of the sample to drop (the target)"),
         task: str | None = typer.Option(None, "--task", help="binary | multiclass | regression (torch/onnx)"),
@@ -25,10 +24,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Convert a model file to a roost package, check parity on a sample, register a new version."""
         from roost.byom.log import load_model_file, log_model
-        from roost.cli.output import deprecated, print_table
+        from roost.cli.output import print_table
         from roost.errors import RoostError
 
-        name = deprecated("-n", "--name", name_old, name)
         if not name:
             raise RoostError("which name?", hint="pass --name NAME (the registered model name)")
         if task is not None and task not in ("binary", "multiclass", "regression"):

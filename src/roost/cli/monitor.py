@@ -109,7 +109,6 @@ _OPTS: dict[str, Any] = {
     "since": typer.Option(None, "--since", help="Request logs from this UTC time (e.g. 2024-01-08)."),
     "until": typer.Option(None, "--until", help="Request logs before this UTC time."),
     "features": typer.Option(None, "--features", help="Features to compare (repeat or comma-separate)."),
-    "features_old": typer.Option(None, "-f", hidden=True, help="Deprecated spelling of --features."),
     "method": typer.Option("auto", "--method", help="auto (Evidently's choice), ks, wasserstein, psi, js, chi2."),
     "threshold": typer.Option(None, "--threshold", help="Threshold for the method [default: the method's]."),
     "drift_share": typer.Option(
@@ -129,7 +128,6 @@ def drift_cmd(
     since: str | None = _OPTS["since"],
     until: str | None = _OPTS["until"],
     features: list[str] | None = _OPTS["features"],
-    features_old: list[str] | None = _OPTS["features_old"],
     method: str = _OPTS["method"],
     threshold: float | None = _OPTS["threshold"],
     drift_share: float = _OPTS["drift_share"],
@@ -139,9 +137,8 @@ def drift_cmd(
     as_json: bool = _OPTS["as_json"],
 ) -> None:
     """Per-feature drift (PSI, KS, chi², Jensen–Shannon, Wasserstein) with thresholds and a verdict."""
-    from roost.cli.output import deprecated, echo, print_json, print_table
+    from roost.cli.output import echo, print_json, print_table
 
-    features = deprecated("-f", "--features", features_old, features)
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
     _emit(rep, html, prom, log, model)
     if as_json:
@@ -181,7 +178,6 @@ def check(
     since: str | None = _OPTS["since"],
     until: str | None = _OPTS["until"],
     features: list[str] | None = _OPTS["features"],
-    features_old: list[str] | None = _OPTS["features_old"],
     method: str = _OPTS["method"],
     threshold: float | None = _OPTS["threshold"],
     drift_share: float = _OPTS["drift_share"],
@@ -191,10 +187,9 @@ def check(
     as_json: bool = _OPTS["as_json"],
 ) -> None:
     """Exit 1 when the dataset drifted, 0 when not (2 on bad input): for cron, CI and alerting."""
-    from roost.cli.output import deprecated, echo, print_json
+    from roost.cli.output import echo, print_json
     from roost.monitor.alerts import exit_code
 
-    features = deprecated("-f", "--features", features_old, features)
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
     _emit(rep, html, prom, log, model)
     if as_json:
@@ -214,7 +209,6 @@ def check(
 def analyze(
     model: str | None = typer.Argument(None, help="A model to score --data with: name@alias, name/VERSION, folder."),
     run: str | None = typer.Option(None, "--run", help="A run: analyse its stored evaluation set."),
-    model_old: str | None = typer.Option(None, "--model", "-m", hidden=True, help="Deprecated: MODEL argument."),
     data: str | None = typer.Option(None, "--data", "-d", help="Labelled data, or request logs with --labels."),
     labels: str | None = typer.Option(None, "--labels", help="Delayed labels to join to request logs."),
     on: list[str] | None = typer.Option(None, "--on", help="Join columns for --labels [_request_id,_row]."),
@@ -227,11 +221,10 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
 ) -> None:
     """Model analysis: metrics by slice, calibration curve, score distribution, confusion matrix."""
-    from roost.cli.output import deprecated, echo, print_json, print_table
+    from roost.cli.output import echo, print_json, print_table
     from roost.monitor.analysis import analyze as run_analysis
     from roost.monitor.report import analysis_html, write
 
-    model = deprecated("--model/-m", "the MODEL argument", model_old, model)
     with _status("analysing ..."):
         frame, source, label = _analysis_frame(run, model, data, labels, _split(on) or ["_request_id", "_row"], label)
         an = run_analysis(
@@ -291,9 +284,7 @@ def fairness_cmd(
     sensitive: list[str] = typer.Option(
         [], "--sensitive", help="Sensitive column(s); several = each alone and their intersection."
     ),
-    sensitive_old: list[str] = typer.Option([], "-s", hidden=True, help="Deprecated spelling of --sensitive."),
     run: str | None = typer.Option(None, "--run", help="A run: its model, and its evaluation set by default."),
-    model_old: str | None = typer.Option(None, "--model", "-m", hidden=True, help="Deprecated: MODEL argument."),
     data: str | None = typer.Option(None, "--data", "-d", help="Data with the sensitive columns (and label)."),
     label: str | None = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
     score: str | None = typer.Option(None, "--score", help="Use this score column instead of a model."),
@@ -304,12 +295,10 @@ def fairness_cmd(
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Group fairness: per-group rates, demographic parity, equalised odds, intersectional groups."""
-    from roost.cli.output import deprecated, echo, print_json, print_table
+    from roost.cli.output import echo, print_json, print_table
     from roost.monitor.report import fairness_html, write
     from roost.responsible.api import fairness
 
-    model = deprecated("--model/-m", "the MODEL argument", model_old, model)
-    sensitive = deprecated("-s", "--sensitive", sensitive_old, sensitive)
     if not sensitive:
         raise RoostError("which columns are sensitive?", hint="pass --sensitive COLUMN (repeatable)")
 
@@ -383,15 +372,13 @@ def card_cmd(
     data: str | None = typer.Option(None, "--data", "-d", help="Labelled evaluation data [the run's]."),
     label: str | None = typer.Option(None, "--label", "-l", help="Label column [from the model]."),
     sensitive: list[str] | None = typer.Option(None, "--sensitive", help="Sensitive column(s)."),
-    sensitive_old: list[str] | None = typer.Option(None, "-s", hidden=True, help="Deprecated spelling of --sensitive."),
     current: str | None = typer.Option(None, "--current", "-c", help="Current data or logs for drift status."),
     threshold: float | None = typer.Option(None, "--threshold", help="Decision threshold the model is used at."),
 ) -> None:
     """Write a model card: intended use, data, metrics, slices, fairness, explanations, drift, lineage."""
-    from roost.cli.output import deprecated, echo
+    from roost.cli.output import echo
     from roost.responsible.card import build_card, write_card
 
-    sensitive = deprecated("-s", "--sensitive", sensitive_old, sensitive)
     with _status(f"assembling the card of {model} ..."):
         card = build_card(
             model,

@@ -1,7 +1,4 @@
-"""`roost notebook` (JupyterLab with the roost kernel) and `roost notebook run|diff` (papermill runs, diffs).
-
-`roost nb run|diff` is the old spelling, kept hidden and deprecated for one release.
-"""
+"""`roost notebook` (JupyterLab with the roost kernel) and `roost notebook run|diff` (papermill runs, diffs)."""
 
 from __future__ import annotations
 
@@ -14,17 +11,14 @@ notebook_app = typer.Typer(
     help="Notebooks: alone, start JupyterLab with the roost kernel; `run` executes one as a recorded run "
     "(papermill), `diff` compares two cell by cell."
 )
-nb_app = typer.Typer(help="Deprecated: use `roost notebook run|diff`.", no_args_is_help=True, deprecated=True)
 
 
 def register(app: typer.Typer) -> None:
-    """Add the `notebook` group (and its deprecated alias `nb`)."""
+    """Add the `notebook` group."""
     notebook_app.callback(invoke_without_command=True)(notebook)
-    for group in (notebook_app, nb_app):
-        group.command("run")(run_cmd)
-        group.command("diff")(diff_cmd)
+    notebook_app.command("run")(run_cmd)
+    notebook_app.command("diff")(diff_cmd)
     app.add_typer(notebook_app, name="notebook")
-    app.add_typer(nb_app, name="nb", hidden=True, deprecated=True)
 
 
 def notebook(
@@ -80,7 +74,7 @@ def run_cmd(
     from roost.notebook.lab import skip_iri_checker
     from roost.notebook.runner import parse_params, run_notebook
 
-    skip_iri_checker()  # this CLI process only: ~1 s less importing nbformat/papermill
+    skip_iri_checker()  # this CLI process only: faster imports of nbformat/papermill (bench/RESULTS.md)
     res = run_notebook(notebook, parse_params(param or []), out, experiment=experiment, timeout=timeout)
     if as_json:
         print_json(res)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any
 
-T = TypeVar("T")
+from roost.console import echo
+
+__all__ = ["echo", "print_json", "print_table"]
 
 
 def print_json(obj: Any) -> None:
@@ -26,18 +28,3 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     for r in rows:
         t.add_row(*["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in r])
     Console(soft_wrap=True).print(t)
-
-
-def echo(msg: str) -> None:
-    """Print a line of Rich markup on stdout."""
-    from rich.console import Console
-
-    Console(highlight=False, soft_wrap=True).print(msg)
-
-
-def deprecated(old: str, new: str, old_value: T | None, value: T) -> T:
-    """`old_value` when the deprecated spelling `old` was given (with a note on stderr), else `value`."""
-    if old_value is None or old_value == [] or old_value == ():
-        return value
-    sys.stderr.write(f"note: {old} is deprecated and goes in the next release; use {new}\n")
-    return old_value

@@ -33,7 +33,6 @@ def runs_list(
     experiment: str | None = typer.Option(None, "--experiment", "-e", help="experiment name"),
     filter: str | None = typer.Option(None, "--filter", "-f", help='e.g. "metrics.auc >= 0.9 AND params.lr < 0.1"'),
     order_by: str | None = typer.Option(None, "--order-by", help='e.g. "metrics.auc DESC"'),
-    order_by_old: str | None = typer.Option(None, "-o", hidden=True, help="Deprecated spelling of --order-by."),
     limit: int = typer.Option(50, "--limit", "-n"),
     columns: str | None = typer.Option(
         None,
@@ -46,10 +45,9 @@ def runs_list(
     deleted: bool = typer.Option(False, "--deleted", help="list deleted runs only (restorable until `roost gc`)"),
 ) -> None:
     """List runs matching a filter; a filter naming a metric/param/tag no run has gets a note on stderr."""
-    from roost.cli.output import deprecated, print_json
+    from roost.cli.output import print_json
     from roost.registry import api
 
-    order_by = deprecated("-o", "--order-by", order_by_old, order_by)
     stages = ("deleted",) if deleted else ("active", "archived") if all_runs else ("active",)
     runs = api.search_runs(
         filter=filter, experiment=experiment, order_by=order_by, limit=limit, warn_unknown=False, stages=stages

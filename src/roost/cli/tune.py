@@ -90,7 +90,6 @@ def run_cmd(
     parallel: int | None = typer.Option(
         None, "--parallel", "-j", help="trials at once (default: 1 locally, the cluster's CPUs on Ray)"
     ),
-    parallel_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --parallel."),
     sampler: str | None = typer.Option(None, "--sampler", help="auto | grid | random | tpe | gp"),
     prune: str | None = typer.Option(None, "--prune", help="none | median | hyperband"),
     seed: int | None = typer.Option(None, "--seed"),
@@ -102,13 +101,10 @@ def run_cmd(
     ),
 ) -> None:
     """Tune a training config: each trial is a child run of one tuning run; Ctrl-C keeps finished trials."""
-    from roost.cli.output import deprecated, echo, print_json
+    from roost.cli.output import echo, print_json
     from roost.tune import config as C
-    from roost.tune.runner import tune
 
-    parallel = deprecated("-p", "--parallel", parallel_old, parallel)
     spec = C.load(config)
-    reg = register_as or spec.register
     if not as_json:
         echo(f"searching the {spec.source}, {trials} trial(s):")
         for line in C.describe_space(spec.space):
@@ -116,28 +112,17 @@ def run_cmd(
         if spec.start:
             echo(f"  first {min(len(spec.start), trials)} trial(s): the model defaults")
 
-    def finish(result: Any) -> None:
-        if reg:
-            result.registered = C.register_best(result, reg)
-
-    res = tune(
-        spec.objective,
-        spec.space,
+    res = C.tune_config(
+        spec,
         trials,
         parallel=parallel,
-        sampler=sampler or spec.sampler,
-        prune=prune or spec.prune,
-        direction=spec.direction,
-        metric=spec.metric,
-        experiment=spec.experiment,
-        name=spec.name,
-        seed=seed if seed is not None else spec.seed,
+        sampler=sampler,
+        prune=prune,
+        seed=seed,
+        register=register_as,
         display=None if as_json else _live,
-        finish=finish,
         backend=backend,
         ray_address=ray_address,
-        tags={"roost.tune.space": spec.source},
-        start=spec.start,
     )
     per_type = C.best_by_type(res.trials, spec.direction)
     done = [t for t in res.trials if t["state"] in ("COMPLETE", "PRUNED", "FAIL")]

@@ -16,7 +16,6 @@ def register(app: typer.Typer) -> None:
 
 def ui(
     port: int = typer.Option(5000, "--port", help="port to listen on"),
-    port_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --port."),
     host: str = typer.Option("127.0.0.1", "--host", help="address to bind (127.0.0.1 keeps it local)"),
     token: str | None = typer.Option(
         None, "--token", envvar="ROOST_UI_TOKEN", help="require this bearer token (header, or ?token= once → cookie)"
@@ -33,11 +32,10 @@ def ui(
 ) -> None:
     """Serve the web UI: experiments, runs, compare, models, feature views, TensorBoard."""
     from roost import workspace
-    from roost.cli.output import deprecated, echo
+    from roost.cli.output import echo
     from roost.errors import RoostError
     from roost.ui.app import LOOPBACK_HOSTS, create_app, serve
 
-    port = deprecated("-p", "--port", port_old, port)
     ws = workspace.current()
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and not token:

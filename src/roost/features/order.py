@@ -1,9 +1,9 @@
 """The ASOF ordering key of feature rows: (event time, created time, source order), packed into one BIGINT.
 
 DuckDB's ASOF join picks an arbitrary row among rows tied on the ordering key, so the key must be unique and
-carry the tie-breakers. A struct key does that but sorts ~1.5x slower than a scalar one; when the view's time
-ranges, granularities and row count fit in 63 bits (the common case) the same order is packed exactly into a
-BIGINT, else the struct key is used. Both give identical results.
+carry the tie-breakers. A struct key does that but sorts slower than a scalar one (bench/RESULTS.md); when the
+view's time ranges, granularities and row count fit in 63 bits (the common case) the same order is packed exactly
+into a BIGINT, else the struct key is used. Both give identical results.
 """
 
 from __future__ import annotations

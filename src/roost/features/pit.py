@@ -2,7 +2,7 @@
 
 DuckDB reads (key code, event time) of the view's rows whose keys occur among the entity rows and whose event
 time can matter. NumPy packs (entity code, event-time step, row position) into one uint64 and sorts it (a SIMD
-sort of a plain 64-bit array is ~10x faster than DuckDB's ASOF sort of keyed rows with their payload); each entity
+sort of a plain 64-bit array beats DuckDB's ASOF sort of keyed rows with their payload: bench/RESULTS.md); each entity
 row binary-searches the last feature row at or before its time, then the TTL is checked on that row. Rows tied on
 (key, event time) are settled afterwards by (created time, source order), for the matched tie groups only, and a
 second read fetches the fields of the matched rows alone. The semantics are those of the ASOF SQL in
@@ -126,8 +126,8 @@ def _int_type(n: int) -> str:
 @contextmanager
 def no_hugepages() -> Iterator[None]:
     """NumPy asks for transparent huge pages on arrays of 4 MB or more; with the common THP `defrag=madvise`
-    that means compaction on first touch, which here costs more than the whole sort (80 MB: 0.13 s instead of
-    0.03 s). The join's big arrays live for a fraction of a second, so it asks for ordinary pages meanwhile."""
+    that means compaction on first touch, which here costs more than the whole sort (figures: bench/RESULTS.md).
+    The join's big arrays live for a fraction of a second, so it asks for ordinary pages meanwhile."""
     try:
         from numpy._core.multiarray import _set_madvise_hugepage  # type: ignore[attr-defined]  # private, untyped
     except ImportError:  # a NumPy without the switch: nothing to do
@@ -231,7 +231,7 @@ def join_view(ents: Entities, vs: ViewSelection, root: Path) -> dict[str, Any] |
 
 
 def _unique(x: np.ndarray) -> np.ndarray:
-    """Sorted distinct values (np.unique without return_inverse hashes, ~15x slower than sorting here)."""
+    """Sorted distinct values (np.unique without return_inverse hashes, slower than sorting: bench/RESULTS.md)."""
     import numpy as np
 
     x = np.sort(x)
@@ -520,8 +520,8 @@ def _from_numpy(typ: pa.DataType, values: np.ndarray, valid: np.ndarray | None) 
 
 def take(col: pa.Array | pa.ChunkedArray, idx: np.ndarray, valid: np.ndarray | None = None) -> pa.Array:
     """col[idx], null where `valid` is False: NumPy gathers chunk by chunk for fixed-width columns (Arrow's take
-    is ~5x slower here, and concatenating a big chunked column first costs more than a few gathers), Arrow's
-    take for the others."""
+    is slower here, and concatenating a big chunked column first costs more than a few gathers: bench/RESULTS.md),
+    Arrow's take for the others."""
     import numpy as np
     import pyarrow as pa
 

@@ -17,7 +17,7 @@ log = logging.getLogger(__name__)
 
 KERNEL_NAME = "roost"
 RUN_ID_ENV = "ROOST_RUN_ID"
-# Run at kernel start: attaches to $ROOST_RUN_ID when set (a `roost nb run`), does nothing otherwise.
+# Run at kernel start: attaches to $ROOST_RUN_ID when set (a `roost notebook run`), does nothing otherwise.
 STARTUP = "import roost.notebook.kernel as _roost_k; _roost_k.attach(); del _roost_k"
 
 
@@ -106,7 +106,7 @@ def kernel_manager_class(ws: Workspace, run_id: str | None, stderr: Path | None 
 def attach(run_id: str | None = None) -> Run | None:
     """Make roost.log_metric in this process log to run `run_id` (default $ROOST_RUN_ID); None when unset.
 
-    The run belongs to the process that started it (`roost nb run`): here it is only flushed (after every cell and
+    The run belongs to the process that started it (`roost notebook run`): here it is only flushed (after every cell and
     at exit) and detached, never closed.
     """
     run_id = run_id or os.environ.get(RUN_ID_ENV)

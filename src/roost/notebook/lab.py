@@ -12,9 +12,9 @@ PARENT_ENV = "ROOST_NOTEBOOK_PARENT"
 
 
 def skip_iri_checker() -> None:
-    """Make jsonschema skip its optional IRI format checker, whose grammar build costs ~1 s of CPU at import.
+    """Make jsonschema skip its optional IRI format checker, whose grammar build costs CPU at import.
 
-    Only for processes roost owns (the JupyterLab server, the `roost nb` CLI): it hides `rfc3987_syntax` from
+    Only for processes roost owns (the JupyterLab server, the `roost notebook` CLI): it hides `rfc3987_syntax` from
     this interpreter, so "iri" formats go unchecked; notebooks and Jupyter's own schemas do not use them.
     """
     if "jsonschema" not in sys.modules:

@@ -1,4 +1,4 @@
-"""`roost nb run`: execute a notebook with papermill as a recorded run (params, executed notebook, metrics)."""
+"""`roost notebook run`: execute a notebook with papermill as a recorded run (params, executed notebook, metrics)."""
 
 from __future__ import annotations
 

@@ -24,8 +24,8 @@ log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
 HEAD_REVISION = "0007_params_run_start"
 # rows ANALYZE reads per index; 0 = all. SQLite suggests 100-1000 to bound the time, but at 1M runs such sampled
-# statistics (row counts off by 2x between a table's indexes) made the planner scan and sort every run for the
-# newest-first page (21 ms -> 3.6 s); exact ones keep the index walk and take ~1.4 s per million runs
+# statistics made the planner scan and sort every run for the newest-first page; exact ones keep the index walk
+# (figures: bench/RESULTS.md "SQLite statistics")
 ANALYSIS_LIMIT = 0
 OPTIMIZE_EVERY_S = 3600.0  # a pooled SQLite connection runs PRAGMA optimize at most this often (and when closed)
 

@@ -324,12 +324,14 @@ class Store:
                 out[t.run_id]["tags"][t.key] = t.value
         return [out[i] for i in ids]
 
-    def runs_by_ids(self, ids: Iterable[str]) -> dict[str, RunDict]:
-        """Full run dicts for the given (full) ids, keyed by id; unknown ids are left out."""
+    def runs_by_ids(self, ids: Iterable[str], reap: bool = True) -> dict[str, RunDict]:
+        """Full run dicts for the given (full) ids, keyed by id; unknown ids are left out (reap=False: a pure read,
+        stale RUNNING runs are not marked LOST first)."""
         wanted = [i for i in dict.fromkeys(ids) if i]
         if not wanted:
             return {}
-        self.reap()
+        if reap:
+            self.reap()
         out: dict[str, RunDict] = {}
         with self.read() as s:
             for chunk in _chunks(wanted, 500):
@@ -513,7 +515,7 @@ def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | No
     """
     m = aliased(LatestMetric)
     want = None if limit is None else offset + limit
-    first = q.join(m, (m.run_id + "" == Run.id) & (m.key == key))  # latest_metrics leads (runs_query.leads)
+    first = q.join(m, (m.run_id + "" == Run.id) & (m.key == key))  # latest_metrics leads (paging.leads)
     first = first.order_by(m.value.desc() if desc else m.value.asc(), Run.start_time.desc(), Run.id)
     having = list(s.scalars(first.limit(want) if want is not None else first).all())
     out = having[offset:]

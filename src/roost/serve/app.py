@@ -142,8 +142,8 @@ class ServeApp:
         try:
             # Inline (no queue, no thread hand-off) when the request would be a batch of one anyway: it is alone,
             # or it fills a batch by itself so no other request could be merged with it. (Sending a full batch to the
-            # model thread to overlap with decoding was measured: on a quiet 2-core machine it cost 50 % more CPU
-            # per 64-row request and lowered throughput; see docs/serving.md.)
+            # model thread to overlap with decoding was measured: it cost more CPU per 64-row request and lowered
+            # throughput; see docs/serving.md and bench/RESULTS.md "Figures from code comments".)
             full = rows >= batcher.max_rows and not batcher.closed
             if model.inline_ok and (full or (batcher.idle and self.alone())):
                 outputs = batcher.run_now(arrays, rows)

@@ -11,23 +11,7 @@ from typing import Any
 
 import typer
 
-
-def echo(msg: str) -> None:
-    """Print a line of Rich markup on stdout."""
-    from rich.console import Console
-
-    Console(highlight=False, soft_wrap=True).print(msg)
-
-
-def print_error(message: str, hint: str | None) -> None:
-    """Print a user error as one red line plus a hint on stderr."""
-    from rich.console import Console
-    from rich.markup import escape
-
-    err = Console(stderr=True, highlight=False, soft_wrap=True)
-    err.print(f"[bold red]error:[/] {escape(message)}", markup=True)
-    if hint:
-        err.print(f"[yellow]hint:[/] {escape(hint)}", markup=True)
+from roost.console import echo, print_error
 
 
 def serve(
@@ -35,9 +19,7 @@ def serve(
         None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"
     ),
     replicas: int = typer.Option(1, "--replicas", help="worker processes behind the port"),
-    replicas_old: int | None = typer.Option(None, "-r", hidden=True, help="Deprecated spelling of --replicas."),
     port: int = typer.Option(8080, "--port"),
-    port_old: int | None = typer.Option(None, "-p", hidden=True, help="Deprecated spelling of --port."),
     grpc_port: int | None = typer.Option(
         None, "--grpc-port", help="also serve KServe V2 gRPC (inference.GRPCInferenceService) on this port"
     ),
@@ -115,13 +97,6 @@ def serve(
 
     from roost import workspace
 
-    for old, new, value in (("-r", "--replicas", replicas_old), ("-p", "--port", port_old)):
-        if value is not None:  # the short flags mean --reference / --param elsewhere in roost's CLI
-            import sys
-
-            sys.stderr.write(f"note: {old} is deprecated and goes in the next release; use {new}\n")
-    replicas = replicas if replicas_old is None else replicas_old
-    port = port if port_old is None else port_old
     if export is not None:
         from roost.serve.export import export as write_export
 
@@ -282,5 +257,5 @@ def main() -> None:
     try:
         app(prog_name="roost serve")
     except RoostError as exc:
-        print_error(exc.message, exc.hint)
+        print_error(exc)
         raise SystemExit(exc.exit_code) from None

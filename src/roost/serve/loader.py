@@ -181,8 +181,8 @@ class LoadedModel:
         """Run the graph on full input arrays (from the batcher thread, or inline for a lone request)."""
         t0 = time.thread_time()  # CPU time: a run preempted on a busy machine does not count as a slow model
         sess = self.session
-        # InferenceSession.run re-checks the feed's names against the graph (a quadratic scan, ~10 us for 30
-        # inputs) before it calls the compiled session; serving checked them already (codec.check_inputs)
+        # InferenceSession.run re-checks the feed's names against the graph (a quadratic scan: bench/RESULTS.md)
+        # before it calls the compiled session; serving checked them already (codec.check_inputs)
         native = getattr(sess, "_sess", None)
         opts = self._run_options
         raw = (

@@ -381,7 +381,45 @@ def train_run(
     extra_callbacks: list[Any] | None = None,
     heading: str | None = None,
 ) -> TrainResult:
-    """Fit inside a run: callbacks, evaluation, package, registration; `heading` heads the progress output."""
+    """Fit inside a run: callbacks, evaluation, package, registration; `heading` heads the progress output.
+
+    Parameters
+    ----------
+    cfg : TrainConfig
+        The resolved training config (label, experiment, run name, registration).
+    model : Estimator
+        The estimator to fit.
+    task : str
+        binary | multiclass | regression.
+    spec : FeatureSpec
+        The features the model package's preprocessing is built from.
+    parts : tuple
+        The (train, validation, test) frames.
+    params : dict
+        Logged as the run's params.
+    config_file : Path, optional
+        Logged as the run's `config.yaml` artifact.
+    ckpt : dict, optional
+        A checkpoint to resume fitting from.
+    resumed_from : str, optional
+        The run the checkpoint came from (tagged `roost.resumed_from`).
+    tensorboard : bool
+        Start TensorBoard on the run's log folder and tag the run with its URL.
+    progress : bool
+        Show a progress bar.
+    announce : callable, optional
+        Receives TensorBoard's URL once it answers.
+    tb_dir : Path, optional
+        Where a torch model's TensorBoard events go (default: the run's artifact folder).
+    parent_run_id : str, optional
+        Makes this a nested run (a tuning trial, an `auto` candidate, a pipeline task).
+    extra_tags : dict, optional
+        Added to the run's tags.
+    extra_callbacks : list, optional
+        Fit callbacks beside the run logger.
+    heading : str, optional
+        Heads the progress output.
+    """
     from roost.registry.api import register_model, start_run
     from roost.train import metrics as M
     from roost.train.callbacks import Progress, RunLogger

@@ -33,7 +33,7 @@ class TrainerParams:
 def default_threads() -> int:
     """Compute threads for training (torch intra-op, LightGBM): ROOST_TRAIN_THREADS, else half the cores, 1..8.
 
-    Measured on a busy 2-core machine: two OpenMP threads made each torch step ~14x slower than one.
+    On a busy 2-core machine two OpenMP threads made each torch step far slower than one (bench/RESULTS.md).
     """
     import os
 

@@ -17,6 +17,7 @@ _API = {
     "Space": "roost.tune.space:Space",
     "SpaceError": "roost.tune.space:SpaceError",
     "tune": "roost.tune.runner:tune",
+    "tune_config": "roost.tune.config:tune_config",
     "Pruned": "roost.tune.runner:Pruned",
     "TrialContext": "roost.tune.runner:TrialContext",
     "TuneResult": "roost.tune.runner:TuneResult",

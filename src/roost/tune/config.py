@@ -26,11 +26,16 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from roost.errors import ConfigError, closest
+
+if TYPE_CHECKING:
+    from roost.tune.engine import Engine
+    from roost.tune.runner import TuneResult
 
 log = logging.getLogger(__name__)
 TUNE_KEYS = ("metric", "direction", "sampler", "prune", "objective", "seed", "name", "experiment", "extend")
@@ -243,6 +248,53 @@ def register_best(result: Any, name: str) -> str:
         raise ConfigError(f"register: no trial completed, nothing to register as {name!r}")
     mv = register_model(result.model_run_id, name, "model")
     return f"{mv.name}/{mv.version}"
+
+
+def tune_config(
+    config: str | Path | dict[str, Any] | TuneSpec,
+    trials: int = 20,
+    *,
+    parallel: int | None = None,
+    sampler: str | None = None,
+    prune: str | None = None,
+    seed: int | None = None,
+    register: str | None = None,
+    display: Callable[[Engine, str], AbstractContextManager[Any]] | None = None,
+    backend: str = "local",
+    ray_address: str | None = None,
+) -> TuneResult:
+    """Tune a training config (a file, a dict or a loaded TuneSpec) for `trials` trials; what `roost tune` runs.
+
+    Options left None take the config's `tune:` block (or `register:`); `register` names the final model.
+    """
+    from roost.tune.runner import tune
+
+    spec = config if isinstance(config, TuneSpec) else load(config)
+    name = register or spec.register
+
+    def finish(result: TuneResult) -> None:
+        if name:
+            result.registered = register_best(result, name)
+
+    return tune(
+        spec.objective,
+        spec.space,
+        int(trials),
+        parallel=parallel,
+        sampler=sampler or spec.sampler,
+        prune=prune or spec.prune,
+        direction=spec.direction,
+        metric=spec.metric,
+        experiment=spec.experiment,
+        name=spec.name,
+        seed=seed if seed is not None else spec.seed,
+        display=display,
+        finish=finish,
+        backend=backend,
+        ray_address=ray_address,
+        tags={"roost.tune.space": spec.source},
+        start=spec.start,
+    )
 
 
 def describe_space(space: dict[str, Any]) -> list[str]:

@@ -25,18 +25,15 @@ import threading
 import time
 import uuid
 from collections.abc import Callable
-from typing import Any, cast
-
-from sqlalchemy import Table, insert, select, update
+from typing import Any
 
 from roost.errors import ConfigError, ConflictError, NotFoundError
-from roost.registry.models import StoredObject
-from roost.registry.store import Store, default_store, utcnow
+from roost.registry import objects
+from roost.registry.store import Store, default_store
 from roost.tune import samplers as S
 from roost.tune.space import Space, point_key
 
 STUDY, TRIAL = "tune.study", "tune.trial"
-OBJECTS = cast(Table, StoredObject.__table__)  # declared as a FromClause; it is the `objects` Table
 DEFAULT_LEASE_S = 600.0
 MAX_ASK = 1000  # trials one batch ask may lease: each is sampled inside one store transaction
 MAX_SEED = 2**32 - 1  # NumPy's (and so Optuna's samplers') seed range
@@ -114,12 +111,7 @@ class Engine:
     @staticmethod
     def _put(s: Any, kind: str, name: str, spec: dict[str, Any], new: bool = False) -> None:
         """Insert or update one object row inside the caller's transaction."""
-        t = OBJECTS
-        if not new:
-            res = s.execute(update(t).where(t.c.kind == kind, t.c.name == name).values(spec=spec, updated_at=utcnow()))
-            if res.rowcount:
-                return
-        s.execute(insert(t).values(kind=kind, name=name, spec=spec, updated_at=utcnow()))
+        objects.put(s, kind, name, spec, new)
 
     @staticmethod
     def _trial_name(sid: str, number: int) -> str:
@@ -127,19 +119,14 @@ class Engine:
 
     def _lock_study(self, s: Any, sid: str, lock: bool = True) -> dict[str, Any]:
         """Load and lock a study row (the serialisation point of every change to that study)."""
-        t = OBJECTS
-        q = select(t.c.spec).where(t.c.kind == STUDY, t.c.name == sid)
-        row = s.execute(q.with_for_update() if lock else q).first()
-        if row is None:
+        study = objects.get(s, STUDY, sid, lock=lock)
+        if study is None:
             raise NotFoundError(f"study {sid!r} not found", hint="list studies with GET /studies")
-        study: dict[str, Any] = row[0]
         return study
 
     def _load_trials(self, s: Any, sid: str) -> list[dict[str, Any]]:
         """Every trial record of a study, by number."""
-        t = OBJECTS
-        rows = s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name >= f"{sid}/", t.c.name < f"{sid}0")).all()
-        return sorted((r[0] for r in rows), key=lambda x: x["number"])
+        return sorted(objects.specs_under(s, TRIAL, sid), key=lambda x: x["number"])
 
     def _space(self, study: dict[str, Any]) -> Space:
         """The parsed space of a study (cached per process)."""
@@ -206,13 +193,8 @@ class Engine:
 
     def resolve_study(self, prefix: str) -> str:
         """The full id of the study whose id is `prefix` or starts with it (unique), like run ids."""
-        t = OBJECTS
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         with self.store.read() as s:
-            if s.execute(select(t.c.name).where(t.c.kind == STUDY, t.c.name == prefix)).first() is not None:
-                return prefix
-            q = select(t.c.name).where(t.c.kind == STUDY, t.c.name.like(pattern, escape="\\")).limit(2)
-            ids = [str(r[0]) for r in s.execute(q).all()] if prefix else []
+            ids = objects.names_like(s, STUDY, prefix, limit=2)
         if len(ids) != 1:
             raise NotFoundError(
                 f"study {prefix!r} " + ("is ambiguous" if ids else "not found"),
@@ -404,15 +386,11 @@ class Engine:
 
     def _get_trial(self, s: Any, sid: str, number: int) -> dict[str, Any]:
         """One trial record (NotFoundError when absent)."""
-        t = OBJECTS
-        row = (
-            s.execute(select(t.c.spec).where(t.c.kind == TRIAL, t.c.name == self._trial_name(sid, number))).first()
-            if isinstance(number, int) and number >= 0
-            else None
+        trial = (
+            objects.get(s, TRIAL, self._trial_name(sid, number)) if isinstance(number, int) and number >= 0 else None
         )
-        if row is None:
+        if trial is None:
             raise NotFoundError(f"study {sid!r} has no trial {number!r}", hint="ask for a trial first")
-        trial: dict[str, Any] = row[0]
         return trial
 
     @staticmethod

@@ -266,9 +266,43 @@ def tune(
 ) -> TuneResult:
     """Tune `objective` over `space` for `n_trials` as child runs of one tuning run; Ctrl-C keeps finished trials.
 
-    `backend="ray"` runs each trial as a Ray task (at `ray_address`); `parallel` defaults to 1 locally and to the
-    cluster's CPUs on Ray. `tags` are added to the tuning run; the points in `start` are tried first (within
-    the budget).
+    Parameters
+    ----------
+    objective : callable
+        Called with a TrialContext per trial; returns the metric (a number, or a mapping holding `metric`). One
+        with a `finalize(result, parent)` method builds the final model after the trials.
+    space : dict
+        The search space (roost.tune.space syntax).
+    n_trials : int
+        How many trials in all (a positive integer).
+    parallel : int, optional
+        Trials at once: 1 locally by default, the cluster's CPUs on Ray.
+    sampler : str
+        auto | grid | random | tpe | gp.
+    prune : str, optional
+        none | median | hyperband.
+    direction : str
+        minimize | maximize.
+    metric : str
+        The objective's name, logged on each trial's run.
+    experiment : str
+        The experiment of the tuning run and its trials.
+    name : str, optional
+        The tuning run's and the study's name.
+    seed : int, optional
+        Seeds the sampler.
+    display : callable, optional
+        `display(engine, study_id)` returns a context manager shown while the trials run (the CLI's live table).
+    finish : callable, optional
+        Runs on the result before the tuning run ends (e.g. registers the final model); not after Ctrl-C.
+    backend : str
+        local (worker processes) | ray (one Ray task a trial, at `ray_address`).
+    ray_address : str, optional
+        Ray cluster HOST:PORT (default: RAY_ADDRESS or a local Ray).
+    tags : dict, optional
+        Added to the tuning run.
+    start : list of dict, optional
+        Points tried first, within the budget.
     """
     import contextlib
 

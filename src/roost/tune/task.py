@@ -29,31 +29,9 @@ def tune_task(
     """Tune `config` for `trials` trials (its prescribed space without a search: block); JSON-friendly result."""
     from roost.registry.api import get_run
     from roost.tune import config as C
-    from roost.tune.runner import tune
 
     spec = C.load(config)
-    name = register or spec.register
-
-    def finish(result: Any) -> None:
-        if name:
-            result.registered = C.register_best(result, name)
-
-    res = tune(
-        spec.objective,
-        spec.space,
-        int(trials),
-        parallel=parallel,
-        sampler=sampler or spec.sampler,
-        prune=spec.prune,
-        direction=spec.direction,
-        metric=spec.metric,
-        experiment=spec.experiment,
-        name=spec.name,
-        seed=seed if seed is not None else spec.seed,
-        finish=finish,
-        tags={"roost.tune.space": spec.source},
-        start=spec.start,
-    )
+    res = C.tune_config(spec, trials, parallel=parallel, sampler=sampler, seed=seed, register=register)
     if res.best_run_id is None:
         reasons = sorted({str(t.get("reason")) for t in res.trials if t["state"] == "FAIL"})
         raise RoostError(

@@ -1,25 +1,20 @@
 """What the compare page reads for up to MAX_COMPARE runs: the runs and their metric curves, one query per table.
 
 Runs come from one `IN (...)` query per table (runs, params, latest metrics, tags), however many are compared;
-metric histories from one query over the metric index, thinned in SQL to at most `max_points` real points per
-curve (the first and last kept), so a run with a million points costs the page no more rows than a short one.
+metric histories from registry.curves, thinned in SQL to at most `max_points` real points per curve (the first
+and last kept), so a run with a million points costs the page no more rows than a short one.
 """
 
 from __future__ import annotations
 
-import math
 from typing import Any
 
-from sqlalchemy import Integer, and_, func, literal, or_, select
-from sqlalchemy import cast as sql_cast
-
 from roost.errors import RoostError
-from roost.registry.models import Metric
+from roost.registry import curves
 from roost.registry.store import RunDict, Store, default_store
 
 MAX_COMPARE = 100  # runs on one compare page (the table has a column per run)
 CHART_POINTS = 100_000  # points of all curves of a compare page together (each curve gets its share)
-_CHUNK = 500  # ids per IN list (SQLite's bound-parameter limit is far above; PostgreSQL plans it as = ANY)
 
 __all__ = ["MAX_COMPARE", "compare_ids", "compare_runs", "curve_points", "metric_series_many"]
 
@@ -60,38 +55,7 @@ def metric_series_many(
     insertion order): evenly spread real points, the first and the last included. The thinning runs in SQL
     (row_number over the metric index), so only the kept rows leave the database.
     """
-    st = store or default_store()
-    m = max(2, int(max_points))
-    out: dict[str, dict[str, dict[str, list[Any]]]] = {i: {} for i in dict.fromkeys(run_ids)}
-    ids = list(out)
-    with st.read() as s:
-        for lo in range(0, len(ids), _CHUNK):
-            chunk = ids[lo : lo + _CHUNK]
-            order = (Metric.step, Metric.timestamp, Metric.id)
-            part = (Metric.run_id, Metric.key)
-            inner = (
-                select(
-                    Metric.run_id,
-                    Metric.key,
-                    Metric.step,
-                    Metric.value,
-                    (func.row_number().over(partition_by=part, order_by=order) - 1).label("rn"),
-                    func.count().over(partition_by=part).label("n"),
-                )
-                .where(Metric.run_id.in_(chunk))
-                .subquery()
-            )
-            rn, n = sql_cast(inner.c.rn, Integer), sql_cast(inner.c.n, Integer)
-            # the smallest i whose floor(i (n-1) / (m-1)) >= rn; rn is kept when that floor is exactly rn
-            i = (rn * (m - 1) + n - 2) // (n - 1)
-            kept = or_(n <= literal(m), and_(n > literal(m), (i * (n - 1)) // (m - 1) == rn))
-            q = (
-                select(inner.c.run_id, inner.c.key, inner.c.step, inner.c.value)
-                .where(kept)
-                .order_by(inner.c.run_id, inner.c.key, inner.c.rn)
-            )
-            for rid, key, step, value in s.execute(q):
-                d = out[rid].setdefault(key, {"steps": [], "values": []})
-                d["steps"].append(step)
-                d["values"].append(value if math.isfinite(value) else None)
-    return out
+    return {
+        rid: {k: {"steps": list(c.steps), "values": list(c.values)} for k, c in got.items()}
+        for rid, got in curves.metric_curves_many(run_ids, max_points, store).items()
+    }

@@ -24,7 +24,7 @@ log = logging.getLogger(__name__)
 
 TB_SUBDIR = "tensorboard"
 DEFAULT_IDLE_S = 30 * 60.0
-DEFAULT_MAX_BOARDS = 4  # each TensorBoard holds ~300 MB and a core while it loads; docs/ui.md
+DEFAULT_MAX_BOARDS = 4  # each TensorBoard holds memory and a core while it loads: docs/ui.md, bench/RESULTS.md
 MAX_TB_RUNS = 10  # runs in one TensorBoard (the compare page offers the first ones with logs)
 Spec = list[tuple[str, str]]
 

@@ -3,7 +3,7 @@ run_start) in place of (key, num) and (key, value), which are their prefixes (fi
 
 A sort by a param orders the runs sharing a value newest first. With the run's start time only in `runs`, the
 runs of a common value (`depth = 3`, a tenth of a million runs) were all read and sorted before the first page;
-with it in the index they are read in that order and the read stops at the page (roost.ui.runs_query). Filling
+with it in the index they are read in that order and the read stops at the page (roost.registry.paging). Filling
 the column reads every param once (about a minute per ten million params on SQLite).
 
 Revision ID: 0007_params_run_start
