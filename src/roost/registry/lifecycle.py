@@ -67,7 +67,7 @@ class ExitRequest(SystemExit):
             pass
 
 
-def _exit(status: object = None) -> NoReturn:
+def exit_with_code_seen(status: object = None) -> NoReturn:
     """sys.exit while runs are open: the same exit, with an exception the exit hook can see (ExitRequest)."""
     raise ExitRequest(status)
 
@@ -205,7 +205,7 @@ class Lifecycle:
         # a SystemExit never reaches sys.excepthook and atexit is not told the exit code: sys.exit raises an
         # ExitRequest instead, which records its code when the interpreter frees it uncaught (see ExitRequest)
         if getattr(sys.exit, "__module__", None) == "sys":
-            sys.exit = _exit
+            sys.exit = exit_with_code_seen
         prev_hook = sys.excepthook
 
         def excepthook(tp: type[BaseException], exc: BaseException, tb: TracebackType | None) -> None:
