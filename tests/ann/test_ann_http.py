@@ -32,7 +32,8 @@ def served(ws):
     _write("emb.parquet", np.arange(2000), x, cat)
     build_index("items", "emb.parquet", id_column="item_id")
     state = open_indexes(["items"])
-    with TestClient(app(state, max_body=200_000)) as client:
+    json_type = {"content-type": "application/json"}  # raw bodies, declared JSON (an untyped body is a 415)
+    with TestClient(app(state, max_body=200_000), base_url="http://127.0.0.1:8090", headers=json_type) as client:
         yield client, state, x, cat
 
 
@@ -128,7 +129,7 @@ def test_token(served) -> None:
 
     from roost.ann.http import app
 
-    with TestClient(app(served[1], token="s3cret")) as c:
+    with TestClient(app(served[1], token="s3cret"), base_url="http://127.0.0.1:8090") as c:
         assert c.get("/healthz").status_code == 200
         assert c.get("/v1/indexes").status_code == 401
         assert c.get("/v1/indexes", headers={"Authorization": "Bearer s3cret"}).status_code == 200

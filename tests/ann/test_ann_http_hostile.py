@@ -21,7 +21,10 @@ def client(ws):
     x = np.random.default_rng(0).standard_normal((300, 8)).astype(np.float32)
     pd.DataFrame({"item_id": [f"s{i}" for i in range(300)], "embedding": list(x)}).to_parquet("emb.parquet")
     build_index("items", "emb.parquet", id_column="item_id")
-    with TestClient(app(open_indexes(["items"])), raise_server_exceptions=False) as c:
+    json_type = {"content-type": "application/json"}  # raw bodies, declared JSON (an untyped body is a 415)
+    with TestClient(
+        app(open_indexes(["items"])), base_url="http://127.0.0.1:8090", headers=json_type, raise_server_exceptions=False
+    ) as c:
         yield c
 
 

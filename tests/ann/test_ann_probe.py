@@ -11,6 +11,7 @@ import pytest
 
 from roost.errors import RoostError
 
+JSON_TYPE = {"content-type": "application/json"}  # raw bodies, declared JSON (an untyped body is a 415)
 KINDS = [("hnsw", "hnswlib"), ("hnsw", "faiss"), ("ivf", "faiss"), ("flat", "faiss"), ("flat", "numpy")]
 
 
@@ -163,7 +164,12 @@ def test_http_reload_of_a_damaged_folder_is_400_and_the_old_version_keeps_servin
     shutil.copytree(saved[("flat", "faiss")], d)
     slot = IndexSlot(str(d), index=Index.load(d), name="items")
     _damage(d / "items.parquet", "truncate", d)
-    with TestClient(app(AnnState({"items": slot})), raise_server_exceptions=False) as c:
+    with TestClient(
+        app(AnnState({"items": slot})),
+        base_url="http://127.0.0.1:8090",
+        headers=JSON_TYPE,
+        raise_server_exceptions=False,
+    ) as c:
         r = c.post("/v1/indexes/items/reload", content=json.dumps({"ref": str(d)}))
         assert r.status_code == 400, r.text
         assert "items.parquet" in r.json()["error"]
@@ -245,7 +251,12 @@ def test_http_upsert_of_a_lone_surrogate_id_is_400_and_search_still_answers() ->
 
     ix = _index(metric="cosine")
     ix.upsert([f"s{i}" for i in range(20)], np.random.default_rng(2).normal(size=(20, 8)))
-    with TestClient(app(AnnState({"items": IndexSlot("items", index=ix)})), raise_server_exceptions=False) as c:
+    with TestClient(
+        app(AnnState({"items": IndexSlot("items", index=ix)})),
+        base_url="http://127.0.0.1:8090",
+        headers=JSON_TYPE,
+        raise_server_exceptions=False,
+    ) as c:
         r = c.post("/v1/indexes/items/upsert", content=b'{"ids": ["bad\\ud800"], "vectors": [[1,2,3,4,5,6,7,8]]}')
         assert r.status_code == 400, r.text
         r = c.post("/v1/indexes/items/search", content=json.dumps({"vector": [1] * 8, "k": 50}))
@@ -383,7 +394,12 @@ def client():
 
     ix = _index("hnsw", "hnswlib", "cosine")
     ix.upsert([f"s{i}" for i in range(50)], np.random.default_rng(0).normal(size=(50, 8)), {"cat": ["a", "b"] * 25})
-    with TestClient(app(AnnState({"items": IndexSlot("items", index=ix)})), raise_server_exceptions=False) as c:
+    with TestClient(
+        app(AnnState({"items": IndexSlot("items", index=ix)})),
+        base_url="http://127.0.0.1:8090",
+        headers=JSON_TYPE,
+        raise_server_exceptions=False,
+    ) as c:
         yield c
 
 

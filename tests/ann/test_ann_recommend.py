@@ -104,7 +104,7 @@ def test_recommend_over_http(rec_state, models) -> None:
 
     users = [_user(models, 2), _user(models, 3)]
     want = rec_state.recommenders["items"].recommend(users, k=7)
-    with TestClient(app(rec_state)) as c:
+    with TestClient(app(rec_state), base_url="http://127.0.0.1:8090") as c:
         r = c.post("/v1/recommend/items", json={"users": users, "k": 7})
         assert r.status_code == 200
         assert [[x["id"] for x in row] for row in r.json()["results"]] == [[x["id"] for x in row] for row in want]

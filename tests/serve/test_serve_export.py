@@ -128,7 +128,10 @@ def test_manifest_is_a_valid_inferenceservice_for_the_package(ws, cli, pkg, tmp_
     assert doc["metadata"]["name"] == "bc" and ISVC_NAME.match(doc["metadata"]["name"])
     (c,) = doc["spec"]["predictor"]["containers"]
     assert c["name"] == "kserve-container" and c["image"] == "roost-serve-bc:1"
-    assert c["args"] == ["roost", "serve", "/models/bc", "--host", "0.0.0.0", "--port", "8080", "--replicas", "2"]
+    assert c["args"] == [
+        *["roost", "serve", "/models/bc", "--host", "0.0.0.0", "--port", "8080", "--replicas", "2"],
+        *["--allow-host", "*"],  # pods are reached by service/ingress names
+    ]
     assert {"name": "PROTOCOL", "value": "v2"} in c["env"]  # how KServe's CustomPredictor learns the protocol
     assert [p["containerPort"] for p in c["ports"]] == [8080]
     assert c["readinessProbe"]["httpGet"] == {"path": "/v2/health/ready", "port": 8080}

@@ -19,7 +19,7 @@ SPACE = {"lr": {"loguniform": [1e-4, 1e-1]}, "layers": {"int": [1, 4]}, "act": [
 
 @pytest.fixture
 def api(ws):
-    with TestClient(create_app(Engine())) as c:
+    with TestClient(create_app(Engine()), base_url="http://127.0.0.1:8765") as c:
         yield c
 
 
@@ -86,7 +86,8 @@ def test_nan_objective_is_failed_never_best(api) -> None:
     sid = _study(api, direction="maximize")
     a = api.post(f"/studies/{sid}/ask", json={"client_id": "a"}).json()["trial"]["number"]
     b = api.post(f"/studies/{sid}/ask", json={"client_id": "b"}).json()["trial"]["number"]
-    r = api.post(f"/studies/{sid}/trials/{a}/tell", content=json.dumps({"value": float("nan")}))
+    nan = json.dumps({"value": float("nan")})  # NaN: JSON as Python writes it (a body without a type is a 415)
+    r = api.post(f"/studies/{sid}/trials/{a}/tell", content=nan, headers={"content-type": "application/json"})
     assert r.status_code == 200 and r.json()["state"] == "FAIL" and r.json()["value"] is None
     api.post(f"/studies/{sid}/trials/{b}/tell", json={"value": -5.0})
     st = api.get(f"/studies/{sid}").json()
@@ -108,6 +109,6 @@ def test_failure_and_pruned_tells(api) -> None:
 
 
 def test_bearer_token(ws) -> None:
-    with TestClient(create_app(Engine(), token="s3cret")) as c:
+    with TestClient(create_app(Engine(), token="s3cret"), base_url="http://127.0.0.1:8765") as c:
         assert c.get("/studies").status_code == 401
         assert c.get("/studies", headers={"authorization": "Bearer s3cret"}).status_code == 200

@@ -20,7 +20,7 @@ HUGE = b"1" + b"0" * 30  # an integer JSON allows and no 64-bit column holds
 
 @pytest.fixture
 def api(ws):
-    with TestClient(create_app(Engine()), raise_server_exceptions=False) as c:
+    with TestClient(create_app(Engine()), base_url="http://127.0.0.1:8765", raise_server_exceptions=False) as c:
         yield c
 
 

@@ -15,6 +15,9 @@ import pytest
 FAKE_TB = r"""
 import sys, http.server
 args = dict(zip(sys.argv[1::2], sys.argv[2::2]))
+for line in open(args.pop("--flagfile")):  # like TensorBoard's absl flags: one --name=value a line
+    name, _, value = line.strip().partition("=")
+    args[name] = value
 prefix = args["--path_prefix"]
 class H(http.server.BaseHTTPRequestHandler):
     def do_GET(self):

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Any
 
 from roost.ann.checks import check_ef, check_k
 from roost.ann.serving import AnnState
 from roost.errors import NotFoundError, RoostError
+from roost.netpolicy import LOOPBACK_NAMES
 
 log = logging.getLogger(__name__)
 MAX_BODY = 64 * 1024 * 1024
@@ -276,13 +277,22 @@ def routes(state: AnnState, max_body: int = MAX_BODY) -> list[Any]:
     ]
 
 
-def app(state: AnnState, token: str | None = None, max_body: int = MAX_BODY) -> Any:
-    """A standalone Starlette app: the ANN routes, /healthz, optional bearer token; stops polling on shutdown."""
+def app(
+    state: AnnState,
+    token: str | None = None,
+    max_body: int = MAX_BODY,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
+) -> Any:
+    """A standalone Starlette app: the ANN routes, /healthz, stops polling on shutdown; under roost's server
+    policy (docs/security.md): the bearer token when given (not on /healthz), the Host allow-list (None: no Host
+    check, e.g. mounted in `roost serve`, which checks it), same-origin JSON state changes."""
     import contextlib
-    import hmac
 
     from starlette.applications import Starlette
+    from starlette.middleware import Middleware
     from starlette.routing import Route
+
+    from roost.netpolicy import Guard
 
     async def health(request: Any) -> Any:
         return _response({"status": "ok", "indexes": {n: s.version for n, s in state.slots.items()}})
@@ -292,19 +302,7 @@ def app(state: AnnState, token: str | None = None, max_body: int = MAX_BODY) -> 
         yield
         state.close()
 
-    inner = Starlette(routes=[Route("/healthz", health), *routes(state, max_body)], lifespan=lifespan)
-    if not token:
-        return inner
-    expected = f"Bearer {token}".encode()
-
-    async def guarded(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        if scope["type"] == "http" and scope["path"] != "/healthz":
-            got = dict(scope.get("headers") or []).get(b"authorization", b"")
-            if not hmac.compare_digest(got, expected):
-                await _error(401, "missing or wrong bearer token", "send Authorization: Bearer TOKEN")(
-                    scope, receive, send
-                )
-                return
-        await inner(scope, receive, send)
-
-    return guarded
+    guard = Middleware(Guard, allowed_hosts=allowed_hosts, token=token, open_paths={"/healthz"})
+    return Starlette(
+        routes=[Route("/healthz", health), *routes(state, max_body)], lifespan=lifespan, middleware=[guard]
+    )

@@ -284,6 +284,9 @@ def serve(
     port: int = typer.Option(8090, "--port"),
     host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
     token: str | None = typer.Option(None, "--token", envvar="ROOST_SERVE_TOKEN", help="require a bearer token"),
+    allow_host: list[str] | None = typer.Option(
+        None, "--allow-host", help="also answer this Host name, repeatable ('*' = any); see docs/security.md"
+    ),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks (0: never); new versions swap in"),
     user_model: str | None = typer.Option(None, "--user-model", help="two-tower model for /v1/recommend"),
     ranker: str | None = typer.Option(None, "--ranker", help="ranking model package for /v1/recommend"),
@@ -319,8 +322,11 @@ def serve(
             f"[green]serving index {s.name} version {s.version} ({len(s.index)} items) "
             f"on http://{host}:{port}/v1/indexes/{s.name}/search[/]"
         )
+    from roost.netpolicy import allowed_hosts
+
+    guarded = app(state, token=token, allowed_hosts=allowed_hosts(host, allow_host or ()))
     opts = uvicorn_options(limits, "roost index serve")
-    uvicorn.run(app(state, token=token), host=host, port=port, log_level="warning", **opts)
+    uvicorn.run(guarded, host=host, port=port, log_level="warning", **opts)
 
 
 def register(app: typer.Typer) -> None:

@@ -172,6 +172,9 @@ def serve_cmd(
     host: str = typer.Option("127.0.0.1", "--host", help="bind address (loopback by default)"),
     port: int = typer.Option(8765, "--port"),
     token: str | None = typer.Option(None, "--token", envvar="ROOST_TUNE_TOKEN", help="require this bearer token"),
+    allow_host: list[str] | None = typer.Option(
+        None, "--allow-host", help="also answer this Host name, repeatable ('*' = any); see docs/security.md"
+    ),
 ) -> None:
     """Run the ask/tell service; studies persist in the workspace's repository store."""
     from roost import workspace
@@ -180,7 +183,7 @@ def serve_cmd(
 
     ws = workspace.current()
     echo(f"roost tune service on http://{host}:{port} (store {ws.store_url})")
-    serve(host=host, port=port, token=token)
+    serve(host=host, port=port, token=token, allow_hosts=allow_host or ())
 
 
 @tune_app.command("show")

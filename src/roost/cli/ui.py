@@ -20,6 +20,9 @@ def ui(
     token: str | None = typer.Option(
         None, "--token", envvar="ROOST_UI_TOKEN", help="require this bearer token (header, or ?token= once → cookie)"
     ),
+    allow_host: list[str] | None = typer.Option(
+        None, "--allow-host", help="also answer this Host name, repeatable ('*' = any); see docs/security.md"
+    ),
     tb_idle_minutes: float = typer.Option(
         30.0, "--tensorboard-idle-minutes", help="stop a TensorBoard nobody used for this long"
     ),
@@ -34,7 +37,8 @@ def ui(
     from roost import workspace
     from roost.cli.output import echo
     from roost.errors import RoostError
-    from roost.ui.app import LOOPBACK_HOSTS, create_app, serve
+    from roost.netpolicy import allowed_hosts
+    from roost.ui.app import create_app, serve
 
     ws = workspace.current()
     loopback = host in ("127.0.0.1", "localhost", "::1")
@@ -42,7 +46,7 @@ def ui(
         echo(f"warning: serving on {host} without --token: anyone who can reach this port can read the repository")
     app = create_app(
         token=token,
-        allowed_hosts=LOOPBACK_HOSTS if loopback else None,
+        allowed_hosts=allowed_hosts(host, allow_host or ()),
         tb_idle_s=tb_idle_minutes * 60,
         tb_log_dir=ws.state_dir / "ui",
         tb_max=tb_max,

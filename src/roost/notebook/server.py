@@ -106,6 +106,28 @@ class NotebookServer:
                 )
             time.sleep(0.05)
 
+    def check_token(self) -> None:
+        """Stop the server and raise unless it refuses a request without the token (a Jupyter config that sets
+        an empty token or password-less access would leave it open to every local user and web page)."""
+        import urllib.error
+        import urllib.request
+
+        opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+        try:
+            with opener.open(f"{self.base_url}api/contents", timeout=10) as resp:
+                status = resp.status
+        except urllib.error.HTTPError as exc:
+            status = exc.code
+        except (urllib.error.URLError, OSError) as exc:
+            raise RoostError(f"JupyterLab stopped answering: {exc}", hint=f"see the log in {self.log_path}") from None
+        if status not in (401, 403):
+            self.stop()
+            raise RoostError(
+                f"JupyterLab answered a request without its token (HTTP {status}): a Jupyter config disables it",
+                hint="remove token/password settings such as c.IdentityProvider.token = '' from your "
+                "jupyter_server_config.py (see `jupyter --paths`)",
+            )
+
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the server and its kernels (the whole process group)."""
         if self.process.poll() is not None:
@@ -145,6 +167,13 @@ def _command(port: int, root: Path) -> list[str]:
         f"--ServerApp.ip={HOST}",
         f"--ServerApp.port={port}",
         "--ServerApp.port_retries=0",
+        # docs/security.md: whatever the user's Jupyter config says, loopback Host names only, Jupyter's XSRF
+        # check on, no cross-origin access (the token itself comes by environment, not in `ps`)
+        "--ServerApp.allow_remote_access=False",
+        "--ServerApp.disable_check_xsrf=False",
+        "--ServerApp.allow_origin=",
+        "--ServerApp.allow_origin_pat=",
+        "--ServerApp.allow_credentials=False",
         f"--ServerApp.root_dir={root}",
         f"--MappingKernelManager.default_kernel_name={KERNEL_NAME}",
     ]
@@ -201,6 +230,7 @@ def launch(
             return srv
         try:
             srv.ready_s = srv.wait_ready(timeout)
+            srv.check_token()
             return srv
         except RoostError:
             srv.stop()

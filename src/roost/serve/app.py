@@ -15,6 +15,7 @@ from urllib.parse import parse_qs
 import numpy as np
 import orjson
 
+from roost.netpolicy import SAFE_METHODS, content_type_reason, cross_site_reason, host_allowed, token_ok
 from roost.serve import features
 from roost.serve.batcher import BatcherClosed
 from roost.serve.codec import HTTPError, check_inputs, check_method
@@ -24,7 +25,7 @@ from roost.serve.protocols import tfserving, v2
 from roost.serve.repository import Repository
 from roost.serve.reqid import HEADER, Call, checked, new_id
 from roost.serve.rollout import pick
-from roost.serve.security import ADMIN, OPERATOR, PUBLIC, host_allowed, is_loopback, redact, token_ok
+from roost.serve.security import ADMIN, OPERATOR, PUBLIC, is_loopback, redact
 from roost.serve.shadow import ShadowMirror
 
 log = logging.getLogger(__name__)
@@ -73,7 +74,7 @@ class ServeApp:
         self.max_body = max_body
         self.auth = f"Bearer {token}".encode() if token else None
         self.public_inference = public_inference  # with a token: inference and metadata stay open
-        self.allowed_hosts = allowed_hosts  # Host header allow-list (None: any host)
+        self.allowed_hosts = allowed_hosts  # Host header allow-list (None: any host; the CLI always sets one)
         self.watch_interval = watch_interval
         self.on_startup = on_startup
         self.on_reload = on_reload
@@ -288,20 +289,29 @@ class ServeApp:
             raise HTTPError(400, "invalid Host header; this server answers only its allowed host names (--allow-host)")
 
     def _gate(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
-        """Refuse a request whose Host is not allowed (400), that lacks the token (401) or is not local (403)."""
+        """Refuse a request whose Host is not allowed (400), a cross-site POST (403), one that lacks the token (401)
+        or is not local (403), and an admin POST of a type any web page may send (415) — docs/security.md."""
         self._check_host(headers)
         path: str = scope["path"]
+        unsafe = scope["method"] not in SAFE_METHODS
+        if unsafe:  # three dict lookups for a script's request: no measurable cost on inference
+            why = cross_site_reason(headers)
+            if why is not None:
+                raise HTTPError(403, f"cross-site request refused: {why}")
         if path in PUBLIC:
             return
         admin = path.startswith(ADMIN)
         if self.auth is None:
             if admin and not is_loopback(scope.get("client")):
                 raise HTTPError(403, "admin endpoints answer only local clients unless the server has a --token")
-            return
-        if (admin or path in OPERATOR or not self.public_inference) and not token_ok(
+        elif (admin or path in OPERATOR or not self.public_inference) and not token_ok(
             headers.get(b"authorization"), self.auth
         ):
             raise HTTPError(401, "missing or wrong bearer token (Authorization: Bearer TOKEN)")
+        if admin and unsafe:  # inference is no state change: TF-Serving and KServe clients send any type
+            why = content_type_reason(headers, takes_json=False)
+            if why is not None:
+                raise HTTPError(415, f"{why}; send no body, or JSON with Content-Type: application/json")
 
     async def _http(self, scope: Scope, receive: Receive, send: Send) -> None:
         """Route one HTTP request; every failure becomes a JSON error reply, never a dead worker."""

@@ -44,7 +44,8 @@ def serve(
         None,
         "--allow-host",
         metavar="HOST",
-        help="accepted Host header names, repeatable ('*' = any); default: loopback names on a loopback --host",
+        help="also answer this Host name, repeatable ('*' = any, '*.example.com' = subdomains); loopback names and "
+        "the bound address always pass (docs/security.md)",
     ),
     poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
     grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),

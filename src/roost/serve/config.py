@@ -35,7 +35,7 @@ class ServeConfig:
     max_body_mb: float = 64.0
     token: str | None = None  # bearer token: admin and /metrics always need it, inference unless public_inference
     public_inference: bool = False  # with a token: inference, metadata and /openapi.json stay open
-    allowed_hosts: list[str] | None = None  # Host allow-list; None: loopback names when bound to loopback, else any
+    allowed_hosts: list[str] | None = None  # extra Host names (--allow-host) besides loopback and the bound address
     poll_s: float = 2.0
     grace_s: float = 30.0
     workspace: str | None = None
@@ -91,15 +91,12 @@ class ServeConfig:
         if self.public_inference and not self.token:
             raise RoostError("--public-inference only makes sense with --token (admin endpoints need one)")
 
-    def host_allow_list(self) -> list[str] | None:
-        """The Host header allow-list: --allow-host names, else the loopback names when bound to loopback."""
-        if self.allowed_hosts:
-            return list(self.allowed_hosts)
-        if self.host in ("127.0.0.1", "localhost", "::1"):
-            from roost.serve.security import LOOPBACK_HOSTS
+    def host_allow_list(self) -> list[str]:
+        """The Host header allow-list (docs/security.md): the loopback names, the bound address (on 0.0.0.0/::
+        any IP literal and this machine's names) and the --allow-host names ('*' = any)."""
+        from roost.netpolicy import allowed_hosts
 
-            return list(LOOPBACK_HOSTS)
-        return None
+        return allowed_hosts(self.host, self.allowed_hosts or ())
 
     def limits(self) -> ConnLimits:
         """The slow-client deadlines and the connection cap of each worker."""

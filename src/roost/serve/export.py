@@ -97,9 +97,12 @@ def _norm(dist: str) -> str:
 
 
 def container_args(name: str, replicas: int, grpc_port: int | None = None) -> list[str]:
-    """The command the container runs: serve the package at /models/<name> on 0.0.0.0:8080 (and gRPC)."""
+    """The command the container runs: serve the package at /models/<name> on 0.0.0.0:8080 (and gRPC), answering
+    any Host name: a pod is reached through service and ingress names unknown here, and has no browser inside
+    (docs/security.md; the token guards admin, the Origin check still refuses cross-site POSTs)."""
     src = f"/models/{name}" if name != "model" else "model=/models/model"  # a folder named model takes its parent's
     args = ["roost", "serve", src, "--host", "0.0.0.0", "--port", str(PORT), "--replicas", str(replicas)]
+    args += ["--allow-host", "*"]
     return args if grpc_port is None else [*args, "--grpc-port", str(grpc_port)]
 
 

@@ -90,7 +90,9 @@ def build_app(
             poll_s=cfg.poll_s,
         )
         app.mount(
-            ("/v1/indexes", "/v1/recommend"), ann_http.app(ann, token=cfg.token, max_body=cfg.max_body), ann.close
+            ("/v1/indexes", "/v1/recommend"),
+            ann_http.app(ann, token=cfg.token, max_body=cfg.max_body, allowed_hosts=None),  # Host: checked by serve
+            ann.close,
         )
     return app
 

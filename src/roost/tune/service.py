@@ -17,10 +17,9 @@ store transaction, so concurrent requests (or two service processes on one store
 
 from __future__ import annotations
 
-import hmac
 import json
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from starlette.applications import Starlette
@@ -29,6 +28,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
+from roost.netpolicy import LOOPBACK_NAMES, Guard, allowed_hosts
 from roost.tune.engine import Engine, TellConflict, check_lease, check_seed
 from roost.tune.space import SpaceError
 
@@ -140,16 +140,6 @@ def _int(value: str, what: str) -> int:
 Handler = Callable[[Request, bytes], Any]
 
 
-def _authorised(request: Request, token: str | None) -> Response | None:
-    """None when the request may proceed, else the 401 response."""
-    if token is None:
-        return None
-    got = request.headers.get("authorization", "")
-    if hmac.compare_digest(got.encode(), f"Bearer {token}".encode()):
-        return None
-    return _json({"error": "missing or wrong bearer token", "hint": "send Authorization: Bearer <token>"}, 401)
-
-
 def _error_response(exc: RoostError) -> Response:
     """The status and body for an error a handler raised (404, 409 with the stored outcome, 422 naming a field)."""
     if isinstance(exc, NotFoundError):
@@ -179,14 +169,12 @@ async def _read_body(request: Request) -> bytes | None:
     return b"".join(chunks)
 
 
-def _endpoint(fn: Handler, token: str | None, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
-    """An async endpoint: check the token, run the sync handler in the thread pool, map roost errors."""
+def _endpoint(fn: Handler, status: int = 200) -> Callable[[Request], Awaitable[Response]]:
+    """An async endpoint: run the sync handler in the thread pool, map roost errors (the token, Host, Origin and
+    content type are checked before, by the app's Guard)."""
     from starlette.concurrency import run_in_threadpool
 
     async def handler(request: Request) -> Response:
-        denied = _authorised(request, token)
-        if denied is not None:
-            return denied
         raw = await _read_body(request)
         if raw is None:
             limit = f"request body exceeds the limit of {MAX_BODY:,} bytes"
@@ -300,7 +288,7 @@ class Handlers:
         return self.engine.report(sid, n, b["step"], b["value"])
 
 
-def routes(h: Handlers, token: str | None = None) -> list[Route]:
+def routes(h: Handlers) -> list[Route]:
     """The service's routes over handlers `h`."""
     table: list[tuple[str, Handler, str, int]] = [
         ("/health", h.health, "GET", 200),
@@ -313,21 +301,31 @@ def routes(h: Handlers, token: str | None = None) -> list[Route]:
         ("/studies/{sid}/trials/{n}/tell", h.tell, "POST", 200),
         ("/studies/{sid}/trials/{n}/report", h.report, "POST", 200),
     ]
-    return [Route(path, _endpoint(fn, token, status), methods=[method]) for path, fn, method, status in table]
+    return [Route(path, _endpoint(fn, status), methods=[method]) for path, fn, method, status in table]
 
 
-def create_app(engine: Engine | None = None, token: str | None = None) -> Starlette:
-    """The service app over `engine` (default: the current workspace's store); optional bearer token."""
-    return Starlette(routes=routes(Handlers(engine), token))
+def create_app(
+    engine: Engine | None = None,
+    token: str | None = None,
+    allowed_hosts: Sequence[str] | None = LOOPBACK_NAMES,
+) -> Starlette:
+    """The service app over `engine` (default: the current workspace's store) under roost's server policy
+    (docs/security.md): the bearer token when given, the Host allow-list (None: no Host check), same-origin JSON
+    state changes."""
+    from starlette.middleware import Middleware
+
+    guard = Middleware(Guard, allowed_hosts=allowed_hosts, token=token)
+    return Starlette(routes=routes(Handlers(engine)), middleware=[guard])
 
 
-def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None) -> None:
-    """Run the service with uvicorn until interrupted (Optuna is imported up front, not on the first ask)."""
+def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, allow_hosts: Sequence[str] = ()) -> None:
+    """Run the service with uvicorn until interrupted (Optuna is imported up front, not on the first ask); it
+    answers the Host names of `host`, the loopback names and `allow_hosts`."""
     import optuna  # noqa: F401 - warm the import before taking requests
     import uvicorn
 
     from roost.netpolicy.limits import ConnLimits, uvicorn_options
 
-    app = create_app(Engine(), token=token)
+    app = create_app(Engine(), token=token, allowed_hosts=allowed_hosts(host, allow_hosts))
     opts = uvicorn_options(ConnLimits.from_env(), "roost tune serve")
     uvicorn.run(app, host=host, port=port, log_level="warning", **opts)

@@ -17,20 +17,20 @@ from urllib.parse import urlencode
 from jinja2 import Environment, FileSystemLoader, select_autoescape
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.middleware.trustedhost import TrustedHostMiddleware
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, PlainTextResponse, Response
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
 
 from roost.errors import RoostError
-from roost.ui.security import SameOriginPosts, SecurityHeaders, TokenAuth, new_csrf_token, scrub_paths
+from roost.netpolicy import LOOPBACK_NAMES, Guard, TokenAuth
+from roost.ui.security import COOKIE, SecurityHeaders, new_csrf_token, scrub_paths
 from roost.ui.tensorboard import DEFAULT_IDLE_S, DEFAULT_MAX_BOARDS, TensorBoardManager
 
 log = logging.getLogger(__name__)
 
 HERE = Path(__file__).parent
-LOOPBACK_HOSTS = ["127.0.0.1", "localhost", "::1", "[::1]"]
+LOOPBACK_HOSTS = list(LOOPBACK_NAMES)
 _TOKEN_OK = re.compile(r"^[A-Za-z0-9._~\-]{8,256}$")
 
 
@@ -156,8 +156,8 @@ def create_app(
     tb_log_dir: Path | None = None,
     tb_max: int = DEFAULT_MAX_BOARDS,
 ) -> Starlette:
-    """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list; tb_max: the most
-    TensorBoards running at once)."""
+    """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list, None: no Host check
+    (`roost ui` always passes one); tb_max: the most TensorBoards running at once)."""
     from roost.ui import api, artifacts_view, pages, shadow_view, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
@@ -188,9 +188,13 @@ def create_app(
         *tbroutes.routes(ui),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
     ]
-    middleware = [Middleware(SecurityHeaders), Middleware(TokenAuth, token=token), Middleware(SameOriginPosts)]
-    if allowed_hosts:
-        middleware.insert(0, Middleware(TrustedHostMiddleware, allowed_hosts=allowed_hosts))
+    # docs/security.md: Host allow-list, same-origin state changes, JSON (or the forms' CSRF token) on state
+    # changes; TensorBoard's own requests under /tb/ carry their own content types
+    guard = Middleware(
+        Guard, allowed_hosts=allowed_hosts, forms=("/tensorboard", "/api/tensorboard"), any_body=("/tb/",)
+    )
+    auth = Middleware(TokenAuth, token=token, cookie=COOKIE, who="roost ui")
+    middleware = [Middleware(SecurityHeaders), guard, auth]
 
     async def server_error(request: Request, exc: Exception) -> Response:
         """A 500 that tells nothing about the server (the traceback goes to the log)."""

@@ -1,5 +1,6 @@
-"""ASGI middleware for the UI: optional bearer token (header, cookie or ?token= once), headers, same-origin
-state changes, the CSRF token of the UI's own forms, and the scrubbing of filesystem paths from error text."""
+"""The UI's own security pieces: response headers, the CSRF token of its forms, bounded bodies and the scrubbing of
+filesystem paths from error text. Host, Origin, content type and token checks are roost.netpolicy's (shared by
+every roost server)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,9 @@ import hmac
 import re
 import secrets
 import time
-from collections.abc import Awaitable, Callable, Sequence
-from http.cookies import SimpleCookie
+from collections.abc import Awaitable, Callable
 from typing import Any
-from urllib.parse import parse_qsl, urlencode, urlsplit
+from urllib.parse import parse_qsl
 
 from starlette.requests import Request
 
@@ -20,7 +20,6 @@ Receive = Callable[[], Awaitable[Message]]
 Send = Callable[[Message], Awaitable[None]]
 ASGIApp = Callable[[Scope, Receive, Send], Awaitable[None]]
 
-SAFE_METHODS = ("GET", "HEAD", "OPTIONS")
 CSRF_FIELD = "csrf_token"
 CSRF_HEADER = "x-csrf-token"
 MAX_BODY = 1024 * 1024  # state-changing requests of the UI are small: run ids
@@ -35,10 +34,6 @@ CSP = (
 )
 
 
-def _headers(scope: Scope) -> dict[str, str]:
-    return {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope.get("headers", [])}
-
-
 def new_csrf_token() -> str:
     """A fresh random CSRF token (one per UI process; the pages put it in their forms)."""
     return secrets.token_urlsafe(32)
@@ -47,116 +42,6 @@ def new_csrf_token() -> str:
 def scrub_paths(text: str) -> str:
     """Text for a client: every absolute filesystem path cut to '…/' and its last part."""
     return _ABS_PATH.sub(lambda m: "…/" + m.group(1), text)
-
-
-async def _plain(send: Send, status: int, body: str, extra: Sequence[tuple[bytes, bytes]] = ()) -> None:
-    data = body.encode()
-    await send(
-        {
-            "type": "http.response.start",
-            "status": status,
-            "headers": [
-                (b"content-type", b"text/plain; charset=utf-8"),
-                (b"content-length", str(len(data)).encode()),
-                *extra,
-            ],
-        }
-    )
-    await send({"type": "http.response.body", "body": data})
-
-
-class TokenAuth:
-    """Require `token` on every request: `Authorization: Bearer T`, the cookie, or `?token=T` (which sets it)."""
-
-    def __init__(self, app: ASGIApp, token: str | None) -> None:
-        self.app, self.token = app, token
-
-    def _ok(self, candidate: str | None) -> bool:
-        if not candidate or not self.token:
-            return False
-        return hmac.compare_digest(candidate.encode(), self.token.encode())
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not self.token:
-            await self.app(scope, receive, send)
-            return
-        h = _headers(scope)
-        auth = h.get("authorization", "")
-        if auth.lower().startswith("bearer ") and self._ok(auth[7:].strip()):
-            await self.app(scope, receive, send)
-            return
-        cookie = SimpleCookie()
-        try:
-            cookie.load(h.get("cookie", ""))
-        except Exception:  # noqa: BLE001 - a malformed cookie header is simply not a token
-            pass
-        if COOKIE in cookie and self._ok(cookie[COOKIE].value):
-            await self.app(scope, receive, send)
-            return
-        qs = parse_qsl(scope.get("query_string", b"").decode("latin-1"), keep_blank_values=True)
-        given = [v for k, v in qs if k == "token"]
-        if given and self._ok(given[-1]):
-            rest = urlencode([(k, v) for k, v in qs if k != "token"])
-            location = scope.get("root_path", "") + scope["path"] + ("?" + rest if rest else "")
-            await _plain(
-                send,
-                303,
-                "authenticated",
-                [
-                    (b"location", location.encode("latin-1", "replace")),
-                    (b"set-cookie", f"{COOKIE}={self.token}; HttpOnly; SameSite=Strict; Path=/".encode()),
-                ],
-            )
-            return
-        await _plain(
-            send,
-            401,
-            "roost ui: a token is required (open the URL printed by `roost ui`, or send 'Authorization: Bearer TOKEN')",
-            [(b"www-authenticate", b"Bearer")],
-        )
-
-
-def _origin_of(url: str) -> str | None:
-    """'host[:port]' of an Origin/Referer URL, or None when it names no host ('null', garbage)."""
-    try:
-        parts = urlsplit(url)
-    except ValueError:
-        return None
-    return parts.netloc.lower() if parts.scheme in ("http", "https") and parts.netloc else None
-
-
-def cross_site_reason(scope: Scope) -> str | None:
-    """Why a state-changing request looks cross-site (Origin, Sec-Fetch-Site or Referer), or None."""
-    h = _headers(scope)
-    host = h.get("host", "").lower()
-    origin = h.get("origin")
-    if origin is not None:
-        if _origin_of(origin) != host:
-            return f"Origin {origin[:100]!r} is not this UI"  # 'null' (sandboxed frames) included
-        return None
-    site = h.get("sec-fetch-site")
-    if site is not None and site not in ("same-origin", "none"):
-        return f"Sec-Fetch-Site is {site[:30]!r}"
-    referer = h.get("referer")
-    if referer and _origin_of(referer) != host:
-        return "the Referer is another site"
-    return None
-
-
-class SameOriginPosts:
-    """Refuse state-changing requests from another origin: Origin 'null' or another site, a cross-site
-    Sec-Fetch-Site, or (without those headers) a Referer on another site. The CSRF guard's first half."""
-
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] not in SAFE_METHODS:
-            why = cross_site_reason(scope)
-            if why is not None:
-                await _plain(send, 403, f"cross-origin request refused: {why}")
-                return
-        await self.app(scope, receive, send)
 
 
 async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:

@@ -1,5 +1,11 @@
 """TensorBoard processes for runs: one per set of log dirs, on a free loopback port, reused, stopped when idle,
-at most `max_boards` at once (the one idle longest makes room for a new one)."""
+at most `max_boards` at once (the one idle longest makes room for a new one).
+
+TensorBoard has no authentication and checks no Host header, so each one serves only under a random path prefix
+(`/tb/<key>`, 128 bits) that the UI process alone knows: it reaches TensorBoard through a private flag file (0600,
+deleted once TensorBoard answers), never the command line that `ps` shows, and browsers reach it only through
+the UI's proxy, behind the UI's token and Host/Origin checks (docs/security.md). A page that rebinds its name to
+127.0.0.1 and scans ports finds only 404s."""
 
 from __future__ import annotations
 
@@ -8,6 +14,7 @@ import hashlib
 import logging
 import os
 import re
+import secrets
 import signal
 import socket
 import subprocess
@@ -104,6 +111,7 @@ class Board:
     spec: Spec
     log_path: Path | None = None
     last_used: float = field(default_factory=time.monotonic)
+    flagfile: Path | None = None  # holds --path_prefix until TensorBoard has read it
 
     @property
     def prefix(self) -> str:
@@ -141,20 +149,20 @@ class TensorBoardManager:
         atexit.register(self.stop_all)
 
     @staticmethod
-    def key_for(spec: Spec) -> str:
-        """A stable short key for a set of (name, dir) pairs."""
-        return hashlib.sha256(repr(sorted(spec)).encode()).hexdigest()[:12]
+    def new_key() -> str:
+        """A fresh unguessable board key (the secret part of its URL prefix)."""
+        return secrets.token_urlsafe(16)
 
     def ensure(self, spec: Spec) -> Board:
         """The live board for `spec`, started on a free port when none runs (stopping the longest idle at the cap)."""
-        key = self.key_for(spec)
+        spec = sorted(spec)
         with self._lock:
-            b = self.boards.get(key)
-            if b is not None and b.alive():
-                b.last_used = time.monotonic()
-                return b
+            for b in self.boards.values():
+                if b.spec == spec and b.alive():
+                    b.last_used = time.monotonic()
+                    return b
             evicted = self._make_room()
-            board = self._start(key, spec)
+            board = self._start(self.new_key(), spec)
         for old in evicted:
             log.info("stopping TensorBoard %s (idle longest; at most %d run at once)", old.key, self.max_boards)
             _kill_group(old.proc)
@@ -182,24 +190,28 @@ class TensorBoardManager:
             "127.0.0.1",
             "--port",
             str(port),
-            "--path_prefix",
-            f"/tb/{key}",
         ]
+        flagfile = _private_flagfile(f"--path_prefix=/tb/{key}\n")
+        args += ["--flagfile", str(flagfile)]
         out: IO[bytes] | int = subprocess.DEVNULL
         log_path = None
         if self.log_dir is not None:
             self.log_dir.mkdir(parents=True, exist_ok=True)
-            log_path = self.log_dir / f"tensorboard-{key}.log"
-            out = open(log_path, "ab")  # closed below, once the child holds its own copy
+            log_path = self.log_dir / f"tensorboard-{hashlib.sha256(key.encode()).hexdigest()[:12]}.log"  # not the key
+            # closed below, once the child holds its own copy; 0600: TensorBoard logs its URL, secret prefix included
+            out = os.fdopen(os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600), "ab")
         try:
             proc = subprocess.Popen(
                 args, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, start_new_session=True
             )
+        except BaseException:
+            flagfile.unlink(missing_ok=True)
+            raise
         finally:
             if not isinstance(out, int):
                 out.close()
-        log.info("started TensorBoard %s on port %d (pid %d)", key, port, proc.pid)
-        b = Board(key, port, proc, spec, log_path)
+        log.info("started TensorBoard %s… on port %d (pid %d)", key[:4], port, proc.pid)
+        b = Board(key, port, proc, spec, log_path, flagfile=flagfile)
         self.boards[key] = b
         return b
 
@@ -213,6 +225,12 @@ class TensorBoardManager:
 
     def wait_ready(self, board: Board, timeout: float = 90.0) -> None:
         """Block until the board answers HTTP; an error (with its log tail) if it dies or times out."""
+        try:
+            self._wait(board, timeout)
+        finally:
+            _forget_flags(board)
+
+    def _wait(self, board: Board, timeout: float) -> None:
         import httpx
 
         deadline = time.monotonic() + timeout
@@ -242,6 +260,7 @@ class TensorBoardManager:
             b = self.boards.pop(key, None)
         if b is not None:
             _kill_group(b.proc)
+            _forget_flags(b)
 
     def reap_idle(self, now: float | None = None) -> list[str]:
         """Stop boards unused for longer than idle_s (and forget dead ones); returns the stopped keys."""
@@ -271,6 +290,23 @@ class TensorBoardManager:
             for b in self.boards.values()
             if b.alive()
         ]
+
+
+def _private_flagfile(text: str) -> Path:
+    """A new file readable by this user only (mode 0600 from creation) holding `text`."""
+    import tempfile
+
+    fd, name = tempfile.mkstemp(prefix="roost-tb-", suffix=".flags")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return Path(name)
+
+
+def _forget_flags(board: Board) -> None:
+    """Delete a board's flag file (TensorBoard read it at start)."""
+    if board.flagfile is not None:
+        board.flagfile.unlink(missing_ok=True)
+        board.flagfile = None
 
 
 def _kill_group(proc: subprocess.Popen[bytes], grace: float = 5.0) -> None:

@@ -18,11 +18,12 @@ import numpy as np
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no stubs here
 
 from roost.errors import RoostError
+from roost.netpolicy import token_ok
 from roost.netpolicy.limits import ConnLimits
 from roost.serve.codec import MAX_ELEMENTS, HTTPError, bad, check_binary_floats, element_count, encode_bytes
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.protocols.v2 import binary_input, spec_for
-from roost.serve.security import redact, token_ok
+from roost.serve.security import redact
 from roost.serve.signature import DTYPE_TO_V2, NUMPY_TO_V2, TensorSpec
 
 if TYPE_CHECKING:
