@@ -12,6 +12,7 @@ import sys
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -56,7 +57,7 @@ def test_signal_stops_the_tensorboard_server(ws: Any, sig: signal.Signals) -> No
     try:
         url = proc.stdout.readline().strip() if proc.stdout else ""  # printed once TensorBoard answers
         assert url.startswith("http://"), proc.stderr.read() if proc.stderr else ""
-        port = url.rsplit(":", 1)[1].strip("/")
+        port = str(urlsplit(url).port)
         pids = _listening_on(port)
         assert pids, "the TensorBoard process"
         proc.send_signal(sig)

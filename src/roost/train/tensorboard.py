@@ -1,7 +1,15 @@
-"""Start TensorBoard on a run's event folder and wait until it answers."""
+"""Start TensorBoard on a run's event folder and wait until it answers.
+
+TensorBoard has no authentication and answers any Host header, so a board roost starts serves only under a random
+path prefix (128 bits): the URL printed to the user is the capability, as Jupyter's token URL is. The prefix reaches
+TensorBoard through a flag file readable by this user only (never its command line, which `ps` shows to everyone),
+deleted once TensorBoard answers. Other paths on the port, and a DNS-rebinding page that finds it, get 404.
+"""
 
 from __future__ import annotations
 
+import os
+import secrets
 import socket
 import subprocess
 import sys
@@ -49,24 +57,48 @@ def run_logdir(run_id: str) -> Path:
     return d
 
 
+def private_flagfile(text: str) -> Path:
+    """A new file readable by this user only (mode 0600 from creation) holding `text` (TensorBoard's --flagfile)."""
+    fd, name = tempfile.mkstemp(prefix="roost-tb-", suffix=".flags")
+    with os.fdopen(fd, "w") as f:
+        f.write(text)
+    return Path(name)
+
+
+def new_prefix() -> str:
+    """A random URL path prefix ('/' + 32 hex digits) that only the holder of the board's URL knows."""
+    return "/" + secrets.token_hex(16)
+
+
 def start(
     logdir: Path | str, port: int | None = None, host: str = "127.0.0.1", timeout: float = 90.0
 ) -> tuple[subprocess.Popen[bytes], str]:
-    """Start `tensorboard --logdir D --host H --port P`, wait for HTTP 200; returns (process, URL)."""
-    import httpx
-
+    """Start TensorBoard on `logdir` under a random path prefix, wait for HTTP 200; returns (process, its URL)."""
     port = port or free_port(host)
     Path(logdir).mkdir(parents=True, exist_ok=True)
+    prefix = new_prefix()
+    flags = private_flagfile(f"--path_prefix={prefix}\n")
     errlog = tempfile.TemporaryFile()
+    cmd = [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port)]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tensorboard.main", "--logdir", str(logdir), "--host", host, "--port", str(port)],
+        [*cmd, "--flagfile", str(flags)],
         stdout=subprocess.DEVNULL,
         stderr=errlog,
         stdin=subprocess.DEVNULL,
         start_new_session=True,
     )
     errlog.close()  # the child holds its own handle
-    url = f"http://{host}:{port}/"
+    shown = f"[{host}]" if ":" in host else host
+    try:
+        return proc, _wait_until_answering(proc, f"http://{shown}:{port}{prefix}/", logdir, timeout)
+    finally:
+        flags.unlink(missing_ok=True)  # read at start: the prefix now lives only in the URL
+
+
+def _wait_until_answering(proc: subprocess.Popen[bytes], url: str, logdir: Path | str, timeout: float) -> str:
+    """`url` once TensorBoard answers it with 200; the process is stopped on failure or interruption."""
+    import httpx
+
     deadline = time.monotonic() + timeout
     try:
         while time.monotonic() < deadline:
@@ -77,7 +109,7 @@ def start(
                 )
             try:
                 if httpx.get(url, timeout=2.0).status_code == 200:
-                    return proc, url
+                    return url
             except httpx.HTTPError:
                 pass
             time.sleep(0.25)

@@ -191,7 +191,9 @@ class TensorBoardManager:
             "--port",
             str(port),
         ]
-        flagfile = _private_flagfile(f"--path_prefix=/tb/{key}\n")
+        from roost.train.tensorboard import private_flagfile
+
+        flagfile = private_flagfile(f"--path_prefix=/tb/{key}\n")
         args += ["--flagfile", str(flagfile)]
         out: IO[bytes] | int = subprocess.DEVNULL
         log_path = None
@@ -290,16 +292,6 @@ class TensorBoardManager:
             for b in self.boards.values()
             if b.alive()
         ]
-
-
-def _private_flagfile(text: str) -> Path:
-    """A new file readable by this user only (mode 0600 from creation) holding `text`."""
-    import tempfile
-
-    fd, name = tempfile.mkstemp(prefix="roost-tb-", suffix=".flags")
-    with os.fdopen(fd, "w") as f:
-        f.write(text)
-    return Path(name)
 
 
 def _forget_flags(board: Board) -> None:
