@@ -13,6 +13,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from roost.datasets.sqlcheck import check_select
 from roost.errors import RoostError
 
 if TYPE_CHECKING:
@@ -38,29 +39,6 @@ def parse_table_option(spec: str) -> tuple[str, str]:
         raise RoostError(f"--table {spec[:80]!r} is not NAME=PATH", hint="e.g. --table users=data/users.parquet")
     check_table_name(name.strip())
     return name.strip(), path.strip()
-
-
-def check_select(query: str) -> None:
-    """Refuse anything but exactly one SELECT statement, as DuckDB's own parser reads the text."""
-    import duckdb
-
-    try:
-        statements = duckdb.extract_statements(query)
-    except duckdb.Error as exc:
-        raise RoostError(f"SQL input failed: {exc}", hint=f"check the query: {query[:200]}") from exc
-    if len(statements) != 1:
-        raise RoostError(
-            f"an sql: input is one SELECT statement; this one has {len(statements)} statements",
-            hint="remove everything after the first ';'",
-        )
-    st = statements[0]
-    if st.type != duckdb.StatementType.SELECT:
-        words = st.query.split()
-        first = words[0].upper() if words else str(st.type)
-        raise RoostError(
-            f"an sql: input is one SELECT statement, not {first} ({st.type.name})",
-            hint="only SELECT (WITH ..., FROM ..., VALUES) runs; nothing is written, attached, loaded or set",
-        )
 
 
 def connect(source: Source) -> Any:
@@ -95,8 +73,8 @@ def relation(con: Any, source: Source) -> Any:
     import duckdb
 
     query = source.query or ""
-    check_select(query)
     try:
+        check_select(query)
         return con.sql(query)
     except duckdb.PermissionException as exc:
         raise RoostError(f"SQL input may read only its named inputs: {exc}", hint=HINT) from exc
