@@ -138,3 +138,13 @@ def test_cli_refuses_an_oversized_filter_with_exit_2_and_no_traceback(one_run, w
     assert r.returncode == 2, (r.returncode, r.stderr[-500:])
     assert "Traceback" not in r.stderr
     assert words in r.stderr, r.stderr[-500:]
+
+
+def test_order_by_is_bounded_too(one_run):
+    """Each order-by term is an outer join: 16 are accepted, 17 (or 16,385 characters) are refused by name."""
+    ok = ", ".join(["metrics.auc DESC", "params.lr", "tags.team", "start_time"] * (query.MAX_ORDER_TERMS // 4))
+    assert [r["run_id"] for r in roost.search_runs(order_by=ok)] == [one_run]
+    with pytest.raises(FilterError, match=f"at most {query.MAX_ORDER_TERMS}"):
+        roost.search_runs(order_by=ok + ", name")
+    with pytest.raises(FilterError, match="characters"):
+        roost.search_runs(order_by="start_time" + " " * query.MAX_FILTER_CHARS)
