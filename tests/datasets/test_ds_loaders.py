@@ -167,3 +167,21 @@ def test_import_is_light() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        "SELECT 1 AS x; COPY (SELECT 42 AS x) TO '{out}'",
+        "COPY (SELECT 42 AS x) TO '{out}'",
+        "CREATE TABLE t AS SELECT 1; COPY t TO '{out}'",
+        "ATTACH '{out}' AS other",
+    ],
+)
+def test_a_duckdb_source_is_one_select_and_writes_nothing(tmp_path: Path, query: str) -> None:
+    """Issue 30 item 10: `duckdb:SELECT 1; COPY ... TO 'file'` (a data spec may come from a pipeline parameter)
+    wrote the file; a duckdb: source is now exactly one SELECT (DuckDB's parser decides), still reading files."""
+    out = tmp_path / "written.csv"
+    with pytest.raises(RoostError, match="one SELECT"):
+        load("duckdb:" + query.format(out=out))
+    assert not out.exists()

@@ -92,13 +92,13 @@ def test_a_csv_with_another_delimiter_says_so(model, tmp_path, frames, sep):
     frames[0].to_csv(tmp_path / "other.csv", index=False, sep=sep)
     with pytest.raises(RoostError, match="other.csv") as exc:
         roost.predict(model, tmp_path / "other.csv", tmp_path / "o", record=False)
-    assert f"{sep!r}-separated" in str(exc.value) and "read_csv" in exc.value.hint
+    assert f"{sep!r}-separated" in str(exc.value) and "--table t=" in exc.value.hint
 
 
 def test_the_sql_input_the_delimiter_hint_names_scores_the_file(model, tmp_path, frames):
     frames[0].to_csv(tmp_path / "semi.csv", index=False, sep=";")
-    query = f"sql:SELECT * FROM read_csv('{tmp_path / 'semi.csv'}')"
-    roost.predict(model, query, tmp_path / "o", columns=["user_id"], record=False)
+    tables = {"t": tmp_path / "semi.csv"}  # the hint: --table t=FILE --input 'sql:SELECT * FROM t'
+    roost.predict(model, "sql:SELECT * FROM t", tmp_path / "o", columns=["user_id"], tables=tables, record=False)
     got = read_output(tmp_path / "o")
     np.testing.assert_allclose(got["probability"], expected(model, frames[0]), atol=1e-6, rtol=0)
 

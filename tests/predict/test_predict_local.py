@@ -59,8 +59,16 @@ def test_csv_and_sql_inputs_equal_load_model(model, tmp_path):
     roost.predict(model, csv, tmp_path / "from_csv", columns=["user_id"], record=False)
     got = read_output(tmp_path / "from_csv")
     np.testing.assert_allclose(got["probability"], ref, atol=1e-6, rtol=0)
-    q = f"sql:SELECT * FROM read_parquet('{pq_file}') WHERE user_id % 2 = 0 ORDER BY user_id"
-    res = roost.predict(model, q, tmp_path / "from_sql", columns=["user_id"], rows_per_part=200, batch_size=64)
+    q = "sql:SELECT * FROM users WHERE user_id % 2 = 0 ORDER BY user_id"
+    res = roost.predict(
+        model,
+        q,
+        tmp_path / "from_sql",
+        columns=["user_id"],
+        rows_per_part=200,
+        batch_size=64,
+        tables={"users": pq_file},
+    )
     got = read_output(tmp_path / "from_sql")
     even = df[df["user_id"] % 2 == 0].reset_index(drop=True)
     assert got["user_id"].tolist() == even["user_id"].tolist() and res.parts == 3

@@ -67,3 +67,37 @@ def test_spark_keeps_a_timestamp_column(spark, model, tmp_path):
     t = got["event_time"]  # Spark's writer stores instants as INT96, read back without a zone: UTC
     assert (t.dt.tz_localize("UTC") if t.dt.tz is None else t).tolist() == df["event_time"].tolist()
     np.testing.assert_allclose(got["probability"], expected(model, df), atol=1e-6, rtol=0)
+
+
+def test_spark_sql_input_reads_named_inputs_and_runs_only_a_query(spark, model, tmp_path):
+    """Issue 30 item 10 on Spark: a named input is a temp view; a command (CREATE, INSERT, SET, several
+    statements) or a file read by path (parquet.`/path`) is refused before anything runs."""
+    df = make_frame(400, seed=9)
+    f = tmp_path / "users.parquet"
+    write_parquet(df, f, 100)
+    q = "sql:SELECT * FROM users WHERE user_id % 2 = 1"
+    roost.predict(model, q, tmp_path / "o", engine="spark", columns=["user_id"], tables={"users": f}, spark=spark)
+    got = read_output(tmp_path / "o").sort_values("user_id").reset_index(drop=True)
+    ref = df[df["user_id"] % 2 == 1].sort_values("user_id").reset_index(drop=True)
+    assert got["user_id"].tolist() == ref["user_id"].tolist()
+    np.testing.assert_allclose(got["probability"], expected(model, ref), atol=1e-6, rtol=0)
+    made = tmp_path / "made"
+    for bad in (
+        f"CREATE TABLE t USING parquet LOCATION '{made}' AS SELECT * FROM users",
+        "SELECT * FROM users; SELECT * FROM users",
+        "SET spark.sql.runSQLOnFiles=true",
+        f"SELECT * FROM parquet.`{f}`",
+    ):
+        with pytest.raises(RoostError):
+            roost.predict(
+                model,
+                "sql:" + bad,
+                tmp_path / "o2",
+                engine="spark",
+                columns=["user_id"],  # no DuckDB probe for the columns: Spark itself reads the query
+                tables={"users": f},
+                spark=spark,
+                record=False,
+            )
+        assert not made.exists(), bad
+    assert spark.conf.get("spark.sql.runSQLOnFiles") == "true"  # the caller's session is left as it was

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import typer
 
@@ -28,6 +29,9 @@ def predict(
     input: list[str] = typer.Option(
         ..., "--input", "-i", help="Parquet/CSV file, folder or glob (repeatable), or 'sql:SELECT ...' (DuckDB/Spark)"
     ),
+    table: list[str] = typer.Option(
+        [], "--table", "-t", help="NAME=PATH: a file, folder or glob an sql: input reads as NAME (repeatable)"
+    ),
     output: str = typer.Option(..., "--out", "-o", "--output", help="folder of Parquet parts (a rerun resumes it)"),
     engine: str = typer.Option("local", "--engine", help="local, spark or ray"),
     columns: str | None = typer.Option(
@@ -44,9 +48,17 @@ def predict(
 ) -> None:
     """Batch-score Parquet/CSV/SQL input with a model into Parquet parts, as a recorded run."""
     from roost.cli.output import echo, print_json
+    from roost.errors import RoostError
     from roost.predict import predict as run_predict
+    from roost.predict.sql_input import parse_table_option
 
     keep = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
+    tables: dict[str, str | Path | list[str] | list[Path]] = {}
+    for spec in table:
+        name, path = parse_table_option(spec)
+        if name in tables:
+            raise RoostError(f"--table {name} is given twice", hint="name each input once")
+        tables[name] = path
     with _progress(not quiet and not as_json and engine == "local") as cb:
         res = run_predict(
             model,
@@ -59,6 +71,7 @@ def predict(
             workers=workers,
             overwrite=overwrite,
             progress=cb,
+            tables=tables or None,
         )
     if as_json:
         print_json(res.to_dict())

@@ -113,8 +113,11 @@ def _load_duckdb(query: str, **kw: Any) -> pd.DataFrame:
 
     if not query.strip():
         raise RoostError("empty SQL query after 'duckdb:'", "e.g. duckdb:SELECT * FROM 'data.parquet' LIMIT 10")
+    from roost.datasets.sqlcheck import check_select
+
     con = duckdb.connect()
     try:
+        check_select(query, "a duckdb: source")  # a data spec may come from a pipeline parameter: it writes nothing
         con.execute("SET TimeZone = 'UTC'; SET enable_progress_bar = false")
         return con.sql(query).to_arrow_table().to_pandas()
     except duckdb.Error as exc:

@@ -14,7 +14,7 @@ from typing import Any
 from roost.errors import RoostError
 from roost.modelpkg import resolve_package  # one resolver for roost.predict and roost.load_model
 from roost.predict.local import Progress
-from roost.predict.sources import resolve_source, sql_error
+from roost.predict.sources import resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -59,8 +59,10 @@ def predict(
     record: bool = True,
     progress: Progress | None = None,
     spark: Any = None,
+    tables: dict[str, str | Path | list[str] | list[Path]] | None = None,
 ) -> PredictResult:
-    """Score `input` with `model` into Parquet parts under `output`, keeping `columns` (default: every input column)."""
+    """Score `input` with `model` into Parquet parts under `output`, keeping `columns` (default: every input column);
+    an `sql:SELECT ...` input reads only the named inputs `tables` (name -> file, folder or glob)."""
     if engine not in ENGINES:
         raise RoostError(f"unknown engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     if batch_size < 1 or rows_per_part < 1:
@@ -70,7 +72,7 @@ def predict(
     if workers is not None and workers < 1:
         raise RoostError(f"workers must be at least 1, got {workers}", hint="e.g. --parallel 4 (default: all cores)")
     package, version = resolve_package(model)
-    source = resolve_source(input)
+    source = resolve_source(input, tables)
     fingerprint = source.fingerprint()
     out = Path(output).expanduser()
     from roost.predict.score import cached_predictor
@@ -158,13 +160,11 @@ def _execute(
 def _all_columns(source: Any, inputs: list[str]) -> list[str]:
     """Every input column (the default pass-through), as Spark's `transform` keeps them."""
     if source.kind == "sql":
-        import duckdb
+        from roost.predict import sql_input
 
-        con = duckdb.connect()
+        con = sql_input.connect(source)
         try:
-            return list(con.sql(source.query).columns)
-        except duckdb.Error as exc:
-            raise sql_error(str(source.query), exc) from exc
+            return list(sql_input.relation(con, source).columns)
         finally:
             con.close()
     from roost.predict.sources import csv_schema, parquet_schema_names

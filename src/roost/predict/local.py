@@ -252,11 +252,13 @@ def _run_sql(
     """Stream a DuckDB query's result, `rows_per_part` rows a part (resuming needs a deterministic query)."""
     import duckdb
 
+    from roost.predict import sql_input
+
     pred = cached_predictor(package)
-    con = duckdb.connect()
+    con = sql_input.connect(source)
     try:
         try:
-            reader = con.sql(source.query or "").to_arrow_reader(batch_size)
+            reader = sql_input.relation(con, source).to_arrow_reader(batch_size)
         except duckdb.Error as exc:
             raise sql_error(source.query or "", exc) from exc
         in_schema = reader.schema

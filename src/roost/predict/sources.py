@@ -25,12 +25,15 @@ class Source:
     kind: str  # "parquet", "csv" or "sql"
     files: list[Path] = field(default_factory=list)
     query: str | None = None
+    tables: dict[str, Source] = field(default_factory=dict)  # a query's named inputs (the only data it can read)
 
     def fingerprint(self) -> str:
-        """A short hash of the input: file names, sizes and mtimes (or the query text)."""
+        """A short hash of the input: file names, sizes and mtimes (or the query text and its named inputs')."""
         h = hashlib.sha256(self.kind.encode())
         if self.query is not None:
             h.update(self.query.encode())
+        for name, table in sorted(self.tables.items()):
+            h.update(json.dumps([name, table.fingerprint()]).encode())
         for f in self.files:
             st = f.stat()
             h.update(json.dumps([str(f.resolve()), st.st_size, st.st_mtime_ns]).encode())
@@ -39,17 +42,28 @@ class Source:
     def describe(self) -> str:
         """One line for logs and run params."""
         if self.query is not None:
-            return f"sql: {self.query[:200]}"
+            named = "; ".join(f"{n}: {t.describe()}" for n, t in self.tables.items())
+            return f"sql: {self.query[:200]}" + (f" (over {named})" if named else "")
         return f"{len(self.files)} {self.kind} file(s)"
 
 
-def resolve_source(spec: str | Path | list[str] | list[Path]) -> Source:
-    """Parse `--input`: a file, a folder of Parquet/CSV files, a glob, a list of them, or `sql:SELECT ...`."""
+def resolve_source(spec: str | Path | list[str] | list[Path], tables: dict[str, Any] | None = None) -> Source:
+    """Parse `--input`: a file, a folder of Parquet/CSV files, a glob, a list of them, or `sql:SELECT ...` over the
+    named inputs `tables` (name -> file, folder or glob)."""
     if isinstance(spec, str) and spec.strip().lower().startswith(SQL_PREFIX):
+        from roost.predict.sql_input import resolve_tables
+
         query = spec.strip()[len(SQL_PREFIX) :].strip()
         if not query:
-            raise RoostError("empty SQL query", hint="--input 'sql:SELECT * FROM read_parquet(\"x/*.parquet\")'")
-        return Source("sql", query=query)
+            raise RoostError(
+                "empty SQL query", hint="--table users=data/users.parquet --input 'sql:SELECT * FROM users'"
+            )
+        return Source("sql", query=query, tables=resolve_tables(tables or {}))
+    if tables:
+        raise RoostError(
+            "named inputs (tables) are for an sql: input",
+            hint="--input 'sql:SELECT ... FROM NAME', or leave out --table",
+        )
     specs = [spec] if isinstance(spec, (str, Path)) else list(spec)
     files: list[Path] = []
     for s in specs:
@@ -117,7 +131,7 @@ def csv_schema(file: Path) -> Any:
             raise RoostError(
                 f"{file} looks {sep!r}-separated (its header reads as one column {schema.names[0][:60]!r}); "
                 "roost reads comma-separated CSV",
-                hint=f"convert it to commas, or score it with --input \"sql:SELECT * FROM read_csv('{file}')\" "
+                hint=f"convert it to commas, or score it with --table t={file} --input 'sql:SELECT * FROM t' "
                 "(DuckDB detects the delimiter)",
             )
     return schema

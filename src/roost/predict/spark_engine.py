@@ -67,12 +67,12 @@ def _score_partition(package: str, shipped: bool, keep: list[str], batches: Iter
 def read_input(spark: Any, source: Source) -> Any:
     """The input as a Spark DataFrame (Parquet, CSV with a header, or a Spark SQL query)."""
     if source.kind == "sql":
-        from pyspark.errors import AnalysisException, ParseException
+        return _read_sql(spark, source)
+    return _read_files(spark, source)
 
-        try:
-            return spark.sql(source.query)
-        except (ParseException, AnalysisException) as exc:  # Spark's message quotes the offending token
-            raise sql_error(source.query or "", exc) from exc
+
+def _read_files(spark: Any, source: Source) -> Any:
+    """Parquet or CSV files (with a header, types inferred) as a Spark DataFrame."""
     paths = [str(f.resolve()) for f in source.files]
     if source.kind == "csv":
         return spark.read.option("header", "true").option("inferSchema", "true").csv(paths)
@@ -126,6 +126,32 @@ def _parquet_rows(out: Path) -> int:
     import pyarrow.parquet as pq
 
     return sum(int(pq.ParquetFile(f).metadata.num_rows) for f in out.glob("part-*.parquet"))
+
+
+def _read_sql(spark: Any, source: Source) -> Any:
+    """One Spark SQL query over the named inputs (temp views) and the session's catalog: Spark's parser must read
+    it as a query (no command, no second statement), and files cannot be named in it (`parquet.`path``)."""
+    from pyspark.errors import AnalysisException, ParseException
+
+    query = source.query or ""
+    for name, table in source.tables.items():
+        _read_files(spark, table).createOrReplaceTempView(name)
+    try:
+        spark._jsparkSession.sessionState().sqlParser().parseQuery(query)
+    except Exception as exc:  # py4j wraps Spark's ParseException
+        text = next((line.strip() for line in str(exc).splitlines() if line.strip()), type(exc).__name__)[:300]
+        raise RoostError(
+            f"an sql: input is one query (SELECT, WITH ..., VALUES); Spark's parser refused: {text}",
+            hint="no commands (CREATE, INSERT, SET, ...) and no second statement",
+        ) from exc
+    before = spark.conf.get("spark.sql.runSQLOnFiles", "true")
+    spark.conf.set("spark.sql.runSQLOnFiles", "false")
+    try:
+        return spark.sql(query)
+    except (ParseException, AnalysisException) as exc:  # Spark's message quotes the offending token
+        raise sql_error(query, exc) from exc
+    finally:
+        spark.conf.set("spark.sql.runSQLOnFiles", before)
 
 
 __all__ = ["require_spark", "session", "read_input", "run_spark"]

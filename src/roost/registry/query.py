@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import functools
 import math
-import re
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, cast
 
@@ -31,7 +29,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import aliased
 
-from roost.errors import RoostError, closest
+from roost.errors import closest
+from roost.registry.filter_lex import CACHED_CHARS, MAX_DEPTH, MAX_ORDER_TERMS, Tok, check_length, syntax_error, too_big
+from roost.registry.filter_lex import KEYWORDS as KEYWORDS
+from roost.registry.filter_lex import MAX_FILTER_CHARS as MAX_FILTER_CHARS
+from roost.registry.filter_lex import MAX_FILTER_TERMS as MAX_FILTER_TERMS
+from roost.registry.filter_lex import MAX_IN_VALUES as MAX_IN_VALUES
+from roost.registry.filter_lex import MAX_PATTERN_CHARS as MAX_PATTERN_CHARS
+from roost.registry.filter_lex import FilterError as FilterError
+from roost.registry.filter_lex import tokenize as tokenize
 from roost.registry.models import Experiment, LatestMetric, Param, Run, Tag
 
 ATTRIBUTES: dict[str, SQLColumnExpression[Any]] = {
@@ -46,69 +52,6 @@ ATTRIBUTES: dict[str, SQLColumnExpression[Any]] = {
     "experiment": Experiment.name,
 }
 OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
-KEYWORDS = {"AND", "OR", "NOT", "IN", "LIKE", "TRUE", "FALSE", "ASC", "DESC"}
-MAX_DEPTH = 64  # nested parentheses and NOTs in one filter
-
-_TOKEN = re.compile(
-    r"""
-    (?P<ws>\s+)
-  | (?P<num>[-+]?(?:\d+\.\d*|\.\d+|\d+)(?:[eE][-+]?\d+)?)
-  | (?P<str>'(?:[^'\\]|\\.|'')*'|"(?:[^"\\]|\\.)*")
-  | (?P<ident>(?:[A-Za-z_][\w\-]*|`[^`]+`)(?:\.(?:[A-Za-z_0-9][\w\-./]*|`[^`]+`))?)
-  | (?P<op><=|>=|!=|<>|=|<|>)
-  | (?P<lp>\()
-  | (?P<rp>\))
-  | (?P<comma>,)
-""",
-    re.VERBOSE,
-)
-
-
-@dataclass
-class Tok:
-    kind: str
-    text: str
-    pos: int
-    value: Any = None
-
-
-class FilterError(RoostError):
-    """A malformed filter expression."""
-
-
-def _err(src: str, tok: Tok | None, what: str) -> FilterError:
-    pos = len(src) if tok is None else tok.pos
-    shown = "end of input" if tok is None else repr(tok.text)
-    return FilterError(
-        f"malformed filter at position {pos + 1}: {what} (got {shown})\n  {src}\n  {' ' * pos}^",
-        hint="example: params.lr = 0.01 AND metrics.auc >= 0.9 AND NOT status = 'FAILED'",
-    )
-
-
-def tokenize(src: str) -> list[Tok]:
-    """Split a filter into tokens; an unknown character is an error naming its position."""
-    out: list[Tok] = []
-    i = 0
-    while i < len(src):
-        m = _TOKEN.match(src, i)
-        if not m:
-            raise _err(src, Tok("?", src[i], i), "unexpected character")
-        kind = m.lastgroup or "?"
-        text = m.group()
-        if kind != "ws":
-            tok = Tok(kind, text, i)
-            if kind == "num":
-                tok.value = float(text) if any(c in text for c in ".eE") else int(text)
-                if tok.value.__class__ is int and not -(2**63) <= tok.value < 2**63:
-                    tok.value = float(text)  # no 64-bit bind parameter holds it: compare as the float it is
-            elif kind == "str":
-                q = text[0]
-                tok.value = text[1:-1].replace(q + q, q).replace("\\" + q, q)
-            elif kind == "ident" and text.upper() in KEYWORDS:
-                tok.kind, tok.value = "kw", text.upper()
-            out.append(tok)
-        i = m.end()
-    return out
 
 
 class _Parser:
@@ -134,7 +77,7 @@ class _Parser:
     def parse(self) -> ColumnElement[bool]:
         e = self.or_expr()
         if self.peek() is not None:
-            raise _err(self.src, self.peek(), "expected AND, OR or the end of the filter")
+            raise syntax_error(self.src, self.peek(), "expected AND, OR or the end of the filter")
         return e
 
     def or_expr(self) -> ColumnElement[bool]:
@@ -155,10 +98,14 @@ class _Parser:
         return parts[0] if len(parts) == 1 else and_(*parts)
 
     def not_expr(self) -> ColumnElement[bool]:
-        self.depth += 1
+        t = self.peek()
+        opens = t is not None and (t.kind == "lp" or (t.kind == "kw" and t.value == "NOT"))
+        if not opens:
+            return self.comparison()
+        self.depth += 1  # one more parenthesis or NOT around what follows: the 64th is allowed, the 65th is not
         try:
             if self.depth > MAX_DEPTH:
-                raise _err(self.src, self.peek(), f"nested too deeply (at most {MAX_DEPTH} parentheses and NOTs)")
+                raise syntax_error(self.src, t, f"nested too deeply (at most {MAX_DEPTH} parentheses and NOTs)")
             return self._not_expr()
         finally:
             self.depth -= 1
@@ -170,20 +117,17 @@ class _Parser:
             inner = self.not_expr()
             self.nested.update(pos for pos, _ in self.leaves[first:])
             return not_(inner)
-        t = self.peek()
-        if t is not None and t.kind == "lp":
-            self.take()
-            e = self.or_expr()
-            close = self.take()
-            if close is None or close.kind != "rp":
-                raise _err(self.src, close, "expected ')'")
-            return e
-        return self.comparison()
+        self.take()  # '('
+        e = self.or_expr()
+        close = self.take()
+        if close is None or close.kind != "rp":
+            raise syntax_error(self.src, close, "expected ')'")
+        return e
 
     def literal(self) -> Tok:
         t = self.take()
         if t is None or not (t.kind in ("num", "str") or (t.kind == "kw" and t.value in ("TRUE", "FALSE"))):
-            raise _err(self.src, t, "expected a value (number, 'string', true or false)")
+            raise syntax_error(self.src, t, "expected a value (number, 'string', true or false)")
         if t.kind == "kw":
             t.value = t.value == "TRUE"
         return t
@@ -191,37 +135,37 @@ class _Parser:
     def comparison(self) -> ColumnElement[bool]:
         ident = self.take()
         if ident is None or ident.kind != "ident":
-            raise _err(self.src, ident, "expected a field such as params.X, metrics.X, tags.X or status")
+            raise syntax_error(self.src, ident, "expected a field such as params.X, metrics.X, tags.X or status")
         negate = False
         if self.is_kw("NOT"):
             self.take()
             negate = True
             if not (self.is_kw("IN") or self.is_kw("LIKE")):
-                raise _err(self.src, self.peek(), "expected IN or LIKE after NOT")
+                raise syntax_error(self.src, self.peek(), "expected IN or LIKE after NOT")
         t = self.take()
         if t is None:
-            raise _err(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
+            raise syntax_error(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
         if t.kind == "kw" and t.value == "IN":
             lp = self.take()
             if lp is None or lp.kind != "lp":
-                raise _err(self.src, lp, "expected '(' after IN")
+                raise syntax_error(self.src, lp, "expected '(' after IN")
             vals = [self.literal()]
             while (nxt := self.peek()) is not None and nxt.kind == "comma":
                 self.take()
                 vals.append(self.literal())
             rp = self.take()
             if rp is None or rp.kind != "rp":
-                raise _err(self.src, rp, "expected ',' or ')' in the IN list")
+                raise syntax_error(self.src, rp, "expected ',' or ')' in the IN list")
             e = self._leaf(ident, "IN", vals, negate)
         elif t.kind == "kw" and t.value == "LIKE":
             v = self.literal()
             if not isinstance(v.value, str):
-                raise _err(self.src, v, "LIKE needs a 'string' pattern")
+                raise syntax_error(self.src, v, "LIKE needs a 'string' pattern")
             e = self._leaf(ident, "LIKE", [v], negate)
         elif t.kind == "op":
             e = self._leaf(ident, "!=" if t.text == "<>" else t.text, [self.literal()])
         else:
-            raise _err(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
+            raise syntax_error(self.src, t, "expected an operator (= != < <= > >= LIKE IN)")
         return e
 
     def _leaf(self, ident: Tok, op: str, vals: list[Tok], negate: bool = False) -> ColumnElement[bool]:
@@ -258,13 +202,13 @@ def _cmp(col: SQLColumnExpression[Any], op: str, vals: list[Any], negate: bool =
 def _time_value(src: str, tok: Tok) -> datetime:
     v = tok.value
     if isinstance(v, bool):
-        raise _err(src, tok, "a time needs an ISO date or a unix timestamp")
+        raise syntax_error(src, tok, "a time needs an ISO date or a unix timestamp")
     if isinstance(v, (int, float)):
         return datetime.fromtimestamp(v / 1000 if v > 1e11 else v, tz=UTC).replace(tzinfo=None)
     try:
         dt = datetime.fromisoformat(v)
     except ValueError:
-        raise _err(src, tok, "a time needs an ISO date like '2026-11-25T10:00'") from None
+        raise syntax_error(src, tok, "a time needs an ISO date like '2026-11-25T10:00'") from None
     return (dt.astimezone(UTC) if dt.tzinfo else dt).replace(tzinfo=None)
 
 
@@ -314,16 +258,18 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
         if key in ("start_time", "end_time"):
             return cmp(col, op, [_time_value(src, v) for v in vals])
         if any(not isinstance(x, str) for x in raw):
-            raise _err(src, next(v for v in vals if not isinstance(v.value, str)), f"{key} compares with a 'string'")
+            raise syntax_error(
+                src, next(v for v in vals if not isinstance(v.value, str)), f"{key} compares with a 'string'"
+            )
         if key == "experiment":
             return Run.experiment_id.in_(select(Experiment.id).where(cmp(Experiment.name, op, raw)))
         return cmp(col, op, raw)
     if scope == "metric":
         bad = [v for v in vals if isinstance(v.value, (str, bool))]
         if bad:
-            raise _err(src, bad[0], f"metrics are numbers; compare metrics.{key} with a number")
+            raise syntax_error(src, bad[0], f"metrics are numbers; compare metrics.{key} with a number")
         if op == "LIKE":
-            raise _err(src, vals[0], "LIKE works on strings, not on metrics")
+            raise syntax_error(src, vals[0], "LIKE works on strings, not on metrics")
         m = aliased(LatestMetric)
         sub = select(m.run_id).where(m.key == key, cmp(m.value, op, raw))
         return sub, exists(sub.where(m.run_id == Run.id))
@@ -337,27 +283,36 @@ def _condition(src: str, ident: Tok, op: str, vals: list[Tok], negate: bool = Fa
         elif all(bools):
             cond = and_(p.type == "bool", cmp(p.value, op, ["true" if x else "false" for x in raw]))
         elif any(nums) and op != "LIKE":
-            raise _err(src, vals[0], "an IN list mixes numbers and strings")
+            raise syntax_error(src, vals[0], "an IN list mixes numbers and strings")
         else:
             cond = cmp(p.value, op, [str(x) for x in raw])
         sub = select(p.run_id).where(p.key == key, cond)
         return sub, exists(sub.where(p.run_id == Run.id))
     # tags
     if any(not isinstance(x, str) for x in raw):
-        raise _err(src, next(v for v in vals if not isinstance(v.value, str)), "tags are strings; quote the value")
+        raise syntax_error(
+            src, next(v for v in vals if not isinstance(v.value, str)), "tags are strings; quote the value"
+        )
     t = aliased(Tag)
     sub = select(t.run_id).where(t.key == key, cmp(t.value, op, raw))
     return sub, exists(sub.where(t.run_id == Run.id))
 
 
-@functools.lru_cache(maxsize=256)
 def compile_filter(src: str, selective: frozenset[int] = frozenset()) -> ColumnElement[bool]:
-    """Parse a filter string into a SQLAlchemy WHERE clause over Run (cached: SQLAlchemy reuses its compiled SQL).
+    """Parse a filter string into a SQLAlchemy WHERE clause over Run (short filters cached: SQLAlchemy reuses its
+    compiled SQL).
 
     A params/metrics/tags condition is a correlated EXISTS (checked run by run, newest first: quick when many runs
     match), or `run_id IN (...)` when its position is in `selective` (read from the key/value index: quick when
-    few match). plan_filter picks per condition.
+    few match). plan_filter picks per condition. Past a size limit (MAX_FILTER_*) it is a FilterError, unparsed.
     """
+    if len(src) > CACHED_CHARS:  # a long filter is not kept: 256 distinct ones would hold ~1 GB
+        return _Parser(src, selective).parse()
+    return _compile_cached(src, selective)
+
+
+@functools.lru_cache(maxsize=256)
+def _compile_cached(src: str, selective: frozenset[int]) -> ColumnElement[bool]:
     return _Parser(src, selective).parse()
 
 
@@ -415,9 +370,14 @@ def apply_order(q: Select[Run], order_by: str | list[str] | None) -> Select[Run]
     """Add ORDER BY terms such as 'metrics.auc DESC, start_time' to a select(Run); newest first by default."""
     terms: list[str] = []
     if isinstance(order_by, str):
+        check_length(order_by, what="order-by")
         terms = [t for t in order_by.split(",") if t.strip()]
     elif order_by:
         terms = list(order_by)
+    if len(terms) > MAX_ORDER_TERMS:
+        raise too_big(
+            f"{len(terms):,} order-by terms (at most {MAX_ORDER_TERMS})", "order by the few fields that matter"
+        )
     for term in terms:
         col: SQLColumnExpression[Any]
         toks = tokenize(term.strip())
