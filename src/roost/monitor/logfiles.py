@@ -124,7 +124,10 @@ def find(spec: str | Path, model: str | None = None, what: str = "request-log fo
         if p.is_file():
             return [p]
         if not p.exists():
-            raise RoostError(f"{what} {s} does not exist", hint="pass the folder `roost serve --log-requests` wrote")
+            raise RoostError(
+                f"no request log files under {s}: {what} {s} does not exist",
+                hint="pass the folder `roost serve --log-requests` wrote",
+            )
         if not p.is_dir():
             raise RoostError(f"{what} {s} is not a folder or a Parquet file", hint="pass a request-log folder")
         os.scandir(p).close()
