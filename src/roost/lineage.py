@@ -87,7 +87,9 @@ def default_log_dir() -> Path | None:
 
 def _log_files(log_dir: Path) -> list[Path]:
     """The finished request-log files under `log_dir` (in-progress `.part` files are not read)."""
-    return sorted(p for p in log_dir.glob("*/*/*.parquet") if not p.name.startswith("."))
+    from roost.monitor.logfiles import find
+
+    return find(log_dir, None, "--log-dir")
 
 
 def _meta(schema: Any, key: str) -> Any:
@@ -109,8 +111,9 @@ def _iso(v: Any) -> str | None:
 _FIND_SQL = "SELECT DISTINCT filename FROM read_parquet(?, filename = true, union_by_name = true) WHERE _request_id = ?"
 
 
-def _files_with(files: list[Path], request_id: str) -> list[Path]:
-    """The request-log files holding `request_id`; an unreadable file (torn, not Parquet) is skipped with a warning.
+def _files_with(checked: Any, request_id: str) -> list[Path]:
+    """The request-log files holding `request_id` among `checked.files` (a LogFiles); a file that fails while read
+    is set aside in `checked`.
 
     One scan of all files (only the id column is read; row groups whose statistics exclude the id are skipped); when
     one file breaks it, the files are scanned one by one so the others are still searched.
@@ -120,31 +123,47 @@ def _files_with(files: list[Path], request_id: str) -> list[Path]:
     con = duckdb.connect()
     try:
         try:
-            return [Path(h[0]) for h in con.execute(_FIND_SQL, [[str(f) for f in files], request_id]).fetchall()]
+            names = [str(f) for f in checked.files]
+            return [Path(h[0]) for h in con.execute(_FIND_SQL, [names, request_id]).fetchall()]
         except duckdb.Error as exc:
             log.debug("request-log scan failed (%s); scanning file by file", exc)
         out: list[Path] = []
-        for f in files:
+        for f in list(checked.files):
             try:
                 out += [Path(h[0]) for h in con.execute(_FIND_SQL, [[str(f)], request_id]).fetchall()]
             except duckdb.Error as exc:
-                log.warning("request log %s is unreadable and was skipped: %s", f, str(exc).splitlines()[0])
+                checked.skip(f, exc)
         return out
     finally:
         con.close()
 
 
+def _search(request_id: str, folder: Path | None) -> tuple[dict[str, Any] | None, Any]:
+    """(the logged request or None, the LogFiles searched or None): unreadable files are skipped and listed."""
+    from roost.monitor import logfiles
+
+    if folder is None or not folder.is_dir():
+        return None, None
+    checked = logfiles.check(_log_files(folder), folder)
+    hits = _files_with(checked, request_id) if checked.files else []
+    if not hits:
+        return None, checked
+    req = _request(request_id, hits[0])
+    req["skipped_files"] = checked.skipped_dicts()
+    return req, checked
+
+
 def find_request(request_id: str, log_dir: str | Path | None = None) -> dict[str, Any] | None:
-    """The logged request with this id (model, version, time, entity keys, online feature times), or None."""
+    """The logged request with this id (model, version, time, entity keys, online feature times), or None; its
+    `skipped_files` lists the log files that could not be read ({file, reason})."""
+    return _search(request_id, Path(log_dir) if log_dir is not None else default_log_dir())[0]
+
+
+def _request(request_id: str, path: Path) -> dict[str, Any]:
+    """The record of `request_id` in the log file `path`."""
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
-    folder = Path(log_dir) if log_dir is not None else default_log_dir()
-    files = _log_files(folder) if folder is not None and folder.is_dir() else []
-    hits = _files_with(files, request_id) if files else []
-    if not hits:
-        return None
-    path = hits[0]
     table = pq.read_table(path)
     rows = table.filter(pc.equal(table["_request_id"], request_id))
     first = rows.slice(0, 1).to_pylist()[0]
@@ -331,14 +350,25 @@ def lineage(target: str, log_dir: str | Path | None = None) -> dict[str, Any]:
     if not target:
         raise RoostError("nothing to trace", hint="roost lineage REQUEST_ID | MODEL@ALIAS | RUN_ID")
     folder = Path(log_dir) if log_dir is not None else default_log_dir()
+    if log_dir is not None:
+        given = Path(log_dir)
+        if given.is_file():
+            raise RoostError(f"--log-dir {log_dir} is a file, not a folder", hint="pass the request-log folder")
+        _log_files(given)  # a missing or an unreadable folder: a RoostError naming --log-dir
     if _MODEL_URI.match(target):
         return {"kind": "model_version", "request": None, **version_lineage(target)}
     hexlike = _HEX.match(target) is not None  # run ids are hex; request ids are '<pid>-<seq>'
+    searched = None
     for kind in ("run", "request") if hexlike else ("request", "run"):
         if kind == "request":
-            req = find_request(target, folder)
+            req, searched = _search(target, folder)
             if req is not None:
-                return {"kind": "request", "request": req, **_request_version(req)}
+                return {
+                    "kind": "request",
+                    "request": req,
+                    **_request_version(req),
+                    "skipped_files": req["skipped_files"],
+                }
             continue
         try:
             return {"kind": "run", "request": None, "model_version": None, **run_lineage(target)}
@@ -349,11 +379,20 @@ def lineage(target: str, log_dir: str | Path | None = None) -> dict[str, Any]:
     if any(m["name"] == target for m in list_models()):  # a model name alone: its latest version
         return {"kind": "model_version", "request": None, **version_lineage(target)}
     near = difflib.get_close_matches(target, _candidates(folder), n=3, cutoff=0.5)
+    if searched is not None and searched.skipped and not searched.files:
+        from roost.monitor.logfiles import all_unreadable
+
+        raise all_unreadable(folder or "", searched)
     where = f"request logs in {folder}" if folder is not None else "no request-log folder (pass --log-dir)"
+    if searched is not None and not searched.files:
+        where += " (no request-log files there)"
+    skipped = searched.note() if searched is not None else None
     raise NotFoundError(
-        f"{target!r} is not a request id, model version or run id",
+        f"{target[:200]!r} is not a request id, model version or run id",
         hint=(f"did you mean {', '.join(near)}? " if near else "")
-        + f"searched runs, models and {where}; a model version is NAME@ALIAS or NAME/VERSION",
+        + f"searched runs, models and {where}"
+        + (f"; {skipped}" if skipped else "")
+        + "; a model version is NAME@ALIAS or NAME/VERSION",
     )
 
 
@@ -378,8 +417,13 @@ def _short(v: Any, n: int = 12) -> str:
 
 
 def render_text(lin: dict[str, Any]) -> list[str]:
-    """The lineage as indented lines, request first, sources last."""
+    """The lineage as indented lines, request first, sources last (a note on unreadable log files first)."""
+    from roost.monitor.logfiles import skipped_note
+
     lines: list[str] = []
+    note = skipped_note(lin.get("skipped_files") or [])
+    if note:
+        lines.append(f"note: {note}")
     req = lin.get("request")
     if req:
         lines.append(f"request {req['request_id']}  served {req['served_at']}  rows {req['rows']}")

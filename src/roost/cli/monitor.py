@@ -86,6 +86,15 @@ def _drift(
         )
 
 
+def _writable(html: Path | None, prom: Path | None) -> None:
+    """Fail before the work when --html or --prom cannot be written."""
+    from roost.monitor.report import check_writable
+
+    for path, option in ((html, "--html"), (prom, "--prom")):
+        if path is not None:
+            check_writable(path, option)
+
+
 def _emit(report: Any, html: Path | None, prom: Path | None, log: bool, model: str | None) -> None:
     """Write the optional outputs of a drift report."""
     from roost.monitor import alerts
@@ -93,7 +102,7 @@ def _emit(report: Any, html: Path | None, prom: Path | None, log: bool, model: s
 
     page = drift_html(report) if html is not None or log else None
     if html is not None:
-        write(page, html)  # type: ignore[arg-type]
+        write(page, html, "--html")  # type: ignore[arg-type]
     if prom is not None:
         alerts.write_prom(report, prom, model or "")
     if log:
@@ -139,6 +148,7 @@ def drift_cmd(
     """Per-feature drift (PSI, KS, chi², Jensen–Shannon, Wasserstein) with thresholds and a verdict."""
     from roost.cli.output import echo, print_json, print_table
 
+    _writable(html, prom)
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
     _emit(rep, html, prom, log, model)
     if as_json:
@@ -190,6 +200,7 @@ def check(
     from roost.cli.output import echo, print_json
     from roost.monitor.alerts import exit_code
 
+    _writable(html, prom)
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
     _emit(rep, html, prom, log, model)
     if as_json:
@@ -410,10 +421,12 @@ def skew_cmd(
 ) -> None:
     """Served feature values vs a point-in-time recomputation: exit 1 when a feature's mismatch rate is too high."""
     from roost.cli.output import echo, print_json, print_table
-    from roost.monitor.report import write
+    from roost.monitor.report import check_writable, write
     from roost.monitor.skew import CATEGORIES, skew
     from roost.monitor.skew_report import skew_html
 
+    if out is not None:
+        check_writable(out, "--out")  # before minutes of recomputation, not after
     with _status("recomputing served features ..."):
         rep = skew(logs, model=model, since=since, until=until, max_mismatch=max_mismatch, rtol=rtol, atol=atol)
     page = skew_html(rep) if out is not None or log else None
@@ -481,6 +494,8 @@ def shadow_cmd(
                 for p in rep.pairs
             ],
         )
+        for n in rep.notes:
+            echo(f"[dim]note:[/] {n}")
         echo(("[bold red]" if rep.failed else "[bold green]") + rep.verdict + "[/]")
     raise typer.Exit(1 if rep.failed else 0)
 

@@ -73,10 +73,13 @@ def drift(
     until: Any = None,
 ) -> DriftReport:
     """Per-feature drift of `current` against `reference` (each a DataFrame, Profile, path, run id or model ref)."""
+    from roost.monitor.logfiles import parse_time
     from roost.monitor.profile import profile_frame
     from roost.monitor.profile_drift import compare_profiles, compare_to_profile
 
     check_rules(method, thresholds, drift_share)
+    parse_time(since, "--since")  # a bad time is an error even when the current data are not request logs
+    parse_time(until, "--until")
     ref = as_source(reference, "reference")
     cur = as_source(current, "current", model=model, since=since, until=until)
     notes: list[str] = []

@@ -75,11 +75,55 @@ def page(title: str, body: str, subtitle: str = "") -> str:
     )
 
 
-def write(html: str, path: str | Path) -> Path:
-    """Write a report to `path` (folders created)."""
-    p = Path(path)
-    p.parent.mkdir(parents=True, exist_ok=True)
-    p.write_text(html, encoding="utf-8")
+def check_writable(path: str | Path, option: str = "--out") -> Path:
+    """Fail early, naming `option`, when a report cannot be written at `path` (creates nothing)."""
+    import os
+    import tempfile
+
+    from roost.errors import RoostError
+
+    p = Path(path).expanduser()
+    if p.is_dir():
+        raise RoostError(f"{option} {path} is a folder", hint="pass a file name, e.g. report.html")
+    folder = p.parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    why = None if folder.is_dir() else f"{folder} is not a folder"
+    if why is None:
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=".roost-check-", dir=folder)
+            os.close(fd)
+            os.unlink(tmp)
+        except OSError as exc:
+            why = exc.strerror or str(exc)
+    if why is not None:
+        raise RoostError(f"{option} {path} cannot be written: {why}", hint="pass a path in a folder you can write")
+    return p
+
+
+def write(html: str, path: str | Path, option: str = "--out") -> Path:
+    """Write a report to `path` (folders created) through a temp file renamed at the end: never half-written."""
+    import os
+    import tempfile
+
+    from roost.errors import RoostError
+
+    p = Path(path).expanduser()
+    tmp = None
+    try:
+        p.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{p.name}.", suffix=".tmp", dir=p.parent)
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(html)
+        os.replace(tmp, p)
+        tmp = None
+    except OSError as exc:
+        raise RoostError(
+            f"{option} {path} cannot be written: {exc.strerror or exc}", hint="pass a path in a folder you can write"
+        ) from exc
+    finally:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
     return p
 
 

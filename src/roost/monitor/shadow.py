@@ -42,14 +42,19 @@ class ShadowReport:
     files: int
     failed: bool
     verdict: str
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  # unreadable files: {file, reason}
+    notes: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready form."""
         return asdict(self)
 
 
-def _files(path: Path, model: str | None) -> list[Path]:
-    """Complete comparison files under a request-log folder, its shadow/ folder or one model's folder."""
+def _files(path: Path, model: str | None) -> tuple[Path, list[Path]]:
+    """(folder, complete comparison files) under a request-log folder, its shadow/ folder or one model's folder."""
+    from roost.monitor.logfiles import find
+
+    find(path, None, "shadow-comparison folder")  # a file, a missing or an unreadable folder: named here
     root = path / SHADOW_DIR if (path / SHADOW_DIR).is_dir() else path
     if model is not None:
         root = root / model
@@ -58,7 +63,7 @@ def _files(path: Path, model: str | None) -> list[Path]:
             f"no shadow comparisons under {root}",
             hint="serve with --shadow MODEL[=PCT] and pass its --log-dir (or <workspace>/.roost/request_logs)",
         )
-    return sorted(p for p in root.rglob("*.parquet") if not p.name.startswith("."))
+    return root, find(root, None, "shadow-comparison folder")
 
 
 def _q(values: Any, qs: tuple[float, ...], with_max: bool = True) -> dict[str, float]:
@@ -86,16 +91,29 @@ def shadow_summary(
 ) -> ShadowReport:
     """Summarise shadow comparisons; fails when agreement < min_agreement or the diff quantile > max_diff."""
     import pandas as pd
+    import pyarrow as pa
     import pyarrow.parquet as pq
 
-    files = _files(Path(path).expanduser(), model)
+    from roost.monitor import logfiles
+
+    lo, hi = logfiles.parse_time(since, "--since"), logfiles.parse_time(until, "--until")
+    root, files = _files(Path(path).expanduser(), model)
     if not files:
         raise RoostError(f"no shadow comparison files under {path}", hint="the server writes them every few seconds")
-    df = pd.concat([pq.read_table(f).to_pandas() for f in files], ignore_index=True)
-    if since is not None:
-        df = df[df["_ts"] >= pd.Timestamp(since, tz="UTC")]
-    if until is not None:
-        df = df[df["_ts"] < pd.Timestamp(until, tz="UTC")]
+    checked = logfiles.check(files, root)
+    frames = []
+    for f in list(checked.files):
+        try:
+            frames.append(pq.read_table(f).to_pandas())
+        except (pa.ArrowException, OSError) as exc:  # a damaged page behind a whole footer
+            checked.skip(f, exc)
+    if not frames:
+        raise logfiles.all_unreadable(path, checked)
+    df = pd.concat(frames, ignore_index=True)
+    if lo is not None:
+        df = df[df["_ts"] >= lo]
+    if hi is not None:
+        df = df[df["_ts"] < hi]
     pairs = []
     for (name, pv, sv), g in df.groupby(["model", "primary_version", "shadow_version"], sort=True):
         per_request = g.drop_duplicates("_request_id")
@@ -130,4 +148,12 @@ def shadow_summary(
         )
     else:
         verdict = f"shadow gate passed ({sum(p.requests for p in pairs):,} mirrored requests)"
-    return ShadowReport(pairs=pairs, files=len(files), failed=failed, verdict=verdict)
+    note = checked.note()
+    return ShadowReport(
+        pairs=pairs,
+        files=len(checked.files),
+        failed=failed,
+        verdict=verdict,
+        skipped_files=checked.skipped_dicts(),
+        notes=[note] if note else [],
+    )

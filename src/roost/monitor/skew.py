@@ -10,10 +10,8 @@ rows per category and mergeable profiles are kept, so memory does not grow with 
 
 from __future__ import annotations
 
-import glob
 import json
 import logging
-import os
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -24,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from roost.errors import RoostError
+from roost.monitor import logfiles
 
 log = logging.getLogger(__name__)
 
@@ -94,6 +93,7 @@ class SkewReport:
     source: str = ""
     drift: Any = None  # a DriftReport of served (current) vs recomputed (reference) value distributions
     notes: list[str] = field(default_factory=list)
+    skipped_files: list[dict[str, str]] = field(default_factory=list)  # unreadable log files: {file, reason}
     created_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
@@ -138,24 +138,20 @@ class SkewReport:
             "source": self.source,
             "created_at": self.created_at,
             "notes": self.notes,
+            "skipped_files": self.skipped_files,
             "features": [f.to_dict() for f in self.features],
         }
 
 
 def log_files(logs: str | Path | Sequence[str | Path], model: str | None = None) -> list[str]:
     """The complete request-log Parquet files under folders, model folders or globs (sorted, hidden parts skipped)."""
+    from roost.monitor.logfiles import find
+
     items = [logs] if isinstance(logs, (str, Path)) else list(logs)
     files: list[str] = []
     for item in items:
-        s = str(item)
-        if any(ch in s for ch in "*?["):
-            files += glob.glob(s, recursive=True)
-        elif os.path.isfile(s):
-            files.append(s)
-        else:
-            p = Path(s) / model if model and (Path(s) / model).is_dir() else Path(s)
-            files += glob.glob(str(p / "**" / "*.parquet"), recursive=True)
-    out = sorted({f for f in files if not os.path.basename(f).startswith(".")})
+        files += [str(f) for f in find(item, model)]
+    out = sorted(set(files))
     if not out:
         raise RoostError(
             f"no request log files under {', '.join(map(str, items))}" + (f" for model {model}" if model else ""),
@@ -306,6 +302,22 @@ def _times_as_utc(t: Any, path: str) -> Any:
     return t
 
 
+def _file_batches(pf: Any, size: int, cols: list[str], checked: Any, path: Path) -> Iterator[Any]:
+    """The record batches of one log file; a read failure (a damaged page) sets the file aside and ends it."""
+    import pyarrow as pa
+
+    it = pf.iter_batches(batch_size=size, columns=cols)
+    while True:
+        try:
+            rb = next(it)
+        except StopIteration:
+            return
+        except (pa.ArrowException, OSError) as exc:
+            checked.skip(path, exc)
+            return
+        yield rb
+
+
 def _meta(schema: Any, path: str) -> tuple[dict[str, str], list[str]] | None:
     """(feature refs, entity keys) from a log file's Parquet metadata, or None when it has none."""
     md = schema.metadata or {}
@@ -322,9 +334,10 @@ def _meta(schema: Any, path: str) -> tuple[dict[str, str], list[str]] | None:
 
 
 def _batches(
-    files: list[str], batch_rows: int, lo: Any, hi: Any, notes: list[str]
+    checked: Any, batch_rows: int, lo: Any, hi: Any, notes: list[str]
 ) -> Iterator[tuple[dict[str, str], list[str], Any, int]]:
-    """(refs, entity keys, Arrow table of eligible rows, rows read) in batches of about `batch_rows` rows."""
+    """(refs, entity keys, Arrow table of eligible rows, rows read) in batches of about `batch_rows` rows; a file that
+    fails while read is set aside in `checked` (a LogFiles), the rows it gave before stay counted."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
@@ -341,8 +354,13 @@ def _batches(
             yield meta[0], meta[1], pa.concat_tables(pending, promote_options="default"), read
         pending, read = [], 0
 
-    for f in files:
-        pf = pq.ParquetFile(f)
+    for path in list(checked.files):
+        f = str(path)
+        try:
+            pf = pq.ParquetFile(f)
+        except (pa.ArrowException, OSError) as exc:
+            checked.skip(path, exc)
+            continue
         m = _meta(pf.schema_arrow, f)
         if m is None:
             skipped += 1
@@ -358,7 +376,7 @@ def _batches(
         if k != key:
             yield from flush()
             key, meta = k, m
-        for rb in pf.iter_batches(batch_size=min(batch_rows, 65_536), columns=cols):
+        for rb in _file_batches(pf, min(batch_rows, 65_536), cols, checked, path):
             t = _times_as_utc(pa.Table.from_batches([rb]), f)
             read += t.num_rows
             keep = np.ones(t.num_rows, dtype=bool)
@@ -378,16 +396,14 @@ def _batches(
         notes.append(f"{skipped} log file(s) without roost.feature_refs metadata skipped (no online features)")
 
 
-def _utc(t: Any) -> Any:
+def _utc(t: Any, name: str) -> Any:
     """A UTC pyarrow timestamp scalar from a time-like value (naive = UTC), or None."""
-    if t is None:
-        return None
-    import pandas as pd
     import pyarrow as pa
 
-    ts = pd.Timestamp(t)
-    ts = ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
-    return pa.scalar(ts, pa.timestamp("us", tz="UTC"))
+    from roost.monitor.logfiles import parse_time
+
+    ts = parse_time(t, name)
+    return None if ts is None else pa.scalar(ts, pa.timestamp("us", tz="UTC"))
 
 
 def _recompute(tbl: Any, ents: list[str], refs: list[str], times: Any) -> Any:
@@ -547,11 +563,16 @@ def skew(
     for name, tol in (("rtol", rtol), ("atol", atol)):
         if not (np.isfinite(tol) and tol >= 0):
             raise RoostError(f"{name} must be a finite number >= 0, got {tol}", hint="defaults: rtol 1e-6, atol 1e-9")
-    files = log_files(logs, model)
+    lo, hi = _utc(since, "--since"), _utc(until, "--until")
+    items = [logs] if isinstance(logs, (str, Path)) else list(logs)
+    root = next((Path(str(i)) for i in items if Path(str(i)).is_dir()), Path(str(items[0])).parent)
+    checked = logfiles.check([Path(f) for f in log_files(logs, model)], root)
+    if not checked.files:
+        raise logfiles.all_unreadable(", ".join(map(str, items)), checked)
     notes: list[str] = []
     cmp = _Comparer(rtol, atol, examples, profiles)
     read = 0
-    for refs, ents, tbl, n in _batches(files, batch_rows, _utc(since), _utc(until), notes):
+    for refs, ents, tbl, n in _batches(checked, batch_rows, lo, hi, notes):
         read += n
         log.debug("skew batch: %d of %d rows with entity ids", tbl.num_rows, n)
         cmp.batch(refs, ents, tbl)
@@ -560,12 +581,16 @@ def skew(
         max_mismatch,
         rows_read=read,
         rows_compared=cmp.rows,
-        files=len(files),
+        files=len(checked.files),
         rtol=rtol,
         atol=atol,
-        source=", ".join(map(str, [logs] if isinstance(logs, (str, Path)) else logs)),
+        source=", ".join(map(str, items)),
         notes=notes,
+        skipped_files=checked.skipped_dicts(),
     )
+    note = checked.note()
+    if note:
+        rep.notes.insert(0, note)
     if read > cmp.rows:
         rep.notes.append(f"{read - cmp.rows:,} logged rows without entity ids (or outside the time range) not compared")
     rep.drift = cmp.drift()

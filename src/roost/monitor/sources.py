@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import glob
 import logging
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -119,12 +118,23 @@ def from_model(ref: str, want: str = "reference") -> Source:
 
 def looks_like_logs(path: Path) -> bool:
     """True for a request-log folder: Parquet files under YYYY-MM-DD folders."""
-    if not path.is_dir():
+    try:
+        if not path.is_dir():
+            return False
+        for d in (path, *[p for p in path.iterdir() if p.is_dir()]):
+            if any(_DATE_DIR.match(c.name) for c in d.iterdir() if c.is_dir()):
+                return True
+    except OSError:  # an unreadable folder (or one under /proc) is not a log folder
         return False
-    for d in (path, *[p for p in path.iterdir() if p.is_dir()]):
-        if any(_DATE_DIR.match(c.name) for c in d.iterdir() if c.is_dir()):
-            return True
     return False
+
+
+def _probe(p: Path) -> tuple[bool, bool, bool]:
+    """(exists, is a file, is a folder) of a path; a name too long or unreadable to look at is none of them."""
+    try:
+        return p.exists(), p.is_file(), p.is_dir()
+    except OSError:
+        return False, False, False
 
 
 def _no_rows_in_range(path: Any) -> RoostError:
@@ -133,21 +143,22 @@ def _no_rows_in_range(path: Any) -> RoostError:
 
 
 def read_request_logs(path: str | Path, model: str | None = None, since: Any = None, until: Any = None) -> Any:
-    """Rows of serving request logs (a log folder, a model's folder, or a glob) between `since` and `until`."""
+    """Rows of serving request logs (a log folder, a model's folder, or a glob) between `since` and `until`; unreadable
+    files are skipped (a warning names them; `read_logs` also returns them)."""
+    return read_logs(path, model, since, until)[0]
+
+
+def read_logs(path: str | Path, model: str | None = None, since: Any = None, until: Any = None) -> tuple[Any, Any]:
+    """(rows, `roost.monitor.logfiles.LogFiles`): `read_request_logs` with the files read and the ones skipped."""
     import pandas as pd
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    p = Path(path)
-    if model and (p / model).is_dir():
-        p = p / model
-    lo = _utc(since)
-    hi = _utc(until)
-    if any(ch in str(path) for ch in "*?["):
-        files = sorted(glob.glob(str(path), recursive=True))
-    else:
-        files = sorted(glob.glob(str(p / "**" / "*.parquet"), recursive=True))
-    files = [f for f in files if not os.path.basename(f).startswith(".")]
+    from roost.monitor import logfiles
+
+    lo = logfiles.parse_time(since, "--since")
+    hi = logfiles.parse_time(until, "--until")
+    files = [str(f) for f in logfiles.find(path, model)]
 
     def in_range(f: str) -> bool:
         day = Path(f).parent.name
@@ -160,13 +171,22 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
     in_days = [f for f in files if in_range(f)]
     if files and not in_days:  # logs exist, none of their day folders is in the range
         raise _no_rows_in_range(path)
-    files = in_days
-    if not files:
+    if not in_days:
         raise RoostError(
             f"no request log files under {path}" + (f" for model {model}" if model else ""),
             hint="serving writes them with --log-requests; check the folder and the time range",
         )
-    table = pa.concat_tables([pq.read_table(f) for f in files], promote_options="default")
+    root = Path(path) if Path(path).is_dir() else Path(path).parent
+    res = logfiles.check([Path(f) for f in in_days], root)
+    tables = []
+    for f in list(res.files):
+        try:
+            tables.append(pq.read_table(f))
+        except (pa.ArrowException, OSError) as exc:  # a damaged page behind a whole footer
+            res.skip(f, exc)
+    if not tables:
+        raise logfiles.all_unreadable(path, res)
+    table = pa.concat_tables(tables, promote_options="default")
     df = table.to_pandas()
     if "_ts" in df.columns:
         keep = pd.Series(True, index=df.index)
@@ -180,17 +200,7 @@ def read_request_logs(path: str | Path, model: str | None = None, since: Any = N
             df[c] = df[c].where(df[c] != "", None)
     if len(df) == 0:
         raise _no_rows_in_range(path)
-    return df
-
-
-def _utc(t: Any) -> Any:
-    """A UTC pandas Timestamp (naive times are taken as UTC), or None."""
-    import pandas as pd
-
-    if t is None:
-        return None
-    ts = pd.Timestamp(t)
-    return ts.tz_localize("UTC") if ts.tzinfo is None else ts.tz_convert("UTC")
+    return df, res
 
 
 def load_source(
@@ -201,13 +211,14 @@ def load_source(
 
     s = str(spec).strip()
     p = Path(s)
-    if p.is_file() and p.suffix == ".json":
+    exists, is_file, is_dir = _probe(p)
+    if is_file and p.suffix == ".json":
         return Source(s, profile=Profile.load(p))
-    if (p.exists() and looks_like_logs(p)) or (p.is_dir() and model and (p / model).is_dir()):
-        return Source(f"request logs {s}", frame=read_request_logs(p, model, since, until), is_logs=True)
+    if (exists and looks_like_logs(p)) or (is_dir and model and _probe(p / model)[2]):
+        return _logs_source(s, p, model, since, until)
     if any(ch in s for ch in "*?[") and any(_DATE_DIR.match(Path(f).parent.name) for f in glob.glob(s, recursive=True)):
-        return Source(f"request logs {s}", frame=read_request_logs(s, None, since, until), is_logs=True)
-    if p.exists() or any(ch in s for ch in "*?["):
+        return _logs_source(s, s, None, since, until)
+    if exists or any(ch in s for ch in "*?["):
         from roost.datasets import load
 
         return Source(s, frame=load(s))
@@ -225,6 +236,13 @@ def load_source(
     from roost.datasets import load
 
     return Source(s, frame=load(s))
+
+
+def _logs_source(name: str, path: str | Path, model: str | None, since: Any, until: Any) -> Source:
+    """A Source of request-log rows, its notes naming the files skipped as unreadable."""
+    frame, res = read_logs(path, model, since, until)
+    note = res.note()
+    return Source(f"request logs {name}", frame=frame, is_logs=True, notes=[note] if note else [])
 
 
 def default_features(ref: Source, cur: Source) -> tuple[list[str] | None, list[str]]:

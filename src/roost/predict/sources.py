@@ -169,33 +169,45 @@ def check_files_agree(
     model columns numeric where the model wants numbers, kept columns of the same family (numbers, text, times).
     Returns the files whose kept columns have other types than the output's (the local engine casts those), and
     the schema to write: the first file's, with a kept column that is all-null there (an empty CSV column) typed
-    as the first later file that has values."""
+    as the first later file that has values. Linear in the number of columns: each file's schema is read into a
+    dict once and the output schema is built once."""
+    import pyarrow as pa
+
     head = source.files[0]
-    target = {c: first.field(c).type for c in keep}
+    first_types = dict(zip(first.names, first.types))
+    target = {c: first_types[c] for c in keep}
+    target_kind = {c: _kind(t) for c, t in target.items()}
+    wanted = list(dict.fromkeys([*needed, *keep]))
     seen: dict[Path, dict[str, Any]] = {head: dict(target)}
     for f in source.files[1:]:
         schema = file_schema(source.kind, f)
-        names = set(schema.names)
-        missing = [c for c in dict.fromkeys([*needed, *keep]) if c not in names]
+        names = list(schema.names)
+        types = dict(zip(names, schema.types))
+        missing = [c for c in wanted if c not in types]
         if missing:
             raise RoostError(
                 f"{f} lacks column(s) {missing} that {head.name} has (files scored together need one schema)",
-                hint=f"{f.name} has {list(schema.names)[:20]}; fix it, or score the files separately",
+                hint=f"{f.name} has {names[:20]}; fix it, or score the files separately",
             )
         check_types(schema, dtypes, where=f" in {f}")
-        check_columns(list(schema.names), needed, keep, [], where=str(f))
-        seen[f] = {c: schema.field(c).type for c in keep}
+        check_columns(names, needed, keep, [], where=str(f))
+        mine = seen[f] = {c: types[c] for c in keep}
         for c in keep:
-            a, b = target[c], seen[f][c]
-            if _kind(a) == "null":
-                target[c] = b
-            elif _kind(a) != _kind(b) and _kind(b) != "null":
+            a, b = target[c], mine[c]
+            if a == b:
+                continue
+            kind_b = _kind(b)
+            if target_kind[c] == "null":
+                target[c], target_kind[c] = b, kind_b
+            elif target_kind[c] != kind_b and kind_b != "null":
                 raise RoostError(
                     f"column {c!r} is {b} in {f} but {a} in {head.name} (files scored together need one schema)",
                     hint=f"convert {c!r} in one of them, leave it out of --columns, or score the files separately",
                 )
-    for c, t in target.items():
-        first = first.set(first.get_field_index(c), first.field(c).with_type(t))
+    retyped = {c: t for c, t in target.items() if t != first_types[c]}
+    if retyped:
+        fields = [fl.with_type(retyped[fl.name]) if fl.name in retyped else fl for fl in first]
+        first = pa.schema(fields, metadata=first.metadata)
     return {f for f, types in seen.items() if types != target}, first
 
 
@@ -211,8 +223,9 @@ def check_types(schema: Any, dtypes: dict[str, str], where: str = "") -> None:
     """Fail, naming the column, when a numeric model input is a text/binary column (it would score as NaN)."""
     import pyarrow as pa
 
+    names = set(schema.names)
     for name, dtype in dtypes.items():
-        if dtype not in _NUMERIC or name not in schema.names:
+        if dtype not in _NUMERIC or name not in names:
             continue
         t = schema.field(name).type
         if pa.types.is_string(t) or pa.types.is_large_string(t) or pa.types.is_binary(t):
@@ -234,13 +247,14 @@ def check_columns(
             f"column {twice[0]!r} appears {counts[twice[0]]} times in {where}",
             hint="rename or drop the copies: a column must be named once",
         )
-    missing = [c for c in needed if c not in available]
+    missing = [c for c in needed if c not in counts]
     if missing:
         raise RoostError(f"input lacks model column(s) {missing}", hint=f"the input has {available[:20]}")
-    missing = [c for c in keep if c not in available]
+    missing = [c for c in keep if c not in counts]
     if missing:
         raise RoostError(f"--columns names unknown column(s) {missing}", hint=f"the input has {available[:20]}")
-    clash = [c for c in keep if c in outputs]
+    out_names = set(outputs)
+    clash = [c for c in keep if c in out_names]
     if clash:
         raise RoostError(f"kept column(s) {clash} clash with the prediction column", hint="leave them out of --columns")
 

@@ -72,7 +72,11 @@ def version_number(version: Any) -> int:
         raise RoostError(f"model version {version!r} is not a whole number", hint="versions are 1, 2, 3, …")
     if isinstance(version, str):
         if not (version.isascii() and version.isdigit()):
-            raise RoostError(f"model version {version!r} is not a whole number", hint="versions are 1, 2, 3, …")
+            raise RoostError(f"model version {_cut(version)!r} is not a whole number", hint="versions are 1, 2, 3, …")
+        if len(version.lstrip("0")) > _VERSION_DIGITS:  # int() of 4,300+ digits raises ValueError
+            raise RoostError(
+                f"model version {_cut(version)!r} is out of range", hint=f"versions are 1 … {VERSION_MAX:,}"
+            )
         return int(version)
     return version
 
@@ -294,6 +298,14 @@ def alias_history(store: Store, name: str) -> list[dict[str, Any]]:
         ]
 
 
+_VERSION_DIGITS = 100  # longer version numbers are refused as references (int() of 4,300+ digits raises)
+
+
+def _cut(text: str, n: int = 80) -> str:
+    """`text` cut to `n` characters for a message (a 10,000-character reference is not echoed whole)."""
+    return text if len(text) <= n else text[:n] + "…"
+
+
 def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
     """Split 'name@alias' / 'name/3' / 'name' into (name, alias, version); RoostError when it is none of them."""
     name, alias, ver = uri, None, None
@@ -303,7 +315,12 @@ def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
         name, ver = uri.rsplit("/", 1)
     ok = _NAME.fullmatch(name) is not None and (alias is None or _NAME.fullmatch(alias) is not None)
     if not ok or (ver is not None and not (ver.isascii() and ver.isdigit())):
-        raise RoostError(f"bad model reference {uri!r}", hint="use name@alias, name/VERSION or name")
+        raise RoostError(f"bad model reference {_cut(uri)!r}", hint="use name@alias, name/VERSION or name")
+    if ver is not None and len(ver.lstrip("0")) > _VERSION_DIGITS:  # int() of 4,300+ digits raises ValueError
+        raise RoostError(
+            f"bad model reference {_cut(uri)!r}: the version has {len(ver):,} digits (at most {VERSION_MAX:,})",
+            hint="use name@alias, name/VERSION or name",
+        )
     return name, alias, None if ver is None else int(ver)
 
 
