@@ -94,6 +94,7 @@ def _check(url: str, results: list[tuple[int, str]]) -> None:
         engine.dispose()
 
 
+@pytest.mark.slow
 @pytest.mark.services
 def test_16_first_users_of_a_new_postgresql_database(tmp_path: Path, pg_database) -> None:
     url = pg_database()
@@ -103,6 +104,7 @@ def test_16_first_users_of_a_new_postgresql_database(tmp_path: Path, pg_database
     print(f"16 first users on PostgreSQL: {time.monotonic() - t0:.1f} s")
 
 
+@pytest.mark.slow
 def test_16_first_users_of_a_new_sqlite_file(tmp_path: Path) -> None:
     url = f"sqlite:///{tmp_path / 'store' / 'roost.db'}"
     results = _first_users(_workspace(tmp_path / "ws", url), url, USERS)
