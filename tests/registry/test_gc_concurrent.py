@@ -195,4 +195,69 @@ def test_a_gc_planning_after_the_other_unlinked_the_model_versions_keeps_their_f
     t.join(60)
     assert not errors, errors
     _check_after_gc(doomed, kept, roots, versions)
-    assert a_report[0].run_ids == doomed and b.run_ids == [] and b.resumed == 1
+    assert a_report[0].run_ids == doomed and (b.run_ids, b.resumed) == ([], 0)  # B found it finished
+
+
+def test_two_gc_removing_each_others_parent_runs_do_not_deadlock(ws, monkeypatch) -> None:
+    """gc A's batch holds parent P1 and child C2, gc B's holds P2 and C1 (C1 a child of P1, C2 of P2). Both reach
+    their row deletes together (each waits up to 3 s for the other there): each unlinks the other's child, then
+    deletes its own runs. PostgreSQL found a deadlock and aborted one gc; both must finish."""
+    if not ws.store_url.startswith("postgresql"):
+        pytest.skip("SQLite's write lock lets one gc write at a time")
+    from sqlalchemy import event, text
+
+    from roost.registry.store import default_store
+
+    def ended(parent: str | None = None) -> str:
+        run = roost.start_run(experiment="gc", parent_run_id=parent)
+        run.end()
+        return str(run.id)
+
+    p1, p2 = ended(), ended()
+    c1, c2 = ended(p1), ended(p2)
+    order = [p1, c2, p2, c1]  # the first two go to one gc, the last two to the other
+    roost.delete_runs(order, force=True)
+    engine = default_store().engine
+    with engine.begin() as c:
+        for i, rid in enumerate(order):
+            minutes = {"m": 10 - i, "r": rid}
+            c.execute(text("UPDATE runs SET hidden_at = now() - make_interval(mins => :m) WHERE id = :r"), minutes)
+    read_leftovers = threading.Barrier(2, timeout=60)
+    arrived = {name: threading.Event() for name in ("gc-a", "gc-b")}
+    real_leftovers = retention._leftovers
+
+    def leftovers_together(store: Any) -> list[tuple[str, str]]:
+        out = real_leftovers(store)
+        read_leftovers.wait()  # neither sees the other's batch as leftovers: two disjoint batches
+        return out
+
+    def meet_at_unlink(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+        me = threading.current_thread().name
+        if me in arrived and statement.lstrip().upper().startswith("UPDATE RUNS SET PARENT_RUN_ID"):
+            arrived[me].set()
+            other = "gc-b" if me == "gc-a" else "gc-a"
+            arrived[other].wait(3)
+
+    reports: dict[str, retention.GcReport] = {}
+    errors: list[BaseException] = []
+
+    def run_gc() -> None:
+        try:
+            reports[threading.current_thread().name] = roost.gc(batch_size=2)
+        except BaseException as exc:
+            errors.append(exc)
+
+    monkeypatch.setattr(retention, "_leftovers", leftovers_together)
+    event.listen(engine, "before_cursor_execute", meet_at_unlink)
+    try:
+        threads = [threading.Thread(target=run_gc, name=n, daemon=True) for n in arrived]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join(120)
+    finally:
+        event.remove(engine, "before_cursor_execute", meet_at_unlink)
+    assert not errors, errors
+    a, b = (set(r.run_ids) for r in reports.values())
+    assert not a & b and a | b == set(order) and {len(a), len(b)} == {2}
+    assert roost.search_runs(limit=None, stages=retention.STAGES) == []

@@ -67,7 +67,7 @@ class GcReport:
     run_ids: list[str] = field(default_factory=list)
     artifacts_removed: int = 0  # artifact roots removed (runs whose files were deleted)
     artifacts_kept: list[str] = field(default_factory=list)  # 'run_id: why' (imported, outside its run folder)
-    resumed: int = 0  # runs a previous, interrupted gc had marked 'purging'
+    resumed: int = 0  # runs removed that a previous, interrupted gc had marked 'purging'
     dry_run: bool = False
     size_before: int | None = None  # store size in bytes around VACUUM (vacuum=True)
     size_after: int | None = None
@@ -234,13 +234,19 @@ def _artifact_plan(
 def _delete_rows(store: Store, ids: list[str]) -> list[str]:
     """Delete the rows of purging runs `ids` in one transaction (children and model versions lose the link).
 
-    Returns the runs whose rows this call deleted: not those another gc deleted first (their rows are locked first,
-    FOR UPDATE / SQLite's write lock, so two gc never both count one run).
+    Returns the runs whose rows this call deleted: not those another gc deleted first. Every row it changes (its
+    runs and their children) is locked first, in one statement in id order (FOR UPDATE; SQLite: the write lock), so
+    two gc never both count one run, nor deadlock on each other's child runs.
     """
     with store.write() as s:
-        ids = list(
-            s.scalars(select(Run.id).where(Run.id.in_(ids), Run.lifecycle_stage == PURGING).with_for_update()).all()
-        )
+        mine = set(ids)
+        locked = s.execute(
+            select(Run.id, Run.lifecycle_stage)
+            .where(Run.id.in_(ids) | Run.parent_run_id.in_(ids))
+            .order_by(Run.id)
+            .with_for_update()
+        ).all()
+        ids = [rid for rid, stage in locked if rid in mine and stage == PURGING]
         if not ids:
             return []
         for model in (Metric, LatestMetric, Param, Tag):
@@ -321,7 +327,7 @@ def gc(
     if vacuum:
         out.size_before = store_size(store)
     leftovers = _leftovers(store)
-    out.resumed = len(leftovers)
+    resumable = {rid for rid, _ in leftovers}
     since: datetime | None = None
     while True:
         if leftovers:
@@ -333,6 +339,7 @@ def gc(
         _purge(store, batch, out)
         if progress is not None:
             progress(len(out.run_ids), max(total, len(out.run_ids)))
+    out.resumed = len(resumable.intersection(out.run_ids))  # (not those another gc, still at work, finished)
     log.info("gc: removed %d run(s) (%d resumed)", len(out.run_ids), out.resumed)
     if vacuum:
         run_vacuum(store)
