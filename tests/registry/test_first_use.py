@@ -184,3 +184,33 @@ def test_a_store_at_head_opens_without_the_migration_lock(ws) -> None:
     finally:
         store.engine.dispose()
         holder.dispose()
+
+
+@pytest.mark.services
+def test_waiting_for_another_upgrader_is_bounded_with_a_message(pg_database, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A session holding the migration lock (an upgrade in progress elsewhere): a new user waits, then gets a
+    RoostError naming the store, and nothing was created."""
+    from roost.errors import RoostError
+    from roost.registry import engine as eng
+    from roost.registry.store import Store
+
+    url = pg_database()
+    monkeypatch.setattr(eng, "MIGRATION_WAIT_S", 1.0)
+    holder = sa.create_engine(url)
+    store = Store(url)
+    try:
+        with holder.connect() as c:
+            c.execute(sa.text("SELECT pg_advisory_lock(:k)"), {"k": eng.MIGRATION_LOCK_KEY})
+            t0 = time.monotonic()
+            with pytest.raises(RoostError) as err:
+                store.ensure_schema()
+            assert 1.0 <= time.monotonic() - t0 < 30
+            assert "waited 1 s" in err.value.message and url.rsplit("/", 1)[1] in err.value.message
+            assert "advisory lock" in (err.value.hint or "")
+        holder.dispose()  # closes the holder's session (a pooled one would keep its session-level lock)
+        assert sa.inspect(store.engine).get_table_names() == []
+        store.ensure_schema()  # the holder's session is gone, and its lock with it: the upgrade goes ahead
+        assert eng.current_revision(store.engine) == HEAD_REVISION
+    finally:
+        store.engine.dispose()
+        holder.dispose()

@@ -323,9 +323,10 @@ def _migration_lock(engine: Engine, wait_s: float | None = None) -> Iterator[Non
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}).scalar():
             if time.monotonic() >= deadline:
                 raise RoostError(
-                    f"another process has been upgrading the store {redact_url(str(engine.url))} for over "
-                    f"{limit:.0f} s",
-                    hint="wait for it to finish (see pg_stat_activity) and retry; nothing was changed here",
+                    f"waited {limit:.0f} s for another process upgrading the schema of the store "
+                    f"{redact_url(str(engine.url))}",
+                    hint="let it finish (its session holds an advisory lock: see pg_locks / pg_stat_activity) and "
+                    "retry; nothing was changed here",
                 )
             if not told:
                 log.info("waiting for another process to finish upgrading the store's schema")

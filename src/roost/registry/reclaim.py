@@ -108,3 +108,6 @@ def run_vacuum(store: Store) -> None:
     tables = ", ".join(t.__tablename__ for t in (Run, Param, Tag, Metric, LatestMetric))
     with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         conn.execute(text(f"VACUUM (ANALYZE) {tables}"))
+
+
+__all__ = ["own_folder", "remove_artifacts", "run_vacuum", "store_size"]

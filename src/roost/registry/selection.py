@@ -83,3 +83,6 @@ def select_runs(
     with store.read() as s:
         rows = s.execute(q.where(*conds).order_by(Run.start_time, Run.id)).all()
     return [(r[0], r[1]) for r in rows]
+
+
+__all__ = ["MAX_AGE_DAYS", "experiment_ids", "parse_age", "select_runs"]
