@@ -175,5 +175,16 @@ def test_gc_batches_read_the_hidden_at_index_in_order_without_a_sort_or_rescan(w
         for q, p in batches:
             plan = " | ".join(str(r[3]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p))
             assert "USING INDEX ix_runs_hidden_at" in plan and "TEMP B-TREE" not in plan, plan
-    unbounded = [q for q, _ in seen if "LIMIT" not in q.upper() and "count" not in q.lower() and "tags" not in q]
+    # each batch also re-reads its own runs by id (locked: another gc may have finished them): key lookups
+    by_id = [(q, tuple(p)) for q, p in seen if "runs.id IN" in q and "LIMIT" not in q.upper()]
+    assert len(by_id) >= 2 * 3
+    with eng.connect() as c:
+        for q, p in by_id:
+            plan = " | ".join(str(r[3]) for r in c.exec_driver_sql("EXPLAIN QUERY PLAN " + q, p))
+            assert "USING INDEX sqlite_autoindex_runs_1 (id=?)" in plan, plan
+    unbounded = [
+        q
+        for q, _ in seen
+        if "LIMIT" not in q.upper() and "count" not in q.lower() and "tags" not in q and "runs.id IN" not in q
+    ]
     assert len(unbounded) == 1, unbounded  # the one look for an interrupted gc's leftovers, not one per batch

@@ -263,32 +263,92 @@ def current_revision(engine: Engine) -> str | None:
 
 
 def migrate(engine: Engine) -> None:
-    """Upgrade the schema to the newest Alembic revision (creates it from empty)."""
+    """Upgrade the schema to the newest Alembic revision (creates it from empty), one process at a time.
+
+    Concurrent first users of a new store all find no schema: on PostgreSQL a session-level advisory lock (on a
+    connection of its own, held around the re-check and the upgrade) and on SQLite the write lock (BEGIN IMMEDIATE)
+    make the others wait, re-read the revision and find it at head. The upgrade is one transaction: a migration
+    that fails leaves the store as it was. Callers check current_revision first, so a store at head takes no lock.
+    """
     from alembic import command
     from alembic.config import Config
 
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     sqlite = engine.dialect.name == "sqlite"
-    with engine.connect() as conn:
+    with _migration_lock(engine), engine.connect() as conn:
         if sqlite:
             conn.info["roost_write"] = True
             # A migration that rebuilds a table (copy, DROP, rename) would cascade the DROP to every child row
             # while foreign keys are enforced: off for the upgrade (only outside a transaction), checked before
             # the commit, on again after it.
             _driver_execute(conn, "PRAGMA foreign_keys=OFF")
-        cfg.attributes["connection"] = conn
         try:
+            # begun here (BEGIN IMMEDIATE on SQLite: the write lock from now on), so Alembic runs every migration
+            # in this one transaction instead of committing each on its own
+            _retrying(conn.begin)
+            if _locked_revision(conn) == HEAD_REVISION:
+                log.debug("store already at %s (another process upgraded it)", HEAD_REVISION)
+                return
+            cfg.attributes["connection"] = conn
             _upgrade_to_head(cfg, command)
             if sqlite:
                 _check_foreign_keys(conn)
             conn.commit()
         finally:
+            conn.rollback()  # nothing after a commit; everything after a failure
             if sqlite:
-                conn.rollback()
                 _driver_execute(conn, "PRAGMA foreign_keys=ON")
                 conn.info["roost_write"] = False
     analyze(engine)  # new indexes get statistics (an upgraded store already holds rows; a new one is empty)
+
+
+MIGRATION_LOCK_KEY = int.from_bytes(b"roostmig", "big")  # PostgreSQL advisory lock key (per database)
+MIGRATION_WAIT_S = 1800.0  # how long a process waits for another one's upgrade (0007 takes ~82 s per 1M runs)
+
+
+@contextlib.contextmanager
+def _migration_lock(engine: Engine, wait_s: float | None = None) -> Iterator[None]:
+    """PostgreSQL: hold the store's migration advisory lock (session-level, on a dedicated connection) meanwhile.
+
+    SQLite needs none here: the upgrade's BEGIN IMMEDIATE is its lock. Waits at most `wait_s`
+    (MIGRATION_WAIT_S), polling, then a RoostError; a dead holder's lock goes with its connection.
+    """
+    if engine.dialect.name != "postgresql":
+        yield
+        return
+    limit = MIGRATION_WAIT_S if wait_s is None else wait_s
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+        deadline, delay, told = time.monotonic() + limit, 0.01, False
+        while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": MIGRATION_LOCK_KEY}).scalar():
+            if time.monotonic() >= deadline:
+                raise RoostError(
+                    f"waited {limit:.0f} s for another process upgrading the schema of the store "
+                    f"{redact_url(str(engine.url))}",
+                    hint="let it finish (its session holds an advisory lock: see pg_locks / pg_stat_activity) and "
+                    "retry; nothing was changed here",
+                )
+            if not told:
+                log.info("waiting for another process to finish upgrading the store's schema")
+                told = True
+            time.sleep(delay)
+            delay = min(delay * 2, 0.25)
+        try:
+            yield
+        finally:
+            try:
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": MIGRATION_LOCK_KEY})
+            except DBAPIError:  # the session is gone, and its lock with it; never pool a connection that may hold it
+                conn.invalidate()
+
+
+def _locked_revision(conn: Connection) -> str | None:
+    """The revision as the lock holder sees it (no failed statement: PostgreSQL would abort the transaction)."""
+    from sqlalchemy import inspect
+
+    if not inspect(conn).has_table("alembic_version"):
+        return None
+    return conn.execute(text("SELECT version_num FROM alembic_version")).scalar()
 
 
 def _upgrade_to_head(cfg: Any, command: Any) -> None:

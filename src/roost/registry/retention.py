@@ -7,24 +7,28 @@ gc order, per batch of runs (one transaction each step): mark the batch 'purging
 delete its rows (metrics, latest metrics, params, tags, run). A crash therefore never leaves artifacts without
 rows: at worst rows marked 'purging' whose artifacts are partly or wholly gone, and the next gc finishes them
 first (artifact removal is idempotent).
+
+Two gc at once: new batches never overlap (each is marked 'purging' under SQLite's write lock, or FOR UPDATE SKIP
+LOCKED on PostgreSQL), but a gc that starts while another is part-way resumes the other's batch as leftovers. Both
+then remove the same folders: what is already gone is skipped quietly (reclaim.py), the files to keep are read
+while the run's rows still exist (their rows locked), and only the gc whose transaction deleted a run's rows reports
+it. Runs, files and model versions end the same as after one gc.
 """
 
 from __future__ import annotations
 
 import logging
-import re
-import shutil
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, text, update
+from sqlalchemy import delete, func, select, update
 
-from roost import artifacts
-from roost.errors import NotFoundError, RoostError, closest
-from roost.registry.models import Experiment, LatestMetric, Metric, ModelVersion, Param, Run, Tag
+from roost.errors import RoostError
+from roost.registry.models import LatestMetric, Metric, ModelVersion, Param, Run, Tag
+from roost.registry.reclaim import own_folder, remove_artifacts, run_vacuum, store_size
+from roost.registry.selection import parse_age, select_runs
 from roost.registry.store import Store, utcnow
 
 log = logging.getLogger(__name__)
@@ -35,7 +39,6 @@ IMPORTED_TAG = "roost.imported_from"  # runs imported from MLflow: their artifac
 BATCH = 500  # runs per transaction when changing stages
 GC_BATCH = 100  # runs per gc batch (each batch: mark, remove artifacts, delete rows)
 GC_BATCH_MAX = 10_000  # a batch's ids go into IN lists: SQLite allows 32,766 bound values per statement
-MAX_AGE_DAYS = 365_000  # --older-than beyond 1,000 years is a typo, and far past the calendar's start
 Progress = Callable[[int, int], None]  # (done, total)
 
 # action -> (stages a run may be in to be selected, the stage it moves to)
@@ -44,23 +47,6 @@ _MOVES: dict[str, tuple[tuple[str, ...], str]] = {
     "archive": ((ACTIVE,), ARCHIVED),
     "restore": ((DELETED, ARCHIVED), ACTIVE),
 }
-_AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")
-_UNITS = {"": 86400.0, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0, "w": 7 * 86400.0}
-
-
-def parse_age(value: str | timedelta | None) -> timedelta | None:
-    """'30d', '12h', '90m', '45s', '2w' (a bare number means days) → timedelta; None stays None."""
-    if value is None or isinstance(value, timedelta):
-        return value
-    m = _AGE.match(str(value))
-    if not m:
-        raise RoostError(f"age {value!r} is not a duration", hint="e.g. 30d, 12h, 90m, 45s or 2w (0d: any age)")
-    seconds = float(m.group(1)) * _UNITS[m.group(2)]
-    if not seconds <= MAX_AGE_DAYS * 86400.0:  # also inf (a 400-digit number)
-        raise RoostError(
-            f"age {value!r} is more than {MAX_AGE_DAYS // 365:,} years", hint="e.g. 30d, 12h, 90m, 45s or 2w"
-        )
-    return timedelta(seconds=seconds)
 
 
 @dataclass
@@ -81,63 +67,10 @@ class GcReport:
     run_ids: list[str] = field(default_factory=list)
     artifacts_removed: int = 0  # artifact roots removed (runs whose files were deleted)
     artifacts_kept: list[str] = field(default_factory=list)  # 'run_id: why' (imported, outside its run folder)
-    resumed: int = 0  # runs a previous, interrupted gc had marked 'purging'
+    resumed: int = 0  # runs removed that a previous, interrupted gc had marked 'purging'
     dry_run: bool = False
     size_before: int | None = None  # store size in bytes around VACUUM (vacuum=True)
     size_after: int | None = None
-
-
-def _experiment_ids(store: Store, names: list[str]) -> list[int]:
-    with store.read() as s:
-        known = dict(s.execute(select(Experiment.name, Experiment.id)).all())
-    for n in names:
-        if n not in known:
-            near = closest(n, list(known))
-            raise NotFoundError(
-                f"experiment {n!r} not found",
-                hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
-            )
-    return [known[n] for n in names]
-
-
-def _select(
-    store: Store,
-    stages: tuple[str, ...],
-    run_ids: Iterable[str] | None,
-    filter: str | None,
-    experiment: str | list[str] | None,
-    older_than: timedelta | None,
-) -> list[tuple[str, str]]:
-    """(id, status) of the runs in `stages` matching every criterion given, oldest first."""
-    from roost.registry import query
-
-    conds: list[ColumnElement[bool]] = [Run.lifecycle_stage.in_(stages)]
-    ids = list(run_ids or [])
-    if ids:
-        full = []
-        for rid in ids:
-            with store.read() as s:
-                # autoescape: `%` and `_` in what the user typed are literal characters, not LIKE wildcards
-                hit = s.scalars(select(Run.id).where(Run.id.startswith(rid, autoescape=True)).limit(2)).all()
-                hit = hit if rid else []
-            if len(hit) != 1 and rid not in hit:
-                raise NotFoundError(
-                    f"run {rid!r} {'is ambiguous' if hit else 'not found'}",
-                    hint="give more of the id" if hit else "list runs with `roost runs list --all`",
-                )
-            full.append(rid if rid in hit else hit[0])
-        conds.append(Run.id.in_(full))
-    if experiment:
-        names = [experiment] if isinstance(experiment, str) else list(experiment)
-        conds.append(Run.experiment_id.in_(_experiment_ids(store, names)))
-    if older_than is not None:
-        conds.append(Run.start_time < utcnow() - older_than)
-    q = select(Run.id, Run.status)
-    if filter and filter.strip():
-        q = q.where(query.compile_filter(filter))
-    with store.read() as s:
-        rows = s.execute(q.where(*conds).order_by(Run.start_time, Run.id)).all()
-    return [(r[0], r[1]) for r in rows]
 
 
 def _references(store: Store, ids: list[str]) -> list[tuple[str, int, str]]:
@@ -175,7 +108,7 @@ def change_stage(
             hint="give run ids, --filter, --experiment or --older-than (e.g. --filter \"status = 'FAILED'\")",
         )
     sources, target = _MOVES[action]
-    found = _select(store, sources, ids, filter, experiment, parse_age(older_than))
+    found = select_runs(store, sources, ids, filter, experiment, parse_age(older_than))
     out = StageChange(action=action, dry_run=dry_run)
     if ids and not found:
         with store.read() as s:
@@ -230,47 +163,6 @@ def _chunks(xs: list[str], n: int) -> list[list[str]]:
     return [xs[i : i + n] for i in range(0, len(xs), n)]
 
 
-def _own_folder(run_id: str, uri: str) -> bool:
-    """True when `uri` is the run's own artifact folder as roost (and MLflow) lay it out: .../RUN_ID/artifacts."""
-    return uri.rstrip("/").endswith(f"/{run_id}/artifacts")
-
-
-def _under(path: str, roots: list[str]) -> bool:
-    return any(path == r or path.startswith(r.rstrip("/") + "/") for r in roots)
-
-
-def remove_artifacts(run_id: str, uri: str, keep: list[str]) -> None:
-    """Remove a run's artifact folder (local or remote), except files under the URIs in `keep`; missing is fine."""
-    if artifacts.is_local(uri):
-        root = artifacts.local_path(uri)
-        keep_paths = [str(artifacts.local_path(k)) for k in keep]
-        if not keep_paths:
-            shutil.rmtree(root, ignore_errors=True)
-        elif root.is_dir():
-            for p in sorted(root.rglob("*"), reverse=True):
-                if p.is_file() and not _under(str(p), keep_paths):
-                    p.unlink(missing_ok=True)
-                elif p.is_dir() and not any(p.iterdir()):
-                    p.rmdir()
-        with_run = root.parent
-        if with_run.name == run_id and with_run.is_dir() and not any(with_run.iterdir()):
-            with_run.rmdir()
-    else:
-        with artifacts.remote(uri) as (fs, path):
-            fs.invalidate_cache()
-            files = [str(f) for f in fs.find(path)]
-            kept = [artifacts.filesystem(k)[1] for k in keep]
-            doomed = [f for f in files if not _under(f, kept)]
-            if doomed:
-                fs.rm(doomed)
-    from roost.registry.run import staging_dir
-
-    try:
-        shutil.rmtree(staging_dir(run_id), ignore_errors=True)
-    except RoostError:  # no current workspace: nothing staged here
-        pass
-
-
 def _leftovers(store: Store) -> list[tuple[str, str]]:
     """(id, uri) of the runs an interrupted gc marked 'purging' (one pass over the hidden runs' index)."""
     with store.read() as s:
@@ -305,28 +197,58 @@ def _next_batch(
     return [(r[0], r[1]) for r in rows], (rows[-1][2] if rows else since)
 
 
-def _artifact_plan(store: Store, rows: list[tuple[str, str]]) -> dict[str, tuple[bool, str, list[str]]]:
-    """run id -> (remove?, why not, model version sources to keep) for one batch."""
+def _artifact_plan(
+    store: Store, rows: list[tuple[str, str]], claim: bool = False
+) -> dict[str, tuple[bool, str, list[str]]]:
+    """run id -> (remove?, why not, model version sources to keep) for one batch.
+
+    claim=True (a real gc): only the runs still 'purging', read in a write transaction that locks their rows (FOR
+    UPDATE; SQLite's write lock): a run that another gc finished meanwhile is left out, and one it is finishing is
+    read before that gc unlinks its model versions (read after, the run would have nothing to keep and lose the
+    files its model versions are loaded from).
+    """
     ids = [r[0] for r in rows]
-    with store.read() as s:
+    with store.write() if claim else store.read() as s:
+        if claim:
+            live = set(
+                s.scalars(select(Run.id).where(Run.id.in_(ids), Run.lifecycle_stage == PURGING).with_for_update()).all()
+            )
+            ids = [i for i in ids if i in live]
         imported = set(s.scalars(select(Tag.run_id).where(Tag.run_id.in_(ids), Tag.key == IMPORTED_TAG)))
         keeps: dict[str, list[str]] = {}
         for rid, src in s.execute(select(ModelVersion.run_id, ModelVersion.source).where(ModelVersion.run_id.in_(ids))):
             keeps.setdefault(str(rid), []).append(str(src))
     plan: dict[str, tuple[bool, str, list[str]]] = {}
     for rid, uri in rows:
-        if rid in imported:
+        if rid not in ids:
+            log.debug("gc: run %s was removed by another gc meanwhile", rid)
+        elif rid in imported:
             plan[rid] = (False, "imported: its artifacts belong to the source store", [])
-        elif not uri or not _own_folder(rid, uri):
+        elif not uri or not own_folder(rid, uri):
             plan[rid] = (False, f"artifact root {uri!r} is not the run's own folder", [])
         else:
             plan[rid] = (True, "", keeps.get(rid, []))
     return plan
 
 
-def _delete_rows(store: Store, ids: list[str]) -> None:
-    """Delete the rows of purging runs `ids` in one transaction (children and model versions lose the link)."""
+def _delete_rows(store: Store, ids: list[str]) -> list[str]:
+    """Delete the rows of purging runs `ids` in one transaction (children and model versions lose the link).
+
+    Returns the runs whose rows this call deleted: not those another gc deleted first. Every row it changes (its
+    runs and their children) is locked first, in one statement in id order (FOR UPDATE; SQLite: the write lock), so
+    two gc never both count one run, nor deadlock on each other's child runs.
+    """
     with store.write() as s:
+        mine = set(ids)
+        locked = s.execute(
+            select(Run.id, Run.lifecycle_stage)
+            .where(Run.id.in_(ids) | Run.parent_run_id.in_(ids))
+            .order_by(Run.id)
+            .with_for_update()
+        ).all()
+        ids = [rid for rid, stage in locked if rid in mine and stage == PURGING]
+        if not ids:
+            return []
         for model in (Metric, LatestMetric, Param, Tag):
             s.execute(delete(model).where(model.run_id.in_(ids)).execution_options(synchronize_session=False))
         s.execute(
@@ -346,20 +268,29 @@ def _delete_rows(store: Store, ids: list[str]) -> None:
             .where(Run.id.in_(ids), Run.lifecycle_stage == PURGING)
             .execution_options(synchronize_session=False)
         )
+    return ids
 
 
 def _purge(store: Store, batch: list[tuple[str, str]], out: GcReport) -> None:
-    """Remove the artifacts, then the rows, of a batch of runs already marked 'purging'."""
+    """Remove the artifacts, then the rows, of a batch of runs already marked 'purging'.
+
+    A run another gc removed meanwhile (it resumed this batch, or this gc resumed its) is skipped and not reported.
+    """
     uris = dict(batch)
-    for rid, (ok, why, keep) in _artifact_plan(store, batch).items():
+    plan = _artifact_plan(store, batch, claim=True)
+    for rid, (ok, _, keep) in plan.items():
         if ok:
             remove_artifacts(rid, uris[rid], keep)
+    mine = set(_delete_rows(store, list(plan)))
+    for rid, (ok, why, _) in plan.items():
+        if rid not in mine:
+            log.debug("gc: run %s was finished by another gc", rid)
+        elif ok:
             out.artifacts_removed += 1
         else:
             log.info("gc: run %s keeps its artifacts (%s)", rid, why)
             out.artifacts_kept.append(f"{rid}: {why}")
-    _delete_rows(store, [r[0] for r in batch])
-    out.run_ids += [r[0] for r in batch]
+    out.run_ids += [rid for rid, _ in batch if rid in mine]
 
 
 def gc(
@@ -396,7 +327,7 @@ def gc(
     if vacuum:
         out.size_before = store_size(store)
     leftovers = _leftovers(store)
-    out.resumed = len(leftovers)
+    resumable = {rid for rid, _ in leftovers}
     since: datetime | None = None
     while True:
         if leftovers:
@@ -408,40 +339,12 @@ def gc(
         _purge(store, batch, out)
         if progress is not None:
             progress(len(out.run_ids), max(total, len(out.run_ids)))
+    out.resumed = len(resumable.intersection(out.run_ids))  # (not those another gc, still at work, finished)
     log.info("gc: removed %d run(s) (%d resumed)", len(out.run_ids), out.resumed)
     if vacuum:
         run_vacuum(store)
         out.size_after = store_size(store)
     return out
-
-
-def store_size(store: Store) -> int:
-    """Bytes the store takes: the SQLite file plus its WAL, or the PostgreSQL database's size."""
-    url = store.engine.url
-    if url.get_backend_name() == "sqlite":
-        db = Path(url.database or "")
-        if not url.database or url.database == ":memory:":
-            return 0
-        return sum(p.stat().st_size for p in (db, Path(f"{db}-wal")) if p.exists())
-    with store.engine.connect() as conn:
-        return int(conn.execute(text("SELECT pg_database_size(current_database())")).scalar() or 0)
-
-
-def run_vacuum(store: Store) -> None:
-    """Give freed space back: SQLite VACUUM + WAL truncate; PostgreSQL VACUUM ANALYZE of the run tables."""
-    if store.engine.url.get_backend_name() == "sqlite":
-        raw = store.engine.raw_connection()
-        try:
-            cur = raw.cursor()
-            cur.execute("VACUUM")  # the connection is in autocommit mode (roost issues BEGIN itself)
-            cur.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-            cur.close()
-        finally:
-            raw.close()
-        return
-    tables = ", ".join(t.__tablename__ for t in (Run, Param, Tag, Metric, LatestMetric))
-    with store.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-        conn.execute(text(f"VACUUM (ANALYZE) {tables}"))
 
 
 __all__ = [
