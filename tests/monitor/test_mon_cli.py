@@ -22,7 +22,7 @@ def files(tmp_path, eng: pd.DataFrame, lgbm_pkg):
 def test_profile_and_drift_and_check(cli, ws, files) -> None:
     code, out, _ = cli("monitor", "profile", str(files / "early.parquet"), "--out", str(files / "p.json"), "--json")
     assert code == 0 and json.loads(out)["rows"] > 0 and (files / "p.json").is_file()
-    args = ["-r", str(files / "early.parquet"), "-c", str(files / "late.parquet"), "-f", ",".join(FEATURES)]
+    args = ["-r", str(files / "early.parquet"), "-c", str(files / "late.parquet"), "--features", ",".join(FEATURES)]
     code, out, _ = cli(
         "monitor",
         "drift",
@@ -59,11 +59,10 @@ def test_fairness_explain_analyze(cli, files, lgbm_pkg) -> None:
     late = str(files / "late.parquet")
     code, out, _ = cli(
         "fairness",
-        "--model",
         str(lgbm_pkg),
         "--data",
         late,
-        "-s",
+        "--sensitive",
         "gender,age_group",
         "--json",
         "--html",
@@ -73,7 +72,7 @@ def test_fairness_explain_analyze(cli, files, lgbm_pkg) -> None:
     assert code == 0 and [t["columns"] for t in rep["tables"]] == [["gender"], ["age_group"], ["gender", "age_group"]]
     assert "(missing)" in {g["group"][0] for g in rep["tables"][0]["groups"]}
     assert "demographic_parity_difference" in rep["tables"][0]["disparities"] and (files / "f.html").is_file()
-    code, _, err = cli("fairness", "--model", str(lgbm_pkg), "--data", late, "-s", "sex")
+    code, _, err = cli("fairness", str(lgbm_pkg), "--data", late, "--sensitive", "sex")
     assert code == 2 and "not in the data" in err
     code, out, _ = cli("explain", str(lgbm_pkg), "--data", late, "--rows", "20", "--json")
     exp = json.loads(out)
@@ -83,7 +82,6 @@ def test_fairness_explain_analyze(cli, files, lgbm_pkg) -> None:
     code, out, _ = cli(
         "monitor",
         "analyze",
-        "--model",
         str(lgbm_pkg),
         "--data",
         late,
@@ -106,7 +104,7 @@ def test_card_command(cli, ws, files, lgbm_pkg) -> None:
         run.log_artifacts(lgbm_pkg, "model")
     roost.register_model(run.id, "eng", "model")
     code, out, _ = cli(
-        "card", "eng", "--out", str(files / "card.md"), "--data", str(files / "late.parquet"), "-s", "gender"
+        "card", "eng", "--out", str(files / "card.md"), "--data", str(files / "late.parquet"), "--sensitive", "gender"
     )
     text = (files / "card.md").read_text()
     assert code == 0 and "model card written" in out and "## Fairness" in text and "not recorded" in out
