@@ -75,7 +75,7 @@ def test_cli_apply_list_materialize_get(fws, cli):
     rows = json.loads(out)
     assert [r["user_id"] for r in rows] == [0, 1, 2]
     assert rows[0]["tier"] == "gold" and rows[0]["age"] == 20 and rows[1]["tier"] is None
-    code, out, _ = cli("features", "get", "--view", "by_region", "-e", "user_id=1,2", "-e", "region=eu,us")
+    code, out, _ = cli("features", "get", "--view", "by_region", "--entity", "user_id=1,2", "--entity", "region=eu,us")
     assert code == 0 and "by_region" in out
     code, _, err = cli("features", "get", "--view", "profil", "--entity", "user_id=1")
     assert code == 2 and "did you mean 'profile'" in err
