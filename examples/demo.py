@@ -99,7 +99,7 @@ def main() -> int:
     step("8. monitoring + responsible ML: drift of a later slice, fairness by gender")
     import pandas as pd
 
-    from roost.monitor.demo import engagement_demo
+    from roost.demo import engagement_demo
 
     engagement_demo(
         model="engagement@prod",

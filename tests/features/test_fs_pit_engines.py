@@ -104,16 +104,16 @@ def reference(many_ws):
 @pytest.mark.parametrize("engine", [e for e in ENGINES if e != "sql-struct"])
 def test_engines_agree_on_parallel_reads(many_ws, reference, engine, monkeypatch):
     from roost import workspace
-    from roost.features import offline, training_set
+    from roost.features import local_engine, training_set
 
-    connect = offline.connect
+    connect = local_engine.connect
 
     def many_threads(root):
         con = connect(root)
         con.execute("SET threads = 8")
         return con
 
-    monkeypatch.setattr(offline, "connect", many_threads)
+    monkeypatch.setattr(local_engine, "connect", many_threads)
     use_engine(monkeypatch, engine)
     workspace.use(many_ws)
     try:

@@ -6,7 +6,7 @@ import io
 
 from rich.console import Console
 
-from roost.monitor.demo import engagement_demo
+from roost.demo import engagement_demo
 
 
 def test_engagement_demo_flags_the_later_slice(tmp_path, lgbm_pkg) -> None:

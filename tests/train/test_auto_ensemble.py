@@ -19,7 +19,7 @@ FEATURES = ["x1", "x2", "color", "user_id"]
 
 
 def test_blend_score_is_sklearns_roc_auc_and_the_tasks_primary_metric() -> None:
-    from roost.train.metrics import compute
+    from roost.metrics.overall import compute
 
     rng = np.random.default_rng(3)
     y = rng.integers(0, 2, 400)

@@ -7,7 +7,7 @@ import pytest
 from sklearn import metrics as skm
 from sklearn.calibration import calibration_curve
 
-from roost.train.metrics import binary_metrics, expected_calibration_error, multiclass_metrics, regression_metrics
+from roost.metrics.overall import binary_metrics, expected_calibration_error, multiclass_metrics, regression_metrics
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

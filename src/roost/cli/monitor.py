@@ -234,10 +234,11 @@ def analyze(
     """Model analysis: metrics by slice, calibration curve, score distribution, confusion matrix."""
     from roost.cli.output import echo, print_json, print_table
     from roost.monitor.analysis import analyze as run_analysis
+    from roost.monitor.api import analysis_frame
     from roost.monitor.report import analysis_html, write
 
     with _status("analysing ..."):
-        frame, source, label = _analysis_frame(run, model, data, labels, _split(on) or ["_request_id", "_row"], label)
+        frame, source, label = analysis_frame(run, model, data, labels, _split(on) or None, label)
         an = run_analysis(
             frame, label, score, features=_split(slices) or None, bins=bins, threshold=threshold, source=source
         )
@@ -254,40 +255,6 @@ def analyze(
         echo(f"[dim]note:[/] {n}")
     if html is not None:
         echo(f"[dim]report:[/] {html}")
-
-
-def _analysis_frame(
-    run: str | None,
-    model: str | None,
-    data: str | None,
-    labels: str | None,
-    on: list[str],
-    label: str | None,
-) -> tuple[Any, str, str]:
-    """(labelled frame with scores, source name, label column) from the analyze options."""
-    from roost.monitor.analysis import join_labels
-    from roost.monitor.sources import from_run
-
-    if run is not None and data is None:
-        src = from_run(run, want="evaluation")
-        return src.frame, src.name, label or src.label or ""
-    if data is None:
-        raise RoostError("nothing to analyse", hint="pass --run RUN, or MODEL --data D, or --data LOGS --labels LABELS")
-    frame = _load(data)
-    if labels is not None:
-        frame = join_labels(frame, _load(labels), on)
-    if model is not None:
-        from roost.modelpkg import load_model
-
-        pred = load_model(model)
-        out = "probability" if pred.task == "binary" else "prediction"
-        if pred.task != "multiclass":
-            frame = frame.copy()
-            frame[f"pred_{out}"] = pred.predict(frame)
-        label = label or pred.signature.get("label")
-    if not label:
-        raise RoostError("which column is the label?", hint="pass --label COLUMN")
-    return frame, data, label
 
 
 def fairness_cmd(

@@ -21,11 +21,12 @@ if TYPE_CHECKING:
     from roost.features.refs import Selection
     from roost.workspace import Workspace
 
-__all__ = ["OfflineEngine", "LocalEngine", "get_engine", "offline_engine"]
+__all__ = ["OfflineEngine", "get_engine", "offline_engine"]
 
 
 class OfflineEngine(Protocol):
-    """What an offline engine does; both engines give identical results (tests/features run each)."""
+    """What an offline engine does; both engines (`local_engine.LocalEngine`, `spark_engine.SparkEngine`) give
+    identical results (tests/features run each)."""
 
     name: str
     chunked: bool  # True: materialisation writes chunk by chunk; False: all views in one atomic write
@@ -42,36 +43,6 @@ class OfflineEngine(Protocol):
         ...
 
 
-class LocalEngine:
-    """DuckDB + NumPy in this process (`roost.features.pit`, ASOF SQL fallback)."""
-
-    name = "local"
-    chunked = False
-
-    def join(self, sel: Selection, ent: pa.Table, event_time: str, root: Path) -> dict[str, Any]:
-        """Output column -> values for each entity row (see `offline.local_join`)."""
-        from roost.features.offline import local_join
-
-        return local_join(sel, ent, event_time, root)
-
-    def latest(
-        self, spec: dict[str, Any], src: dict[str, Any], root: Path, start: datetime | None, end: datetime | None
-    ) -> Iterator[pa.Table]:
-        """One table: DuckDB's latest row per entity."""
-        from roost.features.materialize import latest_sql
-        from roost.features.sources import connect, refusals, run, view_rows
-
-        con = connect(root)
-        try:
-            rows = view_rows(con, spec, src, root, start=start, end=end)
-            with refusals():
-                sql = latest_sql(rows, list(spec["join_keys"]), spec["fields"])
-                tbl = run(con, sql, f"materialize {spec['name']!r}").to_arrow_table()
-        finally:
-            con.close()
-        yield tbl
-
-
 def get_engine(ws: Workspace | None = None) -> OfflineEngine:
     """The workspace's offline engine (roost.yaml `offline.engine`, ROOST_OFFLINE_ENGINE overrides)."""
     from roost import workspace
@@ -82,4 +53,6 @@ def get_engine(ws: Workspace | None = None) -> OfflineEngine:
         from roost.features.spark_engine import SparkEngine
 
         return SparkEngine(cfg)
+    from roost.features.local_engine import LocalEngine
+
     return LocalEngine()

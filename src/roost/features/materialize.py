@@ -12,7 +12,7 @@ from roost.features import repo
 from roost.features.checks import nan_to_null
 from roost.features.definitions import arrow_type
 from roost.features.engines import get_engine
-from roost.features.sources import q
+from roost.features.local_engine import latest_sql
 
 log = logging.getLogger(__name__)
 
@@ -60,20 +60,6 @@ def aware(t: datetime | str | None, what: str) -> datetime | None:
             hint="give an offset, e.g. 2024-01-31T00:00:00Z, or datetime(..., tzinfo=timezone.utc)",
         )
     return t.astimezone(UTC)
-
-
-def latest_sql(rows_sql: str, keys: list[str], fields: dict[str, str]) -> str:
-    """The latest row per entity: greatest (event time, created time, source order)."""
-    part = ", ".join(q(k) for k in keys)
-    cols = [q(k) for k in keys] + [q(f) for f in fields]
-    cols += [
-        "CASE WHEN isinf(__et) THEN NULL ELSE epoch_us(__et) END AS __et",
-        "CASE WHEN isinf(__ct) THEN NULL ELSE epoch_us(__ct) END AS __ct",
-    ]
-    return (
-        f"SELECT {', '.join(cols)} FROM ({rows_sql}) "
-        f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY __et DESC, __ct DESC, __rn DESC) = 1"
-    )
 
 
 def _window(

@@ -8,17 +8,14 @@ compare both against.
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError, closest
-from roost.features import pit
-from roost.features.checks import arrow_is_integer, check_mixed_datetimes, float_text_key, int_cast, nan_to_null
-from roost.features.definitions import DTYPES, arrow_type
+from roost.features.checks import check_mixed_datetimes, float_text_key, nan_to_null
+from roost.features.definitions import arrow_type
 from roost.features.engines import get_engine
-from roost.features.order import order_key
-from roost.features.refs import Selection, resolve
-from roost.features.sources import connect, q, refusals, run, view_rows
+from roost.features.local_engine import local_join, pit_join_sql
+from roost.features.refs import resolve
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -82,98 +79,9 @@ def micros(col: Any) -> Any:
     return col
 
 
-def pit_join_sql(sel: Selection, con: Any, root: Path, entities: str, time_col: str) -> str:
-    """SQL joining the registered relation `entities` (with __rid) to each selected view as of `time_col`."""
-    t = f"CAST({q(time_col)} AS TIMESTAMPTZ)"
-    ent_cols = ["__rid", f"{t} AS __t"]
-    joins: list[str] = []
-    outs: list[str] = []
-    for i, vs in enumerate(sel.views):
-        v = f"__v{i}"
-        on = []
-        for j, (k, dtype) in enumerate(vs.keys.items()):
-            ent_cols.append(f"CAST({q(k)} AS {DTYPES[dtype][0]}) AS __k{i}_{j}")
-            on.append(f"__e.__k{i}_{j} = {v}.{q(k)}")
-        rows = view_rows(con, vs.spec, vs.source, root)
-        key = order_key(con, rows, static=not vs.source.get("event_time"))
-        ent_cols.append(f"{key.entity.format(t=t)} AS __o{i}")
-        cols = ", ".join([q(k) for k in vs.keys] + [q(f) for f in vs.fields] + ["__et", f"{key.feature} AS __o"])
-        joins.append(
-            f"ASOF LEFT JOIN (SELECT {cols} FROM ({rows})) AS {v} ON {' AND '.join(on)} AND __e.__o{i} >= {v}.__o"
-        )
-        ttl = vs.spec.get("ttl_seconds")
-        static = not vs.source.get("event_time")
-        for f, out in zip(vs.fields, vs.outputs):
-            if ttl is None or static:
-                outs.append(f"{v}.{q(f)} AS {q(out)}")
-            else:
-                us = int(round(float(ttl) * 1_000_000))
-                outs.append(f"CASE WHEN {v}.__et >= __e.__t - to_microseconds({us}) THEN {v}.{q(f)} END AS {q(out)}")
-    return (
-        f"SELECT __e.__rid, {', '.join(outs)} FROM (SELECT {', '.join(ent_cols)} FROM {entities}) AS __e "
-        + " ".join(joins)
-        + " ORDER BY __e.__rid"
-    )
-
-
-def _cast_entity_keys(con: Any, ent: pa.Table, keys: dict[str, str]) -> pa.Table:
-    """Cast entity key columns that are not integers to their integer key type, refusing fractional values
-    (DuckDB's cast would join 3.2 to entity 3); re-register the relation when anything changed."""
-    changed = False
-    for k, dtype in keys.items():
-        typ = ent.schema.field(k).type
-        if dtype not in ("int64", "int32") or arrow_is_integer(typ):
-            continue
-        duck = str(run(con, f"DESCRIBE SELECT {q(k)} FROM __entities", "entity keys").fetchall()[0][1]).upper()
-        what = f"entity frame: join key {k!r} ({dtype})"
-        hint = f"pass whole numbers (e.g. df[{k!r}].astype('int64') once they are), or declare the key 'string'"
-        sql = f"SELECT {int_cast(q(k), duck, DTYPES[dtype][0], what, hint)} AS k FROM __entities"
-        col = run(con, sql, "entity keys").to_arrow_table().column("k")
-        ent = ent.set_column(ent.column_names.index(k), k, col)
-        changed = True
-    if changed:
-        con.unregister("__entities")
-        con.register("__entities", ent)
-    return ent
-
-
 def is_spark_frame(obj: Any) -> bool:
     """True for a pyspark DataFrame (told by its class, without importing pyspark)."""
     return any(c.__module__.startswith("pyspark.") and c.__name__ == "DataFrame" for c in type(obj).__mro__)
-
-
-def local_join(sel: Selection, ent: pa.Table, event_time: str, root: Path) -> dict[str, Any]:
-    """The local engine's join: NumPy sort-search per view where an exact key fits, else DuckDB ASOF SQL."""
-    con = connect(root)
-    cols: dict[str, Any] = {}
-    try:
-        with refusals():
-            con.register("__entities", ent)
-            ent = _cast_entity_keys(con, ent, sel.join_keys)
-            rest = list(sel.views)
-            if pit.ENGINE != "sql":
-                rest = []
-                with pit.no_hugepages():
-                    ents = pit.Entities(con, "__entities", ent, event_time)
-                    for vs in sel.views:
-                        got = pit.join_view(ents, vs, root)
-                        if got is None:
-                            log.debug("view %s: packed key does not fit, ASOF SQL instead", vs.name)
-                            rest.append(vs)
-                        else:
-                            cols.update(got)
-            if rest:
-                sql = pit_join_sql(Selection(rest, {}, []), con, root, "__entities", event_time)
-                log.debug("training_set SQL: %s", sql)
-                res = run(con, sql, "point-in-time join").to_arrow_table()
-                if res.num_rows != ent.num_rows:  # the join is one row per entity row by construction
-                    raise RuntimeError(
-                        f"point-in-time join returned {res.num_rows} rows for {ent.num_rows} entity rows"
-                    )
-                cols.update({out: res.column(out) for vs in rest for out in vs.outputs})
-    finally:
-        con.close()
-    return cols
 
 
 def training_set(

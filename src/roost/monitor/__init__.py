@@ -19,11 +19,11 @@ _API = {
     "log_skew": "roost.monitor.api:log_skew",
     "read_request_logs": "roost.monitor.sources:read_request_logs",
     "analyze": "roost.monitor.analysis:analyze",
+    "analysis_frame": "roost.monitor.api:analysis_frame",
     "drift_html": "roost.monitor.report:drift_html",
     "prometheus_text": "roost.monitor.alerts:prometheus_text",
     "write_prom": "roost.monitor.alerts:write_prom",
     "drift_gauges": "roost.monitor.alerts:drift_gauges",
-    "engagement_demo": "roost.monitor.demo:engagement_demo",
     "skew": "roost.monitor.skew:skew",
     "SkewReport": "roost.monitor.skew:SkewReport",
 }

@@ -2,7 +2,7 @@
 
 Input is a table with the label and the model's score (`pred_probability` for binary models, `pred_prediction`
 for regression — the names serving logs and `evaluation.parquet` use). Slices: categories (top 10, the rest pooled)
-or quantile bins of numbers; all slice metrics are computed at once per feature (roost.responsible.groups).
+or quantile bins of numbers; all slice metrics are computed at once per feature (roost.metrics.groups).
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from roost.errors import RoostError
-from roost.responsible import groups as G
+from roost.metrics import groups as G
 
 log = logging.getLogger(__name__)
 
@@ -187,7 +187,7 @@ def analyze(
     source: str = "",
 ) -> Analysis:
     """Analyse labelled predictions in `df` (label column + score column)."""
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
 
     if label not in df.columns:
         raise RoostError(f"label column {label!r} not in the data", hint=f"columns: {list(map(str, df.columns))}")

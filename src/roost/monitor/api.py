@@ -10,7 +10,7 @@ from typing import Any
 
 from roost.errors import RoostError
 from roost.monitor.drift_report import DRIFT_SHARE, METHODS, DriftReport, compare, default_skip, skip_note
-from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, load_source
+from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, from_run, load_source
 
 log = logging.getLogger(__name__)
 SAMPLE_ROWS = 100_000
@@ -229,3 +229,51 @@ def log_skew(report: Any, model: str | None = None, experiment: str = "monitorin
                 h.write_text(html, encoding="utf-8")
                 run.log_artifact(h, "skew.html")
     return run.id
+
+
+def _rows(x: Any) -> Any:
+    """A data frame as is, or the rows of a data source (file/glob, data set, request-log folder)."""
+    if not isinstance(x, (str, Path)):
+        return x
+    src = load_source(str(x))
+    if src.frame is None:
+        raise RoostError(f"{x} is a profile, not rows", hint="pass a data file")
+    return src.frame
+
+
+def analysis_frame(
+    run: str | None = None,
+    model: str | None = None,
+    data: Any = None,
+    labels: Any = None,
+    on: list[str] | None = None,
+    label: str | None = None,
+) -> tuple[Any, str, str]:
+    """(labelled frame with scores, source name, label column) to pass to `analyze`, as `roost monitor analyze` does.
+
+    `run` alone: the run's stored evaluation set. Otherwise `data` (a source or a frame), with delayed `labels`
+    joined on `on` (default `_request_id`, `_row`), scored by `model` (binary and regression models add
+    `pred_probability` / `pred_prediction`); the label column is `label`, else the model's, else the run's.
+    """
+    from roost.monitor.analysis import join_labels
+
+    if run is not None and data is None:
+        src = from_run(run, want="evaluation")
+        return src.frame, src.name, label or src.label or ""
+    if data is None:
+        raise RoostError("nothing to analyse", hint="pass --run RUN, or MODEL --data D, or --data LOGS --labels LABELS")
+    frame = _rows(data)
+    if labels is not None:
+        frame = join_labels(frame, _rows(labels), list(on or ["_request_id", "_row"]))
+    if model is not None:
+        from roost.modelpkg import load_model
+
+        pred = load_model(model)
+        out = "probability" if pred.task == "binary" else "prediction"
+        if pred.task != "multiclass":
+            frame = frame.copy()
+            frame[f"pred_{out}"] = pred.predict(frame)
+        label = label or pred.signature.get("label")
+    if not label:
+        raise RoostError("which column is the label?", hint="pass --label COLUMN")
+    return frame, str(data) if isinstance(data, (str, Path)) else "data frame", label

@@ -67,7 +67,7 @@ def _score(ref: str, data: str, label: str) -> dict[str, float]:
 
     import roost
     from roost.datasets import load
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
 
     pred = roost.load_model(ref)
     df = load(data)

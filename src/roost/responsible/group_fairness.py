@@ -4,7 +4,7 @@ Per group: count, selection rate, TPR, FPR, precision (an undefined rate is 0, a
 report it; a warning says so), ROC-AUC (NaN for a group with one class). Disparities between groups:
 demographic-parity difference and ratio, equalised-odds difference (max of TPR and FPR differences) and ratio.
 With several sensitive columns each column is reported alone and their intersection too (empty intersections are
-listed with count 0). Everything is vectorised over groups (roost.responsible.groups).
+listed with count 0). Everything is vectorised over groups (roost.metrics.groups).
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from roost.errors import RoostError
-from roost.responsible import groups as G
+from roost.metrics import groups as G
 
 log = logging.getLogger(__name__)
 MIN_GROUP = 30

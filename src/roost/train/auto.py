@@ -86,7 +86,7 @@ def candidates(cfg: TrainConfig) -> list[str]:
 
 def better(task: str, a: dict[str, float], b: dict[str, float]) -> bool:
     """True when metrics `a` beat `b` on the task's primary validation metric."""
-    from roost.train.metrics import PRIMARY
+    from roost.metrics.overall import PRIMARY
 
     name, mode = PRIMARY[task]
     va, vb = a.get(f"val_{name}", float("nan")), b.get(f"val_{name}", float("nan"))
@@ -114,8 +114,8 @@ def train_auto(
     TensorBoard events live on the parent (one folder per candidate, one TensorBoard for all); the child's
     `roost.tensorboard_logs` tag points there, so `roost tensorboard CHILD` finds them.
     """
+    from roost.metrics.overall import PRIMARY
     from roost.registry.api import register_model, start_run
-    from roost.train.metrics import PRIMARY
     from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
     cands = candidates(cfg)
@@ -232,7 +232,7 @@ def select(
     """
     import numpy as np
 
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
     from roost.train.ensemble import Blend, cross_fit, encoded
 
     train_df, val_df, _ = parts
@@ -283,7 +283,7 @@ def blend_weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int
     guard (ensemble.bagged_weights), or with `ensemble` false the best candidate alone."""
     import numpy as np
 
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
     from roost.train.ensemble import bagged_weights, score
 
     if ensemble:
@@ -300,7 +300,7 @@ def bag_blend(
     metrics of the weighted out-of-fold predictions `preds` against `y`)."""
     import numpy as np
 
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
     from roost.train.ensemble import Blend
 
     members = [(name, m) for name, bag, wk in zip(names, bags, w) if wk > 0 for m in bag]

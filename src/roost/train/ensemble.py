@@ -24,7 +24,7 @@ def score(task: str, y: np.ndarray, out: np.ndarray) -> float:
 
     Binary computes ROC-AUC alone: greedy blending scores thousands of candidate blends, and the full metric set
     (PR-AUC, calibration, log loss, ...) cost 2-3x more per call (2,000 rows) for numbers it then dropped."""
-    from roost.train.metrics import PRIMARY, compute, roc_auc
+    from roost.metrics.overall import PRIMARY, compute, roc_auc
 
     if task == "binary":
         return roc_auc(y, out)
@@ -33,7 +33,7 @@ def score(task: str, y: np.ndarray, out: np.ndarray) -> float:
 
 def _better(task: str, a: float, b: float | None) -> bool:
     """True when score `a` beats `b` (None: nothing yet) on the task's primary metric."""
-    from roost.train.metrics import PRIMARY
+    from roost.metrics.overall import PRIMARY
 
     if b is None or b != b:
         return a == a

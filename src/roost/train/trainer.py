@@ -15,7 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from roost.train import metrics as M
+from roost.metrics import overall as M
 from roost.train.base import TrainerParams, auto_batch_size, default_threads
 
 if TYPE_CHECKING:

@@ -62,7 +62,7 @@ class TuneSpec:
 
 def _primary_metric(train_cfg: dict[str, Any]) -> str:
     """The task's primary validation metric (loads the data once when the config does not state the task)."""
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
     from roost.train.config import load_config
 
     cfg = load_config(train_cfg)

@@ -66,7 +66,7 @@ def plan(config: dict[str, Any], overrides: list[str] | tuple[str, ...], selecti
 
 def metric_name(metric: str, task: str, y: np.ndarray, n_classes: int) -> str | None:
     """The metrics.compute name behind a `val_*` tuning metric (None for any other metric)."""
-    from roost.train import metrics as M
+    from roost.metrics import overall as M
 
     if not metric.startswith("val_"):
         return None
@@ -77,8 +77,8 @@ def metric_name(metric: str, task: str, y: np.ndarray, n_classes: int) -> str | 
 def run_trial(objective: Any, ctx: Any, config: dict[str, Any], overrides: list[str]) -> float | None:
     """Cross-validate one trial in its own run (a child of the tuning run); its out-of-fold metric, or None when
     the table is too large for cross-validation (the caller then trains on the validation split)."""
+    from roost.metrics import overall as M
     from roost.registry.api import start_run
-    from roost.train import metrics as M
     from roost.train.api import build_model, resolved_params
     from roost.train.config import flatten
     from roost.train.ensemble import cross_fit, encoded

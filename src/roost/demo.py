@@ -1,5 +1,8 @@
 """The engagement demo's monitoring step: a later slice of the log checked for drift, and a fairness table.
 
+It spans training (a fallback model), monitoring (drift) and responsible ML (fairness), so it sits above all
+three, as the CLI does; no roost package imports it.
+
 `make demo` calls `engagement_demo(model="engagement@staging", out_dir=...)`; it prints (Rich) and returns the
 reports. Without a model it fits a small LightGBM on the early days so it also runs on its own.
 """

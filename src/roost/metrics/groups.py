@@ -2,7 +2,7 @@
 
 No Python loop over groups: counts come from `np.bincount` on group codes, and ROC-AUC from one sort by score and
 one stable (radix) sort by group, with tie-averaged ranks inside each group (Mann–Whitney U, as scikit-learn's
-roc_auc_score and roost.train.metrics.roc_auc).
+roc_auc_score and roost.metrics.overall.roc_auc).
 """
 
 from __future__ import annotations
