@@ -67,6 +67,12 @@ class ExitRequest(SystemExit):
             pass
 
 
+# It stands for the SystemExit the program asked for: tracebacks, logs and stored errors say "SystemExit: 3", as they
+# do without roost (a pipeline task's error read "ExitRequest: 3"); `except SystemExit` catches it as before.
+ExitRequest.__name__ = ExitRequest.__qualname__ = "SystemExit"
+ExitRequest.__module__ = "builtins"
+
+
 def exit_with_code_seen(status: object = None) -> NoReturn:
     """sys.exit while runs are open: the same exit, with an exception the exit hook can see (ExitRequest)."""
     raise ExitRequest(status)
