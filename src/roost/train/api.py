@@ -29,6 +29,7 @@ from roost.train.run import (
 
 if TYPE_CHECKING:
     from roost.train.base import Estimator
+    from roost.train.preprocess import FeatureSpec
 
 # the one-run pieces live in roost.train.run; their names stay importable from here, where callers import them
 __all__ = [
@@ -150,7 +151,6 @@ def train(
     such as torchrun, ranks other than 0 return None.
     """
     from roost.train import distributed as D
-    from roost.train.data import check_label, load_frame, split
 
     nproc = D.check_nproc(nproc)
     if nproc > 1 and not D.launched():
@@ -172,58 +172,68 @@ def train(
             return launched
     ctx = D.setup()
     cfg, ckpt, resume, config_file = training_config(config, overrides, resume)
+    df, task, parts = _load_data(cfg, ckpt)
+    spec = fit_spec(cfg, parts[0])
+    if not ctx.leader:
+        _follow(cfg, task, spec, parts, ckpt)
+        return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
+    if ctx.active:
+        tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
+    settings = TrainRunSettings(
+        config_file=config_file,
+        ckpt=ckpt,
+        resumed_from=resume,
+        tensorboard=tensorboard,
+        progress=bool(progress) if progress is not None else sys.stderr.isatty(),
+        announce=announce,
+        parent_run_id=parent_run_id,
+        extra_tags=dict(tags or {}),
+        extra_callbacks=list(callbacks or []),
+    )
+    return _fit_and_record(cfg, task, spec, parts, _data_params(df, parts, task), settings)
+
+
+def _load_data(cfg: TrainConfig, ckpt: dict[str, Any] | None) -> tuple[Any, str, tuple[Any, Any, Any]]:
+    """(the whole frame, the task, its train/validation/test parts); the configured models are checked first."""
+    from roost.train.data import check_label, load_frame, split
+
     df = load_frame(cfg)
     task = check_label(df, cfg.label, cfg.task)
     if ckpt is not None:
         task = ckpt["task"]
     _check_models(cfg, task)  # config errors before any run starts
-    train_df, val_df, test_df = split(df, cfg.split)
-    spec = fit_spec(cfg, train_df)
-    if not ctx.leader:
-        _follow(cfg, task, spec, (train_df, val_df, test_df), ckpt)
-        return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
-    if ctx.active:
-        tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
-    data = _data_params(df, (train_df, val_df, test_df), task)
-    show = bool(progress) if progress is not None else sys.stderr.isatty()
-    parts = (train_df, val_df, test_df)
+    return df, task, split(df, cfg.split)
+
+
+def _fit_and_record(
+    cfg: TrainConfig,
+    task: str,
+    spec: FeatureSpec,
+    parts: tuple[Any, Any, Any],
+    data: dict[str, Any],
+    settings: TrainRunSettings,
+) -> TrainResult:
+    """One run of the configured model, or for `model: auto` a parent run with a child run per candidate."""
     if cfg.model.type == "auto":
         from roost.train.auto import train_auto
 
+        s = settings
         return train_auto(
             cfg,
             task,
             spec,
             parts,
             data,
-            config_file,
-            show,
-            tensorboard,
-            announce,
-            parent_run_id=parent_run_id,
-            extra_tags=tags,
+            s.config_file,
+            s.progress,
+            s.tensorboard,
+            s.announce,
+            parent_run_id=s.parent_run_id,
+            extra_tags=dict(s.extra_tags),
         )
-    model = build_model(cfg, task, len(train_df))
+    model = build_model(cfg, task, len(parts[0]))
     params = {**flatten(resolved_params(cfg, model)), **data}
-    return train_run(
-        cfg,
-        model,
-        task,
-        spec,
-        parts,
-        params,
-        TrainRunSettings(
-            config_file=config_file,
-            ckpt=ckpt,
-            resumed_from=resume,
-            tensorboard=tensorboard,
-            progress=show,
-            announce=announce,
-            parent_run_id=parent_run_id,
-            extra_tags=dict(tags or {}),
-            extra_callbacks=list(callbacks or []),
-        ),
-    )
+    return train_run(cfg, model, task, spec, parts, params, settings)
 
 
 def _launch(nproc: int, kwargs: dict[str, Any]) -> TrainResult | None:
