@@ -2,136 +2,166 @@
 
 It lives in the serve package so that `python -m roost.serve` does not import the CLI (layering: library code never
 imports roost.cli); `roost.cli.serve` only registers it. Like every command, it prints; the library below logs.
+The options are declared once below (typer's `Annotated` form); the command maps them onto a ServeConfig and runs
+one of three steps: write a deployment bundle, write alerting rules, or serve.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Annotated
 
 import typer
 
 from roost.console import echo, print_error
+from roost.serve.config import ServeConfig, default_workspace, parse_recommend
+from roost.serve.examples import entity_request, example_requests
 
+__all__ = ["entity_request", "example_requests", "main", "serve"]
 
-def serve(
-    models: list[str] | None = typer.Argument(
-        None, help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"
+Models = Annotated[
+    list[str] | None,
+    typer.Argument(help="name@alias, name/VERSION, a package folder, or NAME=any of those to rename it"),
+]
+Replicas = Annotated[int, typer.Option("--replicas", help="worker processes behind the port")]
+Port = Annotated[int, typer.Option("--port")]
+GrpcPort = Annotated[
+    int | None,
+    typer.Option("--grpc-port", help="also serve KServe V2 gRPC (inference.GRPCInferenceService) on this port"),
+]
+Host = Annotated[str, typer.Option("--host", help="interface to bind (0.0.0.0 opens the server)")]
+MaxBatch = Annotated[int, typer.Option("--max-batch", help="most rows merged into one model run")]
+Threads = Annotated[
+    int,
+    typer.Option(
+        "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"
     ),
-    replicas: int = typer.Option(1, "--replicas", help="worker processes behind the port"),
-    port: int = typer.Option(8080, "--port"),
-    grpc_port: int | None = typer.Option(
-        None, "--grpc-port", help="also serve KServe V2 gRPC (inference.GRPCInferenceService) on this port"
-    ),
-    host: str = typer.Option("127.0.0.1", "--host", help="interface to bind (0.0.0.0 opens the server)"),
-    max_batch: int = typer.Option(64, "--max-batch", help="most rows merged into one model run"),
-    threads: int = typer.Option(
-        0, "--threads", help="ONNX Runtime intra-op threads per worker (0: 1 for models < 8 MB, else cores/replicas)"
-    ),
-    log_requests: float = typer.Option(0.0, "--log-requests", help="fraction of requests logged to Parquet (0..1)"),
-    log_dir: Path | None = typer.Option(None, "--log-dir", help="request log folder (default: workspace)"),
-    max_body_mb: float = typer.Option(64.0, "--max-body-mb", help="largest request body accepted (413 above)"),
-    token: str | None = typer.Option(
-        None,
+]
+LogRequests = Annotated[float, typer.Option("--log-requests", help="fraction of requests logged to Parquet (0..1)")]
+LogDir = Annotated[Path | None, typer.Option("--log-dir", help="request log folder (default: workspace)")]
+MaxBodyMb = Annotated[float, typer.Option("--max-body-mb", help="largest request body accepted (413 above)")]
+Token = Annotated[
+    str | None,
+    typer.Option(
         "--token",
         envvar="ROOST_SERVE_TOKEN",
         help="require Authorization: Bearer TOKEN (admin and /metrics always; inference unless --public-inference)",
     ),
-    public_inference: bool = typer.Option(
-        False, "--public-inference", help="with --token: inference and metadata need no token (admin still does)"
-    ),
-    allow_host: list[str] | None = typer.Option(
-        None,
+]
+PublicInference = Annotated[
+    bool,
+    typer.Option("--public-inference", help="with --token: inference and metadata need no token (admin still does)"),
+]
+AllowHost = Annotated[
+    list[str] | None,
+    typer.Option(
         "--allow-host",
         metavar="HOST",
         help="also answer this Host name, repeatable ('*' = any, '*.example.com' = subdomains); loopback names and "
         "the bound address always pass (docs/security.md)",
     ),
-    poll: float = typer.Option(2.0, "--poll", help="seconds between registry checks of name@alias models"),
-    grace: float = typer.Option(30.0, "--grace", help="seconds SIGTERM waits for in-flight requests"),
-    header_timeout: float = typer.Option(
-        10.0, "--header-timeout", envvar="ROOST_HTTP_HEADER_TIMEOUT", help="seconds a request's headers may take (408)"
+]
+Poll = Annotated[float, typer.Option("--poll", help="seconds between registry checks of name@alias models")]
+Grace = Annotated[float, typer.Option("--grace", help="seconds SIGTERM waits for in-flight requests")]
+HeaderTimeout = Annotated[
+    float,
+    typer.Option(
+        "--header-timeout", envvar="ROOST_HTTP_HEADER_TIMEOUT", help="seconds a request's headers may take (408)"
     ),
-    body_timeout: float = typer.Option(
-        30.0, "--body-timeout", envvar="ROOST_HTTP_BODY_TIMEOUT", help="seconds a body may take, +1 s per 16 KiB"
+]
+BodyTimeout = Annotated[
+    float,
+    typer.Option("--body-timeout", envvar="ROOST_HTTP_BODY_TIMEOUT", help="seconds a body may take, +1 s per 16 KiB"),
+]
+Keepalive = Annotated[
+    float, typer.Option("--keepalive", envvar="ROOST_HTTP_KEEPALIVE", help="seconds an idle connection stays open")
+]
+MaxConnections = Annotated[
+    int,
+    typer.Option(
+        "--max-connections", envvar="ROOST_HTTP_MAX_CONNECTIONS", help="open connections per worker (503 above)"
     ),
-    keepalive: float = typer.Option(
-        30.0, "--keepalive", envvar="ROOST_HTTP_KEEPALIVE", help="seconds an idle connection stays open"
+]
+AlertRules = Annotated[
+    Path | None, typer.Option("--alert-rules", help="write Prometheus alerting rules to this YAML file")
+]
+AlertP99Ms = Annotated[float, typer.Option("--alert-p99-ms", help="p99 latency alert threshold")]
+AlertErrorRate = Annotated[float, typer.Option("--alert-error-rate", help="5xx ratio alert threshold")]
+Index = Annotated[
+    list[str] | None,
+    typer.Option("--index", help="also serve a vector index (NAME, NAME@alias, NAME/3): POST /v1/indexes/NAME/search"),
+]
+Recommend = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--recommend", metavar="INDEX=USER_MODEL[,RANKER]", help="two-stage endpoint POST /v1/recommend/INDEX"
     ),
-    max_connections: int = typer.Option(
-        2048, "--max-connections", envvar="ROOST_HTTP_MAX_CONNECTIONS", help="open connections per worker (503 above)"
-    ),
-    alert_rules: Path | None = typer.Option(
-        None, "--alert-rules", help="write Prometheus alerting rules to this YAML file"
-    ),
-    alert_p99_ms: float = typer.Option(100.0, "--alert-p99-ms", help="p99 latency alert threshold"),
-    alert_error_rate: float = typer.Option(0.01, "--alert-error-rate", help="5xx ratio alert threshold"),
-    index: list[str] | None = typer.Option(
-        None, "--index", help="also serve a vector index (NAME, NAME@alias, NAME/3): POST /v1/indexes/NAME/search"
-    ),
-    recommend: list[str] | None = typer.Option(
-        None, "--recommend", metavar="INDEX=USER_MODEL[,RANKER]", help="two-stage endpoint POST /v1/recommend/INDEX"
-    ),
-    canary: list[str] | None = typer.Option(
-        None,
+]
+Canary = Annotated[
+    list[str] | None,
+    typer.Option(
         "--canary",
         metavar="MODEL=PERCENT",
         help="also serve MODEL (e.g. churn@candidate=10) and send it PERCENT % of the requests to its name",
     ),
-    rollout_seed: int = typer.Option(0, "--rollout-seed", help="seed of the per-request canary and shadow draws"),
-    shadow: list[str] | None = typer.Option(
-        None,
+]
+RolloutSeed = Annotated[int, typer.Option("--rollout-seed", help="seed of the per-request canary and shadow draws")]
+Shadow = Annotated[
+    list[str] | None,
+    typer.Option(
         "--shadow",
         metavar="MODEL[=PERCENT]",
         help="mirror PERCENT % (default 100) of requests to MODEL off the response path and record both answers",
     ),
-    export: tuple[str, Path] | None = typer.Option(
-        None,
+]
+Export = Annotated[
+    tuple[str, Path] | None,
+    typer.Option(
         "--export",
         metavar="FORMAT OUT",
         help="write a deployment bundle instead of serving: `--export kserve OUT/` (see docs/kserve.md)",
     ),
+]
+
+
+def serve(
+    models: Models = None,
+    replicas: Replicas = 1,
+    port: Port = 8080,
+    grpc_port: GrpcPort = None,
+    host: Host = "127.0.0.1",
+    max_batch: MaxBatch = 64,
+    threads: Threads = 0,
+    log_requests: LogRequests = 0.0,
+    log_dir: LogDir = None,
+    max_body_mb: MaxBodyMb = 64.0,
+    token: Token = None,
+    public_inference: PublicInference = False,
+    allow_host: AllowHost = None,
+    poll: Poll = 2.0,
+    grace: Grace = 30.0,
+    header_timeout: HeaderTimeout = 10.0,
+    body_timeout: BodyTimeout = 30.0,
+    keepalive: Keepalive = 30.0,
+    max_connections: MaxConnections = 2048,
+    alert_rules: AlertRules = None,
+    alert_p99_ms: AlertP99Ms = 100.0,
+    alert_error_rate: AlertErrorRate = 0.01,
+    index: Index = None,
+    recommend: Recommend = None,
+    canary: Canary = None,
+    rollout_seed: RolloutSeed = 0,
+    shadow: Shadow = None,
+    export: Export = None,
 ) -> None:
     """Serve models over HTTP: KServe V2 (/v2/...), TF-Serving REST (/v1/...), /metrics, /openapi.json."""
-    import logging
-    import os
-
-    from roost import workspace
-
     if export is not None:
-        from roost.serve.export import export as write_export
-
-        if len(models or []) != 1:
-            from roost.errors import RoostError
-
-            raise RoostError("--export takes exactly one model", hint="roost serve MODEL --export kserve OUT/")
-        if len(canary or []) > 1:
-            from roost.errors import RoostError
-
-            raise RoostError("--export takes at most one --canary")
-        ex = write_export(
-            (models or [""])[0],
-            export[0],
-            export[1],
-            replicas=replicas,
-            canary=canary[0] if canary else None,
-            grpc_port=grpc_port,
-        )
-        for note in ex.notes:
-            echo(note)
-        echo(f"wrote {ex.out}: inferenceservice.yaml ({ex.k8s_name}), Dockerfile ({ex.image}), model/, README.md")
+        write_bundle(list(models or []), list(canary or []), export[0], export[1], replicas, grpc_port)
         return
     if alert_rules is not None:
-        from roost.serve.metrics import write_alert_rules
-
-        write_alert_rules(str(alert_rules), error_rate=alert_error_rate, p99_seconds=alert_p99_ms / 1000.0)
-        echo(f"wrote Prometheus alerting rules to {alert_rules}")
+        write_alerts(alert_rules, alert_error_rate, alert_p99_ms)
         if not models:
             return
-    from roost.serve.config import ServeConfig
-    from roost.serve.fleet import serve as run_fleet
-
-    root = os.environ.get("ROOST_WORKSPACE") or workspace.find_root()
     cfg = ServeConfig(
         models=list(models or []),
         host=host,
@@ -148,9 +178,9 @@ def serve(
         allowed_hosts=list(allow_host) if allow_host else None,
         poll_s=poll,
         grace_s=grace,
-        workspace=str(root) if root else None,
+        workspace=default_workspace(),
         indexes=list(index or []),
-        recommend=_recommend_map(recommend),
+        recommend=parse_recommend(recommend),
         canary=list(canary or []),
         rollout_seed=rollout_seed,
         shadow=list(shadow or []),
@@ -159,94 +189,47 @@ def serve(
         keepalive_s=keepalive,
         max_connections=max_connections,
     )
-    if host not in ("127.0.0.1", "localhost", "::1") and not token:
-        echo(f"warning: serving on {host} without --token: admin endpoints answer only local clients")
-    print("\n".join(example_requests(list(models or []), host, port, token)), flush=True)  # JSON: no Rich markup
+    run_fleet(cfg)
+
+
+def write_bundle(
+    models: list[str], canary: list[str], fmt: str, out: Path, replicas: int, grpc_port: int | None
+) -> None:
+    """`--export FORMAT OUT`: write one model's deployment bundle (with at most one canary) and say what it holds."""
+    from roost.errors import RoostError
+    from roost.serve.export import export
+
+    if len(models) != 1:
+        raise RoostError("--export takes exactly one model", hint="roost serve MODEL --export kserve OUT/")
+    if len(canary) > 1:
+        raise RoostError("--export takes at most one --canary")
+    ex = export(models[0], fmt, out, replicas=replicas, canary=canary[0] if canary else None, grpc_port=grpc_port)
+    for note in ex.notes:
+        echo(note)
+    echo(f"wrote {ex.out}: inferenceservice.yaml ({ex.k8s_name}), Dockerfile ({ex.image}), model/, README.md")
+
+
+def write_alerts(path: Path, error_rate: float, p99_ms: float) -> None:
+    """`--alert-rules FILE`: write the Prometheus alerting rules for these thresholds."""
+    from roost.serve.metrics import write_alert_rules
+
+    write_alert_rules(str(path), error_rate=error_rate, p99_seconds=p99_ms / 1000.0)
+    echo(f"wrote Prometheus alerting rules to {path}")
+
+
+def run_fleet(cfg: ServeConfig) -> None:
+    """Print the example requests (and a warning for an open server without a token), then serve until stopped."""
+    import logging
+
+    from roost.serve.fleet import serve as serve_fleet
+
+    if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.token:
+        echo(f"warning: serving on {cfg.host} without --token: admin endpoints answer only local clients")
+    print("\n".join(example_requests(cfg.models, cfg.host, cfg.port, cfg.token)), flush=True)  # JSON: no Rich markup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
-    code = run_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
+    code = serve_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))
     if code:
         raise typer.Exit(code)
-
-
-def example_requests(models: list[str], host: str, port: int, token: str | None = None) -> list[str]:
-    """An example `curl` per served model, KServe V2 and TF-Serving REST, with one row of neutral values."""
-    import json
-    import shlex
-
-    from roost.serve.export import sample_request
-    from roost.serve.loader import parse_spec, resolve
-
-    shown = "127.0.0.1" if host in ("0.0.0.0", "::") else (f"[{host}]" if ":" in host else host)
-    auth = " -H 'Authorization: Bearer <token>'" if token else ""
-    lines = []
-    for spec in models:
-        res = resolve(parse_spec(spec))
-        v2 = entity_request(res.package) or sample_request(res.package)
-        row = {t["name"]: t["data"][0] if len(t["data"]) == 1 else t["data"] for t in v2["inputs"]}
-        base = f"http://{shown}:{port}"
-        lines += [
-            f"example requests for {res.spec.name} (one row; replace the values):",
-            f"  curl -s{auth} -H 'Content-Type: application/json' -d {shlex.quote(json.dumps(v2))} "
-            f"{base}/v2/models/{res.spec.name}/infer",
-            f"  curl -s{auth} -d {shlex.quote(json.dumps({'instances': [row]}))} "
-            f"{base}/v1/models/{res.spec.name}:predict",
-        ]
-    return lines
-
-
-def entity_request(package: Any) -> dict[str, Any] | None:
-    """For a model that reads its features from the online store: a V2 request with one entity id per join key
-    (typed as the workspace's applied entity declares it) and the inputs the store does not provide; else None."""
-    from roost.serve.export import sample_request
-
-    if not package.feature_refs or not package.entities:
-        return None
-    fetched = {ref.rsplit(":", 1)[-1] for ref in package.feature_refs}  # "view:field" -> field (features.fill)
-    types = _join_key_types()
-    inputs: list[dict[str, Any]] = []
-    for key in package.entities:
-        if types.get(key) == "string":
-            inputs.append({"name": key, "datatype": "BYTES", "shape": [1], "data": ["id-1"]})
-        else:
-            inputs.append({"name": key, "datatype": "INT64", "shape": [1], "data": [1]})
-    rest = sample_request(package)["inputs"]
-    inputs += [t for t in rest if t["name"] not in fetched and t["name"] not in package.entities]
-    return {"inputs": inputs}
-
-
-def _join_key_types() -> dict[str, str]:
-    """Join key name -> dtype of the entities applied in the current workspace ({} when none can be read)."""
-    try:
-        from roost.features import repo
-
-        specs = repo.list_all("entity")
-    except Exception:  # noqa: BLE001 - no workspace or store: the example falls back to integer ids
-        return {}
-    out: dict[str, str] = {}
-    for spec in specs.values():
-        keys = spec.get("join_keys")
-        if isinstance(keys, dict):
-            out.update((str(k), str(v)) for k, v in keys.items())
-    return out
-
-
-def _recommend_map(items: list[str] | None) -> dict[str, list[str | None]]:
-    """`INDEX=USER_MODEL[,RANKER]` options as {index: [user model, ranker or None]}."""
-    from roost.errors import RoostError
-
-    out: dict[str, list[str | None]] = {}
-    for item in items or []:
-        if "=" not in item:
-            raise RoostError(
-                f"--recommend {item!r}: expected INDEX=USER_MODEL[,RANKER]",
-                hint="e.g. --recommend items=two_tower@prod,ranker@prod",
-            )
-        idx, models = item.split("=", 1)
-        parts = [m for m in models.split(",") if m]
-        if not parts or len(parts) > 2:
-            raise RoostError(f"--recommend {item!r}: give a user-tower model and optionally a ranker")
-        out[idx] = [parts[0], parts[1] if len(parts) > 1 else None]
-    return out
 
 
 def main() -> None:

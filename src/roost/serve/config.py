@@ -144,3 +144,28 @@ class ServeConfig:
     def from_json(cls, text: str) -> ServeConfig:
         """Read the settings a parent passed."""
         return cls(**json.loads(text))
+
+
+def parse_recommend(items: list[str] | None) -> dict[str, list[str | None]]:
+    """`INDEX=USER_MODEL[,RANKER]` options as {index: [user model, ranker or None]}."""
+    out: dict[str, list[str | None]] = {}
+    for item in items or []:
+        if "=" not in item:
+            raise RoostError(
+                f"--recommend {item!r}: expected INDEX=USER_MODEL[,RANKER]",
+                hint="e.g. --recommend items=two_tower@prod,ranker@prod",
+            )
+        idx, models = item.split("=", 1)
+        parts = [m for m in models.split(",") if m]
+        if not parts or len(parts) > 2:
+            raise RoostError(f"--recommend {item!r}: give a user-tower model and optionally a ranker")
+        out[idx] = [parts[0], parts[1] if len(parts) > 1 else None]
+    return out
+
+
+def default_workspace() -> str | None:
+    """The workspace the fleet serves from: ROOST_WORKSPACE, else the one above the current folder, else None."""
+    from roost import workspace
+
+    root = os.environ.get("ROOST_WORKSPACE") or workspace.find_root()
+    return str(root) if root else None

@@ -3,64 +3,58 @@
 from __future__ import annotations
 
 import logging
-import shutil
 import sys
-import tempfile
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
 from roost.train.config import TrainConfig, flatten, load_config
+from roost.train.run import (
+    CHECKPOINTS,
+    PACKAGE,
+    PARITY_ROWS,
+    RESOLVED,
+    Interrupted,
+    TrainResult,
+    TrainRunSettings,
+    final_metrics,
+    monitor_reference,
+    resolved_params,
+    start_tensorboard,
+    train_run,
+    write_package,
+    write_yaml,
+)
 
 if TYPE_CHECKING:
     from roost.train.base import Estimator
     from roost.train.preprocess import FeatureSpec
 
+# the one-run pieces live in roost.train.run; their names stay importable from here, where callers import them
+__all__ = [
+    "CHECKPOINTS",
+    "PACKAGE",
+    "PARITY_ROWS",
+    "RESOLVED",
+    "Interrupted",
+    "TrainResult",
+    "TrainRunSettings",
+    "auto_config",
+    "build_model",
+    "final_metrics",
+    "fit_spec",
+    "monitor_reference",
+    "print_tensorboard_url",
+    "resolved_params",
+    "start_tensorboard",
+    "train",
+    "train_run",
+    "training_config",
+    "write_package",
+    "write_yaml",
+]
 log = logging.getLogger(__name__)
-CHECKPOINTS = "checkpoints"
-PACKAGE = "model"
-RESOLVED = "config.resolved.yaml"
-PARITY_ROWS = 1000
-
-
-@dataclass
-class TrainResult:
-    """What a training run produced."""
-
-    run_id: str
-    metrics: dict[str, float]
-    package_path: Path
-    version: int | None = None
-    model_name: str | None = None
-    task: str = ""
-    model_type: str = ""
-    tensorboard_url: str | None = None
-    tensorboard_process: Any = field(default=None, repr=False)
-    tensorboard_pid: int | None = None  # set instead of the process when rank 0 of `nproc` workers started it
-    candidates: dict[str, dict[str, float]] | None = None  # model: auto — each candidate's val/test metrics
-
-
-class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during training: the run is marked KILLED and its last checkpoint kept."""
-
-    def __init__(self, run_id: str) -> None:
-        super().__init__(run_id)
-        self.run_id = run_id
-
-
-def resolved_params(cfg: TrainConfig, model: Estimator) -> dict[str, Any]:
-    """Every setting of the run, defaults included: the config plus the model's full parameter set."""
-    d = cfg.model_dump(by_alias=True)
-    params = model.get_params()
-    loop = set(d["trainer"]) if model.framework == "torch" else set()
-    d["model"]["params"] = {k: v for k, v in params.items() if k != "task" and k not in loop}
-    if loop:
-        d["trainer"] = {k: params[k] for k in d["trainer"] if k in params}
-    else:
-        d.pop("trainer")
-    return d
 
 
 def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Estimator:
@@ -96,14 +90,6 @@ def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Esti
     if validate:
         validate()
     return model
-
-
-def write_yaml(path: Path, data: Any) -> Path:
-    """Write YAML (block style, key order kept)."""
-    import yaml
-
-    path.write_text(yaml.safe_dump(data, sort_keys=False))
-    return path
 
 
 def _resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
@@ -165,7 +151,6 @@ def train(
     such as torchrun, ranks other than 0 return None.
     """
     from roost.train import distributed as D
-    from roost.train.data import check_label, load_frame, split
 
     nproc = D.check_nproc(nproc)
     if nproc > 1 and not D.launched():
@@ -187,56 +172,68 @@ def train(
             return launched
     ctx = D.setup()
     cfg, ckpt, resume, config_file = training_config(config, overrides, resume)
+    df, task, parts = _load_data(cfg, ckpt)
+    spec = fit_spec(cfg, parts[0])
+    if not ctx.leader:
+        _follow(cfg, task, spec, parts, ckpt)
+        return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
+    if ctx.active:
+        tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
+    settings = TrainRunSettings(
+        config_file=config_file,
+        ckpt=ckpt,
+        resumed_from=resume,
+        tensorboard=tensorboard,
+        progress=bool(progress) if progress is not None else sys.stderr.isatty(),
+        announce=announce,
+        parent_run_id=parent_run_id,
+        extra_tags=dict(tags or {}),
+        extra_callbacks=list(callbacks or []),
+    )
+    return _fit_and_record(cfg, task, spec, parts, _data_params(df, parts, task), settings)
+
+
+def _load_data(cfg: TrainConfig, ckpt: dict[str, Any] | None) -> tuple[Any, str, tuple[Any, Any, Any]]:
+    """(the whole frame, the task, its train/validation/test parts); the configured models are checked first."""
+    from roost.train.data import check_label, load_frame, split
+
     df = load_frame(cfg)
     task = check_label(df, cfg.label, cfg.task)
     if ckpt is not None:
         task = ckpt["task"]
     _check_models(cfg, task)  # config errors before any run starts
-    train_df, val_df, test_df = split(df, cfg.split)
-    spec = fit_spec(cfg, train_df)
-    if not ctx.leader:
-        _follow(cfg, task, spec, (train_df, val_df, test_df), ckpt)
-        return None  # type: ignore[return-value]  # ranks > 0 have no result: only rank 0's is returned
-    if ctx.active:
-        tags = {**(tags or {}), "roost.distributed.world_size": ctx.world, "roost.distributed.backend": ctx.backend}
-    data = _data_params(df, (train_df, val_df, test_df), task)
-    show = bool(progress) if progress is not None else sys.stderr.isatty()
-    parts = (train_df, val_df, test_df)
+    return df, task, split(df, cfg.split)
+
+
+def _fit_and_record(
+    cfg: TrainConfig,
+    task: str,
+    spec: FeatureSpec,
+    parts: tuple[Any, Any, Any],
+    data: dict[str, Any],
+    settings: TrainRunSettings,
+) -> TrainResult:
+    """One run of the configured model, or for `model: auto` a parent run with a child run per candidate."""
     if cfg.model.type == "auto":
         from roost.train.auto import train_auto
 
+        s = settings
         return train_auto(
             cfg,
             task,
             spec,
             parts,
             data,
-            config_file,
-            show,
-            tensorboard,
-            announce,
-            parent_run_id=parent_run_id,
-            extra_tags=tags,
+            s.config_file,
+            s.progress,
+            s.tensorboard,
+            s.announce,
+            parent_run_id=s.parent_run_id,
+            extra_tags=dict(s.extra_tags),
         )
-    model = build_model(cfg, task, len(train_df))
+    model = build_model(cfg, task, len(parts[0]))
     params = {**flatten(resolved_params(cfg, model)), **data}
-    return train_run(
-        cfg,
-        model,
-        task,
-        spec,
-        parts,
-        params,
-        config_file=config_file,
-        ckpt=ckpt,
-        resumed_from=resume,
-        tensorboard=tensorboard,
-        progress=show,
-        announce=announce,
-        parent_run_id=parent_run_id,
-        extra_tags=tags,
-        extra_callbacks=callbacks,
-    )
+    return train_run(cfg, model, task, spec, parts, params, settings)
 
 
 def _launch(nproc: int, kwargs: dict[str, Any]) -> TrainResult | None:
@@ -359,239 +356,3 @@ def fit_spec(cfg: TrainConfig, train_df: Any) -> Any:
         max_vocab=f.max_vocab,
         min_count=f.min_count,
     )
-
-
-def train_run(
-    cfg: TrainConfig,
-    model: Estimator,
-    task: str,
-    spec: FeatureSpec,
-    parts: tuple[Any, Any, Any],
-    params: dict[str, Any],
-    *,
-    config_file: Path | None = None,
-    ckpt: dict[str, Any] | None = None,
-    resumed_from: str | None = None,
-    tensorboard: bool = False,
-    progress: bool = False,
-    announce: Callable[[str], None] | None = None,
-    tb_dir: Path | None = None,
-    parent_run_id: str | None = None,
-    extra_tags: dict[str, Any] | None = None,
-    extra_callbacks: list[Any] | None = None,
-    heading: str | None = None,
-) -> TrainResult:
-    """Fit inside a run: callbacks, evaluation, package, registration; `heading` heads the progress output.
-
-    Parameters
-    ----------
-    cfg : TrainConfig
-        The resolved training config (label, experiment, run name, registration).
-    model : Estimator
-        The estimator to fit.
-    task : str
-        binary | multiclass | regression.
-    spec : FeatureSpec
-        The features the model package's preprocessing is built from.
-    parts : tuple
-        The (train, validation, test) frames.
-    params : dict
-        Logged as the run's params.
-    config_file : Path, optional
-        Logged as the run's `config.yaml` artifact.
-    ckpt : dict, optional
-        A checkpoint to resume fitting from.
-    resumed_from : str, optional
-        The run the checkpoint came from (tagged `roost.resumed_from`).
-    tensorboard : bool
-        Start TensorBoard on the run's log folder and tag the run with its URL.
-    progress : bool
-        Show a progress bar.
-    announce : callable, optional
-        Receives TensorBoard's URL once it answers.
-    tb_dir : Path, optional
-        Where a torch model's TensorBoard events go (default: the run's artifact folder).
-    parent_run_id : str, optional
-        Makes this a nested run (a tuning trial, an `auto` candidate, a pipeline task).
-    extra_tags : dict, optional
-        Added to the run's tags.
-    extra_callbacks : list, optional
-        Fit callbacks beside the run logger.
-    heading : str, optional
-        Heads the progress output.
-    """
-    from roost.registry.api import register_model, start_run
-    from roost.train import metrics as M
-    from roost.train.callbacks import Progress, RunLogger
-    from roost.train.tensorboard import TB_SUBDIR
-
-    train_df, val_df, test_df = parts
-    label = cfg.label
-    tags = {
-        "roost.model_type": model.model_type,
-        "roost.task": task,
-        "roost.framework": model.framework,
-        "roost.kind": "train",
-    }
-    if resumed_from:
-        tags["roost.resumed_from"] = resumed_from
-    tags.update({str(k): str(v) for k, v in (extra_tags or {}).items()})
-    tb_proc = tb_url = None
-    with start_run(
-        experiment=cfg.experiment, name=cfg.name, params=params, tags=tags, parent_run_id=parent_run_id
-    ) as run:
-        cbs: list[Any] = []
-        try:
-            art = run.artifact_dir
-            if config_file is not None:
-                run.log_artifact(config_file, "config.yaml")
-            else:
-                write_yaml(art / "config.yaml", cfg.model_dump(by_alias=True, exclude_defaults=True))
-            write_yaml(art / RESOLVED, resolved_params(cfg, model))
-            every = int(model.params.get("log_every", 50))
-            cbs.append(RunLogger(run, every))
-            cbs.extend(extra_callbacks or [])
-            if model.framework == "torch":
-                from roost.train.callbacks import TensorBoard
-
-                cbs.append(TensorBoard(tb_dir or art / TB_SUBDIR, every))
-            if tensorboard:
-                tb_proc, tb_url = start_tensorboard(run, art / TB_SUBDIR, announce)
-            if progress:
-                cbs.append(Progress(primary=M.PRIMARY[task][0], label=heading))
-            X, Xv = train_df.drop(columns=[label]), val_df.drop(columns=[label])
-            model.fit(
-                X,
-                train_df[label],
-                Xv,
-                val_df[label],
-                spec=spec,
-                callbacks=cbs,
-                checkpoint_dir=art / CHECKPOINTS if model.framework == "torch" else None,
-                resume=ckpt,
-            )
-            metrics = final_metrics(model, task, label, val_df, test_df)
-            _log_final(run, model, metrics)
-            pkg = write_package(model, run, art, test_df, label, metrics, cfg)
-            monitor_reference(art, model, task, train_df, test_df, label)
-            _log_features(art, cfg)
-            version = None
-            if cfg.register_as:
-                mv = register_model(run.id, cfg.register_as, PACKAGE)
-                version = int(mv.version)
-                run.set_tag("roost.registered", f"{mv.name}/{mv.version}")
-        except KeyboardInterrupt:
-            for cb in cbs:
-                getattr(cb, "close", lambda: None)()
-            run.end("KILLED")
-            raise Interrupted(run.id) from None
-        except BaseException:
-            for cb in cbs:
-                getattr(cb, "close", lambda: None)()
-            raise
-    pkg = run.local_artifact(PACKAGE)  # a remote run's staging folder is gone: a downloaded copy
-    return TrainResult(run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc)
-
-
-def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | None) -> tuple[Any, str]:
-    """Start TensorBoard on `logdir`, tag the run with its URL and announce it."""
-    from roost.train.tensorboard import start
-
-    proc, url = start(logdir)
-    run.set_tag("roost.tensorboard_url", url)
-    log.info("TensorBoard at %s", url)
-    if announce is not None:
-        announce(url)
-    return proc, url
-
-
-def monitor_reference(art: Path, model: Estimator, task: str, train_df: Any, test_df: Any, label: str) -> None:
-    """Store the training profile, a reference sample and the scored evaluation set with the run (for drift)."""
-    try:
-        from roost.monitor import write_run_reference
-
-        write_run_reference(
-            art,
-            train_df,
-            test_df,
-            label=label,
-            predict=model.predict,
-            output={"binary": "probability", "regression": "prediction"}.get(task, "probabilities"),
-        )
-    except Exception as exc:  # noqa: BLE001 - monitoring data must never fail a finished training
-        import logging
-
-        logging.getLogger(__name__).warning("could not write the monitoring reference: %s", exc)
-
-
-def _log_features(art: Path, cfg: TrainConfig) -> None:
-    """features.json: per feature view read (data.entities), its definition version, TTL, keys, fields, source."""
-    if cfg.data.entities is None:
-        return
-    import json
-
-    from roost.lineage import FEATURES_ARTIFACT, training_features
-
-    (art / FEATURES_ARTIFACT).write_text(json.dumps(training_features(list(cfg.data.features or [])), indent=2))
-
-
-def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
-    """feature_refs + entity join keys for a model trained from the feature store (serving fetches them online)."""
-    if cfg.data.entities is None:
-        return {}
-    from roost.features.refs import resolve
-
-    sel = resolve(list(cfg.data.features or []))
-    return {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
-
-
-def final_metrics(model: Estimator, task: str, label: str, val_df: Any, test_df: Any) -> dict[str, float]:
-    """test_* and val_* metrics of a fitted model (the restored best weights)."""
-    from roost.train import metrics as M
-    from roost.train.preprocess import encode_labels
-
-    out: dict[str, float] = {}
-    for prefix, df in (("test", test_df), ("val", val_df)):
-        y = encode_labels(df[label], task, model.classes_ or None)[0]
-        out.update({f"{prefix}_{k}": v for k, v in M.compute(task, y, model.predict(df)).items()})
-    return out
-
-
-def _log_final(run: Any, model: Estimator, metrics: dict[str, float]) -> None:
-    """Log the restored model's metrics: test_* once; val_* at the last epoch's step, never as an extra epoch."""
-    history = getattr(model, "history_", None) or []
-    last = max((int(h["epoch"]) for h in history), default=None)
-    curves = {k for h in history for k in h} - {"epoch"}
-    finite = {k: v for k, v in metrics.items() if v == v}
-    run.log_metrics({k: v for k, v in finite.items() if k not in curves or last is None})
-    at_last = {k: v for k, v in finite.items() if k in curves and last is not None}
-    if at_last:  # same step as the last epoch, later in time: the latest value is the restored model's
-        run.log_metrics(at_last, step=last)
-    best = getattr(getattr(model, "state_", None), "best_epoch", None) or getattr(model, "best_iteration_", None)
-    run.set_tag("roost.best_epoch", best if best is not None else "")
-    if best:
-        run.log_metric("best_epoch", float(best))
-
-
-def write_package(
-    model: Estimator, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
-) -> Path:
-    """Export the model package into the run's artifacts (`model/`)."""
-    sample = test_df.drop(columns=[label]).head(PARITY_ROWS)
-    pkg = art / PACKAGE
-    if pkg.exists():
-        shutil.rmtree(pkg)
-    with tempfile.TemporaryDirectory(prefix="roost-pkg-") as tmp:
-        out = model.save_package(
-            Path(tmp) / PACKAGE,
-            sample,
-            label=label,
-            run_id=run.id,
-            metrics=metrics,
-            extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)},
-        )
-        run.log_artifacts(out, PACKAGE)
-    from roost.modelpkg import read_meta
-
-    run.log_metric("parity_max_abs_diff", float(read_meta(pkg).get("parity_max_abs_diff") or 0.0))
-    return pkg

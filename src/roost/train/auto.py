@@ -17,13 +17,14 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import ConfigError
-from roost.train.api import (
+from roost.train.api import auto_config, build_model
+from roost.train.config import TrainConfig, flatten
+from roost.train.run import (
     PACKAGE,
     RESOLVED,
     Interrupted,
     TrainResult,
-    auto_config,
-    build_model,
+    TrainRunSettings,
     final_metrics,
     monitor_reference,
     resolved_params,
@@ -32,7 +33,6 @@ from roost.train.api import (
     write_package,
     write_yaml,
 )
-from roost.train.config import TrainConfig, flatten
 
 log = logging.getLogger(__name__)
 
@@ -154,11 +154,13 @@ def train_auto(
                     spec,
                     parts,
                     {**flatten(resolved_params(sub, model)), **data},
-                    progress=progress,
-                    tb_dir=art / TB_SUBDIR / cand,
-                    parent_run_id=parent.id,
-                    extra_tags=child_tags,
-                    heading=label,
+                    TrainRunSettings(
+                        progress=progress,
+                        tb_dir=art / TB_SUBDIR / cand,
+                        parent_run_id=parent.id,
+                        extra_tags=child_tags,
+                        heading=label,
+                    ),
                 )
                 results.append(res)
                 fitted.append((cand, model))

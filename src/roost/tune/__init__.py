@@ -1,5 +1,6 @@
 """Tuning: search spaces, Optuna samplers behind roost's `auto` choice, a persisted ask/tell engine, its HTTP
-service and client, and `tune()`, which runs trials as child runs of a tuning run.
+service and client, and `tune()`, which runs trials as child runs of a tuning run (`run_tuning` is the same with
+its options in one TuneSettings).
 
 Without a search block, `tune` searches the model's prescribed space (roost.tune.spaces); `Client.ask(n=...)` and
 `tell_many` batch the round trips; roost.tune.task is the pipeline's `tune` task.
@@ -21,6 +22,8 @@ _API = {
     "Pruned": "roost.tune.runner:Pruned",
     "TrialContext": "roost.tune.runner:TrialContext",
     "TuneResult": "roost.tune.runner:TuneResult",
+    "TuneSettings": "roost.tune.runner:TuneSettings",
+    "run_tuning": "roost.tune.runner:run_tuning",
     "create_app": "roost.tune.service:create_app",
     "load_config": "roost.tune.config:load",
     "prescribed_space": "roost.tune.spaces:prescribed",

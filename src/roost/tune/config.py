@@ -267,7 +267,7 @@ def tune_config(
 
     Options left None take the config's `tune:` block (or `register:`); `register` names the final model.
     """
-    from roost.tune.runner import tune
+    from roost.tune.runner import TuneSettings, run_tuning
 
     spec = config if isinstance(config, TuneSpec) else load(config)
     name = register or spec.register
@@ -276,10 +276,7 @@ def tune_config(
         if name:
             result.registered = register_best(result, name)
 
-    return tune(
-        spec.objective,
-        spec.space,
-        int(trials),
+    settings = TuneSettings(
         parallel=parallel,
         sampler=sampler or spec.sampler,
         prune=prune or spec.prune,
@@ -288,13 +285,12 @@ def tune_config(
         experiment=spec.experiment,
         name=spec.name,
         seed=seed if seed is not None else spec.seed,
-        display=display,
-        finish=finish,
         backend=backend,
         ray_address=ray_address,
         tags={"roost.tune.space": spec.source},
         start=spec.start,
     )
+    return run_tuning(spec.objective, spec.space, int(trials), settings, display=display, finish=finish)
 
 
 def describe_space(space: dict[str, Any]) -> list[str]:

@@ -95,7 +95,7 @@ def trial_task(
 
     from roost.registry.store import default_store
     from roost.tune.engine import Engine
-    from roost.tune.runner import TrialContext, run_trial
+    from roost.tune.trials import TrialContext, run_trial
 
     logging.basicConfig(level=logging.WARNING)
     _adopt_workspace()

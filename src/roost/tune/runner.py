@@ -11,50 +11,41 @@ from __future__ import annotations
 
 import logging
 import math
-import os
-import signal
-import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from contextlib import AbstractContextManager as ContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
 from roost.errors import RoostError
 from roost.tune.engine import Engine
+from roost.tune.trials import (
+    RUNNER_LEASE_S,
+    TAG_STATE,
+    TAG_STUDY,
+    TAG_TRIAL,
+    Pruned,
+    TrialContext,
+    run_trial,
+    run_workers,
+    work,
+)
 
+__all__ = [
+    "RUNNER_LEASE_S",
+    "TAG_STATE",
+    "TAG_STUDY",
+    "TAG_TRIAL",
+    "Pruned",
+    "TrialContext",
+    "TuneResult",
+    "TuneSettings",
+    "run_trial",
+    "run_tuning",
+    "tune",
+    "work",
+]
 log = logging.getLogger(__name__)
-TAG_STUDY, TAG_TRIAL, TAG_STATE = "roost.tune.study", "roost.tune.trial", "roost.tune.state"
-RUNNER_LEASE_S = 3600.0
-
-
-class Pruned(Exception):
-    """Raise from an objective to stop a trial that the pruner rejected."""
-
-
-@dataclass
-class TrialContext:
-    """What an objective receives: the trial's params, its number, where to log, and `report` for pruning."""
-
-    study_id: str
-    number: int
-    params: dict[str, Any]
-    parent_run_id: str
-    experiment: str
-    metric: str
-    engine: Engine = field(repr=False)
-    run: Any = field(default=None, repr=False)
-    run_id: str | None = None
-
-    @property
-    def tags(self) -> dict[str, str]:
-        """Tags that mark a run as this trial."""
-        return {TAG_STUDY: self.study_id, TAG_TRIAL: str(self.number)}
-
-    def report(self, value: float, step: int) -> bool:
-        """Send an intermediate value (also logged on the trial's run); True means: prune this trial."""
-        if self.run is not None and math.isfinite(value):
-            self.run.log_metric(self.metric, value, step=step)
-        return bool(self.engine.report(self.study_id, self.number, int(step), float(value))["prune"])
+Display = Callable[[Engine, str], ContextManager[Any]]
 
 
 @dataclass
@@ -91,157 +82,22 @@ class TuneResult:
         return None if self.best is None else (self.best.get("attrs") or {}).get("run_id")
 
 
-def _value(out: Any, metric: str) -> float:
-    """An objective's return (a number or a mapping holding `metric`) as a float."""
-    if isinstance(out, dict):
-        if metric not in out:
-            raise RoostError(f"the objective returned no {metric!r}", hint=f"it returned {sorted(out)}")
-        out = out[metric]
-    return float(out)
+@dataclass(frozen=True)
+class TuneSettings:
+    """How a tuning job runs, besides what it tunes (the objective, the space, the budget); see `tune` for each."""
 
-
-def run_trial(engine: Engine, ctx: TrialContext, objective: Callable[[TrialContext], Any]) -> str:
-    """Evaluate one leased trial and tell the outcome; returns the final state."""
-    from roost.registry.api import start_run
-
-    sid, n = ctx.study_id, ctx.number
-    try:
-        if getattr(objective, "owns_run", False):
-            value = _value(objective(ctx), ctx.metric)
-        else:
-            with start_run(
-                experiment=ctx.experiment,
-                name=f"trial-{n}",
-                params=_run_params(ctx.params),
-                tags=ctx.tags,
-                parent_run_id=ctx.parent_run_id,
-            ) as run:
-                ctx.run, ctx.run_id = run, run.id
-                try:
-                    value = _value(objective(ctx), ctx.metric)
-                except Pruned:
-                    run.set_tag(TAG_STATE, "PRUNED")
-                    raise
-                if math.isfinite(value):
-                    run.log_metric(ctx.metric, value)
-                run.set_tag(TAG_STATE, "COMPLETE" if math.isfinite(value) else "FAIL")
-    except Pruned:
-        engine.tell(sid, n, state="pruned", attrs={"run_id": ctx.run_id})
-        return "PRUNED"
-    except KeyboardInterrupt:
-        engine.tell(sid, n, state="fail", reason="interrupted", attrs={"run_id": ctx.run_id})
-        raise
-    except Exception as exc:  # noqa: BLE001 - a failing trial is recorded, the study goes on
-        log.warning("trial %d failed: %s: %s", n, type(exc).__name__, exc)
-        engine.tell(sid, n, state="fail", reason=f"{type(exc).__name__}: {exc}"[:500], attrs={"run_id": ctx.run_id})
-        return "FAIL"
-    return str(engine.tell(sid, n, value, attrs={"run_id": ctx.run_id})["state"])
-
-
-def _run_params(params: dict[str, Any]) -> dict[str, Any]:
-    """Trial params as run params (lists as JSON text)."""
-    import json
-
-    return {k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v) for k, v in params.items()}
-
-
-def work(
-    sid: str,
-    objective: Callable[[TrialContext], Any],
-    client_id: str,
-    parent_run_id: str,
-    experiment: str,
-    metric: str,
-    engine: Engine | None = None,
-) -> int:
-    """A worker: ask, evaluate, tell until the study is done; returns how many trials it ran."""
-    engine = engine or Engine()
-    n = 0
-    while True:
-        r = engine.ask(sid, client_id=client_id, lease_s=RUNNER_LEASE_S)
-        t = r["trial"]
-        if t is None:
-            if r["done"]:
-                return n
-            time.sleep(min(r["retry_after"] or 0.5, 0.5))
-            continue
-        ctx = TrialContext(sid, t["number"], t["params"], parent_run_id, experiment, metric, engine)
-        run_trial(engine, ctx, objective)
-        n += 1
-
-
-def _worker_main(
-    ws: Any, sid: str, objective: Any, client_id: str, parent_run_id: str, experiment: str, metric: str
-) -> None:
-    """Entry point of a worker process (spawned): adopt the workspace, then work."""
-    from roost import workspace
-
-    logging.basicConfig(level=logging.WARNING)
-    workspace.use(ws)
-    try:
-        work(sid, objective, client_id, parent_run_id, experiment, metric)
-    except KeyboardInterrupt:
-        pass
-
-
-def _run_workers(
-    ws: Any,
-    sid: str,
-    objective: Any,
-    clients: list[str],
-    parent_run_id: str,
-    experiment: str,
-    metric: str,
-    engine: Engine,
-) -> None:
-    """Run one spawned process per client id; a worker that dies has its running trial failed."""
-    import multiprocessing as mp
-    import pickle
-
-    try:
-        pickle.dumps(objective)
-    except Exception as exc:  # noqa: BLE001 - lambdas, closures, objects holding locks
-        raise RoostError(
-            f"--parallel needs an objective that worker processes can import: {exc}",
-            hint="use a module-level function (tune.objective: module:function)",
-        ) from None
-    ctx = mp.get_context("spawn")
-    procs = {
-        c: ctx.Process(
-            target=_worker_main,
-            args=(ws, sid, objective, c, parent_run_id, experiment, metric),
-            name=f"roost-tune-{c}",
-            daemon=False,
-        )
-        for c in clients
-    }
-    for p in procs.values():
-        p.start()
-    handled: set[str] = set()
-    try:
-        while any(p.is_alive() for p in procs.values()):
-            time.sleep(0.2)
-            for c, p in procs.items():
-                if c not in handled and p.exitcode not in (None, 0):
-                    handled.add(c)
-                    engine.abandon(sid, [c], reason=f"worker exited with code {p.exitcode}")
-        for c, p in procs.items():
-            if c not in handled and p.exitcode not in (None, 0):
-                engine.abandon(sid, [c], reason=f"worker exited with code {p.exitcode}")
-    except KeyboardInterrupt:
-        # a terminal's Ctrl-C reaches the workers too; signal only those that did not hear it
-        deadline = time.time() + 3
-        while time.time() < deadline and any(p.is_alive() for p in procs.values()):
-            time.sleep(0.1)
-        for p in procs.values():
-            if p.is_alive() and p.pid:
-                os.kill(p.pid, signal.SIGINT)
-        for p in procs.values():
-            p.join(timeout=30)
-            if p.is_alive():
-                p.terminate()
-                p.join(timeout=5)
-        raise
+    parallel: int | None = None
+    sampler: str = "auto"
+    prune: str | None = None
+    direction: str = "minimize"
+    metric: str = "value"
+    experiment: str = "tune"
+    name: str | None = None
+    seed: int | None = None
+    backend: str = "local"
+    ray_address: str | None = None
+    tags: Mapping[str, str] = field(default_factory=dict)
+    start: Sequence[dict[str, Any]] = ()
 
 
 def tune(
@@ -257,7 +113,7 @@ def tune(
     experiment: str = "tune",
     name: str | None = None,
     seed: int | None = None,
-    display: Callable[[Engine, str], ContextManager[Any]] | None = None,
+    display: Display | None = None,
     finish: Callable[[TuneResult], None] | None = None,
     backend: str = "local",
     ray_address: str | None = None,
@@ -304,93 +160,49 @@ def tune(
     start : list of dict, optional
         Points tried first, within the budget.
     """
-    import contextlib
-
-    from roost import workspace
-    from roost.registry.api import start_run
-
-    if not isinstance(n_trials, int) or n_trials < 1:
-        raise RoostError(f"--trials must be a positive integer, got {n_trials!r}")
-    if backend not in ("local", "ray"):
-        raise RoostError(f"--backend must be local or ray, got {backend!r}", hint="e.g. --backend ray")
-    ray_backend = None
-    if backend == "ray":
-        from roost.tune.ray_backend import RayBackend
-
-        ray_backend = RayBackend(ray_address)
-        parallel = ray_backend.slots() if parallel is None else parallel
-    parallel = 1 if parallel is None else parallel
-    if not isinstance(parallel, int) or parallel < 1:
-        if ray_backend is not None:
-            ray_backend.close()
-        raise RoostError(f"--parallel must be a positive integer, got {parallel!r}")
-    engine = Engine()
-    parent = start_run(
+    settings = TuneSettings(
+        parallel=parallel,
+        sampler=sampler,
+        prune=prune,
+        direction=direction,
+        metric=metric,
         experiment=experiment,
-        name=name or "tune",
-        params={
-            "tune.n_trials": n_trials,
-            "tune.parallel": parallel,
-            "tune.sampler": sampler,
-            "tune.prune": prune or "none",
-            "tune.metric": metric,
-            "tune.direction": direction,
-        },
-        tags={"roost.kind": "tune", "roost.tune.backend": backend, **(tags or {})},
+        name=name,
+        seed=seed,
+        backend=backend,
+        ray_address=ray_address,
+        tags=dict(tags or {}),
+        start=list(start or []),
     )
+    return run_tuning(objective, space, n_trials, settings, display=display, finish=finish)
+
+
+def run_tuning(
+    objective: Callable[[TrialContext], Any],
+    space: dict[str, Any],
+    n_trials: int,
+    settings: TuneSettings,
+    *,
+    display: Display | None = None,
+    finish: Callable[[TuneResult], None] | None = None,
+) -> TuneResult:
+    """`tune` with its options in one TuneSettings: a parent run, the study, the trials, then the final model."""
+    _check_budget(n_trials, settings.backend)
+    ray_backend, parallel = _open_backend(settings)
+    engine = Engine()
     interrupted = False
     try:
-        study = engine.create_study(
-            space,
-            direction=direction,
-            objective=metric,
-            sampler=sampler,
-            pruner=prune,
-            seed=seed,
-            max_trials=n_trials,
-            lease_s=RUNNER_LEASE_S,
-            name=name,
-            attrs={"parent_run_id": parent.id, "experiment": experiment},
-        )
-        sid = study["id"]
-        for point in (start or [])[:n_trials]:
-            engine.add_trial(sid, point)
-        parent.set_tags(
-            {
-                TAG_STUDY: sid,
-                "roost.tune.sampler_used": study["sampler_used"],
-                "roost.tune.sampler_reason": study["sampler_reason"],
-            }
-        )
-        clients = [f"{parent.id[:8]}-w{i}" for i in range(parallel)]
-        cm = display(engine, sid) if display is not None else contextlib.nullcontext()
-        try:
-            with cm:
-                if ray_backend is not None:
-                    ray_backend.run(
-                        workspace.current(),
-                        sid,
-                        objective,
-                        clients,
-                        parent.id,
-                        experiment,
-                        metric,
-                        engine,
-                        RUNNER_LEASE_S,
-                    )
-                elif parallel == 1:
-                    work(sid, objective, clients[0], parent.id, experiment, metric, engine)
-                else:
-                    _run_workers(workspace.current(), sid, objective, clients, parent.id, experiment, metric, engine)
-        except KeyboardInterrupt:
-            interrupted = True
-            engine.abandon(sid, clients)
-        result = _summarise(engine, sid, parent, study["sampler_used"], interrupted)
-        finalize = getattr(objective, "finalize", None)
-        if finalize is not None and not interrupted:
-            result.final = finalize(result, parent)
-        if finish is not None and not interrupted:
-            finish(result)
+        parent = _start_parent_run(n_trials, parallel, settings)
+    except BaseException:
+        if ray_backend is not None:
+            ray_backend.close()
+        raise
+    try:
+        study = _create_study(engine, space, n_trials, settings, parent)
+        interrupted = _run_trials(engine, study["id"], objective, parent, parallel, settings, ray_backend, display)
+        result = _summarise(engine, study["id"], parent, study["sampler_used"], interrupted)
+        if not interrupted:
+            _finalize(objective, result, parent, finish)
     except BaseException:
         parent.end("KILLED" if interrupted else "FAILED")
         raise
@@ -399,6 +211,119 @@ def tune(
             ray_backend.close()
     parent.end("KILLED" if interrupted else "FINISHED")
     return result
+
+
+def _check_budget(n_trials: int, backend: str) -> None:
+    """Reject a budget that is not a positive integer, or an unknown backend."""
+    if not isinstance(n_trials, int) or n_trials < 1:
+        raise RoostError(f"--trials must be a positive integer, got {n_trials!r}")
+    if backend not in ("local", "ray"):
+        raise RoostError(f"--backend must be local or ray, got {backend!r}", hint="e.g. --backend ray")
+
+
+def _open_backend(settings: TuneSettings) -> tuple[Any, int]:
+    """(the Ray backend or None for local workers, trials at once): 1 locally by default, Ray's CPUs on Ray."""
+    ray_backend = None
+    parallel = settings.parallel
+    if settings.backend == "ray":
+        from roost.tune.ray_backend import RayBackend
+
+        ray_backend = RayBackend(settings.ray_address)
+        parallel = ray_backend.slots() if parallel is None else parallel
+    parallel = 1 if parallel is None else parallel
+    if not isinstance(parallel, int) or parallel < 1:
+        if ray_backend is not None:
+            ray_backend.close()
+        raise RoostError(f"--parallel must be a positive integer, got {parallel!r}")
+    return ray_backend, parallel
+
+
+def _start_parent_run(n_trials: int, parallel: int, settings: TuneSettings) -> Any:
+    """The tuning run: the job's settings as params, `roost.kind=tune` and the caller's tags."""
+    from roost.registry.api import start_run
+
+    return start_run(
+        experiment=settings.experiment,
+        name=settings.name or "tune",
+        params={
+            "tune.n_trials": n_trials,
+            "tune.parallel": parallel,
+            "tune.sampler": settings.sampler,
+            "tune.prune": settings.prune or "none",
+            "tune.metric": settings.metric,
+            "tune.direction": settings.direction,
+        },
+        tags={"roost.kind": "tune", "roost.tune.backend": settings.backend, **settings.tags},
+    )
+
+
+def _create_study(engine: Engine, space: dict[str, Any], n_trials: int, settings: TuneSettings, parent: Any) -> Any:
+    """The persisted study, its start points enqueued (within the budget), and the sampler it chose tagged."""
+    study = engine.create_study(
+        space,
+        direction=settings.direction,
+        objective=settings.metric,
+        sampler=settings.sampler,
+        pruner=settings.prune,
+        seed=settings.seed,
+        max_trials=n_trials,
+        lease_s=RUNNER_LEASE_S,
+        name=settings.name,
+        attrs={"parent_run_id": parent.id, "experiment": settings.experiment},
+    )
+    for point in list(settings.start)[:n_trials]:
+        engine.add_trial(study["id"], point)
+    parent.set_tags(
+        {
+            TAG_STUDY: study["id"],
+            "roost.tune.sampler_used": study["sampler_used"],
+            "roost.tune.sampler_reason": study["sampler_reason"],
+        }
+    )
+    return study
+
+
+def _run_trials(
+    engine: Engine,
+    sid: str,
+    objective: Callable[[TrialContext], Any],
+    parent: Any,
+    parallel: int,
+    settings: TuneSettings,
+    ray_backend: Any,
+    display: Display | None,
+) -> bool:
+    """Run the study's trials (on Ray, in this process, or in worker processes); True when Ctrl-C stopped them."""
+    import contextlib
+
+    from roost import workspace
+
+    clients = [f"{parent.id[:8]}-w{i}" for i in range(parallel)]
+    experiment, metric = settings.experiment, settings.metric
+    cm = display(engine, sid) if display is not None else contextlib.nullcontext()
+    try:
+        with cm:
+            if ray_backend is not None:
+                ray_backend.run(
+                    workspace.current(), sid, objective, clients, parent.id, experiment, metric, engine, RUNNER_LEASE_S
+                )
+            elif parallel == 1:
+                work(sid, objective, clients[0], parent.id, experiment, metric, engine)
+            else:
+                run_workers(workspace.current(), sid, objective, clients, parent.id, experiment, metric, engine)
+    except KeyboardInterrupt:
+        engine.abandon(sid, clients)
+        return True
+    return False
+
+
+def _finalize(objective: Any, result: TuneResult, parent: Any, finish: Callable[[TuneResult], None] | None) -> None:
+    """After all trials: the objective's final model (a cross-validated blend), then the caller's `finish`."""
+    finalize = getattr(objective, "finalize", None)
+    if finalize is not None:
+        result.final = finalize(result, parent)
+    if finish is not None:
+        finish(result)
 
 
 def _summarise(engine: Engine, sid: str, parent: Any, sampler: str, interrupted: bool) -> TuneResult:

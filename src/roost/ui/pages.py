@@ -73,12 +73,31 @@ def _int(request: Request, name: str, default: int) -> int:
 
 
 def routes(ui: UI) -> list[Route]:
-    """The page routes bound to the UI state."""
-    from roost.registry import api as reg
+    """The page routes bound to the UI state, one group per page."""
+    return [
+        *experiments_routes(ui),
+        *runs_routes(ui),
+        *run_routes(ui),
+        *compare_routes(ui),
+        *models_routes(ui),
+        *features_routes(ui),
+    ]
+
+
+def experiments_routes(ui: UI) -> list[Route]:
+    """/ and /experiments: the experiments with their run counts."""
     from roost.ui import data
 
     async def experiments(request: Request) -> Response:
         return ui.render(request, "experiments.html", experiments=data.experiments_with_counts())
+
+    return [Route("/", experiments), Route("/experiments", experiments)]
+
+
+def runs_routes(ui: UI) -> list[Route]:
+    """/runs: the runs table (filter, experiments, order, page, archived)."""
+    from roost.registry import api as reg
+    from roost.ui import data
 
     async def runs(request: Request) -> Response:
         qp = request.query_params
@@ -118,6 +137,13 @@ def routes(ui: UI) -> list[Route]:
             max_compare=MAX_COMPARE,
         )
 
+    return [Route("/runs", runs)]
+
+
+def run_routes(ui: UI) -> list[Route]:
+    """/runs/{run_id}: one run with its files, config, children and lineage."""
+    from roost.registry import api as reg
+
     async def run(request: Request) -> Response:
         from roost import artifacts
         from roost.ui.tensorboard import run_logdir
@@ -142,6 +168,13 @@ def routes(ui: UI) -> list[Route]:
             children=reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50),
             lineage=_lineage(r["run_id"]),
         )
+
+    return [Route("/runs/{run_id}", run)]
+
+
+def compare_routes(ui: UI) -> list[Route]:
+    """/compare: runs side by side (params that differ first, metrics, charts, TensorBoard)."""
+    from roost.ui import data
 
     async def compare(request: Request) -> Response:
         from roost.ui.compare import compare_ids, compare_runs
@@ -171,6 +204,14 @@ def routes(ui: UI) -> list[Route]:
             chart_runs=[{"id": r["run_id"], "name": r["name"] or r["run_id"][:8]} for r in rs],
         )
 
+    return [Route("/compare", compare)]
+
+
+def models_routes(ui: UI) -> list[Route]:
+    """/models and /models/{name}: the registered models, one model's versions with their lineage."""
+    from roost.registry import api as reg
+    from roost.ui import data
+
     async def models(request: Request) -> Response:
         return ui.render(request, "models.html", models=reg.list_models())
 
@@ -182,6 +223,13 @@ def routes(ui: UI) -> list[Route]:
         view["lineage"] = {v["version"]: _lineage(v["run_id"]) for v in view["versions"][-10:] if v["run_id"]}
         return ui.render(request, "model.html", **view)
 
+    return [Route("/models", models), Route("/models/{name}", model)]
+
+
+def features_routes(ui: UI) -> list[Route]:
+    """/features: the feature views with their definitions."""
+    from roost.ui import data
+
     async def features(request: Request) -> Response:
         import json
 
@@ -189,16 +237,7 @@ def routes(ui: UI) -> list[Route]:
         shown = {n: {"spec": s, "json": json.dumps(s, indent=2, default=str, sort_keys=True)} for n, s in views.items()}
         return ui.render(request, "features.html", views=shown)
 
-    return [
-        Route("/", experiments),
-        Route("/experiments", experiments),
-        Route("/runs", runs),
-        Route("/runs/{run_id}", run),
-        Route("/compare", compare),
-        Route("/models", models),
-        Route("/models/{name}", model),
-        Route("/features", features),
-    ]
+    return [Route("/features", features)]
 
 
 def _lineage(run_id: str) -> dict[str, Any] | None:
