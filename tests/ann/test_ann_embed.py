@@ -12,7 +12,6 @@ import pytest
 def _embed(cli, models, out="emb.parquet"):
     code, stdout, err = cli(
         "embed",
-        "--model",
         str(models["two_tower"]),
         "--items",
         str(models["items_path"]),
@@ -47,10 +46,10 @@ def test_embed_writes_tower_output_with_ids(ws, cli, models) -> None:
 
 
 def test_embed_errors(ws, cli, models) -> None:
-    code, _, err = cli("embed", "--model", str(models["two_tower"]), "--items", "nope.parquet", "--out", "x.parquet")
+    code, _, err = cli("embed", str(models["two_tower"]), "--items", "nope.parquet", "--out", "x.parquet")
     assert code == 2 and "not found" in err
     models["items"][["item_id", "price"]].to_parquet("thin.parquet")
-    code, _, err = cli("embed", "--model", str(models["two_tower"]), "--items", "thin.parquet", "--out", "x.parquet")
+    code, _, err = cli("embed", str(models["two_tower"]), "--items", "thin.parquet", "--out", "x.parquet")
     assert code == 2 and "category" in err and "quality_score" in err
 
 
@@ -63,7 +62,6 @@ def test_index_recall_on_real_embeddings(ws, cli, models, helpers, metric: str) 
     models["users"].to_parquet("users.parquet")
     code, _, err = cli(
         "embed",
-        "--model",
         str(models["two_tower"]),
         "--items",
         "users.parquet",
@@ -116,8 +114,10 @@ def _vectors(path: str) -> np.ndarray:
 
 def test_index_cli_versions_alias_update_query(ws, cli, models) -> None:
     _embed(cli, models)
-    assert cli("index", "build", "items", "-e", "emb.parquet", "-q")[0] == 0
-    code, out, _ = cli("index", "build", "items", "-e", "emb.parquet", "--kind", "flat", "--alias", "prod", "--json")
+    assert cli("index", "build", "items", "--embeddings", "emb.parquet", "-q")[0] == 0
+    code, out, _ = cli(
+        "index", "build", "items", "--embeddings", "emb.parquet", "--kind", "flat", "--alias", "prod", "--json"
+    )
     assert code == 0 and json.loads(out)["version"] == 2
     code, out, _ = cli("index", "versions", "items", "--json")
     vs = json.loads(out)
