@@ -1,7 +1,9 @@
-"""`roost index serve` under slow clients: header deadline, idle keep-alive, connection cap answered with 503."""
+"""`roost index serve` under slow clients: header deadline, idle keep-alive, connection cap answered with 503,
+counted on /metrics (as roost serve's)."""
 
 from __future__ import annotations
 
+import httpx
 import numpy as np
 import pandas as pd
 
@@ -16,6 +18,6 @@ def test_index_server_cuts_slow_clients_and_answers_503_when_full(ws) -> None:
     build_index("items", str(ws.root / "emb.parquet"))
     srv = Process(["index", "serve", "items", "--poll", "0"], str(ws.root), "/healthz", str(ws.root / "ann.log"))
     try:
-        check_slow_clients(srv.port, "/healthz")
+        check_slow_clients(srv.port, "/healthz", metrics=lambda: httpx.get(srv.url + "/metrics", timeout=10).text)
     finally:
         srv.stop()

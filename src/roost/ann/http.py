@@ -293,6 +293,8 @@ def app(
     from starlette.routing import Route
 
     from roost.netpolicy import Guard
+    from roost.netpolicy.limits import ConnStats
+    from roost.netpolicy.metrics import metrics_route
 
     async def health(request: Any) -> Any:
         return _response({"status": "ok", "indexes": {n: s.version for n, s in state.slots.items()}})
@@ -303,6 +305,10 @@ def app(
         state.close()
 
     guard = Middleware(Guard, allowed_hosts=allowed_hosts, token=token, open_paths={"/healthz"})
-    return Starlette(
-        routes=[Route("/healthz", health), *routes(state, max_body)], lifespan=lifespan, middleware=[guard]
+    served = Starlette(
+        routes=[Route("/healthz", health), *routes(state, max_body), metrics_route()],
+        lifespan=lifespan,
+        middleware=[guard],
     )
+    served.state.conn_stats = ConnStats()  # counted by the connection protocol, read by GET /metrics
+    return served

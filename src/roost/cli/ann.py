@@ -325,7 +325,7 @@ def serve(
     from roost.netpolicy import allowed_hosts
 
     guarded = app(state, token=token, allowed_hosts=allowed_hosts(host, allow_host or ()))
-    opts = uvicorn_options(limits, "roost index serve")
+    opts = uvicorn_options(limits, "roost index serve", guarded.state.conn_stats)
     uvicorn.run(guarded, host=host, port=port, log_level="warning", **opts)
 
 

@@ -91,7 +91,7 @@ class ConnStats:
     def __init__(self) -> None:
         self.open = 0
         self.rejecting = 0  # over-cap connections still being answered
-        self.rejected = 0
+        self.rejected = {"cap": 0, "fd": 0}
         self.timed_out = {"header": 0, "body": 0}
         self.idle_closed = 0
 
@@ -105,7 +105,7 @@ class ConnStats:
 
     def reject(self, reason: str) -> None:
         """A connection was refused: `reason` is "cap" (answered 503) or "fd" (closed: no descriptors to spare)."""
-        self.rejected += 1
+        self.rejected[reason] = self.rejected.get(reason, 0) + 1
 
     def timeout(self, phase: str) -> None:
         """A request was cut for arriving too slowly: `phase` is "header" or "body"."""

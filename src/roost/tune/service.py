@@ -314,8 +314,13 @@ def create_app(
     state changes."""
     from starlette.middleware import Middleware
 
+    from roost.netpolicy.limits import ConnStats
+    from roost.netpolicy.metrics import metrics_route
+
     guard = Middleware(Guard, allowed_hosts=allowed_hosts, token=token)
-    return Starlette(routes=routes(Handlers(engine)), middleware=[guard])
+    app = Starlette(routes=[*routes(Handlers(engine)), metrics_route()], middleware=[guard])
+    app.state.conn_stats = ConnStats()  # counted by the connection protocol, read by GET /metrics
+    return app
 
 
 def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, allow_hosts: Sequence[str] = ()) -> None:
@@ -327,5 +332,5 @@ def serve(host: str = "127.0.0.1", port: int = 8765, token: str | None = None, a
     from roost.netpolicy.limits import ConnLimits, uvicorn_options
 
     app = create_app(Engine(), token=token, allowed_hosts=allowed_hosts(host, allow_hosts))
-    opts = uvicorn_options(ConnLimits.from_env(), "roost tune serve")
+    opts = uvicorn_options(ConnLimits.from_env(), "roost tune serve", app.state.conn_stats)
     uvicorn.run(app, host=host, port=port, log_level="warning", **opts)

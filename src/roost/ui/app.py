@@ -158,6 +158,8 @@ def create_app(
 ) -> Starlette:
     """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list, None: no Host check
     (`roost ui` always passes one); tb_max: the most TensorBoards running at once)."""
+    from roost.netpolicy.limits import ConnStats
+    from roost.netpolicy.metrics import metrics_route
     from roost.ui import api, artifacts_view, pages, shadow_view, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
@@ -187,6 +189,7 @@ def create_app(
         *api.routes(ui),
         *tbroutes.routes(ui),
         Mount("/static", app=StaticFiles(directory=str(HERE / "static")), name="static"),
+        metrics_route(),
     ]
     # docs/security.md: Host allow-list, same-origin state changes, JSON (or the forms' CSRF token) on state
     # changes; TensorBoard's own requests under /tb/ carry their own content types
@@ -205,6 +208,7 @@ def create_app(
         routes=routes, middleware=middleware, lifespan=lifespan, exception_handlers={Exception: server_error}
     )
     app.state.ui = ui
+    app.state.conn_stats = ConnStats()  # counted by the connection protocol, read by GET /metrics
     return app
 
 
@@ -224,7 +228,11 @@ def serve(app: Starlette, host: str, port: int, log_level: str = "warning") -> N
     old = {sig: signal.signal(sig, lambda signum, frame: None) for sig in stops}
     try:
         uvicorn.run(
-            app, host=host, port=port, log_level=log_level, **uvicorn_options(ConnLimits.from_env(), "roost ui")
+            app,
+            host=host,
+            port=port,
+            log_level=log_level,
+            **uvicorn_options(ConnLimits.from_env(), "roost ui", app.state.conn_stats),
         )
     finally:
         for sig, handler in old.items():
