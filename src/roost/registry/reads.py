@@ -90,8 +90,10 @@ def experiments_with_counts(store: Store | None = None) -> list[ExperimentRuns]:
     return out
 
 
-def experiment_ids(names: Sequence[str], store: Store | None = None) -> list[int]:
-    """Ids of the named experiments; an unknown name is a NotFoundError with a suggestion."""
+def experiment_ids(
+    names: Sequence[str], store: Store | None = None, where: str = "see the experiments page"
+) -> list[int]:
+    """Ids of the named experiments; an unknown name is a NotFoundError naming the closest one, else `where`."""
     st = store or default_store()
     with st.read() as s:
         known = dict(s.execute(select(Experiment.name, Experiment.id)).all())
@@ -99,9 +101,7 @@ def experiment_ids(names: Sequence[str], store: Store | None = None) -> list[int
     for n in names:
         if n not in known:
             near = closest(n, list(known))
-            raise NotFoundError(
-                f"experiment {n!r} not found", hint=f"did you mean {near!r}?" if near else "see the experiments page"
-            )
+            raise NotFoundError(f"experiment {n!r} not found", hint=f"did you mean {near!r}?" if near else where)
         out.append(known[n])
     return out
 

@@ -8,8 +8,9 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, select
 
-from roost.errors import NotFoundError, RoostError, closest
-from roost.registry.models import Experiment, Run
+from roost.errors import NotFoundError, RoostError
+from roost.registry import reads
+from roost.registry.models import Run
 from roost.registry.store import Store, utcnow
 
 MAX_AGE_DAYS = 365_000  # --older-than beyond 1,000 years is a typo, and far past the calendar's start
@@ -33,16 +34,8 @@ def parse_age(value: str | timedelta | None) -> timedelta | None:
 
 
 def experiment_ids(store: Store, names: list[str]) -> list[int]:
-    with store.read() as s:
-        known = dict(s.execute(select(Experiment.name, Experiment.id)).all())
-    for n in names:
-        if n not in known:
-            near = closest(n, list(known))
-            raise NotFoundError(
-                f"experiment {n!r} not found",
-                hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
-            )
-    return [known[n] for n in names]
+    """Ids of the named experiments (the registry's one lookup, with the CLI's hint)."""
+    return reads.experiment_ids(names, store, where="see `roost experiments list`")
 
 
 def select_runs(
