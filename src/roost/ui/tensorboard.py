@@ -16,7 +16,6 @@ import os
 import re
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -34,14 +33,6 @@ DEFAULT_IDLE_S = 30 * 60.0
 DEFAULT_MAX_BOARDS = 4  # each TensorBoard holds memory and a core while it loads: docs/ui.md, bench/RESULTS.md
 MAX_TB_RUNS = 10  # runs in one TensorBoard (the compare page offers the first ones with logs)
 Spec = list[tuple[str, str]]
-
-
-def free_port(host: str = "127.0.0.1") -> int:
-    """A TCP port that is free on `host` right now."""
-    with socket.socket() as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
 
 
 def logdir_name(run: dict[str, Any]) -> str:
@@ -180,6 +171,8 @@ class TensorBoardManager:
 
     def _start(self, key: str, spec: Spec) -> Board:
         """Start TensorBoard for `spec` on a free port and register it (lock held)."""
+        from roost.train.tensorboard import free_port, private_flagfile
+
         port = free_port()
         logspec = ",".join(f"{n}:{d}" for n, d in spec)
         args = [
@@ -191,8 +184,6 @@ class TensorBoardManager:
             "--port",
             str(port),
         ]
-        from roost.train.tensorboard import private_flagfile
-
         flagfile = private_flagfile(f"--path_prefix=/tb/{key}\n")
         args += ["--flagfile", str(flagfile)]
         out: IO[bytes] | int = subprocess.DEVNULL
