@@ -143,3 +143,82 @@ class StoredObject(Base):
     spec: Mapped[dict[str, Any]] = mapped_column(JSON, nullable=False)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
     __table_args__ = (UniqueConstraint("kind", "name", name="uq_objects_kind_name"),)
+
+
+# -- the team server (roost.server): accounts, grants, audit, idempotent writes (migration 0008) ------------------
+class Account(Base):
+    """A person (password login) or a service account (tokens only)."""
+
+    __tablename__ = "accounts"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    kind: Mapped[str] = mapped_column(String(16), nullable=False)  # 'user' | 'service'
+    password_hash: Mapped[str | None] = mapped_column(Text)  # argon2id; None for service accounts
+    admin: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    disabled: Mapped[bool] = mapped_column(Boolean, nullable=False, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class Group(Base):
+    __tablename__ = "account_groups"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(128), unique=True, nullable=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+
+
+class GroupMember(Base):
+    __tablename__ = "group_members"
+    group_id: Mapped[int] = mapped_column(ForeignKey("account_groups.id", ondelete="CASCADE"), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), primary_key=True, index=True)
+
+
+class AccessToken(Base):
+    """An API token: `roost_<id>_<secret>`; only the SHA-256 of the secret is kept (tokens are 256-bit random)."""
+
+    __tablename__ = "access_tokens"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    account_id: Mapped[int] = mapped_column(ForeignKey("accounts.id", ondelete="CASCADE"), nullable=False, index=True)
+    secret_hash: Mapped[str] = mapped_column(String(64), nullable=False)
+    name: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Grant(Base):
+    """A role ('read' | 'edit' | 'manage') of an account or group on one experiment or registered model."""
+
+    __tablename__ = "grants"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    principal_kind: Mapped[str] = mapped_column(String(16), nullable=False)  # 'account' | 'group'
+    principal_id: Mapped[int] = mapped_column(Integer, nullable=False)
+    resource_kind: Mapped[str] = mapped_column(String(16), nullable=False)  # 'experiment' | 'model'
+    resource_name: Mapped[str] = mapped_column(String(256), nullable=False)
+    role: Mapped[str] = mapped_column(String(16), nullable=False)
+    __table_args__ = (
+        UniqueConstraint("principal_kind", "principal_id", "resource_kind", "resource_name", name="uq_grants_target"),
+        Index("ix_grants_resource", "resource_kind", "resource_name"),
+    )
+
+
+class AuditEvent(Base):
+    """One attempted write (or login) on the team server: who, what, when, from where, and the answer."""
+
+    __tablename__ = "audit_events"
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    actor: Mapped[str | None] = mapped_column(String(128), index=True)
+    action: Mapped[str] = mapped_column(String(64), nullable=False)
+    resource: Mapped[str | None] = mapped_column(Text)
+    status: Mapped[int] = mapped_column(Integer, nullable=False)
+    client: Mapped[str | None] = mapped_column(String(128))
+    detail: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class IdempotencyKey(Base):
+    """A client's key of a write already applied: a retried batch with the same key is not applied twice."""
+
+    __tablename__ = "idempotency_keys"
+    key: Mapped[str] = mapped_column(String(128), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
