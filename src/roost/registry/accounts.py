@@ -37,6 +37,9 @@ MIN_PASSWORD = 8
 LAST_USED_EVERY = timedelta(seconds=60)  # a token's last_used_at is written at most once a minute
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@+-]{0,127}")
 _TOKEN_ID = re.compile(r"[0-9a-f]{16}")
+MEMO_SIZE = 4096  # verified (hash, password) pairs kept per process, so HTTP Basic clients skip argon2 per request
+_MEMO_KEY = secrets.token_bytes(32)
+_memo: dict[bytes, None] = {}
 _hasher: PasswordHasher | None = None
 _dummy_hash: str | None = None
 
@@ -217,14 +220,21 @@ def verify_password(store: Store, name: str, password: str) -> AccountRecord | N
     with store.read() as s:
         acct = s.execute(select(Account).where(Account.name == name)).scalar_one_or_none()
         found = None if acct is None else (_record(acct), acct.password_hash)
-    if found is None or found[1] is None or found[0].disabled:
+    stored = None if found is None else found[1]
+    if found is None or stored is None or found[0].disabled:
         _dummy_verify(password)
         return None
-    rec, stored = found
+    rec = found[0]
+    memo = hmac.new(_MEMO_KEY, stored.encode() + b"\0" + password.encode("utf-8", "replace"), "sha256").digest()
+    if memo in _memo:  # this very password was verified against this very hash (a changed password misses)
+        return rec
     try:
         _ph().verify(stored, password)
     except (VerificationError, InvalidHashError):
         return None
+    if len(_memo) >= MEMO_SIZE:
+        _memo.clear()
+    _memo[memo] = None
     if _ph().check_needs_rehash(stored):
         _set(store, name, password_hash=_ph().hash(password))
     return rec
