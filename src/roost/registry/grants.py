@@ -176,7 +176,7 @@ def revoke(store: Store, principal: str, kind: str, name: str) -> None:
             )
         )
         if not getattr(gone, "rowcount", 0):
-            raise NotFoundError(f"{principal!r} has no grant on {kind}:{name}", hint="list them: roost grant --list")
+            raise NotFoundError(f"{principal!r} has no grant on {kind}:{name}", hint="list them: roost grants")
 
 
 def list_grants(store: Store, principal: str | None = None, resource: str | None = None) -> list[GrantRecord]:
