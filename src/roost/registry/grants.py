@@ -190,8 +190,8 @@ def list_grants(store: Store, principal: str | None = None, resource: str | None
             kind, name = parse_resource(resource)
             q = q.where(Grant.resource_kind == kind, Grant.resource_name == name)
         grants = list(s.execute(q.order_by(Grant.resource_kind, Grant.resource_name, Grant.id)).scalars())
-        accounts = dict(s.execute(select(Account.id, Account.name)).tuples().all())
-        groups = dict(s.execute(select(Group.id, Group.name)).tuples().all())
+        accounts = {int(i): str(n) for i, n in s.execute(select(Account.id, Account.name))}
+        groups = {int(i): str(n) for i, n in s.execute(select(Group.id, Group.name))}
     out = []
     for g in grants:
         who = accounts.get(g.principal_id) if g.principal_kind == "account" else groups.get(g.principal_id)
