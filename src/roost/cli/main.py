@@ -46,7 +46,7 @@ SECTIONS: dict[str, list[str]] = {
     "Serve": ["serve", "predict", "embed", "index"],
     "Monitor and explain": ["monitor", "fairness", "explain", "card", "lineage"],
     "Workflows and UI": ["pipeline", "notebook", "ui"],
-    "Team server": ["server", "login", "users", "tokens", "groups", "grant", "revoke", "grants", "audit"],
+    "Team server": ["users", "tokens", "groups", "grant", "revoke", "grants", "audit"],
 }
 
 
