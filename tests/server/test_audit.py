@@ -151,3 +151,28 @@ def test_audit_cli_filters(server: Any, client: Any, token: str) -> None:
     assert [(e["actor"], e["status"]) for e in json.loads(res.stdout)] == [(None, 401)]
     res = run(build_app(), ["audit", "--json", "--since", "2099-01-01", "--store", server[0].store_url])
     assert json.loads(res.stdout) == []
+
+
+def test_audit_page_for_admins_only(server: Any, client: Any, token: str) -> None:
+    from starlette.testclient import TestClient
+
+    from roost.registry import accounts
+
+    client.post("/api/v1/whoami", headers={"authorization": f"Bearer {token}"}, json={})
+    assert client.get("/admin/audit").status_code == 303  # anonymous: to the login page
+    r = client.get("/admin/audit", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 403 and "not an admin" in r.json()["error"]["message"]
+    accounts.set_admin(server[2], "alice")
+    r = client.get("/admin/audit?actor=alice&since=1h", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 200 and "/api/v1/whoami" in r.text and "<td>POST</td>" in r.text
+    r = client.get("/admin/audit?since=soon", headers={"authorization": f"Bearer {token}"})
+    assert r.status_code == 400 and "neither a duration nor a date" in r.text
+    # the UI's header shows who is signed in, a sign-out link and, for admins, the audit log
+    browser = TestClient(client.app, base_url="http://127.0.0.1", follow_redirects=False)
+    csrf = browser.get("/login").text.split('name="csrf_token" value="')[1].split('"')[0]
+    assert browser.post("/login", data={"name": "alice", "password": PASSWORD, "csrf_token": csrf}).status_code == 303
+    page = browser.get("/experiments")
+    assert page.status_code == 200 and "Sign out (alice)" in page.text and 'href="/admin/audit"' in page.text
+    accounts.set_admin(server[2], "alice", False)
+    page = browser.get("/experiments")
+    assert "Sign out (alice)" in page.text and 'href="/admin/audit"' not in page.text

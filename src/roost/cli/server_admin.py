@@ -312,28 +312,6 @@ def grants_cmd(
 
 
 # -- audit -----------------------------------------------------------------------------------------------------
-def _since(value: str | None) -> datetime | None:
-    from roost.errors import RoostError
-    from roost.registry.selection import parse_age
-    from roost.registry.store import utcnow
-
-    if value is None:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        age = parse_age(value)
-    except RoostError:
-        raise RoostError(
-            f"--since {value!r} is neither a duration nor a date", hint="e.g. 1h, 7d or 2026-12-01T09:00"
-        ) from None
-    assert age is not None
-    return utcnow() - age
-
-
 def audit_cmd(
     actor: str | None = typer.Option(None, "--actor", help="only this account ('-': requests without one)"),
     action: str | None = typer.Option(None, "--action", help="only this action (POST, DELETE, login, …)"),
@@ -346,9 +324,15 @@ def audit_cmd(
     """Show the audit log: every write and refused request on the team server (who, what, when, from where)."""
     from roost.cli.output import print_table
     from roost.registry import audit_log
+    from roost.server.audit_page import parse_since
 
     recs = audit_log.query(
-        _store(store), actor=actor, action=action, since=_since(since), limit=limit, status_min=400 if refused else None
+        _store(store),
+        actor=actor,
+        action=action,
+        since=parse_since(since),
+        limit=limit,
+        status_min=400 if refused else None,
     )
     if as_json:
         _json(recs)

@@ -151,5 +151,7 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
 
 
 def routes(settings: ServerSettings) -> list[BaseRoute]:
-    """/login and /logout."""
-    return login.routes(settings)
+    """/login, /logout and the admins' audit log page /admin/audit."""
+    from roost.server import audit_page
+
+    return [*login.routes(settings), *audit_page.routes(settings)]

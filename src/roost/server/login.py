@@ -22,7 +22,7 @@ from roost.server.audit import AUDIT_KEY, client_address
 from roost.server.settings import ServerSettings
 
 if TYPE_CHECKING:
-    from jinja2 import Environment
+    from jinja2 import Environment, Template
 
 SESSION_COOKIE = "roost_session"
 CSRF_COOKIE = "roost_csrf"
@@ -129,14 +129,15 @@ class LoginLimiter:
             self.fails.setdefault(k, deque(maxlen=max(self.per_minute, 1) * 2)).append(now)
 
 
-def _template_env() -> Environment:
+def template(name: str) -> Template:
+    """One of the server's own page templates (autoescaped)."""
     global _env
     if _env is None:
         from jinja2 import Environment, FileSystemLoader, select_autoescape
 
         here = Path(__file__).parent / "templates"
         _env = Environment(loader=FileSystemLoader(here), autoescape=select_autoescape(("html",)))
-    return _env
+    return _env.get_template(name)
 
 
 def _safe_next(target: str | None) -> str:
@@ -150,7 +151,7 @@ def _page(
     settings: ServerSettings, request: Request, page: str, status: int = 200, message: str | None = None, **ctx: Any
 ) -> Response:
     nonce = cookies(request.scope).get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    html = _template_env().get_template(page).render(csrf_token=_csrf_for(settings, nonce), message=message, **ctx)
+    html = template(page).render(csrf_token=_csrf_for(settings, nonce), message=message, **ctx)
     resp = HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
     resp.headers.append("set-cookie", cookie_header(settings, CSRF_COOKIE, nonce, None))
     return resp
