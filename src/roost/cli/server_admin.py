@@ -65,6 +65,7 @@ def users_add(
     name: str = typer.Argument(..., help="account name (letters, digits, . _ @ + -)"),
     admin: bool = typer.Option(False, "--admin", help="an admin: manages accounts, grants, gc and the audit log"),
     service: bool = typer.Option(False, "--service", help="a service account: no password, tokens only"),
+    sso: bool = typer.Option(False, "--sso", help="no password: the person signs in through the OIDC provider"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin's first line"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
@@ -77,8 +78,9 @@ def users_add(
         rec = accounts.create_service_account(st, name, admin=admin)
         echo(f"created service account {rec.name}; give it a token: roost tokens create --user {rec.name}")
         return
-    rec = accounts.create_user(st, name, _read_password(password_stdin), admin=admin)
-    echo(f"created {'admin ' if rec.admin else ''}user {rec.name}")
+    rec = accounts.create_user(st, name, None if sso else _read_password(password_stdin), admin=admin)
+    how = " (signs in through the OIDC provider; its first sign-in there claims this account)" if sso else ""
+    echo(f"created {'admin ' if rec.admin else ''}user {rec.name}{how}")
 
 
 @users_app.command("list")

@@ -114,7 +114,8 @@ def check_name(name: str, what: str = "account") -> str:
     return name
 
 
-def _record(a: Account) -> AccountRecord:
+def to_record(a: Account) -> AccountRecord:
+    """The typed record of an account row."""
     created = aware(a.created_at)
     assert created is not None
     return AccountRecord(a.id, a.name, a.kind, bool(a.admin), bool(a.disabled), created)
@@ -134,14 +135,15 @@ def _create(store: Store, name: str, kind: str, password_hash: str | None, admin
             acct = Account(name=name, kind=kind, password_hash=password_hash, admin=admin, created_at=utcnow())
             s.add(acct)
             s.flush()
-            return _record(acct)
+            return to_record(acct)
     except IntegrityError:
         raise ConflictError(f"an account named {name!r} exists", hint="choose another name") from None
 
 
-def create_user(store: Store, name: str, password: str, admin: bool = False) -> AccountRecord:
-    """Create a person's account with a password (stored as an argon2id hash)."""
-    return _create(store, name, "user", hash_password(password), admin)
+def create_user(store: Store, name: str, password: str | None, admin: bool = False) -> AccountRecord:
+    """Create a person's account with a password (stored as an argon2id hash); None: no password, the person
+    signs in through the OIDC provider only (the first OIDC login with this name claims the account)."""
+    return _create(store, name, "user", None if password is None else hash_password(password), admin)
 
 
 def create_service_account(store: Store, name: str, admin: bool = False) -> AccountRecord:
@@ -152,20 +154,20 @@ def create_service_account(store: Store, name: str, admin: bool = False) -> Acco
 def get_account(store: Store, name: str) -> AccountRecord:
     """One account by name (NotFoundError when missing)."""
     with store.read() as s:
-        return _record(_find(s, name))
+        return to_record(_find(s, name))
 
 
 def account_by_id(store: Store, account_id: int) -> AccountRecord | None:
     """One account by id, or None (a UI session's account, looked up on every request)."""
     with store.read() as s:
         acct = s.get(Account, account_id)
-        return None if acct is None else _record(acct)
+        return None if acct is None else to_record(acct)
 
 
 def list_accounts(store: Store) -> list[AccountRecord]:
     """Every account, by name."""
     with store.read() as s:
-        return [_record(a) for a in s.execute(select(Account).order_by(Account.name)).scalars()]
+        return [to_record(a) for a in s.execute(select(Account).order_by(Account.name)).scalars()]
 
 
 def _set(store: Store, name: str, **values: Any) -> AccountRecord:
@@ -174,7 +176,7 @@ def _set(store: Store, name: str, **values: Any) -> AccountRecord:
         for k, v in values.items():
             setattr(acct, k, v)
         s.flush()
-        return _record(acct)
+        return to_record(acct)
 
 
 def set_disabled(store: Store, name: str, disabled: bool = True) -> AccountRecord:
@@ -219,7 +221,7 @@ def verify_password(store: Store, name: str, password: str) -> AccountRecord | N
     _dummy()  # made before the lookup: the first unknown name costs what any other check costs
     with store.read() as s:
         acct = s.execute(select(Account).where(Account.name == name)).scalar_one_or_none()
-        found = None if acct is None else (_record(acct), acct.password_hash)
+        found = None if acct is None else (to_record(acct), acct.password_hash)
     stored = None if found is None else found[1]
     if found is None or stored is None or found[0].disabled:
         _dummy_verify(password)
@@ -295,7 +297,7 @@ def verify_token(store: Store, token: str) -> AccountRecord | None:
             .join(Account, Account.id == AccessToken.account_id)
             .where(AccessToken.id == token_id)
         ).first()
-        found = None if row is None else (row[0], _record(row[1]))
+        found = None if row is None else (row[0], to_record(row[1]))
     stored = found[0].secret_hash if found is not None else "0" * 64
     same = hmac.compare_digest(digest.encode(), stored.encode())
     if found is None or not same:

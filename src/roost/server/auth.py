@@ -23,7 +23,7 @@ from roost.server.audit import AUDIT_KEY, client_address
 from roost.server.identity import SCOPE_KEY, Identity
 from roost.server.settings import ServerSettings
 
-PUBLIC_PATHS = frozenset({"/login", "/api/v1/health", "/metrics"})
+PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback", "/api/v1/health", "/metrics"})
 PUBLIC_PREFIXES = ("/static/",)
 API_PREFIX = "/api/"
 PAGE_METHODS = frozenset({"GET", "HEAD"})
@@ -151,7 +151,7 @@ async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes,
 
 
 def routes(settings: ServerSettings) -> list[BaseRoute]:
-    """/login, /logout and the admins' audit log page /admin/audit."""
-    from roost.server import audit_page
+    """/login, /logout, the OIDC sign-in (when configured) and the admins' audit log page /admin/audit."""
+    from roost.server import audit_page, oidc
 
-    return [*login.routes(settings), *audit_page.routes(settings)]
+    return [*login.routes(settings), *oidc.routes(settings), *audit_page.routes(settings)]

@@ -140,7 +140,7 @@ def template(name: str) -> Template:
     return _env.get_template(name)
 
 
-def _safe_next(target: str | None) -> str:
+def safe_next(target: str | None) -> str:
     """A local path to go to after sign-in (never another site: no scheme, no //host, no backslash)."""
     if not target or not target.startswith("/") or target.startswith("//") or "\\" in target:
         return "/"
@@ -151,7 +151,8 @@ def _page(
     settings: ServerSettings, request: Request, page: str, status: int = 200, message: str | None = None, **ctx: Any
 ) -> Response:
     nonce = cookies(request.scope).get(CSRF_COOKIE) or secrets.token_urlsafe(24)
-    html = template(page).render(csrf_token=_csrf_for(settings, nonce), message=message, **ctx)
+    oidc = bool(settings.oidc_issuer and settings.oidc_client_id)
+    html = template(page).render(csrf_token=_csrf_for(settings, nonce), message=message, oidc=oidc, **ctx)
     resp = HTMLResponse(html, status_code=status, headers={"cache-control": "no-store"})
     resp.headers.append("set-cookie", cookie_header(settings, CSRF_COOKIE, nonce, None))
     return resp
@@ -171,12 +172,12 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
     limiter = LoginLimiter(settings.login_attempts_per_minute)
 
     async def login(request: Request) -> Response:
-        nxt = _safe_next(request.query_params.get("next"))
+        nxt = safe_next(request.query_params.get("next"))
         if request.method == "GET":
             return _page(settings, request, "login.html", next=nxt, name="")
         form = await _form(request)
         name, password = form.get("name", "")[:128], form.get("password", "")
-        nxt = _safe_next(form.get("next"))
+        nxt = safe_next(form.get("next"))
         audit = request.scope.setdefault(AUDIT_KEY, {})
         audit.update(action="login", detail={"account": name})
         if not csrf_ok(settings, request.scope, form.get(CSRF_FIELD)):
