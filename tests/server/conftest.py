@@ -51,3 +51,9 @@ def csrf_of(html: str) -> str:
     found = re.search(r'name="csrf_token" value="([^"]+)"', html)
     assert found, html[:500]
     return found.group(1)
+
+
+@pytest.fixture
+def whoami() -> Any:
+    """add_whoami, for tests that build their own app."""
+    return add_whoami

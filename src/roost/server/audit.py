@@ -20,7 +20,9 @@ from roost.server.settings import ServerSettings
 
 log = logging.getLogger(__name__)
 
-AUDIT_KEY = "roost.audit"  # scope entry where routes name their action, actor and detail: {"action", "actor", "detail"}
+# scope entry where routes name their action, actor and detail ({"action", "actor", "detail"}; "always": record a
+# successful GET too, as a sign-in through the OIDC provider's redirect)
+AUDIT_KEY = "roost.audit"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 _Net = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -84,7 +86,8 @@ class AuditMiddleware:
             status[0] = status[0] or 500
             await self._record(scope, status[0])
             raise
-        if scope["method"] not in SAFE_METHODS or status[0] >= 400:
+        named = scope.get(AUDIT_KEY) or {}
+        if scope["method"] not in SAFE_METHODS or status[0] >= 400 or named.get("always"):
             await self._record(scope, status[0])
 
     async def _record(self, scope: Scope, status: int) -> None:

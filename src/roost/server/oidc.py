@@ -144,7 +144,7 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
         from itsdangerous import BadData
 
         audit = request.scope.setdefault(AUDIT_KEY, {})
-        audit["action"] = "login.oidc"
+        audit.update(action="login.oidc", always=True)
         q = request.query_params
         try:
             flow = _flow(settings).loads(login.cookies(request.scope).get(FLOW_COOKIE, ""), max_age=FLOW_MAX_AGE)
@@ -175,6 +175,7 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
         return resp
 
     async def _exchange(request: Request, code: str, flow: dict[str, Any]) -> Any:
+        import httpx
         from authlib.integrations.httpx_client import AsyncOAuth2Client
         from authlib.oauth2 import OAuth2Error
 
@@ -193,6 +194,8 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
                 )
         except OAuth2Error as exc:
             raise OidcRefused(f"the provider refused the code: {exc.error}", hint="start again at /login") from None
+        except httpx.HTTPError as exc:
+            raise ProviderDown(f"the OIDC provider's token endpoint failed: {exc}", hint="try again later") from None
         if "id_token" not in token:
             raise OidcRefused("the provider sent no ID token", hint="the client needs the openid scope")
         return await check_id_token(settings, token["id_token"], flow["n"], token.get("access_token"))
