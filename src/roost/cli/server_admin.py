@@ -326,13 +326,12 @@ def audit_cmd(
     """Show the audit log: every write and refused request on the team server (who, what, when, from where)."""
     from roost.cli.output import print_table
     from roost.registry import audit_log
-    from roost.server.audit_page import parse_since
 
     recs = audit_log.query(
         _store(store),
         actor=actor,
         action=action,
-        since=parse_since(since),
+        since=audit_log.parse_since(since),
         limit=limit,
         status_min=400 if refused else None,
     )

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert, select
@@ -88,3 +88,24 @@ def query(
         assert at is not None
         out.append(AuditRecord(r.id, at, r.actor, r.action, r.resource, r.status, r.client, r.detail))
     return out
+
+
+def parse_since(value: str | None) -> datetime | None:
+    """A duration back from now ('1h', '7d') or an ISO 8601 date/time (UTC when it names no zone); None: None."""
+    from roost.registry.selection import parse_age
+
+    if not value:
+        return None
+    try:
+        at = datetime.fromisoformat(value)
+        return at if at.tzinfo else at.replace(tzinfo=UTC)
+    except ValueError:
+        pass
+    try:
+        age = parse_age(value)
+    except RoostError:
+        raise RoostError(
+            f"since {value[:40]!r} is neither a duration nor a date", hint="e.g. 1h, 7d or 2026-12-01T09:00"
+        ) from None
+    assert age is not None
+    return utcnow() - age

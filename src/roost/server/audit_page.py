@@ -2,39 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
-
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost.errors import RoostError
+from roost.registry.audit_log import parse_since
 from roost.server.identity import identity_of
 from roost.server.permissions import require_admin
 from roost.server.settings import ServerSettings
-
-
-def parse_since(value: str | None) -> datetime | None:
-    """A duration back from now ('1h', '7d') or an ISO 8601 date/time (UTC when it names no zone); None: None."""
-    from roost.registry.selection import parse_age
-    from roost.registry.store import utcnow
-
-    if not value:
-        return None
-    try:
-        at = datetime.fromisoformat(value)
-        return at if at.tzinfo else at.replace(tzinfo=UTC)
-    except ValueError:
-        pass
-    try:
-        age = parse_age(value)
-    except RoostError:
-        raise RoostError(
-            f"since {value[:40]!r} is neither a duration nor a date", hint="e.g. 1h, 7d or 2026-12-01T09:00"
-        ) from None
-    assert age is not None
-    return utcnow() - age
 
 
 def routes(settings: ServerSettings) -> list[BaseRoute]:
