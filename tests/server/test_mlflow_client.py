@@ -25,9 +25,9 @@ def _mlflow_python() -> Path:
     """The python of .bench/mlflow (created with bench/_common's peer_venv when missing)."""
     sys.path.insert(0, str(REPO / "bench"))
     try:
-        import _common  # type: ignore[import-not-found]
+        import importlib
 
-        return Path(_common.mlflow_python())
+        return Path(importlib.import_module("_common").mlflow_python())
     except (subprocess.CalledProcessError, OSError) as exc:
         pytest.skip(f"cannot create the MLflow client venv .bench/mlflow ({MLFLOW_PIN}): {exc}")
     finally:
