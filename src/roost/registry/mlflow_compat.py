@@ -10,7 +10,7 @@ from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError
 from roost.registry import modelreg
-from roost.registry.models import Alias, Experiment, LatestMetric, ModelVersion, RegisteredModel, Tag
+from roost.registry.models import Alias, Experiment, LatestMetric, ModelVersion, RegisteredModel, Run, Tag
 from roost.registry.store import Store, aware, utcnow
 
 Point = tuple[str, float, int, float]  # (key, value, step, unix seconds)
@@ -22,6 +22,21 @@ def experiment(store: Store, id: int | None = None, name: str | None = None) -> 
         q = select(Experiment.id, Experiment.name, Experiment.created_at)
         row = s.execute(q.where(Experiment.id == id) if id is not None else q.where(Experiment.name == name)).first()
     return None if row is None else {"id": int(row[0]), "name": row[1], "created_at": aware(row[2])}
+
+
+def run_head(store: Store, run_id: str) -> dict[str, Any] | None:
+    """What a write to a run needs to know, in one read: {run_id, experiment_id, experiment (its name), status,
+    lifecycle_stage, artifact_uri}; None when there is no run with exactly this id."""
+    with store.read() as s:
+        row = s.execute(
+            select(Run.id, Run.experiment_id, Experiment.name, Run.status, Run.lifecycle_stage, Run.artifact_uri)
+            .join(Experiment, Experiment.id == Run.experiment_id)
+            .where(Run.id == run_id)
+        ).first()
+    if row is None:
+        return None
+    keys = ("run_id", "experiment_id", "experiment", "status", "lifecycle_stage", "artifact_uri")
+    return dict(zip(keys, row, strict=True))
 
 
 def create_experiment(store: Store, name: str) -> int:

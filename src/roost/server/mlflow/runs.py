@@ -43,9 +43,10 @@ _VIEWS = {
 
 
 def lookup(ctx: Ctx, f: dict[str, Any], role: str = "read") -> RunDict:
-    """The run named by run_id (or MLflow's older run_uuid), after checking the caller's role on its experiment."""
+    """The run named by run_id (or MLflow's older run_uuid) as mlflow_compat.run_head, after checking the caller's
+    role on its experiment."""
     run_id = text(f, "run_id", required=False) or need_text(f, "run_uuid")
-    run = ctx.store.runs_by_ids([run_id]).get(run_id)
+    run = mc.run_head(ctx.store, run_id)  # one read; the full run only where it is answered (get)
     if run is None:
         raise missing(f"Run with id={run_id} not found")
     ctx.need("experiment", run["experiment"], role)
@@ -111,8 +112,7 @@ def create(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
 
 def get(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
     """GET runs/get?run_id= → {run}."""
-    run = lookup(ctx, f)
-    return {"run": run_json(run, mc.latest_points(ctx.store, [run["run_id"]])[run["run_id"]])}
+    return {"run": _one(ctx, lookup(ctx, f)["run_id"])}
 
 
 def update(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
