@@ -10,6 +10,7 @@ import sys
 import tempfile
 
 import mlflow
+import pandas as pd
 from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
@@ -83,6 +84,24 @@ out["alias_run_id"] = by_alias.run_id
 mdir = mlflow.artifacts.download_artifacts(f"models:/{spec['model']}@prod", dst_path=work + "/model-dl")
 out["model_download"] = {n: open(os.path.join(mdir, n)).read() for n in sorted(os.listdir(mdir))}
 out["search_versions"] = [(v.name, v.version) for v in client.search_model_versions(f"name = '{spec['model']}'")]
+
+
+class AddN(mlflow.pyfunc.PythonModel):
+    def __init__(self, n):
+        self.n = n
+
+    def predict(self, context, model_input, params=None):
+        return [x + self.n for x in model_input["x"]]
+
+
+with mlflow.start_run(run_name="pyfunc") as run:  # MLflow 3's way: a logged model, registered by models:/m-…
+    info = mlflow.pyfunc.log_model(name="adder", python_model=AddN(spec["add"]), pip_requirements=["mlflow"])
+    out["pyfunc_run_id"] = run.info.run_id
+mv = mlflow.register_model(info.model_uri, "adder")
+out["pyfunc_version"] = mv.version
+out["pyfunc_logged_model_id"] = info.model_id
+loaded = mlflow.pyfunc.load_model("models:/adder/1")
+out["pyfunc_predictions"] = [float(y) for y in loaded.predict(pd.DataFrame({"x": spec["inputs"]}))]
 
 try:
     client.get_run("0" * 32)

@@ -99,6 +99,8 @@ def _spec() -> dict[str, Any]:
     return {
         "experiment": "mlflow-compat",
         "model": "churn",
+        "add": 7,
+        "inputs": [1.5, -2.0, 40.0],
         "filter": "metrics.acc > 0.5 and params.lr = '0.1'",
         "runs": [
             run("a", "0.1", [0.2, 0.55, 0.71], blob_hex=blob.hex(), model_files=model_files),
@@ -198,6 +200,13 @@ def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: A
     out["model_download"].pop("registered_model_meta")  # written by the mlflow client into what it downloaded
     assert out["model_download"] == a["model_files"]
     assert out["search_versions"] == [["churn", "1"]]
+
+    # MLflow 3's logged model (pyfunc.log_model): its files in its run's artifacts, registered and loaded back
+    v2 = modelreg.get_version(store, "adder", 1)
+    pyfunc_run = store.get_run(out["pyfunc_run_id"])
+    assert (v2.run_id, v2.source) == (pyfunc_run["run_id"], pyfunc_run["artifact_uri"] + "/adder")
+    assert (Path(v2.source.removeprefix("file://")) / "MLmodel").is_file()
+    assert out["pyfunc_predictions"] == [x + spec["add"] for x in spec["inputs"]]
 
     # errors in MLflow's codes
     assert out["missing_run"] == "RESOURCE_DOES_NOT_EXIST"

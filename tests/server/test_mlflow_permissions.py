@@ -98,7 +98,7 @@ def test_errors_in_mlflow_shape(client: Any) -> None:
     assert (r.status_code, r.json()["error_code"]) == (400, "RESOURCE_ALREADY_EXISTS")
     r = c.post(f"{base}/runs/search", json={"experiment_ids": ["1"], "filter": "metrics.acc >"}, headers=_as("alice"))
     assert (r.status_code, r.json()["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
-    r = c.post(f"{base}/logged-models", json={}, headers=_as("alice"))
+    r = c.post(f"{base}/traces", json={}, headers=_as("alice"))
     assert (r.status_code, r.json()["error_code"]) == (404, "ENDPOINT_NOT_FOUND")
     eid = c.get(f"{base}/experiments/get-by-name", params={"experiment_name": "exp"}, headers=_as("alice")).json()
     rid = c.post(

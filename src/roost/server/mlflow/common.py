@@ -127,7 +127,7 @@ Handler = Callable[[Ctx, dict[str, Any]], dict[str, Any]]
 
 async def request_fields(request: Request, settings: ServerSettings) -> dict[str, Any]:
     """The request's fields: query parameters (repeated ones as lists), then the JSON body's."""
-    fields: dict[str, Any] = {}
+    fields: dict[str, Any] = dict(request.path_params)
     for key in request.query_params:
         values = request.query_params.getlist(key)
         fields[key] = values[0] if len(values) == 1 else values
@@ -148,6 +148,7 @@ async def request_fields(request: Request, settings: ServerSettings) -> dict[str
             if not isinstance(body, dict):
                 raise bad("the request body must be a JSON object")
             fields.update(body)
+    fields.update(request.path_params)  # the path names the object (logged-models/{model_id}), not the body
     return fields
 
 

@@ -16,11 +16,13 @@ from roost.registry import mlflow_compat as mc
 from roost.registry import modelreg
 from roost.registry.modelreg import ModelVersionInfo
 from roost.registry.store import RunDict
+from roost.server.mlflow import logged
 from roost.server.mlflow.common import Ctx, MlflowError, bad, integer, missing, need_text, offset_page, text
 from roost.server.mlflow.experiments import name_matcher
 from roost.server.mlflow.shapes import mlflow_source, model_json, version_json
 
 _RUNS_URI = re.compile(r"runs:/([0-9a-fA-F]+)(?:/(.*))?")
+_LOGGED_URI = re.compile(r"models:/(m-[0-9a-fA-F]+)/?")
 _PROXY_URI = re.compile(r"mlflow-artifacts:(?://[^/]*)?/(\d+)/([0-9a-fA-F]+)/artifacts(?:/(.*))?")
 
 
@@ -119,11 +121,17 @@ def latest_versions(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
 # -- versions ------------------------------------------------------------------------------------------------------
 def _source(ctx: Ctx, source: str, run_id: str | None) -> tuple[str, str]:
     """(the run's real artifact location of `source`, the run id): sources are a run's artifacts only."""
+    logged_model = _LOGGED_URI.fullmatch(source)
+    if logged_model is not None:  # MLflow 3: models:/m-ID, a logged model, kept in its run's artifacts
+        where, rid = logged.location(ctx, logged_model.group(1))
+        if run_id and run_id != rid:
+            raise bad(f"logged model {logged_model.group(1)} was logged by run {rid}, not by run_id {run_id}")
+        return where, rid
     m = _RUNS_URI.fullmatch(source) or _PROXY_URI.fullmatch(source)
     if m is None:
         raise bad(
             f"model version source {source[:80]!r} is not a run's artifact: register runs:/RUN_ID/PATH or the "
-            "mlflow-artifacts:/ URI of a run's artifact (logged models, models:/…, are not stored by roost)"
+            "mlflow-artifacts:/ URI of a run's artifact, or a logged model (models:/m-…)"
         )
     groups = m.groups()
     rid, rel = (groups[0], groups[1]) if len(groups) == 2 else (groups[1], groups[2])

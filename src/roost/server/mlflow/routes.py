@@ -8,7 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from roost.server.mlflow import artifacts, experiments, models, runs
+from roost.server.mlflow import artifacts, experiments, logged, models, runs
 from roost.server.mlflow.common import Handler, endpoint, error_response
 from roost.server.settings import ServerSettings
 
@@ -40,7 +40,14 @@ TABLE: list[tuple[str, tuple[str, ...], Handler]] = [
     ("/runs/outputs", ("POST",), runs.accept),
     ("/runs/search", ("POST",), runs.search),
     ("/metrics/get-history", ("GET",), runs.metric_history),
-    ("/logged-models/search", ("POST",), runs.search_logged_models),
+    ("/logged-models", ("POST",), logged.create),
+    ("/logged-models/search", ("POST",), logged.search),
+    ("/logged-models/{model_id}", ("GET",), logged.get),
+    ("/logged-models/{model_id}", ("PATCH",), logged.finalize),
+    ("/logged-models/{model_id}", ("DELETE",), logged.delete),
+    ("/logged-models/{model_id}/tags", ("PATCH",), logged.set_tags),
+    ("/logged-models/{model_id}/tags/{tag_key}", ("DELETE",), logged.delete_tag),
+    ("/logged-models/{model_id}/params", ("POST",), logged.log_params),
     ("/artifacts/list", ("GET",), artifacts.list_run),
     ("/registered-models/create", ("POST",), models.create_model),
     ("/registered-models/get", ("GET",), models.get_model),

@@ -284,10 +284,3 @@ def metric_history(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
     if nxt:
         out["next_page_token"] = nxt
     return out
-
-
-def search_logged_models(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
-    """logged-models/search: none (roost keeps models as run artifacts and registered versions, not logged models)."""
-    for i in listed(f, "experiment_ids"):
-        experiments.lookup(ctx, i)
-    return {"models": []}
