@@ -40,12 +40,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-@pytest.fixture
-def server(ws: Any, tmp_path: Path) -> Any:
-    """A roost server (uvicorn, one worker) on the workspace's store, artifacts under tmp_path/server-artifacts."""
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def server(request: pytest.FixtureRequest, ws: Any, tmp_path: Path) -> Any:
+    """A roost server (uvicorn, one worker) on SQLite (the workspace's store) or a fresh PostgreSQL database,
+    artifacts under tmp_path/server-artifacts."""
     from roost.server.settings import ENV, ServerSettings
 
-    settings = ServerSettings(store_url=ws.store_url, artifact_root=f"file://{tmp_path / 'server-artifacts'}")
+    store_url = request.getfixturevalue("pg_database")() if request.param == "postgresql" else ws.store_url
+    settings = ServerSettings(store_url=store_url, artifact_root=f"file://{tmp_path / 'server-artifacts'}")
     port = _free_port()
     env = {**os.environ, ENV: settings.to_env(), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(HERE)])}
     log = open(tmp_path / "server.log", "wb")

@@ -26,8 +26,8 @@ def _require(store: Any, identity: Identity, kind: str, name: str, role: str, de
         raise Forbidden(f"{identity.name} needs {role} on {kind} {name!r}", hint="ask its manager for a grant")
 
 
-@pytest.fixture
-def client(ws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
+def client(request: pytest.FixtureRequest, ws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
     from starlette.testclient import TestClient
 
     from roost.server import permissions
@@ -36,7 +36,8 @@ def client(ws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
 
     monkeypatch.setattr(permissions, "role_on", _role_on)
     monkeypatch.setattr(permissions, "require", _require)
-    settings = ServerSettings(ws.store_url, f"file://{tmp_path / 'art'}", default_role="none")
+    store_url = request.getfixturevalue("pg_database")() if request.param == "postgresql" else ws.store_url
+    settings = ServerSettings(store_url, f"file://{tmp_path / 'art'}", default_role="none")
     inner = create_server_app(settings)
 
     async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
