@@ -114,8 +114,9 @@ class _Sink:
         else:
             self.tmp = None
             self._ctx = artifacts.remote(target)
-            fs, p = self._ctx.__enter__()
-            self.fh = fs.open(p, "wb")
+            self.fs, self.path = self._ctx.__enter__()
+            self.existed = bool(self.fs.exists(self.path))
+            self.fh = self.fs.open(self.path, "wb")
 
     def finish(self) -> None:
         self.fh.close()
@@ -125,13 +126,22 @@ class _Sink:
             self._ctx.__exit__(None, None, None)
 
     def abort(self) -> None:
-        try:
-            self.fh.close()
-        finally:
-            if self.tmp is not None:
+        """Leave nothing of the upload behind (closing a remote file would store what was written so far)."""
+        if self.tmp is not None:
+            try:
+                self.fh.close()
+            finally:
                 self.tmp.unlink(missing_ok=True)
-            else:
-                self._ctx.__exit__(None, None, None)
+            return
+        try:
+            discard = getattr(self.fh, "discard", None)  # fsspec's buffered files: drop the buffer, abort multipart
+            if discard is not None:
+                discard()
+                self.fh.closed = True  # discarded: closing (also at garbage collection) must not upload anything
+            if not self.existed and self.fs.exists(self.path):
+                self.fs.rm(self.path)
+        finally:
+            self._ctx.__exit__(None, None, None)
 
 
 async def upload(ctx: Ctx, path: str) -> Response:
