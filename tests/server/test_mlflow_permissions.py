@@ -118,3 +118,28 @@ def test_errors_in_mlflow_shape(client: Any) -> None:
     traversal = f"/api/2.0/mlflow-artifacts/artifacts/{exp_id}/{run_id}/artifacts/a/..%2F..%2F..%2Fx"
     r = c.put(traversal, content=b"x", headers=_as("alice"))
     assert r.status_code == 400 and r.json()["error_code"] == "INVALID_PARAMETER_VALUE"
+
+
+def test_oversized_json_body_is_refused_and_nothing_logged(ws: Any, tmp_path: Any) -> None:
+    from starlette.testclient import TestClient
+
+    from roost.server.app import create_server_app
+    from roost.server.settings import ServerSettings
+
+    settings = ServerSettings(ws.store_url, f"file://{tmp_path / 'art'}", max_body_bytes=10_000)
+    inner = create_server_app(settings)
+
+    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
+        scope[SCOPE_KEY] = Identity(name="alice", account_id=1)  # as the auth middleware does
+        await inner(scope, receive, send)
+
+    with TestClient(app) as c:
+        base = "/api/2.0/mlflow"
+        eid = c.post(f"{base}/experiments/create", json={"name": "e"}).json()["experiment_id"]
+        rid = c.post(f"{base}/runs/create", json={"experiment_id": eid}).json()["run"]["info"]["run_id"]
+        metrics = [{"key": "m", "value": i, "step": i, "timestamp": 1} for i in range(1000)]  # ~50 kB of JSON
+        r = c.post(f"{base}/runs/log-batch", json={"run_id": rid, "metrics": metrics})
+        assert (r.status_code, r.json()["error_code"]) == (413, "INVALID_PARAMETER_VALUE")
+        assert settings.store().metric_history(rid) == []
+        ok = c.post(f"{base}/runs/log-batch", json={"run_id": rid, "metrics": metrics[:10]})
+        assert ok.status_code == 200 and len(settings.store().metric_history(rid)) == 10

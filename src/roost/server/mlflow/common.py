@@ -132,14 +132,7 @@ async def request_fields(request: Request, settings: ServerSettings) -> dict[str
         values = request.query_params.getlist(key)
         fields[key] = values[0] if len(values) == 1 else values
     if request.method != "GET":
-        raw = await request.body()
-        if len(raw) > settings.max_body_bytes:
-            raise MlflowError(
-                "INVALID_PARAMETER_VALUE",
-                f"request body of {len(raw):,} bytes is over the limit of {settings.max_body_bytes:,}; "
-                "send fewer metrics per log-batch",
-                413,
-            )
+        raw = await _bounded_body(request, settings.max_body_bytes)
         if raw.strip():
             try:
                 body = json.loads(raw)
@@ -150,6 +143,21 @@ async def request_fields(request: Request, settings: ServerSettings) -> dict[str
             fields.update(body)
     fields.update(request.path_params)  # the path names the object (logged-models/{model_id}), not the body
     return fields
+
+
+async def _bounded_body(request: Request, limit: int) -> bytes:
+    """The request body, read no further than `limit` bytes (a longer one is refused, not held in memory)."""
+    parts, size = [], 0
+    async for block in request.stream():
+        size += len(block)
+        if size > limit:
+            raise MlflowError(
+                "INVALID_PARAMETER_VALUE",
+                f"request body over the limit of {limit:,} bytes; send fewer metrics per log-batch",
+                413,
+            )
+        parts.append(block)
+    return b"".join(parts)
 
 
 def endpoint(settings: ServerSettings, store: Store, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
