@@ -196,6 +196,8 @@ def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: A
     assert out["registered_version"] == "1" and out["alias_version"] == "1" and out["alias_run_id"] == ids["a"]
     v = modelreg.get_version(store, "churn", 1)
     assert (v.run_id, v.source, v.aliases) == (ids["a"], run_a["artifact_uri"] + "/model", ["prod"])
+    moves = modelreg.alias_history(store, "churn")
+    assert [(h["alias"], h["version"], h["user"]) for h in moves] == [("prod", 1, "alice")]  # the account, not the OS
     resolved = modelreg.resolve(store, "churn@prod", cache_root=tmp_path / "cache")
     assert resolved.version == 1 and resolved.local_path is not None
     assert {p.name: p.read_text() for p in resolved.local_path.iterdir()} == a["model_files"]

@@ -226,7 +226,7 @@ def set_alias(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
     version = integer(f, "version")
     if version is None:
         raise bad("Missing value for required parameter 'version'")
-    modelreg.set_alias(ctx.store, name, version, alias)
+    modelreg.set_alias(ctx.store, name, version, alias, user=ctx.user)
     return {}
 
 
@@ -234,7 +234,7 @@ def delete_alias(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
     """DELETE registered-models/alias {name, alias}."""
     name, alias = need_text(f, "name"), need_text(f, "alias")
     _model(ctx, name, "manage")
-    modelreg.delete_alias(ctx.store, name, alias)
+    modelreg.delete_alias(ctx.store, name, alias, user=ctx.user)
     return {}
 
 
