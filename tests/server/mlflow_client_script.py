@@ -103,6 +103,15 @@ out["pyfunc_logged_model_id"] = info.model_id
 loaded = mlflow.pyfunc.load_model("models:/adder/1")
 out["pyfunc_predictions"] = [float(y) for y in loaded.predict(pd.DataFrame({"x": spec["inputs"]}))]
 
+mlflow.set_experiment(spec["experiment"] + "-nested")
+with mlflow.start_run(run_name="parent") as parent:
+    with mlflow.start_run(run_name="child", nested=True) as child:
+        mlflow.log_metric("x", 1.0)
+out["nested"] = [parent.info.run_id, child.info.run_id]
+default_run = client.create_run("0")  # MLflow's Default experiment
+client.set_terminated(default_run.info.run_id)
+out["default_run"] = default_run.info.run_id
+
 try:
     client.get_run("0" * 32)
     out["missing_run"] = None

@@ -212,6 +212,11 @@ def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: A
     assert (Path(v2.source.removeprefix("file://")) / "MLmodel").is_file()
     assert out["pyfunc_predictions"] == [x + spec["add"] for x in spec["inputs"]]
 
+    # nested runs keep their parent; MLflow's experiment "0" is roost's default experiment
+    parent_id, child_id = out["nested"]
+    assert store.get_run(child_id)["parent_run_id"] == parent_id
+    assert store.get_run(out["default_run"])["experiment"] == "default"
+
     # errors in MLflow's codes
     assert out["missing_run"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["duplicate_experiment"] == "RESOURCE_ALREADY_EXISTS"
