@@ -174,8 +174,9 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def set_alias(store: Store, name: str, version: int, alias: str) -> None:
-    """Point `name@alias` at `version`, recording the move in the alias history."""
+def set_alias(store: Store, name: str, version: int, alias: str, user: str | None = None) -> None:
+    """Point `name@alias` at `version`, recording the move (and who made it: `user`, else the OS user) in the alias
+    history."""
     _check_name(alias, "alias", ALIAS_MAX)
     if _NUMBER.fullmatch(alias):
         raise RoostError(f"alias {alias!r} is a number", hint="aliases are names like prod or staging")
@@ -192,13 +193,18 @@ def set_alias(store: Store, name: str, version: int, alias: str) -> None:
         s.merge(Alias(name=name, alias=alias, version=version))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=version, previous_version=prev, changed_at=utcnow(), user=_user()
+                name=name,
+                alias=alias,
+                version=version,
+                previous_version=prev,
+                changed_at=utcnow(),
+                user=user or _user(),
             )
         )
 
 
-def delete_alias(store: Store, name: str, alias: str) -> None:
-    """Remove `name@alias`."""
+def delete_alias(store: Store, name: str, alias: str, user: str | None = None) -> None:
+    """Remove `name@alias` (recorded in the alias history as made by `user`, else the OS user)."""
     with store.write() as s:
         cur = s.get(Alias, (name, alias))
         if cur is None:
@@ -206,7 +212,12 @@ def delete_alias(store: Store, name: str, alias: str) -> None:
         s.execute(delete(Alias).where(Alias.name == name, Alias.alias == alias))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=None, previous_version=cur.version, changed_at=utcnow(), user=_user()
+                name=name,
+                alias=alias,
+                version=None,
+                previous_version=cur.version,
+                changed_at=utcnow(),
+                user=user or _user(),
             )
         )
 
