@@ -91,23 +91,25 @@ class Ctx:
 
     def need(self, kind: str, name: str, role: str) -> None:
         """Forbidden (PERMISSION_DENIED) unless the caller has `role` on experiment/model `name`."""
-        if self.identity is not None:  # None only without the auth middleware, which refuses anonymous /api calls
-            permissions.require(self.store, self.identity, kind, name, role, self.settings.default_role)
+        permissions.require(self.store, self._who(), kind, name, role, self.settings.default_role)
 
     def may(self, kind: str, name: str, role: str = "read") -> bool:
         """Whether the caller has `role` on experiment/model `name` (for filtering search results)."""
-        if self.identity is None:
-            return True
         from roost.server.identity import rank
 
-        return rank(permissions.role_on(self.store, self.identity, kind, name, self.settings.default_role)) >= rank(
-            role
-        )
+        return rank(permissions.role_on(self.store, self._who(), kind, name, self.settings.default_role)) >= rank(role)
 
     def created(self, kind: str, name: str) -> None:
         """Record the caller as the creator (manager) of a new experiment or registered model."""
-        if self.identity is not None:
-            permissions.on_create(self.store, self.identity, kind, name)
+        permissions.on_create(self.store, self._who(), kind, name)
+
+    def _who(self) -> Identity:
+        """The caller; no identity (a server built without the auth middleware) fails closed: 401."""
+        if self.identity is None:
+            raise Unauthenticated(
+                "not signed in", hint="set MLFLOW_TRACKING_TOKEN or MLFLOW_TRACKING_USERNAME/PASSWORD"
+            )
+        return self.identity
 
 
 def make_ctx(request: Request, settings: ServerSettings, store: Store) -> Ctx:
