@@ -125,7 +125,9 @@ def test_xgb_sklearn_fit(rec, cancer, diabetes, kind):
     X, y, Xh, yh = cancer if kind == "classifier" else diabetes
     roost.autolog()
     cls = xgb.XGBClassifier if kind == "classifier" else xgb.XGBRegressor
-    est = cls(n_estimators=30, max_depth=3, learning_rate=0.3).fit(X, y, eval_set=[(X, y), (Xh, yh)], verbose=False)
+    stop = {"early_stopping_rounds": 3} if kind == "classifier" else {}  # predict then uses the best iteration
+    est = cls(n_estimators=200 if stop else 30, max_depth=3, learning_rate=0.3, **stop)
+    est.fit(X, y, eval_set=[(X, y), (Xh, yh)], verbose=False)
     run = rec.only_run()
     assert run["name"] == cls.__name__
     for k, v in est.get_params().items():
@@ -134,6 +136,8 @@ def test_xgb_sklearn_fit(rec, cancer, diabetes, kind):
         elif isinstance(v, (int, float, str)):
             assert run["params"][k] == v, k
     _check_history(rec, run, est.evals_result())
+    if stop:
+        assert run["metrics"]["best_iteration"] == est.best_iteration < run["metrics"]["num_iterations"] - 1
     native = est.predict_proba(Xh)[:, 1] if kind == "classifier" else est.predict(Xh)
     served = roost.load_model(rec.artifact(run, "model")).predict(Xh)
     np.testing.assert_allclose(served, native, atol=1e-5, rtol=1e-6)

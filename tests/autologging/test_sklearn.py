@@ -189,3 +189,12 @@ def test_silent_logs_nothing_to_the_console(rec, cancer, capsys, caplog):
         loud = [r for r in caplog.records if r.levelno >= logging.INFO]
         assert bool(loud) is not silent, [r.getMessage() for r in loud]
     assert capsys.readouterr() == ("", "")
+
+
+def test_entry_points_stay_apart_from_the_package():
+    """roost.autolog stays the function after the package's modules are imported; roost.sklearn is the flavor."""
+    import roost.autologging.sklearn
+
+    assert roost.sklearn is roost.autologging.sklearn
+    assert callable(roost.autolog) and roost.autolog is roost.autologging.autolog
+    assert roost.lightgbm.autolog is roost.autologging.lightgbm.autolog
