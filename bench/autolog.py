@@ -1,5 +1,5 @@
 """Autolog overhead: a 10k-row fit of scikit-learn, LightGBM and XGBoost with no logging, with roost.autolog() and
-with mlflow.autolog() (MLflow 3.17.2 in .bench/mlflow-autolog, created if missing, with the same library versions).
+with mlflow.autolog() (MLflow 3.17.2 in .bench/mlflow_autolog, created if missing, with the same library versions).
 
 Each tool runs in its own process: per library it alternates plain fits and autologged fits (autolog switched on and
 off between them: disable=True) and keeps the median of each; overhead = autologged - plain. Both log to SQLite in a
@@ -111,8 +111,16 @@ def main() -> None:
     report("roost.autolog(log_models=False)", no_models)
     if args.skip_mlflow:
         return
-    libs = [f"{m}=={version(m)}" for m in ("scikit-learn", "lightgbm", "xgboost")]
-    py = peer_venv("mlflow-autolog", ["mlflow==3.17.2", *libs], "mlflow, lightgbm, xgboost, sklearn")
+    # the libraries at the versions of roost's .venv (scikit-learn 1.9.1, LightGBM 4.7.0, XGBoost 3.2.0)
+    py = peer_venv(
+        "mlflow_autolog",
+        ["mlflow==3.17.2", "scikit-learn==1.9.1", "lightgbm==4.7.0", "xgboost==3.2.0"],
+        "mlflow, lightgbm, xgboost, sklearn",
+    )
+    pins = {"scikit-learn": "1.9.1", "lightgbm": "4.7.0", "xgboost": "3.2.0"}
+    mismatch = [f"{m}=={v}" for m, v in pins.items() if version(m) != v]
+    if mismatch:
+        print(f"note: roost's .venv has other versions than {mismatch}", file=sys.stderr)
     mlflow_res = measure(py, "mlflow", args.rows, args.repeats, {})
     mlflow_total = report("mlflow.autolog()", mlflow_res)
     print(f"total overhead: roost {roost_total:.3f} s, MLflow {mlflow_total:.3f} s")
