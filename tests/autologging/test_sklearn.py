@@ -198,3 +198,20 @@ def test_entry_points_stay_apart_from_the_package():
     assert roost.sklearn is roost.autologging.sklearn
     assert callable(roost.autolog) and roost.autolog is roost.autologging.autolog
     assert roost.lightgbm.autolog is roost.autologging.lightgbm.autolog
+
+
+def test_search_cv_with_worker_processes_logs_only_the_search(rec, cancer):
+    """n_jobs=2 fits the candidates in joblib's worker processes: they log nothing of their own."""
+    from sklearn.model_selection import RandomizedSearchCV
+    from sklearn.tree import DecisionTreeClassifier
+
+    X, y, _, _ = cancer
+    roost.sklearn.autolog(log_models=False)
+    search = RandomizedSearchCV(
+        DecisionTreeClassifier(random_state=0), {"max_depth": [2, 3, 4, 5]}, n_iter=3, cv=3, n_jobs=2, random_state=0
+    ).fit(X, y)
+    runs = roost.search_runs()
+    parent = [r for r in runs if not r.get("parent_run_id")]
+    assert [r["name"] for r in parent] == ["RandomizedSearchCV"]
+    assert len(runs) == 1 + 3
+    assert parent[0]["params"]["best_max_depth"] == search.best_params_["max_depth"]
