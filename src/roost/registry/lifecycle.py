@@ -27,7 +27,7 @@ from roost.errors import RoostError
 
 if TYPE_CHECKING:
     from roost.registry.run import Run
-    from roost.registry.store import Store
+    from roost.registry.interface import TrackingStore as Store
 
 log = logging.getLogger(__name__)
 

@@ -41,6 +41,8 @@ _stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
+IDEMPOTENCY_KEEP = timedelta(days=7)  # a client retries a batch within minutes; keys older than this are pruned
+IDEMPOTENCY_PRUNE_EVERY = 1000  # keyed writes between two prunes (per process)
 MAX_TIMEOUT_S = 100 * 365 * 86400.0  # a heartbeat timeout longer than this is a typo (and inf overflows a timedelta)
 
 
@@ -95,7 +97,9 @@ def decode_param(text: str, typ: str) -> Any:
 
 
 class Store:
-    """Repository operations on one database URL."""
+    """Repository operations on one database URL (the SQL side; registry ops: roost.registry.sqlstore.SqlStore)."""
+
+    remote = False  # a SQL store, not a server client (roost.registry.interface.TrackingStore)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -103,6 +107,7 @@ class Store:
         self._next_reap = 0.0  # monotonic time of the next stale-run scan on reads (see reap)
         self._hot = HotPath(self.engine)  # the run hot path's statements, straight to the driver
         self._experiment_ids: dict[str, int] = {}  # name -> id; experiments are never renamed or deleted
+        self._keys_claimed = 0  # idempotency keys recorded by this process (old ones pruned now and then)
 
     # -- schema -----------------------------------------------------------------------------------------
     def ensure_schema(self, create: bool = True) -> None:
@@ -226,14 +231,19 @@ class Store:
         metrics: Iterable[MetricPoint] = (),
         heartbeat: bool = False,
         finish: tuple[str, datetime] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Write params, tags and metric points (key, value, step, ts) in one transaction (with the heartbeat).
 
         finish=(status, end_time) also closes the run in the same transaction (NotFoundError if it is gone).
+        idempotency_key: recorded in the same transaction first; a key already recorded means the batch was
+        applied before (a client's retry) and nothing is written.
         """
         metrics = list(metrics)
         hp = self._hot
         with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+            if idempotency_key is not None and not self._claim_key(cur, idempotency_key):
+                return
             if heartbeat and finish is None:  # a finishing run's last heartbeat rides in the finish update
                 cur.execute(hp.beat_sql, (hp.time(utcnow()), run_id))
             if params:
@@ -272,6 +282,17 @@ class Store:
                     done = cur.execute(hp.finish_sql, (status, hp.time(end), run_id))
                 if not done:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
+
+    def _claim_key(self, cur: Any, key: str) -> bool:
+        """Record an idempotency key in the current transaction; False when it was recorded before."""
+        hp = self._hot
+        now = utcnow()
+        if not cur.execute(hp.idem_sql, (key, hp.time(now))):
+            return False
+        self._keys_claimed += 1
+        if self._keys_claimed % IDEMPOTENCY_PRUNE_EVERY == 1:  # now and then: forget keys older than a week
+            cur.execute(hp.idem_prune_sql, (hp.time(now - IDEMPOTENCY_KEEP),))
+        return True
 
     def get_run(self, run_id: str) -> RunDict:
         """A run with params, latest metrics and tags, as a dict (stale RUNNING runs are marked LOST first)."""
@@ -563,19 +584,37 @@ _BEAT = (
 )
 
 
-def open_store(url: str, create: bool = True) -> Store:
-    """The (cached, per process) store for `url`, migrated to the current schema."""
+def open_store(url: str, create: bool = True, cls: type[Store] = Store) -> Store:
+    """The (cached, per process) SQL store for `url`, migrated to the current schema.
+
+    cls: a subclass that only adds methods (roost.registry.sqlstore.SqlStore); the cached store becomes one.
+    """
+    if url.startswith(("http://", "https://")):
+        raise RoostError(
+            f"{url} is a roost server, not a database: this needs direct store access",
+            hint="use roost.registry.backend.open_store for a server client, or run it on the server host",
+        )
     with _lock:
         st = _stores.get(url)
         if st is None:
-            st = Store(url)
+            st = cls(url)
             st.ensure_schema(create=create)
             _stores[url] = st
+        elif not isinstance(st, cls):
+            st.__class__ = cls  # same state, more methods (cls adds no attributes)
         return st
 
 
-def default_store() -> Store:
-    """The store of the current workspace."""
+def default_store(what: str = "this command") -> Store:
+    """The SQL store of the current workspace (RoostError naming `what` when the workspace is a server client)."""
+    from roost.registry import credentials
+
+    server = credentials.server_url()
+    if server is not None:
+        raise RoostError(
+            f"{what} needs direct store access, and this client talks to the roost server {server}",
+            hint="run it on the server host (with ROOST_STORE_URL), or unset ROOST_SERVER / `roost logout`",
+        )
     return open_store(workspace.current().store_url)
 
 
