@@ -336,7 +336,9 @@ def runs_import_mlflow(
     from roost.registry import importer
     from roost.registry.store import default_store
 
-    report = importer.import_mlflow(uri, default_store("roost runs import"), prefix=prefix, include_deleted=include_deleted)
+    report = importer.import_mlflow(
+        uri, default_store("roost runs import"), prefix=prefix, include_deleted=include_deleted
+    )
     if as_json:
         print_json(asdict(report))
         return

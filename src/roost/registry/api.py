@@ -233,9 +233,7 @@ def delete_runs(
     progress: retention.Progress | None = None,
 ) -> retention.StageChange:
     """Soft-delete matching runs (hidden, restorable until `gc`); RUNNING runs and model sources need force."""
-    return default_store().change_stage(
-        "delete", run_ids, filter, experiment, older_than, dry_run, force, progress
-    )
+    return default_store().change_stage("delete", run_ids, filter, experiment, older_than, dry_run, force, progress)
 
 
 def archive_runs(
@@ -248,9 +246,7 @@ def archive_runs(
     progress: retention.Progress | None = None,
 ) -> retention.StageChange:
     """Archive matching runs: kept as they are, hidden from default listings (stages=("active", "archived") shows)."""
-    return default_store().change_stage(
-        "archive", run_ids, filter, experiment, older_than, dry_run, force, progress
-    )
+    return default_store().change_stage("archive", run_ids, filter, experiment, older_than, dry_run, force, progress)
 
 
 def restore_runs(
@@ -262,9 +258,7 @@ def restore_runs(
     progress: retention.Progress | None = None,
 ) -> retention.StageChange:
     """Bring deleted (not yet garbage-collected) or archived runs back to the default listings."""
-    return default_store().change_stage(
-        "restore", run_ids, filter, experiment, older_than, dry_run, False, progress
-    )
+    return default_store().change_stage("restore", run_ids, filter, experiment, older_than, dry_run, False, progress)
 
 
 def gc(

@@ -192,7 +192,12 @@ def set_alias(store: Store, name: str, version: int, alias: str, user: str | Non
         s.merge(Alias(name=name, alias=alias, version=version))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=version, previous_version=prev, changed_at=utcnow(), user=user or _user()
+                name=name,
+                alias=alias,
+                version=version,
+                previous_version=prev,
+                changed_at=utcnow(),
+                user=user or _user(),
             )
         )
 
@@ -206,7 +211,12 @@ def delete_alias(store: Store, name: str, alias: str, user: str | None = None) -
         s.execute(delete(Alias).where(Alias.name == name, Alias.alias == alias))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=None, previous_version=cur.version, changed_at=utcnow(), user=user or _user()
+                name=name,
+                alias=alias,
+                version=None,
+                previous_version=cur.version,
+                changed_at=utcnow(),
+                user=user or _user(),
             )
         )
 

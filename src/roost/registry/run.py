@@ -21,9 +21,9 @@ from sqlalchemy.exc import IntegrityError
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError, redact_url
-from roost.registry.lifecycle import ERROR_TAG, Terminated, describe_error, runs
 from roost.registry.backend import default_store
 from roost.registry.interface import TrackingStore
+from roost.registry.lifecycle import ERROR_TAG, Terminated, describe_error, runs
 from roost.registry.places import staging_dir as staging_dir
 from roost.registry.places import state_dir
 from roost.registry.rest import ServerUnavailable
