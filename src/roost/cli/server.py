@@ -33,6 +33,7 @@ def server(
         None, "--allow-host", help="also answer this Host name, repeatable ('*' = any); see docs/server.md"
     ),
     public_url: str | None = typer.Option(None, "--public-url", help="how clients reach it (behind a proxy)"),
+    max_upload_mb: float = typer.Option(5120.0, "--max-upload-mb", min=0.001, help="largest artifact file accepted"),
 ) -> None:
     """Serve a whole team: the REST API (/api/v1), the artifact proxy and the web UI, backed by one store."""
     import uvicorn
@@ -64,6 +65,7 @@ def server(
         public_url=public_url,
         trusted_proxies=list(trusted_proxy or []),
         secure_cookies=bool(certfile),
+        max_upload_bytes=int(max_upload_mb * 1024 * 1024),
     )
     settings.store()  # migrate once here, before the workers start (a clear error when the database is down)
     os.environ.clear()
