@@ -37,9 +37,9 @@ class ServerProc:
         """Start it and wait until /api/v1/health answers."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
-        cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers),
-               "--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]  # fmt: skip
-        log = open(self.root / "server.log", "ab")  # noqa: SIM115 - kept open for the child
+        cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers)]
+        cmd += ["--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]
+        log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:

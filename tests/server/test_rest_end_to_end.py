@@ -7,8 +7,7 @@ from typing import Any
 
 import roost
 from roost import artifacts
-from roost.registry import api
-from roost.registry import backend
+from roost.registry import api, backend
 from roost.registry.rest import RestStore
 from roost.registry.sqlstore import SqlStore
 

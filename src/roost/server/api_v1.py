@@ -19,7 +19,7 @@ from roost.server.settings import ServerSettings
 
 _RUN_ID = re.compile(r"[0-9a-f]{32}")
 _TEXT_FIELDS = {"name": 256, "git_commit": 64, "source": 4000, "parent_run_id": 32}
-_PATCHABLE = ("status", "end_time", "name")
+_PATCHABLE = ("status", "end_time", "name", "parent_run_id")
 
 
 def _time(value: Any, field: str) -> datetime | None:
@@ -139,8 +139,11 @@ def update_run(call: Call) -> Any:
         raise RoostError(f"field 'status' must be one of {', '.join(STATUSES)}")
     if "end_time" in fields:
         fields["end_time"] = _time(fields["end_time"], "end_time")
-    if "name" in fields and fields["name"] is not None and not isinstance(fields["name"], str):
-        raise RoostError("field 'name' must be text")
+    for f in ("name", "parent_run_id"):
+        if fields.get(f) is not None and (not isinstance(fields[f], str) or len(fields[f]) > _TEXT_FIELDS[f]):
+            raise RoostError(f"field {f!r} must be text of at most {_TEXT_FIELDS[f]} characters")
+    if fields.get("parent_run_id") is not None:
+        call.require_run(fields["parent_run_id"], "read")
     call.store.update_run(run_id, **fields)
     return {"run_id": run_id}
 
