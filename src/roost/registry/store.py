@@ -5,11 +5,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, case, delete, exists, func, null, select, update
@@ -30,10 +29,16 @@ from roost.registry.models import (
     StoredObject,
     Tag,
 )
+from roost.registry.values import HEARTBEAT_TIMEOUT_S as HEARTBEAT_TIMEOUT_S
+from roost.registry.values import MAX_TIMEOUT_S, heartbeat_timeout_s, param_values
+from roost.registry.values import aware as aware
+from roost.registry.values import decode_param as decode_param
+from roost.registry.values import param_rows as param_rows
+from roost.registry.values import typed_param as typed_param
+from roost.registry.values import utcnow as utcnow
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_TIMEOUT_S = 300.0  # a RUNNING run whose heartbeat is older is marked LOST (ROOST_HEARTBEAT_TIMEOUT_S)
 RunDict = dict[str, Any]
 MetricPoint = tuple[str, float, int, float]
 
@@ -43,57 +48,6 @@ _lock = threading.Lock()
 
 IDEMPOTENCY_KEEP = timedelta(days=7)  # a client retries a batch within minutes; keys older than this are pruned
 IDEMPOTENCY_PRUNE_EVERY = 1000  # keyed writes between two prunes (per process)
-MAX_TIMEOUT_S = 100 * 365 * 86400.0  # a heartbeat timeout longer than this is a typo (and inf overflows a timedelta)
-
-
-def heartbeat_timeout_s() -> float:
-    """Seconds without a heartbeat after which a RUNNING run counts as LOST (ROOST_HEARTBEAT_TIMEOUT_S, default 300)."""
-    raw = os.environ.get("ROOST_HEARTBEAT_TIMEOUT_S")
-    try:
-        value = float(raw) if raw else HEARTBEAT_TIMEOUT_S
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_TIMEOUT_S:  # also NaN and inf, which broke every read (timedelta overflow)
-        raise RoostError(
-            f"ROOST_HEARTBEAT_TIMEOUT_S={raw!r} is not a positive number of seconds", hint="seconds, e.g. 300"
-        )
-    return value
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """Return `dt` as timezone-aware UTC (SQLite hands back naive UTC)."""
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def typed_param(value: Any) -> tuple[str, str, float | None]:
-    """Encode a param value as (text, type, numeric view)."""
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "bool", float(value)
-    if isinstance(value, int):
-        return str(value), "int", float(value)
-    if isinstance(value, float):
-        return repr(value), "float", value
-    if value is None:
-        return "None", "str", None
-    return str(value), "str", None
-
-
-def decode_param(text: str, typ: str) -> Any:
-    """Decode a stored param into its Python type."""
-    if typ == "int":
-        return int(text)
-    if typ == "float":
-        return float(text)
-    if typ == "bool":
-        return text == "true"
-    return text
 
 
 class Store:
@@ -179,7 +133,7 @@ class Store:
             with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
                 cur.execute(hp.insert_run_sql, hp.run_values(row))
                 if params:
-                    cur.executemany(hp.param_sql, [_param_values(row["id"], k, v) for k, v in params.items()])
+                    cur.executemany(hp.param_sql, [param_values(row["id"], k, v) for k, v in params.items()])
                 if tags:
                     cur.executemany(hp.tag_sql, [(row["id"], k, v) for k, v in tags.items()])
         except IntegrityError:
@@ -207,7 +161,7 @@ class Store:
                 latest[(p[0], p[1])] = p
         with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
             cur.executemany(hp.insert_run_sql, [hp.run_values(r) for r in runs])
-            cur.executemany(hp.param_sql, [_param_values(rid, k, v) for rid, k, v in params])
+            cur.executemany(hp.param_sql, [param_values(rid, k, v) for rid, k, v in params])
             cur.executemany(hp.tag_sql, [(rid, k, str(v)) for rid, k, v in tags])
             cur.executemany(hp.metric_sql, points)
             cur.executemany(hp.latest_sql, list(latest.values()))
@@ -548,21 +502,6 @@ def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | No
             rest = rest.limit(limit - len(out))
         out += s.scalars(rest).all()
     return out
-
-
-def _param_values(run_id: str, key: str, value: Any) -> tuple[str, str, str, str, float | None, str]:
-    """The parameters of HotPath.param_sql (the run id twice: the row's, and the run whose start_time it copies)."""
-    text, typ, num = typed_param(value)
-    return (run_id, str(key), text, typ, num, run_id)
-
-
-def param_rows(run_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the params table for a run's params (typed as typed_param encodes them)."""
-    rows = []
-    for k, v in params.items():
-        text, typ, num = typed_param(v)
-        rows.append({"run_id": run_id, "key": str(k), "value": text, "type": typ, "num": num})
-    return rows
 
 
 def _chunks(xs: list[str], n: int) -> Iterator[list[str]]:
