@@ -22,11 +22,19 @@ SRC = str(Path(__file__).resolve().parents[2] / "src")
 class ServerProc:
     """One `roost server` subprocess (its own session: killed with its workers)."""
 
-    def __init__(self, root: Path, workers: int = 2, max_upload_mb: float = 1.0) -> None:
+    def __init__(
+        self,
+        root: Path,
+        workers: int = 2,
+        max_upload_mb: float = 1.0,
+        artifacts: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
         self.root = root
         (root / "artifacts").mkdir(parents=True, exist_ok=True)
         self.store_url = f"sqlite:///{root / 'server.db'}"
-        self.artifacts = f"file://{root / 'artifacts'}"
+        self.artifacts = artifacts or f"file://{root / 'artifacts'}"
+        self.extra_env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers, self.max_upload_mb = workers, max_upload_mb
@@ -37,6 +45,7 @@ class ServerProc:
         """Start it and wait until /api/v1/health answers."""
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
         env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(self.extra_env)
         cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers)]
         cmd += ["--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]
         log = open(self.root / "server.log", "ab")

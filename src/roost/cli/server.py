@@ -68,8 +68,9 @@ def server(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
     )
     settings.store()  # migrate once here, before the workers start (a clear error when the database is down)
+    env = runner.server_env(settings)  # (computed before the old environment is cleared)
     os.environ.clear()
-    os.environ.update(runner.server_env(settings))
+    os.environ.update(env)
     scheme = "https" if certfile else "http"
     echo(f"roost server at {scheme}://{host}:{port}/ ({workers} worker(s), store {_redacted(store)})")
     sys.stdout.flush()

@@ -6,6 +6,7 @@ through a symlink."""
 
 from __future__ import annotations
 
+import logging
 import posixpath
 import shutil
 import tempfile
@@ -18,14 +19,22 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from roost import artifacts
-from roost.errors import NotFoundError, RoostError
+from roost.errors import NotFoundError, RoostError, redact_url
 from roost.registry.sqlstore import SqlStore, sql_store
 from roost.server import permissions
 from roost.server.common import TooLarge, experiment_of, json_response, who
 from roost.server.settings import ServerSettings
 
+log = logging.getLogger(__name__)
+
 CHUNK = 1 << 20
 SPOOL_MEMORY = 8 << 20  # uploads up to this size stay in memory before they reach the store
+
+
+class StoreUnavailable(RoostError):
+    """The artifact store behind the proxy failed (HTTP 502)."""
+
+    status = 502
 
 
 def check_rel(rel: str) -> str:
@@ -112,29 +121,40 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
         exp = await run_in_threadpool(experiment_of, store, run_id)
         permissions.require(store, ident, "experiment", exp, role, settings.default_role)
         _root, uri = await run_in_threadpool(_target, store, run_id, rel)
-        if request.method == "PUT":
-            if not rel:
-                raise RoostError("PUT needs a file path under the run's artifacts")
-            await _upload(request, uri, settings.max_upload_bytes)
-            return json_response({"path": rel})
-        if request.method == "DELETE":
-            await run_in_threadpool(_delete, uri)
-            return json_response({"path": rel})
-        kind, size = await run_in_threadpool(_kind, uri) if rel else ("directory", None)
-        if request.query_params.get("stat"):
-            return json_response({"type": kind, "size": size})
-        if kind == "directory":
-            listing = json_response(await run_in_threadpool(_listing, uri))
-            listing.headers["X-Roost-Kind"] = "directory"
-            return listing
-        headers = {"Content-Length": str(size), "X-Roost-Kind": "file"}
-        return StreamingResponse(_chunks(uri), media_type="application/octet-stream", headers=headers)
+        if request.method == "PUT" and not rel:
+            raise RoostError("PUT needs a file path under the run's artifacts")
+        try:
+            return await _serve(request, uri, rel, settings)
+        except (NotFoundError, TooLarge):
+            raise
+        except (RoostError, OSError) as exc:  # the storage failed: logged here, never its URI or keys to clients
+            log.error("artifact proxy: %s %s failed: %s", request.method, redact_url(uri), exc)
+            raise StoreUnavailable("the artifact store failed (see the server log)", hint="retry later") from None
 
     methods = ["GET", "PUT", "DELETE"]
     return [
         Route("/runs/{run_id}", handle, methods=methods),
         Route("/runs/{run_id}/{path:path}", handle, methods=methods),
     ]
+
+
+async def _serve(request: Request, uri: str, rel: str, settings: ServerSettings) -> Response:
+    """Answer one proxy request on the storage URI `uri` (artifact path `rel`)."""
+    if request.method == "PUT":
+        await _upload(request, uri, settings.max_upload_bytes)
+        return json_response({"path": rel})
+    if request.method == "DELETE":
+        await run_in_threadpool(_delete, uri)
+        return json_response({"path": rel})
+    kind, size = await run_in_threadpool(_kind, uri) if rel else ("directory", None)
+    if request.query_params.get("stat"):
+        return json_response({"type": kind, "size": size})
+    if kind == "directory":
+        listing = json_response(await run_in_threadpool(_listing, uri))
+        listing.headers["X-Roost-Kind"] = "directory"
+        return listing
+    headers = {"Content-Length": str(size), "X-Roost-Kind": "file"}
+    return StreamingResponse(_chunks(uri), media_type="application/octet-stream", headers=headers)
 
 
 async def _upload(request: Request, uri: str, limit: int) -> None:
