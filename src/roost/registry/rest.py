@@ -252,12 +252,14 @@ class RestStore:
         self, kind: str, name: str, change: Callable[[dict[str, Any] | None], dict[str, Any]]
     ) -> dict[str, Any]:
         """Read-modify-write: the server applies the new spec only if the object is still what was read (409 →
-        read again, up to 20 times)."""
+        read again, up to 20 times). A PUT is not resent on 5xx (only when it never reached the server), so a
+        change is never applied twice."""
         for _ in range(20):
             current = self.get_object(kind, name)
             new = change(copy.deepcopy(current))
             try:
-                self.call("PUT", f"/objects/{_q(kind)}/{_q(name)}", {"spec": new, "expect": current, "check": True})
+                body = {"spec": new, "expect": current, "check": True}
+                self.call("PUT", f"/objects/{_q(kind)}/{_q(name)}", body, retry=False)
             except ConflictError:
                 continue
             return new
