@@ -337,6 +337,11 @@ def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
 
 def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVersionInfo:
     """Resolve 'name@alias' | 'name/3' | 'name' (latest) to a version with a local package path."""
+    return fetch_package(lookup(store, uri), cache_root)
+
+
+def lookup(store: Store, uri: str) -> ModelVersionInfo:
+    """Resolve 'name@alias' | 'name/3' | 'name' (latest) to its version record (nothing downloaded)."""
     name, alias, version = parse_uri(uri)
     if alias is not None and alias.lower() == LATEST and not has_alias(store, name, alias):
         alias = None  # 'name@latest': the latest version (an alias of that name, from before it was reserved, wins)
@@ -360,7 +365,12 @@ def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVers
         if not vs:
             raise NotFoundError(f"model {name!r} has no versions")
         version = vs[-1].version
-    info = get_version(store, name, version)
+    return get_version(store, name, version)
+
+
+def fetch_package(info: ModelVersionInfo, cache_root: Path | None = None) -> ModelVersionInfo:
+    """`info` with local_path set: its package itself when local, else a copy cached under `cache_root`."""
+    name = info.name
     cache = (cache_root or Path(".roost/cache")) / "models" / name / str(info.version)
     info.local_path = artifacts.fetch(info.source, cache)
     if artifacts.is_local(info.source) and not info.local_path.exists():
