@@ -29,6 +29,9 @@ class MaterializeResult:
     end: datetime
     rows: int
     written: int
+    watermark_moved: bool = True
+    data_end: datetime | None = None  # the source's last event time, looked up when the window was empty
+    note: str = ""  # what an empty window means and what was done about it ('' when rows were loaded)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -38,6 +41,9 @@ class MaterializeResult:
             "end": self.end.isoformat(),
             "rows": self.rows,
             "written": self.written,
+            "watermark_moved": self.watermark_moved,
+            "data_end": None if self.data_end is None else self.data_end.isoformat(),
+            "note": self.note or None,
         }
 
 
@@ -113,6 +119,7 @@ def materialize(
     engine = get_engine(ws)
     datas: list[ViewData] = []
     results: list[MaterializeResult] = []
+    had_watermark: dict[str, bool] = {}
     for n in names:
         spec, src = specs[n], sources[specs[n]["source"]]
         wm_spec = repo.get("watermark", n) or {}
@@ -129,6 +136,7 @@ def materialize(
         expire = None if cutoff is None else int(cutoff.timestamp() * 1_000_000)
         res = MaterializeResult(n, s, end_t, 0, 0)
         results.append(res)
+        had_watermark[n] = wm is not None
         for chunk in engine.latest(spec, src, ws.root, s, None if static else end_t):
             cols = {k: chunk.column(k) for k in chunk.column_names}
             for f, dt in spec["fields"].items():
@@ -145,6 +153,11 @@ def materialize(
         for r in results:
             r.written = written.get(r.view, 0)
     for r in results:
+        if r.rows == 0:
+            _explain_empty(r, sources[specs[r.view]["source"]], ws.root, moved=had_watermark[r.view])
+            log.info("%s", r.note)
+            if not r.watermark_moved:
+                continue
         old = repo.get("watermark", r.view) or {}
         prev = aware(old.get("watermark"), "watermark") if old.get("online_store") == url else None
         mark = max(end_t, prev) if prev is not None else end_t
@@ -162,3 +175,27 @@ def materialize(
         )
         log.info("materialized %s: %d entities (%d written) up to %s", r.view, r.rows, r.written, end_t)
     return results
+
+
+def _explain_empty(r: MaterializeResult, src: dict[str, Any], root: Any, moved: bool) -> None:
+    """Fill `r.note` (and `r.data_end`) for a window that held no rows; `moved`: whether the watermark moves."""
+    from roost.features.coverage import event_time_range, fmt_time
+
+    span = event_time_range(src, root)
+    r.watermark_moved = moved
+    r.data_end = None if span is None else span[1]
+    window = f"[{fmt_time(r.start)}, {fmt_time(r.end)}]"
+    if span is None:
+        where = f"source {src['name']!r} has no rows" if src.get("event_time") else "the source has no rows"
+    elif r.start is not None and span[1] < r.start:
+        where = f"the data ends at {fmt_time(span[1])}"
+    elif span[0] > r.end:
+        where = f"the data starts at {fmt_time(span[0])}"
+    else:
+        where = f"the data spans [{fmt_time(span[0])}, {fmt_time(span[1])}]"
+    hint = "pass --start/--end" + (f" (e.g. --end {fmt_time(span[1])})" if span is not None else "")
+    if moved:
+        done = f"watermark moved to {fmt_time(r.end)}; online values older than the ttl expired"
+    else:
+        done = "nothing loaded, watermark not moved"
+    r.note = f"{r.view}: 0 rows in {window} — {where}; {hint} ({done})"
