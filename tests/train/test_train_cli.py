@@ -133,3 +133,18 @@ def test_tensorboard_during_training_and_later(ws, cfg_file: Path) -> None:
     finally:
         stop(proc)
     assert proc.poll() is not None
+
+
+def test_misspelled_top_level_key_gets_did_you_mean(ws, cli, tmp_path: Path) -> None:
+    """`labl:` is an unknown key near `label`, not only "label: required field is missing" (#37 item 4)."""
+    from roost.errors import ConfigError
+    from roost.train.config import load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config({"data": "data/train.parquet", "labl": "clicked"})
+    text = f"{e.value} {e.value.hint}"
+    assert "labl: unknown field" in text and "did you mean 'label'?" in text
+    f = tmp_path / "bad.yaml"
+    f.write_text("data: data/train.parquet\nlabl: clicked\n")
+    code, _, err = cli("train", str(f))
+    assert code == 2 and "labl" in err and "did you mean 'label'" in err, err
