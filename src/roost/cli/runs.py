@@ -439,7 +439,9 @@ def models_alias(
         echo(f"removed {name}@{target}")
         return
     assert alias is not None
-    api.set_alias(name, modelreg.version_number(version), alias)
+    if not api.set_alias(name, modelreg.version_number(version), alias):
+        echo(f"{name}@{alias} already points at version {version}: nothing changed (no move recorded)")
+        return
     echo(f"{name}@{alias} → version {version}")
 
 

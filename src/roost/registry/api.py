@@ -231,9 +231,9 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
     return resolve_model(f"{v.name}/{v.version}")
 
 
-def set_alias(name: str, version: int, alias: str) -> None:
-    """Point name@alias at a version."""
-    modelreg.set_alias(default_store(), name, version, alias)
+def set_alias(name: str, version: int, alias: str) -> bool:
+    """Point name@alias at a version; False (no move recorded) when it already points there."""
+    return modelreg.set_alias(default_store(), name, version, alias)
 
 
 def resolve_model(uri: str) -> modelreg.ModelVersionInfo:

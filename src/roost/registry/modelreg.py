@@ -174,8 +174,9 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def set_alias(store: Store, name: str, version: int, alias: str) -> None:
-    """Point `name@alias` at `version`, recording the move in the alias history."""
+def set_alias(store: Store, name: str, version: int, alias: str) -> bool:
+    """Point `name@alias` at `version`, recording the move in the alias history; False (nothing recorded) when it
+    already points there."""
     _check_name(alias, "alias", ALIAS_MAX)
     if _NUMBER.fullmatch(alias):
         raise RoostError(f"alias {alias!r} is a number", hint="aliases are names like prod or staging")
@@ -189,12 +190,15 @@ def set_alias(store: Store, name: str, version: int, alias: str) -> None:
     with store.write() as s:
         cur = s.get(Alias, (name, alias))
         prev = cur.version if cur else None
+        if prev == version:  # not a move: the history keeps moves only
+            return False
         s.merge(Alias(name=name, alias=alias, version=version))
         s.add(
             AliasHistory(
                 name=name, alias=alias, version=version, previous_version=prev, changed_at=utcnow(), user=_user()
             )
         )
+    return True
 
 
 def delete_alias(store: Store, name: str, alias: str) -> None:
