@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from roost.errors import NotFoundError, RoostError, closest
@@ -153,14 +154,16 @@ def materialize(
         for r in results:
             r.written = written.get(r.view, 0)
     for r in results:
-        if r.rows == 0:
-            _explain_empty(r, sources[specs[r.view]["source"]], ws.root, moved=had_watermark[r.view])
-            log.info("%s", r.note)
-            if not r.watermark_moved:
-                continue
         old = repo.get("watermark", r.view) or {}
         prev = aware(old.get("watermark"), "watermark") if old.get("online_store") == url else None
         mark = max(end_t, prev) if prev is not None else end_t
+        if r.rows == 0:  # say what the empty window means; a view that never loaded a row gets no watermark
+            spec, src = specs[r.view], sources[specs[r.view]["source"]]
+            expires = spec.get("ttl_seconds") is not None and bool(src.get("event_time"))
+            _explain_empty(r, src, ws.root, mark if had_watermark[r.view] else None, prev, expires)
+            log.info("%s", r.note)
+            if not r.watermark_moved:
+                continue
         repo.put(
             "watermark",
             r.view,
@@ -177,16 +180,18 @@ def materialize(
     return results
 
 
-def _explain_empty(r: MaterializeResult, src: dict[str, Any], root: Any, moved: bool) -> None:
-    """Fill `r.note` (and `r.data_end`) for a window that held no rows; `moved`: whether the watermark moves."""
+def _explain_empty(
+    r: MaterializeResult, src: dict[str, Any], root: Path, mark: datetime | None, prev: datetime | None, expires: bool
+) -> None:
+    """Fill `r.note` and `r.data_end` for a window that held no rows; `mark`: the watermark to set (None: none)."""
     from roost.features.coverage import event_time_range, fmt_time
 
     span = event_time_range(src, root)
-    r.watermark_moved = moved
+    r.watermark_moved = mark is not None and mark != prev
     r.data_end = None if span is None else span[1]
     window = f"[{fmt_time(r.start)}, {fmt_time(r.end)}]"
     if span is None:
-        where = f"source {src['name']!r} has no rows" if src.get("event_time") else "the source has no rows"
+        where = f"source {src['name']!r} has no rows"
     elif r.start is not None and span[1] < r.start:
         where = f"the data ends at {fmt_time(span[1])}"
     elif span[0] > r.end:
@@ -194,8 +199,9 @@ def _explain_empty(r: MaterializeResult, src: dict[str, Any], root: Any, moved: 
     else:
         where = f"the data spans [{fmt_time(span[0])}, {fmt_time(span[1])}]"
     hint = "pass --start/--end" + (f" (e.g. --end {fmt_time(span[1])})" if span is not None else "")
-    if moved:
-        done = f"watermark moved to {fmt_time(r.end)}; online values older than the ttl expired"
-    else:
+    if mark is None:
         done = "nothing loaded, watermark not moved"
+    else:
+        done = f"watermark {'moved to' if r.watermark_moved else 'stays at'} {fmt_time(mark)}"
+        done += "; online values older than the ttl expired" if expires else ""
     r.note = f"{r.view}: 0 rows in {window} — {where}; {hint} ({done})"
