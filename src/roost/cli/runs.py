@@ -386,28 +386,16 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @models_app.command("versions")
 def models_versions(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """List the versions of a model."""
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import print_json
     from roost.registry import api
 
     vs = api.list_versions(name)
     if as_json:
         print_json([v.to_dict() for v in vs])
         return
-    mkeys = sorted({k for v in vs for k in ((v.meta or {}).get("metrics") or {})})[:5]
-    print_table(
-        f"{name}: {len(vs)} version(s)",
-        ["version", "aliases", "run", "created", *mkeys],
-        [
-            [
-                v.version,
-                ", ".join(v.aliases),
-                _short(v.run_id),
-                v.created_at,
-                *[((v.meta or {}).get("metrics") or {}).get(k) for k in mkeys],
-            ]
-            for v in vs
-        ],
-    )
+    from roost.cli.versions_table import print_versions
+
+    print_versions(name, vs)  # headline metric first, fitted to the terminal (#37)
 
 
 @models_app.command("alias")
@@ -441,7 +429,9 @@ def models_alias(
         echo(f"removed {name}@{target}")
         return
     assert alias is not None
-    api.set_alias(name, modelreg.version_number(version), alias)
+    if not api.set_alias(name, modelreg.version_number(version), alias):
+        echo(f"{name}@{alias} already points at version {version}: nothing changed (no move recorded)")
+        return
     echo(f"{name}@{alias} → version {version}")
 
 

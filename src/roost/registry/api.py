@@ -162,9 +162,16 @@ def tag_run(run_id: str, tags: dict[str, Any], delete: list[str] | None = None) 
     return st.get_run(full)
 
 
-def delete_run(run_id: str) -> None:
-    """Delete a run and its records."""
-    default_store().delete_run(run_id)
+def delete_run(run_id: str, force: bool = False) -> None:
+    """Soft-delete one run, as `delete_runs` and MLflow's `delete_run` do: hidden, restorable until `gc`.
+
+    Rows and artifacts stay until `gc()` removes them (the only hard delete); `restore_runs([run_id])` undoes it.
+    A RUNNING run, or one a model version was registered from, needs `force=True` (see `delete_runs`)."""
+    change = delete_runs([run_id], force=force)
+    if change.skipped_running:
+        raise RoostError(
+            f"run {change.skipped_running[0][:8]} is RUNNING: not deleted", hint="end it first, or pass force=True"
+        )
 
 
 def list_experiments() -> list[dict[str, Any]]:
@@ -190,9 +197,9 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
     return resolve_model(f"{v.name}/{v.version}")
 
 
-def set_alias(name: str, version: int, alias: str) -> None:
-    """Point name@alias at a version."""
-    default_store().set_alias(name, version, alias)
+def set_alias(name: str, version: int, alias: str) -> bool:
+    """Point name@alias at a version; False (no move recorded) when it already points there."""
+    return default_store().set_alias(name, version, alias)
 
 
 def resolve_model(uri: str) -> modelreg.ModelVersionInfo:

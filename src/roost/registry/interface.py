@@ -159,8 +159,8 @@ class TrackingStore(Protocol):
         """Create the next version of model `name` from the package at `source`."""
         ...
 
-    def set_alias(self, name: str, version: int, alias: str) -> None:
-        """Point name@alias at `version`."""
+    def set_alias(self, name: str, version: int, alias: str) -> bool:
+        """Point name@alias at `version`; False (no move recorded) when it already points there."""
         ...
 
     def delete_alias(self, name: str, alias: str) -> None:

@@ -174,9 +174,9 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def set_alias(store: Store, name: str, version: int, alias: str, user: str | None = None) -> None:
+def set_alias(store: Store, name: str, version: int, alias: str, user: str | None = None) -> bool:
     """Point `name@alias` at `version`, recording the move (and who made it: `user`, else the OS user) in the alias
-    history."""
+    history; False (nothing recorded) when it already points there."""
     _check_name(alias, "alias", ALIAS_MAX)
     if _NUMBER.fullmatch(alias):
         raise RoostError(f"alias {alias!r} is a number", hint="aliases are names like prod or staging")
@@ -190,6 +190,8 @@ def set_alias(store: Store, name: str, version: int, alias: str, user: str | Non
     with store.write() as s:
         cur = s.get(Alias, (name, alias))
         prev = cur.version if cur else None
+        if prev == version:  # not a move: the history keeps moves only
+            return False
         s.merge(Alias(name=name, alias=alias, version=version))
         s.add(
             AliasHistory(
@@ -201,6 +203,7 @@ def set_alias(store: Store, name: str, version: int, alias: str, user: str | Non
                 user=user or _user(),
             )
         )
+    return True
 
 
 def delete_alias(store: Store, name: str, alias: str, user: str | None = None) -> None:

@@ -276,9 +276,10 @@ class RestStore:
         out = self.call("POST", f"/models/{_q(name)}/versions", {"source": source, "run_id": run_id}, retry=False)
         return version_info(out)
 
-    def set_alias(self, name: str, version: int, alias: str) -> None:
-        """Point name@alias at `version`."""
-        self.call("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}", {"version": version})
+    def set_alias(self, name: str, version: int, alias: str) -> bool:
+        """Point name@alias at `version`; False (no move recorded) when it already points there."""
+        out = self.call("PUT", f"/models/{_q(name)}/aliases/{_q(alias)}", {"version": version})
+        return bool(out.get("moved", True))
 
     def delete_alias(self, name: str, alias: str) -> None:
         """Remove name@alias."""

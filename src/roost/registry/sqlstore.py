@@ -87,9 +87,9 @@ class SqlStore(Store):
         """Create the next version of model `name` from the package at `source`."""
         return modelreg.register(self, name, source, run_id)
 
-    def set_alias(self, name: str, version: int, alias: str, user: str | None = None) -> None:
-        """Point name@alias at `version` (the move recorded as `user`'s)."""
-        modelreg.set_alias(self, name, version, alias, user)
+    def set_alias(self, name: str, version: int, alias: str, user: str | None = None) -> bool:
+        """Point name@alias at `version` (the move recorded as `user`'s); False when it already points there."""
+        return modelreg.set_alias(self, name, version, alias, user)
 
     def delete_alias(self, name: str, alias: str, user: str | None = None) -> None:
         """Remove name@alias."""

@@ -254,14 +254,10 @@ class Store:
         with self.read() as s:
             r = s.get(Run, run_id)
             if r is None:
-                ids = (
-                    s.scalars(select(Run.id).where(Run.id.startswith(run_id, autoescape=True)).limit(2)).all()
-                    if run_id
-                    else []
-                )
-                r = s.get(Run, ids[0]) if len(ids) == 1 else None
-                if r is None:
-                    raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
+                from roost.registry.prefix import resolve_run_id  # an ambiguous prefix lists its candidates
+
+                r = s.get(Run, resolve_run_id(s, run_id))
+            assert r is not None
             return self.run_dicts(s, [r])[0]
 
     def run_dicts(self, s: Session, runs: list[Run]) -> list[RunDict]:

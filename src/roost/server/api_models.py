@@ -81,8 +81,8 @@ def set_alias(call: Call) -> Any:
     """Point name@alias at a version: a new alias needs edit, moving one needs manage."""
     name, alias = call.path("name"), call.path("alias")
     call.require("model", name, "manage" if has_alias(call.store, name, alias) else "edit")
-    call.store.set_alias(name, call.field("version", (int, str)), alias, user=call.user())
-    return {"name": name, "alias": alias}
+    moved = call.store.set_alias(name, call.field("version", (int, str)), alias, user=call.user())
+    return {"name": name, "alias": alias, "moved": moved}
 
 
 def delete_alias(call: Call) -> Any:

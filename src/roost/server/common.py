@@ -19,7 +19,7 @@ from roost.errors import NotFoundError, RoostError
 from roost.registry.rest import dumps
 from roost.registry.sqlstore import SqlStore, sql_store
 from roost.server import permissions
-from roost.server.identity import SCOPE_KEY, Identity, Unauthenticated, identity_of
+from roost.server.identity import Identity, identity_of
 from roost.server.settings import ServerSettings
 
 PROXY_MARK = "/api/v1/artifacts/runs/"
@@ -38,7 +38,7 @@ class Call:
 
     request: Request
     body: Any
-    identity: Identity | None
+    identity: Identity
     settings: ServerSettings
     store: SqlStore
 
@@ -77,9 +77,9 @@ class Call:
         self.require("experiment", exp, role)
         return exp
 
-    def user(self) -> str | None:
-        """The name of the caller (None with no identity: the placeholder auth)."""
-        return None if self.identity is None else self.identity.name
+    def user(self) -> str:
+        """The name of the caller."""
+        return self.identity.name
 
     def base(self) -> str:
         """How clients reach this server: settings.public_url, else the request's scheme://host."""
@@ -127,15 +127,9 @@ def real_source(store: SqlStore, source: str) -> tuple[str, str | None]:
     return artifacts.safe_join(run["artifact_uri"], rel), run_id
 
 
-def who(request: Request) -> Identity | None:
-    """The caller's Identity; None only while auth.py is the placeholder (no accounts yet: everything allowed)."""
-    if SCOPE_KEY in request.scope:
-        return identity_of(request)
-    from roost.server import auth
-
-    if (auth.__doc__ or "").startswith("Placeholder"):
-        return None
-    raise Unauthenticated("not signed in", hint="send `Authorization: Bearer TOKEN`")
+def who(request: Request) -> Identity:
+    """The caller's Identity (401 when the auth middleware left none: fails closed)."""
+    return identity_of(request)
 
 
 async def read_body(request: Request, limit: int) -> Any:
