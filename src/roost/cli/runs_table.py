@@ -10,7 +10,7 @@ FIXED = ("run", "name", "status", "started")
 PAD = 3  # Rich's cell padding and separator per column
 
 
-def _cell(v: Any) -> str:
+def cell(v: Any) -> str:
     """A value as the table shows it: floats to 4 significant digits, large counts with separators."""
     if v is None:
         return ""
@@ -45,11 +45,11 @@ def runs_rows(
             (r["run_id"] or "")[:8],
             ("  " * depth + "└ " if depth else "") + " ".join(x for x in (r["name"], f"(+{n})" if n else "") if x),
             r["status"] or "",
-            _cell(r["start_time"]),
+            cell(r["start_time"]),
         ]
         for r, depth, n in nested
     ]
-    extra = [[_cell(c.value(r)) for c in cols] for r, _, _ in nested]
+    extra = [[cell(c.value(r)) for c in cols] for r, _, _ in nested]
     heads = [c.key if c.kind != "tag" else c.field for c in cols]
     keep = len(cols)
     if width is not None and not columns:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from roost.cli.runs_table import _cell, fit, print_fitted
+from roost.cli.runs_table import cell, fit, print_fitted
 
 LEAD = ("version", "aliases")
 
@@ -24,8 +24,8 @@ def versions_rows(versions: list[Any], width: int | None = None) -> tuple[list[s
     rows = []
     for v, r in zip(versions, as_runs):
         base = {"version": str(v.version), "aliases": ", ".join(v.aliases), "run": (v.run_id or "")[:8]}
-        base["created"] = _cell(v.created_at)
-        rows.append([base[c] if c in base else _cell(r["metrics"].get(c)) for c in cols])
+        base["created"] = cell(v.created_at)
+        rows.append([base[c] if c in base else cell(r["metrics"].get(c)) for c in cols])
     keep = fit(cols, rows, len(LEAD) + min(1, len(heads)), width)
     return cols[:keep], [r[:keep] for r in rows], len(cols) - keep
 

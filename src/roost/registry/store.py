@@ -109,6 +109,17 @@ class Store:
             with self.read() as s:
                 return int(s.scalars(select(Experiment.id).where(Experiment.name == name)).one())
 
+    def experiment_name(self, experiment_id: int) -> str | None:
+        """The name of experiment `experiment_id` (None when absent); cached, as experiments are never renamed."""
+        for name, eid in self._experiment_ids.items():
+            if eid == experiment_id:
+                return name
+        with self.read() as s:
+            name = s.scalar(select(Experiment.name).where(Experiment.id == experiment_id))
+        if name is not None:
+            self._experiment_ids[name] = experiment_id
+        return name
+
     def list_experiments(self) -> list[dict[str, Any]]:
         """Every experiment with its run count."""
         with self.read() as s:

@@ -76,10 +76,10 @@ def create_run(call: Call) -> Any:
     eid = row.get("experiment_id")
     if not isinstance(eid, int) or isinstance(eid, bool):
         raise RoostError("field 'row.experiment_id' must be an integer")
-    names = {e["id"]: e["name"] for e in call.store.list_experiments()}
-    if eid not in names:
+    exp_name = call.store.experiment_name(eid)
+    if exp_name is None:
         raise RoostError(f"field 'row.experiment_id': no experiment {eid}", hint="create it with POST /experiments")
-    call.require("experiment", names[eid], "edit")
+    call.require("experiment", exp_name, "edit")
     clean: dict[str, Any] = {"id": run_id, "experiment_id": eid, "status": "RUNNING", "end_time": None}
     for f, longest in _TEXT_FIELDS.items():
         v = row.get(f)
