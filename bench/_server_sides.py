@@ -178,11 +178,12 @@ def roost_server(store: str, folder: Path, workers: int) -> Iterator[dict]:
     t0 = time.perf_counter()
     proc = start(cmd, folder, env, f"http://127.0.0.1:{port}/api/v1/health")
     try:
-        roost_cli(["users", "add", ROOST_ADMIN[0], "--admin", "--password-stdin"], env, ROOST_ADMIN[1] + "\n", folder)
-        out = roost_cli(["tokens", "create", "--user", ROOST_ADMIN[0]], env, None, folder)
-        token = re.search(r"roost_[A-Za-z0-9_\-]+", out)
+        add = ["users", "add", ROOST_ADMIN[0], "--admin", "--password-stdin", "--store", store]
+        roost_cli(add, env, ROOST_ADMIN[1] + "\n", folder)
+        out = roost_cli(["tokens", "create", "--user", ROOST_ADMIN[0], "--store", store], env, None, folder)
+        token = re.search(r"^roost_\S+$", out, re.M)  # printed once, alone on its line
         if not token:
-            raise SystemExit(f"`roost tokens create` printed no roost_… token: {out[-500:]!r}")
+            raise SystemExit("`roost tokens create` printed no roost_… token line")
         print(f"  [roost server up in {time.perf_counter() - t0:.1f} s on :{port}, {store.split(':')[0]}]", flush=True)
         yield {"ROOST_SERVER": f"http://127.0.0.1:{port}", "ROOST_TOKEN": token.group(0)}
     finally:

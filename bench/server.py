@@ -99,7 +99,9 @@ def run_concurrent(py: Path, side: str, n: int, spec: dict, cwd: Path, env: dict
             raise SystemExit(f"{side} concurrent client failed (exit {p.returncode})")
         outs.append(json.loads(so.strip().splitlines()[-1]))
         if outs[-1]["stored"] != spec["steps"] * spec["keys"]:
-            print(f"  a {side} client stored {outs[-1]['stored']} points; its stderr: {se[-1500:]}", flush=True)
+            errors = [ln for ln in se.splitlines() if "ERROR" in ln or "Error" in ln] or ["(no error logged)"]
+            print(f"  a {side} client stored {outs[-1]['stored']} of {spec['steps'] * spec['keys']} points; "
+                  f"{len(errors)} errors logged, the last: {errors[-1][-300:]}", flush=True)  # fmt: skip
     shutil.rmtree(d, ignore_errors=True)
     wall = max(o["end"] for o in outs) - min(o["start"] for o in outs)
     return {"wall": wall, "stored": sum(o["stored"] for o in outs)}
@@ -140,6 +142,8 @@ def measure_side(side: str, py: Path, url_env: dict, a: argparse.Namespace, data
 
 def report(backend: str, r: dict | None, m: dict | None, a: argparse.Namespace) -> float | None:
     """Print one backend's table and targets; returns MLflow's fastest / roost for (a)."""
+    if not (r or m):
+        return None
     print(f"\n== {backend}: roost server vs MLflow server (basic-auth), --workers {a.workers} each")
     if m:
         print(
