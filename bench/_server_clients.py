@@ -5,11 +5,11 @@ Stdlib at the top: the MLflow side runs in the venv of _common.mlflow_python (st
 MLFLOW_TRACKING_USERNAME/PASSWORD against the basic-auth app), the roost side in .venv (ROOST_SERVER +
 ROOST_TOKEN). The last stdout line is the JSON result.
 
-main: warm-up; (a) one run of `points` metric points (median of `repeats` runs; MLflow: log_batch, and the
-per-call and async log_metric variants); (b) `runs` runs with 3 params and 1 metric, `create_repeats` times
-(median); populate the rest of `data`, untimed; (c) search `data` with `filter` and list all of it (median of
-`search_repeats`). worker: one of the concurrent clients of (d), set up, then
-starting when the file `go` appears (after every worker touched its `ready` file).
+main: warm-up; (a) one run of `points` metric points (median of `repeats` runs; MLflow: log_batch, and once
+the sync and async log_metric-per-point variants on `call_points` points); (b) `runs` runs with 3 params and
+1 metric, `create_repeats` times (median); populate the rest of `data`, untimed; (c) search `data` with
+`filter` and list all of it (median of `search_repeats`). worker: one of the concurrent clients of (d): set
+up, then start when the file `go` appears (after every worker touched its `ready` file).
 """
 
 from __future__ import annotations
@@ -186,8 +186,8 @@ def main_phase(side: Any, spec: dict) -> dict:
     if spec["side"] == "mlflow":
         variants = {
             "log_batch": lambda: side.log_batch(exp, n),
-            "log_async": lambda: side.log_calls(exp, n, synchronous=False),
-            "log_sync": lambda: side.log_calls(exp, spec["sync_points"], synchronous=True),
+            "log_async": lambda: side.log_calls(exp, spec["call_points"], synchronous=False),
+            "log_sync": lambda: side.log_calls(exp, spec["call_points"], synchronous=True),
         }
     else:
         variants = {"log": lambda: side.log_buffered(exp, n)}

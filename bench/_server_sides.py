@@ -24,7 +24,12 @@ from _servers import create_database, free_port, postgres
 # Both admins get the same password. MLflow's is bootstrapped from its auth config file (admin_password), as its
 # docs say; 3.17.2 refuses the old default `password1234` (GHSA-gq3w-7jj3-x7gr).
 MLFLOW_ADMIN = ROOST_ADMIN = ("admin", "bench-admin-password-1234")
-QUIET = {"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"}
+QUIET = {
+    "MLFLOW_DISABLE_TELEMETRY": "true",
+    "DO_NOT_TRACK": "true",
+    "GIT_PYTHON_REFRESH": "quiet",
+    "MLFLOW_SUPPRESS_PRINTING_URL_TO_STDOUT": "true",  # no "View run at ..." line per run
+}
 # Variables that would point a client at a local store instead of its server.
 LOCAL = ("ROOST_WORKSPACE", "ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_SERVER", "ROOST_TOKEN", "MLFLOW_TRACKING_URI")
 
