@@ -34,6 +34,7 @@ MODULES = [
     "roost.cli.notebook",
     "roost.cli.lineage",
     "roost.cli.predict",
+    "roost.cli.server_admin",
 ]
 
 
@@ -45,6 +46,7 @@ SECTIONS: dict[str, list[str]] = {
     "Serve": ["serve", "predict", "embed", "index"],
     "Monitor and explain": ["monitor", "fairness", "explain", "card", "lineage"],
     "Workflows and UI": ["pipeline", "notebook", "ui"],
+    "Team server": ["users", "tokens", "groups", "grant", "revoke", "grants", "audit"],
 }
 
 

@@ -12,7 +12,7 @@ from roost.server.settings import ServerSettings
 
 # paths whose state changes carry bodies other than JSON (artifact uploads) or forms (the login page)
 UPLOAD_PREFIXES = ("/api/v1/artifacts/", "/api/2.0/mlflow-artifacts/")
-FORM_PATHS = ("/login",)
+FORM_PATHS = ("/login", "/logout")
 
 
 def create_server_app(settings: ServerSettings | None = None) -> Starlette:

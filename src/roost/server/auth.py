@@ -1,23 +1,157 @@
-"""Placeholder: authentication middleware and login routes (filled by its owner)."""
+"""Authentication of the team server: every request's credentials become an Identity at scope[identity.SCOPE_KEY].
+
+Accepted: `Authorization: Bearer roost_<id>_<secret>` (roost clients, and the MLflow client's
+MLFLOW_TRACKING_TOKEN), HTTP Basic name:password (MLFLOW_TRACKING_USERNAME/PASSWORD; failures count against the
+same per-minute limit as the login form) and the UI's signed session cookie (set by /login). Public: /login,
+/static/…, /api/v1/health, /metrics. Without credentials an API path answers 401 JSON, a page GET redirects to
+/login, anything else answers 401. Credentials that are presented but wrong are never ignored: 401.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+from typing import Any
+from urllib.parse import quote
+
+from starlette.concurrency import run_in_threadpool
 from starlette.routing import BaseRoute
 
 from roost.netpolicy.auth import ASGIApp, Receive, Scope, Send
+from roost.server import login
+from roost.server.audit import AUDIT_KEY, client_address
+from roost.server.identity import SCOPE_KEY, Identity
 from roost.server.settings import ServerSettings
+
+PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback", "/api/v1/health", "/metrics"})
+PUBLIC_PREFIXES = ("/static/",)
+API_PREFIX = "/api/"
+PAGE_METHODS = frozenset({"GET", "HEAD"})
+BAD_TOKEN = "invalid, expired or revoked token, or a disabled account"
+TOKEN_HINT = "create a token: roost tokens create --user NAME (an admin runs it on the server host)"
+
+
+def is_public(path: str) -> bool:
+    """Whether `path` is served without credentials."""
+    return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def _header(scope: Scope, name: bytes) -> str | None:
+    for k, v in scope.get("headers", []):
+        if k == name:
+            return str(v.decode("latin-1"))
+    return None
+
+
+def _basic(value: str) -> tuple[str, str] | None:
+    try:
+        text = base64.b64decode(value.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return None
+    name, sep, password = text.partition(":")
+    return (name, password) if sep else None
 
 
 class AuthMiddleware:
-    """Resolve the request's credentials to an Identity (scope[identity.SCOPE_KEY])."""
+    """Resolve the request's credentials to an Identity (scope[identity.SCOPE_KEY]), or refuse the request."""
 
     def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
         self.app, self.settings = app, settings
+        self.limiter = login.LoginLimiter(settings.login_attempts_per_minute)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        await self.app(scope, receive, send)
+        if scope["type"] not in ("http", "websocket"):
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        if is_public(path):
+            await self.app(scope, receive, send)
+            return
+        found = await self._identity(scope)
+        if isinstance(found, Identity):
+            scope[SCOPE_KEY] = found
+            await self.app(scope, receive, send)
+            return
+        if scope["type"] == "websocket":
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        status, message, hint = found
+        if status == 0:  # no credentials at all
+            if scope["method"] in PAGE_METHODS and not path.startswith(API_PREFIX):
+                query = scope.get("query_string", b"").decode("latin-1")
+                target = quote(path + ("?" + query if query else ""), safe="")
+                await _send(send, 303, b"", [(b"location", f"/login?next={target}".encode("latin-1"))])
+                return
+            status, message, hint = 401, "not signed in", "send Authorization: Bearer TOKEN, or sign in at /login"
+        from roost.server.responses import error
+
+        resp = error(status, message, hint)
+        headers = [(b"content-type", b"application/json")]
+        if status == 401:
+            headers.append((b"www-authenticate", b'Bearer, Basic realm="roost"'))
+        if status == 429:
+            headers.append((b"retry-after", b"60"))
+        await _send(send, status, bytes(resp.body), headers)
+
+    async def _identity(self, scope: Scope) -> Identity | tuple[int, str, str]:
+        """The Identity of the request, or (status, message, hint) of its refusal (status 0: no credentials)."""
+        from roost.registry import accounts
+
+        store = self.settings.store()
+        auth = _header(scope, b"authorization")
+        if auth is not None:
+            scheme, _, value = auth.partition(" ")
+            if scheme.lower() == "bearer":
+                parts = accounts.split_token(value.strip())
+                if parts is not None:  # the public id helps whoever reads the audit log; the secret never goes in
+                    scope.setdefault(AUDIT_KEY, {}).setdefault("detail", {})["token"] = parts[0]
+                acct = await run_in_threadpool(accounts.verify_token, store, value.strip())
+                if acct is None:
+                    return 401, BAD_TOKEN, TOKEN_HINT
+                return await self._make(acct, "token")
+            if scheme.lower() == "basic":
+                return await self._basic(scope, value)
+            return 401, f"unsupported Authorization scheme {scheme[:20]!r}", "use Bearer TOKEN or Basic"
+        session = login.cookies(scope).get(login.SESSION_COOKIE)
+        if session:
+            account_id = login.session_account(self.settings, session)
+            acct = None if account_id is None else await run_in_threadpool(accounts.account_by_id, store, account_id)
+            if acct is not None and not acct.disabled:
+                return await self._make(acct, "session")
+        return 0, "", ""
+
+    async def _basic(self, scope: Scope, value: str) -> Identity | tuple[int, str, str]:
+        from roost.registry import accounts
+
+        creds = _basic(value)
+        if creds is None:
+            return 401, "malformed Basic credentials", "send base64(name:password)"
+        name, password = creds
+        scope.setdefault(AUDIT_KEY, {}).setdefault("detail", {})["account"] = name[:128]
+        keys = [f"account:{name}", f"client:{client_address(scope, self.settings.trusted_proxies)}"]
+        if self.limiter.blocked(keys):
+            return 429, "too many failed sign-ins; wait a minute", "check MLFLOW_TRACKING_USERNAME/PASSWORD"
+        acct = await run_in_threadpool(accounts.verify_password, self.settings.store(), name, password)
+        if acct is None:
+            self.limiter.failed(keys)
+            return 401, "wrong name or password", "check MLFLOW_TRACKING_USERNAME/PASSWORD, or use a token"
+        return await self._make(acct, "basic")
+
+    async def _make(self, acct: Any, via: str) -> Identity:
+        from roost.registry.grants import group_ids_of
+
+        groups = await run_in_threadpool(group_ids_of, self.settings.store(), acct.id)
+        return Identity(acct.name, acct.id, acct.kind, acct.admin, groups, via)
+
+
+async def _send(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    headers = [*headers, (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 def routes(settings: ServerSettings) -> list[BaseRoute]:
-    """/login and /logout."""
-    return []
+    """/login, /logout, the OIDC sign-in (when configured) and the admins' audit log page /admin/audit."""
+    from roost.server import audit_page, oidc
+
+    return [*login.routes(settings), *oidc.routes(settings), *audit_page.routes(settings)]
