@@ -28,6 +28,11 @@ PLACEHOLDER = re.compile(r"\bRUN_ID\b|(?<!\$)\bRUN\b(?!=)|<[A-Za-z][\w -]*>")  #
 BACKGROUND = re.compile(r"&\s*(\w+)=\$!")
 
 PREAMBLE = "set -euo pipefail\nset -x\n"
+# The quick start's final command (its last that is not cleanup) prints a result between these two lines (#37).
+FINAL, END = "@@QUICKSTART-FINAL@@", "@@QUICKSTART-END@@"
+CLEANUP = re.compile(r"^\s*(kill|wait|cd|rm|sleep)\b|^\s*(#.*)?$")
+CONTINUED = re.compile(r"(\\|\|\||\||&&)\s*(#.*)?$")
+EMPTY_RESULT = ("no online value", " 0 rows in [")  # what an empty feature read / materialisation prints
 
 
 def section(text: str) -> str:
@@ -59,17 +64,40 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def _mark_final(code: str) -> str:
+    """Bash code with FINAL/END echoed around its last command that is not cleanup (kill, wait, cd, rm, sleep)."""
+    lines = code.rstrip("\n").splitlines()
+    last = len(lines) - 1
+    while last >= 0 and CLEANUP.match(lines[last]):
+        last -= 1
+    first = last
+    while first > 0 and CONTINUED.search(lines[first - 1]):
+        first -= 1
+    marked = lines[:first] + [f"echo {FINAL}"] + lines[first : last + 1] + [f"echo {END}"] + lines[last + 1 :]
+    return "\n".join(marked)
+
+
 def script(text: str, ports: dict[str, str]) -> str:
-    """The bash script that runs the quick start's blocks in order, with its ports replaced by `ports`."""
+    """The bash script that runs the quick start's blocks in order, with its ports replaced by `ports` and its
+    final command's output marked (FINAL ... END)."""
     lines = [PREAMBLE]
-    for lang, code in blocks(section(text)):
+    found = blocks(section(text))
+    for i, (lang, code) in enumerate(found):
         for old, new in ports.items():
             code = re.sub(rf"\b{old}\b", new, code)
+        final = i == len(found) - 1
         if lang == "python":
-            lines += ["python - <<'QUICKSTART_PY'", code.rstrip("\n"), "QUICKSTART_PY"]
+            wrapped = ["python - <<'QUICKSTART_PY'", code.rstrip("\n"), "QUICKSTART_PY"]
+            lines += [f"echo {FINAL}", *wrapped, f"echo {END}"] if final else wrapped
         else:
-            lines.append(code.rstrip("\n"))
+            lines.append(_mark_final(code) if final else code.rstrip("\n"))
     return "\n".join(lines) + "\n"
+
+
+def final_output(stdout: str) -> str:
+    """What the quick start's final command printed (between the FINAL and END lines)."""
+    assert FINAL in stdout and END in stdout, "the final command's markers are missing (did the script stop?)"
+    return stdout.split(FINAL + "\n", 1)[1].split(END, 1)[0]
 
 
 def _session(sid: int) -> list[int]:
@@ -109,6 +137,24 @@ def test_script_replaces_ports_and_wraps_python() -> None:
     assert "--port 1234" in s and "127.0.0.1:1234/" in s and "5000" not in s
     assert "python - <<'QUICKSTART_PY'\nprint(1)\nQUICKSTART_PY" in s
     assert "not run" not in s
+    assert s.index(FINAL) < s.index("print(1)") < s.index(END)  # the last block is the final command
+
+
+def test_final_command_is_the_last_that_is_not_cleanup() -> None:
+    """The final command: continuation lines belong to it; kill/wait/comments after it do not."""
+    code = "roost a\nroost b --x 1 \\\n  --y 2 ||\n  test $? -eq 1\n# done\nkill $S; wait $S\n"
+    marked = _mark_final(code).splitlines()
+    assert marked == [
+        "roost a",
+        f"echo {FINAL}",
+        "roost b --x 1 \\",
+        "  --y 2 ||",
+        "  test $? -eq 1",
+        f"echo {END}",
+        "# done",
+        "kill $S; wait $S",
+    ]
+    assert final_output(f"x\n{FINAL}\nresult\n{END}\n") == "result\n"
 
 
 @pytest.mark.slow
@@ -131,6 +177,10 @@ def test_quick_start_runs_as_written(doc: str, tmp_path: Path) -> None:
     try:
         proc.wait(timeout=1200)
         assert proc.returncode == 0, (out.read_text()[-4000:], err.read_text()[-6000:])
+        result = final_output(out.read_text())
+        assert result.strip(), f"{doc}: the quick start's final command printed nothing"
+        for empty in EMPTY_RESULT:
+            assert empty not in result, f"{doc}: the final command's result is empty ({empty!r}):\n{result}"
         deadline = time.monotonic() + 120  # a stopped server may still be draining
         while _session(proc.pid) and time.monotonic() < deadline:
             time.sleep(0.1)

@@ -48,7 +48,12 @@ _API = {
     "run_pipeline": "roost.pipeline.runner:run_pipeline",
     # errors
     "RoostError": "roost.errors:RoostError",
+    # autolog
+    "autolog": "roost.autologging:autolog",
 }
+
+# roost.sklearn.autolog() etc.: the per-library autolog modules (not in __all__: `import *` gives functions only)
+_FLAVORS = {f: f"roost.autologging:{f}" for f in ("sklearn", "lightgbm", "xgboost")}
 
 _SUBMODULES = {
     "workspace",
@@ -69,9 +74,10 @@ _SUBMODULES = {
     "modelpkg",
     "notebook",
     "ui",
+    "autologging",
 }
 
 # `from roost import *` gives the API names (each imports its module); subpackages stay explicit imports.
 __all__ = ["__version__", *sorted(_API)]
 
-__getattr__, __dir__ = lazy_api(__name__, _API, _SUBMODULES)
+__getattr__, __dir__ = lazy_api(__name__, {**_API, **_FLAVORS}, _SUBMODULES)

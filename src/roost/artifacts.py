@@ -80,7 +80,18 @@ def _s3_options(uri: str) -> dict[str, Any]:
 
 
 # URL scheme -> "module:function" giving the fsspec options of that scheme (others: fsspec's defaults)
-FS_OPTIONS: dict[str, str] = {"s3": "roost.artifacts:_s3_options", "s3a": "roost.artifacts:_s3_options"}
+FS_OPTIONS: dict[str, str] = {
+    "s3": "roost.artifacts:_s3_options",
+    "s3a": "roost.artifacts:_s3_options",
+    # a roost server's artifact proxy, with the client's token (roost.registry.proxyfs)
+    "roost+http": "roost.registry.proxyfs:fs_options",
+    "roost+https": "roost.registry.proxyfs:fs_options",
+}
+# fsspec filesystems roost provides, registered by name on first use (imported only when a URI needs them)
+FS_CLASSES: dict[str, str] = {
+    "roost+http": "roost.registry.proxyfs.ProxyFileSystem",
+    "roost+https": "roost.registry.proxyfs.ProxyFileSystem",
+}
 
 
 def filesystem(uri: str) -> tuple[Any, str]:
@@ -90,6 +101,8 @@ def filesystem(uri: str) -> tuple[Any, str]:
     import fsspec
 
     scheme = uri.split("://", 1)[0].lower() if "://" in uri else "file"
+    if scheme in FS_CLASSES and scheme not in fsspec.registry:
+        fsspec.register_implementation(scheme, FS_CLASSES[scheme], clobber=True)
     kwargs: dict[str, Any] = {}
     spec = FS_OPTIONS.get(scheme)
     if spec is not None:

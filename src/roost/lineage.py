@@ -262,15 +262,9 @@ def run_lineage(run_id: str) -> dict[str, Any]:
 
 def version_lineage(uri: str) -> dict[str, Any]:
     """The model-version part of the chain and everything below it ('name@alias' or 'name/3')."""
-    from roost.registry import modelreg
-    from roost.registry.store import default_store
+    from roost.registry.backend import default_store
 
-    store = default_store()
-    name, alias, version = modelreg.parse_uri(uri)
-    if alias is not None or version is None:
-        info = modelreg.get_version(store, name, _alias_version(store, uri))
-    else:
-        info = modelreg.get_version(store, name, int(version))
+    info = default_store().lookup_version(uri)
     meta = info.meta or {}
     out: dict[str, Any] = {
         "model_version": {
@@ -306,23 +300,6 @@ def _run_exists(run_id: str) -> bool:
     except NotFoundError:
         return False
     return True
-
-
-def _alias_version(store: Any, uri: str) -> int:
-    """The version number 'name@alias' or 'name' points at (errors name the nearest alias or model)."""
-    from roost.registry import modelreg
-
-    name, alias, _ = modelreg.parse_uri(uri)
-    if alias is None or (alias.lower() == modelreg.LATEST and not modelreg.has_alias(store, name, alias)):
-        vs = modelreg.list_versions(store, name)
-        if not vs:
-            raise NotFoundError(f"model {name!r} has no versions")
-        return vs[-1].version
-    for v in modelreg.list_versions(store, name):
-        if alias in v.aliases:
-            return v.version
-    modelreg.resolve(store, uri, None)  # raises the registry's own 'no alias' error with its suggestion
-    raise NotFoundError(f"model {name!r} has no alias {alias!r}")  # pragma: no cover - resolve raised above
 
 
 def _candidates(log_dir: Path | None) -> list[str]:

@@ -179,3 +179,19 @@ def test_a_stored_non_mapping_meta_does_not_break_readers(ws, pkg: Path, cli) ->
     assert code == 0 and "m/1" in out
     code, out, _err = cli("lineage", "m/1")
     assert code == 0 and "model version m/1" in out
+
+
+def test_alias_to_the_version_it_points_at_is_no_move(pkg: Path, cli) -> None:
+    """Moving an alias to its own version is a no-op: no history row, and the CLI says nothing changed (#37)."""
+    api.register_model(None, "m", str(pkg))
+    api.register_model(None, "m", str(pkg))
+    assert api.set_alias("m", 1, "prod") is True
+    before = _counts()
+    assert api.set_alias("m", 1, "prod") is False
+    assert _counts() == before  # no history row for a move that did not happen
+    code, out, _ = cli("models", "alias", "m", "1", "prod")
+    assert code == 0 and "already points at version 1" in out and _counts() == before
+    code, out, _ = cli("models", "alias", "m", "2", "prod")  # a real move is still recorded
+    assert code == 0 and "version 2" in out and _counts()[2] == before[2] + 1
+    hist = modelreg.alias_history(default_store(), "m")
+    assert [(h["version"], h["previous_version"]) for h in hist if h["alias"] == "prod"] == [(1, None), (2, 1)]

@@ -97,10 +97,19 @@ def test_nested_runs_record_parent(ws):
     assert roost.get_run(c.id)["metrics"] == {"v": 1.0}
 
 
-def test_delete_run_removes_everything(ws):
+def test_delete_run_is_a_restorable_soft_delete(ws):
+    """roost.delete_run(id) means what delete_runs means (MLflow's delete_run): hidden, restorable, removed by gc."""
+    from roost.errors import RoostError
+
     with roost.start_run(params={"a": 1}) as run:
         run.log_metric("m", 1.0)
+    roost.delete_run(run.id[:8])
+    assert roost.get_run(run.id)["lifecycle_stage"] == "deleted"  # still readable, as `roost runs show`
+    assert run.id not in [r["run_id"] for r in roost.search_runs()]  # hidden from listings
+    roost.restore_runs([run.id])
+    assert roost.get_run(run.id)["metrics"] == {"m": 1.0} and run.id in [r["run_id"] for r in roost.search_runs()]
     roost.delete_run(run.id)
+    roost.gc()  # the hard delete: only gc
     with pytest.raises(NotFoundError):
         roost.get_run(run.id)
     from sqlalchemy import text
@@ -108,6 +117,12 @@ def test_delete_run_removes_everything(ws):
     with default_store().engine.connect() as c:
         for t in ("metrics", "latest_metrics", "params", "tags"):
             assert c.execute(text(f"select count(*) from {t}")).scalar() == 0
+    live = roost.start_run()
+    with pytest.raises(RoostError, match="RUNNING"):  # as delete_runs: a running run needs force
+        roost.delete_run(live.id)
+    roost.delete_run(live.id, force=True)
+    assert roost.get_run(live.id)["lifecycle_stage"] == "deleted"
+    live.end()
 
 
 def _make_package(run) -> None:
@@ -207,3 +222,24 @@ def test_store_and_artifact_backends_are_chosen_by_scheme(tmp_path):
     assert "pw" not in str(err.value)  # the message redacts the password
     fs, path = artifacts.filesystem("file://" + str(tmp_path))
     assert fs.exists(path) and path == str(tmp_path)
+
+
+def test_ambiguous_run_id_prefix_lists_the_candidates(ws, cli):
+    """`roost runs show d7` with two runs starting d7: the candidates, not "not found" (#37 item 4)."""
+    ids = []
+    for _ in range(17):  # 17 ids over 16 hex digits: two share their first character
+        with roost.start_run() as r:
+            ids.append(r.id)
+    first = sorted({i[0] for i in ids}, key=lambda c: -sum(i[0] == c for i in ids))[0]
+    same = sorted(i for i in ids if i[0] == first)
+    assert len(same) >= 2
+    with pytest.raises(NotFoundError) as e:
+        roost.get_run(first)
+    msg = str(e.value)
+    assert f"run id prefix {first!r} matches {len(same)} runs" in msg and "give more characters" in msg
+    assert all(i[:8] in msg for i in same[:5])
+    code, out, err = cli("runs", "show", first)
+    assert code == 2 and f"matches {len(same)} runs" in err and same[0][:8] in err
+    code, out, err = cli("runs", "delete", first, "--yes")  # every place that resolves prefixes says the same
+    assert code == 2 and f"matches {len(same)} runs" in err, err
+    assert roost.get_run(same[0][:10])["run_id"] == same[0]  # a unique prefix still resolves

@@ -1,14 +1,128 @@
-"""Fixtures of the team server's identity tests: the real server app on the test workspace's store, with one
-test-only route that says who is asking (the other parts' routes are not needed here)."""
+"""A real `roost server` (uvicorn, 127.0.0.1, a free port, 2 workers) over a SQLite store in a temporary folder,
+and a client environment (ROOST_SERVER / ROOST_TOKEN) that talks to it."""
 
 from __future__ import annotations
 
+import os
 import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
+from roost.train.tensorboard import free_port
 
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+
+
+class ServerProc:
+    """One `roost server` subprocess (its own session: killed with its workers)."""
+
+    def __init__(
+        self,
+        root: Path,
+        workers: int = 2,
+        max_upload_mb: float = 1.0,
+        artifacts: str | None = None,
+        env: dict[str, str] | None = None,
+    ) -> None:
+        self.root = root
+        (root / "artifacts").mkdir(parents=True, exist_ok=True)
+        self.store_url = f"sqlite:///{root / 'server.db'}"
+        self.artifacts = artifacts or f"file://{root / 'artifacts'}"
+        self.extra_env = env or {}
+        self.port = free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.workers, self.max_upload_mb = workers, max_upload_mb
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.token: str | None = None  # set once accounts exist (identity); the placeholder auth allows all
+
+    def start(self) -> None:
+        """Start it and wait until /api/v1/health answers."""
+        env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        env["PYTHONPATH"] = SRC + os.pathsep + env.get("PYTHONPATH", "")
+        env.update(self.extra_env)
+        cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers)]
+        cmd += ["--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]
+        log = open(self.root / "server.log", "ab")
+        self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=log, start_new_session=True)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError((self.root / "server.log").read_text())
+            try:
+                if httpx.get(self.url + "/api/v1/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.2)
+        raise RuntimeError("server did not start: " + (self.root / "server.log").read_text())
+
+    def kill(self) -> None:
+        """SIGKILL the server and its workers (no graceful drain), and wait until the port is free."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            self.proc.wait(10)
+        for _ in range(100):
+            with socket.socket() as s:
+                if s.connect_ex(("127.0.0.1", self.port)) != 0:
+                    return
+            time.sleep(0.05)
+
+    def stop(self) -> None:
+        """SIGTERM (graceful), then SIGKILL if needed."""
+        if self.proc is not None and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
+    def headers(self) -> dict[str, str]:
+        """Authorization for direct HTTP calls."""
+        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+
+
+@pytest.fixture
+def live_server(tmp_path: Path):
+    """A running 2-worker server."""
+    srv = ServerProc(tmp_path / "server")
+    srv.start()
+    yield srv
+    srv.stop()
+
+
+@pytest.fixture
+def as_client(live_server: ServerProc, ws, monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """Make this process a client of `live_server` (undo with `use_sql()`); returns a switch function."""
+    server = live_server
+    from roost.registry import backend
+
+    monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "config"))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+
+    def use(remote: bool) -> None:
+        if remote:
+            monkeypatch.setenv("ROOST_SERVER", server.url)
+            if server.token:
+                monkeypatch.setenv("ROOST_TOKEN", server.token)
+        else:
+            monkeypatch.delenv("ROOST_SERVER", raising=False)
+            monkeypatch.delenv("ROOST_TOKEN", raising=False)
+        backend.reset()
+
+    use(True)
+    yield use
+    use(False)
+
+
+# -- the identity tests' in-process server (no subprocess) ----------------------------------------------------
 def add_whoami(app: Any) -> None:
     """Mount /api/v1/whoami (GET and POST): the request's Identity as JSON, or 401 from the middleware."""
     from starlette.requests import Request

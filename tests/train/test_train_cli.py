@@ -133,3 +133,64 @@ def test_tensorboard_during_training_and_later(ws, cfg_file: Path) -> None:
     finally:
         stop(proc)
     assert proc.poll() is not None
+
+
+def test_misspelled_top_level_key_gets_did_you_mean(ws, cli, tmp_path: Path) -> None:
+    """`labl:` is an unknown key near `label`, not only "label: required field is missing" (#37 item 4)."""
+    from roost.errors import ConfigError
+    from roost.train.config import load_config
+
+    with pytest.raises(ConfigError) as e:
+        load_config({"data": "data/train.parquet", "labl": "clicked"})
+    text = f"{e.value} {e.value.hint}"
+    assert "labl: unknown field" in text and "did you mean 'label'?" in text
+    f = tmp_path / "bad.yaml"
+    f.write_text("data: data/train.parquet\nlabl: clicked\n")
+    code, _, err = cli("train", str(f))
+    assert code == 2 and "labl" in err and "did you mean 'label'" in err, err
+
+
+def test_auto_summary_names_candidates_scores_and_weights(ws, cli, cfg_file: Path) -> None:
+    """`model: auto`: the summary lists each candidate, its validation score and its blend weight (#37 item 7)."""
+    import json
+
+    import roost
+
+    cfg = yaml.safe_load(cfg_file.read_text())
+    cfg["model"] = {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"], "folds": 0}}
+    cfg_file.write_text(yaml.safe_dump(cfg))
+    code, out, err = cli("train", str(cfg_file), "--quiet")
+    assert code == 0, err
+    runs = {r["name"]: r for r in roost.search_runs()}
+    auto = next(r for r in runs.values() if r["tags"].get("roost.model_type") == "auto")
+    weights = json.loads(auto["tags"]["roost.auto.weights"])  # what the run recorded: the reference
+    for cand in ("logreg", "lightgbm"):
+        child = next(r for r in runs.values() if r["name"].endswith(f":{cand}"))
+        val = child["metrics"]["val_roc_auc"]
+        line = next((ln for ln in out.splitlines() if f" {cand} " in ln), "")
+        assert f"{val:.4f}" in line and f"{weights[cand]:.2f}" in line, (cand, val, weights, out)
+    assert "val_roc_auc" in out and "weight" in out
+    code, out, _ = cli("train", str(cfg_file), "--json")
+    got = json.loads(out)["candidates"]
+    assert {c["model_type"] for c in got} == {"logreg", "lightgbm"}
+    assert abs(sum(c["weight"] for c in got) - 1) < 1e-9 and all("val_roc_auc" in c["metrics"] for c in got)
+
+
+def test_lightgbm_progress_counts_rounds_not_epochs() -> None:
+    """LightGBM's progress reads "round 5/20", not "epoch 5/20" (boosting has no epochs; #37 item 7)."""
+    import io
+
+    from rich.console import Console
+
+    from helpers import mixed_frame
+    from roost.train.callbacks import Progress
+    from roost.train.models import make_model
+
+    df = mixed_frame(300)
+    X, y = df[["x1", "x2", "color"]], df["clicked"]
+    buf = io.StringIO()
+    progress = Progress(console=Console(file=buf, width=200), primary="roc_auc")
+    model = make_model("lightgbm", "binary", n_estimators=20, log_every=5)
+    model.fit(X.iloc[:200], y.iloc[:200], X.iloc[200:], y.iloc[200:], callbacks=[progress])
+    text = buf.getvalue()
+    assert "round 5/20" in text and "epoch" not in text, text

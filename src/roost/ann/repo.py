@@ -25,7 +25,7 @@ Progress = Callable[[int, int], None]
 
 
 def _store() -> Any:
-    from roost.registry.store import default_store
+    from roost.registry.backend import default_store  # the workspace's store, or the roost server's
 
     return default_store()
 

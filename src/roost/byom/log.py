@@ -130,13 +130,14 @@ def _discard_run(run: Any) -> None:
 
     from roost import artifacts
     from roost.registry import api
+    from roost.registry.store import default_store
 
     try:
         uri = api.get_run(run.id)["artifact_uri"]
         fs, root = artifacts.filesystem(uri)
         if fs.exists(root):
             fs.rm(root, recursive=True)
-        api.delete_run(run.id)
+        default_store().delete_run(run.id)  # purged at once (as gc would): a run this call started and failed
     except Exception as exc:  # noqa: BLE001 - the run stays FAILED; the caller sees the first error
         logging.getLogger(__name__).warning("could not delete failed run %s: %s", run.id, exc)
 

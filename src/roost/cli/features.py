@@ -95,7 +95,7 @@ def materialize_cmd(
     """Load the latest feature values into the online store, incrementally from the last watermark."""
     from rich.console import Console
 
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import echo, print_json, print_table
     from roost.features.materialize import materialize
 
     if as_json:
@@ -109,6 +109,9 @@ def materialize_cmd(
         ["view", "from", "to", "entities", "written"],
         [[r.view, "" if r.start is None else r.start.isoformat(), r.end.isoformat(), r.rows, r.written] for r in res],
     )
+    for r in res:
+        if r.note:  # an empty window: say what it means and what was (not) done
+            echo(f"[yellow]{r.note}[/]")
 
 
 def _parse_entities(specs: list[str]) -> dict[str, list[str]]:
@@ -130,7 +133,7 @@ def get_cmd(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Read online feature values of some entities."""
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import echo, print_json, print_table
     from roost.errors import RoostError
     from roost.features.serving import online
 
@@ -142,4 +145,16 @@ def get_cmd(
     if as_json:
         print_json(rows)
         return
-    print_table(f"{view} ({len(rows)} entities)", tbl.column_names, [list(r.values()) for r in rows])
+    keys = [k for k in tbl.column_names if k in _parse_entities(entity)]
+    fields = [c for c in tbl.column_names if c not in keys]
+    missing = [r for r in rows if all(r[f] is None for f in fields)]
+    cells = [
+        [r[k] for k in keys] + (["(no value)"] + ["-"] * (len(fields) - 1) if r in missing else [r[f] for f in fields])
+        for r in rows
+    ]
+    print_table(f"{view} ({len(rows)} entities)", keys + fields, cells)
+    if missing:
+        echo(
+            f"{len(missing)} of {len(rows)} entities have no online value in {view.split(':')[0]!r}: not materialized "
+            "yet, or expired (ttl); see `roost features list` for what was materialized up to when"
+        )

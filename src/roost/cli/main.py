@@ -26,6 +26,7 @@ MODULES = [
     "roost.cli.features",
     "roost.cli.serve",
     "roost.cli.ui",
+    "roost.cli.server",
     "roost.cli.tune",
     "roost.cli.models_import",
     "roost.cli.ann",
@@ -46,7 +47,7 @@ SECTIONS: dict[str, list[str]] = {
     "Serve": ["serve", "predict", "embed", "index"],
     "Monitor and explain": ["monitor", "fairness", "explain", "card", "lineage"],
     "Workflows and UI": ["pipeline", "notebook", "ui"],
-    "Team server": ["users", "tokens", "groups", "grant", "revoke", "grants", "audit"],
+    "Team server": ["server", "login", "logout", "users", "tokens", "groups", "grant", "revoke", "grants", "audit"],
 }
 
 

@@ -232,9 +232,13 @@ def analyze(
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
 ) -> None:
     """Model analysis: metrics by slice, calibration curve, score distribution, confusion matrix."""
+    from rich.console import Console
+    from rich.markup import escape
+
     from roost.cli.output import echo, print_json, print_table
     from roost.monitor.analysis import analyze as run_analysis
     from roost.monitor.api import analysis_frame
+    from roost.monitor.overlap import training_overlap
     from roost.monitor.report import analysis_html, write
 
     with _status("analysing ..."):
@@ -242,6 +246,12 @@ def analyze(
         an = run_analysis(
             frame, label, score, features=_split(slices) or None, bins=bins, threshold=threshold, source=source
         )
+        overlap = training_overlap(model, data) if model is not None and data is not None and labels is None else None
+    if overlap is not None:
+        an.training_overlap = overlap.to_dict()
+        if overlap.overlaps:  # loud: on stderr whatever the output format, and in the report's notes
+            an.notes.append(overlap.message())
+            Console(stderr=True, soft_wrap=True).print(f"[bold red]warning:[/] {escape(overlap.message())}")
     if html is not None:
         write(analysis_html(an), html)
     if as_json:

@@ -150,7 +150,7 @@ def runs_gc(
 ) -> None:
     """Mark RUNNING runs whose process stopped sending heartbeats (killed, crashed machine) as LOST."""
     from roost.cli.output import echo, print_json
-    from roost.registry.store import default_store
+    from roost.registry.backend import default_store
 
     lost = default_store().mark_lost(timeout)
     if as_json:
@@ -336,7 +336,9 @@ def runs_import_mlflow(
     from roost.registry import importer
     from roost.registry.store import default_store
 
-    report = importer.import_mlflow(uri, default_store(), prefix=prefix, include_deleted=include_deleted)
+    report = importer.import_mlflow(
+        uri, default_store("roost runs import"), prefix=prefix, include_deleted=include_deleted
+    )
     if as_json:
         print_json(asdict(report))
         return
@@ -384,28 +386,16 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
 @models_app.command("versions")
 def models_versions(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """List the versions of a model."""
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import print_json
     from roost.registry import api
 
     vs = api.list_versions(name)
     if as_json:
         print_json([v.to_dict() for v in vs])
         return
-    mkeys = sorted({k for v in vs for k in ((v.meta or {}).get("metrics") or {})})[:5]
-    print_table(
-        f"{name}: {len(vs)} version(s)",
-        ["version", "aliases", "run", "created", *mkeys],
-        [
-            [
-                v.version,
-                ", ".join(v.aliases),
-                _short(v.run_id),
-                v.created_at,
-                *[((v.meta or {}).get("metrics") or {}).get(k) for k in mkeys],
-            ]
-            for v in vs
-        ],
-    )
+    from roost.cli.versions_table import print_versions
+
+    print_versions(name, vs)  # headline metric first, fitted to the terminal (#37)
 
 
 @models_app.command("alias")
@@ -422,7 +412,7 @@ def models_alias(
     from roost.cli.output import echo
     from roost.errors import RoostError
     from roost.registry import api, modelreg
-    from roost.registry.store import default_store
+    from roost.registry.backend import default_store
 
     if alias is None and not delete:
         raise RoostError(f"roost models alias {name} {version}: give NAME VERSION ALIAS", hint="or --delete NAME ALIAS")
@@ -435,11 +425,13 @@ def models_alias(
                     f"{name}@{target} points at version {current}, not {expected}: not removed",
                     hint=f"roost models alias {name} {target} --delete removes it whatever it points at",
                 )
-        modelreg.delete_alias(default_store(), name, target)
+        default_store().delete_alias(name, target)
         echo(f"removed {name}@{target}")
         return
     assert alias is not None
-    api.set_alias(name, modelreg.version_number(version), alias)
+    if not api.set_alias(name, modelreg.version_number(version), alias):
+        echo(f"{name}@{alias} already points at version {version}: nothing changed (no move recorded)")
+        return
     echo(f"{name}@{alias} → version {version}")
 
 
@@ -447,11 +439,11 @@ def models_alias(
 def models_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None:
     """Show a model version: NAME@ALIAS, NAME/VERSION or NAME (latest)."""
     from roost.cli.output import print_json, print_table
-    from roost.registry import api, modelreg
-    from roost.registry.store import default_store
+    from roost.registry import api
+    from roost.registry.backend import default_store
 
     v = api.resolve_model(ref)
-    hist = modelreg.alias_history(default_store(), v.name)
+    hist = default_store().alias_history(v.name)
     if as_json:
         print_json({**v.to_dict(), "alias_history": hist})
         return

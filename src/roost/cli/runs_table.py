@@ -67,19 +67,41 @@ def runs_rows(
 def print_runs(runs: list[dict[str, Any]], columns: str | None = None) -> None:
     """Print runs as a table that fits the terminal (a note on stderr names what was left out)."""
     from rich.console import Console
+
+    console = Console(soft_wrap=True)
+    heads, rows, dropped = runs_rows(runs, columns, console.width if console.is_terminal else None)
+    print_fitted(f"{len(runs)} run(s)", heads, rows, len(FIXED), dropped, "--columns")
+
+
+def print_fitted(title: str, heads: list[str], rows: list[list[str]], n_fixed: int, dropped: int, how: str) -> None:
+    """Print rows already fitted to the terminal; in a pipe or a file every column whole, as wide as it needs (not
+    squeezed into 80). The first `n_fixed` columns are left-aligned and never wrap; a note says what was dropped."""
+    from rich.console import Console
     from rich.table import Table
 
     console = Console(soft_wrap=True)
-    width = console.width if console.is_terminal else None
-    heads, rows, dropped = runs_rows(runs, columns, width)
-    if width is None:  # a pipe or a file: every column whole, as wide as it needs (not squeezed into 80)
+    if not console.is_terminal:
         needed = sum(_width(h, [r[i] for r in rows]) for i, h in enumerate(heads)) + 1
         console = Console(soft_wrap=True, width=max(needed, console.width))
-    t = Table(title=f"{len(runs)} run(s)", show_lines=False)
+    t = Table(title=title, show_lines=False)
     for i, h in enumerate(heads):
-        t.add_column(h, overflow="fold", justify="right" if i >= len(FIXED) else "left", no_wrap=i < len(FIXED))
+        t.add_column(h, overflow="fold", justify="right" if i >= n_fixed else "left", no_wrap=i < n_fixed)
     for r in rows:
         t.add_row(*r)
     console.print(t)
     if dropped:
-        sys.stderr.write(f"note: {dropped} more column(s) do not fit the terminal; choose them with --columns\n")
+        sys.stderr.write(f"note: {dropped} more column(s) do not fit the terminal; choose them with {how}\n")
+
+
+def fit(heads: list[str], rows: list[list[str]], n_fixed: int, width: int | None) -> int:
+    """How many columns fit `width` (all when None): the first `n_fixed` always, then the others in order."""
+    if width is None:
+        return len(heads)
+    used = sum(_width(h, [r[i] for r in rows]) for i, h in enumerate(heads[:n_fixed]))
+    keep = n_fixed
+    for i in range(n_fixed, len(heads)):
+        w = _width(heads[i], [r[i] for r in rows])
+        if used + w > width:
+            break
+        used, keep = used + w, keep + 1
+    return keep

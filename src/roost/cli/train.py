@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -58,16 +59,39 @@ def train(
                 "model": res.model_name,
                 "version": res.version,
                 "tensorboard_url": res.tensorboard_url,
+                **_auto_json(res),
             }
         )
     else:
         rows = [(k, v) for k, v in res.metrics.items() if k.startswith("test_")]
         print_table(f"{res.model_type} · {res.task} · run {res.run_id}", ["metric", "value"], rows)
+        _print_auto(res)
         echo(f"[dim]package:[/] {res.package_path}")
         if res.version is not None:
             echo(f"[dim]registered:[/] {res.model_name}/{res.version}")
     if res.tensorboard_process is not None:
         _serve_until_ctrl_c(res.tensorboard_process, res.tensorboard_url or "")
+
+
+def _auto_json(res: Any) -> dict[str, Any]:
+    """`model: auto`'s candidates for --json: type, weight, metrics (nothing for a single model)."""
+    if not res.candidates:
+        return {}
+    weights = res.weights or {}
+    cands = [{"model_type": c, "weight": weights.get(c), "metrics": m} for c, m in res.candidates.items()]
+    return {"candidates": cands, "criterion": res.criterion}
+
+
+def _print_auto(res: Any) -> None:
+    """`model: auto`'s summary: each candidate's validation score and blend weight, then what was chosen."""
+    from roost.cli.output import echo, print_table
+
+    if not res.candidates:
+        return
+    key, weights = f"val_{res.primary}", res.weights or {}
+    rows = [[c, f"{m.get(key, float('nan')):.4f}", f"{weights.get(c, 0.0):.2f}"] for c, m in res.candidates.items()]
+    print_table(f"auto: {len(rows)} candidates", ["candidate", key, "weight"], rows)
+    echo(f"[dim]selected:[/] {res.model_type} (weights by {res.criterion or 'validation'})")
 
 
 def _interrupt_on_term() -> None:

@@ -38,8 +38,15 @@ def ui(
     from roost.cli.output import echo
     from roost.errors import RoostError
     from roost.netpolicy import allowed_hosts
+    from roost.registry.credentials import server_url
     from roost.ui.app import create_app, serve
 
+    server = server_url()
+    if server is not None:
+        raise RoostError(
+            f"roost ui needs direct store access, and this client talks to the roost server {server}",
+            hint=f"open {server}/ (the server serves the UI), or unset ROOST_SERVER / `roost logout`",
+        )
     ws = workspace.current()
     loopback = host in ("127.0.0.1", "localhost", "::1")
     if not loopback and not token:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 from roost.errors import NotFoundError, RoostError, closest
@@ -29,6 +30,9 @@ class MaterializeResult:
     end: datetime
     rows: int
     written: int
+    watermark_moved: bool = True
+    data_end: datetime | None = None  # the source's last event time, looked up when the window was empty
+    note: str = ""  # what an empty window means and what was done about it ('' when rows were loaded)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
@@ -38,6 +42,9 @@ class MaterializeResult:
             "end": self.end.isoformat(),
             "rows": self.rows,
             "written": self.written,
+            "watermark_moved": self.watermark_moved,
+            "data_end": None if self.data_end is None else self.data_end.isoformat(),
+            "note": self.note or None,
         }
 
 
@@ -113,6 +120,7 @@ def materialize(
     engine = get_engine(ws)
     datas: list[ViewData] = []
     results: list[MaterializeResult] = []
+    had_watermark: dict[str, bool] = {}
     for n in names:
         spec, src = specs[n], sources[specs[n]["source"]]
         wm_spec = repo.get("watermark", n) or {}
@@ -129,6 +137,7 @@ def materialize(
         expire = None if cutoff is None else int(cutoff.timestamp() * 1_000_000)
         res = MaterializeResult(n, s, end_t, 0, 0)
         results.append(res)
+        had_watermark[n] = wm is not None
         for chunk in engine.latest(spec, src, ws.root, s, None if static else end_t):
             cols = {k: chunk.column(k) for k in chunk.column_names}
             for f, dt in spec["fields"].items():
@@ -148,6 +157,13 @@ def materialize(
         old = repo.get("watermark", r.view) or {}
         prev = aware(old.get("watermark"), "watermark") if old.get("online_store") == url else None
         mark = max(end_t, prev) if prev is not None else end_t
+        if r.rows == 0:  # say what the empty window means; a view that never loaded a row gets no watermark
+            spec, src = specs[r.view], sources[specs[r.view]["source"]]
+            expires = spec.get("ttl_seconds") is not None and bool(src.get("event_time"))
+            _explain_empty(r, src, ws.root, mark if had_watermark[r.view] else None, prev, expires)
+            log.info("%s", r.note)
+            if not r.watermark_moved:
+                continue
         repo.put(
             "watermark",
             r.view,
@@ -162,3 +178,30 @@ def materialize(
         )
         log.info("materialized %s: %d entities (%d written) up to %s", r.view, r.rows, r.written, end_t)
     return results
+
+
+def _explain_empty(
+    r: MaterializeResult, src: dict[str, Any], root: Path, mark: datetime | None, prev: datetime | None, expires: bool
+) -> None:
+    """Fill `r.note` and `r.data_end` for a window that held no rows; `mark`: the watermark to set (None: none)."""
+    from roost.features.coverage import event_time_range, fmt_time
+
+    span = event_time_range(src, root)
+    r.watermark_moved = mark is not None and mark != prev
+    r.data_end = None if span is None else span[1]
+    window = f"[{fmt_time(r.start)}, {fmt_time(r.end)}]"
+    if span is None:
+        where = f"source {src['name']!r} has no rows"
+    elif r.start is not None and span[1] < r.start:
+        where = f"the data ends at {fmt_time(span[1])}"
+    elif span[0] > r.end:
+        where = f"the data starts at {fmt_time(span[0])}"
+    else:
+        where = f"the data spans [{fmt_time(span[0])}, {fmt_time(span[1])}]"
+    hint = "pass --start/--end" + (f" (e.g. --end {fmt_time(span[1])})" if span is not None else "")
+    if mark is None:
+        done = "nothing loaded, watermark not moved"
+    else:
+        done = f"watermark {'moved to' if r.watermark_moved else 'stays at'} {fmt_time(mark)}"
+        done += "; online values older than the ttl expired" if expires else ""
+    r.note = f"{r.view}: 0 rows in {window} — {where}; {hint} ({done})"

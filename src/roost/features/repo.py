@@ -16,7 +16,7 @@ __all__ = ["put", "get", "list_all", "delete"]
 
 
 def _store() -> Any:
-    from roost.registry.store import default_store
+    from roost.registry.backend import default_store  # the workspace's store, or the roost server's
 
     return default_store()
 

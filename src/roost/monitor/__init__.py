@@ -20,6 +20,7 @@ _API = {
     "read_request_logs": "roost.monitor.sources:read_request_logs",
     "analyze": "roost.monitor.analysis:analyze",
     "analysis_frame": "roost.monitor.api:analysis_frame",
+    "training_overlap": "roost.monitor.overlap:training_overlap",
     "drift_html": "roost.monitor.report:drift_html",
     "prometheus_text": "roost.monitor.alerts:prometheus_text",
     "write_prom": "roost.monitor.alerts:write_prom",

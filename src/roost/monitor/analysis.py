@@ -38,6 +38,7 @@ class Analysis:
     confusion: dict[str, Any] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     source: str = ""
+    training_overlap: dict[str, Any] | None = None  # roost.monitor.overlap.TrainingOverlap.to_dict(), when checked
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-able form (NaN as null)."""
@@ -67,6 +68,7 @@ class Analysis:
                 "scores": self.scores,
                 "confusion": self.confusion,
                 "notes": self.notes,
+                "training_overlap": self.training_overlap,
             }
         )
         return out

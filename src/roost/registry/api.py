@@ -12,6 +12,8 @@ from typing import Any
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError
 from roost.registry import modelreg, retention
+from roost.registry.backend import default_store
+from roost.registry.interface import TrackingStore
 from roost.registry.lifecycle import FLUSH_INTERVAL_S, runs
 from roost.registry.run import (
     STAGED_TAG,
@@ -24,7 +26,6 @@ from roost.registry.run import (
     local_artifact,
     staging_dir,
 )
-from roost.registry.store import Store, default_store
 
 log = logging.getLogger(__name__)
 
@@ -35,7 +36,7 @@ def start_run(
     params: dict[str, Any] | None = None,
     tags: dict[str, Any] | None = None,
     parent_run_id: str | None = None,
-    store: Store | None = None,
+    store: TrackingStore | None = None,
 ) -> Run:
     """Start a run (use as a context manager: exception → FAILED, Ctrl-C/SIGTERM → KILLED, else FINISHED)."""
     return create_run(store or default_store(), experiment, name, params, tags, parent_run_id)
@@ -46,10 +47,6 @@ def upload_staged(run_id: str) -> list[str]:
 
     Returns the artifact paths uploaded.
     """
-    from sqlalchemy import delete
-
-    from roost.registry.models import Tag
-
     st = default_store()
     run = st.get_run(run_id)
     root = Path(run["tags"].get(STAGED_TAG) or staging_dir(run["run_id"]))
@@ -64,8 +61,7 @@ def upload_staged(run_id: str) -> list[str]:
             hint=f"nothing to upload; remove {root} if it is left over",
         )
     sent = artifacts.put_tree(root, run["artifact_uri"])
-    with st.write() as s:
-        s.execute(delete(Tag).where(Tag.run_id == run["run_id"], Tag.key == STAGED_TAG))
+    st.delete_tags(run["run_id"], [STAGED_TAG])
     shutil.rmtree(root, ignore_errors=True)
     return sent
 
@@ -142,32 +138,7 @@ def _page(limit: int | None, offset: int) -> tuple[int | None, int]:
 
 def filter_notices(filter: str | None, experiment: str | list[str] | None = None) -> list[str]:
     """One line per params/metrics/tags key a filter names that no run in the searched experiments has."""
-    from sqlalchemy import select
-
-    from roost.registry import query
-    from roost.registry.models import Experiment, LatestMetric, Param, Tag
-    from roost.registry.models import Run as RunRow
-
-    refs = query.filter_keys(filter) if filter and filter.strip() else []
-    if not refs:
-        return []
-    names = [experiment] if isinstance(experiment, str) else list(experiment or [])
-    tables: dict[str, type[Param] | type[LatestMetric] | type[Tag]] = {
-        "param": Param,
-        "metric": LatestMetric,
-        "tag": Tag,
-    }
-    notes = []
-    with default_store().read() as s:
-        for scope, key in refs:
-            t = tables[scope]
-            q = select(t.key).distinct()
-            if names:
-                q = q.join(RunRow, RunRow.id == t.run_id).join(Experiment, Experiment.id == RunRow.experiment_id)
-                q = q.where(Experiment.name.in_(names))
-            if s.scalar(q.where(t.key == key).limit(1)) is None:
-                notes.append(query.unknown_key_notice(scope, key, list(s.scalars(q.limit(5000)))))
-    return notes
+    return default_store().filter_notices(filter, experiment)
 
 
 def get_run(run_id: str) -> RunDict:
@@ -182,23 +153,25 @@ def metric_history(run_id: str, key: str | None = None) -> list[dict[str, Any]]:
 
 def tag_run(run_id: str, tags: dict[str, Any], delete: list[str] | None = None) -> RunDict:
     """Set (or delete) tags on any run, finished or not, by id or unique id prefix; returns the updated run."""
-    from sqlalchemy import delete as sql_delete
-
-    from roost.registry.models import Tag
-
     st = default_store()
     full = st.get_run(run_id)["run_id"]
     if tags:
         st.log_batch(full, tags=check_tags(tags))
     if delete:
-        with st.write() as s:
-            s.execute(sql_delete(Tag).where(Tag.run_id == full, Tag.key.in_(delete)))
+        st.delete_tags(full, list(delete))
     return st.get_run(full)
 
 
-def delete_run(run_id: str) -> None:
-    """Delete a run and its records."""
-    default_store().delete_run(run_id)
+def delete_run(run_id: str, force: bool = False) -> None:
+    """Soft-delete one run, as `delete_runs` and MLflow's `delete_run` do: hidden, restorable until `gc`.
+
+    Rows and artifacts stay until `gc()` removes them (the only hard delete); `restore_runs([run_id])` undoes it.
+    A RUNNING run, or one a model version was registered from, needs `force=True` (see `delete_runs`)."""
+    change = delete_runs([run_id], force=force)
+    if change.skipped_running:
+        raise RoostError(
+            f"run {change.skipped_running[0][:8]} is RUNNING: not deleted", hint="end it first, or pass force=True"
+        )
 
 
 def list_experiments() -> list[dict[str, Any]]:
@@ -211,7 +184,7 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
     st = default_store()
     if run_id is None:
         p = Path(path).resolve()
-        v = modelreg.register(st, name, "file://" + str(p), None)
+        v = st.register_model(name, "file://" + str(p), None)
     else:
         run = st.get_run(run_id)
         live = runs.find(run["run_id"])
@@ -220,30 +193,30 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
         source = artifacts.safe_join(run["artifact_uri"], path)
         if artifacts.is_local(source):  # a symlink in the run's folder must not register a package outside it
             artifacts.check_inside(run["artifact_uri"], source)
-        v = modelreg.register(st, name, source, run["run_id"])
+        v = st.register_model(name, source, run["run_id"])
     return resolve_model(f"{v.name}/{v.version}")
 
 
-def set_alias(name: str, version: int, alias: str) -> None:
-    """Point name@alias at a version."""
-    modelreg.set_alias(default_store(), name, version, alias)
+def set_alias(name: str, version: int, alias: str) -> bool:
+    """Point name@alias at a version; False (no move recorded) when it already points there."""
+    return default_store().set_alias(name, version, alias)
 
 
 def resolve_model(uri: str) -> modelreg.ModelVersionInfo:
     """'name@alias' | 'name/3' | 'name' → version record with a local package path."""
-    from roost import workspace
+    from roost.registry.places import state_dir
 
-    return modelreg.resolve(default_store(), uri, workspace.current().state_dir / "cache")
+    return default_store().resolve(uri, state_dir() / "cache")
 
 
 def list_models() -> list[dict[str, Any]]:
     """Registered models."""
-    return modelreg.list_models(default_store())
+    return default_store().list_models()
 
 
 def list_versions(name: str) -> list[modelreg.ModelVersionInfo]:
     """Versions of a model."""
-    return modelreg.list_versions(default_store(), name)
+    return default_store().list_versions(name)
 
 
 def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[RunDict]:
@@ -267,9 +240,7 @@ def delete_runs(
     progress: retention.Progress | None = None,
 ) -> retention.StageChange:
     """Soft-delete matching runs (hidden, restorable until `gc`); RUNNING runs and model sources need force."""
-    return retention.change_stage(
-        default_store(), "delete", run_ids, filter, experiment, older_than, dry_run, force, progress
-    )
+    return default_store().change_stage("delete", run_ids, filter, experiment, older_than, dry_run, force, progress)
 
 
 def archive_runs(
@@ -282,9 +253,7 @@ def archive_runs(
     progress: retention.Progress | None = None,
 ) -> retention.StageChange:
     """Archive matching runs: kept as they are, hidden from default listings (stages=("active", "archived") shows)."""
-    return retention.change_stage(
-        default_store(), "archive", run_ids, filter, experiment, older_than, dry_run, force, progress
-    )
+    return default_store().change_stage("archive", run_ids, filter, experiment, older_than, dry_run, force, progress)
 
 
 def restore_runs(
@@ -296,9 +265,7 @@ def restore_runs(
     progress: retention.Progress | None = None,
 ) -> retention.StageChange:
     """Bring deleted (not yet garbage-collected) or archived runs back to the default listings."""
-    return retention.change_stage(
-        default_store(), "restore", run_ids, filter, experiment, older_than, dry_run, False, progress
-    )
+    return default_store().change_stage("restore", run_ids, filter, experiment, older_than, dry_run, False, progress)
 
 
 def gc(
@@ -309,7 +276,7 @@ def gc(
     progress: retention.Progress | None = None,
 ) -> retention.GcReport:
     """Permanently remove runs deleted longer than `older_than` ago (default: all) with their artifacts."""
-    return retention.gc(default_store(), older_than, dry_run, batch_size, vacuum, progress)
+    return default_store().gc(older_than, dry_run, batch_size, vacuum, progress)
 
 
 __all__ = [

@@ -62,6 +62,8 @@ _Q_BEAT = (
     "status = CASE WHEN status = 'LOST' THEN 'RUNNING' ELSE status END "
     "WHERE id = ? AND status IN ('RUNNING', 'LOST')"
 )
+_Q_IDEM = "INSERT INTO idempotency_keys (key, created_at) VALUES (?, ?) ON CONFLICT (key) DO NOTHING"
+_Q_IDEM_PRUNE = "DELETE FROM idempotency_keys WHERE created_at < ?"
 _Q_FINISH = "UPDATE runs SET status = ?, end_time = ? WHERE id = ?"
 _Q_FINISH_BEAT = "UPDATE runs SET status = ?, end_time = ?, heartbeat_at = ? WHERE id = ?"
 
@@ -88,6 +90,8 @@ class HotPath:
         self.beat_sql = self._sql(_Q_BEAT)
         self.finish_sql = self._sql(_Q_FINISH)
         self.finish_beat_sql = self._sql(_Q_FINISH_BEAT)
+        self.idem_sql = self._sql(_Q_IDEM)
+        self.idem_prune_sql = self._sql(_Q_IDEM_PRUNE)
 
     def run_values(self, row: dict[str, Any]) -> tuple[Any, ...]:
         """The INSERT parameters of a `runs` row (column values by name)."""

@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, NoReturn
 from roost.errors import RoostError
 
 if TYPE_CHECKING:
+    from roost.registry.interface import TrackingStore as Store
     from roost.registry.run import Run
-    from roost.registry.store import Store
 
 log = logging.getLogger(__name__)
 

@@ -174,8 +174,9 @@ def register(store: Store, name: str, source: str, run_id: str | None) -> ModelV
     raise AssertionError("unreachable")  # pragma: no cover
 
 
-def set_alias(store: Store, name: str, version: int, alias: str) -> None:
-    """Point `name@alias` at `version`, recording the move in the alias history."""
+def set_alias(store: Store, name: str, version: int, alias: str, user: str | None = None) -> bool:
+    """Point `name@alias` at `version`, recording the move (and who made it: `user`, else the OS user) in the alias
+    history; False (nothing recorded) when it already points there."""
     _check_name(alias, "alias", ALIAS_MAX)
     if _NUMBER.fullmatch(alias):
         raise RoostError(f"alias {alias!r} is a number", hint="aliases are names like prod or staging")
@@ -189,16 +190,24 @@ def set_alias(store: Store, name: str, version: int, alias: str) -> None:
     with store.write() as s:
         cur = s.get(Alias, (name, alias))
         prev = cur.version if cur else None
+        if prev == version:  # not a move: the history keeps moves only
+            return False
         s.merge(Alias(name=name, alias=alias, version=version))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=version, previous_version=prev, changed_at=utcnow(), user=_user()
+                name=name,
+                alias=alias,
+                version=version,
+                previous_version=prev,
+                changed_at=utcnow(),
+                user=user or _user(),
             )
         )
+    return True
 
 
-def delete_alias(store: Store, name: str, alias: str) -> None:
-    """Remove `name@alias`."""
+def delete_alias(store: Store, name: str, alias: str, user: str | None = None) -> None:
+    """Remove `name@alias` (recorded in the alias history as made by `user`, else the OS user)."""
     with store.write() as s:
         cur = s.get(Alias, (name, alias))
         if cur is None:
@@ -206,7 +215,12 @@ def delete_alias(store: Store, name: str, alias: str) -> None:
         s.execute(delete(Alias).where(Alias.name == name, Alias.alias == alias))
         s.add(
             AliasHistory(
-                name=name, alias=alias, version=None, previous_version=cur.version, changed_at=utcnow(), user=_user()
+                name=name,
+                alias=alias,
+                version=None,
+                previous_version=cur.version,
+                changed_at=utcnow(),
+                user=user or _user(),
             )
         )
 
@@ -326,6 +340,11 @@ def parse_uri(uri: str) -> tuple[str, str | None, int | None]:
 
 def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVersionInfo:
     """Resolve 'name@alias' | 'name/3' | 'name' (latest) to a version with a local package path."""
+    return fetch_package(lookup(store, uri), cache_root)
+
+
+def lookup(store: Store, uri: str) -> ModelVersionInfo:
+    """Resolve 'name@alias' | 'name/3' | 'name' (latest) to its version record (nothing downloaded)."""
     name, alias, version = parse_uri(uri)
     if alias is not None and alias.lower() == LATEST and not has_alias(store, name, alias):
         alias = None  # 'name@latest': the latest version (an alias of that name, from before it was reserved, wins)
@@ -349,7 +368,12 @@ def resolve(store: Store, uri: str, cache_root: Path | None = None) -> ModelVers
         if not vs:
             raise NotFoundError(f"model {name!r} has no versions")
         version = vs[-1].version
-    info = get_version(store, name, version)
+    return get_version(store, name, version)
+
+
+def fetch_package(info: ModelVersionInfo, cache_root: Path | None = None) -> ModelVersionInfo:
+    """`info` with local_path set: its package itself when local, else a copy cached under `cache_root`."""
+    name = info.name
     cache = (cache_root or Path(".roost/cache")) / "models" / name / str(info.version)
     info.local_path = artifacts.fetch(info.source, cache)
     if artifacts.is_local(info.source) and not info.local_path.exists():

@@ -62,7 +62,7 @@ def remove_artifacts(run_id: str, uri: str, keep: list[str]) -> None:
                     fs.rm(doomed)
                 except FileNotFoundError as exc:
                     log.debug("gc: some artifacts of run %s were already removed (%s)", run_id, exc)
-    from roost.registry.run import staging_dir
+    from roost.registry.places import staging_dir
 
     try:
         shutil.rmtree(staging_dir(run_id), ignore_errors=True)

@@ -21,12 +21,21 @@ from sqlalchemy.exc import IntegrityError
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError, redact_url
+from roost.registry.backend import default_store
+from roost.registry.interface import TrackingStore
 from roost.registry.lifecycle import ERROR_TAG, Terminated, describe_error, runs
-from roost.registry.store import Store, decode_param, default_store, param_rows, utcnow
+from roost.registry.places import staging_dir as staging_dir
+from roost.registry.places import state_dir
+from roost.registry.rest import ServerUnavailable
+from roost.registry.store import decode_param, param_rows, utcnow
 
 log = logging.getLogger(__name__)
 
-FLUSH_MAX_POINTS = 5000
+FLUSH_MAX_POINTS = 5000  # a full buffer is flushed at once, by the logging thread
+BATCH_MAX_POINTS = 50_000  # points per write: a backlog (after a server outage) goes in several batches
+# Points a run keeps while its store cannot be written (e.g. a roost server restarting). Past it, the OLDEST points
+# are dropped, with a warning: training never blocks on the store. About 100 bytes a point: ~100 MB at the bound.
+MAX_BUFFERED_POINTS = 1_000_000
 STATUSES = ("RUNNING", "FINISHED", "FAILED", "KILLED", "LOST", "SKIPPED")
 STAGED_TAG = "roost.artifacts.staged"  # set while a remote run's artifacts wait in a local folder (failed upload)
 RunDict = dict[str, Any]
@@ -157,7 +166,7 @@ class Run:
     before them is committed.
     """
 
-    def __init__(self, store: Store, row: RunDict, staging: Path | None = None, owner: bool = True) -> None:
+    def __init__(self, store: TrackingStore, row: RunDict, staging: Path | None = None, owner: bool = True) -> None:
         self.store = store
         self.id: str = row["run_id"]
         self.info = row
@@ -167,6 +176,8 @@ class Run:
         self._staging = staging  # remote roots: the local mirror of the run's artifacts (see artifact_dir)
         self._uploaded: dict[str, tuple[int, int]] = {}  # staged file -> (size, mtime_ns) already on the store
         self._buf: list[MetricPoint] = []
+        self._unsent: tuple[str, list[MetricPoint]] | None = None  # a batch whose write failed: resent with its key
+        self._dropped = 0  # points dropped past MAX_BUFFERED_POINTS
         self._steps: dict[str, int] = {}
         self._lock = threading.Lock()  # guards the buffer and _ended
         self._flush_lock = threading.Lock()  # one batch in flight at a time: flush() waits for the one being written
@@ -269,10 +280,7 @@ class Run:
 
     def _gone(self) -> bool:
         """True when this run's row is no longer in the store."""
-        from roost.registry.models import Run as RunRow
-
-        with self.store.read() as s:
-            return s.get(RunRow, self.id) is None
+        return self.id not in self.store.runs_by_ids([self.id], reap=False)
 
     def log_metric(self, key: str, value: float, step: int | None = None) -> None:
         """Buffer one metric point; flushed within a second, at end, or when the buffer is full."""
@@ -299,13 +307,25 @@ class Run:
             self._steps[key] = max(st, self._steps.get(key, -1))
         with self._lock:
             self._buf.extend(points)
+            over = len(self._buf) - MAX_BUFFERED_POINTS
+            if over > 0:
+                del self._buf[:over]
+                self._dropped += over
             full = len(self._buf) >= FLUSH_MAX_POINTS
+        if over > 0:
+            log.warning(
+                "roost: run %s: the store is unreachable and %d points wait; dropped the %d oldest (%d so far)",
+                self.id, MAX_BUFFERED_POINTS, over, self._dropped,
+            )  # fmt: skip
         if full:
-            self.flush()
+            try:
+                self.flush()
+            except ServerUnavailable as exc:  # kept in the buffer; the flusher thread retries with the same key
+                log.warning("roost: run %s: %s; %d points kept for later", self.id, exc, len(self._buf))
 
     def flush_pending(self) -> bool:
         """True when metric points wait in the buffer."""
-        return bool(self._buf)
+        return bool(self._buf) or self._unsent is not None
 
     def flush(self) -> None:
         """Write the buffered metric points (and the heartbeat) in one transaction.
@@ -313,19 +333,22 @@ class Run:
         Returns once they are committed, and also any batch the background thread was writing when it was called.
         """
         with self._flush_lock:
-            with self._lock:
-                batch, self._buf = self._buf, []
-            if not batch:
-                return
-            try:
-                self._write(f"{len(batch)} metric point(s)", metrics=batch, heartbeat=True)
-            except NotFoundError:  # the run was deleted: its points cannot be written anywhere, not even later
-                raise
-            except BaseException:  # also SIGTERM/Ctrl-C mid-write: put them back so the final flush writes them
+            while True:
                 with self._lock:
-                    self._buf[:0] = batch
-                raise
-            self.last_heartbeat = time.monotonic()
+                    if self._unsent is None:
+                        if not self._buf:
+                            return
+                        batch = self._buf[:BATCH_MAX_POINTS]
+                        del self._buf[:BATCH_MAX_POINTS]
+                        self._unsent = (uuid.uuid4().hex, batch)
+                    key, batch = self._unsent
+                try:  # a failed write (also SIGTERM/Ctrl-C mid-write) keeps the batch and its key for the retry
+                    self._write(f"{len(batch)} metric point(s)", metrics=batch, heartbeat=True, idempotency_key=key)
+                except NotFoundError:  # the run was deleted: its points cannot be written anywhere, not even later
+                    self._unsent = None
+                    raise
+                self._unsent = None
+                self.last_heartbeat = time.monotonic()
 
     def _close(self, status: str, error: str | None) -> bool:
         """Write the last metric points, the error tag and the final status in one transaction; False if it failed.
@@ -335,6 +358,8 @@ class Run:
         """
         with self._flush_lock:
             with self._lock:
+                if self._unsent is not None or len(self._buf) > BATCH_MAX_POINTS:
+                    return False  # a batch waits to be resent with its key: end() flushes step by step
                 batch, self._buf = self._buf, []
             try:
                 self.store.log_batch(
@@ -511,7 +536,7 @@ class Run:
 
 
 def create_run(
-    store: Store,
+    store: TrackingStore,
     experiment: str = "default",
     name: str | None = None,
     params: dict[str, Any] | None = None,
@@ -527,11 +552,14 @@ def create_run(
 
     params = check_params(params or {})  # before anything is written: a bad name or value leaves no run behind
     str_tags = check_tags(tags or {})
-    ws = workspace.current()
     eid = store.get_or_create_experiment(experiment)
     run_id = uuid.uuid4().hex
     commit, dirty = _git_info(Path.cwd())
-    root = ws.artifacts if "://" in ws.artifacts else "file://" + ws.artifacts
+    if store.remote:
+        root = ""  # the server sets the artifact root (its proxy URI comes back in row["artifact_uri"])
+    else:
+        ws = workspace.current()
+        root = ws.artifacts if "://" in ws.artifacts else "file://" + ws.artifacts
     now = utcnow()
     row: RunDict = {
         "id": run_id,
@@ -555,7 +583,7 @@ def create_run(
     info["metrics"] = {}
     info["tags"] = str_tags
     info["lifecycle_stage"] = "active"  # the column's default (registry.retention)
-    return Run(store, info, staging=ws.state_dir / "staging" / run_id)
+    return Run(store, info, staging=state_dir() / "staging" / run_id)
 
 
 @functools.cache
@@ -567,7 +595,7 @@ def _user() -> str | None:
         return None
 
 
-def attach_run(run_id: str, store: Store | None = None) -> Run:
+def attach_run(run_id: str, store: TrackingStore | None = None) -> Run:
     """This process logs to run `run_id` that another process opened: it becomes the active run.
 
     Ending it (or process exit) only flushes and detaches; the owning process sets the final status.
@@ -581,21 +609,12 @@ def attach_run(run_id: str, store: Store | None = None) -> Run:
     return run
 
 
-def staging_dir(run_id: str) -> Path:
-    """The local folder where a run with a remote artifact root stages its artifacts: .roost/staging/RUN_ID."""
-    from roost import workspace
-
-    return workspace.current().state_dir / "staging" / run_id
-
-
 def local_artifact(run: RunDict | str, path: str = "") -> Path:
     """A local path of artifact `path` (file or folder) of a run (its dict or id), for code that needs files.
 
     Local roots: the file itself. Remote roots (s3://, …): the staged copy while the run stages (or after a failed
     upload), else a copy downloaded once under .roost/cache/runs/RUN_ID/artifacts/ (NotFoundError when absent).
     """
-    from roost import workspace
-
     if isinstance(run, str):
         run = default_store().get_run(run)
     uri = artifacts.safe_join(run["artifact_uri"], path)
@@ -607,4 +626,4 @@ def local_artifact(run: RunDict | str, path: str = "") -> Path:
     if staging.exists():
         return Path(artifacts.safe_join(str(staging), path))
     rel = Path(artifacts.safe_join(str(staging), path)).relative_to(staging)
-    return artifacts.fetch(uri, workspace.current().state_dir / "cache" / "runs" / run["run_id"] / "artifacts" / rel)
+    return artifacts.fetch(uri, state_dir() / "cache" / "runs" / run["run_id"] / "artifacts" / rel)

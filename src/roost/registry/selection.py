@@ -8,9 +8,10 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, select
 
-from roost.errors import NotFoundError, RoostError
+from roost.errors import RoostError
 from roost.registry import reads
 from roost.registry.models import Run
+from roost.registry.prefix import resolve_run_id
 from roost.registry.store import Store, utcnow
 
 MAX_AGE_DAYS = 365_000  # --older-than beyond 1,000 years is a typo, and far past the calendar's start
@@ -55,15 +56,7 @@ def select_runs(
         full = []
         for rid in ids:
             with store.read() as s:
-                # autoescape: `%` and `_` in what the user typed are literal characters, not LIKE wildcards
-                hit = s.scalars(select(Run.id).where(Run.id.startswith(rid, autoescape=True)).limit(2)).all()
-                hit = hit if rid else []
-            if len(hit) != 1 and rid not in hit:
-                raise NotFoundError(
-                    f"run {rid!r} {'is ambiguous' if hit else 'not found'}",
-                    hint="give more of the id" if hit else "list runs with `roost runs list --all`",
-                )
-            full.append(rid if rid in hit else hit[0])
+                full.append(resolve_run_id(s, rid, hint="list runs with `roost runs list --all`"))
         conds.append(Run.id.in_(full))
     if experiment:
         names = [experiment] if isinstance(experiment, str) else list(experiment)

@@ -5,11 +5,10 @@ from __future__ import annotations
 import atexit
 import contextlib
 import logging
-import os
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, bindparam, case, delete, exists, func, null, select, update
@@ -30,10 +29,16 @@ from roost.registry.models import (
     StoredObject,
     Tag,
 )
+from roost.registry.values import HEARTBEAT_TIMEOUT_S as HEARTBEAT_TIMEOUT_S
+from roost.registry.values import MAX_TIMEOUT_S, heartbeat_timeout_s, param_values
+from roost.registry.values import aware as aware
+from roost.registry.values import decode_param as decode_param
+from roost.registry.values import param_rows as param_rows
+from roost.registry.values import typed_param as typed_param
+from roost.registry.values import utcnow as utcnow
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_TIMEOUT_S = 300.0  # a RUNNING run whose heartbeat is older is marked LOST (ROOST_HEARTBEAT_TIMEOUT_S)
 RunDict = dict[str, Any]
 MetricPoint = tuple[str, float, int, float]
 
@@ -41,61 +46,14 @@ _stores: dict[str, Store] = {}
 _lock = threading.Lock()
 
 
-MAX_TIMEOUT_S = 100 * 365 * 86400.0  # a heartbeat timeout longer than this is a typo (and inf overflows a timedelta)
-
-
-def heartbeat_timeout_s() -> float:
-    """Seconds without a heartbeat after which a RUNNING run counts as LOST (ROOST_HEARTBEAT_TIMEOUT_S, default 300)."""
-    raw = os.environ.get("ROOST_HEARTBEAT_TIMEOUT_S")
-    try:
-        value = float(raw) if raw else HEARTBEAT_TIMEOUT_S
-    except ValueError:
-        value = -1.0
-    if not 0 < value <= MAX_TIMEOUT_S:  # also NaN and inf, which broke every read (timedelta overflow)
-        raise RoostError(
-            f"ROOST_HEARTBEAT_TIMEOUT_S={raw!r} is not a positive number of seconds", hint="seconds, e.g. 300"
-        )
-    return value
-
-
-def utcnow() -> datetime:
-    """The current time, timezone-aware UTC."""
-    return datetime.now(UTC)
-
-
-def aware(dt: datetime | None) -> datetime | None:
-    """Return `dt` as timezone-aware UTC (SQLite hands back naive UTC)."""
-    if dt is None:
-        return None
-    return dt if dt.tzinfo else dt.replace(tzinfo=UTC)
-
-
-def typed_param(value: Any) -> tuple[str, str, float | None]:
-    """Encode a param value as (text, type, numeric view)."""
-    if isinstance(value, bool):
-        return ("true" if value else "false"), "bool", float(value)
-    if isinstance(value, int):
-        return str(value), "int", float(value)
-    if isinstance(value, float):
-        return repr(value), "float", value
-    if value is None:
-        return "None", "str", None
-    return str(value), "str", None
-
-
-def decode_param(text: str, typ: str) -> Any:
-    """Decode a stored param into its Python type."""
-    if typ == "int":
-        return int(text)
-    if typ == "float":
-        return float(text)
-    if typ == "bool":
-        return text == "true"
-    return text
+IDEMPOTENCY_KEEP = timedelta(days=7)  # a client retries a batch within minutes; keys older than this are pruned
+IDEMPOTENCY_PRUNE_EVERY = 1000  # keyed writes between two prunes (per process)
 
 
 class Store:
-    """Repository operations on one database URL."""
+    """Repository operations on one database URL (the SQL side; registry ops: roost.registry.sqlstore.SqlStore)."""
+
+    remote = False  # a SQL store, not a server client (roost.registry.interface.TrackingStore)
 
     def __init__(self, url: str) -> None:
         self.url = url
@@ -103,6 +61,7 @@ class Store:
         self._next_reap = 0.0  # monotonic time of the next stale-run scan on reads (see reap)
         self._hot = HotPath(self.engine)  # the run hot path's statements, straight to the driver
         self._experiment_ids: dict[str, int] = {}  # name -> id; experiments are never renamed or deleted
+        self._keys_claimed = 0  # idempotency keys recorded by this process (old ones pruned now and then)
 
     # -- schema -----------------------------------------------------------------------------------------
     def ensure_schema(self, create: bool = True) -> None:
@@ -174,7 +133,7 @@ class Store:
             with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
                 cur.execute(hp.insert_run_sql, hp.run_values(row))
                 if params:
-                    cur.executemany(hp.param_sql, [_param_values(row["id"], k, v) for k, v in params.items()])
+                    cur.executemany(hp.param_sql, [param_values(row["id"], k, v) for k, v in params.items()])
                 if tags:
                     cur.executemany(hp.tag_sql, [(row["id"], k, v) for k, v in tags.items()])
         except IntegrityError:
@@ -202,7 +161,7 @@ class Store:
                 latest[(p[0], p[1])] = p
         with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
             cur.executemany(hp.insert_run_sql, [hp.run_values(r) for r in runs])
-            cur.executemany(hp.param_sql, [_param_values(rid, k, v) for rid, k, v in params])
+            cur.executemany(hp.param_sql, [param_values(rid, k, v) for rid, k, v in params])
             cur.executemany(hp.tag_sql, [(rid, k, str(v)) for rid, k, v in tags])
             cur.executemany(hp.metric_sql, points)
             cur.executemany(hp.latest_sql, list(latest.values()))
@@ -226,14 +185,19 @@ class Store:
         metrics: Iterable[MetricPoint] = (),
         heartbeat: bool = False,
         finish: tuple[str, datetime] | None = None,
+        idempotency_key: str | None = None,
     ) -> None:
         """Write params, tags and metric points (key, value, step, ts) in one transaction (with the heartbeat).
 
         finish=(status, end_time) also closes the run in the same transaction (NotFoundError if it is gone).
+        idempotency_key: recorded in the same transaction first; a key already recorded means the batch was
+        applied before (a client's retry) and nothing is written.
         """
         metrics = list(metrics)
         hp = self._hot
         with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+            if idempotency_key is not None and not self._claim_key(cur, idempotency_key):
+                return
             if heartbeat and finish is None:  # a finishing run's last heartbeat rides in the finish update
                 cur.execute(hp.beat_sql, (hp.time(utcnow()), run_id))
             if params:
@@ -273,20 +237,27 @@ class Store:
                 if not done:
                     raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
 
+    def _claim_key(self, cur: Any, key: str) -> bool:
+        """Record an idempotency key in the current transaction; False when it was recorded before."""
+        hp = self._hot
+        now = utcnow()
+        if not cur.execute(hp.idem_sql, (key, hp.time(now))):
+            return False
+        self._keys_claimed += 1
+        if self._keys_claimed % IDEMPOTENCY_PRUNE_EVERY == 1:  # now and then: forget keys older than a week
+            cur.execute(hp.idem_prune_sql, (hp.time(now - IDEMPOTENCY_KEEP),))
+        return True
+
     def get_run(self, run_id: str) -> RunDict:
         """A run with params, latest metrics and tags, as a dict (stale RUNNING runs are marked LOST first)."""
         self.reap()
         with self.read() as s:
             r = s.get(Run, run_id)
             if r is None:
-                ids = (
-                    s.scalars(select(Run.id).where(Run.id.startswith(run_id, autoescape=True)).limit(2)).all()
-                    if run_id
-                    else []
-                )
-                r = s.get(Run, ids[0]) if len(ids) == 1 else None
-                if r is None:
-                    raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
+                from roost.registry.prefix import resolve_run_id  # an ambiguous prefix lists its candidates
+
+                r = s.get(Run, resolve_run_id(s, run_id))
+            assert r is not None
             return self.run_dicts(s, [r])[0]
 
     def run_dicts(self, s: Session, runs: list[Run]) -> list[RunDict]:
@@ -529,21 +500,6 @@ def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | No
     return out
 
 
-def _param_values(run_id: str, key: str, value: Any) -> tuple[str, str, str, str, float | None, str]:
-    """The parameters of HotPath.param_sql (the run id twice: the row's, and the run whose start_time it copies)."""
-    text, typ, num = typed_param(value)
-    return (run_id, str(key), text, typ, num, run_id)
-
-
-def param_rows(run_id: str, params: dict[str, Any]) -> list[dict[str, Any]]:
-    """Rows of the params table for a run's params (typed as typed_param encodes them)."""
-    rows = []
-    for k, v in params.items():
-        text, typ, num = typed_param(v)
-        rows.append({"run_id": run_id, "key": str(k), "value": text, "type": typ, "num": num})
-    return rows
-
-
 def _chunks(xs: list[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(xs), n):
         yield xs[i : i + n]
@@ -563,19 +519,37 @@ _BEAT = (
 )
 
 
-def open_store(url: str, create: bool = True) -> Store:
-    """The (cached, per process) store for `url`, migrated to the current schema."""
+def open_store(url: str, create: bool = True, cls: type[Store] = Store) -> Store:
+    """The (cached, per process) SQL store for `url`, migrated to the current schema.
+
+    cls: a subclass that only adds methods (roost.registry.sqlstore.SqlStore); the cached store becomes one.
+    """
+    if url.startswith(("http://", "https://")):
+        raise RoostError(
+            f"{url} is a roost server, not a database: this needs direct store access",
+            hint="use roost.registry.backend.open_store for a server client, or run it on the server host",
+        )
     with _lock:
         st = _stores.get(url)
         if st is None:
-            st = Store(url)
+            st = cls(url)
             st.ensure_schema(create=create)
             _stores[url] = st
+        elif not isinstance(st, cls):
+            st.__class__ = cls  # same state, more methods (cls adds no attributes)
         return st
 
 
-def default_store() -> Store:
-    """The store of the current workspace."""
+def default_store(what: str = "this command") -> Store:
+    """The SQL store of the current workspace (RoostError naming `what` when the workspace is a server client)."""
+    from roost.registry import credentials
+
+    server = credentials.server_url()
+    if server is not None:
+        raise RoostError(
+            f"{what} needs direct store access, and this client talks to the roost server {server}",
+            hint="run it on the server host (with ROOST_STORE_URL), or unset ROOST_SERVER / `roost logout`",
+        )
     return open_store(workspace.current().store_url)
 
 

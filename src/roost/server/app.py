@@ -18,9 +18,8 @@ FORM_PATHS = ("/login", "/logout")
 def create_server_app(settings: ServerSettings | None = None) -> Starlette:
     """Build the server app from `settings` (None: from ROOST_SERVER_SETTINGS, as each uvicorn worker does)."""
     from roost.netpolicy.guard import Guard
-    from roost.netpolicy.limits import ConnStats
     from roost.netpolicy.metrics import metrics_route
-    from roost.server import api_v1, audit, auth, mlflow_api, proxy, responses
+    from roost.server import api_v1, audit, auth, mlflow_api, proxy, responses, runner
     from roost.ui.app import create_app as ui_app
     from roost.ui.security import SecurityHeaders
 
@@ -46,10 +45,14 @@ def create_server_app(settings: ServerSettings | None = None) -> Starlette:
         exception_handlers={RoostError: responses.roost_error, Exception: responses.server_error},
     )
     app.state.settings = settings
-    app.state.conn_stats = ConnStats()
+    app.state.conn_stats = runner.STATS  # what the worker's limited protocol counts (runner.http_protocol)
     return app
 
 
 def app_from_env() -> Starlette:
     """The app factory `uvicorn --factory` calls in each worker (settings from ROOST_SERVER_SETTINGS)."""
-    return create_server_app()
+    from roost.server import runner
+
+    settings = ServerSettings.from_env()
+    runner.prepare_process(settings)
+    return create_server_app(settings)

@@ -207,6 +207,9 @@ def train_auto(
         tb_url,
         tb_proc,
         candidates={r.model_type: r.metrics for r in results},
+        weights={c: float(weights.get(c, 0.0)) for c in cands},
+        criterion=criterion,
+        primary=primary,
     )
 
 

@@ -60,6 +60,7 @@ class LoopInfo:
     steps_per_epoch: int = 0
     best_epoch: int = 0
     stopped_early: bool = False
+    unit: str = "epoch"  # what `epochs` counts, as progress shows it: "epoch", or "round" for boosting
 
 
 class Estimator:

@@ -93,7 +93,8 @@ class Progress:
         """Start the bar for the next epoch."""
         if self.task is not None:
             self.bar.remove_task(self.task)
-        self.task = self.bar.add_task(f"epoch {state.epoch + 1}/{state.epochs}", total=state.steps_per_epoch, info="")
+        unit = getattr(state, "unit", "epoch")
+        self.task = self.bar.add_task(f"{unit} {state.epoch + 1}/{state.epochs}", total=state.steps_per_epoch, info="")
 
     def on_train_begin(self, state: Any) -> None:
         """Show the bar."""
@@ -111,7 +112,8 @@ class Progress:
         keys = ["train_loss", "val_loss"] + ([f"val_{self.primary}"] if self.primary else [])
         parts = [f"{k} {logs[k]:.4f}" for k in keys if k in logs]
         self._head()
-        self.console.print(f"epoch {state.epoch}/{state.epochs}  " + "  ".join(parts), highlight=False)
+        unit = getattr(state, "unit", "epoch")  # LightGBM counts boosting rounds
+        self.console.print(f"{unit} {state.epoch}/{state.epochs}  " + "  ".join(parts), highlight=False)
         if state.steps_per_epoch <= 1:  # boosting rounds: one bar for all
             if self.task is None:
                 self._new_task(state)

@@ -166,8 +166,11 @@ TYPE_HINTS = {
 
 
 def _format(exc: ValidationError) -> ConfigError:
-    """One-line ConfigError from the first pydantic error: the dotted field, what is wrong, what is allowed."""
-    err = exc.errors()[0]
+    """One-line ConfigError from the first pydantic error (an unknown key before the rest): the dotted field, what is
+    wrong, what is allowed."""
+    errors = exc.errors()
+    # an unknown key first: `labl:` is the cause of "label: required field is missing", and its did-you-mean says so
+    err = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     loc = tuple(str(p) for p in err["loc"])
     field = ".".join(loc) or "config"
     if err["type"] == "extra_forbidden":

@@ -94,7 +94,7 @@ class LightGBMModel(Estimator):
         self.model_ = cls(**kw)
         cat = [i for i, c in enumerate(self.spec_.columns) if c.kind == "categorical"]
         fit_kw: dict[str, Any] = {"categorical_feature": cat or "auto"}
-        info = LoopInfo(epochs=p["n_estimators"], steps_per_epoch=1)
+        info = LoopInfo(epochs=p["n_estimators"], steps_per_epoch=1, unit="round")
         for cb in callbacks:
             getattr(cb, "on_train_begin", lambda s: None)(info)
         relay = _Relay(callbacks, info, p["log_every"], p["n_estimators"])

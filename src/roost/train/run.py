@@ -41,6 +41,9 @@ class TrainResult:
     tensorboard_process: Any = field(default=None, repr=False)
     tensorboard_pid: int | None = None  # set instead of the process when rank 0 of `nproc` workers started it
     candidates: dict[str, dict[str, float]] | None = None  # model: auto — each candidate's val/test metrics
+    weights: dict[str, float] | None = None  # model: auto — each candidate's blend weight (0: left out)
+    criterion: str = ""  # model: auto — how the weights were chosen (e.g. validation, 5-fold cross-fit)
+    primary: str = ""  # model: auto — the task's headline metric the candidates were compared on (val_<primary>)
 
 
 class Interrupted(KeyboardInterrupt):

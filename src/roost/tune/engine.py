@@ -102,7 +102,7 @@ class Engine:
     """Ask/tell/report over one repository store; one instance per process is enough (it caches samplers)."""
 
     def __init__(self, store: Store | None = None, clock: Callable[[], float] = time.time) -> None:
-        self.store = store or default_store()
+        self.store = store or default_store("roost tune (its study tables)")
         self.clock = clock
         self._cache: dict[str, dict[str, Any]] = {}
         self._cache_lock = threading.Lock()

@@ -131,7 +131,7 @@ class TrainObjective:
 
     def __call__(self, ctx: Any) -> float:
         """Run one training and return its metric."""
-        from roost.registry.store import default_store
+        from roost.registry.backend import default_store
         from roost.train.api import train
 
         sig = inspect.signature(train).parameters

@@ -93,7 +93,7 @@ def trial_task(
     """Body of one Ray task: run one leased trial against the shared repository; returns its state and place."""
     import ray
 
-    from roost.registry.store import default_store
+    from roost.registry.backend import default_store
     from roost.tune.engine import Engine
     from roost.tune.trials import TrialContext, run_trial
 

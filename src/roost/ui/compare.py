@@ -32,7 +32,7 @@ def compare_ids(values: list[str], least: int = 2, most: int = MAX_COMPARE) -> l
 
 def compare_runs(ids: list[str], store: Store | None = None) -> list[RunDict]:
     """The runs for `ids` in order (full ids or unique prefixes, as get_run), read with IN queries, not per run."""
-    st = store or default_store()
+    st = store or default_store("the web UI")
     found = st.runs_by_ids(ids)
     out: dict[str, RunDict] = {}
     for i in ids:

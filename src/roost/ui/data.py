@@ -112,7 +112,7 @@ def runs_page(
     With `nest`, pages hold top-level runs only and each brings its nested runs (trials, candidates, tasks).
     With `archived`, archived runs are listed too (deleted runs never are).
     """
-    st = store or default_store()
+    st = store or default_store("the web UI")
     per_page = max(1, min(int(per_page), MAX_PER_PAGE))
     page = max(1, int(page))
     got = reads.runs_slice(
@@ -162,14 +162,14 @@ def diff_rows(runs: list[dict[str, Any]], section: str) -> list[dict[str, Any]]:
 
 def runs_by_ids(ids: list[str], store: Store | None = None) -> dict[str, dict[str, Any]]:
     """Full run dicts for the given (full) ids, keyed by id; unknown ids are left out."""
-    return (store or default_store()).runs_by_ids(ids, reap=False)
+    return (store or default_store("the web UI")).runs_by_ids(ids, reap=False)
 
 
 def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
     """A model's versions with aliases, producing runs and metrics side by side, plus its alias history."""
     from roost.registry import modelreg
 
-    st = store or default_store()
+    st = store or default_store("the web UI")
     versions = [v.to_dict() for v in modelreg.list_versions(st, name)]
     runs = runs_by_ids([v["run_id"] for v in versions if v["run_id"]], st)
     for v in versions:
@@ -185,5 +185,5 @@ def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
 
 def feature_views(store: Store | None = None) -> dict[str, dict[str, Any]]:
     """Feature view specs registered by the feature store ({} when there are none)."""
-    st = store or default_store()
+    st = store or default_store("the web UI")
     return st.list_objects("feature_view")

@@ -1,0 +1,131 @@
+"""Autolog overhead: a 10k-row fit of scikit-learn, LightGBM and XGBoost with no logging, with roost.autolog() and
+with mlflow.autolog() (MLflow 3.17.2 in .bench/mlflow_autolog, created if missing, with the same library versions).
+
+Each tool runs in its own process: per library it alternates plain fits and autologged fits (autolog switched on and
+off between them: disable=True) and keeps the median of each; overhead = autologged - plain. Both log to SQLite in a
+temporary folder; both with their defaults (the model logged: roost converts it to an ONNX package, MLflow pickles
+it). Targets (issue 38): roost < 2 % over no logging; MLflow's overhead / roost's >= 10. Prints `ratio: X` last
+(MLflow's total overhead / roost's).
+
+    .venv/bin/python bench/autolog.py [--repeats 5] [--rows 10000] [--skip-mlflow]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from importlib.metadata import version
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from _common import REPO, machine, peer_venv, run_driver
+
+os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"})
+
+DRIVER = r"""
+import json, os, statistics, sys, tempfile, time, warnings
+warnings.filterwarnings("ignore")
+import logging
+logging.disable(logging.WARNING)
+tool, rows, repeats, extra = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), json.loads(sys.argv[4])
+import numpy as np
+import lightgbm as lgb
+import xgboost as xgb
+from sklearn.datasets import make_classification
+from sklearn.ensemble import RandomForestClassifier
+
+X, y = make_classification(n_samples=rows + rows // 5, n_features=20, n_informative=10, random_state=0)
+Xt, yt, Xv, yv = X[:rows], y[:rows], X[rows:], y[rows:]
+FITS = {
+    "sklearn": lambda: RandomForestClassifier(n_estimators=50, max_depth=10, random_state=0, n_jobs=1).fit(Xt, yt),
+    "lightgbm": lambda: lgb.LGBMClassifier(n_estimators=200, num_leaves=31, verbose=-1, n_jobs=1).fit(
+        Xt, yt, eval_set=[(Xv, yv)]),
+    "xgboost": lambda: xgb.XGBClassifier(n_estimators=200, max_depth=6, n_jobs=1).fit(
+        Xt, yt, eval_set=[(Xv, yv)], verbose=False),
+}
+tmp = tempfile.mkdtemp()
+os.chdir(tmp)
+if tool == "roost":
+    import roost
+    roost.init(os.path.join(tmp, "ws"))
+    roost.use_workspace(os.path.join(tmp, "ws"))
+    on = lambda: roost.autolog(silent=True, **extra)
+    off = lambda: roost.autolog(disable=True)
+    count = lambda: len(roost.search_runs())
+else:
+    import mlflow
+    mlflow.set_tracking_uri("sqlite:///" + os.path.join(tmp, "mlflow.db"))
+    mlflow.set_experiment("autolog")
+    on = lambda: mlflow.autolog(silent=True, **extra)
+    off = lambda: mlflow.autolog(disable=True)
+    count = lambda: len(mlflow.search_runs(search_all_experiments=True))
+on(); off()  # imports and first-call setup out of the timings
+out = {}
+for name, fit in FITS.items():
+    fit()  # warm-up
+    plain, logged = [], []
+    for _ in range(repeats):
+        t = time.perf_counter(); fit(); plain.append(time.perf_counter() - t)
+        on()
+        t = time.perf_counter(); fit(); logged.append(time.perf_counter() - t)
+        off()
+    out[name] = {"plain_s": statistics.median(plain), "autolog_s": statistics.median(logged)}
+    print(name, out[name], file=sys.stderr, flush=True)
+out["runs"] = count()
+print(json.dumps(out))
+"""
+
+LIBS = ("sklearn", "lightgbm", "xgboost")
+
+
+def measure(python: Path | str, tool: str, rows: int, repeats: int, extra: dict, env: dict | None = None) -> dict:
+    """The driver's figures for one tool (a process of its own)."""
+    return run_driver(python, DRIVER, [tool, str(rows), str(repeats), json.dumps(extra)], REPO, env=env, timeout=3600)
+
+
+def report(label: str, res: dict) -> float:
+    """Print one tool's rows; returns its total overhead in seconds."""
+    total = 0.0
+    for lib in LIBS:
+        p, a = res[lib]["plain_s"], res[lib]["autolog_s"]
+        total += a - p
+        print(
+            f"{label:<28} {lib:<9} plain {p:7.3f} s  autolog {a:7.3f} s  overhead {a - p:+7.3f} s ({(a / p - 1):+7.1%})"
+        )
+    return total
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=10_000)
+    ap.add_argument("--repeats", type=int, default=5)
+    ap.add_argument("--skip-mlflow", action="store_true")
+    args = ap.parse_args()
+    print(machine())
+    env = {"PYTHONPATH": str(REPO / "src")}
+    roost_res = measure(sys.executable, "roost", args.rows, args.repeats, {}, env)
+    no_models = measure(sys.executable, "roost", args.rows, args.repeats, {"log_models": False}, env)
+    roost_total = report("roost.autolog()", roost_res)
+    report("roost.autolog(log_models=False)", no_models)
+    if args.skip_mlflow:
+        return
+    # the libraries at the versions of roost's .venv (scikit-learn 1.9.1, LightGBM 4.7.0, XGBoost 3.2.0)
+    py = peer_venv(
+        "mlflow_autolog",
+        ["mlflow==3.17.2", "scikit-learn==1.9.1", "lightgbm==4.7.0", "xgboost==3.2.0"],
+        "mlflow, lightgbm, xgboost, sklearn",
+    )
+    pins = {"scikit-learn": "1.9.1", "lightgbm": "4.7.0", "xgboost": "3.2.0"}
+    mismatch = [f"{m}=={v}" for m, v in pins.items() if version(m) != v]
+    if mismatch:
+        print(f"note: roost's .venv has other versions than {mismatch}", file=sys.stderr)
+    mlflow_res = measure(py, "mlflow", args.rows, args.repeats, {})
+    mlflow_total = report("mlflow.autolog()", mlflow_res)
+    print(f"total overhead: roost {roost_total:.3f} s, MLflow {mlflow_total:.3f} s")
+    print(f"ratio: {mlflow_total / max(roost_total, 1e-3):.1f}")
+
+
+if __name__ == "__main__":
+    main()

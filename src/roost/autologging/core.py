@@ -1,0 +1,154 @@
+"""What every autolog flavor shares: patches with a clean undo, its settings, the run a fit logs to, and the rule that
+logging never breaks the user's fit."""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import logging
+import threading
+import warnings
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
+
+if TYPE_CHECKING:
+    from roost.registry.run import Run
+
+log = logging.getLogger("roost.autologging")
+
+T = TypeVar("T")
+MAX_TUNING_RUNS = 100  # search CV: child runs for at most this many candidates (the best ranked first)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """One flavor's autolog settings (the arguments of its `autolog()`)."""
+
+    log_models: bool = True
+    log_datasets: bool = True
+    silent: bool = False
+    max_tuning_runs: int = MAX_TUNING_RUNS
+    registered_model_name: str | None = None
+    experiment: str = "default"
+
+
+_settings: dict[str, Settings] = {}  # enabled flavors
+_patches: dict[str, list[tuple[Any, str, Any]]] = {}  # flavor -> [(owner, attribute, original)]
+_local = threading.local()  # .depth: autologged fits running in this thread (the outermost one logs)
+
+
+def settings(flavor: str) -> Settings | None:
+    """The settings of an enabled flavor, or None when it is off."""
+    return _settings.get(flavor)
+
+
+def enable(flavor: str, patches: list[tuple[Any, str, Callable[[Any], Any]]], conf: Settings) -> None:
+    """Turn `flavor` on: each (owner, attribute, make_wrapper) replaces owner.attribute by make_wrapper(original).
+
+    Calling it again replaces the settings; the originals stay the ones saved the first time.
+    """
+    if flavor in _patches:
+        disable(flavor)
+    done: list[tuple[Any, str, Any]] = []
+    try:
+        for owner, attr, make in patches:
+            original = inspect.getattr_static(owner, attr)
+            wrapper = make(original)
+            functools.update_wrapper(wrapper, original)
+            wrapper.__roost_autolog__ = flavor
+            setattr(owner, attr, wrapper)
+            done.append((owner, attr, original))
+    except BaseException:
+        for owner, attr, original in reversed(done):
+            setattr(owner, attr, original)
+        raise
+    _patches[flavor] = done
+    _settings[flavor] = conf
+
+
+def disable(flavor: str) -> None:
+    """Turn `flavor` off: every patched attribute gets its original object back."""
+    for owner, attr, original in reversed(_patches.pop(flavor, [])):
+        setattr(owner, attr, original)
+    _settings.pop(flavor, None)
+
+
+def patched(flavor: str) -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, original) of each patch `flavor` holds now."""
+    return list(_patches.get(flavor, []))
+
+
+@contextlib.contextmanager
+def _outermost() -> Iterator[bool]:
+    """True for the outermost autologged fit of this thread; nested fits (a Pipeline's steps, search CV candidates,
+    a subclass calling super().fit) run unlogged."""
+    depth = getattr(_local, "depth", 0)
+    _local.depth = depth + 1
+    try:
+        yield depth == 0
+    finally:
+        _local.depth = depth
+
+
+def warn(conf: Settings, what: str, exc: BaseException) -> None:
+    """Say that something could not be logged (a warning, or only a debug line when silent)."""
+    msg = getattr(exc, "message", None) or str(exc) or type(exc).__name__
+    log.log(logging.DEBUG if conf.silent else logging.WARNING, "roost.autolog: could not log %s: %s", what, msg)
+
+
+def safely(conf: Settings, what: str, fn: Callable[..., T], *args: Any) -> T | None:
+    """fn(*args), or None when it raised (warned about): logging never breaks the user's fit."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # the library's warnings about our own metric/convert calls are noise
+            return fn(*args)
+    except Exception as exc:  # noqa: BLE001 - any logging failure is reported, the fit goes on
+        warn(conf, what, exc)
+        return None
+
+
+def _open_run(conf: Settings, flavor: str, name: str) -> tuple[Run | None, bool]:
+    """(run, owned): the active roost run, else one started here (owned: ended when the fit returns)."""
+    from roost.registry import api
+
+    active = api.active_run()
+    if active is not None:
+        return active, False
+    run = safely(conf, "the run", lambda: api.start_run(conf.experiment, name=name, tags={"roost.autolog": flavor}))
+    return run, run is not None
+
+
+def autologged(
+    flavor: str,
+    name: str,
+    fit: Callable[[], T],
+    before: Callable[[Run, Settings], None],
+    after: Callable[[Run, Settings, T], None],
+) -> T:
+    """Run `fit` with logging around it: `before` (params, data) and `after` (metrics, model) on the run.
+
+    Nested autologged fits just call `fit`. A run started here ends FINISHED when `fit` returns, FAILED when it
+    raises (KILLED on Ctrl-C), and is the active run meanwhile; an active run of the user's is used and left open.
+    """
+    conf = _settings.get(flavor)
+    with _outermost() as outer:
+        if conf is None or not outer:
+            return fit()
+        run, owned = _open_run(conf, flavor, name)
+        if run is None:
+            return fit()
+        with run if owned else contextlib.nullcontext(run):
+            safely(conf, "params", before, run, conf)
+            result = fit()
+            safely(conf, "metrics and model", after, run, conf, result)
+            return result
+
+
+def bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments | None:
+    """The arguments of a call to `fn` by name (defaults left out), or None when they do not bind."""
+    try:
+        return inspect.signature(fn).bind(*args, **kwargs)
+    except (TypeError, ValueError):
+        return None

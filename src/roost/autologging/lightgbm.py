@@ -1,0 +1,145 @@
+"""LightGBM autolog: lgb.train and LGBMClassifier/LGBMRegressor/LGBMRanker.fit record params, per-iteration eval
+metrics, the best iteration, feature importance and the model."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from roost.autologging import core
+from roost.autologging.record import (
+    fingerprint,
+    log_importance,
+    log_model,
+    metrics_of,
+    param_value,
+    params_of,
+    sample_rows,
+)
+
+if TYPE_CHECKING:
+    from roost.registry.run import Run
+
+__all__ = ["autolog", "FLAVOR"]
+
+FLAVOR = "lightgbm"
+
+
+def autolog(
+    disable: bool = False,
+    log_models: bool = True,
+    log_datasets: bool = True,
+    silent: bool = False,
+    registered_model_name: str | None = None,
+    experiment: str = "default",
+) -> None:
+    """Record every lgb.train and LightGBM scikit-learn `fit`: params, eval metrics per iteration, best iteration,
+    feature importance (gain and split), the model."""
+    if disable:
+        core.disable(FLAVOR)
+        return
+    import lightgbm
+    import lightgbm.sklearn
+
+    conf = core.Settings(log_models, log_datasets, silent, core.MAX_TUNING_RUNS, registered_model_name, experiment)
+    patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(lightgbm, "train", _wrap_train)]
+    for cls in (lightgbm.sklearn.LGBMModel, *lightgbm.sklearn.LGBMModel.__subclasses__()):
+        if cls.__module__.startswith("lightgbm.") and "fit" in vars(cls):
+            patches.append((cls, "fit", _wrap_fit))
+    core.enable(FLAVOR, patches, conf)
+
+
+class _Recorder:
+    """A LightGBM callback: each iteration's eval results as one buffered step `data-metric` on the run."""
+
+    order = 20  # with record_evaluation: before early stopping (30), so both see the same iterations
+
+    def __init__(self, run: Run, conf: core.Settings) -> None:
+        self.run, self.conf, self.failed = run, conf, False
+
+    def __call__(self, env: Any) -> None:
+        if self.failed:
+            return
+        point = metrics_of({f"{r[0]}-{r[1]}": r[2] for r in env.evaluation_result_list})
+        try:
+            if point:
+                self.run.log_metrics(point, step=env.iteration)
+        except Exception as exc:  # noqa: BLE001 - training goes on; said once
+            self.failed = True
+            core.warn(self.conf, "eval metrics", exc)
+
+
+def _with_recorder(callbacks: Any, run: Run, conf: core.Settings) -> list[Any]:
+    """The fit's callbacks (a copy) and the recorder."""
+    return [*(callbacks or []), _Recorder(run, conf)]
+
+
+def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
+    def train(*args: Any, **kwargs: Any) -> Any:
+        call = core.bind(original, args, kwargs)
+        if call is None:
+            return original(*args, **kwargs)
+        given = call.arguments
+        dataset = given.get("train_set")
+        raw = getattr(dataset, "data", None)
+        label = getattr(dataset, "label", None)
+        extra: dict[str, Any] = {}
+
+        def before(run: Run, conf: core.Settings) -> None:
+            call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
+            params = params_of(dict(given.get("params") or {}))
+            params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 100)))
+            if conf.log_datasets and raw is not None and not isinstance(raw, str):
+                params.update(core.safely(conf, "the data fingerprint", fingerprint, raw, label) or {})
+            if conf.log_models and raw is not None and not isinstance(raw, str):
+                extra["sample"] = sample_rows(raw)
+            run.log_params(params)
+
+        def after(run: Run, conf: core.Settings, booster: Any) -> None:
+            _summarize(run, conf, booster, booster, extra.get("sample"))
+
+        return core.autologged(FLAVOR, "lightgbm.train", lambda: original(*call.args, **call.kwargs), before, after)
+
+    return train
+
+
+def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = core.bind(original, (self, *args), kwargs)
+        if call is None:
+            return original(self, *args, **kwargs)
+        given = call.arguments
+        X, y = given.get("X"), given.get("y")
+
+        def before(run: Run, conf: core.Settings) -> None:
+            call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
+            params = params_of(self.get_params())
+            if conf.log_datasets and X is not None:
+                params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
+            run.log_params(params)
+            run.set_tags({"estimator_name": type(self).__name__, "estimator_class": _qualname(self)})
+
+        def after(run: Run, conf: core.Settings, _res: Any) -> None:
+            _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))
+
+        return core.autologged(FLAVOR, type(self).__name__, lambda: original(*call.args, **call.kwargs), before, after)
+
+    return fit
+
+
+def _qualname(obj: Any) -> str:
+    return f"{type(obj).__module__}.{type(obj).__name__}"
+
+
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> None:
+    """Best iteration, feature importance and the model of a trained booster."""
+    summary = {"num_iterations": booster.current_iteration()}
+    best = int(getattr(booster, "best_iteration", 0) or 0)
+    if best > 0:  # 0: no early stopping, every iteration is kept
+        summary["best_iteration"] = best
+    run.log_metrics(summary)
+    names = booster.feature_name()
+    kinds = {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
+    core.safely(conf, "feature importance", log_importance, run, kinds)
+    if conf.log_models and sample is not None:
+        core.safely(conf, "the model", log_model, run, conf, model, sample)

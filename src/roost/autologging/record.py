@@ -1,0 +1,132 @@
+"""What the flavors record the same way: param values, the data fingerprint, the model package, feature importance."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import tempfile
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from roost.autologging.core import Settings
+
+if TYPE_CHECKING:
+    from roost.registry.run import Run
+
+PARAM_TEXT_MAX = 500  # longer param values (a repr of a nested estimator, a grid) are cut to this many characters
+SAMPLE_ROWS = 100  # rows of the fit data kept to check the ONNX package against the native model
+TOP_IMPORTANCE = 10  # feature importance: the top features by gain also become metrics
+
+
+def param_value(v: Any) -> Any:
+    """A value roost stores as a typed param: numbers, bools, None and short text as they are; the rest as text."""
+    if type(v).__module__ == "numpy" and getattr(v, "shape", None) == () and hasattr(v, "item"):
+        v = v.item()
+    if v is None or isinstance(v, bool | int):
+        return v
+    if isinstance(v, float):
+        return v if math.isfinite(v) else str(v)
+    text = v if isinstance(v, str) else repr(v)
+    text = text.replace("\x00", "")
+    return text if len(text) <= PARAM_TEXT_MAX else text[: PARAM_TEXT_MAX - 1] + "…"
+
+
+def params_of(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Params from a mapping, values made storable (`prefix` before each key)."""
+    return {f"{prefix}{k}": param_value(v) for k, v in values.items()}
+
+
+def metrics_of(values: Mapping[str, Any]) -> dict[str, float]:
+    """The finite-or-infinite numbers of a mapping as floats (NaN and non-numbers left out)."""
+    out: dict[str, float] = {}
+    for k, v in values.items():
+        try:
+            f = float(v)
+        except (TypeError, ValueError):
+            continue
+        if not math.isnan(f):
+            out[k] = f
+    return out
+
+
+def fingerprint(X: Any, y: Any = None) -> dict[str, Any]:
+    """Lineage params of the fit data: data.fingerprint (roost.datasets.fingerprint of X, with y as a column
+    `__target__`) and data.rows; sparse matrices hash their CSR arrays."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    from roost.datasets import fingerprint as frame_fingerprint
+
+    if scipy.sparse.issparse(X):
+        m = scipy.sparse.csr_matrix(X)
+        h = hashlib.sha256(f"sparse;{m.shape};{m.dtype}".encode())
+        for a in (m.data, m.indices, m.indptr):
+            h.update(np.ascontiguousarray(a).tobytes())
+        if y is not None:
+            h.update(np.ascontiguousarray(np.asarray(y)).tobytes())
+        return {"data.fingerprint": h.hexdigest(), "data.rows": int(m.shape[0])}
+    df = X.copy(deep=False) if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
+    df.columns = [str(c) for c in df.columns]
+    if y is not None:
+        target = np.asarray(y)
+        if target.ndim == 1 and len(target) == len(df):
+            df["__target__"] = target
+    return {"data.fingerprint": frame_fingerprint(df), "data.rows": len(df)}
+
+
+def sample_rows(X: Any) -> Any:
+    """The first SAMPLE_ROWS rows of fit data as a DataFrame/array copy (kept to check the converted model)."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    if isinstance(X, pd.DataFrame):
+        return X.iloc[:SAMPLE_ROWS].copy()
+    if scipy.sparse.issparse(X):
+        return np.asarray(scipy.sparse.csr_matrix(X)[:SAMPLE_ROWS].toarray())
+    return np.array(np.asarray(X)[:SAMPLE_ROWS])
+
+
+def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
+    """Convert `model` to a roost package (ONNX, checked against the native model on `sample`), log it as the
+    run's `model` artifact and register it when a registered_model_name is set."""
+    if not conf.log_models:
+        return
+    from roost.byom.log import build_package
+    from roost.registry import api
+
+    with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
+        pkg = Path(tmp) / "model"
+        build_package(model, pkg, sample_input=sample)
+        run.log_artifacts(pkg, "model")
+    if conf.registered_model_name:
+        api.register_model(run.id, conf.registered_model_name, "model")
+
+
+def log_importance(run: Run, kinds: Mapping[str, Mapping[str, float]]) -> None:
+    """Feature importance per kind ('gain', 'split'…): one JSON artifact each (feature_importance_KIND.json), and the
+    TOP_IMPORTANCE features by the first kind as metrics feature_importance.KIND.NAME."""
+    if not kinds:
+        return
+    with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
+        for kind, values in kinds.items():
+            p = Path(tmp) / f"feature_importance_{kind}.json"
+            p.write_text(json.dumps({str(k): float(v) for k, v in values.items()}, indent=1))
+            run.log_artifact(p)
+    kind, values = next(iter(kinds.items()))
+    top = sorted(values.items(), key=lambda kv: -float(kv[1]))[:TOP_IMPORTANCE]
+    run.log_metrics(metrics_of({f"feature_importance.{kind}.{k}": v for k, v in top}))
+
+
+def log_evals(run: Run, evals: Mapping[str, Mapping[str, Any]], start: int = 0) -> None:
+    """A boosting library's eval history {data: {metric: [v per iteration]}} as steps `data-metric`, one buffered
+    batch per iteration."""
+    series = {f"{d}-{m}": list(vs) for d, by in evals.items() for m, vs in by.items()}
+    n = max((len(v) for v in series.values()), default=0)
+    for i in range(n):
+        point = metrics_of({k: v[i] for k, v in series.items() if i < len(v)})
+        if point:
+            run.log_metrics(point, step=start + i)

@@ -1,0 +1,182 @@
+"""scikit-learn autolog: estimators, Pipelines and search CV record params, training metrics and the model."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from roost.autologging import core
+from roost.autologging.record import fingerprint, log_model, metrics_of, param_value, params_of, sample_rows
+
+if TYPE_CHECKING:
+    from roost.registry.run import Run
+
+__all__ = ["autolog", "training_metrics", "FLAVOR"]
+
+FLAVOR = "sklearn"
+log = logging.getLogger(__name__)
+
+
+def autolog(
+    disable: bool = False,
+    log_models: bool = True,
+    log_datasets: bool = True,
+    silent: bool = False,
+    max_tuning_runs: int = core.MAX_TUNING_RUNS,
+    registered_model_name: str | None = None,
+    experiment: str = "default",
+) -> None:
+    """Record every scikit-learn `fit`: params, training metrics, search-CV candidates as child runs, the model."""
+    if disable:
+        core.disable(FLAVOR)
+        return
+    conf = core.Settings(log_models, log_datasets, silent, max_tuning_runs, registered_model_name, experiment)
+    core.enable(FLAVOR, [(cls, "fit", _wrap) for cls in _fit_classes()], conf)
+
+
+def _fit_classes() -> list[type]:
+    """scikit-learn's estimator classes that define `fit` themselves (their bases included: BaseSearchCV…)."""
+    from sklearn.utils import all_estimators
+
+    found: dict[type, None] = {}
+    for _name, cls in all_estimators():
+        for c in cls.__mro__:
+            if c.__module__.startswith("sklearn.") and "fit" in vars(c):
+                found[c] = None
+    return list(found)
+
+
+def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = core.bind(original, (self, *args), kwargs)
+        given = call.arguments if call is not None else {}
+        X, y = given.get("X"), given.get("y")
+        if X is None and args:
+            X = args[0]
+        weight = given.get("sample_weight", kwargs.get("sample_weight"))
+        return core.autologged(
+            FLAVOR,
+            type(self).__name__,
+            lambda: original(self, *args, **kwargs),
+            lambda run, conf: _before(run, conf, self, X, y),
+            lambda run, conf, _res: _after(run, conf, self, X, y, weight),
+        )
+
+    return fit
+
+
+def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> None:
+    params = params_of(est.get_params(deep=True))
+    if conf.log_datasets and X is not None:
+        params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
+    run.log_params(params)
+    run.set_tags(
+        {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
+    )
+
+
+def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any) -> None:
+    from sklearn.model_selection._search import BaseSearchCV
+
+    model = est
+    if isinstance(est, BaseSearchCV):
+        core.safely(conf, "the search results", _search_results, run, conf, est)
+        model = getattr(est, "best_estimator_", None)
+    if model is None or X is None:
+        return
+    if y is not None:
+        scores = core.safely(conf, "training metrics", training_metrics, model, X, y, weight)
+        if scores:
+            run.log_metrics(scores)
+    if conf.log_models and _is_predictor(model):
+        core.safely(conf, "the model", log_model, run, conf, model, sample_rows(X))
+
+
+def _is_predictor(model: Any) -> bool:
+    from sklearn.base import is_classifier, is_regressor
+
+    return hasattr(model, "predict") and (is_classifier(model) or is_regressor(model))
+
+
+def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+    """Metrics of a fitted classifier/regressor on its fit data: training_* as MLflow names them (weighted averages
+    for precision/recall/F1; log loss and ROC AUC from predict_proba)."""
+    import numpy as np
+    from sklearn import metrics as m
+    from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier, is_regressor
+
+    if not (is_classifier(model) or is_regressor(model)):
+        return {}
+    sw = sample_weight
+    pred = model.predict(X)
+    out: dict[str, Any] = {}
+    if is_classifier(model):
+        out["training_accuracy_score"] = m.accuracy_score(y, pred, sample_weight=sw)
+        out["training_precision_score"] = m.precision_score(y, pred, average="weighted", sample_weight=sw)
+        out["training_recall_score"] = m.recall_score(y, pred, average="weighted", sample_weight=sw)
+        out["training_f1_score"] = m.f1_score(y, pred, average="weighted", sample_weight=sw)
+        if hasattr(model, "predict_proba"):
+            proba = model.predict_proba(X)
+            classes = model.classes_
+            out["training_log_loss"] = m.log_loss(y, proba, labels=classes, sample_weight=sw)
+            if len(classes) == 2:
+                out["training_roc_auc"] = m.roc_auc_score(y, proba[:, 1], sample_weight=sw)
+            else:
+                out["training_roc_auc"] = m.roc_auc_score(
+                    y, proba, multi_class="ovr", average="weighted", labels=classes, sample_weight=sw
+                )
+        default = getattr(type(model), "score", None) is ClassifierMixin.score
+        out["training_score"] = out["training_accuracy_score"] if default else model.score(X, y, sample_weight=sw)
+    else:
+        mse = m.mean_squared_error(y, pred, sample_weight=sw)
+        out["training_mean_squared_error"] = mse
+        out["training_root_mean_squared_error"] = float(np.sqrt(mse))
+        out["training_mean_absolute_error"] = m.mean_absolute_error(y, pred, sample_weight=sw)
+        out["training_r2_score"] = m.r2_score(y, pred, sample_weight=sw)
+        default = getattr(type(model), "score", None) is RegressorMixin.score
+        out["training_score"] = out["training_r2_score"] if default else model.score(X, y, sample_weight=sw)
+    return metrics_of(out)
+
+
+def _search_results(run: Run, conf: core.Settings, search: Any) -> None:
+    """Best params and score on the parent; the best `max_tuning_runs` candidates as child runs."""
+    from roost.registry import api
+
+    cv = getattr(search, "cv_results_", None)
+    if cv is None:
+        return
+    if hasattr(search, "best_params_"):
+        run.log_params(params_of(search.best_params_, "best_"))
+    if hasattr(search, "best_score_"):
+        run.log_metrics(metrics_of({"best_cv_score": search.best_score_}))
+    rank_key = _rank_key(search, cv)
+    n = len(cv["params"])
+    order = sorted(range(n), key=lambda i: (cv[rank_key][i], i)) if rank_key else list(range(n))
+    keep = order[: max(conf.max_tuning_runs, 0)]
+    experiment = run.info.get("experiment") or conf.experiment
+    parent_name = run.info.get("name") or type(search).__name__
+    columns = [k for k in cv if k.startswith(("mean_", "std_", "rank_"))]
+    for i in keep:
+        child = api.start_run(
+            experiment,
+            name=f"{parent_name}-{i}",
+            params={str(k): param_value(v) for k, v in cv["params"][i].items()},
+            tags={"roost.autolog": f"{FLAVOR}.search", "roost.autolog.candidate": i},
+            parent_run_id=run.id,
+        )
+        try:
+            child.log_metrics(metrics_of({k: cv[k][i] for k in columns}))
+        finally:
+            child.end("FINISHED")
+    if n > len(keep):
+        run.set_tags({"roost.autolog.candidates_not_logged": n - len(keep)})
+
+
+def _rank_key(search: Any, cv: dict[str, Any]) -> str | None:
+    """The cv_results_ column that ranks candidates: rank_test_score, or rank_test_<refit metric>."""
+    refit = getattr(search, "refit", True)
+    key = f"rank_test_{refit}" if isinstance(refit, str) else "rank_test_score"
+    if key in cv:
+        return key
+    return next((k for k in cv if k.startswith("rank_test_")), None)

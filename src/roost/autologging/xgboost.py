@@ -1,0 +1,172 @@
+"""XGBoost autolog: xgb.train and XGBClassifier/XGBRegressor/XGBRanker.fit record params, per-iteration eval
+metrics, the best iteration, feature importance and the model."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from roost.autologging import core
+from roost.autologging.record import (
+    fingerprint,
+    log_evals,
+    log_importance,
+    log_model,
+    metrics_of,
+    param_value,
+    params_of,
+    sample_rows,
+)
+
+if TYPE_CHECKING:
+    from roost.registry.run import Run
+
+__all__ = ["autolog", "FLAVOR"]
+
+FLAVOR = "xgboost"
+
+
+def autolog(
+    disable: bool = False,
+    log_models: bool = True,
+    log_datasets: bool = True,
+    silent: bool = False,
+    registered_model_name: str | None = None,
+    experiment: str = "default",
+) -> None:
+    """Record every xgb.train and XGBoost scikit-learn `fit`: params, eval metrics per iteration, best iteration,
+    feature importance (gain and split counts), the model."""
+    if disable:
+        core.disable(FLAVOR)
+        return
+    import xgboost
+    import xgboost.sklearn
+
+    conf = core.Settings(log_models, log_datasets, silent, core.MAX_TUNING_RUNS, registered_model_name, experiment)
+    patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(xgboost, "train", _wrap_train)]
+    seen: list[type] = [xgboost.sklearn.XGBModel]
+    sub: type
+    for cls in seen:  # every subclass of XGBModel in xgboost that defines fit itself
+        for sub in type.__subclasses__(cls):
+            if sub not in seen and sub.__module__.startswith("xgboost."):
+                seen.append(sub)
+        if "fit" in vars(cls):
+            patches.append((cls, "fit", _wrap_fit))
+    core.enable(FLAVOR, patches, conf)
+
+
+@functools.cache
+def _recorder_class() -> type:
+    """The TrainingCallback that logs each iteration (a class made on first use: xgboost is imported lazily)."""
+    from xgboost.callback import TrainingCallback
+
+    class Recorder(TrainingCallback):
+        """Each iteration's latest eval results as one buffered step `data-metric` on the run."""
+
+        def __init__(self, run: Run, conf: core.Settings) -> None:
+            super().__init__()
+            self.run, self.conf, self.failed = run, conf, False
+
+        def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
+            if self.failed:
+                return False
+            point = metrics_of({f"{d}-{m}": vs[-1] for d, by in evals_log.items() for m, vs in by.items() if vs})
+            try:
+                if point:
+                    self.run.log_metrics(point, step=epoch)
+            except Exception as exc:  # noqa: BLE001 - training goes on; said once
+                self.failed = True
+                core.warn(self.conf, "eval metrics", exc)
+            return False
+
+    return Recorder
+
+
+def _dmatrix_rows(dtrain: Any) -> Any:
+    """The first rows of a DMatrix as a DataFrame (its feature names, else f0..fN) for checking the model."""
+    import pandas as pd
+
+    rows = sample_rows(dtrain.get_data())
+    names = dtrain.feature_names or [f"f{i}" for i in range(rows.shape[1])]
+    return pd.DataFrame(rows, columns=list(names))
+
+
+def _dmatrix_fingerprint(dtrain: Any) -> dict[str, Any]:
+    label = dtrain.get_label()
+    return fingerprint(dtrain.get_data(), label if len(label) else None)
+
+
+def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
+    def train(*args: Any, **kwargs: Any) -> Any:
+        call = core.bind(original, args, kwargs)
+        if call is None:
+            return original(*args, **kwargs)
+        given = call.arguments
+        dtrain = given.get("dtrain")
+        extra: dict[str, Any] = {}
+
+        def before(run: Run, conf: core.Settings) -> None:
+            call.arguments["callbacks"] = [*(given.get("callbacks") or []), _recorder_class()(run, conf)]
+            params = params_of(dict(given.get("params") or {}))
+            params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 10)))
+            if "early_stopping_rounds" in given:
+                params.setdefault("early_stopping_rounds", param_value(given["early_stopping_rounds"]))
+            if conf.log_datasets and dtrain is not None:
+                params.update(core.safely(conf, "the data fingerprint", _dmatrix_fingerprint, dtrain) or {})
+            if conf.log_models and dtrain is not None:
+                extra["sample"] = core.safely(conf, "a sample of the data", _dmatrix_rows, dtrain)
+            run.log_params(params)
+
+        def after(run: Run, conf: core.Settings, booster: Any) -> None:
+            _summarize(run, conf, booster, booster, extra.get("sample"))
+
+        return core.autologged(FLAVOR, "xgboost.train", lambda: original(*call.args, **call.kwargs), before, after)
+
+    return train
+
+
+def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
+    def fit(self: Any, *args: Any, **kwargs: Any) -> Any:
+        call = core.bind(original, (self, *args), kwargs)
+        given = call.arguments if call is not None else {}
+        X, y = given.get("X"), given.get("y")
+
+        def before(run: Run, conf: core.Settings) -> None:
+            params = params_of(self.get_params())
+            if conf.log_datasets and X is not None:
+                params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
+            run.log_params(params)
+            run.set_tags(
+                {
+                    "estimator_name": type(self).__name__,
+                    "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
+                }
+            )
+
+        def after(run: Run, conf: core.Settings, _res: Any) -> None:
+            evals = getattr(self, "evals_result_", None)
+            if evals:  # the sklearn API keeps the history; logged when fit returns (its callbacks belong to the user)
+                log_evals(run, evals)
+            _summarize(run, conf, self.get_booster(), self, None if X is None else sample_rows(X))
+
+        return core.autologged(FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after)
+
+    return fit
+
+
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> None:
+    """Best iteration, feature importance and the model of a trained booster."""
+    summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
+    best = booster.attr("best_iteration")
+    if best is not None:  # set by early stopping only
+        summary["best_iteration"] = int(best)
+    run.log_metrics(summary)
+    names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
+    kinds = {}
+    for ours, theirs in (("gain", "gain"), ("split", "weight")):
+        got = booster.get_score(importance_type=theirs)
+        kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
+    core.safely(conf, "feature importance", log_importance, run, kinds)
+    if conf.log_models and sample is not None:
+        core.safely(conf, "the model", log_model, run, conf, model, sample)
