@@ -183,7 +183,7 @@ def report(backend: str, r: dict | None, m: dict | None, a: argparse.Namespace) 
     for label, rk, mk, note in lines:
         rv = r[rk] if r else float("nan")
         mv = m[mk] * (scale if mk in ("log_async_s", "log_sync_s") else 1) if m else float("nan")
-        ratio = f"x{mv / rv:,.1f}" if r and m else ""
+        ratio = f"x{mv / rv:,.1f}" if r and m and not note.startswith("INCOMPLETE") else ""
         print(f"{label:<58} roost {fmt_s(rv):>10}   MLflow {fmt_s(mv):>10}   {ratio:>8}  {note}")
     if not (r and m):
         return None
