@@ -62,7 +62,7 @@ test-fast: $(STAMP)
 # Benchmarks: each peer in its own venv under .bench/ (they conflict with each other).
 bench: $(STAMP) sysdeps
 	@for f in bench/startup.py bench/registry.py bench/quality.py bench/features.py bench/serving.py bench/ui.py \
-	          bench/tuning.py bench/ann.py bench/monitor.py bench/scale.py; do \
+	          bench/tuning.py bench/ann.py bench/monitor.py bench/scale.py bench/server.py; do \
 	  if [ -f $$f ]; then echo "== $$f"; $(PY) $$f || exit 1; fi; done
 
 clean:

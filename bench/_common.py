@@ -44,6 +44,12 @@ def mlflow_python() -> Path:
     return peer_venv("mlflow", ["mlflow==3.17.2"], "mlflow")
 
 
+def mlflow_server_python() -> Path:
+    """The python of the MLflow server venv: mlflow[auth]==3.17.2 (its basic-auth app needs Flask-WTF) and the
+    psycopg driver its PostgreSQL store needs."""
+    return peer_venv("mlflow_server", ["mlflow[auth]==3.17.2", "psycopg[binary]==3.3.9"], "psycopg, flask_wtf")
+
+
 def mlserver_python() -> Path:
     """The python of the MLServer benchmark venv (mlserver 1.7.1 + mlserver-sklearn), created on first use."""
     return peer_venv("mlserver", ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"], "mlserver_sklearn")
