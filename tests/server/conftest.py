@@ -41,7 +41,16 @@ class ServerProc:
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers, self.max_upload_mb = workers, max_upload_mb
         self.proc: subprocess.Popen[bytes] | None = None
-        self.token: str | None = None  # set once accounts exist (identity); the placeholder auth allows all
+        self.token = self.account("admin", admin=True)  # every client of this server signs in as this admin
+
+    def account(self, name: str, password: str | None = None, admin: bool = False) -> str:
+        """Create account `name` on the server's store (migrated here if new); returns a new token of it."""
+        from roost.registry import accounts
+        from roost.registry.store import open_store
+
+        store = open_store(self.store_url)
+        accounts.create_user(store, name, password, admin=admin)
+        return accounts.create_token(store, name, name=f"{name} (tests)").token
 
     def start(self) -> None:
         """Start it and wait until /api/v1/health answers."""
@@ -85,8 +94,8 @@ class ServerProc:
                 self.kill()
 
     def headers(self) -> dict[str, str]:
-        """Authorization for direct HTTP calls."""
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """Authorization for direct HTTP calls (the admin's token)."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -110,8 +119,7 @@ def as_client(live_server: ServerProc, ws, monkeypatch: pytest.MonkeyPatch, tmp_
     def use(remote: bool) -> None:
         if remote:
             monkeypatch.setenv("ROOST_SERVER", server.url)
-            if server.token:
-                monkeypatch.setenv("ROOST_TOKEN", server.token)
+            monkeypatch.setenv("ROOST_TOKEN", server.token)
         else:
             monkeypatch.delenv("ROOST_SERVER", raising=False)
             monkeypatch.delenv("ROOST_TOKEN", raising=False)
