@@ -21,6 +21,21 @@ from roost.train.tensorboard import free_port
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+def new_account(store: Any, name: str, password: str | None = None, admin: bool = False) -> str:
+    """Create account `name` on `store` (a Store, or a database URL: migrated if new); returns a new token of it."""
+    from roost.registry import accounts
+    from roost.registry.store import open_store
+
+    store = open_store(store) if isinstance(store, str) else store
+    accounts.create_user(store, name, password, admin=admin)
+    return accounts.create_token(store, name, name=f"{name} (tests)").token
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 class ServerProc:
     """One `roost server` subprocess (its own session: killed with its workers)."""
 
@@ -44,13 +59,8 @@ class ServerProc:
         self.token = self.account("admin", admin=True)  # every client of this server signs in as this admin
 
     def account(self, name: str, password: str | None = None, admin: bool = False) -> str:
-        """Create account `name` on the server's store (migrated here if new); returns a new token of it."""
-        from roost.registry import accounts
-        from roost.registry.store import open_store
-
-        store = open_store(self.store_url)
-        accounts.create_user(store, name, password, admin=admin)
-        return accounts.create_token(store, name, name=f"{name} (tests)").token
+        """Create account `name` on the server's store; returns a new token of it."""
+        return new_account(self.store_url, name, password, admin)
 
     def start(self) -> None:
         """Start it and wait until /api/v1/health answers."""
