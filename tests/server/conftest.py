@@ -46,10 +46,13 @@ class ServerProc:
         max_upload_mb: float = 1.0,
         artifacts: str | None = None,
         env: dict[str, str] | None = None,
+        store_url: str | None = None,
+        default_role: str = "read",
     ) -> None:
         self.root = root
         (root / "artifacts").mkdir(parents=True, exist_ok=True)
-        self.store_url = f"sqlite:///{root / 'server.db'}"
+        self.store_url = store_url or f"sqlite:///{root / 'server.db'}"
+        self.default_role = default_role
         self.artifacts = artifacts or f"file://{root / 'artifacts'}"
         self.extra_env = env or {}
         self.port = free_port()
@@ -69,6 +72,7 @@ class ServerProc:
         env.update(self.extra_env)
         cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers)]
         cmd += ["--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]
+        cmd += ["--default-role", self.default_role]
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60

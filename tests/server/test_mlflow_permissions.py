@@ -62,6 +62,13 @@ def test_read_role_cannot_log_and_none_cannot_read(client: Any) -> None:
     # carol (default role none) sees nothing of it, and learns nothing from the answer
     r = c.get(f"{base}/runs/get", params={"run_id": rid}, headers=_as("carol"))
     assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
+    r = c.get(f"{base}/experiments/get-by-name", params={"experiment_name": "exp"}, headers=_as("carol"))
+    assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
+    # a name nobody created is 404, as MLflow answers: mlflow.set_experiment then creates it (carol may create)
+    r = c.get(f"{base}/experiments/get-by-name", params={"experiment_name": "carols"}, headers=_as("carol"))
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    r = c.post(f"{base}/experiments/create", json={"name": "carols"}, headers=_as("carol"))
+    assert r.status_code == 200, r.text
     found = c.post(f"{base}/experiments/search", json={}, headers=_as("carol")).json()
     assert "exp" not in [e["name"] for e in found.get("experiments", [])]
     r = c.post(f"{base}/runs/search", json={"experiment_ids": [eid]}, headers=_as("carol"))
