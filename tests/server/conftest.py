@@ -48,11 +48,12 @@ class ServerProc:
         env: dict[str, str] | None = None,
         store_url: str | None = None,
         default_role: str = "read",
+        args: list[str] | None = None,
     ) -> None:
         self.root = root
         (root / "artifacts").mkdir(parents=True, exist_ok=True)
         self.store_url = store_url or f"sqlite:///{root / 'server.db'}"
-        self.default_role = default_role
+        self.default_role, self.args = default_role, list(args or [])
         self.artifacts = artifacts or f"file://{root / 'artifacts'}"
         self.extra_env = env or {}
         self.port = free_port()
@@ -72,7 +73,7 @@ class ServerProc:
         env.update(self.extra_env)
         cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers)]
         cmd += ["--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]
-        cmd += ["--default-role", self.default_role]
+        cmd += ["--default-role", self.default_role, *self.args]
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
