@@ -119,3 +119,18 @@ def test_session_secret_file_keeps_sessions_over_a_restart(tmp_path: Any) -> Non
         assert r.status_code == 200, (r.status_code, r.headers.get("location"))
     finally:
         srv.stop()
+
+
+def test_tensorboard_requests_under_tb_pass_the_servers_guard(server: Any, client: Any) -> None:
+    """TensorBoard's own POSTs under /tb/ carry their own content types: the server's guard must let them reach the
+    UI (which answers for an unknown board), as the standalone UI does — before, the server refused them (415)."""
+    from .conftest import bearer, new_account
+
+    token = new_account(server[2], "tb-user", admin=True)
+    r = client.post(
+        "/tb/0123456789abcdef/data/plugin/scalars/scalars_multirun",
+        content=b"tag=loss&runs=train",
+        headers={**bearer(token), "Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert r.status_code != 415, r.text
+    assert r.status_code < 500, r.text

@@ -12,6 +12,7 @@ from roost.server.settings import ServerSettings
 
 # paths whose state changes carry bodies other than JSON (artifact uploads) or forms (the login page)
 UPLOAD_PREFIXES = ("/api/v1/artifacts/", "/api/2.0/mlflow-artifacts/")
+TENSORBOARD_PREFIXES = ("/tb/",)  # TensorBoard's own requests carry their own content types (the UI's guard checks)
 FORM_PATHS = ("/login", "/logout", "/tensorboard")  # each checks a CSRF token (the UI's: login.ui_csrf)
 
 
@@ -36,7 +37,12 @@ def create_server_app(settings: ServerSettings | None = None) -> Starlette:
     middleware = [
         Middleware(audit.AuditMiddleware, settings=settings),
         Middleware(SecurityHeaders),
-        Middleware(Guard, allowed_hosts=settings.allowed_hosts, forms=FORM_PATHS, any_body=UPLOAD_PREFIXES),
+        Middleware(
+            Guard,
+            allowed_hosts=settings.allowed_hosts,
+            forms=FORM_PATHS,
+            any_body=UPLOAD_PREFIXES + TENSORBOARD_PREFIXES,
+        ),
         Middleware(auth.AuthMiddleware, settings=settings),
     ]
     app = Starlette(
