@@ -76,7 +76,9 @@ class World:
         for default in ("none", "read"):
             settings = ServerSettings(store_url, f"file://{self.root}", default_role=default)
             app = create_server_app(settings)
-            self.clients[default] = TestClient(app, base_url="http://127.0.0.1", client=("127.0.0.1", 40000))
+            self.clients[default] = TestClient(
+                app, base_url="http://127.0.0.1", client=("127.0.0.1", 40000), follow_redirects=False
+            )
         self.store = settings.store()
         self._n = itertools.count()
         self.exp, self.model, self.okind = "mx-exp", "mx-model", "mx-kind"

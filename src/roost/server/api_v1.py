@@ -31,7 +31,7 @@ def _time(value: Any, field: str) -> datetime | None:
         raise RoostError(f"field {field!r} is not an ISO 8601 time: {str(value)[:40]!r}") from None
 
 
-def health(call: Call) -> Any:
+def health(call: Call | None = None) -> Any:
     """Public liveness answer."""
     from roost import __version__
 
@@ -207,7 +207,7 @@ def search(call: Call) -> Any:
     if names:
         for n in names:
             call.require("experiment", str(n), "read")
-    elif call.settings.default_role == "none" and not (call.identity is None or call.identity.admin):
+    elif not call.identity.admin:  # a 'none' grant shuts an account out even where the default role is read
         names = [e["name"] for e in call.store.list_experiments() if call.readable("experiment", e["name"])]
         if not names:
             return {"runs": []}
@@ -267,8 +267,13 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
     def r(path: str, fn: Any, method: str) -> Route:
         return Route(path, endpoint(settings, fn), methods=[method])
 
+    async def public_health(request: Any) -> Any:  # public (auth.PUBLIC_PATHS): answered without an identity
+        from roost.server.common import json_response
+
+        return json_response(health())
+
     return [
-        r("/health", health, "GET"),
+        Route("/health", public_health, methods=["GET"]),
         r("/whoami", whoami, "GET"),
         r("/experiments", create_experiment, "POST"),
         r("/experiments", list_experiments, "GET"),
