@@ -113,7 +113,13 @@ def attempts(p: Probe) -> list[tuple[str, str, str, dict[str, Any], str | None]]
     return [
         ("no token", "POST", f"{ML}/runs/log-metric", {"json": log}, None),
         ("no token REST", "POST", f"/api/v1/runs/{rid}/log-batch", {"json": {"metrics": []}}, None),
-        ("malformed token", "POST", f"{ML}/runs/log-metric", {"json": log, "headers": {"Authorization": "Bearer x"}}, None),
+        (
+            "malformed token",
+            "POST",
+            f"{ML}/runs/log-metric",
+            {"json": log, "headers": {"Authorization": "Bearer x"}},
+            None,
+        ),
         ("garbage scheme", "GET", f"{ML}/runs/get?run_id={rid}", {"headers": {"Authorization": "Negotiate abc"}}, None),
         ("expired token", "POST", f"{ML}/runs/log-metric", {"json": log, "headers": p.auth("expired")}, None),
         ("revoked token", "POST", f"{ML}/runs/log-metric", {"json": log, "headers": p.auth("revoked")}, None),
@@ -123,7 +129,13 @@ def attempts(p: Probe) -> list[tuple[str, str, str, dict[str, Any], str | None]]
         ("other's run REST", "GET", f"/api/v1/runs/{rid}", {"headers": c}, "carol"),
         ("other's artifact", "GET", f"{art}/a.txt", {"headers": c}, "carol"),
         ("read role logs", "POST", f"{ML}/runs/log-metric", {"json": log, "headers": b}, "bob"),
-        ("read role REST", "POST", f"/api/v1/runs/{rid}/log-batch", {"json": {"metrics": [["m", 1, 0, 1]]}, "headers": b}, "bob"),
+        (
+            "read role REST",
+            "POST",
+            f"/api/v1/runs/{rid}/log-batch",
+            {"json": {"metrics": [["m", 1, 0, 1]]}, "headers": b},
+            "bob",
+        ),
         ("read role deletes", "DELETE", f"/api/v1/runs/{rid}", {"headers": b}, "bob"),
         ("read role uploads", "PUT", f"{art}/b.txt", {"content": b"x", "headers": b}, "bob"),
         ("read role MLflow upload", "PUT", f"{mla}/b.txt", {"content": b"x", "headers": b}, "bob"),
@@ -139,13 +151,37 @@ def attempts(p: Probe) -> list[tuple[str, str, str, dict[str, Any], str | None]]
         ("MLflow symlink read", "GET", f"{mla}/link/loot.txt", {"headers": a}, "alice"),
         ("oversized upload", "PUT", f"{art}/big.bin", {"content": b"x" * 2048, "headers": a}, "alice"),
         ("oversized MLflow upload", "PUT", f"{mla}/big.bin", {"content": b"x" * 2048, "headers": a}, "alice"),
-        ("oversized JSON", "POST", f"/api/v1/runs/{rid}/log-batch", {"json": {"params": {"p": "x" * 8000}}, "headers": a}, "alice"),
-        ("oversized MLflow JSON", "POST", f"{ML}/runs/log-batch", {"json": {"run_id": rid, "tags": [{"key": "t", "value": "x" * 8000}]}, "headers": a}, "alice"),
-        ("cross-site API POST", "POST", f"{ML}/runs/log-metric", {"json": log, "headers": {**a, "Origin": "http://evil.example"}}, None),
+        (
+            "oversized JSON",
+            "POST",
+            f"/api/v1/runs/{rid}/log-batch",
+            {"json": {"params": {"p": "x" * 8000}}, "headers": a},
+            "alice",
+        ),
+        (
+            "oversized MLflow JSON",
+            "POST",
+            f"{ML}/runs/log-batch",
+            {"json": {"run_id": rid, "tags": [{"key": "t", "value": "x" * 8000}]}, "headers": a},
+            "alice",
+        ),
+        (
+            "cross-site API POST",
+            "POST",
+            f"{ML}/runs/log-metric",
+            {"json": log, "headers": {**a, "Origin": "http://evil.example"}},
+            None,
+        ),
         ("form to the API", "POST", f"{ML}/runs/log-metric", {"data": {"run_id": rid}, "headers": a}, None),
-        ("cross-site login", "POST", "/login", {"data": {"name": "alice", "password": "x"}, "headers": {"Origin": "http://evil.example"}}, None),
+        (
+            "cross-site login",
+            "POST",
+            "/login",
+            {"data": {"name": "alice", "password": "x"}, "headers": {"Origin": "http://evil.example"}},
+            None,
+        ),
         ("login without CSRF", "POST", "/login", {"data": {"name": "alice", "password": "x"}}, None),
-    ]  # fmt: skip
+    ]
 
 
 def test_every_hostile_request_is_refused_unwritten_and_audited(probe: Probe) -> None:
