@@ -115,10 +115,10 @@ class Store:
             if eid == experiment_id:
                 return name
         with self.read() as s:
-            name = s.scalar(select(Experiment.name).where(Experiment.id == experiment_id))
-        if name is not None:
-            self._experiment_ids[name] = experiment_id
-        return name
+            found = s.scalar(select(Experiment.name).where(Experiment.id == experiment_id))
+        if found is not None:
+            self._experiment_ids[found] = experiment_id
+        return found
 
     def list_experiments(self) -> list[dict[str, Any]]:
         """Every experiment with its run count."""
