@@ -93,6 +93,9 @@ def test_tune_runs_its_study_on_the_server(remote, live_server, ws, cli, monkeyp
     assert len(on_server["trials"][0]["intermediate"]) == 2  # report() went through the server too
     with pytest.raises(roost.RoostError, match="not found"):
         Engine(sql_store(ws.store_url)).study(res["study_id"])  # nothing in the client's own workspace database
+    code, out, err = cli("tune", "show", res["study_id"][:6], "--json")  # by a prefix, through the server
+    assert code == 0, err
+    assert [t["value"] for t in json.loads(out)["trials"]] == values
     remote(False)  # the same job run directly on the workspace's database: same seed, same points, same best
     local = _tune(cli, cfg)
     local_trials = Engine().study(local["study_id"])["trials"]
@@ -118,12 +121,18 @@ def test_tune_service_needs_edit_on_the_study_experiment(remote, live_server, ws
     grants.grant(store, "bob", "experiment", "shared", "edit")
     t = bob.ask(sid, client_id="b")["trial"]
     assert bob.tell(sid, t["number"], 0.5)["state"] == "COMPLETE"
+    held = bob.ask(sid, client_id="b2")["trial"]["number"]  # a stopped job's trial is failed, not left leased
+    assert bob.abandon(sid, ["b2"], "stopped") == 1
+    assert [(x["state"], x["reason"]) for x in admin.study(sid)["trials"] if x["number"] == held] == [
+        ("FAIL", "stopped")
+    ]
     r = httpx.post(f"{live_server.url}/api/v1/tune/studies/{sid}/ask", json={"client_id": "x"})
     assert r.status_code == 401  # no token
-    audit = httpx.get(f"{live_server.url}/api/v1/audit", headers=live_server.headers(), params={"limit": 50})
-    if audit.status_code == 200:  # every write is in the audit log, refused ones included
-        paths = json.dumps(audit.json())
-        assert f"/api/v1/tune/studies/{sid}/ask" in paths
+    from roost.registry import audit_log
+
+    rows = [(r.actor, r.status, r.action, r.resource) for r in audit_log.query(store, limit=1000)]
+    asks = [(actor, status) for actor, status, action, res in rows if f"{action} {res}".endswith(f"{sid}/ask")]
+    assert sorted(asks, key=str) == sorted([("bob", 403), ("bob", 200), ("bob", 200), (None, 401)], key=str), rows
 
 
 KERNEL = """
