@@ -195,9 +195,9 @@ def show_cmd(
     from rich.console import Console
 
     from roost.cli.output import print_json, print_table
-    from roost.tune.engine import Engine
+    from roost.tune.remote import open_engine
 
-    eng = Engine()
+    eng = open_engine()
     if study is None:
         studies = eng.list_studies()
         if as_json:

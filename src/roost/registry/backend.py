@@ -1,6 +1,7 @@
 """Which TrackingStore client code talks to: a roost server (ROOST_SERVER + ROOST_TOKEN, or `roost login`) through
 the RestStore, else the workspace's database through the SqlStore. Code that needs SQL itself (the UI, tuning
-studies, the MLflow importer) keeps roost.registry.store.default_store, which refuses a server client clearly."""
+studies on the server side, the MLflow importer) keeps roost.registry.store.default_store, which refuses a server
+client clearly; a server client tunes through the server (roost.tune.remote)."""
 
 from __future__ import annotations
 

@@ -20,7 +20,7 @@ def create_server_app(settings: ServerSettings | None = None) -> Starlette:
     """Build the server app from `settings` (None: from ROOST_SERVER_SETTINGS, as each uvicorn worker does)."""
     from roost.netpolicy.guard import Guard
     from roost.netpolicy.metrics import metrics_route
-    from roost.server import api_v1, audit, auth, login, mlflow_api, proxy, responses, runner
+    from roost.server import api_v1, audit, auth, login, mlflow_api, proxy, responses, runner, tune_api
     from roost.ui.app import create_app as ui_app
     from roost.ui.security import SecurityHeaders
 
@@ -30,6 +30,7 @@ def create_server_app(settings: ServerSettings | None = None) -> Starlette:
         metrics_route(),
         *auth.routes(settings),
         Mount("/api/v1/artifacts", routes=proxy.routes(settings)),
+        Mount("/api/v1/tune", routes=tune_api.tune_routes(settings)),
         Mount("/api/v1", routes=api_v1.routes(settings)),
         *mlflow_api.routes(settings),
         Mount("/", app=ui_app(token=None, allowed_hosts=None, csrf=login.ui_csrf(settings))),

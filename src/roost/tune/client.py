@@ -40,7 +40,7 @@ class ServiceConflict(ConflictError):
         self.stored = stored or {}
 
 
-def _same_outcome(stored: dict[str, Any], state: str, value: float | None) -> bool:
+def same_outcome(stored: dict[str, Any], state: str, value: float | None) -> bool:
     """Whether a stored outcome is the one a (retried) tell was sending."""
     nonfinite = state == "complete" and value is not None and not math.isfinite(value)
     expected = "FAIL" if nonfinite else state.upper()
@@ -107,6 +107,9 @@ class Client:
             except ValueError:
                 err = {"error": r.text}
             msg, hint = err.get("error", r.text), err.get("hint")
+            nested: Any = msg
+            if isinstance(nested, dict):  # the team server's own answers (401, 403): {"error": {"message", "hint"}}
+                msg, hint = str(nested.get("message", r.text)), nested.get("hint")
             if r.status_code == 404:
                 raise NotFoundError(msg, hint)
             if r.status_code == 409:
@@ -115,6 +118,10 @@ class Client:
                 raise ConfigError(msg, hint)
             raise RoostError(f"tuning service: {r.status_code} {msg}", hint)
         raise AssertionError("unreachable")
+
+    def call(self, method: str, path: str, body: dict[str, Any] | None = None) -> dict[str, Any]:
+        """One service request (retried like every other), for callers that need the raw answer."""
+        return self._call(method, path, body)
 
     # -- API --------------------------------------------------------------------------------------------
     def create_study(
@@ -186,7 +193,7 @@ class Client:
         try:
             return self._call("POST", f"/studies/{study}/trials/{number}/tell", body)
         except ServiceConflict as exc:
-            if _same_outcome(exc.stored, state, value):
+            if same_outcome(exc.stored, state, value):
                 return exc.stored
             raise
 
@@ -204,7 +211,7 @@ class Client:
         body = {"results": items, "client_id": self.client_id}
         out: list[dict[str, Any]] = self._call("POST", f"/studies/{study}/tell", body)["results"]
         for sent, got in zip(items, out):
-            if "error" in got and not _same_outcome(
+            if "error" in got and not same_outcome(
                 got.get("stored") or {}, str(sent.get("state", "complete")), sent.get("value")
             ):
                 raise ServiceConflict(got["error"], got.get("stored"), "each trial is told once")

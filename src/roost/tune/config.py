@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from roost.errors import ConfigError, closest
 
 if TYPE_CHECKING:
-    from roost.tune.engine import Engine
+    from roost.tune.remote import AnyEngine
     from roost.tune.runner import TuneResult
 
 log = logging.getLogger(__name__)
@@ -259,7 +259,7 @@ def tune_config(
     prune: str | None = None,
     seed: int | None = None,
     register: str | None = None,
-    display: Callable[[Engine, str], AbstractContextManager[Any]] | None = None,
+    display: Callable[[AnyEngine, str], AbstractContextManager[Any]] | None = None,
     backend: str = "local",
     ray_address: str | None = None,
 ) -> TuneResult:

@@ -94,12 +94,12 @@ def trial_task(
     import ray
 
     from roost.registry.backend import default_store
-    from roost.tune.engine import Engine
+    from roost.tune.remote import open_engine
     from roost.tune.trials import TrialContext, run_trial
 
     logging.basicConfig(level=logging.WARNING)
     _adopt_workspace()
-    engine = Engine()
+    engine = open_engine()
     ctx = TrialContext(sid, number, params, parent_run_id, experiment, metric, engine)
     where = {
         TAG_HOST: socket.gethostname(),

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roost.errors import RoostError
-from roost.tune.engine import Engine
+from roost.tune.remote import AnyEngine, open_engine
 from roost.tune.trials import (
     RUNNER_LEASE_S,
     TAG_STATE,
@@ -45,7 +45,7 @@ __all__ = [
     "work",
 ]
 log = logging.getLogger(__name__)
-Display = Callable[[Engine, str], ContextManager[Any]]
+Display = Callable[[AnyEngine, str], ContextManager[Any]]
 
 
 @dataclass
@@ -189,7 +189,7 @@ def run_tuning(
     """`tune` with its options in one TuneSettings: a parent run, the study, the trials, then the final model."""
     _check_budget(n_trials, settings.backend)
     ray_backend, parallel = _open_backend(settings)
-    engine = Engine()
+    engine = open_engine()
     interrupted = False
     try:
         parent = _start_parent_run(n_trials, parallel, settings)
@@ -257,7 +257,7 @@ def _start_parent_run(n_trials: int, parallel: int, settings: TuneSettings) -> A
     )
 
 
-def _create_study(engine: Engine, space: dict[str, Any], n_trials: int, settings: TuneSettings, parent: Any) -> Any:
+def _create_study(engine: AnyEngine, space: dict[str, Any], n_trials: int, settings: TuneSettings, parent: Any) -> Any:
     """The persisted study, its start points enqueued (within the budget), and the sampler it chose tagged."""
     study = engine.create_study(
         space,
@@ -284,7 +284,7 @@ def _create_study(engine: Engine, space: dict[str, Any], n_trials: int, settings
 
 
 def _run_trials(
-    engine: Engine,
+    engine: AnyEngine,
     sid: str,
     objective: Callable[[TrialContext], Any],
     parent: Any,
@@ -326,7 +326,7 @@ def _finalize(objective: Any, result: TuneResult, parent: Any, finish: Callable[
         finish(result)
 
 
-def _summarise(engine: Engine, sid: str, parent: Any, sampler: str, interrupted: bool) -> TuneResult:
+def _summarise(engine: AnyEngine, sid: str, parent: Any, sampler: str, interrupted: bool) -> TuneResult:
     """Log the best-so-far curve and the best trial on the parent run; build the result."""
     st = engine.study(sid)
     best, curve = None, []

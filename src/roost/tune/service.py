@@ -9,6 +9,7 @@
     POST /studies/{id}/trials                  {params, value?}: enqueue a point, or record a known result
     POST /studies/{id}/trials/{n}/tell         {value} | {state: fail|pruned, reason}
     POST /studies/{id}/trials/{n}/report       {step, value} -> {prune}
+    POST /studies/{id}/abandon                 {client_ids, reason?} -> {failed}: fail their running trials
 
 Errors: unknown study/trial → 404, a second tell → 409 with the stored outcome, a value outside the space (or any
 invalid field) → 422 naming it. Handlers are sync: Starlette runs them in its thread pool, and each one is a single
@@ -141,7 +142,11 @@ Handler = Callable[[Request, bytes], Any]
 
 
 def _error_response(exc: RoostError) -> Response:
-    """The status and body for an error a handler raised (404, 409 with the stored outcome, 422 naming a field)."""
+    """The status and body for an error a handler raised (its own `status` (401, 403 behind the team server), else
+    404, 409 with the stored outcome, 422 naming a field)."""
+    declared = getattr(exc, "status", None)
+    if isinstance(declared, int):
+        return _error(declared, exc)
     if isinstance(exc, NotFoundError):
         return _error(404, exc)
     if isinstance(exc, TellConflict):
@@ -287,6 +292,15 @@ class Handlers:
         sid, n = request.path_params["sid"], _int(request.path_params["n"], "trial")
         return self.engine.report(sid, n, b["step"], b["value"])
 
+    def abandon(self, request: Request, raw: bytes) -> dict[str, Any]:
+        """Fail the running trials held by these clients (a stopped tuning job)."""
+        b = _body(raw, {"client_ids", "reason"})
+        ids = b.get("client_ids")
+        if not isinstance(ids, list) or not all(isinstance(c, str) and len(c) <= MAX_NAME for c in ids):
+            raise ConfigError(f"client_ids: required, a list of strings of at most {MAX_NAME} characters")
+        _outcome(b)
+        return {"failed": self.engine.abandon(request.path_params["sid"], ids, b.get("reason") or "interrupted")}
+
 
 def routes(h: Handlers) -> list[Route]:
     """The service's routes over handlers `h`."""
@@ -300,6 +314,7 @@ def routes(h: Handlers) -> list[Route]:
         ("/studies/{sid}/trials", h.add, "POST", 201),
         ("/studies/{sid}/trials/{n}/tell", h.tell, "POST", 200),
         ("/studies/{sid}/trials/{n}/report", h.report, "POST", 200),
+        ("/studies/{sid}/abandon", h.abandon, "POST", 200),
     ]
     return [Route(path, _endpoint(fn, status), methods=[method]) for path, fn, method, status in table]
 

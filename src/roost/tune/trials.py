@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from roost.errors import RoostError
-from roost.tune.engine import Engine
+from roost.tune.remote import AnyEngine, open_engine
 
 log = logging.getLogger(__name__)
 TAG_STUDY, TAG_TRIAL, TAG_STATE = "roost.tune.study", "roost.tune.trial", "roost.tune.state"
@@ -37,7 +37,7 @@ class TrialContext:
     parent_run_id: str
     experiment: str
     metric: str
-    engine: Engine = field(repr=False)
+    engine: AnyEngine = field(repr=False)
     run: Any = field(default=None, repr=False)
     run_id: str | None = None
 
@@ -62,7 +62,7 @@ def _value(out: Any, metric: str) -> float:
     return float(out)
 
 
-def run_trial(engine: Engine, ctx: TrialContext, objective: Callable[[TrialContext], Any]) -> str:
+def run_trial(engine: AnyEngine, ctx: TrialContext, objective: Callable[[TrialContext], Any]) -> str:
     """Evaluate one leased trial and tell the outcome; returns the final state."""
     from roost.registry.api import start_run
 
@@ -114,10 +114,10 @@ def work(
     parent_run_id: str,
     experiment: str,
     metric: str,
-    engine: Engine | None = None,
+    engine: AnyEngine | None = None,
 ) -> int:
     """A worker: ask, evaluate, tell until the study is done; returns how many trials it ran."""
-    engine = engine or Engine()
+    engine = engine or open_engine()
     n = 0
     while True:
         r = engine.ask(sid, client_id=client_id, lease_s=RUNNER_LEASE_S)
@@ -154,7 +154,7 @@ def run_workers(
     parent_run_id: str,
     experiment: str,
     metric: str,
-    engine: Engine,
+    engine: AnyEngine,
 ) -> None:
     """Run one spawned process per client id; a worker that dies has its running trial failed."""
     import multiprocessing as mp
