@@ -1,10 +1,12 @@
 """The permission table of the team server, written from issue 31's rules — never from the code under test.
 
-read: see it. edit: log to runs, create runs, set tags, register versions, create aliases. manage: delete, restore
+read: see it. edit: log to runs, create runs, set tags, register versions, create aliases, create, ask, tell,
+report to, add points to and abandon trials of tuning studies. manage: delete, restore
 and archive runs, move or delete aliases, delete models, versions and objects. gc, marking runs lost, the audit
 log: admin only. Creating an experiment or a registered model: any signed-in account. A run is governed by its
 experiment, a version and an alias by its model, a logged model by its run's experiment, a stored object by
-(object, its kind). Each case names the route it exercises ((method, path template) as the app declares it), what
+(object, its kind), a tuning study by the experiment its attrs name, else as a stored object of kind 'tune.study'
+(the World's object kind). Each case names the route it exercises ((method, path template) as the app declares it), what
 the caller needs, and how to build the request on a `World` (test_permission_matrix.py) for one principal;
 destructive cases build a fresh target first, so an allowed answer does not change what the next case sees.
 """
@@ -611,8 +613,11 @@ def unknown_cases() -> list[Case]:
 
 def all_cases() -> list[Case]:
     """Every case of the table."""
+    from matrix_tune import tune_cases
+
     return [
         *rest_cases(),
+        *tune_cases(),
         *mlflow_cases("/api/2.0/mlflow"),
         *[replace(c, lite=True) for c in mlflow_cases("/ajax-api/2.0/mlflow")],
         *artifact_cases(),

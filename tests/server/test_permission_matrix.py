@@ -81,7 +81,8 @@ class World:
             )
         self.store = settings.store()
         self._n = itertools.count()
-        self.exp, self.model, self.okind = "mx-exp", "mx-model", "mx-kind"
+        self.exp, self.model = "mx-exp", "mx-model"
+        self.okind = "tune.study"  # the stored objects' kind that also guards studies without an experiment
         self.eid = self.store.get_or_create_experiment(self.exp)
         self.run0 = self.new_run()
         self.store.log_batch(self.run0, params={"mark": "run0"}, tags={"t": "0"}, metrics=[("m", 0.5, 0, 1.0)])
@@ -92,6 +93,8 @@ class World:
         modelreg.set_alias(self.store, self.model, 1, "champion")
         self.store.put_object(self.okind, "o1", {"a": 0})
         self.logged = self.new_logged()
+        self.study = self.new_study(self.exp)  # a study of mx-exp: guarded by the experiment's roles
+        self.bare = self.new_study(None)  # a study without an experiment: guarded by (object, tune.study)
 
         self.principals: list[Principal] = []
         for role, via, kind in itertools.product(ROLES, ("account", "group"), KINDS):
@@ -178,6 +181,20 @@ class World:
         }  # fmt: skip
         self.store.put_object("mlflow.logged_model", mid, spec)
         return mid
+
+    def new_study(self, experiment: str | None) -> str:
+        """A study over one uniform parameter, its attrs naming `experiment` (or none)."""
+        from roost.tune.engine import Engine
+
+        attrs = {"experiment": experiment} if experiment else None
+        return str(Engine(self.store).create_study({"x": {"uniform": [0, 1]}}, sampler="random", attrs=attrs)["id"])
+
+    def new_trial(self, sid: str) -> dict[str, Any]:
+        """A trial of study `sid` leased now to a fresh client (RUNNING: it can be told, reported or abandoned)."""
+        from roost.tune.engine import Engine
+
+        trial: dict[str, Any] = Engine(self.store).ask(sid, client_id=self.fresh())["trial"]
+        return trial
 
     def new_model(self, p: Principal) -> str:
         """A fresh registered model on which `p` holds what it holds on mx-model."""
@@ -323,7 +340,9 @@ def test_every_role_on_the_endpoint(world: World, case: Case, default: str) -> N
             continue
         if case.shows is not None and want == "ok":
             kind, marker = case.shows
-            marker = {"RUN0": world.run0, "LOGGED": world.logged}.get(marker, marker)
+            marker = {"RUN0": world.run0, "LOGGED": world.logged, "STUDY": world.study, "BARE": world.bare}.get(
+                marker, marker
+            )
             visible = marker in r.text
             if visible != (rank(p.role_on(kind, default)) >= 1):
                 wrong.append(
