@@ -216,7 +216,9 @@ def search(call: Call) -> Any:
         if len(after) != 2 or not isinstance(after[1], str):
             raise RoostError("field 'after' must be [start_time, run_id]")
         after = (_time(after[0], "after[0]"), after[1])
-    limit = call.field("limit", int, 1000, optional=True)
+    # an absent limit is the default page; an explicit null (the client's limit=None) means every run
+    absent = not isinstance(call.body, dict) or "limit" not in call.body
+    limit = 1000 if absent else call.field("limit", int, None, optional=True)
     runs = call.store.search_runs(
         call.field("filter", str, None, optional=True),
         names or None,
