@@ -262,7 +262,7 @@ def main() -> None:
         if not a.keep:
             shutil.rmtree(tmp, ignore_errors=True)
     print(f"uptime at end: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
-    print(f"ratio: {min(ratios):.1f}" if ratios else "ratio: n/a (roost side did not run)")
+    print(f"ratio: {min(ratios):.1f}" if ratios else "ratio: n/a (needs both sides measured)")
 
 
 if __name__ == "__main__":

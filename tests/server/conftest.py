@@ -21,6 +21,21 @@ from roost.train.tensorboard import free_port
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 
 
+def new_account(store: Any, name: str, password: str | None = None, admin: bool = False) -> str:
+    """Create account `name` on `store` (a Store, or a database URL: migrated if new); returns a new token of it."""
+    from roost.registry import accounts
+    from roost.registry.store import open_store
+
+    store = open_store(store) if isinstance(store, str) else store
+    accounts.create_user(store, name, password, admin=admin)
+    return accounts.create_token(store, name, name=f"{name} (tests)").token
+
+
+def bearer(token: str) -> dict[str, str]:
+    """The Authorization header of `token`."""
+    return {"Authorization": f"Bearer {token}"}
+
+
 class ServerProc:
     """One `roost server` subprocess (its own session: killed with its workers)."""
 
@@ -31,17 +46,25 @@ class ServerProc:
         max_upload_mb: float = 1.0,
         artifacts: str | None = None,
         env: dict[str, str] | None = None,
+        store_url: str | None = None,
+        default_role: str = "read",
+        args: list[str] | None = None,
     ) -> None:
         self.root = root
         (root / "artifacts").mkdir(parents=True, exist_ok=True)
-        self.store_url = f"sqlite:///{root / 'server.db'}"
+        self.store_url = store_url or f"sqlite:///{root / 'server.db'}"
+        self.default_role, self.args = default_role, list(args or [])
         self.artifacts = artifacts or f"file://{root / 'artifacts'}"
         self.extra_env = env or {}
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.workers, self.max_upload_mb = workers, max_upload_mb
         self.proc: subprocess.Popen[bytes] | None = None
-        self.token: str | None = None  # set once accounts exist (identity); the placeholder auth allows all
+        self.token = self.account("admin", admin=True)  # every client of this server signs in as this admin
+
+    def account(self, name: str, password: str | None = None, admin: bool = False) -> str:
+        """Create account `name` on the server's store; returns a new token of it."""
+        return new_account(self.store_url, name, password, admin)
 
     def start(self) -> None:
         """Start it and wait until /api/v1/health answers."""
@@ -50,6 +73,7 @@ class ServerProc:
         env.update(self.extra_env)
         cmd = [sys.executable, "-m", "roost", "server", "--port", str(self.port), "--workers", str(self.workers)]
         cmd += ["--store", self.store_url, "--artifacts", self.artifacts, "--max-upload-mb", str(self.max_upload_mb)]
+        cmd += ["--default-role", self.default_role, *self.args]
         log = open(self.root / "server.log", "ab")
         self.proc = subprocess.Popen(cmd, cwd=self.root, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 60
@@ -85,8 +109,8 @@ class ServerProc:
                 self.kill()
 
     def headers(self) -> dict[str, str]:
-        """Authorization for direct HTTP calls."""
-        return {"Authorization": f"Bearer {self.token}"} if self.token else {}
+        """Authorization for direct HTTP calls (the admin's token)."""
+        return {"Authorization": f"Bearer {self.token}"}
 
 
 @pytest.fixture
@@ -110,8 +134,7 @@ def as_client(live_server: ServerProc, ws, monkeypatch: pytest.MonkeyPatch, tmp_
     def use(remote: bool) -> None:
         if remote:
             monkeypatch.setenv("ROOST_SERVER", server.url)
-            if server.token:
-                monkeypatch.setenv("ROOST_TOKEN", server.token)
+            monkeypatch.setenv("ROOST_TOKEN", server.token)
         else:
             monkeypatch.delenv("ROOST_SERVER", raising=False)
             monkeypatch.delenv("ROOST_TOKEN", raising=False)

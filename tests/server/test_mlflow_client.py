@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 import os
 import random
-import socket
 import subprocess
 import sys
 import time
@@ -16,9 +15,12 @@ from typing import Any
 
 import pytest
 
+from .conftest import ServerProc
+
 REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 MLFLOW_PIN = "mlflow==3.17.2"
+EXPERIMENT = "mlflow-compat"
 
 
 def _mlflow_python() -> Path:
@@ -34,51 +36,41 @@ def _mlflow_python() -> Path:
         sys.path.remove(str(REPO / "bench"))
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+ALICE_PW, BOB_PW = "alice's long passphrase", "bob's long passphrase"
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def server(request: pytest.FixtureRequest, ws: Any, tmp_path: Path) -> Any:
-    """A roost server (uvicorn, one worker) on SQLite (the workspace's store) or a fresh PostgreSQL database,
-    artifacts under tmp_path/server-artifacts."""
-    from roost.server.settings import ENV, ServerSettings
+def server(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A real `roost server` (one worker, default role none) on SQLite or a fresh PostgreSQL database, with
+    accounts alice and bob (passwords); bob holds only a read grant on the test's experiment, alice edit on
+    'default' (the script logs a run there) and manage on what she creates."""
+    from roost.registry import grants
+    from roost.registry.store import open_store
 
-    store_url = request.getfixturevalue("pg_database")() if request.param == "postgresql" else ws.store_url
-    settings = ServerSettings(store_url=store_url, artifact_root=f"file://{tmp_path / 'server-artifacts'}")
-    port = _free_port()
-    env = {**os.environ, ENV: settings.to_env(), "PYTHONPATH": os.pathsep.join([str(REPO / "src"), str(HERE)])}
-    log = open(tmp_path / "server.log", "wb")
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "uvicorn", "--factory", "identity_stub:app", "--host", "127.0.0.1", "--port", str(port)],
-        cwd=ws.root,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    import httpx
+    store_url = request.getfixturevalue("pg_database")() if request.param == "postgresql" else None
+    srv = ServerProc(tmp_path / "server", workers=1, store_url=store_url, default_role="none")
+    srv.account("alice", ALICE_PW)
+    srv.account("bob", BOB_PW)
+    grants.grant(open_store(srv.store_url), "bob", "experiment", EXPERIMENT, "read")
+    grants.grant(open_store(srv.store_url), "alice", "experiment", "default", "edit")  # MLflow's experiment "0"
+    srv.start()
+    yield srv
+    srv.stop()
 
-    while True:
-        try:
-            httpx.get(url + "/api/2.0/mlflow/experiments/get?experiment_id=1", timeout=2)
-            break
-        except httpx.TransportError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail("server did not start:\n" + (tmp_path / "server.log").read_text()[-3000:])
-            time.sleep(0.2)
-    yield url, settings
-    proc.terminate()
-    try:
-        proc.wait(10)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-    log.close()
+
+def _client_env(url: str, user: str, password: str) -> dict[str, str]:
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": url,
+        "MLFLOW_TRACKING_USERNAME": user,
+        "MLFLOW_TRACKING_PASSWORD": password,
+        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
+        "MLFLOW_DISABLE_TELEMETRY": "true",
+        "DO_NOT_TRACK": "true",
+        "GIT_PYTHON_REFRESH": "quiet",
+    }
+    env.pop("PYTHONPATH", None)
+    return env
 
 
 def _spec() -> dict[str, Any]:
@@ -99,7 +91,7 @@ def _spec() -> dict[str, Any]:
     model_files = {"MLmodel": "artifact_path: model\nflavors: {}\n", "weights.txt": "w=" + "9" * 50}
     blob = bytes(rng.randrange(256) for _ in range(70_000))
     return {
-        "experiment": "mlflow-compat",
+        "experiment": EXPERIMENT,
         "model": "churn",
         "add": 7,
         "inputs": [1.5, -2.0, 40.0],
@@ -117,34 +109,22 @@ def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: A
     from roost.registry import modelreg
     from roost.registry.store import open_store
 
-    url, settings = server
     py = _mlflow_python()
     spec = _spec()
     (tmp_path / "in.json").write_text(json.dumps(spec))
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": url,
-        "MLFLOW_TRACKING_USERNAME": "alice",
-        "MLFLOW_TRACKING_PASSWORD": "not-checked-by-the-stub",
-        "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0",
-        "MLFLOW_DISABLE_TELEMETRY": "true",
-        "DO_NOT_TRACK": "true",
-        "GIT_PYTHON_REFRESH": "quiet",
-    }
-    env.pop("PYTHONPATH", None)
     proc = subprocess.run(
         [str(py), str(HERE / "mlflow_client_script.py"), str(tmp_path / "in.json"), str(tmp_path / "out.json")],
         cwd=tmp_path,
-        env=env,
+        env=_client_env(server.url, "alice", ALICE_PW),
         capture_output=True,
         text=True,
         timeout=300,
     )
-    server_log = (tmp_path / "server.log").read_text()
+    server_log = (server.root / "server.log").read_text()
     assert proc.returncode == 0, proc.stderr[-4000:] + "\n--- server log ---\n" + server_log[-3000:]
     out = json.loads((tmp_path / "out.json").read_text())
     ids = {name: r["run_id"] for name, r in out["runs"].items()}
-    store = open_store(settings.store_url)
+    store = open_store(server.store_url)
 
     # every run, as roost stores it, is exactly what the script was told to log
     for r in spec["runs"]:
@@ -186,7 +166,7 @@ def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: A
 
     # the artifact went through the proxy to the run's folder, byte for byte, and comes back the same
     run_a = store.get_run(ids["a"])
-    assert run_a["artifact_uri"].startswith(settings.artifact_root)
+    assert run_a["artifact_uri"].startswith(server.artifacts)
     stored = Path(run_a["artifact_uri"].removeprefix("file://")) / "data" / "blob.bin"
     assert stored.read_bytes().hex() == a["blob_hex"] == out["downloaded_hex"]
     assert out["runs"]["a"]["artifact_uri"] == f"mlflow-artifacts:/{out['experiment_id']}/{ids['a']}/artifacts"
@@ -220,3 +200,20 @@ def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: A
     # errors in MLflow's codes
     assert out["missing_run"] == "RESOURCE_DOES_NOT_EXIST"
     assert out["duplicate_experiment"] == "RESOURCE_ALREADY_EXISTS"
+
+    # bob (a read grant only) reads alice's run through the stock client, but his writes are refused
+    before = {k: store.metric_history(ids["a"], k) for k in ("acc", "loss", "f1", "bob")}
+    runs_before = store.search_runs(experiment=EXPERIMENT)
+    bob = subprocess.run(
+        [str(py), str(HERE / "mlflow_bob_script.py"), ids["a"], EXPERIMENT],
+        cwd=tmp_path,
+        env=_client_env(server.url, "bob", BOB_PW),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert bob.returncode == 0, bob.stderr[-4000:]
+    seen = json.loads(bob.stdout.strip().splitlines()[-1])
+    assert seen == {"read_run_name": "a", "log_metric": "PERMISSION_DENIED", "create_run": "PERMISSION_DENIED"}
+    assert {k: store.metric_history(ids["a"], k) for k in before} == before  # nothing written
+    assert [r["run_id"] for r in store.search_runs(experiment=EXPERIMENT)] == [r["run_id"] for r in runs_before]

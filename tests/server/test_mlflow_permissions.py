@@ -11,47 +11,34 @@ from typing import Any
 
 import pytest
 
-from roost.server.identity import ROLES, SCOPE_KEY, Forbidden, Identity
+from .conftest import bearer, new_account
 
-GRANTS = {("alice", "experiment", "exp"): "manage", ("bob", "experiment", "exp"): "read"}  # carol: default 'none'
-
-
-def _role_on(store: Any, identity: Identity, kind: str, name: str, default_role: str) -> str:
-    return GRANTS.get((identity.name, kind, name), default_role)
-
-
-def _require(store: Any, identity: Identity, kind: str, name: str, role: str, default_role: str) -> None:
-    have = _role_on(store, identity, kind, name, default_role)
-    if ROLES.index(have) < ROLES.index(role):
-        raise Forbidden(f"{identity.name} needs {role} on {kind} {name!r}", hint="ask its manager for a grant")
+USERS = ("alice", "bob", "carol")  # alice creates 'exp' (manage); bob gets read on it; carol: default 'none'
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.services)])
-def client(request: pytest.FixtureRequest, ws: Any, tmp_path: Any, monkeypatch: pytest.MonkeyPatch) -> Any:
+def client(request: pytest.FixtureRequest, ws: Any, tmp_path: Any) -> Any:
     from starlette.testclient import TestClient
 
-    from roost.server import permissions
+    from roost.registry import grants
     from roost.server.app import create_server_app
     from roost.server.settings import ServerSettings
 
-    monkeypatch.setattr(permissions, "role_on", _role_on)
-    monkeypatch.setattr(permissions, "require", _require)
     store_url = request.getfixturevalue("pg_database")() if request.param == "postgresql" else ws.store_url
     settings = ServerSettings(store_url, f"file://{tmp_path / 'art'}", default_role="none")
-    inner = create_server_app(settings)
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        who = dict(scope.get("headers") or []).get(b"x-test-user")
-        if who:
-            scope[SCOPE_KEY] = Identity(name=who.decode(), account_id=1)
-        await inner(scope, receive, send)
-
+    app = create_server_app(settings)
+    for name in USERS:
+        TOKENS[name] = new_account(settings.store(), name)
+    grants.grant(settings.store(), "bob", "experiment", "exp", "read")
     with TestClient(app) as c:
         yield c, settings
 
 
+TOKENS: dict[str, str] = {}
+
+
 def _as(user: str) -> dict[str, str]:
-    return {"x-test-user": user}
+    return bearer(TOKENS[user])
 
 
 def test_read_role_cannot_log_and_none_cannot_read(client: Any) -> None:
@@ -75,6 +62,13 @@ def test_read_role_cannot_log_and_none_cannot_read(client: Any) -> None:
     # carol (default role none) sees nothing of it, and learns nothing from the answer
     r = c.get(f"{base}/runs/get", params={"run_id": rid}, headers=_as("carol"))
     assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
+    r = c.get(f"{base}/experiments/get-by-name", params={"experiment_name": "exp"}, headers=_as("carol"))
+    assert r.status_code == 403 and r.json()["error_code"] == "PERMISSION_DENIED"
+    # a name nobody created is 404, as MLflow answers: mlflow.set_experiment then creates it (carol may create)
+    r = c.get(f"{base}/experiments/get-by-name", params={"experiment_name": "carols"}, headers=_as("carol"))
+    assert r.status_code == 404 and r.json()["error_code"] == "RESOURCE_DOES_NOT_EXIST"
+    r = c.post(f"{base}/experiments/create", json={"name": "carols"}, headers=_as("carol"))
+    assert r.status_code == 200, r.text
     found = c.post(f"{base}/experiments/search", json={}, headers=_as("carol")).json()
     assert "exp" not in [e["name"] for e in found.get("experiments", [])]
     r = c.post(f"{base}/runs/search", json={"experiment_ids": [eid]}, headers=_as("carol"))
@@ -127,13 +121,10 @@ def test_oversized_json_body_is_refused_and_nothing_logged(ws: Any, tmp_path: An
     from roost.server.settings import ServerSettings
 
     settings = ServerSettings(ws.store_url, f"file://{tmp_path / 'art'}", max_body_bytes=10_000)
-    inner = create_server_app(settings)
+    app = create_server_app(settings)
+    token = new_account(settings.store(), "alice")
 
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope[SCOPE_KEY] = Identity(name="alice", account_id=1)  # as the auth middleware does
-        await inner(scope, receive, send)
-
-    with TestClient(app) as c:
+    with TestClient(app, headers=bearer(token)) as c:
         base = "/api/2.0/mlflow"
         eid = c.post(f"{base}/experiments/create", json={"name": "e"}).json()["experiment_id"]
         rid = c.post(f"{base}/runs/create", json={"experiment_id": eid}).json()["run"]["info"]["run_id"]

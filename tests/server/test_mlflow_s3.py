@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from roost.server.identity import SCOPE_KEY, Identity
+from .conftest import bearer, new_account
 
 
 @pytest.fixture
@@ -42,14 +42,11 @@ def test_artifacts_stream_through_the_proxy_to_s3(ws: Any, s3: Any) -> None:
     from roost.server.settings import ServerSettings
 
     settings = ServerSettings(ws.store_url, "s3://roost-artifacts/srv", max_upload_bytes=2 * 1024**2)
-    inner = create_server_app(settings)
-
-    async def app(scope: dict[str, Any], receive: Any, send: Any) -> None:
-        scope[SCOPE_KEY] = Identity(name="alice", account_id=1)
-        await inner(scope, receive, send)
+    app = create_server_app(settings)
+    token = new_account(settings.store(), "alice")
 
     base = "/api/2.0/mlflow"
-    with TestClient(app) as c:
+    with TestClient(app, headers=bearer(token)) as c:
         eid = c.post(f"{base}/experiments/create", json={"name": "e"}).json()["experiment_id"]
         rid = c.post(f"{base}/runs/create", json={"experiment_id": eid}).json()["run"]["info"]["run_id"]
         proxy = f"/api/2.0/mlflow-artifacts/artifacts/{eid}/{rid}/artifacts"

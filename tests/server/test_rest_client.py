@@ -29,14 +29,17 @@ def test_login_saves_checked_credentials_0600(server, tmp_path: Path, monkeypatc
     monkeypatch.setenv("XDG_CONFIG_HOME", str(tmp_path / "cfg"))
     monkeypatch.delenv("ROOST_SERVER", raising=False)
 
-    def run(*args: str) -> tuple[int, BaseException | None]:
-        res = CliRunner().invoke(build_app(), list(args), input="roost_test_token\n")
+    def run(*args: str, token: str = server.token) -> tuple[int, BaseException | None]:
+        res = CliRunner().invoke(build_app(), list(args), input=token + "\n")
         return res.exit_code, res.exception
 
     assert run("login", server.url, "--token-stdin") == (0, None)
     p = tmp_path / "cfg" / "roost" / "credentials.json"
     assert stat.S_IMODE(p.stat().st_mode) == 0o600
-    assert credentials.server() == (server.url, "roost_test_token")
+    assert credentials.server() == (server.url, server.token)
+    code, exc = run("login", server.url, "--token-stdin", token="roost_0000_wrong")
+    assert isinstance(exc, RoostError) and "401" in str(exc)  # a token the server refuses is not saved
+    assert credentials.server() == (server.url, server.token)
     code, exc = run("login", "http://127.0.0.1:1", "--token-stdin")
     assert isinstance(exc, RoostError) and "cannot reach" in str(exc)
     assert run("logout") == (0, None) and not p.exists()

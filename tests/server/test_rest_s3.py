@@ -35,6 +35,7 @@ def test_s3_artifacts_and_models_through_the_proxy(s3_server, ws, monkeypatch, t
     for var in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "FSSPEC_S3_ENDPOINT_URL"):
         monkeypatch.delenv(var, raising=False)  # the client has no storage credentials at all
     monkeypatch.setenv("ROOST_SERVER", srv.url)
+    monkeypatch.setenv("ROOST_TOKEN", srv.token)
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
     backend.reset()
     model = tmp_path / "model"

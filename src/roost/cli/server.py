@@ -34,6 +34,9 @@ def server(
     ),
     public_url: str | None = typer.Option(None, "--public-url", help="how clients reach it (behind a proxy)"),
     max_upload_mb: float = typer.Option(5120.0, "--max-upload-mb", min=0.001, help="largest artifact file accepted"),
+    session_secret_file: str | None = typer.Option(
+        None, "--session-secret-file", help="file holding the key that signs UI sessions (they then survive restarts)"
+    ),
 ) -> None:
     """Serve a whole team: the REST API (/api/v1), the artifact proxy and the web UI, backed by one store."""
     import uvicorn
@@ -66,6 +69,7 @@ def server(
         trusted_proxies=list(trusted_proxy or []),
         secure_cookies=bool(certfile),
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
+        session_secret=_session_secret(session_secret_file),  # one for all workers: sessions work on any of them
     )
     settings.store()  # migrate once here, before the workers start (a clear error when the database is down)
     env = runner.server_env(settings)  # (computed before the old environment is cleared)
@@ -92,6 +96,26 @@ def server(
         )
     except OSError as exc:
         raise RoostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
+
+
+def _session_secret(path: str | None) -> str:
+    """The key read from `path` (at least 32 characters), else a random one for this start."""
+    import secrets
+
+    from roost.errors import RoostError
+
+    if path is None:
+        return secrets.token_urlsafe(32)
+    try:
+        key = open(path, encoding="utf-8").read().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        raise RoostError(f"cannot read --session-secret-file {path}: {exc}", hint="give a readable text file") from None
+    if len(key) < 32:
+        raise RoostError(
+            f"--session-secret-file {path} holds {len(key)} characters; at least 32 are needed",
+            hint="python -c 'import secrets; print(secrets.token_urlsafe(32))' > FILE; chmod 600 FILE",
+        )
+    return key
 
 
 def _redacted(url: str) -> str:

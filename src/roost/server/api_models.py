@@ -135,9 +135,9 @@ def put_object(call: Call) -> Any:
 
 
 def delete_object(call: Call) -> Any:
-    """Remove an object."""
+    """Remove an object (manage: deleting needs manage)."""
     kind = call.path("kind")
-    call.require("object", kind, "edit")
+    call.require("object", kind, "manage")
     call.store.delete_object(kind, call.path("name"))
     return {"kind": kind, "name": call.path("name")}
 
@@ -154,7 +154,8 @@ def change_stage(call: Call) -> Any:
         "force": call.field("force", bool, False),
     }
     planned = call.store.change_stage(action, dry_run=True, **args)
-    for exp in sorted({experiment_of(call.store, rid) for rid in planned.run_ids}):
+    selected = [*planned.run_ids, *planned.skipped_running]  # a skipped run is named in the answer too
+    for exp in sorted({experiment_of(call.store, rid) for rid in selected}):
         call.require("experiment", exp, "manage")
     if call.field("dry_run", bool, False) or not planned.run_ids:
         return asdict(planned)

@@ -12,14 +12,15 @@ from roost.server.settings import ServerSettings
 
 # paths whose state changes carry bodies other than JSON (artifact uploads) or forms (the login page)
 UPLOAD_PREFIXES = ("/api/v1/artifacts/", "/api/2.0/mlflow-artifacts/")
-FORM_PATHS = ("/login", "/logout")
+TENSORBOARD_PREFIXES = ("/tb/",)  # TensorBoard's own requests carry their own content types (the UI's guard checks)
+FORM_PATHS = ("/login", "/logout", "/tensorboard")  # each checks a CSRF token (the UI's: login.ui_csrf)
 
 
 def create_server_app(settings: ServerSettings | None = None) -> Starlette:
     """Build the server app from `settings` (None: from ROOST_SERVER_SETTINGS, as each uvicorn worker does)."""
     from roost.netpolicy.guard import Guard
     from roost.netpolicy.metrics import metrics_route
-    from roost.server import api_v1, audit, auth, mlflow_api, proxy, responses, runner
+    from roost.server import api_v1, audit, auth, login, mlflow_api, proxy, responses, runner
     from roost.ui.app import create_app as ui_app
     from roost.ui.security import SecurityHeaders
 
@@ -31,12 +32,17 @@ def create_server_app(settings: ServerSettings | None = None) -> Starlette:
         Mount("/api/v1/artifacts", routes=proxy.routes(settings)),
         Mount("/api/v1", routes=api_v1.routes(settings)),
         *mlflow_api.routes(settings),
-        Mount("/", app=ui_app(token=None, allowed_hosts=None)),
+        Mount("/", app=ui_app(token=None, allowed_hosts=None, csrf=login.ui_csrf(settings))),
     ]
     middleware = [
         Middleware(audit.AuditMiddleware, settings=settings),
         Middleware(SecurityHeaders),
-        Middleware(Guard, allowed_hosts=settings.allowed_hosts, forms=FORM_PATHS, any_body=UPLOAD_PREFIXES),
+        Middleware(
+            Guard,
+            allowed_hosts=settings.allowed_hosts,
+            forms=FORM_PATHS,
+            any_body=UPLOAD_PREFIXES + TENSORBOARD_PREFIXES,
+        ),
         Middleware(auth.AuthMiddleware, settings=settings),
     ]
     app = Starlette(

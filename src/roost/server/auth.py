@@ -26,6 +26,7 @@ from roost.server.settings import ServerSettings
 PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback", "/api/v1/health", "/metrics"})
 PUBLIC_PREFIXES = ("/static/",)
 API_PREFIX = "/api/"
+API_PREFIXES = (API_PREFIX, "/ajax-api/")  # MLflow's UI calls /ajax-api/…: JSON answers, never the login page
 PAGE_METHODS = frozenset({"GET", "HEAD"})
 BAD_TOKEN = "invalid, expired or revoked token, or a disabled account"
 TOKEN_HINT = "create a token: roost tokens create --user NAME (an admin runs it on the server host)"
@@ -77,7 +78,7 @@ class AuthMiddleware:
             return
         status, message, hint = found
         if status == 0:  # no credentials at all
-            if scope["method"] in PAGE_METHODS and not path.startswith(API_PREFIX):
+            if scope["method"] in PAGE_METHODS and not path.startswith(API_PREFIXES):
                 query = scope.get("query_string", b"").decode("latin-1")
                 target = quote(path + ("?" + query if query else ""), safe="")
                 await _send(send, 303, b"", [(b"location", f"/login?next={target}".encode("latin-1"))])

@@ -39,6 +39,12 @@ def session_secret(settings: ServerSettings) -> str:
     return settings.session_secret
 
 
+def ui_csrf(settings: ServerSettings) -> str:
+    """The CSRF token of the web UI's own forms when the server hosts it: derived from the session secret, so every
+    worker (all sharing that secret) accepts the token a page from any of them carries."""
+    return hmac.new(session_secret(settings).encode(), b"roost-ui-csrf", hashlib.sha256).hexdigest()
+
+
 def _serializer(settings: ServerSettings) -> Any:
     from itsdangerous import URLSafeTimedSerializer
 

@@ -155,9 +155,11 @@ def create_app(
     tb_command: list[str] | None = None,
     tb_log_dir: Path | None = None,
     tb_max: int = DEFAULT_MAX_BOARDS,
+    csrf: str | None = None,
 ) -> Starlette:
     """Build the UI app (token: required bearer token; allowed_hosts: Host header allow-list, None: no Host check
-    (`roost ui` always passes one); tb_max: the most TensorBoards running at once)."""
+    (`roost ui` always passes one); tb_max: the most TensorBoards running at once; csrf: its forms' CSRF token,
+    None: a random one (one process); the team server passes one that all its workers share)."""
     from roost.netpolicy.limits import ConnStats
     from roost.netpolicy.metrics import metrics_route
     from roost.ui import api, artifacts_view, pages, shadow_view, tbroutes
@@ -167,7 +169,8 @@ def create_app(
             "the UI token must be 8-256 characters of letters, digits, '.', '_', '~' or '-'",
             hint="e.g. roost ui --token $(python -c 'import secrets; print(secrets.token_urlsafe())')",
         )
-    ui = UI(TensorBoardManager(idle_s=tb_idle_s, log_dir=tb_log_dir, command=tb_command, max_boards=tb_max), token)
+    tb = TensorBoardManager(idle_s=tb_idle_s, log_dir=tb_log_dir, command=tb_command, max_boards=tb_max)
+    ui = UI(tb, token, csrf)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:

@@ -51,10 +51,10 @@ def get(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
 def get_by_name(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
     """GET experiments/get-by-name?experiment_name= → {experiment}."""
     name = need_text(f, "experiment_name")
-    ctx.need("experiment", name, "read")  # by name first: a 403 tells nothing about whether it exists
     found = mc.experiment(ctx.store, name=name)
-    if found is None:
+    if found is None:  # as MLflow's auth app: mlflow.set_experiment creates it on this answer, with any role
         raise missing(f"Could not find experiment with name '{name}'")
+    ctx.need("experiment", name, "read")
     return {"experiment": experiment_json(found)}
 
 

@@ -145,8 +145,8 @@ def log_params(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
 
 
 def delete(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
-    """DELETE logged-models/{model_id}: the record (its files stay in the run's artifacts)."""
-    spec = _spec(ctx, f, "edit")
+    """DELETE logged-models/{model_id}: the record (its files stay in the run's artifacts); deleting needs manage."""
+    spec = _spec(ctx, f, "manage")
     ctx.store.delete_object(KIND, spec["model_id"])
     return {}
 

@@ -220,9 +220,9 @@ def search_versions(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
 
 # -- aliases -------------------------------------------------------------------------------------------------------
 def set_alias(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
-    """POST registered-models/alias {name, alias, version}: moving an alias needs manage."""
+    """POST registered-models/alias {name, alias, version}: a new alias needs edit, moving one manage."""
     name, alias = need_text(f, "name"), need_text(f, "alias")
-    _model(ctx, name, "manage")
+    _model(ctx, name, "manage" if modelreg.has_alias(ctx.store, name, alias) else "edit")
     version = integer(f, "version")
     if version is None:
         raise bad("Missing value for required parameter 'version'")
