@@ -11,6 +11,7 @@ import pytest
 
 from roost.registry import accounts
 from roost.registry.rest import RestStore
+from roost.registry.sqlstore import sql_store
 
 
 @pytest.fixture
@@ -51,3 +52,31 @@ def test_limit_none_lists_every_run_past_the_default_page(server: Any, rest: Res
     assert {r["run_id"] for r in rest.search_runs(limit=None)} == ids
     assert len(rest.search_runs()) == 1_000  # the default page is still 1,000 (an absent limit)
     assert len(rest.search_runs(limit=7)) == 7
+
+
+def test_search_then_its_notices_is_one_request(server: Any, rest: RestStore) -> None:
+    _seed(server[2], 30)
+    sent: list[str] = []
+    rest._client.event_hooks["request"] = [lambda req: sent.append(req.url.path)]
+    flt = "params.lr = '0.1' and metrics.nope > 1 and params.nada = 'x'"
+    want = sql_store(server[0].store_url).filter_notices(flt, "many")  # the SQL store: the reference
+    assert len(want) == 2
+    got = rest.search_runs(flt, "many")
+    assert got == [] and rest.filter_notices(flt, "many") == want
+    assert sent == ["/api/v1/runs/search"]
+    assert rest.filter_notices(flt, "many") == want  # asked again (not after a search): its own request
+    assert sent == ["/api/v1/runs/search", "/api/v1/runs/filter-notices"]
+
+
+def test_a_search_is_not_a_write_for_the_audit_log_unless_refused(server: Any, rest: RestStore) -> None:
+    from roost.errors import NotFoundError
+    from roost.registry import audit_log
+
+    _seed(server[2], 3)
+    rest.search_runs("params.lr = '0.1'", "many")
+    rest.runs_by_ids(["0" * 32])
+    with pytest.raises(NotFoundError):
+        rest.search_runs(None, "no-such-experiment")
+    rest.put_object("thing", "a", {"x": 1})  # a write: recorded
+    rows = [(e.action, e.resource, e.status) for e in reversed(audit_log.query(server[2]))]
+    assert rows == [("POST", "/api/v1/runs/search", 404), ("PUT", "/api/v1/objects/thing/a", 200)]

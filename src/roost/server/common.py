@@ -19,6 +19,7 @@ from roost.errors import NotFoundError, RoostError
 from roost.registry.rest import dumps
 from roost.registry.sqlstore import SqlStore, sql_store
 from roost.server import permissions
+from roost.server.audit import AUDIT_KEY
 from roost.server.identity import Identity, identity_of
 from roost.server.settings import ServerSettings
 
@@ -160,10 +161,13 @@ def json_response(value: Any, status: int = 200) -> Response:
 Handler = Callable[[Call], Any]
 
 
-def endpoint(settings: ServerSettings, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An async Starlette endpoint that reads the body and runs `fn(call)` in the threadpool."""
+def endpoint(settings: ServerSettings, fn: Handler, read: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """An async Starlette endpoint that reads the body and runs `fn(call)` in the threadpool. `read`: a POST that
+    only reads (a search): not a write for the audit log, which still records it when refused."""
 
     async def handle(request: Request) -> Response:
+        if read:
+            request.scope.setdefault(AUDIT_KEY, {})["read"] = True
         ident = who(request)
         body = await read_body(request, settings.max_body_bytes) if request.method in ("POST", "PUT", "PATCH") else None
         call = Call(request, body, ident, settings, sql_store(settings.store_url))
