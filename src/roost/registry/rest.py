@@ -90,6 +90,7 @@ class RestStore:
         self._retry_for = float(os.environ.get("ROOST_SERVER_RETRY_S") or RETRY_FOR_S)
         self._experiment_ids: dict[str, int] = {}
         self._lock = threading.Lock()
+        self._local = threading.local()  # per thread: the notices of the last search (see filter_notices)
 
     def __repr__(self) -> str:
         return f"RestStore({self.url!r})"
@@ -206,9 +207,13 @@ class RestStore:
         stages: Iterable[str] = ("active",),
     ) -> list[dict[str, Any]]:
         """Runs matching a filter expression, ordered (keyset page with `after`)."""
+        wants_notices = bool(filter and filter.strip())
         body = {"filter": filter, "experiment": experiment, "order_by": order_by, "limit": limit, "offset": offset,
-                "after": list(after) if after else None, "stages": list(stages)}  # fmt: skip
-        return [parse_times(r) for r in self.call("POST", "/runs/search", body)["runs"]]
+                "after": list(after) if after else None, "stages": list(stages), "notices": wants_notices}  # fmt: skip
+        out = self.call("POST", "/runs/search", body)
+        if "notices" in out:  # kept for this thread's next filter_notices of the same filter (api.search_runs)
+            self._local.notices = (filter, json.dumps(experiment), list(out["notices"]))
+        return [parse_times(r) for r in out["runs"]]
 
     def metric_history(self, run_id: str, key: str | None = None) -> list[dict[str, Any]]:
         """Every point of a run's metrics."""
@@ -228,6 +233,10 @@ class RestStore:
         """Keys a filter names that no run has."""
         if not (filter and filter.strip()):
             return []
+        kept = getattr(self._local, "notices", None)
+        self._local.notices = None
+        if kept is not None and kept[:2] == (filter, json.dumps(experiment)):
+            return list(kept[2])  # came with the search just made: no second request
         return list(self.call("POST", "/runs/filter-notices", {"filter": filter, "experiment": experiment})["notices"])
 
     # -- objects --------------------------------------------------------------------------------------------

@@ -509,7 +509,10 @@ class Run:
                 return
             self._ended = True
         runs.unregister(self)
-        if self.owner and not self.remote and self._close(status, error):
+        # one request to a server: the last points and the status together (a remote root with files still staged
+        # uploads them first, below, so that the run never reads FINISHED before its artifacts are there)
+        staged = self.remote and (self._staging if self._staging is not None else staging_dir(self.id)).exists()
+        if self.owner and not staged and self._close(status, error):
             return
         flush_error: BaseException | None = None
         try:

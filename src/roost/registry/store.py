@@ -174,7 +174,7 @@ class Store:
             cur.executemany(hp.insert_run_sql, [hp.run_values(r) for r in runs])
             cur.executemany(hp.param_sql, [param_values(rid, k, v) for rid, k, v in params])
             cur.executemany(hp.tag_sql, [(rid, k, str(v)) for rid, k, v in tags])
-            cur.executemany(hp.metric_sql, points)
+            hp.insert_metrics(cur, points)
             cur.executemany(hp.latest_sql, list(latest.values()))
 
     def update_run(self, run_id: str, **fields: Any) -> None:
@@ -232,7 +232,7 @@ class Store:
                 cur.executemany(hp.tag_sql, [(run_id, str(k), str(v)) for k, v in tags.items()])
             if metrics:
                 rows = [(run_id, k, float(v), int(st), float(ts)) for k, v, st, ts in metrics]
-                cur.executemany(hp.metric_sql, rows)
+                hp.insert_metrics(cur, rows)
                 latest: dict[str, tuple[str, str, float, int, float]] = {}
                 for r in rows:
                     cur_row = latest.get(r[1])

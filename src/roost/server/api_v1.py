@@ -216,9 +216,12 @@ def search(call: Call) -> Any:
         if len(after) != 2 or not isinstance(after[1], str):
             raise RoostError("field 'after' must be [start_time, run_id]")
         after = (_time(after[0], "after[0]"), after[1])
-    limit = call.field("limit", int, 1000, optional=True)
+    # an absent limit is the default page; an explicit null (the client's limit=None) means every run
+    absent = not isinstance(call.body, dict) or "limit" not in call.body
+    limit = 1000 if absent else call.field("limit", int, None, optional=True)
+    flt = call.field("filter", str, None, optional=True)
     runs = call.store.search_runs(
-        call.field("filter", str, None, optional=True),
+        flt,
         names or None,
         call.field("order_by", (str, list), None, optional=True),
         limit if limit is None or limit >= 0 else 1000,
@@ -226,7 +229,10 @@ def search(call: Call) -> Any:
         after,
         [str(s) for s in call.field("stages", list, ["active"])],
     )
-    return {"runs": [call.client_run(r) for r in runs]}
+    out: dict[str, Any] = {"runs": [call.client_run(r) for r in runs]}
+    if call.field("notices", bool, False, optional=True):  # the filter's notices in the same answer (one request)
+        out["notices"] = call.store.filter_notices(flt, exp) if flt and flt.strip() else []
+    return out
 
 
 def metric_history(call: Call) -> Any:
@@ -264,8 +270,8 @@ def filter_notices(call: Call) -> Any:
 def routes(settings: ServerSettings) -> list[BaseRoute]:
     """The /api/v1 routes."""
 
-    def r(path: str, fn: Any, method: str) -> Route:
-        return Route(path, endpoint(settings, fn), methods=[method])
+    def r(path: str, fn: Any, method: str, read: bool = False) -> Route:
+        return Route(path, endpoint(settings, fn, read), methods=[method])
 
     return [
         Route("/health", health, methods=["GET"]),
@@ -273,11 +279,11 @@ def routes(settings: ServerSettings) -> list[BaseRoute]:
         r("/experiments", create_experiment, "POST"),
         r("/experiments", list_experiments, "GET"),
         r("/runs", create_run, "POST"),
-        r("/runs/get", runs_by_ids, "POST"),
+        r("/runs/get", runs_by_ids, "POST", read=True),
         r("/runs/heartbeat", heartbeat, "POST"),
         r("/runs/mark-lost", mark_lost, "POST"),
-        r("/runs/search", search, "POST"),
-        r("/runs/filter-notices", filter_notices, "POST"),
+        r("/runs/search", search, "POST", read=True),
+        r("/runs/filter-notices", filter_notices, "POST", read=True),
         r("/runs/{run_id}", get_run, "GET"),
         r("/runs/{run_id}", update_run, "PATCH"),
         r("/runs/{run_id}", delete_run, "DELETE"),

@@ -87,7 +87,8 @@ class AuditMiddleware:
             await self._record(scope, status[0])
             raise
         named = scope.get(AUDIT_KEY) or {}
-        if scope["method"] not in SAFE_METHODS or status[0] >= 400 or named.get("always"):
+        write = scope["method"] not in SAFE_METHODS and not named.get("read")  # a search POST only reads
+        if write or status[0] >= 400 or named.get("always"):
             await self._record(scope, status[0])
 
     async def _record(self, scope: Scope, status: int) -> None:

@@ -19,15 +19,12 @@ from roost.errors import NotFoundError, RoostError
 from roost.registry.rest import dumps
 from roost.registry.sqlstore import SqlStore, sql_store
 from roost.server import permissions
-from roost.server.auth import is_public
-from roost.server.identity import SCOPE_KEY, Identity, identity_of
+from roost.server.audit import AUDIT_KEY
+from roost.server.identity import Identity, identity_of
 from roost.server.settings import ServerSettings
 
 PROXY_MARK = "/api/v1/artifacts/runs/"
 _PROXIED = re.compile(r"^roost\+https?://[^/]+" + re.escape(PROXY_MARK) + r"([0-9A-Za-z_-]{1,64})(?:/(.*))?$")
-
-
-PUBLIC = Identity(name="(public)", account_id=0)  # the caller of a public path: holds no grant, is no admin
 
 
 class TooLarge(RoostError):
@@ -164,12 +161,14 @@ def json_response(value: Any, status: int = 200) -> Response:
 Handler = Callable[[Call], Any]
 
 
-def endpoint(settings: ServerSettings, fn: Handler) -> Callable[[Request], Awaitable[Response]]:
-    """An async Starlette endpoint that reads the body and runs `fn(call)` in the threadpool."""
+def endpoint(settings: ServerSettings, fn: Handler, read: bool = False) -> Callable[[Request], Awaitable[Response]]:
+    """An async Starlette endpoint that reads the body and runs `fn(call)` in the threadpool. `read`: a POST that
+    only reads (a search): not a write for the audit log, which still records it when refused."""
 
     async def handle(request: Request) -> Response:
-        public = request.scope.get(SCOPE_KEY) is None and is_public(request.scope["path"])
-        ident = PUBLIC if public else who(request)  # /api/v1/health answers without credentials
+        if read:
+            request.scope.setdefault(AUDIT_KEY, {})["read"] = True
+        ident = who(request)
         body = await read_body(request, settings.max_body_bytes) if request.method in ("POST", "PUT", "PATCH") else None
         call = Call(request, body, ident, settings, sql_store(settings.store_url))
         out = await run_in_threadpool(fn, call)
