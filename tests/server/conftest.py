@@ -86,6 +86,7 @@ class ServerProc:
             except httpx.HTTPError:
                 pass
             time.sleep(0.2)
+        self.kill()  # a server that never answered must not outlive the test (it would hold its port and workers)
         raise RuntimeError("server did not start: " + (self.root / "server.log").read_text())
 
     def kill(self) -> None:
