@@ -214,3 +214,17 @@ def roles_on(store: Store, account_id: int, kind: str, name: str) -> list[str]:
     )
     with store.read() as s:
         return list(s.execute(q).scalars())
+
+
+def has_none_grant(store: Store, account_id: int) -> bool:
+    """Whether the account, or a group it belongs to, holds an explicit 'none' grant on anything (one query)."""
+    member_of = select(GroupMember.group_id).where(GroupMember.account_id == account_id)
+    q = select(Grant.id).where(
+        Grant.role == "none",
+        or_(
+            and_(Grant.principal_kind == "account", Grant.principal_id == account_id),
+            and_(Grant.principal_kind == "group", Grant.principal_id.in_(member_of)),
+        ),
+    )
+    with store.read() as s:
+        return s.scalar(q.limit(1)) is not None

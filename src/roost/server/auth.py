@@ -26,7 +26,9 @@ from roost.server.settings import ServerSettings
 PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback", "/api/v1/health", "/metrics"})
 PUBLIC_PREFIXES = ("/static/",)
 API_PREFIX = "/api/"
+SERVER_PREFIXES = ("/api/v1/", "/api/2.0/", "/ajax-api/", "/login/", "/admin/", "/metrics", "/static/")
 API_PREFIXES = (API_PREFIX, "/ajax-api/")  # MLflow's UI calls /ajax-api/…: JSON answers, never the login page
+UI_HINT = "use the REST API (roost runs list, roost models …), or ask an admin for the read role"
 PAGE_METHODS = frozenset({"GET", "HEAD"})
 BAD_TOKEN = "invalid, expired or revoked token, or a disabled account"
 TOKEN_HINT = "create a token: roost tokens create --user NAME (an admin runs it on the server host)"
@@ -35,6 +37,12 @@ TOKEN_HINT = "create a token: roost tokens create --user NAME (an admin runs it 
 def is_public(path: str) -> bool:
     """Whether `path` is served without credentials."""
     return path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES)
+
+
+def is_ui(path: str) -> bool:
+    """Whether `path` belongs to the hosted web UI (pages, its JSON under /api/… other than the server's own APIs,
+    TensorBoards), not to the server's REST/MLflow APIs, sign-in or admin pages."""
+    return not path.startswith(SERVER_PREFIXES) and path not in ("/login", "/logout")
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
@@ -69,6 +77,12 @@ class AuthMiddleware:
             await self.app(scope, receive, send)
             return
         found = await self._identity(scope)
+        if isinstance(found, Identity) and is_ui(path) and not await self._sees_everything(found):
+            found = (
+                403,
+                f"{found.name} may not read every experiment and model, and the web UI shows them all",
+                UI_HINT,
+            )
         if isinstance(found, Identity):
             scope[SCOPE_KEY] = found
             await self.app(scope, receive, send)
@@ -93,6 +107,15 @@ class AuthMiddleware:
         if status == 429:
             headers.append((b"retry-after", b"60"))
         await _send(send, status, bytes(resp.body), headers)
+
+    async def _sees_everything(self, who: Identity) -> bool:
+        """Whether `who` may use the hosted UI, which reads every experiment and model unfiltered."""
+        from starlette.concurrency import run_in_threadpool
+
+        from roost.server import permissions
+
+        store, default = self.settings.store(), self.settings.default_role
+        return await run_in_threadpool(permissions.sees_everything, store, who, default)
 
     async def _identity(self, scope: Scope) -> Identity | tuple[int, str, str]:
         """The Identity of the request, or (status, message, hint) of its refusal (status 0: no credentials)."""

@@ -42,6 +42,16 @@ def require(store: Store, identity: Identity, kind: str, name: str, role: str, d
     return have
 
 
+def sees_everything(store: Store, identity: Identity, default_role: str = "read") -> bool:
+    """Whether `identity` may read every experiment and model: an admin, or anyone when the default role is read and
+    no explicit 'none' grant shuts them out of something (the hosted web UI, which does not filter, needs this)."""
+    from roost.registry.grants import has_none_grant
+
+    if identity.admin:
+        return True
+    return rank(default_role) >= rank("read") and not has_none_grant(store, identity.account_id)
+
+
 def require_admin(identity: Identity) -> None:
     """Forbidden (403) unless `identity` is an admin (accounts, tokens, groups, grants, gc, the audit log)."""
     if not identity.admin:
@@ -55,4 +65,4 @@ def on_create(store: Store, identity: Identity, kind: str, name: str) -> None:
     grant(store, identity.name, kind, name, "manage")  # the account's own grant (its groups' stay as they are)
 
 
-__all__ = ["ROLES", "on_create", "require", "require_admin", "role_on"]
+__all__ = ["ROLES", "on_create", "require", "require_admin", "role_on", "sees_everything"]
