@@ -87,6 +87,15 @@ def _flow(settings: ServerSettings) -> Any:
     return URLSafeTimedSerializer(login.session_secret(settings), salt="roost-oidc")
 
 
+def _jose_errors(authlib_error: type[Exception]) -> tuple[type[Exception], ...]:
+    """The JOSE error classes the installed authlib raises: its own, and joserfc's where authlib uses joserfc."""
+    try:
+        from joserfc.errors import JoseError as RfcJoseError
+    except ImportError:
+        return (authlib_error,)
+    return (authlib_error, RfcJoseError)
+
+
 async def check_id_token(settings: ServerSettings, id_token: str, nonce: str, access_token: str | None) -> Any:
     """The ID token's claims once its signature, issuer, audience, times and nonce are right, else OidcRefused."""
     from authlib.jose import JsonWebKey, jwt
@@ -106,10 +115,9 @@ async def check_id_token(settings: ServerSettings, id_token: str, nonce: str, ac
         except ValueError as exc:  # no key with that kid
             if fresh:
                 raise OidcRefused(f"ID token refused: {exc}", hint="sign in again") from None
-        except JoseError as exc:
-            raise OidcRefused(
-                f"ID token refused: {exc.error}: {exc.description or ''}".strip(), hint="sign in again"
-            ) from None
+        except _jose_errors(JoseError) as exc:  # authlib < 1.7 raises its own; later ones joserfc's
+            what = f"{getattr(exc, 'error', type(exc).__name__)}: {getattr(exc, 'description', None) or ''}"
+            raise OidcRefused(f"ID token refused: {what}".strip(), hint="sign in again") from None
     raise AssertionError("unreachable")
 
 
