@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import re
 from typing import Any
 from urllib.parse import quote
 
@@ -28,6 +29,7 @@ PUBLIC_PREFIXES = ("/static/",)
 API_PREFIX = "/api/"
 SERVER_PREFIXES = ("/api/v1/", "/api/2.0/", "/ajax-api/", "/login/", "/admin/", "/metrics", "/static/")
 API_PREFIXES = (API_PREFIX, "/ajax-api/")  # MLflow's UI calls /ajax-api/…: JSON answers, never the login page
+_VERSIONED_API = re.compile(r"/(?:ajax-)?api/v?\d")
 UI_HINT = "use the REST API (roost runs list, roost models …), or ask an admin for the read role"
 PAGE_METHODS = frozenset({"GET", "HEAD"})
 BAD_TOKEN = "invalid, expired or revoked token, or a disabled account"
@@ -42,7 +44,9 @@ def is_public(path: str) -> bool:
 def is_ui(path: str) -> bool:
     """Whether `path` belongs to the hosted web UI (pages, its JSON under /api/… other than the server's own APIs,
     TensorBoards), not to the server's REST/MLflow APIs, sign-in or admin pages."""
-    return not path.startswith(SERVER_PREFIXES) and path not in ("/login", "/logout")
+    if path.startswith(SERVER_PREFIXES) or path in ("/login", "/logout"):
+        return False
+    return _VERSIONED_API.match(path) is None  # /api/3.0/… and other versioned APIs are the server's: 404, not UI
 
 
 def _header(scope: Scope, name: bytes) -> str | None:
