@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from starlette.routing import BaseRoute, Route
 
 from roost.errors import ConflictError, RoostError
+from roost.registry import reads
 from roost.registry.run import STATUSES, check_key, check_params, check_step, check_tags
 from roost.server import api_models
 from roost.server.common import Call, endpoint, json_response
@@ -208,7 +209,7 @@ def search(call: Call) -> Any:
         for n in names:
             call.require("experiment", str(n), "read")
     elif not call.identity.admin:  # a 'none' grant shuts an account out even where the default role is read
-        names = [e["name"] for e in call.store.list_experiments() if call.readable("experiment", e["name"])]
+        names = [n for n in reads.experiment_names(call.store) if call.readable("experiment", n)]
         if not names:
             return {"runs": []}
     after = call.field("after", list, None, optional=True)

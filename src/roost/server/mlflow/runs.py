@@ -11,7 +11,7 @@ from typing import Any
 
 from roost.errors import ConflictError
 from roost.registry import mlflow_compat as mc
-from roost.registry import retention
+from roost.registry import reads, retention
 from roost.registry.run import check_key, check_params, check_step, check_tags
 from roost.registry.store import RunDict, utcnow
 from roost.server.mlflow import experiments, filters
@@ -237,7 +237,7 @@ def search(ctx: Ctx, f: dict[str, Any]) -> dict[str, Any]:
     names = (
         [experiments.lookup(ctx, i)["name"] for i in ids]
         if ids
-        else [e["name"] for e in ctx.store.list_experiments() if ctx.may("experiment", e["name"])]
+        else [n for n in reads.experiment_names(ctx.store) if ctx.may("experiment", n)]
     )
     view = text(f, "run_view_type", required=False) or "ACTIVE_ONLY"
     if view not in _VIEWS:
