@@ -189,4 +189,6 @@ def test_a_slow_shadow_is_drained_or_cancelled_within_the_grace_at_sigterm(pkgs,
     assert code == 0, out[-3000:]
     assert "terminate called" not in out and "did not drain" not in out, out[-3000:]
     assert "exited with" not in out, out[-3000:]  # no worker died before the SIGTERM
-    assert took < grace + 3.0, (took, out[-3000:])
+    # the supervisor SIGKILLs what has not drained at the grace and logs "did not drain" (asserted above); the
+    # slack covers process exit and ONNX Runtime teardown, which took 3.7 s past a 4 s grace on CI's 2 loaded cores
+    assert took < grace + 8.0, (took, out[-3000:])
