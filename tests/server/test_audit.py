@@ -108,7 +108,7 @@ def test_row_written_after_the_response(monkeypatch: pytest.MonkeyPatch, tmp_pat
     from roost.server.settings import ServerSettings
 
     order: list[str] = []
-    monkeypatch.setattr(audit_log, "append", lambda *a, **k: order.append(f"insert {k['status']}"))
+    monkeypatch.setattr(audit_log, "submit", lambda *a, **k: order.append(f"insert {k['status']}"))
     settings = ServerSettings(store_url=f"sqlite:///{tmp_path}/s.db", artifact_root=f"file://{tmp_path}/a")
     mw = AuditMiddleware(_tiny, settings)
 
@@ -127,7 +127,7 @@ def test_failing_insert_is_logged_and_the_answer_stands(
     def broken(*a: Any, **k: Any) -> None:
         raise RuntimeError("database is gone")
 
-    monkeypatch.setattr(audit_log, "append", broken)
+    monkeypatch.setattr(audit_log, "submit", broken)
     with caplog.at_level(logging.ERROR, logger="roost.server.audit"):
         r = client.post("/api/v1/whoami", headers={"authorization": f"Bearer {token}"}, json={})
     assert r.status_code == 200 and r.json()["name"] == "alice"
@@ -176,3 +176,47 @@ def test_audit_page_for_admins_only(server: Any, client: Any, token: str) -> Non
     accounts.set_admin(server[2], "alice", False)
     page = browser.get("/experiments")
     assert "Sign out (alice)" in page.text and 'href="/admin/audit"' not in page.text
+
+
+def test_batched_writer_writes_every_row_once_and_survives_a_failing_batch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import threading
+
+    from roost.registry import audit_log, audit_writer
+    from roost.registry.store import open_store
+
+    store = open_store(f"sqlite:///{tmp_path}/w.db")
+
+    def burst(k: int) -> None:
+        for i in range(250):
+            audit_log.submit(store, action="POST", status=200 + k, actor=f"t{k}", resource=f"/r/{i}")
+
+    threads = [threading.Thread(target=burst, args=(k,)) for k in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    rows = audit_log.query(store, limit=10_000)  # flushes this process's queue first
+    assert len(rows) == 2000
+    assert {(r.actor, r.resource) for r in rows} == {(f"t{k}", f"/r/{i}") for k in range(8) for i in range(250)}
+
+    w = audit_writer.writer(store)
+    real_write = store.write
+    broken = [True]
+
+    def write_once_broken() -> Any:
+        if broken:
+            broken.pop()
+            raise RuntimeError("database is gone")
+        return real_write()
+
+    monkeypatch.setattr(store, "write", write_once_broken)
+    with caplog.at_level(logging.ERROR, logger="roost.registry.audit_writer"):
+        audit_log.submit(store, action="POST", status=500, resource="/lost")
+        assert w.flush(10)
+        audit_log.submit(store, action="POST", status=201, resource="/kept")
+        assert w.flush(10)
+    assert "audit log insert failed: 1 row(s) lost (first: POST /lost -> 500)" in caplog.text
+    resources = {r.resource for r in audit_log.query(store, limit=10_000)}
+    assert "/kept" in resources and "/lost" not in resources and len(resources) == 251

@@ -42,8 +42,36 @@ def append(
     detail: dict[str, Any] | None = None,
     at: datetime | None = None,
 ) -> None:
-    """Add one event (the caller makes sure no secret is in it: no tokens, passwords or request bodies)."""
-    row = {
+    """Add one event now (the caller makes sure no secret is in it: no tokens, passwords or request bodies)."""
+    with store.write() as s:
+        s.execute(insert(AuditEvent).values(**_row(action, status, actor, resource, client, detail, at)))
+
+
+def submit(
+    store: Store,
+    action: str,
+    status: int,
+    actor: str | None = None,
+    resource: str | None = None,
+    client: str | None = None,
+    detail: dict[str, Any] | None = None,
+) -> None:
+    """Queue one event for this process's batched writer (audit_writer): what the server's middleware uses."""
+    from roost.registry.audit_writer import writer
+
+    writer(store).submit(_row(action, status, actor, resource, client, detail, None))
+
+
+def _row(
+    action: str,
+    status: int,
+    actor: str | None,
+    resource: str | None,
+    client: str | None,
+    detail: dict[str, Any] | None,
+    at: datetime | None,
+) -> dict[str, Any]:
+    return {
         "at": at or utcnow(),
         "actor": actor[:128] if actor else actor,
         "action": action[:64],
@@ -52,8 +80,6 @@ def append(
         "client": client[:128] if client else client,
         "detail": detail,
     }
-    with store.write() as s:
-        s.execute(insert(AuditEvent).values(**row))
 
 
 def query(
@@ -66,8 +92,11 @@ def query(
 ) -> list[AuditRecord]:
     """Events, newest first: of one actor ('-' for requests without one), one action, from `since` on, with a
     status of at least `status_min`, at most `limit` of them."""
+    from roost.registry.audit_writer import flush_store
+
     if not 1 <= limit <= MAX_LIMIT:
         raise RoostError(f"limit must be 1..{MAX_LIMIT}, got {limit}", hint="e.g. --limit 100")
+    flush_store(store)  # this process's queued rows first: it reads what it wrote
     q = select(AuditEvent)
     if actor == "-":
         q = q.where(AuditEvent.actor.is_(None))

@@ -3,7 +3,8 @@
 and the path), when, from where (the peer address; X-Forwarded-For only from trusted proxies) and the answer.
 
 Never a secret: no headers, no query strings (they may carry tokens), no bodies. The row is written after the
-response went out; a failing insert is logged and the response is not affected.
+response went out (queued for the batched writer, roost.registry.audit_writer); a failing insert is logged and the
+response is not affected.
 """
 
 from __future__ import annotations
@@ -92,15 +93,13 @@ class AuditMiddleware:
             await self._record(scope, status[0])
 
     async def _record(self, scope: Scope, status: int) -> None:
-        from starlette.concurrency import run_in_threadpool
-
         try:
-            await run_in_threadpool(self._insert, scope, status)
+            self._submit(scope, status)  # queued: audit_writer writes it within milliseconds, batched
         except Exception:  # the audit log failing must not turn an answer into an error
             log.exception("audit log insert failed for %s %s -> %s", scope.get("method"), scope.get("path"), status)
 
-    def _insert(self, scope: Scope, status: int) -> None:
-        from roost.registry.audit_log import append
+    def _submit(self, scope: Scope, status: int) -> None:
+        from roost.registry.audit_log import submit
 
         named: dict[str, Any] = scope.get(AUDIT_KEY) or {}
         who = scope.get(SCOPE_KEY)
@@ -108,7 +107,7 @@ class AuditMiddleware:
         detail = {"method": scope["method"], **(named.get("detail") or {})}
         if isinstance(who, Identity):
             detail["via"] = who.via
-        append(
+        submit(
             self.settings.store(),
             action=named.get("action") or scope["method"],
             status=status,
