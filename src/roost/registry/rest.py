@@ -22,6 +22,7 @@ from roost.errors import ConflictError, NotFoundError, RoostError
 from roost.registry.interface import MetricPoint
 from roost.registry.modelreg import ModelVersionInfo, fetch_package
 from roost.registry.retention import GC_BATCH, GcReport, Progress, StageChange
+from roost.registry.wire import dumps, loads
 
 log = logging.getLogger(__name__)
 
@@ -31,19 +32,6 @@ _TIMES = ("start_time", "end_time", "heartbeat_at", "created_at", "changed_at")
 
 class ServerUnavailable(RoostError):
     """The server could not be reached (or kept answering 5xx/429) for the whole retry window."""
-
-
-def dumps(value: Any) -> bytes:
-    """JSON of `value` (datetimes as ISO 8601; inf as Infinity, which both ends read back)."""
-    return json.dumps(value, default=_default, separators=(",", ":")).encode()
-
-
-def _default(value: Any) -> Any:
-    if isinstance(value, datetime):
-        return value.isoformat()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"{type(value).__name__} is not JSON serializable")
 
 
 def parse_times(d: dict[str, Any]) -> dict[str, Any]:
@@ -123,7 +111,7 @@ class RestStore:
                 why = f"{type(exc).__name__}: {exc}"
             else:
                 if resp.status_code < 400:
-                    return json.loads(resp.content) if resp.content else None
+                    return loads(resp.content) if resp.content else None
                 if not (resp.status_code >= 500 or resp.status_code == 429) or not (retry or key is not None):
                     raise _error(resp, method, path)
                 why = f"HTTP {resp.status_code}"

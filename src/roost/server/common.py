@@ -3,7 +3,6 @@ permission checks on runs by their experiment, and the proxy URIs clients see in
 
 from __future__ import annotations
 
-import json
 import re
 import threading
 from collections.abc import Awaitable, Callable
@@ -16,8 +15,8 @@ from starlette.responses import Response
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError
-from roost.registry.rest import dumps
 from roost.registry.sqlstore import SqlStore, sql_store
+from roost.registry.wire import dumps, loads
 from roost.server import permissions
 from roost.server.audit import AUDIT_KEY
 from roost.server.identity import Identity, identity_of
@@ -148,7 +147,7 @@ async def read_body(request: Request, limit: int) -> Any:
     if not raw.strip():
         return None
     try:
-        return json.loads(raw)
+        return loads(raw)
     except ValueError as exc:
         raise RoostError(f"request body is not valid JSON: {exc}") from None
 
