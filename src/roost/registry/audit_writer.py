@@ -81,7 +81,7 @@ class AuditWriter:
 
     def _insert(self, rows: list[dict[str, Any]]) -> None:
         try:
-            with self.store.write() as s:
+            with self.store.write(durable=False) as s:
                 s.execute(insert(AuditEvent), rows)
         except Exception:  # the audit log failing must never turn an answer into an error
             log.exception("audit log insert failed: %d row(s) lost (first: %s)", len(rows), _describe(rows[0]))

@@ -200,20 +200,34 @@ def _retrying(fn: Callable[[], T], attempts: int = 20) -> T:
 
 
 @contextlib.contextmanager
-def write_session(engine: Engine) -> Iterator[Session]:
-    """A session in one write transaction (BEGIN IMMEDIATE on SQLite); commits on success."""
-    with write_connection(engine) as conn, Session(bind=conn, expire_on_commit=False) as session:
+def write_session(engine: Engine, durable: bool = True) -> Iterator[Session]:
+    """A session in one write transaction (BEGIN IMMEDIATE on SQLite); commits on success (see write_connection
+    for `durable`)."""
+    with write_connection(engine, durable) as conn, Session(bind=conn, expire_on_commit=False) as session:
         yield session
         session.flush()
 
 
+def _durable_tracking() -> bool:
+    return os.environ.get("ROOST_PG_DURABLE_TRACKING", "").lower() in ("1", "true", "yes", "on")
+
+
 @contextlib.contextmanager
-def write_connection(engine: Engine) -> Iterator[Connection]:
-    """A Core connection in one write transaction (BEGIN IMMEDIATE on SQLite), without an ORM session."""
+def write_connection(engine: Engine, durable: bool = True) -> Iterator[Connection]:
+    """A Core connection in one write transaction (BEGIN IMMEDIATE on SQLite), without an ORM session.
+
+    `durable=False` (run tracking: runs, params, metrics, status, heartbeats, the audit log): on PostgreSQL the
+    commit returns before its WAL is flushed (`synchronous_commit=off` for this transaction), the guarantee of
+    SQLite's WAL mode with synchronous=NORMAL that roost uses by default: a crash of roost or of PostgreSQL loses
+    nothing committed, an OS crash or power cut may lose the last moments' commits (never half of one). Set
+    ROOST_PG_DURABLE_TRACKING=1 to flush every commit; registry, account and grant writes always are.
+    """
     conn = engine.connect()
     conn.info["roost_write"] = True
     try:
         _retrying(conn.begin)
+        if not durable and engine.dialect.name == "postgresql" and not _durable_tracking():
+            conn.exec_driver_sql("SET LOCAL synchronous_commit TO OFF")
         try:
             yield conn
             conn.commit()

@@ -73,9 +73,9 @@ class Store:
             raise RoostError(f"the store {self.url} has no roost schema", hint="run `roost init`")
         eng.migrate(self.engine)
 
-    def write(self) -> contextlib.AbstractContextManager[Session]:
-        """A write transaction."""
-        return eng.write_session(self.engine)
+    def write(self, durable: bool = True) -> contextlib.AbstractContextManager[Session]:
+        """A write transaction (`durable=False`: run tracking, see engine.write_connection)."""
+        return eng.write_session(self.engine, durable)
 
     def read(self) -> contextlib.AbstractContextManager[Session]:
         """A read transaction."""
@@ -141,7 +141,7 @@ class Store:
         """Insert a new run (column values of `runs`) with its params and tags in one transaction."""
         hp = self._hot
         try:
-            with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+            with eng.write_connection(self.engine, durable=False) as conn, hp.cursor(conn) as cur:
                 cur.execute(hp.insert_run_sql, hp.run_values(row))
                 if params:
                     cur.executemany(hp.param_sql, [param_values(row["id"], k, v) for k, v in params.items()])
@@ -179,7 +179,7 @@ class Store:
 
     def update_run(self, run_id: str, **fields: Any) -> None:
         """Set columns of a run."""
-        with self.write() as s:
+        with self.write(durable=False) as s:
             r = s.get(Run, run_id)
             if r is None:
                 raise NotFoundError(f"run {run_id!r} not found", hint="list runs with `roost runs list`")
@@ -206,7 +206,7 @@ class Store:
         """
         metrics = list(metrics)
         hp = self._hot
-        with eng.write_connection(self.engine) as conn, hp.cursor(conn) as cur:
+        with eng.write_connection(self.engine, durable=False) as conn, hp.cursor(conn) as cur:
             if idempotency_key is not None and not self._claim_key(cur, idempotency_key):
                 return
             if heartbeat and finish is None:  # a finishing run's last heartbeat rides in the finish update
@@ -325,7 +325,7 @@ class Store:
     def heartbeat(self, run_ids: list[str]) -> None:
         """Record that the runs' process is alive (a LOST run that beats again is RUNNING again)."""
         if run_ids:
-            with eng.write_connection(self.engine) as conn:
+            with eng.write_connection(self.engine, durable=False) as conn:
                 conn.execute(_BEAT, {"ids": list(run_ids), "beat_at": utcnow()})
 
     def mark_lost(self, timeout_s: float | None = None) -> list[str]:
