@@ -23,6 +23,10 @@ own ini) unless --mlflow-auth-cache 0: the faster MLflow configuration is the on
       run.log_metrics per step, median of --conc-repeats); wall time from the first start to the last end,
       every point checked stored (an MLflow async variant that loses points is reported, not compared).
 
+On PostgreSQL roost's run tracking commits with synchronous_commit=off (its default, SQLite WAL+NORMAL's guarantee:
+docs/registry.md); MLflow's commits wait for the WAL flush. `ROOST_PG_DURABLE_TRACKING=1 bench/server.py` runs roost
+with every commit flushed, as MLflow's are (the line after `uptime:` says which).
+
 Targets (quiet machine): (a) and (d) >= 10x MLflow, (b) >= 5x, (c) no slower. Last line: `ratio: X` =
 MLflow's fastest / roost for (a), the lowest over the backends measured.
 
@@ -231,6 +235,15 @@ def main() -> None:
     sides = [s.strip() for s in a.sides.split(",") if s.strip()]
     print(f"machine: {machine()}")
     print(f"uptime: {subprocess.run(['uptime'], capture_output=True, text=True).stdout.strip()}")
+    durable = os.environ.get("ROOST_PG_DURABLE_TRACKING", "").lower() in ("1", "true", "yes", "on")
+    print(
+        "roost on PostgreSQL: run tracking commits "
+        + (
+            "wait for the WAL flush (ROOST_PG_DURABLE_TRACKING=1)"
+            if durable
+            else "with synchronous_commit=off (its default; ROOST_PG_DURABLE_TRACKING=1 to flush each)"
+        )
+    )
     client_py = mlflow_python() if "mlflow" in sides else None
     server_py = mlflow_server_python() if "mlflow" in sides else None
     roost_missing = server_sides.roost_missing() if "roost" in sides else "not asked for"
