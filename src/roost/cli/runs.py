@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import sys
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import typer
@@ -473,3 +474,27 @@ def models_show(ref: str, as_json: bool = typer.Option(False, "--json")) -> None
                 for t in v.signature.get(io, [])
             ],
         )
+
+
+@runs_app.command("import-tb")
+def runs_import_tb(
+    logdir: Path = typer.Argument(..., help="the folder TensorBoard reads (each sub-folder with event files: a run)"),
+    experiment: str = typer.Option("tensorboard", "--experiment", "-e", help="experiment of the imported runs"),
+    prefix: str = typer.Option("", "--prefix", help="put before each run name"),
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """Import TensorBoard event files (scalars, hparams) as runs; folders imported before are skipped."""
+    from dataclasses import asdict
+
+    from roost.cli.output import echo, print_json
+    from roost.registry.backend import default_store
+    from roost.registry.tb_import import import_tensorboard
+
+    report = import_tensorboard(logdir, default_store(), experiment=experiment, prefix=prefix)
+    if as_json:
+        print_json(asdict(report))
+        return
+    echo(
+        f"imported {len(report.runs)} run(s) into {experiment!r}, {report.metric_points:,} metric point(s); "
+        f"skipped {len(report.skipped)} folder(s) imported before, {report.skipped_nonfinite} non-finite point(s)"
+    )
