@@ -1,4 +1,4 @@
-"""Serving benchmark: roost vs MLServer 1.7.1 vs `mlflow models serve` on the same model, same load generator.
+"""Serving benchmark: roost vs MLServer, MLflow, BentoML, LitServe and Ray Serve on the same model, same load generator.
 
 One scikit-learn pipeline (StandardScaler + LogisticRegression on breast_cancer, 30 features) is served as
   - roost:    its ONNX export (one graph input per column), `python -m roost.serve PKG`, KServe V2 JSON;
@@ -11,9 +11,14 @@ raw_input_contents (roost: 30 FP32 columns; MLServer: one FP32 [N, 30] tensor, o
 h2load (nghttp2-client: one gRPC-framed body, content-type application/grpc) at concurrency 16; every answer is
 first checked against scikit-learn through a real gRPC client, since h2load only sees HTTP/2 status 200.
 
+  - BentoML, LitServe, Ray Serve: roost's ONNX package through onnxruntime (bench/_serving_peers.py);
+  - echo: a bare uvicorn + httptools + orjson app answering roost's V2 body with no model, the limit line.
 Peers live in their own venvs, created on first use with pinned versions (bench/_common.peer_venv): .bench/mlserver
-(mlserver==1.7.1 mlserver-sklearn==1.7.1) and .bench/mlflow (mlflow==3.17.2); only the peers in --only are created.
-Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver]
+(mlserver==1.7.1 mlserver-sklearn==1.7.1), .bench/mlflow (mlflow==3.17.2), .bench/bentoml (bentoml==1.4.40),
+.bench/litserve (litserve==0.2.19), .bench/rayserve (ray[serve]==2.60.0); only the peers in --only are created.
+Prints every run with the load average, the medians, roost / each peer, roost / the fastest peer, roost's share of
+the echo ceiling and roost's gRPC / HTTP.
+Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver,litserve,echo]
 """
 
 from __future__ import annotations
