@@ -162,7 +162,7 @@ def _outputs(req: Any, model: LoadedModel) -> list[str]:
 
 
 class Servicer:  # method names are the RPC names of the spec
-    """The six KServe V2 RPCs over a ServeApp's repository."""
+    """The KServe V2 unary RPCs over a ServeApp's repository (ModelStreamInfer wraps ModelInfer: _stream)."""
 
     def __init__(self, app: ServeApp) -> None:
         self.app = app
