@@ -55,6 +55,21 @@ def mlserver_python() -> Path:
     return peer_venv("mlserver", ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"], "mlserver_sklearn")
 
 
+def bentoml_python() -> Path:
+    """The python of the BentoML benchmark venv (bentoml 1.4.40 + onnxruntime), created on first use."""
+    return peer_venv("bentoml", ["bentoml==1.4.40", "onnxruntime", "numpy"], "bentoml, onnxruntime")
+
+
+def litserve_python() -> Path:
+    """The python of the LitServe benchmark venv (litserve 0.2.19 + onnxruntime), created on first use."""
+    return peer_venv("litserve", ["litserve==0.2.19", "onnxruntime", "numpy", "orjson"], "litserve, onnxruntime")
+
+
+def rayserve_python() -> Path:
+    """The python of the Ray Serve benchmark venv (ray[serve] 2.60.0 + onnxruntime), created on first use."""
+    return peer_venv("rayserve", ["ray[serve]==2.60.0", "onnxruntime", "numpy"], "ray.serve, onnxruntime")
+
+
 def feast_python() -> Path:
     """The python of the Feast benchmark venv (feast[duckdb]==0.67.0), created on first use."""
     return peer_venv("feast", ["feast[duckdb]==0.67.0"], "feast")

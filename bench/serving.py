@@ -1,4 +1,4 @@
-"""Serving benchmark: roost vs MLServer 1.7.1 vs `mlflow models serve` on the same model, same load generator.
+"""Serving benchmark: roost vs MLServer, MLflow, BentoML, LitServe and Ray Serve on the same model, same load generator.
 
 One scikit-learn pipeline (StandardScaler + LogisticRegression on breast_cancer, 30 features) is served as
   - roost:    its ONNX export (one graph input per column), `python -m roost.serve PKG`, KServe V2 JSON;
@@ -11,9 +11,14 @@ raw_input_contents (roost: 30 FP32 columns; MLServer: one FP32 [N, 30] tensor, o
 h2load (nghttp2-client: one gRPC-framed body, content-type application/grpc) at concurrency 16; every answer is
 first checked against scikit-learn through a real gRPC client, since h2load only sees HTTP/2 status 200.
 
+  - BentoML, LitServe, Ray Serve: roost's ONNX package through onnxruntime (bench/_serving_peers.py);
+  - echo: a bare uvicorn + httptools + orjson app answering roost's V2 body with no model, the limit line.
 Peers live in their own venvs, created on first use with pinned versions (bench/_common.peer_venv): .bench/mlserver
-(mlserver==1.7.1 mlserver-sklearn==1.7.1) and .bench/mlflow (mlflow==3.17.2); only the peers in --only are created.
-Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver]
+(mlserver==1.7.1 mlserver-sklearn==1.7.1), .bench/mlflow (mlflow==3.17.2), .bench/bentoml (bentoml==1.4.40),
+.bench/litserve (litserve==0.2.19), .bench/rayserve (ray[serve]==2.60.0); only the peers in --only are created.
+Prints every run with the load average, the medians, roost / each peer, roost / the fastest peer, roost's share of
+the echo ceiling and roost's gRPC / HTTP.
+Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver,litserve,echo]
 """
 
 from __future__ import annotations
@@ -32,15 +37,23 @@ import tempfile
 import time
 from pathlib import Path
 
+import _serving_peers as more
 import grpc
 import httpx
 import numpy as np
-from _common import mlflow_python, mlserver_python
+from _common import bentoml_python, litserve_python, mlflow_python, mlserver_python, rayserve_python
 
 from roost.serve.grpc.proto import message
 
 ROOT = Path(__file__).resolve().parents[1]
-PEER_PYTHON = {"mlserver": mlserver_python, "mlflow": mlflow_python}
+PEER_PYTHON = {
+    "mlserver": mlserver_python,
+    "mlflow": mlflow_python,
+    "bentoml": bentoml_python,
+    "litserve": litserve_python,
+    "rayserve": rayserve_python,
+}
+ALL = ("roost", "mlserver", "mlflow", "bentoml", "litserve", "rayserve", "echo")
 LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("ROOST_BENCH_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
@@ -153,9 +166,13 @@ class Peer:
         self.port = free_port()
         self.grpc_port = free_port() if name in GRPC_PEERS else None
         self.proc: subprocess.Popen | None = None
+        self.cwd = work
 
     def command(self) -> tuple[list[str], dict[str, str]]:
         """The server command line and extra environment."""
+        if self.name in more.NEW_PEERS:
+            self.cwd = more.write_app(self.work, self.name)
+            return more.command(self.name, self.work, self.port, None if self.name == "echo" else peer_bin(self.name))
         if self.name == "roost":
             return (
                 [
@@ -218,6 +235,8 @@ class Peer:
     @property
     def url(self) -> str:
         """The inference URL."""
+        if self.name in more.NEW_PEERS:
+            return more.url(self.name, self.port)
         return {
             "roost": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
             "mlserver": f"http://127.0.0.1:{self.port}/v2/models/bc/infer",
@@ -226,6 +245,8 @@ class Peer:
 
     def body(self, X: np.ndarray) -> dict:
         """The request body for the rows X."""
+        if self.name in more.NEW_PEERS:
+            return more.body(self.name, X, self.cols)
         if self.name == "roost":
             return {
                 "inputs": [
@@ -271,8 +292,10 @@ class Peer:
         arr = arr.reshape(list(out.shape))
         return arr if self.name == "roost" else arr[:, 1]
 
-    def positive_proba(self, reply: dict) -> np.ndarray:
-        """P(class 1) from a reply."""
+    def positive_proba(self, reply: dict) -> np.ndarray | None:
+        """P(class 1) from a reply (None from the echo server)."""
+        if self.name in more.NEW_PEERS:
+            return more.proba(self.name, reply)
         if self.name == "roost":
             return np.array(reply["outputs"][0]["data"])
         if self.name == "mlserver":
@@ -290,9 +313,9 @@ class Peer:
             stdout=self._log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
-            cwd=self.work,
+            cwd=self.cwd,
         )
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 180
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise RuntimeError(f"{self.name} exited:\n{log.read_text()[-3000:]}")
@@ -305,15 +328,24 @@ class Peer:
         raise TimeoutError(f"{self.name} did not start:\n{log.read_text()[-3000:]}")
 
     def stop(self) -> None:
-        """Stop the server's process group."""
+        """Stop the server's process group and every process it started (Ray's start sessions of their own)."""
         if self.proc is None:
             return
+        pids = server_pids(self.proc.pid)
         for sig in (signal.SIGTERM, signal.SIGKILL):
             try:
                 os.killpg(self.proc.pid, sig)
+            except ProcessLookupError:
+                pass
+            for pid in pids:
+                try:
+                    os.kill(pid, sig)
+                except ProcessLookupError:
+                    pass
+            try:
                 self.proc.wait(timeout=15)
                 break
-            except (ProcessLookupError, subprocess.TimeoutExpired):
+            except subprocess.TimeoutExpired:
                 continue
         self._log.close()
 
@@ -325,18 +357,35 @@ def _ms(text: str) -> float:
     return float(m.group(1)) * {"us": 1e-3, "ms": 1.0, "s": 1e3}[m.group(2)]
 
 
-def session_cpu(sid: int) -> float:
-    """CPU seconds (user + system) used so far by every process of session `sid` (a server and its workers)."""
-    tick = os.sysconf("SC_CLK_TCK")
-    total = 0
+def _procs() -> dict[int, list[str]]:
+    """/proc/PID/stat fields after the command name, by pid."""
+    out = {}
     for stat in Path("/proc").glob("[0-9]*/stat"):
         try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
+            out[int(stat.parent.name)] = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, ValueError):
             continue
-        if int(fields[3]) == sid:  # fields[3] = session id (6th field of /proc/PID/stat)
-            total += int(fields[11]) + int(fields[12])
-    return total / tick
+    return out
+
+
+def server_pids(sid: int, procs: dict[int, list[str]] | None = None) -> set[int]:
+    """The processes of session `sid` (a server and its workers) and all their descendants (Ray starts its
+    raylet, GCS and replicas in sessions of their own)."""
+    procs = _procs() if procs is None else procs
+    pids = {pid for pid, f in procs.items() if int(f[3]) == sid}  # f[3] = session id (6th field of stat)
+    grew = True
+    while grew:
+        kids = {pid for pid, f in procs.items() if int(f[1]) in pids} - pids  # f[1] = parent pid
+        pids |= kids
+        grew = bool(kids)
+    return pids
+
+
+def session_cpu(sid: int) -> float:
+    """CPU seconds (user + system) used so far by a server's processes (server_pids)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    procs = _procs()
+    return sum(int(procs[p][11]) + int(procs[p][12]) for p in server_pids(sid, procs)) / tick
 
 
 def wrk(url: str, body_file: Path, lua: Path, conns: int, seconds: int, sid: int | None = None) -> dict[str, float]:
@@ -415,15 +464,15 @@ def main() -> None:
     ap.add_argument("--duration", type=int, default=5, help="seconds per measured wrk run")
     ap.add_argument("--warmup", type=int, default=1, help="seconds of wrk before each measured run")
     ap.add_argument("--repeats", type=int, default=3, help="measured runs per case and server (median is kept)")
-    ap.add_argument("--only", default="roost,mlserver,mlflow", help="comma-separated peers")
+    ap.add_argument("--only", default=",".join(ALL), help="comma-separated peers (echo: the bare ASGI ceiling)")
     ap.add_argument("--replicas", type=int, default=1, help="server processes for every peer")
     args = ap.parse_args()
     names = args.only.split(",")
-    unknown = sorted(set(names) - {"roost", *PEER_PYTHON})
+    unknown = sorted(set(names) - set(ALL))
     if unknown:
-        ap.error(f"unknown peers {unknown}; choose from roost,{','.join(PEER_PYTHON)}")
+        ap.error(f"unknown peers {unknown}; choose from {','.join(ALL)}")
     for name in names:
-        if name != "roost":
+        if name in PEER_PYTHON:
             peer_bin(name)  # create the peer's venv before anything is timed
     work = Path(tempfile.mkdtemp(prefix="roost-bench-serving-"))
     lua = work / "post.lua"
@@ -458,9 +507,13 @@ def main() -> None:
         for peer in peers:
             peer.start(work / f"{peer.name}.log")
             reply = httpx.post(peer.url, json=peer.body(X[:64]), timeout=30).json()
-            diff = float(np.abs(peer.positive_proba(reply) - expect).max())
-            print(f"{peer.name}: answers match scikit-learn predict_proba (max abs diff {diff:.1e})", flush=True)
-            assert diff < 1e-5, f"{peer.name} answers differ from scikit-learn by {diff}"
+            got = peer.positive_proba(reply)
+            if got is None:
+                print(f"{peer.name}: no model (the HTTP stack's ceiling)", flush=True)
+            else:
+                diff = float(np.abs(got - expect).max())
+                print(f"{peer.name}: answers match scikit-learn predict_proba (max abs diff {diff:.1e})", flush=True)
+                assert diff < 1e-5, f"{peer.name} answers differ from scikit-learn by {diff}"
             for rows in (1, 64):
                 (work / f"{peer.name}-{rows}.json").write_text(json.dumps(peer.body(X[:rows])))
             if peer in grpc_peers:
@@ -486,7 +539,8 @@ def main() -> None:
                         r = h2load(peer.grpc_port, body, conns, args.duration, sid=peer.proc.pid)
                     runs.setdefault((peer.name, proto, conns, rows), []).append(r)
                     print(
-                        f"  run {rep + 1}: {peer.name:8s} {proto:4s} c={conns:<2d} rows={rows:<2d}"
+                        f"  run {rep + 1}: load {os.getloadavg()[0]:4.1f} {peer.name:8s} {proto:4s} c={conns:<2d}"
+                        f" rows={rows:<2d}"
                         f" {r['rps']:8.0f} req/s"
                         f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
                         f"  errors {r['errors']:.0f}",
@@ -507,7 +561,8 @@ def main() -> None:
         )
     print("(gRPC p50 column: h2load's mean latency; it reports no percentiles)")
     ratios = []
-    for other in [n for n in names if n != "roost"]:
+    models = [n for n in names if n not in ("roost", "echo")]
+    for other in models:
         for proto, rows, conns in cases:
             a, b = res.get(("roost", proto, conns, rows)), res.get((other, proto, conns, rows))
             if a is None or b is None:
@@ -516,6 +571,28 @@ def main() -> None:
             print(f"roost/{other} {proto} c={conns} rows={rows}: {q:.2f}x req/s, {c:.2f}x less CPU per request")
             if conns == 16 and proto == "http":
                 ratios.append(q)
+    for proto, rows, conns in cases:
+        mine = res.get(("roost", proto, conns, rows))
+        seen = [(res[(n, proto, conns, rows)]["rps"], n) for n in models if (n, proto, conns, rows) in res]
+        if mine is None or not seen:
+            continue
+        best, who = max(seen)
+        print(f"roost / fastest peer ({who}) {proto} c={conns} rows={rows}: {mine['rps'] / best:.2f}x req/s")
+    for rows, conns in [(r, c) for _, r, c in cases if _ == "http"]:
+        mine, echo = res.get(("roost", "http", conns, rows)), res.get(("echo", "http", conns, rows))
+        if mine is not None and echo is not None:
+            print(
+                f"roost's share of the echo ceiling, HTTP c={conns} rows={rows}: "
+                f"{100 * mine['rps'] / echo['rps']:.0f} %"
+                f" of req/s ({echo['rps']:.0f}); echo CPU {echo['cpu_ms']:.3f} vs roost {mine['cpu_ms']:.3f} ms/req"
+            )
+    for rows in (1, 64):
+        g, h = res.get(("roost", "grpc", 16, rows)), res.get(("roost", "http", 16, rows))
+        if g is not None and h is not None:
+            print(
+                f"roost gRPC/HTTP c=16 rows={rows}: {g['rps'] / h['rps']:.2f}x req/s, CPU {g['cpu_ms']:.3f} vs "
+                f"{h['cpu_ms']:.3f} ms/req"
+            )
     for rows in (1, 64):
         for name in names:
             if (name, "http", 1, rows) in res:

@@ -171,7 +171,7 @@ def test_http_answers_equal_onnxruntime_on_both_paths(pkgs, bc_data, rows):
 
 
 def test_grpc_fast_raw_decoder_equals_numpy_and_refuses_what_it_does_not_cover(pkgs, bc_data):
-    from roost.serve.grpc import service
+    from roost.serve.grpc import fast, service
     from roost.serve.grpc.proto import message
 
     X, _, cols = bc_data
@@ -188,7 +188,7 @@ def test_grpc_fast_raw_decoder_equals_numpy_and_refuses_what_it_does_not_cover(p
 
     try:
         for n in (1, 64):
-            got = service.fast_raw_inputs(model, request(X[:n]))
+            got = fast.fast_raw_inputs(model, request(X[:n]))
             assert got is not None and got[1] == n
             general = service.decode_request(model, request(X[:n]))
             for j, c in enumerate(cols):
@@ -211,7 +211,7 @@ def test_grpc_fast_raw_decoder_equals_numpy_and_refuses_what_it_does_not_cover(p
             "duplicate": variant(lambda r: setattr(r.inputs[1], "name", cols[0])),
         }
         for why, req in refused.items():
-            assert service.fast_raw_inputs(model, req) is None, why
+            assert fast.fast_raw_inputs(model, req) is None, why
             with pytest.raises(HTTPError) as err:  # the general decoder explains it, as before
                 arrays = service.decode_request(model, req)
                 from roost.serve.codec import check_inputs

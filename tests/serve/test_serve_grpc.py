@@ -436,3 +436,35 @@ def test_message_limit_and_taken_port(pkgs, tmp_path):
             other.stop()
     finally:
         srv.stop()
+
+
+def test_stream_infer_answers_in_order_and_reports_errors_in_the_stream(stub, clients, bc_data):
+    """ModelStreamInfer (Triton's bidirectional stream): each request answered in order, equal to the unary answer;
+    a bad request is that response's error_message, naming the input, and the stream goes on."""
+    X, _, cols = bc_data
+    good = pb.ModelInferRequest(model_name="bc", id="s1")
+    for i, c in enumerate(cols):
+        good.inputs.add(name=c, datatype="FP32", shape=[3])
+        good.raw_input_contents.append(np.ascontiguousarray(X[:3, i], "<f4").tobytes())
+    bad = pb.ModelInferRequest()
+    bad.CopyFrom(good)
+    bad.id = "s2"
+    bad.raw_input_contents[5] = np.array([np.inf, 0, 0], "<f4").tobytes()
+    strings = _strings_req(x=(0.5, 2.0), words=(b"a", b"z"))
+    got = list(stub.ModelStreamInfer(iter([good, bad, strings, good]), timeout=60))
+    assert len(got) == 4
+    assert [r.error_message for r in got[::2]] == ["", ""] and got[3].error_message == ""
+    assert repr(cols[5]) in got[1].error_message and "infinite" in got[1].error_message
+    unary = stub.ModelInfer(good, timeout=60)
+    for r in (got[0], got[3]):
+        assert r.infer_response.id == "s1"
+        assert r.infer_response.raw_output_contents[0] == unary.raw_output_contents[0]
+    assert np.frombuffer(got[2].infer_response.raw_output_contents[0], "<f4").tolist() == [1.5, 2.0]
+    g, _ = clients  # the stock client's stream API
+    answers = []
+    g.start_stream(callback=lambda result, error: answers.append((result, error)))
+    gi, _ = _pair(cols, X[:2])
+    g.async_stream_infer("bc", gi, request_id="t1")
+    g.stop_stream()
+    assert len(answers) == 1 and answers[0][1] is None
+    np.testing.assert_array_equal(answers[0][0].as_numpy("probability"), g.infer("bc", gi).as_numpy("probability"))

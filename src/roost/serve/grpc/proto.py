@@ -110,8 +110,13 @@ MESSAGES: dict[str, list[tuple[str, str, int, str]]] = {
         ("outputs", "ModelInferResponse.InferOutputTensor", 5, "repeated"),
         ("raw_output_contents", "bytes", 6, "repeated"),
     ],
+    # Triton's streaming answer (grpc_service.proto): one per request of the stream, an answer or an error
+    "ModelStreamInferResponse": [
+        ("error_message", "string", 1, ""),
+        ("infer_response", "ModelInferResponse", 2, ""),
+    ],
 }
-# rpc -> (request message, response message); all unary
+# unary rpc -> (request message, response message)
 RPCS = {
     "ServerLive": ("ServerLiveRequest", "ServerLiveResponse"),
     "ServerReady": ("ServerReadyRequest", "ServerReadyResponse"),
@@ -120,6 +125,8 @@ RPCS = {
     "ModelMetadata": ("ModelMetadataRequest", "ModelMetadataResponse"),
     "ModelInfer": ("ModelInferRequest", "ModelInferResponse"),
 }
+# bidirectional streaming rpc -> (request message, response message)
+STREAM_RPCS = {"ModelStreamInfer": ("ModelInferRequest", "ModelStreamInferResponse")}
 
 
 def _fill(msg: descriptor_pb2.DescriptorProto, scope: str, fields: list[tuple[str, str, int, str]]) -> None:
@@ -161,6 +168,14 @@ def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
     svc = fd.service.add(name=SERVICE)
     for rpc, (req, resp) in RPCS.items():
         svc.method.add(name=rpc, input_type=f".{PACKAGE}.{req}", output_type=f".{PACKAGE}.{resp}")
+    for rpc, (req, resp) in STREAM_RPCS.items():
+        svc.method.add(
+            name=rpc,
+            input_type=f".{PACKAGE}.{req}",
+            output_type=f".{PACKAGE}.{resp}",
+            client_streaming=True,
+            server_streaming=True,
+        )
     return fd
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -20,11 +20,12 @@ from google.protobuf.message import DecodeError  # type: ignore[import-untyped] 
 from roost.errors import RoostError
 from roost.netpolicy import token_ok
 from roost.netpolicy.limits import ConnLimits
-from roost.serve.codec import MAX_ELEMENTS, HTTPError, bad, check_binary_floats, element_count, encode_bytes
+from roost.serve.codec import HTTPError, bad, check_binary_floats, element_count
+from roost.serve.grpc.fast import Layouts, encode_response, field
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.protocols.v2 import binary_input, spec_for
 from roost.serve.security import redact
-from roost.serve.signature import DTYPE_TO_V2, NUMPY_TO_V2, TensorSpec
+from roost.serve.signature import TensorSpec
 
 if TYPE_CHECKING:
     from roost.serve.app import ServeApp
@@ -63,6 +64,14 @@ class Malformed:
 
     def __init__(self, kind: str, why: str) -> None:
         self.kind, self.why = kind, why
+
+    def error(self) -> HTTPError:
+        """The 400 (INVALID_ARGUMENT) that answers it."""
+        return HTTPError(
+            400,
+            f"the request is not a valid inference.{self.kind} protobuf message ({self.why[:200]}); "
+            "send the KServe V2 grpc_predict_v2.proto message of this RPC",
+        )
 
 
 def _parser(name: str) -> Callable[[bytes], Any]:
@@ -106,41 +115,6 @@ def _typed_input(contents: Any, spec: TensorSpec, count: int) -> np.ndarray:
         except UnicodeDecodeError:
             raise bad(f"input {spec.name!r}: BYTES element {i} is not UTF-8 text") from None
     return out
-
-
-def fast_raw_inputs(model: LoadedModel, req: Any) -> tuple[dict[str, np.ndarray], int] | None:
-    """(arrays, rows) when a request sends every input of a model whose inputs are all 1-D float32 columns, each once
-    as FP32 [n] in raw_input_contents (one n > 0, nothing in contents): one buffer, one numpy view, one check; the set
-    is complete and consistent. None for anything else, which decode_request then handles (and explains)."""
-    by_name = model.package.input_map
-    inputs, raw = req.inputs, req.raw_input_contents
-    if len(inputs) != len(by_name) or len(raw) != len(inputs):
-        return None
-    n = -1
-    names: list[str] = []
-    for inp in inputs:
-        spec = by_name.get(inp.name)
-        if spec is None or spec.dtype != "float32" or inp.datatype != "FP32" or len(spec.shape) != 1:
-            return None
-        shape = inp.shape
-        if len(shape) != 1 or inp.HasField("contents"):
-            return None
-        if n < 0:
-            n = shape[0]
-            if not 0 < n <= MAX_ELEMENTS:
-                return None
-        elif shape[0] != n:
-            return None
-        if spec.shape[0] >= 0 and spec.shape[0] != n:
-            return None
-        names.append(spec.name)
-    size = 4 * n
-    if len(set(names)) != len(names) or any(len(r) != size for r in raw):
-        return None
-    block = np.frombuffer(b"".join(raw), dtype="<f4").reshape(len(names), n)
-    if np.isinf(block).any():  # refused by the general decoder, with its message
-        return None
-    return dict(zip(names, block)), n
 
 
 def decode_request(model: LoadedModel, req: Any) -> dict[str, np.ndarray]:
@@ -187,25 +161,12 @@ def _outputs(req: Any, model: LoadedModel) -> list[str]:
     return wanted or known
 
 
-def encode_response(req: Any, model: LoadedModel, outputs: dict[str, np.ndarray], wanted: list[str]) -> Any:
-    """A ModelInferResponse with each output in raw_output_contents (little-endian, BYTES length-prefixed)."""
-    resp = message("ModelInferResponse")(model_name=model.name, model_version=model.version, id=req.id)
-    for name in wanted:
-        arr = outputs[name]
-        dtype = DTYPE_TO_V2.get(arr.dtype) or NUMPY_TO_V2.get(arr.dtype.name, "BYTES")
-        resp.outputs.add(name=name, datatype=dtype, shape=list(arr.shape))
-        raw = (
-            encode_bytes(arr) if dtype == "BYTES" else np.ascontiguousarray(arr, arr.dtype.newbyteorder("<")).tobytes()
-        )
-        resp.raw_output_contents.append(raw)
-    return resp
-
-
 class Servicer:  # method names are the RPC names of the spec
-    """The six KServe V2 RPCs over a ServeApp's repository."""
+    """The KServe V2 unary RPCs over a ServeApp's repository (ModelStreamInfer wraps ModelInfer: _stream)."""
 
     def __init__(self, app: ServeApp) -> None:
         self.app = app
+        self.layouts = Layouts()
 
     async def ServerLive(self, req: Any) -> Any:
         """Whether the worker is alive."""
@@ -237,7 +198,7 @@ class Servicer:  # method names are the RPC names of the spec
             out.add(name=spec.name, datatype=spec.v2_datatype, shape=list(spec.shape))
         return resp
 
-    async def ModelInfer(self, req: Any, context: Any = None) -> Any:
+    async def ModelInfer(self, req: Any, context: Any = None) -> bytes:
         """Decode, validate, queue on the model's batcher and answer with raw output tensors.
 
         The request id is the request's `id`, else the `x-request-id` metadata (each checked like HTTP's), else a
@@ -255,7 +216,7 @@ class Servicer:  # method names are the RPC names of the spec
             rid = new_id()
         if context is not None:
             context.set_trailing_metadata(((METADATA_ID, rid),))
-        fast = fast_raw_inputs(model, req)
+        fast = self.layouts.decode(model, req)
         arrays, rows = fast if fast is not None else (decode_request(model, req), None)
         if not req.model_version:
             chosen = self.app.choose(model, rid)  # a canary takes its share of unpinned requests
@@ -264,9 +225,7 @@ class Servicer:  # method names are the RPC names of the spec
             model = chosen
         wanted = _outputs(req, model)
         outputs = await self.app.predict(model, arrays, "grpc", rid, rows)
-        resp = encode_response(req, model, outputs, wanted)
-        resp.id = rid
-        return resp
+        return encode_response(model, outputs, wanted, rid)
 
 
 def _metadata(context: Any, key: str) -> str | bytes | None:
@@ -297,11 +256,7 @@ def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callabl
                 if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
                     raise HTTPError(401, "missing or wrong bearer token (metadata authorization: Bearer TOKEN)")
             if malformed:  # after the token check: an anonymous caller learns nothing more than UNAUTHENTICATED
-                raise HTTPError(
-                    400,
-                    f"the request is not a valid inference.{req.kind} protobuf message ({req.why[:200]}); "
-                    "send the KServe V2 grpc_predict_v2.proto message of this RPC",
-                )
+                raise req.error()
             return await (fn(req, context) if rpc == "ModelInfer" else fn(req))
         except HTTPError as exc:
             status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), clip(redact(exc.message))
@@ -328,9 +283,54 @@ def handler(app: ServeApp) -> grpc.GenericRpcHandler:
         methods[rpc] = grpc.unary_unary_rpc_method_handler(
             _wrap(app, rpc, getattr(svc, rpc)),
             request_deserializer=_parser(req_name),
-            response_serializer=message(resp_name).SerializeToString,
+            # ModelInfer answers serialized bytes already (grpc/fast.py)
+            response_serializer=None if rpc == "ModelInfer" else message(resp_name).SerializeToString,
         )
+    methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
+        _stream(app, svc), request_deserializer=_parser("ModelInferRequest"), response_serializer=None
+    )
     return grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", methods)
+
+
+def _stream(app: ServeApp, svc: Servicer) -> Callable[[Any, Any], AsyncIterator[bytes]]:
+    """The ModelStreamInfer handler: each request of the stream is a ModelInfer (same decode, batcher, metrics,
+    request id from its `id` or generated), answered in order with a ModelStreamInferResponse; a request problem is
+    that response's error_message (Triton's behaviour) and the stream goes on. The token is checked once."""
+
+    async def handler(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
+        if app.auth is not None and not app.public_inference:
+            sent = _metadata(context, "authorization")
+            if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
+                await context.abort(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "missing or wrong bearer token (metadata authorization: Bearer TOKEN)",
+                )
+        metrics = app.metrics
+        async for req in requests:
+            t0 = time.perf_counter()
+            status, model = 200, ""
+            if metrics is not None:
+                metrics.inflight.inc()
+            app.grpc_calls += 1
+            try:
+                if req.__class__ is Malformed:
+                    raise req.error()
+                model = req.model_name
+                out = field(2, await svc.ModelInfer(req, None))
+            except HTTPError as exc:
+                status, out = exc.status, field(1, clip(redact(exc.message)).encode())
+            except Exception as exc:
+                log.exception("internal error in gRPC ModelStreamInfer")
+                status, out = 500, field(1, f"internal error ({type(exc).__name__})".encode())
+            finally:
+                app.grpc_calls -= 1
+                if metrics is not None:
+                    metrics.inflight.dec()
+                    known = app.repo.get(model) is not None
+                    metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
+            yield out
+
+    return handler
 
 
 async def start_server(
