@@ -33,6 +33,11 @@ def _features_href(app: Any, name: str) -> str:
     return f"/features/{quote(name, safe='')}" if "/features/{name}" in paths else f"/features#view-{quote(name)}"
 
 
+def _first(*values: Any) -> str:
+    """The first value that says something ('' for none; params hold a missing value as 'null')."""
+    return next((str(v) for v in values if v not in (None, "", "null", "None")), "")
+
+
 def lineage_nodes(lin: dict[str, Any], features_href: Any = None) -> list[list[dict[str, Any]]]:
     """The chain as columns of nodes {kind, title, lines, href}: request, model version, run, data, views."""
     href_view = features_href or (lambda n: f"/features#view-{quote(n)}")
@@ -86,7 +91,7 @@ def lineage_nodes(lin: dict[str, Any], features_href: Any = None) -> list[list[d
                 {
                     "kind": "data",
                     "title": f"data {fp[:12]}" if fp else "data",
-                    "lines": [str(data.get("source") or data.get("entities") or ""), f"{data.get('rows') or '?'} rows"],
+                    "lines": [_first(data.get("source"), data.get("entities")), f"{data.get('rows') or '?'} rows"],
                     "href": "/runs?" + urlencode({"q": q}),
                 }
             ]
@@ -120,7 +125,7 @@ def lineage_svg(cols: list[list[dict[str, Any]]]) -> str:
     w = PAD * 2 + len(cols) * NODE_W + (len(cols) - 1) * GAP_X
     h = PAD * 2 + rows * NODE_H + (rows - 1) * GAP_Y
     out = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="img" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {w} {h}" width="{w}" height="{h}" role="group" '
         f'aria-labelledby="lineage-svg-title" class="lineage-svg" style="font:11px sans-serif">',
         '<title id="lineage-svg-title">lineage: '
         + escape(" → ".join(n["title"] for c in cols for n in c[:1]))
@@ -144,7 +149,8 @@ def lineage_svg(cols: list[list[dict[str, Any]]]) -> str:
         for node, (x, y) in zip(col, cs):
             title = fit_text(node["title"], NODE_W - 12, 12)
             out.append(
-                f'<a href="{escape(node["href"])}" class="node {node["kind"]}" data-kind="{node["kind"]}">'
+                f'<a href="{escape(node["href"])}" class="node {node["kind"]}" data-kind="{node["kind"]}" '
+                f'data-name="{escape(node["title"])}">'
                 f"<title>{escape(node['title'])}</title>"
                 f'<rect x="{x:.1f}" y="{y:.1f}" width="{NODE_W}" height="{NODE_H}" rx="6" '
                 f'fill="{COLORS[node["kind"]]}" stroke="{STROKE}"/>'
