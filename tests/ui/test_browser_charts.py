@@ -12,6 +12,7 @@ import pytest
 from tests.ui.test_browser import browser, ui_server  # noqa: F401 - fixtures shared with the main browser test
 
 import roost
+from roost.registry.api import metric_history
 
 pytestmark = pytest.mark.browser
 
@@ -30,7 +31,7 @@ def auto_run(populated, tmp_path):
         "label": "clicked",
         "experiment": "autoexp",
         "model": {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"], "folds": 0}},
-        "trainer": {"epochs": 4},
+        "trainer": {"epochs": 4, "log_every": 3},  # train_loss_step every 3 mini-batches
     }
     return roost.train(cfg, progress=False)
 
@@ -81,6 +82,15 @@ def test_auto_parent_lists_candidates_and_compare_splits_step_kinds(auto_run, ui
     svg = page.locator("figure.chart[data-metric='val_loss'][data-kind='epoch'] svg")
     assert svg.get_attribute("data-xlabel") == "seconds since the run started"
     assert 0 <= float(svg.get_attribute("data-xmin")) < float(svg.get_attribute("data-xmax")) < 600
+    page.select_option("#charts-x", "epoch")  # mini-batch steps in epochs (the run's steps per epoch); rounds stay
+    net = roost.get_run(kids["logreg"]["run_id"])
+    per_epoch = int(net["tags"]["roost.steps_per_epoch"])
+    steps = [m["step"] for m in metric_history(net["run_id"], "train_loss_step")]
+    batch = page.locator("figure.chart[data-metric='train_loss_step'][data-kind='batch'] svg")
+    assert batch.get_attribute("data-xlabel") == "epoch (from mini-batch steps)"
+    assert float(batch.get_attribute("data-xmax")) == pytest.approx(max(steps) / per_epoch)
+    rounds_svg = page.locator("figure.chart[data-metric='val_loss'][data-kind='boosting_round'] svg")
+    assert rounds_svg.get_attribute("data-xlabel") == "boosting round (no epochs)"
     page.check("#charts-log")
     assert page.locator("figure.chart[data-metric='val_loss'] svg[data-scale='log']").count() == 2
     page.close()
