@@ -146,7 +146,8 @@ def shoot(ws_dir: Path) -> list[Path]:
                 for btn in page.locator("button.expand").all()[:1]:
                     btn.click()
             if name == "compare":  # the charts: two step kinds on separate axes, final values as bars
-                page.locator("h2", has_text="Curves").evaluate("e => e.scrollIntoView()")
+                split = page.locator("figure.chart[data-kind='boosting_round']")
+                (split.first if split.count() else page.locator("#charts")).evaluate("e => e.scrollIntoView()")
             png = _small_png(page.screenshot(full_page=False))
             if len(png) > MAX_BYTES:
                 raise SystemExit(f"{name}: {len(png):,} bytes, over {MAX_BYTES:,}")

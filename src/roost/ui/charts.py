@@ -98,7 +98,7 @@ def chart_payload(runs: list[dict[str, Any]], series: list[dict[str, dict[str, l
                 "label": label,
                 "steps": steps,
                 "values": values,
-                "times": [t * 1000 for t in times],
+                "times": [round(t * 1000) for t in times],  # Unix ms
                 "start": _start_ms(r),
                 "steps_per_epoch": stepkind.steps_per_epoch(r) if kind == "batch" else None,
             }

@@ -160,7 +160,7 @@
     });
     svg.addEventListener("mouseleave", function () { cursor.setAttribute("visibility", "hidden"); });
     fig.appendChild(readout);
-    if (series.length > 1) {
+    if (series.length > 1 || chart.split) {  // a split chart names its run even when it holds one
       var legend = document.createElement("div");
       legend.className = "legend";
       series.forEach(function (s, i) {
