@@ -102,12 +102,15 @@ def demo_pages(base: str, ws_dir: Path) -> list[tuple[str, str]]:
     runs = get("/api/runs?" + urlencode({"per_page": 200}))["runs"]
     auto = next(r for r in runs if r["tags"].get("roost.model_type") == "auto" and not r.get("parent_run_id"))
     kids = [r["run_id"] for r in runs if r.get("parent_run_id") == auto["run_id"]]
+    gbm = next(r for r in runs if r["tags"].get("roost.model_type") == "lightgbm" and not r.get("parent_run_id"))
     models = [m["name"] for m in get("/api/models")]
     pages = [
         ("experiments", "/experiments"),
         ("runs", "/runs?" + urlencode({"experiment": auto["experiment"]})),
         ("run-auto", f"/runs/{auto['run_id']}"),
         ("compare", "/compare?" + urlencode({"runs": ",".join(kids)})),
+        ("run-lightgbm", f"/runs/{gbm['run_id']}"),
+        ("artifact", f"/runs/{gbm['run_id']}/artifacts/view?" + urlencode({"path": "config.yaml"})),
         ("models", "/models"),
         *((f"model-{m}", f"/models/{m}") for m in models),
         ("features", "/features"),
