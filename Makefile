@@ -8,7 +8,7 @@ STAMP := $(VENV)/.roost-installed
 # System packages the tests use (real servers and a real browser); installed with apt-get when missing.
 SYSPKGS := redis-server:redis-server postgresql:/usr/lib/postgresql chromium:chromium wrk:wrk nghttp2-client:h2load openjdk-17-jre-headless:java
 
-.PHONY: demo test test-fast lint format bench venv sysdeps clean
+.PHONY: demo test test-fast lint format bench venv sysdeps clean screenshots
 
 venv: $(STAMP)
 
@@ -45,6 +45,10 @@ format: $(STAMP)
 
 demo: $(STAMP)
 	$(PY) examples/demo.py
+
+# docs/img/ui-*.png: every UI page on a fresh demo workspace, in Chromium (docs/ui.md shows them)
+screenshots: $(STAMP) sysdeps
+	$(PY) docs/img/make_screenshots.py
 
 # The whole suite, slow/services/browser tests included (CI runs exactly this), in TEST_WORKERS pytest-xdist
 # worker processes; --dist loadfile keeps each test file on one worker, so a module's server or Spark session

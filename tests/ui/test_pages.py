@@ -82,7 +82,7 @@ def test_run_page_shows_everything_escaped(client, populated):
     assert "<script>alert" not in html and "<i>ads</i>" not in html
     assert "&lt;script&gt;alert(1)&lt;/script&gt;" in html and "&lt;i&gt;ads&lt;/i&gt;" in html
     assert '<table class="kv" id="params">' in html and "<th>layers</th><td>2</td>" in html
-    assert '<pre class="code" id="config">model: mlp\nlr: 0.01\nnote: &lt;b&gt;not bold&lt;/b&gt;' in html
+    assert '<pre class="code" tabindex="0" id="config">model: mlp\nlr: 0.01\nnote: &lt;b&gt;not bold&lt;/b&gt;' in html
     assert html.index("config.yaml</p>") < html.index("config.resolved.yaml</p>") and "epochs: 10" in html
     for f in ("notes.txt", "plot.png", "report.ipynb", "tensorboard/"):
         assert f in html

@@ -21,7 +21,7 @@ __all__ = ["HEADLINE", "Column", "choose_columns", "headline_metrics", "nest_run
 # Per task (the run's `roost.task` tag): metric names in order of importance; each is looked up as test_X, val_X.
 HEADLINE: dict[str, tuple[str, ...]] = {
     "binary": ("roc_auc", "pr_auc", "log_loss", "accuracy"),
-    "multiclass": ("accuracy", "macro_f1", "log_loss"),
+    "multiclass": ("log_loss", "accuracy", "macro_f1"),  # the primary metric first (roost.metrics.overall.PRIMARY)
     "regression": ("rmse", "mae", "r2"),
 }
 _SECTIONS = {"metrics": "metric", "params": "param", "tags": "tag"}

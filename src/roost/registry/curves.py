@@ -23,14 +23,20 @@ __all__ = ["Curve", "metric_curves", "metric_curves_many"]
 
 @dataclass(frozen=True)
 class Curve:
-    """One metric's points in step order; a NaN or infinite value is None."""
+    """One metric's points in step order; a NaN or infinite value is None; `times`: when each was logged (Unix s)."""
 
     steps: tuple[int, ...]
     values: tuple[float | None, ...]
+    times: tuple[float, ...] = ()
 
 
 def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
+
+
+def _curve(pts: list[tuple[int, float | None, float]]) -> Curve:
+    """A Curve from (step, value, time) points."""
+    return Curve(tuple(p[0] for p in pts), tuple(p[1] for p in pts), tuple(p[2] for p in pts))
 
 
 def metric_curves(run_id: str, max_points: int = 2000, store: Store | None = None) -> dict[str, Curve]:
@@ -38,19 +44,19 @@ def metric_curves(run_id: str, max_points: int = 2000, store: Store | None = Non
     st = store or default_store()
     with st.read() as s:
         rows = s.execute(
-            select(Metric.key, Metric.step, Metric.value)
+            select(Metric.key, Metric.step, Metric.value, Metric.timestamp)
             .where(Metric.run_id == run_id)
             .order_by(Metric.key, Metric.step, Metric.timestamp, Metric.id)
         ).all()
-    points: dict[str, list[tuple[int, float | None]]] = {}
-    for key, step, value in rows:
-        points.setdefault(key, []).append((step, _finite(value)))
+    points: dict[str, list[tuple[int, float | None, float]]] = {}
+    for key, step, value, ts in rows:
+        points.setdefault(key, []).append((step, _finite(value), float(ts)))
     out: dict[str, Curve] = {}
     for key, pts in points.items():
         n = len(pts)
         if n > max_points > 1:
             pts = [pts[i] for i in sorted({round(i * (n - 1) / (max_points - 1)) for i in range(max_points)})]
-        out[key] = Curve(tuple(p[0] for p in pts), tuple(p[1] for p in pts))
+        out[key] = _curve(pts)
     return out
 
 
@@ -65,7 +71,7 @@ def metric_curves_many(
     """
     st = store or default_store()
     m = max(2, int(max_points))
-    points: dict[str, dict[str, list[tuple[int, float | None]]]] = {i: {} for i in dict.fromkeys(run_ids)}
+    points: dict[str, dict[str, list[tuple[int, float | None, float]]]] = {i: {} for i in dict.fromkeys(run_ids)}
     ids = list(points)
     with st.read() as s:
         for lo in range(0, len(ids), _CHUNK):
@@ -78,6 +84,7 @@ def metric_curves_many(
                     Metric.key,
                     Metric.step,
                     Metric.value,
+                    Metric.timestamp,
                     (func.row_number().over(partition_by=part, order_by=order) - 1).label("rn"),
                     func.count().over(partition_by=part).label("n"),
                 )
@@ -89,13 +96,10 @@ def metric_curves_many(
             i = (rn * (m - 1) + n - 2) // (n - 1)
             kept = or_(n <= literal(m), and_(n > literal(m), (i * (n - 1)) // (m - 1) == rn))
             q = (
-                select(inner.c.run_id, inner.c.key, inner.c.step, inner.c.value)
+                select(inner.c.run_id, inner.c.key, inner.c.step, inner.c.value, inner.c.timestamp)
                 .where(kept)
                 .order_by(inner.c.run_id, inner.c.key, inner.c.rn)
             )
-            for rid, key, step, value in s.execute(q):
-                points[rid].setdefault(key, []).append((step, _finite(value)))
-    return {
-        rid: {k: Curve(tuple(p[0] for p in pts), tuple(p[1] for p in pts)) for k, pts in curves.items()}
-        for rid, curves in points.items()
-    }
+            for rid, key, step, value, ts in s.execute(q):
+                points[rid].setdefault(key, []).append((step, _finite(value), float(ts)))
+    return {rid: {k: _curve(pts) for k, pts in curves.items()} for rid, curves in points.items()}

@@ -68,6 +68,7 @@ class Estimator:
 
     model_type: ClassVar[str] = ""
     framework: ClassVar[str] = ""
+    step_kind: ClassVar[str] = "epoch"  # what the steps of its per-epoch curves count (run tag roost.step_kind)
     DEFAULTS: ClassVar[dict[str, Any]] = {}
 
     def __init__(self, task: str | None = None, **params: Any) -> None:

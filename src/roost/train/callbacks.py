@@ -20,9 +20,14 @@ class RunLogger:
 
     def __init__(self, run: Any, every: int = 50) -> None:
         self.run, self.every = run, max(1, every)
+        self.told_epoch_size = False
 
     def on_step(self, state: Any, loss: float) -> None:
-        """Log the mini-batch loss now and then."""
+        """Log the mini-batch loss now and then (and, once, how many mini-batches make an epoch)."""
+        per_epoch = int(getattr(state, "steps_per_epoch", 0) or 0)
+        if per_epoch and not self.told_epoch_size:
+            self.run.set_tag("roost.steps_per_epoch", str(per_epoch))  # the UI's epoch axis for mini-batch steps
+            self.told_epoch_size = True
         if state.step % self.every == 0 and math.isfinite(loss):
             self.run.log_metric("train_loss_step", loss, step=state.step)
 

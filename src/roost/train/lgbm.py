@@ -23,6 +23,7 @@ class LightGBMModel(Estimator):
 
     model_type = "lightgbm"
     framework: ClassVar[str] = "lightgbm"
+    step_kind: ClassVar[str] = "boosting_round"
     DEFAULTS: ClassVar[dict[str, Any]] = {
         "n_estimators": 1000,
         "learning_rate": 0.05,

@@ -175,6 +175,7 @@ def _run_tags(model: Estimator, task: str, s: TrainRunSettings) -> dict[str, str
         "roost.task": task,
         "roost.framework": model.framework,
         "roost.kind": "train",
+        "roost.step_kind": model.step_kind,  # what a curve's step counts: the UI labels and splits axes by it
     }
     if s.resumed_from:
         tags["roost.resumed_from"] = s.resumed_from

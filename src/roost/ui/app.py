@@ -162,7 +162,7 @@ def create_app(
     None: a random one (one process); the team server passes one that all its workers share)."""
     from roost.netpolicy.limits import ConnStats
     from roost.netpolicy.metrics import metrics_route
-    from roost.ui import api, artifacts_view, pages, shadow_view, tbroutes
+    from roost.ui import api, artifacts_view, lineage_view, pages, shadow_view, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
         raise RoostError(
@@ -188,6 +188,7 @@ def create_app(
     routes = [
         *pages.routes(ui),
         *shadow_view.routes(ui),
+        *lineage_view.routes(ui),
         *artifacts_view.routes(ui),
         *api.routes(ui),
         *tbroutes.routes(ui),

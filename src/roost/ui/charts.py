@@ -1,22 +1,24 @@
-"""What the run and compare pages chart: per-epoch curves only, honest y ranges, time axes as dates.
+"""What the run and compare pages chart: curves per kind of step, honest y ranges, time axes as dates.
 
 A metric with one point per run (test_*, a final score) is a number, not a curve: it goes to the metrics
-table, never to a chart. A step logged twice (the restored best model's val_* metrics re-logged at the last
-epoch) keeps its first value on the curve, and the restored epoch is drawn as a marker instead.
+table and the final-value bars, never to a chart as a dot. Curves whose steps count different things (LightGBM
+boosting rounds, network epochs, mini-batches: roost.ui.stepkind) get separate charts. A step logged twice (the
+restored best model's val_* metrics re-logged at the last epoch) keeps its first value on the curve, and the
+restored epoch is drawn as a marker instead.
 """
 
 from __future__ import annotations
 
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from roost.registry.store import Store
+from roost.ui import stepkind
 
 MIN_RELATIVE_SPAN = 0.02  # a y axis spans at least 2% of the values' magnitude: 0.8000 vs 0.8001 look equal
 PAD = 0.05
-EPOCH_SECONDS = 1e9  # steps at or above this (2001-09 as Unix seconds) are timestamps
 EPOCH_MILLIS = 1e12
-STEP_KEYS = ("train_loss_step",)  # logged per mini-batch, not per epoch: no best-epoch marker
 
 __all__ = ["chart_payload", "honest_range", "runs_charts"]
 
@@ -35,17 +37,19 @@ def honest_range(values: list[float | None]) -> list[float]:
     return [lo - pad, hi + pad]
 
 
-def _dedupe(steps: list[Any], values: list[Any]) -> tuple[list[Any], list[Any]]:
-    """One point per step (the first logged), keeping order."""
+def _dedupe(steps: list[Any], values: list[Any], times: list[Any]) -> tuple[list[Any], list[Any], list[Any]]:
+    """One point per step (the first logged), keeping order; `times` may be empty (then it stays empty)."""
     seen: set[Any] = set()
-    s_out, v_out = [], []
-    for s, v in zip(steps, values):
+    s_out, v_out, t_out = [], [], []
+    for i, (s, v) in enumerate(zip(steps, values)):
         if s in seen:
             continue
         seen.add(s)
         s_out.append(s)
         v_out.append(v)
-    return s_out, v_out
+        if i < len(times):
+            t_out.append(times[i])
+    return s_out, v_out, t_out
 
 
 def _best_epoch(run: dict[str, Any]) -> int | None:
@@ -57,36 +61,85 @@ def _best_epoch(run: dict[str, Any]) -> int | None:
         return None
 
 
+def _start_ms(run: dict[str, Any]) -> float | None:
+    """The run's start as Unix milliseconds (None when unknown)."""
+    t = run.get("start_time")
+    if isinstance(t, datetime):
+        return (t if t.tzinfo else t.replace(tzinfo=UTC)).timestamp() * 1000
+    return None
+
+
 def chart_payload(runs: list[dict[str, Any]], series: list[dict[str, dict[str, list[Any]]]]) -> dict[str, Any]:
-    """Charts for runs (dicts with run_id, name, tags) and their metric series, plus the keys left to tables."""
+    """Charts for runs (dicts with run_id, name, tags) and their metric series, plus the keys left to tables.
+
+    A metric whose runs count different things per step (boosting rounds, epochs, mini-batches) gets one chart
+    per kind of step, never one shared axis; a run with one point of a metric is a final value (`finals`), not
+    a dot at step 0.
+    """
     names = [r.get("name") or r["run_id"][:8] for r in runs]
     labels = [n if names.count(n) == 1 else f"{n} ({r['run_id'][:8]})" for n, r in zip(names, runs)]
     keys = sorted({k for s in series for k in s})
-    charts, final = [], []
+    charts, final, finals = [], [], []
     for key in keys:
-        lines = []
+        by_kind: dict[str, list[tuple[dict[str, Any], dict[str, Any]]]] = {}
+        singles = []
         for r, label, s in zip(runs, labels, series):
-            m = s.get(key) or {"steps": [], "values": []}
-            steps, values = _dedupe(m["steps"], m["values"])
-            lines.append({"id": r["run_id"], "label": label, "steps": steps, "values": values})
-        if max(len(ln["steps"]) for ln in lines) < 2:
+            m = s.get(key)
+            if not m:
+                continue
+            steps, values, times = _dedupe(m["steps"], m["values"], m.get("times") or [])
+            if len(steps) < 2:
+                if values and values[0] is not None:
+                    singles.append({"id": r["run_id"], "label": label, "value": values[0]})
+                continue
+            kind = stepkind.step_kind(r, key, steps)
+            line = {
+                "id": r["run_id"],
+                "label": label,
+                "steps": steps,
+                "values": values,
+                "times": [round(t * 1000) for t in times],  # Unix ms
+                "start": _start_ms(r),
+                "steps_per_epoch": stepkind.steps_per_epoch(r) if kind == "batch" else None,
+            }
+            by_kind.setdefault(kind, []).append((r, line))
+        if singles:
+            finals.append({"key": key, "values": singles})
+        if not by_kind:
             final.append(key)
             continue
-        all_steps = [s for ln in lines for s in ln["steps"]]
-        x_type = "time" if all_steps and min(all_steps) >= EPOCH_SECONDS else "step"
-        if x_type == "time":
-            scale = 1 if min(all_steps) >= EPOCH_MILLIS else 1000
-            for ln in lines:
-                ln["steps"] = [s * scale for s in ln["steps"]]
-        markers = []
-        if x_type == "step" and key not in STEP_KEYS:
-            for r, ln in zip(runs, lines):
-                best = _best_epoch(r)
-                if best is not None and ln["steps"] and best in ln["steps"]:
-                    markers.append({"id": r["run_id"], "step": best, "label": f"restored best epoch {best}"})
-        y_range = honest_range([v for ln in lines for v in ln["values"]])
-        charts.append({"key": key, "x_type": x_type, "y_range": y_range, "series": lines, "markers": markers})
-    return {"charts": charts, "final": final}
+        for kind, pairs in sorted(by_kind.items()):
+            charts.append(_chart(key, kind, pairs, split=len(by_kind) > 1))
+    return {"charts": charts, "final": final, "finals": finals}
+
+
+def _chart(key: str, kind: str, pairs: list[tuple[dict[str, Any], dict[str, Any]]], split: bool) -> dict[str, Any]:
+    """One chart of metric `key` over steps of one kind (`split`: the metric has charts of other kinds too)."""
+    lines = [ln for _, ln in pairs]
+    x_type = "time" if kind == "time" else "step"
+    if x_type == "time":
+        scale = 1 if min(s for ln in lines for s in ln["steps"]) >= EPOCH_MILLIS else 1000
+        for ln in lines:
+            ln["steps"] = [s * scale for s in ln["steps"]]
+    markers = []
+    if kind in ("epoch", "boosting_round", "step"):
+        for r, ln in pairs:
+            best = _best_epoch(r)
+            if best is not None and ln["steps"] and best in ln["steps"]:
+                what = "epoch" if kind == "step" else stepkind.label(kind)
+                markers.append({"id": r["run_id"], "step": best, "label": f"restored best {what} {best}"})
+    values = [v for ln in lines for v in ln["values"]]
+    return {
+        "key": key,
+        "kind": kind,
+        "x_label": stepkind.label(kind),
+        "x_type": x_type,
+        "split": split,
+        "y_range": honest_range(values),
+        "log_ok": all(v is None or v > 0 for v in values),
+        "series": lines,
+        "markers": markers,
+    }
 
 
 def runs_charts(

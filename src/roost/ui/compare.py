@@ -49,13 +49,13 @@ def curve_points(runs: int, asked: int = 2000) -> int:
 def metric_series_many(
     run_ids: list[str], max_points: int = 2000, store: Store | None = None
 ) -> dict[str, dict[str, dict[str, list[Any]]]]:
-    """{run_id: {key: {"steps", "values"}}} of every metric of the runs, each curve thinned to max_points.
+    """{run_id: {key: {"steps", "values", "times"}}} of every metric of the runs, each curve thinned to max_points.
 
     A curve of n > m points keeps the points at positions floor(i (n-1) / (m-1)), i = 0..m-1 (in step, time,
     insertion order): evenly spread real points, the first and the last included. The thinning runs in SQL
     (row_number over the metric index), so only the kept rows leave the database.
     """
     return {
-        rid: {k: {"steps": list(c.steps), "values": list(c.values)} for k, c in got.items()}
+        rid: {k: {"steps": list(c.steps), "values": list(c.values), "times": list(c.times)} for k, c in got.items()}
         for rid, got in curves.metric_curves_many(run_ids, max_points, store).items()
     }

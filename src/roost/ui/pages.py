@@ -157,6 +157,9 @@ def run_routes(ui: UI) -> list[Route]:
             files_error = None
         except Exception as exc:  # noqa: BLE001 - an unreachable artifact store must not break the page
             files, files_error = [], scrub_paths(str(exc))
+        from roost.ui.auto_view import auto_candidates
+
+        children = reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50)
         return ui.render(
             request,
             "run.html",
@@ -165,7 +168,8 @@ def run_routes(ui: UI) -> list[Route]:
             files_error=files_error,
             config=_config(r, files),
             has_tb=run_logdir(r) is not None,
-            children=reg.search_runs(f"parent_run_id = '{r['run_id']}'", limit=50),
+            children=children,
+            auto=auto_candidates(r, children),
             lineage=_lineage(r["run_id"]),
         )
 

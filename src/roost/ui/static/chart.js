@@ -1,5 +1,7 @@
 /* roost step charts: small hand-written SVG line charts fed by /api/charts (no external library).
-   The server picks per-epoch metrics, the y range (never blown up for tiny differences) and the x type. */
+   The server splits curves by what their step counts (epoch, boosting round, mini-batch), picks the y range
+   (never blown up for tiny differences) and leaves one-point metrics to bars. Here: the x-axis choice (step,
+   epoch, wall time, relative time) and a log-scale y. */
 (function () {
   "use strict";
   var NS = "http://www.w3.org/2000/svg";
@@ -53,36 +55,67 @@
     return Math.abs(steps[a] - s) <= Math.abs(steps[b] - s) ? a : b;
   }
 
-  function draw(container, chart) {
-    var key = chart.key, series = chart.series, isTime = chart.x_type === "time";
+  // the x of each point under the chosen axis: {xs, label, isTime} or null when the series has no such x
+  function xOf(chart, s, mode) {
+    var kindLabel = chart.x_label || "step";
+    if (mode === "wall" && s.times && s.times.length === s.steps.length) {
+      return {xs: s.times, label: "wall time (UTC)", isTime: true};
+    }
+    if (mode === "relative" && s.times && s.times.length === s.steps.length) {
+      var t0 = s.start !== null && s.start !== undefined ? s.start : s.times[0];
+      return {xs: s.times.map(function (t) { return (t - t0) / 1000; }), label: "seconds since the run started", isTime: false};
+    }
+    if (mode === "epoch" && chart.kind === "batch" && s.steps_per_epoch) {
+      return {xs: s.steps.map(function (st) { return st / s.steps_per_epoch; }), label: "epoch (from mini-batch steps)", isTime: false};
+    }
+    if (mode === "epoch" && chart.kind !== "epoch") {
+      return {xs: s.steps, label: kindLabel + " (no epochs)", isTime: chart.x_type === "time"};
+    }
+    return {xs: s.steps, label: kindLabel, isTime: chart.x_type === "time"};
+  }
+
+  function draw(container, chart, opts) {
+    var key = chart.key, mode = opts.x || "step";
+    var logY = !!opts.log && chart.log_ok;
+    var series = chart.series.map(function (s) {
+      var got = xOf(chart, s, mode);
+      var vals = logY ? s.values.map(function (v) { return v === null ? null : Math.log10(v); }) : s.values;
+      return {id: s.id, label: s.label, steps: got.xs, raw: s.values, values: vals, xlabel: got.label, isTime: got.isTime};
+    });
+    var isTime = series.length ? series[0].isTime : chart.x_type === "time";
+    var xLabel = series.length ? series[0].xlabel : (chart.x_label || "step");
     var fig = document.createElement("figure");
     fig.className = "chart";
     fig.setAttribute("data-metric", key);
+    fig.setAttribute("data-kind", chart.kind || "step");
     var cap = document.createElement("figcaption");
-    cap.textContent = key;
+    cap.textContent = key + (chart.split ? " · by " + (chart.x_label || "step") : "") + (logY ? " (log scale)" : "");
     fig.appendChild(cap);
     var allS = [], allV = [];
     series.forEach(function (s) { allS = allS.concat(s.steps); allV = allV.concat(s.values); });
-    var xd = domain(allS), yd = chart.y_range || domain(allV);
+    var xd = domain(allS), yd = logY ? domain(allV) : (chart.y_range || domain(allV));
     var xfmt = isTime ? function (t) { return fmtTime(t, xd[1] - xd[0]); } : fmt;
+    var yfmt = logY ? function (t) { return fmt(Math.pow(10, t)); } : fmt;
     var x = function (v) { return M.l + (v - xd[0]) / (xd[1] - xd[0]) * (W - M.l - M.r); };
     var y = function (v) { return H - M.b - (v - yd[0]) / (yd[1] - yd[0]) * (H - M.t - M.b); };
     var svg = el("svg", {viewBox: "0 0 " + W + " " + H, width: W, height: H, role: "img", "class": "chart-svg",
-                         "aria-label": key + (isTime ? " over time" : " by step"), "data-x": chart.x_type,
-                         "data-ymin": yd[0], "data-ymax": yd[1]}, fig);
+                         "aria-label": key + " by " + xLabel, "data-x": isTime ? "time" : "step",
+                         "data-xlabel": xLabel, "data-scale": logY ? "log" : "linear",
+                         "data-xmin": xd[0], "data-xmax": xd[1], "data-ymin": yd[0], "data-ymax": yd[1]}, fig);
     var axes = el("g", {"class": "axes"}, svg);
     ticks(yd[0], yd[1], 5).forEach(function (t) {
       el("line", {x1: M.l, x2: W - M.r, y1: y(t), y2: y(t), "class": "grid"}, axes);
-      el("text", {x: M.l - 6, y: y(t) + 4, "text-anchor": "end"}, axes).textContent = fmt(t);
+      el("text", {x: M.l - 6, y: y(t) + 4, "text-anchor": "end"}, axes).textContent = yfmt(t);
     });
-    ticks(xd[0], xd[1], isTime ? 4 : 6).filter(function (t) { return isTime || Math.round(t) === t; }).forEach(function (t) {
+    var wholeX = !isTime && mode !== "relative" && !(mode === "epoch" && chart.kind === "batch");
+    ticks(xd[0], xd[1], isTime ? 4 : 6).filter(function (t) { return !wholeX || Math.round(t) === t; }).forEach(function (t) {
       el("line", {x1: x(t), x2: x(t), y1: H - M.b, y2: H - M.b + 4, "class": "tick"}, axes);
       el("text", {x: x(t), y: H - M.b + 16, "text-anchor": "middle"}, axes).textContent = xfmt(t);
     });
     el("line", {x1: M.l, x2: W - M.r, y1: H - M.b, y2: H - M.b, "class": "axis"}, axes);
     el("line", {x1: M.l, x2: M.l, y1: M.t, y2: H - M.b, "class": "axis"}, axes);
-    el("text", {x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle", "class": "label"}, axes).textContent = isTime ? "time (UTC)" : "step";
-    (chart.markers || []).forEach(function (mk) {
+    el("text", {x: (M.l + W - M.r) / 2, y: H - 4, "text-anchor": "middle", "class": "label"}, axes).textContent = xLabel;
+    (mode === "step" || (mode === "epoch" && chart.kind === "epoch") ? (chart.markers || []) : []).forEach(function (mk) {
       var i = series.findIndex(function (s) { return s.id === mk.id; });
       var color = COLORS[(i < 0 ? 0 : i) % COLORS.length];
       var g = el("g", {"class": "best-marker", "data-run": mk.id, "data-step": mk.step}, svg);
@@ -119,15 +152,15 @@
       series.forEach(function (s) {
         if (!s.steps.length) return;
         var j = nearest(s.steps, step);
-        var at = isTime ? fmtTime(s.steps[j]) : "step " + s.steps[j];
-        parts.push((series.length > 1 ? s.label + " " : "") + at + ": " + fmt(s.values[j]));
+        var at = isTime ? fmtTime(s.steps[j]) : xLabel + " " + fmt(s.steps[j]);
+        parts.push((series.length > 1 ? s.label + " " : "") + at + ": " + fmt(s.raw[j]));
       });
       cursor.setAttribute("x1", px); cursor.setAttribute("x2", px); cursor.setAttribute("visibility", "visible");
       readout.textContent = parts.join("   ·   ");
     });
     svg.addEventListener("mouseleave", function () { cursor.setAttribute("visibility", "hidden"); });
     fig.appendChild(readout);
-    if (series.length > 1) {
+    if (series.length > 1 || chart.split) {  // a split chart names its run even when it holds one
       var legend = document.createElement("div");
       legend.className = "legend";
       series.forEach(function (s, i) {
@@ -143,28 +176,95 @@
     container.appendChild(fig);
   }
 
+  // one-point metrics (a final score): a bar per run with its value written on it, not a dot at step 0
+  function drawBars(container, fin) {
+    var fig = document.createElement("figure");
+    fig.className = "chart finals";
+    fig.setAttribute("data-metric", fin.key);
+    var cap = document.createElement("figcaption");
+    cap.textContent = fin.key + " · final value";
+    fig.appendChild(cap);
+    var vals = fin.values.map(function (v) { return v.value; });
+    var lo = Math.min(0, Math.min.apply(null, vals)), hi = Math.max(0, Math.max.apply(null, vals));
+    if (lo === hi) hi = lo + 1;
+    var row = 22, LW = 150, BW = W - LW - 70, h = fin.values.length * row + 8;
+    var svg = el("svg", {viewBox: "0 0 " + W + " " + h, width: W, height: h, role: "img", "class": "chart-svg bars",
+                         "aria-label": fin.key + ": final value per run"}, fig);
+    var zero = LW + (0 - lo) / (hi - lo) * BW;
+    fin.values.forEach(function (v, i) {
+      var yy = 4 + i * row, xv = LW + (v.value - lo) / (hi - lo) * BW;
+      var label = v.label.length > 22 ? v.label.slice(0, 21) + "…" : v.label;
+      el("text", {x: LW - 6, y: yy + 14, "text-anchor": "end"}, svg).textContent = label;
+      var bar = el("rect", {x: Math.min(zero, xv), y: yy + 3, width: Math.max(1, Math.abs(xv - zero)), height: row - 8,
+                            fill: COLORS[i % COLORS.length], "class": "bar", "data-run": v.id, "data-value": v.value}, svg);
+      el("title", {}, bar).textContent = v.label + ": " + fmt(v.value);
+      el("text", {x: Math.max(zero, xv) + 4, y: yy + 14}, svg).textContent = fmt(v.value);
+    });
+    container.appendChild(fig);
+  }
+
+  function controls(container, state, redraw) {
+    var bar = document.createElement("div");
+    bar.className = "chart-controls";
+    var id = (container.id || "charts") + "-x";
+    var lab = document.createElement("label");
+    lab.setAttribute("for", id);
+    lab.textContent = "x axis ";
+    var sel = document.createElement("select");
+    sel.id = id;
+    [["step", "step (as logged)"], ["epoch", "epoch"], ["wall", "wall time"], ["relative", "relative time"]].forEach(function (o) {
+      var opt = document.createElement("option");
+      opt.value = o[0]; opt.textContent = o[1];
+      sel.appendChild(opt);
+    });
+    sel.value = state.x;
+    lab.appendChild(sel);
+    var logLab = document.createElement("label");
+    var box = document.createElement("input");
+    box.type = "checkbox"; box.id = (container.id || "charts") + "-log"; box.checked = !!state.log;
+    logLab.appendChild(box);
+    logLab.appendChild(document.createTextNode(" log scale"));
+    sel.addEventListener("change", function () { state.x = sel.value; redraw(); });
+    box.addEventListener("change", function () { state.log = box.checked; redraw(); });
+    bar.appendChild(lab);
+    bar.appendChild(logLab);
+    return bar;
+  }
+
+  function render(container, payload, state) {
+    container.textContent = "";
+    if (payload.charts.length) container.appendChild(controls(container, state, function () { render(container, payload, state); }));
+    payload.charts.forEach(function (c) { draw(container, c, state); });
+    var multi = JSON.parse(container.getAttribute("data-runs") || "[]").length > 1;
+    (multi ? payload.finals || [] : []).forEach(function (f) { if (f.values.length > 1) drawBars(container, f); });
+    if (!payload.charts.length) {
+      var p = document.createElement("p");
+      p.className = "empty";
+      p.textContent = container.getAttribute("data-empty") || "No metric logged at more than one step.";
+      container.appendChild(p);
+    }
+    if (payload.final.length) {
+      var note = document.createElement("p");
+      note.className = "muted final-note";
+      note.textContent = "Single-value metrics (" + payload.final.join(", ") + ") are in the metrics table above.";
+      container.appendChild(note);
+    }
+    if (state.log && payload.charts.some(function (c) { return !c.log_ok; })) {
+      var warn = document.createElement("p");
+      warn.className = "muted log-note";
+      warn.textContent = "Charts with zero or negative values stay linear.";
+      container.appendChild(warn);
+    }
+    container.setAttribute("data-ready", "1");
+  }
+
   function load(container) {
     var runs = JSON.parse(container.getAttribute("data-runs") || "[]");
     var ids = runs.map(function (r) { return encodeURIComponent(r.id); }).join(",");
     fetch("/api/charts?runs=" + ids, {credentials: "same-origin"})
       .then(function (resp) { if (!resp.ok) throw new Error("HTTP " + resp.status); return resp.json(); })
-      .then(function (payload) {
-        container.textContent = "";
-        payload.charts.forEach(function (c) { draw(container, c); });
-        if (!payload.charts.length) {
-          var p = document.createElement("p");
-          p.className = "empty";
-          p.textContent = "No per-epoch metrics.";
-          container.appendChild(p);
-        }
-        if (payload.final.length) {
-          var note = document.createElement("p");
-          note.className = "muted final-note";
-          note.textContent = "Single-value metrics (" + payload.final.join(", ") + ") are in the metrics table above.";
-          container.appendChild(note);
-        }
-        container.setAttribute("data-ready", "1");
-      }).catch(function (err) {
+      .then(function (payload) { render(container, payload, {x: "step", log: false}); })
+      .catch(function (err) {
         container.textContent = "Could not load metrics: " + err.message;
         container.setAttribute("data-ready", "error");
       });

@@ -30,10 +30,12 @@
     setOpen(b.getAttribute("data-run"), open);
   });
 
-  // column picker: choices kept in localStorage per browser (key roost.runs.columns: {field: shown})
-  var KEY = "roost.runs.columns", table = document.getElementById("runs-table");
+  // column picker: choices kept in localStorage per experiment (key roost.runs.columns:<experiments, or *>:
+  // {field: shown}), so each experiment keeps its own columns
+  var table = document.getElementById("runs-table");
   var picker = document.getElementById("col-picker");
   if (!picker || !table) return;
+  var KEY = "roost.runs.columns:" + (picker.getAttribute("data-scope") || "*");
   function load() { try { return JSON.parse(localStorage.getItem(KEY) || "{}") || {}; } catch (e) { return {}; } }
   function show(field, on) {
     table.querySelectorAll("[data-col]").forEach(function (c) { if (c.getAttribute("data-col") === field) c.hidden = !on; });
