@@ -183,3 +183,39 @@ def test_selection_filters_and_sizes(many, pkgs, tmp_path):
     with pytest.raises(RoostError, match="registry selections"):
         ServeConfig(models=["m01@prod"], max_memory="1GB").check()
     assert ServeConfig(serve_all=True, max_memory="1GB", replicas=2).worker_budget() == 500_000_000
+
+
+def test_in_process_app_with_room_for_no_model_loads_per_request_and_evicts_after_it(many, bc_data):
+    import orjson
+    from servekit import InProcess
+
+    from roost.serve.worker import create_app
+
+    X, _, cols = bc_data
+    body = orjson.dumps(v2_body(cols, X[:2]))
+    ip = InProcess(create_app([], select=["m1*"], max_memory="1"))  # 1 byte: room for none
+    try:
+        for name in ("m10", "m11", "m10"):
+            status, _, out = ip.request("POST", f"/v2/models/{name}/infer", body, {"content-type": "application/json"})
+            assert status == 200, out
+            np.testing.assert_allclose(
+                orjson.loads(out)["outputs"][0]["data"], ort_probability(many[name], cols, X[:2]), rtol=1e-6
+            )
+        status, _, out = ip.request("POST", "/v2/models/m20/infer", body, {"content-type": "application/json"})
+        assert status == 404 and b"'m1*'" in out  # outside the --models glob
+        status, _, out = ip.request("GET", "/admin/status")
+        assert status == 200 and orjson.loads(out)["models"] == []  # each was evicted once answered
+        status, _, out = ip.request("POST", "/v2/repository/index", b'{"ready": true}')
+        assert status == 200 and orjson.loads(out) == []
+        rows = {r["name"]: r for r in orjson.loads(ip.request("POST", "/v2/repository/index")[2])}
+        assert sorted(rows) == [f"m1{i}@prod" for i in range(10)]
+        assert rows["m10@prod"]["state"] == "UNAVAILABLE" and "evicted" in rows["m10@prod"]["reason"]
+        assert "first request" in rows["m12@prod"]["reason"]
+        status, _, out = ip.request("GET", "/metrics")
+        text = out.decode()
+        assert 'roost_model_loads_total{model="m10",outcome="ok"} 2.0' in text
+        assert 'roost_model_evictions_total{model="m10"} 2.0' in text
+        assert ip.request("GET", "/openapi.json")[0] == 200
+        assert ip.request("POST", "/v2/repository/index", b'{"ready": 1}')[0] == 400
+    finally:
+        ip.close()

@@ -275,7 +275,7 @@ class LazyRepository(Repository):
             if self.metrics is not None:
                 self.metrics.version_loaded.labels(key[0], str(key[1])).set(0)
             log.info("evicted %s version %s (least recently used; %d kB)", key[0], key[1], entry.cost >> 10)
-        if self.used + need > self.budget:
+        if self.used + need > self.budget and self.used:
             log.warning("memory budget exceeded: %d kB in use by models with requests in flight", self.used >> 10)
         if gone and self.cm is not None:
             self.cm.resident(len(self.resident), self.used)
