@@ -148,6 +148,16 @@ def main() -> None:
         t = time.perf_counter()
         register_many(base, Path(tmp) / "pkgs", names)
         print(f"registered {a.models} models in {time.perf_counter() - t:.1f} s", flush=True)
+        from roost.registry.api import models_marker
+        from roost.serve.catalog import Selection, Snapshot
+
+        for label, fn in (("change marker", models_marker), ("list_models", lambda: Snapshot.read(Selection()))):
+            times = []
+            for _ in range(21):
+                t = time.perf_counter()
+                fn()
+                times.append(time.perf_counter() - t)
+            print(f"registry watch: {label} {1000 * float(np.median(times)):.2f} ms (median of 21)", flush=True)
         X, _, cols = breast_cancer()
         body = v2_body(cols, X[:1])
         for budget in (None, a.budget):
