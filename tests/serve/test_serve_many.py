@@ -219,3 +219,32 @@ def test_in_process_app_with_room_for_no_model_loads_per_request_and_evicts_afte
         assert ip.request("POST", "/v2/repository/index", b'{"ready": 1}')[0] == 400
     finally:
         ip.close()
+
+
+def test_a_model_with_a_request_in_flight_is_never_evicted(many, bc_data):
+    import asyncio
+
+    from roost.serve.lazy import LazyRepository
+
+    X, _, cols = bc_data
+    rows = {c: np.ascontiguousarray(X[:2, i]) for i, c in enumerate(cols)}
+    repo = LazyRepository(Selection(("m1*",), ()), budget=1)  # room for none
+    repo.load_all()
+
+    async def scenario() -> None:
+        async with repo.use("m10", None) as held:  # a request in flight on m10
+            async with repo.use("m11", None) as other:  # another model loads: m10 may not go
+                assert set(repo.resident) == {("m10", 1), ("m11", 1)}
+                np.testing.assert_allclose(
+                    (await other.batcher.submit(rows, 2))["probability"], ort_probability(many["m11"], cols, X[:2])
+                )
+            assert set(repo.resident) == {("m10", 1)}  # m11 evicted once its request ended
+            assert held.batcher.alive and not held.batcher.closed
+            out = await held.batcher.submit(rows, 2)  # still answers
+            np.testing.assert_allclose(out["probability"], ort_probability(many["m10"], cols, X[:2]))
+        assert not repo.resident and repo.used == 0
+
+    try:
+        asyncio.run(scenario())
+    finally:
+        repo.close(5.0)
