@@ -214,6 +214,13 @@ def list_models() -> list[dict[str, Any]]:
     return default_store().list_models()
 
 
+def models_marker() -> tuple[int, ...] | None:
+    """A cheap marker of the registry's versions and aliases (changes when either does); None where the store
+    has no cheap one (a roost server: re-read list_models instead)."""
+    marker = getattr(default_store(), "models_marker", None)
+    return tuple(marker()) if marker is not None else None
+
+
 def list_versions(name: str) -> list[modelreg.ModelVersionInfo]:
     """Versions of a model."""
     return default_store().list_versions(name)

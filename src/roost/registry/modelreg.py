@@ -282,6 +282,16 @@ def list_models(store: Store) -> list[dict[str, Any]]:
         ]
 
 
+def change_marker(store: Store) -> tuple[int, int, int, int]:
+    """A cheap marker of the registry's model tables: (versions, latest version id sum, alias moves, last move id);
+    it changes whenever a version is registered or deleted or an alias is set, moved or deleted (a server watching
+    the registry re-reads list_models only then)."""
+    with store.read() as s:
+        versions, vsum = s.execute(select(func.count(), func.coalesce(func.sum(ModelVersion.version), 0))).one()
+        moves, last = s.execute(select(func.count(), func.coalesce(func.max(AliasHistory.id), 0))).one()
+    return int(versions), int(vsum), int(moves), int(last)
+
+
 def list_versions(store: Store, name: str) -> list[ModelVersionInfo]:
     """All versions of a model, oldest first."""
     with store.read() as s:

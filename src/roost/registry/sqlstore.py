@@ -103,6 +103,10 @@ class SqlStore(Store):
         """Registered models with latest version and aliases."""
         return modelreg.list_models(self)
 
+    def models_marker(self) -> tuple[int, int, int, int]:
+        """A cheap marker that changes with any version registered or alias moved (modelreg.change_marker)."""
+        return modelreg.change_marker(self)
+
     def list_versions(self, name: str) -> list[modelreg.ModelVersionInfo]:
         """Versions of a model, oldest first."""
         return modelreg.list_versions(self, name)

@@ -9,14 +9,14 @@ import sys
 import time
 import zlib
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import numpy as np
 import orjson
 
 from roost.netpolicy import SAFE_METHODS, content_type_reason, cross_site_reason, host_allowed, token_ok
-from roost.serve import features
+from roost.serve import features, many_http
 from roost.serve.batcher import BatcherClosed
 from roost.serve.codec import HTTPError, check_inputs, check_method
 from roost.serve.loader import LoadedModel
@@ -27,6 +27,9 @@ from roost.serve.reqid import HEADER, Call, checked, new_id
 from roost.serve.rollout import pick
 from roost.serve.security import ADMIN, OPERATOR, PUBLIC, is_loopback, redact
 from roost.serve.shadow import ShadowMirror
+
+if TYPE_CHECKING:
+    from roost.serve.lazy import LazyRepository
 
 log = logging.getLogger(__name__)
 
@@ -89,6 +92,7 @@ class ServeApp:
         # in-process app) and gRPC calls in progress: with one of them in all, no other request can join a batch
         self.open_connections: Callable[[], int] | None = None
         self.grpc_calls = 0
+        self.lazy: LazyRepository | None = None  # a registry selection loaded on demand (roost serve --all)
         self._tasks: list[asyncio.Task[None]] = []
         self._openapi: tuple[int, bytes] | None = None
         self._static: dict[str, tuple[str, Handler]] = {
@@ -99,11 +103,14 @@ class ServeApp:
             "/openapi.json": ("GET", self._openapi_doc),
             "/admin/reload": ("POST", self._reload),
             "/admin/status": ("GET", self._status),
+            "/v2/repository/index": ("POST", self._repo_index),
         }
 
     # ---- model access used by the protocol modules -------------------------------------------------------
     def lookup(self, name: str, version: str | None) -> LoadedModel:
         """The model serving `name` (optionally exactly `version`), or a 404 naming what is served."""
+        if self.lazy is not None:
+            return self.lazy.lookup(name, version)
         model = self.repo.get(name)
         if model is None:
             served = ", ".join(repr(n) for n in self.repo.names)
@@ -364,6 +371,8 @@ class ServeApp:
         method: str = scope["method"]
         if path.startswith("/v2/models/"):
             name, version, action = v2.route(self, method, path[11:])
+            if self.lazy is not None:
+                return await many_http.v2_model(self, name, version, action, scope, receive, headers, call)
             if action == "infer":
                 if self.repo.get(name) is not None:
                     call.model = name
@@ -376,6 +385,8 @@ class ServeApp:
             return _json(v2.model_metadata(model))
         if path.startswith("/v1/models/"):
             name, version, lbl, action = tfserving.route(method, path[11:])
+            if self.lazy is not None:
+                return await many_http.tf_model(self, name, version, lbl, action, scope, receive, headers, call)
             if action == "predict":
                 if self.repo.get(name) is not None:
                     call.model = name
@@ -438,7 +449,13 @@ class ServeApp:
             self.on_reload()
         return _json({"pid": os.getpid(), "models": [_public(r) for r in result]})
 
+    async def _repo_index(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes]) -> Reply:
+        """POST /v2/repository/index: the models and their state (many_http.index)."""
+        return await many_http.index(self, scope, receive, headers)
+
     async def _status(self, *_: Any) -> Reply:
         """GET /admin/status: this worker's pid, loaded models and whether torch was ever imported."""
+        if self.lazy is not None:
+            return _json({"pid": os.getpid(), "models": self.lazy.describe(), "torch_imported": "torch" in sys.modules})
         models = [_public({**s.current.describe(), "last_error": s.last_error}) for s in self.repo.slots.values()]
         return _json({"pid": os.getpid(), "models": models, "torch_imported": "torch" in sys.modules})

@@ -114,6 +114,28 @@ Shadow = Annotated[
         help="mirror PERCENT % (default 100) of requests to MODEL off the response path and record both answers",
     ),
 ]
+ServeAll = Annotated[
+    bool, typer.Option("--all", help="serve every registry model with an alias, each loaded on its first request")
+]
+Select = Annotated[
+    list[str] | None,
+    typer.Option("--models", metavar="GLOB", help="serve the registry models whose name matches (e.g. 'churn*')"),
+]
+AliasFilter = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--alias", metavar="NAME", help="serve only these registry aliases (the first: what a bare name means)"
+    ),
+]
+MaxMemory = Annotated[
+    str | None,
+    typer.Option(
+        "--max-memory",
+        metavar="SIZE",
+        help="with --all/--models/--alias: evict least-recently-used models "
+        "above this much (e.g. 512MB; the fleet's, shared out over its workers)",
+    ),
+]
 Export = Annotated[
     tuple[str, Path] | None,
     typer.Option(
@@ -153,6 +175,10 @@ def serve(
     rollout_seed: RolloutSeed = 0,
     shadow: Shadow = None,
     export: Export = None,
+    serve_all: ServeAll = False,
+    select: Select = None,
+    alias: AliasFilter = None,
+    max_memory: MaxMemory = None,
 ) -> None:
     """Serve models over HTTP: KServe V2 (/v2/...), TF-Serving REST (/v1/...), /metrics, /openapi.json."""
     if export is not None:
@@ -188,6 +214,10 @@ def serve(
         body_timeout_s=body_timeout,
         keepalive_s=keepalive,
         max_connections=max_connections,
+        serve_all=serve_all,
+        select=list(select or []),
+        aliases=list(alias or []),
+        max_memory=max_memory,
     )
     run_fleet(cfg)
 
@@ -225,6 +255,12 @@ def run_fleet(cfg: ServeConfig) -> None:
 
     if cfg.host not in ("127.0.0.1", "localhost", "::1") and not cfg.token:
         echo(f"warning: serving on {cfg.host} without --token: admin endpoints answer only local clients")
+    if cfg.many:
+        from roost.serve.catalog import Selection, Snapshot
+
+        cfg.check()
+        selection = Selection(tuple(cfg.select), tuple(cfg.aliases))
+        echo(f"{len(Snapshot.read(selection).aliases)} registry models match: {selection.describe()}")
     print("\n".join(example_requests(cfg.models, cfg.host, cfg.port, cfg.token)), flush=True)  # JSON: no Rich markup
     logging.basicConfig(level=logging.INFO, format="%(asctime)s roost-serve %(levelname)s: %(message)s")
     code = serve_fleet(cfg, announce=lambda msg: echo(f"[green]{msg}[/]"))

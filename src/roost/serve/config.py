@@ -48,10 +48,27 @@ class ServeConfig:
     body_timeout_s: float = 30.0  # ... its body, from the end of its headers (+ 1 s per 16 KiB received)
     keepalive_s: float = 30.0  # an idle connection (no request in progress) is closed after this long
     max_connections: int = 2048  # per worker; over it a new connection gets a 503 (kept below the fd limit)
+    serve_all: bool = False  # --all: every registry model with an alias, loaded on first request (serve.lazy)
+    select: list[str] = field(default_factory=list)  # --models GLOB: only registry models matching one
+    aliases: list[str] = field(default_factory=list)  # --alias NAME: only these aliases (the first: bare names)
+    max_memory: str | None = None  # --max-memory SIZE: the fleet's budget for loaded models (split over workers)
+
+    @property
+    def many(self) -> bool:
+        """Whether this fleet serves a registry selection on demand (--all, --models, --alias)."""
+        return self.serve_all or bool(self.select) or bool(self.aliases)
+
+    def worker_budget(self) -> int | None:
+        """Bytes of loaded models each worker may keep (--max-memory shared out equally), or None."""
+        from roost.serve.catalog import parse_size
+
+        return None if self.max_memory is None else parse_size(self.max_memory) // max(1, self.replicas)
 
     def check(self) -> None:
         """Raise RoostError on impossible settings."""
-        if not self.models:
+        if self.many or self.max_memory is not None:
+            self._check_many()
+        elif not self.models:
             raise RoostError(
                 "no model to serve",
                 hint="roost serve NAME@ALIAS | NAME/VERSION | PATH [...] "
@@ -90,6 +107,19 @@ class ServeConfig:
         self.limits().check()
         if self.public_inference and not self.token:
             raise RoostError("--public-inference only makes sense with --token (admin endpoints need one)")
+
+    def _check_many(self) -> None:
+        """--all / --models / --alias / --max-memory: a registry selection, without explicit models or rollouts."""
+        if not self.many:
+            raise RoostError("--max-memory applies to registry selections", hint="roost serve --all --max-memory 512MB")
+        if self.models:
+            raise RoostError(
+                f"--all, --models and --alias serve registry models on demand; they do not mix with {self.models[0]!r}",
+                hint="drop the model arguments, or run a second `roost serve` for them",
+            )
+        if self.canary or self.shadow:
+            raise RoostError("--canary and --shadow need explicit models", hint="roost serve churn@prod --canary ...")
+        self.worker_budget()
 
     def host_allow_list(self) -> list[str]:
         """The Host header allow-list (docs/security.md): the loopback names, the bound address (on 0.0.0.0/::

@@ -151,8 +151,9 @@ class Fleet:
         if not self._announced and all(w.ready for w in self.workers):
             self._announced = True
             grpc = "" if self.cfg.grpc_port is None else f" and grpc://{self._display_host()}:{self.cfg.grpc_port}"
+            what = ", ".join(self.cfg.models) or "registry models on demand"
             self.announce(
-                f"serving {', '.join(self.cfg.models)} on http://{self._display_host()}:{self.port}{grpc} "
+                f"serving {what} on http://{self._display_host()}:{self.port}{grpc} "
                 f"({len(self.workers)} worker{'s' if len(self.workers) > 1 else ''}, pids "
                 f"{' '.join(str(w.proc.pid) for w in self.workers if w.proc)})"
             )

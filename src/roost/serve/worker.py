@@ -36,9 +36,22 @@ def build_app(
     """Load every model of `cfg` and wrap them in the ASGI app (blocking)."""
     from roost.serve.features import default_fetcher
 
-    repo = Repository(
-        [parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads, max_batch=cfg.max_batch, metrics=metrics
-    )
+    repo: Repository
+    if cfg.many:  # a registry selection, loaded on demand (roost.serve.lazy)
+        from roost.serve.catalog import Selection
+        from roost.serve.lazy import LazyRepository
+
+        repo = LazyRepository(
+            Selection(tuple(cfg.select), tuple(cfg.aliases)),
+            cfg.worker_budget(),
+            threads=cfg.intra_op_threads,
+            max_batch=cfg.max_batch,
+            metrics=metrics,
+        )
+    else:
+        repo = Repository(
+            [parse_spec(m) for m in cfg.models], threads=cfg.intra_op_threads, max_batch=cfg.max_batch, metrics=metrics
+        )
     if cfg.canary:
         from roost.serve.rollout import parse_canary
 
@@ -73,6 +86,10 @@ def build_app(
         on_startup=on_startup,
         on_reload=on_reload,
     )
+    if cfg.many:
+        from roost.serve.lazy import LazyRepository
+
+        app.lazy = repo if isinstance(repo, LazyRepository) else None
     app.rollout_seed = cfg.rollout_seed
     app.grace_s = cfg.grace_s
     if cfg.shadow:
