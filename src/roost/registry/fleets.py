@@ -118,7 +118,7 @@ def fleets_of(store: Store, model: str, limit: int = MAX_FLEETS_SHOWN) -> list[d
         )
         out = []
         for f in s.scalars(q):
-            row = {
+            row: dict[str, Any] = {
                 "id": f.id,
                 "host": f.host,
                 "port": f.port,

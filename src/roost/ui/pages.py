@@ -220,8 +220,12 @@ def models_routes(ui: UI) -> list[Route]:
             view = data.model_view(request.path_params["name"])
         except NotFoundError as exc:
             return ui.error(request, exc, 404)
+        from roost.ui import served
+
         view["lineage"] = {v["version"]: _lineage(v["run_id"]) for v in view["versions"][-10:] if v["run_id"]}
-        return ui.render(request, "model.html", **view)
+        view["fleets"] = served.served(view["name"])
+        view["traffic"] = served.traffic(view["name"], request.query_params.get("window", served.DEFAULT_WINDOW))
+        return ui.render(request, "model.html", qs=query_builder(request), **view)
 
     return [Route("/models", models), Route("/models/{name}", model)]
 
