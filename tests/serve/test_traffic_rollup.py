@@ -123,3 +123,19 @@ def test_registration_survives_an_unreachable_registry(caplog: pytest.LogCapture
     finally:
         reg.stop()
     assert any("registry down" in r.getMessage() for r in caplog.records)
+
+
+def test_sketch_quantiles_hold_the_exact_value() -> None:
+    rng = np.random.default_rng(4)
+    for values in (
+        rng.lognormal(0, 2, 5000),
+        rng.beta(2, 5, 3000),
+        np.r_[-rng.random(300), np.zeros(7), rng.random(50)],
+    ):
+        h = sketch.histogram(values)
+        ordered = np.sort(values)
+        got = sketch.quantiles(h, (0.1, 0.5, 0.9, 0.99))
+        for q, value in zip((0.1, 0.5, 0.9, 0.99), got):
+            exact = ordered[math.ceil(q * len(values)) - 1]
+            lo, hi = sketch.bounds(sketch.quantile_key(h, q))
+            assert lo <= exact <= hi and lo <= value <= hi, (q, exact, value, lo, hi)

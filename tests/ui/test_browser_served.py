@@ -22,7 +22,7 @@ from servekit import Server, breast_cancer, logreg_package
 from roost.registry import sketch
 
 pytestmark = pytest.mark.browser
-FAST = {"ROOST_FLEET_HEARTBEAT_S": "0.5", "ROOST_REQUEST_LOG_ROTATE_S": "0.5"}
+FAST = {"ROOST_FLEET_HEARTBEAT_S": "2", "ROOST_REQUEST_LOG_ROTATE_S": "0.5"}  # gone after 6 s
 METRICS = {
     "accuracy": 0.9,
     "brier": 0.08,
@@ -124,7 +124,7 @@ def test_fleet_live_traffic_then_stopped_and_gone(served_model, ui_server, brows
         _wait_for(page, base, lambda p: p.locator("#fleets tr[data-state='live']").count() == 1, "second fleet")
         os.killpg(killed.proc.pid, signal.SIGKILL)  # no clean shutdown: the heartbeat just stops
         killed.proc.wait(10)
-        _wait_for(page, base, lambda p: p.locator("#fleets tr[data-state='gone']").count() == 1, "gone fleet", 20)
+        _wait_for(page, base, lambda p: p.locator("#fleets tr[data-state='gone']").count() == 1, "gone fleet", 60)
     finally:
         killed.stop()
 

@@ -21,6 +21,7 @@ from roost.registry.store import Store
 from roost.registry.values import aware, utcnow
 
 GONE_AFTER = 3  # heartbeat intervals without a beat before a fleet shows "gone"
+SPANS = (1, 10, 60)  # minutes per traffic row: every minute is also summed into its 10- and 60-minute rows
 MAX_FLEETS_SHOWN = 20
 
 
@@ -35,6 +36,12 @@ class Rollup:
     latency: sketch.Hist = field(default_factory=dict)
     predictions: sketch.Hist = field(default_factory=dict)
     pred_name: str | None = None
+
+    def merged_with(self, *others: Rollup) -> Rollup:
+        """This (empty) rollup with `others` added: their histograms are copied, never changed."""
+        for o in others:
+            self.add(o)
+        return self
 
     def add(self, other: Rollup) -> None:
         """Merge another rollup of the same key into this one."""
@@ -151,9 +158,13 @@ def offsets(store: Store, paths: list[str]) -> dict[str, int]:
 def record(store: Store, fleet_id: str, rollups: dict[RollupKey, Rollup], advanced: dict[str, int]) -> None:
     """Merge minute rollups into the fleet's traffic rows and advance the files' offsets, in one transaction."""
     now = utcnow()
+    coarse: dict[tuple[str, str, int, int], Rollup] = {}
+    for (model, version, minute), r in rollups.items():
+        for span in SPANS:
+            coarse.setdefault((model, version, span, minute // span * span), Rollup()).add(r)
     with store.write() as s:
-        for (model, version, minute), r in rollups.items():
-            key = {"model": model, "version": version, "minute": minute, "fleet_id": fleet_id}
+        for (model, version, span, minute), r in coarse.items():
+            key = {"model": model, "version": version, "span": span, "minute": minute, "fleet_id": fleet_id}
             row = s.get(TrafficMinute, key)
             if row is None:
                 s.add(
@@ -191,25 +202,34 @@ def forget_offsets(store: Store, older_than: timedelta) -> int:
         return int(getattr(res, "rowcount", 0) or 0)
 
 
-def traffic(store: Store, model: str, since_minute: int, until_minute: int | None = None) -> list[dict[str, Any]]:
-    """Per (version, minute) traffic of a model in [since, until], summed over fleets, oldest minute first."""
-    q = select(TrafficMinute).where(TrafficMinute.model == model, TrafficMinute.minute >= since_minute)
+def traffic(
+    store: Store, model: str, since_minute: int, until_minute: int | None = None, span: int = 1
+) -> list[dict[str, Any]]:
+    """Per (version, minute) traffic of a model in [since, until], summed over fleets, oldest minute first; with
+    span 10 or 60, per 10- or 60-minute row (whose first minute is at or after `since_minute`)."""
+    if span not in SPANS:
+        raise ValueError(f"span must be one of {SPANS}, got {span}")
+    q = select(TrafficMinute).where(
+        TrafficMinute.model == model, TrafficMinute.span == span, TrafficMinute.minute >= since_minute
+    )
     if until_minute is not None:
         q = q.where(TrafficMinute.minute <= until_minute)
     merged: dict[tuple[str, int], Rollup] = {}
     with store.read() as s:
         for t in s.scalars(q):
-            r = merged.setdefault((t.version, t.minute), Rollup())
-            r.add(
-                Rollup(
-                    t.requests, t.rows, t.errors, t.latency_ms_sum, dict(t.latency), dict(t.predictions), t.pred_name
-                )
-            )
+            got = Rollup(t.requests, t.rows, t.errors, t.latency_ms_sum, t.latency, t.predictions, t.pred_name)
+            have = merged.get((t.version, t.minute))
+            if have is None:
+                merged[(t.version, t.minute)] = got  # one fleet: kept as read (the caller must not change it)
+            else:
+                merged[(t.version, t.minute)] = Rollup().merged_with(have, got)
     return [{"version": v, "minute": m, "rollup": r} for (v, m), r in sorted(merged.items(), key=lambda kv: kv[0][1])]
 
 
 def last_minute(store: Store, model: str) -> int | None:
     """The newest minute with traffic of a model (None: none recorded)."""
     with store.read() as s:
-        got = s.scalar(select(func.max(TrafficMinute.minute)).where(TrafficMinute.model == model))
+        got = s.scalar(
+            select(func.max(TrafficMinute.minute)).where(TrafficMinute.model == model, TrafficMinute.span == 1)
+        )
     return None if got is None else int(got)

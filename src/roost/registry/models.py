@@ -251,11 +251,13 @@ class ServeFleetModel(Base):
 
 
 class TrafficMinute(Base):
-    """One minute of one model version's logged traffic from one fleet (mergeable: histograms add up)."""
+    """One minute (span 1), or 10 or 60 minutes (the same counts summed, for long windows), of one model version's
+    logged traffic from one fleet (mergeable: histograms add up)."""
 
     __tablename__ = "serve_traffic"
     model: Mapped[str] = mapped_column(String(256), primary_key=True)
-    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # Unix time // 60
+    span: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes this row covers: 1, 10 or 60
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # Unix time // 60 of its first minute
     version: Mapped[str] = mapped_column(String(64), primary_key=True)
     fleet_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     requests: Mapped[int] = mapped_column(Integer, nullable=False)  # logged requests (distinct request ids)

@@ -74,14 +74,7 @@ def quantile_key(hist: Mapping[str, int], q: float) -> int | None:
 def quantile(hist: Mapping[str, int], q: float) -> float | None:
     """The q-quantile as its bucket's geometric middle (None if empty): within one bucket of the exact value."""
     k = quantile_key(hist, q)
-    if k is None:
-        return None
-    lo, hi = bounds(k)
-    if k == 0:
-        return 0.0
-    if math.isinf(hi) or math.isinf(lo):
-        return lo if k > 0 else hi
-    return math.copysign(math.sqrt(lo * hi), lo)
+    return None if k is None else _middle(k)
 
 
 def merged(hists: Iterable[Mapping[str, int]]) -> Hist:
@@ -90,3 +83,33 @@ def merged(hists: Iterable[Mapping[str, int]]) -> Hist:
     for h in hists:
         merge(out, h)
     return out
+
+
+def quantiles(hist: Mapping[str, int], qs: Iterable[float]) -> list[float | None]:
+    """Several quantiles of one histogram in one pass (each as `quantile` gives it)."""
+    qs = list(qs)
+    if not hist:
+        return [None] * len(qs)
+    k = np.fromiter((int(x) for x in hist), dtype=np.int64, count=len(hist))
+    n = np.fromiter((int(x) for x in hist.values()), dtype=np.int64, count=len(hist))
+    order = np.argsort(k)
+    k, cum = k[order], np.cumsum(n[order])
+    total = int(cum[-1])
+    if total <= 0:
+        return [None] * len(qs)
+    out: list[float | None] = []
+    for q in qs:
+        rank = max(1, math.ceil(q * total - 1e-9))
+        key = int(k[min(len(k) - 1, int(np.searchsorted(cum, rank)))])
+        out.append(_middle(key))
+    return out
+
+
+def _middle(key: int) -> float:
+    """The value a quantile in bucket `key` is reported as: its geometric middle (0 for the zero bucket)."""
+    if key == 0:
+        return 0.0
+    lo, hi = bounds(key)
+    if math.isinf(hi) or math.isinf(lo):
+        return lo if key > 0 else hi
+    return math.copysign(math.sqrt(lo * hi), lo)

@@ -14,8 +14,8 @@ from roost.registry.fleets import Rollup
 from roost.registry.store import Store, default_store
 
 WINDOWS = {"1h": 60, "6h": 360, "24h": 24 * 60, "7d": 7 * 24 * 60}
+SPAN = {"1h": 1, "6h": 10, "24h": 10, "7d": 60}  # minutes per point: rows of that span (roost.registry.fleets.SPANS)
 DEFAULT_WINDOW = "1h"
-MAX_POINTS = 360  # points per chart series: longer windows are drawn in buckets of several minutes
 DEFAULT_EXTRA_METRICS = 4  # metric columns shown besides the headline ones until the user picks others
 _TASK_BY_KEY = (("roc_auc", "binary"), ("rmse", "regression"), ("log_loss", "multiclass"))
 _SPLITS = ("test_", "val_", "")
@@ -81,7 +81,8 @@ def traffic(
     """The model's traffic over a window ending now (or at its last logged minute when the window is empty):
     a summary per version and the chart payloads (requests/min, p50/p99 latency, error rate, predictions)."""
     st = store or default_store("the web UI")
-    span = WINDOWS.get(window, WINDOWS[DEFAULT_WINDOW])
+    window = window if window in WINDOWS else DEFAULT_WINDOW
+    span, step = WINDOWS[window], SPAN[window]
     now_min = int((time.time() if now is None else now) // 60)
     last = fleets.last_minute(st, name)
     if last is None:
@@ -90,17 +91,15 @@ def traffic(
     if last <= now_min - span:
         end = last
         note = f"no logged requests in the last {window}: showing the {window} up to the last one"
-    start = end - span + 1
-    rows = fleets.traffic(st, name, start, end)
-    step = max(1, -(-span // MAX_POINTS))  # minutes per point
+    start = (end - span + 1) // step * step
+    rows = fleets.traffic(st, name, start, end, span=step)
     per_version: dict[str, Rollup] = {}
     buckets: dict[str, dict[int, Rollup]] = {}
     pred_name = None
     for r in rows:
         v, roll = r["version"], r["rollup"]
         per_version.setdefault(v, Rollup()).add(roll)
-        b = start + (r["minute"] - start) // step * step
-        buckets.setdefault(v, {}).setdefault(b, Rollup()).add(roll)
+        buckets.setdefault(v, {})[r["minute"]] = roll
         pred_name = pred_name or roll.pred_name
     summary = []
     for v in sorted(per_version, key=lambda x: (len(x), x)):
@@ -113,7 +112,7 @@ def traffic(
                 "rows": t.rows,
                 "errors": t.errors,
                 "error_rate": t.errors / answered if answered else None,
-                "per_min": t.requests / span,
+                "per_min": t.requests / (end - start + 1),
                 "p50": _quantile(t.latency, 0.5),
                 "p99": _quantile(t.latency, 0.99),
                 "mean_ms": t.latency_ms_sum / t.requests if t.requests else None,
@@ -150,37 +149,40 @@ def _charts(
                     "id": f"{ident}-{v}",
                     "label": f"v{v} {label}".strip(),
                     "steps": ms,
-                    "values": [fn(got.get(x)) for x in xs],
+                    "values": [fn(got.get(x), x, v) for x in xs],
                 }
             )
         return out
 
-    def rate(r: Rollup | None) -> float:
-        return 0.0 if r is None else r.requests / step
+    def rate(r: Rollup | None, x: int, v: str) -> float:  # the newest point's span has only partly passed
+        return 0.0 if r is None else r.requests / max(1, min(step, end - x + 1))
 
-    def q(p: float) -> Any:
-        return lambda r: None if r is None or not r.latency else sketch.quantile(r.latency, p)
+    lat = {v: {x: sketch.quantiles(r.latency, (0.5, 0.99)) for x, r in got.items()} for v, got in buckets.items()}
+    pred = {
+        v: {x: sketch.quantiles(r.predictions, (0.1, 0.5, 0.9)) for x, r in got.items()} for v, got in buckets.items()
+    }
 
-    def err(r: Rollup | None) -> float | None:
+    def q(i: int) -> Any:  # i-th latency quantile (p50, p99) of version v's point x
+        return lambda r, x, v: None if r is None else lat[v][x][i]
+
+    def err(r: Rollup | None, x: int, v: str) -> float | None:
         if r is None or not (r.requests + r.errors):
             return None
         return r.errors / (r.requests + r.errors)
 
-    def pq(p: float) -> Any:
-        return lambda r: None if r is None or not r.predictions else sketch.quantile(r.predictions, p)
+    def pq(i: int) -> Any:  # i-th prediction quantile (p10, p50, p90)
+        return lambda r, x, v: None if r is None else pred[v][x][i]
 
     charts: list[dict[str, Any]] = [
         {"key": "requests" + per, "series": series("", rate, "req")},
-        {"key": "latency p50 / p99 (ms)", "series": series("p50", q(0.5), "p50") + series("p99", q(0.99), "p99")},
+        {"key": "latency p50 / p99 (ms)", "series": series("p50", q(0), "p50") + series("p99", q(1), "p99")},
         {"key": "error rate", "series": series("", err, "err")},
     ]
     if pred_name:
         charts.append(
             {
                 "key": f"prediction ({pred_name}) p10 / p50 / p90",
-                "series": series("p10", pq(0.1), "pq10")
-                + series("p50", pq(0.5), "pq50")
-                + series("p90", pq(0.9), "pq90"),
+                "series": series("p10", pq(0), "pq10") + series("p50", pq(1), "pq50") + series("p90", pq(2), "pq90"),
             }
         )
     for c in charts:

@@ -42,6 +42,7 @@ def upgrade() -> None:
     op.create_table(
         "serve_traffic",
         sa.Column("model", sa.String(256), primary_key=True),
+        sa.Column("span", sa.Integer(), primary_key=True),
         sa.Column("minute", sa.Integer(), primary_key=True),
         sa.Column("version", sa.String(64), primary_key=True),
         sa.Column("fleet_id", sa.String(32), primary_key=True),
