@@ -110,6 +110,9 @@ def test_fleet_live_traffic_then_stopped_and_gone(served_model, ui_server, brows
         # the headline metric leads the versions table; the picker shows a hidden one and remembers it
         heads = page.locator("#versions thead th[data-col]:visible").all_inner_texts()
         assert heads[:2] == ["test_roc_auc", "roc_auc"]
+        page.goto(base + "/models")
+        assert "live 1 fleet" in page.locator("#models tr", has_text="bc").inner_text()
+        page.goto(base + "/models/bc")
         page.click("#metric-picker summary")
         page.check("#metric-picker input[value='precision']")
         page.reload()

@@ -233,3 +233,20 @@ def last_minute(store: Store, model: str) -> int | None:
             select(func.max(TrafficMinute.minute)).where(TrafficMinute.model == model, TrafficMinute.span == 1)
         )
     return None if got is None else int(got)
+
+
+def live_counts(store: Store) -> dict[str, int]:
+    """How many live fleets serve each model (models no live fleet serves are left out)."""
+    now = utcnow()
+    out: dict[str, int] = {}
+    with store.read() as s:
+        q = (
+            select(ServeFleetModel.model, ServeFleet.heartbeat_at, ServeFleet.interval_s)
+            .join(ServeFleet, ServeFleet.id == ServeFleetModel.fleet_id)
+            .where(ServeFleet.stopped_at.is_(None), ServeFleet.heartbeat_at >= now - timedelta(hours=3))
+        )
+        for model, beat, interval in s.execute(q):
+            row = {"stopped_at": None, "heartbeat_at": aware(beat), "interval_s": interval}
+            if state(row, now) == "live":
+                out[model] = out.get(model, 0) + 1
+    return out

@@ -213,7 +213,11 @@ def models_routes(ui: UI) -> list[Route]:
     from roost.ui import data
 
     async def models(request: Request) -> Response:
-        return ui.render(request, "models.html", models=reg.list_models())
+        from roost.registry import fleets
+        from roost.registry.store import default_store
+
+        live = fleets.live_counts(default_store("the web UI"))
+        return ui.render(request, "models.html", models=reg.list_models(), live=live)
 
     async def model(request: Request) -> Response:
         try:
