@@ -139,3 +139,15 @@ def test_sketch_quantiles_hold_the_exact_value() -> None:
             exact = ordered[math.ceil(q * len(values)) - 1]
             lo, hi = sketch.bounds(sketch.quantile_key(h, q))
             assert lo <= exact <= hi and lo <= value <= hi, (q, exact, value, lo, hi)
+
+
+def test_prune_keeps_what_the_windows_read(tmp_path: Path) -> None:
+    store = open_store(f"sqlite:///{tmp_path / 'reg.db'}")
+    now = 30_000_000
+    old, recent = now - 9 * 24 * 60, now - 60
+    fleets.record(
+        store, "f", {("m", "1", old): fleets.Rollup(requests=2), ("m", "1", recent): fleets.Rollup(requests=3)}, {}
+    )
+    fleets.prune(store, now)
+    assert [r["minute"] for r in fleets.traffic(store, "m", 0)] == [recent]  # the 9-day-old minute is gone
+    assert sum(r["rollup"].requests for r in fleets.traffic(store, "m", 0, span=60)) == 5  # hourly rows stay

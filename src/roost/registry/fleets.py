@@ -195,11 +195,20 @@ def record(store: Store, fleet_id: str, rollups: dict[RollupKey, Rollup], advanc
                 got.rows, got.updated_at = rows, now
 
 
-def forget_offsets(store: Store, older_than: timedelta) -> int:
-    """Drop offsets of files not advanced for `older_than` (their files were rotated long ago); returns how many."""
+KEEP_MINUTES = {1: 8 * 24 * 60, 10: 35 * 24 * 60}  # traffic rows of these spans are dropped when older (60: kept)
+KEEP_OFFSETS = timedelta(days=3)  # the aggregator lists only today's and yesterday's files
+
+
+def prune(store: Store, now_minute: int) -> int:
+    """Drop traffic rows past KEEP_MINUTES of their span and offsets of files no pass lists any more; returns rows."""
+    gone = 0
     with store.write() as s:
-        res = s.execute(delete(LogOffset).where(LogOffset.updated_at < utcnow() - older_than))
-        return int(getattr(res, "rowcount", 0) or 0)
+        for span, keep in KEEP_MINUTES.items():
+            q = delete(TrafficMinute).where(TrafficMinute.span == span, TrafficMinute.minute < now_minute - keep)
+            gone += int(getattr(s.execute(q), "rowcount", 0) or 0)
+        res = s.execute(delete(LogOffset).where(LogOffset.updated_at < utcnow() - KEEP_OFFSETS))
+        gone += int(getattr(res, "rowcount", 0) or 0)
+    return gone
 
 
 def traffic(

@@ -20,6 +20,7 @@ log = logging.getLogger(__name__)
 
 INTERVAL_ENV = "ROOST_FLEET_HEARTBEAT_S"
 DEFAULT_INTERVAL_S = 10.0
+PRUNE_EVERY = 360  # beats between two prunes of old traffic rows and offsets (an hour at 10 s)
 
 
 def interval_s() -> float:
@@ -117,6 +118,7 @@ class FleetRegistration:
         self._store = store
         self._registered = False
         self._failures = 0
+        self._beats = 0
         self._served: list[dict[str, Any]] = []
         self._errors_seen: dict[str, float] = {}
         self._stop = threading.Event()
@@ -158,6 +160,9 @@ class FleetRegistration:
                 fleets.heartbeat(self.store(), self.fleet_id, served if served != self._served else None)
                 self._served = served
             self.roll_up()
+            self._beats += 1
+            if self._beats % PRUNE_EVERY == 1:  # at the first beat, then about hourly
+                fleets.prune(self.store(), int(time.time() // 60))
             self._failures = 0
         except Exception as exc:  # noqa: BLE001 - the registry must never stop serving
             self._failures += 1
