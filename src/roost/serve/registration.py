@@ -180,9 +180,10 @@ class FleetRegistration:
         from roost.serve import traffic
 
         names = {m["model"] for m in self._served}
-        if self.log_dir is not None:
-            pids = self.pids() if self.pids is not None else None
-            traffic.catch_up(self.store(), self.fleet_id, traffic.log_files(self.log_dir, names, pids))
+        if self.log_dir is None:  # no request log: no traffic (errors alone would read as a 100 % error rate)
+            return
+        pids = self.pids() if self.pids is not None else None
+        traffic.catch_up(self.store(), self.fleet_id, traffic.log_files(self.log_dir, names, pids))
         counts = error_counts(self.prom_dir)
         minute = int(time.time() // 60)
         new: dict[tuple[str, str, int], Rollup] = {}
