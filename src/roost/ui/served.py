@@ -154,8 +154,12 @@ def _charts(
             )
         return out
 
-    def rate(r: Rollup | None, x: int, v: str) -> float:  # the newest point's span has only partly passed
-        return 0.0 if r is None else r.requests / max(1, min(step, end - x + 1))
+    known = max((x for got in buckets.values() for x in got), default=end)  # newest point rolled up so far
+
+    def rate(r: Rollup | None, x: int, v: str) -> float | None:
+        if r is None:  # nothing logged: 0, unless the fleets have not rolled that far yet (no false drop to 0)
+            return None if x > known else 0.0
+        return r.requests / max(1, min(step, end - x + 1))  # the newest point's span has only partly passed
 
     lat = {v: {x: sketch.quantiles(r.latency, (0.5, 0.99)) for x, r in got.items()} for v, got in buckets.items()}
     pred = {
