@@ -191,6 +191,7 @@ def main() -> None:
     )
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--keep", help="--scale: fill this workspace folder once and reuse it on later runs")
     a = ap.parse_args()
     if a.scale:
         import ui_scale

@@ -217,23 +217,31 @@ def timed_pages(base: str, repeats: int) -> list[tuple[str, float, float, int]]:
     return out
 
 
-def main(runs: int, requests: int, days: int, repeats: int) -> None:
+def main(runs: int, requests: int, days: int, repeats: int, keep: str | None = None) -> None:
     """Build the big store, start `roost ui` on it, print the page figures."""
     from roost import workspace
     from ui import start, stop  # bench/ui.py's server helpers
 
     print(f"machine: {machine()}")
     with tempfile.TemporaryDirectory(prefix="roost-bench-uiscale-") as tmp:
-        root = Path(tmp) / "ws"
-        ws = workspace.init(root)
-        workspace.use(ws)
-        db = Path(ws.store_url.removeprefix("sqlite:///"))
-        took = fill_runs(db, runs)
-        print(f"[setup: {runs:,} runs in {took:.0f} s]", flush=True)
-        took, rows = fill_model_and_traffic(requests, days)
-        print(f"[setup: {requests:,} requests over {days} days as {rows:,} minute rollups in {took:.0f} s]", flush=True)
-        took, got = rollup_throughput()
-        print(f"aggregator: {got:,} request-log rows rolled up in {took:.2f} s ({got / took:,.0f} rows/s)", flush=True)
+        root = Path(keep) if keep else Path(tmp) / "ws"
+        if keep and (root / "roost.yaml").exists():  # a store an earlier --keep run filled: time its pages again
+            workspace.use(root)
+            print(f"[setup: reusing {root}]", flush=True)
+        else:
+            ws = workspace.init(root)
+            workspace.use(ws)
+            db = Path(ws.store_url.removeprefix("sqlite:///"))
+            took = fill_runs(db, runs)
+            print(f"[setup: {runs:,} runs in {took:.0f} s]", flush=True)
+            took, rows = fill_model_and_traffic(requests, days)
+            print(
+                f"[setup: {requests:,} requests over {days} days as {rows:,} rollup rows in {took:.0f} s]", flush=True
+            )
+            took, got = rollup_throughput()
+            print(
+                f"aggregator: {got:,} request-log rows rolled up in {took:.2f} s ({got / took:,.0f} rows/s)", flush=True
+            )
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
         port = free_port()
         proc = start(
@@ -258,4 +266,4 @@ def main(runs: int, requests: int, days: int, repeats: int) -> None:
 
 def run(argv: Any) -> None:
     """Entry from bench/ui.py --scale."""
-    main(argv.runs, argv.requests, argv.days, argv.repeats)
+    main(argv.runs, argv.requests, argv.days, argv.repeats, argv.keep)

@@ -226,7 +226,16 @@ def models_routes(ui: UI) -> list[Route]:
             return ui.error(request, exc, 404)
         from roost.ui import served
 
-        view["lineage"] = {v["version"]: _lineage(v["run_id"]) for v in view["versions"][-10:] if v["run_id"]}
+        # lineage of the versions an alias points at and the newest ones, 5 at most (each is a few reads)
+        chosen = {v["version"] for v in view["versions"] if v["aliases"]}
+        chosen = set(sorted(chosen)[-3:])
+        for v in reversed(view["versions"]):
+            if len(chosen) >= 5:
+                break
+            chosen.add(v["version"])
+        view["lineage"] = {
+            v["version"]: _lineage(v["run_id"]) for v in view["versions"] if v["version"] in chosen and v["run_id"]
+        }
         view["fleets"] = served.served(view["name"])
         view["traffic"] = served.traffic(view["name"], request.query_params.get("window", served.DEFAULT_WINDOW))
         return ui.render(request, "model.html", qs=query_builder(request), **view)
