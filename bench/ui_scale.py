@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -101,7 +102,10 @@ def fill_model_and_traffic(requests: int, days: int, seed: int = 7) -> tuple[flo
         from sqlalchemy import text
 
         run_ids = [r[0] for r in s.execute(text("SELECT id FROM runs ORDER BY start_time DESC LIMIT 6"))]
-    pkg = Path(tempfile.mkdtemp(prefix="roost-bench-pkg-"))
+    from roost import workspace
+
+    pkg = workspace.current().root / "pkg"  # removed with the workspace
+    pkg.mkdir(exist_ok=True)
     (pkg / "roost-model.yaml").write_text(
         "framework: onnx\ntask: binary\nmetrics:\n  test_roc_auc: 0.91\n  accuracy: 0.88\n  log_loss: 0.31\n"
         "  brier: 0.09\n  f1: 0.7\n  precision: 0.72\n  recall: 0.69\n"
@@ -192,11 +196,14 @@ def rollup_throughput(rows: int = 1_000_000, per_request: int = 50) -> tuple[flo
         if i % 2000 == 1999:
             rl.flush()
     rl.close()
-    store = open_store(f"sqlite:///{tmp / 'reg.db'}")
-    files = traffic.log_files(tmp / "logs", ["churn"], None)
-    t = time.perf_counter()
-    got = traffic.catch_up(store, "f", files, most_rows=10**9)
-    return time.perf_counter() - t, got
+    try:
+        store = open_store(f"sqlite:///{tmp / 'reg.db'}")
+        files = traffic.log_files(tmp / "logs", ["churn"], None)
+        t = time.perf_counter()
+        got = traffic.catch_up(store, "f", files, most_rows=10**9)
+        return time.perf_counter() - t, got
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def timed_pages(base: str, repeats: int) -> list[tuple[str, float, float, int]]:
