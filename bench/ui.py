@@ -11,6 +11,7 @@ Data: runs with 4 params, 2 metrics, 1 tag; written in bulk through each tool's 
 not timed). Prints every figure, then last `ratio: X` = MLflow / roost for (1), HTTP round trip.
 
     .venv/bin/python bench/ui.py [--runs 10000] [--repeats 15]
+    .venv/bin/python bench/ui.py --scale [--runs 1000000] [--requests 10000000]   # bench/ui_scale.py: big-store pages
 """
 
 from __future__ import annotations
@@ -185,7 +186,20 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=10_000)
     ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument(
+        "--scale", action="store_true", help="page times at --runs (1M) runs and --requests logged requests"
+    )
+    ap.add_argument("--requests", type=int, default=10_000_000)
+    ap.add_argument("--days", type=int, default=7)
+    ap.add_argument("--keep", help="--scale: fill this workspace folder once and reuse it on later runs")
     a = ap.parse_args()
+    if a.scale:
+        import ui_scale
+
+        if a.runs == 10_000:
+            a.runs = 1_000_000
+        ui_scale.run(a)
+        return
     print(f"machine: {machine()}")
     print(f"data: {a.runs:,} runs (4 params, 2 metrics, 1 tag); page size {PER_PAGE}; filter: {FILTER}")
     data = make_data(a.runs)

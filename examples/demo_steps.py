@@ -154,8 +154,12 @@ def serve(ws: Path) -> None:
     import httpx
     import pandas as pd
 
-    with _server(ws, "engagement@prod") as url:
+    from roost.demo import send_traffic
+
+    with _server(ws, "engagement@prod", "--log-requests", "1") as url:  # the fleet registers itself (model page)
         meta = httpx.get(f"{url}/v2/models/engagement").json()
+        holdout = pd.read_parquet(ws / "data" / "holdout.parquet")[[i["name"] for i in meta["inputs"]]]
+        console.print(f"traffic for the model page: {send_traffic(url, 'engagement', holdout)}")
         rows = pd.read_parquet(ws / "data" / "holdout.parquet").head(3)
         body = {"instances": json.loads(rows[[i["name"] for i in meta["inputs"]]].to_json(orient="records"))}
         r = httpx.post(f"{url}/v1/models/engagement:predict", json=body, timeout=10)

@@ -118,3 +118,27 @@ def engagement_demo(
         out["fairness_html"] = write(fairness_html(fair), d / "fairness.html")
         con.print(f"  reports: {out['drift_html']}  {out['fairness_html']}")
     return out
+
+
+def send_traffic(url: str, model: str, rows: Any, requests: int = 60, bad: int = 2, seed: int = 0) -> dict[str, int]:
+    """Send `requests` TF-Serving predictions of 1-8 rows of the frame `rows` and `bad` malformed ones to a running
+    `roost serve` (which registers its fleet and rolls its request logs up for the model page); returns the counts
+    answered (the model page's traffic table shows the same numbers once the fleet's next heartbeat has run)."""
+    import json
+
+    import httpx
+
+    rng = np.random.default_rng(seed)
+    sent = {"requests": 0, "rows": 0, "errors": 0}
+    with httpx.Client(base_url=url, timeout=30) as c:
+        for _ in range(requests):
+            n = int(rng.integers(1, 9))
+            part = rows.sample(n, random_state=int(rng.integers(1 << 31)))
+            body = {"instances": json.loads(part.to_json(orient="records"))}
+            if c.post(f"/v1/models/{model}:predict", json=body).status_code == 200:
+                sent["requests"] += 1
+                sent["rows"] += n
+        for _ in range(bad):
+            got = c.post(f"/v1/models/{model}:predict", json={"instances": [{"no_such_input": 1.0}]})
+            sent["errors"] += got.status_code >= 400
+    return sent

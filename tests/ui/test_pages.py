@@ -122,7 +122,7 @@ def test_models_pages(client, populated):
     html = client.get("/models/churn-model").text
     assert '<span class="alias">prod</span>' in html
     assert f'href="/runs/{populated["a"]}"' in html  # which run produced version 1
-    assert '<th class="num">auc</th>' in html and "0.81" in html
+    assert 'data-col="auc">auc</th>' in html and "0.81" in html  # a metric column (picker: data-col)
     assert client.get("/models/nope").status_code == 404
 
 

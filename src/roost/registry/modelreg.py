@@ -250,16 +250,13 @@ def get_version(store: Store, name: str, version: int) -> ModelVersionInfo:
                 )
             raise NotFoundError(f"model {name!r} has no version {version}", hint=f"see `roost models versions {name}`")
         aliases = list(s.scalars(select(Alias.alias).where(Alias.name == name, Alias.version == mv.version)))
-        return ModelVersionInfo(
-            mv.name,
-            mv.version,
-            mv.run_id,
-            mv.source,
-            aware(mv.created_at),
-            sorted(aliases),
-            _mapping(mv.signature),
-            _mapping(mv.meta),
-        )
+        return _info(mv, aliases)
+
+
+def _info(mv: ModelVersion, aliases: list[str]) -> ModelVersionInfo:
+    """The record of a version row and the aliases pointing at it."""
+    sig, meta = _mapping(mv.signature), _mapping(mv.meta)
+    return ModelVersionInfo(mv.name, mv.version, mv.run_id, mv.source, aware(mv.created_at), sorted(aliases), sig, meta)
 
 
 def list_models(store: Store) -> list[dict[str, Any]]:
@@ -300,11 +297,11 @@ def list_versions(store: Store, name: str) -> list[ModelVersionInfo]:
             raise NotFoundError(
                 f"model {name!r} not found", hint=f"did you mean {near!r}?" if near else "see `roost models list`"
             )
-        versions = [
-            v.version
-            for v in s.scalars(select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version))
-        ]
-    return [get_version(store, name, v) for v in versions]
+        aliases: dict[int, list[str]] = {}
+        for a in s.scalars(select(Alias).where(Alias.name == name)):
+            aliases.setdefault(a.version, []).append(a.alias)
+        rows = s.scalars(select(ModelVersion).where(ModelVersion.name == name).order_by(ModelVersion.version))
+        return [_info(mv, aliases.get(mv.version, [])) for mv in rows]  # one read (was 2 queries per version)
 
 
 def alias_history(store: Store, name: str) -> list[dict[str, Any]]:

@@ -222,3 +222,57 @@ class IdempotencyKey(Base):
     __tablename__ = "idempotency_keys"
     key: Mapped[str] = mapped_column(String(128), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+
+
+# -- serving fleets and their traffic (roost.registry.fleets; migration 0009) -------------------------------------
+class ServeFleet(Base):
+    """One `roost serve` process group: where it listens, what it serves, and its last sign of life."""
+
+    __tablename__ = "serve_fleets"
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(String(256), nullable=False)
+    port: Mapped[int] = mapped_column(Integer, nullable=False)
+    pid: Mapped[int] = mapped_column(Integer, nullable=False)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False)
+    heartbeat_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    interval_s: Mapped[float] = mapped_column(Float, nullable=False)  # heartbeat period: gone after 3 missed
+    log_rate: Mapped[float] = mapped_column(Float, nullable=False)  # fraction of requests logged (0: none)
+    # [{model, version, source, role: primary|canary|shadow, share: percent}]
+    models: Mapped[list[dict[str, Any]]] = mapped_column(JSON, nullable=False)
+
+
+class ServeFleetModel(Base):
+    """Which registered model names a fleet serves (the model page's lookup of its fleets)."""
+
+    __tablename__ = "serve_fleet_models"
+    fleet_id: Mapped[str] = mapped_column(ForeignKey("serve_fleets.id", ondelete="CASCADE"), primary_key=True)
+    model: Mapped[str] = mapped_column(String(256), primary_key=True, index=True)
+
+
+class TrafficMinute(Base):
+    """One minute (span 1), or 10 or 60 minutes (the same counts summed, for long windows), of one model version's
+    logged traffic from one fleet (mergeable: histograms add up)."""
+
+    __tablename__ = "serve_traffic"
+    model: Mapped[str] = mapped_column(String(256), primary_key=True)
+    span: Mapped[int] = mapped_column(Integer, primary_key=True)  # minutes this row covers: 1, 10 or 60
+    minute: Mapped[int] = mapped_column(Integer, primary_key=True)  # Unix time // 60 of its first minute
+    version: Mapped[str] = mapped_column(String(64), primary_key=True)
+    fleet_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, nullable=False)  # logged requests (distinct request ids)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False)  # predicted rows
+    errors: Mapped[int] = mapped_column(Integer, nullable=False)  # error answers (every one, not sampled)
+    latency_ms_sum: Mapped[float] = mapped_column(Float, nullable=False)
+    latency: Mapped[dict[str, int]] = mapped_column(JSON, nullable=False)  # roost.registry.sketch buckets
+    predictions: Mapped[dict[str, int]] = mapped_column(JSON, nullable=False)
+    pred_name: Mapped[str | None] = mapped_column(String(256))  # the output the prediction histogram is of
+
+
+class LogOffset(Base):
+    """How many rows of one request-log file are already rolled up into serve_traffic."""
+
+    __tablename__ = "serve_log_offsets"
+    path: Mapped[str] = mapped_column(String(1024), primary_key=True)
+    rows: Mapped[int] = mapped_column(Integer, nullable=False)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), nullable=False, index=True)

@@ -28,6 +28,7 @@ from roost.serve.metrics import MULTIPROC_ENV
 
 if TYPE_CHECKING:
     from roost.serve.metrics import Metrics
+    from roost.serve.registration import FleetRegistration
 
 log = logging.getLogger(__name__)
 
@@ -200,9 +201,11 @@ class Fleet:
         old = {s: signal.signal(s, self._on_stop) for s in (signal.SIGTERM, signal.SIGINT)}
         old.update({s: signal.signal(s, self._on_reload) for s in (signal.SIGHUP, signal.SIGUSR1)})
         code, buf = 0, bytearray()
+        registration: FleetRegistration | None = None
         try:
             for w in self.workers:
                 self._spawn(w, status_w, env)
+            registration = self._register(prom_dir)
             while not self._stop:
                 r, _, _ = select.select([status_r], [], [], 0.2)
                 if r:
@@ -222,12 +225,30 @@ class Fleet:
                         w.backoff = 0.0
         finally:
             self._shutdown()
+            if registration is not None:
+                registration.stop()  # after the workers flushed their request logs: the last minutes count
             for s, h in old.items():
                 signal.signal(s, h)
             os.close(status_r)
             os.close(status_w)
             shutil.rmtree(prom_dir, ignore_errors=True)
         return code
+
+    def _register(self, prom_dir: str) -> FleetRegistration | None:
+        """Start keeping this fleet registered in the workspace's registry (None: no workspace to register in)."""
+        from roost.serve.registration import FleetRegistration, served_models
+
+        if not self.cfg.workspace:
+            return None
+        return FleetRegistration(
+            lambda: served_models(self.cfg),
+            self.cfg.host,
+            self.port,
+            log_dir=self.cfg.request_log_dir(),
+            log_rate=self.cfg.log_requests,
+            pids=lambda: {pid for w in self.workers for pid in w.history},
+            prom_dir=prom_dir,
+        ).start()
 
     def _shutdown(self) -> None:
         """Drain: stop accepting, SIGTERM the workers, wait for in-flight requests, SIGKILL stragglers."""

@@ -32,6 +32,18 @@ log = logging.getLogger(__name__)
 EVENT_TIME = "_fs_event_time."  # + view name (the same names as roost.features.serving.EVENT_TIME)
 CREATED_TIME = "_fs_created_time."
 WARN_EVERY_S = 60.0
+ROTATE_ENV = "ROOST_REQUEST_LOG_ROTATE_S"  # seconds a file stays open (default 60): traffic shows once it rotates
+
+
+def rotate_seconds(given: float | None) -> float:
+    """How long a request-log file stays open: `given`, else ROOST_REQUEST_LOG_ROTATE_S, else 60 s."""
+    if given is not None:
+        return given
+    try:
+        value = float(os.environ.get(ROTATE_ENV, "60"))
+    except ValueError:
+        return 60.0
+    return value if value > 0 else 60.0
 
 
 class Record(NamedTuple):
@@ -138,14 +150,14 @@ class RequestLogger:
         directory: str | Path,
         rate: float = 1.0,
         flush_s: float = 1.0,
-        rotate_s: float = 60.0,
+        rotate_s: float | None = None,
         rotate_rows: int = 200_000,
         metrics: Any = None,
         max_buffer_rows: int = 1_000_000,
     ) -> None:
         self.directory = Path(directory)
         self.rate = min(max(float(rate), 0.0), 1.0)
-        self.flush_s, self.rotate_s, self.rotate_rows = flush_s, rotate_s, rotate_rows
+        self.flush_s, self.rotate_s, self.rotate_rows = flush_s, rotate_seconds(rotate_s), rotate_rows
         self.metrics = metrics
         self.max_buffer_rows = max_buffer_rows
         self.dropped = 0  # rows sampled but never written (buffer full or write failed)

@@ -179,8 +179,21 @@ def model_view(name: str, store: Store | None = None) -> dict[str, Any]:
         v["metrics"] = {k: x for k, x in meta_metrics.items() if isinstance(x, (int, float))} or (
             dict(run["metrics"]) if run else {}
         )
-    mkeys = sorted({k for v in versions for k in v["metrics"]})
-    return {"name": name, "versions": versions, "metric_keys": mkeys, "alias_history": modelreg.alias_history(st, name)}
+    from roost.ui.served import DEFAULT_EXTRA_METRICS, headline, order_metrics, task_of
+
+    keys = sorted({k for v in versions for k in v["metrics"]})
+    task = task_of(versions)
+    primary = headline(task, keys)
+    lead, rest = order_metrics(keys, primary)
+    return {
+        "name": name,
+        "versions": versions,
+        "task": task,
+        "primary": primary,
+        "metric_keys": lead + rest,
+        "default_metrics": lead + rest[:DEFAULT_EXTRA_METRICS],
+        "alias_history": modelreg.alias_history(st, name),
+    }
 
 
 def feature_views(store: Store | None = None) -> dict[str, dict[str, Any]]:

@@ -217,15 +217,32 @@ def models_routes(ui: UI) -> list[Route]:
     from roost.ui import data
 
     async def models(request: Request) -> Response:
-        return ui.render(request, "models.html", models=reg.list_models())
+        from roost.registry import fleets
+        from roost.registry.store import default_store
+
+        live = fleets.live_counts(default_store("the web UI"))
+        return ui.render(request, "models.html", models=reg.list_models(), live=live)
 
     async def model(request: Request) -> Response:
         try:
             view = data.model_view(request.path_params["name"])
         except NotFoundError as exc:
             return ui.error(request, exc, 404)
-        view["lineage"] = {v["version"]: _lineage(v["run_id"]) for v in view["versions"][-10:] if v["run_id"]}
-        return ui.render(request, "model.html", **view)
+        from roost.ui import served
+
+        # lineage of the versions an alias points at and the newest ones, 5 at most (each is a few reads)
+        chosen = {v["version"] for v in view["versions"] if v["aliases"]}
+        chosen = set(sorted(chosen)[-3:])
+        for v in reversed(view["versions"]):
+            if len(chosen) >= 5:
+                break
+            chosen.add(v["version"])
+        view["lineage"] = {
+            v["version"]: _lineage(v["run_id"]) for v in view["versions"] if v["version"] in chosen and v["run_id"]
+        }
+        view["fleets"] = served.served(view["name"])
+        view["traffic"] = served.traffic(view["name"], request.query_params.get("window", served.DEFAULT_WINDOW))
+        return ui.render(request, "model.html", qs=query_builder(request), **view)
 
     return [Route("/models", models), Route("/models/{name}", model)]
 

@@ -270,5 +270,6 @@
       });
   }
 
+  window.roostCharts = {draw: draw};  // for pages that embed their chart payloads (the model page's traffic)
   document.querySelectorAll(".charts[data-runs]").forEach(load);
 })();
