@@ -151,3 +151,19 @@ def test_prune_keeps_what_the_windows_read(tmp_path: Path) -> None:
     fleets.prune(store, now)
     assert [r["minute"] for r in fleets.traffic(store, "m", 0)] == [recent]  # the 9-day-old minute is gone
     assert sum(r["rollup"].requests for r in fleets.traffic(store, "m", 0, span=60)) == 5  # hourly rows stay
+
+
+def test_two_loggers_in_one_process_never_overwrite_each_others_files(tmp_path: Path) -> None:
+    """File names are HHMMSS-pid-seq: with the sequence counted per logger, two loggers of one process writing the
+    same model within one second wrote the same file name and the second replaced the first."""
+    loggers = [RequestLogger(tmp_path, rate=1.0, flush_s=3600) for _ in range(2)]
+    try:
+        for k, rl in enumerate(loggers):
+            x = np.arange(3, dtype="float32") + 10 * k
+            rl.maybe_log(_model("churn", "1"), "v2", {"x": x}, {"probability": x / 100}, 0.001, request_id=f"r{k}")
+            rl.flush()
+    finally:
+        for rl in loggers:
+            rl.close()
+    df = _brute(tmp_path)
+    assert sorted(df["_request_id"].unique()) == ["r0", "r1"] and len(df) == 6

@@ -142,6 +142,11 @@ class _File:
         return self.final
 
 
+# file sequence numbers, one counter per process: two loggers of one process writing a model within one second
+# (the name's resolution) must not pick the same name
+_SEQ = itertools.count()
+
+
 class RequestLogger:
     """Keeps a sample (`rate` in 0..1) of request/response pairs and writes them to Parquet in the background."""
 
@@ -165,7 +170,6 @@ class RequestLogger:
         self._buf_rows = 0
         self._lock = threading.Lock()
         self._files: dict[tuple[str, str], _File] = {}
-        self._seq = itertools.count()
         self._warned: dict[str, float] = {}
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="roost-reqlog", daemon=True)
@@ -278,7 +282,7 @@ class RequestLogger:
         if f is None:
             for other in [k for k in self._files if k[0] == key[0]]:
                 self._files.pop(other).close()
-            f = self._files[key] = _File(self.directory / key[0], table.schema, next(self._seq), day)
+            f = self._files[key] = _File(self.directory / key[0], table.schema, next(_SEQ), day)
         f.writer.write_table(table)
         f.rows += table.num_rows
         if self.metrics is not None:
