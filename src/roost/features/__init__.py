@@ -14,6 +14,7 @@ _API = {
     "Entity": "roost.features.definitions:Entity",
     "Source": "roost.features.definitions:Source",
     "FeatureView": "roost.features.definitions:FeatureView",
+    "RequestView": "roost.features.ondemand:RequestView",
     "training_set": "roost.features.offline:training_set",
     "online": "roost.features.serving:online",
     "OnlineFetcher": "roost.features.serving:OnlineFetcher",
