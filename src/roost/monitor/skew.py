@@ -4,8 +4,11 @@ Request logs (see `roost.serve.reqlog`) hold, for requests that sent entity ids,
 model saw, `_fs_event_time.<view>` (the online row's event time; null = the online store had no row) and, in
 the Parquet metadata, `roost.feature_refs` ({input: "view:field"}) and `roost.entities`. For every such row the
 same features are recomputed with `roost.features.training_set` at the request's `_ts` (the exact PIT join, the
-same TTLs) and compared value by value. Logs are read in batches of `batch_rows`; only counts, a few example
-rows per category and mergeable profiles are kept, so memory does not grow with the log. See docs/skew.md.
+same TTLs) and compared value by value. Request-time features (request views) are recomputed by `training_set` from
+the logged request fields (``roost.request_fields``) and entity keys at `_ts`, and compared the same way; a
+mismatch of one is a `value_mismatch` (it has no online row, so neither `missing_online` nor `stale_online`). Logs
+are read in batches of `batch_rows`; only counts, a few example rows per category and mergeable profiles are kept,
+so memory does not grow with the log. See docs/skew.md.
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ CATEGORIES = ("ok", "missing_online", "stale_online", "value_mismatch", "extra_o
 OK, MISSING, STALE, MISMATCH, EXTRA = range(5)
 REFS_KEY = b"roost.feature_refs"
 ENTITIES_KEY = b"roost.entities"
+REQUEST_KEY = b"roost.request_fields"
 EVENT_PREFIX = "_fs_event_time."
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _T = "__skew_t"
@@ -318,40 +322,43 @@ def _file_batches(pf: Any, size: int, cols: list[str], checked: Any, path: Path)
         yield rb
 
 
-def _meta(schema: Any, path: str) -> tuple[dict[str, str], list[str]] | None:
-    """(feature refs, entity keys) from a log file's Parquet metadata, or None when it has none."""
+def _meta(schema: Any, path: str) -> tuple[dict[str, str], list[str], list[str]] | None:
+    """(feature refs, entity keys, request fields) from a log file's Parquet metadata, or None when it has none."""
     md = schema.metadata or {}
     if REFS_KEY not in md or ENTITIES_KEY not in md:
         return None
     try:
         refs = json.loads(md[REFS_KEY])
         ents = json.loads(md[ENTITIES_KEY])
+        req = json.loads(md.get(REQUEST_KEY, b"{}"))
     except ValueError as exc:
-        raise RoostError(f"{path}: unreadable roost.feature_refs/roost.entities metadata ({exc})") from exc
-    if not isinstance(refs, dict) or not isinstance(ents, list):
-        raise RoostError(f"{path}: roost.feature_refs must be a JSON object and roost.entities a JSON list")
-    return {str(k): str(v) for k, v in refs.items()}, [str(e) for e in ents]
+        raise RoostError(f"{path}: unreadable roost.feature_refs/entities/request_fields metadata ({exc})") from exc
+    if not isinstance(refs, dict) or not isinstance(ents, list) or not isinstance(req, dict):
+        raise RoostError(
+            f"{path}: roost.feature_refs and roost.request_fields must be JSON objects and roost.entities a JSON list"
+        )
+    return {str(k): str(v) for k, v in refs.items()}, [str(e) for e in ents], [str(f) for f in req]
 
 
 def _batches(
     checked: Any, batch_rows: int, lo: Any, hi: Any, notes: list[str]
-) -> Iterator[tuple[dict[str, str], list[str], Any, int]]:
-    """(refs, entity keys, Arrow table of eligible rows, rows read) in batches of about `batch_rows` rows; a file that
-    fails while read is set aside in `checked` (a LogFiles), the rows it gave before stay counted."""
+) -> Iterator[tuple[dict[str, str], list[str], list[str], Any, int]]:
+    """(refs, entity keys, request fields, Arrow table of eligible rows, rows read) in batches of about `batch_rows`
+    rows; a file that fails while read is set aside in `checked` (a LogFiles), the rows it gave before stay counted."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     skipped = 0
     pending: list[Any] = []
-    key: tuple[str, str] | None = None
-    meta: tuple[dict[str, str], list[str]] | None = None
+    key: tuple[str, str, str] | None = None
+    meta: tuple[dict[str, str], list[str], list[str]] | None = None
     read = 0
 
-    def flush() -> Iterator[tuple[dict[str, str], list[str], Any, int]]:
+    def flush() -> Iterator[tuple[dict[str, str], list[str], list[str], Any, int]]:
         nonlocal pending, read
         if pending and meta is not None:
-            yield meta[0], meta[1], pa.concat_tables(pending, promote_options="default"), read
+            yield meta[0], meta[1], meta[2], pa.concat_tables(pending, promote_options="default"), read
         pending, read = [], 0
 
     for path in list(checked.files):
@@ -365,14 +372,14 @@ def _batches(
         if m is None:
             skipped += 1
             continue
-        refs, ents = m
+        refs, ents, req = m
         views = sorted({r.split(":")[0] for r in refs.values()})
-        want = ["_ts", "_request_id", "_version", *ents, *refs, *(EVENT_PREFIX + v for v in views)]
-        missing = [c for c in ("_ts", *ents, *refs) if c not in pf.schema_arrow.names]
+        want = ["_ts", "_request_id", "_version", *ents, *req, *refs, *(EVENT_PREFIX + v for v in views)]
+        missing = [c for c in ("_ts", *ents, *req, *refs) if c not in pf.schema_arrow.names]
         if missing:
             raise RoostError(f"{f}: request log lacks column(s) {missing} named by its metadata")
         cols = [c for c in dict.fromkeys(want) if c in pf.schema_arrow.names]
-        k = (json.dumps(refs, sort_keys=True), json.dumps(ents))
+        k = (json.dumps(refs, sort_keys=True), json.dumps(ents), json.dumps(req))
         if k != key:
             yield from flush()
             key, meta = k, m
@@ -406,13 +413,14 @@ def _utc(t: Any, name: str) -> Any:
     return None if ts is None else pa.scalar(ts, pa.timestamp("us", tz="UTC"))
 
 
-def _recompute(tbl: Any, ents: list[str], refs: list[str], times: Any) -> Any:
-    """Offline values of `refs` ('view__field' columns) for the entity keys of `tbl` as of `times`."""
+def _recompute(tbl: Any, ents: list[str], refs: list[str], times: Any, req: Sequence[str] = ()) -> Any:
+    """Offline values of `refs` ('view__field' columns) for the entity keys (and logged request fields `req`, the
+    inputs of request-time features) of `tbl` as of `times`."""
     import pyarrow as pa
 
     from roost.features import training_set
 
-    cols = {e: tbl.column(e) for e in ents}
+    cols = {e: tbl.column(e) for e in [*ents, *req]}
     cols[_T] = times.cast(pa.timestamp("us", tz="UTC"))
     return training_set(pa.table(cols), sorted(set(refs)), event_time=_T, full_names=True, output="arrow")
 
@@ -429,8 +437,17 @@ class _Comparer:
         self.features: dict[str, FeatureSkew] = {}
         self.profiles: dict[str, Any] = {}  # "served" / "recomputed" -> Profile, merged batch by batch
         self.rows = 0
+        self._request_views: set[str] | None = None
 
-    def batch(self, refs: dict[str, str], ents: list[str], tbl: Any) -> None:
+    def request_views(self) -> set[str]:
+        """Names of the registered request views (read once)."""
+        if self._request_views is None:
+            from roost.features import repo
+
+            self._request_views = set(repo.list_all("request_view"))
+        return self._request_views
+
+    def batch(self, refs: dict[str, str], ents: list[str], tbl: Any, req: Sequence[str] = ()) -> None:
         """Compare one batch of eligible log rows."""
         import pyarrow as pa
 
@@ -439,7 +456,7 @@ class _Comparer:
             return
         self.rows += n
         ts = tbl.column("_ts").combine_chunks()
-        off = _recompute(tbl, ents, list(refs.values()), ts)
+        off = _recompute(tbl, ents, list(refs.values()), ts, req)
         versions = (
             tbl.column("_version").cast(pa.string()).fill_null("?").to_numpy(zero_copy_only=False)
             if "_version" in tbl.column_names
@@ -459,6 +476,11 @@ class _Comparer:
             same = compare_values(on, offc, self.rtol, self.atol)
             off_null = _nulls(offc)
             cat[~same & off_null] = EXTRA
+            if view in self.request_views():  # computed per request: no online row, no staleness
+                cat[~same & ~off_null] = MISMATCH
+                self._count(inp, ref, cat, vcodes, vnames)
+                self._examples(inp, cat, tbl, ents, on, offc, et, ts, versions)
+                continue
             cat[~same & ~off_null & t_on_null] = MISSING
             cand = ~same & ~off_null & ~t_on_null
             cat[cand] = MISMATCH
@@ -572,10 +594,10 @@ def skew(
     notes: list[str] = []
     cmp = _Comparer(rtol, atol, examples, profiles)
     read = 0
-    for refs, ents, tbl, n in _batches(checked, batch_rows, lo, hi, notes):
+    for refs, ents, req, tbl, n in _batches(checked, batch_rows, lo, hi, notes):
         read += n
         log.debug("skew batch: %d of %d rows with entity ids", tbl.num_rows, n)
-        cmp.batch(refs, ents, tbl)
+        cmp.batch(refs, ents, tbl, req)
     rep = SkewReport(
         list(cmp.features.values()),
         max_mismatch,
