@@ -3,6 +3,7 @@ force."""
 
 from __future__ import annotations
 
+import json
 import math
 from datetime import UTC, datetime, timedelta
 
@@ -219,3 +220,32 @@ def test_definition_errors_name_the_field():
         RequestView("v", request={"x": "float64"}, fields={"y": "float64"}, transform="math:nope")
     with pytest.raises(ConfigError, match=r"'x' is both a request field and source 'a:x'"):
         RequestView("v", request={"x": "float64"}, sources=["a:x"], fields={"y": "float64"}, transform=f)
+
+
+def test_cli_apply_list_and_changes(fws, cli, monkeypatch):
+    from roost.errors import RoostError
+    from roost.features import apply, training_set
+
+    write_typed_data(fws.root)
+    p = write_defs(fws.root, REQUEST_DEFS.split("squared = ")[0])
+    code, out, _ = cli("features", "apply")
+    assert code == 0 and "+ request_view order" in out, out
+    code, out, _ = cli("features", "list")
+    assert code == 0 and "request views" in out and "order_feats" in out and "activity:n" in out, out
+    code, out, _ = cli("features", "list", "--json")
+    assert json.loads(out)["request_view"]["order"]["request"]["qty"] == "int64"
+    assert cli("features", "materialize", "--end", T1.isoformat())[0] == 0
+    code, _, err = cli("features", "get", "--view", "order", "--entity", "user_id=1")
+    assert code == 2 and "request data lacks field(s)" in err, err
+    # the function changed after apply: refused until applied again, like Python transforms of feature views
+    p.write_text(p.read_text().replace('df["n32"] * 2', 'df["n32"] * 3'))
+    ent = pa.table({"user_id": pa.array([1], pa.int64()), "event_time": pa.array([T1], TS), **requests_for(1)})
+    with pytest.raises(RoostError, match="changed since it was applied"):
+        training_set(ent, ["order:n32_x"])
+    d = apply()
+    assert list(d.changed["request_view"]) == ["order"] and "transform" in d.changed["request_view"]["order"]
+    p.write_text(p.read_text().split("order = RequestView")[0])
+    d = apply()
+    assert d.removed["request_view"] == ["order"]
+    with pytest.raises(RoostError, match="'order'.*is not registered"):
+        training_set(ent, ["order:n32_x"])

@@ -158,7 +158,11 @@ def _f32(values):
 
 
 def test_serve_computes_request_features_and_reads_pushed_ones(rq_ws, tmp_path):
+    import json
+    import shlex
+
     from roost.monitor.skew import skew
+    from roost.serve.command import example_requests
 
     pkg = request_model(tmp_path / "rqmodel")
     logs = tmp_path / "logs"
@@ -188,11 +192,19 @@ def test_serve_computes_request_features_and_reads_pushed_ones(rq_ws, tmp_path):
             assert r.status_code == 400 and "'channel'" in r.json()["error"], r.text
             r = c.post("/v1/models/rqmodel:predict", json={"instances": [{**ROWS[0], "req_time": "2026-03-01T08:30"}]})
             assert r.status_code == 400 and "'req_time'" in r.json()["error"] and "offset" in r.json()["error"], r.text
+            # the example requests `roost serve` prints send the entity id and the request fields, and are answered
+            curls = [shlex.split(x.strip()) for x in example_requests([str(pkg)], "127.0.0.1", srv.port)]
+            ex_v2 = json.loads(next(x for x in curls if x and x[-1].endswith("/infer"))[-2])
+            assert [i["name"] for i in ex_v2["inputs"]] == ["user_id", "amount", "channel", "req_time"]
+            ex_tf = json.loads(next(x for x in curls if x and x[-1].endswith(":predict"))[-2])
+            for path, body in (("/v2/models/rqmodel/infer", ex_v2), ("/v1/models/rqmodel:predict", ex_tf)):
+                r = c.post(path, json=body)
+                assert r.status_code == 200, r.text
     finally:
         srv.stop()
     rep = skew(logs)
     assert {f.feature for f in rep.features} == set(INPUTS)
-    assert rep.rows_compared == 3 * len(ROWS)
+    assert rep.rows_compared == 3 * len(ROWS) + 2
     # the first request ran before the push: user 7's f1 and ratio were null online, the PIT recomputation agrees
     assert not rep.failed and all(f.mismatches == 0 for f in rep.features), rep.to_dict()
     # a planted skew in a request-time feature: one logged served ratio changed

@@ -41,7 +41,7 @@ def apply_cmd(
 
 @features_app.command("list")
 def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readable output")) -> None:
-    """List registered entities, sources and feature views with their watermarks."""
+    """List registered entities, sources, feature views (with their watermarks) and request views."""
     from roost.cli.output import print_json, print_table
     from roost.features.apply import list_definitions
 
@@ -77,6 +77,22 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="machine-readabl
             ]
         )
     print_table("feature views", ["view", "entities", "fields", "ttl", "transform", "materialized up to"], rows)
+    requests = defs.get("request_view") or {}
+    if requests:
+        print_table(
+            "request views (computed per request)",
+            ["view", "request fields", "sources", "fields", "transform"],
+            [
+                [
+                    n,
+                    ", ".join(f"{f}: {t}" for f, t in s["request"].items()),
+                    ", ".join(s["sources"]),
+                    ", ".join(f"{f}: {t}" for f, t in s["fields"].items()),
+                    (s.get("transform") or {}).get("function", ""),
+                ]
+                for n, s in requests.items()
+            ],
+        )
 
 
 def _ttl(seconds: float) -> str:
