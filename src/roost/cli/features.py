@@ -114,6 +114,23 @@ def materialize_cmd(
             echo(f"[yellow]{r.note}[/]")
 
 
+@features_app.command("push")
+def push_cmd(
+    view: str = typer.Argument(..., help="feature view name"),
+    file: str = typer.Argument(..., help=".parquet, .csv or .jsonl rows: join keys, event time, every field"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Push rows of a view's features into the online store and the view's offline log (all or none)."""
+    from roost.cli.output import echo, print_json
+    from roost.features.push import push
+
+    n = push(view, file)
+    if as_json:
+        print_json({"view": view, "rows": n})
+    else:
+        echo(f"pushed {n} rows to {view}")
+
+
 def _parse_entities(specs: list[str]) -> dict[str, list[str]]:
     from roost.errors import RoostError
 
