@@ -168,3 +168,18 @@ def test_cli_push_reads_csv_parquet_jsonl(fws, cli, fmt):
         assert got.column(f).to_pylist() == [None if (r := brute_latest(held, u)) is None else r[f] for u in range(13)]
     code, _, err = cli("features", "push", "clicks", str(fws.root / "nope.csv"))
     assert code == 2 and "nope.csv" in err
+
+
+def test_push_to_redis_equals_brute_force(fws, redis_url):
+    """The same pushes into a real redis-server: the online store holds the brute-force latest row per entity
+    (several rows of one entity in one push, older ones after newer ones)."""
+    from roost.features import push
+
+    rng, batch = _setup(fws, 6)
+    pushes = _pushes(rng, batch, 4)
+    for p in pushes:
+        push("clicks", p, online_store=redis_url)
+    _check_online(all_rows(batch.head(0), pushes), url=redis_url)
+    for p in pushes:  # idempotent re-push
+        push("clicks", p, online_store=redis_url)
+    _check_online(all_rows(batch.head(0), pushes), url=redis_url)
