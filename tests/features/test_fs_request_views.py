@@ -249,3 +249,37 @@ def test_cli_apply_list_and_changes(fws, cli, monkeypatch):
     assert d.removed["request_view"] == ["order"]
     with pytest.raises(RoostError, match="'order'.*is not registered"):
         training_set(ent, ["order:n32_x"])
+
+
+def test_feature_server_computes_request_features_from_entities(rws):
+    """`roost features serve`: request fields travel in 'entities' (as in Feast); values equal the library read."""
+    from starlette.testclient import TestClient
+
+    from roost.features import online
+    from roost.features.feature_server import create_app
+
+    users = [1, 2, 40]  # 40 has no stored row
+    req = requests_for(len(users), seed=3)
+    body_req = {**req, "req_time": [t.isoformat() for t in req["req_time"]]}
+    refs = ["order:tag", "order:total_qty", "order:due", "activity:score"]
+    with TestClient(create_app(allowed_hosts=None), base_url="http://localhost") as client:
+        res = client.post("/get-online-features", json={"features": refs, "entities": {"user_id": users, **body_req}})
+        assert res.status_code == 200, res.text
+        body = res.json()
+        missing = client.post(
+            "/get-online-features",
+            json={
+                "features": refs,
+                "entities": {"user_id": users, **{k: v for k, v in body_req.items() if k != "qty"}},
+            },
+        )
+    assert body["metadata"]["feature_names"] == ["user_id", "score", "tag", "total_qty", "due"]
+    got = dict(zip(body["metadata"]["feature_names"], body["results"]))
+    lib = online(refs, {"user_id": users}, request_data=req, output="arrow")
+    assert got["tag"]["values"] == lib.column("tag").to_pylist()
+    assert got["total_qty"]["values"] == lib.column("total_qty").to_pylist()
+    assert got["total_qty"]["statuses"] == [
+        "NULL_VALUE" if v is None else "PRESENT" for v in got["total_qty"]["values"]
+    ]
+    assert got["due"]["values"] == [(t + timedelta(days=1)).isoformat().replace("+00:00", "Z") for t in req["req_time"]]
+    assert missing.status_code == 422 and "'qty'" in missing.json()["error"], missing.text

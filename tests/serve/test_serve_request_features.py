@@ -21,7 +21,7 @@ import pandas as pd
 from roost.features import Entity, FeatureView, RequestView, Source
 
 user = Entity("user", {"user_id": "int64"})
-src = Source("stats_src", path="data/stats/*.parquet", event_time="event_time")
+src = Source("stats_src", path="data/stats.parquet", event_time="event_time")
 stats = FeatureView("stats", user, src, fields={"f1": "float64"})
 
 
@@ -79,7 +79,7 @@ def request_model(dest):
 def write_stats(root, name, users, f1, et):
     pq.write_table(
         pa.table({"user_id": pa.array(users, pa.int64()), "event_time": pa.array(et, TS), "f1": pa.array(f1)}),
-        root / "data" / "stats" / name,
+        root / "data" / name,
     )
 
 
@@ -89,10 +89,10 @@ def rq_ws(ws):
     from roost.features.online_stores import reset_online_stores
 
     (ws.root / "features").mkdir()
-    (ws.root / "data" / "stats").mkdir(parents=True)
+    (ws.root / "data").mkdir()
     (ws.root / "features" / "defs.py").write_text(DEFS)
     write_stats(
-        ws.root, "batch.parquet", [1, 2, 3, 1], [0.5, 2.0, None, 4.0], [NOW - timedelta(hours=h) for h in (3, 2, 2, 1)]
+        ws.root, "stats.parquet", [1, 2, 3, 1], [0.5, 2.0, None, 4.0], [NOW - timedelta(hours=h) for h in (3, 2, 2, 1)]
     )
     apply()
     materialize(end=NOW)
@@ -100,21 +100,11 @@ def rq_ws(ws):
     reset_online_stores()
 
 
-def push(root, user, f1, et):
-    """What a push does: the row into the online store and into the view's offline data."""
-    from roost.features import open_online_store
-    from roost.features.online_stores.base import ViewData
+def push(user, f1, et):
+    """roost.features.push: the row into the online store and the view's offline log."""
+    from roost.features import push as push_rows
 
-    tbl = pa.table(
-        {
-            "user_id": pa.array([user], pa.int64()),
-            "f1": pa.array([f1], pa.float64()),
-            "__et": pa.array([et], TS),
-            "__ct": pa.nulls(1, TS),
-        }
-    )
-    open_online_store().write([ViewData("stats", {"user_id": "int64"}, {"f1": "float64"}, tbl)])
-    write_stats(root, f"pushed-{user}.parquet", [user], [f1], [et])
+    assert push_rows("stats", {"user_id": [user], "event_time": [et], "f1": [f1]}) == 1
 
 
 def offline_predictions(pkg, rows):
@@ -174,7 +164,7 @@ def test_serve_computes_request_features_and_reads_pushed_ones(rq_ws, tmp_path):
             before = c.post("/v2/models/rqmodel/infer", json=v2_body(ROWS))
             assert before.status_code == 200, before.text
             assert before.json()["outputs"][0]["data"][4] is None  # user 7: nothing stored yet
-            push(rq_ws.root, 7, 2.5, datetime.now(UTC))  # after the first request: it saw no row, rightly
+            push(7, 2.5, datetime.now(UTC))  # after the first request: it saw no row, rightly
             v2 = c.post("/v2/models/rqmodel/infer", json=v2_body(ROWS))
             assert v2.status_code == 200, v2.text
             tf = c.post("/v1/models/rqmodel:predict", json={"instances": ROWS})

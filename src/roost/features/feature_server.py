@@ -155,18 +155,6 @@ class FeatureServer:
         ents = req.get("entities")
         if not isinstance(ents, dict) or not ents:
             raise HTTPError(422, "field 'entities' must be an object of join key -> list of ids", _GET_HINT)
-        n = None
-        for k, v in ents.items():
-            if not isinstance(v, list) or not v:
-                raise HTTPError(422, f"field 'entities.{k}' must be a non-empty list of ids", _GET_HINT)
-            if any(isinstance(x, (dict, list, bool)) or x is None for x in v):
-                raise HTTPError(422, f"field 'entities.{k}' holds a value that is not an id", "ids: numbers or text")
-            if n is not None and len(v) != n:
-                raise HTTPError(422, "the lists in 'entities' differ in length", "give one id per row for every key")
-            n = len(v)
-        assert n is not None
-        if n > MAX_ENTITY_ROWS:
-            raise HTTPError(413, f"{n} entity rows are over the limit of {MAX_ENTITY_ROWS}", "split the request")
         full = req.get("full_feature_names", False)
         if not isinstance(full, bool):
             raise HTTPError(422, "field 'full_feature_names' must be true or false")
@@ -175,7 +163,24 @@ class FeatureServer:
             key,
             lambda: OnlineFetcher(feats, list(ents), full_names=full, online_store=self.online_store, with_times=True),
         )
-        raw = fetcher.fetch_lists(ents)
+        request_fields = fetcher.request_fields  # request-time features' inputs come in 'entities', as in Feast
+        n = None
+        for k, v in ents.items():
+            if not isinstance(v, list) or not v:
+                raise HTTPError(422, f"field 'entities.{k}' must be a non-empty list of ids", _GET_HINT)
+            if k in request_fields:
+                if any(isinstance(x, (dict, list)) for x in v):
+                    raise HTTPError(422, f"field 'entities.{k}' (a request field) holds a list or an object")
+            elif any(isinstance(x, (dict, list, bool)) or x is None for x in v):
+                raise HTTPError(422, f"field 'entities.{k}' holds a value that is not an id", "ids: numbers or text")
+            if n is not None and len(v) != n:
+                raise HTTPError(422, "the lists in 'entities' differ in length", "give one id per row for every key")
+            n = len(v)
+        assert n is not None
+        if n > MAX_ENTITY_ROWS:
+            raise HTTPError(413, f"{n} entity rows are over the limit of {MAX_ENTITY_ROWS}", "split the request")
+        ids = {k: v for k, v in ents.items() if k not in request_fields}
+        raw = fetcher.fetch_lists(ids, {k: v for k, v in ents.items() if k in request_fields})
         self.entity_rows.inc(n)
         names = list(fetcher.selection.join_keys)
         results = []
@@ -185,6 +190,8 @@ class FeatureServer:
             times = raw[f"{EVENT_TIME}{vs.name}"]
             stamps = [_iso(t) for t in times]
             for f, out in zip(vs.fields, vs.outputs):
+                if out not in raw:  # a request view's input, not asked for
+                    continue
                 values = _json_values(raw[out], vs.spec["fields"][f])
                 statuses = [
                     "NOT_FOUND" if t is None else "NULL_VALUE" if v is None else "PRESENT"
@@ -193,6 +200,12 @@ class FeatureServer:
                 names.append(out)
                 results.append({"values": values, "statuses": statuses, "event_timestamps": stamps})
             raw.pop(f"{CREATED_TIME}{vs.name}", None)
+        for rs in fetcher.selection.requests:  # computed from the request: present unless null, no event time
+            for f, out in zip(rs.fields, rs.outputs):
+                values = _json_values(raw[out], rs.spec["fields"][f])
+                statuses = ["NULL_VALUE" if v is None else "PRESENT" for v in values]
+                names.append(out)
+                results.append({"values": values, "statuses": statuses, "event_timestamps": [EPOCH] * n})
         return {"metadata": {"feature_names": names}, "results": results}
 
     def push(self, req: dict[str, Any]) -> dict[str, Any]:
