@@ -169,7 +169,7 @@ def test_missing_request_fields_are_clear_errors(rws):
         online(["order:tag"], {"user_id": [1]}, request_data={**requests_for(1), "qty": [1.5]})
     with pytest.raises(RoostError, match=r"'channel' is declared string but holds int64"):
         online(["order:tag"], {"user_id": [1]}, request_data={**requests_for(1), "channel": [7]})
-    with pytest.raises(RoostError, match=r"'req_time' holds times without a UTC offset"):
+    with pytest.raises(RoostError, match=r"'req_time' holds a time without a UTC offset"):
         online(["order:tag"], {"user_id": [1]}, request_data={**requests_for(1), "req_time": ["2024-05-01T10:00:00"]})
     with pytest.raises(RoostError, match=r"'amount' has 2 values for 1 rows"):
         online(["order:tag"], {"user_id": [1]}, request_data={**requests_for(1), "amount": [1.0, 2.0]})
@@ -283,3 +283,30 @@ def test_feature_server_computes_request_features_from_entities(rws):
     ]
     assert got["due"]["values"] == [(t + timedelta(days=1)).isoformat().replace("+00:00", "Z") for t in req["req_time"]]
     assert missing.status_code == 422 and "'qty'" in missing.json()["error"], missing.text
+
+
+def test_compute_refuses_malformed_outputs():
+    """The transformation's answer: missing fields, other row counts, non-frames and fractions for ints are errors
+    naming the view and field; a dict's columns are taken by position and scalars broadcast."""
+    import pandas as pd
+
+    from roost.errors import RoostError
+    from roost.features.request_compute import compute
+
+    spec = {"name": "v", "fields": {"y": "int64"}, "transform": {"function": "f"}}
+    inputs = {"a": pa.array([1.0, 2.0, None])}
+    got = compute(spec, lambda df: {"y": pd.Series([3, 4, 5], index=[9, 8, 7])}, inputs, 3)
+    assert got["y"].to_pylist() == [3, 4, 5]
+    assert compute(spec, lambda df: {"y": 7}, inputs, 3)["y"].to_pylist() == [7, 7, 7]
+    assert compute(spec, lambda df: {"y": df["a"] * 2}, inputs, 3)["y"].to_pylist() == [2, 4, None]
+    for fn, match in [
+        (lambda df: {"z": df["a"]}, r"request view 'v': the transformation did not return field\(s\) \['y'\]"),
+        (lambda df: {"y": [1, 2]}, r"returned 2 rows for 3"),
+        (lambda df: pd.DataFrame({"y": [1]}), r"returned 1 rows for 3"),
+        (lambda df: [1, 2, 3], r"returned list, not a DataFrame"),
+        (lambda df: {"y": df["a"] / 4}, r"output field 'y' is declared int64 but the transformation returned double"),
+        (lambda df: {"y": ["a", "b", "c"]}, r"output field 'y' is declared int64 but .* returned string"),
+        (lambda df: 1 / 0, r"request view 'v': transformation 'f' failed on 3 rows: ZeroDivisionError"),
+    ]:
+        with pytest.raises(RoostError, match=match):
+            compute(spec, fn, inputs, 3)

@@ -14,7 +14,6 @@ from roost.errors import RoostError
 
 __all__ = ["request_array", "compute", "stored_list"]
 
-_OFFSET = r"(?:[zZ]|[+-]\d\d(?::?\d\d)?)$"  # an ISO-8601 time's UTC offset
 _TIME_HINT = "send times as ISO-8601 strings with an offset ('2024-01-31T12:00:00Z') or tz-aware timestamps"
 
 
@@ -84,21 +83,25 @@ def _times(values: Any, name: str, what: str) -> Any:
         return values.cast(pa.timestamp(typ.unit, tz="UTC")).cast(pa.timestamp("us", tz="UTC"), safe=False)
     if not (pa.types.is_string(typ) or pa.types.is_large_string(typ)):
         raise _refuse(name, "timestamp", str(typ), what, _TIME_HINT)
-    import pandas as pd
+    from datetime import datetime
 
-    raw = pd.Series(values.to_pylist(), dtype=object)
-    text = raw.dropna().astype(str).str.strip()
-    naive = ~text.str.contains(_OFFSET, regex=True)
-    if naive.any():
-        raise RoostError(
-            f"{what}: request field {name!r} holds times without a UTC offset, e.g. {text[naive].iloc[0]!r}",
-            hint=_TIME_HINT,
-        )
-    try:
-        got = pd.to_datetime(raw, format="ISO8601", utc=True)
-    except (ValueError, TypeError) as exc:
-        raise RoostError(f"{what}: request field {name!r} holds a value that is not an ISO-8601 time: {exc}") from None
-    return pa.array(got.dt.as_unit("us"), pa.timestamp("us", tz="UTC"), from_pandas=True)
+    out: list[Any] = []
+    for v in values.to_pylist():  # per value (fast for a request's few rows; one rule offline and online)
+        if v is None:
+            out.append(None)
+            continue
+        try:
+            t = datetime.fromisoformat(v.strip())
+        except ValueError:
+            raise RoostError(
+                f"{what}: request field {name!r} holds a value that is not an ISO-8601 time: {v!r}", hint=_TIME_HINT
+            ) from None
+        if t.tzinfo is None:
+            raise RoostError(
+                f"{what}: request field {name!r} holds a time without a UTC offset: {v!r}", hint=_TIME_HINT
+            )
+        out.append(t)
+    return pa.array(out, pa.timestamp("us", tz="UTC"))
 
 
 def _output(view: str, name: str, col: Any, dtype: str, strict: bool) -> Any:
@@ -109,7 +112,9 @@ def _output(view: str, name: str, col: Any, dtype: str, strict: bool) -> Any:
     from roost.features.definitions import arrow_type
 
     try:
-        arr = pa.array(col, from_pandas=True)
+        if isinstance(col, pa.ChunkedArray):
+            col = col.combine_chunks()
+        arr = col if isinstance(col, pa.Array) else pa.array(col, from_pandas=True)
     except (pa.ArrowException, ValueError, TypeError) as exc:
         raise RoostError(f"request view {view!r}: output field {name!r} cannot be read: {exc}") from None
     typ, ok = arr.type, False
@@ -147,7 +152,7 @@ def compute(spec: dict[str, Any], fn: Any, inputs: dict[str, Any], n: int, *, st
     import pyarrow as pa
 
     view = spec["name"]
-    frame = pa.table(inputs).to_pandas() if inputs else pd.DataFrame(index=pd.RangeIndex(n))
+    frame = pa.table(inputs).to_pandas(split_blocks=True) if inputs else pd.DataFrame(index=pd.RangeIndex(n))
     try:
         res = fn(frame)
     except RoostError:
@@ -159,25 +164,30 @@ def compute(spec: dict[str, Any], fn: Any, inputs: dict[str, Any], n: int, *, st
             hint="it takes a pandas DataFrame of the request fields and source features (missing source values are "
             "null/NaN) and returns a DataFrame (or dict of columns) with one row per input row",
         ) from None
-    if isinstance(res, dict):
-        res = pd.DataFrame({k: (list(v) if isinstance(v, pa.Array) else v) for k, v in res.items()}, index=frame.index)
-    if not isinstance(res, pd.DataFrame):
+    if isinstance(res, pd.DataFrame):
+        cols: dict[Any, Any] = {c: res[c] for c in res.columns if c in spec["fields"]}
+        got, rows = list(map(str, res.columns)), len(res)
+    elif isinstance(res, dict):  # columns by position (a Series' index is not aligned)
+        cols = {k: ([v] * n if np.ndim(v) == 0 else v) for k, v in res.items()}
+        got, rows = list(map(str, res)), min((len(v) for v in cols.values()), default=n)
+        rows = next((len(v) for v in cols.values() if len(v) != n), rows)
+    else:
         raise RoostError(
             f"request view {view!r}: the transformation returned {type(res).__name__}, not a DataFrame",
             hint="return a pandas DataFrame (or a dict of columns) with the declared fields",
         )
-    missing = [f for f in spec["fields"] if f not in res.columns]
+    missing = [f for f in spec["fields"] if f not in cols]
     if missing:
         raise RoostError(
             f"request view {view!r}: the transformation did not return field(s) {missing}",
-            hint=f"it returned {', '.join(map(str, res.columns)) or 'no columns'}",
+            hint=f"it returned {', '.join(got) or 'no columns'}",
         )
-    if len(res) != n:
+    if rows != n:
         raise RoostError(
-            f"request view {view!r}: the transformation returned {len(res)} rows for {n}",
+            f"request view {view!r}: the transformation returned {rows} rows for {n}",
             hint="request-time transformations are row-wise: one output row per input row, in order",
         )
-    return {f: _output(view, f, res[f], dtype, strict) for f, dtype in spec["fields"].items()}
+    return {f: _output(view, f, cols[f], dtype, strict) for f, dtype in spec["fields"].items()}
 
 
 def stored_list(arr: Any, dtype: str) -> list[Any]:
