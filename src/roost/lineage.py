@@ -46,7 +46,8 @@ def definition_version(spec: dict[str, Any]) -> str:
 
 
 def training_features(refs: list[str]) -> dict[str, Any]:
-    """What a feature-store training read, per view: definition version, TTL, entity keys, fields and source."""
+    """What a feature-store training read, per view: definition version, TTL, entity keys, fields and source (and
+    per request view: definition version, request fields, sources, fields and transformation)."""
     from roost.features.refs import resolve
 
     sel = resolve(list(refs))
@@ -71,7 +72,21 @@ def training_features(refs: list[str]) -> dict[str, Any]:
                 },
             }
         )
-    return {"refs": list(sel.refs), "views": views}
+    requests = [
+        {
+            "name": r.name,
+            "definition_version": definition_version(r.spec),
+            "request": dict(r.request),
+            "sources": list(r.spec.get("sources") or []),
+            "fields": {f: r.spec["fields"][f] for f in r.fields},
+            "transform": r.spec.get("transform"),
+        }
+        for r in sel.requests
+    ]
+    out: dict[str, Any] = {"refs": list(sel.refs), "views": views}
+    if requests:
+        out["request_views"] = requests
+    return out
 
 
 def default_log_dir() -> Path | None:

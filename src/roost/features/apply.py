@@ -11,10 +11,10 @@ from roost.errors import ConfigError, RoostError
 from roost.features import repo
 
 log = logging.getLogger(__name__)
-KIND_ORDER = ("entity", "source", "view")
+KIND_ORDER = ("entity", "source", "view", "request_view")
 
 
-__all__ = ["Diff", "validate", "diff_specs", "registered", "apply", "list_definitions"]
+__all__ = ["Diff", "validate", "validate_requests", "diff_specs", "registered", "apply", "list_definitions"]
 
 
 @dataclass
@@ -46,7 +46,7 @@ class Diff:
 
 def _relativize(specs: dict[str, dict[str, dict[str, Any]]], root: Path) -> None:
     """Store Python transformation files relative to the workspace root, so the repository is portable."""
-    for spec in specs["view"].values():
+    for spec in [*specs["view"].values(), *specs.get("request_view", {}).values()]:
         tr = spec.get("transform") or {}
         if tr.get("kind") == "python" and "file" in tr:
             p = Path(tr["file"]).resolve()
@@ -57,7 +57,8 @@ def _relativize(specs: dict[str, dict[str, dict[str, Any]]], root: Path) -> None
 
 
 def validate(specs: dict[str, dict[str, dict[str, Any]]], root: Path) -> None:
-    """Check every source can be read with tz-aware times and every view's SQL binds against its source."""
+    """Check every source can be read with tz-aware times, every view's SQL binds against its source, and every
+    request view's sources exist and its transformation returns its fields in their dtypes."""
     from roost.features.sources import connect, run, source_columns, time_expr, view_rows
 
     con = connect(root)
@@ -77,6 +78,7 @@ def validate(specs: dict[str, dict[str, dict[str, Any]]], root: Path) -> None:
             run(con, "DESCRIBE " + view_rows(con, view, src, root, limit=5), f"view {name!r}").fetchall()
     finally:
         con.close()
+    validate_requests(specs, root)
 
 
 def diff_specs(new: dict[str, dict[str, dict[str, Any]]], old: dict[str, dict[str, dict[str, Any]]]) -> Diff:
@@ -144,3 +146,66 @@ def list_definitions() -> dict[str, dict[str, dict[str, Any]]]:
     out = registered()
     out["watermark"] = repo.list_all("watermark")
     return out
+
+
+def _sample(dtype: str, n: int) -> Any:
+    """`n` ordinary, non-null values of a dtype as an Arrow array (the frame `apply` runs a transformation on)."""
+    from datetime import UTC, datetime, timedelta
+
+    import pyarrow as pa
+
+    from roost.features.definitions import arrow_type
+
+    vals: list[Any]
+    if dtype in ("int64", "int32"):
+        vals = list(range(1, n + 1))
+    elif dtype in ("float64", "float32"):
+        vals = [0.5 + i for i in range(n)]
+    elif dtype == "bool":
+        vals = [i % 2 == 0 for i in range(n)]
+    elif dtype == "string":
+        vals = [f"s{i}" for i in range(n)]
+    else:
+        vals = [datetime(2024, 1, 1, tzinfo=UTC) + timedelta(hours=i) for i in range(n)]
+    return pa.array(vals, arrow_type(dtype))
+
+
+def validate_requests(specs: dict[str, dict[str, dict[str, Any]]], root: Any) -> None:
+    """Check request views: names unique among views, sources registered with the field, outputs of their dtypes
+    when the transformation runs on 5 sample rows."""
+    from roost.errors import closest
+    from roost.features.loader import load_function
+    from roost.features.request_compute import compute
+
+    views = specs["view"]
+    for name, spec in specs.get("request_view", {}).items():
+        where = f"request view {name!r}"
+        if name in views:
+            raise ConfigError(f"{where} has the name of a feature view", hint="feature refs name one view: rename one")
+        inputs = {f: _sample(t, 5) for f, t in spec["request"].items()}
+        for ref in spec["sources"]:
+            vname, fname = ref.split(":")
+            view = views.get(vname)
+            if view is None:
+                near = closest(vname, list(views))
+                raise ConfigError(
+                    f"{where}: source {ref!r} names unknown feature view {vname!r}",
+                    hint=(f"did you mean {near!r}? " if near else "") + "declare it in features/*.py",
+                )
+            if fname not in view["fields"]:
+                near = closest(fname, list(view["fields"]))
+                raise ConfigError(
+                    f"{where}: source {ref!r}: view {vname!r} has no field {fname!r}",
+                    hint=(f"did you mean {near!r}? " if near else "") + f"fields: {', '.join(view['fields'])}",
+                )
+            inputs[fname] = _sample(view["fields"][fname], 5)
+        try:
+            fn = load_function(spec["transform"], root)
+        except RoostError as exc:
+            raise ConfigError(f"{where}: {exc.message}", hint=exc.hint) from exc
+        try:
+            compute(spec, fn, inputs, 5, strict=True)
+        except ConfigError:
+            raise
+        except RoostError as exc:  # run on 5 sample rows of the declared input dtypes
+            raise ConfigError(exc.message, hint=exc.hint) from exc

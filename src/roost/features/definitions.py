@@ -269,6 +269,7 @@ class Definitions:
     entities: dict[str, Entity] = field(default_factory=dict)
     sources: dict[str, Source] = field(default_factory=dict)
     views: dict[str, FeatureView] = field(default_factory=dict)
+    requests: dict[str, Any] = field(default_factory=dict)  # name -> RequestView (roost.features.ondemand)
 
     def add(self, obj: Any, origin: str) -> None:
         """Add an Entity, Source or FeatureView (and the entities/source it uses); same name twice must agree."""
@@ -282,6 +283,12 @@ class Definitions:
         elif isinstance(obj, Source):
             self._put(self.sources, "source", obj, origin)
 
+    def add_request(self, obj: Any, origin: str) -> None:
+        """Add a RequestView (roost.features.ondemand) and the FeatureViews it names as sources."""
+        for v in obj.views:
+            self.add(v, origin)
+        self._put(self.requests, "request view", obj, origin)
+
     @staticmethod
     def _put(table: dict[str, Any], what: str, obj: Any, origin: str) -> None:
         old = table.get(obj.name)
@@ -293,11 +300,12 @@ class Definitions:
         table[obj.name] = obj
 
     def specs(self) -> dict[str, dict[str, dict[str, Any]]]:
-        """All specs by kind ('entity', 'source', 'view') and name."""
+        """All specs by kind ('entity', 'source', 'view', 'request_view') and name."""
         return {
             "entity": {n: o.spec() for n, o in sorted(self.entities.items())},
             "source": {n: o.spec() for n, o in sorted(self.sources.items())},
             "view": {n: o.spec() for n, o in sorted(self.views.items())},
+            "request_view": {n: o.spec() for n, o in sorted(self.requests.items())},
         }
 
 

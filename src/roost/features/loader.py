@@ -54,7 +54,8 @@ def import_file(path: Path) -> Any:
 
 
 def load_definitions(root: Path, folder: str | Path | None = None) -> Definitions:
-    """Import every `*.py` in the workspace's features folder and collect its Entities, Sources and FeatureViews."""
+    """Import every `*.py` in the workspace's features folder and collect its Entities, Sources, FeatureViews and
+    RequestViews."""
     d = Path(folder) if folder else root / FEATURES_DIR
     if not d.is_absolute():
         d = root / d
@@ -64,6 +65,8 @@ def load_definitions(root: Path, folder: str | Path | None = None) -> Definition
             hint=f"create {FEATURES_DIR}/ in the workspace with a .py file declaring Entity, "
             "Source and FeatureView objects (see docs/features.md)",
         )
+    from roost.features.ondemand import RequestView
+
     defs = Definitions()
     files = sorted(p for p in d.glob("*.py") if not p.name.startswith("_"))
     if not files:
@@ -71,7 +74,9 @@ def load_definitions(root: Path, folder: str | Path | None = None) -> Definition
     for path in files:
         mod = import_file(path)
         for value in list(vars(mod).values()):
-            if isinstance(value, (Entity, Source, FeatureView)):
+            if isinstance(value, RequestView):
+                defs.add_request(value, str(path))
+            elif isinstance(value, (Entity, Source, FeatureView)):
                 defs.add(value, str(path))
     return defs
 

@@ -23,7 +23,16 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-__all__ = ["as_arrow", "check_time_column", "is_spark_frame", "local_join", "micros", "pit_join_sql", "training_set"]
+__all__ = [
+    "as_arrow",
+    "check_time_column",
+    "is_spark_frame",
+    "local_join",
+    "micros",
+    "pit_join_sql",
+    "request_columns",
+    "training_set",
+]
 
 
 def as_arrow(df: Any, what: str = "entity frame") -> pa.Table:
@@ -84,6 +93,25 @@ def is_spark_frame(obj: Any) -> bool:
     return any(c.__module__.startswith("pyspark.") and c.__name__ == "DataFrame" for c in type(obj).__mro__)
 
 
+def request_columns(sel: Any, tbl: pa.Table, cols: dict[str, Any], root: Any) -> dict[str, Any]:
+    """The outputs of the selection's request views for the rows of `tbl` (request fields = its columns), from the
+    joined stored features in `cols`."""
+    from roost.features.loader import load_function
+    from roost.features.request_compute import compute, request_array
+
+    out: dict[str, Any] = {}
+    dtypes = {o: vs.spec["fields"][f] for vs in sel.views for f, o in zip(vs.fields, vs.outputs)}
+    for rs in sel.requests:
+        inputs = {f: request_array(tbl.column(f), t, f, "entity frame") for f, t in rs.request.items()}
+        for name, col in rs.sources.items():
+            inputs[name] = nan_to_null(cols[col].cast(arrow_type(dtypes[col])))
+            if hasattr(inputs[name], "combine_chunks"):
+                inputs[name] = inputs[name].combine_chunks()
+        got = compute(rs.spec, load_function(rs.spec["transform"], root), inputs, tbl.num_rows)
+        out.update({o: got[f] for f, o in zip(rs.fields, rs.outputs)})
+    return out
+
+
 def training_set(
     entity_df: Any,
     features: list[str] | str,
@@ -125,12 +153,22 @@ def training_set(
             f"feature column(s) {clash} already exist in the entity frame",
             hint="rename those entity columns, or pass full_names=True for 'view__field' names",
         )
+    missing = [f for f in sel.request_fields if f not in tbl.column_names]
+    if missing:
+        needs = ", ".join(r.name for r in sel.requests if set(r.request) & set(missing))
+        raise RoostError(
+            f"entity frame lacks request field column(s) {missing} needed by request view(s) {needs}",
+            hint="request-time features are computed from the entity frame's columns: add them (the values the "
+            f"requests carried); entity frame columns: {', '.join(tbl.column_names)}",
+        )
     ent = tbl.select(list(dict.fromkeys([*sel.join_keys, event_time])))
     ent = ent.set_column(ent.column_names.index(event_time), event_time, micros(ent.column(event_time)))
     ent = ent.append_column("__rid", pa.array(np.arange(tbl.num_rows, dtype=np.int64)))
     engine = get_engine(ws)
     log.debug("training_set on the %s engine: %d entity rows, %d views", engine.name, tbl.num_rows, len(sel.views))
-    cols = engine.join(sel, ent, event_time, ws.root)
+    cols = engine.join(sel, ent, event_time, ws.root) if sel.views else {}
+    if sel.requests:
+        cols.update(request_columns(sel, tbl, cols, ws.root))
     out = tbl
     for name, dtype in sel.dtypes.items():
         out = out.append_column(name, nan_to_null(cols[name].cast(arrow_type(dtype))))

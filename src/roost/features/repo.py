@@ -8,6 +8,7 @@ KINDS = {
     "entity": "feature_entity",
     "source": "feature_source",
     "view": "feature_view",
+    "request_view": "feature_request_view",
     "watermark": "feature_watermark",
 }
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -132,6 +132,15 @@ class OnlineFetcher:
             if with_times:
                 outs += [(f"{EVENT_TIME}{vs.name}", "timestamp"), (f"{CREATED_TIME}{vs.name}", "timestamp")]
             self._plan.append((reader, list(vs.keys.items()), outs))
+        self._stored = {o: vs.spec["fields"][f] for vs in self.selection.views for f, o in zip(vs.fields, vs.outputs)}
+        self._hidden = set(self.selection.hidden)
+        self._requests: list[tuple[Any, Any]] = []
+        if self.selection.requests:
+            from roost import workspace
+            from roost.features.loader import load_function
+
+            root = workspace.current().root
+            self._requests = [(rs, load_function(rs.spec["transform"], root)) for rs in self.selection.requests]
 
     @property
     def dtypes(self) -> dict[str, str]:
@@ -139,9 +148,45 @@ class OnlineFetcher:
         return dict(self.selection.dtypes)
 
     @property
+    def request_fields(self) -> dict[str, str]:
+        """Request field -> dtype the request-time features need (passed as `request_data`)."""
+        return self.selection.request_fields
+
+    @property
     def feature_refs(self) -> list[str]:
         """The resolved 'view:field' refs in output order."""
         return list(self.selection.refs)
+
+    def _requested(self, raw: dict[str, list[Any]], request_data: Mapping[str, Any] | None, n: int | None) -> None:
+        """Compute the request views into `raw` (stored-value form), from `request_data` and the stored inputs."""
+        from roost.features.request_compute import compute, request_array, stored_list
+
+        need = self.request_fields
+        data = request_data or {}
+        missing = [f for f in need if f not in data]
+        if missing:
+            views = ", ".join(rs.name for rs, _ in self._requests if set(rs.request) & set(missing))
+            raise RoostError(
+                f"request data lacks field(s) {missing} needed by request view(s) {views}",
+                hint=f"pass request_data with {', '.join(f'{k} ({t})' for k, t in need.items())}",
+            )
+        arrays = {f: request_array(data[f], t, f) for f, t in need.items()}
+        for f, arr in arrays.items():
+            if n is None:
+                n = len(arr)
+            elif len(arr) != n:
+                raise RoostError(
+                    f"request field {f!r} has {len(arr)} values for {n} rows",
+                    hint="pass one value per row (entity ids and request fields alike)",
+                )
+        n = n or 0
+        for rs, fn in self._requests:
+            inputs = {f: arrays[f] for f in rs.request}
+            for name, col in rs.sources.items():
+                inputs[name] = to_arrow(raw[col], self._stored[col])
+            got = compute(rs.spec, fn, inputs, n)
+            for f, out in zip(rs.fields, rs.outputs):
+                raw[out] = stored_list(got[f], rs.spec["fields"][f])
 
     def _keys(self, entity_ids: dict[str, Any]) -> dict[str, list[Any]]:
         out: dict[str, list[Any]] = {}
@@ -155,21 +200,33 @@ class OnlineFetcher:
             n = len(out[k])
         return out
 
-    def fetch_lists(self, entity_ids: dict[str, Any]) -> dict[str, list[Any]]:
-        """Raw stored values per output name (Python lists aligned with the ids; None where missing)."""
+    def fetch_lists(
+        self, entity_ids: dict[str, Any], request_data: Mapping[str, Any] | None = None
+    ) -> dict[str, list[Any]]:
+        """Raw stored values per output name (Python lists aligned with the ids; None where missing); request-time
+        features are computed from `request_data` (one value per row for each request field)."""
         keys = self._keys(entity_ids)
         out: dict[str, list[Any]] = {}
         for reader, vkeys, outs in self._plan:
             cols = reader.read([keys[k] for k, _ in vkeys])
             for (name, _), col in zip(outs, cols):
                 out[name] = col
+        if self._requests:
+            self._requested(out, request_data, len(next(iter(keys.values()))) if keys else None)
+            for h in self._hidden:
+                del out[h]
         return out
 
-    def fetch(self, entity_ids: dict[str, Any]) -> dict[str, np.ndarray]:
-        """Feature arrays per output name, aligned with the ids (NaN/None where an entity has no value).
+    def fetch(self, entity_ids: dict[str, Any], request_data: Mapping[str, Any] | None = None) -> dict[str, np.ndarray]:
+        """Feature arrays per output name, aligned with the ids (NaN/None where an entity has no value); request-time
+        features are computed from `request_data`.
 
         With `with_times`, also `_fs_event_time.VIEW` and `_fs_created_time.VIEW` per view (datetime64[us] UTC,
         NaT where the entity has no row or the source has no created time)."""
+        if self._requests:
+            raw = self.fetch_lists(entity_ids, request_data)
+            kinds = {**self.dtypes, **{n: d for _, _, outs in self._plan for n, d in outs}}
+            return {name: to_numpy(col, kinds[name]) for name, col in raw.items()}
         keys = self._keys(entity_ids)
         out: dict[str, np.ndarray] = {}
         for reader, vkeys, outs in self._plan:
@@ -186,8 +243,10 @@ def online(
     full_names: bool = False,
     output: str = "pandas",
     online_store: str | None = None,
+    request_data: Mapping[str, Any] | None = None,
 ) -> Any:
-    """Read the latest materialised feature values for the given entity ids: join keys plus one column per feature."""
+    """Read the latest materialised (or pushed) feature values for the given entity ids, and compute request-time
+    features from `request_data` ({request field: one value per row}): join keys plus one column per feature."""
     import pyarrow as pa
 
     from roost.features.definitions import arrow_type
@@ -197,7 +256,7 @@ def online(
     refs = [features] if isinstance(features, str) else list(features)
     fetcher = OnlineFetcher(refs, list(entities), full_names=full_names, online_store=online_store)
     keys = fetcher._keys(entities)
-    raw = fetcher.fetch_lists(keys)
+    raw = fetcher.fetch_lists(keys, request_data)
     cols = {k: pa.array(v, arrow_type(fetcher.selection.join_keys[k])) for k, v in keys.items()}
     for name, dtype in fetcher.dtypes.items():
         cols[name] = to_arrow(raw[name], dtype)

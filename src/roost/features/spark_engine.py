@@ -274,6 +274,12 @@ class SparkEngine:
         from roost import workspace
 
         sel = resolve(features, full_names=full_names)
+        if sel.requests:
+            raise RoostError(
+                f"request view(s) {', '.join(r.name for r in sel.requests)} cannot run inside a Spark DataFrame",
+                hint="pass a pandas or Arrow entity frame (collect the rows first): request-time features run their "
+                "Python transformation on it, on either engine",
+            )
         types = dict(sdf.dtypes)
         if event_time not in types:
             near = closest(event_time, list(types))

@@ -4,8 +4,11 @@ Request logs (see `roost.serve.reqlog`) hold, for requests that sent entity ids,
 model saw, `_fs_event_time.<view>` (the online row's event time; null = the online store had no row) and, in
 the Parquet metadata, `roost.feature_refs` ({input: "view:field"}) and `roost.entities`. For every such row the
 same features are recomputed with `roost.features.training_set` at the request's `_ts` (the exact PIT join, the
-same TTLs) and compared value by value. Logs are read in batches of `batch_rows`; only counts, a few example
-rows per category and mergeable profiles are kept, so memory does not grow with the log. See docs/skew.md.
+same TTLs) and compared value by value. Request-time features (request views) are recomputed by `training_set` from
+the logged request fields (``roost.request_fields``) and entity keys at `_ts`, and compared the same way; a
+mismatch of one is a `value_mismatch` (it has no online row, so neither `missing_online` nor `stale_online`). Logs
+are read in batches of `batch_rows`; only counts, a few example rows per category and mergeable profiles are kept,
+so memory does not grow with the log. See docs/skew.md.
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ import numpy as np
 
 from roost.errors import RoostError
 from roost.monitor import logfiles
+from roost.monitor.logtimes import times_as_utc
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +36,7 @@ CATEGORIES = ("ok", "missing_online", "stale_online", "value_mismatch", "extra_o
 OK, MISSING, STALE, MISMATCH, EXTRA = range(5)
 REFS_KEY = b"roost.feature_refs"
 ENTITIES_KEY = b"roost.entities"
+REQUEST_KEY = b"roost.request_fields"
 EVENT_PREFIX = "_fs_event_time."
 _DATE_DIR = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _T = "__skew_t"
@@ -234,74 +239,6 @@ def _values(arr: Any, typ: Any, fill: Any, dtype: Any) -> np.ndarray:
     return np.asarray(arr.cast(typ).fill_null(fill).to_numpy(zero_copy_only=False), dtype=dtype)
 
 
-# epoch numbers: the unit whose range holds every value (1973-03 to 2286-11 in each), as microseconds per unit
-_EPOCH_UNITS = (("s", 1e8, 1e10, 1e6), ("ms", 1e11, 1e13, 1e3), ("us", 1e14, 1e16, 1.0), ("ns", 1e17, 1e19, 1e-3))
-_TIME_HINT = (
-    "write request and event times as timestamps (any unit or zone; naive = UTC), ISO-8601 strings, "
-    "or epoch numbers in one unit (s, ms, us or ns)"
-)
-
-
-def _as_utc(arr: Any, name: str, path: str, other: str) -> Any:
-    """A log time column as timestamp[us, UTC] whatever unit or type it came in (RoostError when it cannot be read).
-
-    Staleness compares the online row's event time with the request time as numbers, so both must be one unit.
-    """
-    import pyarrow as pa
-
-    utc_us = pa.timestamp("us", tz="UTC")
-    typ = arr.type
-    if pa.types.is_dictionary(typ):
-        arr, typ = arr.cast(typ.value_type), typ.value_type
-    if pa.types.is_null(typ):
-        return pa.nulls(len(arr), utc_us)
-    if pa.types.is_timestamp(typ):
-        if typ.tz is None:  # naive = UTC, as everywhere in roost
-            arr = arr.cast(pa.timestamp(typ.unit, tz="UTC"))
-        return arr.cast(utc_us, safe=False)
-    if pa.types.is_date(typ):
-        return arr.cast(pa.timestamp("us")).cast(utc_us)
-    if pa.types.is_integer(typ) or pa.types.is_floating(typ):
-        x = np.asarray(arr.cast(pa.float64()).to_numpy(zero_copy_only=False), dtype=np.float64)
-        known = ~np.isnan(x)
-        a = np.abs(x[known])
-        for _unit, lo, hi, us in _EPOCH_UNITS:
-            if a.size and np.all((a >= lo) & (a < hi)):
-                vals = np.where(known, np.round(np.nan_to_num(x) * us), 0).astype(np.int64)
-                return pa.array(vals, pa.int64(), mask=~known).cast(utc_us)
-        if not a.size:
-            return pa.nulls(len(arr), utc_us)
-        raise RoostError(
-            f"{path}: {name} holds {typ} values that are not epoch times in one unit (from {a.min():g} to "
-            f"{a.max():g}); it is compared with {other}",
-            hint=_TIME_HINT,
-        )
-    if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-        import pandas as pd
-
-        raw = pd.Series(arr.to_pylist(), dtype=object).replace("", None)
-        got = pd.to_datetime(raw, utc=True, format="ISO8601", errors="coerce")
-        bad = got.isna() & raw.notna()
-        if bad.any():
-            raise RoostError(
-                f"{path}: {name} holds {typ} values that are not ISO-8601 times, e.g. {raw[bad].iloc[0]!r}; "
-                f"it is compared with {other}",
-                hint=_TIME_HINT,
-            )
-        return pa.array(got.dt.as_unit("us"), utc_us)
-    raise RoostError(f"{path}: {name} holds {typ} values, not times; it is compared with {other}", hint=_TIME_HINT)
-
-
-def _times_as_utc(t: Any, path: str) -> Any:
-    """A log batch with `_ts` and every `_fs_event_time.*` column as timestamp[us, UTC] (one unit to compare)."""
-    types = {n: str(t.schema.field(n).type) for n in t.column_names if n == "_ts" or n.startswith(EVENT_PREFIX)}
-    for i, name in enumerate(t.column_names):
-        if name in types:
-            other = ", ".join(f"{n} ({v})" for n, v in types.items() if n != name) or "the online event times"
-            t = t.set_column(i, name, _as_utc(t.column(i).combine_chunks(), name, path, other))
-    return t
-
-
 def _file_batches(pf: Any, size: int, cols: list[str], checked: Any, path: Path) -> Iterator[Any]:
     """The record batches of one log file; a read failure (a damaged page) sets the file aside and ends it."""
     import pyarrow as pa
@@ -318,40 +255,43 @@ def _file_batches(pf: Any, size: int, cols: list[str], checked: Any, path: Path)
         yield rb
 
 
-def _meta(schema: Any, path: str) -> tuple[dict[str, str], list[str]] | None:
-    """(feature refs, entity keys) from a log file's Parquet metadata, or None when it has none."""
+def _meta(schema: Any, path: str) -> tuple[dict[str, str], list[str], list[str]] | None:
+    """(feature refs, entity keys, request fields) from a log file's Parquet metadata, or None when it has none."""
     md = schema.metadata or {}
     if REFS_KEY not in md or ENTITIES_KEY not in md:
         return None
     try:
         refs = json.loads(md[REFS_KEY])
         ents = json.loads(md[ENTITIES_KEY])
+        req = json.loads(md.get(REQUEST_KEY, b"{}"))
     except ValueError as exc:
-        raise RoostError(f"{path}: unreadable roost.feature_refs/roost.entities metadata ({exc})") from exc
-    if not isinstance(refs, dict) or not isinstance(ents, list):
-        raise RoostError(f"{path}: roost.feature_refs must be a JSON object and roost.entities a JSON list")
-    return {str(k): str(v) for k, v in refs.items()}, [str(e) for e in ents]
+        raise RoostError(f"{path}: unreadable roost.feature_refs/entities/request_fields metadata ({exc})") from exc
+    if not isinstance(refs, dict) or not isinstance(ents, list) or not isinstance(req, dict):
+        raise RoostError(
+            f"{path}: roost.feature_refs and roost.request_fields must be JSON objects and roost.entities a JSON list"
+        )
+    return {str(k): str(v) for k, v in refs.items()}, [str(e) for e in ents], [str(f) for f in req]
 
 
 def _batches(
     checked: Any, batch_rows: int, lo: Any, hi: Any, notes: list[str]
-) -> Iterator[tuple[dict[str, str], list[str], Any, int]]:
-    """(refs, entity keys, Arrow table of eligible rows, rows read) in batches of about `batch_rows` rows; a file that
-    fails while read is set aside in `checked` (a LogFiles), the rows it gave before stay counted."""
+) -> Iterator[tuple[dict[str, str], list[str], list[str], Any, int]]:
+    """(refs, entity keys, request fields, Arrow table of eligible rows, rows read) in batches of about `batch_rows`
+    rows; a file that fails while read is set aside in `checked` (a LogFiles), the rows it gave before stay counted."""
     import pyarrow as pa
     import pyarrow.compute as pc
     import pyarrow.parquet as pq
 
     skipped = 0
     pending: list[Any] = []
-    key: tuple[str, str] | None = None
-    meta: tuple[dict[str, str], list[str]] | None = None
+    key: tuple[str, str, str] | None = None
+    meta: tuple[dict[str, str], list[str], list[str]] | None = None
     read = 0
 
-    def flush() -> Iterator[tuple[dict[str, str], list[str], Any, int]]:
+    def flush() -> Iterator[tuple[dict[str, str], list[str], list[str], Any, int]]:
         nonlocal pending, read
         if pending and meta is not None:
-            yield meta[0], meta[1], pa.concat_tables(pending, promote_options="default"), read
+            yield meta[0], meta[1], meta[2], pa.concat_tables(pending, promote_options="default"), read
         pending, read = [], 0
 
     for path in list(checked.files):
@@ -365,19 +305,19 @@ def _batches(
         if m is None:
             skipped += 1
             continue
-        refs, ents = m
+        refs, ents, req = m
         views = sorted({r.split(":")[0] for r in refs.values()})
-        want = ["_ts", "_request_id", "_version", *ents, *refs, *(EVENT_PREFIX + v for v in views)]
-        missing = [c for c in ("_ts", *ents, *refs) if c not in pf.schema_arrow.names]
+        want = ["_ts", "_request_id", "_version", *ents, *req, *refs, *(EVENT_PREFIX + v for v in views)]
+        missing = [c for c in ("_ts", *ents, *req, *refs) if c not in pf.schema_arrow.names]
         if missing:
             raise RoostError(f"{f}: request log lacks column(s) {missing} named by its metadata")
         cols = [c for c in dict.fromkeys(want) if c in pf.schema_arrow.names]
-        k = (json.dumps(refs, sort_keys=True), json.dumps(ents))
+        k = (json.dumps(refs, sort_keys=True), json.dumps(ents), json.dumps(req))
         if k != key:
             yield from flush()
             key, meta = k, m
         for rb in _file_batches(pf, min(batch_rows, 65_536), cols, checked, path):
-            t = _times_as_utc(pa.Table.from_batches([rb]), f)
+            t = times_as_utc(pa.Table.from_batches([rb]), f)
             read += t.num_rows
             keep = np.ones(t.num_rows, dtype=bool)
             for e in ents:  # an entity-id request: every entity key present
@@ -406,13 +346,14 @@ def _utc(t: Any, name: str) -> Any:
     return None if ts is None else pa.scalar(ts, pa.timestamp("us", tz="UTC"))
 
 
-def _recompute(tbl: Any, ents: list[str], refs: list[str], times: Any) -> Any:
-    """Offline values of `refs` ('view__field' columns) for the entity keys of `tbl` as of `times`."""
+def _recompute(tbl: Any, ents: list[str], refs: list[str], times: Any, req: Sequence[str] = ()) -> Any:
+    """Offline values of `refs` ('view__field' columns) for the entity keys (and logged request fields `req`, the
+    inputs of request-time features) of `tbl` as of `times`."""
     import pyarrow as pa
 
     from roost.features import training_set
 
-    cols = {e: tbl.column(e) for e in ents}
+    cols = {e: tbl.column(e) for e in [*ents, *req]}
     cols[_T] = times.cast(pa.timestamp("us", tz="UTC"))
     return training_set(pa.table(cols), sorted(set(refs)), event_time=_T, full_names=True, output="arrow")
 
@@ -429,8 +370,17 @@ class _Comparer:
         self.features: dict[str, FeatureSkew] = {}
         self.profiles: dict[str, Any] = {}  # "served" / "recomputed" -> Profile, merged batch by batch
         self.rows = 0
+        self._request_views: set[str] | None = None
 
-    def batch(self, refs: dict[str, str], ents: list[str], tbl: Any) -> None:
+    def request_views(self) -> set[str]:
+        """Names of the registered request views (read once)."""
+        if self._request_views is None:
+            from roost.features import repo
+
+            self._request_views = set(repo.list_all("request_view"))
+        return self._request_views
+
+    def batch(self, refs: dict[str, str], ents: list[str], tbl: Any, req: Sequence[str] = ()) -> None:
         """Compare one batch of eligible log rows."""
         import pyarrow as pa
 
@@ -439,7 +389,7 @@ class _Comparer:
             return
         self.rows += n
         ts = tbl.column("_ts").combine_chunks()
-        off = _recompute(tbl, ents, list(refs.values()), ts)
+        off = _recompute(tbl, ents, list(refs.values()), ts, req)
         versions = (
             tbl.column("_version").cast(pa.string()).fill_null("?").to_numpy(zero_copy_only=False)
             if "_version" in tbl.column_names
@@ -459,6 +409,11 @@ class _Comparer:
             same = compare_values(on, offc, self.rtol, self.atol)
             off_null = _nulls(offc)
             cat[~same & off_null] = EXTRA
+            if view in self.request_views():  # computed per request: no online row, no staleness
+                cat[~same & ~off_null] = MISMATCH
+                self._count(inp, ref, cat, vcodes, vnames)
+                self._examples(inp, cat, tbl, ents, on, offc, et, ts, versions)
+                continue
             cat[~same & ~off_null & t_on_null] = MISSING
             cand = ~same & ~off_null & ~t_on_null
             cat[cand] = MISMATCH
@@ -572,10 +527,10 @@ def skew(
     notes: list[str] = []
     cmp = _Comparer(rtol, atol, examples, profiles)
     read = 0
-    for refs, ents, tbl, n in _batches(checked, batch_rows, lo, hi, notes):
+    for refs, ents, req, tbl, n in _batches(checked, batch_rows, lo, hi, notes):
         read += n
         log.debug("skew batch: %d of %d rows with entity ids", tbl.num_rows, n)
-        cmp.batch(refs, ents, tbl)
+        cmp.batch(refs, ents, tbl, req)
     rep = SkewReport(
         list(cmp.features.values()),
         max_mismatch,

@@ -33,7 +33,8 @@ def example_requests(models: list[str], host: str, port: int, token: str | None 
 
 def entity_request(package: Any) -> dict[str, Any] | None:
     """For a model that reads its features from the online store: a V2 request with one entity id per join key
-    (typed as the workspace's applied entity declares it) and the inputs the store does not provide; else None."""
+    (typed as the workspace's applied entity declares it), the inputs the store does not provide and the request
+    fields of its request-time features; else None."""
     from roost.serve.export import sample_request
 
     if not package.feature_refs or not package.entities:
@@ -48,7 +49,24 @@ def entity_request(package: Any) -> dict[str, Any] | None:
             inputs.append({"name": key, "datatype": "INT64", "shape": [1], "data": [1]})
     rest = sample_request(package)["inputs"]
     inputs += [t for t in rest if t["name"] not in fetched and t["name"] not in package.entities]
+    have = {t["name"] for t in inputs}
+    for name, dtype in package.request_fields.items():  # inputs of request-time features
+        if name not in have:
+            datatype, value = _REQUEST_EXAMPLES.get(dtype, ("FP64", 0.0))
+            inputs.append({"name": name, "datatype": datatype, "shape": [1], "data": [value]})
     return {"inputs": inputs}
+
+
+# request field dtype -> (V2 datatype, neutral example value)
+_REQUEST_EXAMPLES: dict[str, tuple[str, Any]] = {
+    "int64": ("INT64", 0),
+    "int32": ("INT32", 0),
+    "float64": ("FP64", 0.0),
+    "float32": ("FP32", 0.0),
+    "bool": ("BOOL", False),
+    "string": ("BYTES", ""),
+    "timestamp": ("BYTES", "2024-01-01T00:00:00Z"),
+}
 
 
 def _join_key_types() -> dict[str, str]:

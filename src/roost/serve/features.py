@@ -22,8 +22,11 @@ TIME_PREFIXES = ("_fs_event_time.", "_fs_created_time.")  # fetched keys that ar
 class FeatureFetcher(Protocol):
     """Reads feature values for entity ids from an online store."""
 
-    def fetch(self, refs: list[str], entities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Return one array per ref *field* ("view:field" -> "field"), rows aligned with the entity arrays.
+    def fetch(
+        self, refs: list[str], entities: dict[str, np.ndarray], request_data: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Return one array per ref *field* ("view:field" -> "field"), rows aligned with the entity arrays; fields
+        of request-time views are computed from `request_data` (the request's values of their request fields).
 
         A fetcher may add `_fs_event_time.VIEW` / `_fs_created_time.VIEW` (datetime64, NaT where the store had no
         row): they go to the request log, not to the model."""
@@ -39,8 +42,11 @@ class StoreFetcher:
         self._prepared: dict[tuple[tuple[str, ...], tuple[str, ...]], Any] = {}
         self._lock = threading.Lock()
 
-    def fetch(self, refs: list[str], entities: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        """Latest materialised values of `refs` for the entity ids, keyed by field name."""
+    def fetch(
+        self, refs: list[str], entities: dict[str, np.ndarray], request_data: dict[str, np.ndarray] | None = None
+    ) -> dict[str, np.ndarray]:
+        """Latest materialised (or pushed) values of `refs` for the entity ids, and request-time features computed
+        from `request_data`, keyed by field name."""
         from roost.features.serving import OnlineFetcher
 
         key = (tuple(refs), tuple(sorted(entities)))
@@ -50,7 +56,7 @@ class StoreFetcher:
                 fetcher = self._prepared[key] = OnlineFetcher(
                     refs, list(entities), online_store=self.online_store, with_times=self.with_times
                 )
-        out: dict[str, np.ndarray] = fetcher.fetch(entities)
+        out: dict[str, np.ndarray] = fetcher.fetch(entities, request_data)
         return out
 
 
@@ -86,6 +92,14 @@ def needs_features(pkg: Package, arrays: dict[str, np.ndarray]) -> bool:
     return any(e in arrays for e in pkg.entities) and any(s.name not in arrays for s in pkg.inputs)
 
 
+_REQUEST_DTYPES = {"timestamp": "string"}  # feature dtype -> request tensor dtype where they differ (ISO-8601 text)
+
+
+def request_spec(name: str, dtype: str) -> TensorSpec:
+    """A spec for a request-field input (not in the signature), typed as the request view declares it."""
+    return TensorSpec(name, _REQUEST_DTYPES.get(dtype, dtype), (-1,))
+
+
 def entity_spec(name: str, values: object) -> TensorSpec:
     """A spec for an entity-id input (not in the signature): strings stay strings, numbers become int64."""
     first = values[0] if isinstance(values, list) and values else values
@@ -95,7 +109,8 @@ def entity_spec(name: str, values: object) -> TensorSpec:
 async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetcher | None) -> dict[str, np.ndarray]:
     """Replace entity-id inputs by the model's features read from the online store (in place).
 
-    Returns the lineage for the request log: the entity ids as sent, and the `_fs_*` times the fetcher read."""
+    Request fields of request-time features (pkg.request_fields) are passed to the fetcher too. Returns the lineage
+    for the request log: the entity ids and request fields as sent, and the `_fs_*` times the fetcher read."""
     if fetcher is None:
         raise bad(
             f"the request sends entity ids ({', '.join(e for e in pkg.entities if e in arrays)}) but this "
@@ -109,9 +124,23 @@ async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetc
             raise bad(f"entity id input {e!r} must be a non-empty 1-D list, got shape {list(arrays[e].shape)}")
     model_inputs = {s.name for s in pkg.inputs}
     entities = {e: arrays[e] if e in model_inputs else arrays.pop(e) for e in pkg.entities}
+    fields = pkg.request_fields
+    missing = [f for f in fields if f not in arrays]
+    if missing:
+        raise bad(
+            f"request field {missing[0]!r} is missing; the model's request-time features need "
+            + ", ".join(f"{k} ({v})" for k, v in fields.items())
+        )
+    request = {f: arrays[f] if f in model_inputs else arrays.pop(f) for f in fields}
+    for f, arr in request.items():
+        if arr.ndim != 1:
+            raise bad(f"request field {f!r} must be a 1-D list, got shape {list(arr.shape)}")
     loop = asyncio.get_running_loop()
     try:
-        fetched = await loop.run_in_executor(None, fetcher.fetch, pkg.feature_refs, entities)
+        if request:
+            fetched = await loop.run_in_executor(None, fetcher.fetch, pkg.feature_refs, entities, request)
+        else:  # a fetcher written before request-time features takes (refs, entities)
+            fetched = await loop.run_in_executor(None, fetcher.fetch, pkg.feature_refs, entities)
     except HTTPError:
         raise
     except RoostError as exc:  # e.g. ids of the wrong type for the entity key
@@ -128,5 +157,6 @@ async def fill(pkg: Package, arrays: dict[str, np.ndarray], fetcher: FeatureFetc
         except (TypeError, ValueError) as exc:
             raise HTTPError(503, f"feature {spec.name!r} from the online store is not {spec.dtype}: {exc}") from None
     lineage = dict(entities)
+    lineage.update(request)
     lineage.update((k, v) for k, v in fetched.items() if k.startswith(TIME_PREFIXES))
     return lineage

@@ -6,7 +6,9 @@ index inside its request), then every model input under its own name, then every
 Models that read the online store (feature_refs + entities) also get every entity key under its own name (as sent;
 null for requests that sent feature values) and, per feature view V, ``_fs_event_time.V`` / ``_fs_created_time.V``
 (the stored row's times; null when the store had no row). Each file carries the key-value metadata
-``roost.feature_refs`` (JSON {model input: "view:field"}) and ``roost.entities`` (JSON list of key names).
+``roost.feature_refs`` (JSON {model input: "view:field"}) and ``roost.entities`` (JSON list of key names). Models
+with request-time features also log every request field under its own name (as sent) and carry
+``roost.request_fields`` (JSON {field: dtype}), so skew checks can recompute those features offline.
 A file is written as ``.<name>.part`` and renamed when rotated, so readers only ever see complete files.
 Logging never fails or blocks a request: a failed write is logged as a warning and its rows are counted as dropped,
 and past `max_buffer_rows` waiting rows new samples are dropped (counted) instead of queued.
@@ -101,6 +103,19 @@ def _entity_column(records: list[Record], sizes: np.ndarray, key: str) -> Any:
         else:
             values.extend(p.tolist())
     return pa.array(values, pa.string() if text else pa.int64())
+
+
+def _request_column(records: list[Record], sizes: np.ndarray, key: str) -> Any:
+    """A request field as sent (one Arrow type; text when requests disagreed); null where a request sent none."""
+    import pyarrow as pa
+
+    parts = []
+    for r, n in zip(records, sizes):
+        p = None if r.lineage is None else r.lineage.get(key)
+        parts.append(pa.array(p) if p is not None and len(p) == n else int(n))
+    types = {p.type for p in parts if not isinstance(p, int)}
+    typ = types.pop() if len(types) == 1 else pa.string()
+    return pa.concat_arrays([pa.nulls(p, typ) if isinstance(p, int) else p.cast(typ) for p in parts])
 
 
 def _time_column(records: list[Record], sizes: np.ndarray, name: str) -> Any:
@@ -235,6 +250,10 @@ class RequestLogger:
         for key in entities:
             if key not in cols:
                 cols[key] = _entity_column(records, sizes, key)
+        fields = dict(getattr(model.package, "request_fields", None) or {}) if entities else {}
+        for key in fields:
+            if key not in cols:
+                cols[key] = _request_column(records, sizes, key)
         for view in views:
             for prefix in (EVENT_TIME, CREATED_TIME):
                 cols[prefix + view] = _time_column(records, sizes, prefix + view)
@@ -243,6 +262,8 @@ class RequestLogger:
         table = pa.table(cols)
         if entities:
             meta = {"roost.feature_refs": json.dumps(by_input), "roost.entities": json.dumps(entities)}
+            if fields:
+                meta["roost.request_fields"] = json.dumps(fields)
             table = table.replace_schema_metadata(meta)
         return table
 

@@ -97,6 +97,12 @@ class Package:
         return list(self.meta.get("entities") or [])
 
     @property
+    def request_fields(self) -> dict[str, str]:
+        """Request fields (name -> feature dtype) that request-time features among feature_refs are computed from."""
+        fields = self.meta.get("request_fields") or {}
+        return {str(k): str(v) for k, v in fields.items()} if isinstance(fields, dict) else {}
+
+    @property
     def input_map(self) -> dict[str, TensorSpec]:
         """Input specs by name."""
         by_name = self.__dict__.get("_by_name")

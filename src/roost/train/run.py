@@ -298,7 +298,10 @@ def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
     from roost.features.refs import resolve
 
     sel = resolve(list(cfg.data.features or []))
-    return {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
+    meta: dict[str, Any] = {"feature_refs": list(sel.refs), "entities": list(sel.join_keys)}
+    if sel.request_fields:
+        meta["request_fields"] = dict(sel.request_fields)
+    return meta
 
 
 def final_metrics(model: Estimator, task: str, label: str, val_df: Any, test_df: Any) -> dict[str, float]:

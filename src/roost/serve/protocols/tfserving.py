@@ -12,7 +12,7 @@ import orjson
 
 from roost.errors import RoostError
 from roost.serve.codec import HTTPError, bad, check_method, columns
-from roost.serve.features import entity_spec
+from roost.serve.features import entity_spec, request_spec
 from roost.serve.loader import ModelSpec
 from roost.serve.signature import TensorSpec
 
@@ -86,12 +86,15 @@ def _convert(model: LoadedModel, cols: dict[str, Any]) -> dict[str, np.ndarray]:
     for name, values in cols.items():
         spec = pkg.input(name)
         if spec is None:
-            if name not in pkg.entities:
+            if name in pkg.request_fields:
+                spec = request_spec(name, pkg.request_fields[name])
+            elif name not in pkg.entities:
                 names = ", ".join(repr(s.name) for s in pkg.inputs[:8])
                 raise bad(
                     f"unknown input {name!r}; the model's inputs are {names}{' ...' if len(pkg.inputs) > 8 else ''}"
                 )
-            spec = entity_spec(name, values)
+            else:
+                spec = entity_spec(name, values)
         elif spec.dtype == "string":
             values = _unwrap_b64(values, name)
         items.append((spec, values))

@@ -59,7 +59,7 @@ def spec_for(model: LoadedModel, name: str, datatype: str, data: Any) -> TensorS
         if datatype != spec.v2_datatype:
             raise bad(f"input {name!r} has datatype {datatype} but the model expects {spec.v2_datatype}")
         return spec
-    if name in model.package.entities:
+    if name in model.package.entities or name in model.package.request_fields:
         if datatype in V2_TO_DTYPE:
             return TensorSpec(name, V2_TO_DTYPE[datatype], (-1,))
         return entity_spec(name, data)
