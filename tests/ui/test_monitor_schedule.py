@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from datetime import UTC, datetime, timedelta
@@ -165,3 +166,23 @@ def test_exported_dag_runs_in_airflow(ws: Any, tmp_path: Path, cli: Any, airflow
 
     tasks = roost.search_runs("tags.roost.runner = 'airflow'", limit=None)
     assert {t["tags"]["roost.task"] for t in tasks} == {"skew"}
+
+
+def test_demo_schedule_declares_and_records_one_monitor_run(ws: Any, tmp_path: Path) -> None:
+    """The demo's monitor step (roost.demo calls it): a schedule is declared and its check recorded once."""
+    import io
+
+    from rich.console import Console
+
+    from roost.pipeline.monitor_schedule import demo_schedule, schedules
+
+    planted(ws.root, tmp_path / "logs")
+    ws_logs = ws.state_dir / "request_logs"
+    shutil.copytree(tmp_path / "logs", ws_logs)  # the workspace's request logs, where `roost serve` writes them
+    buf = io.StringIO()
+    done = demo_schedule("m", checks=("skew",), console=Console(file=buf, width=200))
+    assert [d["status"] for d in done] == ["FINISHED"]
+    assert set(schedules()) == {"m"} and schedules()["m"]["last_run"]
+    (run,) = _monitor_runs()
+    assert run["metrics"]["skew.rate.score"] == pytest.approx(SCORE_MISMATCH_RATE)
+    assert f"monitor skew of m: skew (monitor run {run['run_id'][:8]})" in buf.getvalue()

@@ -245,3 +245,24 @@ def export_dags(folder: Path) -> list[Path]:
             )
         )
     return out
+
+
+def demo_schedule(
+    model: str, checks: tuple[str, ...] = ("drift", "skew"), every_minutes: float = 60, console: Any = None
+) -> list[dict[str, Any]]:
+    """The demo's monitor step: schedule `checks` of a served model every hour and run the due ones once."""
+    from rich.console import Console
+
+    con = console or Console()
+    spec = declare(model, list(checks), every_minutes=every_minutes)
+    done = run_due(names=[spec["name"]])
+    for d in done:
+        for check, out in (d.get("checks") or {}).items():
+            con.print(f"  monitor {check} of {model}: {out.get('verdict')} (monitor run {str(out.get('run_id'))[:8]})")
+        for check, err in (d.get("errors") or {}).items():
+            con.print(f"  [yellow]monitor {check} of {model} failed:[/] {err}")
+    con.print(
+        f"  scheduled every {every_minutes:g} min: `roost monitor schedule --once` runs the due checks; "
+        f"`roost ui` → Models → {model} charts them over time"
+    )
+    return done

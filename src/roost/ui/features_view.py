@@ -65,11 +65,16 @@ def _facts(name: str, spec: dict[str, Any], wm: dict[str, Any] | None, now: date
     """The view's summary: fields, entities, TTL, source, materialisation, online rows, freshness."""
     wm = wm or {}
     newest = _time(wm.get("newest_event"))
+
+    def mapping(v: Any) -> dict[str, Any]:
+        return dict(v) if isinstance(v, dict) else {}  # a hand-written spec of another shape: shown empty
+
+    ents = spec.get("entities")
     return {
         "name": name,
-        "entities": list(spec.get("entities") or []),
-        "join_keys": dict(spec.get("join_keys") or {}),
-        "fields": dict(spec.get("fields") or {}),
+        "entities": [str(e) for e in ents] if isinstance(ents, list) else [],
+        "join_keys": mapping(spec.get("join_keys")),
+        "fields": mapping(spec.get("fields")),
         "ttl_seconds": spec.get("ttl_seconds"),
         "ttl": ttl_text(spec.get("ttl_seconds")),
         "source": spec.get("source"),
