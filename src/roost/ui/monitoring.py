@@ -40,7 +40,7 @@ def monitor_runs(
     model: str | None = None, check: str | None = None, view: str | None = None, limit: int = HISTORY
 ) -> list[dict[str, Any]]:
     """The newest `limit` monitor runs (of a model, a check kind, reading a view), oldest first."""
-    from roost.monitor.record import experiment_for
+    from roost.monitor.record import KIND, PREFIX, experiment_for
     from roost.registry.api import search_runs
 
     conds = ["tags.roost.kind = 'monitor'"]
@@ -48,10 +48,18 @@ def monitor_runs(
         conds.append(f"tags.roost.monitor.check = '{check}'")
     if view:
         conds.append(f"tags.`roost.monitor.view.{view}` = '1'")
+    if model:
+        scope = [experiment_for(model)]
+    else:  # every monitor experiment (by name: no scan of other experiments' runs)
+        from roost.registry.reads import experiment_names
+
+        scope = [n for n in experiment_names() if n == KIND or n.startswith(PREFIX)]
+        if not scope:
+            return []
     try:
         runs = search_runs(
             " and ".join(conds),
-            experiment=experiment_for(model) if model else None,
+            experiment=scope,
             order_by="start_time DESC",
             limit=limit,
             warn_unknown=False,
