@@ -36,37 +36,35 @@ def _ms(t: Any) -> float | None:
     return None
 
 
-def monitor_runs(
-    model: str | None = None, check: str | None = None, view: str | None = None, limit: int = HISTORY
-) -> list[dict[str, Any]]:
-    """The newest `limit` monitor runs (of a model, a check kind, reading a view), oldest first."""
-    from roost.monitor.record import KIND, PREFIX, experiment_for
-    from roost.registry.api import search_runs
+# what each check's charts read: (metric key prefixes, param key prefixes, params of the newest run only)
+READS: dict[str, tuple[tuple[str, ...], tuple[str, ...], bool]] = {
+    "drift": (("drift.score.", "drift.drifted."), ("drift.threshold.", "drift.method."), True),
+    "skew": (("skew.rate.", "skew.compared.", "skew.stale_online."), ("skew.ref.", "skew.max_mismatch"), False),
+    "shadow": (("shadow.agreement",), ("shadow.min_agreement",), True),
+    "analysis": (("analysis.",), (), True),
+}
 
-    conds = ["tags.roost.kind = 'monitor'"]
-    if check:
-        conds.append(f"tags.roost.monitor.check = '{check}'")
+
+def monitor_runs(
+    model: str | None = None, check: str = "drift", view: str | None = None, limit: int = HISTORY
+) -> list[dict[str, Any]]:
+    """The newest `limit` monitor runs of one check (of a model, or reading a view), oldest first, with the
+    metrics and params its charts use (roost.registry.reads.run_history: a bounded read)."""
+    from roost.monitor.record import KIND, PREFIX, experiment_for
+    from roost.registry.reads import experiment_names, run_history
+
+    conds = [f"tags.roost.kind = 'monitor' and tags.roost.monitor.check = '{check}'"]
     if view:
         conds.append(f"tags.`roost.monitor.view.{view}` = '1'")
+    names = experiment_names()
     if model:
-        scope = [experiment_for(model)]
+        scope = [experiment_for(model)] if experiment_for(model) in names else []
     else:  # every monitor experiment (by name: no scan of other experiments' runs)
-        from roost.registry.reads import experiment_names
-
-        scope = [n for n in experiment_names() if n == KIND or n.startswith(PREFIX)]
-        if not scope:
-            return []
-    try:
-        runs = search_runs(
-            " and ".join(conds),
-            experiment=scope,
-            order_by="start_time DESC",
-            limit=limit,
-            warn_unknown=False,
-        )
-    except NotFoundError:
-        return []  # no monitor experiment yet
-    return list(reversed(runs))
+        scope = [n for n in names if n == KIND or n.startswith(PREFIX)]
+    if not scope:
+        return []
+    metrics, params, newest = READS[check]
+    return run_history(" and ".join(conds), scope, limit, metrics, params, params_newest=1 if newest else None)
 
 
 def _suffixes(runs: list[dict[str, Any]], prefix: str) -> list[str]:
