@@ -168,3 +168,64 @@ def test_model_page_without_monitor_runs_says_how_to_start(ws: Any, tmp_path: Pa
     page = app_client.get("/models/m")
     assert page.status_code == 200
     assert 'id="monitoring"' in page.text and "No monitor runs yet" in page.text
+
+
+def _shadow_rows(log_dir: Path, n: int = 120, seed: int = 0) -> list[dict[str, Any]]:
+    """Shadow comparison rows as `roost serve --shadow` writes them (model churn, v1 primary, v2 shadow)."""
+    from datetime import UTC, datetime, timedelta
+
+    import numpy as np
+
+    from roost.serve.rollout import ShadowLog
+
+    rng = np.random.default_rng(seed)
+    t0 = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
+    rows = []
+    for i in range(n):
+        p = float(rng.random())
+        s = min(1.0, max(0.0, p + float(rng.normal(0, 0.2))))
+        rows.append(
+            {
+                "_ts": t0 + timedelta(minutes=i),
+                "_request_id": f"q{i}",
+                "_row": 0,
+                "model": "churn",
+                "primary_version": "1",
+                "shadow_version": "2",
+                "output": "probability",
+                "primary": [p],
+                "shadow": [s],
+                "abs_diff": abs(p - s),
+                "primary_label": str(int(p >= 0.5)),
+                "shadow_label": str(int(s >= 0.5)),
+                "agree": (p >= 0.5) == (s >= 0.5),
+                "primary_latency_ms": 1.0,
+                "shadow_latency_ms": 2.0,
+            }
+        )
+    log = ShadowLog(log_dir, flush_rows=10**9)
+    log.add(rows)
+    log.flush()
+    return rows
+
+
+def test_shadow_agreement_is_recorded_and_charted_with_the_gate(
+    ws: Any, tmp_path: Path, cli: Any, app_client: Any
+) -> None:
+    import roost
+
+    register_model(tmp_path, "churn")
+    wants = []
+    for seed in (0, 1):
+        rows = _shadow_rows(tmp_path / f"shadow{seed}", seed=seed)
+        wants.append(sum(r["agree"] for r in rows) / len(rows))  # brute force
+        code, out, _ = cli("monitor", "shadow", str(tmp_path / f"shadow{seed}"), "--min-agreement", "0.5", "--json")
+        assert code == 0, out
+    runs = roost.search_runs(experiment="monitor/churn", order_by="start_time ASC")
+    assert [r["metrics"]["shadow.agreement"] for r in runs] == pytest.approx(wants)
+    assert [r["metrics"]["shadow.agreement.v1_v2"] for r in runs] == pytest.approx(wants)
+    assert runs[-1]["params"]["shadow.min_agreement"] == pytest.approx(0.5)
+    assert runs[-1]["tags"]["roost.monitor.check"] == "shadow" and runs[-1]["tags"]["roost.monitor.version"] == "1"
+    (chart,) = page_charts(app_client.get("/models/churn").text, "shadow-charts")
+    assert chart["series"][0]["values"] == pytest.approx(wants)
+    assert chart["thresholds"][0]["value"] == pytest.approx(0.5)
