@@ -64,7 +64,7 @@ def _list(as_json: bool) -> None:
                 s["model"],
                 ", ".join(s["checks"]),
                 f"every {s['every_minutes']:g} min" if s.get("every_minutes") is not None else f"cron {s['cron']}",
-                s.get("last_run") or "never",
+                (s.get("last_run") or "never")[:16].replace("T", " "),
                 "yes" if ms.is_due(s) else "no",
             ]
             for n, s in found.items()
