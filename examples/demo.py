@@ -106,6 +106,7 @@ def main() -> int:
         out_dir=WS / "reports",
         console=console,
         data=pd.read_parquet(WS / "data" / "train.parquet"),
+        monitor="engagement-live",  # its drift and skew checks scheduled and run once: charted in `roost ui`
     )
     console.print(f"reports: {WS / 'reports'}")
 

@@ -54,13 +54,18 @@ def engagement_demo(
     out_dir: str | Path | None = None,
     data: Any = None,
     console: Any = None,
+    monitor: str | None = None,
 ) -> dict[str, Any]:
-    """Print drift of the later slice vs the first week and a fairness table for `gender`; return both reports."""
+    """Print drift of the later slice vs the first week and a fairness table for `gender`; return both reports.
+
+    `monitor`: a served model whose drift and skew checks are then scheduled and run once (recorded monitor runs).
+    """
     from rich.console import Console
     from rich.table import Table
 
     from roost.monitor.drift_report import compare
     from roost.monitor.report import drift_html, fairness_html, write
+    from roost.pipeline.monitor_schedule import demo_schedule
     from roost.responsible.group_fairness import group_metrics
 
     con = console or Console()
@@ -112,6 +117,7 @@ def engagement_demo(
     for w in fair.warnings:
         con.print(f"  [yellow]warning:[/] {w}")
     out: dict[str, Any] = {"drift": rep, "fairness": fair}
+    out["monitor"] = demo_schedule(monitor, console=con) if monitor else None
     if out_dir is not None:
         d = Path(out_dir)
         out["drift_html"] = write(drift_html(rep), d / "drift.html")

@@ -275,6 +275,23 @@ def run_lineage(run_id: str) -> dict[str, Any]:
     }
 
 
+def model_views(model: str | None, version: str | int | None = None) -> list[str]:
+    """The feature views a registered model version read in training ([] when unknown)."""
+    if not model:
+        return []
+    try:
+        from roost.registry.backend import default_store
+
+        uri = f"{model}/{version}" if version not in (None, "") and str(version).isdigit() else model
+        mv = default_store().lookup_version(uri)  # the record only: no package download
+        if not mv.run_id:
+            return []
+        return sorted({str(v["name"]) for v in run_lineage(mv.run_id)["feature_views"]})
+    except RoostError as exc:  # an unregistered model or a deleted run: no views, not an error
+        log.debug("no feature views for %s: %s", model, exc)
+        return []
+
+
 def version_lineage(uri: str) -> dict[str, Any]:
     """The model-version part of the chain and everything below it ('name@alias' or 'name/3')."""
     from roost.registry.backend import default_store

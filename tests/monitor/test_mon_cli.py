@@ -43,7 +43,7 @@ def test_profile_and_drift_and_check(cli, ws, files) -> None:
     assert "roost_drift_feature_drifted" in (files / "d.prom").read_text()
     import roost
 
-    logged = roost.search_runs(experiment="monitoring")
+    logged = roost.search_runs(experiment="monitor/eng")  # one experiment of monitor runs per model
     assert len(logged) == 1 and logged[0]["tags"]["roost.monitor.model"] == "eng"
     code, out, _ = cli("monitor", "check", *args, "--drift-share", "0.05")
     assert code == 1 and out.startswith("DRIFT")

@@ -325,8 +325,9 @@ def test_cli_log_records_a_run_with_the_report(ws: Any, tmp_path: Path, cli: Any
     assert len(runs) == 1
     r = runs[0]
     assert r["tags"]["roost.monitor.verdict"] == "skew" and r["tags"]["roost.monitor.model"] == "m"
-    assert r["metrics"]["mismatch_rate.score"] == pytest.approx(4 / 5)
-    assert any("logged as run" in n for n in json.loads(stdout)["notes"])
+    assert r["metrics"]["skew.rate.score"] == pytest.approx(4 / 5)
+    assert r["experiment"] == "monitor/m"
+    assert any("recorded as monitor run" in n for n in json.loads(stdout)["notes"])
 
 
 # ---------------------------------------------------------------- end to end: a real `roost serve --log-requests 1`

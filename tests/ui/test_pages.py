@@ -133,13 +133,19 @@ def test_feature_views_appear_once_defined(client, ws):
     default_store().put_object(
         "feature_view",
         "user_stats",
-        {
-            "entities": ["user_id"],
-            "features": [{"name": "clicks_7d", "dtype": "int64"}],
-            "ttl": "7d",
+        {  # as roost.features.definitions.FeatureView.spec() stores it
+            "name": "user_stats",
+            "entities": ["user"],
+            "join_keys": {"user_id": "int64"},
+            "source": "users",
+            "fields": {"clicks_7d": "int64"},
+            "ttl_seconds": 7 * 86400.0,
+            "transform": None,
             "description": "<script>x</script>",
         },
     )
     html = client.get("/features").text
     assert "user_stats" in html and "clicks_7d" in html and "<script>x" not in html
+    page = client.get("/features/user_stats").text
+    assert "7.0 days" in page and "&lt;script&gt;x" in page and "<script>x" not in page
     assert "Feature views</a>" in client.get("/runs").text

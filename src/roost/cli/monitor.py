@@ -95,20 +95,45 @@ def _writable(html: Path | None, prom: Path | None) -> None:
             check_writable(path, option)
 
 
-def _emit(report: Any, html: Path | None, prom: Path | None, log: bool, model: str | None) -> None:
-    """Write the optional outputs of a drift report."""
+def _record(do: bool | None, what: str, fn: Any, *args: Any, **kw: Any) -> str:
+    """Record a check as a monitor run: a note saying which run, or why none (no workspace, --no-record)."""
+    if do is False:
+        return ""
+    try:
+        return f"recorded as monitor run {fn(*args, **kw)[:8]} (experiment {_experiment(kw.get('model'))})"
+    except RoostError as exc:
+        if do:  # asked for explicitly: a failure is an error
+            raise
+        return f"{what} not recorded ({exc.message}); pass --no-record to skip recording"
+
+
+def _views(model: str | None, version: str | None = None) -> list[str]:
+    """The feature views the model's registered version read in training ([] when unknown)."""
+    from roost.lineage import model_views
+
+    return model_views(model, version)
+
+
+def _experiment(model: str | None) -> str:
+    from roost.monitor.record import experiment_for
+
+    return experiment_for(model)
+
+
+def _emit(report: Any, html: Path | None, prom: Path | None, record: bool | None, model: str | None) -> None:
+    """Write the optional outputs of a drift report, and record it as a monitor run (unless --no-record)."""
     from roost.monitor import alerts
+    from roost.monitor.record import record_drift
     from roost.monitor.report import drift_html, write
 
-    page = drift_html(report) if html is not None or log else None
+    page = drift_html(report) if html is not None or record is not False else None
     if html is not None:
         write(page, html, "--html")  # type: ignore[arg-type]
     if prom is not None:
         alerts.write_prom(report, prom, model or "")
-    if log:
-        from roost.monitor.api import log_report
-
-        report.notes.append(f"logged as run {log_report(report, model, html=page)[:8]}")
+    note = _record(record, "drift", record_drift, report, model=model, views=_views(model), html=page)
+    if note:
+        report.notes.append(note)
 
 
 _OPTS: dict[str, Any] = {
@@ -125,7 +150,13 @@ _OPTS: dict[str, Any] = {
     ),
     "html": typer.Option(None, "--html", help="Write the HTML report here."),
     "prom": typer.Option(None, "--prom", help="Write Prometheus gauges here (node_exporter textfile collector)."),
-    "log": typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; seen in the UI)."),
+    "record": typer.Option(
+        None,
+        "--record/--no-record",
+        "--log",
+        help="Record the check as a monitor run (experiment monitor/MODEL; charted in the UI) [default: when in a "
+        "workspace].",
+    ),
     "as_json": typer.Option(False, "--json", help="Print the report as JSON."),
 }
 
@@ -142,7 +173,7 @@ def drift_cmd(
     drift_share: float = _OPTS["drift_share"],
     html: Path | None = _OPTS["html"],
     prom: Path | None = _OPTS["prom"],
-    log: bool = _OPTS["log"],
+    record: bool | None = _OPTS["record"],
     as_json: bool = _OPTS["as_json"],
 ) -> None:
     """Per-feature drift (PSI, KS, chi², Jensen–Shannon, Wasserstein) with thresholds and a verdict."""
@@ -150,7 +181,7 @@ def drift_cmd(
 
     _writable(html, prom)
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
-    _emit(rep, html, prom, log, model)
+    _emit(rep, html, prom, record, model)
     if as_json:
         print_json(rep.to_dict())
         return
@@ -193,7 +224,7 @@ def check(
     drift_share: float = _OPTS["drift_share"],
     html: Path | None = _OPTS["html"],
     prom: Path | None = _OPTS["prom"],
-    log: bool = _OPTS["log"],
+    record: bool | None = _OPTS["record"],
     as_json: bool = _OPTS["as_json"],
 ) -> None:
     """Exit 1 when the dataset drifted, 0 when not (2 on bad input): for cron, CI and alerting."""
@@ -202,7 +233,7 @@ def check(
 
     _writable(html, prom)
     rep = _drift(reference, current, model, since, until, features, method, threshold, drift_share)
-    _emit(rep, html, prom, log, model)
+    _emit(rep, html, prom, record, model)
     if as_json:
         print_json(
             {
@@ -229,6 +260,7 @@ def analyze(
     bins: int = typer.Option(5, "--bins", min=2, help="Quantile bins for numeric slices."),
     threshold: float = typer.Option(0.5, "--threshold", help="Decision threshold (binary)."),
     html: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
+    record: bool | None = _OPTS["record"],
     as_json: bool = typer.Option(False, "--json", help="Print the analysis as JSON."),
 ) -> None:
     """Model analysis: metrics by slice, calibration curve, score distribution, confusion matrix."""
@@ -252,8 +284,26 @@ def analyze(
         if overlap.overlaps:  # loud: on stderr whatever the output format, and in the report's notes
             an.notes.append(overlap.message())
             Console(stderr=True, soft_wrap=True).print(f"[bold red]warning:[/] {escape(overlap.message())}")
-    if html is not None:
-        write(analysis_html(an), html)
+    page = analysis_html(an) if html is not None or record is not False else None
+    if html is not None and page is not None:
+        write(page, html)
+    if model is not None or run is not None:
+        from roost.monitor.record import record_analysis
+
+        name, _, ver = (model or "").partition("/")
+        note = _record(
+            record,
+            "analysis",
+            record_analysis,
+            an,
+            model=name.split("@")[0] or None,
+            version=ver or None,
+            views=_views(name.split("@")[0] or None, ver or None),
+            threshold=threshold,
+            html=page,
+        )
+        if note:  # on stderr: the analysis (and its JSON) is the library's, unchanged
+            Console(stderr=True, soft_wrap=True).print(f"[dim]note:[/] {escape(note)}")
     if as_json:
         print_json(an.to_dict())
         return
@@ -393,7 +443,7 @@ def skew_cmd(
     until: str | None = typer.Option(None, "--until", help="Requests before this UTC time."),
     rtol: float = typer.Option(1e-6, "--rtol", min=0.0, help="Relative tolerance for float features."),
     atol: float = typer.Option(1e-9, "--atol", min=0.0, help="Absolute tolerance for float features."),
-    log: bool = typer.Option(False, "--log", help="Record the report as a run (experiment 'monitoring'; in the UI)."),
+    record: bool | None = _OPTS["record"],
     as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
 ) -> None:
     """Served feature values vs a point-in-time recomputation: exit 1 when a feature's mismatch rate is too high."""
@@ -406,13 +456,14 @@ def skew_cmd(
         check_writable(out, "--out")  # before minutes of recomputation, not after
     with _status("recomputing served features ..."):
         rep = skew(logs, model=model, since=since, until=until, max_mismatch=max_mismatch, rtol=rtol, atol=atol)
-    page = skew_html(rep) if out is not None or log else None
+    page = skew_html(rep) if out is not None or record is not False else None
     if out is not None and page is not None:
         write(page, out)
-    if log:
-        from roost.monitor.api import log_skew
+    from roost.monitor.record import record_skew
 
-        rep.notes.append(f"logged as run {log_skew(rep, model, html=page)[:8]}")
+    note = _record(record, "skew", record_skew, rep, model=model, html=page)
+    if note:
+        rep.notes.append(note)
     if as_json:
         print_json(rep.to_dict())
     else:
@@ -441,13 +492,27 @@ def shadow_cmd(
         None, "--max-diff", min=0.0, help="Exit 1 when the --quantile of |score difference| is above this."
     ),
     quantile: float = typer.Option(0.99, "--quantile", min=0.0, max=1.0, help="Quantile --max-diff applies to."),
+    record: bool | None = _OPTS["record"],
     as_json: bool = typer.Option(False, "--json", help="Print the summary as JSON."),
 ) -> None:
     """Shadow vs primary answers: agreement, |score difference| quantiles, latencies; exit 1 when a gate fails."""
     from roost.cli.output import echo, print_json, print_table
+    from roost.monitor.record import record_shadow
     from roost.monitor.shadow import shadow_summary
 
     rep = shadow_summary(logs, model, since, until, min_agreement=min_agreement, max_diff=max_diff, quantile=quantile)
+    if rep.pairs:
+        note = _record(
+            record,
+            "shadow",
+            record_shadow,
+            rep,
+            model=model,
+            views=_views(model),
+            min_agreement=min_agreement,
+            max_diff=max_diff,
+        )
+        rep.notes.extend([note] if note else [])
     if as_json:
         print_json(rep.to_dict())
     else:
@@ -486,6 +551,9 @@ def register(app: typer.Typer) -> None:
     group.command("analyze")(analyze)
     group.command("skew")(skew_cmd)
     group.command("shadow")(shadow_cmd)
+    from roost.cli.monitor_schedule import app_ as schedule_app
+
+    group.add_typer(schedule_app, name="schedule")
     app.add_typer(group, name="monitor")
     app.command("fairness")(fairness_cmd)
     app.command("explain")(explain_cmd)

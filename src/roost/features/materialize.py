@@ -174,10 +174,28 @@ def materialize(
                 "start": None if r.start is None else r.start.isoformat(),
                 "end": end_t.isoformat(),
                 "updated_at": datetime.now(UTC).isoformat(),
+                **_online_stats(store, r.view),
             },
         )
         log.info("materialized %s: %d entities (%d written) up to %s", r.view, r.rows, r.written, end_t)
     return results
+
+
+def _online_stats(store: Any, view: str) -> dict[str, Any]:
+    """What the online store holds for a view now (rows, newest event), recorded with the watermark so that pages
+    show it without reading the store (roost.ui.features_view); {} when the store cannot tell."""
+    try:
+        st = store.stats(view)
+    except Exception as exc:  # noqa: BLE001 - the values are written; a failed count must not fail the run
+        log.warning("online stats of %s not recorded: %s", view, exc)
+        return {}
+    if not st:
+        return {}
+    newest = st.get("newest_event")
+    return {
+        "online_rows": st.get("rows"),
+        "newest_event": None if newest is None else datetime.fromtimestamp(newest / 1e6, UTC).isoformat(),
+    }
 
 
 def _explain_empty(

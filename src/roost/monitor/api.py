@@ -148,46 +148,19 @@ def write_run_reference(
     return written
 
 
-def log_report(report: Any, model: str | None = None, experiment: str = "monitoring", html: str | None = None) -> str:
-    """Record a drift report as a run (tags, metrics, drift.json/drift.html artifacts) so the UI lists it."""
-    import json
-    import tempfile
+def log_report(report: Any, model: str | None = None, experiment: str | None = None, html: str | None = None) -> str:
+    """Record a drift report as a monitor run (experiment `monitor/<model>`; see roost.monitor.record)."""
+    from roost.monitor.record import record_drift
 
-    from roost.registry.api import start_run
-
-    tags = {
-        "roost.kind": "monitor",
-        "roost.monitor.verdict": "drift" if report.dataset_drift else "ok",
-        "roost.monitor.reference": report.reference,
-        "roost.monitor.current": report.current,
-    }
-    if model:
-        tags["roost.monitor.model"] = model
-    with start_run(experiment=experiment, name=f"drift {model or ''}".strip(), tags=tags) as run:
-        run.log_metrics(
-            {
-                "drift_share": report.share,
-                "features_drifted": float(report.n_drifted),
-                "dataset_drift": float(report.dataset_drift),
-                "rows_current": float(report.rows_cur),
-            }
-        )
-        with tempfile.TemporaryDirectory(prefix="roost-monitor-") as tmp:
-            j = Path(tmp) / "drift.json"
-            j.write_text(json.dumps(report.to_dict(bins=True), default=str))
-            run.log_artifact(j, "drift.json")
-            if html is not None:
-                h = Path(tmp) / "drift.html"
-                h.write_text(html, encoding="utf-8")
-                run.log_artifact(h, "drift.html")
-    return run.id
+    return record_drift(report, model, html=html, experiment=experiment)
 
 
 def latest_drift(model: str) -> dict[str, Any] | None:
     """The newest logged drift result for a model name ({'run_id', 'verdict', 'share', 'when'}), or None."""
     from roost.registry.api import search_runs
 
-    runs = search_runs(f"tags.roost.monitor.model = '{model}'", order_by="start_time DESC", limit=1)
+    q = f"tags.roost.monitor.model = '{model}' and tags.roost.monitor.check = 'drift'"
+    runs = search_runs(q, order_by="start_time DESC", limit=1, warn_unknown=False)
     if not runs:
         return None
     r = runs[0]
@@ -201,34 +174,11 @@ def latest_drift(model: str) -> dict[str, Any] | None:
     }
 
 
-def log_skew(report: Any, model: str | None = None, experiment: str = "monitoring", html: str | None = None) -> str:
-    """Record a skew report as a run (verdict tag, mismatch-rate metrics, skew.json/skew.html) so the UI lists it."""
-    import json
-    import tempfile
+def log_skew(report: Any, model: str | None = None, experiment: str | None = None, html: str | None = None) -> str:
+    """Record a skew report as a monitor run (experiment `monitor/<model>`; see roost.monitor.record)."""
+    from roost.monitor.record import record_skew
 
-    from roost.registry.api import start_run
-
-    tags = {
-        "roost.kind": "monitor",
-        "roost.monitor.check": "skew",
-        "roost.monitor.verdict": "skew" if report.failed else "ok",
-        "roost.monitor.current": report.source,
-    }
-    if model:
-        tags["roost.monitor.model"] = model
-    metrics = {"rows_compared": float(report.rows_compared), "features_failing": float(len(report.failing))}
-    metrics.update({f"mismatch_rate.{f.feature}": f.mismatch_rate for f in report.features})
-    with start_run(experiment=experiment, name=f"skew {model or ''}".strip(), tags=tags) as run:
-        run.log_metrics(metrics)
-        with tempfile.TemporaryDirectory(prefix="roost-monitor-") as tmp:
-            j = Path(tmp) / "skew.json"
-            j.write_text(json.dumps(report.to_dict(), default=str))
-            run.log_artifact(j, "skew.json")
-            if html is not None:
-                h = Path(tmp) / "skew.html"
-                h.write_text(html, encoding="utf-8")
-                run.log_artifact(h, "skew.html")
-    return run.id
+    return record_skew(report, model, html=html, experiment=experiment)
 
 
 def _rows(x: Any) -> Any:

@@ -14,6 +14,8 @@ from typing import Any
 from roost.pipeline.dsl import Pipeline
 
 TEMPLATE = '''"""Airflow DAG exported by `roost pipeline export` from {source}. Regenerate instead of editing."""
+import datetime
+
 import pendulum
 from airflow.providers.standard.operators.bash import BashOperator
 from airflow.sdk import DAG
@@ -23,7 +25,7 @@ PIPELINE = {source!r}
 WORKSPACE = {workspace!r}
 PARAMS = {params!r}
 
-with DAG(dag_id={dag_id!r}, schedule=None, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
+with DAG(dag_id={dag_id!r}, schedule={schedule}, start_date=pendulum.datetime(2026, 1, 1, tz="UTC"), catchup=False,
          tags=["roost"]) as dag:
     tasks = {{}}
 {tasks}
@@ -41,8 +43,16 @@ TASK = """    tasks[{name!r}] = BashOperator(
     )"""
 
 
-def export_airflow(p: Pipeline, source: Path, out: Path, workspace: Path, params: dict[str, Any] | None = None) -> Path:
-    """Write an Airflow DAG file that runs pipeline `p` (defined in `source`) task by task."""
+def export_airflow(
+    p: Pipeline,
+    source: Path,
+    out: Path,
+    workspace: Path,
+    params: dict[str, Any] | None = None,
+    schedule: str = "None",
+) -> Path:
+    """Write an Airflow DAG file that runs pipeline `p` (defined in `source`) task by task; `schedule`: the DAG's
+    schedule as Python source (None: triggered by hand; a cron string or a datetime.timedelta for a cadence)."""
     allp = {**p.params, **(params or {})}
     blocks, edges = [], []
     for level in p.order():
@@ -59,6 +69,7 @@ def export_airflow(p: Pipeline, source: Path, out: Path, workspace: Path, params
         workspace=str(workspace.resolve()),
         params=json.dumps(allp, default=str),
         dag_id=_dag_id(p.name),
+        schedule=schedule,
         tasks="\n".join(blocks),
         edges="\n".join(edges),
     )

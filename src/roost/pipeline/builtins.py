@@ -1,5 +1,5 @@
 """Built-in pipeline tasks: materialize, train, evaluate, compare (champion/challenger gate), shadow_gate (on
-serving shadow comparisons), register, promote, notebook.
+serving shadow comparisons), register, promote, notebook, monitor (a recorded monitor check).
 Outputs are JSON-friendly dicts so they travel through Airflow XComs unchanged.
 
 Each built-in is one `@task(name=...)` function, plus, where it reads or changes state outside its inputs, the
@@ -284,6 +284,18 @@ def tune(
     return tune_task(config, trials, sampler, register, seed)
 
 
+def _monitor_summary(out: dict[str, Any]) -> str:
+    return f"{out.get('check')} of {out.get('model')}: {out.get('verdict')} (monitor run {str(out.get('run_id'))[:8]})"
+
+
+@task(name="monitor", cache=False, summary=_monitor_summary)  # new requests keep arriving: always run
+def monitor(model: str, check: str, options: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one monitor check (drift, skew, shadow, analysis) of a model and record it as a monitor run."""
+    from roost.pipeline.monitor_checks import run_check
+
+    return run_check(model, check, options)
+
+
 BUILTINS: dict[str, Task] = {
-    t.name: t for t in (materialize, train, tune, evaluate, compare, shadow_gate, register, promote, notebook)
+    t.name: t for t in (materialize, train, tune, evaluate, compare, shadow_gate, register, promote, notebook, monitor)
 }

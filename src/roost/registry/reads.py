@@ -41,6 +41,7 @@ __all__ = [
     "experiment_ids",
     "experiment_names",
     "experiments_with_counts",
+    "run_history",
     "runs_slice",
 ]
 
@@ -291,3 +292,68 @@ def runs_slice(
             kids += found
             level = [r["run_id"] for r in found]
     return RunsSlice(runs, kids, count, page)
+
+
+def _prefixed(col: Any, prefixes: Sequence[str]) -> ColumnElement[bool]:
+    """`col` starts with one of the prefixes (LIKE with % and _ escaped)."""
+    esc = [p.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") for p in prefixes]
+    return or_(*(col.like(e + "%", escape="\\") for e in esc))
+
+
+def run_history(
+    filter: str | None,
+    experiments: Sequence[str],
+    limit: int,
+    metrics: Sequence[str] = (),
+    params: Sequence[str] = (),
+    store: Store | None = None,
+    params_newest: int | None = None,
+) -> list[RunDict]:
+    """The newest `limit` active runs of the experiments matching a filter, oldest first, as run dicts holding all
+    tags but only the metrics and params whose keys start with one of `metrics` / `params` (a history chart's
+    series and thresholds: a bounded read however many keys each run logged); `params_newest`: params of the
+    newest N runs only."""
+    from roost.registry import query
+
+    st = store or default_store()
+    eids = experiment_ids(list(experiments), st)
+    runs_t = Run.__table__
+    with st.engine.connect() as conn:
+        conds: list[ColumnElement[bool]] = [runs_t.c.lifecycle_stage == "active", runs_t.c.experiment_id.in_(eids)]
+        if filter and filter.strip():
+            conds.append(query.plan_filter(filter, conn))
+        q = select(*runs_t.c).where(*conds).order_by(runs_t.c.start_time.desc(), runs_t.c.id.desc()).limit(limit)
+        rows = list(conn.execute(q).mappings())
+        names = dict(conn.execute(select(Experiment.__table__.c.id, Experiment.__table__.c.name)).all())
+        out: dict[str, RunDict] = {
+            r["id"]: {
+                "run_id": r["id"],
+                "name": r["name"],
+                "experiment": names.get(r["experiment_id"]),
+                "status": r["status"],
+                "start_time": aware(r["start_time"]),
+                "end_time": aware(r["end_time"]),
+                "params": {},
+                "metrics": {},
+                "tags": {},
+            }
+            for r in reversed(rows)
+        }
+        if not out:
+            return []
+        ids = list(out)
+        p, m, t = Param.__table__, LatestMetric.__table__, Tag.__table__
+        for rid, k, v in conn.execute(select(t.c.run_id, t.c.key, t.c.value).where(t.c.run_id.in_(ids))):
+            out[rid]["tags"][k] = v
+        if metrics:
+            mq = select(m.c.run_id, m.c.key, m.c.value).where(m.c.run_id.in_(ids), _prefixed(m.c.key, metrics))
+            for rid, k, v in conn.execute(mq):
+                out[rid]["metrics"][k] = v
+        if params:
+            pids = ids if params_newest is None else ids[len(ids) - params_newest :]
+            pq = select(p.c.run_id, p.c.key, p.c.value, p.c.type).where(
+                p.c.run_id.in_(pids), _prefixed(p.c.key, params)
+            )
+            for rid, k, v, typ in conn.execute(pq):
+                out[rid]["params"][k] = decode_param(v, typ)
+    return list(out.values())

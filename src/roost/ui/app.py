@@ -87,7 +87,15 @@ def make_env() -> Environment:
     )
     env.filters.update(value=fmt_value, time=fmt_time, size=fmt_size, duration=duration)
     env.globals["urlencode"] = lambda pairs: urlencode(pairs, doseq=True)
+    env.globals["monitoring_section"] = _monitoring_section
     return env
+
+
+def _monitoring_section(name: str) -> Any:
+    """The model page's monitoring data (roost.ui.monitoring.section), for templates/_monitoring.html."""
+    from roost.ui.monitoring import section
+
+    return section(name)
 
 
 class UI:
@@ -162,7 +170,7 @@ def create_app(
     None: a random one (one process); the team server passes one that all its workers share)."""
     from roost.netpolicy.limits import ConnStats
     from roost.netpolicy.metrics import metrics_route
-    from roost.ui import api, artifacts_view, lineage_view, pages, shadow_view, tbroutes
+    from roost.ui import api, artifacts_view, features_view, lineage_view, monitoring, pages, shadow_view, tbroutes
 
     if token is not None and not _TOKEN_OK.match(token):
         raise RoostError(
@@ -189,6 +197,8 @@ def create_app(
         *pages.routes(ui),
         *shadow_view.routes(ui),
         *lineage_view.routes(ui),
+        *monitoring.routes(ui),
+        *features_view.routes(ui),
         *artifacts_view.routes(ui),
         *api.routes(ui),
         *tbroutes.routes(ui),

@@ -1,4 +1,4 @@
-"""HTML pages: experiments, runs table, run, compare, models, feature views."""
+"""HTML pages: experiments, runs table, run, compare, models (feature views: roost.ui.features_view)."""
 
 from __future__ import annotations
 
@@ -80,8 +80,7 @@ def routes(ui: UI) -> list[Route]:
         *run_routes(ui),
         *compare_routes(ui),
         *models_routes(ui),
-        *features_routes(ui),
-    ]
+    ]  # /features: roost.ui.features_view
 
 
 def experiments_routes(ui: UI) -> list[Route]:
@@ -245,20 +244,6 @@ def models_routes(ui: UI) -> list[Route]:
         return ui.render(request, "model.html", qs=query_builder(request), **view)
 
     return [Route("/models", models), Route("/models/{name}", model)]
-
-
-def features_routes(ui: UI) -> list[Route]:
-    """/features: the feature views with their definitions."""
-    from roost.ui import data
-
-    async def features(request: Request) -> Response:
-        import json
-
-        views = data.feature_views()
-        shown = {n: {"spec": s, "json": json.dumps(s, indent=2, default=str, sort_keys=True)} for n, s in views.items()}
-        return ui.render(request, "features.html", views=shown)
-
-    return [Route("/features", features)]
 
 
 def _lineage(run_id: str) -> dict[str, Any] | None:

@@ -83,6 +83,15 @@ class OnlineStore(ABC):
     def drop_view(self, view: str) -> None:
         """Forget every stored value of a view."""
 
+    def stats(self, view: str) -> dict[str, Any] | None:
+        """{'rows': entities stored, 'newest_event': newest event time in UTC microseconds or None} for a
+        materialised view; None when the store cannot tell. May read the whole view: materialisation records it."""
+        return None
+
+    def sample(self, view: str, n: int) -> list[dict[str, Any]]:
+        """Up to `n` stored rows of a view (join keys, fields, `__et` in UTC microseconds): a bounded read."""
+        return []
+
     def close(self) -> None:  # noqa: B027 - optional hook: stores without connections keep this no-op
         """Release connections."""
 

@@ -186,6 +186,39 @@ class RedisOnlineStore(OnlineStore):
         self._queue_drop(pipe, view)
         pipe.execute()
 
+    def stats(self, view: str) -> dict[str, Any] | None:
+        """Rows (the view's index size) and newest event time (its highest score): O(log n), no scan."""
+        if not self.has_view(view):
+            return None
+        rows = int(str(self.r.zcard(self._idx(view))))
+        top = self.r.zrevrange(self._idx(view), 0, 0, withscores=True)
+        newest = float(top[0][1]) if top else None
+        ok = newest is not None and newest not in (float("inf"), float("-inf"))
+        return {"rows": rows, "newest_event": int(newest) if ok and newest is not None else None}
+
+    def sample(self, view: str, n: int) -> list[dict[str, Any]]:
+        """The `n` entities with the newest event times (join keys as stored in the hash key)."""
+        raw = self.r.hget(self._meta(), view)
+        if raw is None:
+            return []
+        schema = json.loads(raw)
+        keys, fields = list(schema["keys"]), dict(schema["fields"])
+        hkeys = [_text(h) for h in self.r.zrevrange(self._idx(view), 0, max(0, int(n) - 1))]
+        pipe = self.r.pipeline(transaction=False)
+        for hk in hkeys:
+            pipe.hmget(hk, [f"{view}:{f}" for f in [*fields, "__et"]])
+        out = []
+        head = f"{self.prefix}:{','.join(keys)}:"
+        for hk, vals in zip(hkeys, pipe.execute()):
+            ident = hk[len(head) :] if hk.startswith(head) else hk
+            row: dict[str, Any] = (
+                {keys[0]: decode(ident, schema["keys"][keys[0]])} if len(keys) == 1 else {",".join(keys): ident}
+            )
+            row.update({f: decode(v, dt) for (f, dt), v in zip(fields.items(), vals)})
+            row["__et"] = _time(vals[-1])
+            out.append(row)
+        return out
+
     def close(self) -> None:
         """Close the connection pool."""
         self.r.close()

@@ -141,6 +141,27 @@ class SQLiteOnlineStore(OnlineStore):
             con.execute("ROLLBACK")
             raise
 
+    def stats(self, view: str) -> dict[str, Any] | None:
+        """Rows and newest event time of a view (reads the whole table: call it at materialisation)."""
+        con = self._con()
+        if self._schema(con, view) is None:
+            return None
+        rows, newest = con.execute(f"SELECT count(*), max(__et) FROM {table(view)}").fetchone()
+        return {"rows": int(rows), "newest_event": None if newest is None else int(newest)}
+
+    def sample(self, view: str, n: int) -> list[dict[str, Any]]:
+        """The first `n` rows of a view in key order (decoded as their dtypes)."""
+        from roost.features.online_stores.base import decode
+
+        con = self._con()
+        schema = self._schema(con, view)
+        if schema is None:
+            return []
+        types = {**schema["keys"], **schema["fields"], "__et": "int64"}
+        cols = list(types)
+        got = con.execute(f"SELECT {', '.join(q(c) for c in cols)} FROM {table(view)} LIMIT ?", (int(n),)).fetchall()
+        return [{c: decode(v, types[c]) for c, v in zip(cols, row)} for row in got]
+
     def close(self) -> None:
         """Close this thread's connection."""
         con = getattr(self._local, "con", None)

@@ -89,7 +89,7 @@
     fig.setAttribute("data-metric", key);
     fig.setAttribute("data-kind", chart.kind || "step");
     var cap = document.createElement("figcaption");
-    cap.textContent = key + (chart.split ? " · by " + (chart.x_label || "step") : "") + (logY ? " (log scale)" : "");
+    cap.textContent = (chart.title || key) + (chart.split ? " · by " + (chart.x_label || "step") : "") + (logY ? " (log scale)" : "");
     fig.appendChild(cap);
     var allS = [], allV = [];
     series.forEach(function (s) { allS = allS.concat(s.steps); allV = allV.concat(s.values); });
@@ -126,6 +126,13 @@
       }
       el("title", {}, g).textContent = (series.length > 1 ? s.label + ": " : "") + mk.label;
     });
+    (chart.thresholds || []).forEach(function (th) {  // a check's threshold: a dashed horizontal line
+      var g = el("g", {"class": "threshold", "data-value": th.value}, svg);
+      el("line", {x1: M.l, x2: W - M.r, y1: y(th.value), y2: y(th.value), stroke: "#b91c1c", "stroke-dasharray": "6 4",
+                  "stroke-width": 1.5}, g);
+      el("text", {x: W - M.r - 4, y: y(th.value) - 4, "text-anchor": "end", "class": "threshold-label"}, g).textContent = th.label || ("threshold " + fmt(th.value));
+      el("title", {}, g).textContent = th.label || ("threshold " + fmt(th.value));
+    });
     series.forEach(function (s, i) {
       var color = COLORS[i % COLORS.length], d = "", pen = "M", n = 0;
       s.steps.forEach(function (st, j) {
@@ -136,7 +143,12 @@
       var p = el("path", {d: d.trim(), stroke: color, fill: "none", "stroke-width": 1.8, "class": "series",
                           "data-run": s.id, "data-points": n}, svg);
       el("title", {}, p).textContent = s.label;
-      if (n === 1) {
+      if (chart.dots) {  // one dot per point (a monitor run each)
+        s.steps.forEach(function (st, j) {
+          if (s.values[j] === null) return;
+          el("circle", {cx: x(st), cy: y(s.values[j]), r: 3.5, fill: color, "class": "series-point", "data-run": s.id}, svg);
+        });
+      } else if (n === 1) {
         var j = s.values.findIndex(function (v) { return v !== null; });
         el("circle", {cx: x(s.steps[j]), cy: y(s.values[j]), r: 3.5, fill: color, "class": "series-point"}, svg);
       }
@@ -272,4 +284,11 @@
 
   window.roostCharts = {draw: draw};  // for pages that embed their chart payloads (the model page's traffic)
   document.querySelectorAll(".charts[data-runs]").forEach(load);
+  // charts the server put in the page (monitoring history): data-charts holds the payloads
+  document.querySelectorAll(".charts[data-charts]").forEach(function (container) {
+    if (container.getAttribute("data-ready")) return;
+    container.textContent = "";
+    JSON.parse(container.getAttribute("data-charts") || "[]").forEach(function (c) { draw(container, c); });
+    container.setAttribute("data-ready", "1");
+  });
 })();
