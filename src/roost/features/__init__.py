@@ -21,6 +21,7 @@ _API = {
     "list_definitions": "roost.features.apply:list_definitions",
     "materialize": "roost.features.materialize:materialize",
     "open_online_store": "roost.features.online_stores:open_online_store",
+    "stream": "roost.features.streaming.consumer:stream",
 }
 
 __all__ = sorted(_API)
