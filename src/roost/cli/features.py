@@ -117,6 +117,43 @@ def materialize_cmd(
             echo(f"[yellow]{r.note}[/]")
 
 
+@features_app.command("push")
+def push_cmd(
+    view: str = typer.Argument(..., help="feature view name"),
+    file: str = typer.Argument(..., help=".parquet, .csv or .jsonl rows: join keys, event time, every field"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Push rows of a view's features into the online store and the view's offline log (all or none)."""
+    from roost.cli.output import echo, print_json
+    from roost.features.push import push
+
+    n = push(view, file)
+    if as_json:
+        print_json({"view": view, "rows": n})
+    else:
+        echo(f"pushed {n} rows to {view}")
+
+
+@features_app.command("serve")
+def serve_cmd(
+    host: str = typer.Option("127.0.0.1", "--host", help="bind address (loopback by default)"),
+    port: int = typer.Option(6566, "--port"),
+    token: str | None = typer.Option(None, "--token", envvar="ROOST_FEATURES_TOKEN", help="require this bearer token"),
+    allow_host: list[str] | None = typer.Option(
+        None, "--allow-host", help="also answer this Host name, repeatable ('*' = any); see docs/security.md"
+    ),
+    max_body: int = typer.Option(16 << 20, "--max-body", help="largest request body in bytes"),
+) -> None:
+    """Run the online feature server: get-online-features, push, health and metrics over HTTP."""
+    from roost import workspace
+    from roost.cli.output import echo
+    from roost.features.feature_server import serve
+
+    ws = workspace.current()
+    echo(f"roost feature server on http://{host}:{port} (online store {ws.online_store})")
+    serve(host=host, port=port, token=token, allow_hosts=allow_host or (), max_body=max_body)
+
+
 def _parse_entities(specs: list[str]) -> dict[str, list[str]]:
     from roost.errors import RoostError
 

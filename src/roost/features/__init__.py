@@ -1,4 +1,4 @@
-"""roost feature store: definitions, point-in-time training sets, materialisation and online reads.
+"""roost feature store: definitions, point-in-time training sets, materialisation, pushes and online reads.
 
 Names load lazily so `import roost.features` stays fast (no DuckDB, Arrow or pandas until used).
 """
@@ -20,6 +20,8 @@ _API = {
     "apply": "roost.features.apply:apply",
     "list_definitions": "roost.features.apply:list_definitions",
     "materialize": "roost.features.materialize:materialize",
+    "push": "roost.features.push:push",
+    "Pusher": "roost.features.push:Pusher",
     "open_online_store": "roost.features.online_stores:open_online_store",
     "stream": "roost.features.streaming.consumer:stream",
 }
@@ -31,7 +33,7 @@ __getattr__, __dir__ = lazy_api(__name__, _API)
 
 
 class _Package(types.ModuleType):
-    """This package, whose public functions `apply` and `materialize` share their names with the submodules that
+    """This package, whose public functions `apply`, `materialize` and `push` share their names with the submodules that
     define them: importing a submodule (`from roost.features.apply import ...`) must not replace the function."""
 
     def __setattr__(self, name: str, value: object) -> None:

@@ -13,13 +13,14 @@ from typing import TYPE_CHECKING, Any
 from roost.errors import RoostError
 from roost.features.checks import check_mixed_datetimes, float_text_key, int_cast, parquet_tz_kinds, user_error
 from roost.features.definitions import DTYPES
+from roost.features.push_log import with_pushed
+from roost.features.sql_text import NEG_INF, lit, q, ts_lit
 
 if TYPE_CHECKING:
     import duckdb
 
 log = logging.getLogger(__name__)
 
-NEG_INF = "'-infinity'::TIMESTAMPTZ"
 _AWARE = {"TIMESTAMP WITH TIME ZONE", "TIMESTAMPTZ"}
 _NAIVE = {"TIMESTAMP", "TIMESTAMP_NS", "TIMESTAMP_MS", "TIMESTAMP_S", "DATETIME", "DATE"}
 
@@ -37,21 +38,6 @@ __all__ = [
     "view_rows",
     "check_time_kinds",
 ]
-
-
-def q(name: str) -> str:
-    """Quote an SQL identifier."""
-    return '"' + name.replace('"', '""') + '"'
-
-
-def lit(value: str) -> str:
-    """Quote an SQL string literal."""
-    return "'" + value.replace("'", "''") + "'"
-
-
-def ts_lit(t: datetime) -> str:
-    """An aware datetime as a DuckDB TIMESTAMPTZ literal."""
-    return f"{lit(t.isoformat())}::TIMESTAMPTZ"
 
 
 def connect(root: Path | None = None) -> duckdb.DuckDBPyConnection:
@@ -233,6 +219,8 @@ def view_rows(
     sql = f"SELECT {', '.join(sel)} FROM {from_sql}"
     if where:
         sql += " WHERE " + " AND ".join(where)
+    if src.get("event_time"):
+        sql = with_pushed(sql, view, root, start, end)
     return sql
 
 

@@ -1,0 +1,182 @@
+"""The offline log of pushed rows: Parquet files partitioned by event day under the workspace's state folder.
+
+Layout: `.roost/features/push/<view>/day=YYYY-MM-DD/<batch>.parquet`, one file per push and event day, with the
+view's join keys, `__et`, `__ct` (null: no created time), its fields, `__batch` (the push's id, increasing in push
+order) and `__row` (position in the push). Files are written under a temporary name and renamed, so a reader sees a
+push's file whole or not at all. `sources.view_rows` adds the log's rows after the source's rows, deduplicated
+on (keys, event time, created time) with the last push winning: re-pushing a row changes nothing.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import os
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from roost.features.sql_text import NEG_INF, lit, q, ts_lit
+
+if TYPE_CHECKING:
+    import pyarrow as pa
+
+DAY_US = 86_400_000_000
+_counter = itertools.count()
+_thread_lock = threading.Lock()
+
+
+__all__ = ["log_dir", "log_glob", "has_log", "view_lock", "Staged", "stage", "drop_log", "with_pushed"]
+
+
+def log_dir(root: Path, view: str) -> Path:
+    """The folder holding a view's pushed rows."""
+    from roost.workspace import STATE_DIR
+
+    return root / STATE_DIR / "features" / "push" / view
+
+
+def log_glob(root: Path, view: str) -> str:
+    """The glob matching every committed file of a view's log."""
+    return str(log_dir(root, view) / "day=*" / "*.parquet")
+
+
+def has_log(root: Path, view: str) -> bool:
+    """True when the view has at least one committed pushed file."""
+    import glob
+
+    return bool(glob.glob(log_glob(root, view)))
+
+
+@contextlib.contextmanager
+def view_lock(root: Path, view: str) -> Iterator[None]:
+    """Serialise pushes of one view across threads and processes (log order == online write order)."""
+    import fcntl
+
+    d = log_dir(root, view)
+    d.mkdir(parents=True, exist_ok=True)
+    with _thread_lock, open(d / ".lock", "a+b") as fh:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+
+
+def _batch_id() -> str:
+    """An id that sorts in push order: wall-clock nanoseconds, then the process and a counter."""
+    return f"{time.time_ns():020d}-{os.getpid():08d}-{next(_counter):08d}"
+
+
+class Staged:
+    """One push's files: written under temporary names, then committed (renamed) or discarded."""
+
+    def __init__(self, pairs: list[tuple[Path, Path]]) -> None:
+        self.pairs = pairs  # (temporary path, final path)
+        self.committed: list[Path] = []
+
+    def commit(self) -> None:
+        """Rename every temporary file to its final name (all of them, or none on error)."""
+        try:
+            for tmp, final in self.pairs:
+                os.replace(tmp, final)
+                self.committed.append(final)
+        except BaseException:
+            self.undo()
+            raise
+
+    def undo(self) -> None:
+        """Remove what this push wrote: committed files and leftovers."""
+        for p in self.committed:
+            with contextlib.suppress(FileNotFoundError):
+                p.unlink()
+        self.committed.clear()
+        self.discard()
+
+    def discard(self) -> None:
+        """Remove temporary files that were not committed."""
+        for tmp, _ in self.pairs:
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+
+
+def stage(root: Path, view: str, table: pa.Table) -> Staged:
+    """Write `table` (keys, __et, __ct, fields) as one temporary Parquet file per event day."""
+    import numpy as np
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
+    batch = _batch_id()
+    n = table.num_rows
+    table = table.append_column("__batch", pa.array([batch] * n, pa.string()).dictionary_encode())
+    table = table.append_column("__row", pa.array(np.arange(n, dtype=np.int32)))
+    et = table.column("__et").cast(pa.int64()).to_numpy()
+    days = et // DAY_US
+    staged = Staged([])
+    uniq = np.unique(days)
+    try:
+        for day in uniq:
+            part = table if len(uniq) == 1 else table.filter(pa.array(days == day))
+            stamp = time.strftime("%Y-%m-%d", time.gmtime(int(day) * 86_400))
+            d = log_dir(root, view) / f"day={stamp}"
+            d.mkdir(parents=True, exist_ok=True)
+            final = d / f"{batch}.parquet"
+            tmp = d / f".{batch}.parquet.tmp"
+            staged.pairs.append((tmp, final))
+            pq.write_table(part, tmp)
+    except BaseException:
+        staged.discard()
+        raise
+    return staged
+
+
+def drop_log(root: Path, view: str) -> int:
+    """Delete a view's pushed rows (every committed file); returns the number of files removed."""
+    import glob
+
+    files = glob.glob(log_glob(root, view))
+    for f in files:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(f)
+    return len(files)
+
+
+def with_pushed(sql: str, view: dict[str, Any], root: Path, start: datetime | None, end: datetime | None) -> str:
+    """The source's rows then the view's pushed rows (`push_log`), numbered after them in push order.
+
+    The log is read deduplicated on (keys, event time, created time), the last push winning; the files are named
+    in the SQL (not globbed), so reading it twice reads the same rows.
+    """
+    import glob
+
+    from roost.features.definitions import DTYPES
+
+    files = sorted(glob.glob(log_glob(root, view["name"])))
+    if not files:
+        return sql
+    keys, fields = view["join_keys"], view["fields"]
+    cast = [f"CAST({q(k)} AS {DTYPES[t][0]}) AS {q(k)}" for k, t in keys.items()]
+    cast += [f"CAST({q(f)} AS {DTYPES[t][0]}) AS {q(f)}" for f, t in fields.items()]
+    where = [f"{q(k)} IS NOT NULL" for k in keys]
+    if start is not None:
+        where.append(f"__et >= {ts_lit(start)}")
+    if end is not None:
+        where.append(f"__et <= {ts_lit(end)}")
+    part = ", ".join([q(k) for k in keys] + ["__et", "__ct"])
+    listed = "[" + ", ".join(lit(f) for f in files) + "]"
+    pushed = (
+        f"SELECT {', '.join(cast)}, CAST(__et AS TIMESTAMPTZ) AS __et, "
+        f"coalesce(CAST(__ct AS TIMESTAMPTZ), {NEG_INF}) AS __ct, __batch, __row "
+        f"FROM read_parquet({listed}, union_by_name = true) WHERE {' AND '.join(where)} "
+        f"QUALIFY row_number() OVER (PARTITION BY {part} ORDER BY __batch DESC, __row DESC) = 1"
+    )
+    cols = ", ".join([q(k) for k in keys] + ["__et", "__ct", "__rn"] + [q(f) for f in fields])
+    return (
+        f"WITH __b AS ({sql}) SELECT {cols} FROM (SELECT {cols} FROM __b UNION ALL "
+        f"SELECT {', '.join(q(k) for k in keys)}, __et, __ct, "
+        f"(SELECT count(*) FROM __b) + row_number() OVER (ORDER BY __batch, __row) AS __rn, "
+        f"{', '.join(q(f) for f in fields)} FROM ({pushed})) ORDER BY __rn"
+    )
