@@ -27,17 +27,28 @@ MAX_BACKOFF_S = 30.0
 
 
 class _PushSink:
-    """The default sink: `roost.features.push` through one Pusher (the view's definitions looked up once)."""
+    """The default sink: `roost.features.push` through one Pusher (the view's definitions looked up once), given a
+    typed Arrow table (decoded events are already typed: this skips push's per-value conversion, ~2x faster)."""
 
-    def __init__(self) -> None:
+    def __init__(self, schema: Schema) -> None:
+        self.schema = schema
         self.pusher: Any = None
 
     def __call__(self, view: str, rows: list[dict[str, Any]]) -> Any:
+        import pyarrow as pa
+
+        from roost.features.definitions import arrow_type
+
         if self.pusher is None:
             from roost.features.push import Pusher
 
             self.pusher = Pusher(view)
-        return self.pusher.push(rows)
+        sc = self.schema
+        types = {**sc.keys, **sc.fields, sc.event_time: "timestamp"}
+        if sc.created_time:
+            types[sc.created_time] = "timestamp"
+        table = pa.table({c: pa.array([r[c] for r in rows], arrow_type(d)) for c, d in types.items()})
+        return self.pusher.push(table)
 
 
 class Consumer:
@@ -153,7 +164,7 @@ def stream(
     stats = StreamStats(view, source, grp)
     server = MetricsServer(stats, src.lag, metrics_port, metrics_host) if metrics_port is not None else None
     restore = _install_stop(stop)
-    worker = Consumer(view, src, schema, stats, sink or _PushSink())
+    worker = Consumer(view, src, schema, stats, sink or _PushSink(schema))
     log.info("consuming %s into %s (group %s, batch %d)", source, view, grp, batch)
     try:
         if on_start is not None:

@@ -23,6 +23,11 @@ def _s(v: Any) -> str:
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
+def _stream_entries(reply: Any) -> Any:
+    """The entries of the one stream read, from an XREADGROUP reply (RESP2, which this client asks for)."""
+    return reply[0][1] if reply else []
+
+
 def group_info(client: Any, stream: str, group: str) -> dict[str, Any]:
     """XINFO GROUPS' entry for `group` (keys as text), or {} when the stream or group does not exist."""
     import redis
@@ -48,7 +53,7 @@ class RedisSource(EventSource):
             raise RoostError("the redis package is not installed", hint="pip install 'roost[redis]'") from e
         self.stream, self.group, self.consumer = stream, group, consumer
         self.dead_name = f"{stream}:dead"
-        self.client = redis.Redis.from_url(server, socket_timeout=None, socket_connect_timeout=10)
+        self.client = redis.Redis.from_url(server, protocol=2, socket_timeout=None, socket_connect_timeout=10)
         try:
             self.client.xgroup_create(stream, group, id=start, mkstream=True)
             log.info("created consumer group %s on stream %s from %s", group, stream, start)
@@ -64,7 +69,7 @@ class RedisSource(EventSource):
 
     def _entries(self, reply: Any) -> list[Event]:
         out = []
-        for entry_id, fields in reply:
+        for entry_id, fields in reply or []:
             out.append(Event(_s(entry_id), fields if fields else None))
         return out
 
@@ -72,7 +77,7 @@ class RedisSource(EventSource):
         """This consumer's unacked events first, then events idle in dead consumers, then new ones."""
         if self._own_pending:
             reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: "0"}, count=count)
-            events = self._entries(reply[0][1]) if reply else []
+            events = self._entries(_stream_entries(reply))
             if events:
                 self.redelivered += len(events)
                 return events
@@ -92,7 +97,7 @@ class RedisSource(EventSource):
                 self.redelivered += len(events)
                 return events
         reply = self.client.xreadgroup(self.group, self.consumer, {self.stream: ">"}, count=count, block=block_ms)
-        return self._entries(reply[0][1]) if reply else []
+        return self._entries(_stream_entries(reply))
 
     def ack(self, ids: list[str]) -> None:
         """XACK the ids."""
