@@ -16,7 +16,7 @@ from typing import Any
 from roost.errors import ConfigError, RoostError
 from roost.features.streaming.events import BadEvent, Event, Schema, decode, schema_for
 from roost.features.streaming.metrics import MetricsServer, StreamStats
-from roost.features.streaming.sources import EventSource, open_source, parse_source
+from roost.features.streaming.sources import EventSource, default_consumer, parse_source
 
 __all__ = ["stream", "Consumer"]
 
@@ -111,6 +111,20 @@ class Consumer:
         for ev, reason in bad:
             log.warning("event %s of %s to %s: %s", ev.id, self.view, self.source.dead_name, reason)
         return len(events)
+
+
+def open_source(url: str, view: str, group: str | None = None, consumer: str | None = None) -> EventSource:
+    """The event source for `url`, joined to consumer group `group` (default `roost-<view>`) as `consumer`."""
+    src = parse_source(url)
+    group = group or f"roost-{view}"
+    consumer = consumer or default_consumer(view)
+    if src.scheme == "kafka":
+        from roost.features.streaming.kafka_source import KafkaSource
+
+        return KafkaSource(src.server, src.name, group, consumer)
+    from roost.features.streaming.redis_source import RedisSource
+
+    return RedisSource(src.server, src.name, group, consumer)
 
 
 def _install_stop(stop: threading.Event) -> Callable[[], None]:

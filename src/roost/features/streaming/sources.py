@@ -10,7 +10,7 @@ from urllib.parse import unquote, urlsplit
 from roost.errors import ConfigError
 from roost.features.streaming.events import Event
 
-__all__ = ["EventSource", "SourceURL", "open_source", "parse_source"]
+__all__ = ["EventSource", "SourceURL", "default_consumer", "parse_source"]
 
 
 @dataclass(frozen=True)
@@ -73,17 +73,3 @@ def parse_source(url: str) -> SourceURL:
 def default_consumer(view: str) -> str:
     """A consumer name stable across restarts on one machine, so a restarted consumer re-reads its own pending."""
     return f"{socket.gethostname()}-{view}"
-
-
-def open_source(url: str, view: str, group: str | None = None, consumer: str | None = None) -> EventSource:
-    """The event source for `url`, joined to consumer group `group` (default `roost-<view>`) as `consumer`."""
-    src = parse_source(url)
-    group = group or f"roost-{view}"
-    consumer = consumer or default_consumer(view)
-    if src.scheme == "kafka":
-        from roost.features.streaming.kafka_source import KafkaSource
-
-        return KafkaSource(src.server, src.name, group, consumer)
-    from roost.features.streaming.redis_source import RedisSource
-
-    return RedisSource(src.server, src.name, group, consumer)
