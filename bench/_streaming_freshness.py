@@ -110,7 +110,7 @@ def run_freshness(
         _workspace(root, store_url)
         r = redis.Redis(port=port)
         env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-        env["PYTHONPATH"] = str(REPO / "src")
+        env["PYTHONPATH"] = os.pathsep.join(p for p in [str(REPO / "src"), os.environ.get("PYTHONPATH", "")] if p)
         log = open(tmp / "consumer.log", "wb")
         consumer = subprocess.Popen(
             [sys.executable, "-m", "roost", "features", "stream", "live_clicks"]
@@ -224,6 +224,21 @@ def report(res: dict[str, Any], label: str) -> str:
         f"{res['probes']} probes ({res['missing']} never seen); consumer exit {res['consumer_exit']}; "
         f"load average {la[0]:.1f} {la[1]:.1f} {la[2]:.1f}"
     )
+
+
+def freshness_section(a: Any, work: Path, feast_py: Path | None) -> list[float]:
+    """bench/streaming.py's `--only freshness` section: both online stores; returns no ratio (no peer runs this).
+
+    Reads `a.rate`, `a.seconds` and `a.stream_batch` when the caller's parser defines them (defaults 10,000/s,
+    10 s, 1,000)."""
+    rate, seconds = getattr(a, "rate", 10_000), getattr(a, "seconds", 10.0)
+    batch = getattr(a, "stream_batch", 1000)
+    for store in ("sqlite", "redis"):
+        res = run_freshness(rate, seconds, batch, None if store == "sqlite" else "{redis}")
+        print(report(res, f"{store} online store"), flush=True)
+        if res["p99_ms"] >= 1000:
+            print(f"  freshness [{store}]: p99 over the 1 s target (see the load average: the consumer needs a core)")
+    return []
 
 
 def main(argv: list[str] | None = None) -> None:
