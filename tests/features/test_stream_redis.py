@@ -196,3 +196,43 @@ def test_kafka_without_its_client_says_what_to_install(clicks_ws):
 )
 def test_kafka_broker_round_trip():
     """Placeholder for a real-broker test (produce, consume, kill, restart) once a broker can be started in CI."""
+
+
+def test_a_failed_read_is_retried_not_fatal(clicks_ws, redis_url):
+    import redis
+
+    from roost.features.streaming.consumer import Consumer
+    from roost.features.streaming.events import schema_for
+    from roost.features.streaming.metrics import StreamStats
+    from roost.features.streaming.redis_source import RedisSource
+
+    name = "flaky"
+    r = _fresh_stream(redis_url, name)
+    events = make_events(10, users=3, seed=6)
+    for ev in events:
+        r.xadd(name, ev)
+
+    class Flaky(RedisSource):
+        failures = 2
+
+        def read(self, count, block_ms):
+            if self.failures:
+                self.failures -= 1
+                raise redis.ConnectionError("connection refused")
+            return super().read(count, block_ms)
+
+    import threading
+
+    stats = StreamStats("user_clicks", name, "g")
+    got: list[dict] = []
+    c = Consumer(
+        "user_clicks",
+        Flaky(redis_url, name, "g", "c"),
+        schema_for("user_clicks"),
+        stats,
+        lambda v, rows: got.extend(rows),
+    )
+    c.read_backoff = 0.01
+    assert [c.run_batch(100, 0, threading.Event()) for _ in range(3)] == [0, 0, 10]
+    assert stats.errors == 2
+    assert got == [parse(ev) for ev in events]

@@ -56,6 +56,7 @@ class Consumer:
 
     def __init__(self, view: str, source: EventSource, schema: Schema, stats: StreamStats, sink: Sink) -> None:
         self.view, self.source, self.schema, self.stats, self.sink = view, source, schema, stats, sink
+        self.read_backoff = 0.5
 
     def _write(self, rows: list[dict[str, Any]], events: list[Event]) -> list[tuple[Event, str]]:
         """Write rows; when the sink refuses the batch, write them one by one and return the refused events."""
@@ -74,7 +75,17 @@ class Consumer:
 
     def run_batch(self, count: int, block_ms: int, stop: threading.Event) -> int:
         """Read, decode, write, dead-letter and ack one batch; returns the number of events handled."""
-        events = self.source.read(count, block_ms)
+        try:
+            events = self.source.read(count, block_ms)
+            self.read_backoff = 0.5
+        except RoostError:
+            raise
+        except Exception as e:  # noqa: BLE001 - the broker is down or restarting: wait and read again
+            self.stats.errors += 1
+            log.warning("reading %s failed (%s); retrying in %.1f s", self.view, e, self.read_backoff)
+            stop.wait(self.read_backoff)
+            self.read_backoff = min(MAX_BACKOFF_S, self.read_backoff * 2)
+            return 0
         if not events:
             return 0
         rows: list[dict[str, Any]] = []
