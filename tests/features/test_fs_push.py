@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fs_helpers import write_defs
-from push_helpers import DEFS, FIELDS, T0, all_rows, brute_latest, brute_pit, rows
+from push_helpers import DEFS, FIELDS, T0, all_rows, brute_latest, brute_pit, fresh_redis, rows
 
 
 def _setup(ws, seed=0, n_batch=150):
@@ -175,6 +175,7 @@ def test_push_to_redis_equals_brute_force(fws, redis_url):
     (several rows of one entity in one push, older ones after newer ones)."""
     from roost.features import push
 
+    fresh_redis(redis_url)
     rng, batch = _setup(fws, 6)
     pushes = _pushes(rng, batch, 4)
     for p in pushes:
