@@ -71,8 +71,8 @@ def rayserve_python() -> Path:
 
 
 def feast_python() -> Path:
-    """The python of the Feast benchmark venv (feast[duckdb]==0.67.0), created on first use."""
-    return peer_venv("feast", ["feast[duckdb]==0.67.0"], "feast")
+    """The python of the Feast benchmark venv (feast[duckdb,redis]==0.67.0), created on first use."""
+    return peer_venv("feast", ["feast[duckdb,redis]==0.67.0"], "feast, redis")
 
 
 def run_driver(

@@ -9,7 +9,7 @@ from pathlib import Path
 BENCH = Path(__file__).resolve().parents[1] / "bench"
 # The pins of /work/shared/ENV-NOTES.md "Peers for the benchmarks": venv name -> requirements.
 PINS = {
-    "feast": ["feast[duckdb]==0.67.0"],
+    "feast": ["feast[duckdb,redis]==0.67.0"],  # redis: bench/streaming.py pushes to a Redis online store
     "mlserver": ["mlserver==1.7.1", "mlserver-sklearn==1.7.1"],
     "mlflow": ["mlflow==3.17.2"],
     "evidently": ["evidently==0.7.23", "fairlearn==0.15.0", "pandas<3"],

@@ -76,3 +76,11 @@ def brute_latest(held: list[dict], user: int) -> dict | None:
     """The latest row of an entity (what the online store must hold)."""
     cands = [r for r in held if r["user_id"] == user]
     return max(cands, key=lambda r: (r["event_time"].timestamp(), _ct(r), r["_order"])) if cands else None
+
+
+def fresh_redis(url: str) -> str:
+    """Empty the session's redis-server (every test workspace is project 'ws': the same key prefix)."""
+    import redis
+
+    redis.Redis.from_url(url).flushdb()
+    return url

@@ -7,7 +7,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fs_helpers import write_defs
-from push_helpers import DEFS, FIELDS, T0, all_rows, brute_latest, brute_pit, rows
+from push_helpers import DEFS, FIELDS, T0, all_rows, brute_latest, brute_pit, fresh_redis, rows
 from starlette.testclient import TestClient
 
 USERS = [*range(13), 99, 5]  # 99 has no row anywhere; 5 asked twice
@@ -23,7 +23,7 @@ def served(request, fws):
     from roost.features import apply, push
     from roost.features.feature_server import create_app
 
-    url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    url = fresh_redis(request.getfixturevalue("redis_url")) if request.param == "redis" else None
     rng = np.random.default_rng(11)
     rows(rng, 60).to_parquet(fws.root / "data" / "events.parquet")
     write_defs(fws.root, DEFS)

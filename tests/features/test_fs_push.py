@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from fs_helpers import write_defs
-from push_helpers import DEFS, FIELDS, T0, all_rows, brute_latest, brute_pit, rows
+from push_helpers import DEFS, FIELDS, T0, all_rows, brute_latest, brute_pit, fresh_redis, rows
 
 
 def _setup(ws, seed=0, n_batch=150):
@@ -175,6 +175,7 @@ def test_push_to_redis_equals_brute_force(fws, redis_url):
     (several rows of one entity in one push, older ones after newer ones)."""
     from roost.features import push
 
+    fresh_redis(redis_url)
     rng, batch = _setup(fws, 6)
     pushes = _pushes(rng, batch, 4)
     for p in pushes:
@@ -183,3 +184,56 @@ def test_push_to_redis_equals_brute_force(fws, redis_url):
     for p in pushes:  # idempotent re-push
         push("clicks", p, online_store=redis_url)
     _check_online(all_rows(batch.head(0), pushes), url=redis_url)
+
+
+def test_concurrent_pushes_agree_online_and_offline(fws, monkeypatch):
+    """Threads pushing tied rows (same users, same event time) at once: the log's order is the online write
+    order, so the online value of every user is the one training_set picks after the tie (the last push).
+    A random pause before each online write lets pushes overtake each other where nothing serialises them."""
+    import random
+    import threading
+    import time
+
+    from roost.features import online, training_set
+    from roost.features.online_stores.sqlite import SQLiteOnlineStore
+    from roost.features.push import Pusher
+
+    real = SQLiteOnlineStore.write
+
+    def slow(self, views):
+        time.sleep(random.random() * 0.01)
+        return real(self, views)
+
+    monkeypatch.setattr(SQLiteOnlineStore, "write", slow)
+
+    _setup(fws, 8)
+    t = T0 + timedelta(days=5)
+    errors = []
+
+    def worker(w):
+        try:
+            p = Pusher("clicks")
+            for i in range(8):
+                p.push(
+                    {
+                        "user_id": [0, 1, 2],
+                        "event_time": [t] * 3,
+                        "clicks": [w * 100 + i] * 3,
+                        "score": [float(w)] * 3,
+                        "label": [f"w{w}i{i}"] * 3,
+                    }
+                )
+        except Exception as exc:  # surfaced below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(4)]
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    assert not errors, errors
+    ent = pd.DataFrame({"user_id": [0, 1, 2], "event_time": pd.to_datetime([t] * 3, utc=True)})
+    off = training_set(ent, [f"clicks:{f}" for f in FIELDS], output="arrow").select(FIELDS).to_pylist()
+    on = online([f"clicks:{f}" for f in FIELDS], {"user_id": [0, 1, 2]}, output="arrow").select(FIELDS).to_pylist()
+    assert off == on
+    assert len({r["label"] for r in on}) == 1  # every user got its value from the same (last) push

@@ -12,6 +12,9 @@ features_app = typer.Typer(
 def register(app: typer.Typer) -> None:
     """Add the `features` group."""
     app.add_typer(features_app, name="features")
+    from roost.cli.features_stream import register as register_stream
+
+    register_stream(features_app)
 
 
 @features_app.command("apply")

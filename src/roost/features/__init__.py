@@ -24,6 +24,7 @@ _API = {
     "push": "roost.features.push:push",
     "Pusher": "roost.features.push:Pusher",
     "open_online_store": "roost.features.online_stores:open_online_store",
+    "stream": "roost.features.streaming.consumer:stream",
 }
 
 __all__ = sorted(_API)

@@ -68,7 +68,8 @@ def as_table(rows: Any, view: str) -> pa.Table:
         import pandas as pd
 
         if isinstance(rows, pd.DataFrame):
-            check_mixed_datetimes(rows, what)
+            if any(pd.api.types.is_object_dtype(dt) for dt in rows.dtypes):  # only these can mix naive/aware
+                check_mixed_datetimes(rows, what)
             return pa.Table.from_pandas(rows, preserve_index=False)
         if isinstance(rows, dict):
             cols = {str(k): list(v) if not hasattr(v, "__array__") else v for k, v in rows.items()}

@@ -66,9 +66,15 @@ def view_lock(root: Path, view: str) -> Iterator[None]:
             fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
 
 
+_last_ns = 0
+
+
 def _batch_id() -> str:
-    """An id that sorts in push order: wall-clock nanoseconds, then the process and a counter."""
-    return f"{time.time_ns():020d}-{os.getpid():08d}-{next(_counter):08d}"
+    """An id that sorts in push order (called under the view lock): wall-clock nanoseconds, never going back
+    within a process, then the process and a counter."""
+    global _last_ns
+    _last_ns = max(time.time_ns(), _last_ns + 1)
+    return f"{_last_ns:020d}-{os.getpid():08d}-{next(_counter):08d}"
 
 
 class Staged:
