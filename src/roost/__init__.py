@@ -53,7 +53,7 @@ _API = {
 }
 
 # roost.sklearn.autolog() etc.: the per-library autolog modules (not in __all__: `import *` gives functions only)
-_FLAVORS = {f: f"roost.autologging:{f}" for f in ("sklearn", "lightgbm", "xgboost")}
+_FLAVORS = {f: f"roost.autologging:{f}" for f in ("sklearn", "lightgbm", "xgboost", "lightning", "transformers")}
 
 _SUBMODULES = {
     "workspace",

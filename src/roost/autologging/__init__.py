@@ -12,7 +12,13 @@ import importlib.util
 from roost._lazy import lazy_api
 from roost.autologging.core import MAX_TUNING_RUNS
 
-FLAVORS = ("sklearn", "lightgbm", "xgboost")  # roost.autologging.<flavor> patches the library of the same name
+FLAVORS = (
+    "sklearn",
+    "lightgbm",
+    "xgboost",
+    "lightning",
+    "transformers",
+)  # roost.autologging.<flavor> patches the library of the same name
 
 __all__ = ["autolog", "FLAVORS", "MAX_TUNING_RUNS"]
 
