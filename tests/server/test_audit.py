@@ -205,11 +205,11 @@ def test_batched_writer_writes_every_row_once_and_survives_a_failing_batch(
     real_write = store.write
     broken = [True]
 
-    def write_once_broken() -> Any:
+    def write_once_broken(durable: bool = True) -> Any:
         if broken:
             broken.pop()
             raise RuntimeError("database is gone")
-        return real_write()
+        return real_write(durable)
 
     monkeypatch.setattr(store, "write", write_once_broken)
     with caplog.at_level(logging.ERROR, logger="roost.registry.audit_writer"):
