@@ -266,3 +266,25 @@ def airflow(airflow_bin: Path, _airflow_migrated: Path, tmp_path: Path) -> tuple
     cfg = home / "airflow.cfg"
     cfg.write_text(cfg.read_text().replace(str(_airflow_migrated), str(home)))
     return airflow_bin, _airflow_env(home)
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The python of MLflow 3.17.2's venv .bench/mlflow (the peer the benches use), created from the package index
+    on first use — under a file lock, since xdist workers may ask at once; skipped only when pip cannot install it."""
+    import importlib
+    import subprocess
+    import sys
+
+    from filelock import FileLock
+
+    repo = Path(__file__).resolve().parents[1]
+    (repo / ".bench").mkdir(exist_ok=True)
+    sys.path.insert(0, str(repo / "bench"))
+    try:
+        with FileLock(str(repo / ".bench" / "mlflow.lock")):
+            return Path(importlib.import_module("_common").mlflow_python())
+    except (subprocess.CalledProcessError, OSError) as exc:
+        pytest.skip(f"cannot create MLflow's venv .bench/mlflow (mlflow==3.17.2) from the package index: {exc}")
+    finally:
+        sys.path.remove(str(repo / "bench"))

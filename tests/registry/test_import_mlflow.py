@@ -16,7 +16,6 @@ import roost
 from roost.registry import api, importer
 from roost.registry.store import default_store
 
-MLFLOW_PY = Path(__file__).resolve().parents[2] / ".bench" / "mlflow" / "bin" / "python"
 HANG_GUARD_S = 600
 
 WRITER = r"""
@@ -83,15 +82,13 @@ json.dump({"runs": ref, "deleted": deleted}, open(out, "w"))
 """
 
 
-def _write_store(tmp_path: Path, uri: str) -> dict:
-    if not MLFLOW_PY.exists():
-        pytest.skip("MLflow's bench venv .bench/mlflow is missing (bench/registry.py creates it)")
+def _write_store(py: Path, tmp_path: Path, uri: str) -> dict:
     (tmp_path / "writer.py").write_text(WRITER)
     env = {**os.environ, "MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"}
     env["MLFLOW_ALLOW_FILE_STORE"] = "true"  # MLflow 3 keeps its file store only on request
     env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run(
-        [str(MLFLOW_PY), str(tmp_path / "writer.py"), uri, str(tmp_path / "ref.json")],
+        [str(py), str(tmp_path / "writer.py"), uri, str(tmp_path / "ref.json")],
         cwd=tmp_path,
         env=env,
         capture_output=True,
@@ -132,8 +129,8 @@ def _check(ref: dict, report: importer.ImportReport) -> None:
 
 
 @pytest.mark.slow
-def test_import_a_sqlite_store_written_by_mlflow(ws, tmp_path, cli):
-    ref = _write_store(tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
+def test_import_a_sqlite_store_written_by_mlflow(ws, tmp_path, cli, mlflow_python):
+    ref = _write_store(mlflow_python, tmp_path, f"sqlite:///{tmp_path / 'mlflow.db'}")
     report = importer.import_mlflow(f"sqlite:///{tmp_path / 'mlflow.db'}", default_store())
     _check(ref, report)
     code, out, err = cli("runs", "import-mlflow", f"sqlite:///{tmp_path / 'mlflow.db'}", "--json")
@@ -143,15 +140,15 @@ def test_import_a_sqlite_store_written_by_mlflow(ws, tmp_path, cli):
 
 
 @pytest.mark.slow
-def test_import_an_mlruns_folder_written_by_mlflow(ws, tmp_path):
-    ref = _write_store(tmp_path, (tmp_path / "mlruns").as_uri())
+def test_import_an_mlruns_folder_written_by_mlflow(ws, tmp_path, mlflow_python):
+    ref = _write_store(mlflow_python, tmp_path, (tmp_path / "mlruns").as_uri())
     report = importer.import_mlflow(str(tmp_path / "mlruns"), default_store())
     _check(ref, report)
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("kind", ["sqlite", "mlruns"])
-def test_deleted_runs_are_imported_deleted_with_mlflows_deletion_time(ws, tmp_path, kind):
+def test_deleted_runs_are_imported_deleted_with_mlflows_deletion_time(ws, tmp_path, kind, mlflow_python):
     """--include-deleted keeps MLflow's lifecycle: hidden, restorable, gc's age counted from MLflow's deleted_time."""
     from sqlalchemy import select
 
@@ -162,7 +159,7 @@ def test_deleted_runs_are_imported_deleted_with_mlflows_deletion_time(ws, tmp_pa
         uri = src = f"sqlite:///{tmp_path / 'mlflow.db'}"
     else:
         uri, src = (tmp_path / "mlruns").as_uri(), str(tmp_path / "mlruns")
-    ref = _write_store(tmp_path, uri)
+    ref = _write_store(mlflow_python, tmp_path, uri)
     report = importer.import_mlflow(src, default_store(), include_deleted=True)
     assert report.runs == len(ref["runs"]) + 2 == 6 and report.skipped_deleted == 0
     deleted = ref["deleted"]

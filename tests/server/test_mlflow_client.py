@@ -8,7 +8,6 @@ import json
 import os
 import random
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -21,19 +20,6 @@ REPO = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).parent
 MLFLOW_PIN = "mlflow==3.17.2"
 EXPERIMENT = "mlflow-compat"
-
-
-def _mlflow_python() -> Path:
-    """The python of .bench/mlflow (created with bench/_common's peer_venv when missing)."""
-    sys.path.insert(0, str(REPO / "bench"))
-    try:
-        import importlib
-
-        return Path(importlib.import_module("_common").mlflow_python())
-    except (subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"cannot create the MLflow client venv .bench/mlflow ({MLFLOW_PIN}): {exc}")
-    finally:
-        sys.path.remove(str(REPO / "bench"))
 
 
 ALICE_PW, BOB_PW = "alice's long passphrase", "bob's long passphrase"
@@ -105,11 +91,13 @@ def _spec() -> dict[str, Any]:
     }
 
 
-def test_stock_mlflow_client_logs_searches_and_registers_through_roost(server: Any, tmp_path: Path) -> None:
+def test_stock_mlflow_client_logs_searches_and_registers_through_roost(
+    server: Any, tmp_path: Path, mlflow_python: Path
+) -> None:
     from roost.registry import modelreg
     from roost.registry.store import open_store
 
-    py = _mlflow_python()
+    py = mlflow_python
     spec = _spec()
     (tmp_path / "in.json").write_text(json.dumps(spec))
     proc = subprocess.run(
