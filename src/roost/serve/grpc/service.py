@@ -178,9 +178,15 @@ class Servicer:  # method names are the RPC names of the spec
         return message("ServerReadyResponse")(ready=ok)
 
     async def ModelReady(self, req: Any) -> Any:
-        """Whether a served model (optionally exactly that version) is ready."""
-        self.app.lookup(req.name, req.version or None)
-        return message("ModelReadyResponse")(ready=True)
+        """Whether a served model (optionally exactly that version) is ready; on a many-model server, as HTTP's
+        ready: a model not loaded yet is ready (it loads on its first request) unless its last load failed."""
+        lazy = self.app.lazy
+        if lazy is None:
+            self.app.lookup(req.name, req.version or None)
+            return message("ModelReadyResponse")(ready=True)
+        key = lazy.target(req.name, req.version or None)
+        state, _ = lazy.state(key)
+        return message("ModelReadyResponse")(ready=not (key in lazy.failed and state == "UNAVAILABLE"))
 
     async def ServerMetadata(self, req: Any) -> Any:
         """Server name, version and protocol extensions."""
@@ -189,8 +195,16 @@ class Servicer:  # method names are the RPC names of the spec
         return message("ServerMetadataResponse")(name="roost", version=__version__, extensions=["binary_tensor_data"])
 
     async def ModelMetadata(self, req: Any) -> Any:
-        """The model's name, versions, platform and signature, as GET /v2/models/NAME gives them."""
-        model = self.app.lookup(req.name, req.version or None)
+        """The model's name, versions, platform and signature, as GET /v2/models/NAME gives them (a many-model
+        server loads the model first, as HTTP does)."""
+        lazy = self.app.lazy
+        if lazy is not None:
+            async with lazy.use(req.name, req.version or None) as model:
+                return self._metadata(model)
+        return self._metadata(self.app.lookup(req.name, req.version or None))
+
+    def _metadata(self, model: LoadedModel) -> Any:
+        """The ModelMetadataResponse of `model`."""
         resp = message("ModelMetadataResponse")(name=model.name, versions=[model.version], platform="onnxruntime_onnx")
         for spec, out in [(s, resp.inputs) for s in model.package.inputs] + [
             (s, resp.outputs) for s in model.package.outputs
@@ -199,6 +213,15 @@ class Servicer:  # method names are the RPC names of the spec
         return resp
 
     async def ModelInfer(self, req: Any, context: Any = None) -> bytes:
+        """Answer one inference request (_infer); a many-model server loads the model first and keeps it from
+        eviction until answered, as its HTTP routes do."""
+        lazy = self.app.lazy
+        if lazy is None:
+            return await self._infer(req, context)
+        async with lazy.use(req.model_name, req.model_version or None):
+            return await self._infer(req, context)
+
+    async def _infer(self, req: Any, context: Any) -> bytes:
         """Decode, validate, queue on the model's batcher and answer with raw output tensors.
 
         The request id is the request's `id`, else the `x-request-id` metadata (each checked like HTTP's), else a
