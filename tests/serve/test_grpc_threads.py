@@ -57,3 +57,39 @@ def test_concurrent_calls_in_pool_threads_answer_like_onnxruntime_and_leave_no_c
             list(pool.map(call, range(400)))
         assert app.grpc_calls == 0
         assert app.alone()
+
+
+def test_a_worker_with_an_open_stream_stops_within_its_grace(pkgs, bc_data, tmp_path):
+    """Pool threads never keep a worker alive: an open ModelStreamInfer is cut at the end of --grace, and the
+    process exits cleanly (the pool's threads are joined at exit)."""
+    import queue
+    import time
+
+    import tritonclient.grpc as tg
+    from servekit import Server, free_port
+
+    X, _, cols = bc_data
+    port = free_port()
+    srv = Server([str(pkgs["bc"])], "--grpc-port", str(port), "--grace", "2", log=tmp_path / "srv.log")
+    srv.wait_ready()
+    g = tg.InferenceServerClient(f"127.0.0.1:{port}")
+    got: queue.Queue = queue.Queue()
+    g.start_stream(callback=lambda result, error: got.put((result, error)))
+    inputs = []
+    for i, c in enumerate(cols):
+        inp = tg.InferInput(c, [1], "FP32")
+        inp.set_data_from_numpy(np.ascontiguousarray(X[:1, i]))
+        inputs.append(inp)
+    g.async_stream_infer("bc", inputs)
+    result, error = got.get(timeout=60)
+    assert error is None, error
+    (want,) = ort.InferenceSession(str(pkgs["bc"] / "model.onnx")).run(
+        ["probability"], {c: X[:1, i] for i, c in enumerate(cols)}
+    )
+    np.testing.assert_allclose(result.as_numpy("probability"), want, rtol=1e-6, atol=1e-7)
+    t0 = time.monotonic()
+    code = srv.stop()  # the stream is still open
+    took = time.monotonic() - t0
+    g.close()
+    assert code == 0, (tmp_path / "srv.log").read_text()[-2000:]
+    assert took < 30, took  # grace 2 s + the supervisor's own shutdown; a thread stuck on the stream hangs to 60 s

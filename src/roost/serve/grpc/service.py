@@ -157,7 +157,8 @@ def _outputs(req: Any, model: LoadedModel) -> list[str]:
 
 
 class Servicer:  # method names are the RPC names of the spec
-    """The KServe V2 unary RPCs over a ServeApp's repository (ModelStreamInfer wraps ModelInfer: _stream)."""
+    """The KServe V2 RPCs over a ServeApp's repository (grpc/server.py runs them: ModelInfer in its pool threads, the
+    rest on the event loop; ModelStreamInfer is a ModelInfer per message)."""
 
     def __init__(self, app: ServeApp) -> None:
         self.app = app
