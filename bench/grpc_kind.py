@@ -115,8 +115,9 @@ def _cpu(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / CLK
 
 
-def _request(cols: list[str], rows: int) -> bytes:
-    """A serialized ModelInferRequest with rows x 30 FP32 raw inputs."""
+def _request(cols: list[str], rows: int, typed: bool = False) -> bytes:
+    """A serialized ModelInferRequest with rows x 30 FP32 inputs, raw (or in typed contents: the general decoder,
+    which roost runs on the event loop)."""
     import numpy as np
 
     from roost.serve.grpc.proto import message
@@ -124,8 +125,11 @@ def _request(cols: list[str], rows: int) -> bytes:
     req = message("ModelInferRequest")(model_name="bc")
     X = np.random.default_rng(0).normal(size=(rows, len(cols))).astype(np.float32)
     for i, c in enumerate(cols):
-        req.inputs.add(name=c, datatype="FP32", shape=[rows])
-        req.raw_input_contents.append(np.ascontiguousarray(X[:, i]).tobytes())
+        inp = req.inputs.add(name=c, datatype="FP32", shape=[rows])
+        if typed:
+            inp.contents.fp32_contents.extend(X[:, i].tolist())
+        else:
+            req.raw_input_contents.append(np.ascontiguousarray(X[:, i]).tobytes())
     return bytes(req.SerializeToString())
 
 
@@ -167,6 +171,7 @@ def main() -> None:
     ap.add_argument("--rows", type=int, nargs="+", default=[1, 64])
     ap.add_argument("--kinds", nargs="+", default=["roost", "sync", "aiolean"])
     ap.add_argument("--old", default="", help="a source tree for kind roost-old (roost's server before a change)")
+    ap.add_argument("--typed", action="store_true", help="inputs in typed contents, not raw_input_contents")
     ap.add_argument("--serve", nargs=3)
     a = ap.parse_args()
     if a.serve:
@@ -196,7 +201,7 @@ def main() -> None:
             try:
                 assert proc.stdout is not None and proc.stdout.readline().strip() == "ready"
                 for rows in a.rows:
-                    body = _request(cols, rows)
+                    body = _request(cols, rows, a.typed)
                     for conc in a.conc:
                         res.setdefault((kind, rows, conc), []).append(measure(port, proc.pid, body, conc, a.calls))
             finally:

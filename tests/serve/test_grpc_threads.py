@@ -93,3 +93,45 @@ def test_a_worker_with_an_open_stream_stops_within_its_grace(pkgs, bc_data, tmp_
     g.close()
     assert code == 0, (tmp_path / "srv.log").read_text()[-2000:]
     assert took < 30, took  # grace 2 s + the supervisor's own shutdown; a thread stuck on the stream hangs to 60 s
+
+
+def test_calls_that_need_the_event_loop_are_answered_there(ws, pkgs, bc_data, tmp_path):
+    """With a shadow (mirrored from the event loop) a ModelInfer is handed to the loop: answered by the primary,
+    equal to ONNX Runtime, and mirrored to the shadow."""
+    import time
+
+    from prometheus_client.parser import text_string_to_metric_families
+
+    import roost
+
+    roost.register_model(None, "churn", str(pkgs["bc"]))
+    roost.register_model(None, "churn", str(pkgs["bc2"]))
+    roost.set_alias("churn", 2, "candidate")
+
+    X, _, cols = bc_data
+    (want,) = ort.InferenceSession(str(pkgs["bc"] / "model.onnx")).run(
+        ["probability"], {c: X[:8, i] for i, c in enumerate(cols)}
+    )
+    app = create_app(["churn/1"], shadow=["churn@candidate"], log_dir=str(tmp_path / "logs"))
+    with grpc_app(app) as addr, grpc.insecure_channel(addr) as channel:
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        req = _bc(cols, X[:8])
+        req.model_name = "churn"
+        for _ in range(5):
+            resp = stub.ModelInfer(req, timeout=60)
+            assert resp.model_version == "1"
+            np.testing.assert_allclose(np.frombuffer(resp.raw_output_contents[0], "<f4"), want, rtol=1e-6, atol=1e-7)
+
+        def mirrored() -> float:
+            text = app.metrics.exposition()[0].decode()
+            return sum(
+                s.value
+                for f in text_string_to_metric_families(text)
+                for s in f.samples
+                if s.name == "roost_shadow_requests_total" and s.labels.get("outcome") == "mirrored"
+            )
+
+        deadline = time.monotonic() + 30
+        while mirrored() < 5 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert mirrored() == 5

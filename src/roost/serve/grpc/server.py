@@ -4,8 +4,8 @@ encode) and hand the rest to the worker's event loop.
 Why not grpc.aio: measured per call on the same handler work (bench/grpc_kind.py, bench/RESULTS.md), grpc.aio's own
 per-call Python (three tasks and two waits per call) cost 0.13-0.2 ms of server CPU more than grpc's thread-pool
 server, at 1 and 64 rows, 1 and 16 clients. A call runs in its pool thread when nothing in it needs the event loop:
-an explicit-models server, a complete float input set (the layout decoder's), no shadow, a model whose runs are
-short (inline_ok) and not replaced. Everything else (many-model loading, online features, shadows, the batcher's
+an explicit-models server, inputs that need no online features, no shadow, a model whose runs are short
+(inline_ok) and not replaced. Everything else (many-model loading, online features, shadows, the batcher's
 merging, the metadata RPCs) runs as before on the event loop, which the thread waits for.
 """
 
@@ -25,7 +25,8 @@ from roost.errors import RoostError
 from roost.netpolicy import token_ok
 from roost.netpolicy.limits import ConnLimits
 from roost.serve.batcher import BatcherClosed
-from roost.serve.codec import HTTPError
+from roost.serve.codec import HTTPError, check_inputs
+from roost.serve.features import needs_features
 from roost.serve.grpc.fast import encode_response, field
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.grpc.service import CODES, PUBLIC_RPCS, Malformed, Servicer, call_metadata, clip, request_parser
@@ -74,6 +75,8 @@ class Bridge:
         if app.lazy is not None:
             return self.on_loop(self.svc.ModelInfer(req, context))  # type: ignore[no-any-return]
         model, arrays, rows, rid, wanted = self.svc.prepare(req, context)
+        if rows is None and not needs_features(model.package, arrays):
+            rows = check_inputs(arrays, model.package)  # (as ServeApp.predict does: pure, so here)
         if rows is None or app.shadow is not None or not model.inline_ok or model.batcher.closed:
             outputs = self.on_loop(app.predict(model, arrays, "grpc", rid, rows))
             return encode_response(model, outputs, wanted, rid)
