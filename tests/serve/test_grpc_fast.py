@@ -13,7 +13,7 @@ from servekit import InProcess, mixed_package
 
 from roost.serve.codec import HTTPError
 from roost.serve.grpc import fast
-from roost.serve.grpc.service import Servicer, _parser
+from roost.serve.grpc.service import Servicer, request_parser
 from roost.serve.worker import create_app
 
 TYPED = {"FP32": "fp32_contents", "FP64": "fp64_contents", "INT64": "int64_contents", "BOOL": "bool_contents"}
@@ -45,7 +45,7 @@ class Side:
     def __init__(self, models: list[str]) -> None:
         self.ip = InProcess(create_app(models))
         self.svc = Servicer(self.ip.app)  # type: ignore[arg-type]
-        self.parse = _parser("ModelInferRequest")
+        self.parse = request_parser("ModelInferRequest")
 
     def grpc(self, data: bytes) -> pb.ModelInferResponse:
         return pb.ModelInferResponse.FromString(self.ip.loop.run_until_complete(self.svc.ModelInfer(self.parse(data))))

@@ -1,5 +1,5 @@
 """KServe V2 / Open Inference Protocol over gRPC (`inference.GRPCInferenceService`), served next to HTTP."""
 
-from roost.serve.grpc.service import start_server
+from roost.serve.grpc.server import start_server
 
 __all__ = ["start_server"]

@@ -8,8 +8,7 @@ it), so the kernel spreads gRPC connections over the workers as it spreads HTTP 
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import grpc
@@ -17,14 +16,10 @@ import grpc.aio
 import numpy as np
 from google.protobuf.message import DecodeError  # type: ignore[import-untyped]  # protobuf ships no stubs here
 
-from roost.errors import RoostError
-from roost.netpolicy import token_ok
-from roost.netpolicy.limits import ConnLimits
 from roost.serve.codec import HTTPError, bad, check_binary_floats, element_count
-from roost.serve.grpc.fast import Layouts, encode_response, field
-from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
+from roost.serve.grpc.fast import Layouts, encode_response
+from roost.serve.grpc.proto import message
 from roost.serve.protocols.v2 import binary_input, spec_for
-from roost.serve.security import redact
 from roost.serve.signature import TensorSpec
 
 if TYPE_CHECKING:
@@ -74,7 +69,7 @@ class Malformed:
         )
 
 
-def _parser(name: str) -> Callable[[bytes], Any]:
+def request_parser(name: str) -> Callable[[bytes], Any]:
     """The request deserializer of message `name`: a Malformed (answered INVALID_ARGUMENT) for bytes that do not
     parse, where gRPC would answer UNKNOWN and log a traceback."""
     parse = message(name).FromString
@@ -162,7 +157,8 @@ def _outputs(req: Any, model: LoadedModel) -> list[str]:
 
 
 class Servicer:  # method names are the RPC names of the spec
-    """The KServe V2 unary RPCs over a ServeApp's repository (ModelStreamInfer wraps ModelInfer: _stream)."""
+    """The KServe V2 RPCs over a ServeApp's repository (grpc/server.py runs them: ModelInfer in its pool threads, the
+    rest on the event loop; ModelStreamInfer is a ModelInfer per message)."""
 
     def __init__(self, app: ServeApp) -> None:
         self.app = app
@@ -178,9 +174,15 @@ class Servicer:  # method names are the RPC names of the spec
         return message("ServerReadyResponse")(ready=ok)
 
     async def ModelReady(self, req: Any) -> Any:
-        """Whether a served model (optionally exactly that version) is ready."""
-        self.app.lookup(req.name, req.version or None)
-        return message("ModelReadyResponse")(ready=True)
+        """Whether a served model (optionally exactly that version) is ready; on a many-model server, as HTTP's
+        ready: a model not loaded yet is ready (it loads on its first request) unless its last load failed."""
+        lazy = self.app.lazy
+        if lazy is None:
+            self.app.lookup(req.name, req.version or None)
+            return message("ModelReadyResponse")(ready=True)
+        key = lazy.target(req.name, req.version or None)
+        state, _ = lazy.state(key)
+        return message("ModelReadyResponse")(ready=not (key in lazy.failed and state == "UNAVAILABLE"))
 
     async def ServerMetadata(self, req: Any) -> Any:
         """Server name, version and protocol extensions."""
@@ -189,8 +191,16 @@ class Servicer:  # method names are the RPC names of the spec
         return message("ServerMetadataResponse")(name="roost", version=__version__, extensions=["binary_tensor_data"])
 
     async def ModelMetadata(self, req: Any) -> Any:
-        """The model's name, versions, platform and signature, as GET /v2/models/NAME gives them."""
-        model = self.app.lookup(req.name, req.version or None)
+        """The model's name, versions, platform and signature, as GET /v2/models/NAME gives them (a many-model
+        server loads the model first, as HTTP does)."""
+        lazy = self.app.lazy
+        if lazy is not None:
+            async with lazy.use(req.name, req.version or None) as model:
+                return self._metadata(model)
+        return self._metadata(self.app.lookup(req.name, req.version or None))
+
+    def _metadata(self, model: LoadedModel) -> Any:
+        """The ModelMetadataResponse of `model`."""
         resp = message("ModelMetadataResponse")(name=model.name, versions=[model.version], platform="onnxruntime_onnx")
         for spec, out in [(s, resp.inputs) for s in model.package.inputs] + [
             (s, resp.outputs) for s in model.package.outputs
@@ -199,7 +209,22 @@ class Servicer:  # method names are the RPC names of the spec
         return resp
 
     async def ModelInfer(self, req: Any, context: Any = None) -> bytes:
-        """Decode, validate, queue on the model's batcher and answer with raw output tensors.
+        """Answer one inference request (_infer); a many-model server loads the model first and keeps it from
+        eviction until answered, as its HTTP routes do."""
+        lazy = self.app.lazy
+        if lazy is None:
+            return await self._infer(req, context)
+        async with lazy.use(req.model_name, req.model_version or None):
+            return await self._infer(req, context)
+
+    async def _infer(self, req: Any, context: Any) -> bytes:
+        """Decode, validate, queue on the model's batcher and answer with raw output tensors."""
+        model, arrays, rows, rid, wanted = self.prepare(req, context)
+        outputs = await self.app.predict(model, arrays, "grpc", rid, rows)
+        return encode_response(model, outputs, wanted, rid)
+
+    def prepare(self, req: Any, context: Any) -> tuple[LoadedModel, dict[str, np.ndarray], int | None, str, list[str]]:
+        """(model, input arrays, rows when already checked complete, request id, outputs) of a ModelInferRequest.
 
         The request id is the request's `id`, else the `x-request-id` metadata (each checked like HTTP's), else a
         generated one; it is answered in the response's `id` and `x-request-id` trailing metadata, draws the canary
@@ -207,7 +232,7 @@ class Servicer:  # method names are the RPC names of the spec
         from roost.serve.reqid import checked, new_id
 
         model = self.app.lookup(req.model_name, req.model_version or None)
-        sent = _metadata(context, METADATA_ID)
+        sent = call_metadata(context, METADATA_ID)
         if req.id:
             rid = checked(req.id, "the request's 'id'")
         elif sent is not None:
@@ -223,12 +248,10 @@ class Servicer:  # method names are the RPC names of the spec
             if chosen is not model and chosen.package.inputs != model.package.inputs:
                 rows = None  # checked against the primary's signature: check again against the canary's
             model = chosen
-        wanted = _outputs(req, model)
-        outputs = await self.app.predict(model, arrays, "grpc", rid, rows)
-        return encode_response(model, outputs, wanted, rid)
+        return model, arrays, rows, rid, _outputs(req, model)
 
 
-def _metadata(context: Any, key: str) -> str | bytes | None:
+def call_metadata(context: Any, key: str) -> str | bytes | None:
     """The value of invocation metadata `key` (lower-case), or None."""
     if context is None:
         return None
@@ -236,130 +259,3 @@ def _metadata(context: Any, key: str) -> str | bytes | None:
         if k == key:
             return v  # type: ignore[no-any-return]  # grpc's metadata values are str (bytes for -bin keys)
     return None
-
-
-def _wrap(app: ServeApp, rpc: str, fn: Callable[..., Awaitable[Any]]) -> Callable[[Any, Any], Awaitable[Any]]:
-    """An aio handler around `fn`: token check, metrics, and request errors as gRPC status codes."""
-
-    async def handler(req: Any, context: grpc.aio.ServicerContext[Any, Any]) -> Any:
-        t0 = time.perf_counter()
-        status, code, text = 200, grpc.StatusCode.OK, ""
-        infer = rpc == "ModelInfer"
-        malformed = req.__class__ is Malformed
-        model = req.model_name if infer and not malformed else ""
-        if app.metrics is not None:
-            app.metrics.inflight.inc()
-        app.grpc_calls += infer
-        try:
-            if app.auth is not None and rpc not in PUBLIC_RPCS and not app.public_inference:
-                sent = _metadata(context, "authorization")
-                if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
-                    raise HTTPError(401, "missing or wrong bearer token (metadata authorization: Bearer TOKEN)")
-            if malformed:  # after the token check: an anonymous caller learns nothing more than UNAUTHENTICATED
-                raise req.error()
-            return await (fn(req, context) if rpc == "ModelInfer" else fn(req))
-        except HTTPError as exc:
-            status, code, text = exc.status, CODES.get(exc.status, grpc.StatusCode.UNKNOWN), clip(redact(exc.message))
-        except Exception as exc:
-            log.exception("internal error in gRPC %s", rpc)
-            status, code, text = 500, grpc.StatusCode.INTERNAL, f"internal error ({type(exc).__name__})"
-        finally:
-            app.grpc_calls -= infer
-            if app.metrics is not None:
-                app.metrics.inflight.dec()
-                if rpc == "ModelInfer":
-                    known = app.repo.get(model) is not None
-                    app.metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
-        await context.abort(code, text)
-
-    return handler
-
-
-def handler(app: ServeApp) -> grpc.GenericRpcHandler:
-    """The generic handler of `inference.GRPCInferenceService` for `app`."""
-    svc = Servicer(app)
-    methods = {}
-    for rpc, (req_name, resp_name) in RPCS.items():
-        methods[rpc] = grpc.unary_unary_rpc_method_handler(
-            _wrap(app, rpc, getattr(svc, rpc)),
-            request_deserializer=_parser(req_name),
-            # ModelInfer answers serialized bytes already (grpc/fast.py)
-            response_serializer=None if rpc == "ModelInfer" else message(resp_name).SerializeToString,
-        )
-    methods["ModelStreamInfer"] = grpc.stream_stream_rpc_method_handler(
-        _stream(app, svc), request_deserializer=_parser("ModelInferRequest"), response_serializer=None
-    )
-    return grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", methods)
-
-
-def _stream(app: ServeApp, svc: Servicer) -> Callable[[Any, Any], AsyncIterator[bytes]]:
-    """The ModelStreamInfer handler: each request of the stream is a ModelInfer (same decode, batcher, metrics,
-    request id from its `id` or generated), answered in order with a ModelStreamInferResponse; a request problem is
-    that response's error_message (Triton's behaviour) and the stream goes on. The token is checked once."""
-
-    async def handler(requests: Any, context: grpc.aio.ServicerContext[Any, Any]) -> AsyncIterator[bytes]:
-        if app.auth is not None and not app.public_inference:
-            sent = _metadata(context, "authorization")
-            if not token_ok(sent.encode() if isinstance(sent, str) else sent, app.auth):
-                await context.abort(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "missing or wrong bearer token (metadata authorization: Bearer TOKEN)",
-                )
-        metrics = app.metrics
-        async for req in requests:
-            t0 = time.perf_counter()
-            status, model = 200, ""
-            if metrics is not None:
-                metrics.inflight.inc()
-            app.grpc_calls += 1
-            try:
-                if req.__class__ is Malformed:
-                    raise req.error()
-                model = req.model_name
-                out = field(2, await svc.ModelInfer(req, None))
-            except HTTPError as exc:
-                status, out = exc.status, field(1, clip(redact(exc.message)).encode())
-            except Exception as exc:
-                log.exception("internal error in gRPC ModelStreamInfer")
-                status, out = 500, field(1, f"internal error ({type(exc).__name__})".encode())
-            finally:
-                app.grpc_calls -= 1
-                if metrics is not None:
-                    metrics.inflight.dec()
-                    known = app.repo.get(model) is not None
-                    metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
-            yield out
-
-    return handler
-
-
-async def start_server(
-    app: ServeApp, host: str, port: int, max_message: int, limits: ConnLimits | None = None
-) -> grpc.aio.Server:
-    """Serve `app` over gRPC on host:port (SO_REUSEPORT: every worker binds the same port); returns the server.
-
-    `limits` as for HTTP: a connection must finish its HTTP/2 preface within header_timeout_s (gRPC's default is
-    120 s), is closed (GOAWAY) after keepalive_s idle, and over max_connections new connections are closed (gRPC
-    has no place for a 503 before HTTP/2 starts; clients see UNAVAILABLE)."""
-    limits = limits or ConnLimits()
-    opts = [
-        ("grpc.so_reuseport", 1),
-        ("grpc.max_receive_message_length", max_message),
-        ("grpc.max_send_message_length", -1),
-        ("grpc.server_handshake_timeout_ms", int(limits.header_timeout_s * 1000)),
-        ("grpc.max_connection_idle_ms", int(limits.keepalive_s * 1000)),
-        ("grpc.max_allowed_incoming_connections", limits.max_connections),
-    ]
-    server = grpc.aio.server(options=opts)
-    server.add_generic_rpc_handlers((handler(app),))
-    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-    try:
-        bound = server.add_insecure_port(addr)
-    except RuntimeError as exc:
-        bound, why = 0, str(exc)
-    else:
-        why = "the port is taken"
-    if not bound:
-        raise RoostError(f"cannot serve gRPC on {addr}: {why}", hint="pick another --grpc-port")
-    await server.start()
-    return server
