@@ -9,7 +9,7 @@ _API = {
     "build_package": "roost.byom.log:build_package",
     "load_model_file": "roost.byom.log:load_model_file",
     "detect": "roost.byom.convert:detect",
-    "Converted": "roost.byom.convert:Converted",
+    "Converted": "roost.byom.converted:Converted",
 }
 
 __all__ = sorted(_API)

@@ -3,29 +3,16 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from roost.byom import graph
+from roost.byom.converted import Converted
 from roost.errors import RoostError
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
-
-
-@dataclass
-class Converted:
-    """An ONNX model ready to package, with what parity checking and the signature need."""
-
-    onnx_bytes: bytes
-    task: str
-    framework: str
-    model_type: str
-    columns: list[str]
-    native: Callable[[Any], np.ndarray] | None  # sample frame -> scores in the spec's primary-output shape
-    classes: list[Any] = field(default_factory=list)
 
 
 def detect(model: Any) -> str:

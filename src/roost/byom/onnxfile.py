@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from roost.byom import graph
-from roost.byom.convert import Converted
+from roost.byom.converted import Converted
 from roost.byom.graph import io_signature
 from roost.errors import RoostError
 

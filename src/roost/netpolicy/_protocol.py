@@ -5,27 +5,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import cast
+from typing import TYPE_CHECKING, cast
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
-from roost.netpolicy.limits import (
-    BODY,
-    BODY_MIN_RATE,
-    BUSY,
-    HEADERS,
-    IDLE,
-    LINGER_S,
-    MAX_REQUEST_HEAD,
-    REJECT_WAIT_S,
-    ConnLimits,
-    ConnStats,
-    request_timeout_response,
-    unavailable_response,
-)
+if TYPE_CHECKING:
+    from roost.netpolicy.limits import ConnLimits, ConnStats
 
 log = logging.getLogger("roost.netpolicy.limits")
 EARLY_S = 0.001  # a timer may fire this much before its time
+BODY_MIN_RATE = 16 << 10  # bytes/s a body must average beyond its body_timeout_s allowance
+REJECT_WAIT_S = 2.0  # an over-cap connection gets its 503 when its headers end, or after this long
+LINGER_S = 1.0  # after the 503, input is read and dropped this long (so the client reads it, not a reset)
+MAX_REQUEST_HEAD = 16 << 10  # an over-cap connection's bytes looked at for the end of headers
+IDLE, HEADERS, BODY, BUSY = 0, 1, 2, 3
 
 
 class Rejecter(asyncio.Protocol):
@@ -195,3 +188,23 @@ def limited_protocol(
             self.transport.close()
 
     return Limited
+
+
+def request_timeout_response(what: str) -> bytes:
+    """A complete HTTP/1.1 408 response (connection: close) saying `what` did not arrive in time."""
+    return _plain(408, "Request Timeout", what)
+
+
+def unavailable_response(name: str, cap: int) -> bytes:
+    """A complete HTTP/1.1 503 response (connection: close, retry-after) for a server at its connection cap."""
+    msg = f"{name}: too many open connections (at most {cap} per process); retry shortly"
+    return _plain(503, "Service Unavailable", msg, b"retry-after: 1\r\n")
+
+
+def _plain(status: int, reason: str, msg: str, extra: bytes = b"") -> bytes:
+    body = (msg + "\n").encode()
+    head = (
+        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
+        f"content-length: {len(body)}\r\nconnection: close\r\n"
+    ).encode()
+    return head + extra + b"\r\n" + body

@@ -8,8 +8,8 @@ most one timer event per keep-alive period, none per request), enforces:
 
 - keep-alive: a connection with no request in progress is closed after `keepalive_s` (also a fresh connection);
 - headers: a request's headers must be complete `header_timeout_s` after its first byte (else 408 and close);
-- body: a request's body must be complete `body_timeout_s` after its headers, plus 1 s per BODY_MIN_RATE bytes
-  received (a slow trickle is cut, a large upload at a normal rate is not);
+- body: a request's body must be complete `body_timeout_s` after its headers, plus 1 s per 16 KiB
+  received (roost.netpolicy._protocol.BODY_MIN_RATE) (a slow trickle is cut, a large upload at a normal rate is not);
 - cap: a connection over `max_connections` gets a short 503 (after its request's headers) and is closed; the cap is
   kept below the descriptor limit (raised to the hard limit at start), so the server keeps answering when full.
 """
@@ -38,12 +38,7 @@ FLAGS = {
     "keepalive_s": "--keepalive",
     "max_connections": "--max-connections",
 }
-BODY_MIN_RATE = 16 << 10  # bytes/s a body must average beyond its body_timeout_s allowance
 FD_RESERVE = 128  # descriptors kept for everything but client sockets (files, pipes, the store, models, logs)
-REJECT_WAIT_S = 2.0  # an over-cap connection gets its 503 when its headers end, or after this long
-LINGER_S = 1.0  # after the 503, input is read and dropped this long (so the client reads it, not a reset)
-MAX_REQUEST_HEAD = 16 << 10  # an over-cap connection's bytes looked at for the end of headers
-IDLE, HEADERS, BODY, BUSY = 0, 1, 2, 3
 
 
 @dataclass(frozen=True)
@@ -157,23 +152,3 @@ def uvicorn_options(limits: ConnLimits, name: str, stats: ConnStats | None = Non
         "ws": "none",  # no roost server speaks WebSocket: upgrades are plain requests
         "timeout_keep_alive": max(1, math.ceil(limits.keepalive_s)),  # uvicorn's own timer, after each response
     }
-
-
-def request_timeout_response(what: str) -> bytes:
-    """A complete HTTP/1.1 408 response (connection: close) saying `what` did not arrive in time."""
-    return _plain(408, "Request Timeout", what)
-
-
-def unavailable_response(name: str, cap: int) -> bytes:
-    """A complete HTTP/1.1 503 response (connection: close, retry-after) for a server at its connection cap."""
-    msg = f"{name}: too many open connections (at most {cap} per process); retry shortly"
-    return _plain(503, "Service Unavailable", msg, b"retry-after: 1\r\n")
-
-
-def _plain(status: int, reason: str, msg: str, extra: bytes = b"") -> bytes:
-    body = (msg + "\n").encode()
-    head = (
-        f"HTTP/1.1 {status} {reason}\r\ncontent-type: text/plain; charset=utf-8\r\n"
-        f"content-length: {len(body)}\r\nconnection: close\r\n"
-    ).encode()
-    return head + extra + b"\r\n" + body

@@ -51,14 +51,12 @@ def resolve_source(spec: str | Path | list[str] | list[Path], tables: dict[str, 
     """Parse `--input`: a file, a folder of Parquet/CSV files, a glob, a list of them, or `sql:SELECT ...` over the
     named inputs `tables` (name -> file, folder or glob)."""
     if isinstance(spec, str) and spec.strip().lower().startswith(SQL_PREFIX):
-        from roost.predict.sql_input import resolve_tables
-
         query = spec.strip()[len(SQL_PREFIX) :].strip()
         if not query:
             raise RoostError(
                 "empty SQL query", hint="--table users=data/users.parquet --input 'sql:SELECT * FROM users'"
             )
-        return Source("sql", query=query, tables=resolve_tables(tables or {}))
+        return Source("sql", query=query, tables=_resolve_tables(tables or {}))
     if tables:
         raise RoostError(
             "named inputs (tables) are for an sql: input",
@@ -77,6 +75,19 @@ def resolve_source(spec: str | Path | list[str] | list[Path], tables: dict[str, 
     if len(kinds) > 1:
         raise RoostError("inputs mix Parquet and CSV files", hint="score each format separately")
     return Source(str(kinds.pop()), files=sorted(set(files)))
+
+
+def _resolve_tables(tables: dict[str, Any]) -> dict[str, Source]:
+    """Each named input of an sql: input (file, folder or glob of one format) as a Source of files."""
+    from roost.predict.sql_input import check_table_name
+
+    out: dict[str, Source] = {}
+    for name, spec in tables.items():
+        check_table_name(str(name))
+        if isinstance(spec, str) and spec.strip().lower().startswith(SQL_PREFIX):
+            raise RoostError(f"named input {name!r} is a query", hint="a named input is a file, a folder or a glob")
+        out[str(name)] = resolve_source(spec if isinstance(spec, (str, Path, list)) else str(spec))
+    return out
 
 
 def _expand(s: str) -> list[Path]:

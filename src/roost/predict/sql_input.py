@@ -10,7 +10,6 @@ is not a table), `lock_configuration` on so the query cannot undo any of it.
 from __future__ import annotations
 
 import re
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.datasets.sqlcheck import check_select
@@ -85,17 +84,4 @@ def relation(con: Any, source: Source) -> Any:
         raise RoostError(f"SQL input failed: {exc}", hint=f"check the query: {query[:200]}") from exc
 
 
-def resolve_tables(tables: dict[str, Any]) -> dict[str, Source]:
-    """Each named input (file, folder or glob of one format) as a Source of files."""
-    from roost.predict.sources import resolve_source
-
-    out: dict[str, Source] = {}
-    for name, spec in tables.items():
-        check_table_name(str(name))
-        if isinstance(spec, str) and spec.strip().lower().startswith("sql:"):
-            raise RoostError(f"named input {name!r} is a query", hint="a named input is a file, a folder or a glob")
-        out[str(name)] = resolve_source(spec if isinstance(spec, (str, Path, list)) else str(spec))
-    return out
-
-
-__all__ = ["check_select", "check_table_name", "connect", "parse_table_option", "relation", "resolve_tables"]
+__all__ = ["check_select", "check_table_name", "connect", "parse_table_option", "relation"]

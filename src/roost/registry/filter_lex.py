@@ -11,10 +11,10 @@ from roost.errors import RoostError
 KEYWORDS = {"AND", "OR", "NOT", "IN", "LIKE", "TRUE", "FALSE", "ASC", "DESC"}
 
 # Size limits, checked before a filter is parsed (docs/registry.md, "Filter limits"): far above what a person writes,
-# low enough that parsing and the SQL stay bounded for every caller (CLI, Python, UI, a team server). Measured on
-# SQLite: 256 OR-ed conditions take ~1.4 s to plan and run (SQLAlchemy builds a subquery per condition) and SQLite
-# refuses ~1,000 (its expression depth is 1,000); 16,384 characters hold at most ~8,000 bound values, under SQLite's
-# 32,766 and PostgreSQL's 65,535 per statement.
+# low enough that parsing and the SQL stay bounded for every caller (CLI, Python, UI, a team server): SQLite refuses
+# ~1,000 OR-ed conditions (its expression depth is 1,000), and 16,384 characters hold at most ~8,000 bound values,
+# under SQLite's 32,766 and PostgreSQL's 65,535 per statement. What 256 conditions cost: bench/RESULTS.md, "Figures
+# from code comments".
 MAX_FILTER_CHARS = 16_384  # characters of filter text
 MAX_FILTER_TERMS = 256  # conditions (field op value) in one filter
 MAX_IN_VALUES = 1_000  # values in one IN (...) list

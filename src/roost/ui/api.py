@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Awaitable, Callable
+from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from starlette.requests import Request
@@ -17,10 +20,33 @@ if TYPE_CHECKING:
 Handler = Callable[[Request], Awaitable[Any]]
 
 
+def json_default(o: Any) -> Any:
+    """JSON for datetimes, paths and other stragglers."""
+    if isinstance(o, datetime):
+        return o.isoformat()
+    if isinstance(o, (set, tuple)):
+        return list(o)
+    return str(o)
+
+
+def clean(o: Any) -> Any:
+    """Replace non-finite floats (not valid JSON) with None, recursively."""
+    if isinstance(o, float):
+        return o if math.isfinite(o) else None
+    if isinstance(o, dict):
+        return {k: clean(v) for k, v in o.items()}
+    if isinstance(o, (list, tuple)):
+        return [clean(v) for v in o]
+    return o
+
+
+def dumps(o: Any) -> str:
+    """Serialize API payloads."""
+    return json.dumps(clean(o), default=json_default, allow_nan=False)
+
+
 def json_response(payload: Any, status_code: int = 200) -> Response:
     """A JSON response (datetimes as ISO strings, non-finite floats as null)."""
-    from roost.ui.app import dumps
-
     return Response(dumps(payload), status_code=status_code, media_type="application/json")
 
 

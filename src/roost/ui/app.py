@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 import math
 import re
@@ -129,31 +128,6 @@ class UI:
             message=scrub_paths(exc.message),
             hint=scrub_paths(exc.hint) if exc.hint else exc.hint,
         )
-
-
-def json_default(o: Any) -> Any:
-    """JSON for datetimes, paths and other stragglers."""
-    if isinstance(o, datetime):
-        return o.isoformat()
-    if isinstance(o, (set, tuple)):
-        return list(o)
-    return str(o)
-
-
-def clean(o: Any) -> Any:
-    """Replace non-finite floats (not valid JSON) with None, recursively."""
-    if isinstance(o, float):
-        return o if math.isfinite(o) else None
-    if isinstance(o, dict):
-        return {k: clean(v) for k, v in o.items()}
-    if isinstance(o, (list, tuple)):
-        return [clean(v) for v in o]
-    return o
-
-
-def dumps(o: Any) -> str:
-    """Serialize API payloads."""
-    return json.dumps(clean(o), default=json_default, allow_nan=False)
 
 
 def create_app(
