@@ -48,9 +48,7 @@ def _flat(d: Any, prefix: str = "") -> dict[str, Any]:
 class RoostLogger(Logger):
     """A Lightning logger writing to a roost run: the active run if there is one (left open), else its own."""
 
-    def __init__(
-        self, experiment: str = "default", run_name: str | None = None, log_checkpoints: bool = True
-    ) -> None:
+    def __init__(self, experiment: str = "default", run_name: str | None = None, log_checkpoints: bool = True) -> None:
         super().__init__()
         self.experiment_name, self.run_name, self.log_checkpoints = experiment, run_name, log_checkpoints
         self._run: Run | None = None
