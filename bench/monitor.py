@@ -45,8 +45,8 @@ def figures(m):
 ROOST_DRIFT = (
     PROLOGUE
     + r"""
-from roost.monitor.drift_report import compare
-from roost.monitor.report import drift_html
+from roost.monitor.drift import compare
+from roost.monitor.html_report import drift_html
 ref, cur = pd.read_parquet(spec["ref"]), pd.read_parquet(spec["cur"])
 compare(ref.head(2000), cur.head(2000)); drift_html(compare(ref.head(2000), cur.head(2000)))  # imports, warm-up
 with measure() as timed:

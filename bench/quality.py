@@ -264,7 +264,7 @@ def auto_from_trials(tp: dict[str, Any]) -> dict[str, Any]:
     weights on their out-of-fold predictions, test ROC-AUC of their weighted fold bags; {} without such trials."""
     from roost.train.auto import DEFAULT_CANDIDATES, blend_weights
     from roost.train.ensemble import score
-    from roost.tune.spaces import AUTO_TYPES
+    from roost.tune.prescribed import AUTO_TYPES
 
     first: dict[str, int] = {}
     for j, t in enumerate(tp["trials"]):  # the first trials: the default points, one per type

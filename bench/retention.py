@@ -145,8 +145,8 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
     from datetime import UTC, datetime, timedelta
 
     from roost import workspace
-    from roost.registry.models import Base
     from roost.registry.store import default_store
+    from roost.registry.tables import Base
 
     w = workspace.init(root / "scale")
     workspace.use(w)

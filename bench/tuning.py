@@ -208,7 +208,7 @@ def spaces(trials: int, models: list[str]) -> None:
     """Random search over the wide ranges per (model, table); print each param's range among the top quarter."""
     import roost
     from roost.tune.engine import Engine
-    from roost.tune.space import Space
+    from roost.tune.search_space import Space
 
     eng = Engine()
     for model in models:

@@ -96,8 +96,8 @@ def make_data(n: int, seed: int = 11) -> list[dict]:
 def load_roost(root: Path, data: list[dict]) -> None:
     """Create a roost workspace holding `data` (bulk insert through roost's schema)."""
     from roost import workspace
-    from roost.registry.models import LatestMetric, Metric, Param, Run, Tag
     from roost.registry.store import open_store, typed_param
+    from roost.registry.tables import LatestMetric, Metric, Param, Run, Tag
 
     ws = workspace.init(root)
     st = open_store(ws.store_url)

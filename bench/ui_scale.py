@@ -92,8 +92,8 @@ def fill_model_and_traffic(requests: int, days: int, seed: int = 7) -> tuple[flo
     """Model churn (6 versions), fleets, pre-rolled traffic minutes and offsets; returns (seconds, rows)."""
     from roost.registry import fleets, modelreg, sketch
     from roost.registry.fleets import Rollup
-    from roost.registry.models import TrafficMinute
     from roost.registry.store import default_store
+    from roost.registry.tables import TrafficMinute
 
     t = time.perf_counter()
     st = default_store()

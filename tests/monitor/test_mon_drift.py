@@ -9,9 +9,9 @@ import pytest
 from roost.errors import RoostError
 from roost.monitor import alerts
 from roost.monitor.api import drift
-from roost.monitor.drift_report import choose_method, compare
+from roost.monitor.drift import choose_method, compare
+from roost.monitor.html_report import drift_html
 from roost.monitor.profile import profile_frame
-from roost.monitor.report import drift_html
 
 
 def _frames(n_ref: int = 4000, n_cur: int = 3000, shift: float = 0.0, seed: int = 0) -> tuple[pd.DataFrame, ...]:

@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 
 from roost.monitor.analysis import analyze
-from roost.monitor.report import analysis_html, table
+from roost.monitor.html_report import analysis_html, table
 
 # -- HTML ---------------------------------------------------------------------------------------------------------
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 
 from helpers import is_select, statements_sent
 from roost.registry import api, paging, query
-from roost.registry.models import Run
 from roost.registry.store import default_store
+from roost.registry.tables import Run
 from roost.ui import data
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)

@@ -13,8 +13,8 @@ from sqlalchemy import func, select
 
 from roost.errors import NotFoundError, RoostError
 from roost.registry import api, modelreg
-from roost.registry.models import Alias, AliasHistory, ModelVersion
 from roost.registry.store import default_store
+from roost.registry.tables import Alias, AliasHistory, ModelVersion
 
 
 @pytest.fixture

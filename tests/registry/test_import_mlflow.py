@@ -153,7 +153,7 @@ def test_deleted_runs_are_imported_deleted_with_mlflows_deletion_time(ws, tmp_pa
     from sqlalchemy import select
 
     from roost.registry import retention
-    from roost.registry.models import Run
+    from roost.registry.tables import Run
 
     if kind == "sqlite":
         uri = src = f"sqlite:///{tmp_path / 'mlflow.db'}"

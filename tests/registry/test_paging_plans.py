@@ -5,8 +5,8 @@ from sqlalchemy import select
 
 import roost
 from roost.registry import api, query
-from roost.registry.models import Run
 from roost.registry.store import default_store
+from roost.registry.tables import Run
 
 
 def test_iter_runs_neither_skips_nor_repeats_a_run_while_runs_are_added(ws):

@@ -15,8 +15,8 @@ from sqlalchemy import select
 from test_counts import _vm_steps, every_page
 
 from roost.registry import paging, query
-from roost.registry.models import Param, Run
 from roost.registry.store import default_store
+from roost.registry.tables import Param, Run
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 
 from helpers import statements_sent
 from roost.registry import retention
-from roost.registry.models import ModelVersion, RegisteredModel
 from roost.registry.store import default_store
+from roost.registry.tables import ModelVersion, RegisteredModel
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

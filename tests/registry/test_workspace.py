@@ -103,7 +103,7 @@ def test_migration_from_empty_matches_models(tmp_path):
     from alembic.migration import MigrationContext
 
     from roost.registry.engine import make_engine, migrate
-    from roost.registry.models import Base
+    from roost.registry.tables import Base
 
     eng = make_engine(f"sqlite:///{tmp_path / 'm.db'}")
     migrate(eng)

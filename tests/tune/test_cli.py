@@ -14,7 +14,7 @@ import pytest
 import yaml
 
 import roost
-from roost.tune.space import point_key
+from roost.tune.search_space import point_key
 
 OBJECTIVES = '''
 import time

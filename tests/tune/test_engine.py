@@ -9,7 +9,7 @@ import pytest
 
 from roost.errors import ConfigError, NotFoundError
 from roost.tune.engine import Engine, TellConflict
-from roost.tune.space import SpaceError, point_key
+from roost.tune.search_space import SpaceError, point_key
 
 
 class Clock:

@@ -10,7 +10,7 @@ import yaml
 import roost
 from roost.errors import ConfigError
 from roost.tune import config as C
-from roost.tune.space import Space
+from roost.tune.search_space import Space
 
 
 def _write(ws, cfg: dict, name: str = "train.yaml") -> str:
@@ -80,7 +80,7 @@ def test_cli_tunes_without_a_search_block(ws, cli, model: str) -> None:
     assert code == 0, err
     res = json.loads(out)
     assert res["finished"] == 3 and model in res["space_source"]
-    from roost.tune.spaces import key_for
+    from roost.tune.prescribed import key_for
 
     space = Space.parse(res["space"])
     kids = _kids(res["parent_run_id"])

@@ -6,7 +6,7 @@ import itertools
 
 import pytest
 
-from roost.tune.space import Space, SpaceError, point_key
+from roost.tune.search_space import Space, SpaceError, point_key
 
 SPACE = {
     "lr": {"loguniform": [1e-4, 1e-1]},

@@ -157,7 +157,7 @@ def populated(ws, tmp_path: Path) -> dict:
     from roost.registry import modelreg
 
     with default_store().write() as s:  # tie version 1 to run a, as register_model(run_id, ...) would
-        from roost.registry.models import ModelVersion
+        from roost.registry.tables import ModelVersion
 
         s.get(ModelVersion, ("churn-model", v1.version)).run_id = out["a"]
     modelreg.set_alias(default_store(), "churn-model", 2, "prod")

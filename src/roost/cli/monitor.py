@@ -88,7 +88,7 @@ def _drift(
 
 def _writable(html: Path | None, prom: Path | None) -> None:
     """Fail before the work when --html or --prom cannot be written."""
-    from roost.monitor.report import check_writable
+    from roost.monitor.html_report import check_writable
 
     for path, option in ((html, "--html"), (prom, "--prom")):
         if path is not None:
@@ -123,8 +123,8 @@ def _experiment(model: str | None) -> str:
 def _emit(report: Any, html: Path | None, prom: Path | None, record: bool | None, model: str | None) -> None:
     """Write the optional outputs of a drift report, and record it as a monitor run (unless --no-record)."""
     from roost.monitor import alerts
+    from roost.monitor.html_report import drift_html, write
     from roost.monitor.record import record_drift
-    from roost.monitor.report import drift_html, write
 
     page = drift_html(report) if html is not None or record is not False else None
     if html is not None:
@@ -270,8 +270,8 @@ def analyze(
     from roost.cli.output import echo, print_json, print_table
     from roost.monitor.analysis import analyze as run_analysis
     from roost.monitor.api import analysis_frame
+    from roost.monitor.html_report import analysis_html, write
     from roost.monitor.overlap import training_overlap
-    from roost.monitor.report import analysis_html, write
 
     with _status("analysing ..."):
         frame, source, label = analysis_frame(run, model, data, labels, _split(on) or None, label)
@@ -334,7 +334,7 @@ def fairness_cmd(
 ) -> None:
     """Group fairness: per-group rates, demographic parity, equalised odds, intersectional groups."""
     from roost.cli.output import echo, print_json, print_table
-    from roost.monitor.report import fairness_html, write
+    from roost.monitor.html_report import fairness_html, write
     from roost.responsible.api import fairness
 
     if not sensitive:
@@ -381,7 +381,7 @@ def explain_cmd(
 ) -> None:
     """Feature attributions: TreeSHAP, linear SHAP, Integrated Gradients or permutation SHAP."""
     from roost.cli.output import echo, print_json, print_table
-    from roost.monitor.report import explanation_html, write
+    from roost.monitor.html_report import explanation_html, write
     from roost.responsible.attributions import explain
 
     with _status("explaining ..."):
@@ -448,7 +448,7 @@ def skew_cmd(
 ) -> None:
     """Served feature values vs a point-in-time recomputation: exit 1 when a feature's mismatch rate is too high."""
     from roost.cli.output import echo, print_json, print_table
-    from roost.monitor.report import check_writable, write
+    from roost.monitor.html_report import check_writable, write
     from roost.monitor.skew import CATEGORIES, skew
     from roost.monitor.skew_report import skew_html
 

@@ -6,7 +6,7 @@ from html import escape
 from typing import Any
 
 from roost.monitor import svg
-from roost.monitor.report import banner, feature_chart, notes, page, table
+from roost.monitor.html_report import banner, feature_chart, notes, page, table
 from roost.monitor.skew import CATEGORIES
 
 __all__ = ["COLORS", "skew_html"]

@@ -53,7 +53,7 @@ def run_check(model: str, check: str, options: dict[str, Any] | None = None) -> 
     served = str(opts.get("log_model") or model)
     if check == "drift":
         from roost.monitor.api import drift
-        from roost.monitor.report import drift_html
+        from roost.monitor.html_report import drift_html
 
         ref = str(opts.get("reference") or f"{model}@latest")
         thr = opts.get("threshold")
@@ -89,7 +89,7 @@ def run_check(model: str, check: str, options: dict[str, Any] | None = None) -> 
     elif check == "analysis":
         from roost.monitor.analysis import analyze
         from roost.monitor.api import analysis_frame
-        from roost.monitor.report import analysis_html
+        from roost.monitor.html_report import analysis_html
 
         mref = None if opts.get("run") else str(opts.get("model_ref") or f"{model}@latest")
         frame, source, label = analysis_frame(

@@ -20,8 +20,8 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError, RoostError
-from roost.registry.models import AccessToken, Account, GroupMember
 from roost.registry.store import aware, utcnow
+from roost.registry.tables import AccessToken, Account, GroupMember
 
 if TYPE_CHECKING:
     from argon2 import PasswordHasher

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import insert, select
 
 from roost.errors import RoostError
-from roost.registry.models import AuditEvent
 from roost.registry.store import aware, utcnow
+from roost.registry.tables import AuditEvent
 
 if TYPE_CHECKING:
     from roost.registry.store import Store

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import insert
 
-from roost.registry.models import AuditEvent
+from roost.registry.tables import AuditEvent
 
 if TYPE_CHECKING:
     from roost.registry.store import Store

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from sqlalchemy import Integer, and_, func, literal, or_, select
 from sqlalchemy import cast as sql_cast
 
-from roost.registry.models import Metric
 from roost.registry.store import Store, default_store
+from roost.registry.tables import Metric
 
 _CHUNK = 500  # ids per IN list (SQLite's bound-parameter limit is far above; PostgreSQL plans it as = ANY)
 

@@ -16,8 +16,8 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from roost.registry import sketch
-from roost.registry.models import LogOffset, ServeFleet, ServeFleetModel, TrafficMinute
 from roost.registry.store import Store
+from roost.registry.tables import LogOffset, ServeFleet, ServeFleetModel, TrafficMinute
 from roost.registry.values import aware, utcnow
 
 GONE_AFTER = 3  # heartbeat intervals without a beat before a fleet shows "gone"

@@ -11,8 +11,8 @@ from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry.accounts import check_name
-from roost.registry.models import Account, Grant, Group, GroupMember
 from roost.registry.store import utcnow
+from roost.registry.tables import Account, Grant, Group, GroupMember
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import Connection, Engine
 from sqlalchemy.exc import DBAPIError
 
-from roost.registry.models import Run
+from roost.registry.tables import Run
 
 RUN_COLUMNS = (
     "id",

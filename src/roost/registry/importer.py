@@ -23,10 +23,10 @@ from sqlalchemy import bindparam, select, update
 
 from roost.errors import RoostError
 from roost.registry import engine as eng
-from roost.registry.models import Base, LatestMetric, Metric, Param, Tag
-from roost.registry.models import Run as RunRow
 from roost.registry.retention import ACTIVE, DELETED
 from roost.registry.store import Store, param_rows
+from roost.registry.tables import Base, LatestMetric, Metric, Param, Tag
+from roost.registry.tables import Run as RunRow
 
 __all__ = ["BATCH_RUNS", "ImportReport", "MlflowRun", "import_mlflow", "infer_param", "read_mlflow"]
 

@@ -10,8 +10,8 @@ from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError
 from roost.registry import modelreg
-from roost.registry.models import Alias, Experiment, LatestMetric, ModelVersion, RegisteredModel, Run, Tag
 from roost.registry.store import Store, aware, utcnow
+from roost.registry.tables import Alias, Experiment, LatestMetric, ModelVersion, RegisteredModel, Run, Tag
 
 Point = tuple[str, float, int, float]  # (key, value, step, unix seconds)
 

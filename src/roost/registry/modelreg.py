@@ -16,8 +16,8 @@ from sqlalchemy.exc import IntegrityError
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError, closest
-from roost.registry.models import Alias, AliasHistory, ModelVersion, RegisteredModel
 from roost.registry.store import Store, aware, utcnow
+from roost.registry.tables import Alias, AliasHistory, ModelVersion, RegisteredModel
 
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.\-]*")  # ASCII only, matched whole (fullmatch: no trailing newline)
 NAME_MAX = 256  # registered_models.name is VARCHAR(256)

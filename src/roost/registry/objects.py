@@ -12,8 +12,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, Table, insert, select, update
 from sqlalchemy.orm import Session
 
-from roost.registry.models import StoredObject
 from roost.registry.store import utcnow
+from roost.registry.tables import StoredObject
 
 __all__ = ["get", "names_like", "put", "specs_under"]
 

@@ -19,7 +19,7 @@ from sqlalchemy import ColumnElement, Connection, RowMapping, Select, and_, exis
 from sqlalchemy.orm import aliased
 
 from roost.registry import query
-from roost.registry.models import LatestMetric, Param, Run, Tag
+from roost.registry.tables import LatestMetric, Param, Run, Tag
 
 COUNT_CAP = 10_000  # counts are exact up to here; beyond, the page says "10,000+" (docs/ui.md)
 COUNT_WINDOW = 10_000  # a count reads at most this many runs (the newest); beyond, it is estimated from them

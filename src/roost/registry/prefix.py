@@ -6,7 +6,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from roost.errors import NotFoundError
-from roost.registry.models import Run
+from roost.registry.tables import Run
 
 __all__ = ["SHOWN", "resolve_run_id"]
 

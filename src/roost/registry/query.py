@@ -38,7 +38,7 @@ from roost.registry.filter_lex import MAX_IN_VALUES as MAX_IN_VALUES
 from roost.registry.filter_lex import MAX_PATTERN_CHARS as MAX_PATTERN_CHARS
 from roost.registry.filter_lex import FilterError as FilterError
 from roost.registry.filter_lex import tokenize as tokenize
-from roost.registry.models import Experiment, LatestMetric, Param, Run, Tag
+from roost.registry.tables import Experiment, LatestMetric, Param, Run, Tag
 
 ATTRIBUTES: dict[str, SQLColumnExpression[Any]] = {
     "status": Run.status,

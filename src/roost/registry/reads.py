@@ -29,9 +29,9 @@ from sqlalchemy.orm import aliased
 
 from roost.errors import NotFoundError, closest
 from roost.registry import paging
-from roost.registry.models import Experiment, LatestMetric, Param, Run, Tag
 from roost.registry.paging import Count
 from roost.registry.store import RunDict, Store, aware, decode_param, default_store
+from roost.registry.tables import Experiment, LatestMetric, Param, Run, Tag
 
 __all__ = [
     "ExperimentRuns",

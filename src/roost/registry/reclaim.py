@@ -13,8 +13,8 @@ from sqlalchemy import text
 
 from roost import artifacts
 from roost.errors import RoostError
-from roost.registry.models import LatestMetric, Metric, Param, Run, Tag
 from roost.registry.store import Store
+from roost.registry.tables import LatestMetric, Metric, Param, Run, Tag
 
 log = logging.getLogger(__name__)
 

@@ -26,10 +26,10 @@ from typing import Any
 from sqlalchemy import delete, func, select, update
 
 from roost.errors import RoostError
-from roost.registry.models import LatestMetric, Metric, ModelVersion, Param, Run, Tag
 from roost.registry.reclaim import own_folder, remove_artifacts, run_vacuum, store_size
 from roost.registry.selection import parse_age, select_runs
 from roost.registry.store import Store, utcnow
+from roost.registry.tables import LatestMetric, Metric, ModelVersion, Param, Run, Tag
 
 log = logging.getLogger(__name__)
 

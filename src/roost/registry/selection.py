@@ -10,9 +10,9 @@ from sqlalchemy import ColumnElement, select
 
 from roost.errors import RoostError
 from roost.registry import reads
-from roost.registry.models import Run
 from roost.registry.prefix import resolve_run_id
 from roost.registry.store import Store, utcnow
+from roost.registry.tables import Run
 
 MAX_AGE_DAYS = 365_000  # --older-than beyond 1,000 years is a typo, and far past the calendar's start
 _AGE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw]?)\s*$")

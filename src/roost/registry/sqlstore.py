@@ -22,7 +22,7 @@ class SqlStore(Store):
         """Remove tags `keys` of run `run_id` (absent ones are ignored)."""
         from sqlalchemy import delete
 
-        from roost.registry.models import Tag
+        from roost.registry.tables import Tag
 
         if keys:
             with self.write() as s:
@@ -33,8 +33,8 @@ class SqlStore(Store):
         from sqlalchemy import select
 
         from roost.registry import query
-        from roost.registry.models import Experiment, LatestMetric, Param, Tag
-        from roost.registry.models import Run as RunRow
+        from roost.registry.tables import Experiment, LatestMetric, Param, Tag
+        from roost.registry.tables import Run as RunRow
 
         refs = query.filter_keys(filter) if filter and filter.strip() else []
         if not refs:
@@ -61,7 +61,7 @@ class SqlStore(Store):
         """The id of experiment `name`, or None (nothing created)."""
         from sqlalchemy import select
 
-        from roost.registry.models import Experiment
+        from roost.registry.tables import Experiment
 
         with self.read() as s:
             found = s.scalar(select(Experiment.id).where(Experiment.name == name))
@@ -71,8 +71,8 @@ class SqlStore(Store):
         """run id → experiment name, for the (full) ids that exist."""
         from sqlalchemy import select
 
-        from roost.registry.models import Experiment
-        from roost.registry.models import Run as RunRow
+        from roost.registry.tables import Experiment
+        from roost.registry.tables import Run as RunRow
 
         ids = list(dict.fromkeys(run_ids))
         out: dict[str, str] = {}

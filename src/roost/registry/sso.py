@@ -17,8 +17,8 @@ from sqlalchemy import select
 from roost.errors import RoostError
 from roost.registry import objects
 from roost.registry.accounts import AccountRecord, check_name, to_record
-from roost.registry.models import Account, StoredObject
 from roost.registry.store import utcnow
+from roost.registry.tables import Account, StoredObject
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session

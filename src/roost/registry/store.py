@@ -19,7 +19,7 @@ from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
 from roost.registry.hotpath import HotPath
-from roost.registry.models import (
+from roost.registry.tables import (
     Base,
     Experiment,
     LatestMetric,

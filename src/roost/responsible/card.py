@@ -216,7 +216,7 @@ def _demote(html: str) -> str:
 
 def card_html(card: Card) -> str:
     """The card as a self-contained HTML page."""
-    from roost.monitor import report as R
+    from roost.monitor import html_report as R
 
     s = card.sections
     out = []
@@ -265,7 +265,7 @@ def card_markdown(card: Card) -> str:
     """The card as Markdown (tables for every section); text from the repository is escaped (`md_text`)."""
 
     def cell(v: Any) -> str:
-        from roost.monitor.report import fmt
+        from roost.monitor.html_report import fmt
 
         return md_text(v) if isinstance(v, str) else " ".join(str(fmt(v)).split()).replace("|", "\\|")
 

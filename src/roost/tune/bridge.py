@@ -10,7 +10,7 @@ import math
 import warnings
 from typing import Any
 
-from roost.tune.space import Space
+from roost.tune.search_space import Space
 
 _STATES = {"RUNNING": "RUNNING", "WAITING": "RUNNING", "COMPLETE": "COMPLETE", "PRUNED": "PRUNED", "FAIL": "FAIL"}
 

@@ -1,6 +1,6 @@
 """`roost tune CONFIG.yaml`: a training config, an optional `search:` block and an optional `tune:` block.
 
-Without `search:`, the model type's prescribed space is searched (roost.tune.spaces; across model types for
+Without `search:`, the model type's prescribed space is searched (roost.tune.prescribed; across model types for
 `model: auto`), minus the params the config itself sets. A `search:` block replaces it, or with `tune.extend:
 true` is merged over it (same name: replaced or narrowed; `null`: not searched; new names: added).
 
@@ -77,9 +77,9 @@ def _primary_metric(train_cfg: dict[str, Any]) -> str:
 def load(path: str | Path | dict[str, Any]) -> TuneSpec:
     """Read a tuning config (file or dict) into a TuneSpec; errors name the offending field."""
     from roost.train.config import load_raw
-    from roost.tune import spaces
+    from roost.tune import prescribed as spaces
     from roost.tune.objectives import TrainObjective, direction_for, load_callable, override_key
-    from roost.tune.space import Space
+    from roost.tune.search_space import Space
 
     raw, file = load_raw(path)
     search = raw.pop("search", None)
@@ -192,7 +192,7 @@ def _model_type(raw: dict[str, Any]) -> str:
 def _prescribed_block(raw: dict[str, Any], search: dict[str, Any]) -> tuple[dict[str, Any], dict[str, str], str]:
     """The model's prescribed space (across types for `model: auto`), `search` merged over it, minus params the
     config pins; returns (block, config key per param, a description of what is searched)."""
-    from roost.tune import spaces
+    from roost.tune import prescribed as spaces
     from roost.tune.objectives import config_leaves
 
     model = _model_type(raw)
@@ -295,7 +295,7 @@ def tune_config(
 
 def describe_space(space: dict[str, Any]) -> list[str]:
     """One line per searched param: name, distribution, and its condition."""
-    from roost.tune.space import Space
+    from roost.tune.search_space import Space
 
     out = []
     for p in Space.parse(space).params:

@@ -31,7 +31,7 @@ from roost.errors import ConfigError, ConflictError, NotFoundError
 from roost.registry import objects
 from roost.registry.store import Store, default_store
 from roost.tune import samplers as S
-from roost.tune.space import Space, point_key
+from roost.tune.search_space import Space, point_key
 
 STUDY, TRIAL = "tune.study", "tune.trial"
 DEFAULT_LEASE_S = 600.0

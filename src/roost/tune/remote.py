@@ -17,7 +17,7 @@ from roost.tune.client import Client, ServiceConflict, same_outcome
 from roost.tune.engine import Engine
 
 if TYPE_CHECKING:
-    from roost.tune.space import Space
+    from roost.tune.search_space import Space
 
 log = logging.getLogger(__name__)
 TUNE_PATH = "/api/v1/tune"  # where the team server mounts the service (roost.server.tune_api)

@@ -128,7 +128,7 @@ def tune(
         Called with a TrialContext per trial; returns the metric (a number, or a mapping holding `metric`). One
         with a `finalize(result, parent)` method builds the final model after the trials.
     space : dict
-        The search space (roost.tune.space syntax).
+        The search space (roost.tune.search_space syntax).
     n_trials : int
         How many trials in all (a positive integer).
     parallel : int, optional

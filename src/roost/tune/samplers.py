@@ -15,7 +15,7 @@ from __future__ import annotations
 from typing import Any
 
 from roost.errors import ConfigError, closest
-from roost.tune.space import Space
+from roost.tune.search_space import Space
 
 SAMPLERS = ("auto", "grid", "random", "tpe", "gp")
 PRUNERS = ("none", "median", "hyperband")

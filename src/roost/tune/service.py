@@ -31,7 +31,7 @@ from starlette.routing import Route
 from roost.errors import ConfigError, ConflictError, NotFoundError, RoostError
 from roost.netpolicy import LOOPBACK_NAMES, Guard, allowed_hosts
 from roost.tune.engine import Engine, TellConflict, check_lease, check_seed
-from roost.tune.space import SpaceError
+from roost.tune.search_space import SpaceError
 
 log = logging.getLogger(__name__)
 MAX_NAME = 200  # characters of a study name, objective or client id

@@ -2,7 +2,7 @@
 
 from alembic import context
 
-from roost.registry.models import Base
+from roost.registry.tables import Base
 
 config = context.config
 target_metadata = Base.metadata

@@ -75,6 +75,7 @@
   }
 
   function draw(container, chart, opts) {
+    opts = opts || {};  // pages that embed their payloads (traffic, monitoring) draw with the defaults
     var key = chart.key, mode = opts.x || "step";
     var logY = !!opts.log && chart.log_ok;
     var series = chart.series.map(function (s) {

@@ -122,7 +122,7 @@ def default_points(
     added by a search block) gets no point. `known` overrides a type's defaults (auto's size-dependent LightGBM
     parameters, so tuning `model: auto` starts from auto's own candidates)."""
     from roost.train.models import get_model_class
-    from roost.tune.space import Space
+    from roost.tune.search_space import Space
 
     sp = Space.parse(space)
     across = model == "auto"
