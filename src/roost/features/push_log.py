@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 DAY_US = 86_400_000_000
+SUPERSEDED = "superseded.json"  # files merged into a compacted one (push_compact)
 _counter = itertools.count()
 _thread_lock = threading.Lock()
 # one push's file is small and read whole: no compression, dictionaries, statistics or pandas/Arrow schema in the
@@ -167,12 +168,22 @@ def stage(root: Path, view: str, table: pa.Table) -> Staged:
     return staged
 
 
+def _superseded(root: Path, view: str) -> set[str]:
+    """Files merged into a compacted file (see push_compact), relative to the view's log folder."""
+    import json
+
+    try:
+        return set(json.loads((log_dir(root, view) / SUPERSEDED).read_text()))
+    except (FileNotFoundError, ValueError):
+        return set()
+
+
 def drop_log(root: Path, view: str) -> int:
     """Delete a view's pushed rows (every committed file); returns the number of files removed."""
     import glob
 
     files = glob.glob(log_glob(root, view))
-    for f in files:
+    for f in [*files, str(log_dir(root, view) / SUPERSEDED)]:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(f)
     return len(files)
@@ -191,6 +202,9 @@ def with_pushed(sql: str, view: dict[str, Any], root: Path, start: datetime | No
     files = sorted(glob.glob(log_glob(root, view["name"])))
     if not files:
         return sql
+    gone = _superseded(root, view["name"])
+    if gone:  # merged into a compacted file (push_compact): reading them too would only add duplicates
+        files = [f for f in files if os.path.relpath(f, log_dir(root, view["name"])) not in gone]
     keys, fields = view["join_keys"], view["fields"]
     cast = [f"CAST({q(k)} AS {DTYPES[t][0]}) AS {q(k)}" for k, t in keys.items()]
     cast += [f"CAST({q(f)} AS {DTYPES[t][0]}) AS {q(f)}" for f, t in fields.items()]
