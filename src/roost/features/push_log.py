@@ -28,6 +28,7 @@ DAY_US = 86_400_000_000
 SUPERSEDED = "superseded.json"  # files merged into a compacted one (push_compact)
 _counter = itertools.count()
 _thread_lock = threading.Lock()
+_made_dirs: set[str] = set()  # day folders this process made (checked with one stat instead of a makedirs)
 # one push's file is small and read whole: no compression, dictionaries, statistics or pandas/Arrow schema in the
 # footer (together ~40% of the write); DuckDB reads it the same
 WRITE_OPTS: dict[str, Any] = {
@@ -151,17 +152,18 @@ def stage(root: Path, view: str, table: pa.Table) -> Staged:
     et = table.column("__et").cast(pa.int64()).to_numpy()
     days = et // DAY_US
     staged = Staged([])
-    uniq = np.unique(days)
+    uniq = [days[0]] if n and days.min() == days.max() else np.unique(days)  # one day: the usual push
+    base = str(log_dir(root, view))
     try:
         for day in uniq:
             part = table if len(uniq) == 1 else table.filter(pa.array(days == day))
-            stamp = time.strftime("%Y-%m-%d", time.gmtime(int(day) * 86_400))
-            d = log_dir(root, view) / f"day={stamp}"
-            d.mkdir(parents=True, exist_ok=True)
-            final = d / f"{batch}.parquet"
-            tmp = d / f".{batch}.parquet.tmp"
+            d = f"{base}/day={time.strftime('%Y-%m-%d', time.gmtime(int(day) * 86_400))}"
+            if d not in _made_dirs or not os.path.isdir(d):
+                os.makedirs(d, exist_ok=True)
+                _made_dirs.add(d)
+            tmp, final = Path(f"{d}/.{batch}.parquet.tmp"), Path(f"{d}/{batch}.parquet")
             staged.pairs.append((tmp, final))
-            pq.write_table(part, tmp, **WRITE_OPTS)
+            pq.write_table(part, str(tmp), **WRITE_OPTS)
     except BaseException:
         staged.discard()
         raise
