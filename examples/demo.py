@@ -96,7 +96,11 @@ def main() -> int:
     step("7. training/serving skew: a feature-store model served by entity id, one view left stale; lineage")
     skewed = demo_steps.skew_lineage(WS)
 
-    step("8. monitoring + responsible ML: drift of a later slice, fairness by gender")
+    step("8. real-time features: a burst of live clicks pushed while the model is served changes its prediction")
+    first = skewed["sample"].iloc[0]
+    demo_steps.fresh_clicks(WS, skewed["model"], int(first["user_id"]), int(first["item_id"]))
+
+    step("9. monitoring + responsible ML: drift of a later slice, fairness by gender")
     import pandas as pd
 
     from roost.demo import engagement_demo

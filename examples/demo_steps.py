@@ -169,6 +169,25 @@ def serve(ws: Path) -> None:
         console.print("prometheus: " + ", ".join(lines[:2]))
 
 
+def train_live(ws: Path) -> Any:
+    """Apply the live views (no TTL), train engagement-live from the feature store by entity id, materialise."""
+    import pandas as pd
+
+    import roost.features as rf
+    from roost.features.materialize import materialize
+    from roost.train.api import train
+
+    (ws / "features").mkdir(exist_ok=True)
+    shutil.copy(ROOT / "examples" / "engagement" / "live" / "live.py", ws / "features" / "live.py")
+    shutil.copy(ROOT / "examples" / "engagement" / "train_live.yaml", ws / "train_live.yaml")
+    rf.apply()
+    imps = pd.read_parquet(ws / "data" / "impressions.parquet")
+    imps[["user_id", "item_id", "event_time", "clicked"]].to_parquet(ws / "data" / "live_entities.parquet")
+    res = train(ws / "train_live.yaml", progress=False)
+    materialize(views=["user_live", "item_live"])
+    return res
+
+
 def skew_lineage(ws: Path, requests: int = 200, batches: int = 4, stale_share: float = 0.3) -> dict[str, Any]:
     """Serve a feature-store model by entity id with request logging, let the online store go stale for one view,
     catch it with roost.monitor.skew (reports/skew.html) and trace one served request with roost lineage."""
@@ -178,22 +197,13 @@ def skew_lineage(ws: Path, requests: int = 200, batches: int = 4, stale_share: f
     import pyarrow as pa
     import pyarrow.parquet as pq
 
-    import roost.features as rf
-    from roost.features.materialize import materialize
     from roost.lineage import default_log_dir, lineage, render_text
     from roost.monitor.skew import skew
     from roost.monitor.skew_report import skew_html
-    from roost.train.api import train
 
-    (ws / "features").mkdir(exist_ok=True)
-    shutil.copy(ROOT / "examples" / "engagement" / "live" / "live.py", ws / "features" / "live.py")
-    shutil.copy(ROOT / "examples" / "engagement" / "train_live.yaml", ws / "train_live.yaml")
-    rf.apply()
+    res = train_live(ws)
     data = ws / "data"
     imps = pd.read_parquet(data / "impressions.parquet")
-    imps[["user_id", "item_id", "event_time", "clicked"]].to_parquet(data / "live_entities.parquet")
-    res = train(ws / "train_live.yaml", progress=False)
-    materialize(views=["user_live", "item_live"])
     console.print(
         f"trained {res.model_type} from the feature store (data.entities): run {res.run_id[:8]} · "
         f"engagement-live/{res.version}; materialised user_live, item_live"
@@ -256,7 +266,56 @@ def skew_lineage(ws: Path, requests: int = 200, batches: int = 4, stale_share: f
         "report": rep,
         "request_ids": request_ids,
         "run_id": res.run_id,
+        "model": f"engagement-live/{res.version}",
         "planted_users": {int(u) for u in planted},
         "sample": sample,
         "lineage": lin,
     }
+
+
+def fresh_clicks(ws: Path, model: str, user_id: int, item_id: int, burst: int = 60) -> tuple[float, float]:
+    """Serve `model` by entity id; predict one (user, item); push a burst of live clicks for the user with
+    `roost.features.push` (online store and offline log at once) while it is served; predict again."""
+    from datetime import UTC, datetime, timedelta
+
+    import httpx
+
+    import roost.features as rf
+
+    name = model.split("/")[0].split("@")[0]
+    refs = ["user_live:clicks_7d", "user_live:sessions_7d", "user_live:avg_session_min"]
+    with _server(ws, model) as url:
+
+        def predict() -> float:
+            body = {"inputs": {"user_id": [user_id], "item_id": [item_id]}}
+            r = httpx.post(f"{url}/v1/models/{name}:predict", json=body, timeout=30)
+            if r.status_code != 200:
+                raise SystemExit(f"entity-id request failed: {r.status_code} {r.text[:300]}")
+            out = r.json()["outputs"]
+            v = (out["probability"] if isinstance(out, dict) else out)[0]  # P(click) of the one row
+            return float(v[-1] if isinstance(v, list) else v)
+
+        now = rf.online(refs, {"user_id": [user_id]}).iloc[0]
+        before = predict()
+        t = datetime.now(UTC)
+        clicks = [
+            {
+                "user_id": user_id,
+                "event_time": t + timedelta(milliseconds=i),
+                "clicks_7d": int(now["clicks_7d"]) + i + 1,
+                "sessions_7d": int(now["sessions_7d"]) + 1 + i // 10,
+                "avg_session_min": float(now["avg_session_min"]),
+            }
+            for i in range(burst)
+        ]
+        t0 = time.perf_counter()
+        for i in range(0, burst, 10):  # the burst arrives as it happens: ten clicks per push
+            rf.push("user_live", clicks[i : i + 10])
+        pushed_ms = (time.perf_counter() - t0) * 1e3
+        after = predict()
+    console.print(f"user {user_id} × item {item_id}: clicks_7d {int(now['clicks_7d'])}, served P(click) = {before:.4f}")
+    console.print(
+        f"pushed a burst of {burst} live clicks in {pushed_ms:.0f} ms (clicks_7d → {clicks[-1]['clicks_7d']}), "
+        f"served P(click) = {after:.4f}"
+    )
+    return before, after

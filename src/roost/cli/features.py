@@ -1,4 +1,4 @@
-"""`roost features apply|list|materialize|get`: the feature store from the command line."""
+"""`roost features apply|list|materialize|push|compact|serve|get`: the feature store from the command line."""
 
 from __future__ import annotations
 
@@ -148,6 +148,29 @@ def push_cmd(
         print_json({"view": view, "rows": n})
     else:
         echo(f"pushed {n} rows to {view}")
+
+
+@features_app.command("compact")
+def compact_cmd(
+    view: str = typer.Argument(..., help="feature view name"),
+    day: str = typer.Option(None, "--day", help="only this event day (YYYY-MM-DD); default every day"),
+    grace: float = typer.Option(
+        300.0, "--grace", help="seconds merged-away files stay for readers that listed them (0: delete now)"
+    ),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Merge each event day's pushed files of a view into one (last push wins); readers never see a gap."""
+    from roost.cli.output import echo, print_json
+    from roost.features.push_compact import compact
+
+    st = compact(view, day=day, grace_s=grace)
+    if as_json:
+        print_json(st)
+    else:
+        echo(
+            f"compacted {st['files_merged']} files of {view} over {st['days']} day(s): {st['rows_kept']} rows kept, "
+            f"{st['rows_dropped']} superseded rows dropped; {st['files_deleted']} merged-away files deleted"
+        )
 
 
 @features_app.command("serve")

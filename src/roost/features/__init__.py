@@ -23,6 +23,7 @@ _API = {
     "materialize": "roost.features.materialize:materialize",
     "push": "roost.features.push:push",
     "Pusher": "roost.features.push:Pusher",
+    "compact": "roost.features.push_compact:compact",
     "open_online_store": "roost.features.online_stores:open_online_store",
     "stream": "roost.features.streaming.consumer:stream",
 }

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from typing import Any
 
 from roost.errors import ConfigError, RoostError
+from roost.features.streaming.columns import decode_columns
 from roost.features.streaming.events import BadEvent, Event, Schema, decode, schema_for
 from roost.features.streaming.metrics import MetricsServer, StreamStats
 from roost.features.streaming.sources import EventSource, default_consumer, parse_source
@@ -34,7 +35,9 @@ class _PushSink:
         self.schema = schema
         self.pusher: Any = None
 
-    def __call__(self, view: str, rows: list[dict[str, Any]]) -> Any:
+    takes_tables = True  # the consumer may hand it a decoded Arrow table instead of rows
+
+    def __call__(self, view: str, rows: Any) -> Any:
         import pyarrow as pa
 
         from roost.features.definitions import arrow_type
@@ -43,6 +46,8 @@ class _PushSink:
             from roost.features.push import Pusher
 
             self.pusher = Pusher(view)
+        if isinstance(rows, pa.Table):
+            return self.pusher.push(rows)
         sc = self.schema
         types = {**sc.keys, **sc.fields, sc.event_time: "timestamp"}
         if sc.created_time:
@@ -58,13 +63,17 @@ class Consumer:
         self.view, self.source, self.schema, self.stats, self.sink = view, source, schema, stats, sink
         self.read_backoff = 0.5
 
-    def _write(self, rows: list[dict[str, Any]], events: list[Event]) -> list[tuple[Event, str]]:
-        """Write rows; when the sink refuses the batch, write them one by one and return the refused events."""
+    def _write(self, batch: Any, events: list[Event]) -> list[tuple[Event, str]]:
+        """Write the batch (rows, or a table the sink takes); when the sink refuses it, write the rows one by one
+        and return the refused events."""
+        if not getattr(self.sink, "takes_tables", False) and not isinstance(batch, list):
+            batch = batch.to_pylist()
         try:
-            self.sink(self.view, rows)
+            self.sink(self.view, batch)
             return []
         except RoostError as e:  # refused as a batch (validation): find the refused rows, write the others
-            log.warning("batch of %d refused (%s); writing its events one by one", len(rows), e)
+            log.warning("batch of %d refused (%s); writing its events one by one", len(events), e)
+        rows = batch if isinstance(batch, list) else batch.to_pylist()
         refused = []
         for row, ev in zip(rows, events, strict=True):
             try:
@@ -72,6 +81,17 @@ class Consumer:
             except RoostError as e:
                 refused.append((ev, f"refused by push: {e.message}"))
         return refused
+
+    def _decode_each(self, events: list[Event], bad: list[tuple[Event, str]]) -> tuple[list[Any], list[Event]]:
+        """Rows of the events that decode, and those events; the others appended to `bad` with their reason."""
+        rows, good = [], []
+        for ev in events:
+            try:
+                rows.append(decode(ev.fields or {}, self.schema))
+                good.append(ev)
+            except BadEvent as e:
+                bad.append((ev, str(e)))
+        return rows, good
 
     def run_batch(self, count: int, block_ms: int, stop: threading.Event) -> int:
         """Read, decode, write, dead-letter and ack one batch; returns the number of events handled."""
@@ -88,21 +108,15 @@ class Consumer:
             return 0
         if not events:
             return 0
-        rows: list[dict[str, Any]] = []
-        good: list[Event] = []
+        gone = [ev.id for ev in events if ev.fields is None]  # deleted (XDEL/XTRIM) after delivery: nothing to do
+        good = [ev for ev in events if ev.fields is not None]
         bad: list[tuple[Event, str]] = []
-        gone: list[str] = []
-        for ev in events:
-            if ev.fields is None:  # deleted from the stream (XDEL/XTRIM) after delivery: nothing to apply
-                gone.append(ev.id)
-                continue
-            try:
-                rows.append(decode(ev.fields, self.schema))
-                good.append(ev)
-            except BadEvent as e:
-                bad.append((ev, str(e)))
+        table = decode_columns([ev.fields for ev in good if ev.fields is not None], self.schema)
+        rows: Any = table
+        if table is None:  # some event needs a closer look: decode one by one, bad ones with their reason
+            rows, good = self._decode_each(good, bad)
         backoff = 0.5
-        while rows:
+        while len(rows):
             try:
                 bad.extend(self._write(rows, good))
                 break
@@ -117,11 +131,21 @@ class Consumer:
         self.source.dead_letter(bad)
         bad_ids = {ev.id for ev, _ in bad}
         self.source.ack([ev.id for ev in good if ev.id not in bad_ids] + gone)
-        newest = max((r[self.schema.event_time].timestamp() for r in rows), default=None)
+        newest = _newest(rows, self.schema.event_time)
         self.stats.batch_done(len(good) - sum(ev.id in bad_ids for ev in good), len(bad), newest)
         for ev, reason in bad:
             log.warning("event %s of %s to %s: %s", ev.id, self.view, self.source.dead_name, reason)
         return len(events)
+
+
+def _newest(rows: Any, event_time: str) -> float | None:
+    """The latest event time of the batch (epoch seconds), None when empty."""
+    if isinstance(rows, list):
+        return max((r[event_time].timestamp() for r in rows), default=None)
+    import pyarrow.compute as pc
+
+    top = pc.max(rows.column(event_time).cast("int64")).as_py()
+    return None if top is None else top / 1e6
 
 
 def open_source(url: str, view: str, group: str | None = None, consumer: str | None = None) -> EventSource:
