@@ -113,7 +113,9 @@ def demo_pages(base: str, ws_dir: Path) -> list[tuple[str, str]]:
         ("artifact", f"/runs/{gbm['run_id']}/artifacts/view?" + urlencode({"path": "config.yaml"})),
         ("models", "/models"),
         *((f"model-{m}", f"/models/{m}") for m in models),
+        *((f"monitoring-{m}", f"/models/{m}/monitoring") for m in models if m == "engagement-live"),
         ("features", "/features"),
+        *((f"feature-{v}", f"/features/{v}") for v in sorted(get("/api/feature-views"))),
         ("shadow", "/shadow"),
         ("lineage", "/lineage"),
     ]

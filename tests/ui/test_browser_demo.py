@@ -1,8 +1,8 @@
 """On a workspace produced by the demo (examples/demo.py, as `make demo` runs it), in Chromium: the lineage
 picture shows the right nodes and its links open, and axe-core finds no critical accessibility issue on any page.
 
-The demo takes minutes: the workspace is built once per module, or reused from ROOST_TEST_DEMO_WS (a folder a
-previous `ROOST_DEMO_DIR=... python examples/demo.py` wrote).
+The demo takes minutes: the workspace (conftest.py's session-scoped `demo` fixture) is built once per session, or
+reused from ROOST_TEST_DEMO_WS (a folder a previous `ROOST_DEMO_DIR=... python examples/demo.py` wrote).
 """
 
 from __future__ import annotations
@@ -17,30 +17,6 @@ from tests.ui.test_browser import browser  # noqa: F401 - the shared Chromium fi
 
 ROOT = Path(__file__).resolve().parents[2]
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
-
-
-@pytest.fixture(scope="module")
-def shots():
-    """docs/img/make_screenshots.py as a module (its demo build, UI server and page list)."""
-    sys.path.insert(0, str(ROOT / "docs" / "img"))
-    try:
-        import make_screenshots
-    finally:
-        sys.path.remove(str(ROOT / "docs" / "img"))
-    return make_screenshots
-
-
-@pytest.fixture(scope="module")
-def demo(shots, tmp_path_factory):
-    """(workspace folder, UI base URL) of a demo workspace served by `roost ui`."""
-    given = os.environ.get("ROOST_TEST_DEMO_WS")
-    if given and (Path(given) / "roost.yaml").is_file():
-        ws = Path(given).resolve()
-    else:
-        ws = tmp_path_factory.mktemp("demo") / "demo-workspace"
-        shots.build_demo(ws, 4000)
-    with shots.ui_server(ws) as base:
-        yield ws, base
 
 
 def _store_facts(ws: Path, request_id: str) -> dict:

@@ -75,6 +75,7 @@
   }
 
   function draw(container, chart, opts) {
+    opts = opts || {};  // pages that embed payloads (traffic, monitoring) draw on the chart's own x-axis
     var key = chart.key, mode = opts.x || "step";
     var logY = !!opts.log && chart.log_ok;
     var series = chart.series.map(function (s) {

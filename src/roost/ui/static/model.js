@@ -26,7 +26,7 @@
     if (reset) reset.addEventListener("click", function () { localStorage.removeItem(key); apply(defaults); });
   }
   document.querySelectorAll(".charts[data-charts]").forEach(function (box) {
-    if (!window.roostCharts) return;
+    if (!window.roostCharts || box.getAttribute("data-ready")) return;  // chart.js drew it already
     JSON.parse(box.getAttribute("data-charts") || "[]").forEach(function (c) { window.roostCharts.draw(box, c); });
     box.setAttribute("data-ready", "1");
   });
