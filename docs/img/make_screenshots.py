@@ -31,6 +31,17 @@ CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 WIDTH, HEIGHT = 1280, 900
 MAX_BYTES = 200_000
+SHOT_VIEW = "user_live"  # the feature view the demo leaves stale online (its page shows the planted skew)
+# page -> (second shot, the section it scrolls to): what is served and its traffic, the view's skew
+SCROLLED = {
+    "model-engagement": ("served", "#served"),
+    f"feature-{SHOT_VIEW}": (f"feature-{SHOT_VIEW}-skew", "#fv-skew"),
+}
+# resolve once the element's charts are drawn (data-ready set by chart.js), or after 15 s
+WAIT_READY = (
+    "e => new Promise(r => { const t = setInterval(() => { if (e.dataset.ready) { clearInterval(t); r(); } }, 50);"
+    " setTimeout(r, 15000); })"
+)
 
 
 def build_demo(ws_dir: Path, rows: int) -> None:
@@ -113,7 +124,9 @@ def demo_pages(base: str, ws_dir: Path) -> list[tuple[str, str]]:
         ("artifact", f"/runs/{gbm['run_id']}/artifacts/view?" + urlencode({"path": "config.yaml"})),
         ("models", "/models"),
         *((f"model-{m}", f"/models/{m}") for m in models),
+        *((f"monitoring-{m}", f"/models/{m}/monitoring") for m in models if m == "engagement-live"),
         ("features", "/features"),
+        *((f"feature-{v}", f"/features/{v}") for v in sorted(get("/api/feature-views"))),
         ("shadow", "/shadow"),
         ("lineage", "/lineage"),
     ]
@@ -133,6 +146,16 @@ def _small_png(png: bytes) -> bytes:
     return buf.getvalue()
 
 
+def _save(page: Any, name: str) -> Path:
+    """The page's viewport as docs/img/ui-<name>.png (palette-reduced, at most MAX_BYTES)."""
+    png = _small_png(page.screenshot(full_page=False))
+    if len(png) > MAX_BYTES:
+        raise SystemExit(f"{name}: {len(png):,} bytes, over {MAX_BYTES:,}")
+    out = OUT / f"ui-{name}.png"
+    out.write_bytes(png)
+    return out
+
+
 def shoot(ws_dir: Path) -> list[Path]:
     """Start the UI on the workspace and write one screenshot per page; returns the files written."""
     from playwright.sync_api import sync_playwright
@@ -141,21 +164,23 @@ def shoot(ws_dir: Path) -> list[Path]:
     with ui_server(ws_dir) as base, sync_playwright() as p:
         b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=ARGS)
         for name, path in demo_pages(base, ws_dir):
+            if name.startswith("feature-") and name != f"feature-{SHOT_VIEW}":
+                continue  # one feature view page is enough for the docs
             page = b.new_page(viewport={"width": WIDTH, "height": HEIGHT})
             page.goto(base + path)
-            if page.locator("#charts").count():
-                page.wait_for_selector("#charts[data-ready]")
+            for charts in page.locator(".charts[data-charts], #charts").all():
+                charts.evaluate(WAIT_READY)
             if name == "runs":
                 for btn in page.locator("button.expand").all()[:1]:
                     btn.click()
             if name == "compare":  # the charts: two step kinds on separate axes, final values as bars
                 split = page.locator("figure.chart[data-kind='boosting_round']")
                 (split.first if split.count() else page.locator("#charts")).evaluate("e => e.scrollIntoView()")
-            png = _small_png(page.screenshot(full_page=False))
-            if len(png) > MAX_BYTES:
-                raise SystemExit(f"{name}: {len(png):,} bytes, over {MAX_BYTES:,}")
-            written.append(OUT / f"ui-{name}.png")
-            written[-1].write_bytes(png)
+            written.append(_save(page, name))
+            if name in SCROLLED:  # a second shot of the same page, scrolled to a section further down
+                extra, selector = SCROLLED[name]
+                page.locator(selector).evaluate("e => e.scrollIntoView()")
+                written.append(_save(page, extra))
             page.close()
         b.close()
     return written

@@ -181,3 +181,32 @@ def fake_tb_command(tmp_path: Path) -> list[str]:
     script = tmp_path / "fake_tb.py"
     script.write_text(FAKE_TB)
     return [sys.executable, str(script)]
+
+
+@pytest.fixture(scope="session")
+def shots():
+    """docs/img/make_screenshots.py as a module (its demo build, UI server and page list)."""
+    img = Path(__file__).resolve().parents[2] / "docs" / "img"
+    sys.path.insert(0, str(img))
+    try:
+        import make_screenshots
+    finally:
+        sys.path.remove(str(img))
+    return make_screenshots
+
+
+@pytest.fixture(scope="session")
+def demo(shots, tmp_path_factory):
+    """(workspace folder, UI base URL) of ONE demo workspace (examples/demo.py, as `make demo` runs it) served by
+    `roost ui`, shared by every browser test of the session that needs it. The demo takes minutes: set
+    ROOST_TEST_DEMO_WS to a folder a previous `ROOST_DEMO_DIR=... python examples/demo.py` wrote to reuse it."""
+    import os
+
+    given = os.environ.get("ROOST_TEST_DEMO_WS")
+    if given and (Path(given) / "roost.yaml").is_file():
+        ws = Path(given).resolve()
+    else:
+        ws = tmp_path_factory.mktemp("demo") / "demo-workspace"
+        shots.build_demo(ws, 4000)
+    with shots.ui_server(ws) as base:
+        yield ws, base

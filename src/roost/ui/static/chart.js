@@ -41,11 +41,11 @@
     return span > 3 * 86400000 ? day : (span > 86400000 ? day.slice(5) + " " + hm : hm);
   }
 
-  function domain(vals) {
+  function domain(vals, pad) {  // pad: the half-width around a single value (default 10 % of it)
     var lo = Infinity, hi = -Infinity;
     vals.forEach(function (v) { if (v !== null) { if (v < lo) lo = v; if (v > hi) hi = v; } });
     if (lo === Infinity) return [0, 1];
-    if (lo === hi) { var d = Math.abs(lo) * 0.1 || 1; return [lo - d, hi + d]; }
+    if (lo === hi) { var d = pad || Math.abs(lo) * 0.1 || 1; return [lo - d, hi + d]; }
     return [lo, hi];
   }
 
@@ -71,11 +71,11 @@
     if (mode === "epoch" && chart.kind !== "epoch") {
       return {xs: s.steps, label: kindLabel + " (no epochs)", isTime: chart.x_type === "time"};
     }
-    return {xs: s.steps, label: kindLabel, isTime: chart.x_type === "time"};
+    return {xs: s.steps, label: chart.x_label || (chart.x_type === "time" ? "time (UTC)" : "step"), isTime: chart.x_type === "time"};
   }
 
   function draw(container, chart, opts) {
-    opts = opts || {};  // pages that embed their payloads (traffic, monitoring) draw with the defaults
+    opts = opts || {};  // pages that embed payloads (traffic, monitoring) draw on the chart's own x-axis
     var key = chart.key, mode = opts.x || "step";
     var logY = !!opts.log && chart.log_ok;
     var series = chart.series.map(function (s) {
@@ -94,7 +94,7 @@
     fig.appendChild(cap);
     var allS = [], allV = [];
     series.forEach(function (s) { allS = allS.concat(s.steps); allV = allV.concat(s.values); });
-    var xd = domain(allS), yd = logY ? domain(allV) : (chart.y_range || domain(allV));
+    var xd = domain(allS, isTime ? 3600000 : 0), yd = logY ? domain(allV) : (chart.y_range || domain(allV));
     var xfmt = isTime ? function (t) { return fmtTime(t, xd[1] - xd[0]); } : fmt;
     var yfmt = logY ? function (t) { return fmt(Math.pow(10, t)); } : fmt;
     var x = function (v) { return M.l + (v - xd[0]) / (xd[1] - xd[0]) * (W - M.l - M.r); };
