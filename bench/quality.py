@@ -6,7 +6,11 @@ Every model is scored by ROC-AUC on the same test rows. References, fitted on th
 - LightGBM tuned by Optuna (TPE, seed 0, 20 trials) on a stratified 25 % validation split of those rows (early
   stopping there), then refitted on all of them with the best params and the best trial's number of trees;
 - scikit-learn LogisticRegression: median/most-frequent imputation, standardised numeric, one-hot categorical
-  (unknown ignored), C chosen by 5-fold stratified CV on ROC-AUC (LogisticRegressionCV, 10 Cs).
+  (unknown ignored), C chosen by 5-fold stratified CV on ROC-AUC (LogisticRegressionCV, 10 Cs);
+- `LGBMClassifier()` with the library's defaults (100 rounds, learning rate 0.1, 31 leaves, no early stopping),
+  non-numeric columns as pandas categories: a user's first baseline; auto must stay within 0.005 of it (issue 36).
+Tables: the suite plus `churn` (bench/churn_table.py: 5,000 generated customers, numeric usage columns, 12 %
+positives).
 Repeated protocol (`--seeds 0,1,2,3,4`): the same on roost's random split with each seed (20 % test, not
 stratified), references refitted per split; the table gives the first seed's split and, per table, the mean ±
 standard error over the seeds of auto − best reference and tune20 − best reference. References are cached in
@@ -130,6 +134,14 @@ def ref_lightgbm(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, trials: int =
     return np.asarray(m.predict_proba(Xt)[:, 1]), {**best, "n_estimators": trees}
 
 
+def ref_lightgbm_defaults(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> np.ndarray:
+    """`LGBMClassifier()` with the library's defaults (n_jobs=1 for a steady machine): P(1) on Xt."""
+    import lightgbm as lgb
+
+    X, Xt = lightgbm_frames(X, Xt)
+    return np.asarray(lgb.LGBMClassifier(verbose=-1, n_jobs=1).fit(X, y).predict_proba(Xt)[:, 1])
+
+
 def references(df: pd.DataFrame, label: str, seed: int = 0) -> dict[str, Any]:
     """Test ROC-AUC of both references on roost's split with this seed."""
     from sklearn.metrics import roc_auc_score
@@ -142,6 +154,7 @@ def references(df: pd.DataFrame, label: str, seed: int = 0) -> dict[str, Any]:
     return {
         "ref_lightgbm": float(roc_auc_score(yt, lgb_p)),
         "ref_logreg": float(roc_auc_score(yt, lr_p)),
+        "ref_lgbm_defaults": float(roc_auc_score(yt, ref_lightgbm_defaults(X, y, Xt))),
         "lightgbm_params": params,
     }
 
@@ -150,7 +163,7 @@ def cached_references(df: pd.DataFrame, label: str, table: str, seed: int, cache
     """references(), read from / added to the JSON cache (keyed by table, seed and row count) when given."""
     key = f"{table}/{seed}/{len(df)}"
     known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
-    if key in known:
+    if key in known and "ref_lgbm_defaults" in known[key]:
         return dict(known[key])
     found = references(df, label, seed)
     if cache is not None:  # re-read under a lock: benches on other tables may have added theirs meanwhile
@@ -262,10 +275,12 @@ def save_trials(tp: dict[str, Any], path: Path) -> None:
 def auto_from_trials(tp: dict[str, Any]) -> dict[str, Any]:
     """auto replayed from tune's first trials (its candidates' defaults, cross-validated on auto's folds): auto's
     weights on their out-of-fold predictions, test ROC-AUC of their weighted fold bags; {} without such trials."""
-    from roost.train.auto import DEFAULT_CANDIDATES, blend_weights
+    from roost.train.auto import DEFAULT_CANDIDATES as ALL
+    from roost.train.auto import VARIANTS, blend_weights
     from roost.train.ensemble import score
     from roost.tune.prescribed import AUTO_TYPES
 
+    DEFAULT_CANDIDATES = [c for c in ALL if c not in VARIANTS]  # a type's first trial (variants: not replayed)
     first: dict[str, int] = {}
     for j, t in enumerate(tp["trials"]):  # the first trials: the default points, one per type
         mt = (t.get("params") or {}).get("model.type")
@@ -284,6 +299,15 @@ def auto_from_trials(tp: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def load_any(name: str) -> pd.DataFrame:
+    """A suite table, or `churn` (bench/churn_table.py), with its 0/1 `label` column."""
+    from churn_table import churn_table
+
+    from roost.datasets.suite import load_table
+
+    return churn_table() if name == "churn" else load_table(name)
+
+
 def better_reference(rows: list[dict[str, Any]]) -> str:
     """The reference with the higher mean test ROC-AUC over a table's splits ("ref_lightgbm" or "ref_logreg"): the
     issue's "best of {tuned LightGBM, logistic regression} on the table". `best_ref` takes the larger of the two on
@@ -295,10 +319,11 @@ def better_reference(rows: list[dict[str, Any]]) -> str:
 def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
     """Markdown lines: per table the first seed's split, then mean ± s.e. over every seed of auto/tune − best ref."""
     lines = [
-        f"| table | rows | positive | best ref (seed {seeds[0]}) | auto (kept) | auto − best | tune20 − best "
+        f"| table | rows | positive | best ref (seed {seeds[0]}) | LGBMClassifier() | auto (kept) | auto − best "
+        "| auto − LGBMClassifier() | tune20 − best "
         f"| mean best ref ({len(seeds)} splits) | auto − best, mean ± s.e. | tune20 − best, mean ± s.e. "
         "| better ref of the table | tune20 − better ref, mean ± s.e. |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
 
     def mark(d: float, target: float) -> str:
@@ -312,6 +337,7 @@ def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
             r.setdefault("auto_model", "replayed")
         a1 = first.get("auto", float("nan")) - first["best_ref"]
         t1 = first.get("tune", float("nan")) - first["best_ref"]
+        d1 = first.get("auto", float("nan")) - first["ref_lgbm_defaults"]
         ma, sa = mean_se([r.get("auto", float("nan")) - r["best_ref"] for r in rs])
         mt, st = mean_se([r.get("tune", float("nan")) - r["best_ref"] for r in rs])
         mb, _ = mean_se([r["best_ref"] for r in rs])
@@ -319,7 +345,9 @@ def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
         mtb, stb = mean_se([r.get("tune", float("nan")) - r[ref] for r in rs])
         lines.append(
             f"| {name} | {first['rows']} | {first['positive']:.3f} | {first['best_ref']:.4f} "
+            f"| {first['ref_lgbm_defaults']:.4f} "
             f"| {first.get('auto', float('nan')):.4f} ({first.get('auto_model', '')}) | {a1:+.4f} {mark(a1, -TARGET)} "
+            f"| {d1:+.4f} {mark(d1, -TARGET)} "
             f"| {t1:+.4f} {mark(t1, 0.0)} | {mb:.4f} | {ma:+.4f} ± {sa:.4f} {mark(ma, -TARGET)} "
             f"| {mt:+.4f} ± {st:.4f} {mark(mt, 0.0)} | {ref[4:]} | {mtb:+.4f} ± {stb:.4f} {mark(mtb, 0.0)} |"
         )
@@ -328,10 +356,10 @@ def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the suite and print the table."""
-    from roost.datasets.suite import TABLES, load_table
+    from roost.datasets.suite import TABLES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tables", default=",".join(TABLES))
+    ap.add_argument("--tables", default=",".join([*TABLES, "churn"]))
     ap.add_argument("--seeds", default="0", help="split seeds, e.g. 0,1,2,3,4 (the repeated protocol)")
     ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
@@ -356,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         tmp = Path(d)
         ws.use(ws.init(tmp / "ws"))
         for name in args.tables.split(","):
-            df = load_table(name)
+            df = load_any(name)
             for seed in seeds:
                 rows.append(run_one(name, df, seed, tmp, args))
                 print(f"  {json.dumps(rows[-1], default=str)}", file=sys.stderr, flush=True)

@@ -110,14 +110,16 @@ def test_the_blend_takes_the_best_trial_of_each_model_type() -> None:
 
 
 def test_tuning_model_auto_starts_from_autos_own_candidates(ws, tmp_path) -> None:
-    from roost.train.auto import DEFAULT_CANDIDATES, candidate_config
+    from roost.train.auto import DEFAULT_CANDIDATES, VARIANTS, candidate_config
     from roost.train.config import load_config
     from roost.tune import config as C
 
     data = _table(tmp_path)
     spec = C.load({"data": data, "label": LABEL, "task": "binary"})
-    starts = {p["model.type"]: p for p in spec.start}
-    assert set(DEFAULT_CANDIDATES) <= set(starts)
+    starts: dict[str, dict] = {}
+    for p in spec.start:  # a type's first point: its defaults (a variant's point follows)
+        starts.setdefault(p["model.type"], p)
+    assert {VARIANTS.get(c, (c,))[0] for c in DEFAULT_CANDIDATES} <= set(starts)
     both, _ = _rows(data)
     n_fit = len(both) - len(both) // 5  # each of auto's 5 fold models fits 4/5 of the rows
     auto = candidate_config(load_config({"data": data, "label": LABEL}), "lightgbm", n_fit, 30).model.params

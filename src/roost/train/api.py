@@ -325,16 +325,19 @@ def _follow(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, Any],
 
 
 def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
-    """The config of one `auto` candidate: its model type with default params, nothing registered; the `trainer:`
-    loop settings apply to the neural candidates only (LightGBM keeps the seed)."""
+    """The config of one `auto` candidate: its model type with default params (a named variant, auto.VARIANTS: its
+    type with its fixed params), nothing registered; the `trainer:` loop settings apply to the neural candidates only
+    (LightGBM keeps the seed)."""
+    from roost.train.auto import VARIANTS
     from roost.train.config import ModelConfig, TrainerConfig
 
+    base, fixed = VARIANTS.get(model_type, (model_type, {}))
     update: dict[str, Any] = {
-        "model": ModelConfig(type=model_type),
+        "model": ModelConfig(type=base, params=dict(fixed)),
         "register_as": None,
         "name": f"{cfg.name or 'auto'}:{model_type}",
     }
-    if model_type == "lightgbm":
+    if base == "lightgbm":
         update["trainer"] = TrainerConfig(seed=cfg.trainer.seed)
     return cfg.model_copy(deep=True, update=update)
 

@@ -47,6 +47,7 @@ class LightGBMModel(Estimator):
         check_range("min_child_samples", p["min_child_samples"], 1, 1e9, integer=True)
         check_range("subsample", p["subsample"], 0.01, 1.0)
         check_range("colsample_bytree", p["colsample_bytree"], 0.01, 1.0)
+        check_range("early_stopping_rounds", p["early_stopping_rounds"], 0, 100_000, integer=True)
 
     def matrix(self, X: pd.DataFrame) -> np.ndarray:
         """The float32 [N, F] matrix LightGBM sees: numeric raw, categorical index, hashed id as a number."""
@@ -103,7 +104,8 @@ class LightGBMModel(Estimator):
         if X_val is not None and y_val is not None and len(X_val):
             yv = encode_labels(y_val, self.task_, self.classes_ or None)[0]
             fit_kw.update(eval_X=(self.matrix(X_val),), eval_y=(yv,), eval_names=["val"])
-            lgb_cbs.append(lgb.early_stopping(p["early_stopping_rounds"], first_metric_only=True, verbose=False))
+            if p["early_stopping_rounds"]:  # 0: every round (the library's default, no early stopping)
+                lgb_cbs.append(lgb.early_stopping(p["early_stopping_rounds"], first_metric_only=True, verbose=False))
         self.model_.fit(self.matrix(X), yt, callbacks=lgb_cbs, **fit_kw)
         self.model_._Booster = float32_thresholds(self.model_.booster_)
         self.best_iteration_ = int(getattr(self.model_, "best_iteration_", 0) or p["n_estimators"])

@@ -152,8 +152,8 @@ def train_run(
                 tb_proc, tb_url = start_tensorboard(run, art / TB_SUBDIR, s.announce)
             _fit(model, cfg.label, spec, parts, cbs, art, s.ckpt)
             metrics = final_metrics(model, task, cfg.label, val_df, test_df)
+            write_package(model, run, art, test_df, cfg.label, metrics, cfg)  # test_*: the package's own score
             _log_final(run, model, metrics)
-            write_package(model, run, art, test_df, cfg.label, metrics, cfg)
             monitor_reference(art, model, task, train_df, test_df, cfg.label)
             _log_features(art, cfg)
             version = _register(run, cfg)
@@ -335,7 +335,8 @@ def _log_final(run: Any, model: Estimator, metrics: dict[str, float]) -> None:
 def write_package(
     model: Estimator, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
 ) -> Path:
-    """Export the model package into the run's artifacts (`model/`)."""
+    """Export the model package into the run's artifacts (`model/`); `metrics`' test_* become the package's own
+    score on `test_df` (the float32 ONNX graph users get, not the in-memory model), in place and in its metadata."""
     sample = test_df.drop(columns=[label]).head(PARITY_ROWS)
     pkg = art / PACKAGE
     if pkg.exists():
@@ -349,8 +350,46 @@ def write_package(
             metrics=metrics,
             extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)},
         )
+        if package_test_metrics(out, model, test_df, label, metrics):
+            _rewrite_metrics(out, metrics)
         run.log_artifacts(out, PACKAGE)
     from roost.modelpkg import read_meta
 
     run.log_metric("parity_max_abs_diff", float(read_meta(pkg).get("parity_max_abs_diff") or 0.0))
     return pkg
+
+
+def package_test_metrics(pkg: Path, model: Estimator, test_df: Any, label: str, metrics: dict[str, float]) -> bool:
+    """Replace the test_* entries of `metrics` by the package's score on the test rows (ONNX Runtime); False, and
+    `metrics` untouched, without test rows or test metrics, or for a package that does not score a frame."""
+    import numpy as np
+
+    from roost.errors import RoostError
+    from roost.modelpkg import load
+    from roost.train import metrics as M
+    from roost.train.preprocess import encode_labels
+
+    task = getattr(model, "task_", None)
+    if task not in ("binary", "multiclass", "regression") or not len(test_df):
+        return False
+    if not any(k.startswith("test_") for k in metrics):
+        return False
+    try:
+        out = np.asarray(load(pkg).predict(test_df.drop(columns=[label])), dtype=np.float64)
+    except RoostError as exc:  # e.g. a package fed by the online store: keep the in-memory model's score
+        log.warning("test metrics from the in-memory model: the package could not score the test rows (%s)", exc)
+        return False
+    y = encode_labels(test_df[label], task, model.classes_ or None)[0]
+    metrics.update({f"test_{k}": v for k, v in M.compute(task, y, out).items()})
+    return True
+
+
+def _rewrite_metrics(pkg: Path, metrics: dict[str, float]) -> None:
+    """Store `metrics` in the package's roost-model.yaml."""
+    import yaml
+
+    from roost.modelpkg.package import META, read_meta
+
+    meta = read_meta(pkg)
+    meta["metrics"] = {k: float(v) for k, v in metrics.items()}
+    (pkg / META).write_text(yaml.safe_dump(meta, sort_keys=False))

@@ -87,11 +87,12 @@ def evaluate(
 
 def val_metrics(task: str, y: np.ndarray, raw: np.ndarray) -> dict[str, float]:
     """Task metrics from raw outputs (logits or standardised values already unscaled by the caller)."""
+    from scipy.special import expit, softmax  # stable for any logit: a diverging network's must not overflow
+
     if task == "binary":
-        return M.binary_metrics(y, 1 / (1 + np.exp(-raw[:, 0].astype(np.float64))))
+        return M.binary_metrics(y, expit(raw[:, 0].astype(np.float64)))
     if task == "multiclass":
-        z = raw - raw.max(axis=1, keepdims=True)
-        return M.multiclass_metrics(y, np.exp(z) / np.exp(z).sum(axis=1, keepdims=True))
+        return M.multiclass_metrics(y, softmax(raw.astype(np.float64), axis=1))
     return M.regression_metrics(y, raw[:, 0])
 
 

@@ -124,6 +124,8 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         folds = _folds(raw, selection)
         if prescribed:
             start = spaces.default_points(block, model, _table_defaults(folds) if model == "auto" else None)
+            if model == "auto":  # and from auto's named variants (LightGBM's library defaults)
+                start += [p for p in spaces.variant_points(block) if p not in start]
         space = Space.parse(block)
         keys = {p.name: keys.get(p.name) or override_key(p.name, raw) for p in space.params}
         metric = str(opts.get("metric") or _primary_metric(raw))

@@ -15,7 +15,7 @@ from typing import Any
 
 from roost.errors import ConfigError, closest
 
-__all__ = ["AUTO_TYPES", "PRESCRIBED", "auto_space", "default_points", "merge", "prescribed"]
+__all__ = ["AUTO_TYPES", "PRESCRIBED", "auto_space", "default_points", "merge", "prescribed", "variant_points"]
 
 # measured ranges (docs/training.md, "Tuning"): where the best quarter of random trials over wide ranges fell
 _TORCH = {"lr": {"loguniform": [3e-4, 3e-2]}, "weight_decay": {"loguniform": [1e-6, 1e-2]}}
@@ -141,6 +141,25 @@ def default_points(
         else:
             points.append(point)
     return points
+
+
+def variant_points(space: dict[str, Any]) -> list[dict[str, Any]]:
+    """Points of a `model: auto` space for auto's named candidate variants (auto.VARIANTS, e.g. LightGBM with its
+    library defaults), so tuning auto starts from every candidate auto itself trains."""
+    from roost.train.auto import VARIANTS
+
+    types = _type_choices(space)
+    out = []
+    for base, fixed in VARIANTS.values():
+        if base in types:
+            out += [p for p in default_points(space, "auto", {base: fixed}) if p.get("model.type") == base]
+    return out
+
+
+def _type_choices(space: dict[str, Any]) -> list[Any]:
+    """The model types a `model: auto` space chooses from ([] without a model.type choice)."""
+    spec = space.get("model.type")
+    return list(spec.get("choice") or []) if isinstance(spec, dict) else []
 
 
 def _clamp(p: Any, value: Any) -> Any:

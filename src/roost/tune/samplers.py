@@ -12,6 +12,7 @@ roost adds no optimiser of its own. What it adds is the default: `auto` looks at
 
 from __future__ import annotations
 
+import warnings
 from typing import Any
 
 from roost.errors import ConfigError, closest
@@ -61,10 +62,12 @@ def make_sampler(name: str, space: Space, seed: int | None) -> Any:
 
     if name == "random":
         return optuna.samplers.RandomSampler(seed=seed)
-    if name == "tpe":
-        return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.conditional, constant_liar=True)
-    if name == "gp":
-        return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
+    with warnings.catch_warnings():  # multivariate, group and constant_liar are "experimental" in Optuna
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        if name == "tpe":
+            return optuna.samplers.TPESampler(seed=seed, multivariate=True, group=space.conditional, constant_liar=True)
+        if name == "gp":
+            return optuna.samplers.GPSampler(seed=seed, warn_independent_sampling=False)
     raise ConfigError(f"sampler: {name!r} has no Optuna sampler", hint="one of random, tpe, gp")
 
 
