@@ -186,3 +186,182 @@ def test_no_hidden_options_or_deprecated_groups_remain() -> None:
     from roost.cli.main import build_app
 
     assert [g.name for g in build_app().registered_groups if g.deprecated] == []
+
+
+# ---- One grammar across every verb (#37 item 3): the rules, and the few exceptions with their reasons. ----
+
+SERVERS = {  # long-running processes: they print a URL and serve; there is no result to print as JSON or to list
+    "roost serve",
+    "roost ui",
+    "roost server",
+    "roost tensorboard",
+    "roost notebook",
+    "roost features serve",
+    "roost features stream",
+    "roost tune serve",
+    "roost index serve",
+}
+
+# Verbs that create or read runs take -e/--experiment (the experiment to write into or to read from).
+EXPERIMENT_VERBS = {
+    "roost train",
+    "roost tune run",
+    "roost predict",
+    "roost pipeline run",
+    "roost notebook run",
+    "roost runs list",
+    "roost runs delete",
+    "roost runs archive",
+    "roost runs restore",
+    "roost runs import-tb",
+}
+NO_EXPERIMENT = {  # create or read runs, yet -e would be wrong
+    "roost runs show": "reads one run by id (or unique prefix): the id names it, whatever its experiment",
+    "roost runs tag": "acts on one run by id",
+    "roost runs upload-staged": "acts on one run by id",
+    "roost runs import-mlflow": "keeps each source experiment's name (--prefix renames them all)",
+    "roost monitor drift": "records into monitor/MODEL, the experiment the model page charts (--model picks it)",
+    "roost monitor check": "records into monitor/MODEL, the experiment the model page charts (--model picks it)",
+    "roost monitor analyze": "records into monitor/MODEL, the experiment the model page charts (MODEL picks it)",
+    "roost monitor skew": "records into monitor/MODEL, the experiment the model page charts (--model picks it)",
+    "roost monitor shadow": "records into monitor/MODEL, the experiment the model page charts (--model picks it)",
+}
+
+NO_JSON = {  # verbs that print no result a script would parse
+    "roost login": "stores a credential; prints one confirmation line",
+    "roost logout": "removes a credential; prints one confirmation line",
+    "roost monitor schedule export": "writes an Airflow DAG file (the file is the result)",
+    "roost pipeline export": "writes an Airflow DAG file (the file is the result)",
+}
+
+# List verbs print one table of rows: they take --limit and --order-by.
+LIST_VERBS = {
+    "roost runs list",
+    "roost experiments list",
+    "roost models list",
+    "roost models versions",
+    "roost index list",
+    "roost index versions",
+    "roost users list",
+    "roost tokens list",
+    "roost groups list",
+    "roost grants",
+    "roost audit",
+}
+NO_ORDER_BY = {  # list verbs with --limit whose order is their meaning
+    "roost audit": "a log: newest first, as `git log`; --since/--actor/--action select the events",
+}
+NOT_LISTS = {  # named like lists, yet not one table of rows
+    "roost features list": "prints the definitions grouped by kind (entities, sources, views), a few of each",
+}
+
+# The HTML report is written by one flag everywhere.
+HTML_VERBS = {
+    "roost monitor drift",
+    "roost monitor check",
+    "roost monitor analyze",
+    "roost monitor skew",
+    "roost fairness",
+    "roost explain",
+    "roost notebook diff",
+}
+# `roost card --out card.html|card.md`: the card IS the verb's output, in the format the suffix names; not a
+# report beside a printed result.
+
+
+def _leaves() -> dict[str, Any]:
+    """Every command that runs something (groups only when they run on their own, like `roost notebook`)."""
+    out = {}
+    for path, cmd in _tree():
+        is_group = hasattr(cmd, "commands")
+        if not is_group or getattr(cmd, "invoke_without_command", False):
+            out[path] = cmd
+    out.pop("roost", None)
+    return out
+
+
+def _longs(cmd: Any) -> set[str]:
+    return {o for p in cmd.params if _is_option(p) for o in p.opts + p.secondary_opts if o.startswith("--")}
+
+
+def test_the_grammar_lists_name_real_verbs() -> None:
+    """A renamed verb must not leave a stale entry that silently checks nothing."""
+    names = set(_leaves())
+    for group in (SERVERS, EXPERIMENT_VERBS, NO_EXPERIMENT, NO_JSON, LIST_VERBS, NO_ORDER_BY, NOT_LISTS, HTML_VERBS):
+        assert set(group) - names == set()
+
+
+def test_every_verb_that_creates_or_reads_runs_takes_experiment() -> None:
+    """`train`, `tune run`, `predict` and `pipeline run` made runs in an experiment they could not be told (#37)."""
+    leaves = _leaves()
+    missing = []
+    for path in sorted(EXPERIMENT_VERBS):
+        p = next((p for p in leaves[path].params if p.name == "experiment"), None)
+        if p is None or set(p.opts) != {"-e", "--experiment"}:
+            missing.append(path)
+    assert missing == []
+
+
+def test_every_verb_that_prints_a_result_takes_json() -> None:
+    """`pipeline run/show`, `models alias/import` printed tables or lines only (#37)."""
+    missing = [
+        path
+        for path, cmd in sorted(_leaves().items())
+        if path not in SERVERS and path not in NO_JSON and "--json" not in _longs(cmd)
+    ]
+    assert missing == []
+
+
+def test_every_list_verb_takes_limit_and_order_by() -> None:
+    """Only `runs list` could be cut or sorted (#37)."""
+    leaves = _leaves()
+    lists = {p for p in leaves if p.split()[-1] in ("list", "versions")} - set(NOT_LISTS)
+    assert lists <= LIST_VERBS, lists - LIST_VERBS
+    wanted = {p: {"--limit"} if p in NO_ORDER_BY else {"--limit", "--order-by"} for p in LIST_VERBS}
+    missing = [p for p in sorted(LIST_VERBS) if not wanted[p] <= _longs(leaves[p])]
+    assert missing == []
+
+
+def test_one_flag_writes_the_html_report() -> None:
+    """drift/check/analyze/fairness/explain said --html, skew said --out (#37)."""
+    leaves = _leaves()
+    assert [p for p in sorted(HTML_VERBS) if "--html" not in _longs(leaves[p])] == []
+    for path, cmd in leaves.items():  # no other option's help promises an HTML report
+        for p in cmd.params:
+            if _is_option(p) and "--html" not in p.opts and "html report" in (p.help or "").lower():
+                raise AssertionError(f"{path} {p.opts}: the HTML report is --html")
+
+
+def test_help_shows_no_python_type_names(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--features <list[str]>`-style metavars leaked Python's type names into --help (#37)."""
+    import click
+    import typer.core
+
+    monkeypatch.setattr(typer.core, "HAS_RICH", False)  # the plain help `roost` prints (main sets TYPER_USE_RICH=0)
+    leaked = {}
+    for path, cmd in _leaves().items():
+        ctx = click.Context(cmd, info_name=path)
+        text = cmd.get_help(ctx)
+        bad = [w for w in ("list[", "dict[", "tuple[", "Optional", "<class", "NoneType", "typing.") if w in text]
+        if bad:
+            leaked[path] = bad
+    assert leaked == {}
+
+
+def test_list_order_by_and_limit_work(ws: Any, cli: Any) -> None:
+    """`--order-by KEY [ASC|DESC]` sorts, `--limit N` cuts, a key no row has is an error naming the keys."""
+    import json
+
+    import roost
+
+    for name in ("b-exp", "a-exp", "c-exp"):
+        with roost.start_run(experiment=name):
+            pass
+    code, out, err = cli("experiments", "list", "--order-by", "name DESC", "--limit", "2", "--json")
+    assert code == 0, err
+    assert [e["name"] for e in json.loads(out)] == ["c-exp", "b-exp"]
+    code, out, err = cli("experiments", "list", "--order-by", "name", "--json")
+    names = [e["name"] for e in json.loads(out)]
+    assert names == sorted(names) and {"a-exp", "b-exp", "c-exp"} <= set(names)
+    code, _, err = cli("experiments", "list", "--order-by", "nme")
+    assert code == 2 and "nme" in err and "name" in err
