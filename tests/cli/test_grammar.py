@@ -365,3 +365,72 @@ def test_list_order_by_and_limit_work(ws: Any, cli: Any) -> None:
     assert names == sorted(names) and {"a-exp", "b-exp", "c-exp"} <= set(names)
     code, _, err = cli("experiments", "list", "--order-by", "nme")
     assert code == 2 and "nme" in err and "name" in err
+
+
+def test_pipeline_run_takes_experiment_and_json(ws: Any, cli: Any, tmp_path: Any) -> None:
+    """`roost pipeline run -e X --json` records into X and prints the run with its task runs (#37)."""
+    import json
+
+    from roost.registry import api
+
+    f = tmp_path / "pipe.py"
+    f.write_text(
+        'import roost\n\n@roost.task\ndef one() -> int:\n    return 1\n\nwith roost.Pipeline("tiny") as p:\n    one()\n'
+    )
+    code, out, err = cli("pipeline", "run", str(f), "-e", "nightly", "--json")
+    assert code == 0, err
+    shown = json.loads(out)
+    assert shown["experiment"] == "nightly" and [t["tags"]["roost.task"] for t in shown["tasks"]] == ["one"]
+    assert {r["run_id"] for r in api.search_runs(experiment="nightly")} == {
+        shown["run_id"],
+        shown["tasks"][0]["run_id"],
+    }
+    code, out2, err = cli("pipeline", "show", shown["run_id"][:8], "--json")
+    assert code == 0, err
+    assert json.loads(out2)["run_id"] == shown["run_id"]
+
+
+def test_models_alias_json_and_versions_order_limit(ws: Any, cli: Any) -> None:
+    """`models alias --json` says what changed; `models versions --order-by/--limit` sort and cut (#37)."""
+    import json
+
+    import roost
+
+    for auc in (0.7, 0.95, 0.9):
+        with roost.start_run(experiment="churn") as run:
+            run.log_metric("auc", auc)
+            d = run.artifact_dir / "model"
+            d.mkdir()
+            (d / "model.onnx").write_bytes(b"x")
+            (d / "roost-model.yaml").write_text(f"framework: torch\nmetrics: {{auc: {auc}}}\n")
+        roost.register_model(run.id, "churn", "model")
+    code, out, err = cli("models", "alias", "churn", "2", "prod", "--json")
+    assert code == 0, err
+    assert json.loads(out) == {"name": "churn", "alias": "prod", "version": 2, "changed": True}
+    code, out, _ = cli("models", "alias", "churn", "2", "prod", "--json")
+    assert json.loads(out)["changed"] is False
+    code, out, err = cli("models", "versions", "churn", "--order-by", "meta.metrics.auc DESC", "--limit", "2", "--json")
+    assert code == 0, err
+    assert [v["version"] for v in json.loads(out)] == [2, 3]
+
+
+def test_train_records_into_the_experiment_given(ws: Any, cli: Any, tmp_path: Any) -> None:
+    """`roost train CONFIG -e X` records its run in X, over the config's `experiment:` (#37)."""
+    import json
+
+    import yaml
+
+    import roost
+    from helpers import mixed_frame
+
+    mixed_frame(300).to_parquet(tmp_path / "mixed.parquet")
+    cfg = tmp_path / "train.yaml"
+    cfg.write_text(
+        yaml.safe_dump(
+            {"data": "mixed.parquet", "label": "clicked", "model": "logreg", "experiment": "from-config"}
+            | {"features": {"exclude": ["kind", "score"]}, "trainer": {"epochs": 1}}
+        )
+    )
+    code, out, err = cli("train", str(cfg), "-e", "ctr", "--json")
+    assert code == 0, err
+    assert roost.get_run(json.loads(out)["run_id"])["experiment"] == "ctr"
