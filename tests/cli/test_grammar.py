@@ -434,3 +434,24 @@ def test_train_records_into_the_experiment_given(ws: Any, cli: Any, tmp_path: An
     code, out, err = cli("train", str(cfg), "-e", "ctr", "--json")
     assert code == 0, err
     assert roost.get_run(json.loads(out)["run_id"])["experiment"] == "ctr"
+
+
+def test_admin_verbs_print_json_and_lists_sort(ws: Any, cli: Any) -> None:
+    """`users add`, `tokens create`, `groups add` print the record with --json; `users list` sorts and cuts (#37)."""
+    import json
+
+    for name in ("ci-b", "ci-a", "ci-c"):
+        code, out, err = cli("users", "add", name, "--service", "--json")
+        assert code == 0, err
+        assert json.loads(out)["name"] == name
+    code, out, err = cli("tokens", "create", "--user", "ci-a", "--json")
+    assert code == 0, err
+    tok = json.loads(out)
+    assert tok["token"] and tok["account"] == "ci-a"
+    code, out, _ = cli("tokens", "list", "--json")
+    assert [t["id"] for t in json.loads(out)] == [tok["id"]]  # the id printed is the stored token's
+    code, out, err = cli("users", "list", "--order-by", "name DESC", "--limit", "2", "--json")
+    assert code == 0, err
+    assert [u["name"] for u in json.loads(out)] == ["ci-c", "ci-b"]
+    code, out, err = cli("groups", "add", "ml", "--json")
+    assert code == 0 and json.loads(out)["name"] == "ml", err
