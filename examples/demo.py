@@ -128,7 +128,7 @@ def main() -> int:
     console.print("  roost serve engagement@prod --port 8080    # KServe V2 + TF-Serving REST")
     console.print(f"  open {WS / 'reports' / 'drift.html'} and fairness.html")
     console.print(f"  open {WS / 'reports' / 'skew.html'}   # served vs point-in-time features, stale user_live rows")
-    console.print("  roost monitor skew .roost/request_logs --model engagement-live --out reports/skew.html")
+    console.print("  roost monitor skew .roost/request_logs --model engagement-live --html reports/skew.html")
     console.print(f"  roost lineage {skewed['request_ids'][0]}   # a served request back to its run, data, views")
     console.print(f"[green]demo finished in {time.time() - t0:.0f} s[/]")
     return 0

@@ -304,7 +304,7 @@ def test_no_logs_is_a_user_error(ws: Any, tmp_path: Path) -> None:
 def test_cli_exit_code_and_html_report(ws: Any, tmp_path: Path, cli: Any) -> None:
     _planted(ws, tmp_path / "logs")
     out = tmp_path / "skew.html"
-    code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--out", str(out), "--max-mismatch", "0.01")
+    code, stdout, _ = cli("monitor", "skew", str(tmp_path / "logs"), "--html", str(out), "--max-mismatch", "0.01")
     assert code == 1, stdout
     assert "SKEW: 3 of 3 features" in stdout
     page = out.read_text()

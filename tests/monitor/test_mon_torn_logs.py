@@ -269,8 +269,8 @@ def test_out_that_cannot_be_written_fails_before_the_work_and_leaves_nothing(ws,
     blocker = tmp_path / "afile"
     blocker.write_text("x")
     for out in ("/proc/x.html", str(blocker / "x.html")):
-        code, _out, err = cli("monitor", "skew", str(logs), "--out", out)
-        assert code == 2 and "--out" in err and out in err, err
+        code, _out, err = cli("monitor", "skew", str(logs), "--html", out)
+        assert code == 2 and "--html" in err and out in err, err
     assert sorted(p.name for p in tmp_path.iterdir()) == ["afile", "logs", "ws"]  # ws: the workspace fixture
     assert blocker.read_text() == "x"
 

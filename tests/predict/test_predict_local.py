@@ -131,3 +131,11 @@ def test_cli_predict(model, inputs, tmp_path, cli):
     assert f"scored {len(df):,} rows with churn/1" in out
     code, out, err = cli("predict", model, "-i", str(d), "-o", str(tmp_path / "c"), "--columns", "user_id", "--json")
     assert code == 0 and json.loads(out)["parts_skipped"] == json.loads(out)["parts"]
+
+
+def test_cli_predict_records_into_the_experiment_given(model, inputs, tmp_path, cli):
+    """`roost predict -e X` records its run in X (it was always `predict`) (#37)."""
+    d, _ = inputs
+    code, out, err = cli("predict", model, "-i", str(d), "-o", str(tmp_path / "e"), "-e", "scoring", "--json")
+    assert code == 0, err
+    assert roost.get_run(json.loads(out)["run_id"])["experiment"] == "scoring"

@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from roost.cli.output import LIMIT, ORDER_BY
+
 index_app = typer.Typer(name="index", help="Vector indexes: build, query, version and serve.", no_args_is_help=True)
 
 
@@ -188,12 +190,16 @@ def query(
 
 
 @index_app.command("list")
-def list_cmd(as_json: bool = typer.Option(False, "--json", help="print as JSON")) -> None:
+def list_cmd(
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
+    as_json: bool = typer.Option(False, "--json", help="print as JSON"),
+) -> None:
     """Indexes in the repository."""
     from roost.ann.repo import list_indexes
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import print_json, print_table, sort_limit
 
-    rows = list_indexes()
+    rows = sort_limit(list_indexes(), order_by, limit)
     if as_json:
         print_json(rows)
     else:
@@ -216,14 +222,19 @@ def list_cmd(as_json: bool = typer.Option(False, "--json", help="print as JSON")
 
 
 @index_app.command("versions")
-def versions(name: str = typer.Argument(...), as_json: bool = typer.Option(False, "--json")) -> None:
+def versions(
+    name: str = typer.Argument(...),
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """Versions of an index, with the run that built each."""
     import datetime as dt
 
     from roost.ann.repo import list_versions
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import print_json, print_table, sort_limit
 
-    rows = list_versions(name)
+    rows = sort_limit(list_versions(name), order_by, limit)
     if as_json:
         print_json(rows)
         return
@@ -247,13 +258,19 @@ def versions(name: str = typer.Argument(...), as_json: bool = typer.Option(False
 
 @index_app.command("alias")
 def alias_cmd(
-    name: str = typer.Argument(...), version: int = typer.Argument(...), alias: str = typer.Argument(...)
+    name: str = typer.Argument(...),
+    version: int = typer.Argument(...),
+    alias: str = typer.Argument(...),
+    as_json: bool = typer.Option(False, "--json"),
 ) -> None:
     """Point NAME@ALIAS at VERSION (served aliases follow within --poll seconds)."""
     from roost.ann.repo import set_alias
-    from roost.cli.output import echo
+    from roost.cli.output import echo, print_json
 
     set_alias(name, version, alias)
+    if as_json:
+        print_json({"name": name, "alias": alias, "version": version})
+        return
     echo(f"{name}@{alias} → version {version}")
 
 

@@ -87,8 +87,30 @@ def _root(
     """roost: ML platform — train, track, register, feature store, serve."""
 
 
+_READABLE: list[bool] = []  # non-empty once Typer's help type labels are patched
+
+
+def _readable_types() -> None:
+    """Help shows a repeatable value as `<str>...`, not Python's `<list[str]>` (#37); idempotent."""
+    from typer.core import _TyperParameter
+
+    if _READABLE:
+        return
+    orig = _TyperParameter.display_type
+
+    def display_type(self: Any, ctx: Any) -> str:
+        label = str(orig(self, ctx))
+        if label.startswith("<list[") and label.endswith("]>"):
+            label = f"<{label[6:-2]}>" + ("..." if getattr(self, "multiple", False) else "")
+        return label
+
+    type.__setattr__(_TyperParameter, "display_type", display_type)
+    _READABLE.append(True)
+
+
 def build_app() -> typer.Typer:
     """Assemble the CLI from every verb-group module that is present."""
+    _readable_types()
     app = typer.Typer(
         name="roost",
         cls=_GroupedHelp,

@@ -21,10 +21,11 @@ def register(app: typer.Typer) -> None:
         trust_pickle: bool = typer.Option(False, "--trust-pickle", help="allow loading a pickle (runs its code)"),
         allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="keep a model whose ONNX parity > 1e-4"),
         rows: int = typer.Option(200, "--rows", min=1, help="sample rows used for the parity check"),
+        as_json: bool = typer.Option(False, "--json", help="print the registered version as JSON"),
     ) -> None:
         """Convert a model file to a roost package, check parity on a sample, register a new version."""
         from roost.byom.log import load_model_file, log_model
-        from roost.cli.output import print_table
+        from roost.cli.output import print_json, print_table
         from roost.errors import RoostError
 
         if not name:
@@ -52,6 +53,9 @@ def register(app: typer.Typer) -> None:
                 hint="pass a Parquet/CSV file with the model's input columns",
             )
         v = log_model(model, name=name, sample_input=df, task=task, allow_mismatch=allow_mismatch, source=path.name)
+        if as_json:
+            print_json(v.to_dict())
+            return
         meta = v.meta or {}
         print_table(
             f"registered {v.name}/{v.version}",

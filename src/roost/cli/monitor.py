@@ -412,6 +412,7 @@ def card_cmd(
     sensitive: list[str] | None = typer.Option(None, "--sensitive", help="Sensitive column(s)."),
     current: str | None = typer.Option(None, "--current", "-c", help="Current data or logs for drift status."),
     threshold: float | None = typer.Option(None, "--threshold", help="Decision threshold the model is used at."),
+    as_json: bool = typer.Option(False, "--json", help='Print {"path", "missing"} as JSON.'),
 ) -> None:
     """Write a model card: intended use, data, metrics, slices, fairness, explanations, drift, lineage."""
     from roost.cli.output import echo
@@ -427,6 +428,11 @@ def card_cmd(
             threshold=threshold,
         )
         path = write_card(card, out)
+    if as_json:
+        from roost.cli.output import print_json
+
+        print_json({"path": str(path), "missing": list(card.missing)})
+        return
     echo(f"model card written to {path}")
     for m in card.missing:
         echo(f"[yellow]not recorded:[/] {m}")
@@ -434,7 +440,7 @@ def card_cmd(
 
 def skew_cmd(
     logs: list[str] = typer.Argument(..., help="Request-log folders, model folders, files or globs."),
-    out: Path | None = typer.Option(None, "--out", "-o", help="Write the HTML report here."),
+    out: Path | None = typer.Option(None, "--html", help="Write the HTML report here."),
     max_mismatch: float = typer.Option(
         0.01, "--max-mismatch", min=0.0, max=1.0, help="Exit 1 when a feature's mismatch rate exceeds this."
     ),
@@ -453,12 +459,12 @@ def skew_cmd(
     from roost.monitor.skew_report import skew_html
 
     if out is not None:
-        check_writable(out, "--out")  # before minutes of recomputation, not after
+        check_writable(out, "--html")  # before minutes of recomputation, not after
     with _status("recomputing served features ..."):
         rep = skew(logs, model=model, since=since, until=until, max_mismatch=max_mismatch, rtol=rtol, atol=atol)
     page = skew_html(rep) if out is not None or record is not False else None
     if out is not None and page is not None:
-        write(page, out)
+        write(page, out, "--html")
     from roost.monitor.record import record_skew
 
     note = _record(record, "skew", record_skew, rep, model=model, html=page)

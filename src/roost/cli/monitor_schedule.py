@@ -90,9 +90,10 @@ def add_cmd(
     data: str | None = typer.Option(None, "--data", help="analysis: labelled data, or logs with --labels."),
     labels: str | None = typer.Option(None, "--labels", help="analysis: delayed labels to join."),
     label: str | None = typer.Option(None, "--label", help="analysis: label column."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
 ) -> None:
     """Declare (or replace) a schedule of monitor checks for a model."""
-    from roost.cli.output import echo
+    from roost.cli.output import echo, print_json
     from roost.pipeline import monitor_schedule as ms
 
     given: dict[str, Any] = {
@@ -111,17 +112,26 @@ def add_cmd(
     checks = [c.strip() for item in check for c in item.split(",") if c.strip()]
     opts = {c: {k: v for k, v in given.items() if v is not None and k in ms.OPTIONS.get(c, set())} for c in checks}
     spec = ms.declare(model, checks, every, cron, name, opts)
+    if as_json:
+        print_json(spec)
+        return
     cadence = f"every {spec['every_minutes']:g} min" if spec["every_minutes"] is not None else f"cron {spec['cron']}"
     echo(f"monitor schedule {spec['name']}: {', '.join(spec['checks'])} of {model}, {cadence}")
 
 
 @app_.command("remove")
-def remove_cmd(name: str = typer.Argument(..., help="The schedule's name.")) -> None:
+def remove_cmd(
+    name: str = typer.Argument(..., help="The schedule's name."),
+    as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
+) -> None:
     """Forget a schedule."""
-    from roost.cli.output import echo
+    from roost.cli.output import echo, print_json
     from roost.pipeline import monitor_schedule as ms
 
     ms.remove(name)
+    if as_json:
+        print_json({"removed": name})
+        return
     echo(f"removed monitor schedule {name}")
 
 

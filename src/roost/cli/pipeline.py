@@ -38,6 +38,8 @@ def run_cmd(
     param: list[str] | None = typer.Option(None, "-p", "--param", help="key=value"),
     parallel: int = typer.Option(4, "--parallel", "-j", help="tasks run at once"),
     no_cache: bool = typer.Option(False, "--no-cache", help="ignore cached task outputs"),
+    experiment: str = typer.Option("pipelines", "--experiment", "-e", help="experiment of the pipeline's runs"),
+    as_json: bool = typer.Option(False, "--json", help="print the pipeline run and its task runs as JSON"),
 ) -> None:
     """Run a pipeline locally; independent tasks in parallel, retries, cached outputs."""
     from rich.console import Console
@@ -56,20 +58,25 @@ def run_cmd(
             extra = f"  {st.error}" if st.error and ev in ("failed", "skipped", "retry") else ""
             con.print(f"  [{colors.get(ev, 'white')}]{ev:9s}[/] {st.name} {st.seconds:.1f}s{extra}")
 
-    res = run_pipeline(p, parse_params(param), parallel=parallel, use_cache=not no_cache, on_event=event)
-    _show(res.run_id)
+    res = run_pipeline(
+        p, parse_params(param), parallel=parallel, use_cache=not no_cache, experiment=experiment, on_event=event
+    )
+    _show(res.run_id, as_json)
     if res.status != "FINISHED":
         raise typer.Exit(1)
 
 
-def _show(run_id: str) -> None:
+def _show(run_id: str, as_json: bool = False) -> None:
     from rich.markup import escape
 
-    from roost.cli.output import echo, print_table
+    from roost.cli.output import echo, print_json, print_table
     from roost.registry import api
 
     prun = api.get_run(run_id)
     kids = api.search_runs(f"parent_run_id = '{prun['run_id']}'", limit=None, order_by="start_time")
+    if as_json:
+        print_json({**prun, "tasks": kids})
+        return
     rows = [
         [
             k["tags"].get("roost.task"),
@@ -92,9 +99,12 @@ def _show(run_id: str) -> None:
 
 
 @app_.command("show")
-def show_cmd(run_id: str) -> None:
+def show_cmd(
+    run_id: str,
+    as_json: bool = typer.Option(False, "--json", help="print the pipeline run and its task runs as JSON"),
+) -> None:
     """Show a pipeline run and its task runs."""
-    _show(run_id)
+    _show(run_id, as_json)
 
 
 @app_.command("export")

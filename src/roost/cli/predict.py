@@ -45,6 +45,7 @@ def predict(
     overwrite: bool = typer.Option(False, "--overwrite", help="replace predictions of another model or input"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
+    experiment: str = typer.Option("predict", "--experiment", "-e", help="experiment of the recorded run"),
 ) -> None:
     """Batch-score Parquet/CSV/SQL input with a model into Parquet parts, as a recorded run."""
     from roost.cli.output import echo, print_json
@@ -70,6 +71,7 @@ def predict(
             rows_per_part=rows_per_part,
             workers=workers,
             overwrite=overwrite,
+            experiment=experiment,
             progress=cb,
             tables=tables or None,
         )

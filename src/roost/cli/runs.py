@@ -10,6 +10,8 @@ from typing import Any
 
 import typer
 
+from roost.cli.output import LIMIT, ORDER_BY
+
 runs_app = typer.Typer(
     help="Runs: list, show, tag, delete, archive, restore, gc (RUN_ID may be a unique prefix).", no_args_is_help=True
 )
@@ -351,12 +353,16 @@ def runs_import_mlflow(
 
 
 @exp_app.command("list")
-def experiments_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def experiments_list(
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """List experiments with their run counts."""
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import print_json, print_table, sort_limit
     from roost.registry import api
 
-    exps = api.list_experiments()
+    exps = sort_limit(api.list_experiments(), order_by, limit)
     if as_json:
         print_json(exps)
         return
@@ -368,12 +374,16 @@ def experiments_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @models_app.command("list")
-def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
+def models_list(
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
     """List registered models with their latest version and aliases."""
-    from roost.cli.output import print_json, print_table
+    from roost.cli.output import print_json, print_table, sort_limit
     from roost.registry import api
 
-    ms = api.list_models()
+    ms = sort_limit(api.list_models(), order_by, limit)
     if as_json:
         print_json(ms)
         return
@@ -385,12 +395,17 @@ def models_list(as_json: bool = typer.Option(False, "--json")) -> None:
 
 
 @models_app.command("versions")
-def models_versions(name: str, as_json: bool = typer.Option(False, "--json")) -> None:
-    """List the versions of a model."""
-    from roost.cli.output import print_json
+def models_versions(
+    name: str,
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
+    as_json: bool = typer.Option(False, "--json"),
+) -> None:
+    """List the versions of a model (newest first unless --order-by)."""
+    from roost.cli.output import print_json, sort_limit
     from roost.registry import api
 
-    vs = api.list_versions(name)
+    vs = sort_limit(api.list_versions(name), order_by, limit, lambda v: v.to_dict())
     if as_json:
         print_json([v.to_dict() for v in vs])
         return
@@ -407,10 +422,11 @@ def models_alias(
     delete: bool = typer.Option(
         False, "--delete", help="remove NAME@ALIAS instead (NAME ALIAS, or NAME VERSION ALIAS)"
     ),
+    as_json: bool = typer.Option(False, "--json", help='print {"name", "alias", "version", "changed"}'),
 ) -> None:
     """Point NAME@ALIAS at VERSION (recorded in the alias history); with --delete remove it — given a VERSION, only
     if the alias still points there."""
-    from roost.cli.output import echo
+    from roost.cli.output import echo, print_json
     from roost.errors import RoostError
     from roost.registry import api, modelreg
     from roost.registry.backend import default_store
@@ -427,10 +443,17 @@ def models_alias(
                     hint=f"roost models alias {name} {target} --delete removes it whatever it points at",
                 )
         default_store().delete_alias(name, target)
+        if as_json:
+            print_json({"name": name, "alias": target, "version": None, "changed": True})
+            return
         echo(f"removed {name}@{target}")
         return
     assert alias is not None
-    if not api.set_alias(name, modelreg.version_number(version), alias):
+    changed = api.set_alias(name, modelreg.version_number(version), alias)
+    if as_json:
+        print_json({"name": name, "alias": alias, "version": modelreg.version_number(version), "changed": changed})
+        return
+    if not changed:
         echo(f"{name}@{alias} already points at version {version}: nothing changed (no move recorded)")
         return
     echo(f"{name}@{alias} → version {version}")

@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import typer
 
+from roost.cli.output import LIMIT, ORDER_BY
+
 if TYPE_CHECKING:
     from roost.registry.store import Store
 
@@ -52,6 +54,18 @@ def _json(records: list[Any]) -> None:
     print_json([asdict(r) for r in records])
 
 
+def _say(as_json: bool, rec: Any, line: str) -> None:
+    """What a verb changed: the record as JSON with --json, else one line."""
+    from dataclasses import asdict, is_dataclass
+
+    from roost.cli.output import echo, print_json
+
+    if as_json:
+        print_json(asdict(rec) if is_dataclass(rec) and not isinstance(rec, type) else rec)
+    else:
+        echo(line)
+
+
 def _read_password(from_stdin: bool) -> str:
     if from_stdin:
         line = sys.stdin.readline()
@@ -67,32 +81,38 @@ def users_add(
     service: bool = typer.Option(False, "--service", help="a service account: no password, tokens only"),
     sso: bool = typer.Option(False, "--sso", help="no password: the person signs in through the OIDC provider"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin's first line"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Create an account (asks for the password; never pass one on the command line)."""
-    from roost.console import echo
     from roost.registry import accounts
 
     st = _store(store)
     if service:
         rec = accounts.create_service_account(st, name, admin=admin)
-        echo(f"created service account {rec.name}; give it a token: roost tokens create --user {rec.name}")
+        _say(
+            as_json, rec, f"created service account {rec.name}; give it a token: roost tokens create --user {rec.name}"
+        )
         return
     rec = accounts.create_user(st, name, None if sso else _read_password(password_stdin), admin=admin)
     how = " (signs in through the OIDC provider; its first sign-in there claims this account)" if sso else ""
-    echo(f"created {'admin ' if rec.admin else ''}user {rec.name}{how}")
+    _say(as_json, rec, f"created {'admin ' if rec.admin else ''}user {rec.name}{how}")
 
 
 @users_app.command("list")
 def users_list(
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """List accounts."""
-    from roost.cli.output import print_table
+    from dataclasses import asdict
+
+    from roost.cli.output import print_table, sort_limit
     from roost.registry import accounts
 
-    recs = accounts.list_accounts(_store(store))
+    recs = sort_limit(accounts.list_accounts(_store(store)), order_by, limit, asdict)
     if as_json:
         _json(recs)
         return
@@ -102,59 +122,65 @@ def users_list(
     print_table(None, ["name", "kind", "admin", "state", "created (UTC)"], rows)
 
 
-def _toggle(name: str, store: str | None, what: str, value: bool) -> None:
-    from roost.console import echo
+def _toggle(name: str, store: str | None, what: str, value: bool, as_json: bool) -> None:
     from roost.registry import accounts
 
     st = _store(store)
     if what == "disabled":
         rec = accounts.set_disabled(st, name, value)
-        echo(f"{rec.name} {'disabled: its password, tokens and sessions are refused' if value else 'enabled'}")
+        _say(
+            as_json,
+            rec,
+            f"{rec.name} {'disabled: its password, tokens and sessions are refused' if value else 'enabled'}",
+        )
     else:
         rec = accounts.set_admin(st, name, value)
-        echo(f"{rec.name} is {'now' if value else 'no longer'} an admin")
+        _say(as_json, rec, f"{rec.name} is {'now' if value else 'no longer'} an admin")
 
 
 @users_app.command("disable")
 def users_disable(
     name: str = typer.Argument(..., help="account name"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Disable an account (its password, tokens and UI sessions stop working at once)."""
-    _toggle(name, store, "disabled", True)
+    _toggle(name, store, "disabled", True, as_json)
 
 
 @users_app.command("enable")
 def users_enable(
     name: str = typer.Argument(..., help="account name"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Enable a disabled account."""
-    _toggle(name, store, "disabled", False)
+    _toggle(name, store, "disabled", False, as_json)
 
 
 @users_app.command("set-admin")
 def users_set_admin(
     name: str = typer.Argument(..., help="account name"),
     revoke: bool = typer.Option(False, "--revoke", help="take admin away instead"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Make an account an admin (or, with --revoke, take it back)."""
-    _toggle(name, store, "admin", not revoke)
+    _toggle(name, store, "admin", not revoke, as_json)
 
 
 @users_app.command("set-password")
 def users_set_password(
     name: str = typer.Argument(..., help="account name"),
     password_stdin: bool = typer.Option(False, "--password-stdin", help="read the password from stdin's first line"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Set a person's password (asks for it)."""
-    from roost.console import echo
     from roost.registry import accounts
 
     rec = accounts.set_password(_store(store), name, _read_password(password_stdin))
-    echo(f"password of {rec.name} changed")
+    _say(as_json, rec, f"password of {rec.name} changed")
 
 
 # -- tokens ----------------------------------------------------------------------------------------------------
@@ -163,6 +189,7 @@ def tokens_create(
     user: str = typer.Option(..., "--user", help="the account the token acts as"),
     name: str | None = typer.Option(None, "--name", help="what it is for (e.g. ci, laptop)"),
     expires: str | None = typer.Option(None, "--expires", help="lifetime, e.g. 30d, 12h, 2w (default: never)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Create an API token and print it once (only a hash is kept: copy it now)."""
@@ -170,6 +197,13 @@ def tokens_create(
     from roost.registry.selection import parse_age
 
     new = accounts.create_token(_store(store), user, name=name, expires_in=parse_age(expires) if expires else None)
+    if as_json:
+        from dataclasses import asdict
+
+        from roost.cli.output import print_json
+
+        print_json({"token": new.token, **asdict(new.record)})
+        return
     sys.stdout.write(new.token + "\n")
     until = f", expires {_when(new.record.expires_at)} UTC" if new.record.expires_at else ""
     sys.stderr.write(f"token {new.record.id} for {user}{until}; it is shown only now\n")
@@ -178,14 +212,18 @@ def tokens_create(
 @tokens_app.command("list")
 def tokens_list(
     user: str | None = typer.Option(None, "--user", help="only this account's tokens"),
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """List tokens (ids and states; secrets are never stored)."""
-    from roost.cli.output import print_table
+    from dataclasses import asdict
+
+    from roost.cli.output import print_table, sort_limit
     from roost.registry import accounts
 
-    recs = accounts.list_tokens(_store(store), user)
+    recs = sort_limit(accounts.list_tokens(_store(store), user), order_by, limit, asdict)
     if as_json:
         _json(recs)
         return
@@ -199,67 +237,72 @@ def tokens_list(
 @tokens_app.command("revoke")
 def tokens_revoke(
     token_id: str = typer.Argument(..., help="the token's id (see roost tokens list)"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Revoke a token: refused from the next request on."""
-    from roost.console import echo
     from roost.registry import accounts
 
     rec = accounts.revoke_token(_store(store), token_id)
-    echo(f"token {rec.id} of {rec.account} revoked")
+    _say(as_json, rec, f"token {rec.id} of {rec.account} revoked")
 
 
 # -- groups ----------------------------------------------------------------------------------------------------
 @groups_app.command("add")
 def groups_add(
     name: str = typer.Argument(..., help="group name"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Create a group (grant it roles with `roost grant group:NAME ROLE RESOURCE`)."""
-    from roost.console import echo
     from roost.registry import grants
 
-    echo(f"created group {grants.create_group(_store(store), name).name}")
+    rec = grants.create_group(_store(store), name)
+    _say(as_json, rec, f"created group {rec.name}")
 
 
 @groups_app.command("add-member")
 def groups_add_member(
     group: str = typer.Argument(..., help="group name"),
     account: str = typer.Argument(..., help="account name"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Add an account to a group."""
-    from roost.console import echo
     from roost.registry import grants
 
     grants.add_member(_store(store), group, account)
-    echo(f"{account} is a member of {group}")
+    _say(as_json, {"group": group, "account": account, "member": True}, f"{account} is a member of {group}")
 
 
 @groups_app.command("remove-member")
 def groups_remove_member(
     group: str = typer.Argument(..., help="group name"),
     account: str = typer.Argument(..., help="account name"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Remove an account from a group."""
-    from roost.console import echo
     from roost.registry import grants
 
     grants.remove_member(_store(store), group, account)
-    echo(f"{account} is no longer a member of {group}")
+    _say(as_json, {"group": group, "account": account, "member": False}, f"{account} is no longer a member of {group}")
 
 
 @groups_app.command("list")
 def groups_list(
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """List groups and their members."""
-    from roost.cli.output import print_table
+    from dataclasses import asdict
+
+    from roost.cli.output import print_table, sort_limit
     from roost.registry import grants
 
-    recs = grants.list_groups(_store(store))
+    recs = sort_limit(grants.list_groups(_store(store)), order_by, limit, asdict)
     if as_json:
         _json(recs)
         return
@@ -271,42 +314,47 @@ def grant_cmd(
     principal: str = typer.Argument(..., help="an account name, or group:NAME"),
     role: str = typer.Argument(..., help="none, read, edit or manage"),
     resource: str = typer.Argument(..., help="experiment:NAME, model:NAME or object:KIND"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Give an account or group a role on an experiment, registered model or kind of stored object."""
-    from roost.console import echo
     from roost.registry import grants
 
     kind, name = grants.parse_resource(resource)
     rec = grants.grant(_store(store), principal, kind, name, role)
-    echo(f"{rec.principal} has {rec.role} on {rec.resource}")
+    _say(as_json, rec, f"{rec.principal} has {rec.role} on {rec.resource}")
 
 
 def revoke_cmd(
     principal: str = typer.Argument(..., help="an account name, or group:NAME"),
     resource: str = typer.Argument(..., help="experiment:NAME, model:NAME or object:KIND"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """Take back an account's or group's grant on a resource (it falls back to the server's default role)."""
-    from roost.console import echo
     from roost.registry import grants
 
     kind, name = grants.parse_resource(resource)
     grants.revoke(_store(store), principal, kind, name)
-    echo(f"{principal} has no grant on {kind}:{name} any more")
+    line = f"{principal} has no grant on {kind}:{name} any more"
+    _say(as_json, {"principal": principal, "resource": f"{kind}:{name}", "role": None}, line)
 
 
 def grants_cmd(
     principal: str | None = typer.Option(None, "--principal", help="only this account (or group:NAME)"),
     resource: str | None = typer.Option(None, "--resource", help="only this experiment:NAME / model:NAME"),
+    limit: int | None = LIMIT,
+    order_by: str | None = ORDER_BY,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
     store: str | None = typer.Option(None, "--store", help=STORE_HELP),
 ) -> None:
     """List grants."""
-    from roost.cli.output import print_table
+    from dataclasses import asdict
+
+    from roost.cli.output import print_table, sort_limit
     from roost.registry import grants
 
-    recs = grants.list_grants(_store(store), principal, resource)
+    recs = sort_limit(grants.list_grants(_store(store), principal, resource), order_by, limit, asdict)
     if as_json:
         _json(recs)
         return

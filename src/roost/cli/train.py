@@ -14,6 +14,9 @@ def train(
     set_: list[str] = typer.Option([], "--set", "-s", help="Override a config value: a.b=value (repeatable)."),
     resume: str | None = typer.Option(None, "--resume", help="Continue a killed run from its last checkpoint."),
     tensorboard: bool = typer.Option(False, "--tensorboard", help="Start TensorBoard on the run's logs; print URL."),
+    experiment: str | None = typer.Option(
+        None, "--experiment", "-e", help="Experiment of the run [default: the config's `experiment:`, else default]."
+    ),
     as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
     nproc: str = typer.Option(
@@ -33,7 +36,7 @@ def train(
     try:
         res = run_train(
             config,
-            overrides=set_,
+            overrides=[*set_, f"experiment={experiment}"] if experiment else set_,
             resume=resume,
             tensorboard=tensorboard,
             progress=not quiet and not as_json,

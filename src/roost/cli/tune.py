@@ -94,6 +94,9 @@ def run_cmd(
     prune: str | None = typer.Option(None, "--prune", help="none | median | hyperband"),
     seed: int | None = typer.Option(None, "--seed"),
     register_as: str | None = typer.Option(None, "--register", help="register the best model under this name"),
+    experiment: str | None = typer.Option(
+        None, "--experiment", "-e", help="experiment of the tuning run and its trials [default: the config's]"
+    ),
     as_json: bool = typer.Option(False, "--json", help="print the result as JSON"),
     backend: str = typer.Option("local", "--backend", help="local (worker processes) | ray (one Ray task a trial)"),
     ray_address: str | None = typer.Option(
@@ -105,6 +108,8 @@ def run_cmd(
     from roost.tune import config as C
 
     spec = C.load(config)
+    if experiment:
+        spec.experiment = experiment
     if not as_json:
         echo(f"searching the {spec.source}, {trials} trial(s):")
         for line in C.describe_space(spec.space):

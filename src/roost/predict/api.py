@@ -57,6 +57,7 @@ def predict(
     workers: int | None = None,
     overwrite: bool = False,
     record: bool = True,
+    experiment: str = "predict",
     progress: Progress | None = None,
     spark: Any = None,
     tables: dict[str, str | Path | list[str] | list[Path]] | None = None,
@@ -89,7 +90,7 @@ def predict(
         return _execute(source, package, out, keep, settings, complete, batch_size, workers, progress, spark, None)
     from roost.registry.api import start_run
 
-    with start_run(experiment="predict", name=f"predict {model}", params=params) as run:
+    with start_run(experiment=experiment, name=f"predict {model}", params=params) as run:
         res = _execute(source, package, out, keep, settings, complete, batch_size, workers, progress, spark, run.id)
         run.log_metrics(
             {
