@@ -27,10 +27,10 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-__all__ = ["push", "Pusher", "latest_per_key"]
+__all__ = ["push", "Pusher", "latest_per_key", "view_specs"]
 
 
-def _view(view: str) -> tuple[dict[str, Any], dict[str, Any]]:
+def view_specs(view: str) -> tuple[dict[str, Any], dict[str, Any]]:
     """A registered view's spec and its source's spec; errors name the view and say what to do."""
     spec = repo.get("view", view) if isinstance(view, str) else None
     if spec is None:
@@ -73,7 +73,7 @@ class Pusher:
         from roost import workspace
         from roost.features.online_stores import open_online_store
 
-        self.spec, self.src = _view(view)
+        self.spec, self.src = view_specs(view)
         self.view = view
         self.root = workspace.current().root
         self.store = open_online_store(online_store)

@@ -83,9 +83,9 @@ def compact(view: str, *, day: str | None = None, grace_s: float = DEFAULT_GRACE
 
     from roost import workspace
     from roost.errors import RoostError
-    from roost.features.push import _view
+    from roost.features.push import view_specs
 
-    spec, _ = _view(view)
+    spec, _ = view_specs(view)
     root = workspace.current().root
     base = push_log.log_dir(root, view)
     stats = dict.fromkeys(("days", "files_merged", "rows_kept", "rows_dropped", "files_deleted"), 0)
