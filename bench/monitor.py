@@ -45,7 +45,7 @@ def figures(m):
 ROOST_DRIFT = (
     PROLOGUE
     + r"""
-from roost.monitor.drift import compare
+from roost.monitor.drift_compute import compare
 from roost.monitor.html_report import drift_html
 ref, cur = pd.read_parquet(spec["ref"]), pd.read_parquet(spec["cur"])
 compare(ref.head(2000), cur.head(2000)); drift_html(compare(ref.head(2000), cur.head(2000)))  # imports, warm-up

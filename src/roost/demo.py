@@ -63,7 +63,7 @@ def engagement_demo(
     from rich.console import Console
     from rich.table import Table
 
-    from roost.monitor.drift import compare
+    from roost.monitor.drift_compute import compare
     from roost.monitor.html_report import drift_html, fairness_html, write
     from roost.pipeline.monitor_schedule import demo_schedule
     from roost.responsible.group_fairness import group_metrics

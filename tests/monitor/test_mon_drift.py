@@ -9,7 +9,7 @@ import pytest
 from roost.errors import RoostError
 from roost.monitor import alerts
 from roost.monitor.api import drift
-from roost.monitor.drift import choose_method, compare
+from roost.monitor.drift_compute import choose_method, compare
 from roost.monitor.html_report import drift_html
 from roost.monitor.profile import profile_frame
 

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from roost.monitor.drift import compare
+from roost.monitor.drift_compute import compare
 from roost.monitor.profile import profile_frame
 from roost.monitor.profile_drift import compare_profiles, compare_to_profile
 

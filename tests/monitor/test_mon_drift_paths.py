@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from roost.monitor.api import drift
-from roost.monitor.drift import compare
+from roost.monitor.drift_compute import compare
 from roost.monitor.profile import profile_frame
 
 SIZES = (40, 300, 1000, 1001, 4000)  # both sides of the 1,000-row small-reference switch
@@ -93,7 +93,7 @@ def test_profile_reference_paths_are_computed_too(n: int) -> None:
 
 
 def test_uncomputable_statistic_is_never_reported_as_not_drifted() -> None:
-    from roost.monitor.drift import FeatureDrift, decide
+    from roost.monitor.drift_compute import FeatureDrift, decide
 
     fd = FeatureDrift("x", "numeric", "ok", n_ref=10, n_cur=10, stats={"n_unique": 2.0})
     decide(fd, "auto", {})

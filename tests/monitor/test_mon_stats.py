@@ -11,7 +11,7 @@ from scipy import stats
 from scipy.spatial.distance import jensenshannon
 
 from roost.monitor import stats as S
-from roost.monitor.drift import compare
+from roost.monitor.drift_compute import compare
 
 
 @st.composite

@@ -129,14 +129,14 @@ def test_upgrading_a_store_with_rows_analyzes_it(tmp_path):
 
 
 @pytest.mark.slow
-def test_import_mlflow_analyzes_the_store_and_imports_the_same_rows(ws, tmp_path, monkeypatch):
+def test_import_mlflow_analyzes_the_store_and_imports_the_same_rows(ws, tmp_path, monkeypatch, mlflow_python):
     from test_import_mlflow import _write_store
 
     from roost.registry import engine
     from roost.registry.store import Store
 
     path = _db_path()
-    _write_store(tmp_path, (tmp_path / "mlruns").as_uri())
+    _write_store(mlflow_python, tmp_path, (tmp_path / "mlruns").as_uri())
     report = importer.import_mlflow(str(tmp_path / "mlruns"), default_store())
     assert report.runs == 4
     stats = _stats(path)  # right after the import, before any connection closes

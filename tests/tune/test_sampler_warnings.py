@@ -8,7 +8,7 @@ import optuna
 import pytest
 
 from roost.tune.samplers import make_sampler
-from roost.tune.space import Space
+from roost.tune.search_space import Space
 
 SPACE = {
     "model": {"type": {"choice": ["mlp", "logreg"]}},

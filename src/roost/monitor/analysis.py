@@ -215,7 +215,7 @@ def analyze(
     if features:
         feats = list(features)
     else:
-        from roost.monitor.drift import default_skip, skip_note
+        from roost.monitor.drift_compute import default_skip, skip_note
 
         cols = [c for c in map(str, d.columns) if c not in skip and not c.startswith(("_", "pred_"))]
         left_out = default_skip(d, cols, label)  # ids, timestamps: every slice is one row or one moment

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError
-from roost.monitor.drift import DRIFT_SHARE, METHODS, DriftReport, compare, default_skip, skip_note
+from roost.monitor.drift_compute import DRIFT_SHARE, METHODS, DriftReport, compare, default_skip, skip_note
 from roost.monitor.sources import EVALUATION, PROFILE, REFERENCE, Source, default_features, from_run, load_source
 
 log = logging.getLogger(__name__)

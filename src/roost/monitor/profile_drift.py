@@ -14,7 +14,7 @@ import numpy as np
 
 from roost.monitor import stats as S
 from roost.monitor.booleans import align_profiles, read_for_profile
-from roost.monitor.drift import (
+from roost.monitor.drift_compute import (
     DRIFT_SHARE,
     DriftReport,
     FeatureDrift,

@@ -109,7 +109,7 @@ def record_drift(
     html: str | None = None,
     experiment: str | None = None,
 ) -> str:
-    """Record a drift report (roost.monitor.drift.DriftReport) as a monitor run."""
+    """Record a drift report (roost.monitor.drift_compute.DriftReport) as a monitor run."""
     metrics, params = drift_metrics(report)
     tags = {
         "roost.monitor.verdict": "drift" if report.dataset_drift else "ok",
