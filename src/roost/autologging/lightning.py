@@ -112,6 +112,11 @@ class RoostLogger(Logger):
         if self._owned and not self._run.ended and status in ("failed",):
             self._run.end("FAILED")
 
+    def fail(self, exc: BaseException) -> None:
+        """The fit raised: end a run started here FAILED (KILLED on Ctrl-C), as the transformers callback does."""
+        if self._owned and self._run is not None and not self._run.ended:
+            self._run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=repr(exc)[:2000])
+
     def close(self) -> None:
         """End a run started here (FINISHED unless finalize ended it)."""
         if self._owned and self._run is not None and not self._run.ended:
@@ -128,8 +133,7 @@ def _fit_wrapper(original: Any) -> Any:
         try:
             result = original(self, *args, **kwargs)
         except BaseException as exc:
-            if logger._owned and logger._run is not None and not logger._run.ended:
-                logger._run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=repr(exc)[:2000])
+            logger.fail(exc)
             raise
         logger.close()
         return result
