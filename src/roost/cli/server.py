@@ -39,6 +39,9 @@ def server(
     ),
 ) -> None:
     """Serve a whole team: the REST API (/api/v1), the artifact proxy and the web UI, backed by one store."""
+    import shutil
+    import tempfile
+
     import uvicorn
 
     from roost import workspace
@@ -71,6 +74,8 @@ def server(
         max_upload_bytes=int(max_upload_mb * 1024 * 1024),
         session_secret=_session_secret(session_secret_file),  # one for all workers: sessions work on any of them
     )
+    rundir = tempfile.mkdtemp(prefix="roost-server-")  # private (0700): what the workers share on this machine
+    settings.limiter_path = os.path.join(rundir, "login-failures.db")  # one wrong-password count for all workers
     settings.store()  # migrate once here, before the workers start (a clear error when the database is down)
     env = runner.server_env(settings)  # (computed before the old environment is cleared)
     os.environ.clear()
@@ -96,6 +101,8 @@ def server(
         )
     except OSError as exc:
         raise RoostError(f"cannot listen on {host}:{port}: {exc.strerror or exc}", hint="pick another --port") from None
+    finally:
+        shutil.rmtree(rundir, ignore_errors=True)
 
 
 def _session_secret(path: str | None) -> str:

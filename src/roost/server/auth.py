@@ -22,6 +22,7 @@ from roost.netpolicy.auth import ASGIApp, Receive, Scope, Send
 from roost.server import login
 from roost.server.audit import AUDIT_KEY, client_address
 from roost.server.identity import SCOPE_KEY, Identity
+from roost.server.limiter import login_limiter
 from roost.server.settings import ServerSettings
 
 PUBLIC_PATHS = frozenset({"/login", "/login/oidc", "/login/oidc/callback", "/api/v1/health", "/metrics"})
@@ -70,7 +71,7 @@ class AuthMiddleware:
 
     def __init__(self, app: ASGIApp, settings: ServerSettings) -> None:
         self.app, self.settings = app, settings
-        self.limiter = login.LoginLimiter(settings.login_attempts_per_minute)
+        self.limiter = login_limiter(settings)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] not in ("http", "websocket"):

@@ -6,8 +6,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import secrets
-import time
-from collections import deque
 from collections.abc import Mapping
 from http.cookies import SimpleCookie
 from pathlib import Path
@@ -19,6 +17,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from roost.server.audit import AUDIT_KEY, client_address
+from roost.server.limiter import login_limiter
 from roost.server.settings import ServerSettings
 
 if TYPE_CHECKING:
@@ -102,39 +101,6 @@ def csrf_ok(settings: ServerSettings, scope: Mapping[str, Any], given: str | Non
     return hmac.compare_digest(_csrf_for(settings, nonce).encode(), given.encode("latin-1", "replace"))
 
 
-class LoginLimiter:
-    """Failed sign-ins in the last minute, per key ('account:NAME', 'client:ADDR'); bounded memory."""
-
-    def __init__(self, per_minute: int, max_keys: int = 10_000) -> None:
-        self.per_minute, self.max_keys = per_minute, max_keys
-        self.fails: dict[str, deque[float]] = {}
-
-    def _recent(self, key: str, now: float) -> deque[float]:
-        q = self.fails.get(key)
-        if q is None:
-            return deque()
-        while q and q[0] <= now - 60:
-            q.popleft()
-        return q
-
-    def blocked(self, keys: list[str]) -> bool:
-        """True when any key reached the limit in the last 60 s."""
-        now = time.monotonic()
-        return any(len(self._recent(k, now)) >= self.per_minute for k in keys)
-
-    def failed(self, keys: list[str]) -> None:
-        """Count one failed attempt against every key."""
-        now = time.monotonic()
-        if len(self.fails) >= self.max_keys:
-            for k in [k for k, q in self.fails.items() if not q or q[-1] <= now - 60]:
-                del self.fails[k]
-            if len(self.fails) >= self.max_keys:  # a flood of fresh keys: forget the oldest half
-                for k in list(self.fails)[: self.max_keys // 2]:
-                    del self.fails[k]
-        for k in keys:
-            self.fails.setdefault(k, deque(maxlen=max(self.per_minute, 1) * 2)).append(now)
-
-
 def template(name: str) -> Template:
     """One of the server's own page templates (autoescaped)."""
     global _env
@@ -175,7 +141,7 @@ async def _form(request: Request) -> dict[str, str]:
 
 def routes(settings: ServerSettings) -> list[BaseRoute]:
     """GET/POST /login and GET/POST /logout."""
-    limiter = LoginLimiter(settings.login_attempts_per_minute)
+    limiter = login_limiter(settings)
 
     async def login(request: Request) -> Response:
         nxt = safe_next(request.query_params.get("next"))

@@ -27,6 +27,7 @@ class ServerSettings:
     max_body_bytes: int = 32 * 1024**2  # one JSON request
     session_secret: str | None = None  # signs UI session cookies; None: random per start (sessions end at restart)
     login_attempts_per_minute: int = 10  # per account name and per client address
+    limiter_path: str | None = None  # SQLite file the workers share failed sign-ins in (None: count per process)
     secure_cookies: bool = False  # set when served over TLS (or behind a TLS proxy)
     oidc_issuer: str | None = None
     oidc_client_id: str | None = None
