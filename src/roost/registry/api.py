@@ -182,6 +182,8 @@ def list_experiments() -> list[dict[str, Any]]:
 def register_model(run_id: str | None, name: str, path: str = "model") -> modelreg.ModelVersionInfo:
     """Register the package at artifact `path` of `run_id` (or a local folder when run_id is None)."""
     st = default_store()
+    if run_id is None and st.remote:  # the server cannot read this machine's folder: upload it in a run
+        return register_model(_package_run(name, Path(path).resolve()), name, "model")
     if run_id is None:
         p = Path(path).resolve()
         v = st.register_model(name, "file://" + str(p), None)
@@ -195,6 +197,17 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
             artifacts.check_inside(run["artifact_uri"], source)
         v = st.register_model(name, source, run["run_id"])
     return resolve_model(f"{v.name}/{v.version}")
+
+
+def _package_run(name: str, folder: Path) -> str:
+    """A finished run of experiment `models/NAME` holding `folder` as its `model` artifact (uploaded through the
+    server's artifact proxy); its id."""
+    if not (folder / "roost-model.yaml").is_file():
+        what = "does not exist" if not folder.exists() else "holds no roost-model.yaml (not a model package)"
+        raise RoostError(f"cannot register {folder}: it {what}", hint="give the folder of a roost model package")
+    with start_run(f"models/{name}", name=f"register {name}", tags={"roost.registered_from": str(folder)}) as run:
+        run.log_artifacts(folder, "model")
+    return run.id
 
 
 def set_alias(name: str, version: int, alias: str) -> bool:
