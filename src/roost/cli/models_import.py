@@ -24,7 +24,7 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the registered version as JSON"),
     ) -> None:
         """Convert a model file to a roost package, check parity on a sample, register a new version."""
-        from roost.byom.log import load_model_file, log_model
+        from roost.model_import.log import load_model_file, log_model
         from roost.cli.output import print_json, print_table
         from roost.errors import RoostError
 
