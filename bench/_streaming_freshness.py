@@ -10,16 +10,19 @@ interval (≤ one tick). Prints p50/p99/max, the consumer's sustained rate and t
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
+
+from _servers import redis as redis_server
 
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
@@ -31,36 +34,6 @@ user = Entity("user", {"user_id": "int64"})
 clicks = Source("clicks", path="data/clicks.parquet", event_time="event_time")
 live_clicks = FeatureView("live_clicks", user, clicks, ttl=timedelta(days=1), fields={"seq": "int64"})
 """
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _redis_server(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    exe = shutil.which("redis-server")
-    if exe is None:
-        sys.exit("redis-server is not installed (apt-get install -y redis-server)")
-    port = _free_port()
-    proc = subprocess.Popen(
-        [exe, "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no", "--dir", str(tmp)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        start_new_session=True,
-    )
-    import redis
-
-    r = redis.Redis(port=port)
-    for _ in range(600):
-        try:
-            if r.ping():
-                return proc, port
-        except redis.ConnectionError:
-            time.sleep(0.05)
-    proc.kill()
-    sys.exit("redis-server did not answer PING")
 
 
 def _workspace(root: Path, online_store: str | None) -> None:
@@ -101,7 +74,8 @@ def run_freshness(
     from roost.features.online_stores import open_online_store
 
     tmp = Path(tempfile.mkdtemp(prefix="roost-fresh-"))
-    server, port = _redis_server(tmp)
+    server = contextlib.ExitStack()
+    port = int(urlsplit(server.enter_context(redis_server())).port or 0)  # bench/_servers.py's redis-server
     consumer = None
     log = None
     try:
@@ -183,8 +157,7 @@ def run_freshness(
             os.killpg(consumer.pid, signal.SIGKILL)
         if log is not None:
             log.close()
-        server.terminate()
-        server.wait(timeout=10)
+        server.close()
         shutil.rmtree(tmp, ignore_errors=True)
 
 

@@ -195,7 +195,7 @@ def test_every_package_declares_all(package):
     assert _declares_all(SOURCES[package]), f"{package}/__init__.py has no __all__"
 
 
-@pytest.mark.parametrize("package", ["roost", "roost.notebook", "roost.byom"])
+@pytest.mark.parametrize("package", ["roost", "roost.notebook", "roost.model_import", "roost.byom"])
 def test_all_names_resolve(package):
     """Every name a lazy package exports is importable (a typo in its table would fail only on first use)."""
     code = (
@@ -227,7 +227,10 @@ def _third_party_after(code: str) -> list[str]:
 
 
 def test_import_roost_imports_no_third_party_module():
-    assert set(_third_party_after("import roost, roost.notebook, roost.byom; roost.__version__")) <= LIGHT_IMPORTS
+    assert (
+        set(_third_party_after("import roost, roost.notebook, roost.model_import, roost.byom; roost.__version__"))
+        <= LIGHT_IMPORTS
+    )
 
 
 def test_roost_help_and_every_group_help_import_only_typer():

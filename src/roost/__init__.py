@@ -40,7 +40,7 @@ _API = {
     # training / models
     "train": "roost.train.api:train",
     "load_model": "roost.modelpkg:load_model",
-    "log_model": "roost.byom.log:log_model",
+    "log_model": "roost.model_import.log:log_model",
     "predict": "roost.predict.api:predict",
     # pipelines
     "task": "roost.pipeline.dsl:task",
@@ -59,7 +59,8 @@ _SUBMODULES = {
     "workspace",
     "artifacts",
     "errors",
-    "byom",
+    "byom",  # the old name of model_import, kept for code that imports it
+    "model_import",
     "features",
     "datasets",
     "train",

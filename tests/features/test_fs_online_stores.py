@@ -57,14 +57,20 @@ def test_every_module_declares_its_public_names():
 
 
 def test_importing_a_submodule_keeps_the_function_of_the_same_name():
-    """`roost.features.apply` / `.materialize` stay the functions after their modules were imported directly."""
+    """`roost.features.apply` / `.materialize` / `.push` stay the functions after their modules were imported directly
+    (first, or after the package)."""
     import subprocess
     import sys
 
-    code = (
-        "import roost.features.apply, roost.features.materialize\n"
-        "from roost.features import apply, materialize\n"
-        "assert callable(apply) and callable(materialize), (apply, materialize)\n"
-    )
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
-    assert res.returncode == 0, res.stderr
+    for first in ("", "import roost.features\n"):
+        code = first + (
+            "import importlib\n"
+            "import roost.features.apply, roost.features.materialize, roost.features.push\n"
+            "importlib.import_module('roost.features.push')\n"
+            "import roost.features as F\n"
+            "from roost.features import apply, materialize, push\n"
+            "assert all(callable(f) for f in (apply, materialize, push, F.apply, F.materialize, F.push))\n"
+            "assert 'duckdb' not in __import__('sys').modules and 'pyarrow' not in __import__('sys').modules\n"
+        )
+        res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+        assert res.returncode == 0, res.stderr

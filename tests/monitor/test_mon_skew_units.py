@@ -15,7 +15,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
-from test_mon_skew import MIN, PLANTED_ROWS, REFS, T0, concat, serve_rows, setup_view
+
+from skew_scenario import MIN, PLANTED_ROWS, REFS, T0, concat, serve_rows, setup_view
 
 PLANTED = {0: "ok", 1: "stale_online", 2: "extra_online", 3: "missing_online", 4: "value_mismatch"}
 US = pa.timestamp("us", tz="UTC")

@@ -53,7 +53,7 @@ def _peak_growth_mb(pkg, data, out):
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads and resets the peak RSS through /proc")
 def test_local_engine_peak_rss_is_flat_as_input_grows(tmp_path):
-    from roost.byom.log import build_package
+    from roost.model_import.log import build_package
 
     model, X = fit_model()
     pkg = tmp_path / "pkg"

@@ -15,7 +15,9 @@ from typing import Any
 import httpx
 import pytest
 
-from .mon_fixtures import SCORE_MISMATCH_RATE, drift_frames, planted, register_model
+from skew_scenario import SCORE_MISMATCH_RATE, planted
+
+from .mon_fixtures import drift_frames, register_model
 from .test_browser import ENV_CLEAN, _free_port, browser  # noqa: F401 - the browser fixture
 
 pytestmark = pytest.mark.browser

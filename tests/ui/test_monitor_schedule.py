@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from .mon_fixtures import SCORE_MISMATCH_RATE, planted
+from skew_scenario import SCORE_MISMATCH_RATE, planted
 
 
 def _monitor_runs(model: str = "m") -> list[dict[str, Any]]:

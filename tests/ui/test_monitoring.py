@@ -10,18 +10,9 @@ from typing import Any
 
 import pytest
 
-from .mon_fixtures import (
-    FIELDS,
-    ROWS,
-    SCORE_MISMATCH_RATE,
-    T0,
-    T1,
-    TTL_SECONDS,
-    drift_frames,
-    page_charts,
-    planted,
-    register_model,
-)
+from skew_scenario import FIELDS, PLANTED_ROWS, SCORE_MISMATCH_RATE, T0, T1, TTL_SECONDS, planted
+
+from .mon_fixtures import drift_frames, page_charts, register_model
 
 
 @pytest.fixture
@@ -142,7 +133,7 @@ def test_feature_views_page_shows_the_stores_facts(ws: Any, tmp_path: Path, app_
     with sqlite3.connect(online) as con:
         (stored,) = con.execute('SELECT count(*) FROM "fv_uv"').fetchone()
     # independently: the latest row per user with event time in [T1 - ttl, T1]
-    df = pd.DataFrame(ROWS)
+    df = pd.DataFrame(PLANTED_ROWS)
     window = df[(df["et"] <= T1) & (df["et"] >= T1 - pd.Timedelta(seconds=TTL_SECONDS))]
     assert stored == window["user_id"].nunique() == 4
     listing = app_client.get("/features")

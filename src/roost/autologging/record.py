@@ -95,7 +95,7 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
     run's `model` artifact and register it when a registered_model_name is set."""
     if not conf.log_models:
         return
-    from roost.byom.log import build_package
+    from roost.model_import.log import build_package
     from roost.registry import api
 
     with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:

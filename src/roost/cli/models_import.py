@@ -24,9 +24,9 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="print the registered version as JSON"),
     ) -> None:
         """Convert a model file to a roost package, check parity on a sample, register a new version."""
-        from roost.byom.log import load_model_file, log_model
         from roost.cli.output import print_json, print_table
         from roost.errors import RoostError
+        from roost.model_import.log import load_model_file, log_model
 
         if not name:
             raise RoostError("which name?", hint="pass --name NAME (the registered model name)")

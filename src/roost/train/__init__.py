@@ -13,7 +13,19 @@ if TYPE_CHECKING:
     from roost.train.api import TrainResult
 
 # the public modules (`roost.train(...)` itself is this package called as a function)
-__all__ = ["api", "auto", "callbacks", "config", "export", "metrics", "models", "preprocess", "trainer"]
+__all__ = [
+    "api",
+    "auto",
+    "callbacks",
+    "config",
+    "export",
+    "from_config",
+    "metrics",
+    "models",
+    "preprocess",
+    "torch_model",
+    "trainer",
+]
 
 
 class _TrainModule(_types.ModuleType):

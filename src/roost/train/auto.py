@@ -17,8 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import ConfigError
-from roost.train.api import auto_config, build_model
 from roost.train.config import TrainConfig, flatten
+from roost.train.from_config import build_model, fit_spec, training_config
 from roost.train.run import (
     PACKAGE,
     RESOLVED,
@@ -101,6 +101,23 @@ def candidates(cfg: TrainConfig) -> list[str]:
             f"model.params.candidates: {cands!r} is not a list of model types", hint=f"allowed: {', '.join(allowed)}"
         )
     return list(dict.fromkeys(cands))
+
+
+def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
+    """The config of one `auto` candidate: its model type with default params (a named variant, VARIANTS: its type
+    with its fixed params), nothing registered; the `trainer:` loop settings apply to the neural candidates only
+    (LightGBM keeps the seed)."""
+    from roost.train.config import ModelConfig, TrainerConfig
+
+    base, fixed = VARIANTS.get(model_type, (model_type, {}))
+    update: dict[str, Any] = {
+        "model": ModelConfig(type=base, params=dict(fixed)),
+        "register_as": None,
+        "name": f"{cfg.name or 'auto'}:{model_type}",
+    }
+    if base == "lightgbm":
+        update["trainer"] = TrainerConfig(seed=cfg.trainer.seed)
+    return cfg.model_copy(deep=True, update=update)
 
 
 def better(task: str, a: dict[str, float], b: dict[str, float]) -> bool:
@@ -376,7 +393,6 @@ def prepare(
     config: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
 ) -> tuple[TrainConfig, str, Any, tuple[Any, Any, Any]]:
     """(config, task, feature spec, (training, validation, test) rows) exactly as `roost train` derives them."""
-    from roost.train.api import fit_spec, training_config
     from roost.train.data import check_label, load_frame, split
 
     cfg = training_config(config, overrides, None)[0]

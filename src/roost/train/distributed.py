@@ -12,6 +12,7 @@ from __future__ import annotations
 import os
 import sys
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -170,8 +171,9 @@ def threads_per_worker(nproc: int) -> int:
     return max(1, default_threads() // nproc)
 
 
-def launch(nproc: int, kwargs: dict[str, Any]) -> Any:
-    """Run `roost.train.train(**kwargs)` in `nproc` processes (torch elastic); rank 0's TrainResult.
+def launch(nproc: int, target: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
+    """Run `target(**kwargs)` (`roost.train.api.train`, passed in by it) in `nproc` processes (torch elastic); rank
+    0's TrainResult. `target` must be a module-level function: the spawned workers import it by name.
 
     A worker's own error (a RoostError with its hint, Ctrl-C's Interrupted) is re-raised here as it was raised.
     """
@@ -221,7 +223,7 @@ def launch(nproc: int, kwargs: dict[str, Any]) -> Any:
     handlers = {sig: signal.getsignal(sig) for sig in (signal.SIGINT, signal.SIGTERM)}
     errdir = tempfile.mkdtemp(prefix="roost-ddp-")
     try:
-        out = elastic_launch(conf, _worker)({**kwargs, "_errdir": errdir})
+        out = elastic_launch(conf, _worker)(target, {**kwargs, "_errdir": errdir})
     except SignalException as exc:  # Ctrl-C reached the workers too; rank 0 marks its run KILLED
         err = _saved_error(errdir, 0, wait=10.0)
         raise (err if isinstance(err, KeyboardInterrupt) else KeyboardInterrupt(str(exc))) from None
@@ -289,27 +291,25 @@ def _worker_message(failure: Any) -> str:
     return text.splitlines()[-1]
 
 
-def _worker(kwargs: dict[str, Any]) -> Any:
+def _worker(target: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """One spawned worker: join the group, train, leave. Rank 0 returns its result (TensorBoard by pid).
 
     A failing worker raises: `record` writes its error for the launcher, which stops the other workers.
     """
     from torch.distributed.elastic.multiprocessing.errors import record
 
-    return record(_work)(kwargs)
+    return record(_work)(target, kwargs)
 
 
-def _work(kwargs: dict[str, Any]) -> Any:
+def _work(target: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
     """The worker's body (see _worker)."""
     import pickle
-
-    from roost.train.api import train
 
     errdir = kwargs.pop("_errdir", None)
     _interrupt_once()
     setup()
     try:
-        res = train(**kwargs)
+        res = target(**kwargs)
     except BaseException as exc:
         if errdir:  # the parent re-raises this worker's own error (with its hint), not a launcher report
             try:

@@ -9,8 +9,8 @@ import pandas as pd
 
 from roost.errors import ConfigError
 from roost.train.base import check_range
-from roost.train.models import TorchModel
 from roost.train.preprocess import FeatureSpec
+from roost.train.torch_model import TorchModel
 
 
 class TwoTowerModel(TorchModel):

@@ -1,7 +1,7 @@
 """What a conversion produces: an ONNX model with what packaging, parity checking and the signature need.
 
-Its own module, below both converters (roost.byom.convert for native frameworks, roost.byom.onnxfile for ONNX
-files), so that neither imports the other to build one.
+Its own module, below both converters (roost.model_import.convert for native frameworks, roost.model_import.onnxfile
+for ONNX files), so that neither imports the other to build one.
 """
 
 from __future__ import annotations

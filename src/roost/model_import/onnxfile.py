@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from roost.byom import graph
-from roost.byom.converted import Converted
-from roost.byom.graph import io_signature
 from roost.errors import RoostError
+from roost.model_import import graph
+from roost.model_import.converted import Converted
+from roost.model_import.graph import io_signature
 
 TASK_BY_OUTPUT = {"probability": "binary", "probabilities": "multiclass", "prediction": "regression"}
 PRIMARY_OUTPUT = {v: k for k, v in TASK_BY_OUTPUT.items()}

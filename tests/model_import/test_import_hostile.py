@@ -180,14 +180,14 @@ def test_truncated_lightgbm_text_is_refused_without_crashing_the_process(ws, tmp
     mid_tree = tmp_path / "mid.txt"
     mid_tree.write_text(text[:500])  # LightGBM itself reads past the end of this and aborts the process
     code = (
-        "import sys\nfrom roost.byom.log import load_model_file\nfrom roost.errors import RoostError\n"
+        "import sys\nfrom roost.model_import.log import load_model_file\nfrom roost.errors import RoostError\n"
         "try:\n    load_model_file(sys.argv[1])\nexcept RoostError as e:\n    print(e.message)\n    sys.exit(2)\n"
     )
     res = subprocess.run([sys.executable, "-c", code, str(mid_tree)], capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "mid.txt" in res.stdout and "truncated" in res.stdout, (res.returncode, res.stdout)
     between = tmp_path / "between.txt"  # cut after a whole tree: LightGBM would load fewer trees, silently
     between.write_text(text[: text.index("Tree=5")])
-    from roost.byom.log import load_model_file
+    from roost.model_import.log import load_model_file
 
     with pytest.raises(RoostError, match="between.txt.*truncated"):
         load_model_file(between)

@@ -41,8 +41,8 @@ def build_package(
 def _build_package(
     model: Any, out_dir: Path, sample_input: Any, task: str | None, allow_mismatch: bool, name: str | None
 ) -> dict[str, Any]:
-    from roost.byom.convert import convert, sample_frame
-    from roost.byom.graph import io_signature
+    from roost.model_import.convert import convert, sample_frame
+    from roost.model_import.graph import io_signature
     from roost.modelpkg import load, write_package
 
     conv = convert(model, sample_input, task)
@@ -207,7 +207,7 @@ def load_model_file(path: str | Path, trust_pickle: bool = False) -> Any:
                 f"cannot unpickle {p.name}: {str(exc)[:200]}",
                 hint="the file is corrupted or needs a library that is not installed",
             ) from exc
-        from roost.byom.convert import detect
+        from roost.model_import.convert import detect
 
         try:
             detect(obj)

@@ -8,9 +8,9 @@ from typing import Any
 
 import numpy as np
 
-from roost.byom import graph
-from roost.byom.converted import Converted
 from roost.errors import RoostError
+from roost.model_import import graph
+from roost.model_import.converted import Converted
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
 
@@ -406,6 +406,6 @@ def convert(model: Any, sample: Any = None, task: str | None = None) -> Converte
         return convert_boosting(model, sample, fw)
     if fw == "torch":
         return convert_torch(model, sample, task)
-    from roost.byom.onnxfile import convert_onnx
+    from roost.model_import.onnxfile import convert_onnx
 
     return convert_onnx(model, task)

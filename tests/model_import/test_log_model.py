@@ -41,7 +41,7 @@ def test_log_model_inside_active_run_uses_it(ws, fitted):
 
 
 def test_raw_onnx_file(ws, fitted, tmp_path):
-    from roost.byom.log import build_package
+    from roost.model_import.log import build_package
 
     model, train, held, native = fitted["random_forest"]
     build_package(model, tmp_path / "pkg", train.head(50))
@@ -99,7 +99,7 @@ def test_sample_columns_must_match(ws, fitted):
 
 def test_parity_failure_blocks_unless_allowed(ws, fitted, monkeypatch):
     """Corrupt the native side so parity fails: the import is refused; --allow-mismatch keeps the figure."""
-    from roost.byom import convert as conv_mod
+    from roost.model_import import convert as conv_mod
 
     model, train, held, native = fitted["logreg"]
     real = conv_mod.convert_sklearn
