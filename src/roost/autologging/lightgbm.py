@@ -34,19 +34,20 @@ def autolog(
     experiment: str = "default",
 ) -> None:
     """Record every lgb.train and LightGBM scikit-learn `fit`: params, eval metrics per iteration, best iteration,
-    feature importance (gain and split), the model."""
-    if disable:
-        core.disable(FLAVOR)
-        return
+    feature importance (gain and split), the model (packaged on a background thread once the fit returns)."""
+    core.switch(FLAVOR, disable, _patches, log_models=log_models, log_datasets=log_datasets, silent=silent,
+                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+
+
+def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     import lightgbm
     import lightgbm.sklearn
 
-    conf = core.Settings(log_models, log_datasets, silent, core.MAX_TUNING_RUNS, registered_model_name, experiment)
     patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(lightgbm, "train", _wrap_train)]
     for cls in (lightgbm.sklearn.LGBMModel, *lightgbm.sklearn.LGBMModel.__subclasses__()):
         if cls.__module__.startswith("lightgbm.") and "fit" in vars(cls):
             patches.append((cls, "fit", _wrap_fit))
-    core.enable(FLAVOR, patches, conf)
+    return patches
 
 
 class _Recorder:
@@ -95,8 +96,8 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
                 extra["sample"] = sample_rows(raw)
             run.log_params(params)
 
-        def after(run: Run, conf: core.Settings, booster: Any) -> None:
-            _summarize(run, conf, booster, booster, extra.get("sample"))
+        def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
+            return _summarize(run, conf, booster, booster, extra.get("sample"))
 
         return core.autologged(FLAVOR, "lightgbm.train", lambda: original(*call.args, **call.kwargs), before, after)
 
@@ -119,10 +120,12 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
             run.log_params(params)
             run.set_tags({"estimator_name": type(self).__name__, "estimator_class": _qualname(self)})
 
-        def after(run: Run, conf: core.Settings, _res: Any) -> None:
-            _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))
+        def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
+            return _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))
 
-        return core.autologged(FLAVOR, type(self).__name__, lambda: original(*call.args, **call.kwargs), before, after)
+        return core.autologged(
+            FLAVOR, type(self).__name__, lambda: original(*call.args, **call.kwargs), before, after, key=self
+        )
 
     return fit
 
@@ -131,15 +134,20 @@ def _qualname(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__name__}"
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> None:
-    """Best iteration, feature importance and the model of a trained booster."""
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> core.Later:
+    """Best iteration now; feature importance and the model of the trained booster for the background."""
     summary = {"num_iterations": booster.current_iteration()}
     best = int(getattr(booster, "best_iteration", 0) or 0)
     if best > 0:  # 0: no early stopping, every iteration is kept
         summary["best_iteration"] = best
     run.log_metrics(summary)
-    names = booster.feature_name()
-    kinds = {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
-    core.safely(conf, "feature importance", log_importance, run, kinds)
+
+    def importance() -> None:
+        names = booster.feature_name()
+        kinds = {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
+        log_importance(run, kinds)
+
+    later: core.Later = [("feature importance", importance)]
     if conf.log_models and sample is not None:
-        core.safely(conf, "the model", log_model, run, conf, model, sample)
+        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+    return later

@@ -90,6 +90,22 @@ def sample_rows(X: Any) -> Any:
     return np.array(np.asarray(X)[:SAMPLE_ROWS])
 
 
+def snapshot(data: Any) -> Any:
+    """Fit data as it is now, for logging that runs after `fit` returned (the caller may change it in place then):
+    arrays, sparse matrices and lists copied, pandas objects copied shallowly where pandas copies on write (3+)."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    if isinstance(data, pd.DataFrame | pd.Series):
+        return data.copy(deep=int(pd.__version__.split(".")[0]) < 3)
+    if isinstance(data, np.ndarray) or scipy.sparse.issparse(data):
+        return data.copy()
+    if isinstance(data, list | tuple):
+        return np.array(data)
+    return data
+
+
 def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
     """Convert `model` to a roost package (ONNX, checked against the native model on `sample`), log it as the
     run's `model` artifact and register it when a registered_model_name is set."""

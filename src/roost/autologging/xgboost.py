@@ -36,14 +36,15 @@ def autolog(
     experiment: str = "default",
 ) -> None:
     """Record every xgb.train and XGBoost scikit-learn `fit`: params, eval metrics per iteration, best iteration,
-    feature importance (gain and split counts), the model."""
-    if disable:
-        core.disable(FLAVOR)
-        return
+    feature importance (gain and split counts), the model (packaged on a background thread once the fit returns)."""
+    core.switch(FLAVOR, disable, _patches, log_models=log_models, log_datasets=log_datasets, silent=silent,
+                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+
+
+def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     import xgboost
     import xgboost.sklearn
 
-    conf = core.Settings(log_models, log_datasets, silent, core.MAX_TUNING_RUNS, registered_model_name, experiment)
     patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(xgboost, "train", _wrap_train)]
     seen: list[type] = [xgboost.sklearn.XGBModel]
     sub: type
@@ -53,7 +54,7 @@ def autolog(
                 seen.append(sub)
         if "fit" in vars(cls):
             patches.append((cls, "fit", _wrap_fit))
-    core.enable(FLAVOR, patches, conf)
+    return patches
 
 
 @functools.cache
@@ -118,8 +119,8 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
                 extra["sample"] = core.safely(conf, "a sample of the data", _dmatrix_rows, dtrain)
             run.log_params(params)
 
-        def after(run: Run, conf: core.Settings, booster: Any) -> None:
-            _summarize(run, conf, booster, booster, extra.get("sample"))
+        def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
+            return _summarize(run, conf, booster, booster, extra.get("sample"))
 
         return core.autologged(FLAVOR, "xgboost.train", lambda: original(*call.args, **call.kwargs), before, after)
 
@@ -144,29 +145,36 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
                 }
             )
 
-        def after(run: Run, conf: core.Settings, _res: Any) -> None:
+        def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             evals = getattr(self, "evals_result_", None)
             if evals:  # the sklearn API keeps the history; logged when fit returns (its callbacks belong to the user)
                 log_evals(run, evals)
-            _summarize(run, conf, self.get_booster(), self, None if X is None else sample_rows(X))
+            return _summarize(run, conf, self.get_booster(), self, None if X is None else sample_rows(X))
 
-        return core.autologged(FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after)
+        return core.autologged(
+            FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after, key=self
+        )
 
     return fit
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> None:
-    """Best iteration, feature importance and the model of a trained booster."""
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> core.Later:
+    """Best iteration now; feature importance and the model of the trained booster for the background."""
     summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
     best = booster.attr("best_iteration")
     if best is not None:  # set by early stopping only
         summary["best_iteration"] = int(best)
     run.log_metrics(summary)
-    names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
-    kinds = {}
-    for ours, theirs in (("gain", "gain"), ("split", "weight")):
-        got = booster.get_score(importance_type=theirs)
-        kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
-    core.safely(conf, "feature importance", log_importance, run, kinds)
+
+    def importance() -> None:
+        names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
+        kinds = {}
+        for ours, theirs in (("gain", "gain"), ("split", "weight")):
+            got = booster.get_score(importance_type=theirs)
+            kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
+        log_importance(run, kinds)
+
+    later: core.Later = [("feature importance", importance)]
     if conf.log_models and sample is not None:
-        core.safely(conf, "the model", log_model, run, conf, model, sample)
+        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+    return later
