@@ -153,13 +153,14 @@ def autologged(
     flavor: str,
     name: str,
     fit: Callable[[], T],
-    before: Callable[[Run, Settings], None],
-    after: Callable[[Run, Settings, T], Later | None],
+    before: Callable[[Run, Settings], Later],
+    after: Callable[[Run, Settings, T], Later],
     key: object = None,
 ) -> T:
-    """Run `fit` with logging around it: `before` (params, data) and `after` (summary metrics) on the caller's
-    thread; the (what, fn) steps `after` returns (training metrics, the model) on the process's background worker
-    (roost.registry.deferred), each failure warned about and tagged on the run (`roost.autolog.error`).
+    """Run `fit` with logging around it: `before` (params) and `after` (summary metrics) on the caller's thread; the
+    (what, fn) steps they return (the data fingerprint, training metrics, the model) on the process's background
+    worker (roost.registry.deferred), each failure warned about and tagged on the run (`roost.autolog.error`); when
+    `fit` raises, the steps `before` returned run at once, before the run ends.
 
     Nested autologged fits just call `fit`. A run started here is the active run during the fit and ends once its
     background steps are done: FINISHED, or at once FAILED when `fit` raises (KILLED on Ctrl-C/SIGTERM); an active
@@ -181,13 +182,15 @@ def autologged(
             return fit()
         if owned:
             runs.push(run)
+        early: Later = []
         try:
-            safely(conf, "params", before, run, conf)
+            early = safely(conf, "params", before, run, conf) or []
             result = fit()
-            later = safely(conf, "metrics and model", after, run, conf, result) or []
+            later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
         except BaseException as exc:
             if owned:
                 runs.pop(run)
+            _run_later(run, False, conf, early)
             end_owned(run, owned, exc)
             raise
         if owned:

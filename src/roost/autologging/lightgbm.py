@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
-    fingerprint,
+    log_fingerprint_later,
     log_importance,
     log_model,
     metrics_of,
@@ -86,15 +86,14 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         label = getattr(dataset, "label", None)
         extra: dict[str, Any] = {}
 
-        def before(run: Run, conf: core.Settings) -> None:
+        def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
             params = params_of(dict(given.get("params") or {}))
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 100)))
-            if conf.log_datasets and raw is not None and not isinstance(raw, str):
-                params.update(core.safely(conf, "the data fingerprint", fingerprint, raw, label) or {})
             if conf.log_models and raw is not None and not isinstance(raw, str):
                 extra["sample"] = sample_rows(raw)
             run.log_params(params)
+            return log_fingerprint_later(run, conf, raw, label)
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
             return _summarize(run, conf, booster, booster, extra.get("sample"))
@@ -112,13 +111,11 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         given = call.arguments
         X, y = given.get("X"), given.get("y")
 
-        def before(run: Run, conf: core.Settings) -> None:
+        def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
-            params = params_of(self.get_params())
-            if conf.log_datasets and X is not None:
-                params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
-            run.log_params(params)
+            run.log_params(params_of(self.get_params()))
             run.set_tags({"estimator_name": type(self).__name__, "estimator_class": _qualname(self)})
+            return log_fingerprint_later(run, conf, X, y)
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             return _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))

@@ -77,6 +77,14 @@ def fingerprint(X: Any, y: Any = None) -> dict[str, Any]:
     return {"data.fingerprint": frame_fingerprint(df), "data.rows": len(df)}
 
 
+def log_fingerprint_later(run: Run, conf: Settings, X: Any, y: Any) -> list[tuple[str, Any]]:
+    """The data fingerprint as a background step (over a snapshot of X and y), or none when log_datasets is off."""
+    if not conf.log_datasets or X is None or isinstance(X, str):
+        return []
+    Xs, ys = snapshot(X), snapshot(y)
+    return [("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))]
+
+
 def sample_rows(X: Any) -> Any:
     """The first SAMPLE_ROWS rows of fit data as a DataFrame/array copy (kept to check the converted model)."""
     import numpy as np

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
-    fingerprint,
+    log_fingerprint_later,
     log_model,
     metrics_of,
     param_value,
@@ -76,14 +76,12 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit
 
 
-def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> None:
-    params = params_of(est.get_params(deep=True))
-    if conf.log_datasets and X is not None:
-        params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
-    run.log_params(params)
+def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> core.Later:
+    run.log_params(params_of(est.get_params(deep=True)))
     run.set_tags(
         {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
     )
+    return log_fingerprint_later(run, conf, X, y)
 
 
 def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any) -> core.Later:

@@ -11,6 +11,7 @@ from roost.autologging import core
 from roost.autologging.record import (
     fingerprint,
     log_evals,
+    log_fingerprint_later,
     log_importance,
     log_model,
     metrics_of,
@@ -107,7 +108,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         dtrain = given.get("dtrain")
         extra: dict[str, Any] = {}
 
-        def before(run: Run, conf: core.Settings) -> None:
+        def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = [*(given.get("callbacks") or []), _recorder_class()(run, conf)]
             params = params_of(dict(given.get("params") or {}))
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 10)))
@@ -118,6 +119,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
             if conf.log_models and dtrain is not None:
                 extra["sample"] = core.safely(conf, "a sample of the data", _dmatrix_rows, dtrain)
             run.log_params(params)
+            return []
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
             return _summarize(run, conf, booster, booster, extra.get("sample"))
@@ -133,17 +135,15 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         given = call.arguments if call is not None else {}
         X, y = given.get("X"), given.get("y")
 
-        def before(run: Run, conf: core.Settings) -> None:
-            params = params_of(self.get_params())
-            if conf.log_datasets and X is not None:
-                params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
-            run.log_params(params)
+        def before(run: Run, conf: core.Settings) -> core.Later:
+            run.log_params(params_of(self.get_params()))
             run.set_tags(
                 {
                     "estimator_name": type(self).__name__,
                     "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
                 }
             )
+            return log_fingerprint_later(run, conf, X, y)
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             evals = getattr(self, "evals_result_", None)
