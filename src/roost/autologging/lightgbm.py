@@ -10,6 +10,7 @@ from roost.autologging import core
 from roost.autologging.record import (
     log_fingerprint_later,
     log_importance,
+    log_later,
     log_model,
     metrics_of,
     param_value,
@@ -92,8 +93,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 100)))
             if conf.log_models and raw is not None and not isinstance(raw, str):
                 extra["sample"] = sample_rows(raw)
-            run.log_params(params)
-            return log_fingerprint_later(run, conf, raw, label)
+            return log_later(run, params) + log_fingerprint_later(run, conf, raw, label)
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
             return _summarize(run, conf, booster, booster, extra.get("sample"))
@@ -113,9 +113,8 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
 
         def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
-            run.log_params(params_of(self.get_params()))
-            run.set_tags({"estimator_name": type(self).__name__, "estimator_class": _qualname(self)})
-            return log_fingerprint_later(run, conf, X, y)
+            tags = {"estimator_name": type(self).__name__, "estimator_class": _qualname(self)}
+            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y)
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             return _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))

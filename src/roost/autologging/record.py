@@ -77,6 +77,17 @@ def fingerprint(X: Any, y: Any = None) -> dict[str, Any]:
     return {"data.fingerprint": frame_fingerprint(df), "data.rows": len(df)}
 
 
+def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+    """Writing the params (and tags) as a background step: the caller's fit does not wait for the store."""
+
+    def write() -> None:
+        run.log_params(params)
+        if tags:
+            run.set_tags(tags)
+
+    return [("params", write)]
+
+
 def log_fingerprint_later(run: Run, conf: Settings, X: Any, y: Any) -> list[tuple[str, Any]]:
     """The data fingerprint as a background step (over a snapshot of X and y), or none when log_datasets is off."""
     if not conf.log_datasets or X is None or isinstance(X, str):

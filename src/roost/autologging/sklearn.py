@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from roost.autologging import core
 from roost.autologging.record import (
     log_fingerprint_later,
+    log_later,
     log_model,
     metrics_of,
     param_value,
@@ -77,11 +78,8 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
 
 
 def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> core.Later:
-    run.log_params(params_of(est.get_params(deep=True)))
-    run.set_tags(
-        {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
-    )
-    return log_fingerprint_later(run, conf, X, y)
+    tags = {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
+    return log_later(run, params_of(est.get_params(deep=True)), tags) + log_fingerprint_later(run, conf, X, y)
 
 
 def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any) -> core.Later:

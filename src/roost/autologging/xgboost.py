@@ -13,6 +13,7 @@ from roost.autologging.record import (
     log_evals,
     log_fingerprint_later,
     log_importance,
+    log_later,
     log_model,
     metrics_of,
     param_value,
@@ -118,8 +119,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
                 params.update(core.safely(conf, "the data fingerprint", _dmatrix_fingerprint, dtrain) or {})
             if conf.log_models and dtrain is not None:
                 extra["sample"] = core.safely(conf, "a sample of the data", _dmatrix_rows, dtrain)
-            run.log_params(params)
-            return []
+            return log_later(run, params)
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
             return _summarize(run, conf, booster, booster, extra.get("sample"))
@@ -136,14 +136,11 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         X, y = given.get("X"), given.get("y")
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            run.log_params(params_of(self.get_params()))
-            run.set_tags(
-                {
-                    "estimator_name": type(self).__name__,
-                    "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
-                }
-            )
-            return log_fingerprint_later(run, conf, X, y)
+            tags = {
+                "estimator_name": type(self).__name__,
+                "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
+            }
+            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y)
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             evals = getattr(self, "evals_result_", None)
