@@ -82,14 +82,17 @@ def run_driver(
     with tempfile.NamedTemporaryFile("w", suffix="_driver.py", delete=False, dir=cwd) as f:
         f.write(source)
         path = f.name
-    proc = subprocess.run(
-        [str(python), path, *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-        env={**os.environ, **(env or {})},
-    )
+    try:
+        proc = subprocess.run(
+            [str(python), path, *args],
+            cwd=cwd,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env={**os.environ, **(env or {})},
+        )
+    finally:
+        Path(path).unlink(missing_ok=True)  # the driver was left in the repository root after every bench run
     if proc.returncode != 0:
         sys.stderr.write(proc.stderr[-4000:])
         raise SystemExit(f"peer driver failed (exit {proc.returncode})")

@@ -102,3 +102,31 @@ def test_autolog_adds_the_logger_and_a_failing_fit_ends_failed(rec: Any, tmp_pat
     roost.lightning.autolog(disable=True)
     _trainer(tmp_path / "c", []).fit(Regressor(), *_loaders())
     assert len(roost.search_runs(experiment="auto-pl", limit=None)) == 2
+
+
+class _Stopped(Regressor):
+    """Raises what SIGTERM raises (roost's Terminated) at step 2, or a ValueError with fail_at."""
+
+    def training_step(self, batch: Any, i: int) -> Any:
+        from roost.registry.lifecycle import Terminated
+
+        if self.global_step == 2:
+            raise Terminated(143)
+        return super().training_step(batch, i)
+
+
+def test_sigterm_inside_an_autologged_fit_ends_killed_and_an_error_is_described(rec: Any, tmp_path: Path) -> None:
+    """The run's own `with` mapping, for every flavor: Terminated → KILLED; an error → FAILED with its location."""
+    import roost
+    from roost.registry.lifecycle import Terminated
+
+    roost.lightning.autolog(experiment="pl-stop")
+    with pytest.raises(Terminated):
+        _trainer(tmp_path / "a", []).fit(_Stopped(), *_loaders())
+    with pytest.raises(ValueError):
+        _trainer(tmp_path / "b", []).fit(Regressor(fail_at=1), *_loaders())
+    runs = sorted(roost.search_runs(experiment="pl-stop", limit=None), key=lambda r: r["start_time"])
+    assert [r["status"] for r in runs] == ["KILLED", "FAILED"]
+    assert "roost.error" not in runs[0]["tags"]
+    error = runs[1]["tags"]["roost.error"]
+    assert error.startswith("ValueError: failing on purpose") and "in training_step" in error, error

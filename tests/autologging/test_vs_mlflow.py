@@ -14,7 +14,7 @@ from typing import Any
 FITS = r"""
 import json, sys
 from sklearn.datasets import load_breast_cancer, load_diabetes
-from sklearn.ensemble import RandomForestRegressor
+from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
@@ -25,6 +25,7 @@ def fits():
     make_pipeline(StandardScaler(), LogisticRegression(C=0.5, max_iter=500)).fit(X, y)
     Xr, yr = load_diabetes(return_X_y=True, as_frame=True)
     RandomForestRegressor(n_estimators=20, max_depth=4, random_state=0).fit(Xr, yr)
+    RandomForestClassifier(n_estimators=10, max_depth=3, random_state=0).fit(X, y)  # roost: one predict_proba pass
 """
 
 MLFLOW_SIDE = (
@@ -60,7 +61,7 @@ def test_same_fits_same_params_and_training_metrics_as_mlflow(ws: Any, tmp_path:
     namespace["fits"]()
     ours = sorted(roost.search_runs(limit=None), key=lambda r: r["start_time"])
 
-    assert len(ours) == len(theirs) == 2
+    assert len(ours) == len(theirs) == 3
     for mine, ref in zip(ours, theirs, strict=True):
         assert mine["status"] == "FINISHED" and ref["status"] == "FINISHED"
         mine_params = {k: str(v) for k, v in mine["params"].items() if not k.startswith("data.")}

@@ -20,6 +20,7 @@ log = logging.getLogger("roost.autologging")
 
 T = TypeVar("T")
 MAX_TUNING_RUNS = 100  # search CV: child runs for at most this many candidates (the best ranked first)
+ERROR_TAG = "roost.autolog.error"  # what autolog could not log in the background: "what: message" per line
 
 
 @dataclass(frozen=True)
@@ -69,10 +70,23 @@ def enable(flavor: str, patches: list[tuple[Any, str, Callable[[Any], Any]]], co
 
 
 def disable(flavor: str) -> None:
-    """Turn `flavor` off: every patched attribute gets its original object back."""
+    """Turn `flavor` off: every patched attribute gets its original object back (its pending logging finishes)."""
+    from roost.registry import deferred
+
+    deferred.wait()
     for owner, attr, original in reversed(_patches.pop(flavor, [])):
         setattr(owner, attr, original)
     _settings.pop(flavor, None)
+
+
+def switch(
+    flavor: str, off: bool, patches: Callable[[], list[tuple[Any, str, Callable[[Any], Any]]]], **settings: Any
+) -> None:
+    """What a flavor's `autolog(disable, **settings)` does: turn it off, or on with `patches()` and the settings."""
+    if off:
+        disable(flavor)
+        return
+    enable(flavor, patches(), Settings(**settings))
 
 
 def patched(flavor: str) -> list[tuple[Any, str, Any]]:
@@ -110,7 +124,7 @@ def safely(conf: Settings, what: str, fn: Callable[..., T], *args: Any) -> T | N
 
 
 def _open_run(conf: Settings, flavor: str, name: str) -> tuple[Run | None, bool]:
-    """(run, owned): the active roost run, else one started here (owned: ended when the fit returns)."""
+    """(run, owned): the active roost run, else one started here (owned: ended when the fit's logging is done)."""
     from roost.registry import api
 
     active = api.active_run()
@@ -120,30 +134,86 @@ def _open_run(conf: Settings, flavor: str, name: str) -> tuple[Run | None, bool]
     return run, run is not None
 
 
+def end_owned(run: Run | None, owned: bool, exc: BaseException | None = None) -> None:
+    """End a run an autolog flavor started, as the run's own `with` block would for `exc` (None: the code returned):
+    FINISHED, KILLED for Ctrl-C/SIGTERM, else FAILED with the error described. A run of the user's is left open."""
+    if run is None or not owned or run.ended:
+        return
+    if exc is None:
+        run.end("FINISHED")
+    else:
+        run.end_raised(exc)
+
+
+Later = list[tuple[str, Callable[[], None]]]
+"""Logging an `after` hands to the background worker: (what, fn) steps, e.g. the training metrics, the model."""
+
+
 def autologged(
     flavor: str,
     name: str,
     fit: Callable[[], T],
-    before: Callable[[Run, Settings], None],
-    after: Callable[[Run, Settings, T], None],
+    before: Callable[[Run, Settings], Later],
+    after: Callable[[Run, Settings, T], Later],
+    key: object = None,
 ) -> T:
-    """Run `fit` with logging around it: `before` (params, data) and `after` (metrics, model) on the run.
+    """Run `fit` with logging around it: `before` (params) and `after` (summary metrics) on the caller's thread; the
+    (what, fn) steps they return (the data fingerprint, training metrics, the model) on the process's background
+    worker (roost.registry.deferred), each failure warned about and tagged on the run (`roost.autolog.error`); when
+    `fit` raises, the steps `before` returned run at once, before the run ends.
 
-    Nested autologged fits just call `fit`. A run started here ends FINISHED when `fit` returns, FAILED when it
-    raises (KILLED on Ctrl-C), and is the active run meanwhile; an active run of the user's is used and left open.
+    Nested autologged fits just call `fit`. A run started here is the active run during the fit and ends once its
+    background steps are done: FINISHED, or at once FAILED when `fit` raises (KILLED on Ctrl-C/SIGTERM); an active
+    run of the user's is used and left open (its end waits for the steps). `key` (the estimator) makes a later fit
+    of the same object wait for this one's steps, so that they never see it half refitted.
     """
+    from roost.registry import deferred
+    from roost.registry.lifecycle import runs
+
     conf = _settings.get(flavor)
     with _outermost() as outer:
         if conf is None or not outer:
             return fit()
+        wait_key = None if key is None else id(key)
+        if wait_key is not None:
+            deferred.wait(key=wait_key)
         run, owned = _open_run(conf, flavor, name)
         if run is None:
             return fit()
-        with run if owned else contextlib.nullcontext(run):
-            safely(conf, "params", before, run, conf)
+        if owned:
+            runs.push(run)
+        early: Later = []
+        try:
+            early = safely(conf, "params", before, run, conf) or []
             result = fit()
-            safely(conf, "metrics and model", after, run, conf, result)
-            return result
+            later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
+        except BaseException as exc:
+            if owned:
+                runs.pop(run)
+            _run_later(run, False, conf, early)
+            end_owned(run, owned, exc)
+            raise
+        if owned:
+            runs.pop(run)
+        if later or owned:
+            deferred.submit(run, lambda: _run_later(run, owned, conf, later), f"autolog {flavor}", wait_key)
+        return result
+
+
+def _run_later(run: Run, owned: bool, conf: Settings, later: Later) -> None:
+    """The background part of an autologged fit: each step (a failure warned about and tagged), then the run's end."""
+    failures: list[str] = []
+    for what, fn in later:
+        try:
+            with _outermost(), warnings.catch_warnings():  # fits inside the metrics (a LabelEncoder) are not logged
+                warnings.simplefilter("ignore")
+                fn()
+        except Exception as exc:  # noqa: BLE001 - recorded on the run; the other steps and the run's end go on
+            warn(conf, what, exc)
+            failures.append(f"{what}: {getattr(exc, 'message', None) or str(exc) or type(exc).__name__}")
+    if failures:
+        safely(conf, "the failure tag", run.set_tags, {ERROR_TAG: "\n".join(failures)[:4000]})
+    end_owned(run, owned)
 
 
 def bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments | None:

@@ -8,8 +8,9 @@ from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
-    fingerprint,
+    log_fingerprint_later,
     log_importance,
+    log_later,
     log_model,
     metrics_of,
     param_value,
@@ -34,19 +35,20 @@ def autolog(
     experiment: str = "default",
 ) -> None:
     """Record every lgb.train and LightGBM scikit-learn `fit`: params, eval metrics per iteration, best iteration,
-    feature importance (gain and split), the model."""
-    if disable:
-        core.disable(FLAVOR)
-        return
+    feature importance (gain and split), the model (packaged on a background thread once the fit returns)."""
+    core.switch(FLAVOR, disable, _patches, log_models=log_models, log_datasets=log_datasets, silent=silent,
+                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+
+
+def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     import lightgbm
     import lightgbm.sklearn
 
-    conf = core.Settings(log_models, log_datasets, silent, core.MAX_TUNING_RUNS, registered_model_name, experiment)
     patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(lightgbm, "train", _wrap_train)]
     for cls in (lightgbm.sklearn.LGBMModel, *lightgbm.sklearn.LGBMModel.__subclasses__()):
         if cls.__module__.startswith("lightgbm.") and "fit" in vars(cls):
             patches.append((cls, "fit", _wrap_fit))
-    core.enable(FLAVOR, patches, conf)
+    return patches
 
 
 class _Recorder:
@@ -85,18 +87,16 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         label = getattr(dataset, "label", None)
         extra: dict[str, Any] = {}
 
-        def before(run: Run, conf: core.Settings) -> None:
+        def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
             params = params_of(dict(given.get("params") or {}))
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 100)))
-            if conf.log_datasets and raw is not None and not isinstance(raw, str):
-                params.update(core.safely(conf, "the data fingerprint", fingerprint, raw, label) or {})
             if conf.log_models and raw is not None and not isinstance(raw, str):
                 extra["sample"] = sample_rows(raw)
-            run.log_params(params)
+            return log_later(run, params) + log_fingerprint_later(run, conf, raw, label)
 
-        def after(run: Run, conf: core.Settings, booster: Any) -> None:
-            _summarize(run, conf, booster, booster, extra.get("sample"))
+        def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
+            return _summarize(run, conf, booster, booster, extra.get("sample"))
 
         return core.autologged(FLAVOR, "lightgbm.train", lambda: original(*call.args, **call.kwargs), before, after)
 
@@ -111,18 +111,17 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         given = call.arguments
         X, y = given.get("X"), given.get("y")
 
-        def before(run: Run, conf: core.Settings) -> None:
+        def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
-            params = params_of(self.get_params())
-            if conf.log_datasets and X is not None:
-                params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
-            run.log_params(params)
-            run.set_tags({"estimator_name": type(self).__name__, "estimator_class": _qualname(self)})
+            tags = {"estimator_name": type(self).__name__, "estimator_class": _qualname(self)}
+            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y)
 
-        def after(run: Run, conf: core.Settings, _res: Any) -> None:
-            _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))
+        def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
+            return _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))
 
-        return core.autologged(FLAVOR, type(self).__name__, lambda: original(*call.args, **call.kwargs), before, after)
+        return core.autologged(
+            FLAVOR, type(self).__name__, lambda: original(*call.args, **call.kwargs), before, after, key=self
+        )
 
     return fit
 
@@ -131,15 +130,20 @@ def _qualname(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__name__}"
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> None:
-    """Best iteration, feature importance and the model of a trained booster."""
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> core.Later:
+    """Best iteration now; feature importance and the model of the trained booster for the background."""
     summary = {"num_iterations": booster.current_iteration()}
     best = int(getattr(booster, "best_iteration", 0) or 0)
     if best > 0:  # 0: no early stopping, every iteration is kept
         summary["best_iteration"] = best
     run.log_metrics(summary)
-    names = booster.feature_name()
-    kinds = {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
-    core.safely(conf, "feature importance", log_importance, run, kinds)
+
+    def importance() -> None:
+        names = booster.feature_name()
+        kinds = {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
+        log_importance(run, kinds)
+
+    later: core.Later = [("feature importance", importance)]
     if conf.log_models and sample is not None:
-        core.safely(conf, "the model", log_model, run, conf, model, sample)
+        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+    return later

@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import logging
 import math
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -109,18 +110,16 @@ class RoostLogger(Logger):
             score = getattr(self._checkpoint, "best_model_score", None)
             if score is not None:
                 self.run.set_tags({"lightning.best_checkpoint": Path(best).name, "lightning.best_score": float(score)})
-        if self._owned and not self._run.ended and status in ("failed",):
-            self._run.end("FAILED")
+        if status == "failed":  # Lightning calls it while handling the fit's exception: the run ends as `with` would
+            self.fail(sys.exc_info()[1] or RuntimeError("the Lightning fit failed"))
 
     def fail(self, exc: BaseException) -> None:
-        """The fit raised: end a run started here FAILED (KILLED on Ctrl-C), as the transformers callback does."""
-        if self._owned and self._run is not None and not self._run.ended:
-            self._run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=repr(exc)[:2000])
+        """The fit raised: end a run started here as its `with` block would (KILLED on Ctrl-C/SIGTERM, else FAILED)."""
+        core.end_owned(self._run, self._owned, exc)
 
     def close(self) -> None:
         """End a run started here (FINISHED unless finalize ended it)."""
-        if self._owned and self._run is not None and not self._run.ended:
-            self._run.end()
+        core.end_owned(self._run, self._owned)
 
 
 def _fit_wrapper(original: Any) -> Any:
@@ -152,9 +151,6 @@ def autolog(
     """Add a RoostLogger to every `Trainer.fit` (log_models: upload the best checkpoint); disable=True undoes it."""
     from lightning.pytorch import Trainer
 
-    if disable:
-        core.disable(FLAVOR)
-        return
-    conf = core.Settings(log_models=log_models, log_datasets=log_datasets, silent=silent,
-                         registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
-    core.enable(FLAVOR, [(Trainer, "fit", _fit_wrapper)], conf)
+    core.switch(FLAVOR, disable, lambda: [(Trainer, "fit", _fit_wrapper)], log_models=log_models,
+                log_datasets=log_datasets, silent=silent, registered_model_name=registered_model_name,
+                experiment=experiment)  # fmt: skip

@@ -77,6 +77,25 @@ def fingerprint(X: Any, y: Any = None) -> dict[str, Any]:
     return {"data.fingerprint": frame_fingerprint(df), "data.rows": len(df)}
 
 
+def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
+    """Writing the params (and tags) as a background step: the caller's fit does not wait for the store."""
+
+    def write() -> None:
+        run.log_params(params)
+        if tags:
+            run.set_tags(tags)
+
+    return [("params", write)]
+
+
+def log_fingerprint_later(run: Run, conf: Settings, X: Any, y: Any) -> list[tuple[str, Any]]:
+    """The data fingerprint as a background step (over a snapshot of X and y), or none when log_datasets is off."""
+    if not conf.log_datasets or X is None or isinstance(X, str):
+        return []
+    Xs, ys = snapshot(X), snapshot(y)
+    return [("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))]
+
+
 def sample_rows(X: Any) -> Any:
     """The first SAMPLE_ROWS rows of fit data as a DataFrame/array copy (kept to check the converted model)."""
     import numpy as np
@@ -88,6 +107,22 @@ def sample_rows(X: Any) -> Any:
     if scipy.sparse.issparse(X):
         return np.asarray(scipy.sparse.csr_matrix(X)[:SAMPLE_ROWS].toarray())
     return np.array(np.asarray(X)[:SAMPLE_ROWS])
+
+
+def snapshot(data: Any) -> Any:
+    """Fit data as it is now, for logging that runs after `fit` returned (the caller may change it in place then):
+    arrays, sparse matrices and lists copied, pandas objects copied shallowly where pandas copies on write (3+)."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    if isinstance(data, pd.DataFrame | pd.Series):
+        return data.copy(deep=int(pd.__version__.split(".")[0]) < 3)
+    if isinstance(data, np.ndarray) or scipy.sparse.issparse(data):
+        return data.copy()
+    if isinstance(data, list | tuple):
+        return np.array(data)
+    return data
 
 
 def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:

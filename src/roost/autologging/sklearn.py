@@ -7,7 +7,16 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
-from roost.autologging.record import fingerprint, log_model, metrics_of, param_value, params_of, sample_rows
+from roost.autologging.record import (
+    log_fingerprint_later,
+    log_later,
+    log_model,
+    metrics_of,
+    param_value,
+    params_of,
+    sample_rows,
+    snapshot,
+)
 
 if TYPE_CHECKING:
     from roost.registry.run import Run
@@ -27,12 +36,13 @@ def autolog(
     registered_model_name: str | None = None,
     experiment: str = "default",
 ) -> None:
-    """Record every scikit-learn `fit`: params, training metrics, search-CV candidates as child runs, the model."""
-    if disable:
-        core.disable(FLAVOR)
-        return
-    conf = core.Settings(log_models, log_datasets, silent, max_tuning_runs, registered_model_name, experiment)
-    core.enable(FLAVOR, [(cls, "fit", _wrap) for cls in _fit_classes()], conf)
+    """Record every scikit-learn `fit`: params, training metrics, search-CV candidates as child runs, the model.
+
+    The training metrics and the model package are made on a background thread once `fit` returns; reading the run
+    (roost.get_run, search_runs), ending it, and the interpreter's exit wait for them."""
+    core.switch(FLAVOR, disable, lambda: [(cls, "fit", _wrap) for cls in _fit_classes()],
+                log_models=log_models, log_datasets=log_datasets, silent=silent, max_tuning_runs=max_tuning_runs,
+                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
 
 
 def _fit_classes() -> list[type]:
@@ -61,22 +71,19 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             lambda: original(self, *args, **kwargs),
             lambda run, conf: _before(run, conf, self, X, y),
             lambda run, conf, _res: _after(run, conf, self, X, y, weight),
+            key=self,
         )
 
     return fit
 
 
-def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> None:
-    params = params_of(est.get_params(deep=True))
-    if conf.log_datasets and X is not None:
-        params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
-    run.log_params(params)
-    run.set_tags(
-        {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
-    )
+def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> core.Later:
+    tags = {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
+    return log_later(run, params_of(est.get_params(deep=True)), tags) + log_fingerprint_later(run, conf, X, y)
 
 
-def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any) -> None:
+def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any) -> core.Later:
+    """Search results now; the training metrics and the model (over a snapshot of the data) for the background."""
     from sklearn.model_selection._search import BaseSearchCV
 
     model = est
@@ -84,13 +91,21 @@ def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any)
         core.safely(conf, "the search results", _search_results, run, conf, est)
         model = getattr(est, "best_estimator_", None)
     if model is None or X is None:
-        return
+        return []
+    later: core.Later = []
     if y is not None:
-        scores = core.safely(conf, "training metrics", training_metrics, model, X, y, weight)
-        if scores:
-            run.log_metrics(scores)
+        Xs, ys, ws = snapshot(X), snapshot(y), snapshot(weight)
+        later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws)))
     if conf.log_models and _is_predictor(model):
-        core.safely(conf, "the model", log_model, run, conf, model, sample_rows(X))
+        sample = sample_rows(X)
+        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+    return later
+
+
+def _log_training_metrics(run: Run, model: Any, X: Any, y: Any, weight: Any) -> None:
+    scores = training_metrics(model, X, y, weight)
+    if scores:
+        run.log_metrics(scores)
 
 
 def _is_predictor(model: Any) -> bool:
@@ -109,15 +124,17 @@ def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> d
     if not (is_classifier(model) or is_regressor(model)):
         return {}
     sw = sample_weight
-    pred = model.predict(X)
+    proba = model.predict_proba(X) if is_classifier(model) and hasattr(model, "predict_proba") else None
+    pred = _argmax_predictions(model, proba)
+    if pred is None:
+        pred = model.predict(X)
     out: dict[str, Any] = {}
     if is_classifier(model):
         out["training_accuracy_score"] = m.accuracy_score(y, pred, sample_weight=sw)
         out["training_precision_score"] = m.precision_score(y, pred, average="weighted", sample_weight=sw)
         out["training_recall_score"] = m.recall_score(y, pred, average="weighted", sample_weight=sw)
         out["training_f1_score"] = m.f1_score(y, pred, average="weighted", sample_weight=sw)
-        if hasattr(model, "predict_proba"):
-            proba = model.predict_proba(X)
+        if proba is not None:
             classes = model.classes_
             out["training_log_loss"] = m.log_loss(y, proba, labels=classes, sample_weight=sw)
             if len(classes) == 2:
@@ -137,6 +154,30 @@ def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> d
         default = getattr(type(model), "score", None) is RegressorMixin.score
         out["training_score"] = out["training_r2_score"] if default else model.score(X, y, sample_weight=sw)
     return metrics_of(out)
+
+
+def _argmax_predictions(model: Any, proba: Any) -> Any:
+    """model.predict(X) from its predict_proba(X) where scikit-learn's own `predict` is exactly
+    classes_[argmax(predict_proba(X))] (forests with one output, CalibratedClassifierCV, label propagation): one
+    pass over the data instead of two. None for every other estimator: then `predict` is called."""
+    import numpy as np
+
+    if proba is None or not isinstance(proba, np.ndarray) or proba.ndim != 2:
+        return None
+    if _predict_is_argmax_of_proba(type(model)) and getattr(model, "n_outputs_", 1) == 1:
+        return np.asarray(model.classes_)[np.argmax(proba, axis=1)]
+    return None
+
+
+def _predict_is_argmax_of_proba(cls: type) -> bool:
+    """True when cls.predict is one of scikit-learn's that return classes_[argmax(self.predict_proba(X))]."""
+    from sklearn.calibration import CalibratedClassifierCV
+    from sklearn.ensemble._forest import ForestClassifier
+    from sklearn.semi_supervised._label_propagation import BaseLabelPropagation
+
+    fn = getattr(cls, "predict", None)
+    return fn is not None and any(fn is base.predict for base in (ForestClassifier, CalibratedClassifierCV,
+                                                                   BaseLabelPropagation))  # fmt: skip
 
 
 def _search_results(run: Run, conf: core.Settings, search: Any) -> None:

@@ -90,14 +90,13 @@ class RoostCallback(TrainerCallback):
             with tempfile.TemporaryDirectory() as tmp:
                 (model or self._model).save_pretrained(tmp)
                 self.run.log_artifacts(tmp, "model")
-        if self._owned and not self.run.ended:
-            self.run.end()
+        core.end_owned(self.run, self._owned)
         self.run = None
 
     def fail(self, exc: BaseException) -> None:
-        """The training raised: end a run started here FAILED (KILLED on Ctrl-C)."""
-        if self._owned and self.run is not None and not self.run.ended:
-            self.run.end("KILLED" if isinstance(exc, KeyboardInterrupt) else "FAILED", error=repr(exc)[:2000])
+        """The training raised: end a run started here as its `with` block would (KILLED on Ctrl-C/SIGTERM, else
+        FAILED with the error described)."""
+        core.end_owned(self.run, self._owned, exc)
         self.run = None
 
 
@@ -128,9 +127,6 @@ def autolog(
     experiment: str = "default",
 ) -> None:
     """Add a RoostCallback to every `Trainer.train` (log_models: upload the saved model); disable=True undoes it."""
-    if disable:
-        core.disable(FLAVOR)
-        return
-    conf = core.Settings(log_models=log_models, log_datasets=log_datasets, silent=silent,
-                         registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
-    core.enable(FLAVOR, [(Trainer, "train", _train_wrapper)], conf)
+    core.switch(FLAVOR, disable, lambda: [(Trainer, "train", _train_wrapper)], log_models=log_models,
+                log_datasets=log_datasets, silent=silent, registered_model_name=registered_model_name,
+                experiment=experiment)  # fmt: skip

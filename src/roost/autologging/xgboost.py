@@ -11,7 +11,9 @@ from roost.autologging import core
 from roost.autologging.record import (
     fingerprint,
     log_evals,
+    log_fingerprint_later,
     log_importance,
+    log_later,
     log_model,
     metrics_of,
     param_value,
@@ -36,14 +38,15 @@ def autolog(
     experiment: str = "default",
 ) -> None:
     """Record every xgb.train and XGBoost scikit-learn `fit`: params, eval metrics per iteration, best iteration,
-    feature importance (gain and split counts), the model."""
-    if disable:
-        core.disable(FLAVOR)
-        return
+    feature importance (gain and split counts), the model (packaged on a background thread once the fit returns)."""
+    core.switch(FLAVOR, disable, _patches, log_models=log_models, log_datasets=log_datasets, silent=silent,
+                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+
+
+def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     import xgboost
     import xgboost.sklearn
 
-    conf = core.Settings(log_models, log_datasets, silent, core.MAX_TUNING_RUNS, registered_model_name, experiment)
     patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(xgboost, "train", _wrap_train)]
     seen: list[type] = [xgboost.sklearn.XGBModel]
     sub: type
@@ -53,7 +56,7 @@ def autolog(
                 seen.append(sub)
         if "fit" in vars(cls):
             patches.append((cls, "fit", _wrap_fit))
-    core.enable(FLAVOR, patches, conf)
+    return patches
 
 
 @functools.cache
@@ -106,7 +109,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         dtrain = given.get("dtrain")
         extra: dict[str, Any] = {}
 
-        def before(run: Run, conf: core.Settings) -> None:
+        def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"] = [*(given.get("callbacks") or []), _recorder_class()(run, conf)]
             params = params_of(dict(given.get("params") or {}))
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 10)))
@@ -116,10 +119,10 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
                 params.update(core.safely(conf, "the data fingerprint", _dmatrix_fingerprint, dtrain) or {})
             if conf.log_models and dtrain is not None:
                 extra["sample"] = core.safely(conf, "a sample of the data", _dmatrix_rows, dtrain)
-            run.log_params(params)
+            return log_later(run, params)
 
-        def after(run: Run, conf: core.Settings, booster: Any) -> None:
-            _summarize(run, conf, booster, booster, extra.get("sample"))
+        def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
+            return _summarize(run, conf, booster, booster, extra.get("sample"))
 
         return core.autologged(FLAVOR, "xgboost.train", lambda: original(*call.args, **call.kwargs), before, after)
 
@@ -132,41 +135,43 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         given = call.arguments if call is not None else {}
         X, y = given.get("X"), given.get("y")
 
-        def before(run: Run, conf: core.Settings) -> None:
-            params = params_of(self.get_params())
-            if conf.log_datasets and X is not None:
-                params.update(core.safely(conf, "the data fingerprint", fingerprint, X, y) or {})
-            run.log_params(params)
-            run.set_tags(
-                {
-                    "estimator_name": type(self).__name__,
-                    "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
-                }
-            )
+        def before(run: Run, conf: core.Settings) -> core.Later:
+            tags = {
+                "estimator_name": type(self).__name__,
+                "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
+            }
+            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y)
 
-        def after(run: Run, conf: core.Settings, _res: Any) -> None:
+        def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             evals = getattr(self, "evals_result_", None)
             if evals:  # the sklearn API keeps the history; logged when fit returns (its callbacks belong to the user)
                 log_evals(run, evals)
-            _summarize(run, conf, self.get_booster(), self, None if X is None else sample_rows(X))
+            return _summarize(run, conf, self.get_booster(), self, None if X is None else sample_rows(X))
 
-        return core.autologged(FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after)
+        return core.autologged(
+            FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after, key=self
+        )
 
     return fit
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> None:
-    """Best iteration, feature importance and the model of a trained booster."""
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> core.Later:
+    """Best iteration now; feature importance and the model of the trained booster for the background."""
     summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
     best = booster.attr("best_iteration")
     if best is not None:  # set by early stopping only
         summary["best_iteration"] = int(best)
     run.log_metrics(summary)
-    names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
-    kinds = {}
-    for ours, theirs in (("gain", "gain"), ("split", "weight")):
-        got = booster.get_score(importance_type=theirs)
-        kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
-    core.safely(conf, "feature importance", log_importance, run, kinds)
+
+    def importance() -> None:
+        names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
+        kinds = {}
+        for ours, theirs in (("gain", "gain"), ("split", "weight")):
+            got = booster.get_score(importance_type=theirs)
+            kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
+        log_importance(run, kinds)
+
+    later: core.Later = [("feature importance", importance)]
     if conf.log_models and sample is not None:
-        core.safely(conf, "the model", log_model, run, conf, model, sample)
+        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+    return later

@@ -11,7 +11,7 @@ from typing import Any
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError
-from roost.registry import modelreg, retention
+from roost.registry import deferred, modelreg, retention
 from roost.registry.backend import default_store
 from roost.registry.interface import TrackingStore
 from roost.registry.lifecycle import FLUSH_INTERVAL_S, runs
@@ -119,6 +119,7 @@ def search_runs(
 ) -> list[RunDict]:
     """Runs matching a filter (see roost.registry.query), newest first unless ordered (active runs unless `stages`)."""
     limit, offset = _page(limit, offset)
+    deferred.wait()  # this process's background logging (autolog) lands before the runs are read
     found = default_store().search_runs(filter, experiment, order_by, limit, offset, stages=stages)
     for note in filter_notices(filter, experiment) if warn_unknown else []:
         log.warning("%s", note)
@@ -143,11 +144,13 @@ def filter_notices(filter: str | None, experiment: str | list[str] | None = None
 
 def get_run(run_id: str) -> RunDict:
     """A run as a dict (params, latest metrics, tags, status, artifact_uri...)."""
+    deferred.wait()
     return default_store().get_run(run_id)
 
 
 def metric_history(run_id: str, key: str | None = None) -> list[dict[str, Any]]:
     """Every logged point of a run's metrics."""
+    deferred.wait()
     return default_store().metric_history(default_store().get_run(run_id)["run_id"], key)
 
 
@@ -189,6 +192,7 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> modelr
         v = st.register_model(name, "file://" + str(p), None)
     else:
         run = st.get_run(run_id)
+        deferred.wait(run["run_id"])  # a model autolog is still packaging in the background
         live = runs.find(run["run_id"])
         if live is not None and not live.ended:  # a remote run still open: send what its staging folder holds
             live.sync(path)
@@ -242,6 +246,7 @@ def list_versions(name: str) -> list[modelreg.ModelVersionInfo]:
 def iter_runs(filter: str | None = None, page: int = 1000) -> Iterator[RunDict]:
     """Stream all matching runs, newest first, a keyset page at a time (runs added meanwhile are not repeated)."""
     after = None
+    deferred.wait()
     while True:
         batch = default_store().search_runs(filter, limit=page, after=after)
         yield from batch

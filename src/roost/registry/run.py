@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 
 from roost import artifacts
 from roost.errors import NotFoundError, RoostError, redact_url
+from roost.registry import deferred
 from roost.registry.backend import default_store
 from roost.registry.interface import TrackingStore
 from roost.registry.lifecycle import ERROR_TAG, Terminated, describe_error, runs
@@ -199,16 +200,20 @@ class Run:
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         runs.pop(self)
-        if exc_type is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+        if exc_type is None:
             self.end("FINISHED")
             return
-        killed = issubclass(exc_type, (KeyboardInterrupt, Terminated))
+        self.end_raised(exc if exc is not None else exc_type())
+
+    def end_raised(self, exc: BaseException) -> None:
+        """End the run for an exception that left its code: FINISHED for sys.exit(0), KILLED for Ctrl-C/SIGTERM,
+        else FAILED with the error described in a tag. An upload failure is logged and noted on `exc`, not raised."""
+        status, error = status_for(exc)
         try:
-            self.end("KILLED" if killed else "FAILED", error=None if killed or exc is None else describe_error(exc))
+            self.end(status, error=error)
         except RoostError as err:  # the upload failed: say so, but let the run's own exception through
             log.error("%s", err)
-            if exc is not None:
-                exc.add_note(str(err))
+            exc.add_note(str(err))
 
     @property
     def staging_dir(self) -> Path:
@@ -504,6 +509,7 @@ class Run:
         """
         if status not in STATUSES:
             raise RoostError(f"unknown run status {status!r}", hint="one of " + ", ".join(STATUSES))
+        deferred.wait(self.id)  # its background work (autolog's model, training metrics) is part of the run
         with self._lock:
             if self._ended:
                 return
@@ -536,6 +542,15 @@ class Run:
             raise flush_error
         if failed is not None:
             raise failed
+
+
+def status_for(exc: BaseException | None) -> tuple[str, str | None]:
+    """(status, error tag) of a run whose code raised `exc` (None: it returned): the mapping every run ending uses."""
+    if exc is None or (isinstance(exc, SystemExit) and exc.code in (None, 0)):
+        return "FINISHED", None
+    if isinstance(exc, KeyboardInterrupt | Terminated):
+        return "KILLED", None
+    return "FAILED", describe_error(exc)
 
 
 def create_run(
