@@ -127,12 +127,14 @@ def test_monitor_rollup_refuses_a_missing_folder(ws, cli, tmp_path: Path) -> Non
     assert code == 2 and "no request-log folder" in err
 
 
-def test_a_rollup_read_from_a_moved_offset_is_refused(tmp_path: Path) -> None:
+@pytest.mark.parametrize("backend", ["sqlite", "postgresql"])
+def test_a_rollup_read_from_a_moved_offset_is_refused(backend: str, tmp_path: Path, request) -> None:
     """Two catch-ups of one folder (a fleet and `roost monitor rollup`): the one whose offsets moved meanwhile writes
     nothing, so no row is counted twice."""
     from roost.registry.store import open_store
 
-    store = open_store(f"sqlite:///{tmp_path / 'reg.db'}")
+    url = f"sqlite:///{tmp_path / 'reg.db'}" if backend == "sqlite" else request.getfixturevalue("pg_database")()
+    store = open_store(url)
     one = {("bc", "1", 100): fleets.Rollup(requests=4, rows=4)}
     fleets.record(store, "a", one, {"/logs/f.parquet": 4}, expected={"/logs/f.parquet": 0})
     with pytest.raises(fleets.OffsetMoved):

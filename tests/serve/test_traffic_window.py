@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import pytest
 
 from roost.registry import fleets, sketch
 from roost.registry.store import open_store
@@ -65,8 +66,15 @@ def _logs(logs: Path) -> pd.DataFrame:
     return df.assign(minute=df["_ts"].astype("int64") // 60_000_000)
 
 
-def test_page_traffic_equals_brute_force_over_two_fleets(tmp_path: Path) -> None:
-    store = open_store(f"sqlite:///{tmp_path / 'reg.db'}")
+@pytest.fixture(params=["sqlite", "postgresql"])
+def store(request: pytest.FixtureRequest, tmp_path: Path) -> Any:
+    """A registry on SQLite, and on a real PostgreSQL (the histograms are read as JSON text on both)."""
+    if request.param == "sqlite":
+        return open_store(f"sqlite:///{tmp_path / 'reg.db'}")
+    return open_store(request.getfixturevalue("pg_database")())
+
+
+def test_page_traffic_equals_brute_force_over_two_fleets(store: Any, tmp_path: Path) -> None:
     m0 = int(T0 // 60)
     _fleet(store, tmp_path / "logs", "a", 700, 1, 1.0, 50, {("1", m0 + 3): 2})
     _fleet(store, tmp_path / "logs", "b", 500, 2, 1.0, 50, {("2", m0 + 7): 1, ("1", m0 + 3): 1})
@@ -148,3 +156,25 @@ def test_error_rate_is_unbiased_under_sampled_logging(tmp_path: Path) -> None:
     truth = 68 / (sum(s["version"] == "1" for s in sent_a + sent_b) + 68)  # what was really answered
     naive = 68 / (la + lb + 68)  # the old formula: errors against logged successes
     assert abs(v1["error_rate"] - truth) < 0.25 * truth < abs(naive - truth)
+
+
+def test_concurrent_catch_ups_count_each_row_once(store: Any, tmp_path: Path) -> None:
+    """Four catch-ups of one folder at once (fleets sharing it, the verb beside them): every row counted once."""
+    import threading
+
+    _serve(tmp_path / "logs", 600, 9, 1.0, 20)
+    files = traffic.log_files(tmp_path / "logs", ["churn"], None, now=T0)
+    assert len(files) > 3
+    barrier = threading.Barrier(4)
+
+    def one(i: int) -> None:
+        barrier.wait()
+        traffic.catch_up_dir(store, f"t{i}", tmp_path / "logs", ["churn"], now=T0)
+
+    threads = [threading.Thread(target=one, args=(i,)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    got = sum(r["rollup"].requests for r in fleets.traffic(store, "churn", 0))
+    assert got == _logs(tmp_path / "logs")["_request_id"].nunique() == 600

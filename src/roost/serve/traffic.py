@@ -149,10 +149,12 @@ def catch_up(
         if total >= most_rows:  # the rest waits for the next pass: one pass stays short
             break
     if advanced:
+        from sqlalchemy.exc import IntegrityError
+
         try:
             fleets.record(store, fleet_id, rollups, advanced, expected={p: done.get(p, 0) for p in advanced})
-        except fleets.OffsetMoved as exc:
-            log.info("traffic rollup: %s; the next pass reads from the new offsets", exc)
+        except (fleets.OffsetMoved, IntegrityError) as exc:  # IntegrityError: both inserted a new file's offset
+            log.info("traffic rollup: another process rolled up the same files (%s); nothing written", exc)
             return 0
     return total
 
@@ -164,6 +166,7 @@ def catch_up_dir(
     models: Iterable[str] | None = None,
     days: int = DAYS_BACK + 1,
     default_rate: float = 1.0,
+    now: float | None = None,
 ) -> int:
     """Roll up every finished request-log file under `directory` (of `models`, else every model folder; the last
     `days` UTC days) whoever wrote it: the files a killed fleet finished but never rolled up. Idempotent: the
@@ -171,7 +174,8 @@ def catch_up_dir(
     names = sorted(set(models)) if models is not None else sorted(p.name for p in directory.iterdir() if p.is_dir())
     total = 0
     while True:  # catch_up stops a pass at most_rows: go on until nothing is left
-        got = catch_up(store, fleet_id, log_files(directory, names, None, days=days), default_rate=default_rate)
+        files = log_files(directory, names, None, now=now, days=days)
+        got = catch_up(store, fleet_id, files, default_rate=default_rate)
         total += got
         if got == 0:
             return total
