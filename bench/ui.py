@@ -11,7 +11,8 @@ Data: runs with 4 params, 2 metrics, 1 tag; written in bulk through each tool's 
 not timed). Prints every figure, then last `ratio: X` = MLflow / roost for (1), HTTP round trip.
 
     .venv/bin/python bench/ui.py [--runs 10000] [--repeats 15]
-    .venv/bin/python bench/ui.py --scale [--runs 1000000] [--requests 10000000]   # bench/ui_scale.py: big-store pages
+    .venv/bin/python bench/ui.py --scale [--runs 1000000] [--requests 10000000] [--fresh]
+        # bench/ui_scale.py: big-store pages; the filled workspace is cached in .bench-cache/ui-scale/
 """
 
 from __future__ import annotations
@@ -191,7 +192,8 @@ def main() -> None:
     )
     ap.add_argument("--requests", type=int, default=10_000_000)
     ap.add_argument("--days", type=int, default=7)
-    ap.add_argument("--keep", help="--scale: fill this workspace folder once and reuse it on later runs")
+    ap.add_argument("--keep", help="--scale: fill this workspace folder once and reuse it (default: .bench-cache)")
+    ap.add_argument("--fresh", action="store_true", help="--scale: refill the cached workspace")
     a = ap.parse_args()
     if a.scale:
         import ui_scale

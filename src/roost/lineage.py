@@ -236,11 +236,12 @@ def _current_versions(views: list[dict[str, Any]]) -> None:
         v["changed_since_training"] = v["current_definition_version"] != v["definition_version"]
 
 
-def run_lineage(run_id: str) -> dict[str, Any]:
-    """The run part of the chain: config, params, git commit, training data and feature views."""
+def run_lineage(run_id: str, run: dict[str, Any] | None = None) -> dict[str, Any]:
+    """The run part of the chain: config, params, git commit, training data and feature views (`run`: the run's
+    dict when the caller already read it, e.g. the model page reads all its versions' runs in one query)."""
     from roost.registry.api import get_run
 
-    run = get_run(run_id)
+    run = run if run is not None and run.get("run_id") == run_id else get_run(run_id)
     params = run["params"]
     data = {k.split(".", 1)[1]: params[k] for k in _DATA_KEYS if k in params}
     data.update(

@@ -549,7 +549,8 @@ def shadow_cmd(
 
 
 def register(app: typer.Typer) -> None:
-    """Add `monitor` (profile, drift, check, analyze, skew), `fairness`, `explain` and `card` to the CLI."""
+    """Add `monitor` (profile, drift, check, analyze, skew, shadow, rollup, schedule), `fairness`, `explain` and
+    `card` to the CLI."""
     group = typer.Typer(name="monitor", help="Profiles, drift, alerts and model analysis.", no_args_is_help=True)
     group.command("profile")(profile)
     group.command("drift")(drift_cmd)
@@ -557,7 +558,10 @@ def register(app: typer.Typer) -> None:
     group.command("analyze")(analyze)
     group.command("skew")(skew_cmd)
     group.command("shadow")(shadow_cmd)
+    from roost.cli.monitor_rollup import rollup_cmd
     from roost.cli.monitor_schedule import app_ as schedule_app
+
+    group.command("rollup")(rollup_cmd)
 
     group.add_typer(schedule_app, name="schedule")
     app.add_typer(group, name="monitor")

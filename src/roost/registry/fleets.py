@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select, update
+import numpy as np
+from sqlalchemy import Text, cast, delete, func, select, update
 
 from roost.registry import sketch
 from roost.registry.store import Store
@@ -36,6 +37,12 @@ class Rollup:
     latency: sketch.Hist = field(default_factory=dict)
     predictions: sketch.Hist = field(default_factory=dict)
     pred_name: str | None = None
+    est_requests: float | None = None  # requests / their log sampling rate (None: all logged, = requests)
+
+    @property
+    def estimated(self) -> float:
+        """The requests answered OK that the logged ones stand for (Σ 1 / sampling rate)."""
+        return float(self.requests) if self.est_requests is None else self.est_requests
 
     def merged_with(self, *others: Rollup) -> Rollup:
         """This (empty) rollup with `others` added: their histograms are copied, never changed."""
@@ -45,6 +52,8 @@ class Rollup:
 
     def add(self, other: Rollup) -> None:
         """Merge another rollup of the same key into this one."""
+        if self.est_requests is not None or other.est_requests is not None:
+            self.est_requests = self.estimated + other.estimated
         self.requests += other.requests
         self.rows += other.rows
         self.errors += other.errors
@@ -155,14 +164,36 @@ def offsets(store: Store, paths: list[str]) -> dict[str, int]:
     return out
 
 
-def record(store: Store, fleet_id: str, rollups: dict[RollupKey, Rollup], advanced: dict[str, int]) -> None:
-    """Merge minute rollups into the fleet's traffic rows and advance the files' offsets, in one transaction."""
+class OffsetMoved(Exception):
+    """Another process advanced a log file's offset since this one read it (its rollup is already counted)."""
+
+
+def record(
+    store: Store,
+    fleet_id: str,
+    rollups: dict[RollupKey, Rollup],
+    advanced: dict[str, int],
+    expected: dict[str, int] | None = None,
+) -> None:
+    """Merge minute rollups into the fleet's traffic rows and advance the files' offsets, in one transaction.
+
+    `expected`: the offsets the rollups were read from; if another process moved one meanwhile, nothing is written
+    and OffsetMoved is raised (two fleets, or a fleet and `roost monitor rollup`, rolling up one folder)."""
     now = utcnow()
     coarse: dict[tuple[str, str, int, int], Rollup] = {}
     for (model, version, minute), r in rollups.items():
         for span in SPANS:
             coarse.setdefault((model, version, span, minute // span * span), Rollup()).add(r)
     with store.write() as s:
+        if expected:
+            have: dict[str, int] = {}
+            paths = list(expected)
+            for i in range(0, len(paths), 500):
+                q = select(LogOffset.path, LogOffset.rows).where(LogOffset.path.in_(paths[i : i + 500]))
+                have.update((str(p), int(n)) for p, n in s.execute(q.with_for_update()))
+            moved = [p for p, n in expected.items() if have.get(p, 0) != n]
+            if moved:
+                raise OffsetMoved(f"{len(moved)} log file(s) were rolled up by another process, e.g. {moved[0]}")
         for (model, version, span, minute), r in coarse.items():
             key = {"model": model, "version": version, "span": span, "minute": minute, "fleet_id": fleet_id}
             row = s.get(TrafficMinute, key)
@@ -173,6 +204,7 @@ def record(store: Store, fleet_id: str, rollups: dict[RollupKey, Rollup], advanc
                         requests=r.requests,
                         rows=r.rows,
                         errors=r.errors,
+                        est_requests=r.est_requests,
                         latency_ms_sum=r.latency_ms_sum,
                         latency=dict(r.latency),
                         predictions=dict(r.predictions),
@@ -180,6 +212,8 @@ def record(store: Store, fleet_id: str, rollups: dict[RollupKey, Rollup], advanc
                     )
                 )
                 continue
+            if row.est_requests is not None or r.est_requests is not None:
+                row.est_requests = (row.requests if row.est_requests is None else row.est_requests) + r.estimated
             row.requests += r.requests
             row.rows += r.rows
             row.errors += r.errors
@@ -226,7 +260,9 @@ def traffic(
     merged: dict[tuple[str, int], Rollup] = {}
     with store.read() as s:
         for t in s.scalars(q):
-            got = Rollup(t.requests, t.rows, t.errors, t.latency_ms_sum, t.latency, t.predictions, t.pred_name)
+            got = Rollup(
+                t.requests, t.rows, t.errors, t.latency_ms_sum, t.latency, t.predictions, t.pred_name, t.est_requests
+            )
             have = merged.get((t.version, t.minute))
             if have is None:
                 merged[(t.version, t.minute)] = got  # one fleet: kept as read (the caller must not change it)
@@ -259,3 +295,79 @@ def live_counts(store: Store) -> dict[str, int]:
             if state(row, now) == "live":
                 out[model] = out.get(model, 0) + 1
     return out
+
+
+@dataclass
+class Window:
+    """A model's traffic rows in a window, summed over fleets, as arrays: one entry per (version, minute), oldest
+    first, and the latency / prediction histograms as dense count matrices (roost.registry.sketch.dense)."""
+
+    versions: list[str]
+    minutes: np.ndarray
+    requests: np.ndarray
+    est_requests: np.ndarray
+    rows: np.ndarray
+    errors: np.ndarray
+    latency_ms_sum: np.ndarray
+    latency: np.ndarray
+    latency_first: int
+    predictions: np.ndarray
+    predictions_first: int
+    pred_name: str | None
+
+
+def window(store: Store, model: str, since_minute: int, until_minute: int, span: int = 1) -> Window:
+    """`traffic` as arrays (one query, no per-row Python merging): what the model page's charts are drawn from."""
+    if span not in SPANS:
+        raise ValueError(f"span must be one of {SPANS}, got {span}")
+    t = TrafficMinute
+    q = (
+        select(
+            t.version,
+            t.minute,
+            t.requests,
+            t.est_requests,
+            t.rows,
+            t.errors,
+            t.latency_ms_sum,
+            cast(t.latency, Text),
+            cast(t.predictions, Text),
+            t.pred_name,
+        )
+        .where(t.model == model, t.span == span, t.minute >= since_minute, t.minute <= until_minute)
+        .order_by(t.minute)
+    )
+    with store.read() as s:
+        got = s.execute(q).all()
+    keys: dict[tuple[str, int], int] = {}
+    group = np.fromiter((keys.setdefault((r[0], int(r[1])), len(keys)) for r in got), dtype=np.int64, count=len(got))
+    n = len(keys)
+
+    def total(i: int, nulls_from: int | None = None) -> np.ndarray:
+        vals = [r[i] if r[i] is not None else r[nulls_from or i] for r in got]
+        return np.bincount(group, weights=np.asarray(vals, dtype=np.float64), minlength=n)
+
+    lat, lat_lo = sketch.dense(*_regroup(sketch.parse_many([r[7] or "{}" for r in got]), group), rows=n)
+    pred, pred_lo = sketch.dense(*_regroup(sketch.parse_many([r[8] or "{}" for r in got]), group), rows=n)
+    return Window(
+        versions=[v for v, _ in keys],
+        minutes=np.array([m for _, m in keys], dtype=np.int64),
+        requests=np.rint(total(2)).astype(np.int64),
+        est_requests=total(3, nulls_from=2),
+        rows=np.rint(total(4)).astype(np.int64),
+        errors=np.rint(total(5)).astype(np.int64),
+        latency_ms_sum=total(6),
+        latency=lat,
+        latency_first=lat_lo,
+        predictions=pred,
+        predictions_first=pred_lo,
+        pred_name=next((r[9] for r in got if r[9]), None),
+    )
+
+
+def _regroup(
+    parsed: tuple[np.ndarray, np.ndarray, np.ndarray], group: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Parsed (row, key, count) with each row replaced by its (version, minute) group: fleets' rows add up."""
+    row, key, count = parsed
+    return group[row] if len(row) else row, key, count

@@ -113,3 +113,58 @@ def _middle(key: int) -> float:
     if math.isinf(hi) or math.isinf(lo):
         return lo if key > 0 else hi
     return math.copysign(math.sqrt(lo * hi), lo)
+
+
+# Dense form: many histograms as the rows of one count matrix over a contiguous range of keys, so that window sums
+# and quantiles of hundreds of histograms are a few array operations (the model page's traffic charts).
+TOP = HIGH_EXP - LOW_EXP + 1  # the largest |key|
+_TEXT = str.maketrans('{}":,', "     ")
+
+
+def parse_many(texts: list[str]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(row index, key, count) of every bucket of several histograms given as their JSON text ({"key": count})."""
+    sizes = np.fromiter((t.count(":") for t in texts), dtype=np.int64, count=len(texts))
+    flat = np.fromstring(" ".join(t.translate(_TEXT) for t in texts) or "0", dtype=np.int64, sep=" ")
+    flat = flat[: 2 * int(sizes.sum())].reshape(-1, 2)
+    return np.repeat(np.arange(len(texts)), sizes), flat[:, 0], flat[:, 1]
+
+
+def dense(row: np.ndarray, key: np.ndarray, count: np.ndarray, rows: int) -> tuple[np.ndarray, int]:
+    """A (rows × width) count matrix of the buckets, and the key of its first column (width: the keys in use)."""
+    if len(key) == 0:
+        return np.zeros((rows, 1), dtype=np.int64), 0
+    lo, hi = int(key.min()), int(key.max())
+    width = hi - lo + 1
+    flat = np.bincount(row * width + (key - lo), weights=count, minlength=rows * width)
+    return np.rint(flat).astype(np.int64).reshape(rows, width), lo
+
+
+def dense_quantiles(counts: np.ndarray, first_key: int, qs: Iterable[float]) -> np.ndarray:
+    """(rows × len(qs)) quantiles of each row of a dense count matrix, as `quantiles` gives them; NaN for empty rows."""
+    qs = list(qs)
+    cum = np.cumsum(counts, axis=1)
+    total = cum[:, -1] if cum.shape[1] else np.zeros(len(counts), dtype=np.int64)
+    out = np.full((len(counts), len(qs)), np.nan)
+    has = total > 0
+    if not has.any():
+        return out
+    for j, q in enumerate(qs):
+        rank = np.maximum(1, np.ceil(q * total[has] - 1e-9)).astype(np.int64)
+        col = np.minimum((cum[has] < rank[:, None]).sum(axis=1), counts.shape[1] - 1)
+        out[has, j] = middles(col + first_key)
+    return out
+
+
+def middles(keys_: np.ndarray) -> np.ndarray:
+    """`_middle` of each key (the value a quantile in that bucket is reported as)."""
+    out: np.ndarray = _middle_table()[np.clip(keys_, -TOP, TOP) + TOP]
+    return out
+
+
+_MIDDLES: list[np.ndarray] = []
+
+
+def _middle_table() -> np.ndarray:
+    if not _MIDDLES:
+        _MIDDLES.append(np.array([_middle(k) for k in range(-TOP, TOP + 1)], dtype=np.float64))
+    return _MIDDLES[0]

@@ -263,6 +263,8 @@ class TrafficMinute(Base):
     requests: Mapped[int] = mapped_column(Integer, nullable=False)  # logged requests (distinct request ids)
     rows: Mapped[int] = mapped_column(Integer, nullable=False)  # predicted rows
     errors: Mapped[int] = mapped_column(Integer, nullable=False)  # error answers (every one, not sampled)
+    # requests weighted by 1 / their log sampling rate (migration 0010; None in older rows: read as `requests`)
+    est_requests: Mapped[float | None] = mapped_column(Float)
     latency_ms_sum: Mapped[float] = mapped_column(Float, nullable=False)
     latency: Mapped[dict[str, int]] = mapped_column(JSON, nullable=False)  # roost.registry.sketch buckets
     predictions: Mapped[dict[str, int]] = mapped_column(JSON, nullable=False)

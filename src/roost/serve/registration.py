@@ -2,6 +2,8 @@
 
 Each beat also rolls up the request-log files this fleet's workers finished since the last one (roost.serve.traffic)
 and the error answers counted since (the Prometheus counters the workers share: every error, not a sample). The
+first beat also rolls up what an earlier fleet left in the same log folder (killed before its last beat reached the
+registry): the stored offsets make this exact and idempotent. The
 registry being unreachable never stops serving: every step logs a warning and is retried at the next beat.
 """
 
@@ -121,6 +123,7 @@ class FleetRegistration:
         self._beats = 0
         self._served: list[dict[str, Any]] = []
         self._errors_seen: dict[str, float] = {}
+        self._caught_up = False
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._loop, name="roost-fleet-registry", daemon=True)
 
@@ -182,8 +185,15 @@ class FleetRegistration:
         names = {m["model"] for m in self._served}
         if self.log_dir is None:  # no request log: no traffic (errors alone would read as a 100 % error rate)
             return
+        if not self._caught_up:  # first beat: the files an earlier fleet finished but never rolled up (killed)
+            got = traffic.catch_up_dir(self.store(), self.fleet_id, self.log_dir, names, default_rate=self.log_rate)
+            if got:
+                log.info("fleet %s rolled up %d request-log rows an earlier fleet left", self.fleet_id[:8], got)
+            self._caught_up = True
         pids = self.pids() if self.pids is not None else None
-        traffic.catch_up(self.store(), self.fleet_id, traffic.log_files(self.log_dir, names, pids))
+        traffic.catch_up(
+            self.store(), self.fleet_id, traffic.log_files(self.log_dir, names, pids), default_rate=self.log_rate
+        )
         counts = error_counts(self.prom_dir)
         minute = int(time.time() // 60)
         new: dict[tuple[str, str, int], Rollup] = {}

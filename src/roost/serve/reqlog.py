@@ -8,7 +8,8 @@ null for requests that sent feature values) and, per feature view V, ``_fs_event
 (the stored row's times; null when the store had no row). Each file carries the key-value metadata
 ``roost.feature_refs`` (JSON {model input: "view:field"}) and ``roost.entities`` (JSON list of key names). Models
 with request-time features also log every request field under its own name (as sent) and carry
-``roost.request_fields`` (JSON {field: dtype}), so skew checks can recompute those features offline.
+``roost.request_fields`` (JSON {field: dtype}), so skew checks can recompute those features offline. Every file
+carries ``roost.log_rate``, the sampling rate its requests were kept at (the traffic rollup weights them by 1 / rate).
 A file is written as ``.<name>.part`` and renamed when rotated, so readers only ever see complete files.
 Logging never fails or blocks a request: a failed write is logged as a warning and its rows are counted as dropped,
 and past `max_buffer_rows` waiting rows new samples are dropped (counted) instead of queued.
@@ -131,6 +132,9 @@ def _time_column(records: list[Record], sizes: np.ndarray, name: str) -> Any:
             parts.append(np.full(int(n), np.iinfo(np.int64).min))
     us = np.concatenate(parts) if parts else np.zeros(0, np.int64)
     return pa.array(us, pa.int64(), mask=us == np.iinfo(np.int64).min).cast(pa.timestamp("us", tz="UTC"))
+
+
+RATE_KEY = "roost.log_rate"
 
 
 class _File:
@@ -260,12 +264,12 @@ class RequestLogger:
         for spec in model.package.outputs:
             cols[f"pred_{spec.name}"] = _column(np.concatenate([r.outputs[spec.name] for r in records]))
         table = pa.table(cols)
+        meta = {RATE_KEY: repr(self.rate)}  # the sampling rate: the traffic rollup weights each row by 1 / rate
         if entities:
-            meta = {"roost.feature_refs": json.dumps(by_input), "roost.entities": json.dumps(entities)}
+            meta.update({"roost.feature_refs": json.dumps(by_input), "roost.entities": json.dumps(entities)})
             if fields:
                 meta["roost.request_fields"] = json.dumps(fields)
-            table = table.replace_schema_metadata(meta)
-        return table
+        return table.replace_schema_metadata(meta)
 
     def flush(self) -> None:
         """Write what is buffered now (called by the background thread, and at close)."""

@@ -50,8 +50,9 @@ def prediction_values(table: Any) -> tuple[str | None, np.ndarray]:
     return None, np.zeros(len(table))
 
 
-def rollup_table(table: Any) -> dict[RollupKey, Rollup]:
-    """Minute rollups of request-log rows: requests (distinct request ids), rows, latency per request, predictions."""
+def rollup_table(table: Any, rate: float = 1.0) -> dict[RollupKey, Rollup]:
+    """Minute rollups of request-log rows: requests (distinct request ids), rows, latency per request, predictions;
+    `rate` is the sampling rate the rows were logged at (each logged request stands for 1 / rate answered ones)."""
     out: dict[RollupKey, Rollup] = {}
     if table.num_rows == 0:
         return out
@@ -71,6 +72,7 @@ def rollup_table(table: Any) -> dict[RollupKey, Rollup]:
         req_lat = lat[sel][first]
         out[(model, version, int(minute))] = Rollup(
             requests=len(first),
+            est_requests=len(first) / rate,
             rows=int(sel.sum()),
             latency_ms_sum=float(req_lat.sum()),
             latency=sketch.histogram(req_lat),
@@ -80,14 +82,16 @@ def rollup_table(table: Any) -> dict[RollupKey, Rollup]:
     return out
 
 
-def log_files(directory: Path, models: Iterable[str], pids: set[int] | None, now: float | None = None) -> list[Path]:
-    """Finished request-log files of `models` in today's (and DAYS_BACK earlier) UTC day folders, written by `pids`
+def log_files(
+    directory: Path, models: Iterable[str], pids: set[int] | None, now: float | None = None, days: int = DAYS_BACK + 1
+) -> list[Path]:
+    """Finished request-log files of `models` in today's (and days - 1 earlier) UTC day folders, written by `pids`
     (None: any process)."""
     now = time.time() if now is None else now
-    days = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * d)) for d in range(DAYS_BACK + 1)]
+    folders = [time.strftime("%Y-%m-%d", time.gmtime(now - 86400 * d)) for d in range(days)]
     out = []
     for model in sorted(set(models)):
-        for day in days:
+        for day in folders:
             folder = directory / model / day
             try:
                 names = [e.name for e in folder.iterdir()]
@@ -100,8 +104,24 @@ def log_files(directory: Path, models: Iterable[str], pids: set[int] | None, now
     return out
 
 
-def catch_up(store: Any, fleet_id: str, files: list[Path], most_rows: int = 2_000_000) -> int:
-    """Roll up the rows of `files` past their offsets into the registry; returns the rows rolled up."""
+def file_rate(pf: Any, default: float) -> float:
+    """The sampling rate a request-log file was written at (its `roost.log_rate` metadata; else `default`)."""
+    from roost.serve.reqlog import RATE_KEY
+
+    raw = (pf.schema_arrow.metadata or {}).get(RATE_KEY.encode())
+    try:
+        rate = float(raw) if raw is not None else default
+    except ValueError:
+        rate = default
+    return rate if 0 < rate <= 1 else 1.0
+
+
+def catch_up(
+    store: Any, fleet_id: str, files: list[Path], most_rows: int = 2_000_000, default_rate: float = 1.0
+) -> int:
+    """Roll up the rows of `files` past their offsets into the registry; returns the rows rolled up (0 when another
+    process rolled up the same files meanwhile: its offsets won, nothing is counted twice). `default_rate`: the
+    sampling rate of files written before the rate was recorded in them."""
     import pyarrow.parquet as pq
 
     done = fleets.offsets(store, [str(p) for p in files])
@@ -122,12 +142,40 @@ def catch_up(store: Any, fleet_id: str, files: list[Path], most_rows: int = 2_00
             continue
         cols = [c for c in pf.schema_arrow.names if c in _META or c.startswith(PRED_PREFIX)]
         table = pf.read(columns=cols).slice(start)
-        for key, r in rollup_table(table).items():
+        for key, r in rollup_table(table, file_rate(pf, default_rate)).items():
             rollups.setdefault(key, Rollup()).add(r)
         advanced[str(path)] = n
         total += n - start
         if total >= most_rows:  # the rest waits for the next pass: one pass stays short
             break
     if advanced:
-        fleets.record(store, fleet_id, rollups, advanced)
+        from sqlalchemy.exc import IntegrityError
+
+        try:
+            fleets.record(store, fleet_id, rollups, advanced, expected={p: done.get(p, 0) for p in advanced})
+        except (fleets.OffsetMoved, IntegrityError) as exc:  # IntegrityError: both inserted a new file's offset
+            log.info("traffic rollup: another process rolled up the same files (%s); nothing written", exc)
+            return 0
     return total
+
+
+def catch_up_dir(
+    store: Any,
+    fleet_id: str,
+    directory: Path,
+    models: Iterable[str] | None = None,
+    days: int = DAYS_BACK + 1,
+    default_rate: float = 1.0,
+    now: float | None = None,
+) -> int:
+    """Roll up every finished request-log file under `directory` (of `models`, else every model folder; the last
+    `days` UTC days) whoever wrote it: the files a killed fleet finished but never rolled up. Idempotent: the
+    stored offsets say what is already counted."""
+    names = sorted(set(models)) if models is not None else sorted(p.name for p in directory.iterdir() if p.is_dir())
+    total = 0
+    while True:  # catch_up stops a pass at most_rows: go on until nothing is left
+        files = log_files(directory, names, None, now=now, days=days)
+        got = catch_up(store, fleet_id, files, default_rate=default_rate)
+        total += got
+        if got == 0:
+            return total

@@ -237,7 +237,9 @@ def models_routes(ui: UI) -> list[Route]:
                 break
             chosen.add(v["version"])
         view["lineage"] = {
-            v["version"]: _lineage(v["run_id"]) for v in view["versions"] if v["version"] in chosen and v["run_id"]
+            v["version"]: _lineage(v["run_id"], v.get("run"))
+            for v in view["versions"]
+            if v["version"] in chosen and v["run_id"]
         }
         view["fleets"] = served.served(view["name"])
         view["traffic"] = served.traffic(view["name"], request.query_params.get("window", served.DEFAULT_WINDOW))
@@ -246,12 +248,13 @@ def models_routes(ui: UI) -> list[Route]:
     return [Route("/models", models), Route("/models/{name}", model)]
 
 
-def _lineage(run_id: str) -> dict[str, Any] | None:
-    """The run's data and feature-view lineage for a page, or None when it cannot be read."""
+def _lineage(run_id: str, run: dict[str, Any] | None = None) -> dict[str, Any] | None:
+    """The run's data and feature-view lineage for a page (`run`: its dict, already read), or None when it cannot
+    be read."""
     from roost.lineage import run_lineage
 
     try:
-        return run_lineage(run_id)
+        return run_lineage(run_id, run)
     except Exception:  # noqa: BLE001 - a deleted run or an unreadable artifact must not break the page
         return None
 

@@ -9,8 +9,9 @@ from __future__ import annotations
 import time
 from typing import Any
 
+import numpy as np
+
 from roost.registry import fleets, sketch
-from roost.registry.fleets import Rollup
 from roost.registry.store import Store, default_store
 
 WINDOWS = {"1h": 60, "6h": 360, "24h": 24 * 60, "7d": 7 * 24 * 60}
@@ -71,15 +72,14 @@ def served(name: str, store: Store | None = None) -> list[dict[str, Any]]:
     return sorted(rows, key=lambda f: rank.get(f["state"], 3))
 
 
-def _quantile(h: sketch.Hist, q: float) -> float | None:
-    return sketch.quantile(h, q) if h else None
-
-
 def traffic(
     name: str, window: str = DEFAULT_WINDOW, store: Store | None = None, now: float | None = None
 ) -> dict[str, Any]:
     """The model's traffic over a window ending now (or at its last logged minute when the window is empty):
-    a summary per version and the chart payloads (requests/min, p50/p99 latency, error rate, predictions)."""
+    a summary per version and the chart payloads (requests/min, p50/p99 latency, error rate, predictions).
+
+    One query reads the window's rows (at most 168 per version and fleet: the 7d window reads hourly rows); sums
+    and quantiles are array operations over the dense histograms (roost.registry.sketch.dense)."""
     st = store or default_store("the web UI")
     window = window if window in WINDOWS else DEFAULT_WINDOW
     span, step = WINDOWS[window], SPAN[window]
@@ -92,101 +92,107 @@ def traffic(
         end = last
         note = f"no logged requests in the last {window}: showing the {window} up to the last one"
     start = (end - span + 1) // step * step
-    rows = fleets.traffic(st, name, start, end, span=step)
-    per_version: dict[str, Rollup] = {}
-    buckets: dict[str, dict[int, Rollup]] = {}
-    pred_name = None
-    for r in rows:
-        v, roll = r["version"], r["rollup"]
-        per_version.setdefault(v, Rollup()).add(roll)
-        buckets.setdefault(v, {})[r["minute"]] = roll
-        pred_name = pred_name or roll.pred_name
+    w = fleets.window(st, name, start, end, span=step)
+    order = sorted(set(w.versions), key=lambda x: (len(x), x))
+    vidx = np.array([order.index(v) for v in w.versions], dtype=np.int64)
+    nv = len(order)
+
+    def per_version(a: np.ndarray) -> np.ndarray:
+        out: np.ndarray = np.bincount(vidx, weights=a, minlength=nv) if len(a) else np.zeros(nv)
+        return out
+
+    lat_v = np.zeros((nv, w.latency.shape[1]), dtype=np.int64)
+    np.add.at(lat_v, vidx, w.latency)
+    q = sketch.dense_quantiles(lat_v, w.latency_first, (0.5, 0.99))
+    req, est, rows, errs = (per_version(a.astype(np.float64)) for a in (w.requests, w.est_requests, w.rows, w.errors))
+    lat_sum = per_version(w.latency_ms_sum)
     summary = []
-    for v in sorted(per_version, key=lambda x: (len(x), x)):
-        t = per_version[v]
-        answered = t.requests + t.errors
+    for i, v in enumerate(order):
+        answered = est[i] + errs[i]
         summary.append(
             {
                 "version": v,
-                "requests": t.requests,
-                "rows": t.rows,
-                "errors": t.errors,
-                "error_rate": t.errors / answered if answered else None,
-                "per_min": t.requests / (end - start + 1),
-                "p50": _quantile(t.latency, 0.5),
-                "p99": _quantile(t.latency, 0.99),
-                "mean_ms": t.latency_ms_sum / t.requests if t.requests else None,
+                "requests": int(req[i]),
+                "est_requests": float(est[i]),
+                "rows": int(rows[i]),
+                "errors": int(errs[i]),
+                "error_rate": float(errs[i] / answered) if answered else None,
+                "per_min": float(est[i] / (end - start + 1)),
+                "p50": _num(q[i, 0]),
+                "p99": _num(q[i, 1]),
+                "mean_ms": float(lat_sum[i] / req[i]) if req[i] else None,
             }
         )
     return {
         "window": window,
         "windows": list(WINDOWS),
-        "empty": not rows,
+        "empty": not len(w.versions),
         "note": note,
         "start_ms": start * 60_000,
         "end_ms": (end + 1) * 60_000,
         "step_min": step,
         "versions": summary,
-        "pred_name": pred_name,
-        "charts": _charts(buckets, start, end, step, pred_name),
+        "pred_name": w.pred_name,
+        "charts": _charts(w, order, vidx, start, end, step),
     }
+
+
+def _num(x: float) -> float | None:
+    """A float for a page (None for NaN: no value)."""
+    return None if np.isnan(x) else float(x)
 
 
 def _charts(
-    buckets: dict[str, dict[int, Rollup]], start: int, end: int, step: int, pred_name: str | None
+    w: fleets.Window, order: list[str], vidx: np.ndarray, start: int, end: int, step: int
 ) -> list[dict[str, Any]]:
     """Chart payloads (roost.ui.charts' shape, x in ms) of per-version series over the window."""
-    xs = list(range(start, end + 1, step))
-    ms = [x * 60_000 for x in xs]
+    xs = np.arange(start, end + 1, step, dtype=np.int64)
+    ms = (xs * 60_000).tolist()
     per = " / min" if step == 1 else f" / min ({step}-min buckets)"
+    col = (w.minutes - start) // step  # each entry's point
+    known = int(w.minutes.max()) if len(w.minutes) else end  # newest point rolled up so far
 
-    def series(label: str, fn: Any, ident: str) -> list[dict[str, Any]]:
-        out = []
-        for v in sorted(buckets, key=lambda x: (len(x), x)):
-            got = buckets[v]
-            out.append(
-                {
-                    "id": f"{ident}-{v}",
-                    "label": f"v{v} {label}".strip(),
-                    "steps": ms,
-                    "values": [fn(got.get(x), x, v) for x in xs],
-                }
-            )
+    def grid(values: np.ndarray) -> np.ndarray:
+        """(versions × points) of one value per entry; NaN where a version has no entry at a point."""
+        out = np.full((len(order), len(xs)), np.nan)
+        out[vidx, col] = values
         return out
 
-    known = max((x for got in buckets.values() for x in got), default=end)  # newest point rolled up so far
+    # requests: 0 where nothing was logged, unless the fleets have not rolled that far yet (no false drop to 0);
+    # the newest point's span has only partly passed
+    rate = grid(w.est_requests / np.maximum(1, np.minimum(step, end - w.minutes + 1)))
+    rate[np.isnan(rate) & (xs <= known)[None, :]] = 0.0
+    lat = sketch.dense_quantiles(w.latency, w.latency_first, (0.5, 0.99))
+    answered = w.est_requests + w.errors
+    err = grid(np.where(answered > 0, w.errors / np.where(answered > 0, answered, 1), np.nan))
+    pred = sketch.dense_quantiles(w.predictions, w.predictions_first, (0.1, 0.5, 0.9))
 
-    def rate(r: Rollup | None, x: int, v: str) -> float | None:
-        if r is None:  # nothing logged: 0, unless the fleets have not rolled that far yet (no false drop to 0)
-            return None if x > known else 0.0
-        return r.requests / max(1, min(step, end - x + 1))  # the newest point's span has only partly passed
-
-    lat = {v: {x: sketch.quantiles(r.latency, (0.5, 0.99)) for x, r in got.items()} for v, got in buckets.items()}
-    pred = {
-        v: {x: sketch.quantiles(r.predictions, (0.1, 0.5, 0.9)) for x, r in got.items()} for v, got in buckets.items()
-    }
-
-    def q(i: int) -> Any:  # i-th latency quantile (p50, p99) of version v's point x
-        return lambda r, x, v: None if r is None else lat[v][x][i]
-
-    def err(r: Rollup | None, x: int, v: str) -> float | None:
-        if r is None or not (r.requests + r.errors):
-            return None
-        return r.errors / (r.requests + r.errors)
-
-    def pq(i: int) -> Any:  # i-th prediction quantile (p10, p50, p90)
-        return lambda r, x, v: None if r is None else pred[v][x][i]
+    def series(label: str, values: np.ndarray, ident: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": f"{ident}-{v}",
+                "label": f"v{v} {label}".strip(),
+                "steps": ms,
+                "values": [None if np.isnan(x) else float(x) for x in values[i]],
+            }
+            for i, v in enumerate(order)
+        ]
 
     charts: list[dict[str, Any]] = [
         {"key": "requests" + per, "series": series("", rate, "req")},
-        {"key": "latency p50 / p99 (ms)", "series": series("p50", q(0), "p50") + series("p99", q(1), "p99")},
+        {
+            "key": "latency p50 / p99 (ms)",
+            "series": series("p50", grid(lat[:, 0]), "p50") + series("p99", grid(lat[:, 1]), "p99"),
+        },
         {"key": "error rate", "series": series("", err, "err")},
     ]
-    if pred_name:
+    if w.pred_name:
         charts.append(
             {
-                "key": f"prediction ({pred_name}) p10 / p50 / p90",
-                "series": series("p10", pq(0), "pq10") + series("p50", pq(1), "pq50") + series("p90", pq(2), "pq90"),
+                "key": f"prediction ({w.pred_name}) p10 / p50 / p90",
+                "series": series("p10", grid(pred[:, 0]), "pq10")
+                + series("p50", grid(pred[:, 1]), "pq50")
+                + series("p90", grid(pred[:, 2]), "pq90"),
             }
         )
     for c in charts:
