@@ -86,3 +86,25 @@ def test_refit_keeps_the_held_out_test_metric_and_registers_the_blend_refitted_o
     assert package_auc(refit) != pytest.approx(refit.metrics["test_roc_auc"], abs=1e-6)
     meta = roost.load_model(refit.package_path).meta
     assert meta["metrics"]["test_roc_auc"] == pytest.approx(refit.metrics["test_roc_auc"], abs=1e-12)
+
+
+def test_fold_networks_export_as_one_graph_equal_to_the_weighted_members(tmp_path) -> None:
+    from roost.train.ensemble import Blend, _export_groups
+    from roost.train.models import make_model
+    from roost.train.preprocess import infer_spec
+
+    df, test = mixed_frame(400), mixed_frame(80, seed=5)
+    test.loc[::4, "color"] = "ultraviolet"
+    X, y = df[FEATURES], df["clicked"]
+    spec = infer_spec(df[[*FEATURES, "clicked"]], label="clicked")
+    nets = [
+        make_model("logreg", "binary", epochs=2, seed=k).fit(X[:300], y[:300], X[300:], y[300:], spec=spec)
+        for k in (0, 1)
+    ]
+    gb = make_model("lightgbm", "binary", n_estimators=20).fit(X[:300], y[:300], X[300:], y[300:], spec=spec)
+    members, w = [("logreg", nets[0]), ("lightgbm", gb), ("logreg", nets[1])], [0.3, 0.5, 0.2]
+    assert _export_groups(members) == [([0, 2], True), ([1], False)]  # the two networks: one export
+    pkg = Blend(members, w).save_package(tmp_path / "pkg", test[FEATURES], label="clicked")
+    expected = sum(wk * m.predict(test[FEATURES]) for (_, m), wk in zip(members, w))
+    got = np.asarray(roost.load_model(pkg).predict(test[FEATURES]))
+    np.testing.assert_allclose(got, expected, atol=2e-5)

@@ -152,3 +152,21 @@ def test_the_budget_clock_and_the_deadline_callback() -> None:
     now[0] = 141.0
     d.on_epoch_end(s, {})
     assert s.stopped_early and d.epoch == 3
+
+
+def test_the_default_budget_its_environment_override_and_the_config_key(monkeypatch) -> None:
+    from roost.train.auto import budget_seconds
+    from roost.train.config import TrainConfig
+
+    cfg = TrainConfig.model_validate({"data": "x.parquet", "label": "y"})
+    monkeypatch.delenv("ROOST_TIME_BUDGET", raising=False)
+    assert cfg.time_budget == "auto" and budget_seconds(cfg, 10_000, 20) == 60.0
+    monkeypatch.setenv("ROOST_TIME_BUDGET", "5m")
+    assert budget_seconds(cfg, 10_000, 20) == 300.0
+    monkeypatch.setenv("ROOST_TIME_BUDGET", "none")
+    assert budget_seconds(cfg, 10_000, 20) is None
+    set_ = TrainConfig.model_validate({"data": "x.parquet", "label": "y", "time_budget": "30s"})
+    assert budget_seconds(set_, 10_000, 20) == 30.0  # the config wins over the environment
+    monkeypatch.setenv("ROOST_TIME_BUDGET", "abc")
+    with pytest.raises(ConfigError, match="ROOST_TIME_BUDGET"):
+        budget_seconds(cfg, 10_000, 20)

@@ -253,11 +253,15 @@ def train_auto(
 
 
 def budget_seconds(cfg: TrainConfig, rows: int, cols: int) -> float | None:
-    """The run's time budget in seconds: `time_budget:` (auto: budget.default_budget of the table; None: none)."""
-    from roost.train.budget import default_budget
+    """The run's time budget in seconds: `time_budget:` (auto: $ROOST_TIME_BUDGET when set, e.g. `none` on a
+    shared CI machine, else budget.default_budget of the table; None: none)."""
+    import os
+
+    from roost.train.budget import default_budget, parse_budget
 
     if cfg.time_budget == "auto":
-        return default_budget(rows, cols)
+        env = os.environ.get("ROOST_TIME_BUDGET")
+        return parse_budget(env, "ROOST_TIME_BUDGET") if env else default_budget(rows, cols)
     return None if cfg.time_budget is None else float(cfg.time_budget)
 
 
