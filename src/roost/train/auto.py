@@ -155,7 +155,7 @@ def train_auto(
     """
     from roost.metrics.overall import PRIMARY
     from roost.registry.api import register_model, start_run
-    from roost.train.auto_select import Costs, select
+    from roost.train.auto_select import Costs, in_data_parallel_group, select
     from roost.train.budget import Budget
     from roost.train.tensorboard import TB_SUBDIR
 
@@ -163,6 +163,9 @@ def train_auto(
     opts = options(cfg)
     primary = PRIMARY[task][0]
     seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))
+    if seconds is not None and in_data_parallel_group():  # the other ranks train every child in lockstep: no skipping
+        log.info("auto: no time budget under --nproc > 1 (the ranks train every candidate in lockstep)")
+        seconds = None
     budget = Budget(seconds, say=_say if progress else None)
     params = {**flatten(cfg.model_dump(by_alias=True)), "model.params.candidates": ",".join(cands), **data}
     params.pop("model.params", None)

@@ -261,7 +261,7 @@ def cv_folds(
 
     train_df, val_df, _ = parts
     n = len(train_df) + len(val_df)
-    if not opts.folds or n > opts.cv_max_rows or _distributed():
+    if not opts.folds or n > opts.cv_max_rows or in_data_parallel_group():
         return []
     y = cv_rows(parts, label)[1]
     return folds(task, encoded(y, task, classes), k or opts.folds, seed)
@@ -280,7 +280,7 @@ def fit_rows(n: int, splits: list[tuple[Any, Any]]) -> int:
     return n - n // len(splits)
 
 
-def _distributed() -> bool:
+def in_data_parallel_group() -> bool:
     """True inside a data-parallel group (--nproc > 1): the other ranks fit only the children, in lockstep, so
     rank 0 cannot fit cross-validation folds alone; selection then uses the validation rows."""
     import sys
