@@ -369,46 +369,12 @@ def write_package(
             metrics=metrics,
             extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)},
         )
+        from roost.train.package_score import package_test_metrics, rewrite_metrics
+
         if score and package_test_metrics(out, model, test_df, label, metrics):
-            _rewrite_metrics(out, metrics)
+            rewrite_metrics(out, metrics)
         run.log_artifacts(out, PACKAGE)
     from roost.modelpkg import read_meta
 
     run.log_metric("parity_max_abs_diff", float(read_meta(pkg).get("parity_max_abs_diff") or 0.0))
     return pkg
-
-
-def package_test_metrics(pkg: Path, model: Estimator, test_df: Any, label: str, metrics: dict[str, float]) -> bool:
-    """Replace the test_* entries of `metrics` by the package's score on the test rows (ONNX Runtime); False, and
-    `metrics` untouched, without test rows or test metrics, or for a package that does not score a frame."""
-    import numpy as np
-
-    from roost.errors import RoostError
-    from roost.modelpkg import load
-    from roost.train import metrics as M
-    from roost.train.preprocess import encode_labels
-
-    task = getattr(model, "task_", None)
-    if task not in ("binary", "multiclass", "regression") or not len(test_df):
-        return False
-    if not any(k.startswith("test_") for k in metrics):
-        return False
-    try:
-        out = np.asarray(load(pkg).predict(test_df.drop(columns=[label])), dtype=np.float64)
-    except RoostError as exc:  # e.g. a package fed by the online store: keep the in-memory model's score
-        log.warning("test metrics from the in-memory model: the package could not score the test rows (%s)", exc)
-        return False
-    y = encode_labels(test_df[label], task, model.classes_ or None)[0]
-    metrics.update({f"test_{k}": v for k, v in M.compute(task, y, out).items()})
-    return True
-
-
-def _rewrite_metrics(pkg: Path, metrics: dict[str, float]) -> None:
-    """Store `metrics` in the package's roost-model.yaml."""
-    import yaml
-
-    from roost.modelpkg.package import META, read_meta
-
-    meta = read_meta(pkg)
-    meta["metrics"] = {k: float(v) for k, v in metrics.items()}
-    (pkg / META).write_text(yaml.safe_dump(meta, sort_keys=False))
