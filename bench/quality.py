@@ -199,6 +199,8 @@ def run_one(name: str, df: pd.DataFrame, seed: int, tmp: Path, args: argparse.Na
         df.to_parquet(path)
     split = {**SPLIT, "seed": seed}
     cfg = {"data": str(path), "label": LABEL, "split": split, "name": f"{name}-{seed}"}
+    if getattr(args, "time_budget", None) is not None:  # auto's default budget otherwise
+        cfg["time_budget"] = args.time_budget
     row: dict[str, Any] = {"table": name, "seed": seed, "rows": len(df), "cols": df.shape[1] - 1}
     row["positive"] = float(df[LABEL].mean())
     t = time.perf_counter()
@@ -364,6 +366,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
     ap.add_argument("--trials", type=int, default=20)
+    ap.add_argument("--time-budget", help="roost train's time_budget (e.g. none, 60s) [default: auto's default]")
     ap.add_argument("--cache", type=Path, default=BENCH_CACHE / "quality-references.json", help="references cache")
     ap.add_argument(
         "--trials-out",

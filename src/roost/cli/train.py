@@ -24,6 +24,12 @@ def train(
         "--nproc",
         help="Data-parallel worker processes (torch elastic; gloo on CPU, NCCL on GPU). Under torchrun, leave it at 1.",
     ),
+    time_budget: str | None = typer.Option(
+        None,
+        "--time-budget",
+        help="model: auto's wall time: 60s, 5m, 1h or none [default: the config's `time_budget:`, else 60 s per "
+        "200,000 cells].",
+    ),
 ) -> None:
     """Train a model from a config; record the run, its metrics and the model package."""
     from roost.cli.output import echo, print_json, print_table
@@ -33,10 +39,16 @@ def train(
 
     if config is None and not resume:
         raise RoostError("no config given", hint="roost train CONFIG.yaml, or roost train --resume RUN_ID")
+    overrides = [*set_, f"experiment={experiment}"] if experiment else list(set_)
+    if time_budget is not None:
+        from roost.train.budget import parse_budget
+
+        seconds = parse_budget(time_budget, "--time-budget")
+        overrides.append(f"time_budget={'none' if seconds is None else seconds}")
     try:
         res = run_train(
             config,
-            overrides=[*set_, f"experiment={experiment}"] if experiment else set_,
+            overrides=overrides,
             resume=resume,
             tensorboard=tensorboard,
             progress=not quiet and not as_json,
@@ -82,7 +94,14 @@ def _auto_json(res: Any) -> dict[str, Any]:
         return {}
     weights = res.weights or {}
     cands = [{"model_type": c, "weight": weights.get(c), "metrics": m} for c, m in res.candidates.items()]
-    return {"candidates": cands, "criterion": res.criterion}
+    return {
+        "candidates": cands,
+        "criterion": res.criterion,
+        "skipped": res.skipped,
+        "refit": res.refit,
+        "time_budget_s": res.budget_s,
+        "seconds": res.elapsed_s,
+    }
 
 
 def _print_auto(res: Any) -> None:
@@ -95,6 +114,12 @@ def _print_auto(res: Any) -> None:
     rows = [[c, f"{m.get(key, float('nan')):.4f}", f"{weights.get(c, 0.0):.2f}"] for c, m in res.candidates.items()]
     print_table(f"auto: {len(rows)} candidates", ["candidate", key, "weight"], rows)
     echo(f"[dim]selected:[/] {res.model_type} (weights by {res.criterion or 'validation'})")
+    if res.refit:
+        echo(f"[dim]refit:[/] {res.refit}; test_* is the held-out blend's score (fitted without the test rows)")
+    budget = "none" if res.budget_s is None else f"{res.budget_s:.0f} s"
+    echo(f"[dim]time:[/] {res.elapsed_s or 0:.0f} s (budget {budget})")
+    for line in res.skipped:
+        echo(f"[dim]skipped:[/] {line}")
 
 
 def _interrupt_on_term() -> None:

@@ -11,12 +11,17 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from roost.errors import ConfigError
+from roost.train.auto_select import bag_blend as bag_blend
+from roost.train.auto_select import blend_weights as blend_weights
+from roost.train.auto_select import cv_rows as cv_rows
+from roost.train.auto_select import fit_rows as fit_rows
 from roost.train.config import TrainConfig, flatten
 from roost.train.from_config import build_model, fit_spec, training_config
 from roost.train.run import (
@@ -57,16 +62,28 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     )
 }
-OPTIONS: dict[str, Any] = {"folds": 5, "cv_max_rows": 20_000, "ensemble": True}
+OPTIONS: dict[str, Any] = {"folds": 5, "cv_max_rows": 20_000, "ensemble": True, "refit": True}
+# Budgeted runs train the children in order of expected value per second: (value, seconds per million cells)
+# priors from the suite's runs (bench/RESULTS.md); measured fit times replace the seconds once a child has run.
+PRIORS: dict[str, tuple[float, float]] = {
+    "lightgbm_defaults": (0.9, 10.0),
+    "lightgbm": (1.0, 20.0),
+    "logreg": (0.6, 40.0),
+    "wide_deep": (0.9, 50.0),
+    "mlp": (0.7, 50.0),
+    "dcn": (0.7, 60.0),
+}
 
 
 @dataclass(frozen=True)
 class AutoOptions:
-    """How auto selects: cross-validation folds (0 = none), the row limit for it, blend or pick one."""
+    """How auto selects: cross-validation folds (0 = none), the row limit for it, blend or pick one, refit on all
+    rows."""
 
     folds: int = 5
     cv_max_rows: int = 20_000
     ensemble: bool = True
+    refit: bool = True
 
 
 def options(cfg: TrainConfig) -> AutoOptions:
@@ -79,14 +96,16 @@ def options(cfg: TrainConfig) -> AutoOptions:
             hint=f"auto takes {', '.join(['candidates', *OPTIONS])}; name a model type to set its parameters",
         )
     opts = {**OPTIONS, **params}
-    folds, rows, ens = opts["folds"], opts["cv_max_rows"], opts["ensemble"]
+    folds, rows, ens, refit = opts["folds"], opts["cv_max_rows"], opts["ensemble"], opts["refit"]
     if isinstance(folds, bool) or not isinstance(folds, int) or folds < 0 or folds == 1 or folds > 20:
         raise ConfigError(f"model.params.folds: {folds!r} is not 0 or 2..20", hint="e.g. folds: 5 (0: no CV)")
     if isinstance(rows, bool) or not isinstance(rows, int) or rows < 0:
         raise ConfigError(f"model.params.cv_max_rows: {rows!r} is not a row count", hint="e.g. cv_max_rows: 20000")
     if not isinstance(ens, bool):
         raise ConfigError(f"model.params.ensemble: {ens!r} is not true/false", hint="ensemble: false keeps one")
-    return AutoOptions(folds, rows, ens)
+    if not isinstance(refit, bool):
+        raise ConfigError(f"model.params.refit: {refit!r} is not true/false", hint="refit: false keeps the fold models")
+    return AutoOptions(folds, rows, ens, refit)
 
 
 def candidates(cfg: TrainConfig) -> list[str]:
@@ -148,17 +167,26 @@ def train_auto(
 
     The parent run is named `cfg.name` (default "auto"), each child `<parent name>:<model type>`. A torch child's
     TensorBoard events live on the parent (one folder per candidate, one TensorBoard for all); the child's
-    `roost.tensorboard_logs` tag points there, so `roost tensorboard CHILD` finds them.
+    `roost.tensorboard_logs` tag points there, so `roost tensorboard CHILD` finds them. Under a time budget
+    (`time_budget:`) the children, folds and refit that would not fit are skipped and recorded (train.budget).
     """
     from roost.metrics.overall import PRIMARY
     from roost.registry.api import register_model, start_run
-    from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
+    from roost.train.auto_select import Costs, in_data_parallel_group, select
+    from roost.train.budget import Budget
+    from roost.train.tensorboard import TB_SUBDIR
 
     cands = candidates(cfg)
     opts = options(cfg)
     primary = PRIMARY[task][0]
+    seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))
+    if seconds is not None and in_data_parallel_group():  # the other ranks train every child in lockstep: no skipping
+        log.info("auto: no time budget under --nproc > 1 (the ranks train every candidate in lockstep)")
+        seconds = None
+    budget = Budget(seconds, say=_say if progress else None)
     params = {**flatten(cfg.model_dump(by_alias=True)), "model.params.candidates": ",".join(cands), **data}
     params.pop("model.params", None)
+    params["auto.time_budget_s"] = "none" if seconds is None else round(seconds, 1)
     tags = {"roost.model_type": "auto", "roost.task": task, "roost.kind": "train"}
     tb_proc = tb_url = None
     tags = {**tags, **{str(k): str(v) for k, v in (extra_tags or {}).items()}}
@@ -173,57 +201,48 @@ def train_auto(
             write_yaml(art / RESOLVED, cfg.model_dump(by_alias=True))
             if tensorboard:  # one TensorBoard, one folder per candidate
                 tb_proc, tb_url = start_tensorboard(parent, art / TB_SUBDIR, announce)
-            results: list[TrainResult] = []
-            fitted: list[tuple[str, Any]] = []
-            for k, cand in enumerate(cands, 1):
-                sub = candidate_config(cfg, cand, len(parts[0]), len(spec.columns))
-                model = build_model(sub, task, len(parts[0]))
-                label = f"candidate {k}/{len(cands)}: {cand}"
-                log.info("auto: %s", label)
-                child_tags = {t: v for t, v in tags.items() if t.startswith("roost.distributed.")}
-                if model.framework == "torch":
-                    child_tags[TB_LOGS_TAG] = f"{parent.id}:{TB_SUBDIR}/{cand}"
-                res = train_run(
-                    sub,
-                    model,
-                    task,
-                    spec,
-                    parts,
-                    {**flatten(resolved_params(sub, model)), **data},
-                    TrainRunSettings(
-                        progress=progress,
-                        tb_dir=art / TB_SUBDIR / cand,
-                        parent_run_id=parent.id,
-                        extra_tags=child_tags,
-                        heading=label,
-                    ),
-                )
-                results.append(res)
-                fitted.append((cand, model))
-                parent.log_metrics({f"{cand}.{k}": v for k, v in res.metrics.items() if v == v})
-                log.info("auto: %s val_%s %.5f", cand, primary, res.metrics.get(f"val_{primary}", float("nan")))
-            final, held, criterion, weights = select(cfg, task, spec, parts, fitted, opts)
-            chosen = [c for c in cands if weights.get(c, 0.0) > 0]
+            results = _children(cfg, task, spec, parts, data, cands, parent, tags, progress, budget)
+            trained = [c for c in cands if c in results]
+            fitted = [(c, results[c][1]) for c in trained]
+            costs = Costs(
+                {c: results[c][0].seconds.get("fit", 0.0) for c in trained},
+                {c: results[c][0].seconds.get("export", 0.0) for c in trained},
+                {c: results[c][0].metrics.get(f"val_{primary}", float("nan")) for c in trained},
+            )
+
+            def make(cand: str, n_fit: int) -> Any:
+                return build_model(candidate_config(cfg, cand, n_fit, len(spec.columns)), task, n_fit)
+
+            sel = select(task, cfg.label, spec, parts, fitted, opts, make, cfg.trainer.seed, budget, costs)
+            weights, criterion = sel.weights, sel.criterion
+            chosen = [c for c in trained if weights.get(c, 0.0) > 0]
             selected = "+".join(chosen)
-            if isinstance(final, tuple):  # one child took all the weight: its package
-                best = results[cands.index(final[0])]
+            if isinstance(sel.final, tuple):  # one child took all the weight: its package
+                best = results[sel.final[0]][0]
                 metrics = dict(best.metrics)
                 parent.log_artifacts(best.package_path, PACKAGE)
             else:
-                blend = final if not isinstance(final, tuple) else final[1]
-                metrics = {**final_metrics(blend, task, cfg.label, parts[1], parts[2]), **held}
-                write_package(blend, parent, art, parts[2], cfg.label, metrics, cfg)
+                blend, heldout = sel.final, sel.heldout or sel.final
+                # test_*: the held-out blend's score (a refitted blend has seen the test rows)
+                metrics = {**final_metrics(heldout, task, cfg.label, parts[1], parts[2]), **sel.held, **sel.extra}
+                budget.step(f"exporting the blend of {len(blend.members)} models")
+                write_package(blend, parent, art, parts[2], cfg.label, metrics, cfg, score=blend is heldout)
                 monitor_reference(art, blend, task, parts[0], parts[2], cfg.label)
+            metrics["auto.seconds"] = budget.elapsed()
             parent.log_metrics({k: v for k, v in metrics.items() if v == v})
             parent.log_metrics({f"auto.weight.{c}": w for c, w in weights.items()})
             parent.set_tags(
                 {
                     "roost.auto.selected": selected,
-                    "roost.auto.selected_run": results[cands.index(chosen[0])].run_id if len(chosen) == 1 else "",
+                    "roost.auto.selected_run": results[chosen[0]][0].run_id if len(chosen) == 1 else "",
                     "roost.auto.criterion": criterion,
                     "roost.auto.weights": json.dumps(weights),
+                    "roost.auto.skipped": json.dumps(sel.skipped),
+                    "roost.auto.refit": sel.refit,
                 }
             )
+            for line in sel.skipped:
+                log.info("auto: skipped %s", line)
             version = None
             if cfg.register_as:
                 mv = register_model(parent.id, cfg.register_as, PACKAGE)
@@ -242,11 +261,104 @@ def train_auto(
         selected,
         tb_url,
         tb_proc,
-        candidates={c: r.metrics for c, r in zip(cands, results)},
-        weights={c: float(weights.get(c, 0.0)) for c in cands},
+        candidates={c: results[c][0].metrics for c in trained},
+        weights={c: float(weights.get(c, 0.0)) for c in trained},
         criterion=criterion,
         primary=primary,
+        skipped=list(sel.skipped),
+        refit=sel.refit,
+        budget_s=seconds,
+        elapsed_s=budget.elapsed(),
     )
+
+
+def budget_seconds(cfg: TrainConfig, rows: int, cols: int) -> float | None:
+    """The run's time budget in seconds: `time_budget:` (auto: $ROOST_TIME_BUDGET when set, e.g. `none` on a
+    shared CI machine, else budget.default_budget of the table; None: none)."""
+    import os
+
+    from roost.train.budget import default_budget, parse_budget
+
+    if cfg.time_budget == "auto":
+        env = os.environ.get("ROOST_TIME_BUDGET")
+        return parse_budget(env, "ROOST_TIME_BUDGET") if env else default_budget(rows, cols)
+    return None if cfg.time_budget is None else float(cfg.time_budget)
+
+
+def _children(
+    cfg: TrainConfig,
+    task: str,
+    spec: Any,
+    parts: tuple[Any, Any, Any],
+    data: dict[str, Any],
+    cands: list[str],
+    parent: Any,
+    tags: dict[str, Any],
+    progress: bool,
+    budget: Any,
+) -> dict[str, tuple[TrainResult, Any]]:
+    """Train each candidate as a child run ({name: (result, fitted model)}); under a budget in order of expected
+    value per second, skipping (and recording) a child whose estimated seconds no longer fit."""
+    from roost.metrics.overall import PRIMARY
+    from roost.train.budget import SAFETY, Deadline
+    from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
+
+    primary = PRIMARY[task][0]
+    cells = len(parts[0]) * max(1, len(spec.columns)) / 1e6
+    order = cands if budget.seconds is None else sorted(cands, key=lambda c: -_prior(c)[0] / _prior(c)[1])
+    out: dict[str, tuple[TrainResult, Any]] = {}
+    speed: list[float] = []  # measured / prior seconds of the children so far
+    for k, cand in enumerate(order, 1):
+        est = _prior(cand)[1] * cells * (sum(speed) / len(speed) if speed else 1.0)
+        if out and est > budget.left() * SAFETY - 0.1 * (budget.seconds or 0.0):
+            budget.skip(f"candidate {cand} (estimated {est:.0f} s, {budget.left():.0f} s left)")
+            continue
+        sub = candidate_config(cfg, cand, len(parts[0]), len(spec.columns))
+        model = build_model(sub, task, len(parts[0]))
+        label = f"candidate {k}/{len(cands)}: {cand}{budget.note()}"
+        log.info("auto: %s", label)
+        child_tags = {t: v for t, v in tags.items() if t.startswith("roost.distributed.")}
+        if model.framework == "torch":
+            child_tags[TB_LOGS_TAG] = f"{parent.id}:{TB_SUBDIR}/{cand}"
+        art = parent.artifact_dir
+        # a network may use at most half the time left: its epochs stop there (the best epoch so far is kept)
+        deadline = Deadline(time.monotonic() + budget.left() / 2)
+        cbs = [deadline] if budget.seconds is not None and model.framework == "torch" else []
+        res = train_run(
+            sub,
+            model,
+            task,
+            spec,
+            parts,
+            {**flatten(resolved_params(sub, model)), **data},
+            TrainRunSettings(
+                progress=progress,
+                tb_dir=art / TB_SUBDIR / cand,
+                parent_run_id=parent.id,
+                extra_tags=child_tags,
+                heading=label,
+                extra_callbacks=cbs,
+            ),
+        )
+        if deadline.epoch is not None:
+            budget.skip(f"epochs of {cand} after epoch {deadline.epoch} (it had used half the time left)")
+        out[cand] = (res, model)
+        speed.append(sum(res.seconds.values()) / max(_prior(cand)[1] * cells, 1e-6))
+        parent.log_metrics({f"{cand}.{m}": v for m, v in res.metrics.items() if v == v})
+        log.info("auto: %s val_%s %.5f", cand, primary, res.metrics.get(f"val_{primary}", float("nan")))
+    return out
+
+
+def _say(line: str) -> None:
+    """A progress line on stderr (Rich, as the training progress bar prints)."""
+    from rich.console import Console
+
+    Console(stderr=True).print(f"[dim]{line}[/]", highlight=False)
+
+
+def _prior(cand: str) -> tuple[float, float]:
+    """(expected value, seconds per million cells) of a candidate before it has run (PRIORS; a variant: its type)."""
+    return PRIORS.get(cand) or PRIORS.get(VARIANTS.get(cand, (cand, {}))[0]) or (0.5, 50.0)
 
 
 def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int | None = None) -> TrainConfig:
@@ -260,133 +372,14 @@ def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int
     return sub
 
 
-def select(
-    cfg: TrainConfig,
-    task: str,
-    spec: Any,
-    parts: tuple[Any, Any, Any],
-    fitted: list[tuple[str, Any]],
-    opts: AutoOptions,
-) -> tuple[Any, dict[str, float], str, dict[str, float]]:
-    """(final model, its held-out val_* metrics, the criterion, weight per candidate).
-
-    The final model is a Blend, or (type, child model) when on the validation path one child takes all weight.
-    """
-    import numpy as np
-
-    from roost.metrics import overall as M
-    from roost.train.ensemble import Blend, cross_fit, encoded
-
-    train_df, val_df, _ = parts
-    label, names = cfg.label, [n for n, _ in fitted]
-    classes = list(fitted[0][1].classes_)
-    primary = M.PRIMARY[task][0]
-    n = len(train_df) + len(val_df)
-
-    def weigh(y: np.ndarray, preds: list[np.ndarray]) -> list[float]:
-        return blend_weights(task, y, preds, opts.ensemble, cfg.trainer.seed)
-
-    splits = cv_folds(cfg, task, parts, classes, opts)
-    if splits:
-        X, y = cv_rows(parts, label)
-        ye = encoded(y, task, classes)
-        n_fit = fit_rows(n, splits)
-        preds, bags = [], []
-        for name in names:
-            log.info("auto: %d-fold cross-validation of %s", len(splits), name)
-
-            def make(name: str = name) -> Any:
-                return build_model(candidate_config(cfg, name, n_fit, len(spec.columns)), task, n_fit)
-
-            oof, models = cross_fit(make, X, y, spec, splits)
-            preds.append(oof)
-            bags.append(models)
-        w = weigh(ye, preds)
-        final: Any
-        final, held = bag_blend(task, names, bags, w, ye, preds)
-        criterion = f"{len(splits)}-fold out-of-fold {primary} (training + validation rows)"
-    else:
-        Xv = val_df.drop(columns=[label])
-        ye = encoded(val_df[label], task, classes)
-        preds = [np.asarray(m.predict(Xv), dtype=np.float64) for _, m in fitted]
-        w = weigh(ye, preds)
-        kept = [(name, m) for (name, m), wk in zip(fitted, w) if wk > 0]
-        final = kept[0] if len(kept) == 1 else Blend(fitted, w)
-        blended = sum(wk * p for wk, p in zip(w, preds))
-        held = {f"val_{k}": v for k, v in M.compute(task, ye, np.asarray(blended)).items()}
-        criterion = f"validation {primary}"
-    weights = {name: float(wk) for name, wk in zip(names, w)}
-    log.info("auto: weights %s by %s: %s %.5f", weights, criterion, primary, held.get(f"val_{primary}", float("nan")))
-    return final, held, criterion, weights
-
-
-def blend_weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int) -> list[float]:
-    """Weights of the candidates from their held-out predictions: bagged greedy weights with the best-single
-    guard (ensemble.bagged_weights), or with `ensemble` false the best candidate alone."""
-    import numpy as np
-
-    from roost.metrics import overall as M
-    from roost.train.ensemble import bagged_weights, score
-
-    if ensemble:
-        return bagged_weights(task, y, preds, seed=seed)
-    scores = [score(task, y, p) for p in preds]
-    best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
-    return [float(j == best) for j in range(len(preds))]
-
-
-def bag_blend(
-    task: str, names: list[str], bags: list[list[Any]], w: list[float], y: Any, preds: list[Any]
-) -> tuple[Any, dict[str, float]]:
-    """(Blend of the weighted candidates' fold models, each fold model sharing its candidate's weight; the val_*
-    metrics of the weighted out-of-fold predictions `preds` against `y`)."""
-    import numpy as np
-
-    from roost.metrics import overall as M
-    from roost.train.ensemble import Blend
-
-    members = [(name, m) for name, bag, wk in zip(names, bags, w) if wk > 0 for m in bag]
-    member_w = [wk / len(bag) for bag, wk in zip(bags, w) if wk > 0 for _ in bag]
-    blended = sum(wk * np.asarray(p, dtype=np.float64) for wk, p in zip(w, preds) if wk > 0)
-    held = {f"val_{k}": v for k, v in M.compute(task, y, np.asarray(blended)).items()}
-    return Blend(members, member_w), held
-
-
 def cv_folds(
     cfg: TrainConfig, task: str, parts: tuple[Any, Any, Any], classes: list[Any], opts: AutoOptions
 ) -> list[tuple[Any, Any]]:
-    """auto's cross-validation folds over the training+validation rows (ensemble.folds, seeded by trainer.seed);
-    [] where auto selects on the validation rows instead (folds: 0, more than cv_max_rows rows, --nproc > 1)."""
-    from roost.train.ensemble import encoded, folds
+    """auto's cross-validation folds over the training+validation rows ([] where auto selects on the validation
+    rows instead): auto_select.cv_folds with the config's label and seed."""
+    from roost.train import auto_select
 
-    train_df, val_df, _ = parts
-    n = len(train_df) + len(val_df)
-    if not opts.folds or n > opts.cv_max_rows or _distributed():
-        return []
-    y = cv_rows(parts, cfg.label)[1]
-    return folds(task, encoded(y, task, classes), opts.folds, cfg.trainer.seed)
-
-
-def cv_rows(parts: tuple[Any, Any, Any], label: str) -> tuple[Any, Any]:
-    """(features, labels) of the rows cross-validation runs over: training then validation rows."""
-    import pandas as pd
-
-    both = pd.concat([parts[0], parts[1]])
-    return both.drop(columns=[label]), both[label]
-
-
-def fit_rows(n: int, splits: list[tuple[Any, Any]]) -> int:
-    """About how many rows each fold model fits (what a candidate's size-dependent defaults are chosen for)."""
-    return n - n // len(splits)
-
-
-def _distributed() -> bool:
-    """True inside a data-parallel group (--nproc > 1): the other ranks fit only the children, in lockstep, so
-    rank 0 cannot fit cross-validation folds alone; selection then uses the validation rows."""
-    import sys
-
-    dist = sys.modules.get("torch.distributed")
-    return bool(dist is not None and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1)
+    return auto_select.cv_folds(cfg.label, task, parts, classes, opts, cfg.trainer.seed)
 
 
 def prepare(

@@ -126,6 +126,21 @@ class TrainConfig(_Strict):
     register_as: str | None = Field(default=None, alias="register", description="register the model under this name")
     experiment: str = "default"
     name: str | None = None
+    time_budget: float | str | None = Field(
+        default="auto", description="model: auto's wall-time budget: 60s, 5m, 1h, none; auto: 60 s per 200k cells"
+    )
+
+    @field_validator("time_budget")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        from roost.train.budget import parse_budget
+
+        if v == "auto":
+            return v
+        try:
+            return parse_budget(v)
+        except ConfigError as exc:
+            raise ValueError(f"{exc.message.split(': ', 1)[-1]}; {exc.hint}") from None
 
     @field_validator("data", mode="before")
     @classmethod

@@ -177,13 +177,18 @@ class Blend(Estimator):
 
         assert self.spec_ is not None and self.task_ is not None
         out = PRIMARY_OUTPUT[self.task_]
-        graphs = []
+        graphs, weights = [], []
         with tempfile.TemporaryDirectory(prefix="roost-blend-") as tmp:
-            for k, (_, m) in enumerate(self.members):
+            for k, (idx, torch_group) in enumerate(_export_groups(self.members)):
                 sub = Path(tmp) / str(k)
-                m.export_onnx(sub, sample.head(10))
+                if torch_group:  # the networks of one spec: one export of their weighted sum (an export is slow)
+                    _export_networks([self.members[i][1] for i in idx], [self.weights[i] for i in idx], sub, sample)
+                    weights.append(1.0)
+                else:
+                    self.members[idx[0]][1].export_onnx(sub, sample.head(10))
+                    weights.append(self.weights[idx[0]])
                 graphs.append(onnx.load(str(sub / "model.onnx")))
-        model = merge_graphs(graphs, self.weights, out)
+        model = merge_graphs(graphs, weights, out)
         path = Path(directory) / "model.onnx"
         path.parent.mkdir(parents=True, exist_ok=True)
         onnx.save_model(model, str(path))
@@ -218,6 +223,47 @@ class Blend(Estimator):
         for k, (name, m) in enumerate(self.members):
             m.save_native(directory / f"{k}-{name}")
         (directory / "blend.json").write_text(json.dumps(self.get_params(), indent=1))
+
+
+def _export_groups(members: Sequence[tuple[str, Estimator]]) -> list[tuple[list[int], bool]]:
+    """Members in export units: (indices, True) for the torch networks sharing one feature spec and model type
+    (e.g. a candidate's fold models), ([i], False) for every other member; in member order of first appearance."""
+    import json
+
+    groups: dict[str, list[int]] = {}
+    out: list[tuple[list[int], bool]] = []
+    for i, (name, m) in enumerate(members):
+        if getattr(m, "framework", "") != "torch" or m.spec_ is None:
+            out.append(([i], False))
+            continue
+        key = json.dumps([name, m.spec_.to_dict()], sort_keys=True, default=str)
+        if key not in groups:
+            groups[key] = []
+            out.append((groups[key], True))
+        groups[key].append(i)
+    return out
+
+
+def _export_networks(models: Sequence[Any], weights: Sequence[float], directory: Path, sample: pd.DataFrame) -> None:
+    """model.onnx = Σ weight_k · network_k's primary output, the networks sharing one spec: one torch export."""
+    import torch
+
+    from roost.train.export import export_module
+
+    first = models[0]
+    out = PRIMARY_OUTPUT[first.task_]
+
+    class Weighted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = torch.nn.ModuleList([m.head() for m in models])
+            self.w = [float(w) for w in weights]
+
+        def forward(self, *cols: Any) -> Any:
+            return sum(w * h(*cols)[0] for h, w in zip(self.heads, self.w))
+
+    cols = first.spec_.encode(sample.head(10))
+    export_module(Weighted(), first.spec_, cols, [out], Path(directory) / "model.onnx")
 
 
 def merge_graphs(models: Sequence[Any], weights: Sequence[float], output: str) -> Any:

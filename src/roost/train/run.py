@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import shutil
 import tempfile
+import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -44,6 +45,11 @@ class TrainResult:
     weights: dict[str, float] | None = None  # model: auto — each candidate's blend weight (0: left out)
     criterion: str = ""  # model: auto — how the weights were chosen (e.g. validation, 5-fold cross-fit)
     primary: str = ""  # model: auto — the task's headline metric the candidates were compared on (val_<primary>)
+    seconds: dict[str, float] = field(default_factory=dict)  # wall time of the run's parts: fit, export
+    skipped: list[str] = field(default_factory=list)  # model: auto — what the time budget left out
+    refit: str = ""  # model: auto — how the registered blend was refitted (empty: not refitted)
+    budget_s: float | None = None  # model: auto — the time budget in seconds (None: none)
+    elapsed_s: float | None = None  # model: auto — the seconds it took
 
 
 class Interrupted(KeyboardInterrupt):
@@ -150,11 +156,14 @@ def train_run(
                 from roost.train.tensorboard import TB_SUBDIR
 
                 tb_proc, tb_url = start_tensorboard(run, art / TB_SUBDIR, s.announce)
+            t0 = time.monotonic()
             _fit(model, cfg.label, spec, parts, cbs, art, s.ckpt)
+            t1 = time.monotonic()
             metrics = final_metrics(model, task, cfg.label, val_df, test_df)
             write_package(model, run, art, test_df, cfg.label, metrics, cfg)  # test_*: the package's own score
             _log_final(run, model, metrics)
             monitor_reference(art, model, task, train_df, test_df, cfg.label)
+            seconds = {"fit": t1 - t0, "export": time.monotonic() - t1}
             _log_features(art, cfg)
             version = _register(run, cfg)
         except KeyboardInterrupt:
@@ -165,7 +174,9 @@ def train_run(
             _close(cbs)
             raise
     pkg = run.local_artifact(PACKAGE)  # a remote run's staging folder is gone: a downloaded copy
-    return TrainResult(run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc)
+    return TrainResult(
+        run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc, seconds=seconds
+    )
 
 
 def _run_tags(model: Estimator, task: str, s: TrainRunSettings) -> dict[str, str]:
@@ -333,10 +344,18 @@ def _log_final(run: Any, model: Estimator, metrics: dict[str, float]) -> None:
 
 
 def write_package(
-    model: Estimator, run: Any, art: Path, test_df: Any, label: str, metrics: dict[str, float], cfg: TrainConfig
+    model: Estimator,
+    run: Any,
+    art: Path,
+    test_df: Any,
+    label: str,
+    metrics: dict[str, float],
+    cfg: TrainConfig,
+    score: bool = True,
 ) -> Path:
     """Export the model package into the run's artifacts (`model/`); `metrics`' test_* become the package's own
-    score on `test_df` (the float32 ONNX graph users get, not the in-memory model), in place and in its metadata."""
+    score on `test_df` (the float32 ONNX graph users get, not the in-memory model), in place and in its metadata.
+    `score` false keeps `metrics` as given (a model refitted on the test rows cannot score itself on them)."""
     sample = test_df.drop(columns=[label]).head(PARITY_ROWS)
     pkg = art / PACKAGE
     if pkg.exists():
@@ -350,46 +369,12 @@ def write_package(
             metrics=metrics,
             extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)},
         )
-        if package_test_metrics(out, model, test_df, label, metrics):
-            _rewrite_metrics(out, metrics)
+        from roost.train.package_score import package_test_metrics, rewrite_metrics
+
+        if score and package_test_metrics(out, model, test_df, label, metrics):
+            rewrite_metrics(out, metrics)
         run.log_artifacts(out, PACKAGE)
     from roost.modelpkg import read_meta
 
     run.log_metric("parity_max_abs_diff", float(read_meta(pkg).get("parity_max_abs_diff") or 0.0))
     return pkg
-
-
-def package_test_metrics(pkg: Path, model: Estimator, test_df: Any, label: str, metrics: dict[str, float]) -> bool:
-    """Replace the test_* entries of `metrics` by the package's score on the test rows (ONNX Runtime); False, and
-    `metrics` untouched, without test rows or test metrics, or for a package that does not score a frame."""
-    import numpy as np
-
-    from roost.errors import RoostError
-    from roost.modelpkg import load
-    from roost.train import metrics as M
-    from roost.train.preprocess import encode_labels
-
-    task = getattr(model, "task_", None)
-    if task not in ("binary", "multiclass", "regression") or not len(test_df):
-        return False
-    if not any(k.startswith("test_") for k in metrics):
-        return False
-    try:
-        out = np.asarray(load(pkg).predict(test_df.drop(columns=[label])), dtype=np.float64)
-    except RoostError as exc:  # e.g. a package fed by the online store: keep the in-memory model's score
-        log.warning("test metrics from the in-memory model: the package could not score the test rows (%s)", exc)
-        return False
-    y = encode_labels(test_df[label], task, model.classes_ or None)[0]
-    metrics.update({f"test_{k}": v for k, v in M.compute(task, y, out).items()})
-    return True
-
-
-def _rewrite_metrics(pkg: Path, metrics: dict[str, float]) -> None:
-    """Store `metrics` in the package's roost-model.yaml."""
-    import yaml
-
-    from roost.modelpkg.package import META, read_meta
-
-    meta = read_meta(pkg)
-    meta["metrics"] = {k: float(v) for k, v in metrics.items()}
-    (pkg / META).write_text(yaml.safe_dump(meta, sort_keys=False))

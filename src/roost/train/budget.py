@@ -1,0 +1,208 @@
+"""`model: auto`'s time budget: parse it, and plan which candidates, folds and refit fit in the time left.
+
+The planner is pure (costs and budget in, plan out): `plan` picks the cross-validation plan of the highest
+utility whose estimated seconds fit; `Budget` is the clock the training loop asks. Costs come from the candidates'
+own first fits (their child runs), scaled by rows: a fold model fits (k-1)/k of the cross-validated rows, a refit
+fold model (k-1)/k of all rows.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import re
+import time
+from dataclasses import dataclass, field
+from itertools import combinations
+from typing import Any
+
+from roost.errors import ConfigError
+
+log = logging.getLogger(__name__)
+
+# The default budget: 60 s for a table of up to 200,000 cells (rows × columns, e.g. 10,000 × 20), growing in
+# proportion beyond that, at most one hour.
+DEFAULT_SECONDS, DEFAULT_CELLS, DEFAULT_MAX_SECONDS = 60.0, 200_000, 3600.0
+# Plans fill this share of the time left: the rest absorbs estimation error (fit times vary run to run).
+SAFETY = 0.85
+# Utility of the parts of a plan beyond the candidates' own values (each candidate: 0..1, the best one 1).
+REFIT_VALUE = 0.6  # refit on all rows: +0.0031 ± 0.0013 ROC-AUC on the suite (bench/RESULTS.md)
+FULL_FOLDS_VALUE = 0.3  # the configured folds rather than 3: steadier out-of-fold scores for the weights
+MIN_FOLDS = 3
+UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
+
+
+def parse_budget(value: Any, where: str = "--time-budget") -> float | None:
+    """Seconds from '60s', '5m', '1.5h', '90' or a number; None for none/off (no budget); errors name `where`."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigError(f"{where}: {value!r} is not a duration", hint="e.g. 60s, 5m, 1h or none")
+    if isinstance(value, (int, float)):
+        seconds = float(value)
+    else:
+        text = str(value).strip().lower()
+        if text in ("none", "off", "unlimited"):
+            return None
+        m = re.fullmatch(r"([0-9]*\.?[0-9]+)\s*(s|m|min|h)?", text)
+        if not m:
+            raise ConfigError(f"{where}: {value!r} is not a duration", hint="e.g. 60s, 5m, 1h or none (no budget)")
+        seconds = float(m.group(1)) * UNITS[m.group(2) or ""]
+    if not math.isfinite(seconds) or seconds <= 0:
+        raise ConfigError(f"{where}: {value!r} must be a positive duration", hint="e.g. 60s, 5m, 1h or none")
+    return seconds
+
+
+def default_budget(rows: int, cols: int) -> float:
+    """The default budget in seconds for a table of `rows` × `cols` (60 s up to 200,000 cells, then in proportion,
+    at most an hour)."""
+    cells = max(1, rows) * max(1, cols)
+    return min(DEFAULT_MAX_SECONDS, max(DEFAULT_SECONDS, DEFAULT_SECONDS * cells / DEFAULT_CELLS))
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What auto runs after the children: cross-validate `cv` (in that order) with `folds` folds, then refit
+    (`refit`) on all rows; `seconds` is the estimate; `skipped` says what the budget left out, and why."""
+
+    cv: tuple[str, ...]
+    folds: int
+    refit: bool
+    seconds: float
+    skipped: tuple[str, ...] = field(default=())
+
+
+def candidate_values(task_mode: str, scores: dict[str, float]) -> dict[str, float]:
+    """Each candidate's expected value to the blend in (0, 1] from its validation score: 1 for the best, falling
+    with its gap to the best (half at 0.01 ROC-AUC below it, or 2 % worse for a loss); NaN scores: 0.1."""
+    finite = {c: s for c, s in scores.items() if s == s}
+    if not finite:
+        return dict.fromkeys(scores, 1.0)
+    best = max(finite.values()) if task_mode == "max" else min(finite.values())
+    out = {}
+    for c, s in scores.items():
+        if s != s:
+            out[c] = 0.1
+            continue
+        gap = (best - s) / 0.01 if task_mode == "max" else (s - best) / max(abs(best) * 0.02, 1e-12)
+        out[c] = 1.0 / (1.0 + max(0.0, gap))
+    return out
+
+
+def plan(
+    left: float,
+    fold_costs: dict[str, float],
+    values: dict[str, float],
+    folds: int,
+    refit_ratio: float = 1.25,
+    export_costs: dict[str, float] | None = None,
+    refit: bool = True,
+) -> Plan:
+    """The cross-validation plan of the highest utility whose estimated seconds fit in `left` (× SAFETY).
+
+    `fold_costs[c]`: seconds to fit one of candidate c's fold models with `folds` folds (fewer folds: each fold
+    model fits fewer rows, scaled); `values[c]`: its expected value to the blend (candidate_values); a refit fold
+    model costs `refit_ratio` × a fold model (all rows instead of the training+validation rows);
+    `export_costs[c]`: seconds to export one of c's fold models into the final package (each member pays it);
+    `refit` false: never plan a refit.
+    Utility: the values of the candidates cross-validated + REFIT_VALUE with a refit + FULL_FOLDS_VALUE with all
+    `folds`; ties go to the cheaper plan. No plan fits: no cross-validation (auto weighs the children on the
+    validation rows). Cut order follows from the utilities: refit, then folds, then the candidates of least value
+    per second.
+    """
+    allowed = left * SAFETY
+    names = sorted(fold_costs, key=lambda c: (-values.get(c, 0.0) / max(fold_costs[c], 1e-9), c))
+    fold_options = [folds] + ([MIN_FOLDS] if folds > MIN_FOLDS else [])
+    best: tuple[float, float, Plan] | None = None
+    for size in range(len(names), 0, -1):
+        for subset in combinations(names, size):
+            for k in fold_options:
+                for again in (True, False) if refit else (False,):
+                    secs = _cost(subset, fold_costs, k, folds, again, refit_ratio, export_costs or {})
+                    if secs > allowed:
+                        continue
+                    util = sum(values.get(c, 0.0) for c in subset)
+                    util += (REFIT_VALUE if again else 0.0) + (FULL_FOLDS_VALUE if k == folds else 0.0)
+                    cand = Plan(tuple(subset), k, again, secs)
+                    if best is None or util > best[0] + 1e-12 or (abs(util - best[0]) <= 1e-12 and secs < best[1]):
+                        best = (util, secs, cand)
+    chosen = best[2] if best is not None else Plan((), 0, False, 0.0)
+    return Plan(chosen.cv, chosen.folds, chosen.refit, chosen.seconds, _skipped(chosen, names, folds, left, refit))
+
+
+def _cost(
+    subset: tuple[str, ...],
+    fold_costs: dict[str, float],
+    k: int,
+    folds: int,
+    refit: bool,
+    refit_ratio: float,
+    export_costs: dict[str, float],
+) -> float:
+    """Estimated seconds of cross-validating `subset` with k folds (+ refitting it) and exporting the blend."""
+    scale = ((k - 1) / k) / ((folds - 1) / folds)  # rows per fold model relative to the configured folds
+    cv = sum(k * fold_costs[c] * scale for c in subset)
+    refit_s = cv * refit_ratio if refit else 0.0
+    return cv + refit_s + sum(export_costs.get(c, 0.0) * k for c in subset)
+
+
+def _skipped(chosen: Plan, names: list[str], folds: int, left: float, refit: bool) -> tuple[str, ...]:
+    """What `chosen` leaves out, one line each, naming the time left."""
+    why = f"budget: {left:.0f} s left"
+    out = [f"cross-validation of {c} ({why})" for c in names if c not in chosen.cv]
+    if not chosen.cv:
+        out = [f"cross-validation ({why}; weights from the validation rows)"]
+    elif chosen.folds < folds:
+        out.append(f"folds {folds} → {chosen.folds} ({why})")
+    if refit and chosen.cv and not chosen.refit:
+        out.append(f"refit on all rows ({why})")
+    return tuple(out)
+
+
+class Budget:
+    """The clock of one auto run: `left()` seconds until the deadline (inf without a budget), and what was skipped."""
+
+    def __init__(self, seconds: float | None, clock: Any = time.monotonic, say: Any = None) -> None:
+        self.seconds, self.clock, self.say = seconds, clock, say
+        self.start = clock()
+        self.skipped: list[str] = []
+
+    def left(self) -> float:
+        """Seconds left (may be negative); inf without a budget."""
+        if self.seconds is None:
+            return math.inf
+        return float(self.seconds - (self.clock() - self.start))
+
+    def elapsed(self) -> float:
+        """Seconds since the run started."""
+        return float(self.clock() - self.start)
+
+    def note(self) -> str:
+        """' · budget 42 s left' (empty without a budget), for progress lines."""
+        return "" if self.seconds is None else f" · budget {max(0.0, self.left()):.0f} s left"
+
+    def skip(self, what: str) -> None:
+        """Record something the budget left out."""
+        self.skipped.append(what)
+
+    def step(self, what: str) -> None:
+        """Log the step auto starts, with the budget left; also to `say` (the progress output) when given."""
+        line = f"auto: {what}{self.note()}"
+        log.info("%s", line)
+        if self.say is not None:
+            self.say(line)
+
+
+class Deadline:
+    """A torch training callback that ends training (keeping the best epoch so far) once `clock()` passes `at`:
+    how a budget cuts the epochs of a network that would not finish in time."""
+
+    def __init__(self, at: float, clock: Any = time.monotonic) -> None:
+        self.at, self.clock = at, clock
+        self.epoch: int | None = None  # the epoch it stopped after (None: it did not)
+
+    def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
+        """Stop the loop after this epoch when the deadline has passed."""
+        if self.clock() >= self.at and not state.stopped_early:
+            state.stopped_early = True
+            self.epoch = int(state.epoch)

@@ -1,0 +1,172 @@
+"""`model: auto`'s time budget: the duration parser, the default, and the pure planner (costs + budget → plan)."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+
+from roost.errors import ConfigError
+from roost.train.budget import (
+    FULL_FOLDS_VALUE,
+    REFIT_VALUE,
+    SAFETY,
+    Budget,
+    Deadline,
+    candidate_values,
+    default_budget,
+    parse_budget,
+    plan,
+)
+
+
+@pytest.mark.parametrize(
+    "text, seconds",
+    [("60s", 60.0), ("5m", 300.0), ("1.5h", 5400.0), ("90", 90.0), (45, 45.0), ("2 min", 120.0), ("none", None)],
+)
+def test_durations_parse_to_seconds(text, seconds) -> None:
+    assert parse_budget(text) == seconds
+
+
+@pytest.mark.parametrize("bad", ["abc", "-5", "0", "-1m", "60x", "", True, float("inf"), 0])
+def test_bad_durations_are_refused_naming_the_flag(bad) -> None:
+    with pytest.raises(ConfigError) as err:
+        parse_budget(bad, "--time-budget")
+    assert "--time-budget" in err.value.message and "60s" in (err.value.hint or "")
+
+
+def test_default_budget_is_a_minute_up_to_200k_cells_then_grows_with_the_table() -> None:
+    assert default_budget(10_000, 20) == 60.0
+    assert default_budget(300, 4) == 60.0
+    assert default_budget(100_000, 20) == 600.0
+    assert default_budget(10_000_000, 100) == 3600.0
+
+
+def test_candidate_values_fall_with_the_gap_to_the_best() -> None:
+    v = candidate_values("max", {"a": 0.90, "b": 0.89, "c": 0.85, "d": float("nan")})
+    assert v["a"] == 1.0 and v["b"] == pytest.approx(0.5) and v["c"] == pytest.approx(1 / 6) and v["d"] == 0.1
+    loss = candidate_values("min", {"a": 0.50, "b": 0.51})  # 2 % worse: half
+    assert loss["a"] == 1.0 and loss["b"] == pytest.approx(0.5)
+
+
+COSTS = {"lgbm": 1.0, "logreg": 0.5, "nn": 4.0}  # seconds per fold model with 5 folds
+VALUES = {"lgbm": 1.0, "logreg": 0.3, "nn": 0.9}
+
+
+def seconds_of(cv, k, refit, costs=COSTS, exports=None, folds=5, ratio=1.25) -> float:
+    """The plan's seconds by hand: k fold models per candidate, each fitting (k-1)/k of the rows."""
+    per_model = {c: costs[c] * ((k - 1) / k) / ((folds - 1) / folds) for c in cv}
+    fits = sum(k * per_model[c] for c in cv)
+    return fits * (1 + (ratio if refit else 0)) + sum((exports or {}).get(c, 0) * k for c in cv)
+
+
+def test_everything_fits_a_generous_budget() -> None:
+    p = plan(1000.0, COSTS, VALUES, 5)
+    assert set(p.cv) == set(COSTS) and p.folds == 5 and p.refit and p.skipped == ()
+    assert p.seconds == pytest.approx(seconds_of(COSTS, 5, True))
+
+
+def test_the_refit_is_cut_first() -> None:
+    full_cv = seconds_of(COSTS, 5, False)  # 27.5 s: all three, 5 folds, no refit
+    p = plan((full_cv + 1) / SAFETY, COSTS, VALUES, 5)
+    assert set(p.cv) == set(COSTS) and p.folds == 5 and not p.refit
+    assert any("refit" in s for s in p.skipped) and not any("cross-validation" in s for s in p.skipped)
+
+
+def test_folds_go_to_three_before_a_candidate_is_dropped() -> None:
+    three = seconds_of(COSTS, 3, False)  # fewer rows per fold model and fewer models: cheaper
+    assert three < seconds_of(COSTS, 5, False)
+    p = plan((three + 0.1) / SAFETY, COSTS, VALUES, 5)
+    assert set(p.cv) == set(COSTS) and p.folds == 3 and not p.refit
+    assert any("folds 5 → 3" in s for s in p.skipped)
+
+
+def test_an_expensive_candidate_of_little_value_goes_before_the_refit() -> None:
+    costs, values = {"lgbm": 1.0, "nn": 20.0}, {"lgbm": 1.0, "nn": 0.2}  # nn: 0.01 per second, refit is worth more
+    p = plan(seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1, costs, values, 5)
+    assert p.cv == ("lgbm",) and p.refit and p.folds == 5
+    assert p.skipped == (
+        "cross-validation of nn (budget: %.0f s left)" % (seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1),
+    )
+
+
+def test_nothing_fits_no_cross_validation() -> None:
+    p = plan(0.5, COSTS, VALUES, 5)
+    assert p.cv == () and not p.refit and p.seconds == 0.0
+    assert len(p.skipped) == 1 and "cross-validation" in p.skipped[0] and "validation rows" in p.skipped[0]
+
+
+def test_refit_false_never_plans_a_refit_nor_reports_it_skipped() -> None:
+    p = plan(1000.0, COSTS, VALUES, 5, refit=False)
+    assert not p.refit and p.skipped == ()
+
+
+def test_export_seconds_count_per_member() -> None:
+    exports = {"nn": 5.0}  # 5 fold models of nn: 25 s of export
+    tight = seconds_of(COSTS, 5, True) + 10  # fits the fits, not nn's export
+    p = plan(tight / SAFETY, COSTS, VALUES, 5, export_costs=exports)
+    assert "nn" not in p.cv or p.folds == 3 or not p.refit
+    assert p.seconds <= tight + 1e-9
+
+
+def test_random_plans_fit_and_are_the_best_feasible_by_brute_force() -> None:
+    rng = np.random.default_rng(0)
+    for _ in range(200):
+        names = [f"c{j}" for j in range(int(rng.integers(1, 5)))]
+        costs = {c: float(rng.uniform(0.1, 10)) for c in names}
+        values = {c: float(rng.uniform(0.05, 1)) for c in names}
+        left = float(rng.uniform(0.5, 150))
+        p = plan(left, costs, values, 5)
+        assert p.seconds <= left * SAFETY + 1e-9
+        if p.cv:
+            assert p.seconds == pytest.approx(seconds_of(p.cv, p.folds, p.refit, costs))
+        # brute force over every subset, fold count and refit choice
+        best = 0.0
+        for size in range(1, len(names) + 1):
+            for sub in itertools.combinations(names, size):
+                for k, refit in itertools.product((5, 3), (True, False)):
+                    if seconds_of(sub, k, refit, costs) <= left * SAFETY:
+                        u = sum(values[c] for c in sub) + REFIT_VALUE * refit + FULL_FOLDS_VALUE * (k == 5)
+                        best = max(best, u)
+        got = sum(values[c] for c in p.cv) + REFIT_VALUE * p.refit + FULL_FOLDS_VALUE * (p.folds == 5) if p.cv else 0
+        assert got == pytest.approx(best)
+        more = plan(left * 2, costs, values, 5)  # more time never gives a worse plan
+        more_u = sum(values[c] for c in more.cv) + REFIT_VALUE * more.refit + FULL_FOLDS_VALUE * (more.folds == 5)
+        assert (more_u if more.cv else 0) >= got - 1e-12
+
+
+def test_the_budget_clock_and_the_deadline_callback() -> None:
+    now = [100.0]
+    b = Budget(60.0, clock=lambda: now[0])
+    now[0] = 130.0
+    assert b.left() == 30.0 and b.elapsed() == 30.0 and "30 s left" in b.note()
+    assert Budget(None).left() == float("inf") and Budget(None).note() == ""
+
+    class State:
+        epoch, stopped_early = 3, False
+
+    d, s = Deadline(140.0, clock=lambda: now[0]), State()
+    d.on_epoch_end(s, {})
+    assert not s.stopped_early and d.epoch is None
+    now[0] = 141.0
+    d.on_epoch_end(s, {})
+    assert s.stopped_early and d.epoch == 3
+
+
+def test_the_default_budget_its_environment_override_and_the_config_key(monkeypatch) -> None:
+    from roost.train.auto import budget_seconds
+    from roost.train.config import TrainConfig
+
+    cfg = TrainConfig.model_validate({"data": "x.parquet", "label": "y"})
+    monkeypatch.delenv("ROOST_TIME_BUDGET", raising=False)
+    assert cfg.time_budget == "auto" and budget_seconds(cfg, 10_000, 20) == 60.0
+    monkeypatch.setenv("ROOST_TIME_BUDGET", "5m")
+    assert budget_seconds(cfg, 10_000, 20) == 300.0
+    monkeypatch.setenv("ROOST_TIME_BUDGET", "none")
+    assert budget_seconds(cfg, 10_000, 20) is None
+    set_ = TrainConfig.model_validate({"data": "x.parquet", "label": "y", "time_budget": "30s"})
+    assert budget_seconds(set_, 10_000, 20) == 30.0  # the config wins over the environment
+    monkeypatch.setenv("ROOST_TIME_BUDGET", "abc")
+    with pytest.raises(ConfigError, match="ROOST_TIME_BUDGET"):
+        budget_seconds(cfg, 10_000, 20)
