@@ -1,4 +1,5 @@
-"""A view's pushed rows (`push_log`) as a Spark DataFrame in `spark_rows.view_frame`'s columns."""
+"""A view's rows on Spark as `sources.view_rows` gives them to the local engines: the source's rows
+(`spark_rows.view_frame`), then the view's pushed rows (`push_log`) in push order."""
 
 from __future__ import annotations
 
@@ -7,9 +8,23 @@ from functools import reduce
 from pathlib import Path
 from typing import Any
 
-from roost.features.spark_rows import SPARK_TYPES, spark_errors
+from roost.features.spark_rows import SPARK_TYPES, spark_errors, view_frame
 
-__all__ = ["PUSHED_FILE", "pushed_frame"]
+__all__ = ["PUSHED_FILE", "pushed_frame", "view_rows"]
+
+
+def view_rows(
+    spark: Any,
+    view: dict[str, Any],
+    src: dict[str, Any],
+    root: Path,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> Any:
+    """`view_frame` (keys, __et, __ct, __file, __mid, fields) with the pushed rows after the source's."""
+    rows = view_frame(spark, view, src, root, start=start, end=end)
+    pushed = pushed_frame(spark, view, root, start, end) if src.get("event_time") else None
+    return rows if pushed is None else rows.unionByName(pushed)
 
 
 PUSHED_FILE = "\U0010ffff"  # __file of pushed rows (+ the push's id): sorts after every source file's path

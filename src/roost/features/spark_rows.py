@@ -5,7 +5,7 @@ time), __file and __mid (source order: file path, then Spark's monotonically inc
 the row's position inside one file), and the fields cast to their declared types. DuckDB SQL (SQL sources,
 SQL transformations) runs as Spark SQL, with `read_parquet('...')` / `read_csv('...')` mapped to Spark's
 readers; Python transformations run on the executors through `mapInArrow`, one Arrow batch at a time. A view's
-pushed rows (`push_log`) follow the source's rows, as in `sources.view_rows`.
+pushed rows (`push_log`) are added by `spark_push.view_rows`.
 """
 
 from __future__ import annotations
@@ -308,14 +308,7 @@ def view_frame(
         ) from None
     for f, dtype in view["fields"].items():
         sel.append(_field_cast(view, src, f, dtype, raw[f], raw_types[f]).alias(f))
-    out = df.select(*sel)
-    if et is not None:
-        from roost.features.spark_push import pushed_frame
-
-        pushed = pushed_frame(spark, view, root, start, end)
-        if pushed is not None:
-            out = out.unionByName(pushed)
-    return out
+    return df.select(*sel)
 
 
 def _python_rows(df: Any, view: dict[str, Any], root: Path) -> tuple[Any, set[str]]:
