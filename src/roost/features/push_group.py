@@ -31,6 +31,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MAX_GROUP_ROWS = 200_000  # a group is bounded: later pushes wait for the next one
+SMALL = 256  # latest_per_key: up to this many rows a Python dict beats NumPy's sort (0.12 vs 0.2 ms at 100 rows)
 _registry: dict[tuple[Any, ...], Committer] = {}
 _registry_lock = threading.Lock()
 
@@ -56,6 +57,8 @@ def latest_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
     n = table.num_rows
     if n <= 1:
         return table
+    if n <= SMALL:
+        return _latest_small(table, keys)
     ks = []
     for k in keys:  # integer codes that are equal exactly where the keys are (text keys dictionary-encoded)
         col = table.column(k).combine_chunks()
@@ -74,6 +77,25 @@ def latest_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
     if last.all():
         return table
     return table.take(pa.array(np.sort(order[last])))
+
+
+def _latest_small(table: pa.Table, keys: list[str]) -> pa.Table:
+    """latest_per_key by a dict over Python values: faster than the sort below for a small push."""
+    import pyarrow as pa
+
+    from roost.features.online_stores.base import MIN_I64
+
+    cols = [table.column(k).to_pylist() for k in keys]
+    et = table.column("__et").cast(pa.int64()).to_pylist()
+    ct = [MIN_I64 if c is None else c for c in table.column("__ct").cast(pa.int64()).to_pylist()]
+    best: dict[Any, int] = {}
+    for i, key in enumerate(zip(*cols)):
+        j = best.get(key)
+        if j is None or (et[i], ct[i]) >= (et[j], ct[j]):
+            best[key] = i
+    if len(best) == table.num_rows:
+        return table
+    return table.take(sorted(best.values()))
 
 
 class Committer:
