@@ -3,7 +3,9 @@
 Sections (`--only NAME`, repeatable; default all):
   push    rows/s pushed in batches of --batch rows: roost's `Pusher.push` (online store + the offline log, all or
           none) against Feast's `FeatureStore.push` (to=ONLINE, its default, and ONLINE_AND_OFFLINE), on the same
-          online store kind: SQLite, then Redis (a redis-server started on loopback for the run).
+          online store kind: SQLite, then Redis (a redis-server started on loopback for the run). Both sides push
+          one frame after another from one thread (like for like); a roost-only line adds --pushers threads
+          sharing a Pusher (group commit).
   server  get-online-features req/s at c=16 (wrk, loopback, bounded -d): `roost features serve` against
           `feast serve`, both over the SQLite online store the push section filled; answers checked equal first.
   freshness  event produced → readable online, p50/p99, at --rate events/s for --seconds from a Redis Stream
@@ -141,6 +143,28 @@ def roost_push(work: Path, frames: list[pd.DataFrame], url: str | None) -> float
     return rows / (time.perf_counter() - t)
 
 
+def roost_push_concurrent(work: Path, frames: list[pd.DataFrame], url: str | None, pushers: int) -> float:
+    """Rows/s of `pushers` threads pushing the frames round-robin through one Pusher (group commit; no peer
+    figure: Feast's push has no concurrent path to compare with, so this line has no ratio)."""
+    import threading
+
+    from roost.features import Pusher
+    from roost.features.online_stores import reset_online_stores
+
+    reset_online_stores()
+    _roost_workspace(work, frames)
+    p = Pusher("clicks", online_store=url)
+    p.push(frames[0])
+    parts = [frames[1 + i :: pushers] for i in range(pushers)]
+    threads = [threading.Thread(target=lambda fs=fs: [p.push(f) for f in fs]) for fs in parts]
+    t = time.perf_counter()
+    for th in threads:
+        th.start()
+    for th in threads:
+        th.join()
+    return sum(len(f) for f in frames[1:]) / (time.perf_counter() - t)
+
+
 def feast_push(feast_py: Path, work: Path, frames: list[pd.DataFrame], redis: str | None, modes: list[str]) -> dict:
     """Rows/s of Feast's FeatureStore.push per push mode, in Feast's venv on the same frames."""
     d = work / ("feast-redis" if redis else "feast-sqlite")
@@ -209,6 +233,11 @@ def push_section(a: argparse.Namespace, work: Path, feast_py: Path | None) -> li
                 redis.flush()
             r = roost_push(work, frames, url)
             print(f"  {kind:<6} roost Pusher.push (online + offline log): {r:>10,.0f} rows/s")
+            if a.pushers > 1:
+                if kind == "redis":
+                    redis.flush()
+                c = roost_push_concurrent(work, frames, url, a.pushers)
+                print(f"  {kind:<6} roost, {a.pushers} threads pushing (group commit): {c:>10,.0f} rows/s  (no peer)")
             if feast_py is None:
                 continue
             if kind == "redis":
@@ -336,6 +365,7 @@ def main() -> None:
     ap.add_argument("--pushes", type=int, default=200, help="timed pushes per side")
     ap.add_argument("--batch", type=int, default=100, help="rows per push")
     ap.add_argument("--entities", type=int, default=10_000)
+    ap.add_argument("--pushers", type=int, default=4, help="push: threads of the extra roost-only concurrent line")
     ap.add_argument("--feast-modes", nargs="+", default=["ONLINE", "ONLINE_AND_OFFLINE"])
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")

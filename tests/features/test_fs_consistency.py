@@ -14,6 +14,12 @@ USERS = list(range(45))  # 40..44 have no rows
 
 def check_consistent(t, url: str | None = None) -> None:
     """Online values for every user equal training_set at t, field by field, dtype by dtype."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROOST_ONLINE_AS_OF", t.isoformat())  # online reads at t, ttls included
+        _check_at(t, url)
+
+
+def _check_at(t, url: str | None) -> None:
     from roost.features import OnlineFetcher, online, training_set
 
     offline = training_set(entity_rows_at(t, USERS), ALL_REFS, output="arrow")

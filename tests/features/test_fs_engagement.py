@@ -43,13 +43,14 @@ def test_engagement_training_set_matches_dataset_pit_join(eng_ws):
     pd.testing.assert_series_equal(got.column("clicks_per_session").to_pandas(), rate, check_names=False)
 
 
-def test_engagement_online_equals_training_set(eng_ws):
+def test_engagement_online_equals_training_set(eng_ws, monkeypatch):
     from roost.features import OnlineFetcher, materialize, training_set
 
     _, paths = eng_ws
     users = pd.read_parquet(paths["users"])
     t = users["event_time"].max() - pd.Timedelta(hours=5)
     materialize(end=t.to_pydatetime())
+    monkeypatch.setenv("ROOST_ONLINE_AS_OF", t.isoformat())  # online reads at t, ttls included
     ids = sorted(users["user_id"].unique().tolist()) + [10**9]
     refs = ["user_stats:clicks_7d", "user_stats:country", "user_derived:clicks_per_session"]
     off = training_set(pd.DataFrame({"user_id": ids, "event_time": t}), refs, output="arrow")

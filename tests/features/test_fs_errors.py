@@ -82,10 +82,16 @@ def _snapshot(url=None):
 
 
 def _atomicity(fws, url=None):
+    t1 = T0 + timedelta(hours=12)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("ROOST_ONLINE_AS_OF", (t1 + timedelta(hours=6)).isoformat())  # online reads then, ttls included
+        _atomicity_at(fws, t1, url)
+
+
+def _atomicity_at(fws, t1, url):
     from roost.features import list_definitions, materialize
     from roost.features.online_stores import base
 
-    t1 = T0 + timedelta(hours=12)
     materialize(end=t1, online_store=url)
     before = _snapshot(url)
     wm = list_definitions()["watermark"]

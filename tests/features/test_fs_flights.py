@@ -71,12 +71,13 @@ def test_flights_training_set_matches_handwritten_asof(flights_ws):
     assert 0.1 * got.num_rows < got.column("seats").null_count < 0.2 * got.num_rows  # tailnums not in planes
 
 
-def test_flights_online_matches_training_set(flights_ws):
+def test_flights_online_matches_training_set(flights_ws, monkeypatch):
     from roost.features import materialize, online, training_set
 
     _, flights = flights_ws
     t = "2013-07-04T17:30:00+00:00"
     materialize(end=t)
+    monkeypatch.setenv("ROOST_ONLINE_AS_OF", t)  # online reads at t, ttls included
     ents = {"origin": ["EWR", "JFK", "LGA", "XXX"]}
     on = online(["weather:temp", "weather:temp_c", "wind:*"], ents, output="arrow")
     import pandas as pd

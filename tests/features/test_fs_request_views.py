@@ -90,6 +90,7 @@ def rws(fws, monkeypatch):
     diff = apply()
     assert diff.added["request_view"] == ["order", "squared"]
     materialize(end=T1)
+    monkeypatch.setenv("ROOST_ONLINE_AS_OF", T1.isoformat())  # online reads as of T1, like the training sets
     return fws
 
 

@@ -247,3 +247,48 @@ def test_source_order_across_files_breaks_ties_like_duckdb(fws, spark, monkeypat
     assert want == [2398, 2399]  # the brute-force answer: the last row of c.parquet for each key
     _use(monkeypatch, "spark")
     assert training_set(ents, ["tied:v"], output="arrow").column("v").to_pylist() == want
+
+
+def test_pushed_rows_reach_spark_training_sets_and_materialize(fws, spark, monkeypatch, tmp_path):
+    """Source rows + pushes (late, out of order, tied with source rows, re-pushed with new values): the Spark
+    engine's training set (with and without a ttl) equals a brute-force PIT join with the local engines' tie rule,
+    and its materialisation the brute-force latest row."""
+    import pandas as pd
+    from push_helpers import DEFS, FIELDS, all_rows, brute_latest, brute_pit, rows
+
+    from roost.features import apply, materialize, online, push, training_set
+
+    rng = np.random.default_rng(3)
+    batch = rows(rng, 80)
+    batch.to_parquet(fws.root / "data" / "events.parquet")
+    write_defs(fws.root, DEFS)
+    apply()
+    pushes = []
+    for i in range(4):
+        tie = batch.sample(5, random_state=i)[["user_id", "event_time", "created_time"]]
+        parts = [rows(rng, 20), tie.assign(clicks=rng.integers(0, 9, 5), score=0.5 + i, label=f"tie{i}")]
+        if pushes:
+            parts.append(pushes[-1].head(3).assign(clicks=-i, label=f"again{i}"))
+        pushes.append(pd.concat(parts, ignore_index=True))
+        push("clicks", pushes[-1])
+        push("clicks_ttl", pushes[-1])
+    held = all_rows(batch, pushes)
+    times = [T0 + timedelta(minutes=int(m)) for m in rng.integers(-60, 32 * 60, 200)]
+    ent = pd.DataFrame({"user_id": rng.integers(0, 13, 200), "event_time": pd.to_datetime(times, utc=True)})
+    _use(monkeypatch, "spark")
+    for view, ttl in (("clicks", None), ("clicks_ttl", timedelta(hours=3))):
+        got = training_set(ent, [f"{view}:{f}" for f in FIELDS], output="arrow")
+        for f in FIELDS:
+            exp = [
+                None
+                if (r := brute_pit(held, int(u), t.to_pydatetime(), None if ttl is None else ttl)) is None
+                else r[f]
+                for u, t in zip(ent.user_id, ent.event_time)
+            ]
+            assert got.column(f).to_pylist() == exp, (view, f)
+    url = f"sqlite:///{tmp_path / 'spark.db'}"
+    materialize(end=T0 + timedelta(days=3), start=T0 - timedelta(days=1), views=["clicks"], online_store=url)
+    users = list(range(13))
+    on = online([f"clicks:{f}" for f in FIELDS], {"user_id": users}, online_store=url, output="arrow")
+    for f in FIELDS:
+        assert on.column(f).to_pylist() == [None if (r := brute_latest(held, u)) is None else r[f] for u in users]

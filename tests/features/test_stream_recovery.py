@@ -65,7 +65,9 @@ def _check_exactly_once(events: list[dict]) -> None:
 
     want = replay_latest(events)
     users = list(range(USERS))
-    on = online(REFS, {"user_id": users}, output="pandas")
+    with pytest.MonkeyPatch.context() as mp:  # as of T0 the view's 6 h ttl expires no event (all at T0 or later)
+        mp.setenv("ROOST_ONLINE_AS_OF", T0.isoformat())
+        on = online(REFS, {"user_id": users}, output="pandas")
     for u, row in zip(users, on.to_dict("records"), strict=True):
         exp = want.get(u)
         got = {f: (None if pd.isna(row[f]) else row[f]) for f in FIELDS}

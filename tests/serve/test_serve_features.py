@@ -13,6 +13,7 @@ from onnx import TensorProto, helper
 from servekit import Server, write_package
 
 T0 = datetime(2026, 11, 1, tzinfo=UTC)
+AS_OF = {"ROOST_ONLINE_AS_OF": (T0 + timedelta(days=1)).isoformat()}  # the view's 30-day ttl is read as of then
 DEFS = """\
 from datetime import timedelta
 from roost.features import Entity, Source, FeatureView
@@ -77,7 +78,9 @@ def feature_ws(ws):
 
 def test_entity_ids_read_the_online_store(feature_ws, tmp_path):
     pkg = feature_model(tmp_path / "fmodel")
-    srv = Server([str(pkg)], cwd=feature_ws.root, log=tmp_path / "log", env={"ROOST_WORKSPACE": str(feature_ws.root)})
+    srv = Server(
+        [str(pkg)], cwd=feature_ws.root, log=tmp_path / "log", env={"ROOST_WORKSPACE": str(feature_ws.root), **AS_OF}
+    )
     try:
         srv.wait_ready()
         with srv.client() as c:
@@ -134,7 +137,9 @@ def test_printed_example_curl_sends_entity_ids_for_a_feature_store_model(feature
     from roost.serve.command import example_requests
 
     pkg = feature_model(tmp_path / "fmodel")
-    srv = Server([str(pkg)], cwd=feature_ws.root, log=tmp_path / "log", env={"ROOST_WORKSPACE": str(feature_ws.root)})
+    srv = Server(
+        [str(pkg)], cwd=feature_ws.root, log=tmp_path / "log", env={"ROOST_WORKSPACE": str(feature_ws.root), **AS_OF}
+    )
     try:
         srv.wait_ready()
         lines = example_requests([str(pkg)], "127.0.0.1", srv.port)

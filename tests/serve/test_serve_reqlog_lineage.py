@@ -77,7 +77,7 @@ def lineage_ws(ws):
 
 def _server(ws, pkg, logs, out):
     """A one-worker server logging every request to `logs`."""
-    env = {"ROOST_WORKSPACE": str(ws.root)}
+    env = {"ROOST_WORKSPACE": str(ws.root), "ROOST_ONLINE_AS_OF": (T0 + timedelta(days=1)).isoformat()}  # (ttl)
     return Server([str(pkg)], "--log-requests", "1", "--log-dir", str(logs), cwd=ws.root, log=out, env=env)
 
 

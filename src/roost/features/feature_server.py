@@ -142,7 +142,7 @@ class FeatureServer:
 
     def get_online_features(self, req: dict[str, Any]) -> dict[str, Any]:
         """Feast's get-online-features answer for one parsed request."""
-        from roost.features.serving import CREATED_TIME, EVENT_TIME, OnlineFetcher
+        from roost.features.serving import CREATED_TIME, EVENT_TIME, EXPIRED, OnlineFetcher
 
         _unknown(req, _TOP_GET)
         if "feature_service" in req:
@@ -189,13 +189,14 @@ class FeatureServer:
         for vs in fetcher.selection.views:
             times = raw[f"{EVENT_TIME}{vs.name}"]
             stamps = [_iso(t) for t in times]
+            expired = raw.pop(f"{EXPIRED}{vs.name}", None) or [False] * n  # older than the view's ttl: no value
             for f, out in zip(vs.fields, vs.outputs):
                 if out not in raw:  # a request view's input, not asked for
                     continue
                 values = _json_values(raw[out], vs.spec["fields"][f])
                 statuses = [
-                    "NOT_FOUND" if t is None else "NULL_VALUE" if v is None else "PRESENT"
-                    for v, t in zip(values, times)
+                    "NOT_FOUND" if t is None else "OUTSIDE_MAX_AGE" if x else "NULL_VALUE" if v is None else "PRESENT"
+                    for v, t, x in zip(values, times, expired)
                 ]
                 names.append(out)
                 results.append({"values": values, "statuses": statuses, "event_timestamps": stamps})

@@ -3,7 +3,8 @@
 A push is all or nothing. The rows are checked against the view first (nothing is written on bad input); the log's
 files are written under temporary names and renamed, then the online store takes the rows in one transaction; if
 that fails the renamed files are removed again. Pushes of one view are serialised (a lock file), so the log's
-order is the online store's write order.
+order is the online store's write order. Concurrent pushes of a view in one process share a group commit
+(`push_group`): one log file and one online transaction for the pushes that arrived while the previous commit ran.
 
 Which value wins is the offline join's rule everywhere: the greatest (event time, created time), and at equal times
 the later row (pushed rows come after the source's rows, a later push after an earlier one). Online this is the
@@ -15,14 +16,11 @@ created time), the last push winning, and the same row written online again leav
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from roost.errors import NotFoundError, RoostError, closest
-from roost.features import push_log, repo
-from roost.features.online_stores.base import MIN_I64
-
-if TYPE_CHECKING:
-    import pyarrow as pa
+from roost.features import repo
+from roost.features.push_group import committer, latest_per_key
 
 log = logging.getLogger(__name__)
 
@@ -51,21 +49,6 @@ def view_specs(view: str) -> tuple[dict[str, Any], dict[str, Any]]:
     return spec, src
 
 
-def latest_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
-    """One row per entity: the greatest (__et, __ct), the last such row at equal times (the online write rule)."""
-    cols = [table.column(k).to_pylist() for k in keys]
-    et = table.column("__et").cast("int64").to_pylist()
-    ct = [MIN_I64 if c is None else c for c in table.column("__ct").cast("int64").to_pylist()]
-    best: dict[Any, int] = {}
-    for i, key in enumerate(zip(*cols)):
-        j = best.get(key)
-        if j is None or (et[i], ct[i]) >= (et[j], ct[j]):
-            best[key] = i
-    if len(best) == table.num_rows:
-        return table
-    return table.take(sorted(best.values()))
-
-
 class Pusher:
     """Pushes rows of one view (definitions looked up once; reuse it for many pushes, e.g. in a stream consumer)."""
 
@@ -77,26 +60,19 @@ class Pusher:
         self.view = view
         self.root = workspace.current().root
         self.store = open_online_store(online_store)
+        self._committer = committer(self.root, view, self.spec["join_keys"], self.spec["fields"], self.store)
 
     def push(self, rows: Any) -> int:
-        """Check `rows` and write them online and to the offline log, all or none; returns the rows pushed."""
-        from roost.features.online_stores import ViewData
+        """Check `rows` and write them online and to the offline log, all or none; returns the rows pushed.
+
+        Concurrent pushes of the view join one group commit (`push_group`); this returns once the rows are durable.
+        """
         from roost.features.push_input import as_table, coerce
 
-        table = coerce(as_table(rows, self.view), self.spec, self.src)
+        table = coerce(as_table(rows, self.view), self.spec, self.src)  # a bad push fails here, alone
         if table.num_rows == 0:
             return 0
-        keys, fields = self.spec["join_keys"], self.spec["fields"]
-        online = latest_per_key(table, list(keys))
-        with push_log.view_lock(self.root, self.view):
-            staged = push_log.stage(self.root, self.view, table)
-            staged.commit()
-            try:
-                self.store.write([ViewData(self.view, keys, fields, online)])
-            except BaseException:
-                staged.undo()
-                raise
-        log.debug("pushed %d rows to %s (%d entities online)", table.num_rows, self.view, online.num_rows)
+        self._committer.submit(table)
         return int(table.num_rows)
 
 

@@ -39,7 +39,7 @@ WRITE_OPTS: dict[str, Any] = {
 }
 
 
-__all__ = ["log_dir", "log_glob", "has_log", "view_lock", "Staged", "stage", "drop_log", "with_pushed"]
+__all__ = ["log_dir", "log_glob", "has_log", "view_lock", "Staged", "stage", "drop_log", "log_files", "with_pushed"]
 
 
 def log_dir(root: Path, view: str) -> Path:
@@ -191,22 +191,28 @@ def drop_log(root: Path, view: str) -> int:
     return len(files)
 
 
+def log_files(root: Path, view: str) -> list[str]:
+    """The view's committed log files to read, sorted (files merged into a compacted one left out)."""
+    import glob
+
+    files = sorted(glob.glob(log_glob(root, view)))
+    gone = _superseded(root, view) if files else set()
+    if gone:  # merged into a compacted file (push_compact): reading them too would only add duplicates
+        files = [f for f in files if os.path.relpath(f, log_dir(root, view)) not in gone]
+    return files
+
+
 def with_pushed(sql: str, view: dict[str, Any], root: Path, start: datetime | None, end: datetime | None) -> str:
     """The source's rows then the view's pushed rows (`push_log`), numbered after them in push order.
 
     The log is read deduplicated on (keys, event time, created time), the last push winning; the files are named
     in the SQL (not globbed), so reading it twice reads the same rows.
     """
-    import glob
-
     from roost.features.definitions import DTYPES
 
-    files = sorted(glob.glob(log_glob(root, view["name"])))
+    files = log_files(root, view["name"])
     if not files:
         return sql
-    gone = _superseded(root, view["name"])
-    if gone:  # merged into a compacted file (push_compact): reading them too would only add duplicates
-        files = [f for f in files if os.path.relpath(f, log_dir(root, view["name"])) not in gone]
     keys, fields = view["join_keys"], view["fields"]
     cast = [f"CAST({q(k)} AS {DTYPES[t][0]}) AS {q(k)}" for k, t in keys.items()]
     cast += [f"CAST({q(f)} AS {DTYPES[t][0]}) AS {q(f)}" for f, t in fields.items()]

@@ -16,8 +16,47 @@ _NP = {"int64": np.int64, "int32": np.int32, "float64": np.float64, "float32": n
 
 EVENT_TIME = "_fs_event_time."  # + view name: the stored row's event time, as returned with `with_times`
 CREATED_TIME = "_fs_created_time."
+EXPIRED = "_fs_expired."  # + view name: with `with_times` and a ttl, per row whether the stored value was too old
 
-__all__ = ["to_numpy", "to_arrow", "key_list", "OnlineFetcher", "online", "EVENT_TIME", "CREATED_TIME"]
+__all__ = [
+    "to_numpy",
+    "to_arrow",
+    "key_list",
+    "OnlineFetcher",
+    "online",
+    "now_us",
+    "EVENT_TIME",
+    "CREATED_TIME",
+    "EXPIRED",
+]
+
+
+AS_OF_ENV = "ROOST_ONLINE_AS_OF"  # an ISO 8601 time: online reads apply ttls as of it (replaying history, demos)
+_as_of: tuple[str, int] | None = None
+
+
+def now_us() -> int:
+    """The read's moment in UTC microseconds, against which a view's ttl is applied: now, or ROOST_ONLINE_AS_OF."""
+    import os
+    import time
+
+    global _as_of
+    text = os.environ.get(AS_OF_ENV)
+    if not text:
+        return time.time_ns() // 1000
+    if _as_of is None or _as_of[0] != text:
+        from datetime import UTC, datetime, timedelta
+
+        try:
+            t = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise RoostError(
+                f"{AS_OF_ENV}={text!r} is not an ISO 8601 time", hint="e.g. 2024-05-01T12:00:00Z"
+            ) from None
+        if t.tzinfo is None:
+            raise RoostError(f"{AS_OF_ENV}={text!r} has no offset", hint="e.g. 2024-05-01T12:00:00Z")
+        _as_of = (text, (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
+    return _as_of[1]
 
 
 def to_numpy(values: list[Any], dtype: str) -> np.ndarray:
@@ -124,14 +163,18 @@ class OnlineFetcher:
             )
         self.store = open_online_store(online_store)
         self.with_times = with_times
-        self._plan = []
+        self._plan: list[_Read] = []
         for vs in self.selection.views:
             fields = {f: vs.spec["fields"][f] for f in vs.fields}
-            reader = self.store.reader(vs.name, vs.keys, fields, with_time=with_times, with_created=with_times)
+            ttl = vs.spec.get("ttl_seconds")
+            ttl_us = None if ttl is None else int(round(float(ttl) * 1_000_000))
+            reader = self.store.reader(
+                vs.name, vs.keys, fields, with_time=with_times or ttl_us is not None, with_created=with_times
+            )
             outs = list(zip(vs.outputs, fields.values()))
             if with_times:
                 outs += [(f"{EVENT_TIME}{vs.name}", "timestamp"), (f"{CREATED_TIME}{vs.name}", "timestamp")]
-            self._plan.append((reader, list(vs.keys.items()), outs))
+            self._plan.append(_Read(vs.name, reader, list(vs.keys.items()), outs, len(fields), ttl_us))
         self._stored = {o: vs.spec["fields"][f] for vs in self.selection.views for f, o in zip(vs.fields, vs.outputs)}
         self._hidden = set(self.selection.hidden)
         self._requests: list[tuple[Any, Any]] = []
@@ -207,10 +250,12 @@ class OnlineFetcher:
         features are computed from `request_data` (one value per row for each request field)."""
         keys = self._keys(entity_ids)
         out: dict[str, list[Any]] = {}
-        for reader, vkeys, outs in self._plan:
-            cols = reader.read([keys[k] for k, _ in vkeys])
-            for (name, _), col in zip(outs, cols):
+        for rd in self._plan:
+            cols, expired = rd.read(keys)
+            for (name, _), col in zip(rd.outs, cols):
                 out[name] = col
+            if self.with_times and expired is not None:
+                out[f"{EXPIRED}{rd.view}"] = expired
         if self._requests:
             self._requested(out, request_data, len(next(iter(keys.values()))) if keys else None)
             for h in self._hidden:
@@ -225,15 +270,39 @@ class OnlineFetcher:
         NaT where the entity has no row or the source has no created time)."""
         if self._requests:
             raw = self.fetch_lists(entity_ids, request_data)
-            kinds = {**self.dtypes, **{n: d for _, _, outs in self._plan for n, d in outs}}
+            kinds = {**self.dtypes, **{n: d for rd in self._plan for n, d in rd.outs}}
             return {name: to_numpy(col, kinds[name]) for name, col in raw.items()}
         keys = self._keys(entity_ids)
         out: dict[str, np.ndarray] = {}
-        for reader, vkeys, outs in self._plan:
-            cols = reader.read([keys[k] for k, _ in vkeys])
-            for (name, dtype), col in zip(outs, cols):
+        for rd in self._plan:
+            cols, _ = rd.read(keys)
+            for (name, dtype), col in zip(rd.outs, cols):
                 out[name] = to_numpy(col, dtype)
         return out
+
+
+class _Read:
+    """One view's prepared read; with a ttl, a value older than ttl at the read's moment is no value (as offline:
+    a row at event time e is valid at t when e >= t - ttl)."""
+
+    def __init__(
+        self, view: str, reader: Any, keys: list[tuple[str, str]], outs: list[tuple[str, str]], nf: int, ttl: int | None
+    ) -> None:
+        self.view, self.reader, self.keys, self.outs, self.nf, self.ttl = view, reader, keys, outs, nf, ttl
+        self.timed = len(outs) > nf  # the event time is an output (with_times), not only read for the ttl
+
+    def read(self, keys: dict[str, list[Any]]) -> tuple[list[list[Any]], list[bool] | None]:
+        """The stored columns for the ids: fields (then times, with_times), expired values as None; and, with a
+        ttl, per row whether its stored value was expired."""
+        cols = list(self.reader.read([keys[k] for k, _ in self.keys]))
+        if self.ttl is None:
+            return cols, None
+        cutoff = now_us() - self.ttl
+        gone = [t is not None and t < cutoff for t in cols[self.nf]]
+        if any(gone):
+            for j in range(self.nf):
+                cols[j] = [None if g else v for v, g in zip(cols[j], gone)]
+        return (cols if self.timed else cols[: self.nf]), gone
 
 
 def online(

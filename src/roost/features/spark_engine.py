@@ -27,7 +27,8 @@ from typing import TYPE_CHECKING, Any
 from roost.errors import RoostError, closest
 from roost.features.checks import float_text_key
 from roost.features.refs import Selection, ViewSelection, resolve
-from roost.features.spark_rows import SPARK_TYPES, int_cast, spark_errors, view_frame
+from roost.features.spark_push import view_rows
+from roost.features.spark_rows import SPARK_TYPES, int_cast, spark_errors
 
 if TYPE_CHECKING:
     import pyarrow as pa
@@ -143,7 +144,7 @@ def join_views(spark: Any, ents: Any, views: list[ViewSelection], root: Path) ->
     feats = []
     for i, vs in enumerate(views):
         static = not vs.source.get("event_time")
-        rows = view_frame(spark, vs.spec, vs.source, root)
+        rows = view_rows(spark, vs.spec, vs.source, root)
         hit = F.struct(*[F.col(f"`{f}`").alias(f"__f{m}") for m, f in enumerate(vs.fields)], F.col("__et"))
         feats.append(
             rows.select(
@@ -246,7 +247,7 @@ class SparkEngine:
         spark = self.spark()
         keys, fields = list(spec["join_keys"]), list(spec["fields"])
         with utc(spark), spark_errors(f"materialize {spec['name']!r}"):
-            rows = view_frame(spark, spec, src, root, start=start, end=end)
+            rows = view_rows(spark, spec, src, root, start=start, end=end)
             best = F.max(
                 F.struct(
                     F.coalesce(F.col("__et"), F.lit(MIN_US)).alias("a"),

@@ -4,7 +4,8 @@ Columns: typed join keys, __et and __ct (UTC epoch microseconds; null = -infinit
 time), __file and __mid (source order: file path, then Spark's monotonically increasing id, which grows with
 the row's position inside one file), and the fields cast to their declared types. DuckDB SQL (SQL sources,
 SQL transformations) runs as Spark SQL, with `read_parquet('...')` / `read_csv('...')` mapped to Spark's
-readers; Python transformations run on the executors through `mapInArrow`, one Arrow batch at a time.
+readers; Python transformations run on the executors through `mapInArrow`, one Arrow batch at a time. A view's
+pushed rows (`push_log`) are added by `spark_push.view_rows`.
 """
 
 from __future__ import annotations

@@ -17,9 +17,12 @@ SCAN = 5000
 # as one JSON document (hash keys, times and values as text; redis-py packs one argument, not several per row);
 # the hash keys are computed by the client as `hkey` does, so the script names keys it was not given in KEYS
 # (fine on one server; Redis Cluster is not supported by this store). Times are microseconds, exact as Lua
-# doubles below 2**53 (year 2255); MIN_I64, a power of two, is exact too.
+# doubles below 2**53 (year 2255); MIN_I64, a power of two, is exact too. The stored definition is checked in the
+# same call (-1 and nothing written when it differs), so a push is one round trip.
 UPSERT = """
 local view, idx, meta, schema = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local cur = redis.call('HGET', meta, view)
+if cur and cur ~= schema then return -1 end
 local p = cjson.decode(ARGV[5])
 local nf = #p.names
 local names = {}
@@ -119,10 +122,9 @@ class RedisOnlineStore(OnlineStore):
         """Read stored times, then queue all upserts and expiries in one MULTI/EXEC transaction."""
         if len(views) == 1 and views[0].expire_before is None:
             v = views[0]
-            schema = json.dumps({"keys": v.keys, "fields": v.fields})
-            old = self.r.hget(self._meta(), v.name)
-            if old is None or _text(old) == schema:
-                return {v.name: self._upsert(v, schema)}
+            n = self._upsert(v, json.dumps({"keys": v.keys, "fields": v.fields}))
+            if n >= 0:  # -1: the stored definition differs (the script wrote nothing): the general path below
+                return {v.name: n}
         pipe = self.r.pipeline(transaction=True)
         written: dict[str, int] = {}
         for v in views:
@@ -174,7 +176,7 @@ class RedisOnlineStore(OnlineStore):
         return written
 
     def _upsert(self, v: ViewData, schema: str) -> int:
-        """One view's upserts (no expiry, unchanged schema) in one atomic script call; returns rows written."""
+        """One view's upserts (no expiry) in one atomic script call; returns rows written, -1 if the schema changed."""
         import orjson
 
         if self._script is None:
