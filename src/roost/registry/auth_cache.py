@@ -123,6 +123,7 @@ class AuthCache:
         import psycopg
 
         url = self.url.replace("postgresql+psycopg://", "postgresql://", 1)
+        told = False  # said once per outage (it retries every RETRY_S)
         while not self._stop.is_set():
             try:
                 with psycopg.connect(
@@ -135,6 +136,7 @@ class AuthCache:
                         self._entries.clear()
                         self._fd = fd
                     log.debug("auth cache: listening on %s", CHANNEL)
+                    told = False
                     while not self._stop.is_set():
                         readable, _, _ = select.select([fd], [], [], 5.0)
                         if not readable:
@@ -147,7 +149,9 @@ class AuthCache:
                         finally:
                             self._busy = False
             except Exception as exc:  # noqa: BLE001 - any failure: cache off until the listener is back
-                log.warning("auth cache off (listener on %s failed: %s); retrying", CHANNEL, exc)
+                if not self._stop.is_set():
+                    (log.debug if told else log.warning)("auth cache off (listener failed: %s); retrying", exc)
+                    told = True
             finally:
                 self._disconnected()
             self._stop.wait(RETRY_S)
