@@ -20,6 +20,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError, RoostError
+from roost.registry import auth_cache
 from roost.registry.store import aware, utcnow
 from roost.registry.tables import AccessToken, Account, GroupMember
 
@@ -176,6 +177,7 @@ def _set(store: Store, name: str, **values: Any) -> AccountRecord:
         for k, v in values.items():
             setattr(acct, k, v)
         s.flush()
+        auth_cache.notify(s)  # every server process forgets what it cached of this account
         return to_record(acct)
 
 
@@ -293,10 +295,40 @@ def verify_token(store: Store, token: str) -> AccountRecord | None:
 
 
 def token_account(store: Store, token: str) -> tuple[AccountRecord, tuple[int, ...]] | None:
-    """verify_token's account with the ids of its groups, read in the same query (one round trip a request)."""
+    """verify_token's account with the ids of its groups, read in the same query (one round trip a request), or
+    taken from the server process's auth cache (roost.registry.auth_cache: no round trip)."""
     parts = split_token(token)
     token_id, secret = parts if parts is not None else ("", token)
     digest = _digest(secret)
+    cache = auth_cache.cache_for(store.url)
+    key = ("token", token_id)
+    entry: _TokenEntry | None = None if cache is None else cache.get(key)
+    if entry is None:
+        generation = None if cache is None else cache.generation()
+        entry = _read_token(store, token_id)
+        if entry is not None and cache is not None:
+            cache.put(generation, key, entry)
+    stored = entry[0] if entry is not None else "0" * 64
+    same = hmac.compare_digest(digest.encode(), stored.encode())
+    if entry is None or not same:
+        return None
+    _, acct, groups, expires, revoked, used = entry
+    now = utcnow()
+    if revoked is not None or (expires is not None and expires <= now) or acct.disabled:
+        return None
+    if used is None or now - used >= LAST_USED_EVERY:
+        with store.write() as s:
+            s.execute(update(AccessToken).where(AccessToken.id == token_id).values(last_used_at=now))
+        if cache is not None:  # not an auth change (no notification): this process's entry is updated in place
+            cache.put(cache.generation(), key, (*entry[:5], now))
+    return acct, groups
+
+
+# (secret hash, account, its group ids, expires_at, revoked_at, last_used_at) of a token
+_TokenEntry = tuple[str, AccountRecord, tuple[int, ...], datetime | None, datetime | None, datetime | None]
+
+
+def _read_token(store: Store, token_id: str) -> _TokenEntry | None:
     with store.read() as s:
         rows = s.execute(
             select(AccessToken, Account, GroupMember.group_id)
@@ -304,21 +336,11 @@ def token_account(store: Store, token: str) -> tuple[AccountRecord, tuple[int, .
             .outerjoin(GroupMember, GroupMember.account_id == Account.id)
             .where(AccessToken.id == token_id)
         ).all()
-        found = None if not rows else (rows[0][0], to_record(rows[0][1]))
+        if not rows:
+            return None
+        tok, acct = rows[0][0], to_record(rows[0][1])
         groups = tuple(sorted(g for _, _, g in rows if g is not None))
-    stored = found[0].secret_hash if found is not None else "0" * 64
-    same = hmac.compare_digest(digest.encode(), stored.encode())
-    if found is None or not same:
-        return None
-    tok, acct = found
-    now = utcnow()
-    expires, revoked, used = aware(tok.expires_at), aware(tok.revoked_at), aware(tok.last_used_at)
-    if revoked is not None or (expires is not None and expires <= now) or acct.disabled:
-        return None
-    if used is None or now - used >= LAST_USED_EVERY:
-        with store.write() as s:
-            s.execute(update(AccessToken).where(AccessToken.id == token_id).values(last_used_at=now))
-    return acct, groups
+        return tok.secret_hash, acct, groups, aware(tok.expires_at), aware(tok.revoked_at), aware(tok.last_used_at)
 
 
 def list_tokens(store: Store, account: str | None = None) -> list[TokenRecord]:
@@ -347,4 +369,5 @@ def revoke_token(store: Store, token_id: str) -> TokenRecord:
         if tok.revoked_at is None:
             tok.revoked_at = utcnow()
             s.flush()
+            auth_cache.notify(s)  # refused from the next request on, in every server process
         return _token_record(tok, owner)

@@ -6,13 +6,16 @@ import contextlib
 import importlib
 import logging
 import os
+import select
 import sqlite3
 import time
+import weakref
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
 from sqlalchemy import Connection, Engine, Table, create_engine, event, text
+from sqlalchemy import exc as exc_mod
 from sqlalchemy.dialects.postgresql import dml as postgresql_dml
 from sqlalchemy.dialects.sqlite import dml as sqlite_dml
 from sqlalchemy.exc import DBAPIError, OperationalError
@@ -141,21 +144,46 @@ class PostgresBackend:
         if url.startswith(("postgresql://", "postgres://")):
             url = "postgresql+psycopg://" + url.split("://", 1)[1]
         try:
-            return create_engine(
+            engine = create_engine(
                 url,
-                pool_pre_ping=True,
                 pool_size=5,
                 max_overflow=10,
+                pool_recycle=POOL_RECYCLE_S,
                 connect_args={"connect_timeout": 5, "options": "-c timezone=utc"},
             )
         except Exception as exc:
             raise RoostError(
                 f"cannot open store {redact_url(url)}: {exc}", hint="for PostgreSQL install roost[postgres] (psycopg)"
             ) from exc
+        event.listen(engine, "checkout", _check_alive)
+        return engine
 
     def upsert(self, table: Table) -> Upsert:
         """PostgreSQL's INSERT ... ON CONFLICT."""
         return postgresql_dml.insert(table)
+
+
+POOL_RECYCLE_S = 1800  # a pooled PostgreSQL connection is replaced after this long (idle-timeout firewalls, leaks)
+
+
+def _check_alive(dbapi_conn: Any, rec: Any, _proxy: Any) -> None:
+    """Refuse a pooled PostgreSQL connection whose server end is gone, without a round trip (instead of
+    pool_pre_ping's `;`, which cost one per checkout: bench/RESULTS.md "Team server").
+
+    An idle connection has nothing to read; a backend that was terminated (pg_terminate_backend, a restart of the
+    server, an idle timeout) has sent its FATAL error and closed the socket, so the socket is readable. That
+    connection is dropped (with every pooled one older than now, as after a restart) and a new one is made; what
+    this cannot see (a peer that vanished without a word) pool_recycle and TCP keepalives bound.
+    """
+    if rec.info.get("roost_checked") is None:  # just connected: nothing to check
+        rec.info["roost_checked"] = True
+        return
+    try:
+        readable, _, _ = select.select([dbapi_conn.pgconn.socket], [], [], 0)
+    except (OSError, ValueError, AttributeError) as exc:  # closed (no socket): as dead
+        raise exc_mod.InvalidatePoolError(f"pooled connection closed: {exc}") from None
+    if readable:
+        raise exc_mod.InvalidatePoolError("the server closed the pooled connection")
 
 
 _backends: dict[str, Backend] = {}
@@ -246,10 +274,28 @@ def write_connection(engine: Engine, durable: bool = True) -> Iterator[Connectio
         conn.close()
 
 
+_readers: weakref.WeakKeyDictionary[Engine, Engine] = weakref.WeakKeyDictionary()
+
+
+def reader(engine: Engine) -> Engine:
+    """The engine reads go through: on PostgreSQL the same pool in autocommit, on SQLite `engine` itself.
+
+    A PostgreSQL read needs no BEGIN nor ROLLBACK (two round trips of the three a one-query read cost): under its
+    default READ COMMITTED isolation each statement of a transaction takes its own snapshot anyway, so several
+    statements see exactly what they would inside one. SQLite keeps its deferred transaction (one snapshot).
+    """
+    if engine.dialect.name != "postgresql":
+        return engine
+    found = _readers.get(engine)
+    if found is None:
+        found = _readers[engine] = engine.execution_options(isolation_level="AUTOCOMMIT")
+    return found
+
+
 @contextlib.contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
-    """A read-only session (a deferred transaction)."""
-    with Session(bind=engine, expire_on_commit=False) as session:
+    """A read-only session (a deferred transaction on SQLite; autocommit statements on PostgreSQL, see reader)."""
+    with Session(bind=reader(engine), expire_on_commit=False) as session:
         yield session
 
 

@@ -3,13 +3,15 @@ objects — the data behind roost.server.permissions."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar, cast
 
 from sqlalchemy import and_, delete, or_, select
 from sqlalchemy.exc import IntegrityError
 
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
+from roost.registry import auth_cache
 from roost.registry.accounts import check_name
 from roost.registry.store import utcnow
 from roost.registry.tables import Account, Grant, Group, GroupMember
@@ -22,6 +24,7 @@ if TYPE_CHECKING:
 RESOURCE_KINDS = ("experiment", "model", "object")
 GRANT_ROLES = ("none", "read", "edit", "manage")  # 'none' shuts an account out where the default role is read
 GROUP_PREFIX = "group:"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -85,6 +88,7 @@ def add_member(store: Store, group: str, account: str) -> None:
         gid, aid = _group(s, group).id, _account_id(s, account)
         if s.get(GroupMember, (gid, aid)) is None:
             s.add(GroupMember(group_id=gid, account_id=aid))
+            auth_cache.notify(s)
 
 
 def remove_member(store: Store, group: str, account: str) -> None:
@@ -94,6 +98,7 @@ def remove_member(store: Store, group: str, account: str) -> None:
         gone = s.execute(delete(GroupMember).where(GroupMember.group_id == gid, GroupMember.account_id == aid))
         if not getattr(gone, "rowcount", 0):
             raise NotFoundError(f"{account!r} is not a member of {group!r}", hint="roost groups list")
+        auth_cache.notify(s)
 
 
 def list_groups(store: Store) -> list[GroupRecord]:
@@ -160,6 +165,7 @@ def grant(store: Store, principal: str, kind: str, name: str, role: str) -> Gran
             s.add(Grant(principal_kind=pkind, principal_id=pid, resource_kind=kind, resource_name=name, role=role))
         else:
             row.role = role
+        auth_cache.notify(s)
     return GrantRecord(principal, kind, name, role)
 
 
@@ -177,6 +183,7 @@ def revoke(store: Store, principal: str, kind: str, name: str) -> None:
         )
         if not getattr(gone, "rowcount", 0):
             raise NotFoundError(f"{principal!r} has no grant on {kind}:{name}", hint="list them: roost grants")
+        auth_cache.notify(s)
 
 
 def list_grants(store: Store, principal: str | None = None, resource: str | None = None) -> list[GrantRecord]:
@@ -201,8 +208,8 @@ def list_grants(store: Store, principal: str | None = None, resource: str | None
 
 
 def roles_on(store: Store, account_id: int, kind: str, name: str) -> list[str]:
-    """The roles granted on (kind, name) to the account itself and to every group it belongs to — one query, read
-    fresh on every call so that a revoke takes effect on the next request."""
+    """The roles granted on (kind, name) to the account itself and to every group it belongs to — one query, or the
+    server process's auth cache, which every grant and membership change clears at once (roost.registry.auth_cache)."""
     member_of = select(GroupMember.group_id).where(GroupMember.account_id == account_id)
     q = select(Grant.role).where(
         Grant.resource_kind == kind,
@@ -212,12 +219,12 @@ def roles_on(store: Store, account_id: int, kind: str, name: str) -> list[str]:
             and_(Grant.principal_kind == "group", Grant.principal_id.in_(member_of)),
         ),
     )
-    with store.read() as s:
-        return list(s.execute(q).scalars())
+    return list(_cached(store, ("roles", account_id, kind, name), lambda s: tuple(s.execute(q).scalars())))
 
 
 def has_none_grant(store: Store, account_id: int) -> bool:
-    """Whether the account, or a group it belongs to, holds an explicit 'none' grant on anything (one query)."""
+    """Whether the account, or a group it belongs to, holds an explicit 'none' grant on anything (one query, or the
+    auth cache as roles_on)."""
     member_of = select(GroupMember.group_id).where(GroupMember.account_id == account_id)
     q = select(Grant.id).where(
         Grant.role == "none",
@@ -226,5 +233,19 @@ def has_none_grant(store: Store, account_id: int) -> bool:
             and_(Grant.principal_kind == "group", Grant.principal_id.in_(member_of)),
         ),
     )
+    return bool(_cached(store, ("none", account_id), lambda s: s.scalar(q.limit(1)) is not None))
+
+
+def _cached(store: Store, key: tuple[object, ...], read: Callable[[Session], T]) -> T:
+    """`read` in a read session, through this process's auth cache when the server runs one."""
+    cache = auth_cache.cache_for(store.url)
+    if cache is not None:
+        found = cache.get(key)
+        if found is not None:
+            return cast(T, found)
+    generation = None if cache is None else cache.generation()
     with store.read() as s:
-        return s.scalar(q.limit(1)) is not None
+        value = read(s)
+    if cache is not None:
+        cache.put(generation, key, value)
+    return value

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import aliased
 
 from roost.errors import NotFoundError, closest
+from roost.registry import engine as eng
 from roost.registry import paging
 from roost.registry.paging import Count
 from roost.registry.store import RunDict, Store, aware, decode_param, default_store
@@ -82,7 +83,7 @@ def experiments_with_counts(store: Store | None = None) -> list[ExperimentRuns]:
     """Every experiment with its active runs counted by paging.capped_count (exact up to 10,000 runs, else
     estimated or "10,000+"): store.list_experiments counts every run, seconds at a million."""
     st = store or default_store()
-    with st.engine.connect() as conn:
+    with eng.reader(st.engine).connect() as conn:
         rows = conn.execute(select(Experiment.id, Experiment.name, Experiment.created_at).order_by(Experiment.id))
         out = []
         for eid, name, created in rows.all():
@@ -164,7 +165,7 @@ def column_keys(
     st = store or default_store()
     eids = experiment_ids(experiments, st) if experiments else None
     out = []
-    with st.engine.connect() as conn:
+    with eng.reader(st.engine).connect() as conn:
         for model in (Param, LatestMetric):
             t = model.__table__
             keys = _distinct_keys(conn, t)
@@ -243,7 +244,7 @@ def runs_slice(
     st = store or default_store()
     where, bounded = None, False
     if filter and filter.strip():  # each condition in its quick form; bounded: a count of every match is cheap
-        with st.engine.connect() as conn:
+        with eng.reader(st.engine).connect() as conn:
             where, bounded = query.plan_filter_bounded(filter, conn)
     eids = experiment_ids(experiments, st) if experiments else None
     runs_t = Run.__table__
@@ -261,7 +262,7 @@ def runs_slice(
         )
     page_q = select(*runs_t.c).where(*conds)
     segments = paging.sort_segments(page_q, order_by) or [query.apply_order(page_q, order_by)]
-    with st.engine.connect() as conn:
+    with eng.reader(st.engine).connect() as conn:
         rows = paging.read_page(conn, segments, per_page, (page - 1) * per_page)
         if rows and len(rows) < per_page or page == 1 and not rows:  # the last page: the count is known
             count = Count((page - 1) * per_page + len(rows))
@@ -318,7 +319,7 @@ def run_history(
     st = store or default_store()
     eids = experiment_ids(list(experiments), st)
     runs_t = Run.__table__
-    with st.engine.connect() as conn:
+    with eng.reader(st.engine).connect() as conn:
         conds: list[ColumnElement[bool]] = [runs_t.c.lifecycle_stage == "active", runs_t.c.experiment_id.in_(eids)]
         if filter and filter.strip():
             conds.append(query.plan_filter(filter, conn))

@@ -25,7 +25,10 @@ def create_server_app(settings: ServerSettings | None = None) -> Starlette:
     from roost.ui.security import SecurityHeaders
 
     settings = settings or ServerSettings.from_env()
-    settings.store()  # migrate before the first request (the migration lock makes many workers safe)
+    store = settings.store()  # migrate before the first request (the migration lock makes many workers safe)
+    from roost.registry import auth_cache
+
+    auth_cache.enable(store.url)  # PostgreSQL: tokens and grants cached in this process, cleared by LISTEN/NOTIFY
     routes: list[BaseRoute] = [
         metrics_route(),
         *auth.routes(settings),

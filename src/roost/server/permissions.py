@@ -2,7 +2,8 @@
 
 An admin may do anything. Anyone else holds, on an experiment, a registered model or a kind of stored object, the
 highest role among their own grant and their groups' grants on it; with no grant at all, the server's default role
-('read' or 'none'). Grants are read fresh on every check (nothing is cached), so a revoke takes effect at once.
+('read' or 'none'). On PostgreSQL a server process caches grants (roost.registry.auth_cache), and every grant or
+membership change clears that cache in every process when it commits, so a revoke takes effect at once.
 """
 
 from __future__ import annotations
