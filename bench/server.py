@@ -147,7 +147,7 @@ def measure_side(side: str, py: Path, url_env: dict, a: argparse.Namespace, data
         walls, stored = [], []
         for k in range(a.conc_repeats if sync else 1):
             cs = {"steps": a.steps, "keys": a.keys, "synchronous": sync}
-            r = run_concurrent(py, side, a.clients, cs, work, env, f"{key}-{k}", None if sync else 600)
+            r = run_concurrent(py, side, a.clients, cs, work, env, f"{key}-{k}", None if sync else a.hang_s)
             if r.get("hung"):
                 out[key + "_hung"] = True
             want = a.clients * a.steps * a.keys
@@ -198,7 +198,7 @@ def report(backend: str, r: dict | None, m: dict | None, a: argparse.Namespace) 
         if res and res["total_runs"] != a.search_runs:
             lines[5] = (*lines[5][:3], f"INCOMPLETE: {side} listed {res['total_runs']:,} of {a.search_runs:,} runs")
     if m and m.get("conc_async_hung"):
-        lines[-1] = (*lines[-1][:3], "async per step: HUNG (clients killed after 600 s; not compared)")
+        lines[-1] = (*lines[-1][:3], f"async per step: HUNG (clients killed after {a.hang_s:.0f} s; not compared)")
     elif m and min(m["conc_async_stored"]) < pts:
         lines[-1] = (*lines[-1][:3], f"async per step: LOST points, stored {m['conc_async_stored']} of {pts:,}")
     for label, rk, mk, note in lines:
@@ -244,6 +244,9 @@ def main() -> None:
     ap.add_argument("--keys", type=int, default=4)
     ap.add_argument("--conc-repeats", type=int, default=3)
     ap.add_argument("--mlflow-auth-cache", type=int, default=60, help="auth_cache_ttl_seconds of MLflow's auth app")
+    ap.add_argument(
+        "--hang-s", type=float, default=600, help="seconds before MLflow's async (d) variant counts as HUNG (killed)"
+    )
     ap.add_argument("--keep", action="store_true", help="keep the temp dir")
     ap.add_argument("--skip-main", action="store_true", help="only (d) (to try the concurrent part; no table)")
     a = ap.parse_args()
