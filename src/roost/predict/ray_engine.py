@@ -75,8 +75,8 @@ def run_ray(
 
 @contextmanager
 def quiet_ray_data() -> Iterator[None]:
-    """Ray Data's console lines below WARNING (execution plans, the logged progress) and its progress bars off
-    meanwhile; its session log file keeps everything. Restored afterwards."""
+    """Ray Data's console lines below ERROR (execution plans, the logged progress, the warning that its bars are
+    off) and its progress bars off meanwhile; its session log file keeps everything. Restored afterwards."""
     from ray.data import DataContext
 
     ctx = DataContext.get_current()
@@ -88,7 +88,7 @@ def quiet_ray_data() -> Iterator[None]:
     ]
     levels = [h.level for h in consoles]
     for h in consoles:
-        h.setLevel(logging.WARNING)
+        h.setLevel(logging.ERROR)
     try:
         yield
     finally:
