@@ -75,7 +75,10 @@ def start(master: str, app: str, conf: dict[str, str] | None = None) -> Started:
         if getattr(SparkContext, "_gateway", None) is None:  # no JVM yet: launch it with its output in a file
             path = log_file()
             with path.open("ab") as out:
-                gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": out, "stderr": out})
+                try:
+                    gateway = launch_gateway(spark_conf, popen_kwargs={"stdout": out, "stderr": out})
+                except Exception as exc:  # PySpark's "Java gateway process exited": the reason is in the log
+                    raise _not_started(path) from exc
             SparkContext(conf=spark_conf, gateway=gateway)
         else:
             SparkContext.getOrCreate(spark_conf)
@@ -83,6 +86,15 @@ def start(master: str, app: str, conf: dict[str, str] | None = None) -> Started:
     seconds = time.perf_counter() - t0
     log.info("started a Spark session on %s in %.1fs (JVM log: %s)", master, seconds, path or "the earlier JVM's")
     return Started(spark, seconds, path)
+
+
+def _not_started(path: Path) -> Exception:
+    """The error for a JVM that exited at start: its last output line, and where the rest is."""
+    from roost.errors import RoostError
+
+    lines = [line.strip() for line in path.read_text(errors="replace").splitlines() if line.strip()]
+    reason = next((line for line in lines if not line.startswith("WARNING:")), "no output")  # the JVM's first word
+    return RoostError(f"Spark's JVM did not start: {reason[:300]}", hint=f"its whole output is in {path}")
 
 
 __all__ = ["LOG4J", "Started", "log_file", "quiet_pyspark", "start"]

@@ -46,3 +46,26 @@ def test_cli_spark_is_quiet_and_reports_the_start_cost(model, ws, tmp_path):
     assert got["user_id"].tolist() == sorted(df["user_id"].tolist())
     ref = df.sort_values("user_id").reset_index(drop=True)
     np.testing.assert_allclose(got["probability"], expected(model, ref), atol=1e-6, rtol=0)
+
+
+def test_a_jvm_that_does_not_start_is_named_with_its_log(tmp_path):
+    """The JVM's output goes to a log file, so a JVM that fails to start must not leave only PySpark's
+    "Java gateway process exited" behind: the error quotes the JVM's own line and names the log."""
+    pytest.importorskip("pyspark")
+    code = (
+        "from roost.errors import RoostError\n"
+        "from roost.spark_session import start\n"
+        "try:\n"
+        "    start('local[1]', 't', {'spark.driver.extraJavaOptions': '-Xss1k'})\n"
+        "except RoostError as e:\n"
+        "    print('MESSAGE', e.message)\n"
+        "    print('HINT', e.hint)\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYSPARK", "SPARK_", "ROOST_"))}
+    res = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, env=env, timeout=300
+    )
+    assert "MESSAGE" in res.stdout, res.stdout + res.stderr
+    assert "stack size" in res.stdout.split("HINT")[0], res.stdout
+    log = re.search(r"HINT .*?(/\S+\.log)", res.stdout)
+    assert log and "Java Virtual Machine" in open(log.group(1)).read()
