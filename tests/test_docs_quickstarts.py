@@ -33,6 +33,9 @@ FINAL, END = "@@QUICKSTART-FINAL@@", "@@QUICKSTART-END@@"
 CLEANUP = re.compile(r"^\s*(kill|wait|cd|rm|sleep)\b|^\s*(#.*)?$")
 CONTINUED = re.compile(r"(\\|\|\||\||&&)\s*(#.*)?$")
 EMPTY_RESULT = ("no online value", " 0 rows in [")  # what an empty feature read / materialisation prints
+# A quick start that reads the checkout's examples/ must say so in its prose (#37 item 8): a pip-installed roost has
+# no examples/ folder, so the reader must learn before the first command that this one runs from a checkout.
+NEEDS_CHECKOUT = re.compile(r"root of a roost checkout[^`]*`examples/`", re.S)
 
 
 def section(text: str) -> str:
@@ -127,6 +130,28 @@ def test_required_docs_have_runnable_quick_starts() -> None:
                 assert re.search(rf"\bkill \"?\${var}\b", code), f"{name}: ${var} started, never stopped"
 
 
+def prose(text: str) -> str:
+    """The quick start's text outside its code blocks."""
+    return re.sub(r"^```\w*\n.*?^```", "", section(text), flags=re.M | re.S)
+
+
+def needs_examples(text: str) -> bool:
+    """Whether the quick start's code reads the checkout's examples/ folder."""
+    return any(re.search(r"(^|[\s/.])examples/", code) for _, code in blocks(section(text)))
+
+
+def test_quick_starts_that_need_examples_say_so() -> None:
+    """#37 item 8: a quick start whose commands read `examples/` says, before its code, that it runs from the root of a
+    roost checkout and names `examples/`; the others never touch it (the run below links it only for the former)."""
+    for name in quickstarts():
+        text = (DOCS / name).read_text(encoding="utf-8")
+        if needs_examples(text):
+            before_code = prose(text).split("```", 1)[0]
+            assert NEEDS_CHECKOUT.search(before_code), f"{name}: reads examples/ but does not say it needs a checkout"
+    bad = "# X\n\n## Quick start\n\nRun it.\n\n```bash\ncp -r ../examples/engagement/features .\n```\n"
+    assert needs_examples(bad) and not NEEDS_CHECKOUT.search(prose(bad))
+
+
 def test_script_replaces_ports_and_wraps_python() -> None:
     """The extraction: ports swapped everywhere they appear, Python blocks fed to the interpreter."""
     text = (
@@ -166,7 +191,8 @@ def test_quick_start_runs_as_written(doc: str, tmp_path: Path) -> None:
     code = "\n".join(c for _, c in blocks(section(text)))
     ports = {p: str(_free_port()) for p in sorted(set(re.findall(r"--(?:grpc-)?port (\d+)", code)))}
     (tmp_path / "quickstart.sh").write_text(script(text, ports), encoding="utf-8")
-    (tmp_path / "examples").symlink_to(ROOT / "examples")  # a quick start may start "from a checkout's root"
+    if needs_examples(text):  # only the quick starts that say they run "from the root of a roost checkout"
+        (tmp_path / "examples").symlink_to(ROOT / "examples")
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "VIRTUAL_ENV"))}
     env["PATH"] = f"{ROOT / '.venv' / 'bin'}:{env.get('PATH', '')}"
     out, err = tmp_path / "stdout.txt", tmp_path / "stderr.txt"

@@ -57,3 +57,30 @@ def test_ray_equals_load_model(ray_cluster, model, tmp_path):
     assert res.rows_out == len(df) and roost.get_run(res.run_id)["params"]["engine"] == "ray"
     with pytest.raises(RoostError, match="not SQL"):
         roost.predict(model, "sql:SELECT 1", tmp_path / "o2", engine="ray", record=False)
+
+
+def test_cli_ray_is_quiet_and_reports_the_start_cost(ray_cluster, model, tmp_path):
+    """#37 item 6 on Ray: `roost predict --engine ray` prints roost's summary only (no Ray/Ray Data INFO or WARNING
+    log lines, no Ray Data progress) and says what connecting to Ray cost."""
+    import re
+
+    df = make_frame(700, seed=7)
+    write_parquet(df, tmp_path / "in.parquet", 350)
+    out = tmp_path / "scores"
+    env = {**rayhead.head_env(), "RAY_ADDRESS": ray_cluster}
+    p = subprocess.run(
+        [sys.executable, "-m", "roost", "predict", model, "-i", str(tmp_path / "in.parquet"), "-o", str(out)]
+        + ["--engine", "ray", "--columns", "user_id"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
+    both = p.stdout + p.stderr
+    assert p.returncode == 0, both[-3000:]
+    for word in ("WARN", "INFO", "Running Dataset", "Progress"):
+        assert word not in both, f"{word!r} in the output:\n{both[-3000:]}"
+    assert p.stderr.strip() == "", p.stderr[-3000:]
+    assert re.search(r"Ray started in \d+\.\ds", p.stdout), p.stdout
+    got = read_output(out)
+    np.testing.assert_allclose(got["probability"], expected(model, df), atol=1e-6, rtol=0)

@@ -101,3 +101,22 @@ def test_spark_sql_input_reads_named_inputs_and_runs_only_a_query(spark, model, 
             )
         assert not made.exists(), bad
     assert spark.conf.get("spark.sql.runSQLOnFiles") == "true"  # the caller's session is left as it was
+
+
+def test_spark_reports_progress_over_parts(spark, model, tmp_path):
+    """#37 item 6: the Spark engine feeds roost's progress callback (tasks of the write = parts), ending at n/n."""
+    write_parquet(make_frame(600, seed=6), tmp_path / "in.parquet", row_group_size=200)
+    seen: list[tuple[int, int | None]] = []
+    res = roost.predict(
+        model,
+        tmp_path / "in.parquet",
+        tmp_path / "o",
+        engine="spark",
+        spark=spark,
+        record=False,
+        progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen, "no progress reported"
+    assert seen[-1] == (res.parts, res.parts)
+    assert all(total is None or 0 <= done <= total for done, total in seen)
+    assert res.engine_start_seconds is None  # the caller's session: nothing was started

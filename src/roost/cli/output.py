@@ -81,9 +81,14 @@ def print_table(title: str | None, columns: Sequence[str], rows: Iterable[Sequen
     from rich.console import Console
     from rich.table import Table
 
+    cells = [["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in r] for r in rows]
     t = Table(title=title, show_lines=False)
     for c in columns:
         t.add_column(str(c), overflow="fold")
-    for r in rows:
-        t.add_row(*["" if v is None else (f"{v:.6g}" if isinstance(v, float) else str(v)) for v in r])
-    Console(soft_wrap=True).print(t)
+    for r in cells:
+        t.add_row(*r)
+    console = Console(soft_wrap=True)
+    if not console.is_terminal:  # a pipe or a file: every cell whole, as wide as it needs (not folded into 80)
+        widths = [max([len(str(c)), *(len(r[i]) for r in cells if i < len(r))]) for i, c in enumerate(columns)]
+        console = Console(soft_wrap=True, width=max(console.width, sum(w + 3 for w in widths) + 1))
+    console.print(t)

@@ -10,16 +10,19 @@ import typer
 
 
 @contextlib.contextmanager
-def _progress(enabled: bool) -> Iterator[Callable[[int, int | None], None] | None]:
-    """A Rich progress bar over parts, fed by (done, total) callbacks; None when disabled."""
-    if not enabled:
+def _progress(enabled: bool, unit: str = "parts") -> Iterator[Callable[[int, int | None], None] | None]:
+    """A Rich progress bar on stderr over parts (Spark, Ray: tasks), fed by (done, total) callbacks; None when
+    disabled or when stderr is not a terminal (piped output stays the summary alone)."""
+    from rich.console import Console
+
+    console = Console(stderr=True)
+    if not enabled or not console.is_terminal:
         yield None
         return
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    with Progress(
-        TextColumn("[bold]scoring parts"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), transient=True
-    ) as bar:
+    columns = (TextColumn(f"[bold]scoring {unit}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=True) as bar:
         task = bar.add_task("parts", total=None)
         yield lambda done, total: bar.update(task, completed=done, total=total)
 
@@ -60,7 +63,8 @@ def predict(
         if name in tables:
             raise RoostError(f"--table {name} is given twice", hint="name each input once")
         tables[name] = path
-    with _progress(not quiet and not as_json and engine == "local") as cb:
+    unit = "parts" if engine == "local" else "tasks"
+    with _progress(not quiet and not as_json, unit) as cb:
         res = run_predict(
             model,
             input if len(input) > 1 else input[0],
@@ -84,6 +88,13 @@ def predict(
         f"scored {res.rows_out:,} rows with {res.model_version} into {res.output} "
         f"({res.parts} parts{skipped}; {res.seconds:.1f}s, {rate:,.0f} rows/s; run {res.run_id})"
     )
+    if res.engine_start_seconds is not None:
+        where = f"; its log: {res.engine_log}" if res.engine_log else ""
+        what = "Spark session" if res.engine == "spark" else "Ray"
+        echo(
+            f"{what} started in {res.engine_start_seconds:.1f}s of the "
+            f"{res.seconds:.1f}s{where} (for small inputs --engine local skips that start)"
+        )
 
 
 def register(app: typer.Typer) -> None:

@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime
@@ -65,14 +64,12 @@ def session(cfg: dict[str, Any]) -> Any:
     active = SparkSession.getActiveSession()
     if active is not None:
         return active
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    b = SparkSession.builder.master(str(cfg.get("master") or "local[*]")).appName("roost-features")
-    b = b.config("spark.ui.enabled", "false").config("spark.sql.session.timeZone", "UTC")
-    for k, v in (cfg.get("conf") or {}).items():
-        b = b.config(str(k), str(v))
-    log.info("spark offline engine: starting a session on %s", cfg.get("master") or "local[*]")
-    return b.getOrCreate()
+    from roost.spark_session import start
+
+    master = str(cfg.get("master") or "local[*]")
+    conf = {"spark.sql.session.timeZone": "UTC", **{str(k): str(v) for k, v in (cfg.get("conf") or {}).items()}}
+    log.info("spark offline engine: starting a session on %s", master)
+    return start(master, "roost-features", conf).session  # quiet: the JVM's output goes to .roost/logs
 
 
 @contextmanager
@@ -100,9 +97,13 @@ def arrow_chunks(df: Any, rows: int | None = None) -> Iterator[pa.Table]:
                 w.write_batch(b)
             yield pa.RecordBatch.from_arrays([pa.array([sink.getvalue().to_pybytes()], pa.binary())], ["ipc"])
 
+    from roost.spark_session import quiet_pyspark
+
     pending: list[pa.Table] = []
     n = 0
-    for row in df.mapInArrow(ipc, "ipc binary").toLocalIterator(prefetchPartitions=False):
+    with quiet_pyspark():  # PySpark's pandas-version warning: this path is Arrow only
+        rows_df = df.mapInArrow(ipc, "ipc binary")
+    for row in rows_df.toLocalIterator(prefetchPartitions=False):
         t = pa.ipc.open_stream(pa.py_buffer(bytes(row["ipc"]))).read_all()
         pending.append(t)
         n += t.num_rows

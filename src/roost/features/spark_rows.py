@@ -355,7 +355,10 @@ def _python_rows(df: Any, view: dict[str, Any], root: Path) -> tuple[Any, set[st
             cols = list(b.columns) + [got.column(n).combine_chunks().cast(typed[n]) for n in names]
             yield pa.RecordBatch.from_arrays(cols, names=[*b.schema.names, *[f"__py_{n}" for n in names]])
 
-    return df.mapInArrow(run, schema), set(names)
+    from roost.spark_session import quiet_pyspark
+
+    with quiet_pyspark():  # PySpark's pandas-version warning: this path is Arrow only
+        return df.mapInArrow(run, schema), set(names)
 
 
 def _apply(fn: Callable[..., Any], tbl: Any, view: str, label: str) -> Any:

@@ -39,6 +39,8 @@ class PredictResult:
     parts_skipped: int
     seconds: float
     run_id: str | None
+    engine_start_seconds: float | None = None  # what starting Spark or Ray cost (None: local, or already running)
+    engine_log: str | None = None  # where the started engine's own log went (Spark: the JVM's output)
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-friendly dict."""
@@ -100,6 +102,7 @@ def predict(
                 "rows_per_s": res.rows_out / res.seconds if res.seconds > 0 else 0.0,
                 "parts": res.parts,
                 "parts_skipped": res.parts_skipped,
+                **({"engine_start_s": res.engine_start_seconds} if res.engine_start_seconds is not None else {}),
             }
         )
     return res
@@ -121,6 +124,7 @@ def _execute(
     """Run the chosen engine (or nothing when the output is already complete) and mark the output complete."""
     engine = settings["engine"]
     t0 = time.perf_counter()
+    stats: dict[str, Any]
     if complete:
         log.info("%s is complete for this model and input: nothing to do", out)
         stats = _completed_stats(out)
@@ -132,12 +136,12 @@ def _execute(
         from roost.predict.spark_engine import run_spark
 
         _clear_parts(out)
-        stats = run_spark(source, package, out, keep, spark=spark)
+        stats = run_spark(source, package, out, keep, spark=spark, progress=progress)
     else:
         from roost.predict.ray_engine import run_ray
 
         _clear_parts(out)
-        stats = run_ray(source, package, out, keep, batch_size)
+        stats = run_ray(source, package, out, keep, batch_size, progress)
     seconds = time.perf_counter() - t0
     out.mkdir(parents=True, exist_ok=True)
     (out / MANIFEST).write_text(json.dumps({**settings, "complete": True}, indent=1))
@@ -155,7 +159,13 @@ def _execute(
         parts_skipped=stats.get("parts_skipped", stats.get("parts", 0) if complete else 0),
         seconds=seconds,
         run_id=run_id,
+        engine_start_seconds=_float_or_none(stats.get("start_seconds")),
+        engine_log=str(stats["log"]) if stats.get("log") else None,
     )
+
+
+def _float_or_none(value: Any) -> float | None:
+    return None if value is None else float(value)
 
 
 def _all_columns(source: Any, inputs: list[str]) -> list[str]:

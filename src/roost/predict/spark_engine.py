@@ -6,8 +6,10 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import sys
-from collections.abc import Iterator
+import threading
+import uuid
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -35,22 +37,23 @@ def require_spark() -> Any:
 
 
 def session(master: str | None = None) -> Any:
-    """The active SparkSession, or a new local one (`local[*]`, UI off) when none is running."""
+    """The active SparkSession, or a new local one (`local[*]`, UI off, quiet: see roost.spark_session)."""
+    return _session(master)[0]
+
+
+def _session(master: str | None) -> tuple[Any, float | None, Path | None]:
+    """(session, seconds its start took or None when one was running, the JVM's log file or None)."""
     require_spark()
     from pyspark.sql import SparkSession
 
     active = SparkSession.getActiveSession()
     if active is not None:
-        return active
-    os.environ.setdefault("PYSPARK_PYTHON", sys.executable)
-    os.environ.setdefault("PYSPARK_DRIVER_PYTHON", sys.executable)
-    return (
-        SparkSession.builder.master(master or "local[*]")
-        .appName("roost-predict")
-        .config("spark.ui.enabled", "false")
-        .config("spark.sql.execution.arrow.pyspark.enabled", "true")
-        .getOrCreate()
-    )
+        return active, None, None
+    from roost.spark_session import start
+
+    conf = {"spark.sql.execution.arrow.pyspark.enabled": "true"}
+    started = start(master or "local[*]", "roost-predict", conf)
+    return started.session, started.seconds, started.log_path
 
 
 def _score_partition(package: str, shipped: bool, keep: list[str], batches: Iterator[Any]) -> Iterator[Any]:
@@ -80,12 +83,32 @@ def _read_files(spark: Any, source: Source) -> Any:
 
 
 def run_spark(
-    source: Source, package: Path, out: Path, keep: list[str], spark: Any = None, master: str | None = None
-) -> dict[str, int]:
-    """Score `source` into `out` as Parquet parts on Spark; returns rows_in, rows_out, parts."""
-    import pyarrow as pa
+    source: Source,
+    package: Path,
+    out: Path,
+    keep: list[str],
+    spark: Any = None,
+    master: str | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
+) -> dict[str, Any]:
+    """Score `source` into `out` as Parquet parts on Spark; returns rows_in, rows_out, parts, and start_seconds and
+    log (the session's start cost and JVM log file, None for a session that was already running)."""
+    from roost.spark_session import quiet_pyspark
 
-    spark = spark or session(master)
+    start_seconds: float | None = None
+    log_path: Path | None = None
+    if spark is None:
+        spark, start_seconds, log_path = _session(master)
+    with quiet_pyspark():
+        stats = _run(spark, source, package, out, keep, progress)
+    return {**stats, "start_seconds": start_seconds, "log": str(log_path) if log_path else None}
+
+
+def _run(
+    spark: Any, source: Source, package: Path, out: Path, keep: list[str], progress: Callable[..., None] | None
+) -> dict[str, int]:
+    """The scoring job itself (mapInArrow, then Spark's Parquet writer)."""
+    import pyarrow as pa
     from pyspark.sql.pandas.types import from_arrow_schema, to_arrow_schema
 
     pred = cached_predictor(package)
@@ -109,9 +132,55 @@ def run_spark(
             yield b
 
     log.info("spark: scoring on %s (package %s)", sc.master, "shipped with addFile" if shipped else "by path")
-    df.mapInArrow(count, schema).write.mode("overwrite").parquet(str(out))
+    scored = df.mapInArrow(count, schema)
+    with track_tasks(sc, progress):
+        scored.write.mode("overwrite").parquet(str(out))
     n = _parquet_rows(out)
     return {"rows_in": int(rows.value), "rows_out": n, "parts": len(list(out.glob("part-*.parquet")))}
+
+
+GROUP = "spark.jobGroup.id"
+
+
+@contextmanager
+def track_tasks(sc: Any, progress: Callable[[int, int | None], None] | None, every: float = 0.25) -> Iterator[None]:
+    """Report (tasks done, tasks known) of the jobs run meanwhile to `progress`, polling Spark's status tracker
+    from a thread (the jobs are tagged with a job group of their own); one last report when they are done."""
+    if progress is None:
+        yield
+        return
+    group = f"roost-predict-{uuid.uuid4().hex}"
+    before = sc.getLocalProperty(GROUP)
+    sc.setJobGroup(group, "roost predict")
+    tracker = sc.statusTracker()
+    stop = threading.Event()
+
+    def poll() -> None:
+        while not stop.wait(every):
+            _report(tracker, group, progress)
+
+    thread = threading.Thread(target=poll, name="roost-spark-progress", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sc.setLocalProperty(GROUP, before)
+    _report(tracker, group, progress)
+
+
+def _report(tracker: Any, group: str, progress: Callable[[int, int | None], None]) -> None:
+    """One progress report: completed and total tasks over the stages of the group's jobs."""
+    done = total = 0
+    for job_id in tracker.getJobIdsForGroup(group):
+        job = tracker.getJobInfo(job_id)
+        for stage_id in job.stageIds if job else ():
+            stage = tracker.getStageInfo(stage_id)
+            if stage is not None:
+                done, total = done + stage.numCompletedTasks, total + stage.numTasks
+    if total:
+        progress(done, total)
 
 
 def pred_col(task: str) -> str:
