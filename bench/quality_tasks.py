@@ -190,6 +190,11 @@ def run_task_one(name: str, task: str, df: pd.DataFrame, seed: int, tmp: Any, ar
     return row
 
 
+def num(v: float) -> str:
+    """A metric for the table: 4 significant digits, large values as whole numbers with thousands separators."""
+    return f"{v:,.0f}" if abs(v) >= 10_000 else f"{v:.4g}"
+
+
 def task_table(rows: list[dict[str, Any]], task: str) -> list[str]:
     """Markdown lines for one task: per table the references, auto and auto / best reference (mean over seeds)."""
     from quality import mean_se
@@ -200,9 +205,8 @@ def task_table(rows: list[dict[str, Any]], task: str) -> list[str]:
     seeds = sorted({r["seed"] for r in rows})
     lines = [
         f"| table | rows | {'classes | ' if task == 'multiclass' else ''}{lin} | {dflt} | tuned LightGBM "
-        f"| auto (kept) | auto / best (seed {seeds[0]}) | auto / best, mean ± s.e. ({len(seeds)} splits) "
-        "| tune20 / best, mean |",
-        "|---|---|" + ("---|" if task == "multiclass" else "") + "---|---|---|---|---|---|---|",
+        f"| auto (kept) | auto / best (seed {seeds[0]}) | splits | auto / best, mean ± s.e. | tune20 / best, mean |",
+        "|---|---|" + ("---|" if task == "multiclass" else "") + "---|---|---|---|---|---|---|---|",
     ]
     for t in dict.fromkeys(r["table"] for r in rows if r["task"] == task):
         rs = [r for r in rows if r["table"] == t]
@@ -213,9 +217,9 @@ def task_table(rows: list[dict[str, Any]], task: str) -> list[str]:
         ok = "" if m != m else ("ok" if m <= RATIO_TARGET else "MISS")
         cls = f"{f['classes']} | " if task == "multiclass" else ""
         lines.append(
-            f"| {t} | {f['rows']} | {cls}{f['ref_linear']:.4g} | {f['ref_lgbm_defaults']:.4g} "
-            f"| {f['ref_lightgbm']:.4g} | {f.get('auto', float('nan')):.4g} ({f.get('auto_model', '')}) "
-            f"| {r1:.4f} | {m:.4f} ± {s:.4f} {ok} | {mt:.4f} |"
+            f"| {t} | {f['rows']} | {cls}{num(f['ref_linear'])} | {num(f['ref_lgbm_defaults'])} "
+            f"| {num(f['ref_lightgbm'])} | {num(f.get('auto', float('nan')))} ({f.get('auto_model', '')}) "
+            f"| {r1:.4f} | {len(rs)} | {m:.4f} ± {s:.4f} {ok} | {mt:.4f} |"
         )
     lines.insert(0, f"{task} ({name}, lower is better; target auto / best ≤ {RATIO_TARGET}):")
     return lines
