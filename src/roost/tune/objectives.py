@@ -115,6 +115,7 @@ class TrainObjective:
     keys: dict[str, str] = field(default_factory=dict)
     cv: bool = False  # small table: each trial is cross-validated as auto's candidates are (roost.tune.cv)
     selection: dict[str, Any] = field(default_factory=dict)  # auto's selection params (folds, cv_max_rows, ...)
+    starts: int = 0  # the first trials are the start points (the model defaults): tune.cv keeps them unless beaten
     owns_run = True
 
     def overrides(self, params: dict[str, Any]) -> list[str]:
