@@ -184,9 +184,9 @@ def record(
     for (model, version, minute), r in rollups.items():
         for span in SPANS:
             coarse.setdefault((model, version, span, minute // span * span), Rollup()).add(r)
+    have: dict[str, int] = {}
     with store.write() as s:
         if expected:
-            have: dict[str, int] = {}
             paths = list(expected)
             for i in range(0, len(paths), 500):
                 q = select(LogOffset.path, LogOffset.rows).where(LogOffset.path.in_(paths[i : i + 500]))
@@ -222,7 +222,9 @@ def record(
             row.predictions = sketch.merge(dict(row.predictions), r.predictions)
             row.pred_name = row.pred_name or r.pred_name
         for path, rows in advanced.items():
-            got = s.get(LogOffset, path)
+            # a file with no offset row when checked is INSERTed, never looked up again: under READ COMMITTED a
+            # second look would see another process's row committed since, and update it (counting the file twice)
+            got = None if expected and path not in have else s.get(LogOffset, path)
             if got is None:
                 s.add(LogOffset(path=path, rows=rows, updated_at=now))
             else:
