@@ -210,14 +210,30 @@ def get_cmd(
     view: str = typer.Option(..., "--view", help="feature view name, or view:field"),
     entity: list[str] = typer.Option([], "--entity", help="KEY=V1,V2,... (repeat for composite keys)"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_of: str | None = typer.Option(
+        None, "--as-of", help="apply the views' ttl as of this ISO time (e.g. 2024-01-15T00:00:00Z), not now"
+    ),
 ) -> None:
     """Read online feature values of some entities."""
+    import os
+    from datetime import datetime
+
     from roost.cli.output import echo, print_json, print_table
     from roost.errors import RoostError
-    from roost.features.serving import online
+    from roost.features.serving import AS_OF_ENV, online
 
     if not entity:
         raise RoostError("which entities?", hint="pass --entity KEY=V1,V2,...")
+    if as_of is not None:
+        try:
+            aware = datetime.fromisoformat(as_of.strip().replace("Z", "+00:00")).tzinfo is not None
+        except ValueError:
+            aware = False
+        if not aware:
+            raise RoostError(
+                f"--as-of {as_of!r} is not an ISO 8601 time with an offset", hint="e.g. 2024-01-15T00:00:00Z"
+            )
+        os.environ[AS_OF_ENV] = as_of  # this command's reads only (the CLI process)
     ref = view if ":" in view else f"{view}:*"
     tbl = online([ref], _parse_entities(entity), output="arrow")
     rows = tbl.to_pylist()
@@ -235,5 +251,6 @@ def get_cmd(
     if missing:
         echo(
             f"{len(missing)} of {len(rows)} entities have no online value in {view.split(':')[0]!r}: not materialized "
-            "yet, or expired (ttl); see `roost features list` for what was materialized up to when"
+            "yet, or older than the view's ttl now (read as of an earlier time with --as-of); see `roost features "
+            "list` for what was materialized up to when"
         )
