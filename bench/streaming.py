@@ -36,7 +36,7 @@ from _common import REPO, feast_python, machine
 from _streaming_freshness import freshness_section
 
 FIELDS = {"clicks": "int64", "ctr": "float64", "last_item": "int64", "label": "string"}
-T0 = pd.Timestamp("2024-05-01", tz="UTC")
+T0 = pd.Timestamp.now(tz="UTC").floor("D") - pd.Timedelta(days=2)  # recent: roost applies the 30-day ttl at read time
 
 DEFS = """from datetime import timedelta
 from roost.features import Entity, Source, FeatureView
