@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import functools
 import logging
-import threading
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -103,19 +102,10 @@ def _watch_files(out: Path, progress: Callable[[int, int | None], None] | None, 
     if progress is None:
         yield
         return
-    stop = threading.Event()
+    from roost.predict.polling import polling
 
-    def poll() -> None:
-        while not stop.wait(every):
-            progress(sum(1 for _ in out.glob("*.parquet")), None)
-
-    thread = threading.Thread(target=poll, name="roost-ray-progress", daemon=True)
-    thread.start()
-    try:
+    with polling(lambda: progress(sum(1 for _ in out.glob("*.parquet")), None), every, "roost-ray-progress"):
         yield
-    finally:
-        stop.set()
-        thread.join()
 
 
 def score_table(path: str, keep: list[str], table: Any) -> Any:

@@ -6,7 +6,6 @@ from __future__ import annotations
 import logging
 import os
 import shutil
-import threading
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -153,19 +152,12 @@ def track_tasks(sc: Any, progress: Callable[[int, int | None], None] | None, eve
     before = sc.getLocalProperty(GROUP)
     sc.setJobGroup(group, "roost predict")
     tracker = sc.statusTracker()
-    stop = threading.Event()
+    from roost.predict.polling import polling
 
-    def poll() -> None:
-        while not stop.wait(every):
-            _report(tracker, group, progress)
-
-    thread = threading.Thread(target=poll, name="roost-spark-progress", daemon=True)
-    thread.start()
     try:
-        yield
+        with polling(lambda: _report(tracker, group, progress), every, "roost-spark-progress"):
+            yield
     finally:
-        stop.set()
-        thread.join()
         sc.setLocalProperty(GROUP, before)
     _report(tracker, group, progress)
 
