@@ -71,8 +71,11 @@ async def _execute(port: int, token: str, kernel_id: str, code: str) -> str:
             }
         )
     )
+    # The reply (shell channel) and the printed output (iopub) travel on different channels, so the reply may
+    # arrive first: the output is complete only once iopub reports the kernel idle for this request.
     out = []
-    while True:
+    replied = idle = False
+    while not (replied and idle):
         raw = await asyncio.wait_for(ws.read_message(), 90)
         assert raw is not None, "websocket closed"
         m = json.loads(raw)
@@ -83,8 +86,11 @@ async def _execute(port: int, token: str, kernel_id: str, code: str) -> str:
         elif m["msg_type"] == "error":
             raise AssertionError(f"kernel error: {m['content']['ename']}: {m['content']['evalue']}")
         elif m["msg_type"] == "execute_reply":
-            ws.close()
-            return "".join(out)
+            replied = True
+        elif m["msg_type"] == "status" and m["content"].get("execution_state") == "idle":
+            idle = True
+    ws.close()
+    return "".join(out)
 
 
 @pytest.fixture
