@@ -12,12 +12,14 @@ h2load (nghttp2-client: one gRPC-framed body, content-type application/grpc) at 
 first checked against scikit-learn through a real gRPC client, since h2load only sees HTTP/2 status 200.
 
   - BentoML, LitServe, Ray Serve: roost's ONNX package through onnxruntime (bench/_serving_peers.py);
-  - echo: a bare uvicorn + httptools + orjson app answering roost's V2 body with no model, the limit line.
+  - echo: a bare uvicorn + httptools + orjson app answering roost's V2 body with no model, the limit line; over
+    gRPC, a bare grpcio server of roost's kind (thread pool, generic handler, bytes in and out, no protobuf parse)
+    answering a response of roost's size (bench/_grpc_echo.py), driven by the same h2load command.
 Peers live in their own venvs, created on first use with pinned versions (bench/_common.peer_venv): .bench/mlserver
 (mlserver==1.7.1 mlserver-sklearn==1.7.1), .bench/mlflow (mlflow==3.17.2), .bench/bentoml (bentoml==1.4.40),
 .bench/litserve (litserve==0.2.19), .bench/rayserve (ray[serve]==2.60.0); only the peers in --only are created.
 Prints every run with the load average, the medians, roost / each peer, roost / the fastest peer, roost's share of
-the echo ceiling and roost's gRPC / HTTP.
+the echo ceilings (HTTP and gRPC) and roost's gRPC / HTTP.
 Run: .venv/bin/python bench/serving.py [--duration 10] [--only roost,mlserver,litserve,echo]
 """
 
@@ -58,7 +60,7 @@ LUA = """wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 local f = io.open(os.getenv("ROOST_BENCH_BODY"), "rb"); wrk.body = f:read("*all"); f:close()
 """
-GRPC_PEERS = ("roost", "mlserver")
+GRPC_PEERS = ("roost", "mlserver", "echo")
 GRPC_PATH = "/inference.GRPCInferenceService/ModelInfer"
 
 
@@ -166,6 +168,7 @@ class Peer:
         self.port = free_port()
         self.grpc_port = free_port() if name in GRPC_PEERS else None
         self.proc: subprocess.Popen | None = None
+        self.grpc_proc: subprocess.Popen | None = None  # echo: the bare grpcio server (bench/_grpc_echo.py)
         self.cwd = work
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -267,7 +270,7 @@ class Peer:
         """A serialized ModelInferRequest for the rows X (raw_input_contents, little-endian FP32)."""
         req = message("ModelInferRequest")(model_name="bc")
         X = np.ascontiguousarray(X, dtype="<f4")
-        if self.name == "roost":
+        if self.name in ("roost", "echo"):
             for i, c in enumerate(self.cols):
                 req.inputs.add(name=c, datatype="FP32", shape=[len(X)])
                 req.raw_input_contents.append(np.ascontiguousarray(X[:, i]).tobytes())
@@ -291,6 +294,36 @@ class Peer:
             arr = np.asarray(out.contents.fp64_contents or out.contents.fp32_contents, dtype=dtype)
         arr = arr.reshape(list(out.shape))
         return arr if self.name == "roost" else arr[:, 1]
+
+    def start_grpc_echo(self, X: np.ndarray) -> None:
+        """(echo) Start the gRPC ceiling: a bare grpcio thread-pool server answering roost's ModelInfer request of
+        1 and 64 rows with a response of the size roost answers (bench/_grpc_echo.py)."""
+        pairs = []
+        for rows in (1, 64):
+            resp = message("ModelInferResponse")(model_name="bc", model_version="1", id="0" * 32)
+            resp.outputs.add(name="probability", datatype="FP32", shape=[rows])
+            resp.outputs.add(name="label", datatype="INT64", shape=[rows])
+            resp.raw_output_contents.extend([bytes(4 * rows), bytes(8 * rows)])
+            req, reply = self.work / f"echo-{rows}.req", self.work / f"echo-{rows}.reply"
+            req.write_bytes(self.grpc_request(X[:rows]))
+            reply.write_bytes(resp.SerializeToString())
+            pairs.append(f"{req}={reply}")
+        self.grpc_proc = subprocess.Popen(
+            [sys.executable, str(ROOT / "bench" / "_grpc_echo.py"), str(self.grpc_port), *pairs],
+            stdout=subprocess.PIPE,
+            stderr=self._log,
+            start_new_session=True,
+        )
+        assert self.grpc_proc.stdout is not None
+        if self.grpc_proc.stdout.readline().strip() != b"ready":
+            raise RuntimeError("the gRPC echo server did not start (see echo.log)")
+
+    @property
+    def grpc_pid(self) -> int:
+        """The process (session leader) that serves gRPC."""
+        proc = self.grpc_proc or self.proc
+        assert proc is not None
+        return proc.pid
 
     def positive_proba(self, reply: dict) -> np.ndarray | None:
         """P(class 1) from a reply (None from the echo server)."""
@@ -329,6 +362,9 @@ class Peer:
 
     def stop(self) -> None:
         """Stop the server's process group and every process it started (Ray's start sessions of their own)."""
+        if self.grpc_proc is not None:
+            self.grpc_proc.terminate()
+            self.grpc_proc.wait(timeout=15)
         if self.proc is None:
             return
         pids = server_pids(self.proc.pid)
@@ -516,10 +552,13 @@ def main() -> None:
                 assert diff < 1e-5, f"{peer.name} answers differ from scikit-learn by {diff}"
             for rows in (1, 64):
                 (work / f"{peer.name}-{rows}.json").write_text(json.dumps(peer.body(X[:rows])))
-            if peer in grpc_peers:
+            if peer in grpc_peers and peer.name == "echo":
+                peer.start_grpc_echo(X)
+            elif peer in grpc_peers:
                 diff = float(np.abs(peer.grpc_proba(X[:64]) - expect).max())
                 print(f"{peer.name}: gRPC answers match scikit-learn (max abs diff {diff:.1e})", flush=True)
                 assert diff < 1e-5, f"{peer.name} gRPC answers differ from scikit-learn by {diff}"
+            if peer in grpc_peers:
                 for rows in (1, 64):
                     msg = peer.grpc_request(X[:rows])
                     (work / f"{peer.name}-{rows}.grpc").write_bytes(b"\0" + len(msg).to_bytes(4, "big") + msg)
@@ -536,7 +575,7 @@ def main() -> None:
                     else:
                         body = work / f"{peer.name}-{rows}.grpc"
                         h2load(peer.grpc_port, body, conns, args.warmup)
-                        r = h2load(peer.grpc_port, body, conns, args.duration, sid=peer.proc.pid)
+                        r = h2load(peer.grpc_port, body, conns, args.duration, sid=peer.grpc_pid)
                     runs.setdefault((peer.name, proto, conns, rows), []).append(r)
                     print(
                         f"  run {rep + 1}: load {os.getloadavg()[0]:4.1f} {peer.name:8s} {proto:4s} c={conns:<2d}"
@@ -585,6 +624,14 @@ def main() -> None:
                 f"roost's share of the echo ceiling, HTTP c={conns} rows={rows}: "
                 f"{100 * mine['rps'] / echo['rps']:.0f} %"
                 f" of req/s ({echo['rps']:.0f}); echo CPU {echo['cpu_ms']:.3f} vs roost {mine['cpu_ms']:.3f} ms/req"
+            )
+    for rows in (1, 64):
+        mine, echo = res.get(("roost", "grpc", 16, rows)), res.get(("echo", "grpc", 16, rows))
+        if mine is not None and echo is not None:
+            print(
+                f"roost's share of the gRPC ceiling (bare grpcio), c=16 rows={rows}: "
+                f"{100 * mine['rps'] / echo['rps']:.0f} % of req/s ({echo['rps']:.0f}); ceiling CPU "
+                f"{echo['cpu_ms']:.3f} vs roost {mine['cpu_ms']:.3f} ms/req"
             )
     for rows in (1, 64):
         g, h = res.get(("roost", "grpc", 16, rows)), res.get(("roost", "http", 16, rows))
