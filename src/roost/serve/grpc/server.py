@@ -28,6 +28,7 @@ from roost.serve.batcher import BatcherClosed
 from roost.serve.codec import HTTPError, check_inputs
 from roost.serve.features import needs_features
 from roost.serve.grpc.fast import encode_response, field
+from roost.serve.grpc.pool import CallPool
 from roost.serve.grpc.proto import PACKAGE, RPCS, SERVICE, message
 from roost.serve.grpc.service import CODES, PUBLIC_RPCS, Malformed, Servicer, call_metadata, clip, request_parser
 from roost.serve.security import redact
@@ -37,15 +38,16 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-MAX_RPCS = 64  # pool threads: RPCs answered at once per worker (an open stream holds one); more wait their turn
+MAX_RPCS = 64  # pool threads at most: RPCs answered at once per worker (an open stream holds one); more wait
+HOT_THREADS = 4  # pool threads for calls that do not wait (grpc/pool.py: fewer context switches per call)
 UNAUTH = "missing or wrong bearer token (metadata authorization: Bearer TOKEN)"
 
 
 class Bridge:
     """What the pool threads share: the app, its servicer, the event loop and the in-flight call count."""
 
-    def __init__(self, app: ServeApp, loop: asyncio.AbstractEventLoop) -> None:
-        self.app, self.loop = app, loop
+    def __init__(self, app: ServeApp, loop: asyncio.AbstractEventLoop, pool: CallPool) -> None:
+        self.app, self.loop, self.pool = app, loop, pool
         self.svc = Servicer(app)
         self._lock = threading.Lock()
 
@@ -61,13 +63,14 @@ class Bridge:
         except RuntimeError:  # the loop is closed
             coro.close()
             raise HTTPError(503, "the server is shutting down; retry on another worker") from None
-        while True:
-            try:
-                return fut.result(0.5)
-            except concurrent.futures.TimeoutError:
-                if self.loop.is_closed() or not self.loop.is_running():
-                    fut.cancel()
-                    raise HTTPError(503, "the server is shutting down; retry on another worker") from None
+        with self.pool.blocking():
+            while True:
+                try:
+                    return fut.result(0.5)
+                except concurrent.futures.TimeoutError:
+                    if self.loop.is_closed() or not self.loop.is_running():
+                        fut.cancel()
+                        raise HTTPError(503, "the server is shutting down; retry on another worker") from None
 
     def infer(self, req: Any, context: Any) -> bytes:
         """One ModelInfer, in this thread when nothing in it needs the event loop (see the module docstring)."""
@@ -153,32 +156,39 @@ def _stream(bridge: Bridge) -> Callable[[Iterator[Any], grpc.ServicerContext], I
     def handler(requests: Iterator[Any], context: grpc.ServicerContext) -> Iterator[bytes]:
         if not _authorized(app, context):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTH)
-        metrics = app.metrics
-        for req in requests:
-            t0 = time.perf_counter()
-            status, model = 200, ""
-            if metrics is not None:
-                metrics.inflight.inc()
-            bridge.calls(1)
-            try:
-                if req.__class__ is Malformed:
-                    raise req.error()
-                model = req.model_name
-                out = field(2, bridge.infer(req, None))
-            except HTTPError as exc:
-                status, out = exc.status, field(1, clip(redact(exc.message)).encode())
-            except Exception as exc:
-                log.exception("internal error in gRPC ModelStreamInfer")
-                status, out = 500, field(1, f"internal error ({type(exc).__name__})".encode())
-            finally:
-                bridge.calls(-1)
-                if metrics is not None:
-                    metrics.inflight.dec()
-                    known = app.repo.get(model) is not None
-                    metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
-            yield out
+        with bridge.pool.blocking():  # the stream holds this thread while it waits for its next message
+            yield from _answers(bridge, requests)
 
     return handler
+
+
+def _answers(bridge: Bridge, requests: Iterator[Any]) -> Iterator[bytes]:
+    """A ModelStreamInferResponse (serialized) for each request of a stream, in order."""
+    app = bridge.app
+    metrics = app.metrics
+    for req in requests:
+        t0 = time.perf_counter()
+        status, model = 200, ""
+        if metrics is not None:
+            metrics.inflight.inc()
+        bridge.calls(1)
+        try:
+            if req.__class__ is Malformed:
+                raise req.error()
+            model = req.model_name
+            out = field(2, bridge.infer(req, None))
+        except HTTPError as exc:
+            status, out = exc.status, field(1, clip(redact(exc.message)).encode())
+        except Exception as exc:
+            log.exception("internal error in gRPC ModelStreamInfer")
+            status, out = 500, field(1, f"internal error ({type(exc).__name__})".encode())
+        finally:
+            bridge.calls(-1)
+            if metrics is not None:
+                metrics.inflight.dec()
+                known = app.repo.get(model) is not None
+                metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
+        yield out
 
 
 def handler(bridge: Bridge) -> grpc.GenericRpcHandler:
@@ -200,7 +210,7 @@ def handler(bridge: Bridge) -> grpc.GenericRpcHandler:
 class GrpcServer:
     """A started gRPC server of one worker; `await stop(grace)` drains it without blocking the event loop."""
 
-    def __init__(self, server: grpc.Server, pool: concurrent.futures.ThreadPoolExecutor) -> None:
+    def __init__(self, server: grpc.Server, pool: CallPool) -> None:
         self.server, self.pool = server, pool
 
     async def stop(self, grace: float | None) -> None:
@@ -227,9 +237,9 @@ async def start_server(
         ("grpc.max_connection_idle_ms", int(limits.keepalive_s * 1000)),
         ("grpc.max_allowed_incoming_connections", limits.max_connections),
     ]
-    pool = concurrent.futures.ThreadPoolExecutor(MAX_RPCS, thread_name_prefix="roost-grpc")
+    pool = CallPool(HOT_THREADS, MAX_RPCS)
     server = grpc.server(pool, options=opts)
-    server.add_generic_rpc_handlers((handler(Bridge(app, asyncio.get_running_loop())),))
+    server.add_generic_rpc_handlers((handler(Bridge(app, asyncio.get_running_loop(), pool)),))
     addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
     try:
         bound = server.add_insecure_port(addr)
