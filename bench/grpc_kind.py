@@ -2,15 +2,19 @@
 synchronous grpc.server(ThreadPoolExecutor), and roost's server before/after a change. Loopback only, bounded.
 
     python bench/grpc_kind.py [--calls 2000] [--rounds 3] [--conc 1 16] [--rows 1 64] [--kinds roost sync aiolean]
-                              [--old OLD_SRC --kinds roost-old roost]
+                              [--old OLD_SRC --kinds roost-old roost] [--h2load SECONDS] [--threads 16]
 
 A server child per (kind, round) serves bench/serving.py's 30-input package. `roost`: roost's own gRPC server
 (roost.serve.grpc.start_server, metrics on); `roost-old`: the same from the source tree given as --old. `sync`:
 the same steps as roost's ModelInfer (model lookup, the layout decoder, the model run inline, the raw response
 encoder, the same metrics) as a grpc.server thread-pool handler; `aiolean`: sync's handler as an `async def` on
-grpc.aio (the framework's cost apart from roost's handler). The client (this process, a sync channel, `c`
-threads) sends the same serialized ModelInferRequest; the server's CPU comes from /proc/PID/stat before and after
-the timed calls. Kinds alternate so all see the same load.
+grpc.aio (the framework's cost apart from roost's handler). `echo`: grpcio's floor — the same server kind answering
+a fixed response of roost's size, no parse, no model; `ort`: echo plus the model's ONNX Runtime run on a fixed
+feed (what a GIL-releasing model call costs inside a pool thread). `--threads`: pool threads of sync/echo/ort.
+The client (this process, a sync channel, `c` threads: one connection) sends the same serialized ModelInferRequest;
+with `--h2load S`, h2load (c connections, one stream each: bench/serving.py's command) for S seconds instead. The
+server's CPU and voluntary context switches come from /proc before and after the timed calls. Kinds alternate so
+all see the same load.
 """
 
 from __future__ import annotations
@@ -30,11 +34,15 @@ HERE = Path(__file__).resolve().parent
 CLK = os.sysconf("SC_CLK_TCK")
 
 
-def serve(kind: str, pkg: str, port: int) -> None:
+def serve(kind: str, pkg: str, port: int, threads: int = 16) -> None:
     """(server child) Serve pkg as `bc` over gRPC of `kind` until killed."""
     import asyncio
 
     import grpc
+
+    if kind in ("echo", "ort"):
+        _serve_floor(kind, pkg, port, threads)
+        return
 
     from roost.serve.config import ServeConfig
     from roost.serve.grpc import service
@@ -101,8 +109,46 @@ def serve(kind: str, pkg: str, port: int) -> None:
 
         asyncio.run(lean())
         return
-    server = grpc.server(ThreadPoolExecutor(16), options=opts)
+    server = grpc.server(ThreadPoolExecutor(threads), options=opts)
     server.add_generic_rpc_handlers((handler,))
+    server.add_insecure_port(f"127.0.0.1:{port}")
+    server.start()
+    print("ready", flush=True)
+    server.wait_for_termination()
+
+
+def _serve_floor(kind: str, pkg: str, port: int, threads: int) -> None:
+    """(server child) `echo`: a fixed 1-row-sized answer, bytes in and out; `ort`: the same after one ONNX Runtime
+    run of the package's model (intra-op threads 1, no spinning, as roost loads small models)."""
+    import grpc
+    import numpy as np
+    import onnxruntime as ort
+
+    from roost.serve.grpc.proto import PACKAGE, SERVICE, message
+
+    resp = message("ModelInferResponse")(model_name="bc", model_version="1", id="0" * 32)
+    resp.outputs.add(name="probability", datatype="FP32", shape=[1])
+    resp.outputs.add(name="label", datatype="INT64", shape=[1])
+    resp.raw_output_contents.extend([bytes(4), bytes(8)])
+    reply = resp.SerializeToString()
+    trailer = (("x-request-id", "0" * 32),)
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = so.inter_op_num_threads = 1
+    so.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    sess = ort.InferenceSession(str(Path(pkg) / "model.onnx"), so, providers=["CPUExecutionProvider"])
+    feed = {i.name: np.zeros(1, np.float32) for i in sess.get_inputs()}
+
+    def infer(req: bytes, context: grpc.ServicerContext) -> bytes:
+        context.set_trailing_metadata(trailer)
+        if kind == "ort":
+            sess.run(None, feed)
+        return reply
+
+    method = grpc.unary_unary_rpc_method_handler(infer, request_deserializer=None, response_serializer=None)
+    server = grpc.server(ThreadPoolExecutor(threads), options=[("grpc.so_reuseport", 0)])
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(f"{PACKAGE}.{SERVICE}", {"ModelInfer": method}),)
+    )
     server.add_insecure_port(f"127.0.0.1:{port}")
     server.start()
     print("ready", flush=True)
@@ -113,6 +159,54 @@ def _cpu(pid: int) -> float:
     """utime + stime of a process, seconds."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     return (int(fields[11]) + int(fields[12])) / CLK
+
+
+def _switches(pid: int) -> int:
+    """Voluntary context switches of a process's live threads (each a thread that slept to wait: a GIL hand-off,
+    a condition, a queue, epoll)."""
+    total = 0
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        try:
+            lines = (task / "status").read_text().splitlines()
+        except FileNotFoundError:  # the thread ended
+            continue
+        total += sum(int(ln.split()[1]) for ln in lines if ln.startswith("voluntary_ctxt_switches"))
+    return total
+
+
+def measure_h2load(port: int, pid: int, body: bytes, conc: int, seconds: int) -> tuple[float, float, float]:
+    """(server CPU ms per call, voluntary switches per call, calls/s) under h2load: `conc` connections, one stream
+    each, the gRPC-framed body replayed for `seconds` (after a 1 s warm-up)."""
+    import re
+
+    with tempfile.NamedTemporaryFile(suffix=".grpc") as f:
+        f.write(b"\0" + len(body).to_bytes(4, "big") + body)
+        f.flush()
+
+        def run(sec: int) -> tuple[int, float]:
+            cmd = [
+                "h2load",
+                "-t1",
+                f"-c{conc}",
+                "-m1",
+                f"-D{sec}",
+                "-d",
+                f.name,
+                "-H",
+                "content-type: application/grpc",
+            ]
+            cmd += ["-H", "te: trailers", f"http://127.0.0.1:{port}/inference.GRPCInferenceService/ModelInfer"]
+            out = subprocess.run(cmd, capture_output=True, text=True, check=True, timeout=sec + 60).stdout
+            done = re.search(r"(\d+) succeeded", out)
+            rps = re.search(r"finished in [\d.]+\w+, ([\d.]+) req/s", out)
+            assert done and rps, out
+            return int(done.group(1)), float(rps.group(1))
+
+        run(1)
+        c0, s0 = _cpu(pid), _switches(pid)
+        n, rps = run(seconds)
+        c1, s1 = _cpu(pid), _switches(pid)
+    return (c1 - c0) / max(n, 1) * 1000, (s1 - s0) / max(n, 1), rps
 
 
 def _request(cols: list[str], rows: int, typed: bool = False) -> bytes:
@@ -172,10 +266,12 @@ def main() -> None:
     ap.add_argument("--kinds", nargs="+", default=["roost", "sync", "aiolean"])
     ap.add_argument("--old", default="", help="a source tree for kind roost-old (roost's server before a change)")
     ap.add_argument("--typed", action="store_true", help="inputs in typed contents, not raw_input_contents")
-    ap.add_argument("--serve", nargs=3)
+    ap.add_argument("--threads", type=int, default=16, help="pool threads of the sync, echo and ort kinds")
+    ap.add_argument("--h2load", type=int, default=0, help="seconds of h2load per point instead of the Python client")
+    ap.add_argument("--serve", nargs=4)
     a = ap.parse_args()
     if a.serve:
-        serve(a.serve[0], a.serve[1], int(a.serve[2]))
+        serve(a.serve[0], a.serve[1], int(a.serve[2]), int(a.serve[3]))
         return
     import json
 
@@ -186,13 +282,13 @@ def main() -> None:
     train(work, [])
     pkg = work / "roost" / "bc"
     cols = [i["name"] for i in json.loads((pkg / "signature.json").read_text())["inputs"]]
-    res: dict[tuple[str, int, int], list[float]] = {}
+    res: dict[tuple[str, int, int], list[tuple[float, float, float]]] = {}
     for _ in range(a.rounds):
         for kind in a.kinds:
             port = free_port()
             tree = a.old if kind == "roost-old" else str(HERE.parent / "src")
             proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve", kind, str(pkg), str(port)],
+                [sys.executable, __file__, "--serve", kind, str(pkg), str(port), str(a.threads)],
                 env={**os.environ, "PYTHONPATH": str(Path(tree).resolve())},
                 stdout=subprocess.PIPE,
                 text=True,
@@ -203,15 +299,26 @@ def main() -> None:
                 for rows in a.rows:
                     body = _request(cols, rows, a.typed)
                     for conc in a.conc:
-                        res.setdefault((kind, rows, conc), []).append(measure(port, proc.pid, body, conc, a.calls))
+                        if a.h2load:
+                            got = measure_h2load(port, proc.pid, body, conc, a.h2load)
+                        else:
+                            got = (measure(port, proc.pid, body, conc, a.calls), float("nan"), float("nan"))
+                        res.setdefault((kind, rows, conc), []).append(got)
             finally:
                 proc.kill()
                 proc.wait()
     load = os.getloadavg()[0]
     for (kind, rows, conc), v in sorted(res.items(), key=lambda kv: (kv[0][1], kv[0][2], kv[0][0])):
+        cpu = [x[0] for x in v]
         print(
-            f"{kind:4s} rows={rows:2d} c={conc:2d}: server CPU {statistics.median(v):.3f} ms/call "
-            f"(median of {len(v)}, min {min(v):.3f}; load {load:.1f})"
+            f"{kind:4s} rows={rows:2d} c={conc:2d}: server CPU {statistics.median(cpu):.3f} ms/call "
+            f"(median of {len(v)}, min {min(cpu):.3f}; load {load:.1f})"
+            + (
+                f", {statistics.median(x[1] for x in v):.2f} switches/call, {statistics.median(x[2] for x in v):.0f}"
+                " calls/s"
+                if a.h2load
+                else ""
+            )
         )
 
 
