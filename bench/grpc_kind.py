@@ -2,7 +2,7 @@
 synchronous grpc.server(ThreadPoolExecutor), and roost's server before/after a change. Loopback only, bounded.
 
     python bench/grpc_kind.py [--calls 2000] [--rounds 3] [--conc 1 16] [--rows 1 64] [--kinds roost sync aiolean]
-                              [--old OLD_SRC --kinds roost-old roost] [--h2load SECONDS] [--threads 16]
+                              [--old OLD_SRC --kinds roost-old roost] [--h2load SECONDS] [--threads 16] [--pin 1]
 
 A server child per (kind, round) serves bench/serving.py's 30-input package. `roost`: roost's own gRPC server
 (roost.serve.grpc.start_server, metrics on); `roost-old`: the same from the source tree given as --old. `sync`:
@@ -10,7 +10,8 @@ the same steps as roost's ModelInfer (model lookup, the layout decoder, the mode
 encoder, the same metrics) as a grpc.server thread-pool handler; `aiolean`: sync's handler as an `async def` on
 grpc.aio (the framework's cost apart from roost's handler). `echo`: grpcio's floor — the same server kind answering
 a fixed response of roost's size, no parse, no model; `ort`: echo plus the model's ONNX Runtime run on a fixed
-feed (what a GIL-releasing model call costs inside a pool thread). `--threads`: pool threads of sync/echo/ort.
+feed (what a GIL-releasing model call costs inside a pool thread). `--threads`: pool threads of sync/echo/ort;
+`--pin LIST`: the servers run on those CPUs only (the client does not): are the GIL hand-offs dearer across cores?
 The client (this process, a sync channel, `c` threads: one connection) sends the same serialized ModelInferRequest;
 with `--h2load S`, h2load (c connections, one stream each: bench/serving.py's command) for S seconds instead. The
 server's CPU and voluntary context switches come from /proc before and after the timed calls. Kinds alternate so
@@ -268,6 +269,7 @@ def main() -> None:
     ap.add_argument("--typed", action="store_true", help="inputs in typed contents, not raw_input_contents")
     ap.add_argument("--threads", type=int, default=16, help="pool threads of the sync, echo and ort kinds")
     ap.add_argument("--h2load", type=int, default=0, help="seconds of h2load per point instead of the Python client")
+    ap.add_argument("--pin", default="", help="run the server children on these CPUs only (taskset -c LIST)")
     ap.add_argument("--serve", nargs=4)
     a = ap.parse_args()
     if a.serve:
@@ -288,7 +290,8 @@ def main() -> None:
             port = free_port()
             tree = a.old if kind == "roost-old" else str(HERE.parent / "src")
             proc = subprocess.Popen(
-                [sys.executable, __file__, "--serve", kind, str(pkg), str(port), str(a.threads)],
+                (["taskset", "-c", a.pin] if a.pin else [])
+                + [sys.executable, __file__, "--serve", kind, str(pkg), str(port), str(a.threads)],
                 env={**os.environ, "PYTHONPATH": str(Path(tree).resolve())},
                 stdout=subprocess.PIPE,
                 text=True,
