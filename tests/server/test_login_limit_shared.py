@@ -30,6 +30,39 @@ def test_two_limiters_on_one_file_count_together(tmp_path: Path) -> None:
     assert a.blocked(["account:alice"]) and not a.blocked(["account:bob"])
 
 
+def test_blocked_reads_the_table_only_after_a_failure_anywhere(tmp_path: Path, monkeypatch: Any) -> None:
+    """blocked() runs on every HTTP Basic request: while nobody failed a sign-in it answers from memory (one
+    `PRAGMA data_version`, no count), yet a failure on another worker, or on its own connection, blocks at once,
+    and the lockout ends exactly when the limit's oldest counted failure leaves the window."""
+    from roost.server import limiter as mod
+
+    now = [1_000_000.0]
+    monkeypatch.setattr(mod.time, "time", lambda: now[0])
+    path = str(tmp_path / "fails.db")
+    a, b = mod.SharedLoginLimiter(3, path), mod.SharedLoginLimiter(3, path)
+    keys = ["account:alice", "client:10.0.0.9"]
+    sent: list[str] = []
+    a.blocked(keys)
+    a._db().set_trace_callback(sent.append)
+    for _ in range(50):
+        assert not a.blocked(keys)
+    assert not [q for q in sent if "fails" in q], sent[:4]  # before: two counts per call
+    for _ in range(3):  # another worker's failures, 10 s apart
+        now[0] += 10
+        assert not a.blocked(keys)
+        b.failed(["account:alice", "client:10.0.0.1"])
+    assert a.blocked(keys) and a.blocked(["account:alice"]) and not a.blocked(["account:bob"])
+    first_counted = 1_000_010.0
+    now[0] = first_counted + mod.WINDOW_S - 0.01
+    assert a.blocked(keys)
+    now[0] = first_counted + mod.WINDOW_S + 0.01
+    assert not a.blocked(keys) and not b.blocked(keys)
+    for _ in range(3):  # its own failures: its own commits leave its data_version unchanged
+        assert not a.blocked(["account:carol"])
+        a.failed(["account:carol"])
+    assert a.blocked(["account:carol"]) and b.blocked(["account:carol"])
+
+
 def test_failures_from_many_threads_are_all_counted(tmp_path: Path) -> None:
     """Concurrent failures (a worker's thread pool, several workers) lose no count."""
     from roost.server.limiter import SharedLoginLimiter

@@ -25,7 +25,7 @@ from roost.errors import RoostError, redact_url
 
 log = logging.getLogger(__name__)
 MIGRATIONS_DIR = Path(__file__).parent / "migrations"
-HEAD_REVISION = "0010_traffic_est_requests"
+HEAD_REVISION = "0011_pg_metrics_run_check"
 # rows ANALYZE reads per index; 0 = all. SQLite suggests 100-1000 to bound the time, but at 1M runs such sampled
 # statistics made the planner scan and sort every run for the newest-first page; exact ones keep the index walk
 # (figures: bench/RESULTS.md "SQLite statistics")

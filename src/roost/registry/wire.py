@@ -14,7 +14,11 @@ from typing import Any
 import orjson
 
 _OPTS = orjson.OPT_NON_STR_KEYS
-_LONG_DIGITS = re.compile(rb"[0-9]{20}")
+# An integer of 20+ digits (orjson reads those past 64 bits as floats): a JSON number starts the text or follows
+# '[', ',' or ':' (and blanks). Digits after '.', 'e' or '-' inside a number are not matched: a small float such
+# as 0.00010001000100010001 (a metric batch is full of them) no longer sends the whole text to the slow parser.
+_LONG_INT = re.compile(rb"[\[,:]\s*-?[0-9]{20}")
+_LONG_INT_FIRST = re.compile(rb"\s*-?[0-9]{20}")
 
 
 def dumps(value: Any) -> bytes:
@@ -30,7 +34,8 @@ def dumps(value: Any) -> bytes:
 
 def loads(raw: bytes | str) -> Any:
     """The value of JSON text (Infinity and NaN included)."""
-    if _LONG_DIGITS.search(raw if isinstance(raw, bytes) else raw.encode()):
+    data = raw if isinstance(raw, bytes) else raw.encode()
+    if _LONG_INT.search(data) or _LONG_INT_FIRST.match(data):
         return json.loads(raw)  # orjson reads integers past 64 bits as floats; Python's json keeps them exact
     try:
         return orjson.loads(raw)

@@ -4,6 +4,7 @@ workers do not give an attacker N times the attempts."""
 
 from __future__ import annotations
 
+import math
 import sqlite3
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Protocol
 from roost.server.settings import ServerSettings
 
 WINDOW_S = 60.0
+MAX_CACHED_KEYS = 10_000  # blocked() answers kept per connection, at most (then read again)
 
 
 class Limiter(Protocol):
@@ -63,7 +65,13 @@ class LoginLimiter:
 class SharedLoginLimiter:
     """The same count kept in a SQLite file that every worker of one server opens (wall-clock times, since the
     workers' monotonic clocks differ); every 64 failures, rows older than the window are pruned and at most
-    `max_rows` are kept."""
+    `max_rows` are kept.
+
+    blocked() runs on every HTTP Basic request (MLflow clients send the password each call), on the event loop:
+    its answers are kept in memory per key (locked until when) while no failure was recorded anywhere since, which
+    `PRAGMA data_version` tells without reading the table (~2 µs instead of two counts, ~12 µs). The answer stays
+    exact: only a new failure can lock a key, and time only unlocks it.
+    """
 
     def __init__(self, per_minute: int, path: str, max_rows: int = 100_000) -> None:
         self.per_minute, self.path, self.max_rows = per_minute, path, max_rows
@@ -81,6 +89,8 @@ class SharedLoginLimiter:
             db.execute("PRAGMA journal_mode=WAL")
             db.execute("PRAGMA synchronous=OFF")  # a count lost to a power cut is harmless
             self._local.db = db
+            self._local.version = None  # PRAGMA data_version when `until` was last valid (per connection)
+            self._local.until = {}  # key -> wall-clock end of its lockout (0.0: not locked), as of that version
         return db
 
     def recent(self, key: str) -> int:
@@ -94,11 +104,34 @@ class SharedLoginLimiter:
 
     def blocked(self, keys: list[str]) -> bool:
         """True when any key reached the limit in the last 60 s, counted over every worker."""
-        return any(self.recent(k) >= self.per_minute for k in keys)
+        db = self._db()
+        local = self._local
+        version = db.execute("PRAGMA data_version").fetchone()[0]  # changes when another connection commits
+        if version != local.version or len(local.until) > MAX_CACHED_KEYS:
+            local.version, local.until = version, {}
+        now = time.time()
+        for k in keys:
+            until = local.until.get(k)
+            if until is None:
+                until = local.until[k] = self._lock_end(db, k, now)
+            if until > now:
+                return True
+        return False
+
+    def _lock_end(self, db: sqlite3.Connection, key: str, now: float) -> float:
+        """When `key` stops being blocked if no failure is added: its per_minute-th latest failure + the window."""
+        if self.per_minute <= 0:
+            return math.inf
+        row = db.execute(
+            "SELECT t FROM fails WHERE key = ? AND t > ? ORDER BY t DESC LIMIT 1 OFFSET ?",
+            (key, now - WINDOW_S, self.per_minute - 1),
+        ).fetchone()
+        return 0.0 if row is None else float(row[0]) + WINDOW_S
 
     def failed(self, keys: list[str]) -> None:
         """Count one failed attempt against every key; prune what the window no longer needs."""
         now = time.time()
+        self._local.until = {}  # this connection's own commits leave its data_version as it was
         with self._db() as db:
             db.executemany("INSERT INTO fails (key, t) VALUES (?, ?)", [(k, now) for k in keys])
             self._inserts += 1
