@@ -25,6 +25,9 @@ _VERSIONED = re.compile(r"^[A-Za-z0-9][\w.\-]*/\d+$")
 # when the model's runs average at most this long; slower models always go through the batcher, so a long run
 # never holds the event loop and concurrent requests still merge into batches. 0 turns inline runs off.
 INLINE_MAX_S = float(os.environ.get("ROOST_SERVE_INLINE_MAX_MS", "1.0")) / 1000.0
+# serve a column model's [N, k] matrix serving graph (roost.serve.matrixgraph); 0 keeps the package's graph
+MATRIX_GRAPH = os.environ.get("ROOST_SERVE_MATRIX_GRAPH", "1") != "0"
+CHECK_ROWS = (1, 3, 64)  # random batches both graphs must answer with the same bits before the new one serves
 
 
 @dataclass(frozen=True)
@@ -153,6 +156,12 @@ class LoadedModel:
             self.package.classes if self.package.classes else [],
             dtype=object if any(isinstance(c, str) for c in self.package.classes or []) else None,
         )
+        # the matrix serving graph's input, its columns in order, and their positions in the signature (None: same)
+        self._feed: str | None = None
+        self._order: list[str] = []
+        self._perm: np.ndarray | None = None
+        if MATRIX_GRAPH and self.package.float_columns is not None:
+            self._use_matrix_graph(so)
         cb = (lambda rows, reqs: on_batch(self.name, rows, reqs)) if on_batch else None
         self.batcher = Batcher(self.run, max_rows=max_batch, name=self.name, on_batch=cb)
 
@@ -172,6 +181,52 @@ class LoadedModel:
                 hint="re-export the package so both come from the same model",
             )
 
+    def _use_matrix_graph(self, so: Any) -> None:
+        """Serve the package's graph with one [N, k] input instead of k columns when matrixgraph can rewrite it and
+        the rewritten graph answers random batches with exactly the same bits; else keep the package's graph."""
+        import onnx
+        import onnxruntime as ort
+
+        from roost.serve.matrixgraph import matrix_graph
+
+        cols = self.package.float_columns
+        assert cols is not None
+        try:
+            built = matrix_graph(onnx.load(str(self.package.onnx_path)), list(cols))
+            if built is None:
+                return
+            graph, feed, order = built
+            session = ort.InferenceSession(graph.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            rng = np.random.default_rng(0)
+            for n in CHECK_ROWS:
+                X = (rng.standard_normal((n, len(order))) * rng.choice([1e-3, 1.0, 1e3], len(order))).astype(np.float32)
+                want = self.session.run(
+                    self.output_names, {c: np.ascontiguousarray(X[:, j]) for j, c in enumerate(order)}
+                )
+                got = session.run(self.output_names, {feed: X})
+                if not all(_same(a, b) for a, b in zip(want, got)):
+                    log.warning(
+                        "model %s: the matrix serving graph answers differently; serving the package's", self.name
+                    )
+                    return
+        except Exception as exc:  # noqa: BLE001 - an optimisation only: the package's own graph still serves
+            log.warning("model %s: no matrix serving graph (%s); serving the package's graph", self.name, exc)
+            return
+        self.session, self._feed, self._order = session, feed, order
+        perm = [cols[c] for c in order]
+        self._perm = None if perm == list(range(len(perm))) else np.asarray(perm)
+        log.debug("model %s: serving a one-matrix graph (input %s)", self.name, feed)
+
+    def _matrix(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The [N, k] float32 feed of the matrix serving graph: the V2 decoder's matrix (ColumnFeed), or the
+        columns stacked (merged batches, the general decoder, gRPC)."""
+        from roost.serve.matrixgraph import ColumnFeed
+
+        if type(inputs) is ColumnFeed:
+            m = inputs.matrix if self._perm is None else inputs.matrix[self._perm]
+            return np.ascontiguousarray(m.T)
+        return np.stack([inputs[c] for c in self._order], axis=1)
+
     @property
     def inline_ok(self) -> bool:
         """Whether a lone request may run on the event loop's thread: the model's runs are short (INLINE_MAX_S)."""
@@ -185,6 +240,8 @@ class LoadedModel:
         # before it calls the compiled session; serving checked them already (codec.check_inputs)
         native = getattr(sess, "_sess", None)
         opts = self._run_options
+        if self._feed is not None:
+            inputs = {self._feed: self._matrix(inputs)}
         raw = (
             native.run(self.output_names, inputs, opts)
             if native is not None
@@ -227,6 +284,16 @@ class LoadedModel:
         """Stop the batcher and make the run in progress, and any later one, fail at its next node (shutdown)."""
         self._run_options.terminate = True
         self.batcher.close()
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two output arrays hold the same values bit for bit (NaN where NaN)."""
+    x, y = np.asarray(a), np.asarray(b)
+    if x.dtype != y.dtype or x.shape != y.shape:
+        return False
+    if x.dtype.kind in "fc":
+        return x.tobytes() == y.tobytes()
+    return bool(np.array_equal(x, y))
 
 
 def load(
