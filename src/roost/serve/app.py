@@ -207,7 +207,9 @@ class ServeApp:
                 return
 
     def start_background(self) -> None:
-        """Start the registry alias watcher (when some model follows an alias)."""
+        """Start the registry alias watcher (when some model follows an alias); batch this loop's metric updates."""
+        if self.metrics is not None:
+            self.metrics.batch_on_this_thread()
         self._tasks.append(asyncio.get_running_loop().create_task(self.repo.watch(self.watch_interval)))
 
     def begin_shutdown(self) -> None:
@@ -233,6 +235,8 @@ class ServeApp:
             log.error("a model thread is still running after the shutdown grace")
         for close in self._mount_closers:
             close()
+        if self.metrics is not None:
+            self.metrics.flush()
         if self.reqlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.reqlog.close)
 
@@ -328,7 +332,7 @@ class ServeApp:
         extra: Headers = []
         metrics = self.metrics if path != "/metrics" else None  # a scrape does not count itself
         if metrics is not None:
-            metrics.inflight.inc()
+            metrics.enter()
         try:
             headers = dict(scope["headers"])
             for prefixes, sub in self._mounts:
@@ -347,7 +351,7 @@ class ServeApp:
             status, body, ctype = 500, orjson.dumps({"error": f"internal error ({type(exc).__name__})"}), JSON
         finally:
             if metrics is not None:
-                metrics.inflight.dec()
+                metrics.leave()
         rid = (call.request_id or new_id()).encode()
         await send(
             {
@@ -422,6 +426,9 @@ class ServeApp:
         """GET /metrics: Prometheus text format."""
         if self.metrics is None:
             raise HTTPError(404, "metrics are disabled")
+        if self.metrics.flush_s > 0:  # every worker writes its batched updates within flush_s: wait for them
+            self.metrics.flush()
+            await asyncio.sleep(self.metrics.flush_s + 0.01)
         body, ctype = self.metrics.exposition()
         return 200, body, ctype.encode(), []
 
