@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JSON = b"application/json"
+HOSTS_SEEN_MAX = 64  # distinct Host headers whose verdict is remembered (then forgotten all at once)
 Headers = list[tuple[bytes, bytes]]
 Reply = tuple[int, bytes, bytes, Headers]
 Scope = dict[str, Any]
@@ -78,6 +79,8 @@ class ServeApp:
         self.auth = f"Bearer {token}".encode() if token else None
         self.public_inference = public_inference  # with a token: inference and metadata stay open
         self.allowed_hosts = allowed_hosts  # Host header allow-list (None: any host; the CLI always sets one)
+        # verdicts on the Host headers seen, for this allow-list (a client sends the same one on every request)
+        self._hosts_seen: tuple[list[str] | None, dict[bytes | None, bool]] = (allowed_hosts, {})
         self.watch_interval = watch_interval
         self.on_startup = on_startup
         self.on_reload = on_reload
@@ -296,7 +299,17 @@ class ServeApp:
 
     def _check_host(self, headers: dict[bytes, bytes]) -> None:
         """Refuse (400) a Host header outside the allow-list: a DNS-rebinding page must not reach the server."""
-        if self.allowed_hosts is not None and not host_allowed(headers.get(b"host"), self.allowed_hosts):
+        allowed = self.allowed_hosts
+        if allowed is None:
+            return
+        host = headers.get(b"host")
+        cache = self._hosts_seen
+        if cache[0] is not allowed or len(cache[1]) >= HOSTS_SEEN_MAX:  # a new list, or many distinct headers
+            cache = self._hosts_seen = (allowed, {})
+        ok = cache[1].get(host)
+        if ok is None:
+            ok = cache[1][host] = host_allowed(host, allowed)
+        if not ok:
             raise HTTPError(400, "invalid Host header; this server answers only its allowed host names (--allow-host)")
 
     def _gate(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
