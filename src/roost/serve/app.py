@@ -152,10 +152,11 @@ class ServeApp:
         outputs: dict[str, np.ndarray]
         try:
             # Inline (no queue, no thread hand-off) when the request would be a batch of one anyway: it is alone,
-            # or it fills a batch by itself so no other request could be merged with it. (Sending a full batch to the
+            # or it fills a batch by itself so no other request could be merged with it; or when the model's run
+            # costs less than the hand-off would (LoadedModel.cheap). (Sending a full batch to the
             # model thread to overlap with decoding was measured: it cost more CPU per 64-row request and lowered
             # throughput; see docs/serving.md and bench/RESULTS.md "Figures from code comments".)
-            full = rows >= batcher.max_rows and not batcher.closed
+            full = (rows >= batcher.max_rows or model.cheap) and not batcher.closed
             if model.inline_ok and (full or (batcher.idle and self.alone())):
                 outputs = batcher.run_now(arrays, rows)
             else:

@@ -19,7 +19,7 @@ from typing import Any
 
 from roost.serve.catalog import CatalogMetrics, Selection, Snapshot, split_name
 from roost.serve.codec import HTTPError
-from roost.serve.loader import LoadedModel, ModelSpec, Resolved, resolve
+from roost.serve.loader import LoadedModel, ModelSpec, Resolved, preload, resolve
 from roost.serve.metrics import Metrics
 from roost.serve.repository import Repository
 
@@ -252,6 +252,7 @@ class LazyRepository(Repository):
     def _load_measured(self, resolved: Resolved, gone: list[LoadedModel]) -> tuple[LoadedModel, int]:
         """(in the load thread) Free the evicted models, then load one and return it with the RSS it added."""
         self._free(gone)
+        preload()
         before = _rss()
         model = self._load(resolved)
         return model, max(0, _rss() - before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -25,6 +26,10 @@ _VERSIONED = re.compile(r"^[A-Za-z0-9][\w.\-]*/\d+$")
 # when the model's runs average at most this long; slower models always go through the batcher, so a long run
 # never holds the event loop and concurrent requests still merge into batches. 0 turns inline runs off.
 INLINE_MAX_S = float(os.environ.get("ROOST_SERVE_INLINE_MAX_MS", "1.0")) / 1000.0
+# a model whose runs average at most this long runs inline even when other requests could be merged with it: the
+# batcher's hand-off (a future, a queue put, a thread wake-up and a loop wake-up, ~10-20 µs) costs more than the
+# run it would share (the benchmark's 30-input logreg: ~5 µs a 1-row run). 0 keeps the batcher for them.
+INLINE_ALWAYS_S = float(os.environ.get("ROOST_SERVE_INLINE_ALWAYS_MS", "0.05")) / 1000.0
 # serve a column model's [N, k] matrix serving graph (roost.serve.matrixgraph); 0 keeps the package's graph
 MATRIX_GRAPH = os.environ.get("ROOST_SERVE_MATRIX_GRAPH", "1") != "0"
 CHECK_ROWS = (1, 3, 64)  # random batches both graphs must answer with the same bits before the new one serves
@@ -186,13 +191,17 @@ class LoadedModel:
     def _use_matrix_graph(self, so: Any) -> None:
         """Serve the package's graph with one [N, k] input instead of k columns when matrixgraph can rewrite it and
         the rewritten graph answers random batches with exactly the same bits; else keep the package's graph."""
-        import onnx
         import onnxruntime as ort
 
         from roost.serve.matrixgraph import matrix_graph
 
         cols = self.package.float_columns
         assert cols is not None
+        try:
+            import onnx
+        except ImportError:  # (a serving image without the onnx package: the package's graph serves)
+            log.info("model %s: the onnx package is not installed; serving the package's graph as it is", self.name)
+            return
         try:
             built = matrix_graph(onnx.load(str(self.package.onnx_path)), list(cols))
             if built is None:
@@ -233,6 +242,12 @@ class LoadedModel:
     def inline_ok(self) -> bool:
         """Whether a lone request may run on the event loop's thread: the model's runs are short (INLINE_MAX_S)."""
         return self.run_s < INLINE_MAX_S
+
+    @property
+    def cheap(self) -> bool:
+        """Whether any request runs on the event loop's thread, alone or not: the model's runs cost less than the
+        batcher's hand-off (INLINE_ALWAYS_S)."""
+        return self.run_s < INLINE_ALWAYS_S
 
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph on full input arrays (from the batcher thread, or inline for a lone request)."""
@@ -290,6 +305,16 @@ class LoadedModel:
         """Stop the batcher and make the run in progress, and any later one, fail at its next node (shutdown)."""
         self._run_options.terminate = True
         self.batcher.close()
+
+
+def preload() -> None:
+    """Import what loading a model imports once (the onnx package, for matrix serving graphs), so that a caller
+    measuring a load's memory (roost.serve.lazy) does not charge the first model with it (~11 MB)."""
+    if MATRIX_GRAPH:
+        try:
+            importlib.import_module("onnx")
+        except ImportError:
+            pass
 
 
 def _same(a: Any, b: Any) -> bool:
