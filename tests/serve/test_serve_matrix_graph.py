@@ -167,3 +167,19 @@ def test_graphs_of_another_shape_keep_their_inputs(tmp_path):
         assert status == 200 and orjson.loads(out)["outputs"][0]["data"] == [3.5]
     finally:
         ip.close()
+
+
+def test_a_matrix_decoded_for_another_input_order_is_fed_by_name(reshape_pkg):
+    """A canary or shadow gets the primary's decoded matrix; when its signature lists the same inputs in another
+    order, each column must still reach the input of its name."""
+    app = create_app([f"iris={reshape_pkg}"])
+    model = app.repo.get("iris")
+    try:
+        other = {c: i for i, c in enumerate(["sl", "sw", "pl", "pw"])}  # not the model's order (pw, sl, pl, sw)
+        for n, seed in ((1, 20), (5, 21)):
+            X = _rows(n, 4, seed)  # columns in `other` order
+            want = _reference(reshape_pkg, list(other), X, "probabilities")
+            got = model.run(ColumnFeed(other, np.ascontiguousarray(X.T)))["probabilities"]
+            assert got.tobytes() == want.tobytes()
+    finally:
+        model.close()

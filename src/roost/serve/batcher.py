@@ -178,9 +178,11 @@ class Batcher:
         keys = batch[0].inputs.keys()
         try:
             merged: dict[str, np.ndarray]
-            mats = [it.inputs.matrix for it in batch if isinstance(it.inputs, ColumnFeed)]
-            if len(mats) == len(batch):  # each an (inputs x rows) matrix in the same order: join the matrices
-                merged = ColumnFeed(keys, np.concatenate(mats, axis=1))
+            first = batch[0].inputs
+            order = first.order if isinstance(first, ColumnFeed) else None
+            mats = [it.inputs.matrix for it in batch if isinstance(it.inputs, ColumnFeed) and it.inputs.order is order]
+            if order is not None and len(mats) == len(batch):  # (inputs x rows) matrices in one order: join them
+                merged = ColumnFeed(order, np.concatenate(mats, axis=1))
             else:
                 merged = {k: np.concatenate([it.inputs[k] for it in batch]) for k in keys}
             out = self._run(merged)

@@ -234,8 +234,10 @@ class LoadedModel:
         from roost.serve.matrixgraph import ColumnFeed
 
         if type(inputs) is ColumnFeed:
-            m = inputs.matrix if self._perm is None else inputs.matrix[self._perm]
-            return np.ascontiguousarray(m.T)
+            cols = self.package.float_columns
+            if inputs.order is cols or (cols is not None and list(inputs.order) == list(cols)):
+                m = inputs.matrix if self._perm is None else inputs.matrix[self._perm]
+                return np.ascontiguousarray(m.T)
         return np.stack([inputs[c] for c in self._order], axis=1)
 
     @property

@@ -9,7 +9,7 @@ rows before it serves the new graph (roost.serve.loader)."""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterable
+from collections.abc import Mapping
 from typing import Any
 
 import numpy as np
@@ -109,11 +109,14 @@ def matrix_graph(model: Any, columns: list[str]) -> tuple[Any, str, list[str]] |
 
 
 class ColumnFeed(dict[str, np.ndarray]):
-    """Input arrays that are the rows of one (inputs x rows) float32 `matrix` in the signature's input order (the
-    V2 decoder's one-matrix path): a model with a matrix serving graph feeds the matrix itself, not its rows."""
+    """Input arrays that are the rows of one (inputs x rows) float32 `matrix` in `order` (the V2 decoder's one-matrix
+    path, in the decoding model's input order): a model with a matrix serving graph and the same input order feeds
+    the matrix itself, not its rows (a canary or shadow whose signature lists the inputs in another order stacks
+    the rows by name)."""
 
-    __slots__ = ("matrix",)
+    __slots__ = ("matrix", "order")
 
-    def __init__(self, order: Iterable[str], matrix: np.ndarray) -> None:
+    def __init__(self, order: Mapping[str, int], matrix: np.ndarray) -> None:
         super().__init__(zip(order, matrix))
         self.matrix = matrix
+        self.order = order  # the input names of the matrix's rows, in order (the decoding model's float_columns)
