@@ -59,7 +59,8 @@ def test_lone_requests_run_inline_slow_models_and_busy_batchers_use_the_batcher(
         np.testing.assert_allclose(got, want[20:25], rtol=1e-5, atol=1e-6)
         assert rec.threads[20:] == [batcher_thread] * 5
         # other open connections (or gRPC calls) could send a request meanwhile: keep the batcher, so they merge
-        model.run_s = 0.0
+        # (for a model whose runs cost more than the hand-off: see the cheap-model test below)
+        model.run_s = loader.INLINE_MAX_S / 2
         app.open_connections = lambda: 3
         np.testing.assert_allclose([infer(i) for i in range(25, 28)], want[25:28], rtol=1e-5, atol=1e-6)
         assert rec.threads[25:] == [batcher_thread] * 3
@@ -232,6 +233,7 @@ def test_a_request_that_fills_a_batch_runs_inline_even_among_others(pkgs, bc_dat
     batcher_thread = model.batcher._thread.ident
     full = model.batcher.max_rows
     want = _reference(pkgs["bc"], cols, X[:full]).reshape(-1)
+    model.run_s = loader.INLINE_MAX_S / 2  # not a cheap model (those run inline anyway: next test)
     ip = InProcess(app)
     app.open_connections = lambda: 5
     try:
@@ -244,5 +246,30 @@ def test_a_request_that_fills_a_batch_runs_inline_even_among_others(pkgs, bc_dat
         model.batcher.close()  # replaced by a hot swap: a full request is refused like any other (503, retry)
         status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[:full])))
         assert status == 503, out
+    finally:
+        ip.close()
+
+
+def test_a_model_cheaper_than_the_hand_off_runs_inline_beside_other_connections(pkgs, bc_data):
+    """A model whose runs average under INLINE_ALWAYS_S (the benchmark's logreg through its matrix graph: ~5 µs)
+    runs every request on the event loop: the batcher's queue and two wake-ups cost more than the run it would
+    share. A dearer model still goes through the batcher when other connections are open."""
+    X, _, cols = bc_data
+    app = create_app([str(pkgs["bc"])])
+    model = app.repo.get("bc")
+    assert model.cheap  # as measured at load (warm-up and first runs are timed)
+    rec = model.session = _Recorder(model.session)
+    batcher_thread = model.batcher._thread.ident
+    want = _reference(pkgs["bc"], cols, X[:8]).reshape(-1)
+    ip = InProcess(app)
+    app.open_connections = lambda: 5
+    try:
+        for i in range(8):
+            if i == 4:
+                model.run_s = 2 * loader.INLINE_ALWAYS_S
+            status, _, out = ip.request("POST", "/v2/models/bc/infer", orjson.dumps(v2_body(cols, X[i : i + 1])))
+            assert status == 200, out
+            np.testing.assert_allclose(orjson.loads(out)["outputs"][0]["data"], want[i : i + 1], rtol=1e-5, atol=1e-6)
+        assert rec.threads == [threading.get_ident()] * 4 + [batcher_thread] * 4
     finally:
         ip.close()

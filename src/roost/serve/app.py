@@ -34,6 +34,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 JSON = b"application/json"
+HOSTS_SEEN_MAX = 64  # distinct Host headers whose verdict is remembered (then forgotten all at once)
 Headers = list[tuple[bytes, bytes]]
 Reply = tuple[int, bytes, bytes, Headers]
 Scope = dict[str, Any]
@@ -78,6 +79,8 @@ class ServeApp:
         self.auth = f"Bearer {token}".encode() if token else None
         self.public_inference = public_inference  # with a token: inference and metadata stay open
         self.allowed_hosts = allowed_hosts  # Host header allow-list (None: any host; the CLI always sets one)
+        # verdicts on the Host headers seen, for this allow-list (a client sends the same one on every request)
+        self._hosts_seen: tuple[list[str] | None, dict[bytes | None, bool]] = (allowed_hosts, {})
         self.watch_interval = watch_interval
         self.on_startup = on_startup
         self.on_reload = on_reload
@@ -149,10 +152,11 @@ class ServeApp:
         outputs: dict[str, np.ndarray]
         try:
             # Inline (no queue, no thread hand-off) when the request would be a batch of one anyway: it is alone,
-            # or it fills a batch by itself so no other request could be merged with it. (Sending a full batch to the
+            # or it fills a batch by itself so no other request could be merged with it; or when the model's run
+            # costs less than the hand-off would (LoadedModel.cheap). (Sending a full batch to the
             # model thread to overlap with decoding was measured: it cost more CPU per 64-row request and lowered
             # throughput; see docs/serving.md and bench/RESULTS.md "Figures from code comments".)
-            full = rows >= batcher.max_rows and not batcher.closed
+            full = (rows >= batcher.max_rows or model.cheap) and not batcher.closed
             if model.inline_ok and (full or (batcher.idle and self.alone())):
                 outputs = batcher.run_now(arrays, rows)
             else:
@@ -207,7 +211,9 @@ class ServeApp:
                 return
 
     def start_background(self) -> None:
-        """Start the registry alias watcher (when some model follows an alias)."""
+        """Start the registry alias watcher (when some model follows an alias); batch this loop's metric updates."""
+        if self.metrics is not None:
+            self.metrics.batch_on_this_thread()
         self._tasks.append(asyncio.get_running_loop().create_task(self.repo.watch(self.watch_interval)))
 
     def begin_shutdown(self) -> None:
@@ -233,6 +239,8 @@ class ServeApp:
             log.error("a model thread is still running after the shutdown grace")
         for close in self._mount_closers:
             close()
+        if self.metrics is not None:
+            self.metrics.flush()
         if self.reqlog is not None:
             await asyncio.get_running_loop().run_in_executor(None, self.reqlog.close)
 
@@ -292,7 +300,17 @@ class ServeApp:
 
     def _check_host(self, headers: dict[bytes, bytes]) -> None:
         """Refuse (400) a Host header outside the allow-list: a DNS-rebinding page must not reach the server."""
-        if self.allowed_hosts is not None and not host_allowed(headers.get(b"host"), self.allowed_hosts):
+        allowed = self.allowed_hosts
+        if allowed is None:
+            return
+        host = headers.get(b"host")
+        cache = self._hosts_seen
+        if cache[0] is not allowed or len(cache[1]) >= HOSTS_SEEN_MAX:  # a new list, or many distinct headers
+            cache = self._hosts_seen = (allowed, {})
+        ok = cache[1].get(host)
+        if ok is None:
+            ok = cache[1][host] = host_allowed(host, allowed)
+        if not ok:
             raise HTTPError(400, "invalid Host header; this server answers only its allowed host names (--allow-host)")
 
     def _gate(self, scope: Scope, headers: dict[bytes, bytes]) -> None:
@@ -328,7 +346,7 @@ class ServeApp:
         extra: Headers = []
         metrics = self.metrics if path != "/metrics" else None  # a scrape does not count itself
         if metrics is not None:
-            metrics.inflight.inc()
+            metrics.enter()
         try:
             headers = dict(scope["headers"])
             for prefixes, sub in self._mounts:
@@ -347,7 +365,7 @@ class ServeApp:
             status, body, ctype = 500, orjson.dumps({"error": f"internal error ({type(exc).__name__})"}), JSON
         finally:
             if metrics is not None:
-                metrics.inflight.dec()
+                metrics.leave()
         rid = (call.request_id or new_id()).encode()
         await send(
             {
@@ -422,6 +440,9 @@ class ServeApp:
         """GET /metrics: Prometheus text format."""
         if self.metrics is None:
             raise HTTPError(404, "metrics are disabled")
+        if self.metrics.flush_s > 0:  # every worker writes its batched updates within flush_s: wait for them
+            self.metrics.flush()
+            await asyncio.sleep(self.metrics.flush_s + 0.01)
         body, ctype = self.metrics.exposition()
         return 200, body, ctype.encode(), []
 

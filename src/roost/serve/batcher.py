@@ -10,6 +10,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from roost.serve.matrixgraph import ColumnFeed
+
 log = logging.getLogger(__name__)
 
 RunFn = Callable[[dict[str, np.ndarray]], dict[str, np.ndarray]]
@@ -175,7 +177,14 @@ class Batcher:
         """Concatenate inputs row-wise, run once, slice outputs back; on failure run each request alone."""
         keys = batch[0].inputs.keys()
         try:
-            merged = {k: np.concatenate([it.inputs[k] for it in batch]) for k in keys}
+            merged: dict[str, np.ndarray]
+            first = batch[0].inputs
+            order = first.order if isinstance(first, ColumnFeed) else None
+            mats = [it.inputs.matrix for it in batch if isinstance(it.inputs, ColumnFeed) and it.inputs.order is order]
+            if order is not None and len(mats) == len(batch):  # (inputs x rows) matrices in one order: join them
+                merged = ColumnFeed(order, np.concatenate(mats, axis=1))
+            else:
+                merged = {k: np.concatenate([it.inputs[k] for it in batch]) for k in keys}
             out = self._run(merged)
             if any(getattr(v, "ndim", 0) == 0 or v.shape[0] != rows for v in out.values()):
                 raise ValueError("an output is not batch-major")

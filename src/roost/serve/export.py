@@ -30,6 +30,7 @@ NAME_MAX = 45  # KServe derives NAME-predictor-00001-deployment-... objects whos
 # what a serving process imports (measured: path-spec serving loads nothing else); torch is not among them
 SERVE_DISTS = (
     "numpy",
+    "onnx",  # the matrix serving graph of column models (roost.serve.matrixgraph; without it: the package's graph)
     "onnxruntime",
     "orjson",
     "prometheus-client",

@@ -19,7 +19,7 @@ from typing import Any
 
 from roost.serve.catalog import CatalogMetrics, Selection, Snapshot, split_name
 from roost.serve.codec import HTTPError
-from roost.serve.loader import LoadedModel, ModelSpec, Resolved, resolve
+from roost.serve.loader import LoadedModel, ModelSpec, Resolved, preload, resolve
 from roost.serve.metrics import Metrics
 from roost.serve.repository import Repository
 
@@ -28,7 +28,8 @@ log = logging.getLogger(__name__)
 Key = tuple[str, int]  # (model, version)
 # a loaded model's memory: the RSS growth of its load (loads run one at a time), at least this much plus its ONNX
 # file's size (a load that reuses freed heap grows RSS by less than it holds). Measured: a 30-input logreg package
-# (4.7 kB) grows RSS by ~340 kB (session, its allocator and the batcher thread): docs/serving.md.
+# (4.7 kB) grows RSS by ~340 kB (session, its allocator and the batcher thread): docs/serving.md; ~150 kB when it
+# is served through its matrix serving graph (roost.serve.matrixgraph: 3 nodes instead of 34).
 MIN_OVERHEAD_BYTES = 256 << 10
 # the model the request being handled has pinned (lookup answers it, even if its alias moved in between)
 _PINNED: ContextVar[LoadedModel | None] = ContextVar("roost_pinned_model", default=None)
@@ -251,6 +252,7 @@ class LazyRepository(Repository):
     def _load_measured(self, resolved: Resolved, gone: list[LoadedModel]) -> tuple[LoadedModel, int]:
         """(in the load thread) Free the evicted models, then load one and return it with the RSS it added."""
         self._free(gone)
+        preload()
         before = _rss()
         model = self._load(resolved)
         return model, max(0, _rss() - before)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import re
@@ -25,6 +26,14 @@ _VERSIONED = re.compile(r"^[A-Za-z0-9][\w.\-]*/\d+$")
 # when the model's runs average at most this long; slower models always go through the batcher, so a long run
 # never holds the event loop and concurrent requests still merge into batches. 0 turns inline runs off.
 INLINE_MAX_S = float(os.environ.get("ROOST_SERVE_INLINE_MAX_MS", "1.0")) / 1000.0
+# a model whose runs average at most this long runs inline even when other requests could be merged with it: the
+# batcher's hand-off (a future, a queue put, a thread wake-up and a loop wake-up, ~10-20 µs) costs more than the
+# run it would share (the benchmark's 30-input logreg: ~5 µs a 1-row run). 0 keeps the batcher for them.
+INLINE_ALWAYS_S = float(os.environ.get("ROOST_SERVE_INLINE_ALWAYS_MS", "0.05")) / 1000.0
+# serve a column model's [N, k] matrix serving graph (roost.serve.matrixgraph); 0 keeps the package's graph
+MATRIX_GRAPH = os.environ.get("ROOST_SERVE_MATRIX_GRAPH", "1") != "0"
+CHECK_ROWS = (1, 3, 64)  # random batches both graphs must answer with the same bits before the new one serves
+TIME_FIRST, TIME_EVERY = 16, 8  # run() times its first runs, then one in TIME_EVERY (LoadedModel.run_s)
 
 
 @dataclass(frozen=True)
@@ -149,10 +158,17 @@ class LoadedModel:
         self._check_graph()
         self.output_names = [o.name for o in self.package.outputs if o.name not in self.package.derived]
         self.run_s = 0.0  # moving average of run() seconds; decides whether lone requests run inline
+        self._runs = 0
         self._classes = np.asarray(
             self.package.classes if self.package.classes else [],
             dtype=object if any(isinstance(c, str) for c in self.package.classes or []) else None,
         )
+        # the matrix serving graph's input, its columns in order, and their positions in the signature (None: same)
+        self._feed: str | None = None
+        self._order: list[str] = []
+        self._perm: np.ndarray | None = None
+        if MATRIX_GRAPH and self.package.float_columns is not None:
+            self._use_matrix_graph(so)
         cb = (lambda rows, reqs: on_batch(self.name, rows, reqs)) if on_batch else None
         self.batcher = Batcher(self.run, max_rows=max_batch, name=self.name, on_batch=cb)
 
@@ -172,26 +188,90 @@ class LoadedModel:
                 hint="re-export the package so both come from the same model",
             )
 
+    def _use_matrix_graph(self, so: Any) -> None:
+        """Serve the package's graph with one [N, k] input instead of k columns when matrixgraph can rewrite it and
+        the rewritten graph answers random batches with exactly the same bits; else keep the package's graph."""
+        import onnxruntime as ort
+
+        from roost.serve.matrixgraph import matrix_graph
+
+        cols = self.package.float_columns
+        assert cols is not None
+        try:
+            import onnx
+        except ImportError:  # (a serving image without the onnx package: the package's graph serves)
+            log.info("model %s: the onnx package is not installed; serving the package's graph as it is", self.name)
+            return
+        try:
+            built = matrix_graph(onnx.load(str(self.package.onnx_path)), list(cols))
+            if built is None:
+                return
+            graph, feed, order = built
+            session = ort.InferenceSession(graph.SerializeToString(), so, providers=["CPUExecutionProvider"])
+            rng = np.random.default_rng(0)
+            for n in CHECK_ROWS:
+                X = (rng.standard_normal((n, len(order))) * rng.choice([1e-3, 1.0, 1e3], len(order))).astype(np.float32)
+                want = self.session.run(
+                    self.output_names, {c: np.ascontiguousarray(X[:, j]) for j, c in enumerate(order)}
+                )
+                got = session.run(self.output_names, {feed: X})
+                if not all(_same(a, b) for a, b in zip(want, got)):
+                    log.warning(
+                        "model %s: the matrix serving graph answers differently; serving the package's", self.name
+                    )
+                    return
+        except Exception as exc:  # noqa: BLE001 - an optimisation only: the package's own graph still serves
+            log.warning("model %s: no matrix serving graph (%s); serving the package's graph", self.name, exc)
+            return
+        self.session, self._feed, self._order = session, feed, order
+        perm = [cols[c] for c in order]
+        self._perm = None if perm == list(range(len(perm))) else np.asarray(perm)
+        log.debug("model %s: serving a one-matrix graph (input %s)", self.name, feed)
+
+    def _matrix(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
+        """The [N, k] float32 feed of the matrix serving graph: the V2 decoder's matrix (ColumnFeed), or the
+        columns stacked (merged batches, the general decoder, gRPC)."""
+        from roost.serve.matrixgraph import ColumnFeed
+
+        if type(inputs) is ColumnFeed:
+            cols = self.package.float_columns
+            if inputs.order is cols or (cols is not None and list(inputs.order) == list(cols)):
+                m = inputs.matrix if self._perm is None else inputs.matrix[self._perm]
+                return np.ascontiguousarray(m.T)
+        return np.stack([inputs[c] for c in self._order], axis=1)
+
     @property
     def inline_ok(self) -> bool:
         """Whether a lone request may run on the event loop's thread: the model's runs are short (INLINE_MAX_S)."""
         return self.run_s < INLINE_MAX_S
 
+    @property
+    def cheap(self) -> bool:
+        """Whether any request runs on the event loop's thread, alone or not: the model's runs cost less than the
+        batcher's hand-off (INLINE_ALWAYS_S)."""
+        return self.run_s < INLINE_ALWAYS_S
+
     def run(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """Run the graph on full input arrays (from the batcher thread, or inline for a lone request)."""
-        t0 = time.thread_time()  # CPU time: a run preempted on a busy machine does not count as a slow model
+        # CPU time: a run preempted on a busy machine does not count as a slow model. Reading it costs ~1 µs a call
+        # (a system call): every run is timed at first, then one in TIME_EVERY
+        self._runs = runs = self._runs + 1
+        t0 = time.thread_time() if runs <= TIME_FIRST or runs % TIME_EVERY == 0 else -1.0
         sess = self.session
         # InferenceSession.run re-checks the feed's names against the graph (a quadratic scan: bench/RESULTS.md)
         # before it calls the compiled session; serving checked them already (codec.check_inputs)
         native = getattr(sess, "_sess", None)
         opts = self._run_options
+        if self._feed is not None:
+            inputs = {self._feed: self._matrix(inputs)}
         raw = (
             native.run(self.output_names, inputs, opts)
             if native is not None
             else sess.run(self.output_names, inputs)  # (a test double of the session)
         )
         outs = dict(zip(self.output_names, raw))
-        self.run_s += ((time.thread_time() - t0) * self._threads - self.run_s) * 0.1  # moving average
+        if t0 >= 0.0:
+            self.run_s += ((time.thread_time() - t0) * self._threads - self.run_s) * 0.1  # moving average
         if self.package.derived:
             outs["label"] = self._labels(outs)
         return outs
@@ -227,6 +307,26 @@ class LoadedModel:
         """Stop the batcher and make the run in progress, and any later one, fail at its next node (shutdown)."""
         self._run_options.terminate = True
         self.batcher.close()
+
+
+def preload() -> None:
+    """Import what loading a model imports once (the onnx package, for matrix serving graphs), so that a caller
+    measuring a load's memory (roost.serve.lazy) does not charge the first model with it (~11 MB)."""
+    if MATRIX_GRAPH:
+        try:
+            importlib.import_module("onnx")
+        except ImportError:
+            pass
+
+
+def _same(a: Any, b: Any) -> bool:
+    """Whether two output arrays hold the same values bit for bit (NaN where NaN)."""
+    x, y = np.asarray(a), np.asarray(b)
+    if x.dtype != y.dtype or x.shape != y.shape:
+        return False
+    if x.dtype.kind in "fc":
+        return x.tobytes() == y.tobytes()
+    return bool(np.array_equal(x, y))
 
 
 def load(

@@ -21,6 +21,7 @@ from roost.serve.codec import (
     encode_bytes,
 )
 from roost.serve.features import entity_spec
+from roost.serve.matrixgraph import ColumnFeed
 from roost.serve.reqid import checked
 from roost.serve.signature import DTYPE_TO_V2, NUMPY_TO_V2, V2_TO_DTYPE, TensorSpec
 
@@ -122,7 +123,7 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
     except (struct.error, OverflowError):
         return None
     values = np.frombuffer(buf, dtype="<f4")  # (struct packs true/false as 1.0/0.0: the rule for numeric inputs)
-    return dict(zip(order, values.reshape(k, n))), n
+    return ColumnFeed(order, values.reshape(k, n)), n
 
 
 @lru_cache(maxsize=64)
