@@ -12,31 +12,46 @@ if TYPE_CHECKING:
     from redis.typing import EncodableT
 
 SCAN = 5000
-# One view's upserts in one atomic script call (no MULTI, no read round trip): per row, compare the stored
-# (event, created) time and write the fields unless older (null fields deleted): two commands per row (HMGET, HSET),
-# then one variadic ZADD indexes every written row's event time (a ZADD per row cost a third of the script). The
-# rows come as one JSON document (hash keys, times and values as text; redis-py packs one argument, not several
-# per row); the hash keys are computed by the client as `hkey` does, so the script names keys it was not given in
-# KEYS (fine on one server; Redis Cluster is not supported by this store). Times are microseconds, exact as Lua
-# doubles below 2**53 (year 2255); MIN_I64, a power of two, is exact too. The stored definition is checked in the
-# same call (-1 and nothing written when it differs), so a push is one round trip.
+# One view's upserts in one atomic script call (no MULTI, no read round trip). The stored event times come from the
+# view's index in one ZMSCORE for every row (the index's score is the entity's __et, written together); the stored
+# created time is read only at an equal event time. A row not older than the stored one is written with one HSET
+# (null fields deleted), then one variadic ZADD indexes every written row: about one command per row (it was three:
+# HMGET, HSET, ZADD per row). The rows come as one JSON document (hash keys, times and values as text; redis-py
+# packs one argument, not several per row); the hash keys are computed by the client as `hkey` does, so the script
+# names keys it was not given in KEYS (fine on one server; Redis Cluster is not supported by this store). Times
+# are microseconds, exact as doubles (Lua numbers, sorted-set scores) below 2**53 (year 2255); MIN_I64, a power of
+# two, is exact too. The stored definition is checked in the same call (-1 and nothing written when it differs),
+# so a push is one round trip. Rows of one entity in one call are compared with each other as they are written.
+# Needs Redis >= 6.2 (ZMSCORE).
 UPSERT = """
 local view, idx, meta, schema = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cur = redis.call('HGET', meta, view)
 if cur and cur ~= schema then return -1 end
 local p = cjson.decode(ARGV[5])
-local nf, vals, ets, cts, null = #p.names, p.values, p.et, p.ct, cjson.null
+local nf, vals, ets, cts, hks, null = #p.names, p.values, p.et, p.ct, p.keys, cjson.null
 local names = {}
 for j = 1, nf do names[j] = view .. ':' .. p.names[j] end
 local etk, ctk = view .. ':__et', view .. ':__ct'
-local n, z = 0, {}
-for i, hk in ipairs(p.keys) do
-  local et, ct = ets[i], cts[i]
-  local old = redis.call('HMGET', hk, etk, ctk)
+local olds = {}
+if cur then
+  for lo = 1, #hks, 4000 do
+    local got = redis.call('ZMSCORE', idx, unpack(hks, lo, math.min(lo + 3999, #hks)))
+    for k = 1, #got do olds[lo + k - 1] = got[k] end
+  end
+end
+local n, z, wet, wct = 0, {}, {}, {}
+for i, hk in ipairs(hks) do
+  local et, ct, old = ets[i], cts[i], olds[i]
   local older = false
-  if old[1] then
-    local oet, net = tonumber(old[1]), tonumber(et)
-    older = net < oet or (net == oet and tonumber(ct) < tonumber(old[2] or '-9223372036854775808'))
+  local net = tonumber(et)
+  if wet[hk] then  -- an entity written earlier in this call: compare with that row
+    older = net < wet[hk] or (net == wet[hk] and tonumber(ct) < wct[hk])
+  elseif old then
+    local oet = tonumber(old)
+    older = net < oet
+    if net == oet then
+      older = tonumber(ct) < tonumber(redis.call('HGET', hk, ctk) or '-9223372036854775808')
+    end
   end
   if not older then
     local set, ns, del = {etk, et, ctk, ct}, 4, nil
@@ -51,10 +66,11 @@ for i, hk in ipairs(p.keys) do
     redis.call('HSET', hk, unpack(set))
     if del then redis.call('HDEL', hk, unpack(del)) end
     z[2 * n + 1] = et; z[2 * n + 2] = hk
+    wet[hk], wct[hk] = net, tonumber(ct)
     n = n + 1
   end
 end
-for lo = 1, #z, 2000 do redis.call('ZADD', idx, unpack(z, lo, math.min(lo + 1999, #z))) end
+for lo = 1, #z, 4000 do redis.call('ZADD', idx, unpack(z, lo, math.min(lo + 3999, #z))) end
 redis.call('HSET', meta, view, schema)
 return n
 """
