@@ -108,3 +108,41 @@ def test_sqlite_wal_stays_bounded_and_every_commit_is_read(tmp_path):
     got = dict(con.execute('SELECT user_id, clicks FROM "fv_v"').fetchall())
     con.close()
     assert got == latest
+
+
+@pytest.mark.parametrize("kind", ["sqlite", "redis"])
+def test_every_dtype_round_trips(kind, request, tmp_path):
+    """bool, int32, float32 (as the double of its value), timestamps (microseconds), NaN and null: read back as
+    written, the values a brute force keeps."""
+    from roost.features.online_stores import ViewData
+    from roost.features.online_stores.redis import RedisOnlineStore
+    from roost.features.online_stores.sqlite import SQLiteOnlineStore
+
+    if kind == "redis":
+        store = RedisOnlineStore(fresh_redis(request.getfixturevalue("redis_url")), prefix="dt")
+    else:
+        store = SQLiteOnlineStore(f"sqlite:///{tmp_path}/o.db")
+    fields = {"flag": "bool", "n32": "int32", "f32": "float32", "when": "timestamp", "f64": "float64"}
+    ts = pa.timestamp("us", tz="UTC")
+    f32 = [0.1, None, float("nan"), -3.5e38, 1.0]
+    t = pa.table(
+        {
+            "user_id": pa.array([1, 2, 3, 4, 5], pa.int64()),
+            "flag": pa.array([True, False, None, True, False]),
+            "n32": pa.array([-(2**31), 2**31 - 1, None, 0, 7], pa.int32()),
+            "f32": pa.array(f32, pa.float32()),
+            "when": pa.array([0, -1, None, 1_700_000_000_123_456, 253_402_300_799_000_000], pa.int64()).cast(ts),
+            "f64": pa.array([0.1, 1e300, float("nan"), None, -0.0]),
+            "__et": pa.array([10, 10, 10, 10, 10], pa.int64()).cast(ts),
+            "__ct": pa.nulls(5, ts),
+        }
+    )
+    store.write([ViewData("d", KEYS, fields, t)])
+    got = store.reader("d", KEYS, fields).read([[1, 2, 3, 4, 5, 6]])
+    exp32 = [None if v is None or v != v else float(np.float32(v)) for v in f32]
+    assert got[0] == [True, False, None, True, False, None]
+    assert got[1] == [-(2**31), 2**31 - 1, None, 0, 7, None]
+    assert got[2] == [*exp32, None]
+    assert got[3] == [0, -1, None, 1_700_000_000_123_456, 253_402_300_799_000_000, None]
+    assert got[4] == [0.1, 1e300, None, None, -0.0, None]
+    store.close()
