@@ -1,17 +1,19 @@
 """Streaming features: push throughput and the online feature server, roost against Feast 0.67 on the same data.
 
 Sections (`--only NAME`, repeatable; default all):
-  push    rows/s pushed in batches of --batch rows: roost's `Pusher.push` (online store + the offline log, all or
-          none) against Feast's `FeatureStore.push` (to=ONLINE, its default, and ONLINE_AND_OFFLINE), on the same
-          online store kind: SQLite, then Redis (a redis-server started on loopback for the run). Both sides push
-          one frame after another from one thread (like for like); a roost-only line adds --pushers threads
-          sharing a Pusher (group commit).
+  push    rows/s pushed in batches of --batch rows, like for like per push mode: roost's `Pusher.push(to="online")`
+          against Feast's `FeatureStore.push(to=ONLINE)` (Feast's default), and roost's default
+          `to="online_and_offline"` (online store + offline log, all or none) against Feast's ONLINE_AND_OFFLINE, on
+          the same online store kind: SQLite, then Redis (a redis-server started on loopback for the run). Both
+          sides push one frame after another from one thread; a roost-only line adds --pushers threads sharing a
+          Pusher (group commit, both).
   server  get-online-features req/s at c=16 (wrk, loopback, bounded -d): `roost features serve` against
           `feast serve`, both over the SQLite online store the push section filled; answers checked equal first.
   freshness  event produced → readable online, p50/p99, at --rate events/s for --seconds from a Redis Stream
           through `roost features stream` (bench/_streaming_freshness.py), SQLite and Redis online stores; no peer.
 Feast runs in its own venv (.bench/feast, 'feast[duckdb,redis]==0.67.0', made by _common.feast_python on first
-use). Each section prints its figures and a ratio line; `ratio: X` last is the push section's worst ratio.
+use). Each section prints its figures and a ratio line; `ratio: X` last is the push section's worst ratio (the
+worst of both modes on both stores).
 """
 
 from __future__ import annotations
@@ -129,17 +131,17 @@ def _roost_workspace(work: Path, frames: list[pd.DataFrame]) -> Path:
     return root
 
 
-def roost_push(work: Path, frames: list[pd.DataFrame], url: str | None) -> float:
-    """Rows/s of roost's Pusher over the frames (the first one warms up)."""
+def roost_push(work: Path, frames: list[pd.DataFrame], url: str | None, to: str = "online_and_offline") -> float:
+    """Rows/s of roost's Pusher over the frames, written where `to` says (the first one warms up)."""
     from roost.features import Pusher
     from roost.features.online_stores import reset_online_stores
 
     reset_online_stores()
     _roost_workspace(work, frames)
     p = Pusher("clicks", online_store=url)
-    p.push(frames[0])
+    p.push(frames[0], to=to)
     t = time.perf_counter()
-    rows = sum(p.push(f) for f in frames[1:])
+    rows = sum(p.push(f, to=to) for f in frames[1:])
     return rows / (time.perf_counter() - t)
 
 
@@ -221,31 +223,35 @@ class Redis:
         shutil.rmtree(self.dir, ignore_errors=True)
 
 
+ROOST_MODE = {"ONLINE": "online", "ONLINE_AND_OFFLINE": "online_and_offline", "OFFLINE": "offline"}
+
+
 def push_section(a: argparse.Namespace, work: Path, feast_py: Path | None) -> list[float]:
-    """Push throughput on SQLite and Redis; returns the ratios roost/Feast (Feast's default mode)."""
+    """Push throughput on SQLite and Redis per push mode; returns the ratios roost/Feast, mode for mode."""
     frames = _frames(a.pushes + 1, a.batch, a.entities)
     ratios = []
     print(f"push: {a.pushes} pushes of {a.batch} rows over {a.entities:,} entities (+1 warm-up push)")
     with Redis() as redis:
         for kind in ("sqlite", "redis"):
             url = f"redis://127.0.0.1:{redis.port}/0" if kind == "redis" else None
-            if kind == "redis":
-                redis.flush()
-            r = roost_push(work, frames, url)
-            print(f"  {kind:<6} roost Pusher.push (online + offline log): {r:>10,.0f} rows/s")
+            ours = {}
+            for mode in a.feast_modes:
+                redis.flush()  # (harmless for the SQLite runs)
+                ours[mode] = roost_push(work, frames, url, ROOST_MODE[mode])
+                print(f"  {kind:<6} roost Pusher.push(to={ROOST_MODE[mode]!r}): {ours[mode]:>10,.0f} rows/s")
             if a.pushers > 1:
-                if kind == "redis":
-                    redis.flush()
+                redis.flush()
                 c = roost_push_concurrent(work, frames, url, a.pushers)
-                print(f"  {kind:<6} roost, {a.pushers} threads pushing (group commit): {c:>10,.0f} rows/s  (no peer)")
+                print(f"  {kind:<6} roost, {a.pushers} threads (group commit, both): {c:>10,.0f} rows/s  (no peer)")
             if feast_py is None:
                 continue
-            if kind == "redis":
-                redis.flush()
+            redis.flush()
             f = feast_push(feast_py, work, frames, f"127.0.0.1:{redis.port}" if url else None, a.feast_modes)
             for mode, v in f.items():
-                print(f"  {kind:<6} feast FeatureStore.push(to={mode}): {v:>10,.0f} rows/s   roost x{r / v:,.1f}")
-            ratios.append(r / f[a.feast_modes[0]])
+                print(
+                    f"  {kind:<6} feast FeatureStore.push(to={mode}): {v:>10,.0f} rows/s   roost x{ours[mode] / v:,.1f}"
+                )
+                ratios.append(ours[mode] / v)
     return ratios
 
 
@@ -366,7 +372,7 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=100, help="rows per push")
     ap.add_argument("--entities", type=int, default=10_000)
     ap.add_argument("--pushers", type=int, default=4, help="push: threads of the extra roost-only concurrent line")
-    ap.add_argument("--feast-modes", nargs="+", default=["ONLINE", "ONLINE_AND_OFFLINE"])
+    ap.add_argument("--feast-modes", nargs="+", default=["ONLINE", "ONLINE_AND_OFFLINE"], choices=list(ROOST_MODE))
     ap.add_argument("--conns", type=int, default=16)
     ap.add_argument("--duration", type=int, default=10, help="seconds per measured wrk run")
     ap.add_argument("--rows", type=int, default=1, help="entity rows per get-online-features request")

@@ -158,7 +158,7 @@ HOSTILE = [
     ("/push", {"df": GOOD_DF}, 422, "push_source_name"),
     ("/push", {"push_source_name": "click", "df": GOOD_DF}, 404, "click"),
     ("/push", {"push_source_name": "clicks", "df": [GOOD_DF]}, 422, "'df'"),
-    ("/push", {"push_source_name": "clicks", "df": GOOD_DF, "to": "offline"}, 422, "'to'"),
+    ("/push", {"push_source_name": "clicks", "df": GOOD_DF, "to": "offline_only"}, 422, "'to'"),
     ("/push", {"push_source_name": "clicks", "df": {**GOOD_DF, "clicks": ["many"]}}, 422, "'clicks'"),
     ("/push", {"push_source_name": "clicks", "df": {**GOOD_DF, "clicks": [1.5]}}, 422, "'clicks'"),
     ("/push", {"push_source_name": "clicks", "df": {**GOOD_DF, "event_time": ["2024-05-01T03:00:00"]}}, 422, "naive"),

@@ -98,7 +98,9 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(fws,
     log = tmp_path / "consumer.log"
     read_before = 0
     killed_pending = []
-    for _ in range(3):
+    for _ in range(6):  # three kills with a batch delivered and not acked (one acked between the check and the kill
+        if len(killed_pending) == 3:  # — a race a faster push makes likelier — does not count, and is retried)
+            break
         proc = _start(fws.root, url, log)
         # kill while a batch is delivered and not acked, after some progress since the last restart
         _wait(
@@ -110,9 +112,10 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(fws,
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
         g = _group(r, name)
-        killed_pending.append(g["pending"])  # delivered, never acked: the restart must apply these
+        if g["pending"] > 0:
+            killed_pending.append(g["pending"])  # delivered, never acked: the restart must apply these
         read_before = g["entries-read"]
-    assert all(p > 0 for p in killed_pending), killed_pending
+    assert len(killed_pending) == 3, killed_pending
     more = make_events(400, users=USERS, seed=12, bad_every=50)
     _produce(r, name, more)  # new events after the crashes, some later than the redelivered ones
     proc = _start(fws.root, url, log)

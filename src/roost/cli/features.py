@@ -137,17 +137,26 @@ def materialize_cmd(
 def push_cmd(
     view: str = typer.Argument(..., help="feature view name"),
     file: str = typer.Argument(..., help=".parquet, .csv or .jsonl rows: join keys, event time, every field"),
+    to: str = typer.Option(
+        "online_and_offline", "--to", help="online, offline or online_and_offline (training reads the offline log)"
+    ),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
-    """Push rows of a view's features into the online store and the view's offline log (all or none)."""
+    """Push rows of a view's features into the online store and/or the view's offline log (all or none)."""
     from roost.cli.output import echo, print_json
-    from roost.features.push import push
+    from roost.errors import RoostError
+    from roost.features.push import MODES, push
 
-    n = push(view, file)
+    if to.strip().lower() not in MODES:
+        raise RoostError(
+            f"--to {to!r} is not a push mode; nothing was written",
+            hint="use --to online, offline or online_and_offline (the default: training reads the offline log)",
+        )
+    n = push(view, file, to=to)
     if as_json:
-        print_json({"view": view, "rows": n})
+        print_json({"view": view, "rows": n, "to": to.strip().lower()})
     else:
-        echo(f"pushed {n} rows to {view}")
+        echo(f"pushed {n} rows to {view} ({to.strip().lower().replace('_', ' ')})")
 
 
 @features_app.command("compact")
@@ -215,12 +224,11 @@ def get_cmd(
     ),
 ) -> None:
     """Read online feature values of some entities."""
-    import os
     from datetime import datetime
 
     from roost.cli.output import echo, print_json, print_table
     from roost.errors import RoostError
-    from roost.features.serving import AS_OF_ENV, online
+    from roost.features.serving import online
 
     if not entity:
         raise RoostError("which entities?", hint="pass --entity KEY=V1,V2,...")
@@ -233,9 +241,9 @@ def get_cmd(
             raise RoostError(
                 f"--as-of {as_of!r} is not an ISO 8601 time with an offset", hint="e.g. 2024-01-15T00:00:00Z"
             )
-        os.environ[AS_OF_ENV] = as_of  # this command's reads only (the CLI process)
     ref = view if ":" in view else f"{view}:*"
-    tbl = online([ref], _parse_entities(entity), output="arrow")
+    when = None if as_of is None else datetime.fromisoformat(as_of.strip().replace("Z", "+00:00"))
+    tbl = online([ref], _parse_entities(entity), output="arrow", as_of=when)
     rows = tbl.to_pylist()
     if as_json:
         print_json(rows)

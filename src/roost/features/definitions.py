@@ -309,11 +309,17 @@ class Definitions:
         }
 
 
+_ARROW_TYPES: dict[str, Any] = {}
+
+
 def arrow_type(dtype: str) -> Any:
     """The Arrow type of a dtype name (timestamps are UTC microseconds)."""
+    got = _ARROW_TYPES.get(dtype)
+    if got is not None:
+        return got
     import pyarrow as pa
 
-    return {
+    types = {
         "int64": pa.int64(),
         "int32": pa.int32(),
         "float64": pa.float64(),
@@ -321,4 +327,6 @@ def arrow_type(dtype: str) -> Any:
         "bool": pa.bool_(),
         "string": pa.string(),
         "timestamp": pa.timestamp("us", tz="UTC"),
-    }[dtype]
+    }
+    _ARROW_TYPES.update(types)  # built once: a push looks types up ~10 times
+    return types[dtype]

@@ -3,7 +3,8 @@
 POST /get-online-features  {"features": ["view:field", ...], "entities": {"key": [ids]}, "full_feature_names": false}
   -> {"metadata": {"feature_names": [keys..., features...]},
       "results": [{"values": [...], "statuses": [...], "event_timestamps": [...]}, ...]}  (one result per name)
-POST /push (and /features/push)  {"push_source_name" or "view": NAME, "df": {column: [values]}, "to": "online"}
+POST /push (and /features/push)  {"push_source_name" or "view": NAME, "df": {column: [values]},
+  "to": "online" | "offline" | "online_and_offline"}  (default online_and_offline: training reads the offline log)
 GET /health, GET /metrics (Prometheus text).
 
 Reads go through `serving.OnlineFetcher`, pushes through `push.Pusher`: the same code as `roost.features.online`
@@ -211,24 +212,24 @@ class FeatureServer:
 
     def push(self, req: dict[str, Any]) -> dict[str, Any]:
         """Push the request's rows (Feast's push body) into a view; answers the rows pushed."""
-        from roost.features.push import Pusher
+        from roost.features.push import DEFAULT_MODE, MODES, Pusher
 
         _unknown(req, _TOP_PUSH)
         view = req.get("view", req.get("push_source_name"))
         if not isinstance(view, str) or not view:
             raise HTTPError(422, "field 'push_source_name' (or 'view') must name a feature view", _PUSH_HINT)
-        to = req.get("to", "online")
-        if to not in ("online", "online_and_offline"):
+        to = req.get("to", DEFAULT_MODE)
+        if not isinstance(to, str) or to.strip().lower() not in MODES:
             raise HTTPError(
                 422,
-                f"field 'to' is {to!r}: roost writes every push online and to the offline log",
-                'send "online" or "online_and_offline" (both write both, so training sees what serving saw)',
+                f"field 'to' is {to!r}, not a push mode",
+                'send "online", "offline" or "online_and_offline" (the default: training reads the offline log)',
             )
         df = req.get("df")
         if not isinstance(df, dict) or not df or not all(isinstance(v, list) for v in df.values()):
             raise HTTPError(422, "field 'df' must be an object of column -> list of values", _PUSH_HINT)
         pusher = self.pushers.get(view, lambda: Pusher(view, online_store=self.online_store))
-        n = pusher.push(df)
+        n = pusher.push(df, to=to)
         self.pushed.labels(view).inc(n)
         return {"view": view, "rows": n}
 

@@ -81,13 +81,14 @@ def latest_per_key(table: pa.Table, keys: list[str]) -> pa.Table:
 
 def _latest_small(table: pa.Table, keys: list[str]) -> pa.Table:
     """latest_per_key by a dict over Python values: faster than the sort below for a small push."""
-    import pyarrow as pa
 
     from roost.features.online_stores.base import MIN_I64
 
     cols = [table.column(k).to_pylist() for k in keys]
-    et = table.column("__et").cast(pa.int64()).to_pylist()
-    ct = [MIN_I64 if c is None else c for c in table.column("__ct").cast(pa.int64()).to_pylist()]
+    et = _ints(table.column("__et"))
+    ctc = table.column("__ct")
+    n = table.num_rows
+    ct = [MIN_I64] * n if ctc.null_count == n else [MIN_I64 if c is None else c for c in _ints(ctc)]
     best: dict[Any, int] = {}
     for i, key in enumerate(zip(*cols)):
         j = best.get(key)
@@ -98,11 +99,31 @@ def _latest_small(table: pa.Table, keys: list[str]) -> pa.Table:
     return table.take(sorted(best.values()))
 
 
+def _ints(col: pa.ChunkedArray) -> list[int | None]:
+    """A timestamp column's int64 values (None for null) without a compute cast when it has no nulls."""
+    import numpy as np
+    import pyarrow as pa
+
+    if col.null_count == 0 and pa.types.is_timestamp(col.type):
+        out: list[int | None] = np.asarray(col.to_numpy()).view(np.int64).tolist()
+        return out
+    return list(col.cast(pa.int64()).to_pylist())
+
+
 class Committer:
     """The group-commit queue of one view in one workspace and online store (shared by every Pusher of it)."""
 
-    def __init__(self, root: Path, view: str, keys: dict[str, str], fields: dict[str, str], store: OnlineStore) -> None:
+    def __init__(
+        self,
+        root: Path,
+        view: str,
+        keys: dict[str, str],
+        fields: dict[str, str],
+        store: OnlineStore,
+        mode: str = "online_and_offline",
+    ) -> None:
         self.root, self.view, self.keys, self.fields, self.store = root, view, keys, fields, store
+        self.online, self.offline = mode != "offline", mode != "online"
         self._cond = threading.Condition()
         self._queue: list[_Entry] = []
         self._busy = False
@@ -154,13 +175,20 @@ class Committer:
         return group
 
     def _commit(self, group: list[_Entry]) -> None:
-        """One all-or-none push of the group's rows: the log's files, then one online transaction."""
+        """One all-or-none push of the group's rows: the log's files, then one online transaction (or either alone)."""
         import pyarrow as pa
 
         from roost.features.online_stores import ViewData
 
         table = group[0].table if len(group) == 1 else pa.concat_tables([e.table for e in group])
+        if not self.online:  # offline only: the log's files, under the lock that orders the log
+            with push_log.view_lock(self.root, self.view):
+                push_log.stage(self.root, self.view, table).commit()
+            return
         online = latest_per_key(table, list(self.keys))
+        if not self.offline:  # online only: no log whose order the lock keeps; the store's upsert orders writes
+            self.store.write([ViewData(self.view, self.keys, self.fields, online)])
+            return
         with push_log.view_lock(self.root, self.view):
             staged = push_log.stage(self.root, self.view, table)
             staged.commit()
@@ -178,13 +206,20 @@ class Committer:
         )
 
 
-def committer(root: Path, view: str, keys: dict[str, str], fields: dict[str, str], store: OnlineStore) -> Committer:
-    """The shared Committer of (process, workspace, view, definition, online store)."""
+def committer(
+    root: Path,
+    view: str,
+    keys: dict[str, str],
+    fields: dict[str, str],
+    store: OnlineStore,
+    mode: str = "online_and_offline",
+) -> Committer:
+    """The shared Committer of (process, workspace, view, definition, online store, push mode)."""
     import json
 
-    key = (os.getpid(), str(root), view, json.dumps([keys, fields]), id(store))
+    key = (os.getpid(), str(root), view, json.dumps([keys, fields]), id(store), mode)
     with _registry_lock:
         c = _registry.get(key)
         if c is None or c.store is not store:
-            c = _registry[key] = Committer(root, view, keys, fields, store)
+            c = _registry[key] = Committer(root, view, keys, fields, store, mode)
         return c

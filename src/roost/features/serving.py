@@ -25,6 +25,7 @@ __all__ = [
     "OnlineFetcher",
     "online",
     "now_us",
+    "as_of_us",
     "EVENT_TIME",
     "CREATED_TIME",
     "EXPIRED",
@@ -57,6 +58,25 @@ def now_us() -> int:
             raise RoostError(f"{AS_OF_ENV}={text!r} has no offset", hint="e.g. 2024-05-01T12:00:00Z")
         _as_of = (text, (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1))
     return _as_of[1]
+
+
+def as_of_us(when: Any) -> int:
+    """A tz-aware datetime (or ISO 8601 text with an offset) as UTC microseconds; `as_of` is named in errors."""
+    from datetime import UTC, datetime, timedelta
+
+    t = when
+    if isinstance(t, str):
+        try:
+            t = datetime.fromisoformat(t.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise RoostError(f"as_of {when!r} is not an ISO 8601 time", hint="e.g. 2024-05-01T12:00:00Z") from None
+    if not isinstance(t, datetime):
+        raise RoostError(f"as_of must be a datetime, got {type(when).__name__}", hint="e.g. datetime(..., tzinfo=UTC)")
+    if t.tzinfo is None or t.utcoffset() is None:
+        raise RoostError(
+            f"as_of {when!r} is timezone-naive", hint="give an offset, e.g. datetime(2024, 5, 1, tzinfo=timezone.utc)"
+        )
+    return (t - datetime(1970, 1, 1, tzinfo=UTC)) // timedelta(microseconds=1)
 
 
 def to_numpy(values: list[Any], dtype: str) -> np.ndarray:
@@ -150,8 +170,11 @@ class OnlineFetcher:
         full_names: bool = False,
         online_store: str | None = None,
         with_times: bool = False,
+        as_of: Any = None,
     ) -> None:
         from roost.features.online_stores import open_online_store
+
+        self.as_of = None if as_of is None else as_of_us(as_of)  # None: now (or ROOST_ONLINE_AS_OF) at each read
 
         self.selection = resolve(list(feature_refs), full_names=full_names)
         self.entity_keys = list(entity_keys)
@@ -251,7 +274,7 @@ class OnlineFetcher:
         keys = self._keys(entity_ids)
         out: dict[str, list[Any]] = {}
         for rd in self._plan:
-            cols, expired = rd.read(keys)
+            cols, expired = rd.read(keys, self.as_of)
             for (name, _), col in zip(rd.outs, cols):
                 out[name] = col
             if self.with_times and expired is not None:
@@ -275,7 +298,7 @@ class OnlineFetcher:
         keys = self._keys(entity_ids)
         out: dict[str, np.ndarray] = {}
         for rd in self._plan:
-            cols, _ = rd.read(keys)
+            cols, _ = rd.read(keys, self.as_of)
             for (name, dtype), col in zip(rd.outs, cols):
                 out[name] = to_numpy(col, dtype)
         return out
@@ -291,13 +314,13 @@ class _Read:
         self.view, self.reader, self.keys, self.outs, self.nf, self.ttl = view, reader, keys, outs, nf, ttl
         self.timed = len(outs) > nf  # the event time is an output (with_times), not only read for the ttl
 
-    def read(self, keys: dict[str, list[Any]]) -> tuple[list[list[Any]], list[bool] | None]:
-        """The stored columns for the ids: fields (then times, with_times), expired values as None; and, with a
-        ttl, per row whether its stored value was expired."""
+    def read(self, keys: dict[str, list[Any]], as_of: int | None = None) -> tuple[list[list[Any]], list[bool] | None]:
+        """The stored columns for the ids: fields (then times, with_times), expired values as None (ttl applied as
+        of `as_of` microseconds, default now); and, with a ttl, per row whether its stored value was expired."""
         cols = list(self.reader.read([keys[k] for k, _ in self.keys]))
         if self.ttl is None:
             return cols, None
-        cutoff = now_us() - self.ttl
+        cutoff = (now_us() if as_of is None else as_of) - self.ttl
         gone = [t is not None and t < cutoff for t in cols[self.nf]]
         if any(gone):
             for j in range(self.nf):
@@ -313,9 +336,14 @@ def online(
     output: str = "pandas",
     online_store: str | None = None,
     request_data: Mapping[str, Any] | None = None,
+    as_of: Any = None,
 ) -> Any:
     """Read the latest materialised (or pushed) feature values for the given entity ids, and compute request-time
-    features from `request_data` ({request field: one value per row}): join keys plus one column per feature."""
+    features from `request_data` ({request field: one value per row}): join keys plus one column per feature.
+
+    Views' ttls apply as of `as_of` (a tz-aware datetime; default now, or ROOST_ONLINE_AS_OF when set): a stored
+    value older than ttl at that moment reads as missing. It moves the ttl's clock only: the values are the latest
+    stored ones, not a replay of history (that is `training_set`)."""
     import pyarrow as pa
 
     from roost.features.definitions import arrow_type
@@ -323,7 +351,7 @@ def online(
     if output not in ("pandas", "arrow"):
         raise RoostError(f"output must be 'pandas' or 'arrow', got {output!r}")
     refs = [features] if isinstance(features, str) else list(features)
-    fetcher = OnlineFetcher(refs, list(entities), full_names=full_names, online_store=online_store)
+    fetcher = OnlineFetcher(refs, list(entities), full_names=full_names, online_store=online_store, as_of=as_of)
     keys = fetcher._keys(entities)
     raw = fetcher.fetch_lists(keys, request_data)
     cols = {k: pa.array(v, arrow_type(fetcher.selection.join_keys[k])) for k, v in keys.items()}

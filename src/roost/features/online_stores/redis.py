@@ -12,45 +12,65 @@ if TYPE_CHECKING:
     from redis.typing import EncodableT
 
 SCAN = 5000
-# One view's upserts in one atomic script call (no MULTI, no read round trip): per row, compare the stored
-# (event, created) time, write the fields unless older (null fields deleted), index the event time. The rows come
-# as one JSON document (hash keys, times and values as text; redis-py packs one argument, not several per row);
-# the hash keys are computed by the client as `hkey` does, so the script names keys it was not given in KEYS
-# (fine on one server; Redis Cluster is not supported by this store). Times are microseconds, exact as Lua
-# doubles below 2**53 (year 2255); MIN_I64, a power of two, is exact too. The stored definition is checked in the
-# same call (-1 and nothing written when it differs), so a push is one round trip.
+# One view's upserts in one atomic script call (no MULTI, no read round trip). The stored event times come from the
+# view's index in one ZMSCORE for every row (the index's score is the entity's __et, written together); the stored
+# created time is read only at an equal event time. A row not older than the stored one is written with one HSET
+# (null fields deleted), then one variadic ZADD indexes every written row: about one command per row (it was three:
+# HMGET, HSET, ZADD per row). The rows come as one JSON document (hash keys, times and values as text; redis-py
+# packs one argument, not several per row); the hash keys are computed by the client as `hkey` does, so the script
+# names keys it was not given in KEYS (fine on one server; Redis Cluster is not supported by this store). Times
+# are microseconds, exact as doubles (Lua numbers, sorted-set scores) below 2**53 (year 2255); MIN_I64, a power of
+# two, is exact too. The stored definition is checked in the same call (-1 and nothing written when it differs),
+# so a push is one round trip. Rows of one entity in one call are compared with each other as they are written.
+# Needs Redis >= 6.2 (ZMSCORE).
 UPSERT = """
 local view, idx, meta, schema = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local cur = redis.call('HGET', meta, view)
 if cur and cur ~= schema then return -1 end
 local p = cjson.decode(ARGV[5])
-local nf = #p.names
+local nf, vals, ets, cts, hks, null = #p.names, p.values, p.et, p.ct, p.keys, cjson.null
 local names = {}
 for j = 1, nf do names[j] = view .. ':' .. p.names[j] end
 local etk, ctk = view .. ':__et', view .. ':__ct'
-local n = 0
-for i, hk in ipairs(p.keys) do
-  local et, ct = p.et[i], p.ct[i]
-  local old = redis.call('HMGET', hk, etk, ctk)
+local olds = {}
+if cur then
+  for lo = 1, #hks, 4000 do
+    local got = redis.call('ZMSCORE', idx, unpack(hks, lo, math.min(lo + 3999, #hks)))
+    for k = 1, #got do olds[lo + k - 1] = got[k] end
+  end
+end
+local n, z, wet, wct = 0, {}, {}, {}
+for i, hk in ipairs(hks) do
+  local et, ct, old = ets[i], cts[i], olds[i]
   local older = false
-  if old[1] then
-    local oet, net = tonumber(old[1]), tonumber(et)
-    local oct, nct = tonumber(old[2] or '-9223372036854775808'), tonumber(ct)
-    older = net < oet or (net == oet and nct < oct)
+  local net = tonumber(et)
+  if wet[hk] then  -- an entity written earlier in this call: compare with that row
+    older = net < wet[hk] or (net == wet[hk] and tonumber(ct) < wct[hk])
+  elseif old then
+    local oet = tonumber(old)
+    older = net < oet
+    if net == oet then
+      older = tonumber(ct) < tonumber(redis.call('HGET', hk, ctk) or '-9223372036854775808')
+    end
   end
   if not older then
-    local set, del = {etk, et, ctk, ct}, {}
+    local set, ns, del = {etk, et, ctk, ct}, 4, nil
     for j = 1, nf do
-      local v = p.values[j][i]
-      if v == cjson.null then del[#del + 1] = names[j]
-      else set[#set + 1] = names[j]; set[#set + 1] = v end
+      local v = vals[j][i]
+      if v == null then
+        if del then del[#del + 1] = names[j] else del = {names[j]} end
+      else
+        set[ns + 1] = names[j]; set[ns + 2] = v; ns = ns + 2
+      end
     end
     redis.call('HSET', hk, unpack(set))
-    if #del > 0 then redis.call('HDEL', hk, unpack(del)) end
-    redis.call('ZADD', idx, et, hk)
+    if del then redis.call('HDEL', hk, unpack(del)) end
+    z[2 * n + 1] = et; z[2 * n + 2] = hk
+    wet[hk], wct[hk] = net, tonumber(ct)
     n = n + 1
   end
 end
+for lo = 1, #z, 4000 do redis.call('ZADD', idx, unpack(z, lo, math.min(lo + 3999, #z))) end
 redis.call('HSET', meta, view, schema)
 return n
 """
@@ -322,22 +342,28 @@ def _time(raw: Any) -> int | None:
 
 def _times(col: Any) -> list[str]:
     """A time column as text microseconds (MIN_I64 for null: older than any time)."""
+    import numpy as np
     import pyarrow as pa
 
+    if col.null_count == len(col):  # no created times: the usual push
+        return [str(MIN_I64)] * len(col)
+    if col.null_count == 0 and col.type == pa.timestamp("us", tz="UTC"):  # a push's event times: no compute call
+        return [str(x) for x in np.asarray(col.to_numpy()).view(np.int64).tolist()]
     return [str(x) for x in col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(MIN_I64).to_pylist()]
 
 
 def _texts(col: Any, dtype: str) -> list[str | None]:
-    """A field column as the text Redis stores (`_enc`'s encoding: floats round-trip exactly), None for null/NaN."""
-    import pyarrow as pa
-    import pyarrow.compute as pc
+    """A field column as the text Redis stores (`_enc`'s encoding: floats round-trip exactly), None for null/NaN.
 
-    if dtype == "bool":
-        col = pc.if_else(col, "1", "0")
-    elif dtype in ("float64", "float32"):
-        col = col.cast(pa.float64())  # float32 values as the doubles `_enc` writes (repr of float(value))
-        col = pc.if_else(pc.is_nan(col), pa.scalar(None, pa.float64()), col)
-    elif dtype == "timestamp":
+    Python's own str/repr over the column's values: a small write's columns cost less this way than through
+    Arrow casts (each a compute call)."""
+    import pyarrow as pa
+
+    if dtype == "timestamp":
         col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    texts: list[str | None] = col.cast(pa.string()).to_pylist()
-    return texts
+    values = col.to_pylist()
+    if dtype in ("float64", "float32"):  # NaN means missing, as in SQLite
+        return [None if v is None or v != v else repr(float(v)) for v in values]
+    if dtype == "bool":
+        return [None if v is None else "1" if v else "0" for v in values]
+    return [None if v is None else v if isinstance(v, str) else str(v) for v in values]

@@ -1,0 +1,26 @@
+"""Push's pandas conversion equals Arrow's own (`pa.array(..., from_pandas=True)`) on time columns of every unit
+and zone, with NaT: the same instants, the same nulls."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+
+@pytest.mark.parametrize("unit", ["s", "ms", "us", "ns"])
+@pytest.mark.parametrize("tz", ["UTC", "Europe/Paris", "-05:30"])
+def test_time_columns_convert_as_arrow_does(unit, tz):
+    from roost.features.push_input import _pandas_array
+
+    base = pd.to_datetime(
+        ["2024-03-31T00:59:59.123456789Z", None, "1969-12-31T23:59:58Z", "2024-10-27T01:30:00Z"], format="ISO8601"
+    )
+    col = pd.Series(base.tz_convert(tz)).astype(f"datetime64[{unit}, {tz}]").array
+    got = _pandas_array(col)
+    ref = pa.array(col, from_pandas=True)
+    assert got.null_count == ref.null_count == 1
+    as_us = pa.timestamp(unit, tz="UTC")
+    assert got.cast(as_us).equals(ref.cast(as_us)), (got, ref)
+    assert pc.equal(got, ref).to_pylist() == [True, None, True, True]
