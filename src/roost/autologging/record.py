@@ -6,7 +6,8 @@ import hashlib
 import json
 import math
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,7 @@ if TYPE_CHECKING:
 PARAM_TEXT_MAX = 500  # longer param values (a repr of a nested estimator, a grid) are cut to this many characters
 SAMPLE_ROWS = 100  # rows of the fit data kept to check the ONNX package against the native model
 TOP_IMPORTANCE = 10  # feature importance: the top features by gain also become metrics
+LIVE_EVERY_S = 1.0  # a long fit's eval points reach the run this often (by the background worker)
 
 
 def param_value(v: Any) -> Any:
@@ -165,3 +167,45 @@ def log_evals(run: Run, evals: Mapping[str, Mapping[str, Any]], start: int = 0) 
         point = metrics_of({k: v[i] for k, v in series.items() if i < len(v)})
         if point:
             run.log_metrics(point, step=start + i)
+
+
+class EvalPoints:
+    """A boosting fit's per-iteration eval results, kept as the library hands them (one list append per iteration on
+    the training thread) and logged as steps by the background worker: every LIVE_EVERY_S while the fit runs (so a
+    long fit's curves stay live), the rest once it returns or raises (`later()`)."""
+
+    def __init__(self, run: Run, conf: Settings, to_point: Callable[[Any], Mapping[str, Any]]) -> None:
+        self.run, self.conf, self.to_point = run, conf, to_point
+        self.pending: list[tuple[int, Any]] = []
+        self.failed = False
+        self.due = time.monotonic() + LIVE_EVERY_S
+
+    def add(self, step: int, raw: Any) -> None:
+        """Keep one iteration's results (`raw` must not change afterwards: the library's fresh list or a copy)."""
+        self.pending.append((step, raw))
+        if time.monotonic() >= self.due:
+            from roost.registry import deferred
+
+            self.due = time.monotonic() + LIVE_EVERY_S
+            deferred.submit(self.run, self._take_and_log(), "autolog eval metrics")
+
+    def later(self) -> list[tuple[str, Any]]:
+        """The step that logs what is still kept (after the fit, in the background)."""
+        return [("eval metrics", lambda: self._take_and_log()())]
+
+    def _take_and_log(self) -> Callable[[], None]:
+        points, self.pending = self.pending, []
+
+        def log() -> None:
+            if self.failed:
+                return
+            try:
+                for step, raw in points:
+                    point = metrics_of(self.to_point(raw))
+                    if point:
+                        self.run.log_metrics(point, step=step)
+            except Exception:
+                self.failed = True  # said once (the step's warning); later points are not logged
+                raise
+
+        return log
