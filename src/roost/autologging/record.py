@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 PARAM_TEXT_MAX = 500  # longer param values (a repr of a nested estimator, a grid) are cut to this many characters
 SAMPLE_ROWS = 100  # rows of the fit data kept to check the ONNX package against the native model
 TOP_IMPORTANCE = 10  # feature importance: the top features by gain also become metrics
+SNAPSHOT_MAX_BYTES = 256 * 2**20  # larger fit data is fingerprinted before `fit` returns instead of copied for later
 LIVE_EVERY_S = 1.0  # a long fit's eval points reach the run this often (by the background worker)
 
 
@@ -90,12 +91,43 @@ def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = No
     return [("params", write)]
 
 
-def log_fingerprint_later(run: Run, conf: Settings, X: Any, y: Any) -> list[tuple[str, Any]]:
-    """The data fingerprint as a background step (over a snapshot of X and y), or none when log_datasets is off."""
+def log_fingerprint_later(
+    run: Run, conf: Settings, X: Any, y: Any, snapshots: Callable[[], tuple[Any, Any]] | None = None
+) -> list[tuple[str, Any]]:
+    """The data fingerprint as a background step, or none when log_datasets is off: over `snapshots()` (X and y as
+    the flavor keeps them anyway), else over a snapshot of its own — or, for data over SNAPSHOT_MAX_BYTES, computed
+    now (hashing is no slower than the copy, and the data is not held twice while the step waits)."""
     if not conf.log_datasets or X is None or isinstance(X, str):
         return []
-    Xs, ys = snapshot(X), snapshot(y)
+    if snapshots is None and copy_bytes(X) > SNAPSHOT_MAX_BYTES:
+        try:
+            params = fingerprint(X, y)
+        except Exception as exc:  # noqa: BLE001 - raised again by the step: warned about and tagged like the others
+            failure = exc
+
+            def fail() -> None:
+                raise failure
+
+            return [("the data fingerprint", fail)]
+        return [("the data fingerprint", lambda: run.log_params(params))]
+    Xs, ys = snapshots() if snapshots is not None else (snapshot(X), snapshot(y))
     return [("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))]
+
+
+def copy_bytes(data: Any) -> int:
+    """What snapshot(data) would copy, in bytes (0 for pandas objects on pandas 3+, shared copy-on-write)."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    if isinstance(data, pd.DataFrame | pd.Series):
+        return 0 if int(pd.__version__.split(".")[0]) >= 3 else int(data.memory_usage(deep=False).sum())
+    if isinstance(data, np.ndarray):
+        return int(data.nbytes)
+    if scipy.sparse.issparse(data):
+        return sum(int(getattr(data, a).nbytes) for a in ("data", "indices", "indptr", "row", "col") if
+                   hasattr(data, a))  # fmt: skip
+    return 0
 
 
 def sample_rows(X: Any) -> Any:
