@@ -8,11 +8,11 @@ from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
+    EvalPoints,
     log_fingerprint_later,
     log_importance,
     log_later,
     log_model,
-    metrics_of,
     param_value,
     params_of,
     sample_rows,
@@ -52,28 +52,23 @@ def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
 
 
 class _Recorder:
-    """A LightGBM callback: each iteration's eval results as one buffered step `data-metric` on the run."""
-
-    order = 20  # with record_evaluation: before early stopping (30), so both see the same iterations
+    """A LightGBM callback: each iteration's eval results kept for the background worker (steps `data-metric`)."""
 
     def __init__(self, run: Run, conf: core.Settings) -> None:
-        self.run, self.conf, self.failed = run, conf, False
+        # with record_evaluation: before early stopping (30), so both see the same iterations; on the instance, as
+        # LightGBM reads it (it gives an instance without its own `order` one by the callback's position)
+        self.order = 20
+        self.points = EvalPoints(run, conf, lambda results: {f"{r[0]}-{r[1]}": r[2] for r in results})
 
     def __call__(self, env: Any) -> None:
-        if self.failed:
-            return
-        point = metrics_of({f"{r[0]}-{r[1]}": r[2] for r in env.evaluation_result_list})
-        try:
-            if point:
-                self.run.log_metrics(point, step=env.iteration)
-        except Exception as exc:  # noqa: BLE001 - training goes on; said once
-            self.failed = True
-            core.warn(self.conf, "eval metrics", exc)
+        if env.evaluation_result_list:  # a fresh list each iteration: kept as it is
+            self.points.add(env.iteration, env.evaluation_result_list)
 
 
-def _with_recorder(callbacks: Any, run: Run, conf: core.Settings) -> list[Any]:
-    """The fit's callbacks (a copy) and the recorder."""
-    return [*(callbacks or []), _Recorder(run, conf)]
+def _with_recorder(callbacks: Any, run: Run, conf: core.Settings) -> tuple[list[Any], core.Later]:
+    """The fit's callbacks (a copy) with the recorder, and the background step that logs what it kept."""
+    recorder = _Recorder(run, conf)
+    return [*(callbacks or []), recorder], recorder.points.later()
 
 
 def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -88,12 +83,12 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         extra: dict[str, Any] = {}
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
+            call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf)
             params = params_of(dict(given.get("params") or {}))
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 100)))
             if conf.log_models and raw is not None and not isinstance(raw, str):
                 extra["sample"] = sample_rows(raw)
-            return log_later(run, params) + log_fingerprint_later(run, conf, raw, label)
+            return log_later(run, params) + log_fingerprint_later(run, conf, raw, label) + evals
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
             return _summarize(run, conf, booster, booster, extra.get("sample"))
@@ -112,9 +107,9 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         X, y = given.get("X"), given.get("y")
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            call.arguments["callbacks"] = _with_recorder(given.get("callbacks"), run, conf)
+            call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf)
             tags = {"estimator_name": type(self).__name__, "estimator_class": _qualname(self)}
-            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y)
+            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y) + evals
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             return _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))

@@ -6,7 +6,8 @@ import hashlib
 import json
 import math
 import tempfile
-from collections.abc import Mapping
+import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,6 +19,8 @@ if TYPE_CHECKING:
 PARAM_TEXT_MAX = 500  # longer param values (a repr of a nested estimator, a grid) are cut to this many characters
 SAMPLE_ROWS = 100  # rows of the fit data kept to check the ONNX package against the native model
 TOP_IMPORTANCE = 10  # feature importance: the top features by gain also become metrics
+SNAPSHOT_MAX_BYTES = 256 * 2**20  # larger fit data is fingerprinted before `fit` returns instead of copied for later
+LIVE_EVERY_S = 1.0  # a long fit's eval points reach the run this often (by the background worker)
 
 
 def param_value(v: Any) -> Any:
@@ -88,12 +91,43 @@ def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = No
     return [("params", write)]
 
 
-def log_fingerprint_later(run: Run, conf: Settings, X: Any, y: Any) -> list[tuple[str, Any]]:
-    """The data fingerprint as a background step (over a snapshot of X and y), or none when log_datasets is off."""
+def log_fingerprint_later(
+    run: Run, conf: Settings, X: Any, y: Any, snapshots: Callable[[], tuple[Any, Any]] | None = None
+) -> list[tuple[str, Any]]:
+    """The data fingerprint as a background step, or none when log_datasets is off: over `snapshots()` (X and y as
+    the flavor keeps them anyway), else over a snapshot of its own — or, for data over SNAPSHOT_MAX_BYTES, computed
+    now (hashing is no slower than the copy, and the data is not held twice while the step waits)."""
     if not conf.log_datasets or X is None or isinstance(X, str):
         return []
-    Xs, ys = snapshot(X), snapshot(y)
+    if snapshots is None and copy_bytes(X) > SNAPSHOT_MAX_BYTES:
+        try:
+            params = fingerprint(X, y)
+        except Exception as exc:  # noqa: BLE001 - raised again by the step: warned about and tagged like the others
+            failure = exc
+
+            def fail() -> None:
+                raise failure
+
+            return [("the data fingerprint", fail)]
+        return [("the data fingerprint", lambda: run.log_params(params))]
+    Xs, ys = snapshots() if snapshots is not None else (snapshot(X), snapshot(y))
     return [("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))]
+
+
+def copy_bytes(data: Any) -> int:
+    """What snapshot(data) would copy, in bytes (0 for pandas objects on pandas 3+, shared copy-on-write)."""
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse
+
+    if isinstance(data, pd.DataFrame | pd.Series):
+        return 0 if int(pd.__version__.split(".")[0]) >= 3 else int(data.memory_usage(deep=False).sum())
+    if isinstance(data, np.ndarray):
+        return int(data.nbytes)
+    if scipy.sparse.issparse(data):
+        return sum(int(getattr(data, a).nbytes) for a in ("data", "indices", "indptr", "row", "col") if
+                   hasattr(data, a))  # fmt: skip
+    return 0
 
 
 def sample_rows(X: Any) -> Any:
@@ -165,3 +199,45 @@ def log_evals(run: Run, evals: Mapping[str, Mapping[str, Any]], start: int = 0) 
         point = metrics_of({k: v[i] for k, v in series.items() if i < len(v)})
         if point:
             run.log_metrics(point, step=start + i)
+
+
+class EvalPoints:
+    """A boosting fit's per-iteration eval results, kept as the library hands them (one list append per iteration on
+    the training thread) and logged as steps by the background worker: every LIVE_EVERY_S while the fit runs (so a
+    long fit's curves stay live), the rest once it returns or raises (`later()`)."""
+
+    def __init__(self, run: Run, conf: Settings, to_point: Callable[[Any], Mapping[str, Any]]) -> None:
+        self.run, self.conf, self.to_point = run, conf, to_point
+        self.pending: list[tuple[int, Any]] = []
+        self.failed = False
+        self.due = time.monotonic() + LIVE_EVERY_S
+
+    def add(self, step: int, raw: Any) -> None:
+        """Keep one iteration's results (`raw` must not change afterwards: the library's fresh list or a copy)."""
+        self.pending.append((step, raw))
+        if time.monotonic() >= self.due:
+            from roost.registry import deferred
+
+            self.due = time.monotonic() + LIVE_EVERY_S
+            deferred.submit(self.run, self._take_and_log(), "autolog eval metrics")
+
+    def later(self) -> list[tuple[str, Any]]:
+        """The step that logs what is still kept (after the fit, in the background)."""
+        return [("eval metrics", lambda: self._take_and_log()())]
+
+    def _take_and_log(self) -> Callable[[], None]:
+        points, self.pending = self.pending, []
+
+        def log() -> None:
+            if self.failed:
+                return
+            try:
+                for step, raw in points:
+                    point = metrics_of(self.to_point(raw))
+                    if point:
+                        self.run.log_metrics(point, step=step)
+            except Exception:
+                self.failed = True  # said once (the step's warning); later points are not logged
+                raise
+
+        return log

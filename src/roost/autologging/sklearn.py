@@ -65,24 +65,36 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
         if X is None and args:
             X = args[0]
         weight = given.get("sample_weight", kwargs.get("sample_weight"))
+        kept: list[tuple[Any, Any]] = []
+
+        def snapshots() -> tuple[Any, Any]:
+            """X and y as given, copied once for the fingerprint and the training metrics together."""
+            if not kept:
+                kept.append((snapshot(X), snapshot(y)))
+            return kept[0]
+
         return core.autologged(
             FLAVOR,
             type(self).__name__,
             lambda: original(self, *args, **kwargs),
-            lambda run, conf: _before(run, conf, self, X, y),
-            lambda run, conf, _res: _after(run, conf, self, X, y, weight),
+            lambda run, conf: _before(run, conf, self, X, y, snapshots),
+            lambda run, conf, _res: _after(run, conf, self, X, y, weight, snapshots),
             key=self,
         )
 
     return fit
 
 
-def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any) -> core.Later:
+Snapshots = Callable[[], tuple[Any, Any]]
+
+
+def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, snapshots: Snapshots) -> core.Later:
     tags = {"estimator_name": type(est).__name__, "estimator_class": f"{type(est).__module__}.{type(est).__name__}"}
-    return log_later(run, params_of(est.get_params(deep=True)), tags) + log_fingerprint_later(run, conf, X, y)
+    fingerprint_step = log_fingerprint_later(run, conf, X, y, snapshots)
+    return log_later(run, params_of(est.get_params(deep=True)), tags) + fingerprint_step
 
 
-def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any) -> core.Later:
+def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any, snapshots: Snapshots) -> core.Later:
     """Search results now; the training metrics and the model (over a snapshot of the data) for the background."""
     from sklearn.model_selection._search import BaseSearchCV
 
@@ -94,7 +106,7 @@ def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any)
         return []
     later: core.Later = []
     if y is not None:
-        Xs, ys, ws = snapshot(X), snapshot(y), snapshot(weight)
+        (Xs, ys), ws = snapshots(), snapshot(weight)
         later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws)))
     if conf.log_models and _is_predictor(model):
         sample = sample_rows(X)

@@ -9,13 +9,13 @@ from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
+    EvalPoints,
     fingerprint,
     log_evals,
     log_fingerprint_later,
     log_importance,
     log_later,
     log_model,
-    metrics_of,
     param_value,
     params_of,
     sample_rows,
@@ -61,26 +61,21 @@ def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
 
 @functools.cache
 def _recorder_class() -> type:
-    """The TrainingCallback that logs each iteration (a class made on first use: xgboost is imported lazily)."""
+    """The TrainingCallback that keeps each iteration's eval results (a class made on first use: xgboost is imported
+    lazily); the background worker logs them."""
     from xgboost.callback import TrainingCallback
 
     class Recorder(TrainingCallback):
-        """Each iteration's latest eval results as one buffered step `data-metric` on the run."""
+        """Each iteration's latest eval results, logged as steps `data-metric` by the background worker."""
 
         def __init__(self, run: Run, conf: core.Settings) -> None:
             super().__init__()
-            self.run, self.conf, self.failed = run, conf, False
+            self.points = EvalPoints(run, conf, lambda point: point)
 
         def after_iteration(self, model: Any, epoch: int, evals_log: Any) -> bool:
-            if self.failed:
-                return False
-            point = metrics_of({f"{d}-{m}": vs[-1] for d, by in evals_log.items() for m, vs in by.items() if vs})
-            try:
-                if point:
-                    self.run.log_metrics(point, step=epoch)
-            except Exception as exc:  # noqa: BLE001 - training goes on; said once
-                self.failed = True
-                core.warn(self.conf, "eval metrics", exc)
+            point = {f"{d}-{m}": vs[-1] for d, by in evals_log.items() for m, vs in by.items() if vs}
+            if point:
+                self.points.add(epoch, point)
             return False
 
     return Recorder
@@ -95,9 +90,14 @@ def _dmatrix_rows(dtrain: Any) -> Any:
     return pd.DataFrame(rows, columns=list(names))
 
 
-def _dmatrix_fingerprint(dtrain: Any) -> dict[str, Any]:
+def _dmatrix_fingerprint_later(run: Run, conf: core.Settings, dtrain: Any) -> core.Later:
+    """The DMatrix's fingerprint as a background step (its data cannot change in place; its label can: read now)."""
+    if not conf.log_datasets:
+        return []
     label = dtrain.get_label()
-    return fingerprint(dtrain.get_data(), label if len(label) else None)
+    return [
+        ("the data fingerprint", lambda: run.log_params(fingerprint(dtrain.get_data(), label if len(label) else None)))
+    ]
 
 
 def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -107,22 +107,20 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(*args, **kwargs)
         given = call.arguments
         dtrain = given.get("dtrain")
-        extra: dict[str, Any] = {}
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            call.arguments["callbacks"] = [*(given.get("callbacks") or []), _recorder_class()(run, conf)]
+            recorder = _recorder_class()(run, conf)
+            call.arguments["callbacks"] = [*(given.get("callbacks") or []), recorder]
             params = params_of(dict(given.get("params") or {}))
             params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 10)))
             if "early_stopping_rounds" in given:
                 params.setdefault("early_stopping_rounds", param_value(given["early_stopping_rounds"]))
-            if conf.log_datasets and dtrain is not None:
-                params.update(core.safely(conf, "the data fingerprint", _dmatrix_fingerprint, dtrain) or {})
-            if conf.log_models and dtrain is not None:
-                extra["sample"] = core.safely(conf, "a sample of the data", _dmatrix_rows, dtrain)
-            return log_later(run, params)
+            fingerprint_step = [] if dtrain is None else _dmatrix_fingerprint_later(run, conf, dtrain)
+            evals: core.Later = recorder.points.later()
+            return log_later(run, params) + fingerprint_step + evals
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
-            return _summarize(run, conf, booster, booster, extra.get("sample"))
+            return _summarize(run, conf, booster, booster, None if dtrain is None else lambda: _dmatrix_rows(dtrain))
 
         return core.autologged(FLAVOR, "xgboost.train", lambda: original(*call.args, **call.kwargs), before, after)
 
@@ -146,7 +144,8 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
             evals = getattr(self, "evals_result_", None)
             if evals:  # the sklearn API keeps the history; logged when fit returns (its callbacks belong to the user)
                 log_evals(run, evals)
-            return _summarize(run, conf, self.get_booster(), self, None if X is None else sample_rows(X))
+            sample = None if X is None else sample_rows(X)
+            return _summarize(run, conf, self.get_booster(), self, None if sample is None else lambda: sample)
 
         return core.autologged(
             FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after, key=self
@@ -155,8 +154,9 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> core.Later:
-    """Best iteration now; feature importance and the model of the trained booster for the background."""
+def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Callable[[], Any] | None) -> core.Later:
+    """Best iteration now; feature importance and the model of the trained booster (checked on `sample()`, rows of the
+    fit data) for the background."""
     summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
     best = booster.attr("best_iteration")
     if best is not None:  # set by early stopping only
@@ -173,5 +173,5 @@ def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: 
 
     later: core.Later = [("feature importance", importance)]
     if conf.log_models and sample is not None:
-        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+        later.append(("the model", lambda: log_model(run, conf, model, sample())))
     return later

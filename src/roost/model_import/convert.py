@@ -134,9 +134,13 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
             f"{type(final).__name__} has no predict_proba: a roost classifier outputs class probabilities",
             hint="wrap it in sklearn.calibration.CalibratedClassifierCV, or use a classifier with predict_proba",
         )
-    options = {id(final): {"zipmap": False}} if clf else None
     try:
-        onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
+        # converted with skl2onnx's defaults, then the ZipMap taken off: its `options` (zipmap=False) make it list every
+        # sub-estimator with dir() first, ~30 % of a forest's conversion; the options only where no ZipMap came out
+        onx = skl_convert(model, initial_types=types, target_opset=OPSET)
+        if clf and not graph.drop_zipmap(onx):
+            options = {id(final): {"zipmap": False}}
+            onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
     except Exception as exc:
         raise RoostError(
             f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",

@@ -62,6 +62,25 @@ def columns_2d_to_1d(model: Any, columns: Sequence[str] | None = None) -> Any:
     return model
 
 
+def drop_zipmap(model: Any) -> bool:
+    """Take a classifier's ZipMap (probabilities as a list of {class: p} maps) off the graph: the probabilities tensor
+    it reads (always float [N, C] by the ONNX-ML spec) becomes the graph output in its place. False when the graph
+    had no ZipMap feeding an output."""
+    from onnx import TensorProto, helper
+
+    g = model.graph
+    outputs = {o.name: i for i, o in enumerate(g.output)}
+    found = False
+    for node in list(g.node):
+        if node.op_type == "ZipMap" and node.output[0] in outputs:
+            i = outputs[node.output[0]]
+            g.output.remove(g.output[i])
+            g.output.insert(i, helper.make_tensor_value_info(node.input[0], TensorProto.FLOAT, [None, None]))
+            g.node.remove(node)
+            found = True
+    return found
+
+
 def ensure_default_opset(model: Any, version: int = 15) -> None:
     """Add an import of the default ONNX domain when a graph (e.g. XGBoost's) has only ai.onnx.ml ops."""
     from onnx import helper
@@ -95,7 +114,8 @@ def spec_outputs(model: Any, task: str, source: str, binary_column: int | None =
         g.initializer.append(helper.make_tensor("roost_idx1", TensorProto.INT64, [], [binary_column]))
         nodes.append(helper.make_node("Gather", [src, "roost_idx1"], [want], axis=1))
     elif task == "multiclass":
-        nodes.append(helper.make_node("Identity", [src], [want]))
+        if src != want:  # a float output already named `probabilities` (skl2onnx's) is the spec's as it is
+            nodes.append(helper.make_node("Identity", [src], [want]))
     else:
         g.initializer.append(helper.make_tensor("roost_flat", TensorProto.INT64, [1], [-1]))
         nodes.append(helper.make_node("Reshape", [src, "roost_flat"], [want]))

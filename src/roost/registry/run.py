@@ -509,7 +509,10 @@ class Run:
         """
         if status not in STATUSES:
             raise RoostError(f"unknown run status {status!r}", hint="one of " + ", ".join(STATUSES))
-        deferred.wait(self.id)  # its background work (autolog's model, training metrics) is part of the run
+        if status == "KILLED":  # stopped (SIGTERM, Ctrl-C): its background work gets a short bound, then a tag
+            deferred.stop(self.id, why="the run was killed (SIGTERM or Ctrl-C)")
+        else:
+            deferred.wait(self.id)  # its background work (autolog's model, training metrics) is part of the run
         with self._lock:
             if self._ended:
                 return
