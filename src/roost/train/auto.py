@@ -370,9 +370,9 @@ def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int
     LightGBM's for `n_rows` training rows of `n_cols` columns."""
     sub = auto_config(cfg, model_type)
     if model_type == "lightgbm":
-        from roost.train.lgbm import table_defaults
+        from roost.train.lgbm import candidate_params
 
-        sub.model.params = table_defaults(n_rows, n_cols)
+        sub.model.params = candidate_params(n_rows, n_cols)
     return sub
 
 

@@ -186,6 +186,19 @@ SMALL_TABLE: dict[str, Any] = {
 }
 
 
+# The rounds cap of auto's small-table LightGBM candidate: with its lower learning rate and fewer leaves the model's
+# 1000 rounds cut it before early stopping on tables with much structure (a 6,259-row price table: best round = the
+# cap, 165.7 RMSE; with the cap lifted early stopping chose round 3,529, 157.6). Early stopping decides, not the cap.
+SMALL_TABLE_ROUNDS = 10_000
+
+
+def candidate_params(n_rows: int, n_cols: int | None = None) -> dict[str, Any]:
+    """auto's LightGBM candidate's parameters: table_defaults, with SMALL_TABLE_ROUNDS as the rounds cap where the
+    small-table settings apply (early stopping ends it)."""
+    out = table_defaults(n_rows, n_cols)
+    return {**out, "n_estimators": SMALL_TABLE_ROUNDS} if out else out
+
+
 def table_defaults(n_rows: int, n_cols: int | None = None) -> dict[str, Any]:
     """The LightGBM parameters `model: auto` uses for `n_rows` training rows and `n_cols` feature columns: on small
     tables fewer leaves, a lower learning rate, column subsampling and L2 (they overfit less); else the model
