@@ -198,6 +198,7 @@ def run_one(name: str, df: pd.DataFrame, seed: int, tmp: Path, args: argparse.Na
         row.update(auto=res.metrics["test_roc_auc"], auto_model=res.model_type)
         row["auto_seconds"] = time.perf_counter() - t
         row["auto_candidates"] = {k: v.get("test_roc_auc") for k, v in (res.candidates or {}).items()}
+        row.update(auto_weights=res.weights, auto_skipped=res.skipped, auto_budget_s=res.budget_s)
     if not args.no_tune:
         t = time.perf_counter()
         out = tune_task(cfg, trials=args.trials)

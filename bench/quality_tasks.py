@@ -178,6 +178,8 @@ def run_task_one(name: str, task: str, df: pd.DataFrame, seed: int, tmp: Any, ar
     if not path.exists():
         df.to_parquet(path)
     cfg = {"data": str(path), "label": LABEL, "task": task, "split": {**SPLIT, "seed": seed}, "name": f"{name}-{seed}"}
+    if getattr(args, "time_budget", None) is not None:  # auto's default budget otherwise (was ignored here)
+        cfg["time_budget"] = args.time_budget
     row: dict[str, Any] = {"task": task, "table": name, "seed": seed, "rows": len(df), "cols": df.shape[1] - 1}
     row["classes"] = int(df[LABEL].nunique()) if task == "multiclass" else 0
     t = time.perf_counter()
@@ -191,7 +193,7 @@ def run_task_one(name: str, task: str, df: pd.DataFrame, seed: int, tmp: Any, ar
         row.update(auto=res.metrics[f"test_{primary}"], auto_model=res.model_type)
         row["auto_seconds"] = time.perf_counter() - t
         row["auto_candidates"] = {k: v.get(f"test_{primary}") for k, v in (res.candidates or {}).items()}
-        row["auto_weights"] = res.weights
+        row.update(auto_weights=res.weights, auto_skipped=res.skipped, auto_budget_s=res.budget_s)
     if not args.no_tune:
         from roost.tune.task import tune_task
 

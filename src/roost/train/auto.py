@@ -295,15 +295,15 @@ def _children(
     progress: bool,
     budget: Any,
 ) -> dict[str, tuple[TrainResult, Any]]:
-    """Train each candidate as a child run ({name: (result, fitted model)}); under a budget in order of expected
-    value per second, skipping (and recording) a child whose estimated seconds no longer fit."""
+    """Train each candidate as a child run ({name: (result, fitted model)}); under a budget (budget.child_order,
+    child_allowance) each under a deadline, skipping (and recording) a child whose estimate exceeds its share."""
     from roost.metrics.overall import PRIMARY
-    from roost.train.budget import SAFETY, SECURED, child_allowance, child_order, deadline
+    from roost.train.budget import SAFETY, SECURED, child_allowance, child_order, deadline, warm_imports
     from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
-    primary = PRIMARY[task][0]
-    cells = len(parts[0]) * max(1, len(spec.columns)) / 1e6
+    primary, cells = PRIMARY[task][0], len(parts[0]) * max(1, len(spec.columns)) / 1e6
     budgeted = budget.seconds is not None
+    warm_imports(cands)  # a cold import is not any one child's cost
     order = child_order(cands, {c: _prior(c)[0] / _prior(c)[1] for c in cands}) if budgeted else cands
     out: dict[str, tuple[TrainResult, Any]] = {}
     speed: list[float] = []  # measured / prior seconds of the children so far (a loaded machine: all slower)
