@@ -103,38 +103,12 @@ def lightgbm_frames(X: pd.DataFrame, Xt: pd.DataFrame) -> tuple[pd.DataFrame, pd
 
 
 def ref_lightgbm(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame, trials: int = 20) -> tuple[np.ndarray, dict]:
-    """LightGBM tuned by Optuna (TPE, 20 trials) on a stratified 25 % validation split; refit on all rows."""
-    import lightgbm as lgb
-    import optuna
-    from sklearn.metrics import roc_auc_score
-    from sklearn.model_selection import train_test_split
+    """LightGBM tuned by Optuna (TPE, 20 trials) on a stratified 25 % validation split, on ROC-AUC; refit on all
+    rows: quality_tasks.ref_lightgbm's binary objective (one objective for every suite)."""
+    from quality_tasks import ref_lightgbm as tuned
 
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    X, Xt = lightgbm_frames(X, Xt)
-    Xa, Xv, ya, yv = train_test_split(X, y, test_size=0.25, stratify=y, random_state=0)
-
-    def objective(trial: Any) -> float:
-        params = {
-            "learning_rate": trial.suggest_float("learning_rate", 0.005, 0.3, log=True),
-            "num_leaves": trial.suggest_int("num_leaves", 2, 256, log=True),
-            "min_child_samples": trial.suggest_int("min_child_samples", 2, 200, log=True),
-            "colsample_bytree": trial.suggest_float("colsample_bytree", 0.3, 1.0),
-            "subsample": trial.suggest_float("subsample", 0.4, 1.0),
-            "reg_lambda": trial.suggest_float("reg_lambda", 1e-3, 10.0, log=True),
-        }
-        m = lgb.LGBMClassifier(n_estimators=2000, subsample_freq=1, random_state=0, verbose=-1, n_jobs=1, **params).fit(
-            Xa, ya, eval_set=[(Xv, yv)], callbacks=[lgb.early_stopping(50, verbose=False)]
-        )
-        trial.set_user_attr("trees", int(m.best_iteration_ or 2000))
-        return float(roc_auc_score(yv, m.predict_proba(Xv)[:, 1]))
-
-    study = optuna.create_study(direction="maximize", sampler=optuna.samplers.TPESampler(seed=0))
-    study.optimize(objective, n_trials=trials)
-    best = dict(study.best_params)
-    trees = int(study.best_trial.user_attrs["trees"])
-    m = lgb.LGBMClassifier(n_estimators=trees, subsample_freq=1, random_state=0, verbose=-1, n_jobs=1, **best)
-    m.fit(X, y)
-    return np.asarray(m.predict_proba(Xt)[:, 1]), {**best, "n_estimators": trees}
+    p, params = tuned("binary", X, y, Xt, trials)
+    return np.asarray(p), params
 
 
 def ref_lightgbm_defaults(X: pd.DataFrame, y: np.ndarray, Xt: pd.DataFrame) -> np.ndarray:
@@ -224,6 +198,7 @@ def run_one(name: str, df: pd.DataFrame, seed: int, tmp: Path, args: argparse.Na
         row.update(auto=res.metrics["test_roc_auc"], auto_model=res.model_type)
         row["auto_seconds"] = time.perf_counter() - t
         row["auto_candidates"] = {k: v.get("test_roc_auc") for k, v in (res.candidates or {}).items()}
+        row.update(auto_weights=res.weights, auto_skipped=res.skipped, auto_budget_s=res.budget_s)
     if not args.no_tune:
         t = time.perf_counter()
         out = tune_task(cfg, trials=args.trials)

@@ -13,7 +13,6 @@ from roost.train.budget import (
     REFIT_VALUE,
     SAFETY,
     Budget,
-    Deadline,
     candidate_values,
     default_budget,
     parse_budget,
@@ -136,22 +135,12 @@ def test_random_plans_fit_and_are_the_best_feasible_by_brute_force() -> None:
         assert (more_u if more.cv else 0) >= got - 1e-12
 
 
-def test_the_budget_clock_and_the_deadline_callback() -> None:
+def test_the_budget_clock() -> None:
     now = [100.0]
     b = Budget(60.0, clock=lambda: now[0])
     now[0] = 130.0
-    assert b.left() == 30.0 and b.elapsed() == 30.0 and "30 s left" in b.note()
-    assert Budget(None).left() == float("inf") and Budget(None).note() == ""
-
-    class State:
-        epoch, stopped_early = 3, False
-
-    d, s = Deadline(140.0, clock=lambda: now[0]), State()
-    d.on_epoch_end(s, {})
-    assert not s.stopped_early and d.epoch is None
-    now[0] = 141.0
-    d.on_epoch_end(s, {})
-    assert s.stopped_early and d.epoch == 3
+    assert b.left() == 30.0 and b.elapsed() == 30.0 and "30 s left" in b.note() and b.end() == 160.0
+    assert Budget(None).left() == float("inf") and Budget(None).note() == "" and Budget(None).end() is None
 
 
 def test_the_default_budget_its_environment_override_and_the_config_key(monkeypatch) -> None:

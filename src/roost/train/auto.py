@@ -63,16 +63,6 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     )
 }
 OPTIONS: dict[str, Any] = {"folds": 5, "cv_max_rows": 20_000, "ensemble": True, "refit": True}
-# Budgeted runs train the children in order of expected value per second: (value, seconds per million cells)
-# priors from the suite's runs (bench/RESULTS.md); measured fit times replace the seconds once a child has run.
-PRIORS: dict[str, tuple[float, float]] = {
-    "lightgbm_defaults": (0.9, 10.0),
-    "lightgbm": (1.0, 20.0),
-    "logreg": (0.6, 40.0),
-    "wide_deep": (0.9, 50.0),
-    "mlp": (0.7, 50.0),
-    "dcn": (0.7, 60.0),
-}
 
 
 @dataclass(frozen=True)
@@ -173,7 +163,7 @@ def train_auto(
     from roost.metrics.overall import PRIMARY
     from roost.registry.api import register_model, start_run
     from roost.train.auto_select import Costs, in_data_parallel_group, select
-    from roost.train.budget import Budget
+    from roost.train.budget import Budget, deadline, export_cost
     from roost.train.tensorboard import TB_SUBDIR
 
     cands = candidates(cfg)
@@ -201,26 +191,34 @@ def train_auto(
             write_yaml(art / RESOLVED, cfg.model_dump(by_alias=True))
             if tensorboard:  # one TensorBoard, one folder per candidate
                 tb_proc, tb_url = start_tensorboard(parent, art / TB_SUBDIR, announce)
-            results = _children(cfg, task, spec, parts, data, cands, parent, tags, progress, budget)
-            trained = [c for c in cands if c in results]
+            with deadline(budget.end()):  # nothing trains past the budget's end
+                results = _children(cfg, task, spec, parts, data, cands, parent, tags, progress, budget)
+            # under a budget in training order (the secured candidates cross-validate first)
+            trained = list(results) if seconds is not None else [c for c in cands if c in results]
             fitted = [(c, results[c][1]) for c in trained]
             costs = Costs(
                 {c: results[c][0].seconds.get("fit", 0.0) for c in trained},
-                {c: results[c][0].seconds.get("export", 0.0) for c in trained},
+                {c: export_cost(*results[c]) for c in trained},
                 {c: results[c][0].metrics.get(f"val_{primary}", float("nan")) for c in trained},
             )
 
             def make(cand: str, n_fit: int) -> Any:
                 return build_model(candidate_config(cfg, cand, n_fit, len(spec.columns)), task, n_fit)
 
-            sel = select(task, cfg.label, spec, parts, fitted, opts, make, cfg.trainer.seed, budget, costs)
+            with deadline(budget.end()):
+                sel = select(task, cfg.label, spec, parts, fitted, opts, make, cfg.trainer.seed, budget, costs)
             weights, criterion = sel.weights, sel.criterion
             chosen = [c for c in trained if weights.get(c, 0.0) > 0]
             selected = "+".join(chosen)
             if isinstance(sel.final, tuple):  # one child took all the weight: its package
-                best = results[sel.final[0]][0]
+                best, model = results[sel.final[0]]
                 metrics = dict(best.metrics)
-                parent.log_artifacts(best.package_path, PACKAGE)
+                if best.package_path.exists():
+                    parent.log_artifacts(best.package_path, PACKAGE)
+                else:  # a budgeted child has no package of its own: export the winner once, here
+                    budget.step(f"exporting {sel.final[0]}")
+                    write_package(model, parent, art, parts[2], cfg.label, metrics, cfg)
+                    monitor_reference(art, model, task, parts[0], parts[2], cfg.label)
             else:
                 blend, heldout = sel.final, sel.heldout or sel.final
                 # test_*: the held-out blend's score (a refitted blend has seen the test rows)
@@ -297,20 +295,23 @@ def _children(
     progress: bool,
     budget: Any,
 ) -> dict[str, tuple[TrainResult, Any]]:
-    """Train each candidate as a child run ({name: (result, fitted model)}); under a budget in order of expected
-    value per second, skipping (and recording) a child whose estimated seconds no longer fit."""
+    """Train each candidate as a child run ({name: (result, fitted model)}); under a budget (budget.child_order,
+    child_allowance) each under a deadline, skipping (and recording) a child whose estimate exceeds its share."""
     from roost.metrics.overall import PRIMARY
-    from roost.train.budget import SAFETY, Deadline
+    from roost.train.budget import SAFETY, SECURED, child_allowance, child_order, deadline, warm_imports
     from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
-    primary = PRIMARY[task][0]
-    cells = len(parts[0]) * max(1, len(spec.columns)) / 1e6
-    order = cands if budget.seconds is None else sorted(cands, key=lambda c: -_prior(c)[0] / _prior(c)[1])
+    primary, cells = PRIMARY[task][0], len(parts[0]) * max(1, len(spec.columns)) / 1e6
+    budgeted = budget.seconds is not None
+    warm_imports(cands)  # a cold import is not any one child's cost
+    order = child_order(cands, {c: _prior(c)[0] / _prior(c)[1] for c in cands}) if budgeted else cands
     out: dict[str, tuple[TrainResult, Any]] = {}
-    speed: list[float] = []  # measured / prior seconds of the children so far
+    speed: list[float] = []  # measured / prior seconds of the children so far (a loaded machine: all slower)
     for k, cand in enumerate(order, 1):
+        secured = cand in SECURED
         est = _prior(cand)[1] * cells * (sum(speed) / len(speed) if speed else 1.0)
-        if out and est > budget.left() * SAFETY - 0.1 * (budget.seconds or 0.0):
+        allowed = child_allowance(budget.left(), secured)
+        if out and not secured and (est > allowed or est > budget.left() * SAFETY - 0.1 * (budget.seconds or 0.0)):
             budget.skip(f"candidate {cand} (estimated {est:.0f} s, {budget.left():.0f} s left)")
             continue
         sub = candidate_config(cfg, cand, len(parts[0]), len(spec.columns))
@@ -321,31 +322,32 @@ def _children(
         if model.framework == "torch":
             child_tags[TB_LOGS_TAG] = f"{parent.id}:{TB_SUBDIR}/{cand}"
         art = parent.artifact_dir
-        # a network may use at most half the time left: its epochs stop there (the best epoch so far is kept)
-        deadline = Deadline(time.monotonic() + budget.left() / 2)
-        cbs = [deadline] if budget.seconds is not None and model.framework == "torch" else []
-        res = train_run(
-            sub,
-            model,
-            task,
-            spec,
-            parts,
-            {**flatten(resolved_params(sub, model)), **data},
-            TrainRunSettings(
-                progress=progress,
-                tb_dir=art / TB_SUBDIR / cand,
-                parent_run_id=parent.id,
-                extra_tags=child_tags,
-                heading=label,
-                extra_callbacks=cbs,
-            ),
-        )
-        if deadline.epoch is not None:
-            budget.skip(f"epochs of {cand} after epoch {deadline.epoch} (it had used half the time left)")
+        # its share of the time left: its epochs / boosting rounds stop there (the best so far is kept)
+        at = time.monotonic() + allowed if budgeted else None
+        with deadline(at):
+            res = train_run(
+                sub,
+                model,
+                task,
+                spec,
+                parts,
+                {**flatten(resolved_params(sub, model)), **data},
+                TrainRunSettings(
+                    progress=progress,
+                    tb_dir=art / TB_SUBDIR / cand,
+                    parent_run_id=parent.id,
+                    extra_tags=child_tags,
+                    heading=label,
+                    package=not budgeted,  # under a budget only the final model is exported (once)
+                ),
+            )
+        if at is not None and time.monotonic() >= at:
+            budget.skip(f"training of {cand} after {allowed:.0f} s (its share of the time left; best so far kept)")
         out[cand] = (res, model)
         speed.append(sum(res.seconds.values()) / max(_prior(cand)[1] * cells, 1e-6))
         parent.log_metrics({f"{cand}.{m}": v for m, v in res.metrics.items() if v == v})
-        log.info("auto: %s val_%s %.5f", cand, primary, res.metrics.get(f"val_{primary}", float("nan")))
+        val, fit_s = res.metrics.get(f"val_{primary}", float("nan")), res.seconds.get("fit", 0.0)
+        log.info("auto: %s val_%s %.5f (fit %.1f s, all %.1f s)", cand, primary, val, fit_s, sum(res.seconds.values()))
     return out
 
 
@@ -357,8 +359,10 @@ def _say(line: str) -> None:
 
 
 def _prior(cand: str) -> tuple[float, float]:
-    """(expected value, seconds per million cells) of a candidate before it has run (PRIORS; a variant: its type)."""
-    return PRIORS.get(cand) or PRIORS.get(VARIANTS.get(cand, (cand, {}))[0]) or (0.5, 50.0)
+    """budget.prior of a candidate (a VARIANTS name: by its own name, else its type's)."""
+    from roost.train.budget import prior
+
+    return prior(cand, VARIANTS.get(cand, (cand, {}))[0])
 
 
 def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int | None = None) -> TrainConfig:
@@ -366,9 +370,9 @@ def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int
     LightGBM's for `n_rows` training rows of `n_cols` columns."""
     sub = auto_config(cfg, model_type)
     if model_type == "lightgbm":
-        from roost.train.lgbm import table_defaults
+        from roost.train.lgbm import candidate_params
 
-        sub.model.params = table_defaults(n_rows, n_cols)
+        sub.model.params = candidate_params(n_rows, n_cols)
     return sub
 
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from roost.train.budget import SAFETY, Budget, Plan, candidate_values, plan
+from roost.train.budget import SAFETY, Budget, Plan, candidate_values, cv_allowance, deadline, plan
 
 log = logging.getLogger(__name__)
 # A refit fold model fits (k-1)/k of all rows; a fold model (k-1)/k of the training+validation rows.
@@ -92,8 +92,14 @@ def select(
                 continue
             budget.step(f"{len(splits)}-fold cross-validation of {name}")
             t0 = time.monotonic()
-            oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits)
+            # a later candidate's fold models stop at CV_SLACK × its estimate; one cut there is dropped
+            at = t0 + cv_allowance(est, budget.left()) if done and budget.seconds is not None else None
+            with deadline(at):
+                oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits)
             spent[name] = time.monotonic() - t0
+            if at is not None and time.monotonic() >= at:
+                budget.skip(f"cross-validation of {name} (stopped after {spent[name]:.0f} s, estimated {est:.0f} s)")
+                continue
             done.append(name)
             preds.append(oof)
             bags.append(models)
@@ -200,9 +206,13 @@ def _refit(
         return
     X, y = every.drop(columns=[label]), every[label]
     members, member_w, preds = [], [], []
+    end = budget.end()
     for name in kept:
         budget.step(f"refit of {name} on all {len(every)} rows ({k} folds)")
         oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits)
+        if end is not None and time.monotonic() >= end:  # cut at the budget's end: keep the held-out blend
+            budget.skip(f"refit on all rows (stopped at the budget's end during {name})")
+            return
         members += [(name, m) for m in models]
         member_w += [sel.weights[name] / len(models)] * len(models)
         preds.append((sel.weights[name], oof))

@@ -12,6 +12,9 @@ import logging
 import math
 import re
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from itertools import combinations
 from typing import Any
@@ -29,6 +32,28 @@ SAFETY = 0.85
 REFIT_VALUE = 0.6  # refit on all rows: +0.0031 ± 0.0013 ROC-AUC on the suite (bench/RESULTS.md)
 FULL_FOLDS_VALUE = 0.3  # the configured folds rather than 3: steadier out-of-fold scores for the weights
 MIN_FOLDS = 3
+# The cheap strong candidates: under a budget they train (and cross-validate) first, whatever the others cost, so a
+# slow candidate cannot starve them (issue 36: at load 23-44 one or two children used the whole minute and the
+# budgeted runs lost 0.010-0.050 ROC-AUC).
+SECURED = ("lightgbm_defaults", "logreg")
+# The share of the time left that one child may use: a secured child half, a later one a quarter (its epochs or
+# boosting rounds stop there, the best so far kept); a later child estimated to need more is skipped.
+SECURED_SHARE, CHILD_SHARE = 0.5, 0.25
+# Seconds one fold model adds to the final package's export, by framework, where the children exported nothing
+# (under a budget they do not): LightGBM's ONNX conversion and parity check; a network's share of its one graph.
+EXPORT_PRIOR = {"lightgbm": 0.3, "torch": 1.0}
+# Budgeted runs train the children (after the SECURED ones) in order of expected value per second: (value, seconds
+# per million cells) priors from the suite's runs (bench/RESULTS.md); the children's measured times correct them.
+PRIORS: dict[str, tuple[float, float]] = {
+    "lightgbm_defaults": (0.9, 10.0),
+    "lightgbm": (1.0, 20.0),
+    "logreg": (0.6, 40.0),
+    "wide_deep": (0.9, 50.0),
+    "mlp": (0.7, 50.0),
+    "dcn": (0.7, 60.0),
+}
+# A cross-validation may use at most this multiple of its estimate (+1 s) before it is stopped and dropped.
+CV_SLACK = 2.0
 UNITS = {"": 1.0, "s": 1.0, "m": 60.0, "min": 60.0, "h": 3600.0}
 
 
@@ -173,6 +198,10 @@ class Budget:
             return math.inf
         return float(self.seconds - (self.clock() - self.start))
 
+    def end(self) -> float | None:
+        """When the budget ends, on the clock (None without a budget)."""
+        return None if self.seconds is None else float(self.start + self.seconds)
+
     def elapsed(self) -> float:
         """Seconds since the run started."""
         return float(self.clock() - self.start)
@@ -193,16 +222,68 @@ class Budget:
             self.say(line)
 
 
-class Deadline:
-    """A torch training callback that ends training (keeping the best epoch so far) once `clock()` passes `at`:
-    how a budget cuts the epochs of a network that would not finish in time."""
+def prior(cand: str, base: str) -> tuple[float, float]:
+    """(expected value, seconds per million cells) of candidate `cand` of model type `base` before it has run."""
+    return PRIORS.get(cand) or PRIORS.get(base) or (0.5, 50.0)
 
-    def __init__(self, at: float, clock: Any = time.monotonic) -> None:
-        self.at, self.clock = at, clock
-        self.epoch: int | None = None  # the epoch it stopped after (None: it did not)
 
-    def on_epoch_end(self, state: Any, logs: dict[str, float]) -> None:
-        """Stop the loop after this epoch when the deadline has passed."""
-        if self.clock() >= self.at and not state.stopped_early:
-            state.stopped_early = True
-            self.epoch = int(state.epoch)
+def export_cost(child: Any, model: Any) -> float:
+    """Seconds one of a candidate's fold models adds to the final package's export: its child run's (a TrainResult)
+    export time, or where the child exported nothing (under a budget) EXPORT_PRIOR of the model's framework."""
+    if child.package_path.exists():
+        return float(child.seconds.get("export", 0.0))
+    return EXPORT_PRIOR.get(model.framework, 1.0)
+
+
+def warm_imports(model_types: list[str]) -> None:
+    """Import the candidates' libraries before the first child is timed: a cold import (torch: ~3 s quiet, ~20 s at
+    load 30) counted as that child's fit and scaled every later estimate with it."""
+    import importlib
+
+    for module in sorted({"lightgbm" if t.startswith("lightgbm") else "torch" for t in model_types}):
+        importlib.import_module(module)
+
+
+def child_order(cands: list[str], value_per_second: dict[str, float]) -> list[str]:
+    """The order children train in under a budget: the SECURED candidates first (in their SECURED order), then the
+    others by expected value per second, highest first."""
+    first = [c for c in SECURED if c in cands]
+    rest = sorted((c for c in cands if c not in first), key=lambda c: -value_per_second.get(c, 0.0))
+    return first + rest
+
+
+def child_allowance(left: float, secured: bool) -> float:
+    """Seconds one child may use of the `left` seconds (SECURED_SHARE or CHILD_SHARE of them, at least 0)."""
+    return max(0.0, left) * (SECURED_SHARE if secured else CHILD_SHARE)
+
+
+def cv_allowance(estimate: float, left: float) -> float:
+    """Seconds one candidate's cross-validation may use: CV_SLACK × its estimate + 1 s, within SAFETY × `left`."""
+    return max(0.0, min(left * SAFETY, CV_SLACK * estimate + 1.0))
+
+
+_DEADLINE: ContextVar[float | None] = ContextVar("roost_train_deadline", default=None)
+
+
+@contextmanager
+def deadline(at: float | None) -> Iterator[None]:
+    """Fits inside stop at `at` (time.monotonic(); None: no deadline of its own) or an enclosing deadline, the
+    earlier: a network after the epoch, LightGBM after the round that passes it, each keeping its best so far."""
+    outer = _DEADLINE.get()
+    inner = at if outer is None else outer if at is None else min(at, outer)
+    token = _DEADLINE.set(inner)
+    try:
+        yield
+    finally:
+        _DEADLINE.reset(token)
+
+
+def current_deadline() -> float | None:
+    """The deadline fits run under now (time.monotonic()), or None."""
+    return _DEADLINE.get()
+
+
+def past_deadline() -> bool:
+    """True once the current deadline has passed (never without one)."""
+    at = _DEADLINE.get()
+    return at is not None and time.monotonic() >= at

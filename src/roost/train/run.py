@@ -122,6 +122,7 @@ class TrainRunSettings:
     extra_tags: Mapping[str, Any] = field(default_factory=dict)
     extra_callbacks: Sequence[Any] = ()
     heading: str | None = None
+    package: bool = True  # false: no package (auto's children under a time budget: only the final model is exported)
 
 
 def train_run(
@@ -160,9 +161,13 @@ def train_run(
             _fit(model, cfg.label, spec, parts, cbs, art, s.ckpt)
             t1 = time.monotonic()
             metrics = final_metrics(model, task, cfg.label, val_df, test_df)
-            write_package(model, run, art, test_df, cfg.label, metrics, cfg)  # test_*: the package's own score
+            if s.package:
+                write_package(model, run, art, test_df, cfg.label, metrics, cfg)  # test_*: the package's own score
+            else:
+                run.set_tag("roost.package", "none: a candidate of model auto under a time budget")
             _log_final(run, model, metrics)
-            monitor_reference(art, model, task, train_df, test_df, cfg.label)
+            if s.package:
+                monitor_reference(art, model, task, train_df, test_df, cfg.label)
             seconds = {"fit": t1 - t0, "export": time.monotonic() - t1}
             _log_features(art, cfg)
             version = _register(run, cfg)
@@ -173,7 +178,8 @@ def train_run(
         except BaseException:
             _close(cbs)
             raise
-    pkg = run.local_artifact(PACKAGE)  # a remote run's staging folder is gone: a downloaded copy
+    # a remote run's staging folder is gone: a downloaded copy (without a package: where it would be, empty)
+    pkg = run.local_artifact(PACKAGE) if s.package else art / PACKAGE
     return TrainResult(
         run.id, metrics, pkg, version, cfg.register_as, task, model.model_type, tb_url, tb_proc, seconds=seconds
     )

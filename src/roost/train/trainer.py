@@ -272,6 +272,7 @@ def _fit(
 ) -> LoopState:
     """The loop itself (see fit_network). In a process group each rank steps on its share of every batch."""
     from roost.train import distributed as D
+    from roost.train.budget import past_deadline
 
     ctx = D.context()
     dev = torch.device(ctx.device)
@@ -309,6 +310,8 @@ def _fit(
             _checkpoint(checkpoint_dir, net, opt, best_state, state, params, extra)
         for cb in callbacks:
             _call(cb, "on_epoch_end", state, logs)
+        if past_deadline():  # a time budget's deadline (train.budget.deadline): stop, keeping the best epoch
+            state.stopped_early = True
     net.load_state_dict(best_state)
     net.to("cpu")
     net.eval()
