@@ -413,7 +413,7 @@ def score(args: Any) -> float:
 
     import roost
     from roost import workspace
-    from roost.predict.api import resolve_package
+    from roost.scoring.api import resolve_package
 
     base = Path(args.work_dir or tempfile.mkdtemp(prefix="roost-scale-score-"))
     base.mkdir(parents=True, exist_ok=True)

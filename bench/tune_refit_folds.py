@@ -39,8 +39,8 @@ def refit(objective: Any, params: dict[str, Any], k: int) -> tuple[np.ndarray, n
     the same rows, seeded as auto's (tune.cv.plan with folds=k; the same cross_fit and build_model as tune)."""
     from functools import partial
 
-    from roost.train.api import build_model
-    from roost.train.ensemble import cross_fit
+    from roost.training.api import build_model
+    from roost.training.ensemble import cross_fit
     from roost.tune.cv import plan
 
     f = plan(objective.config_for(params), objective.overrides(params), {**objective.selection, "folds": k})

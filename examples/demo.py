@@ -64,7 +64,7 @@ def main() -> int:
     demo_steps.feature_store_leak(WS)
 
     step("4. train with prescribed defaults, register engagement, alias staging")
-    from roost.train.api import train
+    from roost.training.api import train
 
     res = train(
         {

@@ -38,10 +38,10 @@ _API = {
     "list_models": "roost.registry.api:list_models",
     "list_versions": "roost.registry.api:list_versions",
     # training / models
-    "train": "roost.train.api:train",
+    "train": "roost.training.api:train",
     "load_model": "roost.modelpkg:load_model",
     "log_model": "roost.model_import.log:log_model",
-    "predict": "roost.predict.api:predict",
+    "predict": "roost.scoring.api:predict",
     # pipelines
     "task": "roost.pipeline.dsl:task",
     "Pipeline": "roost.pipeline.dsl:Pipeline",

@@ -14,7 +14,7 @@ CHILD = """
 import json, sys
 import pyarrow as pa
 import roost
-from roost.predict.score import cached_predictor
+from roost.scoring.score import cached_predictor
 def status(key):
     return int(next(ln for ln in open("/proc/self/status") if ln.startswith(key)).split()[1])
 cached_predictor(sys.argv[1])  # ONNX Runtime loaded before the baseline

@@ -47,7 +47,7 @@ def test_spark_without_java_says_so(model, tmp_path, monkeypatch):
     write_parquet(make_frame(10), tmp_path / "x.parquet", 10)
     monkeypatch.delenv("JAVA_HOME", raising=False)
     monkeypatch.setenv("PATH", str(tmp_path / "empty-bin"))
-    from roost.predict.spark_engine import require_spark
+    from roost.scoring.spark_engine import require_spark
 
     with pytest.raises(RoostError, match="Java") as exc:
         require_spark()

@@ -7,7 +7,7 @@ import pyarrow.parquet as pq
 import pytest
 from predictkit import FEATURES, expected, make_frame, read_output
 
-from roost.predict.sources import check_columns, check_files_agree, resolve_source
+from roost.scoring.sources import check_columns, check_files_agree, resolve_source
 
 
 def _wide(n_extra: int, rows: int, seed: int):

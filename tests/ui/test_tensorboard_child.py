@@ -6,7 +6,7 @@ from pathlib import Path
 
 import roost
 from roost import workspace
-from roost.train.tensorboard import TB_LOGS_TAG
+from roost.training.tensorboard import TB_LOGS_TAG
 from roost.ui.tensorboard import run_logdir
 
 

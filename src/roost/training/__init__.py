@@ -10,7 +10,7 @@ import types as _types
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from roost.train.api import TrainResult
+    from roost.training.api import TrainResult
 
 # the public modules (`roost.train(...)` itself is this package called as a function)
 __all__ = [
@@ -32,8 +32,8 @@ class _TrainModule(_types.ModuleType):
     """`roost.train` is both this package and the function `roost.train(config, ...)` (the CLI verb's twin)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> TrainResult:
-        """Train a model from a config (see roost.train.api.train)."""
-        from roost.train.api import train
+        """Train a model from a config (see roost.training.api.train)."""
+        from roost.training.api import train
 
         return train(*args, **kwargs)
 

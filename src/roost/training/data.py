@@ -9,8 +9,8 @@ import numpy as np
 import pandas as pd
 
 from roost.errors import ConfigError, RoostError
-from roost.train.config import SplitConfig, TrainConfig
-from roost.train.preprocess import infer_task
+from roost.training.config import SplitConfig, TrainConfig
+from roost.training.preprocess import infer_task
 
 log = logging.getLogger(__name__)
 

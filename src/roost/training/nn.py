@@ -8,7 +8,7 @@ from collections.abc import Sequence
 import torch
 from torch import Tensor, nn
 
-from roost.train.preprocess import FeatureSpec
+from roost.training.preprocess import FeatureSpec
 
 
 def emb_dim(cardinality: int, cap: int = 16) -> int:

@@ -79,7 +79,7 @@ def resolve_source(spec: str | Path | list[str] | list[Path], tables: dict[str, 
 
 def _resolve_tables(tables: dict[str, Any]) -> dict[str, Source]:
     """Each named input of an sql: input (file, folder or glob of one format) as a Source of files."""
-    from roost.predict.sql_input import check_table_name
+    from roost.scoring.sql_input import check_table_name
 
     out: dict[str, Source] = {}
     for name, spec in tables.items():

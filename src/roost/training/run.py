@@ -16,9 +16,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from roost.train.base import Estimator
-    from roost.train.config import TrainConfig
-    from roost.train.preprocess import FeatureSpec
+    from roost.training.base import Estimator
+    from roost.training.config import TrainConfig
+    from roost.training.preprocess import FeatureSpec
 
 log = logging.getLogger(__name__)
 CHECKPOINTS = "checkpoints"
@@ -153,7 +153,7 @@ def train_run(
             _log_configs(run, cfg, model, s.config_file)
             _add_callbacks(cbs, run, model, task, s)
             if s.tensorboard:
-                from roost.train.tensorboard import TB_SUBDIR
+                from roost.training.tensorboard import TB_SUBDIR
 
                 tb_proc, tb_url = start_tensorboard(run, art / TB_SUBDIR, s.announce)
             t0 = time.monotonic()
@@ -206,15 +206,15 @@ def _log_configs(run: Any, cfg: TrainConfig, model: Estimator, config_file: Path
 
 def _add_callbacks(cbs: list[Any], run: Any, model: Estimator, task: str, s: TrainRunSettings) -> None:
     """Append the fit callbacks to `cbs`: the run logger, the caller's, TensorBoard events (torch), progress."""
-    from roost.train import metrics as M
-    from roost.train.callbacks import Progress, RunLogger
-    from roost.train.tensorboard import TB_SUBDIR
+    from roost.training import metrics as M
+    from roost.training.callbacks import Progress, RunLogger
+    from roost.training.tensorboard import TB_SUBDIR
 
     every = int(model.params.get("log_every", 50))
     cbs.append(RunLogger(run, every))
     cbs.extend(s.extra_callbacks)
     if model.framework == "torch":
-        from roost.train.callbacks import TensorBoard
+        from roost.training.callbacks import TensorBoard
 
         cbs.append(TensorBoard(s.tb_dir or run.artifact_dir / TB_SUBDIR, every))
     if s.progress:
@@ -264,7 +264,7 @@ def _close(cbs: list[Any]) -> None:
 
 def start_tensorboard(run: Any, logdir: Path, announce: Callable[[str], None] | None) -> tuple[Any, str]:
     """Start TensorBoard on `logdir`, tag the run with its URL and announce it."""
-    from roost.train.tensorboard import start
+    from roost.training.tensorboard import start
 
     proc, url = start(logdir)
     run.set_tag("roost.tensorboard_url", url)
@@ -317,8 +317,8 @@ def _feature_meta(cfg: TrainConfig) -> dict[str, Any]:
 
 def final_metrics(model: Estimator, task: str, label: str, val_df: Any, test_df: Any) -> dict[str, float]:
     """test_* and val_* metrics of a fitted model (the restored best weights)."""
-    from roost.train import metrics as M
-    from roost.train.preprocess import encode_labels
+    from roost.training import metrics as M
+    from roost.training.preprocess import encode_labels
 
     out: dict[str, float] = {}
     for prefix, df in (("test", test_df), ("val", val_df)):
@@ -369,7 +369,7 @@ def write_package(
             metrics=metrics,
             extra_meta={"data_source": cfg.data.description, **_feature_meta(cfg)},
         )
-        from roost.train.package_score import package_test_metrics, rewrite_metrics
+        from roost.training.package_score import package_test_metrics, rewrite_metrics
 
         if score and package_test_metrics(out, model, test_df, label, metrics):
             rewrite_metrics(out, metrics)

@@ -9,10 +9,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
-from roost.train.auto import auto_config
-from roost.train.config import TrainConfig, flatten, load_config
-from roost.train.from_config import build_model, fit_spec, resume_state, training_config
-from roost.train.run import (
+from roost.training.auto import auto_config
+from roost.training.config import TrainConfig, flatten, load_config
+from roost.training.from_config import build_model, fit_spec, resume_state, training_config
+from roost.training.run import (
     CHECKPOINTS,
     PACKAGE,
     PARITY_ROWS,
@@ -30,10 +30,10 @@ from roost.train.run import (
 )
 
 if TYPE_CHECKING:
-    from roost.train.preprocess import FeatureSpec
+    from roost.training.preprocess import FeatureSpec
 
-# the one-run pieces live in roost.train.run, the config-to-estimator ones in roost.train.from_config (auto_config
-# in roost.train.auto); their names stay importable from here, where callers import them
+# the one-run pieces live in roost.training.run, the config-to-estimator ones in roost.training.from_config (auto_config
+# in roost.training.auto); their names stay importable from here, where callers import them
 __all__ = [
     "CHECKPOINTS",
     "PACKAGE",
@@ -76,10 +76,10 @@ def train(
     `progress` shows a Rich bar (default: when stderr is a terminal); `announce` receives the TensorBoard URL.
     `parent_run_id`/`tags` place the run (e.g. under a tuning run); `callbacks` get the trainer's
     `on_epoch_end(state, logs)` calls (torch models), so a tuner can prune a trial mid-training.
-    `nproc` > 1 trains data-parallel in that many processes (see roost.train.distributed); under a launcher
+    `nproc` > 1 trains data-parallel in that many processes (see roost.training.distributed); under a launcher
     such as torchrun, ranks other than 0 return None.
     """
-    from roost.train import distributed as D
+    from roost.training import distributed as D
 
     nproc = D.check_nproc(nproc)
     if nproc > 1 and not D.launched():
@@ -124,7 +124,7 @@ def train(
 
 def _load_data(cfg: TrainConfig, ckpt: dict[str, Any] | None) -> tuple[Any, str, tuple[Any, Any, Any]]:
     """(the whole frame, the task, its train/validation/test parts); the configured models are checked first."""
-    from roost.train.data import check_label, load_frame, split
+    from roost.training.data import check_label, load_frame, split
 
     df = load_frame(cfg)
     task = check_label(df, cfg.label, cfg.task)
@@ -144,7 +144,7 @@ def _fit_and_record(
 ) -> TrainResult:
     """One run of the configured model, or for `model: auto` a parent run with a child run per candidate."""
     if cfg.model.type == "auto":
-        from roost.train.auto import train_auto
+        from roost.training.auto import train_auto
 
         s = settings
         return train_auto(
@@ -167,7 +167,7 @@ def _fit_and_record(
 
 def _launch(nproc: int, kwargs: dict[str, Any]) -> TrainResult | None:
     """Train in `nproc` worker processes; None when the model trains in this process instead (LightGBM)."""
-    from roost.train import distributed as D
+    from roost.training import distributed as D
 
     source = resume_state(kwargs["resume"])[0] if kwargs["resume"] else kwargs["config"]
     if source is None:
@@ -182,7 +182,7 @@ def _launch(nproc: int, kwargs: dict[str, Any]) -> TrainResult | None:
 def _check_models(cfg: TrainConfig, task: str) -> None:
     """Build the configured model (each candidate of `auto`) once, so parameter errors come before any run."""
     if cfg.model.type == "auto":
-        from roost.train.auto import candidates
+        from roost.training.auto import candidates
 
         for cand in candidates(cfg):
             build_model(auto_config(cfg, cand), task)
@@ -214,7 +214,7 @@ def print_tensorboard_url(url: str) -> None:
 def _attach_tensorboard(res: TrainResult) -> TrainResult:
     """Give the parent a handle on the TensorBoard that rank 0 started (by pid)."""
     if res.tensorboard_pid is not None and res.tensorboard_process is None:
-        from roost.train.tensorboard import attach
+        from roost.training.tensorboard import attach
 
         res.tensorboard_process = attach(res.tensorboard_pid)
     return res
@@ -228,7 +228,7 @@ def _follow(cfg: TrainConfig, task: str, spec: Any, parts: tuple[Any, Any, Any],
     train_df, val_df, _ = parts
     label = cfg.label
     if cfg.model.type == "auto":
-        from roost.train.auto import candidates
+        from roost.training.auto import candidates
 
         configs = [auto_config(cfg, c) for c in candidates(cfg)]
     else:

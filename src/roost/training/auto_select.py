@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from roost.train.budget import SAFETY, Budget, Plan, candidate_values, plan
+from roost.training.budget import SAFETY, Budget, Plan, candidate_values, plan
 
 log = logging.getLogger(__name__)
 # A refit fold model fits (k-1)/k of all rows; a fold model (k-1)/k of the training+validation rows.
@@ -63,7 +63,7 @@ def select(
     import numpy as np
 
     from roost.metrics import overall as M
-    from roost.train.ensemble import Blend, cross_fit, encoded
+    from roost.training.ensemble import Blend, cross_fit, encoded
 
     train_df, val_df, _ = parts
     names = [n for n, _ in fitted]
@@ -182,7 +182,7 @@ def _refit(
     import pandas as pd
 
     from roost.metrics import overall as M
-    from roost.train.ensemble import Blend, cross_fit, encoded, folds
+    from roost.training.ensemble import Blend, cross_fit, encoded, folds
 
     k, seed, n_fit = folding
     kept = [n for n, w in sel.weights.items() if w > 0]
@@ -219,7 +219,7 @@ def blend_weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int
     import numpy as np
 
     from roost.metrics import overall as M
-    from roost.train.ensemble import bagged_weights, score
+    from roost.training.ensemble import bagged_weights, score
 
     if ensemble:
         return bagged_weights(task, y, preds, seed=seed)
@@ -236,7 +236,7 @@ def bag_blend(
     import numpy as np
 
     from roost.metrics import overall as M
-    from roost.train.ensemble import Blend
+    from roost.training.ensemble import Blend
 
     members = [(name, m) for name, bag, wk in zip(names, bags, w) if wk > 0 for m in bag]
     member_w = [wk / len(bag) for bag, wk in zip(bags, w) if wk > 0 for _ in bag]
@@ -257,7 +257,7 @@ def cv_folds(
     """auto's cross-validation folds over the training+validation rows (ensemble.folds, seeded by trainer.seed;
     `k` folds instead of opts.folds); [] where auto selects on the validation rows instead (folds: 0, more than
     cv_max_rows rows, --nproc > 1)."""
-    from roost.train.ensemble import encoded, folds
+    from roost.training.ensemble import encoded, folds
 
     train_df, val_df, _ = parts
     n = len(train_df) + len(val_df)

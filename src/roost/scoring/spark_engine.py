@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError
-from roost.predict.score import cached_predictor, output_schema, score_with_package
-from roost.predict.sources import Source, check_columns, sql_error
+from roost.scoring.score import cached_predictor, output_schema, score_with_package
+from roost.scoring.sources import Source, check_columns, sql_error
 
 log = logging.getLogger(__name__)
 
@@ -152,7 +152,7 @@ def track_tasks(sc: Any, progress: Callable[[int, int | None], None] | None, eve
     before = sc.getLocalProperty(GROUP)
     sc.setJobGroup(group, "roost predict")
     tracker = sc.statusTracker()
-    from roost.predict.polling import polling
+    from roost.scoring.polling import polling
 
     try:
         with polling(lambda: _report(tracker, group, progress), every, "roost-spark-progress"):
@@ -177,7 +177,7 @@ def _report(tracker: Any, group: str, progress: Callable[[int, int | None], None
 
 def pred_col(task: str) -> str:
     """The prediction column's name."""
-    from roost.predict.score import prediction_name
+    from roost.scoring.score import prediction_name
 
     return prediction_name(task)
 

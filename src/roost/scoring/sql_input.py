@@ -16,7 +16,7 @@ from roost.datasets.sqlcheck import check_select
 from roost.errors import RoostError
 
 if TYPE_CHECKING:
-    from roost.predict.sources import Source
+    from roost.scoring.sources import Source
 
 TABLE_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,62}")
 HINT = "an sql: input reads only its named inputs: --table NAME=PATH (Python: tables={'NAME': PATH}), then FROM NAME"

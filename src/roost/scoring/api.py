@@ -13,8 +13,8 @@ from typing import Any
 
 from roost.errors import RoostError
 from roost.modelpkg import resolve_package  # one resolver for roost.predict and roost.load_model
-from roost.predict.local import Progress
-from roost.predict.sources import resolve_source
+from roost.scoring.local import Progress
+from roost.scoring.sources import resolve_source
 
 log = logging.getLogger(__name__)
 
@@ -78,7 +78,7 @@ def predict(
     source = resolve_source(input, tables)
     fingerprint = source.fingerprint()
     out = Path(output).expanduser()
-    from roost.predict.score import cached_predictor
+    from roost.scoring.score import cached_predictor
 
     pred = cached_predictor(package)
     keep = list(dict.fromkeys(columns)) if columns is not None else _all_columns(source, pred.inputs)
@@ -129,16 +129,16 @@ def _execute(
         log.info("%s is complete for this model and input: nothing to do", out)
         stats = _completed_stats(out)
     elif engine == "local":
-        from roost.predict.local import run_local
+        from roost.scoring.local import run_local
 
         stats = run_local(source, package, out, keep, batch_size, settings["rows_per_part"], workers, progress)
     elif engine == "spark":
-        from roost.predict.spark_engine import run_spark
+        from roost.scoring.spark_engine import run_spark
 
         _clear_parts(out)
         stats = run_spark(source, package, out, keep, spark=spark, progress=progress)
     else:
-        from roost.predict.ray_engine import run_ray
+        from roost.scoring.ray_engine import run_ray
 
         _clear_parts(out)
         stats = run_ray(source, package, out, keep, batch_size, progress)
@@ -171,14 +171,14 @@ def _float_or_none(value: Any) -> float | None:
 def _all_columns(source: Any, inputs: list[str]) -> list[str]:
     """Every input column (the default pass-through), as Spark's `transform` keeps them."""
     if source.kind == "sql":
-        from roost.predict import sql_input
+        from roost.scoring import sql_input
 
         con = sql_input.connect(source)
         try:
             return list(sql_input.relation(con, source).columns)
         finally:
             con.close()
-    from roost.predict.sources import csv_schema, parquet_schema_names
+    from roost.scoring.sources import csv_schema, parquet_schema_names
 
     if source.kind == "csv":
         return list(csv_schema(source.files[0]).names)
@@ -190,8 +190,8 @@ def _check_files(source: Any, pred: Any, keep: list[str]) -> None:
     """Before Spark or Ray start: every Parquet footer readable, no empty CSV, model columns present and numeric."""
     import pyarrow.parquet as pq
 
-    from roost.predict.score import output_schema
-    from roost.predict.sources import check_columns, check_files_agree, check_types, csv_schema, read_guard
+    from roost.scoring.score import output_schema
+    from roost.scoring.sources import check_columns, check_files_agree, check_types, csv_schema, read_guard
 
     if source.kind == "csv":
         schema = csv_schema(source.files[0])

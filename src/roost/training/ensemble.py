@@ -11,8 +11,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from roost.train.base import Estimator
-from roost.train.preprocess import FeatureSpec, encode_labels
+from roost.training.base import Estimator
+from roost.training.preprocess import FeatureSpec, encode_labels
 
 log = logging.getLogger(__name__)
 
@@ -167,13 +167,13 @@ class Blend(Estimator):
 
     def fit(self, X: pd.DataFrame, y: pd.Series, X_val: Any = None, y_val: Any = None, **kw: Any) -> Blend:
         """A blend is built from fitted members; fitting it again is not supported."""
-        raise NotImplementedError("build a Blend from fitted members (roost.train.auto)")
+        raise NotImplementedError("build a Blend from fitted members (roost.training.auto)")
 
     def export_onnx(self, directory: Path, sample: pd.DataFrame) -> float:
         """model.onnx = every member's graph on the shared raw inputs, outputs weighted and summed."""
         import onnx
 
-        from roost.train.export import parity
+        from roost.training.export import parity
 
         assert self.spec_ is not None and self.task_ is not None
         out = PRIMARY_OUTPUT[self.task_]
@@ -248,7 +248,7 @@ def _export_networks(models: Sequence[Any], weights: Sequence[float], directory:
     """model.onnx = Σ weight_k · network_k's primary output, the networks sharing one spec: one torch export."""
     import torch
 
-    from roost.train.export import export_module
+    from roost.training.export import export_module
 
     first = models[0]
     out = PRIMARY_OUTPUT[first.task_]
@@ -272,7 +272,7 @@ def merge_graphs(models: Sequence[Any], weights: Sequence[float], output: str) -
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
-    from roost.train.onnx_graph import finalize
+    from roost.training.onnx_graph import finalize
 
     nodes: list[Any] = []
     inits: list[Any] = []

@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError
-from roost.predict.score import cached_predictor, prediction_name, score_with_package
-from roost.predict.sources import Source, check_columns, parquet_schema_names
+from roost.scoring.score import cached_predictor, prediction_name, score_with_package
+from roost.scoring.sources import Source, check_columns, parquet_schema_names
 
 log = logging.getLogger(__name__)
 
@@ -102,7 +102,7 @@ def _watch_files(out: Path, progress: Callable[[int, int | None], None] | None, 
     if progress is None:
         yield
         return
-    from roost.predict.polling import polling
+    from roost.scoring.polling import polling
 
     with polling(lambda: progress(sum(1 for _ in out.glob("*.parquet")), None), every, "roost-ray-progress"):
         yield

@@ -7,9 +7,9 @@ import logging
 from typing import Any
 
 from roost.errors import ConfigError, RoostError, closest
-from roost.train.base import Estimator, check_range
-from roost.train.preprocess import FeatureSpec
-from roost.train.torch_model import TorchModel
+from roost.training.base import Estimator, check_range
+from roost.training.preprocess import FeatureSpec
+from roost.training.torch_model import TorchModel
 
 log = logging.getLogger(__name__)
 
@@ -26,7 +26,7 @@ class LogReg(TorchModel):
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → Linear."""
-        from roost.train.nn import Linear, Network
+        from roost.training.nn import Linear, Network
 
         return Network(spec, Linear(spec, n_out))
 
@@ -39,7 +39,7 @@ class MLPModel(TorchModel):
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → MLP."""
-        from roost.train.nn import MLP, Network
+        from roost.training.nn import MLP, Network
 
         p = self.params
         return Network(spec, MLP(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"]))
@@ -54,7 +54,7 @@ class WideDeepModel(TorchModel):
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → wide + deep."""
-        from roost.train.nn import Network, WideDeep
+        from roost.training.nn import Network, WideDeep
 
         p = self.params
         return Network(spec, WideDeep(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"], p["deep_max_card"]))
@@ -68,7 +68,7 @@ class DCNModel(TorchModel):
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → cross layers → MLP."""
-        from roost.train.nn import DCN, Network
+        from roost.training.nn import DCN, Network
 
         p = self.params
         check_range("cross_layers", p["cross_layers"], 0, 16, integer=True)
@@ -78,11 +78,11 @@ class DCNModel(TorchModel):
 def get_model_class(name: str) -> type[Estimator]:
     """The estimator class for a model type name (ConfigError listing the allowed names)."""
     if name == "lightgbm":
-        from roost.train.lgbm import LightGBMModel
+        from roost.training.lgbm import LightGBMModel
 
         return LightGBMModel
     if name == "two_tower":
-        from roost.train.two_tower import TwoTowerModel
+        from roost.training.two_tower import TwoTowerModel
 
         return TwoTowerModel
     classes = {"logreg": LogReg, "mlp": MLPModel, "wide_deep": WideDeepModel, "dcn": DCNModel}

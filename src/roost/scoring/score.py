@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from roost.modelpkg.predictor import PRIMARY
-from roost.predict.sources import arrow_feed
+from roost.scoring.sources import arrow_feed
 
 if TYPE_CHECKING:
     from roost.modelpkg.predictor import Predictor

@@ -166,13 +166,13 @@ def check_nproc(nproc: Any) -> int:
 
 def threads_per_worker(nproc: int) -> int:
     """Compute threads for each of `nproc` workers: the single-process default shared out, at least 1."""
-    from roost.train.base import default_threads
+    from roost.training.base import default_threads
 
     return max(1, default_threads() // nproc)
 
 
 def launch(nproc: int, target: Callable[..., Any], kwargs: dict[str, Any]) -> Any:
-    """Run `target(**kwargs)` (`roost.train.api.train`, passed in by it) in `nproc` processes (torch elastic); rank
+    """Run `target(**kwargs)` (`roost.training.api.train`, passed in by it) in `nproc` processes (torch elastic); rank
     0's TrainResult. `target` must be a module-level function: the spawned workers import it by name.
 
     A worker's own error (a RoostError with its hint, Ctrl-C's Interrupted) is re-raised here as it was raised.
@@ -187,7 +187,7 @@ def launch(nproc: int, target: Callable[..., Any], kwargs: dict[str, Any]) -> An
     from torch.distributed.launcher.api import LaunchConfig, elastic_launch
 
     from roost import workspace
-    from roost.train.tensorboard import free_port
+    from roost.training.tensorboard import free_port
 
     ws = workspace.current()  # the workers use this process's workspace, however it was chosen
     wanted = {

@@ -8,9 +8,9 @@ from typing import Any
 import pandas as pd
 
 from roost.errors import ConfigError
-from roost.train.base import check_range
-from roost.train.preprocess import FeatureSpec
-from roost.train.torch_model import TorchModel
+from roost.training.base import check_range
+from roost.training.preprocess import FeatureSpec
+from roost.training.torch_model import TorchModel
 
 
 class TwoTowerModel(TorchModel):
@@ -53,7 +53,7 @@ class TwoTowerModel(TorchModel):
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Two towers on raw columns."""
-        from roost.train.nn import Network, TwoTower
+        from roost.training.nn import Network, TwoTower
 
         if self.task_ == "multiclass":
             raise ConfigError(
@@ -89,7 +89,7 @@ class TwoTowerModel(TorchModel):
 
     def embed(self, X: pd.DataFrame, which: str = "item") -> Any:
         """Tower embeddings [N, D] for the rows of X (PyTorch)."""
-        from roost.train.export import torch_outputs
+        from roost.training.export import torch_outputs
 
         assert self.spec_ is not None
         spec = self.spec_.subset(self.user_columns_ if which == "user" else self.item_columns_)
@@ -97,7 +97,7 @@ class TwoTowerModel(TorchModel):
 
     def export_onnx(self, directory: Path, sample: pd.DataFrame) -> float:
         """model.onnx plus user_tower.onnx / item_tower.onnx (output `embedding`); returns the worst parity."""
-        from roost.train.export import export_module, parity
+        from roost.training.export import export_module, parity
 
         diff = super().export_onnx(directory, sample)
         assert self.spec_ is not None

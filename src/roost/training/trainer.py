@@ -16,10 +16,10 @@ import torch
 from torch import nn
 
 from roost.metrics import overall as M
-from roost.train.base import TrainerParams, auto_batch_size, default_threads
+from roost.training.base import TrainerParams, auto_batch_size, default_threads
 
 if TYPE_CHECKING:
-    from roost.train.distributed import Context
+    from roost.training.distributed import Context
 
 log = logging.getLogger(__name__)
 
@@ -271,7 +271,7 @@ def _fit(
     extra: dict[str, Any] | None,
 ) -> LoopState:
     """The loop itself (see fit_network). In a process group each rank steps on its share of every batch."""
-    from roost.train import distributed as D
+    from roost.training import distributed as D
 
     ctx = D.context()
     dev = torch.device(ctx.device)

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError
-from roost.predict.score import cached_predictor, output_schema, score_batch
-from roost.predict.sources import (
+from roost.scoring.score import cached_predictor, output_schema, score_batch
+from roost.scoring.sources import (
     Source,
     check_columns,
     check_files_agree,
@@ -252,7 +252,7 @@ def _run_sql(
     """Stream a DuckDB query's result, `rows_per_part` rows a part (resuming needs a deterministic query)."""
     import duckdb
 
-    from roost.predict import sql_input
+    from roost.scoring import sql_input
 
     pred = cached_predictor(package)
     con = sql_input.connect(source)

@@ -9,7 +9,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from roost.errors import ConfigError, closest
-from roost.train.models import DEFAULT_MODEL, MODEL_TYPES
+from roost.training.models import DEFAULT_MODEL, MODEL_TYPES
 
 TASKS = ("binary", "multiclass", "regression")
 
@@ -133,7 +133,7 @@ class TrainConfig(_Strict):
     @field_validator("time_budget")
     @classmethod
     def _duration(cls, v: Any) -> Any:
-        from roost.train.budget import parse_budget
+        from roost.training.budget import parse_budget
 
         if v == "auto":
             return v

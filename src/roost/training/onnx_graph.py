@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from roost.train.preprocess import ColumnSpec
+from roost.training.preprocess import ColumnSpec
 
 ML_DOMAIN = "ai.onnx.ml"
 

@@ -1,6 +1,6 @@
-"""The base of roost's PyTorch estimators: a network on raw columns, trained by `roost.train.trainer.fit_network`.
+"""The base of roost's PyTorch estimators: a network on raw columns, trained by `roost.training.trainer.fit_network`.
 
-The estimators themselves live in `roost.train.models` (logreg, mlp, wide_deep, dcn) and `roost.train.two_tower`.
+The estimators themselves live in `roost.training.models` (logreg, mlp, wide_deep, dcn) and `roost.training.two_tower`.
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import numpy as np
 import pandas as pd
 
 from roost.errors import ConfigError
-from roost.train.base import Estimator, TrainerParams, check_range
-from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
+from roost.training.base import Estimator, TrainerParams, check_range
+from roost.training.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
 
 __all__ = ["TorchModel"]
 
@@ -26,7 +26,7 @@ def _trainer_defaults() -> dict[str, Any]:
 
 
 class TorchModel(Estimator):
-    """A PyTorch network on raw columns, trained by `roost.train.trainer.fit_network`."""
+    """A PyTorch network on raw columns, trained by `roost.training.trainer.fit_network`."""
 
     framework: ClassVar[str] = "torch"
     NET: ClassVar[dict[str, Any]] = {}
@@ -78,7 +78,7 @@ class TorchModel(Estimator):
         """Fit on (X, y) with early stopping on (X_val, y_val); `resume` is a checkpoint dict."""
         import torch
 
-        from roost.train.trainer import fit_network
+        from roost.training.trainer import fit_network
 
         self._validate()
         if resume is not None:
@@ -125,14 +125,14 @@ class TorchModel(Estimator):
 
     def head(self) -> Any:
         """The fitted network wrapped to produce package outputs from raw columns."""
-        from roost.train.nn import Head
+        from roost.training.nn import Head
 
         self._check_fitted()
         return Head(self.net_, self.task_ or "binary", *self.y_scale_)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Binary P(positive) [N], class probabilities [N, C], or regression values [N] (PyTorch)."""
-        from roost.train.export import torch_outputs
+        from roost.training.export import torch_outputs
 
         self._check_fitted()
         assert self.spec_ is not None
@@ -140,7 +140,7 @@ class TorchModel(Estimator):
 
     def export_onnx(self, directory: Path, sample: pd.DataFrame) -> float:
         """Export model.onnx with raw-column inputs; returns the max |PyTorch − ONNX Runtime| on `sample`."""
-        from roost.train.export import OUTPUTS, export_module, parity, torch_outputs
+        from roost.training.export import OUTPUTS, export_module, parity, torch_outputs
 
         assert self.spec_ is not None and self.task_ is not None
         cols = self.spec_.encode(sample)

@@ -10,8 +10,8 @@ from typing import Any
 
 import numpy as np
 
-from roost.train.onnx_graph import attach_columns, finalize, rename_outputs
-from roost.train.preprocess import FeatureSpec
+from roost.training.onnx_graph import attach_columns, finalize, rename_outputs
+from roost.training.preprocess import FeatureSpec
 
 log = logging.getLogger(__name__)
 

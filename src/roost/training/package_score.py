@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from roost.train.base import Estimator
+    from roost.training.base import Estimator
 
 log = logging.getLogger(__name__)
 
@@ -19,8 +19,8 @@ def package_test_metrics(pkg: Path, model: Estimator, test_df: Any, label: str, 
 
     from roost.errors import RoostError
     from roost.modelpkg import load
-    from roost.train import metrics as M
-    from roost.train.preprocess import encode_labels
+    from roost.training import metrics as M
+    from roost.training.preprocess import encode_labels
 
     task = getattr(model, "task_", None)
     if task not in ("binary", "multiclass", "regression") or not len(test_df):

@@ -10,8 +10,8 @@ from typing import Any, ClassVar
 import numpy as np
 import pandas as pd
 
-from roost.train.base import Estimator, LoopInfo, check_range, default_threads
-from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
+from roost.training.base import Estimator, LoopInfo, check_range, default_threads
+from roost.training.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
 
 log = logging.getLogger(__name__)
 
@@ -131,8 +131,8 @@ class LightGBMModel(Estimator):
         from onnx import TensorProto, helper, numpy_helper
         from onnxmltools.convert.common.data_types import FloatTensorType
 
-        from roost.train.export import parity
-        from roost.train.onnx_graph import attach_matrix, finalize
+        from roost.training.export import parity
+        from roost.training.onnx_graph import attach_matrix, finalize
 
         assert self.spec_ is not None and self.task_ is not None
         n_feat = len(self.spec_.columns)

@@ -1,7 +1,7 @@
 """From a training config to what a run needs: the estimator, the feature spec, the config of a new or resumed run.
 
-The pieces `roost.train.api` (one training) and `roost.train.auto` (its candidates) both build on; they stay
-importable from `roost.train.api`, where callers import them.
+The pieces `roost.training.api` (one training) and `roost.training.auto` (its candidates) both build on; they stay
+importable from `roost.training.api`, where callers import them.
 """
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from roost.errors import RoostError
-from roost.train.config import TrainConfig, load_config
-from roost.train.run import CHECKPOINTS, RESOLVED
+from roost.training.config import TrainConfig, load_config
+from roost.training.run import CHECKPOINTS, RESOLVED
 
 if TYPE_CHECKING:
-    from roost.train.base import Estimator
+    from roost.training.base import Estimator
 
 __all__ = ["build_model", "fit_spec", "resume_state", "training_config"]
 
@@ -25,7 +25,7 @@ def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Esti
     With `n_train`, an `auto` batch size is resolved to its number (so the run records what was used).
     """
     from roost.errors import ConfigError
-    from roost.train.models import check_task, make_model
+    from roost.training.models import check_task, make_model
 
     params = dict(cfg.model.params)
     tr = {k: v for k, v in cfg.trainer.model_dump().items() if v is not None}
@@ -44,7 +44,7 @@ def build_model(cfg: TrainConfig, task: str, n_train: int | None = None) -> Esti
             params[k] = v
     model = make_model(cfg.model.type, task, **params)
     if n_train is not None and model.params.get("batch_size") == "auto":
-        from roost.train.base import auto_batch_size
+        from roost.training.base import auto_batch_size
 
         model.params["batch_size"] = auto_batch_size(n_train)
     check_task(model, task)
@@ -85,7 +85,7 @@ def resume_state(run_id: str) -> tuple[dict[str, Any], dict[str, Any], str]:
             f"run {run['run_id']} has no checkpoint to resume from",
             hint="only torch runs that finished at least one epoch can be resumed",
         )
-    from roost.train.trainer import load_checkpoint
+    from roost.training.trainer import load_checkpoint
 
     raw = yaml.safe_load(conf.read_text())
     raw.pop("trainer", None) if raw.get("model", {}).get("type") == "lightgbm" else None
@@ -107,7 +107,7 @@ def training_config(
 
 def fit_spec(cfg: TrainConfig, train_df: Any) -> Any:
     """The feature spec, fitted on the training rows only."""
-    from roost.train.preprocess import infer_spec
+    from roost.training.preprocess import infer_spec
 
     f = cfg.features
     exclude = list(f.exclude)

@@ -18,13 +18,13 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import ConfigError
-from roost.train.auto_select import bag_blend as bag_blend
-from roost.train.auto_select import blend_weights as blend_weights
-from roost.train.auto_select import cv_rows as cv_rows
-from roost.train.auto_select import fit_rows as fit_rows
-from roost.train.config import TrainConfig, flatten
-from roost.train.from_config import build_model, fit_spec, training_config
-from roost.train.run import (
+from roost.training.auto_select import bag_blend as bag_blend
+from roost.training.auto_select import blend_weights as blend_weights
+from roost.training.auto_select import cv_rows as cv_rows
+from roost.training.auto_select import fit_rows as fit_rows
+from roost.training.config import TrainConfig, flatten
+from roost.training.from_config import build_model, fit_spec, training_config
+from roost.training.run import (
     PACKAGE,
     RESOLVED,
     Interrupted,
@@ -110,7 +110,7 @@ def options(cfg: TrainConfig) -> AutoOptions:
 
 def candidates(cfg: TrainConfig) -> list[str]:
     """The candidates (model.params.candidates: model types or VARIANTS names; default DEFAULT_CANDIDATES)."""
-    from roost.train.models import MODEL_TYPES
+    from roost.training.models import MODEL_TYPES
 
     options(cfg)
     cands = cfg.model.params.get("candidates", list(DEFAULT_CANDIDATES))
@@ -126,7 +126,7 @@ def auto_config(cfg: TrainConfig, model_type: str) -> TrainConfig:
     """The config of one `auto` candidate: its model type with default params (a named variant, VARIANTS: its type
     with its fixed params), nothing registered; the `trainer:` loop settings apply to the neural candidates only
     (LightGBM keeps the seed)."""
-    from roost.train.config import ModelConfig, TrainerConfig
+    from roost.training.config import ModelConfig, TrainerConfig
 
     base, fixed = VARIANTS.get(model_type, (model_type, {}))
     update: dict[str, Any] = {
@@ -172,9 +172,9 @@ def train_auto(
     """
     from roost.metrics.overall import PRIMARY
     from roost.registry.api import register_model, start_run
-    from roost.train.auto_select import Costs, in_data_parallel_group, select
-    from roost.train.budget import Budget
-    from roost.train.tensorboard import TB_SUBDIR
+    from roost.training.auto_select import Costs, in_data_parallel_group, select
+    from roost.training.budget import Budget
+    from roost.training.tensorboard import TB_SUBDIR
 
     cands = candidates(cfg)
     opts = options(cfg)
@@ -277,7 +277,7 @@ def budget_seconds(cfg: TrainConfig, rows: int, cols: int) -> float | None:
     shared CI machine, else budget.default_budget of the table; None: none)."""
     import os
 
-    from roost.train.budget import default_budget, parse_budget
+    from roost.training.budget import default_budget, parse_budget
 
     if cfg.time_budget == "auto":
         env = os.environ.get("ROOST_TIME_BUDGET")
@@ -300,8 +300,8 @@ def _children(
     """Train each candidate as a child run ({name: (result, fitted model)}); under a budget in order of expected
     value per second, skipping (and recording) a child whose estimated seconds no longer fit."""
     from roost.metrics.overall import PRIMARY
-    from roost.train.budget import SAFETY, Deadline
-    from roost.train.tensorboard import TB_LOGS_TAG, TB_SUBDIR
+    from roost.training.budget import SAFETY, Deadline
+    from roost.training.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
     primary = PRIMARY[task][0]
     cells = len(parts[0]) * max(1, len(spec.columns)) / 1e6
@@ -366,7 +366,7 @@ def candidate_config(cfg: TrainConfig, model_type: str, n_rows: int, n_cols: int
     LightGBM's for `n_rows` training rows of `n_cols` columns."""
     sub = auto_config(cfg, model_type)
     if model_type == "lightgbm":
-        from roost.train.lgbm import table_defaults
+        from roost.training.lgbm import table_defaults
 
         sub.model.params = table_defaults(n_rows, n_cols)
     return sub
@@ -377,7 +377,7 @@ def cv_folds(
 ) -> list[tuple[Any, Any]]:
     """auto's cross-validation folds over the training+validation rows ([] where auto selects on the validation
     rows instead): auto_select.cv_folds with the config's label and seed."""
-    from roost.train import auto_select
+    from roost.training import auto_select
 
     return auto_select.cv_folds(cfg.label, task, parts, classes, opts, cfg.trainer.seed)
 
@@ -386,7 +386,7 @@ def prepare(
     config: str | Path | dict[str, Any], overrides: list[str] | tuple[str, ...] = ()
 ) -> tuple[TrainConfig, str, Any, tuple[Any, Any, Any]]:
     """(config, task, feature spec, (training, validation, test) rows) exactly as `roost train` derives them."""
-    from roost.train.data import check_label, load_frame, split
+    from roost.training.data import check_label, load_frame, split
 
     cfg = training_config(config, overrides, None)[0]
     df = load_frame(cfg)

@@ -12,13 +12,13 @@ from typing import TYPE_CHECKING, Any
 from roost._lazy import lazy_api
 
 if TYPE_CHECKING:
-    from roost.predict.api import PredictResult
+    from roost.scoring.api import PredictResult
 
 _API = {
-    "predict": "roost.predict.api:predict",
-    "PredictResult": "roost.predict.api:PredictResult",
-    "ENGINES": "roost.predict.api:ENGINES",
-    "resolve_package": "roost.predict.api:resolve_package",
+    "predict": "roost.scoring.api:predict",
+    "PredictResult": "roost.scoring.api:PredictResult",
+    "ENGINES": "roost.scoring.api:ENGINES",
+    "resolve_package": "roost.scoring.api:resolve_package",
 }
 
 __all__ = ["ENGINES", "PredictResult", "predict", "resolve_package"]
@@ -27,11 +27,11 @@ __getattr__, __dir__ = lazy_api(__name__, _API)
 
 
 class _PredictModule(_types.ModuleType):
-    """`roost.predict` called as a function runs roost.predict.api.predict (the CLI verb's twin)."""
+    """`roost.predict` called as a function runs roost.scoring.api.predict (the CLI verb's twin)."""
 
     def __call__(self, *args: Any, **kwargs: Any) -> PredictResult:
-        """Batch-score a model over files or a query (see roost.predict.api.predict)."""
-        from roost.predict.api import predict
+        """Batch-score a model over files or a query (see roost.scoring.api.predict)."""
+        from roost.scoring.api import predict
 
         return predict(*args, **kwargs)
 

@@ -11,7 +11,7 @@ import numpy as np
 import pandas as pd
 
 from roost.errors import ConfigError, closest
-from roost.train.preprocess import FeatureSpec
+from roost.training.preprocess import FeatureSpec
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +129,7 @@ class Estimator:
     # shared ---------------------------------------------------------------------------------------
     def signature(self, label: str | None = None) -> dict[str, Any]:
         """signature.json content for this fitted model."""
-        from roost.train.export import OUTPUTS
+        from roost.training.export import OUTPUTS
 
         self._check_fitted()
         assert self.spec_ is not None and self.task_ is not None

@@ -1,7 +1,7 @@
 """Feature specs inferred from a pandas frame: numeric (impute + normalise), vocabulary (string → index), hashed id.
 
-This module is numpy/pandas only. The same spec drives the torch preprocessing layer (`roost.train.nn`) and the
-ONNX graph (`roost.train.export`): numeric and hashing steps live in the torch module, string → index lookup in an
+This module is numpy/pandas only. The same spec drives the torch preprocessing layer (`roost.training.nn`) and the
+ONNX graph (`roost.training.export`): numeric and hashing steps live in the torch module, string → index lookup in an
 `ai.onnx.ml.LabelEncoder` node in front of it.
 """
 
