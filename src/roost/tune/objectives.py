@@ -4,7 +4,7 @@ TrainObjective is picklable, so `--parallel` worker processes can run it. Each t
 child of the tuning run; on a small table (`cv`) it is auto's k-fold cross-validation instead, and `finalize`
 blends the trials after the study (roost.tune.cv). Intermediate values are the objective metric per epoch (or
 val_loss, sign-adjusted; per fold when cross-validated).
-Stopping a trial early needs a per-epoch hook in `roost.training.train` (a `callbacks=` argument); while the
+Stopping a trial early needs a per-epoch hook in `roost.train` (a `callbacks=` argument); while the
 installed train has none, the epochs are reported after the run — later trials are judged against them, but a
 running training cannot be stopped. `parent_run_id=`/`tags=` are used likewise when train accepts them; until
 then the run is re-parented right after it ends.
