@@ -40,6 +40,8 @@ import numpy as np
 import pandas as pd
 from _common import BENCH_CACHE
 
+import roost
+
 SPLIT = {"method": "random", "seed": 0}
 TARGET = 0.005
 
@@ -403,7 +405,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-quality-") as d:
         tmp = Path(d)
-        ws.use(ws.init(tmp / "ws"))
+        ws.use(roost.init(tmp / "ws"))
         for task, name in plan:
             df = load_any(name)
             for seed in seeds:

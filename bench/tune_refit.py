@@ -24,6 +24,8 @@ from _common import BENCH_CACHE
 from quality import SPLIT, mean_se
 from tune_replay import best_per_type
 
+import roost
+
 
 def refit_one(cfg: dict[str, Any], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
     """(fold-bag test predictions, refit test predictions, mean best epoch) of one trial's params."""
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-refit-") as d:
-        ws.use(ws.init(Path(d) / "ws"))
+        ws.use(roost.init(Path(d) / "ws"))
         for table in args.tables.split(","):
             df = load_table(table)
             path = Path(d) / f"{table}.parquet"

@@ -31,6 +31,8 @@ from _common import BENCH_CACHE
 from quality import SPLIT, better_reference
 from tune_replay import auc, best_per_type, cell, reference, weighted
 
+import roost
+
 logging.disable(logging.WARNING)
 
 
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in done if not wanted or f"{r['table']}-{r['seed']}" in wanted]
     with tempfile.TemporaryDirectory(prefix="roost-bench-refit-") as d:
         tmp = Path(d)
-        ws.use(ws.init(tmp / "ws"))
+        ws.use(roost.init(tmp / "ws"))
         for p in paths:
             if p.stem in have:
                 continue

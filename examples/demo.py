@@ -45,7 +45,7 @@ def main() -> int:
     step("1. workspace")
     if WS.exists():
         shutil.rmtree(WS)
-    ws = workspace.init(WS)
+    ws = roost.init(WS)
     os.chdir(WS)
     workspace.use(ws)
     console.print(f"workspace {ws.root}  (store {ws.store_url})")

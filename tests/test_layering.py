@@ -67,7 +67,6 @@ def _module_level_imports(tree: ast.Module) -> list[tuple[int, str]]:
 
 # module (or package) -> what it must not import at module level, though it may import it inside a function.
 LAZY_ONLY = {
-    "roost.workspace": ["roost.registry"],  # the workspace opens the registry only to create its schema
     "roost.errors": ["roost."],  # the bottom of every import chain
     "roost._lazy": ["roost."],
     "roost.modelpkg": ["roost.registry"],  # a package on disk loads without a registry

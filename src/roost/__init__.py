@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 # public name -> "module:attribute"
 _API = {
     # workspace
-    "init": "roost.workspace:init",
+    "init": "roost.registry.api:init",
     "use_workspace": "roost.workspace:use",
     # tracking + registry
     "start_run": "roost.registry.api:start_run",

@@ -11,7 +11,7 @@ from roost.ui.tensorboard import run_logdir
 
 
 def test_an_auto_childs_logdir_is_on_its_parent(tmp_path: Path):
-    ws = workspace.init(tmp_path / "ws")
+    ws = roost.init(tmp_path / "ws")
     workspace.use(ws)
     with roost.start_run(experiment="auto", name="auto") as parent:
         events = parent.artifact_dir / "tensorboard" / "mlp"
