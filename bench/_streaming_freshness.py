@@ -25,6 +25,8 @@ from urllib.parse import urlsplit
 
 from _servers import redis as redis_server
 
+import roost
+
 BENCH = Path(__file__).resolve().parent
 REPO = BENCH.parent
 DEFS = """
@@ -47,11 +49,11 @@ def _workspace(root: Path, online_store: str | None) -> None:
     from roost import workspace
     from roost.features import apply
 
-    w = workspace.init(root)
+    w = roost.init(root)
     if online_store:
         cfg = root / "roost.yaml"
         cfg.write_text(cfg.read_text() + f"\nonline_store: {online_store}\n")
-        w = workspace.init(root)
+        w = roost.init(root)
     workspace.use(w)
     (root / "features").mkdir(exist_ok=True)
     (root / "data").mkdir(exist_ok=True)

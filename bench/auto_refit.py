@@ -27,12 +27,12 @@ def one(table: str, seed: int, candidates: list[str]) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from roost.datasets.suite import LABEL, load_table
-    from roost.train.api import build_model, fit_spec
-    from roost.train.auto import candidate_config, options
-    from roost.train.auto_select import select
-    from roost.train.config import TrainConfig
-    from roost.train.data import split
-    from roost.train.preprocess import encode_labels
+    from roost.training.api import build_model, fit_spec
+    from roost.training.auto import candidate_config, options
+    from roost.training.auto_select import select
+    from roost.training.config import TrainConfig
+    from roost.training.data import split
+    from roost.training.preprocess import encode_labels
 
     df = load_table(table)
     rest, outer = test_rows(df, seed)
@@ -65,7 +65,7 @@ def one(table: str, seed: int, candidates: list[str]) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     """Every table × seed; print refit − held-out."""
-    from roost.train.auto import DEFAULT_CANDIDATES
+    from roost.training.auto import DEFAULT_CANDIDATES
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default="pima,titanic,oj,creditcard")

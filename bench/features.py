@@ -29,6 +29,8 @@ from pathlib import Path
 
 from _common import BENCH, feast_python, measure, median_call_us
 
+import roost
+
 ROOT = Path(__file__).resolve().parents[1]
 FIELDS = {"f0": "float64", "f1": "float64", "f2": "int64", "f3": "int64", "f4": "float64"}
 DAYS = 30
@@ -131,7 +133,7 @@ def roost_side(
     from roost import workspace
     from roost.features import OnlineFetcher, apply, materialize, training_set
 
-    ws = workspace.init(work / f"roost-ttl{ttl_days:g}d")
+    ws = roost.init(work / f"roost-ttl{ttl_days:g}d")
     workspace.use(ws)
     (ws.root / "features").mkdir(exist_ok=True)
     (ws.root / "features" / "bench.py").write_text(

@@ -26,6 +26,8 @@ from pathlib import Path
 import httpx
 import numpy as np
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests" / "serve"))
 from _common import REPO, machine
@@ -141,7 +143,7 @@ def main() -> None:
         from roost import workspace
 
         ws = Path(tmp) / "ws"
-        workspace.init(ws)
+        roost.init(ws)
         workspace.use(ws)
         base = logreg_package(Path(tmp) / "base")
         names = [f"model_{i:03d}" for i in range(a.models)]

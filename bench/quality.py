@@ -40,14 +40,16 @@ import numpy as np
 import pandas as pd
 from _common import BENCH_CACHE
 
+import roost
+
 SPLIT = {"method": "random", "seed": 0}
 TARGET = 0.005
 
 
 def test_rows(df: pd.DataFrame, seed: int = 0) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(non-test rows, test rows) of roost's split with this seed."""
-    from roost.train.config import SplitConfig
-    from roost.train.data import split
+    from roost.training.config import SplitConfig
+    from roost.training.data import split
 
     train, val, test = split(df, SplitConfig(**{**SPLIT, "seed": seed}))
     return pd.concat([train, val]).sort_index(), test
@@ -218,7 +220,7 @@ def trial_predictions(cfg: dict[str, Any], study_id: str) -> dict[str, Any] | No
     """Every completed cross-validated trial of a tune20 run with its saved out-of-fold and fold-bag test
     predictions, the labels of both row sets, the task and the seed; None when the table was not cross-validated."""
     from roost.registry.run import local_artifact
-    from roost.train.ensemble import encoded
+    from roost.training.ensemble import encoded
     from roost.tune.cv import CV_DIR, OOF, TEST, plan
     from roost.tune.engine import Engine
 
@@ -263,9 +265,9 @@ def save_trials(tp: dict[str, Any], path: Path) -> None:
 def auto_from_trials(tp: dict[str, Any]) -> dict[str, Any]:
     """auto replayed from tune's first trials (its candidates' defaults, cross-validated on auto's folds): auto's
     weights on their out-of-fold predictions, test ROC-AUC of their weighted fold bags; {} without such trials."""
-    from roost.train.auto import DEFAULT_CANDIDATES as ALL
-    from roost.train.auto import VARIANTS, blend_weights
-    from roost.train.ensemble import score
+    from roost.training.auto import DEFAULT_CANDIDATES as ALL
+    from roost.training.auto import VARIANTS, blend_weights
+    from roost.training.ensemble import score
     from roost.tune.prescribed import AUTO_TYPES
 
     DEFAULT_CANDIDATES = [c for c in ALL if c not in VARIANTS]  # a type's first trial (variants: not replayed)
@@ -378,7 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     rows: list[dict[str, Any]] = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-quality-") as d:
         tmp = Path(d)
-        ws.use(ws.init(tmp / "ws"))
+        ws.use(roost.init(tmp / "ws"))
         for task, name in plan:
             df = load_any(name)
             for seed in seeds:

@@ -37,12 +37,12 @@ def replay(name: str, seed: int) -> dict[str, Any]:
     from sklearn.metrics import roc_auc_score
 
     from roost.datasets.suite import LABEL, load_table
-    from roost.train.api import build_model
-    from roost.train.auto import candidate_config
-    from roost.train.config import TrainConfig
-    from roost.train.data import split
-    from roost.train.ensemble import cross_fit, folds
-    from roost.train.preprocess import infer_spec
+    from roost.training.api import build_model
+    from roost.training.auto import candidate_config
+    from roost.training.config import TrainConfig
+    from roost.training.data import split
+    from roost.training.ensemble import cross_fit, folds
+    from roost.training.preprocess import infer_spec
 
     df = load_table(name)
     cfg = TrainConfig(data="unused.parquet", label=LABEL, split={"method": "random", "seed": seed})
@@ -72,7 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     from sklearn.metrics import roc_auc_score
 
     from roost.datasets.suite import TABLES
-    from roost.train.ensemble import bagged_weights, greedy_weights
+    from roost.training.ensemble import bagged_weights, greedy_weights
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(t for t in TABLES if t not in ("default", "caravan")))

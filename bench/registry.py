@@ -29,6 +29,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fmt_s, machine, median_time, mlflow_python, row, run_driver
 
@@ -132,7 +134,7 @@ def bench_roost(root: Path, data: list[dict], points: int, runs: int, repeats: i
     from roost.registry.api import metric_history
     from roost.registry.store import default_store
 
-    workspace.init(root)
+    roost.init(root)
     workspace.use(root)
     if sync_full:
         _sync_full(default_store())
@@ -180,7 +182,7 @@ def bench_import(root: Path, uri: str) -> dict:
     from roost.registry.importer import import_mlflow
     from roost.registry.store import default_store
 
-    workspace.init(root)
+    roost.init(root)
     workspace.use(root)
     st = default_store()
     t0 = time.perf_counter()

@@ -34,6 +34,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import mlflow_python, run_driver
 
@@ -293,7 +295,7 @@ def bench_roost(url: str | None, n: int, repeats: int, create_runs: int) -> dict
     else:
         os.environ.pop("ROOST_STORE_URL", None)
     root = Path(tempfile.mkdtemp(prefix="roost-scale-"))
-    ws = workspace.init(root / "ws")
+    ws = roost.init(root / "ws")
     workspace.use(ws)
     cwd = os.getcwd()
     os.chdir(root)  # no git checkout around (run creation would start `git status`)

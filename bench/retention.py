@@ -26,6 +26,8 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import BENCH, machine, measure, mlflow_python, row, run_driver
@@ -113,7 +115,7 @@ def roost_part(n: int, root: Path) -> dict[str, float]:
     import roost
     from roost import workspace
 
-    w = workspace.init(root / "ws")
+    w = roost.init(root / "ws")
     workspace.use(w)
     blob = root / "blob.bin"
     blob.write_bytes(os.urandom(1024))
@@ -148,7 +150,7 @@ def scale_part(m: int, root: Path) -> dict[str, float]:
     from roost.registry.store import default_store
     from roost.registry.tables import Base
 
-    w = workspace.init(root / "scale")
+    w = roost.init(root / "scale")
     workspace.use(w)
     st = default_store()
     eid = st.get_or_create_experiment("scale")

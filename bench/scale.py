@@ -40,6 +40,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _servers import create_database, postgres, redis
 from scale_limit import limit
@@ -59,14 +61,12 @@ ROWS_PER_WRITER = 4 * 500 * 4
 
 
 def _ws(store_url: str | None) -> Path:
-    from roost import workspace
-
     d = Path(tempfile.mkdtemp(prefix="roost-scale-"))
     if store_url:
         os.environ["ROOST_STORE_URL"] = store_url
     else:
         os.environ.pop("ROOST_STORE_URL", None)
-    workspace.init(d)
+    roost.init(d)
     return d
 
 
@@ -111,7 +111,7 @@ def _feature_workspace(entities: int, seed: int) -> Path:
 
     for k in ("ROOST_STORE_URL", "ROOST_ONLINE_STORE"):
         os.environ.pop(k, None)
-    ws = workspace.init(Path(tempfile.mkdtemp(prefix="roost-scale-online-")) / "ws")
+    ws = roost.init(Path(tempfile.mkdtemp(prefix="roost-scale-online-")) / "ws")
     workspace.use(ws)
     rng = np.random.default_rng(seed)
     n = 2 * entities

@@ -30,6 +30,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import roost
+
 BENCH = Path(__file__).resolve().parent
 FIELDS = {"f0": "float64", "f1": "float64", "f2": "int64", "f3": "int64", "f4": "float64"}
 END = "2024-01-31T00:00:00+00:00"
@@ -121,7 +123,7 @@ def _workspace(work: Path, name: str, feats: Path) -> Path:
     from roost import workspace
     from roost.features import apply
 
-    ws = workspace.init(work / name)
+    ws = roost.init(work / name)
     workspace.use(ws)
     (ws.root / "features").mkdir(exist_ok=True)
     (ws.root / "features" / "bench.py").write_text(
@@ -413,11 +415,11 @@ def score(args: Any) -> float:
 
     import roost
     from roost import workspace
-    from roost.predict.api import resolve_package
+    from roost.scoring.api import resolve_package
 
     base = Path(args.work_dir or tempfile.mkdtemp(prefix="roost-scale-score-"))
     base.mkdir(parents=True, exist_ok=True)
-    ws = workspace.init(base / "ws")
+    ws = roost.init(base / "ws")
     workspace.use(ws)
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline

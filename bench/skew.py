@@ -27,6 +27,8 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, measure
 
@@ -48,7 +50,7 @@ def build(root: Path, users: int, events: int, rows: int, seed: int = 0) -> Path
     from roost.features import apply, training_set
 
     rng = np.random.default_rng(seed)
-    ws = workspace.init(root / "ws")
+    ws = roost.init(root / "ws")
     workspace.use(ws)
     (ws.root / "data").mkdir()
     et = T0 + rng.integers(0, 30 * DAY_US, events).astype("timedelta64[us]")

@@ -33,6 +33,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import REPO, feast_python, machine
 from _streaming_freshness import freshness_section
@@ -121,7 +123,7 @@ def _roost_workspace(work: Path, frames: list[pd.DataFrame]) -> Path:
     root = work / "roost"
     if root.exists():
         shutil.rmtree(root)
-    workspace.init(root)
+    roost.init(root)
     (root / "features").mkdir()
     (root / "data").mkdir()
     frames[0].to_parquet(root / "data" / "clicks.parquet")

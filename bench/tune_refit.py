@@ -24,12 +24,14 @@ from _common import BENCH_CACHE
 from quality import SPLIT, mean_se
 from tune_replay import best_per_type
 
+import roost
+
 
 def refit_one(cfg: dict[str, Any], params: dict[str, Any]) -> tuple[np.ndarray, np.ndarray, float]:
     """(fold-bag test predictions, refit test predictions, mean best epoch) of one trial's params."""
-    from roost.train.api import build_model
-    from roost.train.auto import fit_rows
-    from roost.train.ensemble import cross_fit
+    from roost.training.api import build_model
+    from roost.training.auto import fit_rows
+    from roost.training.ensemble import cross_fit
     from roost.tune import config as C
     from roost.tune.cv import plan
 
@@ -57,7 +59,7 @@ def refit_one(cfg: dict[str, Any], params: dict[str, Any]) -> tuple[np.ndarray, 
 
 def main(argv: list[str] | None = None) -> int:
     from roost.datasets.suite import LABEL, load_table
-    from roost.train.ensemble import bagged_weights, score
+    from roost.training.ensemble import bagged_weights, score
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", required=True)
@@ -69,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
 
     rows = []
     with tempfile.TemporaryDirectory(prefix="roost-bench-refit-") as d:
-        ws.use(ws.init(Path(d) / "ws"))
+        ws.use(roost.init(Path(d) / "ws"))
         for table in args.tables.split(","):
             df = load_table(table)
             path = Path(d) / f"{table}.parquet"

@@ -31,6 +31,8 @@ from _common import BENCH_CACHE
 from quality import SPLIT, better_reference
 from tune_replay import auc, best_per_type, cell, reference, weighted
 
+import roost
+
 logging.disable(logging.WARNING)
 
 
@@ -39,8 +41,8 @@ def refit(objective: Any, params: dict[str, Any], k: int) -> tuple[np.ndarray, n
     the same rows, seeded as auto's (tune.cv.plan with folds=k; the same cross_fit and build_model as tune)."""
     from functools import partial
 
-    from roost.train.api import build_model
-    from roost.train.ensemble import cross_fit
+    from roost.training.api import build_model
+    from roost.training.ensemble import cross_fit
     from roost.tune.cv import plan
 
     f = plan(objective.config_for(params), objective.overrides(params), {**objective.selection, "folds": k})
@@ -120,7 +122,7 @@ def main(argv: list[str] | None = None) -> int:
     rows = [r for r in done if not wanted or f"{r['table']}-{r['seed']}" in wanted]
     with tempfile.TemporaryDirectory(prefix="roost-bench-refit-") as d:
         tmp = Path(d)
-        ws.use(ws.init(tmp / "ws"))
+        ws.use(roost.init(tmp / "ws"))
         for p in paths:
             if p.stem in have:
                 continue

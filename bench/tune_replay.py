@@ -28,14 +28,14 @@ Rule = Callable[[np.ndarray, np.ndarray, np.ndarray], np.ndarray]
 
 
 def auc(y: np.ndarray, p: np.ndarray) -> float:
-    from roost.train.ensemble import score
+    from roost.training.ensemble import score
 
     return float(score("binary", y, p))
 
 
 def all_trials(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarray:
     """roost tune before: auto's bagged greedy weights over every completed trial."""
-    from roost.train.ensemble import bagged_weights
+    from roost.training.ensemble import bagged_weights
 
     return np.asarray(bagged_weights("binary", ye, list(oof)))
 
@@ -48,7 +48,7 @@ def best_single(ye: np.ndarray, oof: np.ndarray, types: np.ndarray) -> np.ndarra
 
 def weighted(ye: np.ndarray, oof: np.ndarray, picks: list[int]) -> np.ndarray:
     """auto's bagged weights over the picked trials, as a weight per trial (0 for the others)."""
-    from roost.train.ensemble import bagged_weights
+    from roost.training.ensemble import bagged_weights
 
     w = np.zeros(len(oof))
     w[picks] = bagged_weights("binary", ye, [oof[j] for j in picks])
@@ -130,7 +130,7 @@ def starts_only(ye: np.ndarray, oof: np.ndarray, types: np.ndarray, numbers: np.
 def keep_defaults(ye: np.ndarray, oof: np.ndarray, types: np.ndarray, numbers: np.ndarray) -> np.ndarray:
     """roost tune now (issue 36): per type, its best start point unless a tuned trial beats it on auto's folds by
     more than NOISE_K standard errors of the paired fold difference (tune.cv.beats_noise), then auto's weights."""
-    from roost.train.ensemble import folds
+    from roost.training.ensemble import folds
     from roost.tune.cv import best_of_each_type, fold_scores
 
     splits = folds("binary", ye, 5, 0)  # auto's folds: 5, seeded by trainer.seed (0), over the same rows

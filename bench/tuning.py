@@ -23,6 +23,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine
@@ -375,7 +377,7 @@ def main() -> None:
 
     if args.spaces is not None:
         with tempfile.TemporaryDirectory(prefix="roost-bench-spaces-") as tmp:
-            workspace.use(workspace.init(Path(tmp) / "ws"))
+            workspace.use(roost.init(Path(tmp) / "ws"))
             print(f"# prescribed search spaces — {machine()}")
             spaces(args.space_trials, args.spaces or list(WIDE))
             workspace.use(None)
@@ -383,7 +385,7 @@ def main() -> None:
 
     print(f"# tuning bench — {machine()}")
     with tempfile.TemporaryDirectory(prefix="roost-bench-tune-") as tmp:
-        workspace.use(workspace.init(Path(tmp) / "ws"))
+        workspace.use(roost.init(Path(tmp) / "ws"))
         table = regret_table(args.seeds)
         if not args.skip_engagement:
             engagement(args.trials)

@@ -33,6 +33,8 @@ from pathlib import Path
 
 import httpx
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import fmt_s, machine, mlflow_python, row, run_driver
 from _servers import free_port
@@ -96,11 +98,10 @@ def make_data(n: int, seed: int = 11) -> list[dict]:
 
 def load_roost(root: Path, data: list[dict]) -> None:
     """Create a roost workspace holding `data` (bulk insert through roost's schema)."""
-    from roost import workspace
     from roost.registry.store import open_store, typed_param
     from roost.registry.tables import LatestMetric, Metric, Param, Run, Tag
 
-    ws = workspace.init(root)
+    ws = roost.init(root)
     st = open_store(ws.store_url)
     eid = st.get_or_create_experiment("bench")
     runs, params, metrics, tags = [], [], [], []

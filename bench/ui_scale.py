@@ -34,6 +34,8 @@ from typing import Any
 import httpx
 import numpy as np
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import BENCH_CACHE, machine
 from _servers import free_port
@@ -266,7 +268,7 @@ def fill(root: Path, runs: int, requests: int, days: int) -> None:
     """A new workspace at root with the big store."""
     from roost import workspace
 
-    ws = workspace.init(root)
+    ws = roost.init(root)
     workspace.use(ws)
     db = Path(ws.store_url.removeprefix("sqlite:///"))
     took = fill_runs(db, runs)

@@ -45,7 +45,7 @@ def main() -> int:
     step("1. workspace")
     if WS.exists():
         shutil.rmtree(WS)
-    ws = workspace.init(WS)
+    ws = roost.init(WS)
     os.chdir(WS)
     workspace.use(ws)
     console.print(f"workspace {ws.root}  (store {ws.store_url})")
@@ -64,7 +64,7 @@ def main() -> int:
     demo_steps.feature_store_leak(WS)
 
     step("4. train with prescribed defaults, register engagement, alias staging")
-    from roost.train.api import train
+    from roost.training.api import train
 
     res = train(
         {

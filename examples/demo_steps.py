@@ -30,7 +30,7 @@ def feature_store_leak(ws: Path) -> None:
     import roost.features as rf
     from roost.datasets.joins import latest_join
     from roost.features.materialize import materialize
-    from roost.train.api import train
+    from roost.training.api import train
 
     shutil.copytree(ROOT / "examples" / "engagement" / "features", ws / "features", dirs_exist_ok=True)
     diff = rf.apply()
@@ -62,7 +62,7 @@ def feature_store_leak(ws: Path) -> None:
             progress=False,
         )
         model = roost.load_model(str(res.package_path))
-        from roost.train.metrics import binary_metrics
+        from roost.training.metrics import binary_metrics
 
         later_auc = binary_metrics(later_pit["clicked"].to_numpy(), model.predict(later_pit))["roc_auc"]
         rows.append((name, res.metrics["test_roc_auc"], later_auc))
@@ -175,7 +175,7 @@ def train_live(ws: Path) -> Any:
 
     import roost.features as rf
     from roost.features.materialize import materialize
-    from roost.train.api import train
+    from roost.training.api import train
 
     (ws / "features").mkdir(exist_ok=True)
     shutil.copy(ROOT / "examples" / "engagement" / "live" / "live.py", ws / "features" / "live.py")

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).parent))  # `helpers`, shared by several folders (importlib import mode)
 
 from helpers import ROOST_VARS, copy_workspace
@@ -34,7 +36,7 @@ def ws_template(tmp_path_factory: pytest.TempPathFactory) -> Path:
     with pytest.MonkeyPatch.context() as mp:
         for var in ROOST_VARS:
             mp.delenv(var, raising=False)
-        workspace.init(root)
+        roost.init(root)
         workspace.use(None)  # disposes the store's engines: the SQLite file is whole (no WAL left) before any copy
     return root
 

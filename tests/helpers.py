@@ -19,13 +19,13 @@ ROOST_VARS = ("ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_WORKSPACE", "ROOST_ON
 
 
 def copy_workspace(template: Path, root: Path) -> Any:
-    """`roost init` on a copy of an initialised workspace at `root` (it then only checks the store's revision)."""
+    """A copy of an initialised workspace at `root` (its store already migrated: only the files are read)."""
     import shutil
 
     from roost import workspace
 
     shutil.copytree(template, root)
-    return workspace.init(root)
+    return workspace.create(root)
 
 
 def mixed_frame(n: int = 600, seed: int = 0) -> pd.DataFrame:

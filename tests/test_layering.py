@@ -67,7 +67,6 @@ def _module_level_imports(tree: ast.Module) -> list[tuple[int, str]]:
 
 # module (or package) -> what it must not import at module level, though it may import it inside a function.
 LAZY_ONLY = {
-    "roost.workspace": ["roost.registry"],  # the workspace opens the registry only to create its schema
     "roost.errors": ["roost."],  # the bottom of every import chain
     "roost._lazy": ["roost."],
     "roost.modelpkg": ["roost.registry"],  # a package on disk loads without a registry
@@ -145,8 +144,8 @@ def test_no_reaching_into_other_packages_private_names():
 
 
 def private_imports() -> list[str]:
-    """`from roost.a.b import _name` in any other module: a module's private names are its own (e.g. train/auto.py
-    uses the public functions of train/api.py)."""
+    """`from roost.a.b import _name` in any other module: a module's private names are its own (e.g. training/auto.py
+    uses the public functions of training/api.py)."""
     return [
         f"{mod}:{node.lineno} from {node.module} import {a.name}"
         for mod, tree in SOURCES.items()
@@ -195,7 +194,7 @@ def test_every_package_declares_all(package):
     assert _declares_all(SOURCES[package]), f"{package}/__init__.py has no __all__"
 
 
-@pytest.mark.parametrize("package", ["roost", "roost.notebook", "roost.model_import", "roost.byom"])
+@pytest.mark.parametrize("package", ["roost", "roost.notebook", "roost.model_import", "roost.byom", "roost.scoring"])
 def test_all_names_resolve(package):
     """Every name a lazy package exports is importable (a typo in its table would fail only on first use)."""
     code = (
@@ -228,7 +227,12 @@ def _third_party_after(code: str) -> list[str]:
 
 def test_import_roost_imports_no_third_party_module():
     assert (
-        set(_third_party_after("import roost, roost.notebook, roost.model_import, roost.byom; roost.__version__"))
+        set(
+            _third_party_after(
+                "import roost, roost.notebook, roost.model_import, roost.byom, roost.training, roost.scoring; "
+                "roost.__version__"
+            )
+        )
         <= LIGHT_IMPORTS
     )
 
@@ -245,3 +249,24 @@ def test_roost_help_and_every_group_help_import_only_typer():
         "        main(argv)\n"
     )
     assert set(_third_party_after(code)) <= HELP_IMPORTS
+
+
+def test_train_and_predict_are_plain_functions_next_to_plain_packages():
+    """`roost.train` / `roost.predict` are the functions (the CLI verbs' twins), whatever was imported before them;
+    the packages are `roost.training` / `roost.scoring`, plain modules (no module-class swap), and the old package
+    paths are gone."""
+    code = (
+        "import importlib, types, roost\n"
+        "import roost.training.api, roost.scoring.api\n"
+        "assert type(roost.training) is types.ModuleType and type(roost.scoring) is types.ModuleType\n"
+        "assert isinstance(roost.train, types.FunctionType) and roost.train is roost.training.api.train\n"
+        "assert isinstance(roost.predict, types.FunctionType) and roost.predict is roost.scoring.api.predict\n"
+        "for old in ('roost.train', 'roost.predict'):\n"
+        "    try:\n"
+        "        importlib.import_module(old)\n"
+        "    except ModuleNotFoundError:\n"
+        "        continue\n"
+        "    raise AssertionError(old + ' still imports')\n"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
+    assert r.returncode == 0, r.stderr[-2000:]

@@ -29,7 +29,7 @@ def _trained_template(tmp_path_factory: pytest.TempPathFactory):
     with pytest.MonkeyPatch.context() as mp:
         for var in ("ROOST_STORE_URL", "ROOST_ARTIFACTS", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
             mp.delenv(var, raising=False)
-        w = workspace.init(root)
+        w = roost.init(root)
         mp.chdir(root)
         workspace.use(w)
         try:

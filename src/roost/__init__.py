@@ -12,7 +12,7 @@ __version__ = "0.1.0"
 # public name -> "module:attribute"
 _API = {
     # workspace
-    "init": "roost.workspace:init",
+    "init": "roost.registry.api:init",
     "use_workspace": "roost.workspace:use",
     # tracking + registry
     "start_run": "roost.registry.api:start_run",
@@ -38,10 +38,10 @@ _API = {
     "list_models": "roost.registry.api:list_models",
     "list_versions": "roost.registry.api:list_versions",
     # training / models
-    "train": "roost.train.api:train",
+    "train": "roost.training.api:train",
     "load_model": "roost.modelpkg:load_model",
     "log_model": "roost.model_import.log:log_model",
-    "predict": "roost.predict.api:predict",
+    "predict": "roost.scoring.api:predict",
     # pipelines
     "task": "roost.pipeline.dsl:task",
     "Pipeline": "roost.pipeline.dsl:Pipeline",
@@ -63,7 +63,8 @@ _SUBMODULES = {
     "model_import",
     "features",
     "datasets",
-    "train",
+    "training",
+    "scoring",
     "serve",
     "tune",
     "pipeline",

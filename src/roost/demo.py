@@ -36,7 +36,7 @@ def _scorer(model: str | None, ref: Any) -> tuple[Any, list[str], str]:
 
         pred = load_model(model)
         return pred.predict, list(pred.inputs), model
-    from roost.train.models import make_model
+    from roost.training.models import make_model
 
     feats = [
         c

@@ -172,8 +172,11 @@ def load(start: Path | None = None, store_url: str | None = None, artifacts: str
     )
 
 
-def init(directory: Path | str | None = None) -> Workspace:
-    """Create (or re-open, idempotently) a workspace in `directory` and migrate its store."""
+def create(directory: Path | str | None = None) -> Workspace:
+    """Write a workspace's files in `directory` (roost.yaml, .roost/, the local artifact root); idempotent.
+
+    Files only: the registry's schema is created by `roost.init` (roost.registry.api.init), the layer above.
+    """
     root = Path(directory or Path.cwd()).resolve()
     root.mkdir(parents=True, exist_ok=True)
     cfg = root / CONFIG_NAME
@@ -186,9 +189,6 @@ def init(directory: Path | str | None = None) -> Workspace:
     ws = load(root)
     if ws.artifacts.startswith("/"):
         Path(ws.artifacts).mkdir(parents=True, exist_ok=True)
-    from roost.registry.store import open_store  # the one use of the registry here: creating its schema
-
-    open_store(ws.store_url, create=True)
     return ws
 
 

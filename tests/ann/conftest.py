@@ -23,7 +23,7 @@ def train_models(root: Path) -> dict[str, Any]:
     """Train the two-tower model and the ranker into `root`; return paths and the item/user tables."""
     from roost.datasets.engagement import generate
     from roost.datasets.joins import pit_join
-    from roost.train.models import make_model
+    from roost.training.models import make_model
 
     t = generate(6000, seed=3, users=400, items=20_000, days=3)
     flat = pit_join(t["impressions"], t["users"], t["items"])

@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).parent))  # for `fs_helpers` (importlib import mode)
 
 
@@ -34,7 +36,7 @@ def module_ws(tmp_path_factory):
 
     saved = {k: os.environ.pop(k) for k in list(os.environ) if k.startswith("ROOST_")}
     root = tmp_path_factory.mktemp("fsws") / "ws"
-    w = workspace.init(root)
+    w = roost.init(root)
     (root / "features").mkdir()
     (root / "data").mkdir()
     yield w

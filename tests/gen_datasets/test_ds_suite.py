@@ -8,7 +8,7 @@ import pytest
 
 from roost.datasets.suite import LABEL, MULTICLASS_TABLES, REGRESSION_TABLES, SUITES, load_table
 from roost.errors import RoostError
-from roost.train.preprocess import infer_task
+from roost.training.preprocess import infer_task
 
 
 @pytest.mark.parametrize("name", [*REGRESSION_TABLES, *MULTICLASS_TABLES])

@@ -22,7 +22,7 @@ def engagement(rows: int = 6000, seed: int = 0) -> pd.DataFrame:
 
 def build_package(directory: Path, model_type: str, df: pd.DataFrame, **params: Any) -> Path:
     """Fit a small binary model on `df` and write its package (with native checkpoint) to `directory`."""
-    from roost.train.models import make_model
+    from roost.training.models import make_model
 
     X, y = df[FEATURES], df[LABEL]
     cut = int(len(df) * 0.8)

@@ -19,6 +19,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import roost
 from skew_scenario import MIN, REFS, T0, TS, TTL, concat, planted, serve_rows, setup_view, write_log
 
 # ---------------------------------------------------------------- value comparison against a brute-force reference
@@ -94,7 +95,7 @@ def test_served_rows_join_back_with_zero_mismatches(
     from roost.monitor.skew import skew
 
     root = tmp_path_factory.mktemp("ws")
-    ws = workspace.init(root / "ws")
+    ws = roost.init(root / "ws")
     workspace.use(ws)
     try:
         rows = [

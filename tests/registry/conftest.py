@@ -9,6 +9,8 @@ from pathlib import Path
 
 import pytest
 
+import roost
+
 sys.path.insert(0, str(Path(__file__).parent))  # for `s3_helpers` (importlib import mode)
 
 from s3_helpers import MotoServer
@@ -103,7 +105,7 @@ def s3_workspace(s3_env, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     for var in ("ROOST_STORE_URL", "ROOST_WORKSPACE", "ROOST_ONLINE_STORE"):
         monkeypatch.delenv(var, raising=False)
     monkeypatch.setenv("ROOST_ARTIFACTS", "s3://roost-artifacts/team-a")
-    w = workspace.init(tmp_path / "w")
+    w = roost.init(tmp_path / "w")
     monkeypatch.chdir(w.root)
     workspace.use(w)
     s3_env.ws = w  # type: ignore[attr-defined]

@@ -44,7 +44,7 @@ def test_a_run_logs_through_non_durable_commits_and_registers_durably(
 
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("ROOST_STORE_URL", url)
-    workspace.use(workspace.init(tmp_path / "w"))
+    workspace.use(roost.init(tmp_path / "w"))
     with roost.start_run(experiment="e", params={"lr": 0.1}, store=store) as run:
         run.log_metric("auc", 0.9)
     assert sum("synchronous_commit TO OFF" in s for s in sent) >= 2  # the run's insert, its points and status

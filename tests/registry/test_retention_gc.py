@@ -85,7 +85,7 @@ def test_store_size_goes_back_down_after_deleting_half_the_runs_with_vacuum(ws, 
     after = _file_size(db)
     assert rep.size_before is not None and rep.size_before >= full and rep.size_after == after
     # independent reference: a fresh store holding only half as many runs of the same shape
-    ref = workspace.init(tmp_path / "ref")
+    ref = roost.init(tmp_path / "ref")
     workspace.use(ref)
     try:
         _fill(n // 2, points)

@@ -22,7 +22,7 @@ def test_artifacts_and_models_on_s3(s3_endpoint, tmp_path, monkeypatch):
 
     fsspec.config.conf.clear()
     fsspec.config.set_conf_env(fsspec.config.conf)
-    w = workspace.init(tmp_path / "w")
+    w = roost.init(tmp_path / "w")
     monkeypatch.chdir(w.root)
     workspace.use(w)
     pkg = tmp_path / "pkg"

@@ -62,7 +62,7 @@ def test_train_uploads_everything_registers_and_serves_from_s3(s3_server, s3_wor
     assert not _staging(ws, res.run_id).exists()
     assert not any((ws.state_dir / "staging").iterdir())
     # TensorBoard (CLI and the UI's button) reads the events from a cached copy of what is on S3
-    from roost.train.tensorboard import run_logdir
+    from roost.training.tensorboard import run_logdir
     from roost.ui.tensorboard import spec_for
 
     tb = run_logdir(res.run_id)
@@ -120,8 +120,8 @@ def test_auto_on_s3_keeps_the_winner_package(s3_server, s3_workspace, data_file)
 
 @pytest.mark.parametrize("how", ["KILLED", "FAILED"])
 def test_killed_and_failed_runs_still_upload(s3_server, s3_workspace, data_file, monkeypatch, how):
-    from roost.train import callbacks
-    from roost.train.api import Interrupted
+    from roost.training import callbacks
+    from roost.training.api import Interrupted
 
     s3_workspace(s3_server.url)
     real = callbacks.RunLogger.on_epoch_end
@@ -198,7 +198,7 @@ def test_upload_failure_at_end_keeps_the_staging_folder(s3_workspace, tmp_path, 
 
 def test_store_lost_mid_training_keeps_every_file(s3_workspace, data_file, monkeypatch):
     """The server dies during training: exporting the package fails, the run is FAILED, nothing is lost."""
-    from roost.train import callbacks
+    from roost.training import callbacks
 
     srv = MotoServer()
     real = callbacks.RunLogger.on_epoch_end

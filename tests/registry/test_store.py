@@ -193,7 +193,7 @@ def test_memory_artifact_root(tmp_path, monkeypatch):
     from roost import workspace
 
     monkeypatch.setenv("ROOST_ARTIFACTS", "memory://roost-test")
-    w = workspace.init(tmp_path / "m")
+    w = roost.init(tmp_path / "m")
     monkeypatch.chdir(tmp_path / "m")
     workspace.use(w)
     f = tmp_path / "b.txt"

@@ -4,12 +4,31 @@ from pathlib import Path
 
 import pytest
 
+import roost
 from roost import workspace
 from roost.errors import RoostError
 
 
+def test_create_writes_files_only_and_init_adds_the_registry_schema(tmp_path):
+    """The workspace layer writes roost.yaml and .roost/ and never touches the registry; `roost.init` (the layer
+    above both) creates the workspace and then the registry's schema."""
+    code = (
+        "import sys, roost.workspace as w; ws = w.create(sys.argv[1]); "
+        "print(ws.config_path.is_file(), (ws.state_dir / '.gitignore').is_file(), "
+        "any(m.startswith('roost.registry') for m in sys.modules), (ws.state_dir / 'roost.db').exists())"
+    )
+    r = subprocess.run([sys.executable, "-c", code, str(tmp_path / "f")], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert r.stdout.split() == ["True", "True", "False", "False"]
+    from roost.registry.store import open_store
+
+    ws = roost.init(tmp_path / "f")
+    assert ws.root == (tmp_path / "f").resolve()
+    open_store(ws.store_url, create=False).list_experiments()  # the schema is there: no "run roost init" error
+
+
 def test_init_writes_config_and_store_in_wal(tmp_path):
-    ws = workspace.init(tmp_path / "w")
+    ws = roost.init(tmp_path / "w")
     assert (tmp_path / "w" / "roost.yaml").is_file()
     assert (tmp_path / "w" / ".roost").is_dir()
     assert ws.store_url == "sqlite:///" + str((tmp_path / "w" / ".roost" / "roost.db").resolve())
@@ -35,16 +54,15 @@ def test_init_writes_config_and_store_in_wal(tmp_path):
 
 def test_init_is_idempotent_and_keeps_data(tmp_path, monkeypatch):
     root = tmp_path / "w"
-    workspace.init(root)
+    roost.init(root)
     monkeypatch.chdir(root)
     workspace.use(root)
-    import roost
 
     with roost.start_run(name="keep") as r:
         r.log_metric("m", 1.0)
     cfg_before = (root / "roost.yaml").read_text()
     workspace.use(None)
-    workspace.init(root)
+    roost.init(root)
     workspace.use(root)
     assert (root / "roost.yaml").read_text() == cfg_before
     assert [x["name"] for x in roost.search_runs()] == ["keep"]
@@ -53,7 +71,7 @@ def test_init_is_idempotent_and_keeps_data(tmp_path, monkeypatch):
 
 def test_discovery_walks_up_and_env_overrides(tmp_path, monkeypatch):
     root = tmp_path / "w"
-    workspace.init(root)
+    roost.init(root)
     deep = root / "a" / "b"
     deep.mkdir(parents=True)
     assert workspace.load(deep).root == root.resolve()
@@ -162,9 +180,9 @@ def test_roost_workspace_without_config_is_a_clear_error(tmp_path, monkeypatch):
 
 
 def test_an_explicit_folder_beats_roost_workspace(tmp_path, monkeypatch):
-    a = workspace.init(tmp_path / "a")
+    a = roost.init(tmp_path / "a")
     monkeypatch.setenv("ROOST_WORKSPACE", str(a.root))
-    b = workspace.init(tmp_path / "b")  # `roost init DIR` with the variable set: DIR's store is the one created
+    b = roost.init(tmp_path / "b")  # `roost init DIR` with the variable set: DIR's store is the one created
     assert b.root == (tmp_path / "b").resolve()
     assert b.store_url.endswith(str((tmp_path / "b" / ".roost" / "roost.db").resolve()))
     assert workspace.load(tmp_path / "b").root == b.root

@@ -40,8 +40,8 @@ def test_native_attributions_add_up_on_missing_and_unseen_values(packages, eng: 
 
 @pytest.mark.filterwarnings("ignore:LightGBM binary classifier")
 def test_blend_with_constant_features_adds_up_and_gives_constants_nothing(eng: pd.DataFrame, tmp_path) -> None:
-    from roost.train.ensemble import Blend
-    from roost.train.models import make_model
+    from roost.training.ensemble import Blend
+    from roost.training.models import make_model
 
     df = eng.iloc[:1500].assign(const=1.0, const_text="k")
     feats = [*FEATURES, "const", "const_text"]
@@ -68,7 +68,7 @@ def test_bad_sizes_are_refused(packages, eng: pd.DataFrame, kw: dict[str, int]) 
 def test_multiclass_attributions_are_checked_against_the_package(eng: pd.DataFrame, tmp_path) -> None:
     import shutil
 
-    from roost.train.models import make_model
+    from roost.training.models import make_model
 
     feats = [f for f in FEATURES if f != "age_group"]
     X, y = eng[feats].iloc[:1500], eng["age_group"].iloc[:1500]

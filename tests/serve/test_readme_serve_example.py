@@ -65,7 +65,7 @@ def test_readme_has_both_examples_and_a_claim() -> None:
 @pytest.mark.parametrize("model_type", ["lightgbm", "logreg"])
 def test_readme_serve_example_matches_the_real_response(tmp_path: Path, model_type: str) -> None:
     from roost.datasets.engagement import make_engagement_flat
-    from roost.train.models import make_model
+    from roost.training.models import make_model
 
     bodies = _bodies()
     v2_body = bodies["/v2/models/engagement/infer"]

@@ -115,7 +115,7 @@ def test_predict_and_serve_give_the_same_numbers_for_a_boolean_column(pkgs, bc_d
     import pandas as pd
     import pyarrow.parquet as pq
 
-    from roost.predict.api import predict
+    from roost.scoring.api import predict
 
     X, _, cols = bc_data
     Xb, flags = _as_bools(X[:100], [4, 9])

@@ -14,7 +14,7 @@ from servekit import Server
 def test_trained_package_served_matches_predictor(ws, tmp_path):
     import roost
     from roost.datasets.engagement import make_engagement
-    from roost.train.api import train
+    from roost.training.api import train
 
     files = make_engagement(3000, ws.root / "data", seed=0)
     res = train(

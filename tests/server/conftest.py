@@ -16,7 +16,7 @@ from typing import Any
 import httpx
 import pytest
 
-from roost.train.tensorboard import free_port
+from roost.training.tensorboard import free_port
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 

@@ -171,8 +171,8 @@ def test_bad_data_leaves_no_run(ws, data_file, mutate, match) -> None:
 
 
 def test_ctrl_c_marks_killed_and_resume_matches(ws, data_file, monkeypatch) -> None:
-    from roost.train import callbacks
-    from roost.train.api import Interrupted
+    from roost.training import callbacks
+    from roost.training.api import Interrupted
 
     cfg = _cfg(data_file, trainer={"epochs": 4, "patience": 10})
     full = roost.train(cfg)

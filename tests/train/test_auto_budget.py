@@ -13,7 +13,7 @@ from sklearn.metrics import roc_auc_score
 import roost
 from helpers import mixed_frame
 from roost.errors import ConfigError
-from roost.train.auto import prepare
+from roost.training.auto import prepare
 
 FEATURES = ["x1", "x2", "color", "user_id"]
 
@@ -89,9 +89,9 @@ def test_refit_keeps_the_held_out_test_metric_and_registers_the_blend_refitted_o
 
 
 def test_fold_networks_export_as_one_graph_equal_to_the_weighted_members(tmp_path) -> None:
-    from roost.train.ensemble import Blend, _export_groups
-    from roost.train.models import make_model
-    from roost.train.preprocess import infer_spec
+    from roost.training.ensemble import Blend, _export_groups
+    from roost.training.models import make_model
+    from roost.training.preprocess import infer_spec
 
     df, test = mixed_frame(400), mixed_frame(80, seed=5)
     test.loc[::4, "color"] = "ultraviolet"

@@ -8,9 +8,9 @@ import pandas as pd
 from sklearn.metrics import roc_auc_score
 
 import roost
-from roost.train.auto import DEFAULT_CANDIDATES, candidate_config, prepare
-from roost.train.config import load_config
-from roost.train.lgbm import LightGBMModel
+from roost.training.auto import DEFAULT_CANDIDATES, candidate_config, prepare
+from roost.training.config import load_config
+from roost.training.lgbm import LightGBMModel
 
 
 def xor_table(n: int = 2_000, seed: int = 0) -> pd.DataFrame:

@@ -11,9 +11,9 @@ from sklearn.metrics import log_loss, roc_auc_score
 import roost
 from helpers import mixed_frame
 from roost.errors import ConfigError
-from roost.train.ensemble import Blend, bagged_weights, greedy_weights, score
-from roost.train.models import make_model
-from roost.train.preprocess import infer_spec
+from roost.training.ensemble import Blend, bagged_weights, greedy_weights, score
+from roost.training.models import make_model
+from roost.training.preprocess import infer_spec
 
 FEATURES = ["x1", "x2", "color", "user_id"]
 
@@ -163,7 +163,7 @@ def test_auto_lightgbm_candidate_sees_at_least_four_columns_per_tree(ws, tmp_pat
     res = roost.train({"data": str(p), "label": "clicked", "model": auto}, progress=False)
     child = roost.get_run(roost.get_run(res.run_id)["tags"]["roost.auto.selected_run"])
     assert float(child["params"]["model.params.colsample_bytree"]) == 1.0
-    from roost.train.lgbm import table_defaults
+    from roost.training.lgbm import table_defaults
 
     assert table_defaults(500, 30)["colsample_bytree"] == 0.5  # wide tables keep half the columns per tree
     assert abs(table_defaults(500, 7)["colsample_bytree"] - 4 / 7) < 1e-12

@@ -30,7 +30,7 @@ def _cfg(data_file, **kw):
 
 
 def test_auto_labels_candidates_names_parent_and_child_tensorboard(ws, data_file, capsys) -> None:
-    from roost.train.tensorboard import run_logdir
+    from roost.training.tensorboard import run_logdir
 
     res = roost.train(_cfg(data_file), progress=True)
     err = capsys.readouterr().err.splitlines()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from roost.train.auto import candidate_config
-from roost.train.config import TrainConfig
-from roost.train.from_config import build_model
-from roost.train.preprocess import infer_spec
+from roost.training.auto import candidate_config
+from roost.training.config import TrainConfig
+from roost.training.from_config import build_model
+from roost.training.preprocess import infer_spec
 
 
 def test_the_small_table_lightgbm_candidate_stops_early_instead_of_at_its_rounds_cap() -> None:

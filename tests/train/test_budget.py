@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from roost.errors import ConfigError
-from roost.train.budget import (
+from roost.training.budget import (
     FULL_FOLDS_VALUE,
     REFIT_VALUE,
     SAFETY,
@@ -144,8 +144,8 @@ def test_the_budget_clock() -> None:
 
 
 def test_the_default_budget_its_environment_override_and_the_config_key(monkeypatch) -> None:
-    from roost.train.auto import budget_seconds
-    from roost.train.config import TrainConfig
+    from roost.training.auto import budget_seconds
+    from roost.training.config import TrainConfig
 
     cfg = TrainConfig.model_validate({"data": "x.parquet", "label": "y"})
     monkeypatch.delenv("ROOST_TIME_BUDGET", raising=False)

@@ -9,7 +9,7 @@ import pytest
 
 import roost
 from helpers import mixed_frame
-from roost.train.budget import (
+from roost.training.budget import (
     CHILD_SHARE,
     SAFETY,
     SECURED,
@@ -49,8 +49,8 @@ def test_deadlines_nest_to_the_earlier_one_and_end_with_their_block() -> None:
 
 @pytest.mark.parametrize("kind", ["lightgbm", "wide_deep"])
 def test_a_fit_that_would_run_for_minutes_stops_at_its_deadline_keeping_its_best(kind) -> None:
-    from roost.train.models import make_model
-    from roost.train.preprocess import infer_spec
+    from roost.training.models import make_model
+    from roost.training.preprocess import infer_spec
 
     df = mixed_frame(600)
     X, y = df[FEATURES], df["clicked"]

@@ -37,8 +37,8 @@ def _odd_batch(data_file, label: str) -> int:
     """A batch size that leaves a last batch of one training row."""
     import pandas as pd
 
-    from roost.train.config import load_config
-    from roost.train.data import split
+    from roost.training.config import load_config
+    from roost.training.data import split
 
     cfg = load_config({"data": str(data_file), "label": label})
     n = len(split(pd.read_parquet(data_file), cfg.split)[0])
@@ -198,6 +198,6 @@ def test_ctrl_c_stops_all_workers_and_marks_the_run_killed(ws, data_file, tmp_pa
     ],
 )
 def test_nccl_only_when_every_local_worker_has_its_own_gpu(gpus, local_world, requested, expected) -> None:
-    from roost.train.distributed import group_backend
+    from roost.training.distributed import group_backend
 
     assert group_backend(gpus, local_world, requested) == expected

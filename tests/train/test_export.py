@@ -8,7 +8,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from roost.train.models import make_model
+from roost.training.models import make_model
 
 FEATURES = ["x1", "x2", "color", "user_id", "user_seg", "item_id", "item_cat"]
 

@@ -11,7 +11,7 @@ import pytest
 
 from roost.datasets import load
 from roost.errors import ConfigError
-from roost.train.preprocess import infer_spec
+from roost.training.preprocess import infer_spec
 
 
 def _frame(n: int = 300) -> pd.DataFrame:
@@ -34,7 +34,7 @@ def test_csv_and_parquet_give_the_same_features(tmp_path, caplog: pytest.LogCapt
     df.to_parquet(tmp_path / "t.parquet")
     from_csv, from_pq = load(str(tmp_path / "t.csv")), load(str(tmp_path / "t.parquet"))
     assert not pd.api.types.is_datetime64_any_dtype(from_csv["day"])  # pandas reads the dates back as text
-    with caplog.at_level(logging.WARNING, logger="roost.train.preprocess"):
+    with caplog.at_level(logging.WARNING, logger="roost.training.preprocess"):
         spec_csv = infer_spec(from_csv, label="y")
     assert spec_csv.names == infer_spec(from_pq, label="y").names == ["x", "colour"]
     said = " ".join(r.getMessage() for r in caplog.records if r.levelno >= logging.WARNING)
@@ -66,7 +66,7 @@ def test_naming_a_date_text_column_is_a_clear_error(tmp_path) -> None:
     ],
 )
 def test_what_counts_as_date_text(values: list[str | None], dates: bool) -> None:
-    from roost.train.preprocess import is_date_text
+    from roost.training.preprocess import is_date_text
 
     assert is_date_text(pd.Series(values, dtype=object)) is dates
     assert not is_date_text(pd.Series(values, dtype="category"))

@@ -7,7 +7,7 @@ import pytest
 from sklearn.metrics import log_loss, mean_squared_error, roc_auc_score
 
 import roost
-from roost.train.auto import prepare
+from roost.training.auto import prepare
 
 
 @pytest.mark.parametrize("model, label", [("lightgbm", "clicked"), ("logreg", "clicked"), ("lightgbm", "score")])

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from roost.errors import ConfigError
-from roost.train.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
+from roost.training.preprocess import FeatureSpec, encode_labels, infer_spec, infer_task
 
 
 def test_infer_kinds_and_stats(frame: pd.DataFrame) -> None:
@@ -77,20 +77,20 @@ def test_mostly_numeric_csv_column_with_a_few_strings_warns(tmp_path, caplog: py
     )
     df = pd.read_csv(path)
     assert not pd.api.types.is_numeric_dtype(df["age"])  # what pandas reads: strings
-    with caplog.at_level("WARNING", logger="roost.train.preprocess"):
+    with caplog.at_level("WARNING", logger="roost.training.preprocess"):
         infer_spec(df, label="y")
     warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warned) == 1, warned  # the all-string column 'city' is not flagged
     assert "'age'" in warned[0] and "'unknown'" in warned[0] and "'n/a '" in warned[0]
     caplog.clear()
-    with caplog.at_level("WARNING", logger="roost.train.preprocess"):
+    with caplog.at_level("WARNING", logger="roost.training.preprocess"):
         infer_spec(df, label="y", kinds={"age": "categorical"})  # an explicit choice is not second-guessed
     assert not [r for r in caplog.records if r.levelname == "WARNING"]
 
 
 def test_single_class_error_prints_the_plain_value() -> None:
     from roost.errors import RoostError
-    from roost.train.data import check_label
+    from roost.training.data import check_label
 
     df = pd.DataFrame({"x": [1.0, 2.0, 3.0], "y": np.array([1, 1, 1], dtype=np.int64)})
     with pytest.raises(RoostError) as e:

@@ -47,9 +47,9 @@ def _lightgbm_metrics(cfg: dict, params: dict[str, Any]) -> dict[str, float]:
     """val/test ROC-AUC (scikit-learn) of roost's LightGBM estimator with `params`, fitted as `roost.train` fits it."""
     from sklearn.metrics import roc_auc_score
 
-    from roost.train.api import build_model, fit_spec
-    from roost.train.config import TrainConfig
-    from roost.train.data import check_label, load_frame, split
+    from roost.training.api import build_model, fit_spec
+    from roost.training.config import TrainConfig
+    from roost.training.data import check_label, load_frame, split
 
     tc = TrainConfig.model_validate({**cfg, "model": {"type": "lightgbm", "params": params}})
     key = repr(sorted(cfg.items()))

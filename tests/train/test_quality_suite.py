@@ -14,8 +14,8 @@ from sklearn.metrics import roc_auc_score
 
 import roost
 from roost.datasets.suite import LABEL, load_table
-from roost.train.config import SplitConfig
-from roost.train.data import split
+from roost.training.config import SplitConfig
+from roost.training.data import split
 
 SPLIT = {"method": "random", "seed": 0}
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 
-from roost.train.tensorboard import start, stop
+from roost.training.tensorboard import start, stop
 
 pytestmark = pytest.mark.slow
 

@@ -111,7 +111,7 @@ def test_tensorboard_during_training_and_later(ws, cfg_file: Path) -> None:
     import httpx
 
     import roost
-    from roost.train.tensorboard import run_logdir, start, stop
+    from roost.training.tensorboard import run_logdir, start, stop
 
     urls: list[str] = []
     res = roost.train(cfg_file, tensorboard=True, announce=urls.append, progress=False)
@@ -138,7 +138,7 @@ def test_tensorboard_during_training_and_later(ws, cfg_file: Path) -> None:
 def test_misspelled_top_level_key_gets_did_you_mean(ws, cli, tmp_path: Path) -> None:
     """`labl:` is an unknown key near `label`, not only "label: required field is missing" (#37 item 4)."""
     from roost.errors import ConfigError
-    from roost.train.config import load_config
+    from roost.training.config import load_config
 
     with pytest.raises(ConfigError) as e:
         load_config({"data": "data/train.parquet", "labl": "clicked"})
@@ -183,8 +183,8 @@ def test_lightgbm_progress_counts_rounds_not_epochs() -> None:
     from rich.console import Console
 
     from helpers import mixed_frame
-    from roost.train.callbacks import Progress
-    from roost.train.models import make_model
+    from roost.training.callbacks import Progress
+    from roost.training.models import make_model
 
     df = mixed_frame(300)
     X, y = df[["x1", "x2", "color"]], df["clicked"]

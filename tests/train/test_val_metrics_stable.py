@@ -8,7 +8,7 @@ import numpy as np
 from scipy.special import expit, softmax
 
 from roost.metrics import overall as M
-from roost.train.trainer import val_metrics
+from roost.training.trainer import val_metrics
 
 LOGITS = np.array([-1e4, -800.0, -40.0, -1.0, 0.0, 2.5, 40.0, 800.0, 1e4, np.float32(3e38)], dtype=np.float32)
 Y = np.array([0, 0, 1, 0, 1, 1, 0, 1, 1, 1])

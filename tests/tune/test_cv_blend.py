@@ -31,8 +31,8 @@ def _table(tmp_path) -> str:
 
 def _rows(path: str) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(training+validation rows in that order, test rows) of roost's default split."""
-    from roost.train.config import SplitConfig
-    from roost.train.data import split
+    from roost.training.config import SplitConfig
+    from roost.training.data import split
 
     tr, va, te = split(pd.read_parquet(path), SplitConfig())
     return pd.concat([tr, va]), te
@@ -110,8 +110,8 @@ def test_the_blend_takes_the_best_trial_of_each_model_type() -> None:
 
 
 def test_tuning_model_auto_starts_from_autos_own_candidates(ws, tmp_path) -> None:
-    from roost.train.auto import DEFAULT_CANDIDATES, VARIANTS, candidate_config
-    from roost.train.config import load_config
+    from roost.training.auto import DEFAULT_CANDIDATES, VARIANTS, candidate_config
+    from roost.training.config import load_config
     from roost.tune import config as C
 
     data = _table(tmp_path)
@@ -124,7 +124,7 @@ def test_tuning_model_auto_starts_from_autos_own_candidates(ws, tmp_path) -> Non
     n_fit = len(both) - len(both) // 5  # each of auto's 5 fold models fits 4/5 of the rows
     auto = candidate_config(load_config({"data": data, "label": LABEL}), "lightgbm", n_fit, 30).model.params
     lgbm = {k.split(".", 1)[1]: v for k, v in starts["lightgbm"].items() if k != "model.type"}
-    from roost.train.lgbm import LightGBMModel
+    from roost.training.lgbm import LightGBMModel
 
     auto = {**LightGBMModel.DEFAULTS, **auto}  # what auto leaves unset (subsample) is the model's default
     assert lgbm == pytest.approx({k: auto[k] for k in lgbm})

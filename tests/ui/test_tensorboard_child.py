@@ -6,12 +6,12 @@ from pathlib import Path
 
 import roost
 from roost import workspace
-from roost.train.tensorboard import TB_LOGS_TAG
+from roost.training.tensorboard import TB_LOGS_TAG
 from roost.ui.tensorboard import run_logdir
 
 
 def test_an_auto_childs_logdir_is_on_its_parent(tmp_path: Path):
-    ws = workspace.init(tmp_path / "ws")
+    ws = roost.init(tmp_path / "ws")
     workspace.use(ws)
     with roost.start_run(experiment="auto", name="auto") as parent:
         events = parent.artifact_dir / "tensorboard" / "mlp"

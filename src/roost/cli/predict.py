@@ -53,8 +53,8 @@ def predict(
     """Batch-score Parquet/CSV/SQL input with a model into Parquet parts, as a recorded run."""
     from roost.cli.output import echo, print_json
     from roost.errors import RoostError
-    from roost.predict import predict as run_predict
-    from roost.predict.sql_input import parse_table_option
+    from roost.scoring import predict as run_predict
+    from roost.scoring.sql_input import parse_table_option
 
     keep = None if columns is None else [c.strip() for c in columns.split(",") if c.strip()]
     tables: dict[str, str | Path | list[str] | list[Path]] = {}

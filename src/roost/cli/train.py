@@ -34,14 +34,14 @@ def train(
     """Train a model from a config; record the run, its metrics and the model package."""
     from roost.cli.output import echo, print_json, print_table
     from roost.errors import RoostError
-    from roost.train.api import Interrupted, print_tensorboard_url
-    from roost.train.api import train as run_train
+    from roost.training.api import Interrupted, print_tensorboard_url
+    from roost.training.api import train as run_train
 
     if config is None and not resume:
         raise RoostError("no config given", hint="roost train CONFIG.yaml, or roost train --resume RUN_ID")
     overrides = [*set_, f"experiment={experiment}"] if experiment else list(set_)
     if time_budget is not None:
-        from roost.train.budget import parse_budget
+        from roost.training.budget import parse_budget
 
         seconds = parse_budget(time_budget, "--time-budget")
         overrides.append(f"time_budget={'none' if seconds is None else seconds}")
@@ -136,7 +136,7 @@ def _interrupt_on_term() -> None:
 def _serve_until_ctrl_c(proc: object, url: str) -> None:
     """Keep TensorBoard running until Ctrl-C, SIGTERM or SIGHUP, then stop it (it runs in its own session)."""
     from roost.cli.output import echo
-    from roost.train.tensorboard import stop
+    from roost.training.tensorboard import stop
 
     _interrupt_on_term()
     echo(f"TensorBoard: {url}  [dim](Ctrl-C to stop)[/]")
@@ -153,7 +153,7 @@ def tensorboard(
     port: int | None = typer.Option(None, "--port", help="Port [default: a free one]."),
 ) -> None:
     """Start TensorBoard on a run's event files, print its URL, serve until Ctrl-C."""
-    from roost.train.tensorboard import run_logdir, start, stop
+    from roost.training.tensorboard import run_logdir, start, stop
 
     _interrupt_on_term()  # before TensorBoard starts: whoever sees it answer may stop us at once
     proc = None

@@ -16,10 +16,10 @@ def register(app: typer.Typer) -> None:
         as_json: bool = typer.Option(False, "--json", help="Print the result as JSON."),
     ) -> None:
         """Create roost.yaml and .roost/ (SQLite store in WAL mode, artifact root); safe to run twice."""
-        from roost import workspace
         from roost.cli.output import echo, print_json
+        from roost.registry.api import init
 
-        ws = workspace.init(directory)
+        ws = init(directory)
         if as_json:
             print_json({"root": str(ws.root), "store": ws.store_url, "artifacts": str(ws.artifacts)})
             return

@@ -38,7 +38,7 @@ def _train_summary(out: dict[str, Any]) -> str:
 @task(name="train", summary=_train_summary)
 def train(config: Any, overrides: list[str] | None = None, register: str | None = None) -> dict[str, Any]:
     """Train from a config (file path or dict) and return run id, metrics and the registered version."""
-    from roost.train.api import train as do_train
+    from roost.training.api import train as do_train
 
     ov = list(overrides or [])
     if register:

@@ -9,7 +9,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
-from roost import artifacts
+from roost import artifacts, workspace
 from roost.errors import NotFoundError, RoostError
 from roost.registry import deferred, modelreg, retention
 from roost.registry.backend import default_store
@@ -26,8 +26,16 @@ from roost.registry.run import (
     local_artifact,
     staging_dir,
 )
+from roost.registry.store import open_store
 
 log = logging.getLogger(__name__)
+
+
+def init(directory: Path | str | None = None) -> workspace.Workspace:
+    """Create (or re-open, idempotently) a workspace in `directory` (default: cwd) and migrate its registry store."""
+    ws = workspace.create(directory)
+    open_store(ws.store_url, create=True)
+    return ws
 
 
 def start_run(
@@ -306,6 +314,7 @@ def gc(
 
 __all__ = [
     "Run",
+    "init",
     "start_run",
     "active_run",
     "log_param",

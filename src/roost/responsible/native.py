@@ -67,8 +67,8 @@ def _torch_parts(pkg: Path) -> tuple[Any, dict[str, Any]]:
     """(network with loaded weights, native spec.json) of a torch package."""
     import torch
 
-    from roost.train.models import TorchModel, make_model
-    from roost.train.preprocess import FeatureSpec
+    from roost.training.models import TorchModel, make_model
+    from roost.training.preprocess import FeatureSpec
 
     info = json.loads((pkg / "native" / "spec.json").read_text())
     spec = FeatureSpec.from_dict(info["spec"])

@@ -63,12 +63,12 @@ class TuneSpec:
 def _primary_metric(train_cfg: dict[str, Any]) -> str:
     """The task's primary validation metric (loads the data once when the config does not state the task)."""
     from roost.metrics import overall as M
-    from roost.train.config import load_config
+    from roost.training.config import load_config
 
     cfg = load_config(train_cfg)
     task: str | None = cfg.task
     if task is None:
-        from roost.train.data import check_label, load_frame
+        from roost.training.data import check_label, load_frame
 
         task = check_label(load_frame(cfg), cfg.label, None)
     return "val_" + M.PRIMARY[task][0]
@@ -76,7 +76,7 @@ def _primary_metric(train_cfg: dict[str, Any]) -> str:
 
 def load(path: str | Path | dict[str, Any]) -> TuneSpec:
     """Read a tuning config (file or dict) into a TuneSpec; errors name the offending field."""
-    from roost.train.config import load_raw
+    from roost.training.config import load_raw
     from roost.tune import prescribed as spaces
     from roost.tune.objectives import TrainObjective, direction_for, load_callable, override_key
     from roost.tune.search_space import Space
@@ -154,7 +154,7 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
 
 def _selection(raw: dict[str, Any]) -> dict[str, Any]:
     """`model: auto`'s selection params (folds, cv_max_rows, ensemble): tune selects its final model by them."""
-    from roost.train.auto import OPTIONS
+    from roost.training.auto import OPTIONS
 
     model = raw.get("model")
     params = (model.get("params") or {}) if isinstance(model, dict) else {}
@@ -173,7 +173,7 @@ def _folds(raw: dict[str, Any], selection: dict[str, Any]) -> Any:
 
 def _table_defaults(folds: Any) -> dict[str, dict[str, Any]] | None:
     """auto's size-dependent defaults per model type (LightGBM's for the rows each candidate fits)."""
-    from roost.train.lgbm import table_defaults
+    from roost.training.lgbm import table_defaults
 
     if folds is None:
         return None
@@ -183,7 +183,7 @@ def _table_defaults(folds: Any) -> dict[str, dict[str, Any]] | None:
 
 def _model_type(raw: dict[str, Any]) -> str:
     """The config's model type (`auto` when unset, as `roost train` does)."""
-    from roost.train.models import DEFAULT_MODEL
+    from roost.training.models import DEFAULT_MODEL
 
     model = raw.get("model")
     if isinstance(model, dict):

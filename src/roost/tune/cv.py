@@ -44,8 +44,8 @@ class Folds:
 
     def rows(self) -> tuple[Any, Any, np.ndarray]:
         """(features, labels, encoded labels) of the cross-validated (training+validation) rows."""
-        from roost.train.auto import cv_rows
-        from roost.train.ensemble import encoded
+        from roost.training.auto import cv_rows
+        from roost.training.ensemble import encoded
 
         X, y = cv_rows(self.parts, self.cfg.label)
         return X, y, encoded(y, self.task, self.classes)
@@ -53,15 +53,15 @@ class Folds:
     @property
     def n_fit(self) -> int:
         """About how many rows each fold model fits."""
-        from roost.train.auto import fit_rows
+        from roost.training.auto import fit_rows
 
         return fit_rows(len(self.parts[0]) + len(self.parts[1]), self.splits)
 
 
 def plan(config: dict[str, Any], overrides: list[str] | tuple[str, ...], selection: dict[str, Any]) -> Folds:
     """The folds of `config` with `overrides`; `splits` is [] where auto would select on the validation rows."""
-    from roost.train.auto import cv_folds, options, prepare
-    from roost.train.preprocess import encode_labels
+    from roost.training.auto import cv_folds, options, prepare
+    from roost.training.preprocess import encode_labels
 
     cfg, task, spec, parts = prepare(config, overrides)
     opts = options(cfg.model_copy(update={"model": cfg.model.model_copy(update={"params": dict(selection)})}))
@@ -84,9 +84,9 @@ def run_trial(objective: Any, ctx: Any, config: dict[str, Any], overrides: list[
     the table is too large for cross-validation (the caller then trains on the validation split)."""
     from roost.metrics import overall as M
     from roost.registry.api import start_run
-    from roost.train.api import build_model, resolved_params
-    from roost.train.config import flatten
-    from roost.train.ensemble import cross_fit, encoded
+    from roost.training.api import build_model, resolved_params
+    from roost.training.config import flatten
+    from roost.training.ensemble import cross_fit, encoded
     from roost.tune.runner import TAG_STATE, Pruned
 
     f = plan(config, overrides, objective.selection)
@@ -173,7 +173,7 @@ def beats_noise(challenger: np.ndarray, incumbent: np.ndarray, direction: str, k
 def fold_scores(task: str, name: str, y: np.ndarray, oof: np.ndarray, splits: list[tuple[Any, Any]]) -> np.ndarray:
     """Metric `name` of out-of-fold predictions `oof` on each fold's held-out rows."""
     from roost.metrics import overall as M
-    from roost.train.ensemble import score
+    from roost.training.ensemble import score
 
     fast = name == M.PRIMARY[task][0]
     return np.asarray(
@@ -228,8 +228,8 @@ def final_blend(objective: Any, result: Any, parent: Any) -> dict[str, Any] | No
     rule), write the blend of the weighted trials' fold models as the tuning run's model package; what it blends
     (None: no such trial)."""
     from roost.metrics import overall as M
-    from roost.train.api import PACKAGE, final_metrics, monitor_reference, write_package
-    from roost.train.auto import bag_blend, blend_weights, options
+    from roost.training.api import PACKAGE, final_metrics, monitor_reference, write_package
+    from roost.training.auto import bag_blend, blend_weights, options
 
     done = [
         t

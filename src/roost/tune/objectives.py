@@ -4,7 +4,7 @@ TrainObjective is picklable, so `--parallel` worker processes can run it. Each t
 child of the tuning run; on a small table (`cv`) it is auto's k-fold cross-validation instead, and `finalize`
 blends the trials after the study (roost.tune.cv). Intermediate values are the objective metric per epoch (or
 val_loss, sign-adjusted; per fold when cross-validated).
-Stopping a trial early needs a per-epoch hook in `roost.train.train` (a `callbacks=` argument); while the
+Stopping a trial early needs a per-epoch hook in `roost.train` (a `callbacks=` argument); while the
 installed train has none, the epochs are reported after the run — later trials are judged against them, but a
 running training cannot be stopped. `parent_run_id=`/`tags=` are used likewise when train accepts them; until
 then the run is re-parented right after it ends.
@@ -65,7 +65,7 @@ def override_key(name: str, config: dict[str, Any]) -> str:
             f"search.{name}: ambiguous, the config has {', '.join(found)}",
             hint="use the dotted name in the search block",
         )
-    from roost.train.config import TrainerConfig
+    from roost.training.config import TrainerConfig
 
     return f"trainer.{name}" if name in TrainerConfig.model_fields else f"model.params.{name}"
 
@@ -133,7 +133,7 @@ class TrainObjective:
     def __call__(self, ctx: Any) -> float:
         """Run one training and return its metric."""
         from roost.registry.backend import default_store
-        from roost.train.api import train
+        from roost.training.api import train
 
         sig = inspect.signature(train).parameters
         kw: dict[str, Any] = {"progress": False} if "progress" in sig else {}

@@ -121,7 +121,7 @@ def default_points(
     from its defaults; Optuna users enqueue_trial them). A type with a searched param that has no default (a name
     added by a search block) gets no point. `known` overrides a type's defaults (auto's size-dependent LightGBM
     parameters, so tuning `model: auto` starts from auto's own candidates)."""
-    from roost.train.models import get_model_class
+    from roost.training.models import get_model_class
     from roost.tune.search_space import Space
 
     sp = Space.parse(space)
@@ -146,7 +146,7 @@ def default_points(
 def variant_points(space: dict[str, Any]) -> list[dict[str, Any]]:
     """Points of a `model: auto` space for auto's named candidate variants (auto.VARIANTS, e.g. LightGBM with its
     library defaults), so tuning auto starts from every candidate auto itself trains."""
-    from roost.train.auto import VARIANTS
+    from roost.training.auto import VARIANTS
 
     types = _type_choices(space)
     out = []

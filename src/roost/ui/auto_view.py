@@ -1,6 +1,6 @@
 """What the run page shows for a `model: auto` parent run: its candidates, their validation scores, the blend.
 
-roost.train.auto records it all on the parent: the candidate list (param `model.params.candidates`), the blend
+roost.training.auto records it all on the parent: the candidate list (param `model.params.candidates`), the blend
 weights (tag `roost.auto.weights`, JSON), the selection criterion, and each candidate's metrics as
 `<candidate>.<metric>`; each candidate also trained as a child run tagged with its `roost.model_type`.
 """

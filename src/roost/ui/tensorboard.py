@@ -45,7 +45,7 @@ def run_logdir(run: dict[str, Any]) -> Path | None:
     """The run's TensorBoard event folder (artifacts/tensorboard; a cached copy for remote roots; an `auto`
     child's folder on its parent run), or None — the same lookup as `roost tensorboard RUN`."""
     from roost.errors import RoostError
-    from roost.train.tensorboard import run_logdir as training_logdir
+    from roost.training.tensorboard import run_logdir as training_logdir
 
     try:
         return training_logdir(run["run_id"])
@@ -57,7 +57,7 @@ def runs_with_logs(runs: list[dict[str, Any]], most: int = MAX_TB_RUNS) -> list[
     """The first `most` runs that have TensorBoard logs; a local run with neither a tensorboard/ folder nor the
     tag pointing at another run's logs is passed over without the full lookup (which reads the run again)."""
     from roost import artifacts
-    from roost.train.tensorboard import TB_LOGS_TAG
+    from roost.training.tensorboard import TB_LOGS_TAG
 
     out: list[dict[str, Any]] = []
     for r in runs:
@@ -171,7 +171,7 @@ class TensorBoardManager:
 
     def _start(self, key: str, spec: Spec) -> Board:
         """Start TensorBoard for `spec` on a free port and register it (lock held)."""
-        from roost.train.tensorboard import free_port, private_flagfile
+        from roost.training.tensorboard import free_port, private_flagfile
 
         port = free_port()
         logspec = ",".join(f"{n}:{d}" for n, d in spec)

@@ -1,0 +1,341 @@
+"""`model: auto`'s ensemble: cross-validated member predictions, greedy blend weights, one merged ONNX graph."""
+
+from __future__ import annotations
+
+import logging
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, ClassVar
+
+import numpy as np
+import pandas as pd
+
+from roost.training.base import Estimator
+from roost.training.preprocess import FeatureSpec, encode_labels
+
+log = logging.getLogger(__name__)
+
+PRIMARY_OUTPUT = {"binary": "probability", "multiclass": "probabilities", "regression": "prediction"}
+
+
+def score(task: str, y: np.ndarray, out: np.ndarray) -> float:
+    """The task's primary metric (binary ROC-AUC, multiclass log loss, regression RMSE) of `out` against `y`.
+
+    Binary computes ROC-AUC alone: greedy blending scores thousands of candidate blends, and the full metric set
+    (PR-AUC, calibration, log loss, ...) cost 2-3x more per call (2,000 rows) for numbers it then dropped."""
+    from roost.metrics.overall import PRIMARY, compute, roc_auc
+
+    if task == "binary":
+        return roc_auc(y, out)
+    return float(compute(task, y, out)[PRIMARY[task][0]])
+
+
+def _better(task: str, a: float, b: float | None) -> bool:
+    """True when score `a` beats `b` (None: nothing yet) on the task's primary metric."""
+    from roost.metrics.overall import PRIMARY
+
+    if b is None or b != b:
+        return a == a
+    return a > b if PRIMARY[task][1] == "max" else a < b
+
+
+def greedy_weights(task: str, y: np.ndarray, preds: Sequence[np.ndarray], rounds: int = 20) -> list[float]:
+    """Blend weights by greedy forward selection with replacement (Caruana et al., 2004) on held-out predictions.
+
+    Each round adds the member whose inclusion scores best (ties: the member used most); a member's weight is its
+    share of the rounds. Starts from the best single member; a round that would lower the score still adds one,
+    as in the paper, so the blend can end a little below its best round on these predictions.
+    """
+    counts = [0] * len(preds)
+    total: np.ndarray | None = None
+    for r in range(rounds):
+        best_j, best_s = 0, None
+        for j, p in enumerate(preds):
+            cand = p if total is None else (total + p) / (r + 1)
+            s = score(task, y, cand)
+            tie = s == best_s and counts[j] > counts[best_j]  # on a tie, the member used most: a sparser blend
+            if _better(task, s, best_s) or tie:
+                best_j, best_s = j, s
+        counts[best_j] += 1
+        # the running blend is kept as a sum: its average after round r is total / (r + 1)
+        total = preds[best_j].astype(np.float64) if total is None else total + preds[best_j]
+    return [c / rounds for c in counts]
+
+
+def bagged_weights(
+    task: str, y: np.ndarray, preds: Sequence[np.ndarray], bags: int = 20, seed: int = 0, rounds: int = 20
+) -> list[float]:
+    """Greedy blend weights averaged over `bags` bootstrap resamples of the held-out rows, kept only when that
+    blend beats the best single member on all the rows; else the best single member alone (weight 1).
+
+    One greedy pass fits its weights to the particular held-out rows; averaging passes over resamples (stratified
+    by class for classification, so a rare class keeps its count) shrinks weights that only a few rows support,
+    and the final check keeps the best single model unless blending it measurably helps (Caruana et al., 2006,
+    bag ensemble selection to curb its overfitting of the selection set).
+    """
+    y = np.asarray(y)
+    n, m = len(y), len(preds)
+    singles = [score(task, y, p) for p in preds]
+    best = 0
+    for j, s in enumerate(singles):
+        if _better(task, s, singles[best]):
+            best = j
+    alone = [float(j == best) for j in range(m)]
+    if m == 1 or bags < 1:
+        return alone
+    rng = np.random.default_rng(seed)
+    groups = [np.arange(n)] if task == "regression" else [np.flatnonzero(y == k) for k in np.unique(y)]
+    total = np.zeros(m)
+    for _ in range(bags):
+        rows = np.concatenate([rng.choice(g, len(g)) for g in groups])
+        total += greedy_weights(task, y[rows], [p[rows] for p in preds], rounds)
+    weights = [float(w) for w in total / total.sum()]
+    blend = sum(w * p.astype(np.float64) for w, p in zip(weights, preds))
+    return weights if _better(task, score(task, y, np.asarray(blend)), singles[best]) else alone
+
+
+def folds(task: str, y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(fit rows, held-out rows) index pairs: stratified for classification (at most as many folds as the rarest
+    class has rows; none when it has one), shuffled for regression."""
+    from sklearn.model_selection import KFold, StratifiedKFold
+
+    if task == "regression":
+        return list(KFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y))))
+    k = min(k, int(np.bincount(y.astype(np.int64)).min()))
+    if k < 2:
+        return []
+    return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
+
+
+def cross_fit(
+    make: Callable[[], Estimator],
+    X: pd.DataFrame,
+    y: pd.Series,
+    spec: FeatureSpec,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+    on_fold: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+) -> tuple[np.ndarray, list[Estimator]]:
+    """Out-of-fold predictions and the fold models: each fits the other folds, early-stopping on its own fold.
+
+    `on_fold(k, rows done so far, out-of-fold predictions)` runs after fold k (a tuner reports it to its pruner).
+    """
+    oof: np.ndarray | None = None
+    models: list[Estimator] = []
+    for fit_rows, held in splits:
+        m = make()
+        m.fit(X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[held], y.iloc[held], spec=spec)
+        p = np.asarray(m.predict(X.iloc[held]), dtype=np.float64)
+        if oof is None:
+            oof = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
+        oof[held] = p
+        models.append(m)
+        if on_fold is not None:
+            done = np.concatenate([h for _, h in splits[: len(models)]])
+            on_fold(len(models), done, oof)
+    assert oof is not None
+    return oof, models
+
+
+class Blend(Estimator):
+    """A weighted average of fitted members' outputs (probabilities or values); exported as one ONNX graph."""
+
+    model_type = "auto"
+    framework: ClassVar[str] = "ensemble"
+    DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    def __init__(self, members: Sequence[tuple[str, Estimator]], weights: Sequence[float]) -> None:
+        super().__init__()
+        kept = [(n, m, float(w)) for (n, m), w in zip(members, weights) if w > 0]
+        if not kept:
+            raise ValueError("a blend needs at least one member with a positive weight")
+        total = sum(w for _, _, w in kept)
+        self.members = [(n, m) for n, m, _ in kept]
+        self.weights = [w / total for _, _, w in kept]
+        first = self.members[0][1]
+        self.spec_, self.task_, self.classes_ = first.spec_, first.task_, list(first.classes_)
+        self.task = first.task_
+
+    def get_params(self) -> dict[str, Any]:
+        """The members (type and weight) as parameters."""
+        return {"members": [f"{n}:{w:.4f}" for (n, _), w in zip(self.members, self.weights)]}
+
+    def predict(self, X: pd.DataFrame) -> np.ndarray:
+        """The weighted average of the members' outputs."""
+        out = sum(w * np.asarray(m.predict(X), dtype=np.float64) for (_, m), w in zip(self.members, self.weights))
+        return np.asarray(out, dtype=np.float32)
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: Any = None, y_val: Any = None, **kw: Any) -> Blend:
+        """A blend is built from fitted members; fitting it again is not supported."""
+        raise NotImplementedError("build a Blend from fitted members (roost.training.auto)")
+
+    def export_onnx(self, directory: Path, sample: pd.DataFrame) -> float:
+        """model.onnx = every member's graph on the shared raw inputs, outputs weighted and summed."""
+        import onnx
+
+        from roost.training.export import parity
+
+        assert self.spec_ is not None and self.task_ is not None
+        out = PRIMARY_OUTPUT[self.task_]
+        graphs, weights = [], []
+        with tempfile.TemporaryDirectory(prefix="roost-blend-") as tmp:
+            for k, (idx, torch_group) in enumerate(_export_groups(self.members)):
+                sub = Path(tmp) / str(k)
+                if torch_group:  # the networks of one spec: one export of their weighted sum (an export is slow)
+                    _export_networks([self.members[i][1] for i in idx], [self.weights[i] for i in idx], sub, sample)
+                    weights.append(1.0)
+                else:
+                    self.members[idx[0]][1].export_onnx(sub, sample.head(10))
+                    weights.append(self.weights[idx[0]])
+                graphs.append(onnx.load(str(sub / "model.onnx")))
+        model = merge_graphs(graphs, weights, out)
+        path = Path(directory) / "model.onnx"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        onnx.save_model(model, str(path))
+        return parity(path, self.spec_.raw_inputs(sample), {out: np.asarray(self.predict(sample))})
+
+    def save_package(
+        self,
+        directory: Path | str,
+        sample: pd.DataFrame,
+        label: str | None = None,
+        run_id: str | None = None,
+        metrics: dict[str, float] | None = None,
+        extra_meta: dict[str, Any] | None = None,
+    ) -> Path:
+        """The model package; its meta names the kept member types joined by '+' as the model type."""
+        kind = "+".join(dict.fromkeys(n for n, _ in self.members))
+        return super().save_package(
+            directory, sample, label, run_id, metrics, {"model_type": kind, **(extra_meta or {})}
+        )
+
+    def signature(self, label: str | None = None) -> dict[str, Any]:
+        """signature.json content: the primary output only."""
+        sig = super().signature(label)
+        sig["outputs"] = [o for o in sig["outputs"] if o["name"] == PRIMARY_OUTPUT[self.task_ or "binary"]]
+        return sig
+
+    def save_native(self, directory: Path) -> None:
+        """native/<k>-<type>/ per member and native/blend.json (types and weights)."""
+        import json
+
+        directory.mkdir(parents=True, exist_ok=True)
+        for k, (name, m) in enumerate(self.members):
+            m.save_native(directory / f"{k}-{name}")
+        (directory / "blend.json").write_text(json.dumps(self.get_params(), indent=1))
+
+
+def _export_groups(members: Sequence[tuple[str, Estimator]]) -> list[tuple[list[int], bool]]:
+    """Members in export units: (indices, True) for the torch networks sharing one feature spec and model type
+    (e.g. a candidate's fold models), ([i], False) for every other member; in member order of first appearance."""
+    import json
+
+    groups: dict[str, list[int]] = {}
+    out: list[tuple[list[int], bool]] = []
+    for i, (name, m) in enumerate(members):
+        if getattr(m, "framework", "") != "torch" or m.spec_ is None:
+            out.append(([i], False))
+            continue
+        key = json.dumps([name, m.spec_.to_dict()], sort_keys=True, default=str)
+        if key not in groups:
+            groups[key] = []
+            out.append((groups[key], True))
+        groups[key].append(i)
+    return out
+
+
+def _export_networks(models: Sequence[Any], weights: Sequence[float], directory: Path, sample: pd.DataFrame) -> None:
+    """model.onnx = Σ weight_k · network_k's primary output, the networks sharing one spec: one torch export."""
+    import torch
+
+    from roost.training.export import export_module
+
+    first = models[0]
+    out = PRIMARY_OUTPUT[first.task_]
+
+    class Weighted(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.heads = torch.nn.ModuleList([m.head() for m in models])
+            self.w = [float(w) for w in weights]
+
+        def forward(self, *cols: Any) -> Any:
+            return sum(w * h(*cols)[0] for h, w in zip(self.heads, self.w))
+
+    cols = first.spec_.encode(sample.head(10))
+    export_module(Weighted(), first.spec_, cols, [out], Path(directory) / "model.onnx")
+
+
+def merge_graphs(models: Sequence[Any], weights: Sequence[float], output: str) -> Any:
+    """One ONNX model: each member's nodes under its own name prefix, reading the shared graph inputs, and
+    `output` = Σ weight_k · member_k's `output`."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    from roost.training.onnx_graph import finalize
+
+    nodes: list[Any] = []
+    inits: list[Any] = []
+    infos: list[Any] = []
+    inputs: dict[str, Any] = {}
+    funcs: dict[tuple[str, str], Any] = {}
+    opsets: dict[str, int] = {}
+    terms: list[str] = []
+    out_info = None
+    for k, (m, w) in enumerate(zip(models, weights)):
+        g, pre = m.graph, f"m{k}/"
+        init_names = {t.name for t in g.initializer}
+        shared = {i.name for i in g.input} - init_names
+
+        def ren(name: str, pre: str = pre, shared: set[str] = shared) -> str:
+            return name if (not name or name in shared) else pre + name
+
+        for i in g.input:
+            if i.name in shared:
+                inputs.setdefault(i.name, i)
+        for n in g.node:
+            c = onnx.NodeProto()
+            c.CopyFrom(n)
+            c.name = pre + (n.name or f"node{len(nodes)}")
+            c.input[:] = [ren(x) for x in n.input]
+            c.output[:] = [ren(x) for x in n.output]
+            nodes.append(c)
+        for t in g.initializer:
+            c2 = onnx.TensorProto()
+            c2.CopyFrom(t)
+            c2.name = ren(t.name)
+            inits.append(c2)
+        for vi in g.value_info:
+            c3 = onnx.ValueInfoProto()
+            c3.CopyFrom(vi)
+            c3.name = ren(vi.name)
+            infos.append(c3)
+        for f in m.functions:
+            funcs.setdefault((f.domain, f.name), f)
+        for op in m.opset_import:
+            opsets[op.domain] = max(opsets.get(op.domain, 0), op.version)
+        outs = {o.name: o for o in g.output}
+        if output not in outs:
+            raise ValueError(f"member {k} has no output {output!r}")
+        out_info = out_info or outs[output]
+        wname = f"{pre}weight"
+        inits.append(numpy_helper.from_array(np.array(w, dtype=np.float32), wname))
+        nodes.append(helper.make_node("Mul", [ren(output), wname], [f"{pre}weighted"], name=f"{pre}weigh"))
+        terms.append(f"{pre}weighted")
+    nodes.append(helper.make_node("Sum", terms, [output], name="blend"))
+    assert out_info is not None
+    y = helper.make_tensor_value_info(output, TensorProto.FLOAT, None)
+    y.type.CopyFrom(out_info.type)
+    graph = helper.make_graph(nodes, "roost_blend", list(inputs.values()), [y], initializer=inits, value_info=infos)
+    model = helper.make_model(
+        graph,
+        opset_imports=[helper.make_opsetid(d, v) for d, v in opsets.items()],
+        functions=list(funcs.values()),
+    )
+    model.ir_version = max(int(m.ir_version) for m in models)
+    return finalize(model, f"weighted blend of {len(models)} models")
+
+
+def encoded(y: pd.Series, task: str, classes: list[Any] | None) -> np.ndarray:
+    """Labels as the metrics see them (class indices for classification, values for regression)."""
+    return np.asarray(encode_labels(y, task, classes or None)[0])

@@ -1,0 +1,123 @@
+"""The model types by name, and the small PyTorch estimators: logreg, mlp, wide_deep, dcn (their base TorchModel in
+torch_model.py, two_tower in two_tower.py, lightgbm in lgbm.py)."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from roost.errors import ConfigError, RoostError, closest
+from roost.training.base import Estimator, check_range
+from roost.training.preprocess import FeatureSpec
+from roost.training.torch_model import TorchModel
+
+log = logging.getLogger(__name__)
+
+MODEL_TYPES = ("auto", "logreg", "mlp", "wide_deep", "dcn", "two_tower", "lightgbm")
+DEFAULT_MODEL = "auto"  # logreg and wide_deep, the better on validation is kept (bench/quality.py, docs/training.md)
+AUTO_CANDIDATES = ("logreg", "wide_deep")
+
+
+class LogReg(TorchModel):
+    """Logistic (binary), softmax (multiclass) or linear (regression) regression: a one-layer net."""
+
+    model_type = "logreg"
+    TRAINER = {"lr": 1e-2, "epochs": 50, "patience": 5}
+
+    def build(self, spec: FeatureSpec, n_out: int) -> Any:
+        """Preprocess → Linear."""
+        from roost.training.nn import Linear, Network
+
+        return Network(spec, Linear(spec, n_out))
+
+
+class MLPModel(TorchModel):
+    """Embeddings + numeric features → fully connected ReLU layers."""
+
+    model_type = "mlp"
+    NET = {"hidden": [256, 128], "dropout": 0.1, "emb_cap": 16}
+
+    def build(self, spec: FeatureSpec, n_out: int) -> Any:
+        """Preprocess → MLP."""
+        from roost.training.nn import MLP, Network
+
+        p = self.params
+        return Network(spec, MLP(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"]))
+
+
+class WideDeepModel(TorchModel):
+    """Wide (linear on one-hot + numeric, all columns) plus deep (MLP on embeddings of columns with at most
+    `deep_max_card` values; null = all)."""
+
+    model_type = "wide_deep"
+    NET = {"hidden": [256, 128], "dropout": 0.1, "emb_cap": 16, "deep_max_card": 1000}
+
+    def build(self, spec: FeatureSpec, n_out: int) -> Any:
+        """Preprocess → wide + deep."""
+        from roost.training.nn import Network, WideDeep
+
+        p = self.params
+        return Network(spec, WideDeep(spec, n_out, p["hidden"], p["dropout"], p["emb_cap"], p["deep_max_card"]))
+
+
+class DCNModel(TorchModel):
+    """Deep & Cross Network v2: cross layers x0 ⊙ (W x + b) + x, then an MLP."""
+
+    model_type = "dcn"
+    NET = {"cross_layers": 3, "hidden": [256, 128], "dropout": 0.1, "emb_cap": 16}
+
+    def build(self, spec: FeatureSpec, n_out: int) -> Any:
+        """Preprocess → cross layers → MLP."""
+        from roost.training.nn import DCN, Network
+
+        p = self.params
+        check_range("cross_layers", p["cross_layers"], 0, 16, integer=True)
+        return Network(spec, DCN(spec, n_out, p["cross_layers"], p["hidden"], p["dropout"], p["emb_cap"]))
+
+
+def get_model_class(name: str) -> type[Estimator]:
+    """The estimator class for a model type name (ConfigError listing the allowed names)."""
+    if name == "lightgbm":
+        from roost.training.lgbm import LightGBMModel
+
+        return LightGBMModel
+    if name == "two_tower":
+        from roost.training.two_tower import TwoTowerModel
+
+        return TwoTowerModel
+    classes = {"logreg": LogReg, "mlp": MLPModel, "wide_deep": WideDeepModel, "dcn": DCNModel}
+    if name not in classes:
+        hint = closest(name, MODEL_TYPES)
+        raise ConfigError(
+            f"model.type: unknown model type {name!r}",
+            hint=(f"did you mean {hint!r}? " if hint else "") + f"allowed: {', '.join(MODEL_TYPES)}",
+        )
+    return classes[name]
+
+
+def make_model(name: str, task: str | None = None, **params: Any) -> Estimator:
+    """Instantiate a model by type name."""
+    return get_model_class(name)(task=task, **params)
+
+
+def check_task(model: Estimator, task: str) -> None:
+    """Raise RoostError if `model` cannot do `task`."""
+    if model.model_type == "two_tower" and task == "multiclass":
+        raise RoostError(
+            "two_tower supports binary and regression tasks, not multiclass",
+            hint="use mlp, dcn or lightgbm for multiclass labels",
+        )
+
+
+__all__ = [
+    "MODEL_TYPES",
+    "DEFAULT_MODEL",
+    "TorchModel",
+    "LogReg",
+    "MLPModel",
+    "WideDeepModel",
+    "DCNModel",
+    "get_model_class",
+    "make_model",
+    "check_task",
+]
