@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -149,7 +150,8 @@ def test_auto_cross_validates_multiclass_and_regression(ws, tmp_path, label, met
     }
     res = roost.train(cfg, progress=False)
     parent = roost.get_run(res.run_id)
-    assert parent["tags"]["roost.auto.criterion"].startswith(f"3-fold out-of-fold {metric}")
+    # 240 cross-validation rows: repeated rounds of the 3 folds (small tables, issue 36)
+    assert re.match(rf"3-fold × [2-5] out-of-fold {metric}", parent["tags"]["roost.auto.criterion"])
     test = mixed_frame(50, seed=9)
     out = roost.load_model(res.package_path).predict(test[FEATURES])
     assert out is not None and f"test_{metric}" in res.metrics
