@@ -116,3 +116,22 @@ def test_repeat_options_are_checked(params: dict[str, Any]) -> None:
     cfg = TrainConfig.model_validate({"data": "x.csv", "label": "y", "model": {"type": "auto", "params": params}})
     with pytest.raises(ConfigError, match=next(iter(params))):
         options(cfg)
+
+
+def test_repeats_fit_the_time_budget_without_cutting_anything_else() -> None:
+    from roost.train.auto_select import Costs, _plan_repeats
+    from roost.train.budget import Budget
+
+    names = ["a", "b"]
+    costs = Costs({"a": 1.0, "b": 2.0}, {"a": 0.1, "b": 0.1}, {"a": 0.8, "b": 0.79})
+    sizes = (100, 120, 30)  # training, training + validation, test rows
+    seen = []
+    for seconds in [1, 5, 20, 40, 60, 90, 130, 200, 400, 1e6]:
+        budget = Budget(seconds, clock=lambda: 0.0)
+        one, _ = _plan_repeats(budget, costs, names, AutoOptions(repeats=1), 5, "max", sizes)
+        plan, reps = _plan_repeats(budget, costs, names, AutoOptions(), 5, "max", sizes)
+        assert (plan.cv, plan.folds, plan.refit) == (one.cv, one.folds, one.refit), "rounds never cut anything"
+        assert plan.seconds <= seconds * 0.85 + 1e-9 or not plan.cv
+        seen.append(reps)
+    assert seen == sorted(seen) and seen[0] == 1 and seen[-1] == 5, seen
+    assert _plan_repeats(Budget(None), None, names, AutoOptions(), 5, "max", (1000, 1200, 300))[1] == 1

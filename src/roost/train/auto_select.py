@@ -158,7 +158,7 @@ def _plan_repeats(
     """(the budget's plan, rounds of folds): the most rounds up to cv_repeats whose plan keeps what one round's
     plan keeps (candidates, folds, refit); else one round."""
     base = _plan(budget, costs, names, opts, k, mode, sizes)
-    for reps in range(cv_repeats(opts, sizes[1]) if k else 1, 1, -1):
+    for reps in range(cv_repeats(opts, sizes[1]) if k and base.cv else 1, 1, -1):
         cand = _plan(budget, costs, names, opts, k, mode, sizes, reps)
         if (cand.cv, cand.folds, cand.refit) == (base.cv, base.folds, base.refit):
             return cand, reps
@@ -230,7 +230,8 @@ def _refit(
     sel.final becomes that blend and sel.heldout the held-out one (skipped, and said, when it would not fit).
 
     `folding`: (folds, seed, rows the cross-validation's fold models were configured for): the refit models keep
-    those configurations, which the weights were chosen for (size-dependent defaults do not change regime)."""
+    those configurations, which the weights were chosen for (size-dependent defaults do not change regime). One
+    round of folds, each fold model early-stopping on its own fold: nothing here is selected on those scores."""
     import numpy as np
     import pandas as pd
 
