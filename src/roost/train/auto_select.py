@@ -139,7 +139,7 @@ def cv_repeats(opts: Any, n: int) -> int:
     """Rounds of folds for `n` cross-validation rows: opts.repeats, or with "auto" ceil(REPEAT_ROWS / n) capped at
     MAX_REPEATS (1 from REPEAT_ROWS rows up): a small table's out-of-fold scores rest on few rows per fold, and
     averaging each row's prediction over reshuffled rounds steadies the blend and the selection at little cost."""
-    reps = getattr(opts, "repeats", "auto")
+    reps = getattr(opts, "repeats", 1)
     if reps != "auto":
         return int(reps)
     return 1 if n >= REPEAT_ROWS else min(MAX_REPEATS, -(-REPEAT_ROWS // max(n, 1)))
@@ -148,7 +148,7 @@ def cv_repeats(opts: Any, n: int) -> int:
 def inner_stop(opts: Any, n: int) -> bool:
     """Whether fold models early-stop on an inner split of their training rows (opts.inner_stop; "auto": under
     REPEAT_ROWS cross-validation rows, where a fold of 20-40 rows both stops a model and scores it)."""
-    flag = getattr(opts, "inner_stop", "auto")
+    flag = getattr(opts, "inner_stop", False)
     return n < REPEAT_ROWS if flag == "auto" else bool(flag)
 
 
