@@ -4,8 +4,9 @@ The weights and the held-out metrics come from the training+validation rows' fol
 the budget allows) the kept candidates' fold models are fitted again over every row, test rows included, and that
 blend is the package: the reported test metric is then the held-out estimate of the same procedure run on the
 training+validation rows (bench/RESULTS.md, issue 36: refitting on all rows gained +0.0031 ± 0.0013 ROC-AUC).
-Small tables (< REPEAT_ROWS rows): repeated rounds of folds, each row's out-of-fold prediction averaged over them,
-and fold models that early-stop on an inner split of their training rows, never on the fold that scores them.
+Opt-in (`repeats`, `inner_stop`; "auto": below REPEAT_ROWS rows): repeated rounds of folds, each row's out-of-fold
+prediction averaged over them, and fold models that early-stop on an inner split of their training rows, never on
+the fold that scores them (off by default until bench/small_tables.py shows a gain).
 """
 
 from __future__ import annotations
@@ -22,9 +23,9 @@ from roost.train.budget import SAFETY, Budget, Plan, candidate_values, plan
 log = logging.getLogger(__name__)
 # A refit fold model fits (k-1)/k of all rows; a fold model (k-1)/k of the training+validation rows.
 MakeModel = Callable[[str, int], Any]
-# Small tables (< REPEAT_ROWS cross-validation rows): repeated folds and early stopping on an inner split
-# (issue 36 item 3: out-of-fold scores of 17-38-row folds, each fold model stopping on the fold that scores it,
-# misled the blend by -0.026 and -0.037 ROC-AUC on two tables under 200 rows).
+# Small tables (< REPEAT_ROWS cross-validation rows) with repeats/inner_stop "auto": repeated folds and early
+# stopping on an inner split (issue 36 item 3: out-of-fold scores of 17-38-row folds, each fold model stopping
+# on the fold that scores it, misled the blend by -0.026 and -0.037 ROC-AUC on two tables under 200 rows).
 REPEAT_ROWS = 1000
 MAX_REPEATS = 5
 INNER_SHARE = 0.2  # of a fold's training rows, held out for its early stopping
