@@ -62,22 +62,33 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
         },
     )
 }
-OPTIONS: dict[str, Any] = {"folds": 5, "cv_max_rows": 20_000, "ensemble": True, "refit": True}
+OPTIONS: dict[str, Any] = {
+    "folds": 5,
+    "cv_max_rows": 20_000,
+    "ensemble": True,
+    "refit": True,
+    "repeats": 1,
+    "inner_stop": False,
+}
 
 
 @dataclass(frozen=True)
 class AutoOptions:
     """How auto selects: cross-validation folds (0 = none), the row limit for it, blend or pick one, refit on all
-    rows."""
+    rows, rounds of folds ("auto": auto_select.cv_repeats), early stopping on an inner split ("auto": small tables;
+    both off by default until bench/small_tables.py shows a gain: issue 36 item 3)."""
 
     folds: int = 5
     cv_max_rows: int = 20_000
     ensemble: bool = True
     refit: bool = True
+    repeats: int | str = 1
+    inner_stop: bool | str = False
 
 
 def options(cfg: TrainConfig) -> AutoOptions:
-    """auto's selection options from model.params (folds, cv_max_rows, ensemble), checked."""
+    """auto's selection options from model.params (folds, cv_max_rows, ensemble, refit, repeats, inner_stop),
+    checked."""
     params = {k: v for k, v in cfg.model.params.items() if k != "candidates"}
     unknown = [k for k in params if k not in OPTIONS]
     if unknown:
@@ -95,7 +106,12 @@ def options(cfg: TrainConfig) -> AutoOptions:
         raise ConfigError(f"model.params.ensemble: {ens!r} is not true/false", hint="ensemble: false keeps one")
     if not isinstance(refit, bool):
         raise ConfigError(f"model.params.refit: {refit!r} is not true/false", hint="refit: false keeps the fold models")
-    return AutoOptions(folds, rows, ens, refit)
+    reps, inner = opts["repeats"], opts["inner_stop"]
+    if reps != "auto" and (isinstance(reps, bool) or not isinstance(reps, int) or not 1 <= reps <= 10):
+        raise ConfigError(f"model.params.repeats: {reps!r} is not auto or 1..10", hint="e.g. repeats: 3 (1: no repeat)")
+    if inner != "auto" and not isinstance(inner, bool):
+        raise ConfigError(f"model.params.inner_stop: {inner!r} is not auto/true/false", hint="e.g. inner_stop: true")
+    return AutoOptions(folds, rows, ens, refit, reps, inner)
 
 
 def candidates(cfg: TrainConfig) -> list[str]:

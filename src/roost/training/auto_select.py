@@ -4,6 +4,9 @@ The weights and the held-out metrics come from the training+validation rows' fol
 the budget allows) the kept candidates' fold models are fitted again over every row, test rows included, and that
 blend is the package: the reported test metric is then the held-out estimate of the same procedure run on the
 training+validation rows (bench/RESULTS.md, issue 36: refitting on all rows gained +0.0031 ± 0.0013 ROC-AUC).
+Opt-in (`repeats`, `inner_stop`; "auto": below REPEAT_ROWS rows): repeated rounds of folds, each row's out-of-fold
+prediction averaged over them, and fold models that early-stop on an inner split of their training rows, never on
+the fold that scores them (off by default until bench/small_tables.py shows a gain).
 """
 
 from __future__ import annotations
@@ -20,6 +23,12 @@ from roost.training.budget import SAFETY, Budget, Plan, candidate_values, cv_all
 log = logging.getLogger(__name__)
 # A refit fold model fits (k-1)/k of all rows; a fold model (k-1)/k of the training+validation rows.
 MakeModel = Callable[[str, int], Any]
+# Small tables (< REPEAT_ROWS cross-validation rows) with repeats/inner_stop "auto": repeated folds and early
+# stopping on an inner split (issue 36 item 3: out-of-fold scores of 17-38-row folds, each fold model stopping
+# on the fold that scores it, misled the blend by -0.026 and -0.037 ROC-AUC on two tables under 200 rows).
+REPEAT_ROWS = 1000
+MAX_REPEATS = 5
+INNER_SHARE = 0.2  # of a fold's training rows, held out for its early stopping
 
 
 @dataclass
@@ -63,7 +72,7 @@ def select(
     import numpy as np
 
     from roost.metrics import overall as M
-    from roost.training.ensemble import Blend, cross_fit, encoded
+    from roost.training.ensemble import Blend, cross_fit, encoded, repeated_folds
 
     train_df, val_df, _ = parts
     names = [n for n, _ in fitted]
@@ -72,30 +81,35 @@ def select(
     budget = budget or Budget(None)
     splits = cv_folds(label, task, parts, classes, opts, seed)
     sizes = (len(parts[0]), len(parts[0]) + len(parts[1]), len(parts[2]))
-    chosen = _plan(budget, costs, names, opts, len(splits), mode, sizes)
+    chosen, reps = _plan_repeats(budget, costs, names, opts, len(splits), mode, sizes)
     for s in chosen.skipped:
         budget.skip(s)
     if splits and chosen.cv:
         if chosen.folds != len(splits):
             splits = cv_folds(label, task, parts, classes, opts, seed, chosen.folds)
+        k = len(splits)
         X, y = cv_rows(parts, label)
         ye = encoded(y, task, classes)
         n_fit = fit_rows(len(X), splits)
+        if reps > 1:
+            splits = repeated_folds(task, ye, k, seed, reps)
+        inner = (INNER_SHARE, None if task == "regression" else ye, seed) if inner_stop(opts, len(X)) else None
         preds: list[Any] = []
         bags: list[list[Any]] = []
         done: list[str] = []
         spent: dict[str, float] = {}
+        rounds = f"{k}-fold" + (f" × {reps}" if reps > 1 else "")
         for name in [n for n in names if n in chosen.cv]:
             est = _cv_estimate(costs, name, len(splits), n_fit, len(parts[0]), spent)
             if done and est > budget.left() * SAFETY:
                 budget.skip(f"cross-validation of {name} (estimated {est:.0f} s, {budget.left():.0f} s left)")
                 continue
-            budget.step(f"{len(splits)}-fold cross-validation of {name}")
+            budget.step(f"{rounds} cross-validation of {name}")
             t0 = time.monotonic()
             # a later candidate's fold models stop at CV_SLACK × its estimate; one cut there is dropped
             at = t0 + cv_allowance(est, budget.left()) if done and budget.seconds is not None else None
             with deadline(at):
-                oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits)
+                oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits, inner=inner)
             spent[name] = time.monotonic() - t0
             if at is not None and time.monotonic() >= at:
                 budget.skip(f"cross-validation of {name} (stopped after {spent[name]:.0f} s, estimated {est:.0f} s)")
@@ -106,10 +120,12 @@ def select(
         w = blend_weights(task, ye, preds, opts.ensemble, seed)
         final, held = bag_blend(task, done, bags, w, ye, preds)
         weights = dict.fromkeys(names, 0.0) | {n: float(wk) for n, wk in zip(done, w)}
-        crit = f"{len(splits)}-fold out-of-fold {primary} (training + validation rows)"
-        sel = Selection(final, held, crit, weights)
+        stops = ", early stopping on an inner split" if inner is not None else ""
+        crit = f"{rounds} out-of-fold {primary} (training + validation rows{stops})"
+        sel = Selection(final, held, crit, weights, extra={"auto.cv_repeats": float(reps)})
         if chosen.refit:
-            _refit(sel, task, label, spec, parts, classes, (len(splits), seed, n_fit), make, budget, costs, spent)
+            spent = {n: t / reps for n, t in spent.items()}  # the refit fits one round of folds
+            _refit(sel, task, label, spec, parts, classes, (k, seed, n_fit), make, budget, costs, spent)
         sel.skipped = list(budget.skipped)
         log.info("auto: weights %s by %s: %s %.5f", weights, crit, primary, held.get(f"val_{primary}", float("nan")))
         return sel
@@ -126,16 +142,54 @@ def select(
     return Selection(final, held, f"validation {primary}", weights, skipped=list(budget.skipped))
 
 
-def _plan(
+def cv_repeats(opts: Any, n: int) -> int:
+    """Rounds of folds for `n` cross-validation rows: opts.repeats, or with "auto" ceil(REPEAT_ROWS / n) capped at
+    MAX_REPEATS (1 from REPEAT_ROWS rows up): a small table's out-of-fold scores rest on few rows per fold, and
+    averaging each row's prediction over reshuffled rounds steadies the blend and the selection at little cost."""
+    reps = getattr(opts, "repeats", 1)
+    if reps != "auto":
+        return int(reps)
+    return 1 if n >= REPEAT_ROWS else min(MAX_REPEATS, -(-REPEAT_ROWS // max(n, 1)))
+
+
+def inner_stop(opts: Any, n: int) -> bool:
+    """Whether fold models early-stop on an inner split of their training rows (opts.inner_stop; "auto": under
+    REPEAT_ROWS cross-validation rows, where a fold of 20-40 rows both stops a model and scores it)."""
+    flag = getattr(opts, "inner_stop", False)
+    return n < REPEAT_ROWS if flag == "auto" else bool(flag)
+
+
+def _plan_repeats(
     budget: Budget, costs: Costs | None, names: list[str], opts: Any, k: int, mode: str, sizes: tuple[int, int, int]
+) -> tuple[Plan, int]:
+    """(the budget's plan, rounds of folds): the most rounds up to cv_repeats whose plan keeps what one round's
+    plan keeps (candidates, folds, refit); else one round."""
+    base = _plan(budget, costs, names, opts, k, mode, sizes)
+    for reps in range(cv_repeats(opts, sizes[1]) if k and base.cv else 1, 1, -1):
+        cand = _plan(budget, costs, names, opts, k, mode, sizes, reps)
+        if (cand.cv, cand.folds, cand.refit) == (base.cv, base.folds, base.refit):
+            return cand, reps
+    return base, 1
+
+
+def _plan(
+    budget: Budget,
+    costs: Costs | None,
+    names: list[str],
+    opts: Any,
+    k: int,
+    mode: str,
+    sizes: tuple[int, int, int],
+    reps: int = 1,
 ) -> Plan:
     """The budget's plan (everything without a budget or without folds); `sizes`: training, training+validation
-    and test rows."""
+    and test rows; `reps` rounds of folds (each fold model's cost counted `reps` times, the refit's too: an upper
+    bound)."""
     refit = bool(getattr(opts, "refit", True))
     if budget.seconds is None or costs is None or not k:
         return Plan(tuple(names), k, refit and k > 0, 0.0)
     n_train, n_cv, n_test = sizes
-    fold_costs = {n: costs.fit.get(n, 0.0) * fit_share(n_cv, k) / max(n_train, 1) for n in names}
+    fold_costs = {n: reps * costs.fit.get(n, 0.0) * fit_share(n_cv, k) / max(n_train, 1) for n in names}
     values = candidate_values(mode, {n: costs.scores.get(n, float("nan")) for n in names})
     return plan(
         budget.left(),
@@ -183,7 +237,8 @@ def _refit(
     sel.final becomes that blend and sel.heldout the held-out one (skipped, and said, when it would not fit).
 
     `folding`: (folds, seed, rows the cross-validation's fold models were configured for): the refit models keep
-    those configurations, which the weights were chosen for (size-dependent defaults do not change regime)."""
+    those configurations, which the weights were chosen for (size-dependent defaults do not change regime). One
+    round of folds, each fold model early-stopping on its own fold: nothing here is selected on those scores."""
     import numpy as np
     import pandas as pd
 

@@ -108,6 +108,37 @@ def folds(task: str, y: np.ndarray, k: int, seed: int) -> list[tuple[np.ndarray,
     return list(StratifiedKFold(k, shuffle=True, random_state=seed).split(np.zeros(len(y)), y))
 
 
+def repeated_folds(task: str, y: np.ndarray, k: int, seed: int, repeats: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    """`repeats` rounds of folds() (each reshuffled: seed, seed + 1, ...); the first round is folds(task, y, k, seed)
+    itself, so every row is held out once per round."""
+    out: list[tuple[np.ndarray, np.ndarray]] = []
+    for r in range(max(1, repeats)):
+        out += folds(task, y, k, seed + r)
+    return out
+
+
+def early_stops(model: Estimator) -> bool:
+    """True when the model stops on validation rows (the networks; LightGBM unless early_stopping_rounds is 0)."""
+    if model.framework == "lightgbm":
+        return bool(model.params.get("early_stopping_rounds"))
+    return model.framework == "torch"
+
+
+def inner_split(rows: np.ndarray, labels: np.ndarray | None, share: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """(fit rows, early-stopping rows) of a fold's training rows: `share` of them held out for early stopping,
+    stratified by `labels` (indexed like `rows`; None: not stratified) where every class has two rows."""
+    from sklearn.model_selection import train_test_split
+
+    n_stop = max(1, int(round(share * len(rows))))
+    strat = None
+    if labels is not None:
+        counts = np.unique(labels, return_counts=True)[1]
+        if counts.min() >= 2 and n_stop >= len(counts) and len(rows) - n_stop >= len(counts):
+            strat = labels
+    fit, stop = train_test_split(rows, test_size=n_stop, random_state=seed, stratify=strat)
+    return np.sort(fit), np.sort(stop)
+
+
 def cross_fit(
     make: Callable[[], Estimator],
     X: pd.DataFrame,
@@ -115,26 +146,44 @@ def cross_fit(
     spec: FeatureSpec,
     splits: list[tuple[np.ndarray, np.ndarray]],
     on_fold: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
+    inner: tuple[float, np.ndarray | None, int] | None = None,
 ) -> tuple[np.ndarray, list[Estimator]]:
-    """Out-of-fold predictions and the fold models: each fits the other folds, early-stopping on its own fold.
+    """Out-of-fold predictions and the fold models. Each fold model early-stops on its own held-out fold, or with
+    `inner` = (share, labels or None, seed) on an inner split of its training rows (inner_split), never on the
+    rows that score it. Splits that hold a row out more than once (repeated_folds): its prediction is the mean.
 
     `on_fold(k, rows done so far, out-of-fold predictions)` runs after fold k (a tuner reports it to its pruner).
     """
-    oof: np.ndarray | None = None
+    total: np.ndarray | None = None
+    count = np.zeros(len(X), dtype=np.float64)
     models: list[Estimator] = []
-    for fit_rows, held in splits:
+    for i, (fit_rows, held) in enumerate(splits):
         m = make()
-        m.fit(X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[held], y.iloc[held], spec=spec)
+        if inner is None:
+            m.fit(X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[held], y.iloc[held], spec=spec)
+        elif early_stops(m):
+            share, labels, seed = inner
+            fit, stop = inner_split(fit_rows, None if labels is None else labels[fit_rows], share, seed + i)
+            m.fit(X.iloc[fit], y.iloc[fit], X.iloc[stop], y.iloc[stop], spec=spec)
+        else:  # nothing to stop on: every training row fits
+            m.fit(X.iloc[fit_rows], y.iloc[fit_rows], spec=spec)
         p = np.asarray(m.predict(X.iloc[held]), dtype=np.float64)
-        if oof is None:
-            oof = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
-        oof[held] = p
+        if total is None:
+            total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
+        total[held] += p
+        count[held] += 1
         models.append(m)
         if on_fold is not None:
-            done = np.concatenate([h for _, h in splits[: len(models)]])
-            on_fold(len(models), done, oof)
-    assert oof is not None
-    return oof, models
+            done = np.unique(np.concatenate([h for _, h in splits[: len(models)]]))
+            on_fold(len(models), done, _mean(total, count))
+    assert total is not None
+    return _mean(total, count), models
+
+
+def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
+    """Per-row mean of summed predictions (rows never held out stay 0)."""
+    c = np.maximum(count, 1.0).reshape((-1,) + (1,) * (total.ndim - 1))
+    return np.asarray(total / c)
 
 
 class Blend(Estimator):
