@@ -2,7 +2,7 @@
 
 Each table is named and loaded as a frame with a `label` column: 0/1 for a binary table (1 = the stated positive
 class), the numeric target (float64) for regression, the class names (strings) for multiclass. Rows without a
-label and columns that leak it are dropped (stated per table). bench/quality.py and tests/train/test_quality*.py
+label and columns that leak it are dropped (stated per table). bench/quality.py and tests/training/test_quality*.py
 train on them.
 """
 

@@ -94,7 +94,7 @@ def test_auto_within_0005_of_the_best_reference(ws, tmp_path, table) -> None:
     path = tmp_path / f"{table}.parquet"
     df.to_parquet(path)
     # refit off: the default refit trains the package on the test rows too, so only the held-out blend's package can
-    # be scored there; its test metric is the one the default reports (tests/train/test_auto_budget.py checks that)
+    # be scored there; its test metric is the one the default reports (tests/training/test_auto_budget.py checks that)
     cfg = {"data": str(path), "label": LABEL, "split": SPLIT, "model": {"type": "auto", "params": {"refit": False}}}
     res = roost.train(cfg, progress=False)
     assert roost.get_run(res.run_id)["params"]["data.test_rows"] == len(test)
