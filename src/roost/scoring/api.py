@@ -65,7 +65,26 @@ def predict(
     tables: dict[str, str | Path | list[str] | list[Path]] | None = None,
 ) -> PredictResult:
     """Score `input` with `model` into Parquet parts under `output`, keeping `columns` (default: every input column);
-    an `sql:SELECT ...` input reads only the named inputs `tables` (name -> file, folder or glob)."""
+    an `sql:SELECT ...` input reads only the named inputs `tables` (name -> file, folder or glob).
+
+    Parameters
+    ----------
+    model: a registry reference (`churn@prod`, `churn/3`, `runs:/ID`) or a package folder.
+    input: a Parquet/CSV file, folder or glob, a list of them, or `sql:SELECT ...` over `tables`.
+    output: the folder the Parquet parts go to; a rerun of the same job resumes there, another job's parts are
+        refused unless `overwrite`.
+    engine: "local", "spark" or "ray" (`ENGINES`); the same rows and answers on each.
+    columns: input columns copied next to the predictions (default: every input column).
+    batch_size: rows per model call (at most `MAX_BATCH`).
+    rows_per_part: rows per output Parquet part.
+    workers: local processes (default: every core); Spark and Ray size themselves.
+    overwrite: replace what `output` holds.
+    record: record the job as a run (lineage: model version, input fingerprint, rows, time).
+    experiment: the experiment that run goes to.
+    progress: called with (rows done, total rows or None) as parts are written (the CLI's bar).
+    spark: an existing SparkSession for engine="spark" (default: roost starts a quiet local one).
+    tables: for an `sql:` input, name -> file, folder or glob.
+    """
     if engine not in ENGINES:
         raise RoostError(f"unknown engine {engine!r}", hint=f"choose one of {', '.join(ENGINES)}")
     if batch_size < 1 or rows_per_part < 1:

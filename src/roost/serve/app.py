@@ -55,7 +55,21 @@ def _json(obj: Any, status: int = 200) -> Reply:
 
 
 class ServeApp:
-    """ASGI callable serving the models of a Repository."""
+    """ASGI callable serving the models of a Repository.
+
+    Parameters
+    ----------
+    repo: the models served (loaded packages, versions, canaries, shadows).
+    metrics: Prometheus metrics (None: none kept).
+    reqlog: the sampled request log for skew and the console (None: off).
+    fetcher: online features joined to requests that name entities (None: requests carry every input).
+    max_body: largest request body in bytes (413 above).
+    token: the bearer token admin routes (and, unless `public_inference`, inference) require.
+    watch_interval: seconds between polls of the registry for moved aliases (`name@alias` models hot-swap).
+    on_startup, on_reload: called when the app starts and after a model is reloaded.
+    public_inference: with a token, inference and metadata stay open and only admin routes need it.
+    allowed_hosts: the Host header allow-list (None: any host; `roost serve` always sets one from `--host`).
+    """
 
     def __init__(
         self,

@@ -200,7 +200,21 @@ def stream(
     """Consume `source` (redis://HOST:PORT/STREAM or kafka://HOST:PORT/TOPIC) into `view` until stopped.
 
     Stops on SIGTERM/SIGINT (after the batch in flight is written and acked), when `stop` is set, or after
-    `max_events` events. Serves /metrics on `metrics_port` (0: any free port) when given."""
+    `max_events` events. Serves /metrics on `metrics_port` (0: any free port) when given.
+
+    Parameters
+    ----------
+    view: the feature view the events update (online and offline, exactly once per event).
+    source: redis://HOST:PORT/STREAM or kafka://HOST:PORT/TOPIC.
+    group, consumer: the consumer group and this consumer's name (default: one per view, one per process).
+    batch: events read and written per batch (1..100,000).
+    block_ms: how long one read waits for events (0..60,000 ms).
+    metrics_port, metrics_host: where /metrics is served (lag, events, batches), if a port is given.
+    max_events: stop after this many events (default: run until stopped).
+    stop: an Event that stops the consumer after the batch in flight.
+    sink: where batches go (default: the view's push path).
+    on_start: called with the metrics port once the consumer reads.
+    """
     if not 1 <= batch <= 100_000:
         raise ConfigError(f"batch {batch} is out of range", hint="use 1..100000 events per batch")
     if not 0 <= block_ms <= 60_000:
