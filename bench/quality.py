@@ -356,6 +356,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--seeds", default="0", help="split seeds, e.g. 0,1,2,3,4 (the repeated protocol)")
     ap.add_argument("--no-tune", action="store_true", help="skip roost tune (20 trials per table)")
     ap.add_argument("--no-auto", action="store_true", help="skip roost train (model auto)")
+    ap.add_argument(
+        "--auto-params",
+        type=json.loads,
+        default=None,
+        help="auto's model.params for the regression/multiclass rows, as JSON (e.g. '{\"inner_stop\": true}')",
+    )
     ap.add_argument("--trials", type=int, default=20)
     ap.add_argument("--time-budget", help="roost train's time_budget (e.g. none, 60s) [default: auto's default]")
     ap.add_argument("--cache", type=Path, default=BENCH_CACHE / "quality-references.json", help="references cache")

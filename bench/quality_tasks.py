@@ -180,6 +180,8 @@ def run_task_one(name: str, task: str, df: pd.DataFrame, seed: int, tmp: Any, ar
     cfg = {"data": str(path), "label": LABEL, "task": task, "split": {**SPLIT, "seed": seed}, "name": f"{name}-{seed}"}
     if getattr(args, "time_budget", None) is not None:  # auto's default budget otherwise (was ignored here)
         cfg["time_budget"] = args.time_budget
+    if getattr(args, "auto_params", None):
+        cfg["model"] = {"type": "auto", "params": args.auto_params}
     row: dict[str, Any] = {"task": task, "table": name, "seed": seed, "rows": len(df), "cols": df.shape[1] - 1}
     row["classes"] = int(df[LABEL].nunique()) if task == "multiclass" else 0
     t = time.perf_counter()
