@@ -617,21 +617,14 @@ def main() -> None:
             continue
         best, who = max(seen)
         print(f"roost / fastest peer ({who}) {proto} c={conns} rows={rows}: {mine['rps'] / best:.2f}x req/s")
-    for rows, conns in [(r, c) for _, r, c in cases if _ == "http"]:
-        mine, echo = res.get(("roost", "http", conns, rows)), res.get(("echo", "http", conns, rows))
+    shares = [("http", r, c, "the echo ceiling, HTTP", "echo") for _, r, c in cases if _ == "http"]
+    shares += [("grpc", r, 16, "the gRPC ceiling (bare grpcio),", "ceiling") for r in (1, 64)]
+    for proto, rows, conns, title, label in shares:
+        mine, echo = res.get(("roost", proto, conns, rows)), res.get(("echo", proto, conns, rows))
         if mine is not None and echo is not None:
             print(
-                f"roost's share of the echo ceiling, HTTP c={conns} rows={rows}: "
-                f"{100 * mine['rps'] / echo['rps']:.0f} %"
-                f" of req/s ({echo['rps']:.0f}); echo CPU {echo['cpu_ms']:.3f} vs roost {mine['cpu_ms']:.3f} ms/req"
-            )
-    for rows in (1, 64):
-        mine, echo = res.get(("roost", "grpc", 16, rows)), res.get(("echo", "grpc", 16, rows))
-        if mine is not None and echo is not None:
-            print(
-                f"roost's share of the gRPC ceiling (bare grpcio), c=16 rows={rows}: "
-                f"{100 * mine['rps'] / echo['rps']:.0f} % of req/s ({echo['rps']:.0f}); ceiling CPU "
-                f"{echo['cpu_ms']:.3f} vs roost {mine['cpu_ms']:.3f} ms/req"
+                f"roost's share of {title} c={conns} rows={rows}: {100 * mine['rps'] / echo['rps']:.0f} % of req/s "
+                f"({echo['rps']:.0f}); {label} CPU {echo['cpu_ms']:.3f} vs roost {mine['cpu_ms']:.3f} ms/req"
             )
     for rows in (1, 64):
         g, h = res.get(("roost", "grpc", 16, rows)), res.get(("roost", "http", 16, rows))

@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -46,6 +47,17 @@ def _columns_to_matrix(model: onnx.ModelProto, columns: list[str], matrix_input:
     nodes.append(helper.make_node("Concat", [f"{c}__2d" for c in columns], [matrix_input], axis=1))
     for n in reversed(nodes):
         g.node.insert(0, n)
+
+
+def float_columns_request(cols: list[str], X: np.ndarray, model: str = "bc") -> Any:
+    """A KServe V2 gRPC ModelInferRequest for `model`: one FP32 raw input per column of X, in `cols` order."""
+    import tritonclient.grpc.service_pb2 as pb
+
+    req = pb.ModelInferRequest(model_name=model)
+    for i, c in enumerate(cols):
+        req.inputs.add(name=c, datatype="FP32", shape=[len(X)])
+        req.raw_input_contents.append(np.ascontiguousarray(X[:, i], "<f4").tobytes())
+    return req
 
 
 def logreg_package(dest: Path, C: float = 1.0, flip: bool = False, meta_extra: dict | None = None) -> Path:

@@ -13,21 +13,13 @@ import grpc
 import numpy as np
 import onnxruntime as ort
 import pytest
-import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pbg
+from servekit import float_columns_request
 from test_serve_ids_labels import grpc_app
 
 from roost.serve.grpc.pool import CallPool
 from roost.serve.grpc.server import HOT_THREADS
 from roost.serve.worker import create_app
-
-
-def _bc(cols: list[str], X: np.ndarray) -> pb.ModelInferRequest:
-    req = pb.ModelInferRequest(model_name="bc")
-    for i, c in enumerate(cols):
-        req.inputs.add(name=c, datatype="FP32", shape=[len(X)])
-        req.raw_input_contents.append(np.ascontiguousarray(X[:, i], "<f4").tobytes())
-    return req
 
 
 def _pool_threads() -> set[threading.Thread]:
@@ -48,7 +40,7 @@ def test_sixteen_concurrent_clients_are_answered_by_the_hot_threads(pkgs, bc_dat
             def client(k: int) -> None:
                 stub = pbg.GRPCInferenceServiceStub(channels[k])
                 for _ in range(25):
-                    resp = stub.ModelInfer(_bc(cols, X[:1]), timeout=60)
+                    resp = stub.ModelInfer(float_columns_request(cols, X[:1]), timeout=60)
                     got = np.frombuffer(resp.raw_output_contents[0], "<f4")
                     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
 
@@ -78,14 +70,14 @@ def test_open_streams_beyond_the_hot_threads_do_not_starve_unary_calls(pkgs, bc_
         streams = [stub.ModelStreamInfer(messages(q), timeout=60) for q in feeds]
         try:
             for q, s in zip(feeds, streams):  # every stream open and answered once: each holds a thread now
-                q.put(_bc(cols, X[:1]))
+                q.put(float_columns_request(cols, X[:1]))
                 assert not next(s).error_message
             t0 = time.monotonic()
-            resp = stub.ModelInfer(_bc(cols, X[:2]), timeout=20)
+            resp = stub.ModelInfer(float_columns_request(cols, X[:2]), timeout=20)
             assert len(np.frombuffer(resp.raw_output_contents[0], "<f4")) == 2
             assert time.monotonic() - t0 < 20
             for q, s in zip(feeds, streams):
-                q.put(_bc(cols, X[:3]))
+                q.put(float_columns_request(cols, X[:3]))
                 assert not next(s).error_message
         finally:
             for q in feeds:

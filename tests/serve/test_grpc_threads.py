@@ -12,17 +12,10 @@ import numpy as np
 import onnxruntime as ort
 import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pbg
+from servekit import float_columns_request
 from test_serve_ids_labels import grpc_app
 
 from roost.serve.worker import create_app
-
-
-def _bc(cols: list[str], X: np.ndarray) -> pb.ModelInferRequest:
-    req = pb.ModelInferRequest(model_name="bc")
-    for i, c in enumerate(cols):
-        req.inputs.add(name=c, datatype="FP32", shape=[len(X)])
-        req.raw_input_contents.append(np.ascontiguousarray(X[:, i], "<f4").tobytes())
-    return req
 
 
 def _strings(words: list[bytes]) -> pb.ModelInferRequest:
@@ -45,7 +38,7 @@ def test_concurrent_calls_in_pool_threads_answer_like_onnxruntime_and_leave_no_c
 
         def call(i: int) -> None:
             rows = X[i % 50 : i % 50 + (1 if i % 3 else 64)]
-            resp = stub.ModelInfer(_bc(cols, rows), timeout=60)
+            resp = stub.ModelInfer(float_columns_request(cols, rows), timeout=60)
             got = np.frombuffer(resp.raw_output_contents[0], "<f4")
             (want,) = sess.run(["probability"], {c: rows[:, j] for j, c in enumerate(cols)})
             np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-7)
@@ -115,7 +108,7 @@ def test_calls_that_need_the_event_loop_are_answered_there(ws, pkgs, bc_data, tm
     app = create_app(["churn/1"], shadow=["churn@candidate"], log_dir=str(tmp_path / "logs"))
     with grpc_app(app) as addr, grpc.insecure_channel(addr) as channel:
         stub = pbg.GRPCInferenceServiceStub(channel)
-        req = _bc(cols, X[:8])
+        req = float_columns_request(cols, X[:8])
         req.model_name = "churn"
         for _ in range(5):
             resp = stub.ModelInfer(req, timeout=60)
