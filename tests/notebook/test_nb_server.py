@@ -176,13 +176,15 @@ def _wait_gone(url: str, timeout: float = 90.0) -> bool:
 def test_server_stops_when_its_launcher_dies(ws):
     """A process that calls launch() and dies without stop() (SIGKILL) takes its server with it."""
     code = (
-        "import os, sys; from roost.notebook import launch; s = launch(); "
+        "import os, sys; from roost.notebook import launch; s = launch(timeout=180); "
         "print(s.status_url, s.process.pid, flush=True); os.kill(os.getpid(), 9)"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "JUPYTER"))}
     res = subprocess.run(
-        [sys.executable, "-c", code], cwd=ws.root, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-c", code], cwd=ws.root, env=env, capture_output=True, text=True, timeout=240
     )
+    # (a loaded 2-core CI machine can take over a minute to start JupyterLab: the other tests here wait 180 s too)
+    assert len(res.stdout.split()) == 2, f"launch() failed (exit {res.returncode}): {res.stderr[-3000:]}"
     url, pid = res.stdout.split()
     try:
         assert _wait_gone(url), "server outlived its launcher"

@@ -194,6 +194,11 @@ def main() -> None:
     # that long whenever the event loop is busy parsing other requests
     sys.setswitchinterval(float(os.environ.get("ROOST_SERVE_SWITCH_INTERVAL", SWITCH_INTERVAL_S)))
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # until the event loop handles it
+    # a stop that comes while the models still load (the supervisor drains a fleet whose slow workers are not
+    # ready yet) is a clean exit too: SystemExit runs the exit hooks, the default action would not. Once serving,
+    # uvicorn handles both signals, drains, then re-raises them into these handlers.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     logging.basicConfig(
         level=logging.INFO,
         stream=sys.stderr,
@@ -240,9 +245,6 @@ def main() -> None:
 
     server = _Server(config)
     app.open_connections = lambda: len(server.server_state.connections)  # see ServeApp.alone
-    # uvicorn re-raises the signal that stopped it after draining: make that a clean exit
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    signal.signal(signal.SIGINT, lambda *_: sys.exit(0))
     try:
         server.run(sockets=[sock])
     finally:
