@@ -193,7 +193,8 @@ class Server:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = log
-        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+        # (ROOST_SERVE_GRPC_FRONT passes: the gRPC tests run against the front it names, asgi by default)
+        full_env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_") or k == "ROOST_SERVE_GRPC_FRONT"}
         full_env.update(env or {})
         full_env["PYTHONPATH"] = str(ROOT / "src")
         cmd = [sys.executable, "-m", "roost.serve", *models, "--port", str(self.port), *args]

@@ -27,13 +27,14 @@ def _pool_threads() -> set[threading.Thread]:
 
 
 def test_sixteen_concurrent_clients_are_answered_by_the_hot_threads(pkgs, bc_data):
+    """(grpcio's front: the ASGI front answers on the event loop, with no pool threads)"""
     X, _, cols = bc_data
     (want,) = ort.InferenceSession(str(pkgs["bc"] / "model.onnx")).run(
         ["probability"], {c: X[:1, i] for i, c in enumerate(cols)}
     )
     before = _pool_threads()
     app = create_app([str(pkgs["bc"])])
-    with grpc_app(app) as addr:
+    with grpc_app(app, "grpcio") as addr:
         channels = [grpc.insecure_channel(addr) for _ in range(16)]  # 16 connections, as h2load -c16
         try:
 
@@ -53,13 +54,14 @@ def test_sixteen_concurrent_clients_are_answered_by_the_hot_threads(pkgs, bc_dat
     assert 0 < len(started) <= HOT_THREADS, sorted(t.name for t in started)
 
 
-def test_open_streams_beyond_the_hot_threads_do_not_starve_unary_calls(pkgs, bc_data):
+@pytest.mark.parametrize("front", ["asgi", "grpcio"])
+def test_open_streams_beyond_the_hot_threads_do_not_starve_unary_calls(pkgs, bc_data, front):
     """HOT_THREADS + 2 streams each hold a pool thread between messages; a ModelInfer is still answered, and so
     is every stream's next message."""
     X, _, cols = bc_data
     app = create_app([str(pkgs["bc"])])
     n = HOT_THREADS + 2
-    with grpc_app(app) as addr, grpc.insecure_channel(addr) as channel:
+    with grpc_app(app, front) as addr, grpc.insecure_channel(addr) as channel:
         stub = pbg.GRPCInferenceServiceStub(channel)
         feeds: list[queue.Queue] = [queue.Queue() for _ in range(n)]
 

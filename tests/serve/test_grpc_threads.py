@@ -10,6 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import grpc
 import numpy as np
 import onnxruntime as ort
+import pytest
 import tritonclient.grpc.service_pb2 as pb
 import tritonclient.grpc.service_pb2_grpc as pbg
 from servekit import float_columns_request
@@ -25,7 +26,8 @@ def _strings(words: list[bytes]) -> pb.ModelInferRequest:
     return req
 
 
-def test_concurrent_calls_in_pool_threads_answer_like_onnxruntime_and_leave_no_call_counted(pkgs, bc_data):
+@pytest.mark.parametrize("front", ["asgi", "grpcio"])
+def test_concurrent_calls_in_pool_threads_answer_like_onnxruntime_and_leave_no_call_counted(pkgs, bc_data, front):
     X, _, cols = bc_data
     sess = ort.InferenceSession(str(pkgs["bc"] / "model.onnx"))
     app = create_app([str(pkgs["bc"]), f"strings={pkgs['strings']}"])
@@ -33,7 +35,7 @@ def test_concurrent_calls_in_pool_threads_answer_like_onnxruntime_and_leave_no_c
     (ref_strings,) = ort.InferenceSession(str(pkgs["strings"] / "model.onnx")).run(
         ["prediction"], {"x": np.ones(3, np.float32), "country": np.array([w.decode() for w in words], object)}
     )
-    with grpc_app(app) as addr, grpc.insecure_channel(addr) as channel:
+    with grpc_app(app, front) as addr, grpc.insecure_channel(addr) as channel:
         stub = pbg.GRPCInferenceServiceStub(channel)
 
         def call(i: int) -> None:
@@ -88,7 +90,8 @@ def test_a_worker_with_an_open_stream_stops_within_its_grace(pkgs, bc_data, tmp_
     assert took < 30, took  # grace 2 s + the supervisor's own shutdown; a thread stuck on the stream hangs to 60 s
 
 
-def test_calls_that_need_the_event_loop_are_answered_there(ws, pkgs, bc_data, tmp_path):
+@pytest.mark.parametrize("front", ["asgi", "grpcio"])
+def test_calls_that_need_the_event_loop_are_answered_there(ws, pkgs, bc_data, tmp_path, front):
     """With a shadow (mirrored from the event loop) a ModelInfer is handed to the loop: answered by the primary,
     equal to ONNX Runtime, and mirrored to the shadow."""
     import time
@@ -106,7 +109,7 @@ def test_calls_that_need_the_event_loop_are_answered_there(ws, pkgs, bc_data, tm
         ["probability"], {c: X[:8, i] for i, c in enumerate(cols)}
     )
     app = create_app(["churn/1"], shadow=["churn@candidate"], log_dir=str(tmp_path / "logs"))
-    with grpc_app(app) as addr, grpc.insecure_channel(addr) as channel:
+    with grpc_app(app, front) as addr, grpc.insecure_channel(addr) as channel:
         stub = pbg.GRPCInferenceServiceStub(channel)
         req = float_columns_request(cols, X[:8])
         req.model_name = "churn"

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import os
 import threading
 import time
 from collections.abc import Callable, Coroutine, Iterator
@@ -35,6 +36,7 @@ from roost.serve.security import redact
 
 if TYPE_CHECKING:
     from roost.serve.app import ServeApp
+    from roost.serve.grpc.h2 import H2Server
 
 log = logging.getLogger(__name__)
 
@@ -220,15 +222,40 @@ class GrpcServer:
         self.pool.shutdown(wait=False, cancel_futures=True)
 
 
+FRONT_ENV = "ROOST_SERVE_GRPC_FRONT"
+FRONTS = ("asgi", "grpcio")
+
+
+def grpc_front(front: str | None = None) -> str:
+    """The gRPC front to serve with: `front`, else $ROOST_SERVE_GRPC_FRONT, else asgi (uvicorn's HTTP/2 on the
+    worker's event loop, grpc/asgi.py; grpcio's thread-pool server is the other)."""
+    chosen = (front or os.environ.get(FRONT_ENV) or FRONTS[0]).strip().lower()
+    if chosen not in FRONTS:
+        raise RoostError(
+            f"{FRONT_ENV}={chosen[:40]!r} is not a gRPC front", hint=f"use one of {', '.join(FRONTS)} (default asgi)"
+        )
+    return chosen
+
+
 async def start_server(
-    app: ServeApp, host: str, port: int, max_message: int, limits: ConnLimits | None = None
-) -> GrpcServer:
+    app: ServeApp,
+    host: str,
+    port: int,
+    max_message: int,
+    limits: ConnLimits | None = None,
+    front: str | None = None,
+) -> GrpcServer | H2Server:
     """Serve `app` over gRPC on host:port (SO_REUSEPORT: every worker binds the same port); returns the server.
 
-    `limits` as for HTTP: a connection must finish its HTTP/2 preface within header_timeout_s (gRPC's default is
-    120 s), is closed (GOAWAY) after keepalive_s idle, and over max_connections new connections are closed (gRPC
-    has no place for a 503 before HTTP/2 starts; clients see UNAVAILABLE)."""
+    `front` (grpc_front): asgi serves through uvicorn's HTTP/2 on this event loop (grpc/h2.py), grpcio through
+    grpcio's thread-pool server. `limits` as for HTTP: a connection must finish its HTTP/2 preface within
+    header_timeout_s (gRPC's default is 120 s), is closed (GOAWAY) after keepalive_s idle, and over max_connections
+    new connections are closed (gRPC has no place for a 503 before HTTP/2 starts; clients see UNAVAILABLE)."""
     limits = limits or ConnLimits()
+    if grpc_front(front) == "asgi":
+        from roost.serve.grpc.h2 import start
+
+        return await start(app, host, port, max_message, limits)
     opts = [
         ("grpc.so_reuseport", 1),
         ("grpc.max_receive_message_length", max_message),

@@ -1,0 +1,130 @@
+"""The ASGI gRPC front's transport: uvicorn's HTTP/2 protocol (zttp, prior-knowledge h2c) serving grpc/asgi.py on
+the worker's own event loop, on a socket each worker binds with SO_REUSEPORT (as grpcio's front does).
+
+The connection limits apply as on grpcio's front: a connection must finish its HTTP/2 preface (through its SETTINGS)
+within header_timeout_s, is closed (GOAWAY) after keepalive_s with no call in progress, and over max_connections
+new connections are closed at once (gRPC has no place for a 503 before HTTP/2 starts; clients see UNAVAILABLE).
+zttp 0.0.35 ends a connection with ENHANCE_YOUR_CALM at its 4,096th stream (its flood guard counts every stream
+ever opened); a graceful GOAWAY after STREAM_CAP streams moves clients to a new connection before that happens.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections.abc import Generator
+from typing import TYPE_CHECKING, Any
+
+from uvicorn.protocols.http.zttp_h2_impl import ZttpH2Protocol
+from zttp import Settings
+
+from roost.errors import RoostError
+from roost.netpolicy.limits import ConnLimits
+
+if TYPE_CHECKING:
+    import zttp
+    from uvicorn.server import ServerState
+
+    from roost.serve.app import ServeApp
+
+log = logging.getLogger(__name__)
+
+STREAM_CAP = 4000  # streams per connection before a graceful GOAWAY (zttp refuses the 4,096th)
+
+
+class GrpcH2Protocol(ZttpH2Protocol):
+    """uvicorn's HTTP/2 protocol with the handshake timeout, the connection cap and the stream cap."""
+
+    def __init__(self, *args: Any, limits: ConnLimits, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.limits = limits
+        self.streams = 0
+        self.handshake: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        if len(self.connections) >= self.limits.max_connections:
+            self.transport = transport
+            transport.close()
+            return
+        super().connection_made(transport)
+        self.handshake = self.loop.call_later(self.limits.header_timeout_s, self.transport.close)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.handshake is not None:
+            self.handshake.cancel()
+            self.handshake = None
+        super().connection_lost(exc)
+
+    def events(self) -> Generator[zttp.Event]:
+        """zttp's events; the client's SETTINGS (the end of its preface) ends the handshake deadline."""
+        for event in super().events():
+            if self.handshake is not None and event.__class__ is Settings:
+                self.handshake.cancel()
+                self.handshake = None
+            yield event
+
+    def handle_request(self, event: zttp.Request) -> None:
+        super().handle_request(event)
+        self.streams += 1
+        if self.streams == STREAM_CAP and not self.shutdown_requested:
+            self.conn.close(0, event.stream_id)  # NO_ERROR: streams after this one go to a new connection
+            self.flush()
+            self.shutdown_requested = True  # closed once this connection's last call is answered
+
+
+class H2Server:
+    """A started ASGI gRPC front of one worker; `await stop(grace)` drains it."""
+
+    def __init__(self, server: asyncio.AbstractServer, state: ServerState) -> None:
+        self.server, self.state = server, state
+
+    async def stop(self, grace: float | None) -> None:
+        """Refuse new connections, GOAWAY the open ones, let calls in progress finish for up to `grace` seconds."""
+        self.server.close()
+        for conn in list(self.state.connections):
+            conn.shutdown()
+        deadline = time.monotonic() + (grace or 0.0)
+        while self.state.tasks and time.monotonic() < deadline:
+            await asyncio.sleep(0.02)
+        for task in list(self.state.tasks):
+            task.cancel()
+        for conn in list(self.state.connections):
+            conn.transport.close()
+
+
+async def start(app: ServeApp, host: str, port: int, max_message: int, limits: ConnLimits) -> H2Server:
+    """Serve `app`'s KServe V2 gRPC on host:port through uvicorn's HTTP/2 (SO_REUSEPORT: every worker binds it)."""
+    import uvicorn
+    from uvicorn.server import ServerState
+
+    from roost.serve.grpc.asgi import GrpcApp
+
+    config = uvicorn.Config(
+        GrpcApp(app, max_message),
+        http="zttp",
+        http2=True,
+        ws="none",
+        lifespan="off",
+        access_log=False,
+        log_config=None,
+        proxy_headers=False,
+        server_header=False,
+        date_header=False,
+        timeout_keep_alive=max(1, math.ceil(limits.keepalive_s)),
+    )
+    config.load()
+    state = ServerState()
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> GrpcH2Protocol:
+        return GrpcH2Protocol(config=config, server_state=state, app_state={}, _loop=loop, limits=limits)
+
+    addr = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    try:
+        server = await loop.create_server(protocol, host, port, reuse_port=True, backlog=2048)
+    except OSError as exc:
+        why = "the port is taken" if exc.errno == 98 else str(exc)
+        raise RoostError(f"cannot serve gRPC on {addr}: {why}", hint="pick another --grpc-port") from None
+    return H2Server(server, state)
