@@ -62,16 +62,15 @@ class Call:
 
     def invocation_metadata(self) -> list[tuple[str, str | bytes]]:
         """The request headers as gRPC metadata: str values, bytes (base64-decoded) for -bin keys."""
-        out: list[tuple[str, str | bytes]] = []
+        out: list[tuple[str, str | bytes]] = [
+            (k.decode("latin-1"), v.decode("latin-1")) for k, v in self.headers if not k.endswith(b"-bin")
+        ]
         for k, v in self.headers:
-            key = k.decode("latin-1")
-            if key.endswith("-bin"):
+            if k.endswith(b"-bin"):
                 try:
-                    out.append((key, b64decode(v + b"=" * (-len(v) % 4))))
+                    out.append((k.decode("latin-1"), b64decode(v + b"=" * (-len(v) % 4))))
                 except ValueError:
                     continue
-            else:
-                out.append((key, v.decode("latin-1")))
         return out
 
     def header(self, key: bytes) -> bytes | None:

@@ -255,6 +255,10 @@ def call_metadata(context: Any, key: str) -> str | bytes | None:
     """The value of invocation metadata `key` (lower-case), or None."""
     if context is None:
         return None
+    header = getattr(context, "header", None)  # the ASGI front's Call: one request header, no list built
+    if header is not None and not key.endswith("-bin"):
+        value = header(key.encode())
+        return None if value is None else value.decode("latin-1")
     for k, v in context.invocation_metadata() or ():
         if k == key:
             return v  # type: ignore[no-any-return]  # grpc's metadata values are str (bytes for -bin keys)
