@@ -13,8 +13,11 @@ first checked against scikit-learn through a real gRPC client, since h2load only
 
   - BentoML, LitServe, Ray Serve: roost's ONNX package through onnxruntime (bench/_serving_peers.py);
   - echo: a bare uvicorn + httptools + orjson app answering roost's V2 body with no model, the limit line; over
-    gRPC, a bare grpcio server of roost's kind (thread pool, generic handler, bytes in and out, no protobuf parse)
-    answering a response of roost's size (bench/_grpc_echo.py), driven by the same h2load command.
+    gRPC, two lines driven by the same h2load command, each answering a response of roost's size with no protobuf
+    parse: a bare grpcio server of roost's old kind (thread pool, generic handler, bytes in and out;
+    bench/_grpc_echo.py) and a bare ASGI app on uvicorn's HTTP/2 (zttp), the transport of roost's default gRPC
+    front (bench/_grpc_h2_echo.py; row "echo-h2").
+roost serves gRPC through the front $ROOST_SERVE_GRPC_FRONT names (asgi by default, or grpcio).
 Peers live in their own venvs, created on first use with pinned versions (bench/_common.peer_venv): .bench/mlserver
 (mlserver==1.7.1 mlserver-sklearn==1.7.1), .bench/mlflow (mlflow==3.17.2), .bench/bentoml (bentoml==1.4.40),
 .bench/litserve (litserve==0.2.19), .bench/rayserve (ray[serve]==2.60.0); only the peers in --only are created.
@@ -169,6 +172,8 @@ class Peer:
         self.grpc_port = free_port() if name in GRPC_PEERS else None
         self.proc: subprocess.Popen | None = None
         self.grpc_proc: subprocess.Popen | None = None  # echo: the bare grpcio server (bench/_grpc_echo.py)
+        self.h2_port = free_port() if name == "echo" else None
+        self.h2_proc: subprocess.Popen | None = None  # echo: the bare ASGI HTTP/2 server (bench/_grpc_h2_echo.py)
         self.cwd = work
 
     def command(self) -> tuple[list[str], dict[str, str]]:
@@ -296,8 +301,9 @@ class Peer:
         return arr if self.name == "roost" else arr[:, 1]
 
     def start_grpc_echo(self, X: np.ndarray) -> None:
-        """(echo) Start the gRPC ceiling: a bare grpcio thread-pool server answering roost's ModelInfer request of
-        1 and 64 rows with a response of the size roost answers (bench/_grpc_echo.py)."""
+        """(echo) Start the gRPC ceilings answering roost's ModelInfer request of 1 and 64 rows with a response of
+        the size roost answers: a bare grpcio thread-pool server (bench/_grpc_echo.py) and a bare ASGI app on
+        uvicorn's HTTP/2 (bench/_grpc_h2_echo.py)."""
         pairs = []
         for rows in (1, 64):
             resp = message("ModelInferResponse")(model_name="bc", model_version="1", id="0" * 32)
@@ -308,15 +314,27 @@ class Peer:
             req.write_bytes(self.grpc_request(X[:rows]))
             reply.write_bytes(resp.SerializeToString())
             pairs.append(f"{req}={reply}")
-        self.grpc_proc = subprocess.Popen(
-            [sys.executable, str(ROOT / "bench" / "_grpc_echo.py"), str(self.grpc_port), *pairs],
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            start_new_session=True,
-        )
-        assert self.grpc_proc.stdout is not None
-        if self.grpc_proc.stdout.readline().strip() != b"ready":
-            raise RuntimeError("the gRPC echo server did not start (see echo.log)")
+        procs = []
+        for script, port in (("_grpc_echo.py", self.grpc_port), ("_grpc_h2_echo.py", self.h2_port)):
+            proc = subprocess.Popen(
+                [sys.executable, str(ROOT / "bench" / script), str(port), *pairs],
+                stdout=subprocess.PIPE,
+                stderr=self._log,
+                start_new_session=True,
+            )
+            procs.append(proc)
+            assert proc.stdout is not None
+            if proc.stdout.readline().strip() != b"ready":
+                raise RuntimeError(f"the gRPC echo server {script} did not start (see echo.log)")
+        self.grpc_proc, self.h2_proc = procs
+
+    def grpc_targets(self) -> list[tuple[str, int, int]]:
+        """(row label, port, session pid) of each gRPC server this peer runs (echo: grpcio's and the ASGI one)."""
+        assert self.grpc_port is not None
+        out = [(self.name, self.grpc_port, self.grpc_pid)]
+        if self.h2_proc is not None and self.h2_port is not None:
+            out.append(("echo-h2", self.h2_port, self.h2_proc.pid))
+        return out
 
     @property
     def grpc_pid(self) -> int:
@@ -362,9 +380,10 @@ class Peer:
 
     def stop(self) -> None:
         """Stop the server's process group and every process it started (Ray's start sessions of their own)."""
-        if self.grpc_proc is not None:
-            self.grpc_proc.terminate()
-            self.grpc_proc.wait(timeout=15)
+        for side in (self.grpc_proc, self.h2_proc):
+            if side is not None:
+                side.terminate()
+                side.wait(timeout=15)
         if self.proc is None:
             return
         pids = server_pids(self.proc.pid)
@@ -529,7 +548,8 @@ def main() -> None:
     )
     print(
         f"machine: {os.cpu_count()} x {cpu}, load {os.getloadavg()[0]:.1f}; {args.repeats} x {args.duration}s per case "
-        "and server, servers measured in turns, 1 wrk thread, medians reported",
+        "and server, servers measured in turns, 1 wrk thread, medians reported; roost's gRPC front: "
+        f"{os.environ.get('ROOST_SERVE_GRPC_FRONT') or 'asgi (default)'}",
         flush=True,
     )
     peers = [Peer(n, work, cols, args.replicas) for n in names]
@@ -572,19 +592,23 @@ def main() -> None:
                         body = work / f"{peer.name}-{rows}.json"
                         wrk(peer.url, body, lua, conns, args.warmup)
                         r = wrk(peer.url, body, lua, conns, args.duration, sid=peer.proc.pid)
+                        measured = [(peer.name, r)]
                     else:
                         body = work / f"{peer.name}-{rows}.grpc"
-                        h2load(peer.grpc_port, body, conns, args.warmup)
-                        r = h2load(peer.grpc_port, body, conns, args.duration, sid=peer.grpc_pid)
-                    runs.setdefault((peer.name, proto, conns, rows), []).append(r)
-                    print(
-                        f"  run {rep + 1}: load {os.getloadavg()[0]:4.1f} {peer.name:8s} {proto:4s} c={conns:<2d}"
-                        f" rows={rows:<2d}"
-                        f" {r['rps']:8.0f} req/s"
-                        f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
-                        f"  errors {r['errors']:.0f}",
-                        flush=True,
-                    )
+                        measured = []
+                        for label, port, pid in peer.grpc_targets():
+                            h2load(port, body, conns, args.warmup)
+                            measured.append((label, h2load(port, body, conns, args.duration, sid=pid)))
+                    for label, r in measured:
+                        runs.setdefault((label, proto, conns, rows), []).append(r)
+                        print(
+                            f"  run {rep + 1}: load {os.getloadavg()[0]:4.1f} {label:8s} {proto:4s} c={conns:<2d}"
+                            f" rows={rows:<2d}"
+                            f" {r['rps']:8.0f} req/s"
+                            f"  p50 {r['p50']:7.2f} ms  p99 {r['p99']:7.2f} ms  cpu {r['cpu_ms']:.3f} ms/req"
+                            f"  errors {r['errors']:.0f}",
+                            flush=True,
+                        )
     finally:
         for peer in peers:
             peer.stop()
@@ -592,7 +616,7 @@ def main() -> None:
     print("\n| server | protocol | conc | rows | req/s | p50 ms | p99 ms | server CPU ms/req | errors |")
     print("|---|---|---|---|---|---|---|---|---|")
     for (name, proto, conns, rows), r in sorted(
-        res.items(), key=lambda kv: (kv[0][1] != "http", kv[0][3], kv[0][2], names.index(kv[0][0]))
+        res.items(), key=lambda kv: (kv[0][1] != "http", kv[0][3], kv[0][2], ([*names, "echo-h2"]).index(kv[0][0]))
     ):
         print(
             f"| {name} | {proto} | {conns} | {rows} | {r['rps']:.0f} | {r['p50']:.3f} | {r['p99']:.3f} | "
@@ -617,10 +641,11 @@ def main() -> None:
             continue
         best, who = max(seen)
         print(f"roost / fastest peer ({who}) {proto} c={conns} rows={rows}: {mine['rps'] / best:.2f}x req/s")
-    shares = [("http", r, c, "the echo ceiling, HTTP", "echo") for _, r, c in cases if _ == "http"]
-    shares += [("grpc", r, 16, "the gRPC ceiling (bare grpcio),", "ceiling") for r in (1, 64)]
-    for proto, rows, conns, title, label in shares:
-        mine, echo = res.get(("roost", proto, conns, rows)), res.get(("echo", proto, conns, rows))
+    shares = [("http", r, c, "the echo ceiling, HTTP", "echo", "echo") for _, r, c in cases if _ == "http"]
+    shares += [("grpc", r, 16, "the gRPC ceiling (bare grpcio),", "ceiling", "echo") for r in (1, 64)]
+    shares += [("grpc", r, 16, "the gRPC ceiling (bare ASGI on HTTP/2),", "h2 echo", "echo-h2") for r in (1, 64)]
+    for proto, rows, conns, title, label, ref in shares:
+        mine, echo = res.get(("roost", proto, conns, rows)), res.get((ref, proto, conns, rows))
         if mine is not None and echo is not None:
             print(
                 f"roost's share of {title} c={conns} rows={rows}: {100 * mine['rps'] / echo['rps']:.0f} % of req/s "

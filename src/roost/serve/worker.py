@@ -122,9 +122,9 @@ def create_app(models: list[str], **settings: Any) -> ServeApp:
 
 
 def with_grpc(app: ServeApp, cfg: ServeConfig) -> Callable[[Any, Any, Any], Awaitable[None]]:
-    """`app` that also serves KServe V2 gRPC on cfg.grpc_port (a thread pool that hands what needs it to the event
-    loop: roost.serve.grpc.server): started before the worker reports ready, stopped (draining for grace_s) before
-    the batchers close."""
+    """`app` that also serves KServe V2 gRPC on cfg.grpc_port (the front $ROOST_SERVE_GRPC_FRONT names: uvicorn's
+    HTTP/2 on this event loop, roost.serve.grpc.asgi, or grpcio's thread pool): started before the worker reports
+    ready, stopped (draining for grace_s) before the batchers close."""
     from roost.errors import RoostError
     from roost.serve.grpc import start_server
 
