@@ -144,3 +144,45 @@ def test_a_long_lived_connection_moves_on_before_zttps_stream_limit(fronts, msg)
     (NO_ERROR) first, after answering every call it accepted."""
     ok, goaway = calls_on_one_connection(fronts["asgi"], frame(msg), 4200, [AUTH])
     assert goaway == 0 and ok == STREAM_CAP
+
+
+@pytest.mark.parametrize("cork", [True, pytest.param(False, marks=pytest.mark.xfail(strict=True, reason="uncorked"))])
+def test_an_answer_is_one_write_to_the_socket(pkgs, msg, monkeypatch, cork):
+    """uvicorn writes a gRPC answer's headers, message and trailers as three writes (three syscalls, three client
+    wake-ups); the front gathers them into one (the uncorked case shows the count it replaces)."""
+    from roost.serve.grpc import h2
+
+    writes: list[int] = []
+
+    class Counting:
+        def __init__(self, transport):
+            self.transport = transport
+
+        def write(self, data):
+            writes.append(len(data))
+            self.transport.write(data)
+
+        def __getattr__(self, name):
+            return getattr(self.transport, name)
+
+    made = h2.GrpcH2Protocol.connection_made
+    monkeypatch.setattr(h2.GrpcH2Protocol, "connection_made", lambda self, t: made(self, Counting(t)))
+    monkeypatch.setattr(h2, "CORK", cork)
+    with grpc_app(create_app([str(pkgs["bc"])]), "asgi") as addr:
+        ok, _ = calls_on_one_connection(int(addr.rsplit(":", 1)[1]), frame(msg), 40)
+    assert ok == 40
+    assert len(writes) <= 40 + 3, writes  # + the server's SETTINGS, its ACK of the client's, a WINDOW_UPDATE
+
+
+def test_the_front_is_chosen_by_the_environment(monkeypatch):
+    from roost.errors import RoostError
+    from roost.serve.grpc.server import grpc_front
+
+    monkeypatch.delenv("ROOST_SERVE_GRPC_FRONT", raising=False)
+    assert grpc_front() == "asgi"
+    monkeypatch.setenv("ROOST_SERVE_GRPC_FRONT", " GRPCIO ")
+    assert grpc_front() == "grpcio" and grpc_front("asgi") == "asgi"
+    monkeypatch.setenv("ROOST_SERVE_GRPC_FRONT", "h2o")
+    with pytest.raises(RoostError, match="ROOST_SERVE_GRPC_FRONT='h2o'") as err:
+        grpc_front()
+    assert "asgi" in err.value.hint and "grpcio" in err.value.hint

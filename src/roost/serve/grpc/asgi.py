@@ -135,7 +135,7 @@ class GrpcApp:
         model = req.model_name if infer and not malformed else ""
         metrics = app.metrics
         if metrics is not None:
-            metrics.inflight.inc()
+            metrics.enter()
         if infer:
             app.grpc_calls += 1
         try:
@@ -156,7 +156,7 @@ class GrpcApp:
             if infer:
                 app.grpc_calls -= 1
             if metrics is not None:
-                metrics.inflight.dec()
+                metrics.leave()
                 if infer:
                     known = app.repo.get(model) is not None
                     metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)

@@ -78,7 +78,7 @@ async def _answer(app: ServeApp, svc: Servicer, body: bytes) -> bytes:
     t0 = time.perf_counter()
     status, model = 200, ""
     if metrics is not None:
-        metrics.inflight.inc()
+        metrics.enter()
     app.grpc_calls += 1
     try:
         req = PARSE(body)
@@ -94,7 +94,7 @@ async def _answer(app: ServeApp, svc: Servicer, body: bytes) -> bytes:
     finally:
         app.grpc_calls -= 1
         if metrics is not None:
-            metrics.inflight.dec()
+            metrics.leave()
             known = app.repo.get(model) is not None
             metrics.observe(model if known else "", "grpc", status, time.perf_counter() - t0)
     return out

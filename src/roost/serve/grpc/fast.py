@@ -31,7 +31,7 @@ class Layouts:
     (input names in request order, rows) for the layouts the fast path takes, None for those it does not."""
 
     def __init__(self) -> None:
-        self._seen: weakref.WeakKeyDictionary[LoadedModel, dict[bytes, tuple[tuple[str, ...], int] | None]] = (
+        self._seen: weakref.WeakKeyDictionary[LoadedModel, dict[bytes, tuple[tuple[str, ...], int, bool] | None]] = (
             weakref.WeakKeyDictionary()
         )
 
@@ -55,20 +55,23 @@ class Layouts:
             memo = self._seen[model] = {}
         seen = memo.get(key)
         if seen is None and key not in memo:  # a new layout: the full check decides
-            seen = _check(model, req)
+            checked = _check(model, req)
+            if checked is not None:  # (and whether the columns come in the signature's order)
+                cols = model.package.float_columns
+                seen = (*checked, cols is not None and list(checked[0]) == list(cols))
             if len(memo) >= MAX_LAYOUTS:
                 memo.clear()
             memo[key] = seen
         if seen is None:
             return None
-        names, n = seen
+        names, n, in_order = seen
         if len(parts) != len(names) or set(map(len, parts)) != {4 * n}:
             return None
         block = np.frombuffer(b"".join(parts), dtype="<f4").reshape(len(names), n)
         if np.isinf(block).any():  # refused by the general decoder, with its message
             return None
         cols = model.package.float_columns
-        if cols is not None and len(names) == len(cols) and all(a == b for a, b in zip(names, cols)):
+        if in_order and cols is not None:
             # in the signature's order: a matrix serving graph is fed the block itself (loader._matrix), not
             # the columns stacked again (np.stack cost ~15 us of a 1-row call)
             return ColumnFeed(cols, block), n
