@@ -186,3 +186,25 @@ def test_the_front_is_chosen_by_the_environment(monkeypatch):
     with pytest.raises(RoostError, match="ROOST_SERVE_GRPC_FRONT='h2o'") as err:
         grpc_front()
     assert "asgi" in err.value.hint and "grpcio" in err.value.hint
+
+
+def test_columns_in_any_order_answer_like_onnxruntime(fronts, pkgs, bc_data):
+    """In the signature's order the fast decode's block feeds the matrix graph as is; in another order the columns
+    are stacked by name: both equal ONNX Runtime on the package's own graph."""
+    import onnxruntime as ort
+
+    X, _, cols = bc_data
+    (want,) = ort.InferenceSession(str(pkgs["bc"] / "model.onnx")).run(
+        ["probability"], {c: X[:5, i] for i, c in enumerate(cols)}
+    )
+    in_order = float_columns_request(cols, X[:5])
+    backwards = pb.ModelInferRequest(model_name="bc")
+    for i in reversed(range(len(cols))):
+        backwards.inputs.add(name=cols[i], datatype="FP32", shape=[5])
+        backwards.raw_input_contents.append(np.ascontiguousarray(X[:5, i], "<f4").tobytes())
+    with grpc.insecure_channel(f"127.0.0.1:{fronts['asgi']}") as channel:
+        stub = pbg.GRPCInferenceServiceStub(channel)
+        for req in (in_order, backwards, in_order, backwards):  # the second of each from a remembered layout
+            out = stub.ModelInfer(req, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=60)
+            got = np.frombuffer(out.raw_output_contents[0], "<f4")
+            np.testing.assert_allclose(got, want.reshape(-1), rtol=1e-6, atol=1e-7)
