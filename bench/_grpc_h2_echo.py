@@ -1,7 +1,8 @@
-"""The ASGI HTTP/2 gRPC echo (#35): uvicorn's HTTP/2 (`http="zttp"`, prior-knowledge h2c) serving a bare ASGI app
-that answers every ModelInfer with a fixed gRPC-framed ModelInferResponse of the size roost answers, with
+"""The ASGI HTTP/2 gRPC echo (#35): uvicorn's HTTP/2 (`http="zttp"`, prior-knowledge h2c) with the transport of
+roost's ASGI gRPC front (roost.serve.grpc.h2: one write per loop turn, the stream cap) serving a bare ASGI app that
+answers every ModelInfer with a fixed gRPC-framed ModelInferResponse of the size roost answers, with
 `grpc-status: 0` and an x-request-id in the trailers — the same work as bench/_grpc_echo.py (bytes in and out, no
-protobuf parse, no model), on an event loop instead of grpcio's thread pool.
+protobuf parse, no model), on an event loop instead of grpcio's thread pool: the limit of roost's ASGI front.
 
     python bench/_grpc_h2_echo.py PORT REQUEST=REPLY ...
 
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ PATH = "/inference.GRPCInferenceService/ModelInfer"
 
 def main() -> None:
     """Serve the fixed reply until SIGTERM."""
-    import uvicorn
+    import uvloop
 
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("port", type=int)
@@ -52,27 +54,18 @@ def main() -> None:
         await send({"type": "http.response.body", "body": replies[len(body)], "more_body": False})
         await send(trailers)
 
-    config = uvicorn.Config(
-        app,
-        host="127.0.0.1",
-        port=args.port,
-        http="zttp",
-        http2=True,
-        lifespan="off",
-        access_log=False,
-        log_level="warning",
-        loop="uvloop",
-    )
-    server = uvicorn.Server(config)
-
     async def run() -> None:
-        task = asyncio.create_task(server.serve())
-        while not server.started:
-            await asyncio.sleep(0.01)
-        print("ready", flush=True)
-        await task
+        from roost.netpolicy.limits import ConnLimits
+        from roost.serve.grpc.h2 import serve
 
-    asyncio.run(run())
+        server = await serve(app, "127.0.0.1", args.port, ConnLimits())
+        print("ready", flush=True)
+        stop = asyncio.Event()
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, stop.set)
+        await stop.wait()
+        await server.stop(1.0)
+
+    uvloop.run(run())
 
 
 if __name__ == "__main__":

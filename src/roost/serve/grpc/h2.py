@@ -139,13 +139,19 @@ class H2Server:
 
 async def start(app: ServeApp, host: str, port: int, max_message: int, limits: ConnLimits) -> H2Server:
     """Serve `app`'s KServe V2 gRPC on host:port through uvicorn's HTTP/2 (SO_REUSEPORT: every worker binds it)."""
+    from roost.serve.grpc.asgi import GrpcApp
+
+    return await serve(GrpcApp(app, max_message), host, port, limits)
+
+
+async def serve(asgi: Any, host: str, port: int, limits: ConnLimits) -> H2Server:
+    """Serve the ASGI app `asgi` on host:port over uvicorn's HTTP/2 with this front's transport (GrpcH2Protocol);
+    also the bare echo of bench/_grpc_h2_echo.py."""
     import uvicorn
     from uvicorn.server import ServerState
 
-    from roost.serve.grpc.asgi import GrpcApp
-
     config = uvicorn.Config(
-        GrpcApp(app, max_message),
+        asgi,
         http="zttp",
         http2=True,
         ws="none",
