@@ -208,3 +208,33 @@ def test_columns_in_any_order_answer_like_onnxruntime(fronts, pkgs, bc_data):
             out = stub.ModelInfer(req, metadata=(("authorization", f"Bearer {TOKEN}"),), timeout=60)
             got = np.frombuffer(out.raw_output_contents[0], "<f4")
             np.testing.assert_allclose(got, want.reshape(-1), rtol=1e-6, atol=1e-7)
+
+
+def _frames(body: bytes) -> list[bytes]:
+    out, pos = [], 0
+    while pos < len(body):
+        size = int.from_bytes(body[pos + 1 : pos + 5], "big")
+        out.append(body[pos + 5 : pos + 5 + size])
+        pos += 5 + size
+    return out
+
+
+def test_a_stream_of_messages_in_one_body_is_answered_like_grpcio(fronts, msg):
+    """ModelStreamInfer sent raw: three messages in one request body (the middle one not a protobuf message) get
+    three answers in order on both fronts — an answer, an error_message, an answer — then grpc-status 0; a stream
+    cut inside a message ends with an error status on the ASGI front."""
+    path = "/inference.GRPCInferenceService/ModelStreamInfer"
+    body = frame(msg) + frame(b"\xff\xff\xff") + frame(msg)
+    got = {f: call(port, body, path, [CT, TE, AUTH]) for f, port in fronts.items()}
+    for front, ans in got.items():
+        assert ans.grpc_status == 0, (front, ans)
+        replies = [pb.ModelStreamInferResponse.FromString(b) for b in _frames(ans.body)]
+        assert [bool(r.error_message) for r in replies] == [False, True, False], front
+        assert "not a valid inference.ModelInferRequest" in replies[1].error_message
+    a, g = ([pb.ModelStreamInferResponse.FromString(b) for b in _frames(got[f].body)] for f in ("asgi", "grpcio"))
+    assert a[0].infer_response.raw_output_contents == g[0].infer_response.raw_output_contents
+    assert a[1].error_message == g[1].error_message
+    cut = call(fronts["asgi"], frame(msg) + frame(msg)[:9], path, [CT, TE, AUTH])
+    assert len(_frames(cut.body)) == 1 and cut.grpc_status == grpc.StatusCode.INTERNAL.value[0]
+    anon = call(fronts["asgi"], frame(msg), path, [CT, TE])
+    assert anon.grpc_status == grpc.StatusCode.UNAUTHENTICATED.value[0] and anon.body == b""

@@ -103,18 +103,21 @@ class GrpcApp:
 
     async def _one(self, receive: Receive, encoding: bytes | None, rpc: str) -> bytes:
         """The one request message of a unary call."""
-        buf = b""
+        msg = await receive()
+        buf: bytes | bytearray = msg.get("body", b"")
         while True:
-            msg = await receive()
             if msg["type"] != "http.request":
                 raise Problem(UNKNOWN, "the client went away")
-            buf += msg.get("body", b"")
             if len(buf) >= 5:
                 size = int.from_bytes(buf[1:5], "big")
                 if size > self.limit:
                     raise Problem(EXHAUSTED, f"Received message larger than max ({size} vs. {self.limit})")
             if not msg.get("more_body"):
                 break
+            msg = await receive()
+            if buf.__class__ is bytes:
+                buf = bytearray(buf)  # (a large message comes in many parts: grown in place)
+            buf += msg.get("body", b"")
         got, used = messages(buf, encoding, self.limit)
         if len(got) != 1 or used != len(buf):
             why = "more than one message" if len(got) > 1 else "no complete message"

@@ -54,10 +54,11 @@ def percent(text: str) -> bytes:
 class Call:
     """The request's metadata and the answer's trailing metadata: what Servicer asks of a grpc.ServicerContext."""
 
-    __slots__ = ("headers", "trailing")
+    __slots__ = ("headers", "by_name", "trailing")
 
     def __init__(self, headers: list[tuple[bytes, bytes]]) -> None:
         self.headers = headers
+        self.by_name = dict(headers)  # (a repeated header: its last value, as grpcio's single-value reads)
         self.trailing: tuple[tuple[str, str], ...] = ()
 
     def invocation_metadata(self) -> list[tuple[str, str | bytes]]:
@@ -75,10 +76,7 @@ class Call:
 
     def header(self, key: bytes) -> bytes | None:
         """The value of request header `key` (lower-case), or None."""
-        for k, v in self.headers:
-            if k == key:
-                return v
-        return None
+        return self.by_name.get(key)
 
     def set_trailing_metadata(self, md: tuple[tuple[str, str], ...]) -> None:
         """Trailing metadata to answer with (the request id)."""
