@@ -5,8 +5,8 @@ each message framed as a compressed flag byte, a 4-byte big-endian length and th
 200 with the same framing and the status in the trailers (grpc-status, grpc-message percent-encoded). The RPCs are
 the ones grpc/server.py serves on grpcio, through the same Servicer (grpc/service.py: the fast ModelInfer decode and
 encode of grpc/fast.py, the model lookup, batcher, limits, request ids) and the same token check, status codes and
-messages; measured on the bare transports (bench/_grpc_echo.py vs bench/_grpc_h2_echo.py) grpcio's thread-pool
-server costs about twice the CPU per call of this path.
+messages. Measured on the bare transports (bench/_grpc_echo.py vs bench/_grpc_h2_echo.py, no parse, no model, h2load
+c=16, loaded machine) grpcio's thread-pool server costs 0.10-0.29 ms of CPU per call, this path 0.03-0.04 ms.
 
 Framing errors follow grpcio's answers where the spec is silent (a compressed flag without grpc-encoding: INTERNAL;
 no single request message: UNIMPLEMENTED; a message over the limit: RESOURCE_EXHAUSTED) and the spec where grpcio
