@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING
 from roost.serve.codec import HTTPError
 from roost.serve.grpc.asgi_stream import stream
 from roost.serve.grpc.frames import (
-    ACCEPT_ENCODING,
     EXHAUSTED,
     INTERNAL,
     OK,
@@ -80,9 +79,9 @@ class GrpcApp:
         rpc = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
         encoding = call.header(b"grpc-encoding")
         if encoding is not None and encoding != b"identity" and encoding not in WBITS:
-            hdr = [(b"grpc-accept-encoding", ACCEPT_ENCODING)]
-            text = f"grpc-encoding {encoding[:40]!r} is not supported; use identity, gzip or deflate"
-            return await answer_status(send, UNIMPLEMENTED, text, extra=hdr)
+            # (the answer's headers carry grpc-accept-encoding, as every answer's do)
+            text = f"grpc-encoding {encoding[:40].decode('latin-1')!r} is not supported; use identity, gzip or deflate"
+            return await answer_status(send, UNIMPLEMENTED, text)
         if rpc == "ModelStreamInfer":
             return await stream(self.app, self.svc, self.limit, call, encoding, receive, send)
         if rpc not in RPCS:

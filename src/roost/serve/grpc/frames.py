@@ -119,9 +119,9 @@ def _inflate(data: bytes, encoding: bytes | None, limit: int) -> bytes:
     return out
 
 
-async def answer_status(send: Send, code: int, text: str, extra: list[tuple[bytes, bytes]] | None = None) -> None:
+async def answer_status(send: Send, code: int, text: str) -> None:
     """Answer a call with no message and status `code`."""
-    await send({**START, "headers": HEADERS + (extra or [])})
+    await send(START)
     await send({"type": "http.response.body", "body": b"", "more_body": False})
     trailers = [(b"grpc-status", b"%d" % code), (b"grpc-message", percent(text))]
     await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
