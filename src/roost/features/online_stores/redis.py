@@ -14,6 +14,7 @@ from roost.features.online_stores.base import OnlineStore, ViewData, ViewReader,
 __all__ = ["RedisOnlineStore"]
 
 SCAN = 5000  # index members per read when a view's rows are dropped
+WATCH_TRIES = 50  # transactions of a redefinition/migration retried when a watched key changed
 
 
 class RedisOnlineStore(OnlineStore):
@@ -85,11 +86,16 @@ class RedisOnlineStore(OnlineStore):
                 return {views[0].name: n}
         import redis
 
-        while True:
+        for _ in range(WATCH_TRIES):
             try:
                 return self._write_all(views)
-            except redis.WatchError:  # a definition changed between the read and the transaction: read again
+            except redis.WatchError:  # a definition or index changed between the read and the transaction: again
                 continue
+        raise RoostError(
+            f"Redis online store {self.url}: views {[v.name for v in views]} changed under {WATCH_TRIES} tries "
+            "of this write (other writers redefining or migrating them); nothing was written",
+            hint="retry when the other writers of these views have switched to the new definition",
+        )
 
     def _write_all(self, views: list[ViewData]) -> dict[str, int]:
         """Every view in one MULTI/EXEC watched on the definitions: a redefined view is dropped first, a legacy view
