@@ -215,3 +215,21 @@ def test_missing_event_times_follow_the_created_time(redis_url):
     got = st.reader("v", KEYS, FIELDS).read([[1, 2, 3, 4]])
     assert got[0] == [best[u][1] for u in [1, 2, 3, 4]] == [0, 1, 1, 0]
     st.close()
+
+
+def test_the_in_order_shortcut_is_exact_at_its_edge(redis_url):
+    """The script skips reading stored times when every row is newer than the newest stored one: a write whose
+    oldest row ties the newest stored time must still compare created times (also when every stored row lacks an
+    event time)."""
+    from roost.features.online_stores import ViewData
+    from roost.features.online_stores.redis import RedisOnlineStore
+
+    url = fresh_redis(redis_url)
+    for k, (t_old, t_new) in enumerate([(100, 100), (None, None)]):
+        st = RedisOnlineStore(url, prefix=f"edge{k}")
+        st.write([ViewData("v", KEYS, FIELDS, _table([1], [0], [0.0], ["x"], [t_old], [5]))])
+        later = None if t_new is None else t_new + 1
+        st.write([ViewData("v", KEYS, FIELDS, _table([1, 2], [1, 1], [0.0] * 2, ["x"] * 2, [t_new, later], [3, 3]))])
+        got = st.reader("v", KEYS, FIELDS).read([[1, 2]])
+        assert got[0] == [0, 1]  # entity 1: (t, 3) is older than the stored (t, 5)
+        st.close()

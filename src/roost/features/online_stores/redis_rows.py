@@ -7,7 +7,8 @@ server time) and lets a read fetch any number of entities with one MGET.
 
 The upsert script compares times on the server, so concurrent writers are safe and a write is atomic (a crash
 leaves the old row or the new one, never part of either): the stored event times come from the view's index (a
-sorted set, score = event time) in one ZMSCORE, the stored created time is read only at an equal event time; rows
+sorted set, score = event time) in one ZMSCORE, the stored created time is read only at an equal event time, and
+nothing is read when the write's oldest row is newer than the index's top score (events arriving in order); rows
 of one entity within one call are compared with each other as they are written (the later row wins at equal
 times). Times are exact as doubles (Lua numbers, scores) below 2**53 µs (year 2255); MIN_I64 is a power of two.
 The rows come as one binary argument (the rows' JSON texts back to back) and one small JSON document (row keys,
@@ -33,7 +34,19 @@ if cur and cur ~= schema then return -1 end
 local p = cjson.decode(ARGV[6])
 local rows, ks, ets, cts, lens = ARGV[7], p.k, p.et, p.ct, p.n
 local olds, MIN = {}, -9223372036854775808  -- MIN: a missing time (-2**63, exact as a double)
-if cur then
+local lookup = cur and true or false
+if lookup then  -- no lookup when every row is newer than the newest stored one (events arriving in time order)
+  local top = redis.call('ZREVRANGE', idx, 0, 0, 'WITHSCORES')
+  if top[2] then
+    local newest, oldest = tonumber(top[2]), math.huge
+    if newest == -math.huge then newest = MIN end
+    for i = 1, #ets do if ets[i] < oldest then oldest = ets[i] end end
+    lookup = oldest <= newest
+  else
+    lookup = false
+  end
+end
+if lookup then
   for lo = 1, #ks, 4000 do
     local got = redis.call('ZMSCORE', idx, unpack(ks, lo, math.min(lo + 3999, #ks)))
     for j = 1, #got do olds[lo + j - 1] = got[j] end
