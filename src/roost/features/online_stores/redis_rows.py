@@ -32,7 +32,7 @@ local view, idx, meta, schema, exp = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5]
 local cur = redis.call('HGET', meta, view)
 if cur and cur ~= schema then return -1 end
 local p = cjson.decode(ARGV[6])
-local rows, ks, ets, cts, lens = ARGV[7], p.k, p.et, p.ct, p.n
+local rows, ks, ets, cts, lens = ARGV[7], p.k, p.et, p.ct, p.n  -- no ct: no row has a created time
 local olds, MIN = {}, -9223372036854775808  -- MIN: a missing time (-2**63, exact as a double)
 local lookup = cur and true or false
 if lookup then  -- no lookup when every row is newer than the newest stored one (events arriving in time order)
@@ -54,7 +54,7 @@ if lookup then
 end
 local m, z, nm, wet, wct, pos = {}, {}, 0, {}, {}, 1
 for i = 1, #ks do
-  local k, et, ct = ks[i], ets[i], cts[i]
+  local k, et, ct = ks[i], ets[i], cts and cts[i] or MIN
   local stop = pos + lens[i]
   local older, w = false, wet[k]
   if w then  -- an entity written earlier in this call: compare with that row
@@ -124,7 +124,10 @@ def encode(
         rows = [json.dumps([None if v != v else v for v in r]).encode() for r in zip(et, ct, *cols)]
     else:
         rows = [dumps(r) for r in zip(et, ct, *cols)]  # orjson writes NaN as null: NaN means missing, as in SQLite
-    doc = dumps({"k": rkeys, "et": et, "ct": ct, "n": [len(r) for r in rows]})
+    head = {"k": rkeys, "et": et, "n": [len(r) for r in rows]}
+    if ct.count(MIN_I64) != len(ct):  # (no created times, the usual push: 100 numbers fewer for the script to parse)
+        head["ct"] = ct
+    doc = dumps(head)
     return doc, b"".join(rows)
 
 
