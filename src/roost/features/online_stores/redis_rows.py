@@ -18,6 +18,7 @@ server; Redis Cluster is not supported. Needs Redis >= 6.2 (ZMSCORE).
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
@@ -97,7 +98,12 @@ __all__ = ["LAYOUT", "UPSERT", "definition", "encode", "table_lists", "decode_ro
 
 def definition(keys: dict[str, str], fields: dict[str, str]) -> str:
     """The stored definition of a view in this layout (the script writes nothing when the stored one differs)."""
-    return json.dumps({"keys": keys, "fields": fields, "layout": LAYOUT})
+    return _definition(tuple(keys.items()), tuple(fields.items()))
+
+
+@functools.lru_cache(maxsize=256)
+def _definition(keys: tuple[tuple[str, str], ...], fields: tuple[tuple[str, str], ...]) -> str:
+    return json.dumps({"keys": dict(keys), "fields": dict(fields), "layout": LAYOUT})
 
 
 def table_lists(cols: list[list[Any]], nk: int) -> tuple[list[Any], list[int], list[int], list[list[Any]]]:
