@@ -24,3 +24,22 @@ def test_time_columns_convert_as_arrow_does(unit, tz):
     as_us = pa.timestamp(unit, tz="UTC")
     assert got.cast(as_us).equals(ref.cast(as_us)), (got, ref)
     assert pc.equal(got, ref).to_pylist() == [True, None, True, True]
+
+
+@pytest.mark.parametrize("typ", ["float32", "float64"])
+def test_nan_to_null_matches_a_brute_force(typ):
+    """NaN becomes null (missing) and nothing else changes: arrays and chunked arrays, with and without nulls."""
+    import math
+
+    import numpy as np
+    import pyarrow as pa
+
+    from roost.features.checks import nan_to_null
+
+    cases = [[0.5, 1.0], [0.5, float("nan")], [None, 2.0], [None, float("nan"), 3.0], [], [float("nan")]]
+    for vals in cases:
+        want = [None if v is None or math.isnan(v) else float(np.dtype(typ).type(v)) for v in vals]
+        arr = pa.array(vals, typ)
+        for col in (arr, pa.chunked_array([arr]), pa.chunked_array([arr, arr])):
+            got = nan_to_null(col).to_pylist()
+            assert got == want * (2 if isinstance(col, pa.ChunkedArray) and col.num_chunks == 2 else 1), vals

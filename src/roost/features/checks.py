@@ -103,6 +103,11 @@ def nan_to_null(col: Any) -> Any:
 
     if not pa.types.is_floating(col.type) or len(col) == col.null_count:
         return col
+    if col.null_count == 0:  # the usual case, in NumPy (two compute calls cost ~4x this at a push's 100 rows)
+        import numpy as np
+
+        if not np.isnan(np.asarray(col)).any():
+            return col
     nan = pc.is_nan(col)
     if not pc.any(nan).as_py():
         return col

@@ -29,11 +29,16 @@ class ViewData:
         """Python value lists in order keys, fields, __et, __ct (timestamps as int microseconds)."""
         import pyarrow as pa
 
-        out = []
+        out: list[list[Any]] = []
         for name in [*self.keys, *self.fields, "__et", "__ct"]:
             col = self.table.column(name)
             if pa.types.is_timestamp(col.type):
-                col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
+                if col.null_count == len(col):  # e.g. no created times: no casts (two compute calls each)
+                    out.append([None] * len(col))
+                    continue
+                if col.type.unit != "us":  # (the zone does not change the stored instants)
+                    col = col.cast(pa.timestamp("us", tz="UTC"))
+                col = col.cast(pa.int64())
             out.append(col.to_pylist())
         return out
 

@@ -1,100 +1,24 @@
-"""Redis online store: one hash per entity (fields 'view:field'), a sorted-set index per view, MULTI/EXEC writes."""
+"""Redis online store: one key per (view, entity) holding the entity's row (`redis_rows`), a sorted-set index per
+view (score: event time), the views' definitions in one hash; every write is one atomic script call."""
 
 from __future__ import annotations
 
 import json
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from roost.errors import RoostError
-from roost.features.online_stores.base import MIN_I64, OnlineStore, ViewData, ViewReader, decode
-
-if TYPE_CHECKING:
-    from redis.typing import EncodableT
-
-SCAN = 5000
-# One view's upserts in one atomic script call (no MULTI, no read round trip). The stored event times come from the
-# view's index in one ZMSCORE for every row (the index's score is the entity's __et, written together); the stored
-# created time is read only at an equal event time. A row not older than the stored one is written with one HSET
-# (null fields deleted), then one variadic ZADD indexes every written row: about one command per row (it was three:
-# HMGET, HSET, ZADD per row). The rows come as one JSON document (hash keys, times and values as text; redis-py
-# packs one argument, not several per row); the hash keys are computed by the client as `hkey` does, so the script
-# names keys it was not given in KEYS (fine on one server; Redis Cluster is not supported by this store). Times
-# are microseconds, exact as doubles (Lua numbers, sorted-set scores) below 2**53 (year 2255); MIN_I64, a power of
-# two, is exact too. The stored definition is checked in the same call (-1 and nothing written when it differs),
-# so a push is one round trip. Rows of one entity in one call are compared with each other as they are written.
-# Needs Redis >= 6.2 (ZMSCORE).
-UPSERT = """
-local view, idx, meta, schema = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local cur = redis.call('HGET', meta, view)
-if cur and cur ~= schema then return -1 end
-local p = cjson.decode(ARGV[5])
-local nf, vals, ets, cts, hks, null = #p.names, p.values, p.et, p.ct, p.keys, cjson.null
-local names = {}
-for j = 1, nf do names[j] = view .. ':' .. p.names[j] end
-local etk, ctk = view .. ':__et', view .. ':__ct'
-local olds = {}
-if cur then
-  for lo = 1, #hks, 4000 do
-    local got = redis.call('ZMSCORE', idx, unpack(hks, lo, math.min(lo + 3999, #hks)))
-    for k = 1, #got do olds[lo + k - 1] = got[k] end
-  end
-end
-local n, z, wet, wct = 0, {}, {}, {}
-for i, hk in ipairs(hks) do
-  local et, ct, old = ets[i], cts[i], olds[i]
-  local older = false
-  local net = tonumber(et)
-  if wet[hk] then  -- an entity written earlier in this call: compare with that row
-    older = net < wet[hk] or (net == wet[hk] and tonumber(ct) < wct[hk])
-  elseif old then
-    local oet = tonumber(old)
-    older = net < oet
-    if net == oet then
-      older = tonumber(ct) < tonumber(redis.call('HGET', hk, ctk) or '-9223372036854775808')
-    end
-  end
-  if not older then
-    local set, ns, del = {etk, et, ctk, ct}, 4, nil
-    for j = 1, nf do
-      local v = vals[j][i]
-      if v == null then
-        if del then del[#del + 1] = names[j] else del = {names[j]} end
-      else
-        set[ns + 1] = names[j]; set[ns + 2] = v; ns = ns + 2
-      end
-    end
-    redis.call('HSET', hk, unpack(set))
-    if del then redis.call('HDEL', hk, unpack(del)) end
-    z[2 * n + 1] = et; z[2 * n + 2] = hk
-    wet[hk], wct[hk] = net, tonumber(ct)
-    n = n + 1
-  end
-end
-for lo = 1, #z, 4000 do redis.call('ZADD', idx, unpack(z, lo, math.min(lo + 3999, #z))) end
-redis.call('HSET', meta, view, schema)
-return n
-"""
-
+from roost.features.online_stores import redis_legacy as legacy
+from roost.features.online_stores import redis_rows as rows
+from roost.features.online_stores.base import OnlineStore, ViewData, ViewReader, decode
 
 __all__ = ["RedisOnlineStore"]
 
-
-def _text(raw: object) -> str:
-    """A Redis reply (bytes without decode_responses) as str."""
-    return raw.decode() if isinstance(raw, bytes) else str(raw)
-
-
-def _enc(value: Any, dtype: str) -> str:
-    """Encode a value as the string Redis stores (floats with repr, so they round-trip exactly)."""
-    if dtype == "bool":
-        return "1" if value else "0"
-    if dtype in ("float64", "float32"):
-        return repr(float(value))
-    return str(value)
+SCAN = 5000  # index members per read when a view's rows are dropped
+WATCH_TRIES = 50  # transactions of a redefinition/migration retried when a watched key changed
 
 
 class RedisOnlineStore(OnlineStore):
-    """Online store in Redis: hash `<prefix>:<keys>:<values>` holds each view's fields of one entity."""
+    """Online store in Redis: key `<prefix>:@<view>:<keys>:<values>` holds one entity's row of one view."""
 
     per_project = True
 
@@ -132,114 +56,101 @@ class RedisOnlineStore(OnlineStore):
         esc = (str(v).replace("\\", "\\\\").replace("|", "\\|") for v in values)  # "a|b","c" != "a","b|c"
         return f"{self.prefix}:{','.join(keys)}:" + "|".join(esc)
 
-    def _idx(self, view: str) -> str:
+    def row_key_of(self, view: str, ident: str) -> str:
+        """The key of an entity's row of `view` (`ident`: the hash key without the prefix; '@' starts no key of the
+        legacy layout, whose entity keys start with a join key name)."""
+        return f"{self.prefix}:@{view}:{ident}"
+
+    def row_keys(self, view: str, keys: list[str], cols: list[list[Any]]) -> list[str]:
+        """Row keys of `view` for entities given as one value list per join key."""
+        if len(keys) == 1:
+            head = f"{self.prefix}:@{view}:{keys[0]}:"
+            return [f"{head}{x}" for x in cols[0]]  # (f-string: ~20% faster than head + str(x))
+        skip = len(self.prefix) + 1
+        return [self.row_key_of(view, self.hkey(keys, t)[skip:]) for t in zip(*cols)]
+
+    def idx_key(self, view: str) -> str:
+        """The view's index: a sorted set of its entities' keys scored by event time."""
         return f"{self.prefix}:__idx:{view}"
 
-    def _meta(self) -> str:
+    def meta_key(self) -> str:
+        """The hash of the views' stored definitions."""
         return f"{self.prefix}:__views"
 
     def write(self, views: list[ViewData]) -> dict[str, int]:
-        """Read stored times, then queue all upserts and expiries in one MULTI/EXEC transaction."""
-        if len(views) == 1 and views[0].expire_before is None:
-            v = views[0]
-            n = self._upsert(v, json.dumps({"keys": v.keys, "fields": v.fields}))
+        """Upsert each view's rows not older than the stored ones and expire old rows: one script call for one view
+        whose stored definition is this one; else one transaction (drops, a legacy view's migration, the writes)."""
+        if len(views) == 1:
+            n = self._call(self.r, views[0])
             if n >= 0:  # -1: the stored definition differs (the script wrote nothing): the general path below
-                return {v.name: n}
-        pipe = self.r.pipeline(transaction=True)
-        written: dict[str, int] = {}
-        for v in views:
-            keys = list(v.keys)
-            schema = json.dumps({"keys": v.keys, "fields": v.fields})
-            old = self.r.hget(self._meta(), v.name)
-            if old is not None and _text(old) != schema:
-                self._queue_drop(pipe, v.name)
-            cols = v.columns()
-            nk, nf = len(keys), len(v.fields)
-            ids = list(zip(*cols[:nk]))
-            hkeys = [self.hkey(keys, t) for t in ids]
-            stored = self._stored_times(v.name, hkeys) if old is not None and _text(old) == schema else {}
-            fnames = list(v.fields.items())
-            n = 0
-            fresh: dict[str, int] = {}
-            for i, hk in enumerate(hkeys):
-                et, ct = cols[nk + nf][i], cols[nk + nf + 1][i]
-                new_t = (MIN_I64 if et is None else et, MIN_I64 if ct is None else ct)
-                if hk in stored and new_t < stored[hk]:
-                    continue
-                mapping: dict[EncodableT, EncodableT] = {
-                    f"{v.name}:__et": str(new_t[0]),
-                    f"{v.name}:__ct": str(new_t[1]),
-                }
-                nulls = []
-                for j, (f, dt) in enumerate(fnames):
-                    val = cols[nk + j][i]
-                    if val is None or val != val:  # NaN means missing, as in SQLite
-                        nulls.append(f"{v.name}:{f}")
+                return {views[0].name: n}
+        import redis
+
+        for _ in range(WATCH_TRIES):
+            try:
+                return self._write_all(views)
+            except redis.WatchError:  # a definition or index changed between the read and the transaction: again
+                continue
+        raise RoostError(
+            f"Redis online store {self.url}: views {[v.name for v in views]} changed under {WATCH_TRIES} tries "
+            "of this write (other writers redefining or migrating them); nothing was written",
+            hint="retry when the other writers of these views have switched to the new definition",
+        )
+
+    def _write_all(self, views: list[ViewData]) -> dict[str, int]:
+        """Every view in one MULTI/EXEC watched on the definitions: a redefined view is dropped first, a legacy view
+        of the same definition is migrated to the row layout (its rows written first, then this write's)."""
+        with self.r.pipeline(transaction=True) as p:
+            pipe: Any = p  # (redis-py's watch is untyped)
+            pipe.watch(self.meta_key(), *(self.idx_key(v.name) for v in views))
+            stored: dict[str, Any] = {v.name: pipe.hget(self.meta_key(), v.name) for v in views}
+            moves = {}
+            for v in views:
+                old = stored[v.name]
+                if legacy.is_legacy(old) and json.loads(old) == {"keys": v.keys, "fields": v.fields}:
+                    moves[v.name] = legacy.legacy_rows(self, v.name, old)
+            pipe.multi()
+            at: dict[str, int] = {}
+            for v in views:
+                old = stored[v.name]
+                if old is not None and legacy.text(old) != rows.definition(v.keys, v.fields):
+                    if legacy.is_legacy(old):
+                        legacy.queue_legacy_drop(self, pipe, v.name, old)
                     else:
-                        mapping[f"{v.name}:{f}"] = _enc(val, dt)
-                pipe.hset(hk, mapping=mapping)
-                if nulls:
-                    pipe.hdel(hk, *nulls)
-                pipe.zadd(self._idx(v.name), {hk: float("-inf") if et is None else float(et)})
-                fresh[hk] = MIN_I64 if et is None else et
-                n += 1
-            written[v.name] = n
-            if v.expire_before is not None:
-                fields = [f"{v.name}:{f}" for f in [*v.fields, "__et", "__ct"]]
-                for raw in self.r.zrangebyscore(self._idx(v.name), "-inf", f"({v.expire_before}"):
-                    hk = _text(raw)
-                    if fresh.get(hk, MIN_I64) < v.expire_before:  # not refreshed by this run
-                        pipe.hdel(hk, *fields)
-                pipe.zremrangebyscore(self._idx(v.name), "-inf", f"({v.expire_before}")
-            pipe.hset(self._meta(), v.name, schema)
-        pipe.execute()
-        return written
+                        self._queue_drop(pipe, v.name)
+                if v.name in moves:
+                    self._call(pipe, v, moves[v.name], expire=False)
+                at[v.name] = len(pipe.command_stack)  # this view's reply: the next command's
+                self._call(pipe, v)
+            out = pipe.execute()
+        return {v.name: int(out[at[v.name]]) for v in views}
 
-    def _upsert(self, v: ViewData, schema: str) -> int:
-        """One view's upserts (no expiry) in one atomic script call; returns rows written, -1 if the schema changed."""
-        import orjson
-
+    def _call(self, client: Any, v: ViewData, move: Any = None, expire: bool = True) -> Any:
+        """The upsert script for one view (on the connection or queued in a transaction); `move`: a legacy view's
+        rows to write instead of the view's table."""
         if self._script is None:
-            self._script = self.r.register_script(UPSERT)
-        keys = list(v.keys)
-        t = v.table
-        if len(keys) == 1:
-            head = f"{self.prefix}:{keys[0]}:"
-            hkeys = [head + str(x) for x in t.column(keys[0]).to_pylist()]
+            self._script = self.r.register_script(rows.UPSERT)
+        if move is not None:
+            rkeys, et, ct, cols = move
         else:
-            hkeys = [self.hkey(keys, x) for x in zip(*(t.column(k).to_pylist() for k in keys))]
-        doc = {
-            "names": list(v.fields),
-            "keys": hkeys,
-            "et": _times(t.column("__et")),
-            "ct": _times(t.column("__ct")),
-            "values": [_texts(t.column(f), dt) for f, dt in v.fields.items()],
-        }
-        return int(self._script(args=[v.name, self._idx(v.name), self._meta(), schema, orjson.dumps(doc)]))
-
-    def _stored_times(self, view: str, hkeys: list[str]) -> dict[str, tuple[int, int]]:
-        """(event, created) microseconds already stored for these entities."""
-        out: dict[str, tuple[int, int]] = {}
-        for lo in range(0, len(hkeys), SCAN):
-            part = hkeys[lo : lo + SCAN]
-            pipe = self.r.pipeline(transaction=False)
-            for hk in part:
-                pipe.hmget(hk, f"{view}:__et", f"{view}:__ct")
-            for hk, (et, ct) in zip(part, pipe.execute()):
-                if et is not None:
-                    out[hk] = (int(et), int(ct) if ct is not None else MIN_I64)
-        return out
+            kcols, et, ct, cols = rows.table_lists(v.columns(), len(v.keys))
+            rkeys = self.row_keys(v.name, list(v.keys), kcols)
+        doc, packed = rows.encode(rkeys, et, ct, cols, list(v.fields.values()))
+        exp = "" if v.expire_before is None or not expire else str(int(v.expire_before))
+        args = [v.name, self.idx_key(v.name), self.meta_key(), rows.definition(v.keys, v.fields), exp, doc, packed]
+        res = self._script(args=args, client=client)
+        return res if client is not self.r else int(res)
 
     def _queue_drop(self, pipe: Any, view: str) -> None:
-        """Queue deletion of every field of `view` on every entity that has it."""
-        old = self.r.hget(self._meta(), view)
-        fields = [f"{view}:__et", f"{view}:__ct"]
-        if old is not None:
-            fields += [f"{view}:{f}" for f in json.loads(old)["fields"]]
-        for hk in self.r.zrange(self._idx(view), 0, -1):
-            pipe.hdel(hk, *fields)
-        pipe.delete(self._idx(view))
-        pipe.hdel(self._meta(), view)
+        """Queue deletion of every row of `view` (row layout), its index and its definition."""
+        for lo in range(0, 1 << 62, SCAN):
+            part = self.r.zrange(self.idx_key(view), lo, lo + SCAN - 1)
+            if part:
+                pipe.delete(*part)
+            if len(part) < SCAN:
+                break
+        pipe.delete(self.idx_key(view))
+        pipe.hdel(self.meta_key(), view)
 
     def reader(
         self,
@@ -249,8 +160,8 @@ class RedisOnlineStore(OnlineStore):
         with_time: bool = False,
         with_created: bool = False,
     ) -> ViewReader:
-        """A pipelined HMGET reader for `fields` of `view` (then __et / __ct when asked)."""
-        raw = self.r.hget(self._meta(), view)
+        """An MGET reader for `fields` of `view` (then __et / __ct when asked); a legacy view's HMGET reader."""
+        raw = self.r.hget(self.meta_key(), view)
         if raw is None:
             raise RoostError(
                 f"view {view!r} has not been materialised into {self.url}", hint="run `roost features materialize`"
@@ -262,50 +173,68 @@ class RedisOnlineStore(OnlineStore):
                 hint="run `roost features materialize` after `roost features apply`",
             )
         times = (["__et"] if with_time else []) + (["__ct"] if with_created else [])
-        dtypes = list(fields.values()) + ["__time"] * len(times)
-        names = [f"{view}:{f}" for f in [*fields, *times]]
-        return _RedisReader(self, list(keys), names, dtypes)
+        if legacy.is_legacy(raw):
+            return legacy.LegacyReader(self, view, list(keys), fields, times)
+        return self.row_reader(view, list(keys), fields, raw, times)
+
+    def row_reader(
+        self, view: str, keys: list[str], fields: dict[str, str], stored: Any, times: list[str]
+    ) -> ViewReader:
+        """The reader of a view stored in the row layout (`stored`: its definition)."""
+        order = list(json.loads(stored)["fields"]) if stored is not None else list(fields)
+        picks = [2 + order.index(f) if f in order else -1 for f in fields]
+        return _RowReader(self, view, keys, picks, [0 if t == "__et" else 1 for t in times])
 
     def has_view(self, view: str) -> bool:
         """True when the view has been materialised here."""
-        return bool(self.r.hexists(self._meta(), view))
+        return bool(self.r.hexists(self.meta_key(), view))
 
     def drop_view(self, view: str) -> None:
-        """Delete the view's fields from every entity hash, atomically."""
+        """Delete every stored row of the view, atomically."""
+        stored = self.r.hget(self.meta_key(), view)
         pipe = self.r.pipeline(transaction=True)
-        self._queue_drop(pipe, view)
+        if legacy.is_legacy(stored):
+            legacy.queue_legacy_drop(self, pipe, view, stored)
+        else:
+            self._queue_drop(pipe, view)
         pipe.execute()
 
     def stats(self, view: str) -> dict[str, Any] | None:
         """Rows (the view's index size) and newest event time (its highest score): O(log n), no scan."""
         if not self.has_view(view):
             return None
-        rows = int(str(self.r.zcard(self._idx(view))))
-        top = self.r.zrevrange(self._idx(view), 0, 0, withscores=True)
+        n = int(str(self.r.zcard(self.idx_key(view))))
+        top = self.r.zrevrange(self.idx_key(view), 0, 0, withscores=True)
         newest = float(top[0][1]) if top else None
         ok = newest is not None and newest not in (float("inf"), float("-inf"))
-        return {"rows": rows, "newest_event": int(newest) if ok and newest is not None else None}
+        return {"rows": n, "newest_event": int(newest) if ok and newest is not None else None}
+
+    def ident_row(self, schema: dict[str, Any], ident: str) -> dict[str, Any]:
+        """The join key value(s) of an entity key's identity part (one key decoded, several as stored)."""
+        keys = list(schema["keys"])
+        if len(keys) == 1:
+            return {keys[0]: decode(ident, schema["keys"][keys[0]])}
+        return {",".join(keys): ident}
 
     def sample(self, view: str, n: int) -> list[dict[str, Any]]:
-        """The `n` entities with the newest event times (join keys as stored in the hash key)."""
-        raw = self.r.hget(self._meta(), view)
+        """The `n` entities with the newest event times (join keys as stored in the entity key)."""
+        raw = self.r.hget(self.meta_key(), view)
         if raw is None:
             return []
         schema = json.loads(raw)
+        if legacy.is_legacy(raw):
+            return legacy.legacy_sample(self, view, schema, n)
         keys, fields = list(schema["keys"]), dict(schema["fields"])
-        hkeys = [_text(h) for h in self.r.zrevrange(self._idx(view), 0, max(0, int(n) - 1))]
-        pipe = self.r.pipeline(transaction=False)
-        for hk in hkeys:
-            pipe.hmget(hk, [f"{view}:{f}" for f in [*fields, "__et"]])
+        rk = [legacy.text(h) for h in self.r.zrevrange(self.idx_key(view), 0, max(0, int(n) - 1))]
+        if not rk:
+            return []
+        got = rows.decode_rows(self.r.mget(rk), list(range(2, 2 + len(fields))), [0])
+        head = f"{self.prefix}:@{view}:{','.join(keys)}:"
         out = []
-        head = f"{self.prefix}:{','.join(keys)}:"
-        for hk, vals in zip(hkeys, pipe.execute()):
-            ident = hk[len(head) :] if hk.startswith(head) else hk
-            row: dict[str, Any] = (
-                {keys[0]: decode(ident, schema["keys"][keys[0]])} if len(keys) == 1 else {",".join(keys): ident}
-            )
-            row.update({f: decode(v, dt) for (f, dt), v in zip(fields.items(), vals)})
-            row["__et"] = _time(vals[-1])
+        for i, k in enumerate(rk):
+            row = self.ident_row(schema, k[len(head) :] if k.startswith(head) else k)
+            row.update({f: got[j][i] for j, f in enumerate(fields)})
+            row["__et"] = got[-1][i]
             out.append(row)
         return out
 
@@ -314,56 +243,14 @@ class RedisOnlineStore(OnlineStore):
         self.r.close()
 
 
-class _RedisReader(ViewReader):
-    """HMGET per entity, all in one pipeline round trip."""
+class _RowReader(ViewReader):
+    """One MGET of the entities' rows of the view (row layout)."""
 
-    def __init__(self, store: RedisOnlineStore, keys: list[str], names: list[str], dtypes: list[str]) -> None:
-        self.store, self.keys, self.names, self.dtypes = store, keys, names, dtypes
+    def __init__(self, store: RedisOnlineStore, view: str, keys: list[str], picks: list[int], times: list[int]) -> None:
+        self.store, self.view, self.keys, self.picks, self.times = store, view, keys, picks, times
 
     def read(self, key_cols: list[list[Any]]) -> list[list[Any]]:
         """One list per field aligned with the requested keys (None where absent)."""
         st = self.store
-        ids = list(zip(*key_cols))
-        if len(ids) == 1:
-            rows = [st.r.hmget(st.hkey(self.keys, ids[0]), self.names)]
-        else:
-            pipe = st.r.pipeline(transaction=False)
-            for t in ids:
-                pipe.hmget(st.hkey(self.keys, t), self.names)
-            rows = pipe.execute()
-        return [[_time(r[i]) if dt == "__time" else decode(r[i], dt) for r in rows] for i, dt in enumerate(self.dtypes)]
-
-
-def _time(raw: Any) -> int | None:
-    """A stored __et/__ct as microseconds; the MIN_I64 placeholder of an absent time reads as None."""
-    t = decode(raw, "int64")
-    return None if t is None or t == MIN_I64 else int(t)
-
-
-def _times(col: Any) -> list[str]:
-    """A time column as text microseconds (MIN_I64 for null: older than any time)."""
-    import numpy as np
-    import pyarrow as pa
-
-    if col.null_count == len(col):  # no created times: the usual push
-        return [str(MIN_I64)] * len(col)
-    if col.null_count == 0 and col.type == pa.timestamp("us", tz="UTC"):  # a push's event times: no compute call
-        return [str(x) for x in np.asarray(col.to_numpy()).view(np.int64).tolist()]
-    return [str(x) for x in col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64()).fill_null(MIN_I64).to_pylist()]
-
-
-def _texts(col: Any, dtype: str) -> list[str | None]:
-    """A field column as the text Redis stores (`_enc`'s encoding: floats round-trip exactly), None for null/NaN.
-
-    Python's own str/repr over the column's values: a small write's columns cost less this way than through
-    Arrow casts (each a compute call)."""
-    import pyarrow as pa
-
-    if dtype == "timestamp":
-        col = col.cast(pa.timestamp("us", tz="UTC")).cast(pa.int64())
-    values = col.to_pylist()
-    if dtype in ("float64", "float32"):  # NaN means missing, as in SQLite
-        return [None if v is None or v != v else repr(float(v)) for v in values]
-    if dtype == "bool":
-        return [None if v is None else "1" if v else "0" for v in values]
-    return [None if v is None else v if isinstance(v, str) else str(v) for v in values]
+        rk = st.row_keys(self.view, self.keys, key_cols)
+        return rows.decode_rows(st.r.mget(rk) if rk else [], self.picks, self.times)
