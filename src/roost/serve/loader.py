@@ -193,10 +193,12 @@ class LoadedModel:
         the rewritten graph answers random batches with exactly the same bits; else keep the package's graph."""
         import onnxruntime as ort
 
-        from roost.serve.matrixgraph import matrix_graph
+        from roost.serve.matrixgraph import matrix_graph, may_match
 
         cols = self.package.float_columns
         assert cols is not None
+        if not may_match(self.session, cols, self.package.onnx_path):  # (no onnx import for a graph that cannot)
+            return
         try:
             import onnx
         except ImportError:  # (a serving image without the onnx package: the package's graph serves)
