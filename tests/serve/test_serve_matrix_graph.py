@@ -15,39 +15,19 @@ import onnxruntime as ort
 import orjson
 import pytest
 from onnx import TensorProto, helper
-from servekit import ROOT, InProcess, v2_body, write_package
+from servekit import IRIS_COLUMNS, ROOT, InProcess, iris_package, v2_body, write_package
 
-from roost.model_import.graph import columns_to_matrix
 from roost.serve.matrixgraph import ColumnFeed, matrix_graph
 from roost.serve.worker import create_app
+
+SIG = [IRIS_COLUMNS[i] for i in (3, 0, 2, 1)]  # reshape_pkg's signature order: not the graph's Concat order
 
 
 @pytest.fixture(scope="module")
 def reshape_pkg(tmp_path_factory):
     """Iris through roost's own converter surgery (Reshape + Concat), its signature listing the columns in another
     order than the graph's Concat (the served matrix must be permuted)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    d = load_iris()
-    cols = ["sl", "sw", "pl", "pw"]
-    clf = LogisticRegression(max_iter=2000).fit(d.data.astype(np.float32), d.target)
-    m = convert_sklearn(
-        clf,
-        initial_types=[("X", FloatTensorType([None, 4]))],
-        options={id(clf): {"zipmap": False}},
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
-    columns_to_matrix(m, cols)
-    keep = [o for o in m.graph.output if o.name == "probabilities"]
-    del m.graph.output[:]
-    m.graph.output.extend(keep)
-    inputs = [{"name": c, "dtype": "float32", "shape": [-1]} for c in ("pw", "sl", "pl", "sw")]
-    outputs = [{"name": "probabilities", "dtype": "float32", "shape": [-1, 3]}]
-    dest = tmp_path_factory.mktemp("iris_reshape") / "iris"
-    return write_package(dest, m, inputs, outputs, "multiclass", [0, 1, 2], {"framework": "sklearn"})
+    return iris_package(tmp_path_factory.mktemp("iris_reshape") / "iris", reshape=True, signature_order=[3, 0, 2, 1])
 
 
 def _rows(n: int, k: int, seed: int) -> np.ndarray:
@@ -66,7 +46,7 @@ def test_column_models_serve_one_matrix_input_with_the_same_bits(which, pkgs, bc
     if which == "bc":
         pkg, cols, output, name = pkgs["bc"], bc_data[2], "probability", "bc"
     else:
-        pkg, cols, output, name = reshape_pkg, ["pw", "sl", "pl", "sw"], "probabilities", "iris"
+        pkg, cols, output, name = reshape_pkg, SIG, "probabilities", "iris"
     app = create_app([f"{name}={pkg}"])
     model = app.repo.get(name)
     ins = model.session.get_inputs()
@@ -193,7 +173,7 @@ def test_a_matrix_decoded_for_another_input_order_is_fed_by_name(reshape_pkg):
     app = create_app([f"iris={reshape_pkg}"])
     model = app.repo.get("iris")
     try:
-        other = {c: i for i, c in enumerate(["sl", "sw", "pl", "pw"])}  # not the model's order (pw, sl, pl, sw)
+        other = {c: i for i, c in enumerate(IRIS_COLUMNS)}  # not the model's order (SIG)
         for n, seed in ((1, 20), (5, 21)):
             X = _rows(n, 4, seed)  # columns in `other` order
             want = _reference(reshape_pkg, list(other), X, "probabilities")
