@@ -134,7 +134,13 @@ class ColumnFeed(dict[str, np.ndarray]):
 
     __slots__ = ("matrix", "order")
 
-    def __init__(self, order: Mapping[str, int], matrix: np.ndarray) -> None:
-        super().__init__(zip(order, matrix))
+    def __init__(self, order: Mapping[str, int], matrix: np.ndarray, views: bool = True) -> None:
+        super().__init__(zip(order, matrix) if views else ())
         self.matrix = matrix
         self.order = order  # the input names of the matrix's rows, in order (the decoding model's float_columns)
+
+    @classmethod
+    def bare(cls, order: Mapping[str, int], matrix: np.ndarray) -> ColumnFeed:
+        """The matrix alone, no per-input views (~3 µs of 30 numpy views saved): only for a run on a model whose
+        matrix serving graph takes this very order (LoadedModel.feeds_matrix), which reads `matrix` and nothing else."""
+        return cls(order, matrix, views=False)
