@@ -92,15 +92,23 @@ def logreg_package(dest: Path, C: float = 1.0, flip: bool = False, meta_extra: d
     return write_package(dest, m, inputs, outputs, "binary", [0, 1], meta)
 
 
-def iris_package(dest: Path) -> Path:
-    """A multiclass package (iris, 4 inputs) with output probabilities [-1, 3]."""
+IRIS_COLUMNS = ["sepal_length", "sepal_width", "petal_length", "petal_width"]
+
+
+def iris_package(dest: Path, reshape: bool = False, signature_order: list[int] | None = None) -> Path:
+    """A multiclass package (iris, 4 inputs) with output probabilities [-1, 3]. `reshape`: the columns are joined by
+    roost's own converter surgery (Reshape + Concat, roost.model_import.graph) instead of Unsqueeze + Concat;
+    `signature_order`: the graph's columns by position in the order signature.json lists them (default: the same)."""
     from skl2onnx import convert_sklearn
     from skl2onnx.common.data_types import FloatTensorType
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
+    from roost.model_import.graph import columns_to_matrix
+
     d = load_iris()
     cols = [_snake(n.replace(" (cm)", "")) for n in d.feature_names]
+    assert cols == IRIS_COLUMNS
     clf = LogisticRegression(max_iter=2000).fit(d.data.astype(np.float32), d.target)
     m = convert_sklearn(
         clf,
@@ -108,13 +116,19 @@ def iris_package(dest: Path) -> Path:
         options={id(clf): {"zipmap": False}},
         target_opset={"": 17, "ai.onnx.ml": 3},
     )
-    _columns_to_matrix(m, cols, "X")
+    if reshape:
+        columns_to_matrix(m, cols)
+    else:
+        _columns_to_matrix(m, cols, "X")
     keep = [o for o in m.graph.output if o.name == "probabilities"]
     del m.graph.output[:]
     m.graph.output.extend(keep)
-    inputs = [{"name": c, "dtype": "float32", "shape": [-1]} for c in cols]
+    listed = [cols[i] for i in signature_order] if signature_order is not None else cols
+    inputs = [{"name": c, "dtype": "float32", "shape": [-1]} for c in listed]
     outputs = [{"name": "probabilities", "dtype": "float32", "shape": [-1, 3]}]
-    return write_package(dest, m, inputs, outputs, "multiclass", [0, 1, 2], {"framework": "sklearn", "features": cols})
+    return write_package(
+        dest, m, inputs, outputs, "multiclass", [0, 1, 2], {"framework": "sklearn", "features": listed}
+    )
 
 
 def strings_package(dest: Path) -> Path:

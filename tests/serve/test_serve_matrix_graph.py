@@ -4,6 +4,10 @@ served as one [N, k] input; every answer has the same bits as the package's own 
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import onnx
@@ -11,39 +15,19 @@ import onnxruntime as ort
 import orjson
 import pytest
 from onnx import TensorProto, helper
-from servekit import InProcess, v2_body, write_package
+from servekit import IRIS_COLUMNS, ROOT, InProcess, iris_package, v2_body, write_package
 
-from roost.model_import.graph import columns_to_matrix
 from roost.serve.matrixgraph import ColumnFeed, matrix_graph
 from roost.serve.worker import create_app
+
+SIG = [IRIS_COLUMNS[i] for i in (3, 0, 2, 1)]  # reshape_pkg's signature order: not the graph's Concat order
 
 
 @pytest.fixture(scope="module")
 def reshape_pkg(tmp_path_factory):
     """Iris through roost's own converter surgery (Reshape + Concat), its signature listing the columns in another
     order than the graph's Concat (the served matrix must be permuted)."""
-    from skl2onnx import convert_sklearn
-    from skl2onnx.common.data_types import FloatTensorType
-    from sklearn.datasets import load_iris
-    from sklearn.linear_model import LogisticRegression
-
-    d = load_iris()
-    cols = ["sl", "sw", "pl", "pw"]
-    clf = LogisticRegression(max_iter=2000).fit(d.data.astype(np.float32), d.target)
-    m = convert_sklearn(
-        clf,
-        initial_types=[("X", FloatTensorType([None, 4]))],
-        options={id(clf): {"zipmap": False}},
-        target_opset={"": 17, "ai.onnx.ml": 3},
-    )
-    columns_to_matrix(m, cols)
-    keep = [o for o in m.graph.output if o.name == "probabilities"]
-    del m.graph.output[:]
-    m.graph.output.extend(keep)
-    inputs = [{"name": c, "dtype": "float32", "shape": [-1]} for c in ("pw", "sl", "pl", "sw")]
-    outputs = [{"name": "probabilities", "dtype": "float32", "shape": [-1, 3]}]
-    dest = tmp_path_factory.mktemp("iris_reshape") / "iris"
-    return write_package(dest, m, inputs, outputs, "multiclass", [0, 1, 2], {"framework": "sklearn"})
+    return iris_package(tmp_path_factory.mktemp("iris_reshape") / "iris", reshape=True, signature_order=[3, 0, 2, 1])
 
 
 def _rows(n: int, k: int, seed: int) -> np.ndarray:
@@ -62,7 +46,7 @@ def test_column_models_serve_one_matrix_input_with_the_same_bits(which, pkgs, bc
     if which == "bc":
         pkg, cols, output, name = pkgs["bc"], bc_data[2], "probability", "bc"
     else:
-        pkg, cols, output, name = reshape_pkg, ["pw", "sl", "pl", "sw"], "probabilities", "iris"
+        pkg, cols, output, name = reshape_pkg, SIG, "probabilities", "iris"
     app = create_app([f"{name}={pkg}"])
     model = app.repo.get(name)
     ins = model.session.get_inputs()
@@ -121,6 +105,32 @@ def _two_inputs(op_nodes: list, inputs: list[str]) -> onnx.ModelProto:
     return helper.make_model(g, opset_imports=[helper.make_opsetid("", 17)])
 
 
+def _add_package(tmp_path) -> Path:
+    """A float-column package whose graph is y = a + b: no Concat, so no matrix graph can be built from it."""
+    add = _two_inputs([helper.make_node("Add", ["a", "b"], ["y"])], ["a", "b"])
+    del add.graph.output[:]
+    add.graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"]))
+    ins = [{"name": c, "dtype": "float32", "shape": [-1]} for c in ("a", "b")]
+    outs = [{"name": "y", "dtype": "float32", "shape": [-1]}]
+    return write_package(tmp_path / "add", add, ins, outs, "regression", None, {"framework": "onnx"})
+
+
+def test_a_graph_that_cannot_match_is_loaded_without_importing_onnx(tmp_path, pkgs):
+    """The onnx package (~240 ms, 11 MB) is imported only for a graph the rewrite can match: one without a Concat is
+    told apart from onnxruntime's input metadata and the file's operator names."""
+    pkg = _add_package(tmp_path)
+    code = (
+        "import sys; from roost.serve.worker import create_app; app = create_app(sys.argv[1:]); "
+        "m = next(iter(app.repo.slots.values())).current; "
+        "print(len(m.session.get_inputs()), 'onnx' in sys.modules); m.close()"
+    )
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    for path, want in ((pkg, "2 False"), (pkgs["bc"], "1 True")):  # the bc package matches: onnx builds its graph
+        out = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env)
+        assert out.returncode == 0, out.stderr
+        assert out.stdout.split("\n")[-2] == want, (path, out.stdout, out.stderr[-2000:])
+
+
 def test_graphs_of_another_shape_keep_their_inputs(tmp_path):
     reshape = [helper.make_node("Reshape", [c, "shape"], [f"{c}2"]) for c in ("a", "b")]
     # a column also used outside the Concat, a Concat on axis 0, a Concat missing a column: not rewritten
@@ -144,19 +154,7 @@ def test_graphs_of_another_shape_keep_their_inputs(tmp_path):
     built = matrix_graph(ok, ["a", "b"])
     assert built is not None and built[1:] == ("y", ["b", "a"])
     # served as it is: a float-column model whose graph has no such Concat still answers a + b
-    add = _two_inputs([helper.make_node("Add", ["a", "b"], ["y"])], ["a", "b"])
-    del add.graph.output[:]
-    add.graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, ["N"]))
-    ins = [{"name": c, "dtype": "float32", "shape": [-1]} for c in ("a", "b")]
-    pkg = write_package(
-        tmp_path / "add",
-        add,
-        ins,
-        [{"name": "y", "dtype": "float32", "shape": [-1]}],
-        "regression",
-        None,
-        {"framework": "onnx"},
-    )
+    pkg = _add_package(tmp_path)
     app = create_app([str(pkg)])
     assert len(app.repo.get("add").session.get_inputs()) == 2
     ip = InProcess(app)
@@ -175,7 +173,7 @@ def test_a_matrix_decoded_for_another_input_order_is_fed_by_name(reshape_pkg):
     app = create_app([f"iris={reshape_pkg}"])
     model = app.repo.get("iris")
     try:
-        other = {c: i for i, c in enumerate(["sl", "sw", "pl", "pw"])}  # not the model's order (pw, sl, pl, sw)
+        other = {c: i for i, c in enumerate(IRIS_COLUMNS)}  # not the model's order (SIG)
         for n, seed in ((1, 20), (5, 21)):
             X = _rows(n, 4, seed)  # columns in `other` order
             want = _reference(reshape_pkg, list(other), X, "probabilities")

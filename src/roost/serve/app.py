@@ -16,7 +16,7 @@ import numpy as np
 import orjson
 
 from roost.netpolicy import SAFE_METHODS, content_type_reason, cross_site_reason, host_allowed, token_ok
-from roost.serve import features, many_http
+from roost.serve import direct, features, many_http, replies
 from roost.serve.batcher import BatcherClosed
 from roost.serve.codec import HTTPError, check_inputs, check_method
 from roost.serve.loader import LoadedModel
@@ -165,13 +165,7 @@ class ServeApp:
         batcher = model.batcher
         outputs: dict[str, np.ndarray]
         try:
-            # Inline (no queue, no thread hand-off) when the request would be a batch of one anyway: it is alone,
-            # or it fills a batch by itself so no other request could be merged with it; or when the model's run
-            # costs less than the hand-off would (LoadedModel.cheap). (Sending a full batch to the
-            # model thread to overlap with decoding was measured: it cost more CPU per 64-row request and lowered
-            # throughput; see docs/serving.md and bench/RESULTS.md "Figures from code comments".)
-            full = (rows >= batcher.max_rows or model.cheap) and not batcher.closed
-            if model.inline_ok and (full or (batcher.idle and self.alone())):
+            if self._inline(model, rows):
                 outputs = batcher.run_now(arrays, rows)
             else:
                 fut = batcher.submit(arrays, rows)
@@ -194,6 +188,22 @@ class ServeApp:
                 log.warning("request log: cannot queue a request of %s", model.name, exc_info=True)
         return outputs
 
+    def _inline(self, model: LoadedModel, rows: int) -> bool:
+        """Whether predict() runs a checked request on this thread (no queue, no thread hand-off): when it would be a
+        batch of one anyway — it is alone, or it fills a batch by itself so no other request could be merged with
+        it —, or when the model's run costs less than the hand-off would (LoadedModel.cheap). (Sending a full batch
+        to the model thread to overlap with decoding was measured: it cost more CPU per 64-row request and lowered
+        throughput; see docs/serving.md and bench/RESULTS.md "Figures from code comments".)"""
+        batcher = model.batcher
+        full = (rows >= batcher.max_rows or model.cheap) and not batcher.closed
+        return model.inline_ok and (full or (batcher.idle and self.alone()))
+
+    def runs_alone(self, model: LoadedModel, rows: int) -> bool:
+        """Whether predict() would hand a checked request's inputs to nothing but the model's run on this thread: run
+        inline, no shadow to mirror them to, no request log to sample them (then a V2 decoder's matrix needs no
+        per-input views: ColumnFeed.bare)."""
+        return self.shadow is None and self.reqlog is None and self._inline(model, rows)
+
     def alone(self) -> bool:
         """Whether the request being handled is the only one this worker can have now: one open connection in all
         (HTTP/1.1 serves one request at a time per connection) and no other gRPC call."""
@@ -205,7 +215,10 @@ class ServeApp:
         """ASGI entry point."""
         kind = scope["type"]
         if kind == "http":
-            await self._http(scope, receive, send)
+            if scope["method"] == "POST" and self.direct(scope["path"]):
+                await direct.v2_infer(self, scope, receive, send)
+            else:
+                await self._http(scope, receive, send)
         elif kind == "lifespan":
             await self._lifespan(receive, send)
 
@@ -372,30 +385,24 @@ class ServeApp:
             call.request_id = new_id() if sent is None else checked(sent, "X-Request-Id")
             self._gate(scope, headers)
             status, body, ctype, extra = await self._route(scope, receive, headers, call)
-        except HTTPError as exc:
-            status, body, ctype, extra = exc.status, orjson.dumps({"error": redact(exc.message)}), JSON, exc.headers
-        except Exception as exc:
-            log.exception("internal error on %s %s", scope.get("method"), path)
-            status, body, ctype = 500, orjson.dumps({"error": f"internal error ({type(exc).__name__})"}), JSON
+        except Exception as exc:  # noqa: BLE001 - every failure is answered (failed: 4xx as raised, else 500)
+            status, body, ctype, extra = replies.failed(scope, exc)
         finally:
             if metrics is not None:
                 metrics.leave()
-        rid = (call.request_id or new_id()).encode()
-        await send(
-            {
-                "type": "http.response.start",
-                "status": status,
-                "headers": [
-                    (b"content-type", ctype),
-                    (b"content-length", str(len(body)).encode()),
-                    (HEADER, rid),
-                    *extra,
-                ],
-            }
-        )
-        await send({"type": "http.response.body", "body": body})
+        await replies.answer(send, status, body, ctype, call.request_id, extra)
         if self.metrics is not None:
             self.metrics.observe(call.model, call.protocol, status, time.perf_counter() - t0)
+
+    def direct(self, path: str) -> bool:
+        """Whether a POST to `path` takes the direct V2 infer route (roost.serve.direct): /v2/models/.../infer of a
+        fixed model set (not --all) that no mounted app claims."""
+        return (
+            path.startswith("/v2/models/")
+            and path.endswith("/infer")
+            and self.lazy is None
+            and not any(path.startswith(prefixes) for prefixes, _ in self._mounts)
+        )
 
     async def _route(self, scope: Scope, receive: Receive, headers: dict[bytes, bytes], call: Call) -> Reply:
         """Dispatch on the path; `call` gets the model and protocol for metrics, and the request id."""

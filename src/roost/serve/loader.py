@@ -16,6 +16,7 @@ import numpy as np
 
 from roost.errors import RoostError
 from roost.serve.batcher import Batcher
+from roost.serve.matrixgraph import ColumnFeed
 from roost.serve.signature import Package, read_package
 
 log = logging.getLogger(__name__)
@@ -193,10 +194,12 @@ class LoadedModel:
         the rewritten graph answers random batches with exactly the same bits; else keep the package's graph."""
         import onnxruntime as ort
 
-        from roost.serve.matrixgraph import matrix_graph
+        from roost.serve.matrixgraph import matrix_graph, may_match
 
         cols = self.package.float_columns
         assert cols is not None
+        if not may_match(self.session, cols, self.package.onnx_path):  # (no onnx import for a graph that cannot)
+            return
         try:
             import onnx
         except ImportError:  # (a serving image without the onnx package: the package's graph serves)
@@ -228,11 +231,14 @@ class LoadedModel:
         self._perm = None if perm == list(range(len(perm))) else np.asarray(perm)
         log.debug("model %s: serving a one-matrix graph (input %s)", self.name, feed)
 
+    def feeds_matrix(self, order: object) -> bool:
+        """Whether run() feeds a ColumnFeed decoded in `order` (Package.float_columns) to the matrix serving graph
+        as it is, reading its matrix and nothing else (so ColumnFeed.bare will do)."""
+        return self._feed is not None and order is self.package.float_columns
+
     def _matrix(self, inputs: dict[str, np.ndarray]) -> np.ndarray:
         """The [N, k] float32 feed of the matrix serving graph: the V2 decoder's matrix (ColumnFeed), or the
         columns stacked (merged batches, the general decoder, gRPC)."""
-        from roost.serve.matrixgraph import ColumnFeed
-
         if type(inputs) is ColumnFeed:
             cols = self.package.float_columns
             if inputs.order is cols or (cols is not None and list(inputs.order) == list(cols)):

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import struct
 from functools import lru_cache
+from itertools import chain
+from operator import itemgetter
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -83,13 +85,14 @@ def binary_input(spec: TensorSpec, chunk: memoryview, count: int) -> np.ndarray:
     return check_binary_floats(np.frombuffer(chunk, dtype=dt), spec)
 
 
-def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.ndarray], int] | None:
+def fast_inputs(model: LoadedModel, inputs: list[Any], bare: bool = False) -> tuple[dict[str, np.ndarray], int] | None:
     """(arrays, rows) when the request sends every input of a model whose inputs are all float32 columns
     (Package.float_columns), each once as {name, datatype: FP32, shape: [n], data: [n numbers]} with one n > 0:
     the numbers go into one (inputs x n) float32 matrix in the model's input order (one C-level conversion, no
-    per-column numpy call) and each input is a row of it (a view). The set is then complete and consistent
-    (check_inputs has nothing left to find). None for anything else, which the general decoder then handles (and
-    explains): other shapes or dtypes, unknown, repeated or missing names, ragged or non-numeric data, overflow."""
+    per-column numpy call) and each input is a row of it (a view; `bare` and a model that feeds the matrix as it
+    is: no views, ColumnFeed.bare). The set is then complete and consistent (check_inputs has nothing left to find).
+    None for anything else, which the general decoder then handles (and explains): other shapes or dtypes, unknown,
+    repeated or missing names, ragged or non-numeric data, overflow."""
     order = model.package.float_columns
     if order is None or len(inputs) != len(order):
         return None
@@ -98,11 +101,17 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
     n = -1
     try:
         for inp in inputs:
-            if inp.__class__ is not dict or len(inp) != 4 or inp["datatype"] != "FP32":
+            if inp.__class__ is not dict or len(inp) != 4:
                 return None
-            j = order[inp["name"]]  # KeyError: not an input; TypeError: a name that is not a string
-            shape, data = inp["shape"], inp["data"]
-            if shape.__class__ is not list or len(shape) != 1 or data.__class__ is not list or datas[j] is not None:
+            name, datatype, shape, data = _FIELDS(inp)  # KeyError: another key; TypeError: a name not a string
+            j = order[name]  # KeyError: not an input
+            if (
+                datatype != "FP32"
+                or shape.__class__ is not list
+                or len(shape) != 1
+                or data.__class__ is not list
+                or datas[j] is not None
+            ):
                 return None
             if n < 0:
                 n = shape[0]
@@ -113,17 +122,19 @@ def fast_inputs(model: LoadedModel, inputs: list[Any]) -> tuple[dict[str, np.nda
             datas[j] = data
     except (KeyError, TypeError):
         return None
-    flat: list[Any] = []
-    for data in datas:
-        flat += data
     try:
         # struct packs only real numbers (a string, null or nested list is struct.error) and refuses a value too
         # large for float32 (OverflowError); it is several times faster than array('f') or numpy on a list
-        buf = float32_packer(len(flat)).pack(*flat)
+        buf = float32_packer(k * n).pack(*chain.from_iterable(datas))
     except (struct.error, OverflowError):
         return None
-    values = np.frombuffer(buf, dtype="<f4")  # (struct packs true/false as 1.0/0.0: the rule for numeric inputs)
-    return ColumnFeed(order, values.reshape(k, n)), n
+    matrix = np.frombuffer(buf, dtype="<f4").reshape(k, n)  # (struct packs true/false as 1.0/0.0, as numeric inputs)
+    if bare and model.feeds_matrix(order):
+        return ColumnFeed.bare(order, matrix), n
+    return ColumnFeed(order, matrix), n
+
+
+_FIELDS = itemgetter("name", "datatype", "shape", "data")
 
 
 @lru_cache(maxsize=64)
@@ -141,9 +152,10 @@ def decode_request(
 
 
 def decode(
-    model: LoadedModel, body: bytes, header_len: bytes | None
+    model: LoadedModel, body: bytes, header_len: bytes | None, bare: bool = False
 ) -> tuple[dict[str, Any], dict[str, np.ndarray], int | None]:
-    """Like decode_request, plus the row count when the inputs are already checked complete (see fast_inputs)."""
+    """Like decode_request, plus the row count when the inputs are already checked complete (see fast_inputs;
+    `bare`: the matrix without per-input views where the model feeds it as it is)."""
     binary: memoryview | None = None
     if header_len is not None:
         if not (header_len.isdigit() and len(header_len) <= 18):  # int() also reads " 12 ", "+5" and "1_0"
@@ -166,7 +178,7 @@ def decode(
     if not isinstance(inputs, list) or not inputs:
         raise bad("request needs a non-empty 'inputs' list of {name, datatype, shape, data}")
     if binary is None:
-        fast = fast_inputs(model, inputs)
+        fast = fast_inputs(model, inputs, bare)
         if fast is not None:
             return req, fast[0], fast[1]
     arrays: dict[str, np.ndarray] = {}
@@ -304,15 +316,21 @@ async def infer(
 ) -> Reply:
     """POST /v2/models/{name}[/versions/{v}]/infer; the body's `id` (when sent) becomes the request id."""
     model = app.lookup(name, version)
-    req, arrays, rows = decode(model, body, headers.get(b"inference-header-content-length"))
+    req, arrays, rows = decode(model, body, headers.get(b"inference-header-content-length"), bare=True)
     if "id" in req:
         call.request_id = checked(req["id"], "the request's 'id'")
+    primary = model
     if version is None:
-        chosen = app.choose(model, call.request_id)
-        if chosen is not model and chosen.package.inputs != model.package.inputs:
+        model = app.choose(primary, call.request_id)
+        if model is not primary and model.package.inputs != primary.package.inputs:
             rows = None  # checked against the primary's signature: check again against the canary's
-        model = chosen
     wanted = _requested(req, model)
+    if (
+        isinstance(arrays, ColumnFeed)
+        and not arrays
+        and not (model is primary and rows is not None and app.runs_alone(model, rows))
+    ):  # a canary, the batcher's queue, a shadow or the request log read the inputs by name: give them the views
+        arrays = ColumnFeed(arrays.order, arrays.matrix)
     outputs = await app.predict(model, arrays, "v2", call.request_id, rows)
     return encode_response(req, model, outputs, wanted, call.request_id)
 
