@@ -41,8 +41,9 @@ def build_package(
 def _build_package(
     model: Any, out_dir: Path, sample_input: Any, task: str | None, allow_mismatch: bool, name: str | None
 ) -> dict[str, Any]:
-    from roost.model_import.convert import convert, sample_frame
+    from roost.model_import.convert import convert
     from roost.model_import.graph import io_signature
+    from roost.model_import.inputs import sample_frame
     from roost.modelpkg import load, write_package
 
     conv = convert(model, sample_input, task)
