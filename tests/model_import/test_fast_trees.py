@@ -179,3 +179,96 @@ def test_a_covered_model_is_packaged_without_onnxmltools(data, tmp_path, monkeyp
         pred = load(tmp_path / f"m{i}")
         got = pred.run({c: test[:, j] for j, c in enumerate(pred.inputs)}, ["probabilities"])["probabilities"]
         assert np.max(np.abs(got - model.predict_proba(test))) <= 1e-5
+
+
+def _skl2onnx_scores(model: Any, X: np.ndarray) -> np.ndarray:
+    """skl2onnx's own graph of a forest (probabilities, or predictions [N]), run by ONNX Runtime."""
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import FloatTensorType
+
+    clf = hasattr(model, "predict_proba")
+    options = {id(model): {"zipmap": False}} if clf else None
+    onx = convert_sklearn(model, initial_types=[("X", FloatTensorType([None, F]))], options=options,
+                          target_opset={"": 17, "ai.onnx.ml": 3})  # fmt: skip
+    return _scores(onx, X)
+
+
+def test_forest_graph_equals_skl2onnx_and_the_native_model(data):
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    from roost.model_import.fasttrees import fast_trees
+
+    clean, yb, ym, yr = data["clean"], data["binary"], data["multi"], data["reg"]
+    test = np.nan_to_num(data["test"], nan=0.25)
+    test[:40] = clean[:40]  # rows on the training thresholds' sides exactly
+    kw = {"n_estimators": 8, "max_depth": 6, "random_state": 0}
+    cases = [
+        ("forest binary", RandomForestClassifier(**kw).fit(clean, yb)),
+        ("forest 3 text classes", RandomForestClassifier(**kw).fit(clean, np.array(["a", "b", "c"])[ym])),
+        ("forest regression", RandomForestRegressor(**kw).fit(clean, yr)),
+        ("extra trees binary", ExtraTreesClassifier(**kw).fit(clean, yb)),
+        ("extra trees regression", ExtraTreesRegressor(**kw).fit(clean, yr)),
+        ("deep forest, 3 classes", RandomForestClassifier(n_estimators=3, random_state=1).fit(clean, ym)),
+    ]
+    for name, model in cases:
+        fast = fast_trees(model, "sklearn", F)
+        assert fast is not None, name
+        native = model.predict_proba(test) if hasattr(model, "predict_proba") else model.predict(test)
+        got, ref = _scores(fast, test), _skl2onnx_scores(model, test)
+        assert np.max(np.abs(got - ref)) <= 1e-6, f"{name}: differs from skl2onnx's graph"
+        assert np.max(np.abs(got - native)) <= 1e-5, f"{name}: differs from the native model"
+
+
+def test_forest_trained_with_missing_values_sends_nan_where_scikit_learn_does(data):
+    from sklearn.ensemble import RandomForestClassifier, RandomForestRegressor
+
+    from roost.model_import.fasttrees import fast_trees
+
+    X, yb, yr, test = data["X"], data["binary"], data["reg"], data["test"]
+    for model in (RandomForestClassifier(n_estimators=8, max_depth=6, random_state=0).fit(X, yb),
+                  RandomForestRegressor(n_estimators=8, max_depth=6, random_state=0).fit(X, yr)):  # fmt: skip
+        fast = fast_trees(model, "sklearn", F)
+        native = model.predict_proba(test) if hasattr(model, "predict_proba") else model.predict(test)
+        assert np.max(np.abs(_scores(fast, test) - native)) <= 1e-5
+
+
+def test_other_scikit_learn_models_go_to_skl2onnx(data):
+    from sklearn.ensemble import GradientBoostingClassifier, RandomForestClassifier, RandomForestRegressor
+    from sklearn.pipeline import Pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from roost.model_import.fasttrees import fast_trees
+
+    clean, yb, yr = data["clean"], data["binary"], data["reg"]
+    two = np.column_stack([yr, -yr])
+    for name, model in [
+        ("gradient boosting", GradientBoostingClassifier(n_estimators=3).fit(clean, yb)),
+        ("pipeline", Pipeline([("s", StandardScaler()), ("f", RandomForestClassifier(n_estimators=2))]).fit(clean, yb)),
+        ("two outputs", RandomForestRegressor(n_estimators=2).fit(clean, two)),
+    ]:
+        assert fast_trees(model, "sklearn", F) is None, name
+
+
+def test_a_forest_is_packaged_without_skl2onnx(data, tmp_path, monkeypatch):
+    import skl2onnx
+    from sklearn.ensemble import RandomForestClassifier
+
+    from roost.model_import.log import build_package
+    from roost.modelpkg import load
+
+    def refuse(*_a: Any, **_k: Any) -> None:
+        raise AssertionError("skl2onnx was called")
+
+    monkeypatch.setattr(skl2onnx, "convert_sklearn", refuse)
+    X, ym, test = data["X"], data["multi"], data["test"]
+    model = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0).fit(X, ym)
+    meta = build_package(model, tmp_path / "m", sample_input=X[:50])
+    assert meta["parity_max_abs_diff"] <= 1e-5
+    pred = load(tmp_path / "m")
+    got = pred.run({c: test[:, j] for j, c in enumerate(pred.inputs)}, ["probabilities"])["probabilities"]
+    assert np.max(np.abs(got - model.predict_proba(test))) <= 1e-5

@@ -43,14 +43,16 @@ def detect(model: Any) -> str:
     )
 
 
-def convert_sklearn(model: Any, sample: Any) -> Converted:
-    """scikit-learn estimator or Pipeline → ONNX through skl2onnx (per-column inputs for ColumnTransformer)."""
+def convert_sklearn(model: Any, sample: Any, fast: bool = True) -> Converted:
+    """scikit-learn estimator or Pipeline → ONNX through skl2onnx (per-column inputs for ColumnTransformer); a random
+    forest or extra-trees model on a matrix is built with numpy from its trees instead (`fast`, fasttrees)."""
     import pandas as pd
-    from skl2onnx import convert_sklearn as skl_convert
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
     from sklearn.base import is_classifier
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
+
+    from roost.model_import.fasttrees import fast_trees
 
     _check_sklearn_predictor(model)
     df = sample_frame(sample, list(getattr(model, "feature_names_in_", [])) or None)
@@ -75,19 +77,9 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
             f"{type(final).__name__} has no predict_proba: a roost classifier outputs class probabilities",
             hint="wrap it in sklearn.calibration.CalibratedClassifierCV, or use a classifier with predict_proba",
         )
-    try:
-        # converted with skl2onnx's defaults, then the ZipMap taken off: its `options` (zipmap=False) make it list every
-        # sub-estimator with dir() first, ~30 % of a forest's conversion; the options only where no ZipMap came out
-        onx = skl_convert(model, initial_types=types, target_opset=OPSET)
-        if clf and not graph.drop_zipmap(onx):
-            options = {id(final): {"zipmap": False}}
-            onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
-    except Exception as exc:
-        raise RoostError(
-            f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
-            hint="register a converter for it with skl2onnx.update_registered_converter, "
-            "or replace/wrap that step with a supported one",
-        ) from exc
+    onx = None if per_column or not fast else fast_trees(model, "sklearn", len(cols))  # a forest: numpy, no skl2onnx
+    if onx is None:
+        onx = _skl2onnx(model, final, types, clf)
     task = classifier_task(len(final.classes_)) if clf else "regression"
     onx = graph.columns_2d_to_1d(onx, cols) if per_column else graph.columns_to_matrix(onx, cols)
     onx = graph.spec_outputs(onx, task, pick_output(onx, "probabilities" if clf else "variable"))
@@ -105,6 +97,26 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
         run_native,
         [plain_value(c) for c in getattr(final, "classes_", [])],
     )
+
+
+def _skl2onnx(model: Any, final: Any, types: list[Any], clf: bool) -> Any:
+    """The model through skl2onnx with its defaults, then the ZipMap taken off: skl2onnx's `options` (zipmap=False)
+    make it list every sub-estimator with dir() first, ~30 % of a forest's conversion; the options only where no
+    ZipMap came out."""
+    from skl2onnx import convert_sklearn as skl_convert
+
+    try:
+        onx = skl_convert(model, initial_types=types, target_opset=OPSET)
+        if clf and not graph.drop_zipmap(onx):
+            options = {id(final): {"zipmap": False}}
+            onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
+    except Exception as exc:
+        raise RoostError(
+            f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
+            hint="register a converter for it with skl2onnx.update_registered_converter, "
+            "or replace/wrap that step with a supported one",
+        ) from exc
+    return onx
 
 
 def _check_sklearn_predictor(model: Any) -> None:

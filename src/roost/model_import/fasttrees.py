@@ -26,7 +26,7 @@ _XGB_REGRESSION = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererro
 
 @dataclass
 class _Nodes:
-    """Every node of an ensemble (tree by tree), in the TreeEnsemble operators' attribute layout."""
+    """Every node of an ensemble (tree by tree) and the leaves' weights, in the TreeEnsemble operators' layout."""
 
     tree: np.ndarray
     node: np.ndarray
@@ -36,8 +36,10 @@ class _Nodes:
     true_id: np.ndarray
     false_id: np.ndarray
     missing_true: np.ndarray
-    weight: np.ndarray  # the leaf's value (0 for splits)
-    target: np.ndarray  # the leaf's class / target index
+    weight_tree: np.ndarray  # one entry per (leaf, class or target) with a weight
+    weight_node: np.ndarray
+    weight_target: np.ndarray
+    weight: np.ndarray
 
 
 def lightgbm_graph(model: Any, n_features: int) -> Any | None:
@@ -140,10 +142,14 @@ def _merge(
     weight: np.ndarray,
     target: np.ndarray,
 ) -> _Nodes:
-    """Splits and leaves in one node list, ordered by tree then node id (the layout onnxmltools writes)."""
-    n_split, n_leaf = len(split_tree), len(leaf_tree)
-    tree = np.concatenate([split_tree, leaf_tree])
-    node = np.concatenate([split_node, leaf_node])
+    """Splits and leaves in one node list, ordered by tree then node id (the layout onnxmltools writes); the weight
+    table may name a leaf more than once (one entry per class)."""
+    first = np.ones(len(leaf_tree), dtype=bool)
+    first[1:] = (leaf_tree[1:] != leaf_tree[:-1]) | (leaf_node[1:] != leaf_node[:-1])
+    u_tree, u_node = leaf_tree[first], leaf_node[first]
+    n_split, n_leaf = len(split_tree), len(u_tree)
+    tree = np.concatenate([split_tree, u_tree])
+    node = np.concatenate([split_node, u_node])
     order = np.lexsort((node, tree))
     zeros_i, zeros_f = np.zeros(n_leaf, dtype=np.int64), np.zeros(n_leaf, dtype=np.float64)
     return _Nodes(
@@ -155,8 +161,10 @@ def _merge(
         true_id=np.concatenate([true_id, zeros_i])[order],
         false_id=np.concatenate([false_id, zeros_i])[order],
         missing_true=np.concatenate([missing_true, zeros_i])[order],
-        weight=np.concatenate([np.zeros(n_split), weight])[order],
-        target=np.concatenate([np.zeros(n_split, dtype=np.int64), target])[order],
+        weight_tree=leaf_tree,
+        weight_node=leaf_node,
+        weight_target=target,
+        weight=weight,
     )
 
 
@@ -252,7 +260,6 @@ def _ensemble_model(
     modes = AttributeProto(name="nodes_modes", type=AttributeProto.STRINGS)
     branch, leaf = mode.encode(), b"LEAF"
     modes.strings.extend([leaf if x else branch for x in nodes.leaf.tolist()])
-    on_leaf = nodes.leaf
     prefix = "class" if n_classes else "target"
     attrs = [
         ints("nodes_treeids", nodes.tree),
@@ -263,10 +270,10 @@ def _ensemble_model(
         ints("nodes_truenodeids", nodes.true_id),
         ints("nodes_falsenodeids", nodes.false_id),
         ints("nodes_missing_value_tracks_true", nodes.missing_true),
-        ints(f"{prefix}_treeids", nodes.tree[on_leaf]),
-        ints(f"{prefix}_nodeids", nodes.node[on_leaf]),
-        ints(f"{prefix}_ids", nodes.target[on_leaf]),
-        floats(f"{prefix}_weights", nodes.weight[on_leaf]),
+        ints(f"{prefix}_treeids", nodes.weight_tree),
+        ints(f"{prefix}_nodeids", nodes.weight_node),
+        ints(f"{prefix}_ids", nodes.weight_target),
+        floats(f"{prefix}_weights", nodes.weight),
         helper.make_attribute("post_transform", post),
     ]
     if base_values:
@@ -289,9 +296,67 @@ def _ensemble_model(
     return helper.make_model(g, opset_imports=opsets, producer_name="roost")
 
 
+def forest_graph(model: Any, n_features: int) -> Any | None:
+    """The ONNX model (input X [N, n_features] float) of a scikit-learn random forest or extra-trees classifier or
+    regressor with one output, as skl2onnx writes it (thresholds moved to the float32 that splits float32 inputs as
+    scikit-learn's float64 threshold does; leaf class fractions / trees), NaN going where scikit-learn sends it; None
+    for any other estimator (skl2onnx converts it)."""
+    from sklearn.ensemble import (
+        ExtraTreesClassifier,
+        ExtraTreesRegressor,
+        RandomForestClassifier,
+        RandomForestRegressor,
+    )
+
+    if type(model) not in (RandomForestClassifier, RandomForestRegressor, ExtraTreesClassifier, ExtraTreesRegressor):
+        return None
+    estimators = list(getattr(model, "estimators_", []))
+    if not estimators or int(model.n_outputs_) != 1 or int(model.n_features_in_) != n_features:
+        return None
+    clf = isinstance(model, RandomForestClassifier | ExtraTreesClassifier)
+    n_classes = len(model.classes_) if clf else 0
+    parts: dict[str, list[np.ndarray]] = {k: [] for k in ("left", "right", "feature", "threshold", "missing", "value")}
+    sizes = []
+    for est in estimators:
+        t = est.tree_
+        sizes.append(t.node_count)
+        parts["left"].append(t.children_left)
+        parts["right"].append(t.children_right)
+        parts["feature"].append(t.feature)
+        parts["threshold"].append(t.threshold)
+        missing = getattr(t, "missing_go_to_left", None)
+        parts["missing"].append(np.zeros(t.node_count, dtype=np.int64) if missing is None else missing)
+        parts["value"].append(t.value[:, 0, :])
+    left, right, feature, thr, missing, value = (np.concatenate(parts[k]) for k in parts)
+    size = np.array(sizes, dtype=np.int64)
+    tree = np.repeat(np.arange(len(sizes), dtype=np.int64), size)
+    node = np.arange(len(tree)) - np.repeat(np.cumsum(size) - size, size)
+    split = left >= 0
+    f32 = thr.astype(np.float32)  # the float32 w with (float)x <= w exactly when (float)x <= thr
+    f32 = np.where(f32.astype(np.float64) > thr, np.nextafter(f32, np.float32(-np.inf)), f32).astype(np.float64)
+    weight_each = 1.0 / len(estimators)
+    if clf:
+        totals = value.sum(axis=1)
+        fractions = value * (weight_each / np.where(totals != 0.0, totals, 1.0))[:, None]
+        columns = [1] if n_classes == 2 else list(range(n_classes))  # binary: P(class 1), the runtime adds 1 - p
+    else:
+        fractions, columns = value * weight_each, [0]
+    leaf = ~split
+    k = len(columns)
+    leaf_tree, leaf_node = np.repeat(tree[leaf], k), np.repeat(node[leaf], k)
+    weights = fractions[leaf][:, columns].reshape(-1)
+    targets = np.tile(np.arange(k, dtype=np.int64), int(leaf.sum()))
+    nodes = _merge(
+        tree[split], node[split], feature[split].astype(np.int64), f32[split], left[split], right[split],
+        missing[split].astype(np.int64), leaf_tree, leaf_node, weights, targets,
+    )  # fmt: skip
+    return _ensemble_model(nodes, n_features, "BRANCH_LEQ", "NONE", n_classes, [])
+
+
 def fast_trees(model: Any, framework: str, n_features: int) -> Any | None:
-    """lightgbm_graph or xgboost_graph by `framework`; None when not covered (or the dump is not as expected)."""
-    build = lightgbm_graph if framework == "lightgbm" else xgboost_graph
+    """forest_graph, lightgbm_graph or xgboost_graph by `framework`; None when not covered (or the dump is not as
+    expected)."""
+    build = {"sklearn": forest_graph, "lightgbm": lightgbm_graph}.get(framework, xgboost_graph)
     try:
         return build(model, n_features)
     except (KeyError, ValueError, TypeError, IndexError, AttributeError):  # a dump of another shape: onnxmltools
