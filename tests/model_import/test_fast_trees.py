@@ -63,6 +63,7 @@ def _covered(data: dict[str, Any]) -> list[tuple[str, str, Any, Any]]:
     sk("xgb binary", "xgboost", xgb.XGBClassifier(n_estimators=25, max_depth=4).fit(X, yb))
     sk("xgb 3 classes", "xgboost", xgb.XGBClassifier(n_estimators=15, max_depth=3).fit(X, ym))
     sk("xgb regression", "xgboost", xgb.XGBRegressor(n_estimators=25, max_depth=4).fit(X, yr))
+    sk("xgb absolute error", "xgboost", xgb.XGBRegressor(n_estimators=10, objective="reg:absoluteerror").fit(X, yr))
     xes = xgb.XGBClassifier(n_estimators=300, learning_rate=0.5, max_depth=3, early_stopping_rounds=3)
     sk("xgb early stopping", "xgboost", xes.fit(X[:500], yb[:500], eval_set=[(X[500:], yb[500:])], verbose=False))
     xb = xgb.train({"objective": "reg:squarederror", "max_depth": 3}, xgb.DMatrix(X, yr), 20)

@@ -1,10 +1,12 @@
-"""LightGBM and XGBoost tree ensembles → one ONNX TreeEnsemble node, built with numpy from the library's own dump
-(LightGBM's model text, XGBoost's JSON model): the graph onnxmltools writes for these models (same trees, splits,
-missing-value directions, leaf weights, post transform), ~10× less CPU than onnxmltools' per-node Python.
+"""Tree ensembles → one ONNX TreeEnsemble node built with numpy from the model's own trees (scikit-learn's `tree_`
+arrays, LightGBM's model text, XGBoost's JSON model): the graph skl2onnx/onnxmltools write for these models (same
+trees, thresholds, missing-value directions, leaf weights, post transform) without their per-node Python: for the
+bench's models 4-8x less CPU.
 
-Only what is covered here is built; anything else (categorical splits, LightGBM's zero-as-missing, linear trees, random
-forest mode, objectives with other output transforms, XGBoost's multi-target or non-NaN `missing`) gives None and the
-caller converts with onnxmltools. The package's parity check against the native model runs either way.
+Only what is covered here is built; anything else (pipelines and other estimators, categorical splits, LightGBM's
+zero-as-missing, linear trees, random forest mode, objectives with other output transforms, XGBoost's multi-target or
+non-NaN `missing`) gives None and the caller converts with skl2onnx/onnxmltools. The package's parity check against
+the native model runs either way.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ _LGB_IDENTITY = {"regression", "regression_l1", "huber", "fair", "quantile", "ma
 # XGBoost objectives by output: classifier with a sigmoid, classifier with softmax, regression on the raw score
 _XGB_BINARY = {"binary:logistic"}
 _XGB_MULTI = {"multi:softprob"}
-_XGB_REGRESSION = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror", "reg:squaredlogerror"}
+_XGB_REGRESSION = {"reg:squarederror", "reg:absoluteerror", "reg:pseudohubererror"}
 
 
 @dataclass
