@@ -21,9 +21,9 @@ from roost.model_import.inputs import (
 )
 
 
-def convert_boosting(model: Any, sample: Any, framework: str, fast: bool = True) -> Converted:
+def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
     """LightGBM or XGBoost (scikit-learn API or Booster) → ONNX: the tree ensemble built from the library's own dump
-    (roost.model_import.fasttrees) where it covers the model (`fast`), else through onnxmltools."""
+    (roost.model_import.fasttrees) where it covers the model, else through onnxmltools."""
     from onnxmltools.convert.common.data_types import FloatTensorType
 
     from roost.model_import.fasttrees import fast_trees
@@ -49,14 +49,15 @@ def convert_boosting(model: Any, sample: Any, framework: str, fast: bool = True)
         _check_lightgbm_categories(model, df, cols)
     types = [("X", FloatTensorType([None, len(cols)]))]
     booster_only = type(model).__name__ == "Booster"
-    onx = fast_trees(model, framework, len(cols)) if fast else None  # numpy from the library's dump
-    try:
-        onx = onx or _onnxmltools(model, framework, types)
-    except Exception as exc:
-        raise RoostError(
-            f"{framework} model cannot be converted to ONNX: {str(exc).splitlines()[0]}",
-            hint="check the model's objective is supported by onnxmltools",
-        ) from exc
+    onx = fast_trees(model, framework, len(cols))  # numpy from the library's dump; None: not covered
+    if onx is None:
+        try:
+            onx = _onnxmltools(model, framework, types)
+        except Exception as exc:
+            raise RoostError(
+                f"{framework} model cannot be converted to ONNX: {str(exc).splitlines()[0]}",
+                hint="check the model's objective is supported by onnxmltools",
+            ) from exc
     out_names = [o.name for o in onx.graph.output]
     clf = "probabilities" in out_names
     pp: Scorer | None

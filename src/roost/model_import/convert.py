@@ -43,9 +43,9 @@ def detect(model: Any) -> str:
     )
 
 
-def convert_sklearn(model: Any, sample: Any, fast: bool = True) -> Converted:
+def convert_sklearn(model: Any, sample: Any) -> Converted:
     """scikit-learn estimator or Pipeline → ONNX through skl2onnx (per-column inputs for ColumnTransformer); a random
-    forest or extra-trees model on a matrix is built with numpy from its trees instead (`fast`, fasttrees)."""
+    forest or extra-trees model on a matrix is built with numpy from its trees instead (fasttrees)."""
     import pandas as pd
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
     from sklearn.base import is_classifier
@@ -77,7 +77,7 @@ def convert_sklearn(model: Any, sample: Any, fast: bool = True) -> Converted:
             f"{type(final).__name__} has no predict_proba: a roost classifier outputs class probabilities",
             hint="wrap it in sklearn.calibration.CalibratedClassifierCV, or use a classifier with predict_proba",
         )
-    onx = None if per_column or not fast else fast_trees(model, "sklearn", len(cols))  # a forest: numpy, no skl2onnx
+    onx = None if per_column else fast_trees(model, "sklearn", len(cols))  # a forest: numpy, no skl2onnx
     if onx is None:
         onx = _skl2onnx(model, final, types, clf)
     task = classifier_task(len(final.classes_)) if clf else "regression"
