@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +10,14 @@ import numpy as np
 from roost.errors import RoostError
 from roost.model_import import graph
 from roost.model_import.converted import Converted
+from roost.model_import.inputs import (
+    check_columns,
+    classifier_task,
+    native_scores,
+    pick_output,
+    plain_value,
+    sample_frame,
+)
 
 OPSET = {"": 17, "ai.onnx.ml": 3}
 
@@ -36,84 +43,20 @@ def detect(model: Any) -> str:
     )
 
 
-def sample_frame(sample: Any, columns: list[str] | None = None) -> Any:
-    """The sample as a pandas DataFrame (arrays get columns f0..fN or the model's feature names)."""
-    import pandas as pd
-
-    if sample is None:
-        raise RoostError(
-            "a sample_input is required to convert and check this model",
-            hint="pass a few rows of the training data (a DataFrame)",
-        )
-    if isinstance(sample, pd.DataFrame):
-        return sample
-    arr = np.asarray(sample)
-    if arr.ndim != 2:
-        raise RoostError(f"sample_input must be 2-D (rows × features), got shape {arr.shape}")
-    cols = columns or [f"f{i}" for i in range(arr.shape[1])]
-    return pd.DataFrame(arr, columns=cols)
-
-
-def _check_columns(df: Any, expected: list[str] | None) -> list[str]:
-    """The model's input columns; error when the sample lacks any."""
-    if expected is None:
-        return [str(c) for c in df.columns]
-    missing = [c for c in expected if c not in df.columns]
-    if missing:
-        import re
-
-        # LightGBM/XGBoost rewrite names ('mean radius' -> 'mean_radius'): accept the same columns, renamed
-        sanitized = [re.sub(r"[^\w]", "_", str(c)) for c in df.columns]
-        if sanitized == list(expected):
-            return [str(c) for c in df.columns]
-        raise RoostError(
-            f"the sample's columns don't match the model: missing {_short(missing)}",
-            hint=f"the model was fitted on {_short(list(expected))}; the sample has "
-            f"{_short([str(c) for c in df.columns])}",
-        )
-    return list(expected)
-
-
-def _short(xs: list[str], n: int = 8) -> str:
-    return str(xs[:n])[:-1] + (f", … {len(xs) - n} more]" if len(xs) > n else "]")
-
-
-def _classifier_task(n_classes: int) -> str:
-    return "binary" if n_classes == 2 else "multiclass"
-
-
-def _pick_output(model: Any, prefer: str) -> str:
-    names = [o.name for o in model.graph.output]
-    return prefer if prefer in names else names[-1]
-
-
-Scorer = Callable[[Any], Any]  # a native model's predict/predict_proba: frame or array in, array-like out
-
-
-def _native_scores(task: str, predict_proba: Scorer | None, predict: Scorer) -> Callable[[Any], np.ndarray]:
-    def run(df: Any) -> np.ndarray:
-        if task in ("binary", "multiclass"):
-            if predict_proba is None:
-                raise RoostError(f"the {task} model has no predict_proba to check parity against")
-            proba = np.asarray(predict_proba(df))
-            return proba[:, 1] if task == "binary" else proba
-        return np.asarray(predict(df)).reshape(-1)
-
-    return run
-
-
 def convert_sklearn(model: Any, sample: Any) -> Converted:
-    """scikit-learn estimator or Pipeline → ONNX through skl2onnx (per-column inputs for ColumnTransformer)."""
+    """scikit-learn estimator or Pipeline → ONNX through skl2onnx (per-column inputs for ColumnTransformer); a random
+    forest or extra-trees model on a matrix is built with numpy from its trees instead (fasttrees)."""
     import pandas as pd
-    from skl2onnx import convert_sklearn as skl_convert
     from skl2onnx.common.data_types import FloatTensorType, Int64TensorType, StringTensorType
     from sklearn.base import is_classifier
     from sklearn.compose import ColumnTransformer
     from sklearn.pipeline import Pipeline
 
+    from roost.model_import.fasttrees import fast_trees
+
     _check_sklearn_predictor(model)
     df = sample_frame(sample, list(getattr(model, "feature_names_in_", [])) or None)
-    cols = _check_columns(df, list(getattr(model, "feature_names_in_", [])) or None)
+    cols = check_columns(df, list(getattr(model, "feature_names_in_", [])) or None)
     final = model.steps[-1][1] if isinstance(model, Pipeline) else model
     first = model.steps[0][1] if isinstance(model, Pipeline) else model
     per_column = isinstance(first, ColumnTransformer) or any(not pd.api.types.is_numeric_dtype(df[c]) for c in cols)
@@ -134,23 +77,13 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
             f"{type(final).__name__} has no predict_proba: a roost classifier outputs class probabilities",
             hint="wrap it in sklearn.calibration.CalibratedClassifierCV, or use a classifier with predict_proba",
         )
-    try:
-        # converted with skl2onnx's defaults, then the ZipMap taken off: its `options` (zipmap=False) make it list every
-        # sub-estimator with dir() first, ~30 % of a forest's conversion; the options only where no ZipMap came out
-        onx = skl_convert(model, initial_types=types, target_opset=OPSET)
-        if clf and not graph.drop_zipmap(onx):
-            options = {id(final): {"zipmap": False}}
-            onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
-    except Exception as exc:
-        raise RoostError(
-            f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
-            hint="register a converter for it with skl2onnx.update_registered_converter, "
-            "or replace/wrap that step with a supported one",
-        ) from exc
-    task = _classifier_task(len(final.classes_)) if clf else "regression"
+    onx = None if per_column else fast_trees(model, "sklearn", len(cols))  # a forest: numpy, no skl2onnx
+    if onx is None:
+        onx = _skl2onnx(model, final, types, clf)
+    task = classifier_task(len(final.classes_)) if clf else "regression"
     onx = graph.columns_2d_to_1d(onx, cols) if per_column else graph.columns_to_matrix(onx, cols)
-    onx = graph.spec_outputs(onx, task, _pick_output(onx, "probabilities" if clf else "variable"))
-    native = _native_scores(task, getattr(model, "predict_proba", None), model.predict)
+    onx = graph.spec_outputs(onx, task, pick_output(onx, "probabilities" if clf else "variable"))
+    native = native_scores(task, getattr(model, "predict_proba", None), model.predict)
 
     def run_native(d: Any) -> np.ndarray:
         return native(d[cols] if per_column or hasattr(model, "feature_names_in_") else d[cols].to_numpy())
@@ -162,8 +95,28 @@ def convert_sklearn(model: Any, sample: Any) -> Converted:
         type(final).__name__,
         cols,
         run_native,
-        [_py(c) for c in getattr(final, "classes_", [])],
+        [plain_value(c) for c in getattr(final, "classes_", [])],
     )
+
+
+def _skl2onnx(model: Any, final: Any, types: list[Any], clf: bool) -> Any:
+    """The model through skl2onnx with its defaults, then the ZipMap taken off: skl2onnx's `options` (zipmap=False)
+    make it list every sub-estimator with dir() first, ~30 % of a forest's conversion; the options only where no
+    ZipMap came out."""
+    from skl2onnx import convert_sklearn as skl_convert
+
+    try:
+        onx = skl_convert(model, initial_types=types, target_opset=OPSET)
+        if clf and not graph.drop_zipmap(onx):
+            options = {id(final): {"zipmap": False}}
+            onx = skl_convert(model, initial_types=types, options=options, target_opset=OPSET)
+    except Exception as exc:
+        raise RoostError(
+            f"scikit-learn model cannot be converted to ONNX: {_name_step(model, exc)}",
+            hint="register a converter for it with skl2onnx.update_registered_converter, "
+            "or replace/wrap that step with a supported one",
+        ) from exc
+    return onx
 
 
 def _check_sklearn_predictor(model: Any) -> None:
@@ -202,129 +155,6 @@ def _name_step(model: Any, exc: Exception) -> str:
         if type(step).__name__ in msg:
             return f"step {name!r} ({type(step).__module__}.{type(step).__name__}) has no converter ({msg})"
     return msg
-
-
-def _py(v: Any) -> Any:
-    return v.item() if hasattr(v, "item") else v
-
-
-def convert_boosting(model: Any, sample: Any, framework: str) -> Converted:
-    """LightGBM or XGBoost (scikit-learn API or Booster) → ONNX through onnxmltools."""
-    import onnxmltools
-    from onnxmltools.convert.common.data_types import FloatTensorType
-
-    names = None
-    if framework == "lightgbm":
-        names = (
-            list(
-                getattr(model, "feature_name_", None)
-                or (model.feature_name() if hasattr(model, "feature_name") else [])
-                or []
-            )
-            or None
-        )
-    else:
-        fn = getattr(model, "feature_names_in_", None)
-        if fn is None and type(model).__name__ == "Booster":
-            fn = model.feature_names
-        names = [str(n) for n in fn] if fn is not None else None
-    df = sample_frame(sample, names)
-    cols = _check_columns(df, names if names and not all(n.startswith("Column_") for n in names) else None)
-    if framework == "lightgbm":
-        _check_lightgbm_categories(model, df, cols)
-    types = [("X", FloatTensorType([None, len(cols)]))]
-    booster_only = type(model).__name__ == "Booster"
-    try:
-        if framework == "lightgbm":
-            onx = onnxmltools.convert_lightgbm(model, initial_types=types, zipmap=False, target_opset=15)
-        else:
-            import copy
-
-            plain = copy.deepcopy(model)  # onnxmltools reads features by position ('f%d'); drop the names
-            (plain.get_booster() if hasattr(plain, "get_booster") else plain).feature_names = None
-            onx = onnxmltools.convert_xgboost(plain, initial_types=types, target_opset=15)
-    except Exception as exc:
-        raise RoostError(
-            f"{framework} model cannot be converted to ONNX: {str(exc).splitlines()[0]}",
-            hint="check the model's objective is supported by onnxmltools",
-        ) from exc
-    out_names = [o.name for o in onx.graph.output]
-    clf = "probabilities" in out_names
-    pp: Scorer | None
-    pred: Scorer
-    if booster_only:
-        n_cls = 2 if clf else 0
-        pred, pp = _booster_scorers(model, framework, clf)
-    else:
-        n_cls = len(getattr(model, "classes_", [])) if clf else 0
-        pp = getattr(model, "predict_proba", None)
-        pred = model.predict
-    if clf and n_cls == 0:
-        n_cls = 2
-    task = _classifier_task(n_cls) if clf else "regression"
-    onx = graph.columns_to_matrix(onx, cols)
-    onx = graph.spec_outputs(onx, task, "probabilities" if clf else _pick_output(onx, "variable"))
-    proba = pp
-
-    def on_columns(score: Scorer) -> Scorer:
-        return lambda d: score(d[cols])
-
-    native = _native_scores(task, on_columns(proba) if proba is not None else None, on_columns(pred))
-    classes = [_py(c) for c in getattr(model, "classes_", [])] if not booster_only else ([0, 1] if clf else [])
-    return Converted(graph.finalize(onx), task, framework, type(model).__name__, cols, native, classes)
-
-
-def _check_lightgbm_categories(model: Any, df: Any, cols: list[str]) -> None:
-    """A LightGBM categorical feature given as text/categories in the sample: say that the package takes its
-    category code, and which code each category has (the ONNX graph compares codes, as LightGBM does inside)."""
-    import pandas as pd
-
-    text = [c for c in cols if not pd.api.types.is_numeric_dtype(df[c]) or isinstance(df[c].dtype, pd.CategoricalDtype)]
-    if not text:
-        return
-    booster = getattr(model, "booster_", model)
-    levels = list(getattr(booster, "pandas_categorical", None) or [])
-    try:
-        infos = booster.dump_model(num_iteration=1).get("feature_infos", {})
-    except Exception:  # noqa: BLE001 - only makes the message more precise
-        infos = {}
-    categorical = [c for c in cols if (infos.get(c) or {}).get("values")]
-    codes = dict(zip(categorical, levels, strict=False)) if len(categorical) == len(levels) else {}
-    for c in text:
-        if c not in categorical and infos:
-            continue  # a numeric feature fed text: the input check names it
-        cats = list(codes.get(c, []))
-        shown = ", ".join(f"{v!r}→{i}" for i, v in enumerate(cats[:6])) + (", …" if len(cats) > 6 else "")
-        raise RoostError(
-            f"column {c!r} is a categorical feature of the LightGBM model and the sample holds its categories "
-            f"({df[c].iloc[0]!r}, …): the ONNX package takes the category code instead"
-            + (f" ({shown})" if shown else ""),
-            hint=f"encode it first: pd.Categorical(df[{c!r}], categories={cats[:6]!r}{'…' if len(cats) > 6 else ''})"
-            ".codes, in the sample and in requests"
-            if cats
-            else "encode it as the integer codes it was trained with, in the sample and in requests",
-        )
-
-
-def _booster_scorers(model: Any, framework: str, clf: bool) -> tuple[Scorer, Scorer | None]:
-    """(predict, predict_proba) on a frame for a bare LightGBM/XGBoost Booster (no scikit-learn wrapper)."""
-    raw_predict: Scorer
-    if framework == "xgboost":
-        import xgboost
-
-        def raw_predict(a: Any) -> Any:
-            return model.predict(xgboost.DMatrix(a, feature_names=model.feature_names))
-    else:
-        raw_predict = model.predict
-
-    def pred(d: Any) -> Any:
-        return raw_predict(d.to_numpy(dtype=np.float64))
-
-    def proba(d: Any) -> np.ndarray:
-        p = np.asarray(raw_predict(d.to_numpy(dtype=np.float64)))
-        return np.column_stack([1 - p, p]) if p.ndim == 1 else p
-
-    return pred, (proba if clf else None)
 
 
 def convert_torch(model: Any, sample: Any, task: str | None) -> Converted:
@@ -407,6 +237,8 @@ def convert(model: Any, sample: Any = None, task: str | None = None) -> Converte
     if fw == "sklearn":
         return convert_sklearn(model, sample)
     if fw in ("lightgbm", "xgboost"):
+        from roost.model_import.boosting import convert_boosting
+
         return convert_boosting(model, sample, fw)
     if fw == "torch":
         return convert_torch(model, sample, task)

@@ -41,9 +41,11 @@ def build_package(
 def _build_package(
     model: Any, out_dir: Path, sample_input: Any, task: str | None, allow_mismatch: bool, name: str | None
 ) -> dict[str, Any]:
-    from roost.model_import.convert import convert, sample_frame
+    from roost.model_import.convert import convert
     from roost.model_import.graph import io_signature
-    from roost.modelpkg import load, write_package
+    from roost.model_import.inputs import sample_frame
+    from roost.modelpkg import write_package
+    from roost.modelpkg.predictor import Predictor
 
     conv = convert(model, sample_input, task)
     inputs, outputs = io_signature(conv.onnx_bytes)
@@ -64,7 +66,7 @@ def _build_package(
         df = sample_frame(sample_input, conv.columns if not hasattr(sample_input, "columns") else None)
         if len(df) == 0:
             raise RoostError("the sample has no rows", hint="pass a few rows of real input data")
-        pred = load(out_dir)
+        pred = Predictor(out_dir, threads=1)  # one check of a few rows: no thread pool to start
         got = pred.run({c: df[c] for c in pred.inputs}, [PRIMARY[conv.task]])[PRIMARY[conv.task]]
         want = np.asarray(conv.native(df), dtype=np.float64)
         if got.shape != want.shape:
@@ -81,7 +83,7 @@ def _build_package(
                 "anyway, and the figure stays recorded",
             )
     meta["parity_max_abs_diff"] = parity
-    meta["parity_rows"] = None if parity is None else int(len(sample_frame(sample_input, conv.columns)))
+    meta["parity_rows"] = None if parity is None else int(len(df))
     write_package(out_dir, sig, meta)
     return meta
 

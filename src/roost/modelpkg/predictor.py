@@ -27,7 +27,11 @@ def _ort_errors() -> tuple[type[Exception], ...]:
 class Predictor:
     """A loaded model package: `run(dict of arrays)` and `predict(DataFrame)`."""
 
-    def __init__(self, path: str | Path, model_file: str = MODEL, signature: dict[str, Any] | None = None) -> None:
+    def __init__(
+        self, path: str | Path, model_file: str = MODEL, signature: dict[str, Any] | None = None, threads: int = 0
+    ) -> None:
+        """Load the package at `path`; `threads` > 0 caps ONNX Runtime's intra-op threads (0: its default, one per
+        core; a one-off check of a few rows is cheaper on one: no pool to start and spin)."""
         import onnxruntime as ort
 
         self.path = package_root(path)
@@ -38,6 +42,8 @@ class Predictor:
             raise RoostError(f"{f} not found", hint="the package folder must contain model.onnx")
         opts = ort.SessionOptions()
         opts.log_severity_level = 3
+        if threads > 0:
+            opts.intra_op_num_threads = threads
         try:
             self.session = ort.InferenceSession(str(f), sess_options=opts, providers=["CPUExecutionProvider"])
         except _ort_errors() as exc:
