@@ -102,14 +102,14 @@ def test_time_split_and_lightgbm(ws, data_file) -> None:
 
 def test_auto_keeps_the_better_candidate(ws, data_file) -> None:
     res = roost.train(_cfg(data_file, model=None, register="auto-clicks"))  # no model named: auto
-    assert set(res.candidates) == {"logreg", "wide_deep", "lightgbm", "lightgbm_defaults"}
+    assert set(res.candidates) == {"logreg", "wide_deep", "lightgbm", "lightgbm_deep", "lightgbm_defaults"}
     parent = roost.get_run(res.run_id)
     weights = json.loads(parent["tags"]["roost.auto.weights"])  # the blend of the candidates (test_auto_ensemble)
-    kept = [c for c in ("logreg", "wide_deep", "lightgbm", "lightgbm_defaults") if weights[c] > 0]
+    kept = [c for c in ("logreg", "wide_deep", "lightgbm", "lightgbm_deep", "lightgbm_defaults") if weights[c] > 0]
     assert res.model_type == "+".join(kept) == parent["tags"]["roost.auto.selected"]
     assert parent["params"]["model.type"] == "auto"
     children = [r for r in roost.search_runs() if r["parent_run_id"] == res.run_id]
-    names = ["auto:lightgbm", "auto:lightgbm_defaults", "auto:logreg", "auto:wide_deep"]
+    names = ["auto:lightgbm", "auto:lightgbm_deep", "auto:lightgbm_defaults", "auto:logreg", "auto:wide_deep"]
     assert sorted(r["name"] for r in children) == names
     assert all(r["status"] == "FINISHED" for r in children)
     assert roost.load_model("auto-clicks/1").meta["model_type"] == res.model_type

@@ -93,9 +93,10 @@ def test_a_slow_candidate_cannot_starve_the_cheap_ones_and_the_budget_is_honoure
     # honoured within 10 s: the fits stop at the budget's end; exporting the final package comes after it
     assert res.elapsed_s is not None and res.elapsed_s <= budget + 10.0 and took <= budget + 20.0
     assert {"lightgbm_defaults", "lightgbm"} <= set(res.candidates or {})
-    # the cheap LightGBM candidates were cross-validated (not starved by the network) and carry the blend
+    # the cheap LightGBM candidates were cross-validated (not starved by the network); the stopped network, kept
+    # out of cross-validation, may still weigh in on the validation rows (its best epoch so far is a model)
     assert "out-of-fold" in (res.criterion or ""), res.skipped
-    assert (res.weights or {}).get("lightgbm_defaults", 0) + (res.weights or {}).get("lightgbm", 0) > 0.5
+    assert not any(s.startswith("cross-validation of lightgbm") for s in res.skipped), res.skipped
     # the network was stopped at its share of the time left (or skipped), and the run says so
     assert any("wide_deep" in s for s in res.skipped), res.skipped
     # under a budget only the final model is exported: the children have no package of their own

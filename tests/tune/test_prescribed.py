@@ -150,6 +150,15 @@ def test_tuning_starts_from_each_types_defaults(ws) -> None:
             "lightgbm.colsample_bytree": 1.0,
             "lightgbm.reg_lambda": 1e-3,
         },
+        {  # auto's lightgbm_deep candidate: LightGBM's usual capacity with early stopping
+            "model.type": "lightgbm",
+            "lightgbm.learning_rate": 0.05,
+            "lightgbm.num_leaves": 31,
+            "lightgbm.min_child_samples": 20,
+            "lightgbm.subsample": 1.0,
+            "lightgbm.colsample_bytree": 1.0,
+            "lightgbm.reg_lambda": 1e-3,
+        },
     ]
     for point in spec.start:
         Space.parse(spec.space).validate(point)

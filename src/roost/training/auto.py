@@ -18,6 +18,9 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import ConfigError
+from roost.training.auto_candidates import DEFAULT_CANDIDATES as DEFAULT_CANDIDATES
+from roost.training.auto_candidates import VARIANTS as VARIANTS
+from roost.training.auto_candidates import table_candidates as table_candidates
 from roost.training.auto_select import bag_blend as bag_blend
 from roost.training.auto_select import blend_weights as blend_weights
 from roost.training.auto_select import cv_rows as cv_rows
@@ -42,26 +45,6 @@ from roost.training.run import (
 log = logging.getLogger(__name__)
 
 
-DEFAULT_CANDIDATES = ("logreg", "wide_deep", "lightgbm", "lightgbm_defaults")
-# Named variants of a model type with fixed parameters. `lightgbm_defaults` is LightGBM exactly as
-# `LGBMClassifier()` / `LGBMRegressor()` fit it (100 rounds, learning rate 0.1, 31 leaves, no early stopping): a
-# user's first baseline, so the blend can always fall back to it (issue 36: the small-table settings alone lost
-# 0.016 ROC-AUC to it on a 5,000-row churn table).
-VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
-    "lightgbm_defaults": (
-        "lightgbm",
-        {
-            "n_estimators": 100,
-            "learning_rate": 0.1,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "subsample": 1.0,
-            "colsample_bytree": 1.0,
-            "reg_lambda": 0.0,
-            "early_stopping_rounds": 0,
-        },
-    )
-}
 OPTIONS: dict[str, Any] = {
     "folds": 5,
     "cv_max_rows": 20_000,
@@ -183,6 +166,7 @@ def train_auto(
     from roost.training.tensorboard import TB_SUBDIR
 
     cands = candidates(cfg)
+    cands = table_candidates(cands, len(parts[0]), len(spec.columns), "candidates" not in cfg.model.params)
     opts = options(cfg)
     primary = PRIMARY[task][0]
     seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))

@@ -18,6 +18,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
+from roost.training.auto_weights import blend_weights as blend_weights
+from roost.training.auto_weights import with_children
 from roost.training.budget import SAFETY, Budget, Plan, candidate_values, cv_allowance, deadline, plan
 
 log = logging.getLogger(__name__)
@@ -118,6 +120,13 @@ def select(
             preds.append(oof)
             bags.append(models)
         w = blend_weights(task, ye, preds, opts.ensemble, seed)
+        rest = [(n, m) for n, m in fitted if n not in done]
+        mixed = with_children(task, label, parts, (done, bags, preds), rest, ye, opts, seed) if rest else None
+        if mixed is not None:  # a child the budget kept out of cross-validation weighs in: no refit
+            if chosen.refit:
+                budget.skip("refit on all rows (the blend holds children weighed on the validation rows)")
+            log.info("auto: weights %s by %s", mixed[3], mixed[2])
+            return Selection(*mixed, skipped=list(budget.skipped))
         final, held = bag_blend(task, done, bags, w, ye, preds)
         weights = dict.fromkeys(names, 0.0) | {n: float(wk) for n, wk in zip(done, w)}
         stops = ", early stopping on an inner split" if inner is not None else ""
@@ -276,21 +285,6 @@ def _refit(
     blended = np.sum([w * p for w, p in preds], axis=0)
     primary = M.PRIMARY[task][0]
     sel.extra[f"refit_oof_{primary}"] = float(M.compute(task, ye, blended)[primary])
-
-
-def blend_weights(task: str, y: Any, preds: list[Any], ensemble: bool, seed: int) -> list[float]:
-    """Weights of the candidates from their held-out predictions: bagged greedy weights with the best-single
-    guard (ensemble.bagged_weights), or with `ensemble` false the best candidate alone."""
-    import numpy as np
-
-    from roost.metrics import overall as M
-    from roost.training.ensemble import bagged_weights, score
-
-    if ensemble:
-        return bagged_weights(task, y, preds, seed=seed)
-    scores = [score(task, y, p) for p in preds]
-    best = int(np.nanargmax(scores) if M.PRIMARY[task][1] == "max" else np.nanargmin(scores))
-    return [float(j == best) for j in range(len(preds))]
 
 
 def bag_blend(

@@ -25,10 +25,11 @@ class LogReg(TorchModel):
     TRAINER = {"lr": 1e-2, "epochs": 50, "patience": 5}
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
-        """Preprocess → Linear."""
+        """Preprocess → Linear; numeric inputs are not clipped to the training range, so the fitted trend extends
+        beyond it as least squares' does (issue 36: clipping cost 2 % test RMSE on the housing table)."""
         from roost.training.nn import Linear, Network
 
-        return Network(spec, Linear(spec, n_out))
+        return Network(spec, Linear(spec, n_out), clip=False)
 
 
 class MLPModel(TorchModel):

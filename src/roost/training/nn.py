@@ -19,8 +19,9 @@ def emb_dim(cardinality: int, cap: int = 16) -> int:
 class Preprocess(nn.Module):
     """Raw columns → (normalised numeric matrix [N, F], list of int64 indices [N]).
 
-    Numeric: NaN → training mean, clipped to the training range (a time split must not extrapolate), then
-    (x − mean) / std. Categorical indices pass through (0 = unknown); hashed ids → id mod buckets.
+    Numeric: NaN → training mean, clipped to the training range (a time split must not extrapolate; `clip` false:
+    not clipped, the bounds ±inf, for a linear model whose fitted trend is meant to extend), then (x − mean) / std.
+    Categorical indices pass through (0 = unknown); hashed ids → id mod buckets.
     """
 
     mean: Tensor  # buffers (registered in __init__)
@@ -28,14 +29,15 @@ class Preprocess(nn.Module):
     lo: Tensor
     hi: Tensor
 
-    def __init__(self, spec: FeatureSpec) -> None:
+    def __init__(self, spec: FeatureSpec, clip: bool = True) -> None:
         super().__init__()
         self.kinds = [c.kind for c in spec.columns]
         num = spec.numeric
+        inf = float("inf")
         self.register_buffer("mean", torch.tensor([c.mean for c in num], dtype=torch.float32))
         self.register_buffer("std", torch.tensor([c.std for c in num], dtype=torch.float32))
-        self.register_buffer("lo", torch.tensor([c.lo for c in num], dtype=torch.float32))
-        self.register_buffer("hi", torch.tensor([c.hi for c in num], dtype=torch.float32))
+        self.register_buffer("lo", torch.tensor([c.lo if clip else -inf for c in num], dtype=torch.float32))
+        self.register_buffer("hi", torch.tensor([c.hi if clip else inf for c in num], dtype=torch.float32))
         self.cards = [c.cardinality for c in spec.sparse]
         self.hash_buckets = [c.buckets if c.kind == "hash" else 0 for c in spec.sparse]
 
@@ -239,11 +241,12 @@ class TwoTower(nn.Module):
 
 
 class Network(nn.Module):
-    """Full model on raw columns: preprocessing + body → raw outputs [N, K] (logits or standardised values)."""
+    """Full model on raw columns: preprocessing (`clip`: Preprocess's) + body → raw outputs [N, K] (logits or
+    standardised values)."""
 
-    def __init__(self, spec: FeatureSpec, body: nn.Module, raw_body: bool = False) -> None:
+    def __init__(self, spec: FeatureSpec, body: nn.Module, raw_body: bool = False, clip: bool = True) -> None:
         super().__init__()
-        self.pre = None if raw_body else Preprocess(spec)
+        self.pre = None if raw_body else Preprocess(spec, clip)
         self.body = body
 
     def forward(self, cols: Sequence[Tensor]) -> Tensor:
