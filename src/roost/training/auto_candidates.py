@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+from roost.training.lgbm import LightGBMModel
+
 DEFAULT_CANDIDATES = ("logreg", "wide_deep", "lightgbm", "lightgbm_deep", "lightgbm_defaults")
+# LightGBM's usual settings in roost (training/lgbm.py), without the run's own seed, threads and logging
+_LGBM_USUAL = {k: v for k, v in LightGBMModel.DEFAULTS.items() if k not in ("seed", "n_jobs", "log_every")}
 # Named variants of a model type with fixed parameters. `lightgbm_defaults` is LightGBM exactly as
 # `LGBMClassifier()` / `LGBMRegressor()` fit it (100 rounds, learning rate 0.1, 31 leaves, no early stopping): a
 # user's first baseline, so the blend can always fall back to it (issue 36: the small-table settings alone lost
@@ -27,19 +31,7 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # `lightgbm` takes under 10,000 rows: tables with many interactions need the leaves (issue 36: computers,
     # 6,259 rows, child test RMSE 160.9 with 7 leaves, 154.2 with 31; tuned LightGBM 148.9). From 10,000 rows
     # `lightgbm` is this model already, and the default set drops it (table_candidates).
-    "lightgbm_deep": (
-        "lightgbm",
-        {
-            "n_estimators": 10_000,
-            "learning_rate": 0.05,
-            "num_leaves": 31,
-            "min_child_samples": 20,
-            "subsample": 1.0,
-            "colsample_bytree": 1.0,
-            "reg_lambda": 0.0,
-            "early_stopping_rounds": 50,
-        },
-    ),
+    "lightgbm_deep": ("lightgbm", {**_LGBM_USUAL, "n_estimators": 10_000}),
 }
 
 
