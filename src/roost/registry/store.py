@@ -392,22 +392,44 @@ class Store:
         after=(start_time, run_id) of the last run of a page (default order only): the runs that follow it, a
         keyset page that neither skips nor repeats runs when others are added meanwhile.
         """
-        from roost.registry import query
-
         self.reap()
         q = select(Run).where(Run.lifecycle_stage.in_(list(stages)))
-        if experiment:
-            names = [experiment] if isinstance(experiment, str) else list(experiment)
-            with self.read() as s:
-                known = set(s.scalars(select(Experiment.name)))
-            for n in names:
-                if n not in known:
-                    near = closest(n, known)
-                    raise NotFoundError(
-                        f"experiment {n!r} not found",
-                        hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
-                    )
+        names = [experiment] if isinstance(experiment, str) else list(experiment or [])
+        if names:
             q = q.join(Experiment, Experiment.id == Run.experiment_id).where(Experiment.name.in_(names))
+        try:
+            found = self._search(q, filter, order_by, limit, offset, after)
+        except RoostError:
+            self._need_experiments(names)  # an unknown experiment is the error named first, as it was
+            raise
+        if names and not {r["experiment"] for r in found} >= set(names):  # only then can one be unknown
+            self._need_experiments(names)
+        return found
+
+    def _need_experiments(self, names: list[str]) -> None:
+        """NotFoundError (with the closest name) for the first of `names` that is no experiment."""
+        with self.read() as s:
+            known = set(s.scalars(select(Experiment.name)))
+        for n in names:
+            if n not in known:
+                near = closest(n, known)
+                raise NotFoundError(
+                    f"experiment {n!r} not found",
+                    hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
+                )
+
+    def _search(
+        self,
+        q: Select[Run],
+        filter: str | None,
+        order_by: str | list[str] | None,
+        limit: int | None,
+        offset: int,
+        after: tuple[datetime, str] | None,
+    ) -> list[RunDict]:
+        """search_runs' page of `q` (runs of the searched experiments and stages), as run dicts."""
+        from roost.registry import query
+
         with self.read() as s:
             if filter and filter.strip():
                 q = q.where(query.plan_filter(filter, s.connection()))
