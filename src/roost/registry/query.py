@@ -346,7 +346,7 @@ def selective_rows(runs: int) -> int:
     return max(2000, math.isqrt(100 * max(0, runs)))
 
 
-def plan_filter(src: str, conn: Connection) -> ColumnElement[bool]:
+def plan_filter(src: str, conn: Connection, every: bool = False) -> ColumnElement[bool]:
     """compile_filter with each params/metrics/tags condition in the form that is quick for how many runs match.
 
     SQLite plans a correlated EXISTS as a scan of runs and an IN list as index probes whatever the value, so each
@@ -358,10 +358,12 @@ def plan_filter(src: str, conn: Connection) -> ColumnElement[bool]:
     compared for 2,000 runs (134 ms for a 1 ms search). So the form does not depend on them there: the top-level
     conditions (those every match meets) that count below selective_rows (one statement, capped) are intersected
     in one `run_id IN (... INTERSECT ...)` (hashed), and every other condition is an EXISTS that stays a per-run
-    check of its (run_id, key) primary key (see _Parser.hoist).
+    check of its (run_id, key) primary key (see _Parser.hoist). every=True (the caller reads every match, no
+    page): all top-level conditions are intersected, uncounted — a condition has at most one row per run, so its
+    range costs no more than a pass over the runs.
     """
     if conn.dialect.name == "postgresql":
-        return _plan_postgresql(src, conn)
+        return _plan_postgresql(src, conn, every)
     if conn.dialect.name != "sqlite":
         return compile_filter(src)
     parser = _Parser(src)
@@ -377,13 +379,13 @@ def plan_filter(src: str, conn: Connection) -> ColumnElement[bool]:
     return compile_filter(src, frozenset(few))
 
 
-def _plan_postgresql(src: str, conn: Connection) -> ColumnElement[bool]:
+def _plan_postgresql(src: str, conn: Connection, every: bool) -> ColumnElement[bool]:
     """plan_filter on PostgreSQL: the few-match top-level conditions hoisted into one intersection."""
     parser = _Parser(src)
     parser.parse()
     top = [(pos, sub) for pos, sub in parser.leaves if pos not in parser.nested]
-    if not top:
-        return compile_filter(src, hoist=frozenset())
+    if not top or every:
+        return compile_filter(src, hoist=frozenset(pos for pos, _ in top))
     cap = selective_rows(_pg_runs_estimate(conn))
     counts = conn.execute(
         select(*(select(func.count()).select_from(sub.limit(cap).subquery()).scalar_subquery() for _, sub in top))

@@ -432,7 +432,7 @@ class Store:
 
         with self.read() as s:
             if filter and filter.strip():
-                q = q.where(query.plan_filter(filter, s.connection()))
+                q = q.where(query.plan_filter(filter, s.connection(), every=limit is None and not offset))
             if after is not None:
                 if order_by:
                     raise RoostError("keyset paging (after=...) follows the default order", hint="leave order_by unset")
