@@ -166,3 +166,35 @@ def test_postgresql_search_before_any_analyze_compares_no_cross_product(ws):
     with st.engine.connect() as conn:
         plan = [row[0] for row in conn.exec_driver_sql("EXPLAIN (ANALYZE) " + stmt, params)]
     assert _removed_by_join_filters(plan) <= len(truth), "\n".join(plan)
+
+
+def test_a_search_page_carries_each_run_as_get_run_reads_it(ws):
+    """PostgreSQL builds a page's params/metrics/tags in the statement (JSON): the same values and types as the
+    run-by-run read, floats that JSON writes as integers or as strings (infinities) included."""
+    st = default_store()
+    eid = st.get_or_create_experiment("kinds")
+    weird = [1.0, 0.1, -2.5e-300, 1e300, 1e-7, float("inf"), float("-inf"), 3.0]  # NaN is refused at logging
+    rows, params, tags, points = [], [], [], []
+    for i, v in enumerate(weird):
+        rid = uuid.UUID(int=i + 1).hex
+        start = T0 + timedelta(seconds=i)
+        rows.append({"id": rid, "experiment_id": eid, "name": f"k{i}", "status": "FINISHED", "start_time": start,
+                     "end_time": start, "heartbeat_at": start, "artifact_uri": f"file:///x/{rid}"})  # fmt: skip
+        params += [(rid, "i", i), (rid, "f", i / 4), (rid, "b", i % 2 == 0), (rid, "s", f"v{i}")]
+        if i % 3:
+            tags.append((rid, "t", f"tag {i}"))
+        points += [(rid, "m", v, 0, 1.0), (rid, "n", float(i), 0, 1.0)]
+    rows.append({**rows[0], "id": uuid.UUID(int=99).hex, "name": "bare", "start_time": T0 - timedelta(seconds=1)})
+    st.bulk_insert(rows, params, tags, points)
+    page = st.search_runs(None, "kinds", limit=None)
+    assert [r["name"] for r in page] == [f"k{i}" for i in reversed(range(len(weird)))] + ["bare"]
+    for got in page:
+        assert _typed(got) == _typed(st.get_run(got["run_id"]))
+        assert all(type(v) is float for v in got["metrics"].values())
+
+
+def _typed(run: dict) -> dict:
+    """A run dict with each value as its repr (1 and 1.0 differ, and so do True and 1), key order aside."""
+    return {
+        k: sorted((kk, repr(vv)) for kk, vv in v.items()) if isinstance(v, dict) else repr(v) for k, v in run.items()
+    }
