@@ -20,6 +20,7 @@ from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
 from roost.registry.hotpath import HotPath
+from roost.registry.pages import pg_page, run_dict
 from roost.registry.tables import (
     Base,
     Experiment,
@@ -278,7 +279,7 @@ class Store:
         out: dict[str, RunDict] = {}
         exp_names = dict(s.execute(select(Experiment.id, Experiment.name)).all())
         for r in runs:
-            out[r.id] = _run_dict(r, exp_names.get(r.experiment_id), {}, {}, {})
+            out[r.id] = run_dict(r, exp_names.get(r.experiment_id), {}, {}, {})
         p, lm, t = _PARAMS.c, _LATEST.c, _TAGS.c
         for match in _id_matches(s, ids):  # plain rows, not ORM objects: most of a big search's time went there
             for run_id, key, value, typ in s.execute(select(p.run_id, p.key, p.value, p.type).where(match(p.run_id))):
@@ -429,7 +430,7 @@ class Store:
                 if offset:
                     q = q.offset(offset)
                 if s.get_bind().dialect.name == "postgresql":
-                    return _pg_page(s, q)
+                    return pg_page(s, q)
                 runs = list(s.scalars(q).all())
             return self.run_dicts(s, runs)
 
@@ -521,58 +522,6 @@ def _by_metric(s: Session, q: Select[Any], key: str, desc: bool, limit: int | No
 def _chunks(xs: list[str], n: int) -> Iterator[list[str]]:
     for i in range(0, len(xs), n):
         yield xs[i : i + n]
-
-
-def _run_dict(
-    r: Any, experiment: str | None, params: dict[str, Any], metrics: dict[str, float], tags: dict[str, Any]
-) -> RunDict:
-    """A run dict from a runs row (an ORM Run or a Core row: the same attribute names)."""
-    return {
-        "run_id": r.id,
-        "name": r.name,
-        "experiment": experiment,
-        "experiment_id": r.experiment_id,
-        "status": r.status,
-        "start_time": aware(r.start_time),
-        "end_time": aware(r.end_time),
-        "user": r.user,
-        "git_commit": r.git_commit,
-        "git_dirty": r.git_dirty,
-        "source": r.source,
-        "parent_run_id": r.parent_run_id,
-        "artifact_uri": r.artifact_uri,
-        "heartbeat_at": aware(r.heartbeat_at),
-        "lifecycle_stage": r.lifecycle_stage,
-        "params": params,
-        "metrics": metrics,
-        "tags": tags,
-    }
-
-
-def _pg_page(s: Session, q: Select[Run]) -> list[RunDict]:
-    """A search page on PostgreSQL in one statement: each run's row with its experiment's name and its params,
-    latest metrics and tags aggregated by PostgreSQL (json_object_agg, one primary-key range each), instead of the
-    page and then four reads of its runs (run_dicts): one round trip, no ORM objects."""
-    p, lm, t, e = _PARAMS.c, _LATEST.c, _TAGS.c, Experiment.__table__.c
-    run_id = _RUNS.c.id
-    stmt = q.with_only_columns(
-        *_RUNS.c,
-        select(e.name).where(e.id == _RUNS.c.experiment_id).correlate(_RUNS).scalar_subquery(),
-        select(func.json_object_agg(p.key, func.json_build_array(p.value, p.type)))
-        .where(p.run_id == run_id)
-        .correlate(_RUNS)
-        .scalar_subquery(),
-        select(func.json_object_agg(lm.key, lm.value)).where(lm.run_id == run_id).correlate(_RUNS).scalar_subquery(),
-        select(func.json_object_agg(t.key, t.value)).where(t.run_id == run_id).correlate(_RUNS).scalar_subquery(),
-    )
-    out = []
-    for row in s.execute(stmt):
-        exp, pj, mj, tj = row[-4:]
-        params = {k: decode_param(v, typ) for k, (v, typ) in (pj or {}).items()}
-        # a float8 in JSON: a number (1.0 comes as 1), or "NaN" / "Infinity" / "-Infinity" as a string
-        metrics = {k: float(v) for k, v in (mj or {}).items()}
-        out.append(_run_dict(row, exp, params, metrics, dict(tj or {})))
-    return out
 
 
 def _id_matches(s: Session, ids: list[str]) -> Iterator[Callable[[Any], Any]]:
