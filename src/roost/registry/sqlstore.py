@@ -28,8 +28,13 @@ class SqlStore(Store):
             with self.write() as s:
                 s.execute(delete(Tag).where(Tag.run_id == run_id, Tag.key.in_(list(keys))))
 
-    def filter_notices(self, filter: str | None, experiment: str | list[str] | None = None) -> list[str]:
-        """One line per params/metrics/tags key a filter names that no run in the searched experiments has."""
+    def filter_notices(
+        self, filter: str | None, experiment: str | list[str] | None = None, seen: Iterable[dict[str, Any]] = ()
+    ) -> list[str]:
+        """One line per params/metrics/tags key a filter names that no run in the searched experiments has.
+
+        seen: runs of those experiments already read (a search's answer): a key one of them has is known without
+        a query."""
         from sqlalchemy import select
 
         from roost.registry import query
@@ -37,6 +42,11 @@ class SqlStore(Store):
         from roost.registry.tables import Run as RunRow
 
         refs = query.filter_keys(filter) if filter and filter.strip() else []
+        field = {"param": "params", "metric": "metrics", "tag": "tags"}
+        for run in seen:
+            refs = [(scope, key) for scope, key in refs if key not in run[field[scope]]]
+            if not refs:
+                break
         if not refs:
             return []
         names = [experiment] if isinstance(experiment, str) else list(experiment or [])

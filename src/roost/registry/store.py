@@ -20,6 +20,7 @@ from roost import workspace
 from roost.errors import ConflictError, NotFoundError, RoostError, closest
 from roost.registry import engine as eng
 from roost.registry.hotpath import HotPath
+from roost.registry.pages import pg_page, run_dict
 from roost.registry.tables import (
     Base,
     Experiment,
@@ -278,26 +279,7 @@ class Store:
         out: dict[str, RunDict] = {}
         exp_names = dict(s.execute(select(Experiment.id, Experiment.name)).all())
         for r in runs:
-            out[r.id] = {
-                "run_id": r.id,
-                "name": r.name,
-                "experiment": exp_names.get(r.experiment_id),
-                "experiment_id": r.experiment_id,
-                "status": r.status,
-                "start_time": aware(r.start_time),
-                "end_time": aware(r.end_time),
-                "user": r.user,
-                "git_commit": r.git_commit,
-                "git_dirty": r.git_dirty,
-                "source": r.source,
-                "parent_run_id": r.parent_run_id,
-                "artifact_uri": r.artifact_uri,
-                "heartbeat_at": aware(r.heartbeat_at),
-                "lifecycle_stage": r.lifecycle_stage,
-                "params": {},
-                "metrics": {},
-                "tags": {},
-            }
+            out[r.id] = run_dict(r, exp_names.get(r.experiment_id), {}, {}, {})
         p, lm, t = _PARAMS.c, _LATEST.c, _TAGS.c
         for match in _id_matches(s, ids):  # plain rows, not ORM objects: most of a big search's time went there
             for run_id, key, value, typ in s.execute(select(p.run_id, p.key, p.value, p.type).where(match(p.run_id))):
@@ -392,25 +374,47 @@ class Store:
         after=(start_time, run_id) of the last run of a page (default order only): the runs that follow it, a
         keyset page that neither skips nor repeats runs when others are added meanwhile.
         """
-        from roost.registry import query
-
         self.reap()
         q = select(Run).where(Run.lifecycle_stage.in_(list(stages)))
-        if experiment:
-            names = [experiment] if isinstance(experiment, str) else list(experiment)
-            with self.read() as s:
-                known = set(s.scalars(select(Experiment.name)))
-            for n in names:
-                if n not in known:
-                    near = closest(n, known)
-                    raise NotFoundError(
-                        f"experiment {n!r} not found",
-                        hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
-                    )
+        names = [experiment] if isinstance(experiment, str) else list(experiment or [])
+        if names:
             q = q.join(Experiment, Experiment.id == Run.experiment_id).where(Experiment.name.in_(names))
+        try:
+            found = self._search(q, filter, order_by, limit, offset, after)
+        except RoostError:
+            self._need_experiments(names)  # an unknown experiment is the error named first, as it was
+            raise
+        if names and not {r["experiment"] for r in found} >= set(names):  # only then can one be unknown
+            self._need_experiments(names)
+        return found
+
+    def _need_experiments(self, names: list[str]) -> None:
+        """NotFoundError (with the closest name) for the first of `names` that is no experiment."""
+        with self.read() as s:
+            known = set(s.scalars(select(Experiment.name)))
+        for n in names:
+            if n not in known:
+                near = closest(n, known)
+                raise NotFoundError(
+                    f"experiment {n!r} not found",
+                    hint=f"did you mean {near!r}?" if near else "see `roost experiments list`",
+                )
+
+    def _search(
+        self,
+        q: Select[Run],
+        filter: str | None,
+        order_by: str | list[str] | None,
+        limit: int | None,
+        offset: int,
+        after: tuple[datetime, str] | None,
+    ) -> list[RunDict]:
+        """search_runs' page of `q` (runs of the searched experiments and stages), as run dicts."""
+        from roost.registry import query
+
         with self.read() as s:
             if filter and filter.strip():
-                q = q.where(query.plan_filter(filter, s.connection()))
+                q = q.where(query.plan_filter(filter, s.connection(), every=limit is None and not offset))
             if after is not None:
                 if order_by:
                     raise RoostError("keyset paging (after=...) follows the default order", hint="leave order_by unset")
@@ -425,6 +429,8 @@ class Store:
                     q = q.limit(limit)
                 if offset:
                     q = q.offset(offset)
+                if s.get_bind().dialect.name == "postgresql":
+                    return pg_page(s, q)
                 runs = list(s.scalars(q).all())
             return self.run_dicts(s, runs)
 

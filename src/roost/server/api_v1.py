@@ -232,7 +232,7 @@ def search(call: Call) -> Any:
     )
     out: dict[str, Any] = {"runs": [call.client_run(r) for r in runs]}
     if call.field("notices", bool, False, optional=True):  # the filter's notices in the same answer (one request)
-        out["notices"] = call.store.filter_notices(flt, exp) if flt and flt.strip() else []
+        out["notices"] = call.store.filter_notices(flt, exp, runs) if flt and flt.strip() else []
     return out
 
 
