@@ -305,7 +305,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--fill-tuned", action="store_true", help="with --report: compute the missing tuned references")
     args = ap.parse_args(argv)
     if args.report:
-        rows = [r for f in args.report for r in json.loads(f.read_text())]
+        # parts side by side can race to the same split (each re-reads the others' JSON before a split): keep one
+        rows = list({(r["table"], r["seed"]): r for f in args.report for r in json.loads(f.read_text())}.values())
         tuned_refs(rows, args.fill_tuned)
         print_report(rows)
         return 0
