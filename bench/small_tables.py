@@ -304,15 +304,15 @@ def main(argv: list[str] | None = None) -> int:
     )
     ap.add_argument("--fill-tuned", action="store_true", help="with --report: compute the missing tuned references")
     args = ap.parse_args(argv)
+    logging.basicConfig(level=logging.WARNING)
+    warnings.filterwarnings("ignore", category=FutureWarning)
+    warnings.filterwarnings("ignore", message=".*eval_set.*")
     if args.report:
         # parts side by side can race to the same split (each re-reads the others' JSON before a split): keep one
         rows = list({(r["table"], r["seed"]): r for f in args.report for r in json.loads(f.read_text())}.values())
         tuned_refs(rows, args.fill_tuned)
         print_report(rows)
         return 0
-    logging.basicConfig(level=logging.WARNING)
-    warnings.filterwarnings("ignore", category=FutureWarning)
-    warnings.filterwarnings("ignore", message=".*eval_set.*")
     from roost.datasets.suite import LABEL
 
     names, seeds = args.tables.split(","), [int(s) for s in args.seeds.split(",")]
