@@ -14,8 +14,8 @@ import time
 import pytest
 
 import roost
-from roost.registry import filter_lex, query
-from roost.registry.query import FilterError
+from roost.registry import filter_lex, filter_sql
+from roost.registry.filter_lex import FilterError
 
 
 def _or_terms(n: int) -> str:
@@ -40,20 +40,23 @@ def one_run(ws):
 
 
 AT_LIMIT = {
-    "terms": lambda: _or_terms(query.MAX_FILTER_TERMS),
-    "in": lambda: _in_list(query.MAX_IN_VALUES),
-    "pattern": lambda: _like(query.MAX_PATTERN_CHARS),
-    "parens": lambda: "(" * query.MAX_DEPTH + "params.lr = 0.5" + ")" * query.MAX_DEPTH,
-    "nots": lambda: "NOT " * query.MAX_DEPTH + "params.lr = 0.5",
-    "mixed": lambda: "NOT (" * (query.MAX_DEPTH // 2) + "params.lr = 0.5" + ")" * (query.MAX_DEPTH // 2),
+    "terms": lambda: _or_terms(filter_lex.MAX_FILTER_TERMS),
+    "in": lambda: _in_list(filter_lex.MAX_IN_VALUES),
+    "pattern": lambda: _like(filter_lex.MAX_PATTERN_CHARS),
+    "parens": lambda: "(" * filter_lex.MAX_DEPTH + "params.lr = 0.5" + ")" * filter_lex.MAX_DEPTH,
+    "nots": lambda: "NOT " * filter_lex.MAX_DEPTH + "params.lr = 0.5",
+    "mixed": lambda: "NOT (" * (filter_lex.MAX_DEPTH // 2) + "params.lr = 0.5" + ")" * (filter_lex.MAX_DEPTH // 2),
 }
 OVER = {
-    "terms": (lambda: _or_terms(query.MAX_FILTER_TERMS + 1), "conditions"),
-    "in": (lambda: _in_list(query.MAX_IN_VALUES + 1), "values in one IN list"),
-    "pattern": (lambda: _like(query.MAX_PATTERN_CHARS + 1), "LIKE pattern"),
-    "chars": (lambda: "params.opt = '" + "x" * query.MAX_FILTER_CHARS + "'", "characters"),
-    "parens": (lambda: "(" * (query.MAX_DEPTH + 1) + "params.lr = 0.5" + ")" * (query.MAX_DEPTH + 1), "nested"),
-    "nots": (lambda: "NOT " * (query.MAX_DEPTH + 1) + "params.lr = 0.5", "nested"),
+    "terms": (lambda: _or_terms(filter_lex.MAX_FILTER_TERMS + 1), "conditions"),
+    "in": (lambda: _in_list(filter_lex.MAX_IN_VALUES + 1), "values in one IN list"),
+    "pattern": (lambda: _like(filter_lex.MAX_PATTERN_CHARS + 1), "LIKE pattern"),
+    "chars": (lambda: "params.opt = '" + "x" * filter_lex.MAX_FILTER_CHARS + "'", "characters"),
+    "parens": (
+        lambda: "(" * (filter_lex.MAX_DEPTH + 1) + "params.lr = 0.5" + ")" * (filter_lex.MAX_DEPTH + 1),
+        "nested",
+    ),
+    "nots": (lambda: "NOT " * (filter_lex.MAX_DEPTH + 1) + "params.lr = 0.5", "nested"),
 }
 
 
@@ -61,9 +64,9 @@ OVER = {
 def test_a_filter_exactly_at_each_limit_runs(one_run, what):
     """The documented maxima are accepted and answered by the database (an even number of NOTs keeps the match)."""
     f = AT_LIMIT[what]()
-    assert len(f) <= query.MAX_FILTER_CHARS
+    assert len(f) <= filter_lex.MAX_FILTER_CHARS
     found = [r["run_id"] for r in roost.search_runs(f, warn_unknown=False)]
-    negated = what == "nots" and query.MAX_DEPTH % 2 == 1
+    negated = what == "nots" and filter_lex.MAX_DEPTH % 2 == 1
     assert found == ([] if negated else [one_run]), what
 
 
@@ -85,9 +88,9 @@ def test_size_limits_are_checked_before_parsing(ws, monkeypatch, what):
         calls.append(1)
         raise AssertionError("parsed")
 
-    monkeypatch.setattr(query._Parser, "parse", no_parse)
+    monkeypatch.setattr(filter_sql._Parser, "parse", no_parse)
     with pytest.raises(FilterError):
-        query.compile_filter(OVER[what][0]())
+        filter_sql.compile_filter(OVER[what][0]())
     with pytest.raises(FilterError):
         roost.search_runs(OVER[what][0](), warn_unknown=False)
     assert calls == []
@@ -106,14 +109,14 @@ def test_a_10_mb_filter_is_refused_without_reading_it(ws, monkeypatch):
         with pytest.raises(FilterError) as e:
             roost.search_runs(f, warn_unknown=False)
         assert time.perf_counter() - t0 < 5  # generous: the check is one len()
-        assert f"{query.MAX_FILTER_CHARS:,} characters" in e.value.message, e.value.message
+        assert f"{filter_lex.MAX_FILTER_CHARS:,} characters" in e.value.message, e.value.message
         with pytest.raises(FilterError):
             roost.registry.api.filter_notices(f)
 
 
 def test_other_entry_points_share_the_limits(one_run):
     """runs delete/archive --filter (retention) and the notices go through the same checks."""
-    too_many = _or_terms(query.MAX_FILTER_TERMS + 1)
+    too_many = _or_terms(filter_lex.MAX_FILTER_TERMS + 1)
     with pytest.raises(FilterError, match="conditions"):
         roost.delete_runs(filter=too_many, dry_run=True)
     with pytest.raises(FilterError, match="conditions"):
@@ -123,7 +126,10 @@ def test_other_entry_points_share_the_limits(one_run):
 
 @pytest.mark.parametrize(
     ("terms", "words"),
-    [(1100, f"at most {query.MAX_FILTER_CHARS:,} characters"), (300, f"at most {query.MAX_FILTER_TERMS} conditions")],
+    [
+        (1100, f"at most {filter_lex.MAX_FILTER_CHARS:,} characters"),
+        (300, f"at most {filter_lex.MAX_FILTER_TERMS} conditions"),
+    ],
 )
 def test_cli_refuses_an_oversized_filter_with_exit_2_and_no_traceback(one_run, ws, terms, words):
     """`roost runs list --filter <1,100 OR terms>` (21 KB) was a traceback after 7 s."""
@@ -142,9 +148,9 @@ def test_cli_refuses_an_oversized_filter_with_exit_2_and_no_traceback(one_run, w
 
 def test_order_by_is_bounded_too(one_run):
     """Each order-by term is an outer join: 16 are accepted, 17 (or 16,385 characters) are refused by name."""
-    ok = ", ".join(["metrics.auc DESC", "params.lr", "tags.team", "start_time"] * (query.MAX_ORDER_TERMS // 4))
+    ok = ", ".join(["metrics.auc DESC", "params.lr", "tags.team", "start_time"] * (filter_lex.MAX_ORDER_TERMS // 4))
     assert [r["run_id"] for r in roost.search_runs(order_by=ok)] == [one_run]
-    with pytest.raises(FilterError, match=f"at most {query.MAX_ORDER_TERMS}"):
+    with pytest.raises(FilterError, match=f"at most {filter_lex.MAX_ORDER_TERMS}"):
         roost.search_runs(order_by=ok + ", name")
     with pytest.raises(FilterError, match="characters"):
-        roost.search_runs(order_by="start_time" + " " * query.MAX_FILTER_CHARS)
+        roost.search_runs(order_by="start_time" + " " * filter_lex.MAX_FILTER_CHARS)

@@ -4,7 +4,7 @@ import pytest
 from sqlalchemy import select
 
 import roost
-from roost.registry import api, query
+from roost.registry import api, filter_sql, query
 from roost.registry.store import default_store
 from roost.registry.tables import Run
 
@@ -29,7 +29,7 @@ def _plan(where: str | None, order_by: str | None) -> list[str]:
     st = default_store()
     q = select(Run)
     if where:
-        q = q.where(query.compile_filter(where))
+        q = q.where(filter_sql.compile_filter(where))
     q = query.apply_order(q, order_by).limit(50)
     sql = str(q.compile(st.engine, compile_kwargs={"literal_binds": True}))
     with st.engine.connect() as conn:

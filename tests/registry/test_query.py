@@ -5,7 +5,7 @@ import random
 import pytest
 
 import roost
-from roost.registry.query import FilterError
+from roost.registry.filter_lex import FilterError
 
 
 @pytest.fixture

@@ -8,7 +8,7 @@ import time
 import pytest
 from starlette.testclient import TestClient
 
-from roost.registry import query
+from roost.registry import filter_lex, filter_sql
 from roost.ui import create_app
 
 
@@ -24,17 +24,17 @@ BIG_OR = " OR ".join(f"metrics.loss > {i}.5" for i in range(2000))  # ~40 KB (ht
 @pytest.mark.parametrize(
     ("q", "words"),
     [
-        (BIG_OR, f"at most {query.MAX_FILTER_CHARS:,} characters"),
-        (" OR ".join(f"metrics.loss > {i}" for i in range(query.MAX_FILTER_TERMS + 1)), "conditions"),
-        ("params.model IN (" + ",".join(["'x'"] * (query.MAX_IN_VALUES + 1)) + ")", "values in one IN list"),
-        ("name LIKE '" + "%" * (query.MAX_PATTERN_CHARS + 1) + "'", "LIKE pattern"),
+        (BIG_OR, f"at most {filter_lex.MAX_FILTER_CHARS:,} characters"),
+        (" OR ".join(f"metrics.loss > {i}" for i in range(filter_lex.MAX_FILTER_TERMS + 1)), "conditions"),
+        ("params.model IN (" + ",".join(["'x'"] * (filter_lex.MAX_IN_VALUES + 1)) + ")", "values in one IN list"),
+        ("name LIKE '" + "%" * (filter_lex.MAX_PATTERN_CHARS + 1) + "'", "LIKE pattern"),
     ],
 )
 @pytest.mark.parametrize("route", ["/api/runs", "/runs"])
 def test_oversized_filters_are_a_quick_400(tolerant_client, populated, route, q, words, monkeypatch):
     parsed = []
-    real = query._Parser.parse
-    monkeypatch.setattr(query._Parser, "parse", lambda self: parsed.append(1) or real(self))
+    real = filter_sql._Parser.parse
+    monkeypatch.setattr(filter_sql._Parser, "parse", lambda self: parsed.append(1) or real(self))
     t0 = time.perf_counter()
     r = tolerant_client.get(route, params={"q": q})
     took = time.perf_counter() - t0

@@ -125,7 +125,7 @@ def search_runs(
     warn_unknown: bool = True,
     stages: Iterable[str] = ("active",),
 ) -> list[RunDict]:
-    """Runs matching a filter (see roost.registry.query), newest first unless ordered (active runs unless `stages`)."""
+    """Runs matching a filter (see registry.filter_sql), newest first unless ordered (active runs unless `stages`)."""
     limit, offset = _page(limit, offset)
     deferred.wait()  # this process's background logging (autolog) lands before the runs are read
     found = default_store().search_runs(filter, experiment, order_by, limit, offset, stages=stages)

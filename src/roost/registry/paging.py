@@ -18,7 +18,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Connection, RowMapping, Select, and_, exists, func, literal_column, select
 from sqlalchemy.orm import aliased
 
-from roost.registry import query
+from roost.registry.filter_lex import tokenize
 from roost.registry.tables import LatestMetric, Param, Run, Tag
 
 COUNT_CAP = 10_000  # counts are exact up to here; beyond, the page says "10,000+" (docs/ui.md)
@@ -138,7 +138,7 @@ def sort_term(order_by: str | None) -> tuple[str, str, bool] | None:
     terms = [t for t in (order_by or "").split(",") if t.strip()]
     if len(terms) != 1:
         return None
-    toks = query.tokenize(terms[0].strip())
+    toks = tokenize(terms[0].strip())
     if not toks or toks[0].kind != "ident" or "." not in toks[0].text or len(toks) > 2:
         return None
     if len(toks) == 2 and not (toks[1].kind == "kw" and toks[1].value in ("ASC", "DESC")):

@@ -48,7 +48,7 @@ def select_runs(
     older_than: timedelta | None,
 ) -> list[tuple[str, str]]:
     """(id, status) of the runs in `stages` matching every criterion given, oldest first."""
-    from roost.registry import query
+    from roost.registry.filter_sql import compile_filter
 
     conds: list[ColumnElement[bool]] = [Run.lifecycle_stage.in_(stages)]
     ids = list(run_ids or [])
@@ -65,7 +65,7 @@ def select_runs(
         conds.append(Run.start_time < utcnow() - older_than)
     q = select(Run.id, Run.status)
     if filter and filter.strip():
-        q = q.where(query.compile_filter(filter))
+        q = q.where(compile_filter(filter))
     with store.read() as s:
         rows = s.execute(q.where(*conds).order_by(Run.start_time, Run.id)).all()
     return [(r[0], r[1]) for r in rows]

@@ -1,4 +1,4 @@
-"""MLflow's run filter and order-by syntax, translated to roost's filter grammar (roost.registry.query).
+"""MLflow's run filter and order-by syntax, translated to roost's filter grammar (roost.registry.filter_sql).
 
     metrics.acc > 0.5 and params.lr = '0.1' and attributes.run_name LIKE 'cv-%'
     → metrics.acc > 0.5 AND params.lr = '0.1' AND name LIKE 'cv-%'
