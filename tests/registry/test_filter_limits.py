@@ -88,7 +88,7 @@ def test_size_limits_are_checked_before_parsing(ws, monkeypatch, what):
         calls.append(1)
         raise AssertionError("parsed")
 
-    monkeypatch.setattr(filter_sql._Parser, "parse", no_parse)
+    monkeypatch.setattr(filter_sql.FilterParser, "parse", no_parse)
     with pytest.raises(FilterError):
         filter_sql.compile_filter(OVER[what][0]())
     with pytest.raises(FilterError):

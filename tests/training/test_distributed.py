@@ -105,8 +105,9 @@ def test_cli_nproc_auto_and_bad_values(ws, data_file, tmp_path) -> None:
     runs = _runs()
     parent = roost.get_run(out["run_id"])
     kids = [r for r in runs if r.get("parent_run_id") == parent["run_id"]]
-    kinds = sorted(r["tags"]["roost.model_type"] for r in kids)  # lightgbm twice: auto's tuned and library-default
-    assert len(runs) == 5 and kinds == ["lightgbm", "lightgbm", "logreg", "wide_deep"], kinds
+    # lightgbm three times: auto's small-table settings, lightgbm_deep and the library's defaults
+    kinds = sorted(r["tags"]["roost.model_type"] for r in kids)
+    assert len(runs) == 6 and kinds == ["lightgbm", "lightgbm", "lightgbm", "logreg", "wide_deep"], kinds
     assert parent["tags"]["roost.auto.criterion"] == "validation roc_auc"  # no CV folds on rank 0 alone
     assert all(r["tags"]["roost.distributed.world_size"] == "2" for r in kids)
     assert out["version"] == 1 and roost.load_model("clicks/1") is not None

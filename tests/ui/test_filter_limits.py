@@ -33,8 +33,8 @@ BIG_OR = " OR ".join(f"metrics.loss > {i}.5" for i in range(2000))  # ~40 KB (ht
 @pytest.mark.parametrize("route", ["/api/runs", "/runs"])
 def test_oversized_filters_are_a_quick_400(tolerant_client, populated, route, q, words, monkeypatch):
     parsed = []
-    real = filter_sql._Parser.parse
-    monkeypatch.setattr(filter_sql._Parser, "parse", lambda self: parsed.append(1) or real(self))
+    real = filter_sql.FilterParser.parse
+    monkeypatch.setattr(filter_sql.FilterParser, "parse", lambda self: parsed.append(1) or real(self))
     t0 = time.perf_counter()
     r = tolerant_client.get(route, params={"q": q})
     took = time.perf_counter() - t0

@@ -46,7 +46,10 @@ ATTRIBUTES: dict[str, SQLColumnExpression[Any]] = {
 OPS = ("<=", ">=", "!=", "<>", "=", "<", ">")
 
 
-class _Parser:
+class FilterParser:
+    """A recursive-descent parser of one filter that compiles it to a SQLAlchemy condition as it parses, and
+    records its conditions' run-id selects (`leaves`) for the PostgreSQL planner (registry.query.plan_filter)."""
+
     def __init__(self, src: str, selective: frozenset[int] = frozenset(), hoist: frozenset[int] | None = None) -> None:
         self.src, self.toks, self.i = src, tokenize(src), 0
         self.selective = selective  # positions of params/metrics/tags conditions compiled as `run_id IN (...)`
@@ -316,10 +319,10 @@ def compile_filter(
     (MAX_FILTER_*) it is a FilterError, unparsed.
     """
     if len(src) > CACHED_CHARS:  # a long filter is not kept: 256 distinct ones would hold ~1 GB
-        return _Parser(src, selective, hoist).parse()
+        return FilterParser(src, selective, hoist).parse()
     return _compile_cached(src, selective, hoist)
 
 
 @functools.lru_cache(maxsize=256)
 def _compile_cached(src: str, selective: frozenset[int], hoist: frozenset[int] | None) -> ColumnElement[bool]:
-    return _Parser(src, selective, hoist).parse()
+    return FilterParser(src, selective, hoist).parse()

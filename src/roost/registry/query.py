@@ -26,7 +26,7 @@ from sqlalchemy.orm import aliased
 
 from roost.errors import closest
 from roost.registry.filter_lex import MAX_ORDER_TERMS, FilterError, check_length, tokenize, too_big
-from roost.registry.filter_sql import ATTRIBUTES, _Parser, compile_filter
+from roost.registry.filter_sql import ATTRIBUTES, FilterParser, compile_filter
 from roost.registry.tables import Experiment, LatestMetric, Param, Run, Tag
 
 
@@ -51,7 +51,7 @@ def plan_filter(src: str, conn: Connection, every: bool = False) -> ColumnElemen
     compared for 2,000 runs (134 ms for a 1 ms search). So the form does not depend on them there: the top-level
     conditions (those every match meets) that count below selective_rows (one statement, capped) are intersected
     in one `run_id IN (... INTERSECT ...)` (hashed), and every other condition is an EXISTS that stays a per-run
-    check of its (run_id, key) primary key (see _Parser.hoist). every=True (the caller reads every match, no
+    check of its (run_id, key) primary key (see FilterParser.hoist). every=True (the caller reads every match, no
     page): all top-level conditions are intersected, uncounted — a condition has at most one row per run, so its
     range costs no more than a pass over the runs.
     """
@@ -59,7 +59,7 @@ def plan_filter(src: str, conn: Connection, every: bool = False) -> ColumnElemen
         return _plan_postgresql(src, conn, every)
     if conn.dialect.name != "sqlite":
         return compile_filter(src)
-    parser = _Parser(src)
+    parser = FilterParser(src)
     parser.parse()
     if not parser.leaves:
         return compile_filter(src)
@@ -74,7 +74,7 @@ def plan_filter(src: str, conn: Connection, every: bool = False) -> ColumnElemen
 
 def _plan_postgresql(src: str, conn: Connection, every: bool) -> ColumnElement[bool]:
     """plan_filter on PostgreSQL: the few-match top-level conditions hoisted into one intersection."""
-    parser = _Parser(src)
+    parser = FilterParser(src)
     parser.parse()
     top = [(pos, sub) for pos, sub in parser.leaves if pos not in parser.nested]
     if not top or every:
@@ -109,7 +109,7 @@ def plan_filter_bounded(src: str, conn: Connection) -> tuple[ColumnElement[bool]
     clause = plan_filter(src, conn)
     if conn.dialect.name != "sqlite":
         return clause, False
-    parser = _Parser(src)
+    parser = FilterParser(src)
     parser.parse()
     top = [(pos, sub) for pos, sub in parser.leaves if pos not in parser.nested]
     if not top:
