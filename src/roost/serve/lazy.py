@@ -57,6 +57,7 @@ def _rss() -> int:
 def _warm_runtime() -> None:
     """Start ONNX Runtime's environment with a one-node graph at startup (~10 MB of RSS, once per process), so that
     the first model loaded is not charged for it."""
+    import numpy as np
     import onnxruntime as ort
     from onnx import TensorProto, helper
 
@@ -66,7 +67,8 @@ def _warm_runtime() -> None:
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
     so = ort.SessionOptions()
     so.intra_op_num_threads = so.inter_op_num_threads = 1
-    ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    sess.run(None, {"x": np.zeros(1, np.float32)})  # (the first run sets up the CPU allocator's arena)
 
 
 def _trim() -> None:

@@ -316,8 +316,12 @@ class LoadedModel:
 
 
 def preload() -> None:
-    """Import what loading a model imports once (the onnx package, for matrix serving graphs), so that a caller
-    measuring a load's memory (roost.serve.lazy) does not charge the first model with it (~11 MB)."""
+    """Import what loading a model imports once (the onnx package, for matrix serving graphs; numpy.random for their
+    check; yaml, for the package's signature), so that a caller measuring a load's memory (roost.serve.lazy) does not
+    charge the first model with it (~11 MB; numpy.random and yaml alone ~4.5 MB, over a small --max-memory: the
+    first model a worker loaded was evicted at once)."""
+    importlib.import_module("numpy.random")
+    importlib.import_module("yaml")
     if MATRIX_GRAPH:
         try:
             importlib.import_module("onnx")
