@@ -273,3 +273,38 @@ def test_a_model_cheaper_than_the_hand_off_runs_inline_beside_other_connections(
         assert rec.threads == [threading.get_ident()] * 4 + [batcher_thread] * 4
     finally:
         ip.close()
+
+
+class _Clock:
+    """A fake time.thread_time for LoadedModel.run: each timed run lasts the next of `durations` seconds."""
+
+    def __init__(self, durations: list[float]) -> None:
+        self.durations, self.now, self.started = list(durations), 0.0, False
+
+    def thread_time(self) -> float:
+        if self.started:  # the end of a run
+            self.now += self.durations.pop(0)
+        self.started = not self.started
+        return self.now
+
+
+def test_one_stretched_run_does_not_send_a_cheap_model_to_the_batcher(pkgs, bc_data, monkeypatch):
+    """The inline decision reads the model's run time from timed runs; one run stretched by something else (a GC
+    pass, interrupt work charged to the thread on a loaded machine) must not make a ~5 µs model look dear (every
+    request at c=16 would then pay the batcher's hand-off: measured 33-46 µs of CPU more per request under load),
+    while a model that really became slower is seen within a few runs."""
+    X, _, cols = bc_data
+    model = create_app([str(pkgs["bc"])]).repo.get("bc")
+    assert model.cheap and model.run_s < loader.INLINE_ALWAYS_S / 2  # measured at load on warmed runs
+    feed = {c: X[:1, j].copy() for j, c in enumerate(cols)}
+    fast, stretched = 5e-6, 2e-3
+    clock = _Clock([fast] * 20 + [stretched] + [fast] * 20 + [stretched] * 3)
+    monkeypatch.setattr(loader.time, "thread_time", clock.thread_time)
+    monkeypatch.setattr(loader, "TIME_FIRST", 10**9)  # every run timed
+    model.run_s = fast
+    for _ in range(41):
+        model.run(feed)
+        assert model.cheap, model.run_s  # the stretched run (the 21st) did not count
+    for _ in range(3):
+        model.run(feed)
+    assert not model.cheap  # two stretched runs in a row: the model is slower now

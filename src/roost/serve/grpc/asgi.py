@@ -17,6 +17,7 @@ is lenient: a content-type that is not application/grpc* is HTTP 415, a second m
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -24,6 +25,8 @@ from typing import TYPE_CHECKING
 from roost.serve.codec import HTTPError
 from roost.serve.grpc.asgi_stream import stream
 from roost.serve.grpc.frames import (
+    DEADLINE,
+    DEADLINE_EXCEEDED,
     EXHAUSTED,
     INTERNAL,
     OK,
@@ -44,6 +47,7 @@ from roost.serve.grpc.frames import (
     messages,
     percent,
     refuse,
+    timeout_s,
 )
 from roost.serve.grpc.proto import RPCS, message
 from roost.serve.grpc.service import PUBLIC_RPCS, Malformed, Servicer, clip, request_parser
@@ -77,20 +81,39 @@ class GrpcApp:
             return await refuse(send, 400, INTERNAL, "the request needs the header te: trailers (gRPC's status)")
         path = scope["path"]
         rpc = path[len(PREFIX) :] if path.startswith(PREFIX) else ""
+        deadline = None
+        wait = call.header(b"grpc-timeout")
+        if wait is not None:  # (read first, as grpcio reads it with the headers)
+            try:
+                seconds = timeout_s(wait)
+            except Problem as p:
+                return await answer_status(send, p.code, p.text)
+            if seconds <= 0:
+                return await answer_status(send, DEADLINE_EXCEEDED, DEADLINE)
+            deadline = asyncio.get_running_loop().time() + seconds
         encoding = call.header(b"grpc-encoding")
         if encoding is not None and encoding != b"identity" and encoding not in WBITS:
             # (the answer's headers carry grpc-accept-encoding, as every answer's do)
             text = f"grpc-encoding {encoding[:40].decode('latin-1')!r} is not supported; use identity, gzip or deflate"
             return await answer_status(send, UNIMPLEMENTED, text)
         if rpc == "ModelStreamInfer":
-            return await stream(self.app, self.svc, self.limit, call, encoding, receive, send)
+            return await stream(self.app, self.svc, self.limit, call, encoding, receive, send, deadline)
         if rpc not in RPCS:
             return await answer_status(send, UNIMPLEMENTED, f"Method not found: {path[:200]}")
         try:
-            body = await self._one(receive, encoding, rpc)
+            if deadline is None:
+                body = await self._one(receive, encoding, rpc)
+                reply, code, text = await self.unary(rpc, body, call)
+            else:  # past the deadline the call is cancelled where it waits (a request queued on the batcher is dropped)
+                async with asyncio.timeout_at(deadline):
+                    body = await self._one(receive, encoding, rpc)
+                    reply, code, text = await self.unary(rpc, body, call, deadline)
+                if asyncio.get_running_loop().time() >= deadline:  # (a run inline on this thread cannot be cut)
+                    raise TimeoutError
         except Problem as p:
             return await answer_status(send, p.code, p.text)
-        reply, code, text = await self.unary(rpc, body, call)
+        except TimeoutError:
+            return await answer_status(send, DEADLINE_EXCEEDED, DEADLINE)
         await send(START)
         framed = b"" if reply is None else b"\0" + len(reply).to_bytes(4, "big") + reply
         await send({"type": "http.response.body", "body": framed, "more_body": False})
@@ -125,9 +148,11 @@ class GrpcApp:
             raise Problem(UNIMPLEMENTED, f"{rpc} requires exactly one request message; the body has {why}")
         return got[0]
 
-    async def unary(self, rpc: str, body: bytes, call: Call) -> tuple[bytes | None, int, str]:
+    async def unary(
+        self, rpc: str, body: bytes, call: Call, deadline: float | None = None
+    ) -> tuple[bytes | None, int, str]:
         """(serialized reply or None, grpc-status, grpc-message) of one unary RPC: token, metrics, errors as
-        grpc/server.py's handler answers them."""
+        grpc/server.py's handler answers them; cancelled at `deadline` (event loop time) it counts a 504."""
         app = self.app
         t0 = time.perf_counter()
         status, code, text, reply = 200, OK, "", None
@@ -154,6 +179,9 @@ class GrpcApp:
         except Exception as exc:
             log.exception("internal error in gRPC %s", rpc)
             status, code, text = 500, INTERNAL, f"internal error ({type(exc).__name__})"
+        except asyncio.CancelledError:  # the deadline passed (504), or the client went away (499)
+            status = 504 if deadline is not None and asyncio.get_running_loop().time() >= deadline else 499
+            raise
         finally:
             if infer:
                 app.grpc_calls -= 1

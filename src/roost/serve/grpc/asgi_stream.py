@@ -1,9 +1,12 @@
 """ModelStreamInfer on the ASGI front (grpc/asgi.py): each message of the request stream is a ModelInfer answered
 in order with a ModelStreamInferResponse as soon as it is decoded; a request problem is that response's
-error_message (Triton's behaviour, as grpc/server.py answers it) and the stream goes on. The token is checked once."""
+error_message (Triton's behaviour, as grpc/server.py answers it) and the stream goes on. The token is checked once.
+A grpc-timeout bounds the whole call: at its deadline the message being answered is cancelled (dropped from the
+batcher's queue) and the stream ends with DEADLINE_EXCEEDED."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -11,6 +14,8 @@ from typing import TYPE_CHECKING
 from roost.serve.codec import HTTPError
 from roost.serve.grpc.fast import field
 from roost.serve.grpc.frames import (
+    DEADLINE,
+    DEADLINE_EXCEEDED,
     INTERNAL,
     OK,
     START,
@@ -37,18 +42,51 @@ log = logging.getLogger(__name__)
 
 
 async def stream(
-    app: ServeApp, svc: Servicer, limit: int, call: Call, encoding: bytes | None, receive: Receive, send: Send
+    app: ServeApp,
+    svc: Servicer,
+    limit: int,
+    call: Call,
+    encoding: bytes | None,
+    receive: Receive,
+    send: Send,
+    deadline: float | None = None,
 ) -> None:
-    """Answer one ModelStreamInfer call (messages of at most `limit` bytes) through `svc`."""
+    """Answer one ModelStreamInfer call (messages of at most `limit` bytes) through `svc`, until `deadline` (event
+    loop time) if one is given."""
     if not authorized(app, call):
         return await answer_status(send, UNAUTHENTICATED, UNAUTH)
     await send(START)
+    try:
+        async with asyncio.timeout_at(deadline):
+            code, text = await _answers(app, svc, limit, encoding, receive, send, deadline)
+    except TimeoutError:
+        code, text = DEADLINE_EXCEEDED, DEADLINE
+    if code < 0:
+        return  # the client went away: nothing to answer
+    await send({"type": "http.response.body", "body": b"", "more_body": False})
+    trailers = [(b"grpc-status", b"%d" % code)]
+    if text:
+        trailers.append((b"grpc-message", percent(text)))
+    await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
+
+
+async def _answers(
+    app: ServeApp,
+    svc: Servicer,
+    limit: int,
+    encoding: bytes | None,
+    receive: Receive,
+    send: Send,
+    deadline: float | None,
+) -> tuple[int, str]:
+    """Answer each message of the request stream in order; (grpc-status, grpc-message) to end with (-1: the client
+    went away)."""
     buf = bytearray()
     code, text, more = OK, "", True
     while more:
         msg = await receive()
         if msg["type"] != "http.request":
-            return  # the client went away: nothing to answer
+            return -1, ""
         buf += msg.get("body", b"")
         more = msg.get("more_body", False)
         try:
@@ -58,22 +96,19 @@ async def stream(
             break
         del buf[:used]
         for body in got:
-            out = await _answer(app, svc, body)
+            out = await _answer(app, svc, body, deadline)
             await send(
                 {"type": "http.response.body", "body": b"\0" + len(out).to_bytes(4, "big") + out, "more_body": True}
             )
     else:
         if buf:
             code, text = INTERNAL, f"the stream ended inside a message ({len(buf)} bytes after the last one)"
-    await send({"type": "http.response.body", "body": b"", "more_body": False})
-    trailers = [(b"grpc-status", b"%d" % code)]
-    if text:
-        trailers.append((b"grpc-message", percent(text)))
-    await send({"type": "http.response.trailers", "headers": trailers, "more_trailers": False})
+    return code, text
 
 
-async def _answer(app: ServeApp, svc: Servicer, body: bytes) -> bytes:
-    """The serialized ModelStreamInferResponse to one request message of the stream."""
+async def _answer(app: ServeApp, svc: Servicer, body: bytes, deadline: float | None) -> bytes:
+    """The serialized ModelStreamInferResponse to one request message of the stream (cancelled at the call's
+    `deadline`: counted 504; cancelled otherwise, the client went away: 499)."""
     metrics = app.metrics
     t0 = time.perf_counter()
     status, model = 200, ""
@@ -91,6 +126,9 @@ async def _answer(app: ServeApp, svc: Servicer, body: bytes) -> bytes:
     except Exception as exc:
         log.exception("internal error in gRPC ModelStreamInfer")
         status, out = 500, field(1, f"internal error ({type(exc).__name__})".encode())
+    except asyncio.CancelledError:
+        status = 504 if deadline is not None and asyncio.get_running_loop().time() >= deadline else 499
+        raise
     finally:
         app.grpc_calls -= 1
         if metrics is not None:

@@ -19,7 +19,8 @@ Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
-OK, UNKNOWN, INTERNAL, UNIMPLEMENTED, EXHAUSTED, UNAUTHENTICATED = 0, 2, 13, 12, 8, 16
+OK, UNKNOWN, DEADLINE_EXCEEDED, INTERNAL, UNIMPLEMENTED, EXHAUSTED, UNAUTHENTICATED = 0, 2, 4, 13, 12, 8, 16
+DEADLINE = "Deadline Exceeded"  # grpcio's words
 STATUS = {http: code.value[0] for http, code in CODES.items()}  # HTTP status of a request problem -> grpc-status
 UNAUTH = "missing or wrong bearer token (metadata authorization: Bearer TOKEN)"
 ACCEPT_ENCODING = b"identity, deflate, gzip"
@@ -49,6 +50,24 @@ def percent(text: str) -> bytes:
     if raw[-1:] == b" ":
         raw = raw[:-1] + b"%20"
     return raw
+
+
+_UNITS = {72: 3600.0, 77: 60.0, 83: 1.0, 109: 1e-3, 117: 1e-6, 110: 1e-9}  # H M S m u n (grpc-timeout's units)
+
+
+def timeout_s(value: bytes) -> float:
+    """The seconds of a grpc-timeout header: `TimeoutValue TimeoutUnit`, at most 8 ASCII digits and one of H M S m
+    u n (PROTOCOL-HTTP2). Anything else is a Problem (INTERNAL, as grpcio answers a value it cannot parse; grpcio
+    also takes 9 digits, the spec and grpc-go do not). 0 is a deadline already passed, as grpcio and grpc-go read it."""
+    unit = _UNITS.get(value[-1]) if value else None
+    digits = value[:-1]
+    if unit is None or not 1 <= len(digits) <= 8 or not digits.isdigit():
+        shown = value[:40].decode("latin-1")
+        raise Problem(
+            INTERNAL,
+            f"Error parsing 'grpc-timeout' metadata: {shown!r} is not 1 to 8 digits and a unit (H, M, S, m, u or n)",
+        )
+    return int(digits) * unit
 
 
 class Call:

@@ -43,6 +43,38 @@ log = logging.getLogger(__name__)
 MAX_RPCS = 64  # pool threads at most: RPCs answered at once per worker (an open stream holds one); more wait
 HOT_THREADS = 4  # pool threads for calls that do not wait (grpc/pool.py: fewer context switches per call)
 UNAUTH = "missing or wrong bearer token (metadata authorization: Bearer TOKEN)"
+DEADLINE = "Deadline Exceeded"  # grpcio's words
+
+
+class Ending:
+    """The end of one call (its deadline, or the client gone) cancels the work it waits for on the event loop, so a
+    request queued on a batcher is dropped; one per call (a stream's messages share it)."""
+
+    __slots__ = ("context", "fut", "ended")
+
+    def __init__(self, context: grpc.ServicerContext) -> None:
+        self.context = context
+        self.fut: concurrent.futures.Future[Any] | None = None
+        self.ended = not context.add_callback(self.end)  # (False: the call ended already)
+
+    def end(self) -> None:
+        """The call ended: cancel what it waits for."""
+        self.ended = True
+        fut = self.fut
+        if fut is not None:
+            fut.cancel()
+
+    def error(self) -> HTTPError:
+        """What answers the cancelled call (its client sees the deadline's or its own status anyway)."""
+        left = self.context.time_remaining()
+        if left is not None and left <= 0:
+            return HTTPError(504, DEADLINE)
+        return HTTPError(499, "the client cancelled the call")
+
+
+def _ending(context: Any) -> Ending | None:
+    """The Ending of a unary call (made only for work on the loop: a call answered in its thread needs none)."""
+    return None if context is None else Ending(context)
 
 
 class Bridge:
@@ -58,32 +90,41 @@ class Bridge:
         with self._lock:
             self.app.grpc_calls += delta
 
-    def on_loop(self, coro: Coroutine[Any, Any, Any]) -> Any:
-        """Run `coro` on the event loop and wait for its result (503 if the loop stops first)."""
+    def on_loop(self, coro: Coroutine[Any, Any, Any], ending: Ending | None = None) -> Any:
+        """Run `coro` on the event loop and wait for its result (503 if the loop stops first); cancelled when the
+        call of `ending` ends."""
         try:
             fut = asyncio.run_coroutine_threadsafe(coro, self.loop)
         except RuntimeError:  # the loop is closed
             coro.close()
             raise HTTPError(503, "the server is shutting down; retry on another worker") from None
+        if ending is not None:
+            ending.fut = fut
+            if ending.ended:
+                fut.cancel()
         with self.pool.blocking():
             while True:
                 try:
                     return fut.result(0.5)
+                except concurrent.futures.CancelledError:
+                    raise (ending.error() if ending is not None else HTTPError(503, "cancelled")) from None
                 except concurrent.futures.TimeoutError:
                     if self.loop.is_closed() or not self.loop.is_running():
                         fut.cancel()
                         raise HTTPError(503, "the server is shutting down; retry on another worker") from None
 
-    def infer(self, req: Any, context: Any) -> bytes:
-        """One ModelInfer, in this thread when nothing in it needs the event loop (see the module docstring)."""
+    def infer(self, req: Any, context: Any, ending: Ending | None = None) -> bytes:
+        """One ModelInfer, in this thread when nothing in it needs the event loop (see the module docstring); work on
+        the loop is cancelled at the end of the call (`ending`, else made from `context`)."""
         app = self.app
         if app.lazy is not None:
-            return self.on_loop(self.svc.ModelInfer(req, context))  # type: ignore[no-any-return]
+            ending = ending or _ending(context)
+            return self.on_loop(self.svc.ModelInfer(req, context), ending)  # type: ignore[no-any-return]
         model, arrays, rows, rid, wanted = self.svc.prepare(req, context)
         if rows is None and not needs_features(model.package, arrays):
             rows = check_inputs(arrays, model.package)  # (as ServeApp.predict does: pure, so here)
         if rows is None or app.shadow is not None or not model.inline_ok or model.batcher.closed:
-            outputs = self.on_loop(app.predict(model, arrays, "grpc", rid, rows))
+            outputs = self.on_loop(app.predict(model, arrays, "grpc", rid, rows), ending or _ending(context))
             return encode_response(model, outputs, wanted, rid)
         t0 = time.perf_counter()
         try:
@@ -159,13 +200,13 @@ def _stream(bridge: Bridge) -> Callable[[Iterator[Any], grpc.ServicerContext], I
         if not _authorized(app, context):
             context.abort(grpc.StatusCode.UNAUTHENTICATED, UNAUTH)
         with bridge.pool.blocking():  # the stream holds this thread while it waits for its next message
-            yield from _answers(bridge, requests)
+            yield from _answers(bridge, requests, Ending(context))
 
     return handler
 
 
-def _answers(bridge: Bridge, requests: Iterator[Any]) -> Iterator[bytes]:
-    """A ModelStreamInferResponse (serialized) for each request of a stream, in order."""
+def _answers(bridge: Bridge, requests: Iterator[Any], ending: Ending) -> Iterator[bytes]:
+    """A ModelStreamInferResponse (serialized) for each request of a stream (ended by `ending`), in order."""
     app = bridge.app
     metrics = app.metrics
     for req in requests:
@@ -178,7 +219,7 @@ def _answers(bridge: Bridge, requests: Iterator[Any]) -> Iterator[bytes]:
             if req.__class__ is Malformed:
                 raise req.error()
             model = req.model_name
-            out = field(2, bridge.infer(req, None))
+            out = field(2, bridge.infer(req, None, ending))
         except HTTPError as exc:
             status, out = exc.status, field(1, clip(redact(exc.message)).encode())
         except Exception as exc:
