@@ -156,7 +156,7 @@ def open_source(url: str, view: str, group: str | None = None, consumer: str | N
     if src.scheme == "kafka":
         from roost.features.streaming.kafka_source import KafkaSource
 
-        return KafkaSource(src.server, src.name, group, consumer)
+        return KafkaSource(src.server, src.name, group, consumer, src.options)
     from roost.features.streaming.redis_source import RedisSource
 
     return RedisSource(src.server, src.name, group, consumer)
