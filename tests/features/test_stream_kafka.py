@@ -329,3 +329,24 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(clic
     dead = _read_all(kafka_servers, f"{topic}.dead", len(bad))
     # dead letters are at least once on Kafka (produce, then commit: not one transaction); each bad event is there
     assert {dict(m.headers())["id"].decode() for m in dead} == bad
+
+
+def test_a_read_returns_as_soon_as_events_are_there(clicks_ws, kafka_servers):
+    """As with Redis (XREADGROUP BLOCK), a read does not wait out block_ms for a full batch."""
+    from roost.features.streaming.kafka_source import KafkaSource
+
+    topic = _topic(kafka_servers, partitions=1)
+    src = KafkaSource(kafka_servers, topic, "prompt", "c1", {"session.timeout.ms": "6000"})
+    _produce(kafka_servers, topic, make_events(1, users=1, seed=27))
+    got: list = []
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not got and time.monotonic() < deadline:  # joins the group, reads the first event
+        got = src.read(1000, 200)
+    assert len(got) == 1
+    _produce(kafka_servers, topic, make_events(10, users=1, seed=28))
+    t = time.monotonic()
+    got = []
+    while len(got) < 10:
+        got += src.read(1000, 20_000)
+    assert time.monotonic() - t < 10  # not the 20 s a full batch would wait
+    src.close()

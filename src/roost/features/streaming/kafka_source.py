@@ -128,7 +128,14 @@ class KafkaSource(EventSource):
     def read(self, count: int, block_ms: int) -> list[Event]:
         """Up to `count` messages; uncommitted ones come again after a restart (the group resumes at its offsets)."""
         out = []
-        for msg in self.consumer.consume(num_messages=count, timeout=block_ms / 1000):
+        # consume() waits its whole timeout unless `count` messages come: take what the client has fetched, else
+        # wait for the first message only, then take what came with it (Redis' XREADGROUP BLOCK does the same)
+        msgs = self.consumer.consume(num_messages=count, timeout=0)
+        if not msgs and block_ms > 0:
+            msgs = self.consumer.consume(num_messages=1, timeout=block_ms / 1000)
+            if msgs and count > 1:
+                msgs += self.consumer.consume(num_messages=count - 1, timeout=0)
+        for msg in msgs:
             err = msg.error()
             if err is not None:
                 if err.fatal():
