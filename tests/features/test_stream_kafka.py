@@ -251,6 +251,8 @@ def _stream_until(url: str, seconds: float):
 def test_a_broker_that_is_down_is_a_clear_error_naming_the_servers(clicks_ws):
     import socket
 
+    pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed (pip install 'roost[kafka]')")
+
     from roost.errors import RoostError
 
     with socket.socket() as s:
