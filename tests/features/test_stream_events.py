@@ -86,6 +86,26 @@ def test_source_urls():
     assert (u.server, u.name) == ("redis://:pw@h:6379/3", "my:stream")
     k = parse_source("kafka://b1:9092,b2:9092/clicks")
     assert (k.scheme, k.server, k.name) == ("kafka", "b1:9092,b2:9092", "clicks")
-    for bad in ("redis://h:6379", "http://h/s", "kafka://h:9092/a/b", "redis://h/1/2/3"):
+    for bad in ("redis://h:6379", "http://h/s", "kafka://h:9092/a/b", "redis://h/1/2/3", "kafka://h:9092/t?x"):
         with pytest.raises(ConfigError):
             parse_source(bad)
+    k = parse_source("kafka://b1:9092/clicks?session.timeout.ms=6000&security.protocol=SSL")
+    assert (k.server, k.name) == ("b1:9092", "clicks")
+    assert k.options == {"session.timeout.ms": "6000", "security.protocol": "SSL"}
+
+
+def test_kafka_properties_roost_sets_itself_are_refused_in_the_url():
+    pytest.importorskip("confluent_kafka")
+    from roost.features.streaming.kafka_source import KafkaSource
+
+    with pytest.raises(ConfigError, match="enable.auto.commit"):
+        KafkaSource("127.0.0.1:9", "t", "g", "c", {"enable.auto.commit": "true"})
+    with pytest.raises(ConfigError, match="no.such.property"):
+        KafkaSource("127.0.0.1:9", "t", "g", "c", {"no.such.property": "1"})
+
+
+def test_the_metrics_label_and_log_leave_out_secrets():
+    from roost.features.streaming.consumer import source_label
+
+    assert source_label("kafka://b:9092/t?sasl.password=s3cret&x=1") == "kafka://b:9092/t"
+    assert source_label("redis://u:s3cret@h:6379/0/s") == "redis://u:***@h:6379/0/s"

@@ -8,20 +8,16 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import timedelta
 from pathlib import Path
 
 import pytest
-from stream_helpers import T0, make_events, parse, replay_latest, replay_pit, setup_clicks
+from stream_helpers import USERS, check_exactly_once, make_events, parse, setup_clicks
 
 import roost
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
 
 SRC = str(Path(roost.__file__).resolve().parents[1])
-FIELDS = ["clicks", "score", "country"]
-REFS = [f"user_clicks:{f}" for f in FIELDS]
-USERS = 12
 HANG_GUARD_S = 300  # only a hang guard: the machine may be loaded
 
 
@@ -55,34 +51,6 @@ def _produce(r, name: str, events: list[dict]) -> None:
     for ev in events:
         pipe.xadd(name, ev)
     pipe.execute()
-
-
-def _check_exactly_once(events: list[dict]) -> None:
-    """Online values and point-in-time training rows equal a brute-force replay of the stream applied once."""
-    import pandas as pd
-
-    from roost.features import online, training_set
-
-    want = replay_latest(events)
-    users = list(range(USERS))
-    with pytest.MonkeyPatch.context() as mp:  # as of T0 the view's 6 h ttl expires no event (all at T0 or later)
-        mp.setenv("ROOST_ONLINE_AS_OF", T0.isoformat())
-        on = online(REFS, {"user_id": users}, output="pandas")
-    for u, row in zip(users, on.to_dict("records"), strict=True):
-        exp = want.get(u)
-        got = {f: (None if pd.isna(row[f]) else row[f]) for f in FIELDS}
-        assert got == ({f: exp[f] for f in FIELDS} if exp else dict.fromkeys(FIELDS)), u
-    times = [T0 + timedelta(minutes=m, seconds=30) for m in range(-5, 700, 7)]
-    entity = pd.DataFrame(
-        {"user_id": [u for u in users for _ in times], "event_time": [t for _ in users for t in times]}
-    )
-    got = training_set(entity, REFS)
-    for u, t, c, s, k in zip(entity.user_id, entity.event_time, got.clicks, got.score, got.country, strict=True):
-        exp = replay_pit(events, u, t.to_pydatetime(), timedelta(hours=6))
-        row = {"clicks": None if pd.isna(c) else c, "score": None if pd.isna(s) else s, "country": k}
-        if pd.isna(k):
-            row["country"] = None
-        assert row == ({f: exp[f] for f in FIELDS} if exp else dict.fromkeys(FIELDS)), (u, t)
 
 
 def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(fws, redis_url, tmp_path):
@@ -123,7 +91,7 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(fws,
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=HANG_GUARD_S) == 0, log.read_text()[-3000:]
     all_events = events + more
-    _check_exactly_once(all_events)
+    check_exactly_once(all_events)
     n_bad = sum(parse(ev) is None for ev in all_events)
     assert r.xlen(f"{name}:dead") == n_bad  # each bad event dead-lettered once (acked in the same MULTI)
     assert "re-read" in log.read_text()  # the restarts re-read their own pending batches
@@ -146,4 +114,4 @@ def test_sigterm_finishes_the_batch_in_flight(fws, redis_url, tmp_path):
     g = _group(r, name)
     assert g["pending"] == 0  # the batch in flight was written and acked, not abandoned
     assert 0 < g["entries-read"] < len(events)  # and it stopped there
-    _check_exactly_once(events[: g["entries-read"]])
+    check_exactly_once(events[: g["entries-read"]])

@@ -12,7 +12,9 @@ def register(app: typer.Typer) -> None:
 
 def stream_cmd(
     view: str = typer.Argument(..., help="the feature view the events update"),
-    source: str = typer.Option(..., "--source", help="redis://HOST:PORT[/DB]/STREAM or kafka://HOST:PORT/TOPIC"),
+    source: str = typer.Option(
+        ..., "--source", help="redis://HOST:PORT[/DB]/STREAM or kafka://HOST:PORT/TOPIC[?PROPERTY=VALUE&...]"
+    ),
     group: str | None = typer.Option(None, "--group", help="consumer group (default: roost-VIEW)"),
     consumer: str | None = typer.Option(None, "--consumer", help="consumer name (default: HOSTNAME-VIEW)"),
     batch: int = typer.Option(1000, "--batch", help="most events read and written per batch (bounds memory)"),

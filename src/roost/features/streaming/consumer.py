@@ -19,7 +19,7 @@ from roost.features.streaming.events import BadEvent, Event, Schema, decode, sch
 from roost.features.streaming.metrics import MetricsServer, StreamStats
 from roost.features.streaming.sources import EventSource, default_consumer, parse_source
 
-__all__ = ["stream", "Consumer"]
+__all__ = ["stream", "Consumer", "source_label"]
 
 log = logging.getLogger(__name__)
 
@@ -156,10 +156,18 @@ def open_source(url: str, view: str, group: str | None = None, consumer: str | N
     if src.scheme == "kafka":
         from roost.features.streaming.kafka_source import KafkaSource
 
-        return KafkaSource(src.server, src.name, group, consumer)
+        return KafkaSource(src.server, src.name, group, consumer, src.options)
     from roost.features.streaming.redis_source import RedisSource
 
     return RedisSource(src.server, src.name, group, consumer)
+
+
+def source_label(url: str) -> str:
+    """The source URL as /metrics and the log show it: no query (Kafka client properties may hold secrets), no
+    password."""
+    from roost.errors import redact_url
+
+    return redact_url(url.split("?", 1)[0])
 
 
 def _install_stop(stop: threading.Event) -> Callable[[], None]:
@@ -224,11 +232,11 @@ def stream(
     stop = stop or threading.Event()
     src = open_source(source, view, group, consumer)
     grp = getattr(src, "group", group or "")
-    stats = StreamStats(view, source, grp)
+    stats = StreamStats(view, source_label(source), grp)
     server = MetricsServer(stats, src.lag, metrics_port, metrics_host) if metrics_port is not None else None
     restore = _install_stop(stop)
     worker = Consumer(view, src, schema, stats, sink or _PushSink(schema))
-    log.info("consuming %s into %s (group %s, batch %d)", source, view, grp, batch)
+    log.info("consuming %s into %s (group %s, batch %d)", source_label(source), view, grp, batch)
     try:
         if on_start is not None:
             on_start(server.port if server else None)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import socket
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
-from urllib.parse import unquote, urlsplit
+from dataclasses import dataclass, field
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 from roost.errors import ConfigError
 from roost.features.streaming.events import Event
@@ -15,11 +15,12 @@ __all__ = ["EventSource", "SourceURL", "default_consumer", "parse_source"]
 
 @dataclass(frozen=True)
 class SourceURL:
-    """A parsed `redis://HOST:PORT[/DB]/STREAM` or `kafka://HOST:PORT[,HOST:PORT]/TOPIC`."""
+    """A parsed `redis://HOST:PORT[/DB]/STREAM` or `kafka://HOST:PORT[,HOST:PORT]/TOPIC[?PROPERTY=VALUE&...]`."""
 
     scheme: str
     server: str  # redis: the connection URL without the stream; kafka: bootstrap servers
     name: str  # stream or topic
+    options: dict[str, str] = field(default_factory=dict)  # kafka: client properties from the query string
 
 
 class EventSource(ABC):
@@ -60,7 +61,14 @@ def parse_source(url: str) -> SourceURL:
     if scheme == "kafka":
         if len(path) != 1:
             raise ConfigError(f"kafka source {url!r}: expected one topic after the servers", hint=hint)
-        return SourceURL(scheme, parts.netloc, path[0])
+        try:
+            options = dict(parse_qsl(parts.query, keep_blank_values=True, strict_parsing=bool(parts.query)))
+        except ValueError:
+            raise ConfigError(
+                f"kafka source {url!r}: the query is not PROPERTY=VALUE pairs",
+                hint="e.g. kafka://HOST:PORT/TOPIC?session.timeout.ms=10000&security.protocol=SSL",
+            ) from None
+        return SourceURL(scheme, parts.netloc, path[0], options)
     db = "0"
     if len(path) == 2 and path[0].isdigit():
         db = path[0]
