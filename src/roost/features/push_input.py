@@ -112,7 +112,7 @@ def _from_pandas(df: Any, what: str) -> pa.Table:
         cols = {n: s.array for n, (_, s) in zip(names, df.items(), strict=True)}
     if any(getattr(a, "dtype", None) == np.dtype("O") for a in cols.values()):  # (df.dtypes builds a Series)
         check_mixed_datetimes(df, what)  # only object columns can mix naive and aware datetimes
-    return pa.table({n: _pandas_array(a) for n, a in cols.items()})
+    return pa.Table.from_arrays([_pandas_array(a) for a in cols.values()], names=list(cols))  # (pa.table: 2x)
 
 
 def _pandas_array(a: Any) -> pa.Array:
@@ -186,7 +186,7 @@ def coerce(tbl: pa.Table, view: dict[str, Any], src: dict[str, Any]) -> pa.Table
         out["__ct"] = pa.nulls(tbl.num_rows, arrow_type("timestamp"))
     for f, dtype in fields.items():
         out[f] = _field(tbl.column(f), f, dtype, what)
-    return pa.table(out)
+    return pa.Table.from_arrays(list(out.values()), names=list(out))  # (pa.table of a dict: ~2x the time)
 
 
 def _first_null(col: Any) -> int:
