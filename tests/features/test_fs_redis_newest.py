@@ -240,3 +240,38 @@ def test_concurrent_in_order_writers_keep_the_latest_row(redis_url):
     assert got[0] == [t * 7 if t is not None else None for t in got[3]]
     for s in stores:
         s.close()
+
+
+def test_a_flushed_script_cache_loads_the_script_again(redis_url):
+    """The push calls EVALSHA directly: after SCRIPT FLUSH (a restarted server) the next write loads it again."""
+    from roost.features.online_stores.redis import RedisOnlineStore
+
+    st = RedisOnlineStore(fresh_redis(redis_url), prefix="fl")
+    st.write([_data("v", [1], [1], [10])])
+    st.r.script_flush()
+    assert st.write([_data("v", [1, 2], [2, 3], [20, 5])]) == {"v": 2}
+    assert st.reader("v", KEYS, FIELDS).read([[1, 2]])[0] == [2, 3]
+    st.close()
+
+
+def test_keys_a_scan_returns_twice_count_once(redis_url, monkeypatch):
+    """SCAN may return a key more than once (while Redis rehashes): stats, samples and drops count each row once."""
+    from roost.features.online_stores.redis import RedisOnlineStore
+
+    st = RedisOnlineStore(fresh_redis(redis_url), prefix="dup")
+    st.write([_data("v", list(range(10)), list(range(10)), list(range(10)))])
+    scan_iter = st.r.scan_iter
+
+    def twice(*a, **kw):
+        for k in scan_iter(*a, **kw):
+            yield k
+            yield k
+
+    monkeypatch.setattr(st.r, "scan_iter", twice)
+    assert st.stats("v") == {"rows": 10, "newest_event": 9}
+    some = st.sample("v", 4)
+    assert len({x["user_id"] for x in some}) == len(some) == 4
+    assert sorted(x["user_id"] for x in st.sample("v", 100)) == list(range(10))
+    st.drop_view("v")
+    assert st.stats("v") is None
+    st.close()

@@ -27,13 +27,13 @@ def pattern(store: RedisOnlineStore, view: str) -> str:
 
 
 def row_keys_of(store: RedisOnlineStore, view: str) -> list[bytes]:
-    """Every row key of `view` (both row layouts: their keys are the same)."""
-    return list(store.r.scan_iter(match=pattern(store, view), count=COUNT))
+    """Every row key of `view` once (both row layouts: their keys are the same; SCAN may return a key twice)."""
+    return list(dict.fromkeys(store.r.scan_iter(match=pattern(store, view), count=COUNT)))
 
 
 def count(store: RedisOnlineStore, view: str) -> int:
-    """How many rows `view` holds."""
-    return sum(1 for _ in store.r.scan_iter(match=pattern(store, view), count=COUNT))
+    """How many rows `view` holds (the keys are held in a set: SCAN returns a key twice when Redis rehashes)."""
+    return len(set(store.r.scan_iter(match=pattern(store, view), count=COUNT)))
 
 
 def expire(store: RedisOnlineStore, view: str, before: int) -> int:
@@ -53,12 +53,13 @@ def expire(store: RedisOnlineStore, view: str, before: int) -> int:
 def sample_rows(store: RedisOnlineStore, view: str, schema: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """Up to `n` rows of `view` in SCAN order (a bounded read: it stops at `n` rows), join keys decoded."""
     keys, fields = list(schema["keys"]), dict(schema["fields"])
-    found: list[str] = []
+    seen: dict[str, None] = {}  # (an ordered set: SCAN may return a key twice)
     if n > 0:
         for k in store.r.scan_iter(match=pattern(store, view), count=COUNT):
-            found.append(k.decode() if isinstance(k, bytes) else str(k))
-            if len(found) >= n:
+            seen[k.decode() if isinstance(k, bytes) else str(k)] = None
+            if len(seen) >= n:
                 break
+    found = list(seen)
     raw = store.r.mget(found) if found else []
     found = [k for k, b in zip(found, raw) if b is not None]  # (a row deleted between the SCAN and the MGET)
     got = rows.decode_rows([b for b in raw if b is not None], list(range(2, 2 + len(fields))), [0])
