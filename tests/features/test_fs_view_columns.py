@@ -43,3 +43,27 @@ def test_columns_equal_the_values_written(chunks):
         assert [type(x) for x in g] == [type(x) for x in w]
     empty = ViewData("v", {"k": "int64"}, fields, pa.table(cols).slice(0, 0)).columns()
     assert empty == [[] for _ in want]
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_large_strings_narrow_like_arrows_cast(seed):
+    """push_input.small_strings (pandas' str columns arrive as large_string) equals Arrow's own cast: nulls, empty
+    and multi-byte strings, sliced arrays, several chunks, all-empty and empty arrays."""
+    import numpy as np
+
+    from roost.features.push_input import small_strings
+
+    rng = np.random.default_rng(seed)
+    alphabet = ["", "a", "é", "日本", "x" * 40, "\U0001f600", "\x00"]
+    vals = [None if rng.random() < 0.2 else "".join(rng.choice(alphabet, rng.integers(0, 4))) for _ in range(50)]
+    if seed == 1:
+        vals = ["" for _ in vals]
+    arr = pa.array(vals, pa.large_string())
+    cases = [arr, arr.slice(3, 20), arr.slice(0, 0), pa.chunked_array([arr]), pa.chunked_array([arr[:7], arr[7:]])]
+    cases.append(pa.chunked_array([arr.slice(5)]))
+    for c in cases:
+        got = small_strings(c)
+        assert got.type == pa.string()
+        assert got.to_pylist() == c.cast(pa.string()).to_pylist()
+        assert got.null_count == c.null_count
+        (got.validate(full=True) if isinstance(got, pa.Array) else got.validate(full=True))
