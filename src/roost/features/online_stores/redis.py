@@ -1,5 +1,5 @@
-"""Redis online store: one key per (view, entity) holding the entity's row (`redis_rows`), the views' definitions and
-newest event times in two hashes; every write is one atomic script call (then expiry, `redis_scan`)."""
+"""Redis online store: one key per (view, entity) holding the entity's row (`redis_rows`), the views' definitions in
+one hash, each view's newest event time in one key; every write is one atomic script call (expiry: `redis_scan`)."""
 
 from __future__ import annotations
 
