@@ -17,7 +17,7 @@ if TYPE_CHECKING:
     import pyarrow as pa
 
 
-__all__ = ["as_table", "coerce", "read_file"]
+__all__ = ["as_table", "coerce", "read_file", "small_strings"]
 
 
 def read_file(path: str | Path, view: str) -> Any:
@@ -112,7 +112,7 @@ def _from_pandas(df: Any, what: str) -> pa.Table:
         cols = {n: s.array for n, (_, s) in zip(names, df.items(), strict=True)}
     if any(getattr(a, "dtype", None) == np.dtype("O") for a in cols.values()):  # (df.dtypes builds a Series)
         check_mixed_datetimes(df, what)  # only object columns can mix naive and aware datetimes
-    return pa.table({n: _pandas_array(a) for n, a in cols.items()})
+    return pa.Table.from_arrays([_pandas_array(a) for a in cols.values()], names=list(cols))  # (pa.table: 2x)
 
 
 def _pandas_array(a: Any) -> pa.Array:
@@ -186,7 +186,7 @@ def coerce(tbl: pa.Table, view: dict[str, Any], src: dict[str, Any]) -> pa.Table
         out["__ct"] = pa.nulls(tbl.num_rows, arrow_type("timestamp"))
     for f, dtype in fields.items():
         out[f] = _field(tbl.column(f), f, dtype, what)
-    return pa.table(out)
+    return pa.Table.from_arrays(list(out.values()), names=list(out))  # (pa.table of a dict: ~2x the time)
 
 
 def _first_null(col: Any) -> int:
@@ -260,11 +260,29 @@ def _field(col: Any, name: str, dtype: str, what: str) -> Any:
         if pa.types.is_boolean(typ):
             return col
     elif dtype == "string":
-        if pa.types.is_string(typ) or pa.types.is_large_string(typ):
-            return col if typ == target else col.cast(target)
+        if pa.types.is_string(typ):
+            return col
+        if pa.types.is_large_string(typ):  # (pandas' default str columns are Arrow large_string)
+            return small_strings(col)
     elif dtype == "timestamp":
         return _time(col, name, what, required=False)
     raise _wrong(what, name, "field", dtype, typ, f"convert the column to {dtype}")
+
+
+def small_strings(col: Any) -> Any:
+    """A large_string (chunked) array as string: its int64 offsets narrowed with NumPy when it is one unsliced chunk
+    (compute's cast costs ~25 µs at a push's 100 rows, this ~5), else the cast."""
+    import numpy as np
+    import pyarrow as pa
+
+    arr = col.chunk(0) if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1 else col
+    if isinstance(arr, pa.LargeStringArray) and arr.offset == 0 and len(arr):
+        validity, offsets, data = arr.buffers()
+        wide = np.frombuffer(offsets, dtype=np.int64, count=len(arr) + 1)
+        if data is not None and int(wide[-1]) < 2**31 - 1:
+            narrow = pa.py_buffer(wide.astype(np.int32))
+            return pa.StringArray.from_buffers(len(arr), narrow, data, validity, arr.null_count)
+    return col.cast(pa.string())
 
 
 def _time(col: Any, name: str, what: str, required: bool) -> Any:

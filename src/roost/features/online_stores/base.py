@@ -27,18 +27,26 @@ class ViewData:
 
     def columns(self) -> list[list[Any]]:
         """Python value lists in order keys, fields, __et, __ct (timestamps as int microseconds)."""
+        import numpy as np
         import pyarrow as pa
 
         out: list[list[Any]] = []
         for name in [*self.keys, *self.fields, "__et", "__ct"]:
             col = self.table.column(name)
-            if pa.types.is_timestamp(col.type):
+            typ = col.type
+            if pa.types.is_timestamp(typ):
                 if col.null_count == len(col):  # e.g. no created times: no casts (two compute calls each)
                     out.append([None] * len(col))
                     continue
-                if col.type.unit != "us":  # (the zone does not change the stored instants)
+                if typ.unit != "us":  # (the zone does not change the stored instants)
                     col = col.cast(pa.timestamp("us", tz="UTC"))
+                if col.null_count == 0:  # the int64 view of datetime64[us]: no compute cast (~3x faster)
+                    out.append(np.asarray(col.to_numpy()).view(np.int64).tolist())
+                    continue
                 col = col.cast(pa.int64())
+            elif col.null_count == 0 and (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+                out.append(col.to_numpy().tolist())  # (NumPy's tolist: ~2x Arrow's to_pylist, the same values)
+                continue
             out.append(col.to_pylist())
         return out
 

@@ -1,19 +1,23 @@
-"""Redis online store: one key per (view, entity) holding the entity's row (`redis_rows`), a sorted-set index per
-view (score: event time), the views' definitions in one hash; every write is one atomic script call."""
+"""Redis online store: one key per (view, entity) holding the entity's row (`redis_rows`), the views' definitions in
+one hash, each view's newest event time in one key; every write is one atomic script call (expiry: `redis_scan`)."""
 
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from roost.errors import RoostError
 from roost.features.online_stores import redis_legacy as legacy
 from roost.features.online_stores import redis_rows as rows
+from roost.features.online_stores import redis_scan as scan
 from roost.features.online_stores.base import OnlineStore, ViewData, ViewReader, decode
 
 __all__ = ["RedisOnlineStore"]
 
-SCAN = 5000  # index members per read when a view's rows are dropped
+log = logging.getLogger(__name__)
+
+SCAN = 5000  # keys per DEL when a view's rows are dropped
 WATCH_TRIES = 50  # transactions of a redefinition/migration retried when a watched key changed
 
 
@@ -38,6 +42,8 @@ class RedisOnlineStore(OnlineStore):
         self.url = url
         self.prefix = prefix
         self._script: Any = None
+        self._noscript = redis.exceptions.NoScriptError
+        self.expire_script: Any = None  # (redis_scan.expire registers it on first use)
         self.r = redis.Redis.from_url(url, socket_connect_timeout=5)
         try:
             self.r.ping()
@@ -70,25 +76,30 @@ class RedisOnlineStore(OnlineStore):
         return [self.row_key_of(view, self.hkey(keys, t)[skip:]) for t in zip(*cols)]
 
     def idx_key(self, view: str) -> str:
-        """The view's index: a sorted set of its entities' keys scored by event time."""
+        """The view's index of the earlier layouts: a sorted set of its entities' keys scored by event time."""
         return f"{self.prefix}:__idx:{view}"
+
+    def tops_key(self, view: str) -> str:
+        """The view's newest event time written (µs as text: an in-order write reads no row; set by every write)."""
+        return f"{self.prefix}:__newest:{view}"
 
     def meta_key(self) -> str:
         """The hash of the views' stored definitions."""
         return f"{self.prefix}:__views"
 
     def write(self, views: list[ViewData]) -> dict[str, int]:
-        """Upsert each view's rows not older than the stored ones and expire old rows: one script call for one view
-        whose stored definition is this one; else one transaction (drops, a legacy view's migration, the writes)."""
+        """Upsert each view's rows not older than the stored ones: one script call for one view whose stored
+        definition is this one (or its rows-json-1 form); else one transaction (drops, a legacy view's migration, the
+        writes). Then rows older than `expire_before` are deleted, in SCAN chunks of one atomic script call each."""
         if len(views) == 1:
             n = self._call(self.r, views[0])
             if n >= 0:  # -1: the stored definition differs (the script wrote nothing): the general path below
-                return {views[0].name: n}
+                return self._expired(views, {views[0].name: n})
         import redis
 
         for _ in range(WATCH_TRIES):
             try:
-                return self._write_all(views)
+                return self._expired(views, self._write_all(views))
             except redis.WatchError:  # a definition or index changed between the read and the transaction: again
                 continue
         raise RoostError(
@@ -97,12 +108,20 @@ class RedisOnlineStore(OnlineStore):
             hint="retry when the other writers of these views have switched to the new definition",
         )
 
+    def _expired(self, views: list[ViewData], written: dict[str, int]) -> dict[str, int]:
+        """Expire each view's rows older than its `expire_before` once the write is done (chunked, see redis_scan)."""
+        for v in views:
+            if v.expire_before is not None:
+                gone = scan.expire(self, v.name, int(v.expire_before))
+                log.debug("expired %d rows of %s", gone, v.name)
+        return written
+
     def _write_all(self, views: list[ViewData]) -> dict[str, int]:
         """Every view in one MULTI/EXEC watched on the definitions: a redefined view is dropped first, a legacy view
         of the same definition is migrated to the row layout (its rows written first, then this write's)."""
         with self.r.pipeline(transaction=True) as p:
             pipe: Any = p  # (redis-py's watch is untyped)
-            pipe.watch(self.meta_key(), *(self.idx_key(v.name) for v in views))
+            pipe.watch(self.meta_key(), *(k for v in views for k in (self.idx_key(v.name), self.tops_key(v.name))))
             stored: dict[str, Any] = {v.name: pipe.hget(self.meta_key(), v.name) for v in views}
             moves = {}
             for v in views:
@@ -112,20 +131,21 @@ class RedisOnlineStore(OnlineStore):
             pipe.multi()
             at: dict[str, int] = {}
             for v in views:
-                old = stored[v.name]
-                if old is not None and legacy.text(old) != rows.definition(v.keys, v.fields):
+                old = stored[v.name]  # the same view in the rows-json-1 layout: the script converts it
+                same = (rows.definition(v.keys, v.fields), rows.indexed_definition(v.keys, v.fields))
+                if old is not None and legacy.text(old) not in same:
                     if legacy.is_legacy(old):
                         legacy.queue_legacy_drop(self, pipe, v.name, old)
                     else:
                         self._queue_drop(pipe, v.name)
                 if v.name in moves:
-                    self._call(pipe, v, moves[v.name], expire=False)
+                    self._call(pipe, v, moves[v.name])
                 at[v.name] = len(pipe.command_stack)  # this view's reply: the next command's
                 self._call(pipe, v)
             out = pipe.execute()
         return {v.name: int(out[at[v.name]]) for v in views}
 
-    def _call(self, client: Any, v: ViewData, move: Any = None, expire: bool = True) -> Any:
+    def _call(self, client: Any, v: ViewData, move: Any = None) -> Any:
         """The upsert script for one view (on the connection or queued in a transaction); `move`: a legacy view's
         rows to write instead of the view's table."""
         if self._script is None:
@@ -136,21 +156,24 @@ class RedisOnlineStore(OnlineStore):
             kcols, et, ct, cols = rows.table_lists(v.columns(), len(v.keys))
             rkeys = self.row_keys(v.name, list(v.keys), kcols)
         doc, packed = rows.encode(rkeys, et, ct, cols, list(v.fields.values()))
-        exp = "" if v.expire_before is None or not expire else str(int(v.expire_before))
-        args = [v.name, self.idx_key(v.name), self.meta_key(), rows.definition(v.keys, v.fields), exp, doc, packed]
-        res = self._script(args=args, client=client)
-        return res if client is not self.r else int(res)
+        defs = (rows.definition(v.keys, v.fields), rows.indexed_definition(v.keys, v.fields))
+        args = [v.name, self.meta_key(), self.tops_key(v.name), *defs, self.idx_key(v.name), doc, packed]
+        if client is not self.r:  # a transaction: redis-py's Script queues the script's loading with it
+            return self._script(args=args, client=client)
+        try:  # (EVALSHA straight through the client: Script.__call__'s checks cost ~15 µs a push)
+            return int(self.r.execute_command("EVALSHA", self._script.sha, 0, *args))
+        except self._noscript:  # a restarted or flushed server: Script loads it again
+            return int(self._script(args=args))
 
     def _queue_drop(self, pipe: Any, view: str) -> None:
-        """Queue deletion of every row of `view` (row layout), its index and its definition."""
-        for lo in range(0, 1 << 62, SCAN):
-            part = self.r.zrange(self.idx_key(view), lo, lo + SCAN - 1)
-            if part:
-                pipe.delete(*part)
-            if len(part) < SCAN:
-                break
+        """Queue deletion of every row of `view` (either row layout: found by SCAN), its index (rows-json-1), its
+        definition and its newest time."""
+        found = scan.row_keys_of(self, view)
+        for lo in range(0, len(found), SCAN):
+            pipe.delete(*found[lo : lo + SCAN])
         pipe.delete(self.idx_key(view))
         pipe.hdel(self.meta_key(), view)
+        pipe.delete(self.tops_key(view))
 
     def reader(
         self,
@@ -200,9 +223,13 @@ class RedisOnlineStore(OnlineStore):
         pipe.execute()
 
     def stats(self, view: str) -> dict[str, Any] | None:
-        """Rows (the view's index size) and newest event time (its highest score): O(log n), no scan."""
-        if not self.has_view(view):
+        """Rows and newest event time: a SCAN of the view's keys (row layout), the index (earlier layouts)."""
+        stored = self.r.hget(self.meta_key(), view)
+        if stored is None:
             return None
+        if rows.layout_of(stored) == rows.LAYOUT:
+            n = scan.count(self, view)
+            return {"rows": n, "newest_event": scan.newest(self, view) if n else None}
         n = int(str(self.r.zcard(self.idx_key(view))))
         top = self.r.zrevrange(self.idx_key(view), 0, 0, withscores=True)
         newest = float(top[0][1]) if top else None
@@ -217,13 +244,16 @@ class RedisOnlineStore(OnlineStore):
         return {",".join(keys): ident}
 
     def sample(self, view: str, n: int) -> list[dict[str, Any]]:
-        """The `n` entities with the newest event times (join keys as stored in the entity key)."""
+        """Up to `n` rows (join keys as stored in the entity key): the first found by SCAN (row layout), the newest
+        by event time (earlier layouts, from their index)."""
         raw = self.r.hget(self.meta_key(), view)
         if raw is None:
             return []
         schema = json.loads(raw)
         if legacy.is_legacy(raw):
             return legacy.legacy_sample(self, view, schema, n)
+        if rows.layout_of(raw) == rows.LAYOUT:
+            return scan.sample_rows(self, view, schema, int(n))
         keys, fields = list(schema["keys"]), dict(schema["fields"])
         rk = [legacy.text(h) for h in self.r.zrevrange(self.idx_key(view), 0, max(0, int(n) - 1))]
         if not rk:

@@ -88,7 +88,7 @@ def queue_legacy_drop(store: RedisOnlineStore, pipe: Any, view: str, stored: Any
     fields = [f"{view}:__et", f"{view}:__ct"] + [f"{view}:{f}" for f in json.loads(stored)["fields"]]
     for hk in store.r.zrange(store.idx_key(view), 0, -1):
         pipe.hdel(hk, *fields)
-    pipe.delete(store.idx_key(view))
+    pipe.delete(store.idx_key(view), store.tops_key(view))
     pipe.hdel(store.meta_key(), view)
 
 
