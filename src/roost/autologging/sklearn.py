@@ -35,6 +35,7 @@ def autolog(
     max_tuning_runs: int = core.MAX_TUNING_RUNS,
     registered_model_name: str | None = None,
     experiment: str = "default",
+    package: str = "deferred",
 ) -> None:
     """Record every scikit-learn `fit`: params, training metrics, search-CV candidates as child runs, the model.
 
@@ -42,7 +43,8 @@ def autolog(
     (roost.get_run, search_runs), ending it, and the interpreter's exit wait for them."""
     core.switch(FLAVOR, disable, lambda: [(cls, "fit", _wrap) for cls in _fit_classes()],
                 log_models=log_models, log_datasets=log_datasets, silent=silent, max_tuning_runs=max_tuning_runs,
-                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+                registered_model_name=registered_model_name, experiment=experiment,
+                package=package)  # fmt: skip
 
 
 def _fit_classes() -> list[type]:

@@ -1,0 +1,192 @@
+"""Deferred model packages: autolog logs the native model, and the ONNX package is built on first need — it predicts
+like the native model, is built once under concurrent loads, and a conversion that fails loses nothing."""
+
+import json
+import subprocess
+import sys
+import threading
+
+import numpy as np
+import pytest
+
+import roost
+from roost.errors import RoostError
+
+
+@pytest.fixture
+def split():
+    from sklearn.datasets import make_classification
+
+    X, y = make_classification(n_samples=600, n_features=8, n_informative=5, random_state=3)
+    return X[:500], y[:500], X[500:]
+
+
+def _proba(pred, Xh):
+    cols = {name: Xh[:, i] for i, name in enumerate(pred.inputs)}  # f0.. (sklearn), Column_0.. (LightGBM)
+    return np.asarray(pred.predict(cols), dtype=np.float64)  # a binary model: P(class 1) per row
+
+
+FITS = {
+    "sklearn": lambda: __import__("sklearn.ensemble", fromlist=["x"]).RandomForestClassifier(
+        n_estimators=15, max_depth=5, random_state=0, n_jobs=1
+    ),
+    "lightgbm": lambda: __import__("lightgbm").LGBMClassifier(n_estimators=30, verbose=-1, n_jobs=1),
+    "xgboost": lambda: __import__("xgboost").XGBClassifier(n_estimators=30, max_depth=3, n_jobs=1),
+}
+
+
+@pytest.mark.parametrize("lib", sorted(FITS))
+def test_a_deferred_package_is_built_on_first_load_and_predicts_like_the_native_model(rec, split, lib):
+    Xt, yt, Xh = split
+    roost.autolog(silent=True)
+    model = FITS[lib]().fit(Xt, yt)
+    run = rec.only_run()
+    folder = rec.artifact(run, "model")
+    assert (folder / "deferred.json").is_file() and not (folder / "model.onnx").exists()  # nothing converted yet
+    with pytest.raises(RoostError, match="roost models package"):
+        roost.modelpkg.load(folder)  # the package layer alone says how to build it
+    served = roost.load_model(f"runs:/{run['run_id']}/model")
+    assert (folder / "model.onnx").is_file() and (folder / "signature.json").is_file()
+    want = model.predict_proba(Xh)[:, 1]
+    assert np.max(np.abs(_proba(served, Xh) - want)) <= 1e-5
+    meta = roost.modelpkg.read_meta(folder)
+    assert meta["packaged"] == "deferred" and meta["run_id"] == run["run_id"] and meta["parity_rows"] > 0
+    assert run["params"]["data.fingerprint"] == roost.get_run(run["run_id"])["params"]["data.fingerprint"]
+
+
+def test_package_now_writes_the_package_at_once(rec, split):
+    Xt, yt, Xh = split
+    roost.sklearn.autolog(silent=True, package="now")
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=500).fit(Xt, yt)
+    folder = rec.artifact(rec.only_run(), "model")
+    assert (folder / "model.onnx").is_file() and not (folder / "deferred.json").exists()
+    served = roost.modelpkg.load(folder)
+    assert np.max(np.abs(_proba(served, Xh) - model.predict_proba(Xh)[:, 1])) <= 1e-5
+
+
+def test_a_bad_package_mode_is_a_clear_error():
+    with pytest.raises(RoostError, match="package='now'"):
+        roost.autolog(package="later")
+
+
+def test_two_concurrent_loads_build_it_once(rec, split, monkeypatch):
+    Xt, yt, Xh = split
+    roost.lightgbm.autolog(silent=True)
+    import lightgbm
+
+    model = lightgbm.LGBMClassifier(n_estimators=20, verbose=-1, n_jobs=1).fit(Xt, yt)
+    run = rec.only_run()
+    from roost.model_import import log as import_log
+
+    real, calls, inside = import_log.build_package, [], threading.Event()
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        inside.set()
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(import_log, "build_package", counted)
+    results, errors = [], []
+
+    def load():
+        try:
+            results.append(roost.load_model(run["run_id"]))
+        except Exception as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=load) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert not errors and len(results) == 2 and len(calls) == 1
+    want = model.predict_proba(Xh)[:, 1]
+    for served in results:
+        assert np.max(np.abs(_proba(served, Xh) - want)) <= 1e-5
+
+
+def test_two_processes_build_it_once(rec, split, tmp_path):
+    Xt, yt, _ = split
+    roost.xgboost.autolog(silent=True)
+    import xgboost
+
+    xgboost.XGBClassifier(n_estimators=10, max_depth=3, n_jobs=1).fit(Xt, yt)
+    folder = rec.artifact(rec.only_run(), "model")
+    code = (
+        "import sys, roost.model_import.log as L, roost.model_import.deferred as D\n"
+        "real = L.build_package\n"
+        "def counted(*a, **k):\n"
+        "    open(sys.argv[2], 'a').write('built\\n'); return real(*a, **k)\n"
+        "L.build_package = counted\n"
+        "D.build(sys.argv[1])\n"
+    )
+    log = tmp_path / "builds.txt"
+    procs = [subprocess.Popen([sys.executable, "-c", code, str(folder), str(log)]) for _ in range(2)]
+    assert [p.wait(180) for p in procs] == [0, 0]
+    assert log.read_text().splitlines() == ["built"]
+    assert (folder / "model.onnx").is_file()
+
+
+def test_a_conversion_that_fails_is_a_clear_error_and_loses_nothing(rec, split, monkeypatch):
+    Xt, yt, Xh = split
+    roost.sklearn.autolog(silent=True)
+    from sklearn.ensemble import RandomForestClassifier
+
+    model = RandomForestClassifier(n_estimators=5, random_state=0).fit(Xt, yt)
+    run = rec.only_run()
+    folder = rec.artifact(run, "model")
+    before = sorted(p.name for p in folder.rglob("*") if p.is_file())
+    from roost.model_import import log as import_log
+
+    def broken(*args, **kwargs):
+        raise RoostError("scikit-learn model cannot be converted to ONNX: no converter", hint="register one")
+
+    monkeypatch.setattr(import_log, "build_package", broken)
+    with pytest.raises(RoostError) as err:
+        roost.package_model(run["run_id"])
+    assert "could not be packaged: scikit-learn model cannot be converted" in err.value.message
+    assert "native model stays logged" in err.value.hint and "register one" in err.value.hint
+    after = sorted(p.name for p in folder.rglob("*") if p.is_file() and p.name != ".package.lock")
+    assert after == before and not (folder / "model.onnx").exists()
+    monkeypatch.undo()
+    from roost.model_import.deferred import load_native
+
+    native, _sample = load_native(folder)
+    assert np.array_equal(native.predict_proba(Xh), model.predict_proba(Xh))  # the native model is intact
+    roost.package_model(run["run_id"])  # and packages once the cause is gone
+    assert (folder / "model.onnx").is_file()
+
+
+def test_a_changed_native_file_is_not_read(rec, split):
+    Xt, yt, _ = split
+    roost.sklearn.autolog(silent=True)
+    from sklearn.linear_model import LogisticRegression
+
+    LogisticRegression(max_iter=300).fit(Xt, yt)
+    run = rec.only_run()
+    folder = rec.artifact(run, "model")
+    manifest = json.loads((folder / "deferred.json").read_text())
+    pkl = folder / manifest["model"]
+    pkl.write_bytes(pkl.read_bytes() + b"x")
+    with pytest.raises(RoostError, match="changed since it was logged"):
+        roost.load_model(folder)
+    manifest["sha256"][manifest["model"]] = __import__("hashlib").sha256(pkl.read_bytes()).hexdigest()
+    (folder / "deferred.json").write_text(json.dumps(manifest))  # both files rewritten: the run's tag still differs
+    with pytest.raises(RoostError, match="changed since it was logged"):
+        roost.load_model(folder)
+
+
+def test_registering_builds_the_package_and_the_registry_records_its_signature(rec, split):
+    Xt, yt, Xh = split
+    roost.sklearn.autolog(silent=True)
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=300).fit(Xt, yt)
+    run = rec.only_run()
+    v = roost.register_model(run["run_id"], "deferred-clf")
+    assert v.signature is not None and v.meta["packaged"] == "deferred"
+    roost.set_alias("deferred-clf", v.version, "prod")
+    served = roost.load_model("deferred-clf@prod")
+    assert np.max(np.abs(_proba(served, Xh) - model.predict_proba(Xh)[:, 1])) <= 1e-5
