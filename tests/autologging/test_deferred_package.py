@@ -190,3 +190,42 @@ def test_registering_builds_the_package_and_the_registry_records_its_signature(r
     roost.set_alias("deferred-clf", v.version, "prod")
     served = roost.load_model("deferred-clf@prod")
     assert np.max(np.abs(_proba(served, Xh) - model.predict_proba(Xh)[:, 1])) <= 1e-5
+
+
+def _logged_logreg(rec, split):
+    Xt, yt, _ = split
+    roost.sklearn.autolog(silent=True)
+    from sklearn.linear_model import LogisticRegression
+
+    model = LogisticRegression(max_iter=300).fit(Xt, yt)
+    run = rec.only_run()
+    return model, run, rec.artifact(run, "model")
+
+
+def test_the_cli_packages_a_run_and_says_what_it_built(rec, split, cli):
+    model, run, folder = _logged_logreg(rec, split)
+    code, out, err = cli("models", "package", run["run_id"][:10])
+    assert code == 0, err
+    assert "packaged" in out and "LogisticRegression" in out and (folder / "model.onnx").is_file()
+    code, out, _ = cli("models", "package", run["run_id"], "--json")  # built already: said again, not rebuilt
+    assert code == 0 and json.loads(out)["packaged"] == "deferred"
+    code, _, err = cli("models", "package", "no-such-model@prod")
+    assert code == 2 and "no-such-model" in err
+
+
+def test_serve_packages_the_models_it_names_before_starting(rec, split, cli, tmp_path):
+    _model, _run, folder = _logged_logreg(rec, split)
+    code, out, err = cli("serve", str(folder), "--export", "kserve", str(tmp_path / "bundle"))  # serve's load path
+    assert code == 0, err
+    assert (folder / "model.onnx").is_file() and (tmp_path / "bundle" / "model" / "model.onnx").is_file()
+
+
+def test_the_cli_alias_builds_the_version_it_points_at(rec, split, cli):
+    _model, run, folder = _logged_logreg(rec, split)
+    from roost.registry import api
+
+    v = api.register_model(run["run_id"], "clf-alias")  # the registry's own call: nothing built
+    assert not (folder / "model.onnx").exists()
+    code, _, err = cli("models", "alias", "clf-alias", str(v.version), "prod")
+    assert code == 0, err
+    assert (folder / "model.onnx").is_file()
