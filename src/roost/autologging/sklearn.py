@@ -145,9 +145,9 @@ def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> d
     out: dict[str, Any] = {}
     if is_classifier(model):
         out["training_accuracy_score"] = m.accuracy_score(y, pred, sample_weight=sw)
-        out["training_precision_score"] = m.precision_score(y, pred, average="weighted", sample_weight=sw)
-        out["training_recall_score"] = m.recall_score(y, pred, average="weighted", sample_weight=sw)
-        out["training_f1_score"] = m.f1_score(y, pred, average="weighted", sample_weight=sw)
+        # precision_score, recall_score and f1_score each compute the same support counts (one call: a third)
+        p, r, f, _ = m.precision_recall_fscore_support(y, pred, average="weighted", sample_weight=sw)
+        out["training_precision_score"], out["training_recall_score"], out["training_f1_score"] = p, r, f
         if proba is not None:
             classes = model.classes_
             out["training_log_loss"] = m.log_loss(y, proba, labels=classes, sample_weight=sw)
