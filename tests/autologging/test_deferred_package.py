@@ -229,3 +229,18 @@ def test_the_cli_alias_builds_the_version_it_points_at(rec, split, cli):
     code, _, err = cli("models", "alias", "clf-alias", str(v.version), "prod")
     assert code == 0, err
     assert (folder / "model.onnx").is_file()
+
+
+def test_the_consoles_model_page_builds_the_versions_it_shows(rec, split):
+    _model, run, folder = _logged_logreg(rec, split)
+    from starlette.testclient import TestClient
+
+    from roost.registry import api
+    from roost.ui import create_app
+
+    api.register_model(run["run_id"], "clf-page")  # the registry's own call: nothing built
+    assert not (folder / "model.onnx").exists()
+    with TestClient(create_app(), follow_redirects=False) as client:
+        page = client.get("/models/clf-page")
+    assert page.status_code == 200 and "not packaged" not in page.text
+    assert (folder / "model.onnx").is_file()
