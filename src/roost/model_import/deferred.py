@@ -251,11 +251,22 @@ def package_model(ref: str | Path, path: str = "model", allow_mismatch: bool = F
 
 
 def load_model(uri: str | Path) -> Predictor:
-    """roost.load_model: a package by path, file:// URI, `runs:/RUN/PATH` or registry reference (`name@alias`,
-    `name/3`), its ONNX package built first when it was logged for packaging later."""
-    from roost.modelpkg import load
+    """roost.load_model: a package by path, file:// URI or registry reference (`name@alias`, `name/3`) as
+    roost.modelpkg.load_model finds it, or a run's model (`runs:/RUN/PATH`, a run id); its ONNX package built first
+    when it was logged for packaging later."""
+    from roost.modelpkg import load, resolve_package
 
-    return load(ensure(locate(uri)))
+    s = str(uri)
+    if s.startswith("runs:/"):
+        root = locate(s)
+    else:
+        try:
+            root = resolve_package(uri)[0]
+        except RoostError:
+            if "@" in s or "/" in s or _run_id_or_none(s) is None:
+                raise  # not a run either: the package layer's own error
+            root = locate(s)
+    return load(ensure(root))
 
 
 def register_model(run_id: str | None, name: str, path: str = "model") -> ModelVersionInfo:
