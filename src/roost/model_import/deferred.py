@@ -287,9 +287,14 @@ def register_model(run_id: str | None, name: str, path: str = "model") -> ModelV
 def set_alias(name: str, version: int, alias: str) -> bool:
     """roost.set_alias: the version's package built first when it was logged for packaging later (an alias is
     what `roost serve name@alias` follows), then name@alias pointed at it."""
+    from roost import artifacts
     from roost.registry import api
+    from roost.registry.backend import default_store
 
-    local = api.resolve_model(f"{name}/{version}").local_path
-    if local is not None and pending(local):
-        build(local)
+    try:
+        source = default_store().get_version(name, version).source  # the record only: nothing downloaded
+    except RoostError:
+        source = ""  # no such version: set_alias says so in its own words
+    if source and artifacts.is_local(source) and pending(artifacts.local_path(source)):
+        build(artifacts.local_path(source))
     return api.set_alias(name, version, alias)
