@@ -162,20 +162,28 @@ def test_a_conversion_that_fails_is_a_clear_error_and_loses_nothing(rec, split, 
 def test_a_changed_native_file_is_not_read(rec, split):
     Xt, yt, _ = split
     roost.sklearn.autolog(silent=True)
+    from hashlib import sha256
+
     from sklearn.linear_model import LogisticRegression
 
     LogisticRegression(max_iter=300).fit(Xt, yt)
-    run = rec.only_run()
-    folder = rec.artifact(run, "model")
-    manifest = json.loads((folder / "deferred.json").read_text())
-    pkl = folder / manifest["model"]
-    pkl.write_bytes(pkl.read_bytes() + b"x")
-    with pytest.raises(RoostError, match="changed since it was logged"):
-        roost.load_model(folder)
-    manifest["sha256"][manifest["model"]] = __import__("hashlib").sha256(pkl.read_bytes()).hexdigest()
-    (folder / "deferred.json").write_text(json.dumps(manifest))  # both files rewritten: the run's tag still differs
-    with pytest.raises(RoostError, match="changed since it was logged"):
-        roost.load_model(folder)
+    folder = rec.artifact(rec.only_run(), "model")
+    logged = json.loads((folder / "deferred.json").read_text())
+    for part in ("model", "sample"):  # both are pickles: each is covered by deferred.json and the run's record
+        f = folder / logged[part]
+        original = f.read_bytes()
+        f.write_bytes(original + b"x")
+        with pytest.raises(RoostError, match="changed since it was logged"):
+            roost.load_model(folder)
+        forged = {**logged, "sha256": {**logged["sha256"], logged[part]: sha256(f.read_bytes()).hexdigest()}}
+        (folder / "deferred.json").write_text(json.dumps(forged))  # both rewritten: the run's record still differs
+        with pytest.raises(RoostError, match="changed since it was logged"):
+            roost.load_model(folder)
+        f.write_bytes(original)
+        (folder / "deferred.json").write_text(json.dumps(logged))
+    assert not (folder / "model.onnx").exists()
+    roost.load_model(folder)  # the files as logged: packaged
+    assert (folder / "model.onnx").is_file()
 
 
 def test_registering_builds_the_package_and_the_registry_records_its_signature(rec, split):

@@ -171,11 +171,11 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
     with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
         pkg = Path(tmp) / "model"
         if conf.package == "deferred" and not run.remote and not conf.registered_model_name:
-            from roost.model_import.deferred import SHA_TAG, save_native
+            from roost.model_import.deferred import SHA_TAG, files_digest, save_native
 
             manifest = save_native(model, pkg, sample, run.id)
             run.log_artifacts(pkg, "model")
-            run.set_tags({SHA_TAG: manifest["sha256"][manifest["model"]]})
+            run.set_tags({SHA_TAG: files_digest(manifest)})
             return
         from roost.model_import.log import build_package
 

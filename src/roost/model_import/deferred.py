@@ -33,7 +33,7 @@ __all__ = ["save_native", "build", "ensure", "package_model", "load_model", "reg
 
 NATIVE = "native"
 LOCK = ".package.lock"
-SHA_TAG = "roost.model.native_sha256"  # the run's record of the native model file, checked before it is read
+SHA_TAG = "roost.model.native_sha256"  # the run's record of the native files (files_digest), checked before reading
 FORMAT = 1
 
 
@@ -95,15 +95,21 @@ def _manifest(root: Path) -> dict[str, Any]:
     return manifest
 
 
+def files_digest(manifest: dict[str, Any]) -> str:
+    """One SHA-256 over the SHA-256 of every native file (the model's and the sample's): what the run records."""
+    return hashlib.sha256(json.dumps(manifest["sha256"], sort_keys=True).encode()).hexdigest()
+
+
 def _check_files(root: Path, manifest: dict[str, Any]) -> None:
-    """Refuse native files that are not the ones logged (their hashes in deferred.json and on the run)."""
+    """Refuse native files that are not the ones logged: each file's hash must be deferred.json's, and deferred.json's
+    hashes the run's record of them (a pickle runs code when it is read)."""
     recorded = _run_hash(manifest.get("run_id"))
     for rel, want in manifest["sha256"].items():
         p = root / rel
         if not p.is_file():
             raise RoostError(f"{p} is missing: the native model cannot be packaged", hint="log the model again")
         got = _sha256(p)
-        if got != want or (rel == manifest.get("model") and recorded is not None and recorded != got):
+        if got != want or (recorded is not None and recorded != files_digest(manifest)):
             raise RoostError(
                 f"{p} changed since it was logged (SHA-256 {got[:12]}… is not the recorded one)",
                 hint="it is not read (a pickle runs code); log the model again",
@@ -111,7 +117,7 @@ def _check_files(root: Path, manifest: dict[str, Any]) -> None:
 
 
 def _run_hash(run_id: Any) -> str | None:
-    """The native model's SHA-256 recorded on its run, None when the run or the tag cannot be read."""
+    """The native files' digest recorded on their run, None when the run or the tag cannot be read."""
     if not isinstance(run_id, str):
         return None
     try:
