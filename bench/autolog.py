@@ -10,9 +10,14 @@ off between them: disable=True) and keeps the median of each; overhead = autolog
   the interpreter's exit; MLflow: `flush_async_logging()`);
 - CPU: the process's CPU time over the fit and that completion (all threads): the work autolog adds, wherever it ran.
 
-Both log to SQLite in a temporary folder; both with their defaults (the model logged: roost converts it to an ONNX
-package and checks it, MLflow pickles it). Targets (issue 38): roost < 2 % over no logging; MLflow's overhead /
-roost's >= 10. Prints `ratio: X` last (MLflow's total wall overhead until the runs are complete / roost's).
+roost runs three ways: its default (package="deferred": the native model is logged, the ONNX package is built on the
+model's first load, timed separately as "first roost.load_model"), package="now" (the package built and checked on
+the background thread after each fit) and log_models=False.
+
+Both log to SQLite in a temporary folder; both with their defaults (the model logged: roost saves the native model
+and builds its checked ONNX package on first load, MLflow pickles it). Targets (issue 38): roost < 2 % over no
+logging; MLflow's overhead / roost's >= 10. Prints `ratio: X` last (MLflow's total wall overhead until the runs are
+complete / roost's).
 
     .venv/bin/python bench/autolog.py [--repeats 5] [--rows 10000] [--skip-mlflow]
 """
@@ -88,6 +93,10 @@ for name, fit in FITS.items():
         off()
     out[name] = {"plain_s": med(plain), "autolog_s": med(logged), "complete_s": med(done),
                  "plain_cpu_s": med(plain_cpu), "autolog_cpu_s": med(logged_cpu)}
+    if tool == "roost" and extra.get("log_models", True):  # what the first load of the last run's model costs
+        last = roost.search_runs(order_by=["start_time DESC"])[0]["run_id"]
+        c = time.process_time(); t = time.perf_counter(); roost.load_model(f"runs:/{last}/model")
+        out[name].update(first_load_s=time.perf_counter() - t, first_load_cpu_s=time.process_time() - c)
     print(name, out[name], file=sys.stderr, flush=True)
 out["runs"] = count()
 print(json.dumps(out))
@@ -127,9 +136,19 @@ def main() -> None:
     print(machine())
     env = {"PYTHONPATH": str(REPO / "src")}
     roost_res = measure(sys.executable, "roost", args.rows, args.repeats, {}, env)
+    now = measure(sys.executable, "roost", args.rows, args.repeats, {"package": "now"}, env)
     no_models = measure(sys.executable, "roost", args.rows, args.repeats, {"log_models": False}, env)
     roost_total = report("roost.autolog()", roost_res)
+    report('roost.autolog(package="now")', now)
     report("roost.autolog(log_models=False)", no_models)
+    for label, res in (("deferred", roost_res), ("now", now)):
+        print(
+            f"first roost.load_model of the run ({label}): "
+            + ", ".join(
+                f"{lib} {res[lib]['first_load_s'] * 1000:.0f} ms ({res[lib]['first_load_cpu_s'] * 1000:.0f} ms CPU)"
+                for lib in LIBS
+            )
+        )
     if args.skip_mlflow:
         return
     # the libraries at the versions of roost's .venv (scikit-learn 1.9.1, LightGBM 4.7.0, XGBoost 3.2.0)

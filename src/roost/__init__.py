@@ -32,14 +32,15 @@ _API = {
     "gc": "roost.registry.api:gc",
     "upload_staged": "roost.registry.api:upload_staged",
     "list_experiments": "roost.registry.api:list_experiments",
-    "register_model": "roost.registry.api:register_model",
-    "set_alias": "roost.registry.api:set_alias",
+    "register_model": "roost.model_import.deferred:register_model",  # a deferred package is built first
+    "set_alias": "roost.model_import.deferred:set_alias",
     "resolve_model": "roost.registry.api:resolve_model",
     "list_models": "roost.registry.api:list_models",
     "list_versions": "roost.registry.api:list_versions",
     # training / models
     "train": "roost.training.api:train",
-    "load_model": "roost.modelpkg:load_model",
+    "load_model": "roost.model_import.deferred:load_model",  # builds a deferred package on first load
+    "package_model": "roost.model_import.deferred:package_model",
     "log_model": "roost.model_import.log:log_model",
     "predict": "roost.scoring.api:predict",
     # pipelines

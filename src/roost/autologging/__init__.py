@@ -20,6 +20,8 @@ FLAVORS = (
     "transformers",
 )  # roost.autologging.<flavor> patches the library of the same name
 
+PACKAGED = ("sklearn", "lightgbm", "xgboost")  # the flavors that log an ONNX package (`package=`)
+
 __all__ = ["autolog", "FLAVORS", "MAX_TUNING_RUNS"]
 
 
@@ -31,8 +33,13 @@ def autolog(
     registered_model_name: str | None = None,
     experiment: str = "default",
     exclude_flavors: tuple[str, ...] = (),
+    package: str = "deferred",
 ) -> list[str]:
-    """Turn autologging on (or off with disable=True) for each installed library; returns the flavors changed."""
+    """Turn autologging on (or off with disable=True) for each installed library; returns the flavors changed.
+
+    package="deferred" (the default) logs the native model of scikit-learn, LightGBM and XGBoost fits and builds
+    its ONNX package on first need (roost.load_model, `roost serve`, registration, `roost models package RUN`);
+    package="now" builds and checks the package right after the fit, on the background thread."""
     changed = []
     for flavor in FLAVORS:
         if flavor in exclude_flavors or importlib.util.find_spec(flavor) is None:
@@ -47,6 +54,7 @@ def autolog(
                 silent=silent,
                 registered_model_name=registered_model_name,
                 experiment=experiment,
+                **({"package": package} if flavor in PACKAGED else {}),
             )
         changed.append(flavor)
     return changed

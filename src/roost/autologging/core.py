@@ -20,6 +20,7 @@ log = logging.getLogger("roost.autologging")
 
 T = TypeVar("T")
 MAX_TUNING_RUNS = 100  # search CV: child runs for at most this many candidates (the best ranked first)
+PACKAGE_MODES = ("deferred", "now")
 ERROR_TAG = "roost.autolog.error"  # what autolog could not log in the background: "what: message" per line
 
 
@@ -33,6 +34,16 @@ class Settings:
     max_tuning_runs: int = MAX_TUNING_RUNS
     registered_model_name: str | None = None
     experiment: str = "default"
+    package: str = "deferred"  # "deferred": the native model now, its ONNX package on first need; "now": the package
+
+    def __post_init__(self) -> None:
+        if self.package not in PACKAGE_MODES:
+            from roost.errors import RoostError
+
+            raise RoostError(
+                f"autolog(package={self.package!r}) is not a packaging mode",
+                hint="package='deferred' (the ONNX package built on first load, the default) or package='now'",
+            )
 
 
 _settings: dict[str, Settings] = {}  # enabled flavors

@@ -33,11 +33,13 @@ def autolog(
     silent: bool = False,
     registered_model_name: str | None = None,
     experiment: str = "default",
+    package: str = "deferred",
 ) -> None:
     """Record every lgb.train and LightGBM scikit-learn `fit`: params, eval metrics per iteration, best iteration,
     feature importance (gain and split), the model (packaged on a background thread once the fit returns)."""
     core.switch(FLAVOR, disable, _patches, log_models=log_models, log_datasets=log_datasets, silent=silent,
-                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+                registered_model_name=registered_model_name, experiment=experiment,
+                package=package)  # fmt: skip
 
 
 def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:

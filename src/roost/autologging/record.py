@@ -160,15 +160,25 @@ def snapshot(data: Any) -> Any:
 
 
 def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
-    """Convert `model` to a roost package (ONNX, checked against the native model on `sample`), log it as the
-    run's `model` artifact and register it when a registered_model_name is set."""
+    """Log `model` as the run's `model` artifact: with package="deferred" (the default) the native model and
+    `sample` (the ONNX package is built from them on first need: roost.model_import.deferred); with package="now",
+    or when the run's artifacts are remote or a registered_model_name is set, the ONNX package itself (converted
+    and checked against the native model on `sample`) — registered when a registered_model_name is set."""
     if not conf.log_models:
         return
-    from roost.model_import.log import build_package
     from roost.registry import api
 
     with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
         pkg = Path(tmp) / "model"
+        if conf.package == "deferred" and not run.remote and not conf.registered_model_name:
+            from roost.model_import.deferred import SHA_TAG, files_digest, save_native
+
+            manifest = save_native(model, pkg, sample, run.id)
+            run.log_artifacts(pkg, "model")
+            run.set_tags({SHA_TAG: files_digest(manifest)})
+            return
+        from roost.model_import.log import build_package
+
         build_package(model, pkg, sample_input=sample)
         run.log_artifacts(pkg, "model")
     if conf.registered_model_name:

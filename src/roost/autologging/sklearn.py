@@ -35,6 +35,7 @@ def autolog(
     max_tuning_runs: int = core.MAX_TUNING_RUNS,
     registered_model_name: str | None = None,
     experiment: str = "default",
+    package: str = "deferred",
 ) -> None:
     """Record every scikit-learn `fit`: params, training metrics, search-CV candidates as child runs, the model.
 
@@ -42,7 +43,8 @@ def autolog(
     (roost.get_run, search_runs), ending it, and the interpreter's exit wait for them."""
     core.switch(FLAVOR, disable, lambda: [(cls, "fit", _wrap) for cls in _fit_classes()],
                 log_models=log_models, log_datasets=log_datasets, silent=silent, max_tuning_runs=max_tuning_runs,
-                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+                registered_model_name=registered_model_name, experiment=experiment,
+                package=package)  # fmt: skip
 
 
 def _fit_classes() -> list[type]:
@@ -143,9 +145,9 @@ def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> d
     out: dict[str, Any] = {}
     if is_classifier(model):
         out["training_accuracy_score"] = m.accuracy_score(y, pred, sample_weight=sw)
-        out["training_precision_score"] = m.precision_score(y, pred, average="weighted", sample_weight=sw)
-        out["training_recall_score"] = m.recall_score(y, pred, average="weighted", sample_weight=sw)
-        out["training_f1_score"] = m.f1_score(y, pred, average="weighted", sample_weight=sw)
+        # precision_score, recall_score and f1_score each compute the same support counts (one call: a third)
+        p, r, f, _ = m.precision_recall_fscore_support(y, pred, average="weighted", sample_weight=sw)
+        out["training_precision_score"], out["training_recall_score"], out["training_f1_score"] = p, r, f
         if proba is not None:
             classes = model.classes_
             out["training_log_loss"] = m.log_loss(y, proba, labels=classes, sample_weight=sw)

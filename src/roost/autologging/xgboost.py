@@ -36,11 +36,13 @@ def autolog(
     silent: bool = False,
     registered_model_name: str | None = None,
     experiment: str = "default",
+    package: str = "deferred",
 ) -> None:
     """Record every xgb.train and XGBoost scikit-learn `fit`: params, eval metrics per iteration, best iteration,
     feature importance (gain and split counts), the model (packaged on a background thread once the fit returns)."""
     core.switch(FLAVOR, disable, _patches, log_models=log_models, log_datasets=log_datasets, silent=silent,
-                registered_model_name=registered_model_name, experiment=experiment)  # fmt: skip
+                registered_model_name=registered_model_name, experiment=experiment,
+                package=package)  # fmt: skip
 
 
 def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:

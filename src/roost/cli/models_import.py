@@ -1,4 +1,5 @@
-"""`roost models import PATH --name N`: bring a model file from any framework into the repository."""
+"""`roost models import PATH --name N`: bring a model file from any framework into the repository;
+`roost models package RUN`: build the ONNX package of a model autolog logged for packaging on first need."""
 
 from __future__ import annotations
 
@@ -10,6 +11,32 @@ import typer
 def register(app: typer.Typer) -> None:
     """Add `models import` to the models group."""
     from roost.cli.runs import models_app
+
+    @models_app.command("package")
+    def models_package(
+        ref: str = typer.Argument(
+            ..., metavar="RUN", help="run id (or prefix), runs:/RUN/PATH, NAME@ALIAS or a folder"
+        ),
+        path: str = typer.Option("model", "--path", help="the run's artifact holding the model"),
+        allow_mismatch: bool = typer.Option(False, "--allow-mismatch", help="keep a model whose ONNX parity > 1e-4"),
+        as_json: bool = typer.Option(False, "--json", help="print the package's roost-model.yaml as JSON"),
+    ) -> None:
+        """Build (once) the ONNX package of a model logged for packaging on first use: converted, checked against
+        the logged native model on the logged sample. roost.load_model and `roost serve` do it by themselves."""
+        from roost.cli.output import echo, print_json
+        from roost.model_import.deferred import locate, package_model
+
+        meta = package_model(ref, path, allow_mismatch=allow_mismatch)
+        if as_json:
+            print_json(meta)
+            return
+        parity = meta.get("parity_max_abs_diff")
+        echo(
+            f"packaged {locate(ref, path)}: {meta.get('model_type')} ({meta.get('task')}), "
+            f"parity max |diff| {parity:.3g} on {meta.get('parity_rows')} rows"
+            if isinstance(parity, float)
+            else f"packaged {locate(ref, path)}: {meta.get('model_type')} ({meta.get('task')})"
+        )
 
     @models_app.command("import")
     def models_import(

@@ -449,7 +449,9 @@ def models_alias(
         echo(f"removed {name}@{target}")
         return
     assert alias is not None
-    changed = api.set_alias(name, modelreg.version_number(version), alias)
+    from roost.model_import.deferred import set_alias  # a version logged for packaging later is built first
+
+    changed = set_alias(name, modelreg.version_number(version), alias)
     if as_json:
         print_json({"name": name, "alias": alias, "version": modelreg.version_number(version), "changed": changed})
         return

@@ -6,7 +6,7 @@ import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from roost.modelpkg.package import FORMAT_VERSION, read_meta, read_signature, write_package
+from roost.modelpkg.package import FORMAT_VERSION, check_built, read_meta, read_signature, write_package
 
 if TYPE_CHECKING:
     from roost.modelpkg.predictor import Predictor
@@ -27,6 +27,7 @@ def load(path: str | Path) -> Predictor:
     """Load a model package folder (or its model.onnx) as a Predictor."""
     from roost.modelpkg.predictor import Predictor
 
+    check_built(path)
     return Predictor(path)
 
 

@@ -13,6 +13,7 @@ FORMAT_VERSION = 1
 SIGNATURE = "signature.json"
 META = "roost-model.yaml"
 MODEL = "model.onnx"
+DEFERRED = "deferred.json"  # a model logged natively, its ONNX package built on first need (roost.model_import)
 DTYPES = ("float32", "float64", "int64", "int32", "bool", "string")
 TASKS = ("binary", "multiclass", "regression")
 
@@ -81,6 +82,22 @@ def package_root(path: str | Path) -> Path:
     """The package folder for a folder or a model.onnx path."""
     p = Path(path)
     return p.parent if p.is_file() and p.suffix == ".onnx" else p
+
+
+def pending(path: str | Path) -> bool:
+    """Whether `path` holds a deferred package not built yet: the native model is logged, model.onnx is not."""
+    root = package_root(path)
+    return (root / DEFERRED).is_file() and not (root / SIGNATURE).is_file()
+
+
+def check_built(path: str | Path) -> None:
+    """A RoostError that says how to build it when `path` holds a deferred package not built yet."""
+    if pending(path):
+        root = package_root(path)
+        raise RoostError(
+            f"{root} holds a model logged for packaging on first use: it has no model.onnx yet",
+            hint=f"build it with `roost models package {root}` (or load it with roost.load_model, which builds it)",
+        )
 
 
 def read_signature(path: str | Path) -> dict[str, Any]:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from roost.errors import RoostError
+from roost.modelpkg.package import check_built
 
 # signature dtype -> (numpy dtype, KServe V2 datatype)
 DTYPES: dict[str, tuple[Any, str]] = {
@@ -161,6 +162,7 @@ def read_package(path: str | Path) -> Package:
             f"model package {root} does not exist or is not a folder",
             hint="pass a folder with model.onnx + signature.json, or a registry name like churn@prod",
         )
+    check_built(root)  # a deferred package (native model only) says how to build it
     for name in ("model.onnx", "signature.json"):
         if not (root / name).is_file():
             raise RoostError(f"model package {root} has no {name}", hint="see docs/model-package.md")

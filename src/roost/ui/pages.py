@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -241,11 +242,28 @@ def models_routes(ui: UI) -> list[Route]:
             for v in view["versions"]
             if v["version"] in chosen and v["run_id"]
         }
+        await asyncio.to_thread(_package_pending, view["versions"])
         view["fleets"] = served.served(view["name"])
         view["traffic"] = served.traffic(view["name"], request.query_params.get("window", served.DEFAULT_WINDOW))
         return ui.render(request, "model.html", qs=query_builder(request), **view)
 
     return [Route("/models", models), Route("/models/{name}", model)]
+
+
+def _package_pending(versions: list[dict[str, Any]]) -> None:
+    """Build the package of each version autolog logged for packaging on first need (a model page is a need: it
+    shows what serving would run); a conversion that fails is shown on the version, the native model stays."""
+    from roost import artifacts
+    from roost.model_import.deferred import build
+    from roost.modelpkg.package import pending
+
+    for v in versions:
+        source = str(v.get("source") or "")
+        if artifacts.is_local(source) and pending(artifacts.local_path(source)):
+            try:
+                build(artifacts.local_path(source))
+            except RoostError as exc:
+                v["package_error"] = exc.message
 
 
 def _lineage(run_id: str, run: dict[str, Any] | None = None) -> dict[str, Any] | None:
