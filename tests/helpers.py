@@ -7,7 +7,10 @@ with missing values, integer ids) and three labels; `mixed_config` is the traini
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+import signal
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -101,3 +104,31 @@ def statements_sent(engine: Any, fn: Callable[[], Any], keep: Callable[[str], bo
 def is_select(sql: str) -> bool:
     """True for a SELECT (or WITH ... SELECT) statement."""
     return sql.lstrip().upper().startswith(("SELECT", "WITH"))
+
+
+@contextlib.contextmanager
+def ctrl_c_reaches_children() -> Iterator[None]:
+    """Children started inside take SIGINT as Ctrl-C even when this test process ignores it.
+
+    A test run started as a background job of a script (`make test &`, `nohup`, `cmd & wait`) ignores SIGINT, and
+    a child inherits an ignored signal through exec: its Python never installs the KeyboardInterrupt handler, so
+    the SIGINT a test sends is lost and the child runs on. A handler (not an ignore) is reset to the default by
+    exec, which Python replaces with its own. Call from the main thread (pytest and xdist run tests there).
+    """
+    old = signal.getsignal(signal.SIGINT)
+    if old != signal.SIG_IGN:
+        yield
+        return
+    signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, old)
+
+
+def wait_for(what: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:
+    """Poll `what()` until it is truthy (returned) or `timeout` seconds passed (its last falsy value returned)."""
+    deadline = time.monotonic() + timeout
+    while not (got := what()) and time.monotonic() < deadline:
+        time.sleep(every)
+    return got

@@ -14,6 +14,8 @@ from typing import Any
 
 import pytest
 
+from helpers import ctrl_c_reaches_children, wait_for
+
 SCRIPT = """
 import sys, time
 import roost
@@ -44,8 +46,9 @@ def test_a_stopped_process_exits_after_the_bound_and_tags_what_was_not_done(
     script = tmp_path / "fit_then_wait.py"
     script.write_text(textwrap.dedent(SCRIPT))
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path), "ROOST_DEFERRED_STOP_S": "1"}
-    p = subprocess.Popen([sys.executable, str(script), str(ws.root)], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    with ctrl_c_reaches_children():
+        p = subprocess.Popen([sys.executable, str(script), str(ws.root)], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
     try:
         assert p.stdout is not None
         lines = [p.stdout.readline(), p.stdout.readline()]
@@ -83,7 +86,7 @@ def test_a_killed_run_waits_for_its_background_work_only_up_to_the_bound(
     run.end("KILLED")  # what a `with` block does on Ctrl-C/SIGTERM; before: it waited for the slow step (30 s)
     took = time.monotonic() - t
     gate.set()
-    deferred.wait()
+    deferred.wait()  # returns at once: a wait skips the runs a stop gave up on, their job may still be running
     assert took < 10, took
     got = rec.only_run()
     assert got["status"] == "KILLED"
@@ -91,4 +94,5 @@ def test_a_killed_run_waits_for_its_background_work_only_up_to_the_bound(
         "a slow step: not done: the run was killed (SIGTERM or Ctrl-C) (waited 0.2 s)",
         "a queued step: not done: the run was killed (SIGTERM or Ctrl-C) (waited 0.2 s)",
     ]
-    assert deferred.pending() == 0
+    # the released step ends on the worker thread, which a loaded machine may schedule seconds later (a hang guard)
+    assert wait_for(lambda: deferred.pending() == 0, 30), deferred.pending()

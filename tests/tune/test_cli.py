@@ -14,6 +14,7 @@ import pytest
 import yaml
 
 import roost
+from helpers import ctrl_c_reaches_children
 from roost.tune.search_space import point_key
 
 OBJECTIVES = '''
@@ -121,24 +122,30 @@ def test_ctrl_c_stops_and_keeps_finished_trials(objectives) -> None:
     cfg = _config(objectives, "slow.yaml", {"x": {"uniform": [0, 1]}}, objective="tobj:slow", sampler="random")
     env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
     env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
-    p = subprocess.Popen(
-        [sys.executable, "-m", "roost.cli.main", "tune", cfg, "--trials", "200", "--parallel", "2", "--json"],
-        cwd=objectives.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    eng = roost.tune.Engine()
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        studies = eng.list_studies()
-        if studies and eng.study(studies[0]["id"])["counts"]["COMPLETE"] >= 4:
-            break
-        time.sleep(0.2)
-    os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
-    out, err = p.communicate(timeout=120)
+    with ctrl_c_reaches_children():
+        p = subprocess.Popen(
+            [sys.executable, "-m", "roost.cli.main", "tune", cfg, "--trials", "200", "--parallel", "2", "--json"],
+            cwd=objectives.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        eng = roost.tune.Engine()
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            studies = eng.list_studies()
+            if studies and eng.study(studies[0]["id"])["counts"]["COMPLETE"] >= 4:
+                break
+            time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGINT)  # what a terminal's Ctrl-C does: the whole process group
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:  # a missed Ctrl-C must not leave 200 trials running in their own session
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     assert p.returncode == 130, err
     res = json.loads(out)
     assert res["interrupted"] is True

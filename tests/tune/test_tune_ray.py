@@ -15,6 +15,7 @@ import yaml
 
 import rayhead
 import roost
+from helpers import ctrl_c_reaches_children
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'roost[ray]')"
@@ -150,38 +151,44 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
     env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
-    p = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "roost.cli.main",
-            "tune",
-            str(path),
-            "--trials",
-            "200",
-            "--json",
-            "--backend",
-            "ray",
-            "--ray-address",
-            ray_head,
-        ],
-        cwd=objectives.root,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        start_new_session=True,
-    )
-    eng = roost.tune.Engine()
-    deadline = time.time() + 180
-    while time.time() < deadline and p.poll() is None:
-        studies = eng.list_studies()
-        counts = eng.study(studies[0]["id"])["counts"] if studies else {}
-        if counts and counts["COMPLETE"] >= 3 and counts["RUNNING"] >= 1:  # a running trial that will not end
-            break
-        time.sleep(0.2)
-    os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C; Ray's workers are not in this group
-    out, err = p.communicate(timeout=120)
+    with ctrl_c_reaches_children():
+        p = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "roost.cli.main",
+                "tune",
+                str(path),
+                "--trials",
+                "200",
+                "--json",
+                "--backend",
+                "ray",
+                "--ray-address",
+                ray_head,
+            ],
+            cwd=objectives.root,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+            start_new_session=True,
+        )
+    try:
+        eng = roost.tune.Engine()
+        deadline = time.time() + 180
+        while time.time() < deadline and p.poll() is None:
+            studies = eng.list_studies()
+            counts = eng.study(studies[0]["id"])["counts"] if studies else {}
+            if counts and counts["COMPLETE"] >= 3 and counts["RUNNING"] >= 1:  # a running trial that will not end
+                break
+            time.sleep(0.2)
+        os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C; Ray's workers are not in this group
+        out, err = p.communicate(timeout=120)
+    finally:
+        if p.poll() is None:  # a missed Ctrl-C must not leave 200 trials running in their own session
+            os.killpg(p.pid, signal.SIGKILL)
+            p.wait()
     assert p.returncode == 130, err
     res = json.loads(out)
     st = eng.study(res["study_id"])
