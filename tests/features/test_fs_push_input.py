@@ -43,3 +43,39 @@ def test_nan_to_null_matches_a_brute_force(typ):
         for col in (arr, pa.chunked_array([arr]), pa.chunked_array([arr, arr])):
             got = nan_to_null(col).to_pylist()
             assert got == want * (2 if isinstance(col, pa.ChunkedArray) and col.num_chunks == 2 else 1), vals
+
+
+@pytest.mark.parametrize("unit", ["s", "us", "ns"])
+@pytest.mark.parametrize("step", [1, 2])
+def test_time_columns_without_nat_convert_as_arrow_does(unit, step):
+    """The no-NaT path (the int64 buffer as is), on a contiguous column and on a strided one (every other row)."""
+    from roost.features.push_input import _pandas_array
+
+    times = pd.Series(pd.date_range("2024-03-31", periods=12, freq="37min", tz="UTC")).astype(
+        f"datetime64[{unit}, UTC]"
+    )
+    frame = pd.DataFrame({"t": times, "x": range(12)}).iloc[::step]
+    col = frame["t"].array
+    got = _pandas_array(col)
+    ref = pa.array(col, from_pandas=True)
+    assert got.null_count == ref.null_count == 0
+    assert got.type == ref.type and got.to_pylist() == ref.to_pylist()
+
+
+@pytest.mark.parametrize("labels", ["str", "object", "int"])
+def test_column_labels_read_as_pandas_gives_them(labels):
+    """Labels as text whatever the index holds: pandas' str dtype (Arrow-backed), object, integers; repeats refused."""
+    from roost.errors import RoostError
+    from roost.features.push_input import as_table
+
+    names = {"str": ["a", "b", "é"], "object": ["a", "b", "é"], "int": [0, 1, 2]}[labels]
+    df = pd.DataFrame(
+        [[1, 2.5, "x"], [3, 4.5, None]], columns=pd.Index(names, dtype=labels if labels != "int" else None)
+    )
+    got = as_table(df, "v")
+    assert got.column_names == [str(n) for n in names]
+    ref = pa.Table.from_pandas(df, preserve_index=False)
+    for i in range(3):
+        assert got.column(i).to_pylist() == ref.column(i).to_pylist()
+    with pytest.raises(RoostError, match="column names repeat"):
+        as_table(pd.DataFrame([[1, 2]], columns=pd.Index(["a", "a"], dtype="str" if labels == "str" else object)), "v")
