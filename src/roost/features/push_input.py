@@ -128,7 +128,7 @@ def _names(index: Any) -> list[str]:
     return [str(c) for c in index]
 
 
-def _pandas_array(a: Any, tz: type | None = None) -> pa.Array:
+def _pandas_array(a: Any, tz: Any = None) -> pa.Array:
     """One pandas column's values as Arrow (missing values as null); tz-aware times (dtype `tz`: pandas'
     DatetimeTZDtype) through their int64 view, which `pa.array` of a DatetimeArray takes ~10x longer to reach (the
     instants are the same: pandas keeps UTC)."""
@@ -136,7 +136,7 @@ def _pandas_array(a: Any, tz: type | None = None) -> pa.Array:
         import pandas as pd
 
         tz = pd.DatetimeTZDtype
-    dtype: Any = getattr(a, "dtype", None)
+    dtype = getattr(a, "dtype", None)
     if isinstance(dtype, tz) and dtype.unit in ("s", "ms", "us", "ns"):
         i8 = np.asarray(a.asi8)  # (`a.view("i8")` costs ~40 us a column: a copy through pandas' view machinery)
         nat = i8 == np.iinfo(np.int64).min
