@@ -79,3 +79,60 @@ def test_column_labels_read_as_pandas_gives_them(labels):
         assert got.column(i).to_pylist() == ref.column(i).to_pylist()
     with pytest.raises(RoostError, match="column names repeat"):
         as_table(pd.DataFrame([[1, 2]], columns=pd.Index(["a", "a"], dtype="str" if labels == "str" else object)), "v")
+
+
+@pytest.mark.parametrize("dtype", ["int64", "int32", "int8", "uint64", "Int64", "float64"])
+@pytest.mark.parametrize("step", [1, 3])
+def test_numeric_columns_convert_as_arrow_does(dtype, step):
+    """NumPy integer columns go through their buffer as is: the same type and values as Arrow's own conversion (and
+    nullable/float columns keep Arrow's, NaN/NA as null), contiguous or strided."""
+    import numpy as np
+
+    from roost.features.push_input import _pandas_array
+
+    vals = pd.array([0, 1, 2**6, 5, 7, 9, 3, 4, 8], dtype=dtype)
+    if dtype in ("Int64", "float64"):
+        vals[2] = None
+    frame = pd.DataFrame({"v": vals, "w": np.arange(9)}).iloc[::step]
+    col = frame._get_column_array(0)
+    got = _pandas_array(col)
+    ref = pa.array(col, from_pandas=True)
+    assert got.type == ref.type and got.to_pylist() == ref.to_pylist() and got.null_count == ref.null_count
+
+
+def test_coerce_of_a_frames_arrays_equals_coerce_of_its_table():
+    """`coerce` reads a DataFrame's arrays (`as_columns`, the push path) as it reads their table: the same typed rows,
+    and the same refusal, message and hint, for every bad frame."""
+    from roost.errors import RoostError
+    from roost.features.push_input import as_columns, as_table, coerce
+
+    view = {"name": "v", "join_keys": {"uid": "int64"}, "fields": {"n": "int64", "x": "float64", "s": "string"}}
+    src = {"event_time": "ts", "created_time": "ct"}
+    ts = pd.Series(pd.date_range("2024-05-01", periods=3, freq="h", tz="UTC"))
+    good = pd.DataFrame({"uid": [1.0, 2.0, 3.0], "ts": ts, "n": [1, 2, 3], "x": [0.5, float("nan"), 2.0], "s": "a"})
+    frames = [
+        good,
+        good.assign(ct=ts),
+        good.assign(uid=[1.0, None, 3.0]),  # a null key
+        good.assign(uid=[1.5, 2.0, 3.0]),  # a fractional key
+        good.assign(n=[1.0, 2.5, 3.0]),  # a fractional int field
+        good.assign(ts=ts.dt.tz_localize(None)),  # naive times
+        good.assign(ts=[ts[0], None, ts[2]]),  # a null event time
+        good.assign(s=[1, 2, 3]),  # ints for a string field
+        good.drop(columns=["n"]),  # a missing field
+        good.assign(extra=1),  # an unknown column
+    ]
+
+    def outcome(rows):
+        try:
+            return "rows", coerce(rows, view, src).to_pydict()
+        except RoostError as exc:
+            return "refused", (str(exc), exc.hint)
+
+    outcomes = []
+    for df in frames:
+        want = outcome(as_table(df, "v"))
+        assert outcome(as_columns(df, "v")) == want, df
+        outcomes.append(want[0])
+    assert outcomes == ["rows"] * 2 + ["refused"] * 8  # every bad frame is refused, both ways
+    assert isinstance(as_columns(good, "v"), dict)
