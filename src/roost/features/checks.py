@@ -106,7 +106,8 @@ def nan_to_null(col: Any) -> Any:
     if col.null_count == 0:  # the usual case, in NumPy (two compute calls cost ~4x this at a push's 100 rows)
         import numpy as np
 
-        if not np.isnan(np.asarray(col)).any():
+        one = col.chunk(0) if isinstance(col, pa.ChunkedArray) and col.num_chunks == 1 else col
+        if not np.isnan(np.asarray(one)).any():  # (one chunk's NumPy view: ~1.5x faster than the chunked array's)
             return col
     nan = pc.is_nan(col)
     if not pc.any(nan).as_py():

@@ -87,10 +87,10 @@ class Pusher:
 
         Concurrent pushes of the view join one group commit (`push_group`); this returns once the rows are durable.
         """
-        from roost.features.push_input import as_table, coerce
+        from roost.features.push_input import as_columns, coerce
 
         mode = push_mode(to)  # checked first: a bad mode writes nothing
-        table = coerce(as_table(rows, self.view), self.spec, self.src)  # a bad push fails here, alone
+        table = coerce(as_columns(rows, self.view), self.spec, self.src)  # a bad push fails here, alone
         if table.num_rows == 0:
             return 0
         self._committers[mode].submit(table)

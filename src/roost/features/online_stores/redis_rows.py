@@ -176,7 +176,7 @@ def encode(
         # orjson writes infinities as null: Python's json keeps them (Infinity), NaN still as null (missing)
         rows = [json.dumps([None if v != v else v for v in r]).encode() for r in zip(et, ct, *cols)]
     else:
-        rows = [dumps(r) for r in zip(et, ct, *cols)]  # orjson writes NaN as null: NaN means missing, as in SQLite
+        rows = list(map(dumps, zip(et, ct, *cols)))  # orjson writes NaN as null: NaN means missing, as in SQLite
     head = {"k": rkeys, "et": et, "n": [len(r) for r in rows]}
     if ct.count(MIN_I64) != len(ct):  # (no created times, the usual push: 100 numbers fewer for the script to parse)
         head["ct"] = ct
