@@ -18,7 +18,7 @@ pooled: each rule's mean ratio and its paired difference from today's rule (mean
 
     python bench/regression_replay.py --seeds 0,1,2,3,4                    # capture what is missing, then replay
     python bench/regression_replay.py --check cps1985:0                    # today's rule vs `roost train`'s test_rmse
-    python bench/regression_replay.py --extra lightgbm_wide --tables computers  # a candidate beside the defaults
+    python bench/regression_replay.py --extra lightgbm_deep --swap lightgbm_fine  # a candidate beside / instead of one
 """
 
 from __future__ import annotations
@@ -228,6 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--tables", default=",".join(TABLES))
     ap.add_argument("--seeds", default="0,1,2,3,4")
     ap.add_argument("--extra", default="", help="candidates (auto_candidates.VARIANTS names) beside the defaults")
+    ap.add_argument("--swap", default="lightgbm_fine", help="the default candidate each --extra also replaces")
     ap.add_argument("--refs", type=Path, default=BENCH_CACHE / "quality-references.json")
     ap.add_argument("--check", help="table:seed — today's rule replayed vs `roost train`'s test_rmse")
     ap.add_argument("--arms", default="cv,inner")
@@ -244,22 +245,30 @@ def main(argv: list[str] | None = None) -> int:
             from roost.datasets.suite import load_table
 
             n_train = len(load_table(name)) * 0.8 * 0.9
-            cands = [*table_candidates(list(DEFAULT_CANDIDATES), int(n_train), 0), *extra]
+            cands = [*table_candidates(list(DEFAULT_CANDIDATES), int(n_train), 0, task="regression"), *extra]
             arms = {a: load(name, seed, a, cands, tmp) for a in args.arms.split(",")}
             data.setdefault(name, []).append((seed, references(name, seed, args.refs), arms, {"cands": cands}))
-    report(data, extra)
+    report(data, extra, args.swap)
     return 0
 
 
-def report(data: dict[str, list[tuple[int, float, dict[str, Any], dict[str, Any]]]], extra: list[str]) -> None:
+def report(
+    data: dict[str, list[tuple[int, float, dict[str, Any], dict[str, Any]]]], extra: list[str], swap: str
+) -> None:
     """Per table and pooled: each rule's mean ratio, its paired difference from `today`, wins/losses."""
     base = [n for n in next(iter(data.values()))[0][3]["cands"] if n not in extra]
     both = [(a["cv"], a["inner"]) for rows in data.values() for _, _, a, _ in rows if "inner" in a]
     factor = optimism(both, base) if both else {}
     print("optimism (OOF RMSE inner stop / stop on the scored fold), mean over", len(both), "splits:")
     print("  " + ", ".join(f"{n} {f:.4f}" for n, f in factor.items()))
-    sets = {"": base, **({"+" + "+".join(extra): [*base, *extra]} if extra else {})}
-    for _label, names in sets.items():
+    sets = {"defaults": base}
+    for e in extra:
+        sets[f"+{e}"] = [*base, e]
+        sets[f"{e} for {swap}"] = [e if n == swap else n for n in base]
+    if len(extra) > 1:
+        sets["+" + "+".join(extra)] = [*base, *extra]
+    todays: dict[str, dict[str, list[float]]] = {}
+    for label, names in sets.items():
         all_rules = rules(factor)
         ratios: dict[str, list[float]] = {}
         per_table: dict[str, dict[str, list[float]]] = {}
@@ -283,6 +292,9 @@ def report(data: dict[str, list[tuple[int, float, dict[str, Any], dict[str, Any]
                         pkg = sum(wk * cv["test"][n] for wk, n in zip(w, names_t))
                         per_table[t].setdefault(rn + "@pkg", []).append(rmse(cv["yt"], pkg) / best)
                         ratios.setdefault(rn + "@pkg", []).append(rmse(cv["yt"], pkg) / best)
+        todays[label] = {t: cols["today"] for t, cols in per_table.items()}
+        if label != "defaults":
+            continue
         print(f"\ncandidates: {','.join(names)} — auto / best reference (test RMSE), mean ± s.e.; rule − today paired")
         for t, cols in per_table.items():
             print(f"{t} ({len(cols['today'])} splits)")
@@ -298,6 +310,16 @@ def report(data: dict[str, list[tuple[int, float, dict[str, Any], dict[str, Any]
             dm, ds = Q.mean_se(d)
             worst = max(Q.mean_se([a - b for a, b in zip(c[rn], c["today"])])[0] for c in per_table.values() if rn in c)
             print(f"  {rn:22} {m:.4f} ± {s:.4f}   {dm:+.4f} ± {ds:.4f}  worst table {worst:+.4f}  (n {len(v)})")
+    if len(todays) > 1:
+        print("\ncandidate sets, today's rule: per table the mean ratio (set − defaults, paired mean ± s.e.); pooled")
+        for label, per in todays.items():
+            cells, pooled = [], []
+            for t, v in per.items():
+                d = [a - b for a, b in zip(v, todays["defaults"][t])]
+                pooled += d
+                cells.append("{} {:.4f} ({:+.4f} ± {:.4f})".format(t, Q.mean_se(v)[0], *Q.mean_se(d)))
+            m, s = Q.mean_se(pooled)
+            print(f"  {label:34} {m:+.4f} ± {s:.4f}  | " + ", ".join(cells))
 
 
 def check(spec: str, tmp: Path) -> int:
@@ -308,7 +330,7 @@ def check(spec: str, tmp: Path) -> int:
 
     name, seed = spec.split(":")
     df = load_table(name)
-    cands = table_candidates(list(DEFAULT_CANDIDATES), int(len(df) * 0.72), 0)
+    cands = table_candidates(list(DEFAULT_CANDIDATES), int(len(df) * 0.72), 0, task="regression")
     rec = load(name, int(seed), "cv", cands, tmp)
     w = today(rec["y"], [rec["oof"][n] for n in cands], cands, rec["seed"])
     replay = rmse(rec["yt"], sum(wk * rec["test"][n] for wk, n in zip(w, cands)))
