@@ -166,7 +166,7 @@ def train_auto(
     from roost.training.tensorboard import TB_SUBDIR
 
     cands = candidates(cfg)
-    cands = table_candidates(cands, len(parts[0]), len(spec.columns), "candidates" not in cfg.model.params)
+    cands = table_candidates(cands, len(parts[0]), len(spec.columns), "candidates" not in cfg.model.params, task)
     opts = options(cfg)
     primary = PRIMARY[task][0]
     seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))

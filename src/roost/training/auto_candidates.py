@@ -32,15 +32,28 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     # 6,259 rows, child test RMSE 160.9 with 7 leaves, 154.2 with 31; tuned LightGBM 148.9). From 10,000 rows
     # `lightgbm` is this model already, and the default set drops it (table_candidates).
     "lightgbm_deep": ("lightgbm", {**_LGBM_USUAL, "n_estimators": 10_000}),
+    # `lightgbm_deep` with leaves down to 3 rows (min_child_samples 3, LightGBM's usual 20): regression's default in
+    # its place (table_candidates). Tuned LightGBM chose min_child_samples 2 on every computers split (6,259 PC
+    # prices: exact configurations repeat a few times each), where auto was 1.0285 of the best reference over 5
+    # splits; with this in lightgbm_deep's place 1.0045, the other five regression tables within noise, same fitting
+    # time (issue 36, bench/RESULTS.md; bench/regression_replay.py). 63 leaves with min_child_samples 5: 1.0121.
+    "lightgbm_fine": ("lightgbm", {**_LGBM_USUAL, "n_estimators": 10_000, "min_child_samples": 3}),
 }
 
 
-def table_candidates(cands: list[str], n_rows: int, n_cols: int, default: bool = True) -> list[str]:
-    """The candidates for a table of `n_rows` training rows: the default set (`default`) without `lightgbm_deep`
-    where `lightgbm` takes LightGBM's usual settings itself (10,000 rows up: the same model twice); a list the
-    user wrote is kept as written."""
+def table_candidates(
+    cands: list[str], n_rows: int, n_cols: int, default: bool = True, task: str | None = None
+) -> list[str]:
+    """The candidates for a `task` table of `n_rows` training rows: the default set (`default`) without
+    `lightgbm_deep` where `lightgbm` takes LightGBM's usual settings itself (10,000 rows up: the same model twice),
+    and for regression with `lightgbm_fine` in its place (leaves of 3 rows: measured on regression only, so
+    classification keeps `lightgbm_deep`); a list the user wrote is kept as written."""
     from roost.training.lgbm import table_defaults
 
-    if default and "lightgbm" in cands and not table_defaults(n_rows, n_cols):
+    if not default:
+        return list(cands)
+    if task == "regression":
+        return ["lightgbm_fine" if c == "lightgbm_deep" else c for c in cands]
+    if "lightgbm" in cands and not table_defaults(n_rows, n_cols):
         return [c for c in cands if c != "lightgbm_deep"]
     return list(cands)

@@ -36,7 +36,9 @@ INNER_SHARE = 0.2  # of a fold's training rows, held out for its early stopping
 @dataclass
 class Selection:
     """What select() chose: the final model (a Blend, or (type, child model) on the validation path), its held-out
-    val_* metrics, the criterion, the weights, the held-out blend (when `final` is a refit) and what was skipped."""
+    val_* metrics, the criterion, the weights, the held-out blend (when `final` is a refit) and what was skipped;
+    `cv`: every cross-validated candidate's (out-of-fold predictions over the training then validation rows, fold
+    models), weighted or not (what bench/regression_replay.py replays blending rules on)."""
 
     final: Any
     held: dict[str, float]
@@ -46,6 +48,7 @@ class Selection:
     refit: str = ""
     skipped: list[str] = field(default_factory=list)
     extra: dict[str, float] = field(default_factory=dict)
+    cv: dict[str, tuple[Any, list[Any]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -132,6 +135,7 @@ def select(
         stops = ", early stopping on an inner split" if inner is not None else ""
         crit = f"{rounds} out-of-fold {primary} (training + validation rows{stops})"
         sel = Selection(final, held, crit, weights, extra={"auto.cv_repeats": float(reps)})
+        sel.cv = {n: (p, bag) for n, p, bag in zip(done, preds, bags)}
         if chosen.refit:
             spent = {n: t / reps for n, t in spent.items()}  # the refit fits one round of folds
             _refit(sel, task, label, spec, parts, classes, (k, seed, n_fit), make, budget, costs, spent)
