@@ -48,6 +48,7 @@ PRIORS: dict[str, tuple[float, float]] = {
     "lightgbm_defaults": (0.9, 10.0),
     "lightgbm": (1.0, 20.0),
     "lightgbm_deep": (0.9, 20.0),
+    "lightgbm_fine": (0.9, 20.0),  # lightgbm_deep with min_child_samples 3 (regression): the same cost
     "logreg": (0.6, 40.0),
     "wide_deep": (0.9, 50.0),
     "mlp": (0.7, 50.0),
