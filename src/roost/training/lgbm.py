@@ -176,7 +176,7 @@ MATRIX = "roost::matrix"  # the booster graph's float [N, F] input, made by atta
 
 def booster_graph(model: Any, n_features: int) -> tuple[Any, str]:
     """(ONNX graph of a fitted LGBMModel on a float [N, n_features] input, the input's name): built with numpy from
-    the booster's text (model_import.fasttrees; ~10x faster than onnxmltools, the same graph), through onnxmltools
+    the booster's text (model_import.fasttrees; the same graph, 6-9x faster than onnxmltools), through onnxmltools
     where that does not cover the model. Outputs `label` + `probabilities` (classifiers) or `variable` [N, 1].
 
     Categorical splits are built as onnxmltools builds them (one BRANCH_EQ node per category): exact here, where a
