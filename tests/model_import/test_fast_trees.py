@@ -286,3 +286,50 @@ def test_a_forest_trained_with_missing_values_can_be_packaged(data, tmp_path):
     model = RandomForestClassifier(n_estimators=10, max_depth=6, random_state=0).fit(X, yb)
     meta = build_package(model, tmp_path / "m", sample_input=X[:100])
     assert meta["parity_max_abs_diff"] <= 1e-5
+
+
+def test_categorical_splits_when_asked_equal_onnxmltools_and_the_native_model(data):
+    """categorical_splits=True (roost train's category indices): BRANCH_EQ chains as onnxmltools writes them, on rows
+    with NaN everywhere (the category column included: vs onnxmltools), unseen and negative categories; the native
+    model agrees on the rows whose categories are whole numbers (NaN in a category is read otherwise by LightGBM)."""
+    import lightgbm as lgb
+    from onnxmltools.convert.common.data_types import FloatTensorType
+
+    from roost.model_import.boosting import _onnxmltools
+    from roost.model_import.fasttrees import lightgbm_graph
+
+    rng = np.random.default_rng(3)
+    X, test = data["X"].copy(), data["test"].copy()
+    X[:, 2] = rng.integers(0, 30, len(X))  # 30 categories: splits on sets of several
+    X[:, 5] = rng.integers(0, 4, len(X))
+    z = np.nan_to_num(X)
+    yb = ((X[:, 2] % 3 == 0) + (X[:, 5] == 1) + z[:, 0] > 0.8).astype(int)
+    test[:, 2] = rng.integers(-2, 35, len(test))  # unseen (30..34) and negative categories
+    test[:, 5] = rng.integers(0, 5, len(test)).astype(float)
+    nan_cats = test.copy()
+    nan_cats[::4, 2] = np.nan
+    kw = {"verbose": -1, "min_data_per_group": 5, "cat_smooth": 1.0, "cat_l2": 1.0}
+    cases = [
+        ("binary", lgb.LGBMClassifier(n_estimators=30, **kw).fit(X, yb, categorical_feature=[2, 5])),
+        (
+            "3 classes",
+            lgb.LGBMClassifier(n_estimators=10, **kw).fit(X, (X[:, 2] % 3).astype(int), categorical_feature=[2, 5]),
+        ),
+        (
+            "regression",
+            lgb.LGBMRegressor(n_estimators=30, **kw).fit(X, data["reg"] + (X[:, 2] % 4), categorical_feature=[2, 5]),
+        ),
+    ]
+    for name, model in cases:
+        assert lightgbm_graph(model, F) is None, f"{name}: categorical splits are built only when asked for"
+        fast = lightgbm_graph(model, F, categorical_splits=True)
+        assert fast is not None, name
+        modes = list(next(a for a in fast.graph.node[0].attribute if a.name == "nodes_modes").strings)
+        text = model.booster_.model_to_string().splitlines()
+        n_cat = sum(int(ln.split("=")[1]) for ln in text if ln.startswith("num_cat="))  # categorical splits
+        assert modes.count(b"BRANCH_EQ") > n_cat > 0, f"{name}: no split on a set of several categories"
+        reference = _onnxmltools(model, "lightgbm", [("X", FloatTensorType([None, F]))])
+        got, ref = _scores(fast, nan_cats), _scores(reference, nan_cats)
+        assert np.max(np.abs(got - ref)) <= 1e-6, f"{name}: differs from onnxmltools' graph"
+        native = model.predict_proba(test) if hasattr(model, "predict_proba") else model.predict(test)
+        assert np.max(np.abs(_scores(fast, test) - native)) <= 1e-5, f"{name}: differs from the native model"

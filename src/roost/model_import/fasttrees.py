@@ -3,10 +3,10 @@ arrays, LightGBM's model text, XGBoost's JSON model): the graph skl2onnx/onnxmlt
 trees, thresholds, missing-value directions, leaf weights, post transform) without their per-node Python: for the
 bench's models 7-12x less CPU.
 
-Only what is covered here is built; anything else (pipelines and other estimators, categorical splits, LightGBM's
-zero-as-missing, linear trees, random forest mode, objectives with other output transforms, XGBoost's multi-target or
-non-NaN `missing`) gives None and the caller converts with skl2onnx/onnxmltools. The package's parity check against
-the native model runs either way.
+Only what is covered here is built; anything else (pipelines and other estimators, categorical splits unless asked
+for, LightGBM's zero-as-missing, linear trees, random forest mode, objectives with other output transforms, XGBoost's
+multi-target or non-NaN `missing`) gives None and the caller converts with skl2onnx/onnxmltools. The package's parity
+check against the native model runs either way.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ class _Nodes:
     tree: np.ndarray
     node: np.ndarray
     feature: np.ndarray
-    leaf: np.ndarray  # bool: a leaf (mode LEAF), else a split with `mode`
+    leaf: np.ndarray  # bool: a leaf (mode LEAF), else a split with `mode` (BRANCH_EQ where `equal`)
     threshold: np.ndarray
     true_id: np.ndarray
     false_id: np.ndarray
@@ -42,18 +42,27 @@ class _Nodes:
     weight_node: np.ndarray
     weight_target: np.ndarray
     weight: np.ndarray
+    equal: np.ndarray | None = None  # bool: a BRANCH_EQ split (one category of a LightGBM categorical split)
 
 
-def lightgbm_graph(model: Any, n_features: int) -> Any | None:
-    """The ONNX model (input X [N, n_features] float) of a LightGBM Booster or LGBMModel, or None when its trees or
-    objective are not covered here (then onnxmltools converts it). Outputs: `label` and `probabilities` for
-    binary/multiclass, `variable` [N, 1] for regression."""
+def lightgbm_graph(
+    model: Any, n_features: int, *, categorical_splits: bool = False, input_name: str = "X"
+) -> Any | None:
+    """The ONNX model (input `input_name` [N, n_features] float) of a LightGBM Booster or LGBMModel, or None when its
+    trees or objective are not covered here (then onnxmltools converts it). Outputs: `label` and `probabilities` for
+    binary/multiclass, `variable` [N, 1] for regression.
+
+    categorical_splits: build a categorical split as onnxmltools does, one BRANCH_EQ node per category in its set
+    (equal to LightGBM for the whole non-negative numbers its categorical columns are given, as roost train's
+    category indices; not for NaN or fractions, which LightGBM reads otherwise: off, such models give None)."""
     booster = getattr(model, "booster_", model)
     header, trees = _lgb_parse(booster.model_to_string())  # up to the best iteration, as predict() and onnxmltools
     if not trees or "average_output" in header or int(header.get("max_feature_idx", -1)) + 1 != n_features:
         return None
     objective = header.get("objective", "").split()
-    if not objective or any(t.get("num_cat", "0") != "0" or t.get("is_linear", "0") != "0" for t in trees):
+    if not objective or any(t.get("is_linear", "0") != "0" for t in trees):
+        return None
+    if not categorical_splits and any(t.get("num_cat", "0") != "0" for t in trees):
         return None
     kind, n_out = objective[0], int(header.get("num_tree_per_iteration", "1"))
     if kind == "binary" and "sigmoid:1" in objective[1:] and n_out == 1:
@@ -67,7 +76,7 @@ def lightgbm_graph(model: Any, n_features: int) -> Any | None:
     nodes = _lgb_nodes(trees, n_out)
     if nodes is None:
         return None
-    return _ensemble_model(nodes, n_features, "BRANCH_LEQ", post, n_classes, [])
+    return _ensemble_model(nodes, n_features, "BRANCH_LEQ", post, n_classes, [], input_name)
 
 
 def _lgb_parse(text: str) -> tuple[dict[str, str], list[dict[str, str]]]:
@@ -96,7 +105,8 @@ def _floats(parts: list[str]) -> np.ndarray:
 
 
 def _lgb_nodes(trees: list[dict[str, str]], n_out: int) -> _Nodes | None:
-    """The nodes of LightGBM trees: splits numbered 0..L-2 as in the text, leaves after them (L-1+leaf)."""
+    """The nodes of LightGBM trees: splits numbered 0..L-2 as in the text, leaves after them (L-1+leaf), the extra
+    BRANCH_EQ nodes of categorical splits after the leaves."""
     leaves = np.array([int(t["num_leaves"]) for t in trees], dtype=np.int64)
     splits = leaves - 1
     split_trees = [t for t in trees if int(t["num_leaves"]) > 1]
@@ -110,11 +120,13 @@ def _lgb_nodes(trees: list[dict[str, str]], n_out: int) -> _Nodes | None:
     if len(value) != leaves.sum():
         return None
     missing = (decision >> 2) & 3  # 0 none (NaN is read as 0.0), 1 zero, 2 NaN
-    if (decision & 1).any() or (missing == 1).any():  # categorical splits, zero-as-missing: onnxmltools' way
+    if (missing == 1).any():  # zero-as-missing: onnxmltools' way
         return None
     default_left = (decision >> 1) & 1
     # NaN: to the default side when NaN is the missing type, else as 0.0 is (left when 0 <= threshold)
     missing_true = np.where(missing == 2, default_left, (threshold >= 0).astype(np.int64))
+    cat = np.flatnonzero(decision & 1)
+    missing_true[cat] = default_left[cat]  # a categorical split: NaN to its default side, as onnxmltools writes it
     tree_ids = np.arange(len(trees), dtype=np.int64)
     split_tree = np.repeat(tree_ids, splits)
     split_local = np.arange(len(split_tree)) - np.repeat(np.cumsum(splits) - splits, splits)
@@ -123,11 +135,24 @@ def _lgb_nodes(trees: list[dict[str, str]], n_out: int) -> _Nodes | None:
     def child(c: np.ndarray) -> np.ndarray:
         return np.where(c >= 0, c, base + ~c)
 
+    true_id, false_id = child(left), child(right)
+    splits_of = [split_tree, split_local, feature, threshold, true_id, false_id, missing_true]
+    equal = np.zeros(len(split_tree), dtype=bool)
+    if len(cat):
+        from roost.model_import.lgbcats import category_chains
+
+        extra = category_chains(trees, splits_of, cat)
+        if extra is None:
+            return None
+        splits_of = [np.concatenate([a, e]) for a, e in zip(splits_of, extra)]
+        equal = np.concatenate([equal, np.ones(len(extra[0]), dtype=bool)])
+        equal[cat] = True
     leaf_tree = np.repeat(tree_ids, leaves)
     leaf_local = np.repeat(splits, leaves) + np.arange(len(leaf_tree)) - np.repeat(np.cumsum(leaves) - leaves, leaves)
+    s_tree, s_node, s_feature, s_threshold, s_true, s_false, s_missing = splits_of
     return _merge(
-        split_tree, split_local, feature, threshold, child(left), child(right), missing_true,
-        leaf_tree, leaf_local, value, leaf_tree % n_out,
+        s_tree, s_node, s_feature, s_threshold, s_true, s_false, s_missing,
+        leaf_tree, leaf_local, value, leaf_tree % n_out, equal,
     )  # fmt: skip
 
 
@@ -143,6 +168,7 @@ def _merge(
     leaf_node: np.ndarray,
     weight: np.ndarray,
     target: np.ndarray,
+    equal: np.ndarray | None = None,
 ) -> _Nodes:
     """Splits and leaves in one node list, ordered by tree then node id (the layout onnxmltools writes); the weight
     table may name a leaf more than once (one entry per class)."""
@@ -167,6 +193,7 @@ def _merge(
         weight_node=leaf_node,
         weight_target=target,
         weight=weight,
+        equal=None if equal is None else np.concatenate([equal, np.zeros(n_leaf, dtype=bool)])[order],
     )
 
 
@@ -243,14 +270,14 @@ def _xgb_nodes(trees: list[dict[str, Any]], tree_info: list[int]) -> _Nodes | No
 
 
 def _ensemble_model(
-    nodes: _Nodes, n_features: int, mode: str, post: str, n_classes: int, base_values: list[float]
+    nodes: _Nodes, n_features: int, mode: str, post: str, n_classes: int, base_values: list[float], x_name: str = "X"
 ) -> Any:
     """One TreeEnsembleClassifier (n_classes > 0: outputs label, probabilities) or TreeEnsembleRegressor (outputs
     variable [N, 1]) on input X. The attributes are filled in the model's own node (protobuf copies a message it is
     given: building them apart and adding them copied every array three times)."""
     from onnx import AttributeProto, TensorProto, helper
 
-    x = helper.make_tensor_value_info("X", TensorProto.FLOAT, [None, n_features])
+    x = helper.make_tensor_value_info(x_name, TensorProto.FLOAT, [None, n_features])
     if n_classes:
         op, out_names = "TreeEnsembleClassifier", ["label", "probabilities"]
         outputs = [
@@ -260,7 +287,7 @@ def _ensemble_model(
     else:
         op, out_names = "TreeEnsembleRegressor", ["variable"]
         outputs = [helper.make_tensor_value_info("variable", TensorProto.FLOAT, [None, 1])]
-    shell = helper.make_node(op, ["X"], out_names, domain="ai.onnx.ml", post_transform=post)
+    shell = helper.make_node(op, [x_name], out_names, domain="ai.onnx.ml", post_transform=post)
     g = helper.make_graph([shell], "roost_trees", [x], outputs)
     opsets = [helper.make_opsetid("", 15), helper.make_opsetid("ai.onnx.ml", 1)]
     model = helper.make_model(g, opset_imports=opsets, producer_name="roost")
@@ -279,8 +306,9 @@ def _ensemble_model(
     ints("nodes_nodeids", nodes.node)
     ints("nodes_featureids", nodes.feature)
     modes = node.attribute.add(name="nodes_modes", type=AttributeProto.STRINGS)
-    branch, leaf = mode.encode(), b"LEAF"
-    modes.strings.extend([leaf if is_leaf else branch for is_leaf in nodes.leaf.tolist()])
+    kinds = nodes.leaf.astype(np.int8) if nodes.equal is None else nodes.leaf + 2 * nodes.equal.astype(np.int8)
+    names = [mode.encode(), b"LEAF", b"BRANCH_EQ"]  # by kind: 0 a split, 1 a leaf, 2 a split on one category
+    modes.strings.extend([names[k] for k in kinds.tolist()])
     floats("nodes_values", nodes.threshold)
     ints("nodes_truenodeids", nodes.true_id)
     ints("nodes_falsenodeids", nodes.false_id)
