@@ -72,6 +72,8 @@ def test_ctrl_c_then_resume(ws, cfg_file: Path) -> None:
         "trainer.epochs=100000",
         "--set",
         "trainer.patience=100000",
+        "--set",
+        "model.params.solver=sgd",  # the training loop (logreg's convex solve has no epochs to interrupt)
         "--quiet",
     ]
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
