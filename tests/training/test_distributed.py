@@ -55,7 +55,7 @@ def test_ddp_equals_single_process(ws, data_file, model, label) -> None:
         "data": str(data_file),
         "label": label,
         "features": ["x1", "x2", "color", "user_id"],
-        "model": {"type": model, "params": {} if model == "logreg" else {"dropout": 0.0}},
+        "model": {"type": model, "params": {"solver": "sgd"} if model == "logreg" else {"dropout": 0.0}},
         "trainer": {"epochs": 4, "batch_size": _odd_batch(data_file, label), "seed": 3},
     }
     one = roost.train(cfg)

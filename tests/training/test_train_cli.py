@@ -74,6 +74,8 @@ def test_ctrl_c_then_resume(ws, cfg_file: Path, tmp_path: Path) -> None:
         "trainer.epochs=100000",
         "--set",
         "trainer.patience=100000",
+        "--set",
+        "model.params.solver=sgd",  # the training loop (logreg's convex solve has no epochs to interrupt)
         "--quiet",
     ]
     err_file = tmp_path / "train.stderr"

@@ -19,7 +19,7 @@ pytestmark = pytest.mark.browser
 
 @pytest.fixture
 def auto_run(populated, tmp_path):
-    """A `model: auto` run (logreg + lightgbm candidates, blended on validation rows) in the populated workspace."""
+    """A `model: auto` run (mlp + lightgbm candidates, blended on validation rows) in the populated workspace."""
     rng = np.random.default_rng(0)
     n = 600
     x1, x2 = rng.normal(size=n), rng.normal(size=n)
@@ -30,7 +30,7 @@ def auto_run(populated, tmp_path):
         "data": str(p),
         "label": "clicked",
         "experiment": "autoexp",
-        "model": {"type": "auto", "params": {"candidates": ["logreg", "lightgbm"], "folds": 0}},
+        "model": {"type": "auto", "params": {"candidates": ["mlp", "lightgbm"], "folds": 0}},
         "trainer": {"epochs": 4, "log_every": 3},  # train_loss_step every 3 mini-batches
     }
     return roost.train(cfg, progress=False)
@@ -39,14 +39,14 @@ def auto_run(populated, tmp_path):
 def test_auto_parent_lists_candidates_and_compare_splits_step_kinds(auto_run, ui_server, browser):  # noqa: F811
     base, res = ui_server["base"], auto_run
     kids = {k["tags"]["roost.model_type"]: k for k in roost.search_runs(f"parent_run_id = '{res.run_id}'")}
-    assert set(kids) == {"logreg", "lightgbm"}
+    assert set(kids) == {"mlp", "lightgbm"}
     page = browser.new_page(viewport={"width": 1300, "height": 1000})
 
     # the parent: a row per candidate, its validation score and the weight the run recorded
     page.goto(base + f"/runs/{res.run_id}")
     rows = page.locator("#auto-candidates tbody tr[data-candidate]")
     assert rows.count() == 2
-    for name in ("logreg", "lightgbm"):
+    for name in ("mlp", "lightgbm"):
         row = page.locator(f"#auto-candidates tr[data-candidate='{name}']")
         assert float(row.locator("td.weight").get_attribute("data-weight")) == pytest.approx(res.weights[name])
         assert float(row.locator("td.score").inner_text()) == pytest.approx(res.candidates[name]["val_roc_auc"], 1e-5)
@@ -54,11 +54,11 @@ def test_auto_parent_lists_candidates_and_compare_splits_step_kinds(auto_run, ui
     page.wait_for_selector("#charts[data-ready='1']")
     assert "No per-epoch metrics" not in page.locator("#charts").inner_text()
 
-    # compare the candidates: val_loss of LightGBM (boosting rounds) and logreg (epochs) on separate axes
+    # compare the candidates: val_loss of LightGBM (boosting rounds) and mlp (epochs) on separate axes
     page.click("#compare-candidates")
     page.wait_for_selector("#charts[data-ready='1']")
     assert kids["lightgbm"]["tags"]["roost.step_kind"] == "boosting_round"
-    assert kids["logreg"]["tags"]["roost.step_kind"] == "epoch"
+    assert kids["mlp"]["tags"]["roost.step_kind"] == "epoch"
     figs = page.locator("figure.chart[data-metric='val_loss']")
     assert figs.count() == 2
     labels = {
@@ -76,14 +76,14 @@ def test_auto_parent_lists_candidates_and_compare_splits_step_kinds(auto_run, ui
     page.select_option("#charts-x", "wall")
     svg = page.locator("figure.chart[data-metric='val_loss'][data-kind='epoch'] svg")
     assert svg.get_attribute("data-x") == "time" and svg.get_attribute("data-xlabel") == "wall time (UTC)"
-    started = roost.get_run(kids["logreg"]["run_id"])["start_time"].timestamp() * 1000
+    started = roost.get_run(kids["mlp"]["run_id"])["start_time"].timestamp() * 1000
     assert float(svg.get_attribute("data-xmin")) >= started - 1000
     page.select_option("#charts-x", "relative")
     svg = page.locator("figure.chart[data-metric='val_loss'][data-kind='epoch'] svg")
     assert svg.get_attribute("data-xlabel") == "seconds since the run started"
     assert 0 <= float(svg.get_attribute("data-xmin")) < float(svg.get_attribute("data-xmax")) < 600
     page.select_option("#charts-x", "epoch")  # mini-batch steps in epochs (the run's steps per epoch); rounds stay
-    net = roost.get_run(kids["logreg"]["run_id"])
+    net = roost.get_run(kids["mlp"]["run_id"])
     per_epoch = int(net["tags"]["roost.steps_per_epoch"])
     steps = [m["step"] for m in metric_history(net["run_id"], "train_loss_step")]
     batch = page.locator("figure.chart[data-metric='train_loss_step'][data-kind='batch'] svg")

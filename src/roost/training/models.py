@@ -19,10 +19,51 @@ AUTO_CANDIDATES = ("logreg", "wide_deep")
 
 
 class LogReg(TorchModel):
-    """Logistic (binary), softmax (multiclass) or linear (regression) regression: a one-layer net."""
+    """Logistic (binary), softmax (multiclass) or linear (regression) regression: a one-layer net.
+
+    `solver`: "auto" (default) fits the weights by a convex solve whose L2 strength is chosen by cross-validation
+    over the training rows (training/linear_fit.py) on tables up to linear_fit.MAX_CELLS rows × design columns, and
+    by the training loop (AdamW, `weight_decay`, early stopping on the validation rows) above; "convex" or "sgd"
+    force one. The network, its preprocessing and its package are the same either way."""
 
     model_type = "logreg"
     TRAINER = {"lr": 1e-2, "epochs": 50, "patience": 5}
+    NET = {"solver": "auto"}
+    SOLVERS = ("auto", "convex", "sgd")
+
+    def _validate(self) -> None:
+        """TorchModel's checks and the solver's name."""
+        super()._validate()
+        if self.params["solver"] not in self.SOLVERS:
+            raise ConfigError(
+                f"model.params.solver: {self.params['solver']!r} is not one of {', '.join(self.SOLVERS)}",
+                hint="solver: auto (a convex solve with its penalty chosen by cross-validation on small tables)",
+            )
+
+    def solve(self, spec: FeatureSpec, X: Any, y: Any, val: Any, callbacks: Any) -> Any:
+        """The convex solve where `solver` calls for it (linear_fit.use_convex): the weights with the L2 strength
+        chosen by cross-validation over the training rows (the validation rows are only scored); None for the
+        loop, also where the solve cannot run (a class with fewer than 2 rows)."""
+        import time
+
+        from roost.training import linear_fit as L
+
+        n_out = len(self.classes_) if self.task_ == "multiclass" else 1
+        if not L.use_convex(self.params["solver"], len(y), L.design_width(self.net_)):
+            return None
+        t0 = time.perf_counter()
+        target = (y - self.y_scale_[0]) / self.y_scale_[1] if self.task_ == "regression" else y
+        try:
+            self.penalty_ = L.solve(
+                self.net_, self.task_ or "binary", spec.encode(X), target, n_out, self.params["seed"]
+            )
+        except ValueError as exc:
+            log.info("logreg: the training loop instead of the convex solve (%s)", exc)
+            return None
+        log.info(
+            "logreg: convex solve, %s chosen by cross-validation (%.2f s)", self.penalty_, time.perf_counter() - t0
+        )
+        return L.report(self.net_, self.task_ or "binary", (spec.encode(X), target), val, self.y_scale_, callbacks)
 
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → Linear; numeric inputs are not clipped to the training range, so the fitted trend extends

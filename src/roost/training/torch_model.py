@@ -59,6 +59,17 @@ class TorchModel(Estimator):
         """The torch `Network` for `spec` with `n_out` raw outputs."""
         raise NotImplementedError
 
+    def solve(
+        self,
+        spec: FeatureSpec,
+        X: pd.DataFrame,
+        y: np.ndarray,
+        val: tuple[list[np.ndarray], np.ndarray] | None,
+        callbacks: Any,
+    ) -> Any:
+        """Fit `net_` without the training loop and return its LoopState, or None for the loop (the default)."""
+        return None
+
     def select(self, spec: FeatureSpec) -> FeatureSpec:
         """The columns this model uses (all by default)."""
         return spec
@@ -107,18 +118,20 @@ class TorchModel(Estimator):
             "model_type": self.model_type,
             "params": self.get_params(),
         }
-        state = fit_network(
-            self.net_,
-            self.task_,
-            (spec.encode(X), yt),
-            val,
-            tp,
-            callbacks=callbacks,
-            checkpoint_dir=checkpoint_dir,
-            resume=resume,
-            y_scale=(y_mean, y_std),
-            extra=extra,
-        )
+        state = None if resume is not None else self.solve(spec, X, yt, val, callbacks)
+        if state is None:  # the training loop (a resumed fit always: its checkpoint is the loop's)
+            state = fit_network(
+                self.net_,
+                self.task_,
+                (spec.encode(X), yt),
+                val,
+                tp,
+                callbacks=callbacks,
+                checkpoint_dir=checkpoint_dir,
+                resume=resume,
+                y_scale=(y_mean, y_std),
+                extra=extra,
+            )
         self.history_ = state.history
         self.state_ = state
         return self
