@@ -254,19 +254,8 @@ class RedisOnlineStore(OnlineStore):
             return legacy.legacy_sample(self, view, schema, n)
         if rows.layout_of(raw) == rows.LAYOUT:
             return scan.sample_rows(self, view, schema, int(n))
-        keys, fields = list(schema["keys"]), dict(schema["fields"])
         rk = [legacy.text(h) for h in self.r.zrevrange(self.idx_key(view), 0, max(0, int(n) - 1))]
-        if not rk:
-            return []
-        got = rows.decode_rows(self.r.mget(rk), list(range(2, 2 + len(fields))), [0])
-        head = f"{self.prefix}:@{view}:{','.join(keys)}:"
-        out = []
-        for i, k in enumerate(rk):
-            row = self.ident_row(schema, k[len(head) :] if k.startswith(head) else k)
-            row.update({f: got[j][i] for j, f in enumerate(fields)})
-            row["__et"] = got[-1][i]
-            out.append(row)
-        return out
+        return scan.rows_at(self, view, schema, rk, self.r.mget(rk)) if rk else []
 
     def close(self) -> None:
         """Close the connection pool."""

@@ -52,7 +52,6 @@ def expire(store: RedisOnlineStore, view: str, before: int) -> int:
 
 def sample_rows(store: RedisOnlineStore, view: str, schema: dict[str, Any], n: int) -> list[dict[str, Any]]:
     """Up to `n` rows of `view` in SCAN order (a bounded read: it stops at `n` rows), join keys decoded."""
-    keys, fields = list(schema["keys"]), dict(schema["fields"])
     seen: dict[str, None] = {}  # (an ordered set: SCAN may return a key twice)
     if n > 0:
         for k in store.r.scan_iter(match=pattern(store, view), count=COUNT):
@@ -60,8 +59,16 @@ def sample_rows(store: RedisOnlineStore, view: str, schema: dict[str, Any], n: i
             if len(seen) >= n:
                 break
     found = list(seen)
-    raw = store.r.mget(found) if found else []
-    found = [k for k, b in zip(found, raw) if b is not None]  # (a row deleted between the SCAN and the MGET)
+    return rows_at(store, view, schema, found, store.r.mget(found) if found else [])
+
+
+def rows_at(
+    store: RedisOnlineStore, view: str, schema: dict[str, Any], found: list[str], raw: list[Any]
+) -> list[dict[str, Any]]:
+    """The sample rows of the row keys `found`, whose stored values are `raw` (None: a row deleted since the keys were
+    listed, left out): the entity's key columns, its fields and `__et` (its event time)."""
+    keys, fields = list(schema["keys"]), dict(schema["fields"])
+    found = [k for k, b in zip(found, raw) if b is not None]
     got = rows.decode_rows([b for b in raw if b is not None], list(range(2, 2 + len(fields))), [0])
     head = f"{store.prefix}:@{view}:{','.join(keys)}:"
     out = []
