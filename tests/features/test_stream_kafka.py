@@ -304,7 +304,9 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(clic
     topic = _topic(kafka_servers, partitions=3)
     # a short session timeout: the broker drops the killed member after 6 s instead of Kafka's default 45 s
     url = f"kafka://{kafka_servers}/{topic}{FAST}"
-    events = make_events(1500, users=USERS, seed=25, bad_every=97)
+    # enough backlog that a quiet machine's consumer cannot drain it between two polls of the committed offsets
+    # (1,500 events were drained before the first kill in a quiet fresh check)
+    events = make_events(6000, users=USERS, seed=25, bad_every=97)
     where = _produce(kafka_servers, topic, events)
     log = tmp_path / "consumer.log"
     done = 0

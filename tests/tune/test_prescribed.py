@@ -167,3 +167,21 @@ def test_tuning_starts_from_each_types_defaults(ws) -> None:
         {"lr": 0.001, "weight_decay": 1e-4, "hidden": [256, 128], "dropout": 0.1}
     ]  # 2e-3 not offered: first choice
     assert C.load({**BC, "model": "mlp", "search": {"lr": [0.001, 0.01]}}).start == []  # own space: no defaults
+
+
+def test_tuning_auto_starts_from_the_variants_auto_trains_for_the_task(ws) -> None:
+    """auto trains `lightgbm_fine` in `lightgbm_deep`'s place for regression only (auto_candidates.table_candidates):
+    tuning `model: auto` starts from the variants of its own task, not from every variant there is."""
+    from roost.training.auto_candidates import VARIANTS
+
+    def lgbm_starts(cfg: dict) -> list[int]:
+        spec = C.load({**cfg, "model": {"type": "auto", "params": {"candidates": ["lightgbm"]}}})
+        return sorted(p["lightgbm.min_child_samples"] for p in spec.start if p.get("model.type") == "lightgbm")
+
+    fine = VARIANTS["lightgbm_fine"][1]["min_child_samples"]
+    deep = VARIANTS["lightgbm_deep"][1]["min_child_samples"]
+    assert fine != deep
+    binary = lgbm_starts(BC)
+    assert fine not in binary and deep in binary
+    regression = lgbm_starts({"data": "sklearn:diabetes", "label": "target", "task": "regression"})
+    assert fine in regression

@@ -53,7 +53,20 @@ def table_candidates(
     if not default:
         return list(cands)
     if task == "regression":
-        return ["lightgbm_fine" if c == "lightgbm_deep" else c for c in cands]
+        return task_variants(cands, task)
     if "lightgbm" in cands and not table_defaults(n_rows, n_cols):
         return [c for c in cands if c != "lightgbm_deep"]
     return list(cands)
+
+
+def task_variants(names: list[str], task: str | None) -> list[str]:
+    """`names` with the variant a `task` trains by default: regression `lightgbm_fine` in `lightgbm_deep`'s place,
+    classification (and an unknown task) without `lightgbm_fine`."""
+    if task != "regression":
+        return [c for c in names if c != "lightgbm_fine"]
+    out: list[str] = []
+    for c in names:
+        name = "lightgbm_fine" if c == "lightgbm_deep" else c
+        if name not in out:
+            out.append(name)
+    return out

@@ -60,9 +60,8 @@ class TuneSpec:
     start: list[dict[str, Any]] = field(default_factory=list)  # points tried first (the model defaults)
 
 
-def _primary_metric(train_cfg: dict[str, Any]) -> str:
-    """The task's primary validation metric (loads the data once when the config does not state the task)."""
-    from roost.metrics import overall as M
+def _task(train_cfg: dict[str, Any]) -> str:
+    """The training config's task (loads the data once when the config does not state it)."""
     from roost.training.config import load_config
 
     cfg = load_config(train_cfg)
@@ -71,7 +70,14 @@ def _primary_metric(train_cfg: dict[str, Any]) -> str:
         from roost.training.data import check_label, load_frame
 
         task = check_label(load_frame(cfg), cfg.label, None)
-    return "val_" + M.PRIMARY[task][0]
+    return task
+
+
+def _primary_metric(train_cfg: dict[str, Any]) -> str:
+    """The task's primary validation metric (loads the data once when the config does not state the task)."""
+    from roost.metrics import overall as M
+
+    return "val_" + M.PRIMARY[_task(train_cfg)][0]
 
 
 def load(path: str | Path | dict[str, Any]) -> TuneSpec:
@@ -125,7 +131,7 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         if prescribed:
             start = spaces.default_points(block, model, _table_defaults(folds) if model == "auto" else None)
             if model == "auto":  # and from auto's named variants (LightGBM's library defaults)
-                start += [p for p in spaces.variant_points(block) if p not in start]
+                start += [p for p in spaces.variant_points(block, _task(raw)) if p not in start]
         space = Space.parse(block)
         keys = {p.name: keys.get(p.name) or override_key(p.name, raw) for p in space.params}
         metric = str(opts.get("metric") or _primary_metric(raw))

@@ -143,14 +143,16 @@ def default_points(
     return points
 
 
-def variant_points(space: dict[str, Any]) -> list[dict[str, Any]]:
+def variant_points(space: dict[str, Any], task: str | None = None) -> list[dict[str, Any]]:
     """Points of a `model: auto` space for auto's named candidate variants (auto.VARIANTS, e.g. LightGBM with its
-    library defaults), so tuning auto starts from every candidate auto itself trains."""
+    library defaults) that auto trains for `task`, so tuning auto starts from every candidate auto itself trains."""
     from roost.training.auto import VARIANTS
+    from roost.training.auto_candidates import task_variants
 
     types = _type_choices(space)
     out = []
-    for base, fixed in VARIANTS.values():
+    for name in task_variants(list(VARIANTS), task):
+        base, fixed = VARIANTS[name]
         if base in types:
             out += [p for p in default_points(space, "auto", {base: fixed}) if p.get("model.type") == base]
     return out
