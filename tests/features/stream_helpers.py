@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import json
+import os
 import random
 import re
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -174,3 +178,33 @@ def check_exactly_once(events: list[dict[str, str]], users: int = USERS) -> None
         if pd.isna(k):
             row["country"] = None
         assert row == ({f: exp[f] for f in FIELDS} if exp else dict.fromkeys(FIELDS)), (u, t)
+
+
+HANG_GUARD_S = 300  # only a hang guard: the machine may be loaded
+
+
+def start_consumer(root: Path, url: str, log: Path, batch: int = 40) -> subprocess.Popen:
+    """`roost features stream user_clicks --source URL` as its own process (own session), output appended to `log`."""
+    import roost
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
+    env["PYTHONPATH"] = str(Path(roost.__file__).resolve().parents[1])
+    cmd = [sys.executable, "-m", "roost", "features", "stream", "user_clicks", "--source", url]
+    cmd += ["--batch", str(batch), "--block-ms", "100", "--consumer", "c1"]
+    with open(log, "ab") as fh:
+        return subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=fh, start_new_session=True)
+
+
+def wait_while_running(cond, what: str, proc: subprocess.Popen, log: Path, every: float = 0.005) -> None:
+    """Poll `cond()` every `every` s until it holds; fail (with the consumer's log) if the consumer exits first or
+    HANG_GUARD_S passes."""
+    import pytest
+
+    deadline = time.monotonic() + HANG_GUARD_S
+    while not cond():
+        if proc.poll() is not None:
+            pytest.fail(f"the consumer exited ({proc.returncode}) before {what}: {log.read_text()[-3000:]}")
+        if time.monotonic() > deadline:
+            proc.kill()
+            pytest.fail(f"timed out waiting for {what}: {log.read_text()[-3000:]}")
+        time.sleep(every)

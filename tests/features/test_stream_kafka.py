@@ -8,22 +8,26 @@ from __future__ import annotations
 import itertools
 import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
-from pathlib import Path
 
 import pytest
-from stream_helpers import USERS, as_json, check_exactly_once, make_events, metric, parse, setup_clicks
-
-import roost
+from stream_helpers import (
+    HANG_GUARD_S,
+    USERS,
+    as_json,
+    check_exactly_once,
+    make_events,
+    metric,
+    parse,
+    setup_clicks,
+    start_consumer,
+    wait_while_running,
+)
 
 pytestmark = pytest.mark.services
 
-SRC = str(Path(roost.__file__).resolve().parents[1])
-HANG_GUARD_S = 300  # only a hang guard: the machine may be loaded
 FAST = "?session.timeout.ms=6000"  # Tansu holds a new group's first join about half the session timeout
 _names = itertools.count()
 JSON_REASONS = {
@@ -271,26 +275,6 @@ def test_a_missing_topic_is_a_clear_error_naming_it(clicks_ws, kafka_servers):
     assert "no-such-topic" in str(err) and kafka_servers in str(err)
 
 
-def _start(root: Path, url: str, log: Path, batch: int = 40) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-    env["PYTHONPATH"] = SRC
-    cmd = [sys.executable, "-m", "roost", "features", "stream", "user_clicks", "--source", url]
-    cmd += ["--batch", str(batch), "--block-ms", "100", "--consumer", "c1"]
-    with open(log, "ab") as fh:
-        return subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=fh, start_new_session=True)
-
-
-def _wait(cond, what: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not cond():
-        if proc.poll() is not None:
-            pytest.fail(f"the consumer exited ({proc.returncode}) before {what}: {log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}: {log.read_text()[-3000:]}")
-        time.sleep(0.02)
-
-
 def _sum_committed(servers: str) -> int:
     return sum(_committed(servers, "roost-user_clicks").values())
 
@@ -311,11 +295,15 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(clic
     log = tmp_path / "consumer.log"
     done = 0
     for _ in range(3):
-        proc = _start(clicks_ws.root, url, log)
+        proc = start_consumer(clicks_ws.root, url, log)
         # with a backlog the consumer always holds a batch read and not yet committed: after some progress since
         # the last restart, a SIGKILL lands mid-batch (written or not, never committed)
-        _wait(
-            lambda: done + 80 < _sum_committed(kafka_servers) or _drained(kafka_servers, where), "progress", proc, log
+        wait_while_running(
+            lambda: done + 80 < _sum_committed(kafka_servers) or _drained(kafka_servers, where),
+            "progress",
+            proc,
+            log,
+            every=0.02,
         )
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=60)
@@ -323,8 +311,8 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(clic
         assert done < len(events), "the consumer drained the topic before it could be killed mid-batch"
     more = make_events(400, users=USERS, seed=26, bad_every=50)
     where += _produce(kafka_servers, topic, more)  # new events after the crashes, some later than redelivered ones
-    proc = _start(clicks_ws.root, url, log)
-    _wait(lambda: _drained(kafka_servers, where), "the topic drained", proc, log)
+    proc = start_consumer(clicks_ws.root, url, log)
+    wait_while_running(lambda: _drained(kafka_servers, where), "the topic drained", proc, log, every=0.02)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=HANG_GUARD_S) == 0, log.read_text()[-3000:]
     all_events = events + more

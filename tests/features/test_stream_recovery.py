@@ -3,47 +3,26 @@ the online store and the offline log equal one replay of the stream; SIGTERM fin
 
 from __future__ import annotations
 
-import os
 import signal
-import subprocess
-import sys
-import time
-from pathlib import Path
 
 import pytest
-from stream_helpers import USERS, check_exactly_once, make_events, parse, setup_clicks
-
-import roost
+from stream_helpers import (
+    HANG_GUARD_S,
+    USERS,
+    check_exactly_once,
+    make_events,
+    parse,
+    setup_clicks,
+    start_consumer,
+    wait_while_running,
+)
 
 pytestmark = [pytest.mark.services, pytest.mark.slow]
-
-SRC = str(Path(roost.__file__).resolve().parents[1])
-HANG_GUARD_S = 300  # only a hang guard: the machine may be loaded
-
-
-def _start(root: Path, url: str, log: Path, batch: int = 40) -> subprocess.Popen:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("ROOST_")}
-    env["PYTHONPATH"] = SRC
-    cmd = [sys.executable, "-m", "roost", "features", "stream", "user_clicks", "--source", url]
-    cmd += ["--batch", str(batch), "--block-ms", "100", "--consumer", "c1"]
-    with open(log, "ab") as fh:
-        return subprocess.Popen(cmd, cwd=root, env=env, stdout=fh, stderr=fh, start_new_session=True)
 
 
 def _group(r, name: str) -> dict:
     groups = r.xinfo_groups(name)
     return groups[0] if groups else {}
-
-
-def _wait(cond, what: str, proc: subprocess.Popen, log: Path) -> None:
-    deadline = time.monotonic() + HANG_GUARD_S
-    while not cond():
-        if proc.poll() is not None:
-            pytest.fail(f"the consumer exited ({proc.returncode}) before {what}: {log.read_text()[-3000:]}")
-        if time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"timed out waiting for {what}: {log.read_text()[-3000:]}")
-        time.sleep(0.005)
 
 
 def _produce(r, name: str, events: list[dict]) -> None:
@@ -69,9 +48,9 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(fws,
     for _ in range(6):  # three kills with a batch delivered and not acked (one acked between the check and the kill
         if len(killed_pending) == 3:  # — a race a faster push makes likelier — does not count, and is retried)
             break
-        proc = _start(fws.root, url, log)
+        proc = start_consumer(fws.root, url, log)
         # kill while a batch is delivered and not acked, after some progress since the last restart
-        _wait(
+        wait_while_running(
             lambda: (g := _group(r, name)) and g["pending"] > 0 and g["entries-read"] > read_before + 80,
             "a batch in flight",
             proc,
@@ -86,8 +65,10 @@ def test_sigkilled_mid_batch_and_restarted_applies_every_event_exactly_once(fws,
     assert len(killed_pending) == 3, killed_pending
     more = make_events(400, users=USERS, seed=12, bad_every=50)
     _produce(r, name, more)  # new events after the crashes, some later than the redelivered ones
-    proc = _start(fws.root, url, log)
-    _wait(lambda: (g := _group(r, name)) and g["lag"] == 0 and g["pending"] == 0, "the stream drained", proc, log)
+    proc = start_consumer(fws.root, url, log)
+    wait_while_running(
+        lambda: (g := _group(r, name)) and g["lag"] == 0 and g["pending"] == 0, "the stream drained", proc, log
+    )
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=HANG_GUARD_S) == 0, log.read_text()[-3000:]
     all_events = events + more
@@ -107,8 +88,8 @@ def test_sigterm_finishes_the_batch_in_flight(fws, redis_url, tmp_path):
     events = make_events(3000, users=USERS, seed=13)
     _produce(r, name, events)
     log = tmp_path / "consumer.log"
-    proc = _start(fws.root, f"{redis_url}/{name}", log, batch=200)
-    _wait(lambda: (g := _group(r, name)) and g["pending"] > 0, "a batch in flight", proc, log)
+    proc = start_consumer(fws.root, f"{redis_url}/{name}", log, batch=200)
+    wait_while_running(lambda: (g := _group(r, name)) and g["pending"] > 0, "a batch in flight", proc, log)
     proc.send_signal(signal.SIGTERM)
     assert proc.wait(timeout=HANG_GUARD_S) == 0, log.read_text()[-3000:]
     g = _group(r, name)
