@@ -73,11 +73,11 @@ def _task(train_cfg: dict[str, Any]) -> str:
     return task
 
 
-def _primary_metric(train_cfg: dict[str, Any]) -> str:
-    """The task's primary validation metric (loads the data once when the config does not state the task)."""
+def _primary_metric(task: str) -> str:
+    """The task's primary validation metric."""
     from roost.metrics import overall as M
 
-    return "val_" + M.PRIMARY[_task(train_cfg)][0]
+    return "val_" + M.PRIMARY[task][0]
 
 
 def load(path: str | Path | dict[str, Any]) -> TuneSpec:
@@ -128,13 +128,15 @@ def load(path: str | Path | dict[str, Any]) -> TuneSpec:
         else:
             block = search or {}
         folds = _folds(raw, selection)
+        # the task, where a step needs it: found once (a config that does not state it loads the data for it)
+        task = _task(raw) if (prescribed and model == "auto") or not opts.get("metric") else None
         if prescribed:
             start = spaces.default_points(block, model, _table_defaults(folds) if model == "auto" else None)
             if model == "auto":  # and from auto's named variants (LightGBM's library defaults)
-                start += [p for p in spaces.variant_points(block, _task(raw)) if p not in start]
+                start += [p for p in spaces.variant_points(block, task) if p not in start]
         space = Space.parse(block)
         keys = {p.name: keys.get(p.name) or override_key(p.name, raw) for p in space.params}
-        metric = str(opts.get("metric") or _primary_metric(raw))
+        metric = str(opts.get("metric") or _primary_metric(str(task)))
         experiment = str(opts.get("experiment", raw.get("experiment", "default")))
         cv = folds is not None and bool(folds.splits) and metric.startswith("val_")
         objective = TrainObjective(config=raw, metric=metric, keys=keys, cv=cv, selection=selection, starts=len(start))
