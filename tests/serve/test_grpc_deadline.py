@@ -104,7 +104,12 @@ def test_grpc_timeout_values_are_read_as_grpcio_reads_them(fronts, bc_data):
     for value in MALFORMED + VALID + [b"0S", b"0n"]:
         got = {f: call(port, body, INFER, [CT, TE, (b"grpc-timeout", value)]) for f, port in fronts.items()}
         a, g = got["asgi"], got["grpcio"]
-        assert a.grpc_status == g.grpc_status, (value, a, g)
+        if value not in MALFORMED + VALID:
+            # a zero timeout: grpcio's core arms a timer for the passed deadline and races it against the handler,
+            # so on a loaded machine it may answer either way (CI saw OK); the ASGI front checks it before running
+            assert g.grpc_status in (0, DEADLINE_EXCEEDED), (value, g)
+        else:
+            assert a.grpc_status == g.grpc_status, (value, a, g)
         if value in MALFORMED:
             assert a.grpc_status == INTERNAL and a.body == b"", (value, a)
             assert "Error parsing 'grpc-timeout' metadata" in a.grpc_message and "1 to 8 digits" in a.grpc_message
@@ -115,7 +120,8 @@ def test_grpc_timeout_values_are_read_as_grpcio_reads_them(fronts, bc_data):
                 == _probabilities(pb.ModelInferResponse.FromString(g.body[5:])).tolist()
             )
         else:  # a zero timeout: the deadline passed already
-            assert a.grpc_status == DEADLINE_EXCEEDED and a.grpc_message == g.grpc_message == "Deadline Exceeded"
+            assert a.grpc_status == DEADLINE_EXCEEDED and a.grpc_message == "Deadline Exceeded", (value, a)
+            assert g.grpc_status == 0 or g.grpc_message == "Deadline Exceeded", (value, g)
     # the spec allows at most 8 digits (as grpc-go reads it); grpcio's server takes a 9th
     nine = call(fronts["asgi"], body, INFER, [CT, TE, (b"grpc-timeout", b"123456789S")])
     assert nine.grpc_status == INTERNAL and "1 to 8 digits" in nine.grpc_message
