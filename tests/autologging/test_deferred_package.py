@@ -252,3 +252,24 @@ def test_the_consoles_model_page_builds_the_versions_it_shows(rec, split):
         page = client.get("/models/clf-page")
     assert page.status_code == 200 and "not packaged" not in page.text
     assert (folder / "model.onnx").is_file()
+
+
+@pytest.mark.parametrize("how", ["runs-uri", "run-id", "folder", "cli"])
+def test_batch_scoring_builds_the_package_and_scores_like_the_native_model(rec, split, cli, tmp_path, how):
+    import pandas as pd
+
+    model, run, folder = _logged_logreg(rec, split)
+    _, _, Xh = split
+    src = tmp_path / "in.parquet"
+    pd.DataFrame({f"f{i}": Xh[:, i] for i in range(Xh.shape[1])}).assign(row=range(len(Xh))).to_parquet(src)
+    ref = {"runs-uri": f"runs:/{run['run_id']}/model", "run-id": run["run_id"], "folder": str(folder)}.get(how)
+    out = tmp_path / "scored"
+    if how == "cli":
+        code, _, err = cli("predict", f"runs:/{run['run_id']}/model", "-i", str(src), "-o", str(out), "-q")
+        assert code == 0, err
+    else:
+        roost.predict(ref, src, out, workers=1)
+    assert (folder / "model.onnx").is_file()
+    got = pd.read_parquet(out).sort_values("row")
+    proba = np.array([p[1] if np.ndim(p) else p for p in got["probability"]], dtype=np.float64)
+    assert np.max(np.abs(proba - model.predict_proba(Xh)[:, 1])) <= 1e-5

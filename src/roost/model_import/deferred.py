@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from roost.modelpkg.predictor import Predictor
     from roost.registry.modelreg import ModelVersionInfo
 
-__all__ = ["save_native", "build", "ensure", "package_model", "load_model", "register_model", "set_alias"]
+__all__ = ["save_native", "build", "ensure", "resolve", "package_model", "load_model", "register_model", "set_alias"]
 
 NATIVE = "native"
 LOCK = ".package.lock"
@@ -256,23 +256,31 @@ def package_model(ref: str | Path, path: str = "model", allow_mismatch: bool = F
     return read_meta(root)
 
 
+def resolve(uri: str | Path) -> tuple[Path, str]:
+    """(package folder, version label) of a package by path, file:// URI or registry reference (`name@alias`,
+    `name/3`) as roost.modelpkg.resolve_package finds it, or of a run's model (`runs:/RUN/PATH`, a run id); its ONNX
+    package built first when it was logged for packaging later. What roost.load_model and roost.predict take."""
+    from roost.modelpkg import resolve_package
+
+    s = str(uri)
+    if s.startswith("runs:/"):
+        return ensure(locate(s)), s
+    try:
+        root, label = resolve_package(uri)
+    except RoostError:
+        if "@" in s or "/" in s or _run_id_or_none(s) is None:
+            raise  # not a run either: the package layer's own error
+        root, label = locate(s), f"runs:/{s}/model"
+    return ensure(root), label
+
+
 def load_model(uri: str | Path) -> Predictor:
     """roost.load_model: a package by path, file:// URI or registry reference (`name@alias`, `name/3`) as
     roost.modelpkg.load_model finds it, or a run's model (`runs:/RUN/PATH`, a run id); its ONNX package built first
     when it was logged for packaging later."""
-    from roost.modelpkg import load, resolve_package
+    from roost.modelpkg import load
 
-    s = str(uri)
-    if s.startswith("runs:/"):
-        root = locate(s)
-    else:
-        try:
-            root = resolve_package(uri)[0]
-        except RoostError:
-            if "@" in s or "/" in s or _run_id_or_none(s) is None:
-                raise  # not a run either: the package layer's own error
-            root = locate(s)
-    return load(ensure(root))
+    return load(resolve(uri)[0])
 
 
 def register_model(run_id: str | None, name: str, path: str = "model") -> ModelVersionInfo:

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from roost.errors import RoostError
-from roost.modelpkg import resolve_package  # one resolver for roost.predict and roost.load_model
+from roost.modelpkg import resolve_package  # re-exported (roost.scoring.resolve_package): the package layer alone
 from roost.scoring.local import Progress
 from roost.scoring.sources import resolve_source
 
@@ -93,7 +93,9 @@ def predict(
         raise RoostError(f"batch_size {batch_size} is above {MAX_BATCH:,} rows", hint="e.g. --batch-size 65536")
     if workers is not None and workers < 1:
         raise RoostError(f"workers must be at least 1, got {workers}", hint="e.g. --parallel 4 (default: all cores)")
-    package, version = resolve_package(model)
+    from roost.model_import.deferred import resolve  # roost.load_model's resolver: run refs, deferred packages
+
+    package, version = resolve(model)
     source = resolve_source(input, tables)
     fingerprint = source.fingerprint()
     out = Path(output).expanduser()
