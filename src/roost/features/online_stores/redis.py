@@ -43,6 +43,7 @@ class RedisOnlineStore(OnlineStore):
         self.prefix = prefix
         self._script: Any = None
         self._noscript = redis.exceptions.NoScriptError
+        self._pack = _hiredis_packer()
         self.expire_script: Any = None  # (redis_scan.expire registers it on first use)
         self.r = redis.Redis.from_url(url, socket_connect_timeout=5)
         try:
@@ -155,15 +156,35 @@ class RedisOnlineStore(OnlineStore):
         else:
             kcols, et, ct, cols = rows.table_lists(v.columns(), len(v.keys))
             rkeys = self.row_keys(v.name, list(v.keys), kcols)
-        doc, packed = rows.encode(rkeys, et, ct, cols, list(v.fields.values()))
+        encoded = rows.encode(rkeys, et, ct, cols, list(v.fields.values()))
         defs = (rows.definition(v.keys, v.fields), rows.indexed_definition(v.keys, v.fields))
-        args = [v.name, self.meta_key(), self.tops_key(v.name), *defs, self.idx_key(v.name), doc, packed]
+        args = [v.name, self.meta_key(), self.tops_key(v.name), *defs, self.idx_key(v.name), *encoded]
         if client is not self.r:  # a transaction: redis-py's Script queues the script's loading with it
             return self._script(args=args, client=client)
-        try:  # (EVALSHA straight through the client: Script.__call__'s checks cost ~15 µs a push)
-            return int(self.r.execute_command("EVALSHA", self._script.sha, 0, *args))
+        try:
+            return int(self._evalsha(args))
         except self._noscript:  # a restarted or flushed server: Script loads it again
             return int(self._script(args=args))
+
+    def _evalsha(self, args: list[Any]) -> Any:
+        """EVALSHA of the upsert script with `args`, packed by hiredis in one call: redis-py's `execute_command`
+        encodes each argument in Python first (~0.4 µs each: ~80 µs for the 200 of a 100-row push). On a pool
+        connection with redis-py's retry and disconnect on connection errors, as `execute_command` does."""
+        cmd = ("EVALSHA", self._script.sha, 0, *args)
+        if self._pack is None:  # (hiredis without pack_command: redis-py's own packing)
+            return self.r.execute_command(*cmd)
+        packed = [self._pack(cmd)]
+        pool = self.r.connection_pool
+        conn = pool.get_connection()
+
+        def once() -> Any:
+            conn.send_packed_command(packed)
+            return conn.read_response()
+
+        try:
+            return conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+        finally:
+            pool.release(conn)
 
     def _queue_drop(self, pipe: Any, view: str) -> None:
         """Queue deletion of every row of `view` (either row layout: found by SCAN), its index (rows-json-1), its
@@ -260,6 +281,15 @@ class RedisOnlineStore(OnlineStore):
     def close(self) -> None:
         """Close the connection pool."""
         self.r.close()
+
+
+def _hiredis_packer() -> Any:
+    """hiredis's `pack_command` (a whole command in one C call), or None where hiredis lacks it."""
+    try:
+        import hiredis
+    except ImportError:
+        return None
+    return getattr(hiredis, "pack_command", None)
 
 
 class _RowReader(ViewReader):
