@@ -1,10 +1,10 @@
-"""The Redis upsert's arguments, against independent references: the rows' JSON texts cut from one dumps equal one
-dumps per row (also for text values holding the separator, newlines and quotes), the client's latest row per key
-equals a brute force (ties: the later row), and the packed EVALSHA survives a dropped connection."""
+"""The Redis upsert's arguments, against independent references: the rows cut the script's way are the latest row per
+key of a brute force (ties: the later row), as orjson (or json, for infinities) writes each row alone, also for text
+values holding quotes, brackets and newlines; and the packed EVALSHA survives a dropped connection."""
 
 from __future__ import annotations
 
-import math
+import json
 
 import numpy as np
 import orjson
@@ -15,39 +15,46 @@ MIN = -(2**63)
 TRICKY = ["],[", "a],[b", "]", "[", "],", ",[", "x\ny", '"],["', "\\", "", "é日本\U0001f600", "]\n["]
 
 
-def _random_rows(rng: np.random.Generator, n: int, tricky: float) -> list[tuple]:
-    rows = []
-    for _ in range(n):
-        text = str(rng.choice(TRICKY)) if rng.random() < tricky else f"l{int(rng.integers(0, 10**6))}"
-        score = float("nan") if rng.random() < 0.1 else float(rng.normal()) * 10 ** int(rng.integers(-5, 20))
-        rows.append(
-            (
-                int(rng.integers(0, 2**53)),
-                MIN if rng.random() < 0.5 else int(rng.integers(0, 2**53)),
-                int(rng.integers(-(2**63), 2**63 - 1)),
-                score,
-                None if rng.random() < 0.1 else text,
-                bool(rng.random() < 0.5),
-            )
-        )
-    return rows
+def _cut(text: bytes, lens: list[int]) -> list[bytes]:
+    """The rows as the upsert script cuts them: row i is the next lens[i] bytes."""
+    out, pos = [], 0
+    for n in lens:
+        out.append(text[pos : pos + n])
+        pos += n
+    assert pos == len(text), "the lengths do not end at the text's end"
+    return out
 
 
-def test_row_texts_equal_one_dumps_per_row():
-    """`_row_texts` (one dumps, split at the separators) against orjson's dumps of each row alone, with and without
-    text values that hold `],[` (the split miscounts: each row is then dumped alone)."""
-    from roost.features.online_stores.redis_rows import _row_texts
+def test_encode_keeps_one_row_per_key_and_its_frame():
+    """`encode`'s arguments: oldest/newest event time, the times, keys and lengths, and rows that cut the script's way
+    into the latest row per key (also on the json.dumps path that infinities take, and with tricky text)."""
+    from roost.features.online_stores.redis_rows import encode
 
-    rng = np.random.default_rng(0)
-    for case in range(60):
-        n = int(rng.integers(1, 40))
-        rows = _random_rows(rng, n, tricky=[0.0, 0.05, 0.5][case % 3])
-        got = _row_texts(rows)
-        assert got == [orjson.dumps(r) for r in rows], case
-        for text, row in zip(got, rows):  # each text is its row
-            back = orjson.loads(text)
-            assert back[:3] == list(row[:3]) and back[4:] == list(row[4:])
-            assert back[3] == (None if math.isnan(row[3]) else row[3])
+    rng = np.random.default_rng(2)
+    for case in range(40):
+        n = int(rng.integers(1, 25))
+        keys = [f"k{int(x)}" for x in rng.integers(0, 8, n)]
+        et = [int(x) for x in rng.integers(0, 5, n)]
+        ct = [MIN] * n if case % 2 else [int(x) for x in rng.integers(0, 3, n)]
+        score = [float(x) for x in rng.normal(size=n)]
+        if case % 4 == 3:
+            score[0] = float("inf")
+        label = [str(rng.choice(TRICKY)) for _ in range(n)]
+        oldest, newest, times, doc, text = encode(keys, et, ct, [score, label], ["float64", "string"])
+        best: dict[str, int] = {}
+        for i in range(n):
+            if keys[i] not in best or (et[i], ct[i]) >= (et[best[keys[i]]], ct[best[keys[i]]]):
+                best[keys[i]] = i
+        keep = sorted(best.values())
+        head = orjson.loads(doc)
+        assert head["k"] == [keys[i] for i in keep]
+        rows = [json.loads(r) for r in _cut(text, head["n"])]  # (Python's json reads Infinity)
+        assert rows == [[et[i], ct[i], score[i], label[i]] for i in keep], case
+        if case % 4 != 3:
+            assert _cut(text, head["n"]) == [orjson.dumps((et[i], ct[i], score[i], label[i])) for i in keep]
+        assert (oldest, newest) == (min(et[i] for i in keep), max(et[i] for i in keep))
+        want_times = [[et[i] for i in keep]] + ([] if case % 2 else [[ct[i] for i in keep]])
+        assert orjson.loads(times) == want_times
 
 
 def test_latest_rows_equals_brute_force():

@@ -236,9 +236,8 @@ def test_the_in_order_shortcut_is_exact_at_its_edge(redis_url):
 
 
 def test_text_keys_and_values_survive_the_framing(redis_url):
-    """Rows travel as JSON texts cut from one dumps at their separators (a `],[` in a value: dumped one by one), keys as
-    arguments: multi-byte characters, quotes, backslashes, NUL, newlines and empty strings come back as written, in
-    reads and samples."""
+    """Rows travel as JSON texts cut by byte lengths and keys inside a JSON document: multi-byte characters, quotes,
+    brackets, backslashes, NUL, newlines and empty strings come back as written, in reads and samples."""
     from roost.features.online_stores import ViewData
     from roost.features.online_stores.redis import RedisOnlineStore
 
@@ -246,7 +245,7 @@ def test_text_keys_and_values_survive_the_framing(redis_url):
     keys, fields = {"k": "string"}, {"s": "string"}
     ids = ["é", 'a"b\\c', "日本", "x\x00y", "\U0001f600", "],[", "a\nb"]
     vals = ["ü", '"]["', "\n\t", "", "\U0001f600" * 3, "a],[b", "]\n["]
-    for n in (len(ids), 5):  # with a `],[` inside a value, then without
+    for n in (len(ids), 5):
         t = pa.table(
             {
                 "k": ids[:n],

@@ -23,11 +23,13 @@ The previous row layout (rows-json-1: the same keys and rows plus a sorted-set i
 time) is converted by the first write in the same script call: the index's top score becomes the view's newest
 event time and the index is unlinked; until then its stats, samples and drops use the index as before.
 
-The rows come as (row key, row JSON) argument pairs, which the in-order case hands to MSET as they are (a script
-that cut the rows out of one blob by a JSON document of keys and lengths spent ~70 of its ~165 µs per 100-row push
-decoding and cutting), and their times as one small JSON document that only the comparing case decodes. The store
-packs the call with hiredis in one C call (redis-py encodes each argument in Python, ~0.4 µs each). Keys not passed
-in KEYS are fine on one server; Redis Cluster is not supported. Needs Redis >= 6.2.
+The rows come as one binary argument (their JSON texts back to back) and a small JSON document of row keys and row
+lengths, which the script cuts the rows out by; the in-order case decodes nothing else (the oldest and newest event
+times come as two numbers), the comparing case also decodes the times document. The store packs the call with
+hiredis in one C call and sends it on a pool connection (redis-py's `execute_command` costs ~10 µs more). Rows passed
+as argument pairs instead (MSET straight from ARGV) saved the script ~40 µs but cost as much again in packing and
+parsing ~200 arguments. Keys not passed in KEYS are fine on one server; Redis Cluster is not supported. Needs Redis
+>= 6.2.
 """
 
 from __future__ import annotations
@@ -43,9 +45,10 @@ INDEXED = "rows-json-1"  # the same rows plus a sorted-set index per view: conve
 
 # ARGV: view, views meta key, the view's newest-time key, definition, the rows-json-1 definition of the same view, that
 # layout's index key, the rows' oldest and newest event times, their times as JSON ([event times, created times], or
-# [event times] when no row has a created time: decoded only when stored rows are read), then (row key, row) pairs,
-# one per entity (keys unique: `encode` keeps the latest row per entity). Returns the rows written, or -1 (nothing
-# written) when the stored definition differs.
+# [event times] when no row has a created time: decoded only when stored rows are read), the row keys and row lengths
+# as JSON ({"k": [...], "n": [...]}: one row per key, `encode` keeps the latest row per entity), and the rows' JSON
+# texts back to back (row i: the next n[i] bytes). Returns the rows written, or -1 (nothing written) when the stored
+# definition differs.
 UPSERT = """
 local view, meta, tops, schema, indexed, idx = ARGV[1], ARGV[2], ARGV[3], ARGV[4], ARGV[5], ARGV[6]
 local MIN = -9223372036854775808  -- a missing time (-2**63, exact as a double)
@@ -65,38 +68,44 @@ else
   local t = redis.call('GET', tops)
   if t then top = tonumber(t) end
 end
-local n, hi, nm = #ARGV, top or MIN, 0
+local p = cjson.decode(ARGV[10])
+local rows, ks, lens, m, nm, pos, hi = ARGV[11], p.k, p.n, {}, 0, 1, top or MIN
 local lookup = cur and true or false  -- no definition: no stored rows
 if lookup and top then lookup = tonumber(ARGV[7]) <= top end  -- every row newer than the newest stored: no read
-if not lookup then  -- every row is written as it came: one MSET (in chunks), nothing decoded
-  for lo = 10, n, 4000 do redis.call('MSET', unpack(ARGV, lo, math.min(lo + 3999, n))) end
-  nm = n - 9
+if not lookup then  -- every row is written: cut them out and MSET, no times decoded
+  for i = 1, #ks do
+    local stop = pos + lens[i]
+    m[2 * i - 1] = ks[i]; m[2 * i] = string.sub(rows, pos, stop - 1)
+    pos = stop
+  end
+  nm = 2 * #ks
   local newest = tonumber(ARGV[8])
   if nm > 0 and newest > hi then hi = newest end
 else  -- compare each row's (event, created) time with its stored row's (a JSON row's first two numbers)
-  local times = cjson.decode(ARGV[9])
-  local ets, cts, ks, olds, m = times[1], times[2], {}, {}, {}  -- no created times: none was given
-  for i = 10, n, 2 do ks[#ks + 1] = ARGV[i] end
+  local times, olds = cjson.decode(ARGV[9]), {}
+  local ets, cts = times[1], times[2]  -- no created times: none was given
   for lo = 1, #ks, 4000 do
     local got = redis.call('MGET', unpack(ks, lo, math.min(lo + 3999, #ks)))
     for j = 1, #got do olds[lo + j - 1] = got[j] end
   end
-  for j = 1, #ks do
-    local et, ct = ets[j], cts and cts[j] or MIN
+  for i = 1, #ks do
+    local stop = pos + lens[i]
+    local et, ct = ets[i], cts and cts[i] or MIN
     local older = false
-    if olds[j] then
-      local a, b = string.match(olds[j], '^%[%s*(%-?%d+)%s*,%s*(%-?%d+)')
+    if olds[i] then
+      local a, b = string.match(olds[i], '^%[%s*(%-?%d+)%s*,%s*(%-?%d+)')
       local oet, oct = tonumber(a), tonumber(b)
       older = et < oet or (et == oet and ct < oct)
     end
     if not older then
-      m[nm + 1] = ks[j]; m[nm + 2] = ARGV[9 + 2 * j]
+      m[nm + 1] = ks[i]; m[nm + 2] = string.sub(rows, pos, stop - 1)
       nm = nm + 2
       if et > hi then hi = et end
     end
+    pos = stop
   end
-  for lo = 1, nm, 4000 do redis.call('MSET', unpack(m, lo, math.min(lo + 3999, nm))) end
 end
+for lo = 1, nm, 4000 do redis.call('MSET', unpack(m, lo, math.min(lo + 3999, nm))) end
 if nm > 0 then redis.call('SET', tops, string.format('%.0f', hi)) end  -- (hi: at least top)
 if not cur then redis.call('HSET', meta, view, schema) end
 return nm / 2
@@ -179,11 +188,10 @@ def latest_rows(rkeys: list[str], et: list[int], ct: list[int]) -> list[int] | N
     return sorted(best.values())
 
 
-def encode(
-    rkeys: list[str], et: list[int], ct: list[int], cols: list[list[Any]], dtypes: list[str]
-) -> list[Any]:
-    """The script's arguments after the view's: the rows' oldest and newest event times, their times document, then
-    (row key, row JSON) pairs with one row per key (its latest: `latest_rows`); NaN as null."""
+def encode(rkeys: list[str], et: list[int], ct: list[int], cols: list[list[Any]], dtypes: list[str]) -> list[Any]:
+    """The script's arguments after the view's: the rows' oldest and newest event times, their times document, the
+    keys-and-lengths document and the rows' JSON texts back to back, one row per key (its latest: `latest_rows`);
+    NaN as null."""
     import orjson
 
     keep = latest_rows(rkeys, et, ct)
@@ -192,30 +200,17 @@ def encode(
         cols = [[c[i] for i in keep] for c in cols]
     n = len(rkeys)
     if n == 0:
-        return [MIN_I64, MIN_I64, b"[[]]"]
+        return [MIN_I64, MIN_I64, b"[[]]", b'{"k":[],"n":[]}', b""]
     inf = float("inf")
     if any(dt in ("float64", "float32") and (inf in c or -inf in c) for c, dt in zip(cols, dtypes)):
         # orjson writes infinities as null: Python's json keeps them (Infinity), NaN still as null (missing)
         rows = [json.dumps([None if v != v else v for v in r]).encode() for r in zip(et, ct, *cols)]
-    else:  # orjson writes NaN as null: NaN means missing, as in SQLite
-        rows = _row_texts(list(zip(et, ct, *cols)))
+    else:  # orjson writes NaN as null: NaN means missing, as in SQLite (one dumps of all rows and a split at the
+        # separators for the lengths was slower: bytes.split of ~8 KB into 100 parts costs ~11 µs)
+        rows = list(map(orjson.dumps, zip(et, ct, *cols)))
     # (no created times, the usual push: 100 numbers fewer for the script to decode when it reads stored rows)
     times = orjson.dumps((et,) if ct.count(MIN_I64) == n else (et, ct))
-    out: list[Any] = [None] * (3 + 2 * n)
-    out[0], out[1], out[2] = min(et), max(et), times
-    out[3::2] = rkeys
-    out[4::2] = rows
-    return out
-
-
-def _row_texts(rows: list[tuple[Any, ...]]) -> list[bytes]:
-    """Each row's JSON text (orjson): one dumps of all rows and a split at their separators, ~2x faster than a dumps
-    per row. orjson writes no raw newline (in a text value it is escaped), so a newline can mark the separators; a
-    `],[` inside a text value would split one row more: the count tells, and then each row is dumped alone."""
-    import orjson
-
-    got = orjson.dumps(rows)[1:-1].replace(b"],[", b"]\n[").split(b"\n")
-    return got if len(got) == len(rows) else list(map(orjson.dumps, rows))
+    return [min(et), max(et), times, orjson.dumps({"k": rkeys, "n": list(map(len, rows))}), b"".join(rows)]
 
 
 def decode_rows(raw: list[Any], picks: list[int], times: list[int]) -> list[list[Any]]:
