@@ -124,3 +124,64 @@ def test_a_failed_send_is_retried_like_redis_py(redis_url, monkeypatch):
     assert st.reader("v", keys, fields).read([[1, 2, 3, 4]]) == [[1, 20, 31, 40]]
     other.close()
     st.close()
+
+
+def test_int_keys_json_equals_the_row_keys_dumped():
+    """The keys' JSON written from the ids' text equals orjson's dumps of `row_keys` (f-strings), byte for byte: ids at
+    the int64 edges, negative, repeated digits; prefixes and view names holding characters JSON escapes."""
+    from roost.features.online_stores.redis_rows import int_keys_json
+
+    rng = np.random.default_rng(3)
+    heads = ["roost:p:@clicks:user_id:", 'pre"fix\\x:@v:k:', "é:@v\t:k:", ""]
+    for case in range(200):
+        n = int(rng.integers(1, 50))
+        ids = [int(x) for x in rng.integers(-(2**63), 2**63 - 1, n, dtype=np.int64)]
+        if case % 3 == 0:
+            ids[: min(n, 4)] = [0, -1, 2**63 - 1, -(2**63)][: min(n, 4)]
+        head = heads[case % len(heads)]
+        want = orjson.dumps([f"{head}{x}" for x in ids])
+        assert int_keys_json(head, ids) == want, case
+        assert orjson.loads(int_keys_json(head, ids)) == [f"{head}{x}" for x in ids]
+
+
+def test_the_integer_key_shortcut_writes_what_the_general_path_writes(redis_url):
+    """Random pushes of one int64 key (unique ids: the keys' JSON from the ids' text; repeated ids: the general path)
+    against the same pushes through a store whose shortcut is off: every key and row in Redis is the same."""
+    import redis
+
+    from roost.features.online_stores import ViewData
+    from roost.features.online_stores import redis as redis_store
+    from roost.features.online_stores.redis import RedisOnlineStore
+
+    url = fresh_redis(redis_url)
+    keys, fields = {"user_id": "int64"}, {"clicks": "int64", "label": "string"}
+    ts = pa.timestamp("us", tz="UTC")
+    fast, slow = RedisOnlineStore(url, prefix="fast"), RedisOnlineStore(url, prefix="slow")
+    rng = np.random.default_rng(4)
+    for w in range(30):
+        n = int(rng.integers(1, 40))
+        ids = rng.integers(-5, 30, n) if w % 2 else rng.choice(np.arange(-(2**40), 2**40, 2**30), n, replace=False)
+        t = pa.table(
+            {
+                "user_id": pa.array(ids, pa.int64()),
+                "clicks": pa.array(rng.integers(0, 100, n), pa.int64()),
+                "label": pa.array([str(rng.choice(TRICKY)) for _ in range(n)]),
+                "__et": pa.array(rng.integers(0, 20, n) + w * 10, pa.int64()).cast(ts),
+                "__ct": pa.nulls(n, ts),
+            }
+        )
+        assert fast.write([ViewData("v", keys, fields, t)]) is not None
+        saved = redis_store.INT_KEYS
+        redis_store.INT_KEYS = ()  # the general path: row keys as f-strings, dumped
+        try:
+            slow.write([ViewData("v", keys, fields, t)])
+        finally:
+            redis_store.INT_KEYS = saved
+    r = redis.Redis.from_url(url)
+    got = {k[len(b"fast") :]: r.get(k) for k in r.scan_iter(match="fast:@v:*")}
+    want = {k[len(b"slow") :]: r.get(k) for k in r.scan_iter(match="slow:@v:*")}
+    assert got == want and len(got) > 30
+    assert r.get("fast:__newest:v") == r.get("slow:__newest:v")
+    fast.close()
+    slow.close()
+    r.close()

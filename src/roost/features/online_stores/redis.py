@@ -18,6 +18,7 @@ __all__ = ["RedisOnlineStore"]
 log = logging.getLogger(__name__)
 
 SCAN = 5000  # keys per DEL when a view's rows are dropped
+INT_KEYS = ("int64", "int32")  # join key types whose values are Python ints here
 WATCH_TRIES = 50  # transactions of a redefinition/migration retried when a watched key changed
 
 
@@ -151,12 +152,19 @@ class RedisOnlineStore(OnlineStore):
         rows to write instead of the view's table."""
         if self._script is None:
             self._script = self.r.register_script(rows.UPSERT)
+        dtypes, keys_json = list(v.fields.values()), b""
         if move is not None:
             rkeys, et, ct, cols = move
         else:
             kcols, et, ct, cols = rows.table_lists(v.columns(), len(v.keys))
-            rkeys = self.row_keys(v.name, list(v.keys), kcols)
-        encoded = rows.encode(rkeys, et, ct, cols, list(v.fields.values()))
+            names, ids = list(v.keys), kcols[0]
+            one_int = len(names) == 1 and v.keys[names[0]] in INT_KEYS and v.table.column(names[0]).null_count == 0
+            if one_int and ids and len(set(ids)) == len(ids):
+                # one integer key, each entity once (the usual push): the keys' JSON straight from the ids' text
+                rkeys, keys_json = [], rows.int_keys_json(f"{self.prefix}:@{v.name}:{names[0]}:", ids)
+            else:
+                rkeys = self.row_keys(v.name, names, kcols)
+        encoded = rows.encode(rkeys, et, ct, cols, dtypes, keys_json)
         defs = (rows.definition(v.keys, v.fields), rows.indexed_definition(v.keys, v.fields))
         args = [v.name, self.meta_key(), self.tops_key(v.name), *defs, self.idx_key(v.name), *encoded]
         if client is not self.r:  # a transaction: redis-py's Script queues the script's loading with it

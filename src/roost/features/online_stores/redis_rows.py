@@ -137,6 +137,7 @@ __all__ = [
     "indexed_definition",
     "layout_of",
     "encode",
+    "int_keys_json",
     "latest_rows",
     "table_lists",
     "decode_rows",
@@ -188,17 +189,20 @@ def latest_rows(rkeys: list[str], et: list[int], ct: list[int]) -> list[int] | N
     return sorted(best.values())
 
 
-def encode(rkeys: list[str], et: list[int], ct: list[int], cols: list[list[Any]], dtypes: list[str]) -> list[Any]:
+def encode(
+    rkeys: list[str], et: list[int], ct: list[int], cols: list[list[Any]], dtypes: list[str], keys_json: bytes = b""
+) -> list[Any]:
     """The script's arguments after the view's: the rows' oldest and newest event times, their times document, the
     keys-and-lengths document and the rows' JSON texts back to back, one row per key (its latest: `latest_rows`);
-    NaN as null."""
+    NaN as null. `keys_json`: the row keys' JSON array when the caller made it (`int_keys_json`, unique keys only)."""
     import orjson
 
-    keep = latest_rows(rkeys, et, ct)
-    if keep is not None:
-        rkeys, et, ct = [rkeys[i] for i in keep], [et[i] for i in keep], [ct[i] for i in keep]
-        cols = [[c[i] for i in keep] for c in cols]
-    n = len(rkeys)
+    if not keys_json:
+        keep = latest_rows(rkeys, et, ct)
+        if keep is not None:
+            rkeys, et, ct = [rkeys[i] for i in keep], [et[i] for i in keep], [ct[i] for i in keep]
+            cols = [[c[i] for i in keep] for c in cols]
+    n = len(et)
     if n == 0:
         return [MIN_I64, MIN_I64, b"[[]]", b'{"k":[],"n":[]}', b""]
     inf = float("inf")
@@ -210,7 +214,17 @@ def encode(rkeys: list[str], et: list[int], ct: list[int], cols: list[list[Any]]
         rows = list(map(orjson.dumps, zip(et, ct, *cols)))
     # (no created times, the usual push: 100 numbers fewer for the script to decode when it reads stored rows)
     times = orjson.dumps((et,) if ct.count(MIN_I64) == n else (et, ct))
-    return [min(et), max(et), times, orjson.dumps({"k": rkeys, "n": list(map(len, rows))}), b"".join(rows)]
+    doc = b'{"k":' + (keys_json or orjson.dumps(rkeys)) + b',"n":' + orjson.dumps(list(map(len, rows))) + b"}"
+    return [min(et), max(et), times, doc, b"".join(rows)]
+
+
+def int_keys_json(head: str, ids: list[int]) -> bytes:
+    """The JSON array of the row keys `head + str(id)` of integer ids (at least one), written from orjson's text of the
+    ids (integers hold no comma): ~2 µs for 100 keys, where 100 f-strings and their dumps take ~20."""
+    import orjson
+
+    h = orjson.dumps(head)[1:-1]  # (escaped as JSON: a quote or backslash in a name stays one character)
+    return b'["' + h + orjson.dumps(ids)[1:-1].replace(b",", b'","' + h) + b'"]'
 
 
 def decode_rows(raw: list[Any], picks: list[int], times: list[int]) -> list[list[Any]]:
