@@ -1,8 +1,8 @@
 """The pushing thread's CPU per small `Pusher.push(to="online")` to Redis: the client side of `streaming.py`'s push.
 
 `time.thread_time` counts this thread's CPU only, so the wait for redis-server (and, mostly, the machine's load)
-is left out. Three lines: checks only (the store's write stubbed), checks + encode (redis-py's call stubbed), the
-whole push. Compare two trees by running this with each one's `src` on PYTHONPATH, alternately:
+is left out. Three lines: checks only (the store's write stubbed), checks + encode (the call to redis-server
+stubbed), the whole push. Compare two trees by running this with each one's `src` on PYTHONPATH, alternately:
 
     PYTHONPATH=$PWD/src .venv/bin/python bench/_push_client_cpu.py --pushes 1000
 """
@@ -68,9 +68,12 @@ def main() -> None:
         store.write = lambda views: {}  # stubs on the instance; `del` brings the class's methods back
         run("checks only")
         del store.write  # the class method again
-        store.r.execute_command = lambda *args, **kw: a.batch
+        # the call to redis-server: `_evalsha` (packed by hiredis) where the store has it, else redis-py's command
+        target = store if hasattr(type(store), "_evalsha") else store.r
+        name = "_evalsha" if target is store else "execute_command"
+        setattr(target, name, lambda *args, **kw: a.batch)
         run("checks + encode")
-        del store.r.execute_command
+        delattr(target, name)
         run("whole push")
     finally:
         srv.terminate()

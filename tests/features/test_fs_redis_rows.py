@@ -237,16 +237,24 @@ def test_the_in_order_shortcut_is_exact_at_its_edge(redis_url):
 
 def test_text_keys_and_values_survive_the_framing(redis_url):
     """Rows travel as JSON texts cut by byte lengths and keys inside a JSON document: multi-byte characters, quotes,
-    backslashes, NUL and empty strings come back as written, in reads and samples."""
+    brackets, backslashes, NUL, newlines and empty strings come back as written, in reads and samples."""
     from roost.features.online_stores import ViewData
     from roost.features.online_stores.redis import RedisOnlineStore
 
     st = RedisOnlineStore(fresh_redis(redis_url), prefix="tx")
     keys, fields = {"k": "string"}, {"s": "string"}
-    ids = ["é", 'a"b\\c', "日本", "x\x00y", "\U0001f600"]
-    vals = ["ü", '"]["', "\n\t", "", "\U0001f600" * 3]
-    t = pa.table({"k": ids, "s": vals, "__et": pa.array(range(5), pa.int64()).cast(TS), "__ct": pa.nulls(5, TS)})
-    st.write([ViewData("v", keys, fields, t)])
-    assert st.reader("v", keys, fields).read([ids]) == [vals]
-    assert {r["k"]: r["s"] for r in st.sample("v", 5)} == dict(zip(ids, vals))
+    ids = ["é", 'a"b\\c', "日本", "x\x00y", "\U0001f600", "],[", "a\nb"]
+    vals = ["ü", '"]["', "\n\t", "", "\U0001f600" * 3, "a],[b", "]\n["]
+    for n in (len(ids), 5):
+        t = pa.table(
+            {
+                "k": ids[:n],
+                "s": vals[:n],
+                "__et": pa.array(range(n), pa.int64()).cast(TS),
+                "__ct": pa.nulls(n, TS),
+            }
+        )
+        st.write([ViewData(f"v{n}", keys, fields, t)])
+        assert st.reader(f"v{n}", keys, fields).read([ids[:n]]) == [vals[:n]]
+        assert {r["k"]: r["s"] for r in st.sample(f"v{n}", n)} == dict(zip(ids[:n], vals[:n]))
     st.close()

@@ -18,6 +18,7 @@ __all__ = ["RedisOnlineStore"]
 log = logging.getLogger(__name__)
 
 SCAN = 5000  # keys per DEL when a view's rows are dropped
+INT_KEYS = ("int64", "int32")  # join key types whose values are Python ints here
 WATCH_TRIES = 50  # transactions of a redefinition/migration retried when a watched key changed
 
 
@@ -43,6 +44,7 @@ class RedisOnlineStore(OnlineStore):
         self.prefix = prefix
         self._script: Any = None
         self._noscript = redis.exceptions.NoScriptError
+        self._pack = _hiredis_packer()
         self.expire_script: Any = None  # (redis_scan.expire registers it on first use)
         self.r = redis.Redis.from_url(url, socket_connect_timeout=5)
         try:
@@ -150,20 +152,48 @@ class RedisOnlineStore(OnlineStore):
         rows to write instead of the view's table."""
         if self._script is None:
             self._script = self.r.register_script(rows.UPSERT)
+        dtypes, keys_json = list(v.fields.values()), b""
         if move is not None:
             rkeys, et, ct, cols = move
         else:
             kcols, et, ct, cols = rows.table_lists(v.columns(), len(v.keys))
-            rkeys = self.row_keys(v.name, list(v.keys), kcols)
-        doc, packed = rows.encode(rkeys, et, ct, cols, list(v.fields.values()))
+            names, ids = list(v.keys), kcols[0]
+            one_int = len(names) == 1 and v.keys[names[0]] in INT_KEYS and v.table.column(names[0]).null_count == 0
+            if one_int and ids and len(set(ids)) == len(ids):
+                # one integer key, each entity once (the usual push): the keys' JSON straight from the ids' text
+                rkeys, keys_json = [], rows.int_keys_json(f"{self.prefix}:@{v.name}:{names[0]}:", ids)
+            else:
+                rkeys = self.row_keys(v.name, names, kcols)
+        encoded = rows.encode(rkeys, et, ct, cols, dtypes, keys_json)
         defs = (rows.definition(v.keys, v.fields), rows.indexed_definition(v.keys, v.fields))
-        args = [v.name, self.meta_key(), self.tops_key(v.name), *defs, self.idx_key(v.name), doc, packed]
+        args = [v.name, self.meta_key(), self.tops_key(v.name), *defs, self.idx_key(v.name), *encoded]
         if client is not self.r:  # a transaction: redis-py's Script queues the script's loading with it
             return self._script(args=args, client=client)
-        try:  # (EVALSHA straight through the client: Script.__call__'s checks cost ~15 µs a push)
-            return int(self.r.execute_command("EVALSHA", self._script.sha, 0, *args))
+        try:
+            return int(self._evalsha(args))
         except self._noscript:  # a restarted or flushed server: Script loads it again
             return int(self._script(args=args))
+
+    def _evalsha(self, args: list[Any]) -> Any:
+        """EVALSHA of the upsert script with `args`, packed by hiredis in one call: redis-py's `execute_command`
+        adds ~10-20 µs a call (its per-argument encoding, its bookkeeping). On a pool connection with redis-py's
+        retry and disconnect on connection errors, as `execute_command` does."""
+        cmd = ("EVALSHA", self._script.sha, 0, *args)
+        client: Any = self.r  # (redis-py's connection methods are untyped)
+        if self._pack is None:  # (hiredis without pack_command: redis-py's own packing)
+            return client.execute_command(*cmd)
+        packed = [self._pack(cmd)]
+        pool = client.connection_pool
+        conn = pool.get_connection()
+
+        def once() -> Any:
+            conn.send_packed_command(packed)
+            return conn.read_response()
+
+        try:
+            return conn.retry.call_with_retry(once, lambda _error: conn.disconnect())
+        finally:
+            pool.release(conn)
 
     def _queue_drop(self, pipe: Any, view: str) -> None:
         """Queue deletion of every row of `view` (either row layout: found by SCAN), its index (rows-json-1), its
@@ -260,6 +290,15 @@ class RedisOnlineStore(OnlineStore):
     def close(self) -> None:
         """Close the connection pool."""
         self.r.close()
+
+
+def _hiredis_packer() -> Any:
+    """hiredis's `pack_command` (a whole command in one C call), or None where hiredis lacks it."""
+    try:
+        import hiredis
+    except ImportError:
+        return None
+    return getattr(hiredis, "pack_command", None)
 
 
 class _RowReader(ViewReader):

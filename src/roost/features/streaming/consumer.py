@@ -128,9 +128,16 @@ class Consumer:
                     log.warning("stopped with %d unwritten events: they are delivered again on restart", len(rows))
                     return 0
                 backoff = min(MAX_BACKOFF_S, backoff * 2)
-        self.source.dead_letter(bad)
         bad_ids = {ev.id for ev, _ in bad}
-        self.source.ack([ev.id for ev in good if ev.id not in bad_ids] + gone)
+        try:
+            self.source.dead_letter(bad)
+            self.source.ack([ev.id for ev in good if ev.id not in bad_ids] + gone)
+        except ConnectionError as e:  # (KafkaUnavailable) a commit not confirmed in time: the next ack commits it,
+            # or the events are read again (written twice, the same values); reading goes on (the client can rejoin).
+            # A dead letter not delivered is a RoostError: the consumer stops before committing past it
+            self.stats.errors += 1
+            log.warning("acking %d events of %s failed (%s); retrying in %.1f s", len(events), self.view, e, backoff)
+            stop.wait(backoff)
         newest = _newest(rows, self.schema.event_time)
         self.stats.batch_done(len(good) - sum(ev.id in bad_ids for ev in good), len(bad), newest)
         for ev, reason in bad:

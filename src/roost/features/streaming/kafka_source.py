@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import math
+import time
 from typing import Any
 
 from roost.errors import ConfigError, RoostError
@@ -20,6 +21,7 @@ __all__ = ["KafkaSource", "KafkaUnavailable"]
 log = logging.getLogger(__name__)
 
 CONNECT_TIMEOUT_S = 10.0
+COMMIT_TIMEOUT_S = 10.0  # an ack whose commit the group coordinator has not confirmed by then raises KafkaUnavailable
 # Kafka clients' default before Kafka 3.0 (the broker accepts 6 s .. 30 min): a consumer killed without leaving
 # the group holds its partitions this long before the group hands them to a restarted one (3.0's 45 s is long)
 DEFAULTS = {"session.timeout.ms": "10000"}
@@ -92,6 +94,8 @@ class KafkaSource(EventSource):
         self._next: dict[int, int] = {}
         self._fetched: dict[int, int] = {}
         self._acked: dict[int, int] = {}
+        self._owed: dict[int, int] = {}  # acked offsets whose commit is not confirmed yet (sent with the next ack)
+        self.commit_timeout = COMMIT_TIMEOUT_S
         self.consumer.subscribe([topic], on_assign=self._assigned, on_revoke=self._revoked, on_lost=self._revoked)
         self._base = base
         self._admin: Any = None  # for lag(), made on first use
@@ -124,6 +128,8 @@ class KafkaSource(EventSource):
         gone = {tp.partition for tp in parts}
         self._next = {p: o for p, o in self._next.items() if p not in gone}
         self._acked = {p: o for p, o in self._acked.items() if p not in gone}
+        # (their next owner reads them again from the group's committed offsets: written twice, the same values)
+        self._owed = {p: o for p, o in self._owed.items() if p not in gone}
 
     def read(self, count: int, block_ms: int) -> list[Event]:
         """Up to `count` messages; uncommitted ones come again after a restart (the group resumes at its offsets)."""
@@ -154,17 +160,51 @@ class KafkaSource(EventSource):
         return out
 
     def ack(self, ids: list[str]) -> None:
-        """Commit, per partition, the offset after the highest acked one (synchronously), never moving it back:
-        a batch's dead letters are committed before its good events, and a bad event may be the later one."""
-        top: dict[int, int] = {}
+        """Commit, per partition, the offset after the highest acked one, never moving it back (a batch's dead letters
+        are committed before its good events, and a bad event may be the later one).
+
+        Bounded: raises KafkaUnavailable when the group coordinator has not confirmed the commit within
+        `commit_timeout` seconds (broker down or restarting, group rebalancing). The offsets are then owed: the next
+        ack commits them with its own, so a later successful ack covers them (or, after a restart or a rebalance,
+        the group reads them again: written twice, the same values). A commit is never retried on its own: the
+        consumer goes on reading, which also lets the client rejoin the group."""
+        top = dict(self._owed)
         for i in ids:
             p, o = (int(x) for x in i.split(":"))
             top[p] = max(top.get(p, -1), o + 1)
         top = {p: o for p, o in top.items() if o > self._acked.get(p, -1)}
-        if top:
-            tps = [self._ck.TopicPartition(self.topic, p, o) for p, o in top.items()]
-            self.consumer.commit(offsets=tps, asynchronous=False)
-            self._acked = {**self._acked, **top}
+        if not top:
+            return
+        self._owed = top
+        self._commit(top)
+        self._acked = {**self._acked, **top}
+        self._owed = {}
+
+    def _commit(self, top: dict[int, int]) -> None:
+        """Send the commit without waiting (a synchronous one waits as long as the broker is away) and ask the group's
+        committed offsets until they reach `top` or `commit_timeout` passes (KafkaUnavailable)."""
+        ck = self._ck
+        deadline = time.monotonic() + self.commit_timeout
+        why = "not confirmed"
+        try:
+            self.consumer.commit(
+                offsets=[ck.TopicPartition(self.topic, p, o) for p, o in top.items()], asynchronous=True
+            )
+            ask = [ck.TopicPartition(self.topic, p) for p in top]
+            while (left := deadline - time.monotonic()) > 0:
+                got = self.consumer.committed(ask, timeout=left)
+                if all(tp.error is None and tp.offset >= top[tp.partition] for tp in got):
+                    return
+                time.sleep(min(0.005, max(0.0, deadline - time.monotonic())))
+        except ck.KafkaException as e:
+            err = e.args[0]
+            if err.fatal():
+                raise RoostError(f"kafka error committing {self.topic} at {self.servers}: {err.str()}") from e
+            why = err.str()
+        raise KafkaUnavailable(
+            f"{self.servers}: the commit of {self.topic} offsets {top} was not confirmed in {self.commit_timeout:g} s "
+            f"({why}); they are committed with the next ack"
+        )
 
     def dead_letter(self, bad: list[tuple[Event, str]]) -> None:
         """Produce bad messages with `reason` and `id` headers to TOPIC.dead; commit them once all are delivered.
@@ -184,14 +224,14 @@ class KafkaSource(EventSource):
             headers = {"reason": reason, "id": ev.id}
             self.producer.produce(self.dead_name, value=value, headers=headers, on_delivery=report)
         left = self.producer.flush(30)
-        if left or failed:
+        if left or failed:  # (not KafkaUnavailable: a consumer that read on would commit past these events)
             raise RoostError(
                 f"could not write {len(bad)} bad events to the dead-letter topic {self.dead_name!r} at "
                 f"{self.servers}: {failed[0] if failed else f'{left} not delivered in 30 s'}",
                 hint=f"create the topic {self.dead_name!r} (or let the broker auto-create topics); "
                 "the events stay uncommitted and are read again on restart",
             )
-        self.ack([ev.id for ev, _ in bad])
+        self.ack([ev.id for ev, _ in bad])  # (KafkaUnavailable: delivered, the commit owed)
 
     def lag(self) -> dict[str, float]:
         """Over the assigned partitions: lag = high watermark − this consumer's position (not yet delivered),
@@ -232,6 +272,11 @@ class KafkaSource(EventSource):
         return {"lag": float(lag), "pending": float(pending)}
 
     def close(self) -> None:
-        """Leave the group and flush the producer."""
+        """Commit what is owed (bounded), leave the group and flush the producer."""
+        if self._owed:
+            try:
+                self.ack([])
+            except KafkaUnavailable as e:  # read again after the restart: written twice, the same values
+                log.warning("closing without committing %s: %s", self._owed, e)
         self.producer.flush(10)
         self.consumer.close()
