@@ -81,13 +81,30 @@ def test_folds_go_to_three_before_a_candidate_is_dropped() -> None:
     assert any("folds 5 → 3" in s for s in p.skipped)
 
 
-def test_an_expensive_candidate_of_little_value_goes_before_the_refit() -> None:
-    costs, values = {"lgbm": 1.0, "nn": 20.0}, {"lgbm": 1.0, "nn": 0.2}  # nn: 0.01 per second, refit is worth more
-    p = plan(seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1, costs, values, 5)
-    assert p.cv == ("lgbm",) and p.refit and p.folds == 5
-    assert p.skipped == (
-        "cross-validation of nn (budget: %.0f s left)" % (seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1),
-    )
+def test_a_refit_is_planned_only_with_every_candidate_cross_validated() -> None:
+    # a candidate left out is weighed on the validation rows, and a blend holding it is never refitted: a plan
+    # that paid for a refit beside it spent time on a step that cannot run (issue 36: digits under the default
+    # budget planned wide_deep + lightgbm_deep + refit, left three children out, and got neither the refit nor
+    # their cross-validation)
+    costs, values = {"lgbm": 1.0, "nn": 20.0}, {"lgbm": 1.0, "nn": 0.2}
+    left = seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1
+    p = plan(left, costs, values, 5)
+    assert p.cv == ("lgbm",) and not p.refit and p.folds == 5
+    assert p.seconds == pytest.approx(seconds_of(["lgbm"], 5, False, costs))
+    assert "cross-validation of nn (budget: %.0f s left)" % left in p.skipped
+    everything = plan(seconds_of(list(costs), 5, True, costs) / SAFETY + 1, costs, values, 5)
+    assert set(everything.cv) == set(costs) and everything.refit
+
+
+def test_finished_candidates_count_their_refit_and_export_but_not_their_folds() -> None:
+    costs, values = {"b": 2.0}, {"a": 1.0, "b": 0.5}
+    done = {"a": 10.0}  # a's cross-validation took 10 s: its refit costs 10 × 1.25 s more
+    need = 5 * 2.0 * 2.25 + 10.0 * 1.25  # b's folds and refit, a's refit
+    p = plan(need / SAFETY + 0.1, costs, values, 5, done=done, fewer_folds=False)
+    assert p.cv == ("b",) and p.refit and p.seconds == pytest.approx(need)
+    tighter = plan(need / SAFETY - 0.1, costs, values, 5, done=done, fewer_folds=False)
+    assert tighter.cv == ("b",) and not tighter.refit and tighter.folds == 5  # b's folds before the refit
+    assert plan(0.1, costs, values, 5, done=done).cv == ()
 
 
 def test_nothing_fits_no_cross_validation() -> None:
@@ -125,6 +142,8 @@ def test_random_plans_fit_and_are_the_best_feasible_by_brute_force() -> None:
         for size in range(1, len(names) + 1):
             for sub in itertools.combinations(names, size):
                 for k, refit in itertools.product((5, 3), (True, False)):
+                    if refit and len(sub) < len(names):
+                        continue  # a refit needs every candidate cross-validated
                     if seconds_of(sub, k, refit, costs) <= left * SAFETY:
                         u = sum(values[c] for c in sub) + REFIT_VALUE * refit + FULL_FOLDS_VALUE * (k == 5)
                         best = max(best, u)

@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -39,9 +39,16 @@ SECURED = ("lightgbm_defaults", "logreg")
 # The share of the time left that one child may use: a secured child half, a later one a quarter (its epochs or
 # boosting rounds stop there, the best so far kept); a later child estimated to need more is skipped.
 SECURED_SHARE, CHILD_SHARE = 0.5, 0.25
-# Seconds one fold model adds to the final package's export, by framework, where the children exported nothing
-# (under a budget they do not): LightGBM's ONNX conversion and parity check; a network's share of its one graph.
-EXPORT_PRIOR = {"lightgbm": 0.3, "torch": 1.0}
+# Seconds a candidate adds to the final package's export on a quiet machine, where the children exported nothing
+# (under a budget they do not): one LightGBM fold model's ONNX conversion and parity check; one network export
+# (a candidate's fold networks export as one graph). Measured under load (bench/RESULTS.md, issue 36: chile at
+# load 15, the two network exports took 25 s and 14 s, the LightGBM members 0.3-0.8 s each) they scale with the CPU
+# contention (load_factor); the first network export of a process pays a warm-up on top.
+EXPORT_PRIOR = {"lightgbm": 0.06, "torch": 2.5}
+EXPORT_WARMUP = 2.0
+# Seconds of the package's last steps on a quiet machine (the blend's parity check and package score, the
+# monitoring reference: chile at load 15, 1.7 + 1.9 + 7.0 s), reserved before any cross-validation is planned.
+FINAL_PRIOR = 1.5
 # Budgeted runs train the children (after the SECURED ones) in order of expected value per second: (value, seconds
 # per million cells) priors from the suite's runs (bench/RESULTS.md); the children's measured times correct them.
 PRIORS: dict[str, tuple[float, float]] = {
@@ -124,6 +131,9 @@ def plan(
     refit_ratio: float = 1.25,
     export_costs: dict[str, float] | None = None,
     refit: bool = True,
+    done: dict[str, float] | None = None,
+    every: Collection[str] | None = None,
+    fewer_folds: bool = True,
 ) -> Plan:
     """The cross-validation plan of the highest utility whose estimated seconds fit in `left` (× SAFETY).
 
@@ -131,30 +141,42 @@ def plan(
     model fits fewer rows, scaled); `values[c]`: its expected value to the blend (candidate_values); a refit fold
     model costs `refit_ratio` × a fold model (all rows instead of the training+validation rows);
     `export_costs[c]`: seconds to export one of c's fold models into the final package (each member pays it);
-    `refit` false: never plan a refit.
+    `refit` false: never plan a refit. `done[c]`: seconds the cross-validation of an already cross-validated
+    candidate took (in every plan: its refit and export still count, with `folds` fixed); `every`: the candidates
+    a refit needs cross-validated (default: all of fold_costs and done); `fewer_folds` false: only `folds`.
     Utility: the values of the candidates cross-validated + REFIT_VALUE with a refit + FULL_FOLDS_VALUE with all
-    `folds`; ties go to the cheaper plan. No plan fits: no cross-validation (auto weighs the children on the
-    validation rows). Cut order follows from the utilities: refit, then folds, then the candidates of least value
-    per second.
+    `folds`; ties go to the cheaper plan. A refit counts only when every candidate is cross-validated: auto weighs
+    a candidate left out on the validation rows, and a blend holding one cannot be refitted (auto_weights). No plan
+    fits: no cross-validation (auto weighs the children on the validation rows). Cut order follows from the
+    utilities: the refit, then folds, then the candidates of least value per second.
     """
     allowed = left * SAFETY
+    done = dict(done or {})
+    exports = export_costs or {}
+    needed = set(fold_costs) | set(done) if every is None else set(every)
     names = sorted(fold_costs, key=lambda c: (-values.get(c, 0.0) / max(fold_costs[c], 1e-9), c))
-    fold_options = [folds] + ([MIN_FOLDS] if folds > MIN_FOLDS else [])
+    fold_options = [folds] + ([MIN_FOLDS] if folds > MIN_FOLDS and fewer_folds and not done else [])
     best: tuple[float, float, Plan] | None = None
-    for size in range(len(names), 0, -1):
+    for size in range(len(names), -1, -1):
         for subset in combinations(names, size):
+            if not subset and not done:
+                continue
+            complete = needed <= set(subset) | set(done)
             for k in fold_options:
-                for again in (True, False) if refit else (False,):
-                    secs = _cost(subset, fold_costs, k, folds, again, refit_ratio, export_costs or {})
+                for again in (True, False) if refit and complete else (False,):
+                    secs = _cost(subset, fold_costs, k, folds, again, refit_ratio, exports)
+                    if done:  # already paid for: only their refit and their members' export remain
+                        secs += sum(done.values()) * refit_ratio * again + sum(exports.get(c, 0.0) * k for c in done)
                     if secs > allowed:
                         continue
-                    util = sum(values.get(c, 0.0) for c in subset)
+                    util = sum(values.get(c, 0.0) for c in [*subset, *done])
                     util += (REFIT_VALUE if again else 0.0) + (FULL_FOLDS_VALUE if k == folds else 0.0)
                     cand = Plan(tuple(subset), k, again, secs)
                     if best is None or util > best[0] + 1e-12 or (abs(util - best[0]) <= 1e-12 and secs < best[1]):
                         best = (util, secs, cand)
-    chosen = best[2] if best is not None else Plan((), 0, False, 0.0)
-    return Plan(chosen.cv, chosen.folds, chosen.refit, chosen.seconds, _skipped(chosen, names, folds, left, refit))
+    chosen = best[2] if best is not None else Plan((), folds if done else 0, False, 0.0)
+    skipped = _skipped(chosen, names, folds, left, refit and bool(chosen.cv or done), bool(done))
+    return Plan(chosen.cv, chosen.folds, chosen.refit, chosen.seconds, skipped)
 
 
 def _cost(
@@ -173,15 +195,18 @@ def _cost(
     return cv + refit_s + sum(export_costs.get(c, 0.0) * k for c in subset)
 
 
-def _skipped(chosen: Plan, names: list[str], folds: int, left: float, refit: bool) -> tuple[str, ...]:
-    """What `chosen` leaves out, one line each, naming the time left."""
+def _skipped(
+    chosen: Plan, names: list[str], folds: int, left: float, refit: bool, started: bool = False
+) -> tuple[str, ...]:
+    """What `chosen` leaves out, one line each, naming the time left (`started`: some candidates are cross-validated
+    already, so leaving the rest out still keeps a cross-validated blend)."""
     why = f"budget: {left:.0f} s left"
     out = [f"cross-validation of {c} ({why})" for c in names if c not in chosen.cv]
-    if not chosen.cv:
+    if not chosen.cv and not started:
         out = [f"cross-validation ({why}; weights from the validation rows)"]
     elif chosen.folds < folds:
         out.append(f"folds {folds} → {chosen.folds} ({why})")
-    if refit and chosen.cv and not chosen.refit:
+    if refit and not chosen.refit:
         out.append(f"refit on all rows ({why})")
     return tuple(out)
 
@@ -229,12 +254,33 @@ def prior(cand: str, base: str) -> tuple[float, float]:
     return PRIORS.get(cand) or PRIORS.get(base) or (0.5, 50.0)
 
 
-def export_cost(child: Any, model: Any) -> float:
-    """Seconds one of a candidate's fold models adds to the final package's export: its child run's (a TrainResult)
-    export time, or where the child exported nothing (under a budget) EXPORT_PRIOR of the model's framework."""
+def export_cost(child: Any, model: Any, members: int = 1) -> float:
+    """Seconds one of a candidate's `members` fold models adds to the final package's export: its child run's (a
+    TrainResult) export time, or where the child exported nothing (under a budget) EXPORT_PRIOR of the model's
+    framework × load_factor (a network: one export for all the members, so its share)."""
     if child.package_path.exists():
-        return float(child.seconds.get("export", 0.0))
-    return EXPORT_PRIOR.get(model.framework, 1.0)
+        secs = float(child.seconds.get("export", 0.0))
+    else:
+        secs = EXPORT_PRIOR.get(model.framework, 1.0) * load_factor()
+    return secs / max(members, 1) if model.framework == "torch" else secs
+
+
+def final_reserve(frameworks: Collection[str]) -> float:
+    """Seconds kept for the final package's fixed steps (FINAL_PRIOR, and a network export's warm-up when a
+    candidate is one), × load_factor."""
+    return (FINAL_PRIOR + (EXPORT_WARMUP if "torch" in frameworks else 0.0)) * load_factor()
+
+
+def load_factor() -> float:
+    """How much slower than quiet this process runs now: the 1-minute load average per core, at least 1 (a
+    loaded 2-core machine at load 15 runs a single-threaded step ~7 times slower)."""
+    import os
+
+    try:
+        load = os.getloadavg()[0]
+    except OSError:  # not available on this platform
+        return 1.0
+    return max(1.0, load / max(os.cpu_count() or 1, 1))
 
 
 def warm_imports(model_types: list[str]) -> None:
