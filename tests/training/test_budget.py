@@ -91,7 +91,7 @@ def test_a_refit_is_planned_only_with_every_candidate_cross_validated() -> None:
     p = plan(left, costs, values, 5)
     assert p.cv == ("lgbm",) and not p.refit and p.folds == 5
     assert p.seconds == pytest.approx(seconds_of(["lgbm"], 5, False, costs))
-    assert "cross-validation of nn (budget: %.0f s left)" % left in p.skipped
+    assert f"cross-validation of nn (budget: {left:.0f} s left)" in p.skipped
     everything = plan(seconds_of(list(costs), 5, True, costs) / SAFETY + 1, costs, values, 5)
     assert set(everything.cv) == set(costs) and everything.refit
 
@@ -160,6 +160,24 @@ def test_the_budget_clock() -> None:
     now[0] = 130.0
     assert b.left() == 30.0 and b.elapsed() == 30.0 and "30 s left" in b.note() and b.end() == 160.0
     assert Budget(None).left() == float("inf") and Budget(None).note() == "" and Budget(None).end() is None
+    assert b.contention() == 1.0  # a synthetic clock: synthetic costs, no contention
+
+
+def test_the_contention_is_the_wall_time_per_cpu_second(monkeypatch) -> None:
+    import time
+
+    from roost.training import budget as B
+
+    wall, cpu = [1000.0], [50.0]
+    monkeypatch.setattr(B.time, "monotonic", lambda: wall[0])
+    monkeypatch.setattr(B.time, "process_time", lambda: cpu[0])
+    b = Budget(60.0, clock=B.time.monotonic)  # the real clock (patched)
+    assert b.contention() == 1.0  # nothing measured yet
+    wall[0], cpu[0] = 1012.0, 52.0  # 12 s of wall time, 2 s of CPU: a sixth of a core
+    assert b.contention() == pytest.approx(6.0)
+    cpu[0] = 80.0  # more CPU than wall time (threads): never below 1
+    assert b.contention() == 1.0
+    assert time.monotonic() == 1012.0
 
 
 def test_the_default_budget_its_environment_override_and_the_config_key(monkeypatch) -> None:
@@ -178,3 +196,22 @@ def test_the_default_budget_its_environment_override_and_the_config_key(monkeypa
     monkeypatch.setenv("ROOST_TIME_BUDGET", "abc")
     with pytest.raises(ConfigError, match="ROOST_TIME_BUDGET"):
         budget_seconds(cfg, 10_000, 20)
+
+
+def test_export_estimates_count_one_network_export_per_candidate_and_scale_with_the_contention(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from roost.training import budget as B
+
+    child = SimpleNamespace(package_path=tmp_path / "none", seconds={})  # under a budget: no package of its own
+    net, trees = SimpleNamespace(framework="torch"), SimpleNamespace(framework="lightgbm")
+    quiet = (B.export_cost(child, net, 5), B.export_cost(child, trees, 5), B.final_reserve({"torch", "lightgbm"}))
+    assert quiet[0] * 5 == pytest.approx(B.EXPORT_PRIOR["torch"])  # the five fold networks: one export
+    assert quiet[1] == pytest.approx(B.EXPORT_PRIOR["lightgbm"])  # each LightGBM member its own
+    assert quiet[2] == pytest.approx(B.FINAL_PRIOR + B.EXPORT_WARMUP) and B.final_reserve({"lightgbm"}) < quiet[2]
+    # a 2-core machine at load 12: single-threaded work gets a sixth of the wall time
+    loaded = (B.export_cost(child, net, 5, 6.0), B.export_cost(child, trees, 5, 6.0))
+    assert (*loaded, B.final_reserve({"torch", "lightgbm"}, 6.0)) == pytest.approx(tuple(6.0 * q for q in quiet))
+    (tmp_path / "pkg").mkdir()
+    exported = SimpleNamespace(package_path=tmp_path / "pkg", seconds={"export": 4.0})  # measured: used as is
+    assert B.export_cost(exported, net, 4) == 1.0 and B.export_cost(exported, trees, 4) == 4.0

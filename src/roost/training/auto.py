@@ -198,7 +198,7 @@ def train_auto(
             fitted = [(c, results[c][1]) for c in trained]
             costs = Costs(
                 {c: results[c][0].seconds.get("fit", 0.0) for c in trained},
-                {c: export_cost(*results[c], opts.folds) for c in trained},
+                {c: export_cost(*results[c], opts.folds, budget.contention()) for c in trained},
                 {c: results[c][0].metrics.get(f"val_{primary}", float("nan")) for c in trained},
             )
 

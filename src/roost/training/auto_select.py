@@ -88,7 +88,7 @@ def select(
     splits = cv_folds(label, task, parts, classes, opts, seed)
     sizes = (len(parts[0]), len(parts[0]) + len(parts[1]), len(parts[2]))
     frameworks = {str(getattr(m, "framework", n)) for n, m in fitted}
-    kept_s = final_reserve(frameworks) if budget.seconds is not None and costs is not None else 0.0
+    kept_s = final_reserve(frameworks, budget.contention()) if budget.seconds is not None and costs is not None else 0.0
     chosen, reps = _plan_repeats(budget, costs, names, opts, len(splits), mode, sizes, kept_s)
     refit = bool(getattr(opts, "refit", True))
     if splits and chosen.cv:
@@ -182,7 +182,7 @@ def _schedule(
         refit_ratio=(n_cv + n_test) / max(n_cv, 1),
         refit=refit,
         kinds=kinds,
-        held=final_reserve(frameworks),
+        held=final_reserve(frameworks, budget.contention()),
     )
 
 
@@ -314,13 +314,14 @@ def _plan(
     fold_costs = {n: reps * costs.fit.get(n, 0.0) * fit_share(n_cv, k) / max(n_train, 1) for n in names}
     values = candidate_values(mode, {n: costs.scores.get(n, float("nan")) for n in names})
     return plan(
-        budget.left() - held,
+        budget.left(),
         fold_costs,
         values,
         k,
         refit_ratio=(n_cv + n_test) / max(n_cv, 1),
         export_costs={n: costs.export.get(n, 0.0) for n in names},
         refit=refit,
+        kept=held,
     )
 
 

@@ -43,9 +43,9 @@ SECURED_SHARE, CHILD_SHARE = 0.5, 0.25
 # (under a budget they do not): one LightGBM fold model's ONNX conversion and parity check; one network export
 # (a candidate's fold networks export as one graph). Measured under load (bench/RESULTS.md, issue 36: chile at
 # load 15, the two network exports took 25 s and 14 s, the LightGBM members 0.3-0.8 s each) they scale with the CPU
-# contention (load_factor); the first network export of a process pays a warm-up on top.
+# contention (Budget.contention); the first network export of a process pays a warm-up on top.
 EXPORT_PRIOR = {"lightgbm": 0.06, "torch": 2.5}
-EXPORT_WARMUP = 2.0
+EXPORT_WARMUP = 1.0
 # Seconds of the package's last steps on a quiet machine (the blend's parity check and package score, the
 # monitoring reference: chile at load 15, 1.7 + 1.9 + 7.0 s), reserved before any cross-validation is planned.
 FINAL_PRIOR = 1.5
@@ -134,6 +134,7 @@ def plan(
     done: dict[str, float] | None = None,
     every: Collection[str] | None = None,
     fewer_folds: bool = True,
+    kept: float = 0.0,
 ) -> Plan:
     """The cross-validation plan of the highest utility whose estimated seconds fit in `left` (× SAFETY).
 
@@ -143,14 +144,15 @@ def plan(
     `export_costs[c]`: seconds to export one of c's fold models into the final package (each member pays it);
     `refit` false: never plan a refit. `done[c]`: seconds the cross-validation of an already cross-validated
     candidate took (in every plan: its refit and export still count, with `folds` fixed); `every`: the candidates
-    a refit needs cross-validated (default: all of fold_costs and done); `fewer_folds` false: only `folds`.
+    a refit needs cross-validated (default: all of fold_costs and done); `fewer_folds` false: only `folds`;
+    `kept`: seconds of `left` no plan may use (the final package's last steps, final_reserve).
     Utility: the values of the candidates cross-validated + REFIT_VALUE with a refit + FULL_FOLDS_VALUE with all
     `folds`; ties go to the cheaper plan. A refit counts only when every candidate is cross-validated: auto weighs
     a candidate left out on the validation rows, and a blend holding one cannot be refitted (auto_weights). No plan
     fits: no cross-validation (auto weighs the children on the validation rows). Cut order follows from the
     utilities: the refit, then folds, then the candidates of least value per second.
     """
-    allowed = left * SAFETY
+    allowed = (left - kept) * SAFETY
     done = dict(done or {})
     exports = export_costs or {}
     needed = set(fold_costs) | set(done) if every is None else set(every)
@@ -175,7 +177,8 @@ def plan(
                     if best is None or util > best[0] + 1e-12 or (abs(util - best[0]) <= 1e-12 and secs < best[1]):
                         best = (util, secs, cand)
     chosen = best[2] if best is not None else Plan((), folds if done else 0, False, 0.0)
-    skipped = _skipped(chosen, names, folds, left, refit and bool(chosen.cv or done), bool(done))
+    why = f"budget: {left:.0f} s left" + (f", {kept:.0f} s of them kept for the package" if kept else "")
+    skipped = _skipped(chosen, names, folds, why, refit and bool(chosen.cv or done), bool(done))
     return Plan(chosen.cv, chosen.folds, chosen.refit, chosen.seconds, skipped)
 
 
@@ -196,11 +199,10 @@ def _cost(
 
 
 def _skipped(
-    chosen: Plan, names: list[str], folds: int, left: float, refit: bool, started: bool = False
+    chosen: Plan, names: list[str], folds: int, why: str, refit: bool, started: bool = False
 ) -> tuple[str, ...]:
-    """What `chosen` leaves out, one line each, naming the time left (`started`: some candidates are cross-validated
+    """What `chosen` leaves out, one line each, saying `why` (`started`: some candidates are cross-validated
     already, so leaving the rest out still keeps a cross-validated blend)."""
-    why = f"budget: {left:.0f} s left"
     out = [f"cross-validation of {c} ({why})" for c in names if c not in chosen.cv]
     if not chosen.cv and not started:
         out = [f"cross-validation ({why}; weights from the validation rows)"]
@@ -217,7 +219,18 @@ class Budget:
     def __init__(self, seconds: float | None, clock: Any = time.monotonic, say: Any = None) -> None:
         self.seconds, self.clock, self.say = seconds, clock, say
         self.start = clock()
+        self.cpu_start = time.process_time()
         self.skipped: list[str] = []
+
+    def contention(self) -> float:
+        """How much slower than its own CPU time this run's wall time passes (wall / CPU seconds since the start,
+        at least 1): ~1 on a free machine, ~6 for single-threaded work on 2 cores at load 12 (the load average of a
+        container's host would say nothing of its own CPUs). 1 on a synthetic clock (synthetic costs) and in the
+        first second."""
+        wall = self.clock() - self.start
+        if self.clock is not time.monotonic or wall < 1.0:
+            return 1.0
+        return float(max(1.0, wall / max(time.process_time() - self.cpu_start, 1e-3)))
 
     def left(self) -> float:
         """Seconds left (may be negative); inf without a budget."""
@@ -254,33 +267,21 @@ def prior(cand: str, base: str) -> tuple[float, float]:
     return PRIORS.get(cand) or PRIORS.get(base) or (0.5, 50.0)
 
 
-def export_cost(child: Any, model: Any, members: int = 1) -> float:
+def export_cost(child: Any, model: Any, members: int = 1, contention: float = 1.0) -> float:
     """Seconds one of a candidate's `members` fold models adds to the final package's export: its child run's (a
     TrainResult) export time, or where the child exported nothing (under a budget) EXPORT_PRIOR of the model's
-    framework × load_factor (a network: one export for all the members, so its share)."""
+    framework × `contention` (Budget.contention; a network: one export for all the members, so its share)."""
     if child.package_path.exists():
         secs = float(child.seconds.get("export", 0.0))
     else:
-        secs = EXPORT_PRIOR.get(model.framework, 1.0) * load_factor()
+        secs = EXPORT_PRIOR.get(model.framework, 1.0) * contention
     return secs / max(members, 1) if model.framework == "torch" else secs
 
 
-def final_reserve(frameworks: Collection[str]) -> float:
+def final_reserve(frameworks: Collection[str], contention: float = 1.0) -> float:
     """Seconds kept for the final package's fixed steps (FINAL_PRIOR, and a network export's warm-up when a
-    candidate is one), × load_factor."""
-    return (FINAL_PRIOR + (EXPORT_WARMUP if "torch" in frameworks else 0.0)) * load_factor()
-
-
-def load_factor() -> float:
-    """How much slower than quiet this process runs now: the 1-minute load average per core, at least 1 (a
-    loaded 2-core machine at load 15 runs a single-threaded step ~7 times slower)."""
-    import os
-
-    try:
-        load = os.getloadavg()[0]
-    except OSError:  # not available on this platform
-        return 1.0
-    return max(1.0, load / max(os.cpu_count() or 1, 1))
+    candidate is one), × `contention` (Budget.contention)."""
+    return (FINAL_PRIOR + (EXPORT_WARMUP if "torch" in frameworks else 0.0)) * contention
 
 
 def warm_imports(model_types: list[str]) -> None:

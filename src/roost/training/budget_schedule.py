@@ -61,7 +61,7 @@ class Schedule:
         if not costs:
             return ()
         p = plan(
-            self.left(),
+            self.budget.left(),
             costs,
             self.values,
             self.fits,
@@ -71,6 +71,7 @@ class Schedule:
             done=dict(self.spent),
             every=list(self.fold_costs),
             fewer_folds=False,
+            kept=self.held,
         )
         return p.cv
 
