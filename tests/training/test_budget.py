@@ -204,9 +204,11 @@ def test_export_estimates_count_one_network_export_per_candidate_and_scale_with_
     from roost.training import budget as B
 
     child = SimpleNamespace(package_path=tmp_path / "none", seconds={})  # under a budget: no package of its own
-    net, trees = SimpleNamespace(framework="torch"), SimpleNamespace(framework="lightgbm")
+    spec = SimpleNamespace(columns=[f"c{k}" for k in range(64)])  # digits: 64 input columns
+    net, trees = SimpleNamespace(framework="torch", spec_=spec), SimpleNamespace(framework="lightgbm", spec_=spec)
     quiet = (B.export_cost(child, net, 5), B.export_cost(child, trees, 5), B.final_reserve({"torch", "lightgbm"}))
-    assert quiet[0] * 5 == pytest.approx(B.EXPORT_PRIOR["torch"])  # the five fold networks: one export
+    one_net = B.EXPORT_PRIOR["torch"] + 64 * B.EXPORT_PER_COLUMN["torch"]  # a branch per input column
+    assert quiet[0] * 5 == pytest.approx(one_net) and B.export_seconds("torch", 64) == pytest.approx(one_net)
     assert quiet[1] == pytest.approx(B.EXPORT_PRIOR["lightgbm"])  # each LightGBM member its own
     assert quiet[2] == pytest.approx(B.FINAL_PRIOR + B.EXPORT_WARMUP) and B.final_reserve({"lightgbm"}) < quiet[2]
     # a 2-core machine at load 12: single-threaded work gets a sixth of the wall time

@@ -298,7 +298,17 @@ def _children(
     """Train each candidate as a child run ({name: (result, fitted model)}); under a budget (budget.child_order,
     child_allowance) each under a deadline, skipping (and recording) a child whose estimate exceeds its share."""
     from roost.metrics.overall import PRIMARY
-    from roost.training.budget import SAFETY, SECURED, child_allowance, child_order, deadline, warm_imports
+    from roost.training.budget import (
+        CV_SLACK,
+        SAFETY,
+        SECURED,
+        child_allowance,
+        child_order,
+        deadline,
+        export_seconds,
+        final_reserve,
+        warm_imports,
+    )
     from roost.training.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
     primary, cells = PRIMARY[task][0], len(parts[0]) * max(1, len(spec.columns)) / 1e6
@@ -317,10 +327,17 @@ def _children(
         secured = cand in SECURED
         same = speed.get(_kind(cand)) or [r for rs in speed.values() for r in rs]
         est = prior_s(cand) * (sum(same) / len(same) if same else 1.0)
+        # kept free: the package's last steps and one export per network trained so far, and this one's
+        nets = [c for c in [*out, cand] if _kind(c) == "torch"]
+        kept = final_reserve({_kind(c) for c in [*out, cand]}, budget.contention())
+        kept += sum(export_seconds("torch", len(spec.columns), budget.contention()) for _ in nets)
+        room = budget.left() * SAFETY - kept
         allowed = child_allowance(budget.left(), secured)
-        if out and not secured and (est > allowed or est > budget.left() * SAFETY - 0.1 * (budget.seconds or 0.0)):
-            budget.skip(f"candidate {cand} (estimated {est:.0f} s, {budget.left():.0f} s left)")
-            continue
+        if out and not secured:  # a later child trains when its estimate fits what is left, up to 2 × it
+            if est > room:
+                budget.skip(f"candidate {cand} (estimated {est:.0f} s, {budget.left():.0f} s left, {kept:.0f} kept)")
+                continue
+            allowed = min(room, max(allowed, CV_SLACK * est + 1.0))
         sub = candidate_config(cfg, cand, len(parts[0]), len(spec.columns))
         model = build_model(sub, task, len(parts[0]))
         label = f"candidate {k}/{len(cands)}: {cand}{budget.note()}"

@@ -87,8 +87,11 @@ def select(
     budget = budget or Budget(None)
     splits = cv_folds(label, task, parts, classes, opts, seed)
     sizes = (len(parts[0]), len(parts[0]) + len(parts[1]), len(parts[2]))
-    frameworks = {str(getattr(m, "framework", n)) for n, m in fitted}
-    kept_s = final_reserve(frameworks, budget.contention()) if budget.seconds is not None and costs is not None else 0.0
+    kept_s = 0.0
+    if budget.seconds is not None and costs is not None:
+        kept_s = _kept(budget, costs, fitted, opts)
+        nets = {n for n, m in fitted if getattr(m, "framework", "") == "torch"}  # their exports are in kept_s
+        costs = Costs(costs.fit, {n: 0.0 if n in nets else e for n, e in costs.export.items()}, costs.scores)
     chosen, reps = _plan_repeats(budget, costs, names, opts, len(splits), mode, sizes, kept_s)
     refit = bool(getattr(opts, "refit", True))
     if splits and chosen.cv:
@@ -105,7 +108,7 @@ def select(
         bags: list[list[Any]] = []
         done: list[str] = []
         rounds = f"{k}-fold" + (f" × {reps}" if reps > 1 else "")
-        sched = _schedule(budget, costs, names, len(splits), (mode, refit, reps), sizes, fitted)
+        sched = _schedule(budget, costs, names, len(splits), (mode, refit, reps), sizes, fitted, kept_s)
         for s in chosen.skipped:
             if s.startswith("folds "):
                 budget.skip(s)
@@ -141,7 +144,7 @@ def select(
         sel.cv = {n: (p, bag) for n, p, bag in zip(done, preds, bags)}
         if refit:  # when it fits now (_refit), whatever the first plan expected
             spent = {n: t / reps for n, t in spent.items()}  # the refit fits one round of folds
-            _refit(sel, task, label, spec, parts, classes, (k, seed, n_fit), make, budget, costs, spent)
+            _refit(sel, task, label, spec, parts, classes, (k, seed, n_fit), make, budget, costs, spent, kept_s)
         sel.skipped = list(budget.skipped)
         log.info("auto: weights %s by %s: %s %.5f", weights, crit, primary, held.get(f"val_{primary}", float("nan")))
         return sel
@@ -158,6 +161,7 @@ def _schedule(
     how: tuple[str, bool, int],
     sizes: tuple[int, int, int],
     fitted: list[tuple[str, Any]],
+    held: float = 0.0,
 ) -> Schedule:
     """The budget's schedule of the candidates' cross-validation (budget_schedule): `fits` fold models each, the
     estimates from the children's fits scaled by rows; `how`: (the metric's mode, refit allowed, rounds of folds).
@@ -172,7 +176,6 @@ def _schedule(
     fold_costs = {n: costs.fit.get(n, 0.0) * fit_share(n_cv, k) / max(n_train, 1) for n in names}
     values = candidate_values(mode, {n: costs.scores.get(n, float("nan")) for n in names})
     kinds = {n: str(getattr(m, "model_type", n)) for n, m in fitted}  # LightGBM variants: one kind
-    frameworks = {str(getattr(m, "framework", n)) for n, m in fitted}
     return Schedule(
         budget,
         fold_costs,
@@ -182,8 +185,17 @@ def _schedule(
         refit_ratio=(n_cv + n_test) / max(n_cv, 1),
         refit=refit,
         kinds=kinds,
-        held=final_reserve(frameworks, budget.contention()),
+        held=held,
     )
+
+
+def _kept(budget: Budget, costs: Costs, fitted: list[tuple[str, Any]], opts: Any) -> float:
+    """Seconds kept free for the final package: its last steps (budget.final_reserve) and one export per network
+    candidate (a child or its fold networks: one graph either way; Costs.export holds its share per fold model)."""
+    frameworks = {str(getattr(m, "framework", n)) for n, m in fitted}
+    nets = [n for n, m in fitted if getattr(m, "framework", "") == "torch"]
+    folds = max(int(getattr(opts, "folds", 1) or 1), 1)
+    return final_reserve(frameworks, budget.contention()) + sum(costs.export.get(n, 0.0) * folds for n in nets)
 
 
 def _cross_validate(
@@ -342,6 +354,7 @@ def _refit(
     budget: Budget,
     costs: Costs | None,
     spent: dict[str, float],
+    reserve: float = 0.0,
 ) -> None:
     """Fit the kept candidates' fold models again over all rows (test rows included), same folds, same weights;
     sel.final becomes that blend and sel.heldout the held-out one (skipped, and said, when it would not fit).
@@ -361,7 +374,7 @@ def _refit(
     ratio = len(every) / max(len(parts[0]) + len(parts[1]), 1)  # rows per refit fold model / per CV fold model
     est = sum(spent.get(n, 0.0) for n in kept) * ratio
     export = sum(costs.export.get(n, 0.0) * k for n in kept) if costs is not None else 0.0
-    if budget.seconds is not None and est + export > budget.left() * SAFETY:
+    if budget.seconds is not None and est + export > (budget.left() - reserve) * SAFETY:
         budget.skip(f"refit on all rows (estimated {est:.0f} s, {budget.left():.0f} s left)")
         return
     ye = encoded(every[label], task, classes)

@@ -44,7 +44,8 @@ SECURED_SHARE, CHILD_SHARE = 0.5, 0.25
 # (a candidate's fold networks export as one graph). Measured under load (bench/RESULTS.md, issue 36: chile at
 # load 15, the two network exports took 25 s and 14 s, the LightGBM members 0.3-0.8 s each) they scale with the CPU
 # contention (Budget.contention); the first network export of a process pays a warm-up on top.
-EXPORT_PRIOR = {"lightgbm": 0.06, "torch": 2.5}
+EXPORT_PRIOR = {"lightgbm": 0.06, "torch": 1.5}
+EXPORT_PER_COLUMN = {"torch": 0.06}  # a network's graph has a preprocessing branch per input column (digits: 64)
 EXPORT_WARMUP = 1.0
 # Seconds of the package's last steps on a quiet machine (the blend's parity check and package score, the
 # monitoring reference: chile at load 15, 1.7 + 1.9 + 7.0 s), reserved before any cross-validation is planned.
@@ -267,14 +268,21 @@ def prior(cand: str, base: str) -> tuple[float, float]:
     return PRIORS.get(cand) or PRIORS.get(base) or (0.5, 50.0)
 
 
+def export_seconds(framework: str, columns: int, contention: float = 1.0) -> float:
+    """Estimated seconds of one export: a LightGBM member, or a network candidate's graph (all its fold networks),
+    EXPORT_PRIOR + EXPORT_PER_COLUMN × `columns`, × `contention` (Budget.contention)."""
+    return (EXPORT_PRIOR.get(framework, 1.0) + EXPORT_PER_COLUMN.get(framework, 0.0) * columns) * contention
+
+
 def export_cost(child: Any, model: Any, members: int = 1, contention: float = 1.0) -> float:
     """Seconds one of a candidate's `members` fold models adds to the final package's export: its child run's (a
-    TrainResult) export time, or where the child exported nothing (under a budget) EXPORT_PRIOR of the model's
-    framework × `contention` (Budget.contention; a network: one export for all the members, so its share)."""
+    TrainResult) export time, or where the child exported nothing (under a budget) export_seconds (a network: one
+    export for all the members, so its share)."""
     if child.package_path.exists():
         secs = float(child.seconds.get("export", 0.0))
     else:
-        secs = EXPORT_PRIOR.get(model.framework, 1.0) * contention
+        spec = getattr(model, "spec_", None)
+        secs = export_seconds(model.framework, len(spec.columns) if spec is not None else 0, contention)
     return secs / max(members, 1) if model.framework == "torch" else secs
 
 
