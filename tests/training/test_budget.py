@@ -177,6 +177,10 @@ def test_the_contention_is_the_wall_time_per_cpu_second(monkeypatch) -> None:
     assert b.contention() == pytest.approx(6.0)
     cpu[0] = 80.0  # more CPU than wall time (threads): never below 1
     assert b.contention() == 1.0
+    b.measure_from_now()  # e.g. after the imports
+    wall[0], cpu[0] = 1016.0, 82.0  # 4 s of wall time, 2 s of CPU since
+    assert b.contention() == pytest.approx(2.0)
+    wall[0] = 1012.0
     assert time.monotonic() == 1012.0
 
 

@@ -314,6 +314,7 @@ def _children(
     primary, cells = PRIMARY[task][0], len(parts[0]) * max(1, len(spec.columns)) / 1e6
     budgeted = budget.seconds is not None
     warm_imports(cands)  # a cold import is not any one child's cost
+    budget.measure_from_now()  # the contention of the fits, not of reading the libraries
     classes = parts[0][cfg.label].nunique() if task == "multiclass" else 1
 
     def prior_s(c: str) -> float:  # seconds before it ran: LightGBM grows one tree per class and round
