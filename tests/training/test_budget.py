@@ -218,6 +218,9 @@ def test_export_estimates_count_one_network_export_per_candidate_and_scale_with_
     # a 2-core machine at load 12: single-threaded work gets a sixth of the wall time
     loaded = (B.export_cost(child, net, 5, 6.0), B.export_cost(child, trees, 5, 6.0))
     assert (*loaded, B.final_reserve({"torch", "lightgbm"}, 6.0)) == pytest.approx(tuple(6.0 * q for q in quiet))
+    booster = SimpleNamespace(num_trees=lambda: 2000)  # 500 rounds × 4 classes
+    big = SimpleNamespace(framework="lightgbm", spec_=spec, model_=SimpleNamespace(booster_=booster))
+    assert B.export_cost(child, big, 5) == pytest.approx(B.EXPORT_PRIOR["lightgbm"] + 2000 * B.EXPORT_PER_TREE)
     (tmp_path / "pkg").mkdir()
     exported = SimpleNamespace(package_path=tmp_path / "pkg", seconds={"export": 4.0})  # measured: used as is
     assert B.export_cost(exported, net, 4) == 1.0 and B.export_cost(exported, trees, 4) == 4.0

@@ -145,3 +145,12 @@ def test_random_schedules_stay_in_the_budget_and_leave_out_nothing_that_fits(see
         left = seconds - clock.now
         for c in itertools.chain(sched.untried()):
             assert sched.fits * sched.est[c] > left * SAFETY - 1e-9, (c, sched.skipped())
+
+
+def test_the_package_reserve_grows_with_the_contention(monkeypatch) -> None:
+    contention = [1.0]
+    monkeypatch.setattr(Budget, "contention", lambda self: contention[0])
+    sched = Schedule(Budget(40.0, clock=Clock()), {"a": 2.0}, {"a": 1.0}, 5, held=10.0)
+    assert sched.planned() == ("a",)  # 10 s of folds in (40 - 10) × SAFETY
+    contention[0] = 3.0  # the machine got three times busier since the schedule was made: exports slow down too
+    assert sched.reserved() == pytest.approx(30.0) and sched.planned() == ()

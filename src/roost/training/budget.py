@@ -46,6 +46,9 @@ SECURED_SHARE, CHILD_SHARE = 0.5, 0.25
 # contention (Budget.contention); the first network export of a process pays a warm-up on top.
 EXPORT_PRIOR = {"lightgbm": 0.06, "torch": 1.5}
 EXPORT_PER_COLUMN = {"torch": 0.06}  # a network's graph has a preprocessing branch per input column (digits: 64)
+# A LightGBM member's export grows with its trees (rounds × classes): bench/lgbm_export.py, numpy path, quiet-ish:
+# 1,000 trees 0.17 s, 5,000 trees 0.88 s, 17,990 (digits) 1.35 s; cracker's fold models at load 10: 0.48 s each.
+EXPORT_PER_TREE = 0.00017
 EXPORT_WARMUP = 1.0
 # Seconds of the package's last steps on a quiet machine (the blend's parity check and package score, the
 # monitoring reference: chile at load 15, 1.7 + 1.9 + 7.0 s), reserved before any cross-validation is planned.
@@ -281,14 +284,23 @@ def export_seconds(framework: str, columns: int, contention: float = 1.0) -> flo
 
 def export_cost(child: Any, model: Any, members: int = 1, contention: float = 1.0) -> float:
     """Seconds one of a candidate's `members` fold models adds to the final package's export: its child run's (a
-    TrainResult) export time, or where the child exported nothing (under a budget) export_seconds (a network: one
-    export for all the members, so its share)."""
+    TrainResult) export time, or where the child exported nothing (under a budget) export_seconds, plus for
+    LightGBM EXPORT_PER_TREE × the child's trees (a network: one export for all the members, so its share)."""
     if child.package_path.exists():
         secs = float(child.seconds.get("export", 0.0))
     else:
         spec = getattr(model, "spec_", None)
         secs = export_seconds(model.framework, len(spec.columns) if spec is not None else 0, contention)
+        secs += EXPORT_PER_TREE * _trees(model) * contention
     return secs / max(members, 1) if model.framework == "torch" else secs
+
+
+def _trees(model: Any) -> int:
+    """A fitted LightGBM model's trees (0 for anything else)."""
+    try:
+        return int(model.model_.booster_.num_trees())
+    except AttributeError:
+        return 0
 
 
 def final_reserve(frameworks: Collection[str], contention: float = 1.0) -> float:

@@ -47,6 +47,7 @@ class Schedule:
         self.est = dict(self.fold_costs)
         self.folds_done: dict[str, list[float]] = {}
         self.current: str | None = None
+        self.contention0 = self.budget.contention()
 
     # --- choosing ---------------------------------------------------------------------------------------------
     def untried(self) -> list[str]:
@@ -71,7 +72,7 @@ class Schedule:
             done=dict(self.spent),
             every=list(self.fold_costs),
             fewer_folds=False,
-            kept=self.held,
+            kept=self.reserved(),
         )
         return p.cv
 
@@ -91,8 +92,13 @@ class Schedule:
         return self.fits * self.est[name]
 
     def left(self) -> float:
-        """Seconds the steps may use: the budget's time left less `held`."""
-        return self.budget.left() - self.held
+        """Seconds the steps may use: the budget's time left less `held` (grown with the contention since)."""
+        return self.budget.left() - self.reserved()
+
+    def reserved(self) -> float:
+        """`held`, scaled by how the run's contention moved since the schedule was made (a machine that got busier
+        exports slower too)."""
+        return self.held * max(1.0, self.budget.contention() / self.contention0)
 
     # --- running ----------------------------------------------------------------------------------------------
     def reserve(self, with_current: bool = True) -> float:
