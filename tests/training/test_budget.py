@@ -81,13 +81,30 @@ def test_folds_go_to_three_before_a_candidate_is_dropped() -> None:
     assert any("folds 5 → 3" in s for s in p.skipped)
 
 
-def test_an_expensive_candidate_of_little_value_goes_before_the_refit() -> None:
-    costs, values = {"lgbm": 1.0, "nn": 20.0}, {"lgbm": 1.0, "nn": 0.2}  # nn: 0.01 per second, refit is worth more
-    p = plan(seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1, costs, values, 5)
-    assert p.cv == ("lgbm",) and p.refit and p.folds == 5
-    assert p.skipped == (
-        "cross-validation of nn (budget: %.0f s left)" % (seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1),
-    )
+def test_a_refit_is_planned_only_with_every_candidate_cross_validated() -> None:
+    # a candidate left out is weighed on the validation rows, and a blend holding it is never refitted: a plan
+    # that paid for a refit beside it spent time on a step that cannot run (issue 36: digits under the default
+    # budget planned wide_deep + lightgbm_deep + refit, left three children out, and got neither the refit nor
+    # their cross-validation)
+    costs, values = {"lgbm": 1.0, "nn": 20.0}, {"lgbm": 1.0, "nn": 0.2}
+    left = seconds_of(["lgbm"], 5, True, costs) / SAFETY + 1
+    p = plan(left, costs, values, 5)
+    assert p.cv == ("lgbm",) and not p.refit and p.folds == 5
+    assert p.seconds == pytest.approx(seconds_of(["lgbm"], 5, False, costs))
+    assert f"cross-validation of nn (budget: {left:.0f} s left)" in p.skipped
+    everything = plan(seconds_of(list(costs), 5, True, costs) / SAFETY + 1, costs, values, 5)
+    assert set(everything.cv) == set(costs) and everything.refit
+
+
+def test_finished_candidates_count_their_refit_and_export_but_not_their_folds() -> None:
+    costs, values = {"b": 2.0}, {"a": 1.0, "b": 0.5}
+    done = {"a": 10.0}  # a's cross-validation took 10 s: its refit costs 10 × 1.25 s more
+    need = 5 * 2.0 * 2.25 + 10.0 * 1.25  # b's folds and refit, a's refit
+    p = plan(need / SAFETY + 0.1, costs, values, 5, done=done, fewer_folds=False)
+    assert p.cv == ("b",) and p.refit and p.seconds == pytest.approx(need)
+    tighter = plan(need / SAFETY - 0.1, costs, values, 5, done=done, fewer_folds=False)
+    assert tighter.cv == ("b",) and not tighter.refit and tighter.folds == 5  # b's folds before the refit
+    assert plan(0.1, costs, values, 5, done=done).cv == ()
 
 
 def test_nothing_fits_no_cross_validation() -> None:
@@ -125,6 +142,8 @@ def test_random_plans_fit_and_are_the_best_feasible_by_brute_force() -> None:
         for size in range(1, len(names) + 1):
             for sub in itertools.combinations(names, size):
                 for k, refit in itertools.product((5, 3), (True, False)):
+                    if refit and len(sub) < len(names):
+                        continue  # a refit needs every candidate cross-validated
                     if seconds_of(sub, k, refit, costs) <= left * SAFETY:
                         u = sum(values[c] for c in sub) + REFIT_VALUE * refit + FULL_FOLDS_VALUE * (k == 5)
                         best = max(best, u)
@@ -141,6 +160,28 @@ def test_the_budget_clock() -> None:
     now[0] = 130.0
     assert b.left() == 30.0 and b.elapsed() == 30.0 and "30 s left" in b.note() and b.end() == 160.0
     assert Budget(None).left() == float("inf") and Budget(None).note() == "" and Budget(None).end() is None
+    assert b.contention() == 1.0  # a synthetic clock: synthetic costs, no contention
+
+
+def test_the_contention_is_the_wall_time_per_cpu_second(monkeypatch) -> None:
+    import time
+
+    from roost.training import budget as B
+
+    wall, cpu = [1000.0], [50.0]
+    monkeypatch.setattr(B.time, "monotonic", lambda: wall[0])
+    monkeypatch.setattr(B.time, "process_time", lambda: cpu[0])
+    b = Budget(60.0, clock=B.time.monotonic)  # the real clock (patched)
+    assert b.contention() == 1.0  # nothing measured yet
+    wall[0], cpu[0] = 1012.0, 52.0  # 12 s of wall time, 2 s of CPU: a sixth of a core
+    assert b.contention() == pytest.approx(6.0)
+    cpu[0] = 80.0  # more CPU than wall time (threads): never below 1
+    assert b.contention() == 1.0
+    b.measure_from_now()  # e.g. after the imports
+    wall[0], cpu[0] = 1016.0, 82.0  # 4 s of wall time, 2 s of CPU since
+    assert b.contention() == pytest.approx(2.0)
+    wall[0] = 1012.0
+    assert time.monotonic() == 1012.0
 
 
 def test_the_default_budget_its_environment_override_and_the_config_key(monkeypatch) -> None:
@@ -159,3 +200,27 @@ def test_the_default_budget_its_environment_override_and_the_config_key(monkeypa
     monkeypatch.setenv("ROOST_TIME_BUDGET", "abc")
     with pytest.raises(ConfigError, match="ROOST_TIME_BUDGET"):
         budget_seconds(cfg, 10_000, 20)
+
+
+def test_export_estimates_count_one_network_export_per_candidate_and_scale_with_the_contention(tmp_path) -> None:
+    from types import SimpleNamespace
+
+    from roost.training import budget as B
+
+    child = SimpleNamespace(package_path=tmp_path / "none", seconds={})  # under a budget: no package of its own
+    spec = SimpleNamespace(columns=[f"c{k}" for k in range(64)])  # digits: 64 input columns
+    net, trees = SimpleNamespace(framework="torch", spec_=spec), SimpleNamespace(framework="lightgbm", spec_=spec)
+    quiet = (B.export_cost(child, net, 5), B.export_cost(child, trees, 5), B.final_reserve({"torch", "lightgbm"}))
+    one_net = B.EXPORT_PRIOR["torch"] + 64 * B.EXPORT_PER_COLUMN["torch"]  # a branch per input column
+    assert quiet[0] * 5 == pytest.approx(one_net) and B.export_seconds("torch", 64) == pytest.approx(one_net)
+    assert quiet[1] == pytest.approx(B.EXPORT_PRIOR["lightgbm"])  # each LightGBM member its own
+    assert quiet[2] == pytest.approx(B.FINAL_PRIOR + B.EXPORT_WARMUP) and B.final_reserve({"lightgbm"}) < quiet[2]
+    # a 2-core machine at load 12: single-threaded work gets a sixth of the wall time
+    loaded = (B.export_cost(child, net, 5, 6.0), B.export_cost(child, trees, 5, 6.0))
+    assert (*loaded, B.final_reserve({"torch", "lightgbm"}, 6.0)) == pytest.approx(tuple(6.0 * q for q in quiet))
+    booster = SimpleNamespace(num_trees=lambda: 2000)  # 500 rounds × 4 classes
+    big = SimpleNamespace(framework="lightgbm", spec_=spec, model_=SimpleNamespace(booster_=booster))
+    assert B.export_cost(child, big, 5) == pytest.approx(B.EXPORT_PRIOR["lightgbm"] + 2000 * B.EXPORT_PER_TREE)
+    (tmp_path / "pkg").mkdir()
+    exported = SimpleNamespace(package_path=tmp_path / "pkg", seconds={"export": 4.0})  # measured: used as is
+    assert B.export_cost(exported, net, 4) == 1.0 and B.export_cost(exported, trees, 4) == 4.0

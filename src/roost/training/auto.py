@@ -198,7 +198,7 @@ def train_auto(
             fitted = [(c, results[c][1]) for c in trained]
             costs = Costs(
                 {c: results[c][0].seconds.get("fit", 0.0) for c in trained},
-                {c: export_cost(*results[c]) for c in trained},
+                {c: export_cost(*results[c], opts.folds, budget.contention()) for c in trained},
                 {c: results[c][0].metrics.get(f"val_{primary}", float("nan")) for c in trained},
             )
 
@@ -298,22 +298,47 @@ def _children(
     """Train each candidate as a child run ({name: (result, fitted model)}); under a budget (budget.child_order,
     child_allowance) each under a deadline, skipping (and recording) a child whose estimate exceeds its share."""
     from roost.metrics.overall import PRIMARY
-    from roost.training.budget import SAFETY, SECURED, child_allowance, child_order, deadline, warm_imports
+    from roost.training.budget import (
+        CV_SLACK,
+        SAFETY,
+        SECURED,
+        child_allowance,
+        child_order,
+        deadline,
+        export_seconds,
+        final_reserve,
+        warm_imports,
+    )
     from roost.training.tensorboard import TB_LOGS_TAG, TB_SUBDIR
 
     primary, cells = PRIMARY[task][0], len(parts[0]) * max(1, len(spec.columns)) / 1e6
     budgeted = budget.seconds is not None
     warm_imports(cands)  # a cold import is not any one child's cost
+    budget.measure_from_now()  # the contention of the fits, not of reading the libraries
+    classes = parts[0][cfg.label].nunique() if task == "multiclass" else 1
+
+    def prior_s(c: str) -> float:  # seconds before it ran: LightGBM grows one tree per class and round
+        return _prior(c)[1] * cells * (classes if _kind(c) == "lightgbm" else 1)
+
+    # the order by the priors as measured (on binary tables): the classes scale every LightGBM candidate alike
     order = child_order(cands, {c: _prior(c)[0] / _prior(c)[1] for c in cands}) if budgeted else cands
     out: dict[str, tuple[TrainResult, Any]] = {}
-    speed: list[float] = []  # measured / prior seconds of the children so far (a loaded machine: all slower)
+    speed: dict[str, list[float]] = {}  # measured / prior seconds of the children so far, by kind (load: slower)
     for k, cand in enumerate(order, 1):
         secured = cand in SECURED
-        est = _prior(cand)[1] * cells * (sum(speed) / len(speed) if speed else 1.0)
+        same = speed.get(_kind(cand)) or [r for rs in speed.values() for r in rs]
+        est = prior_s(cand) * (sum(same) / len(same) if same else 1.0)
+        # kept free: the package's last steps and one export per network trained so far, and this one's
+        nets = [c for c in [*out, cand] if _kind(c) == "torch"]
+        kept = final_reserve({_kind(c) for c in [*out, cand]}, budget.contention())
+        kept += sum(export_seconds("torch", len(spec.columns), budget.contention()) for _ in nets)
+        room = budget.left() * SAFETY - kept
         allowed = child_allowance(budget.left(), secured)
-        if out and not secured and (est > allowed or est > budget.left() * SAFETY - 0.1 * (budget.seconds or 0.0)):
-            budget.skip(f"candidate {cand} (estimated {est:.0f} s, {budget.left():.0f} s left)")
-            continue
+        if out and not secured:  # a later child trains when its estimate fits what is left, up to 2 × it
+            if est > room:
+                budget.skip(f"candidate {cand} (estimated {est:.0f} s, {budget.left():.0f} s left, {kept:.0f} kept)")
+                continue
+            allowed = min(room, max(allowed, CV_SLACK * est + 1.0))
         sub = candidate_config(cfg, cand, len(parts[0]), len(spec.columns))
         model = build_model(sub, task, len(parts[0]))
         label = f"candidate {k}/{len(cands)}: {cand}{budget.note()}"
@@ -344,7 +369,7 @@ def _children(
         if at is not None and time.monotonic() >= at:
             budget.skip(f"training of {cand} after {allowed:.0f} s (its share of the time left; best so far kept)")
         out[cand] = (res, model)
-        speed.append(sum(res.seconds.values()) / max(_prior(cand)[1] * cells, 1e-6))
+        speed.setdefault(_kind(cand), []).append(sum(res.seconds.values()) / max(prior_s(cand), 1e-6))
         parent.log_metrics({f"{cand}.{m}": v for m, v in res.metrics.items() if v == v})
         val, fit_s = res.metrics.get(f"val_{primary}", float("nan")), res.seconds.get("fit", 0.0)
         log.info("auto: %s val_%s %.5f (fit %.1f s, all %.1f s)", cand, primary, val, fit_s, sum(res.seconds.values()))
@@ -356,6 +381,11 @@ def _say(line: str) -> None:
     from rich.console import Console
 
     Console(stderr=True).print(f"[dim]{line}[/]", highlight=False)
+
+
+def _kind(cand: str) -> str:
+    """The framework a candidate trains with: "lightgbm" for LightGBM and its VARIANTS, else "torch"."""
+    return "lightgbm" if VARIANTS.get(cand, (cand, {}))[0] == "lightgbm" else "torch"
 
 
 def _prior(cand: str) -> tuple[float, float]:

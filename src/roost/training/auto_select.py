@@ -12,6 +12,7 @@ the fold that scores them (off by default until bench/small_tables.py shows a ga
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -20,7 +21,8 @@ from typing import Any
 
 from roost.training.auto_weights import blend_weights as blend_weights
 from roost.training.auto_weights import with_children
-from roost.training.budget import SAFETY, Budget, Plan, candidate_values, cv_allowance, deadline, plan
+from roost.training.budget import SAFETY, Budget, Plan, candidate_values, deadline, final_reserve, plan
+from roost.training.budget_schedule import Schedule
 
 log = logging.getLogger(__name__)
 # A refit fold model fits (k-1)/k of all rows; a fold model (k-1)/k of the training+validation rows.
@@ -74,10 +76,9 @@ def select(
 ) -> Selection:
     """Cross-validate the candidates the budget's plan keeps (all without a budget), weigh them on their out-of-fold
     predictions, refit the kept ones on all rows when planned; the validation path without folds."""
-    import numpy as np
 
     from roost.metrics import overall as M
-    from roost.training.ensemble import Blend, cross_fit, encoded, repeated_folds
+    from roost.training.ensemble import encoded, repeated_folds
 
     train_df, val_df, _ = parts
     names = [n for n, _ in fitted]
@@ -86,9 +87,13 @@ def select(
     budget = budget or Budget(None)
     splits = cv_folds(label, task, parts, classes, opts, seed)
     sizes = (len(parts[0]), len(parts[0]) + len(parts[1]), len(parts[2]))
-    chosen, reps = _plan_repeats(budget, costs, names, opts, len(splits), mode, sizes)
-    for s in chosen.skipped:
-        budget.skip(s)
+    kept_s = 0.0
+    if budget.seconds is not None and costs is not None:
+        kept_s = _kept(budget, costs, fitted, opts)
+        nets = {n for n, m in fitted if getattr(m, "framework", "") == "torch"}  # their exports are in kept_s
+        costs = Costs(costs.fit, {n: 0.0 if n in nets else e for n, e in costs.export.items()}, costs.scores)
+    chosen, reps = _plan_repeats(budget, costs, names, opts, len(splits), mode, sizes, kept_s)
+    refit = bool(getattr(opts, "refit", True))
     if splits and chosen.cv:
         if chosen.folds != len(splits):
             splits = cv_folds(label, task, parts, classes, opts, seed, chosen.folds)
@@ -102,31 +107,32 @@ def select(
         preds: list[Any] = []
         bags: list[list[Any]] = []
         done: list[str] = []
-        spent: dict[str, float] = {}
         rounds = f"{k}-fold" + (f" × {reps}" if reps > 1 else "")
-        for name in [n for n in names if n in chosen.cv]:
-            est = _cv_estimate(costs, name, len(splits), n_fit, len(parts[0]), spent)
-            if done and est > budget.left() * SAFETY:
-                budget.skip(f"cross-validation of {name} (estimated {est:.0f} s, {budget.left():.0f} s left)")
-                continue
-            budget.step(f"{rounds} cross-validation of {name}")
-            t0 = time.monotonic()
-            # a later candidate's fold models stop at CV_SLACK × its estimate; one cut there is dropped
-            at = t0 + cv_allowance(est, budget.left()) if done and budget.seconds is not None else None
-            with deadline(at):
-                oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits, inner=inner)
-            spent[name] = time.monotonic() - t0
-            if at is not None and time.monotonic() >= at:
-                budget.skip(f"cross-validation of {name} (stopped after {spent[name]:.0f} s, estimated {est:.0f} s)")
+        sched = _schedule(budget, costs, names, len(splits), (mode, refit, reps), sizes, fitted, kept_s)
+        for s in chosen.skipped:
+            if s.startswith("folds "):
+                budget.skip(s)
+        while (name := sched.next()) is not None:
+            budget.step(f"{rounds} cross-validation of {name} (estimated {sched.estimate(name):.0f} s)")
+            out = _cross_validate(sched, partial(make, name, n_fit), X, y, spec, splits, inner)
+            if out is None:
                 continue
             done.append(name)
-            preds.append(oof)
-            bags.append(models)
+            preds.append(out[0])
+            bags.append(out[1])
+        for s in sched.skipped():
+            budget.skip(s)
+        if not done:  # nothing cross-validated after all: weigh the children on the validation rows
+            return _on_validation(task, label, parts, fitted, opts, seed, budget)
+        order = {n: j for j, n in enumerate(names)}  # the blend in the candidates' order, however they ran
+        ranked = sorted(range(len(done)), key=lambda j: order[done[j]])
+        done, preds, bags = [done[j] for j in ranked], [preds[j] for j in ranked], [bags[j] for j in ranked]
+        spent = dict(sched.spent)
         w = blend_weights(task, ye, preds, opts.ensemble, seed)
         rest = [(n, m) for n, m in fitted if n not in done]
         mixed = with_children(task, label, parts, (done, bags, preds), rest, ye, opts, seed) if rest else None
         if mixed is not None:  # a child the budget kept out of cross-validation weighs in: no refit
-            if chosen.refit:
+            if refit:
                 budget.skip("refit on all rows (the blend holds children weighed on the validation rows)")
             log.info("auto: weights %s by %s", mixed[3], mixed[2])
             return Selection(*mixed, skipped=list(budget.skipped))
@@ -136,12 +142,119 @@ def select(
         crit = f"{rounds} out-of-fold {primary} (training + validation rows{stops})"
         sel = Selection(final, held, crit, weights, extra={"auto.cv_repeats": float(reps)})
         sel.cv = {n: (p, bag) for n, p, bag in zip(done, preds, bags)}
-        if chosen.refit:
+        if refit:  # when it fits now (_refit), whatever the first plan expected
             spent = {n: t / reps for n, t in spent.items()}  # the refit fits one round of folds
-            _refit(sel, task, label, spec, parts, classes, (k, seed, n_fit), make, budget, costs, spent)
+            _refit(sel, task, label, spec, parts, classes, (k, seed, n_fit), make, budget, costs, spent, kept_s)
         sel.skipped = list(budget.skipped)
         log.info("auto: weights %s by %s: %s %.5f", weights, crit, primary, held.get(f"val_{primary}", float("nan")))
         return sel
+    for s in chosen.skipped:
+        budget.skip(s)
+    return _on_validation(task, label, parts, fitted, opts, seed, budget)
+
+
+def _schedule(
+    budget: Budget,
+    costs: Costs | None,
+    names: list[str],
+    fits: int,
+    how: tuple[str, bool, int],
+    sizes: tuple[int, int, int],
+    fitted: list[tuple[str, Any]],
+    held: float = 0.0,
+) -> Schedule:
+    """The budget's schedule of the candidates' cross-validation (budget_schedule): `fits` fold models each, the
+    estimates from the children's fits scaled by rows; `how`: (the metric's mode, refit allowed, rounds of folds).
+    Without a budget (or costs) every candidate fits, in the candidates' order."""
+    mode, refit, reps = how
+    n_train, n_cv, n_test = sizes
+    k = max(1, fits // max(reps, 1))
+    if budget.seconds is None or costs is None:
+        zero = dict.fromkeys(names, 0.0)
+        values = {n: 1.0 - j / (len(names) + 1) for j, n in enumerate(names)}  # in order, all of them
+        return Schedule(budget, zero, values, fits, refit=refit)
+    fold_costs = {n: costs.fit.get(n, 0.0) * fit_share(n_cv, k) / max(n_train, 1) for n in names}
+    values = candidate_values(mode, {n: costs.scores.get(n, float("nan")) for n in names})
+    kinds = {n: str(getattr(m, "model_type", n)) for n, m in fitted}  # LightGBM variants: one kind
+    return Schedule(
+        budget,
+        fold_costs,
+        values,
+        fits,
+        exports={n: costs.export.get(n, 0.0) for n in names},
+        refit_ratio=(n_cv + n_test) / max(n_cv, 1),
+        refit=refit,
+        kinds=kinds,
+        held=held,
+    )
+
+
+def _kept(budget: Budget, costs: Costs, fitted: list[tuple[str, Any]], opts: Any) -> float:
+    """Seconds kept free for the final package: its last steps (budget.final_reserve) and one export per network
+    candidate (a child or its fold networks: one graph either way; Costs.export holds its share per fold model)."""
+    frameworks = {str(getattr(m, "framework", n)) for n, m in fitted}
+    nets = [n for n, m in fitted if getattr(m, "framework", "") == "torch"]
+    folds = max(int(getattr(opts, "folds", 1) or 1), 1)
+    return final_reserve(frameworks, budget.contention()) + sum(costs.export.get(n, 0.0) * folds for n in nets)
+
+
+def _cross_validate(
+    sched: Schedule,
+    make: Callable[[], Any],
+    X: Any,
+    y: Any,
+    spec: Any,
+    splits: list[tuple[Any, Any]],
+    inner: tuple[float, Any, int] | None,
+) -> tuple[Any, list[Any]] | None:
+    """The current candidate's out-of-fold predictions and fold models, one fold at a time: each fold model stops
+    at its allowance (Schedule.fold_allowance), and after each the schedule says whether the rest still fits;
+    None (the candidate cut) when not."""
+    import numpy as np
+
+    from roost.training.ensemble import cross_fit
+
+    clock = sched.budget.clock
+    total: Any = None
+    count = np.zeros(len(X), dtype=np.float64)
+    models: list[Any] = []
+    for i, split in enumerate(splits):
+        allowance = sched.fold_allowance()
+        t0, at = clock(), (time.monotonic() + allowance if math.isfinite(allowance) else None)
+        with deadline(at):
+            oof, fold_models = cross_fit(
+                make, X, y, spec, [split], inner=None if inner is None else (*inner[:2], inner[2] + i)
+            )
+        seconds = clock() - t0
+        if at is not None and time.monotonic() >= at:
+            sched.stop(f"fold {i + 1} stopped at its allowance, {allowance:.0f} s")
+            return None
+        held = split[1]
+        if total is None:
+            total = np.zeros(oof.shape, dtype=np.float64)
+        total[held] += oof[held]
+        count[held] += 1
+        models += fold_models
+        if not sched.fold_done(seconds):
+            return None
+    sched.finished()
+    c = np.maximum(count, 1.0).reshape((-1,) + (1,) * (total.ndim - 1))
+    return np.asarray(total / c), models
+
+
+def _on_validation(
+    task: str, label: str, parts: tuple[Any, Any, Any], fitted: list[tuple[str, Any]], opts: Any, seed: int, budget: Any
+) -> Selection:
+    """The children weighed on the validation rows (no cross-validation)."""
+    import numpy as np
+
+    from roost.metrics import overall as M
+    from roost.training.ensemble import Blend, encoded
+
+    val_df = parts[1]
+    names = [n for n, _ in fitted]
+    classes = list(fitted[0][1].classes_)
+    primary = M.PRIMARY[task][0]
     Xv = val_df.drop(columns=[label])
     ye = encoded(val_df[label], task, classes)
     preds = [np.asarray(m.predict(Xv), dtype=np.float64) for _, m in fitted]
@@ -173,13 +286,20 @@ def inner_stop(opts: Any, n: int) -> bool:
 
 
 def _plan_repeats(
-    budget: Budget, costs: Costs | None, names: list[str], opts: Any, k: int, mode: str, sizes: tuple[int, int, int]
+    budget: Budget,
+    costs: Costs | None,
+    names: list[str],
+    opts: Any,
+    k: int,
+    mode: str,
+    sizes: tuple[int, int, int],
+    held: float = 0.0,
 ) -> tuple[Plan, int]:
     """(the budget's plan, rounds of folds): the most rounds up to cv_repeats whose plan keeps what one round's
-    plan keeps (candidates, folds, refit); else one round."""
-    base = _plan(budget, costs, names, opts, k, mode, sizes)
+    plan keeps (candidates, folds, refit); else one round. `held`: seconds kept for the package's last steps."""
+    base = _plan(budget, costs, names, opts, k, mode, sizes, 1, held)
     for reps in range(cv_repeats(opts, sizes[1]) if k and base.cv else 1, 1, -1):
-        cand = _plan(budget, costs, names, opts, k, mode, sizes, reps)
+        cand = _plan(budget, costs, names, opts, k, mode, sizes, reps, held)
         if (cand.cv, cand.folds, cand.refit) == (base.cv, base.folds, base.refit):
             return cand, reps
     return base, 1
@@ -194,10 +314,11 @@ def _plan(
     mode: str,
     sizes: tuple[int, int, int],
     reps: int = 1,
+    held: float = 0.0,
 ) -> Plan:
     """The budget's plan (everything without a budget or without folds); `sizes`: training, training+validation
     and test rows; `reps` rounds of folds (each fold model's cost counted `reps` times, the refit's too: an upper
-    bound)."""
+    bound); `held`: seconds kept for the package's last steps."""
     refit = bool(getattr(opts, "refit", True))
     if budget.seconds is None or costs is None or not k:
         return Plan(tuple(names), k, refit and k > 0, 0.0)
@@ -212,25 +333,13 @@ def _plan(
         refit_ratio=(n_cv + n_test) / max(n_cv, 1),
         export_costs={n: costs.export.get(n, 0.0) for n in names},
         refit=refit,
+        kept=held,
     )
 
 
 def fit_share(n: int, k: int) -> float:
     """Rows one of k fold models fits, of n rows."""
     return n * (k - 1) / k
-
-
-def _cv_estimate(costs: Costs | None, name: str, k: int, n_fit: int, n_train: int, spent: dict[str, float]) -> float:
-    """Seconds to cross-validate `name`: its child's fit time scaled to k fold models of n_fit rows, corrected by
-    how the candidates cross-validated so far compared with their own estimates."""
-    if costs is None:
-        return 0.0
-
-    def guess(n: str) -> float:
-        return k * costs.fit.get(n, 0.0) * n_fit / max(n_train, 1)
-
-    planned = sum(guess(d) for d in spent)
-    return guess(name) * (sum(spent.values()) / planned if planned > 0 else 1.0)
 
 
 def _refit(
@@ -245,6 +354,7 @@ def _refit(
     budget: Budget,
     costs: Costs | None,
     spent: dict[str, float],
+    reserve: float = 0.0,
 ) -> None:
     """Fit the kept candidates' fold models again over all rows (test rows included), same folds, same weights;
     sel.final becomes that blend and sel.heldout the held-out one (skipped, and said, when it would not fit).
@@ -264,7 +374,7 @@ def _refit(
     ratio = len(every) / max(len(parts[0]) + len(parts[1]), 1)  # rows per refit fold model / per CV fold model
     est = sum(spent.get(n, 0.0) for n in kept) * ratio
     export = sum(costs.export.get(n, 0.0) * k for n in kept) if costs is not None else 0.0
-    if budget.seconds is not None and est + export > budget.left() * SAFETY:
+    if budget.seconds is not None and est + export > (budget.left() - reserve) * SAFETY:
         budget.skip(f"refit on all rows (estimated {est:.0f} s, {budget.left():.0f} s left)")
         return
     ye = encoded(every[label], task, classes)

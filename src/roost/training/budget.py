@@ -12,7 +12,7 @@ import logging
 import math
 import re
 import time
-from collections.abc import Iterator
+from collections.abc import Collection, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
@@ -39,9 +39,20 @@ SECURED = ("lightgbm_defaults", "logreg")
 # The share of the time left that one child may use: a secured child half, a later one a quarter (its epochs or
 # boosting rounds stop there, the best so far kept); a later child estimated to need more is skipped.
 SECURED_SHARE, CHILD_SHARE = 0.5, 0.25
-# Seconds one fold model adds to the final package's export, by framework, where the children exported nothing
-# (under a budget they do not): LightGBM's ONNX conversion and parity check; a network's share of its one graph.
-EXPORT_PRIOR = {"lightgbm": 0.3, "torch": 1.0}
+# Seconds a candidate adds to the final package's export on a quiet machine, where the children exported nothing
+# (under a budget they do not): one LightGBM fold model's ONNX conversion and parity check; one network export
+# (a candidate's fold networks export as one graph). Measured under load (bench/RESULTS.md, issue 36: chile at
+# load 15, the two network exports took 25 s and 14 s, the LightGBM members 0.3-0.8 s each) they scale with the CPU
+# contention (Budget.contention); the first network export of a process pays a warm-up on top.
+EXPORT_PRIOR = {"lightgbm": 0.06, "torch": 1.5}
+EXPORT_PER_COLUMN = {"torch": 0.06}  # a network's graph has a preprocessing branch per input column (digits: 64)
+# A LightGBM member's export grows with its trees (rounds × classes): bench/lgbm_export.py, numpy path, quiet-ish:
+# 1,000 trees 0.17 s, 5,000 trees 0.88 s, 17,990 (digits) 1.35 s; cracker's fold models at load 10: 0.48 s each.
+EXPORT_PER_TREE = 0.00017
+EXPORT_WARMUP = 1.0
+# Seconds of the package's last steps on a quiet machine (the blend's parity check and package score, the
+# monitoring reference: chile at load 15, 1.7 + 1.9 + 7.0 s), reserved before any cross-validation is planned.
+FINAL_PRIOR = 1.5
 # Budgeted runs train the children (after the SECURED ones) in order of expected value per second: (value, seconds
 # per million cells) priors from the suite's runs (bench/RESULTS.md); the children's measured times correct them.
 PRIORS: dict[str, tuple[float, float]] = {
@@ -124,6 +135,10 @@ def plan(
     refit_ratio: float = 1.25,
     export_costs: dict[str, float] | None = None,
     refit: bool = True,
+    done: dict[str, float] | None = None,
+    every: Collection[str] | None = None,
+    fewer_folds: bool = True,
+    kept: float = 0.0,
 ) -> Plan:
     """The cross-validation plan of the highest utility whose estimated seconds fit in `left` (× SAFETY).
 
@@ -131,30 +146,44 @@ def plan(
     model fits fewer rows, scaled); `values[c]`: its expected value to the blend (candidate_values); a refit fold
     model costs `refit_ratio` × a fold model (all rows instead of the training+validation rows);
     `export_costs[c]`: seconds to export one of c's fold models into the final package (each member pays it);
-    `refit` false: never plan a refit.
+    `refit` false: never plan a refit. `done[c]`: seconds the cross-validation of an already cross-validated
+    candidate took (in every plan: its refit and export still count, with `folds` fixed); `every`: the candidates
+    a refit needs cross-validated (default: all of fold_costs and done); `fewer_folds` false: only `folds`;
+    `kept`: seconds of `left` no plan may use (the final package's last steps, final_reserve).
     Utility: the values of the candidates cross-validated + REFIT_VALUE with a refit + FULL_FOLDS_VALUE with all
-    `folds`; ties go to the cheaper plan. No plan fits: no cross-validation (auto weighs the children on the
-    validation rows). Cut order follows from the utilities: refit, then folds, then the candidates of least value
-    per second.
+    `folds`; ties go to the cheaper plan. A refit counts only when every candidate is cross-validated: auto weighs
+    a candidate left out on the validation rows, and a blend holding one cannot be refitted (auto_weights). No plan
+    fits: no cross-validation (auto weighs the children on the validation rows). Cut order follows from the
+    utilities: the refit, then folds, then the candidates of least value per second.
     """
-    allowed = left * SAFETY
+    allowed = (left - kept) * SAFETY
+    done = dict(done or {})
+    exports = export_costs or {}
+    needed = set(fold_costs) | set(done) if every is None else set(every)
     names = sorted(fold_costs, key=lambda c: (-values.get(c, 0.0) / max(fold_costs[c], 1e-9), c))
-    fold_options = [folds] + ([MIN_FOLDS] if folds > MIN_FOLDS else [])
+    fold_options = [folds] + ([MIN_FOLDS] if folds > MIN_FOLDS and fewer_folds and not done else [])
     best: tuple[float, float, Plan] | None = None
-    for size in range(len(names), 0, -1):
+    for size in range(len(names), -1, -1):
         for subset in combinations(names, size):
+            if not subset and not done:
+                continue
+            complete = needed <= set(subset) | set(done)
             for k in fold_options:
-                for again in (True, False) if refit else (False,):
-                    secs = _cost(subset, fold_costs, k, folds, again, refit_ratio, export_costs or {})
+                for again in (True, False) if refit and complete else (False,):
+                    secs = _cost(subset, fold_costs, k, folds, again, refit_ratio, exports)
+                    if done:  # already paid for: only their refit and their members' export remain
+                        secs += sum(done.values()) * refit_ratio * again + sum(exports.get(c, 0.0) * k for c in done)
                     if secs > allowed:
                         continue
-                    util = sum(values.get(c, 0.0) for c in subset)
+                    util = sum(values.get(c, 0.0) for c in [*subset, *done])
                     util += (REFIT_VALUE if again else 0.0) + (FULL_FOLDS_VALUE if k == folds else 0.0)
                     cand = Plan(tuple(subset), k, again, secs)
                     if best is None or util > best[0] + 1e-12 or (abs(util - best[0]) <= 1e-12 and secs < best[1]):
                         best = (util, secs, cand)
-    chosen = best[2] if best is not None else Plan((), 0, False, 0.0)
-    return Plan(chosen.cv, chosen.folds, chosen.refit, chosen.seconds, _skipped(chosen, names, folds, left, refit))
+    chosen = best[2] if best is not None else Plan((), folds if done else 0, False, 0.0)
+    why = f"budget: {left:.0f} s left" + (f", {kept:.0f} s of them kept for the package" if kept else "")
+    skipped = _skipped(chosen, names, folds, why, refit and bool(chosen.cv or done), bool(done))
+    return Plan(chosen.cv, chosen.folds, chosen.refit, chosen.seconds, skipped)
 
 
 def _cost(
@@ -173,15 +202,17 @@ def _cost(
     return cv + refit_s + sum(export_costs.get(c, 0.0) * k for c in subset)
 
 
-def _skipped(chosen: Plan, names: list[str], folds: int, left: float, refit: bool) -> tuple[str, ...]:
-    """What `chosen` leaves out, one line each, naming the time left."""
-    why = f"budget: {left:.0f} s left"
+def _skipped(
+    chosen: Plan, names: list[str], folds: int, why: str, refit: bool, started: bool = False
+) -> tuple[str, ...]:
+    """What `chosen` leaves out, one line each, saying `why` (`started`: some candidates are cross-validated
+    already, so leaving the rest out still keeps a cross-validated blend)."""
     out = [f"cross-validation of {c} ({why})" for c in names if c not in chosen.cv]
-    if not chosen.cv:
+    if not chosen.cv and not started:
         out = [f"cross-validation ({why}; weights from the validation rows)"]
     elif chosen.folds < folds:
         out.append(f"folds {folds} → {chosen.folds} ({why})")
-    if refit and chosen.cv and not chosen.refit:
+    if refit and not chosen.refit:
         out.append(f"refit on all rows ({why})")
     return tuple(out)
 
@@ -192,7 +223,23 @@ class Budget:
     def __init__(self, seconds: float | None, clock: Any = time.monotonic, say: Any = None) -> None:
         self.seconds, self.clock, self.say = seconds, clock, say
         self.start = clock()
+        self.since, self.cpu_start = self.start, time.process_time()
         self.skipped: list[str] = []
+
+    def measure_from_now(self) -> None:
+        """Measure the contention from here on (after the imports: reading libraries from disk waits on I/O,
+        not on the CPU, and made the contention look twice what the fits then met)."""
+        self.since, self.cpu_start = self.clock(), time.process_time()
+
+    def contention(self) -> float:
+        """How much slower than its own CPU time this run's wall time passes (wall / CPU seconds since the start or
+        measure_from_now, at least 1): ~1 on a free machine, ~6 for single-threaded work on 2 cores at load 12 (the
+        load average of a container's host would say nothing of its own CPUs). 1 on a synthetic clock (synthetic
+        costs) and in the first second."""
+        wall = self.clock() - self.since
+        if self.clock is not time.monotonic or wall < 1.0:
+            return 1.0
+        return float(max(1.0, wall / max(time.process_time() - self.cpu_start, 1e-3)))
 
     def left(self) -> float:
         """Seconds left (may be negative); inf without a budget."""
@@ -229,12 +276,37 @@ def prior(cand: str, base: str) -> tuple[float, float]:
     return PRIORS.get(cand) or PRIORS.get(base) or (0.5, 50.0)
 
 
-def export_cost(child: Any, model: Any) -> float:
-    """Seconds one of a candidate's fold models adds to the final package's export: its child run's (a TrainResult)
-    export time, or where the child exported nothing (under a budget) EXPORT_PRIOR of the model's framework."""
+def export_seconds(framework: str, columns: int, contention: float = 1.0) -> float:
+    """Estimated seconds of one export: a LightGBM member, or a network candidate's graph (all its fold networks),
+    EXPORT_PRIOR + EXPORT_PER_COLUMN × `columns`, × `contention` (Budget.contention)."""
+    return (EXPORT_PRIOR.get(framework, 1.0) + EXPORT_PER_COLUMN.get(framework, 0.0) * columns) * contention
+
+
+def export_cost(child: Any, model: Any, members: int = 1, contention: float = 1.0) -> float:
+    """Seconds one of a candidate's `members` fold models adds to the final package's export: its child run's (a
+    TrainResult) export time, or where the child exported nothing (under a budget) export_seconds, plus for
+    LightGBM EXPORT_PER_TREE × the child's trees (a network: one export for all the members, so its share)."""
     if child.package_path.exists():
-        return float(child.seconds.get("export", 0.0))
-    return EXPORT_PRIOR.get(model.framework, 1.0)
+        secs = float(child.seconds.get("export", 0.0))
+    else:
+        spec = getattr(model, "spec_", None)
+        secs = export_seconds(model.framework, len(spec.columns) if spec is not None else 0, contention)
+        secs += EXPORT_PER_TREE * _trees(model) * contention
+    return secs / max(members, 1) if model.framework == "torch" else secs
+
+
+def _trees(model: Any) -> int:
+    """A fitted LightGBM model's trees (0 for anything else)."""
+    try:
+        return int(model.model_.booster_.num_trees())
+    except AttributeError:
+        return 0
+
+
+def final_reserve(frameworks: Collection[str], contention: float = 1.0) -> float:
+    """Seconds kept for the final package's fixed steps (FINAL_PRIOR, and a network export's warm-up when a
+    candidate is one), × `contention` (Budget.contention)."""
+    return (FINAL_PRIOR + (EXPORT_WARMUP if "torch" in frameworks else 0.0)) * contention
 
 
 def warm_imports(model_types: list[str]) -> None:
