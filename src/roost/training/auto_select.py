@@ -99,6 +99,7 @@ def select(
         if reps > 1:
             splits = repeated_folds(task, ye, k, seed, reps)
         inner = (INNER_SHARE, None if task == "regression" else ye, seed) if inner_stop(opts, len(X)) else None
+        oof_at = getattr(opts, "oof_rounds", "own")
         preds: list[Any] = []
         bags: list[list[Any]] = []
         done: list[str] = []
@@ -114,7 +115,7 @@ def select(
             # a later candidate's fold models stop at CV_SLACK × its estimate; one cut there is dropped
             at = t0 + cv_allowance(est, budget.left()) if done and budget.seconds is not None else None
             with deadline(at):
-                oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits, inner=inner)
+                oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits, inner=inner, rounds=oof_at)
             spent[name] = time.monotonic() - t0
             if at is not None and time.monotonic() >= at:
                 budget.skip(f"cross-validation of {name} (stopped after {spent[name]:.0f} s, estimated {est:.0f} s)")
@@ -133,6 +134,7 @@ def select(
         final, held = bag_blend(task, done, bags, w, ye, preds)
         weights = dict.fromkeys(names, 0.0) | {n: float(wk) for n, wk in zip(done, w)}
         stops = ", early stopping on an inner split" if inner is not None else ""
+        stops += ", scored at the other folds' best rounds" if inner is None and oof_at == "others" else ""
         crit = f"{rounds} out-of-fold {primary} (training + validation rows{stops})"
         sel = Selection(final, held, crit, weights, extra={"auto.cv_repeats": float(reps)})
         sel.cv = {n: (p, bag) for n, p, bag in zip(done, preds, bags)}
