@@ -176,10 +176,7 @@ def load(name: str, suite: str, seed: int, arm: str, tmp: Path, run: bool = True
     return rec
 
 
-# ---- rules: (task, labels, OOF predictions per candidate, seed) -> weights ----
-Rule = Callable[[str, np.ndarray, list[np.ndarray], int], list[float]]
-
-
+# ---- rules: today's weights on one kind of OOF predictions, optionally changed ----
 def today(task: str, y: np.ndarray, preds: list[np.ndarray], seed: int) -> list[float]:
     """auto's weights (auto_weights.blend_weights: bagged greedy, best-single guard, half-way to equal below 300
     binary rows)."""
@@ -188,12 +185,14 @@ def today(task: str, y: np.ndarray, preds: list[np.ndarray], seed: int) -> list[
     return blend_weights(task, y, preds, True, seed)
 
 
-def shrink_to_best(task: str, y: np.ndarray, preds: list[np.ndarray], seed: int, boots: int = 50) -> list[float]:
-    """Today's weights shrunk toward the best single candidate by the evidence for the blend: share of the blend
-    = clip(z / 2, 0, 1), z = (blend − best single) / its bootstrap s.e. over the OOF rows (2 s.e.: all blend)."""
+def shrink_to_best(
+    task: str, y: np.ndarray, preds: list[np.ndarray], seed: int, w: list[float], boots: int = 50
+) -> list[float]:
+    """Today's weights `w` shrunk toward the best single candidate by the evidence for the blend: share of the
+    blend = clip(z / 2, 0, 1), z = (blend − best single) / its bootstrap s.e. over the OOF rows (2 s.e.: all
+    blend)."""
     from roost.training.ensemble import score
 
-    w = today(task, y, preds, seed)
     sign = 1.0 if task == "binary" else -1.0
     singles = [sign * score(task, y, p) for p in preds]
     best = int(np.argmax(singles))
@@ -211,13 +210,36 @@ def shrink_to_best(task: str, y: np.ndarray, preds: list[np.ndarray], seed: int,
     return [lam * wk + (1 - lam) * float(j == best) for j, wk in enumerate(w)]
 
 
-RULES: dict[str, tuple[str, str, Rule]] = {  # name: (arm, OOF kind, rule)
-    "today": ("cv", "own", today),
-    "others": ("cv", "others", today),
-    "inner": ("inner", "inner", today),
+def nnls(task: str, y: np.ndarray, preds: list[np.ndarray], seed: int, w: list[float]) -> list[float]:
+    """Non-negative least squares of the labels on the OOF predictions (Breiman's stacking), normalised to sum 1
+    (today's weights where it finds none)."""
+    from scipy.optimize import nnls as solve
+
+    found = solve(np.column_stack(preds), np.asarray(y, dtype=np.float64))[0]
+    return [float(x) for x in found / found.sum()] if found.sum() > 0 else w
+
+
+Post = Callable[[str, np.ndarray, list[np.ndarray], int, list[float]], list[float]]
+RULES: dict[str, tuple[str, str, Post | None]] = {  # name: (arm, OOF kind, what changes today's weights)
+    "today": ("cv", "own", None),
+    "others": ("cv", "others", None),
+    "inner": ("inner", "inner", None),
     "shrink_best": ("cv", "own", shrink_to_best),
     "others_shrink_best": ("cv", "others", shrink_to_best),
+    "nnls": ("cv", "own", nnls),
+    "others_nnls": ("cv", "others", nnls),
 }
+
+
+def todays_weights(key: str, task: str, y: np.ndarray, preds: list[np.ndarray], seed: int) -> list[float]:
+    """today()'s weights on these OOF predictions, cached beside the capture (`key`: suite-table-seed-kind):
+    the bagged greedy weights take seconds per split."""
+    f = CACHE / f"{key}-weights.pkl"
+    if f.exists():
+        return list(pickle.loads(f.read_bytes()))
+    w = today(task, y, preds, seed)
+    f.write_bytes(pickle.dumps(w))
+    return w
 
 
 def metric(task: str, y: np.ndarray, p: np.ndarray) -> float:
@@ -227,11 +249,13 @@ def metric(task: str, y: np.ndarray, p: np.ndarray) -> float:
     return float(score(task, y, p))
 
 
-def replay(rows: list[tuple[str, int, dict[str, float], dict[str, Any]]]) -> dict[str, dict[str, list[float]]]:
+def replay(
+    suite: str, rows: list[tuple[str, int, dict[str, float], dict[str, Any]]]
+) -> dict[str, dict[str, list[float]]]:
     """Per table, per rule (and `<rule>@pkg` for the inner arm): the score relative to the best reference —
     regression test RMSE / the better reference's, binary ROC-AUC − the better reference's — and `[cand]` alone."""
     out: dict[str, dict[str, list[float]]] = {}
-    for name, _, refs, arms in rows:
+    for name, seed, refs, arms in rows:
         cv = arms["cv"]
         task, cands = cv["task"], cv["cands"]
         if task == "regression":
@@ -251,11 +275,14 @@ def replay(rows: list[tuple[str, int, dict[str, float], dict[str, Any]]]) -> dic
         cols = out.setdefault(name, {})
         for c in cands:
             cols.setdefault(f"[{c}]", []).append(rel(cv["test"][c]))
-        for rn, (arm, kind, rule) in RULES.items():
+        for rn, (arm, kind, post) in RULES.items():
             if arm not in arms:
                 continue
             src = arms[arm]
-            w = rule(task, src["y"], [src["oof"][c][kind] for c in cands], src["seed"])
+            preds = [src["oof"][c][kind] for c in cands]
+            w = todays_weights(f"{suite}-{name}-{seed}-{kind}", task, src["y"], preds, src["seed"])
+            if post is not None:
+                w = post(task, src["y"], preds, src["seed"], w)
             cols.setdefault(rn, []).append(rel(sum(wk * src["test"][c] for wk, c in zip(w, cands))))
             if arm == "inner":  # the package: the same weights on the refit (= the cv arm's fold bag)
                 cols.setdefault(rn + "@pkg", []).append(rel(sum(wk * cv["test"][c] for wk, c in zip(w, cands))))
@@ -288,7 +315,7 @@ def report(suite: str, rows: list[tuple[str, int, dict[str, float], dict[str, An
         return [f"{suite}: nothing captured"]
     unit = "test RMSE / better reference's" if suite == "regression" else "test ROC-AUC − better reference's"
     sign = -1.0 if suite == "regression" else 1.0  # a positive `gain` is better
-    data = replay(rows)
+    data = replay(suite, rows)
     out = [f"{suite}: {len(rows)} splits over {len(data)} tables; {unit}; rule − today paired (mean ± s.e.)"]
     out.append("  OOF optimism (" + ("others/own RMSE" if suite == "regression" else "own − others AUC") + "): ")
     out[-1] += ", ".join(f"{c} {v:.4f}" for c, v in optimism(rows).items())

@@ -58,6 +58,7 @@ def test_lightgbm_fold_models_are_scored_at_the_other_folds_mean_best_round() ->
     assert not np.allclose(oof, own)
 
 
+@pytest.mark.slow  # 40-60 s on 2 loaded cores
 def test_network_fold_models_are_scored_at_the_epoch_the_other_folds_chose() -> None:
     X, y = _noise(150, 2)
     y = y + X["a"] - X["b"]
@@ -77,6 +78,7 @@ def test_network_fold_models_are_scored_at_the_epoch_the_other_folds_chose() -> 
         np.testing.assert_allclose(oof[held], alone.predict(X.iloc[held]), rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.slow  # 40-60 s on 2 loaded cores
 def test_others_rounds_removes_most_of_the_flattery_of_stopping_on_the_scored_fold() -> None:
     # Pure-noise labels (y ~ N(0, 1) independent of X): a fold model's error on the population is exactly
     # 1 + E[prediction²] (brute force over 20,000 fresh rows). Honest out-of-fold MSE estimates it without bias;
