@@ -52,6 +52,7 @@ OPTIONS: dict[str, Any] = {
     "refit": True,
     "repeats": 1,
     "inner_stop": False,
+    "oof_rounds": "own",
 }
 
 
@@ -59,7 +60,8 @@ OPTIONS: dict[str, Any] = {
 class AutoOptions:
     """How auto selects: cross-validation folds (0 = none), the row limit for it, blend or pick one, refit on all
     rows, rounds of folds ("auto": auto_select.cv_repeats), early stopping on an inner split ("auto": small tables;
-    both off by default until bench/small_tables.py shows a gain: issue 36 item 3)."""
+    both off by default until bench/small_tables.py shows a gain: issue 36 item 3), the round early-stopped fold
+    models are scored at out of fold ("own": the one their scored fold chose; "others": ensemble.cross_fit)."""
 
     folds: int = 5
     cv_max_rows: int = 20_000
@@ -67,11 +69,12 @@ class AutoOptions:
     refit: bool = True
     repeats: int | str = 1
     inner_stop: bool | str = False
+    oof_rounds: str = "own"
 
 
 def options(cfg: TrainConfig) -> AutoOptions:
-    """auto's selection options from model.params (folds, cv_max_rows, ensemble, refit, repeats, inner_stop),
-    checked."""
+    """auto's selection options from model.params (folds, cv_max_rows, ensemble, refit, repeats, inner_stop,
+    oof_rounds), checked."""
     params = {k: v for k, v in cfg.model.params.items() if k != "candidates"}
     unknown = [k for k in params if k not in OPTIONS]
     if unknown:
@@ -94,7 +97,12 @@ def options(cfg: TrainConfig) -> AutoOptions:
         raise ConfigError(f"model.params.repeats: {reps!r} is not auto or 1..10", hint="e.g. repeats: 3 (1: no repeat)")
     if inner != "auto" and not isinstance(inner, bool):
         raise ConfigError(f"model.params.inner_stop: {inner!r} is not auto/true/false", hint="e.g. inner_stop: true")
-    return AutoOptions(folds, rows, ens, refit, reps, inner)
+    if opts["oof_rounds"] not in ("own", "others"):
+        raise ConfigError(
+            f"model.params.oof_rounds: {opts['oof_rounds']!r} is not own/others",
+            hint="oof_rounds: others scores each fold model at the other folds' mean best round",
+        )
+    return AutoOptions(folds, rows, ens, refit, reps, inner, opts["oof_rounds"])
 
 
 def candidates(cfg: TrainConfig) -> list[str]:

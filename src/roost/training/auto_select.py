@@ -6,7 +6,9 @@ blend is the package: the reported test metric is then the held-out estimate of 
 training+validation rows (bench/RESULTS.md, issue 36: refitting on all rows gained +0.0031 ± 0.0013 ROC-AUC).
 Opt-in (`repeats`, `inner_stop`; "auto": below REPEAT_ROWS rows): repeated rounds of folds, each row's out-of-fold
 prediction averaged over them, and fold models that early-stop on an inner split of their training rows, never on
-the fold that scores them (off by default until bench/small_tables.py shows a gain).
+the fold that scores them (off by default until bench/small_tables.py shows a gain). Opt-in (`oof_rounds:
+others`): each early-stopped fold model scored out of fold at the other folds' mean best round (ensemble.cross_fit;
+no gain measured over 60 regression and 130 small binary splits, bench/oof_replay.py).
 """
 
 from __future__ import annotations
@@ -104,6 +106,7 @@ def select(
         if reps > 1:
             splits = repeated_folds(task, ye, k, seed, reps)
         inner = (INNER_SHARE, None if task == "regression" else ye, seed) if inner_stop(opts, len(X)) else None
+        oof_at = getattr(opts, "oof_rounds", "own")
         preds: list[Any] = []
         bags: list[list[Any]] = []
         done: list[str] = []
@@ -114,7 +117,7 @@ def select(
                 budget.skip(s)
         while (name := sched.next()) is not None:
             budget.step(f"{rounds} cross-validation of {name} (estimated {sched.estimate(name):.0f} s)")
-            out = _cross_validate(sched, partial(make, name, n_fit), X, y, spec, splits, inner)
+            out = _cross_validate(sched, partial(make, name, n_fit), X, y, spec, splits, inner, oof_at)
             if out is None:
                 continue
             done.append(name)
@@ -139,6 +142,7 @@ def select(
         final, held = bag_blend(task, done, bags, w, ye, preds)
         weights = dict.fromkeys(names, 0.0) | {n: float(wk) for n, wk in zip(done, w)}
         stops = ", early stopping on an inner split" if inner is not None else ""
+        stops += ", scored at the other folds' best rounds" if inner is None and oof_at == "others" else ""
         crit = f"{rounds} out-of-fold {primary} (training + validation rows{stops})"
         sel = Selection(final, held, crit, weights, extra={"auto.cv_repeats": float(reps)})
         sel.cv = {n: (p, bag) for n, p, bag in zip(done, preds, bags)}
@@ -206,38 +210,42 @@ def _cross_validate(
     spec: Any,
     splits: list[tuple[Any, Any]],
     inner: tuple[float, Any, int] | None,
+    rounds: str = "own",
 ) -> tuple[Any, list[Any]] | None:
     """The current candidate's out-of-fold predictions and fold models, one fold at a time: each fold model stops
     at its allowance (Schedule.fold_allowance), and after each the schedule says whether the rest still fits;
     None (the candidate cut) when not."""
     import numpy as np
 
-    from roost.training.ensemble import cross_fit
+    from roost.training.ensemble import fit_fold, others_rounds_oof
 
     clock = sched.budget.clock
     total: Any = None
     count = np.zeros(len(X), dtype=np.float64)
     models: list[Any] = []
+    curves: list[Any] = []
     for i, split in enumerate(splits):
         allowance = sched.fold_allowance()
         t0, at = clock(), (time.monotonic() + allowance if math.isfinite(allowance) else None)
         with deadline(at):
-            oof, fold_models = cross_fit(
-                make, X, y, spec, [split], inner=None if inner is None else (*inner[:2], inner[2] + i)
-            )
+            model, curve = fit_fold(make, X, y, spec, split, inner, i, rounds)
+            held = split[1]
+            p = np.asarray(model.predict(X.iloc[held]), dtype=np.float64)
         seconds = clock() - t0
         if at is not None and time.monotonic() >= at:
             sched.stop(f"fold {i + 1} stopped at its allowance, {allowance:.0f} s")
             return None
-        held = split[1]
         if total is None:
-            total = np.zeros(oof.shape, dtype=np.float64)
-        total[held] += oof[held]
+            total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
+        total[held] += p
         count[held] += 1
-        models += fold_models
+        models.append(model)
+        curves.append(curve)
         if not sched.fold_done(seconds):
             return None
     sched.finished()
+    if rounds == "others" and inner is None:  # every fold's best round known: score each at the others' mean
+        return others_rounds_oof(models, curves, X, splits), models
     c = np.maximum(count, 1.0).reshape((-1,) + (1,) * (total.ndim - 1))
     return np.asarray(total / c), models
 

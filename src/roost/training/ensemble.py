@@ -6,7 +6,7 @@ import logging
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import numpy as np
 import pandas as pd
@@ -117,10 +117,15 @@ def repeated_folds(task: str, y: np.ndarray, k: int, seed: int, repeats: int) ->
     return out
 
 
-def early_stops(model: Estimator) -> bool:
-    """True when the model stops on validation rows (the networks; LightGBM unless early_stopping_rounds is 0)."""
+def early_stops(model: Estimator, n_rows: int | None = None, spec: FeatureSpec | None = None) -> bool:
+    """True when the model stops on validation rows (LightGBM unless early_stopping_rounds is 0; the networks
+    unless a fit of `n_rows` rows of `spec` is a convex solve, which only scores them: the linear candidate's)."""
+    from roost.training.torch_model import TorchModel
+
     if model.framework == "lightgbm":
         return bool(model.params.get("early_stopping_rounds"))
+    if isinstance(model, TorchModel) and n_rows is not None and spec is not None:
+        return model.stops_early(n_rows, spec)
     return model.framework == "torch"
 
 
@@ -139,6 +144,41 @@ def inner_split(rows: np.ndarray, labels: np.ndarray | None, share: float, seed:
     return np.sort(fit), np.sort(stop)
 
 
+class HeldOutCurve:
+    """A training-loop callback: a network's predictions on its held-out rows after every epoch (what
+    others_rounds_oof reads the prediction at a chosen epoch from)."""
+
+    def __init__(self, model: Estimator, X: pd.DataFrame) -> None:
+        self.model, self.X, self.preds = model, X, cast(list[np.ndarray], [])
+
+    def on_epoch_end(self, state: Any, logs: Any = None) -> None:
+        """Record the predictions of the weights as they are after this epoch."""
+        self.preds.append(np.asarray(self.model.predict(self.X), dtype=np.float64))
+
+
+def stopping_rounds(model: Estimator, curve: HeldOutCurve | None) -> tuple[int, int] | None:
+    """(best round, rounds trained) of a fold model that early-stopped on its held-out rows (LightGBM boosting
+    rounds, network epochs); None for one that did not stop there (no early stopping, a convex solve)."""
+    from roost.training.lgbm import LightGBMModel
+    from roost.training.torch_model import TorchModel
+
+    if isinstance(model, LightGBMModel):
+        if not model.params.get("early_stopping_rounds"):
+            return None
+        trained = int(model.model_.booster_.current_iteration())
+        return min(int(model.best_iteration_), trained), trained
+    if isinstance(model, TorchModel) and curve is not None and len(curve.preds) > 1:
+        return int(model.state_.best_epoch), len(curve.preds)
+    return None
+
+
+def others_rounds(best: Sequence[int]) -> list[int]:
+    """Per fold model, the rounds it is scored at when no fold may choose its own: the mean of the *other* fold
+    models' best rounds, rounded (at least 1)."""
+    total, n = float(sum(best)), len(best)
+    return [max(1, int(round((total - b) / max(n - 1, 1)))) for b in best]
+
+
 def cross_fit(
     make: Callable[[], Estimator],
     X: pd.DataFrame,
@@ -147,37 +187,102 @@ def cross_fit(
     splits: list[tuple[np.ndarray, np.ndarray]],
     on_fold: Callable[[int, np.ndarray, np.ndarray], None] | None = None,
     inner: tuple[float, np.ndarray | None, int] | None = None,
+    rounds: str = "own",
 ) -> tuple[np.ndarray, list[Estimator]]:
     """Out-of-fold predictions and the fold models. Each fold model early-stops on its own held-out fold, or with
     `inner` = (share, labels or None, seed) on an inner split of its training rows (inner_split), never on the
     rows that score it. Splits that hold a row out more than once (repeated_folds): its prediction is the mean.
 
+    `rounds` (without `inner`): "own" scores each fold model at the round its own fold chose (optimistic: the
+    scored rows picked the round); "others" scores it at the mean of the other fold models' best rounds
+    (others_rounds, capped at the rounds it trained), so no held-out row chose the round it is scored at — honest
+    as a convex fit's out-of-fold predictions are; the fold models themselves (what a blend ships) are the same.
     `on_fold(k, rows done so far, out-of-fold predictions)` runs after fold k (a tuner reports it to its pruner).
     """
+    if rounds not in ("own", "others"):
+        raise ValueError(f"rounds: {rounds!r} is not 'own' or 'others'")
     total: np.ndarray | None = None
     count = np.zeros(len(X), dtype=np.float64)
     models: list[Estimator] = []
-    for i, (fit_rows, held) in enumerate(splits):
-        m = make()
-        if inner is None:
-            m.fit(X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[held], y.iloc[held], spec=spec)
-        elif early_stops(m):
-            share, labels, seed = inner
-            fit, stop = inner_split(fit_rows, None if labels is None else labels[fit_rows], share, seed + i)
-            m.fit(X.iloc[fit], y.iloc[fit], X.iloc[stop], y.iloc[stop], spec=spec)
-        else:  # nothing to stop on: every training row fits
-            m.fit(X.iloc[fit_rows], y.iloc[fit_rows], spec=spec)
+    curves: list[HeldOutCurve | None] = []
+    for i, split in enumerate(splits):
+        m, curve = fit_fold(make, X, y, spec, split, inner, i, rounds)
+        held = split[1]
         p = np.asarray(m.predict(X.iloc[held]), dtype=np.float64)
         if total is None:
             total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
         total[held] += p
         count[held] += 1
         models.append(m)
+        curves.append(curve)
         if on_fold is not None:
             done = np.unique(np.concatenate([h for _, h in splits[: len(models)]]))
             on_fold(len(models), done, _mean(total, count))
     assert total is not None
+    if rounds == "others" and inner is None:
+        return others_rounds_oof(models, curves, X, splits), models
     return _mean(total, count), models
+
+
+def fit_fold(
+    make: Callable[[], Estimator],
+    X: pd.DataFrame,
+    y: pd.Series,
+    spec: FeatureSpec,
+    split: tuple[np.ndarray, np.ndarray],
+    inner: tuple[float, np.ndarray | None, int] | None,
+    i: int,
+    rounds: str = "own",
+) -> tuple[Estimator, HeldOutCurve | None]:
+    """Fold `i`'s model, fitted as cross_fit fits it, and (rounds="others", a network stopping on its fold) the
+    curve of its held-out predictions per epoch that others_rounds_oof reads."""
+    fit_rows, held = split
+    m = make()
+    curve = None
+    if inner is None:
+        curve = HeldOutCurve(m, X.iloc[held]) if rounds == "others" and m.framework == "torch" else None
+        kw: dict[str, Any] = {"callbacks": [curve]} if curve is not None else {}
+        m.fit(X.iloc[fit_rows], y.iloc[fit_rows], X.iloc[held], y.iloc[held], spec=spec, **kw)
+    elif early_stops(m, len(fit_rows), spec):
+        share, labels, seed = inner
+        fit, stop = inner_split(fit_rows, None if labels is None else labels[fit_rows], share, seed + i)
+        m.fit(X.iloc[fit], y.iloc[fit], X.iloc[stop], y.iloc[stop], spec=spec)
+    else:  # nothing to stop on: every training row fits
+        m.fit(X.iloc[fit_rows], y.iloc[fit_rows], spec=spec)
+    return m, curve
+
+
+def others_rounds_oof(
+    models: Sequence[Estimator],
+    curves: Sequence[HeldOutCurve | None],
+    X: pd.DataFrame,
+    splits: list[tuple[np.ndarray, np.ndarray]],
+) -> np.ndarray:
+    """Out-of-fold predictions with each early-stopped fold model scored at others_rounds of the fold models'
+    best rounds (capped at its own trained rounds); fold models that did not stop on their fold: as predicted."""
+    from roost.training.lgbm import LightGBMModel
+
+    found = [stopping_rounds(m, c) for m, c in zip(models, curves)]
+    stops = [s for s in found if s is not None]
+    if len(stops) < len(models):  # some fold model did not stop on its fold (none, in practice): as predicted
+        stops = []
+    at = others_rounds([best for best, _ in stops])
+    total: np.ndarray | None = None
+    count = np.zeros(len(X), dtype=np.float64)
+    for i, ((_, held), m, c) in enumerate(zip(splits, models, curves)):
+        if not stops:
+            p = np.asarray(m.predict(X.iloc[held]), dtype=np.float64)
+        elif c is not None:  # a network: its recorded predictions after that epoch
+            p = c.preds[min(at[i], stops[i][1]) - 1]
+        else:
+            assert isinstance(m, LightGBMModel)
+            p = np.asarray(m.predict_at(X.iloc[held], min(at[i], stops[i][1])), dtype=np.float64)
+        if total is None:
+            total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
+        total[held] += p
+        count[held] += 1
+    assert total is not None
+    return _mean(total, count)
 
 
 def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:

@@ -128,6 +128,16 @@ class LightGBMModel(Estimator):
         P = np.asarray(self.model_.predict_proba(M))
         return P[:, 1] if self.task_ == "binary" else P
 
+    def predict_at(self, X: pd.DataFrame, rounds: int) -> np.ndarray:
+        """predict() with the first `rounds` boosting rounds instead of the best ones (cross_fit's out-of-fold
+        predictions at a round the scored rows did not choose)."""
+        self._check_fitted()
+        M = self.matrix(X)
+        if self.task_ == "regression":
+            return np.asarray(self.model_.predict(M, num_iteration=rounds))
+        P = np.asarray(self.model_.predict_proba(M, num_iteration=rounds))
+        return P[:, 1] if self.task_ == "binary" else P
+
     def export_onnx(self, directory: Path, sample: pd.DataFrame) -> float:
         """model.onnx = raw columns → index/cast → concat → tree ensemble; returns parity on `sample`."""
         import onnx

@@ -65,6 +65,12 @@ class LogReg(TorchModel):
         )
         return L.report(self.net_, self.task_ or "binary", (spec.encode(X), target), val, self.y_scale_, callbacks)
 
+    def stops_early(self, n_rows: int, spec: FeatureSpec) -> bool:
+        """False where the fit is the convex solve (the validation rows are only scored), as solve() decides."""
+        from roost.training import linear_fit as L
+
+        return not L.use_convex(self.params["solver"], n_rows, L.design_width(self.build(self.select(spec), 1)))
+
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → Linear; numeric inputs are not clipped to the training range, so the fitted trend extends
         beyond it as least squares' does (issue 36: clipping cost 2 % test RMSE on the housing table)."""

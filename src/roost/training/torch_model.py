@@ -70,6 +70,10 @@ class TorchModel(Estimator):
         """Fit `net_` without the training loop and return its LoopState, or None for the loop (the default)."""
         return None
 
+    def stops_early(self, n_rows: int, spec: FeatureSpec) -> bool:
+        """Whether a fit of `n_rows` rows of `spec` early-stops on its validation rows (the loop: yes)."""
+        return True
+
     def select(self, spec: FeatureSpec) -> FeatureSpec:
         """The columns this model uses (all by default)."""
         return spec
