@@ -159,6 +159,16 @@ def end_owned(run: Run | None, owned: bool, exc: BaseException | None = None) ->
 Later = list[tuple[str, Callable[[], None]]]
 """Logging an `after` hands to the background worker: (what, fn) steps, e.g. the training metrics, the model."""
 
+_DURING_FIT = "__roost_during_fit__"
+
+
+def during_fit(steps: Later) -> Later:
+    """Mark steps of a `before` that may run while the fit runs (they read only what they were handed: params, a
+    private snapshot of the data): the background worker starts them at once instead of after the fit."""
+    for _what, fn in steps:
+        setattr(fn, _DURING_FIT, True)
+    return steps
+
 
 def autologged(
     flavor: str,
@@ -172,6 +182,9 @@ def autologged(
     (what, fn) steps they return (the data fingerprint, training metrics, the model) on the process's background
     worker (roost.registry.deferred), each failure warned about and tagged on the run (`roost.autolog.error`); when
     `fit` raises, the steps `before` returned run at once, before the run ends.
+
+    Steps of `before` marked `during_fit` (the params, a fingerprint over a snapshot) go to the worker before `fit`
+    starts, so that they run beside it on another core; the others wait for `fit` to return.
 
     Nested autologged fits just call `fit`. A run started here is the active run during the fit and ends once its
     background steps are done: FINISHED, or at once FAILED when `fit` raises (KILLED on Ctrl-C/SIGTERM); an active
@@ -194,27 +207,32 @@ def autologged(
         if owned:
             runs.push(run)
         early: Later = []
+        failures: list[str] = []  # of every step of this fit: one tag, written by the last job
         try:
             early = safely(conf, "params", before, run, conf) or []
+            beside = [step for step in early if getattr(step[1], _DURING_FIT, False)]
+            if beside:
+                early = [step for step in early if not getattr(step[1], _DURING_FIT, False)]
+                deferred.submit(run, lambda: _run_steps(conf, beside, failures), f"autolog {flavor}", wait_key)
             result = fit()
             later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
         except BaseException as exc:
             if owned:
                 runs.pop(run)
-            _run_later(run, False, conf, early)
+            deferred.wait(run.id)  # the steps started beside the fit, so that their failures reach the tag
+            _run_later(run, False, conf, early, failures)
             end_owned(run, owned, exc)
             raise
         if owned:
             runs.pop(run)
-        if later or owned:
-            deferred.submit(run, lambda: _run_later(run, owned, conf, later), f"autolog {flavor}", wait_key)
+        if later or owned or failures:
+            deferred.submit(run, lambda: _run_later(run, owned, conf, later, failures), f"autolog {flavor}", wait_key)
         return result
 
 
-def _run_later(run: Run, owned: bool, conf: Settings, later: Later) -> None:
-    """The background part of an autologged fit: each step (a failure warned about and tagged), then the run's end."""
-    failures: list[str] = []
-    for what, fn in later:
+def _run_steps(conf: Settings, steps: Later, failures: list[str]) -> None:
+    """Each step, a failure warned about and added to `failures`."""
+    for what, fn in steps:
         try:
             with _outermost(), warnings.catch_warnings():  # fits inside the metrics (a LabelEncoder) are not logged
                 warnings.simplefilter("ignore")
@@ -222,6 +240,13 @@ def _run_later(run: Run, owned: bool, conf: Settings, later: Later) -> None:
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the other steps and the run's end go on
             warn(conf, what, exc)
             failures.append(f"{what}: {getattr(exc, 'message', None) or str(exc) or type(exc).__name__}")
+
+
+def _run_later(run: Run, owned: bool, conf: Settings, later: Later, failures: list[str] | None = None) -> None:
+    """The background part of an autologged fit: each step (a failure warned about and tagged, with the `failures`
+    of its steps that ran beside the fit), then the run's end."""
+    failures = [] if failures is None else failures
+    _run_steps(conf, later, failures)
     if failures:
         safely(conf, "the failure tag", run.set_tags, {ERROR_TAG: "\n".join(failures)[:4000]})
     end_owned(run, owned)

@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from roost.autologging.core import Settings
+from roost.autologging.core import Settings, during_fit
 
 if TYPE_CHECKING:
     from roost.registry.run import Run
@@ -88,7 +88,7 @@ def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = No
         if tags:
             run.set_tags(tags)
 
-    return [("params", write)]
+    return during_fit([("params", write)])  # the values are made now: written while the fit runs
 
 
 def log_fingerprint_later(
@@ -109,9 +109,10 @@ def log_fingerprint_later(
                 raise failure
 
             return [("the data fingerprint", fail)]
-        return [("the data fingerprint", lambda: run.log_params(params))]
+        return during_fit([("the data fingerprint", lambda: run.log_params(params))])
     Xs, ys = snapshots() if snapshots is not None else (snapshot(X), snapshot(y))
-    return [("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))]
+    # over copies the fit cannot change (or pandas' copy-on-write views): hashed while the fit runs
+    return during_fit([("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))])
 
 
 def copy_bytes(data: Any) -> int:
@@ -168,15 +169,16 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
         return
     from roost.registry import api
 
+    if conf.package == "deferred" and not run.remote and not conf.registered_model_name:
+        from roost.model_import.deferred import SHA_TAG, files_digest, save_native
+
+        # straight into the run's local artifact folder: no temporary copy to write, copy and delete
+        local_artifact_folder(run, "model/native")  # refused if a symlink would take it outside the run
+        manifest = save_native(model, local_artifact_folder(run, "model"), sample, run.id)
+        run.set_tags({SHA_TAG: files_digest(manifest)})
+        return
     with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
         pkg = Path(tmp) / "model"
-        if conf.package == "deferred" and not run.remote and not conf.registered_model_name:
-            from roost.model_import.deferred import SHA_TAG, files_digest, save_native
-
-            manifest = save_native(model, pkg, sample, run.id)
-            run.log_artifacts(pkg, "model")
-            run.set_tags({SHA_TAG: files_digest(manifest)})
-            return
         from roost.model_import.log import build_package
 
         build_package(model, pkg, sample_input=sample)
@@ -185,16 +187,41 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
         api.register_model(run.id, conf.registered_model_name, "model")
 
 
+def local_artifact_folder(run: Run, path: str) -> Path:
+    """The folder of artifact `path` of a run with a local artifact root, created; refused (RoostError) when a
+    symlink in the run's artifacts would take it outside the root, as log_artifact refuses it."""
+    from roost import artifacts
+
+    root = artifacts.local_path(run.artifact_uri)
+    folder = artifacts.local_path(artifacts.safe_join(run.artifact_uri, path))
+    root.mkdir(parents=True, exist_ok=True)
+    artifacts.check_inside(root, folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    artifacts.check_inside(root, folder)
+    return folder
+
+
 def log_importance(run: Run, kinds: Mapping[str, Mapping[str, float]]) -> None:
     """Feature importance per kind ('gain', 'split'…): one JSON artifact each (feature_importance_KIND.json), and the
     TOP_IMPORTANCE features by the first kind as metrics feature_importance.KIND.NAME."""
     if not kinds:
         return
-    with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
-        for kind, values in kinds.items():
-            p = Path(tmp) / f"feature_importance_{kind}.json"
-            p.write_text(json.dumps({str(k): float(v) for k, v in values.items()}, indent=1))
-            run.log_artifact(p)
+    texts = {
+        f"feature_importance_{kind}.json": json.dumps({str(k): float(v) for k, v in values.items()}, indent=1)
+        for kind, values in kinds.items()
+    }
+    if run.remote:
+        with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
+            for name, text in texts.items():
+                (Path(tmp) / name).write_text(text)
+                run.log_artifact(Path(tmp) / name)
+    else:  # straight into the run's local artifact folder
+        from roost import artifacts
+
+        folder = local_artifact_folder(run, "")
+        for name, text in texts.items():
+            artifacts.check_inside(folder, folder / name)
+            (folder / name).write_text(text)
     kind, values = next(iter(kinds.items()))
     top = sorted(values.items(), key=lambda kv: -float(kv[1]))[:TOP_IMPORTANCE]
     run.log_metrics(metrics_of({f"feature_importance.{kind}.{k}": v for k, v in top}))
