@@ -85,12 +85,21 @@ def instrument(tm: Timings) -> None:
             tm.timed("after (caller)", after), key,
         )  # fmt: skip
 
-    def run_later(run: Run, owned: bool, conf: Any, later: Any) -> None:
+    def run_later(run: Run, owned: bool, conf: Any, later: Any, *rest: Any) -> None:
         steps = [(what, tm.timed(f"bg: {what}", fn)) for what, fn in later]
-        tm.timed("bg: steps + run end", original_run_later)(run, owned, conf, steps)
+        tm.timed("bg: steps after the fit + run end", original_run_later)(run, owned, conf, steps, *rest)
 
     core.autologged = autologged
     core._run_later = run_later
+    if hasattr(core, "_run_steps"):  # the steps started beside the fit
+        original_run_steps = core._run_steps
+
+        def run_steps(conf: Any, steps: Any, failures: Any) -> None:
+            if any(getattr(fn, "__roost_during_fit__", False) for _what, fn in steps):
+                steps = [(what, tm.timed(f"bg beside the fit: {what}", fn)) for what, fn in steps]
+            original_run_steps(conf, steps, failures)
+
+        core._run_steps = run_steps
     core._open_run = tm.timed("start run (caller)", original_open)
     core.end_owned = tm.timed("bg: run end", original_end)
 
@@ -153,7 +162,9 @@ _saved: dict[str, Any] = {}
 def _save() -> None:
     from roost.autologging import core
 
-    for n in ("autologged", "_run_later", "_open_run", "end_owned"):
+    for n in ("autologged", "_run_later", "_run_steps", "_open_run", "end_owned"):
+        if not hasattr(core, n):
+            continue
         _saved[n] = getattr(core, n)
 
 
