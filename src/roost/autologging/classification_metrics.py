@@ -86,12 +86,13 @@ def _prf_weighted(k: int, yi: np.ndarray, pi: np.ndarray, sw: np.ndarray | None)
     present = np.flatnonzero(np.bincount(yi, minlength=k) + np.bincount(pi, minlength=k))
     hit = yi == pi
     tp_bins = yi[hit]
+    tp_sum: np.ndarray
     if tp_bins.shape[0]:
         tp_sum = np.bincount(tp_bins, weights=None if sw is None else sw[hit], minlength=k)[present]
     else:
         tp_sum = np.zeros(len(present))
-    pred_sum = np.bincount(pi, weights=sw, minlength=k)[present]
-    true_sum = np.bincount(yi, weights=sw, minlength=k)[present]
+    pred_sum: np.ndarray = np.bincount(pi, weights=sw, minlength=k)[present]
+    true_sum: np.ndarray = np.bincount(yi, weights=sw, minlength=k)[present]
     # as scikit-learn's multilabel confusion matrix hands them on: fp and fn, then tp + fp and tp + fn again
     pred_sum = tp_sum + (pred_sum - tp_sum)
     true_sum = tp_sum + (true_sum - tp_sum)

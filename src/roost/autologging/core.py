@@ -162,6 +162,18 @@ Later = list[tuple[str, Callable[[], None]]]
 _DURING_FIT = "__roost_during_fit__"
 
 
+_ALONGSIDE = "__roost_alongside__"
+
+
+def alongside(steps: Later) -> Later:
+    """Mark after-fit steps that may run on a thread of their own beside the fit's other steps (the model's
+    serialization, which the libraries do in C without the GIL, beside the training metrics' predict): they must not
+    share mutable state with the other steps."""
+    for _what, fn in steps:
+        setattr(fn, _ALONGSIDE, True)
+    return steps
+
+
 def during_fit(steps: Later) -> Later:
     """Mark steps of a `before` that may run while the fit runs (they read only what they were handed: params, a
     private snapshot of the data): the background worker starts them at once instead of after the fit."""
@@ -230,13 +242,15 @@ def autologged(
         return result
 
 
-def _run_steps(conf: Settings, steps: Later, failures: list[str]) -> None:
-    """Each step, a failure warned about and added to `failures`."""
+def _run_steps(conf: Settings, steps: Later, failures: list[str], filters: bool = True) -> None:
+    """Each step, a failure warned about and added to `failures`; its warnings ignored (`filters`: set here, else by
+    the thread that started this one and waits for it — the warning filters are the process's, not a thread's)."""
     for what, fn in steps:
         try:
-            with _outermost(), warnings.catch_warnings():  # fits inside the metrics (a LabelEncoder) are not logged
-                warnings.simplefilter("ignore")
-                fn()
+            with _outermost(), warnings.catch_warnings() if filters else contextlib.nullcontext():
+                if filters:
+                    warnings.simplefilter("ignore")
+                fn()  # fits inside the metrics (a LabelEncoder) are not logged: _outermost
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the other steps and the run's end go on
             warn(conf, what, exc)
             failures.append(f"{what}: {getattr(exc, 'message', None) or str(exc) or type(exc).__name__}")
@@ -244,9 +258,24 @@ def _run_steps(conf: Settings, steps: Later, failures: list[str]) -> None:
 
 def _run_later(run: Run, owned: bool, conf: Settings, later: Later, failures: list[str] | None = None) -> None:
     """The background part of an autologged fit: each step (a failure warned about and tagged, with the `failures`
-    of its steps that ran beside the fit), then the run's end."""
+    of its steps that ran beside the fit), then the run's end. Steps marked `alongside` run on a thread of their own
+    meanwhile (joined before the run ends)."""
     failures = [] if failures is None else failures
-    _run_steps(conf, later, failures)
+    side = [step for step in later if getattr(step[1], _ALONGSIDE, False)]
+    if not side:
+        _run_steps(conf, later, failures)
+    else:
+        rest = [step for step in later if not getattr(step[1], _ALONGSIDE, False)]
+        with warnings.catch_warnings():  # for both threads, until the side thread is joined
+            warnings.simplefilter("ignore")
+            helper = threading.Thread(
+                target=_run_steps, args=(conf, side, failures, False), name="roost-autolog-side", daemon=True
+            )
+            helper.start()
+            try:
+                _run_steps(conf, rest, failures, False)
+            finally:
+                helper.join()
     if failures:
         safely(conf, "the failure tag", run.set_tags, {ERROR_TAG: "\n".join(failures)[:4000]})
     end_owned(run, owned)

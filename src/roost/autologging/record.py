@@ -173,8 +173,8 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
         from roost.model_import.deferred import SHA_TAG, files_digest, save_native
 
         # straight into the run's local artifact folder: no temporary copy to write, copy and delete
-        local_artifact_folder(run, "model/native")  # refused if a symlink would take it outside the run
-        manifest = save_native(model, local_artifact_folder(run, "model"), sample, run.id)
+        folder = local_artifact_folder(run, "model/native").parent  # refused if a symlink leads outside the run
+        manifest = save_native(model, folder, sample, run.id)
         run.set_tags({SHA_TAG: files_digest(manifest)})
         return
     with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
@@ -194,11 +194,24 @@ def local_artifact_folder(run: Run, path: str) -> Path:
 
     root = artifacts.local_path(run.artifact_uri)
     folder = artifacts.local_path(artifacts.safe_join(run.artifact_uri, path))
-    root.mkdir(parents=True, exist_ok=True)
-    artifacts.check_inside(root, folder)
+    artifacts.check_inside(root, folder)  # resolves every symlink on the way, before anything is created
     folder.mkdir(parents=True, exist_ok=True)
-    artifacts.check_inside(root, folder)
     return folder
+
+
+def read_now(what: str, read: Callable[[], Any], write: Callable[[Any], None]) -> list[tuple[str, Any]]:
+    """A background step that writes what `read()` gives now (on the caller's thread): a read that raises becomes a
+    step that raises it again, warned about and tagged like the others (the fit's other steps go on)."""
+    try:
+        value = read()
+    except Exception as exc:  # noqa: BLE001 - raised again by the step
+        failure = exc
+
+        def fail() -> None:
+            raise failure
+
+        return [(what, fail)]
+    return [(what, lambda: write(value))]
 
 
 def log_importance(run: Run, kinds: Mapping[str, Mapping[str, float]]) -> None:

@@ -113,7 +113,8 @@ def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any,
         later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws)))
     if conf.log_models and _is_predictor(model):
         sample = sample_rows(X)
-        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+        # pickled on a thread of its own while the training metrics predict (both only read the fitted model)
+        later += core.alongside([("the model", lambda: log_model(run, conf, model, sample))])
     return later
 
 
