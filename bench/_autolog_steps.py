@@ -147,8 +147,8 @@ def main() -> None:
         roost.autolog(**conf)
         med = statistics.median
         print(
-            f"\n{lib}: plain fit {med(plain) * 1e3:.1f} ms CPU; autologged fit + complete {med(total_wall) * 1e3:.1f} ms"
-            f" wall, {med(total_cpu) * 1e3:.1f} ms process CPU"
+            f"\n{lib}: plain fit {med(plain) * 1e3:.1f} ms CPU; autologged fit + complete"
+            f" {med(total_wall) * 1e3:.1f} ms wall, {med(total_cpu) * 1e3:.1f} ms process CPU"
         )
         for name in sorted(tm.cpu, key=lambda n: -med(tm.cpu[n])):
             print(f"  {name:<32} {med(tm.cpu[name]) * 1e3:8.2f} / {med(tm.wall[name]) * 1e3:8.2f}")
