@@ -66,6 +66,7 @@ class Timings:
                 self.cpu[name].append(time.thread_time() - c)
                 self.wall[name].append(time.perf_counter() - t)
 
+        run.__dict__.update(getattr(fn, "__dict__", {}))  # autolog's marks (steps run beside the fit or the others)
         return run
 
 
