@@ -227,7 +227,10 @@ def autologged(
             beside = [step for step in early if getattr(step[1], _DURING_FIT, False)]
             if beside:
                 early = [step for step in early if not getattr(step[1], _DURING_FIT, False)]
-                deferred.submit(run, lambda: _run_steps(conf, beside, failures), f"autolog {flavor}", wait_key)
+                # no warning filters set there (filters=False): they are the process's, and the user's fit runs
+                deferred.submit(
+                    run, functools.partial(_run_steps, conf, beside, failures, False), f"autolog {flavor}", wait_key
+                )
             result = fit()
             later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
         except BaseException as exc:
