@@ -7,6 +7,8 @@ import contextlib
 import functools
 import inspect
 import logging
+import os
+import queue
 import threading
 import warnings
 from collections.abc import Callable, Iterator
@@ -159,6 +161,28 @@ def end_owned(run: Run | None, owned: bool, exc: BaseException | None = None) ->
 Later = list[tuple[str, Callable[[], None]]]
 """Logging an `after` hands to the background worker: (what, fn) steps, e.g. the training metrics, the model."""
 
+_DURING_FIT = "__roost_during_fit__"
+
+
+_ALONGSIDE = "__roost_alongside__"
+
+
+def alongside(steps: Later) -> Later:
+    """Mark after-fit steps that may run on a thread of their own beside the fit's other steps (the model's
+    serialization, which the libraries do in C without the GIL, beside the training metrics' predict): they must not
+    share mutable state with the other steps."""
+    for _what, fn in steps:
+        setattr(fn, _ALONGSIDE, True)
+    return steps
+
+
+def during_fit(steps: Later) -> Later:
+    """Mark steps of a `before` that may run while the fit runs (they read only what they were handed: params, a
+    private snapshot of the data): the background worker starts them at once instead of after the fit."""
+    for _what, fn in steps:
+        setattr(fn, _DURING_FIT, True)
+    return steps
+
 
 def autologged(
     flavor: str,
@@ -172,6 +196,9 @@ def autologged(
     (what, fn) steps they return (the data fingerprint, training metrics, the model) on the process's background
     worker (roost.registry.deferred), each failure warned about and tagged on the run (`roost.autolog.error`); when
     `fit` raises, the steps `before` returned run at once, before the run ends.
+
+    Steps of `before` marked `during_fit` (the params, a fingerprint over a snapshot) go to the worker before `fit`
+    starts, so that they run beside it on another core; the others wait for `fit` to return.
 
     Nested autologged fits just call `fit`. A run started here is the active run during the fit and ends once its
     background steps are done: FINISHED, or at once FAILED when `fit` raises (KILLED on Ctrl-C/SIGTERM); an active
@@ -194,37 +221,106 @@ def autologged(
         if owned:
             runs.push(run)
         early: Later = []
+        failures: list[str] = []  # of every step of this fit: one tag, written by the last job
         try:
             early = safely(conf, "params", before, run, conf) or []
+            beside = [step for step in early if getattr(step[1], _DURING_FIT, False)]
+            if beside:
+                early = [step for step in early if not getattr(step[1], _DURING_FIT, False)]
+                # no warning filters set there (filters=False): they are the process's, and the user's fit runs
+                deferred.submit(
+                    run, functools.partial(_run_steps, conf, beside, failures, False), f"autolog {flavor}", wait_key
+                )
             result = fit()
             later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
         except BaseException as exc:
             if owned:
                 runs.pop(run)
-            _run_later(run, False, conf, early)
+            deferred.wait(run.id)  # the steps started beside the fit, so that their failures reach the tag
+            _run_later(run, False, conf, early, failures)
             end_owned(run, owned, exc)
             raise
         if owned:
             runs.pop(run)
-        if later or owned:
-            deferred.submit(run, lambda: _run_later(run, owned, conf, later), f"autolog {flavor}", wait_key)
+        if later or owned or failures:
+            deferred.submit(run, lambda: _run_later(run, owned, conf, later, failures), f"autolog {flavor}", wait_key)
         return result
 
 
-def _run_later(run: Run, owned: bool, conf: Settings, later: Later) -> None:
-    """The background part of an autologged fit: each step (a failure warned about and tagged), then the run's end."""
-    failures: list[str] = []
-    for what, fn in later:
+def _run_steps(conf: Settings, steps: Later, failures: list[str], filters: bool = True) -> None:
+    """Each step, a failure warned about and added to `failures`; its warnings ignored (`filters`: set here, else by
+    the thread that started this one and waits for it — the warning filters are the process's, not a thread's)."""
+    for what, fn in steps:
         try:
-            with _outermost(), warnings.catch_warnings():  # fits inside the metrics (a LabelEncoder) are not logged
-                warnings.simplefilter("ignore")
-                fn()
+            with _outermost(), warnings.catch_warnings() if filters else contextlib.nullcontext():
+                if filters:
+                    warnings.simplefilter("ignore")
+                fn()  # fits inside the metrics (a LabelEncoder) are not logged: _outermost
         except Exception as exc:  # noqa: BLE001 - recorded on the run; the other steps and the run's end go on
             warn(conf, what, exc)
             failures.append(f"{what}: {getattr(exc, 'message', None) or str(exc) or type(exc).__name__}")
+
+
+def _run_later(run: Run, owned: bool, conf: Settings, later: Later, failures: list[str] | None = None) -> None:
+    """The background part of an autologged fit: each step (a failure warned about and tagged, with the `failures`
+    of its steps that ran beside the fit), then the run's end. Steps marked `alongside` run on a thread of their own
+    meanwhile (joined before the run ends)."""
+    failures = [] if failures is None else failures
+    side = [step for step in later if getattr(step[1], _ALONGSIDE, False)]
+    if not side:
+        _run_steps(conf, later, failures)
+    else:
+        rest = [step for step in later if not getattr(step[1], _ALONGSIDE, False)]
+        with warnings.catch_warnings():  # for both threads, until the side thread's steps are done
+            warnings.simplefilter("ignore")
+            done = _on_side_thread(lambda: _run_steps(conf, side, failures, False))
+            try:
+                _run_steps(conf, rest, failures, False)
+            finally:
+                done.wait()
     if failures:
         safely(conf, "the failure tag", run.set_tags, {ERROR_TAG: "\n".join(failures)[:4000]})
     end_owned(run, owned)
+
+
+_side_lock = threading.Lock()
+_side: tuple[threading.Thread, queue.SimpleQueue[tuple[Callable[[], None], threading.Event]]] | None = None
+
+
+def _on_side_thread(fn: Callable[[], None]) -> threading.Event:
+    """Run fn() (which must not raise) on the process's one side thread; the event is set once it returned.
+
+    One long-lived thread, not one per fit: a new thread per call cost LightGBM's model save ~2 ms more CPU (7 → 9 ms
+    a call). A daemon, so it serves the interpreter's exit (deferred's atexit wait); made again after a fork."""
+    global _side
+    done = threading.Event()
+    with _side_lock:
+        if _side is None or not _side[0].is_alive():
+            jobs: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]] = queue.SimpleQueue()
+            thread = threading.Thread(target=_side_loop, args=(jobs,), name="roost-autolog-side", daemon=True)
+            thread.start()
+            _side = (thread, jobs)
+        _side[1].put((fn, done))
+    return done
+
+
+def _side_after_fork_in_child() -> None:
+    """A forked child has no side thread, and the lock may have been held by a thread of the parent."""
+    global _side, _side_lock
+    _side, _side_lock = None, threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_side_after_fork_in_child)
+
+
+def _side_loop(jobs: queue.SimpleQueue[tuple[Callable[[], None], threading.Event]]) -> None:
+    while True:
+        fn, done = jobs.get()
+        try:
+            fn()
+        finally:
+            done.set()
 
 
 def bind(fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments | None:

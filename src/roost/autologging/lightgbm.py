@@ -15,6 +15,7 @@ from roost.autologging.record import (
     log_model,
     param_value,
     params_of,
+    read_now,
     sample_rows,
 )
 
@@ -135,12 +136,13 @@ def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: 
         summary["best_iteration"] = best
     run.log_metrics(summary)
 
-    def importance() -> None:
+    # read now (microseconds), so that the background steps do not share the booster with the model's save
+    def importance() -> dict[str, dict[str, float]]:
         names = booster.feature_name()
-        kinds = {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
-        log_importance(run, kinds)
+        return {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
 
-    later: core.Later = [("feature importance", importance)]
+    later = read_now("feature importance", importance, lambda kinds: log_importance(run, kinds))
     if conf.log_models and sample is not None:
-        later.append(("the model", lambda: log_model(run, conf, model, sample)))
+        # LightGBM writes its model text in C without the GIL: on a thread of its own beside the other steps
+        later += core.alongside([("the model", lambda: log_model(run, conf, model, sample))])
     return later

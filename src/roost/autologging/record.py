@@ -11,7 +11,7 @@ from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from roost.autologging.core import Settings
+from roost.autologging.core import Settings, during_fit
 
 if TYPE_CHECKING:
     from roost.registry.run import Run
@@ -71,6 +71,10 @@ def fingerprint(X: Any, y: Any = None) -> dict[str, Any]:
         if y is not None:
             h.update(np.ascontiguousarray(np.asarray(y)).tobytes())
         return {"data.fingerprint": h.hexdigest(), "data.rows": int(m.shape[0])}
+    if isinstance(X, np.ndarray):
+        fast = _array_fingerprint(X, y)
+        if fast is not None:
+            return {"data.fingerprint": fast, "data.rows": int(X.shape[0])}
     df = X.copy(deep=False) if isinstance(X, pd.DataFrame) else pd.DataFrame(np.asarray(X))
     df.columns = [str(c) for c in df.columns]
     if y is not None:
@@ -78,6 +82,67 @@ def fingerprint(X: Any, y: Any = None) -> dict[str, Any]:
         if target.ndim == 1 and len(target) == len(df):
             df["__target__"] = target
     return {"data.fingerprint": frame_fingerprint(df), "data.rows": len(df)}
+
+
+_PLAIN_DTYPES = ("bool", "int8", "int16", "int32", "int64", "uint8", "uint16", "uint32", "uint64", "float32", "float64")
+
+
+def _array_fingerprint(X: Any, y: Any) -> str | None:
+    """roost.datasets.fingerprint(pd.DataFrame(X) with y as column `__target__`), the same digest, computed on a 2-D
+    numeric array at once: pandas' per-column value hash (hash_array: the values' bits, NaN and -0.0 made canonical,
+    then mixed) and combined across columns as hash_pandas_object does, without building the frame and its Series.
+    None for anything else (the frame path then)."""
+    import numpy as np
+
+    if X.ndim != 2 or X.shape[1] == 0 or str(X.dtype) not in _PLAIN_DTYPES:
+        return None
+    columns: list[tuple[str, Any]] = [(str(i), X.dtype) for i in range(X.shape[1])]
+    target = None
+    if y is not None:
+        target = np.asarray(y)
+        if target.ndim == 1 and len(target) == len(X):
+            if str(target.dtype) not in _PLAIN_DTYPES:
+                return None
+            columns.append(("__target__", target.dtype))
+        else:
+            target = None
+    h = hashlib.sha256(f"rows={len(X)};".encode())
+    for name, dtype in columns:
+        h.update(f"{name}\x1f{dtype}\x1e".encode())
+    values = [*np.ascontiguousarray(X.T), *([] if target is None else [target])]  # each column contiguous
+    n_cols = len(columns)
+    mult = np.uint64(1000003)
+    out = np.zeros(len(X), dtype=np.uint64) + np.uint64(0x345678)
+    for i, column in enumerate(values):  # column by column: temporaries of one column (no page faults of big ones)
+        out = (out ^ _hash_values(column)) * mult
+        mult += np.uint64(82520 + 2 * (n_cols - i))
+    out += np.uint64(97531)
+    h.update(out.tobytes())
+    return h.hexdigest()
+
+
+def _hash_values(a: Any) -> Any:
+    """pandas' hash_array of each value of a numeric array, elementwise (a uint64 array of its shape)."""
+    import numpy as np
+
+    if a.dtype == bool:
+        vals = a.astype("u8")
+    else:
+        uint = f"u{a.dtype.itemsize}"
+        vals = a.view(uint).astype("u8")
+        if a.dtype.kind == "f":
+            nan = np.isnan(a)
+            if nan.any():
+                vals[nan] = np.array(np.nan, dtype=a.dtype).view(uint)
+            negative_zero = vals == np.array(-0.0, dtype=a.dtype).view(uint)
+            if negative_zero.any():
+                vals[negative_zero] = 0
+    # pandas' mixing, out of place (numpy's in-place `^=` of a shifted copy is ~10x slower here)
+    vals = vals ^ (vals >> np.uint64(30))
+    vals = vals * np.uint64(0xBF58476D1CE4E5B9)
+    vals = vals ^ (vals >> np.uint64(27))
+    vals = vals * np.uint64(0x94D049BB133111EB)
+    return vals ^ (vals >> np.uint64(31))
 
 
 def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = None) -> list[tuple[str, Any]]:
@@ -88,7 +153,7 @@ def log_later(run: Run, params: dict[str, Any], tags: dict[str, Any] | None = No
         if tags:
             run.set_tags(tags)
 
-    return [("params", write)]
+    return during_fit([("params", write)])  # the values are made now: written while the fit runs
 
 
 def log_fingerprint_later(
@@ -109,9 +174,10 @@ def log_fingerprint_later(
                 raise failure
 
             return [("the data fingerprint", fail)]
-        return [("the data fingerprint", lambda: run.log_params(params))]
+        return during_fit([("the data fingerprint", lambda: run.log_params(params))])
     Xs, ys = snapshots() if snapshots is not None else (snapshot(X), snapshot(y))
-    return [("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))]
+    # over copies the fit cannot change (or pandas' copy-on-write views): hashed while the fit runs
+    return during_fit([("the data fingerprint", lambda: run.log_params(fingerprint(Xs, ys)))])
 
 
 def copy_bytes(data: Any) -> int:
@@ -168,15 +234,16 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
         return
     from roost.registry import api
 
+    if conf.package == "deferred" and not run.remote and not conf.registered_model_name:
+        from roost.model_import.deferred import SHA_TAG, files_digest, save_native
+
+        # straight into the run's local artifact folder: no temporary copy to write, copy and delete
+        folder = local_artifact_folder(run, "model/native").parent  # refused if a symlink leads outside the run
+        manifest = save_native(model, folder, sample, run.id)
+        run.set_tags({SHA_TAG: files_digest(manifest)})
+        return
     with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
         pkg = Path(tmp) / "model"
-        if conf.package == "deferred" and not run.remote and not conf.registered_model_name:
-            from roost.model_import.deferred import SHA_TAG, files_digest, save_native
-
-            manifest = save_native(model, pkg, sample, run.id)
-            run.log_artifacts(pkg, "model")
-            run.set_tags({SHA_TAG: files_digest(manifest)})
-            return
         from roost.model_import.log import build_package
 
         build_package(model, pkg, sample_input=sample)
@@ -185,16 +252,54 @@ def log_model(run: Run, conf: Settings, model: Any, sample: Any) -> None:
         api.register_model(run.id, conf.registered_model_name, "model")
 
 
+def local_artifact_folder(run: Run, path: str) -> Path:
+    """The folder of artifact `path` of a run with a local artifact root, created; refused (RoostError) when a
+    symlink in the run's artifacts would take it outside the root, as log_artifact refuses it."""
+    from roost import artifacts
+
+    root = artifacts.local_path(run.artifact_uri)
+    folder = artifacts.local_path(artifacts.safe_join(run.artifact_uri, path))
+    artifacts.check_inside(root, folder)  # resolves every symlink on the way, before anything is created
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def read_now(what: str, read: Callable[[], Any], write: Callable[[Any], None]) -> list[tuple[str, Any]]:
+    """A background step that writes what `read()` gives now (on the caller's thread): a read that raises becomes a
+    step that raises it again, warned about and tagged like the others (the fit's other steps go on)."""
+    try:
+        value = read()
+    except Exception as exc:  # noqa: BLE001 - raised again by the step
+        failure = exc
+
+        def fail() -> None:
+            raise failure
+
+        return [(what, fail)]
+    return [(what, lambda: write(value))]
+
+
 def log_importance(run: Run, kinds: Mapping[str, Mapping[str, float]]) -> None:
     """Feature importance per kind ('gain', 'split'…): one JSON artifact each (feature_importance_KIND.json), and the
     TOP_IMPORTANCE features by the first kind as metrics feature_importance.KIND.NAME."""
     if not kinds:
         return
-    with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
-        for kind, values in kinds.items():
-            p = Path(tmp) / f"feature_importance_{kind}.json"
-            p.write_text(json.dumps({str(k): float(v) for k, v in values.items()}, indent=1))
-            run.log_artifact(p)
+    texts = {
+        f"feature_importance_{kind}.json": json.dumps({str(k): float(v) for k, v in values.items()}, indent=1)
+        for kind, values in kinds.items()
+    }
+    if run.remote:
+        with tempfile.TemporaryDirectory(prefix="roost-autolog-") as tmp:
+            for name, text in texts.items():
+                (Path(tmp) / name).write_text(text)
+                run.log_artifact(Path(tmp) / name)
+    else:  # straight into the run's local artifact folder
+        from roost import artifacts
+
+        folder = local_artifact_folder(run, "")
+        for name, text in texts.items():
+            artifacts.check_inside(folder, folder / name)
+            (folder / name).write_text(text)
     kind, values = next(iter(kinds.items()))
     top = sorted(values.items(), key=lambda kv: -float(kv[1]))[:TOP_IMPORTANCE]
     run.log_metrics(metrics_of({f"feature_importance.{kind}.{k}": v for k, v in top}))

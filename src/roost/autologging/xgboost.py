@@ -18,6 +18,7 @@ from roost.autologging.record import (
     log_model,
     param_value,
     params_of,
+    read_now,
     sample_rows,
 )
 
@@ -144,10 +145,13 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
             evals = getattr(self, "evals_result_", None)
-            if evals:  # the sklearn API keeps the history; logged when fit returns (its callbacks belong to the user)
-                log_evals(run, evals)
+            # the sklearn API keeps the history (its callbacks belong to the user): logged by the background worker
+            # (a new fit of this estimator, which replaces the history, waits for it)
+            history: core.Later = [("eval metrics", lambda: log_evals(run, evals))] if evals else []
             sample = None if X is None else sample_rows(X)
-            return _summarize(run, conf, self.get_booster(), self, None if sample is None else lambda: sample)
+            booster = self.get_booster()
+            steps = _summarize(run, conf, booster, self, None if sample is None else lambda: sample, side=True)
+            return history + steps
 
         return core.autologged(
             FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after, key=self
@@ -156,24 +160,29 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Callable[[], Any] | None) -> core.Later:
-    """Best iteration now; feature importance and the model of the trained booster (checked on `sample()`, rows of the
-    fit data) for the background."""
+def _summarize(
+    run: Run, conf: core.Settings, booster: Any, model: Any, sample: Callable[[], Any] | None, side: bool = False
+) -> core.Later:
+    """Best iteration and feature importance now; the importance's files and the model of the trained booster (checked
+    on `sample()`, rows of the fit data) for the background — the model on a thread of its own with `side` (where
+    `sample()` does not read a DMatrix that another step reads)."""
     summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
     best = booster.attr("best_iteration")
     if best is not None:  # set by early stopping only
         summary["best_iteration"] = int(best)
     run.log_metrics(summary)
 
-    def importance() -> None:
+    # read now (a fraction of a ms), so that the background steps do not share the booster with the model's save
+    def importance() -> dict[str, dict[str, float]]:
         names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
         kinds = {}
         for ours, theirs in (("gain", "gain"), ("split", "weight")):
             got = booster.get_score(importance_type=theirs)
             kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
-        log_importance(run, kinds)
+        return kinds
 
-    later: core.Later = [("feature importance", importance)]
+    later = read_now("feature importance", importance, lambda kinds: log_importance(run, kinds))
     if conf.log_models and sample is not None:
-        later.append(("the model", lambda: log_model(run, conf, model, sample())))
+        step: core.Later = [("the model", lambda: log_model(run, conf, model, sample()))]
+        later += core.alongside(step) if side else step
     return later

@@ -47,28 +47,29 @@ def save_native(model: Any, out_dir: Path, sample: Any, run_id: str | None = Non
     """Write `model` and `sample` into `out_dir` as a deferred package; returns its manifest (deferred.json).
 
     A LightGBM or XGBoost Booster is saved in the library's own format; estimators (scikit-learn's, and LightGBM's
-    and XGBoost's scikit-learn classes, which pickle their own model text inside) as a pickle."""
+    and XGBoost's scikit-learn classes, which pickle their own model text inside) as a pickle. Each file is
+    serialized once in memory, hashed from those bytes and written (not read back); deferred.json is written last,
+    so a folder without it is no package."""
     fw = _framework(model)
     native = out_dir / NATIVE
     native.mkdir(parents=True, exist_ok=True)
     kind = type(model).__name__
     if fw == "lightgbm" and kind == "Booster":
-        name = "model.txt"
-        (native / name).write_text(model.model_to_string())
+        name, data = "model.txt", model.model_to_string().encode("utf-8")
     elif fw == "xgboost" and kind == "Booster":
-        name = "model.ubj"
-        (native / name).write_bytes(bytes(model.save_raw("ubj")))
+        name, data = "model.ubj", bytes(model.save_raw("ubj"))
     else:
-        name = "model.pkl"
-        (native / name).write_bytes(pickle.dumps(model, protocol=5))
-    (native / "sample.pkl").write_bytes(pickle.dumps(sample, protocol=5))
+        name, data = "model.pkl", pickle.dumps(model, protocol=5)
+    files = {name: data, "sample.pkl": pickle.dumps(sample, protocol=5)}
+    for f, content in files.items():
+        (native / f).write_bytes(content)
     manifest = {
         "format": FORMAT,
         "framework": fw,
         "model_type": kind,
         "model": f"{NATIVE}/{name}",
         "sample": f"{NATIVE}/sample.pkl",
-        "sha256": {f"{NATIVE}/{f}": _sha256(native / f) for f in (name, "sample.pkl")},
+        "sha256": {f"{NATIVE}/{f}": hashlib.sha256(content).hexdigest() for f, content in files.items()},
         "run_id": run_id,
         "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
     }
