@@ -8,7 +8,10 @@ with missing values, integer ids) and three labels; `mixed_config` is the traini
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,6 +127,55 @@ def ctrl_c_reaches_children() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+STACKS_SIGNAL = signal.SIGUSR1
+_DUMPING_MAIN = (
+    "import faulthandler, runpy, signal; faulthandler.register(signal.{sig}, all_threads=True); "
+    "runpy.run_module({mod!r}, run_name='__main__', alter_sys=True)"
+)
+
+
+def python_m_with_stacks(module: str) -> list[str]:
+    """argv of `python -m module` whose process prints every thread's Python stack to stderr on STACKS_SIGNAL.
+
+    faulthandler writes from its C signal handler, so the stacks come even when the main thread is blocked in C
+    (a Ray call, a lock, a join); this test process's own signal handling is untouched."""
+    return [sys.executable, "-c", _DUMPING_MAIN.format(sig=STACKS_SIGNAL.name, mod=module)]
+
+
+def child_pythonpath(*dirs: Path) -> str:
+    """PYTHONPATH for a child process: `dirs` first, then the folder this process imports roost from (the code
+    under test, which is not always the installed one)."""
+    import roost
+
+    return os.pathsep.join(dict.fromkeys([*map(str, dirs), str(Path(roost.__file__).resolve().parents[1])]))
+
+
+def stacks_now(p: subprocess.Popen[str], settle_s: float = 0.5) -> None:
+    """Ask a process started with `python_m_with_stacks` to print its threads' stacks now (to its stderr)."""
+    if p.poll() is None:
+        os.kill(p.pid, STACKS_SIGNAL)
+        time.sleep(settle_s)
+
+
+def finish_or_explain(p: subprocess.Popen[str], timeout: float, what: str) -> tuple[str, str]:
+    """(stdout, stderr) of `p` once it exits within `timeout` s; else fail with where it is stuck.
+
+    On a miss: its stacks (STACKS_SIGNAL, see python_m_with_stacks), then SIGKILL to its process group (start it with
+    start_new_session=True) and the test fails with the tail of its stderr (the stacks) and stdout."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    stacks_now(p, settle_s=2.0)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    out, err = p.communicate()
+    raise AssertionError(
+        f"{what}: still running {timeout:.0f} s later (killed); its threads' stacks and output follow.\n"
+        f"--- stderr (last 30,000 chars) ---\n{err[-30000:]}\n--- stdout (last 3,000 chars) ---\n{out[-3000:]}"
+    )
 
 
 def wait_for(what: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:

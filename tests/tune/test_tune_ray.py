@@ -15,7 +15,7 @@ import yaml
 
 import rayhead
 import roost
-from helpers import ctrl_c_reaches_children
+from helpers import child_pythonpath, ctrl_c_reaches_children, finish_or_explain, python_m_with_stacks, stacks_now
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'roost[ray]')"
@@ -150,13 +150,11 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
-    env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
+    env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=child_pythonpath(objectives.root))
     with ctrl_c_reaches_children():
         p = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "roost.cli.main",
+                *python_m_with_stacks("roost.cli.main"),  # a miss shows where the CLI is stuck
                 "tune",
                 str(path),
                 "--trials",
@@ -176,15 +174,17 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
         )
     try:
         eng = roost.tune.Engine()
-        deadline = time.time() + 180
-        while time.time() < deadline and p.poll() is None:
+        started, counts = time.time(), {}
+        while time.time() < started + 180 and p.poll() is None:
             studies = eng.list_studies()
             counts = eng.study(studies[0]["id"])["counts"] if studies else {}
             if counts and counts["COMPLETE"] >= 3 and counts["RUNNING"] >= 1:  # a running trial that will not end
                 break
             time.sleep(0.2)
+        print(f"Ctrl-C after {time.time() - started:.1f} s at counts {counts}; the CLI's stacks then:", file=sys.stderr)
+        stacks_now(p)  # where the Ctrl-C lands (in the CLI's stderr)
         os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C; Ray's workers are not in this group
-        out, err = p.communicate(timeout=120)
+        out, err = finish_or_explain(p, 120, "roost tune --backend ray after Ctrl-C")
     finally:
         if p.poll() is None:  # a missed Ctrl-C must not leave 200 trials running in their own session
             os.killpg(p.pid, signal.SIGKILL)
