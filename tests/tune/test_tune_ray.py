@@ -219,3 +219,27 @@ def test_without_ray_the_error_says_how_to_install(objectives, cli, monkeypatch)
     code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "ray")
     assert code == 2 and "pip install 'roost[ray]'" in err
     assert roost.search_runs(limit=None) == []  # refused before a tuning run was started
+
+
+class _RayStandIn:
+    """The calls RayBackend._cancel makes, recorded; `wait` is interrupted as by a second Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.cancels: list[tuple[str, bool]] = []
+
+    def cancel(self, ref: str, force: bool = False) -> None:
+        self.cancels.append((ref, force))
+
+    def wait(self, refs: list[str], num_returns: int, timeout: float) -> tuple[list[str], list[str]]:
+        raise KeyboardInterrupt
+
+
+def test_a_second_ctrl_c_during_the_cancel_grace_forces_every_task() -> None:
+    from roost.tune.ray_backend import RayBackend
+
+    backend = RayBackend.__new__(RayBackend)  # no cluster: only the cancel protocol is under test
+    backend.ray = ray = _RayStandIn()
+    with pytest.raises(KeyboardInterrupt):
+        backend._cancel(["t1", "t2"])
+    # soft cancel first; the second Ctrl-C must not leave the tasks running on the cluster (before: no force at all)
+    assert ray.cancels == [("t1", False), ("t2", False), ("t1", True), ("t2", True)]
