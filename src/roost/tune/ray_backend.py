@@ -231,6 +231,11 @@ class RayBackend:
         if not refs:
             return
         left = list(refs)
+        log.warning(
+            "cancelling %d running trial task(s); waiting up to %.0f s for them (Ctrl-C again to stop them now)",
+            len(refs),
+            CANCEL_GRACE_S,
+        )
         try:
             for ref in refs:
                 self.ray.cancel(ref, force=False)
