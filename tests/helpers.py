@@ -8,7 +8,10 @@ with missing values, integer ids) and three labels; `mixed_config` is the traini
 from __future__ import annotations
 
 import contextlib
+import os
 import signal
+import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -124,6 +127,81 @@ def ctrl_c_reaches_children() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGINT, old)
+
+
+STACKS_SIGNAL = signal.SIGUSR1
+_DUMPING_MAIN = (
+    "import faulthandler, runpy, signal; faulthandler.register(signal.{sig}, all_threads=True); "
+    "runpy.run_module({mod!r}, run_name='__main__', alter_sys=True)"
+)
+
+
+def python_m_with_stacks(module: str) -> list[str]:
+    """argv of `python -m module` whose process prints every thread's Python stack to stderr on STACKS_SIGNAL.
+
+    faulthandler writes from its C signal handler, so the stacks come even when the main thread is blocked in C
+    (a Ray call, a lock, a join); this test process's own signal handling is untouched."""
+    return [sys.executable, "-c", _DUMPING_MAIN.format(sig=STACKS_SIGNAL.name, mod=module)]
+
+
+def child_pythonpath(*dirs: Path) -> str:
+    """PYTHONPATH for a child process: `dirs` first, then the folder this process imports roost from (the code
+    under test, which is not always the installed one)."""
+    import roost
+
+    return os.pathsep.join(dict.fromkeys([*map(str, dirs), str(Path(roost.__file__).resolve().parents[1])]))
+
+
+def stacks_now(p: subprocess.Popen[str], settle_s: float = 0.5) -> None:
+    """Ask a process started with `python_m_with_stacks` to print its threads' stacks now (to its stderr)."""
+    if p.poll() is None:
+        os.kill(p.pid, STACKS_SIGNAL)
+        time.sleep(settle_s)
+
+
+def _pipe_holders(p: subprocess.Popen[str]) -> list[str]:
+    """'pid cmdline' of every process (Linux /proc) that holds `p`'s stdout or stderr pipe open for writing."""
+    pipes = set()
+    for f in (p.stdout, p.stderr):
+        if f is not None:
+            pipes.add(f"pipe:[{os.fstat(f.fileno()).st_ino}]")
+    held = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if pipes & {os.readlink(f"/proc/{pid}/fd/{fd}") for fd in os.listdir(f"/proc/{pid}/fd")}:
+                cmd = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+                held.append(f"{pid} {cmd[:200]}")
+        except OSError:  # gone meanwhile, or not ours to read
+            continue
+    return [h for h in held if not h.startswith(f"{os.getpid()} ")]
+
+
+def finish_or_explain(p: subprocess.Popen[str], timeout: float, what: str) -> tuple[str, str]:
+    """(stdout, stderr) of `p` once it exits and closes its output within `timeout` s; else fail saying why not.
+
+    On a miss: whether `p` itself still runs (then its stacks, STACKS_SIGNAL, see python_m_with_stacks) or exited
+    while other processes still hold its stdout/stderr (communicate waits for those too: they are named), then
+    SIGKILL to its process group (start it with start_new_session=True) and the test fails with the tail of its
+    stderr and stdout."""
+    try:
+        return p.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        pass
+    code = p.poll()
+    state = "still running" if code is None else f"exited with {code}, but its output is still held open"
+    holders = _pipe_holders(p) if sys.platform.startswith("linux") else []
+    stacks_now(p, settle_s=2.0)
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(p.pid, signal.SIGKILL)
+    try:
+        out, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:  # a holder outside its process group: read what has come so far
+        out, err = "", "(output still held open by the processes named above)"
+    raise AssertionError(
+        f"{what}: {state} {timeout:.0f} s later (killed); processes holding its stdout/stderr: {holders or 'none'}"
+        f"; its threads' stacks and output follow.\n--- stderr (last 30,000 chars) ---\n{err[-30000:]}\n"
+        f"--- stdout (last 3,000 chars) ---\n{out[-3000:]}"
+    )
 
 
 def wait_for(what: Callable[[], Any], timeout: float, every: float = 0.2) -> Any:

@@ -15,7 +15,7 @@ import yaml
 
 import rayhead
 import roost
-from helpers import ctrl_c_reaches_children
+from helpers import child_pythonpath, ctrl_c_reaches_children, finish_or_explain, python_m_with_stacks, stacks_now
 
 needs_ray = pytest.mark.skipif(
     importlib.util.find_spec("ray") is None, reason="ray is not installed (pip install 'roost[ray]')"
@@ -150,13 +150,11 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
         )
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith(("ROOST_", "RAY_"))}
-    env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=str(objectives.root))
+    env.update(ROOST_WORKSPACE=str(objectives.root), PYTHONPATH=child_pythonpath(objectives.root))
     with ctrl_c_reaches_children():
         p = subprocess.Popen(
             [
-                sys.executable,
-                "-m",
-                "roost.cli.main",
+                *python_m_with_stacks("roost.cli.main"),  # a miss shows where the CLI is stuck
                 "tune",
                 str(path),
                 "--trials",
@@ -176,15 +174,17 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
         )
     try:
         eng = roost.tune.Engine()
-        deadline = time.time() + 180
-        while time.time() < deadline and p.poll() is None:
+        started, counts = time.time(), {}
+        while time.time() < started + 180 and p.poll() is None:
             studies = eng.list_studies()
             counts = eng.study(studies[0]["id"])["counts"] if studies else {}
             if counts and counts["COMPLETE"] >= 3 and counts["RUNNING"] >= 1:  # a running trial that will not end
                 break
             time.sleep(0.2)
+        print(f"Ctrl-C after {time.time() - started:.1f} s at counts {counts}; the CLI's stacks then:", file=sys.stderr)
+        stacks_now(p)  # where the Ctrl-C lands (in the CLI's stderr)
         os.killpg(p.pid, signal.SIGINT)  # a terminal's Ctrl-C; Ray's workers are not in this group
-        out, err = p.communicate(timeout=120)
+        out, err = finish_or_explain(p, 120, "roost tune --backend ray after Ctrl-C")
     finally:
         if p.poll() is None:  # a missed Ctrl-C must not leave 200 trials running in their own session
             os.killpg(p.pid, signal.SIGKILL)
@@ -219,3 +219,27 @@ def test_without_ray_the_error_says_how_to_install(objectives, cli, monkeypatch)
     code, _, err = cli("tune", str(path), "--trials", "2", "--backend", "ray")
     assert code == 2 and "pip install 'roost[ray]'" in err
     assert roost.search_runs(limit=None) == []  # refused before a tuning run was started
+
+
+class _RayStandIn:
+    """The calls RayBackend._cancel makes, recorded; `wait` is interrupted as by a second Ctrl-C."""
+
+    def __init__(self) -> None:
+        self.cancels: list[tuple[str, bool]] = []
+
+    def cancel(self, ref: str, force: bool = False) -> None:
+        self.cancels.append((ref, force))
+
+    def wait(self, refs: list[str], num_returns: int, timeout: float) -> tuple[list[str], list[str]]:
+        raise KeyboardInterrupt
+
+
+def test_a_second_ctrl_c_during_the_cancel_grace_forces_every_task() -> None:
+    from roost.tune.ray_backend import RayBackend
+
+    backend = RayBackend.__new__(RayBackend)  # no cluster: only the cancel protocol is under test
+    backend.ray = ray = _RayStandIn()
+    with pytest.raises(KeyboardInterrupt):
+        backend._cancel(["t1", "t2"])
+    # soft cancel first; the second Ctrl-C must not leave the tasks running on the cluster (before: no force at all)
+    assert ray.cancels == [("t1", False), ("t2", False), ("t1", True), ("t2", True)]

@@ -223,10 +223,26 @@ class RayBackend:
             engine.abandon(sid, [client], reason=reason)
 
     def _cancel(self, refs: list[Any]) -> None:
-        """Interrupt running tasks (they tell their trial 'interrupted'), then force those that do not stop."""
-        for ref in refs:
-            self.ray.cancel(ref, force=False)
-        if refs:
+        """Interrupt running tasks (they tell their trial 'interrupted'), then force those that do not stop.
+
+        Ray's soft cancel only raises KeyboardInterrupt when the task's Python code next runs: an objective blocked
+        in C (a sleep, a read, a native training call) stops only when forced, after CANCEL_GRACE_S. A second
+        Ctrl-C during that grace forces every task at once instead of leaving them running on the cluster."""
+        if not refs:
+            return
+        left = list(refs)
+        log.warning(
+            "cancelling %d running trial task(s); waiting up to %.0f s for them (Ctrl-C again to stop them now)",
+            len(refs),
+            CANCEL_GRACE_S,
+        )
+        try:
+            for ref in refs:
+                self.ray.cancel(ref, force=False)
             _, left = self.ray.wait(refs, num_returns=len(refs), timeout=CANCEL_GRACE_S)
+        finally:
             for ref in left:
-                self.ray.cancel(ref, force=True)
+                try:
+                    self.ray.cancel(ref, force=True)
+                except Exception as exc:  # noqa: BLE001 - a task that ended meanwhile; the rest must still be forced
+                    log.warning("could not force-cancel a Ray task: %s", exc)
