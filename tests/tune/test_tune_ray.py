@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 
 import pytest
 import yaml
@@ -198,6 +199,12 @@ def test_ctrl_c_cancels_running_tasks_and_keeps_finished_trials(objectives, ray_
     assert roost.get_run(res["parent_run_id"])["status"] == "KILLED"
     runs = {r["run_id"]: r for r in roost.search_runs(experiment="tune", limit=None)}
     assert all(runs[t["attrs"]["run_id"]]["status"] == "KILLED" for t in failed if t["attrs"].get("run_id"))
+    # the interrupted trials' own runs (a task forced after the grace never ends its run itself): none left RUNNING
+    trial_runs = {
+        r["tags"].get("roost.tune.trial"): r["status"] for r in runs.values() if r["name"].startswith("trial-")
+    }
+    assert "RUNNING" not in trial_runs.values(), trial_runs
+    assert all(trial_runs.get(str(t["number"]), "KILLED") == "KILLED" for t in failed), trial_runs
 
 
 @needs_ray
@@ -243,3 +250,30 @@ def test_a_second_ctrl_c_during_the_cancel_grace_forces_every_task() -> None:
         backend._cancel(["t1", "t2"])
     # soft cancel first; the second Ctrl-C must not leave the tasks running on the cluster (before: no force at all)
     assert ray.cancels == [("t1", False), ("t2", False), ("t1", True), ("t2", True)]
+
+
+def test_cancelled_trials_runs_are_ended_killed_and_no_other_run_is_touched(ws) -> None:
+    from roost.registry.api import start_run
+    from roost.tune.ray_backend import end_cancelled_runs
+
+    parent, other_parent = start_run(experiment="tune", name="p"), start_run(experiment="tune", name="q")
+
+    def trial(study: str, n: int, under: str = parent.id):
+        return start_run(
+            experiment="tune",
+            name=f"trial-{n}",
+            tags={"roost.tune.study": study, "roost.tune.trial": str(n)},
+            parent_run_id=under,
+        ).id
+
+    cancelled, kept = trial("S", 3), trial("S", 4)  # trial 4 was not among the cancelled tasks
+    same_number_other_study, other_job = trial("T", 3), trial("S", 3, other_parent.id)
+    finished = trial("S", 5)
+    from roost.registry.backend import default_store
+
+    default_store().log_batch(finished, finish=("FINISHED", datetime.now(UTC)))
+    assert end_cancelled_runs(parent.id, "S", [3, 5]) == 1
+    status = {r["run_id"]: r["status"] for r in roost.search_runs(limit=None)}
+    assert status[cancelled] == "KILLED" and status[finished] == "FINISHED"
+    assert {status[kept], status[same_number_other_study], status[other_job], status[parent.id]} == {"RUNNING"}
+    assert end_cancelled_runs(parent.id, "S", []) == 0

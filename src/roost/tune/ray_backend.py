@@ -112,6 +112,26 @@ def trial_task(
     return {"number": number, "state": state, "run_id": ctx.run_id, **where}
 
 
+def end_cancelled_runs(parent_run_id: str, sid: str, numbers: list[int]) -> int:
+    """End KILLED the runs of these trials still RUNNING: a Ray task cancelled by force dies without ending its
+    run (one that heard the soft cancel ended it KILLED itself). Returns how many were ended."""
+    if not numbers:
+        return 0
+    from datetime import UTC, datetime
+
+    from roost.registry.api import search_runs
+    from roost.registry.backend import default_store
+    from roost.tune.trials import TAG_STUDY, TAG_TRIAL
+
+    wanted, now, n = {str(k) for k in numbers}, datetime.now(UTC), 0
+    running = search_runs(f"parent_run_id = '{parent_run_id}' and status = 'RUNNING'", limit=None, warn_unknown=False)
+    for r in running:
+        if r["tags"].get(TAG_STUDY) == sid and r["tags"].get(TAG_TRIAL) in wanted:
+            default_store().log_batch(r["run_id"], finish=("KILLED", now))
+            n += 1
+    return n
+
+
 def _check_reachable(address: str | None, timeout_s: float = 5.0) -> None:
     """Fail fast when a HOST:PORT address does not answer (ray.init would retry for minutes, then exit)."""
     if not address or address == "auto" or "://" in address or ":" not in address:
@@ -182,6 +202,7 @@ class RayBackend:
             ) from None
         opts = {"runtime_env": {"env_vars": worker_env(ws)}}
         free, inflight, ran = list(clients), {}, 0
+        numbers: dict[Any, int] = {}  # task -> its trial's number
         try:
             while True:
                 done, dry = False, False
@@ -194,7 +215,7 @@ class RayBackend:
                     ref = self.task.options(**opts).remote(
                         sid, t["number"], t["params"], objective, parent_run_id, experiment, metric
                     )
-                    inflight[ref] = free.pop(0)
+                    inflight[ref], numbers[ref] = free.pop(0), int(t["number"])
                 if not inflight:
                     if done:
                         return ran
@@ -209,7 +230,10 @@ class RayBackend:
                     ran += 1
                     self._collect(ref, client, sid, engine)
         except KeyboardInterrupt:
-            self._cancel(list(inflight))
+            try:
+                self._cancel(list(inflight))
+            finally:
+                end_cancelled_runs(parent_run_id, sid, [numbers[r] for r in inflight])
             raise
 
     def _collect(self, ref: Any, client: str, sid: str, engine: Any) -> None:
