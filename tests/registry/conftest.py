@@ -11,11 +11,10 @@ import pytest
 
 import roost
 
-sys.path.insert(0, str(Path(__file__).parent))  # for `s3_helpers` (importlib import mode)
-
-from s3_helpers import MotoServer
+sys.path.insert(0, str(Path(__file__).parent))  # for `runrows` (importlib import mode)
 
 from helpers import ROOST_VARS, copy_workspace
+from s3_helpers import MotoServer
 
 
 @pytest.fixture(scope="session")

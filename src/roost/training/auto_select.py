@@ -215,13 +215,10 @@ def _cross_validate(
     """The current candidate's out-of-fold predictions and fold models, one fold at a time: each fold model stops
     at its allowance (Schedule.fold_allowance), and after each the schedule says whether the rest still fits;
     None (the candidate cut) when not."""
-    import numpy as np
-
-    from roost.training.ensemble import fit_fold, others_rounds_oof
+    from roost.training.ensemble import OutOfFold, fit_fold, others_rounds_oof
 
     clock = sched.budget.clock
-    total: Any = None
-    count = np.zeros(len(X), dtype=np.float64)
+    oof = OutOfFold(len(X))
     models: list[Any] = []
     curves: list[Any] = []
     for i, split in enumerate(splits):
@@ -230,15 +227,12 @@ def _cross_validate(
         with deadline(at):
             model, curve = fit_fold(make, X, y, spec, split, inner, i, rounds)
             held = split[1]
-            p = np.asarray(model.predict(X.iloc[held]), dtype=np.float64)
+            p = model.predict(X.iloc[held])
         seconds = clock() - t0
         if at is not None and time.monotonic() >= at:
             sched.stop(f"fold {i + 1} stopped at its allowance, {allowance:.0f} s")
             return None
-        if total is None:
-            total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
-        total[held] += p
-        count[held] += 1
+        oof.add(held, p)
         models.append(model)
         curves.append(curve)
         if not sched.fold_done(seconds):
@@ -246,8 +240,7 @@ def _cross_validate(
     sched.finished()
     if rounds == "others" and inner is None:  # every fold's best round known: score each at the others' mean
         return others_rounds_oof(models, curves, X, splits), models
-    c = np.maximum(count, 1.0).reshape((-1,) + (1,) * (total.ndim - 1))
-    return np.asarray(total / c), models
+    return oof.mean(), models
 
 
 def _on_validation(

@@ -201,27 +201,21 @@ def cross_fit(
     """
     if rounds not in ("own", "others"):
         raise ValueError(f"rounds: {rounds!r} is not 'own' or 'others'")
-    total: np.ndarray | None = None
-    count = np.zeros(len(X), dtype=np.float64)
+    oof = OutOfFold(len(X))
     models: list[Estimator] = []
     curves: list[HeldOutCurve | None] = []
     for i, split in enumerate(splits):
         m, curve = fit_fold(make, X, y, spec, split, inner, i, rounds)
         held = split[1]
-        p = np.asarray(m.predict(X.iloc[held]), dtype=np.float64)
-        if total is None:
-            total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
-        total[held] += p
-        count[held] += 1
+        oof.add(held, m.predict(X.iloc[held]))
         models.append(m)
         curves.append(curve)
         if on_fold is not None:
             done = np.unique(np.concatenate([h for _, h in splits[: len(models)]]))
-            on_fold(len(models), done, _mean(total, count))
-    assert total is not None
+            on_fold(len(models), done, oof.mean())
     if rounds == "others" and inner is None:
         return others_rounds_oof(models, curves, X, splits), models
-    return _mean(total, count), models
+    return oof.mean(), models
 
 
 def fit_fold(
@@ -267,28 +261,44 @@ def others_rounds_oof(
     if len(stops) < len(models):  # some fold model did not stop on its fold (none, in practice): as predicted
         stops = []
     at = others_rounds([best for best, _ in stops])
-    total: np.ndarray | None = None
-    count = np.zeros(len(X), dtype=np.float64)
+    oof = OutOfFold(len(X))
     for i, ((_, held), m, c) in enumerate(zip(splits, models, curves)):
         if not stops:
-            p = np.asarray(m.predict(X.iloc[held]), dtype=np.float64)
+            oof.add(held, m.predict(X.iloc[held]))
         elif c is not None:  # a network: its recorded predictions after that epoch
-            p = c.preds[min(at[i], stops[i][1]) - 1]
+            oof.add(held, c.preds[min(at[i], stops[i][1]) - 1])
         else:
             assert isinstance(m, LightGBMModel)
-            p = np.asarray(m.predict_at(X.iloc[held], min(at[i], stops[i][1])), dtype=np.float64)
-        if total is None:
-            total = np.zeros((len(X), *p.shape[1:]), dtype=np.float64)
-        total[held] += p
-        count[held] += 1
-    assert total is not None
-    return _mean(total, count)
+            oof.add(held, m.predict_at(X.iloc[held], min(at[i], stops[i][1])))
+    return oof.mean()
 
 
 def _mean(total: np.ndarray, count: np.ndarray) -> np.ndarray:
     """Per-row mean of summed predictions (rows never held out stay 0)."""
     c = np.maximum(count, 1.0).reshape((-1,) + (1,) * (total.ndim - 1))
     return np.asarray(total / c)
+
+
+class OutOfFold:
+    """Out-of-fold predictions of `n` rows, summed as the fold models' come in; mean() averages a row held out more
+    than once (repeated_folds) and leaves a row never held out at 0."""
+
+    def __init__(self, n: int) -> None:
+        self.total: np.ndarray | None = None
+        self.count = np.zeros(n, dtype=np.float64)
+
+    def add(self, held: np.ndarray, pred: Any) -> None:
+        """Add one fold model's predictions for its held-out rows."""
+        p = np.asarray(pred, dtype=np.float64)
+        if self.total is None:
+            self.total = np.zeros((len(self.count), *p.shape[1:]), dtype=np.float64)
+        self.total[held] += p
+        self.count[held] += 1
+
+    def mean(self) -> np.ndarray:
+        """The per-row mean so far."""
+        assert self.total is not None, "no fold added"
+        return _mean(self.total, self.count)
 
 
 class Blend(Estimator):

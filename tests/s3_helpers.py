@@ -21,9 +21,9 @@ def free_port() -> int:
 
 
 class MotoServer:
-    """moto's S3 server on a loopback port, with a bucket `roost-artifacts`; stop() kills it."""
+    """moto's S3 server on a loopback port, with a bucket (`roost-artifacts` unless named); stop() kills it."""
 
-    def __init__(self) -> None:
+    def __init__(self, bucket: str = "roost-artifacts") -> None:
         exe = Path(sys.executable).parent / "moto_server"
         if not exe.exists():
             pytest.fail("moto_server missing from the venv: pip install 'moto[server]' (it is in roost[dev])")
@@ -34,11 +34,11 @@ class MotoServer:
             stderr=subprocess.DEVNULL,
             start_new_session=True,
         )
-        self.url = f"http://127.0.0.1:{port}"
+        self.url, self.bucket = f"http://127.0.0.1:{port}", bucket
         deadline = time.time() + 30
         while True:
             try:
-                self.client().create_bucket(Bucket="roost-artifacts")
+                self.client().create_bucket(Bucket=bucket)
                 break
             except Exception:
                 if time.time() > deadline:
@@ -55,7 +55,7 @@ class MotoServer:
 
     def keys(self, prefix: str = "") -> set[str]:
         """Every object key in the bucket (under `prefix`)."""
-        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket="roost-artifacts", Prefix=prefix)
+        pages = self.client().get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=prefix)
         return {o["Key"] for page in pages for o in page.get("Contents", [])}
 
     def stop(self) -> None:
