@@ -26,14 +26,14 @@ from sklearn.ensemble import RandomForestClassifier
 roost.use_workspace(sys.argv[1])
 
 def never_done(*args):
-    print("packaging", flush=True)
+    print("packaging\\n", end="", flush=True)  # one write: the main thread prints beside this side thread
     time.sleep(600)  # a model package that takes far longer than the bound
 
 sk_flavor.log_model = never_done
 roost.sklearn.autolog()
 X, y = load_breast_cancer(return_X_y=True)
 RandomForestClassifier(n_estimators=5, max_depth=3, random_state=0).fit(X, y)
-print("fit returned", flush=True)
+print("fit returned\\n", end="", flush=True)
 time.sleep(600)
 """
 
