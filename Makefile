@@ -34,8 +34,8 @@ sysdeps:
 # Style, types and layering, checked by tools (as Starlette's scripts/check): CI runs this before the tests.
 LINT_PATHS := src tests bench examples docs
 lint: $(STAMP)
-	$(VENV)/bin/ruff format --check $(LINT_PATHS)
-	$(VENV)/bin/ruff check $(LINT_PATHS)
+	$(VENV)/bin/ruff format --no-cache --check $(LINT_PATHS)
+	$(VENV)/bin/ruff check --no-cache $(LINT_PATHS)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 

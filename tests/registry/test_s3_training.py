@@ -16,9 +16,8 @@ from roost.errors import RoostError
 sys.path.insert(0, str(Path(__file__).parent))  # s3_helpers (importlib import mode)
 pytest.importorskip("s3fs", reason="S3 artifacts need s3fs (pip install 'roost[s3]')")
 
-from s3_helpers import MotoServer, free_port
-
 from helpers import mixed_config, mixed_frame, mixed_parquet
+from s3_helpers import MotoServer, free_port
 
 pytestmark = pytest.mark.services
 BUCKET = "s3://roost-artifacts/"
