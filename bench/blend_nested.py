@@ -30,6 +30,7 @@ today's weights and equal weights (or the linear member) against the same differ
 agreement and correlation, pooled and within tables (each table's mean removed).
 
     python bench/blend_nested.py --seeds 0,1,2,3,4,5,6,7,8,9      # both suites from .bench-cache/oof-replay
+    python bench/blend_nested.py --linear-auc                      # logreg's C by ROC-AUC (captures ~2 s a split)
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ from __future__ import annotations
 import argparse
 import math
 import pickle
+import sys
 import tempfile
 import warnings
 from collections.abc import Callable
@@ -321,14 +323,85 @@ def run(suite: str, seeds: list[int]) -> list[str]:
     return out
 
 
+def linear_auc(seeds: list[int]) -> list[str]:
+    """`--linear-auc`: roost's convex `logreg` re-captured alone with its C chosen by ROC-AUC instead of log loss (the
+    same folds and rows as the cached `cv` capture), swapped into today's blend; paired against today."""
+    import os
+    import time
+
+    import oof_replay as R
+    import sklearn.linear_model as lm
+    from scipy.stats import wilcoxon
+    from small_tables import TABLES
+
+    from roost.training import auto
+    from roost.training.auto_weights import blend_weights
+
+    orig_cv, orig_cands = lm.LogisticRegressionCV, auto.table_candidates
+
+    def by_auc(**kw: Any) -> Any:
+        return orig_cv(**{**kw, "scoring": "roc_auc"})
+
+    tmp = Path(tempfile.mkdtemp())
+    R.ARMS["auclin"] = {}
+    diffs: dict[str, dict[str, list[float]]] = {}
+    for seed in seeds:
+        for t in TABLES:
+            f = CACHE / f"binary-{t}-{seed}-auclin.pkl"
+            if not f.exists():
+                lm.LogisticRegressionCV, auto.table_candidates = by_auc, lambda *a, **k: ["logreg"]
+                try:
+                    t0 = time.perf_counter()
+                    rec = R.capture(t, "binary", seed, "auclin", tmp)
+                finally:
+                    lm.LogisticRegressionCV, auto.table_candidates = orig_cv, orig_cands
+                oof = next(iter(rec["oof"]["logreg"].values()))
+                f.write_bytes(pickle.dumps({"oof": oof, "test": rec["test"]["logreg"], "y": rec["y"]}))
+                took, load = time.perf_counter() - t0, os.getloadavg()[0]
+                print(f"  captured {t} seed {seed}: {took:.1f} s, load {load:.1f}", file=sys.stderr)
+            cv = R.load(t, "binary", seed, "cv", tmp, run=False)
+            if cv is None:
+                continue
+            a = pickle.loads(f.read_bytes())
+            cands, y, yt = cv["cands"], cv["y"], cv["yt"]
+            w0 = todays_weights(f"binary-{t}-{seed}-own", "binary", y, [cv["oof"][c]["own"] for c in cands], cv["seed"])
+            w1 = blend_weights(
+                "binary", y, [a["oof"] if c == "logreg" else cv["oof"][c]["own"] for c in cands], True, cv["seed"]
+            )
+            t1 = {c: a["test"] if c == "logreg" else cv["test"][c] for c in cands}
+            d = diffs.setdefault(t, {"blend": [], "linear member": []})
+            d["blend"].append(
+                metric("binary", yt, sum(wk * t1[c] for wk, c in zip(w1, cands)))
+                - metric("binary", yt, sum(wk * cv["test"][c] for wk, c in zip(w0, cands)))
+            )
+            d["linear member"].append(metric("binary", yt, a["test"]) - metric("binary", yt, cv["test"]["logreg"]))
+    out = ["binary: roost's logreg with C by ROC-AUC − today (test ROC-AUC, paired, mean ± s.e.)"]
+    for t, d in diffs.items():
+        out.append(f"  {t:13} " + ", ".join(f"{k} {mean_se(v)[0]:+.4f} ± {mean_se(v)[1]:.4f}" for k, v in d.items()))
+    for g, ts in {"small5": [t for t in diffs if t in SMALL], "rest": [t for t in diffs if t not in SMALL]}.items():
+        for k in ("blend", "linear member"):
+            v = [x for t in ts for x in diffs[t][k]]
+            nz = [x for x in v if abs(x) > 1e-12]
+            pw = float(wilcoxon(nz).pvalue) if len(nz) > 5 else math.nan
+            m, se = mean_se(v)
+            out.append(
+                f"  {g:6} {k:13} {m:+.4f} ± {se:.4f} ({sum(x > 0 for x in nz)}/{sum(x < 0 for x in nz)}, p {pw:.2f})"
+            )
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     """Print the diagnosis and the rules for the cached captures."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--suite", choices=["regression", "binary", "both"], default="both")
     ap.add_argument("--seeds", default="0,1,2,3,4,5,6,7,8,9")
+    ap.add_argument("--linear-auc", action="store_true", help="only: the linear candidate's C chosen by ROC-AUC")
     args = ap.parse_args(argv)
     warnings.filterwarnings("ignore")
     seeds = [int(s) for s in args.seeds.split(",")]
+    if args.linear_auc:
+        print("\n".join(linear_auc(seeds)), flush=True)
+        return 0
     for suite in ("binary", "regression") if args.suite == "both" else (args.suite,):
         print("\n".join(run(suite, seeds)), flush=True)
     return 0
