@@ -177,3 +177,11 @@ def test_predictions_that_finish_out_of_order_are_still_summed_in_tree_order():
     threading.Timer(0.3, release.set).start()  # after result() has predicted trees 1..29
     got = trees.result(est, X)
     assert got is not None and _same_bits(got, want)
+
+
+def test_one_core_predicts_after_the_fit(monkeypatch):
+    """On one core the trees' predictions beside the fit would only delay its return: not made there."""
+    est = RandomForestClassifier(n_estimators=3, n_jobs=1)
+    assert forest.applies(est) == (forest.cores() >= 2)
+    monkeypatch.setattr(forest, "cores", lambda: 1)
+    assert not forest.applies(est)

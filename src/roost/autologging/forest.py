@@ -14,6 +14,7 @@ snapshot.
 from __future__ import annotations
 
 import contextlib
+import os
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -23,13 +24,22 @@ from roost.autologging import core
 _local = threading.local()  # .collector: the TreePredictions of the forest fitting on this thread
 
 
+def cores() -> int:
+    """The CPU cores this process may run on."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):  # not on Linux
+        return os.cpu_count() or 1
+
+
 def applies(est: Any) -> bool:
     """True for a forest whose predictions this module can make beside its fit (scikit-learn's own prediction
-    method, one output, not warm-started)."""
+    method, one output, not warm-started), on a machine with a core to spare for them (on one core they would only
+    delay the fit's return)."""
     from sklearn.ensemble._forest import ForestClassifier, ForestRegressor
 
     cls = type(est)
-    if getattr(est, "warm_start", False):
+    if getattr(est, "warm_start", False) or cores() < 2:
         return False
     if isinstance(est, ForestClassifier):
         return getattr(cls, "predict_proba", None) is ForestClassifier.predict_proba
