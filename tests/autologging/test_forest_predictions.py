@@ -114,6 +114,7 @@ def test_autolog_uses_them_and_records_the_forests_metrics(rec, monkeypatch):
         return out
 
     monkeypatch.setattr(forest.TreePredictions, "result", spy)
+    monkeypatch.setattr(forest, "spare_core", lambda: True)  # whatever the machine's load now
     X, y = make_classification(n_samples=800, n_features=7, n_informative=4, n_classes=3, random_state=6)
     roost.sklearn.autolog(silent=True)
     est = RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0, n_jobs=1).fit(X, y)
@@ -128,8 +129,10 @@ def test_autolog_uses_them_and_records_the_forests_metrics(rec, monkeypatch):
     assert not hasattr(_forest._parallel_build_trees, "__roost_autolog__")  # disable gave the original back
 
 
-def test_a_regressor_under_autolog_records_the_forests_r2(rec):
+def test_a_regressor_under_autolog_records_the_forests_r2(rec, monkeypatch):
     from sklearn import metrics as m
+
+    monkeypatch.setattr(forest, "spare_core", lambda: True)
 
     X, y = make_regression(n_samples=700, n_features=5, noise=5.0, random_state=7)
     roost.sklearn.autolog(silent=True)
@@ -179,9 +182,14 @@ def test_predictions_that_finish_out_of_order_are_still_summed_in_tree_order():
     assert got is not None and _same_bits(got, want)
 
 
-def test_one_core_predicts_after_the_fit(monkeypatch):
-    """On one core the trees' predictions beside the fit would only delay its return: not made there."""
+def test_one_core_or_a_busy_machine_predicts_after_the_fit(monkeypatch):
+    """On one core, or with every core busy, the trees' predictions beside the fit would only delay its return."""
     est = RandomForestClassifier(n_estimators=3, n_jobs=1)
-    assert forest.applies(est) == (forest.cores() >= 2)
+    monkeypatch.setattr(forest, "cores", lambda: 2)
+    monkeypatch.setattr(forest.os, "getloadavg", lambda: (0.5, 0.5, 0.5))
+    assert forest.applies(est)
+    monkeypatch.setattr(forest.os, "getloadavg", lambda: (2.5, 0.5, 0.5))
+    assert not forest.applies(est)
     monkeypatch.setattr(forest, "cores", lambda: 1)
+    monkeypatch.setattr(forest.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not forest.applies(est)

@@ -6,9 +6,9 @@ bits, not the ~30 ms per 10k rows of a 50-tree predict after `fit` returns.
 
 Used only where that equality is checked, else the forest's own method runs: a forest whose `predict_proba`
 (classifier) or `predict` (regressor) is scikit-learn's, one output, dense data, trees built on the fit's thread (its
-n_jobs=1; joblib's sequential backend), no warm start; after the fit the trees must be the forest's `estimators_`,
-in order, and the data the trees were predicted on must equal what the forest's own input check gives for the
-snapshot.
+n_jobs=1; joblib's sequential backend), no warm start, a core likely free (two or more, the load below their
+number); after the fit the trees must be the forest's `estimators_`, in order, and the data the trees were predicted
+on must equal what the forest's own input check gives for the snapshot.
 """
 
 from __future__ import annotations
@@ -32,14 +32,26 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
+def spare_core() -> bool:
+    """True where a core is likely free beside the fit: two cores or more, and the 1-minute load average below their
+    number (on a busy machine the predictions would only take CPU from the fit, delaying its return as much as they
+    save after it: measured by bench/_autolog_forest_ab.py)."""
+    n = cores()
+    if n < 2:
+        return False
+    try:
+        return os.getloadavg()[0] < n
+    except (AttributeError, OSError):  # no load average on this platform
+        return True
+
+
 def applies(est: Any) -> bool:
     """True for a forest whose predictions this module can make beside its fit (scikit-learn's own prediction
-    method, one output, not warm-started), on a machine with a core to spare for them (on one core they would only
-    delay the fit's return)."""
+    method, one output, not warm-started), where a core is likely free for them (spare_core)."""
     from sklearn.ensemble._forest import ForestClassifier, ForestRegressor
 
     cls = type(est)
-    if getattr(est, "warm_start", False) or cores() < 2:
+    if getattr(est, "warm_start", False) or not spare_core():
         return False
     if isinstance(est, ForestClassifier):
         return getattr(cls, "predict_proba", None) is ForestClassifier.predict_proba
