@@ -95,10 +95,10 @@ def instrument(tm: Timings) -> None:
     if hasattr(core, "_run_steps"):  # the steps started beside the fit
         original_run_steps = core._run_steps
 
-        def run_steps(conf: Any, steps: Any, failures: Any) -> None:
+        def run_steps(conf: Any, steps: Any, failures: Any, *rest: Any) -> None:
             if any(getattr(fn, "__roost_during_fit__", False) for _what, fn in steps):
                 steps = [(what, tm.timed(f"bg beside the fit: {what}", fn)) for what, fn in steps]
-            original_run_steps(conf, steps, failures)
+            original_run_steps(conf, steps, failures, *rest)
 
         core._run_steps = run_steps
     core._open_run = tm.timed("start run (caller)", original_open)

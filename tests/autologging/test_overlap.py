@@ -56,3 +56,45 @@ def test_a_model_that_cannot_be_saved_is_tagged_and_the_rest_is_logged(rec, monk
     assert run["status"] == "FINISHED"
     assert "the model: disk full" in run["tags"]["roost.autolog.error"]
     assert run["metrics"]["training_accuracy_score"] == pytest.approx(model.score(X, y))
+
+
+@pytest.mark.parametrize("lib", ["lightgbm", "xgboost"])
+def test_boosters_save_the_model_on_the_worker_and_the_python_steps_beside_it(rec, monkeypatch, lib):
+    """The worker holds the GIL when the after-fit steps start: it goes straight into the model's save (the library
+    serializes in C without the GIL) while the eval metrics (and LightGBM's importance files) run on the side thread;
+    with the model on the side thread, it waited for the GIL until the worker's Python steps were done (failed
+    before: the model was saved on the side thread)."""
+    import threading
+
+    import lightgbm as lgb
+    import xgboost as xgb
+
+    from roost.autologging import lightgbm as lgb_flavor
+    from roost.autologging import record
+    from roost.autologging import xgboost as xgb_flavor
+
+    flavor = lgb_flavor if lib == "lightgbm" else xgb_flavor
+    where: dict[str, str] = {}
+
+    def spy(name, fn):
+        def run(*args):
+            where[name] = threading.current_thread().name
+            return fn(*args)
+
+        return run
+
+    monkeypatch.setattr(flavor, "log_model", spy("model", flavor.log_model))
+    monkeypatch.setattr(record, "log_evals", spy("evals", record.log_evals))
+    monkeypatch.setattr(flavor, "log_evals", spy("evals", record.log_evals), raising=False)
+    real_later = record.EvalPoints.later
+    monkeypatch.setattr(record.EvalPoints, "later", lambda self: [(w, spy("evals", f)) for w, f in real_later(self)])
+    rng = np.random.default_rng(2)
+    X, y = rng.normal(size=(400, 5)), rng.integers(0, 2, 400)
+    roost.autolog(silent=True)
+    if lib == "lightgbm":
+        lgb.LGBMClassifier(n_estimators=5, verbose=-1, n_jobs=1).fit(X, y, eval_set=[(X[:100], y[:100])])
+    else:
+        xgb.XGBClassifier(n_estimators=5, n_jobs=1).fit(X, y, eval_set=[(X[:100], y[:100])], verbose=False)
+    run = rec.only_run()
+    assert "roost.autolog.error" not in run["tags"]
+    assert where == {"model": "roost-deferred", "evals": "roost-autolog-side"}
