@@ -193,3 +193,23 @@ def test_one_core_or_a_busy_machine_predicts_after_the_fit(monkeypatch):
     monkeypatch.setattr(forest, "cores", lambda: 1)
     monkeypatch.setattr(forest.os, "getloadavg", lambda: (0.0, 0.0, 0.0))
     assert not forest.applies(est)
+
+
+@pytest.mark.parametrize(
+    "owner, name", [(_forest, "_parallel_build_trees"), (_forest.BaseForest, "_validate_X_predict")]
+)
+def test_a_scikit_learn_without_the_private_hooks_still_autologs(rec, monkeypatch, owner, name):
+    """The per-tree patch rests on two private names of scikit-learn: where either is gone, autolog patches only the
+    public `fit` methods (forests are then predicted after the fit) instead of failing to switch on."""
+    from sklearn import metrics as m
+    from sklearn.linear_model import LogisticRegression
+
+    assert forest.build_patches()  # this scikit-learn has both
+    monkeypatch.delattr(owner, name)
+    assert forest.build_patches() == []
+    X, y = make_classification(n_samples=300, n_features=5, random_state=3)
+    roost.sklearn.autolog(silent=True)
+    est = LogisticRegression().fit(X, y)
+    metrics = rec.only_run()["metrics"]
+    roost.sklearn.autolog(disable=True)
+    assert metrics["training_log_loss"] == m.log_loss(y, est.predict_proba(X))

@@ -45,6 +45,19 @@ def spare_core() -> bool:
         return True
 
 
+BUILD = "_parallel_build_trees"  # scikit-learn's per-tree build function of forests (private: checked before use)
+
+
+def build_patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
+    """The patch of scikit-learn's per-tree forest build, or none where this scikit-learn has no such function or its
+    forests no `_validate_X_predict` (a private API that may change: then forests are predicted after the fit)."""
+    from sklearn.ensemble import _forest
+
+    if not callable(getattr(_forest, BUILD, None)) or not hasattr(_forest.BaseForest, "_validate_X_predict"):
+        return []
+    return [(_forest, BUILD, wrap_build)]
+
+
 def applies(est: Any) -> bool:
     """True for a forest whose predictions this module can make beside its fit (scikit-learn's own prediction
     method, one output, not warm-started), where a core is likely free for them (spare_core)."""

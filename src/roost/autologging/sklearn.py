@@ -49,10 +49,9 @@ def autolog(
 
 
 def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
-    """Each estimator class's `fit`, and the forests' per-tree build (their training predictions made beside it)."""
-    from sklearn.ensemble import _forest
-
-    return [(cls, "fit", _wrap) for cls in _fit_classes()] + [(_forest, "_parallel_build_trees", forest.wrap_build)]
+    """Each estimator class's `fit`, and the forests' per-tree build where this scikit-learn has it (their training
+    predictions made beside it; without it they are made after the fit, as for any other model)."""
+    return [(cls, "fit", _wrap) for cls in _fit_classes()] + forest.build_patches()
 
 
 def _fit_classes() -> list[type]:
