@@ -96,3 +96,25 @@ def test_lightgbm_at_fixed_rounds_keeps_its_fold_bag() -> None:
     fixed = make_model("lightgbm", task="binary", n_estimators=100, early_stopping_rounds=0)
     assert not fixed.refit_once(240, spec)
     assert not make_model("logreg", task="binary", solver="sgd").refit_once(240, spec)  # the training loop
+
+
+def test_roost_train_registers_the_linear_model_fitted_once_on_every_row(ws, tmp_path) -> None:
+    import roost
+    from helpers import mixed_frame
+    from roost.training.auto import candidate_config, prepare
+    from roost.training.from_config import build_model
+
+    features = ["x1", "x2", "color", "user_id"]
+    data = tmp_path / "d.parquet"
+    mixed_frame(300).to_parquet(data)
+    cfg = {"data": str(data), "label": "clicked", "features": features, "time_budget": None}
+    cfg["model"] = {"type": "auto", "params": {"candidates": ["logreg"], "folds": 3}}
+    res = roost.train(cfg, progress=False)
+    assert "logreg once" in res.refit
+    conf, task, spec, parts = prepare(cfg)
+    every = pd.concat(list(parts))
+    n_fit = (len(parts[0]) + len(parts[1])) - (len(parts[0]) + len(parts[1])) // 3  # a fold model's rows
+    direct = build_model(candidate_config(conf, "logreg", n_fit, len(spec.columns)), task, n_fit)
+    direct.fit(every[features], every["clicked"], spec=spec)
+    package = np.asarray(roost.load_model(res.package_path).predict(every[features]), dtype=np.float64)
+    assert np.max(np.abs(package - np.asarray(direct.predict(every[features]), dtype=np.float64))) <= 1e-5
