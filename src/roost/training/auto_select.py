@@ -3,7 +3,8 @@
 The weights and the held-out metrics come from the training+validation rows' folds; with `refit` (the default when
 the budget allows) the kept candidates' fold models are fitted again over every row, test rows included, and that
 blend is the package: the reported test metric is then the held-out estimate of the same procedure run on the
-training+validation rows (bench/RESULTS.md, issue 36: refitting on all rows gained +0.0031 ± 0.0013 ROC-AUC).
+training+validation rows (bench/RESULTS.md, issue 36: refitting on all rows gained +0.0031 ± 0.0013 ROC-AUC);
+a convex member (Estimator.refit_once: the linear candidate) is fitted once on every row instead.
 Opt-in (`repeats`, `inner_stop`; "auto": below REPEAT_ROWS rows): repeated rounds of folds, each row's out-of-fold
 prediction averaged over them, and fold models that early-stop on an inner split of their training rows, never on
 the fold that scores them (off by default until bench/small_tables.py shows a gain). Opt-in (`oof_rounds:
@@ -357,12 +358,17 @@ def _refit(
     spent: dict[str, float],
     reserve: float = 0.0,
 ) -> None:
-    """Fit the kept candidates' fold models again over all rows (test rows included), same folds, same weights;
-    sel.final becomes that blend and sel.heldout the held-out one (skipped, and said, when it would not fit).
+    """Fit the kept candidates again over all rows (test rows included), same folds, same weights; sel.final becomes
+    that blend and sel.heldout the held-out one (skipped, and said, when it would not fit).
 
     `folding`: (folds, seed, rows the cross-validation's fold models were configured for): the refit models keep
-    those configurations, which the weights were chosen for (size-dependent defaults do not change regime). One
-    round of folds, each fold model early-stopping on its own fold: nothing here is selected on those scores."""
+    those configurations, which the weights were chosen for (size-dependent defaults do not change regime). A
+    member whose fit is a convex solve (Estimator.refit_once: the linear candidate) is fitted once on every row
+    with its candidate's whole weight; the others as one round of fold models, each early-stopping on its own fold
+    (nothing here is selected on those scores), a bag that steadies them (bench/linear_refit.py, issue 36).
+    sel.extra's refit_oof_<metric>: the refit blend's out-of-fold score over the training + validation rows —
+    the fold-bagged members' refit fold models there, each once-fitted member's out-of-fold predictions from the
+    cross-validation that chose the weights (its fold models had its configuration and saw no test rows)."""
     import numpy as np
     import pandas as pd
 
@@ -372,9 +378,11 @@ def _refit(
     k, seed, n_fit = folding
     kept = [n for n, w in sel.weights.items() if w > 0]
     every = pd.concat(list(parts))
+    once = {n for n in kept if make(n, n_fit).refit_once(len(every), spec)}
     ratio = len(every) / max(len(parts[0]) + len(parts[1]), 1)  # rows per refit fold model / per CV fold model
-    est = sum(spent.get(n, 0.0) for n in kept) * ratio
-    export = sum(costs.export.get(n, 0.0) * k for n in kept) if costs is not None else 0.0
+    # a fit on every row costs about one CV fold model × ratio × k / (k - 1); a fold bag k of them
+    est = sum(spent.get(n, 0.0) * (1 / max(k - 1, 1) if n in once else 1.0) for n in kept) * ratio
+    export = sum(costs.export.get(n, 0.0) * (1 if n in once else k) for n in kept) if costs is not None else 0.0
     if budget.seconds is not None and est + export > (budget.left() - reserve) * SAFETY:
         budget.skip(f"refit on all rows (estimated {est:.0f} s, {budget.left():.0f} s left)")
         return
@@ -384,11 +392,19 @@ def _refit(
         budget.skip(f"refit on all rows (the rarest class has fewer than {k} rows)")
         return
     X, y = every.drop(columns=[label]), every[label]
+    n_cv = len(parts[0]) + len(parts[1])
     members, member_w, preds = [], [], []
     end = budget.end()
     for name in kept:
-        budget.step(f"refit of {name} on all {len(every)} rows ({k} folds)")
-        oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits)
+        if name in once:
+            budget.step(f"refit of {name} on all {len(every)} rows (once: a convex solve)")
+            model = make(name, n_fit)
+            model.fit(X, y, spec=spec)
+            models, oof = [model], np.asarray(sel.cv[name][0], dtype=np.float64)
+        else:
+            budget.step(f"refit of {name} on all {len(every)} rows ({k} folds)")
+            fold_oof, models = cross_fit(partial(make, name, n_fit), X, y, spec, splits)
+            oof = np.asarray(fold_oof, dtype=np.float64)[:n_cv]
         if end is not None and time.monotonic() >= end:  # cut at the budget's end: keep the held-out blend
             budget.skip(f"refit on all rows (stopped at the budget's end during {name})")
             return
@@ -396,10 +412,11 @@ def _refit(
         member_w += [sel.weights[name] / len(models)] * len(models)
         preds.append((sel.weights[name], oof))
     sel.heldout, sel.final = sel.final, Blend(members, member_w)
-    sel.refit = f"{'+'.join(kept)} refitted on all {len(every)} rows ({k} folds, the held-out weights)"
+    how = f"{k} folds" + (f"; {'+'.join(n for n in kept if n in once)} once" if once else "")
+    sel.refit = f"{'+'.join(kept)} refitted on all {len(every)} rows ({how}, the held-out weights)"
     blended = np.sum([w * p for w, p in preds], axis=0)
     primary = M.PRIMARY[task][0]
-    sel.extra[f"refit_oof_{primary}"] = float(M.compute(task, ye, blended)[primary])
+    sel.extra[f"refit_oof_{primary}"] = float(M.compute(task, ye[:n_cv], blended)[primary])
 
 
 def bag_blend(

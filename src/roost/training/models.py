@@ -71,6 +71,10 @@ class LogReg(TorchModel):
 
         return not L.use_convex(self.params["solver"], n_rows, L.design_width(self.build(self.select(spec), 1)))
 
+    def refit_once(self, n_rows: int, spec: FeatureSpec) -> bool:
+        """True where the fit is the convex solve (Estimator.refit_once)."""
+        return not self.stops_early(n_rows, spec)
+
     def build(self, spec: FeatureSpec, n_out: int) -> Any:
         """Preprocess → Linear; numeric inputs are not clipped to the training range, so the fitted trend extends
         beyond it as least squares' does (issue 36: clipping cost 2 % test RMSE on the housing table)."""
