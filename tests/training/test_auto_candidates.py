@@ -93,3 +93,16 @@ def test_regressions_default_lightgbms_reach_a_lookup_tables_cells() -> None:
     # before: the best LightGBM candidate (lightgbm_deep, leaves of >= 20 rows) 2.40 = 2.35x the cell means' 1.02;
     # now lightgbm_fine 1.36 = 1.33x
     assert min(got.values()) <= 1.6 * ref, (ref, got)
+
+
+def test_multiclass_gets_a_bagged_lightgbm_in_lightgbm_deeps_place() -> None:
+    for rows in (400, 5_000):
+        cands = table_candidates(candidates(_cfg()), rows, 64, task="multiclass")
+        lgbs = _lightgbms(cands, rows, 64)
+        bagged = [p for p in lgbs if p["subsample"] < 1 and p["colsample_bytree"] < 1 and p["num_leaves"] >= 31]
+        assert bagged and all(p["early_stopping_rounds"] > 0 and p["n_estimators"] >= 1000 for p in bagged), cands
+        assert len(cands) == len(table_candidates(candidates(_cfg()), rows, 64, task="binary")), "same count"
+    # binary was not measured with it: its set is unchanged, and no LightGBM there bags rows
+    binary = table_candidates(candidates(_cfg()), 5_000, 64, task="binary")
+    assert binary == table_candidates(candidates(_cfg()), 5_000, 64)
+    assert all(p["subsample"] == 1 for p in _lightgbms(binary, 5_000, 64))
