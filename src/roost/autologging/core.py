@@ -304,12 +304,6 @@ def _on_side_thread(fn: Callable[[], None]) -> threading.Event:
     return done
 
 
-def on_side_thread(fn: Callable[[], None]) -> threading.Event:
-    """Run fn() (which must not raise) on the process's one side thread, after the side jobs handed before it; the
-    event is set once it returned."""
-    return _on_side_thread(fn)
-
-
 def _side_after_fork_in_child() -> None:
     """A forked child has no side thread, and the lock may have been held by a thread of the parent."""
     global _side, _side_lock

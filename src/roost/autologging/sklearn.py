@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roost.autologging import core, forest
+from roost.autologging import core
 from roost.autologging.classification_metrics import fast_classification_metrics
 from roost.autologging.record import (
     log_fingerprint_later,
@@ -42,16 +42,10 @@ def autolog(
 
     The training metrics and the model package are made on a background thread once `fit` returns; reading the run
     (roost.get_run, search_runs), ending it, and the interpreter's exit wait for them."""
-    core.switch(FLAVOR, disable, _patches,
+    core.switch(FLAVOR, disable, lambda: [(cls, "fit", _wrap) for cls in _fit_classes()],
                 log_models=log_models, log_datasets=log_datasets, silent=silent, max_tuning_runs=max_tuning_runs,
                 registered_model_name=registered_model_name, experiment=experiment,
                 package=package)  # fmt: skip
-
-
-def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
-    """Each estimator class's `fit`, and the forests' per-tree build where this scikit-learn has it (their training
-    predictions made beside it; without it they are made after the fit, as for any other model)."""
-    return [(cls, "fit", _wrap) for cls in _fit_classes()] + forest.build_patches()
 
 
 def _fit_classes() -> list[type]:
@@ -75,7 +69,6 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
             X = args[0]
         weight = given.get("sample_weight", kwargs.get("sample_weight"))
         kept: list[tuple[Any, Any]] = []
-        trees: list[forest.TreePredictions] = []  # a forest's training predictions, made while it fits
 
         def snapshots() -> tuple[Any, Any]:
             """X and y as given, copied once for the fingerprint and the training metrics together."""
@@ -83,24 +76,12 @@ def _wrap(original: Callable[..., Any]) -> Callable[..., Any]:
                 kept.append((snapshot(X), snapshot(y)))
             return kept[0]
 
-        def run_fit() -> Any:
-            with forest.collecting(trees[0] if trees else None):  # None: a fit nested in this one collects nothing
-                return original(self, *args, **kwargs)
-
-        def before(run: Run, conf: core.Settings) -> core.Later:
-            steps = _before(run, conf, self, X, y, snapshots)
-            if X is not None and y is not None and forest.applies(self):
-                from sklearn.base import is_classifier
-
-                trees.append(forest.TreePredictions(is_classifier(self), snapshots()[0]))
-            return steps
-
         return core.autologged(
             FLAVOR,
             type(self).__name__,
-            run_fit,
-            before,
-            lambda run, conf, _res: _after(run, conf, self, X, y, weight, snapshots, trees),
+            lambda: original(self, *args, **kwargs),
+            lambda run, conf: _before(run, conf, self, X, y, snapshots),
+            lambda run, conf, _res: _after(run, conf, self, X, y, weight, snapshots),
             key=self,
         )
 
@@ -116,16 +97,7 @@ def _before(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, snapshots: 
     return log_later(run, params_of(est.get_params(deep=True)), tags) + fingerprint_step
 
 
-def _after(
-    run: Run,
-    conf: core.Settings,
-    est: Any,
-    X: Any,
-    y: Any,
-    weight: Any,
-    snapshots: Snapshots,
-    trees: list[forest.TreePredictions],
-) -> core.Later:
+def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any, snapshots: Snapshots) -> core.Later:
     """Search results now; the training metrics and the model (over a snapshot of the data) for the background."""
     from sklearn.model_selection._search import BaseSearchCV
 
@@ -138,8 +110,7 @@ def _after(
     later: core.Later = []
     if y is not None:
         (Xs, ys), ws = snapshots(), snapshot(weight)
-        early = trees[0] if trees and model is est else None
-        later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws, early)))
+        later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws)))
     if conf.log_models and _is_predictor(model):
         sample = sample_rows(X)
         # pickled on a thread of its own while the training metrics predict (both only read the fitted model)
@@ -147,10 +118,8 @@ def _after(
     return later
 
 
-def _log_training_metrics(
-    run: Run, model: Any, X: Any, y: Any, weight: Any, trees: forest.TreePredictions | None = None
-) -> None:
-    scores = training_metrics(model, X, y, weight, trees)
+def _log_training_metrics(run: Run, model: Any, X: Any, y: Any, weight: Any) -> None:
+    scores = training_metrics(model, X, y, weight)
     if scores:
         run.log_metrics(scores)
 
@@ -161,12 +130,9 @@ def _is_predictor(model: Any) -> bool:
     return hasattr(model, "predict") and (is_classifier(model) or is_regressor(model))
 
 
-def training_metrics(
-    model: Any, X: Any, y: Any, sample_weight: Any = None, trees: forest.TreePredictions | None = None
-) -> dict[str, float]:
+def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
     """Metrics of a fitted classifier/regressor on its fit data: training_* as MLflow names them (weighted averages
-    for precision/recall/F1; log loss and ROC AUC from predict_proba). `trees`: a forest's predictions made while it
-    fitted (used where they equal its own method's, bit for bit)."""
+    for precision/recall/F1; log loss and ROC AUC from predict_proba)."""
     import numpy as np
     from sklearn import metrics as m
     from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier, is_regressor
@@ -174,13 +140,10 @@ def training_metrics(
     if not (is_classifier(model) or is_regressor(model)):
         return {}
     sw = sample_weight
-    early = None if trees is None else trees.result(model, X)
-    proba = None
-    if is_classifier(model) and hasattr(model, "predict_proba"):
-        proba = early if early is not None else model.predict_proba(X)
+    proba = model.predict_proba(X) if is_classifier(model) and hasattr(model, "predict_proba") else None
     pred = _argmax_predictions(model, proba)
     if pred is None:
-        pred = early if early is not None and not is_classifier(model) else model.predict(X)
+        pred = model.predict(X)
     out: dict[str, Any] = {}
     fast = None
     if is_classifier(model) and hasattr(model, "classes_"):
