@@ -71,7 +71,7 @@ class _Recorder:
 def _with_recorder(callbacks: Any, run: Run, conf: core.Settings) -> tuple[list[Any], core.Later]:
     """The fit's callbacks (a copy) with the recorder, and the background step that logs what it kept."""
     recorder = _Recorder(run, conf)
-    return [*(callbacks or []), recorder], core.alongside(recorder.points.later())  # beside the model's save
+    return [*(callbacks or []), recorder], recorder.points.later()
 
 
 def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -141,10 +141,8 @@ def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: 
         names = booster.feature_name()
         return {k: dict(zip(names, booster.feature_importance(importance_type=k).tolist())) for k in ("gain", "split")}
 
-    # the importance's files and metrics (Python) on the side thread, while the worker, which holds the GIL when the
-    # steps start, goes straight into the model's save: LightGBM writes its model text in C without the GIL (the side
-    # thread would wait for the GIL until the worker's Python steps were done: ~1.5 ms later)
-    later = core.alongside(read_now("feature importance", importance, lambda kinds: log_importance(run, kinds)))
+    later = read_now("feature importance", importance, lambda kinds: log_importance(run, kinds))
     if conf.log_models and sample is not None:
-        later += [("the model", lambda: log_model(run, conf, model, sample))]
+        # LightGBM writes its model text in C without the GIL: on a thread of its own beside the other steps
+        later += core.alongside([("the model", lambda: log_model(run, conf, model, sample))])
     return later

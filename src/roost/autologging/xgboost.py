@@ -18,6 +18,7 @@ from roost.autologging.record import (
     log_model,
     param_value,
     params_of,
+    read_now,
     sample_rows,
 )
 
@@ -118,7 +119,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
             if "early_stopping_rounds" in given:
                 params.setdefault("early_stopping_rounds", param_value(given["early_stopping_rounds"]))
             fingerprint_step = [] if dtrain is None else _dmatrix_fingerprint_later(run, conf, dtrain)
-            evals: core.Later = core.alongside(recorder.points.later())  # beside the model's save
+            evals: core.Later = recorder.points.later()
             return log_later(run, params) + fingerprint_step + evals
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
@@ -149,8 +150,8 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
             history: core.Later = [("eval metrics", lambda: log_evals(run, evals))] if evals else []
             sample = None if X is None else sample_rows(X)
             booster = self.get_booster()
-            steps = _summarize(run, conf, booster, self, None if sample is None else lambda: sample)
-            return core.alongside(history) + steps  # the history's Python beside the model's save
+            steps = _summarize(run, conf, booster, self, None if sample is None else lambda: sample, side=True)
+            return history + steps
 
         return core.autologged(
             FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after, key=self
@@ -159,26 +160,29 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Callable[[], Any] | None) -> core.Later:
-    """Best iteration now; feature importance (read and written) and the model of the trained booster (checked on
-    `sample()`, rows of the fit data) for the background worker, one after the other (the booster is never read by
-    two threads at once; the eval metrics' Python runs on the side thread meanwhile, while the model is serialized in
-    C without the GIL)."""
+def _summarize(
+    run: Run, conf: core.Settings, booster: Any, model: Any, sample: Callable[[], Any] | None, side: bool = False
+) -> core.Later:
+    """Best iteration and feature importance now; the importance's files and the model of the trained booster (checked
+    on `sample()`, rows of the fit data) for the background — the model on a thread of its own with `side` (where
+    `sample()` does not read a DMatrix that another step reads)."""
     summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
     best = booster.attr("best_iteration")
     if best is not None:  # set by early stopping only
         summary["best_iteration"] = int(best)
     run.log_metrics(summary)
 
-    def importance() -> None:  # ~0.7 ms of get_score: no longer on the caller's thread before `fit` returns
+    # read now (a fraction of a ms), so that the background steps do not share the booster with the model's save
+    def importance() -> dict[str, dict[str, float]]:
         names = booster.feature_names or [f"f{i}" for i in range(booster.num_features())]
         kinds = {}
         for ours, theirs in (("gain", "gain"), ("split", "weight")):
             got = booster.get_score(importance_type=theirs)
             kinds[ours] = {n: float(got.get(n, 0.0)) for n in names}
-        log_importance(run, kinds)
+        return kinds
 
-    later: core.Later = [("feature importance", importance)]
+    later = read_now("feature importance", importance, lambda kinds: log_importance(run, kinds))
     if conf.log_models and sample is not None:
-        later.append(("the model", lambda: log_model(run, conf, model, sample())))
+        step: core.Later = [("the model", lambda: log_model(run, conf, model, sample()))]
+        later += core.alongside(step) if side else step
     return later
