@@ -22,7 +22,6 @@ import argparse
 import pickle
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from typing import Any
@@ -33,7 +32,7 @@ from _common import BENCH_CACHE
 
 sys.path.insert(0, str(Path(__file__).parent))
 import quality as Q
-from regression_replay import timed_maker
+from regression_replay import cached_capture, timed_maker
 
 TABLES = ("fishing", "beps", "digits", "yogurt", "chile", "cracker")
 CACHE = BENCH_CACHE / "multiclass-replay"
@@ -94,21 +93,13 @@ def capture(name: str, seed: int, cands: list[str], tmp: Path) -> dict[str, Any]
 
 def load(name: str, seed: int, cands: list[str], tmp: Path) -> dict[str, Any]:
     """The cached capture with every one of `cands` (missing ones captured and merged in)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    f = CACHE / f"{name}-{seed}.pkl"
-    rec = pickle.loads(f.read_bytes()) if f.exists() else None
-    missing = [c for c in cands if rec is None or c not in rec["oof"]]
-    if missing:
-        t = time.perf_counter()
-        new = capture(name, seed, missing, tmp)
-        print(f"  {name} seed {seed} {','.join(missing)}: {time.perf_counter() - t:.0f} s", file=sys.stderr)
-        if rec is None:
-            rec = new
-        else:
-            for k in ("oof", "test", "seconds", "rounds"):
-                rec[k].update(new[k])
-        f.write_bytes(pickle.dumps(rec))
-    return rec
+    return cached_capture(
+        CACHE / f"{name}-{seed}.pkl",
+        cands,
+        lambda missing: capture(name, seed, missing, tmp),
+        f"{name} seed {seed}",
+        ("oof", "test", "seconds", "rounds"),
+    )
 
 
 def logloss(y: np.ndarray, P: np.ndarray) -> float:

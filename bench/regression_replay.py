@@ -104,18 +104,31 @@ def capture(name: str, seed: int, arm: str, cands: list[str], tmp: Path) -> dict
 def load(name: str, seed: int, arm: str, cands: list[str], tmp: Path) -> dict[str, Any]:
     """The cached capture with every one of `cands` (the missing candidates captured and merged in: each
     candidate's folds and models do not depend on the others)."""
-    CACHE.mkdir(parents=True, exist_ok=True)
-    f = CACHE / f"{name}-{seed}-{arm}.pkl"
+    return cached_capture(
+        CACHE / f"{name}-{seed}-{arm}.pkl",
+        cands,
+        lambda missing: capture(name, seed, arm, missing, tmp),
+        f"{name} seed {seed} {arm}",
+        ("oof", "test", "seconds"),
+    )
+
+
+def cached_capture(
+    f: Path, cands: list[str], capture_missing: Callable[[list[str]], dict[str, Any]], what: str, keys: tuple[str, ...]
+) -> dict[str, Any]:
+    """The capture pickled at `f` with every one of `cands`: the missing ones captured by `capture_missing(missing)`,
+    their `keys` (per-candidate dicts) merged in, and the file rewritten."""
+    f.parent.mkdir(parents=True, exist_ok=True)
     rec = pickle.loads(f.read_bytes()) if f.exists() else None
     missing = [c for c in cands if rec is None or c not in rec["oof"]]
     if missing:
         t = time.perf_counter()
-        new = capture(name, seed, arm, missing, tmp)
-        print(f"  {name} seed {seed} {arm} {','.join(missing)}: {time.perf_counter() - t:.0f} s", file=sys.stderr)
+        new = capture_missing(missing)
+        print(f"  {what} {','.join(missing)}: {time.perf_counter() - t:.0f} s", file=sys.stderr)
         if rec is None:
             rec = new
         else:
-            for k in ("oof", "test", "seconds"):
+            for k in keys:
                 rec[k].update(new[k])
         f.write_bytes(pickle.dumps(rec))
     return rec
