@@ -262,12 +262,13 @@ def test_the_recipe_command_serves_the_package(ws, cli, pkg, tmp_path) -> None:
             while True:
                 assert proc.poll() is None, (tmp_path / "server.log").read_text()
                 assert time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-                try:
-                    if client.get("/v2/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
+                # every worker up (the supervisor's 'serving ... on http' line), not only the first to answer: a
+                # worker still importing when the SIGTERM below comes exits with no hook run to report its imports
+                text = (tmp_path / "server.log").read_text(errors="replace")
+                if "serving " in text and " on http://" in text:
+                    break
                 time.sleep(0.2)
+            assert client.get("/v2/health/ready").status_code == 200
             assert client.get("/v2/health/live").status_code == 200
             r = client.post(
                 "/v2/models/bc/infer",
