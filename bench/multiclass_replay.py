@@ -32,6 +32,7 @@ from _common import BENCH_CACHE
 
 sys.path.insert(0, str(Path(__file__).parent))
 import quality as Q
+from quality_tasks import metric
 from regression_replay import cached_capture, timed_maker
 
 TABLES = ("fishing", "beps", "digits", "yogurt", "chile", "cracker")
@@ -103,10 +104,9 @@ def load(name: str, seed: int, cands: list[str], tmp: Path) -> dict[str, Any]:
 
 
 def logloss(y: np.ndarray, P: np.ndarray) -> float:
-    """Multiclass log loss (probabilities clipped as scikit-learn does)."""
-    P = np.clip(np.asarray(P, dtype=np.float64), 1e-15, 1.0)
-    P = P / P.sum(axis=1, keepdims=True)
-    return float(-np.mean(np.log(P[np.arange(len(y)), np.asarray(y, dtype=int)])))
+    """Multiclass log loss of the class probabilities P (columns = the encoded classes 0..K-1), as bench/quality.py
+    scores the references (quality_tasks.metric)."""
+    return metric("multiclass", np.asarray(y, dtype=int), P, list(range(np.shape(P)[1])))
 
 
 def best_reference(name: str, seed: int, cache: Path) -> float:
