@@ -85,7 +85,7 @@ def test_alias_swap_under_load_fails_no_query(server) -> None:
         assert c.post("/v1/indexes/items/delete", json={"ids": [1]}).json()["deleted"] == 1
         hits = c.post("/v1/indexes/items/search", json={"vector": x[1].tolist(), "k": 5}).json()["results"][0]
         assert 1 not in [h["id"] for h in hits]
-    seen: list[tuple[int, int, int]] = []  # (status, version, hits)
+    seen: list[tuple[int, int, int, int]] = []  # (client, status, version, hits)
     errors: list[str] = []  # transport failures are failed queries too (and must not stall the loops below)
     stop = threading.Event()
 
@@ -100,7 +100,8 @@ def test_alias_swap_under_load_fails_no_query(server) -> None:
                     errors.append(repr(exc))
                     return
                 js = r.json() if r.status_code == 200 else {}
-                seen.append((r.status_code, js.get("version", -1), min(len(h) for h in js.get("results", [[]]))))
+                hits = min(len(h) for h in js.get("results", [[]]))
+                seen.append((i, r.status_code, js.get("version", -1), hits))
 
     def wait_for(cond, what: str) -> None:  # the deadline only guards against a hang
         deadline = time.monotonic() + 120
@@ -117,7 +118,9 @@ def test_alias_swap_under_load_fails_no_query(server) -> None:
         _emb("v2.parquet", 3500, 1)
         build_index("items", "v2.parquet")
         set_alias("items", 2, "prod")
-        wait_for(lambda: any(v == 2 for _, v, _ in seen[-5:]), "queries answered by v2")
+        # every client sees v2: appends from different clients interleave in no set order (a reply read
+        # before the swap can be appended after others' v2 replies), so the order is checked per client
+        wait_for(lambda: {c for c, _, v, _ in seen if v == 2} == set(range(3)), "every client answered by v2")
         n_at_swap = len(seen)
         wait_for(lambda: len(seen) >= n_at_swap + 30, "load after the swap")
     finally:
@@ -125,10 +128,12 @@ def test_alias_swap_under_load_fails_no_query(server) -> None:
         for t in threads:
             t.join(timeout=60)
     assert not errors, errors
-    assert all(s == 200 for s, _, _ in seen), {s for s, _, _ in seen}
-    assert all(h == 10 for _, _, h in seen)
-    versions = [v for _, v, _ in seen]
-    assert 1 in versions and versions[-1] == 2
+    assert all(s == 200 for _, s, _, _ in seen), {s for _, s, _, _ in seen}
+    assert all(h == 10 for _, _, _, h in seen)
+    assert 1 in [v for _, _, v, _ in seen]
+    for client in range(3):  # one client's queries are sequential: once it is answered by v2, never by v1 again
+        versions = [v for c, _, v, _ in seen if c == client]
+        assert versions == sorted(versions) and versions[-1] == 2, (client, versions)
     info = httpx.get(url + "/v1/indexes/items").json()
     assert info["version"] == 2 and info["swaps"] == 1
     # the live upsert/delete predate v2.parquet (its snapshot), so they are not replayed: v2 rules

@@ -38,18 +38,19 @@ def test_ray_equals_load_model(ray_cluster, model, tmp_path):
         "ray.init(address=sys.argv[1], log_to_driver=False)\n"
         "res = roost.predict(sys.argv[2], sys.argv[3], sys.argv[4], engine='ray', columns=['user_id'],"
         " batch_size=256)\n"
-        "print(json.dumps({'run_id': res.run_id, 'rows_out': res.rows_out}))\n"
-    )
+        "open(sys.argv[5], 'w').write(json.dumps({'run_id': res.run_id, 'rows_out': res.rows_out}))\n"
+    )  # the result goes to a file: Ray's raylet writes to stdout too (e.g. when a worker dies and a task is retried)
+    result = tmp_path / "result.json"
     env = {**os.environ, "RAY_AUTH_MODE": "disabled"}  # the child runs in the test workspace (the cwd)
     p = subprocess.run(
-        [sys.executable, "-c", driver, ray_cluster, str(model), str(d), str(out)],
+        [sys.executable, "-c", driver, ray_cluster, str(model), str(d), str(out), str(result)],
         capture_output=True,
         text=True,
         env=env,
         timeout=600,
     )
     assert p.returncode == 0, p.stderr[-3000:]
-    res = SimpleNamespace(**json.loads(p.stdout.strip().splitlines()[-1]))
+    res = SimpleNamespace(**json.loads(result.read_text()))
     got = read_output(out)
     assert list(got.columns) == ["user_id", "probability"]
     assert got["user_id"].tolist() == df["user_id"].tolist()
