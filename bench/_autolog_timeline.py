@@ -60,7 +60,7 @@ def instrument(m: Marks) -> None:
     from roost.registry import deferred
 
     autologged, run_steps, on_side, end_owned, submit = (
-        core.autologged, core._run_steps, core._on_side_thread, core.end_owned, deferred.submit,
+        core.autologged, core._run_steps, core.on_side_thread, core.end_owned, deferred.submit,
     )  # fmt: skip
 
     def autologged_marked(flavor: str, name: str, fit: Any, before: Any, after: Any, key: object = None) -> Any:
@@ -79,7 +79,7 @@ def instrument(m: Marks) -> None:
 
     core.autologged = autologged_marked
     core._run_steps = run_steps_marked
-    core._on_side_thread = on_side_marked
+    core.on_side_thread = on_side_marked
     core.end_owned = m.span("run end", end_owned)
     deferred.submit = submit_marked
 

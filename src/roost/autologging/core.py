@@ -273,7 +273,7 @@ def _run_later(run: Run, owned: bool, conf: Settings, later: Later, failures: li
         rest = [step for step in later if not getattr(step[1], _ALONGSIDE, False)]
         with warnings.catch_warnings():  # for both threads, until the side thread's steps are done
             warnings.simplefilter("ignore")
-            done = _on_side_thread(lambda: _run_steps(conf, side, failures, False))
+            done = on_side_thread(lambda: _run_steps(conf, side, failures, False))
             try:
                 _run_steps(conf, rest, failures, False)
             finally:
@@ -287,7 +287,7 @@ _side_lock = threading.Lock()
 _side: tuple[threading.Thread, queue.SimpleQueue[tuple[Callable[[], None], threading.Event]]] | None = None
 
 
-def _on_side_thread(fn: Callable[[], None]) -> threading.Event:
+def on_side_thread(fn: Callable[[], None]) -> threading.Event:
     """Run fn() (which must not raise) on the process's one side thread; the event is set once it returned.
 
     One long-lived thread, not one per fit: a new thread per call cost LightGBM's model save ~2 ms more CPU (7 → 9 ms

@@ -6,7 +6,7 @@ import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from roost.autologging import core
+from roost.autologging import core, forest
 from roost.autologging.classification_metrics import fast_classification_metrics
 from roost.autologging.record import (
     log_fingerprint_later,
@@ -140,10 +140,14 @@ def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> d
     if not (is_classifier(model) or is_regressor(model)):
         return {}
     sw = sample_weight
-    proba = model.predict_proba(X) if is_classifier(model) and hasattr(model, "predict_proba") else None
+    proba = None
+    if is_classifier(model) and hasattr(model, "predict_proba"):
+        proba = forest.training_predictions(model, X, "predict_proba")
+        proba = model.predict_proba(X) if proba is None else proba
     pred = _argmax_predictions(model, proba)
     if pred is None:
-        pred = model.predict(X)
+        pred = forest.training_predictions(model, X, "predict")
+        pred = model.predict(X) if pred is None else pred
     out: dict[str, Any] = {}
     fast = None
     if is_classifier(model) and hasattr(model, "classes_"):
