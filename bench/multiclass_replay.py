@@ -48,6 +48,16 @@ PROBES: dict[str, dict[str, Any]] = {
     "bag_deep5": {**_USUAL, "subsample": 0.5, "colsample_bytree": 0.5},
     "bag_deep8": {**_USUAL, "subsample": 0.8, "colsample_bytree": 0.5},
     "bag_deep_mcs10": {**_USUAL, "subsample": 0.7, "colsample_bytree": 0.5, "min_child_samples": 10},
+    # large leaves of a few rows (AutoGluon's "GBMLarge" settings), and the same bagged
+    "large": {**_USUAL, "num_leaves": 128, "min_child_samples": 3, "learning_rate": 0.03, "colsample_bytree": 0.9},
+    "large_bag": {
+        **_USUAL,
+        "num_leaves": 128,
+        "min_child_samples": 3,
+        "learning_rate": 0.03,
+        "colsample_bytree": 0.9,
+        "subsample": 0.7,
+    },
 }
 
 

@@ -60,6 +60,7 @@ PRIORS: dict[str, tuple[float, float]] = {
     "lightgbm": (1.0, 20.0),
     "lightgbm_deep": (0.9, 20.0),
     "lightgbm_fine": (0.9, 20.0),  # lightgbm_deep with min_child_samples 3 (regression): the same cost
+    "lightgbm_large": (0.8, 30.0),  # 128 leaves of >= 3 rows, bagged (multiclass): 0.4-1.8x lightgbm_bagged's fit
     "lightgbm_bagged": (0.9, 28.0),  # lightgbm_deep with bagging (multiclass): 0.7-2x its fit on the suite, mean 1.4x
     "logreg": (0.6, 40.0),
     "wide_deep": (0.9, 50.0),
