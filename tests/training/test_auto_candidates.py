@@ -70,26 +70,32 @@ def _lookup_table(n: int, seed: int) -> pd.DataFrame:
     return df.assign(y=cell[X[:, 0], X[:, 1], X[:, 2]] + rng.normal(size=n))
 
 
-def test_regressions_default_lightgbms_reach_a_lookup_tables_cells() -> None:
-    from sklearn.metrics import mean_squared_error
-
+def _default_lightgbm_predictions(task: str, train: pd.DataFrame, val: pd.DataFrame, test: pd.DataFrame) -> dict:
+    """Each default LightGBM candidate of `task`, fitted as auto fits it (label y), predicting the test rows."""
     from roost.training.from_config import build_model
     from roost.training.preprocess import infer_spec
 
-    train, val, test = _lookup_table(960, 0), _lookup_table(240, 1), _lookup_table(2000, 2)
     X, Xv, Xt = (d.drop(columns=["y"]) for d in (train, val, test))
+    cfg = TrainConfig.model_validate({"data": "x.csv", "label": "y", "task": task})
+    spec = infer_spec(train, label="y")
+    out = {}
+    for c in table_candidates(candidates(_cfg()), len(train), 4, task=task):
+        sub = candidate_config(cfg, c, len(train), 4)
+        if sub.model.type == "lightgbm":
+            model = build_model(sub, task, len(train)).fit(X, train["y"], Xv, val["y"], spec=spec)
+            out[c] = np.asarray(model.predict(Xt))
+    return out
+
+
+def test_regressions_default_lightgbms_reach_a_lookup_tables_cells() -> None:
+    from sklearn.metrics import mean_squared_error
+
+    train, val, test = _lookup_table(960, 0), _lookup_table(240, 1), _lookup_table(2000, 2)
     # independent reference: the brute-force cell means of the training rows (the exact estimator for this table)
     means = train.groupby(["a", "b", "c"])["y"].mean()
-    ref = np.sqrt(mean_squared_error(test["y"], means.reindex(pd.MultiIndex.from_frame(Xt[["a", "b", "c"]]))))
-    cfg = TrainConfig.model_validate({"data": "x.csv", "label": "y", "task": "regression"})
-    spec = infer_spec(train, label="y")
-    got = {}
-    for c in table_candidates(candidates(_cfg()), len(train), 4, task="regression"):
-        sub = candidate_config(cfg, c, len(train), 4)
-        if sub.model.type != "lightgbm":
-            continue
-        m = build_model(sub, "regression", len(train)).fit(X, train["y"], Xv, val["y"], spec=spec)
-        got[c] = float(np.sqrt(mean_squared_error(test["y"], np.asarray(m.predict(Xt)))))
+    ref = np.sqrt(mean_squared_error(test["y"], means.reindex(pd.MultiIndex.from_frame(test[["a", "b", "c"]]))))
+    preds = _default_lightgbm_predictions("regression", train, val, test)
+    got = {c: float(np.sqrt(mean_squared_error(test["y"], p))) for c, p in preds.items()}
     # before: the best LightGBM candidate (lightgbm_deep, leaves of >= 20 rows) 2.40 = 2.35x the cell means' 1.02;
     # now lightgbm_fine 1.36 = 1.33x
     assert min(got.values()) <= 1.6 * ref, (ref, got)
@@ -123,26 +129,15 @@ def _choice_table(n: int, seed: int) -> pd.DataFrame:
 def test_multiclasss_default_lightgbms_reach_a_choice_tables_cells() -> None:
     from sklearn.metrics import log_loss
 
-    from roost.training.from_config import build_model
-    from roost.training.preprocess import infer_spec
-
     train, val, test = _choice_table(1500, 0), _choice_table(300, 1), _choice_table(3000, 2)
-    X, Xv, Xt = (d.drop(columns=["y"]) for d in (train, val, test))
     classes = sorted(train["y"].unique())
     # independent reference: each cell's class frequencies in the training rows, add-one smoothed (uniform where a
     # test row's cell has no training row)
     counts = train.groupby(["a", "b", "c"])["y"].value_counts().unstack(fill_value=0).reindex(columns=classes) + 1
-    freq = counts.div(counts.sum(axis=1), axis=0).reindex(pd.MultiIndex.from_frame(Xt[["a", "b", "c"]]))
+    freq = counts.div(counts.sum(axis=1), axis=0).reindex(pd.MultiIndex.from_frame(test[["a", "b", "c"]]))
     ref = log_loss(test["y"], freq.fillna(1 / len(classes)).to_numpy(), labels=classes)
-    cfg = TrainConfig.model_validate({"data": "x.csv", "label": "y", "task": "multiclass"})
-    spec = infer_spec(train, label="y")
-    got = {}
-    for c in table_candidates(candidates(_cfg()), len(train), 4, task="multiclass"):
-        sub = candidate_config(cfg, c, len(train), 4)
-        if sub.model.type != "lightgbm":
-            continue
-        m = build_model(sub, "multiclass", len(train)).fit(X, train["y"], Xv, val["y"], spec=spec)
-        got[c] = log_loss(test["y"], np.asarray(m.predict(Xt)), labels=classes)
+    preds = _default_lightgbm_predictions("multiclass", train, val, test)
+    got = {c: log_loss(test["y"], p, labels=classes) for c, p in preds.items()}
     # before: the best LightGBM candidate (lightgbm_defaults) 1.153 = 1.39x the cell frequencies' 0.832; now
     # lightgbm_large 1.006 = 1.21x
     assert min(got.values()) <= 1.3 * ref, (ref, got)
