@@ -87,9 +87,13 @@ def test_predictions_that_finish_out_of_order_are_still_summed_in_tree_order():
     values make the order visible: (1 + 1e16) - 1e16 = 0 in float64, (1e16 - 1e16) + 1 = 1."""
     trees = [_Tree(1.0, 0.3), _Tree(1e16, 0.0), _Tree(-1e16, 0.0)]
     job = forest._OrderedSum(trees, "predict", np.zeros((4, 1), dtype=np.float32))
-    job.run()
+    threads = [threading.Thread(target=job.work, name=f"t{i}") for i in range(2)]  # as the worker and side thread
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(30)
     assert job.added == 3 and job.total.tolist() == [0.0] * 4
-    assert len({t.thread for t in trees}) == 2  # both threads predicted trees
+    assert trees[0].thread != trees[1].thread  # tree 1 was predicted while tree 0 still slept
 
 
 def test_a_busy_side_thread_leaves_the_trees_to_the_caller():
