@@ -24,7 +24,7 @@ from roost.autologging import forest
 @pytest.fixture(autouse=True)
 def two_cores(monkeypatch):
     """Whatever this machine has: the two-thread path needs two cores (one core is tested on its own)."""
-    monkeypatch.setattr(forest, "cores", lambda: 2)
+    monkeypatch.setattr(forest, "usable_cores", lambda: 2)
 
 
 def _same_bits(a, b):
@@ -145,7 +145,7 @@ def test_what_cannot_be_vouched_for_falls_back(monkeypatch):
     assert forest.training_predictions(Mine(n_estimators=3).fit(X, y), X, "predict_proba") is None
     boosted = GradientBoostingClassifier(n_estimators=3).fit(X, y)
     assert forest.training_predictions(boosted, X, "predict_proba") is None
-    monkeypatch.setattr(forest, "cores", lambda: 1)
+    monkeypatch.setattr(forest, "usable_cores", lambda: 1)
     assert forest.training_predictions(est, X, "predict_proba") is None  # one core: nothing to gain
 
 

@@ -17,19 +17,11 @@ cores or more for this process.
 
 from __future__ import annotations
 
-import os
 import threading
 from typing import Any
 
 from roost.autologging import core
-
-
-def cores() -> int:
-    """The CPU cores this process may run on."""
-    try:
-        return len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):  # not on Linux
-        return os.cpu_count() or 1
+from roost.machine import usable_cores
 
 
 def _tree_method(model: Any) -> str | None:
@@ -131,7 +123,7 @@ def training_predictions(model: Any, X: Any, method: str) -> Any | None:
     """model.predict_proba(X) (`method` 'predict_proba', forest classifiers) / model.predict(X) ('predict', forest
     regressors), the same bits, on two threads; None where that is not vouched for (see the module's docstring):
     then the caller asks the model."""
-    if _tree_method(model) != method or cores() < 2:
+    if _tree_method(model) != method or usable_cores() < 2:
         return None
     data = _checked_data(model, X)
     if data is None:

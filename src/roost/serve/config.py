@@ -8,15 +8,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from roost.errors import RoostError
+from roost.machine import usable_cores
 from roost.netpolicy.limits import ConnLimits
 
 CONFIG_ENV = "ROOST_SERVE_CONFIG"
 SMALL_MODEL_BYTES = 8 << 20
-
-
-def usable_cores() -> int:
-    """The CPU cores this process may run on (its affinity mask where the OS has one)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
 
 
 @dataclass
