@@ -243,7 +243,8 @@ def optimism(recs: list[tuple[dict[str, Any], dict[str, Any]]], names: list[str]
 
 def main(argv: list[str] | None = None) -> int:
     """Capture what is missing, then print each rule's ratio to the best reference and its paired difference."""
-    from roost.training.auto_candidates import DEFAULT_CANDIDATES, table_candidates
+    from roost.datasets.suite import LABEL
+    from roost.training.auto_candidates import DEFAULT_CANDIDATES, label_candidates, table_candidates
 
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tables", default=",".join(TABLES))
@@ -265,8 +266,11 @@ def main(argv: list[str] | None = None) -> int:
         for name in args.tables.split(","):
             from roost.datasets.suite import load_table
 
-            n_train = len(load_table(name)) * 0.8 * 0.9
-            cands = [*table_candidates(list(DEFAULT_CANDIDATES), int(n_train), 0, task="regression"), *extra]
+            df = load_table(name)
+            n_train = len(df) * 0.8 * 0.9
+            cands = table_candidates(list(DEFAULT_CANDIDATES), int(n_train), 0, task="regression")
+            cands += [e for e in extra if e not in cands]
+            cands = label_candidates(cands, Q.test_rows(df, seed)[0][LABEL])  # the training + validation labels
             arms = {a: load(name, seed, a, cands, tmp) for a in args.arms.split(",")}
             data.setdefault(name, []).append((seed, references(name, seed, args.refs), arms, {"cands": cands}))
     report(data, extra, args.swap)

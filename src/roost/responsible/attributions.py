@@ -158,6 +158,8 @@ def _output(predictor: Any, df: Any, space: str, target: int) -> np.ndarray:
     if space == "log-odds":
         q = np.clip(p, 1e-7, 1 - 1e-7)
         return np.log(q / (1 - q))
+    if space == "log(prediction)":  # a regression model fitted on log(label)
+        return np.log(np.maximum(p, np.finfo(np.float64).tiny))
     return p
 
 

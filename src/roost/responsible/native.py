@@ -185,8 +185,12 @@ def integrated_gradients(
 
 
 def _scaled(info: dict[str, Any], phi: np.ndarray, base: np.ndarray) -> tuple[np.ndarray, np.ndarray, str]:
-    """Attributions in the package's output units: regression outputs are de-standardised."""
+    """Attributions in the package's output units: regression outputs are de-standardised (a model fitted on
+    log(label), `target: log`, attributes the log of its prediction, log smear included: additive there, not after
+    the exp)."""
     if info["task"] == "regression":
         mean, std = info.get("y_scale") or (0.0, 1.0)
+        if info.get("log_target"):
+            return phi * std, base * std + mean + float(np.log(info["log_target"][0])), "log(prediction)"
         return phi * std, base * std + mean, "prediction"
     return phi, base, "log-odds" if info["task"] == "binary" else "class logit"

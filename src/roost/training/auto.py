@@ -20,6 +20,7 @@ from typing import Any
 from roost.errors import ConfigError
 from roost.training.auto_candidates import DEFAULT_CANDIDATES as DEFAULT_CANDIDATES
 from roost.training.auto_candidates import VARIANTS as VARIANTS
+from roost.training.auto_candidates import label_candidates
 from roost.training.auto_candidates import table_candidates as table_candidates
 from roost.training.auto_select import bag_blend as bag_blend
 from roost.training.auto_select import blend_weights as blend_weights
@@ -174,7 +175,9 @@ def train_auto(
     from roost.training.tensorboard import TB_SUBDIR
 
     cands = candidates(cfg)
-    cands = table_candidates(cands, len(parts[0]), len(spec.columns), "candidates" not in cfg.model.params, task)
+    default = "candidates" not in cfg.model.params
+    cands = table_candidates(cands, len(parts[0]), len(spec.columns), default, task)
+    cands = label_candidates(cands, [*parts[0][cfg.label], *parts[1][cfg.label]], default)
     opts = options(cfg)
     primary = PRIMARY[task][0]
     seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))

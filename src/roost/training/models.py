@@ -24,20 +24,30 @@ class LogReg(TorchModel):
     `solver`: "auto" (default) fits the weights by a convex solve whose L2 strength is chosen by cross-validation
     over the training rows (training/linear_fit.py) on tables up to linear_fit.MAX_CELLS rows × design columns, and
     by the training loop (AdamW, `weight_decay`, early stopping on the validation rows) above; "convex" or "sgd"
-    force one. The network, its preprocessing and its package are the same either way."""
+    force one. The network, its preprocessing and its package are the same either way.
+
+    `target`: "raw" (default), or "log" for a regression label above 0 on every row: the model is linear in
+    log(label) — multiplicative effects, as prices and counts often have — and predicts exp(·) × Duan's smearing
+    factor (nn.Head). `model: auto` trains it beside the others on such labels (`logreg_log`)."""
 
     model_type = "logreg"
     TRAINER = {"lr": 1e-2, "epochs": 50, "patience": 5}
-    NET = {"solver": "auto"}
+    NET = {"solver": "auto", "target": "raw"}
     SOLVERS = ("auto", "convex", "sgd")
+    TARGETS = ("raw", "log")
 
     def _validate(self) -> None:
-        """TorchModel's checks and the solver's name."""
+        """TorchModel's checks, the solver's and the target's names."""
         super()._validate()
         if self.params["solver"] not in self.SOLVERS:
             raise ConfigError(
                 f"model.params.solver: {self.params['solver']!r} is not one of {', '.join(self.SOLVERS)}",
                 hint="solver: auto (a convex solve with its penalty chosen by cross-validation on small tables)",
+            )
+        if self.params["target"] not in self.TARGETS:
+            raise ConfigError(
+                f"model.params.target: {self.params['target']!r} is not one of {', '.join(self.TARGETS)}",
+                hint="target: log fits a regression label's logarithm (every label above 0); raw fits it as it is",
             )
 
     def solve(self, spec: FeatureSpec, X: Any, y: Any, val: Any, callbacks: Any) -> Any:

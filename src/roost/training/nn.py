@@ -260,14 +260,27 @@ class Network(nn.Module):
 
 
 class Head(nn.Module):
-    """Turns raw outputs into the package outputs: probability+logit, probabilities, or prediction."""
+    """Turns raw outputs into the package outputs: probability+logit, probabilities, or prediction.
 
-    def __init__(self, net: nn.Module, task: str, y_mean: float = 0.0, y_std: float = 1.0) -> None:
+    A regression network fitted on the log of its label (`log_target` = (smear, lo, hi)) predicts
+    exp(clip(log prediction, lo, hi)) × smear: Duan's smearing factor (the mean of exp(residual) over the training
+    rows) makes it estimate the mean rather than the median, and the clip (the training labels' log range, widened)
+    keeps an extrapolated row from overflowing."""
+
+    def __init__(
+        self,
+        net: nn.Module,
+        task: str,
+        y_mean: float = 0.0,
+        y_std: float = 1.0,
+        log_target: tuple[float, float, float] | None = None,
+    ) -> None:
         super().__init__()
         self.net = net
         self.task = task
         self.y_mean = float(y_mean)
         self.y_std = float(y_std)
+        self.log_target = None if log_target is None else tuple(float(v) for v in log_target)
 
     def forward(self, *cols: Tensor) -> tuple[Tensor, ...]:
         """Package outputs for one 1-D tensor per raw column."""
@@ -277,4 +290,8 @@ class Head(nn.Module):
             return torch.sigmoid(logit), logit
         if self.task == "multiclass":
             return (torch.softmax(z, dim=1),)
-        return (z[:, 0] * self.y_std + self.y_mean,)
+        value = z[:, 0] * self.y_std + self.y_mean
+        if self.log_target is not None:
+            smear, lo, hi = self.log_target
+            value = torch.exp(torch.clamp(value, lo, hi)) * smear
+        return (value,)

@@ -25,10 +25,28 @@ def _trainer_defaults() -> dict[str, Any]:
     return asdict(TrainerParams())
 
 
+def log_labels(task: str, y: np.ndarray) -> np.ndarray:
+    """log(y) of regression labels for `model.params.target: log`; ConfigError for another task or a label ≤ 0."""
+    if task != "regression":
+        raise ConfigError(
+            f"model.params.target: log is for regression labels, this is a {task} task", hint="use target: raw"
+        )
+    y = np.asarray(y, dtype=np.float64)
+    bad = y[~(y > 0)]
+    if bad.size:
+        raise ConfigError(
+            f"model.params.target: log needs a label above 0 on every row; {bad.size} of {y.size} are not "
+            f"(e.g. {float(bad[0])!r})",
+            hint="use target: raw, or shift the label so that every value is positive",
+        )
+    return np.asarray(np.log(y), dtype=np.float64)
+
+
 class TorchModel(Estimator):
     """A PyTorch network on raw columns, trained by `roost.training.trainer.fit_network`."""
 
     framework: ClassVar[str] = "torch"
+    log_target_: tuple[float, float, float] | None = None  # set by fit() under `target: log`
     NET: ClassVar[dict[str, Any]] = {}
     TRAINER: ClassVar[dict[str, Any]] = {}
 
@@ -105,6 +123,9 @@ class TorchModel(Estimator):
             spec = self.select(spec or infer_spec(X))
         yt, self.classes_ = encode_labels(y, self.task_, self.classes_ or None)
         yv = encode_labels(y_val, self.task_, self.classes_)[0] if y_val is not None else None
+        log_target = self.params.get("target", "raw") == "log"
+        if log_target:  # the network learns log(label); head() turns its output back (nn.Head)
+            yt, yv = log_labels(self.task_, yt), (None if yv is None else log_labels(self.task_, yv))
         if resume is None:
             y_mean, y_std = (float(yt.mean()), float(yt.std() or 1.0)) if self.task_ == "regression" else (0.0, 1.0)
         self.spec_ = spec
@@ -138,14 +159,26 @@ class TorchModel(Estimator):
             )
         self.history_ = state.history
         self.state_ = state
+        self.log_target_ = self._log_target(spec.encode(X), yt) if log_target else None
         return self
+
+    def _log_target(self, cols: list[np.ndarray], log_y: np.ndarray) -> tuple[float, float, float]:
+        """(smear, lo, hi) of a network fitted on log labels `log_y`: Duan's smearing factor, the mean of
+        exp(log label − log prediction) over the training rows, and the log range predictions are clipped to (the
+        training labels' range, one unit wider on each side: a factor e)."""
+        from roost.training.export import torch_outputs
+        from roost.training.nn import Head
+
+        pred = np.asarray(torch_outputs(Head(self.net_, "regression", *self.y_scale_), cols)[0], dtype=np.float64)
+        smear = float(np.mean(np.exp(np.clip(log_y - pred, -50.0, 50.0))))
+        return smear, float(log_y.min()) - 1.0, float(log_y.max()) + 1.0
 
     def head(self) -> Any:
         """The fitted network wrapped to produce package outputs from raw columns."""
         from roost.training.nn import Head
 
         self._check_fitted()
-        return Head(self.net_, self.task_ or "binary", *self.y_scale_)
+        return Head(self.net_, self.task_ or "binary", *self.y_scale_, log_target=self.log_target_)
 
     def predict(self, X: pd.DataFrame) -> np.ndarray:
         """Binary P(positive) [N], class probabilities [N, C], or regression values [N] (PyTorch)."""
@@ -180,6 +213,7 @@ class TorchModel(Estimator):
                     "task": self.task_,
                     "classes": self.classes_,
                     "y_scale": list(self.y_scale_),
+                    "log_target": list(self.log_target_) if self.log_target_ else None,
                     "model_type": self.model_type,
                     "params": self.get_params(),
                 },
