@@ -10,6 +10,9 @@ off between them: disable=True) and keeps the median of each; overhead = autolog
   the interpreter's exit; MLflow: `flush_async_logging()`);
 - CPU: the process's CPU time over the fit and that completion (all threads): the work autolog adds, wherever it ran.
 
+Each is the median of the autologged fits minus the median of the plain ones; "paired" is the median over repeats of
+(autologged fit − the plain fit just before it), which cancels slow drift of the machine between repeats.
+
 roost runs three ways: its default (package="deferred": the native model is logged, the ONNX package is built on the
 model's first load, timed separately as "first roost.load_model"), package="now" (the package built and checked on
 the background thread after each fit) and log_models=False.
@@ -92,7 +95,10 @@ for name, fit in FITS.items():
         done.append(time.perf_counter() - t); logged_cpu.append(time.process_time() - c)
         off()
     out[name] = {"plain_s": med(plain), "autolog_s": med(logged), "complete_s": med(done),
-                 "plain_cpu_s": med(plain_cpu), "autolog_cpu_s": med(logged_cpu)}
+                 "plain_cpu_s": med(plain_cpu), "autolog_cpu_s": med(logged_cpu),
+                 # each autologged fit against the plain fit just before it: drift between repeats cancels
+                 "paired_fit_s": med([a - b for a, b in zip(logged, plain)]),
+                 "paired_complete_s": med([a - b for a, b in zip(done, plain)])}
     if tool == "roost" and extra.get("log_models", True):  # what the first load of the last run's model costs
         last = roost.search_runs(order_by=["start_time DESC"])[0]["run_id"]
         c = time.process_time(); t = time.perf_counter(); roost.load_model(f"runs:/{last}/model")
@@ -124,6 +130,12 @@ def report(label: str, res: dict) -> float:
             f"{label:<32} {lib:<9} plain {p:6.3f} s | fit returns {a - p:+6.3f} s ({a / p - 1:+6.1%})"
             f" | run complete {d - p:+6.3f} s ({d / p - 1:+6.1%}) | CPU {cpu}"
         )
+        if "paired_fit_s" in r:
+            pf, pd_ = r["paired_fit_s"], r["paired_complete_s"]
+            print(
+                f"{'':<32} {'':<9} paired (median of each autologged fit − the plain fit before it): fit returns"
+                f" {pf * 1000:+.1f} ms ({pf / p:+.1%}), run complete {pd_ * 1000:+.1f} ms ({pd_ / p:+.1%})"
+            )
     return total
 
 

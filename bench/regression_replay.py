@@ -270,7 +270,7 @@ def main(argv: list[str] | None = None) -> int:
             n_train = len(df) * 0.8 * 0.9
             cands = table_candidates(list(DEFAULT_CANDIDATES), int(n_train), 0, task="regression")
             cands += [e for e in extra if e not in cands]
-            cands = label_candidates(cands, Q.test_rows(df, seed)[0][LABEL])  # the training + validation labels
+            cands = label_candidates(cands, df[LABEL])  # every row's label, as roost train checks them
             arms = {a: load(name, seed, a, cands, tmp) for a in args.arms.split(",")}
             data.setdefault(name, []).append((seed, references(name, seed, args.refs), arms, {"cands": cands}))
     report(data, extra, args.swap)

@@ -155,9 +155,9 @@ def test_autolog_uses_them_and_records_the_forests_metrics(rec, monkeypatch):
     used = []
     real = forest.training_predictions
 
-    def spy(model, X, method):
-        out = real(model, X, method)
-        used.append((method, out is not None))
+    def spy(model, X, method, started=None):
+        out = real(model, X, method, started)
+        used.append((method, out is not None, started is not None))
         return out
 
     monkeypatch.setattr(forest, "training_predictions", spy)
@@ -166,7 +166,7 @@ def test_autolog_uses_them_and_records_the_forests_metrics(rec, monkeypatch):
     est = RandomForestClassifier(n_estimators=12, max_depth=6, random_state=0, n_jobs=1).fit(X, y)
     metrics = rec.only_run()["metrics"]
     roost.sklearn.autolog(disable=True)
-    assert used == [("predict_proba", True)]
+    assert used == [("predict_proba", True, True)]  # begun when fit returned, finished by the training metrics
     proba = est.predict_proba(X)
     assert metrics["training_log_loss"] == m.log_loss(y, proba)
     assert metrics["training_roc_auc"] == m.roc_auc_score(y, proba, multi_class="ovr", average="weighted")
@@ -184,3 +184,30 @@ def test_a_regressor_under_autolog_records_the_forests_r2(rec):
     pred = est.predict(X)
     assert metrics["training_r2_score"] == m.r2_score(y, pred)
     assert metrics["training_mean_squared_error"] == m.mean_squared_error(y, pred)
+
+
+def test_the_side_thread_takes_trees_before_the_model_save(rec, monkeypatch):
+    """The forest's trees are queued on the side thread when `fit` returns, ahead of the model's save: the side
+    thread predicts while the worker is still on its way, and saves the model after (the save first left the worker
+    alone on the trees for the save's duration)."""
+    from roost.autologging import core
+
+    queued = []
+    real = core.on_side_thread
+
+    def spy(fn):
+        owner = getattr(fn, "__self__", None)
+        queued.append("trees" if isinstance(owner, forest._OrderedSum) else "steps")
+        return real(fn)
+
+    monkeypatch.setattr(core, "on_side_thread", spy)
+    X, y = make_classification(n_samples=600, n_features=6, random_state=2)
+    roost.sklearn.autolog(silent=True)
+    est = RandomForestClassifier(n_estimators=10, max_depth=5, random_state=0, n_jobs=1).fit(X, y)
+    metrics = rec.only_run()["metrics"]
+    roost.sklearn.autolog(disable=True)
+    assert queued[:2] == ["trees", "steps"], queued  # the trees first, then the model's save
+    assert "trees" not in queued[2:], queued  # the training metrics finished the started job: none begun again
+    from sklearn.metrics import log_loss
+
+    assert metrics["training_log_loss"] == log_loss(y, est.predict_proba(X))

@@ -9,6 +9,9 @@ has saved the model. The same bits, sooner than the ~30 ms per 10k rows of a 50-
 autolog waits for before the run is complete. A finished prediction waits (at most a few: the threads take
 consecutive trees) until the trees before it are added, so memory stays a few predictions, not one per tree.
 
+The side thread starts as `fit` returns (start(), from autolog's `after`), so it takes trees before the model's
+save is queued behind them; the worker joins in when it reaches the training metrics.
+
 Used only where the equality holds, else the forest's own method runs (and raises or warns what it would): a forest
 whose prediction method is scikit-learn's own, one output, not run in parallel by the forest itself (n_jobs None
 or 1), dense finite data with the features the forest was fitted on (the same names, or none on both sides), two
@@ -84,6 +87,11 @@ class _OrderedSum:
         """Every tree, on this thread and autolog's side thread once that is free (it may be saving the model: then
         this thread goes on alone, and the side thread finds nothing left); False where a prediction failed."""
         core.on_side_thread(self.work)
+        return self.finish()
+
+    def finish(self) -> bool:
+        """Take the trees still left on this thread, then wait for those another thread is predicting; False where
+        a prediction failed."""
         self.work()
         with self.cond:
             while not self.failed and self.added < len(self.trees):  # a tree the side thread is still predicting
@@ -119,16 +127,44 @@ class _OrderedSum:
                 self.cond.notify_all()
 
 
-def training_predictions(model: Any, X: Any, method: str) -> Any | None:
-    """model.predict_proba(X) (`method` 'predict_proba', forest classifiers) / model.predict(X) ('predict', forest
-    regressors), the same bits, on two threads; None where that is not vouched for (see the module's docstring):
-    then the caller asks the model."""
-    if _tree_method(model) != method or usable_cores() < 2:
+class Started:
+    """Training predictions begun on autolog's side thread (start()), for training_predictions to finish."""
+
+    def __init__(self, model: Any, X: Any, job: _OrderedSum) -> None:
+        self.model, self.X, self.job = model, X, job
+
+
+def start(model: Any, X: Any) -> Started | None:
+    """Begin the forest's training predictions on autolog's side thread now — from `after`, when the fit returns,
+    so that the side thread takes trees before the model's save is queued behind them — or None where they are not
+    vouched for (see the module's docstring). training_predictions(…, started=) takes the rest and adds them up."""
+    try:  # on the caller's thread, inside its `fit`: never raises (the step's own path runs instead)
+        method = _tree_method(model)
+        data = None if method is None or usable_cores() < 2 else _checked_data(model, X)
+    except Exception:  # noqa: BLE001 - see the comment
         return None
-    data = _checked_data(model, X)
-    if data is None:
+    if method is None or data is None:
         return None
     job = _OrderedSum(list(model.estimators_), method, data)
-    if not job.run() or job.total is None:
+    core.on_side_thread(job.work)
+    return Started(model, X, job)
+
+
+def training_predictions(model: Any, X: Any, method: str, started: Started | None = None) -> Any | None:
+    """model.predict_proba(X) (`method` 'predict_proba', forest classifiers) / model.predict(X) ('predict', forest
+    regressors), the same bits, on two threads; None where that is not vouched for (see the module's docstring):
+    then the caller asks the model. `started`: the same predictions begun by start() on this model and data."""
+    if started is not None and started.model is model and started.X is X and started.job.method == method:
+        job = started.job
+        ok = job.finish()
+    else:
+        if _tree_method(model) != method or usable_cores() < 2:
+            return None
+        data = _checked_data(model, X)
+        if data is None:
+            return None
+        job = _OrderedSum(list(model.estimators_), method, data)
+        ok = job.run()
+    if not ok or job.total is None:
         return None
     return job.total / len(job.trees)

@@ -110,7 +110,9 @@ def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any,
     later: core.Later = []
     if y is not None:
         (Xs, ys), ws = snapshots(), snapshot(weight)
-        later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws)))
+        # a forest's trees start on the side thread now, ahead of the model's save (the worker joins in)
+        early = forest.start(model, Xs)
+        later.append(("training metrics", lambda: _log_training_metrics(run, model, Xs, ys, ws, early)))
     if conf.log_models and _is_predictor(model):
         sample = sample_rows(X)
         # pickled on a thread of its own while the training metrics predict (both only read the fitted model)
@@ -118,8 +120,8 @@ def _after(run: Run, conf: core.Settings, est: Any, X: Any, y: Any, weight: Any,
     return later
 
 
-def _log_training_metrics(run: Run, model: Any, X: Any, y: Any, weight: Any) -> None:
-    scores = training_metrics(model, X, y, weight)
+def _log_training_metrics(run: Run, model: Any, X: Any, y: Any, weight: Any, early: Any = None) -> None:
+    scores = training_metrics(model, X, y, weight, early)
     if scores:
         run.log_metrics(scores)
 
@@ -130,9 +132,12 @@ def _is_predictor(model: Any) -> bool:
     return hasattr(model, "predict") and (is_classifier(model) or is_regressor(model))
 
 
-def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> dict[str, float]:
+def training_metrics(
+    model: Any, X: Any, y: Any, sample_weight: Any = None, early: forest.Started | None = None
+) -> dict[str, float]:
     """Metrics of a fitted classifier/regressor on its fit data: training_* as MLflow names them (weighted averages
-    for precision/recall/F1; log loss and ROC AUC from predict_proba)."""
+    for precision/recall/F1; log loss and ROC AUC from predict_proba). `early`: a forest's predictions begun by
+    forest.start()."""
     import numpy as np
     from sklearn import metrics as m
     from sklearn.base import ClassifierMixin, RegressorMixin, is_classifier, is_regressor
@@ -142,11 +147,11 @@ def training_metrics(model: Any, X: Any, y: Any, sample_weight: Any = None) -> d
     sw = sample_weight
     proba = None
     if is_classifier(model) and hasattr(model, "predict_proba"):
-        proba = forest.training_predictions(model, X, "predict_proba")
+        proba = forest.training_predictions(model, X, "predict_proba", early)
         proba = model.predict_proba(X) if proba is None else proba
     pred = _argmax_predictions(model, proba)
     if pred is None:
-        pred = forest.training_predictions(model, X, "predict")
+        pred = forest.training_predictions(model, X, "predict", early)
         pred = model.predict(X) if pred is None else pred
     out: dict[str, Any] = {}
     fast = None

@@ -177,7 +177,8 @@ def train_auto(
     cands = candidates(cfg)
     default = "candidates" not in cfg.model.params
     cands = table_candidates(cands, len(parts[0]), len(spec.columns), default, task)
-    cands = label_candidates(cands, [*parts[0][cfg.label], *parts[1][cfg.label]], default)
+    # every row's label: the refit fits the chosen models on the test rows too
+    cands = label_candidates(cands, [*parts[0][cfg.label], *parts[1][cfg.label], *parts[2][cfg.label]], default)
     opts = options(cfg)
     primary = PRIMARY[task][0]
     seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))
