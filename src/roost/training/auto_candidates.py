@@ -117,8 +117,8 @@ def task_variants(names: list[str], task: str | None) -> list[str]:
 
 def label_candidates(cands: list[str], labels: Any, default: bool = True) -> list[str]:
     """`cands` without the variants that need a label above 0 on every row (POSITIVE_LABEL: `logreg_log`) where
-    `labels` (every row's: the refit fits on the test rows too) has one ≤ 0 or missing; a list the user wrote is kept as written
-    (the candidate then says what is wrong)."""
+    `labels` (every row's: the refit fits on the test rows too) has one ≤ 0 or missing; a list the user wrote is
+    kept as written (the candidate then says what is wrong)."""
     import numpy as np
 
     if not default or not any(c in POSITIVE_LABEL for c in cands):
