@@ -181,7 +181,8 @@ def train_auto(
     cands = label_candidates(cands, [*parts[0][cfg.label], *parts[1][cfg.label], *parts[2][cfg.label]], default)
     opts = options(cfg)
     primary = PRIMARY[task][0]
-    seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns))
+    classes = len({str(v) for p in parts for v in p[cfg.label].dropna()}) if task == "multiclass" else 0
+    seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns), classes)
     if seconds is not None and in_data_parallel_group():  # the other ranks train every child in lockstep: no skipping
         log.info("auto: no time budget under --nproc > 1 (the ranks train every candidate in lockstep)")
         seconds = None
@@ -282,16 +283,17 @@ def train_auto(
     )
 
 
-def budget_seconds(cfg: TrainConfig, rows: int, cols: int) -> float | None:
+def budget_seconds(cfg: TrainConfig, rows: int, cols: int, classes: int = 0) -> float | None:
     """The run's time budget in seconds: `time_budget:` (auto: $ROOST_TIME_BUDGET when set, e.g. `none` on a
-    shared CI machine, else budget.default_budget of the table; None: none)."""
+    shared CI machine, else budget.default_budget of the table and its label's `classes` (multiclass); None:
+    none)."""
     import os
 
     from roost.training.budget import default_budget, parse_budget
 
     if cfg.time_budget == "auto":
         env = os.environ.get("ROOST_TIME_BUDGET")
-        return parse_budget(env, "ROOST_TIME_BUDGET") if env else default_budget(rows, cols)
+        return parse_budget(env, "ROOST_TIME_BUDGET") if env else default_budget(rows, cols, classes)
     return None if cfg.time_budget is None else float(cfg.time_budget)
 
 
