@@ -24,11 +24,12 @@ from roost.errors import ConfigError
 log = logging.getLogger(__name__)
 
 # The default budget: 60 s for a table of up to 200,000 cells (rows × columns, e.g. 10,000 × 20), growing in
-# proportion beyond that, at most one hour; for a K-class label K/2 times that (3 classes 90 s, 10 classes 300 s):
+# proportion beyond that, at most one hour; for a K-class label K times that (3 classes 180 s, 10 classes 600 s):
 # a K-class model learns K scores per row where a binary or regression one learns one (LightGBM grows K trees a
 # round). Unbudgeted on a quiet 2-core machine cracker (3,292 × 13, 4 classes) took 54 s and digits (1,797 × 64, 10
 # classes) 199 s; under 60 s their planned cuts (3 folds, lightgbm's cross-validation, the refit) cost 1-21 % of
-# log loss (issue 36, bench/RESULTS.md).
+# log loss, and under K/2 (300 s) digits was still cut to 3 folds (the planner's estimates run ~1.5x the time the
+# folds then take there; issue 36, bench/RESULTS.md).
 DEFAULT_SECONDS, DEFAULT_CELLS, DEFAULT_MAX_SECONDS = 60.0, 200_000, 3600.0
 # Plans fill this share of the time left: the rest absorbs estimation error (fit times vary run to run).
 SAFETY = 0.85
@@ -99,9 +100,9 @@ def parse_budget(value: Any, where: str = "--time-budget") -> float | None:
 
 def default_budget(rows: int, cols: int, classes: int = 0) -> float:
     """The default budget in seconds for a table of `rows` × `cols` (60 s up to 200,000 cells, then in proportion),
-    × classes / 2 for a label of more than two `classes` (multiclass), at most an hour."""
+    × `classes` for a label of more than two (multiclass: one score per class), at most an hour."""
     cells = max(1, rows) * max(1, cols)
-    seconds = max(DEFAULT_SECONDS, DEFAULT_SECONDS * cells / DEFAULT_CELLS) * max(1.0, classes / 2)
+    seconds = max(DEFAULT_SECONDS, DEFAULT_SECONDS * cells / DEFAULT_CELLS) * (classes if classes > 2 else 1)
     return min(DEFAULT_MAX_SECONDS, seconds)
 
 
