@@ -134,18 +134,26 @@ class Started:
         self.model, self.X, self.job = model, X, job
 
 
+def _new_job(model: Any, X: Any, method: str | None = None) -> _OrderedSum | None:
+    """The two-thread sum of the forest's `method` (default: its own, _tree_method) over X, or None where it is not
+    vouched for (see the module's docstring)."""
+    own = _tree_method(model)
+    if own is None or (method is not None and own != method) or usable_cores() < 2:
+        return None
+    data = _checked_data(model, X)
+    return None if data is None else _OrderedSum(list(model.estimators_), own, data)
+
+
 def start(model: Any, X: Any) -> Started | None:
     """Begin the forest's training predictions on autolog's side thread now — from `after`, when the fit returns,
     so that the side thread takes trees before the model's save is queued behind them — or None where they are not
     vouched for (see the module's docstring). training_predictions(…, started=) takes the rest and adds them up."""
     try:  # on the caller's thread, inside its `fit`: never raises (the step's own path runs instead)
-        method = _tree_method(model)
-        data = None if method is None or usable_cores() < 2 else _checked_data(model, X)
+        job = _new_job(model, X)
     except Exception:  # noqa: BLE001 - see the comment
         return None
-    if method is None or data is None:
+    if job is None:
         return None
-    job = _OrderedSum(list(model.estimators_), method, data)
     core.on_side_thread(job.work)
     return Started(model, X, job)
 
@@ -158,13 +166,10 @@ def training_predictions(model: Any, X: Any, method: str, started: Started | Non
         job = started.job
         ok = job.finish()
     else:
-        if _tree_method(model) != method or usable_cores() < 2:
+        fresh = _new_job(model, X, method)
+        if fresh is None:
             return None
-        data = _checked_data(model, X)
-        if data is None:
-            return None
-        job = _OrderedSum(list(model.estimators_), method, data)
-        ok = job.run()
+        job, ok = fresh, fresh.run()
     if not ok or job.total is None:
         return None
     return job.total / len(job.trees)

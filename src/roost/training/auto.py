@@ -168,6 +168,8 @@ def train_auto(
     `roost.tensorboard_logs` tag points there, so `roost tensorboard CHILD` finds them. Under a time budget
     (`time_budget:`) the children, folds and refit that would not fit are skipped and recorded (train.budget).
     """
+    import pandas as pd
+
     from roost.metrics.overall import PRIMARY
     from roost.registry.api import register_model, start_run
     from roost.training.auto_select import Costs, in_data_parallel_group, select
@@ -177,11 +179,11 @@ def train_auto(
     cands = candidates(cfg)
     default = "candidates" not in cfg.model.params
     cands = table_candidates(cands, len(parts[0]), len(spec.columns), default, task)
-    # every row's label: the refit fits the chosen models on the test rows too
-    cands = label_candidates(cands, [*parts[0][cfg.label], *parts[1][cfg.label], *parts[2][cfg.label]], default)
+    labels = pd.concat([p[cfg.label] for p in parts])  # every row's: the refit fits on the test rows too
+    cands = label_candidates(cands, labels, default)
     opts = options(cfg)
     primary = PRIMARY[task][0]
-    classes = len({str(v) for p in parts for v in p[cfg.label].dropna()}) if task == "multiclass" else 0
+    classes = int(labels.dropna().astype(str).nunique()) if task == "multiclass" else 0
     seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns), classes)
     if seconds is not None and in_data_parallel_group():  # the other ranks train every child in lockstep: no skipping
         log.info("auto: no time budget under --nproc > 1 (the ranks train every candidate in lockstep)")
