@@ -44,6 +44,17 @@ def mlflow_python() -> Path:
     return peer_venv("mlflow", ["mlflow==3.17.2"], "mlflow")
 
 
+def mlflow_autolog_python() -> Path:
+    """The python of MLflow 3.17.2 with the boosting libraries at the versions of roost's .venv (scikit-learn 1.9.1,
+    LightGBM 4.7.0, XGBoost 3.2.0 — its CPU build, xgboost-cpu: the same library without the CUDA wheels),
+    created on first use: bench/autolog.py and tests/autologging/test_vs_mlflow.py run MLflow's autolog in it."""
+    return peer_venv(
+        "mlflow_autolog",
+        ["mlflow==3.17.2", "scikit-learn==1.9.1", "lightgbm==4.7.0", "xgboost-cpu==3.2.0"],
+        "mlflow, lightgbm, xgboost, sklearn",
+    )
+
+
 def mlflow_server_python() -> Path:
     """The python of the MLflow server venv: mlflow[auth]==3.17.2 (its basic-auth app needs Flask-WTF) and the
     psycopg driver its PostgreSQL store needs."""

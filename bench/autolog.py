@@ -1,5 +1,6 @@
 """Autolog overhead: a 10k-row fit of scikit-learn, LightGBM and XGBoost with no logging, with roost.autolog() and
-with mlflow.autolog() (MLflow 3.17.2 in .bench/mlflow_autolog, created if missing, with the same library versions).
+with mlflow.autolog() (MLflow 3.17.2 in .bench/mlflow_autolog, created if missing, with the same library versions:
+_common.mlflow_autolog_python).
 
 Each tool runs in its own process: per library it alternates plain fits and autologged fits (autolog switched on and
 off between them: disable=True) and keeps the median of each; overhead = autologged - plain, measured three ways:
@@ -35,7 +36,7 @@ from importlib.metadata import version
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from _common import REPO, machine, peer_venv, run_driver
+from _common import REPO, machine, mlflow_autolog_python, run_driver
 
 os.environ.update({"MLFLOW_DISABLE_TELEMETRY": "true", "DO_NOT_TRACK": "true", "GIT_PYTHON_REFRESH": "quiet"})
 
@@ -163,12 +164,7 @@ def main() -> None:
         )
     if args.skip_mlflow:
         return
-    # the libraries at the versions of roost's .venv (scikit-learn 1.9.1, LightGBM 4.7.0, XGBoost 3.2.0)
-    py = peer_venv(
-        "mlflow_autolog",
-        ["mlflow==3.17.2", "scikit-learn==1.9.1", "lightgbm==4.7.0", "xgboost==3.2.0"],
-        "mlflow, lightgbm, xgboost, sklearn",
-    )
+    py = mlflow_autolog_python()  # the libraries at the versions of roost's .venv
     pins = {"scikit-learn": "1.9.1", "lightgbm": "4.7.0", "xgboost": "3.2.0"}
     mismatch = [f"{m}=={v}" for m, v in pins.items() if version(m) != v]
     if mismatch:

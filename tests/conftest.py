@@ -273,10 +273,10 @@ def airflow(airflow_bin: Path, _airflow_migrated: Path, tmp_path: Path) -> tuple
     return airflow_bin, _airflow_env(home)
 
 
-@pytest.fixture(scope="session")
-def mlflow_python() -> Path:
-    """The python of MLflow 3.17.2's venv .bench/mlflow (the peer the benches use), created from the package index
-    on first use — under a file lock, since xdist workers may ask at once; skipped only when pip cannot install it."""
+def _bench_peer(maker: str, venv: str, what: str) -> Path:
+    """The python of a peer's venv .bench/<venv> made by bench/_common.<maker>() (the one the benches use), created
+    from the package index on first use — under a file lock, since xdist workers may ask at once; skipped only when
+    pip cannot install it."""
     import importlib
     import subprocess
     import sys
@@ -287,9 +287,21 @@ def mlflow_python() -> Path:
     (repo / ".bench").mkdir(exist_ok=True)
     sys.path.insert(0, str(repo / "bench"))
     try:
-        with FileLock(str(repo / ".bench" / "mlflow.lock")):
-            return Path(importlib.import_module("_common").mlflow_python())
+        with FileLock(str(repo / ".bench" / f"{venv}.lock")):
+            return Path(getattr(importlib.import_module("_common"), maker)())
     except (subprocess.CalledProcessError, OSError) as exc:
-        pytest.skip(f"cannot create MLflow's venv .bench/mlflow (mlflow==3.17.2) from the package index: {exc}")
+        pytest.skip(f"cannot create the venv .bench/{venv} ({what}) from the package index: {exc}")
     finally:
         sys.path.remove(str(repo / "bench"))
+
+
+@pytest.fixture(scope="session")
+def mlflow_python() -> Path:
+    """The python of MLflow 3.17.2's venv .bench/mlflow."""
+    return _bench_peer("mlflow_python", "mlflow", "mlflow==3.17.2")
+
+
+@pytest.fixture(scope="session")
+def mlflow_autolog_python() -> Path:
+    """The python of .bench/mlflow_autolog: MLflow 3.17.2, scikit-learn, LightGBM and XGBoost at roost's versions."""
+    return _bench_peer("mlflow_autolog_python", "mlflow_autolog", "mlflow==3.17.2, lightgbm, xgboost-cpu")

@@ -21,14 +21,18 @@ def _served(rec, run, rows):
     return model.predict(pd.DataFrame(rows, columns=list(model.inputs)))
 
 
-def _check_history(rec, run, expected):
-    """Every {data: {metric: [...]}} series equals what roost recorded, step by step."""
+def _check_history(rec, run, expected, best=None):
+    """Every {data: {metric: [...]}} series equals what roost recorded, step by step; after early stopping (`best`:
+    the index of the best iteration in the series) the best iteration's value once more as the step after the last
+    (MLflow's convention: the metric's latest value is the kept model's)."""
     n = 0
     for data, by in expected.items():
         for metric, values in by.items():
+            want = [float(v) for v in values] + ([] if best is None else [float(values[best])])
             got, steps = rec.history(run["run_id"], f"{data}-{metric}")
-            assert got == [float(v) for v in values], (data, metric)
-            assert steps == list(range(len(values)))
+            assert got == want, (data, metric)
+            assert steps == list(range(len(want)))
+            assert run["metrics"][f"{data}-{metric}"] == want[-1]
             n += 1
     assert n > 0
 
@@ -54,9 +58,10 @@ def test_lgb_train(rec, split):
     for k, v in params.items():
         assert run["params"][k] == (str(v) if isinstance(v, list) else v)
     assert run["params"]["num_boost_round"] == 200
-    _check_history(rec, run, evals)
     assert 0 < booster.best_iteration < 200
+    _check_history(rec, run, evals, best=booster.best_iteration - 1)  # LightGBM counts iterations from 1
     assert run["metrics"]["best_iteration"] == booster.best_iteration
+    assert run["metrics"]["stopped_iteration"] == len(evals["valid"]["auc"])  # iterations run, as MLflow
     names = booster.feature_name()
     for kind in ("gain", "split"):
         want = dict(zip(names, booster.feature_importance(importance_type=kind).tolist()))
@@ -80,8 +85,11 @@ def test_lgbm_classifier_fit(rec, cancer):
         if v is None or isinstance(v, (int, float, str))
     }
     assert {k: run["params"][k] for k in want} == want
-    _check_history(rec, run, est.evals_result_)
+    _check_history(rec, run, est.evals_result_)  # no early stopping: no extra step
     assert run["metrics"]["num_iterations"] == 40
+    # the booster params its train() call got, beside the estimator's own (as MLflow logs them)
+    assert run["params"]["num_boost_round"] == 40 and run["params"]["keep_training_booster"] is False
+    assert run["params"]["objective"] == "None"  # the estimator's own value stays
     served = roost.load_model(rec.artifact(run, "model")).predict(Xh)
     np.testing.assert_allclose(served, est.predict_proba(Xh)[:, 1], atol=1e-5)
 
@@ -107,8 +115,10 @@ def test_xgb_train(rec, split):
     for k, v in params.items():
         assert run["params"][k] == (str(v) if isinstance(v, list) else v)
     assert run["params"]["num_boost_round"] == 300 and run["params"]["early_stopping_rounds"] == 10
-    _check_history(rec, run, evals)
+    assert run["params"]["verbose_eval"] is False  # train()'s other plain arguments, as MLflow logs them
+    _check_history(rec, run, evals, best=booster.best_iteration)
     assert run["metrics"]["best_iteration"] == booster.best_iteration
+    assert run["metrics"]["stopped_iteration"] == len(evals["valid"]["auc"]) - 1  # the last one run, as MLflow
     gain = booster.get_score(importance_type="gain")
     got = rec.artifact_json(run, "feature_importance_gain.json")
     assert {k: v for k, v in got.items() if v} == pytest.approx(gain)
@@ -135,9 +145,15 @@ def test_xgb_sklearn_fit(rec, cancer, diabetes, kind):
             assert run["params"][k] == "nan"
         elif isinstance(v, (int, float, str)):
             assert run["params"][k] == v, k
-    _check_history(rec, run, est.evals_result())
+    history = est.evals_result()
+    _check_history(rec, run, history, best=est.best_iteration if stop else None)
+    # the booster params its train() call got, beside the estimator's own (as MLflow logs them)
+    assert run["params"]["num_boost_round"] == est.n_estimators
     if stop:
         assert run["metrics"]["best_iteration"] == est.best_iteration < run["metrics"]["num_iterations"] - 1
+        assert run["metrics"]["stopped_iteration"] == len(history["validation_1"]["logloss"]) - 1
+    else:
+        assert "best_iteration" not in run["metrics"] and "stopped_iteration" not in run["metrics"]
     native = est.predict_proba(Xh)[:, 1] if kind == "classifier" else est.predict(Xh)
     served = roost.load_model(rec.artifact(run, "model")).predict(Xh)
     np.testing.assert_allclose(served, native, atol=1e-5, rtol=1e-6)
@@ -167,9 +183,11 @@ def test_log_models_false_and_disable(rec, split):
     X, y, _, _ = split
     originals = [
         (lgb, "train", lgb.train),
+        (lightgbm.sklearn, "train", lightgbm.sklearn.train),
         (lightgbm.sklearn.LGBMModel, "fit", lightgbm.sklearn.LGBMModel.__dict__["fit"]),
         (lightgbm.sklearn.LGBMClassifier, "fit", lightgbm.sklearn.LGBMClassifier.__dict__["fit"]),
         (xgb, "train", xgb.train),
+        (xgboost.sklearn, "train", xgboost.sklearn.train),
         (xgboost.sklearn.XGBModel, "fit", xgboost.sklearn.XGBModel.__dict__["fit"]),
         (xgboost.sklearn.XGBClassifier, "fit", xgboost.sklearn.XGBClassifier.__dict__["fit"]),
     ]

@@ -50,7 +50,15 @@ class Settings:
 
 _settings: dict[str, Settings] = {}  # enabled flavors
 _patches: dict[str, list[tuple[Any, str, Any]]] = {}  # flavor -> [(owner, attribute, original)]
-_local = threading.local()  # .depth: autologged fits running in this thread (the outermost one logs)
+_local = threading.local()  # .depth: autologged fits running in this thread (the outermost one logs); .notes
+
+
+def notes(flavor: str) -> dict[str, Any] | None:
+    """The notes of the outermost autologged fit of `flavor` running on this thread, for the library calls nested in
+    it to leave what its `after` reads (LightGBM's and XGBoost's scikit-learn fits call their library's train(): the
+    train wrapper leaves the booster params there); None outside such a fit."""
+    held = getattr(_local, "notes", None)
+    return held[1] if held is not None and held[0] == flavor else None
 
 
 def settings(flavor: str) -> Settings | None:
@@ -231,8 +239,12 @@ def autologged(
                 deferred.submit(
                     run, functools.partial(_run_steps, conf, beside, failures, False), f"autolog {flavor}", wait_key
                 )
-            result = fit()
-            later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
+            _local.notes = (flavor, {})  # notes(): what the library calls nested in the fit leave for `after`
+            try:
+                result = fit()
+                later = early + (safely(conf, "metrics and model", after, run, conf, result) or [])
+            finally:
+                _local.notes = None
         except BaseException as exc:
             if owned:
                 runs.pop(run)

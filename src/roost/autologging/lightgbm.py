@@ -3,17 +3,19 @@ metrics, the best iteration, feature importance and the model."""
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
     EvalPoints,
+    booster_params_later,
+    call_params,
     log_fingerprint_later,
     log_importance,
     log_later,
     log_model,
-    param_value,
     params_of,
     read_now,
     sample_rows,
@@ -25,6 +27,18 @@ if TYPE_CHECKING:
 __all__ = ["autolog", "FLAVOR"]
 
 FLAVOR = "lightgbm"
+# lgb.train's arguments that are data, functions or callbacks (the rest is logged as params, as MLflow does)
+_NOT_LOGGED = (
+    "params",
+    "train_set",
+    "valid_sets",
+    "valid_names",
+    "fobj",
+    "feval",
+    "init_model",
+    "learning_rates",
+    "callbacks",
+)
 
 
 def autolog(
@@ -47,7 +61,12 @@ def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     import lightgbm
     import lightgbm.sklearn
 
-    patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(lightgbm, "train", _wrap_train)]
+    # lightgbm.sklearn calls its own name for train: patched too, so that a scikit-learn fit's run gets the booster
+    # params it trains with (as MLflow logs them)
+    patches: list[tuple[Any, str, Callable[[Any], Any]]] = [
+        (lightgbm, "train", _wrap_train),
+        (lightgbm.sklearn, "train", _wrap_train),
+    ]
     for cls in (lightgbm.sklearn.LGBMModel, *lightgbm.sklearn.LGBMModel.__subclasses__()):
         if cls.__module__.startswith("lightgbm.") and "fit" in vars(cls):
             patches.append((cls, "fit", _wrap_fit))
@@ -68,9 +87,11 @@ class _Recorder:
             self.points.add(env.iteration, env.evaluation_result_list)
 
 
-def _with_recorder(callbacks: Any, run: Run, conf: core.Settings) -> tuple[list[Any], core.Later]:
-    """The fit's callbacks (a copy) with the recorder, and the background step that logs what it kept."""
+def _with_recorder(callbacks: Any, run: Run, conf: core.Settings, kept: dict[str, Any]) -> tuple[list[Any], core.Later]:
+    """The fit's callbacks (a copy) with the recorder (also in kept["points"], for `after`), and the background step
+    that logs what it kept."""
     recorder = _Recorder(run, conf)
+    kept["points"] = recorder.points
     return [*(callbacks or []), recorder], recorder.points.later()
 
 
@@ -80,25 +101,36 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         if call is None:
             return original(*args, **kwargs)
         given = call.arguments
+        inside = core.notes(FLAVOR)
+        if inside is not None:  # a LightGBM scikit-learn fit's own train(): its booster params for that fit's run
+            inside["train params"] = _train_params(call)
+            return original(*args, **kwargs)
         dataset = given.get("train_set")
         raw = getattr(dataset, "data", None)
         label = getattr(dataset, "label", None)
         extra: dict[str, Any] = {}
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf)
-            params = params_of(dict(given.get("params") or {}))
-            params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 100)))
+            call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf, extra)
+            params = _train_params(call)
             if conf.log_models and raw is not None and not isinstance(raw, str):
                 extra["sample"] = sample_rows(raw)
             return log_later(run, params) + log_fingerprint_later(run, conf, raw, label) + evals
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
-            return _summarize(run, conf, booster, booster, extra.get("sample"))
+            return _summarize(run, conf, booster, booster, extra.get("sample"), extra.get("points"))
 
         return core.autologged(FLAVOR, "lightgbm.train", lambda: original(*call.args, **call.kwargs), before, after)
 
     return train
+
+
+def _train_params(call: inspect.BoundArguments) -> dict[str, Any]:
+    """The params of an lgb.train call: its params dict, then its other plain arguments (num_boost_round…)."""
+    params = params_of(dict(call.arguments.get("params") or {}))
+    for name, value in call_params(call, _NOT_LOGGED).items():
+        params.setdefault(name, value)
+    return params
 
 
 def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -108,14 +140,18 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
             return original(self, *args, **kwargs)
         given = call.arguments
         X, y = given.get("X"), given.get("y")
+        kept: dict[str, Any] = {}
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf)
+            call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf, kept)
             tags = {"estimator_name": type(self).__name__, "estimator_class": _qualname(self)}
-            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y) + evals
+            kept["params"] = params = params_of(self.get_params())
+            return log_later(run, params, tags) + log_fingerprint_later(run, conf, X, y) + evals
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
-            return _summarize(run, conf, self.booster_, self, None if X is None else sample_rows(X))
+            sample = None if X is None else sample_rows(X)
+            booster_params = booster_params_later(run, kept.get("params", {}), core.notes(FLAVOR))
+            return booster_params + _summarize(run, conf, self.booster_, self, sample, kept.get("points"))
 
         return core.autologged(
             FLAVOR, type(self).__name__, lambda: original(*call.args, **call.kwargs), before, after, key=self
@@ -128,12 +164,20 @@ def _qualname(obj: Any) -> str:
     return f"{type(obj).__module__}.{type(obj).__name__}"
 
 
-def _summarize(run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any) -> core.Later:
-    """Best iteration now; feature importance and the model of the trained booster for the background."""
+def _summarize(
+    run: Run, conf: core.Settings, booster: Any, model: Any, sample: Any, points: EvalPoints | None
+) -> core.Later:
+    """Best iteration now; feature importance and the model of the trained booster for the background. After early
+    stopping, as MLflow: `stopped_iteration` (the number of iterations run) and the best iteration's eval results
+    once more as the last step (`points`: what the recorder kept)."""
     summary = {"num_iterations": booster.current_iteration()}
     best = int(getattr(booster, "best_iteration", 0) or 0)
     if best > 0:  # 0: no early stopping, every iteration is kept
         summary["best_iteration"] = best
+        last = None if points is None else points.last_step()
+        if points is not None and last is not None:
+            summary["stopped_iteration"] = last + 1  # LightGBM counts iterations from 1 (best_iteration too)
+            points.best_again(best - 1)
     run.log_metrics(summary)
 
     # read now (microseconds), so that the background steps do not share the booster with the model's save

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import hashlib
+import inspect
 import json
 import math
 import tempfile
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Collection, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +40,28 @@ def param_value(v: Any) -> Any:
 def params_of(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Params from a mapping, values made storable (`prefix` before each key)."""
     return {f"{prefix}{k}": param_value(v) for k, v in values.items()}
+
+
+def call_params(call: inspect.BoundArguments, skip: Collection[str]) -> dict[str, Any]:
+    """A library's train() arguments of plain value (None, bool, number, text), given or by default, except `skip`
+    (the params dict, data, callbacks, functions): logged beside the booster's params, as MLflow's autolog does."""
+    out: dict[str, Any] = {}
+    for name, p in call.signature.parameters.items():
+        if name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+            continue
+        value = call.arguments.get(name, p.default)
+        if value is None or isinstance(value, bool | int | float | str):
+            out[name] = param_value(value)
+    return out
+
+
+def booster_params_later(run: Run, logged: Mapping[str, Any], notes: Mapping[str, Any] | None) -> list[tuple[str, Any]]:
+    """The booster params a LightGBM/XGBoost scikit-learn fit trained with (left in its `notes` by the train()
+    wrapper: num_boost_round, the resolved objective…), as MLflow logs them, beside the estimator's own params
+    (`logged`, which keep their values where both have a name) — a background step, or none."""
+    inner = (notes or {}).get("train params") or {}
+    added = {k: v for k, v in inner.items() if k not in logged}
+    return [("the booster params", lambda: run.log_params(added))] if added else []
 
 
 def metrics_of(values: Mapping[str, Any]) -> dict[str, float]:
@@ -305,15 +328,17 @@ def log_importance(run: Run, kinds: Mapping[str, Mapping[str, float]]) -> None:
     run.log_metrics(metrics_of({f"feature_importance.{kind}.{k}": v for k, v in top}))
 
 
-def log_evals(run: Run, evals: Mapping[str, Mapping[str, Any]], start: int = 0) -> None:
+def log_evals(run: Run, evals: Mapping[str, Mapping[str, Any]], start: int = 0, best: int | None = None) -> None:
     """A boosting library's eval history {data: {metric: [v per iteration]}} as steps `data-metric`, one buffered
-    batch per iteration."""
+    batch per iteration. `best` (the index of the best iteration, after early stopping): its results once more as
+    the step after the last (see EvalPoints.best_again)."""
     series = {f"{d}-{m}": list(vs) for d, by in evals.items() for m, vs in by.items()}
     n = max((len(v) for v in series.values()), default=0)
-    for i in range(n):
+    rows = list(range(n)) + ([best] if best is not None and 0 <= best < n else [])
+    for step, i in enumerate(rows, start):
         point = metrics_of({k: v[i] for k, v in series.items() if i < len(v)})
         if point:
-            run.log_metrics(point, step=start + i)
+            run.log_metrics(point, step=step)
 
 
 class EvalPoints:
@@ -323,25 +348,39 @@ class EvalPoints:
 
     def __init__(self, run: Run, conf: Settings, to_point: Callable[[Any], Mapping[str, Any]]) -> None:
         self.run, self.conf, self.to_point = run, conf, to_point
-        self.pending: list[tuple[int, Any]] = []
+        self.kept: list[tuple[int, Any]] = []  # (step, results) of every iteration, in order
+        self.sent = 0  # how many of them were handed to the worker
         self.failed = False
         self.due = time.monotonic() + LIVE_EVERY_S
 
     def add(self, step: int, raw: Any) -> None:
         """Keep one iteration's results (`raw` must not change afterwards: the library's fresh list or a copy)."""
-        self.pending.append((step, raw))
+        self.kept.append((step, raw))
         if time.monotonic() >= self.due:
             from roost.registry import deferred
 
             self.due = time.monotonic() + LIVE_EVERY_S
             deferred.submit(self.run, self._take_and_log(), "autolog eval metrics")
 
+    def last_step(self) -> int | None:
+        """The step of the last iteration kept (None before the first)."""
+        return self.kept[-1][0] if self.kept else None
+
+    def best_again(self, step: int) -> None:
+        """After early stopping, the results of the best iteration (`step`) once more, as the step after the last:
+        MLflow's convention, so that each metric's latest value is the one of the model the fit keeps (called on the
+        training thread once the fit returned, before `later()`'s step runs)."""
+        last = self.last_step()
+        best = next((raw for s, raw in reversed(self.kept) if s == step), None)
+        if last is not None and best is not None:
+            self.kept.append((last + 1, best))
+
     def later(self) -> list[tuple[str, Any]]:
         """The step that logs what is still kept (after the fit, in the background)."""
         return [("eval metrics", lambda: self._take_and_log()())]
 
     def _take_and_log(self) -> Callable[[], None]:
-        points, self.pending = self.pending, []
+        points, self.sent = self.kept[self.sent :], len(self.kept)
 
         def log() -> None:
             if self.failed:

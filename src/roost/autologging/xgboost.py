@@ -4,19 +4,21 @@ metrics, the best iteration, feature importance and the model."""
 from __future__ import annotations
 
 import functools
+import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from roost.autologging import core
 from roost.autologging.record import (
     EvalPoints,
+    booster_params_later,
+    call_params,
     fingerprint,
     log_evals,
     log_fingerprint_later,
     log_importance,
     log_later,
     log_model,
-    param_value,
     params_of,
     read_now,
     sample_rows,
@@ -28,6 +30,8 @@ if TYPE_CHECKING:
 __all__ = ["autolog", "FLAVOR"]
 
 FLAVOR = "xgboost"
+# xgb.train's arguments that are data, functions or callbacks (the rest is logged as params, as MLflow does)
+_NOT_LOGGED = ("params", "dtrain", "evals", "obj", "feval", "evals_result", "xgb_model", "callbacks", "learning_rates")
 
 
 def autolog(
@@ -50,7 +54,12 @@ def _patches() -> list[tuple[Any, str, Callable[[Any], Any]]]:
     import xgboost
     import xgboost.sklearn
 
-    patches: list[tuple[Any, str, Callable[[Any], Any]]] = [(xgboost, "train", _wrap_train)]
+    # xgboost.sklearn calls its own name for train: patched too, so that a scikit-learn fit's run gets the booster
+    # params it trains with (as MLflow logs them)
+    patches: list[tuple[Any, str, Callable[[Any], Any]]] = [
+        (xgboost, "train", _wrap_train),
+        (xgboost.sklearn, "train", _wrap_train),
+    ]
     seen: list[type] = [xgboost.sklearn.XGBModel]
     sub: type
     for cls in seen:  # every subclass of XGBModel in xgboost that defines fit itself
@@ -109,25 +118,41 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         if call is None:
             return original(*args, **kwargs)
         given = call.arguments
+        inside = core.notes(FLAVOR)
+        if inside is not None:  # an XGBoost scikit-learn fit's own train(): its booster params for that fit's run
+            inside["train params"] = _train_params(call)
+            return original(*args, **kwargs)
         dtrain = given.get("dtrain")
+        kept: dict[str, Any] = {}
 
         def before(run: Run, conf: core.Settings) -> core.Later:
-            recorder = _recorder_class()(run, conf)
+            recorder = kept["recorder"] = _recorder_class()(run, conf)
             call.arguments["callbacks"] = [*(given.get("callbacks") or []), recorder]
-            params = params_of(dict(given.get("params") or {}))
-            params.setdefault("num_boost_round", param_value(given.get("num_boost_round", 10)))
-            if "early_stopping_rounds" in given:
-                params.setdefault("early_stopping_rounds", param_value(given["early_stopping_rounds"]))
+            params = _train_params(call)
             fingerprint_step = [] if dtrain is None else _dmatrix_fingerprint_later(run, conf, dtrain)
             evals: core.Later = recorder.points.later()
             return log_later(run, params) + fingerprint_step + evals
 
         def after(run: Run, conf: core.Settings, booster: Any) -> core.Later:
-            return _summarize(run, conf, booster, booster, None if dtrain is None else lambda: _dmatrix_rows(dtrain))
+            points: EvalPoints | None = getattr(kept.get("recorder"), "points", None)
+            best = _best_iteration(booster)
+            last = None if points is None else points.last_step()
+            if points is not None and best is not None and last is not None:
+                points.best_again(best)
+            sample = None if dtrain is None else lambda: _dmatrix_rows(dtrain)
+            return _summarize(run, conf, booster, booster, sample, stopped=last if best is not None else None)
 
         return core.autologged(FLAVOR, "xgboost.train", lambda: original(*call.args, **call.kwargs), before, after)
 
     return train
+
+
+def _train_params(call: inspect.BoundArguments) -> dict[str, Any]:
+    """The params of an xgb.train call: its params dict, then its other plain arguments (num_boost_round…)."""
+    params = params_of(dict(call.arguments.get("params") or {}))
+    for name, value in call_params(call, _NOT_LOGGED).items():
+        params.setdefault(name, value)
+    return params
 
 
 def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -135,23 +160,32 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
         call = core.bind(original, (self, *args), kwargs)
         given = call.arguments if call is not None else {}
         X, y = given.get("X"), given.get("y")
+        kept: dict[str, Any] = {}
 
         def before(run: Run, conf: core.Settings) -> core.Later:
             tags = {
                 "estimator_name": type(self).__name__,
                 "estimator_class": f"{type(self).__module__}.{type(self).__name__}",
             }
-            return log_later(run, params_of(self.get_params()), tags) + log_fingerprint_later(run, conf, X, y)
+            kept["params"] = params = params_of(self.get_params())
+            return log_later(run, params, tags) + log_fingerprint_later(run, conf, X, y)
 
         def after(run: Run, conf: core.Settings, _res: Any) -> core.Later:
-            evals = getattr(self, "evals_result_", None)
+            evals = getattr(self, "evals_result_", None) or {}
+            booster = self.get_booster()
+            n = max((len(vs) for by in evals.values() for vs in by.values()), default=0)
+            best = _best_iteration(booster)
+            if best is not None:  # the history covers this fit's rounds: those of a model it continued come first
+                best -= booster.num_boosted_rounds() - n
             # the sklearn API keeps the history (its callbacks belong to the user): logged by the background worker
             # (a new fit of this estimator, which replaces the history, waits for it)
-            history: core.Later = [("eval metrics", lambda: log_evals(run, evals))] if evals else []
+            history: core.Later = [("eval metrics", lambda: log_evals(run, evals, best=best))] if evals else []
             sample = None if X is None else sample_rows(X)
-            booster = self.get_booster()
-            steps = _summarize(run, conf, booster, self, None if sample is None else lambda: sample, side=True)
-            return history + steps
+            stopped = n - 1 if best is not None and n else None
+            steps = _summarize(
+                run, conf, booster, self, None if sample is None else lambda: sample, side=True, stopped=stopped
+            )
+            return booster_params_later(run, kept.get("params", {}), core.notes(FLAVOR)) + history + steps
 
         return core.autologged(
             FLAVOR, type(self).__name__, lambda: original(self, *args, **kwargs), before, after, key=self
@@ -160,16 +194,31 @@ def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
     return fit
 
 
+def _best_iteration(booster: Any) -> int | None:
+    """The best iteration (from 0), set by early stopping only."""
+    best = booster.attr("best_iteration")
+    return None if best is None else int(best)
+
+
 def _summarize(
-    run: Run, conf: core.Settings, booster: Any, model: Any, sample: Callable[[], Any] | None, side: bool = False
+    run: Run,
+    conf: core.Settings,
+    booster: Any,
+    model: Any,
+    sample: Callable[[], Any] | None,
+    side: bool = False,
+    stopped: int | None = None,
 ) -> core.Later:
     """Best iteration and feature importance now; the importance's files and the model of the trained booster (checked
     on `sample()`, rows of the fit data) for the background — the model on a thread of its own with `side` (where
-    `sample()` does not read a DMatrix that another step reads)."""
+    `sample()` does not read a DMatrix that another step reads). `stopped`: after early stopping, the last iteration
+    evaluated (from 0), logged as `stopped_iteration` as MLflow does."""
     summary: dict[str, float] = {"num_iterations": booster.num_boosted_rounds()}
-    best = booster.attr("best_iteration")
-    if best is not None:  # set by early stopping only
-        summary["best_iteration"] = int(best)
+    best = _best_iteration(booster)
+    if best is not None:
+        summary["best_iteration"] = best
+        if stopped is not None:
+            summary["stopped_iteration"] = stopped
     run.log_metrics(summary)
 
     # read now (a fraction of a ms), so that the background steps do not share the booster with the model's save
