@@ -3,7 +3,6 @@ metrics, the best iteration, feature importance and the model."""
 
 from __future__ import annotations
 
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -11,7 +10,6 @@ from roost.autologging import core
 from roost.autologging.record import (
     EvalPoints,
     booster_params_later,
-    call_params,
     log_fingerprint_later,
     log_importance,
     log_later,
@@ -19,6 +17,7 @@ from roost.autologging.record import (
     params_of,
     read_now,
     sample_rows,
+    train_params,
 )
 
 if TYPE_CHECKING:
@@ -29,7 +28,6 @@ __all__ = ["autolog", "FLAVOR"]
 FLAVOR = "lightgbm"
 # lgb.train's arguments that are data, functions or callbacks (the rest is logged as params, as MLflow does)
 _NOT_LOGGED = (
-    "params",
     "train_set",
     "valid_sets",
     "valid_names",
@@ -103,7 +101,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         given = call.arguments
         inside = core.notes(FLAVOR)
         if inside is not None:  # a LightGBM scikit-learn fit's own train(): its booster params for that fit's run
-            inside["train params"] = _train_params(call)
+            inside["train params"] = train_params(call, _NOT_LOGGED)
             return original(*args, **kwargs)
         dataset = given.get("train_set")
         raw = getattr(dataset, "data", None)
@@ -112,7 +110,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
 
         def before(run: Run, conf: core.Settings) -> core.Later:
             call.arguments["callbacks"], evals = _with_recorder(given.get("callbacks"), run, conf, extra)
-            params = _train_params(call)
+            params = train_params(call, _NOT_LOGGED)
             if conf.log_models and raw is not None and not isinstance(raw, str):
                 extra["sample"] = sample_rows(raw)
             return log_later(run, params) + log_fingerprint_later(run, conf, raw, label) + evals
@@ -123,14 +121,6 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         return core.autologged(FLAVOR, "lightgbm.train", lambda: original(*call.args, **call.kwargs), before, after)
 
     return train
-
-
-def _train_params(call: inspect.BoundArguments) -> dict[str, Any]:
-    """The params of an lgb.train call: its params dict, then its other plain arguments (num_boost_round…)."""
-    params = params_of(dict(call.arguments.get("params") or {}))
-    for name, value in call_params(call, _NOT_LOGGED).items():
-        params.setdefault(name, value)
-    return params
 
 
 def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:

@@ -42,17 +42,18 @@ def params_of(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     return {f"{prefix}{k}": param_value(v) for k, v in values.items()}
 
 
-def call_params(call: inspect.BoundArguments, skip: Collection[str]) -> dict[str, Any]:
-    """A library's train() arguments of plain value (None, bool, number, text), given or by default, except `skip`
-    (the params dict, data, callbacks, functions): logged beside the booster's params, as MLflow's autolog does."""
-    out: dict[str, Any] = {}
+def train_params(call: inspect.BoundArguments, skip: Collection[str]) -> dict[str, Any]:
+    """The params of a boosting library's train() call, as MLflow's autolog logs them: its `params` dict, then its
+    other arguments of plain value (None, bool, number, text), given or by default, except `skip` (data, callbacks,
+    functions): num_boost_round, early_stopping_rounds…"""
+    params = params_of(dict(call.arguments.get("params") or {}))
     for name, p in call.signature.parameters.items():
-        if name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
+        if name == "params" or name in skip or p.kind in (p.VAR_POSITIONAL, p.VAR_KEYWORD):
             continue
         value = call.arguments.get(name, p.default)
         if value is None or isinstance(value, bool | int | float | str):
-            out[name] = param_value(value)
-    return out
+            params.setdefault(name, param_value(value))
+    return params
 
 
 def booster_params_later(run: Run, logged: Mapping[str, Any], notes: Mapping[str, Any] | None) -> list[tuple[str, Any]]:

@@ -4,7 +4,6 @@ metrics, the best iteration, feature importance and the model."""
 from __future__ import annotations
 
 import functools
-import inspect
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -12,7 +11,6 @@ from roost.autologging import core
 from roost.autologging.record import (
     EvalPoints,
     booster_params_later,
-    call_params,
     fingerprint,
     log_evals,
     log_fingerprint_later,
@@ -22,6 +20,7 @@ from roost.autologging.record import (
     params_of,
     read_now,
     sample_rows,
+    train_params,
 )
 
 if TYPE_CHECKING:
@@ -31,7 +30,7 @@ __all__ = ["autolog", "FLAVOR"]
 
 FLAVOR = "xgboost"
 # xgb.train's arguments that are data, functions or callbacks (the rest is logged as params, as MLflow does)
-_NOT_LOGGED = ("params", "dtrain", "evals", "obj", "feval", "evals_result", "xgb_model", "callbacks", "learning_rates")
+_NOT_LOGGED = ("dtrain", "evals", "obj", "feval", "evals_result", "xgb_model", "callbacks", "learning_rates")
 
 
 def autolog(
@@ -120,7 +119,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         given = call.arguments
         inside = core.notes(FLAVOR)
         if inside is not None:  # an XGBoost scikit-learn fit's own train(): its booster params for that fit's run
-            inside["train params"] = _train_params(call)
+            inside["train params"] = train_params(call, _NOT_LOGGED)
             return original(*args, **kwargs)
         dtrain = given.get("dtrain")
         kept: dict[str, Any] = {}
@@ -128,7 +127,7 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         def before(run: Run, conf: core.Settings) -> core.Later:
             recorder = kept["recorder"] = _recorder_class()(run, conf)
             call.arguments["callbacks"] = [*(given.get("callbacks") or []), recorder]
-            params = _train_params(call)
+            params = train_params(call, _NOT_LOGGED)
             fingerprint_step = [] if dtrain is None else _dmatrix_fingerprint_later(run, conf, dtrain)
             evals: core.Later = recorder.points.later()
             return log_later(run, params) + fingerprint_step + evals
@@ -145,14 +144,6 @@ def _wrap_train(original: Callable[..., Any]) -> Callable[..., Any]:
         return core.autologged(FLAVOR, "xgboost.train", lambda: original(*call.args, **call.kwargs), before, after)
 
     return train
-
-
-def _train_params(call: inspect.BoundArguments) -> dict[str, Any]:
-    """The params of an xgb.train call: its params dict, then its other plain arguments (num_boost_round…)."""
-    params = params_of(dict(call.arguments.get("params") or {}))
-    for name, value in call_params(call, _NOT_LOGGED).items():
-        params.setdefault(name, value)
-    return params
 
 
 def _wrap_fit(original: Callable[..., Any]) -> Callable[..., Any]:
