@@ -184,7 +184,7 @@ def train_auto(
     opts = options(cfg)
     primary = PRIMARY[task][0]
     classes = int(labels.dropna().astype(str).nunique()) if task == "multiclass" else 0
-    seconds = budget_seconds(cfg, len(parts[0]) + len(parts[1]) + len(parts[2]), len(spec.columns), classes)
+    seconds = budget_seconds(cfg, len(labels), len(spec.columns), classes)
     if seconds is not None and in_data_parallel_group():  # the other ranks train every child in lockstep: no skipping
         log.info("auto: no time budget under --nproc > 1 (the ranks train every candidate in lockstep)")
         seconds = None
